@@ -1,0 +1,157 @@
+//! A BER-TLV element together with its absolute offset in the package, and
+//! the small value decoders (unsigned INTEGER, UTF8String) the crate needs.
+//!
+//! Offsets matter twice: errors name where the package is wrong, and the
+//! personaliser patches values at exact positions.
+
+use ferrosim_asn1::tlv::Tlv;
+
+use crate::element::ElementKind;
+use crate::error::Error;
+
+/// Deepest nesting of constructed values accepted (SAIP structures stay well below).
+pub(crate) const MAX_DEPTH: usize = 24;
+
+/// A TLV and the offset of its first byte from the start of the package.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Node<'a> {
+    /// The element.
+    pub tlv: Tlv<'a>,
+    /// Offset of its tag from the start of the package.
+    pub offset: usize,
+}
+
+impl<'a> Node<'a> {
+    /// The tag, as [`Tlv::tag`].
+    pub fn tag(&self) -> u32 {
+        self.tlv.tag
+    }
+
+    /// The value bytes.
+    pub fn value(&self) -> &'a [u8] {
+        self.tlv.value
+    }
+
+    /// Offset of the first value byte from the start of the package.
+    pub fn value_offset(&self) -> usize {
+        self.offset + self.tlv.header().len()
+    }
+
+    /// The direct children of a constructed element.
+    pub fn children(&self) -> Result<Vec<Node<'a>>, Error> {
+        sequence(self.tlv.value, self.value_offset())
+    }
+
+    /// The first child with `tag`, if any.
+    pub fn find(&self, tag: u32) -> Result<Option<Node<'a>>, Error> {
+        Ok(self.children()?.into_iter().find(|c| c.tag() == tag))
+    }
+}
+
+/// Splits `bytes` (found at `base` in the package) into consecutive TLVs.
+pub(crate) fn sequence(bytes: &[u8], base: usize) -> Result<Vec<Node<'_>>, Error> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let offset = base + (bytes.len() - rest.len());
+        let (tlv, tail) = Tlv::parse(rest).map_err(|e| Error::tlv(offset, e))?;
+        out.push(Node { tlv, offset });
+        rest = tail;
+    }
+    Ok(out)
+}
+
+/// Checks that every constructed value inside `node` is itself a sequence of
+/// well-formed TLVs, down to `MAX_DEPTH` levels.
+pub(crate) fn check_well_formed(node: &Node<'_>, depth: usize) -> Result<(), Error> {
+    if !node.tlv.is_constructed() {
+        return Ok(());
+    }
+    if depth >= MAX_DEPTH {
+        return Err(Error::NestingTooDeep {
+            offset: node.offset,
+            limit: MAX_DEPTH,
+        });
+    }
+    for child in node.children()? {
+        check_well_formed(&child, depth + 1)?;
+    }
+    Ok(())
+}
+
+/// Decodes a non-negative DER INTEGER of at most 8 significant bytes.
+pub(crate) fn decode_uint(bytes: &[u8]) -> Option<u64> {
+    let (&first, _) = bytes.split_first()?;
+    if first & 0x80 != 0 {
+        return None;
+    }
+    let significant: &[u8] = if first == 0 { &bytes[1..] } else { bytes };
+    if significant.len() > 8 {
+        return None;
+    }
+    Some(
+        significant
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
+    )
+}
+
+/// Reads an unsigned INTEGER field bounded by `max`.
+pub(crate) fn uint_field(
+    node: &Node<'_>,
+    element: ElementKind,
+    field: &'static str,
+    max: u64,
+) -> Result<u64, Error> {
+    match decode_uint(node.value()) {
+        Some(v) if v <= max => Ok(v),
+        _ => Err(Error::InvalidField {
+            element,
+            field,
+            reason: "not an integer in range",
+        }),
+    }
+}
+
+/// The first child with `tag`, or [`Error::MissingField`].
+pub(crate) fn require<'a>(
+    node: &Node<'a>,
+    tag: u32,
+    element: ElementKind,
+    field: &'static str,
+) -> Result<Node<'a>, Error> {
+    node.find(tag)?
+        .ok_or(Error::MissingField { element, field })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint_decoding() {
+        assert_eq!(decode_uint(&[0x03]), Some(3));
+        assert_eq!(decode_uint(&[0x00, 0x81]), Some(129));
+        assert_eq!(decode_uint(&[0x81]), None);
+        assert_eq!(decode_uint(&[]), None);
+        assert_eq!(decode_uint(&[0x01; 9]), None);
+    }
+
+    #[test]
+    fn offsets_are_absolute() {
+        let bytes = [0xA0, 0x05, 0x80, 0x01, 0x02, 0x81, 0x00];
+        let top = sequence(&bytes, 100).unwrap();
+        assert_eq!(top[0].offset, 100);
+        let kids = top[0].children().unwrap();
+        assert_eq!(kids[0].offset, 102);
+        assert_eq!(kids[1].offset, 105);
+        assert_eq!(kids[0].value_offset(), 104);
+        assert!(check_well_formed(&top[0], 0).is_ok());
+        let bad = [0xA0, 0x02, 0x80, 0x05];
+        let top = sequence(&bad, 0).unwrap();
+        assert!(matches!(
+            check_well_formed(&top[0], 0),
+            Err(Error::MalformedTlv { offset: 2, .. })
+        ));
+    }
+}
