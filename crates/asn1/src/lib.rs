@@ -3,10 +3,37 @@
 //! This crate is the one place that knows how SGP.22 / SGP.32 messages look on
 //! the wire:
 //!
+//! - [`rsp`]: SGP.22 v2.5 `RSPDefinitions` (ES8+, ES9+, ES10a/b/c, ES11 messages).
+//! - [`sgp32`]: SGP.32 v1.0 `SGP32Definitions` (ESipa, eUICC packages, IoT ES10).
+//! - [`pe`]: TCA SAIP v3 `PEDefinitions` (profile elements of a profile package).
+//! - [`pkix`]: the RFC 5280 types the others import (`Certificate`,
+//!   `CertificateList`, `Time`, `SubjectKeyIdentifier`, ...).
+//! - [`codec`]: [`encode_der`] / [`decode_der`] for all of the above.
+//! - [`signed`]: the exact signed byte ranges (and their signatures) of received
+//!   messages, cut out without re-encoding.
 //! - [`tlv`]: a zero-copy BER-TLV reader and writer, used wherever bytes must be
 //!   taken exactly as received (signed parts, BPP segments, APDU payloads).
+//!
+//! The ASN.1 types are generated from the official modules in
+//! `testdata/asn1/` (see [`generated`]); [`rasn`] is re-exported so users share
+//! its version.
 //!
 //! It must not do cryptography, I/O or protocol decisions: it only turns bytes
 //! into values and back.
 
+pub mod codec;
+mod error;
+pub mod generated;
+pub mod signed;
 pub mod tlv;
+
+pub use codec::{decode_der, decode_der_prefix, encode_der};
+pub use error::Error;
+pub use generated::{pe, rsp, sgp32};
+pub use rasn;
+
+/// RFC 5280 types (PKIX1Explicit88 and PKIX1Implicit88 together).
+pub mod pkix {
+    pub use crate::generated::pkix_explicit88::*;
+    pub use crate::generated::pkix_implicit88::*;
+}

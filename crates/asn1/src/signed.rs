@@ -1,0 +1,1 @@
+//! Signed parts of received messages (in progress).
