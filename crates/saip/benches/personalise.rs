@@ -33,7 +33,9 @@ fn bench(c: &mut Criterion) {
             package.personalised(black_box(&p))
         })
     });
-    c.bench_function("saip/summary 12KB package", |b| b.iter(|| package.summary()));
+    c.bench_function("saip/summary 12KB package", |b| {
+        b.iter(|| package.summary())
+    });
 }
 
 criterion_group!(benches, bench);

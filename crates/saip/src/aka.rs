@@ -121,7 +121,10 @@ pub(crate) fn decode<'a>(element: &Node<'a>) -> Result<AkaNodes<'a>, Error> {
         0xA1 => {
             let id = require(&choice, 0x80, EL, "algorithmID")?;
             let algorithm = AkaAlgorithm::from_id(uint_field(&id, EL, "algorithmID", u64::MAX)?);
-            let options = one_byte(&require(&choice, 0x81, EL, "algorithmOptions")?, "algorithmOptions")?;
+            let options = one_byte(
+                &require(&choice, 0x81, EL, "algorithmOptions")?,
+                "algorithmOptions",
+            )?;
             let key = require(&choice, 0x82, EL, "key")?;
             let opc = require(&choice, 0x83, EL, "opc")?;
             Ok(AkaNodes {
@@ -136,7 +139,10 @@ pub(crate) fn decode<'a>(element: &Node<'a>) -> Result<AkaNodes<'a>, Error> {
             })
         }
         0xA0 => {
-            let options = one_byte(&require(&choice, 0x80, EL, "mappingOptions")?, "mappingOptions")?;
+            let options = one_byte(
+                &require(&choice, 0x80, EL, "mappingOptions")?,
+                "mappingOptions",
+            )?;
             let source = require(&choice, 0x81, EL, "mappingSource")?;
             Ok(AkaNodes {
                 parameters: AkaParameters::Mapping {

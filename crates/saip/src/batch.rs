@@ -11,7 +11,9 @@ use crate::personalise::Personalisation;
 use crate::secrets::{AdmKey, Key128, Pin, Puk};
 
 /// The columns a batch file may have; the first four are required.
-const COLUMNS: [&str; 9] = ["iccid", "imsi", "ki", "opc", "pin1", "puk1", "pin2", "puk2", "adm1"];
+const COLUMNS: [&str; 9] = [
+    "iccid", "imsi", "ki", "opc", "pin1", "puk1", "pin2", "puk2", "adm1",
+];
 const REQUIRED: usize = 4;
 
 /// Parses a batch file into one [`Personalisation`] per data row.
@@ -77,11 +79,26 @@ pub fn parse_batch(input: &str) -> Result<Vec<Personalisation>, Error> {
         let mut p = Personalisation::new(iccid);
         p.k = Some(Key128::from_hex("Ki", required(2)?).map_err(wrap(2))?);
         p.opc = Some(Key128::from_hex("OPc", required(3)?).map_err(wrap(3))?);
-        p.pin1 = cell(4).map(|v| Pin::new("PIN1", v)).transpose().map_err(wrap(4))?;
-        p.puk1 = cell(5).map(|v| Puk::new("PUK1", v)).transpose().map_err(wrap(5))?;
-        p.pin2 = cell(6).map(|v| Pin::new("PIN2", v)).transpose().map_err(wrap(6))?;
-        p.puk2 = cell(7).map(|v| Puk::new("PUK2", v)).transpose().map_err(wrap(7))?;
-        p.adm1 = cell(8).map(|v| AdmKey::new("ADM1", v)).transpose().map_err(wrap(8))?;
+        p.pin1 = cell(4)
+            .map(|v| Pin::new("PIN1", v))
+            .transpose()
+            .map_err(wrap(4))?;
+        p.puk1 = cell(5)
+            .map(|v| Puk::new("PUK1", v))
+            .transpose()
+            .map_err(wrap(5))?;
+        p.pin2 = cell(6)
+            .map(|v| Pin::new("PIN2", v))
+            .transpose()
+            .map_err(wrap(6))?;
+        p.puk2 = cell(7)
+            .map(|v| Puk::new("PUK2", v))
+            .transpose()
+            .map_err(wrap(7))?;
+        p.adm1 = cell(8)
+            .map(|v| AdmKey::new("ADM1", v))
+            .transpose()
+            .map_err(wrap(8))?;
         if let Some(first_line) = seen_iccid.insert(p.iccid.as_str().to_owned(), line) {
             return Err(Error::BatchDuplicateIccid { line, first_line });
         }
@@ -98,7 +115,9 @@ fn syntax(e: &csv::Error, line: u64) -> Error {
     Error::BatchSyntax {
         line,
         reason: match e.kind() {
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => {
                 format!("row has {len} field(s), the header has {expected_len}")
             }
             csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_owned(),
@@ -121,7 +140,10 @@ mod tests {
         let rows = parse_batch(GOOD).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].iccid.as_str(), "8949449999999990049");
-        assert_eq!(rows[0].pin1.as_ref().unwrap().as_bytes(), b"1234\xFF\xFF\xFF\xFF");
+        assert_eq!(
+            rows[0].pin1.as_ref().unwrap().as_bytes(),
+            b"1234\xFF\xFF\xFF\xFF"
+        );
         assert!(rows[0].pin2.is_none());
         assert_eq!(rows[1].imsi.as_ref().unwrap().mnc(), Some("01"));
         assert!(rows[1].pin1.is_none());
@@ -142,37 +164,63 @@ mod tests {
             parse_batch("iccid,imsi,ki,opc,iccid\n"),
             Err(Error::BatchHeader { .. })
         ));
-        assert_eq!(parse_batch("").unwrap_err(), Error::BatchMissingColumn { column: "iccid" });
+        assert_eq!(
+            parse_batch("").unwrap_err(),
+            Error::BatchMissingColumn { column: "iccid" }
+        );
     }
 
     #[test]
     fn row_errors_carry_line_numbers() {
         let bad_check = "iccid,imsi,ki,opc\n8949449999999990048,001010123456063,000102030405060708090a0b0c0d0e0f,00112233445566778899aabbccddeeff\n";
         match parse_batch(bad_check) {
-            Err(Error::BatchValue { line: 2, column: "iccid", source }) => {
-                assert_eq!(*source, Error::IccidCheckDigit { expected: 9, found: 8 });
+            Err(Error::BatchValue {
+                line: 2,
+                column: "iccid",
+                source,
+            }) => {
+                assert_eq!(
+                    *source,
+                    Error::IccidCheckDigit {
+                        expected: 9,
+                        found: 8
+                    }
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
         let short_key = "iccid,imsi,ki,opc\n8949449999999990049,001010123456063,0001,00112233445566778899aabbccddeeff\n";
         assert!(matches!(
             parse_batch(short_key),
-            Err(Error::BatchValue { line: 2, column: "ki", .. })
+            Err(Error::BatchValue {
+                line: 2,
+                column: "ki",
+                ..
+            })
         ));
         let missing = "iccid,imsi,ki,opc\n8949449999999990049,,0001,00\n";
         assert_eq!(
             parse_batch(missing),
-            Err(Error::BatchEmptyValue { line: 2, column: "imsi" })
+            Err(Error::BatchEmptyValue {
+                line: 2,
+                column: "imsi"
+            })
         );
         let ragged = "iccid,imsi,ki,opc\n1,2\n";
-        assert!(matches!(parse_batch(ragged), Err(Error::BatchSyntax { line: 2, .. })));
+        assert!(matches!(
+            parse_batch(ragged),
+            Err(Error::BatchSyntax { line: 2, .. })
+        ));
         let dup = format!(
             "{}8949449999999990049,001010123456064,000102030405060708090a0b0c0d0e0f,00112233445566778899aabbccddeeff,,\n",
             GOOD
         );
         assert_eq!(
             parse_batch(&dup),
-            Err(Error::BatchDuplicateIccid { line: 5, first_line: 2 })
+            Err(Error::BatchDuplicateIccid {
+                line: 5,
+                first_line: 2
+            })
         );
     }
 }

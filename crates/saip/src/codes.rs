@@ -50,7 +50,10 @@ impl fmt::Debug for PinEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PinEntry")
             .field("context", &self.context)
-            .field("key_reference", &format_args!("{:#04X}", self.key_reference))
+            .field(
+                "key_reference",
+                &format_args!("{:#04X}", self.key_reference),
+            )
             .field("value", &"<redacted>")
             .field("unblocking_reference", &self.unblocking_reference)
             .field("attributes", &self.attributes)
@@ -83,7 +86,10 @@ impl PukEntry {
 impl fmt::Debug for PukEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PukEntry")
-            .field("key_reference", &format_args!("{:#04X}", self.key_reference))
+            .field(
+                "key_reference",
+                &format_args!("{:#04X}", self.key_reference),
+            )
             .field("value", &"<redacted>")
             .field("max_attempts", &self.max_attempts)
             .field("retries_left", &self.retries_left)
@@ -112,7 +118,11 @@ pub(crate) fn decode_pins<'a>(
     };
     let mut out = Vec::new();
     for config in list.children()? {
-        let key_reference = small_uint(&require(&config, 0x80, EL, "keyReference")?, EL, "keyReference")?;
+        let key_reference = small_uint(
+            &require(&config, 0x80, EL, "keyReference")?,
+            EL,
+            "keyReference",
+        )?;
         let value = require(&config, 0x81, EL, "pinValue")?;
         let unblocking_reference = match config.find(0x82)? {
             Some(n) => Some(small_uint(&n, EL, "unblockingPINReference")?),
@@ -148,7 +158,11 @@ pub(crate) fn decode_puks<'a>(element: &Node<'a>) -> Result<Vec<CodeNode<'a, Puk
     let list = require(element, 0xA1, EL, "pukCodes")?;
     let mut out = Vec::new();
     for config in list.children()? {
-        let key_reference = small_uint(&require(&config, 0x80, EL, "keyReference")?, EL, "keyReference")?;
+        let key_reference = small_uint(
+            &require(&config, 0x80, EL, "keyReference")?,
+            EL,
+            "keyReference",
+        )?;
         let value = require(&config, 0x81, EL, "pukValue")?;
         let attempts = match config.find(0x82)? {
             Some(n) => small_uint(&n, EL, "maxNumOfAttemps-retryNumLeft")?,

@@ -282,14 +282,20 @@ mod tests {
         assert_eq!(ElementKind::from_tag(0xBD), Some(ElementKind::DfSaip));
         assert_eq!(ElementKind::from_tag(0xBF1F), Some(ElementKind::Df5gProse));
         assert_eq!(ElementKind::from_tag(0xBF21), Some(ElementKind::OptIot));
-        assert_eq!(ElementKind::from_tag(0xBF22), Some(ElementKind::Unknown(34)));
+        assert_eq!(
+            ElementKind::from_tag(0xBF22),
+            Some(ElementKind::Unknown(34))
+        );
         assert_eq!(ElementKind::from_tag(0x30), None);
         assert_eq!(ElementKind::from_tag(0x80), None);
         for kind in KINDS {
             assert_eq!(ElementKind::from_tag(kind.tag()), Some(kind), "{kind}");
         }
         assert_eq!(ElementKind::Unknown(200).tag(), 0xBF8148);
-        assert_eq!(ElementKind::from_tag(0xBF8148), Some(ElementKind::Unknown(200)));
+        assert_eq!(
+            ElementKind::from_tag(0xBF8148),
+            Some(ElementKind::Unknown(200))
+        );
     }
 
     #[test]

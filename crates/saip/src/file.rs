@@ -42,7 +42,10 @@ pub(crate) mod field {
 const MAX_FILE_EXTENT: usize = 1 << 20;
 
 /// The `File` field at position `index` of a template element, if present.
-pub(crate) fn template_file<'a>(element: &Node<'a>, index: u32) -> Result<Option<FileView<'a>>, Error> {
+pub(crate) fn template_file<'a>(
+    element: &Node<'a>,
+    index: u32,
+) -> Result<Option<FileView<'a>>, Error> {
     let tag = constructed_context_tag(index);
     match element.find(tag)? {
         Some(node) => FileView::parse(node).map(Some),
@@ -78,12 +81,12 @@ impl<'a> FileView<'a> {
                 0x80 => view.do_not_create = true,
                 0xA1 => view.fcp = Some(child),
                 0x82 => {
-                    let step = decode_uint(child.value())
-                        .filter(|v| *v <= 0xFFFF)
-                        .ok_or(Error::MalformedFile {
+                    let step = decode_uint(child.value()).filter(|v| *v <= 0xFFFF).ok_or(
+                        Error::MalformedFile {
                             offset: child.offset,
                             reason: "fillFileOffset is not a UInt16",
-                        })?;
+                        },
+                    )?;
                     pos += step as usize;
                     if pos > MAX_FILE_EXTENT {
                         return Err(Error::MalformedFile {
@@ -148,7 +151,11 @@ impl<'a> FileView<'a> {
         };
         for item in fcp.children()? {
             match item.tag() {
-                0x80 => info.size = decode_uint(item.value()).map(|v| v as usize).filter(|v| *v <= 0xFFFF),
+                0x80 => {
+                    info.size = decode_uint(item.value())
+                        .map(|v| v as usize)
+                        .filter(|v| *v <= 0xFFFF)
+                }
                 0x82 => {
                     let d = item.value();
                     // Linear fixed or cyclic EF: record length in bytes 3..4.
@@ -159,8 +166,12 @@ impl<'a> FileView<'a> {
                 0xA5 => {
                     for p in item.children()? {
                         match p.tag() {
-                            0xC1 if !p.value().is_empty() => info.pattern = Some((p.value().to_vec(), false)),
-                            0xC2 if !p.value().is_empty() => info.pattern = Some((p.value().to_vec(), true)),
+                            0xC1 if !p.value().is_empty() => {
+                                info.pattern = Some((p.value().to_vec(), false))
+                            }
+                            0xC2 if !p.value().is_empty() => {
+                                info.pattern = Some((p.value().to_vec(), true))
+                            }
                             _ => {}
                         }
                     }
@@ -214,21 +225,29 @@ mod tests {
         bytes[1] = (bytes.len() - 2) as u8;
         let f = file(&bytes);
         assert!(f.has_content());
-        assert_eq!(f.content().unwrap().unwrap(), vec![0xFF, 0xFF, 1, 2, 0xFF, 3]);
+        assert_eq!(
+            f.content().unwrap().unwrap(),
+            vec![0xFF, 0xFF, 1, 2, 0xFF, 3]
+        );
     }
 
     #[test]
     fn fill_pattern_without_size() {
-        let bytes = [0xAD, 0x09, 0xA1, 0x07, 0xA5, 0x05, 0xC1, 0x03, 0x01, 0x47, 0xFF];
-        assert_eq!(file(&bytes).content().unwrap().unwrap(), vec![0x01, 0x47, 0xFF]);
+        let bytes = [
+            0xAD, 0x09, 0xA1, 0x07, 0xA5, 0x05, 0xC1, 0x03, 0x01, 0x47, 0xFF,
+        ];
+        assert_eq!(
+            file(&bytes).content().unwrap().unwrap(),
+            vec![0x01, 0x47, 0xFF]
+        );
     }
 
     #[test]
     fn repeat_pattern_per_record() {
         // Linear fixed, record length 3, size 6, repeat pattern AB.
         let bytes = [
-            0xA1, 0x11, 0xA1, 0x0F, 0x82, 0x04, 0x42, 0x21, 0x00, 0x03, 0x80, 0x01, 0x06, 0xA5, 0x04,
-            0xC2, 0x02, 0xAB, 0xCD,
+            0xA1, 0x11, 0xA1, 0x0F, 0x82, 0x04, 0x42, 0x21, 0x00, 0x03, 0x80, 0x01, 0x06, 0xA5,
+            0x04, 0xC2, 0x02, 0xAB, 0xCD,
         ];
         assert_eq!(
             file(&bytes).content().unwrap().unwrap(),

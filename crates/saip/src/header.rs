@@ -56,11 +56,22 @@ impl ProfileHeader {
 
     /// Decodes the header element (outer tag `A0`).
     pub(crate) fn decode(node: &Node<'_>) -> Result<Self, Error> {
-        let major_version = uint_field(&require(node, 0x80, EL, "major-version")?, EL, "major-version", 255)? as u8;
-        let minor_version = uint_field(&require(node, 0x81, EL, "minor-version")?, EL, "minor-version", 255)? as u8;
+        let major_version = uint_field(
+            &require(node, 0x80, EL, "major-version")?,
+            EL,
+            "major-version",
+            255,
+        )? as u8;
+        let minor_version = uint_field(
+            &require(node, 0x81, EL, "minor-version")?,
+            EL,
+            "minor-version",
+            255,
+        )? as u8;
         let profile_type = match node.find(0x82)? {
             Some(n) => Some(
-                String::from_utf8(n.value().to_vec()).map_err(|_| invalid("profileType", "not UTF-8"))?,
+                String::from_utf8(n.value().to_vec())
+                    .map_err(|_| invalid("profileType", "not UTF-8"))?,
             ),
             None => None,
         };
@@ -79,7 +90,10 @@ impl ProfileHeader {
         let mut mandatory_gfste = Vec::new();
         for oid in require(node, 0xA6, EL, "eUICC-Mandatory-GFSTEList")?.children()? {
             if oid.tag() != 0x06 {
-                return Err(invalid("eUICC-Mandatory-GFSTEList", "entry is not an OBJECT IDENTIFIER"));
+                return Err(invalid(
+                    "eUICC-Mandatory-GFSTEList",
+                    "entry is not an OBJECT IDENTIFIER",
+                ));
             }
             let parsed = ObjectIdentifier::from_bytes(oid.value())
                 .map_err(|_| invalid("eUICC-Mandatory-GFSTEList", "malformed OBJECT IDENTIFIER"))?;
@@ -202,7 +216,10 @@ const SERVICES: [(KnownService, &str); 30] = [
     (KnownService::SuciCalculatorApi, "suciCalculatorApi"),
     (KnownService::DnsResolution, "dns-resolution"),
     (KnownService::Scp11ac, "scp11ac"),
-    (KnownService::Scp11cAuthorizationMechanism, "scp11c-authorization-mechanism"),
+    (
+        KnownService::Scp11cAuthorizationMechanism,
+        "scp11c-authorization-mechanism",
+    ),
     (KnownService::S16mode, "s16mode"),
     (KnownService::Eaka, "eaka"),
 ];
@@ -215,7 +232,10 @@ impl Service {
         } else if tag & 0xFF00 == 0x9F00 && tag & 0x80 == 0 {
             tag & 0x7F
         } else {
-            return Err(invalid("eUICC-Mandatory-services", "entry is not a context-tagged NULL"));
+            return Err(invalid(
+                "eUICC-Mandatory-services",
+                "entry is not a context-tagged NULL",
+            ));
         };
         Ok(match SERVICES.get(number as usize) {
             Some((known, _)) => Service::Known(*known),
@@ -250,7 +270,10 @@ mod tests {
 
     #[test]
     fn service_tags() {
-        assert_eq!(Service::from_tag(0x81).unwrap(), Service::Known(KnownService::Usim));
+        assert_eq!(
+            Service::from_tag(0x81).unwrap(),
+            Service::Known(KnownService::Usim)
+        );
         assert_eq!(
             Service::from_tag(0x91).unwrap(),
             Service::Known(KnownService::UsimTestAlgorithm)

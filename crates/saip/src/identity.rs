@@ -336,7 +336,10 @@ mod tests {
             Iccid::new("894944999999999004"),
             Err(Error::IccidLength { found: 18, .. })
         ));
-        assert_eq!(Iccid::new("894944999999999004a"), Err(Error::IccidNotDigits));
+        assert_eq!(
+            Iccid::new("894944999999999004a"),
+            Err(Error::IccidNotDigits)
+        );
         assert_eq!(Iccid::from_body("894944999999999004").unwrap(), iccid);
         assert!(Iccid::from_body("89494499999999900").is_err());
     }
@@ -353,7 +356,10 @@ mod tests {
             [0x89, 0x49, 0x44, 0x99, 0x99, 0x99, 0x99, 0x90, 0x04, 0x9F]
         );
         assert_eq!(Iccid::from_bcd(&iccid.to_bcd()).unwrap(), iccid);
-        assert_eq!(Iccid::from_header_bcd(&iccid.to_header_bcd()).unwrap(), iccid);
+        assert_eq!(
+            Iccid::from_header_bcd(&iccid.to_header_bcd()).unwrap(),
+            iccid
+        );
         let twenty = Iccid::new("89000123456789012341").unwrap();
         assert_eq!(Iccid::from_bcd(&twenty.to_bcd()).unwrap(), twenty);
         assert_eq!(Iccid::from_bcd(&[0x98, 0xA4]), Err(Error::IccidBcd));

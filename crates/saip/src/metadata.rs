@@ -5,9 +5,9 @@
 //! of the profile type, not package content.
 
 use crate::error::Error;
+use crate::identity::Iccid;
 use crate::package::ProfilePackage;
 use crate::summary::ProfileSummary;
-use crate::identity::Iccid;
 
 /// SGP.22 `profileClass`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -225,16 +225,25 @@ mod tests {
             Err(Error::DuplicateHeader { index: 1 })
         );
         let early = [header_bytes(), end_bytes(1), end_bytes(2)].concat();
-        assert_eq!(ProfilePackage::parse(&early), Err(Error::EarlyEnd { index: 1 }));
+        assert_eq!(
+            ProfilePackage::parse(&early),
+            Err(Error::EarlyEnd { index: 1 })
+        );
         let no_pe_header = [header_bytes(), vec![0xAA, 0x00]].concat();
         assert!(matches!(
             ProfilePackage::parse(&no_pe_header),
-            Err(Error::MissingField { field: "PEHeader", .. })
+            Err(Error::MissingField {
+                field: "PEHeader",
+                ..
+            })
         ));
         let primitive = [header_bytes(), vec![0x80, 0x00], end_bytes(1)].concat();
         assert!(matches!(
             ProfilePackage::parse(&primitive),
-            Err(Error::NotAProfileElement { index: 1, tag: 0x80 })
+            Err(Error::NotAProfileElement {
+                index: 1,
+                tag: 0x80
+            })
         ));
     }
 }

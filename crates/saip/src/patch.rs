@@ -47,7 +47,12 @@ pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8
 
 /// Writes `seq` (found at `base`) to `out` with the patches inside it
 /// applied; returns how many patches were applied.
-fn rebuild(seq: &[u8], base: usize, patches: &[ValuePatch], out: &mut Vec<u8>) -> Result<usize, Error> {
+fn rebuild(
+    seq: &[u8],
+    base: usize,
+    patches: &[ValuePatch],
+    out: &mut Vec<u8>,
+) -> Result<usize, Error> {
     let mut applied = 0;
     for node in sequence(seq, base)? {
         let start = node.offset;
@@ -124,7 +129,14 @@ mod tests {
     #[test]
     fn same_length_patch_is_in_place() {
         let bytes = sample();
-        let out = apply(&bytes, vec![ValuePatch { tlv_offset: 2, value: vec![9, 9] }]).unwrap();
+        let out = apply(
+            &bytes,
+            vec![ValuePatch {
+                tlv_offset: 2,
+                value: vec![9, 9],
+            }],
+        )
+        .unwrap();
         let mut expected = bytes.clone();
         expected[4] = 9;
         expected[5] = 9;
@@ -134,7 +146,14 @@ mod tests {
     #[test]
     fn length_changes_propagate() {
         let bytes = sample();
-        let out = apply(&bytes, vec![ValuePatch { tlv_offset: 6, value: vec![7; 200] }]).unwrap();
+        let out = apply(
+            &bytes,
+            vec![ValuePatch {
+                tlv_offset: 6,
+                value: vec![7; 200],
+            }],
+        )
+        .unwrap();
         let inner = [tlv(0x80, &[1, 2]), tlv(0x81, &[7; 200])].concat();
         assert_eq!(out, [tlv(0xA0, &inner), tlv(0xAA, &[0x80, 0x00])].concat());
     }
@@ -143,15 +162,27 @@ mod tests {
     fn bad_targets_are_refused() {
         let bytes = sample();
         assert_eq!(
-            apply(&bytes, vec![ValuePatch { tlv_offset: 3, value: vec![] }]),
+            apply(
+                &bytes,
+                vec![ValuePatch {
+                    tlv_offset: 3,
+                    value: vec![]
+                }]
+            ),
             Err(Error::PatchTarget { offset: 3 })
         );
         assert_eq!(
             apply(
                 &bytes,
                 vec![
-                    ValuePatch { tlv_offset: 0, value: vec![] },
-                    ValuePatch { tlv_offset: 2, value: vec![] }
+                    ValuePatch {
+                        tlv_offset: 0,
+                        value: vec![]
+                    },
+                    ValuePatch {
+                        tlv_offset: 2,
+                        value: vec![]
+                    }
                 ]
             ),
             Err(Error::PatchTarget { offset: 2 })

@@ -93,17 +93,31 @@ impl ProfilePackage {
                     patches.push(ValuePatch::new(&iccid, p.iccid.to_header_bcd().to_vec()));
                 }
                 ElementKind::Mf => {
-                    targets.ef_iccid |= replace_file(node, field::MF_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
+                    targets.ef_iccid |=
+                        replace_file(node, field::MF_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
                 }
                 ElementKind::Iot => {
-                    targets.ef_iccid |= replace_file(node, field::IOT_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
+                    targets.ef_iccid |=
+                        replace_file(node, field::IOT_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
                     if let Some(imsi) = &p.imsi {
-                        targets.ef_imsi |= write_imsi(node, field::IOT_EF_IMSI, field::IOT_EF_AD, imsi, &mut patches)?;
+                        targets.ef_imsi |= write_imsi(
+                            node,
+                            field::IOT_EF_IMSI,
+                            field::IOT_EF_AD,
+                            imsi,
+                            &mut patches,
+                        )?;
                     }
                 }
                 ElementKind::Usim => {
                     if let Some(imsi) = &p.imsi {
-                        targets.ef_imsi |= write_imsi(node, field::USIM_EF_IMSI, field::USIM_EF_AD, imsi, &mut patches)?;
+                        targets.ef_imsi |= write_imsi(
+                            node,
+                            field::USIM_EF_IMSI,
+                            field::USIM_EF_AD,
+                            imsi,
+                            &mut patches,
+                        )?;
                     }
                 }
                 ElementKind::AkaParameter => {
@@ -121,9 +135,15 @@ impl ProfilePackage {
                 ElementKind::PinCodes => {
                     for code in codes::decode_pins(node, None)? {
                         let value = match code.entry.key_reference {
-                            KEY_REF_PIN1 => p.pin1.as_ref().map(|v| (v.as_bytes(), &mut targets.pin1)),
-                            KEY_REF_PIN2 => p.pin2.as_ref().map(|v| (v.as_bytes(), &mut targets.pin2)),
-                            KEY_REF_ADM1 => p.adm1.as_ref().map(|v| (v.as_bytes(), &mut targets.adm1)),
+                            KEY_REF_PIN1 => {
+                                p.pin1.as_ref().map(|v| (v.as_bytes(), &mut targets.pin1))
+                            }
+                            KEY_REF_PIN2 => {
+                                p.pin2.as_ref().map(|v| (v.as_bytes(), &mut targets.pin2))
+                            }
+                            KEY_REF_ADM1 => {
+                                p.adm1.as_ref().map(|v| (v.as_bytes(), &mut targets.adm1))
+                            }
                             _ => None,
                         };
                         if let Some((bytes, found)) = value {
@@ -135,8 +155,12 @@ impl ProfilePackage {
                 ElementKind::PukCodes => {
                     for code in codes::decode_puks(node)? {
                         let value = match code.entry.key_reference {
-                            KEY_REF_PIN1 => p.puk1.as_ref().map(|v| (v.as_bytes(), &mut targets.puk1)),
-                            KEY_REF_PIN2 => p.puk2.as_ref().map(|v| (v.as_bytes(), &mut targets.puk2)),
+                            KEY_REF_PIN1 => {
+                                p.puk1.as_ref().map(|v| (v.as_bytes(), &mut targets.puk1))
+                            }
+                            KEY_REF_PIN2 => {
+                                p.puk2.as_ref().map(|v| (v.as_bytes(), &mut targets.puk2))
+                            }
                             _ => None,
                         };
                         if let Some((bytes, found)) = value {
@@ -175,8 +199,16 @@ impl Targets {
     fn check(&self, p: &Personalisation) -> Result<(), Error> {
         let missing = [
             (true, self.ef_iccid, "EF.ICCID (mf or iot element)"),
-            (p.imsi.is_some(), self.ef_imsi, "EF.IMSI (usim or iot element)"),
-            (p.k.is_some() || p.opc.is_some(), self.algo, "akaParameter with algoParameter"),
+            (
+                p.imsi.is_some(),
+                self.ef_imsi,
+                "EF.IMSI (usim or iot element)",
+            ),
+            (
+                p.k.is_some() || p.opc.is_some(),
+                self.algo,
+                "akaParameter with algoParameter",
+            ),
             (p.pin1.is_some(), self.pin1, "PIN1 (key reference 01)"),
             (p.pin2.is_some(), self.pin2, "PIN2 (key reference 81)"),
             (p.adm1.is_some(), self.adm1, "ADM1 (key reference 0A)"),
@@ -193,7 +225,12 @@ impl Targets {
 /// Replaces the whole content of the template file `index` of `element`:
 /// its fill entries give way to one `fillFileContent`; `doNotCreate` and the
 /// FCP stay as they are. Returns whether the file field exists.
-fn replace_file(element: &Node<'_>, index: u32, content: &[u8], patches: &mut Vec<ValuePatch>) -> Result<bool, Error> {
+fn replace_file(
+    element: &Node<'_>,
+    index: u32,
+    content: &[u8],
+    patches: &mut Vec<ValuePatch>,
+) -> Result<bool, Error> {
     let Some(file) = template_file(element, index)? else {
         return Ok(false);
     };

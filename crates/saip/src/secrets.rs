@@ -256,9 +256,15 @@ mod tests {
             Pin::new("PIN1", "12a4"),
             Err(Error::CodeNotDigits { field: "PIN1" })
         );
-        assert_eq!(Puk::new("PUK1", "12345678").unwrap().as_bytes(), b"12345678");
+        assert_eq!(
+            Puk::new("PUK1", "12345678").unwrap().as_bytes(),
+            b"12345678"
+        );
         assert!(Puk::new("PUK1", "1234567").is_err());
-        assert_eq!(AdmKey::new("ADM1", "55555555").unwrap().as_bytes(), b"55555555");
+        assert_eq!(
+            AdmKey::new("ADM1", "55555555").unwrap().as_bytes(),
+            b"55555555"
+        );
         assert_eq!(
             AdmKey::new("ADM1", "0102030405060708").unwrap().as_bytes(),
             &[1, 2, 3, 4, 5, 6, 7, 8]
@@ -267,7 +273,10 @@ mod tests {
             AdmKey::new("ADM1", "010203040506070z"),
             Err(Error::InvalidHex { field: "ADM1" })
         );
-        assert_eq!(decode_code_digits(b"0000\xFF\xFF\xFF\xFF").as_deref(), Some("0000"));
+        assert_eq!(
+            decode_code_digits(b"0000\xFF\xFF\xFF\xFF").as_deref(),
+            Some("0000")
+        );
         assert_eq!(decode_code_digits(&[1, 2, 3, 4, 5, 6, 7, 8]), None);
         assert_eq!(decode_code_digits(b"12\xFF3\xFF\xFF\xFF\xFF"), None);
     }

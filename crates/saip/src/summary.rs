@@ -87,9 +87,11 @@ impl ProfileSummary {
                     }
                 }
                 ElementKind::AkaParameter => summary.aka.push(aka::decode(&node)?.parameters),
-                ElementKind::PinCodes => summary
-                    .pins
-                    .extend(codes::decode_pins(&node, context)?.into_iter().map(|c| c.entry)),
+                ElementKind::PinCodes => summary.pins.extend(
+                    codes::decode_pins(&node, context)?
+                        .into_iter()
+                        .map(|c| c.entry),
+                ),
                 ElementKind::PukCodes => summary
                     .puks
                     .extend(codes::decode_puks(&node)?.into_iter().map(|c| c.entry)),
@@ -138,20 +140,26 @@ impl ProfileSummary {
         if self.ef_iccid.is_none()
             && let Some(content) = filled_content_of(element, index)?
         {
-            let digits = swapped_bcd_digits(content.get(..10).unwrap_or(&content)).map_err(|_| {
-                Error::InvalidField {
-                    element: ElementKind::Mf,
-                    field: "ef-iccid",
-                    reason: "content is not BCD digits",
-                }
-            })?;
+            let digits =
+                swapped_bcd_digits(content.get(..10).unwrap_or(&content)).map_err(|_| {
+                    Error::InvalidField {
+                        element: ElementKind::Mf,
+                        field: "ef-iccid",
+                        reason: "content is not BCD digits",
+                    }
+                })?;
             // All-F content is a placeholder left for personalisation.
             self.ef_iccid = (!digits.is_empty()).then_some(digits);
         }
         Ok(())
     }
 
-    fn read_imsi(&mut self, element: &Node<'_>, imsi_index: u32, ad_index: u32) -> Result<(), Error> {
+    fn read_imsi(
+        &mut self,
+        element: &Node<'_>,
+        imsi_index: u32,
+        ad_index: u32,
+    ) -> Result<(), Error> {
         if self.imsi.is_some() {
             return Ok(());
         }
@@ -213,7 +221,11 @@ impl fmt::Debug for ProfileSummary {
             .field("version", &self.version)
             .field(
                 "services",
-                &self.services.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
             )
             .field("aka", &self.aka)
             .field("pins", &self.pins)

@@ -146,7 +146,9 @@ mod tests {
     #[test]
     fn spn_gsm_alphabet() {
         // The TS.48 EF.SPN fill pattern: display condition 01, "GSMA_TEST".
-        let content = [0x01, 0x47, 0x53, 0x4D, 0x41, 0x11, 0x54, 0x45, 0x53, 0x54, 0xFF, 0xFF];
+        let content = [
+            0x01, 0x47, 0x53, 0x4D, 0x41, 0x11, 0x54, 0x45, 0x53, 0x54, 0xFF, 0xFF,
+        ];
         assert_eq!(decode_spn(&content).as_deref(), Some("GSMA_TEST"));
         assert_eq!(decode_spn(&[0x00, 0xFF, 0xFF]), None);
         assert_eq!(decode_alpha(&[0x1B, 0x65]).as_deref(), Some("€"));
@@ -160,7 +162,10 @@ mod tests {
             Some("AА")
         );
         // 0x81: 2 chars, base 0x0410 >> 7 = 0x08 -> base 0x400; 0x90 -> U+0410.
-        assert_eq!(decode_alpha(&[0x81, 0x02, 0x08, 0x41, 0x90]).as_deref(), Some("AА"));
+        assert_eq!(
+            decode_alpha(&[0x81, 0x02, 0x08, 0x41, 0x90]).as_deref(),
+            Some("AА")
+        );
         assert_eq!(
             decode_alpha(&[0x82, 0x02, 0x04, 0x00, 0x41, 0x90]).as_deref(),
             Some("AА")

@@ -15,10 +15,23 @@ fn packages_split_into_elements() {
     for f in common::fixtures() {
         let package = ProfilePackage::parse(&f.bytes).unwrap_or_else(|e| panic!("{}: {e}", f.name));
         let elements: Vec<_> = package.elements().collect();
-        assert_eq!(elements.first().map(|e| e.kind), Some(ElementKind::Header), "{}", f.name);
-        assert_eq!(elements.last().map(|e| e.kind), Some(ElementKind::End), "{}", f.name);
+        assert_eq!(
+            elements.first().map(|e| e.kind),
+            Some(ElementKind::Header),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            elements.last().map(|e| e.kind),
+            Some(ElementKind::End),
+            "{}",
+            f.name
+        );
         // The elements tile the package exactly.
-        let joined: Vec<u8> = elements.iter().flat_map(|e| e.raw.iter().copied()).collect();
+        let joined: Vec<u8> = elements
+            .iter()
+            .flat_map(|e| e.raw.iter().copied())
+            .collect();
         assert_eq!(joined, f.bytes, "{}", f.name);
         for e in &elements {
             assert_eq!(&f.bytes[e.offset..e.offset + e.raw.len()], e.raw);
@@ -47,13 +60,27 @@ fn packages_split_into_elements() {
         // Every element but the header carries a distinct PE identification.
         let ids: Vec<_> = elements.iter().skip(1).map(|e| e.identification).collect();
         assert!(ids.iter().all(Option::is_some), "{}", f.name);
-        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "{}", f.name);
-        assert_eq!(package.elements_of(ElementKind::AkaParameter).count(), 2, "{}", f.name);
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            ids.len(),
+            "{}",
+            f.name
+        );
+        assert_eq!(
+            package.elements_of(ElementKind::AkaParameter).count(),
+            2,
+            "{}",
+            f.name
+        );
         println!(
             "{}: {} elements: {}",
             f.name,
             package.len(),
-            elements.iter().map(|e| e.kind.to_string()).collect::<Vec<_>>().join(" ")
+            elements
+                .iter()
+                .map(|e| e.kind.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
 }
@@ -65,21 +92,44 @@ fn headers_decode() {
         let h = package.header();
         assert_eq!(h.major_version, 2, "{}", f.name);
         assert!(matches!(h.minor_version, 1 | 3), "{}", f.name);
-        assert_eq!(h.profile_type.as_deref(), Some("GSMA Generic eUICC Test Profile"));
+        assert_eq!(
+            h.profile_type.as_deref(),
+            Some("GSMA Generic eUICC Test Profile")
+        );
         assert_eq!(h.iccid_digits, f.iccid);
         let iccid = h.iccid().unwrap();
         assert!(iccid.as_str().starts_with("89"));
-        for s in [KnownService::Usim, KnownService::Isim, KnownService::Csim, KnownService::UsimTestAlgorithm] {
-            assert!(h.mandatory_services.contains(&Service::Known(s)), "{}: {s:?}", f.name);
+        for s in [
+            KnownService::Usim,
+            KnownService::Isim,
+            KnownService::Csim,
+            KnownService::UsimTestAlgorithm,
+        ] {
+            assert!(
+                h.mandatory_services.contains(&Service::Known(s)),
+                "{}: {s:?}",
+                f.name
+            );
         }
-        assert_eq!(h.mandatory_gfste.first().map(String::as_str), Some("2.23.143.1.2.1"));
-        assert!(h.mandatory_gfste.iter().all(|oid| oid.starts_with("2.23.143.1.2.")));
+        assert_eq!(
+            h.mandatory_gfste.first().map(String::as_str),
+            Some("2.23.143.1.2.1")
+        );
+        assert!(
+            h.mandatory_gfste
+                .iter()
+                .all(|oid| oid.starts_with("2.23.143.1.2."))
+        );
         println!(
             "{}: SAIP {}.{} services [{}] templates [{}]",
             f.name,
             h.major_version,
             h.minor_version,
-            h.mandatory_services.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            h.mandatory_services
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             h.mandatory_gfste.join(", ")
         );
     }
@@ -101,22 +151,53 @@ fn summaries_show_the_provisioned_values() {
         assert_eq!(s.algorithm(), Some(AkaAlgorithm::UsimTestAlgorithm));
         assert_eq!(s.k(), Some(&(0u8..16).collect::<Vec<_>>()[..]));
         assert_eq!(s.opc(), Some(&[0u8; 16][..]));
-        assert!(s.aka.iter().all(|a| matches!(a, AkaParameters::Algorithm { options: 2, .. })));
+        assert!(
+            s.aka
+                .iter()
+                .all(|a| matches!(a, AkaParameters::Algorithm { options: 2, .. }))
+        );
         let pin1 = s.pin(KEY_REF_PIN1).expect("PIN1");
         assert_eq!(pin1.digits().as_deref(), Some("0000"));
         assert_eq!(pin1.context, Some(ElementKind::Mf));
         assert_eq!(pin1.unblocking_reference, Some(1));
-        assert_eq!(s.pin(KEY_REF_ADM1).and_then(|p| p.digits()).as_deref(), Some("55555555"));
-        assert_eq!(s.pin(0x0B).and_then(|p| p.digits()).as_deref(), Some("66666666"));
-        let pin2s: Vec<_> = s.pins.iter().filter(|p| p.key_reference == KEY_REF_PIN2).collect();
-        assert!(pin2s.len() >= 3, "{}: PIN2 in telecom, USIM, ISIM, CSIM", f.name);
+        assert_eq!(
+            s.pin(KEY_REF_ADM1).and_then(|p| p.digits()).as_deref(),
+            Some("55555555")
+        );
+        assert_eq!(
+            s.pin(0x0B).and_then(|p| p.digits()).as_deref(),
+            Some("66666666")
+        );
+        let pin2s: Vec<_> = s
+            .pins
+            .iter()
+            .filter(|p| p.key_reference == KEY_REF_PIN2)
+            .collect();
+        assert!(
+            pin2s.len() >= 3,
+            "{}: PIN2 in telecom, USIM, ISIM, CSIM",
+            f.name
+        );
         assert!(pin2s.iter().all(|p| p.digits().as_deref() == Some("9999")));
         assert!(pin2s.iter().any(|p| p.context == Some(ElementKind::Usim)));
-        assert_eq!(s.puk(1).and_then(|p| p.digits()).as_deref(), Some("11111111"));
-        assert_eq!(s.puk(0x81).and_then(|p| p.digits()).as_deref(), Some("22222222"));
-        assert_eq!(s.puk(1).map(|p| (p.max_attempts, p.retries_left)), Some((10, 10)));
+        assert_eq!(
+            s.puk(1).and_then(|p| p.digits()).as_deref(),
+            Some("11111111")
+        );
+        assert_eq!(
+            s.puk(0x81).and_then(|p| p.digits()).as_deref(),
+            Some("22222222")
+        );
+        assert_eq!(
+            s.puk(1).map(|p| (p.max_attempts, p.retries_left)),
+            Some((10, 10))
+        );
         assert_eq!(s.spn.as_deref(), Some("GSMA_TEST"));
-        assert!(s.apns.is_empty(), "{}: the TS.48 profiles set no APN", f.name);
+        assert!(
+            s.apns.is_empty(),
+            "{}: the TS.48 profiles set no APN",
+            f.name
+        );
         // Debug output must not leak secrets.
         let debug = format!("{s:?}");
         assert!(!debug.contains("55555555") && !debug.contains("000102030405"));

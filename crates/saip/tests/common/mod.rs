@@ -15,7 +15,9 @@ pub struct Fixture {
 }
 
 fn testdata(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(path)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(path)
 }
 
 fn read(path: &str) -> Vec<u8> {
