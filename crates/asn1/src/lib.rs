@@ -8,6 +8,7 @@
 //! - [`pe`]: TCA SAIP v3 `PEDefinitions` (profile elements of a profile package).
 //! - [`pkix`]: the RFC 5280 types the others import (`Certificate`,
 //!   `CertificateList`, `Time`, `SubjectKeyIdentifier`, ...).
+//! - [`json`]: the ES9+ and ES2+ JSON bindings (request and response bodies).
 //! - [`codec`]: [`encode_der`] / [`decode_der`] for all of the above.
 //! - [`signed`]: the exact signed byte ranges (and their signatures) of received
 //!   messages, cut out without re-encoding.
@@ -24,6 +25,7 @@
 pub mod codec;
 mod error;
 pub mod generated;
+pub mod json;
 pub mod signed;
 pub mod tlv;
 
