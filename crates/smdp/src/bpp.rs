@@ -1,0 +1,115 @@
+//! Building the Bound Profile Package (SGP.22 section 2.5.5 and 5.5, ES8+).
+//!
+//! ```text
+//! BF36 {
+//!   BF23 InitialiseSecureChannel {82 remoteOpId, 80 tid, A6 CRT, 5F49 smdpOtpk, 5F37 smdpSign}
+//!   A0 {87 ConfigureISDP}                  encrypted + MAC, session keys
+//!   A1 {88 StoreMetadata ...}              MAC only, session keys
+//!   A2 {87 ReplaceSessionKeys}             encrypted + MAC, session keys
+//!   A3 {86 profile segments ...}           encrypted + MAC, profile protection keys
+//! }
+//! ```
+//!
+//! Every package gets a fresh one-time key pair (ECKA with the eUICC's
+//! one-time key), fresh session keys and fresh random profile protection
+//! keys, so no two packages share key material.
+
+use ferrosim_asn1::tlv::{tlv, write_tlv};
+use ferrosim_crypto::bsp::BspEncryptor;
+use ferrosim_crypto::ecka::OneTimeKeyPair;
+use ferrosim_crypto::kdf::{KEY_LENGTH_AES128, KEY_TYPE_AES, SessionKeys, derive_session_keys};
+use ferrosim_crypto::key::KeySource;
+use ferrosim_crypto::ecdsa::wrap_5f37;
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Why a package could not be built.
+#[derive(Debug, Error)]
+pub enum BppError {
+    /// The eUICC's one-time public key is not a valid P-256 point.
+    #[error("invalid eUICC one-time public key: {0}")]
+    BadEuiccOtpk(ferrosim_crypto::Error),
+    /// A cryptographic step failed (signing, segment protection).
+    #[error("crypto: {0}")]
+    Crypto(#[from] ferrosim_crypto::Error),
+}
+
+/// What a package is bound to and made of.
+#[derive(Debug)]
+pub struct BppInput<'a> {
+    /// The session's transaction id.
+    pub transaction_id: &'a [u8],
+    /// HostId for the control reference template.
+    pub host_id: &'a [u8],
+    /// The eUICC's EID as 16 BCD bytes (KDF shared info).
+    pub eid: &'a [u8; 16],
+    /// otPK.EUICC.ECKA (SEC1 uncompressed).
+    pub euicc_otpk: &'a [u8],
+    /// StoreMetadataRequest (BF25) DER, the same bytes sent in authenticateClient.
+    pub metadata: &'a [u8],
+    /// The personalised unprotected profile package (SAIP DER).
+    pub profile: &'a [u8],
+    /// The DPpb key that signs the secure channel set-up.
+    pub dppb: &'a dyn KeySource,
+}
+
+/// Builds a Bound Profile Package with fresh keys from `rng`.
+pub fn build_bpp(input: &BppInput<'_>, rng: &mut impl rand::CryptoRng) -> Result<Vec<u8>, BppError> {
+    let ot = OneTimeKeyPair::generate()?;
+    let shared = ot.agree(input.euicc_otpk).map_err(BppError::BadEuiccOtpk)?;
+    let session_keys = derive_session_keys(&shared, input.host_id, input.eid)?;
+
+    // InitialiseSecureChannelRequest (BF23).
+    let remote_op = tlv(0x82, &[0x01]);
+    let tid = tlv(0x80, input.transaction_id);
+    let crt = tlv(
+        0xA6,
+        &[
+            tlv(0x80, &[KEY_TYPE_AES]),
+            tlv(0x81, &[KEY_LENGTH_AES128]),
+            tlv(0x84, input.host_id),
+        ]
+        .concat(),
+    );
+    let smdp_otpk = tlv(0x5F49, ot.public_sec1());
+    let euicc_otpk = tlv(0x5F49, input.euicc_otpk);
+    let to_sign = [&remote_op[..], &tid, &crt, &smdp_otpk, &euicc_otpk].concat();
+    let smdp_sign = wrap_5f37(&input.dppb.sign_raw(&to_sign)?)?;
+    let init = tlv(0xBF23, &[&remote_op[..], &tid, &crt, &smdp_otpk, &smdp_sign].concat());
+
+    let mut session = BspEncryptor::new(&session_keys);
+    // ConfigureISDPRequest (BF24) with no proprietary data.
+    let configure = tlv(0xA0, &session.encrypt_and_mac(0x87, &[0xBF, 0x24, 0x00])?);
+    let metadata = tlv(0xA1, &session.mac_only_segments(0x88, input.metadata)?.concat());
+
+    // ReplaceSessionKeysRequest (BF26): random profile protection keys.
+    let mut ppk = Zeroizing::new([0u8; 48]);
+    rng.fill_bytes(ppk.as_mut_slice());
+    let profile_keys = SessionKeys {
+        initial_mcv: ppk[0..16].try_into().unwrap_or_default(),
+        s_enc: ppk[16..32].try_into().unwrap_or_default(),
+        s_mac: ppk[32..48].try_into().unwrap_or_default(),
+    };
+    let replace = Zeroizing::new(tlv(
+        0xBF26,
+        &[
+            tlv(0x80, &profile_keys.initial_mcv),
+            tlv(0x81, &profile_keys.s_enc),
+            tlv(0x82, &profile_keys.s_mac),
+        ]
+        .concat(),
+    ));
+    let replace_keys = tlv(0xA2, &session.encrypt_and_mac(0x87, &replace)?);
+
+    let mut profile = BspEncryptor::new(&profile_keys);
+    let segments = profile.encrypt_and_mac_segments(0x86, input.profile)?;
+    let mut profile_part = Vec::with_capacity(input.profile.len() + segments.len() * 32 + 8);
+    write_tlv(&mut profile_part, 0xA3, &segments.concat());
+
+    let mut body =
+        Vec::with_capacity(init.len() + configure.len() + metadata.len() + replace_keys.len() + profile_part.len());
+    for part in [&init, &configure, &metadata, &replace_keys, &profile_part] {
+        body.extend_from_slice(part);
+    }
+    Ok(tlv(0xBF36, &body))
+}

@@ -1,0 +1,117 @@
+//! Idempotency of ES2+ calls by `functionCallIdentifier`, and the record of
+//! notifications.
+
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::store::{CallSlot, NotificationRecord, StoreError};
+use ferrosim_smdp::time::Timestamp;
+
+use crate::SqlStore;
+use crate::rows::{backend_err, col};
+
+impl SqlStore {
+    pub(crate) async fn begin_call_impl(
+        &self,
+        op: &OperatorId,
+        call_id: &str,
+        function: &str,
+        request_hash: &[u8; 32],
+        now: Timestamp,
+        stale_ms: i64,
+    ) -> Result<CallSlot, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO es2_calls (operator, call_id, function, request_hash, started_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, call_id) DO NOTHING",
+        )
+        .bind(op.as_str())
+        .bind(call_id)
+        .bind(function)
+        .bind(request_hash.to_vec())
+        .bind(now.millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?
+        .rows_affected();
+        if inserted == 1 {
+            tx.commit().await.map_err(backend_err)?;
+            return Ok(CallSlot::Fresh);
+        }
+        let sql = format!(
+            "SELECT function, request_hash, response, started_at FROM es2_calls
+             WHERE operator = $1 AND call_id = $2{}",
+            self.lock_clause(false)
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(op.as_str())
+            .bind(call_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let stored_fn: String = col(&row, "function")?;
+        let stored_hash: Vec<u8> = col(&row, "request_hash")?;
+        let response: Option<String> = col(&row, "response")?;
+        let started: i64 = col(&row, "started_at")?;
+        let slot = if stored_fn != function || stored_hash.as_slice() != request_hash {
+            CallSlot::Mismatch
+        } else if let Some(resp) = response {
+            CallSlot::Replay(resp)
+        } else if started < now.millis().saturating_sub(stale_ms) {
+            sqlx::query("UPDATE es2_calls SET started_at = $3 WHERE operator = $1 AND call_id = $2")
+                .bind(op.as_str())
+                .bind(call_id)
+                .bind(now.millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+            CallSlot::Fresh
+        } else {
+            CallSlot::InProgress
+        };
+        tx.commit().await.map_err(backend_err)?;
+        Ok(slot)
+    }
+
+    pub(crate) async fn finish_call_impl(
+        &self,
+        op: &OperatorId,
+        call_id: &str,
+        response: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE es2_calls SET response = $3 WHERE operator = $1 AND call_id = $2")
+            .bind(op.as_str())
+            .bind(call_id)
+            .bind(response)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn abandon_call_impl(&self, op: &OperatorId, call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM es2_calls WHERE operator = $1 AND call_id = $2 AND response IS NULL")
+            .bind(op.as_str())
+            .bind(call_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn record_notification_impl(&self, n: &NotificationRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO notifications (seq_number, operation, iccid, eid, address, raw, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(n.seq_number)
+        .bind(&n.operation)
+        .bind(n.iccid.as_ref().map(|i| i.as_str().to_owned()))
+        .bind(n.eid.as_ref().map(|e| e.to_string()))
+        .bind(&n.address)
+        .bind(n.raw.clone())
+        .bind(n.received_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! Opening a database: URL parsing, connection settings, migrations.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use ferrosim_smdp::store::StoreError;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, Executor, Transaction};
+
+use crate::SqlStore;
+use crate::rows::backend_err;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (one process).
+    Sqlite,
+    /// A PostgreSQL server (any number of instances).
+    Postgres,
+}
+
+/// How hard SQLite works to keep a commit (PostgreSQL follows its own settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: each commit is on disk before it is acknowledged;
+    /// survives a power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a crash of the process (WAL), may lose
+    /// the last commits on a power loss. Much faster on slow disks.
+    Normal,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            other => Err(format!("durability must be `full` or `normal`, not `{other}`")),
+        }
+    }
+}
+
+/// Settings for [`SqlStore::connect`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// SQLite commit durability.
+    pub durability: Durability,
+    /// Pool size for PostgreSQL (SQLite always uses one writer connection:
+    /// SQLite admits one writer at a time, and queueing in the pool is
+    /// cheaper than SQLite's busy-wait retries).
+    pub max_connections: u32,
+    /// How long to wait for a connection.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Full,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+static DRIVERS: Once = Once::new();
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite:PATH`, `sqlite://PATH`, `postgres://...`),
+    /// creating the SQLite file and its directory if needed, and applies the
+    /// migrations.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let (backend, url) = normalise_url(url)?;
+        let connect_options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let durability = options.durability;
+        let pool_options = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout);
+        let pool_options = match backend {
+            Backend::Sqlite => pool_options
+                .max_connections(1)
+                .min_connections(1)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        let sync = match durability {
+                            Durability::Full => "PRAGMA synchronous = FULL",
+                            Durability::Normal => "PRAGMA synchronous = NORMAL",
+                        };
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(sync).await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => pool_options.max_connections(options.max_connections.max(1)),
+        };
+        let pool = pool_options
+            .connect_with(connect_options)
+            .await
+            .map_err(backend_err)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so it never fails half-way on a lock
+    /// upgrade.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(backend_err)
+    }
+
+    /// `FOR UPDATE` on PostgreSQL (row locks); nothing on SQLite, whose write
+    /// transaction already excludes other writers.
+    pub(crate) fn lock_clause(&self, skip_locked: bool) -> &'static str {
+        match (self.backend, skip_locked) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, false) => " FOR UPDATE",
+            (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// Recognises the backend and turns a bare SQLite path into a URL that
+/// creates the file.
+fn normalise_url(url: &str) -> Result<(Backend, String), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            StoreError::Backend(format!(
+                "unsupported database URL `{url}`: use sqlite:PATH or postgres://..."
+            ))
+        })?;
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    if path.is_empty() {
+        return Err(StoreError::Backend("empty SQLite path".into()));
+    }
+    if path != ":memory:"
+        && let Some(parent) = Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let query = query.unwrap_or("mode=rwc");
+    Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(normalise_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        let (b, u) = normalise_url("sqlite::memory:").unwrap();
+        assert_eq!((b, u.as_str()), (Backend::Sqlite, "sqlite://:memory:?mode=rwc"));
+        assert!(normalise_url("mysql://x").is_err());
+        assert!(normalise_url("sqlite:").is_err());
+        assert!("fast".parse::<Durability>().is_err());
+    }
+}

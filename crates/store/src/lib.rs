@@ -1,0 +1,56 @@
+//! Persistence of ferrosim with sqlx: SQLite (the embedded default) and
+//! PostgreSQL (several stateless instances on one database).
+//!
+//! One implementation serves both backends through sqlx's `Any` driver: the
+//! SQL is shared, and the few places where the backends differ (row locks,
+//! how a write transaction begins) ask [`Backend`]. Each backend has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`), applied on
+//! connect.
+//!
+//! Durability: SQLite runs in WAL mode with `synchronous=FULL` by default, so
+//! a committed change survives a crash of the process or of the machine;
+//! PostgreSQL commits are durable by its own configuration. Every state change
+//! is one transaction (see `ferrosim_smdp::store`).
+
+mod callbacks;
+mod calls;
+mod connect;
+mod operators;
+mod personalisation;
+mod profiles;
+mod rows;
+mod sessions;
+mod smdp_store;
+
+pub use connect::{Backend, Durability, StoreOptions};
+
+use sqlx::AnyPool;
+
+/// The sqlx-backed store. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool, for maintenance tasks and tests.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection (after a checkpoint on SQLite).
+    pub async fn close(&self) {
+        if self.backend == Backend::Sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
+        }
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,105 @@
+//! Operators and profile types.
+
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::metadata::ProfileTypeMetadata;
+use ferrosim_smdp::store::{Operator, ProfileTypeRecord, StoreError};
+use ferrosim_smdp::time::Timestamp;
+use sqlx::any::AnyRow;
+
+use crate::SqlStore;
+use crate::rows::{backend_err, col, hash32, operator};
+
+impl SqlStore {
+    pub(crate) async fn put_operator_impl(&self, op: &Operator) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO operators (id, name, token_hash, callback_url) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash,
+             callback_url = excluded.callback_url",
+        )
+        .bind(op.id.as_str())
+        .bind(&op.name)
+        .bind(op.token_hash.to_vec())
+        .bind(op.callback_url.clone())
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn operator_by_token_impl(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<Operator>, StoreError> {
+        let row = sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE token_hash = $1")
+            .bind(token_hash.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| operator_row(&r)).transpose()
+    }
+
+    pub(crate) async fn operator_impl(&self, id: &OperatorId) -> Result<Option<Operator>, StoreError> {
+        let row = sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| operator_row(&r)).transpose()
+    }
+
+    pub(crate) async fn put_profile_type_impl(&self, t: &ProfileTypeRecord) -> Result<(), StoreError> {
+        let metadata =
+            serde_json::to_string(&t.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO profile_types (operator, name, package, metadata, created_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (operator, name) DO UPDATE SET package = excluded.package,
+             metadata = excluded.metadata",
+        )
+        .bind(t.operator.as_str())
+        .bind(&t.name)
+        .bind(t.package.clone())
+        .bind(metadata)
+        .bind(t.created_at.millis())
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn profile_type_impl(
+        &self,
+        op: &OperatorId,
+        name: &str,
+    ) -> Result<Option<ProfileTypeRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT operator, name, package, metadata, created_at FROM profile_types
+             WHERE operator = $1 AND name = $2",
+        )
+        .bind(op.as_str())
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let metadata: String = col(&r, "metadata")?;
+        let metadata: ProfileTypeMetadata = serde_json::from_str(&metadata)
+            .map_err(|e| StoreError::Corrupt(format!("profile type metadata: {e}")))?;
+        Ok(Some(ProfileTypeRecord {
+            operator: operator(col(&r, "operator")?)?,
+            name: col(&r, "name")?,
+            package: col(&r, "package")?,
+            metadata,
+            created_at: Timestamp(col(&r, "created_at")?),
+        }))
+    }
+}
+
+fn operator_row(r: &AnyRow) -> Result<Operator, StoreError> {
+    Ok(Operator {
+        id: operator(col(r, "id")?)?,
+        name: col(r, "name")?,
+        token_hash: hash32(col(r, "token_hash")?, "token hash")?,
+        callback_url: col(r, "callback_url")?,
+    })
+}

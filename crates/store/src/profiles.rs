@@ -1,0 +1,325 @@
+//! Profiles and their orders: import, queries and the locked read-modify-write
+//! that every order transition goes through.
+
+use ferrosim_saip::{Iccid, Personalisation};
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::order::{ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState, ProgressEvent};
+use ferrosim_smdp::store::{NewProfile, ProfileFilter, ProfileSelector, StoreError};
+use ferrosim_smdp::time::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use crate::SqlStore;
+use crate::callbacks::insert_events;
+use crate::personalisation::{decode_personalisation, encode_personalisation};
+use crate::rows::{
+    backend_err, col, corrupt, hash32, iccid, operator, opt_eid, opt_matching_id, opt_tid, u32_of,
+};
+
+/// The columns of a profile row that make up a [`ProfileRecord`].
+pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
+     matching_id, cc_hash, cc_failed_attempts, smds_address, order_created_at, order_expires_at, \
+     session_tid, download_attempts, failure_bpp_command_id, failure_error_reason, \
+     failure_message, updated_at";
+
+impl SqlStore {
+    pub(crate) async fn insert_profiles_impl(&self, profiles: &[NewProfile]) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        for p in profiles {
+            if p.personalisation.iccid != p.record.iccid {
+                return Err(StoreError::Conflict(format!(
+                    "personalisation ICCID differs from the record's ({})",
+                    p.record.iccid.as_str()
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO profiles (iccid, operator, profile_type, state, personalisation, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(p.record.iccid.as_str())
+            .bind(p.record.operator.as_str())
+            .bind(&p.record.profile_type)
+            .bind(p.record.state.as_str())
+            .bind(encode_personalisation(&p.personalisation))
+            .bind(p.record.updated_at.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+            write_profile(&mut tx, &p.record).await?;
+        }
+        tx.commit().await.map_err(backend_err)?;
+        Ok(profiles.len() as u64)
+    }
+
+    pub(crate) async fn profile_impl(&self, iccid: &Iccid) -> Result<Option<ProfileRecord>, StoreError> {
+        let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(iccid.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| profile_row(&r)).transpose()
+    }
+
+    pub(crate) async fn personalisation_impl(
+        &self,
+        iccid: &Iccid,
+    ) -> Result<Option<Personalisation>, StoreError> {
+        let row = sqlx::query("SELECT personalisation FROM profiles WHERE iccid = $1")
+            .bind(iccid.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| decode_personalisation(&col::<String>(&r, "personalisation")?))
+            .transpose()
+    }
+
+    pub(crate) async fn list_profiles_impl(
+        &self,
+        filter: &ProfileFilter,
+    ) -> Result<Vec<ProfileRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {PROFILE_COLUMNS} FROM profiles
+             WHERE ($1 IS NULL OR operator = $1) AND ($2 IS NULL OR profile_type = $2)
+               AND ($3 IS NULL OR state = $3)
+             ORDER BY updated_at DESC, iccid LIMIT $4"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(filter.operator.as_ref().map(|o| o.as_str().to_owned()))
+            .bind(filter.profile_type.clone())
+            .bind(filter.state.map(|s| s.as_str().to_owned()))
+            .bind(i64::from(if filter.limit == 0 { 1000 } else { filter.limit }))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        rows.iter().map(profile_row).collect()
+    }
+
+    pub(crate) async fn count_profiles_impl(
+        &self,
+        op: Option<&OperatorId>,
+    ) -> Result<Vec<(ProfileState, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM profiles WHERE ($1 IS NULL OR operator = $1)
+             GROUP BY state ORDER BY state",
+        )
+        .bind(op.map(|o| o.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter()
+            .map(|r| {
+                let s: String = col(r, "state")?;
+                let n: i64 = col(r, "n")?;
+                let state = ProfileState::parse(&s).ok_or_else(|| corrupt("state", &s))?;
+                Ok((state, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    pub(crate) async fn update_profile_impl<T, F>(
+        &self,
+        selector: &ProfileSelector,
+        f: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Send,
+        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send,
+    {
+        let mut tx = self.begin_write().await?;
+        let Some(mut record) = self.select_profile(&mut tx, selector).await? else {
+            tx.rollback().await.map_err(backend_err)?;
+            return Ok(None);
+        };
+        let before = record.clone();
+        let mut events = Vec::new();
+        let out = f(&mut record, &mut events);
+        commit_profile_change(tx, &before, &record, &events).await?;
+        Ok(Some(out))
+    }
+
+    /// Selects and locks the profile row chosen by `selector`.
+    pub(crate) async fn select_profile(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        selector: &ProfileSelector,
+    ) -> Result<Option<ProfileRecord>, StoreError> {
+        let row = match selector {
+            ProfileSelector::Iccid(iccid, op) => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2){}",
+                    self.lock_clause(false)
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(iccid.as_str())
+                    .bind(op.as_ref().map(|o| o.as_str().to_owned()))
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            ProfileSelector::MatchingId(m) => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1{}",
+                    self.lock_clause(false)
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(m.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            ProfileSelector::FirstAvailable {
+                operator,
+                profile_type,
+            } => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles
+                     WHERE operator = $1 AND profile_type = $2 AND state = 'available'
+                     ORDER BY iccid LIMIT 1{}",
+                    self.lock_clause(true)
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(operator.as_str())
+                    .bind(profile_type.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            ProfileSelector::ReleasedForEid(eid) => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
+                     ORDER BY order_created_at, iccid LIMIT 1{}",
+                    self.lock_clause(false)
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(eid.to_string())
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+        }
+        .map_err(backend_err)?;
+        row.map(|r| profile_row(&r)).transpose()
+    }
+
+    pub(crate) async fn due_expiries_impl(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Iccid>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT iccid FROM profiles WHERE has_order = 1 AND order_expires_at < $1
+             AND state IN ('allocated', 'linked', 'confirmed', 'released') LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend_err)?;
+        rows.iter().map(|r| iccid(&col::<String>(r, "iccid")?)).collect()
+    }
+}
+
+/// Writes a changed record and the events, then commits.
+pub(crate) async fn commit_profile_change(
+    mut tx: Transaction<'static, Any>,
+    before: &ProfileRecord,
+    after: &ProfileRecord,
+    events: &[ProgressEvent],
+) -> Result<(), StoreError> {
+    if after.iccid != before.iccid || after.operator != before.operator {
+        return Err(StoreError::Corrupt(
+            "a transition tried to change a profile's ICCID or operator".into(),
+        ));
+    }
+    if after != before {
+        write_profile(&mut tx, after).await?;
+    }
+    insert_events(&mut tx, events).await?;
+    tx.commit().await.map_err(backend_err)
+}
+
+/// Writes every mutable column of a profile record.
+pub(crate) async fn write_profile(
+    tx: &mut Transaction<'static, Any>,
+    r: &ProfileRecord,
+) -> Result<(), StoreError> {
+    let o = r.order.as_ref();
+    let failure = o.and_then(|o| o.failure.as_ref());
+    sqlx::query(
+        "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, cc_hash = $6,
+         cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10,
+         session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13,
+         failure_error_reason = $14, failure_message = $15, updated_at = $16 WHERE iccid = $1",
+    )
+    .bind(r.iccid.as_str())
+    .bind(r.state.as_str())
+    .bind(i64::from(o.is_some()))
+    .bind(o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()))
+    .bind(o.and_then(|o| o.matching_id.as_ref()).map(|m| m.as_str().to_owned()))
+    .bind(o.and_then(|o| o.confirmation.as_ref()).map(|c| c.hash.to_vec()))
+    .bind(i64::from(
+        o.and_then(|o| o.confirmation.as_ref())
+            .map_or(0, |c| c.failed_attempts),
+    ))
+    .bind(o.and_then(|o| o.smds_address.clone()))
+    .bind(o.map(|o| o.created_at.millis()))
+    .bind(o.map(|o| o.expires_at.millis()))
+    .bind(o.and_then(|o| o.session.as_ref()).map(|t| t.as_bytes().to_vec()))
+    .bind(i64::from(o.map_or(0, |o| o.download_attempts)))
+    .bind(failure.and_then(|f| f.bpp_command_id))
+    .bind(failure.and_then(|f| f.error_reason))
+    .bind(failure.map(|f| f.message.clone()))
+    .bind(r.updated_at.millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(backend_err)?;
+    Ok(())
+}
+
+/// Reads a [`ProfileRecord`] from a row selected with [`PROFILE_COLUMNS`].
+pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
+    let state: String = col(r, "state")?;
+    let state = ProfileState::parse(&state).ok_or_else(|| corrupt("profile state", &state))?;
+    let has_order: i64 = col(r, "has_order")?;
+    let order = if has_order != 0 {
+        let cc_hash: Option<Vec<u8>> = col(r, "cc_hash")?;
+        let confirmation = cc_hash
+            .map(|h| -> Result<ConfirmationCode, StoreError> {
+                Ok(ConfirmationCode {
+                    hash: hash32(h, "confirmation code hash")?,
+                    failed_attempts: u32_of(col(r, "cc_failed_attempts")?, "attempts")?,
+                })
+            })
+            .transpose()?;
+        let failure_message: Option<String> = col(r, "failure_message")?;
+        let failure = failure_message
+            .map(|message| -> Result<FailureInfo, StoreError> {
+                Ok(FailureInfo {
+                    bpp_command_id: col(r, "failure_bpp_command_id")?,
+                    error_reason: col(r, "failure_error_reason")?,
+                    message,
+                })
+            })
+            .transpose()?;
+        let created: Option<i64> = col(r, "order_created_at")?;
+        let expires: Option<i64> = col(r, "order_expires_at")?;
+        Some(Order {
+            eid: opt_eid(col(r, "eid")?)?,
+            matching_id: opt_matching_id(col(r, "matching_id")?)?,
+            confirmation,
+            smds_address: col(r, "smds_address")?,
+            created_at: Timestamp(created.unwrap_or_default()),
+            expires_at: Timestamp(expires.unwrap_or_default()),
+            session: opt_tid(col(r, "session_tid")?)?,
+            download_attempts: u32_of(col(r, "download_attempts")?, "download attempts")?,
+            failure,
+        })
+    } else {
+        None
+    };
+    Ok(ProfileRecord {
+        iccid: iccid(&col::<String>(r, "iccid")?)?,
+        operator: operator(col(r, "operator")?)?,
+        profile_type: col(r, "profile_type")?,
+        state,
+        order,
+        updated_at: Timestamp(col(r, "updated_at")?),
+    })
+}

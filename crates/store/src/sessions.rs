@@ -1,0 +1,158 @@
+//! ES9+ download sessions.
+
+use ferrosim_smdp::ids::TransactionId;
+use ferrosim_smdp::order::{ProfileRecord, ProgressEvent};
+use ferrosim_smdp::session::{SessionRecord, SessionState};
+use ferrosim_smdp::store::{ProfileSelector, StoreError};
+use ferrosim_smdp::time::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use crate::SqlStore;
+use crate::callbacks::insert_events;
+use crate::profiles::write_profile;
+use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid};
+
+const SESSION_COLUMNS: &str = "transaction_id, state, created_at, expires_at, updated_at, \
+     euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, cc_required, \
+     smdp_signature2, euicc_otpk";
+
+impl SqlStore {
+    pub(crate) async fn insert_session_impl(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
+        bind_session(sqlx::query(AssertSqlSafe(sql)), s)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(())
+    }
+
+    pub(crate) async fn session_impl(
+        &self,
+        tid: &TransactionId,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tid.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| session_row(&r)).transpose()
+    }
+
+    pub(crate) async fn update_session_impl<T, F>(
+        &self,
+        tid: &TransactionId,
+        profile: Option<&ProfileSelector>,
+        f: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Send,
+        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T + Send,
+    {
+        let mut tx = self.begin_write().await?;
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1{}",
+            self.lock_clause(false)
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tid.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        let Some(row) = row else {
+            tx.rollback().await.map_err(backend_err)?;
+            return Ok(None);
+        };
+        let mut session = session_row(&row)?;
+        let mut profile_rec = match profile {
+            Some(sel) => self.select_profile(&mut tx, sel).await?,
+            None => None,
+        };
+        let session_before = session.clone();
+        let profile_before = profile_rec.clone();
+        let mut events = Vec::new();
+        let out = f(&mut session, profile_rec.as_mut(), &mut events);
+        if session.transaction_id != session_before.transaction_id {
+            return Err(StoreError::Corrupt("a step tried to change a session's id".into()));
+        }
+        if session != session_before {
+            write_session(&mut tx, &session).await?;
+        }
+        if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
+            if after.iccid != before.iccid {
+                return Err(StoreError::Corrupt("a step tried to change a profile's ICCID".into()));
+            }
+            if after != before {
+                write_profile(&mut tx, after).await?;
+            }
+        }
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(Some(out))
+    }
+
+    pub(crate) async fn purge_sessions_impl(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+            .bind(before.millis())
+            .execute(&self.pool)
+            .await
+            .map_err(backend_err)?;
+        Ok(r.rows_affected())
+    }
+}
+
+async fn write_session(tx: &mut Transaction<'static, Any>, s: &SessionRecord) -> Result<(), StoreError> {
+    let sql = "UPDATE sessions SET state = $2, created_at = $3, expires_at = $4, updated_at = $5, \
+         euicc_challenge = $6, server_challenge = $7, ci_key_id = $8, eid = $9, \
+         euicc_public_key = $10, iccid = $11, cc_required = $12, smdp_signature2 = $13, \
+         euicc_otpk = $14 WHERE transaction_id = $1";
+    bind_session(sqlx::query(sql), s)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_err)?;
+    Ok(())
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+fn bind_session<'q>(q: AnyQuery<'q>, s: &SessionRecord) -> AnyQuery<'q> {
+    q.bind(s.transaction_id.as_bytes().to_vec())
+        .bind(s.state.as_str())
+        .bind(s.created_at.millis())
+        .bind(s.expires_at.millis())
+        .bind(s.updated_at.millis())
+        .bind(s.euicc_challenge.clone())
+        .bind(s.server_challenge.clone())
+        .bind(s.ci_key_id.clone())
+        .bind(s.eid.as_ref().map(|e| e.to_string()))
+        .bind(s.euicc_public_key.clone())
+        .bind(s.iccid.as_ref().map(|i| i.as_str().to_owned()))
+        .bind(i64::from(s.cc_required))
+        .bind(s.smdp_signature2.clone())
+        .bind(s.euicc_otpk.clone())
+}
+
+fn session_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
+    let tid: Vec<u8> = col(r, "transaction_id")?;
+    let state: String = col(r, "state")?;
+    Ok(SessionRecord {
+        transaction_id: TransactionId::from_bytes(&tid)
+            .map_err(|_| corrupt("transaction id", hex::encode(&tid)))?,
+        state: SessionState::parse(&state).ok_or_else(|| corrupt("session state", &state))?,
+        created_at: Timestamp(col(r, "created_at")?),
+        expires_at: Timestamp(col(r, "expires_at")?),
+        updated_at: Timestamp(col(r, "updated_at")?),
+        euicc_challenge: col(r, "euicc_challenge")?,
+        server_challenge: col(r, "server_challenge")?,
+        ci_key_id: col(r, "ci_key_id")?,
+        eid: opt_eid(col(r, "eid")?)?,
+        euicc_public_key: col(r, "euicc_public_key")?,
+        iccid: opt_iccid(col(r, "iccid")?)?,
+        cc_required: col::<i64>(r, "cc_required")? != 0,
+        smdp_signature2: col(r, "smdp_signature2")?,
+        euicc_otpk: col(r, "euicc_otpk")?,
+    })
+}
