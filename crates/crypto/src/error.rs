@@ -37,6 +37,10 @@ pub enum Error {
         /// Length that was supplied.
         actual: usize,
     },
+    /// A parameter is outside what the operation supports (for example a
+    /// host identifier longer than 255 bytes).
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(&'static str),
     /// A secured segment would be longer than the 1020-byte limit.
     #[error("segment of {len} bytes exceeds the {max}-byte limit")]
     SegmentTooLong {

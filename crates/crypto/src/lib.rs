@@ -1,13 +1,26 @@
 //! Cryptography for GSMA Remote SIM Provisioning (SGP.22 / SGP.32).
 //!
 //! - [`ecdsa`]: ECDSA P-256 with SHA-256; raw `r||s`, DER and the `5F37`
-//!   wrapper, with conversions.
+//!   wrapper, with conversions and a parse-once [`ecdsa::VerifyingKey`].
+//! - [`key`]: the [`KeySource`] abstraction (sign, ECDH) and [`SoftwareKey`]
+//!   (PEM/DER files); [`pkcs11`] keeps keys in a PKCS#11 token.
+//! - [`ecka`]: one-time key pairs and ECDH with peer point validation.
+//! - [`kdf`]: the X9.63 KDF giving the BSP [`SessionKeys`].
+//! - [`bsp`]: SCP03t segment protection of the Bound Profile Package.
 //!
-//! The elliptic-curve and hash work is done by `aws-lc-rs` (the backend rustls
-//! already links); see `BENCHMARKS.md` for the comparison that chose it.
+//! Elliptic-curve work, hashing and random numbers come from `aws-lc-rs` (the
+//! backend rustls already links); AES-CBC and AES-CMAC from the RustCrypto
+//! `aes`/`cbc`/`cmac` crates. `BENCHMARKS.md` has the measurements behind
+//! both choices.
 #![forbid(unsafe_code)]
 
+pub mod bsp;
 pub mod ecdsa;
+pub mod ecka;
 pub mod error;
+pub mod kdf;
+pub mod key;
 
 pub use error::{Error, Result};
+pub use kdf::SessionKeys;
+pub use key::{KeySource, SharedSecret, SoftwareKey};
