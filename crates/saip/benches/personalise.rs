@@ -36,6 +36,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("saip/summary 12KB package", |b| {
         b.iter(|| package.summary())
     });
+    c.bench_function("saip/validate_schema 12KB package", |b| {
+        b.iter(|| package.validate_schema())
+    });
 }
 
 criterion_group!(benches, bench);

@@ -61,6 +61,16 @@ pub enum Error {
         /// Its tag.
         tag: u32,
     },
+    /// An element does not decode as the `PEDefinitions` type of its kind.
+    #[error("element {index} ({kind}) does not match PEDefinitions: {reason}")]
+    Schema {
+        /// Index of the element.
+        index: usize,
+        /// Its kind.
+        kind: ElementKind,
+        /// The decoder's explanation.
+        reason: String,
+    },
     /// A mandatory field of a profile element is absent.
     #[error("{element}: missing field {field}")]
     MissingField {

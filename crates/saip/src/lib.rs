@@ -20,6 +20,9 @@
 //!   IMSI, K, OPc, PIN1/2, PUK1/2, ADM1) at TLV level, keeping every other
 //!   byte as imported; [`parse_batch`] reads an operator batch file.
 //! - [`ProfilePackage::metadata_defaults`] gives the StoreMetadata defaults.
+//! - [`ProfilePackage::validate_schema`] / [`ProfilePackage::decode_elements`]
+//!   check every element against `PEDefinitions` with the generated types of
+//!   `ferrosim_asn1::pe`, for import and for callers that want typed values.
 //!
 //! Identities and secrets are newtypes that validate on construction:
 //! [`Iccid`] (Luhn check digit), [`Imsi`], [`Key128`], [`Pin`], [`Puk`],
@@ -66,6 +69,7 @@ mod node;
 mod package;
 mod patch;
 mod personalise;
+mod schema;
 mod secrets;
 mod summary;
 mod text;

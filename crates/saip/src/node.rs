@@ -73,8 +73,16 @@ pub(crate) fn check_well_formed(node: &Node<'_>, depth: usize) -> Result<(), Err
             limit: MAX_DEPTH,
         });
     }
-    for child in node.children()? {
-        check_well_formed(&child, depth + 1)?;
+    let base = node.value_offset();
+    let value = node.value();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let offset = base + (value.len() - rest.len());
+        let (tlv, tail) = Tlv::parse(rest).map_err(|e| Error::tlv(offset, e))?;
+        if tlv.is_constructed() {
+            check_well_formed(&Node { tlv, offset }, depth + 1)?;
+        }
+        rest = tail;
     }
     Ok(())
 }

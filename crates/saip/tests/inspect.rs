@@ -216,3 +216,63 @@ fn metadata_defaults_come_from_the_header() {
         assert_eq!(m.spn_hint.as_deref(), Some("GSMA_TEST"));
     }
 }
+
+#[test]
+fn generated_types_agree_with_the_tlv_view() {
+    use ferrosim_asn1::pe;
+    for f in common::fixtures() {
+        let package = ProfilePackage::parse(&f.bytes).unwrap();
+        package
+            .validate_schema()
+            .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let decoded = package.decode_elements().unwrap();
+        assert_eq!(decoded.len(), package.len());
+        let pe::ProfileElement::header(h) = &decoded[0] else {
+            panic!("{}: first element is not the header", f.name)
+        };
+        assert_eq!(
+            &h.iccid[..],
+            &Iccid::new(f.iccid).unwrap().to_header_bcd()[..]
+        );
+        assert_eq!(
+            h.profile_type.as_deref(),
+            package.header().profile_type.as_deref()
+        );
+        // The typed values re-encode to the same bytes for these packages;
+        // personalisation still patches the original bytes, never re-encodes.
+        for (typed, element) in decoded.iter().zip(package.elements()) {
+            assert_eq!(
+                ferrosim_asn1::encode_der(typed).unwrap(),
+                element.raw,
+                "{}: {}",
+                f.name,
+                element.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn schema_errors_name_the_element() {
+    let f = &common::fixtures()[0];
+    let package = ProfilePackage::parse(&f.bytes).unwrap();
+    // Drop the templateID of the MF element: still TLV-valid, no longer PE-MF.
+    let mf = package.elements_of(ElementKind::Mf).next().unwrap();
+    let oid = [0x81, 0x06, 0x67, 0x81, 0x0F, 0x01, 0x02, 0x01];
+    let pos = mf.raw.windows(oid.len()).position(|w| w == oid).unwrap();
+    // The MF element header is `B0 82 xx xx` (759 bytes of value).
+    let mut body = mf.raw[4..].to_vec();
+    body.drain(pos - 4..pos - 4 + oid.len());
+    let mut bytes = f.bytes[..mf.offset].to_vec();
+    bytes.extend(ferrosim_asn1::tlv::tlv(0xB0, &body));
+    bytes.extend(&f.bytes[mf.offset + mf.raw.len()..]);
+    let broken = ProfilePackage::parse(&bytes).unwrap();
+    assert!(matches!(
+        broken.validate_schema(),
+        Err(ferrosim_saip::Error::Schema {
+            index: 1,
+            kind: ElementKind::Mf,
+            ..
+        })
+    ));
+}

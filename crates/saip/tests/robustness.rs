@@ -29,6 +29,7 @@ fn exercise(bytes: &[u8]) {
         let _ = package.summary();
         let _ = package.metadata_defaults();
         let _ = package.header().iccid();
+        let _ = package.validate_schema();
         for e in package.elements() {
             let _ = e.kind.to_string();
         }
