@@ -19,7 +19,7 @@ pub fn asn1_name(file: &str) -> &'static str {
 
 /// Applies all fixes for one generated module.
 pub fn apply(file: &str, body: &str, automatic_tags: bool) -> Result<String, String> {
-    let mut code = rename_module_paths(body);
+    let mut code = rename_module_paths(&join_attributes(body));
     code = explicit_choice_tags(&code);
     if automatic_tags {
         code = automatic_tags_for_tagged_types(&code);
@@ -117,6 +117,36 @@ fn replace_once(code: &str, old: &str, new: &str, why: &str) -> Result<String, S
         1 => Ok(code.replacen(old, new, 1)),
         n => Err(format!("fix `{why}` matched {n} times (expected once)")),
     }
+}
+
+/// Puts every attribute on one line (rustfmt wraps long `#[rasn(...)]`), so
+/// the line-based fixes below see each attribute whole.
+fn join_attributes(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut pending: Option<String> = None;
+    for line in code.lines() {
+        if let Some(acc) = pending.as_mut() {
+            let part = line.trim();
+            if !acc.ends_with('(') && !part.starts_with(')') {
+                acc.push(' ');
+            }
+            acc.push_str(part);
+            if line.trim_start().starts_with(")]") {
+                out.push_str(acc);
+                out.push('\n');
+                pending = None;
+            }
+        } else if line.trim_start().starts_with("#[") && !line.ends_with(']') {
+            pending = Some(line.to_string());
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if let Some(acc) = pending {
+        out.push_str(&acc);
+    }
+    out
 }
 
 /// Module paths as the compiler names them -> our file names.

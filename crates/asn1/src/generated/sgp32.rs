@@ -1776,6 +1776,7 @@ pub enum SGP32RetrieveNotificationsListRequestSearchCriteria {
 #[doc = " Section 5.9.11 (no ASN1START/STOP)!"]
 #[derive(AsnType, Debug, Clone, Decode, Encode, PartialEq, Eq, Hash)]
 #[rasn(
+    automatic_tags,
     tag(context, 43),
     identifier = "SGP32-RetrieveNotificationsListRequest"
 )]
