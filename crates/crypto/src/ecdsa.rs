@@ -9,6 +9,7 @@
 //! For repeated verification with one key, parse it once into a
 //! [`VerifyingKey`]; the free functions parse the key on every call.
 
+use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 
 use crate::error::{Error, Result};
@@ -141,6 +142,30 @@ impl VerifyingKey {
     /// The SEC1 encoding the key was parsed from.
     pub fn sec1(&self) -> &[u8] {
         self.key.as_ref()
+    }
+
+    /// The key as an uncompressed SEC1 point (65 bytes), whatever form it was
+    /// parsed from.
+    pub fn to_uncompressed(&self) -> Result<[u8; UNCOMPRESSED_POINT_LEN]> {
+        let parsed = self.sec1();
+        if parsed.len() == UNCOMPRESSED_POINT_LEN {
+            return parsed
+                .try_into()
+                .map_err(|_| Error::Backend("point length"));
+        }
+        // The backend writes SubjectPublicKeyInfo with the point uncompressed,
+        // as the last 65 bytes.
+        let spki = self
+            .key
+            .as_der()
+            .map_err(|_| Error::Backend("public key encoding"))?;
+        let der = spki.as_ref();
+        match der.get(der.len().saturating_sub(UNCOMPRESSED_POINT_LEN)..) {
+            Some(point) if point.len() == UNCOMPRESSED_POINT_LEN && point[0] == 0x04 => {
+                point.try_into().map_err(|_| Error::Backend("point length"))
+            }
+            _ => Err(Error::Backend("public key encoding")),
+        }
     }
 }
 
@@ -333,6 +358,8 @@ mod tests {
         let msg = b"compressed";
         let sig = kp.sign(&SystemRandom::new(), msg).unwrap();
         verify_raw(&compressed, msg, sig.as_ref()).unwrap();
+        let vk = VerifyingKey::from_sec1(&compressed).unwrap();
+        assert_eq!(vk.to_uncompressed().unwrap().as_slice(), pk);
     }
 
     #[test]

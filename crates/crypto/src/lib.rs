@@ -20,6 +20,7 @@ pub mod ecka;
 pub mod error;
 pub mod kdf;
 pub mod key;
+pub mod pkcs11;
 
 pub use error::{Error, Result};
 pub use kdf::SessionKeys;
