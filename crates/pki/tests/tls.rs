@@ -1,0 +1,68 @@
+//! A real TLS stack (rustls / webpki) accepts the generated DPtls certificate
+//! for the SM-DP+ address, with the generated CI as its only trust anchor.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+fn verifier_for(ci_der: &[u8]) -> Arc<WebPkiServerVerifier> {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ci_der.to_vec())).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .unwrap()
+}
+
+fn at(t: SystemTime) -> UnixTime {
+    UnixTime::since_unix_epoch(t.duration_since(SystemTime::UNIX_EPOCH).unwrap())
+}
+
+#[test]
+fn webpki_accepts_dptls_for_the_smdp_address() {
+    let pki = common::pki(0);
+    let verifier = verifier_for(pki.ci.certificate.der());
+    let dptls = CertificateDer::from(pki.dp_tls.certificate.der().to_vec());
+    let name = ServerName::try_from("testsmdpplus1.example.com").unwrap();
+    verifier
+        .verify_server_cert(&dptls, &[], &name, &[], at(common::now()))
+        .unwrap();
+}
+
+#[test]
+fn webpki_rejects_what_it_should() {
+    let pki = common::pki(0);
+    let verifier = verifier_for(pki.ci.certificate.der());
+    let dptls = CertificateDer::from(pki.dp_tls.certificate.der().to_vec());
+    let now = at(common::now());
+
+    let other = ServerName::try_from("other.example.com").unwrap();
+    assert!(
+        verifier
+            .verify_server_cert(&dptls, &[], &other, &[], now)
+            .is_err()
+    );
+
+    // DPauth has no serverAuth purpose and no DNS name: not a TLS server certificate.
+    let dpauth = CertificateDer::from(pki.dp_auth.certificate.der().to_vec());
+    let name = ServerName::try_from("testsmdpplus1.example.com").unwrap();
+    assert!(
+        verifier
+            .verify_server_cert(&dpauth, &[], &name, &[], now)
+            .is_err()
+    );
+
+    // Another hierarchy's CI is not a trust anchor for this DPtls.
+    let stranger = verifier_for(common::pki(0).ci.certificate.der());
+    assert!(
+        stranger
+            .verify_server_cert(&dptls, &[], &name, &[], now)
+            .is_err()
+    );
+}
