@@ -202,11 +202,11 @@ fn bad_padding_with_valid_mac_is_reported() {
     let cipher_first = &seg[2..18];
     let mut forged = vec![0x86, 0x18];
     forged.extend_from_slice(cipher_first);
-    let mut mac = <cmac::Cmac<aes::Aes128> as cmac::KeyInit>::new(&k.s_mac.into());
-    cmac::Mac::update(&mut mac, &k.initial_mcv);
-    cmac::Mac::update(&mut mac, &forged);
-    let full: [u8; 16] = cmac::Mac::finalize(mac).into_bytes().into();
-    forged.extend_from_slice(&full[..8]);
+    let key = aws_lc_rs::cmac::Key::new(aws_lc_rs::cmac::AES_128, &k.s_mac).unwrap();
+    let mut mac_input = k.initial_mcv.to_vec();
+    mac_input.extend_from_slice(&forged);
+    let full = aws_lc_rs::cmac::sign(&key, &mac_input).unwrap();
+    forged.extend_from_slice(&full.as_ref()[..8]);
     let mut dec = BspDecryptor::new(&k);
     let mut out = vec![0xAA];
     assert!(matches!(
