@@ -17,16 +17,15 @@
 //!   [`smdp_signed2`] in PrepareDownloadRequest;
 //! - the SM-DP+ (ES9+, as base64 of the DER in JSON): [`euicc_signed1`] in
 //!   AuthenticateServerResponse, [`euicc_signed2`] in PrepareDownloadResponse,
-//!   [`profile_installation_result`] in ProfileInstallationResult. Use
-//!   [`decode_base64`] on the JSON field, then the function on the bytes.
+//!   [`profile_installation_result`] in ProfileInstallationResult. The
+//!   [`crate::json`] bodies carry these as base64 bytes (or use
+//!   [`decode_base64`] on a raw field); pass the bytes to the function.
 //!
 //! On ES9+ the LPA also receives `serverSigned1`/`serverSignature1` and
 //! `smdpSigned2`/`smdpSignature2` as separate JSON fields; [`from_parts`]
 //! checks such a pair and returns it in the same form.
 //!
 //! This module does not verify signatures: that is `ferrosim-crypto`'s job.
-
-use base64::Engine as _;
 
 use crate::Error;
 use crate::tlv::{Tlv, TlvError};
@@ -111,12 +110,13 @@ pub fn from_parts<'a>(signed: &'a [u8], signature_tlv: &'a [u8]) -> Result<Signe
     signature_part(signed, signature)
 }
 
-/// Decodes a base64 field of the ES9+ JSON binding (standard alphabet, with
-/// padding, as SGP.22 requires).
+/// Decodes a base64 field of the ES9+ JSON binding, with the same rules as
+/// [`crate::json::Base64`] (standard alphabet, padding optional). Callers that
+/// already hold a deserialised `json` message use its bytes directly.
 pub fn decode_base64(field: &'static str, value: &str) -> Result<Vec<u8>, Error> {
-    base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .map_err(|_| Error::Base64 { field })
+    crate::json::Base64::decode(value)
+        .map(|b| b.0)
+        .ok_or(Error::Base64 { field })
 }
 
 /// `outer { A0 { <30 signed>, <5F37 signature>, .. } }`: the success
