@@ -5,6 +5,13 @@
 
 use clap::{Parser, Subcommand};
 
+mod admin_cmd;
+mod config;
+mod instance;
+mod order_cmd;
+mod pki_cmd;
+mod serve_cmd;
+
 /// ferrosim: eSIM activation platform (GSMA SGP.22 SM-DP+, virtual eUICC, LPA).
 #[derive(Debug, Parser)]
 #[command(name = "ferrosim", version, about, long_about = None)]
@@ -17,6 +24,18 @@ struct Cli {
 enum Command {
     /// Print the version and the features compiled in.
     Version,
+    /// Test PKI: generate a GSMA RSP hierarchy, show certificates, verify chains.
+    Pki(pki_cmd::PkiArgs),
+    /// Run the SM-DP+ (ES9+ and ES2+ over HTTPS).
+    Serve(serve_cmd::ServeArgs),
+    /// Operators allowed to use ES2+.
+    Operator(admin_cmd::OperatorArgs),
+    /// Profile types: imported profile packages and their metadata.
+    ProfileType(admin_cmd::ProfileTypeArgs),
+    /// Personalised profiles: import a batch file, generate, list.
+    Profiles(admin_cmd::ProfilesArgs),
+    /// Orders: create (with activation code and QR), release, cancel, show.
+    Order(order_cmd::OrderArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +51,12 @@ fn main() -> anyhow::Result<()> {
         Command::Version => {
             println!("ferrosim {}", env!("CARGO_PKG_VERSION"));
         }
+        Command::Pki(args) => pki_cmd::run(args)?,
+        Command::Serve(args) => serve_cmd::run(args)?,
+        Command::Operator(args) => admin_cmd::run_operator(args)?,
+        Command::ProfileType(args) => admin_cmd::run_profile_type(args)?,
+        Command::Profiles(args) => admin_cmd::run_profiles(args)?,
+        Command::Order(args) => order_cmd::run(args)?,
     }
     Ok(())
 }

@@ -16,10 +16,10 @@
 
 use ferrosim_asn1::tlv::{tlv, write_tlv};
 use ferrosim_crypto::bsp::BspEncryptor;
+use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_crypto::ecka::OneTimeKeyPair;
 use ferrosim_crypto::kdf::{KEY_LENGTH_AES128, KEY_TYPE_AES, SessionKeys, derive_session_keys};
 use ferrosim_crypto::key::KeySource;
-use ferrosim_crypto::ecdsa::wrap_5f37;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
@@ -54,7 +54,10 @@ pub struct BppInput<'a> {
 }
 
 /// Builds a Bound Profile Package with fresh keys from `rng`.
-pub fn build_bpp(input: &BppInput<'_>, rng: &mut impl rand::CryptoRng) -> Result<Vec<u8>, BppError> {
+pub fn build_bpp(
+    input: &BppInput<'_>,
+    rng: &mut impl rand::CryptoRng,
+) -> Result<Vec<u8>, BppError> {
     let ot = OneTimeKeyPair::generate()?;
     let shared = ot.agree(input.euicc_otpk).map_err(BppError::BadEuiccOtpk)?;
     let session_keys = derive_session_keys(&shared, input.host_id, input.eid)?;
@@ -75,12 +78,18 @@ pub fn build_bpp(input: &BppInput<'_>, rng: &mut impl rand::CryptoRng) -> Result
     let euicc_otpk = tlv(0x5F49, input.euicc_otpk);
     let to_sign = [&remote_op[..], &tid, &crt, &smdp_otpk, &euicc_otpk].concat();
     let smdp_sign = wrap_5f37(&input.dppb.sign_raw(&to_sign)?)?;
-    let init = tlv(0xBF23, &[&remote_op[..], &tid, &crt, &smdp_otpk, &smdp_sign].concat());
+    let init = tlv(
+        0xBF23,
+        &[&remote_op[..], &tid, &crt, &smdp_otpk, &smdp_sign].concat(),
+    );
 
     let mut session = BspEncryptor::new(&session_keys);
     // ConfigureISDPRequest (BF24) with no proprietary data.
     let configure = tlv(0xA0, &session.encrypt_and_mac(0x87, &[0xBF, 0x24, 0x00])?);
-    let metadata = tlv(0xA1, &session.mac_only_segments(0x88, input.metadata)?.concat());
+    let metadata = tlv(
+        0xA1,
+        &session.mac_only_segments(0x88, input.metadata)?.concat(),
+    );
 
     // ReplaceSessionKeysRequest (BF26): random profile protection keys.
     let mut ppk = Zeroizing::new([0u8; 48]);
@@ -106,8 +115,9 @@ pub fn build_bpp(input: &BppInput<'_>, rng: &mut impl rand::CryptoRng) -> Result
     let mut profile_part = Vec::with_capacity(input.profile.len() + segments.len() * 32 + 8);
     write_tlv(&mut profile_part, 0xA3, &segments.concat());
 
-    let mut body =
-        Vec::with_capacity(init.len() + configure.len() + metadata.len() + replace_keys.len() + profile_part.len());
+    let mut body = Vec::with_capacity(
+        init.len() + configure.len() + metadata.len() + replace_keys.len() + profile_part.len(),
+    );
     for part in [&init, &configure, &metadata, &replace_keys, &profile_part] {
         body.extend_from_slice(part);
     }

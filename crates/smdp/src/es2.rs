@@ -104,6 +104,15 @@ impl Es2Error {
     }
 }
 
+/// The JSON answer of an ES2+ function, for [`Smdp::idempotent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallAnswer {
+    /// The function ran (successfully or not): replay this answer.
+    Final(String),
+    /// It could not run because of a failure on our side: do not replay.
+    Transient(String),
+}
+
 /// SHA-256 of an operator's API token, the form kept in the store.
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
@@ -121,7 +130,9 @@ impl<S: Store> Smdp<S> {
     /// Runs an ES2+ function at most once per `functionCallIdentifier`: a
     /// repeat of the same request returns the stored answer; the same id with
     /// another request is refused. `run` produces the JSON answer (success or
-    /// failure) that is stored and returned.
+    /// failure); a [`CallAnswer::Final`] one is stored for replays, a
+    /// [`CallAnswer::Transient`] one (our database failed) is not, so a retry
+    /// executes again.
     pub async fn idempotent<F, Fut>(
         &self,
         operator: &Operator,
@@ -133,7 +144,7 @@ impl<S: Store> Smdp<S> {
     ) -> Result<String, Es2Error>
     where
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = String>,
+        Fut: std::future::Future<Output = CallAnswer>,
     {
         if header.function_requester_identifier != operator.id.as_str() {
             return Err(Es2Error::NotAllowed);
@@ -153,9 +164,18 @@ impl<S: Store> Smdp<S> {
             CallSlot::InProgress => return Err(Es2Error::CallInProgress),
             CallSlot::Mismatch => return Err(Es2Error::CallIdReused),
         }
-        let answer = run().await;
-        self.store.finish_call(&operator.id, call_id, &answer).await?;
-        Ok(answer)
+        match run().await {
+            CallAnswer::Final(answer) => {
+                self.store
+                    .finish_call(&operator.id, call_id, &answer)
+                    .await?;
+                Ok(answer)
+            }
+            CallAnswer::Transient(answer) => {
+                self.store.abandon_call(&operator.id, call_id).await?;
+                Ok(answer)
+            }
+        }
     }
 
     /// `downloadOrder`: reserves a profile (by ICCID, or any of a type),
@@ -168,7 +188,9 @@ impl<S: Store> Smdp<S> {
     ) -> Result<DownloadOrderResponse, Es2Error> {
         let eid = parse_eid(req.eid.as_deref())?;
         let selector = match (req.iccid.as_deref(), req.profile_type.as_deref()) {
-            (Some(iccid), _) => ProfileSelector::Iccid(parse_iccid(iccid)?, Some(operator.id.clone())),
+            (Some(iccid), _) => {
+                ProfileSelector::Iccid(parse_iccid(iccid)?, Some(operator.id.clone()))
+            }
             (None, Some(t)) => {
                 if self.store.profile_type(&operator.id, t).await?.is_none() {
                     return Err(Es2Error::UnknownProfileType);
@@ -188,7 +210,9 @@ impl<S: Store> Smdp<S> {
                 if let Some(t) = &wanted_type
                     && &p.profile_type != t
                 {
-                    return Err(Es2Error::Invalid("profileType does not match the ICCID's type"));
+                    return Err(Es2Error::Invalid(
+                        "profileType does not match the ICCID's type",
+                    ));
                 }
                 p.allocate(eid, now, &policy)?;
                 Ok(p.iccid.clone())
@@ -215,7 +239,12 @@ impl<S: Store> Smdp<S> {
     ) -> Result<ConfirmOrderResponse, Es2Error> {
         let iccid = parse_iccid(&req.iccid)?;
         let eid = parse_eid(req.eid.as_deref())?;
-        let matching_id = match req.matching_id.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        let matching_id = match req
+            .matching_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
             Some(m) => MatchingId::new(m).map_err(|_| Es2Error::Invalid("matchingId"))?,
             None => MatchingId::generate(&mut rand::rng()),
         };

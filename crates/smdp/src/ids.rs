@@ -44,7 +44,11 @@ impl MatchingId {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if ok { Ok(Self(value)) } else { Err(IdError::MatchingId) }
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(IdError::MatchingId)
+        }
     }
 
     /// Generates a fresh unguessable matching id (4 groups of 5 characters).
@@ -148,8 +152,13 @@ impl OperatorId {
     /// Validates an operator id.
     pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
         let value = value.into();
-        let ok = !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_graphic());
-        if ok { Ok(Self(value)) } else { Err(IdError::OperatorId) }
+        let ok =
+            !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err(IdError::OperatorId)
+        }
     }
 
     /// The id as text.

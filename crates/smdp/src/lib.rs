@@ -20,6 +20,7 @@ pub mod config;
 pub mod es2;
 pub mod es9;
 pub mod ids;
+pub mod inventory;
 pub mod metadata;
 pub mod order;
 mod service;

@@ -413,7 +413,12 @@ pub type Transition<T = ()> = Result<T, OrderError>;
 
 impl ProfileRecord {
     /// A new, never ordered profile.
-    pub fn new_available(iccid: Iccid, operator: OperatorId, profile_type: String, now: Timestamp) -> Self {
+    pub fn new_available(
+        iccid: Iccid,
+        operator: OperatorId,
+        profile_type: String,
+        now: Timestamp,
+    ) -> Self {
         Self {
             iccid,
             operator,
@@ -425,7 +430,12 @@ impl ProfileRecord {
     }
 
     /// ES2+ `downloadOrder`: reserve this profile, optionally for one EID.
-    pub fn allocate(&mut self, eid: Option<Eid>, now: Timestamp, policy: &OrderPolicy) -> Transition {
+    pub fn allocate(
+        &mut self,
+        eid: Option<Eid>,
+        now: Timestamp,
+        policy: &OrderPolicy,
+    ) -> Transition {
         self.require(&[ProfileState::Available], "downloadOrder")?;
         self.state = if eid.is_some() {
             ProfileState::Linked
@@ -449,7 +459,10 @@ impl ProfileRecord {
 
     /// ES2+ `confirmOrder`: set the matching id (and code), confirm or release.
     pub fn confirm(&mut self, c: Confirmation, now: Timestamp) -> Transition {
-        self.require(&[ProfileState::Allocated, ProfileState::Linked], "confirmOrder")?;
+        self.require(
+            &[ProfileState::Allocated, ProfileState::Linked],
+            "confirmOrder",
+        )?;
         let order = self.order_mut("confirmOrder")?;
         match (&order.eid, c.eid) {
             (Some(linked), Some(given)) if *linked != given => return Err(OrderError::EidMismatch),
@@ -488,7 +501,9 @@ impl ProfileRecord {
     ) -> Transition {
         use ProfileState::*;
         self.require(
-            &[Allocated, Linked, Confirmed, Released, Downloaded, Error, Expired],
+            &[
+                Allocated, Linked, Confirmed, Released, Downloaded, Error, Expired,
+            ],
             "cancelOrder",
         )?;
         if self.state == Downloaded && final_status == FinalProfileStatus::Available {
@@ -574,7 +589,12 @@ impl ProfileRecord {
         if let Some(linked) = &order.eid
             && linked != eid
         {
-            events.push(self.event_for(eid, NotificationPoint::EligibilityCheck, Some(StatusCode::EID_REFUSED), now));
+            events.push(self.event_for(
+                eid,
+                NotificationPoint::EligibilityCheck,
+                Some(StatusCode::EID_REFUSED),
+                now,
+            ));
             return Err(OrderError::EidMismatch);
         }
         if order.download_attempts >= policy.max_download_attempts {
@@ -786,7 +806,12 @@ impl ProfileRecord {
             .ok_or(OrderError::WrongState { state, action })
     }
 
-    fn event(&self, point: NotificationPoint, failure: Option<StatusCode>, at: Timestamp) -> ProgressEvent {
+    fn event(
+        &self,
+        point: NotificationPoint,
+        failure: Option<StatusCode>,
+        at: Timestamp,
+    ) -> ProgressEvent {
         ProgressEvent {
             operator: self.operator.clone(),
             iccid: self.iccid.clone(),

@@ -29,15 +29,19 @@ impl StatusCode {
 
     // --- request format and caller (generic codes of SGP.22 section 5.1.6)
     /// A mandatory element of the request is missing.
-    pub const MANDATORY_ELEMENT_MISSING: Self = Self::new("1.2", "2.2", "Mandatory element missing");
+    pub const MANDATORY_ELEMENT_MISSING: Self =
+        Self::new("1.2", "2.2", "Mandatory element missing");
     /// The request is not valid JSON, base64 or DER, or has a wrong field format.
     pub const INVALID_REQUEST_FORMAT: Self = Self::new("1.2", "2.1", "Invalid request format");
     /// The function caller is not authenticated or not allowed.
     pub const FUNCTION_REQUESTER_NOT_ALLOWED: Self =
         Self::new("1.1.1", "1.2", "Function requester not allowed");
     /// The functionCallIdentifier was used before for a different request.
-    pub const FUNCTION_CALL_ID_REUSED: Self =
-        Self::new("1.1.2", "3.3", "functionCallIdentifier already used for another request");
+    pub const FUNCTION_CALL_ID_REUSED: Self = Self::new(
+        "1.1.2",
+        "3.3",
+        "functionCallIdentifier already used for another request",
+    );
     /// The same functionCallIdentifier is being executed right now.
     pub const FUNCTION_CALL_IN_PROGRESS: Self =
         Self::new("1.1.2", "3.7", "functionCallIdentifier is being executed");
@@ -46,13 +50,15 @@ impl StatusCode {
 
     // --- eUICC and its certificates
     /// The eUICC signature or the signed challenge did not verify.
-    pub const EUICC_VERIFICATION_FAILED: Self = Self::new("8.1", "6.1", "eUICC verification failed");
+    pub const EUICC_VERIFICATION_FAILED: Self =
+        Self::new("8.1", "6.1", "eUICC verification failed");
     /// The EID does not match the order.
     pub const EID_REFUSED: Self = Self::new("8.1.1", "3.8", "EID refused");
     /// The EID is not a valid EID.
     pub const EID_INVALID: Self = Self::new("8.1.1", "2.1", "EID invalid");
     /// The EUM certificate does not verify against the CI.
-    pub const EUM_CERT_INVALID: Self = Self::new("8.1.2", "6.1", "EUM certificate verification failed");
+    pub const EUM_CERT_INVALID: Self =
+        Self::new("8.1.2", "6.1", "EUM certificate verification failed");
     /// The EUM certificate is expired or not yet valid.
     pub const EUM_CERT_EXPIRED: Self = Self::new("8.1.2", "6.3", "EUM certificate expired");
     /// The eUICC certificate does not verify against the EUM.
@@ -76,8 +82,11 @@ impl StatusCode {
     /// No profile type with this name is known for the operator.
     pub const PROFILE_TYPE_UNKNOWN: Self = Self::new("8.2.5", "3.9", "Profile type unknown");
     /// No more available profiles of the requested type.
-    pub const PROFILE_TYPE_EXHAUSTED: Self =
-        Self::new("8.2.5", "3.7", "No more profiles available for the profile type");
+    pub const PROFILE_TYPE_EXHAUSTED: Self = Self::new(
+        "8.2.5",
+        "3.7",
+        "No more profiles available for the profile type",
+    );
     /// The matching id is unknown or does not refer to a released order.
     pub const MATCHING_ID_REFUSED: Self = Self::new("8.2.6", "3.8", "Matching ID refused");
     /// The matching id is already used by another order.
@@ -89,8 +98,11 @@ impl StatusCode {
     pub const CONFIRMATION_CODE_REFUSED: Self =
         Self::new("8.2.7", "3.8", "Confirmation code refused");
     /// Too many wrong confirmation codes: the order is terminated.
-    pub const CONFIRMATION_CODE_RETRIES_EXCEEDED: Self =
-        Self::new("8.2.7", "6.4", "Maximum number of confirmation code retries exceeded");
+    pub const CONFIRMATION_CODE_RETRIES_EXCEEDED: Self = Self::new(
+        "8.2.7",
+        "6.4",
+        "Maximum number of confirmation code retries exceeded",
+    );
 
     // --- SM-DP+ side
     /// The SM-DP+ address in the request is not this SM-DP+.
@@ -114,12 +126,17 @@ impl StatusCode {
         "The Specification Version Number indicated by the eUICC is not supported",
     );
     /// The download order expired.
-    pub const DOWNLOAD_ORDER_EXPIRED: Self = Self::new("8.8.5", "4.10", "Download order has expired");
+    pub const DOWNLOAD_ORDER_EXPIRED: Self =
+        Self::new("8.8.5", "4.10", "Download order has expired");
     /// Too many download attempts for this order.
-    pub const DOWNLOAD_RETRIES_EXCEEDED: Self =
-        Self::new("8.8.5", "6.4", "Maximum number of download attempts exceeded");
+    pub const DOWNLOAD_RETRIES_EXCEEDED: Self = Self::new(
+        "8.8.5",
+        "6.4",
+        "Maximum number of download attempts exceeded",
+    );
     /// The SM-DP+ OID in a signed structure is not this SM-DP+'s.
-    pub const SMDP_OID_INVALID: Self = Self::new("8.8", "3.10", "The provided SM-DP+ OID is invalid");
+    pub const SMDP_OID_INVALID: Self =
+        Self::new("8.8", "3.10", "The provided SM-DP+ OID is invalid");
     /// The transaction id is unknown or its session has ended.
     pub const TRANSACTION_ID_UNKNOWN: Self = Self::new("8.10.1", "3.9", "TransactionId unknown");
     /// The CI public key of the eUICC chain is unknown or not the one agreed.

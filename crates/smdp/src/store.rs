@@ -165,10 +165,16 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &[u8; 32],
     ) -> impl Future<Output = StoreResult<Option<Operator>>> + Send;
     /// The operator with this id.
-    fn operator(&self, id: &OperatorId) -> impl Future<Output = StoreResult<Option<Operator>>> + Send;
+    fn operator(
+        &self,
+        id: &OperatorId,
+    ) -> impl Future<Output = StoreResult<Option<Operator>>> + Send;
 
     /// Creates or replaces a profile type.
-    fn put_profile_type(&self, t: &ProfileTypeRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    fn put_profile_type(
+        &self,
+        t: &ProfileTypeRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// One profile type of an operator.
     fn profile_type(
         &self,
@@ -177,9 +183,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<ProfileTypeRecord>>> + Send;
 
     /// Imports profiles in one transaction; a duplicate ICCID fails the whole batch.
-    fn insert_profiles(&self, profiles: &[NewProfile]) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn insert_profiles(
+        &self,
+        profiles: &[NewProfile],
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// One profile.
-    fn profile(&self, iccid: &Iccid) -> impl Future<Output = StoreResult<Option<ProfileRecord>>> + Send;
+    fn profile(
+        &self,
+        iccid: &Iccid,
+    ) -> impl Future<Output = StoreResult<Option<ProfileRecord>>> + Send;
     /// The personalisation values of a profile.
     fn personalisation(
         &self,
@@ -209,7 +221,10 @@ pub trait Store: Send + Sync + 'static {
         F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send;
 
     /// Stores a new session.
-    fn insert_session(&self, session: &SessionRecord) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_session(
+        &self,
+        session: &SessionRecord,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// One session.
     fn session(
         &self,
@@ -226,7 +241,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Option<T>>> + Send
     where
         T: Send,
-        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T + Send;
+        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
+            + Send;
     /// Deletes sessions that expired before `before`; returns how many.
     fn purge_sessions(&self, before: Timestamp) -> impl Future<Output = StoreResult<u64>> + Send;
 
@@ -245,7 +261,11 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<CallbackRecord>>> + Send;
     /// The operator acknowledged callback `id`.
-    fn callback_delivered(&self, id: i64, now: Timestamp) -> impl Future<Output = StoreResult<()>> + Send;
+    fn callback_delivered(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Delivery of callback `id` failed; try again at `next_attempt`.
     fn callback_failed(
         &self,
@@ -276,8 +296,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Forgets an in-progress slot whose execution failed before any change,
     /// so that a retry executes again.
-    fn abandon_call(&self, operator: &OperatorId, call_id: &str) -> impl Future<Output = StoreResult<()>> + Send;
+    fn abandon_call(
+        &self,
+        operator: &OperatorId,
+        call_id: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 
     /// ICCIDs of open orders whose expiry passed (at most `limit`).
-    fn due_expiries(&self, now: Timestamp, limit: u32) -> impl Future<Output = StoreResult<Vec<Iccid>>> + Send;
+    fn due_expiries(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Iccid>>> + Send;
 }

@@ -70,12 +70,19 @@ impl SqlStore {
             .await
             .map_err(backend_err)?;
         tx.commit().await.map_err(backend_err)?;
-        let mut out = rows.iter().map(callback_row).collect::<Result<Vec<_>, _>>()?;
+        let mut out = rows
+            .iter()
+            .map(callback_row)
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|c| c.id);
         Ok(out)
     }
 
-    pub(crate) async fn callback_delivered_impl(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    pub(crate) async fn callback_delivered_impl(
+        &self,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE callbacks SET delivered_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1")
             .bind(id)
             .bind(now.millis())
@@ -117,9 +124,10 @@ fn callback_row(r: &AnyRow) -> Result<CallbackRecord, StoreError> {
     let subject: Option<String> = col(r, "failure_subject")?;
     let reason: Option<String> = col(r, "failure_reason")?;
     let failure = match (subject, reason) {
-        (Some(s), Some(rc)) => {
-            Some(StatusCode::lookup(&s, &rc).ok_or_else(|| corrupt("status code", format!("{s}/{rc}")))?)
-        }
+        (Some(s), Some(rc)) => Some(
+            StatusCode::lookup(&s, &rc)
+                .ok_or_else(|| corrupt("status code", format!("{s}/{rc}")))?,
+        ),
         _ => None,
     };
     Ok(CallbackRecord {
@@ -130,7 +138,8 @@ fn callback_row(r: &AnyRow) -> Result<CallbackRecord, StoreError> {
             iccid: iccid(&col::<String>(r, "iccid")?)?,
             eid: opt_eid(col(r, "eid")?)?,
             profile_type: col(r, "profile_type")?,
-            point: NotificationPoint::from_id(point).ok_or_else(|| corrupt("notification point", point))?,
+            point: NotificationPoint::from_id(point)
+                .ok_or_else(|| corrupt("notification point", point))?,
             failure,
             result_data: col(r, "result_data")?,
             at: Timestamp(col(r, "event_at")?),

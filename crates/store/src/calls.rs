@@ -56,13 +56,15 @@ impl SqlStore {
         } else if let Some(resp) = response {
             CallSlot::Replay(resp)
         } else if started < now.millis().saturating_sub(stale_ms) {
-            sqlx::query("UPDATE es2_calls SET started_at = $3 WHERE operator = $1 AND call_id = $2")
-                .bind(op.as_str())
-                .bind(call_id)
-                .bind(now.millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
+            sqlx::query(
+                "UPDATE es2_calls SET started_at = $3 WHERE operator = $1 AND call_id = $2",
+            )
+            .bind(op.as_str())
+            .bind(call_id)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
             CallSlot::Fresh
         } else {
             CallSlot::InProgress
@@ -87,17 +89,26 @@ impl SqlStore {
         Ok(())
     }
 
-    pub(crate) async fn abandon_call_impl(&self, op: &OperatorId, call_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM es2_calls WHERE operator = $1 AND call_id = $2 AND response IS NULL")
-            .bind(op.as_str())
-            .bind(call_id)
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+    pub(crate) async fn abandon_call_impl(
+        &self,
+        op: &OperatorId,
+        call_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM es2_calls WHERE operator = $1 AND call_id = $2 AND response IS NULL",
+        )
+        .bind(op.as_str())
+        .bind(call_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
         Ok(())
     }
 
-    pub(crate) async fn record_notification_impl(&self, n: &NotificationRecord) -> Result<(), StoreError> {
+    pub(crate) async fn record_notification_impl(
+        &self,
+        n: &NotificationRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO notifications (seq_number, operation, iccid, eid, address, raw, received_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

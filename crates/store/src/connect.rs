@@ -42,7 +42,9 @@ impl FromStr for Durability {
         match s.to_ascii_lowercase().as_str() {
             "full" => Ok(Self::Full),
             "normal" => Ok(Self::Normal),
-            other => Err(format!("durability must be `full` or `normal`, not `{other}`")),
+            other => Err(format!(
+                "durability must be `full` or `normal`, not `{other}`"
+            )),
         }
     }
 }
@@ -177,9 +179,15 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(normalise_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert_eq!(
+            normalise_url("postgres://u@h/db").unwrap().0,
+            Backend::Postgres
+        );
         let (b, u) = normalise_url("sqlite::memory:").unwrap();
-        assert_eq!((b, u.as_str()), (Backend::Sqlite, "sqlite://:memory:?mode=rwc"));
+        assert_eq!(
+            (b, u.as_str()),
+            (Backend::Sqlite, "sqlite://:memory:?mode=rwc")
+        );
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite:").is_err());
         assert!("fast".parse::<Durability>().is_err());

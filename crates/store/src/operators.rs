@@ -30,24 +30,33 @@ impl SqlStore {
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<Operator>, StoreError> {
-        let row = sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE token_hash = $1")
-            .bind(token_hash.to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        let row = sqlx::query(
+            "SELECT id, name, token_hash, callback_url FROM operators WHERE token_hash = $1",
+        )
+        .bind(token_hash.to_vec())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend_err)?;
         row.map(|r| operator_row(&r)).transpose()
     }
 
-    pub(crate) async fn operator_impl(&self, id: &OperatorId) -> Result<Option<Operator>, StoreError> {
-        let row = sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend_err)?;
+    pub(crate) async fn operator_impl(
+        &self,
+        id: &OperatorId,
+    ) -> Result<Option<Operator>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
         row.map(|r| operator_row(&r)).transpose()
     }
 
-    pub(crate) async fn put_profile_type_impl(&self, t: &ProfileTypeRecord) -> Result<(), StoreError> {
+    pub(crate) async fn put_profile_type_impl(
+        &self,
+        t: &ProfileTypeRecord,
+    ) -> Result<(), StoreError> {
         let metadata =
             serde_json::to_string(&t.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
         sqlx::query(

@@ -68,10 +68,25 @@ pub(crate) fn decode_personalisation(text: &str) -> Result<Personalisation, Stor
     p.imsi = imsi;
     p.k = key(s.k, "K")?;
     p.opc = key(s.opc, "OPc")?;
-    p.pin1 = s.pin1.map(|c| Pin::new("PIN1", &c).map_err(|_| bad("PIN1"))).transpose()?;
-    p.pin2 = s.pin2.map(|c| Pin::new("PIN2", &c).map_err(|_| bad("PIN2"))).transpose()?;
-    p.puk1 = s.puk1.map(|c| Puk::new("PUK1", &c).map_err(|_| bad("PUK1"))).transpose()?;
-    p.puk2 = s.puk2.map(|c| Puk::new("PUK2", &c).map_err(|_| bad("PUK2"))).transpose()?;
-    p.adm1 = s.adm1.map(|c| AdmKey::new("ADM1", &c).map_err(|_| bad("ADM1"))).transpose()?;
+    p.pin1 = s
+        .pin1
+        .map(|c| Pin::new("PIN1", &c).map_err(|_| bad("PIN1")))
+        .transpose()?;
+    p.pin2 = s
+        .pin2
+        .map(|c| Pin::new("PIN2", &c).map_err(|_| bad("PIN2")))
+        .transpose()?;
+    p.puk1 = s
+        .puk1
+        .map(|c| Puk::new("PUK1", &c).map_err(|_| bad("PUK1")))
+        .transpose()?;
+    p.puk2 = s
+        .puk2
+        .map(|c| Puk::new("PUK2", &c).map_err(|_| bad("PUK2")))
+        .transpose()?;
+    p.adm1 = s
+        .adm1
+        .map(|c| AdmKey::new("ADM1", &c).map_err(|_| bad("ADM1")))
+        .transpose()?;
     Ok(p)
 }

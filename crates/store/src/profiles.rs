@@ -3,7 +3,9 @@
 
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::order::{ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState, ProgressEvent};
+use ferrosim_smdp::order::{
+    ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState, ProgressEvent,
+};
 use ferrosim_smdp::store::{NewProfile, ProfileFilter, ProfileSelector, StoreError};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::any::AnyRow;
@@ -23,7 +25,10 @@ pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, 
      failure_message, updated_at";
 
 impl SqlStore {
-    pub(crate) async fn insert_profiles_impl(&self, profiles: &[NewProfile]) -> Result<u64, StoreError> {
+    pub(crate) async fn insert_profiles_impl(
+        &self,
+        profiles: &[NewProfile],
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         for p in profiles {
             if p.personalisation.iccid != p.record.iccid {
@@ -51,7 +56,10 @@ impl SqlStore {
         Ok(profiles.len() as u64)
     }
 
-    pub(crate) async fn profile_impl(&self, iccid: &Iccid) -> Result<Option<ProfileRecord>, StoreError> {
+    pub(crate) async fn profile_impl(
+        &self,
+        iccid: &Iccid,
+    ) -> Result<Option<ProfileRecord>, StoreError> {
         let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(iccid.as_str())
@@ -88,7 +96,11 @@ impl SqlStore {
             .bind(filter.operator.as_ref().map(|o| o.as_str().to_owned()))
             .bind(filter.profile_type.clone())
             .bind(filter.state.map(|s| s.as_str().to_owned()))
-            .bind(i64::from(if filter.limit == 0 { 1000 } else { filter.limit }))
+            .bind(i64::from(if filter.limit == 0 {
+                1000
+            } else {
+                filter.limit
+            }))
             .fetch_all(&self.pool)
             .await
             .map_err(backend_err)?;
@@ -212,7 +224,9 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(backend_err)?;
-        rows.iter().map(|r| iccid(&col::<String>(r, "iccid")?)).collect()
+        rows.iter()
+            .map(|r| iccid(&col::<String>(r, "iccid")?))
+            .collect()
     }
 }
 
@@ -252,8 +266,14 @@ pub(crate) async fn write_profile(
     .bind(r.state.as_str())
     .bind(i64::from(o.is_some()))
     .bind(o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()))
-    .bind(o.and_then(|o| o.matching_id.as_ref()).map(|m| m.as_str().to_owned()))
-    .bind(o.and_then(|o| o.confirmation.as_ref()).map(|c| c.hash.to_vec()))
+    .bind(
+        o.and_then(|o| o.matching_id.as_ref())
+            .map(|m| m.as_str().to_owned()),
+    )
+    .bind(
+        o.and_then(|o| o.confirmation.as_ref())
+            .map(|c| c.hash.to_vec()),
+    )
     .bind(i64::from(
         o.and_then(|o| o.confirmation.as_ref())
             .map_or(0, |c| c.failed_attempts),
@@ -261,7 +281,10 @@ pub(crate) async fn write_profile(
     .bind(o.and_then(|o| o.smds_address.clone()))
     .bind(o.map(|o| o.created_at.millis()))
     .bind(o.map(|o| o.expires_at.millis()))
-    .bind(o.and_then(|o| o.session.as_ref()).map(|t| t.as_bytes().to_vec()))
+    .bind(
+        o.and_then(|o| o.session.as_ref())
+            .map(|t| t.as_bytes().to_vec()),
+    )
     .bind(i64::from(o.map_or(0, |o| o.download_attempts)))
     .bind(failure.and_then(|f| f.bpp_command_id))
     .bind(failure.and_then(|f| f.error_reason))

@@ -50,7 +50,8 @@ impl SqlStore {
     ) -> Result<Option<T>, StoreError>
     where
         T: Send,
-        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T + Send,
+        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
+            + Send,
     {
         let mut tx = self.begin_write().await?;
         let sql = format!(
@@ -76,14 +77,18 @@ impl SqlStore {
         let mut events = Vec::new();
         let out = f(&mut session, profile_rec.as_mut(), &mut events);
         if session.transaction_id != session_before.transaction_id {
-            return Err(StoreError::Corrupt("a step tried to change a session's id".into()));
+            return Err(StoreError::Corrupt(
+                "a step tried to change a session's id".into(),
+            ));
         }
         if session != session_before {
             write_session(&mut tx, &session).await?;
         }
         if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
             if after.iccid != before.iccid {
-                return Err(StoreError::Corrupt("a step tried to change a profile's ICCID".into()));
+                return Err(StoreError::Corrupt(
+                    "a step tried to change a profile's ICCID".into(),
+                ));
             }
             if after != before {
                 write_profile(&mut tx, after).await?;
@@ -104,7 +109,10 @@ impl SqlStore {
     }
 }
 
-async fn write_session(tx: &mut Transaction<'static, Any>, s: &SessionRecord) -> Result<(), StoreError> {
+async fn write_session(
+    tx: &mut Transaction<'static, Any>,
+    s: &SessionRecord,
+) -> Result<(), StoreError> {
     let sql = "UPDATE sessions SET state = $2, created_at = $3, expires_at = $4, updated_at = $5, \
          euicc_challenge = $6, server_challenge = $7, ci_key_id = $8, eid = $9, \
          euicc_public_key = $10, iccid = $11, cc_required = $12, smdp_signature2 = $13, \

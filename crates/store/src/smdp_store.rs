@@ -30,7 +30,11 @@ impl Store for SqlStore {
         self.put_profile_type_impl(t).await
     }
 
-    async fn profile_type(&self, operator: &OperatorId, name: &str) -> StoreResult<Option<ProfileTypeRecord>> {
+    async fn profile_type(
+        &self,
+        operator: &OperatorId,
+        name: &str,
+    ) -> StoreResult<Option<ProfileTypeRecord>> {
         self.profile_type_impl(operator, name).await
     }
 
@@ -50,11 +54,19 @@ impl Store for SqlStore {
         self.list_profiles_impl(filter).await
     }
 
-    async fn count_profiles(&self, operator: Option<&OperatorId>) -> StoreResult<Vec<(ProfileState, u64)>> {
+    async fn count_profiles(
+        &self,
+        operator: Option<&OperatorId>,
+    ) -> StoreResult<Vec<(ProfileState, u64)>> {
         self.count_profiles_impl(operator).await
     }
 
-    async fn update_profile<T, F>(&self, selector: &ProfileSelector, _now: Timestamp, f: F) -> StoreResult<Option<T>>
+    async fn update_profile<T, F>(
+        &self,
+        selector: &ProfileSelector,
+        _now: Timestamp,
+        f: F,
+    ) -> StoreResult<Option<T>>
     where
         T: Send,
         F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send,
@@ -79,7 +91,8 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<T>>
     where
         T: Send,
-        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T + Send,
+        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
+            + Send,
     {
         self.update_session_impl(tid, profile, f).await
     }
@@ -92,7 +105,12 @@ impl Store for SqlStore {
         self.record_notification_impl(n).await
     }
 
-    async fn claim_callbacks(&self, now: Timestamp, lease_ms: i64, limit: u32) -> StoreResult<Vec<CallbackRecord>> {
+    async fn claim_callbacks(
+        &self,
+        now: Timestamp,
+        lease_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CallbackRecord>> {
         self.claim_callbacks_impl(now, lease_ms, limit).await
     }
 
@@ -100,7 +118,12 @@ impl Store for SqlStore {
         self.callback_delivered_impl(id, now).await
     }
 
-    async fn callback_failed(&self, id: i64, next_attempt: Timestamp, error: &str) -> StoreResult<()> {
+    async fn callback_failed(
+        &self,
+        id: i64,
+        next_attempt: Timestamp,
+        error: &str,
+    ) -> StoreResult<()> {
         self.callback_failed_impl(id, next_attempt, error).await
     }
 
@@ -121,8 +144,14 @@ impl Store for SqlStore {
             .await
     }
 
-    async fn finish_call(&self, operator: &OperatorId, call_id: &str, response_json: &str) -> StoreResult<()> {
-        self.finish_call_impl(operator, call_id, response_json).await
+    async fn finish_call(
+        &self,
+        operator: &OperatorId,
+        call_id: &str,
+        response_json: &str,
+    ) -> StoreResult<()> {
+        self.finish_call_impl(operator, call_id, response_json)
+            .await
     }
 
     async fn abandon_call(&self, operator: &OperatorId, call_id: &str) -> StoreResult<()> {

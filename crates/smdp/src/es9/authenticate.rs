@@ -39,7 +39,11 @@ impl<S: Store> Smdp<S> {
                     code: i64::try_from(&err.authenticate_error_code.0).unwrap_or(-1),
                 });
             }
-            _ => return Err(Es9Error::BadRequest("unknown AuthenticateServerResponse".into())),
+            _ => {
+                return Err(Es9Error::BadRequest(
+                    "unknown AuthenticateServerResponse".into(),
+                ));
+            }
         };
         let session = self
             .store
@@ -67,11 +71,14 @@ impl<S: Store> Smdp<S> {
             return Err(Es9Error::ServerChallengeMismatch);
         }
         if !cfg.is_our_address(&ok.euicc_signed1.server_address) {
-            return Err(Es9Error::AddressRefused(ok.euicc_signed1.server_address.clone()));
+            return Err(Es9Error::AddressRefused(
+                ok.euicc_signed1.server_address.clone(),
+            ));
         }
 
         // Which order: by matching id, or (none given) the EID's released order.
-        let rsp::CtxParams1::ctxParamsForCommonAuthentication(ctx) = &ok.euicc_signed1.ctx_params1 else {
+        let rsp::CtxParams1::ctxParamsForCommonAuthentication(ctx) = &ok.euicc_signed1.ctx_params1
+        else {
             return Err(Es9Error::BadRequest("unsupported ctxParams1".into()));
         };
         let selector = match ctx.matching_id.as_deref().filter(|m| !m.is_empty()) {
@@ -85,36 +92,53 @@ impl<S: Store> Smdp<S> {
         let public_key = euicc.public_key_sec1.clone();
         let policy = cfg.policy;
         let dppb = cfg.dppb.key.clone();
-        let signature1_tlv = wrap_5f37(parts.signature).map_err(|e| Es9Error::Internal(e.to_string()))?;
+        let signature1_tlv =
+            wrap_5f37(parts.signature).map_err(|e| Es9Error::Internal(e.to_string()))?;
         let outcome = self
             .store
-            .update_session(&tid, Some(&selector), now, move |session, profile, events| {
-                if session.state != SessionState::Initiated {
-                    return Err(Es9Error::UnknownTransaction(session.transaction_id.to_hex()));
-                }
-                let profile = profile.ok_or(Es9Error::MatchingIdRefused)?;
-                let cc_required = profile.bind_session(&session.transaction_id, &eid, now, &policy, events)?;
-                let signed2 = rsp::SmdpSigned2::new(
-                    rsp::TransactionId(OctetString::from_slice(session.transaction_id.as_bytes())),
-                    cc_required,
-                    None,
-                );
-                let signed2_der = encode_der(&signed2).map_err(|e| Es9Error::Internal(e.to_string()))?;
-                let mut to_sign = signed2_der.clone();
-                to_sign.extend_from_slice(&signature1_tlv);
-                let sig = dppb
-                    .sign_raw(&to_sign)
-                    .map_err(|e| Es9Error::Internal(format!("DPpb signing failed: {e}")))?;
-                let sig_tlv = wrap_5f37(&sig).map_err(|e| Es9Error::Internal(e.to_string()))?;
-                session.state = SessionState::Authenticated;
-                session.eid = Some(eid.clone());
-                session.euicc_public_key = Some(public_key);
-                session.iccid = Some(profile.iccid.clone());
-                session.cc_required = cc_required;
-                session.smdp_signature2 = Some(sig_tlv.clone());
-                session.updated_at = now;
-                Ok((profile.clone(), signed2_der, sig_tlv))
-            })
+            .update_session(
+                &tid,
+                Some(&selector),
+                now,
+                move |session, profile, events| {
+                    if session.state != SessionState::Initiated {
+                        return Err(Es9Error::UnknownTransaction(
+                            session.transaction_id.to_hex(),
+                        ));
+                    }
+                    let profile = profile.ok_or(Es9Error::MatchingIdRefused)?;
+                    let cc_required = profile.bind_session(
+                        &session.transaction_id,
+                        &eid,
+                        now,
+                        &policy,
+                        events,
+                    )?;
+                    let signed2 = rsp::SmdpSigned2::new(
+                        rsp::TransactionId(OctetString::from_slice(
+                            session.transaction_id.as_bytes(),
+                        )),
+                        cc_required,
+                        None,
+                    );
+                    let signed2_der =
+                        encode_der(&signed2).map_err(|e| Es9Error::Internal(e.to_string()))?;
+                    let mut to_sign = signed2_der.clone();
+                    to_sign.extend_from_slice(&signature1_tlv);
+                    let sig = dppb
+                        .sign_raw(&to_sign)
+                        .map_err(|e| Es9Error::Internal(format!("DPpb signing failed: {e}")))?;
+                    let sig_tlv = wrap_5f37(&sig).map_err(|e| Es9Error::Internal(e.to_string()))?;
+                    session.state = SessionState::Authenticated;
+                    session.eid = Some(eid.clone());
+                    session.euicc_public_key = Some(public_key);
+                    session.iccid = Some(profile.iccid.clone());
+                    session.cc_required = cc_required;
+                    session.smdp_signature2 = Some(sig_tlv.clone());
+                    session.updated_at = now;
+                    Ok((profile.clone(), signed2_der, sig_tlv))
+                },
+            )
             .await?
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
         let (profile, signed2_der, sig_tlv) = outcome?;
@@ -123,7 +147,9 @@ impl<S: Store> Smdp<S> {
             .store
             .profile_type(&profile.operator, &profile.profile_type)
             .await?
-            .ok_or_else(|| Es9Error::Internal(format!("profile type {} vanished", profile.profile_type)))?;
+            .ok_or_else(|| {
+                Es9Error::Internal(format!("profile type {} vanished", profile.profile_type))
+            })?;
         let metadata = store_metadata_der(&profile.iccid, &profile_type.metadata, &cfg.address)
             .map_err(|e| Es9Error::Internal(e.to_string()))?;
         info!(transaction_id = %tid, iccid = %profile.iccid.as_str(), "eUICC authenticated, order bound");
@@ -141,7 +167,9 @@ impl<S: Store> Smdp<S> {
 
 /// The eUICC and EUM certificates of an AuthenticateServerResponse, as received.
 fn certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
-    let bad = |e: ferrosim_asn1::tlv::TlvError| Es9Error::BadRequest(format!("authenticateServerResponse: {e}"));
+    let bad = |e: ferrosim_asn1::tlv::TlvError| {
+        Es9Error::BadRequest(format!("authenticateServerResponse: {e}"))
+    };
     let outer = Tlv::parse_exact(bytes).map_err(bad)?;
     let ok = outer.require(0xA0).map_err(bad)?;
     let certs: Vec<&[u8]> = ok
@@ -153,6 +181,8 @@ fn certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
         .collect();
     match certs.as_slice() {
         [euicc, eum, ..] => Ok((euicc, eum)),
-        _ => Err(Es9Error::BadRequest("authenticateServerResponse lacks certificates".into())),
+        _ => Err(Es9Error::BadRequest(
+            "authenticateServerResponse lacks certificates".into(),
+        )),
     }
 }

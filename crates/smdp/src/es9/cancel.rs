@@ -58,14 +58,18 @@ impl<S: Store> Smdp<S> {
                 .map_err(|_| Es9Error::EuiccSignature("euiccCancelSessionSigned"))?;
         }
         let reason = CancelReason::from_code(i64::try_from(&signed_part.reason.0).unwrap_or(127));
-        let selector = session.iccid.clone().map(|i| ProfileSelector::Iccid(i, None));
+        let selector = session
+            .iccid
+            .clone()
+            .map(|i| ProfileSelector::Iccid(i, None));
         self.store
             .update_session(&tid, selector.as_ref(), now, move |s, p, events| {
                 s.state = SessionState::Cancelled;
                 s.updated_at = now;
                 if let Some(p) = p {
                     // A superseded session may not touch the order: ignore its error.
-                    let _ = p.cancel_session(&s.transaction_id, s.eid.as_ref(), reason, now, events);
+                    let _ =
+                        p.cancel_session(&s.transaction_id, s.eid.as_ref(), reason, now, events);
                 }
             })
             .await?;

@@ -37,10 +37,14 @@ impl<S: Store> Smdp<S> {
             .as_slice()
             .try_into()
             .map_err(|_| Es9Error::BadRequest("euiccChallenge must be 16 bytes".into()))?;
-        let info1: rsp::EUICCInfo1 = decode_der(&req.euicc_info1.0).map_err(bad_der("euiccInfo1"))?;
+        let info1: rsp::EUICCInfo1 =
+            decode_der(&req.euicc_info1.0).map_err(bad_der("euiccInfo1"))?;
         let svn = info1.svn.0.as_ref();
         if !SUPPORTED_SVN_MAJOR.contains(&svn[0]) {
-            return Err(Es9Error::UnsupportedSvn(format!("{}.{}.{}", svn[0], svn[1], svn[2])));
+            return Err(Es9Error::UnsupportedSvn(format!(
+                "{}.{}.{}",
+                svn[0], svn[1], svn[2]
+            )));
         }
         // The eUICC signs with a chain to this CI; we must trust it.
         let ci_for_euicc = info1
@@ -58,10 +62,12 @@ impl<S: Store> Smdp<S> {
             return Err(Es9Error::DpauthCiNotAccepted);
         }
 
-        let mut rng = rand::rng();
-        let tid = TransactionId::generate(&mut rng);
-        let mut server_challenge = [0u8; 16];
-        rng.fill_bytes(&mut server_challenge);
+        let (tid, server_challenge) = {
+            let mut rng = rand::rng();
+            let mut challenge = [0u8; 16];
+            rng.fill_bytes(&mut challenge);
+            (TransactionId::generate(&mut rng), challenge)
+        };
 
         let signed1 = rsp::ServerSigned1::new(
             rsp::TransactionId(OctetString::from_slice(tid.as_bytes())),

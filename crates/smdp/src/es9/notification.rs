@@ -60,12 +60,15 @@ impl<S: Store> Smdp<S> {
             .session(&tid)
             .await?
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        let (Some(public_key), Some(eid), Some(iccid)) =
-            (session.euicc_public_key.as_deref(), session.eid.clone(), session.iccid.clone())
-        else {
+        let (Some(public_key), Some(eid), Some(iccid)) = (
+            session.euicc_public_key.as_deref(),
+            session.eid.clone(),
+            session.iccid.clone(),
+        ) else {
             return Err(Es9Error::UnknownTransaction(tid.to_hex()));
         };
-        let parts = signed::profile_installation_result(bytes).map_err(bad_der("pendingNotification"))?;
+        let parts =
+            signed::profile_installation_result(bytes).map_err(bad_der("pendingNotification"))?;
         VerifyingKey::from_sec1(public_key)
             .and_then(|k| k.verify_raw(parts.signed, parts.signature))
             .map_err(|_| Es9Error::EuiccSignature("profileInstallationResultData"))?;
@@ -106,7 +109,8 @@ impl<S: Store> Smdp<S> {
         now: Timestamp,
     ) -> Result<(), Es9Error> {
         let (euicc_der, eum_der) = notification_certificates(bytes)?;
-        let euicc = verify_euicc_chain(&self.config.trust, eum_der, euicc_der, now.to_system_time())?;
+        let euicc =
+            verify_euicc_chain(&self.config.trust, eum_der, euicc_der, now.to_system_time())?;
         let parts = other_signed_part(bytes)?;
         euicc
             .certificate
@@ -145,7 +149,8 @@ impl<S: Store> Smdp<S> {
 
 /// The eUICC and EUM certificates of an OtherSignedNotification, as received.
 fn notification_certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
-    let bad = |e: ferrosim_asn1::tlv::TlvError| Es9Error::BadRequest(format!("pendingNotification: {e}"));
+    let bad =
+        |e: ferrosim_asn1::tlv::TlvError| Es9Error::BadRequest(format!("pendingNotification: {e}"));
     let outer = Tlv::parse_exact(bytes).map_err(bad)?;
     let certs: Vec<&[u8]> = outer
         .children()
@@ -155,7 +160,9 @@ fn notification_certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
         .collect();
     match certs.as_slice() {
         [euicc, eum] => Ok((euicc, eum)),
-        _ => Err(Es9Error::BadRequest("notification lacks certificates".into())),
+        _ => Err(Es9Error::BadRequest(
+            "notification lacks certificates".into(),
+        )),
     }
 }
 

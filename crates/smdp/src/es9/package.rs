@@ -34,7 +34,11 @@ impl<S: Store> Smdp<S> {
             .session(&tid)
             .await?
             .filter(|s| {
-                s.is_live(now) && matches!(s.state, SessionState::Authenticated | SessionState::PackageIssued)
+                s.is_live(now)
+                    && matches!(
+                        s.state,
+                        SessionState::Authenticated | SessionState::PackageIssued
+                    )
             })
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
         let (Some(eid), Some(public_key), Some(iccid), Some(smdp_signature2)) = (
@@ -71,7 +75,11 @@ impl<S: Store> Smdp<S> {
                     code,
                 });
             }
-            _ => return Err(Es9Error::BadRequest("unknown PrepareDownloadResponse".into())),
+            _ => {
+                return Err(Es9Error::BadRequest(
+                    "unknown PrepareDownloadResponse".into(),
+                ));
+            }
         };
         if ok.euicc_signed2.transaction_id.0.as_ref() != tid.as_bytes() {
             return Err(Es9Error::UnknownTransaction(tid.to_hex()));
@@ -86,21 +94,20 @@ impl<S: Store> Smdp<S> {
         let hashed_cc = ok.euicc_signed2.hash_cc.as_ref().map(|h| h.0.to_vec());
 
         // Build the package before committing, so a failure leaves the order as it was.
-        let profile = self
-            .store
-            .profile(&iccid)
-            .await?
-            .ok_or_else(|| Es9Error::Internal(format!("profile {} vanished", iccid.as_str())))?;
+        let profile =
+            self.store.profile(&iccid).await?.ok_or_else(|| {
+                Es9Error::Internal(format!("profile {} vanished", iccid.as_str()))
+            })?;
         let profile_type = self
             .store
             .profile_type(&profile.operator, &profile.profile_type)
             .await?
-            .ok_or_else(|| Es9Error::Internal(format!("profile type {} vanished", profile.profile_type)))?;
-        let personalisation = self
-            .store
-            .personalisation(&iccid)
-            .await?
-            .ok_or_else(|| Es9Error::Internal(format!("personalisation of {} missing", iccid.as_str())))?;
+            .ok_or_else(|| {
+                Es9Error::Internal(format!("profile type {} vanished", profile.profile_type))
+            })?;
+        let personalisation = self.store.personalisation(&iccid).await?.ok_or_else(|| {
+            Es9Error::Internal(format!("personalisation of {} missing", iccid.as_str()))
+        })?;
         let package = ProfilePackage::parse(&profile_type.package)
             .and_then(|p| p.personalise(&personalisation))
             .map_err(|e| Es9Error::Internal(format!("personalising {}: {e}", iccid.as_str())))?;
@@ -128,7 +135,14 @@ impl<S: Store> Smdp<S> {
         self.store
             .update_session(&tid, Some(&selector), now, move |s, p, events| {
                 let p = p.ok_or_else(|| Es9Error::Internal("profile vanished".into()))?;
-                p.check_confirmation_code(&s.transaction_id, &eid, hashed_cc.as_deref(), now, &policy, events)?;
+                p.check_confirmation_code(
+                    &s.transaction_id,
+                    &eid,
+                    hashed_cc.as_deref(),
+                    now,
+                    &policy,
+                    events,
+                )?;
                 p.mark_downloaded(&s.transaction_id, &eid, now, events)?;
                 s.state = SessionState::PackageIssued;
                 s.euicc_otpk = Some(euicc_otpk);

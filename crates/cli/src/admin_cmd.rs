@@ -1,0 +1,317 @@
+//! `ferrosim operator`, `ferrosim profile-type`, `ferrosim profiles`: what an
+//! operator sells, imported into the SM-DP+'s database.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use ferrosim_saip::{Iccid, Imsi};
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::inventory::{self, ProfileTypeImport};
+use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
+use ferrosim_smdp::order::ProfileState;
+use ferrosim_smdp::store::{ProfileFilter, Store};
+use ferrosim_smdp::time::Timestamp;
+
+use crate::config::{InstanceArgs, InstanceConfig};
+use crate::instance::open_store;
+
+/// `ferrosim operator …`
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    #[command(subcommand)]
+    command: OperatorCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Create (or replace) an operator and print its new ES2+ API token.
+    Add {
+        /// The operator's id (its ES2+ functionRequesterIdentifier).
+        #[arg(long)]
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// URL that receives handleDownloadProgressInfo callbacks.
+        #[arg(long)]
+        callback_url: Option<String>,
+    },
+}
+
+/// `ferrosim profile-type …`
+#[derive(Debug, Args)]
+pub struct ProfileTypeArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    #[command(subcommand)]
+    command: ProfileTypeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfileTypeCommand {
+    /// Import an unprotected profile package (SAIP DER) as a profile type.
+    Import {
+        /// Owning operator.
+        #[arg(long)]
+        operator: String,
+        /// Profile type name (ES2+ profileType).
+        #[arg(long)]
+        name: String,
+        /// The package file.
+        #[arg(long)]
+        package: PathBuf,
+        /// Service provider name shown to the user.
+        #[arg(long)]
+        service_provider: Option<String>,
+        /// Profile name shown to the user.
+        #[arg(long)]
+        profile_name: Option<String>,
+        /// Profile class: test, provisioning or operational.
+        #[arg(long, default_value = "operational")]
+        class: String,
+        /// PPR1: the profile may not be disabled.
+        #[arg(long)]
+        ppr1: bool,
+        /// PPR2: the profile may not be deleted.
+        #[arg(long)]
+        ppr2: bool,
+        /// Profile owner MCC+MNC (5 or 6 digits); default from the package's IMSI.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+}
+
+/// `ferrosim profiles …`
+#[derive(Debug, Args)]
+pub struct ProfilesArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    #[command(subcommand)]
+    command: ProfilesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfilesCommand {
+    /// Import personalisation data from an operator batch file (CSV).
+    Import {
+        /// Owning operator.
+        #[arg(long)]
+        operator: String,
+        /// Profile type.
+        #[arg(long = "type")]
+        profile_type: String,
+        /// The CSV file (iccid,imsi,ki,opc[,pin1,puk1,pin2,puk2,adm1]).
+        #[arg(long)]
+        batch: PathBuf,
+    },
+    /// Generate profiles with consecutive ICCIDs/IMSIs and random K/OPc.
+    Generate {
+        /// Owning operator.
+        #[arg(long)]
+        operator: String,
+        /// Profile type.
+        #[arg(long = "type")]
+        profile_type: String,
+        /// How many.
+        #[arg(long)]
+        count: u64,
+        /// First ICCID (with its check digit).
+        #[arg(long)]
+        first_iccid: String,
+        /// First IMSI (digits, or MCC-MNC-MSIN).
+        #[arg(long)]
+        first_imsi: String,
+    },
+    /// List profiles and their order state.
+    List {
+        /// Only this operator's.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Only this type.
+        #[arg(long = "type")]
+        profile_type: Option<String>,
+        /// Only this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Count profiles per state.
+    Stats {
+        /// Only this operator's.
+        #[arg(long)]
+        operator: Option<String>,
+    },
+}
+
+/// Runs `ferrosim operator`.
+pub fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
+    let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    block_on(async move {
+        let store = open_store(&cfg).await?;
+        match args.command {
+            OperatorCommand::Add {
+                id,
+                name,
+                callback_url,
+            } => {
+                if let Some(url) = &callback_url {
+                    anyhow::ensure!(
+                        url.starts_with("https://") || url.starts_with("http://"),
+                        "--callback-url must be an http(s) URL"
+                    );
+                }
+                let op = OperatorId::new(id.clone()).context("--id")?;
+                let token = inventory::add_operator(&store, op, name.unwrap_or(id.clone()), callback_url, &mut rand::rng())
+                    .await?;
+                println!("operator {id} ready; its ES2+ token (shown once):\n{token}");
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+/// Runs `ferrosim profile-type`.
+pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
+    let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    block_on(async move {
+        let store = open_store(&cfg).await?;
+        match args.command {
+            ProfileTypeCommand::Import {
+                operator,
+                name,
+                package,
+                service_provider,
+                profile_name,
+                class,
+                ppr1,
+                ppr2,
+                owner,
+            } => {
+                let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+                let import = ProfileTypeImport {
+                    operator: OperatorId::new(operator).context("--operator")?,
+                    name,
+                    package: bytes,
+                    service_provider_name: service_provider,
+                    profile_name,
+                    profile_class: ProfileClass::parse(&class)
+                        .context("--class must be test, provisioning or operational")?,
+                    policy_rules: ProfilePolicyRules {
+                        disable_not_allowed: ppr1,
+                        delete_not_allowed: ppr2,
+                    },
+                    owner_mcc_mnc: owner,
+                };
+                let t = inventory::import_profile_type(&store, import, Timestamp::now()).await?;
+                println!(
+                    "profile type {} imported ({} bytes): \"{}\" by {}, class {:?}",
+                    t.name,
+                    t.package.len(),
+                    t.metadata.profile_name,
+                    t.metadata.service_provider_name,
+                    t.metadata.profile_class
+                );
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+/// Runs `ferrosim profiles`.
+pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
+    let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    block_on(async move {
+        let store = open_store(&cfg).await?;
+        match args.command {
+            ProfilesCommand::Import {
+                operator,
+                profile_type,
+                batch,
+            } => {
+                let text = std::fs::read_to_string(&batch).with_context(|| format!("reading {}", batch.display()))?;
+                let op = OperatorId::new(operator).context("--operator")?;
+                let n = inventory::import_batch(&store, &op, &profile_type, &text, Timestamp::now()).await?;
+                println!("{n} profiles imported");
+            }
+            ProfilesCommand::Generate {
+                operator,
+                profile_type,
+                count,
+                first_iccid,
+                first_imsi,
+            } => {
+                let op = OperatorId::new(operator).context("--operator")?;
+                let iccid = Iccid::new(&first_iccid).context("--first-iccid")?;
+                let imsi = parse_imsi(&first_imsi).context("--first-imsi")?;
+                let n = inventory::generate_profiles(
+                    &store,
+                    &op,
+                    &profile_type,
+                    count,
+                    &iccid,
+                    &imsi,
+                    &mut rand::rng(),
+                    Timestamp::now(),
+                )
+                .await?;
+                println!("{n} profiles generated");
+            }
+            ProfilesCommand::List {
+                operator,
+                profile_type,
+                state,
+                limit,
+            } => {
+                let filter = ProfileFilter {
+                    operator: operator.map(OperatorId::new).transpose().context("--operator")?,
+                    profile_type,
+                    state: state
+                        .map(|s| ProfileState::parse(&s).with_context(|| format!("unknown state `{s}`")))
+                        .transpose()?,
+                    limit,
+                };
+                for p in store.list_profiles(&filter).await? {
+                    let order = p.order.as_ref();
+                    println!(
+                        "{}  {:<11} {:<12} {:<16} eid={} matching_id={}",
+                        p.iccid,
+                        p.state,
+                        p.profile_type,
+                        p.operator,
+                        order.and_then(|o| o.eid.as_ref()).map_or("-".into(), |e| e.to_string()),
+                        order.and_then(|o| o.matching_id.as_ref()).map_or("-".into(), |m| m.to_string()),
+                    );
+                }
+            }
+            ProfilesCommand::Stats { operator } => {
+                let op = operator.map(OperatorId::new).transpose().context("--operator")?;
+                for (state, n) in store.count_profiles(op.as_ref()).await? {
+                    println!("{state:<12} {n}");
+                }
+            }
+        }
+        store.close().await;
+        Ok(())
+    })
+}
+
+/// Parses `001010123456789` or `001-01-0123456789` (which also gives the MNC length).
+pub fn parse_imsi(s: &str) -> anyhow::Result<Imsi> {
+    let parts: Vec<&str> = s.split('-').collect();
+    Ok(match parts.as_slice() {
+        [mcc, mnc, msin] => Imsi::with_mnc_len(&format!("{mcc}{mnc}{msin}"), mnc.len())?,
+        _ => Imsi::new(s)?,
+    })
+}
+
+/// Runs a future on a fresh runtime.
+pub fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(f)
+}

@@ -1,0 +1,305 @@
+//! Configuration of an SM-DP+ instance (`ferrosim serve` and the
+//! administrative commands that open the same database and PKI).
+//!
+//! Filled in this order, each step overriding the one before: built-in
+//! defaults, the TOML file (`--config`), environment (`FERROSIM_…`), flags.
+//! `ferrosim serve --print-config` shows the result.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+/// Flags (and their environment variables) shared by every command that
+/// opens an instance.
+#[derive(Debug, Clone, Args, Default)]
+pub struct InstanceArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "FERROSIM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded database and the generated test PKI.
+    #[arg(long, env = "FERROSIM_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite:PATH` or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "FERROSIM_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The SM-DP+ address devices use (`host[:port]`), as in activation codes.
+    #[arg(long, env = "FERROSIM_SMDP_ADDRESS", value_name = "HOST[:PORT]")]
+    pub smdp_address: Option<String>,
+    /// Directory with the PKI in the `ferrosim pki init` layout.
+    #[arg(long, env = "FERROSIM_PKI_DIR", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// SQLite commit durability: `full` (survives power loss) or `normal` (survives a crash of the process).
+    #[arg(long, env = "FERROSIM_DURABILITY", value_name = "full|normal")]
+    pub durability: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// SM-DP+ address; default `localhost:<listen port>`.
+    pub smdp_address: Option<String>,
+    /// Database URL; default `sqlite:<data_dir>/ferrosim.db`.
+    pub database_url: Option<String>,
+    /// SQLite durability (`full` or `normal`).
+    pub durability: String,
+    /// PostgreSQL pool size.
+    pub max_db_connections: u32,
+    /// Certificates and keys.
+    pub pki: PkiConfig,
+    /// DPauth/DPpb keys in a PKCS#11 token (the PIN comes from the environment).
+    pub pkcs11: Option<Pkcs11Config>,
+    /// Order and session limits.
+    pub orders: OrdersConfig,
+    /// ES2+ callback delivery.
+    pub callbacks: CallbacksConfig,
+}
+
+/// Where certificates and keys are.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiConfig {
+    /// A directory in the `ferrosim pki init` layout; default `<data_dir>/pki`,
+    /// generated on first start when it holds no PKI and no files are given.
+    pub dir: Option<PathBuf>,
+    /// SM-DP+ OID for a generated PKI.
+    pub smdp_oid: Option<String>,
+    /// Trusted CI certificates (instead of the directory's).
+    pub ci_certs: Vec<PathBuf>,
+    /// CERT.DPauth.SIG file.
+    pub dpauth_cert: Option<PathBuf>,
+    /// DPauth key file.
+    pub dpauth_key: Option<PathBuf>,
+    /// CERT.DPpb.SIG file.
+    pub dppb_cert: Option<PathBuf>,
+    /// DPpb key file.
+    pub dppb_key: Option<PathBuf>,
+    /// TLS certificate (chain) file.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS key file.
+    pub tls_key: Option<PathBuf>,
+}
+
+/// DPauth/DPpb keys in a PKCS#11 token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Module path, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// Token label.
+    pub token: String,
+    /// Environment variable holding the user PIN.
+    #[serde(default = "default_pin_env")]
+    pub pin_env: String,
+    /// Label of the DPauth key.
+    #[serde(default = "default_dpauth_label")]
+    pub dpauth_label: String,
+    /// Label of the DPpb key.
+    #[serde(default = "default_dppb_label")]
+    pub dppb_label: String,
+}
+
+fn default_pin_env() -> String {
+    "FERROSIM_PKCS11_PIN".into()
+}
+fn default_dpauth_label() -> String {
+    "dpauth".into()
+}
+fn default_dppb_label() -> String {
+    "dppb".into()
+}
+
+/// Order and session limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrdersConfig {
+    /// Lifetime of an order from `downloadOrder`, in hours.
+    pub ttl_hours: u64,
+    /// Wrong confirmation codes before the order is terminated.
+    pub max_confirmation_attempts: u32,
+    /// Download sessions per order.
+    pub max_download_attempts: u32,
+    /// Lifetime of an ES9+ session, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            ttl_hours: 30 * 24,
+            max_confirmation_attempts: 5,
+            max_download_attempts: 10,
+            session_ttl_secs: 600,
+        }
+    }
+}
+
+/// ES2+ callback delivery.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// Poll interval when idle, in milliseconds.
+    pub poll_ms: u64,
+    /// First retry delay, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub max_backoff_secs: u64,
+    /// Accept operator endpoints with invalid certificates (tests only).
+    pub accept_invalid_certs: bool,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 250,
+            initial_backoff_ms: 1000,
+            max_backoff_secs: 3600,
+            accept_invalid_certs: false,
+        }
+    }
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("ferrosim-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            smdp_address: None,
+            database_url: None,
+            durability: "full".into(),
+            max_db_connections: 16,
+            pki: PkiConfig::default(),
+            pkcs11: None,
+            orders: OrdersConfig::default(),
+            callbacks: CallbacksConfig::default(),
+        }
+    }
+}
+
+impl InstanceConfig {
+    /// Defaults, then the file, then environment and flags (`args`).
+    pub fn resolve(args: &InstanceArgs, listen: Option<SocketAddr>) -> anyhow::Result<Self> {
+        let mut cfg = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        if let Some(v) = &args.data_dir {
+            cfg.data_dir = v.clone();
+        }
+        if let Some(v) = &args.database_url {
+            cfg.database_url = Some(v.clone());
+        }
+        if let Some(v) = &args.smdp_address {
+            cfg.smdp_address = Some(v.clone());
+        }
+        if let Some(v) = &args.pki_dir {
+            cfg.pki.dir = Some(v.clone());
+        }
+        if let Some(v) = &args.durability {
+            cfg.durability = v.clone();
+        }
+        if let Some(v) = listen {
+            cfg.listen = v;
+        }
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        self.durability
+            .parse::<ferrosim_store::Durability>()
+            .map_err(anyhow::Error::msg)?;
+        if let Some(a) = &self.smdp_address
+            && (a.trim().is_empty() || a.contains('/') || a.contains(' '))
+        {
+            bail!("smdp_address must be host[:port], not `{a}`");
+        }
+        if self.orders.max_confirmation_attempts == 0 || self.orders.max_download_attempts == 0 {
+            bail!("order attempt limits must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("ferrosim.db").display()))
+    }
+
+    /// The PKI directory in effect.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.pki.dir.clone().unwrap_or_else(|| self.data_dir.join("pki"))
+    }
+
+    /// The SM-DP+ address for a server bound to `port`.
+    pub fn smdp_address(&self, port: u16) -> String {
+        self.smdp_address
+            .clone()
+            .unwrap_or_else(|| format!("localhost:{port}"))
+    }
+
+    /// As TOML, for `--print-config`.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\n[orders]\nttl_hours = 2\n",
+        )
+        .unwrap();
+        let args = InstanceArgs {
+            config: Some(file),
+            data_dir: Some("/srv/y".into()),
+            ..Default::default()
+        };
+        let cfg = InstanceConfig::resolve(&args, None).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/srv/y"));
+        assert_eq!(cfg.listen.port(), 9443);
+        assert_eq!(cfg.orders.ttl_hours, 2);
+        assert_eq!(cfg.database_url(), "sqlite:/srv/y/ferrosim.db");
+        let printed = cfg.to_toml().unwrap();
+        assert!(printed.contains("ttl_hours = 2"));
+    }
+
+    #[test]
+    fn bad_files_and_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "dataa_dir = 1\n").unwrap();
+        let args = InstanceArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        assert!(InstanceConfig::resolve(&args, None).is_err());
+        std::fs::write(&file, "\u{0}\u{1}garbage[[[").unwrap();
+        assert!(InstanceConfig::resolve(&args, None).is_err());
+        let args = InstanceArgs {
+            durability: Some("sometimes".into()),
+            ..Default::default()
+        };
+        assert!(InstanceConfig::resolve(&args, None).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! `ferrosim order …`: orders created through the same ES2+ logic operators
+//! call over HTTPS, with the activation code printed and written as a QR PNG.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use ferrosim_asn1::json::es2::{
+    CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, ReleaseProfileRequest, RequestHeader,
+};
+use ferrosim_lpa::activation_code::{ActivationCode, SmdpAddress};
+use ferrosim_saip::Iccid;
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::store::Store;
+use ferrosim_smdp::time::Timestamp;
+
+use crate::admin_cmd::block_on;
+use crate::config::{InstanceArgs, InstanceConfig};
+use crate::instance;
+
+/// `ferrosim order …`
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    #[command(subcommand)]
+    command: OrderCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum OrderCommand {
+    /// Order a profile (downloadOrder + confirmOrder) and print its activation code.
+    Create {
+        /// The operator placing the order.
+        #[arg(long)]
+        operator: String,
+        /// Any available profile of this type...
+        #[arg(long = "type", required_unless_present = "iccid")]
+        profile_type: Option<String>,
+        /// ...or this profile.
+        #[arg(long)]
+        iccid: Option<String>,
+        /// Link the order to this EID.
+        #[arg(long)]
+        eid: Option<String>,
+        /// Require this confirmation code from the end user.
+        #[arg(long)]
+        confirmation_code: Option<String>,
+        /// Use this matching id instead of a generated one.
+        #[arg(long)]
+        matching_id: Option<String>,
+        /// Confirm only; release later with `order release`.
+        #[arg(long)]
+        no_release: bool,
+        /// Write the activation code as a QR code PNG here.
+        #[arg(long, value_name = "FILE.png")]
+        qr: Option<PathBuf>,
+    },
+    /// Release a confirmed order for download.
+    Release {
+        /// The operator.
+        #[arg(long)]
+        operator: String,
+        /// The profile.
+        iccid: String,
+    },
+    /// Cancel an order.
+    Cancel {
+        /// The operator.
+        #[arg(long)]
+        operator: String,
+        /// The profile.
+        iccid: String,
+        /// Withdraw the profile for good instead of returning it to the pool.
+        #[arg(long)]
+        unavailable: bool,
+    },
+    /// Show a profile's order.
+    Show {
+        /// The profile.
+        iccid: String,
+    },
+}
+
+/// Runs the command.
+pub fn run(args: OrderArgs) -> anyhow::Result<()> {
+    let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    block_on(async move {
+        let address = cfg.smdp_address(cfg.listen.port());
+        let inst = instance::open(&cfg, &address).await?;
+        let smdp = &inst.smdp;
+        let now = Timestamp::now();
+        let header = || RequestHeader {
+            function_requester_identifier: String::new(),
+            function_call_identifier: String::new(),
+        };
+        let store = inst.store.clone();
+        let operator_of = |id: &str| {
+            let id = OperatorId::new(id.to_owned()).context("--operator");
+            let store = store.clone();
+            async move {
+                let id = id?;
+                store
+                    .operator(&id)
+                    .await?
+                    .with_context(|| format!("unknown operator {id}"))
+            }
+        };
+        match args.command {
+            OrderCommand::Create {
+                operator,
+                profile_type,
+                iccid,
+                eid,
+                confirmation_code,
+                matching_id,
+                no_release,
+                qr,
+            } => {
+                let op = operator_of(&operator).await?;
+                let ordered = smdp
+                    .download_order(
+                        &op,
+                        &DownloadOrderRequest {
+                            header: header(),
+                            eid: eid.clone(),
+                            iccid,
+                            profile_type,
+                        },
+                        now,
+                    )
+                    .await?;
+                let cc_required = confirmation_code.is_some();
+                let confirmed = smdp
+                    .confirm_order(
+                        &op,
+                        &ConfirmOrderRequest {
+                            header: header(),
+                            iccid: ordered.iccid.clone(),
+                            eid,
+                            matching_id,
+                            confirmation_code,
+                            smds_address: None,
+                            release_flag: !no_release,
+                        },
+                        now,
+                    )
+                    .await?;
+                let code = ActivationCode::new(SmdpAddress::new(&address)?, Some(&confirmed.matching_id))?
+                    .with_confirmation_code_required(cc_required);
+                println!("iccid:           {}", ordered.iccid);
+                println!("matching id:     {}", confirmed.matching_id);
+                println!("activation code: {}", code.to_qr_text());
+                if let Some(path) = qr {
+                    write_qr_png(&code.to_qr_text(), &path)?;
+                    println!("QR code:         {}", path.display());
+                }
+            }
+            OrderCommand::Release { operator, iccid } => {
+                let op = operator_of(&operator).await?;
+                smdp.release_profile(&op, &ReleaseProfileRequest { header: header(), iccid }, now)
+                    .await?;
+                println!("released");
+            }
+            OrderCommand::Cancel {
+                operator,
+                iccid,
+                unavailable,
+            } => {
+                let op = operator_of(&operator).await?;
+                let req = CancelOrderRequest {
+                    header: header(),
+                    iccid,
+                    eid: None,
+                    matching_id: None,
+                    final_profile_status_indicator: if unavailable { "Unavailable" } else { "Available" }.into(),
+                };
+                smdp.cancel_order(&op, &req, now).await?;
+                println!("cancelled");
+            }
+            OrderCommand::Show { iccid } => {
+                let iccid = Iccid::new(&iccid).context("ICCID")?;
+                let Some(p) = inst.store.profile(&iccid).await? else {
+                    bail!("no profile {iccid}");
+                };
+                println!("iccid:        {}", p.iccid);
+                println!("operator:     {}", p.operator);
+                println!("profile type: {}", p.profile_type);
+                println!("state:        {}", p.state);
+                if let Some(o) = &p.order {
+                    println!("eid:          {}", o.eid.as_ref().map_or("-".into(), |e| e.to_string()));
+                    println!("matching id:  {}", o.matching_id.as_ref().map_or("-".into(), |m| m.to_string()));
+                    println!("confirmation: {}", if o.confirmation.is_some() { "required" } else { "none" });
+                    println!("expires:      {}", o.expires_at.to_rfc3339());
+                    println!("downloads:    {}", o.download_attempts);
+                    if let Some(f) = &o.failure {
+                        println!(
+                            "failure:      {} (bppCommandId {:?}, errorReason {:?})",
+                            f.message, f.bpp_command_id, f.error_reason
+                        );
+                    }
+                }
+            }
+        }
+        inst.store.close().await;
+        Ok(())
+    })
+}
+
+/// Writes `text` as a QR code PNG (8 pixels per module, 4-module quiet zone).
+pub fn write_qr_png(text: &str, path: &Path) -> anyhow::Result<()> {
+    let code = qrcode::QrCode::new(text.as_bytes()).context("encoding the QR code")?;
+    let width = code.width();
+    let colors = code.to_colors();
+    let (scale, quiet) = (8usize, 4usize);
+    let side = (width + 2 * quiet) * scale;
+    let mut pixels = vec![255u8; side * side];
+    for (i, c) in colors.iter().enumerate() {
+        if *c == qrcode::Color::Dark {
+            let (x, y) = (i % width + quiet, i / width + quiet);
+            for dy in 0..scale {
+                let row = (y * scale + dy) * side;
+                pixels[row + x * scale..row + x * scale + scale].fill(0);
+            }
+        }
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let side32 = u32::try_from(side)?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side32, side32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(&pixels)?;
+    writer.finish()?;
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! Delivery of ES2+ `handleDownloadProgressInfo` callbacks from the outbox.
+//!
+//! Each instance runs one worker. It leases due callbacks from the store (so
+//! no other instance sends them at the same time), posts them to the
+//! operator's callback URL, and marks them delivered on a 2xx answer or
+//! schedules a retry with exponential backoff. A crash between sending and
+//! marking can repeat a callback once; its `functionCallIdentifier` (the
+//! outbox id) lets the operator drop the repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use ferrosim_asn1::json::FunctionExecutionStatus;
+use ferrosim_asn1::json::es2::{HandleDownloadProgressInfoRequest, RequestHeader};
+use ferrosim_smdp::Smdp;
+use ferrosim_smdp::store::{CallbackRecord, Store};
+use ferrosim_smdp::time::Timestamp;
+use rand::RngExt;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, warn};
+
+use crate::http::status_data;
+
+/// Settings of the callback worker.
+#[derive(Debug, Clone)]
+pub struct CallbackOptions {
+    /// How often to look for due callbacks when idle.
+    pub poll_interval: Duration,
+    /// How long a leased callback is reserved for this instance.
+    pub lease: Duration,
+    /// Callbacks leased at once.
+    pub batch: u32,
+    /// Timeout of one delivery.
+    pub timeout: Duration,
+    /// First retry delay; doubled per attempt.
+    pub initial_backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Accept operator endpoints with self-signed certificates (tests only).
+    pub accept_invalid_certs: bool,
+}
+
+impl Default for CallbackOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(250),
+            lease: Duration::from_secs(30),
+            batch: 64,
+            timeout: Duration::from_secs(10),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3600),
+            accept_invalid_certs: false,
+        }
+    }
+}
+
+/// The worker loop; ends when `stop` is notified.
+pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, stop: Arc<Notify>) {
+    let client = match reqwest::Client::builder()
+        .timeout(opts.timeout)
+        .danger_accept_invalid_certs(opts.accept_invalid_certs)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "cannot build the callback HTTP client; callbacks stay queued");
+            return;
+        }
+    };
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            () = tokio::time::sleep(opts.poll_interval) => {}
+        }
+        loop {
+            let now = Timestamp::now();
+            let lease_ms = i64::try_from(opts.lease.as_millis()).unwrap_or(i64::MAX);
+            let batch = match smdp
+                .store()
+                .claim_callbacks(now, lease_ms, opts.batch)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "cannot lease callbacks");
+                    break;
+                }
+            };
+            let full = batch.len() as u32 >= opts.batch;
+            let sends = batch
+                .into_iter()
+                .map(|cb| deliver(&smdp, &client, &opts, cb));
+            futures::future::join_all(sends).await;
+            if !full {
+                break;
+            }
+        }
+    }
+}
+
+async fn deliver<S: Store + Clone>(
+    smdp: &Smdp<S>,
+    client: &reqwest::Client,
+    opts: &CallbackOptions,
+    cb: CallbackRecord,
+) {
+    let store = smdp.store();
+    let operator = match store.operator(&cb.event.operator).await {
+        Ok(op) => op,
+        Err(e) => {
+            warn!(error = %e, id = cb.id, "cannot load operator of a callback");
+            return;
+        }
+    };
+    let Some(url) = operator.and_then(|o| o.callback_url) else {
+        // Nothing to deliver to: the event stays recorded, marked done.
+        debug!(id = cb.id, "operator has no callback URL");
+        let _ = store.callback_delivered(cb.id, Timestamp::now()).await;
+        return;
+    };
+    let e = &cb.event;
+    let body = HandleDownloadProgressInfoRequest {
+        header: RequestHeader {
+            function_requester_identifier: smdp.config().address.clone(),
+            function_call_identifier: format!("ferrosim-callback-{}", cb.id),
+        },
+        eid: e.eid.as_ref().map(|x| x.to_string()),
+        iccid: e.iccid.as_str().to_owned(),
+        profile_type: e.profile_type.clone(),
+        timestamp: e.at.to_rfc3339(),
+        notification_point_id: e.point.id(),
+        notification_point_status: match e.failure {
+            None => FunctionExecutionStatus::success(),
+            Some(code) => FunctionExecutionStatus::failed(status_data(code, None)),
+        },
+        result_data: e
+            .result_data
+            .as_ref()
+            .map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
+    };
+    let result = client
+        .post(&url)
+        .header("X-Admin-Protocol", ferrosim_asn1::json::ADMIN_PROTOCOL)
+        .json(&body)
+        .send()
+        .await;
+    let outcome = match result {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("HTTP {}", resp.status())),
+        Err(err) => Err(err.to_string()),
+    };
+    match outcome {
+        Ok(()) => {
+            if let Err(err) = store.callback_delivered(cb.id, Timestamp::now()).await {
+                warn!(error = %err, id = cb.id, "callback sent but not marked delivered; it may repeat");
+            } else {
+                info!(id = cb.id, iccid = %e.iccid.as_str(), point = e.point.id(), "callback delivered");
+            }
+        }
+        Err(why) => {
+            let delay = backoff(opts, cb.attempts);
+            let next = Timestamp::now().plus(delay);
+            warn!(id = cb.id, attempts = cb.attempts, error = %why, retry_in = ?delay, "callback delivery failed");
+            let _ = store.callback_failed(cb.id, next, &why).await;
+        }
+    }
+}
+
+/// Exponential backoff with ±20% jitter.
+fn backoff(opts: &CallbackOptions, attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(20);
+    let base = opts
+        .initial_backoff
+        .saturating_mul(1u32 << exp)
+        .min(opts.max_backoff);
+    let jitter = rand::rng().random_range(0.8..1.2);
+    base.mul_f64(jitter)
+}

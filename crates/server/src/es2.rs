@@ -1,0 +1,180 @@
+//! `POST /gsma/rsp2/es2plus/{function}`: the ES2+ JSON binding for operators.
+//!
+//! Operators authenticate with `Authorization: Bearer <token>` (one token per
+//! operator, stored hashed). Tokens rather than mutual TLS because operator
+//! back offices reach SM-DP+ fleets through HTTP load balancers that
+//! terminate TLS, and tokens rotate without a PKI; the SM-DP+ still runs on
+//! HTTPS only.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode as HttpStatus, header};
+use axum::response::{IntoResponse, Response};
+use ferrosim_asn1::json::es2::RequestHeader;
+use ferrosim_smdp::es2::CallAnswer;
+use ferrosim_smdp::status::StatusCode;
+use ferrosim_smdp::store::{Operator, Store};
+use ferrosim_smdp::time::Timestamp;
+use ferrosim_smdp::{Es2Error, Smdp};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::http::{failed_body, json_response, parse_json};
+
+const FUNCTIONS: [&str; 4] = [
+    "downloadOrder",
+    "confirmOrder",
+    "cancelOrder",
+    "releaseProfile",
+];
+
+#[derive(Deserialize)]
+struct Envelope {
+    header: RequestHeader,
+}
+
+/// Dispatches one ES2+ call.
+pub(crate) async fn handle<S: Store + Clone>(
+    State(smdp): State<Smdp<S>>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !FUNCTIONS.contains(&function.as_str()) {
+        return HttpStatus::NOT_FOUND.into_response();
+    }
+    let span = info_span!("es2", function = %function);
+    async move {
+        let Some(token) = bearer(&headers) else {
+            return unauthorized("missing bearer token");
+        };
+        let operator = match smdp.authenticate_operator(token).await {
+            Ok(op) => op,
+            Err(Es2Error::NotAllowed) => return unauthorized("unknown token"),
+            Err(e) => return json_response(HttpStatus::OK, failed_body(e.status(), None)),
+        };
+        let envelope: Envelope = match parse_json(&body) {
+            Ok(e) => e,
+            Err(resp) => return resp,
+        };
+        let now = Timestamp::now();
+        let run = || execute(&smdp, &operator, &function, &body, now);
+        match smdp
+            .idempotent(&operator, &envelope.header, &function, &body, now, run)
+            .await
+        {
+            Ok(answer) => json_response(HttpStatus::OK, answer),
+            Err(e) => {
+                warn!(operator = %operator.id, error = %e, "ES2+ call refused");
+                let code = e.status_code_data();
+                json_response(
+                    HttpStatus::OK,
+                    serde_json::to_string(&ferrosim_asn1::json::HeaderOnly {
+                        header: ferrosim_asn1::json::ResponseHeader::failed(code),
+                    })
+                    .unwrap_or_default(),
+                )
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs the function and returns its JSON answer (success or failure), which
+/// the idempotency layer stores.
+async fn execute<S: Store + Clone>(
+    smdp: &Smdp<S>,
+    operator: &Operator,
+    function: &str,
+    body: &[u8],
+    now: Timestamp,
+) -> CallAnswer {
+    use ferrosim_asn1::json::es2::{
+        CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, ReleaseProfileRequest,
+    };
+    let result = match function {
+        "downloadOrder" => match parse::<DownloadOrderRequest>(body) {
+            Ok(r) => answer(smdp.download_order(operator, &r, now).await),
+            Err(a) => Err(a),
+        },
+        "confirmOrder" => match parse::<ConfirmOrderRequest>(body) {
+            Ok(r) => answer(smdp.confirm_order(operator, &r, now).await),
+            Err(a) => Err(a),
+        },
+        "cancelOrder" => match parse::<CancelOrderRequest>(body) {
+            Ok(r) => answer(smdp.cancel_order(operator, &r, now).await),
+            Err(a) => Err(a),
+        },
+        "releaseProfile" => match parse::<ReleaseProfileRequest>(body) {
+            Ok(r) => answer(smdp.release_profile(operator, &r, now).await),
+            Err(a) => Err(a),
+        },
+        _ => Err(CallAnswer::Final(failed_body(
+            StatusCode::INVALID_REQUEST_FORMAT,
+            None,
+        ))),
+    };
+    info!(operator = %operator.id, function, ok = result.is_ok(), "ES2+ call executed");
+    result
+        .map(CallAnswer::Final)
+        .unwrap_or_else(|failure| failure)
+}
+
+/// Parses the function's request; a malformed one is a final failure.
+fn parse<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, CallAnswer> {
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        let code = if msg.starts_with("missing field") {
+            StatusCode::MANDATORY_ELEMENT_MISSING
+        } else {
+            StatusCode::INVALID_REQUEST_FORMAT
+        };
+        CallAnswer::Final(failed_body(code, Some(format!("request body: {msg}"))))
+    })
+}
+
+/// Serialises the function's outcome; a failure of our database is transient.
+fn answer<Resp: serde::Serialize>(result: Result<Resp, Es2Error>) -> Result<String, CallAnswer> {
+    match result {
+        Ok(resp) => serde_json::to_string(&resp)
+            .map_err(|_| CallAnswer::Transient(failed_body(StatusCode::EXECUTION_ERROR, None))),
+        Err(e) => {
+            let body = serde_json::to_string(&ferrosim_asn1::json::HeaderOnly {
+                header: ferrosim_asn1::json::ResponseHeader::failed(e.status_code_data()),
+            })
+            .unwrap_or_default();
+            Err(if matches!(e, Es2Error::Store(_)) {
+                CallAnswer::Transient(body)
+            } else {
+                CallAnswer::Final(body)
+            })
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn unauthorized(why: &str) -> Response {
+    let mut r = json_response(
+        HttpStatus::UNAUTHORIZED,
+        failed_body(
+            StatusCode::FUNCTION_REQUESTER_NOT_ALLOWED,
+            Some(why.to_owned()),
+        ),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    r
+}

@@ -1,0 +1,77 @@
+//! `POST /gsma/rsp2/es9plus/{function}`: the ES9+ JSON binding.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode as HttpStatus;
+use axum::response::{IntoResponse, Response};
+use ferrosim_smdp::store::Store;
+use ferrosim_smdp::time::Timestamp;
+use ferrosim_smdp::{Es9Error, Smdp};
+use tracing::{Instrument, error, info, info_span};
+
+use crate::http::{failed, no_content, ok_json, parse_json};
+
+/// Dispatches one ES9+ call. Every failure, including garbage input, is a
+/// `Failed` JSON answer with its SGP.22 status code.
+pub(crate) async fn handle<S: Store + Clone>(
+    State(smdp): State<Smdp<S>>,
+    Path(function): Path<String>,
+    body: Bytes,
+) -> Response {
+    let span = info_span!("es9", function = %function);
+    async move {
+        let now = Timestamp::now();
+        let result = match function.as_str() {
+            "initiateAuthentication" => match parse_json(&body) {
+                Ok(req) => smdp
+                    .initiate_authentication(&req, now)
+                    .await
+                    .map(|r| ok_json(&r)),
+                Err(resp) => return resp,
+            },
+            "authenticateClient" => match parse_json(&body) {
+                Ok(req) => smdp
+                    .authenticate_client(&req, now)
+                    .await
+                    .map(|r| ok_json(&r)),
+                Err(resp) => return resp,
+            },
+            "getBoundProfilePackage" => match parse_json(&body) {
+                Ok(req) => smdp
+                    .get_bound_profile_package(&req, now)
+                    .await
+                    .map(|r| ok_json(&r)),
+                Err(resp) => return resp,
+            },
+            "handleNotification" => match parse_json(&body) {
+                Ok(req) => smdp
+                    .handle_notification(&req, now)
+                    .await
+                    .map(|()| no_content()),
+                Err(resp) => return resp,
+            },
+            "cancelSession" => match parse_json(&body) {
+                Ok(req) => smdp.cancel_session(&req, now).await.map(|r| ok_json(&r)),
+                Err(resp) => return resp,
+            },
+            _ => return HttpStatus::NOT_FOUND.into_response(),
+        };
+        result.unwrap_or_else(|e| failure(&e))
+    }
+    .instrument(span)
+    .await
+}
+
+fn failure(e: &Es9Error) -> Response {
+    let code = e.status();
+    match e {
+        Es9Error::Store(_) | Es9Error::Internal(_) => {
+            error!(error = %e, subject = code.subject, reason = code.reason, "ES9+ call failed on our side");
+            failed(code, None)
+        }
+        _ => {
+            info!(error = %e, subject = code.subject, reason = code.reason, "ES9+ call refused");
+            failed(code, Some(e.to_string()))
+        }
+    }
+}

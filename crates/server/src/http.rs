@@ -1,0 +1,83 @@
+//! HTTP details shared by the ES9+ and ES2+ handlers: headers, JSON bodies,
+//! failure answers.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode as HttpStatus, header};
+use axum::response::{IntoResponse, Response};
+use ferrosim_asn1::json::{ADMIN_PROTOCOL, HeaderOnly, ResponseHeader, StatusCodeData};
+use ferrosim_smdp::status::StatusCode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// `GET /health`: the process is up.
+pub(crate) async fn health() -> &'static str {
+    "ok"
+}
+
+/// A JSON answer with the GSMA headers.
+pub(crate) fn json_response(status: HttpStatus, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json;charset=UTF-8"),
+    );
+    h.insert("X-Admin-Protocol", HeaderValue::from_static(ADMIN_PROTOCOL));
+    r
+}
+
+/// Serialises a successful answer.
+pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => json_response(HttpStatus::OK, body),
+        Err(_) => failed(StatusCode::EXECUTION_ERROR, None),
+    }
+}
+
+/// The JSON text of a `Failed` answer.
+pub(crate) fn failed_body(code: StatusCode, message: Option<String>) -> String {
+    let body = HeaderOnly {
+        header: ResponseHeader::failed(status_data(code, message)),
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| {
+        r#"{"header":{"functionExecutionStatus":{"status":"Failed"}}}"#.to_owned()
+    })
+}
+
+/// A `Failed` answer (HTTP 200, as SGP.22 requires).
+pub(crate) fn failed(code: StatusCode, message: Option<String>) -> Response {
+    json_response(HttpStatus::OK, failed_body(code, message))
+}
+
+/// `statusCodeData` for a code, with our message or the spec's wording.
+pub(crate) fn status_data(code: StatusCode, message: Option<String>) -> StatusCodeData {
+    StatusCodeData {
+        subject_code: code.subject.to_owned(),
+        reason_code: code.reason.to_owned(),
+        subject_identifier: None,
+        message: Some(message.unwrap_or_else(|| code.message.to_owned())),
+    }
+}
+
+/// Parses a JSON request body; a failure says whether a field was missing
+/// or the body is malformed.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        let code = if msg.starts_with("missing field") {
+            StatusCode::MANDATORY_ELEMENT_MISSING
+        } else {
+            StatusCode::INVALID_REQUEST_FORMAT
+        };
+        failed(code, Some(format!("request body: {msg}")))
+    })
+}
+
+/// HTTP 204 with the GSMA header.
+pub(crate) fn no_content() -> Response {
+    let mut r = HttpStatus::NO_CONTENT.into_response();
+    r.headers_mut()
+        .insert("X-Admin-Protocol", HeaderValue::from_static(ADMIN_PROTOCOL));
+    r
+}

@@ -1,0 +1,145 @@
+//! The SM-DP+ on the network: ES9+ for devices and ES2+ for operators over
+//! HTTPS (HTTP/1.1 with keep-alive and HTTP/2 by ALPN), with the background
+//! work an instance does: delivering ES2+ callbacks from the outbox and
+//! expiring orders.
+//!
+//! All protocol decisions are in `ferrosim-smdp`; this crate only turns HTTP
+//! requests into calls of [`ferrosim_smdp::Smdp`] and answers into HTTP.
+//! Instances are stateless: any number can share one database.
+
+pub mod bootstrap;
+mod callbacks;
+mod es2;
+mod es9;
+pub mod housekeeping;
+mod http;
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use ferrosim_smdp::Smdp;
+use ferrosim_smdp::store::Store;
+use thiserror::Error;
+use tokio::task::JoinSet;
+use tracing::info;
+
+pub use callbacks::CallbackOptions;
+pub use tls::TlsIdentity;
+
+/// Why the server could not start.
+#[derive(Debug, Error)]
+pub enum ServerError {
+    /// The TLS certificate or key is unusable.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// The listening socket failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How an instance runs besides the protocol itself.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The DPtls certificate chain and key.
+    pub tls: TlsIdentity,
+    /// Delivery of ES2+ callbacks.
+    pub callbacks: CallbackOptions,
+    /// How often to expire orders and purge old sessions.
+    pub housekeeping_interval: Duration,
+    /// How long ended sessions are kept (late installation results still verify).
+    pub session_retention: Duration,
+}
+
+impl ServerOptions {
+    /// Defaults around a TLS identity.
+    pub fn new(tls: TlsIdentity) -> Self {
+        Self {
+            tls,
+            callbacks: CallbackOptions::default(),
+            housekeeping_interval: Duration::from_secs(30),
+            session_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    handle: axum_server::Handle<SocketAddr>,
+    tasks: JoinSet<()>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets requests in flight finish within
+    /// `grace`, stops the background workers and waits for them.
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+        self.stop.notify_waiters();
+        while self.tasks.join_next().await.is_some() {}
+        info!("server stopped");
+    }
+
+    /// Waits until the server stops (after [`RunningServer::shutdown`] from a clone of its handle, or a fatal error).
+    pub async fn wait(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The HTTP routes of an SM-DP+.
+pub fn router<S: Store + Clone>(smdp: Smdp<S>) -> Router {
+    Router::new()
+        .route("/gsma/rsp2/es9plus/{function}", post(es9::handle::<S>))
+        .route("/gsma/rsp2/es2plus/{function}", post(es2::handle::<S>))
+        .route("/health", get(http::health))
+        .with_state(smdp)
+}
+
+/// Starts serving `smdp` on `listener` with TLS, plus the background workers.
+pub async fn start<S: Store + Clone>(
+    listener: std::net::TcpListener,
+    smdp: Smdp<S>,
+    options: ServerOptions,
+) -> Result<RunningServer, ServerError> {
+    let local_addr = listener.local_addr()?;
+    let tls = tls::rustls_config(&options.tls)?;
+    let handle = axum_server::Handle::new();
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = JoinSet::new();
+
+    let app = router(smdp.clone());
+    let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    tasks.spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "HTTPS server failed");
+        }
+    });
+    tasks.spawn(callbacks::run(
+        smdp.clone(),
+        options.callbacks.clone(),
+        Arc::clone(&stop),
+    ));
+    tasks.spawn(housekeeping::run(
+        smdp,
+        options.housekeeping_interval,
+        options.session_retention,
+        Arc::clone(&stop),
+    ));
+    info!(%local_addr, "SM-DP+ listening (HTTPS, HTTP/1.1 and HTTP/2)");
+    Ok(RunningServer {
+        local_addr,
+        handle,
+        tasks,
+        stop,
+    })
+}

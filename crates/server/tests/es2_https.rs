@@ -1,0 +1,309 @@
+//! ES2+ over real HTTPS: the order life cycle, operator authentication,
+//! idempotency by functionCallIdentifier, and garbage input.
+
+use ferrosim_testkit::{PROFILE_TYPE, TestSmdp, TestSmdpOptions, header};
+use serde_json::{Value, json};
+
+fn status(v: &Value) -> (&str, &str, &str) {
+    let s = &v["header"]["functionExecutionStatus"];
+    (
+        s["status"].as_str().unwrap_or(""),
+        s["statusCodeData"]["subjectCode"].as_str().unwrap_or(""),
+        s["statusCodeData"]["reasonCode"].as_str().unwrap_or(""),
+    )
+}
+
+#[tokio::test]
+async fn order_life_cycle_and_errors() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+
+    // downloadOrder by profile type.
+    let (code, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "profileType": PROFILE_TYPE}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(status(&r).0, "Executed-Success", "{r}");
+    let iccid = r["iccid"].as_str().unwrap().to_owned();
+
+    // Unknown type, unknown ICCID, missing both, bad EID.
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "profileType": "nope"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.5", "3.9"));
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "iccid": "8944000000000000999"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r).0, "Failed");
+    let (_, r) = smdp
+        .es2("downloadOrder", &json!({"header": header()}))
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "1.2", "2.2"));
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "profileType": PROFILE_TYPE, "eid": "123"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.1.1", "2.1"));
+
+    // The same ICCID cannot be ordered twice.
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "iccid": iccid}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.1", "3.7"));
+
+    // confirmOrder without release, then releaseProfile.
+    let (_, r) = smdp
+        .es2(
+            "confirmOrder",
+            &json!({"header": header(), "iccid": iccid, "releaseFlag": false, "confirmationCode": "1234"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r).0, "Executed-Success", "{r}");
+    let mid = r["matchingId"].as_str().unwrap();
+    assert_eq!(mid.len(), 23);
+    assert_eq!(r["smdpAddress"], smdp.address.as_str());
+    let p = smdp.smdp.store();
+    let rec = ferrosim_smdp::store::Store::profile(p, &iccid.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, ferrosim_smdp::order::ProfileState::Confirmed);
+
+    let (_, r) = smdp
+        .es2(
+            "releaseProfile",
+            &json!({"header": header(), "iccid": iccid}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r).0, "Executed-Success", "{r}");
+    // Releasing twice is a state error.
+    let (_, r) = smdp
+        .es2(
+            "releaseProfile",
+            &json!({"header": header(), "iccid": iccid}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.1", "3.7"));
+
+    // cancelOrder with a wrong matching id is refused; then back to Available.
+    let (_, r) = smdp
+        .es2(
+            "cancelOrder",
+            &json!({"header": header(), "iccid": iccid, "matchingId": "WRONG-ID", "finalProfileStatusIndicator": "Available"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.6", "3.8"));
+    let (_, r) = smdp
+        .es2(
+            "cancelOrder",
+            &json!({"header": header(), "iccid": iccid, "finalProfileStatusIndicator": "Maybe"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "1.2", "2.1"));
+    let (_, r) = smdp
+        .es2(
+            "cancelOrder",
+            &json!({"header": header(), "iccid": iccid, "finalProfileStatusIndicator": "Available"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r).0, "Executed-Success", "{r}");
+    let rec = ferrosim_smdp::store::Store::profile(p, &iccid.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.state, ferrosim_smdp::order::ProfileState::Available);
+    assert!(rec.order.is_none());
+}
+
+#[tokio::test]
+async fn matching_ids_are_unique_and_profiles_run_out() {
+    let smdp = TestSmdp::start(TestSmdpOptions {
+        profiles: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (a, _) = smdp.order(None, None).await.unwrap();
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "profileType": PROFILE_TYPE}),
+        )
+        .await
+        .unwrap();
+    let b = r["iccid"].as_str().unwrap().to_owned();
+    let mid_a = ferrosim_smdp::store::Store::profile(smdp.smdp.store(), &a.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .matching_id()
+        .unwrap()
+        .to_string();
+    let (_, r) = smdp
+        .es2(
+            "confirmOrder",
+            &json!({"header": header(), "iccid": b, "matchingId": mid_a, "releaseFlag": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.6", "3.3"));
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": header(), "profileType": PROFILE_TYPE}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "8.2.5", "3.7"));
+}
+
+#[tokio::test]
+async fn function_call_identifier_makes_calls_idempotent() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let h = header();
+    let body = json!({"header": h, "profileType": PROFILE_TYPE});
+    let (_, first) = smdp.es2("downloadOrder", &body).await.unwrap();
+    let (_, again) = smdp.es2("downloadOrder", &body).await.unwrap();
+    assert_eq!(first, again, "a repeated call returns the first answer");
+    let counts = ferrosim_smdp::store::Store::count_profiles(smdp.smdp.store(), None)
+        .await
+        .unwrap();
+    let allocated: u64 = counts
+        .iter()
+        .filter(|(s, _)| *s == ferrosim_smdp::order::ProfileState::Allocated)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(allocated, 1, "only one profile was allocated");
+    // Same id, different request: refused.
+    let (_, r) = smdp
+        .es2(
+            "downloadOrder",
+            &json!({"header": h, "profileType": "other"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&r), ("Failed", "1.1.2", "3.3"));
+}
+
+#[tokio::test]
+async fn operators_must_authenticate_and_only_see_their_own() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let client = smdp.https_client().unwrap();
+    let url = format!("{}/gsma/rsp2/es2plus/downloadOrder", smdp.base_url());
+    let body = json!({"header": header(), "profileType": PROFILE_TYPE});
+    let r = client.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = client
+        .post(&url)
+        .bearer_auth("fst_wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status(&v), ("Failed", "1.1.1", "1.2"));
+
+    // A second operator cannot touch the first one's profiles.
+    let other = ferrosim_smdp::inventory::add_operator(
+        smdp.smdp.store(),
+        ferrosim_smdp::ids::OperatorId::new("other-op").unwrap(),
+        "Other".into(),
+        None,
+        &mut rand::rng(),
+    )
+    .await
+    .unwrap();
+    let (iccid, _) = smdp.order(None, None).await.unwrap();
+    let r = client
+        .post(format!("{}/gsma/rsp2/es2plus/cancelOrder", smdp.base_url()))
+        .bearer_auth(&other)
+        .json(&json!({
+            "header": {"functionRequesterIdentifier": "other-op", "functionCallIdentifier": "x1"},
+            "iccid": iccid, "finalProfileStatusIndicator": "Unavailable"
+        }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status(&v), ("Failed", "8.2.1", "3.9"));
+    // Nor pretend to be the first operator.
+    let r = client
+        .post(format!("{}/gsma/rsp2/es2plus/cancelOrder", smdp.base_url()))
+        .bearer_auth(&other)
+        .json(&json!({
+            "header": {"functionRequesterIdentifier": ferrosim_testkit::OPERATOR, "functionCallIdentifier": "x2"},
+            "iccid": iccid, "finalProfileStatusIndicator": "Unavailable"
+        }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status(&v), ("Failed", "1.1.1", "1.2"));
+}
+
+#[tokio::test]
+async fn garbage_is_a_failed_answer_never_a_crash() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let client = smdp.https_client().unwrap();
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"not json",
+        b"{\"header\": 5}",
+        b"{\"header\":{\"functionRequesterIdentifier\":\"test-operator\",\"functionCallIdentifier\":\"g1\"},\"iccid\":[1,2]}",
+        b"\xff\xfe\x00garbage",
+        b"{\"header\":{\"functionRequesterIdentifier\":\"test-operator\",\"functionCallIdentifier\":\"g2\"},\"iccid\":\"12345\",\"releaseFlag\":true}",
+    ];
+    for f in [
+        "downloadOrder",
+        "confirmOrder",
+        "cancelOrder",
+        "releaseProfile",
+    ] {
+        for body in bodies {
+            let r = client
+                .post(format!("{}/gsma/rsp2/es2plus/{f}", smdp.base_url()))
+                .bearer_auth(&smdp.token)
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{f} {body:?}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status(&v).0, "Failed", "{f} {body:?}: {v}");
+        }
+    }
+    let r = client
+        .post(format!("{}/gsma/rsp2/es2plus/doSomething", smdp.base_url()))
+        .bearer_auth(&smdp.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

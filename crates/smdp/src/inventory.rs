@@ -1,0 +1,243 @@
+//! Filling the SM-DP+ with what operators sell: operators, profile types
+//! (imported unprotected profile packages) and personalised profiles, from an
+//! operator batch file or generated with fresh keys.
+//!
+//! These are the administrative entry points behind `ferrosim operator`,
+//! `ferrosim profile-type` and `ferrosim profiles`; they validate everything
+//! before anything is stored.
+
+use ferrosim_saip::{Iccid, Imsi, Personalisation, ProfilePackage, parse_batch};
+use rand::CryptoRng;
+use thiserror::Error;
+
+use crate::es2::token_hash;
+use crate::ids::OperatorId;
+use crate::metadata::{ProfileClass, ProfilePolicyRules, ProfileTypeMetadata};
+use crate::order::ProfileRecord;
+use crate::store::{NewProfile, Operator, ProfileTypeRecord, Store, StoreError};
+use crate::time::Timestamp;
+
+/// Why an import was refused.
+#[derive(Debug, Error)]
+pub enum InventoryError {
+    /// The package is not a valid SAIP profile package.
+    #[error("profile package: {0}")]
+    Package(ferrosim_saip::Error),
+    /// The batch file is malformed (the message names the line).
+    #[error("batch file: {0}")]
+    Batch(ferrosim_saip::Error),
+    /// A profile of the batch does not personalise the type's package.
+    #[error("profile {iccid}: {source}")]
+    Personalise {
+        /// The profile.
+        iccid: String,
+        /// Why.
+        source: ferrosim_saip::Error,
+    },
+    /// The operator is unknown.
+    #[error("unknown operator {0}")]
+    UnknownOperator(OperatorId),
+    /// The profile type is unknown.
+    #[error("unknown profile type {0}")]
+    UnknownProfileType(String),
+    /// A generated range does not fit (ICCID or IMSI digits overflow).
+    #[error("number range: {0}")]
+    Range(String),
+    /// The database refused (duplicate ICCID...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Creates or replaces an operator and returns the API token to give it.
+/// Only the token's hash is stored.
+pub async fn add_operator<S: Store>(
+    store: &S,
+    id: OperatorId,
+    name: String,
+    callback_url: Option<String>,
+    rng: &mut impl CryptoRng,
+) -> Result<String, InventoryError> {
+    let mut raw = [0u8; 32];
+    rng.fill_bytes(&mut raw);
+    let token = format!("fst_{}", hex::encode(raw));
+    store
+        .put_operator(&Operator {
+            id,
+            name,
+            token_hash: token_hash(&token),
+            callback_url,
+        })
+        .await?;
+    Ok(token)
+}
+
+/// What to import as a profile type.
+#[derive(Debug, Clone)]
+pub struct ProfileTypeImport {
+    /// Owner.
+    pub operator: OperatorId,
+    /// Name used in ES2+ `profileType`.
+    pub name: String,
+    /// The unprotected profile package (SAIP DER).
+    pub package: Vec<u8>,
+    /// Service provider name; defaults to the package's SPN, else the operator name.
+    pub service_provider_name: Option<String>,
+    /// Profile name; defaults to the package header's profile type.
+    pub profile_name: Option<String>,
+    /// Profile class (default operational).
+    pub profile_class: ProfileClass,
+    /// Profile policy rules.
+    pub policy_rules: ProfilePolicyRules,
+    /// MCC+MNC of the profile owner; defaults to the package's IMSI's.
+    pub owner_mcc_mnc: Option<String>,
+}
+
+/// Validates a package and stores it as a profile type.
+pub async fn import_profile_type<S: Store>(
+    store: &S,
+    import: ProfileTypeImport,
+    now: Timestamp,
+) -> Result<ProfileTypeRecord, InventoryError> {
+    let operator = store
+        .operator(&import.operator)
+        .await?
+        .ok_or_else(|| InventoryError::UnknownOperator(import.operator.clone()))?;
+    let package = ProfilePackage::parse(&import.package).map_err(InventoryError::Package)?;
+    package.validate_schema().map_err(InventoryError::Package)?;
+    let defaults = package
+        .metadata_defaults()
+        .map_err(InventoryError::Package)?;
+    let summary = package.summary().map_err(InventoryError::Package)?;
+    let owner = import.owner_mcc_mnc.or_else(|| {
+        let imsi = summary.imsi.as_ref()?;
+        Some(format!("{}{}", imsi.mcc(), imsi.mnc()?))
+    });
+    let record = ProfileTypeRecord {
+        operator: import.operator,
+        name: import.name,
+        package: import.package,
+        metadata: ProfileTypeMetadata {
+            service_provider_name: import
+                .service_provider_name
+                .or(defaults.spn_hint)
+                .unwrap_or(operator.name),
+            profile_name: import.profile_name.unwrap_or(defaults.profile_name),
+            profile_class: import.profile_class,
+            policy_rules: import.policy_rules,
+            owner_mcc_mnc: owner,
+        },
+        created_at: now,
+    };
+    store.put_profile_type(&record).await?;
+    Ok(record)
+}
+
+/// Imports the profiles of an operator batch file (CSV, see `ferrosim_saip`)
+/// for a profile type, after checking that each one personalises the type's
+/// package. All or nothing.
+pub async fn import_batch<S: Store>(
+    store: &S,
+    operator: &OperatorId,
+    profile_type: &str,
+    csv: &str,
+    now: Timestamp,
+) -> Result<u64, InventoryError> {
+    let personalisations = parse_batch(csv).map_err(InventoryError::Batch)?;
+    insert(store, operator, profile_type, personalisations, now).await
+}
+
+/// Generates `count` profiles with consecutive ICCIDs and IMSIs from the
+/// given starts and fresh random K and OPc.
+pub async fn generate_profiles<S: Store>(
+    store: &S,
+    operator: &OperatorId,
+    profile_type: &str,
+    count: u64,
+    first_iccid: &Iccid,
+    first_imsi: &Imsi,
+    rng: &mut impl CryptoRng,
+    now: Timestamp,
+) -> Result<u64, InventoryError> {
+    let iccid_body = &first_iccid.as_str()[..first_iccid.as_str().len() - 1];
+    let mut out = Vec::new();
+    for i in 0..count {
+        let iccid = Iccid::from_body(&add_to_digits(iccid_body, i)?)
+            .map_err(|e| InventoryError::Range(e.to_string()))?;
+        let imsi_digits = add_to_digits(first_imsi.as_str(), i)?;
+        let imsi = match first_imsi.mnc_len() {
+            Some(n) => Imsi::with_mnc_len(&imsi_digits, n),
+            None => Imsi::new(&imsi_digits),
+        }
+        .map_err(|e| InventoryError::Range(e.to_string()))?;
+        let mut p = Personalisation::new(iccid).with_random_keys(rng);
+        p.imsi = Some(imsi);
+        out.push(p);
+    }
+    insert(store, operator, profile_type, out, now).await
+}
+
+async fn insert<S: Store>(
+    store: &S,
+    operator: &OperatorId,
+    profile_type: &str,
+    personalisations: Vec<Personalisation>,
+    now: Timestamp,
+) -> Result<u64, InventoryError> {
+    let t = store
+        .profile_type(operator, profile_type)
+        .await?
+        .ok_or_else(|| InventoryError::UnknownProfileType(profile_type.to_owned()))?;
+    let package = ProfilePackage::parse(&t.package).map_err(InventoryError::Package)?;
+    let mut rows = Vec::with_capacity(personalisations.len());
+    for p in personalisations {
+        package
+            .personalise(&p)
+            .map_err(|source| InventoryError::Personalise {
+                iccid: p.iccid.to_string(),
+                source,
+            })?;
+        rows.push(NewProfile {
+            record: ProfileRecord::new_available(
+                p.iccid.clone(),
+                operator.clone(),
+                profile_type.to_owned(),
+                now,
+            ),
+            personalisation: p,
+        });
+    }
+    Ok(store.insert_profiles(&rows).await?)
+}
+
+/// `digits + n`, keeping the number of digits.
+fn add_to_digits(digits: &str, n: u64) -> Result<String, InventoryError> {
+    let width = digits.len();
+    let (head, tail) = digits.split_at(width.saturating_sub(18));
+    let value: u64 = tail
+        .parse()
+        .map_err(|_| InventoryError::Range(format!("`{digits}` is not a number")))?;
+    let sum = value
+        .checked_add(n)
+        .filter(|s| s.to_string().len() <= tail.len())
+        .ok_or_else(|| InventoryError::Range(format!("{digits} + {n} overflows {width} digits")))?;
+    Ok(format!("{head}{sum:0w$}", w = tail.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_arithmetic() {
+        assert_eq!(
+            add_to_digits("001010000000009", 1).unwrap(),
+            "001010000000010"
+        );
+        assert_eq!(
+            add_to_digits("8949440000000000001", 41).unwrap(),
+            "8949440000000000042"
+        );
+        assert!(add_to_digits("99", 1).is_err());
+        assert!(add_to_digits("9x", 1).is_err());
+    }
+}
