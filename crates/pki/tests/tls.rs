@@ -1,6 +1,8 @@
 //! A real TLS stack (rustls / webpki) accepts the generated DPtls certificate
 //! for the SM-DP+ address, with the generated CI as its only trust anchor.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

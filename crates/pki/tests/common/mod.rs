@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: fixed dates and a generated hierarchy.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::time::{Duration, SystemTime};
 
