@@ -1,0 +1,351 @@
+//! ES10a/b/c: the LPA's interface to the eUICC's ISD-R, over APDUs.
+//!
+//! [`Es10::open`] opens a logical channel (MANAGE CHANNEL) and selects the
+//! ISD-R on it; [`Es10::transmit_es10`] sends one ES10 command (a BER-TLV
+//! such as `BF2E ...`) as a chain of STORE DATA commands (CLA `80` with the
+//! channel, INS `E2`, P1 `11` for more blocks and `91` for the last, P2 the
+//! block number), following `61xx` with GET RESPONSE, and returns the
+//! response TLV. The typed functions ([`commands`], [`bpp`]) build each
+//! request, check the answer and decode it into [`types`].
+//!
+//! Responses are read with the zero-copy TLV reader, picking the elements
+//! SGP.22 defines and skipping unknown ones, so eUICCs of later versions
+//! (with extension fields) are understood too.
+
+pub mod bpp;
+pub mod commands;
+pub mod types;
+
+use thiserror::Error;
+
+use crate::transport::{CommandApdu, ResponseApdu, StatusWord, Transport, TransportError};
+
+/// AID of the ISD-R (SGP.02/SGP.22).
+pub const ISD_R_AID: [u8; 16] = [
+    0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00,
+];
+/// STORE DATA block size used by common LPAs.
+pub const DEFAULT_BLOCK_SIZE: usize = 120;
+/// Largest STORE DATA block (short APDU).
+pub const MAX_BLOCK_SIZE: usize = 255;
+
+/// Most GET RESPONSE rounds for one command before the card is deemed broken.
+const MAX_GET_RESPONSE_ROUNDS: usize = 4096;
+
+/// Why an ES10 function failed.
+#[derive(Debug, Error)]
+pub enum Es10Error {
+    /// The APDU exchange itself failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The card answered an APDU with an unexpected status word.
+    #[error("{command} failed with status word {sw}")]
+    Status {
+        /// Which APDU (MANAGE CHANNEL, SELECT, STORE DATA, GET RESPONSE).
+        command: &'static str,
+        /// Its status word.
+        sw: StatusWord,
+    },
+    /// The card has no free logical channel, or returned an invalid channel number.
+    #[error("no logical channel available ({0})")]
+    NoChannel(String),
+    /// The ISD-R could not be selected: not an eUICC, or not this AID.
+    #[error("the ISD-R cannot be selected (status word {0}): is this an eUICC?")]
+    IsdRNotFound(StatusWord),
+    /// The eUICC's answer is not the structure SGP.22 defines.
+    #[error("malformed {function} response: {reason}")]
+    BadResponse {
+        /// The ES10 function.
+        function: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The eUICC executed the function and reported an error code.
+    #[error("the eUICC refused {function}: {} ({code})", result_name(function, *code))]
+    Refused {
+        /// The ES10 function.
+        function: &'static str,
+        /// The result or error code of SGP.22.
+        code: i64,
+    },
+    /// The request cannot be sent (empty, too large, invalid argument).
+    #[error("invalid {function} request: {reason}")]
+    InvalidRequest {
+        /// The ES10 function.
+        function: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The STORE DATA block size is outside 1..=255.
+    #[error("STORE DATA block size must be 1 to 255 bytes, not {0}")]
+    InvalidBlockSize(usize),
+}
+
+impl Es10Error {
+    /// A [`Es10Error::BadResponse`] for `function`.
+    pub(crate) fn bad(function: &'static str, reason: impl ToString) -> Self {
+        Self::BadResponse {
+            function,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// How [`Es10::open`] talks to the card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Es10Options {
+    /// Data bytes per STORE DATA block (1 to 255; 120 by default).
+    pub block_size: usize,
+    /// Open a logical channel for the ISD-R (the default), or use the basic
+    /// channel when the card or the modem does not allow MANAGE CHANNEL.
+    pub logical_channel: bool,
+    /// AID to select (the ISD-R's by default).
+    pub aid: Vec<u8>,
+}
+
+impl Default for Es10Options {
+    fn default() -> Self {
+        Self {
+            block_size: DEFAULT_BLOCK_SIZE,
+            logical_channel: true,
+            aid: ISD_R_AID.to_vec(),
+        }
+    }
+}
+
+/// An ES10 session with the ISD-R of one eUICC.
+#[derive(Debug)]
+pub struct Es10<T> {
+    transport: T,
+    channel: u8,
+    block_size: usize,
+}
+
+impl<T: Transport> Es10<T> {
+    /// Opens a logical channel (unless disabled) and selects the ISD-R.
+    pub fn open(transport: T, options: &Es10Options) -> Result<Self, Es10Error> {
+        if !(1..=MAX_BLOCK_SIZE).contains(&options.block_size) {
+            return Err(Es10Error::InvalidBlockSize(options.block_size));
+        }
+        let mut es10 = Self {
+            transport,
+            channel: 0,
+            block_size: options.block_size,
+        };
+        if options.logical_channel {
+            es10.channel = es10.open_channel()?;
+        }
+        if let Err(e) = es10.select(&options.aid) {
+            // Give the channel back before reporting; the select error matters more.
+            let _ = es10.close_channel();
+            return Err(e);
+        }
+        Ok(es10)
+    }
+
+    /// Closes the logical channel and returns the transport.
+    pub fn close(mut self) -> Result<T, Es10Error> {
+        self.close_channel()?;
+        Ok(self.transport)
+    }
+
+    /// The logical channel in use (0 = basic channel).
+    pub fn channel(&self) -> u8 {
+        self.channel
+    }
+
+    /// The transport, for APDUs outside ES10.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Sends one ES10 command (a complete BER-TLV) with STORE DATA and
+    /// returns the response data (the response TLV; empty when the command
+    /// has none).
+    pub fn transmit_es10(&mut self, request: &[u8]) -> Result<Vec<u8>, Es10Error> {
+        let invalid = |reason: &str| Es10Error::InvalidRequest {
+            function: "STORE DATA",
+            reason: reason.to_owned(),
+        };
+        if request.is_empty() {
+            return Err(invalid("empty command"));
+        }
+        let blocks: Vec<&[u8]> = request.chunks(self.block_size).collect();
+        if blocks.len() > 256 {
+            return Err(invalid("more than 256 STORE DATA blocks"));
+        }
+        let mut response = Vec::new();
+        for (number, block) in blocks.iter().enumerate() {
+            let last = number + 1 == blocks.len();
+            let apdu = CommandApdu {
+                cla: self.cla(0x80),
+                ins: 0xE2,
+                p1: if last { 0x91 } else { 0x11 },
+                p2: u8::try_from(number).map_err(|_| invalid("block number overflow"))?,
+                data: block.to_vec(),
+                le: None,
+            };
+            let data = self.exchange("STORE DATA", &apdu)?;
+            response.extend_from_slice(&data);
+        }
+        Ok(response)
+    }
+
+    /// Sends one APDU, follows `61xx` with GET RESPONSE and `6Cxx` by
+    /// repeating with the right Le; returns all response data on success.
+    fn exchange(
+        &mut self,
+        command: &'static str,
+        apdu: &CommandApdu,
+    ) -> Result<Vec<u8>, Es10Error> {
+        let mut response = ResponseApdu::parse(self.transport.transmit(&apdu.to_bytes()?)?)?;
+        if response.sw.sw1() == 0x6C {
+            let retry = CommandApdu {
+                le: Some(response.sw.sw2()),
+                ..apdu.clone()
+            };
+            response = ResponseApdu::parse(self.transport.transmit(&retry.to_bytes()?)?)?;
+        }
+        let mut data = std::mem::take(&mut response.data);
+        let mut rounds = 0;
+        while response.sw.sw1() == 0x61 {
+            rounds += 1;
+            if rounds > MAX_GET_RESPONSE_ROUNDS {
+                return Err(Es10Error::Status {
+                    command: "GET RESPONSE",
+                    sw: response.sw,
+                });
+            }
+            // GET RESPONSE in the class of the command it follows (80 after
+            // STORE DATA, as common LPAs send it; 00 after SELECT).
+            let get = CommandApdu {
+                cla: self.cla(apdu.cla & 0x80),
+                ins: 0xC0,
+                p1: 0,
+                p2: 0,
+                data: Vec::new(),
+                le: Some(response.sw.sw2()),
+            };
+            response = ResponseApdu::parse(self.transport.transmit(&get.to_bytes()?)?)?;
+            data.append(&mut response.data);
+        }
+        if !response.sw.is_success() {
+            return Err(Es10Error::Status {
+                command,
+                sw: response.sw,
+            });
+        }
+        Ok(data)
+    }
+
+    /// MANAGE CHANNEL open: the card picks the channel.
+    fn open_channel(&mut self) -> Result<u8, Es10Error> {
+        let apdu = CommandApdu {
+            cla: 0x00,
+            ins: 0x70,
+            p1: 0x00,
+            p2: 0x00,
+            data: Vec::new(),
+            le: Some(1),
+        };
+        let response = ResponseApdu::parse(self.transport.transmit(&apdu.to_bytes()?)?)?;
+        if !response.sw.is_success() {
+            return Err(Es10Error::NoChannel(format!(
+                "MANAGE CHANNEL status word {}",
+                response.sw
+            )));
+        }
+        match response.data.as_slice() {
+            [channel @ 1..=19] => Ok(*channel),
+            other => Err(Es10Error::NoChannel(format!(
+                "MANAGE CHANNEL returned `{}`",
+                hex::encode(other)
+            ))),
+        }
+    }
+
+    /// MANAGE CHANNEL close of our channel (nothing for the basic channel).
+    fn close_channel(&mut self) -> Result<(), Es10Error> {
+        if self.channel == 0 {
+            return Ok(());
+        }
+        let apdu = CommandApdu {
+            cla: self.cla(0x00),
+            ins: 0x70,
+            p1: 0x80,
+            p2: self.channel,
+            data: Vec::new(),
+            le: None,
+        };
+        self.exchange("MANAGE CHANNEL", &apdu)?;
+        self.channel = 0;
+        Ok(())
+    }
+
+    /// SELECT by AID on our channel.
+    fn select(&mut self, aid: &[u8]) -> Result<(), Es10Error> {
+        let apdu = CommandApdu {
+            cla: self.cla(0x00),
+            ins: 0xA4,
+            p1: 0x04,
+            p2: 0x00,
+            data: aid.to_vec(),
+            le: Some(0),
+        };
+        match self.exchange("SELECT", &apdu) {
+            Ok(_) => Ok(()),
+            Err(Es10Error::Status { sw, .. }) => Err(Es10Error::IsdRNotFound(sw)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The class byte for `base` (`00` or `80`) on our channel: channels 0-3
+    /// in the low bits, channels 4-19 in the further interindustry coding.
+    fn cla(&self, base: u8) -> u8 {
+        class_byte(base, self.channel)
+    }
+}
+
+/// CLA for `base` (`00` interindustry or `80` proprietary) on `channel`.
+pub fn class_byte(base: u8, channel: u8) -> u8 {
+    if channel <= 3 {
+        base | channel
+    } else {
+        let further = if base & 0x80 != 0 { 0xC0 } else { 0x40 };
+        further | (channel.saturating_sub(4) & 0x0F)
+    }
+}
+
+/// The name SGP.22 gives to a result or error code of an ES10 function.
+pub fn result_name(function: &str, code: i64) -> &'static str {
+    match (function, code) {
+        (_, 0) => "ok",
+        (_, 127) => "undefinedError",
+        ("AuthenticateServer", 1) | ("PrepareDownload", 1) => "invalidCertificate",
+        ("AuthenticateServer", 2) | ("PrepareDownload", 2) => "invalidSignature",
+        ("AuthenticateServer", 3) | ("PrepareDownload", 3) => "unsupportedCurve",
+        ("AuthenticateServer", 4) | ("PrepareDownload", 4) => "noSessionContext",
+        ("AuthenticateServer", 5) => "invalidOid",
+        ("AuthenticateServer", 6) => "euiccChallengeMismatch",
+        ("AuthenticateServer", 7) => "ciPKUnknown",
+        ("PrepareDownload", 5) | ("CancelSession", 5) => "invalidTransactionId",
+        ("EnableProfile" | "DisableProfile" | "DeleteProfile", 1) => "iccidOrAidNotFound",
+        ("EnableProfile" | "DeleteProfile", 2) => "profileNotInDisabledState",
+        ("DisableProfile", 2) => "profileNotInEnabledState",
+        ("EnableProfile" | "DisableProfile" | "DeleteProfile", 3) => "disallowedByPolicy",
+        ("EnableProfile", 4) => "wrongProfileReenabling",
+        ("EnableProfile" | "DisableProfile" | "EuiccMemoryReset", 5) => "catBusy",
+        ("SetNickname", 1) => "iccidNotFound",
+        ("EuiccMemoryReset" | "RemoveNotificationFromList", 1) => "nothingToDelete",
+        ("RetrieveNotificationsList", 1) => "noResultAvailable",
+        ("GetProfilesInfo", 1) => "incorrectInputValues",
+        ("LoadCRL", 1) => "invalidSignature",
+        ("LoadCRL", 2) => "invalidCRLFormat",
+        ("LoadCRL", 3) => "notEnoughMemorySpace",
+        ("LoadCRL", 4) => "verificationKeyNotFound",
+        _ => "unknown code",
+    }
+}
+
+#[cfg(test)]
+mod tests;
