@@ -4,7 +4,13 @@
 //! after the value, so a message cannot smuggle data past a length check;
 //! [`decode_der_prefix`] is for streams of concatenated values (profile
 //! elements of a profile package).
+//!
+//! rasn does not know which BIT STRINGs have named bits, so it cannot apply
+//! the DER rule that such a value carries no trailing zero bits (X.690
+//! 11.2.2). Build those values (`NotificationEvent`, `PprIds`,
+//! `UICCCapability`, `RspCapability`, ...) with [`named_bits`].
 
+use rasn::types::BitString;
 use rasn::{Decode, Encode};
 
 use crate::Error;
@@ -39,4 +45,66 @@ pub fn decode_der_prefix<T: Decode>(bytes: &[u8]) -> Result<(T, &[u8]), Error> {
         type_name: std::any::type_name::<T>(),
         reason: e.to_string(),
     })
+}
+
+/// A named-bit BIT STRING with the given bits set, in its DER form: exactly
+/// as long as the highest set bit requires (no trailing zero bits), empty when
+/// no bit is set.
+pub fn named_bits(set: &[usize]) -> BitString {
+    let len = set.iter().max().map_or(0, |&max| max + 1);
+    let mut bits = BitString::repeat(false, len);
+    for &bit in set {
+        bits.set(bit, true);
+    }
+    bits
+}
+
+/// Removes trailing zero bits from a named-bit BIT STRING (DER form).
+pub fn trim_named_bits(bits: &mut BitString) {
+    let len = bits.last_one().map_or(0, |last| last + 1);
+    bits.truncate(len);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rsp;
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let value = rsp::GetEuiccInfo1Request::new();
+        let der = encode_der(&value).unwrap();
+        assert_eq!(der, [0xBF, 0x20, 0x00]);
+        let mut longer = der.clone();
+        longer.push(0);
+        assert!(matches!(
+            decode_der::<rsp::GetEuiccInfo1Request>(&longer),
+            Err(Error::TrailingBytes { count: 1, .. })
+        ));
+        let (again, rest) = decode_der_prefix::<rsp::GetEuiccInfo1Request>(&longer).unwrap();
+        assert_eq!((again, rest), (value, &[0u8][..]));
+        assert!(matches!(
+            decode_der::<rsp::GetEuiccInfo1Request>(&der[..2]),
+            Err(Error::Decode { .. })
+        ));
+    }
+
+    #[test]
+    fn named_bits_have_no_trailing_zeros() {
+        // notificationInstall(0) only: 1 bit, 7 unused -> 03 02 07 80.
+        let install = rsp::NotificationEvent(named_bits(&[0]));
+        assert_eq!(encode_der(&install).unwrap(), [0x03, 0x02, 0x07, 0x80]);
+        // enable(1) and delete(3): 4 bits -> 03 02 04 50.
+        let ev = rsp::NotificationEvent(named_bits(&[3, 1]));
+        assert_eq!(encode_der(&ev).unwrap(), [0x03, 0x02, 0x04, 0x50]);
+        assert_eq!(
+            encode_der(&rsp::NotificationEvent(named_bits(&[]))).unwrap(),
+            [0x03, 0x01, 0x00]
+        );
+
+        let mut padded = named_bits(&[1]);
+        padded.extend([false; 10]);
+        trim_named_bits(&mut padded);
+        assert_eq!(padded, named_bits(&[1]));
+    }
 }

@@ -9,7 +9,8 @@
 //! - [`pkix`]: the RFC 5280 types the others import (`Certificate`,
 //!   `CertificateList`, `Time`, `SubjectKeyIdentifier`, ...).
 //! - [`json`]: the ES9+ and ES2+ JSON bindings (request and response bodies).
-//! - [`codec`]: [`encode_der`] / [`decode_der`] for all of the above.
+//! - [`codec`]: [`encode_der`] / [`decode_der`] for all of the above, and
+//!   [`named_bits`] for DER-minimal named BIT STRINGs.
 //! - [`signed`]: the exact signed byte ranges (and their signatures) of received
 //!   messages, cut out without re-encoding.
 //! - [`tlv`]: a zero-copy BER-TLV reader and writer, used wherever bytes must be
@@ -29,7 +30,7 @@ pub mod json;
 pub mod signed;
 pub mod tlv;
 
-pub use codec::{decode_der, decode_der_prefix, encode_der};
+pub use codec::{decode_der, decode_der_prefix, encode_der, named_bits};
 pub use error::Error;
 pub use generated::{pe, rsp, sgp32};
 pub use rasn;

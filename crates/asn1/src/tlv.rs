@@ -63,7 +63,9 @@ impl<'a> Tlv<'a> {
         let (tag, tag_len) = read_tag(input)?;
         let (len, len_len) = read_length(&input[tag_len..], tag_len)?;
         let header = tag_len + len_len;
-        let total = header.checked_add(len).ok_or(TlvError::LengthTooLong(tag_len))?;
+        let total = header
+            .checked_add(len)
+            .ok_or(TlvError::LengthTooLong(tag_len))?;
         if input.len() < total {
             return Err(TlvError::Truncated {
                 offset: input.len(),
@@ -291,7 +293,10 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(matches!(Tlv::parse(&[]), Err(TlvError::Truncated { .. })));
-        assert!(matches!(Tlv::parse(&[0xBF]), Err(TlvError::Truncated { .. })));
+        assert!(matches!(
+            Tlv::parse(&[0xBF]),
+            Err(TlvError::Truncated { .. })
+        ));
         assert!(matches!(
             Tlv::parse(&[0x30, 0x80, 0, 0]),
             Err(TlvError::IndefiniteLength(_))

@@ -1,6 +1,8 @@
 //! Real-world encodings decode with the generated types: TS.48 profile
 //! packages, and the Bound Profile Package of the published BSP vectors.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -56,9 +58,17 @@ fn ts48_profile_packages_decode_as_profile_elements() {
         let tags = decode_profile_elements(&bytes);
         let tag_list: Vec<String> = tags.iter().map(|t| format!("{t:X}")).collect();
         println!("{}: {}", path.display(), tag_list.join(" "));
-        assert_eq!(tags.first(), Some(&0xA0), "a package starts with the ProfileHeader");
+        assert_eq!(
+            tags.first(),
+            Some(&0xA0),
+            "a package starts with the ProfileHeader"
+        );
         assert!(tags.contains(&0xB0), "the MF element ([16]) is present");
-        assert_eq!(tags.last(), Some(&0xAA), "a package ends with the End element");
+        assert_eq!(
+            tags.last(),
+            Some(&0xAA),
+            "a package ends with the End element"
+        );
         checked += 1;
     }
     assert_eq!(checked, 3);

@@ -4,6 +4,8 @@
 //! Values come from `support` (random values of every generated type, with
 //! SIZE and value constraints honoured).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
@@ -17,9 +19,8 @@ where
     T: rasn::Encode + rasn::Decode + PartialEq + std::fmt::Debug,
 {
     let der = encode_der(value).map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
-    let back: T = decode_der(&der).map_err(|e| {
-        TestCaseError::fail(format!("decode of {}: {e}", hex::encode(&der)))
-    })?;
+    let back: T = decode_der(&der)
+        .map_err(|e| TestCaseError::fail(format!("decode of {}: {e}", hex::encode(&der))))?;
     prop_assert_eq!(&back, value);
     prop_assert_eq!(encode_der(&back).unwrap(), der.clone());
     for len in 0..der.len() {

@@ -1,10 +1,12 @@
 //! Signed-part extraction against bytes produced by the generated types, and
 //! against damaged input.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
-use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::rasn::types::OctetString;
+use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::tlv::{Tlv, TlvError, tlv};
 use ferrosim_asn1::{Error, encode_der, rsp};
 use proptest::prelude::*;
@@ -128,14 +130,18 @@ fn signed_part_is_taken_as_received_not_re_encoded() {
 
 #[test]
 fn error_alternatives_are_reported() {
-    let error = rsp::AuthenticateResponseError::new(
-        random(1),
-        rsp::AuthenticateErrorCode(3.into()),
-    );
-    let message = encode_der(&rsp::AuthenticateServerResponse::authenticateResponseError(error)).unwrap();
+    let error =
+        rsp::AuthenticateResponseError::new(random(1), rsp::AuthenticateErrorCode(3.into()));
+    let message = encode_der(&rsp::AuthenticateServerResponse::authenticateResponseError(
+        error,
+    ))
+    .unwrap();
     assert_eq!(
         signed::euicc_signed1(&message),
-        Err(Error::ErrorAlternative { message: "AuthenticateServerResponse", tag: 0xA1 })
+        Err(Error::ErrorAlternative {
+            message: "AuthenticateServerResponse",
+            tag: 0xA1
+        })
     );
     let error = rsp::PrepareDownloadResponseError::new(random(2), rsp::DownloadErrorCode(1.into()));
     let message = encode_der(&rsp::PrepareDownloadResponse::downloadResponseError(error)).unwrap();
@@ -150,17 +156,26 @@ fn wrong_shapes_are_refused() {
     let signed = tlv(0x30, &tlv(0x80, &[1]));
     let good_sig = tlv(0x5F37, &[7; 64]);
     // Wrong outer tag.
-    let message = tlv(0xBF22, &tlv(0xA0, &[signed.clone(), good_sig.clone()].concat()));
+    let message = tlv(
+        0xBF22,
+        &tlv(0xA0, &[signed.clone(), good_sig.clone()].concat()),
+    );
     assert_eq!(
         signed::euicc_signed2(&message),
-        Err(Error::Tlv(TlvError::UnexpectedTag { expected: 0xBF21, found: 0xBF22 }))
+        Err(Error::Tlv(TlvError::UnexpectedTag {
+            expected: 0xBF21,
+            found: 0xBF22
+        }))
     );
     // Signature of 63 bytes.
     let short = tlv(0x5F37, &[7; 63]);
     let message = tlv(0xBF38, &[signed.clone(), short].concat());
     assert_eq!(
         signed::server_signed1(&message),
-        Err(Error::SignatureLength { tag: 0x5F37, len: 63 })
+        Err(Error::SignatureLength {
+            tag: 0x5F37,
+            len: 63
+        })
     );
     // Signature first, signed part second.
     let message = tlv(0xBF21, &[good_sig.clone(), signed.clone()].concat());
@@ -175,7 +190,10 @@ fn wrong_shapes_are_refused() {
         Err(Error::Tlv(TlvError::Missing(0x5F37)))
     );
     // Garbage after the signature inside the outer element.
-    let message = tlv(0xBF21, &[signed.clone(), good_sig.clone(), vec![0x04, 0x05]].concat());
+    let message = tlv(
+        0xBF21,
+        &[signed.clone(), good_sig.clone(), vec![0x04, 0x05]].concat(),
+    );
     assert!(matches!(
         signed::smdp_signed2(&message),
         Err(Error::Tlv(TlvError::Truncated { .. }))
@@ -203,7 +221,9 @@ fn es9_fields_arrive_as_base64() {
     assert_eq!(part.signature, &[3; 64]);
     assert_eq!(
         signed::decode_base64("serverSigned1", "not base64!"),
-        Err(Error::Base64 { field: "serverSigned1" })
+        Err(Error::Base64 {
+            field: "serverSigned1"
+        })
     );
     // The signature field must be the 5F37 TLV, the signed field one SEQUENCE.
     assert!(signed::from_parts(&der, &[3; 64]).is_err());
@@ -212,8 +232,14 @@ fn es9_fields_arrive_as_base64() {
     // The SM-DP+ side: a whole AuthenticateServerResponse in base64.
     let ok = rsp::AuthenticateResponseOk::new(random(6), sig(1), random(7), random(8));
     let message = encode_der(&rsp::AuthenticateServerResponse::authenticateResponseOk(ok)).unwrap();
-    let received = signed::decode_base64("authenticateServerResponse", &b64.encode(&message)).unwrap();
+    let received =
+        signed::decode_base64("authenticateServerResponse", &b64.encode(&message)).unwrap();
     let part = signed::euicc_signed1(&received).unwrap();
     let outer = Tlv::parse_exact(&received).unwrap();
-    assert!(outer.raw.windows(part.signed.len()).any(|w| w == part.signed));
+    assert!(
+        outer
+            .raw
+            .windows(part.signed.len())
+            .any(|w| w == part.signed)
+    );
 }

@@ -4,10 +4,14 @@
 //! against encodings written out by hand from the ASN.1 and the spec's tag
 //! comments, and against real encodings from the published BSP vectors.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 use base64::Engine as _;
-use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, ObjectIdentifier, OctetString};
+use ferrosim_asn1::rasn::types::{
+    BitString, FixedOctetString, Integer, ObjectIdentifier, OctetString,
+};
 use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::{decode_der, encode_der, pkix, rsp, sgp32};
 use support::{Gen, Rng};
@@ -26,7 +30,9 @@ fn oid() -> ObjectIdentifier {
 }
 
 fn iccid() -> rsp::Iccid {
-    rsp::Iccid(FixedOctetString::new([0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6]))
+    rsp::Iccid(FixedOctetString::new([
+        0x98, 0x10, 0x32, 0x54, 0x76, 0x98, 0x10, 0x32, 0x54, 0xF6,
+    ]))
 }
 
 fn sig(byte: u8) -> OctetString {
@@ -59,7 +65,11 @@ fn cancel_session_request_is_bf41_with_automatic_tags() {
 
 #[test]
 fn cancel_session_response_ok_is_bf41_a0() {
-    let signed = rsp::EuiccCancelSessionSigned::new(tid(), oid(), rsp::CancelSessionReason(Integer::from(1)));
+    let signed = rsp::EuiccCancelSessionSigned::new(
+        tid(),
+        oid(),
+        rsp::CancelSessionReason(Integer::from(1)),
+    );
     let ok = rsp::CancelSessionResponseOk::new(signed, sig(0xAA));
     let value = rsp::CancelSessionResponse::cancelSessionResponseOk(ok);
     let expected = [
@@ -74,7 +84,8 @@ fn cancel_session_response_ok_is_bf41_a0() {
 fn prepare_download_response_is_bf21_with_explicit_choice() {
     // downloadErrorCode is untagged next to the tagged transactionId [0], so
     // no automatic tagging: it stays a universal INTEGER (02).
-    let error = rsp::PrepareDownloadResponseError::new(tid(), rsp::DownloadErrorCode(Integer::from(1)));
+    let error =
+        rsp::PrepareDownloadResponseError::new(tid(), rsp::DownloadErrorCode(Integer::from(1)));
     assert_der(
         &rsp::PrepareDownloadResponse::downloadResponseError(error),
         &h("bf21 0a a1 08 80 03 010203 02 01 01"),
@@ -90,7 +101,10 @@ fn prepare_download_response_is_bf21_with_explicit_choice() {
         vec![0xBB; 64],
     ]
     .concat();
-    assert_der(&rsp::PrepareDownloadResponse::downloadResponseOk(ok), &expected);
+    assert_der(
+        &rsp::PrepareDownloadResponse::downloadResponseOk(ok),
+        &expected,
+    );
 }
 
 #[test]
@@ -161,7 +175,10 @@ fn profile_info_list_request_wraps_search_criteria_explicitly() {
         Some(rsp::ProfileInfoListRequestSearchCriteria::iccid(iccid())),
         Some(OctetString::from_static(&[0x5A, 0x4F])),
     );
-    assert_der(&value, &h("bf2d 12 a0 0c 5a 0a 98103254769810325 4f6 5c 02 5a4f"));
+    assert_der(
+        &value,
+        &h("bf2d 12 a0 0c 5a 0a 98103254769810325 4f6 5c 02 5a4f"),
+    );
     // No criteria: only the tag list.
     let value = rsp::ProfileInfoListRequest::new(None, Some(OctetString::from_static(&[0x5A])));
     assert_der(&value, &h("bf2d 03 5c 01 5a"));
@@ -169,7 +186,11 @@ fn profile_info_list_request_wraps_search_criteria_explicitly() {
 
 #[test]
 fn initiate_authentication_request_inside_the_es9_choice() {
-    let info1 = rsp::EUICCInfo1::new(rsp::VersionType(FixedOctetString::new([2, 5, 0])), vec![], vec![]);
+    let info1 = rsp::EUICCInfo1::new(
+        rsp::VersionType(FixedOctetString::new([2, 5, 0])),
+        vec![],
+        vec![],
+    );
     let request = rsp::InitiateAuthenticationRequest::new(
         rsp::Octet16(FixedOctetString::new([9; 16])),
         "a.b".to_string(),
@@ -190,7 +211,8 @@ fn initiate_authentication_request_inside_the_es9_choice() {
 #[test]
 fn tagged_choice_inside_the_es9_response_choice_is_not_tagged_twice() {
     // InitiateAuthenticationResponse ::= [57] CHOICE {.., initiateAuthenticationError INTEGER}
-    let response = rsp::InitiateAuthenticationResponse::initiateAuthenticationError(Integer::from(1));
+    let response =
+        rsp::InitiateAuthenticationResponse::initiateAuthenticationError(Integer::from(1));
     assert_der(&response, &h("bf39 03 81 01 01"));
     // `[57] InitiateAuthenticationResponse` re-tags the same [57]: A2 { BF39 { 81 .. } }.
     let wrapped = rsp::RemoteProfileProvisioningResponse::initiateAuthenticationResponse(response);
@@ -220,14 +242,14 @@ fn signed_messages_have_the_documented_layout() {
     let device = rsp::DeviceInfo::new(
         rsp::Octet4(FixedOctetString::new([0x35, 0x29, 0x06, 0x11])),
         rsp::DeviceCapabilities::new(
-            None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
+            None, None, None, None, None, None, None, None, None, None, None, None, None, None,
+            None,
         ),
         None,
     );
-    let ctx = rsp::CtxParams1::ctxParamsForCommonAuthentication(rsp::CtxParamsForCommonAuthentication::new(
-        Some("MATCH".to_string()),
-        device,
-    ));
+    let ctx = rsp::CtxParams1::ctxParamsForCommonAuthentication(
+        rsp::CtxParamsForCommonAuthentication::new(Some("MATCH".to_string()), device),
+    );
     assert_eq!(
         hex::encode(encode_der(&ctx).unwrap()),
         hex::encode(h("a0 11 80 05 4d41544348 a1 08 80 04 35290611 a1 00"))
@@ -332,7 +354,9 @@ fn default_valued_profile_class_is_left_out() {
     let test_class = encode_der(&with(0)).unwrap();
     assert_eq!(
         hex::encode(&test_class),
-        hex::encode(h("bf25 16 5a 0a 98103254769810325 4f6 91 02 5350 92 01 50 95 01 00"))
+        hex::encode(h(
+            "bf25 16 5a 0a 98103254769810325 4f6 91 02 5350 92 01 50 95 01 00"
+        ))
     );
     // Absent on the wire means operational.
     let decoded: rsp::StoreMetadataRequest = decode_der(&default).unwrap();
@@ -357,4 +381,26 @@ fn psmo_enable_keeps_its_application_tag() {
     let enable = sgp32::PsmoEnable::new(iccid(), Some(()));
     let value = sgp32::Psmo::enable(enable);
     assert_der(&value, &h("a3 0e 5a 0a 98103254769810325 4f6 05 00"));
+}
+
+#[test]
+fn set_of_members_are_sorted_in_der() {
+    // RelativeDistinguishedName ::= SET OF AttributeTypeAndValue.
+    let atv = |arc: u32, text: u8| {
+        pkix::AttributeTypeAndValue::new(
+            pkix::AttributeType(ObjectIdentifier::new(vec![2, 5, 4, arc]).unwrap()),
+            pkix::AttributeValue(rasn::types::Any::new(vec![0x0C, 0x01, text])),
+        )
+    };
+    let unsorted = pkix::RelativeDistinguishedName(rasn::types::SetOf::from(vec![
+        atv(10, b'O'),
+        atv(3, b'C'),
+    ]));
+    let der = encode_der(&unsorted).unwrap();
+    assert_eq!(
+        hex::encode(&der),
+        hex::encode(h(
+            "31 14 30 08 06 03 550403 0c 01 43 30 08 06 03 55040a 0c 01 4f"
+        ))
+    );
 }

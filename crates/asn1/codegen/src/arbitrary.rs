@@ -169,7 +169,10 @@ fn enum_impl(file: &str, name: &str, attr: &str, item: &[&str]) -> Result<String
                 .split_once('(')
                 .and_then(|(v, t)| t.strip_suffix(')').map(|t| (v, t)))
                 .ok_or_else(|| format!("cannot read variant of {name}: {l}"))?;
-            arms.push(format!("Self::{variant}({})", value_expr(ty, &variant_attr)));
+            arms.push(format!(
+                "Self::{variant}({})",
+                value_expr(ty, &variant_attr)
+            ));
         }
         variant_attr.clear();
     }

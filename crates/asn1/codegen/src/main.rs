@@ -45,9 +45,7 @@ fn main() {
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     let [_, asn_dir, out_dir, gen_file] = args.as_slice() else {
-        return Err(
-            "usage: ferrosim-asn1-codegen <asn1-dir> <output-dir> <test-gen-file>".into(),
-        );
+        return Err("usage: ferrosim-asn1-codegen <asn1-dir> <output-dir> <test-gen-file>".into());
     };
     let asn_dir = PathBuf::from(asn_dir);
     let out_dir = PathBuf::from(out_dir);

@@ -9,7 +9,7 @@
 //! Depth `d` grows with nesting; past [`MAX_DEPTH`] optional fields are absent
 //! and lists empty, which keeps values small.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)] // shared by several test crates
 
 mod generated_gen;
 
@@ -70,7 +70,9 @@ impl Rng {
 
     fn alnum(&mut self, len: usize) -> Vec<u8> {
         const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ";
-        (0..len).map(|_| SET[self.below(SET.len() as u64) as usize]).collect()
+        (0..len)
+            .map(|_| SET[self.below(SET.len() as u64) as usize])
+            .collect()
     }
 
     /// A length in `min..=max`, kept short unless `min` demands more.
