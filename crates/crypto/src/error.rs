@@ -1,6 +1,6 @@
 //! The crate's single error type.
 //!
-//! Every fallible operation of `ferrosim-crypto` returns [`Error`]. Variants are
+//! Every fallible operation of `ferrosim-crypto` returns [`enum@Error`]. Variants are
 //! named for what went wrong so callers (SM-DP+, eUICC) can map them to the
 //! right SGP.22 status code without string matching.
 
