@@ -168,7 +168,11 @@ fn print_certificate(cert: &RspCertificate) {
         let eku: Vec<String> = cert
             .extended_key_usage()
             .iter()
-            .map(ToString::to_string)
+            .map(|oid| match oid.to_string().as_str() {
+                "1.3.6.1.5.5.7.3.1" => "serverAuth".to_string(),
+                "1.3.6.1.5.5.7.3.2" => "clientAuth".to_string(),
+                other => other.to_string(),
+            })
             .collect();
         println!("ext. key usage:   {}", eku.join(", "));
     }

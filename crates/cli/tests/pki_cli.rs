@@ -2,6 +2,8 @@
 //! tampered or mismatched input fails with the named reason, garbage arguments
 //! give clear errors (never a panic).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
