@@ -50,6 +50,54 @@ pub fn upp_fixtures() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Environment variable naming a PostgreSQL server for the tests
+/// (`postgres://USER@127.0.0.1:PORT/postgres`); `.ci/run` starts one.
+pub const POSTGRES_ENV: &str = "FERROSIM_TEST_POSTGRES_URL";
+
+/// A database for one test: a SQLite file in a temporary directory, or a
+/// fresh database on the PostgreSQL server of [`POSTGRES_ENV`].
+pub struct TestDatabase {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// The URL to connect to.
+    pub url: String,
+    _dir: Option<TempDir>,
+}
+
+/// One database per available backend: SQLite always, PostgreSQL when
+/// [`POSTGRES_ENV`] is set (creating a database with a unique name on it).
+/// When it is not set, the PostgreSQL half is skipped with a note on stderr.
+pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
+    let dir = tempfile::tempdir()?;
+    let mut out = vec![TestDatabase {
+        backend: "sqlite",
+        url: format!("sqlite:{}", dir.path().join("test.db").display()),
+        _dir: Some(dir),
+    }];
+    match std::env::var(POSTGRES_ENV) {
+        Ok(admin) if !admin.is_empty() => out.push(fresh_postgres(&admin).await?),
+        _ => eprintln!("note: {POSTGRES_ENV} not set; PostgreSQL half of this test skipped"),
+    }
+    Ok(out)
+}
+
+/// Creates a uniquely named database on the server of `admin_url`.
+pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<TestDatabase> {
+    use sqlx::Connection;
+    let name = format!("ferrosim_test_{:016x}", rand::random::<u64>());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    Ok(TestDatabase {
+        backend: "postgres",
+        url: format!("{base}/{name}"),
+        _dir: None,
+    })
+}
+
 /// The operator every [`TestSmdp`] has.
 pub const OPERATOR: &str = "test-operator";
 /// The profile type every [`TestSmdp`] has (the first TS.48 fixture).
