@@ -9,6 +9,12 @@
 //! the DER rule that such a value carries no trailing zero bits (X.690
 //! 11.2.2). Build those values (`NotificationEvent`, `PprIds`,
 //! `UICCCapability`, `RspCapability`, ...) with [`named_bits`].
+//!
+//! Known limitation of rasn 0.30: although the modules are `EXTENSIBILITY
+//! IMPLIED`, a SEQUENCE carrying components this version of the ASN.1 does
+//! not know (for example fields a later SGP.22 adds to `EUICCInfo2`) is
+//! refused, not skipped. Signed parts are still found by [`crate::signed`],
+//! which works on the raw TLVs.
 
 use rasn::types::BitString;
 use rasn::{Decode, Encode};

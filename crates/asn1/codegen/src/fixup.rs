@@ -164,16 +164,15 @@ fn rename_module_paths(code: &str) -> String {
 fn explicit_choice_tags(code: &str) -> String {
     let mut out = String::with_capacity(code.len());
     for line in code.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("#[rasn(choice, tag(") {
-            if !rest.starts_with("explicit(") {
-                if let Some(end) = rest.find(')') {
-                    out.push_str("#[rasn(choice, tag(explicit(");
-                    out.push_str(&rest[..end]);
-                    out.push(')');
-                    out.push_str(&rest[end..]);
-                    continue;
-                }
-            }
+        if let Some(rest) = line.strip_prefix("#[rasn(choice, tag(")
+            && !rest.starts_with("explicit(")
+            && let Some(end) = rest.find(')')
+        {
+            out.push_str("#[rasn(choice, tag(explicit(");
+            out.push_str(&rest[..end]);
+            out.push(')');
+            out.push_str(&rest[end..]);
+            continue;
         }
         out.push_str(line);
     }
