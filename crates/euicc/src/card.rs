@@ -1,0 +1,271 @@
+//! [`VirtualEuicc`]: the card as a reader sees it. One command APDU in, one
+//! response APDU out; the ISO/IEC 7816-4 commands (MANAGE CHANNEL, SELECT,
+//! GET RESPONSE) are handled here, STORE DATA is reassembled here and its
+//! ES10 command handed to the ISD-R ([`crate::es10`]).
+
+use std::time::SystemTime;
+
+use tracing::trace;
+
+use crate::apdu::{Cla, CommandApdu, StatusWord, response};
+use crate::channels::{Block, Channels};
+use crate::es10::{Es10Reply, Isdr};
+use crate::identity::EuiccIdentity;
+use crate::state::EuiccState;
+
+/// AID of the ISD-R (SGP.02/SGP.22).
+pub const ISD_R_AID: [u8; 16] = [
+    0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00,
+];
+
+/// The Answer To Reset: T=0 and T=1 offered, T=1 usable by PC/SC readers
+/// (`3B 88 80 01` + 8 historical bytes + TCK).
+pub const ATR: [u8; 13] = [
+    0x3B, 0x88, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x71, 0x81, 0x00, 0xF9,
+];
+
+const INS_MANAGE_CHANNEL: u8 = 0x70;
+const INS_SELECT: u8 = 0xA4;
+const INS_GET_RESPONSE: u8 = 0xC0;
+const INS_STORE_DATA: u8 = 0xE2;
+
+/// A virtual eUICC: an ISD-R answering SGP.22 ES10a/b/c over APDUs.
+///
+/// Sans-IO: time comes with each command, randomness from the operating
+/// system's generator, and persistence is the caller's job (save
+/// [`VirtualEuicc::state`] when [`VirtualEuicc::state_revision`] changed).
+#[derive(Debug)]
+pub struct VirtualEuicc {
+    channels: Channels,
+    isdr: Isdr,
+}
+
+impl VirtualEuicc {
+    /// A powered-on card with this identity and state.
+    pub fn new(identity: EuiccIdentity, state: EuiccState) -> Self {
+        Self {
+            channels: Channels::new(),
+            isdr: Isdr::new(identity, state),
+        }
+    }
+
+    /// One command APDU in, the response APDU (`data || SW1 SW2`) out.
+    /// Never panics on any input: malformed commands get an error status word.
+    pub fn handle_apdu(&mut self, command: &[u8], now: SystemTime) -> Vec<u8> {
+        let out = self.dispatch(command, now);
+        trace!(
+            command_len = command.len(),
+            response_len = out.len(),
+            sw = ?out.get(out.len().saturating_sub(2)..),
+            "APDU"
+        );
+        out
+    }
+
+    /// Power cycle or reset: closes the logical channels, deselects the
+    /// ISD-R and drops the RSP session (a download in progress is lost);
+    /// installed profiles and notifications stay.
+    pub fn reset(&mut self) {
+        self.channels = Channels::new();
+        self.isdr.reset();
+    }
+
+    /// The Answer To Reset.
+    pub fn atr(&self) -> &'static [u8] {
+        &ATR
+    }
+
+    /// The persistent state (profiles, notifications, addresses), to save.
+    pub fn state(&self) -> &EuiccState {
+        self.isdr.state()
+    }
+
+    /// A counter that grows whenever the persistent state changes, so the
+    /// caller knows when to save it.
+    pub fn state_revision(&self) -> u64 {
+        self.isdr.revision()
+    }
+
+    /// The identity of this eUICC.
+    pub fn identity(&self) -> &EuiccIdentity {
+        self.isdr.identity()
+    }
+
+    fn dispatch(&mut self, command: &[u8], now: SystemTime) -> Vec<u8> {
+        let apdu = match CommandApdu::parse(command) {
+            Ok(a) => a,
+            Err(sw) => return response(&[], sw),
+        };
+        let cla = match Cla::parse(apdu.cla) {
+            Ok(c) => c,
+            Err(sw) => return response(&[], sw),
+        };
+        let Some(channel) = self.channels.get_mut(cla.channel) else {
+            return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
+        };
+        if apdu.ins != INS_GET_RESPONSE {
+            channel.drop_pending();
+        }
+        if cla.secure_messaging {
+            return response(&[], StatusWord::SECURE_MESSAGING_NOT_SUPPORTED);
+        }
+        if cla.chaining {
+            return response(&[], StatusWord::CHAINING_NOT_SUPPORTED);
+        }
+        match apdu.ins {
+            INS_MANAGE_CHANNEL => self.manage_channel(cla.channel, &apdu),
+            INS_SELECT => self.select(cla.channel, &apdu),
+            INS_GET_RESPONSE => self.get_response(cla.channel, &apdu),
+            INS_STORE_DATA if !cla.proprietary => response(&[], StatusWord::CLA_NOT_SUPPORTED),
+            INS_STORE_DATA => self.store_data(cla.channel, &apdu, now),
+            _ => response(&[], StatusWord::INS_NOT_SUPPORTED),
+        }
+    }
+
+    /// MANAGE CHANNEL (ISO/IEC 7816-4 11.1.2): P1 `00` open (P2 `00`: the
+    /// card picks the number and returns it), P1 `80` close (P2 the channel,
+    /// `00` the one the command came on).
+    fn manage_channel(&mut self, on: u8, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        if !apdu.data.is_empty() {
+            return response(&[], StatusWord::WRONG_LENGTH);
+        }
+        match apdu.p1 {
+            0x00 => match self.channels.open(apdu.p2) {
+                Ok(n) if apdu.p2 == 0 => response(&[n], StatusWord::OK),
+                Ok(_) => response(&[], StatusWord::OK),
+                Err(sw) => response(&[], sw),
+            },
+            0x80 => {
+                let target = if apdu.p2 == 0 { on } else { apdu.p2 };
+                match self.channels.close(target) {
+                    Ok(()) => response(&[], StatusWord::OK),
+                    Err(sw) => response(&[], sw),
+                }
+            }
+            _ => response(&[], StatusWord::WRONG_P1_P2),
+        }
+    }
+
+    /// SELECT by DF name (P1 `04`): the ISD-R AID (or a prefix of at least
+    /// 5 bytes of it) selects the ISD-R on this channel. This card has no
+    /// file system: selection by file identifier or path finds nothing.
+    fn select(&mut self, on: u8, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        let Some(channel) = self.channels.get_mut(on) else {
+            return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
+        };
+        channel.abandon_assembly();
+        match apdu.p1 {
+            0x04 => {}
+            0x00..=0x03 | 0x08 | 0x09 => return response(&[], StatusWord::NOT_FOUND),
+            _ => return response(&[], StatusWord::WRONG_P1_P2),
+        }
+        // Only "first or only occurrence" with FCI, FCP, FMD or no data.
+        if apdu.p2 & 0x03 != 0 || !matches!(apdu.p2 & 0xFC, 0x00 | 0x04 | 0x08 | 0x0C) {
+            return response(&[], StatusWord::WRONG_P1_P2);
+        }
+        if !(5..=16).contains(&apdu.data.len()) {
+            return response(&[], StatusWord::WRONG_LENGTH);
+        }
+        if !ISD_R_AID.starts_with(apdu.data) {
+            return response(&[], StatusWord::NOT_FOUND);
+        }
+        channel.isd_r = true;
+        if apdu.p2 & 0x0C == 0x0C {
+            return response(&[], StatusWord::OK);
+        }
+        let ne = apdu.ne.unwrap_or(256);
+        channel.respond(select_response(), ne)
+    }
+
+    /// GET RESPONSE: the next part of a response announced with `61xx`.
+    fn get_response(&mut self, on: u8, apdu: &CommandApdu<'_>) -> Vec<u8> {
+        let Some(channel) = self.channels.get_mut(on) else {
+            return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
+        };
+        if apdu.p1 != 0 || apdu.p2 != 0 {
+            channel.drop_pending();
+            return response(&[], StatusWord::WRONG_P1_P2);
+        }
+        if !apdu.data.is_empty() {
+            channel.drop_pending();
+            return response(&[], StatusWord::WRONG_LENGTH);
+        }
+        channel.get_response(apdu.ne.unwrap_or(256))
+    }
+
+    /// STORE DATA (GlobalPlatform 11.11): P1 `11` more blocks follow, `91`
+    /// last block (BER-TLV, no encryption), P2 the block number from `00`.
+    /// The last block hands the whole ES10 command to the ISD-R.
+    fn store_data(&mut self, on: u8, apdu: &CommandApdu<'_>, now: SystemTime) -> Vec<u8> {
+        let Some(channel) = self.channels.get_mut(on) else {
+            return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
+        };
+        if !channel.isd_r {
+            return response(&[], StatusWord::CONDITIONS_NOT_SATISFIED);
+        }
+        if apdu.p1 & 0x60 != 0 || apdu.p1 & 0x18 != 0x10 {
+            channel.abandon_assembly();
+            return response(&[], StatusWord::WRONG_P1_P2);
+        }
+        if apdu.data.is_empty() {
+            channel.abandon_assembly();
+            return response(&[], StatusWord::WRONG_LENGTH);
+        }
+        let last = apdu.p1 & 0x80 != 0;
+        let command = match channel.store_data_block(apdu.p2, last, apdu.data) {
+            Ok(Block::More) => return response(&[], StatusWord::OK),
+            Ok(Block::Complete(command)) => command,
+            Err(sw) => return response(&[], sw),
+        };
+        let reply = self.isdr.handle(&command, now);
+        let Some(channel) = self.channels.get_mut(on) else {
+            return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
+        };
+        match reply {
+            Es10Reply::Data(data) => channel.respond(data, apdu.ne.unwrap_or(256)),
+            Es10Reply::Empty => response(&[], StatusWord::OK),
+            Es10Reply::Status(sw) => response(&[], sw),
+        }
+    }
+}
+
+/// The FCI returned when the ISD-R is selected: its AID and, in the
+/// proprietary template, the ISD-R template (`E0`, SVN) and the largest
+/// command data field (`9F65`).
+fn select_response() -> Vec<u8> {
+    use ferrosim_asn1::tlv::tlv;
+    let isdr_template = tlv(0xE0, &tlv(0x82, &crate::es10::SVN));
+    let proprietary = [isdr_template, tlv(0x9F65, &[0xFF])].concat();
+    tlv(
+        0x6F,
+        &[tlv(0x84, &ISD_R_AID), tlv(0xA5, &proprietary)].concat(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atr_checksum_and_protocols() {
+        // TCK: XOR of T0..TCK is zero.
+        assert_eq!(ATR[1..].iter().fold(0u8, |acc, b| acc ^ b), 0);
+        // T0 = 88: TD1 present, 8 historical bytes; TD1 = 80: TD2 present,
+        // T=0; TD2 = 01: T=1.
+        assert_eq!(ATR[1] & 0x0F, 8);
+        assert_eq!(ATR[3] & 0x0F, 1);
+        assert_eq!(ATR.len(), 4 + 8 + 1);
+    }
+
+    #[test]
+    fn select_response_is_well_formed() {
+        let fci = select_response();
+        let t = ferrosim_asn1::tlv::Tlv::parse_tagged(&fci, 0x6F).unwrap();
+        assert_eq!(t.require(0x84).unwrap().value, &ISD_R_AID);
+        let a5 = t.require(0xA5).unwrap();
+        assert_eq!(
+            a5.require(0xE0).unwrap().require(0x82).unwrap().value.len(),
+            3
+        );
+    }
+}

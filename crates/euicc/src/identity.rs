@@ -1,0 +1,226 @@
+//! Who the eUICC is: its EID, its certificate and private key, the EUM
+//! certificate above it, and the CI certificates it trusts.
+//!
+//! An identity comes from a `ferrosim pki init` directory
+//! ([`EuiccIdentity::load_from_dir`]), from any PEM/DER files
+//! ([`EuiccIdentity::load_files`]) or from values already in memory
+//! ([`EuiccIdentity::from_parts`]). Every constructor checks that the pieces
+//! belong together: the key matches the eUICC certificate, the eUICC
+//! certificate is signed by the EUM with an EID in the EUM's range, and the
+//! EUM is signed by one of the given CIs. Validity periods are not checked
+//! here: the SM-DP+ judges them at download time.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferrosim_crypto::key::KeySource;
+use ferrosim_pki::generate::layout;
+use ferrosim_pki::verify::verify_euicc_certificates;
+use ferrosim_pki::{CertRole, Eid, KeyId, RspCertificate, TrustStore, load};
+
+use crate::error::Error;
+
+/// Directory of the eUICC certificates in a `ferrosim pki init` output.
+const EUICC_DIR: &str = "eUICC";
+
+/// The identity of a virtual eUICC.
+#[derive(Clone)]
+pub struct EuiccIdentity {
+    eid: Eid,
+    euicc: RspCertificate,
+    key: Arc<dyn KeySource>,
+    eum: RspCertificate,
+    trust: TrustStore,
+    ci_for_signing: KeyId,
+}
+
+impl EuiccIdentity {
+    /// Loads the identity from a `ferrosim pki init` output directory:
+    /// `CI/ci.pem`, `EUM/eum.pem` and `eUICC/<EID>.pem` with its
+    /// `<EID>.key.pem`. With `eid`, that eUICC is used; without, the first
+    /// one in EID order.
+    pub fn load_from_dir(dir: &Path, eid: Option<&str>) -> Result<Self, Error> {
+        let (ci_path, _) = layout(dir, CertRole::Ci).ok_or_else(|| no_layout(dir))?;
+        let (eum_path, _) = layout(dir, CertRole::Eum).ok_or_else(|| no_layout(dir))?;
+        let euicc_dir = dir.join(EUICC_DIR);
+        let stem = match eid {
+            Some(eid) => Eid::parse(eid.trim())
+                .map_err(|source| Error::Pki {
+                    what: "EID",
+                    source,
+                })?
+                .to_string(),
+            None => first_euicc(&euicc_dir)?,
+        };
+        let cert_path = euicc_dir.join(format!("{stem}.pem"));
+        if !cert_path.is_file() {
+            return Err(Error::Layout {
+                path: cert_path,
+                problem: "no eUICC certificate for this EID".into(),
+            });
+        }
+        let key_path = euicc_dir.join(format!("{stem}.key.pem"));
+        Self::load_files(&cert_path, &key_path, &eum_path, &[ci_path])
+    }
+
+    /// Loads the identity from PEM or DER files: the eUICC certificate, its
+    /// private key (PKCS#8 or SEC1), the EUM certificate and one or more CI
+    /// certificates (each file may be a PEM bundle).
+    pub fn load_files(
+        euicc_cert: &Path,
+        euicc_key: &Path,
+        eum_cert: &Path,
+        ci_certs: &[PathBuf],
+    ) -> Result<Self, Error> {
+        let euicc = load::certificate_from_file(euicc_cert).map_err(pki("eUICC certificate"))?;
+        let key = load::key_from_file(euicc_key).map_err(pki("eUICC private key"))?;
+        let eum = load::certificate_from_file(eum_cert).map_err(pki("EUM certificate"))?;
+        let mut cis = Vec::new();
+        for path in ci_certs {
+            for ci in load::certificates_from_file(path).map_err(pki("CI certificate"))? {
+                cis.push(ci.der().to_vec());
+            }
+        }
+        Self::from_parts(euicc.der(), Arc::new(key), eum.der(), cis)
+    }
+
+    /// Builds the identity from DER certificates and a key source, checking
+    /// that they belong together (see the module documentation).
+    pub fn from_parts(
+        euicc_cert_der: impl AsRef<[u8]>,
+        euicc_key: Arc<dyn KeySource>,
+        eum_cert_der: impl AsRef<[u8]>,
+        ci_certs_der: Vec<Vec<u8>>,
+    ) -> Result<Self, Error> {
+        let euicc =
+            RspCertificate::from_der(euicc_cert_der.as_ref()).map_err(pki("eUICC certificate"))?;
+        if euicc.role() != Some(CertRole::Euicc) {
+            return Err(Error::WrongRole {
+                what: "the eUICC certificate",
+                expected: CertRole::Euicc,
+            });
+        }
+        if euicc_key.public_key_sec1() != euicc.public_key_sec1() {
+            return Err(Error::KeyMismatch);
+        }
+        let eum =
+            RspCertificate::from_der(eum_cert_der.as_ref()).map_err(pki("EUM certificate"))?;
+        if eum.role() != Some(CertRole::Eum) {
+            return Err(Error::WrongRole {
+                what: "the EUM certificate",
+                expected: CertRole::Eum,
+            });
+        }
+        if ci_certs_der.is_empty() {
+            return Err(Error::NoCi);
+        }
+        let mut trust = TrustStore::new();
+        for der in &ci_certs_der {
+            trust.add_ci_der(der).map_err(pki("CI certificate"))?;
+        }
+        let ci_for_signing = eum
+            .authority_key_id()
+            .cloned()
+            .ok_or_else(|| Error::Chain(missing_aki()))?;
+        let ci = trust
+            .ci(&ci_for_signing)
+            .ok_or_else(|| Error::SigningCiMissing(ci_for_signing.clone()))?;
+        // Check the chain at an instant where all three certificates are valid.
+        let at = [ci.not_before(), eum.not_before(), euicc.not_before()]
+            .into_iter()
+            .max()
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let verified = verify_euicc_certificates(&trust, &eum, &euicc, at).map_err(Error::Chain)?;
+        Ok(Self {
+            eid: verified.eid,
+            euicc,
+            key: euicc_key,
+            eum,
+            trust,
+            ci_for_signing,
+        })
+    }
+
+    /// The EID (from the eUICC certificate's subject serialNumber).
+    pub fn eid(&self) -> &Eid {
+        &self.eid
+    }
+
+    /// The eUICC certificate (CERT.EUICC.ECDSA).
+    pub fn euicc_certificate(&self) -> &RspCertificate {
+        &self.euicc
+    }
+
+    /// The EUM certificate (CERT.EUM.ECDSA).
+    pub fn eum_certificate(&self) -> &RspCertificate {
+        &self.eum
+    }
+
+    /// The CIs whose SM-DP+ certificates this eUICC accepts.
+    pub fn trust_store(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// CI key ids for `euiccCiPKIdListForVerification`: every trusted CI.
+    pub fn ci_key_ids_for_verification(&self) -> Vec<KeyId> {
+        self.trust.ci_key_ids().cloned().collect()
+    }
+
+    /// CI key ids for `euiccCiPKIdListForSigning`: the CI above our EUM.
+    pub fn ci_key_ids_for_signing(&self) -> Vec<KeyId> {
+        vec![self.ci_for_signing.clone()]
+    }
+
+    /// Signs `message` with the eUICC key (SK.EUICC.ECDSA), raw `r || s`.
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<[u8; 64], ferrosim_crypto::Error> {
+        self.key.sign_raw(message)
+    }
+}
+
+impl fmt::Debug for EuiccIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EuiccIdentity")
+            .field("eid", &self.eid)
+            .field("ci_for_signing", &self.ci_for_signing)
+            .field("trusted_cis", &self.trust.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first eUICC certificate (in EID order) of a test PKI's `eUICC` directory.
+fn first_euicc(dir: &Path) -> Result<String, Error> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::Layout {
+        path: dir.to_path_buf(),
+        problem: format!("cannot list the eUICC certificates: {e}"),
+    })?;
+    let mut stems: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|name| name.strip_suffix(".pem").map(str::to_owned))
+        .filter(|stem| !stem.ends_with(".key"))
+        .collect();
+    stems.sort();
+    stems.into_iter().next().ok_or_else(|| Error::Layout {
+        path: dir.to_path_buf(),
+        problem: "no eUICC certificate found".into(),
+    })
+}
+
+fn no_layout(dir: &Path) -> Error {
+    Error::Layout {
+        path: dir.to_path_buf(),
+        problem: "not a test PKI directory".into(),
+    }
+}
+
+fn pki(what: &'static str) -> impl Fn(ferrosim_pki::Error) -> Error {
+    move |source| Error::Pki { what, source }
+}
+
+fn missing_aki() -> ferrosim_pki::Error {
+    ferrosim_pki::Error::MissingExtension {
+        cert: CertRole::Eum,
+        extension: "authorityKeyIdentifier",
+    }
+}

@@ -1,0 +1,590 @@
+//! An installed profile, kept decoded: what the metadata announced (names,
+//! class, notification addresses, policy rules), what the package provisions
+//! (ICCID, IMSI, K, OPc, PINs, PUKs, SPN, APN) and the package bytes
+//! themselves.
+//!
+//! [`InstalledProfile::new`] builds one from the StoreMetadata request and
+//! the profile package of a successful installation; [`profile_info`] turns
+//! one back into the SGP.22 `ProfileInfo` the LPA lists.
+
+use std::fmt;
+
+use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, OctetString};
+use ferrosim_asn1::{decode_der, rsp};
+use ferrosim_saip::{ProfilePackage, ProfileSummary};
+use serde::{Deserialize, Serialize};
+
+use crate::state::hex_bytes;
+
+/// Whether a profile is enabled.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileState {
+    /// Installed, not in use.
+    Disabled,
+    /// The profile the device uses (at most one).
+    Enabled,
+}
+
+/// SGP.22 `ProfileClass`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileClass {
+    /// `test(0)`.
+    Test,
+    /// `provisioning(1)`.
+    Provisioning,
+    /// `operational(2)`.
+    Operational,
+}
+
+impl ProfileClass {
+    /// From the ASN.1 value.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            0 => Some(Self::Test),
+            1 => Some(Self::Provisioning),
+            2 => Some(Self::Operational),
+            _ => None,
+        }
+    }
+
+    /// The ASN.1 value.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Test => 0,
+            Self::Provisioning => 1,
+            Self::Operational => 2,
+        }
+    }
+}
+
+/// A profile management operation (the bits of SGP.22 `NotificationEvent`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationOperation {
+    /// `notificationInstall(0)`.
+    Install,
+    /// `notificationEnable(1)`.
+    Enable,
+    /// `notificationDisable(2)`.
+    Disable,
+    /// `notificationDelete(3)`.
+    Delete,
+}
+
+impl NotificationOperation {
+    /// All operations in bit order.
+    pub const ALL: [Self; 4] = [Self::Install, Self::Enable, Self::Disable, Self::Delete];
+
+    /// The bit number in `NotificationEvent`.
+    pub fn bit(self) -> usize {
+        match self {
+            Self::Install => 0,
+            Self::Enable => 1,
+            Self::Disable => 2,
+            Self::Delete => 3,
+        }
+    }
+
+    /// The `NotificationEvent` with only this bit set (DER: no trailing zero bits).
+    pub fn event(self) -> rsp::NotificationEvent {
+        let mut bits = BitString::repeat(false, self.bit() + 1);
+        bits.set(self.bit(), true);
+        rsp::NotificationEvent(bits)
+    }
+
+    /// Whether `event` has this operation's bit set.
+    pub fn is_in(self, event: &rsp::NotificationEvent) -> bool {
+        event.0.get(self.bit()).is_some_and(|b| *b)
+    }
+}
+
+/// Where the notifications of some operations go (`NotificationConfigurationInformation`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NotificationConfiguration {
+    /// The operations (`profileManagementOperation` bits).
+    pub operations: Vec<NotificationOperation>,
+    /// The FQDN the notifications go to.
+    pub address: String,
+}
+
+/// The profile policy rules (`PprIds`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyRules {
+    /// `pprUpdateControl(0)`.
+    pub update_control: bool,
+    /// `ppr1(1)`: disabling this profile is not allowed.
+    pub disable_not_allowed: bool,
+    /// `ppr2(2)`: deleting this profile is not allowed.
+    pub delete_not_allowed: bool,
+}
+
+/// The profile owner (`OperatorId`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ProfileOwner {
+    /// MCC and MNC, 3 bytes as in 3GPP TS 24.008.
+    #[serde(with = "hex_bytes")]
+    pub mcc_mnc: Vec<u8>,
+    /// EF GID1 content, if given.
+    #[serde(with = "hex_bytes::option", default)]
+    pub gid1: Option<Vec<u8>>,
+    /// EF GID2 content, if given.
+    #[serde(with = "hex_bytes::option", default)]
+    pub gid2: Option<Vec<u8>>,
+}
+
+/// The icon shown for a profile.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Icon {
+    /// `iconType`: 0 JPG, 1 PNG.
+    pub icon_type: i64,
+    /// The image.
+    #[serde(with = "hex_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// A PIN or PUK of the profile.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct CodeValue {
+    /// Key reference (`01` PIN1/PUK1, `81` PIN2/PUK2, `0A` ADM1, ...).
+    pub key_reference: u8,
+    /// The 8-byte value (ASCII digits padded with `FF` for PINs and PUKs).
+    #[serde(with = "hex_bytes")]
+    pub value: Vec<u8>,
+}
+
+impl CodeValue {
+    /// The value as digits, when it is ASCII digits padded with `FF`.
+    pub fn digits(&self) -> Option<String> {
+        ferrosim_saip::decode_code_digits(&self.value)
+    }
+}
+
+impl fmt::Debug for CodeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CodeValue({:#04X}, <redacted>)", self.key_reference)
+    }
+}
+
+/// A profile installed on the eUICC.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct InstalledProfile {
+    /// ICCID digits.
+    pub iccid: String,
+    /// AID of the ISD-P holding the profile.
+    #[serde(with = "hex_bytes")]
+    pub isdp_aid: Vec<u8>,
+    /// Enabled or disabled.
+    pub state: ProfileState,
+    /// The end user's nickname for it.
+    pub nickname: Option<String>,
+    /// `serviceProviderName` of the metadata.
+    pub service_provider_name: String,
+    /// `profileName` of the metadata.
+    pub profile_name: String,
+    /// `profileClass` of the metadata.
+    pub profile_class: ProfileClass,
+    /// The icon, if the metadata has one.
+    pub icon: Option<Icon>,
+    /// Where enable, disable and delete notifications go.
+    pub notification_configuration: Vec<NotificationConfiguration>,
+    /// `profileOwner` of the metadata.
+    pub profile_owner: Option<ProfileOwner>,
+    /// `profilePolicyRules` of the metadata.
+    pub policy_rules: PolicyRules,
+    /// `dpProprietaryData.dpOid` of ConfigureISDP, dotted.
+    pub dp_oid: Option<String>,
+    /// `serviceSpecificDataStoredInEuicc` of the metadata (DER), if any.
+    #[serde(with = "hex_bytes::option", default)]
+    pub service_specific_data: Option<Vec<u8>>,
+    /// The SM-DP+ that installed it (address as signed in serverSigned1).
+    pub smdp_address: String,
+    /// The SM-DP+ OID (from its certificates), dotted.
+    pub smdp_oid: String,
+    /// The StoreMetadata request (`BF25`) exactly as received.
+    #[serde(with = "hex_bytes")]
+    pub metadata: Vec<u8>,
+    /// IMSI of the first USIM, if the package sets one.
+    pub imsi: Option<String>,
+    /// The AKA algorithm of the first NAA (`milenage`, `tuak`, ...).
+    pub aka_algorithm: Option<String>,
+    /// K of the first NAA.
+    #[serde(with = "hex_bytes::option", default)]
+    pub k: Option<Vec<u8>>,
+    /// OPc (TOPc) of the first NAA.
+    #[serde(with = "hex_bytes::option", default)]
+    pub opc: Option<Vec<u8>>,
+    /// Every PIN and ADM key of the package.
+    pub pins: Vec<CodeValue>,
+    /// Every PUK of the package.
+    pub puks: Vec<CodeValue>,
+    /// The service provider name of EF.SPN, if set.
+    pub spn: Option<String>,
+    /// The first APN of the USIM's APN control list, if the package has one.
+    pub apn: Option<String>,
+    /// The profile package as installed (unprotected SAIP DER).
+    #[serde(with = "hex_bytes")]
+    pub package: Vec<u8>,
+    /// Installation time, seconds since the Unix epoch.
+    pub installed_at: u64,
+}
+
+/// What a successful installation hands to [`InstalledProfile::new`].
+pub(crate) struct InstallInput<'a> {
+    pub iccid: String,
+    pub metadata_der: &'a [u8],
+    pub metadata: &'a rsp::StoreMetadataRequest,
+    pub package: &'a ProfilePackage,
+    pub summary: &'a ProfileSummary,
+    pub isdp_aid: Vec<u8>,
+    pub dp_oid: Option<String>,
+    pub smdp_address: &'a str,
+    pub smdp_oid: &'a str,
+    pub installed_at: u64,
+}
+
+impl InstalledProfile {
+    /// A disabled profile from the metadata and package of an installation.
+    pub(crate) fn new(input: InstallInput<'_>) -> Self {
+        let m = input.metadata;
+        let s = input.summary;
+        InstalledProfile {
+            iccid: input.iccid,
+            isdp_aid: input.isdp_aid,
+            state: ProfileState::Disabled,
+            nickname: None,
+            service_provider_name: m.service_provider_name.clone(),
+            profile_name: m.profile_name.clone(),
+            profile_class: class_of(m).unwrap_or(ProfileClass::Operational),
+            icon: m.icon.as_ref().map(|data| Icon {
+                icon_type: m
+                    .icon_type
+                    .as_ref()
+                    .and_then(|t| i64::try_from(&t.0).ok())
+                    .unwrap_or(0),
+                data: data.to_vec(),
+            }),
+            notification_configuration: m
+                .notification_configuration_info
+                .iter()
+                .flatten()
+                .map(|n| NotificationConfiguration {
+                    operations: NotificationOperation::ALL
+                        .into_iter()
+                        .filter(|op| op.is_in(&n.profile_management_operation))
+                        .collect(),
+                    address: n.notification_address.clone(),
+                })
+                .collect(),
+            profile_owner: m.profile_owner.as_ref().map(|o| ProfileOwner {
+                mcc_mnc: o.mcc_mnc.to_vec(),
+                gid1: o.gid1.as_ref().map(|g| g.to_vec()),
+                gid2: o.gid2.as_ref().map(|g| g.to_vec()),
+            }),
+            policy_rules: m
+                .profile_policy_rules
+                .as_ref()
+                .map(policy_rules)
+                .unwrap_or_default(),
+            dp_oid: input.dp_oid,
+            service_specific_data: m
+                .service_specific_data_stored_in_euicc
+                .as_ref()
+                .and_then(|v| ferrosim_asn1::encode_der(v).ok()),
+            smdp_address: input.smdp_address.to_owned(),
+            smdp_oid: input.smdp_oid.to_owned(),
+            metadata: input.metadata_der.to_vec(),
+            imsi: s.imsi.as_ref().map(|i| i.as_str().to_owned()),
+            aka_algorithm: s.algorithm().map(|a| a.to_string()),
+            k: s.k().map(<[u8]>::to_vec),
+            opc: s.opc().map(<[u8]>::to_vec),
+            pins: s
+                .pins
+                .iter()
+                .map(|p| CodeValue {
+                    key_reference: p.key_reference,
+                    value: p.value.to_vec(),
+                })
+                .collect(),
+            puks: s
+                .puks
+                .iter()
+                .map(|p| CodeValue {
+                    key_reference: p.key_reference,
+                    value: p.value.to_vec(),
+                })
+                .collect(),
+            spn: s.spn.clone(),
+            apn: s.apns.first().cloned(),
+            package: input.package.as_bytes().to_vec(),
+            installed_at: input.installed_at,
+        }
+    }
+
+    /// The ICCID as the 10 bytes of EF.ICCID (nibble-swapped BCD, `F` padded).
+    pub fn iccid_bytes(&self) -> [u8; 10] {
+        iccid_bcd(&self.iccid)
+    }
+
+    /// The notification address configured for `op`, if any.
+    pub fn notification_address(&self, op: NotificationOperation) -> Option<&str> {
+        self.notification_configuration
+            .iter()
+            .find(|n| n.operations.contains(&op))
+            .map(|n| n.address.as_str())
+    }
+
+    /// The PIN (or ADM key) with this key reference.
+    pub fn pin(&self, key_reference: u8) -> Option<&CodeValue> {
+        self.pins.iter().find(|p| p.key_reference == key_reference)
+    }
+
+    /// The PUK with this key reference.
+    pub fn puk(&self, key_reference: u8) -> Option<&CodeValue> {
+        self.puks.iter().find(|p| p.key_reference == key_reference)
+    }
+}
+
+impl fmt::Debug for InstalledProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstalledProfile")
+            .field("iccid", &self.iccid)
+            .field("isdp_aid", &hex::encode(&self.isdp_aid))
+            .field("state", &self.state)
+            .field("nickname", &self.nickname)
+            .field("service_provider_name", &self.service_provider_name)
+            .field("profile_name", &self.profile_name)
+            .field("profile_class", &self.profile_class)
+            .field("policy_rules", &self.policy_rules)
+            .field("imsi", &self.imsi)
+            .field("aka_algorithm", &self.aka_algorithm)
+            .field("spn", &self.spn)
+            .field("apn", &self.apn)
+            .field("package_len", &self.package.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The profile class of a StoreMetadata request, if it is a known one.
+pub(crate) fn class_of(m: &rsp::StoreMetadataRequest) -> Option<ProfileClass> {
+    i64::try_from(&m.profile_class.0)
+        .ok()
+        .and_then(ProfileClass::from_code)
+}
+
+fn policy_rules(ppr: &rsp::PprIds) -> PolicyRules {
+    let bit = |i: usize| ppr.0.get(i).is_some_and(|b| *b);
+    PolicyRules {
+        update_control: bit(0),
+        disable_not_allowed: bit(1),
+        delete_not_allowed: bit(2),
+    }
+}
+
+/// Digits of an EF.ICCID value (nibble-swapped BCD), stopping at `F` padding.
+pub(crate) fn iccid_digits(bcd: &[u8]) -> String {
+    let mut out = String::with_capacity(20);
+    for &b in bcd {
+        for nibble in [b & 0x0F, b >> 4] {
+            match nibble {
+                0..=9 => out.push(char::from(b'0' + nibble)),
+                _ => return out,
+            }
+        }
+    }
+    out
+}
+
+/// Digits of an ICCID coded in plain (not nibble-swapped) BCD, as some
+/// SM-DP+ implementations write the metadata ICCID, stopping at `F` padding.
+pub(crate) fn iccid_digits_in_order(bcd: &[u8]) -> String {
+    let swapped: Vec<u8> = bcd.iter().map(|b| b.rotate_left(4)).collect();
+    iccid_digits(&swapped)
+}
+
+/// EF.ICCID bytes of ICCID digits (nibble-swapped BCD, `F` padded).
+pub(crate) fn iccid_bcd(digits: &str) -> [u8; 10] {
+    let mut out = [0xFF; 10];
+    for (i, d) in digits.bytes().take(20).enumerate() {
+        let v = d.wrapping_sub(b'0') & 0x0F;
+        let byte = &mut out[i / 2];
+        *byte = if i % 2 == 0 {
+            (*byte & 0xF0) | v
+        } else {
+            (*byte & 0x0F) | (v << 4)
+        };
+    }
+    out
+}
+
+/// Tags a `ProfileInfoListRequest` tag list may name.
+pub(crate) mod info_tags {
+    pub const ICCID: u32 = 0x5A;
+    pub const ISDP_AID: u32 = 0x4F;
+    pub const STATE: u32 = 0x9F70;
+    pub const NICKNAME: u32 = 0x90;
+    pub const SERVICE_PROVIDER: u32 = 0x91;
+    pub const NAME: u32 = 0x92;
+    pub const ICON_TYPE: u32 = 0x93;
+    pub const ICON: u32 = 0x94;
+    pub const CLASS: u32 = 0x95;
+    pub const NOTIFICATIONS: u32 = 0xB6;
+    pub const OWNER: u32 = 0xB7;
+    pub const DP_PROPRIETARY: u32 = 0xB8;
+    pub const PPR: u32 = 0x99;
+    pub const SERVICE_SPECIFIC: u32 = 0xBF22;
+}
+
+/// The `ProfileInfo` of a profile with the data objects `wanted` selects.
+pub(crate) fn profile_info(p: &InstalledProfile, wanted: impl Fn(u32) -> bool) -> rsp::ProfileInfo {
+    use info_tags as t;
+    let want = |tag| wanted(tag);
+    rsp::ProfileInfo::new(
+        want(t::ICCID).then(|| rsp::Iccid(FixedOctetString::new(p.iccid_bytes()))),
+        want(t::ISDP_AID).then(|| rsp::OctetTo16(OctetString::from(p.isdp_aid.clone()))),
+        want(t::STATE).then(|| {
+            rsp::ProfileState(Integer::from(match p.state {
+                ProfileState::Disabled => 0,
+                ProfileState::Enabled => 1,
+            }))
+        }),
+        if want(t::NICKNAME) {
+            p.nickname.clone()
+        } else {
+            None
+        },
+        want(t::SERVICE_PROVIDER).then(|| p.service_provider_name.clone()),
+        want(t::NAME).then(|| p.profile_name.clone()),
+        p.icon
+            .as_ref()
+            .filter(|_| want(t::ICON_TYPE))
+            .map(|i| rsp::IconType(Integer::from(i.icon_type))),
+        p.icon
+            .as_ref()
+            .filter(|_| want(t::ICON))
+            .map(|i| OctetString::from(i.data.clone())),
+        want(t::CLASS).then(|| rsp::ProfileClass(Integer::from(p.profile_class.code()))),
+        (want(t::NOTIFICATIONS) && !p.notification_configuration.is_empty()).then(|| {
+            p.notification_configuration
+                .iter()
+                .map(|n| {
+                    let mut bits = BitString::repeat(
+                        false,
+                        n.operations.iter().map(|o| o.bit() + 1).max().unwrap_or(0),
+                    );
+                    for op in &n.operations {
+                        bits.set(op.bit(), true);
+                    }
+                    rsp::NotificationConfigurationInformation::new(
+                        rsp::NotificationEvent(bits),
+                        n.address.clone(),
+                    )
+                })
+                .collect()
+        }),
+        p.profile_owner
+            .as_ref()
+            .filter(|_| want(t::OWNER))
+            .map(|o| {
+                rsp::OperatorId::new(
+                    OctetString::from(o.mcc_mnc.clone()),
+                    o.gid1.clone().map(OctetString::from),
+                    o.gid2.clone().map(OctetString::from),
+                )
+            }),
+        p.dp_oid
+            .as_deref()
+            .filter(|_| want(t::DP_PROPRIETARY))
+            .and_then(dotted_to_oid)
+            .map(rsp::DpProprietaryData::new),
+        want(t::PPR).then(|| ppr_ids(p.policy_rules)),
+        p.service_specific_data
+            .as_deref()
+            .filter(|_| want(t::SERVICE_SPECIFIC))
+            .and_then(|der| decode_der::<rsp::VendorSpecificExtension>(der).ok()),
+    )
+}
+
+/// `PprIds` of policy rules (DER: no trailing zero bits).
+fn ppr_ids(r: PolicyRules) -> rsp::PprIds {
+    let set = [
+        r.update_control,
+        r.disable_not_allowed,
+        r.delete_not_allowed,
+    ];
+    let len = set.iter().rposition(|b| *b).map_or(0, |i| i + 1);
+    let mut bits = BitString::repeat(false, len);
+    for (i, on) in set.iter().enumerate().take(len) {
+        bits.set(i, *on);
+    }
+    rsp::PprIds(bits)
+}
+
+/// A rasn OBJECT IDENTIFIER from dotted text.
+pub(crate) fn dotted_to_oid(dotted: &str) -> Option<ferrosim_asn1::rasn::types::ObjectIdentifier> {
+    let arcs = dotted
+        .split('.')
+        .map(|a| a.parse::<u32>().ok())
+        .collect::<Option<Vec<u32>>>()?;
+    ferrosim_asn1::rasn::types::ObjectIdentifier::new(arcs)
+}
+
+/// Dotted text of a rasn OBJECT IDENTIFIER.
+pub(crate) fn oid_to_dotted(oid: &ferrosim_asn1::rasn::types::ObjectIdentifier) -> String {
+    oid.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iccid_codings() {
+        let plain = [0x89, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x23, 0x41];
+        assert_eq!(iccid_digits_in_order(&plain), "89000123456789012341");
+        assert_ne!(
+            iccid_digits_in_order(&iccid_bcd("8949449999999990049")),
+            "8949449999999990049"
+        );
+    }
+
+    #[test]
+    fn iccid_bcd_round_trip() {
+        for digits in ["8949449999999990049", "89000123456789012341"] {
+            assert_eq!(iccid_digits(&iccid_bcd(digits)), digits);
+        }
+        assert_eq!(
+            iccid_bcd("8949449999999990049"),
+            [0x98, 0x94, 0x44, 0x99, 0x99, 0x99, 0x99, 0x09, 0x40, 0xF9]
+        );
+    }
+
+    #[test]
+    fn notification_events_and_pprs() {
+        for op in NotificationOperation::ALL {
+            let ev = op.event();
+            assert!(op.is_in(&ev));
+            assert_eq!(ev.0.len(), op.bit() + 1);
+            for other in NotificationOperation::ALL.into_iter().filter(|o| *o != op) {
+                assert!(!other.is_in(&ev));
+            }
+        }
+        let rules = PolicyRules {
+            update_control: false,
+            disable_not_allowed: false,
+            delete_not_allowed: true,
+        };
+        let ids = ppr_ids(rules);
+        assert_eq!(ids.0.len(), 3);
+        assert_eq!(policy_rules(&ids), rules);
+        assert_eq!(ppr_ids(PolicyRules::default()).0.len(), 0);
+    }
+
+    #[test]
+    fn oids() {
+        let oid = dotted_to_oid("2.999.10").unwrap();
+        assert_eq!(oid_to_dotted(&oid), "2.999.10");
+        assert!(dotted_to_oid("2.x").is_none());
+    }
+}

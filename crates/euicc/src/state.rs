@@ -1,0 +1,265 @@
+//! What the eUICC remembers across power cycles: installed profiles, pending
+//! notifications, the notification sequence number and the configured
+//! addresses, kept as JSON in a state file.
+//!
+//! [`EuiccState::save`] writes a temporary file beside the target, flushes
+//! it to disk and renames it over the target, so a crash leaves either the
+//! old or the new state, never a mix. The file holds subscriber secrets (K,
+//! OPc, PINs) as hex and is created readable by its owner only.
+//!
+//! Nothing here talks to the card logic: [`crate::VirtualEuicc`] changes the
+//! state, the caller decides when to save it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::profile::{InstalledProfile, NotificationOperation, ProfileState};
+
+/// The GSMA root SM-DS address, used when no other is configured.
+pub const DEFAULT_ROOT_SMDS_ADDRESS: &str = "lpa.ds.gsma.com";
+
+/// The persistent state of a virtual eUICC.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
+pub struct EuiccState {
+    /// Installed profiles, in installation order.
+    pub profiles: Vec<InstalledProfile>,
+    /// Signed notifications not yet removed by the LPA (NotificationSent).
+    pub notifications: Vec<StoredNotification>,
+    /// The last notification sequence number used (0: none yet).
+    pub last_seq_number: u64,
+    /// The default SM-DP+ address (ES10a SetDefaultDpAddress).
+    pub default_smdp_address: Option<String>,
+    /// The root SM-DS address; [`DEFAULT_ROOT_SMDS_ADDRESS`] when absent.
+    pub root_smds_address: Option<String>,
+    /// ISD-P AIDs handed out so far (each installation gets a fresh one).
+    pub isdp_counter: u32,
+}
+
+/// A signed notification waiting to be delivered by the LPA.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct StoredNotification {
+    /// Its sequence number.
+    pub seq_number: u64,
+    /// What happened.
+    pub operation: NotificationOperation,
+    /// Where the LPA must send it (FQDN).
+    pub address: String,
+    /// The profile concerned, when known.
+    pub iccid: Option<String>,
+    /// The whole `PendingNotification` as the eUICC signed it: a
+    /// ProfileInstallationResult (`BF37`) or an OtherSignedNotification (`30`).
+    #[serde(with = "hex_bytes")]
+    pub signed: Vec<u8>,
+}
+
+impl EuiccState {
+    /// Reads a state file written by [`EuiccState::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::StateIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::StateFormat {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Reads a state file, or returns an empty state when the file does not exist.
+    pub fn load_or_default(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        if path.exists() {
+            Self::load(path)
+        } else {
+            Ok(Self::default())
+        }
+    }
+
+    /// Writes the state atomically: a temporary file in the same directory,
+    /// flushed to disk, then renamed over `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let io = |source| Error::StateIo {
+            path: path.to_path_buf(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|source| Error::StateFormat {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let tmp = temp_path(path);
+        let result = (|| {
+            let mut file = create_private(&tmp)?;
+            file.write_all(&json)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            drop(file);
+            std::fs::rename(&tmp, path)?;
+            sync_parent(path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+
+    /// The installed profile with this ICCID (digits).
+    pub fn profile(&self, iccid: &str) -> Option<&InstalledProfile> {
+        self.profiles.iter().find(|p| p.iccid == iccid)
+    }
+
+    /// The enabled profile, if any.
+    pub fn enabled_profile(&self) -> Option<&InstalledProfile> {
+        self.profiles
+            .iter()
+            .find(|p| p.state == ProfileState::Enabled)
+    }
+
+    /// The root SM-DS address in effect.
+    pub fn root_smds(&self) -> &str {
+        self.root_smds_address
+            .as_deref()
+            .unwrap_or(DEFAULT_ROOT_SMDS_ADDRESS)
+    }
+
+    /// Takes the next notification sequence number.
+    pub(crate) fn next_seq_number(&mut self) -> u64 {
+        self.last_seq_number = self.last_seq_number.saturating_add(1);
+        self.last_seq_number
+    }
+}
+
+/// `.<name>.tmp` beside `path`.
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "state".into());
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Makes the rename durable (Unix: fsync the directory).
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if let Some(parent) = path.parent() {
+        let dir = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Serde helpers: bytes as lower-case hex strings.
+pub(crate) mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises bytes as hex.
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(bytes))
+    }
+
+    /// Deserialises hex into bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(text.trim()).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for optional values.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serialises optional bytes as hex or null.
+        pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+            match bytes {
+                Some(b) => s.serialize_some(&hex::encode(b)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialises hex or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| hex::decode(t.trim()).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("euicc.json");
+        let mut state = EuiccState::default();
+        assert_eq!(EuiccState::load_or_default(&path).unwrap(), state);
+        state.default_smdp_address = Some("smdp.example.com".into());
+        let seq_number = state.next_seq_number();
+        state.notifications.push(StoredNotification {
+            seq_number,
+            operation: NotificationOperation::Enable,
+            address: "smdp.example.com".into(),
+            iccid: Some("8949449999999990049".into()),
+            signed: vec![0x30, 0x00],
+        });
+        state.save(&path).unwrap();
+        assert_eq!(EuiccState::load(&path).unwrap(), state);
+        assert!(!temp_path(&path).exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Overwrite in place.
+        state.last_seq_number = 41;
+        state.save(&path).unwrap();
+        assert_eq!(EuiccState::load(&path).unwrap().last_seq_number, 41);
+    }
+
+    #[test]
+    fn bad_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.json");
+        assert!(matches!(
+            EuiccState::load(&path),
+            Err(Error::StateIo { .. })
+        ));
+        std::fs::write(&path, b"{\"profiles\": 3}").unwrap();
+        assert!(matches!(
+            EuiccState::load(&path),
+            Err(Error::StateFormat { .. })
+        ));
+        std::fs::write(&path, b"{\"notifications\": [{\"seq_number\": 1, \"operation\": \"install\", \"address\": \"a\", \"iccid\": null, \"signed\": \"zz\"}]}").unwrap();
+        assert!(matches!(
+            EuiccState::load(&path),
+            Err(Error::StateFormat { .. })
+        ));
+        // Unknown and missing fields are tolerated (older or newer files).
+        std::fs::write(&path, b"{\"future_field\": true}").unwrap();
+        assert_eq!(EuiccState::load(&path).unwrap(), EuiccState::default());
+    }
+}
