@@ -13,6 +13,7 @@ mod es2;
 mod es9;
 pub mod housekeeping;
 mod http;
+pub mod sandbox;
 mod tls;
 
 use std::net::SocketAddr;

@@ -12,15 +12,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use ferrosim_pki::{TestPki, TestPkiOptions};
-use ferrosim_saip::{Iccid, Imsi};
-use ferrosim_server::{RunningServer, ServerOptions, TlsIdentity};
-use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::inventory::{self, ProfileTypeImport};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
-use ferrosim_smdp::time::Timestamp;
-use ferrosim_smdp::{Credential, Smdp, SmdpConfig};
-use ferrosim_store::{SqlStore, StoreOptions};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -98,104 +89,36 @@ pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<TestDatabase> {
     })
 }
 
-/// The operator every [`TestSmdp`] has.
-pub const OPERATOR: &str = "test-operator";
-/// The profile type every [`TestSmdp`] has (the first TS.48 fixture).
-pub const PROFILE_TYPE: &str = "ts48";
+pub use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
 
-/// Options of [`TestSmdp::start`].
-#[derive(Debug, Clone)]
-pub struct TestSmdpOptions {
-    /// eUICC certificates in the generated PKI.
-    pub euiccs: usize,
-    /// Profiles generated for [`PROFILE_TYPE`].
-    pub profiles: u64,
-    /// Callback URL of the operator.
-    pub callback_url: Option<String>,
-    /// Adjusts the SM-DP+ configuration before it starts.
-    pub order_ttl: Option<Duration>,
+/// Options of [`TestSmdp::start`] (the sandbox's).
+pub type TestSmdpOptions = SandboxOptions;
+
+/// A sandbox SM-DP+ with helpers for ES2+ and raw ES9+ calls over HTTPS.
+pub struct TestSmdp {
+    /// The sandbox.
+    pub sandbox: Sandbox,
 }
 
-impl Default for TestSmdpOptions {
-    fn default() -> Self {
-        Self {
-            euiccs: 2,
-            profiles: 5,
-            callback_url: None,
-            order_ttl: None,
-        }
+impl std::ops::Deref for TestSmdp {
+    type Target = Sandbox;
+    fn deref(&self) -> &Sandbox {
+        &self.sandbox
     }
 }
 
-/// An SM-DP+ serving HTTPS on 127.0.0.1 with its own PKI and database.
-pub struct TestSmdp {
-    /// Keeps the temporary directory alive.
-    pub dir: TempDir,
-    /// The generated PKI (CI, EUM, eUICCs, DP certificates).
-    pub pki: TestPki,
-    /// The SM-DP+ logic (shares the store with the server).
-    pub smdp: Smdp<SqlStore>,
-    /// The store.
-    pub store: SqlStore,
-    /// The running server.
-    pub server: Option<RunningServer>,
-    /// `localhost:PORT`, the SM-DP+ address.
-    pub address: String,
-    /// The operator's ES2+ token.
-    pub token: String,
-    /// Where the PKI was written (`ferrosim pki init` layout).
-    pub pki_dir: PathBuf,
+impl std::ops::DerefMut for TestSmdp {
+    fn deref_mut(&mut self) -> &mut Sandbox {
+        &mut self.sandbox
+    }
 }
 
 impl TestSmdp {
-    /// Generates a PKI, opens a SQLite store, imports the first fixture as
-    /// [`PROFILE_TYPE`] with `profiles` generated profiles, and starts serving.
+    /// Starts a sandbox.
     pub async fn start(options: TestSmdpOptions) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let pki = TestPki::generate(&TestPkiOptions {
-            euicc_count: options.euiccs,
-            smdp_address: "localhost".into(),
-            ..TestPkiOptions::default()
-        })?;
-        let pki_dir = dir.path().join("pki");
-        pki.write_to(&pki_dir)?;
-        let url = format!("sqlite:{}", dir.path().join("smdp.db").display());
-        let store = SqlStore::connect(&url, &StoreOptions::default()).await?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let address = format!("localhost:{}", listener.local_addr()?.port());
-        let smdp = Smdp::new(
-            smdp_config(&pki, &address, options.order_ttl)?,
-            store.clone(),
-        );
-        let token = seed(&store, &options).await?;
-        let tls = TlsIdentity {
-            cert_chain_der: vec![pki.dp_tls.certificate.der().to_vec()],
-            key_pkcs8_der: pki.dp_tls.key_pkcs8_der().to_vec(),
-        };
-        let mut server_options = ServerOptions::new(tls);
-        server_options.callbacks.poll_interval = Duration::from_millis(50);
-        server_options.callbacks.initial_backoff = Duration::from_millis(100);
-        let server = ferrosim_server::start(listener, smdp.clone(), server_options).await?;
         Ok(Self {
-            dir,
-            pki,
-            smdp,
-            store,
-            server: Some(server),
-            address,
-            token,
-            pki_dir,
+            sandbox: Sandbox::start(options).await?,
         })
-    }
-
-    /// `https://localhost:PORT`.
-    pub fn base_url(&self) -> String {
-        format!("https://{}", self.address)
-    }
-
-    /// The CI certificate as PEM (trust anchor of the DPtls certificate).
-    pub fn ci_pem(&self) -> String {
-        self.pki.ci.certificate_pem()
     }
 
     /// An HTTPS client trusting the test CI.
@@ -244,11 +167,7 @@ impl TestSmdp {
         let (_, r) = self
             .es2(
                 "downloadOrder",
-                &serde_json::json!({
-                    "header": header(),
-                    "profileType": PROFILE_TYPE,
-                    "eid": eid,
-                }),
+                &serde_json::json!({"header": header(), "profileType": PROFILE_TYPE, "eid": eid}),
             )
             .await?;
         let iccid = r["iccid"]
@@ -258,13 +177,8 @@ impl TestSmdp {
         let (_, r) = self
             .es2(
                 "confirmOrder",
-                &serde_json::json!({
-                    "header": header(),
-                    "iccid": iccid,
-                    "eid": eid,
-                    "confirmationCode": confirmation_code,
-                    "releaseFlag": true,
-                }),
+                &serde_json::json!({"header": header(), "iccid": iccid, "eid": eid,
+                    "confirmationCode": confirmation_code, "releaseFlag": true}),
             )
             .await?;
         let mid = r["matchingId"]
@@ -272,13 +186,6 @@ impl TestSmdp {
             .ok_or_else(|| anyhow::anyhow!("confirmOrder failed: {r}"))?
             .to_owned();
         Ok((iccid, mid))
-    }
-
-    /// Stops the server (the store stays usable).
-    pub async fn stop(&mut self) {
-        if let Some(s) = self.server.take() {
-            s.shutdown(Duration::from_secs(2)).await;
-        }
     }
 }
 
@@ -288,76 +195,6 @@ pub fn header() -> Value {
         "functionRequesterIdentifier": OPERATOR,
         "functionCallIdentifier": format!("call-{}", rand::random::<u64>()),
     })
-}
-
-/// The SM-DP+ configuration for a test PKI.
-pub fn smdp_config(
-    pki: &TestPki,
-    address: &str,
-    order_ttl: Option<Duration>,
-) -> anyhow::Result<SmdpConfig> {
-    let mut config = SmdpConfig::new(
-        address.to_owned(),
-        Credential {
-            certificate: pki.dp_auth.certificate.clone(),
-            key: Arc::new(pki.dp_auth.signing_key()?),
-        },
-        Credential {
-            certificate: pki.dp_pb.certificate.clone(),
-            key: Arc::new(pki.dp_pb.signing_key()?),
-        },
-        pki.trust_store()?,
-    )?;
-    if let Some(ttl) = order_ttl {
-        config.policy.order_ttl = ttl;
-    }
-    Ok(config)
-}
-
-/// Creates the operator, the profile type and the profiles; returns the token.
-pub async fn seed(store: &SqlStore, options: &TestSmdpOptions) -> anyhow::Result<String> {
-    let op = OperatorId::new(OPERATOR)?;
-    let token = inventory::add_operator(
-        store,
-        op.clone(),
-        "Test Operator".into(),
-        options.callback_url.clone(),
-        &mut rand::rng(),
-    )
-    .await?;
-    let (_, package) = upp_fixtures()
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no fixture in testdata/upp"))?;
-    inventory::import_profile_type(
-        store,
-        ProfileTypeImport {
-            operator: op.clone(),
-            name: PROFILE_TYPE.into(),
-            package,
-            service_provider_name: Some("ferrosim test".into()),
-            profile_name: Some("TS.48 test profile".into()),
-            profile_class: ProfileClass::Operational,
-            policy_rules: ProfilePolicyRules::default(),
-            owner_mcc_mnc: None,
-        },
-        Timestamp::now(),
-    )
-    .await?;
-    let first_iccid = Iccid::from_body("894400000000000001")?;
-    let first_imsi = Imsi::with_mnc_len("001010000000001", 2)?;
-    inventory::generate_profiles(
-        store,
-        &op,
-        PROFILE_TYPE,
-        options.profiles,
-        &first_iccid,
-        &first_imsi,
-        &mut rand::rng(),
-        Timestamp::now(),
-    )
-    .await?;
-    Ok(token)
 }
 
 /// An operator endpoint on 127.0.0.1 that records every callback it receives.
