@@ -404,3 +404,85 @@ fn set_of_members_are_sorted_in_der() {
         ))
     );
 }
+
+/// Every type whose ASN.1 definition carries a tag comment (`-- Tag 'BF20'`)
+/// encodes with exactly that outer tag.
+#[test]
+fn outer_tags_match_the_tag_comments_of_the_asn1() {
+    struct Check {
+        expected: std::collections::BTreeMap<String, Vec<u8>>,
+        seen: Vec<String>,
+        wrong: Vec<String>,
+    }
+    impl support::TypeVisitor for Check {
+        fn visit<T>(&mut self, name: &str)
+        where
+            T: Gen + rasn::Encode + rasn::Decode + PartialEq + std::fmt::Debug,
+        {
+            let Some(tag) = self.expected.get(name) else {
+                return;
+            };
+            self.seen.push(name.to_string());
+            for seed in 0..8 {
+                let der = encode_der(&T::generate(&mut Rng::new(seed), 0)).unwrap();
+                if !der.starts_with(tag) {
+                    self.wrong.push(format!(
+                        "{name}: expected {}, got {}",
+                        hex::encode(tag),
+                        hex::encode(&der[..der.len().min(4)])
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+    let mut expected = std::collections::BTreeMap::new();
+    for (file, module) in [("RSPDefinitions", "rsp"), ("SGP32Definitions", "sgp32")] {
+        let path = format!(
+            "{}/../../testdata/asn1/{file}.asn1",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        for line in std::fs::read_to_string(path).unwrap().lines() {
+            if let Some((name, tag)) = tag_comment(line) {
+                expected.insert(format!("{module}::{}", name.replace('-', "")), tag);
+            }
+        }
+    }
+    assert!(
+        expected.len() > 90,
+        "only {} tag comments found",
+        expected.len()
+    );
+    let mut check = Check {
+        expected: expected.clone(),
+        seen: Vec::new(),
+        wrong: Vec::new(),
+    };
+    support::visit_all_types(&mut check);
+    assert!(check.wrong.is_empty(), "{}", check.wrong.join("\n"));
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !check.seen.contains(k))
+        .collect();
+    assert!(missing.is_empty(), "types not generated: {missing:?}");
+}
+
+/// `Name ::= [..] ... -- Tag 'BF20'` -> `("Name", [0xBF, 0x20])`.
+fn tag_comment(line: &str) -> Option<(String, Vec<u8>)> {
+    let (name, rest) = line.split_once(" ::= [")?;
+    if name.contains(' ') {
+        return None;
+    }
+    let (_, comment) = rest.split_once("--")?;
+    let lower = comment.to_ascii_lowercase();
+    let after = &comment[lower.find("tag")? + 3..];
+    let hex_run: String = after
+        .trim_start_matches(|c: char| !c.is_ascii_hexdigit() || c.is_ascii_lowercase())
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    if hex_run.len() < 2 || hex_run.len() % 2 != 0 {
+        return None;
+    }
+    Some((name.to_string(), hex::decode(hex_run).ok()?))
+}
