@@ -481,7 +481,7 @@ fn tag_comment(line: &str) -> Option<(String, Vec<u8>)> {
         .chars()
         .take_while(|c| c.is_ascii_hexdigit())
         .collect();
-    if hex_run.len() < 2 || hex_run.len() % 2 != 0 {
+    if hex_run.len() < 2 || !hex_run.len().is_multiple_of(2) {
         return None;
     }
     Some((name.to_string(), hex::decode(hex_run).ok()?))
