@@ -72,6 +72,10 @@ impl PartialEq for RspCertificate {
 impl Eq for RspCertificate {}
 
 /// The EID prefixes an EUM certificate permits, with where they were found.
+///
+/// GSMA semantics, not RFC 5280 name-constraint semantics: the serialNumber of
+/// a permitted directoryName is a prefix that the eUICC's EID must start
+/// with; the other attributes of that directoryName are not compared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EidRanges {
     /// serialNumber values of nameConstraints permittedSubtrees directoryNames

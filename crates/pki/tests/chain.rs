@@ -260,3 +260,20 @@ fn more_euiccs_than_the_prefix_allows_is_refused() {
     let pki = TestPki::generate(&options).unwrap();
     assert_eq!(pki.euiccs.len(), 10);
 }
+
+#[test]
+fn times_outside_x509_range_are_refused_not_panicking() {
+    let pki = pki(0);
+    let ci_key = pki.ci.signing_key().unwrap();
+    let key = SoftwareKey::generate().unwrap();
+    let far = std::time::SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::from(u32::MAX) * 1000);
+    let before_epoch = std::time::SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(86_400);
+    for (nb, na) in [(date(2025, 1, 1), far), (before_epoch, date(2030, 1, 1))] {
+        let mut req = CertificateRequest::new(CertRole::DpAuth, "x", nb, na);
+        req.registered_id = Some(Oid::parse("2.999.10").unwrap());
+        let err = issue_for_public_key(&req, key.public_key_sec1(), &pki.ci.certificate, &ci_key)
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidOption(_)), "{err}");
+    }
+}

@@ -38,7 +38,16 @@ const SINGLES: [(CertRole, &str, &str); 5] = [
 /// Directory of the eUICC certificates.
 const EUICC_DIR: &str = "eUICC";
 
-/// Paths of a role's certificate and key inside `dir` (for every role but eUICC).
+/// Paths of a role's certificate and key inside `dir` (for every role but
+/// eUICC, whose files are `eUICC/<EID>.pem` and `eUICC/<EID>.key.pem`).
+///
+/// ```text
+/// CI/ci.pem          CI/ci.key.pem
+/// EUM/eum.pem        EUM/eum.key.pem
+/// DPauth/dpauth.pem  DPauth/dpauth.key.pem
+/// DPpb/dppb.pem      DPpb/dppb.key.pem
+/// DPtls/dptls.pem    DPtls/dptls.key.pem
+/// ```
 pub fn layout(dir: &Path, role: CertRole) -> Option<(PathBuf, PathBuf)> {
     SINGLES
         .iter()

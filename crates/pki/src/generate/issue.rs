@@ -161,8 +161,8 @@ fn profile_params(req: &CertificateRequest) -> Result<CertificateParams> {
     validate(req)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = subject_name(req)?;
-    params.not_before = req.not_before.into();
-    params.not_after = req.not_after.into();
+    params.not_before = x509_time(req.not_before)?;
+    params.not_after = x509_time(req.not_after)?;
     params.serial_number = Some(random_serial()?);
     params.key_identifier_method = KeyIdMethod::Sha256;
     // A self-signed CI carries no authorityKeyIdentifier (as SGP.26's CI); everything else does.
@@ -379,6 +379,19 @@ fn rcgen_name(name: &Name) -> Result<DistinguishedName> {
         }
     }
     Ok(dn)
+}
+
+/// A validity bound as rcgen wants it; X.509 times here span 1970 to 9999.
+fn x509_time(t: SystemTime) -> Result<time::OffsetDateTime> {
+    let out_of_range = || {
+        Error::InvalidOption(format!(
+            "certificate time {} is outside 1970-01-01 to 9999-12-31",
+            crate::timefmt::format_time(t)
+        ))
+    };
+    let dt = der::DateTime::from_system_time(t).map_err(|_| out_of_range())?;
+    let secs = i64::try_from(dt.unix_duration().as_secs()).map_err(|_| out_of_range())?;
+    time::OffsetDateTime::from_unix_timestamp(secs).map_err(|_| out_of_range())
 }
 
 /// A primitive context-specific TLV `[number] IMPLICIT` holding `content`.

@@ -5,8 +5,8 @@
 //!
 //! Generation happens in memory ([`TestPki::generate`]); [`TestPki::write_to`]
 //! and [`TestPki::load_from`] store and read it as PEM files (layout in
-//! [`files`]). The keys are test keys, written unencrypted: never use a
-//! generated hierarchy in production.
+//! [`layout`] and the README written beside them). The keys are test keys,
+//! written unencrypted: never use a generated hierarchy in production.
 
 mod files;
 mod issue;
