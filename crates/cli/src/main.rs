@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 
 mod admin_cmd;
 mod config;
+mod demo_cmd;
+mod euicc_cmd;
+mod fleet;
 mod instance;
+mod lpa_cmd;
 mod order_cmd;
 mod pki_cmd;
 mod serve_cmd;
@@ -26,6 +30,8 @@ enum Command {
     Version,
     /// Test PKI: generate a GSMA RSP hierarchy, show certificates, verify chains.
     Pki(pki_cmd::PkiArgs),
+    /// Activate a fleet of virtual devices against an SM-DP+ on loopback and report.
+    Demo(demo_cmd::DemoArgs),
     /// Run the SM-DP+ (ES9+ and ES2+ over HTTPS).
     Serve(serve_cmd::ServeArgs),
     /// Operators allowed to use ES2+.
@@ -36,27 +42,39 @@ enum Command {
     Profiles(admin_cmd::ProfilesArgs),
     /// Orders: create (with activation code and QR), release, cancel, show.
     Order(order_cmd::OrderArgs),
+    /// The LPA: chip info, profiles, download, notifications, on a virtual or PC/SC eUICC.
+    Lpa(lpa_cmd::LpaArgs),
+    /// The virtual eUICC: create its state, serve it to PC/SC through vpcd.
+    Euicc(euicc_cmd::EuiccArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Commands that print their own report log only warnings by default.
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FERROSIM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Version => {
             println!("ferrosim {}", env!("CARGO_PKG_VERSION"));
         }
         Command::Pki(args) => pki_cmd::run(args)?,
+        Command::Demo(args) => demo_cmd::run(args)?,
         Command::Serve(args) => serve_cmd::run(args)?,
         Command::Operator(args) => admin_cmd::run_operator(args)?,
         Command::ProfileType(args) => admin_cmd::run_profile_type(args)?,
         Command::Profiles(args) => admin_cmd::run_profiles(args)?,
         Command::Order(args) => order_cmd::run(args)?,
+        Command::Lpa(args) => lpa_cmd::run(args)?,
+        Command::Euicc(args) => euicc_cmd::run(args)?,
     }
     Ok(())
 }

@@ -4,10 +4,15 @@
 //! test package, and personalised profiles. `ferrosim demo`, `ferrosim bench`
 //! and the end-to-end tests start one.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::ids::OperatorId;
@@ -16,6 +21,7 @@ use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Credential, Smdp, SmdpConfig};
 use ferrosim_store::{SqlStore, StoreOptions};
+use serde_json::Value;
 use tempfile::TempDir;
 use thiserror::Error;
 
@@ -248,4 +254,69 @@ pub async fn seed(store: &SqlStore, options: &SandboxOptions) -> Result<String, 
         done += n;
     }
     Ok(token)
+}
+
+/// An operator endpoint on 127.0.0.1 that records every ES2+ callback it
+/// receives (plain HTTP; the sandbox's operator can point its callback URL here).
+pub struct CallbackSink {
+    /// Its URL.
+    pub url: String,
+    /// The bodies received, in order.
+    pub received: Arc<Mutex<Vec<Value>>>,
+    /// Answer with this HTTP status (to test retries); 204 by default.
+    pub status: Arc<Mutex<u16>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl CallbackSink {
+    /// Starts listening on a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(Mutex::new(204u16));
+        let app = Router::new()
+            .route("/callback", post(record))
+            .with_state((Arc::clone(&received), Arc::clone(&status)));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            url: format!("http://{addr}/callback"),
+            received,
+            status,
+            _task: task,
+        })
+    }
+
+    /// Callbacks received so far.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Waits until `pred` holds for the received callbacks, or `timeout` passes.
+    pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(&self.received()) {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+type SinkState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<u16>>);
+
+async fn record(State((received, status)): State<SinkState>, body: String) -> StatusCode {
+    let code = status.lock().map(|s| *s).unwrap_or(204);
+    if (200..300).contains(&code)
+        && let Ok(mut v) = received.lock()
+    {
+        v.push(serde_json::from_str(&body).unwrap_or(Value::String(body)));
+    }
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

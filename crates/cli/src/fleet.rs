@@ -1,0 +1,262 @@
+//! A fleet of virtual devices (virtual eUICC + LPA) activating profiles
+//! against an SM-DP+ over HTTPS, with the numbers `ferrosim demo` and
+//! `ferrosim bench` report.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_lpa::download::{Consent, StepTiming};
+use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
+use ferrosim_lpa::{
+    ActivationCode, DownloadRequest, Es10, Es10Options, SmdpAddress, download_profile,
+};
+use ferrosim_pki::TestPki;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+/// One virtual device and the order it activates.
+pub struct Device {
+    /// Its eUICC identity (EID, certificate, key, EUM, trusted CIs).
+    pub identity: EuiccIdentity,
+    /// The activation code of its order.
+    pub code: ActivationCode,
+}
+
+/// How one activation ended.
+#[derive(Debug, Clone)]
+pub struct Activation {
+    /// Wall-clock time from the first APDU to the acknowledged installation result.
+    pub elapsed: Duration,
+    /// `None` on success, else where and why it failed.
+    pub failure: Option<String>,
+    /// Per-step timings.
+    pub timings: Vec<StepTiming>,
+}
+
+/// How devices reach the SM-DP+.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// One HTTPS client for all devices: TLS sessions are kept alive and reused.
+    KeepAlive,
+    /// A new HTTPS client (new TCP and TLS connections) per device.
+    New,
+}
+
+/// The virtual devices of a sandbox PKI, one per eUICC certificate.
+pub fn identities(pki: &TestPki) -> anyhow::Result<Vec<EuiccIdentity>> {
+    let ci = vec![pki.ci.certificate.der().to_vec()];
+    pki.euiccs
+        .iter()
+        .map(|e| {
+            Ok(EuiccIdentity::from_parts(
+                e.certificate.der(),
+                Arc::new(e.signing_key()?),
+                pki.eum.certificate.der(),
+                ci.clone(),
+            )?)
+        })
+        .collect()
+}
+
+/// Orders one profile per EID over ES2+ (downloadOrder linked to the EID,
+/// confirmOrder with release) and returns the activation codes, in order.
+pub async fn order_profiles(
+    base_url: &str,
+    address: &str,
+    token: &str,
+    operator: &str,
+    profile_type: &str,
+    ci_pem: &str,
+    eids: &[String],
+    concurrency: usize,
+) -> anyhow::Result<Vec<ActivationCode>> {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes())?])
+        .build()?;
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(eids.len());
+    for (i, eid) in eids.iter().enumerate() {
+        let (client, sem) = (client.clone(), Arc::clone(&sem));
+        let (base, token, operator, ptype, eid) = (
+            base_url.to_owned(),
+            token.to_owned(),
+            operator.to_owned(),
+            profile_type.to_owned(),
+            eid.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await?;
+            let call = |f: &'static str, body: Value| {
+                let (client, base, token) = (client.clone(), base.clone(), token.clone());
+                async move {
+                    let v: Value = client
+                        .post(format!("{base}/gsma/rsp2/es2plus/{f}"))
+                        .bearer_auth(token)
+                        .json(&body)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    anyhow::ensure!(
+                        v["header"]["functionExecutionStatus"]["status"] == "Executed-Success",
+                        "{f} failed: {v}"
+                    );
+                    Ok::<Value, anyhow::Error>(v)
+                }
+            };
+            let header = |n: &str| json!({"functionRequesterIdentifier": operator, "functionCallIdentifier": format!("fleet-{i}-{n}-{}", rand::random::<u64>())});
+            let r = call("downloadOrder", json!({"header": header("d"), "profileType": ptype, "eid": eid})).await?;
+            let iccid = r["iccid"].as_str().context("iccid")?.to_owned();
+            let r = call(
+                "confirmOrder",
+                json!({"header": header("c"), "iccid": iccid, "eid": eid, "releaseFlag": true}),
+            )
+            .await?;
+            Ok::<String, anyhow::Error>(r["matchingId"].as_str().context("matchingId")?.to_owned())
+        }));
+    }
+    let address = SmdpAddress::new(address)?;
+    let mut codes = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        let mid = t.await??;
+        codes.push(ActivationCode::new(address.clone(), Some(&mid))?);
+    }
+    Ok(codes)
+}
+
+/// An ES9+ HTTPS client trusting `ci_pem`.
+pub fn es9_client(ci_pem: &str) -> anyhow::Result<HttpsEs9Client> {
+    let roots = TlsTrust::roots_from_bytes(ci_pem.as_bytes())?;
+    Ok(HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(
+        roots,
+    )))?)
+}
+
+/// Activates every device, at most `concurrency` at a time.
+pub async fn activate(
+    devices: Vec<Device>,
+    ci_pem: &str,
+    concurrency: usize,
+    connections: Connections,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Activation>> {
+    let shared = es9_client(ci_pem)?;
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = Vec::with_capacity(devices.len());
+    for device in devices {
+        let sem = Arc::clone(&sem);
+        let client = match connections {
+            Connections::KeepAlive => shared.clone(),
+            Connections::New => es9_client(ci_pem)?,
+        };
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let result = activate_one(device, &client).await;
+            progress.inc(1);
+            result
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await?);
+    }
+    Ok(out)
+}
+
+async fn activate_one(device: Device, client: &HttpsEs9Client) -> Activation {
+    let start = Instant::now();
+    let mut euicc = VirtualEuicc::new(device.identity, EuiccState::default());
+    let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now());
+    let mut es10 = match Es10::open(transport, &Es10Options::default()) {
+        Ok(e) => e,
+        Err(e) => {
+            return Activation {
+                elapsed: start.elapsed(),
+                failure: Some(format!("opening the ISD-R: {e}")),
+                timings: Vec::new(),
+            };
+        }
+    };
+    let request = DownloadRequest::new(&device.code, None);
+    match download_profile(&mut es10, client, &request, |_| Consent::Accept).await {
+        Ok(outcome) => Activation {
+            elapsed: start.elapsed(),
+            failure: None,
+            timings: outcome.timings,
+        },
+        Err(e) => Activation {
+            elapsed: start.elapsed(),
+            failure: Some(format!("{}: {}", e.step, e.failure)),
+            timings: e.timings,
+        },
+    }
+}
+
+/// A progress bar for `n` activations.
+pub fn progress_bar(n: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(n);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} activating [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Percentile `p` (0..=100) of sorted durations.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Failures grouped by their description, most frequent first.
+pub fn failures_by_reason(results: &[Activation]) -> Vec<(String, usize)> {
+    let mut map: BTreeMap<String, usize> = BTreeMap::new();
+    for r in results {
+        if let Some(f) = &r.failure {
+            *map.entry(f.clone()).or_default() += 1;
+        }
+    }
+    let mut v: Vec<_> = map.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v
+}
+
+/// p50/p99 of each step over the successful activations, in flow order.
+pub fn step_latencies(results: &[Activation]) -> Vec<(&'static str, Duration, Duration, usize)> {
+    let mut by_step: Vec<(&'static str, Vec<Duration>)> = Vec::new();
+    for r in results.iter().filter(|r| r.failure.is_none()) {
+        for t in &r.timings {
+            let name = t.step.name();
+            match by_step.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(t.elapsed),
+                None => by_step.push((name, vec![t.elapsed])),
+            }
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort();
+            (name, percentile(&v, 50.0), percentile(&v, 99.0), v.len())
+        })
+        .collect()
+}
+
+/// Formats a duration in milliseconds with one decimal.
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
