@@ -405,7 +405,8 @@ mod tests {
     #[test]
     fn garbage_is_refused_with_a_reason() {
         use ActivationCodeError as E;
-        let cases: &[(&str, fn(&E) -> bool)] = &[
+        type Check = fn(&E) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| *e == E::Empty),
             ("LPA:", |e| *e == E::Empty),
             ("2$A$B", |e| matches!(e, E::UnsupportedFormat(_))),

@@ -149,6 +149,12 @@ impl<T: Transport> Es10<T> {
         Ok(self.transport)
     }
 
+    /// Returns the transport without closing the channel (after
+    /// [`Es10::close_channel`], or when the card is reset anyway).
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
     /// The logical channel in use (0 = basic channel).
     pub fn channel(&self) -> u8 {
         self.channel
@@ -264,8 +270,9 @@ impl<T: Transport> Es10<T> {
         }
     }
 
-    /// MANAGE CHANNEL close of our channel (nothing for the basic channel).
-    fn close_channel(&mut self) -> Result<(), Es10Error> {
+    /// MANAGE CHANNEL close of our logical channel; nothing for the basic
+    /// channel or when already closed. No ES10 command can follow.
+    pub fn close_channel(&mut self) -> Result<(), Es10Error> {
         if self.channel == 0 {
             return Ok(());
         }

@@ -81,8 +81,12 @@ impl TlsTrust {
             let bytes = std::fs::read(path).map_err(|e| {
                 Es9ClientError::Setup(format!("cannot read {}: {e}", path.display()))
             })?;
-            let certs = Self::roots_from_bytes(&bytes)
-                .map_err(|e| Es9ClientError::Setup(format!("{}: {e}", path.display())))?;
+            let certs = Self::roots_from_bytes(&bytes).map_err(|e| match e {
+                Es9ClientError::Setup(reason) => {
+                    Es9ClientError::Setup(format!("{}: {reason}", path.display()))
+                }
+                other => other,
+            })?;
             roots.extend(certs);
         }
         Ok(Self::Roots(roots))

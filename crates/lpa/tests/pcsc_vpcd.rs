@@ -1,0 +1,186 @@
+//! The virtual eUICC as a card in a PC/SC reader: served to vsmartcard's
+//! vpcd driver, seen by pcscd, reached by `opensc-tool` and by the LPA's
+//! own PC/SC transport.
+//!
+//! Needs `pcscd` with `vsmartcard-vpcd` (Debian packages `pcscd`,
+//! `vsmartcard-vpcd`, `opensc`). Without them the test prints SKIP and
+//! passes, unless `FERROSIM_REQUIRE_PCSC` is set (as in CI), where it fails.
+//! It starts `pcscd --foreground` itself when no daemon serves
+//! `/run/pcscd/pcscd.comm`, and stops it afterwards. It is the only test
+//! that uses vpcd's port 35963.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(feature = "pcsc")]
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_lpa::es10::{Es10, Es10Options};
+use ferrosim_lpa::transport::pcsc::{PcscTransport, ReaderSelector, list_readers};
+use ferrosim_lpa::transport::vpcd::{self, VpcdEvent, VpcdOptions};
+use ferrosim_pki::{TestPki, TestPkiOptions};
+
+const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
+const VPCD_DRIVER_CONFIG: &str = "/etc/reader.conf.d/vpcd";
+const SELECT_ISD_R: &str = "00A4040010A0000005591010FFFFFFFF8900000100";
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"].iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Skips (or fails, when PC/SC is required) with a loud message.
+fn unavailable(why: &str) {
+    if std::env::var_os("FERROSIM_REQUIRE_PCSC").is_some() {
+        panic!("PC/SC test required (FERROSIM_REQUIRE_PCSC) but {why}");
+    }
+    eprintln!(
+        "\n==== SKIP pcsc_vpcd: {why} (install pcscd, vsmartcard-vpcd and opensc to run it) ====\n"
+    );
+}
+
+/// Kills and reaps the pcscd this test started.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Stops the card thread when the test ends, whatever the outcome.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn identity(dir: &Path) -> EuiccIdentity {
+    let pki = TestPki::generate(&TestPkiOptions::default()).unwrap();
+    pki.write_to(dir).unwrap();
+    let eid = pki.eids()[0].to_string();
+    EuiccIdentity::load_from_dir(dir, Some(&eid)).unwrap()
+}
+
+#[test]
+fn virtual_euicc_in_a_pcsc_reader() {
+    let Some(pcscd) = find_program("pcscd") else {
+        return unavailable("pcscd is not installed");
+    };
+    if !Path::new(VPCD_DRIVER_CONFIG).exists() {
+        return unavailable("the vpcd reader driver (vsmartcard-vpcd) is not installed");
+    }
+    let opensc_tool = find_program("opensc-tool");
+    if opensc_tool.is_none() && std::env::var_os("FERROSIM_REQUIRE_PCSC").is_some() {
+        panic!("PC/SC test required but opensc-tool is not installed");
+    }
+
+    // pcscd: use the running one, or start our own.
+    let _daemon = if UnixStream::connect(PCSCD_SOCKET).is_ok() {
+        None
+    } else {
+        let child = Command::new(&pcscd)
+            .arg("--foreground")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting pcscd");
+        let daemon = Daemon(child);
+        wait_until("pcscd's socket", Duration::from_secs(20), || {
+            UnixStream::connect(PCSCD_SOCKET).is_ok()
+        });
+        Some(daemon)
+    };
+
+    // The card side, in a thread.
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity(dir.path());
+    let eid = id.eid().to_string();
+    let options = VpcdOptions {
+        reconnect_delay: Duration::from_millis(100),
+        poll_interval: Duration::from_millis(50),
+        ..VpcdOptions::default()
+    };
+    let _stop = StopOnDrop(Arc::clone(&options.stop));
+    let card = std::thread::spawn(move || {
+        let mut euicc = VirtualEuicc::new(id, EuiccState::default());
+        vpcd::serve_with(
+            vpcd::DEFAULT_ADDR,
+            move |event: VpcdEvent<'_>| match event {
+                VpcdEvent::GetAtr => euicc.atr().to_vec(),
+                VpcdEvent::PowerOn | VpcdEvent::PowerOff | VpcdEvent::Reset => {
+                    euicc.reset();
+                    Vec::new()
+                }
+                VpcdEvent::Apdu(apdu) => euicc.handle_apdu(apdu, SystemTime::now()),
+            },
+            &options,
+        )
+    });
+
+    // pcscd sees a reader with a card.
+    wait_until(
+        "a PC/SC reader with the virtual card",
+        Duration::from_secs(30),
+        || {
+            list_readers().is_ok_and(|r| !r.is_empty())
+                && PcscTransport::connect(&ReaderSelector::Index(0)).is_ok()
+        },
+    );
+
+    // Any PC/SC program reaches the ISD-R.
+    if let Some(tool) = opensc_tool {
+        let out = Command::new(tool)
+            .args(["-r", "0", "-s", SELECT_ISD_R])
+            .output()
+            .expect("running opensc-tool");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "opensc-tool failed: {text}");
+        assert!(
+            text.contains("SW1=0x90, SW2=0x00"),
+            "SELECT ISD-R through opensc-tool: {text}"
+        );
+    }
+
+    // The LPA's chip info through the PC/SC transport.
+    let transport = PcscTransport::connect(&ReaderSelector::Index(0)).unwrap();
+    assert!(
+        transport.reader().contains("Virtual PCD"),
+        "{}",
+        transport.reader()
+    );
+    let mut es10 = Es10::open(transport, &Es10Options::default()).unwrap();
+    assert_eq!(es10.get_eid().unwrap().to_string(), eid);
+    let info = es10.get_euicc_info2().unwrap();
+    assert_eq!(info.svn.0[0], 2, "an SGP.22 v2 eUICC");
+    assert!(!info.ci_pkids_for_verification.is_empty());
+    assert!(es10.get_profiles_info(None).unwrap().is_empty());
+    assert_eq!(es10.get_euicc_challenge().unwrap().len(), 16);
+    drop(es10.close().unwrap());
+
+    drop(_stop);
+    card.join().unwrap().unwrap();
+}
