@@ -246,6 +246,15 @@ fn select_response() -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// The card moves between threads (one task per reader connection).
+    #[test]
+    fn the_card_is_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<VirtualEuicc>();
+        send_sync::<EuiccState>();
+        send_sync::<EuiccIdentity>();
+    }
+
     #[test]
     fn atr_checksum_and_protocols() {
         // TCK: XOR of T0..TCK is zero.

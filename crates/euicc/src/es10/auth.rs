@@ -2,6 +2,14 @@
 //! 5.7.13): the challenge, EUICCInfo1/2, and AuthenticateServer, which
 //! verifies the SM-DP+ (CERT.DPauth chain to a trusted CI, serverSignature1
 //! over serverSigned1 as received, our challenge) and signs euiccSigned1.
+//!
+//! The server address: SGP.22 v2 gives the eUICC no address of its own to
+//! compare serverSigned1's with (the LPA compares it with the address it
+//! contacted, and ctxParams1 carries none). The eUICC signs back exactly the
+//! address DPauth signed, so an SM-DP+ reads in euiccSigned1 the address it
+//! signed and refuses one naming another server; an address changed on the
+//! way breaks serverSignature1; an empty or malformed one is refused here
+//! with `undefinedError`.
 
 use std::time::SystemTime;
 
