@@ -3,9 +3,9 @@
 //! (ICCID, IMSI, K, OPc, PINs, PUKs, SPN, APN) and the package bytes
 //! themselves.
 //!
-//! [`InstalledProfile::new`] builds one from the StoreMetadata request and
-//! the profile package of a successful installation; [`profile_info`] turns
-//! one back into the SGP.22 `ProfileInfo` the LPA lists.
+//! The ISD-R builds an [`InstalledProfile`] from the StoreMetadata request
+//! and the profile package of a successful installation, and turns it back
+//! into the SGP.22 `ProfileInfo` the LPA lists.
 
 use std::fmt;
 

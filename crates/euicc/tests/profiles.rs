@@ -1,7 +1,6 @@
 //! Local profile management: listing, enabling, disabling, deleting under
 //! the profile policy rules, nicknames, memory reset, configured addresses,
-//! the signed notifications each operation leaves, persistence and identity
-//! loading.
+//! the signed notifications each operation leaves, and persistence.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,8 +11,7 @@ use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, OctetString};
 use ferrosim_asn1::{decode_der, encode_der, rsp};
 use ferrosim_euicc::codes::ProfileResult;
 use ferrosim_euicc::{
-    EuiccIdentity, EuiccState, NotificationOperation as Op, ProfileClass, ProfileState,
-    VirtualEuicc,
+    EuiccState, NotificationOperation as Op, ProfileClass, ProfileState, VirtualEuicc,
 };
 use ferrosim_saip::{Iccid, Personalisation, ProfilePackage};
 use ferrosim_smdp::metadata::ProfilePolicyRules;
@@ -513,130 +511,58 @@ fn state_survives_a_power_cycle_and_a_restart() {
     );
 }
 
+/// Requests written byte by byte as SGP.22's ASN.1 encodes them (what lpac
+/// and other LPAs send), not through this project's types.
 #[test]
-fn identity_from_a_pki_directory_and_from_files() {
-    let dir = tempfile::tempdir().unwrap();
-    pki().write_to(dir.path()).unwrap();
-    let first = EuiccIdentity::load_from_dir(dir.path(), None).unwrap();
-    assert_eq!(first.eid(), &pki().eids()[0]);
-    let second_eid = pki().eids()[1].to_string();
-    let second = EuiccIdentity::load_from_dir(dir.path(), Some(&second_eid)).unwrap();
-    assert_eq!(second.eid().to_string(), second_eid);
+fn requests_encoded_by_other_lpas() {
+    let (mut c, ch, a, _) = two_profiles(NO_RULES);
+    enable(&mut c, ch, &a);
+    // GetProfilesInfo, searchCriteria [0] { iccid }, with a tag list.
+    let mut by_iccid = vec![0xBF, 0x2D, 0x13, 0xA0, 0x0C, 0x5A, 0x0A];
+    by_iccid.extend_from_slice(&a);
+    by_iccid.extend_from_slice(&[0x5C, 0x03, 0x5A, 0x9F, 0x70]);
+    let infos: rsp::ProfileInfoListResponse = decode_der(&es10(&mut c, ch, &by_iccid)).unwrap();
+    let rsp::ProfileInfoListResponse::profileInfoListOk(infos) = infos else {
+        panic!("list error");
+    };
+    assert_eq!(infos.len(), 1);
+    assert_eq!(infos[0].iccid.as_ref().map(|i| *i.0), Some(a));
+    assert!(infos[0].profile_name.is_none());
+    // ListNotification for enable only: [1] NotificationEvent '0100'B.
+    let list = es10(&mut c, ch, &[0xBF, 0x28, 0x04, 0x81, 0x02, 0x06, 0x40]);
+    let list: rsp::ListNotificationResponse = decode_der(&list).unwrap();
+    let rsp::ListNotificationResponse::notificationMetadataList(list) = list else {
+        panic!("list error");
+    };
+    assert_eq!(list.len(), 1);
+    let seq = u8::try_from(u64::try_from(&list[0].seq_number).unwrap()).unwrap();
+    // RetrieveNotificationsList, searchCriteria [0] { seqNumber [0] }.
+    let one = es10(&mut c, ch, &[0xBF, 0x2B, 0x05, 0xA0, 0x03, 0x80, 0x01, seq]);
+    let one: rsp::RetrieveNotificationsListResponse = decode_der(&one).unwrap();
+    let rsp::RetrieveNotificationsListResponse::notificationList(one) = one else {
+        panic!("retrieve error");
+    };
+    assert_eq!(one.len(), 1);
+    // NotificationSent [0] seqNumber.
     assert_eq!(
-        second.ci_key_ids_for_signing(),
-        second.ci_key_ids_for_verification()
+        es10(&mut c, ch, &[0xBF, 0x30, 0x03, 0x80, 0x01, seq]),
+        [0xBF, 0x30, 0x03, 0x80, 0x01, 0x00]
     );
-    // Unknown or invalid EIDs.
-    let mut absent = pki().eids()[0].to_string();
-    absent.replace_range(20..22, "77");
-    let absent = ferrosim_pki::Eid::from_body(&absent[..30])
-        .unwrap()
-        .to_string();
-    assert!(matches!(
-        EuiccIdentity::load_from_dir(dir.path(), Some(&absent)),
-        Err(ferrosim_euicc::Error::Layout { .. })
-    ));
-    assert!(matches!(
-        EuiccIdentity::load_from_dir(dir.path(), Some("1234")),
-        Err(ferrosim_euicc::Error::Pki { .. })
-    ));
-    assert!(EuiccIdentity::load_from_dir(&dir.path().join("nothing"), None).is_err());
-
-    // Plain files work too (the same PEM files here).
-    let euicc_dir = dir.path().join("eUICC");
-    let eid = pki().eids()[0].to_string();
-    let files = EuiccIdentity::load_files(
-        &euicc_dir.join(format!("{eid}.pem")),
-        &euicc_dir.join(format!("{eid}.key.pem")),
-        &dir.path().join("EUM/eum.pem"),
-        &[dir.path().join("CI/ci.pem")],
-    )
-    .unwrap();
-    assert_eq!(files.eid(), first.eid());
-    // The card built from it works.
-    let mut c = VirtualEuicc::new(files, EuiccState::default());
-    let ch = open_isdr(&mut c);
+    // SetNickname: iccid, [16] nickname.
+    let mut nick = vec![0xBF, 0x29, 0x10, 0x5A, 0x0A];
+    nick.extend_from_slice(&a);
+    nick.extend_from_slice(&[0x90, 0x02, b'h', b'i']);
     assert_eq!(
-        es10(&mut c, ch, &[0xBF, 0x3E, 0x03, 0x5C, 0x01, 0x5A]).len(),
-        21
+        es10(&mut c, ch, &nick),
+        [0xBF, 0x29, 0x03, 0x80, 0x01, 0x00]
     );
-}
-
-#[test]
-fn identity_parts_must_belong_together() {
-    let p = pki();
-    let other = common::other_pki();
-    let key =
-        |issued: &ferrosim_pki::Issued| -> std::sync::Arc<dyn ferrosim_crypto::key::KeySource> {
-            std::sync::Arc::new(issued.signing_key().unwrap())
-        };
-    let ci = vec![p.ci.certificate.der().to_vec()];
-    use ferrosim_euicc::Error as E;
-    // The key of another eUICC.
-    let r = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[1]),
-        p.eum.certificate.der(),
-        ci.clone(),
+    // SetDefaultDpAddress [0] address; eUICCMemoryReset [2] '001'B.
+    let mut set = vec![0xBF, 0x3F, 0x0A, 0x80, 0x08];
+    set.extend_from_slice(b"dp.local");
+    assert_eq!(es10(&mut c, ch, &set), [0xBF, 0x3F, 0x03, 0x80, 0x01, 0x00]);
+    assert_eq!(
+        es10(&mut c, ch, &[0xBF, 0x34, 0x04, 0x82, 0x02, 0x05, 0x20]),
+        [0xBF, 0x34, 0x03, 0x80, 0x01, 0x00]
     );
-    assert!(matches!(r, Err(E::KeyMismatch)));
-    // Certificates in the wrong roles.
-    let r = EuiccIdentity::from_parts(
-        p.eum.certificate.der(),
-        key(&p.eum),
-        p.eum.certificate.der(),
-        ci.clone(),
-    );
-    assert!(matches!(r, Err(E::WrongRole { .. })));
-    let r = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[0]),
-        p.ci.certificate.der(),
-        ci.clone(),
-    );
-    assert!(matches!(r, Err(E::WrongRole { .. })));
-    // An EUM that did not issue this eUICC.
-    let r = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[0]),
-        other.eum.certificate.der(),
-        vec![other.ci.certificate.der().to_vec()],
-    );
-    assert!(matches!(r, Err(E::Chain(_))));
-    // The EUM's CI missing from the trusted CIs.
-    let r = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[0]),
-        p.eum.certificate.der(),
-        vec![other.ci.certificate.der().to_vec()],
-    );
-    assert!(matches!(r, Err(E::SigningCiMissing(_))));
-    let r = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[0]),
-        p.eum.certificate.der(),
-        vec![],
-    );
-    assert!(matches!(r, Err(E::NoCi)));
-    // Garbage.
-    let r = EuiccIdentity::from_parts(
-        [0x30, 0x00],
-        key(&p.euiccs[0]),
-        p.eum.certificate.der(),
-        ci.clone(),
-    );
-    assert!(matches!(r, Err(E::Pki { .. })));
-    // Two CIs trusted: both listed for verification.
-    let both = EuiccIdentity::from_parts(
-        p.euiccs[0].certificate.der(),
-        key(&p.euiccs[0]),
-        p.eum.certificate.der(),
-        vec![
-            p.ci.certificate.der().to_vec(),
-            other.ci.certificate.der().to_vec(),
-        ],
-    )
-    .unwrap();
-    assert_eq!(both.ci_key_ids_for_verification().len(), 2);
-    assert_eq!(both.ci_key_ids_for_signing().len(), 1);
+    assert_eq!(c.state().default_smdp_address, None);
 }
