@@ -9,10 +9,8 @@ use thiserror::Error;
 
 use crate::es9::Es9ClientError;
 use crate::es10::Es10Error;
-use crate::es10::types::{
-    CancelSessionReason, PolicyRules, ProfileClass, bits, children, iccid_digits,
-    installation_error_name, integer, optional, required, utf8,
-};
+use crate::es10::decode::{bits, children, iccid_digits, integer, optional, required, utf8};
+use crate::es10::types::{CancelSessionReason, PolicyRules, ProfileClass, installation_error_name};
 
 /// One call of the download flow, for timings and error reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

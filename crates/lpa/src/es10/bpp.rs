@@ -14,7 +14,8 @@
 
 use ferrosim_asn1::tlv::Tlv;
 
-use super::types::{InstallationResult, children};
+use super::decode::children;
+use super::types::InstallationResult;
 use super::{Es10, Es10Error};
 use crate::transport::Transport;
 

@@ -13,10 +13,10 @@ use ferrosim_asn1::{encode_der, rsp};
 use ferrosim_pki::Eid;
 use ferrosim_saip::Iccid;
 
+use super::decode::{children, integer, optional, outer, required, utf8};
 use super::types::{
     CancelSessionReason, ConfiguredAddresses, DeviceInfo, EuiccInfo1, EuiccInfo2,
     MemoryResetOptions, NotificationMetadata, PendingNotification, ProfileId, ProfileInfo,
-    children, integer, optional, outer, required, utf8,
 };
 use super::{Es10, Es10Error};
 use crate::transport::Transport;

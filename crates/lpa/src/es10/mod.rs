@@ -14,6 +14,7 @@
 
 pub mod bpp;
 pub mod commands;
+pub(crate) mod decode;
 pub mod types;
 
 use thiserror::Error;

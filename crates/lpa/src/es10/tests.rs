@@ -2,7 +2,7 @@
 //! block splitting, GET RESPONSE chaining, status word errors, and the typed
 //! functions' result handling.
 
-use ferrosim_asn1::tlv::tlv;
+use ferrosim_asn1::tlv::{Tlv, tlv};
 
 use super::types::{NotificationOperation, ProfileId, ProfileState};
 use super::*;
@@ -349,4 +349,105 @@ fn typed_functions_decode_and_report_refusals() {
         es10.cancel_session(&[], types::CancelSessionReason::Timeout),
         Err(Es10Error::InvalidRequest { .. })
     ));
+}
+
+mod robustness {
+    //! Whatever the card answers, the driver returns a value or an error, never panics.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::download::ProfileMetadata;
+    use crate::es10::types::{EuiccInfo1, EuiccInfo2, InstallationResult};
+
+    /// Tags the decoders look for, so random TLVs reach the inner code paths.
+    const TAGS: [u32; 24] = [
+        0x80, 0x81, 0x82, 0x83, 0x84, 0x04, 0x0C, 0x5A, 0x4F, 0x90, 0x91, 0x92, 0x95, 0x99, 0x9F70,
+        0xA0, 0xA1, 0xA2, 0xA9, 0xAA, 0xBF27, 0xBF2F, 0xE3, 0x30,
+    ];
+
+    /// Random TLV soup, nested up to three levels, built from [`TAGS`].
+    fn tlvs() -> impl Strategy<Value = Vec<u8>> {
+        let leaf = (
+            prop::sample::select(TAGS.to_vec()),
+            prop::collection::vec(any::<u8>(), 0..24),
+        )
+            .prop_map(|(tag, value)| tlv(tag, &value));
+        leaf.prop_recursive(3, 48, 6, |inner| {
+            (
+                prop::sample::select(TAGS.to_vec()),
+                prop::collection::vec(inner, 0..6),
+            )
+                .prop_map(|(tag, children)| tlv(tag, &children.concat()))
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            prop::collection::vec(tlvs(), 0..6).prop_map(|v| v.concat()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(inner in body()) {
+            for tag in [0xBF20u32, 0xBF22, 0xBF37, 0xBF25, 0xBF36] {
+                let wrapped = tlv(tag, &inner);
+                for bytes in [&inner, &wrapped] {
+                    let _ = EuiccInfo1::decode(bytes.clone());
+                    let _ = EuiccInfo2::decode(bytes.clone());
+                    let _ = InstallationResult::decode(bytes.clone());
+                    let _ = ProfileMetadata::decode(bytes.clone());
+                    let _ = bpp::segments(bytes);
+                }
+            }
+        }
+
+        #[test]
+        fn typed_functions_survive_any_answer(inner in body(), raw in any::<bool>(), sw in any::<u16>()) {
+            let answer = move |cmd: &[u8]| {
+                let tag = Tlv::parse(cmd).map(|(t, _)| t.tag).unwrap_or(0);
+                let data = if raw { inner.clone() } else { tlv(tag, &inner) };
+                let sw = if sw % 4 == 0 { sw } else { 0x9000 };
+                [data, sw.to_be_bytes().to_vec()].concat()
+            };
+            let mut es10 = open(card(answer), DEFAULT_BLOCK_SIZE);
+            let iccid = ferrosim_saip::Iccid::from_body("8904903200000000001").unwrap();
+            let id = ProfileId::Iccid(iccid.clone());
+            let _ = es10.get_euicc_challenge();
+            let _ = es10.get_euicc_info1();
+            let _ = es10.get_euicc_info2();
+            let _ = es10.get_eid();
+            let _ = es10.list_notifications();
+            let _ = es10.retrieve_notifications(None);
+            let _ = es10.retrieve_notifications(Some(1));
+            let _ = es10.remove_notification(1);
+            let _ = es10.get_profiles_info(None);
+            let _ = es10.enable_profile(&id, false);
+            let _ = es10.disable_profile(&id, false);
+            let _ = es10.delete_profile(&id);
+            let _ = es10.set_nickname(&iccid, "n");
+            let _ = es10.configured_addresses();
+            let _ = es10.set_default_dp_address("a.example");
+            let _ = es10.memory_reset(types::MemoryResetOptions::default());
+            let _ = es10.cancel_session(&[1], types::CancelSessionReason::Timeout);
+            let _ = es10.get_rat();
+        }
+
+        #[test]
+        fn truncated_answers_are_errors(cut in 0usize..200) {
+            let mut meta = tlv(0x80, &[7]);
+            meta.extend(tlv(0x81, &[0x07, 0x80]));
+            meta.extend(tlv(0x0C, b"smdp.example.com"));
+            let mut data = tlv(0x80, &[1, 2, 3]);
+            data.extend(tlv(0xBF2F, &meta));
+            data.extend(tlv(0x06, &[0x88, 0x37, 0x0A]));
+            data.extend(tlv(0xA2, &tlv(0xA0, &[tlv(0x4F, &[1; 16]), tlv(0x04, &[])].concat())));
+            let pir = tlv(0xBF37, &[tlv(0xBF27, &data), tlv(0x5F37, &[0; 64])].concat());
+            prop_assert!(InstallationResult::decode(pir.clone()).is_ok());
+            let cut = cut % pir.len();
+            prop_assert!(InstallationResult::decode(pir[..cut].to_vec()).is_err());
+        }
+    }
 }

@@ -336,6 +336,18 @@ mod tests {
         assert!(events[expected.len()..].iter().all(|e| *e == "off"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn framing_never_panics_and_round_trips(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Some((message, used)) = next_frame(&data) {
+                proptest::prop_assert_eq!(used, message.len() + 2);
+                proptest::prop_assert_eq!(frame(message).unwrap(), data[..used].to_vec());
+            }
+            let framed = frame(&data).unwrap();
+            proptest::prop_assert_eq!(next_frame(&framed), Some((&data[..], data.len() + 2)));
+        }
+    }
+
     #[test]
     fn unresolvable_address_is_an_error() {
         let r = serve_with(
