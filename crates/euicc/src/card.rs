@@ -160,7 +160,7 @@ impl VirtualEuicc {
             _ => return response(&[], StatusWord::WRONG_P1_P2),
         }
         // Only "first or only occurrence" with FCI, FCP, FMD or no data.
-        if apdu.p2 & 0x03 != 0 || !matches!(apdu.p2 & 0xFC, 0x00 | 0x04 | 0x08 | 0x0C) {
+        if !matches!(apdu.p2, 0x00 | 0x04 | 0x08 | 0x0C) {
             return response(&[], StatusWord::WRONG_P1_P2);
         }
         if !(5..=16).contains(&apdu.data.len()) {

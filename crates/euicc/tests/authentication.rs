@@ -102,6 +102,11 @@ fn authenticate_server_failures() {
         auth_outcome(&response).err(),
         Some(AuthenticateErrorCode::NoSessionContext)
     );
+    // BF38 { A1 authenticateResponseError { 80 transactionId, 02 code } }.
+    let mut expected = vec![0xBF, 0x38, 0x0F, 0xA1, 0x0D, 0x80, 0x08];
+    expected.extend_from_slice(&server.transaction_id);
+    expected.extend_from_slice(&[0x02, 0x01, 0x04]);
+    assert_eq!(response, expected);
 
     // Another challenge than ours.
     let mine = challenge(&mut c, ch);

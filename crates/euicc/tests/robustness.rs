@@ -54,6 +54,21 @@ fn the_undamaged_package_installs() {
     let (mut c, ch, pieces) = session_and_pieces();
     let pir = send(&mut c, ch, &pieces).unwrap();
     assert!(pir_result(&pir).is_ok());
+    // The BF37 as SGP.22 lays it out, for SM-DP+ implementations that walk
+    // the TLVs: BF27 { 80 tid, BF2F metadata, 06 OID, A2 { A0 success } }, 5F37.
+    let outer = ferrosim_asn1::tlv::Tlv::parse_tagged(&pir, 0xBF37).unwrap();
+    let tags =
+        |t: &ferrosim_asn1::tlv::Tlv<'_>| t.children().map(|c| c.unwrap().tag).collect::<Vec<_>>();
+    assert_eq!(tags(&outer), [0xBF27, 0x5F37]);
+    let data = outer.require(0xBF27).unwrap();
+    assert_eq!(tags(&data), [0x80, 0xBF2F, 0x06, 0xA2]);
+    let final_result = data.require(0xA2).unwrap();
+    assert_eq!(tags(&final_result), [0xA0]);
+    assert_eq!(tags(&final_result.require(0xA0).unwrap()), [0x4F, 0x04]);
+    assert_eq!(
+        tags(&data.require(0xBF2F).unwrap()),
+        [0x80, 0x81, 0x0C, 0x5A]
+    );
 }
 
 proptest! {
