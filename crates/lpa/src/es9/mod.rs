@@ -5,7 +5,7 @@
 //! and two implementations answer:
 //! - [`https::HttpsEs9Client`]: HTTPS POST to `https://{address}/gsma/rsp2/es9plus/{function}`
 //!   with the headers real LPAs send, trusting the configured CI/CA certificates;
-//! - [`inprocess::InProcessEs9`] (feature `inprocess`): direct calls into a
+//! - `inprocess::InProcessEs9` (feature `inprocess`): direct calls into a
 //!   `ferrosim_smdp::Smdp`, for the simulator and benchmarks.
 //!
 //! Both report a `Failed` function execution status as
