@@ -166,8 +166,14 @@ pub fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
                     );
                 }
                 let op = OperatorId::new(id.clone()).context("--id")?;
-                let token = inventory::add_operator(&store, op, name.unwrap_or(id.clone()), callback_url, &mut rand::rng())
-                    .await?;
+                let token = inventory::add_operator(
+                    &store,
+                    op,
+                    name.unwrap_or(id.clone()),
+                    callback_url,
+                    &mut rand::rng(),
+                )
+                .await?;
                 println!("operator {id} ready; its ES2+ token (shown once):\n{token}");
             }
         }
@@ -193,7 +199,8 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                 ppr2,
                 owner,
             } => {
-                let bytes = std::fs::read(&package).with_context(|| format!("reading {}", package.display()))?;
+                let bytes = std::fs::read(&package)
+                    .with_context(|| format!("reading {}", package.display()))?;
                 let import = ProfileTypeImport {
                     operator: OperatorId::new(operator).context("--operator")?,
                     name,
@@ -235,9 +242,12 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                 profile_type,
                 batch,
             } => {
-                let text = std::fs::read_to_string(&batch).with_context(|| format!("reading {}", batch.display()))?;
+                let text = std::fs::read_to_string(&batch)
+                    .with_context(|| format!("reading {}", batch.display()))?;
                 let op = OperatorId::new(operator).context("--operator")?;
-                let n = inventory::import_batch(&store, &op, &profile_type, &text, Timestamp::now()).await?;
+                let n =
+                    inventory::import_batch(&store, &op, &profile_type, &text, Timestamp::now())
+                        .await?;
                 println!("{n} profiles imported");
             }
             ProfilesCommand::Generate {
@@ -270,10 +280,15 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                 limit,
             } => {
                 let filter = ProfileFilter {
-                    operator: operator.map(OperatorId::new).transpose().context("--operator")?,
+                    operator: operator
+                        .map(OperatorId::new)
+                        .transpose()
+                        .context("--operator")?,
                     profile_type,
                     state: state
-                        .map(|s| ProfileState::parse(&s).with_context(|| format!("unknown state `{s}`")))
+                        .map(|s| {
+                            ProfileState::parse(&s).with_context(|| format!("unknown state `{s}`"))
+                        })
                         .transpose()?,
                     limit,
                 };
@@ -285,13 +300,20 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                         p.state,
                         p.profile_type,
                         p.operator,
-                        order.and_then(|o| o.eid.as_ref()).map_or("-".into(), |e| e.to_string()),
-                        order.and_then(|o| o.matching_id.as_ref()).map_or("-".into(), |m| m.to_string()),
+                        order
+                            .and_then(|o| o.eid.as_ref())
+                            .map_or("-".into(), |e| e.to_string()),
+                        order
+                            .and_then(|o| o.matching_id.as_ref())
+                            .map_or("-".into(), |m| m.to_string()),
                     );
                 }
             }
             ProfilesCommand::Stats { operator } => {
-                let op = operator.map(OperatorId::new).transpose().context("--operator")?;
+                let op = operator
+                    .map(OperatorId::new)
+                    .transpose()
+                    .context("--operator")?;
                 for (state, n) in store.count_profiles(op.as_ref()).await? {
                     println!("{state:<12} {n}");
                 }

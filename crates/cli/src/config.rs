@@ -213,7 +213,8 @@ impl InstanceConfig {
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
@@ -241,7 +242,10 @@ impl InstanceConfig {
 
     /// The PKI directory in effect.
     pub fn pki_dir(&self) -> PathBuf {
-        self.pki.dir.clone().unwrap_or_else(|| self.data_dir.join("pki"))
+        self.pki
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("pki"))
     }
 
     /// The SM-DP+ address for a server bound to `port`.

@@ -91,6 +91,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let results = fleet::activate(
             devices,
             &ci,
+            &[],
             usize::try_from(args.concurrency)?,
             Connections::KeepAlive,
             &bar,

@@ -4,14 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use ferrosim_asn1::json::es9::{
+    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
+    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
+};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_lpa::download::{Consent, StepTiming};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::{
-    ActivationCode, DownloadRequest, Es10, Es10Options, SmdpAddress, download_profile,
+    ActivationCode, DownloadRequest, Es9Client, Es9ClientError, Es10, Es10Options, SmdpAddress,
+    download_profile,
 };
 use ferrosim_pki::TestPki;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -136,22 +143,110 @@ pub fn es9_client(ci_pem: &str) -> anyhow::Result<HttpsEs9Client> {
     )))?)
 }
 
-/// Activates every device, at most `concurrency` at a time.
+/// An ES9+ client that spreads calls over several instances of one SM-DP+
+/// (same address in the protocol, different ports on the wire), changing
+/// instance on every call: any instance must serve any step.
+#[derive(Debug, Clone)]
+pub struct RoundRobin {
+    inner: HttpsEs9Client,
+    targets: Arc<Vec<SmdpAddress>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl RoundRobin {
+    /// Calls go to `targets` in turn.
+    pub fn new(inner: HttpsEs9Client, targets: Vec<SmdpAddress>) -> Self {
+        Self {
+            inner,
+            targets: Arc::new(targets),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn target<'a>(&'a self, address: &'a SmdpAddress) -> &'a SmdpAddress {
+        if self.targets.is_empty() {
+            return address;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
+        &self.targets[i]
+    }
+}
+
+impl Es9Client for RoundRobin {
+    async fn initiate_authentication(
+        &self,
+        address: &SmdpAddress,
+        request: &InitiateAuthenticationRequest,
+    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
+        self.inner
+            .initiate_authentication(self.target(address), request)
+            .await
+    }
+
+    async fn authenticate_client(
+        &self,
+        address: &SmdpAddress,
+        request: &AuthenticateClientRequest,
+    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
+        self.inner
+            .authenticate_client(self.target(address), request)
+            .await
+    }
+
+    async fn get_bound_profile_package(
+        &self,
+        address: &SmdpAddress,
+        request: &GetBoundProfilePackageRequest,
+    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
+        self.inner
+            .get_bound_profile_package(self.target(address), request)
+            .await
+    }
+
+    async fn handle_notification(
+        &self,
+        address: &SmdpAddress,
+        request: &HandleNotificationRequest,
+    ) -> Result<(), Es9ClientError> {
+        self.inner
+            .handle_notification(self.target(address), request)
+            .await
+    }
+
+    async fn cancel_session(
+        &self,
+        address: &SmdpAddress,
+        request: &CancelSessionRequest,
+    ) -> Result<CancelSessionResponse, Es9ClientError> {
+        self.inner
+            .cancel_session(self.target(address), request)
+            .await
+    }
+}
+
+/// Activates every device, at most `concurrency` at a time, over ES9+
+/// clients made by `client` (called once with keep-alive connections, once
+/// per device with new ones) and spread over `targets` (empty: the address
+/// of the activation code).
 pub async fn activate(
     devices: Vec<Device>,
     ci_pem: &str,
+    targets: &[SmdpAddress],
     concurrency: usize,
     connections: Connections,
     progress: &ProgressBar,
 ) -> anyhow::Result<Vec<Activation>> {
-    let shared = es9_client(ci_pem)?;
+    let make = || -> anyhow::Result<RoundRobin> {
+        Ok(RoundRobin::new(es9_client(ci_pem)?, targets.to_vec()))
+    };
+    let shared = make()?;
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(devices.len());
     for device in devices {
         let sem = Arc::clone(&sem);
         let client = match connections {
             Connections::KeepAlive => shared.clone(),
-            Connections::New => es9_client(ci_pem)?,
+            Connections::New => make()?,
         };
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
@@ -168,7 +263,7 @@ pub async fn activate(
     Ok(out)
 }
 
-async fn activate_one(device: Device, client: &HttpsEs9Client) -> Activation {
+async fn activate_one(device: Device, client: &RoundRobin) -> Activation {
     let start = Instant::now();
     let mut euicc = VirtualEuicc::new(device.identity, EuiccState::default());
     let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now());

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferrosim_pki::Oid;
-use ferrosim_server::bootstrap::{PkiPaths, Pkcs11Keys, SmdpIdentity, ensure_test_pki, load_identity};
+use ferrosim_server::bootstrap::{
+    Pkcs11Keys, PkiPaths, SmdpIdentity, ensure_test_pki, load_identity,
+};
 use ferrosim_server::{CallbackOptions, ServerOptions};
 use ferrosim_smdp::order::OrderPolicy;
 use ferrosim_smdp::{Smdp, SmdpConfig};
@@ -109,8 +111,12 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         Some(k) => Some(Pkcs11Keys {
             module: k.module.clone(),
             token: k.token.clone(),
-            pin: std::env::var(&k.pin_env)
-                .with_context(|| format!("the PKCS#11 PIN must be in the environment variable {}", k.pin_env))?,
+            pin: std::env::var(&k.pin_env).with_context(|| {
+                format!(
+                    "the PKCS#11 PIN must be in the environment variable {}",
+                    k.pin_env
+                )
+            })?,
             dpauth_label: k.dpauth_label.clone(),
             dppb_label: k.dppb_label.clone(),
         }),

@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod admin_cmd;
+mod bench_cmd;
 mod config;
 mod demo_cmd;
 mod euicc_cmd;
@@ -32,6 +33,8 @@ enum Command {
     Pki(pki_cmd::PkiArgs),
     /// Activate a fleet of virtual devices against an SM-DP+ on loopback and report.
     Demo(demo_cmd::DemoArgs),
+    /// Full downloads per second and per-function latency against an SM-DP+.
+    Bench(bench_cmd::BenchArgs),
     /// Run the SM-DP+ (ES9+ and ES2+ over HTTPS).
     Serve(serve_cmd::ServeArgs),
     /// Operators allowed to use ES2+.
@@ -52,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Commands that print their own report log only warnings by default.
     let default_filter = match cli.command {
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Bench(_) => "warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Pki(args) => pki_cmd::run(args)?,
         Command::Demo(args) => demo_cmd::run(args)?,
+        Command::Bench(args) => bench_cmd::run(args)?,
         Command::Serve(args) => serve_cmd::run(args)?,
         Command::Operator(args) => admin_cmd::run_operator(args)?,
         Command::ProfileType(args) => admin_cmd::run_profile_type(args)?,

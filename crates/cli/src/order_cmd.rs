@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_asn1::json::es2::{
-    CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, ReleaseProfileRequest, RequestHeader,
+    CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, ReleaseProfileRequest,
+    RequestHeader,
 };
 use ferrosim_lpa::activation_code::{ActivationCode, SmdpAddress};
 use ferrosim_saip::Iccid;
@@ -146,8 +147,9 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                         now,
                     )
                     .await?;
-                let code = ActivationCode::new(SmdpAddress::new(&address)?, Some(&confirmed.matching_id))?
-                    .with_confirmation_code_required(cc_required);
+                let code =
+                    ActivationCode::new(SmdpAddress::new(&address)?, Some(&confirmed.matching_id))?
+                        .with_confirmation_code_required(cc_required);
                 println!("iccid:           {}", ordered.iccid);
                 println!("matching id:     {}", confirmed.matching_id);
                 println!("activation code: {}", code.to_qr_text());
@@ -158,8 +160,15 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
             }
             OrderCommand::Release { operator, iccid } => {
                 let op = operator_of(&operator).await?;
-                smdp.release_profile(&op, &ReleaseProfileRequest { header: header(), iccid }, now)
-                    .await?;
+                smdp.release_profile(
+                    &op,
+                    &ReleaseProfileRequest {
+                        header: header(),
+                        iccid,
+                    },
+                    now,
+                )
+                .await?;
                 println!("released");
             }
             OrderCommand::Cancel {
@@ -173,7 +182,12 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                     iccid,
                     eid: None,
                     matching_id: None,
-                    final_profile_status_indicator: if unavailable { "Unavailable" } else { "Available" }.into(),
+                    final_profile_status_indicator: if unavailable {
+                        "Unavailable"
+                    } else {
+                        "Available"
+                    }
+                    .into(),
                 };
                 smdp.cancel_order(&op, &req, now).await?;
                 println!("cancelled");
@@ -188,9 +202,22 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 println!("profile type: {}", p.profile_type);
                 println!("state:        {}", p.state);
                 if let Some(o) = &p.order {
-                    println!("eid:          {}", o.eid.as_ref().map_or("-".into(), |e| e.to_string()));
-                    println!("matching id:  {}", o.matching_id.as_ref().map_or("-".into(), |m| m.to_string()));
-                    println!("confirmation: {}", if o.confirmation.is_some() { "required" } else { "none" });
+                    println!(
+                        "eid:          {}",
+                        o.eid.as_ref().map_or("-".into(), |e| e.to_string())
+                    );
+                    println!(
+                        "matching id:  {}",
+                        o.matching_id.as_ref().map_or("-".into(), |m| m.to_string())
+                    );
+                    println!(
+                        "confirmation: {}",
+                        if o.confirmation.is_some() {
+                            "required"
+                        } else {
+                            "none"
+                        }
+                    );
                     println!("expires:      {}", o.expires_at.to_rfc3339());
                     println!("downloads:    {}", o.download_attempts);
                     if let Some(f) = &o.failure {
@@ -224,7 +251,8 @@ pub fn write_qr_png(text: &str, path: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let side32 = u32::try_from(side)?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side32, side32);
     encoder.set_color(png::ColorType::Grayscale);

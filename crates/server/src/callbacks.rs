@@ -7,6 +7,7 @@
 //! marking can repeat a callback once; its `functionCallIdentifier` (the
 //! outbox id) lets the operator drop the repeat.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use base64::Engine;
 use ferrosim_asn1::json::FunctionExecutionStatus;
 use ferrosim_asn1::json::es2::{HandleDownloadProgressInfoRequest, RequestHeader};
 use ferrosim_smdp::Smdp;
+use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::store::{CallbackRecord, Store};
 use ferrosim_smdp::time::Timestamp;
 use rand::RngExt;
@@ -70,6 +72,7 @@ pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, 
     };
     let stopped = stop.notified();
     tokio::pin!(stopped);
+    let mut urls = UrlCache::default();
     loop {
         tokio::select! {
             () = &mut stopped => break,
@@ -90,9 +93,13 @@ pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, 
                 }
             };
             let full = batch.len() as u32 >= opts.batch;
-            let sends = batch
-                .into_iter()
-                .map(|cb| deliver(&smdp, &client, &opts, cb));
+            for cb in &batch {
+                urls.refresh(smdp.store(), &cb.event.operator, now).await;
+            }
+            let sends = batch.into_iter().map(|cb| {
+                let url = urls.get(&cb.event.operator);
+                deliver(&smdp, &client, &opts, cb, url)
+            });
             futures::future::join_all(sends).await;
             if !full {
                 break;
@@ -101,21 +108,51 @@ pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, 
     }
 }
 
+/// Callback URLs per operator, reloaded every few seconds so a changed URL
+/// is picked up without a restart.
+#[derive(Default)]
+struct UrlCache {
+    entries: HashMap<OperatorId, (Timestamp, Option<Option<String>>)>,
+}
+
+impl UrlCache {
+    const TTL_MS: i64 = 5_000;
+
+    async fn refresh<S: Store>(&mut self, store: &S, op: &OperatorId, now: Timestamp) {
+        if let Some((at, _)) = self.entries.get(op)
+            && now.millis().saturating_sub(at.millis()) < Self::TTL_MS
+        {
+            return;
+        }
+        let url = match store.operator(op).await {
+            Ok(o) => Some(o.and_then(|o| o.callback_url)),
+            Err(e) => {
+                warn!(error = %e, operator = %op, "cannot load an operator's callback URL");
+                None
+            }
+        };
+        self.entries.insert(op.clone(), (now, url));
+    }
+
+    /// `None`: unknown for now (database trouble); `Some(None)`: no URL.
+    fn get(&self, op: &OperatorId) -> Option<Option<String>> {
+        self.entries.get(op).and_then(|(_, u)| u.clone())
+    }
+}
+
 async fn deliver<S: Store + Clone>(
     smdp: &Smdp<S>,
     client: &reqwest::Client,
     opts: &CallbackOptions,
     cb: CallbackRecord,
+    url: Option<Option<String>>,
 ) {
     let store = smdp.store();
-    let operator = match store.operator(&cb.event.operator).await {
-        Ok(op) => op,
-        Err(e) => {
-            warn!(error = %e, id = cb.id, "cannot load operator of a callback");
-            return;
-        }
+    let Some(url) = url else {
+        // The operator could not be loaded: leave it leased; it comes back after the lease.
+        return;
     };
-    let Some(url) = operator.and_then(|o| o.callback_url) else {
+    let Some(url) = url else {
         // Nothing to deliver to: the event stays recorded, marked done.
         debug!(id = cb.id, "operator has no callback URL");
         let _ = store.callback_delivered(cb.id, Timestamp::now()).await;

@@ -113,6 +113,7 @@ pub struct Sandbox {
     pub address: String,
     /// The operator's ES2+ token.
     pub token: String,
+    callback_poll: Duration,
 }
 
 impl Sandbox {
@@ -153,7 +154,19 @@ impl Sandbox {
             server: Some(server),
             address,
             token,
+            callback_poll: options.callback_poll,
         })
+    }
+
+    /// Starts one more instance of the same SM-DP+ (same address, keys and
+    /// database) on another port: what a second stateless instance behind a
+    /// load balancer is.
+    pub async fn start_instance(&self) -> Result<RunningServer, SandboxError> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let mut options = ServerOptions::new(tls_identity(&self.pki));
+        options.callbacks.poll_interval = self.callback_poll;
+        options.callbacks.initial_backoff = Duration::from_millis(100);
+        Ok(crate::start(listener, self.smdp.clone(), options).await?)
     }
 
     /// `https://localhost:PORT`.

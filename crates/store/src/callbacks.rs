@@ -112,7 +112,7 @@ impl SqlStore {
 
     pub(crate) async fn pending_callbacks_impl(&self) -> Result<u64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM callbacks WHERE delivered_at IS NULL")
-            .fetch_one(&self.pool)
+            .fetch_one(self.reader())
             .await
             .map_err(backend_err)?;
         Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))

@@ -60,6 +60,8 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long to wait for a connection.
     pub acquire_timeout: Duration,
+    /// SQLite read-only connections beside the single writer.
+    pub sqlite_readers: u32,
 }
 
 impl Default for StoreOptions {
@@ -68,6 +70,7 @@ impl Default for StoreOptions {
             durability: Durability::Full,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(30),
+            sqlite_readers: 4,
         }
     }
 }
@@ -116,7 +119,31 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(Self { pool, backend })
+        let read_pool = if backend == Backend::Sqlite && !url.contains(":memory:") {
+            let read_options = AnyConnectOptions::from_str(&url)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let readers = AnyPoolOptions::new()
+                .acquire_timeout(options.acquire_timeout)
+                .max_connections(options.sqlite_readers.max(1))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA query_only = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(read_options)
+                .await
+                .map_err(backend_err)?;
+            Some(readers)
+        } else {
+            None
+        };
+        Ok(Self {
+            pool,
+            read_pool,
+            backend,
+        })
     }
 
     /// Begins a transaction that will write. On SQLite it takes the write

@@ -29,7 +29,12 @@ use sqlx::AnyPool;
 /// The sqlx-backed store. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
 pub struct SqlStore {
+    /// Writes (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// SQLite only: read-only connections, so reads run beside the single
+    /// writer instead of queueing behind it (WAL lets readers see every
+    /// committed transaction).
+    read_pool: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -39,9 +44,14 @@ impl SqlStore {
         self.backend
     }
 
-    /// The underlying pool, for maintenance tasks and tests.
+    /// The underlying (writer) pool, for maintenance tasks and tests.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for reads that need no lock.
+    pub(crate) fn reader(&self) -> &AnyPool {
+        self.read_pool.as_ref().unwrap_or(&self.pool)
     }
 
     /// Closes every connection (after a checkpoint on SQLite).
@@ -50,6 +60,9 @@ impl SqlStore {
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)
                 .await;
+        }
+        if let Some(r) = &self.read_pool {
+            r.close().await;
         }
         self.pool.close().await;
     }

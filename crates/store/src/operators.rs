@@ -34,7 +34,7 @@ impl SqlStore {
             "SELECT id, name, token_hash, callback_url FROM operators WHERE token_hash = $1",
         )
         .bind(token_hash.to_vec())
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend_err)?;
         row.map(|r| operator_row(&r)).transpose()
@@ -47,7 +47,7 @@ impl SqlStore {
         let row =
             sqlx::query("SELECT id, name, token_hash, callback_url FROM operators WHERE id = $1")
                 .bind(id.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.reader())
                 .await
                 .map_err(backend_err)?;
         row.map(|r| operator_row(&r)).transpose()
@@ -87,7 +87,7 @@ impl SqlStore {
         )
         .bind(op.as_str())
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.reader())
         .await
         .map_err(backend_err)?;
         let Some(r) = row else { return Ok(None) };

@@ -63,7 +63,7 @@ impl SqlStore {
         let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(iccid.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await
             .map_err(backend_err)?;
         row.map(|r| profile_row(&r)).transpose()
@@ -75,7 +75,7 @@ impl SqlStore {
     ) -> Result<Option<Personalisation>, StoreError> {
         let row = sqlx::query("SELECT personalisation FROM profiles WHERE iccid = $1")
             .bind(iccid.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await
             .map_err(backend_err)?;
         row.map(|r| decode_personalisation(&col::<String>(&r, "personalisation")?))
@@ -101,7 +101,7 @@ impl SqlStore {
             } else {
                 filter.limit
             }))
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await
             .map_err(backend_err)?;
         rows.iter().map(profile_row).collect()
@@ -116,7 +116,7 @@ impl SqlStore {
              GROUP BY state ORDER BY state",
         )
         .bind(op.map(|o| o.as_str().to_owned()))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend_err)?;
         rows.iter()
@@ -221,7 +221,7 @@ impl SqlStore {
         )
         .bind(now.millis())
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await
         .map_err(backend_err)?;
         rows.iter()

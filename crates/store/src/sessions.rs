@@ -36,7 +36,7 @@ impl SqlStore {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(tid.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.reader())
             .await
             .map_err(backend_err)?;
         row.map(|r| session_row(&r)).transpose()

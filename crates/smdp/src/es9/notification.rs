@@ -111,11 +111,11 @@ impl<S: Store> Smdp<S> {
         let (euicc_der, eum_der) = notification_certificates(bytes)?;
         let euicc =
             verify_euicc_chain(&self.config.trust, eum_der, euicc_der, now.to_system_time())?;
-        let parts = other_signed_part(bytes)?;
+        let (tbs, signature) = other_signed_part(bytes)?;
         euicc
             .certificate
             .verifying_key()
-            .verify_raw(parts.signed, parts.signature)
+            .verify_raw(tbs, signature)
             .map_err(|_| Es9Error::EuiccSignature("tbsOtherNotification"))?;
         let meta = &other.tbs_other_notification;
         let operation = meta
@@ -166,11 +166,12 @@ fn notification_certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
     }
 }
 
-/// tbsOtherNotification (BF2F) and its signature, as received.
-fn other_signed_part(bytes: &[u8]) -> Result<signed::SignedPart<'_>, Es9Error> {
+/// tbsOtherNotification (BF2F) and the raw r||s of its signature, as received.
+fn other_signed_part(bytes: &[u8]) -> Result<(&[u8], &[u8; 64]), Es9Error> {
     let bad = |e: String| Es9Error::BadRequest(format!("pendingNotification: {e}"));
     let outer = Tlv::parse_exact(bytes).map_err(|e| bad(e.to_string()))?;
     let tbs = outer.require(0xBF2F).map_err(|e| bad(e.to_string()))?;
     let sig = outer.require(0x5F37).map_err(|e| bad(e.to_string()))?;
-    signed::from_parts(tbs.raw, sig.raw).map_err(|e| bad(e.to_string()))
+    let raw = ferrosim_crypto::ecdsa::unwrap_5f37(sig.raw).map_err(|e| bad(e.to_string()))?;
+    Ok((tbs.raw, raw))
 }

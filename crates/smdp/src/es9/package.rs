@@ -4,7 +4,6 @@ use ferrosim_asn1::json::es9::{GetBoundProfilePackageRequest, GetBoundProfilePac
 use ferrosim_asn1::json::{Base64, ResponseHeader};
 use ferrosim_asn1::{decode_der, rsp, signed};
 use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_saip::ProfilePackage;
 use tracing::info;
 
 use super::{Es9Error, bad_der, parse_tid};
@@ -99,19 +98,17 @@ impl<S: Store> Smdp<S> {
                 Es9Error::Internal(format!("profile {} vanished", iccid.as_str()))
             })?;
         let profile_type = self
-            .store
-            .profile_type(&profile.operator, &profile.profile_type)
-            .await?
-            .ok_or_else(|| {
-                Es9Error::Internal(format!("profile type {} vanished", profile.profile_type))
-            })?;
+            .profile_type(&profile.operator, &profile.profile_type, now)
+            .await
+            .map_err(|e| Es9Error::Internal(e.to_string()))?;
         let personalisation = self.store.personalisation(&iccid).await?.ok_or_else(|| {
             Es9Error::Internal(format!("personalisation of {} missing", iccid.as_str()))
         })?;
-        let package = ProfilePackage::parse(&profile_type.package)
-            .and_then(|p| p.personalise(&personalisation))
+        let package = profile_type
+            .package
+            .personalise(&personalisation)
             .map_err(|e| Es9Error::Internal(format!("personalising {}: {e}", iccid.as_str())))?;
-        let metadata = store_metadata_der(&iccid, &profile_type.metadata, &cfg.address)
+        let metadata = store_metadata_der(&iccid, &profile_type.record.metadata, &cfg.address)
             .map_err(|e| Es9Error::Internal(e.to_string()))?;
         let bpp = build_bpp(
             &BppInput {

@@ -1,0 +1,295 @@
+//! `ferrosim bench`: full profile downloads per second and per-function
+//! latency at a chosen concurrency, against the embedded SM-DP+ (SQLite or
+//! PostgreSQL, one or more instances) or any SM-DP+ URL, with kept-alive or
+//! new TLS connections.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use ferrosim_euicc::EuiccIdentity;
+use ferrosim_lpa::SmdpAddress;
+use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
+use ferrosim_store::{Durability, StoreOptions};
+
+use crate::admin_cmd::block_on;
+use crate::fleet::{self, Connections, Device, ms, percentile};
+
+/// Connection handling of the virtual devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ConnMode {
+    /// One pool of kept-alive TLS connections shared by all devices.
+    KeepAlive,
+    /// New TCP and TLS connections for every device.
+    New,
+}
+
+/// Arguments of `ferrosim bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Full downloads to run.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    downloads: u64,
+    /// Downloads in flight at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=8192))]
+    concurrency: u64,
+    /// Keep TLS connections alive, or open new ones per device.
+    #[arg(long, value_enum, default_value_t = ConnMode::KeepAlive)]
+    connections: ConnMode,
+    /// Embedded SM-DP+: database URL (default SQLite in a temporary directory).
+    #[arg(long, env = "FERROSIM_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Embedded SM-DP+ on SQLite: `full` or `normal` commit durability.
+    #[arg(long, default_value = "full")]
+    durability: String,
+    /// Embedded SM-DP+: instances sharing the database (ES9+ calls alternate between them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    instances: u64,
+    /// Embedded SM-DP+: database connections per instance (PostgreSQL).
+    #[arg(long, default_value_t = 16)]
+    db_connections: u32,
+    /// An external SM-DP+ instead: its address (`host:port`).
+    #[arg(long, requires_all = ["ca", "token", "pki"])]
+    smdp_address: Option<String>,
+    /// External SM-DP+: CA/CI certificate(s) its TLS certificate chains to (PEM).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// External SM-DP+: the operator's ES2+ token.
+    #[arg(long, env = "FERROSIM_BENCH_TOKEN")]
+    token: Option<String>,
+    /// External SM-DP+: the operator id.
+    #[arg(long, default_value = OPERATOR)]
+    operator: String,
+    /// External SM-DP+: the profile type to order.
+    #[arg(long, default_value = PROFILE_TYPE)]
+    profile_type: String,
+    /// External SM-DP+: a PKI directory (`ferrosim pki init --euiccs N`) whose eUICCs it trusts.
+    #[arg(long)]
+    pki: Option<std::path::PathBuf>,
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    block_on(async move {
+        let n = usize::try_from(args.downloads)?;
+        let connections = match args.connections {
+            ConnMode::KeepAlive => Connections::KeepAlive,
+            ConnMode::New => Connections::New,
+        };
+        let mut extra_instances = Vec::new();
+        let mut sandbox_holder = None;
+        let (devices, ci, targets, label) = if let Some(address) = &args.smdp_address {
+            external(&args, address, n).await?
+        } else {
+            let durability: Durability = args.durability.parse().map_err(anyhow::Error::msg)?;
+            let sandbox = Sandbox::start(SandboxOptions {
+                euiccs: n,
+                profiles: args.downloads,
+                database_url: args.database_url.clone(),
+                store: StoreOptions {
+                    durability,
+                    max_connections: args.db_connections,
+                    ..StoreOptions::default()
+                },
+                ..SandboxOptions::default()
+            })
+            .await?;
+            let mut targets = vec![SmdpAddress::new(&sandbox.address)?];
+            for _ in 1..args.instances {
+                let extra = sandbox.start_instance().await?;
+                targets.push(SmdpAddress::new(&format!(
+                    "localhost:{}",
+                    extra.local_addr().port()
+                ))?);
+                extra_instances.push(extra);
+            }
+            let ci = sandbox.ci_pem();
+            let identities = fleet::identities(&sandbox.pki)?;
+            let devices = order(
+                &sandbox.base_url(),
+                &sandbox.address,
+                &sandbox.token,
+                OPERATOR,
+                PROFILE_TYPE,
+                &ci,
+                identities,
+            )
+            .await?;
+            let db = if sandbox.store.backend() == ferrosim_store::Backend::Postgres {
+                "PostgreSQL".to_owned()
+            } else {
+                format!("SQLite, durability {}", args.durability)
+            };
+            let label = format!("embedded SM-DP+, {} instance(s), {db}", args.instances);
+            sandbox_holder = Some(sandbox);
+            (devices, ci, targets, label)
+        };
+        println!(
+            "ferrosim bench: {n} downloads, concurrency {}, {:?} connections, {label}",
+            args.concurrency, args.connections
+        );
+        let cpu_before = process_cpu();
+        let t = Instant::now();
+        let results = fleet::activate(
+            devices,
+            &ci,
+            &targets,
+            usize::try_from(args.concurrency)?,
+            connections,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await?;
+        let wall = t.elapsed();
+        let cpu = process_cpu().saturating_sub(cpu_before);
+        report(&results, wall, cpu, args.smdp_address.is_none());
+        for i in extra_instances {
+            i.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(mut sandbox) = sandbox_holder {
+            sandbox.stop().await;
+            sandbox.store.close().await;
+        }
+        Ok(())
+    })
+}
+
+async fn order(
+    base_url: &str,
+    address: &str,
+    token: &str,
+    operator: &str,
+    profile_type: &str,
+    ci: &str,
+    identities: Vec<EuiccIdentity>,
+) -> anyhow::Result<Vec<Device>> {
+    let eids: Vec<String> = identities.iter().map(|i| i.eid().to_string()).collect();
+    let codes = fleet::order_profiles(
+        base_url,
+        address,
+        token,
+        operator,
+        profile_type,
+        ci,
+        &eids,
+        32,
+    )
+    .await?;
+    Ok(identities
+        .into_iter()
+        .zip(codes)
+        .map(|(identity, code)| Device { identity, code })
+        .collect())
+}
+
+async fn external(
+    args: &BenchArgs,
+    address: &str,
+    n: usize,
+) -> anyhow::Result<(Vec<Device>, String, Vec<SmdpAddress>, String)> {
+    let (Some(ca), Some(token), Some(pki)) = (&args.ca, &args.token, &args.pki) else {
+        bail!("--smdp-address needs --ca, --token and --pki");
+    };
+    let ci = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
+    let mut identities = Vec::new();
+    let dir = pki.join("eUICC");
+    let mut eids: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".pem")
+                .filter(|s| !s.ends_with(".key"))
+                .map(str::to_owned)
+        })
+        .collect();
+    eids.sort();
+    if eids.len() < n {
+        bail!(
+            "{} has {} eUICCs; {n} needed (ferrosim pki init --euiccs {n})",
+            pki.display(),
+            eids.len()
+        );
+    }
+    for eid in eids.iter().take(n) {
+        identities.push(EuiccIdentity::load_from_dir(pki, Some(eid))?);
+    }
+    let base = format!("https://{address}");
+    let devices = order(
+        &base,
+        address,
+        token,
+        &args.operator,
+        &args.profile_type,
+        &ci,
+        identities,
+    )
+    .await?;
+    Ok((
+        devices,
+        ci,
+        Vec::new(),
+        format!("external SM-DP+ at {address}"),
+    ))
+}
+
+fn report(results: &[fleet::Activation], wall: Duration, cpu: Duration, embedded: bool) {
+    let ok = results.iter().filter(|r| r.failure.is_none()).count();
+    let mut times: Vec<Duration> = results
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .map(|r| r.elapsed)
+        .collect();
+    times.sort();
+    println!("  completed:        {ok}/{} in {}", results.len(), ms(wall));
+    println!(
+        "  throughput:       {:.1} full downloads/s",
+        ok as f64 / wall.as_secs_f64().max(1e-9)
+    );
+    println!(
+        "  download time:    p50 {}  p99 {}  max {}",
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 99.0)),
+        ms(times.last().copied().unwrap_or_default())
+    );
+    if embedded {
+        println!(
+            "  CPU (server and devices in this process): {:.2} s, {:.0} µs per download, {:.0}% of {} cores",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / ok.max(1) as f64,
+            100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9) / cores() as f64,
+            cores()
+        );
+    }
+    for (reason, count) in fleet::failures_by_reason(results) {
+        println!("  failed {count:>6}: {reason}");
+    }
+    println!("  per function (p50 / p99):");
+    for (name, p50, p99, _) in fleet::step_latencies(results) {
+        println!("    {name:<26} {:>10} / {:>10}", ms(p50), ms(p99));
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU time (user + system) this process has used, from /proc/self/stat.
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    let total = ticks(11) + ticks(12);
+    Duration::from_millis(total * 10)
+}
