@@ -127,5 +127,5 @@ async fn management_functions_and_signed_notifications() {
             code: 1
         })
     ));
-    drop(es10.close().unwrap());
+    let _card = es10.close().unwrap();
 }

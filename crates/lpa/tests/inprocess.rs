@@ -99,7 +99,7 @@ async fn full_download_installs_the_personalised_package() {
             es10.list_notifications().unwrap().is_empty(),
             "the acknowledged installation result is removed"
         );
-        drop(es10.close().unwrap());
+        let _card = es10.close().unwrap();
         outcome
     };
     assert_eq!(outcome.iccid, iccid);
