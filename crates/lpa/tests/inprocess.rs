@@ -506,7 +506,6 @@ async fn installation_result_retried_until_acknowledged() {
 }
 
 #[tokio::test]
-#[ignore = "ferrosim-smdp refuses every OtherSignedNotification: it checks the signed tbsOtherNotification (BF2F) as a SEQUENCE"]
 async fn other_notifications_survive_failures_until_acknowledged() {
     let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
     let mut card = euicc(&smdp);
