@@ -260,13 +260,16 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                 let op = OperatorId::new(operator).context("--operator")?;
                 let iccid = Iccid::new(&first_iccid).context("--first-iccid")?;
                 let imsi = parse_imsi(&first_imsi).context("--first-imsi")?;
+                let range = inventory::ProfileRange {
+                    count,
+                    first_iccid: iccid,
+                    first_imsi: imsi,
+                };
                 let n = inventory::generate_profiles(
                     &store,
                     &op,
                     &profile_type,
-                    count,
-                    &iccid,
-                    &imsi,
+                    &range,
                     &mut rand::rng(),
                     Timestamp::now(),
                 )

@@ -105,16 +105,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             let ci = sandbox.ci_pem();
             let identities = fleet::identities(&sandbox.pki)?;
-            let devices = order(
-                &sandbox.base_url(),
-                &sandbox.address,
-                &sandbox.token,
-                OPERATOR,
-                PROFILE_TYPE,
-                &ci,
-                identities,
-            )
-            .await?;
+            let desk = fleet::OrderDesk {
+                base_url: sandbox.base_url(),
+                address: sandbox.address.clone(),
+                token: sandbox.token.clone(),
+                operator: OPERATOR.into(),
+                profile_type: PROFILE_TYPE.into(),
+                ci_pem: ci.clone(),
+            };
+            let devices = order(&desk, identities).await?;
             let db = if sandbox.store.backend() == ferrosim_store::Backend::Postgres {
                 "PostgreSQL".to_owned()
             } else {
@@ -154,26 +153,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 async fn order(
-    base_url: &str,
-    address: &str,
-    token: &str,
-    operator: &str,
-    profile_type: &str,
-    ci: &str,
+    desk: &fleet::OrderDesk,
     identities: Vec<EuiccIdentity>,
 ) -> anyhow::Result<Vec<Device>> {
     let eids: Vec<String> = identities.iter().map(|i| i.eid().to_string()).collect();
-    let codes = fleet::order_profiles(
-        base_url,
-        address,
-        token,
-        operator,
-        profile_type,
-        ci,
-        &eids,
-        32,
-    )
-    .await?;
+    let codes = fleet::order_profiles(desk, &eids, 32).await?;
     Ok(identities
         .into_iter()
         .zip(codes)
@@ -213,17 +197,15 @@ async fn external(
     for eid in eids.iter().take(n) {
         identities.push(EuiccIdentity::load_from_dir(pki, Some(eid))?);
     }
-    let base = format!("https://{address}");
-    let devices = order(
-        &base,
-        address,
-        token,
-        &args.operator,
-        &args.profile_type,
-        &ci,
-        identities,
-    )
-    .await?;
+    let desk = fleet::OrderDesk {
+        base_url: format!("https://{address}"),
+        address: address.to_owned(),
+        token: token.clone(),
+        operator: args.operator.clone(),
+        profile_type: args.profile_type.clone(),
+        ci_pem: ci.clone(),
+    };
+    let devices = order(&desk, identities).await?;
     Ok((
         devices,
         ci,

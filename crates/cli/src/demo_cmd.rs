@@ -65,17 +65,15 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let ci = sandbox.ci_pem();
         let identities = fleet::identities(&sandbox.pki)?;
         let eids: Vec<String> = identities.iter().map(|i| i.eid().to_string()).collect();
-        let codes = fleet::order_profiles(
-            &sandbox.base_url(),
-            &sandbox.address,
-            &sandbox.token,
-            OPERATOR,
-            PROFILE_TYPE,
-            &ci,
-            &eids,
-            16,
-        )
-        .await?;
+        let desk = fleet::OrderDesk {
+            base_url: sandbox.base_url(),
+            address: sandbox.address.clone(),
+            token: sandbox.token.clone(),
+            operator: OPERATOR.into(),
+            profile_type: PROFILE_TYPE.into(),
+            ci_pem: ci.clone(),
+        };
+        let codes = fleet::order_profiles(&desk, &eids, 16).await?;
         println!(
             "  {n} orders placed over ES2+ (downloadOrder + confirmOrder): {}",
             ms(t.elapsed())

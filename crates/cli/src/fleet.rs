@@ -69,18 +69,38 @@ pub fn identities(pki: &TestPki) -> anyhow::Result<Vec<EuiccIdentity>> {
         .collect()
 }
 
+/// Where and as whom to place orders over ES2+.
+#[derive(Debug, Clone)]
+pub struct OrderDesk {
+    /// `https://host:port` of the SM-DP+.
+    pub base_url: String,
+    /// The SM-DP+ address for activation codes.
+    pub address: String,
+    /// The operator's ES2+ token.
+    pub token: String,
+    /// The operator's id.
+    pub operator: String,
+    /// The profile type to order.
+    pub profile_type: String,
+    /// The CA/CI certificate (PEM) the SM-DP+'s TLS certificate chains to.
+    pub ci_pem: String,
+}
+
 /// Orders one profile per EID over ES2+ (downloadOrder linked to the EID,
 /// confirmOrder with release) and returns the activation codes, in order.
 pub async fn order_profiles(
-    base_url: &str,
-    address: &str,
-    token: &str,
-    operator: &str,
-    profile_type: &str,
-    ci_pem: &str,
+    desk: &OrderDesk,
     eids: &[String],
     concurrency: usize,
 ) -> anyhow::Result<Vec<ActivationCode>> {
+    let (base_url, address, token, operator, profile_type, ci_pem) = (
+        desk.base_url.as_str(),
+        desk.address.as_str(),
+        desk.token.as_str(),
+        desk.operator.as_str(),
+        desk.profile_type.as_str(),
+        desk.ci_pem.as_str(),
+    );
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes())?])
         .build()?;
@@ -326,7 +346,7 @@ pub fn failures_by_reason(results: &[Activation]) -> Vec<(String, usize)> {
         }
     }
     let mut v: Vec<_> = map.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     v
 }
 

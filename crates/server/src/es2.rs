@@ -56,7 +56,7 @@ pub(crate) async fn handle<S: Store + Clone>(
         };
         let envelope: Envelope = match parse_json(&body) {
             Ok(e) => e,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let now = Timestamp::now();
         let run = || execute(&smdp, &operator, &function, &body, now);

@@ -27,32 +27,32 @@ pub(crate) async fn handle<S: Store + Clone>(
                     .initiate_authentication(&req, now)
                     .await
                     .map(|r| ok_json(&r)),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
             "authenticateClient" => match parse_json(&body) {
                 Ok(req) => smdp
                     .authenticate_client(&req, now)
                     .await
                     .map(|r| ok_json(&r)),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
             "getBoundProfilePackage" => match parse_json(&body) {
                 Ok(req) => smdp
                     .get_bound_profile_package(&req, now)
                     .await
                     .map(|r| ok_json(&r)),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
             "handleNotification" => match parse_json(&body) {
                 Ok(req) => smdp
                     .handle_notification(&req, now)
                     .await
                     .map(|()| no_content()),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
             "cancelSession" => match parse_json(&body) {
                 Ok(req) => smdp.cancel_session(&req, now).await.map(|r| ok_json(&r)),
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             },
             _ => return HttpStatus::NOT_FOUND.into_response(),
         };

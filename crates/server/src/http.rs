@@ -62,7 +62,7 @@ pub(crate) fn status_data(code: StatusCode, message: Option<String>) -> StatusCo
 
 /// Parses a JSON request body; a failure says whether a field was missing
 /// or the body is malformed.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         let code = if msg.starts_with("missing field") {
@@ -70,7 +70,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response
         } else {
             StatusCode::INVALID_REQUEST_FORMAT
         };
-        failed(code, Some(format!("request body: {msg}")))
+        Box::new(failed(code, Some(format!("request body: {msg}"))))
     })
 }
 

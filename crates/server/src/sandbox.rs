@@ -253,13 +253,16 @@ pub async fn seed(store: &SqlStore, options: &SandboxOptions) -> Result<String, 
         let n = (options.profiles - done).min(5_000);
         let iccid = Iccid::from_body(&format!("89440000000{:07}", done + 1)).map_err(bad)?;
         let imsi = Imsi::with_mnc_len(&format!("00101{:010}", done + 1), 2).map_err(bad)?;
+        let range = inventory::ProfileRange {
+            count: n,
+            first_iccid: iccid,
+            first_imsi: imsi,
+        };
         inventory::generate_profiles(
             store,
             &op,
             PROFILE_TYPE,
-            n,
-            &iccid,
-            &imsi,
+            &range,
             &mut rand::rng(),
             Timestamp::now(),
         )

@@ -267,7 +267,7 @@ impl<S: Store> Smdp<S> {
                 p.confirm(confirmation, now)?;
                 let order = p.order.as_ref();
                 Ok::<_, Es2Error>((
-                    order.and_then(|o| o.eid.clone()),
+                    order.and_then(|o| o.eid),
                     order.and_then(|o| o.matching_id.clone()),
                 ))
             })

@@ -146,18 +146,27 @@ pub async fn import_batch<S: Store>(
     insert(store, operator, profile_type, personalisations, now).await
 }
 
-/// Generates `count` profiles with consecutive ICCIDs and IMSIs from the
-/// given starts and fresh random K and OPc.
+/// A run of profiles to generate: consecutive ICCIDs and IMSIs.
+#[derive(Debug, Clone)]
+pub struct ProfileRange {
+    /// How many.
+    pub count: u64,
+    /// The first ICCID (its check digit is recomputed for the others).
+    pub first_iccid: Iccid,
+    /// The first IMSI (its MNC length is kept).
+    pub first_imsi: Imsi,
+}
+
+/// Generates the profiles of `range` with fresh random K and OPc.
 pub async fn generate_profiles<S: Store>(
     store: &S,
     operator: &OperatorId,
     profile_type: &str,
-    count: u64,
-    first_iccid: &Iccid,
-    first_imsi: &Imsi,
+    range: &ProfileRange,
     rng: &mut impl CryptoRng,
     now: Timestamp,
 ) -> Result<u64, InventoryError> {
+    let (count, first_iccid, first_imsi) = (range.count, &range.first_iccid, &range.first_imsi);
     let iccid_body = &first_iccid.as_str()[..first_iccid.as_str().len() - 1];
     let mut out = Vec::new();
     for i in 0..count {

@@ -815,7 +815,7 @@ impl ProfileRecord {
         ProgressEvent {
             operator: self.operator.clone(),
             iccid: self.iccid.clone(),
-            eid: self.order.as_ref().and_then(|o| o.eid.clone()),
+            eid: self.order.as_ref().and_then(|o| o.eid),
             profile_type: self.profile_type.clone(),
             point,
             failure,
@@ -832,7 +832,7 @@ impl ProfileRecord {
         at: Timestamp,
     ) -> ProgressEvent {
         let mut ev = self.event(point, failure, at);
-        ev.eid = Some(eid.clone());
+        ev.eid = Some(*eid);
         ev
     }
 }

@@ -23,8 +23,11 @@ const TYPE_CACHE_MS: i64 = 30_000;
 pub struct Smdp<S> {
     pub(crate) config: Arc<SmdpConfig>,
     pub(crate) store: S,
-    types: Arc<Mutex<HashMap<(OperatorId, String), (Timestamp, Arc<CachedType>)>>>,
+    types: Arc<Mutex<TypeCache>>,
 }
+
+/// Cached profile types by (operator, name), with the time they were loaded.
+type TypeCache = HashMap<(OperatorId, String), (Timestamp, Arc<CachedType>)>;
 
 /// A profile type with its package parsed once, shared by downloads.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! The order state machine: every transition of SGP.22's profile life cycle,
 //! and the rules that refuse the others.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use ferrosim_pki::Eid;

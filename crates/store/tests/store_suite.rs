@@ -1,6 +1,8 @@
 //! The store's behaviour, run against every backend: SQLite always,
 //! PostgreSQL when FERROSIM_TEST_POSTGRES_URL names a server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,7 +93,7 @@ async fn records_round_trip() {
                 &ProfileSelector::Iccid(iccid(1), Some(op())),
                 Timestamp(10),
                 |p, ev| {
-                    p.allocate(Some(eid.clone()), Timestamp(10), &policy)?;
+                    p.allocate(Some(eid), Timestamp(10), &policy)?;
                     p.confirm(
                         Confirmation {
                             eid: None,
@@ -123,7 +125,7 @@ async fn records_round_trip() {
         assert_eq!(by_mid, Some(iccid(1)));
         let by_eid = store
             .update_profile(
-                &ProfileSelector::ReleasedForEid(eid.clone()),
+                &ProfileSelector::ReleasedForEid(eid),
                 Timestamp(12),
                 |p, _| p.iccid.clone(),
             )
@@ -165,7 +167,7 @@ async fn records_round_trip() {
                 Timestamp(2),
                 |s, p, _| {
                     s.state = SessionState::Authenticated;
-                    s.eid = Some(eid.clone());
+                    s.eid = Some(eid);
                     s.euicc_public_key = Some(vec![4; 65]);
                     s.iccid = p.map(|p| p.iccid.clone());
                     s.cc_required = true;
@@ -298,7 +300,7 @@ async fn callbacks_are_leased_once_and_retried() {
                         ev.push(ProgressEvent {
                             operator: op(),
                             iccid: p.iccid.clone(),
-                            eid: Some(eid.clone()),
+                            eid: Some(eid),
                             profile_type: "t".into(),
                             point,
                             failure: Some(ferrosim_smdp::status::StatusCode::EID_REFUSED),

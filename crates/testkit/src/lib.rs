@@ -3,15 +3,8 @@
 //! 127.0.0.1 with a fresh test PKI and SQLite database, and an operator
 //! endpoint that records ES2+ callbacks.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
 use serde_json::Value;
 use tempfile::TempDir;
 

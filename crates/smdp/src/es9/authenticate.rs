@@ -85,10 +85,10 @@ impl<S: Store> Smdp<S> {
             Some(m) => ProfileSelector::MatchingId(
                 MatchingId::new(m).map_err(|_| Es9Error::MatchingIdRefused)?,
             ),
-            None => ProfileSelector::ReleasedForEid(euicc.eid.clone()),
+            None => ProfileSelector::ReleasedForEid(euicc.eid),
         };
 
-        let eid = euicc.eid.clone();
+        let eid = euicc.eid;
         let public_key = euicc.public_key_sec1.clone();
         let policy = cfg.policy;
         let dppb = cfg.dppb.key.clone();
@@ -130,7 +130,7 @@ impl<S: Store> Smdp<S> {
                         .map_err(|e| Es9Error::Internal(format!("DPpb signing failed: {e}")))?;
                     let sig_tlv = wrap_5f37(&sig).map_err(|e| Es9Error::Internal(e.to_string()))?;
                     session.state = SessionState::Authenticated;
-                    session.eid = Some(eid.clone());
+                    session.eid = Some(eid);
                     session.euicc_public_key = Some(public_key);
                     session.iccid = Some(profile.iccid.clone());
                     session.cc_required = cc_required;

@@ -62,7 +62,7 @@ impl<S: Store> Smdp<S> {
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
         let (Some(public_key), Some(eid), Some(iccid)) = (
             session.euicc_public_key.as_deref(),
-            session.eid.clone(),
+            session.eid,
             session.iccid.clone(),
         ) else {
             return Err(Es9Error::UnknownTransaction(tid.to_hex()));
@@ -136,7 +136,7 @@ impl<S: Store> Smdp<S> {
             seq_number: i64::try_from(&meta.seq_number).unwrap_or(-1),
             operation: operation.to_owned(),
             iccid,
-            eid: Some(euicc.eid.clone()),
+            eid: Some(euicc.eid),
             address: meta.notification_address.clone(),
             raw: bytes.to_vec(),
             received_at: now,

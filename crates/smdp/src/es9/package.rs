@@ -41,7 +41,7 @@ impl<S: Store> Smdp<S> {
             })
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
         let (Some(eid), Some(public_key), Some(iccid), Some(smdp_signature2)) = (
-            session.eid.clone(),
+            session.eid,
             session.euicc_public_key.as_deref(),
             session.iccid.clone(),
             session.smdp_signature2.as_deref(),

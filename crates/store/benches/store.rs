@@ -1,0 +1,168 @@
+//! Cost of the store operations one download makes, per backend: a session
+//! insert, a session read, and a locked session+profile transaction with an
+//! outbox event (what authenticateClient, getBoundProfilePackage and
+//! handleNotification each commit).
+//!
+//! `cargo bench -p ferrosim-store`; set FERROSIM_TEST_POSTGRES_URL to also
+//! measure PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ferrosim_saip::{Iccid, Personalisation};
+use ferrosim_smdp::ids::{OperatorId, TransactionId};
+use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules, ProfileTypeMetadata};
+use ferrosim_smdp::order::{NotificationPoint, ProfileRecord, ProgressEvent};
+use ferrosim_smdp::session::{SessionRecord, SessionState};
+use ferrosim_smdp::store::*;
+use ferrosim_smdp::time::Timestamp;
+use ferrosim_store::{Durability, SqlStore, StoreOptions};
+
+fn session(n: u64) -> SessionRecord {
+    let mut tid = [0u8; 16];
+    tid[..8].copy_from_slice(&n.to_be_bytes());
+    tid[8] = rand::random();
+    SessionRecord {
+        transaction_id: TransactionId::from_bytes(&tid).unwrap(),
+        state: SessionState::Initiated,
+        created_at: Timestamp(1),
+        expires_at: Timestamp(i64::MAX),
+        euicc_challenge: vec![1; 16],
+        server_challenge: vec![2; 16],
+        ci_key_id: vec![3; 20],
+        eid: None,
+        euicc_public_key: Some(vec![4; 65]),
+        iccid: None,
+        cc_required: false,
+        smdp_signature2: Some(vec![5; 67]),
+        euicc_otpk: None,
+        updated_at: Timestamp(1),
+    }
+}
+
+async fn seeded(url: &str, durability: Durability) -> SqlStore {
+    let store = SqlStore::connect(
+        url,
+        &StoreOptions {
+            durability,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let op = OperatorId::new("op").unwrap();
+    store
+        .put_operator(&Operator {
+            id: op.clone(),
+            name: "op".into(),
+            token_hash: [1; 32],
+            callback_url: None,
+        })
+        .await
+        .unwrap();
+    store
+        .put_profile_type(&ProfileTypeRecord {
+            operator: op.clone(),
+            name: "t".into(),
+            package: vec![0; 12_000],
+            metadata: ProfileTypeMetadata {
+                service_provider_name: "s".into(),
+                profile_name: "p".into(),
+                profile_class: ProfileClass::Operational,
+                policy_rules: ProfilePolicyRules::default(),
+                owner_mcc_mnc: None,
+            },
+            created_at: Timestamp(1),
+        })
+        .await
+        .unwrap();
+    let iccid = Iccid::from_body("894400000000000001").unwrap();
+    store
+        .insert_profiles(&[NewProfile {
+            record: ProfileRecord::new_available(iccid.clone(), op, "t".into(), Timestamp(1)),
+            personalisation: Personalisation::new(iccid),
+        }])
+        .await
+        .unwrap();
+    store
+}
+
+fn bench_backend(c: &mut Criterion, name: &str, url: String, durability: Durability) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(seeded(&url, durability));
+    let iccid = Iccid::from_body("894400000000000001").unwrap();
+    let mut n = 0u64;
+    let mut g = c.benchmark_group(format!("store/{name}"));
+    g.bench_function("insert_session", |b| {
+        b.iter(|| {
+            n += 1;
+            rt.block_on(store.insert_session(&session(n))).unwrap();
+        })
+    });
+    let s = session(u64::MAX);
+    rt.block_on(store.insert_session(&s)).unwrap();
+    g.bench_function("read_session", |b| {
+        b.iter(|| {
+            rt.block_on(store.session(&s.transaction_id))
+                .unwrap()
+                .unwrap()
+        })
+    });
+    let sel = ProfileSelector::Iccid(iccid.clone(), None);
+    g.bench_function("session_and_profile_transaction", |b| {
+        b.iter(|| {
+            rt.block_on(store.update_session(
+                &s.transaction_id,
+                Some(&sel),
+                Timestamp(2),
+                |s, p, ev| {
+                    s.updated_at = Timestamp(s.updated_at.0 + 1);
+                    if let Some(p) = p {
+                        p.updated_at = Timestamp(p.updated_at.0 + 1);
+                        ev.push(ProgressEvent {
+                            operator: p.operator.clone(),
+                            iccid: p.iccid.clone(),
+                            eid: None,
+                            profile_type: "t".into(),
+                            point: NotificationPoint::BppDownload,
+                            failure: None,
+                            result_data: None,
+                            at: Timestamp(2),
+                        });
+                    }
+                },
+            ))
+            .unwrap()
+        })
+    });
+    g.finish();
+    rt.block_on(store.close());
+}
+
+fn stores(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    for (label, durability) in [
+        ("sqlite-full", Durability::Full),
+        ("sqlite-normal", Durability::Normal),
+    ] {
+        let url = format!(
+            "sqlite:{}",
+            dir.path().join(format!("{label}.db")).display()
+        );
+        bench_backend(c, label, url, durability);
+    }
+    if let Ok(admin) = std::env::var("FERROSIM_TEST_POSTGRES_URL") {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let db = rt
+            .block_on(ferrosim_testkit::fresh_postgres(&admin))
+            .unwrap();
+        bench_backend(c, "postgres", db.url.clone(), Durability::Full);
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(3));
+    targets = stores
+}
+criterion_main!(benches);
