@@ -4,21 +4,15 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_lpa::download::{Consent, StepTiming};
+use ferrosim_lpa::es9::RoundRobin;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::{
-    ActivationCode, DownloadRequest, Es9Client, Es9ClientError, Es10, Es10Options, SmdpAddress,
-    download_profile,
+    ActivationCode, DownloadRequest, Es10, Es10Options, SmdpAddress, download_profile,
 };
 use ferrosim_pki::TestPki;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -163,87 +157,6 @@ pub fn es9_client(ci_pem: &str) -> anyhow::Result<HttpsEs9Client> {
     )))?)
 }
 
-/// An ES9+ client that spreads calls over several instances of one SM-DP+
-/// (same address in the protocol, different ports on the wire), changing
-/// instance on every call: any instance must serve any step.
-#[derive(Debug, Clone)]
-pub struct RoundRobin {
-    inner: HttpsEs9Client,
-    targets: Arc<Vec<SmdpAddress>>,
-    next: Arc<AtomicUsize>,
-}
-
-impl RoundRobin {
-    /// Calls go to `targets` in turn.
-    pub fn new(inner: HttpsEs9Client, targets: Vec<SmdpAddress>) -> Self {
-        Self {
-            inner,
-            targets: Arc::new(targets),
-            next: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    fn target<'a>(&'a self, address: &'a SmdpAddress) -> &'a SmdpAddress {
-        if self.targets.is_empty() {
-            return address;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
-        &self.targets[i]
-    }
-}
-
-impl Es9Client for RoundRobin {
-    async fn initiate_authentication(
-        &self,
-        address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.inner
-            .initiate_authentication(self.target(address), request)
-            .await
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.inner
-            .authenticate_client(self.target(address), request)
-            .await
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        self.inner
-            .get_bound_profile_package(self.target(address), request)
-            .await
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        self.inner
-            .handle_notification(self.target(address), request)
-            .await
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.inner
-            .cancel_session(self.target(address), request)
-            .await
-    }
-}
-
 /// Activates every device, at most `concurrency` at a time, over ES9+
 /// clients made by `client` (called once with keep-alive connections, once
 /// per device with new ones) and spread over `targets` (empty: the address
@@ -256,7 +169,7 @@ pub async fn activate(
     connections: Connections,
     progress: &ProgressBar,
 ) -> anyhow::Result<Vec<Activation>> {
-    let make = || -> anyhow::Result<RoundRobin> {
+    let make = || -> anyhow::Result<RoundRobin<HttpsEs9Client>> {
         Ok(RoundRobin::new(es9_client(ci_pem)?, targets.to_vec()))
     };
     let shared = make()?;
@@ -283,7 +196,7 @@ pub async fn activate(
     Ok(out)
 }
 
-async fn activate_one(device: Device, client: &RoundRobin) -> Activation {
+async fn activate_one(device: Device, client: &RoundRobin<HttpsEs9Client>) -> Activation {
     let start = Instant::now();
     let mut euicc = VirtualEuicc::new(device.identity, EuiccState::default());
     let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now());

@@ -8,12 +8,16 @@
 //! - `inprocess::InProcessEs9` (feature `inprocess`): direct calls into a
 //!   `ferrosim_smdp::Smdp`, for the simulator and benchmarks.
 //!
+//! [`RoundRobin`] wraps either to spread the calls over several instances
+//! of one SM-DP+.
+//!
 //! Both report a `Failed` function execution status as
 //! [`Es9ClientError::Failed`] with its subject and reason codes.
 
 pub mod https;
 #[cfg(feature = "inprocess")]
 pub mod inprocess;
+mod round_robin;
 
 use std::future::Future;
 
@@ -25,6 +29,8 @@ use ferrosim_asn1::json::es9::{
 use thiserror::Error;
 
 use crate::activation_code::SmdpAddress;
+
+pub use round_robin::RoundRobin;
 
 /// The ES9+ functions an LPA calls. `address` is the SM-DP+ to call (from
 /// the activation code, or a notification's address).
