@@ -12,50 +12,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "pcsc")]
 
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_lpa::es10::{Es10, Es10Options};
 use ferrosim_lpa::transport::pcsc::{PcscTransport, ReaderSelector, list_readers};
 use ferrosim_lpa::transport::vpcd::{self, VpcdEvent, VpcdOptions};
 use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_testkit::pcsc;
 
-const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
-const VPCD_DRIVER_CONFIG: &str = "/etc/reader.conf.d/vpcd";
 const SELECT_ISD_R: &str = "00A4040010A0000005591010FFFFFFFF8900000100";
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin"].iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Skips (or fails, when PC/SC is required) with a loud message.
-fn unavailable(why: &str) {
-    if std::env::var_os("FERROSIM_REQUIRE_PCSC").is_some() {
-        panic!("PC/SC test required (FERROSIM_REQUIRE_PCSC) but {why}");
-    }
-    eprintln!(
-        "\n==== SKIP pcsc_vpcd: {why} (install pcscd, vsmartcard-vpcd and opensc to run it) ====\n"
-    );
-}
-
-/// Kills and reaps the pcscd this test started.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Stops the card thread when the test ends, whatever the outcome.
 struct StopOnDrop(Arc<AtomicBool>);
@@ -66,12 +36,8 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn wait_until(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_until(what: &str, limit: Duration, ready: impl FnMut() -> bool) {
+    pcsc::wait_until(what, limit, ready).unwrap();
 }
 
 fn identity(dir: &Path) -> EuiccIdentity {
@@ -83,33 +49,14 @@ fn identity(dir: &Path) -> EuiccIdentity {
 
 #[test]
 fn virtual_euicc_in_a_pcsc_reader() {
-    let Some(pcscd) = find_program("pcscd") else {
-        return unavailable("pcscd is not installed");
+    let _daemon = match pcsc::pcscd() {
+        Ok(d) => d,
+        Err(why) => return pcsc::unavailable("pcsc_vpcd", &why),
     };
-    if !Path::new(VPCD_DRIVER_CONFIG).exists() {
-        return unavailable("the vpcd reader driver (vsmartcard-vpcd) is not installed");
-    }
-    let opensc_tool = find_program("opensc-tool");
-    if opensc_tool.is_none() && std::env::var_os("FERROSIM_REQUIRE_PCSC").is_some() {
+    let opensc_tool = pcsc::find_program("opensc-tool");
+    if opensc_tool.is_none() && pcsc::required() {
         panic!("PC/SC test required but opensc-tool is not installed");
     }
-
-    // pcscd: use the running one, or start our own.
-    let _daemon = if UnixStream::connect(PCSCD_SOCKET).is_ok() {
-        None
-    } else {
-        let child = Command::new(&pcscd)
-            .arg("--foreground")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting pcscd");
-        let daemon = Daemon(child);
-        wait_until("pcscd's socket", Duration::from_secs(20), || {
-            UnixStream::connect(PCSCD_SOCKET).is_ok()
-        });
-        Some(daemon)
-    };
 
     // The card side, in a thread.
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,8 @@
 //! 127.0.0.1 with a fresh test PKI and SQLite database, and an operator
 //! endpoint that records ES2+ callbacks.
 
+pub mod pcsc;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
