@@ -122,7 +122,17 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         }),
         None => None,
     };
-    Ok(load_identity(&paths, pkcs11.as_ref())?)
+    let identity = load_identity(&paths, pkcs11.as_ref())?;
+    if let Some(k) = &pkcs11 {
+        tracing::info!(
+            module = %k.module.display(),
+            token = %k.token,
+            dpauth = %k.dpauth_label,
+            dppb = %k.dppb_label,
+            "DPauth and DPpb keys in PKCS#11 token"
+        );
+    }
+    Ok(identity)
 }
 
 /// A database URL without its password, for messages.

@@ -15,6 +15,7 @@ mod instance;
 mod lpa_cmd;
 mod order_cmd;
 mod pki_cmd;
+mod pki_token_cmd;
 mod serve_cmd;
 
 /// ferrosim: eSIM activation platform (GSMA SGP.22 SM-DP+, virtual eUICC, LPA).
@@ -29,7 +30,8 @@ struct Cli {
 enum Command {
     /// Print the version and the features compiled in.
     Version,
-    /// Test PKI: generate a GSMA RSP hierarchy, show certificates, verify chains.
+    /// Test PKI: generate a GSMA RSP hierarchy, show certificates, verify chains,
+    /// move the SM-DP+ keys into a PKCS#11 token.
     Pki(pki_cmd::PkiArgs),
     /// Activate a fleet of virtual devices against an SM-DP+ on loopback and report.
     Demo(demo_cmd::DemoArgs),
@@ -58,9 +60,18 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(_) | Command::Bench(_) => "warn",
         _ => "info",
     };
+    let filter = std::env::var("FERROSIM_LOG").unwrap_or_else(|_| default_filter.to_owned());
+    // cryptoki logs an ERROR for each token mechanism it has no name for
+    // whenever a PKCS#11 key is opened; nothing is wrong, so unless the
+    // filter asks for cryptoki's messages they are muted.
+    let filter = if filter.contains("cryptoki") {
+        filter
+    } else {
+        format!("{filter},cryptoki::mechanism=off")
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERROSIM_LOG")
+            tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)

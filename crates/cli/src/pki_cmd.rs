@@ -1,4 +1,6 @@
-//! `ferrosim pki`: generate a test RSP hierarchy, show certificates, verify chains.
+//! `ferrosim pki`: generate a test RSP hierarchy, show certificates, verify
+//! chains, move the SM-DP+ keys into a PKCS#11 token (`token-keys`, in
+//! [`crate::pki_token_cmd`]).
 //!
 //! Thin wiring over `ferrosim-pki`; every check and every file format lives
 //! there. Bad arguments and bad files end in a clear error, never a panic.
@@ -37,6 +39,10 @@ enum PkiCommand {
     },
     /// Verify a certificate against trusted CIs; prints OK or the named failure.
     Verify(VerifyArgs),
+    /// Generate the DPauth and DPpb key pairs inside a PKCS#11 token, certify
+    /// them with the directory's CI and remove the software keys (PIN from
+    /// the environment; existing key labels are refused, never replaced).
+    TokenKeys(crate::pki_token_cmd::TokenKeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +92,7 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
         PkiCommand::Init(init) => run_init(init),
         PkiCommand::Show { file } => run_show(&file),
         PkiCommand::Verify(verify) => run_verify(verify),
+        PkiCommand::TokenKeys(keys) => crate::pki_token_cmd::run(keys),
     }
 }
 
