@@ -8,6 +8,7 @@
 //! ```text
 //! Available -> Allocated -> (Linked) -> Confirmed -> Released -> Downloaded -> Installed
 //!                                   \-> Released                           \-> Error
+//! Downloaded -> Downloaded (download retry by the eUICC the package was issued to)
 //! any open state -> Expired (order expiry) | Error (retry limits) | Available/Unavailable (cancelOrder)
 //! ```
 //!
@@ -560,6 +561,15 @@ impl ProfileRecord {
     /// order to the download session `tid` of device `eid`. A newer session
     /// replaces an older one (the device retried). Returns whether a
     /// confirmation code is required.
+    ///
+    /// A `Downloaded` order may be bound again by the eUICC its package was
+    /// issued to, and only by it (SGP.22 download retry): the package was
+    /// handed out but never installed, typically because the answer to
+    /// `getBoundProfilePackage` was lost (network, or the SM-DP+ died before
+    /// answering). Without this, such an order could never complete. The
+    /// retry counts against `max_download_attempts`; the new session gets a
+    /// new package for the same eUICC, and the old session can no longer
+    /// report an installation.
     pub fn bind_session(
         &mut self,
         tid: &TransactionId,
@@ -572,8 +582,10 @@ impl ProfileRecord {
             events.push(ev);
             return Err(OrderError::Expired);
         }
+        let issued_to = self.order.as_ref().and_then(|o| o.eid.as_ref());
         match self.state {
             ProfileState::Released => {}
+            ProfileState::Downloaded if issued_to == Some(eid) => {}
             ProfileState::Allocated | ProfileState::Linked | ProfileState::Confirmed => {
                 return Err(OrderError::NotReleased);
             }
@@ -679,7 +691,10 @@ impl ProfileRecord {
 
     /// ES9+ `getBoundProfilePackage`, step 2: the package is handed out. A
     /// repeated call by the same session (a network retry) is allowed; any
-    /// other session is refused, so a profile is issued to one session only.
+    /// other session is refused, so a profile is issued to one session at a
+    /// time. From here on the order belongs to `eid` (an order placed
+    /// without an EID is bound to the eUICC that received the package), so
+    /// only that eUICC can retry ([`ProfileRecord::bind_session`]).
     pub fn mark_downloaded(
         &mut self,
         tid: &TransactionId,
@@ -689,6 +704,11 @@ impl ProfileRecord {
     ) -> Transition {
         self.require_session(tid, &[ProfileState::Released, ProfileState::Downloaded])?;
         if self.state == ProfileState::Released {
+            if let Some(order) = self.order.as_mut()
+                && order.eid.is_none()
+            {
+                order.eid = Some(*eid);
+            }
             self.state = ProfileState::Downloaded;
             self.updated_at = now;
             events.push(self.event_for(eid, NotificationPoint::BppDownload, None, now));

@@ -107,6 +107,84 @@ fn happy_path_with_events() {
     );
 }
 
+/// The package was issued but never reached the device (the answer to
+/// getBoundProfilePackage was lost): the same eUICC may download again, no
+/// other eUICC may, and the first session can no longer report.
+#[test]
+fn download_retry_after_a_lost_package() {
+    let policy = OrderPolicy::default();
+    for linked in [Some(eid(1)), None] {
+        let mut p = released(None, linked);
+        let mut ev = Vec::new();
+        let now = Timestamp(2_000);
+        p.bind_session(&tid(1), &eid(1), now, &policy, &mut ev)
+            .unwrap();
+        p.mark_downloaded(&tid(1), &eid(1), now, &mut ev).unwrap();
+        assert_eq!(p.state, ProfileState::Downloaded);
+        // The order now belongs to the eUICC that received the package.
+        assert_eq!(p.order.as_ref().unwrap().eid, Some(eid(1)));
+
+        // Another eUICC: refused, nothing changes.
+        let before = p.clone();
+        assert_eq!(
+            p.bind_session(&tid(2), &eid(2), now, &policy, &mut ev),
+            Err(OrderError::WrongState {
+                state: ProfileState::Downloaded,
+                action: "download"
+            })
+        );
+        assert_eq!(p, before);
+
+        // The same eUICC: a new session, a new package, counted as an attempt.
+        p.bind_session(&tid(3), &eid(1), now, &policy, &mut ev)
+            .unwrap();
+        assert_eq!(p.order.as_ref().unwrap().download_attempts, 2);
+        p.check_confirmation_code(&tid(3), &eid(1), None, now, &policy, &mut ev)
+            .unwrap();
+        p.mark_downloaded(&tid(3), &eid(1), now, &mut ev).unwrap();
+        assert_eq!(
+            p.record_installation(&tid(1), &eid(1), Ok(()), b"old", now, &mut ev),
+            Err(OrderError::SessionSuperseded)
+        );
+        p.record_installation(&tid(3), &eid(1), Ok(()), b"pir", now, &mut ev)
+            .unwrap();
+        assert_eq!(p.state, ProfileState::Installed);
+        // One package-download event: the retry is visible as a second eligibility event.
+        let points: Vec<_> = ev.iter().map(|e| (e.point, e.failure.is_none())).collect();
+        assert_eq!(
+            points,
+            vec![
+                (NotificationPoint::EligibilityCheck, true),
+                (NotificationPoint::BppDownload, true),
+                (NotificationPoint::EligibilityCheck, true),
+                (NotificationPoint::BppInstallation, true)
+            ]
+        );
+    }
+}
+
+/// Download retries of a downloaded order end at the attempt limit.
+#[test]
+fn download_retries_are_limited() {
+    let policy = OrderPolicy {
+        max_download_attempts: 2,
+        ..OrderPolicy::default()
+    };
+    let mut p = released(None, Some(eid(1)));
+    let mut ev = Vec::new();
+    let now = Timestamp(2_000);
+    p.bind_session(&tid(1), &eid(1), now, &policy, &mut ev)
+        .unwrap();
+    p.mark_downloaded(&tid(1), &eid(1), now, &mut ev).unwrap();
+    p.bind_session(&tid(2), &eid(1), now, &policy, &mut ev)
+        .unwrap();
+    assert_eq!(
+        p.bind_session(&tid(3), &eid(1), now, &policy, &mut ev),
+        Err(OrderError::DownloadAttemptsExceeded)
+    );
+    assert_eq!(p.state, ProfileState::Error);
+}
+
 #[test]
 fn confirmation_code_retries_lock_the_order() {
     let policy = OrderPolicy {
@@ -333,7 +411,7 @@ enum Op {
     Confirm(bool),
     Release,
     Cancel(bool),
-    Bind(u8),
+    Bind(u8, bool),
     Cc(u8, bool),
     Download(u8),
     Install(u8, bool),
@@ -347,7 +425,7 @@ fn op() -> impl Strategy<Value = Op> {
         any::<bool>().prop_map(Op::Confirm),
         Just(Op::Release),
         any::<bool>().prop_map(Op::Cancel),
-        (0u8..3).prop_map(Op::Bind),
+        ((0u8..3), any::<bool>()).prop_map(|(t, other)| Op::Bind(t, other)),
         ((0u8..3), any::<bool>()).prop_map(|(t, g)| Op::Cc(t, g)),
         (0u8..3).prop_map(Op::Download),
         ((0u8..3), any::<bool>()).prop_map(|(t, ok)| Op::Install(t, ok)),
@@ -376,7 +454,11 @@ proptest! {
                 Op::Confirm(r) => { let _ = p.confirm(Confirmation { eid: None, matching_id: MatchingId::new("M").unwrap(), confirmation_code: Some(ConfirmationCode::from_code("1")), smds_address: None, release: r }, now); }
                 Op::Release => { let _ = p.release(now); }
                 Op::Cancel(a) => { let _ = p.cancel(if a { FinalProfileStatus::Available } else { FinalProfileStatus::Unavailable }, None, None, now); }
-                Op::Bind(t) => { let _ = p.bind_session(&tid(t), &eid(1), now, &policy, &mut ev); }
+                Op::Bind(t, other) => {
+                    // Packages are only ever handed to eid(1); eid(2) may only take a released order.
+                    let r = p.bind_session(&tid(t), &eid(if other { 2 } else { 1 }), now, &policy, &mut ev);
+                    if other && r.is_ok() { prop_assert_eq!(before, ProfileState::Released); }
+                }
                 Op::Cc(t, good) => { let h = hashed_cc(if good { "1" } else { "2" }, &tid(t)); let _ = p.check_confirmation_code(&tid(t), &eid(1), Some(&h), now, &policy, &mut ev); }
                 Op::Download(t) => { let _ = p.mark_downloaded(&tid(t), &eid(1), now, &mut ev); }
                 Op::Install(t, ok) => { let _ = p.record_installation(&tid(t), &eid(1), if ok { Ok(()) } else { Err(FailureInfo { bpp_command_id: None, error_reason: None, message: String::new() }) }, b"", now, &mut ev); }
