@@ -100,7 +100,18 @@ pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, 
                 let url = urls.get(&cb.event.operator);
                 deliver(&smdp, &client, &opts, cb, url)
             });
-            futures::future::join_all(sends).await;
+            let delivered: Vec<i64> = futures::future::join_all(sends)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            if let Err(err) = smdp
+                .store()
+                .callbacks_delivered(&delivered, Timestamp::now())
+                .await
+            {
+                warn!(error = %err, count = delivered.len(), "callbacks sent but not marked delivered; they may repeat");
+            }
             if !full {
                 break;
             }
@@ -146,17 +157,14 @@ async fn deliver<S: Store + Clone>(
     opts: &CallbackOptions,
     cb: CallbackRecord,
     url: Option<Option<String>>,
-) {
+) -> Option<i64> {
     let store = smdp.store();
-    let Some(url) = url else {
-        // The operator could not be loaded: leave it leased; it comes back after the lease.
-        return;
-    };
+    // The operator could not be loaded: leave it leased; it comes back after the lease.
+    let url = url?;
     let Some(url) = url else {
         // Nothing to deliver to: the event stays recorded, marked done.
         debug!(id = cb.id, "operator has no callback URL");
-        let _ = store.callback_delivered(cb.id, Timestamp::now()).await;
-        return;
+        return Some(cb.id);
     };
     let e = &cb.event;
     let body = HandleDownloadProgressInfoRequest {
@@ -191,17 +199,15 @@ async fn deliver<S: Store + Clone>(
     };
     match outcome {
         Ok(()) => {
-            if let Err(err) = store.callback_delivered(cb.id, Timestamp::now()).await {
-                warn!(error = %err, id = cb.id, "callback sent but not marked delivered; it may repeat");
-            } else {
-                info!(id = cb.id, iccid = %e.iccid.as_str(), point = e.point.id(), "callback delivered");
-            }
+            info!(id = cb.id, iccid = %e.iccid.as_str(), point = e.point.id(), "callback delivered");
+            Some(cb.id)
         }
         Err(why) => {
             let delay = backoff(opts, cb.attempts);
             let next = Timestamp::now().plus(delay);
             warn!(id = cb.id, attempts = cb.attempts, error = %why, retry_in = ?delay, "callback delivery failed");
             let _ = store.callback_failed(cb.id, next, &why).await;
+            None
         }
     }
 }

@@ -260,10 +260,10 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<CallbackRecord>>> + Send;
-    /// The operator acknowledged callback `id`.
-    fn callback_delivered(
+    /// The operators acknowledged the callbacks `ids` (one statement for a batch).
+    fn callbacks_delivered(
         &self,
-        id: i64,
+        ids: &[i64],
         now: Timestamp,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Delivery of callback `id` failed; try again at `next_attempt`.

@@ -10,38 +10,37 @@ use ferrosim_smdp::order::{NotificationPoint, ProgressEvent};
 use ferrosim_smdp::status::StatusCode;
 use ferrosim_smdp::store::{CallbackRecord, StoreError};
 use ferrosim_smdp::time::Timestamp;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use crate::writes::Writes;
 
 use crate::SqlStore;
 use crate::rows::{backend_err, col, corrupt, iccid, operator, opt_eid, u32_of};
 
-/// Appends events to the outbox inside the caller's transaction.
-pub(crate) async fn insert_events(
-    tx: &mut Transaction<'static, Any>,
-    events: &[ProgressEvent],
-) -> Result<(), StoreError> {
+/// Appends an event to the outbox.
+const INSERT_EVENT: &str = "INSERT INTO callbacks (operator, iccid, eid, profile_type, point, failure_subject, \
+     failure_reason, result_data, event_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Queues the outbox rows of `events` with the caller's other writes.
+pub(crate) fn event_writes(w: &mut Writes, events: &[ProgressEvent]) {
     for e in events {
-        sqlx::query(
-            "INSERT INTO callbacks (operator, iccid, eid, profile_type, point, failure_subject,
-             failure_reason, result_data, event_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(e.operator.as_str())
-        .bind(e.iccid.as_str())
-        .bind(e.eid.as_ref().map(|x| x.to_string()))
-        .bind(&e.profile_type)
-        .bind(e.point.id())
-        .bind(e.failure.map(|f| f.subject.to_owned()))
-        .bind(e.failure.map(|f| f.reason.to_owned()))
-        .bind(e.result_data.clone())
-        .bind(e.at.millis())
-        .bind(e.at.millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(backend_err)?;
+        w.push(
+            INSERT_EVENT,
+            vec![
+                e.operator.as_str().into(),
+                e.iccid.as_str().into(),
+                e.eid.as_ref().map(|x| x.to_string()).into(),
+                e.profile_type.as_str().into(),
+                e.point.id().into(),
+                e.failure.map(|f| f.subject.to_owned()).into(),
+                e.failure.map(|f| f.reason.to_owned()).into(),
+                e.result_data.clone().into(),
+                e.at.millis().into(),
+                e.at.millis().into(),
+            ],
+        );
     }
-    Ok(())
 }
 
 const CALLBACK_COLUMNS: &str = "id, operator, iccid, eid, profile_type, point, failure_subject, \
@@ -54,7 +53,7 @@ impl SqlStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        // One statement, atomic on its own: no explicit transaction needed.
         let sql = format!(
             "UPDATE callbacks SET lease_until = $1, attempts = attempts + 1 WHERE id IN (
                SELECT id FROM callbacks WHERE delivered_at IS NULL AND next_attempt_at <= $2
@@ -66,10 +65,9 @@ impl SqlStore {
             .bind(now.millis().saturating_add(lease_ms))
             .bind(now.millis())
             .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await
             .map_err(backend_err)?;
-        tx.commit().await.map_err(backend_err)?;
         let mut out = rows
             .iter()
             .map(callback_row)
@@ -78,17 +76,24 @@ impl SqlStore {
         Ok(out)
     }
 
-    pub(crate) async fn callback_delivered_impl(
+    pub(crate) async fn callbacks_delivered_impl(
         &self,
-        id: i64,
+        ids: &[i64],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE callbacks SET delivered_at = $2, lease_until = NULL, last_error = NULL WHERE id = $1")
-            .bind(id)
-            .bind(now.millis())
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE callbacks SET delivered_at = $1, lease_until = NULL, last_error = NULL WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now.millis());
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&self.pool).await.map_err(backend_err)?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ mod profiles;
 mod rows;
 mod sessions;
 mod smdp_store;
+mod writes;
 
 pub use connect::{Backend, Durability, StoreOptions};
 

@@ -11,12 +11,14 @@ use ferrosim_smdp::time::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Transaction};
 
+use crate::Backend;
 use crate::SqlStore;
-use crate::callbacks::insert_events;
+use crate::callbacks::event_writes;
 use crate::personalisation::{decode_personalisation, encode_personalisation};
 use crate::rows::{
     backend_err, col, corrupt, hash32, iccid, operator, opt_eid, opt_matching_id, opt_tid, u32_of,
 };
+use crate::writes::Writes;
 
 /// The columns of a profile row that make up a [`ProfileRecord`].
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
@@ -50,7 +52,9 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(backend_err)?;
-            write_profile(&mut tx, &p.record).await?;
+            let mut writes = Writes::default();
+            profile_write(&mut writes, &p.record);
+            writes.execute(&mut tx, self.backend).await?;
         }
         tx.commit().await.map_err(backend_err)?;
         Ok(profiles.len() as u64)
@@ -146,7 +150,7 @@ impl SqlStore {
         let before = record.clone();
         let mut events = Vec::new();
         let out = f(&mut record, &mut events);
-        commit_profile_change(tx, &before, &record, &events).await?;
+        commit_profile_change(tx, self.backend, &before, &record, &events).await?;
         Ok(Some(out))
     }
 
@@ -233,6 +237,7 @@ impl SqlStore {
 /// Writes a changed record and the events, then commits.
 pub(crate) async fn commit_profile_change(
     mut tx: Transaction<'static, Any>,
+    backend: Backend,
     before: &ProfileRecord,
     after: &ProfileRecord,
     events: &[ProgressEvent],
@@ -242,58 +247,56 @@ pub(crate) async fn commit_profile_change(
             "a transition tried to change a profile's ICCID or operator".into(),
         ));
     }
+    let mut writes = Writes::default();
     if after != before {
-        write_profile(&mut tx, after).await?;
+        profile_write(&mut writes, after);
     }
-    insert_events(&mut tx, events).await?;
+    event_writes(&mut writes, events);
+    writes.execute(&mut tx, backend).await?;
     tx.commit().await.map_err(backend_err)
 }
 
-/// Writes every mutable column of a profile record.
-pub(crate) async fn write_profile(
-    tx: &mut Transaction<'static, Any>,
-    r: &ProfileRecord,
-) -> Result<(), StoreError> {
+/// Updates every mutable column of a profile record.
+const UPDATE_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \
+     cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10, \
+     session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, failure_error_reason = $14, \
+     failure_message = $15, updated_at = $16 WHERE iccid = $1";
+
+/// Queues the update of every mutable column of a profile record.
+pub(crate) fn profile_write(w: &mut Writes, r: &ProfileRecord) {
     let o = r.order.as_ref();
     let failure = o.and_then(|o| o.failure.as_ref());
-    sqlx::query(
-        "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, cc_hash = $6,
-         cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10,
-         session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13,
-         failure_error_reason = $14, failure_message = $15, updated_at = $16 WHERE iccid = $1",
-    )
-    .bind(r.iccid.as_str())
-    .bind(r.state.as_str())
-    .bind(i64::from(o.is_some()))
-    .bind(o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()))
-    .bind(
-        o.and_then(|o| o.matching_id.as_ref())
-            .map(|m| m.as_str().to_owned()),
-    )
-    .bind(
-        o.and_then(|o| o.confirmation.as_ref())
-            .map(|c| c.hash.to_vec()),
-    )
-    .bind(i64::from(
-        o.and_then(|o| o.confirmation.as_ref())
-            .map_or(0, |c| c.failed_attempts),
-    ))
-    .bind(o.and_then(|o| o.smds_address.clone()))
-    .bind(o.map(|o| o.created_at.millis()))
-    .bind(o.map(|o| o.expires_at.millis()))
-    .bind(
-        o.and_then(|o| o.session.as_ref())
-            .map(|t| t.as_bytes().to_vec()),
-    )
-    .bind(i64::from(o.map_or(0, |o| o.download_attempts)))
-    .bind(failure.and_then(|f| f.bpp_command_id))
-    .bind(failure.and_then(|f| f.error_reason))
-    .bind(failure.map(|f| f.message.clone()))
-    .bind(r.updated_at.millis())
-    .execute(&mut **tx)
-    .await
-    .map_err(backend_err)?;
-    Ok(())
+    w.push(
+        UPDATE_PROFILE,
+        vec![
+            r.iccid.as_str().into(),
+            r.state.as_str().into(),
+            i64::from(o.is_some()).into(),
+            o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()).into(),
+            o.and_then(|o| o.matching_id.as_ref())
+                .map(|m| m.as_str().to_owned())
+                .into(),
+            o.and_then(|o| o.confirmation.as_ref())
+                .map(|c| c.hash.to_vec())
+                .into(),
+            i64::from(
+                o.and_then(|o| o.confirmation.as_ref())
+                    .map_or(0, |c| c.failed_attempts),
+            )
+            .into(),
+            o.and_then(|o| o.smds_address.clone()).into(),
+            o.map(|o| o.created_at.millis()).into(),
+            o.map(|o| o.expires_at.millis()).into(),
+            o.and_then(|o| o.session.as_ref())
+                .map(|t| t.as_bytes().to_vec())
+                .into(),
+            i64::from(o.map_or(0, |o| o.download_attempts)).into(),
+            failure.and_then(|f| f.bpp_command_id).into(),
+            failure.and_then(|f| f.error_reason).into(),
+            failure.map(|f| f.message.clone()).into(),
+            r.updated_at.millis().into(),
+        ],
+    );
 }
 
 /// Reads a [`ProfileRecord`] from a row selected with [`PROFILE_COLUMNS`].

@@ -5,13 +5,14 @@ use ferrosim_smdp::order::{ProfileRecord, ProgressEvent};
 use ferrosim_smdp::session::{SessionRecord, SessionState};
 use ferrosim_smdp::store::{ProfileSelector, StoreError};
 use ferrosim_smdp::time::Timestamp;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
 
 use crate::SqlStore;
-use crate::callbacks::insert_events;
-use crate::profiles::write_profile;
+use crate::callbacks::event_writes;
+use crate::profiles::profile_write;
 use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid};
+use crate::writes::{Val, Writes, bind_all};
 
 const SESSION_COLUMNS: &str = "transaction_id, state, created_at, expires_at, updated_at, \
      euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, cc_required, \
@@ -22,7 +23,7 @@ impl SqlStore {
         let sql = format!(
             "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         );
-        bind_session(sqlx::query(AssertSqlSafe(sql)), s)
+        bind_all(sqlx::query(AssertSqlSafe(sql)), session_vals(s))
             .execute(&self.pool)
             .await
             .map_err(backend_err)?;
@@ -81,8 +82,9 @@ impl SqlStore {
                 "a step tried to change a session's id".into(),
             ));
         }
+        let mut writes = Writes::default();
         if session != session_before {
-            write_session(&mut tx, &session).await?;
+            writes.push(UPDATE_SESSION, session_vals(&session));
         }
         if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
             if after.iccid != before.iccid {
@@ -91,10 +93,11 @@ impl SqlStore {
                 ));
             }
             if after != before {
-                write_profile(&mut tx, after).await?;
+                profile_write(&mut writes, after);
             }
         }
-        insert_events(&mut tx, &events).await?;
+        event_writes(&mut writes, &events);
+        writes.execute(&mut tx, self.backend).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(Some(out))
     }
@@ -109,38 +112,29 @@ impl SqlStore {
     }
 }
 
-async fn write_session(
-    tx: &mut Transaction<'static, Any>,
-    s: &SessionRecord,
-) -> Result<(), StoreError> {
-    let sql = "UPDATE sessions SET state = $2, created_at = $3, expires_at = $4, updated_at = $5, \
-         euicc_challenge = $6, server_challenge = $7, ci_key_id = $8, eid = $9, \
-         euicc_public_key = $10, iccid = $11, cc_required = $12, smdp_signature2 = $13, \
-         euicc_otpk = $14 WHERE transaction_id = $1";
-    bind_session(sqlx::query(sql), s)
-        .execute(&mut **tx)
-        .await
-        .map_err(backend_err)?;
-    Ok(())
-}
+/// Updates every column of a session.
+const UPDATE_SESSION: &str = "UPDATE sessions SET state = $2, created_at = $3, expires_at = $4, updated_at = $5, \
+     euicc_challenge = $6, server_challenge = $7, ci_key_id = $8, eid = $9, euicc_public_key = $10, iccid = $11, \
+     cc_required = $12, smdp_signature2 = $13, euicc_otpk = $14 WHERE transaction_id = $1";
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
-fn bind_session<'q>(q: AnyQuery<'q>, s: &SessionRecord) -> AnyQuery<'q> {
-    q.bind(s.transaction_id.as_bytes().to_vec())
-        .bind(s.state.as_str())
-        .bind(s.created_at.millis())
-        .bind(s.expires_at.millis())
-        .bind(s.updated_at.millis())
-        .bind(s.euicc_challenge.clone())
-        .bind(s.server_challenge.clone())
-        .bind(s.ci_key_id.clone())
-        .bind(s.eid.as_ref().map(|e| e.to_string()))
-        .bind(s.euicc_public_key.clone())
-        .bind(s.iccid.as_ref().map(|i| i.as_str().to_owned()))
-        .bind(i64::from(s.cc_required))
-        .bind(s.smdp_signature2.clone())
-        .bind(s.euicc_otpk.clone())
+/// The values of a session in [`SESSION_COLUMNS`] order.
+fn session_vals(s: &SessionRecord) -> Vec<Val> {
+    vec![
+        s.transaction_id.as_bytes().to_vec().into(),
+        s.state.as_str().into(),
+        s.created_at.millis().into(),
+        s.expires_at.millis().into(),
+        s.updated_at.millis().into(),
+        s.euicc_challenge.clone().into(),
+        s.server_challenge.clone().into(),
+        s.ci_key_id.clone().into(),
+        s.eid.as_ref().map(|e| e.to_string()).into(),
+        s.euicc_public_key.clone().into(),
+        s.iccid.as_ref().map(|i| i.as_str().to_owned()).into(),
+        i64::from(s.cc_required).into(),
+        s.smdp_signature2.clone().into(),
+        s.euicc_otpk.clone().into(),
+    ]
 }
 
 fn session_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {

@@ -114,8 +114,8 @@ impl Store for SqlStore {
         self.claim_callbacks_impl(now, lease_ms, limit).await
     }
 
-    async fn callback_delivered(&self, id: i64, now: Timestamp) -> StoreResult<()> {
-        self.callback_delivered_impl(id, now).await
+    async fn callbacks_delivered(&self, ids: &[i64], now: Timestamp) -> StoreResult<()> {
+        self.callbacks_delivered_impl(ids, now).await
     }
 
     async fn callback_failed(

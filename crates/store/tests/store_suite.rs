@@ -331,7 +331,7 @@ async fn callbacks_are_leased_once_and_retried() {
                 .is_empty()
         );
         store
-            .callback_delivered(a[0].id, Timestamp(30))
+            .callbacks_delivered(&[a[0].id], Timestamp(30))
             .await
             .unwrap();
         store

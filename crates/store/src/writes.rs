@@ -1,0 +1,163 @@
+//! The writes of one transaction, sent in as few round trips as the backend
+//! allows.
+//!
+//! Each round trip to SQLite costs a hand-off to sqlx's connection thread and
+//! back; with one writer connection these hand-offs bound the whole SM-DP+.
+//! SQLite runs several statements of one query string with shared bind
+//! parameters, so the row updates and outbox inserts of a transaction go as
+//! one query there; PostgreSQL prepares each statement, so they go one by one.
+
+use sqlx::any::AnyArguments;
+use sqlx::{Any, AssertSqlSafe, Transaction};
+
+use ferrosim_smdp::store::StoreError;
+
+use crate::Backend;
+use crate::rows::backend_err;
+
+/// A bind value.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    /// An integer (or NULL).
+    Int(Option<i64>),
+    /// Text (or NULL).
+    Text(Option<String>),
+    /// Bytes (or NULL).
+    Bytes(Option<Vec<u8>>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(Some(v))
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Self {
+        Val::Bytes(Some(v))
+    }
+}
+impl From<Option<Vec<u8>>> for Val {
+    fn from(v: Option<Vec<u8>>) -> Self {
+        Val::Bytes(v)
+    }
+}
+
+/// Statements (each with placeholders `$1..$n`) and their values.
+#[derive(Debug, Default)]
+pub(crate) struct Writes {
+    statements: Vec<(&'static str, Vec<Val>)>,
+}
+
+impl Writes {
+    /// Adds a statement.
+    pub(crate) fn push(&mut self, sql: &'static str, vals: Vec<Val>) {
+        self.statements.push((sql, vals));
+    }
+
+    /// Runs every statement inside `tx`.
+    pub(crate) async fn execute(
+        self,
+        tx: &mut Transaction<'static, Any>,
+        backend: Backend,
+    ) -> Result<(), StoreError> {
+        if self.statements.is_empty() {
+            return Ok(());
+        }
+        match backend {
+            Backend::Sqlite => {
+                let mut sql = String::new();
+                let mut args = Vec::new();
+                for (stmt, vals) in self.statements {
+                    sql.push_str(&renumber(stmt, args.len()));
+                    sql.push_str(";\n");
+                    args.extend(vals);
+                }
+                bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(backend_err)?;
+            }
+            Backend::Postgres => {
+                for (stmt, vals) in self.statements {
+                    bind_all(sqlx::query(stmt), vals)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
+
+pub(crate) fn bind_all(mut q: AnyQuery<'_>, vals: Vec<Val>) -> AnyQuery<'_> {
+    for v in vals {
+        q = match v {
+            Val::Int(i) => q.bind(i),
+            Val::Text(t) => q.bind(t),
+            Val::Bytes(b) => q.bind(b),
+        };
+    }
+    q
+}
+
+/// `$n` becomes `$(n + offset)`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&format!("${}", n + offset)),
+            Err(_) => {
+                out.push('$');
+                out.push_str(&digits);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn placeholders_are_shifted() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1, b = $12 WHERE c = $2", 14),
+            "UPDATE t SET a = $15, b = $26 WHERE c = $16"
+        );
+        assert_eq!(renumber("SELECT 1", 3), "SELECT 1");
+    }
+}
