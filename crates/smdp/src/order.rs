@@ -755,7 +755,12 @@ impl ProfileRecord {
     }
 
     /// ES9+ `cancelSession` by session `tid`. Postponed or timed-out downloads
-    /// may be retried; other reasons end the order in `Error`.
+    /// (and undefined reasons, such as a lost connection) may be retried;
+    /// other reasons end the order in `Error`. A retry stays possible after
+    /// the package was issued (`Downloaded`): the eUICC signed the
+    /// cancellation of this session, so the session's package can no longer
+    /// be installed, and only the eUICC it was issued to may download again
+    /// ([`ProfileRecord::bind_session`]).
     pub fn cancel_session(
         &mut self,
         tid: &TransactionId,
@@ -766,7 +771,7 @@ impl ProfileRecord {
     ) -> Transition {
         self.require_session(tid, &[ProfileState::Released, ProfileState::Downloaded])?;
         let status = StatusCode::PROFILE_UNAVAILABLE;
-        if reason.allows_retry() && self.state == ProfileState::Released {
+        if reason.allows_retry() {
             if let Some(order) = self.order.as_mut() {
                 order.session = None;
             }

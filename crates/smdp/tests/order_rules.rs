@@ -163,6 +163,46 @@ fn download_retry_after_a_lost_package() {
     }
 }
 
+/// The answer to getBoundProfilePackage was lost and the device cancelled
+/// the session (undefined reason, signed by the eUICC): the order waits for
+/// the same eUICC to try again; a cancellation for a failed load ends it.
+#[test]
+fn cancelled_after_a_lost_package_the_same_euicc_retries() {
+    let policy = OrderPolicy::default();
+    let mut p = released(None, None);
+    let mut ev = Vec::new();
+    let now = Timestamp(2_000);
+    p.bind_session(&tid(1), &eid(1), now, &policy, &mut ev)
+        .unwrap();
+    p.mark_downloaded(&tid(1), &eid(1), now, &mut ev).unwrap();
+    p.cancel_session(
+        &tid(1),
+        Some(&eid(1)),
+        CancelReason::Undefined(127),
+        now,
+        &mut ev,
+    )
+    .unwrap();
+    assert_eq!(p.state, ProfileState::Downloaded);
+    assert_eq!(p.order.as_ref().unwrap().session, None);
+    assert!(
+        p.bind_session(&tid(2), &eid(2), now, &policy, &mut ev)
+            .is_err()
+    );
+    p.bind_session(&tid(3), &eid(1), now, &policy, &mut ev)
+        .unwrap();
+    p.mark_downloaded(&tid(3), &eid(1), now, &mut ev).unwrap();
+    p.cancel_session(
+        &tid(3),
+        Some(&eid(1)),
+        CancelReason::LoadBppExecutionError,
+        now,
+        &mut ev,
+    )
+    .unwrap();
+    assert_eq!(p.state, ProfileState::Error);
+}
+
 /// Download retries of a downloaded order end at the attempt limit.
 #[test]
 fn download_retries_are_limited() {

@@ -15,8 +15,10 @@ use crate::time::Timestamp;
 
 impl<S: Store> Smdp<S> {
     /// Ends a session at the device's request, after checking the eUICC's
-    /// signature over the cancellation. Postponed or timed-out downloads may
-    /// be retried; other reasons end the order in `error`.
+    /// signature over the cancellation. Postponed, timed-out and undefined
+    /// (e.g. lost connection) cancellations leave the order open for another
+    /// attempt, also after its package was issued (by the same eUICC only);
+    /// other reasons end the order in `error`.
     pub async fn cancel_session(
         &self,
         req: &CancelSessionRequest,
