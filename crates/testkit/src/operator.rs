@@ -1,0 +1,234 @@
+//! The operator's side of ES2+ for tests that talk to an SM-DP+ they did not
+//! start in-process (a `ferrosim serve` child, another instance): orders
+//! placed over HTTPS with the operator's token, trusting the test CI, and a
+//! callback endpoint that takes its time to acknowledge, so that a test can
+//! stop the SM-DP+ while callbacks are in flight.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+use crate::OPERATOR;
+
+/// An ES2+ client of one operator.
+#[derive(Debug, Clone)]
+pub struct Es2Client {
+    base_url: String,
+    token: String,
+    operator: String,
+    http: reqwest::Client,
+}
+
+impl Es2Client {
+    /// Calls `base_url` (`https://host:port`) as the sandbox operator
+    /// ([`OPERATOR`]) with `token`, trusting the CI certificate `ci_pem`.
+    pub fn new(base_url: &str, token: &str, ci_pem: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes())?])
+            .build()?;
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            operator: OPERATOR.to_owned(),
+            http,
+        })
+    }
+
+    /// POSTs `function` with `body` (a header is added when absent) and
+    /// returns the answer; fails unless the function executed successfully.
+    pub async fn call(&self, function: &str, mut body: Value) -> anyhow::Result<Value> {
+        if body.get("header").is_none() {
+            body["header"] = json!({
+                "functionRequesterIdentifier": self.operator,
+                "functionCallIdentifier": format!("test-{function}-{:016x}", rand::random::<u64>()),
+            });
+        }
+        let answer: Value = self
+            .http
+            .post(format!("{}/gsma/rsp2/es2plus/{function}", self.base_url))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::ensure!(
+            answer["header"]["functionExecutionStatus"]["status"] == "Executed-Success",
+            "{function} failed: {answer}"
+        );
+        Ok(answer)
+    }
+
+    /// Orders a profile of `profile_type` (`downloadOrder`, linked to `eid`
+    /// when given) and releases it (`confirmOrder` with `releaseFlag`).
+    /// Returns `(iccid, matching id)`.
+    pub async fn order(
+        &self,
+        profile_type: &str,
+        eid: Option<&str>,
+    ) -> anyhow::Result<(String, String)> {
+        let r = self
+            .call(
+                "downloadOrder",
+                json!({"profileType": profile_type, "eid": eid}),
+            )
+            .await?;
+        let iccid = r["iccid"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("downloadOrder without iccid: {r}"))?
+            .to_owned();
+        let r = self
+            .call(
+                "confirmOrder",
+                json!({"iccid": iccid, "eid": eid, "releaseFlag": true}),
+            )
+            .await?;
+        let matching_id = r["matchingId"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("confirmOrder without matchingId: {r}"))?
+            .to_owned();
+        Ok((iccid, matching_id))
+    }
+}
+
+/// An operator's callback endpoint on 127.0.0.1 (plain HTTP) that records
+/// each callback when it arrives and acknowledges it (204) only after a
+/// delay. A callback that arrived but is not yet acknowledged is *in
+/// flight*: if the SM-DP+ dies then, it has reached the operator but the
+/// SM-DP+ does not know.
+pub struct SlowCallbackEndpoint {
+    /// Its URL.
+    pub url: String,
+    shared: Arc<Shared>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+struct Shared {
+    received: Mutex<Vec<Value>>,
+    in_flight: Mutex<Vec<Value>>,
+    answering: AtomicUsize,
+    delay: Duration,
+}
+
+impl SlowCallbackEndpoint {
+    /// Listens on a free port; acknowledges each callback `delay` after it arrived.
+    pub async fn start(delay: Duration) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            received: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(Vec::new()),
+            answering: AtomicUsize::new(0),
+            delay,
+        });
+        let app = Router::new()
+            .route("/callback", post(slow_record))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            url: format!("http://{addr}/callback"),
+            shared,
+            _task: task,
+        })
+    }
+
+    /// Every callback that arrived (acknowledged or not), in order.
+    pub fn received(&self) -> Vec<Value> {
+        self.shared
+            .received
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Callbacks that arrived and are waiting for their acknowledgement now.
+    pub fn in_flight(&self) -> Vec<Value> {
+        self.shared
+            .in_flight
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many callbacks are waiting for their acknowledgement now.
+    pub fn in_flight_count(&self) -> usize {
+        self.shared.answering.load(Ordering::SeqCst)
+    }
+}
+
+/// Removes its callback from the in-flight list when the request ends,
+/// answered or abandoned (the SM-DP+ hung up).
+struct InFlight {
+    shared: Arc<Shared>,
+    body: Value,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared.answering.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut v) = self.shared.in_flight.lock()
+            && let Some(i) = v.iter().position(|b| *b == self.body)
+        {
+            v.swap_remove(i);
+        }
+    }
+}
+
+async fn slow_record(State(shared): State<Arc<Shared>>, body: String) -> StatusCode {
+    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    if let Ok(mut v) = shared.received.lock() {
+        v.push(body.clone());
+    }
+    if let Ok(mut v) = shared.in_flight.lock() {
+        v.push(body.clone());
+    }
+    shared.answering.fetch_add(1, Ordering::SeqCst);
+    let _guard = InFlight {
+        shared: Arc::clone(&shared),
+        body,
+    };
+    tokio::time::sleep(shared.delay).await;
+    StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn slow_endpoint_records_on_arrival_and_answers_late() {
+        let endpoint = SlowCallbackEndpoint::start(Duration::from_millis(300))
+            .await
+            .expect("endpoint");
+        let client = reqwest::Client::new();
+        let url = endpoint.url.clone();
+        let call = tokio::spawn(async move {
+            client
+                .post(url)
+                .body(r#"{"n":1}"#)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while endpoint.in_flight_count() == 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(endpoint.in_flight(), vec![json!({"n": 1})]);
+        assert_eq!(endpoint.received(), vec![json!({"n": 1})]);
+        let status = call.await.expect("task").expect("answer");
+        assert_eq!(status, 204);
+        assert_eq!(endpoint.in_flight_count(), 0);
+        assert!(endpoint.in_flight().is_empty());
+        assert_eq!(endpoint.received().len(), 1);
+    }
+}
