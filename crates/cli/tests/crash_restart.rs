@@ -36,14 +36,15 @@ use ferrosim_asn1::json::es9::{
 };
 use ferrosim_lpa::{Es9Client, Es9ClientError, SmdpAddress};
 use ferrosim_pki::{TestPki, TestPkiOptions};
-use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::operator::{Es2Client, SlowCallbackEndpoint};
-use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
+use ferrosim_testkit::serve::ServeCommand;
 use ferrosim_testkit::{audit, fresh_postgres};
 use tokio::sync::Mutex;
 
-use common::{Device, FERROSIM, https_client, order_devices, spawn, wait_for_outbox};
+use common::{
+    Device, FERROSIM, https_client, order_devices, restart, seed, spawn, wait_for_outbox,
+};
 
 const DEVICES: usize = 100;
 /// Downloads that end before the kill.
@@ -417,45 +418,6 @@ async fn crash_and_recover(database_url: Option<String>) {
     );
     store.close().await;
     drop(server);
-}
-
-/// Creates the operator (callbacks to `callback_url`), the profile type and
-/// the profiles; returns the operator's token.
-async fn seed(url: &str, callback_url: &str, profiles: u64) -> String {
-    let store = SqlStore::connect(url, &StoreOptions::default())
-        .await
-        .unwrap();
-    let token = sandbox::seed(
-        &store,
-        &SandboxOptions {
-            profiles,
-            callback_url: Some(callback_url.to_owned()),
-            ..SandboxOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    store.close().await;
-    token
-}
-
-/// Starts the server again on the port of the killed one (retrying while
-/// the port is not yet free).
-async fn restart(command: &ServeCommand, killed: &ServeProcess) -> ServeProcess {
-    let command = command.clone().listen(killed.local_addr());
-    let mut last = None;
-    for _ in 0..20 {
-        let c = command.clone();
-        match tokio::task::spawn_blocking(move || c.spawn())
-            .await
-            .unwrap()
-        {
-            Ok(p) => return p,
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("cannot restart on {}: {:?}", killed.local_addr(), last);
 }
 
 /// How many orders are in each state (read while no server runs).

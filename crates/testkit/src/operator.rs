@@ -5,7 +5,7 @@
 //! stop the SM-DP+ while callbacks are in flight.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,7 +102,8 @@ impl Es2Client {
 /// each callback when it arrives and acknowledges it (204) only after a
 /// delay. A callback that arrived but is not yet acknowledged is *in
 /// flight*: if the SM-DP+ dies then, it has reached the operator but the
-/// SM-DP+ does not know.
+/// SM-DP+ does not know. While the endpoint is *down* ([`Self::set_down`])
+/// it refuses callbacks with 503 at once and records nothing but the count.
 pub struct SlowCallbackEndpoint {
     /// Its URL.
     pub url: String,
@@ -114,6 +115,8 @@ struct Shared {
     received: Mutex<Vec<Value>>,
     in_flight: Mutex<Vec<Value>>,
     answering: AtomicUsize,
+    refused: AtomicUsize,
+    down: AtomicBool,
     delay: Duration,
 }
 
@@ -124,6 +127,8 @@ impl SlowCallbackEndpoint {
             received: Mutex::new(Vec::new()),
             in_flight: Mutex::new(Vec::new()),
             answering: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
             delay,
         });
         let app = Router::new()
@@ -159,6 +164,16 @@ impl SlowCallbackEndpoint {
             .unwrap_or_default()
     }
 
+    /// Refuse (`true`, HTTP 503) or accept callbacks from now on.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Callbacks refused while down.
+    pub fn refused(&self) -> usize {
+        self.shared.refused.load(Ordering::SeqCst)
+    }
+
     /// How many callbacks are waiting for their acknowledgement now.
     pub fn in_flight_count(&self) -> usize {
         self.shared.answering.load(Ordering::SeqCst)
@@ -184,6 +199,10 @@ impl Drop for InFlight {
 }
 
 async fn slow_record(State(shared): State<Arc<Shared>>, body: String) -> StatusCode {
+    if shared.down.load(Ordering::SeqCst) {
+        shared.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
     let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
     if let Ok(mut v) = shared.received.lock() {
         v.push(body.clone());
@@ -229,6 +248,18 @@ mod tests {
         assert_eq!(status, 204);
         assert_eq!(endpoint.in_flight_count(), 0);
         assert!(endpoint.in_flight().is_empty());
+        assert_eq!(endpoint.received().len(), 1);
+
+        endpoint.set_down(true);
+        let status = reqwest::Client::new()
+            .post(&endpoint.url)
+            .body("{}")
+            .send()
+            .await
+            .expect("answer")
+            .status();
+        assert_eq!(status.as_u16(), 503);
+        assert_eq!(endpoint.refused(), 1);
         assert_eq!(endpoint.received().len(), 1);
     }
 }

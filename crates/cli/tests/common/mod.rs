@@ -21,8 +21,9 @@ use ferrosim_lpa::{
     SmdpAddress, download_profile, process_notifications,
 };
 use ferrosim_pki::TestPki;
+use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_smdp::store::Store;
-use ferrosim_store::SqlStore;
+use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::PROFILE_TYPE;
 use ferrosim_testkit::operator::Es2Client;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
@@ -333,4 +334,43 @@ impl<C: Es9Client> Es9Client for Counting<C> {
         self.count(address, "cancelSession", &r);
         r
     }
+}
+
+/// Creates the operator (callbacks to `callback_url`), the profile type and
+/// the profiles; returns the operator's token.
+pub async fn seed(url: &str, callback_url: &str, profiles: u64) -> String {
+    let store = SqlStore::connect(url, &StoreOptions::default())
+        .await
+        .expect("seeding");
+    let token = sandbox::seed(
+        &store,
+        &SandboxOptions {
+            profiles,
+            callback_url: Some(callback_url.to_owned()),
+            ..SandboxOptions::default()
+        },
+    )
+    .await
+    .expect("seeding");
+    store.close().await;
+    token
+}
+
+/// Starts the server again on the port of the killed one (retrying while
+/// the port is not yet free).
+pub async fn restart(command: &ServeCommand, killed: &ServeProcess) -> ServeProcess {
+    let command = command.clone().listen(killed.local_addr());
+    let mut last = None;
+    for _ in 0..20 {
+        let c = command.clone();
+        match tokio::task::spawn_blocking(move || c.spawn())
+            .await
+            .expect("spawn task")
+        {
+            Ok(p) => return p,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("cannot restart on {}: {:?}", killed.local_addr(), last);
 }
