@@ -4,7 +4,7 @@ use ferrosim_asn1::json::es9::{AuthenticateClientRequest, AuthenticateClientResp
 use ferrosim_asn1::json::{Base64, ResponseHeader};
 use ferrosim_asn1::rasn::types::OctetString;
 use ferrosim_asn1::tlv::Tlv;
-use ferrosim_asn1::{decode_der, encode_der, rsp, signed};
+use ferrosim_asn1::{encode_der, rsp, signed};
 use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_pki::verify_euicc_chain;
 use tracing::{debug, info};
@@ -29,29 +29,17 @@ impl<S: Store> Smdp<S> {
         let cfg = &self.config;
         let tid = parse_tid(&req.transaction_id)?;
         let bytes = &req.authenticate_server_response.0;
-        let response: rsp::AuthenticateServerResponse =
-            decode_der(bytes).map_err(bad_der("authenticateServerResponse"))?;
-        let ok = match response {
-            rsp::AuthenticateServerResponse::authenticateResponseOk(ok) => ok,
-            rsp::AuthenticateServerResponse::authenticateResponseError(err) => {
-                return Err(Es9Error::EuiccError {
-                    message: "AuthenticateServerResponse",
-                    code: i64::try_from(&err.authenticate_error_code.0).unwrap_or(-1),
-                });
-            }
-            _ => {
-                return Err(Es9Error::BadRequest(
-                    "unknown AuthenticateServerResponse".into(),
-                ));
-            }
-        };
+        // Read by tag rather than decoded whole: euiccInfo2 grows with every
+        // SGP.22 version, and an eUICC newer than our ASN.1 module must still
+        // authenticate. What is signed is checked over the received bytes.
+        let ok = EuiccSigned1Fields::read(bytes)?;
         let session = self
             .store
             .session(&tid)
             .await?
             .filter(|s| s.is_live(now) && s.state == SessionState::Initiated)
             .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        if ok.euicc_signed1.transaction_id.0.as_ref() != tid.as_bytes() {
+        if ok.transaction_id != tid.as_bytes() {
             return Err(Es9Error::UnknownTransaction(tid.to_hex()));
         }
 
@@ -67,21 +55,15 @@ impl<S: Store> Smdp<S> {
             .verifying_key()
             .verify_raw(parts.signed, parts.signature)
             .map_err(|_| Es9Error::EuiccSignature("euiccSigned1"))?;
-        if ok.euicc_signed1.server_challenge.0.as_ref() != session.server_challenge.as_slice() {
+        if ok.server_challenge != session.server_challenge.as_slice() {
             return Err(Es9Error::ServerChallengeMismatch);
         }
-        if !cfg.is_our_address(&ok.euicc_signed1.server_address) {
-            return Err(Es9Error::AddressRefused(
-                ok.euicc_signed1.server_address.clone(),
-            ));
+        if !cfg.is_our_address(&ok.server_address) {
+            return Err(Es9Error::AddressRefused(ok.server_address.clone()));
         }
 
         // Which order: by matching id, or (none given) the EID's released order.
-        let rsp::CtxParams1::ctxParamsForCommonAuthentication(ctx) = &ok.euicc_signed1.ctx_params1
-        else {
-            return Err(Es9Error::BadRequest("unsupported ctxParams1".into()));
-        };
-        let selector = match ctx.matching_id.as_deref().filter(|m| !m.is_empty()) {
+        let selector = match ok.matching_id.as_deref().filter(|m| !m.is_empty()) {
             Some(m) => ProfileSelector::MatchingId(
                 MatchingId::new(m).map_err(|_| Es9Error::MatchingIdRefused)?,
             ),
@@ -182,5 +164,60 @@ fn certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
         _ => Err(Es9Error::BadRequest(
             "authenticateServerResponse lacks certificates".into(),
         )),
+    }
+}
+
+/// The fields of an AuthenticateServerResponse (BF38) the SM-DP+ acts on,
+/// read by tag from the received bytes.
+struct EuiccSigned1Fields {
+    transaction_id: Vec<u8>,
+    server_address: String,
+    server_challenge: Vec<u8>,
+    matching_id: Option<String>,
+}
+
+impl EuiccSigned1Fields {
+    fn read(bytes: &[u8]) -> Result<Self, Es9Error> {
+        let bad = |what: &str| Es9Error::BadRequest(format!("authenticateServerResponse: {what}"));
+        let tlv = |e: ferrosim_asn1::tlv::TlvError| bad(&e.to_string());
+        let outer = Tlv::parse_tagged(bytes, 0xBF38).map_err(tlv)?;
+        let first = outer
+            .children()
+            .next()
+            .ok_or_else(|| bad("empty"))?
+            .map_err(tlv)?;
+        match first.tag {
+            0xA0 => {}
+            0xA1 => {
+                // authenticateResponseError { [0] transactionId, authenticateErrorCode INTEGER }
+                let code = first
+                    .find(0x02)
+                    .map_err(tlv)?
+                    .filter(|c| (1..=8).contains(&c.value.len()))
+                    .map(|c| {
+                        c.value
+                            .iter()
+                            .fold(i64::from(c.value[0] as i8) >> 8, |acc, b| {
+                                (acc << 8) | i64::from(*b)
+                            })
+                    })
+                    .unwrap_or(-1);
+                return Err(Es9Error::EuiccError {
+                    message: "AuthenticateServerResponse",
+                    code,
+                });
+            }
+            _ => return Err(bad("unknown alternative")),
+        }
+        let signed1 = first.require(0x30).map_err(tlv)?;
+        let utf8 =
+            |t: Tlv<'_>| String::from_utf8(t.value.to_vec()).map_err(|_| bad("text is not UTF-8"));
+        let ctx = signed1.require(0xA0).map_err(tlv)?;
+        Ok(Self {
+            transaction_id: signed1.require(0x80).map_err(tlv)?.value.to_vec(),
+            server_address: utf8(signed1.require(0x83).map_err(tlv)?)?,
+            server_challenge: signed1.require(0x84).map_err(tlv)?.value.to_vec(),
+            matching_id: ctx.find(0x80).map_err(tlv)?.map(utf8).transpose()?,
+        })
     }
 }
