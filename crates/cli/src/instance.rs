@@ -111,12 +111,12 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         Some(k) => Some(Pkcs11Keys {
             module: k.module.clone(),
             token: k.token.clone(),
-            pin: std::env::var(&k.pin_env).with_context(|| {
+            pin: zeroize::Zeroizing::new(std::env::var(&k.pin_env).with_context(|| {
                 format!(
                     "the PKCS#11 PIN must be in the environment variable {}",
                     k.pin_env
                 )
-            })?,
+            })?),
             dpauth_label: k.dpauth_label.clone(),
             dppb_label: k.dppb_label.clone(),
         }),

@@ -12,6 +12,7 @@ use ferrosim_pki::{CertRole, Oid, RspCertificate, TestPki, TestPkiOptions, Trust
 use ferrosim_smdp::Credential;
 use thiserror::Error;
 use tracing::info;
+use zeroize::Zeroizing;
 
 use crate::TlsIdentity;
 
@@ -89,8 +90,8 @@ pub struct Pkcs11Keys {
     pub module: PathBuf,
     /// Token label.
     pub token: String,
-    /// User PIN.
-    pub pin: String,
+    /// User PIN (wiped from memory when dropped).
+    pub pin: Zeroizing<String>,
     /// CKA_LABEL of the DPauth key.
     pub dpauth_label: String,
     /// CKA_LABEL of the DPpb key.
