@@ -36,9 +36,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let address = cfg.smdp_address(local.port());
         let inst = instance::open(&cfg, &address).await?;
         let server = ferrosim_server::start(listener, inst.smdp, inst.server_options).await?;
+        let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
         println!("ferrosim SM-DP+ listening on https://{local} as {address}");
-        shutdown_signal().await;
+        signal.await;
         info!("shutting down");
         server.shutdown(Duration::from_secs(10)).await;
         inst.store.close().await;
@@ -46,25 +47,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Registers for SIGTERM and Ctrl-C now (so a signal sent right after the
+/// listening line is handled) and returns a future that ends on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -8,7 +8,6 @@
 //! outbox id) lets the operator drop the repeat.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -19,7 +18,7 @@ use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::store::{CallbackRecord, Store};
 use ferrosim_smdp::time::Timestamp;
 use rand::RngExt;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::http::status_data;
@@ -58,7 +57,11 @@ impl Default for CallbackOptions {
 }
 
 /// The worker loop; ends when `stop` is notified.
-pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, stop: Arc<Notify>) {
+pub(crate) async fn run<S: Store + Clone>(
+    smdp: Smdp<S>,
+    opts: CallbackOptions,
+    mut stop: watch::Receiver<bool>,
+) {
     let client = match reqwest::Client::builder()
         .timeout(opts.timeout)
         .danger_accept_invalid_certs(opts.accept_invalid_certs)
@@ -70,12 +73,10 @@ pub(crate) async fn run<S: Store + Clone>(smdp: Smdp<S>, opts: CallbackOptions, 
             return;
         }
     };
-    let stopped = stop.notified();
-    tokio::pin!(stopped);
     let mut urls = UrlCache::default();
     loop {
         tokio::select! {
-            () = &mut stopped => break,
+            _ = stop.wait_for(|stopped| *stopped) => break,
             () = tokio::time::sleep(opts.poll_interval) => {}
         }
         loop {

@@ -3,13 +3,12 @@
 //! Safe to run on every instance at once: each expiry is its own locked
 //! transaction and a second run finds nothing left to do.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferrosim_smdp::Smdp;
 use ferrosim_smdp::store::{ProfileSelector, Store};
 use ferrosim_smdp::time::Timestamp;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 /// Orders expired per round at most.
@@ -19,13 +18,11 @@ pub(crate) async fn run<S: Store + Clone>(
     smdp: Smdp<S>,
     interval: Duration,
     retention: Duration,
-    stop: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
 ) {
-    let stopped = stop.notified();
-    tokio::pin!(stopped);
     loop {
         tokio::select! {
-            () = &mut stopped => break,
+            _ = stop.wait_for(|stopped| *stopped) => break,
             () = tokio::time::sleep(interval) => {}
         }
         let now = Timestamp::now();

@@ -17,7 +17,6 @@ pub mod sandbox;
 mod tls;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -73,7 +72,7 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     handle: axum_server::Handle<SocketAddr>,
     tasks: JoinSet<()>,
-    stop: Arc<tokio::sync::Notify>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl RunningServer {
@@ -86,7 +85,8 @@ impl RunningServer {
     /// `grace`, stops the background workers and waits for them.
     pub async fn shutdown(mut self, grace: Duration) {
         self.handle.graceful_shutdown(Some(grace));
-        self.stop.notify_waiters();
+        // A state, not an edge: a worker that has not started yet still sees it.
+        let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
         info!("server stopped");
     }
@@ -115,7 +115,7 @@ pub async fn start<S: Store + Clone>(
     let local_addr = listener.local_addr()?;
     let tls = tls::rustls_config(&options.tls)?;
     let handle = axum_server::Handle::new();
-    let stop = Arc::new(tokio::sync::Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
 
     let app = router(smdp.clone());
@@ -128,13 +128,13 @@ pub async fn start<S: Store + Clone>(
     tasks.spawn(callbacks::run(
         smdp.clone(),
         options.callbacks.clone(),
-        Arc::clone(&stop),
+        stopped.clone(),
     ));
     tasks.spawn(housekeeping::run(
         smdp,
         options.housekeeping_interval,
         options.session_retention,
-        Arc::clone(&stop),
+        stopped.clone(),
     ));
     info!(%local_addr, "SM-DP+ listening (HTTPS, HTTP/1.1 and HTTP/2)");
     Ok(RunningServer {
