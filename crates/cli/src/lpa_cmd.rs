@@ -56,7 +56,7 @@ enum LpaCommand {
         #[command(subcommand)]
         command: ProfileCommand,
     },
-    /// Pending notifications: list, send, remove.
+    /// Pending notifications: list, process (send and remove), remove.
     Notification {
         #[command(subcommand)]
         command: NotificationCommand,
