@@ -217,8 +217,8 @@ pub trait Store: Send + Sync + 'static {
         f: F,
     ) -> impl Future<Output = StoreResult<Option<T>>> + Send
     where
-        T: Send,
-        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send;
+        T: Send + 'static,
+        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send + 'static;
 
     /// Stores a new session.
     fn insert_session(
@@ -240,9 +240,10 @@ pub trait Store: Send + Sync + 'static {
         f: F,
     ) -> impl Future<Output = StoreResult<Option<T>>> + Send
     where
-        T: Send,
+        T: Send + 'static,
         F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
-            + Send;
+            + Send
+            + 'static;
     /// Deletes sessions that expired before `before`; returns how many.
     fn purge_sessions(&self, before: Timestamp) -> impl Future<Output = StoreResult<u64>> + Send;
 

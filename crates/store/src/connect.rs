@@ -6,10 +6,12 @@ use std::sync::Once;
 use std::time::Duration;
 
 use ferrosim_smdp::store::StoreError;
+use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, Executor, Transaction};
+use sqlx::{Any, AnyConnection, Executor, Transaction};
 
 use crate::SqlStore;
+use crate::group_commit::WriteQueue;
 use crate::rows::backend_err;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -139,9 +141,11 @@ impl SqlStore {
         } else {
             None
         };
+        let writer = (backend == Backend::Sqlite).then(|| WriteQueue::start(pool.clone()));
         Ok(Self {
             pool,
             read_pool,
+            writer,
             backend,
         })
     }
@@ -160,7 +164,36 @@ impl SqlStore {
     /// `FOR UPDATE` on PostgreSQL (row locks); nothing on SQLite, whose write
     /// transaction already excludes other writers.
     pub(crate) fn lock_clause(&self, skip_locked: bool) -> &'static str {
-        match (self.backend, skip_locked) {
+        self.backend.lock_clause(skip_locked)
+    }
+
+    /// Runs `body` as one write transaction and returns its result once it
+    /// is committed; if `body` fails, none of its changes is stored.
+    ///
+    /// On SQLite the transaction joins a group that commits together (see
+    /// [`crate::group_commit`]); on PostgreSQL it is a transaction of its own
+    /// on a pool connection.
+    pub(crate) async fn write<R: Send + 'static>(
+        &self,
+        body: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>>
+        + Send
+        + 'static,
+    ) -> Result<R, StoreError> {
+        if let Some(queue) = &self.writer {
+            return queue.write(body).await;
+        }
+        let mut tx = self.begin_write().await?;
+        let out = body(&mut tx).await?;
+        tx.commit().await.map_err(backend_err)?;
+        Ok(out)
+    }
+}
+
+impl Backend {
+    /// `FOR UPDATE` on PostgreSQL (row locks); nothing on SQLite, whose write
+    /// transaction already excludes other writers.
+    pub(crate) fn lock_clause(self, skip_locked: bool) -> &'static str {
+        match (self, skip_locked) {
             (Backend::Sqlite, _) => "",
             (Backend::Postgres, false) => " FOR UPDATE",
             (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",

@@ -15,6 +15,7 @@
 mod callbacks;
 mod calls;
 mod connect;
+mod group_commit;
 mod operators;
 mod personalisation;
 mod profiles;
@@ -36,6 +37,8 @@ pub struct SqlStore {
     /// writer instead of queueing behind it (WAL lets readers see every
     /// committed transaction).
     read_pool: Option<AnyPool>,
+    /// SQLite only: the queue of write transactions that commit in groups.
+    writer: Option<group_commit::WriteQueue>,
     backend: Backend,
 }
 

@@ -9,7 +9,7 @@ use ferrosim_smdp::order::{
 use ferrosim_smdp::store::{NewProfile, ProfileFilter, ProfileSelector, StoreError};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Transaction};
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::Backend;
 use crate::SqlStore;
@@ -139,79 +139,24 @@ impl SqlStore {
         f: F,
     ) -> Result<Option<T>, StoreError>
     where
-        T: Send,
-        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send,
+        T: Send + 'static,
+        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send + 'static,
     {
-        let mut tx = self.begin_write().await?;
-        let Some(mut record) = self.select_profile(&mut tx, selector).await? else {
-            tx.rollback().await.map_err(backend_err)?;
-            return Ok(None);
-        };
-        let before = record.clone();
-        let mut events = Vec::new();
-        let out = f(&mut record, &mut events);
-        commit_profile_change(tx, self.backend, &before, &record, &events).await?;
-        Ok(Some(out))
-    }
-
-    /// Selects and locks the profile row chosen by `selector`.
-    pub(crate) async fn select_profile(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        selector: &ProfileSelector,
-    ) -> Result<Option<ProfileRecord>, StoreError> {
-        let row = match selector {
-            ProfileSelector::Iccid(iccid, op) => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2){}",
-                    self.lock_clause(false)
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(iccid.as_str())
-                    .bind(op.as_ref().map(|o| o.as_str().to_owned()))
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-            ProfileSelector::MatchingId(m) => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1{}",
-                    self.lock_clause(false)
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(m.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-            ProfileSelector::FirstAvailable {
-                operator,
-                profile_type,
-            } => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles
-                     WHERE operator = $1 AND profile_type = $2 AND state = 'available'
-                     ORDER BY iccid LIMIT 1{}",
-                    self.lock_clause(true)
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(operator.as_str())
-                    .bind(profile_type.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-            ProfileSelector::ReleasedForEid(eid) => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
-                     ORDER BY order_created_at, iccid LIMIT 1{}",
-                    self.lock_clause(false)
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(eid.to_string())
-                    .fetch_optional(&mut **tx)
-                    .await
-            }
-        }
-        .map_err(backend_err)?;
-        row.map(|r| profile_row(&r)).transpose()
+        let backend = self.backend;
+        let selector = selector.clone();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let Some(mut record) = select_profile(conn, backend, &selector).await? else {
+                    return Ok(None);
+                };
+                let before = record.clone();
+                let mut events = Vec::new();
+                let out = f(&mut record, &mut events);
+                write_profile_change(conn, backend, &before, &record, &events).await?;
+                Ok(Some(out))
+            })
+        })
+        .await
     }
 
     pub(crate) async fn due_expiries_impl(
@@ -234,9 +179,69 @@ impl SqlStore {
     }
 }
 
-/// Writes a changed record and the events, then commits.
-pub(crate) async fn commit_profile_change(
-    mut tx: Transaction<'static, Any>,
+/// Selects and locks the profile row chosen by `selector`.
+pub(crate) async fn select_profile(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    selector: &ProfileSelector,
+) -> Result<Option<ProfileRecord>, StoreError> {
+    let row = match selector {
+        ProfileSelector::Iccid(iccid, op) => {
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2){}",
+                backend.lock_clause(false)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(iccid.as_str())
+                .bind(op.as_ref().map(|o| o.as_str().to_owned()))
+                .fetch_optional(&mut *conn)
+                .await
+        }
+        ProfileSelector::MatchingId(m) => {
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1{}",
+                backend.lock_clause(false)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(m.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+        }
+        ProfileSelector::FirstAvailable {
+            operator,
+            profile_type,
+        } => {
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles
+                 WHERE operator = $1 AND profile_type = $2 AND state = 'available'
+                 ORDER BY iccid LIMIT 1{}",
+                backend.lock_clause(true)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(operator.as_str())
+                .bind(profile_type.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+        }
+        ProfileSelector::ReleasedForEid(eid) => {
+            let sql = format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
+                 ORDER BY order_created_at, iccid LIMIT 1{}",
+                backend.lock_clause(false)
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(eid.to_string())
+                .fetch_optional(&mut *conn)
+                .await
+        }
+    }
+    .map_err(backend_err)?;
+    row.map(|r| profile_row(&r)).transpose()
+}
+
+/// Writes a changed record and the events.
+pub(crate) async fn write_profile_change(
+    conn: &mut AnyConnection,
     backend: Backend,
     before: &ProfileRecord,
     after: &ProfileRecord,
@@ -252,8 +257,7 @@ pub(crate) async fn commit_profile_change(
         profile_write(&mut writes, after);
     }
     event_writes(&mut writes, events);
-    writes.execute(&mut tx, backend).await?;
-    tx.commit().await.map_err(backend_err)
+    writes.execute(conn, backend).await
 }
 
 /// Updates every mutable column of a profile record.

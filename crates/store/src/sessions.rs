@@ -10,9 +10,9 @@ use sqlx::any::AnyRow;
 
 use crate::SqlStore;
 use crate::callbacks::event_writes;
-use crate::profiles::profile_write;
+use crate::profiles::{profile_write, select_profile};
 use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid};
-use crate::writes::{Val, Writes, bind_all};
+use crate::writes::{Val, Writes};
 
 const SESSION_COLUMNS: &str = "transaction_id, state, created_at, expires_at, updated_at, \
      euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, cc_required, \
@@ -20,14 +20,16 @@ const SESSION_COLUMNS: &str = "transaction_id, state, created_at, expires_at, up
 
 impl SqlStore {
     pub(crate) async fn insert_session_impl(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let sql = format!(
-            "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        );
-        bind_all(sqlx::query(AssertSqlSafe(sql)), session_vals(s))
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        Ok(())
+        let backend = self.backend;
+        let vals = session_vals(s);
+        self.write(move |conn| {
+            Box::pin(async move {
+                let mut writes = Writes::default();
+                writes.push(INSERT_SESSION, vals);
+                writes.execute(conn, backend).await
+            })
+        })
+        .await
     }
 
     pub(crate) async fn session_impl(
@@ -50,56 +52,62 @@ impl SqlStore {
         f: F,
     ) -> Result<Option<T>, StoreError>
     where
-        T: Send,
+        T: Send + 'static,
         F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
-            + Send,
+            + Send
+            + 'static,
     {
-        let mut tx = self.begin_write().await?;
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1{}",
-            self.lock_clause(false)
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(tid.as_bytes().to_vec())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        let Some(row) = row else {
-            tx.rollback().await.map_err(backend_err)?;
-            return Ok(None);
-        };
-        let mut session = session_row(&row)?;
-        let mut profile_rec = match profile {
-            Some(sel) => self.select_profile(&mut tx, sel).await?,
-            None => None,
-        };
-        let session_before = session.clone();
-        let profile_before = profile_rec.clone();
-        let mut events = Vec::new();
-        let out = f(&mut session, profile_rec.as_mut(), &mut events);
-        if session.transaction_id != session_before.transaction_id {
-            return Err(StoreError::Corrupt(
-                "a step tried to change a session's id".into(),
-            ));
-        }
-        let mut writes = Writes::default();
-        if session != session_before {
-            writes.push(UPDATE_SESSION, session_vals(&session));
-        }
-        if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
-            if after.iccid != before.iccid {
-                return Err(StoreError::Corrupt(
-                    "a step tried to change a profile's ICCID".into(),
-                ));
-            }
-            if after != before {
-                profile_write(&mut writes, after);
-            }
-        }
-        event_writes(&mut writes, &events);
-        writes.execute(&mut tx, self.backend).await?;
-        tx.commit().await.map_err(backend_err)?;
-        Ok(Some(out))
+        let backend = self.backend;
+        let tid = tid.as_bytes().to_vec();
+        let profile = profile.cloned();
+        self.write(move |conn| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1{}",
+                    backend.lock_clause(false)
+                );
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tid)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(backend_err)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let mut session = session_row(&row)?;
+                let mut profile_rec = match &profile {
+                    Some(sel) => select_profile(conn, backend, sel).await?,
+                    None => None,
+                };
+                let session_before = session.clone();
+                let profile_before = profile_rec.clone();
+                let mut events = Vec::new();
+                let out = f(&mut session, profile_rec.as_mut(), &mut events);
+                if session.transaction_id != session_before.transaction_id {
+                    return Err(StoreError::Corrupt(
+                        "a step tried to change a session's id".into(),
+                    ));
+                }
+                let mut writes = Writes::default();
+                if session != session_before {
+                    writes.push(UPDATE_SESSION, session_vals(&session));
+                }
+                if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
+                    if after.iccid != before.iccid {
+                        return Err(StoreError::Corrupt(
+                            "a step tried to change a profile's ICCID".into(),
+                        ));
+                    }
+                    if after != before {
+                        profile_write(&mut writes, after);
+                    }
+                }
+                event_writes(&mut writes, &events);
+                writes.execute(conn, backend).await?;
+                Ok(Some(out))
+            })
+        })
+        .await
     }
 
     pub(crate) async fn purge_sessions_impl(&self, before: Timestamp) -> Result<u64, StoreError> {
@@ -111,6 +119,11 @@ impl SqlStore {
         Ok(r.rows_affected())
     }
 }
+
+/// Inserts a session with every column.
+const INSERT_SESSION: &str = "INSERT INTO sessions (transaction_id, state, created_at, expires_at, updated_at, \
+     euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, cc_required, \
+     smdp_signature2, euicc_otpk) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// Updates every column of a session.
 const UPDATE_SESSION: &str = "UPDATE sessions SET state = $2, created_at = $3, expires_at = $4, updated_at = $5, \
@@ -157,4 +170,14 @@ fn session_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
         smdp_signature2: col(r, "smdp_signature2")?,
         euicc_otpk: col(r, "euicc_otpk")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{INSERT_SESSION, SESSION_COLUMNS};
+
+    #[test]
+    fn insert_names_every_session_column() {
+        assert!(INSERT_SESSION.contains(SESSION_COLUMNS));
+    }
 }

@@ -68,8 +68,8 @@ impl Store for SqlStore {
         f: F,
     ) -> StoreResult<Option<T>>
     where
-        T: Send,
-        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send,
+        T: Send + 'static,
+        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send + 'static,
     {
         self.update_profile_impl(selector, f).await
     }
@@ -90,9 +90,10 @@ impl Store for SqlStore {
         f: F,
     ) -> StoreResult<Option<T>>
     where
-        T: Send,
+        T: Send + 'static,
         F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
-            + Send,
+            + Send
+            + 'static,
     {
         self.update_session_impl(tid, profile, f).await
     }

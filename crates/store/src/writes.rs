@@ -6,9 +6,14 @@
 //! SQLite runs several statements of one query string with shared bind
 //! parameters, so the row updates and outbox inserts of a transaction go as
 //! one query there; PostgreSQL prepares each statement, so they go one by one.
+//!
+//! On SQLite the query is wrapped in a savepoint: if one of its statements
+//! fails, the ones before it are rolled back, so a failed transaction leaves
+//! nothing behind even when it shares its SQLite transaction with others
+//! (group commit, see [`crate::group_commit`]).
 
 use sqlx::any::AnyArguments;
-use sqlx::{Any, AssertSqlSafe, Transaction};
+use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
 use ferrosim_smdp::store::StoreError;
 
@@ -74,10 +79,11 @@ impl Writes {
         self.statements.push((sql, vals));
     }
 
-    /// Runs every statement inside `tx`.
+    /// Runs every statement on `conn`, which is inside a transaction: all of
+    /// them or none.
     pub(crate) async fn execute(
         self,
-        tx: &mut Transaction<'static, Any>,
+        conn: &mut AnyConnection,
         backend: Backend,
     ) -> Result<(), StoreError> {
         if self.statements.is_empty() {
@@ -85,22 +91,30 @@ impl Writes {
         }
         match backend {
             Backend::Sqlite => {
-                let mut sql = String::new();
+                let mut sql = String::from("SAVEPOINT writes;\n");
                 let mut args = Vec::new();
                 for (stmt, vals) in self.statements {
                     sql.push_str(&renumber(stmt, args.len()));
                     sql.push_str(";\n");
                     args.extend(vals);
                 }
-                bind_all(sqlx::query(AssertSqlSafe(sql)), args)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(backend_err)?;
+                sql.push_str("RELEASE writes;");
+                let result = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
+                    .execute(&mut *conn)
+                    .await;
+                if let Err(e) = result {
+                    // Undo the statements that ran before the failing one. If
+                    // the savepoint itself was not created, nothing ran.
+                    let _ = sqlx::query("ROLLBACK TO writes; RELEASE writes;")
+                        .execute(&mut *conn)
+                        .await;
+                    return Err(backend_err(e));
+                }
             }
             Backend::Postgres => {
                 for (stmt, vals) in self.statements {
                     bind_all(sqlx::query(stmt), vals)
-                        .execute(&mut **tx)
+                        .execute(&mut *conn)
                         .await
                         .map_err(backend_err)?;
                 }

@@ -88,11 +88,12 @@ async fn records_round_trip() {
         let eid = Eid::from_body("890490320000000000000000000001").unwrap();
         let policy = OrderPolicy::default();
         let tid = TransactionId::from_bytes(&[5; 16]).unwrap();
+        let bound_tid = tid.clone();
         let out = store
             .update_profile(
                 &ProfileSelector::Iccid(iccid(1), Some(op())),
                 Timestamp(10),
-                |p, ev| {
+                move |p, ev| {
                     p.allocate(Some(eid), Timestamp(10), &policy)?;
                     p.confirm(
                         Confirmation {
@@ -104,7 +105,7 @@ async fn records_round_trip() {
                         },
                         Timestamp(10),
                     )?;
-                    p.bind_session(&tid, &eid, Timestamp(11), &policy, ev)
+                    p.bind_session(&bound_tid, &eid, Timestamp(11), &policy, ev)
                         .map(|_| p.clone())
                 },
             )
@@ -165,7 +166,7 @@ async fn records_round_trip() {
                 &tid,
                 Some(&ProfileSelector::Iccid(iccid(1), None)),
                 Timestamp(2),
-                |s, p, _| {
+                move |s, p, _| {
                     s.state = SessionState::Authenticated;
                     s.eid = Some(eid);
                     s.euicc_public_key = Some(vec![4; 65]);
@@ -204,7 +205,7 @@ async fn duplicates_and_unique_matching_ids_are_conflicts() {
             db.backend
         );
         let policy = OrderPolicy::default();
-        let confirm = |p: &mut ProfileRecord| {
+        let confirm = move |p: &mut ProfileRecord| {
             p.allocate(None, Timestamp(1), &policy).unwrap();
             p.confirm(
                 Confirmation {
@@ -222,7 +223,7 @@ async fn duplicates_and_unique_matching_ids_are_conflicts() {
             .update_profile(
                 &ProfileSelector::Iccid(iccid(0), None),
                 Timestamp(1),
-                |p, _| confirm(p),
+                move |p, _| confirm(p),
             )
             .await
             .unwrap();
@@ -230,7 +231,7 @@ async fn duplicates_and_unique_matching_ids_are_conflicts() {
             .update_profile(
                 &ProfileSelector::Iccid(iccid(1), None),
                 Timestamp(1),
-                |p, _| confirm(p),
+                move |p, _| confirm(p),
             )
             .await;
         assert!(
@@ -292,7 +293,7 @@ async fn callbacks_are_leased_once_and_retried() {
             .update_profile(
                 &ProfileSelector::Iccid(iccid(0), None),
                 Timestamp(1),
-                |p, ev| {
+                move |p, ev| {
                     for point in [
                         NotificationPoint::EligibilityCheck,
                         NotificationPoint::BppDownload,
@@ -449,5 +450,124 @@ async fn restart_keeps_everything() {
         );
         again.close().await;
         let _ = Duration::ZERO;
+    }
+}
+
+fn session_record(n: u8) -> SessionRecord {
+    SessionRecord {
+        transaction_id: TransactionId::from_bytes(&[n; 16]).unwrap(),
+        state: SessionState::Initiated,
+        created_at: Timestamp(1),
+        expires_at: Timestamp(i64::MAX),
+        euicc_challenge: vec![n; 16],
+        server_challenge: vec![2; 16],
+        ci_key_id: vec![3; 20],
+        eid: None,
+        euicc_public_key: None,
+        iccid: None,
+        cc_required: false,
+        smdp_signature2: None,
+        euicc_otpk: None,
+        updated_at: Timestamp(1),
+    }
+}
+
+/// Many write transactions at once (on SQLite they commit in groups): each
+/// one that fails (a duplicate) leaves nothing and fails alone; every other
+/// one is stored and acknowledged.
+#[tokio::test]
+async fn concurrent_writes_fail_alone() {
+    for db in databases().await.unwrap() {
+        let store = Arc::new(seeded(&db.url, 0).await);
+        let mut tasks = Vec::new();
+        // Sessions 1..=40, and a second insert of each of 1..=8 racing the first.
+        for n in (1..=40u8).chain(1..=8u8) {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                (n, store.insert_session(&session_record(n)).await)
+            }));
+        }
+        let mut ok = 0;
+        let mut conflicts = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (_, Ok(())) => ok += 1,
+                (_, Err(StoreError::Conflict(_))) => conflicts += 1,
+                (n, Err(e)) => panic!("{}: session {n}: {e}", db.backend),
+            }
+        }
+        assert_eq!((ok, conflicts), (40, 8), "{}", db.backend);
+        // Every acknowledged session is there and intact, then all are
+        // updated concurrently.
+        let mut tasks = Vec::new();
+        for n in 1..=40u8 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
+                store
+                    .update_session(&tid, None, Timestamp(2), move |s, _, _| {
+                        assert_eq!(s.euicc_challenge, vec![n; 16]);
+                        s.state = SessionState::Authenticated;
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().is_some(), "{}", db.backend);
+        }
+        for n in 1..=40u8 {
+            let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
+            let s = store.session(&tid).await.unwrap().unwrap();
+            assert_eq!(s.state, SessionState::Authenticated, "{}", db.backend);
+        }
+        store.close().await;
+    }
+}
+
+/// A transaction whose step panics changes nothing, and the store keeps
+/// serving writes afterwards.
+#[tokio::test]
+async fn a_panicking_step_changes_nothing() {
+    for db in databases().await.unwrap() {
+        let store = Arc::new(seeded(&db.url, 1).await);
+        store.insert_session(&session_record(1)).await.unwrap();
+        let tid = TransactionId::from_bytes(&[1; 16]).unwrap();
+        let panicking = {
+            let store = Arc::clone(&store);
+            let tid = tid.clone();
+            tokio::spawn(async move {
+                store
+                    .update_session(&tid, None, Timestamp(2), |s, _, _| {
+                        s.state = SessionState::Authenticated;
+                        panic!("a bug in a step");
+                    })
+                    .await
+            })
+        };
+        // Either the panic reaches the caller's task, or (SQLite, where the
+        // step runs in the writer task) the caller gets an error.
+        match panicking.await {
+            Err(join) => assert!(join.is_panic(), "{}", db.backend),
+            Ok(result) => assert!(result.is_err(), "{}", db.backend),
+        }
+        assert_eq!(
+            store.session(&tid).await.unwrap().unwrap().state,
+            SessionState::Initiated,
+            "{}",
+            db.backend
+        );
+        store.insert_session(&session_record(2)).await.unwrap();
+        store
+            .update_session(&tid, None, Timestamp(3), |s, _, _| {
+                s.state = SessionState::Authenticated;
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.session(&tid).await.unwrap().unwrap().state,
+            SessionState::Authenticated
+        );
+        store.close().await;
     }
 }

@@ -1,0 +1,167 @@
+//! Group commit for SQLite: the write transactions of concurrent requests run
+//! one after the other inside one SQLite transaction, committed (and, with
+//! `synchronous=FULL`, fsynced) once for the whole group.
+//!
+//! SQLite admits one writer at a time, so with one writer connection the
+//! transactions are serialised anyway; what grouping saves is the `BEGIN` and
+//! `COMMIT` round trips to sqlx's connection thread (and the fsync) of every
+//! transaction but one per group. Guarantees are unchanged for each caller:
+//!
+//! - a caller gets its result only after the group's `COMMIT` succeeded, so a
+//!   success is durable; if the commit fails, every caller of the group gets
+//!   the error and none of their changes is stored;
+//! - a job that fails leaves nothing behind: its writes run inside a savepoint
+//!   (see [`crate::writes`]) that is rolled back, and the group is committed
+//!   right after it, so a job never runs after one that failed in the same
+//!   transaction;
+//! - a job that panics rolls the whole group back and every caller of the
+//!   group gets an error.
+//!
+//! The jobs run in one task that owns the transaction, so a request that is
+//! cancelled half-way (its client went away) cannot leave a transaction open.
+
+use std::any::Any as StdAny;
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+
+use ferrosim_smdp::store::StoreError;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use sqlx::{AnyConnection, AnyPool, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most jobs in one group: bounds the time a caller waits for the commit.
+const MAX_GROUP: usize = 64;
+
+/// What a job gives back, type-erased on the way through the queue.
+type Output = Box<dyn StdAny + Send>;
+
+/// The body of a write transaction: runs its statements on the group's
+/// connection (inside the group's transaction).
+pub(crate) type Body = Box<
+    dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<Output, StoreError>> + Send,
+>;
+
+struct Job {
+    body: Body,
+    reply: oneshot::Sender<Result<Output, StoreError>>,
+}
+
+/// The sending side of the queue; cheap to clone. The task that runs the
+/// groups ends when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteQueue {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl WriteQueue {
+    /// Starts the task that runs groups on connections of `pool` (the single
+    /// SQLite writer connection).
+    pub(crate) fn start(pool: AnyPool) -> Self {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, rx));
+        Self { jobs }
+    }
+
+    /// Runs `body` as part of a group and returns its result once the group
+    /// is committed.
+    pub(crate) async fn write<R: Send + 'static>(
+        &self,
+        body: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>>
+        + Send
+        + 'static,
+    ) -> Result<R, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let body: Body = Box::new(move |conn| {
+            async move { body(conn).await.map(|r| Box::new(r) as Output) }.boxed()
+        });
+        self.jobs.send(Job { body, reply }).map_err(|_| stopped())?;
+        let out = answer.await.map_err(|_| stopped())??;
+        out.downcast::<R>()
+            .map(|r| *r)
+            .map_err(|_| StoreError::Backend("write queue returned a foreign result".into()))
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Backend("the SQLite writer stopped".into())
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    loop {
+        if pending.is_empty() {
+            match rx.recv().await {
+                Some(job) => pending.push_back(job),
+                None => return,
+            }
+        }
+        run_group(&pool, &mut pending, &mut rx).await;
+    }
+}
+
+/// Runs one group: the pending jobs and whatever arrives meanwhile, up to
+/// [`MAX_GROUP`], then commits.
+async fn run_group(
+    pool: &AnyPool,
+    pending: &mut VecDeque<Job>,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
+) {
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => return fail_all(pending, rx, &e.to_string()),
+    };
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(pending, rx, &e.to_string()),
+    };
+    let mut done: Vec<(oneshot::Sender<Result<Output, StoreError>>, Output)> = Vec::new();
+    while done.len() < MAX_GROUP {
+        let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
+            break;
+        };
+        match AssertUnwindSafe((job.body)(&mut tx)).catch_unwind().await {
+            Ok(Ok(out)) => done.push((job.reply, out)),
+            Ok(Err(e)) => {
+                // Its own writes were rolled back to its savepoint; end the
+                // group here so that nothing runs after a failure.
+                let _ = job.reply.send(Err(e));
+                break;
+            }
+            Err(_) => {
+                let _ = job.reply.send(Err(StoreError::Backend(
+                    "a write transaction panicked".into(),
+                )));
+                let _ = tx.rollback().await;
+                for (reply, _) in done {
+                    let _ = reply.send(Err(StoreError::Backend(
+                        "rolled back: another write of the same group panicked".into(),
+                    )));
+                }
+                return;
+            }
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            for (reply, out) in done {
+                let _ = reply.send(Ok(out));
+            }
+        }
+        Err(e) => {
+            let msg = format!("commit failed: {e}");
+            for (reply, _) in done {
+                let _ = reply.send(Err(StoreError::Backend(msg.clone())));
+            }
+        }
+    }
+}
+
+/// No connection or no transaction: every waiting job gets the error.
+fn fail_all(pending: &mut VecDeque<Job>, rx: &mut mpsc::UnboundedReceiver<Job>, msg: &str) {
+    while let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) {
+        let _ = job
+            .reply
+            .send(Err(StoreError::Backend(format!("SQLite writer: {msg}"))));
+    }
+}
