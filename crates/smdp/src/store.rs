@@ -8,6 +8,11 @@
 //! append the [`ProgressEvent`]s it produced to the callback outbox, then
 //! commit. Rules live in the functions (see [`crate::order`]); atomicity
 //! lives in the store.
+//!
+//! The functions given to `update_*` own what they use (`'static`): a store
+//! may run them on a task of its own (the SQLite store runs every write
+//! transaction in its writer task and commits concurrent ones together), and
+//! a caller is answered only once its change is committed.
 
 use std::future::Future;
 

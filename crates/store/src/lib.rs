@@ -11,6 +11,11 @@
 //! a committed change survives a crash of the process or of the machine;
 //! PostgreSQL commits are durable by its own configuration. Every state change
 //! is one transaction (see `ferrosim_smdp::store`).
+//!
+//! Throughput: SQLite has one writer connection; its write transactions run
+//! in one task and commit in groups (module `group_commit`): one `BEGIN`,
+//! `COMMIT` and fsync for all the transactions that arrived together, each
+//! caller answered after the commit, a failed transaction rolled back alone.
 
 mod callbacks;
 mod calls;
