@@ -8,11 +8,12 @@ use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
+use crate::Backend;
 use crate::SqlStore;
 use crate::callbacks::event_writes;
 use crate::profiles::{profile_write, select_profile};
 use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid};
-use crate::writes::{Val, Writes};
+use crate::writes::{Val, Writes, bind_all};
 
 const SESSION_COLUMNS: &str = "transaction_id, state, created_at, expires_at, updated_at, \
      euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, cc_required, \
@@ -22,6 +23,15 @@ impl SqlStore {
     pub(crate) async fn insert_session_impl(&self, s: &SessionRecord) -> Result<(), StoreError> {
         let backend = self.backend;
         let vals = session_vals(s);
+        if backend == Backend::Postgres {
+            // One statement: an autocommit insert, without BEGIN and COMMIT
+            // round trips (SQLite instead joins the next commit group).
+            bind_all(sqlx::query(INSERT_SESSION), vals)
+                .execute(self.pool())
+                .await
+                .map_err(backend_err)?;
+            return Ok(());
+        }
         self.write(move |conn| {
             Box::pin(async move {
                 let mut writes = Writes::default();
