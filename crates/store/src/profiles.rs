@@ -39,20 +39,19 @@ impl SqlStore {
                     p.record.iccid.as_str()
                 )));
             }
-            sqlx::query(
-                "INSERT INTO profiles (iccid, operator, profile_type, state, personalisation, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(p.record.iccid.as_str())
-            .bind(p.record.operator.as_str())
-            .bind(&p.record.profile_type)
-            .bind(p.record.state.as_str())
-            .bind(encode_personalisation(&p.personalisation))
-            .bind(p.record.updated_at.millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
+            // The row and its order columns in one round trip.
             let mut writes = Writes::default();
+            writes.push(
+                INSERT_PROFILE,
+                vec![
+                    p.record.iccid.as_str().into(),
+                    p.record.operator.as_str().into(),
+                    p.record.profile_type.as_str().into(),
+                    p.record.state.as_str().into(),
+                    encode_personalisation(&p.personalisation).into(),
+                    p.record.updated_at.millis().into(),
+                ],
+            );
             profile_write(&mut writes, &p.record);
             writes.execute(&mut tx, self.backend).await?;
         }
@@ -152,7 +151,9 @@ impl SqlStore {
                 let before = record.clone();
                 let mut events = Vec::new();
                 let out = f(&mut record, &mut events);
-                write_profile_change(conn, backend, &before, &record, &events).await?;
+                let mut writes = Writes::default();
+                profile_change_writes(&mut writes, &before, &record, &events)?;
+                writes.execute(conn, backend).await?;
                 Ok(Some(out))
             })
         })
@@ -239,10 +240,11 @@ pub(crate) async fn select_profile(
     row.map(|r| profile_row(&r)).transpose()
 }
 
-/// Writes a changed record and the events.
-pub(crate) async fn write_profile_change(
-    conn: &mut AnyConnection,
-    backend: Backend,
+/// Adds to `writes` what a transition changed: the record if it differs from
+/// `before`, and the outbox rows of `events`. Refuses a change of the row's
+/// identity.
+pub(crate) fn profile_change_writes(
+    writes: &mut Writes,
     before: &ProfileRecord,
     after: &ProfileRecord,
     events: &[ProgressEvent],
@@ -252,13 +254,16 @@ pub(crate) async fn write_profile_change(
             "a transition tried to change a profile's ICCID or operator".into(),
         ));
     }
-    let mut writes = Writes::default();
     if after != before {
-        profile_write(&mut writes, after);
+        profile_write(writes, after);
     }
-    event_writes(&mut writes, events);
-    writes.execute(conn, backend).await
+    event_writes(writes, events);
+    Ok(())
 }
+
+/// A new profile row (its order columns follow with [`profile_write`]).
+const INSERT_PROFILE: &str = "INSERT INTO profiles (iccid, operator, profile_type, state, personalisation, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// Updates every mutable column of a profile record.
 const UPDATE_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use crate::Backend;
 use crate::SqlStore;
 use crate::callbacks::event_writes;
-use crate::profiles::{profile_write, select_profile};
+use crate::profiles::{profile_change_writes, select_profile};
 use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid};
 use crate::writes::{Val, Writes, bind_all};
 
@@ -102,17 +102,12 @@ impl SqlStore {
                 if session != session_before {
                     writes.push(UPDATE_SESSION, session_vals(&session));
                 }
-                if let (Some(after), Some(before)) = (&profile_rec, &profile_before) {
-                    if after.iccid != before.iccid {
-                        return Err(StoreError::Corrupt(
-                            "a step tried to change a profile's ICCID".into(),
-                        ));
+                match (&profile_rec, &profile_before) {
+                    (Some(after), Some(before)) => {
+                        profile_change_writes(&mut writes, before, after, &events)?
                     }
-                    if after != before {
-                        profile_write(&mut writes, after);
-                    }
+                    _ => event_writes(&mut writes, &events),
                 }
-                event_writes(&mut writes, &events);
                 writes.execute(conn, backend).await?;
                 Ok(Some(out))
             })
