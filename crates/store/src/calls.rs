@@ -18,59 +18,67 @@ impl SqlStore {
         now: Timestamp,
         stale_ms: i64,
     ) -> Result<CallSlot, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO es2_calls (operator, call_id, function, request_hash, started_at)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, call_id) DO NOTHING",
-        )
-        .bind(op.as_str())
-        .bind(call_id)
-        .bind(function)
-        .bind(request_hash.to_vec())
-        .bind(now.millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(backend_err)?
-        .rows_affected();
-        if inserted == 1 {
-            tx.commit().await.map_err(backend_err)?;
-            return Ok(CallSlot::Fresh);
-        }
-        let sql = format!(
-            "SELECT function, request_hash, response, started_at FROM es2_calls
-             WHERE operator = $1 AND call_id = $2{}",
-            self.lock_clause(false)
+        let lock = self.lock_clause(false);
+        let (op, call_id, function, request_hash) = (
+            op.as_str().to_owned(),
+            call_id.to_owned(),
+            function.to_owned(),
+            *request_hash,
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(op.as_str())
-            .bind(call_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-        let stored_fn: String = col(&row, "function")?;
-        let stored_hash: Vec<u8> = col(&row, "request_hash")?;
-        let response: Option<String> = col(&row, "response")?;
-        let started: i64 = col(&row, "started_at")?;
-        let slot = if stored_fn != function || stored_hash.as_slice() != request_hash {
-            CallSlot::Mismatch
-        } else if let Some(resp) = response {
-            CallSlot::Replay(resp)
-        } else if started < now.millis().saturating_sub(stale_ms) {
-            sqlx::query(
-                "UPDATE es2_calls SET started_at = $3 WHERE operator = $1 AND call_id = $2",
-            )
-            .bind(op.as_str())
-            .bind(call_id)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend_err)?;
-            CallSlot::Fresh
-        } else {
-            CallSlot::InProgress
-        };
-        tx.commit().await.map_err(backend_err)?;
-        Ok(slot)
+        self.write(move |conn| {
+            Box::pin(async move {
+                let inserted = sqlx::query(
+                    "INSERT INTO es2_calls (operator, call_id, function, request_hash, started_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, call_id) DO NOTHING",
+                )
+                .bind(op.as_str())
+                .bind(call_id.as_str())
+                .bind(function.as_str())
+                .bind(request_hash.to_vec())
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(backend_err)?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(CallSlot::Fresh);
+                }
+                let sql = format!(
+                    "SELECT function, request_hash, response, started_at FROM es2_calls
+                     WHERE operator = $1 AND call_id = $2{lock}"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(op.as_str())
+                    .bind(call_id.as_str())
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(backend_err)?;
+                let stored_fn: String = col(&row, "function")?;
+                let stored_hash: Vec<u8> = col(&row, "request_hash")?;
+                let response: Option<String> = col(&row, "response")?;
+                let started: i64 = col(&row, "started_at")?;
+                if stored_fn != function || stored_hash.as_slice() != request_hash {
+                    return Ok(CallSlot::Mismatch);
+                }
+                if let Some(resp) = response {
+                    return Ok(CallSlot::Replay(resp));
+                }
+                if started >= now.millis().saturating_sub(stale_ms) {
+                    return Ok(CallSlot::InProgress);
+                }
+                sqlx::query(
+                    "UPDATE es2_calls SET started_at = $3 WHERE operator = $1 AND call_id = $2",
+                )
+                .bind(op.as_str())
+                .bind(call_id.as_str())
+                .bind(now.millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(backend_err)?;
+                Ok(CallSlot::Fresh)
+            })
+        })
+        .await
     }
 
     pub(crate) async fn finish_call_impl(
