@@ -149,14 +149,6 @@ pub async fn order_profiles(
     Ok(codes)
 }
 
-/// An ES9+ HTTPS client trusting `ci_pem`.
-pub fn es9_client(ci_pem: &str) -> anyhow::Result<HttpsEs9Client> {
-    let roots = TlsTrust::roots_from_bytes(ci_pem.as_bytes())?;
-    Ok(HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(
-        roots,
-    )))?)
-}
-
 /// Activates every device, at most `concurrency` at a time, over ES9+
 /// clients made by `client` (called once with keep-alive connections, once
 /// per device with new ones) and spread over `targets` (empty: the address
@@ -169,17 +161,28 @@ pub async fn activate(
     connections: Connections,
     progress: &ProgressBar,
 ) -> anyhow::Result<Vec<Activation>> {
+    // The trust roots are parsed once, outside the measured work; with new
+    // connections each device still gets a client (and connections) of its own.
+    let options = HttpsOptions::new(TlsTrust::Roots(TlsTrust::roots_from_bytes(
+        ci_pem.as_bytes(),
+    )?));
     let make = || -> anyhow::Result<RoundRobin<HttpsEs9Client>> {
-        Ok(RoundRobin::new(es9_client(ci_pem)?, targets.to_vec()))
+        Ok(RoundRobin::new(
+            HttpsEs9Client::new(&options)?,
+            targets.to_vec(),
+        ))
     };
-    let shared = make()?;
+    let shared = match connections {
+        Connections::KeepAlive => Some(make()?),
+        Connections::New => None,
+    };
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(devices.len());
     for device in devices {
         let sem = Arc::clone(&sem);
-        let client = match connections {
-            Connections::KeepAlive => shared.clone(),
-            Connections::New => make()?,
+        let client = match &shared {
+            Some(shared) => shared.clone(),
+            None => make()?,
         };
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {

@@ -3,6 +3,7 @@
 //! PC/SC reader (`--transport pcsc[:READER]`): chip information, profile
 //! list, download, enable, disable, delete, and notifications.
 
+use crate::pki_cmd::hex_upper;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -467,8 +468,4 @@ fn pending_hint(es10: &mut Es10<Card>) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -319,7 +319,8 @@ fn parse_at(s: &str) -> Result<SystemTime, String> {
     parse_time(s).map_err(|e| e.to_string())
 }
 
-fn hex_upper(bytes: &[u8]) -> String {
+/// Bytes as upper-case hex, as SGP.22 and GSMA documents print key ids.
+pub(crate) fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 

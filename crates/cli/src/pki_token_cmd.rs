@@ -14,6 +14,7 @@
 //! before anything is generated. Destroying a signing key is left to the
 //! token's own tools, as a deliberate act.
 
+use crate::pki_cmd::hex_upper;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -522,10 +523,6 @@ fn parse_label(s: &str) -> Result<String, String> {
 
 fn parse_oid(s: &str) -> Result<Oid, String> {
     Oid::parse(s).map_err(|e| e.to_string())
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 #[cfg(test)]
