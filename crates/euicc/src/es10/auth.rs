@@ -15,10 +15,10 @@ use std::time::SystemTime;
 
 use ferrosim_asn1::pe::UICCCapability;
 use ferrosim_asn1::pkix::{KeyIdentifier, SubjectKeyIdentifier};
-use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, OctetString};
+use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::tlv::{Tlv, tlv};
-use ferrosim_asn1::{decode_der, encode_der, rsp};
+use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp};
 use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_pki::{CertRole, KeyId, VerifiedDp, verify_dp_chain};
 use rand::Rng;
@@ -108,10 +108,10 @@ impl Isdr {
             version(SVN),
             version(firmware_version()),
             OctetString::from(resources),
-            UICCCapability(bits(&UICC_CAPABILITIES)),
+            UICCCapability(named_bits(&UICC_CAPABILITIES)),
             Some(version(TS102241_VERSION)),
             Some(version(GLOBALPLATFORM_VERSION)),
-            rsp::RspCapability(bits(&RSP_CAPABILITIES)),
+            rsp::RspCapability(named_bits(&RSP_CAPABILITIES)),
             key_ids(&self.identity.ci_key_ids_for_verification()),
             key_ids(&self.identity.ci_key_ids_for_signing()),
             None,
@@ -291,16 +291,6 @@ fn key_ids(ids: &[KeyId]) -> Vec<SubjectKeyIdentifier> {
 
 fn version(v: [u8; 3]) -> rsp::VersionType {
     rsp::VersionType(FixedOctetString::new(v))
-}
-
-/// A named-bit BIT STRING with these bits set (DER: no trailing zero bits).
-pub(super) fn bits(set: &[usize]) -> BitString {
-    let len = set.iter().max().map_or(0, |m| m + 1);
-    let mut b = BitString::repeat(false, len);
-    for &i in set {
-        b.set(i, true);
-    }
-    b
 }
 
 /// This crate's version as the eUICC firmware version.

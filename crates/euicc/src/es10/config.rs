@@ -6,9 +6,9 @@ use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, OctetStri
 use ferrosim_asn1::rsp;
 use ferrosim_asn1::tlv::Tlv;
 
-use super::auth::bits;
 use super::{Es10Reply, Isdr, decode, expect_empty};
 use crate::apdu::StatusWord;
+use ferrosim_asn1::named_bits;
 
 impl Isdr {
     /// ES10c.GetEID (GetEuiccData with tag list `5A`).
@@ -64,7 +64,7 @@ impl Isdr {
             return e;
         }
         let rule = rsp::ProfilePolicyAuthorisationRule::new(
-            rsp::PprIds(bits(&[1, 2])),
+            rsp::PprIds(named_bits(&[1, 2])),
             vec![rsp::OperatorId::new(
                 OctetString::from_static(&[0xEE, 0xEE, 0xEE]),
                 None,

@@ -68,12 +68,13 @@ impl Isdr {
         let Some(loader) = session.loader.as_mut() else {
             return Es10Reply::Status(StatusWord::CONDITIONS_NOT_SATISFIED);
         };
-        let installed: Vec<&str> = state.profiles.iter().map(|p| p.iccid.as_str()).collect();
+        // Runs once per package, when StoreMetadata has arrived.
         let check_metadata = |m: &rsp::StoreMetadataRequest| {
             if class_of(m).is_none() {
                 return Err(InstallErrorReason::UnsupportedProfileClass);
             }
-            if installed.contains(&iccid_digits(m.iccid.0.as_ref()).as_str()) {
+            let iccid = iccid_digits(m.iccid.0.as_ref());
+            if state.profiles.iter().any(|p| p.iccid == iccid) {
                 return Err(InstallErrorReason::IccidAlreadyExistsOnEuicc);
             }
             Ok(())
@@ -86,6 +87,9 @@ impl Isdr {
             eid: &eid,
         };
         let progress = loader.feed(piece, &binding, &check_metadata);
+        if let Ok(Progress::NeedMore) = progress {
+            return Es10Reply::Empty;
+        }
         let server = server.clone();
         let outcome = match progress {
             Ok(Progress::NeedMore) => return Es10Reply::Empty,
