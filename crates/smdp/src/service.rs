@@ -7,6 +7,7 @@ use ferrosim_saip::ProfilePackage;
 
 use crate::config::SmdpConfig;
 use crate::ids::OperatorId;
+use crate::metadata::ProfileTypeMetadata;
 use crate::store::{ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -32,9 +33,9 @@ type TypeCache = HashMap<(OperatorId, String), (Timestamp, Arc<CachedType>)>;
 /// A profile type with its package parsed once, shared by downloads.
 #[derive(Debug)]
 pub(crate) struct CachedType {
-    /// The stored record (metadata, package bytes).
-    pub record: ProfileTypeRecord,
-    /// The package, parsed.
+    /// The type's profile metadata.
+    pub metadata: ProfileTypeMetadata,
+    /// The package, parsed (it owns the stored bytes).
     pub package: ProfilePackage,
 }
 
@@ -101,12 +102,14 @@ impl<S: Store> Smdp<S> {
             .profile_type(operator, name)
             .await?
             .ok_or_else(|| TypeError::Missing(name.to_owned()))?;
-        let package =
-            ProfilePackage::parse(&record.package).map_err(|source| TypeError::Package {
-                name: name.to_owned(),
-                source,
-            })?;
-        let entry = Arc::new(CachedType { record, package });
+        let ProfileTypeRecord {
+            metadata, package, ..
+        } = record;
+        let package = ProfilePackage::from_vec(package).map_err(|source| TypeError::Package {
+            name: name.to_owned(),
+            source,
+        })?;
+        let entry = Arc::new(CachedType { metadata, package });
         if let Ok(mut cache) = self.types.lock() {
             cache.insert(key, (now, Arc::clone(&entry)));
         }

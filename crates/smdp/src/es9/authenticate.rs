@@ -129,9 +129,8 @@ impl<S: Store> Smdp<S> {
             .profile_type(&profile.operator, &profile.profile_type, now)
             .await
             .map_err(|e| Es9Error::Internal(e.to_string()))?;
-        let metadata =
-            store_metadata_der(&profile.iccid, &profile_type.record.metadata, &cfg.address)
-                .map_err(|e| Es9Error::Internal(e.to_string()))?;
+        let metadata = store_metadata_der(&profile.iccid, &profile_type.metadata, &cfg.address)
+            .map_err(|e| Es9Error::Internal(e.to_string()))?;
         info!(transaction_id = %tid, iccid = %profile.iccid.as_str(), "eUICC authenticated, order bound");
         debug!(eid = %euicc.eid, "authenticated eUICC");
         Ok(AuthenticateClientResponse {

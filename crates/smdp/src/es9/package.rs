@@ -108,7 +108,7 @@ impl<S: Store> Smdp<S> {
             .package
             .personalise(&personalisation)
             .map_err(|e| Es9Error::Internal(format!("personalising {}: {e}", iccid.as_str())))?;
-        let metadata = store_metadata_der(&iccid, &profile_type.record.metadata, &cfg.address)
+        let metadata = store_metadata_der(&iccid, &profile_type.metadata, &cfg.address)
             .map_err(|e| Es9Error::Internal(e.to_string()))?;
         let bpp = build_bpp(
             &BppInput {
