@@ -113,7 +113,8 @@ pub struct Sandbox {
     pub address: String,
     /// The operator's ES2+ token.
     pub token: String,
-    callback_poll: Duration,
+    /// How every instance of this sandbox runs (TLS identity, callbacks).
+    server_options: ServerOptions,
 }
 
 impl Sandbox {
@@ -144,7 +145,7 @@ impl Sandbox {
         let mut server_options = ServerOptions::new(tls_identity(&pki));
         server_options.callbacks.poll_interval = options.callback_poll;
         server_options.callbacks.initial_backoff = Duration::from_millis(100);
-        let server = crate::start(listener, smdp.clone(), server_options).await?;
+        let server = crate::start(listener, smdp.clone(), server_options.clone()).await?;
         Ok(Self {
             dir,
             pki,
@@ -154,7 +155,7 @@ impl Sandbox {
             server: Some(server),
             address,
             token,
-            callback_poll: options.callback_poll,
+            server_options,
         })
     }
 
@@ -163,10 +164,7 @@ impl Sandbox {
     /// load balancer is.
     pub async fn start_instance(&self) -> Result<RunningServer, SandboxError> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let mut options = ServerOptions::new(tls_identity(&self.pki));
-        options.callbacks.poll_interval = self.callback_poll;
-        options.callbacks.initial_backoff = Duration::from_millis(100);
-        Ok(crate::start(listener, self.smdp.clone(), options).await?)
+        Ok(crate::start(listener, self.smdp.clone(), self.server_options.clone()).await?)
     }
 
     /// `https://localhost:PORT`.
