@@ -111,22 +111,11 @@ impl ProfileMetadata {
             )?,
             profile_name: utf8(F, required(F, &items, 0x92, "profileName")?.value)?,
             class: match optional(&items, 0x95) {
-                Some(t) => match integer(F, t.value)? {
-                    0 => ProfileClass::Test,
-                    1 => ProfileClass::Provisioning,
-                    2 => ProfileClass::Operational,
-                    other => ProfileClass::Other(other),
-                },
+                Some(t) => ProfileClass::from_code(integer(F, t.value)?),
                 None => ProfileClass::Operational,
             },
             policy_rules: match optional(&items, 0x99) {
-                Some(t) => {
-                    let b = bits(F, t.value)?;
-                    PolicyRules {
-                        disable_not_allowed: b.get(1).copied().unwrap_or(false),
-                        delete_not_allowed: b.get(2).copied().unwrap_or(false),
-                    }
-                }
+                Some(t) => PolicyRules::from_bits(&bits(F, t.value)?),
                 None => PolicyRules::default(),
             },
             raw: Vec::new(),
