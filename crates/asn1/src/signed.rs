@@ -45,6 +45,8 @@ pub const TAG_PREPARE_DOWNLOAD: u32 = 0xBF21;
 pub const TAG_PROFILE_INSTALLATION_RESULT: u32 = 0xBF37;
 /// ProfileInstallationResultData (`BF27`).
 pub const TAG_PROFILE_INSTALLATION_RESULT_DATA: u32 = 0xBF27;
+/// NotificationMetadata as signed in an OtherSignedNotification (`BF2F`).
+pub const TAG_TBS_OTHER_NOTIFICATION: u32 = 0xBF2F;
 /// First CHOICE alternative (`[0]` constructed, `A0`): the success case of
 /// AuthenticateServerResponse and PrepareDownloadResponse.
 const TAG_CHOICE_OK: u32 = 0xA0;
@@ -97,6 +99,14 @@ pub fn smdp_signed2(message: &[u8]) -> Result<SignedPart<'_>, Error> {
 pub fn profile_installation_result(message: &[u8]) -> Result<SignedPart<'_>, Error> {
     let outer = Tlv::parse_tagged(message, TAG_PROFILE_INSTALLATION_RESULT)?;
     signed_then_signature(&outer, TAG_PROFILE_INSTALLATION_RESULT_DATA)
+}
+
+/// `tbsOtherNotification` (`BF2F`) and `euiccNotificationSignature` of an
+/// OtherSignedNotification (`30 { BF2F .., 5F37 .., .. }`): the enable,
+/// disable and delete notifications.
+pub fn other_signed_notification(message: &[u8]) -> Result<SignedPart<'_>, Error> {
+    let outer = Tlv::parse_tagged(message, TAG_SEQUENCE)?;
+    signed_then_signature(&outer, TAG_TBS_OTHER_NOTIFICATION)
 }
 
 /// Checks a signed element and its signature received as two separate values

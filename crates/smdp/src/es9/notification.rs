@@ -111,11 +111,12 @@ impl<S: Store> Smdp<S> {
         let (euicc_der, eum_der) = notification_certificates(bytes)?;
         let euicc =
             verify_euicc_chain(&self.config.trust, eum_der, euicc_der, now.to_system_time())?;
-        let (tbs, signature) = other_signed_part(bytes)?;
+        let parts = signed::other_signed_notification(bytes)
+            .map_err(|e| Es9Error::BadRequest(format!("pendingNotification: {e}")))?;
         euicc
             .certificate
             .verifying_key()
-            .verify_raw(tbs, signature)
+            .verify_raw(parts.signed, parts.signature)
             .map_err(|_| Es9Error::EuiccSignature("tbsOtherNotification"))?;
         let meta = &other.tbs_other_notification;
         let operation = meta
@@ -164,14 +165,4 @@ fn notification_certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
             "notification lacks certificates".into(),
         )),
     }
-}
-
-/// tbsOtherNotification (BF2F) and the raw r||s of its signature, as received.
-fn other_signed_part(bytes: &[u8]) -> Result<(&[u8], &[u8; 64]), Es9Error> {
-    let bad = |e: String| Es9Error::BadRequest(format!("pendingNotification: {e}"));
-    let outer = Tlv::parse_exact(bytes).map_err(|e| bad(e.to_string()))?;
-    let tbs = outer.require(0xBF2F).map_err(|e| bad(e.to_string()))?;
-    let sig = outer.require(0x5F37).map_err(|e| bad(e.to_string()))?;
-    let raw = ferrosim_crypto::ecdsa::unwrap_5f37(sig.raw).map_err(|e| bad(e.to_string()))?;
-    Ok((tbs.raw, raw))
 }
