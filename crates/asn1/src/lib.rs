@@ -13,6 +13,8 @@
 //!   [`named_bits`] for DER-minimal named BIT STRINGs.
 //! - [`signed`]: the exact signed byte ranges (and their signatures) of received
 //!   messages, cut out without re-encoding.
+//! - [`values`]: the named SGP.22 values every side uses (profile class and
+//!   state, notification operations, policy rules, CancelSession reasons).
 //! - [`tlv`]: a zero-copy BER-TLV reader and writer, used wherever bytes must be
 //!   taken exactly as received (signed parts, BPP segments, APDU payloads).
 //!
@@ -29,6 +31,7 @@ pub mod generated;
 pub mod json;
 pub mod signed;
 pub mod tlv;
+pub mod values;
 
 pub use codec::{decode_der, decode_der_prefix, encode_der, named_bits};
 pub use error::Error;

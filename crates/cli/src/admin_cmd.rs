@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, ProfileTypeImport};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
 use ferrosim_smdp::order::ProfileState;
 use ferrosim_smdp::store::{ProfileFilter, Store};
 use ferrosim_smdp::time::Timestamp;
@@ -207,11 +207,11 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     package: bytes,
                     service_provider_name: service_provider,
                     profile_name,
-                    profile_class: ProfileClass::parse(&class)
-                        .context("--class must be test, provisioning or operational")?,
-                    policy_rules: ProfilePolicyRules {
+                    profile_class: class.parse::<ProfileClass>().context("--class")?,
+                    policy_rules: PolicyRules {
                         disable_not_allowed: ppr1,
                         delete_not_allowed: ppr2,
+                        ..PolicyRules::default()
                     },
                     owner_mcc_mnc: owner,
                 };

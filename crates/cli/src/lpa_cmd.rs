@@ -307,7 +307,9 @@ impl Prepared {
                         metadata.service_provider_name,
                         metadata.profile_name,
                         metadata.iccid,
-                        metadata.class
+                        metadata
+                            .class
+                            .map_or("undefined class".to_owned(), |c| c.to_string())
                     );
                     Consent::Accept
                 })
@@ -353,7 +355,7 @@ impl Prepared {
                     println!(
                         "{:>5}  {:<8} {:<22} {}",
                         n.seq_number,
-                        n.operation.to_string(),
+                        operation_name(n.operation),
                         n.iccid.as_deref().unwrap_or("-"),
                         n.address
                     );
@@ -366,13 +368,19 @@ impl Prepared {
                 for d in &report.delivered {
                     println!(
                         "sent {} {} to {} ({} attempt(s))",
-                        d.metadata.seq_number, d.metadata.operation, d.metadata.address, d.attempts
+                        d.metadata.seq_number,
+                        operation_name(d.metadata.operation),
+                        d.metadata.address,
+                        d.attempts
                     );
                 }
                 for u in &report.undelivered {
                     println!(
                         "KEPT {} {} for {}: {}",
-                        u.metadata.seq_number, u.metadata.operation, u.metadata.address, u.failure
+                        u.metadata.seq_number,
+                        operation_name(u.metadata.operation),
+                        u.metadata.address,
+                        u.failure
                     );
                 }
                 if report.delivered.is_empty() && report.undelivered.is_empty() {
@@ -468,4 +476,9 @@ fn pending_hint(es10: &mut Es10<Card>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A notification's operation as the listings show it.
+fn operation_name(operation: Option<ferrosim_lpa::es10::types::NotificationOperation>) -> String {
+    operation.map_or_else(|| "unknown".to_owned(), |op| op.to_string())
 }

@@ -9,96 +9,14 @@
 
 use std::fmt;
 
-use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, OctetString};
-use ferrosim_asn1::{decode_der, rsp};
+use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
+use ferrosim_asn1::{decode_der, named_bits, rsp};
 use ferrosim_saip::{ProfilePackage, ProfileSummary};
 use serde::{Deserialize, Serialize};
 
 use crate::state::hex_bytes;
 
-/// Whether a profile is enabled.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum ProfileState {
-    /// Installed, not in use.
-    Disabled,
-    /// The profile the device uses (at most one).
-    Enabled,
-}
-
-/// SGP.22 `ProfileClass`.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum ProfileClass {
-    /// `test(0)`.
-    Test,
-    /// `provisioning(1)`.
-    Provisioning,
-    /// `operational(2)`.
-    Operational,
-}
-
-impl ProfileClass {
-    /// From the ASN.1 value.
-    pub fn from_code(code: i64) -> Option<Self> {
-        match code {
-            0 => Some(Self::Test),
-            1 => Some(Self::Provisioning),
-            2 => Some(Self::Operational),
-            _ => None,
-        }
-    }
-
-    /// The ASN.1 value.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Test => 0,
-            Self::Provisioning => 1,
-            Self::Operational => 2,
-        }
-    }
-}
-
-/// A profile management operation (the bits of SGP.22 `NotificationEvent`).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum NotificationOperation {
-    /// `notificationInstall(0)`.
-    Install,
-    /// `notificationEnable(1)`.
-    Enable,
-    /// `notificationDisable(2)`.
-    Disable,
-    /// `notificationDelete(3)`.
-    Delete,
-}
-
-impl NotificationOperation {
-    /// All operations in bit order.
-    pub const ALL: [Self; 4] = [Self::Install, Self::Enable, Self::Disable, Self::Delete];
-
-    /// The bit number in `NotificationEvent`.
-    pub fn bit(self) -> usize {
-        match self {
-            Self::Install => 0,
-            Self::Enable => 1,
-            Self::Disable => 2,
-            Self::Delete => 3,
-        }
-    }
-
-    /// The `NotificationEvent` with only this bit set (DER: no trailing zero bits).
-    pub fn event(self) -> rsp::NotificationEvent {
-        let mut bits = BitString::repeat(false, self.bit() + 1);
-        bits.set(self.bit(), true);
-        rsp::NotificationEvent(bits)
-    }
-
-    /// Whether `event` has this operation's bit set.
-    pub fn is_in(self, event: &rsp::NotificationEvent) -> bool {
-        event.0.get(self.bit()).is_some_and(|b| *b)
-    }
-}
+pub use ferrosim_asn1::values::{NotificationOperation, PolicyRules, ProfileClass, ProfileState};
 
 /// Where the notifications of some operations go (`NotificationConfigurationInformation`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -107,17 +25,6 @@ pub struct NotificationConfiguration {
     pub operations: Vec<NotificationOperation>,
     /// The FQDN the notifications go to.
     pub address: String,
-}
-
-/// The profile policy rules (`PprIds`).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PolicyRules {
-    /// `pprUpdateControl(0)`.
-    pub update_control: bool,
-    /// `ppr1(1)`: disabling this profile is not allowed.
-    pub disable_not_allowed: bool,
-    /// `ppr2(2)`: deleting this profile is not allowed.
-    pub delete_not_allowed: bool,
 }
 
 /// The profile owner (`OperatorId`).
@@ -285,7 +192,7 @@ impl InstalledProfile {
             policy_rules: m
                 .profile_policy_rules
                 .as_ref()
-                .map(policy_rules)
+                .map(|ppr| PolicyRules::from_bits(&ppr.0))
                 .unwrap_or_default(),
             dp_oid: input.dp_oid,
             service_specific_data: m
@@ -368,18 +275,7 @@ impl fmt::Debug for InstalledProfile {
 
 /// The profile class of a StoreMetadata request, if it is a known one.
 pub(crate) fn class_of(m: &rsp::StoreMetadataRequest) -> Option<ProfileClass> {
-    i64::try_from(&m.profile_class.0)
-        .ok()
-        .and_then(ProfileClass::from_code)
-}
-
-fn policy_rules(ppr: &rsp::PprIds) -> PolicyRules {
-    let bit = |i: usize| ppr.0.get(i).is_some_and(|b| *b);
-    PolicyRules {
-        update_control: bit(0),
-        disable_not_allowed: bit(1),
-        delete_not_allowed: bit(2),
-    }
+    ProfileClass::from_asn1(&m.profile_class)
 }
 
 /// Digits of an EF.ICCID value (nibble-swapped BCD), stopping at `F` padding.
@@ -443,12 +339,7 @@ pub(crate) fn profile_info(p: &InstalledProfile, wanted: impl Fn(u32) -> bool) -
     rsp::ProfileInfo::new(
         want(t::ICCID).then(|| rsp::Iccid(FixedOctetString::new(p.iccid_bytes()))),
         want(t::ISDP_AID).then(|| rsp::OctetTo16(OctetString::from(p.isdp_aid.clone()))),
-        want(t::STATE).then(|| {
-            rsp::ProfileState(Integer::from(match p.state {
-                ProfileState::Disabled => 0,
-                ProfileState::Enabled => 1,
-            }))
-        }),
+        want(t::STATE).then(|| p.state.to_asn1()),
         if want(t::NICKNAME) {
             p.nickname.clone()
         } else {
@@ -464,20 +355,14 @@ pub(crate) fn profile_info(p: &InstalledProfile, wanted: impl Fn(u32) -> bool) -
             .as_ref()
             .filter(|_| want(t::ICON))
             .map(|i| OctetString::from(i.data.clone())),
-        want(t::CLASS).then(|| rsp::ProfileClass(Integer::from(p.profile_class.code()))),
+        want(t::CLASS).then(|| p.profile_class.to_asn1()),
         (want(t::NOTIFICATIONS) && !p.notification_configuration.is_empty()).then(|| {
             p.notification_configuration
                 .iter()
                 .map(|n| {
-                    let mut bits = BitString::repeat(
-                        false,
-                        n.operations.iter().map(|o| o.bit() + 1).max().unwrap_or(0),
-                    );
-                    for op in &n.operations {
-                        bits.set(op.bit(), true);
-                    }
+                    let bits: Vec<usize> = n.operations.iter().map(|o| o.bit()).collect();
                     rsp::NotificationConfigurationInformation::new(
-                        rsp::NotificationEvent(bits),
+                        rsp::NotificationEvent(named_bits(&bits)),
                         n.address.clone(),
                     )
                 })
@@ -498,27 +383,12 @@ pub(crate) fn profile_info(p: &InstalledProfile, wanted: impl Fn(u32) -> bool) -
             .filter(|_| want(t::DP_PROPRIETARY))
             .and_then(dotted_to_oid)
             .map(rsp::DpProprietaryData::new),
-        want(t::PPR).then(|| ppr_ids(p.policy_rules)),
+        want(t::PPR).then(|| p.policy_rules.to_asn1()),
         p.service_specific_data
             .as_deref()
             .filter(|_| want(t::SERVICE_SPECIFIC))
             .and_then(|der| decode_der::<rsp::VendorSpecificExtension>(der).ok()),
     )
-}
-
-/// `PprIds` of policy rules (DER: no trailing zero bits).
-fn ppr_ids(r: PolicyRules) -> rsp::PprIds {
-    let set = [
-        r.update_control,
-        r.disable_not_allowed,
-        r.delete_not_allowed,
-    ];
-    let len = set.iter().rposition(|b| *b).map_or(0, |i| i + 1);
-    let mut bits = BitString::repeat(false, len);
-    for (i, on) in set.iter().enumerate().take(len) {
-        bits.set(i, *on);
-    }
-    rsp::PprIds(bits)
 }
 
 /// A rasn OBJECT IDENTIFIER from dotted text.
@@ -558,27 +428,6 @@ mod tests {
             iccid_bcd("8949449999999990049"),
             [0x98, 0x94, 0x44, 0x99, 0x99, 0x99, 0x99, 0x09, 0x40, 0xF9]
         );
-    }
-
-    #[test]
-    fn notification_events_and_pprs() {
-        for op in NotificationOperation::ALL {
-            let ev = op.event();
-            assert!(op.is_in(&ev));
-            assert_eq!(ev.0.len(), op.bit() + 1);
-            for other in NotificationOperation::ALL.into_iter().filter(|o| *o != op) {
-                assert!(!other.is_in(&ev));
-            }
-        }
-        let rules = PolicyRules {
-            update_control: false,
-            disable_not_allowed: false,
-            delete_not_allowed: true,
-        };
-        let ids = ppr_ids(rules);
-        assert_eq!(ids.0.len(), 3);
-        assert_eq!(policy_rules(&ids), rules);
-        assert_eq!(ppr_ids(PolicyRules::default()).0.len(), 0);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_crypto::key::KeySource;
 use ferrosim_euicc::VirtualEuicc;
 use ferrosim_euicc::codes::{AuthenticateErrorCode, DownloadErrorCode};
-use ferrosim_smdp::metadata::ProfilePolicyRules;
+use ferrosim_smdp::metadata::PolicyRules;
 
 /// The AuthenticateServerResponse: Ok(euiccSigned1) or Err(code).
 fn auth_outcome(response: &[u8]) -> Result<rsp::EuiccSigned1, AuthenticateErrorCode> {
@@ -402,7 +402,7 @@ fn prepare_download_failures() {
 fn bound_profile_package_failures() {
     let server = FakeSmdp::new(pki());
     let (package, _) = fixture();
-    let metadata = server.metadata(&package, ProfilePolicyRules::default());
+    let metadata = server.metadata(&package, PolicyRules::default());
 
     // A package for another transaction (signed correctly).
     let outcome = |tid: &[u8], otpk_of_other_session: bool, metadata: &[u8], package: &[u8]| {
@@ -446,7 +446,7 @@ fn bound_profile_package_failures() {
     let other_iccid = ferrosim_saip::Iccid::from_body("894944000000000099").unwrap();
     let other_metadata = ferrosim_smdp::metadata::store_metadata_der(
         &other_iccid,
-        &common::type_metadata(ProfilePolicyRules::default()),
+        &common::type_metadata(PolicyRules::default()),
         SMDP_ADDRESS,
     )
     .unwrap();
@@ -470,7 +470,7 @@ fn a_package_bound_earlier_can_be_loaded_in_a_new_session() {
     // was bound to (the LPA lost the connection after getBoundProfilePackage).
     let server = FakeSmdp::new(pki());
     let (package, _) = fixture();
-    let metadata = server.metadata(&package, ProfilePolicyRules::default());
+    let metadata = server.metadata(&package, PolicyRules::default());
     let mut c = card();
     let (ch, auth) = authenticated(&mut c, &server);
     let prepared = es10(

@@ -25,7 +25,7 @@ use ferrosim_euicc::{ProfileState, VirtualEuicc};
 use ferrosim_saip::{Iccid, Imsi, Key128, Personalisation, Pin, ProfilePackage};
 use ferrosim_smdp::es2::token_hash;
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::metadata::ProfilePolicyRules;
+use ferrosim_smdp::metadata::PolicyRules;
 use ferrosim_smdp::order::{ProfileRecord, ProfileState as OrderState};
 use ferrosim_smdp::store::{NewProfile, Operator, ProfileTypeRecord, Store};
 use ferrosim_smdp::time::Timestamp;
@@ -46,7 +46,7 @@ struct World {
 }
 
 impl World {
-    async fn new(rules: ProfilePolicyRules, iccid_body: &str) -> Self {
+    async fn new(rules: PolicyRules, iccid_body: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("smdp.db").display());
         let store = SqlStore::connect(&url, &StoreOptions::default())
@@ -261,7 +261,7 @@ async fn fetch_bpp(
 
 #[tokio::test]
 async fn full_download_installs_the_personalised_package() {
-    let world = World::new(ProfilePolicyRules::default(), "894944000000000001").await;
+    let world = World::new(PolicyRules::default(), "894944000000000001").await;
     let matching_id = world.order(None).await;
     let mut card = card();
     let channel = open_isdr(&mut card);
@@ -353,7 +353,7 @@ async fn full_download_installs_the_personalised_package() {
         &mut again,
         ch,
         &world.personalised_package(),
-        ProfilePolicyRules::default(),
+        PolicyRules::default(),
     );
     assert_eq!(
         pir_result(&pir),
@@ -364,7 +364,7 @@ async fn full_download_installs_the_personalised_package() {
 
 #[tokio::test]
 async fn download_with_a_confirmation_code() {
-    let world = World::new(ProfilePolicyRules::default(), "894944000000000002").await;
+    let world = World::new(PolicyRules::default(), "894944000000000002").await;
     let matching_id = world.order(Some("12345678")).await;
     let mut card = card();
     let channel = open_isdr(&mut card);
@@ -386,7 +386,7 @@ async fn download_with_a_confirmation_code() {
 
 #[tokio::test]
 async fn a_tampered_segment_fails_the_installation() {
-    let world = World::new(ProfilePolicyRules::default(), "894944000000000003").await;
+    let world = World::new(PolicyRules::default(), "894944000000000003").await;
     let matching_id = world.order(None).await;
     let mut card = card();
     let channel = open_isdr(&mut card);
@@ -438,7 +438,7 @@ async fn a_tampered_segment_fails_the_installation() {
 
 #[tokio::test]
 async fn profile_operations_notify_the_smdp() {
-    let world = World::new(ProfilePolicyRules::default(), "894944000000000004").await;
+    let world = World::new(PolicyRules::default(), "894944000000000004").await;
     let matching_id = world.order(None).await;
     let mut card = card();
     let channel = open_isdr(&mut card);
@@ -515,7 +515,7 @@ async fn profile_operations_notify_the_smdp() {
 
 #[tokio::test]
 async fn a_postponed_download_is_cancelled_and_retried() {
-    let world = World::new(ProfilePolicyRules::default(), "894944000000000005").await;
+    let world = World::new(PolicyRules::default(), "894944000000000005").await;
     let matching_id = world.order(None).await;
     let mut card = card();
     let channel = open_isdr(&mut card);

@@ -14,9 +14,10 @@ use ferrosim_euicc::{
     EuiccState, NotificationOperation as Op, ProfileClass, ProfileState, VirtualEuicc,
 };
 use ferrosim_saip::{Iccid, Personalisation, ProfilePackage};
-use ferrosim_smdp::metadata::ProfilePolicyRules;
+use ferrosim_smdp::metadata::PolicyRules;
 
-const NO_RULES: ProfilePolicyRules = ProfilePolicyRules {
+const NO_RULES: PolicyRules = PolicyRules {
+    update_control: false,
     disable_not_allowed: false,
     delete_not_allowed: false,
 };
@@ -32,7 +33,7 @@ fn package_with_iccid(body: &str) -> (Vec<u8>, String) {
 }
 
 /// A card with two profiles installed (A without rules, B with `rules_b`).
-fn two_profiles(rules_b: ProfilePolicyRules) -> (VirtualEuicc, u8, [u8; 10], [u8; 10]) {
+fn two_profiles(rules_b: PolicyRules) -> (VirtualEuicc, u8, [u8; 10], [u8; 10]) {
     let mut c = card();
     let ch = open_isdr(&mut c);
     let server = FakeSmdp::new(pki());
@@ -157,9 +158,10 @@ fn one_enabled_profile_at_a_time_with_notifications() {
 
 #[test]
 fn profile_policy_rules_are_honoured() {
-    let rules = ProfilePolicyRules {
+    let rules = PolicyRules {
         disable_not_allowed: true,
         delete_not_allowed: true,
+        ..PolicyRules::default()
     };
     let (mut c, ch, a, b) = two_profiles(rules);
     let p = &c.state().profiles[1];
@@ -181,9 +183,10 @@ fn profile_policy_rules_are_honoured() {
     );
 
     // PPR2 alone: disabled but not deletable.
-    let (mut c, ch, _, b) = two_profiles(ProfilePolicyRules {
+    let (mut c, ch, _, b) = two_profiles(PolicyRules {
         disable_not_allowed: false,
         delete_not_allowed: true,
+        ..PolicyRules::default()
     });
     assert_eq!(enable(&mut c, ch, &b), ProfileResult::Ok);
     assert_eq!(disable(&mut c, ch, &b), ProfileResult::Ok);
@@ -308,9 +311,10 @@ fn nicknames() {
 
 #[test]
 fn memory_reset_and_configured_addresses() {
-    let (mut c, ch, a, _) = two_profiles(ProfilePolicyRules {
+    let (mut c, ch, a, _) = two_profiles(PolicyRules {
         disable_not_allowed: true,
         delete_not_allowed: true,
+        ..PolicyRules::default()
     });
     enable(&mut c, ch, &a);
     // Addresses: root SM-DS by default, no default SM-DP+.

@@ -9,7 +9,7 @@ mod common;
 use common::{
     FakeSmdp, card, challenge, es10, es10_sw, fixture, open_isdr, pir_result, pki, split_bpp,
 };
-use ferrosim_smdp::metadata::ProfilePolicyRules;
+use ferrosim_smdp::metadata::PolicyRules;
 use proptest::prelude::*;
 
 /// A card in a download session and the pieces of a package bound to it.
@@ -25,7 +25,7 @@ fn session_and_pieces() -> (ferrosim_euicc::VirtualEuicc, u8, Vec<Vec<u8>>) {
         &server.prepare_download(&auth, &server.transaction_id, None),
     );
     let package = fixture().0;
-    let metadata = server.metadata(&package, ProfilePolicyRules::default());
+    let metadata = server.metadata(&package, PolicyRules::default());
     let eid = c.identity().eid().to_bcd();
     let bpp = server.bpp(&server.transaction_id, &eid, &prepared, &metadata, &package);
     (c, ch, split_bpp(&bpp))

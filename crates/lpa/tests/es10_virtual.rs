@@ -87,7 +87,7 @@ async fn management_functions_and_signed_notifications() {
     let pending = es10.retrieve_notifications(None).unwrap();
     let enable = pending
         .iter()
-        .find(|n| n.metadata.operation == NotificationOperation::Enable)
+        .find(|n| n.metadata.operation == Some(NotificationOperation::Enable))
         .unwrap();
     assert_eq!(enable.metadata.iccid.as_deref(), Some(iccid.as_str()));
     let outer = Tlv::parse_tagged(&enable.raw, 0x30).unwrap();

@@ -558,7 +558,7 @@ async fn other_notifications_survive_failures_until_acknowledged() {
             .await
             .unwrap();
     assert!(report.is_complete(), "{:?}", report.undelivered);
-    let ops: Vec<NotificationOperation> = report
+    let ops: Vec<Option<NotificationOperation>> = report
         .delivered
         .iter()
         .map(|d| d.metadata.operation)
@@ -566,8 +566,8 @@ async fn other_notifications_survive_failures_until_acknowledged() {
     assert_eq!(
         ops,
         vec![
-            NotificationOperation::Enable,
-            NotificationOperation::Disable
+            Some(NotificationOperation::Enable),
+            Some(NotificationOperation::Disable)
         ]
     );
     assert_eq!(report.delivered[0].attempts, 2);
@@ -594,7 +594,7 @@ async fn installation_result_kept_when_never_acknowledged() {
     );
     let pending = es10(&mut card).list_notifications().unwrap();
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].operation, NotificationOperation::Install);
+    assert_eq!(pending[0].operation, Some(NotificationOperation::Install));
 
     // Later, with a working network, the result reaches the SM-DP+.
     let es9 = InProcessEs9::new(smdp.smdp.clone());

@@ -9,27 +9,7 @@ use crate::identity::Iccid;
 use crate::package::ProfilePackage;
 use crate::summary::ProfileSummary;
 
-/// SGP.22 `profileClass`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProfileClass {
-    /// `test(0)`.
-    Test,
-    /// `provisioning(1)`.
-    Provisioning,
-    /// `operational(2)`.
-    Operational,
-}
-
-impl ProfileClass {
-    /// The INTEGER value SGP.22 encodes.
-    pub fn value(self) -> u8 {
-        match self {
-            ProfileClass::Test => 0,
-            ProfileClass::Provisioning => 1,
-            ProfileClass::Operational => 2,
-        }
-    }
-}
+pub use ferrosim_asn1::values::ProfileClass;
 
 /// Metadata defaults derived from a package.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -212,7 +212,7 @@ fn metadata_defaults_come_from_the_header() {
         assert_eq!(m.iccid.as_str(), f.iccid);
         assert_eq!(m.profile_name, "GSMA Generic eUICC Test Profile");
         assert_eq!(m.profile_class, ProfileClass::Operational);
-        assert_eq!(m.profile_class.value(), 2);
+        assert_eq!(m.profile_class.code(), 2);
         assert_eq!(m.spn_hint.as_deref(), Some("GSMA_TEST"));
     }
 }

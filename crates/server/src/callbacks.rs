@@ -21,8 +21,6 @@ use rand::RngExt;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::http::status_data;
-
 /// Settings of the callback worker.
 #[derive(Debug, Clone)]
 pub struct CallbackOptions {
@@ -180,7 +178,7 @@ async fn deliver<S: Store + Clone>(
         notification_point_id: e.point.id(),
         notification_point_status: match e.failure {
             None => FunctionExecutionStatus::success(),
-            Some(code) => FunctionExecutionStatus::failed(status_data(code, None)),
+            Some(code) => FunctionExecutionStatus::failed(code.into()),
         },
         result_data: e
             .result_data

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::http::{failed_body, json_response, parse_json};
+use crate::http::{failed_body, json_response, parse_body, parse_json};
 
 const FUNCTIONS: [&str; 4] = [
     "downloadOrder",
@@ -124,15 +124,7 @@ async fn execute<S: Store + Clone>(
 
 /// Parses the function's request; a malformed one is a final failure.
 fn parse<Req: DeserializeOwned>(body: &[u8]) -> Result<Req, CallAnswer> {
-    serde_json::from_slice(body).map_err(|e| {
-        let msg = e.to_string();
-        let code = if msg.starts_with("missing field") {
-            StatusCode::MANDATORY_ELEMENT_MISSING
-        } else {
-            StatusCode::INVALID_REQUEST_FORMAT
-        };
-        CallAnswer::Final(failed_body(code, Some(format!("request body: {msg}"))))
-    })
+    parse_body(body).map_err(|(code, msg)| CallAnswer::Final(failed_body(code, Some(msg))))
 }
 
 /// Serialises the function's outcome; a failure of our database is transient.

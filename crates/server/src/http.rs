@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
-use ferrosim_asn1::json::{ADMIN_PROTOCOL, HeaderOnly, ResponseHeader, StatusCodeData};
+use ferrosim_asn1::json::{ADMIN_PROTOCOL, HeaderOnly, ResponseHeader};
 use ferrosim_smdp::status::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
 /// The JSON text of a `Failed` answer.
 pub(crate) fn failed_body(code: StatusCode, message: Option<String>) -> String {
     let body = HeaderOnly {
-        header: ResponseHeader::failed(status_data(code, message)),
+        header: ResponseHeader::failed(code.to_data(message)),
     };
     serde_json::to_string(&body).unwrap_or_else(|_| {
         r#"{"header":{"functionExecutionStatus":{"status":"Failed"}}}"#.to_owned()
@@ -50,19 +50,9 @@ pub(crate) fn failed(code: StatusCode, message: Option<String>) -> Response {
     json_response(HttpStatus::OK, failed_body(code, message))
 }
 
-/// `statusCodeData` for a code, with our message or the spec's wording.
-pub(crate) fn status_data(code: StatusCode, message: Option<String>) -> StatusCodeData {
-    StatusCodeData {
-        subject_code: code.subject.to_owned(),
-        reason_code: code.reason.to_owned(),
-        subject_identifier: None,
-        message: Some(message.unwrap_or_else(|| code.message.to_owned())),
-    }
-}
-
 /// Parses a JSON request body; a failure says whether a field was missing
-/// or the body is malformed.
-pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+/// or the body is malformed, with the status code and message to answer.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, String)> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         let code = if msg.starts_with("missing field") {
@@ -70,8 +60,13 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Resp
         } else {
             StatusCode::INVALID_REQUEST_FORMAT
         };
-        Box::new(failed(code, Some(format!("request body: {msg}"))))
+        (code, format!("request body: {msg}"))
     })
+}
+
+/// [`parse_body`] with the `Failed` answer ready to send.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Box<Response>> {
+    parse_body(body).map_err(|(code, msg)| Box::new(failed(code, Some(msg))))
 }
 
 /// HTTP 204 with the GSMA header.

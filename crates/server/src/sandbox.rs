@@ -17,7 +17,7 @@ use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, InventoryError, ProfileTypeImport};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Credential, Smdp, SmdpConfig};
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -237,7 +237,7 @@ pub async fn seed(store: &SqlStore, options: &SandboxOptions) -> Result<String, 
             service_provider_name: Some("ferrosim sandbox".into()),
             profile_name: Some("TS.48 test profile".into()),
             profile_class: ProfileClass::Operational,
-            policy_rules: ProfilePolicyRules::default(),
+            policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
         },
         Timestamp::now(),

@@ -22,7 +22,7 @@ use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, ProfilePackage};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, ProfileRange, ProfileTypeImport};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
 use ferrosim_smdp::order::ProfileState;
 use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
@@ -485,7 +485,7 @@ async fn every_fixture_package_imports_personalises_and_downloads() {
                 service_provider_name: None,
                 profile_name: None,
                 profile_class: ProfileClass::Operational,
-                policy_rules: ProfilePolicyRules::default(),
+                policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
             },
             Timestamp::now(),

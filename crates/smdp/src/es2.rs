@@ -91,16 +91,10 @@ impl Es2Error {
 
     /// The JSON `statusCodeData` of this failure.
     pub fn status_code_data(&self) -> StatusCodeData {
-        let code = self.status();
-        StatusCodeData {
-            subject_code: code.subject.to_owned(),
-            reason_code: code.reason.to_owned(),
-            subject_identifier: None,
-            message: Some(match self {
-                Self::Store(_) => code.message.to_owned(),
-                other => other.to_string(),
-            }),
-        }
+        self.status().to_data(match self {
+            Self::Store(_) => None,
+            other => Some(other.to_string()),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use thiserror::Error;
 
 use crate::es2::token_hash;
 use crate::ids::OperatorId;
-use crate::metadata::{ProfileClass, ProfilePolicyRules, ProfileTypeMetadata};
+use crate::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use crate::order::ProfileRecord;
 use crate::store::{NewProfile, Operator, ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
@@ -87,7 +87,7 @@ pub struct ProfileTypeImport {
     /// Profile class (default operational).
     pub profile_class: ProfileClass,
     /// Profile policy rules.
-    pub policy_rules: ProfilePolicyRules,
+    pub policy_rules: PolicyRules,
     /// MCC+MNC of the profile owner; defaults to the package's IMSI's.
     pub owner_mcc_mnc: Option<String>,
 }

@@ -3,77 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// `ProfileClass` of SGP.22.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProfileClass {
-    /// 0: a test profile.
-    Test,
-    /// 1: a provisioning profile (bootstrap connectivity).
-    Provisioning,
-    /// 2: an operational profile (the default).
-    Operational,
-}
-
-impl ProfileClass {
-    /// The ASN.1 integer.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Test => 0,
-            Self::Provisioning => 1,
-            Self::Operational => 2,
-        }
-    }
-
-    /// From the ASN.1 integer.
-    pub fn from_code(code: i64) -> Option<Self> {
-        match code {
-            0 => Some(Self::Test),
-            1 => Some(Self::Provisioning),
-            2 => Some(Self::Operational),
-            _ => None,
-        }
-    }
-
-    /// Parses `test`, `provisioning` or `operational`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "test" => Some(Self::Test),
-            "provisioning" => Some(Self::Provisioning),
-            "operational" => Some(Self::Operational),
-            _ => None,
-        }
-    }
-}
-
-/// Profile policy rules of SGP.22 (`PprIds` bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub struct ProfilePolicyRules {
-    /// PPR1: the profile may not be disabled once enabled.
-    pub disable_not_allowed: bool,
-    /// PPR2: the profile may not be deleted.
-    pub delete_not_allowed: bool,
-}
-
-impl ProfilePolicyRules {
-    /// Bit mask as stored: bit 1 = PPR1, bit 2 = PPR2 (the `PprIds` bit numbers).
-    pub fn bits(self) -> i64 {
-        (i64::from(self.disable_not_allowed) << 1) | (i64::from(self.delete_not_allowed) << 2)
-    }
-
-    /// From the stored bit mask.
-    pub fn from_bits(bits: i64) -> Self {
-        Self {
-            disable_not_allowed: bits & 0b010 != 0,
-            delete_not_allowed: bits & 0b100 != 0,
-        }
-    }
-
-    /// Whether any rule is set.
-    pub fn any(self) -> bool {
-        self.disable_not_allowed || self.delete_not_allowed
-    }
-}
+pub use ferrosim_asn1::values::{PolicyRules, ProfileClass};
 
 /// The metadata of a profile type, applied to each of its profiles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +15,7 @@ pub struct ProfileTypeMetadata {
     /// `profileClass`.
     pub profile_class: ProfileClass,
     /// `profilePolicyRules`.
-    pub policy_rules: ProfilePolicyRules,
+    pub policy_rules: PolicyRules,
     /// `profileOwner` MCC+MNC digits (5 or 6), if given.
     pub owner_mcc_mnc: Option<String>,
 }
@@ -101,9 +31,6 @@ pub enum MetadataError {
     Encode(#[from] ferrosim_asn1::Error),
 }
 
-/// `NotificationEvent` bits of SGP.22 (install, enable, disable, delete).
-const NOTIFICATION_EVENTS: [usize; 4] = [0, 1, 2, 3];
-
 /// The DER of the StoreMetadataRequest (BF25) for one profile: the type's
 /// metadata, the profile's ICCID, and notifications for install, enable,
 /// disable and delete addressed to this SM-DP+.
@@ -112,24 +39,14 @@ pub fn store_metadata_der(
     m: &ProfileTypeMetadata,
     smdp_address: &str,
 ) -> Result<Vec<u8>, MetadataError> {
-    use ferrosim_asn1::rasn::types::{BitString, FixedOctetString, Integer, OctetString};
+    use ferrosim_asn1::rasn::types::{FixedOctetString, OctetString};
     use ferrosim_asn1::rsp;
+    use ferrosim_asn1::values::NotificationOperation;
 
-    let bits = |set: &[usize]| -> BitString {
-        let len = set.iter().max().map_or(0, |m| m + 1);
-        let mut b = BitString::repeat(false, len);
-        for &i in set {
-            b.set(i, true);
-        }
-        b
-    };
-    let notifications = NOTIFICATION_EVENTS
+    let notifications = NotificationOperation::ALL
         .iter()
-        .map(|&bit| {
-            rsp::NotificationConfigurationInformation::new(
-                rsp::NotificationEvent(bits(&[bit])),
-                smdp_address.to_owned(),
-            )
+        .map(|op| {
+            rsp::NotificationConfigurationInformation::new(op.event(), smdp_address.to_owned())
         })
         .collect();
     let owner = m
@@ -143,23 +60,16 @@ pub fn store_metadata_der(
             ))
         })
         .transpose()?;
-    let mut ppr = Vec::new();
-    if m.policy_rules.disable_not_allowed {
-        ppr.push(1);
-    }
-    if m.policy_rules.delete_not_allowed {
-        ppr.push(2);
-    }
     let request = rsp::StoreMetadataRequest::new(
         rsp::Iccid(FixedOctetString::new(iccid.to_bcd())),
         m.service_provider_name.clone(),
         m.profile_name.clone(),
         None,
         None,
-        rsp::ProfileClass(Integer::from(m.profile_class.code())),
+        m.profile_class.to_asn1(),
         Some(notifications),
         owner,
-        (!ppr.is_empty()).then(|| rsp::PprIds(bits(&ppr))),
+        (m.policy_rules.mask() != 0).then(|| m.policy_rules.to_asn1()),
         None,
         None,
     );
@@ -186,14 +96,5 @@ mod tests {
         assert_eq!(mcc_mnc_bytes("310410").unwrap(), [0x13, 0x00, 0x14]);
         assert!(mcc_mnc_bytes("0010").is_err());
         assert!(mcc_mnc_bytes("00a01").is_err());
-    }
-
-    #[test]
-    fn ppr_bits_round_trip() {
-        let p = ProfilePolicyRules {
-            disable_not_allowed: true,
-            delete_not_allowed: false,
-        };
-        assert_eq!(ProfilePolicyRules::from_bits(p.bits()), p);
     }
 }

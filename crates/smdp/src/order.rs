@@ -24,6 +24,8 @@ use ferrosim_saip::Iccid;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub use ferrosim_asn1::values::CancelSessionReason;
+
 use crate::ids::{MatchingId, OperatorId, TransactionId};
 use crate::status::StatusCode;
 use crate::time::Timestamp;
@@ -353,58 +355,6 @@ pub struct Confirmation {
     pub smds_address: Option<String>,
     /// `releaseFlag`: release at once.
     pub release: bool,
-}
-
-/// Reasons of ES10b CancelSession (SGP.22 `CancelSessionReason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelReason {
-    /// 0: the end user refused the download.
-    EndUserRejection,
-    /// 1: the end user postponed it.
-    Postponed,
-    /// 2: the LPA timed out.
-    Timeout,
-    /// 3: profile policy rules do not allow the profile.
-    PprNotAllowed,
-    /// 4: the metadata did not match.
-    MetadataMismatch,
-    /// 5: the eUICC failed loading the BPP.
-    LoadBppExecutionError,
-    /// 127 or any other value.
-    Undefined(i64),
-}
-
-impl CancelReason {
-    /// From the ASN.1 integer.
-    pub fn from_code(code: i64) -> Self {
-        match code {
-            0 => Self::EndUserRejection,
-            1 => Self::Postponed,
-            2 => Self::Timeout,
-            3 => Self::PprNotAllowed,
-            4 => Self::MetadataMismatch,
-            5 => Self::LoadBppExecutionError,
-            other => Self::Undefined(other),
-        }
-    }
-
-    /// The ASN.1 integer.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::EndUserRejection => 0,
-            Self::Postponed => 1,
-            Self::Timeout => 2,
-            Self::PprNotAllowed => 3,
-            Self::MetadataMismatch => 4,
-            Self::LoadBppExecutionError => 5,
-            Self::Undefined(c) => c,
-        }
-    }
-
-    /// Whether the order may be downloaded again later (postponed, timeout).
-    pub fn allows_retry(self) -> bool {
-        matches!(self, Self::Postponed | Self::Timeout | Self::Undefined(_))
-    }
 }
 
 /// The outcome of a transition: events to deliver, or a broken rule. The
@@ -765,7 +715,7 @@ impl ProfileRecord {
         &mut self,
         tid: &TransactionId,
         eid: Option<&Eid>,
-        reason: CancelReason,
+        reason: CancelSessionReason,
         now: Timestamp,
         events: &mut Vec<ProgressEvent>,
     ) -> Transition {

@@ -5,7 +5,7 @@
 //! collected here, in one place, so that each typed error maps to exactly one
 //! code (see `Error::status` in the crate root).
 
-use serde::{Deserialize, Serialize};
+use ferrosim_asn1::json::StatusCodeData;
 
 /// A subject code / reason code pair with its SGP.22 meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -187,63 +187,21 @@ impl StatusCode {
     }
 }
 
-/// `header.functionExecutionStatus` of an ES9+ / ES2+ JSON response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionExecutionStatus {
-    /// `Executed-Success`, `Executed-WithWarning`, `Failed` or `Expired`.
-    pub status: String,
-    /// Present when the status is not a plain success.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub status_code_data: Option<StatusCodeData>,
-}
-
-/// The JSON form of a [`StatusCode`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusCodeData {
-    /// Subject code, e.g. `8.8.1`.
-    pub subject_code: String,
-    /// Reason code, e.g. `3.8`.
-    pub reason_code: String,
-    /// Optional identifier of the subject (e.g. the ICCID).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub subject_identifier: Option<String>,
-    /// Human-readable message.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub message: Option<String>,
-}
-
-impl FunctionExecutionStatus {
-    /// `Executed-Success` without status code data.
-    pub fn success() -> Self {
-        Self {
-            status: "Executed-Success".to_owned(),
-            status_code_data: None,
+impl StatusCode {
+    /// The JSON `statusCodeData` of this code, with `message` instead of the
+    /// SGP.22 wording when given.
+    pub fn to_data(self, message: Option<String>) -> StatusCodeData {
+        StatusCodeData {
+            subject_code: self.subject.to_owned(),
+            reason_code: self.reason.to_owned(),
+            subject_identifier: None,
+            message: Some(message.unwrap_or_else(|| self.message.to_owned())),
         }
-    }
-
-    /// `Failed` with the given code.
-    pub fn failed(code: StatusCode) -> Self {
-        Self {
-            status: "Failed".to_owned(),
-            status_code_data: Some(StatusCodeData::from(code)),
-        }
-    }
-
-    /// Whether this is `Executed-Success` (or success with warning).
-    pub fn is_success(&self) -> bool {
-        self.status.starts_with("Executed-")
     }
 }
 
 impl From<StatusCode> for StatusCodeData {
     fn from(code: StatusCode) -> Self {
-        Self {
-            subject_code: code.subject.to_owned(),
-            reason_code: code.reason.to_owned(),
-            subject_identifier: None,
-            message: Some(code.message.to_owned()),
-        }
+        code.to_data(None)
     }
 }

@@ -178,7 +178,7 @@ fn cancelled_after_a_lost_package_the_same_euicc_retries() {
     p.cancel_session(
         &tid(1),
         Some(&eid(1)),
-        CancelReason::Undefined(127),
+        CancelSessionReason::UndefinedReason,
         now,
         &mut ev,
     )
@@ -195,7 +195,7 @@ fn cancelled_after_a_lost_package_the_same_euicc_retries() {
     p.cancel_session(
         &tid(3),
         Some(&eid(1)),
-        CancelReason::LoadBppExecutionError,
+        CancelSessionReason::LoadBppExecutionError,
         now,
         &mut ev,
     )
@@ -364,7 +364,7 @@ fn cancelled_sessions_and_failed_installs() {
     p.cancel_session(
         &tid(1),
         Some(&eid(1)),
-        CancelReason::Postponed,
+        CancelSessionReason::Postponed,
         Timestamp(2_000),
         &mut ev,
     )
@@ -418,7 +418,7 @@ fn cancelled_sessions_and_failed_installs() {
     q.cancel_session(
         &tid(1),
         None,
-        CancelReason::LoadBppExecutionError,
+        CancelSessionReason::LoadBppExecutionError,
         Timestamp(2_000),
         &mut ev,
     )
@@ -502,7 +502,7 @@ proptest! {
                 Op::Cc(t, good) => { let h = hashed_cc(if good { "1" } else { "2" }, &tid(t)); let _ = p.check_confirmation_code(&tid(t), &eid(1), Some(&h), now, &policy, &mut ev); }
                 Op::Download(t) => { let _ = p.mark_downloaded(&tid(t), &eid(1), now, &mut ev); }
                 Op::Install(t, ok) => { let _ = p.record_installation(&tid(t), &eid(1), if ok { Ok(()) } else { Err(FailureInfo { bpp_command_id: None, error_reason: None, message: String::new() }) }, b"", now, &mut ev); }
-                Op::CancelSession(t, r) => { let _ = p.cancel_session(&tid(t), None, CancelReason::from_code(r), now, &mut ev); }
+                Op::CancelSession(t, r) => { let _ = p.cancel_session(&tid(t), None, CancelSessionReason::from_code(r), now, &mut ev); }
                 Op::Expire(at) => { let _ = p.expire_if_due(Timestamp(at)); }
             }
             if before == ProfileState::Released && p.state == ProfileState::Downloaded { downloads += 1; }

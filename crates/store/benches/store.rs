@@ -11,7 +11,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::{OperatorId, TransactionId};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules, ProfileTypeMetadata};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use ferrosim_smdp::order::{NotificationPoint, ProfileRecord, ProgressEvent};
 use ferrosim_smdp::session::{SessionRecord, SessionState};
 use ferrosim_smdp::store::*;
@@ -69,7 +69,7 @@ async fn seeded(url: &str, durability: Durability) -> SqlStore {
                 service_provider_name: "s".into(),
                 profile_name: "p".into(),
                 profile_class: ProfileClass::Operational,
-                policy_rules: ProfilePolicyRules::default(),
+                policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
             },
             created_at: Timestamp(1),

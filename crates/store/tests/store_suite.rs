@@ -9,7 +9,7 @@ use std::time::Duration;
 use ferrosim_pki::Eid;
 use ferrosim_saip::{Iccid, Imsi, Personalisation};
 use ferrosim_smdp::ids::{MatchingId, OperatorId, TransactionId};
-use ferrosim_smdp::metadata::{ProfileClass, ProfilePolicyRules, ProfileTypeMetadata};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use ferrosim_smdp::order::*;
 use ferrosim_smdp::session::{SessionRecord, SessionState};
 use ferrosim_smdp::store::*;
@@ -47,7 +47,7 @@ async fn seeded(url: &str, profiles: u64) -> SqlStore {
                 service_provider_name: "SP".into(),
                 profile_name: "P".into(),
                 profile_class: ProfileClass::Operational,
-                policy_rules: ProfilePolicyRules::default(),
+                policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
             },
             created_at: Timestamp(1),

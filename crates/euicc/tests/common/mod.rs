@@ -15,9 +15,7 @@ use ferrosim_crypto::key::{KeySource, SoftwareKey};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, ProfilePackage};
-use ferrosim_smdp::metadata::{
-    ProfileClass, ProfilePolicyRules, ProfileTypeMetadata, store_metadata_der,
-};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata, store_metadata_der};
 
 /// The SM-DP+ address of the test PKI.
 pub const SMDP_ADDRESS: &str = ferrosim_pki::generate::DEFAULT_SMDP_ADDRESS;
@@ -250,7 +248,7 @@ pub fn load_bpp(card: &mut VirtualEuicc, channel: u8, bpp: &[u8]) -> (Vec<u8>, u
 }
 
 /// The metadata of the test profile type.
-pub fn type_metadata(policy_rules: ProfilePolicyRules) -> ProfileTypeMetadata {
+pub fn type_metadata(policy_rules: PolicyRules) -> ProfileTypeMetadata {
     ProfileTypeMetadata {
         service_provider_name: "Test Operator".into(),
         profile_name: "TS.48 test profile".into(),
@@ -361,7 +359,7 @@ impl FakeSmdp {
     }
 
     /// StoreMetadata for a package, notifications to this SM-DP+.
-    pub fn metadata(&self, package: &[u8], rules: ProfilePolicyRules) -> Vec<u8> {
+    pub fn metadata(&self, package: &[u8], rules: PolicyRules) -> Vec<u8> {
         let p = ProfilePackage::parse(package).expect("package");
         let iccid = Iccid::new(&p.header().iccid_digits).expect("ICCID");
         store_metadata_der(&iccid, &type_metadata(rules), &self.address).expect("metadata")
@@ -374,7 +372,7 @@ impl FakeSmdp {
         card: &mut VirtualEuicc,
         channel: u8,
         package: &[u8],
-        rules: ProfilePolicyRules,
+        rules: PolicyRules,
     ) -> Vec<u8> {
         let challenge = challenge(card, channel);
         let auth = es10(card, channel, &self.authenticate_server(&challenge));

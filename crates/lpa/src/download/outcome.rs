@@ -89,8 +89,9 @@ pub struct ProfileMetadata {
     pub service_provider_name: String,
     /// Profile name.
     pub profile_name: String,
-    /// Profile class (operational when absent).
-    pub class: ProfileClass,
+    /// Profile class: operational when absent, `None` for a value SGP.22
+    /// does not define (the eUICC will refuse to install such a profile).
+    pub class: Option<ProfileClass>,
     /// Policy rules the profile carries.
     pub policy_rules: PolicyRules,
     /// The `BF25` as received.
@@ -112,7 +113,7 @@ impl ProfileMetadata {
             profile_name: utf8(F, required(F, &items, 0x92, "profileName")?.value)?,
             class: match optional(&items, 0x95) {
                 Some(t) => ProfileClass::from_code(integer(F, t.value)?),
-                None => ProfileClass::Operational,
+                None => Some(ProfileClass::Operational),
             },
             policy_rules: match optional(&items, 0x99) {
                 Some(t) => PolicyRules::from_bits(&bits(F, t.value)?),

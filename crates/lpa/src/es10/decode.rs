@@ -4,6 +4,7 @@
 //! later eUICC versions with extension fields decode too. Nothing here
 //! panics on malformed input: every failure is an [`Es10Error::BadResponse`].
 
+use ferrosim_asn1::rasn::types::BitString;
 use ferrosim_asn1::tlv::Tlv;
 
 use super::Es10Error;
@@ -68,7 +69,7 @@ pub(crate) fn utf8(function: &'static str, value: &[u8]) -> Result<String, Es10E
 }
 
 /// The bits of a BIT STRING value (first octet: unused bits).
-pub(crate) fn bits(function: &'static str, value: &[u8]) -> Result<Vec<bool>, Es10Error> {
+pub(crate) fn bits(function: &'static str, value: &[u8]) -> Result<BitString, Es10Error> {
     let (&unused, data) = value
         .split_first()
         .ok_or_else(|| Es10Error::bad(function, "empty BIT STRING"))?;
@@ -76,9 +77,9 @@ pub(crate) fn bits(function: &'static str, value: &[u8]) -> Result<Vec<bool>, Es
         return Err(Es10Error::bad(function, "invalid BIT STRING"));
     }
     let count = data.len() * 8 - usize::from(unused);
-    Ok((0..count)
-        .map(|i| data[i / 8] & (0x80 >> (i % 8)) != 0)
-        .collect())
+    let mut bits = BitString::from_slice(data);
+    bits.truncate(count);
+    Ok(bits)
 }
 
 /// A VersionType value.
@@ -214,18 +215,14 @@ impl ProfileInfo {
             state: optional(&items, 0x9F70)
                 .map(|t| integer(function, t.value))
                 .transpose()?
-                .map(|v| match v {
-                    0 => ProfileState::Disabled,
-                    1 => ProfileState::Enabled,
-                    other => ProfileState::Other(other),
-                }),
+                .and_then(ProfileState::from_code),
             nickname: text(0x90)?,
             service_provider_name: text(0x91)?,
             profile_name: text(0x92)?,
             class: optional(&items, 0x95)
                 .map(|t| integer(function, t.value))
                 .transpose()?
-                .map(ProfileClass::from_code),
+                .and_then(ProfileClass::from_code),
             policy_rules: optional(&items, 0x99)
                 .map(|t| bits(function, t.value))
                 .transpose()?
@@ -246,7 +243,7 @@ impl NotificationMetadata {
                 function,
                 required(function, &items, 0x80, "seqNumber")?.value,
             )?,
-            operation: NotificationOperation::from_bits(&bits(
+            operation: NotificationOperation::of_event(&bits(
                 function,
                 required(function, &items, 0x81, "profileManagementOperation")?.value,
             )?),
@@ -353,11 +350,12 @@ mod tests {
         assert_eq!(integer("t", &[0xFF]).unwrap(), -1);
         assert!(integer("t", &[]).is_err());
         assert!(integer("t", &[0; 9]).is_err());
+        let four = bits("t", &[0x04, 0x80]).unwrap();
         assert_eq!(
-            bits("t", &[0x04, 0x80]).unwrap(),
-            vec![true, false, false, false]
+            four.iter().by_vals().collect::<Vec<_>>(),
+            [true, false, false, false]
         );
-        assert_eq!(bits("t", &[0x00]).unwrap(), Vec::<bool>::new());
+        assert!(bits("t", &[0x00]).unwrap().is_empty());
         assert!(bits("t", &[]).is_err());
         assert!(bits("t", &[0x08, 0x00]).is_err());
         assert!(bits("t", &[0x01]).is_err());
@@ -401,7 +399,7 @@ mod tests {
         body.extend(tlv(0x5F37, &[0; 64]));
         let r = InstallationResult::decode(tlv(0xBF37, &body)).unwrap();
         assert_eq!(r.metadata.seq_number, 7);
-        assert_eq!(r.metadata.operation, NotificationOperation::Install);
+        assert_eq!(r.metadata.operation, Some(NotificationOperation::Install));
         assert_eq!(r.iccid(), None);
         assert_eq!(
             r.outcome,

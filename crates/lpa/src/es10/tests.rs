@@ -334,7 +334,7 @@ fn typed_functions_decode_and_report_refusals() {
     let listed = es10.list_notifications().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].seq_number, 3);
-    assert_eq!(listed[0].operation, NotificationOperation::Enable);
+    assert_eq!(listed[0].operation, Some(NotificationOperation::Enable));
     assert_eq!(listed[0].iccid.as_deref(), Some("8904"));
     let profiles = es10.get_profiles_info(None).unwrap();
     assert_eq!(profiles[0].iccid.as_deref(), Some("89041"));

@@ -9,6 +9,10 @@ use std::fmt;
 
 use ferrosim_saip::Iccid;
 
+pub use ferrosim_asn1::values::{
+    CancelSessionReason, NotificationOperation, PolicyRules, ProfileClass, ProfileState,
+};
+
 /// A three-byte version (`VersionType`): major, minor, revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(pub [u8; 3]);
@@ -72,85 +76,6 @@ pub struct EuiccInfo2 {
     pub sas_accreditation_number: Option<String>,
 }
 
-/// Whether a profile is enabled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProfileState {
-    /// 0.
-    Disabled,
-    /// 1.
-    Enabled,
-    /// A value SGP.22 does not define.
-    Other(i64),
-}
-
-impl fmt::Display for ProfileState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Disabled => f.write_str("disabled"),
-            Self::Enabled => f.write_str("enabled"),
-            Self::Other(v) => write!(f, "state {v}"),
-        }
-    }
-}
-
-/// The class of a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProfileClass {
-    /// 0: test profile.
-    Test,
-    /// 1: provisioning profile.
-    Provisioning,
-    /// 2: operational profile.
-    Operational,
-    /// A value SGP.22 does not define.
-    Other(i64),
-}
-
-impl ProfileClass {
-    pub(crate) fn from_code(code: i64) -> Self {
-        match code {
-            0 => Self::Test,
-            1 => Self::Provisioning,
-            2 => Self::Operational,
-            other => Self::Other(other),
-        }
-    }
-}
-
-impl fmt::Display for ProfileClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Test => f.write_str("test"),
-            Self::Provisioning => f.write_str("provisioning"),
-            Self::Operational => f.write_str("operational"),
-            Self::Other(v) => write!(f, "class {v}"),
-        }
-    }
-}
-
-/// Profile policy rules (`PprIds`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct PolicyRules {
-    /// PPR1: the profile may not be disabled.
-    pub disable_not_allowed: bool,
-    /// PPR2: the profile may not be deleted.
-    pub delete_not_allowed: bool,
-}
-
-impl PolicyRules {
-    pub(crate) fn from_bits(bits: &[bool]) -> Self {
-        Self {
-            disable_not_allowed: bits.get(1).copied().unwrap_or(false),
-            delete_not_allowed: bits.get(2).copied().unwrap_or(false),
-        }
-    }
-
-    /// Whether any rule is set.
-    pub fn any(self) -> bool {
-        self.disable_not_allowed || self.delete_not_allowed
-    }
-}
-
 /// One installed profile (`ProfileInfo`, tag `E3`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProfileInfo {
@@ -158,7 +83,7 @@ pub struct ProfileInfo {
     pub iccid: Option<String>,
     /// AID of the profile's ISD-P.
     pub isdp_aid: Option<Vec<u8>>,
-    /// Enabled or disabled.
+    /// Enabled or disabled (`None` when absent or not a value SGP.22 defines).
     pub state: Option<ProfileState>,
     /// Nickname set by the end user.
     pub nickname: Option<String>,
@@ -166,7 +91,7 @@ pub struct ProfileInfo {
     pub service_provider_name: Option<String>,
     /// Profile name.
     pub profile_name: Option<String>,
-    /// Class.
+    /// Class (`None` when absent or not a value SGP.22 defines).
     pub class: Option<ProfileClass>,
     /// Policy rules.
     pub policy_rules: PolicyRules,
@@ -181,52 +106,13 @@ pub enum ProfileId {
     IsdpAid(Vec<u8>),
 }
 
-/// The operation a notification reports (`NotificationEvent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotificationOperation {
-    /// A profile was installed.
-    Install,
-    /// A profile was enabled.
-    Enable,
-    /// A profile was disabled.
-    Disable,
-    /// A profile was deleted.
-    Delete,
-    /// No bit, or a bit SGP.22 does not define.
-    Unknown,
-}
-
-impl NotificationOperation {
-    pub(crate) fn from_bits(bits: &[bool]) -> Self {
-        match bits.iter().position(|b| *b) {
-            Some(0) => Self::Install,
-            Some(1) => Self::Enable,
-            Some(2) => Self::Disable,
-            Some(3) => Self::Delete,
-            _ => Self::Unknown,
-        }
-    }
-}
-
-impl fmt::Display for NotificationOperation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Install => "install",
-            Self::Enable => "enable",
-            Self::Disable => "disable",
-            Self::Delete => "delete",
-            Self::Unknown => "unknown",
-        })
-    }
-}
-
 /// `NotificationMetadata` (`BF2F`): a pending notification's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotificationMetadata {
     /// The eUICC's sequence number (used to retrieve and remove it).
     pub seq_number: i64,
-    /// What happened.
-    pub operation: NotificationOperation,
+    /// What happened (`None`: no operation bit SGP.22 defines is set).
+    pub operation: Option<NotificationOperation>,
     /// Where to send it (an SM-DP+ address).
     pub address: String,
     /// The profile concerned, if named.
@@ -291,54 +177,6 @@ pub struct MemoryResetOptions {
     pub test_profiles: bool,
     /// Reset the default SM-DP+ address.
     pub default_smdp_address: bool,
-}
-
-/// Reason of an ES10b CancelSession (`CancelSessionReason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CancelSessionReason {
-    /// 0: the end user refused (or gave no confirmation code).
-    EndUserRejection,
-    /// 1: the end user postponed.
-    Postponed,
-    /// 2: a step timed out.
-    Timeout,
-    /// 3: the profile's policy rules are not allowed.
-    PprNotAllowed,
-    /// 4: the metadata does not match what was expected.
-    MetadataMismatch,
-    /// 5: loading the bound profile package failed.
-    LoadBppExecutionError,
-    /// 127: anything else.
-    UndefinedReason,
-}
-
-impl CancelSessionReason {
-    /// The ASN.1 integer.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::EndUserRejection => 0,
-            Self::Postponed => 1,
-            Self::Timeout => 2,
-            Self::PprNotAllowed => 3,
-            Self::MetadataMismatch => 4,
-            Self::LoadBppExecutionError => 5,
-            Self::UndefinedReason => 127,
-        }
-    }
-}
-
-impl fmt::Display for CancelSessionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::EndUserRejection => "endUserRejection",
-            Self::Postponed => "postponed",
-            Self::Timeout => "timeout",
-            Self::PprNotAllowed => "pprNotAllowed",
-            Self::MetadataMismatch => "metadataMismatch",
-            Self::LoadBppExecutionError => "loadBppExecutionError",
-            Self::UndefinedReason => "undefinedReason",
-        })
-    }
 }
 
 /// The device as AuthenticateServer tells the SM-DP+ about it (`DeviceInfo`

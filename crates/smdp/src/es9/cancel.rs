@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{Es9Error, bad_der, parse_tid};
 use crate::Smdp;
-use crate::order::CancelReason;
+use crate::order::CancelSessionReason;
 use crate::session::SessionState;
 use crate::store::{ProfileSelector, Store};
 use crate::time::Timestamp;
@@ -59,7 +59,7 @@ impl<S: Store> Smdp<S> {
                 .and_then(|k| k.verify_raw(parts.signed, parts.signature))
                 .map_err(|_| Es9Error::EuiccSignature("euiccCancelSessionSigned"))?;
         }
-        let reason = CancelReason::from_code(i64::try_from(&signed_part.reason.0).unwrap_or(127));
+        let reason = CancelSessionReason::from_asn1(&signed_part.reason);
         let selector = session
             .iccid
             .clone()

@@ -10,7 +10,7 @@ use super::{Es9Error, bad_der, parse_tid};
 use crate::Smdp;
 use crate::bpp::{BppInput, build_bpp};
 use crate::metadata::store_metadata_der;
-use crate::order::CancelReason;
+use crate::order::CancelSessionReason;
 use crate::session::SessionState;
 use crate::store::{ProfileSelector, Store};
 use crate::time::Timestamp;
@@ -62,7 +62,9 @@ impl<S: Store> Smdp<S> {
                             let _ = p.cancel_session(
                                 &s.transaction_id,
                                 s.eid.as_ref(),
-                                CancelReason::Undefined(code),
+                                // Not a CancelSession reason: the eUICC's
+                                // downloadErrorCode, passed on as received.
+                                CancelSessionReason::Other(code),
                                 now,
                                 events,
                             );
