@@ -105,14 +105,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             let ci = sandbox.ci_pem();
             let identities = fleet::identities(&sandbox.pki)?;
-            let desk = fleet::OrderDesk {
-                base_url: sandbox.base_url(),
-                address: sandbox.address.clone(),
-                token: sandbox.token.clone(),
-                operator: OPERATOR.into(),
-                profile_type: PROFILE_TYPE.into(),
-                ci_pem: ci.clone(),
-            };
+            let desk = fleet::OrderDesk::for_sandbox(&sandbox);
             let devices = order(&desk, identities).await?;
             let db = if sandbox.store.backend() == ferrosim_store::Backend::Postgres {
                 "PostgreSQL".to_owned()

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use ferrosim_server::sandbox::{CallbackSink, OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
+use ferrosim_server::sandbox::{CallbackSink, Sandbox, SandboxOptions};
 use ferrosim_smdp::order::ProfileState;
 use ferrosim_smdp::store::Store;
 use ferrosim_store::StoreOptions;
@@ -65,14 +65,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let ci = sandbox.ci_pem();
         let identities = fleet::identities(&sandbox.pki)?;
         let eids: Vec<String> = identities.iter().map(|i| i.eid().to_string()).collect();
-        let desk = fleet::OrderDesk {
-            base_url: sandbox.base_url(),
-            address: sandbox.address.clone(),
-            token: sandbox.token.clone(),
-            operator: OPERATOR.into(),
-            profile_type: PROFILE_TYPE.into(),
-            ci_pem: ci.clone(),
-        };
+        let desk = fleet::OrderDesk::for_sandbox(&sandbox);
         let codes = fleet::order_profiles(&desk, &eids, 16).await?;
         println!(
             "  {n} orders placed over ES2+ (downloadOrder + confirmOrder): {}",

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::Context;
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_lpa::download::{Consent, StepTiming};
 use ferrosim_lpa::es9::RoundRobin;
@@ -15,8 +14,8 @@ use ferrosim_lpa::{
     ActivationCode, DownloadRequest, Es10, Es10Options, SmdpAddress, download_profile,
 };
 use ferrosim_pki::TestPki;
+use ferrosim_server::es2_client::Es2Client;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 /// One virtual device and the order it activates.
@@ -80,6 +79,21 @@ pub struct OrderDesk {
     pub ci_pem: String,
 }
 
+impl OrderDesk {
+    /// The sandbox operator ordering the sandbox profile type from `sandbox`.
+    pub fn for_sandbox(sandbox: &ferrosim_server::sandbox::Sandbox) -> Self {
+        use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE};
+        Self {
+            base_url: sandbox.base_url(),
+            address: sandbox.address.clone(),
+            token: sandbox.token.clone(),
+            operator: OPERATOR.into(),
+            profile_type: PROFILE_TYPE.into(),
+            ci_pem: sandbox.ci_pem(),
+        }
+    }
+}
+
 /// Orders one profile per EID over ES2+ (downloadOrder linked to the EID,
 /// confirmOrder with release) and returns the activation codes, in order.
 pub async fn order_profiles(
@@ -87,60 +101,26 @@ pub async fn order_profiles(
     eids: &[String],
     concurrency: usize,
 ) -> anyhow::Result<Vec<ActivationCode>> {
-    let (base_url, address, token, operator, profile_type, ci_pem) = (
-        desk.base_url.as_str(),
-        desk.address.as_str(),
-        desk.token.as_str(),
-        desk.operator.as_str(),
-        desk.profile_type.as_str(),
-        desk.ci_pem.as_str(),
-    );
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes())?])
-        .build()?;
+    let client = Es2Client::new(
+        &desk.base_url,
+        &desk.operator,
+        &desk.token,
+        desk.ci_pem.as_bytes(),
+    )?;
     let sem = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = Vec::with_capacity(eids.len());
-    for (i, eid) in eids.iter().enumerate() {
-        let (client, sem) = (client.clone(), Arc::clone(&sem));
-        let (base, token, operator, ptype, eid) = (
-            base_url.to_owned(),
-            token.to_owned(),
-            operator.to_owned(),
-            profile_type.to_owned(),
-            eid.clone(),
-        );
+    for eid in eids {
+        let (client, sem, eid) = (client.clone(), Arc::clone(&sem), eid.clone());
+        let profile_type = desk.profile_type.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await?;
-            let call = |f: &'static str, body: Value| {
-                let (client, base, token) = (client.clone(), base.clone(), token.clone());
-                async move {
-                    let v: Value = client
-                        .post(format!("{base}/gsma/rsp2/es2plus/{f}"))
-                        .bearer_auth(token)
-                        .json(&body)
-                        .send()
-                        .await?
-                        .json()
-                        .await?;
-                    anyhow::ensure!(
-                        v["header"]["functionExecutionStatus"]["status"] == "Executed-Success",
-                        "{f} failed: {v}"
-                    );
-                    Ok::<Value, anyhow::Error>(v)
-                }
-            };
-            let header = |n: &str| json!({"functionRequesterIdentifier": operator, "functionCallIdentifier": format!("fleet-{i}-{n}-{}", rand::random::<u64>())});
-            let r = call("downloadOrder", json!({"header": header("d"), "profileType": ptype, "eid": eid})).await?;
-            let iccid = r["iccid"].as_str().context("iccid")?.to_owned();
-            let r = call(
-                "confirmOrder",
-                json!({"header": header("c"), "iccid": iccid, "eid": eid, "releaseFlag": true}),
-            )
-            .await?;
-            Ok::<String, anyhow::Error>(r["matchingId"].as_str().context("matchingId")?.to_owned())
+            let (_, matching_id) = client
+                .order_released(&profile_type, Some(&eid), None)
+                .await?;
+            Ok::<String, anyhow::Error>(matching_id)
         }));
     }
-    let address = SmdpAddress::new(address)?;
+    let address = SmdpAddress::new(&desk.address)?;
     let mut codes = Vec::with_capacity(tasks.len());
     for t in tasks {
         let mid = t.await??;

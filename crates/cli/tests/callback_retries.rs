@@ -14,8 +14,9 @@ use std::time::Duration;
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::audit;
-use ferrosim_testkit::operator::{Es2Client, SlowCallbackEndpoint};
+use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::{Es2Client, OPERATOR};
 
 use common::{
     FERROSIM, download_all, https_client, order_devices, restart, seed, spawn, wait_for_outbox,
@@ -58,7 +59,7 @@ async fn callbacks_survive_an_operator_outage_and_a_crash() {
         .unwrap();
 
     // Downloads do not wait for the operator.
-    let desk = Es2Client::new(&server.base_url(), &token, &ci_pem).unwrap();
+    let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
     let devices = order_devices(&pki, &[desk], server.smdp_address(), DEVICES).await;
     let https = https_client(&ci_pem);
     let devices = download_all(devices, DEVICES, |_| https.clone()).await;

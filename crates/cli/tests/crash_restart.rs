@@ -37,8 +37,9 @@ use ferrosim_asn1::json::es9::{
 use ferrosim_lpa::{Es9Client, Es9ClientError, SmdpAddress};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
-use ferrosim_testkit::operator::{Es2Client, SlowCallbackEndpoint};
+use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::{Es2Client, OPERATOR};
 use ferrosim_testkit::{audit, fresh_postgres};
 use tokio::sync::Mutex;
 
@@ -104,7 +105,7 @@ async fn lost_package_answer_is_downloaded_again() {
         .wait_healthy(&ci_pem, Duration::from_secs(30))
         .await
         .unwrap();
-    let desk = Es2Client::new(&server.base_url(), &token, &ci_pem).unwrap();
+    let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
     let mut devices = order_devices(&pki, &[desk], server.smdp_address(), 1).await;
     let device = &mut devices[0];
 
@@ -228,7 +229,7 @@ async fn crash_and_recover(database_url: Option<String>) {
         .await
         .unwrap();
     let address = server.smdp_address().to_owned();
-    let desk = Es2Client::new(&server.base_url(), &token, &ci_pem).unwrap();
+    let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
     let devices = order_devices(&pki, &[desk], &address, 16).await;
     let ordered: BTreeMap<String, String> = devices
         .iter()

@@ -24,8 +24,9 @@ use ferrosim_lpa::es9::RoundRobin;
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
-use ferrosim_testkit::operator::{Es2Client, SlowCallbackEndpoint};
+use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::{Es2Client, OPERATOR};
 use ferrosim_testkit::{audit, fresh_postgres};
 
 use common::{
@@ -100,8 +101,8 @@ async fn two_instances_serve_one_smdp() {
 
     // Orders over ES2+, alternately through each instance.
     let desks = [
-        Es2Client::new(&a.base_url(), &token, &ci_pem).unwrap(),
-        Es2Client::new(&b.base_url(), &token, &ci_pem).unwrap(),
+        Es2Client::new(&a.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap(),
+        Es2Client::new(&b.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap(),
     ];
     let devices = order_devices(&pki, &desks, &address, CONCURRENCY).await;
     assert_eq!(devices.len(), DEVICES);

@@ -10,6 +10,7 @@
 pub mod bootstrap;
 mod callbacks;
 mod es2;
+pub mod es2_client;
 mod es9;
 pub mod housekeeping;
 mod http;

@@ -307,3 +307,105 @@ async fn garbage_is_a_failed_answer_never_a_crash() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// The typed operator client: a whole order life cycle, and each failure
+/// returned as `Failed` with the SM-DP+'s subject and reason codes.
+#[tokio::test]
+async fn typed_es2_client_orders_and_reports_status_codes() {
+    use ferrosim_asn1::json::es2::{
+        CancelOrderRequest, DownloadOrderRequest, ReleaseProfileRequest,
+    };
+    use ferrosim_server::es2_client::{Es2Client, Es2ClientError};
+
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let client = smdp.operator();
+
+    // downloadOrder + confirmOrder with release in one step.
+    let (iccid, matching_id) = client
+        .order_released(PROFILE_TYPE, None, None)
+        .await
+        .unwrap();
+    assert_eq!(iccid.len(), 19);
+    assert!(!matching_id.is_empty());
+
+    // Reserve another, release it separately, then cancel it.
+    let ordered = client
+        .download_order(&DownloadOrderRequest {
+            header: client.header(),
+            eid: None,
+            iccid: None,
+            profile_type: Some(PROFILE_TYPE.into()),
+        })
+        .await
+        .unwrap();
+    let released = client
+        .release_profile(&ReleaseProfileRequest {
+            header: client.header(),
+            iccid: ordered.iccid.clone(),
+        })
+        .await;
+    // releaseProfile needs a confirmed order: the SM-DP+ refuses it by code.
+    match released {
+        Err(Es2ClientError::Failed { subject_code, .. }) => assert_eq!(subject_code, "8.2.1"),
+        other => panic!("releaseProfile of an unconfirmed order: {other:?}"),
+    }
+    client
+        .cancel_order(&CancelOrderRequest {
+            header: client.header(),
+            iccid: ordered.iccid.clone(),
+            eid: None,
+            matching_id: None,
+            final_profile_status_indicator: "Available".into(),
+        })
+        .await
+        .unwrap();
+
+    // An unknown profile type: Failed 8.2.5 / 3.9, typed.
+    match client.order_released("no-such-type", None, None).await {
+        Err(Es2ClientError::Failed {
+            function,
+            subject_code,
+            reason_code,
+            ..
+        }) => {
+            assert_eq!(function, "downloadOrder");
+            assert_eq!(
+                (subject_code.as_str(), reason_code.as_str()),
+                ("8.2.5", "3.9")
+            );
+        }
+        other => panic!("unknown profile type: {other:?}"),
+    }
+
+    // A wrong token is refused, never a success.
+    let stranger = Es2Client::with_http(
+        &smdp.base_url(),
+        ferrosim_testkit::OPERATOR,
+        "not-the-token",
+        smdp.https_client().unwrap(),
+    );
+    assert!(
+        stranger
+            .order_released(PROFILE_TYPE, None, None)
+            .await
+            .is_err()
+    );
+
+    // Nothing listens on this port: an HTTP error, not a panic.
+    let nowhere = Es2Client::with_http(
+        "https://127.0.0.1:9",
+        ferrosim_testkit::OPERATOR,
+        &smdp.token,
+        smdp.https_client().unwrap(),
+    );
+    assert!(matches!(
+        nowhere.order_released(PROFILE_TYPE, None, None).await,
+        Err(Es2ClientError::Http { .. })
+    ));
+
+    // A trust anchor that is not PEM cannot build a client.
+    assert!(matches!(
+        Es2Client::new(&smdp.base_url(), "op", "t", b"garbage"),
+        Err(Es2ClientError::Setup(_))
+    ));
+}

@@ -89,6 +89,7 @@ pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<TestDatabase> {
     })
 }
 
+pub use ferrosim_server::es2_client::Es2Client;
 pub use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
 
 /// Options of [`TestSmdp::start`] (the sandbox's).
@@ -98,6 +99,8 @@ pub type TestSmdpOptions = SandboxOptions;
 pub struct TestSmdp {
     /// The sandbox.
     pub sandbox: Sandbox,
+    /// An HTTPS client trusting the test CI, shared by the helpers.
+    http: reqwest::Client,
 }
 
 impl std::ops::Deref for TestSmdp {
@@ -116,21 +119,26 @@ impl std::ops::DerefMut for TestSmdp {
 impl TestSmdp {
     /// Starts a sandbox.
     pub async fn start(options: TestSmdpOptions) -> anyhow::Result<Self> {
-        Ok(Self {
-            sandbox: Sandbox::start(options).await?,
-        })
+        let sandbox = Sandbox::start(options).await?;
+        let ci = reqwest::Certificate::from_pem(sandbox.ci_pem().as_bytes())?;
+        let http = reqwest::Client::builder().tls_certs_only([ci]).build()?;
+        Ok(Self { sandbox, http })
     }
 
     /// An HTTPS client trusting the test CI.
     pub fn https_client(&self) -> anyhow::Result<reqwest::Client> {
-        let ci = reqwest::Certificate::from_pem(self.ci_pem().as_bytes())?;
-        Ok(reqwest::Client::builder().tls_certs_only([ci]).build()?)
+        Ok(self.http.clone())
+    }
+
+    /// The sandbox operator's typed ES2+ client.
+    pub fn operator(&self) -> Es2Client {
+        Es2Client::with_http(&self.base_url(), OPERATOR, &self.token, self.http.clone())
     }
 
     /// POSTs an ES2+ call with the operator's token; returns the HTTP status and JSON body.
     pub async fn es2(&self, function: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let resp = self
-            .https_client()?
+            .http
             .post(format!("{}/gsma/rsp2/es2plus/{function}", self.base_url()))
             .bearer_auth(&self.token)
             .json(body)
@@ -148,7 +156,7 @@ impl TestSmdp {
         body: impl Into<reqwest::Body>,
     ) -> anyhow::Result<(u16, String)> {
         let resp = self
-            .https_client()?
+            .http
             .post(format!("{}/gsma/rsp2/es9plus/{function}", self.base_url()))
             .header("Content-Type", "application/json")
             .header("X-Admin-Protocol", "gsma/rsp/v2.2.0")
@@ -164,28 +172,10 @@ impl TestSmdp {
         eid: Option<&str>,
         confirmation_code: Option<&str>,
     ) -> anyhow::Result<(String, String)> {
-        let (_, r) = self
-            .es2(
-                "downloadOrder",
-                &serde_json::json!({"header": header(), "profileType": PROFILE_TYPE, "eid": eid}),
-            )
-            .await?;
-        let iccid = r["iccid"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("downloadOrder failed: {r}"))?
-            .to_owned();
-        let (_, r) = self
-            .es2(
-                "confirmOrder",
-                &serde_json::json!({"header": header(), "iccid": iccid, "eid": eid,
-                    "confirmationCode": confirmation_code, "releaseFlag": true}),
-            )
-            .await?;
-        let mid = r["matchingId"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("confirmOrder failed: {r}"))?
-            .to_owned();
-        Ok((iccid, mid))
+        Ok(self
+            .operator()
+            .order_released(PROFILE_TYPE, eid, confirmation_code)
+            .await?)
     }
 }
 

@@ -1,8 +1,8 @@
 //! The operator's side of ES2+ for tests that talk to an SM-DP+ they did not
-//! start in-process (a `ferrosim serve` child, another instance): orders
-//! placed over HTTPS with the operator's token, trusting the test CI, and a
-//! callback endpoint that takes its time to acknowledge, so that a test can
-//! stop the SM-DP+ while callbacks are in flight.
+//! start in-process (a `ferrosim serve` child, another instance): a callback
+//! endpoint that takes its time to acknowledge, so that a test can stop the
+//! SM-DP+ while callbacks are in flight. Orders go through
+//! [`crate::Es2Client`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,90 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use serde_json::{Value, json};
-
-use crate::OPERATOR;
-
-/// An ES2+ client of one operator.
-#[derive(Debug, Clone)]
-pub struct Es2Client {
-    base_url: String,
-    token: String,
-    operator: String,
-    http: reqwest::Client,
-}
-
-impl Es2Client {
-    /// Calls `base_url` (`https://host:port`) as the sandbox operator
-    /// ([`OPERATOR`]) with `token`, trusting the CI certificate `ci_pem`.
-    pub fn new(base_url: &str, token: &str, ci_pem: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes())?])
-            .build()?;
-        Ok(Self {
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            operator: OPERATOR.to_owned(),
-            http,
-        })
-    }
-
-    /// POSTs `function` with `body` (a header is added when absent) and
-    /// returns the answer; fails unless the function executed successfully.
-    pub async fn call(&self, function: &str, mut body: Value) -> anyhow::Result<Value> {
-        if body.get("header").is_none() {
-            body["header"] = json!({
-                "functionRequesterIdentifier": self.operator,
-                "functionCallIdentifier": format!("test-{function}-{:016x}", rand::random::<u64>()),
-            });
-        }
-        let answer: Value = self
-            .http
-            .post(format!("{}/gsma/rsp2/es2plus/{function}", self.base_url))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(
-            answer["header"]["functionExecutionStatus"]["status"] == "Executed-Success",
-            "{function} failed: {answer}"
-        );
-        Ok(answer)
-    }
-
-    /// Orders a profile of `profile_type` (`downloadOrder`, linked to `eid`
-    /// when given) and releases it (`confirmOrder` with `releaseFlag`).
-    /// Returns `(iccid, matching id)`.
-    pub async fn order(
-        &self,
-        profile_type: &str,
-        eid: Option<&str>,
-    ) -> anyhow::Result<(String, String)> {
-        let r = self
-            .call(
-                "downloadOrder",
-                json!({"profileType": profile_type, "eid": eid}),
-            )
-            .await?;
-        let iccid = r["iccid"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("downloadOrder without iccid: {r}"))?
-            .to_owned();
-        let r = self
-            .call(
-                "confirmOrder",
-                json!({"iccid": iccid, "eid": eid, "releaseFlag": true}),
-            )
-            .await?;
-        let matching_id = r["matchingId"]
-            .as_str()
-            .ok_or_else(|| anyhow::anyhow!("confirmOrder without matchingId: {r}"))?
-            .to_owned();
-        Ok((iccid, matching_id))
-    }
-}
+use serde_json::Value;
 
 /// An operator's callback endpoint on 127.0.0.1 (plain HTTP) that records
 /// each callback when it arrives and acknowledges it (204) only after a
@@ -222,6 +139,7 @@ async fn slow_record(State(shared): State<Arc<Shared>>, body: String) -> StatusC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[tokio::test]
     async fn slow_endpoint_records_on_arrival_and_answers_late() {

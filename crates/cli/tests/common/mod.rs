@@ -24,8 +24,8 @@ use ferrosim_pki::TestPki;
 use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_smdp::store::Store;
 use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_testkit::Es2Client;
 use ferrosim_testkit::PROFILE_TYPE;
-use ferrosim_testkit::operator::Es2Client;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -160,7 +160,7 @@ pub async fn order_devices(
             let _permit = sem.acquire_owned().await.expect("semaphore");
             let eid = identity.eid().to_string();
             let (iccid, matching_id) = desk
-                .order(PROFILE_TYPE, Some(&eid))
+                .order_released(PROFILE_TYPE, Some(&eid), None)
                 .await
                 .unwrap_or_else(|e| panic!("ordering for {eid}: {e:#}"));
             Device {
