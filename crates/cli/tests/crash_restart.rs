@@ -29,11 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
+use ferrosim_lpa::es9::{Es9Function, function};
 use ferrosim_lpa::{Es9Client, Es9ClientError, SmdpAddress};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -146,49 +142,20 @@ async fn lost_package_answer_is_downloaded_again() {
 struct LosePackageAnswer<C>(C);
 
 impl<C: Es9Client> Es9Client for LosePackageAnswer<C> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.0.initiate_authentication(address, request).await
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.0.authenticate_client(address, request).await
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        self.0.get_bound_profile_package(address, request).await?;
-        Err(Es9ClientError::Unreachable {
-            function: "getBoundProfilePackage",
-            address: address.to_string(),
-            reason: "connection reset before the answer arrived".into(),
-        })
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        self.0.handle_notification(address, request).await
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.0.cancel_session(address, request).await
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        let answer = self.0.call::<F>(address, request).await?;
+        if F::NAME == function::GET_BOUND_PROFILE_PACKAGE {
+            return Err(Es9ClientError::Unreachable {
+                function: F::NAME,
+                address: address.to_string(),
+                reason: "connection reset before the answer arrived".into(),
+            });
+        }
+        Ok(answer)
     }
 }
 

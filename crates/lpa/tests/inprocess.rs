@@ -9,15 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_lpa::download::{Consent, DownloadFailure, DownloadRequest, Step, download_profile};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::es9::inprocess::InProcessEs9;
+use ferrosim_lpa::es9::{Es9Function, function};
 use ferrosim_lpa::es10::types::{
     CancelSessionReason, NotificationOperation, ProfileId, ProfileState,
 };
@@ -432,54 +428,24 @@ impl<C> Flaky<C> {
 }
 
 impl<C: Es9Client> Es9Client for Flaky<C> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         a: &SmdpAddress,
-        r: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.inner.initiate_authentication(a, r).await
-    }
-
-    async fn authenticate_client(
-        &self,
-        a: &SmdpAddress,
-        r: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.inner.authenticate_client(a, r).await
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        a: &SmdpAddress,
-        r: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        self.inner.get_bound_profile_package(a, r).await
-    }
-
-    async fn handle_notification(
-        &self,
-        a: &SmdpAddress,
-        r: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let left = self.failures_left.load(Ordering::SeqCst);
-        if left > 0 {
-            self.failures_left.store(left - 1, Ordering::SeqCst);
-            return Err(Es9ClientError::Unreachable {
-                function: "handleNotification",
-                address: a.to_string(),
-                reason: "network down (test)".into(),
-            });
+        r: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        if F::NAME == function::HANDLE_NOTIFICATION {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let left = self.failures_left.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures_left.store(left - 1, Ordering::SeqCst);
+                return Err(Es9ClientError::Unreachable {
+                    function: F::NAME,
+                    address: a.to_string(),
+                    reason: "network down (test)".into(),
+                });
+            }
         }
-        self.inner.handle_notification(a, r).await
-    }
-
-    async fn cancel_session(
-        &self,
-        a: &SmdpAddress,
-        r: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.inner.cancel_session(a, r).await
+        self.inner.call::<F>(a, r).await
     }
 }
 

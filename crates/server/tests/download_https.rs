@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -17,6 +18,7 @@ use ferrosim_lpa::download::{
     Consent, DownloadError, DownloadOutcome, DownloadRequest, download_profile,
 };
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
+use ferrosim_lpa::es9::{Es9Function, function};
 use ferrosim_lpa::{ActivationCode, Es9Client, Es9ClientError, Es10, Es10Options, SmdpAddress};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, ProfilePackage};
@@ -254,52 +256,30 @@ mod futures_lite_box {
 }
 
 impl<C: Es9Client> Es9Client for Meddler<C> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         a: &SmdpAddress,
-        r: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.inner.initiate_authentication(a, r).await
-    }
-    async fn authenticate_client(
-        &self,
-        a: &SmdpAddress,
-        r: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.inner.authenticate_client(a, r).await
-    }
-    async fn get_bound_profile_package(
-        &self,
-        a: &SmdpAddress,
-        r: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        if let Some(hook) = &self.before_bpp
+        r: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        let bpp_call = F::NAME == function::GET_BOUND_PROFILE_PACKAGE;
+        if bpp_call
+            && let Some(hook) = &self.before_bpp
             && !self.done.swap(true, Ordering::SeqCst)
         {
             hook().await;
         }
-        let mut resp = self.inner.get_bound_profile_package(a, r).await?;
-        if self.tamper {
+        let mut resp = self.inner.call::<F>(a, r).await?;
+        if bpp_call
+            && self.tamper
+            && let Some(resp) =
+                (&mut resp as &mut dyn Any).downcast_mut::<GetBoundProfilePackageResponse>()
+        {
             // Flip a byte near the end: inside the last encrypted profile segment.
             let bpp = &mut resp.bound_profile_package.0;
             let i = bpp.len() - 20;
             bpp[i] ^= 0x55;
         }
         Ok(resp)
-    }
-    async fn handle_notification(
-        &self,
-        a: &SmdpAddress,
-        r: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        self.inner.handle_notification(a, r).await
-    }
-    async fn cancel_session(
-        &self,
-        a: &SmdpAddress,
-        r: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.inner.cancel_session(a, r).await
     }
 }
 

@@ -9,12 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_lpa::es9::Es9Function;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::{
     ActivationCode, DownloadRequest, Es9Client, Es9ClientError, Es10, Es10Options, RetryPolicy,
@@ -285,53 +281,13 @@ impl<C> Counting<C> {
 }
 
 impl<C: Es9Client> Es9Client for Counting<C> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        let r = self.inner.initiate_authentication(address, request).await;
-        self.count(address, "initiateAuthentication", &r);
-        r
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        let r = self.inner.authenticate_client(address, request).await;
-        self.count(address, "authenticateClient", &r);
-        r
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        let r = self.inner.get_bound_profile_package(address, request).await;
-        self.count(address, "getBoundProfilePackage", &r);
-        r
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        let r = self.inner.handle_notification(address, request).await;
-        self.count(address, "handleNotification", &r);
-        r
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        let r = self.inner.cancel_session(address, request).await;
-        self.count(address, "cancelSession", &r);
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        let r = self.inner.call::<F>(address, request).await;
+        self.count(address, F::NAME, &r);
         r
     }
 }

@@ -18,11 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrosim_asn1::json::ADMIN_PROTOCOL;
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
 use rustls::RootCertStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -31,7 +26,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Es9Client, Es9ClientError, function};
+use super::{Es9Client, Es9ClientError, Es9Function};
 use crate::activation_code::SmdpAddress;
 
 /// `User-Agent` of GSMA LPAs; some SM-DP+ servers expect it.
@@ -213,17 +208,6 @@ impl HttpsEs9Client {
         tracing::debug!(function, status, bytes = received.len(), "ES9+ answer");
         Ok((status, received))
     }
-
-    /// A call whose answer is a JSON body with a header.
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(
-        &self,
-        address: &SmdpAddress,
-        function: &'static str,
-        request: &Req,
-    ) -> Result<Resp, Es9ClientError> {
-        let (status, body) = self.post(address, function, request).await?;
-        decode_answer(function, status, &body)
-    }
 }
 
 /// Interprets an ES9+ answer: a `Failed` header becomes
@@ -283,53 +267,13 @@ fn failed_header(function: &'static str, json: &serde_json::Value) -> Option<Es9
 }
 
 impl Es9Client for HttpsEs9Client {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.call(address, function::INITIATE_AUTHENTICATION, request)
-            .await
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.call(address, function::AUTHENTICATE_CLIENT, request)
-            .await
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        self.call(address, function::GET_BOUND_PROFILE_PACKAGE, request)
-            .await
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        const F: &str = function::HANDLE_NOTIFICATION;
-        let (status, body) = self.post(address, F, request).await?;
-        match status {
-            204 => Ok(()),
-            // Some servers answer 200 with a header: accept a success, report a failure.
-            _ => decode_answer::<ferrosim_asn1::json::HeaderOnly>(F, status, &body).map(|_| ()),
-        }
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.call(address, function::CANCEL_SESSION, request).await
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        let (status, body) = self.post(address, F::NAME, request).await?;
+        F::decode(status, &body)
     }
 }
 
@@ -398,6 +342,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrosim_asn1::json::es9::{CancelSessionResponse, InitiateAuthenticationResponse};
 
     #[test]
     fn failed_header_is_typed() {

@@ -9,16 +9,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
 use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es9Error, Smdp};
 
-use super::{Es9Client, Es9ClientError, function};
+use super::{Es9Client, Es9ClientError, Es9Function};
 use crate::activation_code::SmdpAddress;
 
 /// The time source of an [`InProcessEs9`].
@@ -91,63 +86,14 @@ fn failed(function: &'static str) -> impl Fn(Es9Error) -> Es9ClientError {
 }
 
 impl<S: Store> Es9Client for InProcessEs9<S> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
         let now = self.check(address)?;
-        self.smdp
-            .initiate_authentication(request, now)
+        F::serve(&self.smdp, request, now)
             .await
-            .map_err(failed(function::INITIATE_AUTHENTICATION))
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        let now = self.check(address)?;
-        self.smdp
-            .authenticate_client(request, now)
-            .await
-            .map_err(failed(function::AUTHENTICATE_CLIENT))
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        let now = self.check(address)?;
-        self.smdp
-            .get_bound_profile_package(request, now)
-            .await
-            .map_err(failed(function::GET_BOUND_PROFILE_PACKAGE))
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        let now = self.check(address)?;
-        self.smdp
-            .handle_notification(request, now)
-            .await
-            .map_err(failed(function::HANDLE_NOTIFICATION))
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        let now = self.check(address)?;
-        self.smdp
-            .cancel_session(request, now)
-            .await
-            .map_err(failed(function::CANCEL_SESSION))
+            .map_err(failed(F::NAME))
     }
 }

@@ -26,6 +26,7 @@ use ferrosim_asn1::json::es9::{
     CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
     HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
 };
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::activation_code::SmdpAddress;
@@ -34,41 +35,87 @@ pub use round_robin::RoundRobin;
 
 /// The ES9+ functions an LPA calls. `address` is the SM-DP+ to call (from
 /// the activation code, or a notification's address).
+///
+/// An implementation provides [`Es9Client::call`], generic over the
+/// function ([`function::InitiateAuthentication`], ...); the typed methods
+/// below are what the download and notification flows use. A wrapper (a
+/// load balancer, a test double that loses an answer) implements `call`
+/// once and looks at `F::NAME` where it treats one function differently.
 pub trait Es9Client: Send + Sync {
+    /// Calls the ES9+ function `F`.
+    fn call<F: Es9Function>(
+        &self,
+        address: &SmdpAddress,
+        request: &F::Request,
+    ) -> impl Future<Output = Result<F::Response, Es9ClientError>> + Send;
+
     /// `initiateAuthentication`.
     fn initiate_authentication(
         &self,
         address: &SmdpAddress,
         request: &InitiateAuthenticationRequest,
-    ) -> impl Future<Output = Result<InitiateAuthenticationResponse, Es9ClientError>> + Send;
+    ) -> impl Future<Output = Result<InitiateAuthenticationResponse, Es9ClientError>> + Send {
+        self.call::<function::InitiateAuthentication>(address, request)
+    }
 
     /// `authenticateClient`.
     fn authenticate_client(
         &self,
         address: &SmdpAddress,
         request: &AuthenticateClientRequest,
-    ) -> impl Future<Output = Result<AuthenticateClientResponse, Es9ClientError>> + Send;
+    ) -> impl Future<Output = Result<AuthenticateClientResponse, Es9ClientError>> + Send {
+        self.call::<function::AuthenticateClient>(address, request)
+    }
 
     /// `getBoundProfilePackage`.
     fn get_bound_profile_package(
         &self,
         address: &SmdpAddress,
         request: &GetBoundProfilePackageRequest,
-    ) -> impl Future<Output = Result<GetBoundProfilePackageResponse, Es9ClientError>> + Send;
+    ) -> impl Future<Output = Result<GetBoundProfilePackageResponse, Es9ClientError>> + Send {
+        self.call::<function::GetBoundProfilePackage>(address, request)
+    }
 
     /// `handleNotification`: `Ok` once the SM-DP+ acknowledged it.
     fn handle_notification(
         &self,
         address: &SmdpAddress,
         request: &HandleNotificationRequest,
-    ) -> impl Future<Output = Result<(), Es9ClientError>> + Send;
+    ) -> impl Future<Output = Result<(), Es9ClientError>> + Send {
+        self.call::<function::HandleNotification>(address, request)
+    }
 
     /// `cancelSession`.
     fn cancel_session(
         &self,
         address: &SmdpAddress,
         request: &CancelSessionRequest,
-    ) -> impl Future<Output = Result<CancelSessionResponse, Es9ClientError>> + Send;
+    ) -> impl Future<Output = Result<CancelSessionResponse, Es9ClientError>> + Send {
+        self.call::<function::CancelSession>(address, request)
+    }
+}
+
+/// One ES9+ function: its name (the last path segment of its URL), its
+/// request and response, and how its HTTPS answer is read. Implemented by
+/// the five types of [`function`].
+pub trait Es9Function: Send + Sync + 'static {
+    /// The function's name, e.g. `initiateAuthentication`.
+    const NAME: &'static str;
+    /// The JSON request body.
+    type Request: Serialize + Send + Sync + 'static;
+    /// What a successful call gives.
+    type Response: Send + 'static;
+
+    /// Reads an HTTP answer (status and body) of this function.
+    fn decode(status: u16, body: &[u8]) -> Result<Self::Response, Es9ClientError>;
+
+    /// Runs the function on an in-process SM-DP+.
+    #[cfg(feature = "inprocess")]
+    fn serve<S: ferrosim_smdp::store::Store>(
+        smdp: &ferrosim_smdp::Smdp<S>,
+        request: &Self::Request,
+        now: ferrosim_smdp::time::Timestamp,
+    ) -> impl Future<Output = Result<Self::Response, ferrosim_smdp::Es9Error>> + Send;
 }
 
 /// Why an ES9+ call failed.
@@ -156,8 +203,19 @@ impl Es9ClientError {
     }
 }
 
-/// ES9+ function names, as they appear in the URL path.
+/// The ES9+ functions, as [`Es9Function`]s, and their names as they appear
+/// in the URL path.
 pub mod function {
+    use ferrosim_asn1::json::HeaderOnly;
+    use ferrosim_asn1::json::es9::{
+        AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
+        CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
+        HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
+    };
+
+    use super::{Es9ClientError, Es9Function};
+    use crate::es9::https::decode_answer;
+
     /// `initiateAuthentication`.
     pub const INITIATE_AUTHENTICATION: &str = "initiateAuthentication";
     /// `authenticateClient`.
@@ -168,4 +226,92 @@ pub mod function {
     pub const HANDLE_NOTIFICATION: &str = "handleNotification";
     /// `cancelSession`.
     pub const CANCEL_SESSION: &str = "cancelSession";
+
+    /// Declares a function whose answer is a JSON body with a header.
+    macro_rules! json_function {
+        ($(#[$doc:meta])* $name:ident, $const:ident, $req:ty, $resp:ty, $serve:ident) => {
+            $(#[$doc])*
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+
+            impl Es9Function for $name {
+                const NAME: &'static str = $const;
+                type Request = $req;
+                type Response = $resp;
+
+                fn decode(status: u16, body: &[u8]) -> Result<$resp, Es9ClientError> {
+                    decode_answer(Self::NAME, status, body)
+                }
+
+                #[cfg(feature = "inprocess")]
+                fn serve<S: ferrosim_smdp::store::Store>(
+                    smdp: &ferrosim_smdp::Smdp<S>,
+                    request: &$req,
+                    now: ferrosim_smdp::time::Timestamp,
+                ) -> impl Future<Output = Result<$resp, ferrosim_smdp::Es9Error>> + Send {
+                    smdp.$serve(request, now)
+                }
+            }
+        };
+    }
+
+    json_function!(
+        /// `initiateAuthentication`.
+        InitiateAuthentication,
+        INITIATE_AUTHENTICATION,
+        InitiateAuthenticationRequest,
+        InitiateAuthenticationResponse,
+        initiate_authentication
+    );
+    json_function!(
+        /// `authenticateClient`.
+        AuthenticateClient,
+        AUTHENTICATE_CLIENT,
+        AuthenticateClientRequest,
+        AuthenticateClientResponse,
+        authenticate_client
+    );
+    json_function!(
+        /// `getBoundProfilePackage`.
+        GetBoundProfilePackage,
+        GET_BOUND_PROFILE_PACKAGE,
+        GetBoundProfilePackageRequest,
+        GetBoundProfilePackageResponse,
+        get_bound_profile_package
+    );
+    json_function!(
+        /// `cancelSession`.
+        CancelSession,
+        CANCEL_SESSION,
+        CancelSessionRequest,
+        CancelSessionResponse,
+        cancel_session
+    );
+
+    /// `handleNotification`: answered with 204 and no body.
+    #[derive(Debug, Clone, Copy)]
+    pub struct HandleNotification;
+
+    impl Es9Function for HandleNotification {
+        const NAME: &'static str = HANDLE_NOTIFICATION;
+        type Request = HandleNotificationRequest;
+        type Response = ();
+
+        fn decode(status: u16, body: &[u8]) -> Result<(), Es9ClientError> {
+            match status {
+                204 => Ok(()),
+                // Some servers answer 200 with a header: accept a success, report a failure.
+                _ => decode_answer::<HeaderOnly>(Self::NAME, status, body).map(drop),
+            }
+        }
+
+        #[cfg(feature = "inprocess")]
+        fn serve<S: ferrosim_smdp::store::Store>(
+            smdp: &ferrosim_smdp::Smdp<S>,
+            request: &HandleNotificationRequest,
+            now: ferrosim_smdp::time::Timestamp,
+        ) -> impl Future<Output = Result<(), ferrosim_smdp::Es9Error>> + Send {
+            smdp.handle_notification(request, now)
+        }
+    }
 }

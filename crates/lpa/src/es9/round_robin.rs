@@ -7,13 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
-    HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
-};
-
-use super::{Es9Client, Es9ClientError};
+use super::{Es9Client, Es9ClientError, Es9Function};
 use crate::activation_code::SmdpAddress;
 
 /// Sends each ES9+ call to the next of `targets` in turn (the address the
@@ -53,54 +47,12 @@ impl<C: Es9Client> RoundRobin<C> {
 }
 
 impl<C: Es9Client> Es9Client for RoundRobin<C> {
-    async fn initiate_authentication(
+    async fn call<F: Es9Function>(
         &self,
         address: &SmdpAddress,
-        request: &InitiateAuthenticationRequest,
-    ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-        self.inner
-            .initiate_authentication(self.target(address), request)
-            .await
-    }
-
-    async fn authenticate_client(
-        &self,
-        address: &SmdpAddress,
-        request: &AuthenticateClientRequest,
-    ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-        self.inner
-            .authenticate_client(self.target(address), request)
-            .await
-    }
-
-    async fn get_bound_profile_package(
-        &self,
-        address: &SmdpAddress,
-        request: &GetBoundProfilePackageRequest,
-    ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-        self.inner
-            .get_bound_profile_package(self.target(address), request)
-            .await
-    }
-
-    async fn handle_notification(
-        &self,
-        address: &SmdpAddress,
-        request: &HandleNotificationRequest,
-    ) -> Result<(), Es9ClientError> {
-        self.inner
-            .handle_notification(self.target(address), request)
-            .await
-    }
-
-    async fn cancel_session(
-        &self,
-        address: &SmdpAddress,
-        request: &CancelSessionRequest,
-    ) -> Result<CancelSessionResponse, Es9ClientError> {
-        self.inner
-            .cancel_session(self.target(address), request)
-            .await
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        self.inner.call::<F>(self.target(address), request).await
     }
 }
 
@@ -109,6 +61,7 @@ mod tests {
     use std::sync::Mutex;
 
     use ferrosim_asn1::json::Base64;
+    use ferrosim_asn1::json::es9::HandleNotificationRequest;
 
     use super::*;
 
@@ -126,39 +79,11 @@ mod tests {
     }
 
     impl Es9Client for &Recorder {
-        async fn initiate_authentication(
+        async fn call<F: Es9Function>(
             &self,
             address: &SmdpAddress,
-            _: &InitiateAuthenticationRequest,
-        ) -> Result<InitiateAuthenticationResponse, Es9ClientError> {
-            Err(self.hit(address))
-        }
-        async fn authenticate_client(
-            &self,
-            address: &SmdpAddress,
-            _: &AuthenticateClientRequest,
-        ) -> Result<AuthenticateClientResponse, Es9ClientError> {
-            Err(self.hit(address))
-        }
-        async fn get_bound_profile_package(
-            &self,
-            address: &SmdpAddress,
-            _: &GetBoundProfilePackageRequest,
-        ) -> Result<GetBoundProfilePackageResponse, Es9ClientError> {
-            Err(self.hit(address))
-        }
-        async fn handle_notification(
-            &self,
-            address: &SmdpAddress,
-            _: &HandleNotificationRequest,
-        ) -> Result<(), Es9ClientError> {
-            Err(self.hit(address))
-        }
-        async fn cancel_session(
-            &self,
-            address: &SmdpAddress,
-            _: &CancelSessionRequest,
-        ) -> Result<CancelSessionResponse, Es9ClientError> {
+            _: &F::Request,
+        ) -> Result<F::Response, Es9ClientError> {
             Err(self.hit(address))
         }
     }
