@@ -11,7 +11,7 @@ use std::fmt;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::{decode_der, named_bits, rsp};
-use ferrosim_saip::{ProfilePackage, ProfileSummary};
+use ferrosim_saip::{ProfilePackage, ProfileSummary, bcd};
 use serde::{Deserialize, Serialize};
 
 use crate::state::hex_bytes;
@@ -231,7 +231,7 @@ impl InstalledProfile {
 
     /// The ICCID as the 10 bytes of EF.ICCID (nibble-swapped BCD, `F` padded).
     pub fn iccid_bytes(&self) -> [u8; 10] {
-        iccid_bcd(&self.iccid)
+        bcd::swapped_bytes(&self.iccid)
     }
 
     /// The notification address configured for `op`, if any.
@@ -276,42 +276,6 @@ impl fmt::Debug for InstalledProfile {
 /// The profile class of a StoreMetadata request, if it is a known one.
 pub(crate) fn class_of(m: &rsp::StoreMetadataRequest) -> Option<ProfileClass> {
     ProfileClass::from_asn1(&m.profile_class)
-}
-
-/// Digits of an EF.ICCID value (nibble-swapped BCD), stopping at `F` padding.
-pub(crate) fn iccid_digits(bcd: &[u8]) -> String {
-    let mut out = String::with_capacity(20);
-    for &b in bcd {
-        for nibble in [b & 0x0F, b >> 4] {
-            match nibble {
-                0..=9 => out.push(char::from(b'0' + nibble)),
-                _ => return out,
-            }
-        }
-    }
-    out
-}
-
-/// Digits of an ICCID coded in plain (not nibble-swapped) BCD, as some
-/// SM-DP+ implementations write the metadata ICCID, stopping at `F` padding.
-pub(crate) fn iccid_digits_in_order(bcd: &[u8]) -> String {
-    let swapped: Vec<u8> = bcd.iter().map(|b| b.rotate_left(4)).collect();
-    iccid_digits(&swapped)
-}
-
-/// EF.ICCID bytes of ICCID digits (nibble-swapped BCD, `F` padded).
-pub(crate) fn iccid_bcd(digits: &str) -> [u8; 10] {
-    let mut out = [0xFF; 10];
-    for (i, d) in digits.bytes().take(20).enumerate() {
-        let v = d.wrapping_sub(b'0') & 0x0F;
-        let byte = &mut out[i / 2];
-        *byte = if i % 2 == 0 {
-            (*byte & 0xF0) | v
-        } else {
-            (*byte & 0x0F) | (v << 4)
-        };
-    }
-    out
 }
 
 /// Tags a `ProfileInfoListRequest` tag list may name.
@@ -408,27 +372,6 @@ pub(crate) fn oid_to_dotted(oid: &ferrosim_asn1::rasn::types::ObjectIdentifier) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iccid_codings() {
-        let plain = [0x89, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x23, 0x41];
-        assert_eq!(iccid_digits_in_order(&plain), "89000123456789012341");
-        assert_ne!(
-            iccid_digits_in_order(&iccid_bcd("8949449999999990049")),
-            "8949449999999990049"
-        );
-    }
-
-    #[test]
-    fn iccid_bcd_round_trip() {
-        for digits in ["8949449999999990049", "89000123456789012341"] {
-            assert_eq!(iccid_digits(&iccid_bcd(digits)), digits);
-        }
-        assert_eq!(
-            iccid_bcd("8949449999999990049"),
-            [0x98, 0x94, 0x44, 0x99, 0x99, 0x99, 0x99, 0x09, 0x40, 0xF9]
-        );
-    }
 
     #[test]
     fn oids() {

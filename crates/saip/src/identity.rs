@@ -262,6 +262,41 @@ pub fn luhn_digit(body: &str) -> u8 {
     ((10 - sum % 10) % 10) as u8
 }
 
+/// Decodes the in-order BCD of a profile header ICCID to its digits without
+/// checking the Luhn digit (templates may carry placeholders).
+pub(crate) fn header_iccid_digits(bytes: &[u8]) -> Result<String, Error> {
+    decode_bcd(bytes, false)
+}
+
+/// Decodes swapped BCD (EF.ICCID) to its digits without checking the Luhn digit.
+pub(crate) fn swapped_bcd_digits(bytes: &[u8]) -> Result<String, Error> {
+    decode_bcd(bytes, true)
+}
+
+/// ICCID digits as BCD, the two ways SIM and RSP data carry them: swapped
+/// (EF.ICCID and SGP.22 `Iccid`: the first digit in the low nibble) and in
+/// order (a profile header `iccid`), padded with `F` to 10 bytes. Decoding
+/// does not check the Luhn digit; [`Iccid`] does.
+pub mod bcd {
+    use crate::error::Error;
+
+    /// Digits of swapped BCD, up to the `F` padding.
+    pub fn swapped_digits(bytes: &[u8]) -> Result<String, Error> {
+        super::decode_bcd(bytes, true)
+    }
+
+    /// Digits of in-order BCD, up to the `F` padding.
+    pub fn in_order_digits(bytes: &[u8]) -> Result<String, Error> {
+        super::decode_bcd(bytes, false)
+    }
+
+    /// Up to 20 decimal digits as 10 bytes of swapped BCD (`F` padded);
+    /// a character that is not a digit is coded as its low nibble.
+    pub fn swapped_bytes(digits: &str) -> [u8; 10] {
+        super::encode_bcd(digits, true)
+    }
+}
+
 /// Decodes BCD digits followed by optional `F` padding.
 fn decode_bcd(bytes: &[u8], swapped: bool) -> Result<String, Error> {
     let mut digits = String::with_capacity(bytes.len() * 2);
@@ -287,7 +322,7 @@ fn decode_bcd(bytes: &[u8], swapped: bool) -> Result<String, Error> {
 fn encode_bcd(digits: &str, swapped: bool) -> [u8; 10] {
     let mut out = [0xFF; 10];
     for (i, d) in digits.bytes().take(20).enumerate() {
-        let n = d - b'0';
+        let n = d.wrapping_sub(b'0') & 0x0F;
         let byte = &mut out[i / 2];
         let high = (i % 2 == 0) != swapped;
         *byte = if high {
@@ -299,17 +334,6 @@ fn encode_bcd(digits: &str, swapped: bool) -> [u8; 10] {
     out
 }
 
-/// Decodes the in-order BCD of a profile header ICCID to its digits without
-/// checking the Luhn digit (templates may carry placeholders).
-pub(crate) fn header_iccid_digits(bytes: &[u8]) -> Result<String, Error> {
-    decode_bcd(bytes, false)
-}
-
-/// Decodes swapped BCD (EF.ICCID) to its digits without checking the Luhn digit.
-pub(crate) fn swapped_bcd_digits(bytes: &[u8]) -> Result<String, Error> {
-    decode_bcd(bytes, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +343,31 @@ mod tests {
         assert_eq!(luhn_digit("7992739871"), 3);
         assert_eq!(luhn_digit("894944999999999004"), 9);
         assert_eq!(luhn_digit("8900012345678901234"), 1);
+    }
+
+    #[test]
+    fn bcd_codings_round_trip_and_refuse_garbage() {
+        for digits in ["8949449999999990049", "89000123456789012341"] {
+            assert_eq!(
+                bcd::swapped_digits(&bcd::swapped_bytes(digits)).unwrap(),
+                digits
+            );
+        }
+        assert_eq!(
+            bcd::swapped_bytes("8949449999999990049"),
+            [0x98, 0x94, 0x44, 0x99, 0x99, 0x99, 0x99, 0x09, 0x40, 0xF9]
+        );
+        let in_order = [0x89, 0x00, 0x01, 0x23, 0x45, 0x67, 0x89, 0x01, 0x23, 0x41];
+        assert_eq!(
+            bcd::in_order_digits(&in_order).unwrap(),
+            "89000123456789012341"
+        );
+        assert_eq!(bcd::swapped_digits(&[0x98, 0x10, 0xF5]).unwrap(), "89015");
+        // A nibble that is no digit, or a digit after the padding, is refused.
+        assert_eq!(bcd::swapped_digits(&[0xA1]), Err(Error::IccidBcd));
+        assert_eq!(bcd::swapped_digits(&[0xF1, 0x23]), Err(Error::IccidBcd));
+        // Encoding never panics on characters that are not digits.
+        let _ = bcd::swapped_bytes("89ab\u{0}!");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub use codes::{KEY_REF_ADM1, KEY_REF_PIN1, KEY_REF_PIN2, PinEntry, PukEntry};
 pub use element::{ElementKind, ProfileElement};
 pub use error::Error;
 pub use header::{KnownService, MandatoryAid, ProfileHeader, Service};
-pub use identity::{Iccid, Imsi, luhn_digit};
+pub use identity::{Iccid, Imsi, bcd, luhn_digit};
 pub use metadata::{MetadataDefaults, ProfileClass};
 pub use package::ProfilePackage;
 pub use personalise::Personalisation;

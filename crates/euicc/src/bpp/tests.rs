@@ -119,7 +119,7 @@ fn loads_the_osmo_smdpp_vector_piece_by_piece() {
     assert_eq!(loaded.dp_oid, None);
     // osmo-smdpp codes this metadata ICCID in plain BCD.
     assert_eq!(
-        crate::profile::iccid_digits_in_order(loaded.metadata.iccid.0.as_ref()),
+        ferrosim_saip::bcd::in_order_digits(loaded.metadata.iccid.0.as_ref()).unwrap(),
         "89000123456789012341"
     );
 }

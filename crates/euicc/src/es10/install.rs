@@ -12,7 +12,7 @@ use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::tlv::tlv;
 use ferrosim_asn1::{encode_der, rsp};
 use ferrosim_crypto::ecdsa::wrap_5f37;
-use ferrosim_saip::ProfilePackage;
+use ferrosim_saip::{ProfilePackage, bcd};
 use tracing::{info, warn};
 
 use super::auth::PROFILE_MEMORY_BYTES;
@@ -21,8 +21,7 @@ use crate::apdu::StatusWord;
 use crate::bpp::{BppLoader, LoadFailure, Loaded, Progress, SessionBinding, TAG_BPP};
 use crate::codes::{BppCommandId, InstallErrorReason};
 use crate::profile::{
-    InstallInput, InstalledProfile, NotificationOperation, class_of, dotted_to_oid, iccid_digits,
-    iccid_digits_in_order,
+    InstallInput, InstalledProfile, NotificationOperation, class_of, dotted_to_oid,
 };
 use crate::state::StoredNotification;
 
@@ -73,7 +72,7 @@ impl Isdr {
             if class_of(m).is_none() {
                 return Err(InstallErrorReason::UnsupportedProfileClass);
             }
-            let iccid = iccid_digits(m.iccid.0.as_ref());
+            let iccid = bcd::swapped_digits(m.iccid.0.as_ref()).unwrap_or_default();
             if state.profiles.iter().any(|p| p.iccid == iccid) {
                 return Err(InstallErrorReason::IccidAlreadyExistsOnEuicc);
             }
@@ -140,7 +139,8 @@ impl Isdr {
         // in plain BCD, which is accepted when it names the same profile.
         let iccid = package.header().iccid_digits.clone();
         let coded = loaded.metadata.iccid.0.as_ref();
-        if iccid_digits(coded) != iccid && iccid_digits_in_order(coded) != iccid {
+        let names_it = |digits: Result<String, _>| digits.is_ok_and(|d| d == iccid);
+        if !names_it(bcd::swapped_digits(coded)) && !names_it(bcd::in_order_digits(coded)) {
             return Err(fail(InstallErrorReason::DataMismatch));
         }
         if self.state.profile(&iccid).is_some() {
@@ -235,7 +235,7 @@ impl Isdr {
             seq_number: seq,
             operation: NotificationOperation::Install,
             address: outcome.address,
-            iccid: outcome.iccid.map(|i| iccid_digits(&i)),
+            iccid: outcome.iccid.and_then(|i| bcd::swapped_digits(&i).ok()),
             signed: pir.clone(),
         });
         self.changed();

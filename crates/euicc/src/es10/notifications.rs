@@ -14,7 +14,9 @@ use ferrosim_crypto::ecdsa::wrap_5f37;
 use tracing::{debug, error};
 
 use super::{Es10Reply, Isdr, decode};
-use crate::profile::{NotificationOperation, iccid_bcd};
+use ferrosim_saip::bcd;
+
+use crate::profile::NotificationOperation;
 use crate::state::StoredNotification;
 
 impl Isdr {
@@ -99,7 +101,7 @@ impl Isdr {
             Integer::from(seq),
             op.event(),
             address.clone(),
-            Some(rsp::Iccid(FixedOctetString::new(iccid_bcd(iccid)))),
+            Some(rsp::Iccid(FixedOctetString::new(bcd::swapped_bytes(iccid)))),
         );
         let signed = encode_der(&metadata).ok().and_then(|tbs| {
             let signature = wrap_5f37(&self.identity.sign(&tbs).ok()?).ok()?;

@@ -91,17 +91,8 @@ pub(crate) fn version(function: &'static str, value: &[u8]) -> Result<Version, E
 
 /// ICCID digits from the nibble-swapped BCD coding, `F` padding dropped.
 pub(crate) fn iccid_digits(function: &'static str, value: &[u8]) -> Result<String, Es10Error> {
-    let mut digits = String::with_capacity(value.len() * 2);
-    for &b in value {
-        for nibble in [b & 0x0F, b >> 4] {
-            match nibble {
-                0..=9 => digits.push(char::from(b'0' + nibble)),
-                0xF => {}
-                _ => return Err(Es10Error::bad(function, "ICCID is not BCD")),
-            }
-        }
-    }
-    Ok(digits)
+    ferrosim_saip::bcd::swapped_digits(value)
+        .map_err(|_| Es10Error::bad(function, "ICCID is not BCD"))
 }
 
 /// The OCTET STRINGs of a `SEQUENCE OF SubjectKeyIdentifier`.
