@@ -172,9 +172,10 @@ impl EuiccIdentity {
         vec![self.ci_for_signing.clone()]
     }
 
-    /// Signs `message` with the eUICC key (SK.EUICC.ECDSA), raw `r || s`.
-    pub(crate) fn sign(&self, message: &[u8]) -> Result<[u8; 64], ferrosim_crypto::Error> {
-        self.key.sign_raw(message)
+    /// Signs `message` with the eUICC key (SK.EUICC.ECDSA): the `5F37`
+    /// TLV of the raw `r || s` signature, as every ES10 answer carries it.
+    pub(crate) fn sign_5f37(&self, message: &[u8]) -> Result<Vec<u8>, ferrosim_crypto::Error> {
+        ferrosim_crypto::ecdsa::wrap_5f37(&self.key.sign_raw(message)?)
     }
 }
 

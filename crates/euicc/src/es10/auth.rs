@@ -19,7 +19,6 @@ use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp};
-use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_pki::{CertRole, KeyId, VerifiedDp, verify_dp_chain};
 use rand::Rng;
 use tracing::info;
@@ -180,11 +179,7 @@ impl Isdr {
             ]
             .concat(),
         );
-        let signature = self
-            .identity
-            .sign(&euicc_signed1)
-            .ok()
-            .and_then(|s| wrap_5f37(&s).ok());
+        let signature = self.identity.sign_5f37(&euicc_signed1).ok();
         let Some(signature) = signature else {
             self.session = None;
             return Ok(auth_error(&tid, AuthenticateErrorCode::UndefinedError));

@@ -12,7 +12,7 @@ use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed;
 use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{decode_der, encode_der, rsp};
-use ferrosim_crypto::ecdsa::{VerifyingKey, wrap_5f37};
+use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_crypto::ecka::OneTimeKeyPair;
 use ferrosim_pki::{CertRole, verify_dp_chain};
 use tracing::info;
@@ -86,9 +86,8 @@ impl Isdr {
         };
         let signature = self
             .identity
-            .sign(&[euicc_signed2.as_slice(), parts.signature_tlv].concat())
-            .ok()
-            .and_then(|s| wrap_5f37(&s).ok());
+            .sign_5f37(&[euicc_signed2.as_slice(), parts.signature_tlv].concat())
+            .ok();
         let Some(signature) = signature else {
             return Ok(download_error(&tid, DownloadErrorCode::UndefinedError));
         };
@@ -177,12 +176,7 @@ impl Isdr {
         let Ok(signed) = encode_der(&signed) else {
             return undefined_cancel_error();
         };
-        let Some(signature) = self
-            .identity
-            .sign(&signed)
-            .ok()
-            .and_then(|s| wrap_5f37(&s).ok())
-        else {
+        let Some(signature) = self.identity.sign_5f37(&signed).ok() else {
             return undefined_cancel_error();
         };
         self.session = None;

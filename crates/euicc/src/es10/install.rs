@@ -11,7 +11,6 @@ use ferrosim_asn1::pe;
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::tlv::tlv;
 use ferrosim_asn1::{encode_der, rsp};
-use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_saip::{ProfilePackage, bcd};
 use tracing::{info, warn};
 
@@ -222,12 +221,7 @@ impl Isdr {
         let Ok(bf27) = encode_der(&data) else {
             return Es10Reply::Status(StatusWord(0x6F00));
         };
-        let Some(signature) = self
-            .identity
-            .sign(&bf27)
-            .ok()
-            .and_then(|s| wrap_5f37(&s).ok())
-        else {
+        let Some(signature) = self.identity.sign_5f37(&bf27).ok() else {
             return Es10Reply::Status(StatusWord(0x6F00));
         };
         let pir = tlv(0xBF37, &[bf27, signature].concat());

@@ -10,7 +10,6 @@
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
 use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{encode_der, rsp};
-use ferrosim_crypto::ecdsa::wrap_5f37;
 use tracing::{debug, error};
 
 use super::{Es10Reply, Isdr, decode};
@@ -104,7 +103,7 @@ impl Isdr {
             Some(rsp::Iccid(FixedOctetString::new(bcd::swapped_bytes(iccid)))),
         );
         let signed = encode_der(&metadata).ok().and_then(|tbs| {
-            let signature = wrap_5f37(&self.identity.sign(&tbs).ok()?).ok()?;
+            let signature = self.identity.sign_5f37(&tbs).ok()?;
             Some(tlv(
                 0x30,
                 &[
