@@ -23,12 +23,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use ferrosim_crypto::KeySource;
 use ferrosim_pki::load;
+use ferrosim_testkit::serve::ServeCommand;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "ferrosim";
@@ -157,9 +157,14 @@ fn download_signed_by_softhsm_token_keys() {
     std::fs::write(&config, format!("data_dir = '{}'\n\n{snippet}", s(&data))).unwrap();
     let cfg = ["--config", s(&config)];
 
-    let log = root.join("server.log");
-    let server = Server::start(&run, &config, &log);
-    let address = format!("localhost:{}", server.port);
+    let mut server = ServeCommand::new(env!("CARGO_BIN_EXE_ferrosim"))
+        .config(&config)
+        .env("SOFTHSM2_CONF", &run.softhsm_conf)
+        .env(PIN_ENV, PIN)
+        .env("FERROSIM_LOG", "debug")
+        .spawn()
+        .expect("ferrosim serve with keys in the token");
+    let address = format!("localhost:{}", server.port());
 
     run.ok(
         &[&["operator"][..], &cfg, &["add"], &["--id", "acme"]].concat(),
@@ -228,8 +233,8 @@ fn download_signed_by_softhsm_token_keys() {
     );
     assert_eq!(field(&out, "state:"), "installed", "{out}");
 
-    drop(server);
-    let log_text = std::fs::read_to_string(&log).unwrap();
+    server.kill_hard().unwrap();
+    let log_text = server.log();
     assert!(
         log_text.contains("DPauth and DPpb keys in PKCS#11 token")
             && log_text.contains("profile installed"),
@@ -348,59 +353,6 @@ impl Runner {
             t.contains(expected),
             "ferrosim {args:?}: expected `{expected}` in: {t}"
         );
-    }
-}
-
-/// `ferrosim serve` in a child process, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    fn start(run: &Runner, config: &Path, log: &Path) -> Self {
-        let log_file = std::fs::File::create(log).unwrap();
-        let mut child = run
-            .command(
-                &["serve", "--config", s(config), "--listen", "127.0.0.1:0"],
-                &[(PIN_ENV, PIN), ("FERROSIM_LOG", "debug")],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("starting ferrosim serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        // From here on the guard kills the child, whatever happens.
-        let mut server = Self {
-            child,
-            port: 0,
-            _stdout: BufReader::new(stdout),
-        };
-        let mut line = String::new();
-        server._stdout.read_line(&mut line).unwrap();
-        let port = line
-            .split("https://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.rsplit(':').next())
-            .and_then(|port| port.parse().ok());
-        match port {
-            Some(port) => server.port = port,
-            None => panic!(
-                "ferrosim serve did not start (stdout {line:?}); its log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            ),
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only this child, by its handle; it may have exited already.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
