@@ -177,7 +177,19 @@ impl<'a> Iterator for TlvIter<'a> {
     }
 }
 
-fn read_tag(input: &[u8]) -> Result<(u32, usize), TlvError> {
+/// The header of the TLV at the start of `input`: its tag, the length of
+/// tag and length fields, and the length of the value. The value need not
+/// be there yet, so it also reads TLVs that arrive in pieces (a BPP over
+/// STORE DATA blocks).
+pub fn read_header(input: &[u8]) -> Result<(u32, usize, usize), TlvError> {
+    let (tag, tag_len) = read_tag(input)?;
+    let (len, len_len) = read_length(&input[tag_len..], tag_len)?;
+    Ok((tag, tag_len + len_len, len))
+}
+
+/// The tag at the start of `input` (as [`Tlv::tag`] gives it) and its
+/// length in bytes (at most 4).
+pub fn read_tag(input: &[u8]) -> Result<(u32, usize), TlvError> {
     let first = *input.first().ok_or(TlvError::Truncated {
         offset: 0,
         needed: 1,
@@ -267,6 +279,28 @@ pub fn tlv(tag: u32, value: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn headers_of_tlvs_that_are_not_all_there_yet() {
+        assert_eq!(
+            read_header(&[0xBF, 0x36, 0x82, 0x32, 0x7B]),
+            Ok((0xBF36, 5, 0x327B))
+        );
+        assert_eq!(read_header(&[0xA3, 0x00]), Ok((0xA3, 2, 0)));
+        assert_eq!(read_header(&[0x86, 0x81, 0x80, 0x01]), Ok((0x86, 3, 0x80)));
+        for truncated in [&[0xBF][..], &[0x86], &[0x86, 0x82, 0x01]] {
+            assert!(matches!(
+                read_header(truncated),
+                Err(TlvError::Truncated { .. })
+            ));
+        }
+        assert!(read_header(&[0x86, 0x80]).is_err(), "indefinite length");
+        assert!(
+            read_header(&[0xBF, 0xFF, 0xFF, 0xFF, 0x01, 0x00]).is_err(),
+            "5-byte tag"
+        );
+        assert_eq!(read_tag(&[0x9F, 0x70, 0x5A]), Ok((0x9F70, 2)));
+    }
 
     #[test]
     fn parses_multibyte_tag_and_long_length() {

@@ -18,7 +18,7 @@
 //! assigns to it. The loader does not install anything: it hands the
 //! metadata and the plaintext profile package to its caller.
 
-use ferrosim_asn1::tlv::{Tlv, tlv};
+use ferrosim_asn1::tlv::{Tlv, read_header, tlv};
 use ferrosim_asn1::{decode_der, rsp};
 use ferrosim_crypto::bsp::{self, BspDecryptor, LENIENT_MAX_SEGMENT_LEN};
 use ferrosim_crypto::ecdsa::VerifyingKey;
@@ -184,7 +184,8 @@ impl BppLoader {
         while !rest.is_empty() {
             rest = match self.stage {
                 Stage::Start => {
-                    let (tag, header_len, len) = header(rest).ok_or(self.structure_error())?;
+                    let (tag, header_len, len) =
+                        read_header(rest).map_err(|_| self.structure_error())?;
                     if tag != TAG_BPP {
                         return Err(self.structure_error());
                     }
@@ -209,7 +210,8 @@ impl BppLoader {
                     after
                 }
                 Stage::GroupHeader(group) => {
-                    let (tag, header_len, len) = header(rest).ok_or(self.structure_error())?;
+                    let (tag, header_len, len) =
+                        read_header(rest).map_err(|_| self.structure_error())?;
                     let group = match (group, tag) {
                         (Group::ReplaceSessionKeys, 0xA3) => Group::Profile,
                         (g, t) if g.tag() == t => g,
@@ -296,7 +298,7 @@ impl BppLoader {
         // tag (`86 L { 86 L' .. }`); the MAC covers the inner TLV. The state
         // does not advance on a failed check, so trying again is safe.
         if result.is_err()
-            && let Some((_, header_len, _)) = header(raw)
+            && let Ok((_, header_len, _)) = read_header(raw)
             && let Ok(inner) = Tlv::parse_exact(&raw[header_len..])
             && inner.tag == group.segment_tag()
         {
@@ -457,42 +459,6 @@ fn segment_error(e: &ferrosim_crypto::Error) -> InstallErrorReason {
         ferrosim_crypto::Error::CounterExhausted => InstallErrorReason::UnknownError,
         _ => InstallErrorReason::Scp03tStructureError,
     }
-}
-
-/// Tag, header length and value length of the TLV starting `input`, without
-/// requiring its value to be present.
-pub(crate) fn header(input: &[u8]) -> Option<(u32, usize, usize)> {
-    let first = *input.first()?;
-    let mut tag = u32::from(first);
-    let mut i = 1;
-    if first & 0x1F == 0x1F {
-        loop {
-            let b = *input.get(i)?;
-            if i >= 4 {
-                return None;
-            }
-            tag = (tag << 8) | u32::from(b);
-            i += 1;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-    }
-    let len_byte = *input.get(i)?;
-    i += 1;
-    let len = match len_byte {
-        0..=0x7F => usize::from(len_byte),
-        0x81..=0x84 => {
-            let n = usize::from(len_byte & 0x7F);
-            let bytes = input.get(i..i + n)?;
-            i += n;
-            bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-        }
-        _ => return None,
-    };
-    Some((tag, i, len))
 }
 
 #[cfg(test)]

@@ -211,18 +211,3 @@ fn metadata_refusal_is_reported_on_store_metadata() {
         }
     );
 }
-
-#[test]
-fn header_reader() {
-    assert_eq!(
-        header(&[0xBF, 0x36, 0x82, 0x32, 0x7B]),
-        Some((0xBF36, 5, 0x327B))
-    );
-    assert_eq!(header(&[0xA3, 0x00]), Some((0xA3, 2, 0)));
-    assert_eq!(header(&[0x86, 0x81, 0x80, 0x01]), Some((0x86, 3, 0x80)));
-    assert_eq!(header(&[0xBF]), None);
-    assert_eq!(header(&[0x86]), None);
-    assert_eq!(header(&[0x86, 0x80]), None);
-    assert_eq!(header(&[0x86, 0x82, 0x01]), None);
-    assert_eq!(header(&[0xBF, 0xFF, 0xFF, 0xFF, 0x01, 0x00]), None);
-}

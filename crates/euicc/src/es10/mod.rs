@@ -135,7 +135,7 @@ impl Isdr {
 
     /// Handles one complete ES10 command.
     pub(crate) fn handle(&mut self, command: &[u8], now: SystemTime) -> Es10Reply {
-        let Some((tag, _, _)) = bpp::header(command) else {
+        let Ok((tag, _, _)) = ferrosim_asn1::tlv::read_header(command) else {
             return Es10Reply::Status(StatusWord::WRONG_DATA);
         };
         let reply = if bpp::is_bpp_piece(tag) {

@@ -236,24 +236,11 @@ impl Isdr {
 /// The tags of a `tagList` (BER tags of one to three bytes, concatenated).
 fn parse_tag_list(list: &[u8]) -> Option<Vec<u32>> {
     let mut tags = Vec::new();
-    let mut i = 0;
-    while let Some(&first) = list.get(i) {
-        let mut tag = u32::from(first);
-        i += 1;
-        if first & 0x1F == 0x1F {
-            loop {
-                let b = *list.get(i)?;
-                tag = (tag << 8) | u32::from(b);
-                i += 1;
-                if b & 0x80 == 0 {
-                    break;
-                }
-                if tag > 0x00FF_FFFF {
-                    return None;
-                }
-            }
-        }
+    let mut rest = list;
+    while !rest.is_empty() {
+        let (tag, len) = ferrosim_asn1::tlv::read_tag(rest).ok()?;
         tags.push(tag);
+        rest = &rest[len..];
     }
     Some(tags)
 }
