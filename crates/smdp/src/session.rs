@@ -84,6 +84,35 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// A session just opened by `initiateAuthentication` at `now`: the two
+    /// challenges and the agreed CI key id, nothing learnt about the eUICC
+    /// yet, usable until `expires_at`.
+    pub fn initiated(
+        transaction_id: TransactionId,
+        euicc_challenge: Vec<u8>,
+        server_challenge: Vec<u8>,
+        ci_key_id: Vec<u8>,
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Self {
+        Self {
+            transaction_id,
+            state: SessionState::Initiated,
+            created_at: now,
+            expires_at,
+            euicc_challenge,
+            server_challenge,
+            ci_key_id,
+            eid: None,
+            euicc_public_key: None,
+            iccid: None,
+            cc_required: false,
+            smdp_signature2: None,
+            euicc_otpk: None,
+            updated_at: now,
+        }
+    }
+
     /// Whether the session is still usable at `now`.
     pub fn is_live(&self, now: Timestamp) -> bool {
         now <= self.expires_at && !matches!(self.state, SessionState::Cancelled)

@@ -13,7 +13,7 @@ use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::{OperatorId, TransactionId};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use ferrosim_smdp::order::{NotificationPoint, ProfileRecord, ProgressEvent};
-use ferrosim_smdp::session::{SessionRecord, SessionState};
+use ferrosim_smdp::session::SessionRecord;
 use ferrosim_smdp::store::*;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_store::{Durability, SqlStore, StoreOptions};
@@ -23,20 +23,16 @@ fn session(n: u64) -> SessionRecord {
     tid[..8].copy_from_slice(&n.to_be_bytes());
     tid[8] = rand::random();
     SessionRecord {
-        transaction_id: TransactionId::from_bytes(&tid).unwrap(),
-        state: SessionState::Initiated,
-        created_at: Timestamp(1),
-        expires_at: Timestamp(i64::MAX),
-        euicc_challenge: vec![1; 16],
-        server_challenge: vec![2; 16],
-        ci_key_id: vec![3; 20],
-        eid: None,
         euicc_public_key: Some(vec![4; 65]),
-        iccid: None,
-        cc_required: false,
         smdp_signature2: Some(vec![5; 67]),
-        euicc_otpk: None,
-        updated_at: Timestamp(1),
+        ..SessionRecord::initiated(
+            TransactionId::from_bytes(&tid).unwrap(),
+            vec![1; 16],
+            vec![2; 16],
+            vec![3; 20],
+            Timestamp(1),
+            Timestamp(i64::MAX),
+        )
     }
 }
 

@@ -140,22 +140,14 @@ async fn records_round_trip() {
         );
 
         // Sessions.
-        let s = SessionRecord {
-            transaction_id: tid.clone(),
-            state: SessionState::Initiated,
-            created_at: Timestamp(1),
-            expires_at: Timestamp(100),
-            euicc_challenge: vec![1; 16],
-            server_challenge: vec![2; 16],
-            ci_key_id: vec![3; 20],
-            eid: None,
-            euicc_public_key: None,
-            iccid: None,
-            cc_required: false,
-            smdp_signature2: None,
-            euicc_otpk: None,
-            updated_at: Timestamp(1),
-        };
+        let s = SessionRecord::initiated(
+            tid.clone(),
+            vec![1; 16],
+            vec![2; 16],
+            vec![3; 20],
+            Timestamp(1),
+            Timestamp(100),
+        );
         store.insert_session(&s).await.unwrap();
         assert!(matches!(
             store.insert_session(&s).await,
@@ -454,22 +446,14 @@ async fn restart_keeps_everything() {
 }
 
 fn session_record(n: u8) -> SessionRecord {
-    SessionRecord {
-        transaction_id: TransactionId::from_bytes(&[n; 16]).unwrap(),
-        state: SessionState::Initiated,
-        created_at: Timestamp(1),
-        expires_at: Timestamp(i64::MAX),
-        euicc_challenge: vec![n; 16],
-        server_challenge: vec![2; 16],
-        ci_key_id: vec![3; 20],
-        eid: None,
-        euicc_public_key: None,
-        iccid: None,
-        cc_required: false,
-        smdp_signature2: None,
-        euicc_otpk: None,
-        updated_at: Timestamp(1),
-    }
+    SessionRecord::initiated(
+        TransactionId::from_bytes(&[n; 16]).unwrap(),
+        vec![n; 16],
+        vec![2; 16],
+        vec![3; 20],
+        Timestamp(1),
+        Timestamp(i64::MAX),
+    )
 }
 
 /// Many write transactions at once (on SQLite they commit in groups): each

@@ -12,7 +12,7 @@ use tracing::debug;
 use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::ids::TransactionId;
-use crate::session::{SessionRecord, SessionState};
+use crate::session::SessionRecord;
 use crate::store::Store;
 use crate::time::Timestamp;
 
@@ -83,22 +83,14 @@ impl<S: Store> Smdp<S> {
             .map_err(|e| Es9Error::Internal(format!("DPauth signing failed: {e}")))?;
         let signature_tlv = wrap_5f37(&signature).map_err(|e| Es9Error::Internal(e.to_string()))?;
 
-        let session = SessionRecord {
-            transaction_id: tid.clone(),
-            state: SessionState::Initiated,
-            created_at: now,
-            expires_at: now.plus(cfg.session_ttl),
-            euicc_challenge: euicc_challenge.to_vec(),
-            server_challenge: server_challenge.to_vec(),
-            ci_key_id: ci_for_euicc.as_bytes().to_vec(),
-            eid: None,
-            euicc_public_key: None,
-            iccid: None,
-            cc_required: false,
-            smdp_signature2: None,
-            euicc_otpk: None,
-            updated_at: now,
-        };
+        let session = SessionRecord::initiated(
+            tid.clone(),
+            euicc_challenge.to_vec(),
+            server_challenge.to_vec(),
+            ci_for_euicc.as_bytes().to_vec(),
+            now,
+            now.plus(cfg.session_ttl),
+        );
         self.store.insert_session(&session).await?;
         debug!(transaction_id = %tid, "ES9+ session initiated");
 
