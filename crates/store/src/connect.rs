@@ -6,12 +6,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use ferrosim_smdp::store::StoreError;
-use futures::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, Executor, Transaction};
+use sqlx::{Any, Executor, Transaction};
 
 use crate::SqlStore;
-use crate::group_commit::WriteQueue;
+use crate::group_commit::{WriteBody, WriteQueue};
 use crate::rows::backend_err;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -175,9 +174,7 @@ impl SqlStore {
     /// on a pool connection.
     pub(crate) async fn write<R: Send + 'static>(
         &self,
-        body: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>>
-        + Send
-        + 'static,
+        body: impl WriteBody<R>,
     ) -> Result<R, StoreError> {
         if let Some(queue) = &self.writer {
             return queue.write(body).await;

@@ -36,14 +36,25 @@ const MAX_GROUP: usize = 64;
 /// What a job gives back, type-erased on the way through the queue.
 type Output = Box<dyn StdAny + Send>;
 
-/// The body of a write transaction: runs its statements on the group's
-/// connection (inside the group's transaction).
-pub(crate) type Body = Box<
-    dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<Output, StoreError>> + Send,
->;
+/// The body of a write transaction as callers give it: runs its statements
+/// on the connection it is handed (inside the transaction) and gives `R`.
+pub(crate) trait WriteBody<R>:
+    for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>> + Send + 'static
+{
+}
+
+impl<R, F> WriteBody<R> for F where
+    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>>
+        + Send
+        + 'static
+{
+}
+
+/// A [`WriteBody`] with its result type erased, as the queue carries it.
+type ErasedBody = Box<dyn WriteBody<Output>>;
 
 struct Job {
-    body: Body,
+    body: ErasedBody,
     reply: oneshot::Sender<Result<Output, StoreError>>,
 }
 
@@ -67,12 +78,10 @@ impl WriteQueue {
     /// is committed.
     pub(crate) async fn write<R: Send + 'static>(
         &self,
-        body: impl for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<R, StoreError>>
-        + Send
-        + 'static,
+        body: impl WriteBody<R>,
     ) -> Result<R, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let body: Body = Box::new(move |conn| {
+        let body: ErasedBody = Box::new(move |conn| {
             async move { body(conn).await.map(|r| Box::new(r) as Output) }.boxed()
         });
         self.jobs.send(Job { body, reply }).map_err(|_| stopped())?;
