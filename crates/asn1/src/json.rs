@@ -144,6 +144,52 @@ pub struct HeaderOnly {
     pub header: ResponseHeader,
 }
 
+/// What the body of an ES9+ or ES2+ answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer<T> {
+    /// The function executed (with or without warning): its output.
+    Executed(T),
+    /// A `Failed` (or `Expired`) header. Subject and reason codes are empty
+    /// when the SM-DP+ gave none; the message falls back to the status.
+    Failed(StatusCodeData),
+    /// Not the JSON the binding defines: why.
+    Malformed(String),
+}
+
+/// Reads an answer body: its header first (so a failure is recognised even
+/// when the rest is not the function's output), then the output as `T`.
+/// The body is parsed once.
+pub fn read_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Answer<T> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Answer::Malformed("the body is not JSON".into());
+    };
+    let status = json.pointer("/header/functionExecutionStatus");
+    let Some(state) = status
+        .and_then(|s| s.get("status"))
+        .and_then(|s| s.as_str())
+    else {
+        return Answer::Malformed("no header.functionExecutionStatus".into());
+    };
+    if !state.starts_with("Executed-") {
+        let data = status.and_then(|s| s.get("statusCodeData"));
+        let text = |key: &str| {
+            data.and_then(|d| d.get(key))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        return Answer::Failed(StatusCodeData {
+            subject_code: text("subjectCode").unwrap_or_default(),
+            reason_code: text("reasonCode").unwrap_or_default(),
+            subject_identifier: text("subjectIdentifier"),
+            message: text("message").or_else(|| Some(state.to_owned())),
+        });
+    }
+    match T::deserialize(json) {
+        Ok(output) => Answer::Executed(output),
+        Err(e) => Answer::Malformed(e.to_string()),
+    }
+}
+
 /// ES9+ request and response bodies.
 pub mod es9 {
     use super::{Base64, ResponseHeader};
@@ -402,6 +448,39 @@ pub mod es2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_are_read_header_first() {
+        let failed = br#"{"header":{"functionExecutionStatus":{"status":"Failed",
+            "statusCodeData":{"subjectCode":"8.2.7","reasonCode":"3.8"}}}}"#;
+        match read_answer::<es9::CancelSessionResponse>(failed) {
+            Answer::Failed(d) => {
+                assert_eq!(
+                    (d.subject_code.as_str(), d.reason_code.as_str()),
+                    ("8.2.7", "3.8")
+                );
+                assert_eq!(d.message.as_deref(), Some("Failed"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let bare = br#"{"header":{"functionExecutionStatus":{"status":"Expired"}}}"#;
+        assert!(
+            matches!(read_answer::<HeaderOnly>(bare), Answer::Failed(d) if d.subject_code.is_empty())
+        );
+        let ok = br#"{"header":{"functionExecutionStatus":{"status":"Executed-Success"}}}"#;
+        assert!(matches!(read_answer::<HeaderOnly>(ok), Answer::Executed(_)));
+        // A success without the function's output (transactionId missing).
+        assert!(matches!(
+            read_answer::<es9::InitiateAuthenticationResponse>(ok),
+            Answer::Malformed(_)
+        ));
+        for garbage in [&b"<html>"[..], b"{}", b"", b"{\"header\":3}"] {
+            assert!(matches!(
+                read_answer::<HeaderOnly>(garbage),
+                Answer::Malformed(_)
+            ));
+        }
+    }
 
     #[test]
     fn base64_accepts_missing_padding_and_rejects_garbage() {

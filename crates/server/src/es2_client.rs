@@ -7,11 +7,11 @@
 //! `ferrosim serve`. Every call carries a fresh `functionCallIdentifier`
 //! unless the caller supplies the header itself (to replay a call).
 
-use ferrosim_asn1::json::HeaderOnly;
 use ferrosim_asn1::json::es2::{
     CancelOrderRequest, ConfirmOrderRequest, ConfirmOrderResponse, DownloadOrderRequest,
     DownloadOrderResponse, ReleaseProfileRequest, RequestHeader,
 };
+use ferrosim_asn1::json::{Answer, HeaderOnly, read_answer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -125,32 +125,16 @@ impl Es2Client {
             .bytes()
             .await
             .map_err(http)?;
-        let bad = |e: serde_json::Error| Es2ClientError::BadResponse {
-            function,
-            reason: e.to_string(),
-        };
-        let status = serde_json::from_slice::<HeaderOnly>(&bytes)
-            .map_err(bad)?
-            .header
-            .function_execution_status;
-        if !status.is_success() {
-            let data =
-                status
-                    .status_code_data
-                    .unwrap_or_else(|| ferrosim_asn1::json::StatusCodeData {
-                        subject_code: String::new(),
-                        reason_code: String::new(),
-                        subject_identifier: None,
-                        message: Some(format!("status {}", status.status)),
-                    });
-            return Err(Es2ClientError::Failed {
+        match read_answer(&bytes) {
+            Answer::Executed(output) => Ok(output),
+            Answer::Failed(data) => Err(Es2ClientError::Failed {
                 function,
                 subject_code: data.subject_code,
                 reason_code: data.reason_code,
                 message: data.message,
-            });
+            }),
+            Answer::Malformed(reason) => Err(Es2ClientError::BadResponse { function, reason }),
         }
-        serde_json::from_slice(&bytes).map_err(bad)
     }
 
     /// `downloadOrder`: reserves a profile (by ICCID or profile type),

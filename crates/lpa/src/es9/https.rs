@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrosim_asn1::json::ADMIN_PROTOCOL;
+use ferrosim_asn1::json::{ADMIN_PROTOCOL, Answer, read_answer};
 use rustls::RootCertStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -218,52 +218,17 @@ pub fn decode_answer<Resp: DeserializeOwned>(
     status: u16,
     body: &[u8],
 ) -> Result<Resp, Es9ClientError> {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    if let Some(failure) = json.as_ref().and_then(|j| failed_header(function, j)) {
-        return Err(failure);
-    }
-    if status != 200 {
-        return Err(Es9ClientError::HttpStatus { function, status });
-    }
-    let json = json.ok_or_else(|| Es9ClientError::BadResponse {
-        function,
-        reason: "the body is not JSON".into(),
-    })?;
-    let header_ok = json
-        .pointer("/header/functionExecutionStatus/status")
-        .and_then(|s| s.as_str())
-        .is_some_and(|s| s.starts_with("Executed-"));
-    if !header_ok {
-        return Err(Es9ClientError::BadResponse {
+    match read_answer::<Resp>(body) {
+        Answer::Failed(data) => Err(Es9ClientError::Failed {
             function,
-            reason: "no header.functionExecutionStatus".into(),
-        });
+            subject_code: data.subject_code,
+            reason_code: data.reason_code,
+            message: data.message,
+        }),
+        _ if status != 200 => Err(Es9ClientError::HttpStatus { function, status }),
+        Answer::Executed(output) => Ok(output),
+        Answer::Malformed(reason) => Err(Es9ClientError::BadResponse { function, reason }),
     }
-    serde_json::from_value(json).map_err(|e| Es9ClientError::BadResponse {
-        function,
-        reason: e.to_string(),
-    })
-}
-
-/// The typed failure of a `Failed` (or `Expired`) header, if the JSON has one.
-fn failed_header(function: &'static str, json: &serde_json::Value) -> Option<Es9ClientError> {
-    let status = json.pointer("/header/functionExecutionStatus")?;
-    let state = status.get("status")?.as_str()?;
-    if state.starts_with("Executed-") {
-        return None;
-    }
-    let data = status.get("statusCodeData");
-    let text = |key: &str| {
-        data.and_then(|d| d.get(key))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    Some(Es9ClientError::Failed {
-        function,
-        subject_code: text("subjectCode").unwrap_or_default(),
-        reason_code: text("reasonCode").unwrap_or_default(),
-        message: text("message").or_else(|| Some(state.to_owned())),
-    })
 }
 
 impl Es9Client for HttpsEs9Client {
