@@ -213,7 +213,7 @@ async fn function_call_identifier_makes_calls_idempotent() {
 #[tokio::test]
 async fn operators_must_authenticate_and_only_see_their_own() {
     let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
-    let client = smdp.https_client().unwrap();
+    let client = smdp.https_client();
     let url = format!("{}/gsma/rsp2/es2plus/downloadOrder", smdp.base_url());
     let body = json!({"header": header(), "profileType": PROFILE_TYPE});
     let r = client.post(&url).json(&body).send().await.unwrap();
@@ -270,7 +270,7 @@ async fn operators_must_authenticate_and_only_see_their_own() {
 #[tokio::test]
 async fn garbage_is_a_failed_answer_never_a_crash() {
     let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
-    let client = smdp.https_client().unwrap();
+    let client = smdp.https_client();
     let bodies: [&[u8]; 6] = [
         b"",
         b"not json",
@@ -382,7 +382,7 @@ async fn typed_es2_client_orders_and_reports_status_codes() {
         &smdp.base_url(),
         ferrosim_testkit::OPERATOR,
         "not-the-token",
-        smdp.https_client().unwrap(),
+        smdp.https_client(),
     );
     assert!(
         stranger
@@ -396,7 +396,7 @@ async fn typed_es2_client_orders_and_reports_status_codes() {
         "https://127.0.0.1:9",
         ferrosim_testkit::OPERATOR,
         &smdp.token,
-        smdp.https_client().unwrap(),
+        smdp.https_client(),
     );
     assert!(matches!(
         nowhere.order_released(PROFILE_TYPE, None, None).await,
