@@ -2,6 +2,8 @@
 //!
 //! `cargo bench -p ferrosim-telemetry` (numbers in BENCHMARKS.md).
 
+#![allow(clippy::unwrap_used)] // bench code: a failed unwrap is a failed bench
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ferrosim_telemetry::suite::test_eid;
 use ferrosim_telemetry::*;

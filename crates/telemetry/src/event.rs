@@ -301,8 +301,7 @@ impl FromStr for DottedCode {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         let mut packed = 0u32;
-        let mut parts = 0;
-        for part in s.split('.') {
+        for (parts, part) in s.split('.').enumerate() {
             if parts == 4 || part.is_empty() || part.len() > 3 {
                 return Err(());
             }
@@ -316,7 +315,6 @@ impl FromStr for DottedCode {
                 return Err(());
             }
             packed |= n << (24 - 8 * parts);
-            parts += 1;
         }
         Ok(Self(packed))
     }
