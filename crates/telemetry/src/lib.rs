@@ -14,6 +14,7 @@
 pub mod dims;
 pub mod event;
 pub mod mem;
+pub mod metrics;
 pub mod record;
 pub mod store;
 pub mod suite;
@@ -25,6 +26,7 @@ pub use event::{
     ProfileChange, ProfileKey, RegistrationOutcome, Source, StatusCode, StepStatus,
 };
 pub use mem::MemTelemetryStore;
+pub use metrics::{Metrics, MetricsQuery, MetricsReport, compute, compute_slice};
 pub use record::{EventRecord, RecordError, read_jsonl, write_jsonl};
 pub use store::{EventQuery, Filter, Retention, StoreError, TelemetryStore};
 pub use time::Timestamp;

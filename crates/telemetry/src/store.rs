@@ -138,11 +138,20 @@ pub struct Filter {
 impl Filter {
     /// Whether `event` passes.
     pub fn matches(&self, event: &Event) -> bool {
+        self.matches_parts(&event.device, event.activation, &event.dims)
+    }
+
+    /// Whether an event (or an activation) with these parts passes.
+    pub fn matches_parts(
+        &self,
+        device: &Eid,
+        activation: Option<CorrelationId>,
+        d: &crate::dims::Dims,
+    ) -> bool {
         fn eq<T: PartialEq>(want: Option<T>, have: Option<T>) -> bool {
             want.is_none() || want == have
         }
-        let d = &event.dims;
-        eq(self.activation, event.activation)
+        eq(self.activation, activation)
             && eq(self.carrier, d.carrier)
             && eq(self.smdp, d.smdp)
             && eq(self.vendor, d.vendor)
@@ -151,10 +160,7 @@ impl Filter {
             && eq(self.group, d.group)
             && eq(self.rollout, d.rollout)
             && eq(self.wave, d.wave)
-            && self
-                .devices
-                .as_ref()
-                .is_none_or(|set| set.contains(&event.device))
+            && self.devices.as_ref().is_none_or(|set| set.contains(device))
     }
 }
 

@@ -1,5 +1,7 @@
 //! The store suite against the in-memory store, and JSON-lines round trips.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use ferrosim_telemetry::suite::{run_all, test_eid};
 use ferrosim_telemetry::*;
 
