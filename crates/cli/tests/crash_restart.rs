@@ -62,8 +62,7 @@ async fn kill_9_mid_downloads_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_downloads_on_postgres() {
-    let Some(admin) = common::postgres_admin_url() else {
-        common::skip_without_postgres("kill_9_mid_downloads_on_postgres");
+    let Some(admin) = common::postgres_admin_url("kill_9_mid_downloads_on_postgres") else {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().await;

@@ -9,7 +9,7 @@
 //! callback of the outbox exactly once, although both instances run a
 //! callback worker on the same outbox.
 //!
-//! Needs `FERROSIM_TEST_POSTGRES_URL` (set by `.ci/run`); without it the
+//! Needs `FERROSIM_TEST_POSTGRES_URL` (set by `cargo xtask test`); without it the
 //! test says so loudly and passes without running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -41,8 +41,7 @@ const CALLBACK_ANSWER_DELAY: Duration = Duration::from_millis(50);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_serve_one_smdp() {
-    let Some(admin) = common::postgres_admin_url() else {
-        common::skip_without_postgres("two_instances_serve_one_smdp");
+    let Some(admin) = common::postgres_admin_url("two_instances_serve_one_smdp") else {
         return;
     };
     let db = fresh_postgres(&admin).await.unwrap();

@@ -42,8 +42,32 @@ pub fn upp_fixtures() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Environment variable naming a PostgreSQL server for the tests
-/// (`postgres://USER@127.0.0.1:PORT/postgres`); `.ci/run` starts one.
+/// (`postgres://USER@127.0.0.1:PORT/postgres`); `cargo xtask test` starts one.
 pub const POSTGRES_ENV: &str = "FERROSIM_TEST_POSTGRES_URL";
+
+/// When set (as `cargo xtask test` does), a test that needs PostgreSQL and
+/// finds no [`POSTGRES_ENV`] fails instead of skipping its PostgreSQL half.
+pub const REQUIRE_POSTGRES_ENV: &str = "FERROSIM_REQUIRE_POSTGRES";
+
+/// The PostgreSQL server of [`POSTGRES_ENV`], if set. Without one, says on
+/// stderr that `test`'s PostgreSQL part did not run and which variable would
+/// make it run, or panics when [`REQUIRE_POSTGRES_ENV`] is set.
+pub fn postgres_admin_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_ENV) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os(REQUIRE_POSTGRES_ENV).is_some() => panic!(
+            "{test}: PostgreSQL required ({REQUIRE_POSTGRES_ENV} is set) but {POSTGRES_ENV} is not"
+        ),
+        _ => {
+            eprintln!(
+                "\n==== SKIP PostgreSQL part of {test}: {POSTGRES_ENV} is not set (run \
+                 `cargo xtask test`, or set it to a server such as \
+                 postgres://USER@127.0.0.1:5432/postgres) ====\n"
+            );
+            None
+        }
+    }
+}
 
 /// A database for one test: a SQLite file in a temporary directory, or a
 /// fresh database on the PostgreSQL server of [`POSTGRES_ENV`].
@@ -57,7 +81,8 @@ pub struct TestDatabase {
 
 /// One database per available backend: SQLite always, PostgreSQL when
 /// [`POSTGRES_ENV`] is set (creating a database with a unique name on it).
-/// When it is not set, the PostgreSQL half is skipped with a note on stderr.
+/// When it is not set, the PostgreSQL half is skipped with a note on stderr
+/// (or the test fails, see [`postgres_admin_url`]).
 pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
     let dir = tempfile::tempdir()?;
     let mut out = vec![TestDatabase {
@@ -65,9 +90,12 @@ pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
         url: format!("sqlite:{}", dir.path().join("test.db").display()),
         _dir: Some(dir),
     }];
-    match std::env::var(POSTGRES_ENV) {
-        Ok(admin) if !admin.is_empty() => out.push(fresh_postgres(&admin).await?),
-        _ => eprintln!("note: {POSTGRES_ENV} not set; PostgreSQL half of this test skipped"),
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    if let Some(admin) = postgres_admin_url(&test) {
+        out.push(fresh_postgres(&admin).await?);
     }
     Ok(out)
 }

@@ -209,22 +209,10 @@ pub fn https_client(ci_pem: &str) -> HttpsEs9Client {
     HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(roots))).expect("ES9+ client")
 }
 
-/// The PostgreSQL server of the test environment, if any.
-pub fn postgres_admin_url() -> Option<String> {
-    std::env::var(ferrosim_testkit::POSTGRES_ENV)
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// Says loudly that a PostgreSQL test did not run.
-pub fn skip_without_postgres(test: &str) {
-    eprintln!(
-        "\n==================== SKIPPED ====================\n\
-         {test}: {} is not set, so this PostgreSQL test did NOT run.\n\
-         Set it (e.g. postgres://ferrosim@127.0.0.1:55432/postgres) or run .ci/run.\n\
-         =================================================\n",
-        ferrosim_testkit::POSTGRES_ENV
-    );
+/// The PostgreSQL server of the test environment, if any (see
+/// [`ferrosim_testkit::postgres_admin_url`]: says loudly when it is missing).
+pub fn postgres_admin_url(test: &str) -> Option<String> {
+    ferrosim_testkit::postgres_admin_url(test)
 }
 
 /// Starts `ferrosim serve` (off the async runtime: starting blocks until it listens).
