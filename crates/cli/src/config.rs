@@ -60,6 +60,49 @@ pub struct InstanceConfig {
     pub orders: OrdersConfig,
     /// ES2+ callback delivery.
     pub callbacks: CallbacksConfig,
+    /// Timeouts and the connection limit of the HTTPS listener.
+    pub http: HttpConfig,
+}
+
+/// Timeouts and the connection limit of the HTTPS listener: slow or idle
+/// clients are dropped so that they cannot hold connections forever.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Seconds for the TLS handshake and the first request's headers, and
+    /// for each later HTTP/1.1 request's headers (also how long a kept-alive
+    /// HTTP/1.1 connection may wait for its next request).
+    pub header_timeout_secs: u64,
+    /// Seconds for a request's whole body.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may stay without a request in progress (HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let d = ferrosim_server::HttpLimits::default();
+        Self {
+            header_timeout_secs: d.header_timeout.as_secs(),
+            body_timeout_secs: d.body_timeout.as_secs(),
+            idle_timeout_secs: d.idle_timeout.as_secs(),
+            max_connections: d.max_connections,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// As the server takes them.
+    pub fn limits(&self) -> ferrosim_server::HttpLimits {
+        ferrosim_server::HttpLimits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_secs),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// Where certificates and keys are.
@@ -85,6 +128,10 @@ pub struct PkiConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS key file.
     pub tls_key: Option<PathBuf>,
+    /// Serve even when the TLS certificate has expired, is not valid yet or
+    /// does not name the SM-DP+ address (devices will refuse it; a loud
+    /// warning is logged). `serve` refuses to start otherwise.
+    pub allow_tls_mismatch: bool,
 }
 
 /// DPauth/DPpb keys in a PKCS#11 token.
@@ -179,6 +226,7 @@ impl Default for InstanceConfig {
             pkcs11: None,
             orders: OrdersConfig::default(),
             callbacks: CallbacksConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -227,6 +275,13 @@ impl InstanceConfig {
         {
             bail!("smdp_address must be host[:port], not `{a}`");
         }
+        let h = &self.http;
+        if h.header_timeout_secs == 0 || h.body_timeout_secs == 0 || h.idle_timeout_secs == 0 {
+            bail!("http timeouts must be at least 1 second");
+        }
+        if h.max_connections == 0 {
+            bail!("http.max_connections must be at least 1");
+        }
         if self.orders.max_confirmation_attempts == 0 || self.orders.max_download_attempts == 0 {
             bail!("order attempt limits must be at least 1");
         }
@@ -271,7 +326,8 @@ mod tests {
         let file = dir.path().join("f.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\n[orders]\nttl_hours = 2\n",
+            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\n[orders]\nttl_hours = 2\n\
+             [http]\nbody_timeout_secs = 5\nmax_connections = 10\n",
         )
         .unwrap();
         let args = InstanceArgs {
@@ -283,6 +339,9 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("/srv/y"));
         assert_eq!(cfg.listen.port(), 9443);
         assert_eq!(cfg.orders.ttl_hours, 2);
+        assert_eq!(cfg.http.limits().body_timeout.as_secs(), 5);
+        assert_eq!(cfg.http.limits().max_connections, 10);
+        assert_eq!(cfg.http.header_timeout_secs, 10);
         assert_eq!(cfg.database_url(), "sqlite:/srv/y/ferrosim.db");
         let printed = cfg.to_toml().unwrap();
         assert!(printed.contains("ttl_hours = 2"));
@@ -305,5 +364,18 @@ mod tests {
             ..Default::default()
         };
         assert!(InstanceConfig::resolve(&args, None).is_err());
+        for bad in [
+            "[http]\nheader_timeout_secs = 0\n",
+            "[http]\nmax_connections = 0\n",
+            "[http]\nbody_timeout_secs = -1\n",
+            "[http]\nslowloris = true\n",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            let args = InstanceArgs {
+                config: Some(file.clone()),
+                ..Default::default()
+            };
+            assert!(InstanceConfig::resolve(&args, None).is_err(), "{bad}");
+        }
     }
 }

@@ -56,6 +56,7 @@ pub async fn open(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<In
     };
     config.session_ttl = Duration::from_secs(cfg.orders.session_ttl_secs);
     let mut server_options = ServerOptions::new(identity.tls);
+    server_options.http = cfg.http.limits();
     server_options.callbacks = CallbackOptions {
         poll_interval: Duration::from_millis(cfg.callbacks.poll_ms),
         initial_backoff: Duration::from_millis(cfg.callbacks.initial_backoff_ms),
@@ -93,14 +94,13 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         }
     } else {
         let dir = cfg.pki_dir();
-        let host = smdp_address.split(':').next().unwrap_or("localhost");
         let oid = p
             .smdp_oid
             .as_deref()
             .map(Oid::parse)
             .transpose()
             .context("pki.smdp_oid")?;
-        ensure_test_pki(&dir, host, oid.as_ref(), 4)?;
+        ensure_test_pki(&dir, smdp_address, oid.as_ref(), 4)?;
         let mut paths = PkiPaths::in_dir(&dir);
         if !p.ci_certs.is_empty() {
             paths.ci_certs = p.ci_certs.clone();

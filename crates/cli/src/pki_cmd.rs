@@ -53,8 +53,10 @@ struct InitArgs {
     /// Number of eUICC certificates.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_euicc_count)]
     euiccs: usize,
-    /// SM-DP+ address: DNS name of the DPtls certificate.
-    #[arg(long, value_name = "HOST", default_value = DEFAULT_SMDP_ADDRESS, value_parser = parse_host)]
+    /// SM-DP+ address (`host[:port]`): a host name goes into the DPtls
+    /// certificate as a DNS name, an IP address (`127.0.0.1`, `[::1]`) as an
+    /// IP address; the port is not part of the certificate.
+    #[arg(long, value_name = "HOST[:PORT]", default_value = DEFAULT_SMDP_ADDRESS, value_parser = parse_host)]
     smdp_address: String,
     /// SM-DP+ OID (subjectAltName registeredID of the SM-DP+ certificates).
     #[arg(long, value_name = "OID", default_value = DEFAULT_SMDP_OID, value_parser = parse_oid)]
@@ -221,6 +223,9 @@ fn print_certificate(cert: &RspCertificate) {
     if !cert.dns_names().is_empty() {
         println!("DNS names:        {}", cert.dns_names().join(", "));
     }
+    if !cert.ip_addresses().is_empty() {
+        println!("IP addresses:     {}", join(cert.ip_addresses()));
+    }
 }
 
 fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
@@ -272,10 +277,16 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         }
         Some(role) if role.is_smdp() => {
             let v = verify_dp_certificate(&trust, &cert, role, now).with_context(failed)?;
-            let dns = if v.dns_names.is_empty() {
+            let names: Vec<String> = v
+                .dns_names
+                .iter()
+                .cloned()
+                .chain(v.certificate.ip_addresses().iter().map(ToString::to_string))
+                .collect();
+            let dns = if names.is_empty() {
                 String::new()
             } else {
-                format!(", {}", v.dns_names.join(", "))
+                format!(", {}", names.join(", "))
             };
             println!(
                 "OK: {role} certificate, SM-DP+ OID {}{dns} (CI {})",
@@ -303,7 +314,7 @@ fn parse_euicc_count(s: &str) -> Result<usize, String> {
 }
 
 fn parse_host(s: &str) -> Result<String, String> {
-    ferrosim_pki::generate::validate_dns_name(s).map_err(|e| e.to_string())?;
+    ferrosim_pki::generate::SmdpHost::parse(s).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
 }
 

@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::bail;
 use clap::Args;
-use tracing::info;
+use ferrosim_server::{TlsIdentity, check_tls_certificate};
+use std::time::SystemTime;
+use tracing::{info, warn};
 
 use crate::config::{InstanceArgs, InstanceConfig};
 use crate::instance;
@@ -17,6 +20,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "FERROSIM_LISTEN", value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
+    /// Serve even with an expired DPtls certificate or one that does not
+    /// name the SM-DP+ address (same as `pki.allow_tls_mismatch = true`).
+    #[arg(long, env = "FERROSIM_ALLOW_TLS_MISMATCH")]
+    allow_tls_mismatch: bool,
     /// Print the resolved configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -24,7 +31,8 @@ pub struct ServeArgs {
 
 /// Runs the command.
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = InstanceConfig::resolve(&args.instance, args.listen)?;
+    let mut cfg = InstanceConfig::resolve(&args.instance, args.listen)?;
+    cfg.pki.allow_tls_mismatch |= args.allow_tls_mismatch;
     if args.print_config {
         print!("{}", cfg.to_toml()?);
         return Ok(());
@@ -35,6 +43,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let address = cfg.smdp_address(local.port());
         let inst = instance::open(&cfg, &address).await?;
+        check_tls(
+            &inst.server_options.tls,
+            &address,
+            cfg.pki.allow_tls_mismatch,
+        )?;
         let server = ferrosim_server::start(listener, inst.smdp, inst.server_options).await?;
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
@@ -45,6 +58,30 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         inst.store.close().await;
         Ok(())
     })
+}
+
+/// Refuses to serve with a DPtls certificate that devices would refuse
+/// (expired, not yet valid, another host), unless allowed; then warns.
+fn check_tls(tls: &TlsIdentity, address: &str, allow: bool) -> anyhow::Result<()> {
+    let problems = check_tls_certificate(tls, address, SystemTime::now());
+    if problems.is_empty() {
+        return Ok(());
+    }
+    if !allow {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bail!(
+            "refusing to serve: {} (fix the certificate or the SM-DP+ address; \
+             to serve anyway set pki.allow_tls_mismatch = true or pass --allow-tls-mismatch)",
+            list.join("; ")
+        );
+    }
+    for problem in &problems {
+        warn!(
+            "DPTLS CERTIFICATE PROBLEM: {problem}; serving anyway because allow_tls_mismatch is set: \
+             devices and operators checking the certificate will fail to connect"
+        );
+    }
+    Ok(())
 }
 
 /// Registers for SIGTERM and Ctrl-C now (so a signal sent right after the

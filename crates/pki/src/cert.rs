@@ -7,6 +7,7 @@
 //! [`crate::verify`]'s job, so that `ferrosim pki show` can display a
 //! certificate that would fail verification.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::SystemTime;
 
@@ -60,6 +61,7 @@ pub struct RspCertificate {
     eid_ranges: EidRanges,
     registered_ids: Vec<Oid>,
     dns_names: Vec<String>,
+    ip_addresses: Vec<IpAddr>,
 }
 
 impl PartialEq for RspCertificate {
@@ -156,6 +158,7 @@ impl RspCertificate {
             eid_ranges: EidRanges::default(),
             registered_ids: Vec::new(),
             dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
         };
         parsed.read_extensions(tbs_cert.extensions().map(Vec::as_slice).unwrap_or(&[]))?;
         Ok(parsed)
@@ -284,6 +287,12 @@ impl RspCertificate {
         &self.dns_names
     }
 
+    /// subjectAltName IP addresses (a DPtls certificate for an SM-DP+
+    /// reached by address, such as `127.0.0.1`).
+    pub fn ip_addresses(&self) -> &[IpAddr] {
+        &self.ip_addresses
+    }
+
     /// Whether subject and issuer are the same name (a root such as the CI).
     pub fn is_self_issued(&self) -> bool {
         self.subject == self.issuer
@@ -354,7 +363,7 @@ impl RspCertificate {
 }
 
 impl RspCertificate {
-    /// Reads DNS names and registeredIDs from subjectAltName.
+    /// Reads DNS names, IP addresses and registeredIDs from subjectAltName.
     ///
     /// Decoded by hand rather than with `x509-cert`'s `GeneralName`, whose OID
     /// type cannot hold the `2.999.x` test OIDs of SGP.26.
@@ -374,6 +383,20 @@ impl RspCertificate {
                         })?;
                     self.dns_names.push(dns.to_owned());
                 }
+                (Class::ContextSpecific, SAN_IP_ADDRESS, false) => {
+                    let bytes = name.value();
+                    let ip = if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+                        IpAddr::from(v4)
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(bytes) {
+                        IpAddr::from(v6)
+                    } else {
+                        return Err(Error::Malformed {
+                            what: "subjectAltName iPAddress",
+                            source: Tag::OctetString.length_error().into(),
+                        });
+                    };
+                    self.ip_addresses.push(ip);
+                }
                 (Class::ContextSpecific, SAN_REGISTERED_ID, false) => {
                     self.registered_ids.push(Oid::from_ber(name.value())?);
                 }
@@ -386,6 +409,7 @@ impl RspCertificate {
 
 /// GeneralName tag numbers (RFC 5280 4.2.1.6).
 const SAN_DNS_NAME: u32 = 2;
+const SAN_IP_ADDRESS: u32 = 7;
 const SAN_REGISTERED_ID: u32 = 8;
 
 /// Byte range of the TBSCertificate inside a certificate's DER.

@@ -100,8 +100,8 @@ pub enum Error {
         /// The certificate concerned.
         cert: CertRole,
     },
-    /// A DPtls certificate has no subjectAltName DNS name.
-    #[error("the DPtls certificate has no DNS name in subjectAltName")]
+    /// A DPtls certificate has no subjectAltName DNS name or IP address.
+    #[error("the DPtls certificate has no DNS name or IP address in subjectAltName")]
     MissingDnsName,
     /// `verify_dp_chain` was asked for a role that is not an SM-DP+ role.
     #[error("{0} is not an SM-DP+ certificate role")]

@@ -127,7 +127,7 @@ pub fn verify_dp_certificate(
         .ok_or(Error::MissingSmdpOid {
             cert: expected_role,
         })?;
-    if expected_role.is_tls() && cert.dns_names().is_empty() {
+    if expected_role.is_tls() && cert.dns_names().is_empty() && cert.ip_addresses().is_empty() {
         return Err(Error::MissingDnsName);
     }
     Ok(VerifiedDp {

@@ -68,3 +68,53 @@ fn webpki_rejects_what_it_should() {
             .is_err()
     );
 }
+
+/// An SM-DP+ reached by IP address gets its address in an iPAddress
+/// subjectAltName entry (TLS clients never match an address against a
+/// dNSName), with or without a port in the address given.
+#[test]
+fn an_ip_address_goes_into_an_ip_san() {
+    for (address, ip) in [
+        ("127.0.0.1:8443", "127.0.0.1"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("[::1]:8443", "::1"),
+    ] {
+        let pki = ferrosim_pki::TestPki::generate(&ferrosim_pki::TestPkiOptions {
+            euicc_count: 0,
+            smdp_address: address.into(),
+            ..ferrosim_pki::TestPkiOptions::default()
+        })
+        .unwrap();
+        let tls = &pki.dp_tls.certificate;
+        assert!(
+            tls.dns_names().is_empty(),
+            "{address}: {:?}",
+            tls.dns_names()
+        );
+        assert_eq!(
+            tls.ip_addresses(),
+            [ip.parse::<std::net::IpAddr>().unwrap()]
+        );
+        let verifier = verifier_for(pki.ci.certificate.der());
+        let dptls = CertificateDer::from(tls.der().to_vec());
+        let name = ServerName::try_from(ip).unwrap();
+        verifier
+            .verify_server_cert(&dptls, &[], &name, &[], at(SystemTime::now()))
+            .unwrap_or_else(|e| panic!("{address}: {e}"));
+        let other = ServerName::try_from("127.0.0.2").unwrap();
+        assert!(
+            verifier
+                .verify_server_cert(&dptls, &[], &other, &[], at(SystemTime::now()))
+                .is_err()
+        );
+    }
+    // A host name with a port: the DNS name without the port.
+    let pki = ferrosim_pki::TestPki::generate(&ferrosim_pki::TestPkiOptions {
+        euicc_count: 0,
+        smdp_address: "smdp.example.com:443".into(),
+        ..ferrosim_pki::TestPkiOptions::default()
+    })
+    .unwrap();
+    assert_eq!(pki.dp_tls.certificate.dns_names(), ["smdp.example.com"]);
+    assert!(pki.dp_tls.certificate.ip_addresses().is_empty());
+}

@@ -122,10 +122,12 @@ pub struct SmdpIdentity {
     pub tls: TlsIdentity,
 }
 
-/// Generates a test PKI in `dir` unless one is there. Returns whether it did.
+/// Generates a test PKI in `dir` unless one is there, with a DPtls
+/// certificate for the host of `smdp_address` (`host[:port]`; an IP address
+/// goes into an IP subjectAltName). Returns whether it did.
 pub fn ensure_test_pki(
     dir: &Path,
-    smdp_host: &str,
+    smdp_address: &str,
     smdp_oid: Option<&Oid>,
     euiccs: usize,
 ) -> Result<bool, BootstrapError> {
@@ -135,7 +137,7 @@ pub fn ensure_test_pki(
     }
     let mut options = TestPkiOptions {
         euicc_count: euiccs,
-        smdp_address: smdp_host.to_owned(),
+        smdp_address: smdp_address.to_owned(),
         ..TestPkiOptions::default()
     };
     if let Some(oid) = smdp_oid {

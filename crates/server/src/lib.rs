@@ -14,6 +14,7 @@ pub mod es2_client;
 mod es9;
 pub mod housekeeping;
 mod http;
+mod limits;
 pub mod sandbox;
 mod tls;
 
@@ -29,7 +30,8 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 pub use callbacks::CallbackOptions;
-pub use tls::TlsIdentity;
+pub use limits::{HttpLimits, MAX_REQUEST_BODY};
+pub use tls::{TlsCertificateProblem, TlsIdentity, check_tls_certificate};
 
 /// Why the server could not start.
 #[derive(Debug, Error)]
@@ -53,6 +55,8 @@ pub struct ServerOptions {
     pub housekeeping_interval: Duration,
     /// How long ended sessions are kept (late installation results still verify).
     pub session_retention: Duration,
+    /// Timeouts and the connection limit of the HTTPS listener.
+    pub http: HttpLimits,
 }
 
 impl ServerOptions {
@@ -63,6 +67,7 @@ impl ServerOptions {
             callbacks: CallbackOptions::default(),
             housekeeping_interval: Duration::from_secs(30),
             session_retention: Duration::from_secs(7 * 24 * 3600),
+            http: HttpLimits::default(),
         }
     }
 }
@@ -119,8 +124,22 @@ pub async fn start<S: Store + Clone>(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
 
-    let app = router(smdp.clone());
-    let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+    let limits = options.http;
+    let app = router(smdp.clone()).layer(axum::middleware::from_fn_with_state(
+        limits,
+        limits::read_body,
+    ));
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+        .handshake_timeout(limits.header_timeout)
+        .acceptor(limits::ConnectionAcceptor::new(&limits));
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .first_request_timeout(limits.header_timeout)
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits.header_timeout);
     tasks.spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "HTTPS server failed");

@@ -206,7 +206,13 @@ impl TestPki {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             ranges = ranges.join(", "),
-            address = dp.dns_names().join(", "),
+            address = dp
+                .dns_names()
+                .iter()
+                .cloned()
+                .chain(dp.ip_addresses().iter().map(ToString::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
             oid = dp
                 .registered_ids()
                 .first()

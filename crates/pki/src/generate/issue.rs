@@ -6,6 +6,7 @@
 //! keys loaded from files, or from a key held in a PKCS#11 token (through
 //! [`ferrosim_crypto::key::KeySource`]).
 
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use const_oid::ObjectIdentifier;
@@ -52,8 +53,10 @@ pub struct CertificateRequest {
     /// subjectAltName registeredID: the SM-DP+ OID for SM-DP+ certificates,
     /// the CI's or EUM's OID for those.
     pub registered_id: Option<Oid>,
-    /// subjectAltName DNS names (the SM-DP+ address for DPtls).
+    /// subjectAltName DNS names (the SM-DP+ host name for DPtls).
     pub dns_names: Vec<String>,
+    /// subjectAltName IP addresses (the SM-DP+ address for a DPtls reached by IP).
+    pub ip_addresses: Vec<IpAddr>,
     /// Start of validity.
     pub not_before: SystemTime,
     /// End of validity.
@@ -82,6 +85,7 @@ impl CertificateRequest {
             eid_range_encoding: EidRangeEncoding::NameConstraints,
             registered_id: None,
             dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
             not_before,
             not_after,
             key_usage: None,
@@ -211,6 +215,13 @@ fn profile_params(req: &CertificateRequest) -> Result<CertificateParams> {
     for dns in &req.dns_names {
         alt_names.push(context_primitive(2, dns.as_bytes())?);
     }
+    for ip in &req.ip_addresses {
+        let octets = match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        alt_names.push(context_primitive(7, &octets)?);
+    }
     if let Some(oid) = &req.registered_id {
         alt_names.push(context_primitive(8, oid.as_ber())?);
     }
@@ -251,9 +262,9 @@ fn validate(req: &CertificateRequest) -> Result<()> {
             "a {role} certificate needs the SM-DP+ OID (registeredID)"
         )));
     }
-    if role.is_tls() && req.dns_names.is_empty() {
+    if role.is_tls() && req.dns_names.is_empty() && req.ip_addresses.is_empty() {
         return Err(Error::InvalidOption(format!(
-            "a {role} certificate needs a DNS name"
+            "a {role} certificate needs a DNS name or an IP address"
         )));
     }
     for dns in &req.dns_names {
@@ -276,6 +287,82 @@ pub fn validate_dns_name(name: &str) -> Result<()> {
         return Err(Error::InvalidDnsName(name.chars().take(64).collect()));
     }
     Ok(())
+}
+
+/// The host part of an SM-DP+ address, as a DPtls certificate names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SmdpHost {
+    /// A DNS host name: goes into a subjectAltName dNSName.
+    Dns(String),
+    /// An IP address: goes into a subjectAltName iPAddress (RFC 5280 4.2.1.6;
+    /// TLS clients do not match an address against a dNSName).
+    Ip(IpAddr),
+}
+
+impl SmdpHost {
+    /// Reads `host`, `host:port`, `IPv4[:port]`, `[IPv6][:port]` or a bare
+    /// IPv6 address; the port, if any, must be a number from 1 to 65535 and
+    /// is dropped (certificates name hosts, not ports).
+    pub fn parse(address: &str) -> Result<Self> {
+        let invalid = || Error::InvalidDnsName(address.chars().take(64).collect());
+        let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p != 0);
+        if let Some(rest) = address.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(invalid)?;
+            if !(after.is_empty() || after.strip_prefix(':').is_some_and(port_ok)) {
+                return Err(invalid());
+            }
+            return host
+                .parse::<std::net::Ipv6Addr>()
+                .map(|ip| Self::Ip(IpAddr::V6(ip)))
+                .map_err(|_| invalid());
+        }
+        if let Ok(ip) = address.parse::<IpAddr>() {
+            return Ok(Self::Ip(ip));
+        }
+        let host = match address.split_once(':') {
+            Some((host, port)) if port_ok(port) => host,
+            Some(_) => return Err(invalid()),
+            None => address,
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(Self::Ip(ip));
+        }
+        validate_dns_name(host)?;
+        Ok(Self::Dns(host.to_owned()))
+    }
+
+    /// Whether a certificate's subjectAltName entries cover this host: an
+    /// equal IP address, or a DNS name equal to it (ASCII case-insensitive)
+    /// or matched by a `*.` wildcard in the left-most label (RFC 6125 6.4.3).
+    pub fn is_covered_by(&self, dns_names: &[String], ip_addresses: &[IpAddr]) -> bool {
+        match self {
+            Self::Ip(ip) => ip_addresses.contains(ip),
+            Self::Dns(host) => dns_names.iter().any(|name| dns_matches(name, host)),
+        }
+    }
+}
+
+impl std::fmt::Display for SmdpHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(name) => f.write_str(name),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+fn dns_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.');
+    let host = host.trim_end_matches('.');
+    if pattern.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    match (pattern.strip_prefix("*."), host.split_once('.')) {
+        (Some(suffix), Some((label, rest))) => {
+            !label.is_empty() && suffix.eq_ignore_ascii_case(rest)
+        }
+        _ => false,
+    }
 }
 
 /// Subject DN: C, O, OU, serialNumber (EID), CN — general to specific.
@@ -458,4 +545,61 @@ pub(crate) fn check_public_key(public_key_sec1: &[u8]) -> Result<()> {
     VerifyingKey::from_sec1(public_key_sec1)
         .map(|_| ())
         .map_err(|_| Error::UnsupportedPublicKey("public key is not a valid P-256 point"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smdp_hosts() {
+        let ip = |s: &str| SmdpHost::Ip(s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let dns = |s: &str| SmdpHost::Dns(s.into());
+        for (text, expected) in [
+            ("127.0.0.1", ip("127.0.0.1")),
+            ("127.0.0.1:8443", ip("127.0.0.1")),
+            ("::1", ip("::1")),
+            ("[::1]", ip("::1")),
+            ("[2001:db8::5]:443", ip("2001:db8::5")),
+            ("localhost", dns("localhost")),
+            ("smdp.example.com:8443", dns("smdp.example.com")),
+        ] {
+            assert_eq!(SmdpHost::parse(text).ok(), Some(expected), "{text}");
+        }
+        for bad in [
+            "",
+            ":",
+            "host:",
+            "host:0",
+            "host:99999",
+            "host:x",
+            "bad host",
+            "[::1",
+            "[::1]x",
+            "[127.0.0.1]",
+            "a:b:c",
+            "[::1]:0",
+        ] {
+            assert!(SmdpHost::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn coverage() {
+        let names = [
+            "smdp.example.com".to_string(),
+            "*.rsp.example.org".to_string(),
+        ];
+        let ips = [IpAddr::from([127, 0, 0, 1])];
+        let covered = |s: &str| SmdpHost::parse(s).is_ok_and(|h| h.is_covered_by(&names, &ips));
+        assert!(covered("smdp.example.com:443"));
+        assert!(covered("SMDP.Example.com"));
+        assert!(covered("a.rsp.example.org"));
+        assert!(covered("127.0.0.1:1"));
+        assert!(!covered("rsp.example.org"));
+        assert!(!covered("a.b.rsp.example.org"));
+        assert!(!covered("example.com"));
+        assert!(!covered("127.0.0.2"));
+        assert!(!covered("localhost"));
+    }
 }

@@ -19,7 +19,8 @@ use zeroize::Zeroizing;
 
 pub use files::{README_NAME, layout};
 pub use issue::{
-    CertificateRequest, EidRangeEncoding, issue_for_public_key, self_signed_ci, validate_dns_name,
+    CertificateRequest, EidRangeEncoding, SmdpHost, issue_for_public_key, self_signed_ci,
+    validate_dns_name,
 };
 pub use signer::KeySourceSigner;
 
@@ -53,7 +54,9 @@ pub struct TestPkiOptions {
     pub eid_prefix: EidPrefix,
     /// Sequence number of the first eUICC.
     pub first_euicc_number: u64,
-    /// The SM-DP+ address: DNS name of DPtls and commonName of the SM-DP+ certificates.
+    /// The SM-DP+ address (`host[:port]`): its host is the DNS name (or, for
+    /// an IP address, the IP address) of DPtls and the commonName of the
+    /// SM-DP+ certificates; a port is dropped.
     pub smdp_address: String,
     /// The SM-DP+ OID (subjectAltName registeredID of DPauth, DPpb, DPtls).
     pub smdp_oid: Oid,
@@ -190,7 +193,7 @@ impl TestPki {
                 options.euicc_count
             )));
         }
-        issue::validate_dns_name(&options.smdp_address)?;
+        let smdp_host = SmdpHost::parse(&options.smdp_address)?;
         let eids = eid_sequence(
             &options.eid_prefix,
             options.first_euicc_number,
@@ -216,9 +219,9 @@ impl TestPki {
         );
 
         let mut pki = TestPki {
-            dp_auth: smdp(CertRole::DpAuth, options, &ci, &ci_key)?,
-            dp_pb: smdp(CertRole::DpPb, options, &ci, &ci_key)?,
-            dp_tls: smdp(CertRole::DpTls, options, &ci, &ci_key)?,
+            dp_auth: smdp(CertRole::DpAuth, options, &smdp_host, &ci, &ci_key)?,
+            dp_pb: smdp(CertRole::DpPb, options, &smdp_host, &ci, &ci_key)?,
+            dp_tls: smdp(CertRole::DpTls, options, &smdp_host, &ci, &ci_key)?,
             ci,
             eum,
             euiccs: Vec::with_capacity(eids.len()),
@@ -296,18 +299,27 @@ impl TestPki {
 /// Organization of the generated EUM and its eUICCs (and of the EUM's nameConstraints).
 const EUM_ORGANIZATION: &str = "ferrosim Test EUM";
 
-fn smdp(role: CertRole, options: &TestPkiOptions, ci: &Issued, ci_key: &KeyPair) -> Result<Issued> {
+fn smdp(
+    role: CertRole,
+    options: &TestPkiOptions,
+    host: &SmdpHost,
+    ci: &Issued,
+    ci_key: &KeyPair,
+) -> Result<Issued> {
     let key = new_key()?;
     let mut req = CertificateRequest::new(
         role,
-        options.smdp_address.clone(),
+        host.to_string(),
         options.not_before,
         options.not_after,
     );
     req.organization = Some("ferrosim Test SM-DP+".into());
     req.registered_id = Some(options.smdp_oid.clone());
     if role == CertRole::DpTls {
-        req.dns_names = vec![options.smdp_address.clone()];
+        match host {
+            SmdpHost::Dns(name) => req.dns_names = vec![name.clone()],
+            SmdpHost::Ip(ip) => req.ip_addresses = vec![*ip],
+        }
     }
     let cert = issue::issue(&req, &key, &ci.certificate, ci_key)?;
     Ok(issued(cert, &key))
