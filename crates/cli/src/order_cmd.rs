@@ -97,7 +97,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
         };
         let store = inst.store.clone();
         let operator_of = |id: &str| {
-            let id = OperatorId::new(id.to_owned()).context("--operator");
+            let id = OperatorId::new(id).context("--operator");
             let store = store.clone();
             async move {
                 let id = id?;

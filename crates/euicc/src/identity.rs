@@ -48,7 +48,7 @@ impl EuiccIdentity {
             Some(eid) => Eid::parse(eid.trim())
                 .map_err(|source| Error::Pki {
                     what: "EID",
-                    source,
+                    source: source.into(),
                 })?
                 .to_string(),
             None => first_euicc(&euicc_dir)?,

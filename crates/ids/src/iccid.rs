@@ -267,13 +267,22 @@ mod tests {
             Iccid::new("894944999999999004a"),
             Err(IdError::IccidNotDigits)
         );
-        assert_eq!(Iccid::new("８９4944999999999004"), Err(IdError::IccidLength { expected: "19 or 20", found: 22 }));
+        assert_eq!(
+            Iccid::new("８９4944999999999004"),
+            Err(IdError::IccidLength {
+                expected: "19 or 20",
+                found: 22
+            })
+        );
         assert_eq!(Iccid::from_body("894944999999999004").unwrap(), iccid);
         assert!(matches!(
             Iccid::from_body("89494499999999900"),
             Err(IdError::IccidLength { found: 17, .. })
         ));
-        assert_eq!(Iccid::from_body("89494499999999900x"), Err(IdError::IccidNotDigits));
+        assert_eq!(
+            Iccid::from_body("89494499999999900x"),
+            Err(IdError::IccidNotDigits)
+        );
     }
 
     #[test]
@@ -281,7 +290,10 @@ mod tests {
         let iccid = Iccid::new("8949449999999990049").unwrap();
         assert_eq!(Iccid::new("8949449999999990049F").unwrap(), iccid);
         assert_eq!(Iccid::new("8949449999999990049f").unwrap(), iccid);
-        assert_eq!("8949449999999990049F".parse::<Iccid>().unwrap().to_string(), "8949449999999990049");
+        assert_eq!(
+            "8949449999999990049F".parse::<Iccid>().unwrap().to_string(),
+            "8949449999999990049"
+        );
         assert_eq!(
             serde_json::from_str::<Iccid>("\"8949449999999990049F\"").unwrap(),
             iccid
@@ -289,14 +301,32 @@ mod tests {
         // The padding does not excuse a wrong check digit or other garbage.
         assert_eq!(
             Iccid::new("8949449999999990048F"),
-            Err(IdError::IccidCheckDigit { expected: 9, found: 8 })
+            Err(IdError::IccidCheckDigit {
+                expected: 9,
+                found: 8
+            })
         );
-        assert_eq!(Iccid::new("894944999999999004xF"), Err(IdError::IccidNotDigits));
+        assert_eq!(
+            Iccid::new("894944999999999004xF"),
+            Err(IdError::IccidNotDigits)
+        );
         // Only a single trailing F after exactly 19 characters is padding.
-        assert!(matches!(Iccid::new("894944999999999004F"), Err(IdError::IccidNotDigits)));
-        assert!(matches!(Iccid::new("8949449999999990049FF"), Err(IdError::IccidLength { found: 21, .. })));
-        assert!(matches!(Iccid::new("89000123456789012341F"), Err(IdError::IccidLength { found: 21, .. })));
-        assert_eq!(Iccid::new("F8949449999999990049"), Err(IdError::IccidNotDigits));
+        assert!(matches!(
+            Iccid::new("894944999999999004F"),
+            Err(IdError::IccidNotDigits)
+        ));
+        assert!(matches!(
+            Iccid::new("8949449999999990049FF"),
+            Err(IdError::IccidLength { found: 21, .. })
+        ));
+        assert!(matches!(
+            Iccid::new("89000123456789012341F"),
+            Err(IdError::IccidLength { found: 21, .. })
+        ));
+        assert_eq!(
+            Iccid::new("F8949449999999990049"),
+            Err(IdError::IccidNotDigits)
+        );
     }
 
     #[test]
@@ -317,11 +347,20 @@ mod tests {
         );
         let twenty = Iccid::new("89000123456789012341").unwrap();
         assert_eq!(Iccid::from_bcd(&twenty.to_bcd()).unwrap(), twenty);
-        assert_eq!(Iccid::from_header_bcd(&twenty.to_header_bcd()).unwrap(), twenty);
+        assert_eq!(
+            Iccid::from_header_bcd(&twenty.to_header_bcd()).unwrap(),
+            twenty
+        );
         assert_eq!(Iccid::from_bcd(&[0x98, 0xA4]), Err(IdError::IccidBcd));
         assert_eq!(Iccid::from_bcd(&[0x98, 0x1F]), Err(IdError::IccidBcd));
-        assert!(matches!(Iccid::from_bcd(&[0x98]), Err(IdError::IccidLength { found: 2, .. })));
+        assert!(matches!(
+            Iccid::from_bcd(&[0x98]),
+            Err(IdError::IccidLength { found: 2, .. })
+        ));
         assert_eq!(format!("{iccid:?}"), "Iccid(\"8949449999999990049\")");
-        assert_eq!(serde_json::to_string(&iccid).unwrap(), "\"8949449999999990049\"");
+        assert_eq!(
+            serde_json::to_string(&iccid).unwrap(),
+            "\"8949449999999990049\""
+        );
     }
 }

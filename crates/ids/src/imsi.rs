@@ -243,7 +243,12 @@ mod tests {
         assert_eq!(plain.clone().set_mnc_len(2).unwrap().mnc(), Some("01"));
         assert!("1-2-3".parse::<Imsi>().is_err());
         assert!("001-01-2-3".parse::<Imsi>().is_err());
-        assert_eq!(Imsi::from_ef_imsi(&[]), Err(IdError::ImsiCoding { reason: "empty file" }));
+        assert_eq!(
+            Imsi::from_ef_imsi(&[]),
+            Err(IdError::ImsiCoding {
+                reason: "empty file"
+            })
+        );
         assert!(Imsi::from_ef_imsi(&[0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(Imsi::from_ef_imsi(&[0x02, 0x0A, 0x10]).is_err());
         assert!(Imsi::from_ef_imsi(&[0x04, 0x09, 0x10, 0x10, 0xF0]).is_err());

@@ -165,6 +165,9 @@ mod tests {
         assert_ne!(id(&[0x00]), id(&[0x00, 0x00]));
         let json = serde_json::to_string(&id(&[0xAB, 0x01])).unwrap();
         assert_eq!(json, "\"AB01\"");
-        assert_eq!(serde_json::from_str::<CiKeyId>(&json).unwrap(), id(&[0xAB, 0x01]));
+        assert_eq!(
+            serde_json::from_str::<CiKeyId>(&json).unwrap(),
+            id(&[0xAB, 0x01])
+        );
     }
 }

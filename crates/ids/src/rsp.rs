@@ -94,7 +94,10 @@ impl fmt::Debug for MatchingId {
     }
 }
 
-serde_as_text!(MatchingId, "a matching id of 1 to 64 characters [A-Za-z0-9-]");
+serde_as_text!(
+    MatchingId,
+    "a matching id of 1 to 64 characters [A-Za-z0-9-]"
+);
 
 /// The id of one ES9+ download session (SGP.22 `TransactionId`, 1..=16 bytes).
 ///
@@ -242,7 +245,10 @@ impl fmt::Debug for OperatorId {
     }
 }
 
-serde_as_text!(OperatorId, "an operator id of 1 to 64 visible ASCII characters");
+serde_as_text!(
+    OperatorId,
+    "an operator id of 1 to 64 visible ASCII characters"
+);
 
 #[cfg(test)]
 mod tests {
@@ -260,8 +266,11 @@ mod tests {
         assert_eq!(MatchingId::new(a.as_str()).unwrap(), a);
         let groups: Vec<&str> = a.as_str().split('-').collect();
         assert_eq!(groups.len(), 4);
-        assert!(groups.iter().all(|g| g.len() == 5
-            && g.bytes().all(|c| MATCHING_ID_ALPHABET.contains(&c))));
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.len() == 5 && g.bytes().all(|c| MATCHING_ID_ALPHABET.contains(&c)))
+        );
     }
 
     #[test]
@@ -269,7 +278,10 @@ mod tests {
         let mut r1 = StdRng::seed_from_u64(7);
         let mut r2 = StdRng::seed_from_u64(7);
         assert_eq!(MatchingId::generate(&mut r1), MatchingId::generate(&mut r2));
-        assert_eq!(TransactionId::generate(&mut r1), TransactionId::generate(&mut r2));
+        assert_eq!(
+            TransactionId::generate(&mut r1),
+            TransactionId::generate(&mut r2)
+        );
         // Through a trait object too, as sans-IO cores hold one.
         let dyn_rng: &mut dyn rand::CryptoRng = &mut r1;
         assert_eq!(TransactionId::generate(dyn_rng).as_bytes().len(), 16);
@@ -299,19 +311,31 @@ mod tests {
         assert_eq!(t.to_string(), "0A0B");
         assert_eq!(format!("{t:?}"), "TransactionId(0A0B)");
         assert_eq!(serde_json::to_string(&t).unwrap(), "\"0A0B\"");
-        assert_eq!(serde_json::from_str::<TransactionId>("\"0a0b\"").unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<TransactionId>("\"0a0b\"").unwrap(),
+            t
+        );
         assert_eq!(TransactionId::from_hex(""), Err(IdError::TransactionId));
         assert_eq!(TransactionId::from_hex("zz"), Err(IdError::TransactionId));
         assert_eq!(TransactionId::from_hex("abc"), Err(IdError::TransactionId));
-        assert_eq!(TransactionId::from_hex(&"00".repeat(17)), Err(IdError::TransactionId));
+        assert_eq!(
+            TransactionId::from_hex(&"00".repeat(17)),
+            Err(IdError::TransactionId)
+        );
         assert_eq!(TransactionId::from_bytes(&[]), Err(IdError::TransactionId));
         assert!(TransactionId::from_bytes(&[0; 16]).is_ok());
-        assert!(TransactionId::from_bytes(&[0; 1]).unwrap() < TransactionId::from_bytes(&[0; 2]).unwrap());
+        assert!(
+            TransactionId::from_bytes(&[0; 1]).unwrap()
+                < TransactionId::from_bytes(&[0; 2]).unwrap()
+        );
     }
 
     #[test]
     fn operator_id_rules() {
-        assert_eq!(OperatorId::new("op-1.example").unwrap().as_str(), "op-1.example");
+        assert_eq!(
+            OperatorId::new("op-1.example").unwrap().as_str(),
+            "op-1.example"
+        );
         for bad in ["", "a b", "é", "tab\t", &"o".repeat(65)] {
             assert_eq!(OperatorId::new(bad), Err(IdError::OperatorId), "{bad:?}");
         }

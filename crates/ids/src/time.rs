@@ -213,10 +213,15 @@ mod tests {
         );
         assert_eq!(Timestamp(-1).to_string(), "1969-12-31T23:59:59.999Z");
         for t in [0, 1_795_478_400_123, 951_782_400_000, -1] {
-            assert_eq!(Timestamp(t).to_string().parse::<Timestamp>().unwrap(), Timestamp(t));
+            assert_eq!(
+                Timestamp(t).to_string().parse::<Timestamp>().unwrap(),
+                Timestamp(t)
+            );
         }
         assert_eq!(
-            "2026-11-24T01:00:00.123456+01:00".parse::<Timestamp>().unwrap(),
+            "2026-11-24T01:00:00.123456+01:00"
+                .parse::<Timestamp>()
+                .unwrap(),
             Timestamp(1_795_478_400_123)
         );
         for bad in ["", "2026-11-24", "yesterday", "2026-13-01T00:00:00Z"] {
@@ -232,8 +237,14 @@ mod tests {
         let t = Timestamp(1_000);
         assert_eq!(t.plus(Duration::from_millis(500)), Timestamp(1_500));
         assert_eq!(t.minus(Duration::from_secs(2)), Timestamp(-1_000));
-        assert_eq!(Timestamp(i64::MAX - 1).plus(Duration::MAX), Timestamp(i64::MAX));
-        assert_eq!(Timestamp(i64::MIN + 1).minus(Duration::MAX), Timestamp(i64::MIN));
+        assert_eq!(
+            Timestamp(i64::MAX - 1).plus(Duration::MAX),
+            Timestamp(i64::MAX)
+        );
+        assert_eq!(
+            Timestamp(i64::MIN + 1).minus(Duration::MAX),
+            Timestamp(i64::MIN)
+        );
         assert_eq!(Timestamp(1_500).since(t), Duration::from_millis(500));
         assert_eq!(t.since(Timestamp(1_500)), Duration::ZERO);
         assert_eq!(Timestamp::from_millis(7).millis(), 7);
@@ -250,7 +261,10 @@ mod tests {
             UNIX_EPOCH + Duration::from_millis(1_500)
         );
         assert_eq!(serde_json::to_string(&Timestamp(42)).unwrap(), "42");
-        assert_eq!(serde_json::from_str::<Timestamp>("-42").unwrap(), Timestamp(-42));
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("-42").unwrap(),
+            Timestamp(-42)
+        );
         assert!(serde_json::from_str::<Timestamp>("\"x\"").is_err());
     }
 

@@ -269,7 +269,9 @@ impl RspCertificate {
 
     /// The EID carried in the subject serialNumber, validated.
     pub fn eid(&self) -> Result<Eid> {
-        Eid::parse(self.subject_serial_number().ok_or(Error::MissingEid)?)
+        Ok(Eid::parse(
+            self.subject_serial_number().ok_or(Error::MissingEid)?,
+        )?)
     }
 
     /// The EID ranges an EUM certificate permits.
@@ -311,12 +313,15 @@ impl RspCertificate {
                 oids::ID_CE_SUBJECT_KEY_IDENTIFIER => {
                     let ski = SubjectKeyIdentifier::from_der(value)
                         .map_err(Error::malformed("subjectKeyIdentifier"))?;
-                    self.subject_key_id = Some(KeyId::new(ski.0.as_bytes()));
+                    self.subject_key_id = Some(KeyId::from_bytes(ski.0.as_bytes())?);
                 }
                 oids::ID_CE_AUTHORITY_KEY_IDENTIFIER => {
                     let aki = AuthorityKeyIdentifier::from_der(value)
                         .map_err(Error::malformed("authorityKeyIdentifier"))?;
-                    self.authority_key_id = aki.key_identifier.map(|k| KeyId::new(k.as_bytes()));
+                    self.authority_key_id = aki
+                        .key_identifier
+                        .map(|k| KeyId::from_bytes(k.as_bytes()))
+                        .transpose()?;
                 }
                 oids::ID_CE_KEY_USAGE => {
                     let ku = X509KeyUsage::from_der(value).map_err(Error::malformed("keyUsage"))?;
@@ -348,7 +353,7 @@ impl RspCertificate {
                     self.eid_ranges.permitted_eins = eins
                         .iter()
                         .map(|s| EidPrefix::parse(s.as_str()))
-                        .collect::<Result<_>>()?;
+                        .collect::<Result<_, _>>()?;
                 }
                 oids::ID_CE_SUBJECT_ALT_NAME => self.read_subject_alt_name(value)?,
                 // Revocation is checked against CRLs fetched by the caller, not

@@ -1,260 +1,33 @@
-//! The eUICC identifier (EID) and EID prefixes.
+//! The eUICC identifier (EID) and EID prefixes, from `ferrosim-ids`.
 //!
-//! An EID is 32 decimal digits (GSMA SGP.29): the EUM identity number and
-//! an individual number make up the first 30, and the last two are check
-//! digits computed like ISO 7064 MOD 97-10 — read as one decimal number, a
-//! valid EID leaves remainder 1 when divided by 97. On the card (ES10 `5A`)
-//! it travels as 16 bytes, one digit per nibble, most significant first.
+//! An EID is 32 decimal digits (GSMA SGP.29) whose last two are ISO 7064
+//! MOD 97-10 check digits; an [`EidPrefix`] is the EID range an EUM
+//! certificate restricts its eUICCs to. The types live in `ferrosim-ids`;
+//! their errors convert into this crate's [`Error::InvalidEid`] and
+//! [`Error::InvalidEidPrefix`].
 //!
-//! An [`EidPrefix`] is what an EUM certificate restricts its eUICCs to: the
-//! serialNumber of a nameConstraints directoryName, or an entry of the
-//! permittedEins extension.
+//! [`Error::InvalidEid`]: crate::Error::InvalidEid
+//! [`Error::InvalidEidPrefix`]: crate::Error::InvalidEidPrefix
 
-use std::fmt;
-use std::str::FromStr;
-
-use crate::error::{Error, Result};
-
-/// Number of decimal digits in an EID.
-pub const EID_DIGITS: usize = 32;
-
-/// A validated eUICC identifier: 32 decimal digits with correct check digits.
-///
-/// Stored as its 16-byte card encoding, so it is `Copy` and cheap to compare
-/// and hash. `Display` gives the 32 digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Eid([u8; EID_DIGITS / 2]);
-
-impl Eid {
-    /// Parses 32 decimal digits and checks the check digits.
-    pub fn parse(digits: &str) -> Result<Self> {
-        let bytes = digits.as_bytes();
-        if bytes.len() != EID_DIGITS {
-            return Err(invalid(digits, "an EID has exactly 32 digits"));
-        }
-        if !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(invalid(digits, "an EID has only decimal digits"));
-        }
-        if mod97(bytes.iter().map(|b| b - b'0')) != 1 {
-            return Err(invalid(digits, "wrong check digits (ISO 7064 MOD 97-10)"));
-        }
-        let mut out = [0u8; EID_DIGITS / 2];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            *o = ((pair[0] - b'0') << 4) | (pair[1] - b'0');
-        }
-        Ok(Eid(out))
-    }
-
-    /// Builds an EID from its first 30 digits, computing the two check digits.
-    pub fn from_body(body: &str) -> Result<Self> {
-        let bytes = body.as_bytes();
-        if bytes.len() != EID_DIGITS - 2 || !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(invalid(body, "an EID body has exactly 30 decimal digits"));
-        }
-        // Append "00", take the remainder, and the check value is 98 - remainder.
-        let r = mod97(bytes.iter().map(|b| b - b'0').chain([0, 0]));
-        let check = 98 - r;
-        Self::parse(&format!("{body}{check:02}"))
-    }
-
-    /// Decodes the 16-byte card encoding (one digit per nibble) and checks the check digits.
-    pub fn from_bcd(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != EID_DIGITS / 2 {
-            return Err(Error::InvalidEid {
-                value: hex::encode_upper(bytes.get(..32).unwrap_or(bytes)),
-                problem: "an encoded EID has exactly 16 bytes",
-            });
-        }
-        Self::parse(&hex::encode(bytes))
-    }
-
-    /// The 16-byte card encoding (ES10 tag `5A`).
-    pub fn to_bcd(&self) -> [u8; EID_DIGITS / 2] {
-        self.0
-    }
-
-    /// The 32 digits as a string.
-    pub fn digits(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Whether this EID lies in the range named by `prefix`.
-    pub fn has_prefix(&self, prefix: &EidPrefix) -> bool {
-        self.digits().starts_with(prefix.as_str())
-    }
-}
-
-impl fmt::Display for Eid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.digits())
-    }
-}
-
-impl fmt::Debug for Eid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Eid({self})")
-    }
-}
-
-impl FromStr for Eid {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
-
-/// The leading digits an EUM may give its eUICCs' EIDs (an EID range).
-///
-/// Between 1 and 30 decimal digits: the last two digits of an EID are check
-/// digits and cannot be part of a range.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EidPrefix(String);
-
-impl EidPrefix {
-    /// Validates a prefix of 1 to 30 decimal digits.
-    pub fn parse(digits: &str) -> Result<Self> {
-        let ok = (1..=EID_DIGITS - 2).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit());
-        if ok {
-            Ok(EidPrefix(digits.to_owned()))
-        } else {
-            Err(Error::InvalidEidPrefix(truncate(digits)))
-        }
-    }
-
-    /// `89049032`, the EID range of the GSMA SGP.26 test EUM.
-    pub fn sgp26_test_eum() -> Self {
-        EidPrefix("89049032".to_owned())
-    }
-
-    /// The digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Number of digits.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Always false: a prefix has at least one digit. Present for API symmetry with `len`.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Display for EidPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for EidPrefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EidPrefix({})", self.0)
-    }
-}
-
-impl FromStr for EidPrefix {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        Self::parse(s)
-    }
-}
-
-/// Remainder of a decimal digit sequence divided by 97.
-fn mod97(digits: impl Iterator<Item = u8>) -> u32 {
-    digits.fold(0u32, |r, d| (r * 10 + u32::from(d)) % 97)
-}
-
-fn invalid(value: &str, problem: &'static str) -> Error {
-    Error::InvalidEid {
-        value: truncate(value),
-        problem,
-    }
-}
-
-fn truncate(value: &str) -> String {
-    value.chars().take(64).collect()
-}
+pub use ferrosim_ids::{EID_DIGITS, Eid, EidPrefix};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    // EIDs published in GSMA SGP.26 / SGP.23 (#EID1) and seen on commercial eUICCs.
-    const VALID: [&str; 3] = [
-        "89049032123451234512345678901235",
-        "89086030202200000022000023022943",
-        "89044045116727494800000004479366",
-    ];
+    use crate::error::Error;
 
     #[test]
-    fn known_eids_are_valid() {
-        for s in VALID {
-            let eid = Eid::parse(s).unwrap();
-            assert_eq!(eid.to_string(), s);
-            assert_eq!(Eid::from_bcd(&eid.to_bcd()).unwrap(), eid);
-        }
-    }
-
-    #[test]
-    fn check_digits_are_computed_like_sgp29() {
-        for s in VALID {
-            assert_eq!(Eid::from_body(&s[..30]).unwrap().to_string(), s);
-        }
-    }
-
-    #[test]
-    fn wrong_check_digits_are_rejected() {
-        let err = Eid::parse("89049032123451234512345678901234").unwrap_err();
+    fn eid_errors_become_this_crates_variants() {
+        let err = Error::from(Eid::parse("89049032123451234512345678901234").unwrap_err());
         assert!(
             matches!(err, Error::InvalidEid { problem, .. } if problem.contains("check digits"))
         );
-    }
-
-    #[test]
-    fn bad_shapes_are_rejected() {
-        assert!(Eid::parse("").is_err());
-        assert!(Eid::parse("8904903212345123451234567890123").is_err());
-        assert!(Eid::parse("8904903212345123451234567890123a").is_err());
-        assert!(Eid::parse("８９049032123451234512345678901235").is_err());
-        assert!(Eid::from_bcd(&[0x89; 15]).is_err());
-        assert!(Eid::from_bcd(&[0xFA; 16]).is_err());
-        assert!(EidPrefix::parse("").is_err());
-        assert!(EidPrefix::parse("89x").is_err());
-        assert!(EidPrefix::parse(&"8".repeat(31)).is_err());
-    }
-
-    #[test]
-    fn prefix_matching() {
-        let eid = Eid::parse(VALID[0]).unwrap();
-        assert!(eid.has_prefix(&EidPrefix::parse("89049032").unwrap()));
-        assert!(!eid.has_prefix(&EidPrefix::parse("89049033").unwrap()));
-    }
-
-    proptest! {
-        #[test]
-        fn any_body_gives_a_valid_eid(body in "[0-9]{30}") {
-            let eid = Eid::from_body(&body).unwrap();
-            prop_assert!(eid.to_string().starts_with(&body));
-            prop_assert_eq!(Eid::parse(&eid.to_string()).unwrap(), eid);
-        }
-
-        #[test]
-        fn single_digit_changes_are_detected(body in "[0-9]{30}", pos in 0usize..32, delta in 1u8..10) {
-            let good = Eid::from_body(&body).unwrap().to_string();
-            let mut bytes = good.into_bytes();
-            bytes[pos] = b'0' + (bytes[pos] - b'0' + delta) % 10;
-            let bad = String::from_utf8(bytes).unwrap();
-            prop_assert!(Eid::parse(&bad).is_err());
-        }
-
-        #[test]
-        fn parse_never_panics(s in "\\PC{0,40}") {
-            let _ = Eid::parse(&s);
-            let _ = EidPrefix::parse(&s);
-        }
+        let err = Error::from(EidPrefix::parse("89x").unwrap_err());
+        assert!(matches!(err, Error::InvalidEidPrefix(v) if v == "89x"));
+        let err = Error::from(crate::KeyId::from_bytes(&[]).unwrap_err());
+        assert!(matches!(
+            err,
+            Error::InvalidId(ferrosim_ids::IdError::CiKeyId { .. })
+        ));
     }
 }

@@ -152,6 +152,10 @@ pub enum Error {
     /// A string is not a valid EID prefix (1 to 30 decimal digits).
     #[error("invalid EID prefix {0:?}: expected 1 to 30 decimal digits")]
     InvalidEidPrefix(String),
+    /// Another identifier is invalid (for example a certificate key
+    /// identifier that is empty or longer than 64 bytes).
+    #[error(transparent)]
+    InvalidId(ferrosim_ids::IdError),
     /// A string is not a valid dotted object identifier.
     #[error("invalid object identifier {0:?}")]
     InvalidOid(String),
@@ -210,6 +214,19 @@ pub enum Error {
     /// certificate (multi-valued RDNs, repeated attribute types or unusual string types).
     #[error("the issuer's subject name cannot be reproduced: {0}")]
     IssuerNameNotReproducible(&'static str),
+}
+
+impl From<ferrosim_ids::IdError> for Error {
+    /// EID and EID prefix errors become [`Error::InvalidEid`] and
+    /// [`Error::InvalidEidPrefix`]; any other identifier error [`Error::InvalidId`].
+    fn from(e: ferrosim_ids::IdError) -> Self {
+        use ferrosim_ids::IdError;
+        match e {
+            IdError::Eid { value, problem } => Error::InvalidEid { value, problem },
+            IdError::EidPrefix { value } => Error::InvalidEidPrefix(value),
+            other => Error::InvalidId(other),
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

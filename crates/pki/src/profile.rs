@@ -190,42 +190,12 @@ impl fmt::Display for KeyUsage {
     }
 }
 
-/// A key identifier (subjectKeyIdentifier / authorityKeyIdentifier value).
+/// A key identifier (subjectKeyIdentifier / authorityKeyIdentifier value):
+/// `ferrosim_ids::CiKeyId`, 1 to 64 bytes stored inline.
 ///
 /// A CI's key id is what SGP.22 calls the CI PKId (`euiccCiPKIdListForVerification`,
 /// `euiccCiPKIdToBeUsed`). `Display` gives upper-case hex.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(Vec<u8>);
-
-impl KeyId {
-    /// Wraps key identifier bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        KeyId(bytes.into())
-    }
-
-    /// The identifier's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl AsRef<[u8]> for KeyId {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode_upper(&self.0))
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({self})")
-    }
-}
+pub use ferrosim_ids::CiKeyId as KeyId;
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +222,9 @@ mod tests {
 
     #[test]
     fn key_id_is_hex() {
-        assert_eq!(KeyId::new(vec![0xF5, 0x41]).to_string(), "F541");
+        assert_eq!(
+            KeyId::from_bytes(&[0xF5, 0x41]).unwrap().to_string(),
+            "F541"
+        );
     }
 }

@@ -74,8 +74,10 @@ pub fn parse_batch(input: &str) -> Result<Vec<Personalisation>, Error> {
                 source: Box::new(e),
             }
         };
-        let iccid = Iccid::new(required(0)?).map_err(wrap(0))?;
-        let imsi: Imsi = required(1)?.parse().map_err(wrap(1))?;
+        let iccid = Iccid::new(required(0)?)
+            .map_err(Error::from)
+            .map_err(wrap(0))?;
+        let imsi: Imsi = required(1)?.parse().map_err(Error::from).map_err(wrap(1))?;
         let mut p = Personalisation::new(iccid);
         p.k = Some(Key128::from_hex("Ki", required(2)?).map_err(wrap(2))?);
         p.opc = Some(Key128::from_hex("OPc", required(3)?).map_err(wrap(3))?);

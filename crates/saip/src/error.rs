@@ -140,6 +140,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// Another identifier is invalid (one this crate does not parse itself).
+    #[error(transparent)]
+    InvalidId(ferrosim_ids::IdError),
     /// A key (K, OPc) has the wrong number of bytes.
     #[error("{field} must be {expected} bytes, got {found}")]
     KeyLength {
@@ -249,6 +252,26 @@ pub enum Error {
         /// Line where it first appeared.
         first_line: u64,
     },
+}
+
+impl From<ferrosim_ids::IdError> for Error {
+    /// ICCID and IMSI errors become this crate's variants of the same name
+    /// (`IccidLength`, `IccidCheckDigit`, `ImsiCoding`, ...); any other
+    /// identifier error [`Error::InvalidId`].
+    fn from(e: ferrosim_ids::IdError) -> Self {
+        use ferrosim_ids::IdError as I;
+        match e {
+            I::IccidLength { expected, found } => Error::IccidLength { expected, found },
+            I::IccidNotDigits => Error::IccidNotDigits,
+            I::IccidCheckDigit { expected, found } => Error::IccidCheckDigit { expected, found },
+            I::IccidBcd => Error::IccidBcd,
+            I::ImsiLength { found } => Error::ImsiLength { found },
+            I::ImsiNotDigits => Error::ImsiNotDigits,
+            I::MncLength { found } => Error::MncLength { found },
+            I::ImsiCoding { reason } => Error::ImsiCoding { reason },
+            other => Error::InvalidId(other),
+        }
+    }
 }
 
 impl Error {

@@ -51,7 +51,7 @@ pub struct MandatoryAid {
 impl ProfileHeader {
     /// The header ICCID, Luhn-checked.
     pub fn iccid(&self) -> Result<Iccid, Error> {
-        Iccid::new(&self.iccid_digits)
+        Ok(Iccid::new(&self.iccid_digits)?)
     }
 
     /// Decodes the header element (outer tag `A0`).

@@ -249,8 +249,12 @@ pub async fn seed(store: &SqlStore, options: &SandboxOptions) -> Result<String, 
     let mut done = 0;
     while done < options.profiles {
         let n = (options.profiles - done).min(5_000);
-        let iccid = Iccid::from_body(&format!("89440000000{:07}", done + 1)).map_err(bad)?;
-        let imsi = Imsi::with_mnc_len(&format!("00101{:010}", done + 1), 2).map_err(bad)?;
+        let iccid = Iccid::from_body(&format!("89440000000{:07}", done + 1))
+            .map_err(ferrosim_saip::Error::from)
+            .map_err(bad)?;
+        let imsi = Imsi::with_mnc_len(&format!("00101{:010}", done + 1), 2)
+            .map_err(ferrosim_saip::Error::from)
+            .map_err(bad)?;
         let range = inventory::ProfileRange {
             count: n,
             first_iccid: iccid,

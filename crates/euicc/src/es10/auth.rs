@@ -216,7 +216,7 @@ impl Isdr {
         now: SystemTime,
     ) -> Result<VerifiedDp, AuthenticateErrorCode> {
         use AuthenticateErrorCode as E;
-        let ci_id = KeyId::new(ci_id);
+        let ci_id = KeyId::from_bytes(ci_id).map_err(|_| E::CiPkUnknown)?;
         if self.identity.trust_store().ci(&ci_id).is_none() {
             return Err(E::CiPkUnknown);
         }

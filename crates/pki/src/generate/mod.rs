@@ -344,7 +344,7 @@ fn eid_sequence(prefix: &EidPrefix, first: u64, count: usize) -> Result<Vec<Eid>
             } else {
                 format!("{prefix}{number:0width$}")
             };
-            Eid::from_body(&body)
+            Ok(Eid::from_body(&body)?)
         })
         .collect()
 }

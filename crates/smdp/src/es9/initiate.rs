@@ -50,7 +50,7 @@ impl<S: Store> Smdp<S> {
         let ci_for_euicc = info1
             .euicc_ci_pkid_list_for_signing
             .iter()
-            .map(|k| KeyId::new(k.0.0.to_vec()))
+            .filter_map(|k| KeyId::from_bytes(&k.0.0).ok())
             .find(|k| cfg.trust.ci(k).is_some())
             .ok_or(Es9Error::NoCommonCi)?;
         // The eUICC must be able to verify our DPauth certificate.
