@@ -16,6 +16,7 @@ pub mod event;
 pub mod mem;
 pub mod metrics;
 pub mod record;
+pub mod slo;
 pub mod store;
 pub mod suite;
 pub mod time;
