@@ -16,7 +16,9 @@ mod lpa_cmd;
 mod order_cmd;
 mod pki_cmd;
 mod pki_token_cmd;
+mod report_cmd;
 mod serve_cmd;
+mod slo_cmd;
 
 /// ferrosim: eSIM activation platform (GSMA SGP.22 SM-DP+, virtual eUICC, LPA).
 #[derive(Debug, Parser)]
@@ -51,6 +53,10 @@ enum Command {
     Lpa(lpa_cmd::LpaArgs),
     /// The virtual eUICC: create its state, serve it to PC/SC through vpcd.
     Euicc(euicc_cmd::EuiccArgs),
+    /// SLOs: Prometheus rules and burn-rate alerts from OpenSLO, the Grafana dashboard.
+    Slo(slo_cmd::SloArgs),
+    /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
+    Report(report_cmd::ReportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +96,8 @@ fn main() -> anyhow::Result<()> {
         Command::Order(args) => order_cmd::run(args)?,
         Command::Lpa(args) => lpa_cmd::run(args)?,
         Command::Euicc(args) => euicc_cmd::run(args)?,
+        Command::Slo(args) => slo_cmd::run(args)?,
+        Command::Report(args) => report_cmd::run(args)?,
     }
     Ok(())
 }

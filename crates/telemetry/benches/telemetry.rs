@@ -124,5 +124,47 @@ fn ingestion(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, ingestion);
+fn prometheus(c: &mut Criterion) {
+    let dict = Dictionary::new();
+    let events = synthetic(&dict, 10_000);
+    let prom = PromMetrics::new(dict.clone(), 64);
+    let mut g = c.benchmark_group("prometheus");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.bench_function("observe_event_and_track", |b| {
+        b.iter(|| {
+            let mut tracker = ActivationTracker::new(600_000);
+            for e in &events {
+                prom.observe_event(e);
+                if let Some(o) = tracker.handle_event(e) {
+                    prom.observe_outcome(&o);
+                }
+            }
+            tracker.open()
+        })
+    });
+    g.finish();
+}
+
+fn metrics(c: &mut Criterion) {
+    let dict = Dictionary::new();
+    let events = synthetic(&dict, 10_000);
+    let from = events[0].at;
+    let to = events[events.len() - 1].at.plus_millis(1);
+    let mut g = c.benchmark_group("metrics");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.sample_size(20);
+    for (name, group_by) in [
+        ("compute_total", None),
+        ("compute_by_carrier", Some(Dimension::Carrier)),
+    ] {
+        let mut q = MetricsQuery::window(from, to);
+        q.group_by = group_by;
+        g.bench_function(name, |b| {
+            b.iter(|| compute_slice(&events, &q, &dict).total.activations.decided)
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, ingestion, prometheus, metrics);
 criterion_main!(benches);

@@ -13,13 +13,17 @@
 
 pub mod dims;
 pub mod event;
+pub mod grafana;
 pub mod mem;
 pub mod metrics;
+pub mod prom;
 pub mod record;
+pub mod report;
 pub mod slo;
 pub mod store;
 pub mod suite;
 pub mod time;
+pub mod tracker;
 
 pub use dims::{Dictionary, Dimension, Dims, GroupKey, Sym};
 pub use event::{
@@ -28,6 +32,8 @@ pub use event::{
 };
 pub use mem::MemTelemetryStore;
 pub use metrics::{Metrics, MetricsQuery, MetricsReport, compute, compute_slice};
+pub use prom::PromMetrics;
 pub use record::{EventRecord, RecordError, read_jsonl, write_jsonl};
 pub use store::{EventQuery, Filter, Retention, StoreError, TelemetryStore};
 pub use time::Timestamp;
+pub use tracker::{ActivationOutcome, ActivationTracker};

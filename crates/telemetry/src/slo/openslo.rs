@@ -160,7 +160,9 @@ pub fn parse_openslo(yaml: &str) -> Result<Vec<Slo>, SloError> {
             .ok_or_else(|| invalid("timeWindow duration must be whole days, like 30d"))?;
         let ratio = &sli.ratio_metric;
         if !ratio.counter {
-            return Err(invalid("ratioMetric.counter must be true (rates of counters)"));
+            return Err(invalid(
+                "ratioMetric.counter must be true (rates of counters)",
+            ));
         }
         let query = |h: &MetricSourceHolder| -> Result<String, SloError> {
             if h.metric_source.kind != "Prometheus" {

@@ -139,8 +139,16 @@ fn groups_of(slo: &Slo) -> [Group; 3] {
     let budget = 1.0 - objective;
     let on = "on(sloth_id, sloth_slo, sloth_service) group_left";
     let meta = vec![
-        record("slo:objective:ratio", format!("vector({objective})"), base.clone()),
-        record("slo:error_budget:ratio", format!("vector(1-{objective})"), base.clone()),
+        record(
+            "slo:objective:ratio",
+            format!("vector({objective})"),
+            base.clone(),
+        ),
+        record(
+            "slo:error_budget:ratio",
+            format!("vector(1-{objective})"),
+            base.clone(),
+        ),
         record(
             "slo:time_period:days",
             format!("vector({})", slo.window_days),
