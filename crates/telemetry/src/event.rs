@@ -15,7 +15,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 
 use crate::dims::Dims;
 use crate::time::Timestamp;
@@ -419,6 +419,23 @@ impl ProfileKey {
     }
 }
 
+impl From<&ferrosim_ids::Iccid> for ProfileKey {
+    /// The key of a validated ICCID (its 19 or 20 digits).
+    fn from(iccid: &ferrosim_ids::Iccid) -> Self {
+        let mut out = [0xffu8; 10];
+        for (i, b) in iccid.as_str().bytes().take(20).enumerate() {
+            let nibble = b.wrapping_sub(b'0') & 0x0f;
+            let slot = &mut out[i / 2];
+            *slot = if i % 2 == 0 {
+                (*slot & 0x0f) | (nibble << 4)
+            } else {
+                (*slot & 0xf0) | nibble
+            };
+        }
+        Self(out)
+    }
+}
+
 impl fmt::Display for ProfileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for byte in self.0 {
@@ -501,5 +518,10 @@ mod tests {
         for bad in ["", "89x", "123456789012345678901"] {
             assert!(ProfileKey::from_digits(bad).is_none());
         }
+        let iccid = ferrosim_ids::Iccid::new("8944000000000000019").unwrap();
+        assert_eq!(
+            ProfileKey::from(&iccid),
+            ProfileKey::from_digits("8944000000000000019").unwrap()
+        );
     }
 }

@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, Write};
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 use serde::{Deserialize, Serialize};
 
 use crate::dims::{Dictionary, DimError, Dims, Sym};

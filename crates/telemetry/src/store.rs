@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::time::Duration;
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 
 use crate::dims::{Dictionary, Sym};
 use crate::event::{CorrelationId, Event};

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 
 use crate::dims::Dims;
 use crate::event::{

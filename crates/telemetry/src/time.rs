@@ -1,69 +1,15 @@
-//! Time as telemetry sees it: milliseconds since the Unix epoch, passed in.
+//! Time as telemetry sees it: [`Timestamp`] (UTC milliseconds, from
+//! `ferrosim-ids`), passed in.
 //!
 //! Nothing in this crate reads a clock: every event carries its time and
-//! every computation takes the `as_of` instant it evaluates at. This type has
-//! the representation of the SM-DP+'s timestamps (UTC milliseconds as an
-//! `i64`), so values move between the crates unchanged.
+//! every computation takes the `as_of` instant it evaluates at.
 
-use std::fmt;
+pub use ferrosim_ids::Timestamp;
 
-use serde::{Deserialize, Serialize};
-
-/// A point in time in milliseconds since the Unix epoch (UTC).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(transparent)]
-pub struct Timestamp(pub i64);
-
-impl Timestamp {
-    /// Milliseconds since the epoch.
-    pub fn millis(self) -> i64 {
-        self.0
-    }
-
-    /// This time plus `ms` milliseconds (saturating).
-    pub fn plus_millis(self, ms: i64) -> Self {
-        Self(self.0.saturating_add(ms))
-    }
-
-    /// Milliseconds from `earlier` to `self`, never negative: an interval whose
-    /// end is stamped before its start (clock skew between reporters) is 0.
-    pub fn millis_since(self, earlier: Timestamp) -> u64 {
-        u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0)
-    }
-}
-
-impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with millisecond precision.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.rem_euclid(1000);
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        )
-    }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m as u32, d as u32)
+/// Milliseconds from `start` to `end`, never negative: an interval whose
+/// end is stamped before its start (clock skew between reporters) is 0.
+pub fn elapsed_ms(start: Timestamp, end: Timestamp) -> u64 {
+    u64::try_from(end.since(start).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (UTC), or plain
@@ -179,7 +125,7 @@ mod tests {
 
     #[test]
     fn negative_intervals_clamp_to_zero() {
-        assert_eq!(Timestamp(5).millis_since(Timestamp(10)), 0);
-        assert_eq!(Timestamp(10).millis_since(Timestamp(4)), 6);
+        assert_eq!(elapsed_ms(Timestamp(10), Timestamp(5)), 0);
+        assert_eq!(elapsed_ms(Timestamp(4), Timestamp(10)), 6);
     }
 }

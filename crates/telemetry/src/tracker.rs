@@ -113,7 +113,7 @@ impl ActivationTracker {
             id,
             kind: open.kind,
             carrier: open.carrier,
-            took_ms: Some(at.millis_since(open.start)),
+            took_ms: Some(crate::time::elapsed_ms(open.start, at)),
         })
     }
 
@@ -121,7 +121,7 @@ impl ActivationTracker {
     /// success, if any. Call until `None`.
     pub fn poll_timeout(&mut self, now: Timestamp) -> Option<ActivationOutcome> {
         while let Some(&(start, id)) = self.by_start.front() {
-            if now.millis_since(start) < self.horizon_ms {
+            if crate::time::elapsed_ms(start, now) < self.horizon_ms {
                 return None;
             }
             self.by_start.pop_front();

@@ -104,28 +104,25 @@ fn metric_names(expr: &str) -> Vec<String> {
             in_quotes = c != '"';
             continue;
         }
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            cur.push(c);
+            continue;
+        }
+        let selected = !cur.is_empty()
+            && !in_braces
+            && c != '('
+            && !keywords.contains(&cur.as_str())
+            && (cur.starts_with("ferrosim_") || cur.starts_with("slo:") || cur == "ALERTS");
+        if selected {
+            out.push(cur.clone());
+        }
+        cur.clear();
         match c {
             '"' => in_quotes = true,
             '{' => in_braces = true,
             '}' => in_braces = false,
             _ => {}
         }
-        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-            cur.push(c);
-            continue;
-        }
-        if !cur.is_empty()
-            && !in_braces
-            && c != '('
-            && c != '='
-            && !cur.starts_with(|d: char| d.is_ascii_digit())
-            && !keywords.contains(&cur.as_str())
-        {
-            if cur.starts_with("ferrosim_") || cur.starts_with("slo:") || cur == "ALERTS" {
-                out.push(cur.clone());
-            }
-        }
-        cur.clear();
     }
     out
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 
 use super::{
     ActivationMetrics, BytesMetrics, Cause, CauseRecovery, ConnectivityMetrics, GroupMetrics,
@@ -325,7 +325,7 @@ impl Acc {
         let success = a.success();
         match success {
             Some(at) => {
-                let took = at.millis_since(a.start);
+                let took = crate::time::elapsed_ms(a.start, at);
                 self.time_to_success.push(took);
                 if took <= q.target_ms {
                     self.act.within_target += 1;
@@ -333,7 +333,9 @@ impl Acc {
                     self.act.late += 1;
                 }
             }
-            None if q.as_of.millis_since(a.start) >= q.target_ms => self.act.not_successful += 1,
+            None if crate::time::elapsed_ms(a.start, q.as_of) >= q.target_ms => {
+                self.act.not_successful += 1
+            }
             None => self.act.pending += 1,
         }
         let first_failure = a
@@ -344,7 +346,7 @@ impl Acc {
             return;
         };
         self.rec.failed += 1;
-        let recovery = success.map(|s| s.millis_since(failed_at));
+        let recovery = success.map(|s| crate::time::elapsed_ms(failed_at, s));
         let per_cause = self.causes.entry(cause).or_insert_with(|| CauseRecovery {
             cause: cause.to_string(),
             failed: 0,

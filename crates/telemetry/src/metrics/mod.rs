@@ -15,7 +15,7 @@ mod engine;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use ferrosim_pki::Eid;
+use ferrosim_ids::Eid;
 use serde::Serialize;
 
 use crate::dims::{Dictionary, Dimension, GroupKey};
