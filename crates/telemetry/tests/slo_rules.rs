@@ -57,7 +57,8 @@ fn checked_in_rules_are_the_generated_ones() {
 fn garbage_slo_files_get_typed_errors() {
     let good = parse_openslo(DEFAULT_SLOS).unwrap();
     let one = export_openslo(&good[..1]).unwrap();
-    let cases: Vec<(String, fn(&SloError) -> bool)> = vec![
+    type Expect = fn(&SloError) -> bool;
+    let cases: Vec<(String, Expect)> = vec![
         ("::: not yaml [".to_owned(), |e| {
             matches!(e, SloError::Yaml(_))
         }),
