@@ -145,6 +145,9 @@ async fn download_through_pcsc_with_the_ferrosim_lpa() {
     .await
     .unwrap();
     assert!(out.status.success(), "download over PC/SC: {}", text(&out));
+    // The per-step timings (LoadBoundProfilePackage is the APDU-heavy one):
+    // shown with `--nocapture`.
+    eprintln!("download over PC/SC:\n{}", text(&out));
     let listed = tokio::task::spawn_blocking(move || lpa(&["profile", "list"]))
         .await
         .unwrap();

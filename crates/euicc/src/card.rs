@@ -18,16 +18,35 @@ pub const ISD_R_AID: [u8; 16] = [
     0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00,
 ];
 
-/// The Answer To Reset: T=0 and T=1 offered, T=1 usable by PC/SC readers
-/// (`3B 88 80 01` + 8 historical bytes + TCK).
+/// The Answer To Reset, shaped like a real eUICC's: T=0 is the only
+/// transmission protocol offered, and T=15 carries the global interface
+/// byte TA (clock stop: no preference; classes A, B and C), so PC/SC stacks
+/// negotiate T=0 for every program, whichever protocols it accepts.
+///
+/// ```text
+/// 3B            TS   direct convention
+/// 87            T0   TD1 follows; 7 historical bytes
+/// 80            TD1  TD2 follows; T=0
+/// 1F            TD2  TA3 follows; T=15 (global interface bytes)
+/// C7            TA3  clock stop no preference; classes A, B, C
+/// 80 31 E0 73 FE 21 1F   historical: category 80; card service data E0
+///                        (selection by full and partial DF name);
+///                        card capabilities FE 21 1F (all selection methods,
+///                        logical channels assigned by the card, 8 or more)
+/// 3D            TCK  (present because T=15 is indicated)
+/// ```
 pub const ATR: [u8; 13] = [
-    0x3B, 0x88, 0x80, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x71, 0x81, 0x00, 0xF9,
+    0x3B, 0x87, 0x80, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE, 0x21, 0x1F, TCK,
 ];
+
+/// The ATR's check byte: XOR of T0 up to the last historical byte.
+const TCK: u8 = 0x87 ^ 0x80 ^ 0x1F ^ 0xC7 ^ 0x80 ^ 0x31 ^ 0xE0 ^ 0x73 ^ 0xFE ^ 0x21 ^ 0x1F;
 
 const INS_MANAGE_CHANNEL: u8 = 0x70;
 const INS_SELECT: u8 = 0xA4;
 const INS_GET_RESPONSE: u8 = 0xC0;
 const INS_STORE_DATA: u8 = 0xE2;
+const INS_TERMINAL_CAPABILITY: u8 = 0xAA;
 
 /// A virtual eUICC: an ISD-R answering SGP.22 ES10a/b/c over APDUs.
 ///
@@ -118,6 +137,7 @@ impl VirtualEuicc {
             INS_GET_RESPONSE => self.get_response(cla.channel, &apdu),
             INS_STORE_DATA if !cla.proprietary => response(&[], StatusWord::CLA_NOT_SUPPORTED),
             INS_STORE_DATA => self.store_data(cla.channel, &apdu, now),
+            INS_TERMINAL_CAPABILITY if cla.proprietary => terminal_capability(&apdu),
             _ => response(&[], StatusWord::INS_NOT_SUPPORTED),
         }
     }
@@ -131,7 +151,15 @@ impl VirtualEuicc {
         }
         match apdu.p1 {
             0x00 => match self.channels.open(apdu.p2) {
-                Ok(n) if apdu.p2 == 0 => response(&[n], StatusWord::OK),
+                Ok(n) if apdu.p2 == 0 => match apdu.ne {
+                    Some(_) => response(&[n], StatusWord::OK),
+                    // T=0: the channel number is fetched with GET RESPONSE
+                    // on the channel the command came on.
+                    None => match self.channels.get_mut(on) {
+                        Some(channel) => channel.announce(vec![n]),
+                        None => response(&[], StatusWord::CHANNEL_NOT_SUPPORTED),
+                    },
+                },
                 Ok(_) => response(&[], StatusWord::OK),
                 Err(sw) => response(&[], sw),
             },
@@ -173,8 +201,7 @@ impl VirtualEuicc {
         if apdu.p2 & 0x0C == 0x0C {
             return response(&[], StatusWord::OK);
         }
-        let ne = apdu.ne.unwrap_or(256);
-        channel.respond(select_response(), ne)
+        channel.reply(select_response(), apdu.ne)
     }
 
     /// GET RESPONSE: the next part of a response announced with `61xx`.
@@ -222,10 +249,27 @@ impl VirtualEuicc {
             return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
         };
         match reply {
-            Es10Reply::Data(data) => channel.respond(data, apdu.ne.unwrap_or(256)),
+            Es10Reply::Data(data) => channel.reply(data, apdu.ne),
             Es10Reply::Empty => response(&[], StatusWord::OK),
             Es10Reply::Status(sw) => response(&[], sw),
         }
+    }
+}
+
+/// TERMINAL CAPABILITY (ETSI TS 102 221 11.1.19): the terminal tells the
+/// card what it supports in a template `A9`. IoT device software sends it
+/// before anything else; this card has nothing to adapt and accepts any
+/// well-formed template.
+fn terminal_capability(apdu: &CommandApdu<'_>) -> Vec<u8> {
+    if apdu.p1 != 0 || apdu.p2 != 0 {
+        return response(&[], StatusWord::WRONG_P1_P2);
+    }
+    if apdu.data.is_empty() {
+        return response(&[], StatusWord::WRONG_LENGTH);
+    }
+    match ferrosim_asn1::tlv::Tlv::parse_tagged(apdu.data, 0xA9) {
+        Ok(_) => response(&[], StatusWord::OK),
+        Err(_) => response(&[], StatusWord::WRONG_DATA),
     }
 }
 
@@ -259,11 +303,24 @@ mod tests {
     fn atr_checksum_and_protocols() {
         // TCK: XOR of T0..TCK is zero.
         assert_eq!(ATR[1..].iter().fold(0u8, |acc, b| acc ^ b), 0);
-        // T0 = 88: TD1 present, 8 historical bytes; TD1 = 80: TD2 present,
-        // T=0; TD2 = 01: T=1.
-        assert_eq!(ATR[1] & 0x0F, 8);
-        assert_eq!(ATR[3] & 0x0F, 1);
-        assert_eq!(ATR.len(), 4 + 8 + 1);
+        // Walk the interface bytes: the protocols indicated are T=0 and
+        // T=15 (global bytes), never T=1.
+        let mut protocols = Vec::new();
+        let mut y = ATR[1] >> 4;
+        let mut i = 2;
+        loop {
+            let present = (y & 1) + ((y >> 1) & 1) + ((y >> 2) & 1);
+            i += usize::from(present);
+            if y & 0x8 == 0 {
+                break;
+            }
+            let td = ATR[i];
+            protocols.push(td & 0x0F);
+            y = td >> 4;
+            i += 1;
+        }
+        assert_eq!(protocols, [0, 15]);
+        assert_eq!(ATR.len(), i + usize::from(ATR[1] & 0x0F) + 1);
     }
 
     #[test]

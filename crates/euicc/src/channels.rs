@@ -97,6 +97,28 @@ impl Channel {
     }
 
     /// GET RESPONSE: the next at most `ne` bytes of the pending response.
+    /// Answers a command that produced `data`: with Le (`ne`), the data
+    /// itself (in pieces of at most Ne, `61xx` announcing the rest); without
+    /// Le, as a T=0 card does, only `61xx` announcing it, the data staying
+    /// for GET RESPONSE. No data is plain `9000`.
+    pub(crate) fn reply(&mut self, data: Vec<u8>, ne: Option<usize>) -> Vec<u8> {
+        match ne {
+            Some(ne) => self.respond(data, ne),
+            None => self.announce(data),
+        }
+    }
+
+    /// Keeps `data` for GET RESPONSE and answers `61xx` (or `9000` when empty).
+    pub(crate) fn announce(&mut self, data: Vec<u8>) -> Vec<u8> {
+        if data.is_empty() {
+            self.pending = None;
+            return crate::apdu::response(&[], StatusWord::OK);
+        }
+        let sw = StatusWord::more_data(data.len());
+        self.pending = Some(Pending { data, offset: 0 });
+        crate::apdu::response(&[], sw)
+    }
+
     pub(crate) fn get_response(&mut self, ne: usize) -> Vec<u8> {
         self.next_chunk(ne)
             .unwrap_or_else(|sw| crate::apdu::response(&[], sw))

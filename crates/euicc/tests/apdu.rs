@@ -23,10 +23,109 @@ fn select_isdr(channel: u8) -> Vec<u8> {
 }
 
 #[test]
-fn atr_announces_t1() {
+fn atr_announces_t0_only() {
     let card = card();
     assert_eq!(card.atr(), &ATR);
     assert_eq!(ATR[1..].iter().fold(0, |acc, b| acc ^ b), 0, "TCK");
+    // TD1 = 80 (T=0), TD2 = 1F (T=15: global interface bytes), no T=1.
+    assert_eq!(&ATR[..5], &[0x3B, 0x87, 0x80, 0x1F, 0xC7]);
+}
+
+/// What T=0 host software (pySim-like shells, modem firmware) expects: a
+/// command without Le that has data to return answers `61xx`, the data
+/// comes with GET RESPONSE (class `00` or `80`), a command with Le gets its
+/// data at once, and TERMINAL CAPABILITY is accepted.
+#[test]
+fn behaves_as_a_t0_card() {
+    let mut c = card();
+    // TERMINAL CAPABILITY first, as IoT device software sends it.
+    assert_eq!(
+        sw(
+            &mut c,
+            &[0x80, 0xAA, 0x00, 0x00, 0x05, 0xA9, 0x03, 0x83, 0x01, 0x07]
+        ),
+        0x9000
+    );
+    assert_eq!(
+        sw(&mut c, &[0x80, 0xAA, 0x00, 0x00, 0x02, 0xA9, 0x00]),
+        0x9000
+    );
+    assert_eq!(
+        sw(&mut c, &[0x80, 0xAA, 0x00, 0x00, 0x02, 0xA8, 0x00]),
+        0x6A80
+    );
+    assert_eq!(
+        sw(&mut c, &[0x80, 0xAA, 0x00, 0x00, 0x03, 0xA9, 0x05, 0x00]),
+        0x6A80
+    );
+    assert_eq!(sw(&mut c, &[0x80, 0xAA, 0x00, 0x00]), 0x6700);
+    assert_eq!(
+        sw(&mut c, &[0x80, 0xAA, 0x01, 0x00, 0x02, 0xA9, 0x00]),
+        0x6A86
+    );
+    assert_eq!(
+        sw(&mut c, &[0x00, 0xAA, 0x00, 0x00, 0x02, 0xA9, 0x00]),
+        0x6D00
+    );
+
+    // MANAGE CHANNEL open without Le: 6101, the number by GET RESPONSE.
+    let r = c.handle_apdu(&[0x00, 0x70, 0x00, 0x00], SystemTime::now());
+    assert_eq!(r, [0x61, 0x01]);
+    let r = c.handle_apdu(&[0x00, 0xC0, 0x00, 0x00, 0x01], SystemTime::now());
+    assert_eq!(r, [0x01, 0x90, 0x00]);
+    let ch = 1;
+
+    // SELECT ISD-R without Le: 61xx, then the FCI.
+    let mut select = vec![cla(ch, false), 0xA4, 0x04, 0x00, 0x10];
+    select.extend_from_slice(&ISD_R_AID);
+    let r = c.handle_apdu(&select, SystemTime::now());
+    assert_eq!((r.len(), r[0]), (2, 0x61), "{r:02X?}");
+    let fci_len = r[1];
+    let r = c.handle_apdu(
+        &[cla(ch, false), 0xC0, 0x00, 0x00, fci_len],
+        SystemTime::now(),
+    );
+    let (fci, s) = split(&r);
+    assert_eq!((fci.len(), s), (usize::from(fci_len), 0x9000));
+    assert_eq!(fci[0], 0x6F);
+
+    // GetEID (BF3E 03 5C 01 5A) without Le: 61xx; GET RESPONSE with class 80.
+    let get_eid = [
+        cla(ch, true),
+        0xE2,
+        0x91,
+        0x00,
+        0x06,
+        0xBF,
+        0x3E,
+        0x03,
+        0x5C,
+        0x01,
+        0x5A,
+    ];
+    let r = c.handle_apdu(&get_eid, SystemTime::now());
+    assert_eq!((r.len(), r[0]), (2, 0x61), "{r:02X?}");
+    let len = r[1];
+    let r = c.handle_apdu(&[cla(ch, true), 0xC0, 0x00, 0x00, len], SystemTime::now());
+    let (eid_answer, s) = split(&r);
+    assert_eq!(s, 0x9000);
+    assert_eq!(&eid_answer[..2], &[0xBF, 0x3E]);
+    // In smaller pieces: Le shorter than what is left announces the rest.
+    c.handle_apdu(&get_eid, SystemTime::now());
+    let r = c.handle_apdu(&[cla(ch, true), 0xC0, 0x00, 0x00, 4], SystemTime::now());
+    let (first, s) = split(&r);
+    assert_eq!(first, eid_answer[..4]);
+    assert_eq!(s, 0x6100 | u16::from(len - 4));
+    // The same command with Le: the data at once (as over T=1).
+    let mut with_le = get_eid.to_vec();
+    with_le.push(0x00);
+    let (data, s) = split(&c.handle_apdu(&with_le, SystemTime::now()));
+    assert_eq!((data, s), (eid_answer, 0x9000));
+    // A STORE DATA that returns nothing stays 9000 (a first block).
+    assert_eq!(
+        sw(&mut c, &[cla(ch, true), 0xE2, 0x11, 0x00, 0x02, 0xBF, 0x2D]),
+        0x9000
+    );
 }
 
 #[test]
@@ -117,8 +216,9 @@ fn manage_channel_opens_and_closes() {
                 .copied()
                 .chain(ISD_R_AID)
                 .collect::<Vec<_>>()
-        ),
-        0x9000
+        ) >> 8,
+        0x61,
+        "SELECT without Le: the FCI is announced (T=0)"
     );
     // Close channel 2 from the basic channel, channel 7 from itself.
     assert_eq!(sw(&mut c, &[0x00, 0x70, 0x80, 0x02]), 0x9000);

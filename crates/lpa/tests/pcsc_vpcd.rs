@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(feature = "pcsc")]
 
+use std::ffi::CString;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -38,6 +39,24 @@ impl Drop for StopOnDrop {
 
 fn wait_until(what: &str, limit: Duration, ready: impl FnMut() -> bool) {
     pcsc::wait_until(what, limit, ready).unwrap();
+}
+
+/// SELECT ISD-R as T=0 host software sends it (no Le), following `61xx`
+/// with GET RESPONSE; returns the final status word.
+fn select_t0(card: &::pcsc::Card) -> u16 {
+    let mut buf = [0u8; 300];
+    let select = hex::decode(SELECT_ISD_R).unwrap();
+    let r = card.transmit(&select, &mut buf).unwrap().to_vec();
+    assert_eq!(
+        (r.len(), r[0]),
+        (2, 0x61),
+        "SELECT without Le over T=0: {r:02X?}"
+    );
+    let r = card
+        .transmit(&[0x00, 0xC0, 0x00, 0x00, r[1]], &mut buf)
+        .unwrap();
+    assert_eq!(r[0], 0x6F, "the FCI: {r:02X?}");
+    u16::from_be_bytes([r[r.len() - 2], r[r.len() - 1]])
 }
 
 fn identity(dir: &Path) -> EuiccIdentity {
@@ -127,6 +146,39 @@ fn virtual_euicc_in_a_pcsc_reader() {
     assert!(es10.get_profiles_info(None).unwrap().is_empty());
     assert_eq!(es10.get_euicc_challenge().unwrap().len(), 16);
     drop(es10.close().unwrap());
+
+    // The card offers T=0 only, like a real eUICC: a program asking for
+    // either protocol gets T=0, one asking for T=0 only is served after
+    // other programs used the card (and while one holds it), one asking
+    // for T=1 only is refused cleanly and leaves the reader usable.
+    let context = ::pcsc::Context::establish(::pcsc::Scope::User).unwrap();
+    let reader = CString::new(list_readers().unwrap()[0].clone()).unwrap();
+    let connect = |p| context.connect(&reader, ::pcsc::ShareMode::Shared, p);
+    let either = connect(::pcsc::Protocols::T0 | ::pcsc::Protocols::T1).unwrap();
+    let status = either.status2_owned().unwrap();
+    assert_eq!(status.protocol2(), Some(::pcsc::Protocol::T0));
+    assert_eq!(status.atr(), ferrosim_euicc::ATR);
+    let t0 =
+        connect(::pcsc::Protocols::T0).expect("T=0 only, while another program holds the card");
+    assert_eq!(select_t0(&t0), 0x9000);
+    assert!(matches!(
+        connect(::pcsc::Protocols::T1),
+        Err(::pcsc::Error::ProtoMismatch)
+    ));
+    drop(t0);
+    drop(either);
+    assert!(
+        connect(::pcsc::Protocols::T1).is_err(),
+        "T=1 only, card idle"
+    );
+    for _ in 0..2 {
+        let t0 = connect(::pcsc::Protocols::T0).expect("T=0 only after a refused T=1");
+        assert_eq!(select_t0(&t0), 0x9000);
+        drop(t0);
+    }
+    let either = connect(::pcsc::Protocols::ANY).unwrap();
+    assert_eq!(select_t0(&either), 0x9000);
+    drop(either);
 
     drop(_stop);
     card.join().unwrap().unwrap();
