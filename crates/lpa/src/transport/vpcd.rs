@@ -348,11 +348,16 @@ mod tests {
             send(&mut s, &[CTRL_OFF]);
             drop(s);
         }
-        stop.store(true, Ordering::Relaxed);
-        card.join().unwrap().unwrap();
-        let events: Vec<&str> = events_rx.try_iter().collect();
         let one_round = ["on", "atr", "apdu", "reset", "apdu", "off", "off"];
         let expected = [one_round, one_round].concat();
+        // Wait for the card side to see everything before stopping it (a stop
+        // seen first would leave the last messages unread).
+        let mut events: Vec<&str> = (0..expected.len())
+            .map_while(|_| events_rx.recv_timeout(Duration::from_secs(10)).ok())
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        card.join().unwrap().unwrap();
+        events.extend(events_rx.try_iter());
         assert_eq!(events[..expected.len()], expected[..]);
         // A reconnection racing with the stop may add power-offs, nothing else.
         assert!(events[expected.len()..].iter().all(|e| *e == "off"));
