@@ -9,4 +9,4 @@ root="$(cd "$crate/../.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
 cargo run --quiet --release --manifest-path "$here/Cargo.toml" -- \
     "$root/testdata/asn1" "$crate/src/generated" "$crate/tests/support/generated_gen.rs"
-echo "generated:" "$crate"/src/generated/{pkix_explicit88,pkix_implicit88,pe,rsp,sgp32}.rs
+echo "generated:" "$crate"/src/generated/{pkix_explicit88,pkix_implicit88,pe,rsp,sgp32,sgp32_v1_0}.rs

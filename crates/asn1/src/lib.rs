@@ -4,7 +4,10 @@
 //! the wire:
 //!
 //! - [`rsp`]: SGP.22 v2.5 `RSPDefinitions` (ES8+, ES9+, ES10a/b/c, ES11 messages).
-//! - [`sgp32`]: SGP.32 v1.0 `SGP32Definitions` (ESipa, eUICC packages, IoT ES10).
+//! - [`sgp32`]: SGP.32 v1.2 `SGP32Definitions` (ESipa, eUICC packages, IoT ES10),
+//!   the version accredited IoT eUICCs implement.
+//! - [`sgp32_v1_0`]: SGP.32 v1.0 `SGP32Definitions`, for the messages whose
+//!   wire form differs in v1.0 peers (see [`esipa`]).
 //! - [`pe`]: TCA SAIP v3 `PEDefinitions` (profile elements of a profile package).
 //! - [`pkix`]: the RFC 5280 types the others import (`Certificate`,
 //!   `CertificateList`, `Time`, `SubjectKeyIdentifier`, ...).
@@ -35,7 +38,7 @@ pub mod values;
 
 pub use codec::{decode_der, decode_der_prefix, encode_der, named_bits};
 pub use error::Error;
-pub use generated::{pe, rsp, sgp32};
+pub use generated::{pe, rsp, sgp32, sgp32_v1_0};
 pub use rasn;
 
 /// RFC 5280 types (PKIX1Explicit88 and PKIX1Implicit88 together).

@@ -8,7 +8,7 @@
 
 mod support;
 
-use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
+use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32, sgp32_v1_0};
 use proptest::prelude::*;
 use support::{Gen, Rng, TypeVisitor, strategy};
 
@@ -150,7 +150,9 @@ message_round_trips! {
     pending_notification: rsp::PendingNotification,
 }
 
-// SGP.32: ESipa (IPA <-> eIM), eUICC packages, IoT ES10 extensions.
+// SGP.32 v1.2: every ESipa message (both CHOICEs and each alternative's
+// type), every eUICC package type (PSMOs, eCOs, results), and the IoT ES10
+// functions.
 message_round_trips! {
     esipa_message_from_ipa_to_eim: sgp32::EsipaMessageFromIpaToEim,
     esipa_message_from_eim_to_ipa: sgp32::EsipaMessageFromEimToIpa,
@@ -166,12 +168,37 @@ message_round_trips! {
     esipa_get_eim_package_request: sgp32::GetEimPackageRequest,
     esipa_get_eim_package_response: sgp32::GetEimPackageResponse,
     esipa_provide_eim_package_result: sgp32::ProvideEimPackageResult,
+    esipa_eim_package_result: sgp32::EimPackageResult,
     esipa_provide_eim_package_result_response: sgp32::ProvideEimPackageResultResponse,
     esipa_transfer_eim_package_request: sgp32::TransferEimPackageRequest,
     esipa_transfer_eim_package_response: sgp32::TransferEimPackageResponse,
     euicc_package_request: sgp32::EuiccPackageRequest,
-    euicc_package_result: sgp32::EuiccPackageResult,
     euicc_package_signed: sgp32::EuiccPackageSigned,
+    euicc_package: sgp32::EuiccPackage,
+    psmo: sgp32::Psmo,
+    psmo_enable: sgp32::PsmoEnable,
+    psmo_disable: sgp32::PsmoDisable,
+    psmo_delete: sgp32::PsmoDelete,
+    psmo_get_rat: sgp32::PsmoGetRAT,
+    psmo_configure_immediate_enable: sgp32::PsmoConfigureImmediateEnable,
+    psmo_set_fallback_attribute: sgp32::PsmoSetFallbackAttribute,
+    psmo_unset_fallback_attribute: sgp32::PsmoUnsetFallbackAttribute,
+    psmo_set_default_dp_address: sgp32::SetDefaultDpAddressRequest,
+    eco: sgp32::Eco,
+    eco_delete_eim: sgp32::EcoDeleteEim,
+    eco_list_eim: sgp32::EcoListEim,
+    eim_configuration_data: sgp32::EimConfigurationData,
+    euicc_package_result: sgp32::EuiccPackageResult,
+    euicc_package_result_signed: sgp32::EuiccPackageResultSigned,
+    euicc_package_result_data_signed: sgp32::EuiccPackageResultDataSigned,
+    euicc_result_data: sgp32::EuiccResultData,
+    euicc_package_error_signed: sgp32::EuiccPackageErrorSigned,
+    euicc_package_error_data_signed: sgp32::EuiccPackageErrorDataSigned,
+    euicc_package_error_unsigned: sgp32::EuiccPackageErrorUnsigned,
+    euicc_package_result_list: sgp32::EuiccPackageResultList,
+    add_eim_result: sgp32::AddEimResult,
+    list_eim_result: sgp32::ListEimResult,
+    profile_info_list_response: sgp32::ProfileInfoListResponse,
     ipa_euicc_data_request: sgp32::IpaEuiccDataRequest,
     ipa_euicc_data_response: sgp32::IpaEuiccDataResponse,
     profile_download_trigger_request: sgp32::ProfileDownloadTriggerRequest,
@@ -183,19 +210,47 @@ message_round_trips! {
     get_eim_configuration_data_response: sgp32::GetEimConfigurationDataResponse,
     get_certs_request: sgp32::GetCertsRequest,
     get_certs_response: sgp32::GetCertsResponse,
-    configure_auto_profile_enabling_request: sgp32::ConfigureAutoProfileEnablingRequest,
-    configure_auto_profile_enabling_response: sgp32::ConfigureAutoProfileEnablingResponse,
-    enable_using_dd_request: sgp32::EnableUsingDDRequest,
-    enable_using_dd_response: sgp32::EnableUsingDDResponse,
+    immediate_enable_request: sgp32::ImmediateEnableRequest,
+    immediate_enable_response: sgp32::ImmediateEnableResponse,
+    configure_immediate_enabling_request: sgp32::ConfigureImmediateProfileEnablingRequest,
+    configure_immediate_enabling_response: sgp32::ConfigureImmediateProfileEnablingResponse,
     profile_rollback_request: sgp32::ProfileRollbackRequest,
     profile_rollback_response: sgp32::ProfileRollbackResponse,
-    sgp32_euicc_info2: sgp32::SGP32EUICCInfo2,
-    sgp32_authenticate_server_response: sgp32::SGP32AuthenticateServerResponse,
-    sgp32_prepare_download_response: sgp32::SGP32PrepareDownloadResponse,
-    sgp32_cancel_session_response: sgp32::SGP32CancelSessionResponse,
-    sgp32_retrieve_notifications_request: sgp32::SGP32RetrieveNotificationsListRequest,
-    sgp32_retrieve_notifications_response: sgp32::SGP32RetrieveNotificationsListResponse,
-    sgp32_profile_info_list_response: sgp32::SGP32ProfileInfoListResponse,
+    execute_fallback_request: sgp32::ExecuteFallbackMechanismRequest,
+    execute_fallback_response: sgp32::ExecuteFallbackMechanismResponse,
+    return_from_fallback_request: sgp32::ReturnFromFallbackRequest,
+    return_from_fallback_response: sgp32::ReturnFromFallbackResponse,
+    euicc_memory_reset_request: sgp32::EuiccMemoryResetRequest,
+    euicc_memory_reset_response: sgp32::EuiccMemoryResetResponse,
+    sgp32_euicc_info2: sgp32::EUICCInfo2,
+    sgp32_profile_info: sgp32::ProfileInfo,
+    sgp32_pending_notification: sgp32::PendingNotification,
+    sgp32_retrieve_notifications_request: sgp32::RetrieveNotificationsListRequest,
+    sgp32_retrieve_notifications_response: sgp32::RetrieveNotificationsListResponse,
+}
+
+// SGP.32 v1.0: the same messages as v1.0 peers put them on the wire.
+message_round_trips! {
+    v1_0_esipa_message_from_ipa_to_eim: sgp32_v1_0::EsipaMessageFromIpaToEim,
+    v1_0_esipa_message_from_eim_to_ipa: sgp32_v1_0::EsipaMessageFromEimToIpa,
+    v1_0_esipa_get_eim_package_request: sgp32_v1_0::GetEimPackageRequest,
+    v1_0_esipa_get_eim_package_response: sgp32_v1_0::GetEimPackageResponse,
+    v1_0_esipa_provide_eim_package_result: sgp32_v1_0::ProvideEimPackageResult,
+    v1_0_esipa_provide_eim_package_result_response: sgp32_v1_0::ProvideEimPackageResultResponse,
+    v1_0_esipa_handle_notification: sgp32_v1_0::HandleNotificationEsipa,
+    v1_0_esipa_transfer_eim_package_request: sgp32_v1_0::TransferEimPackageRequest,
+    v1_0_esipa_transfer_eim_package_response: sgp32_v1_0::TransferEimPackageResponse,
+    v1_0_euicc_package_request: sgp32_v1_0::EuiccPackageRequest,
+    v1_0_euicc_package_result: sgp32_v1_0::EuiccPackageResult,
+    v1_0_euicc_package_signed: sgp32_v1_0::EuiccPackageSigned,
+    v1_0_ipa_euicc_data_request: sgp32_v1_0::IpaEuiccDataRequest,
+    v1_0_ipa_euicc_data_response: sgp32_v1_0::IpaEuiccDataResponse,
+    v1_0_profile_download_trigger_result: sgp32_v1_0::ProfileDownloadTriggerResult,
+    v1_0_add_initial_eim_request: sgp32_v1_0::AddInitialEimRequest,
+    v1_0_configure_auto_profile_enabling_request: sgp32_v1_0::ConfigureAutoProfileEnablingRequest,
+    v1_0_enable_using_dd_request: sgp32_v1_0::EnableUsingDDRequest,
+    v1_0_sgp32_euicc_info2: sgp32_v1_0::SGP32EUICCInfo2,
+    v1_0_retrieve_notifications_response: sgp32_v1_0::SGP32RetrieveNotificationsListResponse,
 }
 
 /// Every generated type (PKIX, SAIP, SGP.22, SGP.32, including the inner and

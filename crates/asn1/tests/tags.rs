@@ -437,7 +437,11 @@ fn outer_tags_match_the_tag_comments_of_the_asn1() {
         }
     }
     let mut expected = std::collections::BTreeMap::new();
-    for (file, module) in [("RSPDefinitions", "rsp"), ("SGP32Definitions", "sgp32")] {
+    for (file, module) in [
+        ("RSPDefinitions", "rsp"),
+        ("SGP32Definitions-v1.2", "sgp32"),
+        ("SGP32Definitions", "sgp32_v1_0"),
+    ] {
         let path = format!(
             "{}/../../testdata/asn1/{file}.asn1",
             env!("CARGO_MANIFEST_DIR")

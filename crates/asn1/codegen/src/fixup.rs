@@ -12,7 +12,8 @@ pub fn asn1_name(file: &str) -> &'static str {
         "pkix_implicit88" => "PKIX1Implicit88 (RFC 5280)",
         "pe" => "PEDefinitions (TCA SAIP v3)",
         "rsp" => "RSPDefinitions (GSMA SGP.22 v2.5)",
-        "sgp32" => "SGP32Definitions (GSMA SGP.32 v1.0)",
+        "sgp32" => "SGP32Definitions (GSMA SGP.32 v1.2)",
+        "sgp32_v1_0" => "SGP32Definitions (GSMA SGP.32 v1.0)",
         _ => "unknown",
     }
 }
@@ -68,13 +69,26 @@ const TARGETED: &[Fix] = &[
         old: "#[rasn(delegate, identifier = \"OCTET_STRING\")]\npub struct AnonymousBoundProfilePackageSequenceOf86",
         new: "#[rasn(delegate, tag(context, 6), identifier = \"OCTET_STRING\")]\npub struct AnonymousBoundProfilePackageSequenceOf86",
     },
-    // SGP32Definitions imports UICCCapability through RSPDefinitions' import
-    // list; RSPDefinitions only imports it privately from PEDefinitions.
+    // SGP32Definitions (both versions) imports UICCCapability through
+    // RSPDefinitions' import list; RSPDefinitions only imports it privately
+    // from PEDefinitions.
     Fix {
-        file: "sgp32",
+        file: "sgp32_v1_0",
         why: "UICCCapability comes from PEDefinitions",
         old: " UICCCapability, VersionType,",
         new: " VersionType,",
+    },
+    Fix {
+        file: "sgp32_v1_0",
+        why: "UICCCapability comes from PEDefinitions",
+        old: "use super::pkix_explicit88::",
+        new: "use super::pe::UICCCapability;\nuse super::pkix_explicit88::",
+    },
+    Fix {
+        file: "sgp32",
+        why: "UICCCapability comes from PEDefinitions",
+        old: " TransactionId, UICCCapability,",
+        new: " TransactionId,",
     },
     Fix {
         file: "sgp32",

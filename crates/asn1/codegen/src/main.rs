@@ -1,9 +1,14 @@
 //! Generates `crates/asn1/src/generated/*.rs` from `testdata/asn1/*.asn1`.
 //!
-//! Steps: compile the five ASN.1 modules with `rasn-compiler`, format the
-//! result with `rustfmt`, split it into one file per ASN.1 module, apply the
-//! fixes listed in [`fixup`] (each fix must apply, or generation fails), and
-//! write the files with a header saying how to regenerate them.
+//! Steps: compile the ASN.1 modules with `rasn-compiler`, format the result
+//! with `rustfmt`, split it into one file per ASN.1 module, apply the fixes
+//! listed in [`fixup`] (each fix must apply, or generation fails), and write
+//! the files with a header saying how to regenerate them.
+//!
+//! SGP.32 v1.2 and v1.0 define the same ASN.1 module (`SGP32Definitions`,
+//! same OID), so they cannot be compiled together: the first pass compiles
+//! PKIX, SAIP, SGP.22 and SGP.32 v1.0 (kept as `sgp32_v1_0`), the second
+//! SGP.22 and SGP.32 v1.2, of which only the SGP.32 module is kept (`sgp32`).
 //!
 //! Usage: `ferrosim-asn1-codegen <asn1-dir> <output-dir> <test-gen-file>`
 //! (see `regenerate.sh`).
@@ -17,22 +22,44 @@ use std::process::{Command, Stdio};
 
 use rasn_compiler::prelude::*;
 
-/// ASN.1 module as named by rasn-compiler, the file it goes to, and whether
-/// the module uses AUTOMATIC TAGS.
-pub const MODULES: &[(&str, &str, bool)] = &[
-    ("pkix1_explicit88", "pkix_explicit88", false),
-    ("pkix1_implicit88", "pkix_implicit88", false),
-    ("pedefinitions", "pe", true),
-    ("rspdefinitions", "rsp", true),
-    ("sgp32_definitions", "sgp32", true),
-];
+/// One compiler run: the source files, and the modules kept from its output
+/// as (module as named by rasn-compiler, file it goes to, whether the module
+/// uses AUTOMATIC TAGS).
+struct Pass {
+    sources: &'static [&'static str],
+    modules: &'static [(&'static str, &'static str, bool)],
+}
 
-const SOURCES: &[&str] = &[
-    "PKIX1Explicit88.asn1",
-    "PKIX1Implicit88.asn1",
-    "PEDefinitions.asn1",
-    "RSPDefinitions.asn1",
-    "SGP32Definitions.asn1",
+const PASSES: &[Pass] = &[
+    Pass {
+        sources: &[
+            "PKIX1Explicit88.asn1",
+            "PKIX1Implicit88.asn1",
+            "PEDefinitions.asn1",
+            "RSPDefinitions.asn1",
+            "SGP32Definitions.asn1",
+        ],
+        modules: &[
+            ("pkix1_explicit88", "pkix_explicit88", false),
+            ("pkix1_implicit88", "pkix_implicit88", false),
+            ("pedefinitions", "pe", true),
+            ("rspdefinitions", "rsp", true),
+            ("sgp32_definitions", "sgp32_v1_0", true),
+        ],
+    },
+    // v1.2 redefines SGP.22 types under their SGP.22 names (ProfileInfo,
+    // EUICCInfo2, PendingNotification, ...); rasn-compiler then drops them
+    // from RSPDefinitions, so only the SGP.32 module of this pass is kept.
+    Pass {
+        sources: &[
+            "PKIX1Explicit88.asn1",
+            "PKIX1Implicit88.asn1",
+            "PEDefinitions.asn1",
+            "RSPDefinitions.asn1",
+            "SGP32Definitions-v1.2.asn1",
+        ],
+        modules: &[("sgp32_definitions", "sgp32", true)],
+    },
 ];
 
 fn main() {
@@ -52,19 +79,21 @@ fn run() -> Result<(), String> {
     let mut gen_impls = String::from(GEN_HEADER);
     let mut visits = String::new();
 
-    let raw = compile(&asn_dir)?;
-    let formatted = rustfmt(&raw)?;
-    let modules = split_modules(&formatted)?;
-    for (asn_name, file, automatic) in MODULES {
-        let body = modules
-            .iter()
-            .find(|(name, _)| name == asn_name)
-            .map(|(_, body)| body.clone())
-            .ok_or_else(|| format!("module {asn_name} missing from compiler output"))?;
-        let fixed = fixup::apply(file, &body, *automatic)?;
-        let text = rustfmt(&with_header(file, &fixed))?;
-        write(&out_dir.join(format!("{file}.rs")), &text)?;
-        gen_impls.push_str(&arbitrary::gen_impls(file, &fixed, &mut visits)?);
+    for pass in PASSES {
+        let raw = compile(&asn_dir, pass.sources)?;
+        let formatted = rustfmt(&raw)?;
+        let modules = split_modules(&formatted)?;
+        for (asn_name, file, automatic) in pass.modules {
+            let body = modules
+                .iter()
+                .find(|(name, _)| name == asn_name)
+                .map(|(_, body)| body.clone())
+                .ok_or_else(|| format!("module {asn_name} missing from compiler output"))?;
+            let fixed = fixup::apply(file, &body, *automatic)?;
+            let text = rustfmt(&with_header(file, &fixed))?;
+            write(&out_dir.join(format!("{file}.rs")), &text)?;
+            gen_impls.push_str(&arbitrary::gen_impls(file, &fixed, &mut visits)?);
+        }
     }
     gen_impls.push_str(&format!(
         "\n/// Calls `v.visit::<T>(name)` for every generated type.\n\
@@ -84,8 +113,8 @@ use super::{Gen, Rng, TypeVisitor, opt_sized, opt_valued, sized, valued};
 
 ";
 
-fn compile(asn_dir: &Path) -> Result<String, String> {
-    let sources: Vec<PathBuf> = SOURCES.iter().map(|f| asn_dir.join(f)).collect();
+fn compile(asn_dir: &Path, files: &[&str]) -> Result<String, String> {
+    let sources: Vec<PathBuf> = files.iter().map(|f| asn_dir.join(f)).collect();
     let config = RasnConfig {
         opaque_open_types: true,
         default_wildcard_imports: false,

@@ -11,3 +11,4 @@ pub mod pkix_explicit88;
 pub mod pkix_implicit88;
 pub mod rsp;
 pub mod sgp32;
+pub mod sgp32_v1_0;

@@ -697,7 +697,7 @@ pub struct EUICCInfo2 {
     pub euicc_ci_pkid_list_for_signing: SequenceOf<SubjectKeyIdentifier>,
     #[rasn(tag(context, 11), identifier = "euiccCategory")]
     pub euicc_category: Option<Integer>,
-    #[rasn(tag(context, 25), identifier = "forbiddenPolicyRules")]
+    #[rasn(tag(context, 25), identifier = "forbiddenProfilePolicyRules")]
     pub forbidden_profile_policy_rules: Option<PprIds>,
     #[rasn(identifier = "ppVersion")]
     pub pp_version: VersionType,

@@ -3281,6 +3281,988 @@ impl Gen for ferrosim_asn1::generated::rsp::VersionType {
         Self(Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AddEimResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::associationToken(Gen::generate(r, d + 1)),
+            1 => Self::addEimResultCode(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AnonymousAddInitialEimResponseAddInitialEimOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::associationToken(Gen::generate(r, d + 1)),
+            1 => Self::addOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimResponseAddInitialEimOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::addInitialEimOk(Gen::generate(r, d + 1)),
+            1 => Self::addInitialEimError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientOkDPEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientOkDSEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientRequestEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientResponseEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::authenticateClientOkDPEsipa(Gen::generate(r, d + 1)),
+            1 => Self::authenticateClientOkDSEsipa(Gen::generate(r, d + 1)),
+            2 => Self::authenticateClientErrorEsipa(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CancelSessionRequestEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CancelSessionResponseEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::cancelSessionOk(Gen::generate(r, d + 1)),
+            1 => Self::cancelSessionError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactAuthenticateResponseOkSignedData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::euiccSigned1(Gen::generate(r, d + 1)),
+            1 => Self::compactEuiccSigned1(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactAuthenticateResponseOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactCancelSessionResponseOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccCancelSessionSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccSigned1 {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccSigned2 {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactOtherSignedNotification {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactPrepareDownloadResponseOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen
+    for ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResultDataCompactFinalResult
+{
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::compactSuccessResult(Gen::generate(r, d + 1)),
+            1 => Self::errorResult(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResultData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::CompactSuccessResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(sized(r, d, 2, 2), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoEnableResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoProfileEnablingRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoProfileEnablingResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::DeleteEimResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::DeleteProfileResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::DisableProfileResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EcoDeleteEim {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EcoListEim {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::Eco {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::addEim(Gen::generate(r, d + 1)),
+            1 => Self::deleteEim(Gen::generate(r, d + 1)),
+            2 => Self::updateEim(Gen::generate(r, d + 1)),
+            3 => Self::listEim(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimAcknowledgements {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationDataEimPublicKeyData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::eimPublicKey(Gen::generate(r, d + 1)),
+            1 => Self::eimCertificate(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationDataTrustedPublicKeyDataTls {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::trustedEimPkTls(Gen::generate(r, d + 1)),
+            1 => Self::trustedCertificateTls(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimIdInfo {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimIdType {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EimSupportedProtocol {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EnableProfileResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EnableUsingDDRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EnableUsingDDResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EsipaMessageFromEimToIpa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(7) {
+            0 => Self::initiateAuthenticationResponseEsipa(Gen::generate(r, d + 1)),
+            1 => Self::authenticateClientResponseEsipa(Gen::generate(r, d + 1)),
+            2 => Self::getBoundProfilePackageResponseEsipa(Gen::generate(r, d + 1)),
+            3 => Self::cancelSessionResponseEsipa(Gen::generate(r, d + 1)),
+            4 => Self::transferEimPackageRequest(Gen::generate(r, d + 1)),
+            5 => Self::getEimPackageResponse(Gen::generate(r, d + 1)),
+            6 => Self::provideEimPackageResultResponse(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EsipaMessageFromIpaToEim {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(8) {
+            0 => Self::initiateAuthenticationRequestEsipa(Gen::generate(r, d + 1)),
+            1 => Self::authenticateClientRequestEsipa(Gen::generate(r, d + 1)),
+            2 => Self::getBoundProfilePackageRequestEsipa(Gen::generate(r, d + 1)),
+            3 => Self::cancelSessionRequestEsipa(Gen::generate(r, d + 1)),
+            4 => Self::handleNotificationEsipa(Gen::generate(r, d + 1)),
+            5 => Self::transferEimPackageResponse(Gen::generate(r, d + 1)),
+            6 => Self::getEimPackageRequest(Gen::generate(r, d + 1)),
+            7 => Self::provideEimPackageResult(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackage {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::psmoList(Gen::generate(r, d + 1)),
+            1 => Self::ecoList(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorCode {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorDataSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorUnsigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::euiccPackageResultSigned(Gen::generate(r, d + 1)),
+            1 => Self::euiccPackageErrorSigned(Gen::generate(r, d + 1)),
+            2 => Self::euiccPackageErrorUnsigned(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResultDataSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResultSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageSigned {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::EuiccResultData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(12) {
+            0 => Self::enableResult(Gen::generate(r, d + 1)),
+            1 => Self::disableResult(Gen::generate(r, d + 1)),
+            2 => Self::deleteResult(Gen::generate(r, d + 1)),
+            3 => Self::listProfileInfoResult(Gen::generate(r, d + 1)),
+            4 => Self::getRATResult(Gen::generate(r, d + 1)),
+            5 => Self::configureAutoEnableResult(Gen::generate(r, d + 1)),
+            6 => Self::addEimResult(Gen::generate(r, d + 1)),
+            7 => Self::deleteEimResult(Gen::generate(r, d + 1)),
+            8 => Self::updateEimResult(Gen::generate(r, d + 1)),
+            9 => Self::listEimResult(Gen::generate(r, d + 1)),
+            10 => Self::rollbackResult(Gen::generate(r, d + 1)),
+            11 => Self::processingTerminated(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageOkEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageRequestEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageResponseEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::getBoundProfilePackageOkEsipa(Gen::generate(r, d + 1)),
+            1 => Self::getBoundProfilePackageErrorEsipa(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetCertsRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetCertsResponseCerts {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetCertsResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::certs(Gen::generate(r, d + 1)),
+            1 => Self::getCertsError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetEimConfigurationDataRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetEimConfigurationDataResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetEimPackageRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 3, 3),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::GetEimPackageResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::euiccPackageRequest(Gen::generate(r, d + 1)),
+            1 => Self::ipaEuiccDataRequest(Gen::generate(r, d + 1)),
+            2 => Self::profileDownloadTriggerRequest(Gen::generate(r, d + 1)),
+            3 => Self::eimPackageError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::HandleNotificationEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::pendingNotification(Gen::generate(r, d + 1)),
+            1 => Self::provideEimPackageResult(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationOkEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationRequestEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationResponseEsipa {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::initiateAuthenticationOkEsipa(Gen::generate(r, d + 1)),
+            1 => Self::initiateAuthenticationErrorEsipa(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IoTSpecificInfo {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaCapabilities {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataRequestSearchCriteria {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::seqNumber(Gen::generate(r, d + 1)),
+            1 => Self::profileManagementOperation(Gen::generate(r, d + 1)),
+            2 => Self::euiccPackageResults(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::ipaEuiccData(Gen::generate(r, d + 1)),
+            1 => Self::ipaEuiccDataError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::IpaMode {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ListEimResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::eimIdList(Gen::generate(r, d + 1)),
+            1 => Self::listEimError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadDataContactSmds {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::activationCode(Gen::generate(r, d + 1)),
+            1 => Self::contactDefaultSmdp(Gen::generate(r, d + 1)),
+            2 => Self::contactSmds(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultDataProfileDownloadError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultData {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::profileInstallationResult(Gen::generate(r, d + 1)),
+            1 => Self::profileDownloadError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileRollbackRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProfileRollbackResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResultEPRAndNotifications {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(5) {
+            0 => Self::euiccPackageResult(Gen::generate(r, d + 1)),
+            1 => Self::ePRAndNotifications(Gen::generate(r, d + 1)),
+            2 => Self::ipaEuiccDataResponse(Gen::generate(r, d + 1)),
+            3 => Self::profileDownloadTriggerResult(Gen::generate(r, d + 1)),
+            4 => Self::eimPackageError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResultResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::PsmoEnable {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::PsmoDisable {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::PsmoDelete {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::PsmoGetRAT {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::PsmoConfigureAutoEnable {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::Psmo {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(6) {
+            0 => Self::enable(Gen::generate(r, d + 1)),
+            1 => Self::disable(Gen::generate(r, d + 1)),
+            2 => Self::delete(Gen::generate(r, d + 1)),
+            3 => Self::listProfileInfo(Gen::generate(r, d + 1)),
+            4 => Self::getRAT(Gen::generate(r, d + 1)),
+            5 => Self::configureAutoEnable(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::RollbackProfileResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32AuthenticateServerResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::authenticateResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::authenticateResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactAuthenticateResponseOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32CancelSessionOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32CancelSessionResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::cancelSessionResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::cancelSessionResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactCancelSessionResponseOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32EUICCInfo2 {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 0, 32),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32PendingNotification {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::profileInstallationResult(Gen::generate(r, d + 1)),
+            1 => Self::otherSignedNotification(Gen::generate(r, d + 1)),
+            2 => Self::compactProfileInstallationResult(Gen::generate(r, d + 1)),
+            3 => Self::compactOtherSignedNotification(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32PrepareDownloadResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::downloadResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::downloadResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactDownloadResponseOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInfoListError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInfoListResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::profileInfoListOk(Gen::generate(r, d + 1)),
+            1 => Self::profileInfoListError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInstallationResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen
+    for ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListRequestSearchCriteria
+{
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::seqNumber(Gen::generate(r, d + 1)),
+            1 => Self::profileManagementOperation(Gen::generate(r, d + 1)),
+            2 => Self::euiccPackageResults(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListResponseNotificationAndEprList {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::notificationList(Gen::generate(r, d + 1)),
+            1 => Self::notificationsListResultError(Gen::generate(r, d + 1)),
+            2 => Self::euiccPackageResultList(Gen::generate(r, d + 1)),
+            3 => Self::notificationAndEprList(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::SequenceNumber {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::euiccPackageRequest(Gen::generate(r, d + 1)),
+            1 => Self::ipaEuiccDataRequest(Gen::generate(r, d + 1)),
+            2 => Self::eimAcknowledgements(Gen::generate(r, d + 1)),
+            3 => Self::profileDownloadTriggerRequest(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageResponseEPRAndNotifications {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(5) {
+            0 => Self::euiccPackageResult(Gen::generate(r, d + 1)),
+            1 => Self::ePRAndNotifications(Gen::generate(r, d + 1)),
+            2 => Self::ipaEuiccDataResponse(Gen::generate(r, d + 1)),
+            3 => Self::eimPackageReceived(Gen::generate(r, d + 1)),
+            4 => Self::eimPackageError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32_v1_0::UpdateEimResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::AddEimResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
@@ -3342,6 +4324,12 @@ impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateClientOkDSEsipa {
         Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateClientRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateClientRequestEsipa {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
@@ -3359,10 +4347,49 @@ impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateClientResponseEsipa {
         }
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateResponseOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::AuthenticateServerResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::authenticateResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::authenticateResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactAuthenticateResponseOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::CancelSessionOk {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::CancelSessionRequestEsipa {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::CancelSessionResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::cancelSessionResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::cancelSessionResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactCancelSessionResponseOk(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::CancelSessionResponseEsipa {
@@ -3423,7 +4450,12 @@ impl Gen for ferrosim_asn1::generated::sgp32::CompactEuiccSigned2 {
 impl Gen for ferrosim_asn1::generated::sgp32::CompactOtherSignedNotification {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::CompactPrepareDownloadResponseOk {
@@ -3467,13 +4499,13 @@ impl Gen for ferrosim_asn1::generated::sgp32::CompactSuccessResult {
         Self::new(sized(r, d, 2, 2), Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::ConfigureAutoEnableResult {
+impl Gen for ferrosim_asn1::generated::sgp32::ConfigureImmediateEnableResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::ConfigureAutoProfileEnablingRequest {
+impl Gen for ferrosim_asn1::generated::sgp32::ConfigureImmediateProfileEnablingRequest {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(
@@ -3483,10 +4515,22 @@ impl Gen for ferrosim_asn1::generated::sgp32::ConfigureAutoProfileEnablingReques
         )
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::ConfigureAutoProfileEnablingResponse {
+impl Gen for ferrosim_asn1::generated::sgp32::ConfigureImmediateProfileEnablingResponse {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ConnectivityParameters {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ConnectivityParametersError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::DeleteEimResult {
@@ -3501,10 +4545,53 @@ impl Gen for ferrosim_asn1::generated::sgp32::DeleteProfileResult {
         Self(Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::DisableEmergencyProfileRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::DisableEmergencyProfileResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::DisableProfileResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EUICCInfo2 {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 0, 32),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 1, 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::EcoDeleteEim {
@@ -3570,6 +4657,8 @@ impl Gen for ferrosim_asn1::generated::sgp32::EimConfigurationData {
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
         )
     }
 }
@@ -3585,28 +4674,91 @@ impl Gen for ferrosim_asn1::generated::sgp32::EimIdType {
         Self(Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageErrorWithCidCorrelationId {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::eimTransactionId(Gen::generate(r, d + 1)),
+            1 => Self::eidValue(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageErrorWithCid {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageReceivedWithCidCorrelationId {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::eimTransactionId(Gen::generate(r, d + 1)),
+            1 => Self::eidValue(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageReceivedWithCid {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageResultEPRAndNotifications {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(5) {
+            0 => Self::euiccPackageResult(Gen::generate(r, d + 1)),
+            1 => Self::ePRAndNotifications(Gen::generate(r, d + 1)),
+            2 => Self::ipaEuiccDataResponse(Gen::generate(r, d + 1)),
+            3 => Self::profileDownloadTriggerResult(Gen::generate(r, d + 1)),
+            4 => Self::eimPackageResultResponseError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageResultErrorCode {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EimPackageResultResponseError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::EimSupportedProtocol {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::EnableEmergencyProfileRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EnableEmergencyProfileResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::EnableProfileResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::EnableUsingDDRequest {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new()
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::EnableUsingDDResponse {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::EsipaMessageFromEimToIpa {
@@ -3638,6 +4790,22 @@ impl Gen for ferrosim_asn1::generated::sgp32::EsipaMessageFromIpaToEim {
             7 => Self::provideEimPackageResult(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EuiccMemoryResetRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EuiccMemoryResetResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackage {
@@ -3676,7 +4844,12 @@ impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageErrorSigned {
 impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageErrorUnsigned {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageRequest {
@@ -3708,6 +4881,12 @@ impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageResultDataSigned {
         )
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageResultList {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageResultSigned {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
@@ -3726,24 +4905,57 @@ impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageSigned {
         )
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::EuiccPackageUnsignedErrorCode {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::EuiccResultData {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
-        match r.below(12) {
+        match r.below(15) {
             0 => Self::enableResult(Gen::generate(r, d + 1)),
             1 => Self::disableResult(Gen::generate(r, d + 1)),
             2 => Self::deleteResult(Gen::generate(r, d + 1)),
             3 => Self::listProfileInfoResult(Gen::generate(r, d + 1)),
             4 => Self::getRATResult(Gen::generate(r, d + 1)),
-            5 => Self::configureAutoEnableResult(Gen::generate(r, d + 1)),
+            5 => Self::configureImmediateEnableResult(Gen::generate(r, d + 1)),
             6 => Self::addEimResult(Gen::generate(r, d + 1)),
             7 => Self::deleteEimResult(Gen::generate(r, d + 1)),
             8 => Self::updateEimResult(Gen::generate(r, d + 1)),
             9 => Self::listEimResult(Gen::generate(r, d + 1)),
             10 => Self::rollbackResult(Gen::generate(r, d + 1)),
-            11 => Self::processingTerminated(Gen::generate(r, d + 1)),
+            11 => Self::setFallbackAttributeResult(Gen::generate(r, d + 1)),
+            12 => Self::unsetFallbackAttributeResult(Gen::generate(r, d + 1)),
+            13 => Self::processingTerminated(Gen::generate(r, d + 1)),
+            14 => Self::setDefaultDpAddressResult(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::EuiccSigned1 {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ExecuteFallbackMechanismRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ExecuteFallbackMechanismResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::GetBoundProfilePackageOkEsipa {
@@ -3790,10 +5002,35 @@ impl Gen for ferrosim_asn1::generated::sgp32::GetCertsResponse {
         }
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::GetEimConfigurationDataRequest {
+impl Gen for ferrosim_asn1::generated::sgp32::GetConnectivityParametersRequest {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::GetConnectivityParametersResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::connectivityParameters(Gen::generate(r, d + 1)),
+            1 => Self::connectivityParametersError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::GetEimConfigurationDataRequestSearchCriteria {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(1) {
+            0 => Self::eimId(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::GetEimConfigurationDataRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::GetEimConfigurationDataResponse {
@@ -3806,6 +5043,7 @@ impl Gen for ferrosim_asn1::generated::sgp32::GetEimPackageRequest {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(
+            Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             opt_sized(r, d, 3, 3),
@@ -3834,6 +5072,24 @@ impl Gen for ferrosim_asn1::generated::sgp32::HandleNotificationEsipa {
         }
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::ISDRProprietaryApplicationTemplateIoT {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ImmediateEnableRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ImmediateEnableResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::InitiateAuthenticationOkEsipa {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
@@ -3855,6 +5111,7 @@ impl Gen for ferrosim_asn1::generated::sgp32::InitiateAuthenticationRequestEsipa
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
         )
     }
 }
@@ -3871,13 +5128,22 @@ impl Gen for ferrosim_asn1::generated::sgp32::InitiateAuthenticationResponseEsip
 impl Gen for ferrosim_asn1::generated::sgp32::IoTSpecificInfo {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1))
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::IpaCapabilities {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccData {
@@ -3894,16 +5160,32 @@ impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccData {
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
         )
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteria {
+impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataErrorCode {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteriaNotification {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
-        match r.below(3) {
+        match r.below(2) {
             0 => Self::seqNumber(Gen::generate(r, d + 1)),
             1 => Self::profileManagementOperation(Gen::generate(r, d + 1)),
-            2 => Self::euiccPackageResults(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteriaEuiccPackageResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(1) {
+            0 => Self::seqNumber(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
     }
@@ -3915,6 +5197,8 @@ impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataRequest {
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
             Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
         )
     }
 }
@@ -3923,9 +5207,15 @@ impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataResponse {
         let _ = d;
         match r.below(2) {
             0 => Self::ipaEuiccData(Gen::generate(r, d + 1)),
-            1 => Self::ipaEuiccDataError(Gen::generate(r, d + 1)),
+            1 => Self::ipaEuiccDataResponseError(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::IpaEuiccDataResponseError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::IpaMode {
@@ -3934,12 +5224,53 @@ impl Gen for ferrosim_asn1::generated::sgp32::IpaMode {
         Self(Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::IpaeActivationRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::IpaeActivationResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::ListEimResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
         match r.below(2) {
             0 => Self::eimIdList(Gen::generate(r, d + 1)),
             1 => Self::listEimError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::PendingNotification {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(4) {
+            0 => Self::profileInstallationResult(Gen::generate(r, d + 1)),
+            1 => Self::otherSignedNotification(Gen::generate(r, d + 1)),
+            2 => Self::compactProfileInstallationResult(Gen::generate(r, d + 1)),
+            3 => Self::compactOtherSignedNotification(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::PendingNotificationList {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::PrepareDownloadResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(3) {
+            0 => Self::downloadResponseOk(Gen::generate(r, d + 1)),
+            1 => Self::downloadResponseError(Gen::generate(r, d + 1)),
+            2 => Self::compactDownloadResponseOk(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
     }
@@ -3970,7 +5301,7 @@ impl Gen for ferrosim_asn1::generated::sgp32::ProfileDownloadTriggerRequest {
 impl Gen for ferrosim_asn1::generated::sgp32::ProfileDownloadTriggerResultProfileDownloadTriggerResultDataProfileDownloadError {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1))
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::ProfileDownloadTriggerResultProfileDownloadTriggerResultData {
@@ -3989,6 +5320,59 @@ impl Gen for ferrosim_asn1::generated::sgp32::ProfileDownloadTriggerResult {
         Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
+impl Gen for ferrosim_asn1::generated::sgp32::ProfileInfoIotSpecificProfileInfo {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ProfileInfo {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 0, 1024),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ProfileInfoListError {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ProfileInfoListResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = d;
+        match r.below(2) {
+            0 => Self::profileInfoListOk(Gen::generate(r, d + 1)),
+            1 => Self::profileInfoListError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ProfileInstallationResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
+    }
+}
 impl Gen for ferrosim_asn1::generated::sgp32::ProfileRollbackRequest {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
@@ -4001,29 +5385,27 @@ impl Gen for ferrosim_asn1::generated::sgp32::ProfileRollbackResponse {
         Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::ProvideEimPackageResultEPRAndNotifications {
+impl Gen for ferrosim_asn1::generated::sgp32::ProvideEimPackageResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::ProvideEimPackageResult {
+impl Gen for ferrosim_asn1::generated::sgp32::ProvideEimPackageResultResponseEmptyResponse {
     fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(5) {
-            0 => Self::euiccPackageResult(Gen::generate(r, d + 1)),
-            1 => Self::ePRAndNotifications(Gen::generate(r, d + 1)),
-            2 => Self::ipaEuiccDataResponse(Gen::generate(r, d + 1)),
-            3 => Self::profileDownloadTriggerResult(Gen::generate(r, d + 1)),
-            4 => Self::eimPackageError(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
+        let _ = (&r, d);
+        Self::new()
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::ProvideEimPackageResultResponse {
     fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1))
+        let _ = d;
+        match r.below(3) {
+            0 => Self::eimAcknowledgements(Gen::generate(r, d + 1)),
+            1 => Self::emptyResponse(Gen::generate(r, d + 1)),
+            2 => Self::provideEimPackageResultError(Gen::generate(r, d + 1)),
+            _ => unreachable!(),
+        }
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::PsmoEnable {
@@ -4050,7 +5432,7 @@ impl Gen for ferrosim_asn1::generated::sgp32::PsmoGetRAT {
         Self::new()
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::PsmoConfigureAutoEnable {
+impl Gen for ferrosim_asn1::generated::sgp32::PsmoConfigureImmediateEnable {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(
@@ -4060,130 +5442,36 @@ impl Gen for ferrosim_asn1::generated::sgp32::PsmoConfigureAutoEnable {
         )
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::Psmo {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(6) {
-            0 => Self::enable(Gen::generate(r, d + 1)),
-            1 => Self::disable(Gen::generate(r, d + 1)),
-            2 => Self::delete(Gen::generate(r, d + 1)),
-            3 => Self::listProfileInfo(Gen::generate(r, d + 1)),
-            4 => Self::getRAT(Gen::generate(r, d + 1)),
-            5 => Self::configureAutoEnable(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::RollbackProfileResult {
+impl Gen for ferrosim_asn1::generated::sgp32::PsmoSetFallbackAttribute {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
-        Self(Gen::generate(r, d + 1))
+        Self::new(Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32AuthenticateServerResponse {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(3) {
-            0 => Self::authenticateResponseOk(Gen::generate(r, d + 1)),
-            1 => Self::authenticateResponseError(Gen::generate(r, d + 1)),
-            2 => Self::compactAuthenticateResponseOk(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32CancelSessionOk {
+impl Gen for ferrosim_asn1::generated::sgp32::PsmoUnsetFallbackAttribute {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new()
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32CancelSessionResponse {
+impl Gen for ferrosim_asn1::generated::sgp32::Psmo {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
-        match r.below(3) {
-            0 => Self::cancelSessionResponseOk(Gen::generate(r, d + 1)),
-            1 => Self::cancelSessionResponseError(Gen::generate(r, d + 1)),
-            2 => Self::compactCancelSessionResponseOk(Gen::generate(r, d + 1)),
+        match r.below(9) {
+            0 => Self::enable(Gen::generate(r, d + 1)),
+            1 => Self::disable(Gen::generate(r, d + 1)),
+            2 => Self::delete(Gen::generate(r, d + 1)),
+            3 => Self::listProfileInfo(Gen::generate(r, d + 1)),
+            4 => Self::getRAT(Gen::generate(r, d + 1)),
+            5 => Self::configureImmediateEnable(Gen::generate(r, d + 1)),
+            6 => Self::setFallbackAttribute(Gen::generate(r, d + 1)),
+            7 => Self::unsetFallbackAttribute(Gen::generate(r, d + 1)),
+            8 => Self::setDefaultDpAddress(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32EUICCInfo2 {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new(
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-            opt_sized(r, d, 0, 32),
-            Gen::generate(r, d + 1),
-            Gen::generate(r, d + 1),
-        )
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32PendingNotification {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(4) {
-            0 => Self::profileInstallationResult(Gen::generate(r, d + 1)),
-            1 => Self::otherSignedNotification(Gen::generate(r, d + 1)),
-            2 => Self::compactProfileInstallationResult(Gen::generate(r, d + 1)),
-            3 => Self::compactOtherSignedNotification(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32PrepareDownloadResponse {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(3) {
-            0 => Self::downloadResponseOk(Gen::generate(r, d + 1)),
-            1 => Self::downloadResponseError(Gen::generate(r, d + 1)),
-            2 => Self::compactDownloadResponseOk(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32ProfileInfoListError {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self(Gen::generate(r, d + 1))
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32ProfileInfoListResponse {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = d;
-        match r.below(2) {
-            0 => Self::profileInfoListOk(Gen::generate(r, d + 1)),
-            1 => Self::profileInfoListError(Gen::generate(r, d + 1)),
-            _ => unreachable!(),
-        }
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32ProfileInstallationResult {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListRequestSearchCriteria {
+impl Gen for ferrosim_asn1::generated::sgp32::RetrieveNotificationsListRequestSearchCriteria {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
         match r.below(3) {
@@ -4194,34 +5482,96 @@ impl Gen for ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListRequ
         }
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListRequest {
+impl Gen for ferrosim_asn1::generated::sgp32::RetrieveNotificationsListRequest {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self::new(Gen::generate(r, d + 1))
     }
 }
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListResponseNotificationAndEprList {
-    fn generate(r: &mut Rng, d: u32) -> Self {
-        let _ = (&r, d);
-        Self::new(Gen::generate(r, d + 1), Gen::generate(r, d + 1))
-    }
-}
-impl Gen for ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListResponse {
+impl Gen for ferrosim_asn1::generated::sgp32::RetrieveNotificationsListResponse {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
-        match r.below(4) {
+        match r.below(3) {
             0 => Self::notificationList(Gen::generate(r, d + 1)),
             1 => Self::notificationsListResultError(Gen::generate(r, d + 1)),
             2 => Self::euiccPackageResultList(Gen::generate(r, d + 1)),
-            3 => Self::notificationAndEprList(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ReturnFromFallbackRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::ReturnFromFallbackResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::RollbackProfileResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::SequenceNumber {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::SetDefaultDpAddressRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::SetDefaultDpAddressResponse {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::SetFallbackAttributeResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::StateChangeCause {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::StoreMetadataRequestIotSpecificMetadata {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new()
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::StoreMetadataRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 0, 1024),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::TransferEimPackageRequest {
@@ -4245,20 +5595,42 @@ impl Gen for ferrosim_asn1::generated::sgp32::TransferEimPackageResponseEPRAndNo
 impl Gen for ferrosim_asn1::generated::sgp32::TransferEimPackageResponse {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = d;
-        match r.below(5) {
+        match r.below(7) {
             0 => Self::euiccPackageResult(Gen::generate(r, d + 1)),
             1 => Self::ePRAndNotifications(Gen::generate(r, d + 1)),
             2 => Self::ipaEuiccDataResponse(Gen::generate(r, d + 1)),
             3 => Self::eimPackageReceived(Gen::generate(r, d + 1)),
-            4 => Self::eimPackageError(Gen::generate(r, d + 1)),
+            4 => Self::eimPackageReceivedWithCid(Gen::generate(r, d + 1)),
+            5 => Self::eimPackageError(Gen::generate(r, d + 1)),
+            6 => Self::eimPackageErrorWithCid(Gen::generate(r, d + 1)),
             _ => unreachable!(),
         }
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::UnsetFallbackAttributeResult {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self(Gen::generate(r, d + 1))
     }
 }
 impl Gen for ferrosim_asn1::generated::sgp32::UpdateEimResult {
     fn generate(r: &mut Rng, d: u32) -> Self {
         let _ = (&r, d);
         Self(Gen::generate(r, d + 1))
+    }
+}
+impl Gen for ferrosim_asn1::generated::sgp32::UpdateMetadataRequest {
+    fn generate(r: &mut Rng, d: u32) -> Self {
+        let _ = (&r, d);
+        Self::new(
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            opt_sized(r, d, 0, 1024),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+            Gen::generate(r, d + 1),
+        )
     }
 }
 
@@ -4987,6 +6359,289 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
         "rsp::VendorSpecificExtension",
     );
     v.visit::<ferrosim_asn1::generated::rsp::VersionType>("rsp::VersionType");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AddEimResult>("sgp32_v1_0::AddEimResult");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimRequest>(
+        "sgp32_v1_0::AddInitialEimRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AnonymousAddInitialEimResponseAddInitialEimOk>(
+        "sgp32_v1_0::AnonymousAddInitialEimResponseAddInitialEimOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimResponseAddInitialEimOk>(
+        "sgp32_v1_0::AddInitialEimResponseAddInitialEimOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AddInitialEimResponse>(
+        "sgp32_v1_0::AddInitialEimResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientOkDPEsipa>(
+        "sgp32_v1_0::AuthenticateClientOkDPEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientOkDSEsipa>(
+        "sgp32_v1_0::AuthenticateClientOkDSEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientRequestEsipa>(
+        "sgp32_v1_0::AuthenticateClientRequestEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::AuthenticateClientResponseEsipa>(
+        "sgp32_v1_0::AuthenticateClientResponseEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CancelSessionRequestEsipa>(
+        "sgp32_v1_0::CancelSessionRequestEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CancelSessionResponseEsipa>(
+        "sgp32_v1_0::CancelSessionResponseEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactAuthenticateResponseOkSignedData>(
+        "sgp32_v1_0::CompactAuthenticateResponseOkSignedData",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactAuthenticateResponseOk>(
+        "sgp32_v1_0::CompactAuthenticateResponseOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactCancelSessionResponseOk>(
+        "sgp32_v1_0::CompactCancelSessionResponseOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccCancelSessionSigned>(
+        "sgp32_v1_0::CompactEuiccCancelSessionSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccSigned1>(
+        "sgp32_v1_0::CompactEuiccSigned1",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactEuiccSigned2>(
+        "sgp32_v1_0::CompactEuiccSigned2",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactOtherSignedNotification>(
+        "sgp32_v1_0::CompactOtherSignedNotification",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactPrepareDownloadResponseOk>(
+        "sgp32_v1_0::CompactPrepareDownloadResponseOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResult>(
+        "sgp32_v1_0::CompactProfileInstallationResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResultDataCompactFinalResult>("sgp32_v1_0::CompactProfileInstallationResultDataCompactFinalResult");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactProfileInstallationResultData>(
+        "sgp32_v1_0::CompactProfileInstallationResultData",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::CompactSuccessResult>(
+        "sgp32_v1_0::CompactSuccessResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoEnableResult>(
+        "sgp32_v1_0::ConfigureAutoEnableResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoProfileEnablingRequest>(
+        "sgp32_v1_0::ConfigureAutoProfileEnablingRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ConfigureAutoProfileEnablingResponse>(
+        "sgp32_v1_0::ConfigureAutoProfileEnablingResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::DeleteEimResult>("sgp32_v1_0::DeleteEimResult");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::DeleteProfileResult>(
+        "sgp32_v1_0::DeleteProfileResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::DisableProfileResult>(
+        "sgp32_v1_0::DisableProfileResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EcoDeleteEim>("sgp32_v1_0::EcoDeleteEim");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EcoListEim>("sgp32_v1_0::EcoListEim");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::Eco>("sgp32_v1_0::Eco");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimAcknowledgements>(
+        "sgp32_v1_0::EimAcknowledgements",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationDataEimPublicKeyData>(
+        "sgp32_v1_0::EimConfigurationDataEimPublicKeyData",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationDataTrustedPublicKeyDataTls>(
+        "sgp32_v1_0::EimConfigurationDataTrustedPublicKeyDataTls",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimConfigurationData>(
+        "sgp32_v1_0::EimConfigurationData",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimIdInfo>("sgp32_v1_0::EimIdInfo");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimIdType>("sgp32_v1_0::EimIdType");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EimSupportedProtocol>(
+        "sgp32_v1_0::EimSupportedProtocol",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EnableProfileResult>(
+        "sgp32_v1_0::EnableProfileResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EnableUsingDDRequest>(
+        "sgp32_v1_0::EnableUsingDDRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EnableUsingDDResponse>(
+        "sgp32_v1_0::EnableUsingDDResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EsipaMessageFromEimToIpa>(
+        "sgp32_v1_0::EsipaMessageFromEimToIpa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EsipaMessageFromIpaToEim>(
+        "sgp32_v1_0::EsipaMessageFromIpaToEim",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackage>("sgp32_v1_0::EuiccPackage");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorCode>(
+        "sgp32_v1_0::EuiccPackageErrorCode",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorDataSigned>(
+        "sgp32_v1_0::EuiccPackageErrorDataSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorSigned>(
+        "sgp32_v1_0::EuiccPackageErrorSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageErrorUnsigned>(
+        "sgp32_v1_0::EuiccPackageErrorUnsigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageRequest>(
+        "sgp32_v1_0::EuiccPackageRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResult>(
+        "sgp32_v1_0::EuiccPackageResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResultDataSigned>(
+        "sgp32_v1_0::EuiccPackageResultDataSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageResultSigned>(
+        "sgp32_v1_0::EuiccPackageResultSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccPackageSigned>(
+        "sgp32_v1_0::EuiccPackageSigned",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::EuiccResultData>("sgp32_v1_0::EuiccResultData");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageOkEsipa>(
+        "sgp32_v1_0::GetBoundProfilePackageOkEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageRequestEsipa>(
+        "sgp32_v1_0::GetBoundProfilePackageRequestEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetBoundProfilePackageResponseEsipa>(
+        "sgp32_v1_0::GetBoundProfilePackageResponseEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetCertsRequest>("sgp32_v1_0::GetCertsRequest");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetCertsResponseCerts>(
+        "sgp32_v1_0::GetCertsResponseCerts",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetCertsResponse>(
+        "sgp32_v1_0::GetCertsResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetEimConfigurationDataRequest>(
+        "sgp32_v1_0::GetEimConfigurationDataRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetEimConfigurationDataResponse>(
+        "sgp32_v1_0::GetEimConfigurationDataResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetEimPackageRequest>(
+        "sgp32_v1_0::GetEimPackageRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::GetEimPackageResponse>(
+        "sgp32_v1_0::GetEimPackageResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::HandleNotificationEsipa>(
+        "sgp32_v1_0::HandleNotificationEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationOkEsipa>(
+        "sgp32_v1_0::InitiateAuthenticationOkEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationRequestEsipa>(
+        "sgp32_v1_0::InitiateAuthenticationRequestEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::InitiateAuthenticationResponseEsipa>(
+        "sgp32_v1_0::InitiateAuthenticationResponseEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IoTSpecificInfo>("sgp32_v1_0::IoTSpecificInfo");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaCapabilities>("sgp32_v1_0::IpaCapabilities");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccData>("sgp32_v1_0::IpaEuiccData");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataRequestSearchCriteria>(
+        "sgp32_v1_0::IpaEuiccDataRequestSearchCriteria",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataRequest>(
+        "sgp32_v1_0::IpaEuiccDataRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaEuiccDataResponse>(
+        "sgp32_v1_0::IpaEuiccDataResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::IpaMode>("sgp32_v1_0::IpaMode");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ListEimResult>("sgp32_v1_0::ListEimResult");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadDataContactSmds>(
+        "sgp32_v1_0::ProfileDownloadDataContactSmds",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadData>(
+        "sgp32_v1_0::ProfileDownloadData",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerRequest>(
+        "sgp32_v1_0::ProfileDownloadTriggerRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultDataProfileDownloadError>("sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultDataProfileDownloadError");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultData>("sgp32_v1_0::ProfileDownloadTriggerResultProfileDownloadTriggerResultData");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileDownloadTriggerResult>(
+        "sgp32_v1_0::ProfileDownloadTriggerResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileRollbackRequest>(
+        "sgp32_v1_0::ProfileRollbackRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProfileRollbackResponse>(
+        "sgp32_v1_0::ProfileRollbackResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResultEPRAndNotifications>(
+        "sgp32_v1_0::ProvideEimPackageResultEPRAndNotifications",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResult>(
+        "sgp32_v1_0::ProvideEimPackageResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::ProvideEimPackageResultResponse>(
+        "sgp32_v1_0::ProvideEimPackageResultResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::PsmoEnable>("sgp32_v1_0::PsmoEnable");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::PsmoDisable>("sgp32_v1_0::PsmoDisable");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::PsmoDelete>("sgp32_v1_0::PsmoDelete");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::PsmoGetRAT>("sgp32_v1_0::PsmoGetRAT");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::PsmoConfigureAutoEnable>(
+        "sgp32_v1_0::PsmoConfigureAutoEnable",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::Psmo>("sgp32_v1_0::Psmo");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::RollbackProfileResult>(
+        "sgp32_v1_0::RollbackProfileResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32AuthenticateServerResponse>(
+        "sgp32_v1_0::SGP32AuthenticateServerResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32CancelSessionOk>(
+        "sgp32_v1_0::SGP32CancelSessionOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32CancelSessionResponse>(
+        "sgp32_v1_0::SGP32CancelSessionResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32EUICCInfo2>("sgp32_v1_0::SGP32EUICCInfo2");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32PendingNotification>(
+        "sgp32_v1_0::SGP32PendingNotification",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32PrepareDownloadResponse>(
+        "sgp32_v1_0::SGP32PrepareDownloadResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInfoListError>(
+        "sgp32_v1_0::SGP32ProfileInfoListError",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInfoListResponse>(
+        "sgp32_v1_0::SGP32ProfileInfoListResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32ProfileInstallationResult>(
+        "sgp32_v1_0::SGP32ProfileInstallationResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListRequestSearchCriteria>("sgp32_v1_0::SGP32RetrieveNotificationsListRequestSearchCriteria");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListRequest>(
+        "sgp32_v1_0::SGP32RetrieveNotificationsListRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListResponseNotificationAndEprList>("sgp32_v1_0::SGP32RetrieveNotificationsListResponseNotificationAndEprList");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SGP32RetrieveNotificationsListResponse>(
+        "sgp32_v1_0::SGP32RetrieveNotificationsListResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::SequenceNumber>("sgp32_v1_0::SequenceNumber");
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageRequest>(
+        "sgp32_v1_0::TransferEimPackageRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageResponseEPRAndNotifications>(
+        "sgp32_v1_0::TransferEimPackageResponseEPRAndNotifications",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::TransferEimPackageResponse>(
+        "sgp32_v1_0::TransferEimPackageResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32_v1_0::UpdateEimResult>("sgp32_v1_0::UpdateEimResult");
     v.visit::<ferrosim_asn1::generated::sgp32::AddEimResult>("sgp32::AddEimResult");
     v.visit::<ferrosim_asn1::generated::sgp32::AddInitialEimRequest>("sgp32::AddInitialEimRequest");
     v.visit::<ferrosim_asn1::generated::sgp32::AnonymousAddInitialEimResponseAddInitialEimOk>(
@@ -5004,14 +6659,27 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateClientOkDSEsipa>(
         "sgp32::AuthenticateClientOkDSEsipa",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateClientRequest>(
+        "sgp32::AuthenticateClientRequest",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateClientRequestEsipa>(
         "sgp32::AuthenticateClientRequestEsipa",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateClientResponseEsipa>(
         "sgp32::AuthenticateClientResponseEsipa",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateResponseOk>(
+        "sgp32::AuthenticateResponseOk",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::AuthenticateServerResponse>(
+        "sgp32::AuthenticateServerResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::CancelSessionOk>("sgp32::CancelSessionOk");
     v.visit::<ferrosim_asn1::generated::sgp32::CancelSessionRequestEsipa>(
         "sgp32::CancelSessionRequestEsipa",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::CancelSessionResponse>(
+        "sgp32::CancelSessionResponse",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::CancelSessionResponseEsipa>(
         "sgp32::CancelSessionResponseEsipa",
@@ -5044,18 +6712,31 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
         "sgp32::CompactProfileInstallationResultData",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::CompactSuccessResult>("sgp32::CompactSuccessResult");
-    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureAutoEnableResult>(
-        "sgp32::ConfigureAutoEnableResult",
+    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureImmediateEnableResult>(
+        "sgp32::ConfigureImmediateEnableResult",
     );
-    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureAutoProfileEnablingRequest>(
-        "sgp32::ConfigureAutoProfileEnablingRequest",
+    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureImmediateProfileEnablingRequest>(
+        "sgp32::ConfigureImmediateProfileEnablingRequest",
     );
-    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureAutoProfileEnablingResponse>(
-        "sgp32::ConfigureAutoProfileEnablingResponse",
+    v.visit::<ferrosim_asn1::generated::sgp32::ConfigureImmediateProfileEnablingResponse>(
+        "sgp32::ConfigureImmediateProfileEnablingResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ConnectivityParameters>(
+        "sgp32::ConnectivityParameters",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ConnectivityParametersError>(
+        "sgp32::ConnectivityParametersError",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::DeleteEimResult>("sgp32::DeleteEimResult");
     v.visit::<ferrosim_asn1::generated::sgp32::DeleteProfileResult>("sgp32::DeleteProfileResult");
+    v.visit::<ferrosim_asn1::generated::sgp32::DisableEmergencyProfileRequest>(
+        "sgp32::DisableEmergencyProfileRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::DisableEmergencyProfileResponse>(
+        "sgp32::DisableEmergencyProfileResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::DisableProfileResult>("sgp32::DisableProfileResult");
+    v.visit::<ferrosim_asn1::generated::sgp32::EUICCInfo2>("sgp32::EUICCInfo2");
     v.visit::<ferrosim_asn1::generated::sgp32::EcoDeleteEim>("sgp32::EcoDeleteEim");
     v.visit::<ferrosim_asn1::generated::sgp32::EcoListEim>("sgp32::EcoListEim");
     v.visit::<ferrosim_asn1::generated::sgp32::Eco>("sgp32::Eco");
@@ -5069,17 +6750,47 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::EimConfigurationData>("sgp32::EimConfigurationData");
     v.visit::<ferrosim_asn1::generated::sgp32::EimIdInfo>("sgp32::EimIdInfo");
     v.visit::<ferrosim_asn1::generated::sgp32::EimIdType>("sgp32::EimIdType");
-    v.visit::<ferrosim_asn1::generated::sgp32::EimSupportedProtocol>("sgp32::EimSupportedProtocol");
-    v.visit::<ferrosim_asn1::generated::sgp32::EnableProfileResult>("sgp32::EnableProfileResult");
-    v.visit::<ferrosim_asn1::generated::sgp32::EnableUsingDDRequest>("sgp32::EnableUsingDDRequest");
-    v.visit::<ferrosim_asn1::generated::sgp32::EnableUsingDDResponse>(
-        "sgp32::EnableUsingDDResponse",
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageErrorWithCidCorrelationId>(
+        "sgp32::EimPackageErrorWithCidCorrelationId",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageErrorWithCid>(
+        "sgp32::EimPackageErrorWithCid",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageReceivedWithCidCorrelationId>(
+        "sgp32::EimPackageReceivedWithCidCorrelationId",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageReceivedWithCid>(
+        "sgp32::EimPackageReceivedWithCid",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageResultEPRAndNotifications>(
+        "sgp32::EimPackageResultEPRAndNotifications",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageResult>("sgp32::EimPackageResult");
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageResultErrorCode>(
+        "sgp32::EimPackageResultErrorCode",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimPackageResultResponseError>(
+        "sgp32::EimPackageResultResponseError",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EimSupportedProtocol>("sgp32::EimSupportedProtocol");
+    v.visit::<ferrosim_asn1::generated::sgp32::EnableEmergencyProfileRequest>(
+        "sgp32::EnableEmergencyProfileRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EnableEmergencyProfileResponse>(
+        "sgp32::EnableEmergencyProfileResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EnableProfileResult>("sgp32::EnableProfileResult");
     v.visit::<ferrosim_asn1::generated::sgp32::EsipaMessageFromEimToIpa>(
         "sgp32::EsipaMessageFromEimToIpa",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::EsipaMessageFromIpaToEim>(
         "sgp32::EsipaMessageFromIpaToEim",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EuiccMemoryResetRequest>(
+        "sgp32::EuiccMemoryResetRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::EuiccMemoryResetResponse>(
+        "sgp32::EuiccMemoryResetResponse",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackage>("sgp32::EuiccPackage");
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageErrorCode>(
@@ -5099,11 +6810,24 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageResultDataSigned>(
         "sgp32::EuiccPackageResultDataSigned",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageResultList>(
+        "sgp32::EuiccPackageResultList",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageResultSigned>(
         "sgp32::EuiccPackageResultSigned",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageSigned>("sgp32::EuiccPackageSigned");
+    v.visit::<ferrosim_asn1::generated::sgp32::EuiccPackageUnsignedErrorCode>(
+        "sgp32::EuiccPackageUnsignedErrorCode",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::EuiccResultData>("sgp32::EuiccResultData");
+    v.visit::<ferrosim_asn1::generated::sgp32::EuiccSigned1>("sgp32::EuiccSigned1");
+    v.visit::<ferrosim_asn1::generated::sgp32::ExecuteFallbackMechanismRequest>(
+        "sgp32::ExecuteFallbackMechanismRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ExecuteFallbackMechanismResponse>(
+        "sgp32::ExecuteFallbackMechanismResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::GetBoundProfilePackageOkEsipa>(
         "sgp32::GetBoundProfilePackageOkEsipa",
     );
@@ -5118,6 +6842,15 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
         "sgp32::GetCertsResponseCerts",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::GetCertsResponse>("sgp32::GetCertsResponse");
+    v.visit::<ferrosim_asn1::generated::sgp32::GetConnectivityParametersRequest>(
+        "sgp32::GetConnectivityParametersRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::GetConnectivityParametersResponse>(
+        "sgp32::GetConnectivityParametersResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::GetEimConfigurationDataRequestSearchCriteria>(
+        "sgp32::GetEimConfigurationDataRequestSearchCriteria",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::GetEimConfigurationDataRequest>(
         "sgp32::GetEimConfigurationDataRequest",
     );
@@ -5131,6 +6864,15 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::HandleNotificationEsipa>(
         "sgp32::HandleNotificationEsipa",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::ISDRProprietaryApplicationTemplateIoT>(
+        "sgp32::ISDRProprietaryApplicationTemplateIoT",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ImmediateEnableRequest>(
+        "sgp32::ImmediateEnableRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ImmediateEnableResponse>(
+        "sgp32::ImmediateEnableResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::InitiateAuthenticationOkEsipa>(
         "sgp32::InitiateAuthenticationOkEsipa",
     );
@@ -5143,13 +6885,33 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::IoTSpecificInfo>("sgp32::IoTSpecificInfo");
     v.visit::<ferrosim_asn1::generated::sgp32::IpaCapabilities>("sgp32::IpaCapabilities");
     v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccData>("sgp32::IpaEuiccData");
-    v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteria>(
-        "sgp32::IpaEuiccDataRequestSearchCriteria",
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataErrorCode>(
+        "sgp32::IpaEuiccDataErrorCode",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteriaNotification>(
+        "sgp32::IpaEuiccDataRequestSearchCriteriaNotification",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataRequestSearchCriteriaEuiccPackageResult>("sgp32::IpaEuiccDataRequestSearchCriteriaEuiccPackageResult");
     v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataRequest>("sgp32::IpaEuiccDataRequest");
     v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataResponse>("sgp32::IpaEuiccDataResponse");
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaEuiccDataResponseError>(
+        "sgp32::IpaEuiccDataResponseError",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::IpaMode>("sgp32::IpaMode");
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaeActivationRequest>(
+        "sgp32::IpaeActivationRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::IpaeActivationResponse>(
+        "sgp32::IpaeActivationResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::ListEimResult>("sgp32::ListEimResult");
+    v.visit::<ferrosim_asn1::generated::sgp32::PendingNotification>("sgp32::PendingNotification");
+    v.visit::<ferrosim_asn1::generated::sgp32::PendingNotificationList>(
+        "sgp32::PendingNotificationList",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::PrepareDownloadResponse>(
+        "sgp32::PrepareDownloadResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::ProfileDownloadDataContactSmds>(
         "sgp32::ProfileDownloadDataContactSmds",
     );
@@ -5162,17 +6924,28 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::ProfileDownloadTriggerResult>(
         "sgp32::ProfileDownloadTriggerResult",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::ProfileInfoIotSpecificProfileInfo>(
+        "sgp32::ProfileInfoIotSpecificProfileInfo",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ProfileInfo>("sgp32::ProfileInfo");
+    v.visit::<ferrosim_asn1::generated::sgp32::ProfileInfoListError>("sgp32::ProfileInfoListError");
+    v.visit::<ferrosim_asn1::generated::sgp32::ProfileInfoListResponse>(
+        "sgp32::ProfileInfoListResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ProfileInstallationResult>(
+        "sgp32::ProfileInstallationResult",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::ProfileRollbackRequest>(
         "sgp32::ProfileRollbackRequest",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::ProfileRollbackResponse>(
         "sgp32::ProfileRollbackResponse",
     );
-    v.visit::<ferrosim_asn1::generated::sgp32::ProvideEimPackageResultEPRAndNotifications>(
-        "sgp32::ProvideEimPackageResultEPRAndNotifications",
-    );
     v.visit::<ferrosim_asn1::generated::sgp32::ProvideEimPackageResult>(
         "sgp32::ProvideEimPackageResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ProvideEimPackageResultResponseEmptyResponse>(
+        "sgp32::ProvideEimPackageResultResponseEmptyResponse",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::ProvideEimPackageResultResponse>(
         "sgp32::ProvideEimPackageResultResponse",
@@ -5181,45 +6954,49 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::PsmoDisable>("sgp32::PsmoDisable");
     v.visit::<ferrosim_asn1::generated::sgp32::PsmoDelete>("sgp32::PsmoDelete");
     v.visit::<ferrosim_asn1::generated::sgp32::PsmoGetRAT>("sgp32::PsmoGetRAT");
-    v.visit::<ferrosim_asn1::generated::sgp32::PsmoConfigureAutoEnable>(
-        "sgp32::PsmoConfigureAutoEnable",
+    v.visit::<ferrosim_asn1::generated::sgp32::PsmoConfigureImmediateEnable>(
+        "sgp32::PsmoConfigureImmediateEnable",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::PsmoSetFallbackAttribute>(
+        "sgp32::PsmoSetFallbackAttribute",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::PsmoUnsetFallbackAttribute>(
+        "sgp32::PsmoUnsetFallbackAttribute",
     );
     v.visit::<ferrosim_asn1::generated::sgp32::Psmo>("sgp32::Psmo");
+    v.visit::<ferrosim_asn1::generated::sgp32::RetrieveNotificationsListRequestSearchCriteria>(
+        "sgp32::RetrieveNotificationsListRequestSearchCriteria",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::RetrieveNotificationsListRequest>(
+        "sgp32::RetrieveNotificationsListRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::RetrieveNotificationsListResponse>(
+        "sgp32::RetrieveNotificationsListResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ReturnFromFallbackRequest>(
+        "sgp32::ReturnFromFallbackRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::ReturnFromFallbackResponse>(
+        "sgp32::ReturnFromFallbackResponse",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::RollbackProfileResult>(
         "sgp32::RollbackProfileResult",
     );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32AuthenticateServerResponse>(
-        "sgp32::SGP32AuthenticateServerResponse",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32CancelSessionOk>("sgp32::SGP32CancelSessionOk");
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32CancelSessionResponse>(
-        "sgp32::SGP32CancelSessionResponse",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32EUICCInfo2>("sgp32::SGP32EUICCInfo2");
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32PendingNotification>(
-        "sgp32::SGP32PendingNotification",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32PrepareDownloadResponse>(
-        "sgp32::SGP32PrepareDownloadResponse",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32ProfileInfoListError>(
-        "sgp32::SGP32ProfileInfoListError",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32ProfileInfoListResponse>(
-        "sgp32::SGP32ProfileInfoListResponse",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32ProfileInstallationResult>(
-        "sgp32::SGP32ProfileInstallationResult",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListRequestSearchCriteria>("sgp32::SGP32RetrieveNotificationsListRequestSearchCriteria");
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListRequest>(
-        "sgp32::SGP32RetrieveNotificationsListRequest",
-    );
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListResponseNotificationAndEprList>("sgp32::SGP32RetrieveNotificationsListResponseNotificationAndEprList");
-    v.visit::<ferrosim_asn1::generated::sgp32::SGP32RetrieveNotificationsListResponse>(
-        "sgp32::SGP32RetrieveNotificationsListResponse",
-    );
     v.visit::<ferrosim_asn1::generated::sgp32::SequenceNumber>("sgp32::SequenceNumber");
+    v.visit::<ferrosim_asn1::generated::sgp32::SetDefaultDpAddressRequest>(
+        "sgp32::SetDefaultDpAddressRequest",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::SetDefaultDpAddressResponse>(
+        "sgp32::SetDefaultDpAddressResponse",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::SetFallbackAttributeResult>(
+        "sgp32::SetFallbackAttributeResult",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::StateChangeCause>("sgp32::StateChangeCause");
+    v.visit::<ferrosim_asn1::generated::sgp32::StoreMetadataRequestIotSpecificMetadata>(
+        "sgp32::StoreMetadataRequestIotSpecificMetadata",
+    );
+    v.visit::<ferrosim_asn1::generated::sgp32::StoreMetadataRequest>("sgp32::StoreMetadataRequest");
     v.visit::<ferrosim_asn1::generated::sgp32::TransferEimPackageRequest>(
         "sgp32::TransferEimPackageRequest",
     );
@@ -5229,5 +7006,11 @@ pub fn visit_all_types(v: &mut impl TypeVisitor) {
     v.visit::<ferrosim_asn1::generated::sgp32::TransferEimPackageResponse>(
         "sgp32::TransferEimPackageResponse",
     );
+    v.visit::<ferrosim_asn1::generated::sgp32::UnsetFallbackAttributeResult>(
+        "sgp32::UnsetFallbackAttributeResult",
+    );
     v.visit::<ferrosim_asn1::generated::sgp32::UpdateEimResult>("sgp32::UpdateEimResult");
+    v.visit::<ferrosim_asn1::generated::sgp32::UpdateMetadataRequest>(
+        "sgp32::UpdateMetadataRequest",
+    );
 }
