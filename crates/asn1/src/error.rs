@@ -51,6 +51,15 @@ pub enum Error {
         /// The tag of the alternative found.
         tag: u32,
     },
+    /// A value of one SGP.32 version has no form in the version it must be
+    /// written in (for example a fallback PSMO for a v1.0 eUICC).
+    #[error("{what} cannot be expressed in SGP.32 {version}")]
+    Unrepresentable {
+        /// What could not be converted.
+        what: &'static str,
+        /// The target version (`v1.0`, `v1.2`).
+        version: &'static str,
+    },
     /// A base64 field (ES9+ JSON binding) is not valid base64.
     #[error("invalid base64 in {field}")]
     Base64 {

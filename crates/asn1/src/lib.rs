@@ -11,11 +11,14 @@
 //! - [`pe`]: TCA SAIP v3 `PEDefinitions` (profile elements of a profile package).
 //! - [`pkix`]: the RFC 5280 types the others import (`Certificate`,
 //!   `CertificateList`, `Time`, `SubjectKeyIdentifier`, ...).
-//! - [`json`]: the ES9+ and ES2+ JSON bindings (request and response bodies).
+//! - [`esipa`]: ESipa messages of SGP.32 v1.2 and v1.0 peers: which version a
+//!   message was read as, v1.0 ↔ v1.2 conversion, package results as received.
+//! - [`json`]: the ES9+, ES2+ and ESipa JSON bindings (request and response bodies).
 //! - [`codec`]: [`encode_der`] / [`decode_der`] for all of the above, and
 //!   [`named_bits`] for DER-minimal named BIT STRINGs.
 //! - [`signed`]: the exact signed byte ranges (and their signatures) of received
-//!   messages, cut out without re-encoding.
+//!   messages, cut out without re-encoding; for SGP.32 also the signature
+//!   inputs and the signed structures assembled from their parts.
 //! - [`values`]: the named SGP.22 values every side uses (profile class and
 //!   state, notification operations, policy rules, CancelSession reasons).
 //! - [`tlv`]: a zero-copy BER-TLV reader and writer, used wherever bytes must be
@@ -30,6 +33,7 @@
 
 pub mod codec;
 mod error;
+pub mod esipa;
 pub mod generated;
 pub mod json;
 pub mod signed;

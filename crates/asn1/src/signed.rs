@@ -25,10 +25,14 @@
 //! `smdpSigned2`/`smdpSignature2` as separate JSON fields; [`from_parts`]
 //! checks such a pair and returns it in the same form.
 //!
+//! SGP.32 eUICC packages and their results are in [`sgp32`].
+//!
 //! This module does not verify signatures: that is `ferrosim-crypto`'s job.
 
 use crate::Error;
 use crate::tlv::{Tlv, TlvError};
+
+pub mod sgp32;
 
 /// Tag of a universal SEQUENCE (`30`).
 pub const TAG_SEQUENCE: u32 = 0x30;

@@ -60,7 +60,8 @@ const ENABLE_SIGNED: &str = "30 30 80 03 65696d 5a 10 89049032123451234512345678
 #[test]
 fn euicc_package_request_is_bf51_with_the_psmo_list_in_a0() {
     assert_der(&enable_signed(), &h(ENABLE_SIGNED));
-    let request = sgp32::EuiccPackageRequest::new(enable_signed(), OctetString::from(vec![0xEE; 64]));
+    let request =
+        sgp32::EuiccPackageRequest::new(enable_signed(), OctetString::from(vec![0xEE; 64]));
     let expected = [h("bf51 75"), h(ENABLE_SIGNED), h("5f37 40"), vec![0xEE; 64]].concat();
     assert_der(&request, &expected);
     // The same package in v1.0 (transactionId instead of eimTransactionId,
@@ -94,7 +95,9 @@ fn package_result() -> sgp32::EuiccPackageResult {
         int(5),
         None,
         int(1),
-        vec![sgp32::EuiccResultData::enableResult(sgp32::EnableProfileResult(int(0)))],
+        vec![sgp32::EuiccResultData::enableResult(
+            sgp32::EnableProfileResult(int(0)),
+        )],
     );
     sgp32::EuiccPackageResult::euiccPackageResultSigned(sgp32::EuiccPackageResultSigned::new(
         data,
@@ -103,7 +106,13 @@ fn package_result() -> sgp32::EuiccPackageResult {
 }
 
 fn package_result_der() -> Vec<u8> {
-    [h("bf51 57 a0 55"), h(RESULT_DATA), h("5f37 40"), vec![0xCC; 64]].concat()
+    [
+        h("bf51 57 a0 55"),
+        h(RESULT_DATA),
+        h("5f37 40"),
+        vec![0xCC; 64],
+    ]
+    .concat()
 }
 
 #[test]
@@ -113,8 +122,8 @@ fn euicc_package_result_is_bf51_around_its_alternative() {
         sgp32::EuiccPackageErrorUnsigned::new("eim".into(), None, Some(int(7)), None),
     );
     assert_der(&unsigned, &h("bf51 0a a2 08 80 03 65696d 84 01 07"));
-    let error = sgp32::EuiccPackageResult::euiccPackageErrorSigned(
-        sgp32::EuiccPackageErrorSigned::new(
+    let error =
+        sgp32::EuiccPackageResult::euiccPackageErrorSigned(sgp32::EuiccPackageErrorSigned::new(
             sgp32::EuiccPackageErrorDataSigned::new(
                 "eim".into(),
                 int(5),
@@ -122,8 +131,7 @@ fn euicc_package_result_is_bf51_around_its_alternative() {
                 sgp32::EuiccPackageErrorCode(int(4)),
             ),
             OctetString::from(vec![0xDD; 64]),
-        ),
-    );
+        ));
     let expected = [
         h("bf51 52 a1 50 30 0b 80 03 65696d 81 01 05 02 01 04 5f37 40"),
         vec![0xDD; 64],
@@ -140,12 +148,7 @@ fn provide_eim_package_result_v1_2_is_a_sequence_v1_0_a_choice() {
             sgp32::EimPackageResult::euiccPackageResult(package_result()),
         ),
     );
-    let expected = [
-        h("bf50 6c 5a 10"),
-        h(EID),
-        package_result_der(),
-    ]
-    .concat();
+    let expected = [h("bf50 6c 5a 10"), h(EID), package_result_der()].concat();
     assert_der(&v1_2, &expected);
 
     let result_v1_0: sgp32_v1_0::EuiccPackageResult =
@@ -292,10 +295,7 @@ fn handle_notification_carries_a_result_in_bf50_v1_2_and_a1_v1_0() {
             sgp32_v1_0::ProvideEimPackageResult::euiccPackageResult(result_v1_0),
         ),
     );
-    assert_der(
-        &v1_0,
-        &[h("bf3d 5c a1 5a"), package_result_der()].concat(),
-    );
+    assert_der(&v1_0, &[h("bf3d 5c a1 5a"), package_result_der()].concat());
 }
 
 #[test]
