@@ -1,5 +1,5 @@
 //! The JSON bindings of ES9+ (LPA ↔ SM-DP+) and ES2+ (operator ↔ SM-DP+),
-//! SGP.22 section 6.
+//! SGP.22 section 6, and of ESipa (IPA ↔ eIM, SGP.32, in [`esipa`]).
 //!
 //! Field names are exactly those of the specification (camelCase). Binary
 //! values travel as standard base64 of their DER encoding ([`Base64`]);
@@ -12,6 +12,8 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub mod esipa;
 
 /// `X-Admin-Protocol` header value sent by ferrosim.
 pub const ADMIN_PROTOCOL: &str = "gsma/rsp/v2.5.0";
