@@ -369,7 +369,7 @@ fn element<'a>(bytes: &'a [u8], function: &'static str) -> Result<&'a [u8], Json
 
 fn hex_bytes(text: &str, function: &'static str) -> Result<Vec<u8>, JsonError> {
     let text = text.trim();
-    if text.len() % 2 != 0 || text.is_empty() {
+    if !text.len().is_multiple_of(2) || text.is_empty() {
         return Err(malformed(function, "not an even number of hex digits"));
     }
     (0..text.len())
