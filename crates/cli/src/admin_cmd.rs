@@ -1,5 +1,5 @@
-//! `ferrosim operator`, `ferrosim profile-type`, `ferrosim profiles`: what an
-//! operator sells, imported into the SM-DP+'s database.
+//! `ferrosim profile-type`, `ferrosim profiles`: what an operator sells,
+//! imported into the SM-DP+'s database.
 
 use std::path::PathBuf;
 
@@ -14,32 +14,7 @@ use ferrosim_smdp::store::{ProfileFilter, Store};
 use ferrosim_smdp::time::Timestamp;
 
 use crate::config::{InstanceArgs, InstanceConfig};
-use crate::instance::open_store;
-
-/// `ferrosim operator …`
-#[derive(Debug, Args)]
-pub struct OperatorArgs {
-    #[command(flatten)]
-    instance: InstanceArgs,
-    #[command(subcommand)]
-    command: OperatorCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum OperatorCommand {
-    /// Create (or replace) an operator and print its new ES2+ API token.
-    Add {
-        /// The operator's id (its ES2+ functionRequesterIdentifier).
-        #[arg(long)]
-        id: String,
-        /// Display name.
-        #[arg(long)]
-        name: Option<String>,
-        /// URL that receives handleDownloadProgressInfo callbacks.
-        #[arg(long)]
-        callback_url: Option<String>,
-    },
-}
+use crate::instance::{Access, open_store};
 
 /// `ferrosim profile-type …`
 #[derive(Debug, Args)]
@@ -148,45 +123,11 @@ enum ProfilesCommand {
     },
 }
 
-/// Runs `ferrosim operator`.
-pub fn run_operator(args: OperatorArgs) -> anyhow::Result<()> {
-    let cfg = InstanceConfig::resolve(&args.instance, None)?;
-    block_on(async move {
-        let store = open_store(&cfg).await?;
-        match args.command {
-            OperatorCommand::Add {
-                id,
-                name,
-                callback_url,
-            } => {
-                if let Some(url) = &callback_url {
-                    anyhow::ensure!(
-                        url.starts_with("https://") || url.starts_with("http://"),
-                        "--callback-url must be an http(s) URL"
-                    );
-                }
-                let op = OperatorId::new(id.clone()).context("--id")?;
-                let token = inventory::add_operator(
-                    &store,
-                    op,
-                    name.unwrap_or(id.clone()),
-                    callback_url,
-                    &mut rand::rng(),
-                )
-                .await?;
-                println!("operator {id} ready; its ES2+ token (shown once):\n{token}");
-            }
-        }
-        store.close().await;
-        Ok(())
-    })
-}
-
 /// Runs `ferrosim profile-type`.
 pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     block_on(async move {
-        let store = open_store(&cfg).await?;
+        let store = open_store(&cfg, Access::Existing).await?;
         match args.command {
             ProfileTypeCommand::Import {
                 operator,
@@ -235,7 +176,7 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
 pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     block_on(async move {
-        let store = open_store(&cfg).await?;
+        let store = open_store(&cfg, Access::Existing).await?;
         match args.command {
             ProfilesCommand::Import {
                 operator,
@@ -290,7 +231,11 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                     profile_type,
                     state: state
                         .map(|s| {
-                            ProfileState::parse(&s).with_context(|| format!("unknown state `{s}`"))
+                            ProfileState::parse(&s).with_context(|| {
+                                let valid: Vec<&str> =
+                                    ProfileState::ALL.iter().map(|st| st.as_str()).collect();
+                                format!("--state `{s}`: expected one of {}", valid.join(", "))
+                            })
                         })
                         .transpose()?,
                     limit,

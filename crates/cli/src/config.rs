@@ -13,26 +13,40 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 
 /// Flags (and their environment variables) shared by every command that
-/// opens an instance.
+/// opens an instance. They are global to the command family: `ferrosim
+/// operator --data-dir D add` and `ferrosim operator add --data-dir D` are
+/// the same.
 #[derive(Debug, Clone, Args, Default)]
 pub struct InstanceArgs {
     /// TOML configuration file.
-    #[arg(long, env = "FERROSIM_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "FERROSIM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Directory for the embedded database and the generated test PKI.
-    #[arg(long, env = "FERROSIM_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "FERROSIM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: `sqlite:PATH` or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "FERROSIM_DATABASE_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "FERROSIM_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
-    /// The SM-DP+ address devices use (`host[:port]`), as in activation codes.
-    #[arg(long, env = "FERROSIM_SMDP_ADDRESS", value_name = "HOST[:PORT]")]
+    /// The SM-DP+ address devices use (`host[:port]`), as in activation
+    /// codes; stored in the instance by `init`/`serve` (default
+    /// `localhost:<listen port>`).
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSIM_SMDP_ADDRESS",
+        value_name = "HOST[:PORT]"
+    )]
     pub smdp_address: Option<String>,
     /// Directory with the PKI in the `ferrosim pki init` layout.
-    #[arg(long, env = "FERROSIM_PKI_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "FERROSIM_PKI_DIR", value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
     /// SQLite commit durability: `full` (survives power loss) or `normal` (survives a crash of the process).
-    #[arg(long, env = "FERROSIM_DURABILITY", value_name = "full|normal")]
+    #[arg(
+        long,
+        global = true,
+        env = "FERROSIM_DURABILITY",
+        value_name = "full|normal"
+    )]
     pub durability: Option<String>,
 }
 
@@ -132,6 +146,13 @@ pub struct PkiConfig {
     /// does not name the SM-DP+ address (devices will refuse it; a loud
     /// warning is logged). `serve` refuses to start otherwise.
     pub allow_tls_mismatch: bool,
+}
+
+impl PkiConfig {
+    /// Whether certificate files are named (instead of a PKI directory).
+    pub fn explicit_files(&self) -> bool {
+        self.dpauth_cert.is_some() || self.dppb_cert.is_some() || self.tls_cert.is_some()
+    }
 }
 
 /// DPauth/DPpb keys in a PKCS#11 token.
@@ -301,13 +322,6 @@ impl InstanceConfig {
             .dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("pki"))
-    }
-
-    /// The SM-DP+ address for a server bound to `port`.
-    pub fn smdp_address(&self, port: u16) -> String {
-        self.smdp_address
-            .clone()
-            .unwrap_or_else(|| format!("localhost:{port}"))
     }
 
     /// As TOML, for `--print-config`.

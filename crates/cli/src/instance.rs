@@ -1,9 +1,17 @@
 //! Opening an SM-DP+ instance from its configuration: the store, the PKI
-//! (generated on first start when there is none) and the SM-DP+ logic.
+//! and the SM-DP+ logic.
+//!
+//! Only `ferrosim init` and `ferrosim serve` may create an instance (the data
+//! directory 0700, the database, a test PKI when none is configured, the
+//! stored SM-DP+ address); every other command opens an existing one
+//! ([`Access::Existing`]) and refuses, naming the place it looked at, when
+//! there is none. A database holds an instance once its SM-DP+ address is
+//! stored (setting [`SMDP_ADDRESS`]).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use ferrosim_pki::Oid;
 use ferrosim_server::bootstrap::{
     Pkcs11Keys, PkiPaths, SmdpIdentity, ensure_test_pki, load_identity,
@@ -15,6 +23,23 @@ use ferrosim_store::{SqlStore, StoreOptions};
 
 use crate::config::InstanceConfig;
 
+/// Setting holding the instance's SM-DP+ address (`host[:port]`).
+pub const SMDP_ADDRESS: &str = "smdp_address";
+/// Setting saying where the address came from: `configured` (given with
+/// `--smdp-address`, `FERROSIM_SMDP_ADDRESS` or the TOML file; kept until
+/// another is configured) or `listen` (`localhost:<listen port>`, following
+/// the listen port at each start).
+pub const SMDP_ADDRESS_SOURCE: &str = "smdp_address_source";
+
+/// Whether a command may create the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `init` and `serve`: create what is missing.
+    Create,
+    /// Every other command: the instance must exist.
+    Existing,
+}
+
 /// An opened instance.
 pub struct Instance {
     /// The SM-DP+ logic over the store.
@@ -23,26 +48,177 @@ pub struct Instance {
     pub store: SqlStore,
     /// Server options (TLS identity, callbacks).
     pub server_options: ServerOptions,
+    /// The SM-DP+ address of the instance.
+    pub smdp_address: String,
 }
 
-/// Connects to the database only (for commands that need no keys).
-pub async fn open_store(cfg: &InstanceConfig) -> anyhow::Result<SqlStore> {
+/// Where an instance is looked for, for messages: the data directory and
+/// the database URL (without its password).
+pub fn location(cfg: &InstanceConfig) -> String {
+    format!(
+        "data directory {} (database {})",
+        cfg.data_dir.display(),
+        redact(&cfg.database_url())
+    )
+}
+
+/// The file of a `sqlite:` URL (`None` for PostgreSQL and `:memory:`).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+fn no_instance(cfg: &InstanceConfig, why: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no ferrosim instance at {}: {why}. Create one with `ferrosim init` (or start \
+         `ferrosim serve`), or point --data-dir, --database-url or --config at an existing one",
+        location(cfg)
+    )
+}
+
+/// Connects to the instance's database. With [`Access::Existing`] it
+/// refuses when the SQLite file is missing or the database holds no
+/// instance; with [`Access::Create`] it creates the data directory (0700)
+/// and the database.
+pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<SqlStore> {
+    let url = cfg.database_url();
+    match access {
+        Access::Existing => {
+            if let Some(file) = sqlite_file(&url)
+                && !file.exists()
+            {
+                return Err(no_instance(
+                    cfg,
+                    &format!("{} does not exist", file.display()),
+                ));
+            }
+        }
+        Access::Create => create_data_dir(cfg)?,
+    }
     let options = StoreOptions {
         durability: cfg.durability.parse().map_err(anyhow::Error::msg)?,
         max_connections: cfg.max_db_connections,
         ..StoreOptions::default()
     };
-    let url = cfg.database_url();
-    SqlStore::connect(&url, &options)
+    let store = SqlStore::connect(&url, &options)
         .await
-        .with_context(|| format!("opening database {}", redact(&url)))
+        .with_context(|| format!("opening database {}", redact(&url)))?;
+    if access == Access::Existing && store.setting(SMDP_ADDRESS).await?.is_none() {
+        store.close().await;
+        return Err(no_instance(
+            cfg,
+            "the database was never initialised (no SM-DP+ address stored)",
+        ));
+    }
+    Ok(store)
 }
 
-/// Opens the store, loads (or first generates) the PKI, and assembles the SM-DP+
-/// with the given address.
-pub async fn open(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<Instance> {
-    let store = open_store(cfg).await?;
-    let identity = load_pki(cfg, smdp_address)?;
+/// Creates the data directory 0700 when the database or the PKI lives in
+/// it; warns when an existing one is open to other users.
+fn create_data_dir(cfg: &InstanceConfig) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = &cfg.data_dir;
+    let db_inside = sqlite_file(&cfg.database_url()).is_some_and(|f| f.starts_with(dir));
+    let pki_inside = !cfg.pki.explicit_files() && cfg.pki_dir().starts_with(dir);
+    if !db_inside && !pki_inside {
+        return Ok(());
+    }
+    if dir.exists() {
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the data directory holds subscriber keys and is open to other users: chmod 700 it"
+            );
+        }
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// The SM-DP+ address stored in the instance.
+pub async fn stored_address(store: &SqlStore) -> anyhow::Result<Option<String>> {
+    Ok(store.setting(SMDP_ADDRESS).await?)
+}
+
+/// For `init` and `serve`: decides the instance's SM-DP+ address and stores
+/// it. A configured address wins (and replaces a stored one, with a
+/// warning); otherwise a stored configured address stays; otherwise it is
+/// `localhost:<port>` of the listen address.
+pub async fn settle_address(
+    store: &SqlStore,
+    cfg: &InstanceConfig,
+    listen_port: u16,
+) -> anyhow::Result<String> {
+    let stored = store.setting(SMDP_ADDRESS).await?;
+    let source = store.setting(SMDP_ADDRESS_SOURCE).await?;
+    let (address, from) = match (&cfg.smdp_address, &stored, source.as_deref()) {
+        (Some(configured), _, _) => (configured.clone(), "configured"),
+        (None, Some(kept), Some("configured")) => (kept.clone(), "configured"),
+        (None, _, _) if listen_port == 0 => bail!(
+            "the SM-DP+ address cannot follow listen port 0: give --smdp-address HOST[:PORT] \
+             (or FERROSIM_SMDP_ADDRESS / smdp_address in the configuration)"
+        ),
+        (None, _, _) => (format!("localhost:{listen_port}"), "listen"),
+    };
+    if source.as_deref() != Some(from) {
+        store.set_setting(SMDP_ADDRESS_SOURCE, from).await?;
+    }
+    match &stored {
+        Some(old) if *old == address => {}
+        Some(old) => {
+            tracing::warn!(
+                old = %old,
+                new = %address,
+                "SM-DP+ address changed: activation codes issued for the old address no longer reach this instance"
+            );
+            store.set_setting(SMDP_ADDRESS, &address).await?;
+        }
+        None => store.set_setting(SMDP_ADDRESS, &address).await?,
+    }
+    Ok(address)
+}
+
+/// For commands on an existing instance: the stored SM-DP+ address; an
+/// explicitly configured one must match it.
+pub async fn existing_address(store: &SqlStore, cfg: &InstanceConfig) -> anyhow::Result<String> {
+    let stored = stored_address(store)
+        .await?
+        .with_context(|| format!("no SM-DP+ address stored at {}", location(cfg)))?;
+    if let Some(configured) = &cfg.smdp_address
+        && *configured != stored
+    {
+        bail!(
+            "the instance's SM-DP+ address is {stored}, but {configured} is configured \
+             (--smdp-address, FERROSIM_SMDP_ADDRESS or the configuration file): change the \
+             instance's address with `ferrosim init --smdp-address {configured}` or by starting \
+             `ferrosim serve` with it, or drop the setting here"
+        );
+    }
+    Ok(stored)
+}
+
+/// Assembles the SM-DP+ over an opened store: loads the PKI (with
+/// [`Access::Create`], first generating a test PKI when none is configured
+/// or present).
+pub fn assemble(
+    cfg: &InstanceConfig,
+    store: SqlStore,
+    smdp_address: &str,
+    access: Access,
+) -> anyhow::Result<Instance> {
+    let identity = load_pki(cfg, smdp_address, access)?;
     let mut config = SmdpConfig::new(
         smdp_address.to_owned(),
         identity.dpauth,
@@ -68,13 +244,30 @@ pub async fn open(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<In
         smdp: Smdp::new(config, store.clone()),
         store,
         server_options,
+        smdp_address: smdp_address.to_owned(),
     })
 }
 
-fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIdentity> {
+/// Opens an existing instance with its stored SM-DP+ address.
+pub async fn open_existing(cfg: &InstanceConfig) -> anyhow::Result<Instance> {
+    let store = open_store(cfg, Access::Existing).await?;
+    let address = match existing_address(&store, cfg).await {
+        Ok(a) => a,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    assemble(cfg, store, &address, Access::Existing)
+}
+
+fn load_pki(
+    cfg: &InstanceConfig,
+    smdp_address: &str,
+    access: Access,
+) -> anyhow::Result<SmdpIdentity> {
     let p = &cfg.pki;
-    let explicit = p.dpauth_cert.is_some() || p.dppb_cert.is_some() || p.tls_cert.is_some();
-    let paths = if explicit {
+    let paths = if p.explicit_files() {
         let need = |v: &Option<std::path::PathBuf>, name: &str| {
             v.clone()
                 .with_context(|| format!("pki.{name} is required when certificate files are given"))
@@ -100,7 +293,21 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
             .map(Oid::parse)
             .transpose()
             .context("pki.smdp_oid")?;
-        ensure_test_pki(&dir, smdp_address, oid.as_ref(), 4)?;
+        match access {
+            Access::Create => {
+                ensure_test_pki(&dir, smdp_address, oid.as_ref(), 4)?;
+            }
+            Access::Existing => {
+                if !PkiPaths::in_dir(&dir).dpauth_cert.exists() {
+                    bail!(
+                        "the instance's PKI is missing: {} holds no SM-DP+ certificates \
+                         (`ferrosim init` or `ferrosim serve` generate a test PKI there; \
+                         --pki-dir or [pki] name another)",
+                        dir.display()
+                    );
+                }
+            }
+        }
         let mut paths = PkiPaths::in_dir(&dir);
         if !p.ci_certs.is_empty() {
             paths.ci_certs = p.ci_certs.clone();
@@ -122,7 +329,12 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         }),
         None => None,
     };
-    let identity = load_identity(&paths, pkcs11.as_ref())?;
+    let identity = load_identity(&paths, pkcs11.as_ref()).with_context(|| {
+        format!(
+            "loading the SM-DP+ certificates and keys ({})",
+            describe(&paths)
+        )
+    })?;
     if let Some(k) = &pkcs11 {
         tracing::info!(
             module = %k.module.display(),
@@ -133,6 +345,17 @@ fn load_pki(cfg: &InstanceConfig, smdp_address: &str) -> anyhow::Result<SmdpIden
         );
     }
     Ok(identity)
+}
+
+/// Where the DPauth certificate is, for messages.
+fn describe(paths: &PkiPaths) -> String {
+    Path::new(&paths.dpauth_cert)
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(
+            || paths.dpauth_cert.display().to_string(),
+            |d| d.display().to_string(),
+        )
 }
 
 /// A database URL without its password, for messages.
@@ -151,7 +374,19 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, sqlite_file};
+
+    #[test]
+    fn sqlite_files_of_urls() {
+        assert_eq!(sqlite_file("sqlite:d/f.db"), Some("d/f.db".into()));
+        assert_eq!(
+            sqlite_file("sqlite:///abs/f.db?mode=rwc"),
+            Some("/abs/f.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+        assert_eq!(sqlite_file("sqlite:"), None);
+    }
 
     #[test]
     fn passwords_are_hidden() {

@@ -11,8 +11,10 @@ mod config;
 mod demo_cmd;
 mod euicc_cmd;
 mod fleet;
+mod init_cmd;
 mod instance;
 mod lpa_cmd;
+mod operator_cmd;
 mod order_cmd;
 mod pki_cmd;
 mod pki_token_cmd;
@@ -39,10 +41,12 @@ enum Command {
     Demo(demo_cmd::DemoArgs),
     /// Full downloads per second and per-function latency against an SM-DP+.
     Bench(bench_cmd::BenchArgs),
-    /// Run the SM-DP+ (ES9+ and ES2+ over HTTPS).
+    /// Create an SM-DP+ instance: data directory, database, SM-DP+ address, test PKI.
+    Init(init_cmd::InitArgs),
+    /// Run the SM-DP+ (ES9+ and ES2+ over HTTPS); creates the instance on first start.
     Serve(serve_cmd::ServeArgs),
-    /// Operators allowed to use ES2+.
-    Operator(admin_cmd::OperatorArgs),
+    /// Operators allowed to use ES2+: add, rotate-token, list, show, remove.
+    Operator(operator_cmd::OperatorArgs),
     /// Profile types: imported profile packages and their metadata.
     ProfileType(admin_cmd::ProfileTypeArgs),
     /// Personalised profiles: import a batch file, generate, list.
@@ -89,8 +93,9 @@ fn main() -> anyhow::Result<()> {
         Command::Pki(args) => pki_cmd::run(args)?,
         Command::Demo(args) => demo_cmd::run(args)?,
         Command::Bench(args) => bench_cmd::run(args)?,
+        Command::Init(args) => init_cmd::run(args)?,
         Command::Serve(args) => serve_cmd::run(args)?,
-        Command::Operator(args) => admin_cmd::run_operator(args)?,
+        Command::Operator(args) => operator_cmd::run(args)?,
         Command::ProfileType(args) => admin_cmd::run_profile_type(args)?,
         Command::Profiles(args) => admin_cmd::run_profiles(args)?,
         Command::Order(args) => order_cmd::run(args)?,

@@ -47,7 +47,7 @@ enum OrderCommand {
         /// Require this confirmation code from the end user.
         #[arg(long)]
         confirmation_code: Option<String>,
-        /// Use this matching id instead of a generated one.
+        /// Use this matching id instead of a generated one (10..=64 of 0-9, A-Z, '-').
         #[arg(long)]
         matching_id: Option<String>,
         /// Confirm only; release later with `order release`.
@@ -87,8 +87,8 @@ enum OrderCommand {
 pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     block_on(async move {
-        let address = cfg.smdp_address(cfg.listen.port());
-        let inst = instance::open(&cfg, &address).await?;
+        let inst = instance::open_existing(&cfg).await?;
+        let address = inst.smdp_address.clone();
         let smdp = &inst.smdp;
         let now = Timestamp::now();
         let header = || RequestHeader {
@@ -118,6 +118,9 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 no_release,
                 qr,
             } => {
+                if let Some(m) = &matching_id {
+                    check_matching_id(m)?;
+                }
                 let op = operator_of(&operator).await?;
                 let ordered = smdp
                     .download_order(
@@ -234,6 +237,32 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Shortest matching id accepted from the command line.
+const MIN_MATCHING_ID: usize = 10;
+
+/// The rule for a matching id chosen on the command line: it is the only
+/// secret of an order without EID or confirmation code, it travels in a QR
+/// code and is typed by hand, so it must be 10..=64 characters of `0-9`,
+/// `A-Z` and `-` (upper case: QR alphanumeric mode, and LPAs that upper-case
+/// what they scan), not starting or ending with `-`, with at least 10
+/// letters or digits.
+pub fn check_matching_id(m: &str) -> anyhow::Result<()> {
+    let alnum = m.chars().filter(char::is_ascii_alphanumeric).count();
+    let charset = m
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || c == '-');
+    if !charset || m.len() > 64 || alnum < MIN_MATCHING_ID || m.starts_with('-') || m.ends_with('-')
+    {
+        bail!(
+            "--matching-id `{m}` refused: a matching id must be {MIN_MATCHING_ID} to 64 characters \
+             of 0-9, A-Z and '-', with at least {MIN_MATCHING_ID} letters or digits and no '-' at \
+             either end (short ids are guessable; lower case and other characters are refused by \
+             some LPAs); leave --matching-id out to get a generated one"
+        );
+    }
+    Ok(())
+}
+
 /// Writes `text` as a QR code PNG (8 pixels per module, 4-module quiet zone).
 pub fn write_qr_png(text: &str, path: &Path) -> anyhow::Result<()> {
     let code = qrcode::QrCode::new(text.as_bytes()).context("encoding the QR code")?;
@@ -261,4 +290,32 @@ pub fn write_qr_png(text: &str, path: &Path) -> anyhow::Result<()> {
     writer.write_image_data(&pixels)?;
     writer.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_matching_id;
+
+    #[test]
+    fn matching_ids_chosen_by_hand() {
+        for good in ["ABCDE-12345", "0123456789", "4X7QK-2M9ZD-PL3RW-8HJ5T"] {
+            assert!(check_matching_id(good).is_ok(), "{good}");
+        }
+        let long = "A".repeat(65);
+        for bad in [
+            "1",
+            "",
+            "ABCD-1234",
+            "abcde-12345",
+            "-ABCDE12345",
+            "ABCDE12345-",
+            "ABCDE 12345",
+            "ABCDE_12345",
+            "ÄBCDE12345",
+            long.as_str(),
+            "----------A",
+        ] {
+            assert!(check_matching_id(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -3,14 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::Args;
 use ferrosim_server::{TlsIdentity, check_tls_certificate};
 use std::time::SystemTime;
 use tracing::{info, warn};
 
 use crate::config::{InstanceArgs, InstanceConfig};
-use crate::instance;
+use crate::instance::{self, Access};
 
 /// Arguments of `ferrosim serve`.
 #[derive(Debug, Args)]
@@ -33,16 +33,17 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = InstanceConfig::resolve(&args.instance, args.listen)?;
     cfg.pki.allow_tls_mismatch |= args.allow_tls_mismatch;
-    if args.print_config {
-        print!("{}", cfg.to_toml()?);
-        return Ok(());
-    }
     let rt = tokio::runtime::Runtime::new()?;
+    if args.print_config {
+        return rt.block_on(print_config(&cfg));
+    }
     rt.block_on(async move {
-        let listener = std::net::TcpListener::bind(cfg.listen)?;
+        let listener = std::net::TcpListener::bind(cfg.listen)
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
         let local = listener.local_addr()?;
-        let address = cfg.smdp_address(local.port());
-        let inst = instance::open(&cfg, &address).await?;
+        let store = instance::open_store(&cfg, Access::Create).await?;
+        let address = instance::settle_address(&store, &cfg, local.port()).await?;
+        let inst = instance::assemble(&cfg, store, &address, Access::Create)?;
         check_tls(
             &inst.server_options.tls,
             &address,
@@ -81,6 +82,45 @@ fn check_tls(tls: &TlsIdentity, address: &str, allow: bool) -> anyhow::Result<()
              devices and operators checking the certificate will fail to connect"
         );
     }
+    Ok(())
+}
+
+/// `--print-config`: the resolved configuration, with the SM-DP+ address the
+/// instance has stored (or the one its first start will store). Creates
+/// nothing.
+async fn print_config(cfg: &InstanceConfig) -> anyhow::Result<()> {
+    let mut shown = cfg.clone();
+    let note = match instance::open_store(cfg, Access::Existing).await {
+        Ok(store) => {
+            let stored = instance::stored_address(&store).await;
+            store.close().await;
+            let stored = stored?;
+            match (&cfg.smdp_address, stored) {
+                (Some(configured), Some(old)) if *configured != old => format!(
+                    "# smdp_address: configured; the instance stores {old} until serve or init runs with it"
+                ),
+                (Some(_), _) => "# smdp_address: configured and stored in the instance".to_owned(),
+                (None, Some(old)) => {
+                    shown.smdp_address = Some(old);
+                    "# smdp_address: stored in the instance".to_owned()
+                }
+                (None, None) => String::new(),
+            }
+        }
+        Err(_) => {
+            if shown.smdp_address.is_none() {
+                shown.smdp_address = Some(format!("localhost:{}", cfg.listen.port()));
+            }
+            format!(
+                "# no instance yet at {}: its first start stores this smdp_address",
+                instance::location(cfg)
+            )
+        }
+    };
+    if !note.is_empty() {
+        println!("{note}");
+    }
+    print!("{}", shown.to_toml()?);
     Ok(())
 }
 

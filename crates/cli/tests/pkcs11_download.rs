@@ -196,7 +196,8 @@ fn download_signed_by_softhsm_token_keys() {
     let order = [
         &["order"][..],
         &cfg,
-        &["--smdp-address", &address, "create", "--operator", "acme"],
+        // No --smdp-address: the instance stored it at its first start.
+        &["create", "--operator", "acme"],
         &["--type", "ts48"],
     ]
     .concat();

@@ -219,15 +219,58 @@ fn normalise_url(url: &str) -> Result<(Backend, String), StoreError> {
     if path.is_empty() {
         return Err(StoreError::Backend("empty SQLite path".into()));
     }
-    if path != ":memory:"
-        && let Some(parent) = Path::new(path).parent()
-        && !parent.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", parent.display())))?;
-    }
     let query = query.unwrap_or("mode=rwc");
+    if path != ":memory:" && query.contains("mode=rwc") {
+        private_sqlite_file(Path::new(path))?;
+    }
     Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+/// Makes the SQLite file (and its directory, when missing) private before
+/// SQLite opens it: the database holds subscriber keys. Missing directories
+/// are created 0700, a missing file is created empty with mode 0600 (SQLite
+/// gives its `-wal` and `-shm` files the mode of the database file), and an
+/// existing file, `-wal` or `-shm` readable by others is narrowed to 0600.
+fn private_sqlite_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        StoreError::Backend(format!("cannot {what} {}: {e}", p.display()))
+    };
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| io("create", parent, e))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io("create", path, e)),
+    }
+    let mut files = vec![path.to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(name.into());
+    }
+    for file in files {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io("make private", &file, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -248,5 +291,43 @@ mod tests {
         assert!(normalise_url("mysql://x").is_err());
         assert!(normalise_url("sqlite:").is_err());
         assert!("fast".parse::<Durability>().is_err());
+    }
+
+    #[tokio::test]
+    async fn sqlite_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data/sub");
+        let db = data.join("f.db");
+        let store = SqlStore::connect(
+            &format!("sqlite:{}", db.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        store.set_setting("k", "v").await.unwrap();
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&data), 0o700);
+        for name in ["f.db", "f.db-wal", "f.db-shm"] {
+            assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+        }
+        store.close().await;
+        // A database left readable by others is narrowed on the next open.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqlStore::connect(
+            &format!("sqlite:{}", db.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("v"));
+        assert_eq!(store.setting("missing").await.unwrap(), None);
+        assert_eq!(mode(&db), 0o600);
+        store.close().await;
     }
 }

@@ -21,11 +21,13 @@ mod callbacks;
 mod calls;
 mod connect;
 mod group_commit;
+mod operator_admin;
 mod operators;
 mod personalisation;
 mod profiles;
 mod rows;
 mod sessions;
+mod settings;
 mod smdp_store;
 mod writes;
 
