@@ -204,7 +204,7 @@ async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<(
 }
 
 fn operator_id(id: &str) -> anyhow::Result<OperatorId> {
-    OperatorId::new(id.to_owned()).with_context(|| format!("--id `{id}`"))
+    OperatorId::new(id).with_context(|| format!("--id `{id}`"))
 }
 
 async fn existing(store: &SqlStore, id: &str) -> anyhow::Result<Operator> {
