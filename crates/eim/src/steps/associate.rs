@@ -1,0 +1,111 @@
+//! Associating an eUICC with this eIM, and the operator's marks on it.
+//!
+//! The association records what the eUICC holds as this eIM's configuration
+//! (`EimConfigurationData`: eIM id, counter value, association token) and
+//! what the eIM verified about the eUICC: its certificate chain up to a
+//! trusted CI, the EID it names, and the public key that signs its results.
+
+use ferrosim_asn1::esipa::Sgp32Version;
+use ferrosim_pki::{TrustStore, verify_euicc_chain};
+
+use super::Step;
+use crate::error::EimError;
+use crate::ids::Timestamp;
+use crate::ids::{Counter, Eid, EimId};
+use crate::record::{Association, DeviceRecord, EuiccData, ProfileSnapshot};
+use crate::store::{DeviceWrite, EimChanges, Versioned};
+
+/// What the operator (or the device's bootstrap) knows about a new device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociationRequest {
+    /// The device.
+    pub eid: Eid,
+    /// CERT.EUM.ECDSA (DER).
+    pub eum_certificate: Vec<u8>,
+    /// CERT.EUICC.ECDSA (DER).
+    pub euicc_certificate: Vec<u8>,
+    /// The counter value of this eIM in the eUICC (its
+    /// `EimConfigurationData.counterValue`): the first package carries the
+    /// next one.
+    pub counter: Counter,
+    /// The association token, if the eUICC has one for this eIM.
+    pub association_token: Option<i64>,
+    /// The SGP.32 version the eUICC implements (from its EUICCInfo2
+    /// `iotSpecificInfo.iotVersion`, or the manufacturer's data).
+    pub euicc_version: Sgp32Version,
+    /// The IPA emulates the IoT functions on a consumer eUICC (its results
+    /// are unsigned).
+    pub emulated: bool,
+}
+
+/// Creates the association after verifying the eUICC's certificate chain
+/// (CI → EUM → eUICC, the EID inside the EUM's range) and that it names the
+/// requested EID.
+pub fn associate(
+    existing: Option<&Versioned<DeviceRecord>>,
+    request: AssociationRequest,
+    eim_id: &EimId,
+    trust: &TrustStore,
+    now: Timestamp,
+) -> Result<Step<()>, EimError> {
+    if existing.is_some() {
+        return Err(EimError::AlreadyAssociated(request.eid));
+    }
+    let verified = verify_euicc_chain(
+        trust,
+        &request.eum_certificate,
+        &request.euicc_certificate,
+        now.to_system_time(),
+    )?;
+    if verified.eid != request.eid {
+        return Err(EimError::CertificateForOtherEid {
+            requested: request.eid,
+            certificate: verified.eid,
+        });
+    }
+    let record = DeviceRecord {
+        eid: request.eid,
+        association: Association {
+            eim_id: eim_id.clone(),
+            counter: request.counter,
+            association_token: request.association_token,
+            euicc_version: request.euicc_version,
+            euicc_certificate: request.euicc_certificate,
+            eum_certificate: request.eum_certificate,
+            euicc_public_key: verified.public_key_sec1,
+        },
+        emulated: request.emulated,
+        ipa_version: request.euicc_version,
+        queue: Vec::new(),
+        next_item: 1,
+        pending_acks: Vec::new(),
+        profiles: ProfileSnapshot::default(),
+        euicc: EuiccData::default(),
+        last_poll: None,
+        created_at: now,
+    };
+    let changes = EimChanges {
+        device: Some(DeviceWrite::Insert(record)),
+        ..EimChanges::default()
+    };
+    Ok(Step::new(changes, ()))
+}
+
+/// Marks (or unmarks) a device as an IPA emulating the IoT functions on a
+/// consumer eUICC, whose package results are unsigned.
+pub fn set_emulated(device: &Versioned<DeviceRecord>, emulated: bool) -> Step<()> {
+    let mut record = device.record.clone();
+    record.emulated = emulated;
+    Step::new(update(device, record), ())
+}
+
+/// The changes rewriting a device record read at `device.version`.
+pub(crate) fn update(device: &Versioned<DeviceRecord>, record: DeviceRecord) -> EimChanges {
+    EimChanges {
+        device: Some(DeviceWrite::Update {
+            expected: device.version,
+            record,
+        }),
+        ..EimChanges::default()
+    }
+}
