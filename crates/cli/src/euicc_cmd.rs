@@ -19,16 +19,30 @@ pub struct EuiccArgs {
     command: EuiccCommand,
 }
 
-/// The identity and state of one virtual eUICC.
+/// The identity and state of one virtual eUICC: a `ferrosim pki init`
+/// directory, or the four files of any other layout (the GSMA SGP.26 set).
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["identity", "euicc_cert"])))]
 struct Device {
     /// A test PKI directory (`ferrosim pki init`) holding the eUICC's
     /// certificate and key, its EUM and its CI.
-    #[arg(long, value_name = "PKI_DIR")]
-    identity: PathBuf,
+    #[arg(long, value_name = "PKI_DIR", conflicts_with_all = ["euicc_cert", "euicc_key", "eum_cert", "ci_cert"])]
+    identity: Option<PathBuf>,
     /// Which eUICC of the directory (its EID); needed when it holds several.
-    #[arg(long)]
+    #[arg(long, requires = "identity")]
     eid: Option<String>,
+    /// The eUICC certificate (CERT.EUICC.ECDSA), PEM or DER.
+    #[arg(long, value_name = "FILE", requires_all = ["euicc_key", "eum_cert", "ci_cert"])]
+    euicc_cert: Option<PathBuf>,
+    /// The eUICC private key (SK.EUICC.ECDSA): PKCS#8 or SEC1, PEM or DER.
+    #[arg(long, value_name = "FILE", requires = "euicc_cert")]
+    euicc_key: Option<PathBuf>,
+    /// The EUM certificate (CERT.EUM.ECDSA), PEM or DER.
+    #[arg(long, value_name = "FILE", requires = "euicc_cert")]
+    eum_cert: Option<PathBuf>,
+    /// A trusted CI certificate (PEM or DER; repeat for several, a PEM file may hold several).
+    #[arg(long, value_name = "FILE", requires = "euicc_cert")]
+    ci_cert: Vec<PathBuf>,
     /// The state file (installed profiles, notifications).
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
@@ -65,12 +79,22 @@ pub fn run(args: EuiccArgs) -> anyhow::Result<()> {
 }
 
 fn identity(device: &Device) -> anyhow::Result<EuiccIdentity> {
-    EuiccIdentity::load_from_dir(&device.identity, device.eid.as_deref()).with_context(|| {
-        format!(
-            "loading the eUICC identity from {}",
-            device.identity.display()
-        )
-    })
+    match (
+        &device.identity,
+        &device.euicc_cert,
+        &device.euicc_key,
+        &device.eum_cert,
+    ) {
+        (Some(dir), ..) => EuiccIdentity::load_from_dir(dir, device.eid.as_deref())
+            .with_context(|| format!("loading the eUICC identity from {}", dir.display())),
+        (None, Some(cert), Some(key), Some(eum)) if !device.ci_cert.is_empty() => {
+            EuiccIdentity::load_files(cert, key, eum, &device.ci_cert)
+                .context("loading the eUICC identity")
+        }
+        _ => bail!(
+            "give --identity PKI_DIR, or all of --euicc-cert, --euicc-key, --eum-cert and --ci-cert"
+        ),
+    }
 }
 
 fn init(device: &Device, force: bool) -> anyhow::Result<()> {

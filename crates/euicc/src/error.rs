@@ -21,8 +21,32 @@ pub enum Error {
         #[source]
         source: ferrosim_pki::Error,
     },
+    /// A file given for one part of the identity cannot be used for it.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        /// Which part of the identity the file was given for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A test PKI directory holds several eUICCs and none was chosen.
+    #[error(
+        "{} holds {} eUICC certificates; choose one by EID (--eid): {}",
+        dir.display(),
+        eids.len(),
+        eids.join(", ")
+    )]
+    SeveralEuiccs {
+        /// The `eUICC` directory.
+        dir: PathBuf,
+        /// The EIDs found, in order.
+        eids: Vec<String>,
+    },
     /// A certificate does not have the role it was given for.
-    #[error("{what} is not a{} certificate", if *expected == ferrosim_pki::CertRole::Euicc { "n eUICC" } else { " CI or EUM" })]
+    #[error("{what} is not a certificate of role {expected}")]
     WrongRole {
         /// Which certificate.
         what: &'static str,

@@ -38,11 +38,16 @@ pub struct EuiccIdentity {
 impl EuiccIdentity {
     /// Loads the identity from a `ferrosim pki init` output directory:
     /// `CI/ci.pem`, `EUM/eum.pem` and `eUICC/<EID>.pem` with its
-    /// `<EID>.key.pem`. With `eid`, that eUICC is used; without, the first
-    /// one in EID order.
+    /// `<EID>.key.pem`. With `eid`, that eUICC is used; without, the only
+    /// one there: a directory with several is an error listing their EIDs
+    /// ([`Error::SeveralEuiccs`]). Other layouts (the GSMA SGP.26 set) are
+    /// read with [`EuiccIdentity::load_files`].
     pub fn load_from_dir(dir: &Path, eid: Option<&str>) -> Result<Self, Error> {
         let (ci_path, _) = layout(dir, CertRole::Ci).ok_or_else(|| no_layout(dir))?;
         let (eum_path, _) = layout(dir, CertRole::Eum).ok_or_else(|| no_layout(dir))?;
+        if !ci_path.is_file() || !eum_path.is_file() {
+            return Err(no_layout(dir));
+        }
         let euicc_dir = dir.join(EUICC_DIR);
         let stem = match eid {
             Some(eid) => Eid::parse(eid.trim())
@@ -51,7 +56,7 @@ impl EuiccIdentity {
                     source: source.into(),
                 })?
                 .to_string(),
-            None => first_euicc(&euicc_dir)?,
+            None => only_euicc(&euicc_dir)?,
         };
         let cert_path = euicc_dir.join(format!("{stem}.pem"));
         if !cert_path.is_file() {
@@ -73,12 +78,42 @@ impl EuiccIdentity {
         eum_cert: &Path,
         ci_certs: &[PathBuf],
     ) -> Result<Self, Error> {
-        let euicc = load::certificate_from_file(euicc_cert).map_err(pki("eUICC certificate"))?;
-        let key = load::key_from_file(euicc_key).map_err(pki("eUICC private key"))?;
-        let eum = load::certificate_from_file(eum_cert).map_err(pki("EUM certificate"))?;
+        let in_file = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source: Error| Error::File {
+                what,
+                path,
+                source: Box::new(source),
+            }
+        };
+        let euicc = load::certificate_from_file(euicc_cert)
+            .map_err(pki("certificate"))
+            .and_then(|c| expect_role(c, CertRole::Euicc, "the eUICC certificate"))
+            .map_err(in_file("eUICC certificate", euicc_cert))?;
+        let key = load::key_from_file(euicc_key)
+            .map_err(pki("private key"))
+            .and_then(|k| {
+                if k.public_key_sec1() == euicc.public_key_sec1() {
+                    Ok(k)
+                } else {
+                    Err(Error::KeyMismatch)
+                }
+            })
+            .map_err(in_file("eUICC private key", euicc_key))?;
+        let eum = load::certificate_from_file(eum_cert)
+            .map_err(pki("certificate"))
+            .and_then(|c| expect_role(c, CertRole::Eum, "the EUM certificate"))
+            .map_err(in_file("EUM certificate", eum_cert))?;
         let mut cis = Vec::new();
         for path in ci_certs {
-            for ci in load::certificates_from_file(path).map_err(pki("CI certificate"))? {
+            let certs = load::certificates_from_file(path)
+                .map_err(pki("certificate"))
+                .map_err(in_file("CI certificate", path))?;
+            for ci in certs {
+                TrustStore::new()
+                    .add_ci_der(ci.der())
+                    .map_err(pki("certificate"))
+                    .map_err(in_file("CI certificate", path))?;
                 cis.push(ci.der().to_vec());
             }
         }
@@ -189,8 +224,9 @@ impl fmt::Debug for EuiccIdentity {
     }
 }
 
-/// The first eUICC certificate (in EID order) of a test PKI's `eUICC` directory.
-fn first_euicc(dir: &Path) -> Result<String, Error> {
+/// The one eUICC certificate of a test PKI's `eUICC` directory; several
+/// are an error that lists their EIDs.
+fn only_euicc(dir: &Path) -> Result<String, Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Layout {
         path: dir.to_path_buf(),
         problem: format!("cannot list the eUICC certificates: {e}"),
@@ -202,16 +238,41 @@ fn first_euicc(dir: &Path) -> Result<String, Error> {
         .filter(|stem| !stem.ends_with(".key"))
         .collect();
     stems.sort();
-    stems.into_iter().next().ok_or_else(|| Error::Layout {
-        path: dir.to_path_buf(),
-        problem: "no eUICC certificate found".into(),
-    })
+    match stems.len() {
+        0 => Err(Error::Layout {
+            path: dir.to_path_buf(),
+            problem: "no eUICC certificate found".into(),
+        }),
+        1 => Ok(stems.remove(0)),
+        _ => Err(Error::SeveralEuiccs {
+            dir: dir.to_path_buf(),
+            eids: stems,
+        }),
+    }
+}
+
+/// `cert` if it has `role`, else [`Error::WrongRole`].
+fn expect_role(
+    cert: RspCertificate,
+    role: CertRole,
+    what: &'static str,
+) -> Result<RspCertificate, Error> {
+    if cert.role() == Some(role) {
+        Ok(cert)
+    } else {
+        Err(Error::WrongRole {
+            what,
+            expected: role,
+        })
+    }
 }
 
 fn no_layout(dir: &Path) -> Error {
     Error::Layout {
         path: dir.to_path_buf(),
-        problem: "not a test PKI directory".into(),
+        problem: "not a `ferrosim pki init` directory (no CI/ci.pem and EUM/eum.pem); \
+                  give the files of another layout (such as the GSMA SGP.26 set) one by one"
+            .into(),
     }
 }
 

@@ -12,7 +12,20 @@ use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 fn identity_from_a_pki_directory_and_from_files() {
     let dir = tempfile::tempdir().unwrap();
     pki().write_to(dir.path()).unwrap();
-    let first = EuiccIdentity::load_from_dir(dir.path(), None).unwrap();
+    // Several eUICCs and none chosen: an error listing them.
+    match EuiccIdentity::load_from_dir(dir.path(), None) {
+        Err(ferrosim_euicc::Error::SeveralEuiccs { eids, .. }) => assert_eq!(
+            eids,
+            pki()
+                .eids()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        ),
+        other => panic!("expected SeveralEuiccs, got {other:?}"),
+    }
+    let first_eid = pki().eids()[0].to_string();
+    let first = EuiccIdentity::load_from_dir(dir.path(), Some(&first_eid)).unwrap();
     assert_eq!(first.eid(), &pki().eids()[0]);
     let second_eid = pki().eids()[1].to_string();
     let second = EuiccIdentity::load_from_dir(dir.path(), Some(&second_eid)).unwrap();
