@@ -13,7 +13,9 @@ use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_eim::{Operation, PackageContent};
 
 fn package_cycle(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut lab = Lab::new();
     let mut device = runtime.block_on(lab.device(0, Sgp32Version::V1_2));
     let content = PackageContent::Psmos(vec![Operation::GetRat]);
