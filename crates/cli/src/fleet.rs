@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_euicc::{EuiccIdentity, EuiccState, SharedIdentity, VirtualEuicc};
 use ferrosim_lpa::download::{Consent, StepTiming};
 use ferrosim_lpa::es9::RoundRobin;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
@@ -46,17 +46,20 @@ pub enum Connections {
     New,
 }
 
-/// The virtual devices of a sandbox PKI, one per eUICC certificate.
+/// The virtual devices of a sandbox PKI, one per eUICC certificate, all
+/// sharing one copy of the EUM and CI certificates.
 pub fn identities(pki: &TestPki) -> anyhow::Result<Vec<EuiccIdentity>> {
-    let ci = vec![pki.ci.certificate.der().to_vec()];
+    let shared = SharedIdentity::new(
+        pki.eum.certificate.der(),
+        &[pki.ci.certificate.der().to_vec()],
+    )?;
     pki.euiccs
         .iter()
         .map(|e| {
-            Ok(EuiccIdentity::from_parts(
+            Ok(EuiccIdentity::with_shared(
+                Arc::clone(&shared),
                 e.certificate.der(),
                 Arc::new(e.signing_key()?),
-                pki.eum.certificate.der(),
-                ci.clone(),
             )?)
         })
         .collect()

@@ -5,13 +5,14 @@
 
 use std::time::SystemTime;
 
+use rand::CryptoRng;
 use tracing::trace;
 
 use crate::apdu::{Cla, CommandApdu, StatusWord, response};
 use crate::channels::{Block, Channels};
 use crate::es10::{Es10Reply, Isdr};
 use crate::identity::EuiccIdentity;
-use crate::state::EuiccState;
+use crate::state::{EuiccState, StoredNotification};
 
 /// AID of the ISD-R (SGP.02/SGP.22).
 pub const ISD_R_AID: [u8; 16] = [
@@ -50,9 +51,11 @@ const INS_TERMINAL_CAPABILITY: u8 = 0xAA;
 
 /// A virtual eUICC: an ISD-R answering SGP.22 ES10a/b/c over APDUs.
 ///
-/// Sans-IO: time comes with each command, randomness from the operating
-/// system's generator, and persistence is the caller's job (save
-/// [`VirtualEuicc::state`] when [`VirtualEuicc::state_revision`] changed).
+/// Sans-IO: time and randomness come with each command
+/// ([`VirtualEuicc::handle_apdu_with_rng`]; [`VirtualEuicc::handle_apdu`]
+/// uses the operating system's generator), and persistence is the caller's
+/// job (save [`VirtualEuicc::state`] when [`VirtualEuicc::state_revision`]
+/// changed).
 #[derive(Debug)]
 pub struct VirtualEuicc {
     channels: Channels,
@@ -70,8 +73,24 @@ impl VirtualEuicc {
 
     /// One command APDU in, the response APDU (`data || SW1 SW2`) out.
     /// Never panics on any input: malformed commands get an error status word.
+    /// Challenges and one-time keys come from the operating system's
+    /// generator (through `rand`'s thread-local generator, seeded by it).
     pub fn handle_apdu(&mut self, command: &[u8], now: SystemTime) -> Vec<u8> {
-        let out = self.dispatch(command, now);
+        self.handle_apdu_with_rng(command, now, &mut rand::rng())
+    }
+
+    /// [`VirtualEuicc::handle_apdu`] with the random generator given: the
+    /// eUICC challenge and the one-time key pair (otSK/otPK.EUICC.ECKA) of
+    /// PrepareDownload are drawn from `rng`, so a seeded generator replays a
+    /// session. The eUICC's ECDSA signatures are not drawn from it (aws-lc
+    /// signs with its own randomness) and differ on every run.
+    pub fn handle_apdu_with_rng(
+        &mut self,
+        command: &[u8],
+        now: SystemTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Vec<u8> {
+        let out = self.dispatch(command, now, rng);
         trace!(
             command_len = command.len(),
             response_len = out.len(),
@@ -110,7 +129,15 @@ impl VirtualEuicc {
         self.isdr.identity()
     }
 
-    fn dispatch(&mut self, command: &[u8], now: SystemTime) -> Vec<u8> {
+    /// A stored notification as the card hands it out (the
+    /// `PendingNotification` RetrieveNotificationsList returns): an
+    /// installation result as stored, another notification with the card's
+    /// certificates appended.
+    pub fn pending_notification(&self, notification: &StoredNotification) -> Vec<u8> {
+        crate::es10::pending_notification(self.isdr.identity(), notification)
+    }
+
+    fn dispatch(&mut self, command: &[u8], now: SystemTime, rng: &mut dyn CryptoRng) -> Vec<u8> {
         let apdu = match CommandApdu::parse(command) {
             Ok(a) => a,
             Err(sw) => return response(&[], sw),
@@ -136,7 +163,7 @@ impl VirtualEuicc {
             INS_SELECT => self.select(cla.channel, &apdu),
             INS_GET_RESPONSE => self.get_response(cla.channel, &apdu),
             INS_STORE_DATA if !cla.proprietary => response(&[], StatusWord::CLA_NOT_SUPPORTED),
-            INS_STORE_DATA => self.store_data(cla.channel, &apdu, now),
+            INS_STORE_DATA => self.store_data(cla.channel, &apdu, now, rng),
             INS_TERMINAL_CAPABILITY if cla.proprietary => terminal_capability(&apdu),
             _ => response(&[], StatusWord::INS_NOT_SUPPORTED),
         }
@@ -223,7 +250,13 @@ impl VirtualEuicc {
     /// STORE DATA (GlobalPlatform 11.11): P1 `11` more blocks follow, `91`
     /// last block (BER-TLV, no encryption), P2 the block number from `00`.
     /// The last block hands the whole ES10 command to the ISD-R.
-    fn store_data(&mut self, on: u8, apdu: &CommandApdu<'_>, now: SystemTime) -> Vec<u8> {
+    fn store_data(
+        &mut self,
+        on: u8,
+        apdu: &CommandApdu<'_>,
+        now: SystemTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Vec<u8> {
         let Some(channel) = self.channels.get_mut(on) else {
             return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
         };
@@ -244,7 +277,7 @@ impl VirtualEuicc {
             Ok(Block::Complete(command)) => command,
             Err(sw) => return response(&[], sw),
         };
-        let reply = self.isdr.handle(&command, now);
+        let reply = self.isdr.handle(&command, now, rng);
         let Some(channel) = self.channels.get_mut(on) else {
             return response(&[], StatusWord::CHANNEL_NOT_SUPPORTED);
         };

@@ -17,7 +17,6 @@ pub const MAX_COMMAND_LEN: usize = 256 * 1024;
 /// One logical channel.
 #[derive(Debug, Default)]
 pub(crate) struct Channel {
-    open: bool,
     /// Whether the ISD-R is the application selected on this channel.
     pub(crate) isd_r: bool,
     assembly: Option<Assembly>,
@@ -152,46 +151,53 @@ impl Channel {
     }
 }
 
-/// All logical channels of the card.
+/// All logical channels of the card. Only open channels take memory: the
+/// basic channel is always there, the others (1 to 19) are allocated when
+/// MANAGE CHANNEL opens them and freed when it closes them.
 #[derive(Debug)]
 pub(crate) struct Channels {
-    slots: Vec<Channel>,
+    basic: Channel,
+    /// The open channels other than the basic one, by number.
+    others: Vec<(u8, Channel)>,
 }
 
 impl Channels {
     /// After power-on: only the basic channel is open, nothing selected.
     pub(crate) fn new() -> Self {
-        let mut slots: Vec<Channel> = (0..MAX_CHANNELS).map(|_| Channel::default()).collect();
-        slots[0].open = true;
-        Self { slots }
+        Self {
+            basic: Channel::default(),
+            others: Vec::new(),
+        }
     }
 
     /// The open channel `n`.
     pub(crate) fn get_mut(&mut self, n: u8) -> Option<&mut Channel> {
-        self.slots.get_mut(usize::from(n)).filter(|c| c.open)
+        if n == 0 {
+            return Some(&mut self.basic);
+        }
+        self.others
+            .iter_mut()
+            .find(|(number, _)| *number == n)
+            .map(|(_, channel)| channel)
+    }
+
+    fn is_open(&self, n: u8) -> bool {
+        n == 0 || self.others.iter().any(|(number, _)| *number == n)
     }
 
     /// MANAGE CHANNEL open: `requested` 0 lets the card choose.
     pub(crate) fn open(&mut self, requested: u8) -> Result<u8, StatusWord> {
         let n = if requested == 0 {
             (1..MAX_CHANNELS)
-                .find(|&n| !self.slots[usize::from(n)].open)
+                .find(|&n| !self.is_open(n))
                 .ok_or(StatusWord::FUNCTION_NOT_SUPPORTED)?
         } else {
             requested
         };
-        let slot = self
-            .slots
-            .get_mut(usize::from(n))
-            .filter(|_| n != 0)
-            .ok_or(StatusWord::WRONG_P1_P2)?;
-        if slot.open {
+        if n == 0 || n >= MAX_CHANNELS || self.is_open(n) {
             return Err(StatusWord::WRONG_P1_P2);
         }
-        *slot = Channel {
-            open: true,
-            ..Channel::default()
-        };
+        self.others.push((n, Channel::default()));
         Ok(n)
     }
 
@@ -200,12 +206,16 @@ impl Channels {
         if n == 0 {
             return Err(StatusWord::WRONG_P1_P2);
         }
-        let slot = self
-            .slots
-            .get_mut(usize::from(n))
-            .filter(|c| c.open)
+        let at = self
+            .others
+            .iter()
+            .position(|(number, _)| *number == n)
             .ok_or(StatusWord::CHANNEL_NOT_SUPPORTED)?;
-        *slot = Channel::default();
+        self.others.swap_remove(at);
+        if self.others.is_empty() {
+            // Give the memory back once only the basic channel is left.
+            self.others = Vec::new();
+        }
         Ok(())
     }
 }

@@ -83,6 +83,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The state file is of a format version this build does not read.
+    #[error("state file {}: format version {found} is not one this build reads (1 to {})", path.display(), crate::state::STATE_VERSION)]
+    StateVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+    },
+    /// The state file is valid JSON but holds something a card cannot have
+    /// stored (a profile whose metadata does not decode, for example).
+    #[error("state file {}: {problem}", path.display())]
+    StateContent {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The state file is not valid eUICC state JSON.
     #[error("state file {}: {source}", path.display())]
     StateFormat {

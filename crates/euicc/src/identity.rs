@@ -1,38 +1,181 @@
 //! Who the eUICC is: its EID, its certificate and private key, the EUM
 //! certificate above it, and the CI certificates it trusts.
 //!
+//! The identity is cut in two, because a simulation runs up to a million
+//! eUICCs of one manufacturer:
+//! - [`SharedIdentity`], what every eUICC of one EUM has in common: the EUM
+//!   certificate, the trusted CIs, and a small cache of the SM-DP+
+//!   certificates (DPauth, DPpb) already verified, so that a million devices
+//!   downloading from one SM-DP+ parse and verify its two certificates once
+//!   per validity check instead of twice per download. It is held in an
+//!   [`Arc`] and never copied per device.
+//! - [`EuiccIdentity`], what is the device's own: the EID, the eUICC
+//!   certificate (kept as DER only: it is sent, never read, by the card) and
+//!   the private key; plus the `Arc` of its shared part.
+//!
 //! An identity comes from a `ferrosim pki init` directory
 //! ([`EuiccIdentity::load_from_dir`]), from any PEM/DER files
-//! ([`EuiccIdentity::load_files`]) or from values already in memory
-//! ([`EuiccIdentity::from_parts`]). Every constructor checks that the pieces
-//! belong together: the key matches the eUICC certificate, the eUICC
-//! certificate is signed by the EUM with an EID in the EUM's range, and the
-//! EUM is signed by one of the given CIs. Validity periods are not checked
-//! here: the SM-DP+ judges them at download time.
+//! ([`EuiccIdentity::load_files`]), from values already in memory
+//! ([`EuiccIdentity::from_parts`]) or from a shared part and the device's
+//! own certificate and key ([`EuiccIdentity::with_shared`]). Every
+//! constructor checks that the pieces belong together: the key matches the
+//! eUICC certificate, the eUICC certificate is signed by the EUM with an EID
+//! in the EUM's range, and the EUM is signed by one of the given CIs.
+//! Validity periods are not checked here: the SM-DP+ judges them at download
+//! time.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use ferrosim_crypto::key::KeySource;
 use ferrosim_pki::generate::layout;
-use ferrosim_pki::verify::verify_euicc_certificates;
-use ferrosim_pki::{CertRole, Eid, KeyId, RspCertificate, TrustStore, load};
+use ferrosim_pki::verify::{check_validity, verify_euicc_certificates};
+use ferrosim_pki::{CertRole, Eid, KeyId, RspCertificate, TrustStore, VerifiedDp, load};
 
 use crate::error::Error;
 
 /// Directory of the eUICC certificates in a `ferrosim pki init` output.
 const EUICC_DIR: &str = "eUICC";
+/// SM-DP+ certificates kept verified per [`SharedIdentity`]: a few SM-DP+
+/// (each with DPauth and DPpb, and a renewal overlapping) fit.
+const DP_CACHE_ENTRIES: usize = 16;
 
-/// The identity of a virtual eUICC.
-#[derive(Clone)]
-pub struct EuiccIdentity {
-    eid: Eid,
-    euicc: RspCertificate,
-    key: Arc<dyn KeySource>,
+/// The parts of an eUICC identity that many eUICCs share: the EUM
+/// certificate, the trusted CIs and the SM-DP+ certificates verified so far.
+pub struct SharedIdentity {
     eum: RspCertificate,
     trust: TrustStore,
     ci_for_signing: KeyId,
+    dp_cache: Mutex<Vec<Arc<VerifiedDp>>>,
+}
+
+impl SharedIdentity {
+    /// The shared part from DER certificates: the EUM certificate and the
+    /// CIs the eUICCs trust (the one that signed the EUM among them).
+    pub fn new(
+        eum_cert_der: impl AsRef<[u8]>,
+        ci_certs_der: &[Vec<u8>],
+    ) -> Result<Arc<Self>, Error> {
+        let eum =
+            RspCertificate::from_der(eum_cert_der.as_ref()).map_err(pki("EUM certificate"))?;
+        if eum.role() != Some(CertRole::Eum) {
+            return Err(Error::WrongRole {
+                what: "the EUM certificate",
+                expected: CertRole::Eum,
+            });
+        }
+        if ci_certs_der.is_empty() {
+            return Err(Error::NoCi);
+        }
+        let mut trust = TrustStore::new();
+        for der in ci_certs_der {
+            trust.add_ci_der(der).map_err(pki("CI certificate"))?;
+        }
+        let ci_for_signing = eum
+            .authority_key_id()
+            .cloned()
+            .ok_or_else(|| Error::Chain(missing_aki()))?;
+        if trust.ci(&ci_for_signing).is_none() {
+            return Err(Error::SigningCiMissing(ci_for_signing));
+        }
+        Ok(Arc::new(Self {
+            eum,
+            trust,
+            ci_for_signing,
+            dp_cache: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Loads the shared part from PEM or DER files: the EUM certificate and
+    /// one or more CI certificates (each file may be a PEM bundle).
+    pub fn load_files(eum_cert: &Path, ci_certs: &[PathBuf]) -> Result<Arc<Self>, Error> {
+        let eum = load::certificate_from_file(eum_cert).map_err(pki("EUM certificate"))?;
+        let mut cis = Vec::new();
+        for path in ci_certs {
+            for ci in load::certificates_from_file(path).map_err(pki("CI certificate"))? {
+                cis.push(ci.der().to_vec());
+            }
+        }
+        Self::new(eum.der(), &cis)
+    }
+
+    /// The EUM certificate (CERT.EUM.ECDSA).
+    pub fn eum_certificate(&self) -> &RspCertificate {
+        &self.eum
+    }
+
+    /// The CIs whose SM-DP+ certificates the eUICCs accept.
+    pub fn trust_store(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Verifies an SM-DP+ certificate (DPauth or DPpb) as
+    /// [`ferrosim_pki::verify_dp_chain`] does, reusing an earlier
+    /// verification of the same certificate for the same role when it and
+    /// its CI are still valid at `now`. Failures are never cached: each is
+    /// computed afresh, so the answer is always the one a full verification
+    /// gives.
+    pub fn verify_dp(
+        &self,
+        certificate: &[u8],
+        role: CertRole,
+        now: SystemTime,
+    ) -> Result<Arc<VerifiedDp>, ferrosim_pki::Error> {
+        if let Some(hit) = self.cached_dp(certificate, role, now) {
+            return Ok(hit);
+        }
+        let verified = Arc::new(ferrosim_pki::verify_dp_chain(
+            &self.trust,
+            certificate,
+            role,
+            now,
+        )?);
+        if let Ok(mut cache) = self.dp_cache.lock() {
+            if cache.len() >= DP_CACHE_ENTRIES {
+                cache.remove(0);
+            }
+            cache.push(Arc::clone(&verified));
+        }
+        Ok(verified)
+    }
+
+    /// A cached verification of `certificate` for `role`, still valid at `now`.
+    fn cached_dp(
+        &self,
+        certificate: &[u8],
+        role: CertRole,
+        now: SystemTime,
+    ) -> Option<Arc<VerifiedDp>> {
+        let cache = self.dp_cache.lock().ok()?;
+        let hit = cache
+            .iter()
+            .find(|v| v.role == role && v.certificate.der() == certificate)?;
+        let ci = self.trust.ci(&hit.ci_key_id)?;
+        check_validity(&hit.certificate, role, now).ok()?;
+        check_validity(ci, CertRole::Ci, now).ok()?;
+        Some(Arc::clone(hit))
+    }
+}
+
+impl fmt::Debug for SharedIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedIdentity")
+            .field("ci_for_signing", &self.ci_for_signing)
+            .field("trusted_cis", &self.trust.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The identity of a virtual eUICC: its own EID, certificate and key, and
+/// the [`SharedIdentity`] of its manufacturer.
+#[derive(Clone)]
+pub struct EuiccIdentity {
+    eid: Eid,
+    certificate: Box<[u8]>,
+    key: Arc<dyn KeySource>,
+    shared: Arc<SharedIdentity>,
 }
 
 impl EuiccIdentity {
@@ -121,59 +264,47 @@ impl EuiccIdentity {
     }
 
     /// Builds the identity from DER certificates and a key source, checking
-    /// that they belong together (see the module documentation).
+    /// that they belong together (see the module documentation). The shared
+    /// part is this identity's alone; to share it, build it once with
+    /// [`SharedIdentity::new`] and use [`EuiccIdentity::with_shared`].
     pub fn from_parts(
         euicc_cert_der: impl AsRef<[u8]>,
         euicc_key: Arc<dyn KeySource>,
         eum_cert_der: impl AsRef<[u8]>,
         ci_certs_der: Vec<Vec<u8>>,
     ) -> Result<Self, Error> {
-        let euicc =
-            RspCertificate::from_der(euicc_cert_der.as_ref()).map_err(pki("eUICC certificate"))?;
-        if euicc.role() != Some(CertRole::Euicc) {
-            return Err(Error::WrongRole {
-                what: "the eUICC certificate",
-                expected: CertRole::Euicc,
-            });
-        }
-        if euicc_key.public_key_sec1() != euicc.public_key_sec1() {
-            return Err(Error::KeyMismatch);
-        }
-        let eum =
-            RspCertificate::from_der(eum_cert_der.as_ref()).map_err(pki("EUM certificate"))?;
-        if eum.role() != Some(CertRole::Eum) {
-            return Err(Error::WrongRole {
-                what: "the EUM certificate",
-                expected: CertRole::Eum,
-            });
-        }
-        if ci_certs_der.is_empty() {
-            return Err(Error::NoCi);
-        }
-        let mut trust = TrustStore::new();
-        for der in &ci_certs_der {
-            trust.add_ci_der(der).map_err(pki("CI certificate"))?;
-        }
-        let ci_for_signing = eum
-            .authority_key_id()
-            .cloned()
-            .ok_or_else(|| Error::Chain(missing_aki()))?;
-        let ci = trust
-            .ci(&ci_for_signing)
-            .ok_or_else(|| Error::SigningCiMissing(ci_for_signing.clone()))?;
+        // Check the eUICC's own parts first: a wrong certificate or key is
+        // the more useful error.
+        check_euicc_certificate(euicc_cert_der.as_ref(), euicc_key.as_ref())?;
+        let shared = SharedIdentity::new(eum_cert_der, &ci_certs_der)?;
+        Self::with_shared(shared, euicc_cert_der, euicc_key)
+    }
+
+    /// The identity of one eUICC of the manufacturer `shared` describes: its
+    /// certificate must be signed by that EUM, with an EID in its range, and
+    /// `euicc_key` must be the certificate's key.
+    pub fn with_shared(
+        shared: Arc<SharedIdentity>,
+        euicc_cert_der: impl AsRef<[u8]>,
+        euicc_key: Arc<dyn KeySource>,
+    ) -> Result<Self, Error> {
+        let euicc = check_euicc_certificate(euicc_cert_der.as_ref(), euicc_key.as_ref())?;
+        let ci = shared
+            .trust
+            .ci(&shared.ci_for_signing)
+            .ok_or_else(|| Error::SigningCiMissing(shared.ci_for_signing.clone()))?;
         // Check the chain at an instant where all three certificates are valid.
-        let at = [ci.not_before(), eum.not_before(), euicc.not_before()]
+        let at = [ci.not_before(), shared.eum.not_before(), euicc.not_before()]
             .into_iter()
             .max()
             .unwrap_or(std::time::UNIX_EPOCH);
-        let verified = verify_euicc_certificates(&trust, &eum, &euicc, at).map_err(Error::Chain)?;
+        let verified = verify_euicc_certificates(&shared.trust, &shared.eum, &euicc, at)
+            .map_err(Error::Chain)?;
         Ok(Self {
             eid: verified.eid,
-            euicc,
+            certificate: euicc.der().into(),
             key: euicc_key,
-            eum,
-            trust,
-            ci_for_signing,
+            shared,
         })
     }
 
@@ -182,29 +313,40 @@ impl EuiccIdentity {
         &self.eid
     }
 
-    /// The eUICC certificate (CERT.EUICC.ECDSA).
-    pub fn euicc_certificate(&self) -> &RspCertificate {
-        &self.euicc
+    /// The eUICC certificate (CERT.EUICC.ECDSA), parsed from the DER the
+    /// identity keeps (the card itself only sends the DER).
+    pub fn euicc_certificate(&self) -> Result<RspCertificate, Error> {
+        RspCertificate::from_der(&self.certificate).map_err(pki("eUICC certificate"))
+    }
+
+    /// The eUICC certificate as DER.
+    pub fn euicc_certificate_der(&self) -> &[u8] {
+        &self.certificate
     }
 
     /// The EUM certificate (CERT.EUM.ECDSA).
     pub fn eum_certificate(&self) -> &RspCertificate {
-        &self.eum
+        &self.shared.eum
     }
 
     /// The CIs whose SM-DP+ certificates this eUICC accepts.
     pub fn trust_store(&self) -> &TrustStore {
-        &self.trust
+        &self.shared.trust
+    }
+
+    /// The part of the identity shared with the other eUICCs of its EUM.
+    pub fn shared(&self) -> &Arc<SharedIdentity> {
+        &self.shared
     }
 
     /// CI key ids for `euiccCiPKIdListForVerification`: every trusted CI.
     pub fn ci_key_ids_for_verification(&self) -> Vec<KeyId> {
-        self.trust.ci_key_ids().cloned().collect()
+        self.shared.trust.ci_key_ids().cloned().collect()
     }
 
     /// CI key ids for `euiccCiPKIdListForSigning`: the CI above our EUM.
     pub fn ci_key_ids_for_signing(&self) -> Vec<KeyId> {
-        vec![self.ci_for_signing.clone()]
+        vec![self.shared.ci_for_signing.clone()]
     }
 
     /// Signs `message` with the eUICC key (SK.EUICC.ECDSA): the `5F37`
@@ -218,10 +360,25 @@ impl fmt::Debug for EuiccIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EuiccIdentity")
             .field("eid", &self.eid)
-            .field("ci_for_signing", &self.ci_for_signing)
-            .field("trusted_cis", &self.trust.len())
+            .field("ci_for_signing", &self.shared.ci_for_signing)
+            .field("trusted_cis", &self.shared.trust.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Parses the eUICC certificate and checks its role and that `key` is its key.
+fn check_euicc_certificate(der: &[u8], key: &dyn KeySource) -> Result<RspCertificate, Error> {
+    let euicc = RspCertificate::from_der(der).map_err(pki("eUICC certificate"))?;
+    if euicc.role() != Some(CertRole::Euicc) {
+        return Err(Error::WrongRole {
+            what: "the eUICC certificate",
+            expected: CertRole::Euicc,
+        });
+    }
+    if key.public_key_sec1() != euicc.public_key_sec1() {
+        return Err(Error::KeyMismatch);
+    }
+    Ok(euicc)
 }
 
 /// The one eUICC certificate of a test PKI's `eUICC` directory; several

@@ -20,17 +20,31 @@
 //! - `es10`: the ES10 functions, dispatched by the command's outer tag.
 //! - `bpp`: the Bound Profile Package loader.
 //! - [`profile`]: installed profiles, kept decoded (ICCID, IMSI, K, OPc,
-//!   PINs, PUKs, SPN, APN, metadata) with the package bytes.
-//! - [`state`]: [`EuiccState`], the persistent part, saved atomically as JSON.
-//! - [`identity`]: [`EuiccIdentity`]: EID, eUICC key and certificate, EUM
-//!   and CI certificates, from `ferrosim pki init` output or any PEM/DER files.
+//!   PINs, PUKs, SPN, APN, metadata); of the package only its length and
+//!   SHA-256.
+//! - [`state`]: [`EuiccState`], the persistent part, saved atomically as
+//!   versioned JSON (older files are migrated when loaded).
+//! - [`identity`]: [`EuiccIdentity`]: EID, eUICC key and certificate, and
+//!   the [`SharedIdentity`] many eUICCs share (EUM and CI certificates,
+//!   SM-DP+ certificates verified so far), from `ferrosim pki init` output
+//!   or any PEM/DER files.
+//! - [`footprint`]: the heap one device takes, measured.
 //! - [`codes`]: the SGP.22 result and error codes, named.
 //!
-//! The crate is sans-IO: the caller passes the time with each command and
-//! saves [`VirtualEuicc::state`] when it wants (the revision counter says
-//! when it changed); randomness (challenges, one-time keys) comes from the
-//! operating system's generator. [`VirtualEuicc::handle_apdu`] never panics,
-//! whatever the bytes.
+//! The crate is sans-IO: the caller passes the time and a random generator
+//! with each command ([`VirtualEuicc::handle_apdu_with_rng`]) and saves
+//! [`VirtualEuicc::state`] when it wants (the revision counter says when it
+//! changed). With a seeded generator and a fixed time a session replays
+//! byte for byte except the eUICC's ECDSA signatures (euiccSignature1 and 2,
+//! the installation result's and notifications' signatures, the signed
+//! CancelSession answer), which aws-lc draws from its own randomness.
+//! [`VirtualEuicc::handle_apdu`] never panics, whatever the bytes.
+//!
+//! Memory: a device is slim so that a simulation holds a million. What
+//! many eUICCs share is behind an `Arc`; logical channels and the RSP
+//! session exist only while used; an installed profile keeps its decoded
+//! values, not the package; stored notifications keep what was signed, not
+//! the certificates. [`footprint`] measures the result.
 //!
 //! What it does not do: run the profile's file system or applets (no USIM
 //! commands, no AUTHENTICATE), SGP.22 v3 functions, SGP.32 IoT functions,
@@ -45,7 +59,9 @@ mod channels;
 pub mod codes;
 mod error;
 mod es10;
+pub mod footprint;
 pub mod identity;
+mod migrate;
 pub mod profile;
 pub mod state;
 
@@ -53,6 +69,6 @@ pub use bpp::MAX_PROFILE_PACKAGE_LEN;
 pub use card::{ATR, ISD_R_AID, VirtualEuicc};
 pub use channels::{MAX_CHANNELS, MAX_COMMAND_LEN};
 pub use error::Error;
-pub use identity::EuiccIdentity;
+pub use identity::{EuiccIdentity, SharedIdentity};
 pub use profile::{InstalledProfile, NotificationOperation, ProfileClass, ProfileState};
-pub use state::{DEFAULT_ROOT_SMDS_ADDRESS, EuiccState, StoredNotification};
+pub use state::{DEFAULT_ROOT_SMDS_ADDRESS, EuiccState, STATE_VERSION, StoredNotification};

@@ -1,55 +1,28 @@
-//! An installed profile, kept decoded: what the metadata announced (names,
-//! class, notification addresses, policy rules), what the package provisions
-//! (ICCID, IMSI, K, OPc, PINs, PUKs, SPN, APN) and the package bytes
-//! themselves.
+//! An installed profile: the metadata the SM-DP+ stored with it (kept as
+//! received, decoded when asked, as a card keeps it) and what the package
+//! provisions, decoded (ICCID, IMSI, K, OPc, PINs, PUKs, SPN, APN).
 //!
 //! The ISD-R builds an [`InstalledProfile`] from the StoreMetadata request
 //! and the profile package of a successful installation, and turns it back
-//! into the SGP.22 `ProfileInfo` the LPA lists.
+//! into the SGP.22 `ProfileInfo` the LPA lists. It keeps what the card needs
+//! to operate the profile and answer about it, not the ~12 KB package it
+//! received: of the package only its length (the memory it occupies on the
+//! card) and its SHA-256 (which package this is, for audits and tests)
+//! remain. The class and policy rules, checked on every profile operation,
+//! are kept decoded beside the metadata. A device with two profiles so stays
+//! within a few kilobytes, which is what lets a simulation hold a million.
 
 use std::fmt;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
-use ferrosim_asn1::{decode_der, named_bits, rsp};
+use ferrosim_asn1::{decode_der, rsp};
 use ferrosim_saip::{ProfilePackage, ProfileSummary, bcd};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::state::hex_bytes;
 
 pub use ferrosim_asn1::values::{NotificationOperation, PolicyRules, ProfileClass, ProfileState};
-
-/// Where the notifications of some operations go (`NotificationConfigurationInformation`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct NotificationConfiguration {
-    /// The operations (`profileManagementOperation` bits).
-    pub operations: Vec<NotificationOperation>,
-    /// The FQDN the notifications go to.
-    pub address: String,
-}
-
-/// The profile owner (`OperatorId`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct ProfileOwner {
-    /// MCC and MNC, 3 bytes as in 3GPP TS 24.008.
-    #[serde(with = "hex_bytes")]
-    pub mcc_mnc: Vec<u8>,
-    /// EF GID1 content, if given.
-    #[serde(with = "hex_bytes::option", default)]
-    pub gid1: Option<Vec<u8>>,
-    /// EF GID2 content, if given.
-    #[serde(with = "hex_bytes::option", default)]
-    pub gid2: Option<Vec<u8>>,
-}
-
-/// The icon shown for a profile.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Icon {
-    /// `iconType`: 0 JPG, 1 PNG.
-    pub icon_type: i64,
-    /// The image.
-    #[serde(with = "hex_bytes")]
-    pub data: Vec<u8>,
-}
 
 /// A PIN or PUK of the profile.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
@@ -57,8 +30,8 @@ pub struct CodeValue {
     /// Key reference (`01` PIN1/PUK1, `81` PIN2/PUK2, `0A` ADM1, ...).
     pub key_reference: u8,
     /// The 8-byte value (ASCII digits padded with `FF` for PINs and PUKs).
-    #[serde(with = "hex_bytes")]
-    pub value: Vec<u8>,
+    #[serde(with = "hex_bytes::fixed")]
+    pub value: [u8; 8],
 }
 
 impl CodeValue {
@@ -80,38 +53,27 @@ pub struct InstalledProfile {
     /// ICCID digits.
     pub iccid: String,
     /// AID of the ISD-P holding the profile.
-    #[serde(with = "hex_bytes")]
-    pub isdp_aid: Vec<u8>,
+    #[serde(with = "hex_bytes::fixed")]
+    pub isdp_aid: [u8; 16],
     /// Enabled or disabled.
     pub state: ProfileState,
     /// The end user's nickname for it.
     pub nickname: Option<String>,
-    /// `serviceProviderName` of the metadata.
-    pub service_provider_name: String,
-    /// `profileName` of the metadata.
-    pub profile_name: String,
     /// `profileClass` of the metadata.
     pub profile_class: ProfileClass,
-    /// The icon, if the metadata has one.
-    pub icon: Option<Icon>,
-    /// Where enable, disable and delete notifications go.
-    pub notification_configuration: Vec<NotificationConfiguration>,
-    /// `profileOwner` of the metadata.
-    pub profile_owner: Option<ProfileOwner>,
     /// `profilePolicyRules` of the metadata.
     pub policy_rules: PolicyRules,
+    /// The StoreMetadata request (`BF25`) as received: names, icon,
+    /// notification addresses, owner, service-specific data
+    /// ([`InstalledProfile::metadata`] decodes it).
+    #[serde(with = "hex_bytes::boxed")]
+    pub metadata_der: Box<[u8]>,
     /// `dpProprietaryData.dpOid` of ConfigureISDP, dotted.
     pub dp_oid: Option<String>,
-    /// `serviceSpecificDataStoredInEuicc` of the metadata (DER), if any.
-    #[serde(with = "hex_bytes::option", default)]
-    pub service_specific_data: Option<Vec<u8>>,
     /// The SM-DP+ that installed it (address as signed in serverSigned1).
     pub smdp_address: String,
     /// The SM-DP+ OID (from its certificates), dotted.
     pub smdp_oid: String,
-    /// The StoreMetadata request (`BF25`) exactly as received.
-    #[serde(with = "hex_bytes")]
-    pub metadata: Vec<u8>,
     /// IMSI of the first USIM, if the package sets one.
     pub imsi: Option<String>,
     /// The AKA algorithm of the first NAA (`milenage`, `tuak`, ...).
@@ -130,9 +92,13 @@ pub struct InstalledProfile {
     pub spn: Option<String>,
     /// The first APN of the USIM's APN control list, if the package has one.
     pub apn: Option<String>,
-    /// The profile package as installed (unprotected SAIP DER).
-    #[serde(with = "hex_bytes")]
-    pub package: Vec<u8>,
+    /// Length of the profile package installed (unprotected SAIP DER): the
+    /// memory the profile takes on the card.
+    pub package_len: u32,
+    /// SHA-256 of the profile package installed: which package this is,
+    /// without keeping it.
+    #[serde(with = "hex_bytes::fixed")]
+    pub package_sha256: [u8; 32],
     /// Installation time, seconds since the Unix epoch.
     pub installed_at: u64,
 }
@@ -144,7 +110,7 @@ pub(crate) struct InstallInput<'a> {
     pub metadata: &'a rsp::StoreMetadataRequest,
     pub package: &'a ProfilePackage,
     pub summary: &'a ProfileSummary,
-    pub isdp_aid: Vec<u8>,
+    pub isdp_aid: [u8; 16],
     pub dp_oid: Option<String>,
     pub smdp_address: &'a str,
     pub smdp_oid: &'a str,
@@ -161,47 +127,12 @@ impl InstalledProfile {
             isdp_aid: input.isdp_aid,
             state: ProfileState::Disabled,
             nickname: None,
-            service_provider_name: m.service_provider_name.clone(),
-            profile_name: m.profile_name.clone(),
             profile_class: class_of(m).unwrap_or(ProfileClass::Operational),
-            icon: m.icon.as_ref().map(|data| Icon {
-                icon_type: m
-                    .icon_type
-                    .as_ref()
-                    .and_then(|t| i64::try_from(&t.0).ok())
-                    .unwrap_or(0),
-                data: data.to_vec(),
-            }),
-            notification_configuration: m
-                .notification_configuration_info
-                .iter()
-                .flatten()
-                .map(|n| NotificationConfiguration {
-                    operations: NotificationOperation::ALL
-                        .into_iter()
-                        .filter(|op| op.is_in(&n.profile_management_operation))
-                        .collect(),
-                    address: n.notification_address.clone(),
-                })
-                .collect(),
-            profile_owner: m.profile_owner.as_ref().map(|o| ProfileOwner {
-                mcc_mnc: o.mcc_mnc.to_vec(),
-                gid1: o.gid1.as_ref().map(|g| g.to_vec()),
-                gid2: o.gid2.as_ref().map(|g| g.to_vec()),
-            }),
-            policy_rules: m
-                .profile_policy_rules
-                .as_ref()
-                .map(|ppr| PolicyRules::from_bits(&ppr.0))
-                .unwrap_or_default(),
+            policy_rules: policy_rules_of(m),
+            metadata_der: input.metadata_der.into(),
             dp_oid: input.dp_oid,
-            service_specific_data: m
-                .service_specific_data_stored_in_euicc
-                .as_ref()
-                .and_then(|v| ferrosim_asn1::encode_der(v).ok()),
             smdp_address: input.smdp_address.to_owned(),
             smdp_oid: input.smdp_oid.to_owned(),
-            metadata: input.metadata_der.to_vec(),
             imsi: s.imsi.as_ref().map(|i| i.as_str().to_owned()),
             aka_algorithm: s.algorithm().map(|a| a.to_string()),
             k: s.k().map(<[u8]>::to_vec),
@@ -211,7 +142,7 @@ impl InstalledProfile {
                 .iter()
                 .map(|p| CodeValue {
                     key_reference: p.key_reference,
-                    value: p.value.to_vec(),
+                    value: p.value,
                 })
                 .collect(),
             puks: s
@@ -219,27 +150,64 @@ impl InstalledProfile {
                 .iter()
                 .map(|p| CodeValue {
                     key_reference: p.key_reference,
-                    value: p.value.to_vec(),
+                    value: p.value,
                 })
                 .collect(),
             spn: s.spn.clone(),
             apn: s.apns.first().cloned(),
-            package: input.package.as_bytes().to_vec(),
+            package_len: u32::try_from(input.package.as_bytes().len()).unwrap_or(u32::MAX),
+            package_sha256: package_digest(input.package.as_bytes()),
             installed_at: input.installed_at,
         }
+    }
+
+    /// The StoreMetadata request, decoded. `None` only for a state file
+    /// edited by hand: installation and loading check that it decodes.
+    pub fn metadata(&self) -> Option<rsp::StoreMetadataRequest> {
+        decode_der(&self.metadata_der).ok()
+    }
+
+    /// `serviceProviderName` of the metadata.
+    pub fn service_provider_name(&self) -> String {
+        self.metadata()
+            .map(|m| m.service_provider_name)
+            .unwrap_or_default()
+    }
+
+    /// `profileName` of the metadata.
+    pub fn profile_name(&self) -> String {
+        self.metadata().map(|m| m.profile_name).unwrap_or_default()
+    }
+
+    /// The notification address configured for `op`, if any.
+    pub fn notification_address(&self, op: NotificationOperation) -> Option<String> {
+        self.metadata()?
+            .notification_configuration_info?
+            .into_iter()
+            .find(|n| op.is_in(&n.profile_management_operation))
+            .map(|n| n.notification_address)
+    }
+
+    /// Checks what a state file may have changed: the metadata decodes and
+    /// names this profile's ICCID, the AID is one of an ISD-P.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let m = self
+            .metadata()
+            .ok_or_else(|| format!("profile {}: the metadata does not decode", self.iccid))?;
+        let coded = m.iccid.0.as_ref();
+        let names_it = |d: Result<String, _>| d.is_ok_and(|d| d == self.iccid);
+        if !names_it(bcd::swapped_digits(coded)) && !names_it(bcd::in_order_digits(coded)) {
+            return Err(format!(
+                "profile {}: the metadata names another ICCID",
+                self.iccid
+            ));
+        }
+        Ok(())
     }
 
     /// The ICCID as the 10 bytes of EF.ICCID (nibble-swapped BCD, `F` padded).
     pub fn iccid_bytes(&self) -> [u8; 10] {
         bcd::swapped_bytes(&self.iccid)
-    }
-
-    /// The notification address configured for `op`, if any.
-    pub fn notification_address(&self, op: NotificationOperation) -> Option<&str> {
-        self.notification_configuration
-            .iter()
-            .find(|n| n.operations.contains(&op))
-            .map(|n| n.address.as_str())
     }
 
     /// The PIN (or ADM key) with this key reference.
@@ -257,20 +225,33 @@ impl fmt::Debug for InstalledProfile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InstalledProfile")
             .field("iccid", &self.iccid)
-            .field("isdp_aid", &hex::encode(&self.isdp_aid))
+            .field("isdp_aid", &hex::encode(self.isdp_aid))
             .field("state", &self.state)
             .field("nickname", &self.nickname)
-            .field("service_provider_name", &self.service_provider_name)
-            .field("profile_name", &self.profile_name)
+            .field("profile_name", &self.profile_name())
             .field("profile_class", &self.profile_class)
             .field("policy_rules", &self.policy_rules)
             .field("imsi", &self.imsi)
             .field("aka_algorithm", &self.aka_algorithm)
             .field("spn", &self.spn)
             .field("apn", &self.apn)
-            .field("package_len", &self.package.len())
+            .field("package_len", &self.package_len)
             .finish_non_exhaustive()
     }
+}
+
+/// The SHA-256 of a profile package, as [`InstalledProfile::package_sha256`]
+/// keeps it: to check which package a profile was installed from.
+pub fn package_digest(package: &[u8]) -> [u8; 32] {
+    Sha256::digest(package).into()
+}
+
+/// The policy rules of a StoreMetadata request (none when absent).
+fn policy_rules_of(m: &rsp::StoreMetadataRequest) -> PolicyRules {
+    m.profile_policy_rules
+        .as_ref()
+        .map(|ppr| PolicyRules::from_bits(&ppr.0))
+        .unwrap_or_default()
 }
 
 /// The profile class of a StoreMetadata request, if it is a known one.
@@ -300,58 +281,40 @@ pub(crate) mod info_tags {
 pub(crate) fn profile_info(p: &InstalledProfile, wanted: impl Fn(u32) -> bool) -> rsp::ProfileInfo {
     use info_tags as t;
     let want = |tag| wanted(tag);
+    let m = p.metadata();
+    let m = m.as_ref();
+    let icon = m.and_then(|m| m.icon.as_ref());
     rsp::ProfileInfo::new(
         want(t::ICCID).then(|| rsp::Iccid(FixedOctetString::new(p.iccid_bytes()))),
-        want(t::ISDP_AID).then(|| rsp::OctetTo16(OctetString::from(p.isdp_aid.clone()))),
+        want(t::ISDP_AID).then(|| rsp::OctetTo16(OctetString::from(p.isdp_aid.to_vec()))),
         want(t::STATE).then(|| p.state.to_asn1()),
         if want(t::NICKNAME) {
             p.nickname.clone()
         } else {
             None
         },
-        want(t::SERVICE_PROVIDER).then(|| p.service_provider_name.clone()),
-        want(t::NAME).then(|| p.profile_name.clone()),
-        p.icon
-            .as_ref()
-            .filter(|_| want(t::ICON_TYPE))
-            .map(|i| rsp::IconType(Integer::from(i.icon_type))),
-        p.icon
-            .as_ref()
-            .filter(|_| want(t::ICON))
-            .map(|i| OctetString::from(i.data.clone())),
-        want(t::CLASS).then(|| p.profile_class.to_asn1()),
-        (want(t::NOTIFICATIONS) && !p.notification_configuration.is_empty()).then(|| {
-            p.notification_configuration
-                .iter()
-                .map(|n| {
-                    let bits: Vec<usize> = n.operations.iter().map(|o| o.bit()).collect();
-                    rsp::NotificationConfigurationInformation::new(
-                        rsp::NotificationEvent(named_bits(&bits)),
-                        n.address.clone(),
-                    )
-                })
-                .collect()
+        m.filter(|_| want(t::SERVICE_PROVIDER))
+            .map(|m| m.service_provider_name.clone()),
+        m.filter(|_| want(t::NAME)).map(|m| m.profile_name.clone()),
+        icon.filter(|_| want(t::ICON_TYPE)).map(|_| {
+            m.and_then(|m| m.icon_type.clone())
+                .unwrap_or(rsp::IconType(Integer::from(0)))
         }),
-        p.profile_owner
-            .as_ref()
-            .filter(|_| want(t::OWNER))
-            .map(|o| {
-                rsp::OperatorId::new(
-                    OctetString::from(o.mcc_mnc.clone()),
-                    o.gid1.clone().map(OctetString::from),
-                    o.gid2.clone().map(OctetString::from),
-                )
-            }),
+        icon.filter(|_| want(t::ICON)).cloned(),
+        want(t::CLASS).then(|| p.profile_class.to_asn1()),
+        m.filter(|_| want(t::NOTIFICATIONS))
+            .and_then(|m| m.notification_configuration_info.clone())
+            .filter(|list| !list.is_empty()),
+        m.filter(|_| want(t::OWNER))
+            .and_then(|m| m.profile_owner.clone()),
         p.dp_oid
             .as_deref()
             .filter(|_| want(t::DP_PROPRIETARY))
             .and_then(dotted_to_oid)
             .map(rsp::DpProprietaryData::new),
         want(t::PPR).then(|| p.policy_rules.to_asn1()),
-        p.service_specific_data
-            .as_deref()
-            .filter(|_| want(t::SERVICE_SPECIFIC))
-            .and_then(|der| decode_der::<rsp::VendorSpecificExtension>(der).ok()),
+        m.filter(|_| want(t::SERVICE_SPECIFIC))
+            .and_then(|m| m.service_specific_data_stored_in_euicc.clone()),
     )
 }
 

@@ -7,6 +7,15 @@
 //! old or the new state, never a mix. The file holds subscriber secrets (K,
 //! OPc, PINs) as hex and is created readable by its owner only.
 //!
+//! The file carries a format `version` ([`STATE_VERSION`]). Files without
+//! one are version 1, written before the state was slimmed down: they kept
+//! each profile's whole package and raw metadata and each enable, disable
+//! or delete notification with the eUICC and EUM certificates appended.
+//! [`EuiccState::load`] migrates them (the package becomes its length and
+//! SHA-256, the certificates are dropped and added back when the
+//! notification is retrieved); the next save writes the current version.
+//! A file of a later version than this build knows is refused.
+//!
 //! Nothing here talks to the card logic: [`crate::VirtualEuicc`] changes the
 //! state, the caller decides when to save it.
 
@@ -20,6 +29,8 @@ use crate::profile::{InstalledProfile, NotificationOperation, ProfileState};
 
 /// The GSMA root SM-DS address, used when no other is configured.
 pub const DEFAULT_ROOT_SMDS_ADDRESS: &str = "lpa.ds.gsma.com";
+/// The state file format this build writes (and the newest it reads).
+pub const STATE_VERSION: u32 = 2;
 
 /// The persistent state of a virtual eUICC.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -50,10 +61,23 @@ pub struct StoredNotification {
     pub address: String,
     /// The profile concerned, when known.
     pub iccid: Option<String>,
-    /// The whole `PendingNotification` as the eUICC signed it: a
-    /// ProfileInstallationResult (`BF37`) or an OtherSignedNotification (`30`).
+    /// What the eUICC signed: a whole ProfileInstallationResult (`BF37`),
+    /// or for the other operations `tbsOtherNotification` (`BF2F`) followed
+    /// by its signature (`5F37`). The eUICC and EUM certificates that
+    /// complete an OtherSignedNotification are the card's own and are added
+    /// when the notification leaves the card
+    /// ([`crate::VirtualEuicc::pending_notification`]), not stored with
+    /// each notification.
     #[serde(with = "hex_bytes")]
     pub signed: Vec<u8>,
+}
+
+/// The state file: the format version beside the state.
+#[derive(Serialize)]
+struct VersionedRef<'a> {
+    version: u32,
+    #[serde(flatten)]
+    state: &'a EuiccState,
 }
 
 impl EuiccState {
@@ -64,10 +88,40 @@ impl EuiccState {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::StateFormat {
+        let format = |source| Error::StateFormat {
             path: path.to_path_buf(),
             source,
-        })
+        };
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(format)?;
+        let version = match value.get("version") {
+            None => 1,
+            Some(v) => match v.as_u64().and_then(|v| u32::try_from(v).ok()) {
+                Some(v) if v >= 1 => v,
+                _ => {
+                    return Err(Error::StateVersion {
+                        path: path.to_path_buf(),
+                        found: v.to_string(),
+                    });
+                }
+            },
+        };
+        if version > STATE_VERSION {
+            return Err(Error::StateVersion {
+                path: path.to_path_buf(),
+                found: version.to_string(),
+            });
+        }
+        if version < 2 {
+            crate::migrate::v1_to_v2(&mut value);
+        }
+        let state: Self = serde_json::from_value(value).map_err(format)?;
+        for profile in &state.profiles {
+            profile.check().map_err(|problem| Error::StateContent {
+                path: path.to_path_buf(),
+                problem,
+            })?;
+        }
+        Ok(state)
     }
 
     /// Reads a state file, or returns an empty state when the file does not exist.
@@ -88,7 +142,11 @@ impl EuiccState {
             path: path.to_path_buf(),
             source,
         };
-        let json = serde_json::to_vec_pretty(self).map_err(|source| Error::StateFormat {
+        let versioned = VersionedRef {
+            version: STATE_VERSION,
+            state: self,
+        };
+        let json = serde_json::to_vec_pretty(&versioned).map_err(|source| Error::StateFormat {
             path: path.to_path_buf(),
             source,
         })?;
@@ -183,6 +241,45 @@ pub(crate) mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
         hex::decode(text.trim()).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for boxed byte slices.
+    pub mod boxed {
+        use serde::{Deserializer, Serializer};
+
+        /// Serialises bytes as hex.
+        pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+            super::serialize(bytes, s)
+        }
+
+        /// Deserialises hex into boxed bytes.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Box<[u8]>, D::Error> {
+            super::deserialize(d).map(Vec::into_boxed_slice)
+        }
+    }
+
+    /// The same for byte arrays of a fixed length.
+    pub mod fixed {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serialises a byte array as hex.
+        pub fn serialize<S: Serializer, const N: usize>(
+            bytes: &[u8; N],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&hex::encode(bytes))
+        }
+
+        /// Deserialises hex of exactly `N` bytes.
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            d: D,
+        ) -> Result<[u8; N], D::Error> {
+            let text = String::deserialize(d)?;
+            let bytes = hex::decode(text.trim()).map_err(serde::de::Error::custom)?;
+            <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
+                serde::de::Error::custom(format!("expected {N} bytes, got {}", bytes.len()))
+            })
+        }
     }
 
     /// The same for optional values.

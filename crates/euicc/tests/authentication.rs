@@ -73,6 +73,7 @@ fn a_genuine_smdp_is_authenticated_and_the_answer_is_signed() {
     assert!(parts.signed.ends_with(&ctx));
     card.identity()
         .euicc_certificate()
+        .unwrap()
         .verifying_key()
         .verify_raw(parts.signed, parts.signature)
         .expect("euiccSignature1 verifies");
@@ -289,6 +290,7 @@ fn prepare_download_binds_with_a_one_time_key() {
     let parts = signed::euicc_signed2(&response).unwrap();
     card.identity()
         .euicc_certificate()
+        .unwrap()
         .verifying_key()
         .verify_raw(
             &[parts.signed, smdp_sig.signature_tlv].concat(),
@@ -549,6 +551,7 @@ fn cancel_session_is_signed_and_ends_the_session() {
     let signature = ok.require(0x5F37).unwrap();
     c.identity()
         .euicc_certificate()
+        .unwrap()
         .verifying_key()
         .verify_raw(signed.raw, signature.value)
         .expect("euiccCancelSessionSignature verifies");
@@ -564,4 +567,39 @@ fn cancel_session_is_signed_and_ends_the_session() {
         download_outcome(&response).err(),
         Some(DownloadErrorCode::NoSessionContext)
     );
+}
+
+/// With the same seeded generator, two cards draw the same challenge and
+/// the same one-time key; only the ECDSA signatures (aws-lc's own
+/// randomness) differ.
+#[test]
+fn a_seeded_generator_replays_the_challenge_and_the_one_time_key() {
+    use rand::SeedableRng;
+    let server = FakeSmdp::new(pki());
+    let run = |seed: u64| {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut card = card();
+        let ch = open_isdr(&mut card);
+        let answer = common::es10_with_rng(&mut card, ch, &[0xBF, 0x2E, 0x00], &mut rng);
+        let challenge: rsp::GetEuiccChallengeResponse = decode_der(&answer).unwrap();
+        let challenge = *challenge.euicc_challenge.0;
+        let auth = common::es10_with_rng(
+            &mut card,
+            ch,
+            &server.authenticate_server(&challenge),
+            &mut rng,
+        );
+        let request = server.prepare_download(&auth, &server.transaction_id, None);
+        let prepared = common::es10_with_rng(&mut card, ch, &request, &mut rng);
+        let signed2 = download_outcome(&prepared).unwrap();
+        let signature = signed::euicc_signed2(&prepared).unwrap().signature.to_vec();
+        (challenge, signed2.euicc_otpk.to_vec(), signature)
+    };
+    let (c1, otpk1, sig1) = run(7);
+    let (c2, otpk2, sig2) = run(7);
+    let (c3, otpk3, _) = run(8);
+    assert_eq!((c1, &otpk1), (c2, &otpk2));
+    assert_ne!(sig1, sig2, "ECDSA signatures are randomised by aws-lc");
+    assert_ne!(c1, c3);
+    assert_ne!(otpk1, otpk3);
 }

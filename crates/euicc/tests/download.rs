@@ -283,8 +283,15 @@ async fn full_download_installs_the_personalised_package() {
         .profile(world.iccid.as_str())
         .expect("installed")
         .clone();
-    assert_eq!(profile.package, world.personalised_package());
-    assert_eq!(profile.isdp_aid, aid);
+    assert_eq!(
+        profile.package_sha256,
+        <[u8; 32]>::from(Sha256::digest(world.personalised_package()))
+    );
+    assert_eq!(
+        profile.package_len as usize,
+        world.personalised_package().len()
+    );
+    assert_eq!(profile.isdp_aid.as_slice(), aid.as_slice());
     assert_eq!(profile.state, ProfileState::Disabled);
     assert_eq!(profile.imsi.as_deref(), Some("001010000012345"));
     assert_eq!(profile.k.as_deref(), Some(&[0x11; 16][..]));
@@ -294,15 +301,17 @@ async fn full_download_installs_the_personalised_package() {
         Some("4321")
     );
     assert!(profile.puk(0x01).is_some());
-    assert_eq!(profile.profile_name, "TS.48 test profile");
-    assert_eq!(profile.service_provider_name, "Test Operator");
+    assert_eq!(profile.profile_name(), "TS.48 test profile");
+    assert_eq!(profile.service_provider_name(), "Test Operator");
     assert_eq!(profile.smdp_address, SMDP_ADDRESS);
     assert_eq!(profile.smdp_oid, ferrosim_pki::generate::DEFAULT_SMDP_OID);
     assert_eq!(
-        profile.notification_address(ferrosim_euicc::NotificationOperation::Enable),
+        profile
+            .notification_address(ferrosim_euicc::NotificationOperation::Enable)
+            .as_deref(),
         Some(SMDP_ADDRESS)
     );
-    let summary = ProfilePackage::parse(&profile.package)
+    let summary = ProfilePackage::parse(&world.personalised_package())
         .unwrap()
         .summary()
         .unwrap();
@@ -495,7 +504,13 @@ async fn profile_operations_notify_the_smdp() {
         .iter()
         .zip([Op::Enable, Op::Disable, Op::Delete])
     {
-        common::verify_other_notification(&n.signed, op, &iccid, SMDP_ADDRESS, n.seq_number);
+        common::verify_other_notification(
+            &card.pending_notification(n),
+            op,
+            &iccid,
+            SMDP_ADDRESS,
+            n.seq_number,
+        );
     }
     // The installation result is accepted by the SM-DP+. (Its
     // handleNotification cannot take the other notifications yet: see the

@@ -148,3 +148,87 @@ fn identity_parts_must_belong_together() {
     assert_eq!(both.ci_key_ids_for_verification().len(), 2);
     assert_eq!(both.ci_key_ids_for_signing().len(), 1);
 }
+
+/// Many eUICCs share one `SharedIdentity`; a device's own certificate must
+/// come from that EUM.
+#[test]
+fn identities_share_their_manufacturer_part() {
+    let pki = pki();
+    let shared = ferrosim_euicc::SharedIdentity::new(
+        pki.eum.certificate.der(),
+        &[pki.ci.certificate.der().to_vec()],
+    )
+    .unwrap();
+    let ids: Vec<EuiccIdentity> = pki
+        .euiccs
+        .iter()
+        .map(|e| {
+            EuiccIdentity::with_shared(
+                std::sync::Arc::clone(&shared),
+                e.certificate.der(),
+                std::sync::Arc::new(e.signing_key().unwrap()),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(std::sync::Arc::ptr_eq(ids[0].shared(), ids[1].shared()));
+    assert_ne!(ids[0].eid(), ids[1].eid());
+    assert_eq!(
+        ids[1].euicc_certificate().unwrap().der(),
+        pki.euiccs[1].certificate.der()
+    );
+    // A key that is not the certificate's, or a certificate of another EUM.
+    let r = EuiccIdentity::with_shared(
+        std::sync::Arc::clone(&shared),
+        pki.euiccs[0].certificate.der(),
+        std::sync::Arc::new(pki.euiccs[1].signing_key().unwrap()),
+    );
+    assert!(matches!(r, Err(ferrosim_euicc::Error::KeyMismatch)));
+    let other = common::other_pki();
+    let r = EuiccIdentity::with_shared(
+        shared,
+        other.euiccs[0].certificate.der(),
+        std::sync::Arc::new(other.euiccs[0].signing_key().unwrap()),
+    );
+    assert!(matches!(r, Err(ferrosim_euicc::Error::Chain(_))));
+}
+
+/// SM-DP+ certificates verified once are reused while valid; a cached
+/// certificate is still judged at the time given and for the role asked.
+#[test]
+fn verified_smdp_certificates_are_cached_but_judged_each_time() {
+    use ferrosim_pki::{CertRole, Error as P};
+    let pki = pki();
+    let shared = ferrosim_euicc::SharedIdentity::new(
+        pki.eum.certificate.der(),
+        &[pki.ci.certificate.der().to_vec()],
+    )
+    .unwrap();
+    let dpauth = pki.dp_auth.certificate.der();
+    let now = std::time::SystemTime::now();
+    let first = shared.verify_dp(dpauth, CertRole::DpAuth, now).unwrap();
+    let again = shared.verify_dp(dpauth, CertRole::DpAuth, now).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "the second is cached"
+    );
+    // The same bytes for another role are verified (and refused) afresh.
+    assert!(matches!(
+        shared.verify_dp(dpauth, CertRole::DpPb, now),
+        Err(P::WrongPolicy { .. })
+    ));
+    // After the certificate's end of validity the cache does not answer.
+    let later = pki.dp_auth.certificate.not_after() + std::time::Duration::from_secs(1);
+    assert!(matches!(
+        shared.verify_dp(dpauth, CertRole::DpAuth, later),
+        Err(P::Expired { .. })
+    ));
+    // Nor before its start.
+    let earlier = pki.dp_auth.certificate.not_before() - std::time::Duration::from_secs(1);
+    assert!(shared.verify_dp(dpauth, CertRole::DpAuth, earlier).is_err());
+    // Garbage is refused, and not cached.
+    for bad in [&[][..], &[0x30, 0x00], &dpauth[..dpauth.len() - 1]] {
+        assert!(shared.verify_dp(bad, CertRole::DpAuth, now).is_err());
+    }
+}

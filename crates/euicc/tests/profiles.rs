@@ -136,7 +136,7 @@ fn one_enabled_profile_at_a_time_with_notifications() {
     let iccids = [a, a, b, b, b];
     for (n, iccid) in c.state().notifications[2..].iter().zip(&iccids) {
         common::verify_other_notification(
-            &n.signed,
+            &c.pending_notification(n),
             n.operation,
             iccid,
             common::SMDP_ADDRESS,
@@ -144,7 +144,7 @@ fn one_enabled_profile_at_a_time_with_notifications() {
         );
     }
     // By ISD-P AID too.
-    let aid = c.state().profiles[0].isdp_aid.clone();
+    let aid = c.state().profiles[0].isdp_aid.to_vec();
     let request = rsp::EnableProfileRequest::new(
         rsp::EnableProfileRequestProfileIdentifier::isdpAid(rsp::OctetTo16(OctetString::from(aid))),
         false,
@@ -461,7 +461,8 @@ fn state_survives_a_power_cycle_and_a_restart() {
     let loaded = EuiccState::load(&path).unwrap();
     assert_eq!(&loaded, c.state());
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("\"k\": \"") && text.contains("\"package\": \""));
+    // The secrets and the identity of the package are kept (not the package).
+    assert!(text.contains("\"k\": \"") && text.contains("\"package_sha256\": \""));
 
     // A new card from the saved state knows its profiles and notifications.
     let mut restarted = VirtualEuicc::new(common::identity(), loaded);
@@ -569,4 +570,76 @@ fn requests_encoded_by_other_lpas() {
         [0xBF, 0x34, 0x03, 0x80, 0x01, 0x00]
     );
     assert_eq!(c.state().default_smdp_address, None);
+}
+
+/// A state file of format version 1 (before the state was slimmed: whole
+/// packages, raw and decoded metadata, notifications with the certificates
+/// appended, no `version`) loads into the same state, and is written back
+/// as the current version.
+#[test]
+fn version_1_state_files_are_migrated() {
+    let (mut c, ch, a, _) = two_profiles(NO_RULES);
+    enable(&mut c, ch, &a);
+    let packages = [
+        package_with_iccid("894944000000000101").0,
+        package_with_iccid("894944000000000102").0,
+    ];
+    let mut v1 = serde_json::to_value(c.state()).unwrap();
+    for (profile, package) in v1["profiles"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(&packages)
+    {
+        let fields = profile.as_object_mut().unwrap();
+        let metadata = fields.remove("metadata_der").unwrap();
+        fields.insert("metadata".into(), metadata);
+        fields.remove("package_len");
+        fields.remove("package_sha256");
+        fields.insert("package".into(), hex::encode(package).into());
+        fields.insert("profile_name".into(), "TS.48 test profile".into());
+        fields.insert("notification_configuration".into(), serde_json::json!([]));
+    }
+    for (json, stored) in v1["notifications"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .zip(&c.state().notifications)
+    {
+        json["signed"] = hex::encode(c.pending_notification(stored)).into();
+    }
+    assert!(v1.get("version").is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.json");
+    std::fs::write(&path, serde_json::to_vec(&v1).unwrap()).unwrap();
+    let loaded = EuiccState::load(&path).unwrap();
+    assert_eq!(&loaded, c.state());
+    loaded.save(&path).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(saved["version"], ferrosim_euicc::STATE_VERSION);
+
+    // A later version, or a version that is not a number, is refused.
+    for version in [
+        serde_json::json!(3),
+        serde_json::json!("2"),
+        serde_json::json!(0),
+    ] {
+        let mut newer = saved.clone();
+        newer["version"] = version;
+        std::fs::write(&path, serde_json::to_vec(&newer).unwrap()).unwrap();
+        assert!(matches!(
+            EuiccState::load(&path),
+            Err(ferrosim_euicc::Error::StateVersion { .. })
+        ));
+    }
+    // Metadata that does not decode, or names another profile, is refused.
+    for metadata in ["bf2500", &hex::encode(&c.state().profiles[1].metadata_der)] {
+        let mut broken = saved.clone();
+        broken["profiles"][0]["metadata_der"] = metadata.into();
+        std::fs::write(&path, serde_json::to_vec(&broken).unwrap()).unwrap();
+        assert!(matches!(
+            EuiccState::load(&path),
+            Err(ferrosim_euicc::Error::StateContent { .. })
+        ));
+    }
 }

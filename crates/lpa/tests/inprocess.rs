@@ -136,8 +136,8 @@ async fn full_download_installs_the_personalised_package() {
     );
     let installed = card.state().profile(&iccid).unwrap();
     assert_eq!(
-        installed.package,
-        personalised_package(&smdp.store, &iccid).await
+        installed.package_sha256,
+        ferrosim_euicc::profile::package_digest(&personalised_package(&smdp.store, &iccid).await)
     );
 }
 

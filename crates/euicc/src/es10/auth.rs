@@ -19,8 +19,10 @@ use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp};
-use ferrosim_pki::{CertRole, KeyId, VerifiedDp, verify_dp_chain};
-use rand::Rng;
+use std::sync::Arc;
+
+use ferrosim_pki::{CertRole, KeyId, VerifiedDp};
+use rand::CryptoRng;
 use tracing::info;
 
 use super::{Es10Reply, Isdr, ServerSession, Session, expect_empty, reply};
@@ -53,18 +55,22 @@ const RSP_CAPABILITIES: [usize; 3] = [0, 3, 4];
 impl Isdr {
     /// ES10b.GetEUICCChallenge: a fresh challenge starts a new RSP session
     /// (any previous one, and a download in progress, ends).
-    pub(super) fn get_euicc_challenge(&mut self, cmd: &Tlv<'_>) -> Es10Reply {
+    pub(super) fn get_euicc_challenge(
+        &mut self,
+        cmd: &Tlv<'_>,
+        rng: &mut dyn CryptoRng,
+    ) -> Es10Reply {
         if let Err(e) = expect_empty(cmd) {
             return e;
         }
         let mut challenge = [0u8; 16];
-        rand::rng().fill_bytes(&mut challenge);
-        self.session = Some(Session {
+        rng.fill_bytes(&mut challenge);
+        self.session = Some(Box::new(Session {
             challenge,
             server: None,
             download: None,
             loader: None,
-        });
+        }));
         Es10Reply::encode(&rsp::GetEuiccChallengeResponse::new(rsp::Octet16(
             FixedOctetString::new(challenge),
         )))
@@ -92,7 +98,12 @@ impl Isdr {
 
     /// EUICCInfo2 as this eUICC describes itself now (free memory changes).
     pub(super) fn euicc_info2(&self) -> rsp::EUICCInfo2 {
-        let used: usize = self.state.profiles.iter().map(|p| p.package.len()).sum();
+        let used: usize = self
+            .state
+            .profiles
+            .iter()
+            .map(|p| p.package_len as usize)
+            .sum();
         let free = u32::try_from(PROFILE_MEMORY_BYTES.saturating_sub(used)).unwrap_or(u32::MAX);
         let apps = u8::try_from(self.state.profiles.len()).unwrap_or(u8::MAX);
         // ETSI TS 102 226 extended card resource information.
@@ -187,7 +198,7 @@ impl Isdr {
         let ok = [
             euicc_signed1.as_slice(),
             &signature,
-            self.identity.euicc_certificate().der(),
+            self.identity.euicc_certificate_der(),
             self.identity.eum_certificate().der(),
         ]
         .concat();
@@ -214,19 +225,17 @@ impl Isdr {
         ci_id: &[u8],
         certificate: &[u8],
         now: SystemTime,
-    ) -> Result<VerifiedDp, AuthenticateErrorCode> {
+    ) -> Result<Arc<VerifiedDp>, AuthenticateErrorCode> {
         use AuthenticateErrorCode as E;
         let ci_id = KeyId::from_bytes(ci_id).map_err(|_| E::CiPkUnknown)?;
         if self.identity.trust_store().ci(&ci_id).is_none() {
             return Err(E::CiPkUnknown);
         }
-        let verified = verify_dp_chain(
-            self.identity.trust_store(),
-            certificate,
-            CertRole::DpAuth,
-            now,
-        )
-        .map_err(|e| certificate_error(&e))?;
+        let verified = self
+            .identity
+            .shared()
+            .verify_dp(certificate, CertRole::DpAuth, now)
+            .map_err(|e| certificate_error(&e))?;
         if verified.ci_key_id != ci_id {
             return Err(E::InvalidCertificate);
         }

@@ -12,10 +12,11 @@ use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed;
 use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{decode_der, encode_der, rsp};
-use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_crypto::ecka::OneTimeKeyPair;
-use ferrosim_pki::{CertRole, verify_dp_chain};
+use ferrosim_pki::{CertRole, VerifiedDp};
+use rand::CryptoRng;
 use tracing::info;
+use zeroize::Zeroizing;
 
 use super::{DownloadSession, Es10Reply, Isdr, decode, reply};
 use crate::apdu::StatusWord;
@@ -24,14 +25,20 @@ use crate::profile::dotted_to_oid;
 
 impl Isdr {
     /// ES10b.PrepareDownload.
-    pub(super) fn prepare_download(&mut self, cmd: &Tlv<'_>, now: SystemTime) -> Es10Reply {
-        reply(self.try_prepare_download(cmd, now))
+    pub(super) fn prepare_download(
+        &mut self,
+        cmd: &Tlv<'_>,
+        now: SystemTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Es10Reply {
+        reply(self.try_prepare_download(cmd, now, rng))
     }
 
     fn try_prepare_download(
         &mut self,
         cmd: &Tlv<'_>,
         now: SystemTime,
+        rng: &mut dyn CryptoRng,
     ) -> Result<Es10Reply, Es10Reply> {
         let malformed = || Es10Reply::Status(StatusWord::WRONG_DATA);
         let parts = signed::smdp_signed2(cmd.raw).map_err(|_| malformed())?;
@@ -68,9 +75,9 @@ impl Isdr {
             (Some(bound), Some(kept)) if kept.public_sec1().as_slice() == bound.as_ref() => {
                 Arc::clone(kept)
             }
-            _ => match OneTimeKeyPair::generate() {
-                Ok(k) => Arc::new(k),
-                Err(_) => return Ok(download_error(&tid, DownloadErrorCode::UndefinedError)),
+            _ => match one_time_key_from(rng) {
+                Some(k) => Arc::new(k),
+                None => return Ok(download_error(&tid, DownloadErrorCode::UndefinedError)),
             },
         };
         let euicc_signed2 = rsp::EUICCSigned2::new(
@@ -108,43 +115,43 @@ impl Isdr {
         hash_cc: Option<&[u8]>,
         certificate: &[u8],
         now: SystemTime,
-    ) -> Result<VerifyingKey, DownloadErrorCode> {
+    ) -> Result<Arc<VerifiedDp>, DownloadErrorCode> {
         use DownloadErrorCode as E;
         let server = self
             .session
             .as_ref()
             .and_then(|s| s.server.as_ref())
             .ok_or(E::NoSessionContext)?;
-        let verified = verify_dp_chain(
-            self.identity.trust_store(),
-            certificate,
-            CertRole::DpPb,
-            now,
-        )
-        .map_err(|e| match e {
-            ferrosim_pki::Error::UnsupportedPublicKey(_)
-            | ferrosim_pki::Error::UnsupportedSignatureAlgorithm(_) => E::UnsupportedCurve,
-            _ => E::InvalidCertificate,
-        })?;
+        let verified = self
+            .identity
+            .shared()
+            .verify_dp(certificate, CertRole::DpPb, now)
+            .map_err(|e| match e {
+                ferrosim_pki::Error::UnsupportedPublicKey(_)
+                | ferrosim_pki::Error::UnsupportedSignatureAlgorithm(_) => E::UnsupportedCurve,
+                _ => E::InvalidCertificate,
+            })?;
         // CERT.DPpb must come from the CI and the SM-DP+ of CERT.DPauth.
         if verified.ci_key_id != server.ci_key_id
             || verified.smdp_oid.to_string() != server.smdp_oid
         {
             return Err(E::InvalidCertificate);
         }
-        let key = verified.certificate.verifying_key().clone();
-        key.verify_raw(
-            &[parts.signed, server.euicc_signature1.as_slice()].concat(),
-            parts.signature,
-        )
-        .map_err(|_| E::InvalidSignature)?;
+        verified
+            .certificate
+            .verifying_key()
+            .verify_raw(
+                &[parts.signed, server.euicc_signature1.as_slice()].concat(),
+                parts.signature,
+            )
+            .map_err(|_| E::InvalidSignature)?;
         if smdp_signed2.transaction_id.0.as_ref() != server.transaction_id.as_slice() {
             return Err(E::InvalidTransactionId);
         }
         if smdp_signed2.cc_required_flag && hash_cc.is_none() {
             return Err(E::UndefinedError);
         }
-        Ok(key)
+        Ok(verified)
     }
 
     /// ES10b.CancelSession: signs the cancellation for the SM-DP+ and ends
@@ -183,6 +190,20 @@ impl Isdr {
         info!(reason = ?request.reason.0, "RSP session cancelled");
         Es10Reply::Data(tlv(0xBF41, &tlv(0xA0, &[signed, signature].concat())))
     }
+}
+
+/// A one-time key pair (otSK/otPK.EUICC.ECKA) whose private scalar comes
+/// from `rng`, so a seeded generator gives the same key again. A draw
+/// outside `[1, n-1]` (probability about 2^-32) is drawn again.
+fn one_time_key_from(rng: &mut dyn CryptoRng) -> Option<OneTimeKeyPair> {
+    let mut scalar = Zeroizing::new([0u8; 32]);
+    for _ in 0..8 {
+        rng.fill_bytes(scalar.as_mut_slice());
+        if let Ok(key) = OneTimeKeyPair::from_scalar(scalar.as_slice()) {
+            return Some(key);
+        }
+    }
+    None
 }
 
 /// `downloadResponseError` with the request's transaction id.

@@ -32,7 +32,7 @@ const ISDP_AID_PREFIX: [u8; 14] = [
 
 /// What the ProfileInstallationResult reports.
 struct Outcome {
-    result: Result<Vec<u8>, LoadFailure>,
+    result: Result<[u8; 16], LoadFailure>,
     /// ICCID of the metadata, when it got that far.
     iccid: Option<[u8; 10]>,
     /// Where the install notification goes.
@@ -80,7 +80,7 @@ impl Isdr {
         let eid = identity.eid().to_bcd();
         let binding = SessionBinding {
             transaction_id: &server.transaction_id,
-            dppb: &download.dppb,
+            dppb: download.dppb.certificate.verifying_key(),
             one_time_key: &download.one_time_key,
             eid: &eid,
         };
@@ -127,7 +127,7 @@ impl Isdr {
         server: &ServerSession,
         loaded: Loaded,
         now: SystemTime,
-    ) -> Result<Vec<u8>, LoadFailure> {
+    ) -> Result<[u8; 16], LoadFailure> {
         let fail = |reason| LoadFailure {
             command: BppCommandId::LoadProfileElements,
             reason,
@@ -148,7 +148,12 @@ impl Isdr {
         let summary = package
             .summary()
             .map_err(|_| fail(InstallErrorReason::PeProcessingError))?;
-        let used: usize = self.state.profiles.iter().map(|p| p.package.len()).sum();
+        let used: usize = self
+            .state
+            .profiles
+            .iter()
+            .map(|p| p.package_len as usize)
+            .sum();
         if used + package.as_bytes().len() > PROFILE_MEMORY_BYTES {
             return Err(fail(InstallErrorReason::InsufficientMemoryForProfile));
         }
@@ -159,28 +164,29 @@ impl Isdr {
             metadata: &loaded.metadata,
             package: &package,
             summary: &summary,
-            isdp_aid: isdp_aid.clone(),
+            isdp_aid,
             dp_oid: loaded.dp_oid,
             smdp_address: &server.server_address,
             smdp_oid: &server.smdp_oid,
             installed_at: unix_seconds(now),
         });
-        info!(iccid = %profile.iccid, name = %profile.profile_name, "profile installed");
+        info!(iccid = %profile.iccid, name = %loaded.metadata.profile_name, "profile installed");
         self.state.profiles.push(profile);
         self.changed();
         Ok(isdp_aid)
     }
 
     /// A fresh ISD-P AID, not used by an installed profile.
-    fn allocate_isdp_aid(&mut self) -> Vec<u8> {
+    fn allocate_isdp_aid(&mut self) -> [u8; 16] {
         loop {
             let n = self.state.isdp_counter;
             self.state.isdp_counter = n.wrapping_add(1);
             // 0x1000, 0x1100, ... 0xFF00, then 0x1001, ...: 61 440 AIDs.
             let slot = n % 0xF000;
             let number = 0x1000 + ((slot % 0xF0) << 8) + slot / 0xF0;
-            let mut aid = ISDP_AID_PREFIX.to_vec();
-            aid.extend_from_slice(&(number as u16).to_be_bytes());
+            let mut aid = [0u8; 16];
+            aid[..14].copy_from_slice(&ISDP_AID_PREFIX);
+            aid[14..].copy_from_slice(&(number as u16).to_be_bytes());
             if !self.state.profiles.iter().any(|p| p.isdp_aid == aid) {
                 return aid;
             }
@@ -193,7 +199,7 @@ impl Isdr {
         let seq = self.state.next_seq_number();
         let final_result = match &outcome.result {
             Ok(aid) => rsp::ProfileInstallationResultDataFinalResult::successResult(
-                rsp::SuccessResult::new(OctetString::from(aid.clone()), sima_response(None)),
+                rsp::SuccessResult::new(OctetString::from(aid.to_vec()), sima_response(None)),
             ),
             Err(failure) => {
                 warn!(?failure, "profile installation failed");

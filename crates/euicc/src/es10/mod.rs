@@ -27,9 +27,9 @@ use std::time::SystemTime;
 use ferrosim_asn1::rasn::{Decode, Encode};
 use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::{decode_der, encode_der};
-use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_crypto::ecka::OneTimeKeyPair;
-use ferrosim_pki::KeyId;
+use ferrosim_pki::{KeyId, VerifiedDp};
+use rand::CryptoRng;
 use tracing::debug;
 
 use crate::apdu::StatusWord;
@@ -38,6 +38,7 @@ use crate::identity::EuiccIdentity;
 use crate::state::EuiccState;
 
 pub(crate) use auth::SVN;
+pub(crate) use notifications::pending_notification;
 
 /// What the ISD-R answers to one ES10 command.
 #[derive(Debug)]
@@ -51,11 +52,14 @@ pub(crate) enum Es10Reply {
 }
 
 /// The ISD-R with its identity, persistent state and RSP session.
+///
+/// The session is boxed: between downloads (nearly always, on a device) it
+/// costs one pointer.
 #[derive(Debug)]
 pub(crate) struct Isdr {
     identity: EuiccIdentity,
     state: EuiccState,
-    session: Option<Session>,
+    session: Option<Box<Session>>,
     /// The one-time key pair of the last PrepareDownload, kept until an
     /// installation ends so a Bound Profile Package already bound to it
     /// (`bppEuiccOtpk`) can still be loaded in a later session.
@@ -90,7 +94,8 @@ pub(crate) struct ServerSession {
 
 /// What PrepareDownload established.
 pub(crate) struct DownloadSession {
-    dppb: VerifyingKey,
+    /// CERT.DPpb as verified (shared with the other eUICCs of the EUM).
+    dppb: Arc<VerifiedDp>,
     one_time_key: Arc<OneTimeKeyPair>,
 }
 
@@ -133,8 +138,14 @@ impl Isdr {
         self.revision
     }
 
-    /// Handles one complete ES10 command.
-    pub(crate) fn handle(&mut self, command: &[u8], now: SystemTime) -> Es10Reply {
+    /// Handles one complete ES10 command; `rng` gives the challenge and the
+    /// one-time key.
+    pub(crate) fn handle(
+        &mut self,
+        command: &[u8],
+        now: SystemTime,
+        rng: &mut dyn CryptoRng,
+    ) -> Es10Reply {
         let Ok((tag, _, _)) = ferrosim_asn1::tlv::read_header(command) else {
             return Es10Reply::Status(StatusWord::WRONG_DATA);
         };
@@ -142,7 +153,7 @@ impl Isdr {
             self.load_bound_profile_package(tag, command, now)
         } else {
             match Tlv::parse_exact(command) {
-                Ok(tlv) => self.dispatch(&tlv, now),
+                Ok(tlv) => self.dispatch(&tlv, now, rng),
                 Err(_) => Es10Reply::Status(StatusWord::WRONG_DATA),
             }
         };
@@ -154,13 +165,13 @@ impl Isdr {
         reply
     }
 
-    fn dispatch(&mut self, cmd: &Tlv<'_>, now: SystemTime) -> Es10Reply {
+    fn dispatch(&mut self, cmd: &Tlv<'_>, now: SystemTime, rng: &mut dyn CryptoRng) -> Es10Reply {
         match cmd.tag {
-            0xBF2E => self.get_euicc_challenge(cmd),
+            0xBF2E => self.get_euicc_challenge(cmd, rng),
             0xBF20 => self.get_euicc_info1(cmd),
             0xBF22 => self.get_euicc_info2(cmd),
             0xBF38 => self.authenticate_server(cmd, now),
-            0xBF21 => self.prepare_download(cmd, now),
+            0xBF21 => self.prepare_download(cmd, now, rng),
             0xBF41 => self.cancel_session(cmd),
             0xBF2D => self.get_profiles_info(cmd),
             0xBF31 => self.enable_profile(cmd),
@@ -179,9 +190,14 @@ impl Isdr {
         }
     }
 
-    /// Records that the persistent state changed.
+    /// Records that the persistent state changed, and gives back the
+    /// capacity its lists grew by (a device keeps a few profiles and
+    /// notifications for a long time: spare slots would cost more than they
+    /// save).
     fn changed(&mut self) {
         self.revision = self.revision.wrapping_add(1);
+        self.state.profiles.shrink_to_fit();
+        self.state.notifications.shrink_to_fit();
     }
 }
 

@@ -6,6 +6,9 @@
 //! operations produce an OtherSignedNotification (`tbsOtherNotification`
 //! signed with the eUICC key, followed by the eUICC and EUM certificates),
 //! but only when the profile's metadata names an address for the operation.
+//! Only the signed part is stored; the two certificates, the same for every
+//! notification of the card, are appended when a notification is retrieved
+//! ([`pending_notification`]).
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
 use ferrosim_asn1::tlv::{Tlv, tlv};
@@ -15,6 +18,7 @@ use tracing::{debug, error};
 use super::{Es10Reply, Isdr, decode};
 use ferrosim_saip::bcd;
 
+use crate::identity::EuiccIdentity;
 use crate::profile::NotificationOperation;
 use crate::state::StoredNotification;
 
@@ -52,13 +56,10 @@ impl Isdr {
             Some(Criteria::profileManagementOperation(ops)) => n.operation.is_in(ops),
             Some(_) => false,
         };
-        let list: Vec<u8> = self
-            .state
-            .notifications
-            .iter()
-            .filter(|n| selected(n))
-            .flat_map(|n| n.signed.iter().copied())
-            .collect();
+        let mut list = Vec::new();
+        for n in self.state.notifications.iter().filter(|n| selected(n)) {
+            list.extend_from_slice(&pending_notification(&self.identity, n));
+        }
         Es10Reply::Data(tlv(0xBF2B, &tlv(0xA0, &list)))
     }
 
@@ -104,16 +105,7 @@ impl Isdr {
         );
         let signed = encode_der(&metadata).ok().and_then(|tbs| {
             let signature = self.identity.sign_5f37(&tbs).ok()?;
-            Some(tlv(
-                0x30,
-                &[
-                    tbs.as_slice(),
-                    &signature,
-                    self.identity.euicc_certificate().der(),
-                    self.identity.eum_certificate().der(),
-                ]
-                .concat(),
-            ))
+            Some([tbs, signature].concat())
         });
         let Some(signed) = signed else {
             error!(?op, iccid, "cannot sign a notification");
@@ -130,12 +122,37 @@ impl Isdr {
     }
 }
 
+/// The `PendingNotification` of a stored notification as it leaves the
+/// card: the ProfileInstallationResult as stored, or the
+/// OtherSignedNotification rebuilt from the stored signed part and the
+/// card's certificates.
+pub(crate) fn pending_notification(identity: &EuiccIdentity, n: &StoredNotification) -> Vec<u8> {
+    if n.signed.starts_with(&[0xBF, 0x2F]) {
+        tlv(
+            0x30,
+            &[
+                n.signed.as_slice(),
+                identity.euicc_certificate_der(),
+                identity.eum_certificate().der(),
+            ]
+            .concat(),
+        )
+    } else {
+        n.signed.clone()
+    }
+}
+
 /// The `NotificationMetadata` (`BF2F`) inside a stored notification, as signed.
 fn metadata_of(signed: &[u8]) -> Option<&[u8]> {
-    let outer = Tlv::parse_exact(signed).ok()?;
-    let holder = match outer.tag {
-        0xBF37 => outer.require(0xBF27).ok()?,
-        _ => outer,
-    };
-    holder.require(0xBF2F).ok().map(|t| t.raw)
+    let (first, _) = Tlv::parse(signed).ok()?;
+    match first.tag {
+        0xBF2F => Some(first.raw),
+        0xBF37 => first
+            .require(0xBF27)
+            .ok()?
+            .require(0xBF2F)
+            .ok()
+            .map(|t| t.raw),
+        _ => first.require(0xBF2F).ok().map(|t| t.raw),
+    }
 }

@@ -147,9 +147,7 @@ impl Isdr {
                 let removed = self.state.profiles.remove(i);
                 self.changed();
                 tracing::info!(iccid = %removed.iccid, "profile deleted");
-                let address = removed
-                    .notification_address(NotificationOperation::Delete)
-                    .map(str::to_owned);
+                let address = removed.notification_address(NotificationOperation::Delete);
                 self.notify(NotificationOperation::Delete, &removed.iccid, address);
                 ProfileResult::Ok
             }
@@ -226,7 +224,7 @@ impl Isdr {
         let profile = &mut self.state.profiles[i];
         profile.state = state;
         let iccid = profile.iccid.clone();
-        let address = profile.notification_address(op).map(str::to_owned);
+        let address = profile.notification_address(op);
         tracing::info!(%iccid, ?state, "profile state changed");
         self.changed();
         self.notify(op, &iccid, address);

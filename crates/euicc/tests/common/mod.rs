@@ -153,6 +153,40 @@ pub fn es10(card: &mut VirtualEuicc, channel: u8, command: &[u8]) -> Vec<u8> {
     data
 }
 
+/// Sends an ES10 command in 120-byte blocks with the card drawing its
+/// randomness from `rng`; expects `9000` and returns the response data.
+pub fn es10_with_rng(
+    card: &mut VirtualEuicc,
+    channel: u8,
+    command: &[u8],
+    rng: &mut dyn rand::CryptoRng,
+) -> Vec<u8> {
+    let chunks: Vec<&[u8]> = command.chunks(120).collect();
+    let mut data = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        let mut apdu = vec![
+            cla(channel, true),
+            0xE2,
+            if last { 0x91 } else { 0x11 },
+            i as u8,
+            chunk.len() as u8,
+        ];
+        apdu.extend_from_slice(chunk);
+        apdu.push(0x00);
+        let (mut part, mut sw) = split(&card.handle_apdu_with_rng(&apdu, SystemTime::now(), rng));
+        while sw >> 8 == 0x61 {
+            let get = [apdu[0], 0xC0, 0x00, 0x00, (sw & 0xFF) as u8];
+            let (more, next) = split(&card.handle_apdu(&get, SystemTime::now()));
+            part.extend_from_slice(&more);
+            sw = next;
+        }
+        assert_eq!(sw, 0x9000, "ES10 block {i}");
+        data.extend_from_slice(&part);
+    }
+    data
+}
+
 /// GetEuiccChallenge.
 pub fn challenge(card: &mut VirtualEuicc, channel: u8) -> [u8; 16] {
     let response = es10(card, channel, &[0xBF, 0x2E, 0x00]);
@@ -411,6 +445,7 @@ pub fn verify_pir(card: &VirtualEuicc, pir: &[u8]) {
     let parts = signed::profile_installation_result(pir).expect("BF37 parts");
     card.identity()
         .euicc_certificate()
+        .unwrap()
         .verifying_key()
         .verify_raw(parts.signed, parts.signature)
         .expect("euiccSignPIR verifies");
