@@ -141,6 +141,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             sandbox.stop().await;
             sandbox.store.close().await;
         }
+        let failed = results.iter().filter(|r| r.failure.is_some()).count();
+        if failed > 0 {
+            bail!("{failed} of {n} downloads failed (reasons above)");
+        }
         Ok(())
     })
 }

@@ -21,6 +21,7 @@ mod pki_token_cmd;
 mod report_cmd;
 mod serve_cmd;
 mod slo_cmd;
+mod version_cmd;
 
 /// ferrosim: eSIM activation platform (GSMA SGP.22 SM-DP+, virtual eUICC, LPA).
 #[derive(Debug, Parser)]
@@ -32,7 +33,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the version and the features compiled in.
+    /// Print the version and what this build can do.
     Version,
     /// Test PKI: generate a GSMA RSP hierarchy, show certificates, verify chains,
     /// move the SM-DP+ keys into a PKCS#11 token.
@@ -87,9 +88,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Version => {
-            println!("ferrosim {}", env!("CARGO_PKG_VERSION"));
-        }
+        Command::Version => version_cmd::run(),
         Command::Pki(args) => pki_cmd::run(args)?,
         Command::Demo(args) => demo_cmd::run(args)?,
         Command::Bench(args) => bench_cmd::run(args)?,
