@@ -27,8 +27,8 @@ use crate::Error;
 /// SET OF members are sorted, lengths are minimal.
 pub fn encode_der<T: Encode>(value: &T) -> Result<Vec<u8>, Error> {
     rasn::der::encode(value).map_err(|e| Error::Encode {
-        type_name: std::any::type_name::<T>(),
-        reason: e.to_string(),
+        type_name: asn1_name::<T>(),
+        reason: readable_reason(&e.to_string()),
     })
 }
 
@@ -37,7 +37,7 @@ pub fn decode_der<T: Decode>(bytes: &[u8]) -> Result<T, Error> {
     let (value, rest) = decode_der_prefix::<T>(bytes)?;
     if !rest.is_empty() {
         return Err(Error::TrailingBytes {
-            type_name: std::any::type_name::<T>(),
+            type_name: asn1_name::<T>(),
             count: rest.len(),
         });
     }
@@ -48,9 +48,46 @@ pub fn decode_der<T: Decode>(bytes: &[u8]) -> Result<T, Error> {
 /// and the bytes after it.
 pub fn decode_der_prefix<T: Decode>(bytes: &[u8]) -> Result<(T, &[u8]), Error> {
     rasn::der::decode_with_remainder(bytes).map_err(|e| Error::Decode {
-        type_name: std::any::type_name::<T>(),
-        reason: e.to_string(),
+        type_name: asn1_name::<T>(),
+        reason: readable_reason(&e.to_string()),
     })
+}
+
+/// The ASN.1 name of a generated type: the last segment of its Rust path
+/// (`ferrosim_asn1::generated::rsp::EUICCInfo1` -> `EUICCInfo1`), so error
+/// messages that reach peers name the ASN.1 type, not this crate's modules.
+fn asn1_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// rasn's explanation in ASN.1 terms: tags as `[CONTEXT 32]` instead of
+/// Rust's `Tag { class: Context, value: 32 }`, and the codec named once.
+fn readable_reason(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    while let Some(at) = rest.find("Tag { class: ") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "Tag { class: ".len()..];
+        let Some(end) = after.find(" }") else {
+            out.push_str(&rest[at..]);
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        let (class, value) = inner.split_once(", value: ").unwrap_or((inner, "?"));
+        out.push_str(&format!("[{} {value}]", class.to_ascii_uppercase()));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    let codec = " (Codec: DER)";
+    let had_codec = out.contains(codec);
+    let mut out = out.replace(codec, "");
+    if had_codec {
+        out.push_str(" (DER)");
+    }
+    out
 }
 
 /// A named-bit BIT STRING with the given bits set, in its DER form: exactly
@@ -75,6 +112,41 @@ pub fn trim_named_bits(bits: &mut BitString) {
 mod tests {
     use super::*;
     use crate::rsp;
+
+    #[test]
+    fn errors_name_asn1_types_not_rust_paths() {
+        for bytes in [
+            &[0xBF, 0x20, 0x03, 0x82, 0x01, 0x00][..],
+            &[0x30, 0x00],
+            &[0xBF, 0x20, 0x00],
+            &[0x04, 0x01],
+            &[],
+        ] {
+            let e = decode_der::<rsp::EUICCInfo1>(bytes)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("cannot decode EUICCInfo1"), "{e}");
+            for leak in ["::", "ferrosim", "Tag {", "class:", "Codec: DER) (Codec"] {
+                assert!(!e.contains(leak), "`{leak}` in {e}");
+            }
+        }
+        let e = decode_der::<rsp::EUICCInfo1>(&[0x30, 0x00])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[CONTEXT 32]") && e.contains("[UNIVERSAL 16]"),
+            "{e}"
+        );
+        assert_eq!(asn1_name::<Vec<u8>>(), "Vec");
+        assert_eq!(
+            readable_reason("x Tag { class: Private, value: 1 } y"),
+            "x [PRIVATE 1] y"
+        );
+        assert_eq!(
+            readable_reason("broken Tag { class: "),
+            "broken Tag { class: "
+        );
+    }
 
     #[test]
     fn trailing_bytes_are_refused() {

@@ -10,7 +10,7 @@ pub enum Error {
     /// The bytes are not a valid DER/BER encoding of the expected type.
     #[error("cannot decode {type_name}: {reason}")]
     Decode {
-        /// The Rust type that was being decoded.
+        /// The ASN.1 type that was being decoded.
         type_name: &'static str,
         /// The decoder's explanation.
         reason: String,
@@ -18,7 +18,7 @@ pub enum Error {
     /// The value cannot be encoded (for example a size constraint is violated).
     #[error("cannot encode {type_name}: {reason}")]
     Encode {
-        /// The Rust type that was being encoded.
+        /// The ASN.1 type that was being encoded.
         type_name: &'static str,
         /// The encoder's explanation.
         reason: String,
@@ -26,7 +26,7 @@ pub enum Error {
     /// A complete value was decoded but bytes were left after it.
     #[error("{count} trailing byte(s) after {type_name}")]
     TrailingBytes {
-        /// The Rust type that was decoded.
+        /// The ASN.1 type that was decoded.
         type_name: &'static str,
         /// How many bytes were left over.
         count: usize,

@@ -53,6 +53,10 @@ async fn malformed_bodies_fail_cleanly() {
             assert_eq!(code, 200, "{f}: {body} -> {text}");
             let (subject, reason) = failed(&text);
             assert!(!subject.is_empty() && !reason.is_empty(), "{f}: {text}");
+            // Messages name ASN.1 types, never this program's Rust paths.
+            for leak in ["ferrosim_", "::", "Tag {"] {
+                assert!(!text.contains(leak), "{f}: `{leak}` in {text}");
+            }
         }
     }
     let counts = ferrosim_smdp::store::Store::count_profiles(smdp.smdp.store(), None)
@@ -160,6 +164,7 @@ proptest! {
                 let (code, text) = smdp.es9_raw(f, body).await.unwrap();
                 prop_assert_eq!(code, 200);
                 failed(&text);
+                prop_assert!(!text.contains("ferrosim_") && !text.contains("::"), "{}", text);
             }
             Ok(())
         })?;
