@@ -186,9 +186,23 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                 let text = std::fs::read_to_string(&batch)
                     .with_context(|| format!("reading {}", batch.display()))?;
                 let op = OperatorId::new(operator).context("--operator")?;
-                let n =
-                    inventory::import_batch(&store, &op, &profile_type, &text, Timestamp::now())
-                        .await?;
+                let n = match inventory::import_batch(
+                    &store,
+                    &op,
+                    &profile_type,
+                    &text,
+                    Timestamp::now(),
+                )
+                .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let iccids: Vec<Iccid> = ferrosim_saip::parse_batch(&text)
+                            .map(|rows| rows.into_iter().map(|p| p.iccid).collect())
+                            .unwrap_or_default();
+                        return Err(name_taken_iccids(&store, e, &iccids).await);
+                    }
+                };
                 println!("{n} profiles imported");
             }
             ProfilesCommand::Generate {
@@ -203,10 +217,10 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                 let imsi = parse_imsi(&first_imsi).context("--first-imsi")?;
                 let range = inventory::ProfileRange {
                     count,
-                    first_iccid: iccid,
+                    first_iccid: iccid.clone(),
                     first_imsi: imsi,
                 };
-                let n = inventory::generate_profiles(
+                let n = match inventory::generate_profiles(
                     &store,
                     &op,
                     &profile_type,
@@ -214,7 +228,14 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                     &mut rand::rng(),
                     Timestamp::now(),
                 )
-                .await?;
+                .await
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let iccids = iccid_range(&iccid, count);
+                        return Err(name_taken_iccids(&store, e, &iccids).await);
+                    }
+                };
                 println!("{n} profiles generated");
             }
             ProfilesCommand::List {
@@ -270,6 +291,56 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// A failed import as an error for the user: a uniqueness conflict names the
+/// ICCIDs that are already in the database (the database itself only says
+/// which column).
+async fn name_taken_iccids(
+    store: &ferrosim_store::SqlStore,
+    error: inventory::InventoryError,
+    iccids: &[Iccid],
+) -> anyhow::Error {
+    use ferrosim_smdp::store::StoreError;
+    if !matches!(
+        error,
+        inventory::InventoryError::Store(StoreError::Conflict(_))
+    ) {
+        return error.into();
+    }
+    match store.existing_iccids(iccids).await {
+        Ok(taken) if !taken.is_empty() => {
+            let shown: Vec<String> = taken.iter().take(5).map(ToString::to_string).collect();
+            let more = taken.len().saturating_sub(shown.len());
+            anyhow::anyhow!(
+                "nothing imported: ICCID {} already in the database{}",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" (and {more} more)")
+                } else {
+                    String::new()
+                }
+            )
+        }
+        _ => error.into(),
+    }
+}
+
+/// The ICCIDs `profiles generate` makes: `count` consecutive bodies from
+/// `first`'s, each with its Luhn digit (stops early where the digits run out).
+fn iccid_range(first: &Iccid, count: u64) -> Vec<Iccid> {
+    let body = &first.as_str()[..first.as_str().len() - 1];
+    let Ok(start) = body.parse::<u128>() else {
+        return Vec::new();
+    };
+    (0..u128::from(count))
+        .map_while(|i| {
+            let next = format!("{:0width$}", start.checked_add(i)?, width = body.len());
+            (next.len() == body.len())
+                .then(|| Iccid::from_body(&next).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 /// Parses `001010123456789` or `001-01-0123456789` (which also gives the MNC length).

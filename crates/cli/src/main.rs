@@ -13,6 +13,7 @@ mod euicc_cmd;
 mod fleet;
 mod init_cmd;
 mod instance;
+mod logging;
 mod lpa_cmd;
 mod operator_cmd;
 mod order_cmd;
@@ -71,22 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(_) | Command::Bench(_) => "warn",
         _ => "info",
     };
-    let filter = std::env::var("FERROSIM_LOG").unwrap_or_else(|_| default_filter.to_owned());
-    // cryptoki logs an ERROR for each token mechanism it has no name for
-    // whenever a PKCS#11 key is opened; nothing is wrong, so unless the
-    // filter asks for cryptoki's messages they are muted.
-    let filter = if filter.contains("cryptoki") {
-        filter
-    } else {
-        format!("{filter},cryptoki::mechanism=off")
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(default_filter)?;
     match cli.command {
         Command::Version => version_cmd::run(),
         Command::Pki(args) => pki_cmd::run(args)?,

@@ -47,11 +47,11 @@ pub(crate) async fn handle<S: Store + Clone>(
     let span = info_span!("es2", function = %function);
     async move {
         let Some(token) = bearer(&headers) else {
-            return unauthorized("missing bearer token");
+            return unauthorized(&function, "missing bearer token");
         };
         let operator = match smdp.authenticate_operator(token).await {
             Ok(op) => op,
-            Err(Es2Error::NotAllowed) => return unauthorized("unknown token"),
+            Err(Es2Error::NotAllowed) => return unauthorized(&function, "unknown token"),
             Err(e) => return json_response(HttpStatus::OK, failed_body(e.status(), None)),
         };
         let envelope: Envelope = match parse_json(&body) {
@@ -156,7 +156,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn unauthorized(why: &str) -> Response {
+/// Answers a failed authentication and logs it with the function called
+/// (never the token).
+fn unauthorized(function: &str, why: &str) -> Response {
+    warn!(function, reason = why, "ES2+ authentication failed");
     let mut r = json_response(
         HttpStatus::UNAUTHORIZED,
         failed_body(

@@ -21,6 +21,7 @@ mod callbacks;
 mod calls;
 mod connect;
 mod group_commit;
+mod lookups;
 mod operator_admin;
 mod operators;
 mod personalisation;
