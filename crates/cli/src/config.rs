@@ -76,6 +76,70 @@ pub struct InstanceConfig {
     pub callbacks: CallbacksConfig,
     /// Timeouts and the connection limit of the HTTPS listener.
     pub http: HttpConfig,
+    /// Operators that may authenticate to ES2+ with a TLS client certificate.
+    pub es2_client_auth: Vec<ClientAuthConfig>,
+}
+
+/// One operator's ES2+ client-certificate credential: the CA that issues
+/// its client certificates, or one pinned certificate (PEM or DER file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthConfig {
+    /// The operator id (its `functionRequesterIdentifier`).
+    pub operator: String,
+    /// CA certificate file: certificates it issued (client use, valid now) are the operator's.
+    pub ca: Option<PathBuf>,
+    /// Certificate file: exactly this certificate (valid now) is the operator's.
+    pub certificate: Option<PathBuf>,
+}
+
+impl ClientAuthConfig {
+    /// Reads the file into the server's form.
+    pub fn load(&self) -> anyhow::Result<ferrosim_server::client_auth::OperatorClientAuth> {
+        use ferrosim_server::client_auth::{ClientAnchor, OperatorClientAuth};
+        let operator = self
+            .operator
+            .parse()
+            .map_err(|e| anyhow::anyhow!("es2_client_auth: operator `{}`: {e}", self.operator))?;
+        let (path, pinned) = match (&self.ca, &self.certificate) {
+            (Some(ca), None) => (ca, false),
+            (None, Some(cert)) => (cert, true),
+            _ => bail!(
+                "es2_client_auth for operator {}: give exactly one of `ca` and `certificate`",
+                self.operator
+            ),
+        };
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "es2_client_auth for operator {}: reading {}",
+                self.operator,
+                path.display()
+            )
+        })?;
+        let der = if ferrosim_pki::load::is_pem(&bytes) {
+            pem::parse_many(&bytes)
+                .ok()
+                .and_then(|blocks| blocks.into_iter().find(|b| b.tag() == "CERTIFICATE"))
+                .map(pem::Pem::into_contents)
+                .with_context(|| {
+                    format!(
+                        "es2_client_auth for operator {}: no PEM CERTIFICATE in {}",
+                        self.operator,
+                        path.display()
+                    )
+                })?
+        } else {
+            bytes
+        };
+        Ok(OperatorClientAuth {
+            operator,
+            anchor: if pinned {
+                ClientAnchor::Pinned(der)
+            } else {
+                ClientAnchor::Ca(der)
+            },
+        })
+    }
 }
 
 /// Timeouts and the connection limit of the HTTPS listener: slow or idle
@@ -248,6 +312,7 @@ impl Default for InstanceConfig {
             orders: OrdersConfig::default(),
             callbacks: CallbacksConfig::default(),
             http: HttpConfig::default(),
+            es2_client_auth: Vec::new(),
         }
     }
 }
@@ -390,6 +455,75 @@ mod tests {
                 ..Default::default()
             };
             assert!(InstanceConfig::resolve(&args, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_auth_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki =
+            ferrosim_pki::TestPki::generate(&ferrosim_pki::TestPkiOptions::default()).unwrap();
+        let pem_file = dir.path().join("ca.pem");
+        std::fs::write(&pem_file, pki.ci.certificate_pem()).unwrap();
+        let der_file = dir.path().join("client.der");
+        std::fs::write(&der_file, pki.dp_tls.certificate.der()).unwrap();
+        let text_file = dir.path().join("notes.pem");
+        std::fs::write(
+            &text_file,
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[[es2_client_auth]]\noperator = \"acme\"\nca = {:?}\n\
+                 [[es2_client_auth]]\noperator = \"acme\"\ncertificate = {:?}\n",
+                pem_file, der_file
+            ),
+        )
+        .unwrap();
+        let args = InstanceArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        let cfg = InstanceConfig::resolve(&args, None).unwrap();
+        let loaded: Vec<_> = cfg
+            .es2_client_auth
+            .iter()
+            .map(|c| c.load().unwrap())
+            .collect();
+        assert_eq!(
+            loaded[0].anchor,
+            ferrosim_server::client_auth::ClientAnchor::Ca(pki.ci.certificate.der().to_vec())
+        );
+        assert_eq!(
+            loaded[1].anchor,
+            ferrosim_server::client_auth::ClientAnchor::Pinned(
+                pki.dp_tls.certificate.der().to_vec()
+            )
+        );
+        let entry =
+            |ca: Option<&Path>, certificate: Option<&Path>, operator: &str| ClientAuthConfig {
+                operator: operator.into(),
+                ca: ca.map(Path::to_path_buf),
+                certificate: certificate.map(Path::to_path_buf),
+            };
+        for (bad, why) in [
+            (entry(None, None, "acme"), "exactly one"),
+            (
+                entry(Some(&pem_file), Some(&der_file), "acme"),
+                "exactly one",
+            ),
+            (
+                entry(Some(&dir.path().join("missing.pem")), None, "acme"),
+                "missing.pem",
+            ),
+            (entry(Some(&text_file), None, "acme"), "no PEM CERTIFICATE"),
+            (entry(Some(&pem_file), None, ""), "operator"),
+        ] {
+            let e = format!("{:#}", bad.load().unwrap_err());
+            assert!(e.contains(why), "{e}");
         }
     }
 }

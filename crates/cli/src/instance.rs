@@ -233,6 +233,11 @@ pub fn assemble(
     config.session_ttl = Duration::from_secs(cfg.orders.session_ttl_secs);
     let mut server_options = ServerOptions::new(identity.tls);
     server_options.http = cfg.http.limits();
+    server_options.client_auth = cfg
+        .es2_client_auth
+        .iter()
+        .map(crate::config::ClientAuthConfig::load)
+        .collect::<anyhow::Result<_>>()?;
     server_options.callbacks = CallbackOptions {
         poll_interval: Duration::from_millis(cfg.callbacks.poll_ms),
         initial_backoff: Duration::from_millis(cfg.callbacks.initial_backoff_ms),

@@ -1,25 +1,33 @@
 //! `POST /gsma/rsp2/es2plus/{function}`: the ES2+ JSON binding for operators.
 //!
-//! Operators authenticate with `Authorization: Bearer <token>` (one token per
-//! operator, stored hashed). Tokens rather than mutual TLS because operator
-//! back offices reach SM-DP+ fleets through HTTP load balancers that
-//! terminate TLS, and tokens rotate without a PKI; the SM-DP+ still runs on
-//! HTTPS only.
+//! Operators authenticate with `Authorization: Bearer <token>` (tokens are
+//! stored hashed) or, when configured, with a TLS client certificate
+//! (mutual TLS, as SGP.22 describes ES2+; see [`crate::client_auth`]). A
+//! token, when present, decides; otherwise the client certificate of the
+//! connection must be the requesting operator's (`functionRequesterIdentifier`).
+//! Client certificates only work when TLS ends at ferrosim: a load balancer
+//! in front must pass TLS through (TCP mode), not terminate it.
 
 use axum::body::Bytes;
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
+use axum_server::tls::TlsInfo;
 use ferrosim_asn1::json::es2::RequestHeader;
 use ferrosim_smdp::es2::CallAnswer;
 use ferrosim_smdp::status::StatusCode;
 use ferrosim_smdp::store::{Operator, Store};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es2Error, Smdp};
+use rustls::pki_types::UnixTime;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::client_auth::ClientAuthenticator;
 use crate::http::{failed_body, json_response, parse_body, parse_json};
 
 const FUNCTIONS: [&str; 4] = [
@@ -38,6 +46,8 @@ struct Envelope {
 pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
+    tls: Option<Extension<Arc<TlsInfo>>>,
+    clients: Option<Extension<Arc<ClientAuthenticator>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -46,17 +56,46 @@ pub(crate) async fn handle<S: Store + Clone>(
     }
     let span = info_span!("es2", function = %function);
     async move {
-        let Some(token) = bearer(&headers) else {
-            return unauthorized(&function, "missing bearer token");
-        };
-        let operator = match smdp.authenticate_operator(token).await {
-            Ok(op) => op,
-            Err(Es2Error::NotAllowed) => return unauthorized(&function, "unknown token"),
-            Err(e) => return json_response(HttpStatus::OK, failed_body(e.status(), None)),
-        };
-        let envelope: Envelope = match parse_json(&body) {
-            Ok(e) => e,
-            Err(resp) => return *resp,
+        let peer_chain = tls
+            .as_ref()
+            .map(|t| t.peer_certificates.as_slice())
+            .filter(|chain| !chain.is_empty());
+        let envelope = || -> Result<Envelope, Box<Response>> { parse_json(&body) };
+        let (operator, envelope) = match (bearer(&headers), peer_chain, &clients) {
+            (Some(token), _, _) => match smdp.authenticate_operator(token).await {
+                Ok(op) => match envelope() {
+                    Ok(e) => (op, e),
+                    Err(resp) => return *resp,
+                },
+                Err(Es2Error::NotAllowed) => return unauthorized(&function, "unknown token"),
+                Err(e) => return json_response(HttpStatus::OK, failed_body(e.status(), None)),
+            },
+            (None, Some(chain), Some(Extension(clients))) => {
+                // The request names its operator; the certificate must be that operator's.
+                let envelope = match envelope() {
+                    Ok(e) => e,
+                    Err(resp) => return *resp,
+                };
+                let requester = envelope.header.function_requester_identifier.clone();
+                let id = match clients.authenticate(chain, &requester, UnixTime::now()) {
+                    Ok(id) => id,
+                    Err(why) => return unauthorized(&function, &why),
+                };
+                match smdp.store().operator(&id).await {
+                    Ok(Some(op)) => (op, envelope),
+                    Ok(None) => {
+                        warn!(operator = %id, "client certificate of an operator that does not exist");
+                        return unauthorized(&function, "the client certificate's operator does not exist");
+                    }
+                    Err(e) => {
+                        return json_response(
+                            HttpStatus::OK,
+                            failed_body(Es2Error::from(e).status(), None),
+                        );
+                    }
+                }
+            }
+            _ => return unauthorized(&function, "missing bearer token or client certificate"),
         };
         let now = Timestamp::now();
         let run = || execute(&smdp, &operator, &function, &body, now);

@@ -9,6 +9,7 @@
 
 pub mod bootstrap;
 mod callbacks;
+pub mod client_auth;
 mod es2;
 pub mod es2_client;
 mod es9;
@@ -19,6 +20,7 @@ pub mod sandbox;
 mod tls;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -57,6 +59,9 @@ pub struct ServerOptions {
     pub session_retention: Duration,
     /// Timeouts and the connection limit of the HTTPS listener.
     pub http: HttpLimits,
+    /// Operators that may authenticate to ES2+ with a TLS client
+    /// certificate (besides their bearer token); none by default.
+    pub client_auth: Vec<client_auth::OperatorClientAuth>,
 }
 
 impl ServerOptions {
@@ -68,6 +73,7 @@ impl ServerOptions {
             housekeeping_interval: Duration::from_secs(30),
             session_retention: Duration::from_secs(7 * 24 * 3600),
             http: HttpLimits::default(),
+            client_auth: Vec::new(),
         }
     }
 }
@@ -119,16 +125,23 @@ pub async fn start<S: Store + Clone>(
     options: ServerOptions,
 ) -> Result<RunningServer, ServerError> {
     let local_addr = listener.local_addr()?;
-    let tls = tls::rustls_config(&options.tls)?;
+    let tls = tls::rustls_config(&options.tls, &options.client_auth)?;
+    let authenticator = client_auth::ClientAuthenticator::new(
+        &Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        &options.client_auth,
+    )
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
     let handle = axum_server::Handle::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
 
     let limits = options.http;
-    let app = router(smdp.clone()).layer(axum::middleware::from_fn_with_state(
-        limits,
-        limits::read_body,
-    ));
+    let app = router(smdp.clone())
+        .layer(axum::Extension(Arc::new(authenticator)))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::read_body,
+        ));
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
         .handshake_timeout(limits.header_timeout)
         .acceptor(limits::ConnectionAcceptor::new(&limits));

@@ -26,7 +26,12 @@ impl std::fmt::Debug for TlsIdentity {
     }
 }
 
-pub(crate) fn rustls_config(id: &TlsIdentity) -> Result<RustlsConfig, ServerError> {
+/// The rustls server configuration; with operator client credentials, the
+/// server requests (never requires) a client certificate.
+pub(crate) fn rustls_config(
+    id: &TlsIdentity,
+    client_auth: &[crate::client_auth::OperatorClientAuth],
+) -> Result<RustlsConfig, ServerError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let certs: Vec<CertificateDer<'static>> = id
         .cert_chain_der
@@ -34,10 +39,18 @@ pub(crate) fn rustls_config(id: &TlsIdentity) -> Result<RustlsConfig, ServerErro
         .map(|c| CertificateDer::from(c.clone()))
         .collect();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_pkcs8_der.clone()));
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let builder = if client_auth.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        builder.with_client_cert_verifier(Arc::new(crate::client_auth::RequestClientCert::new(
+            Arc::clone(&provider),
+            client_auth,
+        )))
+    };
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
