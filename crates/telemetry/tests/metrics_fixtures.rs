@@ -314,6 +314,27 @@ fn ten_activations_exact() {
         (Some(50), Some(90), Some(100))
     );
     assert_eq!(c.mean_loss_permille, Some(10.0));
+    assert_eq!(c.data_path_ok, 10);
+    assert_eq!(c.data_path_success_rate, Some(1.0));
+}
+
+#[test]
+fn data_path_success_counts_checks_with_a_probe_through() {
+    // A wrong APN: registered, but every probe lost (1000 per mille).
+    let mut fx = Fx::new();
+    for (i, loss) in [0u16, 999, 1000, 1000].into_iter().enumerate() {
+        let kind = EventKind::DataPath {
+            latency_ms: 20,
+            loss_permille: loss,
+        };
+        fx.push_device(2000 + i as i64, 10, "acme", kind);
+    }
+    let r = compute_slice(&fx.events, &hour_query(), &fx.dict);
+    let c = &r.total.connectivity;
+    assert_eq!((c.data_path_checks, c.data_path_ok), (4, 2));
+    assert_eq!(c.data_path_success_rate, Some(0.5));
+    let none = compute_slice(&[], &hour_query(), &fx.dict);
+    assert_eq!(none.total.connectivity.data_path_success_rate, None);
 }
 
 #[test]

@@ -86,6 +86,9 @@ pub fn compute<'a>(
             } => {
                 acc.latency.push(u64::from(latency_ms));
                 acc.loss_sum += u64::from(loss_permille);
+                if loss_permille < 1000 {
+                    acc.conn.data_path_ok += 1;
+                }
             }
             EventKind::HandoverFailure { .. } => acc.conn.handover_failures += 1,
             EventKind::Euicc {
@@ -411,6 +414,7 @@ impl Acc {
         x.registration_attempts += y.registration_attempts;
         x.registrations_ok += y.registrations_ok;
         x.handover_failures += y.handover_failures;
+        x.data_path_ok += y.data_path_ok;
         self.latency.extend_from_slice(&o.latency);
         self.loss_sum += o.loss_sum;
         self.incidents.extend(o.incidents.iter().cloned());
@@ -441,6 +445,7 @@ impl Acc {
         conn.registration_success_rate = ratio(conn.registrations_ok, conn.registration_attempts);
         conn.data_path_checks = self.latency.len() as u64;
         conn.mean_loss_permille = ratio(self.loss_sum, conn.data_path_checks);
+        conn.data_path_success_rate = ratio(conn.data_path_ok, conn.data_path_checks);
         conn.latency_ms = Percentiles::of(&mut self.latency);
         self.incidents.sort_by_key(|i| (i.failed_at, i.activation));
         Metrics {

@@ -212,6 +212,11 @@ pub struct ConnectivityMetrics {
     pub handover_failures: u64,
     /// Data-path checks reported in the window.
     pub data_path_checks: u64,
+    /// Of which got at least one probe through (loss below 1000 ‰): the
+    /// data path works. A profile with a wrong APN registers but fails here.
+    pub data_path_ok: u64,
+    /// `data_path_ok / data_path_checks`.
+    pub data_path_success_rate: Option<f64>,
     /// Their latency (ms).
     pub latency_ms: Percentiles,
     /// Mean loss in parts per thousand.

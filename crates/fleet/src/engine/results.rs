@@ -1,0 +1,260 @@
+//! Results of actions, as drivers report them: the observed state moves,
+//! the device's in-flight slot frees, failures back off.
+
+use ferrosim_ids::Timestamp;
+
+use super::{Fleet, Flight};
+use crate::action::{ActionResult, Command, Failure, Outcome, PsmoError};
+use crate::decision::{Reason, What};
+use crate::device::{Mode, ObservedProfile, PackedIccid, Secs, flags};
+use crate::error::FleetError;
+
+impl Fleet {
+    /// A driver's result for an action. A result for an action that is not
+    /// in flight (a duplicate, or for an action replaced after a restart) is
+    /// ignored: nothing is done twice.
+    pub fn handle_result<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        result: &ActionResult,
+        now: Timestamp,
+        rng: &mut R,
+    ) -> Result<(), FleetError> {
+        let Some(&idx) = self.index.get(&result.device) else {
+            return Err(FleetError::UnknownDevice(result.device.to_string()));
+        };
+        if self.devices[idx as usize].work.in_flight != Some(result.id) {
+            return Ok(());
+        }
+        let Some(flight) = self.in_flight.remove(&result.id) else {
+            return Ok(());
+        };
+        let d = &mut self.devices[idx as usize];
+        d.work.in_flight = None;
+        self.apply_outcome(idx, &flight, &result.outcome, now, rng);
+        self.mark(idx);
+        Ok(())
+    }
+
+    fn apply_outcome<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        idx: u32,
+        flight: &Flight,
+        outcome: &Outcome,
+        now: Timestamp,
+        rng: &mut R,
+    ) {
+        let command = &flight.action.command;
+        match outcome {
+            Outcome::Failed { failure, retryable } => {
+                self.failed(idx, command, *failure, *retryable, now, rng);
+                return;
+            }
+            Outcome::OrderReserved { iccid } => {
+                if let Some(p) = self.downloads.get_mut(&idx) {
+                    p.iccid = Some(iccid.clone());
+                    p.matching_id = None;
+                }
+            }
+            Outcome::OrderConfirmed { matching_id } => {
+                if let Some(p) = self.downloads.get_mut(&idx) {
+                    p.matching_id = Some(matching_id.clone());
+                }
+            }
+            Outcome::Installed { iccid } => {
+                let t = self.downloads.remove(&idx).map(|p| p.profile_type);
+                let ok = self.devices[idx as usize].observed.insert(ObservedProfile {
+                    iccid: PackedIccid::new(iccid),
+                    profile_type: t,
+                    flags: 0,
+                });
+                if !ok {
+                    // More profiles than tracked: read the truth again.
+                    self.devices[idx as usize].work.resync = true;
+                }
+            }
+            Outcome::Done => self.done(idx, command, now),
+            Outcome::RolledBack => {
+                self.rolled_back(idx, now, rng);
+                return;
+            }
+            Outcome::ProfileList { profiles } => {
+                let pending = self
+                    .downloads
+                    .get(&idx)
+                    .and_then(|p| p.iccid.clone().map(|i| (i, p.profile_type)));
+                let d = &mut self.devices[idx as usize];
+                let old = d.observed;
+                d.observed.profiles = Default::default();
+                for p in profiles {
+                    let packed = PackedIccid::new(&p.iccid);
+                    let known = old.by_iccid(packed);
+                    let profile_type = known.and_then(|k| k.profile_type).or(pending
+                        .as_ref()
+                        .filter(|(i, _)| *i == p.iccid)
+                        .map(|(_, t)| *t));
+                    let mut f = known.map_or(0, |k| {
+                        k.flags & (flags::WORKS | flags::REGISTERED | flags::VIA_FALLBACK)
+                    });
+                    if p.enabled {
+                        f |= flags::ENABLED;
+                    } else {
+                        f &= !(flags::VIA_FALLBACK | flags::REGISTERED);
+                    }
+                    if p.fallback_attribute {
+                        f |= flags::FALLBACK_ATTR;
+                    }
+                    d.observed.insert(ObservedProfile {
+                        iccid: packed,
+                        profile_type,
+                        flags: f,
+                    });
+                }
+                d.work.resync = false;
+                if pending.is_some_and(|(i, _)| d.observed.by_iccid(PackedIccid::new(&i)).is_some())
+                {
+                    self.downloads.remove(&idx);
+                }
+            }
+        }
+        self.devices[idx as usize].work.attempts = 0;
+        self.devices[idx as usize].work.not_before = Secs::NEVER;
+    }
+
+    fn done(&mut self, idx: u32, command: &Command, now: Timestamp) {
+        let d = &mut self.devices[idx as usize];
+        match command {
+            Command::EimEnable { iccid, .. } | Command::AgentReturnFromFallback { iccid } => {
+                d.observed.set_enabled(PackedIccid::new(iccid), false);
+                d.health = crate::device::Health {
+                    last_data_ok: Secs::of(now),
+                    last_report: d.health.last_report,
+                    ..Default::default()
+                };
+            }
+            Command::AgentExecuteFallback { iccid } => {
+                d.observed.set_enabled(PackedIccid::new(iccid), true);
+                d.health = crate::device::Health {
+                    last_data_ok: Secs::of(now),
+                    last_report: d.health.last_report,
+                    ..Default::default()
+                };
+            }
+            Command::EimDelete { iccid } => d.observed.remove(PackedIccid::new(iccid)),
+            Command::EimSetFallbackAttribute { iccid } => {
+                for p in d.observed.profiles.iter_mut().flatten() {
+                    if p.iccid == PackedIccid::new(iccid) {
+                        p.flags |= flags::FALLBACK_ATTR;
+                    } else {
+                        p.flags &= !flags::FALLBACK_ATTR;
+                    }
+                }
+            }
+            Command::EimUnsetFallbackAttribute { iccid } => {
+                if let Some(p) = d.observed.by_iccid_mut(PackedIccid::new(iccid)) {
+                    p.flags &= !flags::FALLBACK_ATTR;
+                }
+            }
+            Command::AgentApnConfig { iccid, apn } => {
+                if let Some(t) = d
+                    .observed
+                    .by_iccid(PackedIccid::new(iccid))
+                    .and_then(|p| p.profile_type)
+                {
+                    d.observed.apn_delivered = Some((t, *apn));
+                }
+            }
+            // Answered with their own outcomes; a bare "done" says nothing
+            // about the eUICC, so its state is read again.
+            Command::Es2DownloadOrder { .. }
+            | Command::Es2ConfirmOrder { .. }
+            | Command::EimDownloadTrigger { .. }
+            | Command::EimListProfileInfo => d.work.resync = true,
+        }
+    }
+
+    /// The IPA rolled an enable back: the profile enabled before is in use
+    /// again. A return (or probe) to the primary that did not connect puts
+    /// the device back on its fallback; anything else retries with backoff.
+    fn rolled_back<R: rand::CryptoRng + ?Sized>(&mut self, idx: u32, now: Timestamp, rng: &mut R) {
+        let d = &mut self.devices[idx as usize];
+        let eid = d.eid;
+        let rollout = d.rollout.map(|m| m.rollout);
+        if d.desired.mode == Mode::Primary
+            && d.desired.fallback.is_some()
+            && !d.switches.last().is_never()
+        {
+            let back = d.observed.enabled().and_then(|p| p.profile_type);
+            if back.is_some() && back == d.desired.fallback {
+                d.desired.mode = Mode::Fallback;
+                d.mode_since = Secs::of(now);
+                d.switches.push(Secs::of(now));
+                let carrier = self.catalog.carrier_of(d.desired.primary);
+                let key = (carrier, Self::region_key(d));
+                self.on_fallback.entry(key).or_default().push(idx);
+                self.decide(
+                    now,
+                    Some(eid),
+                    rollout,
+                    What::Adopt { to: back },
+                    Reason::DeviceReport {
+                        event: "rolled_back".into(),
+                    },
+                );
+                return;
+            }
+        }
+        self.back_off(
+            idx,
+            now,
+            rng,
+            Reason::DeviceReport {
+                event: "rolled_back".into(),
+            },
+        );
+    }
+
+    fn failed<R: rand::CryptoRng + ?Sized>(
+        &mut self,
+        idx: u32,
+        command: &Command,
+        failure: Failure,
+        retryable: bool,
+        now: Timestamp,
+        rng: &mut R,
+    ) {
+        let attempts = self.devices[idx as usize].work.attempts.saturating_add(1);
+        if !retryable {
+            match (command, failure) {
+                // The profile is not there: forget it (the reconciler
+                // downloads it again if it is wanted).
+                (
+                    Command::EimEnable { iccid, .. }
+                    | Command::EimDelete { iccid }
+                    | Command::EimSetFallbackAttribute { iccid }
+                    | Command::EimUnsetFallbackAttribute { iccid },
+                    Failure::Psmo {
+                        error: PsmoError::NotFound,
+                    },
+                ) => {
+                    self.devices[idx as usize]
+                        .observed
+                        .remove(PackedIccid::new(iccid));
+                }
+                // What was known of the eUICC is wrong: read it again.
+                (_, Failure::Psmo { .. }) => self.devices[idx as usize].work.resync = true,
+                // The SM-DP+ refused the order or the download failed for
+                // good: start the download over (a new order).
+                (
+                    Command::Es2DownloadOrder { .. }
+                    | Command::Es2ConfirmOrder { .. }
+                    | Command::EimDownloadTrigger { .. },
+                    _,
+                ) => {
+                    self.downloads.remove(&idx);
+                }
+                _ => {}
+            }
+        }
+        self.back_off(idx, now, rng, Reason::ActionFailed { failure, attempts });
+    }
+}

@@ -1,0 +1,233 @@
+//! The reconciler: a new device is provisioned step by step (ES2+ order,
+//! confirm, eIM download trigger, enable, APN, fallback staged and marked);
+//! the same result twice issues nothing twice; a restart re-issues what was
+//! in flight with the same ids; failures back off with jitter.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, spec};
+use ferrosim_fleet::action::Failure;
+use ferrosim_fleet::decision::{Need, Reason, What};
+use ferrosim_fleet::device::{Mode, flags};
+use ferrosim_fleet::{ActionResult, Fleet, Outcome, Snapshot};
+use ferrosim_telemetry::StatusCode;
+
+#[test]
+fn a_new_device_is_provisioned_in_order_and_converges() {
+    let mut w = World::new(common::EXAMPLE, 1);
+    w.add(spec(1, "meters", "north"));
+    w.run_for(Duration::from_secs(60));
+    let names: Vec<&str> = w.actions.iter().map(|(_, a)| a.command.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "es2.downloadOrder",
+            "es2.confirmOrder",
+            "eim.profileDownloadTrigger",
+            "eim.enable",
+            "agent.apnConfig",
+            "es2.downloadOrder",
+            "es2.confirmOrder",
+            "eim.profileDownloadTrigger",
+            "eim.setFallbackAttribute",
+        ]
+    );
+    let e = common::eid(1);
+    let d = w.fleet.device(&e).unwrap();
+    assert!(d.work.converged);
+    assert_eq!(d.observed.len(), 2);
+    let enabled = d.observed.enabled().unwrap();
+    assert_eq!(enabled.profile_type, Some(d.desired.primary));
+    assert!(enabled.has(flags::WORKS), "registered and passed data");
+    let fb = d.observed.of_type(d.desired.fallback.unwrap()).unwrap();
+    assert!(fb.has(flags::FALLBACK_ATTR));
+    // The first enable had nothing to roll back to.
+    assert!(matches!(
+        w.actions[3].1.command,
+        ferrosim_fleet::Command::EimEnable {
+            rollback: false,
+            ..
+        }
+    ));
+    // Every action has a decision with its reason.
+    let issued: Vec<_> = w
+        .decisions
+        .iter()
+        .filter_map(|d| match (&d.what, &d.reason) {
+            (What::Issue { .. }, Reason::Gap { need, .. }) => Some(*need),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(issued.len(), w.actions.len());
+    assert_eq!(issued[0], Need::Order);
+    assert_eq!(issued[8], Need::SetFallbackAttribute);
+    // Converged devices issue nothing more.
+    let n = w.actions.len();
+    w.run_for(Duration::from_secs(600));
+    assert_eq!(w.actions.len(), n);
+}
+
+#[test]
+fn the_same_result_twice_issues_nothing_twice() {
+    let mut w = World::new(common::EXAMPLE, 2);
+    w.hold_results = true;
+    w.add(spec(1, "meters", "north"));
+    w.poll();
+    assert_eq!(w.held.len(), 1);
+    let a = w.held.remove(0);
+    let outcome = w.execute(&a);
+    let result = ActionResult {
+        id: a.id,
+        device: a.device,
+        outcome,
+    };
+    w.fleet.handle_result(&result, w.now, &mut w.rng).unwrap();
+    w.poll();
+    assert_eq!(w.held.len(), 1, "the confirm");
+    // The same result again, and a result for an unknown action: ignored.
+    w.fleet.handle_result(&result, w.now, &mut w.rng).unwrap();
+    let stray = ActionResult {
+        id: ferrosim_fleet::ActionId(999),
+        ..result.clone()
+    };
+    w.fleet.handle_result(&stray, w.now, &mut w.rng).unwrap();
+    w.poll();
+    assert_eq!(w.held.len(), 1);
+    assert_eq!(w.fleet.in_flight().count(), 1);
+    // Polling again without input issues nothing.
+    for _ in 0..5 {
+        w.poll();
+    }
+    assert_eq!(w.held.len(), 1);
+    // A result for a device the fleet does not know is an error.
+    let unknown = ActionResult {
+        device: common::eid(77),
+        ..result
+    };
+    assert!(w.fleet.handle_result(&unknown, w.now, &mut w.rng).is_err());
+}
+
+#[test]
+fn a_restart_reissues_in_flight_actions_with_their_ids() {
+    let mut w = World::new(common::EXAMPLE, 3);
+    for n in 0..5 {
+        w.add(spec(n, "meters", "north"));
+    }
+    // Orders answered, confirms left in flight: the snapshot holds the
+    // reserved ICCIDs and the actions out.
+    w.hold_results = true;
+    w.poll();
+    for a in std::mem::take(&mut w.held) {
+        let outcome = w.execute(&a);
+        let r = ActionResult {
+            id: a.id,
+            device: a.device,
+            outcome,
+        };
+        w.fleet.handle_result(&r, w.now, &mut w.rng).unwrap();
+    }
+    w.poll();
+    let held: Vec<_> = std::mem::take(&mut w.held);
+    assert!(held.iter().all(|a| a.command.name() == "es2.confirmOrder"));
+    assert!(!held.is_empty());
+    let json = serde_json::to_string(&w.fleet.snapshot(w.now)).unwrap();
+    let snap: Snapshot = serde_json::from_str(&json).unwrap();
+    w.fleet = Fleet::restore(snap, w.dict.clone(), w.now).unwrap();
+    let mut again = Vec::new();
+    while let Some(a) = w.fleet.poll_action() {
+        again.push(a);
+    }
+    assert_eq!(again.len(), held.len());
+    for (a, h) in again.iter().zip(&held) {
+        assert_eq!((a.id, &a.command, a.device), (h.id, &h.command, h.device));
+        assert!(a.reissue);
+    }
+    let restarts = std::iter::from_fn(|| w.fleet.poll_decision())
+        .filter(|d| d.reason == Reason::Restart)
+        .count();
+    assert_eq!(restarts, held.len());
+    // Answer them and everything converges.
+    w.hold_results = false;
+    for a in again {
+        let outcome = w.execute(&a);
+        let r = ActionResult {
+            id: a.id,
+            device: a.device,
+            outcome,
+        };
+        w.fleet.handle_result(&r, w.now, &mut w.rng).unwrap();
+    }
+    w.run_for(Duration::from_secs(120));
+    assert_eq!(w.converged(), 5);
+    // Garbage snapshots are refused.
+    assert!(serde_json::from_str::<Snapshot>("{\"taken_at\": 1}").is_err());
+    let mut bad: Snapshot = serde_json::from_str(&json).unwrap();
+    bad.devices[0].desired.primary = ferrosim_fleet::catalog::ProfileTypeId(999);
+    assert!(Fleet::restore(bad, w.dict.clone(), w.now).is_err());
+    let mut bad: Snapshot = serde_json::from_str(&json).unwrap();
+    bad.es2_buckets.pop();
+    assert!(Fleet::restore(bad, w.dict.clone(), w.now).is_err());
+}
+
+#[test]
+fn failures_back_off_with_jitter_and_time_outs_reissue() {
+    let mut w = World::new(common::EXAMPLE, 4);
+    w.hold_results = true;
+    for n in 0..20 {
+        w.add(spec(n, "meters", "north"));
+    }
+    w.poll();
+    let first: Vec<_> = std::mem::take(&mut w.held);
+    assert_eq!(first.len(), 20);
+    let busy = Outcome::Failed {
+        failure: Failure::Es2 {
+            code: "8.1/4.2".parse::<StatusCode>().unwrap(),
+        },
+        retryable: true,
+    };
+    for a in &first {
+        let r = ActionResult {
+            id: a.id,
+            device: a.device,
+            outcome: busy.clone(),
+        };
+        w.fleet.handle_result(&r, w.now, &mut w.rng).unwrap();
+    }
+    w.poll();
+    let delays: Vec<u64> = w
+        .decisions
+        .iter()
+        .filter_map(|d| match d.what {
+            What::Retry { delay_ms, .. } => Some(delay_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays.len(), 20);
+    assert!(
+        delays.iter().all(|d| (2_500..=5_000).contains(d)),
+        "{delays:?}"
+    );
+    let distinct: std::collections::BTreeSet<_> = delays.iter().collect();
+    assert!(distinct.len() > 10, "jittered: {delays:?}");
+    assert!(w.held.is_empty(), "nothing before the backoff");
+    w.run_for(Duration::from_secs(6));
+    assert_eq!(w.held.len(), 20, "each retried once");
+    // No answer for two minutes: the same actions again, same ids.
+    let ids: Vec<_> = w.held.iter().map(|a| a.id).collect();
+    w.held.clear();
+    w.run_for(Duration::from_secs(121));
+    let again: Vec<_> = w.held.iter().map(|a| a.id).collect();
+    assert_eq!(again, ids);
+    assert!(w.held.iter().all(|a| a.reissue));
+    assert!(w.decisions.iter().any(|d| matches!(
+        d.reason,
+        Reason::Timeout {
+            timeout_ms: 120_000
+        }
+    )));
+    let _ = Mode::Primary;
+}
