@@ -37,6 +37,7 @@ pub mod limit;
 pub mod report;
 pub mod rollout;
 pub mod rules;
+pub mod store;
 
 pub use action::{Action, ActionId, ActionResult, Command, Outcome};
 pub use catalog::Catalog;

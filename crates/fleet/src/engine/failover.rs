@@ -552,6 +552,19 @@ impl Fleet {
         let on_fallback = d.mode_since.age(now);
         let dwell = rule.return_dwell.millis() / 1000;
         let min_on = rule.min_on_fallback.millis() / 1000;
+        if d.switches.in_last_hour(now) >= rule.max_switches_per_hour {
+            // The switch budget is spent: look again when the oldest switch
+            // of the hour leaves it.
+            let oldest = d
+                .switches
+                .at
+                .iter()
+                .filter(|t| !t.is_never() && t.age(now) < 3600)
+                .min()
+                .copied();
+            let at = oldest.map_or(now, |t| t.ts().plus(std::time::Duration::from_secs(3601)));
+            return Err(Some(at));
+        }
         if healthy_for >= dwell && on_fallback >= min_on {
             return Ok(Reason::PrimaryHealthy {
                 healthy_for_s: healthy_for,

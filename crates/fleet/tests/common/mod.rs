@@ -85,7 +85,7 @@ impl SimDevice {
         self.profiles.iter().find(|p| p.enabled)
     }
 
-    pub fn enable(&mut self, iccid: &Iccid) -> bool {
+    fn enable(&mut self, iccid: &Iccid) -> bool {
         if !self.profiles.iter().any(|p| &p.iccid == iccid) {
             return false;
         }
@@ -115,6 +115,10 @@ pub struct World {
     pub held: Vec<Action>,
     /// Devices report every this often.
     pub report_every: Duration,
+    /// Virtual time step of `run_for`.
+    pub step: Duration,
+    /// Per device, every change of its enabled profile: (time, from, to).
+    pub switches: HashMap<Eid, Vec<(Timestamp, ProfileTypeId, ProfileTypeId)>>,
 }
 
 impl World {
@@ -137,6 +141,8 @@ impl World {
             hold_results: false,
             held: Vec::new(),
             report_every: Duration::from_secs(30),
+            step: Duration::from_secs(1),
+            switches: HashMap::new(),
         }
     }
 
@@ -200,7 +206,17 @@ impl World {
                     self.held.push(a);
                     continue;
                 }
+                let before = self.enabled_type(&a.device);
                 let outcome = self.execute(&a);
+                let after = self.enabled_type(&a.device);
+                if let (Some(x), Some(y)) = (before, after)
+                    && x != y
+                {
+                    self.switches
+                        .entry(a.device)
+                        .or_default()
+                        .push((self.now, x, y));
+                }
                 let result = ActionResult {
                     id: a.id,
                     device: a.device,
@@ -429,7 +445,7 @@ impl World {
                 next_report = self.now.plus(self.report_every);
             }
             self.poll();
-            self.now = self.now.plus(Duration::from_secs(1));
+            self.now = self.now.plus(self.step);
         }
         self.poll();
     }

@@ -1,0 +1,477 @@
+//! Failover end to end in the decision core, driven by hand-built reports:
+//! devices on carrier A with a staged fallback on B; A fails and they
+//! switch within the rule's bound, never faster onto B than its limit; A
+//! recovers and they return after the dwell. Plus operator-declared
+//! outages, device-local fallback, fresh provisioning without a staged
+//! fallback, and the property that an oscillating carrier never makes a
+//! device switch more often than its rule allows.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, spec};
+use ferrosim_fleet::Command;
+use ferrosim_fleet::decision::{Reason, What};
+use ferrosim_fleet::device::Mode;
+use ferrosim_fleet::report::SwitchCause;
+use ferrosim_ids::Timestamp;
+use proptest::prelude::*;
+
+fn fleet_of(n: u32, group: &str, seed: u64) -> World {
+    let mut w = World::new(common::EXAMPLE, seed);
+    for i in 0..n {
+        w.add(spec(i, group, "north"));
+    }
+    w.run_for(Duration::from_secs(120));
+    assert_eq!(w.converged(), n as usize, "provisioned");
+    w
+}
+
+/// Switch decisions onto `carrier`, as (time, device).
+fn switches_onto(w: &World, carrier: ferrosim_fleet::catalog::CarrierId) -> Vec<Timestamp> {
+    w.decisions
+        .iter()
+        .filter_map(|d| match d.what {
+            What::Switch { to, .. } if w.fleet.catalog().carrier_of(to) == carrier => Some(d.at),
+            _ => None,
+        })
+        .collect()
+}
+
+fn max_in_any_minute(times: &[Timestamp]) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.millis() < times[i].millis() + 60_000)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn carrier_a_fails_devices_switch_to_b_at_its_rate_and_return_after_the_dwell() {
+    let mut w = fleet_of(40, "meters", 11);
+    let (a, b, c) = (
+        w.carrier("carrier-a"),
+        w.carrier("carrier-b"),
+        w.carrier("carrier-c"),
+    );
+    let rate = w.fleet.switch_rate(b, w.now) as usize;
+    assert_eq!(rate, 4, "10 % of the 40 devices staged on B per minute");
+
+    // A goes down in every region.
+    let failed_at = w.now;
+    w.down.insert((a, "*".into()));
+    w.run_for(Duration::from_secs(15 * 60));
+    let all = common::eid(0);
+    let on_b = w
+        .devices
+        .keys()
+        .filter(|e| w.enabled_carrier(e) == Some(b))
+        .count();
+    assert_eq!(on_b, 40, "every device on its fallback");
+    // Detected from the failure rate in the first report round.
+    let detected = w
+        .decisions
+        .iter()
+        .find(|d| matches!(d.what, What::OutageStart { carrier, .. } if carrier == a))
+        .unwrap();
+    assert!(
+        matches!(detected.reason, Reason::FailureRate { failures, attempts, threshold } if f64::from(failures) >= threshold * f64::from(attempts) && attempts >= 20),
+        "{detected:?}"
+    );
+    // Within the rule's bound: three failed registrations (reports every
+    // 30 s: at most 90 s), then 40 devices at 4 per minute, plus the jitter.
+    let onto_b = switches_onto(&w, b);
+    assert_eq!(onto_b.len(), 40);
+    let last = onto_b.last().unwrap();
+    let bound = Duration::from_secs(90 + 40 / 4 * 60 + 20);
+    assert!(
+        last.since(failed_at) <= bound,
+        "last switch {:?} after the failure",
+        last.since(failed_at)
+    );
+    assert!(
+        max_in_any_minute(&onto_b) <= rate,
+        "at most {rate} switches onto B in any minute"
+    );
+    // Every switch says why, with the inputs.
+    for d in w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::Switch { .. }))
+    {
+        let ok = match d.reason {
+            Reason::CarrierOutage {
+                carrier,
+                declared: false,
+            } => carrier == a,
+            Reason::RegistrationFailures {
+                failures,
+                threshold,
+                within_s,
+                window_s,
+            } => failures >= threshold && within_s <= window_s,
+            _ => false,
+        };
+        assert!(ok, "{d:?}");
+    }
+    // A third carrier was staged for each: C pre-authorised for A.
+    let d = w.fleet.device(&all).unwrap();
+    assert_eq!(d.desired.mode, Mode::Fallback);
+    assert_eq!(
+        d.desired.spare.map(|s| w.fleet.catalog().carrier_of(s)),
+        Some(c)
+    );
+    assert!(
+        w.devices[&all]
+            .profiles
+            .iter()
+            .any(|p| w.fleet.catalog().carrier_of(p.profile_type) == c && p.fallback)
+    );
+
+    // A recovers. Probes find it working, the outage ends, and after the
+    // dwell (15 min) the devices return, at A's rate.
+    let recovered_at = w.now;
+    w.down.clear();
+    w.run_for(Duration::from_secs(60 * 60));
+    let end = w
+        .decisions
+        .iter()
+        .find(|d| matches!(d.what, What::OutageEnd { carrier, .. } if carrier == a))
+        .unwrap();
+    let back: Vec<_> = w
+        .decisions
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.what,
+                What::Switch {
+                    failover: false,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert!(
+        back.iter()
+            .any(|d| matches!(d.reason, Reason::Probe { .. })),
+        "probes first"
+    );
+    for d in back
+        .iter()
+        .filter(|d| !matches!(d.reason, Reason::Probe { .. }))
+    {
+        let Reason::PrimaryHealthy {
+            healthy_for_s,
+            dwell_s,
+            on_fallback_s,
+            min_on_fallback_s,
+        } = d.reason
+        else {
+            panic!("{d:?}");
+        };
+        assert!(healthy_for_s >= dwell_s && on_fallback_s >= min_on_fallback_s);
+        assert!(
+            d.at.since(end.at) >= Duration::from_secs(15 * 60),
+            "after the dwell"
+        );
+    }
+    assert!(end.at > recovered_at);
+    let on_a = w
+        .devices
+        .keys()
+        .filter(|e| w.enabled_carrier(e) == Some(a))
+        .count();
+    assert_eq!(on_a, 40, "everyone back on A");
+    assert!(max_in_any_minute(&switches_onto(&w, a)) <= w.fleet.switch_rate(a, w.now) as usize);
+    // Back to the original shape: B staged with the attribute, C removed.
+    w.run_for(Duration::from_secs(120));
+    for dev in w.devices.values() {
+        let carriers: Vec<_> = dev
+            .profiles
+            .iter()
+            .map(|p| w.fleet.catalog().carrier_of(p.profile_type))
+            .collect();
+        assert_eq!(carriers.len(), 2, "{carriers:?}");
+        assert!(
+            dev.profiles
+                .iter()
+                .any(|p| p.fallback && w.fleet.catalog().carrier_of(p.profile_type) == b)
+        );
+    }
+    assert_eq!(w.converged(), 40);
+    // Nobody switched more than the rule allows in any hour.
+    for list in w.switches.values() {
+        let times: Vec<_> = list.iter().map(|s| s.0).collect();
+        for (i, t) in times.iter().enumerate() {
+            let in_hour = times[i..]
+                .iter()
+                .take_while(|x| x.millis() < t.millis() + 3_600_000)
+                .count();
+            assert!(in_hour <= 4);
+        }
+    }
+}
+
+#[test]
+fn a_declared_outage_switches_at_once_and_returns_after_the_operator_ends_it() {
+    let mut w = fleet_of(10, "meters", 12);
+    let (a, b) = (w.carrier("carrier-a"), w.carrier("carrier-b"));
+    w.fleet
+        .declare_outage("carrier-a", Some("north"), w.now)
+        .unwrap();
+    assert!(w.fleet.declare_outage("carrier-x", None, w.now).is_err());
+    assert!(
+        w.fleet
+            .declare_outage("carrier-a", Some("west"), w.now)
+            .is_err()
+    );
+    w.down.insert((a, "north".into()));
+    // 10 devices at 10 % of 10 per minute: one a minute.
+    w.run_for(Duration::from_secs(11 * 60));
+    assert!(w.devices.keys().all(|e| w.enabled_carrier(e) == Some(b)));
+    assert!(
+        w.decisions
+            .iter()
+            .filter(|d| matches!(d.what, What::Switch { .. }))
+            .all(|d| matches!(d.reason, Reason::CarrierOutage { declared: true, .. }))
+    );
+    // A works again but the operator has not said so: nobody returns.
+    w.down.clear();
+    w.run_for(Duration::from_secs(30 * 60));
+    assert!(w.devices.keys().all(|e| w.enabled_carrier(e) == Some(b)));
+    let ended = w.now;
+    w.fleet
+        .end_outage("carrier-a", Some("north"), w.now)
+        .unwrap();
+    w.run_for(Duration::from_secs(14 * 60));
+    assert!(
+        w.devices.keys().all(|e| w.enabled_carrier(e) == Some(b)),
+        "dwell of 15 min"
+    );
+    w.run_for(Duration::from_secs(12 * 60));
+    assert!(w.devices.keys().all(|e| w.enabled_carrier(e) == Some(a)));
+    let first_back = w
+        .decisions
+        .iter()
+        .find(|d| {
+            matches!(
+                d.what,
+                What::Switch {
+                    failover: false,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(first_back.at.since(ended) >= Duration::from_secs(15 * 60));
+}
+
+#[test]
+fn registration_failures_of_one_device_switch_it_alone() {
+    let mut w = fleet_of(5, "meters", 13);
+    let one = common::eid(3);
+    for _ in 0..3 {
+        let report = ferrosim_fleet::DeviceReport {
+            device: one,
+            kind: ferrosim_fleet::report::ReportKind::Registration {
+                outcome: ferrosim_fleet::report::Registration::Rejected { cause: 15 },
+                plmn: None,
+            },
+        };
+        w.fleet.handle_report(&report, w.now).unwrap();
+        w.now = w.now.plus(Duration::from_secs(10));
+    }
+    w.poll();
+    w.now = w.now.plus(Duration::from_secs(25));
+    w.poll();
+    let sw: Vec<_> = w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::Switch { .. }))
+        .collect();
+    assert_eq!(sw.len(), 1);
+    assert_eq!(sw[0].device, Some(one));
+    assert!(
+        matches!(sw[0].reason, Reason::RegistrationFailures { failures: 3, threshold: 3, within_s, window_s: 300 } if (20..=55).contains(&within_s)),
+        "{:?}",
+        sw[0].reason
+    );
+    assert_eq!(w.fleet.device(&one).unwrap().desired.mode, Mode::Fallback);
+    // Bad reports are refused and change nothing.
+    let bad = ferrosim_fleet::DeviceReport {
+        device: one,
+        kind: ferrosim_fleet::report::ReportKind::DataPath {
+            latency_ms: 1,
+            loss_permille: 1001,
+        },
+    };
+    assert!(w.fleet.handle_report(&bad, w.now).is_err());
+    let unknown = ferrosim_fleet::DeviceReport {
+        device: common::eid(99),
+        ..bad
+    };
+    assert!(w.fleet.handle_report(&unknown, w.now).is_err());
+    assert!(
+        serde_json::from_str::<ferrosim_fleet::DeviceReport>(
+            r#"{"device":"1","kind":{"type":"x"}}"#
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn device_local_fallback_uses_the_mechanism_and_is_adopted_when_the_device_acts_alone() {
+    let config = common::EXAMPLE.replacen(
+        "name = \"meters\"\nrule = \"default\"",
+        "name = \"meters\"\nrule = \"device-local\"",
+        1,
+    );
+    let mut w = World::new(&config, 14);
+    for i in 0..4 {
+        w.add(spec(i, "meters", "south"));
+    }
+    w.run_for(Duration::from_secs(120));
+    let a = w.carrier("carrier-a");
+    w.fleet
+        .declare_outage("carrier-a", Some("south"), w.now)
+        .unwrap();
+    w.down.insert((a, "south".into()));
+    // The rule's default fraction (5 %) of 4 devices: one a minute.
+    w.run_for(Duration::from_secs(5 * 60));
+    let executes = w
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a.command, Command::AgentExecuteFallback { .. }))
+        .count();
+    assert_eq!(
+        executes, 4,
+        "ExecuteFallbackMechanism through the device agent"
+    );
+    w.fleet
+        .end_outage("carrier-a", Some("south"), w.now)
+        .unwrap();
+    w.down.clear();
+    w.run_for(Duration::from_secs(12 * 60));
+    let returns = w
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a.command, Command::AgentReturnFromFallback { .. }))
+        .count();
+    assert_eq!(returns, 4, "ReturnFromFallback");
+    // A device that falls back by itself is taken as it is.
+    let e = common::eid(0);
+    let fb = w.devices[&e]
+        .profiles
+        .iter()
+        .find(|p| p.fallback)
+        .unwrap()
+        .iccid
+        .clone();
+    w.device_switch(e, &fb, SwitchCause::FallbackExecuted);
+    w.poll();
+    let adopt = w
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| matches!(d.what, What::Adopt { .. }))
+        .unwrap();
+    assert!(
+        matches!(&adopt.reason, Reason::DeviceReport { event } if event == "fallback_executed")
+    );
+    assert_eq!(w.fleet.device(&e).unwrap().desired.mode, Mode::Fallback);
+}
+
+#[test]
+fn without_a_staged_fallback_one_is_provisioned_afresh() {
+    let mut w = fleet_of(3, "unstaged", 15);
+    assert!(w.devices.values().all(|d| d.profiles.len() == 1));
+    let (a, b) = (w.carrier("carrier-a"), w.carrier("carrier-b"));
+    w.fleet.declare_outage("carrier-a", None, w.now).unwrap();
+    w.down.insert((a, "*".into()));
+    w.run_for(Duration::from_secs(300));
+    assert!(w.devices.keys().all(|e| w.enabled_carrier(e) == Some(b)));
+    assert!(
+        w.decisions
+            .iter()
+            .any(|d| d.reason == Reason::NoStagedFallback)
+    );
+    let e = common::eid(0);
+    let names: Vec<_> = w
+        .actions
+        .iter()
+        .filter(|(_, a)| a.device == e)
+        .map(|(_, a)| a.command.name())
+        .collect();
+    let after = names.iter().position(|n| *n == "agent.apnConfig").unwrap();
+    assert_eq!(
+        &names[after + 1..after + 4],
+        [
+            "es2.downloadOrder",
+            "es2.confirmOrder",
+            "eim.profileDownloadTrigger"
+        ],
+        "fresh provisioning: order, confirm, download"
+    );
+    assert!(
+        names[after + 4..].contains(&"eim.enable"),
+        "then the switch: {names:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// An oscillating carrier: A goes down and up at random moments over
+    /// three hours. No device switches more often than its rule allows in
+    /// any hour, and every switch or hold carries a reason consistent with
+    /// its inputs.
+    #[test]
+    fn an_oscillating_carrier_never_makes_a_device_flap(
+        seed in 0u64..1000,
+        toggles in proptest::collection::vec(30u64..1200, 4..24),
+    ) {
+        let mut w = fleet_of(8, "meters", seed);
+        w.step = Duration::from_secs(5);
+        let a = w.carrier("carrier-a");
+        for (i, gap) in toggles.iter().enumerate() {
+            if i % 2 == 0 { w.down.insert((a, "*".into())); } else { w.down.clear(); }
+            w.run_for(Duration::from_secs(*gap));
+        }
+        w.down.clear();
+        w.run_for(Duration::from_secs(1800));
+        // Not vacuous: a long enough outage made devices switch.
+        if toggles.iter().step_by(2).any(|g| *g >= 240) {
+            prop_assert!(!w.switches.is_empty(), "no switch despite a 4-minute outage");
+        }
+        for (e, list) in &w.switches {
+            let times: Vec<_> = list.iter().map(|s| s.0).collect();
+            for (i, t) in times.iter().enumerate() {
+                let in_hour = times[i..].iter().take_while(|x| x.millis() < t.millis() + 3_600_000).count();
+                prop_assert!(in_hour <= 4, "device {e} switched {in_hour} times in an hour: {times:?}");
+            }
+        }
+        for d in &w.decisions {
+            match (&d.what, &d.reason) {
+                (What::Switch { failover: true, .. }, Reason::CarrierOutage { .. }) => {}
+                (What::Switch { failover: true, .. }, Reason::RegistrationFailures { failures, threshold, within_s, window_s }) => {
+                    prop_assert!(failures >= threshold && within_s <= window_s);
+                }
+                (What::Switch { failover: true, .. }, Reason::NoDataPath { since_ok_s, bound_s }) => prop_assert!(since_ok_s >= bound_s),
+                (What::Switch { failover: false, .. }, Reason::PrimaryHealthy { healthy_for_s, dwell_s, on_fallback_s, min_on_fallback_s }) => {
+                    prop_assert!(healthy_for_s >= dwell_s && on_fallback_s >= min_on_fallback_s);
+                }
+                (What::Switch { failover: false, .. }, Reason::Probe { .. }) => {}
+                (What::Switch { .. }, other) => prop_assert!(false, "switch with reason {other:?}"),
+                (What::Hold, Reason::SwitchBudget { switches_last_hour, max }) => prop_assert!(switches_last_hour >= max),
+                _ => {}
+            }
+        }
+    }
+}
