@@ -61,6 +61,15 @@ impl TokenBucket {
         self.rate_per_minute = rate_per_minute;
     }
 
+    /// Changes rate and burst from `now` on (tokens earned so far are kept,
+    /// up to the new burst).
+    pub fn reshape(&mut self, rate_per_minute: u32, burst: u32, now: Timestamp) {
+        self.refill(now);
+        self.rate_per_minute = rate_per_minute;
+        self.burst = burst.max(1);
+        self.level = self.level.min(self.capacity());
+    }
+
     /// Takes one token, or says when one will be there.
     pub fn try_take(&mut self, now: Timestamp) -> Result<(), Timestamp> {
         if self.is_unlimited() {
@@ -159,6 +168,27 @@ mod tests {
         for _ in 0..1000 {
             assert_eq!(unlimited.try_take(Timestamp(0)), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_second_of_burst_keeps_any_minute_within_the_limit() {
+        // Limit 600 a minute, polled once a second: burst 10, rate 590.
+        let mut b = TokenBucket::new(1, 1, Timestamp(0));
+        b.reshape(590, 10, Timestamp(0));
+        let mut taken = Vec::new();
+        for s in 0..600 {
+            while b.try_take(Timestamp(s * 1000)).is_ok() {
+                taken.push(s * 1000);
+            }
+        }
+        for (i, &start) in taken.iter().enumerate() {
+            let n = taken[i..]
+                .iter()
+                .take_while(|&&t| t < start + 60_000)
+                .count();
+            assert!(n <= 600, "{n} in the minute from {start}");
+        }
+        assert!(taken.len() >= 5_600, "{}", taken.len());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use ferrosim_fleet::decision::{Need, Reason, What};
 use ferrosim_fleet::device::{Mode, flags};
 use ferrosim_fleet::{ActionResult, Fleet, Outcome, Snapshot};
 use ferrosim_telemetry::StatusCode;
+use proptest::prelude::*;
 
 #[test]
 fn a_new_device_is_provisioned_in_order_and_converges() {
@@ -230,4 +231,60 @@ fn failures_back_off_with_jitter_and_time_outs_reissue() {
         }
     )));
     let _ = Mode::Primary;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Whatever happens — lost and failed actions, carrier outages, a
+    /// broken rollout rolled back — the reconciler never deletes the enabled
+    /// profile, never deletes while the enabled profile does not work, and
+    /// never leaves a device without a profile.
+    #[test]
+    fn never_deletes_the_last_working_profile(
+        seed in 0u64..1000,
+        fail_percent in 0u32..40,
+        outages in proptest::collection::vec((0u64..1800, 60u64..900), 0..4),
+    ) {
+        let mut w = World::new(common::EXAMPLE, seed);
+        w.fail_percent = fail_percent;
+        w.step = Duration::from_secs(5);
+        for n in 0..12 {
+            w.add(spec(n, "meters", if n % 2 == 0 { "north" } else { "south" }));
+        }
+        w.run_for(Duration::from_secs(600));
+        let to = ferrosim_fleet::config::ProfileRef { carrier: "carrier-a".into(), profile_type: "iot".into(), version: 2 };
+        let spec = ferrosim_fleet::RolloutSpec {
+            name: "broken".into(),
+            groups: vec![],
+            tags_any: vec![],
+            change: ferrosim_fleet::rollout::ChangeSpec::ProfileType { to },
+            waves: vec![50, 100],
+            soak: ferrosim_fleet::Span::mins(10),
+            max_wait: ferrosim_fleet::Span::mins(40),
+            gate: Default::default(),
+            compat: Default::default(),
+            manual_approval: false,
+            seed,
+        };
+        w.fleet.create_rollout(spec, w.now).unwrap();
+        let a = w.carrier("carrier-a");
+        for (wait, length) in outages {
+            w.run_for(Duration::from_secs(wait));
+            w.down.insert((a, "north".into()));
+            w.run_for(Duration::from_secs(length));
+            w.down.clear();
+        }
+        w.fail_percent = 0;
+        w.run_for(Duration::from_secs(3600));
+        // Not vacuous: the rolled-back canary's v2 profiles were removed.
+        prop_assert!(!w.deletes.is_empty(), "no delete happened");
+        for (e, works, left) in &w.deletes {
+            prop_assert!(*works, "device {e}: a delete left it without a working or fallback profile");
+            prop_assert!(*left >= 1, "device {e}: no profile left");
+        }
+        for (e, dev) in &w.devices {
+            prop_assert!(dev.enabled().is_some(), "device {e} has no enabled profile");
+        }
+    }
 }

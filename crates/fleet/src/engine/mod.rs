@@ -85,7 +85,12 @@ pub struct Fleet {
     deadlines: BinaryHeap<Reverse<(Timestamp, ActionId)>>,
     es2_buckets: Vec<TokenBucket>,
     smdp_buckets: Vec<TokenBucket>,
+    /// Per ES2+ bucket then per SM-DP+ bucket: the last slot handed to a
+    /// device waiting for a token, so waiting devices wake one per token
+    /// instead of all at every token.
+    waiting_until: Vec<Timestamp>,
     switch_buckets: Vec<TokenBucket>,
+    switch_limits: Vec<u32>,
     carrier_devices: Vec<u64>,
     carrier_ppm: Vec<u32>,
     rates_stale: bool,
@@ -127,10 +132,13 @@ impl Fleet {
             .map(|s| TokenBucket::new(s.downloads_per_minute, s.burst, now))
             .collect();
         let names = Names::new(catalog.dictionary().clone());
+        let buckets = catalog.carriers.len() + catalog.smdps.len();
         Self {
+            waiting_until: vec![Timestamp(i64::MIN); buckets],
             es2_buckets,
             smdp_buckets,
             switch_buckets: vec![TokenBucket::new(1, 1, now); carriers],
+            switch_limits: vec![1; carriers],
             carrier_devices: vec![0; carriers],
             carrier_ppm: vec![1_000_000; carriers],
             rates_stale: true,
@@ -222,10 +230,10 @@ impl Fleet {
             .get(&(carrier, region.map_or(NO_REGION, |r| r.0)))
     }
 
-    /// Switches per minute allowed onto `carrier` now.
+    /// Switches allowed onto `carrier` in any minute, now.
     pub fn switch_rate(&mut self, carrier: CarrierId, now: Timestamp) -> u32 {
         self.refresh_rates(now);
-        self.switch_buckets[carrier.index()].rate_per_minute
+        self.switch_limits[carrier.index()]
     }
 
     /// Registers a device; its desired state is its group's.
@@ -577,12 +585,24 @@ impl Fleet {
             .unwrap_or(u32::MAX)
             .max(1);
             let absolute = self.catalog.carriers[c].limits.switches_per_minute;
-            let rate = if absolute > 0 {
+            let limit = if absolute > 0 {
                 by_fraction.min(absolute)
             } else {
                 by_fraction
             };
-            self.switch_buckets[c].set_rate(rate, now);
+            // Up to 60 a minute, switches are spaced evenly (burst 1). Above,
+            // a driver polling every second or so must be able to release a
+            // second's worth at once: the burst is one second of the limit
+            // and the steady rate the rest, so that no minute ever sees more
+            // than the limit (burst + rate = limit).
+            let (rate, burst) = if limit > 60 {
+                let burst = limit.div_ceil(60);
+                (limit - burst, burst)
+            } else {
+                (limit, 1)
+            };
+            self.switch_buckets[c].reshape(rate, burst, now);
+            self.switch_limits[c] = limit;
         }
     }
 

@@ -246,23 +246,35 @@ impl Fleet {
             Step::Issue(c, n, t) => (c, n, t),
         };
         // Rate limits: ES2+ per carrier, downloads per SM-DP+.
-        let bucket = match &command {
+        let carriers = self.es2_buckets.len();
+        let slot = match &command {
             Command::Es2DownloadOrder { carrier, .. }
-            | Command::Es2ConfirmOrder { carrier, .. } => {
-                Some(&mut self.es2_buckets[carrier.index()])
-            }
+            | Command::Es2ConfirmOrder { carrier, .. } => Some(carrier.index()),
             Command::EimDownloadTrigger {
                 activation_code, ..
-            } => Some(&mut self.smdp_buckets[activation_code.smdp.index()]),
+            } => Some(carriers + activation_code.smdp.index()),
             _ => None,
         };
-        if let Some(b) = bucket
-            && let Err(next) = b.try_take(now)
-        {
-            // Spread the devices waiting for the same token over a second.
-            let spread = limit::jitter(Span(1000), rng);
-            self.wake_at(idx, next.plus(spread.duration()));
-            return;
+        if let Some(slot) = slot {
+            let b = if slot < carriers {
+                &mut self.es2_buckets[slot]
+            } else {
+                &mut self.smdp_buckets[slot - carriers]
+            };
+            if let Err(next) = b.try_take(now) {
+                // Each waiting device gets its own later slot (one token
+                // interval after the last one handed out), with a little
+                // jitter, so a queue of devices wakes one by one instead of
+                // all of them at every token.
+                let interval = (60_000 / i64::from(b.rate_per_minute.max(1))).max(1);
+                let after_last = self.waiting_until[slot].millis().saturating_add(interval);
+                let at = Timestamp(next.millis().max(after_last));
+                self.waiting_until[slot] = at;
+                let spread =
+                    limit::jitter(Span(u64::try_from(interval.min(1000)).unwrap_or(1)), rng);
+                self.wake_at(idx, at.plus(spread.duration()));
+                return;
+            }
         }
         let id = crate::action::ActionId(self.next_action);
         self.next_action += 1;

@@ -119,6 +119,12 @@ pub struct World {
     pub step: Duration,
     /// Per device, every change of its enabled profile: (time, from, to).
     pub switches: HashMap<Eid, Vec<(Timestamp, ProfileTypeId, ProfileTypeId)>>,
+    /// Percentage of actions that fail (retryably) instead of executing.
+    pub fail_percent: u32,
+    /// Deletes executed: (device, whether it stayed connected — another
+    /// profile enabled and working, or a staged fallback left — profiles
+    /// left).
+    pub deletes: Vec<(Eid, bool, usize)>,
 }
 
 impl World {
@@ -143,6 +149,8 @@ impl World {
             report_every: Duration::from_secs(30),
             step: Duration::from_secs(1),
             switches: HashMap::new(),
+            fail_percent: 0,
+            deletes: Vec::new(),
         }
     }
 
@@ -207,6 +215,33 @@ impl World {
                     continue;
                 }
                 let before = self.enabled_type(&a.device);
+                if self.fail_percent > 0
+                    && rand::RngExt::random_range(&mut self.rng, 0..100) < self.fail_percent
+                {
+                    let result = ActionResult {
+                        id: a.id,
+                        device: a.device,
+                        outcome: Outcome::Failed {
+                            failure: Failure::Unreachable,
+                            retryable: true,
+                        },
+                    };
+                    self.fleet
+                        .handle_result(&result, self.now, &mut self.rng)
+                        .unwrap();
+                    continue;
+                }
+                if let Command::EimDelete { iccid } = &a.command {
+                    // Still connected after it: the enabled profile works
+                    // now, or another staged fallback remains.
+                    let dev = &self.devices[&a.device];
+                    let fallback_left =
+                        dev.profiles.iter().any(|p| p.fallback && &p.iccid != iccid);
+                    let not_enabled = dev.enabled().is_some_and(|p| &p.iccid != iccid);
+                    let works = not_enabled && (self.data_ok(&a.device) || fallback_left);
+                    let left = dev.profiles.len().saturating_sub(1);
+                    self.deletes.push((a.device, works, left));
+                }
                 let outcome = self.execute(&a);
                 let after = self.enabled_type(&a.device);
                 if let (Some(x), Some(y)) = (before, after)
