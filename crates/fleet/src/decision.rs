@@ -169,6 +169,12 @@ pub enum Reason {
         /// Failed attempts so far.
         attempts: u8,
     },
+    /// A driver answered a command with an outcome that does not fit it
+    /// (a bare "done" for an order, a download or a profile list).
+    UnexpectedOutcome {
+        /// The command.
+        command: String,
+    },
     /// No result came within the time-out.
     Timeout {
         /// The time-out (ms).

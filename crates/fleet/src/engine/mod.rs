@@ -114,6 +114,16 @@ pub struct Fleet {
     gate_queries: VecDeque<GateQuery>,
 }
 
+/// Pops the front of an outgoing queue; once drained, a queue that grew
+/// large (a fleet-wide outage, a rollout wave) gives its memory back.
+fn pop_and_shrink<T>(q: &mut VecDeque<T>) -> Option<T> {
+    let item = q.pop_front();
+    if item.is_none() && q.capacity() > 4096 {
+        q.shrink_to(1024);
+    }
+    item
+}
+
 /// Region key of a device without a region.
 const NO_REGION: u16 = u16::MAX;
 
@@ -389,18 +399,18 @@ impl Fleet {
 
     /// The next action for a driver.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        pop_and_shrink(&mut self.actions)
     }
 
     /// The next decision record (for the decision log).
     pub fn poll_decision(&mut self) -> Option<Decision> {
-        self.decisions.pop_front()
+        pop_and_shrink(&mut self.decisions)
     }
 
     /// The next telemetry event the fleet produced (activation starts of
     /// failovers and rollout steps).
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_and_shrink(&mut self.events)
     }
 
     /// The next gate measurement the fleet needs.

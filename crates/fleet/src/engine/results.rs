@@ -28,6 +28,18 @@ impl Fleet {
         let Some(flight) = self.in_flight.remove(&result.id) else {
             return Ok(());
         };
+        // Time-outs of answered actions stay in the heap until they pass;
+        // when they are most of it, rebuild it from what is still in flight.
+        if self.deadlines.len() > 2 * self.in_flight.len() + 4096 {
+            self.deadlines = self
+                .in_flight
+                .iter()
+                .map(|(id, f)| std::cmp::Reverse((f.deadline, *id)))
+                .collect();
+            if self.in_flight.capacity() > 4 * self.in_flight.len() + 4096 {
+                self.in_flight.shrink_to_fit();
+            }
+        }
         let d = &mut self.devices[idx as usize];
         d.work.in_flight = None;
         self.apply_outcome(idx, &flight, &result.outcome, now, rng);
@@ -72,7 +84,23 @@ impl Fleet {
                     self.devices[idx as usize].work.resync = true;
                 }
             }
-            Outcome::Done => self.done(idx, command, now),
+            Outcome::Done => {
+                if !self.done(idx, command, now) {
+                    // A bare "done" for a command that must answer with
+                    // data: read the eUICC again, after a backoff (a driver
+                    // answering so forever must not make a hot loop).
+                    self.devices[idx as usize].work.resync = true;
+                    self.back_off(
+                        idx,
+                        now,
+                        rng,
+                        Reason::UnexpectedOutcome {
+                            command: command.name().to_owned(),
+                        },
+                    );
+                    return;
+                }
+            }
             Outcome::RolledBack => {
                 self.rolled_back(idx, now, rng);
                 return;
@@ -120,7 +148,9 @@ impl Fleet {
         self.devices[idx as usize].work.not_before = Secs::NEVER;
     }
 
-    fn done(&mut self, idx: u32, command: &Command, now: Timestamp) {
+    /// Applies a successful PSMO or agent command; `false` when "done" is
+    /// no answer for this command.
+    fn done(&mut self, idx: u32, command: &Command, now: Timestamp) -> bool {
         let d = &mut self.devices[idx as usize];
         match command {
             Command::EimEnable { iccid, .. } | Command::AgentReturnFromFallback { iccid } => {
@@ -168,8 +198,9 @@ impl Fleet {
             Command::Es2DownloadOrder { .. }
             | Command::Es2ConfirmOrder { .. }
             | Command::EimDownloadTrigger { .. }
-            | Command::EimListProfileInfo => d.work.resync = true,
+            | Command::EimListProfileInfo => return false,
         }
+        true
     }
 
     /// The IPA rolled an enable back: the profile enabled before is in use
