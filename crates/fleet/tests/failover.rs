@@ -475,3 +475,56 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn latency_and_a_dead_data_path_trigger_their_rules() {
+    let mut w = fleet_of(2, "meters", 16);
+    let (slow, dead) = (common::eid(0), common::eid(1));
+    let report = |device, latency_ms, loss_permille| ferrosim_fleet::DeviceReport {
+        device,
+        kind: ferrosim_fleet::report::ReportKind::DataPath {
+            latency_ms,
+            loss_permille,
+        },
+    };
+    // Latency above 3000 ms three times in a row (the rule's bound).
+    for latency in [3500, 4000] {
+        w.fleet
+            .handle_report(&report(slow, latency, 0), w.now)
+            .unwrap();
+    }
+    w.fleet.handle_report(&report(slow, 100, 0), w.now).unwrap();
+    for latency in [3500, 4000, 5000] {
+        w.fleet
+            .handle_report(&report(slow, latency, 0), w.now)
+            .unwrap();
+    }
+    // No working data path: failing checks for 10 minutes.
+    for _ in 0..=10 {
+        w.fleet
+            .handle_report(&report(dead, 40, 1000), w.now)
+            .unwrap();
+        w.now = w.now.plus(Duration::from_secs(60));
+        w.poll();
+    }
+    w.now = w.now.plus(Duration::from_secs(120));
+    w.poll();
+    let reasons: Vec<_> = w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::Switch { .. }))
+        .map(|d| (d.device, d.reason.clone()))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons.iter().any(|(d, r)| *d == Some(slow)
+        && matches!(
+            r,
+            Reason::Latency {
+                latency_ms: 5000,
+                bound_ms: 3000,
+                streak: 3
+            }
+        )));
+    assert!(reasons.iter().any(|(d, r)| *d == Some(dead)
+        && matches!(r, Reason::NoDataPath { since_ok_s, bound_s: 600 } if *since_ok_s >= 600)));
+}
