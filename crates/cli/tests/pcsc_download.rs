@@ -1,7 +1,7 @@
 //! A download through PC/SC: the virtual eUICC served to pcscd by
 //! `ferrosim euicc vpcd`, driven by `ferrosim lpa --transport pcsc` against a
-//! running SM-DP+ over HTTPS. Needs pcscd with vsmartcard-vpcd; skipped with a
-//! loud message without them unless FERROSIM_REQUIRE_PCSC is set (as in CI).
+//! running SM-DP+ over HTTPS. Needs pcscd with vsmartcard-vpcd; fails saying
+//! what to install without them, unless FERROSIM_SKIP_PCSC=1 lets it skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 

@@ -3,8 +3,8 @@
 //! own PC/SC transport.
 //!
 //! Needs `pcscd` with `vsmartcard-vpcd` (Debian packages `pcscd`,
-//! `vsmartcard-vpcd`, `opensc`). Without them the test prints SKIP and
-//! passes, unless `FERROSIM_REQUIRE_PCSC` is set (as in CI), where it fails.
+//! `vsmartcard-vpcd`, `opensc`). Without them the test fails saying what to
+//! install, unless `FERROSIM_SKIP_PCSC=1` lets it skip.
 //! It starts `pcscd --foreground` itself when no daemon serves
 //! `/run/pcscd/pcscd.comm`, and stops it afterwards. It is the only test
 //! that uses vpcd's port 35963.
@@ -74,7 +74,10 @@ fn virtual_euicc_in_a_pcsc_reader() {
     };
     let opensc_tool = pcsc::find_program("opensc-tool");
     if opensc_tool.is_none() && pcsc::required() {
-        panic!("PC/SC test required but opensc-tool is not installed");
+        pcsc::unavailable(
+            "pcsc_vpcd",
+            "opensc-tool (Debian package opensc) is not installed",
+        );
     }
 
     // The card side, in a thread.

@@ -1,5 +1,6 @@
 //! The store's behaviour, run against every backend: SQLite always,
-//! PostgreSQL when FERROSIM_TEST_POSTGRES_URL names a server.
+//! PostgreSQL on the server FERROSIM_TEST_POSTGRES_URL names (the tests fail
+//! without it, unless FERROSIM_SKIP_POSTGRES=1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 

@@ -46,26 +46,37 @@ pub fn upp_fixtures() -> Vec<(String, Vec<u8>)> {
 pub const POSTGRES_ENV: &str = "FERROSIM_TEST_POSTGRES_URL";
 
 /// When set (as `cargo xtask test` does), a test that needs PostgreSQL and
-/// finds no [`POSTGRES_ENV`] fails instead of skipping its PostgreSQL half.
+/// finds no [`POSTGRES_ENV`] fails even if [`SKIP_POSTGRES_ENV`] is set.
 pub const REQUIRE_POSTGRES_ENV: &str = "FERROSIM_REQUIRE_POSTGRES";
 
-/// The PostgreSQL server of [`POSTGRES_ENV`], if set. Without one, says on
-/// stderr that `test`'s PostgreSQL part did not run and which variable would
-/// make it run, or panics when [`REQUIRE_POSTGRES_ENV`] is set.
+/// `FERROSIM_SKIP_POSTGRES=1` lets a test without [`POSTGRES_ENV`] skip its
+/// PostgreSQL part (with a note on stderr) instead of failing.
+pub const SKIP_POSTGRES_ENV: &str = "FERROSIM_SKIP_POSTGRES";
+
+/// Whether the explicit skip variable `name` is set to `1` (and the matching
+/// `require` variable is not).
+pub fn skip_allowed(name: &str, require: &str) -> bool {
+    std::env::var(name).as_deref() == Ok("1") && std::env::var_os(require).is_none()
+}
+
+/// The PostgreSQL server of [`POSTGRES_ENV`]. Without one, panics with the
+/// variables to set, unless [`SKIP_POSTGRES_ENV`]`=1` says the PostgreSQL part
+/// of `test` may be skipped: then it says so on stderr and gives `None`.
 pub fn postgres_admin_url(test: &str) -> Option<String> {
     match std::env::var(POSTGRES_ENV) {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os(REQUIRE_POSTGRES_ENV).is_some() => panic!(
-            "{test}: PostgreSQL required ({REQUIRE_POSTGRES_ENV} is set) but {POSTGRES_ENV} is not"
-        ),
-        _ => {
+        _ if skip_allowed(SKIP_POSTGRES_ENV, REQUIRE_POSTGRES_ENV) => {
             eprintln!(
-                "\n==== SKIP PostgreSQL part of {test}: {POSTGRES_ENV} is not set (run \
-                 `cargo xtask test`, or set it to a server such as \
-                 postgres://USER@127.0.0.1:5432/postgres) ====\n"
+                "\n==== SKIP PostgreSQL part of {test}: {POSTGRES_ENV} is not set and \
+                 {SKIP_POSTGRES_ENV}=1 ====\n"
             );
             None
         }
+        _ => panic!(
+            "{test} needs PostgreSQL: set {POSTGRES_ENV} to a server (such as \
+             postgres://USER@127.0.0.1:5432/postgres), or run `cargo xtask test`, which starts \
+             one; set {SKIP_POSTGRES_ENV}=1 to skip the PostgreSQL part instead"
+        ),
     }
 }
 
@@ -81,8 +92,8 @@ pub struct TestDatabase {
 
 /// One database per available backend: SQLite always, PostgreSQL when
 /// [`POSTGRES_ENV`] is set (creating a database with a unique name on it).
-/// When it is not set, the PostgreSQL half is skipped with a note on stderr
-/// (or the test fails, see [`postgres_admin_url`]).
+/// When it is not set the test fails, unless [`SKIP_POSTGRES_ENV`]`=1`
+/// (see [`postgres_admin_url`]).
 pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
     let dir = tempfile::tempdir()?;
     let mut out = vec![TestDatabase {

@@ -1,6 +1,7 @@
 //! PC/SC for tests: find pcscd with vsmartcard's vpcd driver, start the
-//! daemon when none runs, and skip (or fail, when `FERROSIM_REQUIRE_PCSC` is
-//! set as in CI) when the packages are missing. Only one test binary may use
+//! daemon when none runs, and fail when the packages are missing (or skip,
+//! when `FERROSIM_SKIP_PCSC=1` says so and `FERROSIM_REQUIRE_PCSC` is not set
+//! as `cargo xtask test` sets it). Only one test binary may use
 //! vpcd's port at a time; cargo runs test binaries one after another.
 
 use std::os::unix::net::UnixStream;
@@ -22,19 +23,29 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Whether the environment demands the PC/SC tests run.
+/// The variable that lets a PC/SC test skip itself when pcscd, vpcd or
+/// opensc is missing.
+pub const SKIP_PCSC_ENV: &str = "FERROSIM_SKIP_PCSC";
+
+/// Set by `cargo xtask test`: a PC/SC test never skips.
+pub const REQUIRE_PCSC_ENV: &str = "FERROSIM_REQUIRE_PCSC";
+
+/// Whether the PC/SC tests must run (no [`SKIP_PCSC_ENV`]`=1`, or
+/// [`REQUIRE_PCSC_ENV`] set).
 pub fn required() -> bool {
-    std::env::var_os("FERROSIM_REQUIRE_PCSC").is_some()
+    !crate::skip_allowed(SKIP_PCSC_ENV, REQUIRE_PCSC_ENV)
 }
 
-/// Reports that PC/SC is unavailable: panics when required, else prints SKIP.
+/// Reports that PC/SC is unavailable: panics with what to install and the
+/// skip variable, or prints SKIP when [`SKIP_PCSC_ENV`]`=1`.
 pub fn unavailable(test: &str, why: &str) {
     if required() {
-        panic!("PC/SC test {test} required (FERROSIM_REQUIRE_PCSC) but {why}");
+        panic!(
+            "PC/SC test {test}: {why}; install the Debian packages pcscd, vsmartcard-vpcd and \
+             opensc (or run `cargo xtask test`, which does), or set {SKIP_PCSC_ENV}=1 to skip it"
+        );
     }
-    eprintln!(
-        "\n==== SKIP {test}: {why} (install pcscd, vsmartcard-vpcd and opensc to run it) ====\n"
-    );
+    eprintln!("\n==== SKIP {test}: {why} and {SKIP_PCSC_ENV}=1 ====\n");
 }
 
 /// A running pcscd: the one found, or one this guard started and stops.

@@ -209,8 +209,9 @@ pub fn https_client(ci_pem: &str) -> HttpsEs9Client {
     HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(roots))).expect("ES9+ client")
 }
 
-/// The PostgreSQL server of the test environment, if any (see
-/// [`ferrosim_testkit::postgres_admin_url`]: says loudly when it is missing).
+/// The PostgreSQL server of the test environment (see
+/// [`ferrosim_testkit::postgres_admin_url`]: fails when it is missing unless
+/// `FERROSIM_SKIP_POSTGRES=1`).
 pub fn postgres_admin_url(test: &str) -> Option<String> {
     ferrosim_testkit::postgres_admin_url(test)
 }
