@@ -16,6 +16,9 @@
 //! in one task and commit in groups (module `group_commit`): one `BEGIN`,
 //! `COMMIT` and fsync for all the transactions that arrived together, each
 //! caller answered after the commit, a failed transaction rolled back alone.
+//!
+//! Activation telemetry (`ferrosim-telemetry` events) lives in the same
+//! database: [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`].
 
 mod callbacks;
 mod calls;
@@ -30,9 +33,11 @@ mod rows;
 mod sessions;
 mod settings;
 mod smdp_store;
+mod telemetry;
 mod writes;
 
 pub use connect::{Backend, Durability, StoreOptions};
+pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;
 
