@@ -25,7 +25,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::dims::{Dictionary, Sym};
-use crate::event::{EuiccOutcome, Event, EventKind, RegistrationOutcome, StatusCode, StepStatus};
+use crate::event::{
+    EuiccOutcome, Event, EventKind, Function, RegistrationOutcome, StatusCode, StepStatus,
+};
 use crate::record::stage_name;
 use crate::tracker::ActivationOutcome;
 
@@ -42,7 +44,7 @@ pub const DATA_PATH_BUCKETS: [f64; 10] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 
 
 /// Every family name, as exposed (counters with `_total`); documented in
 /// docs/METRICS.md ("Prometheus").
-pub const FAMILIES: [&str; 17] = [
+pub const FAMILIES: [&str; 19] = [
     "ferrosim_activations_total",
     "ferrosim_activation_duration_seconds",
     "ferrosim_function_duration_seconds",
@@ -60,6 +62,8 @@ pub const FAMILIES: [&str; 17] = [
     "ferrosim_rollout_waves_total",
     "ferrosim_rollout_gate_evaluations_total",
     "ferrosim_rollouts_active",
+    "ferrosim_telemetry_events_dropped_total",
+    "ferrosim_telemetry_store_failures_total",
 ];
 
 type Text = Arc<str>;
@@ -131,6 +135,15 @@ struct ResultLabels {
     result: &'static str,
 }
 
+/// The label of `ferrosim_telemetry_events_dropped_total`: why events were
+/// dropped, one of a fixed set chosen by the producer (`queue_full`,
+/// `unattributed`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: &'static str,
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: &'static str,
@@ -192,6 +205,13 @@ pub struct PromMetrics {
     rollout_gates: Family<ResultLabels, Counter>,
     /// `ferrosim_rollouts_active`: rollouts in progress.
     pub rollouts_active: Gauge,
+    /// `ferrosim_telemetry_events_dropped_total`: events a producer could
+    /// not hand to the telemetry writer (its queue was full) or that could
+    /// not be tied to a device; counted instead of slowing the producer.
+    pub events_dropped: Family<ReasonLabels, Counter>,
+    /// `ferrosim_telemetry_store_failures_total`: batches of events the
+    /// telemetry store refused (database down); their events are lost.
+    pub store_failures: Counter,
 }
 
 fn activation_histogram() -> Histogram {
@@ -230,6 +250,8 @@ impl PromMetrics {
             rollout_waves: Family::default(),
             rollout_gates: Family::default(),
             rollouts_active: Gauge::default(),
+            events_dropped: Family::default(),
+            store_failures: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -309,6 +331,16 @@ impl PromMetrics {
             "Rollouts in progress",
             m.rollouts_active.clone(),
         );
+        r.register(
+            "telemetry_events_dropped",
+            "Telemetry events dropped instead of slowing their producer (queue_full) or not tied to a device (unattributed)",
+            m.events_dropped.clone(),
+        );
+        r.register(
+            "telemetry_store_failures",
+            "Batches of telemetry events the telemetry store refused",
+            m.store_failures.clone(),
+        );
         m
     }
 
@@ -321,11 +353,60 @@ impl PromMetrics {
 
     /// Counts one event in the families it concerns.
     pub fn observe_event(&self, e: &Event) {
+        self.count_event(e);
+        self.observe_kind(e);
+    }
+
+    /// Counts an event in `ferrosim_telemetry_events_total` only: for a
+    /// step whose call was already observed ([`PromMetrics::observe_call`]).
+    pub fn count_event(&self, e: &Event) {
         self.events
             .get_or_create(&KindLabels {
                 kind: e.kind.name(),
             })
             .inc();
+    }
+
+    /// Observes one ES2+/ES9+/ESipa function call: its latency, its status
+    /// and its bytes. The server calls this for every call it serves, before
+    /// it knows which device or activation the call belongs to.
+    pub fn observe_call(
+        &self,
+        function: Function,
+        status: StepStatus,
+        duration_ms: u32,
+        signalling_bytes: u32,
+        bpp_bytes: u32,
+    ) {
+        let (interface, name) = (function.interface().as_str(), function.name());
+        let status = match status {
+            StepStatus::Ok => Arc::from("ok"),
+            StepStatus::Unreachable => Arc::from("unreachable"),
+            StepStatus::Failed(code) => self.statuses.get(code, || Arc::from(code.to_string())),
+        };
+        self.function_calls
+            .get_or_create(&CallLabels {
+                interface,
+                function: name,
+                status,
+            })
+            .inc();
+        self.function_duration
+            .get_or_create(&FunctionLabels {
+                interface,
+                function: name,
+            })
+            .observe(f64::from(duration_ms) / 1000.0);
+        for (kind, n) in [("signalling", signalling_bytes), ("bpp", bpp_bytes)] {
+            if n > 0 {
+                self.ota_bytes
+                    .get_or_create(&BytesLabels { interface, kind })
+                    .inc_by(u64::from(n));
+            }
+        }
+    }
+
+    fn observe_kind(&self, e: &Event) {
         match e.kind {
             EventKind::Step {
                 function,
@@ -333,36 +414,7 @@ impl PromMetrics {
                 duration_ms,
                 signalling_bytes,
                 bpp_bytes,
-            } => {
-                let (interface, name) = (function.interface().as_str(), function.name());
-                let status = match status {
-                    StepStatus::Ok => Arc::from("ok"),
-                    StepStatus::Unreachable => Arc::from("unreachable"),
-                    StepStatus::Failed(code) => {
-                        self.statuses.get(code, || Arc::from(code.to_string()))
-                    }
-                };
-                self.function_calls
-                    .get_or_create(&CallLabels {
-                        interface,
-                        function: name,
-                        status,
-                    })
-                    .inc();
-                self.function_duration
-                    .get_or_create(&FunctionLabels {
-                        interface,
-                        function: name,
-                    })
-                    .observe(f64::from(duration_ms) / 1000.0);
-                for (kind, n) in [("signalling", signalling_bytes), ("bpp", bpp_bytes)] {
-                    if n > 0 {
-                        self.ota_bytes
-                            .get_or_create(&BytesLabels { interface, kind })
-                            .inc_by(u64::from(n));
-                    }
-                }
-            }
+            } => self.observe_call(function, status, duration_ms, signalling_bytes, bpp_bytes),
             EventKind::Euicc { outcome, .. } => {
                 let (result, stage) = match outcome {
                     EuiccOutcome::Installed => ("installed", "none"),
