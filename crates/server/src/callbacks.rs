@@ -58,6 +58,7 @@ impl Default for CallbackOptions {
 pub(crate) async fn run<S: Store + Clone>(
     smdp: Smdp<S>,
     opts: CallbackOptions,
+    telemetry: Option<crate::telemetry::Telemetry>,
     mut stop: watch::Receiver<bool>,
 ) {
     let client = match reqwest::Client::builder()
@@ -92,6 +93,12 @@ pub(crate) async fn run<S: Store + Clone>(
                 }
             };
             let full = batch.len() as u32 >= opts.batch;
+            if let Some(t) = &telemetry {
+                // Each event once, when the outbox first hands it out.
+                for cb in batch.iter().filter(|cb| cb.attempts <= 1) {
+                    t.progress(&cb.event);
+                }
+            }
             for cb in &batch {
                 urls.refresh(smdp.store(), &cb.event.operator, now).await;
             }

@@ -10,6 +10,7 @@
 pub mod bootstrap;
 mod callbacks;
 pub mod client_auth;
+mod dashboard;
 mod es2;
 pub mod es2_client;
 mod es9;
@@ -17,6 +18,7 @@ pub mod housekeeping;
 mod http;
 mod limits;
 pub mod sandbox;
+pub mod telemetry;
 mod tls;
 
 use std::net::SocketAddr;
@@ -62,6 +64,9 @@ pub struct ServerOptions {
     /// Operators that may authenticate to ES2+ with a TLS client
     /// certificate (besides their bearer token); none by default.
     pub client_auth: Vec<client_auth::OperatorClientAuth>,
+    /// Activation telemetry: `/metrics`, the dashboard and its API, events
+    /// recorded to a telemetry store. `None`: none of these.
+    pub telemetry: Option<telemetry::Telemetry>,
 }
 
 impl ServerOptions {
@@ -74,6 +79,7 @@ impl ServerOptions {
             session_retention: Duration::from_secs(7 * 24 * 3600),
             http: HttpLimits::default(),
             client_auth: Vec::new(),
+            telemetry: None,
         }
     }
 }
@@ -136,7 +142,11 @@ pub async fn start<S: Store + Clone>(
     let mut tasks = JoinSet::new();
 
     let limits = options.http;
-    let app = router(smdp.clone())
+    let mut app = router(smdp.clone());
+    if let Some(t) = &options.telemetry {
+        app = telemetry::routes(app, t.clone());
+    }
+    let app = app
         .layer(axum::Extension(Arc::new(authenticator)))
         .layer(axum::middleware::from_fn_with_state(
             limits,
@@ -161,8 +171,17 @@ pub async fn start<S: Store + Clone>(
     tasks.spawn(callbacks::run(
         smdp.clone(),
         options.callbacks.clone(),
+        options.telemetry.clone(),
         stopped.clone(),
     ));
+    if let Some(t) = options.telemetry.clone() {
+        tasks.spawn(telemetry::run_writer(
+            t.clone(),
+            smdp.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(telemetry::maintain(t, stopped.clone()));
+    }
     tasks.spawn(housekeeping::run(
         smdp,
         options.housekeeping_interval,

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use thiserror::Error;
 
+use crate::telemetry::{Telemetry, TelemetryOptions};
 use crate::{RunningServer, ServerError, ServerOptions, TlsIdentity};
 
 /// The GSMA TS.48 v2 test profile package (SAIP DER), the sandbox's profile type.
@@ -79,6 +80,9 @@ pub struct SandboxOptions {
     pub order_ttl: Option<Duration>,
     /// Callback worker poll interval.
     pub callback_poll: Duration,
+    /// Record activation telemetry (Prometheus `/metrics`, the dashboard,
+    /// events in the database).
+    pub telemetry: bool,
 }
 
 impl Default for SandboxOptions {
@@ -91,6 +95,7 @@ impl Default for SandboxOptions {
             store: StoreOptions::default(),
             order_ttl: None,
             callback_poll: Duration::from_millis(50),
+            telemetry: false,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct Sandbox {
     pub store: SqlStore,
     /// The server, until [`Sandbox::stop`].
     pub server: Option<RunningServer>,
+    /// Its telemetry, when [`SandboxOptions::telemetry`] asked for it.
+    pub telemetry: Option<Telemetry>,
     /// `localhost:PORT`.
     pub address: String,
     /// The operator's ES2+ token.
@@ -145,6 +152,13 @@ impl Sandbox {
         let mut server_options = ServerOptions::new(tls_identity(&pki));
         server_options.callbacks.poll_interval = options.callback_poll;
         server_options.callbacks.initial_backoff = Duration::from_millis(100);
+        let telemetry = options.telemetry.then(|| {
+            Telemetry::new(
+                store.telemetry(ferrosim_telemetry::Dictionary::new()),
+                TelemetryOptions::default(),
+            )
+        });
+        server_options.telemetry = telemetry.clone();
         let server = crate::start(listener, smdp.clone(), server_options.clone()).await?;
         Ok(Self {
             dir,
@@ -153,6 +167,7 @@ impl Sandbox {
             smdp,
             store,
             server: Some(server),
+            telemetry,
             address,
             token,
             server_options,

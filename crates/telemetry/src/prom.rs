@@ -149,6 +149,36 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// Rewrites OpenMetrics text (as prometheus-client writes it) in the
+/// Prometheus text format 0.0.4: counter families are named with their
+/// `_total` suffix in `# HELP` and `# TYPE`, `# UNIT` and `# EOF` go.
+pub fn openmetrics_to_prometheus(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A capped set of label values.
 #[derive(Debug)]
 struct Bounded<K> {
@@ -513,5 +543,11 @@ impl PromMetrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// The same families in the Prometheus text format 0.0.4, for scrapers
+    /// that do not ask for OpenMetrics (and `promtool check metrics`).
+    pub fn encode_prometheus(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_prometheus(&self.encode()?))
     }
 }

@@ -125,3 +125,23 @@ fn tracker_times_out_activations_without_success() {
     assert_eq!(tracker.open(), 0);
     assert_eq!(tracker.poll_timeout(Timestamp(i64::MAX)), None);
 }
+
+#[test]
+fn prometheus_text_format() {
+    let (prom, open, _) = fed();
+    let text = prom.encode_prometheus().unwrap();
+    assert!(open.contains("# TYPE ferrosim_activations counter"));
+    assert!(text.contains("# TYPE ferrosim_activations_total counter"));
+    assert!(text.contains("# HELP ferrosim_activations_total Activations that ended"));
+    assert!(text.contains("# TYPE ferrosim_activation_duration_seconds histogram"));
+    assert!(text.contains("# TYPE ferrosim_eim_queue_depth gauge"));
+    assert!(!text.contains("# EOF"));
+    // Samples are unchanged.
+    let samples = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(samples(&open), samples(&text));
+}
