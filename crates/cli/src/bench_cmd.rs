@@ -24,6 +24,18 @@ enum ConnMode {
     New,
 }
 
+/// Activation telemetry of the embedded SM-DP+ during the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TelemetryMode {
+    /// No telemetry (no `/metrics`, no events recorded).
+    Off,
+    /// Telemetry as `ferrosim serve` runs it.
+    On,
+    /// Two SM-DP+s, one with and one without telemetry, measured in
+    /// alternating rounds: the cost of telemetry in one run.
+    Compare,
+}
+
 /// Arguments of `ferrosim bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -66,16 +78,42 @@ pub struct BenchArgs {
     /// External SM-DP+: a PKI directory (`ferrosim pki init --euiccs N`) whose eUICCs it trusts.
     #[arg(long)]
     pki: Option<std::path::PathBuf>,
+    /// Embedded SM-DP+: activation telemetry `off`, `on`, or `compare` (with
+    /// and without, in alternating rounds of the same run; SQLite only).
+    #[arg(long, value_enum, default_value_t = TelemetryMode::Off)]
+    telemetry: TelemetryMode,
+    /// `--telemetry compare`: rounds per configuration (the downloads are
+    /// split between them).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
+    rounds: u64,
 }
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.telemetry != TelemetryMode::Off && args.smdp_address.is_some() {
+        bail!("--telemetry applies to the embedded SM-DP+, not to --smdp-address");
+    }
+    let connections = match args.connections {
+        ConnMode::KeepAlive => Connections::KeepAlive,
+        ConnMode::New => Connections::New,
+    };
+    if args.telemetry == TelemetryMode::Compare {
+        if args.database_url.is_some() || args.instances > 1 {
+            bail!(
+                "--telemetry compare runs two embedded SM-DP+s on SQLite: without --database-url and --instances"
+            );
+        }
+        return crate::bench_compare::run(&crate::bench_compare::CompareArgs {
+            downloads: args.downloads,
+            rounds: args.rounds,
+            concurrency: usize::try_from(args.concurrency)?,
+            connections,
+            durability: args.durability.parse().map_err(anyhow::Error::msg)?,
+            durability_name: args.durability.clone(),
+        });
+    }
     block_on(async move {
         let n = usize::try_from(args.downloads)?;
-        let connections = match args.connections {
-            ConnMode::KeepAlive => Connections::KeepAlive,
-            ConnMode::New => Connections::New,
-        };
         let mut extra_instances = Vec::new();
         let mut sandbox_holder = None;
         let (devices, ci, targets, label) = if let Some(address) = &args.smdp_address {
@@ -91,6 +129,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     max_connections: args.db_connections,
                     ..StoreOptions::default()
                 },
+                telemetry: args.telemetry == TelemetryMode::On,
                 ..SandboxOptions::default()
             })
             .await?;
@@ -112,7 +151,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 format!("SQLite, durability {}", args.durability)
             };
-            let label = format!("embedded SM-DP+, {} instance(s), {db}", args.instances);
+            let label = format!(
+                "embedded SM-DP+, {} instance(s), {db}, telemetry {}",
+                args.instances,
+                if args.telemetry == TelemetryMode::On {
+                    "on"
+                } else {
+                    "off"
+                }
+            );
             sandbox_holder = Some(sandbox);
             (devices, ci, targets, label)
         };
@@ -149,7 +196,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn order(
+pub(crate) async fn order(
     desk: &fleet::OrderDesk,
     identities: Vec<EuiccIdentity>,
 ) -> anyhow::Result<Vec<Device>> {
@@ -248,12 +295,12 @@ fn report(results: &[fleet::Activation], wall: Duration, cpu: Duration, embedded
     }
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// CPU time (user + system) this process has used, from /proc/self/stat.
-fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return Duration::ZERO;
     };

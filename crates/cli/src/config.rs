@@ -78,6 +78,8 @@ pub struct InstanceConfig {
     pub http: HttpConfig,
     /// Operators that may authenticate to ES2+ with a TLS client certificate.
     pub es2_client_auth: Vec<ClientAuthConfig>,
+    /// Activation telemetry of `serve`.
+    pub telemetry: TelemetryConfig,
 }
 
 /// One operator's ES2+ client-certificate credential: the CA that issues
@@ -139,6 +141,57 @@ impl ClientAuthConfig {
                 ClientAnchor::Ca(der)
             },
         })
+    }
+}
+
+/// Activation telemetry: `/metrics`, the dashboard and its API, events in
+/// the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Record telemetry and serve `/metrics` and `/dashboard`.
+    pub enabled: bool,
+    /// Days events are kept in the database.
+    pub retention_days: u32,
+    /// Calls waiting for the telemetry writer; beyond, they are dropped and
+    /// counted (`ferrosim_telemetry_events_dropped_total`).
+    pub queue: usize,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            retention_days: 90,
+            queue: 16_384,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// The telemetry of an instance on `store`, or `None` when disabled.
+    pub fn build(
+        &self,
+        store: &ferrosim_store::SqlStore,
+    ) -> anyhow::Result<Option<ferrosim_server::telemetry::Telemetry>> {
+        use ferrosim_server::telemetry::{Telemetry, TelemetryOptions};
+        if !self.enabled {
+            return Ok(None);
+        }
+        if self.retention_days == 0 || self.queue == 0 {
+            anyhow::bail!("[telemetry] retention_days and queue must be at least 1");
+        }
+        let options = TelemetryOptions {
+            retention: ferrosim_telemetry::Retention {
+                keep: std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            },
+            queue: self.queue,
+            ..TelemetryOptions::default()
+        };
+        Ok(Some(Telemetry::new(
+            store.telemetry(ferrosim_telemetry::Dictionary::new()),
+            options,
+        )))
     }
 }
 
@@ -313,6 +366,7 @@ impl Default for InstanceConfig {
             callbacks: CallbacksConfig::default(),
             http: HttpConfig::default(),
             es2_client_auth: Vec::new(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -132,6 +132,16 @@ pub async fn order_profiles(
     Ok(codes)
 }
 
+/// What a device does after its download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterDownload {
+    /// Nothing (the download alone is measured).
+    Nothing,
+    /// Enables the profile and sends the eUICC's notifications (the enable
+    /// notification goes to the SM-DP+): the profile is then in use.
+    Enable,
+}
+
 /// Activates every device, at most `concurrency` at a time, over ES9+
 /// clients made by `client` (called once with keep-alive connections, once
 /// per device with new ones) and spread over `targets` (empty: the address
@@ -143,6 +153,28 @@ pub async fn activate(
     concurrency: usize,
     connections: Connections,
     progress: &ProgressBar,
+) -> anyhow::Result<Vec<Activation>> {
+    activate_then(
+        devices,
+        ci_pem,
+        targets,
+        concurrency,
+        connections,
+        progress,
+        AfterDownload::Nothing,
+    )
+    .await
+}
+
+/// [`activate`], then `after` on each device whose download succeeded.
+pub async fn activate_then(
+    devices: Vec<Device>,
+    ci_pem: &str,
+    targets: &[SmdpAddress],
+    concurrency: usize,
+    connections: Connections,
+    progress: &ProgressBar,
+    after: AfterDownload,
 ) -> anyhow::Result<Vec<Activation>> {
     // The trust roots are parsed once, outside the measured work; with new
     // connections each device still gets a client (and connections) of its own.
@@ -170,7 +202,7 @@ pub async fn activate(
         let progress = progress.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let result = activate_one(device, &client).await;
+            let result = activate_one(device, &client, after).await;
             progress.inc(1);
             result
         }));
@@ -182,7 +214,11 @@ pub async fn activate(
     Ok(out)
 }
 
-async fn activate_one(device: Device, client: &RoundRobin<HttpsEs9Client>) -> Activation {
+async fn activate_one(
+    device: Device,
+    client: &RoundRobin<HttpsEs9Client>,
+    after: AfterDownload,
+) -> Activation {
     let start = Instant::now();
     let mut euicc = VirtualEuicc::new(device.identity, EuiccState::default());
     let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now());
@@ -198,16 +234,46 @@ async fn activate_one(device: Device, client: &RoundRobin<HttpsEs9Client>) -> Ac
     };
     let request = DownloadRequest::new(&device.code, None);
     match download_profile(&mut es10, client, &request, |_| Consent::Accept).await {
-        Ok(outcome) => Activation {
-            elapsed: start.elapsed(),
-            failure: None,
-            timings: outcome.timings,
-        },
+        Ok(outcome) => {
+            let failure = match after {
+                AfterDownload::Nothing => None,
+                AfterDownload::Enable => enable(&mut es10, client, &outcome.iccid).await.err(),
+            };
+            Activation {
+                elapsed: start.elapsed(),
+                failure,
+                timings: outcome.timings,
+            }
+        }
         Err(e) => Activation {
             elapsed: start.elapsed(),
             failure: Some(format!("{}: {}", e.step, e.failure)),
             timings: e.timings,
         },
+    }
+}
+
+/// Enables the downloaded profile and delivers the eUICC's notifications.
+async fn enable<T: ferrosim_lpa::Transport>(
+    es10: &mut Es10<T>,
+    client: &RoundRobin<HttpsEs9Client>,
+    iccid: &str,
+) -> Result<(), String> {
+    use ferrosim_lpa::es10::types::ProfileId;
+    use ferrosim_lpa::notifications::{RetryPolicy, process_notifications};
+    let iccid = ferrosim_saip::Iccid::new(iccid).map_err(|e| format!("installed ICCID: {e}"))?;
+    es10.enable_profile(&ProfileId::Iccid(iccid), false)
+        .map_err(|e| format!("enabling the profile: {e}"))?;
+    let report = process_notifications(es10, client, None, &RetryPolicy::immediate(3))
+        .await
+        .map_err(|e| format!("listing notifications: {e}"))?;
+    if report.is_complete() {
+        Ok(())
+    } else {
+        Err(format!(
+            "notifications: {} not delivered",
+            report.undelivered.len()
+        ))
     }
 }
 

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod admin_cmd;
 mod bench_cmd;
+mod bench_compare;
 mod config;
 mod demo_cmd;
 mod euicc_cmd;

@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// name the SM-DP+ address (same as `pki.allow_tls_mismatch = true`).
     #[arg(long, env = "FERROSIM_ALLOW_TLS_MISMATCH")]
     allow_tls_mismatch: bool,
+    /// Activation telemetry (`/metrics`, `/dashboard`, events in the
+    /// database): `on` or `off` (same as `telemetry.enabled`).
+    #[arg(long, env = "FERROSIM_TELEMETRY", value_parser = ["on", "off"])]
+    telemetry: Option<String>,
     /// Print the resolved configuration and exit.
     #[arg(long)]
     print_config: bool,
@@ -33,6 +37,9 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = InstanceConfig::resolve(&args.instance, args.listen)?;
     cfg.pki.allow_tls_mismatch |= args.allow_tls_mismatch;
+    if let Some(t) = &args.telemetry {
+        cfg.telemetry.enabled = t == "on";
+    }
     let rt = tokio::runtime::Runtime::new()?;
     if args.print_config {
         return rt.block_on(print_config(&cfg));
@@ -43,7 +50,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let store = instance::open_store(&cfg, Access::Create).await?;
         let address = instance::settle_address(&store, &cfg, local.port()).await?;
-        let inst = instance::assemble(&cfg, store, &address, Access::Create)?;
+        let mut inst = instance::assemble(&cfg, store, &address, Access::Create)?;
+        inst.server_options.telemetry = cfg.telemetry.build(&inst.store)?;
         check_tls(
             &inst.server_options.tls,
             &address,
@@ -53,6 +61,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
         println!("ferrosim SM-DP+ listening on https://{local} as {address}");
+        if cfg.telemetry.enabled {
+            info!("live dashboard at https://{local}/dashboard, Prometheus metrics at https://{local}/metrics");
+        }
         signal.await;
         info!("shutting down");
         server.shutdown(Duration::from_secs(10)).await;

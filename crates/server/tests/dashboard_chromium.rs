@@ -242,11 +242,8 @@ async fn dashboard_in_headless_chromium() {
     let roots = TlsTrust::roots_from_bytes(smdp.ci_pem().as_bytes()).unwrap();
     let es9 = HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(roots))).unwrap();
     let eids = smdp.pki.eids();
-    for device in 0..2 {
-        let (_, mid) = smdp
-            .order(Some(&eids[device].to_string()), None)
-            .await
-            .unwrap();
+    for (device, eid) in eids.iter().enumerate().take(2) {
+        let (_, mid) = smdp.order(Some(&eid.to_string()), None).await.unwrap();
         assert!(activate(&smdp, &es9, device, &mid, device == 0).await);
     }
     let (_, refused) = smdp.order(Some(&eids[0].to_string()), None).await.unwrap();

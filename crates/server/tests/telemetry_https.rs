@@ -134,11 +134,8 @@ async fn metrics_and_events_after_real_downloads() {
     // Devices 0 and 1 download the orders made for them; device 0 enables
     // its profile (and tells the SM-DP+ with the enable notification).
     let mut orders = Vec::new();
-    for device in 0..2 {
-        let (iccid, mid) = smdp
-            .order(Some(&eids[device].to_string()), None)
-            .await
-            .unwrap();
+    for (device, eid) in eids.iter().enumerate().take(2) {
+        let (iccid, mid) = smdp.order(Some(&eid.to_string()), None).await.unwrap();
         assert!(download(&smdp, &es9, device, &mid, device == 0).await);
         orders.push(iccid);
     }

@@ -118,6 +118,27 @@ fn json_error(status: HttpStatus, message: impl Into<String>) -> Response {
     r
 }
 
+/// Why an API request gets no answer.
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    /// A parameter is wrong: `400`.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The telemetry store failed: `503`.
+    #[error("telemetry store: {0}")]
+    Store(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::BadRequest(_) => HttpStatus::BAD_REQUEST,
+            Self::Store(_) => HttpStatus::SERVICE_UNAVAILABLE,
+        };
+        json_error(status, self.to_string())
+    }
+}
+
 /// Query parameters, read as text and validated here so that every bad value
 /// gets a JSON error naming it.
 #[derive(Debug, Default, Deserialize)]
@@ -133,26 +154,23 @@ fn number(
     value: Option<&str>,
     default: u64,
     range: std::ops::RangeInclusive<u64>,
-) -> Result<u64, Response> {
+) -> Result<u64, ApiError> {
     let Some(text) = value else {
         return Ok(default);
     };
     match text.parse::<u64>() {
         Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(json_error(
-            HttpStatus::BAD_REQUEST,
-            format!(
-                "{name} must be a whole number from {} to {}, not {:?}",
-                range.start(),
-                range.end(),
-                text.chars().take(32).collect::<String>()
-            ),
-        )),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be a whole number from {} to {}, not {:?}",
+            range.start(),
+            range.end(),
+            text.chars().take(32).collect::<String>()
+        ))),
     }
 }
 
 impl Params {
-    fn window(&self) -> Result<u64, Response> {
+    fn window(&self) -> Result<u64, ApiError> {
         number(
             "window",
             self.window.as_deref(),
@@ -163,7 +181,7 @@ impl Params {
 
     /// `as_of`: the instant to evaluate at (ms since the epoch, at most a
     /// day ahead); absent: now.
-    fn as_of(&self) -> Result<Option<Timestamp>, Response> {
+    fn as_of(&self) -> Result<Option<Timestamp>, ApiError> {
         if self.as_of.is_none() {
             return Ok(None);
         }
@@ -175,9 +193,9 @@ impl Params {
 
 fn params(
     q: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
-) -> Result<Params, Response> {
+) -> Result<Params, ApiError> {
     q.map(|Query(p)| p)
-        .map_err(|e| json_error(HttpStatus::BAD_REQUEST, format!("query string: {e}")))
+        .map_err(|e| ApiError::BadRequest(format!("query string: {e}")))
 }
 
 impl Dashboard {
@@ -188,7 +206,7 @@ impl Dashboard {
         &self,
         window_s: u64,
         at: Option<Timestamp>,
-    ) -> Result<(Timestamp, Arc<Vec<Event>>), Response> {
+    ) -> Result<(Timestamp, Arc<Vec<Event>>), ApiError> {
         if let Some(as_of) = at {
             return Ok((as_of, self.read(window_s, as_of).await?));
         }
@@ -210,23 +228,22 @@ impl Dashboard {
         Ok((as_of, events))
     }
 
-    async fn read(&self, window_s: u64, as_of: Timestamp) -> Result<Arc<Vec<Event>>, Response> {
+    async fn read(&self, window_s: u64, as_of: Timestamp) -> Result<Arc<Vec<Event>>, ApiError> {
         let from = as_of.minus(Duration::from_secs(window_s));
         let mut q = EventQuery::between(from, Timestamp(as_of.millis().saturating_add(1)));
         q.limit = Some(MAX_EVENTS);
-        self.telemetry.query(&q).await.map(Arc::new).map_err(|e| {
-            json_error(
-                HttpStatus::SERVICE_UNAVAILABLE,
-                format!("telemetry store: {e}"),
-            )
-        })
+        self.telemetry
+            .query(&q)
+            .await
+            .map(Arc::new)
+            .map_err(|e| ApiError::Store(e.to_string()))
     }
 
     fn from(as_of: Timestamp, window_s: u64) -> Timestamp {
         as_of.minus(Duration::from_secs(window_s))
     }
 
-    async fn overview_json(&self, window_s: u64, at: Option<Timestamp>) -> Result<Value, Response> {
+    async fn overview_json(&self, window_s: u64, at: Option<Timestamp>) -> Result<Value, ApiError> {
         let (as_of, events) = self.events(window_s, at).await?;
         let from = Self::from(as_of, window_s);
         let dict = self.telemetry.dictionary();
@@ -307,7 +324,9 @@ async fn overview(State(d): State<Dashboard>, q: ParamsResult) -> Response {
         let p = params(q)?;
         d.overview_json(p.window()?, p.as_of()?).await
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 async fn series(State(d): State<Dashboard>, q: ParamsResult) -> Response {
@@ -318,14 +337,16 @@ async fn series(State(d): State<Dashboard>, q: ParamsResult) -> Response {
         let (as_of, events) = d.events(window_s, p.as_of()?).await?;
         let from = Dashboard::from(as_of, window_s);
         let dict = d.telemetry.dictionary();
-        Ok::<Value, Response>(json!({
+        Ok::<Value, ApiError>(json!({
             "as_of": as_of,
             "from": from,
             "window_s": window_s,
             "buckets": view::series(&events, from, as_of, buckets as u32, dict),
         }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 async fn carriers(State(d): State<Dashboard>, q: ParamsResult) -> Response {
@@ -334,14 +355,16 @@ async fn carriers(State(d): State<Dashboard>, q: ParamsResult) -> Response {
         let window_s = p.window()?;
         let (as_of, events) = d.events(window_s, p.as_of()?).await?;
         let from = Dashboard::from(as_of, window_s);
-        Ok::<Value, Response>(json!({
+        Ok::<Value, ApiError>(json!({
             "as_of": as_of,
             "window_s": window_s,
             "objective": d.objective,
             "carriers": view::carriers(&events, from, as_of, d.telemetry.dictionary(), d.objective),
         }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 async fn failures(State(d): State<Dashboard>, q: ParamsResult) -> Response {
@@ -358,9 +381,11 @@ async fn failures(State(d): State<Dashboard>, q: ParamsResult) -> Response {
             d.telemetry.dictionary(),
             limit as usize,
         );
-        Ok::<Value, Response>(json!({ "as_of": as_of, "window_s": window_s, "failures": list }))
+        Ok::<Value, ApiError>(json!({ "as_of": as_of, "window_s": window_s, "failures": list }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 async fn alerts(State(d): State<Dashboard>) -> Response {
@@ -373,7 +398,7 @@ async fn alerts(State(d): State<Dashboard>) -> Response {
     let as_of = Timestamp::now();
     let events = match d.read(view::ALERT_LOOKBACK_S, as_of).await {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let list = view::burn_alerts(&events, as_of, d.objective, d.telemetry.dictionary());
     let v = json!({
@@ -398,9 +423,11 @@ async fn failovers(State(d): State<Dashboard>, q: ParamsResult) -> Response {
             100,
         );
         let list = ids_as_strings(json!(list));
-        Ok::<Value, Response>(json!({ "as_of": as_of, "window_s": window_s, "failovers": list }))
+        Ok::<Value, ApiError>(json!({ "as_of": as_of, "window_s": window_s, "failovers": list }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 async fn rollouts(State(d): State<Dashboard>, q: ParamsResult) -> Response {
@@ -410,9 +437,11 @@ async fn rollouts(State(d): State<Dashboard>, q: ParamsResult) -> Response {
         let (as_of, events) = d.events(window_s, p.as_of()?).await?;
         let from = Dashboard::from(as_of, window_s);
         let waves = view::rollout_waves(&events, from, as_of, d.telemetry.dictionary());
-        Ok::<Value, Response>(json!({ "as_of": as_of, "window_s": window_s, "rollouts": waves }))
+        Ok::<Value, ApiError>(json!({ "as_of": as_of, "window_s": window_s, "rollouts": waves }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 /// The eIM's queues: no eIM reports to this dashboard yet.
@@ -435,9 +464,8 @@ async fn timeline(
         )?;
         let limit = number("limit", p.limit.as_deref(), 500, 1..=5000)?;
         let eid: Eid = eid.parse().map_err(|_| {
-            json_error(
-                HttpStatus::BAD_REQUEST,
-                "not an EID: 32 decimal digits with valid check digits expected",
+            ApiError::BadRequest(
+                "not an EID: 32 decimal digits with valid check digits expected".to_owned(),
             )
         })?;
         let as_of = Timestamp::now();
@@ -447,19 +475,20 @@ async fn timeline(
         );
         q.filter.devices = Some([eid].into_iter().collect());
         q.limit = Some(limit as usize);
-        let events = d.telemetry.query(&q).await.map_err(|e| {
-            json_error(
-                HttpStatus::SERVICE_UNAVAILABLE,
-                format!("telemetry store: {e}"),
-            )
-        })?;
-        Ok::<Value, Response>(json!({
+        let events = d
+            .telemetry
+            .query(&q)
+            .await
+            .map_err(|e| ApiError::Store(e.to_string()))?;
+        Ok::<Value, ApiError>(json!({
             "device": eid.to_string(),
             "as_of": as_of,
             "events": ids_as_strings(json!(view::records(&events, d.telemetry.dictionary()))),
         }))
     };
-    result.await.map_or_else(|e| e, |v| json_ok(&v))
+    result
+        .await
+        .map_or_else(IntoResponse::into_response, |v| json_ok(&v))
 }
 
 /// Server-sent events: an `overview` event (the overview of the default

@@ -406,7 +406,7 @@ pub(crate) fn activations_of_kind(
         }
     }
     let mut out: Vec<ActivationSummary> = found.into_values().collect();
-    out.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    out.sort_by_key(|s| std::cmp::Reverse(s.started_at));
     out.truncate(limit);
     out
 }

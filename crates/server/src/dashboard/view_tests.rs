@@ -13,7 +13,11 @@ fn ev(dict: &Dictionary, at: i64, activation: u64, device: u32, kind: EventKind)
         source: Source::Smdp,
         dims: Dims {
             carrier: dict
-                .intern(if device % 2 == 0 { "acme" } else { "globex" })
+                .intern(if device.is_multiple_of(2) {
+                    "acme"
+                } else {
+                    "globex"
+                })
                 .ok(),
             ..Dims::default()
         },

@@ -117,7 +117,7 @@ pub(crate) async fn run<S: Store + Clone>(
             _ = flush.tick() => w.append().await,
             _ = tick.tick() => {
                 ticks += 1;
-                w.tick(ticks % 30 == 0).await;
+                w.tick(ticks.is_multiple_of(30)).await;
             }
         }
         if w.batch.len() >= options.batch {
