@@ -26,6 +26,11 @@ fn fed() -> (PromMetrics, String, Vec<Event>) {
     prom.rollout_gate(true);
     prom.set_profiles_active(None, 5);
     prom.rollouts_active.set(1);
+    prom.events_dropped
+        .get_or_create(&prom::ReasonLabels {
+            reason: "queue_full",
+        })
+        .inc();
     let text = prom.encode().unwrap();
     (prom, text, events)
 }

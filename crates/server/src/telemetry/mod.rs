@@ -156,9 +156,14 @@ impl Telemetry {
     pub fn new(store: impl TelemetryStore + 'static, options: TelemetryOptions) -> Self {
         let dict = TelemetryStore::dictionary(&store).clone();
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let prom = PromMetrics::new(dict.clone(), options.max_carriers);
+        // Both reasons exposed from the start, at 0.
+        for reason in ["queue_full", "unattributed"] {
+            prom.events_dropped.get_or_create(&ReasonLabels { reason });
+        }
         Self {
             inner: Arc::new(Inner {
-                prom: PromMetrics::new(dict.clone(), options.max_carriers),
+                prom,
                 dict,
                 store: Box::new(store),
                 options,
