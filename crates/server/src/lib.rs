@@ -146,12 +146,9 @@ pub async fn start<S: Store + Clone>(
     if let Some(t) = &options.telemetry {
         app = telemetry::routes(app, t.clone());
     }
-    let app = app
-        .layer(axum::Extension(Arc::new(authenticator)))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            limits::read_body,
-        ));
+    let app = app.layer(axum::Extension(Arc::new(authenticator))).layer(
+        axum::middleware::from_fn_with_state(limits, limits::read_body),
+    );
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
         .handshake_timeout(limits.header_timeout)
         .acceptor(limits::ConnectionAcceptor::new(&limits));

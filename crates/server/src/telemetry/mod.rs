@@ -159,7 +159,7 @@ impl Telemetry {
         let prom = PromMetrics::new(dict.clone(), options.max_carriers);
         // Both reasons exposed from the start, at 0.
         for reason in ["queue_full", "unattributed"] {
-            prom.events_dropped.get_or_create(&ReasonLabels { reason });
+            let _ = prom.events_dropped.get_or_create(&ReasonLabels { reason });
         }
         Self {
             inner: Arc::new(Inner {
