@@ -22,6 +22,7 @@ mod pki_cmd;
 mod pki_token_cmd;
 mod report_cmd;
 mod serve_cmd;
+mod simulate_cmd;
 mod slo_cmd;
 mod version_cmd;
 
@@ -64,13 +65,15 @@ enum Command {
     Slo(slo_cmd::SloArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
     Report(report_cmd::ReportArgs),
+    /// Simulate a city event (outage) in virtual time against the real fleet, eIM and eUICC code.
+    Simulate(simulate_cmd::SimulateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Commands that print their own report log only warnings by default.
     let default_filter = match cli.command {
-        Command::Demo(_) | Command::Bench(_) => "warn",
+        Command::Demo(_) | Command::Bench(_) | Command::Simulate(_) => "warn",
         _ => "info",
     };
     logging::init(default_filter)?;
@@ -89,6 +92,7 @@ fn main() -> anyhow::Result<()> {
         Command::Euicc(args) => euicc_cmd::run(args)?,
         Command::Slo(args) => slo_cmd::run(args)?,
         Command::Report(args) => report_cmd::run(args)?,
+        Command::Simulate(args) => simulate_cmd::run(args)?,
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::dims::{Dictionary, Dims, GroupKey};
 use crate::event::{
-    CorrelationId, EuiccOutcome, Event, EventKind, ProfileChange, ProfileKey, RegistrationOutcome,
-    StepStatus,
+    ActivationKind, CorrelationId, EuiccOutcome, Event, EventKind, ProfileChange, ProfileKey,
+    RegistrationOutcome, StepStatus,
 };
 use crate::time::Timestamp;
 
@@ -154,6 +154,11 @@ struct Activation {
     dims: Dims,
     iot: bool,
     installed: Option<(Timestamp, Option<ProfileKey>)>,
+    /// A failover or rollout step: switching to a profile already on the
+    /// eUICC, whose `profile enabled` is the eUICC's successful result.
+    switch: bool,
+    /// The first `profile enabled` event of the activation.
+    enabled: Option<(Timestamp, Option<ProfileKey>)>,
     /// Accepted registrations: when, and with which profile.
     registrations: Vec<(Timestamp, Option<ProfileKey>)>,
     /// Failures in time order.
@@ -168,6 +173,8 @@ impl Activation {
             dims: Dims::default(),
             iot: false,
             installed: None,
+            switch: false,
+            enabled: None,
             registrations: Vec::new(),
             failures: Vec::new(),
         }
@@ -184,7 +191,17 @@ impl Activation {
         d.rollout = d.rollout.or(n.rollout);
         d.wave = d.wave.or(n.wave);
         match e.kind {
-            EventKind::ActivationStarted { iot, .. } => self.iot |= iot,
+            EventKind::ActivationStarted { iot, kind } => {
+                self.iot |= iot;
+                self.switch |=
+                    matches!(kind, ActivationKind::Failover | ActivationKind::RolloutStep);
+            }
+            EventKind::Profile {
+                profile,
+                change: ProfileChange::Enabled,
+            } => {
+                self.enabled.get_or_insert((e.at, Some(profile)));
+            }
             EventKind::Step {
                 function, status, ..
             } if status != StepStatus::Ok => {
@@ -209,7 +226,9 @@ impl Activation {
     /// When the activation succeeded: the installation, and for IoT the
     /// first accepted registration on the new profile (docs/METRICS.md).
     fn success(&self) -> Option<Timestamp> {
-        let (installed_at, profile) = self.installed?;
+        let (installed_at, profile) =
+            self.installed
+                .or(if self.switch { self.enabled } else { None })?;
         if !self.iot {
             return Some(installed_at);
         }

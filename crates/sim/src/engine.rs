@@ -1,0 +1,433 @@
+//! The run: shards advanced in lockstep windows, the control plane (fleet
+//! and telemetry) between windows.
+//!
+//! Each window `[T, T+W)`: the shards run in parallel (each its devices'
+//! events before `T+W`, the actions the fleet sent at `T`, the eIM
+//! exchanges of its devices); their outputs are merged in (time, device)
+//! order and handed to the fleet with their times (reports, action
+//! results) and to the telemetry log; the fleet then polls at `T+W` and
+//! its actions go to the shards of their devices for the next window. The
+//! shard count is a run parameter (not the machine's core count), so the
+//! same scenario, seed and shard count give the same report on any machine.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ferrosim_fleet::config::FleetConfig;
+use ferrosim_fleet::device::{Capabilities, DeviceSpec, KnownProfile, Version};
+use ferrosim_fleet::report::ReportKind;
+use ferrosim_fleet::{Catalog, DeviceReport, Fleet, What};
+use ferrosim_ids::Timestamp;
+use ferrosim_telemetry::{
+    ActivationKind, CorrelationId, Dictionary, Event, EventKind, ProfileChange, ProfileKey,
+    RegistrationOutcome, Source,
+};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::error::SimError;
+use crate::iot::Factory;
+use crate::network::{Load, Network};
+use crate::population::{EID_PREFIX, Population};
+use crate::report::{Bucket, Collected};
+use crate::scenario::Scenario;
+use crate::shard::{Ctx, OutKind, Shard};
+
+/// The scenario's epoch: 2026-07-01T00:00:00Z (only the offsets matter).
+pub const T0: i64 = 1_782_864_000_000;
+
+/// How to run a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Devices (the scenario's default when `None`).
+    pub devices: Option<u32>,
+    /// Seed (the scenario's default when `None`).
+    pub seed: Option<u64>,
+    /// Shards the devices are split into (part of what the result depends
+    /// on; 2 by default).
+    pub shards: usize,
+    /// Threads running the shards (at most `shards`; does not change the
+    /// result).
+    pub threads: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            devices: None,
+            seed: None,
+            shards: 2,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// Where a run is, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Simulated time reached (ms).
+    pub sim_ms: i64,
+    /// Simulated time in all (ms).
+    pub duration_ms: i64,
+    /// Devices present without service.
+    pub without_service: u64,
+    /// Switches decided so far.
+    pub switches: u64,
+}
+
+/// Runs `scenario`; `progress` is called about every simulated minute.
+pub fn run(
+    scenario: &Scenario,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Collected, SimError> {
+    let started = Instant::now();
+    let devices = options.devices.unwrap_or(scenario.scenario.devices);
+    if devices == 0 || devices > 50_000_000 {
+        return Err(SimError::Parameter(format!(
+            "--devices must be 1..=50000000, not {devices}"
+        )));
+    }
+    if options.shards == 0 || options.shards > 64 {
+        return Err(SimError::Parameter("shards must be 1..=64".into()));
+    }
+    let seed = options.seed.unwrap_or(scenario.scenario.seed);
+    let threads = options.threads.clamp(1, options.shards);
+    let fleet_text = scenario.fleet_toml();
+    let fleet_config =
+        FleetConfig::from_toml(&fleet_text).map_err(|e| SimError::Fleet(e.to_string()))?;
+    let dict = Dictionary::new();
+    let catalog = Catalog::from_toml(&fleet_text, dict.clone())
+        .map_err(|e| SimError::Fleet(e.to_string()))?;
+    let network = Network::new(scenario);
+    let population = Population::new(scenario, &fleet_config, &network, devices, seed)?;
+    let factory = Factory::new(EID_PREFIX)?;
+    let window = scenario.scenario.window.millis_i64();
+    let duration = scenario.scenario.duration.millis_i64();
+    let bucket_ms = scenario.scenario.bucket.millis_i64();
+
+    // The fleet, with every device as deployed: primary enabled and working,
+    // fallback staged with the attribute.
+    let mut fleet = Fleet::new(catalog, Timestamp(T0));
+    for n in 0..devices {
+        let d = population.device(n);
+        let group = fleet_config
+            .groups
+            .iter()
+            .find(|g| g.name == population.group(d.mix))
+            .ok_or_else(|| SimError::Fleet("group vanished".into()))?;
+        let vendor = population.vendor(d.vendor);
+        let mut profiles = vec![KnownProfile {
+            iccid: d.profiles[0].0.clone(),
+            profile_type: Some(group.primary.clone()),
+            enabled: true,
+            fallback_attribute: false,
+            works: true,
+        }];
+        if let (Some(f), Some(p)) = (&group.fallback, d.profiles.get(1)) {
+            profiles.push(KnownProfile {
+                iccid: p.0.clone(),
+                profile_type: Some(f.clone()),
+                enabled: false,
+                fallback_attribute: true,
+                works: false,
+            });
+        }
+        let spec = DeviceSpec {
+            eid: d.eid,
+            group: group.name.clone(),
+            vendor: vendor.name.clone(),
+            model: vendor.model.clone(),
+            firmware: vendor.firmware.clone(),
+            region: Some(scenario.areas[usize::from(d.area)].name.clone()),
+            tags: vec![],
+            capabilities: Capabilities {
+                sgp32_version: Version([1, 2, 0]),
+                fallback_supported: true,
+                rollback_supported: true,
+                ipa_features: 0,
+                ipa_protocols: 1,
+            },
+            profiles,
+        };
+        fleet
+            .add_device(&spec, Timestamp(T0))
+            .map_err(|e| SimError::Fleet(e.to_string()))?;
+    }
+    let mut shards: Vec<Shard> = (0..options.shards)
+        .map(|i| {
+            Shard::new(
+                i,
+                options.shards,
+                &population,
+                &network,
+                window as u64,
+                seed,
+            )
+        })
+        .collect();
+    let mut load = Load::new(network.carriers(), network.areas());
+    for s in &shards {
+        load.merge(&s.load_delta);
+    }
+    let mut fleet_rng = StdRng::seed_from_u64(seed ^ 0x464c_4545_5400_0000);
+    let mut c = Collected::new(scenario, devices, seed, options.shards, threads, &network);
+    let setup_s = started.elapsed().as_secs_f64();
+    let loop_started = Instant::now();
+
+    let mut activation_start: HashMap<u64, (i64, bool)> = HashMap::new();
+    let mut last_switch: HashMap<ferrosim_ids::Eid, bool> = HashMap::new();
+    let mut bucket = Bucket::new(0, network.carriers());
+    let mut last_progress = -60_000;
+    // Declarations of outages to the fleet: (when, start?, carrier, region).
+    let mut declarations: Vec<(i64, bool, String, Option<String>)> = Vec::new();
+    for o in &scenario.outages {
+        let regions: Vec<Option<String>> = if o.areas.is_empty() {
+            vec![None]
+        } else {
+            o.areas.iter().cloned().map(Some).collect()
+        };
+        for r in regions {
+            if let Some(after) = o.declare_after {
+                declarations.push((
+                    o.start.millis_i64() + after.millis_i64(),
+                    true,
+                    o.carrier.clone(),
+                    r.clone(),
+                ));
+                let end_after = o.declare_end_after.map_or(0, |s| s.millis_i64());
+                declarations.push((o.end.millis_i64() + end_after, false, o.carrier.clone(), r));
+            }
+        }
+    }
+    declarations.sort_by_key(|d| d.0);
+    let mut t = 0;
+    while t < duration {
+        let end = (t + window).min(duration);
+        for (_, start, carrier, region) in declarations.iter().filter(|d| d.0 >= t && d.0 < end) {
+            let now = Timestamp(T0 + t);
+            let r = if *start {
+                fleet.declare_outage(carrier, region.as_deref(), now)
+            } else {
+                fleet.end_outage(carrier, region.as_deref(), now)
+            };
+            r.map_err(|e| SimError::Fleet(format!("declaring an outage of {carrier}: {e}")))?;
+        }
+        // The fleet's decisions due now, to the shards.
+        fleet.poll(Timestamp(T0 + t), &mut fleet_rng);
+        while let Some(d) = fleet.poll_decision() {
+            c.decisions += 1;
+            if let What::Switch { failover, .. } = d.what {
+                if failover {
+                    bucket.failovers += 1;
+                    c.failovers += 1;
+                } else {
+                    bucket.returns += 1;
+                    c.returns += 1;
+                }
+                if let Some(eid) = d.device {
+                    last_switch.insert(eid, failover);
+                }
+            }
+        }
+        while let Some(e) = fleet.poll_event() {
+            if let (
+                EventKind::ActivationStarted {
+                    kind: ActivationKind::Failover,
+                    ..
+                },
+                Some(a),
+            ) = (e.kind, e.activation)
+            {
+                let failover = last_switch.get(&e.device).copied().unwrap_or(true);
+                activation_start.insert(a.get(), (t, failover));
+            }
+            c.events.push(e);
+        }
+        while fleet.poll_gate_query().is_some() {
+            c.gate_queries += 1;
+        }
+        while let Some(a) = fleet.poll_action() {
+            let Some(n) = population.index_of(&a.device) else {
+                continue;
+            };
+            c.actions += 1;
+            shards[n as usize % options.shards].deliver(n, a);
+        }
+        // The shards' window.
+        let ctx = Ctx {
+            network: &network,
+            load: &load,
+            population: &population,
+            factory: &factory,
+            t0: T0,
+        };
+        run_shards(&mut shards, threads, t, end, &ctx)?;
+        // Merge in (time, device) order.
+        let mut outs: Vec<_> = shards.iter_mut().flat_map(|s| s.out.drain(..)).collect();
+        outs.sort_by_key(|o| (o.t, o.dev));
+        for s in &shards {
+            load.merge(&s.load_delta);
+            for (i, r) in s.budget.refused.iter().enumerate() {
+                bucket.congestion_refusals[i] += *r;
+            }
+        }
+        for o in outs {
+            let eid = Population::eid(o.dev);
+            let at = Timestamp(T0 + o.t);
+            let dims = fleet.dims(&eid).unwrap_or_default();
+            let event = |kind, activation: Option<u64>| Event {
+                at,
+                activation: activation.and_then(CorrelationId::new),
+                device: eid,
+                source: Source::Device,
+                dims,
+                kind,
+            };
+            match o.kind {
+                OutKind::Report(kind, activation) => {
+                    match &kind {
+                        ReportKind::DataPath {
+                            latency_ms,
+                            loss_permille,
+                        } => c.events.push(event(
+                            EventKind::DataPath {
+                                latency_ms: *latency_ms,
+                                loss_permille: *loss_permille,
+                            },
+                            activation,
+                        )),
+                        ReportKind::ProfileSwitch { enabled, .. } => {
+                            c.rollbacks += 1;
+                            if let Some(profile) = ProfileKey::from_digits(enabled.as_str()) {
+                                c.events.push(event(
+                                    EventKind::Profile {
+                                        profile,
+                                        change: ProfileChange::Enabled,
+                                    },
+                                    activation,
+                                ));
+                            }
+                        }
+                        _ => {}
+                    }
+                    fleet
+                        .handle_report(&DeviceReport { device: eid, kind }, at)
+                        .map_err(|e| SimError::Device(format!("fleet report: {e}")))?;
+                }
+                OutKind::Result(result) => {
+                    fleet
+                        .handle_result(&result, at, &mut fleet_rng)
+                        .map_err(|e| SimError::Device(format!("fleet result: {e}")))?;
+                }
+                OutKind::Event(kind, activation) => {
+                    if let EventKind::Registration { outcome, .. } = kind {
+                        bucket.registrations += 1;
+                        match outcome {
+                            RegistrationOutcome::Registered => {
+                                if let Some(a) = activation
+                                    && let Some((start, failover)) = activation_start.remove(&a)
+                                {
+                                    let took = o.t - start;
+                                    if failover {
+                                        c.failover_completion_ms.push(took);
+                                        bucket.failovers_done += 1;
+                                    } else {
+                                        c.return_completion_ms.push(took);
+                                        bucket.returns_done += 1;
+                                    }
+                                }
+                            }
+                            RegistrationOutcome::Rejected { .. } => bucket.rejected += 1,
+                            RegistrationOutcome::NoResponse => bucket.no_response += 1,
+                        }
+                    }
+                    c.events.push(event(kind, activation));
+                }
+            }
+        }
+        t = end;
+        if t - bucket.start >= bucket_ms || t >= duration {
+            let present: u64 = shards.iter().map(Shard::present).sum();
+            let attached: i64 = (0..network.carriers())
+                .map(|k| load.attached_to(k as u8))
+                .sum();
+            bucket.without_service = present.saturating_sub(attached.max(0) as u64);
+            bucket.attached = (0..network.carriers())
+                .map(|k| load.attached_to(k as u8).max(0) as u64)
+                .collect();
+            let next = Bucket::new(t, network.carriers());
+            c.buckets.push(std::mem::replace(&mut bucket, next));
+        }
+        if t - last_progress >= 60_000 || t >= duration {
+            last_progress = t;
+            let without_service = c.buckets.last().map_or(0, |b| b.without_service);
+            progress(&Progress {
+                sim_ms: t,
+                duration_ms: duration,
+                without_service,
+                switches: c.failovers + c.returns,
+            });
+        }
+    }
+    for s in &shards {
+        c.cards_made += s.cards_made;
+        for (name, n) in &s.unserved {
+            *c.unserved.entry((*name).to_owned()).or_default() += n;
+        }
+    }
+    c.ec = factory.ec.get();
+    c.dictionary = dict;
+    c.setup_s = setup_s;
+    c.loop_s = loop_started.elapsed().as_secs_f64();
+    c.duration_ms = duration;
+    Ok(c)
+}
+
+/// Runs one window of every shard, on up to `threads` threads.
+fn run_shards(
+    shards: &mut [Shard],
+    threads: usize,
+    start: i64,
+    end: i64,
+    ctx: &Ctx<'_>,
+) -> Result<(), SimError> {
+    let busy = shards.iter().filter(|s| s.has_work_before(end)).count();
+    if threads <= 1 || busy <= 1 {
+        for s in shards.iter_mut() {
+            s.run_window(start, end, ctx)?;
+        }
+        return Ok(());
+    }
+    let per = shards.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = shards.chunks_mut(per);
+        let first = chunks.next();
+        let handles: Vec<_> = chunks
+            .map(|chunk| {
+                scope.spawn(move || -> Result<(), SimError> {
+                    for s in chunk {
+                        s.run_window(start, end, ctx)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        if let Some(chunk) = first {
+            for s in chunk {
+                if let Err(e) = s.run_window(start, end, ctx) {
+                    result = Err(e);
+                }
+            }
+        }
+        for h in handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(_) => result = Err(SimError::Device("a shard thread panicked".into())),
+            }
+        }
+        result
+    })
+}

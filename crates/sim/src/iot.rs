@@ -1,0 +1,742 @@
+//! An IoT device's IPA and its eUICC's IoT functions, over the real virtual
+//! eUICC and the real eIM.
+//!
+//! [`Factory`] makes a device's eUICC when the device first needs one: a new
+//! P-256 key, a certificate issued by the scenario's EUM, a
+//! [`VirtualEuicc`] (whose identity checks that chain) holding the
+//! device's profiles as deployed before the event, and the eIM's
+//! association (which verifies the chain again). [`IotCard::fetch`] is one
+//! ESipa exchange: the IPA's GetEimPackage goes through the eIM's ASN.1
+//! binding, the eUICC verifies the eIM's signature and counter, runs each
+//! PSMO through its ES10c functions (enable, disable, delete, list) and
+//! signs the result with its key; ProvideEimPackageResult goes back to the
+//! eIM, which verifies the signature and stores the result.
+//!
+//! The virtual eUICC has no SGP.32 functions of its own yet: this module
+//! is the eUICC-side package handling (signature, counter, result signing)
+//! around its SGP.22 profile operations, with the fallback attribute kept
+//! here. Every elliptic-curve operation of that path is counted in
+//! [`EcCount`], for the run's lower bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferrosim_asn1::esipa::{Sgp32Version, encode_eim_message, read_ipa_message};
+use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
+use ferrosim_asn1::signed::sgp32::{
+    eim_signature_input, euicc_package_request, package_result_from_parts, result_signature_input,
+};
+use ferrosim_asn1::tlv::tlv;
+use ferrosim_asn1::values::{NotificationOperation, PolicyRules, ProfileClass, ProfileState};
+use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
+use ferrosim_crypto::ecdsa::VerifyingKey;
+use ferrosim_crypto::{KeySource, SoftwareKey};
+use ferrosim_eim::{AssociationRequest, Counter, Eim, EsipaAnswer, MemEimStore, Timestamp};
+use ferrosim_euicc::{EuiccIdentity, EuiccState, InstalledProfile, SharedIdentity, VirtualEuicc};
+use ferrosim_ids::{Eid, Iccid};
+use ferrosim_pki::{CertRole, CertificateRequest, RspCertificate, TestPki, TestPkiOptions};
+use rand::rngs::StdRng;
+
+use crate::error::SimError;
+
+/// SM-DP+ address written in the deployed profiles' metadata.
+const SMDP_ADDRESS: &str = "smdp.ferrosim.test";
+/// The eIM counter the eUICCs start from (their `EimConfigurationData`).
+const FIRST_COUNTER: u32 = 1;
+/// The association token the eUICCs hold for the eIM.
+const ASSOCIATION_TOKEN: i64 = 1;
+
+/// Elliptic-curve operations done by the run, by kind.
+#[derive(Debug, Default)]
+pub struct EcCount {
+    /// ECDSA signatures (eIM packages, eUICC results and notifications,
+    /// eUICC certificates).
+    pub signs: AtomicU64,
+    /// ECDSA verifications (eIM signatures on the eUICC, eUICC results on
+    /// the eIM, certificate chains).
+    pub verifies: AtomicU64,
+    /// Key pairs generated (eUICC keys).
+    pub keygens: AtomicU64,
+}
+
+impl EcCount {
+    fn add(&self, signs: u64, verifies: u64, keygens: u64) {
+        self.signs.fetch_add(signs, Ordering::Relaxed);
+        self.verifies.fetch_add(verifies, Ordering::Relaxed);
+        self.keygens.fetch_add(keygens, Ordering::Relaxed);
+    }
+
+    /// (signs, verifies, key generations) so far.
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.signs.load(Ordering::Relaxed),
+            self.verifies.load(Ordering::Relaxed),
+            self.keygens.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What makes eUICCs and talks to the eIM: the scenario's PKI and the eIM.
+pub struct Factory {
+    eum_certificate: RspCertificate,
+    eum_key: SoftwareKey,
+    shared: Arc<SharedIdentity>,
+    /// The eIM (its store is shared by the shards; each device's records are
+    /// only touched by its own shard).
+    pub eim: Eim<MemEimStore>,
+    eim_key: VerifyingKey,
+    /// EC operations done.
+    pub ec: Arc<EcCount>,
+    /// The certificates' validity start.
+    not_before: SystemTime,
+}
+
+impl std::fmt::Debug for Factory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factory").finish_non_exhaustive()
+    }
+}
+
+impl Factory {
+    /// A fresh PKI (CI, EUM with the EID prefix of the simulated devices)
+    /// and an eIM with its own key on an in-memory store.
+    pub fn new(eid_prefix: &str) -> Result<Self, SimError> {
+        let not_before = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let options = TestPkiOptions {
+            euicc_count: 0,
+            eid_prefix: eid_prefix
+                .parse()
+                .map_err(|e| SimError::Setup(format!("EID prefix: {e}")))?,
+            not_before,
+            ..TestPkiOptions::default()
+        };
+        let pki = TestPki::generate(&options).map_err(setup("test PKI"))?;
+        let eum_key = pki.eum.signing_key().map_err(setup("EUM key"))?;
+        let shared = SharedIdentity::new(
+            pki.eum.certificate.der(),
+            &[pki.ci.certificate.der().to_vec()],
+        )
+        .map_err(setup("shared eUICC identity"))?;
+        let key = SoftwareKey::generate().map_err(setup("eIM key"))?;
+        let eim_key = key.verifying_key().map_err(setup("eIM key"))?;
+        let config = ferrosim_eim::EimConfig {
+            eim_id: ferrosim_eim::EimId::new("eim.ferrosim.sim").map_err(setup("eIM id"))?,
+            key: Arc::new(key),
+            trust: pki.trust_store().map_err(setup("trust store"))?,
+        };
+        Ok(Self {
+            eum_certificate: pki.eum.certificate.clone(),
+            eum_key,
+            shared,
+            eim: Eim::new(MemEimStore::new(), config),
+            eim_key,
+            ec: Arc::new(EcCount::default()),
+            not_before,
+        })
+    }
+
+    /// Makes the eUICC of device `eid` holding `profiles` (the first
+    /// `enabled`), and associates it with the eIM.
+    pub fn make(
+        &self,
+        eid: Eid,
+        profiles: &[Iccid],
+        enabled: usize,
+        now: Timestamp,
+    ) -> Result<IotCard, SimError> {
+        let key = SoftwareKey::generate().map_err(setup("eUICC key"))?;
+        let mut request = CertificateRequest::new(
+            CertRole::Euicc,
+            "ferrosim simulated eUICC",
+            self.not_before,
+            ferrosim_pki::generate::end_of_time(),
+        );
+        request.organization = Some("ferrosim Test EUM".into());
+        request.eid = Some(eid);
+        let certificate = ferrosim_pki::issue_for_public_key(
+            &request,
+            key.public_key_sec1(),
+            &self.eum_certificate,
+            &self.eum_key,
+        )
+        .map_err(setup("eUICC certificate"))?;
+        let key = Arc::new(key);
+        let identity = EuiccIdentity::with_shared(
+            Arc::clone(&self.shared),
+            certificate.der(),
+            Arc::clone(&key) as Arc<dyn KeySource>,
+        )
+        .map_err(setup("eUICC identity"))?;
+        let mut state = EuiccState::default();
+        for (i, iccid) in profiles.iter().enumerate() {
+            state
+                .profiles
+                .push(deployed_profile(iccid, i, i == enabled)?);
+        }
+        state.isdp_counter = profiles.len() as u32;
+        let association = AssociationRequest {
+            eid,
+            eum_certificate: self.eum_certificate.der().to_vec(),
+            euicc_certificate: certificate.der().to_vec(),
+            counter: Counter::new(u64::from(FIRST_COUNTER)).map_err(setup("counter"))?,
+            association_token: Some(ASSOCIATION_TOKEN),
+            euicc_version: Sgp32Version::V1_2,
+            emulated: false,
+        };
+        futures::executor::block_on(self.eim.associate(association, now))
+            .map_err(|e| SimError::Setup(format!("eIM association: {e}")))?;
+        // Key generation; the EUM's signature on the certificate; the chain
+        // checked by the eUICC identity and by the eIM.
+        self.ec.add(1, 2, 1);
+        let mut card = VirtualEuicc::new(identity, state);
+        let channel = open_isdr(&mut card, now)?;
+        Ok(IotCard {
+            card,
+            key,
+            channel,
+            last_counter: FIRST_COUNTER,
+            seq: 0,
+            fallback: None,
+        })
+    }
+
+    /// One ESipa exchange of `card`'s IPA with the eIM: fetch the next
+    /// package, run it, return the signed result. `None` when nothing was
+    /// queued.
+    pub fn fetch(
+        &self,
+        card: &mut IotCard,
+        now: Timestamp,
+        rng: &mut StdRng,
+    ) -> Result<Option<Fetched>, SimError> {
+        let eid = *card.card.identity().eid();
+        let eid_value = rsp::Octet16(FixedOctetString::new(eid.to_bcd()));
+        let request = encode_der(&sgp32::EsipaMessageFromIpaToEim::getEimPackageRequest(
+            sgp32::GetEimPackageRequest::new(eid_value, None, None, None),
+        ))
+        .map_err(|e| SimError::Device(format!("GetEimPackageRequest: {e}")))?;
+        let answer = match futures::executor::block_on(self.eim.handle_asn1(&request, now)) {
+            Ok(EsipaAnswer::Message { der, .. }) => der,
+            Ok(EsipaAnswer::NoContent) => return Ok(None),
+            Err(e) => return Err(SimError::Device(format!("GetEimPackage: {e}"))),
+        };
+        let poll_bytes = (request.len() + answer.len()) as u32;
+        let message: sgp32::EsipaMessageFromEimToIpa = decode_der(&answer)
+            .map_err(|e| SimError::Device(format!("GetEimPackageResponse: {e}")))?;
+        let package = match message {
+            sgp32::EsipaMessageFromEimToIpa::getEimPackageResponse(
+                sgp32::GetEimPackageResponse::euiccPackageRequest(r),
+            ) => encode_der(&r).map_err(|e| SimError::Device(format!("package: {e}")))?,
+            // noEimPackageAvailable or another error: nothing to run.
+            _ => return Ok(None),
+        };
+        let ran = card.run(&package, &self.eim_key, now, rng, &self.ec)?;
+        let provide = {
+            let value = [tlv(0x5A, &eid.to_bcd()), ran.result.clone()].concat();
+            tlv(0xBF50, &value)
+        };
+        let first = read_ipa_message(&provide, None)
+            .map_err(|e| SimError::Device(format!("ProvideEimPackageResult: {e}")))?;
+        let report = futures::executor::block_on(self.eim.provide_result(&provide, first, now))
+            .map_err(|e| SimError::Device(format!("ProvideEimPackageResult: {e}")))?;
+        // The eIM verified the eUICC's signature on the result.
+        self.ec.add(0, 1, 0);
+        let answer_len = match &report.response {
+            Some(r) => encode_eim_message(
+                &sgp32::EsipaMessageFromEimToIpa::provideEimPackageResultResponse(r.clone()),
+                report.version,
+            )
+            .map(|d| d.len())
+            .unwrap_or(0),
+            None => 0,
+        };
+        Ok(Some(Fetched {
+            operations: ran.operations,
+            accepted: report.refused.is_empty() && !report.ended.is_empty(),
+            poll_bytes,
+            provide_bytes: (provide.len() + answer_len) as u32,
+        }))
+    }
+}
+
+/// What one package did on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// Each operation and its result code (0: ok).
+    pub operations: Vec<(Op, i64)>,
+    /// The eIM accepted the signed result.
+    pub accepted: bool,
+    /// GetEimPackage request + answer bytes.
+    pub poll_bytes: u32,
+    /// ProvideEimPackageResult request + answer bytes.
+    pub provide_bytes: u32,
+}
+
+/// A PSMO as the device saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// enable (with rollbackFlag).
+    Enable(Iccid, bool),
+    /// disable.
+    Disable(Iccid),
+    /// delete.
+    Delete(Iccid),
+    /// setFallbackAttribute.
+    SetFallback(Iccid),
+    /// unsetFallbackAttribute.
+    UnsetFallback,
+    /// listProfileInfo.
+    List,
+    /// Another PSMO or an eCO (answered as the eUICC would, not modelled).
+    Other,
+}
+
+/// One device's eUICC and the IPA's memory of it.
+pub struct IotCard {
+    card: VirtualEuicc,
+    key: Arc<SoftwareKey>,
+    channel: u8,
+    last_counter: u32,
+    seq: i64,
+    /// The profile carrying the fallback attribute.
+    pub fallback: Option<Iccid>,
+}
+
+impl std::fmt::Debug for IotCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IotCard").finish_non_exhaustive()
+    }
+}
+
+struct Ran {
+    result: Vec<u8>,
+    operations: Vec<(Op, i64)>,
+}
+
+impl IotCard {
+    /// The eUICC's state.
+    pub fn state(&self) -> &EuiccState {
+        self.card.state()
+    }
+
+    /// The enabled profile's ICCID.
+    pub fn enabled(&self) -> Option<String> {
+        self.card
+            .state()
+            .profiles
+            .iter()
+            .find(|p| p.state == ProfileState::Enabled)
+            .map(|p| p.iccid.clone())
+    }
+
+    /// Enables `iccid` through ES10c (the IPA's rollback to the previous
+    /// profile, or the fallback mechanism); the eUICC's result code.
+    pub fn enable_local(
+        &mut self,
+        iccid: &Iccid,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<i64, SimError> {
+        self.profile_op(&Op::Enable(iccid.clone(), false), now, rng, ec)
+    }
+
+    /// Runs a delivered EuiccPackageRequest as the eUICC does.
+    fn run(
+        &mut self,
+        package: &[u8],
+        eim_key: &VerifyingKey,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<Ran, SimError> {
+        let bad = |what: &str| SimError::Device(format!("eUICC package: {what}"));
+        let part = euicc_package_request(package).map_err(|e| bad(&e.to_string()))?;
+        let token = Integer::from(ASSOCIATION_TOKEN);
+        let input =
+            eim_signature_input(part.signed, Some(&token)).map_err(|e| bad(&e.to_string()))?;
+        ec.add(0, 1, 0);
+        eim_key
+            .verify_raw(&input, part.signature)
+            .map_err(|_| bad("the eIM signature does not verify"))?;
+        let signed: sgp32::EuiccPackageSigned =
+            decode_der(part.signed).map_err(|e| bad(&e.to_string()))?;
+        if signed.eid_value.0.as_slice() != self.card.identity().eid().to_bcd().as_slice() {
+            return Err(bad("the package names another EID"));
+        }
+        let counter = u32::try_from(signed.counter_value.clone()).map_err(|_| bad("counter"))?;
+        if counter <= self.last_counter {
+            return Err(bad("replayed counter"));
+        }
+        self.last_counter = counter;
+        let mut operations = Vec::new();
+        let mut results = Vec::new();
+        match &signed.euicc_package {
+            sgp32::EuiccPackage::psmoList(psmos) => {
+                for psmo in psmos {
+                    let op = op_of(psmo);
+                    let (code, result) = self.psmo(&op, psmo, now, rng, ec)?;
+                    operations.push((op, code));
+                    results.push(result);
+                }
+            }
+            sgp32::EuiccPackage::ecoList(ecos) => {
+                for _ in ecos {
+                    operations.push((Op::Other, 127));
+                    results.push(sgp32::EuiccResultData::deleteEimResult(
+                        sgp32::DeleteEimResult(127.into()),
+                    ));
+                }
+            }
+        }
+        self.seq += 1;
+        let data = sgp32::EuiccPackageResultDataSigned::new(
+            signed.eim_id.clone(),
+            signed.counter_value.clone(),
+            signed.eim_transaction_id.clone(),
+            self.seq.into(),
+            results,
+        );
+        let der = encode_der(&data).map_err(|e| bad(&e.to_string()))?;
+        let input =
+            result_signature_input(&der, Sgp32Version::V1_2, Some(&token), part.signature_tlv)
+                .map_err(|e| bad(&e.to_string()))?;
+        ec.add(1, 0, 0);
+        let signature = self.key.sign_raw(&input).map_err(|e| bad(&e.to_string()))?;
+        Ok(Ran {
+            result: package_result_from_parts(false, &der, &signature),
+            operations,
+        })
+    }
+
+    fn psmo(
+        &mut self,
+        op: &Op,
+        psmo: &sgp32::Psmo,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<(i64, sgp32::EuiccResultData), SimError> {
+        use sgp32::EuiccResultData as R;
+        Ok(match op {
+            Op::Enable(..) => {
+                let code = self.profile_op(op, now, rng, ec)?;
+                (
+                    code,
+                    R::enableResult(sgp32::EnableProfileResult(code.into())),
+                )
+            }
+            Op::Disable(_) => {
+                let code = self.profile_op(op, now, rng, ec)?;
+                (
+                    code,
+                    R::disableResult(sgp32::DisableProfileResult(code.into())),
+                )
+            }
+            Op::Delete(iccid) => {
+                let code = self.profile_op(op, now, rng, ec)?;
+                if code == 0 && self.fallback.as_ref() == Some(iccid) {
+                    self.fallback = None;
+                }
+                (
+                    code,
+                    R::deleteResult(sgp32::DeleteProfileResult(code.into())),
+                )
+            }
+            Op::SetFallback(iccid) => {
+                // iccidOrAidNotFound(1) when not installed.
+                let code = if self.has(iccid) {
+                    self.fallback = Some(iccid.clone());
+                    0
+                } else {
+                    1
+                };
+                (
+                    code,
+                    R::setFallbackAttributeResult(sgp32::SetFallbackAttributeResult(code.into())),
+                )
+            }
+            Op::UnsetFallback => {
+                self.fallback = None;
+                (
+                    0,
+                    R::unsetFallbackAttributeResult(sgp32::UnsetFallbackAttributeResult(0.into())),
+                )
+            }
+            Op::List => (0, R::listProfileInfoResult(self.list())),
+            Op::Other => {
+                let _ = psmo;
+                (127, R::enableResult(sgp32::EnableProfileResult(127.into())))
+            }
+        })
+    }
+
+    fn has(&self, iccid: &Iccid) -> bool {
+        self.card
+            .state()
+            .profiles
+            .iter()
+            .any(|p| p.iccid == iccid.as_str())
+    }
+
+    /// listProfileInfo from the eUICC's state.
+    fn list(&self) -> sgp32::ProfileInfoListResponse {
+        let infos = self
+            .card
+            .state()
+            .profiles
+            .iter()
+            .map(|p| {
+                let mut info = sgp32::ProfileInfo::new(
+                    Some(rsp::Iccid(FixedOctetString::new(p.iccid_bytes()))),
+                    None,
+                    Some(rsp::ProfileState(p.state.code().into())),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    false,
+                    None,
+                    None,
+                );
+                info.fallback_attribute = self
+                    .fallback
+                    .as_ref()
+                    .is_some_and(|f| f.as_str() == p.iccid);
+                info
+            })
+            .collect();
+        sgp32::ProfileInfoListResponse::profileInfoListOk(infos)
+    }
+
+    /// An ES10c profile operation on the virtual eUICC; its result code.
+    /// The eUICC signs a notification of it, which the IPA then hands on
+    /// (NotificationSent: the simulator does not relay notifications to an
+    /// SM-DP+).
+    fn profile_op(
+        &mut self,
+        op: &Op,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<i64, SimError> {
+        let id = |iccid: &Iccid| rsp::Iccid(FixedOctetString::new(iccid.to_bcd()));
+        let command = match op {
+            Op::Enable(iccid, _) => encode_der(&rsp::EnableProfileRequest::new(
+                rsp::EnableProfileRequestProfileIdentifier::iccid(id(iccid)),
+                false,
+            )),
+            Op::Disable(iccid) => encode_der(&rsp::DisableProfileRequest::new(
+                rsp::DisableProfileRequestProfileIdentifier::iccid(id(iccid)),
+                false,
+            )),
+            Op::Delete(iccid) => encode_der(&rsp::DeleteProfileRequest::iccid(id(iccid))),
+            _ => return Ok(127),
+        }
+        .map_err(|e| SimError::Device(format!("ES10c: {e}")))?;
+        let before = self.card.state().notifications.len();
+        let answer = es10(&mut self.card, self.channel, &command, now, rng)?;
+        let code = result_code(&answer);
+        let signed = self.card.state().notifications.len().saturating_sub(before);
+        ec.add(signed as u64, 0, 0);
+        let seqs: Vec<u64> = self
+            .card
+            .state()
+            .notifications
+            .iter()
+            .map(|n| n.seq_number)
+            .collect();
+        for seq in seqs {
+            let sent = encode_der(&rsp::NotificationSentRequest::new(Integer::from(seq)))
+                .map_err(|e| SimError::Device(format!("NotificationSent: {e}")))?;
+            es10(&mut self.card, self.channel, &sent, now, rng)?;
+        }
+        Ok(code)
+    }
+}
+
+fn op_of(psmo: &sgp32::Psmo) -> Op {
+    let iccid = |i: &rsp::Iccid| {
+        ferrosim_saip::bcd::swapped_digits(i.0.as_ref())
+            .ok()
+            .and_then(|d| Iccid::new(&d).ok())
+    };
+    match psmo {
+        sgp32::Psmo::enable(e) => iccid(&e.iccid)
+            .map(|i| Op::Enable(i, e.rollback_flag.is_some()))
+            .unwrap_or(Op::Other),
+        sgp32::Psmo::disable(d) => iccid(&d.iccid).map(Op::Disable).unwrap_or(Op::Other),
+        sgp32::Psmo::delete(d) => iccid(&d.iccid).map(Op::Delete).unwrap_or(Op::Other),
+        sgp32::Psmo::setFallbackAttribute(s) => {
+            iccid(&s.iccid).map(Op::SetFallback).unwrap_or(Op::Other)
+        }
+        sgp32::Psmo::unsetFallbackAttribute(_) => Op::UnsetFallback,
+        sgp32::Psmo::listProfileInfo(_) => Op::List,
+        _ => Op::Other,
+    }
+}
+
+/// The first INTEGER of an ES10c response (its result code), 127 when it
+/// cannot be read.
+fn result_code(answer: &[u8]) -> i64 {
+    // BFxx len 80 01 code
+    let Some(pos) = answer.windows(2).position(|w| w == [0x80, 0x01]) else {
+        return 127;
+    };
+    answer.get(pos + 2).map_or(127, |b| i64::from(*b))
+}
+
+fn to_system_time(now: Timestamp) -> SystemTime {
+    now.to_system_time()
+}
+
+fn transmit(
+    card: &mut VirtualEuicc,
+    apdu: &[u8],
+    now: Timestamp,
+    rng: &mut StdRng,
+) -> (Vec<u8>, u16) {
+    let mut out = card.handle_apdu_with_rng(apdu, to_system_time(now), rng);
+    let mut data = Vec::new();
+    loop {
+        if out.len() < 2 {
+            return (data, 0x6F00);
+        }
+        let sw = u16::from_be_bytes([out[out.len() - 2], out[out.len() - 1]]);
+        data.extend_from_slice(&out[..out.len() - 2]);
+        if sw >> 8 != 0x61 {
+            return (data, sw);
+        }
+        let le = (sw & 0xFF) as u8;
+        let get = [apdu[0] & 0x03, 0xC0, 0x00, 0x00, le];
+        out = card.handle_apdu_with_rng(&get, to_system_time(now), rng);
+    }
+}
+
+fn open_isdr(card: &mut VirtualEuicc, now: Timestamp) -> Result<u8, SimError> {
+    let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0);
+    let (data, sw) = transmit(card, &[0x00, 0x70, 0x00, 0x00, 0x01], now, &mut rng);
+    let channel = match (sw, data.first()) {
+        (0x9000, Some(c)) => *c,
+        _ => return Err(SimError::Device(format!("MANAGE CHANNEL: {sw:04X}"))),
+    };
+    let mut select = vec![
+        ferrosim_euicc::apdu::Cla::encode(channel, false),
+        0xA4,
+        0x04,
+        0x00,
+        0x10,
+    ];
+    select.extend_from_slice(&ferrosim_euicc::ISD_R_AID);
+    select.push(0x00);
+    let (_, sw) = transmit(card, &select, now, &mut rng);
+    if sw != 0x9000 {
+        return Err(SimError::Device(format!("SELECT ISD-R: {sw:04X}")));
+    }
+    Ok(channel)
+}
+
+/// One ES10 command as STORE DATA blocks; the response data.
+fn es10(
+    card: &mut VirtualEuicc,
+    channel: u8,
+    command: &[u8],
+    now: Timestamp,
+    rng: &mut StdRng,
+) -> Result<Vec<u8>, SimError> {
+    let chunks: Vec<&[u8]> = command.chunks(240).collect();
+    let cla = ferrosim_euicc::apdu::Cla::encode(channel, true);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        let mut apdu = vec![
+            cla,
+            0xE2,
+            if last { 0x91 } else { 0x11 },
+            i as u8,
+            chunk.len() as u8,
+        ];
+        apdu.extend_from_slice(chunk);
+        if last {
+            apdu.push(0x00);
+        }
+        let (data, sw) = transmit(card, &apdu, now, rng);
+        if sw != 0x9000 {
+            return Err(SimError::Device(format!("STORE DATA: {sw:04X}")));
+        }
+        if last {
+            return Ok(data);
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// A profile as deployed before the event: what the eUICC kept of an
+/// installation (metadata naming the ICCID, class, no policy rules), for
+/// the ISD-P numbered `n`.
+fn deployed_profile(iccid: &Iccid, n: usize, enabled: bool) -> Result<InstalledProfile, SimError> {
+    let notifications = NotificationOperation::ALL
+        .iter()
+        .map(|op| {
+            rsp::NotificationConfigurationInformation::new(op.event(), SMDP_ADDRESS.to_owned())
+        })
+        .collect();
+    let metadata = rsp::StoreMetadataRequest::new(
+        rsp::Iccid(FixedOctetString::new(iccid.to_bcd())),
+        "ferrosim".into(),
+        format!("profile {n}"),
+        None,
+        None,
+        ProfileClass::Operational.to_asn1(),
+        Some(notifications),
+        None,
+        None,
+        None,
+        None,
+    );
+    let metadata_der = encode_der(&metadata)
+        .map_err(|e| SimError::Setup(format!("profile metadata: {e}")))?
+        .into_boxed_slice();
+    let mut isdp_aid = [0u8; 16];
+    isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
+    isdp_aid[15] = n as u8 + 1;
+    Ok(InstalledProfile {
+        iccid: iccid.as_str().to_owned(),
+        isdp_aid,
+        state: if enabled {
+            ProfileState::Enabled
+        } else {
+            ProfileState::Disabled
+        },
+        nickname: None,
+        profile_class: ProfileClass::Operational,
+        policy_rules: PolicyRules::default(),
+        metadata_der,
+        dp_oid: None,
+        smdp_address: SMDP_ADDRESS.to_owned(),
+        smdp_oid: "2.999.10".to_owned(),
+        imsi: None,
+        aka_algorithm: None,
+        k: None,
+        opc: None,
+        pins: Vec::new(),
+        puks: Vec::new(),
+        spn: None,
+        apn: None,
+        package_len: 0,
+        package_sha256: [0; 32],
+        installed_at: 0,
+    })
+}
+
+fn setup<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> SimError {
+    move |e| SimError::Setup(format!("{what}: {e}"))
+}

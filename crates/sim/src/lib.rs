@@ -1,0 +1,51 @@
+//! The city-scale event simulator of ferrosim.
+//!
+//! A scenario ([`scenario`], TOML) describes a city's areas, its carriers'
+//! networks ([`network`]: cells and capacity per area, load-dependent
+//! registration success and latency, outages by area, attach-rate limits),
+//! the devices ([`population`]: where, which vendor, what profiles, when
+//! they arrive, how they retry) and the fleet rules (the `ferrosim-fleet`
+//! catalog). [`run`] plays it in virtual time, deterministically for a
+//! seed, with the devices split into shards that advance in lockstep
+//! windows on several threads ([`engine`], [`shard`]); it drives the real
+//! fleet engine (failover, return, reconciler), the real eIM core (signed
+//! packages, verified results) and real virtual eUICCs ([`iot`]), all in
+//! memory. Telemetry events of the run feed `ferrosim-telemetry`, which
+//! computes the headline metrics; [`report`] writes them with time series
+//! as JSON, CSV and a self-contained HTML page with SVG charts, and
+//! [`cost`] sets the run's wall time against the lower bound its signature
+//! work sets.
+
+#![forbid(unsafe_code)]
+
+mod charts;
+pub mod cost;
+pub mod engine;
+pub mod error;
+pub mod iot;
+pub mod network;
+pub mod population;
+pub mod report;
+pub mod scenario;
+pub mod shard;
+
+pub use engine::{Progress, RunOptions, run};
+pub use error::SimError;
+pub use report::{Collected, Summary};
+pub use scenario::Scenario;
+
+/// Runs `scenario` and builds its summary (measuring the EC costs after
+/// the run): what `ferrosim simulate` does before writing the report.
+pub fn simulate(
+    scenario: &Scenario,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
+    let started = std::time::Instant::now();
+    let collected = run(scenario, options, progress)?;
+    let metrics = collected.metrics();
+    let wall_s = started.elapsed().as_secs_f64();
+    let costs = cost::EcCosts::measure();
+    let summary = Summary::new(&collected, &metrics, costs, wall_s);
+    Ok((collected, metrics, summary))
+}

@@ -1,0 +1,259 @@
+//! The devices of a scenario: where they are, who made them, what they
+//! hold, when they arrive, and how they retry.
+//!
+//! Device `n` is drawn from its own generator, seeded from the run's seed
+//! and `n`, so what a device is does not depend on how the devices are
+//! split into shards. EIDs are `89049032` followed by zeros and `n`
+//! (with the EID check digits); each device's profiles have ICCIDs
+//! `8944000<k>` + `n` for its k-th profile.
+
+use ferrosim_fleet::config::FleetConfig;
+use ferrosim_ids::{Eid, Iccid};
+use rand::RngExt;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::error::SimError;
+use crate::network::{AreaIx, CarrierIx, Network};
+use crate::scenario::{Scenario, Vendor};
+
+/// The EID prefix of simulated devices (the scenario's EUM range).
+pub const EID_PREFIX: &str = "89049032";
+
+/// What one device is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSeed {
+    /// Its EID.
+    pub eid: Eid,
+    /// Its area.
+    pub area: AreaIx,
+    /// Its vendor (index into the scenario's vendors).
+    pub vendor: u8,
+    /// Its mix (index into the scenario's mixes).
+    pub mix: u8,
+    /// When it arrives (ms from the start; 0: there from the start).
+    pub arrival_ms: i64,
+    /// Its profiles as deployed (ICCID, carrier); the first is enabled.
+    pub profiles: Vec<(Iccid, CarrierIx)>,
+}
+
+#[derive(Debug, Clone)]
+struct ResolvedMix {
+    group: String,
+    primary: CarrierIx,
+    fallback: Option<CarrierIx>,
+}
+
+/// The population of a run.
+#[derive(Debug, Clone)]
+pub struct Population {
+    devices: u32,
+    seed: u64,
+    area_cdf: Vec<f64>,
+    vendor_cdf: Vec<f64>,
+    mix_cdf: Vec<f64>,
+    mixes: Vec<ResolvedMix>,
+    vendors: Vec<Vendor>,
+    /// Arrival curve as (ms, cumulative share) points; empty: all at 0.
+    arrival_cdf: Vec<(i64, f64)>,
+    detect_within_ms: i64,
+    retry_base_ms: i64,
+    retry_max_ms: i64,
+    give_up_after: u32,
+    poll_within_ms: i64,
+    /// The IPA reaches the eIM without service.
+    pub poll_without_service: bool,
+}
+
+impl Population {
+    /// The population of `scenario` with `devices` devices.
+    pub fn new(
+        scenario: &Scenario,
+        fleet: &FleetConfig,
+        network: &Network,
+        devices: u32,
+        seed: u64,
+    ) -> Result<Self, SimError> {
+        let p = &scenario.population;
+        let mut mixes = Vec::new();
+        for m in &p.mixes {
+            let group = fleet
+                .groups
+                .iter()
+                .find(|g| g.name == m.group)
+                .ok_or_else(|| {
+                    SimError::Scenario(format!("population.mix: no fleet group {:?}", m.group))
+                })?;
+            let carrier = |name: &str| {
+                network.carrier(name).ok_or_else(|| {
+                    SimError::Scenario(format!(
+                        "fleet group {:?} uses carrier {name:?}, which has no [[carrier]] network",
+                        m.group
+                    ))
+                })
+            };
+            mixes.push(ResolvedMix {
+                group: m.group.clone(),
+                primary: carrier(&group.primary.carrier)?,
+                fallback: group
+                    .fallback
+                    .as_ref()
+                    .map(|f| carrier(&f.carrier))
+                    .transpose()?,
+            });
+        }
+        let arrival_cdf = if p.arrival.is_empty() {
+            Vec::new()
+        } else {
+            // Trapezoids between the points give the cumulative share.
+            let mut pts: Vec<(i64, f64)> = p
+                .arrival
+                .iter()
+                .map(|(t, w)| (t.millis_i64(), *w))
+                .collect();
+            pts.sort_by_key(|(t, _)| *t);
+            let mut cdf = vec![(pts[0].0, 0.0)];
+            let mut total = 0.0;
+            for w in pts.windows(2) {
+                total += (w[1].0 - w[0].0) as f64 * (w[0].1 + w[1].1) / 2.0;
+                cdf.push((w[1].0, total));
+            }
+            if total <= 0.0 {
+                return Err(SimError::Scenario(
+                    "population.arrival needs two points and a weight above 0 between them".into(),
+                ));
+            }
+            cdf.iter_mut().for_each(|(_, c)| *c /= total);
+            cdf
+        };
+        Ok(Self {
+            devices,
+            seed,
+            area_cdf: cdf(scenario.areas.iter().map(|a| a.weight)),
+            vendor_cdf: cdf(p.vendors.iter().map(|v| v.share)),
+            mix_cdf: cdf(p.mixes.iter().map(|m| m.share)),
+            mixes,
+            vendors: p.vendors.clone(),
+            arrival_cdf,
+            detect_within_ms: p.detect_within.millis_i64(),
+            retry_base_ms: p.retry_base.millis_i64(),
+            retry_max_ms: p.retry_max.millis_i64(),
+            give_up_after: p.give_up_after,
+            poll_within_ms: p.poll_within.millis_i64(),
+            poll_without_service: p.poll_without_service,
+        })
+    }
+
+    /// Number of devices.
+    pub fn len(&self) -> usize {
+        self.devices as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.devices == 0
+    }
+
+    /// The EID of device `n`.
+    pub fn eid(n: u32) -> Eid {
+        // 30 digits of body: always valid.
+        Eid::from_body(&format!("{EID_PREFIX}00000000000000{n:08}"))
+            .unwrap_or_else(|_| unreachable!())
+    }
+
+    /// The index of the device with this EID, if it is one of ours.
+    pub fn index_of(&self, eid: &Eid) -> Option<u32> {
+        let digits = eid.digits();
+        let n: u32 = digits.get(22..30)?.parse().ok()?;
+        (n < self.devices && Self::eid(n) == *eid).then_some(n)
+    }
+
+    /// Device `n`.
+    pub fn device(&self, n: u32) -> DeviceSeed {
+        let mut rng =
+            StdRng::seed_from_u64(self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(n));
+        let area = pick(&self.area_cdf, rng.random()) as AreaIx;
+        let vendor = pick(&self.vendor_cdf, rng.random()) as u8;
+        let mix = pick(&self.mix_cdf, rng.random()) as u8;
+        let m = &self.mixes[usize::from(mix)];
+        let iccid = |k: u32| {
+            Iccid::from_body(&format!("8944000{k}{n:010}")).unwrap_or_else(|_| unreachable!())
+        };
+        let mut profiles = vec![(iccid(1), m.primary)];
+        if let Some(f) = m.fallback {
+            profiles.push((iccid(2), f));
+        }
+        let arrival_ms = if self.arrival_cdf.is_empty() {
+            0
+        } else {
+            let u: f64 = rng.random();
+            let i = self.arrival_cdf.partition_point(|(_, c)| *c < u).max(1);
+            let (t1, c1) = self.arrival_cdf[i.min(self.arrival_cdf.len() - 1)];
+            let (t0, c0) = self.arrival_cdf[i - 1];
+            let f = if c1 > c0 { (u - c0) / (c1 - c0) } else { 0.0 };
+            (t0 + ((t1 - t0) as f64 * f) as i64).max(1)
+        };
+        DeviceSeed {
+            eid: Self::eid(n),
+            area,
+            vendor,
+            mix,
+            arrival_ms,
+            profiles,
+        }
+    }
+
+    /// The fleet group of a mix.
+    pub fn group(&self, mix: u8) -> &str {
+        &self.mixes[usize::from(mix)].group
+    }
+
+    /// A vendor.
+    pub fn vendor(&self, v: u8) -> &Vendor {
+        &self.vendors[usize::from(v)]
+    }
+
+    /// Time to notice a network change, at most.
+    pub fn detect_within_ms(&self) -> i64 {
+        self.detect_within_ms
+    }
+
+    /// Attempts before giving up (0: never).
+    pub fn give_up_after(&self) -> u32 {
+        self.give_up_after
+    }
+
+    /// Delay before retry number `attempt + 1`: `retry_base · 2^(attempt-1)`
+    /// capped at `retry_max`, drawn from its upper half.
+    pub fn retry_delay_ms(&self, attempt: u16, rng: &mut StdRng) -> i64 {
+        let exp = u32::from(attempt.saturating_sub(1)).min(20);
+        let nominal = self
+            .retry_base_ms
+            .saturating_mul(1 << exp)
+            .min(self.retry_max_ms)
+            .max(2);
+        nominal / 2 + rng.random_range(0..=nominal / 2)
+    }
+
+    /// Delay from a package being queued to the IPA fetching it.
+    pub fn poll_delay_ms(&self, rng: &mut StdRng) -> i64 {
+        rng.random_range(1000..=self.poll_within_ms.max(1000))
+    }
+}
+
+/// Cumulative shares of weights.
+fn cdf(weights: impl Iterator<Item = f64>) -> Vec<f64> {
+    let w: Vec<f64> = weights.collect();
+    let total: f64 = w.iter().sum();
+    let mut acc = 0.0;
+    w.iter()
+        .map(|x| {
+            acc += x / total;
+            acc
+        })
+        .collect()
+}
+
+fn pick(cdf: &[f64], u: f64) -> usize {
+    cdf.partition_point(|c| *c <= u).min(cdf.len() - 1)
+}

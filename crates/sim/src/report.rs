@@ -1,0 +1,461 @@
+//! What a run collected and the report made of it: a JSON summary (the
+//! headline metrics computed by `ferrosim-telemetry` from the run's
+//! events), time series as CSV, and one self-contained HTML page with SVG
+//! charts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferrosim_telemetry::metrics::Percentiles;
+use ferrosim_telemetry::{Dictionary, Event, MetricsQuery, MetricsReport, compute};
+use maud::{DOCTYPE, PreEscaped, html};
+use serde::Serialize;
+
+use crate::cost::{EcCosts, LowerBound};
+use crate::engine::T0;
+use crate::error::SimError;
+use crate::network::Network;
+use crate::scenario::Scenario;
+
+/// Fields of the summary that are measurements of the machine, not results
+/// of the simulation: two runs with the same seed agree on everything else.
+pub const MEASURED_FIELDS: &[&str] = &[
+    "wall_s",
+    "setup_s",
+    "loop_s",
+    "peak_rss_bytes",
+    "ec_cost",
+    "lower_bound",
+];
+
+/// One time-series bucket.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Start (ms from the scenario's start).
+    pub start: i64,
+    /// Devices present without service at its end.
+    pub without_service: u64,
+    /// Devices attached per carrier at its end.
+    pub attached: Vec<u64>,
+    /// Registration attempts answered in it.
+    pub registrations: u64,
+    /// Of which rejected (congestion and other causes).
+    pub rejected: u64,
+    /// Of which without an answer (outage).
+    pub no_response: u64,
+    /// Attaches refused for a core's signalling limit, per carrier.
+    pub congestion_refusals: Vec<u64>,
+    /// Failovers decided.
+    pub failovers: u64,
+    /// Returns to the primary decided.
+    pub returns: u64,
+    /// Failovers completed (registered on the fallback).
+    pub failovers_done: u64,
+    /// Returns completed.
+    pub returns_done: u64,
+}
+
+impl Bucket {
+    /// An empty bucket from `start`.
+    pub fn new(start: i64, carriers: usize) -> Self {
+        Self {
+            start,
+            without_service: 0,
+            attached: vec![0; carriers],
+            registrations: 0,
+            rejected: 0,
+            no_response: 0,
+            congestion_refusals: vec![0; carriers],
+            failovers: 0,
+            returns: 0,
+            failovers_done: 0,
+            returns_done: 0,
+        }
+    }
+}
+
+/// Everything a run collected.
+#[derive(Debug)]
+pub struct Collected {
+    /// Scenario name.
+    pub scenario: String,
+    /// Devices.
+    pub devices: u32,
+    /// Seed.
+    pub seed: u64,
+    /// Shards.
+    pub shards: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Carrier names.
+    pub carriers: Vec<String>,
+    /// Simulated time (ms).
+    pub duration_ms: i64,
+    /// The telemetry events of the run (platform and device side).
+    pub events: Vec<Event>,
+    /// The dictionary naming the events' dimensions.
+    pub dictionary: Dictionary,
+    /// Time series.
+    pub buckets: Vec<Bucket>,
+    /// Fleet decisions.
+    pub decisions: u64,
+    /// Fleet actions executed.
+    pub actions: u64,
+    /// Failovers decided.
+    pub failovers: u64,
+    /// Returns decided.
+    pub returns: u64,
+    /// Rollbacks by the IPA.
+    pub rollbacks: u64,
+    /// Gate queries the fleet asked (rollouts).
+    pub gate_queries: u64,
+    /// Failover completion times (ms from the decision to the registration
+    /// on the fallback).
+    pub failover_completion_ms: Vec<i64>,
+    /// Return completion times (ms).
+    pub return_completion_ms: Vec<i64>,
+    /// eUICCs made.
+    pub cards_made: u64,
+    /// Actions not served, by command.
+    pub unserved: BTreeMap<String, u64>,
+    /// EC operations (signs, verifies, key generations).
+    pub ec: (u64, u64, u64),
+    /// Setup wall time (s).
+    pub setup_s: f64,
+    /// Event-loop wall time (s).
+    pub loop_s: f64,
+}
+
+impl Collected {
+    /// An empty collection for a run.
+    pub fn new(
+        scenario: &Scenario,
+        devices: u32,
+        seed: u64,
+        shards: usize,
+        threads: usize,
+        network: &Network,
+    ) -> Self {
+        Self {
+            scenario: scenario.scenario.name.clone(),
+            devices,
+            seed,
+            shards,
+            threads,
+            carriers: (0..network.carriers())
+                .map(|c| network.carrier_name(c as u8).to_owned())
+                .collect(),
+            duration_ms: 0,
+            events: Vec::new(),
+            dictionary: Dictionary::new(),
+            buckets: Vec::new(),
+            decisions: 0,
+            actions: 0,
+            failovers: 0,
+            returns: 0,
+            rollbacks: 0,
+            gate_queries: 0,
+            failover_completion_ms: Vec::new(),
+            return_completion_ms: Vec::new(),
+            cards_made: 0,
+            unserved: BTreeMap::new(),
+            ec: (0, 0, 0),
+            setup_s: 0.0,
+            loop_s: 0.0,
+        }
+    }
+
+    /// The headline metrics over the whole run, by `ferrosim-telemetry`.
+    pub fn metrics(&self) -> MetricsReport {
+        let mut q = MetricsQuery::window(
+            ferrosim_telemetry::Timestamp(T0),
+            ferrosim_telemetry::Timestamp(T0 + self.duration_ms + 1),
+        );
+        q.as_of = q.to;
+        compute(&self.events, &q, &self.dictionary)
+    }
+}
+
+/// Percentiles in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SecondsPercentiles {
+    /// Sample size.
+    pub count: u64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 90th.
+    pub p90: Option<f64>,
+    /// 99th.
+    pub p99: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+fn seconds(sample: &[i64]) -> SecondsPercentiles {
+    let mut v: Vec<u64> = sample.iter().map(|&x| x.max(0) as u64).collect();
+    let p = Percentiles::of(&mut v);
+    let s = |x: Option<u64>| x.map(|ms| ms as f64 / 1000.0);
+    SecondsPercentiles {
+        count: p.count,
+        p50: s(p.p50),
+        p90: s(p.p90),
+        p99: s(p.p99),
+        max: s(p.max),
+    }
+}
+
+/// The run's summary (`--json` prints it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scenario.
+    pub scenario: String,
+    /// Devices.
+    pub devices: u32,
+    /// Seed.
+    pub seed: u64,
+    /// Shards.
+    pub shards: usize,
+    /// Simulated seconds.
+    pub simulated_s: f64,
+    /// Activation success within 60 s (telemetry).
+    pub activation_success_within_60s: Option<f64>,
+    /// MTTR of failed activations in seconds (telemetry).
+    pub mttr_s: Option<f64>,
+    /// Bytes per active profile (telemetry).
+    pub bytes_per_active_profile: Option<f64>,
+    /// Activations started / decided / within 60 s / late / not successful.
+    pub activations: [u64; 5],
+    /// Registration success rate (telemetry).
+    pub registration_success_rate: Option<f64>,
+    /// Failovers decided.
+    pub failovers: u64,
+    /// Returns decided.
+    pub returns: u64,
+    /// Rollbacks by the IPA.
+    pub rollbacks: u64,
+    /// Failover completion (s).
+    pub failover_completion_s: SecondsPercentiles,
+    /// Return completion (s).
+    pub return_completion_s: SecondsPercentiles,
+    /// Most devices without service at a bucket's end.
+    pub peak_without_service: u64,
+    /// Attaches refused for signalling limits.
+    pub congestion_refusals: u64,
+    /// Fleet decisions and actions.
+    pub fleet_decisions: u64,
+    /// Fleet actions executed.
+    pub fleet_actions: u64,
+    /// Actions the simulator could not serve, by command.
+    pub unserved_actions: BTreeMap<String, u64>,
+    /// eUICCs made (devices the control plane reached through the eIM).
+    pub euiccs: u64,
+    /// Telemetry events.
+    pub telemetry_events: u64,
+    /// EC operations: signatures, verifications, key generations.
+    pub ec_operations: [u64; 3],
+    /// Measured: each operation's cost (µs).
+    pub ec_cost: EcCosts,
+    /// Measured: the lower bound of the run's wall time set by its EC work.
+    pub lower_bound: LowerBound,
+    /// Measured: wall time (s).
+    pub wall_s: f64,
+    /// Measured: setup (s).
+    pub setup_s: f64,
+    /// Measured: event loop (s).
+    pub loop_s: f64,
+    /// Measured: peak resident memory (bytes; 0 where unknown).
+    pub peak_rss_bytes: u64,
+}
+
+impl Summary {
+    /// The summary of `c` with its metrics, the measured costs and wall time.
+    pub fn new(c: &Collected, metrics: &MetricsReport, costs: EcCosts, wall_s: f64) -> Self {
+        let m = &metrics.total;
+        let lower_bound = LowerBound::of(c.ec, costs, c.threads, wall_s);
+        Self {
+            scenario: c.scenario.clone(),
+            devices: c.devices,
+            seed: c.seed,
+            shards: c.shards,
+            simulated_s: c.duration_ms as f64 / 1000.0,
+            activation_success_within_60s: m.activations.success_ratio,
+            mttr_s: m.recovery.mttr_ms.map(|ms| ms / 1000.0),
+            bytes_per_active_profile: m.bytes.bytes_per_active_profile,
+            activations: [
+                m.activations.started,
+                m.activations.decided,
+                m.activations.within_target,
+                m.activations.late,
+                m.activations.not_successful,
+            ],
+            registration_success_rate: m.connectivity.registration_success_rate,
+            failovers: c.failovers,
+            returns: c.returns,
+            rollbacks: c.rollbacks,
+            failover_completion_s: seconds(&c.failover_completion_ms),
+            return_completion_s: seconds(&c.return_completion_ms),
+            peak_without_service: c
+                .buckets
+                .iter()
+                .map(|b| b.without_service)
+                .max()
+                .unwrap_or(0),
+            congestion_refusals: c
+                .buckets
+                .iter()
+                .flat_map(|b| b.congestion_refusals.iter())
+                .sum(),
+            fleet_decisions: c.decisions,
+            fleet_actions: c.actions,
+            unserved_actions: c.unserved.clone(),
+            euiccs: c.cards_made,
+            telemetry_events: c.events.len() as u64,
+            ec_operations: [c.ec.0, c.ec.1, c.ec.2],
+            ec_cost: costs,
+            lower_bound,
+            wall_s,
+            setup_s: c.setup_s,
+            loop_s: c.loop_s,
+            peak_rss_bytes: peak_rss_bytes(),
+        }
+    }
+}
+
+/// The process's peak resident memory (`VmHWM`), 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The time series as CSV, one row per bucket.
+pub fn csv(c: &Collected) -> String {
+    let mut out = String::from(
+        "start_s,without_service,registrations,rejected,no_response,failovers,returns,failovers_done,returns_done",
+    );
+    for name in &c.carriers {
+        out.push_str(&format!(",attached_{name},congestion_refusals_{name}"));
+    }
+    out.push('\n');
+    for b in &c.buckets {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}",
+            b.start / 1000,
+            b.without_service,
+            b.registrations,
+            b.rejected,
+            b.no_response,
+            b.failovers,
+            b.returns,
+            b.failovers_done,
+            b.returns_done
+        ));
+        for (a, r) in b.attached.iter().zip(&b.congestion_refusals) {
+            out.push_str(&format!(",{a},{r}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The report as JSON: the summary, the telemetry metrics and the series.
+pub fn json(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result<String, SimError> {
+    let value = serde_json::json!({
+        "summary": summary,
+        "metrics": metrics,
+        "series": c.buckets,
+        "carriers": c.carriers,
+    });
+    serde_json::to_string_pretty(&value).map_err(|e| SimError::Report(e.to_string()))
+}
+
+/// Writes `report.html`, `report.json` and `series.csv` into `dir`.
+pub fn write(
+    dir: &Path,
+    summary: &Summary,
+    metrics: &MetricsReport,
+    c: &Collected,
+) -> Result<(), SimError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SimError::Report(format!("{}: {e}", dir.display())))?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| SimError::Report(format!("{}: {e}", path.display())))
+    };
+    write("report.json", json(summary, metrics, c)?)?;
+    write("series.csv", csv(c))?;
+    write("report.html", html(summary, metrics, c)?)?;
+    Ok(())
+}
+
+/// The report as one self-contained HTML page (inline SVG, no script).
+pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result<String, SimError> {
+    let charts = crate::charts::all(c)?;
+    let pct = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{:.2} %", v * 100.0));
+    let num = |v: Option<f64>, unit: &str| v.map_or("–".to_owned(), |v| format!("{v:.1} {unit}"));
+    let causes = &metrics.total.recovery.by_cause;
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "ferrosim simulate " (summary.scenario) }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                h1 { "Scenario " (summary.scenario) }
+                p { (summary.devices) " devices, seed " (summary.seed) ", " (summary.shards) " shards, "
+                    (format!("{:.0}", summary.simulated_s / 60.0)) " simulated minutes in "
+                    (format!("{:.1}", summary.wall_s)) " s wall time, peak memory "
+                    (summary.peak_rss_bytes / 1_000_000) " MB." }
+                h2 { "Headline metrics (ferrosim-telemetry)" }
+                table {
+                    tr { th { "activation success within 60 s" } td { (pct(summary.activation_success_within_60s)) } }
+                    tr { th { "MTTR of failed activations" } td { (num(summary.mttr_s, "s")) } }
+                    tr { th { "bytes per active profile" } td { (num(summary.bytes_per_active_profile, "B")) } }
+                    tr { th { "activations started / decided / within 60 s / late / not successful" }
+                         td { (format!("{:?}", summary.activations)) } }
+                    tr { th { "registration success rate" } td { (pct(summary.registration_success_rate)) } }
+                }
+                h2 { "Failovers" }
+                table {
+                    tr { th { "" } th { "decided" } th { "completed" } th { "p50" } th { "p90" } th { "p99" } th { "max" } }
+                    tr { td { "failover" } td { (summary.failovers) } td { (summary.failover_completion_s.count) }
+                         td { (num(summary.failover_completion_s.p50, "s")) } td { (num(summary.failover_completion_s.p90, "s")) }
+                         td { (num(summary.failover_completion_s.p99, "s")) } td { (num(summary.failover_completion_s.max, "s")) } }
+                    tr { td { "return" } td { (summary.returns) } td { (summary.return_completion_s.count) }
+                         td { (num(summary.return_completion_s.p50, "s")) } td { (num(summary.return_completion_s.p90, "s")) }
+                         td { (num(summary.return_completion_s.p99, "s")) } td { (num(summary.return_completion_s.max, "s")) } }
+                }
+                p { "Rollbacks by the IPA: " (summary.rollbacks) ". Peak devices without service: "
+                    (summary.peak_without_service) ". Attaches refused for signalling limits: " (summary.congestion_refusals) "." }
+                h2 { "Failed activations by cause (ferrosim-telemetry)" }
+                table {
+                    tr { th { "cause" } th { "failed" } th { "recovered" } th { "MTTR" } }
+                    @for cause in causes {
+                        tr { td { (cause.cause) } td { (cause.failed) } td { (cause.recovered) } td { (num(cause.mttr_ms.map(|m| m / 1000.0), "s")) } }
+                    }
+                }
+                @for chart in &charts {
+                    div class="chart" { (PreEscaped(chart)) }
+                }
+                h2 { "Signature work" }
+                p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
+                    (summary.ec_operations[2]) " key generations; measured costs "
+                    (format!("{:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us))
+                    " µs; lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
+                    (summary.lower_bound.threads) " threads; the run took "
+                    (format!("{:.2}", summary.lower_bound.ratio)) "x that." }
+            }
+        }
+    };
+    Ok(page.into_string())
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}.chart{margin:1em 0}";

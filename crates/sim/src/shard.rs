@@ -1,0 +1,859 @@
+//! A shard: a slice of the devices with its own event queue and random
+//! generator, advanced one window at a time.
+//!
+//! Within a window a shard reads only what does not change during it (the
+//! network model, the city's load at the window's start, the actions the
+//! control plane sent at the window's start) and its own devices; it talks
+//! to the eIM only about its own devices. What it produces (reports to the
+//! fleet, results of actions, telemetry) is stamped with simulated time and
+//! merged by the engine in (time, device) order. So the shards can run on
+//! several cores and the run stays the same for the same seed.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use ferrosim_eim::{Operation, PackageContent};
+use ferrosim_fleet::action::{Failure, ListedProfile, PsmoError};
+use ferrosim_fleet::report::{Registration, ReportKind, SwitchCause};
+use ferrosim_fleet::{Action, ActionResult, Command, Outcome};
+use ferrosim_ids::{Iccid, Timestamp};
+use ferrosim_telemetry::{
+    EventKind, Function, ProfileChange, ProfileKey, RegistrationOutcome, StepStatus,
+};
+use rand::RngExt;
+use rand::rngs::StdRng;
+
+use crate::error::SimError;
+use crate::iot::{Factory, Fetched, IotCard, Op};
+use crate::network::{ATTACH_TIMEOUT_MS, Attach, AttachBudget, CarrierIx, Load, Network};
+use crate::population::{DeviceSeed, Population};
+
+/// Attempts on a newly enabled profile before the IPA rolls back.
+const ROLLBACK_AFTER: u8 = 3;
+
+/// What a shard hands the control plane, stamped with simulated time.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// When (ms from the start).
+    pub t: i64,
+    /// The device (global index).
+    pub dev: u32,
+    /// What.
+    pub kind: OutKind,
+}
+
+/// The kinds of output.
+#[derive(Debug, Clone)]
+pub enum OutKind {
+    /// A connectivity report for the fleet (and telemetry).
+    Report(ReportKind, Option<u64>),
+    /// The result of an action.
+    Result(ActionResult),
+    /// A telemetry event only.
+    Event(EventKind, Option<u64>),
+}
+
+/// Read-only context of a window.
+pub struct Ctx<'a> {
+    /// The networks.
+    pub network: &'a Network,
+    /// The city's load at the window's start.
+    pub load: &'a Load,
+    /// The population parameters.
+    pub population: &'a Population,
+    /// The eIM and the eUICC factory.
+    pub factory: &'a Factory,
+    /// The scenario's epoch.
+    pub t0: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    /// The device arrives (switches on).
+    Arrive,
+    /// The device checks its network (and attempts to register if needed),
+    /// on the profile of this generation.
+    Check(u16),
+    /// The network answers an attempt made on the profile of this generation.
+    Attached(AttachKey, u16),
+    /// A data-path check completes.
+    DataCheck,
+    /// The IPA polls the eIM.
+    Poll,
+}
+
+/// [`Attach`] in a form that orders (for the heap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum AttachKey {
+    Registered,
+    Rejected(u16),
+    NoResponse,
+}
+
+struct Pending {
+    action: Action,
+    /// The profile enabled before an enable, and the rollback flag, once
+    /// the enable ran: the device is trying the new profile.
+    trying: Option<(u8, bool, u8)>,
+}
+
+struct Device {
+    seed: DeviceSeed,
+    /// Its profiles: ICCID and carrier.
+    profiles: Vec<(Iccid, CarrierIx)>,
+    enabled: u8,
+    present: bool,
+    registered: bool,
+    /// Registration attempts since the last success.
+    attempts: u16,
+    /// A check is queued.
+    check_queued: bool,
+    /// Grows at every profile switch: events about an earlier profile are
+    /// stale.
+    generation: u16,
+    card: Option<Box<IotCard>>,
+    pending: Option<Box<Pending>>,
+}
+
+/// One shard.
+pub struct Shard {
+    index: usize,
+    devices: Vec<Device>,
+    heap: BinaryHeap<Reverse<(i64, u64, u32, Ev)>>,
+    seq: u64,
+    rng: StdRng,
+    /// Attach budget of this window.
+    pub budget: AttachBudget,
+    /// This window's changes of attached devices.
+    pub load_delta: Load,
+    /// Output of this window.
+    pub out: Vec<Out>,
+    inbox: Vec<(u32, Action)>,
+    shards: usize,
+    /// Devices whose eUICC was made (materialised) so far.
+    pub cards_made: u64,
+    /// Actions the simulator cannot serve (ES2+ and downloads need an
+    /// SM-DP+, device-agent commands a device agent), by command name.
+    pub unserved: Vec<(&'static str, u64)>,
+}
+
+impl Shard {
+    /// Shard `index` of `shards`, holding devices `index`, `index +
+    /// shards`, ... of the population, with its generator seeded from the
+    /// run's seed.
+    pub fn new(
+        index: usize,
+        shards: usize,
+        population: &Population,
+        network: &Network,
+        window_ms: u64,
+        seed: u64,
+    ) -> Self {
+        let mut devices = Vec::new();
+        let mut heap = BinaryHeap::new();
+        let mut load_delta = Load::new(network.carriers(), network.areas());
+        let mut g = index as u32;
+        let mut seq = 0;
+        while (g as usize) < population.len() {
+            let seed_ = population.device(g);
+            let present = seed_.arrival_ms == 0;
+            let profiles = seed_.profiles.clone();
+            if present {
+                load_delta.add(profiles[0].1, seed_.area, 1);
+            } else {
+                heap.push(Reverse((
+                    seed_.arrival_ms,
+                    seq,
+                    devices.len() as u32,
+                    Ev::Arrive,
+                )));
+                seq += 1;
+            }
+            devices.push(Device {
+                seed: seed_,
+                profiles,
+                enabled: 0,
+                present,
+                registered: present,
+                attempts: 0,
+                check_queued: false,
+                generation: 0,
+                card: None,
+                pending: None,
+            });
+            g += shards as u32;
+        }
+        Self {
+            index,
+            devices,
+            heap,
+            seq,
+            rng: <StdRng as rand::SeedableRng>::seed_from_u64(
+                seed ^ (0x5348_4152_4400_0000 + index as u64),
+            ),
+            budget: network.budget(window_ms, shards),
+            load_delta,
+            out: Vec::new(),
+            inbox: Vec::new(),
+            shards,
+            cards_made: 0,
+            unserved: Vec::new(),
+        }
+    }
+
+    /// Devices in this shard.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Whether it has no device.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// Devices present and not registered.
+    pub fn without_service(&self) -> u64 {
+        self.devices
+            .iter()
+            .filter(|d| d.present && !d.registered)
+            .count() as u64
+    }
+
+    /// Devices present (arrived).
+    pub fn present(&self) -> u64 {
+        self.devices.iter().filter(|d| d.present).count() as u64
+    }
+
+    /// Whether anything is due before `end` (an action, a queued event).
+    pub fn has_work_before(&self, end: i64) -> bool {
+        !self.inbox.is_empty() || self.heap.peek().is_some_and(|Reverse((t, ..))| *t < end)
+    }
+
+    /// Hands the shard an action for one of its devices (delivered at the
+    /// next window's start).
+    pub fn deliver(&mut self, global: u32, action: Action) {
+        self.inbox.push((global, action));
+    }
+
+    fn local(&self, global: u32) -> usize {
+        global as usize / self.shards
+    }
+
+    fn global(&self, local: usize) -> u32 {
+        (local * self.shards + self.index) as u32
+    }
+
+    fn push(&mut self, t: i64, local: usize, ev: Ev) {
+        self.heap.push(Reverse((t, self.seq, local as u32, ev)));
+        self.seq += 1;
+    }
+
+    fn emit(&mut self, t: i64, local: usize, kind: OutKind) {
+        let dev = self.global(local);
+        self.out.push(Out { t, dev, kind });
+    }
+
+    /// Runs the window `[start, end)`: network changes, the actions
+    /// delivered, then every queued event before `end`.
+    pub fn run_window(&mut self, start: i64, end: i64, ctx: &Ctx<'_>) -> Result<(), SimError> {
+        self.out.clear();
+        self.load_delta.clear();
+        self.budget.refill();
+        for (t, carrier, areas) in ctx.network.changes() {
+            if t >= start && t < end {
+                self.network_change(t, carrier, &areas, ctx);
+            }
+        }
+        for (global, action) in std::mem::take(&mut self.inbox) {
+            self.start_action(start, global, action, ctx)?;
+        }
+        while self.heap.peek().is_some_and(|Reverse((t, ..))| *t < end) {
+            let Some(Reverse((t, _, local, ev))) = self.heap.pop() else {
+                break;
+            };
+            self.handle(t, local as usize, ev, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Devices on `carrier` in the areas hit notice the change within
+    /// `detect_within`.
+    fn network_change(&mut self, t: i64, carrier: CarrierIx, areas: &[bool], ctx: &Ctx<'_>) {
+        let within = ctx.population.detect_within_ms().max(1);
+        for local in 0..self.devices.len() {
+            let d = &self.devices[local];
+            if !d.present || d.check_queued || !areas[usize::from(d.seed.area)] {
+                continue;
+            }
+            if d.profiles[usize::from(d.enabled)].1 != carrier {
+                continue;
+            }
+            let at = t + self.rng.random_range(0..within);
+            self.devices[local].check_queued = true;
+            let generation = self.devices[local].generation;
+            self.push(at, local, Ev::Check(generation));
+        }
+    }
+
+    fn handle(&mut self, t: i64, local: usize, ev: Ev, ctx: &Ctx<'_>) -> Result<(), SimError> {
+        match ev {
+            Ev::Arrive => {
+                self.devices[local].present = true;
+                self.devices[local].registered = false;
+                self.attempt(t, local, ctx);
+            }
+            Ev::Check(generation) => {
+                if generation != self.devices[local].generation {
+                    return Ok(());
+                }
+                self.devices[local].check_queued = false;
+                let d = &self.devices[local];
+                let carrier = d.profiles[usize::from(d.enabled)].1;
+                if d.registered {
+                    let outage = ctx.network.outage(carrier, d.seed.area, t);
+                    if outage > 0.0 && self.rng.random::<f64>() < outage {
+                        self.deregister(local);
+                        self.attempt(t, local, ctx);
+                    }
+                } else {
+                    self.attempt(t, local, ctx);
+                }
+            }
+            Ev::Attached(answer, generation) => {
+                if generation == self.devices[local].generation {
+                    self.attached(t, local, answer, ctx)?;
+                }
+            }
+            Ev::DataCheck => {
+                let d = &self.devices[local];
+                if d.registered {
+                    let carrier = d.profiles[usize::from(d.enabled)].1;
+                    let (latency_ms, loss_permille) =
+                        ctx.network
+                            .data_path(carrier, d.seed.area, t, ctx.load, &mut self.rng);
+                    let activation = d.pending.as_ref().and_then(|p| p.action.activation);
+                    self.emit(
+                        t,
+                        local,
+                        OutKind::Report(
+                            ReportKind::DataPath {
+                                latency_ms,
+                                loss_permille,
+                            },
+                            activation,
+                        ),
+                    );
+                }
+            }
+            Ev::Poll => self.poll(t, local, ctx)?,
+        }
+        Ok(())
+    }
+
+    /// Enables profile `idx` on the device's side: off the old network,
+    /// earlier attempts stale.
+    fn switch_to(&mut self, local: usize, idx: u8) {
+        self.deregister(local);
+        let d = &mut self.devices[local];
+        d.enabled = idx;
+        d.attempts = 0;
+        d.generation = d.generation.wrapping_add(1);
+        d.check_queued = false;
+    }
+
+    fn deregister(&mut self, local: usize) {
+        let d = &mut self.devices[local];
+        if d.registered {
+            d.registered = false;
+            let carrier = d.profiles[usize::from(d.enabled)].1;
+            self.load_delta.add(carrier, d.seed.area, -1);
+        }
+    }
+
+    /// A registration attempt on the enabled profile's network.
+    fn attempt(&mut self, t: i64, local: usize, ctx: &Ctx<'_>) {
+        let d = &self.devices[local];
+        let carrier = d.profiles[usize::from(d.enabled)].1;
+        let modem = ctx.population.vendor(d.seed.vendor).modem_failure;
+        let answer = ctx.network.register(
+            carrier,
+            d.seed.area,
+            t,
+            ctx.load,
+            &mut self.budget,
+            modem,
+            &mut self.rng,
+        );
+        let (at, key) = match answer {
+            Attach::Registered { latency_ms } => (t + i64::from(latency_ms), AttachKey::Registered),
+            Attach::Rejected { cause, latency_ms } => {
+                (t + i64::from(latency_ms), AttachKey::Rejected(cause))
+            }
+            Attach::NoResponse => (t + i64::from(ATTACH_TIMEOUT_MS), AttachKey::NoResponse),
+        };
+        self.devices[local].check_queued = true;
+        let generation = self.devices[local].generation;
+        self.push(at, local, Ev::Attached(key, generation));
+    }
+
+    fn attached(
+        &mut self,
+        t: i64,
+        local: usize,
+        answer: AttachKey,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SimError> {
+        self.devices[local].check_queued = false;
+        let activation = self.devices[local]
+            .pending
+            .as_ref()
+            .and_then(|p| p.action.activation);
+        let outcome = match answer {
+            AttachKey::Registered => Registration::Registered,
+            AttachKey::Rejected(cause) => Registration::Rejected { cause },
+            AttachKey::NoResponse => Registration::NoResponse,
+        };
+        let profile = {
+            let d = &self.devices[local];
+            ProfileKey::from_digits(d.profiles[usize::from(d.enabled)].0.as_str())
+        };
+        self.emit(
+            t,
+            local,
+            OutKind::Event(
+                EventKind::Registration {
+                    profile,
+                    outcome: telemetry_outcome(outcome),
+                },
+                activation,
+            ),
+        );
+        self.emit(
+            t,
+            local,
+            OutKind::Report(
+                ReportKind::Registration {
+                    outcome,
+                    plmn: None,
+                },
+                activation,
+            ),
+        );
+        if outcome == Registration::Registered {
+            let d = &mut self.devices[local];
+            d.registered = true;
+            d.attempts = 0;
+            let carrier = d.profiles[usize::from(d.enabled)].1;
+            self.load_delta.add(carrier, d.seed.area, 1);
+            let latency = self.rng.random_range(50..500);
+            self.push(t + latency, local, Ev::DataCheck);
+            // A profile being tried now works: the enable is done.
+            if let Some(p) = self.devices[local].pending.take_if(|p| p.trying.is_some()) {
+                self.emit(
+                    t,
+                    local,
+                    OutKind::Result(ActionResult {
+                        id: p.action.id,
+                        device: p.action.device,
+                        outcome: Outcome::Done,
+                    }),
+                );
+            }
+            return Ok(());
+        }
+        let d = &mut self.devices[local];
+        d.attempts = d.attempts.saturating_add(1);
+        let attempts = d.attempts;
+        // Trying a new profile with rollback: go back after a few failures.
+        if let Some(p) = d.pending.as_mut()
+            && let Some((previous, rollback, tries)) = p.trying.as_mut()
+        {
+            *tries += 1;
+            if *rollback && *tries >= ROLLBACK_AFTER {
+                let previous = *previous;
+                let p = self.devices[local].pending.take().expect("checked above");
+                self.rollback(t, local, previous, &p.action, ctx)?;
+                return Ok(());
+            }
+        }
+        let give_up = ctx.population.give_up_after();
+        if give_up > 0 && u32::from(attempts) >= give_up {
+            return Ok(());
+        }
+        let delay = ctx.population.retry_delay_ms(attempts, &mut self.rng);
+        self.devices[local].check_queued = true;
+        let generation = self.devices[local].generation;
+        self.push(t + delay, local, Ev::Check(generation));
+        Ok(())
+    }
+
+    /// The IPA goes back to `previous` (ProfileRollback) and reports it.
+    fn rollback(
+        &mut self,
+        t: i64,
+        local: usize,
+        previous: u8,
+        action: &Action,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SimError> {
+        let now = Timestamp(ctx.t0 + t);
+        let iccid = self.devices[local].profiles[usize::from(previous)]
+            .0
+            .clone();
+        if let Some(card) = self.devices[local].card.as_mut() {
+            card.enable_local(&iccid, now, &mut self.rng, &ctx.factory.ec)?;
+        }
+        self.switch_to(local, previous);
+        self.emit(
+            t,
+            local,
+            OutKind::Report(
+                ReportKind::ProfileSwitch {
+                    enabled: iccid,
+                    cause: SwitchCause::RolledBack,
+                },
+                action.activation,
+            ),
+        );
+        self.emit(
+            t,
+            local,
+            OutKind::Result(ActionResult {
+                id: action.id,
+                device: action.device,
+                outcome: Outcome::RolledBack,
+            }),
+        );
+        self.attempt(t, local, ctx);
+        Ok(())
+    }
+
+    /// An action arrives at the window's start.
+    fn start_action(
+        &mut self,
+        t: i64,
+        global: u32,
+        action: Action,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SimError> {
+        let local = self.local(global);
+        let now = Timestamp(ctx.t0 + t);
+        if let Some(p) = &self.devices[local].pending
+            && p.action.id == action.id
+        {
+            // Issued again after a time-out: it is being executed once.
+            return Ok(());
+        }
+        let operation = match &action.command {
+            Command::EimEnable { iccid, rollback } => Operation::Enable {
+                iccid: iccid.clone(),
+                rollback: *rollback,
+            },
+            Command::EimDelete { iccid } => Operation::Delete {
+                iccid: iccid.clone(),
+            },
+            Command::EimSetFallbackAttribute { iccid } => Operation::SetFallback {
+                iccid: iccid.clone(),
+            },
+            Command::EimUnsetFallbackAttribute { .. } => Operation::UnsetFallback,
+            Command::EimListProfileInfo => Operation::ListProfiles,
+            Command::AgentApnConfig { .. } => {
+                // The device agent takes the APN with its next contact.
+                let at = t + ctx.population.poll_delay_ms(&mut self.rng);
+                let _ = at;
+                self.emit(
+                    t,
+                    local,
+                    OutKind::Result(ActionResult {
+                        id: action.id,
+                        device: action.device,
+                        outcome: Outcome::Done,
+                    }),
+                );
+                return Ok(());
+            }
+            Command::AgentExecuteFallback { iccid }
+            | Command::AgentReturnFromFallback { iccid } => {
+                // The device agent switches the eUICC itself (ES10c enable
+                // stands for ExecuteFallbackMechanism / ReturnFromFallback).
+                self.ensure_card(local, now, ctx)?;
+                let Some(idx) = self.devices[local]
+                    .profiles
+                    .iter()
+                    .position(|(i, _)| i == iccid)
+                else {
+                    self.emit(
+                        t,
+                        local,
+                        failed(
+                            &action,
+                            Failure::Psmo {
+                                error: PsmoError::NotFound,
+                            },
+                            false,
+                        ),
+                    );
+                    return Ok(());
+                };
+                if let Some(card) = self.devices[local].card.as_mut() {
+                    card.enable_local(iccid, now, &mut self.rng, &ctx.factory.ec)?;
+                }
+                let previous = self.devices[local].enabled;
+                self.switch_to(local, idx as u8);
+                self.devices[local].pending = Some(Box::new(Pending {
+                    action: action.clone(),
+                    trying: Some((previous, false, 0)),
+                }));
+                self.attempt(t, local, ctx);
+                return Ok(());
+            }
+            Command::Es2DownloadOrder { .. }
+            | Command::Es2ConfirmOrder { .. }
+            | Command::EimDownloadTrigger { .. } => {
+                let name = action.command.name();
+                match self.unserved.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, c)) => *c += 1,
+                    None => self.unserved.push((name, 1)),
+                }
+                self.emit(t, local, failed(&action, Failure::Unreachable, false));
+                return Ok(());
+            }
+        };
+        self.ensure_card(local, now, ctx)?;
+        let eid = self.devices[local].seed.eid;
+        futures::executor::block_on(ctx.factory.eim.enqueue_package(
+            &eid,
+            &PackageContent::Psmos(vec![operation]),
+            &mut self.rng,
+            now,
+        ))
+        .map_err(|e| SimError::Device(format!("eIM enqueue: {e}")))?;
+        ctx.factory
+            .ec
+            .signs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.devices[local].pending = Some(Box::new(Pending {
+            action,
+            trying: None,
+        }));
+        let at = t + ctx.population.poll_delay_ms(&mut self.rng);
+        self.push(at, local, Ev::Poll);
+        Ok(())
+    }
+
+    /// Makes the device's eUICC on first use.
+    fn ensure_card(&mut self, local: usize, now: Timestamp, ctx: &Ctx<'_>) -> Result<(), SimError> {
+        if self.devices[local].card.is_none() {
+            let d = &self.devices[local];
+            let iccids: Vec<Iccid> = d.profiles.iter().map(|(i, _)| i.clone()).collect();
+            let card = ctx
+                .factory
+                .make(d.seed.eid, &iccids, usize::from(d.enabled), now)?;
+            self.devices[local].card = Some(Box::new(card));
+            self.cards_made += 1;
+        }
+        Ok(())
+    }
+
+    /// The IPA fetches and runs the queued package.
+    fn poll(&mut self, t: i64, local: usize, ctx: &Ctx<'_>) -> Result<(), SimError> {
+        let d = &self.devices[local];
+        if d.pending.is_none() {
+            return Ok(());
+        }
+        let loss = ctx.population.vendor(d.seed.vendor).package_loss;
+        if !(ctx.population.poll_without_service || d.registered)
+            || (loss > 0.0 && self.rng.random::<f64>() < loss)
+        {
+            let at = t + ctx.population.poll_delay_ms(&mut self.rng);
+            self.push(at, local, Ev::Poll);
+            return Ok(());
+        }
+        let now = Timestamp(ctx.t0 + t);
+        let Some(mut card) = self.devices[local].card.take() else {
+            return Ok(());
+        };
+        let fetched = ctx.factory.fetch(&mut card, now, &mut self.rng);
+        let listed = list(&card);
+        self.devices[local].card = Some(card);
+        let Some(pending) = self.devices[local].pending.take() else {
+            return Ok(());
+        };
+        let action = pending.action;
+        let activation = action.activation;
+        let Some(fetched) = fetched? else {
+            self.emit(t, local, failed(&action, Failure::Unreachable, true));
+            return Ok(());
+        };
+        self.steps(t, local, &fetched, activation);
+        if !fetched.accepted {
+            self.emit(t, local, failed(&action, Failure::Unreachable, true));
+            return Ok(());
+        }
+        let Some((op, code)) = fetched.operations.first().cloned() else {
+            self.emit(t, local, failed(&action, Failure::Unreachable, true));
+            return Ok(());
+        };
+        if code != 0 {
+            let error = match code {
+                1 => PsmoError::NotFound,
+                2 => PsmoError::WrongState,
+                3 => PsmoError::NotAllowed,
+                c => PsmoError::Other(u8::try_from(c).unwrap_or(u8::MAX)),
+            };
+            self.emit(t, local, failed(&action, Failure::Psmo { error }, false));
+            return Ok(());
+        }
+        match op {
+            Op::Enable(iccid, rollback) => {
+                let Some(idx) = self.devices[local]
+                    .profiles
+                    .iter()
+                    .position(|(i, _)| *i == iccid)
+                else {
+                    self.emit(
+                        t,
+                        local,
+                        failed(
+                            &action,
+                            Failure::Psmo {
+                                error: PsmoError::NotFound,
+                            },
+                            false,
+                        ),
+                    );
+                    return Ok(());
+                };
+                let previous = self.devices[local].enabled;
+                self.switch_to(local, idx as u8);
+                if let Some(profile) = ProfileKey::from_digits(iccid.as_str()) {
+                    self.emit(
+                        t,
+                        local,
+                        OutKind::Event(
+                            EventKind::Profile {
+                                profile,
+                                change: ProfileChange::Enabled,
+                            },
+                            activation,
+                        ),
+                    );
+                }
+                self.devices[local].pending = Some(Box::new(Pending {
+                    action,
+                    trying: Some((previous, rollback, 0)),
+                }));
+                self.attempt(t, local, ctx);
+            }
+            Op::Delete(iccid) => {
+                let d = &mut self.devices[local];
+                if let Some(idx) = d.profiles.iter().position(|(i, _)| *i == iccid) {
+                    d.profiles.remove(idx);
+                    if usize::from(d.enabled) > idx {
+                        d.enabled -= 1;
+                    }
+                }
+                if let Some(profile) = ProfileKey::from_digits(iccid.as_str()) {
+                    self.emit(
+                        t,
+                        local,
+                        OutKind::Event(
+                            EventKind::Profile {
+                                profile,
+                                change: ProfileChange::Deleted,
+                            },
+                            activation,
+                        ),
+                    );
+                }
+                self.emit(
+                    t,
+                    local,
+                    OutKind::Result(ActionResult {
+                        id: action.id,
+                        device: action.device,
+                        outcome: Outcome::Done,
+                    }),
+                );
+            }
+            Op::List => {
+                self.emit(
+                    t,
+                    local,
+                    OutKind::Result(ActionResult {
+                        id: action.id,
+                        device: action.device,
+                        outcome: Outcome::ProfileList { profiles: listed },
+                    }),
+                );
+            }
+            Op::Disable(_) | Op::SetFallback(_) | Op::UnsetFallback | Op::Other => {
+                self.emit(
+                    t,
+                    local,
+                    OutKind::Result(ActionResult {
+                        id: action.id,
+                        device: action.device,
+                        outcome: Outcome::Done,
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The two ESipa calls of a fetched package, for telemetry.
+    fn steps(&mut self, t: i64, local: usize, f: &Fetched, activation: Option<u64>) {
+        for (function, bytes) in [
+            (Function::IpaGetEimPackage, f.poll_bytes),
+            (Function::IpaProvideEimPackageResult, f.provide_bytes),
+        ] {
+            let duration_ms = self.rng.random_range(80..400);
+            self.emit(
+                t,
+                local,
+                OutKind::Event(
+                    EventKind::Step {
+                        function,
+                        status: StepStatus::Ok,
+                        duration_ms,
+                        signalling_bytes: bytes,
+                        bpp_bytes: 0,
+                    },
+                    activation,
+                ),
+            );
+        }
+    }
+}
+
+fn list(card: &IotCard) -> Vec<ListedProfile> {
+    card.state()
+        .profiles
+        .iter()
+        .filter_map(|p| {
+            let iccid = Iccid::new(&p.iccid).ok()?;
+            Some(ListedProfile {
+                fallback_attribute: card.fallback.as_ref() == Some(&iccid),
+                enabled: p.state == ferrosim_asn1::values::ProfileState::Enabled,
+                iccid,
+            })
+        })
+        .collect()
+}
+
+fn failed(action: &Action, failure: Failure, retryable: bool) -> OutKind {
+    OutKind::Result(ActionResult {
+        id: action.id,
+        device: action.device,
+        outcome: Outcome::Failed { failure, retryable },
+    })
+}
+
+fn telemetry_outcome(r: Registration) -> RegistrationOutcome {
+    match r {
+        Registration::Registered => RegistrationOutcome::Registered,
+        Registration::Rejected { cause } => RegistrationOutcome::Rejected { cause },
+        Registration::NoResponse => RegistrationOutcome::NoResponse,
+    }
+}
