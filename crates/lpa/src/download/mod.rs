@@ -1,7 +1,13 @@
 //! The profile download (SGP.22 section 3.1.3): common mutual
 //! authentication, the end user's confirmation, the bound profile package
-//! and its installation, as one function over an [`Es10`] session and an
-//! [`Es9Client`].
+//! and its installation.
+//!
+//! The logic is [`Download`], a sans-IO state machine ([`machine`]): APDU
+//! responses, ES9+ answers, the end user's consent and the time go in,
+//! actions come out. [`download_profile`] (feature `tokio`) is its driver
+//! over a blocking [`crate::Transport`] (through an [`crate::Es10`]
+//! session) and an async [`crate::Es9Client`]; a simulator drives the same
+//! machine with virtual time and in-process peers.
 //!
 //! ```text
 //! GetEUICCChallenge, GetEUICCInfo1 ─► initiateAuthentication ─► AuthenticateServer
@@ -21,30 +27,24 @@
 //! the ProfileInstallationResult is delivered like a success: it *is* the
 //! end of the session.
 
+pub mod machine;
 mod outcome;
 
-use std::time::Instant;
+use std::time::Duration;
 
-use ferrosim_asn1::json::Base64;
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, CancelSessionRequest, GetBoundProfilePackageRequest,
-    InitiateAuthenticationRequest,
-};
 use ferrosim_asn1::tlv::Tlv;
+use ferrosim_ids::TransactionId;
 use sha2::{Digest, Sha256};
 
+pub use machine::{Action, DEFAULT_ES9_TIMEOUT, Download};
 pub use outcome::{
     Cancellation, Consent, DownloadError, DownloadFailure, DownloadOutcome, ProfileMetadata, Step,
     StepTiming,
 };
 
-use crate::activation_code::{ActivationCode, SmdpAddress};
-use crate::es9::{Es9Client, Es9ClientError};
-use crate::es10::Es10;
-use crate::es10::commands::{AuthenticateServerInput, PrepareDownloadInput, ctx_params1};
-use crate::es10::types::{CancelSessionReason, DeviceInfo, InstallationOutcome};
-use crate::notifications::{RetryPolicy, deliver};
-use crate::transport::Transport;
+use crate::activation_code::ActivationCode;
+use crate::es10::types::DeviceInfo;
+use crate::notifications::RetryPolicy;
 
 /// What to download and how.
 #[derive(Debug, Clone)]
@@ -57,16 +57,20 @@ pub struct DownloadRequest<'a> {
     pub device_info: DeviceInfo,
     /// How the installation result is delivered.
     pub notification_retry: RetryPolicy,
+    /// How long an ES9+ call may take before the session is cancelled
+    /// (reason `timeout`); [`DEFAULT_ES9_TIMEOUT`] by default.
+    pub es9_timeout: Duration,
 }
 
 impl<'a> DownloadRequest<'a> {
-    /// A request with the default device info and retry policy.
+    /// A request with the default device info, retry policy and timeout.
     pub fn new(activation_code: &'a ActivationCode, confirmation_code: Option<&'a str>) -> Self {
         Self {
             activation_code,
             confirmation_code,
             device_info: DeviceInfo::default(),
             notification_retry: RetryPolicy::default(),
+            es9_timeout: DEFAULT_ES9_TIMEOUT,
         }
     }
 }
@@ -80,397 +84,19 @@ pub fn hash_confirmation_code(code: &str, transaction_id: &[u8]) -> [u8; 32] {
     outer.finalize().into()
 }
 
-/// Downloads and installs the profile the activation code points to.
-/// `consent` sees the profile metadata and decides.
-pub async fn download_profile<T, C, F>(
-    es10: &mut Es10<T>,
-    es9: &C,
-    request: &DownloadRequest<'_>,
-    consent: F,
-) -> Result<DownloadOutcome, DownloadError>
-where
-    T: Transport,
-    C: Es9Client,
-    F: FnMut(&ProfileMetadata) -> Consent,
-{
-    let mut flow = Flow {
-        es10,
-        es9,
-        address: request.activation_code.smdp_address().clone(),
-        transaction_id: Vec::new(),
-        timings: Vec::new(),
-    };
-    match flow.run(request, consent).await {
-        Ok(outcome) => Ok(outcome),
-        Err(Failed {
-            step,
-            failure,
-            cancel,
-        }) => {
-            let cancellation = match cancel {
-                Some(reason) => Some(flow.cancel(reason).await),
-                None => None,
-            };
-            if let Some(c) = &cancellation {
-                tracing::warn!(%step, error = %failure, cancellation = %c, "download failed");
-            }
-            Err(DownloadError {
-                step,
-                failure,
-                cancellation,
-                timings: flow.timings,
-            })
-        }
-    }
-}
-
-/// A failure inside the flow: where, what, and whether to cancel.
-struct Failed {
-    step: Step,
-    failure: DownloadFailure,
-    cancel: Option<CancelSessionReason>,
-}
-
-impl Failed {
-    /// A failure before any session exists.
-    fn early(step: Step, failure: impl Into<DownloadFailure>) -> Self {
-        Self {
-            step,
-            failure: failure.into(),
-            cancel: None,
-        }
-    }
-
-    /// A failure inside a session: cancel with the reason that fits.
-    fn in_session(step: Step, failure: impl Into<DownloadFailure>) -> Self {
-        let failure = failure.into();
-        let reason = match (&failure, step) {
-            (DownloadFailure::UserRejected | DownloadFailure::ConfirmationCodeRequired, _) => {
-                CancelSessionReason::EndUserRejection
-            }
-            (DownloadFailure::UserPostponed, _) => CancelSessionReason::Postponed,
-            (DownloadFailure::Smdp(Es9ClientError::Timeout { .. }), _) => {
-                CancelSessionReason::Timeout
-            }
-            (DownloadFailure::MetadataMismatch(_), _) => CancelSessionReason::MetadataMismatch,
-            (DownloadFailure::Euicc(_), Step::LoadBoundProfilePackage) => {
-                CancelSessionReason::LoadBppExecutionError
-            }
-            _ => CancelSessionReason::UndefinedReason,
-        };
-        Self {
-            step,
-            failure,
-            cancel: Some(reason),
-        }
-    }
-
-    /// A failure the other side already knows about: no cancellation.
-    fn reported(step: Step, failure: DownloadFailure) -> Self {
-        Self {
-            step,
-            failure,
-            cancel: None,
-        }
-    }
-}
-
-struct Flow<'a, T, C> {
-    es10: &'a mut Es10<T>,
-    es9: &'a C,
-    address: SmdpAddress,
-    transaction_id: Vec<u8>,
-    timings: Vec<StepTiming>,
-}
-
-impl<T: Transport, C: Es9Client> Flow<'_, T, C> {
-    fn record(&mut self, step: Step, started: Instant) {
-        self.timings.push(StepTiming {
-            step,
-            elapsed: started.elapsed(),
-        });
-    }
-
-    fn tid_hex(&self) -> String {
-        hex::encode_upper(&self.transaction_id)
-    }
-
-    async fn run<F>(
-        &mut self,
-        request: &DownloadRequest<'_>,
-        mut consent: F,
-    ) -> Result<DownloadOutcome, Failed>
-    where
-        F: FnMut(&ProfileMetadata) -> Consent,
-    {
-        let code = request.activation_code;
-
-        // Challenge and EUICCInfo1.
-        let t = Instant::now();
-        let challenge = self
-            .es10
-            .get_euicc_challenge()
-            .map_err(|e| Failed::early(Step::GetEuiccChallenge, e))?;
-        self.record(Step::GetEuiccChallenge, t);
-        let t = Instant::now();
-        let info1 = self
-            .es10
-            .get_euicc_info1()
-            .map_err(|e| Failed::early(Step::GetEuiccInfo1, e))?;
-        self.record(Step::GetEuiccInfo1, t);
-
-        // initiateAuthentication.
-        let t = Instant::now();
-        let initiated = self
-            .es9
-            .initiate_authentication(
-                &self.address,
-                &InitiateAuthenticationRequest {
-                    euicc_challenge: Base64(challenge.to_vec()),
-                    euicc_info1: Base64(info1.raw),
-                    smdp_address: self.address.to_string(),
-                },
-            )
-            .await
-            .map_err(|e| Failed::early(Step::InitiateAuthentication, e))?;
-        self.record(Step::InitiateAuthentication, t);
-        self.transaction_id = parse_transaction_id(&initiated.transaction_id)
-            .map_err(|e| Failed::early(Step::InitiateAuthentication, e))?;
-        tracing::info!(transaction_id = %self.tid_hex(), address = %self.address, "download session started");
-
-        // AuthenticateServer.
-        let step = Step::AuthenticateServer;
-        let ctx = ctx_params1(code.matching_id(), &request.device_info)
-            .map_err(|e| Failed::in_session(step, e))?;
-        let t = Instant::now();
-        let answer = self
-            .es10
-            .authenticate_server(&AuthenticateServerInput {
-                server_signed1: &initiated.server_signed1.0,
-                server_signature1: &initiated.server_signature1.0,
-                euicc_ci_pkid_to_be_used: &initiated.euicc_ci_pkid_to_be_used.0,
-                server_certificate: &initiated.server_certificate.0,
-                ctx_params1: &ctx,
-            })
-            .map_err(|e| Failed::in_session(step, e))?;
-        self.record(step, t);
-        let authenticate_client = AuthenticateClientRequest {
-            transaction_id: self.tid_hex(),
-            authenticate_server_response: Base64(answer.raw),
-        };
-        if let Some(code) = answer.error {
-            // The SM-DP+ learns of the refusal from the error response itself.
-            let _ = self
-                .es9
-                .authenticate_client(&self.address, &authenticate_client)
-                .await;
-            return Err(Failed::reported(
-                step,
-                DownloadFailure::ServerNotAuthenticated { code },
-            ));
-        }
-        if let Some(expected) = code.smdp_oid() {
-            check_smdp_oid(expected, &initiated.server_certificate.0)
-                .map_err(|e| Failed::in_session(step, e))?;
-        }
-
-        // authenticateClient.
-        let step = Step::AuthenticateClient;
-        let t = Instant::now();
-        let authenticated = self
-            .es9
-            .authenticate_client(&self.address, &authenticate_client)
-            .await
-            .map_err(|e| Failed::in_session(step, e))?;
-        self.record(step, t);
-        self.check_tid(step, &authenticated.transaction_id)?;
-
-        // Metadata, confirmation code, consent.
-        let step = Step::ConfirmProfile;
-        let t = Instant::now();
-        let metadata = ProfileMetadata::decode(authenticated.profile_metadata.0).map_err(|e| {
-            Failed::in_session(step, DownloadFailure::MetadataMismatch(e.to_string()))
-        })?;
-        let cc_required = cc_required_flag(&authenticated.smdp_signed2.0)
-            .map_err(|e| Failed::in_session(step, e))?;
-        match consent(&metadata) {
-            Consent::Accept => {}
-            Consent::Reject => return Err(Failed::in_session(step, DownloadFailure::UserRejected)),
-            Consent::Postpone => {
-                return Err(Failed::in_session(step, DownloadFailure::UserPostponed));
-            }
-        }
-        let hash_cc = match (cc_required, request.confirmation_code) {
-            (false, _) => None,
-            (true, Some(cc)) => Some(hash_confirmation_code(cc, &self.transaction_id)),
-            (true, None) => {
-                return Err(Failed::in_session(
-                    step,
-                    DownloadFailure::ConfirmationCodeRequired,
-                ));
-            }
-        };
-        self.record(step, t);
-
-        // PrepareDownload.
-        let step = Step::PrepareDownload;
-        let t = Instant::now();
-        let prepared = self
-            .es10
-            .prepare_download(&PrepareDownloadInput {
-                smdp_signed2: &authenticated.smdp_signed2.0,
-                smdp_signature2: &authenticated.smdp_signature2.0,
-                hash_cc,
-                smdp_certificate: &authenticated.smdp_certificate.0,
-            })
-            .map_err(|e| Failed::in_session(step, e))?;
-        self.record(step, t);
-        let get_bpp = GetBoundProfilePackageRequest {
-            transaction_id: self.tid_hex(),
-            prepare_download_response: Base64(prepared.raw),
-        };
-        if let Some(code) = prepared.error {
-            let _ = self
-                .es9
-                .get_bound_profile_package(&self.address, &get_bpp)
-                .await;
-            return Err(Failed::reported(
-                step,
-                DownloadFailure::DownloadNotPrepared { code },
-            ));
-        }
-
-        // getBoundProfilePackage.
-        let step = Step::GetBoundProfilePackage;
-        let t = Instant::now();
-        let package = self
-            .es9
-            .get_bound_profile_package(&self.address, &get_bpp)
-            .await
-            .map_err(|e| Failed::in_session(step, e))?;
-        self.record(step, t);
-        self.check_tid(step, &package.transaction_id)?;
-
-        // LoadBoundProfilePackage.
-        let step = Step::LoadBoundProfilePackage;
-        let t = Instant::now();
-        let result = self
-            .es10
-            .load_bound_profile_package(&package.bound_profile_package.0)
-            .map_err(|e| Failed::in_session(step, e))?;
-        self.record(step, t);
-
-        // The installation result goes to the SM-DP+, then off the eUICC.
-        let t = Instant::now();
-        let delivery = deliver(
-            self.es9,
-            &self.address,
-            &result.raw,
-            &request.notification_retry,
-        )
-        .await;
-        self.record(Step::HandleNotification, t);
-        let delivered = match delivery.result {
-            Ok(()) => {
-                let t = Instant::now();
-                if let Err(e) = self.es10.remove_notification(result.metadata.seq_number) {
-                    tracing::warn!(error = %e, "installation result acknowledged but not removed from the eUICC");
-                }
-                self.record(Step::RemoveNotification, t);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "installation result kept on the eUICC for later delivery");
-                false
-            }
-        };
-        match result.outcome {
-            InstallationOutcome::Success { isdp_aid } => {
-                tracing::info!(iccid = %metadata.iccid, "profile installed");
-                Ok(DownloadOutcome {
-                    iccid: result
-                        .metadata
-                        .iccid
-                        .clone()
-                        .unwrap_or_else(|| metadata.iccid.clone()),
-                    isdp_aid,
-                    transaction_id: self.transaction_id.clone(),
-                    metadata,
-                    result_delivered: delivered,
-                    timings: std::mem::take(&mut self.timings),
-                })
-            }
-            InstallationOutcome::Failure {
-                bpp_command_id,
-                error_reason,
-            } => Err(Failed::reported(
-                step,
-                DownloadFailure::InstallationFailed {
-                    bpp_command_id,
-                    error_reason,
-                    result_delivered: delivered,
-                },
-            )),
-        }
-    }
-
-    /// The SM-DP+ must answer with the session's transaction id.
-    fn check_tid(&self, step: Step, received: &str) -> Result<(), Failed> {
-        match parse_transaction_id(received) {
-            Ok(tid) if tid == self.transaction_id => Ok(()),
-            _ => Err(Failed::in_session(
-                step,
-                DownloadFailure::InvalidSmdpAnswer(format!(
-                    "transaction id `{received}` is not this session's"
-                )),
-            )),
-        }
-    }
-
-    /// ES10b CancelSession, then ES9+ cancelSession with the signed answer.
-    async fn cancel(&mut self, reason: CancelSessionReason) -> Cancellation {
-        let t = Instant::now();
-        let signed = self.es10.cancel_session(&self.transaction_id, reason);
-        self.record(Step::CancelSessionEuicc, t);
-        let signed = match signed {
-            Ok(signed) => signed,
-            Err(e) => {
-                return Cancellation {
-                    reason,
-                    euicc_error: Some(e),
-                    smdp_error: None,
-                };
-            }
-        };
-        let t = Instant::now();
-        let told = self
-            .es9
-            .cancel_session(
-                &self.address,
-                &CancelSessionRequest {
-                    transaction_id: self.tid_hex(),
-                    cancel_session_response: Base64(signed),
-                },
-            )
-            .await;
-        self.record(Step::CancelSessionSmdp, t);
-        Cancellation {
-            reason,
-            euicc_error: None,
-            smdp_error: told.err(),
-        }
-    }
-}
+#[cfg(feature = "tokio")]
+mod driver;
+#[cfg(feature = "tokio")]
+pub use driver::download_profile;
 
 /// A transaction id as ES9+ carries it: 1 to 16 bytes in hex.
-fn parse_transaction_id(text: &str) -> Result<Vec<u8>, DownloadFailure> {
-    match hex::decode(text.trim()) {
-        Ok(bytes) if (1..=16).contains(&bytes.len()) => Ok(bytes),
-        _ => Err(DownloadFailure::InvalidSmdpAnswer(format!(
+fn parse_transaction_id(text: &str) -> Result<TransactionId, DownloadFailure> {
+    TransactionId::from_hex(text.trim()).map_err(|_| {
+        DownloadFailure::InvalidSmdpAnswer(format!(
             "transaction id `{}` is not 1 to 16 bytes of hex",
             text.chars().take(40).collect::<String>()
-        ))),
-    }
+        ))
+    })
 }
 
 /// `ccRequiredFlag` of smdpSigned2 (`30 { 80 tid, 01 flag, [5F49 otpk] }`).
@@ -535,7 +161,7 @@ mod tests {
 
     #[test]
     fn transaction_ids() {
-        assert_eq!(parse_transaction_id("0A0b").unwrap(), vec![10, 11]);
+        assert_eq!(parse_transaction_id("0A0b").unwrap().as_bytes(), [10, 11]);
         assert!(parse_transaction_id("").is_err());
         assert!(parse_transaction_id("zz").is_err());
         assert!(parse_transaction_id(&"00".repeat(17)).is_err());

@@ -205,6 +205,10 @@ pub enum DownloadFailure {
     /// The SM-DP+ requires a confirmation code and none was given.
     #[error("this order requires a confirmation code")]
     ConfirmationCodeRequired,
+    /// The driver stopped giving the download machine the inputs it waits
+    /// for (a driver bug, never a peer's doing).
+    #[error("the download stalled: its driver gave no answer to the last action")]
+    Stalled,
     /// The eUICC reported an installation failure in its installation result.
     #[error("installation failed on the eUICC at {} : {} ({error_reason}); result {}",
         crate::es10::types::bpp_command_name(*bpp_command_id), installation_error_name(*error_reason),

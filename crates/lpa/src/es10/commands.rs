@@ -14,12 +14,17 @@ use ferrosim_pki::Eid;
 use ferrosim_saip::Iccid;
 
 use super::decode::{children, integer, optional, outer, required, utf8};
+use super::function::{
+    CancelSession, Es10Function, GetEuiccChallenge, GetEuiccInfo1, ListNotification,
+    RemoveNotificationFromList, RetrieveNotificationsList,
+};
 use super::types::{
     CancelSessionReason, ConfiguredAddresses, DeviceInfo, EuiccInfo1, EuiccInfo2,
     MemoryResetOptions, NotificationMetadata, PendingNotification, ProfileId, ProfileInfo,
 };
 use super::{Es10, Es10Error};
 use crate::transport::Transport;
+use ferrosim_ids::TransactionId;
 
 /// The answer of AuthenticateServer or PrepareDownload: forwarded to the
 /// SM-DP+ as received, whether it is the signed success or the error
@@ -65,18 +70,12 @@ pub struct PrepareDownloadInput<'a> {
 impl<T: Transport> Es10<T> {
     /// ES10b GetEUICCChallenge (`BF2E`): a fresh 16-byte challenge.
     pub fn get_euicc_challenge(&mut self) -> Result<[u8; 16], Es10Error> {
-        const F: &str = "GetEUICCChallenge";
-        let raw = self.transmit_es10(&tlv(0xBF2E, &[]))?;
-        let top = outer(F, &raw, 0xBF2E)?;
-        let items = children(F, &top)?;
-        let challenge = required(F, &items, 0x80, "euiccChallenge")?;
-        <[u8; 16]>::try_from(challenge.value)
-            .map_err(|_| Es10Error::bad(F, format!("{}-byte challenge", challenge.value.len())))
+        self.call(&GetEuiccChallenge)
     }
 
     /// ES10b GetEUICCInfo for EUICCInfo1 (`BF20`).
     pub fn get_euicc_info1(&mut self) -> Result<EuiccInfo1, Es10Error> {
-        EuiccInfo1::decode(self.transmit_es10(&tlv(0xBF20, &[]))?)
+        self.call(&GetEuiccInfo1)
     }
 
     /// ES10b GetEUICCInfo for EUICCInfo2 (`BF22`).
@@ -99,20 +98,7 @@ impl<T: Transport> Es10<T> {
         &mut self,
         input: &AuthenticateServerInput<'_>,
     ) -> Result<SignedAnswer, Es10Error> {
-        const F: &str = "AuthenticateServer";
-        let request = tlv(
-            0xBF38,
-            &[
-                input.server_signed1,
-                input.server_signature1,
-                input.euicc_ci_pkid_to_be_used,
-                input.server_certificate,
-                input.ctx_params1,
-            ]
-            .concat(),
-        );
-        let raw = self.transmit_es10(&request)?;
-        signed_answer(F, raw, 0xBF38, 0xA1)
+        self.call(input)
     }
 
     /// ES10b PrepareDownload (`BF21`).
@@ -120,14 +106,7 @@ impl<T: Transport> Es10<T> {
         &mut self,
         input: &PrepareDownloadInput<'_>,
     ) -> Result<SignedAnswer, Es10Error> {
-        const F: &str = "PrepareDownload";
-        let mut body = [input.smdp_signed2, input.smdp_signature2].concat();
-        if let Some(hash) = &input.hash_cc {
-            body.extend(tlv(0x04, hash));
-        }
-        body.extend_from_slice(input.smdp_certificate);
-        let raw = self.transmit_es10(&tlv(0xBF21, &body))?;
-        signed_answer(F, raw, 0xBF21, 0xA1)
+        self.call(input)
     }
 
     /// ES10b CancelSession (`BF41`): the signed cancellation, as received,
@@ -137,39 +116,20 @@ impl<T: Transport> Es10<T> {
         transaction_id: &[u8],
         reason: CancelSessionReason,
     ) -> Result<Vec<u8>, Es10Error> {
-        const F: &str = "CancelSession";
-        if transaction_id.is_empty() || transaction_id.len() > 16 {
-            return Err(Es10Error::InvalidRequest {
-                function: F,
-                reason: format!("transaction id of {} bytes", transaction_id.len()),
-            });
-        }
-        let request = tlv(
-            0xBF41,
-            &[
-                tlv(0x80, transaction_id),
-                tlv(0x81, &integer_bytes(reason.code())),
-            ]
-            .concat(),
-        );
-        let raw = self.transmit_es10(&request)?;
-        let answer = signed_answer(F, raw, 0xBF41, 0x81)?;
-        match answer.error {
-            Some(code) => Err(Es10Error::Refused { function: F, code }),
-            None => Ok(answer.raw),
-        }
+        let transaction_id =
+            TransactionId::from_bytes(transaction_id).map_err(|e| Es10Error::InvalidRequest {
+                function: CancelSession::NAME,
+                reason: e.to_string(),
+            })?;
+        self.call(&CancelSession {
+            transaction_id,
+            reason,
+        })
     }
 
     /// ES10b ListNotification (`BF28`): the headers of pending notifications.
     pub fn list_notifications(&mut self) -> Result<Vec<NotificationMetadata>, Es10Error> {
-        const F: &str = "ListNotification";
-        let raw = self.transmit_es10(&tlv(0xBF28, &[]))?;
-        let list = list_or_error(F, &raw, 0xBF28)?;
-        children(F, &list)?
-            .iter()
-            .filter(|t| t.tag == 0xBF2F)
-            .map(|t| NotificationMetadata::decode(F, t))
-            .collect()
+        self.call(&ListNotification)
     }
 
     /// ES10b RetrieveNotificationsList (`BF2B`): the signed notifications,
@@ -178,27 +138,12 @@ impl<T: Transport> Es10<T> {
         &mut self,
         seq_number: Option<i64>,
     ) -> Result<Vec<PendingNotification>, Es10Error> {
-        const F: &str = "RetrieveNotificationsList";
-        let criteria = seq_number
-            .map(|n| tlv(0xA0, &tlv(0x80, &integer_bytes(n))))
-            .unwrap_or_default();
-        let raw = self.transmit_es10(&tlv(0xBF2B, &criteria))?;
-        let list = match list_or_error(F, &raw, 0xBF2B) {
-            // "noResultAvailable": nothing pending (for this number).
-            Err(Es10Error::Refused { code: 1, .. }) => return Ok(Vec::new()),
-            other => other?,
-        };
-        children(F, &list)?
-            .iter()
-            .map(|t| PendingNotification::decode(F, t))
-            .collect()
+        self.call(&RetrieveNotificationsList { seq_number })
     }
 
     /// ES10b RemoveNotificationFromList (`BF30`): drops a delivered notification.
     pub fn remove_notification(&mut self, seq_number: i64) -> Result<(), Es10Error> {
-        const F: &str = "RemoveNotificationFromList";
-        let raw = self.transmit_es10(&tlv(0xBF30, &tlv(0x80, &integer_bytes(seq_number))))?;
-        result_code(F, &raw, 0xBF30)
+        self.call(&RemoveNotificationFromList { seq_number })
     }
 
     /// ES10c GetProfilesInfo (`BF2D`), of every profile or of one.
@@ -365,14 +310,14 @@ fn profile_id_tlv(function: &'static str, id: &ProfileId) -> Result<Vec<u8>, Es1
 }
 
 /// Minimal two's complement bytes of a non-negative or negative integer.
-fn integer_bytes(value: i64) -> Vec<u8> {
+pub(crate) fn integer_bytes(value: i64) -> Vec<u8> {
     let der = encode_der(&Integer::from(value)).unwrap_or_default();
     // Skip the universal INTEGER tag and the one-byte length.
     der.get(2..).map(<[u8]>::to_vec).unwrap_or_else(|| vec![0])
 }
 
 /// A response `tag { 80 result }`; anything but 0 is a refusal.
-fn result_code(function: &'static str, raw: &[u8], tag: u32) -> Result<(), Es10Error> {
+pub(crate) fn result_code(function: &'static str, raw: &[u8], tag: u32) -> Result<(), Es10Error> {
     let top = outer(function, raw, tag)?;
     let items = children(function, &top)?;
     let code = integer(function, required(function, &items, 0x80, "result")?.value)?;
@@ -383,7 +328,7 @@ fn result_code(function: &'static str, raw: &[u8], tag: u32) -> Result<(), Es10E
 }
 
 /// A response `tag { A0 list }` or `tag { 81 error }`: the list element.
-fn list_or_error<'a>(
+pub(crate) fn list_or_error<'a>(
     function: &'static str,
     raw: &'a [u8],
     tag: u32,
@@ -401,7 +346,7 @@ fn list_or_error<'a>(
 }
 
 /// A signed response `tag { A0 ok }` or `tag { <error_tag> ... }`, kept raw.
-fn signed_answer(
+pub(crate) fn signed_answer(
     function: &'static str,
     raw: Vec<u8>,
     tag: u32,

@@ -1,5 +1,10 @@
 //! ES10a/b/c: the LPA's interface to the eUICC's ISD-R, over APDUs.
 //!
+//! Two layers: sans-IO pieces that the LPA's state machines use
+//! ([`exchange`]: one command as a conversation of APDUs; [`function`]: the
+//! requests and decoders of the ES10 functions), and [`Es10`], a blocking
+//! driver over a [`Transport`] built from them.
+//!
 //! [`Es10::open`] opens a logical channel (MANAGE CHANNEL) and selects the
 //! ISD-R on it; [`Es10::transmit_es10`] sends one ES10 command (a BER-TLV
 //! such as `BF2E ...`) as a chain of STORE DATA commands (CLA `80` with the
@@ -15,7 +20,12 @@
 pub mod bpp;
 pub mod commands;
 pub(crate) mod decode;
+pub mod exchange;
+pub mod function;
 pub mod types;
+
+pub use exchange::{Es10Link, Exchange, Next};
+pub use function::Es10Function;
 
 use thiserror::Error;
 
@@ -29,9 +39,6 @@ pub const ISD_R_AID: [u8; 16] = [
 pub const DEFAULT_BLOCK_SIZE: usize = 120;
 /// Largest STORE DATA block (short APDU).
 pub const MAX_BLOCK_SIZE: usize = 255;
-
-/// Most GET RESPONSE rounds for one command before the card is deemed broken.
-const MAX_GET_RESPONSE_ROUNDS: usize = 4096;
 
 /// Why an ES10 function failed.
 #[derive(Debug, Error)]
@@ -118,23 +125,18 @@ impl Default for Es10Options {
 #[derive(Debug)]
 pub struct Es10<T> {
     transport: T,
-    channel: u8,
-    block_size: usize,
+    link: Es10Link,
 }
 
 impl<T: Transport> Es10<T> {
     /// Opens a logical channel (unless disabled) and selects the ISD-R.
     pub fn open(transport: T, options: &Es10Options) -> Result<Self, Es10Error> {
-        if !(1..=MAX_BLOCK_SIZE).contains(&options.block_size) {
-            return Err(Es10Error::InvalidBlockSize(options.block_size));
-        }
         let mut es10 = Self {
             transport,
-            channel: 0,
-            block_size: options.block_size,
+            link: Es10Link::new(0, options.block_size)?,
         };
         if options.logical_channel {
-            es10.channel = es10.open_channel()?;
+            es10.link = Es10Link::new(es10.open_channel()?, options.block_size)?;
         }
         if let Err(e) = es10.select(&options.aid) {
             // Give the channel back before reporting; the select error matters more.
@@ -158,7 +160,18 @@ impl<T: Transport> Es10<T> {
 
     /// The logical channel in use (0 = basic channel).
     pub fn channel(&self) -> u8 {
-        self.channel
+        self.link.channel()
+    }
+
+    /// The channel and block size, for a state machine that takes over the
+    /// conversation (see [`crate::download::Download`]).
+    pub fn link(&self) -> Es10Link {
+        self.link
+    }
+
+    /// Runs one ES10 function and decodes its answer.
+    pub fn call<F: Es10Function>(&mut self, function: &F) -> Result<F::Output, Es10Error> {
+        F::decode(self.transmit_es10(&function.request()?)?)
     }
 
     /// The transport, for APDUs outside ES10.
@@ -170,79 +183,20 @@ impl<T: Transport> Es10<T> {
     /// returns the response data (the response TLV; empty when the command
     /// has none).
     pub fn transmit_es10(&mut self, request: &[u8]) -> Result<Vec<u8>, Es10Error> {
-        let invalid = |reason: &str| Es10Error::InvalidRequest {
-            function: "STORE DATA",
-            reason: reason.to_owned(),
-        };
-        if request.is_empty() {
-            return Err(invalid("empty command"));
-        }
-        let blocks: Vec<&[u8]> = request.chunks(self.block_size).collect();
-        if blocks.len() > 256 {
-            return Err(invalid("more than 256 STORE DATA blocks"));
-        }
-        let mut response = Vec::new();
-        for (number, block) in blocks.iter().enumerate() {
-            let last = number + 1 == blocks.len();
-            let apdu = CommandApdu {
-                cla: self.cla(0x80),
-                ins: 0xE2,
-                p1: if last { 0x91 } else { 0x11 },
-                p2: u8::try_from(number).map_err(|_| invalid("block number overflow"))?,
-                data: block.to_vec(),
-                le: None,
-            };
-            let data = self.exchange("STORE DATA", &apdu)?;
-            response.extend_from_slice(&data);
-        }
-        Ok(response)
+        let (exchange, first) = Exchange::store_data(self.link, request)?;
+        self.run(exchange, first)
     }
 
-    /// Sends one APDU, follows `61xx` with GET RESPONSE and `6Cxx` by
-    /// repeating with the right Le; returns all response data on success.
-    fn exchange(
-        &mut self,
-        command: &'static str,
-        apdu: &CommandApdu,
-    ) -> Result<Vec<u8>, Es10Error> {
-        let mut response = ResponseApdu::parse(self.transport.transmit(&apdu.to_bytes()?)?)?;
-        if response.sw.sw1() == 0x6C {
-            let retry = CommandApdu {
-                le: Some(response.sw.sw2()),
-                ..apdu.clone()
-            };
-            response = ResponseApdu::parse(self.transport.transmit(&retry.to_bytes()?)?)?;
-        }
-        let mut data = std::mem::take(&mut response.data);
-        let mut rounds = 0;
-        while response.sw.sw1() == 0x61 {
-            rounds += 1;
-            if rounds > MAX_GET_RESPONSE_ROUNDS {
-                return Err(Es10Error::Status {
-                    command: "GET RESPONSE",
-                    sw: response.sw,
-                });
+    /// Drives `exchange` over the transport, starting with `first`.
+    fn run(&mut self, mut exchange: Exchange, first: Vec<u8>) -> Result<Vec<u8>, Es10Error> {
+        let mut apdu = first;
+        loop {
+            let response = self.transport.transmit(&apdu)?;
+            match exchange.handle_response(response)? {
+                Next::Transmit(next) => apdu = next,
+                Next::Done(data) => return Ok(data),
             }
-            // GET RESPONSE in the class of the command it follows (80 after
-            // STORE DATA, as common LPAs send it; 00 after SELECT).
-            let get = CommandApdu {
-                cla: self.cla(apdu.cla & 0x80),
-                ins: 0xC0,
-                p1: 0,
-                p2: 0,
-                data: Vec::new(),
-                le: Some(response.sw.sw2()),
-            };
-            response = ResponseApdu::parse(self.transport.transmit(&get.to_bytes()?)?)?;
-            data.append(&mut response.data);
         }
-        if !response.sw.is_success() {
-            return Err(Es10Error::Status {
-                command,
-                sw: response.sw,
-            });
-        }
-        Ok(data)
     }
 
     /// MANAGE CHANNEL open: the card picks the channel.
@@ -274,43 +228,39 @@ impl<T: Transport> Es10<T> {
     /// MANAGE CHANNEL close of our logical channel; nothing for the basic
     /// channel or when already closed. No ES10 command can follow.
     pub fn close_channel(&mut self) -> Result<(), Es10Error> {
-        if self.channel == 0 {
+        if self.link.channel() == 0 {
             return Ok(());
         }
         let apdu = CommandApdu {
-            cla: self.cla(0x00),
+            cla: self.link.cla(0x00),
             ins: 0x70,
             p1: 0x80,
-            p2: self.channel,
+            p2: self.link.channel(),
             data: Vec::new(),
             le: None,
         };
-        self.exchange("MANAGE CHANNEL", &apdu)?;
-        self.channel = 0;
+        let (exchange, first) = Exchange::single("MANAGE CHANNEL", self.link, apdu)?;
+        self.run(exchange, first)?;
+        self.link = Es10Link::new(0, self.link.block_size())?;
         Ok(())
     }
 
     /// SELECT by AID on our channel.
     fn select(&mut self, aid: &[u8]) -> Result<(), Es10Error> {
         let apdu = CommandApdu {
-            cla: self.cla(0x00),
+            cla: self.link.cla(0x00),
             ins: 0xA4,
             p1: 0x04,
             p2: 0x00,
             data: aid.to_vec(),
             le: Some(0),
         };
-        match self.exchange("SELECT", &apdu) {
+        let (exchange, first) = Exchange::single("SELECT", self.link, apdu)?;
+        match self.run(exchange, first) {
             Ok(_) => Ok(()),
             Err(Es10Error::Status { sw, .. }) => Err(Es10Error::IsdRNotFound(sw)),
             Err(e) => Err(e),
         }
-    }
-
-    /// The class byte for `base` (`00` or `80`) on our channel: channels 0-3
-    /// in the low bits, channels 4-19 in the further interindustry coding.
-    fn cla(&self, base: u8) -> u8 {
-        class_byte(base, self.channel)
     }
 }
 

@@ -17,15 +17,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrosim_asn1::json::{ADMIN_PROTOCOL, Answer, read_answer};
+use ferrosim_asn1::json::ADMIN_PROTOCOL;
 use rustls::RootCertStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+pub use super::decode_answer;
 use super::{Es9Client, Es9ClientError, Es9Function};
 use crate::activation_code::SmdpAddress;
 
@@ -207,27 +207,6 @@ impl HttpsEs9Client {
         }
         tracing::debug!(function, status, bytes = received.len(), "ES9+ answer");
         Ok((status, received))
-    }
-}
-
-/// Interprets an ES9+ answer: a `Failed` header becomes
-/// [`Es9ClientError::Failed`] whatever the HTTP status; otherwise HTTP 200
-/// with the full response structure is required.
-pub fn decode_answer<Resp: DeserializeOwned>(
-    function: &'static str,
-    status: u16,
-    body: &[u8],
-) -> Result<Resp, Es9ClientError> {
-    match read_answer::<Resp>(body) {
-        Answer::Failed(data) => Err(Es9ClientError::Failed {
-            function,
-            subject_code: data.subject_code,
-            reason_code: data.reason_code,
-            message: data.message,
-        }),
-        _ if status != 200 => Err(Es9ClientError::HttpStatus { function, status }),
-        Answer::Executed(output) => Ok(output),
-        Answer::Malformed(reason) => Err(Es9ClientError::BadResponse { function, reason }),
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! [`Es9Client`] is the seam: the download and notification flows call it,
 //! and two implementations answer:
-//! - [`https::HttpsEs9Client`]: HTTPS POST to `https://{address}/gsma/rsp2/es9plus/{function}`
+//! - `https::HttpsEs9Client` (feature `https`): HTTPS POST to `https://{address}/gsma/rsp2/es9plus/{function}`
 //!   with the headers real LPAs send, trusting the configured CI/CA certificates;
 //! - `inprocess::InProcessEs9` (feature `inprocess`): direct calls into a
 //!   `ferrosim_smdp::Smdp`, for the simulator and benchmarks.
@@ -14,9 +14,11 @@
 //! Both report a `Failed` function execution status as
 //! [`Es9ClientError::Failed`] with its subject and reason codes.
 
+#[cfg(feature = "https")]
 pub mod https;
 #[cfg(feature = "inprocess")]
 pub mod inprocess;
+mod request;
 mod round_robin;
 
 use std::future::Future;
@@ -26,11 +28,14 @@ use ferrosim_asn1::json::es9::{
     CancelSessionResponse, GetBoundProfilePackageRequest, GetBoundProfilePackageResponse,
     HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
 };
+use ferrosim_asn1::json::{Answer, read_answer};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use crate::activation_code::SmdpAddress;
 
+pub use request::{Es9Call, Es9Request, Es9Response};
 pub use round_robin::RoundRobin;
 
 /// The ES9+ functions an LPA calls. `address` is the SM-DP+ to call (from
@@ -203,6 +208,27 @@ impl Es9ClientError {
     }
 }
 
+/// Interprets an ES9+ answer: a `Failed` header becomes
+/// [`Es9ClientError::Failed`] whatever the HTTP status; otherwise HTTP 200
+/// with the full response structure is required.
+pub fn decode_answer<Resp: DeserializeOwned>(
+    function: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<Resp, Es9ClientError> {
+    match read_answer::<Resp>(body) {
+        Answer::Failed(data) => Err(Es9ClientError::Failed {
+            function,
+            subject_code: data.subject_code,
+            reason_code: data.reason_code,
+            message: data.message,
+        }),
+        _ if status != 200 => Err(Es9ClientError::HttpStatus { function, status }),
+        Answer::Executed(output) => Ok(output),
+        Answer::Malformed(reason) => Err(Es9ClientError::BadResponse { function, reason }),
+    }
+}
+
 /// The ES9+ functions, as [`Es9Function`]s, and their names as they appear
 /// in the URL path.
 pub mod function {
@@ -213,8 +239,7 @@ pub mod function {
         HandleNotificationRequest, InitiateAuthenticationRequest, InitiateAuthenticationResponse,
     };
 
-    use super::{Es9ClientError, Es9Function};
-    use crate::es9::https::decode_answer;
+    use super::{Es9ClientError, Es9Function, decode_answer};
 
     /// `initiateAuthentication`.
     pub const INITIATE_AUTHENTICATION: &str = "initiateAuthentication";

@@ -6,13 +6,14 @@
 //! - any closure `FnMut(&[u8]) -> Vec<u8>`: the in-process transport, e.g.
 //!   `|apdu| euicc.handle_apdu(apdu, SystemTime::now())` over a virtual eUICC;
 //! - [`pcsc::PcscTransport`] (feature `pcsc`): a card in a PC/SC reader;
-//! - the other direction, [`vpcd`]: serving a virtual card *to* the vpcd
+//! - the other direction, `vpcd` (feature `vpcd`): serving a virtual card *to* the vpcd
 //!   driver of vsmartcard, so that every PC/SC program sees it in a reader.
 //!
 //! Nothing here knows about ES10; see [`crate::es10`].
 
 #[cfg(feature = "pcsc")]
 pub mod pcsc;
+#[cfg(feature = "vpcd")]
 pub mod vpcd;
 
 use thiserror::Error;

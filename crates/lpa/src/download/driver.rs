@@ -1,0 +1,130 @@
+//! [`download_profile`]: the tokio driver of the [`Download`] machine over
+//! an open [`Es10`] session (a blocking [`Transport`]) and an async
+//! [`Es9Client`]. It moves bytes and time and nothing else: APDUs go to the
+//! transport, ES9+ calls to the client (cut off at the machine's deadline),
+//! the metadata to the `consent` callback, waits to `tokio::time::sleep`.
+//!
+//! It also times each step with the monotonic clock, more finely than the
+//! machine's millisecond timestamps, and reports those durations.
+
+use std::time::{Duration, Instant};
+
+use ferrosim_ids::Timestamp;
+
+use super::DownloadRequest;
+use super::machine::{Action, Download};
+use super::outcome::{
+    Consent, DownloadError, DownloadFailure, DownloadOutcome, ProfileMetadata, Step, StepTiming,
+};
+use crate::es9::Es9Client;
+use crate::es10::Es10;
+use crate::transport::Transport;
+
+/// Downloads and installs the profile the activation code points to.
+/// `consent` sees the profile metadata and decides.
+pub async fn download_profile<T, C, F>(
+    es10: &mut Es10<T>,
+    es9: &C,
+    request: &DownloadRequest<'_>,
+    mut consent: F,
+) -> Result<DownloadOutcome, DownloadError>
+where
+    T: Transport,
+    C: Es9Client,
+    F: FnMut(&ProfileMetadata) -> Consent,
+{
+    let mut machine =
+        Download::new(request, es10.link(), Timestamp::now()).with_es9_timeout(request.es9_timeout);
+    let mut timer = StepTimer::default();
+    loop {
+        let step = machine.step();
+        let Some(action) = machine.poll() else {
+            return Err(DownloadError {
+                step: step.unwrap_or(Step::GetEuiccChallenge),
+                failure: DownloadFailure::Stalled,
+                cancellation: None,
+                timings: timer
+                    .entries
+                    .iter()
+                    .map(|&(step, elapsed)| StepTiming { step, elapsed })
+                    .collect(),
+            });
+        };
+        let started = Instant::now();
+        match action {
+            Action::Transmit(apdu) => {
+                let response = es10.transport_mut().transmit(&apdu);
+                machine.handle_apdu_response(response, Timestamp::now());
+            }
+            Action::Es9(call) => {
+                let answer = call.request.send(es9, &call.address);
+                match machine.poll_timeout() {
+                    Some(deadline) => match tokio::time::timeout(until(deadline), answer).await {
+                        Ok(response) => {
+                            machine.handle_es9_response(call.id, response, Timestamp::now());
+                        }
+                        Err(_) => machine.handle_timeout(Timestamp::now().max(deadline)),
+                    },
+                    None => {
+                        let response = answer.await;
+                        machine.handle_es9_response(call.id, response, Timestamp::now());
+                    }
+                }
+            }
+            Action::Confirm(metadata) => {
+                machine.handle_consent(consent(&metadata), Timestamp::now());
+            }
+            Action::WaitUntil(t) => {
+                tokio::time::sleep(until(t)).await;
+                machine.handle_timeout(Timestamp::now().max(t));
+            }
+            Action::Done(result) => {
+                return match *result {
+                    Ok(mut outcome) => {
+                        timer.refine(&mut outcome.timings);
+                        Ok(outcome)
+                    }
+                    Err(mut e) => {
+                        timer.refine(&mut e.timings);
+                        Err(e)
+                    }
+                };
+            }
+        }
+        if let Some(step) = step {
+            timer.add(step, started.elapsed());
+        }
+    }
+}
+
+/// How long from now until `t` (zero when past).
+fn until(t: Timestamp) -> Duration {
+    t.since(Timestamp::now())
+}
+
+/// Wall-clock time per step, consecutive actions of one step summed.
+#[derive(Debug, Default)]
+struct StepTimer {
+    entries: Vec<(Step, Duration)>,
+}
+
+impl StepTimer {
+    fn add(&mut self, step: Step, elapsed: Duration) {
+        match self.entries.last_mut() {
+            Some((last, total)) if *last == step => *total += elapsed,
+            _ => self.entries.push((step, elapsed)),
+        }
+    }
+
+    /// Replaces the machine's durations (whole milliseconds) with the
+    /// monotonic ones measured here, step by step in order; the machine's
+    /// list says which steps count (those that completed).
+    fn refine(&self, timings: &mut [StepTiming]) {
+        let mut measured = self.entries.iter();
+        for timing in timings {
+            if let Some((_, elapsed)) = measured.by_ref().find(|(step, _)| *step == timing.step) {
+                timing.elapsed = *elapsed;
+            }
+        }
+    }
+}
