@@ -22,36 +22,28 @@
 //! are [`Action::WaitUntil`]. Step timings are computed from the `now`
 //! values given (millisecond resolution).
 
+mod transitions;
+
 use std::ops::Range;
 use std::time::Duration;
 
-use ferrosim_asn1::json::Base64;
-use ferrosim_asn1::json::es9::{
-    AuthenticateClientRequest, AuthenticateClientResponse, CancelSessionRequest,
-    GetBoundProfilePackageRequest, HandleNotificationRequest, InitiateAuthenticationRequest,
-    InitiateAuthenticationResponse,
-};
+use ferrosim_asn1::json::es9::{AuthenticateClientResponse, InitiateAuthenticationResponse};
 use ferrosim_ids::{Timestamp, TransactionId};
 
 use super::outcome::{
     Cancellation, Consent, DownloadError, DownloadFailure, DownloadOutcome, ProfileMetadata, Step,
     StepTiming,
 };
-use super::{
-    DownloadRequest, cc_required_flag, check_smdp_oid, hash_confirmation_code, parse_transaction_id,
-};
+use super::{DownloadRequest, hash_confirmation_code, parse_transaction_id};
 use crate::activation_code::{ActivationCode, SmdpAddress};
 use crate::es9::{Es9Call, Es9ClientError, Es9Request, Es9Response};
-use crate::es10::commands::{AuthenticateServerInput, PrepareDownloadInput, ctx_params1};
+use crate::es10::commands::PrepareDownloadInput;
 use crate::es10::function::{
-    CancelSession, Es10Function, GetEuiccChallenge, GetEuiccInfo1, LoadBoundProfilePackagePiece,
-    RemoveNotificationFromList,
+    CancelSession, Es10Function, GetEuiccChallenge, LoadBoundProfilePackagePiece,
 };
-use crate::es10::types::{
-    CancelSessionReason, DeviceInfo, InstallationOutcome, InstallationResult,
-};
+use crate::es10::types::{CancelSessionReason, DeviceInfo, InstallationResult};
 use crate::es10::{Es10Error, Es10Link, Exchange, Next, bpp};
-use crate::notifications::RetryPolicy;
+use crate::notifications::{Attempts, RetryPolicy};
 use crate::transport::TransportError;
 
 /// Default time an ES9+ call may take before the machine gives up on it:
@@ -137,8 +129,7 @@ enum Stage {
     Notify {
         metadata: ProfileMetadata,
         result: InstallationResult,
-        attempt: u32,
-        delay: Duration,
+        attempts: Attempts,
     },
     Remove {
         metadata: ProfileMetadata,
@@ -340,7 +331,9 @@ impl Download {
         }
     }
 
-    /// The answer to the ES9+ call `id`.
+    /// The answer to the ES9+ call `id`. An answer to another call (one
+    /// that timed out) or of another function is dropped, and the machine
+    /// keeps waiting for the right one.
     pub fn handle_es9_response(&mut self, id: u64, response: Es9Response, now: Timestamp) {
         match self.waiting {
             Waiting::Es9 { id: waited, .. } if waited == id => {}
@@ -348,6 +341,15 @@ impl Download {
                 tracing::debug!(id, function = response.name(), "late ES9+ answer dropped");
                 return;
             }
+        }
+        if response.name() != self.es9_function() {
+            tracing::warn!(
+                id,
+                function = response.name(),
+                expected = self.es9_function(),
+                "ES9+ answer of another function dropped"
+            );
+            return;
         }
         self.waiting = Waiting::Nothing;
         self.es9_done(response, now);
@@ -403,416 +405,9 @@ impl Download {
             self.fail(Failed::in_session(Step::PrepareDownload, e), now);
         }
     }
+}
 
-    /// An ES10 exchange ended.
-    fn es10_done(&mut self, data: Result<Vec<u8>, Es10Error>, now: Timestamp) {
-        let stage = std::mem::replace(&mut self.stage, Stage::Finished);
-        match stage {
-            Stage::Challenge => {
-                let step = Step::GetEuiccChallenge;
-                match data.and_then(GetEuiccChallenge::decode) {
-                    Ok(challenge) => {
-                        self.record(now);
-                        self.stage = Stage::Info1 { challenge };
-                        if let Err(e) = self.start_es10(Step::GetEuiccInfo1, &GetEuiccInfo1, now) {
-                            self.fail(Failed::early(Step::GetEuiccInfo1, e), now);
-                        }
-                    }
-                    Err(e) => self.fail(Failed::early(step, e), now),
-                }
-            }
-            Stage::Info1 { challenge } => match data.and_then(GetEuiccInfo1::decode) {
-                Ok(info1) => {
-                    self.record(now);
-                    self.stage = Stage::Initiate;
-                    let request = InitiateAuthenticationRequest {
-                        euicc_challenge: Base64(challenge.to_vec()),
-                        euicc_info1: Base64(info1.raw),
-                        smdp_address: self.address.to_string(),
-                    };
-                    self.start_es9(
-                        Step::InitiateAuthentication,
-                        Es9Request::InitiateAuthentication(request),
-                        now,
-                    );
-                }
-                Err(e) => self.fail(Failed::early(Step::GetEuiccInfo1, e), now),
-            },
-            Stage::AuthenticateServer { initiated } => {
-                let step = Step::AuthenticateServer;
-                let answer = match data.and_then(AuthenticateServerInput::decode) {
-                    Ok(answer) => answer,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.record(now);
-                let request = AuthenticateClientRequest {
-                    transaction_id: self.tid_hex(),
-                    authenticate_server_response: Base64(answer.raw),
-                };
-                if let Some(code) = answer.error {
-                    // The SM-DP+ learns of the refusal from the error response itself.
-                    self.stage = Stage::ReportAuthenticateError { code };
-                    return self.start_es9_untimed(Es9Request::AuthenticateClient(request), now);
-                }
-                if let Some(expected) = self.code.smdp_oid()
-                    && let Err(e) = check_smdp_oid(expected, &initiated.server_certificate.0)
-                {
-                    return self.fail(Failed::in_session(step, e), now);
-                }
-                self.stage = Stage::AuthenticateClient;
-                self.start_es9(
-                    Step::AuthenticateClient,
-                    Es9Request::AuthenticateClient(request),
-                    now,
-                );
-            }
-            Stage::PrepareDownload { metadata } => {
-                let step = Step::PrepareDownload;
-                let answer = match data.and_then(PrepareDownloadInput::decode) {
-                    Ok(answer) => answer,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.record(now);
-                let request = GetBoundProfilePackageRequest {
-                    transaction_id: self.tid_hex(),
-                    prepare_download_response: Base64(answer.raw),
-                };
-                if let Some(code) = answer.error {
-                    self.stage = Stage::ReportPrepareError { code };
-                    return self
-                        .start_es9_untimed(Es9Request::GetBoundProfilePackage(request), now);
-                }
-                self.stage = Stage::GetBoundProfilePackage { metadata };
-                self.start_es9(
-                    Step::GetBoundProfilePackage,
-                    Es9Request::GetBoundProfilePackage(request),
-                    now,
-                );
-            }
-            Stage::LoadBoundProfilePackage {
-                metadata,
-                bpp,
-                pieces,
-                next,
-            } => {
-                let step = Step::LoadBoundProfilePackage;
-                match data.and_then(LoadBoundProfilePackagePiece::decode) {
-                    Ok(Some(result)) => {
-                        if next < pieces.len() {
-                            tracing::warn!(
-                                piece = next - 1,
-                                "the eUICC ended the installation early"
-                            );
-                        }
-                        self.record(now);
-                        self.stage = Stage::Notify {
-                            metadata,
-                            result,
-                            attempt: 0,
-                            delay: self.retry.first_delay,
-                        };
-                        self.current = Some((Step::HandleNotification, now));
-                        self.notify(now);
-                    }
-                    Ok(None) if next < pieces.len() => {
-                        let piece = pieces[next].clone();
-                        let sent = self.send_es10(&LoadBoundProfilePackagePiece(&bpp[piece]));
-                        self.stage = Stage::LoadBoundProfilePackage {
-                            metadata,
-                            bpp,
-                            pieces,
-                            next: next + 1,
-                        };
-                        if let Err(e) = sent {
-                            self.fail(Failed::in_session(step, e), now);
-                        }
-                    }
-                    Ok(None) => self.fail(
-                        Failed::in_session(
-                            step,
-                            Es10Error::bad(
-                                LoadBoundProfilePackagePiece::NAME,
-                                "the eUICC returned no ProfileInstallationResult",
-                            ),
-                        ),
-                        now,
-                    ),
-                    Err(e) => self.fail(Failed::in_session(step, e), now),
-                }
-            }
-            Stage::Remove { metadata, result } => {
-                if let Err(e) = data.and_then(RemoveNotificationFromList::decode) {
-                    tracing::warn!(error = %e, "installation result acknowledged but not removed from the eUICC");
-                }
-                self.record(now);
-                self.finish_installation(metadata, result, true, now);
-            }
-            Stage::CancelEuicc { failed, reason } => match data.and_then(CancelSession::decode) {
-                Ok(signed) => {
-                    self.record(now);
-                    let request = CancelSessionRequest {
-                        transaction_id: self.tid_hex(),
-                        cancel_session_response: Base64(signed),
-                    };
-                    self.stage = Stage::CancelSmdp { failed, reason };
-                    self.start_es9(
-                        Step::CancelSessionSmdp,
-                        Es9Request::CancelSession(request),
-                        now,
-                    );
-                }
-                Err(e) => self.end_failed(
-                    failed,
-                    Some(Cancellation {
-                        reason,
-                        euicc_error: Some(e),
-                        smdp_error: None,
-                    }),
-                ),
-            },
-            other => {
-                tracing::warn!(stage = ?std::mem::discriminant(&other), "ES10 answer in a stage without one");
-                self.stage = other;
-            }
-        }
-    }
-
-    /// An ES9+ call ended.
-    fn es9_done(&mut self, response: Es9Response, now: Timestamp) {
-        let stage = std::mem::replace(&mut self.stage, Stage::Finished);
-        match (stage, response) {
-            (Stage::Initiate, Es9Response::InitiateAuthentication(r)) => {
-                let step = Step::InitiateAuthentication;
-                let initiated = match r {
-                    Ok(i) => i,
-                    Err(e) => return self.fail(Failed::early(step, e), now),
-                };
-                self.record(now);
-                match parse_transaction_id(&initiated.transaction_id) {
-                    Ok(tid) => self.transaction_id = Some(tid),
-                    Err(e) => return self.fail(Failed::early(step, e), now),
-                }
-                tracing::info!(transaction_id = %self.tid_hex(), address = %self.address, "download session started");
-                let step = Step::AuthenticateServer;
-                let ctx = match ctx_params1(self.code.matching_id(), &self.device_info) {
-                    Ok(ctx) => ctx,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                let input = AuthenticateServerInput {
-                    server_signed1: &initiated.server_signed1.0,
-                    server_signature1: &initiated.server_signature1.0,
-                    euicc_ci_pkid_to_be_used: &initiated.euicc_ci_pkid_to_be_used.0,
-                    server_certificate: &initiated.server_certificate.0,
-                    ctx_params1: &ctx,
-                };
-                let started = self.start_es10(step, &input, now);
-                self.stage = Stage::AuthenticateServer {
-                    initiated: Box::new(initiated),
-                };
-                if let Err(e) = started {
-                    self.fail(Failed::in_session(step, e), now);
-                }
-            }
-            (Stage::ReportAuthenticateError { code }, _) => self.fail(
-                Failed::reported(
-                    Step::AuthenticateServer,
-                    DownloadFailure::ServerNotAuthenticated { code },
-                ),
-                now,
-            ),
-            (Stage::AuthenticateClient, Es9Response::AuthenticateClient(r)) => {
-                let step = Step::AuthenticateClient;
-                let authenticated = match r {
-                    Ok(a) => a,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.record(now);
-                if let Err(f) = self.check_tid(step, &authenticated.transaction_id) {
-                    return self.fail(f, now);
-                }
-                let step = Step::ConfirmProfile;
-                self.current = Some((step, now));
-                let metadata =
-                    match ProfileMetadata::decode(authenticated.profile_metadata.0.clone()) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            return self.fail(
-                                Failed::in_session(
-                                    step,
-                                    DownloadFailure::MetadataMismatch(e.to_string()),
-                                ),
-                                now,
-                            );
-                        }
-                    };
-                let cc_required = match cc_required_flag(&authenticated.smdp_signed2.0) {
-                    Ok(flag) => flag,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.outbox = Some(Action::Confirm(metadata.clone()));
-                self.waiting = Waiting::Consent;
-                self.stage = Stage::Confirm {
-                    authenticated: Box::new(authenticated),
-                    metadata,
-                    cc_required,
-                };
-            }
-            (Stage::ReportPrepareError { code }, _) => self.fail(
-                Failed::reported(
-                    Step::PrepareDownload,
-                    DownloadFailure::DownloadNotPrepared { code },
-                ),
-                now,
-            ),
-            (
-                Stage::GetBoundProfilePackage { metadata },
-                Es9Response::GetBoundProfilePackage(r),
-            ) => {
-                let step = Step::GetBoundProfilePackage;
-                let package = match r {
-                    Ok(p) => p,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.record(now);
-                if let Err(f) = self.check_tid(step, &package.transaction_id) {
-                    return self.fail(f, now);
-                }
-                let step = Step::LoadBoundProfilePackage;
-                let bpp = package.bound_profile_package.0;
-                let pieces = match piece_ranges(&bpp) {
-                    Ok(p) => p,
-                    Err(e) => return self.fail(Failed::in_session(step, e), now),
-                };
-                self.current = Some((step, now));
-                let first = pieces[0].clone();
-                let sent = self.send_es10(&LoadBoundProfilePackagePiece(&bpp[first]));
-                self.stage = Stage::LoadBoundProfilePackage {
-                    metadata,
-                    bpp,
-                    pieces,
-                    next: 1,
-                };
-                if let Err(e) = sent {
-                    self.fail(Failed::in_session(step, e), now);
-                }
-            }
-            (
-                Stage::Notify {
-                    metadata,
-                    result,
-                    attempt,
-                    delay,
-                },
-                Es9Response::HandleNotification(r),
-            ) => match r {
-                Ok(()) => {
-                    self.record(now);
-                    let seq_number = result.metadata.seq_number;
-                    self.stage = Stage::Remove { metadata, result };
-                    let remove = RemoveNotificationFromList { seq_number };
-                    if let Err(e) = self.start_es10(Step::RemoveNotification, &remove, now) {
-                        self.es10_done(Err(e), now);
-                    }
-                }
-                Err(e) if e.is_transient() && attempt < self.retry.attempts.max(1) => {
-                    tracing::info!(address = %self.address, attempt, error = %e, "notification not delivered, retrying");
-                    self.stage = Stage::Notify {
-                        metadata,
-                        result,
-                        attempt,
-                        delay: (delay * 2).min(self.retry.max_delay),
-                    };
-                    if delay.is_zero() {
-                        self.notify(now);
-                    } else {
-                        self.waiting = Waiting::Until(now.plus(delay));
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "installation result kept on the eUICC for later delivery");
-                    self.record(now);
-                    self.finish_installation(metadata, result, false, now);
-                }
-            },
-            (Stage::CancelSmdp { failed, reason }, Es9Response::CancelSession(r)) => {
-                self.record(now);
-                self.end_failed(
-                    failed,
-                    Some(Cancellation {
-                        reason,
-                        euicc_error: None,
-                        smdp_error: r.err(),
-                    }),
-                );
-            }
-            (stage, response) => {
-                tracing::warn!(
-                    function = response.name(),
-                    "ES9+ answer of another function dropped"
-                );
-                self.stage = stage;
-            }
-        }
-    }
-
-    /// Sends (again) the installation result with handleNotification.
-    fn notify(&mut self, now: Timestamp) {
-        let Stage::Notify {
-            result, attempt, ..
-        } = &mut self.stage
-        else {
-            return;
-        };
-        *attempt += 1;
-        let request = HandleNotificationRequest {
-            pending_notification: Base64(result.raw.clone()),
-        };
-        self.start_es9_call(Es9Request::HandleNotification(request), now);
-    }
-
-    /// The installation ended with its result delivered or not.
-    fn finish_installation(
-        &mut self,
-        metadata: ProfileMetadata,
-        result: InstallationResult,
-        delivered: bool,
-        now: Timestamp,
-    ) {
-        match result.outcome {
-            InstallationOutcome::Success { isdp_aid } => {
-                tracing::info!(iccid = %metadata.iccid, "profile installed");
-                let outcome = DownloadOutcome {
-                    iccid: result
-                        .metadata
-                        .iccid
-                        .clone()
-                        .unwrap_or_else(|| metadata.iccid.clone()),
-                    isdp_aid,
-                    transaction_id: self.tid_bytes().to_vec(),
-                    metadata,
-                    result_delivered: delivered,
-                    timings: std::mem::take(&mut self.timings),
-                };
-                self.stage = Stage::Finished;
-                self.outbox = Some(Action::Done(Box::new(Ok(outcome))));
-            }
-            InstallationOutcome::Failure {
-                bpp_command_id,
-                error_reason,
-            } => self.fail(
-                Failed::reported(
-                    Step::LoadBoundProfilePackage,
-                    DownloadFailure::InstallationFailed {
-                        bpp_command_id,
-                        error_reason,
-                        result_delivered: delivered,
-                    },
-                ),
-                now,
-            ),
-        }
-    }
-
+impl Download {
     /// A failure: cancel the session when it calls for it, else end.
     fn fail(&mut self, failed: Failed, now: Timestamp) {
         self.current = None;
