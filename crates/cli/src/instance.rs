@@ -19,7 +19,7 @@ use ferrosim_server::bootstrap::{
 use ferrosim_server::{CallbackOptions, ServerOptions};
 use ferrosim_smdp::order::OrderPolicy;
 use ferrosim_smdp::{Smdp, SmdpConfig};
-use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_store::{IntegrityCheck, SqlStore, StoreOptions};
 
 use crate::config::InstanceConfig;
 
@@ -101,6 +101,12 @@ pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<
     let options = StoreOptions {
         durability: cfg.durability.parse().map_err(anyhow::Error::msg)?,
         max_connections: cfg.max_db_connections,
+        // `serve` and `init` refuse a damaged SQLite database before they
+        // use it; other commands fail on the page they cannot read.
+        integrity_check: match access {
+            Access::Create => IntegrityCheck::Quick,
+            Access::Existing => IntegrityCheck::Off,
+        },
         ..StoreOptions::default()
     };
     let store = SqlStore::connect(&url, &options)

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use ferrosim_smdp::store::StoreError;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, Executor, Transaction};
+use sqlx::{Any, Connection, Executor, Transaction};
 
 use crate::SqlStore;
 use crate::group_commit::{WriteBody, WriteQueue};
+use crate::health::{IntegrityCheck, preflight_postgres, preflight_sqlite};
 use crate::rows::backend_err;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -35,6 +36,16 @@ pub enum Durability {
     /// `synchronous=NORMAL`: survives a crash of the process (WAL), may lose
     /// the last commits on a power loss. Much faster on slow disks.
     Normal,
+}
+
+impl Durability {
+    /// The `PRAGMA synchronous` statement of this durability.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "PRAGMA synchronous = FULL",
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
+        }
+    }
 }
 
 impl FromStr for Durability {
@@ -63,6 +74,9 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite read-only connections beside the single writer.
     pub sqlite_readers: u32,
+    /// How thoroughly a SQLite database is checked before it is used
+    /// (`ferrosim serve` checks; admin commands do not).
+    pub integrity_check: IntegrityCheck,
 }
 
 impl Default for StoreOptions {
@@ -72,6 +86,7 @@ impl Default for StoreOptions {
             max_connections: 16,
             acquire_timeout: Duration::from_secs(30),
             sqlite_readers: 4,
+            integrity_check: IntegrityCheck::Off,
         }
     }
 }
@@ -82,9 +97,29 @@ impl SqlStore {
     /// Connects to `url` (`sqlite:PATH`, `sqlite://PATH`, `postgres://...`),
     /// creating the SQLite file and its directory if needed, and applies the
     /// migrations.
+    ///
+    /// One connection is tried first, so that a database that cannot be
+    /// opened, is read-only or damaged (or fails `options.integrity_check`),
+    /// or a server that does not answer, fails at once with its cause rather
+    /// than after the pool's acquire time-out.
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let given = url;
         let (backend, url) = normalise_url(url)?;
+        match backend {
+            Backend::Sqlite if !url.contains(":memory:") => {
+                let path = sqlite_path(&url);
+                preflight_sqlite(
+                    &url,
+                    Path::new(path),
+                    options.durability,
+                    options.integrity_check,
+                )
+                .await?;
+            }
+            Backend::Sqlite => {}
+            Backend::Postgres => preflight_postgres(&url, &redact_password(given)).await?,
+        }
         let connect_options =
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Backend(e.to_string()))?;
         let durability = options.durability;
@@ -93,14 +128,25 @@ impl SqlStore {
             Backend::Sqlite => pool_options
                 .max_connections(1)
                 .min_connections(1)
+                // A connection left inside a transaction (its COMMIT and
+                // ROLLBACK both failed, as on a full disk) is closed and
+                // replaced instead of refusing every later BEGIN: the writer
+                // recovers by itself once the fault is gone.
+                .before_acquire(|conn, _meta| {
+                    Box::pin(async move {
+                        if conn.is_in_transaction() {
+                            tracing::warn!(
+                                "SQLite writer connection left inside a failed transaction: reopening it"
+                            );
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    })
+                })
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
-                        let sync = match durability {
-                            Durability::Full => "PRAGMA synchronous = FULL",
-                            Durability::Normal => "PRAGMA synchronous = NORMAL",
-                        };
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute(sync).await?;
+                        conn.execute(durability.pragma()).await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         Ok(())
@@ -224,6 +270,26 @@ fn normalise_url(url: &str) -> Result<(Backend, String), StoreError> {
         private_sqlite_file(Path::new(path))?;
     }
     Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+/// The file of a normalised SQLite URL (`sqlite://PATH?QUERY`).
+fn sqlite_path(url: &str) -> &str {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    path.split_once('?').map_or(path, |(p, _)| p)
+}
+
+/// A database URL as it may be shown: without the password.
+pub(crate) fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Makes the SQLite file (and its directory, when missing) private before

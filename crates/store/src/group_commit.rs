@@ -15,7 +15,11 @@
 //!   right after it, so a job never runs after one that failed in the same
 //!   transaction;
 //! - a job that panics rolls the whole group back and every caller of the
-//!   group gets an error.
+//!   group gets an error;
+//! - after a failed `COMMIT` (a full disk, an I/O error) the writer
+//!   connection is closed and the next group runs on a fresh one: SQLite
+//!   may leave the failed transaction open (its `ROLLBACK` fails too), and
+//!   a connection inside a transaction would refuse every later `BEGIN`.
 //!
 //! The jobs run in one task that owns the transaction, so a request that is
 //! cancelled half-way (its client went away) cannot leave a transaction open.
@@ -125,6 +129,10 @@ async fn run_group(
         Err(e) => return fail_all(pending, rx, &e.to_string()),
     };
     let mut done: Vec<(oneshot::Sender<Result<Output, StoreError>>, Output)> = Vec::new();
+    // Why a job of the group failed on the database's side (a full disk, an
+    // I/O error): SQLite may then have rolled back the whole transaction,
+    // and the jobs before it are only stored if the COMMIT succeeds.
+    let mut cause: Option<String> = None;
     while done.len() < MAX_GROUP {
         let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
             break;
@@ -132,6 +140,9 @@ async fn run_group(
         match AssertUnwindSafe((job.body)(&mut tx)).catch_unwind().await {
             Ok(Ok(out)) => done.push((job.reply, out)),
             Ok(Err(e)) => {
+                if let StoreError::Backend(why) = &e {
+                    cause = Some(why.clone());
+                }
                 // Its own writes were rolled back to its savepoint; end the
                 // group here so that nothing runs after a failure.
                 let _ = job.reply.send(Err(e));
@@ -142,6 +153,7 @@ async fn run_group(
                     "a write transaction panicked".into(),
                 )));
                 let _ = tx.rollback().await;
+                conn.close_on_drop();
                 for (reply, _) in done {
                     let _ = reply.send(Err(StoreError::Backend(
                         "rolled back: another write of the same group panicked".into(),
@@ -158,7 +170,15 @@ async fn run_group(
             }
         }
         Err(e) => {
-            let msg = format!("commit failed: {e}");
+            // Nothing of the group is stored. The connection may still be
+            // inside the transaction (its ROLLBACK can fail as its COMMIT
+            // did): close it, so that the next group starts on a fresh one.
+            conn.close_on_drop();
+            let msg = match cause {
+                Some(cause) => format!("not stored, the transaction was rolled back: {cause}"),
+                None => format!("commit failed, nothing stored: {e}"),
+            };
+            tracing::warn!(error = %e, jobs = done.len(), "SQLite writer: {msg}");
             for (reply, _) in done {
                 let _ = reply.send(Err(StoreError::Backend(msg.clone())));
             }

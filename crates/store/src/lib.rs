@@ -24,6 +24,7 @@ mod callbacks;
 mod calls;
 mod connect;
 mod group_commit;
+mod health;
 mod lookups;
 mod operator_admin;
 mod operators;
@@ -37,6 +38,7 @@ mod telemetry;
 mod writes;
 
 pub use connect::{Backend, Durability, StoreOptions};
+pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;

@@ -6,6 +6,7 @@
 //! read-only checks of what the database recorded ([`audit`]).
 
 pub mod audit;
+pub mod namespace;
 pub mod operator;
 pub mod pcsc;
 pub mod serve;
