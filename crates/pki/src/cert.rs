@@ -17,10 +17,10 @@ use der::asn1::{AnyRef, PrintableString};
 use der::{Class, Decode, Header, Reader, SliceReader, Tag, Tagged};
 use ferrosim_crypto::ecdsa::VerifyingKey;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, ExtendedKeyUsage,
-    KeyUsage as X509KeyUsage, NameConstraints, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlDistributionPoints,
+    ExtendedKeyUsage, KeyUsage as X509KeyUsage, NameConstraints, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 
@@ -62,6 +62,7 @@ pub struct RspCertificate {
     registered_ids: Vec<Oid>,
     dns_names: Vec<String>,
     ip_addresses: Vec<IpAddr>,
+    crl_distribution_points: Vec<String>,
 }
 
 impl PartialEq for RspCertificate {
@@ -159,6 +160,7 @@ impl RspCertificate {
             registered_ids: Vec::new(),
             dns_names: Vec::new(),
             ip_addresses: Vec::new(),
+            crl_distribution_points: Vec::new(),
         };
         parsed.read_extensions(tbs_cert.extensions().map(Vec::as_slice).unwrap_or(&[]))?;
         Ok(parsed)
@@ -295,6 +297,12 @@ impl RspCertificate {
         &self.ip_addresses
     }
 
+    /// The URIs of the cRLDistributionPoints extension: where the issuer's
+    /// CRL covering this certificate is published.
+    pub fn crl_distribution_points(&self) -> &[String] {
+        &self.crl_distribution_points
+    }
+
     /// Whether subject and issuer are the same name (a root such as the CI).
     pub fn is_self_issued(&self) -> bool {
         self.subject == self.issuer
@@ -356,9 +364,30 @@ impl RspCertificate {
                         .collect::<Result<_, _>>()?;
                 }
                 oids::ID_CE_SUBJECT_ALT_NAME => self.read_subject_alt_name(value)?,
-                // Revocation is checked against CRLs fetched by the caller, not
-                // from the distribution point names inside the certificate.
-                oids::ID_CE_CRL_DISTRIBUTION_POINTS => {}
+                // Only the URIs matter (where the issuer's CRL is fetched);
+                // a non-critical extension that does not decode is ignored
+                // rather than making the whole certificate unusable.
+                oids::ID_CE_CRL_DISTRIBUTION_POINTS => {
+                    match CrlDistributionPoints::from_der(value) {
+                        Ok(points) => {
+                            self.crl_distribution_points = points
+                                .0
+                                .iter()
+                                .filter_map(|p| match &p.distribution_point {
+                                    Some(DistributionPointName::FullName(names)) => {
+                                        Some(crate::crl::parse::uris(names))
+                                    }
+                                    _ => None,
+                                })
+                                .flatten()
+                                .collect();
+                        }
+                        Err(e) if ext.critical => {
+                            return Err(Error::malformed("cRLDistributionPoints")(e));
+                        }
+                        Err(_) => {}
+                    }
+                }
                 other if ext.critical => return Err(Error::UnsupportedCriticalExtension(other)),
                 _ => {}
             }

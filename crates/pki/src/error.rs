@@ -103,6 +103,34 @@ pub enum Error {
     /// A DPtls certificate has no subjectAltName DNS name or IP address.
     #[error("the DPtls certificate has no DNS name or IP address in subjectAltName")]
     MissingDnsName,
+    /// A certificate of the chain is listed on its issuer's CRL.
+    #[error(
+        "the {cert} certificate (serial {serial}) was revoked at {}{}",
+        crate::timefmt::format_time(*revoked_at),
+        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    Revoked {
+        /// The revoked certificate.
+        cert: CertRole,
+        /// Its serial number, upper-case hex.
+        serial: String,
+        /// The CRL entry's revocationDate.
+        revoked_at: SystemTime,
+        /// The CRL entry's reasonCode, if given.
+        reason: Option<crate::crl::RevocationReason>,
+    },
+    /// The revocation status of a certificate is unknown (stale, incomplete
+    /// or missing CRL) and the policy refuses such certificates.
+    #[error("revocation status of the {cert} certificate unknown: {problem}")]
+    RevocationUnknown {
+        /// The certificate concerned.
+        cert: CertRole,
+        /// Why its status is unknown.
+        problem: crate::crl::RevocationProblem,
+    },
+    /// A CRL could not be parsed, verified or loaded.
+    #[error(transparent)]
+    Crl(#[from] crate::crl::CrlError),
     /// `verify_dp_chain` was asked for a role that is not an SM-DP+ role.
     #[error("{0} is not an SM-DP+ certificate role")]
     NotSmdpRole(CertRole),
@@ -198,6 +226,17 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong.
         problem: &'static str,
+    },
+
+    /// A line of a revocation register file does not read.
+    #[error("{}, line {line}: {problem}", path.display())]
+    Register {
+        /// The register file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
     },
 
     // ----- generation ---------------------------------------------------------

@@ -7,6 +7,8 @@
 //!   SM-DP+ OID, DNS names), keeping the original DER.
 //! - [`eid`]: the [`Eid`] newtype (32 digits, SGP.29 check digits).
 //! - [`trust`]: [`TrustStore`], the trusted CIs by key id.
+//! - [`crl`]: certificate revocation lists, the [`crl::Revocation`] state a
+//!   trust store consults, issuing CRLs for a hierarchy we hold the keys of.
 //! - [`verify`]: chain verification, CI → EUM → eUICC and CI → SM-DP+, with
 //!   one [`Error`] variant per kind of failure. Time is passed in.
 //! - [`load`]: certificates and keys from PEM or DER files, so SGP.26 test
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod crl;
 pub mod eid;
 pub mod error;
 pub mod generate;
@@ -31,6 +34,7 @@ pub mod verify;
 
 pub use cert::{EidRanges, RspCertificate};
 pub use const_oid::ObjectIdentifier;
+pub use crl::{Crl, CrlError, Revocation, RevocationPolicy, RevocationReason, StalePolicy};
 pub use eid::{Eid, EidPrefix};
 pub use error::{Error, Result};
 pub use generate::{CertificateRequest, Issued, TestPki, TestPkiOptions, issue_for_public_key};

@@ -5,12 +5,20 @@
 //! It also caches EUM certificates that have already been verified against
 //! one of its CIs, so that the SM-DP+ checks the EUM signature once per EUM
 //! rather than once per download.
+//!
+//! With revocation enabled ([`TrustStore::enable_revocation`]) it also holds
+//! the CRLs in force ([`Revocation`]), which chain verification consults for
+//! every certificate below the CI; clones share that state, so a CRL loaded
+//! or fetched through one clone is in force in all of them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::SystemTime;
+
 use crate::cert::RspCertificate;
+use crate::crl::{Crl, CrlError, LoadOutcome, Revocation, RevocationPolicy};
 use crate::error::{Error, Result};
 use crate::profile::{CertRole, KeyId};
 use crate::verify::{check_eum_against_ci, check_issued_by, check_profile};
@@ -24,6 +32,7 @@ const MAX_CACHED_EUMS: usize = 1024;
 pub struct TrustStore {
     cis: BTreeMap<KeyId, RspCertificate>,
     eum_cache: Mutex<HashMap<Vec<u8>, Arc<RspCertificate>>>,
+    revocation: Option<Revocation>,
 }
 
 impl TrustStore {
@@ -32,6 +41,7 @@ impl TrustStore {
         TrustStore {
             cis: BTreeMap::new(),
             eum_cache: Mutex::new(HashMap::new()),
+            revocation: None,
         }
     }
 
@@ -109,6 +119,96 @@ impl TrustStore {
         Ok(eum)
     }
 
+    /// Turns revocation checking on with this policy (replacing any earlier
+    /// revocation state) and returns the shared state.
+    pub fn enable_revocation(&mut self, policy: RevocationPolicy) -> &Revocation {
+        self.revocation.insert(Revocation::new(policy))
+    }
+
+    /// The revocation state, when revocation checking is on.
+    pub fn revocation(&self) -> Option<&Revocation> {
+        self.revocation.as_ref()
+    }
+
+    /// Loads a CRL (PEM or DER) into the revocation state: a CRL of a
+    /// trusted CI is verified now; a CRL of another issuer (an EUM) is
+    /// verified with `issuer` when given, else kept until a certificate of
+    /// its issuer has been verified. This is what an eUICC's LoadCRL does.
+    pub fn load_crl(
+        &self,
+        bytes: &[u8],
+        issuer: Option<&RspCertificate>,
+    ) -> Result<LoadOutcome, CrlError> {
+        let revocation = self.revocation.as_ref().ok_or(CrlError::NotEnabled)?;
+        let crl = Crl::from_bytes(bytes)?;
+        self.load_parsed(revocation, crl, issuer)
+    }
+
+    /// Hands the result of fetching `url` (as asked by
+    /// [`Revocation::poll_fetch`]) to the revocation state: the CRL is
+    /// parsed, must come from the CA expected there, and is put in force; a
+    /// failure is recorded for the retry schedule and the policy. The CRL in
+    /// force before stays in force when anything is wrong.
+    pub fn handle_crl_fetch(
+        &self,
+        url: &str,
+        result: std::result::Result<Vec<u8>, CrlError>,
+        now: SystemTime,
+    ) -> Result<LoadOutcome, CrlError> {
+        let revocation = self.revocation.as_ref().ok_or(CrlError::NotEnabled)?;
+        let (expected, issuer_cert) = revocation.url_issuer(url);
+        let outcome = result.and_then(|bytes| {
+            let crl = Crl::from_bytes(&bytes)?;
+            if let Some(expected) = &expected
+                && crl.authority_key_id() != expected
+            {
+                return Err(CrlError::WrongIssuer("authority key identifier"));
+            }
+            let outcome = self.load_parsed(revocation, crl.clone(), issuer_cert.as_ref())?;
+            Ok((crl, outcome))
+        });
+        match outcome {
+            Ok((crl, outcome)) => {
+                revocation.fetched(url, Ok(&crl), now);
+                Ok(outcome)
+            }
+            // Garbage, a wrong signer, an older CRL: the distribution point is
+            // retried with backoff and the CRL in force stays.
+            Err(e) => {
+                revocation.fetched(url, Err(&e), now);
+                Err(e)
+            }
+        }
+    }
+
+    fn load_parsed(
+        &self,
+        revocation: &Revocation,
+        crl: Crl,
+        issuer: Option<&RspCertificate>,
+    ) -> Result<LoadOutcome, CrlError> {
+        if let Some(ci) = self.ci(crl.authority_key_id()) {
+            crl.verify_issued_by(ci)?;
+            return revocation.insert_verified(crl);
+        }
+        if let Some(issuer) = issuer {
+            crl.verify_issued_by(issuer)?;
+            return revocation.insert_verified(crl);
+        }
+        let known_eum = self
+            .cache()
+            .values()
+            .find(|eum| eum.subject_key_id() == Some(crl.authority_key_id()))
+            .cloned();
+        match known_eum {
+            Some(eum) => {
+                crl.verify_issued_by(&eum)?;
+                revocation.insert_verified(crl)
+            }
+            None => Ok(revocation.insert_unverified(crl)),
+        }
+    }
+
     /// Number of EUM certificates currently cached as verified.
     pub fn cached_eums(&self) -> usize {
         self.cache().len()
@@ -130,11 +230,13 @@ impl Default for TrustStore {
 }
 
 impl Clone for TrustStore {
-    /// Clones the trusted CIs; the clone starts with an empty EUM cache.
+    /// Clones the trusted CIs; the clone starts with an empty EUM cache and
+    /// shares the revocation state.
     fn clone(&self) -> Self {
         TrustStore {
             cis: self.cis.clone(),
             eum_cache: Mutex::new(HashMap::new()),
+            revocation: self.revocation.clone(),
         }
     }
 }
@@ -144,6 +246,7 @@ impl fmt::Debug for TrustStore {
         f.debug_struct("TrustStore")
             .field("ci_key_ids", &self.cis.keys().collect::<Vec<_>>())
             .field("cached_eums", &self.cached_eums())
+            .field("revocation", &self.revocation)
             .finish()
     }
 }

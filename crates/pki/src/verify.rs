@@ -9,11 +9,18 @@
 //!
 //! Every failure is its own [`Error`] variant: `BadSignature`, `Expired`,
 //! `NotYetValid`, `WrongPolicy`, `WrongKeyUsage`, `UnknownCi`,
-//! `EidOutsideEumRange`, and the parse errors.
+//! `EidOutsideEumRange`, `Revoked`, `RevocationUnknown`, and the parse errors.
+//!
+//! When the trust store has revocation enabled, every certificate below the
+//! CI (EUM, eUICC, DPauth, DPpb, DPtls) is checked against its issuer's CRL
+//! last, once its signature is known good; a certificate accepted with an
+//! unknown revocation status (policy `warn`) carries a
+//! [`RevocationWarning`] in the result.
 
 use std::time::SystemTime;
 
 use crate::cert::RspCertificate;
+use crate::crl::RevocationWarning;
 use crate::eid::Eid;
 use crate::error::{Error, Result};
 use crate::oid::Oid;
@@ -33,6 +40,9 @@ pub struct VerifiedEuicc {
     pub eum_key_id: KeyId,
     /// The parsed eUICC certificate (its `verifying_key()` checks eUICC signatures).
     pub certificate: RspCertificate,
+    /// EUM or eUICC certificates accepted with an unknown revocation status
+    /// (policy `warn`); empty when revocation is off or everything was checked.
+    pub revocation_warnings: Vec<RevocationWarning>,
 }
 
 /// What a verified SM-DP+ certificate establishes.
@@ -50,6 +60,9 @@ pub struct VerifiedDp {
     pub dns_names: Vec<String>,
     /// The parsed certificate (its `verifying_key()` checks SM-DP+ signatures).
     pub certificate: RspCertificate,
+    /// Set when the certificate was accepted with an unknown revocation
+    /// status (policy `warn`).
+    pub revocation_warnings: Vec<RevocationWarning>,
 }
 
 /// Verifies CI → EUM → eUICC from DER certificates, as received in
@@ -83,6 +96,7 @@ pub fn verify_eum(trust: &TrustStore, eum: &RspCertificate, now: SystemTime) -> 
     let ci_key_id = check_eum_against_ci(trust, eum)?;
     check_validity(eum, CertRole::Eum, now)?;
     check_ci_validity(trust, &ci_key_id, now)?;
+    check_revocation(trust, eum, CertRole::Eum, &ci_key_id, now)?;
     Ok(ci_key_id)
 }
 
@@ -130,7 +144,15 @@ pub fn verify_dp_certificate(
     if expected_role.is_tls() && cert.dns_names().is_empty() && cert.ip_addresses().is_empty() {
         return Err(Error::MissingDnsName);
     }
+    let revocation_warnings = match trust.revocation() {
+        Some(revocation) => revocation
+            .check(cert, expected_role, ci, now)?
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(VerifiedDp {
+        revocation_warnings,
         role: expected_role,
         public_key_sec1: cert.public_key_sec1().to_vec(),
         smdp_oid,
@@ -288,13 +310,40 @@ fn finish_euicc_chain(
             cert: CertRole::Eum,
             extension: "subjectKeyIdentifier",
         })?;
+    let mut revocation_warnings = Vec::new();
+    if let Some(revocation) = trust.revocation() {
+        let ci = trust
+            .ci(&ci_key_id)
+            .ok_or_else(|| Error::UnknownCi(ci_key_id.clone()))?;
+        revocation_warnings.extend(revocation.check(eum, CertRole::Eum, ci, now)?);
+        revocation_warnings.extend(revocation.check(&euicc, CertRole::Euicc, eum, now)?);
+    }
     Ok(VerifiedEuicc {
+        revocation_warnings,
         eid,
         public_key_sec1: euicc.public_key_sec1().to_vec(),
         ci_key_id,
         eum_key_id,
         certificate: euicc,
     })
+}
+
+/// Checks `cert`, issued by the trusted CI `ci_key_id`, against the CI's
+/// CRLs when revocation is on; returns the warning accepted per policy.
+pub fn check_revocation(
+    trust: &TrustStore,
+    cert: &RspCertificate,
+    role: CertRole,
+    ci_key_id: &KeyId,
+    now: SystemTime,
+) -> Result<Option<RevocationWarning>> {
+    let Some(revocation) = trust.revocation() else {
+        return Ok(None);
+    };
+    let ci = trust
+        .ci(ci_key_id)
+        .ok_or_else(|| Error::UnknownCi(ci_key_id.clone()))?;
+    revocation.check(cert, role, ci, now)
 }
 
 fn check_ci_validity(trust: &TrustStore, ci_key_id: &KeyId, now: SystemTime) -> Result<()> {

@@ -75,7 +75,11 @@ fn generated_profile_matches_sgp26_shapes() {
     assert_eq!(eum.role(), Some(CertRole::Eum));
     assert!(eum.is_ca());
     assert_eq!(eum.path_len_constraint(), Some(0));
-    assert_eq!(eum.key_usage(), Some(KeyUsage::KEY_CERT_SIGN));
+    // keyCertSign for its eUICC certificates, cRLSign for their CRL.
+    assert_eq!(
+        eum.key_usage(),
+        Some(KeyUsage(KeyUsage::KEY_CERT_SIGN.0 | KeyUsage::CRL_SIGN.0))
+    );
     assert_eq!(
         eum.eid_ranges().name_constraints,
         vec![EidPrefix::parse("89049032").unwrap()]

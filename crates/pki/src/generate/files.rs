@@ -118,7 +118,13 @@ impl TestPki {
                 .subject_serial_number()
                 .cmp(&b.certificate.subject_serial_number())
         });
+        // eUICCs issued later name the same distribution point as the first one.
+        let euicc_crl_distribution_points = euiccs
+            .first()
+            .map(|e| e.certificate.crl_distribution_points().to_vec())
+            .unwrap_or_default();
         Ok(TestPki {
+            euicc_crl_distribution_points,
             ci: single(CertRole::Ci)?,
             eum: single(CertRole::Eum)?,
             euiccs,

@@ -61,6 +61,9 @@ pub struct CertificateRequest {
     pub not_before: SystemTime,
     /// End of validity.
     pub not_after: SystemTime,
+    /// cRLDistributionPoints URIs: where the issuer publishes the CRL that
+    /// covers this certificate (none: the extension is left out).
+    pub crl_distribution_points: Vec<String>,
     /// Key usage to write instead of the role's. `None` follows the profile;
     /// `Some` exists to produce deliberately non-conforming test certificates.
     pub key_usage: Option<KeyUsage>,
@@ -88,6 +91,7 @@ impl CertificateRequest {
             ip_addresses: Vec::new(),
             not_before,
             not_after,
+            crl_distribution_points: Vec::new(),
             key_usage: None,
         }
     }
@@ -177,7 +181,18 @@ fn profile_params(req: &CertificateRequest) -> Result<CertificateParams> {
         // Explicit CA:false also makes rcgen write the subjectKeyIdentifier.
         _ => IsCa::ExplicitNoCa,
     };
-    params.key_usages = key_usage_purposes(req.key_usage.unwrap_or(role.required_key_usage()));
+    // An EUM also signs the CRL of its eUICCs, so it gets cRLSign beside the
+    // keyCertSign its role requires.
+    let default_usage = match role {
+        CertRole::Eum => KeyUsage(role.required_key_usage().0 | KeyUsage::CRL_SIGN.0),
+        _ => role.required_key_usage(),
+    };
+    params.key_usages = key_usage_purposes(req.key_usage.unwrap_or(default_usage));
+    if !req.crl_distribution_points.is_empty() {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: req.crl_distribution_points.clone(),
+        }];
+    }
     if role.is_tls() {
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,

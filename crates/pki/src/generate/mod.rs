@@ -25,6 +25,7 @@ pub use issue::{
 pub use signer::KeySourceSigner;
 
 use crate::cert::RspCertificate;
+use crate::crl::register::CrlIssuer;
 use crate::eid::{EID_DIGITS, Eid, EidPrefix};
 use crate::error::{Error, Result};
 use crate::oid::Oid;
@@ -71,6 +72,11 @@ pub struct TestPkiOptions {
     /// End of validity of the eUICC certificates (SGP.26's eUICC certificate
     /// effectively never expires: the default is 9999-12-31T23:59:59Z).
     pub euicc_not_after: SystemTime,
+    /// Base URL of the CRL distribution points: when set, the EUM and
+    /// SM-DP+ certificates name `<base>/ci.crl` and the eUICC certificates
+    /// `<base>/eum.crl` in cRLDistributionPoints, as GSMA certificates name
+    /// theirs; when unset (the default) no certificate carries the extension.
+    pub crl_base_url: Option<String>,
 }
 
 impl Default for TestPkiOptions {
@@ -90,6 +96,7 @@ impl Default for TestPkiOptions {
             not_before,
             not_after: not_before + day * 3650,
             euicc_not_after: end_of_time(),
+            crl_base_url: None,
         }
     }
 }
@@ -182,6 +189,8 @@ pub struct TestPki {
     pub dp_pb: Issued,
     /// SM-DP+ TLS server certificate, issued by the CI.
     pub dp_tls: Issued,
+    /// cRLDistributionPoints written into eUICC certificates issued later.
+    pub euicc_crl_distribution_points: Vec<String>,
 }
 
 impl TestPki {
@@ -213,11 +222,13 @@ impl TestPki {
         eum_req.organization = Some(EUM_ORGANIZATION.into());
         eum_req.permitted_eid_prefixes = vec![options.eid_prefix.clone()];
         eum_req.registered_id = Some(options.eum_oid.clone());
+        eum_req.crl_distribution_points = crl_url(options, CrlIssuer::Ci);
         let eum = issued(
             issue::issue(&eum_req, &eum_key, &ci.certificate, &ci_key)?,
             &eum_key,
         );
 
+        let euicc_crl = crl_url(options, CrlIssuer::Eum);
         let mut pki = TestPki {
             dp_auth: smdp(CertRole::DpAuth, options, &smdp_host, &ci, &ci_key)?,
             dp_pb: smdp(CertRole::DpPb, options, &smdp_host, &ci, &ci_key)?,
@@ -225,6 +236,7 @@ impl TestPki {
             ci,
             eum,
             euiccs: Vec::with_capacity(eids.len()),
+            euicc_crl_distribution_points: euicc_crl,
         };
         let eum_key = pki.eum.key_pair()?;
         for eid in eids {
@@ -232,6 +244,20 @@ impl TestPki {
             pki.euiccs.push(euicc);
         }
         Ok(pki)
+    }
+
+    /// Issues a CRL of this hierarchy's CI (for EUM and SM-DP+ certificates)
+    /// or EUM (for eUICC certificates), listing `revoked`.
+    pub fn issue_crl(
+        &self,
+        issuer: CrlIssuer,
+        request: &crate::crl::issue::CrlRequest,
+    ) -> Result<crate::crl::Crl> {
+        let ca = match issuer {
+            CrlIssuer::Ci => &self.ci,
+            CrlIssuer::Eum => &self.eum,
+        };
+        crate::crl::issue::issue_crl(request, &ca.certificate, &ca.signing_key()?)
     }
 
     /// Issues one more eUICC certificate (new key) from this hierarchy's EUM.
@@ -291,6 +317,7 @@ impl TestPki {
         );
         req.organization = Some(EUM_ORGANIZATION.into());
         req.eid = Some(eid);
+        req.crl_distribution_points = self.euicc_crl_distribution_points.clone();
         let cert = issue::issue(&req, &key, &self.eum.certificate, eum_key)?;
         Ok(issued(cert, &key))
     }
@@ -315,6 +342,7 @@ fn smdp(
     );
     req.organization = Some("ferrosim Test SM-DP+".into());
     req.registered_id = Some(options.smdp_oid.clone());
+    req.crl_distribution_points = crl_url(options, CrlIssuer::Ci);
     if role == CertRole::DpTls {
         match host {
             SmdpHost::Dns(name) => req.dns_names = vec![name.clone()],
@@ -323,6 +351,15 @@ fn smdp(
     }
     let cert = issue::issue(&req, &key, &ci.certificate, ci_key)?;
     Ok(issued(cert, &key))
+}
+
+/// The distribution point of `issuer`'s CRL, when the options ask for one.
+fn crl_url(options: &TestPkiOptions, issuer: CrlIssuer) -> Vec<String> {
+    options
+        .crl_base_url
+        .iter()
+        .map(|base| format!("{}/{}.crl", base.trim_end_matches('/'), issuer.name()))
+        .collect()
 }
 
 /// The EIDs `prefix || zero-padded number || check digits` for `count` numbers from `first`.
