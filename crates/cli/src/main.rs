@@ -19,6 +19,7 @@ mod lpa_cmd;
 mod operator_cmd;
 mod order_cmd;
 mod pki_cmd;
+mod pki_crl_cmd;
 mod pki_token_cmd;
 mod report_cmd;
 mod serve_cmd;

@@ -1,6 +1,7 @@
-//! `ferrosim pki`: generate a test RSP hierarchy, show certificates, verify
-//! chains, move the SM-DP+ keys into a PKCS#11 token (`token-keys`, in
-//! [`crate::pki_token_cmd`]).
+//! `ferrosim pki`: generate a test RSP hierarchy, show certificates and
+//! CRLs, verify chains (with revocation), move the SM-DP+ keys into a PKCS#11
+//! token (`token-keys`, in [`crate::pki_token_cmd`]), revoke certificates and
+//! issue CRLs (`revoke`, `crl`, in [`crate::pki_crl_cmd`]).
 //!
 //! Thin wiring over `ferrosim-pki`; every check and every file format lives
 //! there. Bad arguments and bad files end in a clear error, never a panic.
@@ -32,13 +33,21 @@ pub struct PkiArgs {
 enum PkiCommand {
     /// Generate a complete test hierarchy (CI, EUM, eUICCs, DPauth, DPpb, DPtls) as PEM files.
     Init(InitArgs),
-    /// Print a certificate's role, subject, EID or SM-DP+ OID, validity and key ids.
+    /// Print a certificate's role, subject, EID or SM-DP+ OID, validity and
+    /// key ids, or a CRL's issuer, number, dates and revoked serials.
     Show {
-        /// Certificate file (PEM, possibly several certificates, or DER).
+        /// Certificate or CRL file (PEM, possibly several, or DER).
         file: PathBuf,
     },
-    /// Verify a certificate against trusted CIs; prints OK or the named failure.
+    /// Verify a certificate against trusted CIs (and CRLs); prints OK with
+    /// the revocation status, or the named failure.
     Verify(VerifyArgs),
+    /// Revoke a certificate of a `pki init` hierarchy (recorded in DIR/CRL/)
+    /// and issue the updated CRL of its issuer.
+    Revoke(crate::pki_crl_cmd::RevokeArgs),
+    /// Issue the CRLs of a `pki init` hierarchy (CI: EUM and SM-DP+
+    /// certificates; EUM: eUICCs) with the next cRLNumber, whole or in parts.
+    Crl(crate::pki_crl_cmd::CrlArgs),
     /// Generate the DPauth and DPpb key pairs inside a PKCS#11 token, certify
     /// them with the directory's CI and remove the software keys (PIN from
     /// the environment; existing key labels are refused, never replaced).
@@ -70,6 +79,11 @@ struct InitArgs {
     /// Replace a hierarchy already in DIR.
     #[arg(long)]
     force: bool,
+    /// Base URL of the CRL distribution points: the EUM and SM-DP+
+    /// certificates then name `<URL>/ci.crl`, the eUICC certificates
+    /// `<URL>/eum.crl` (serve DIR/CRL/ there after `ferrosim pki crl`).
+    #[arg(long, value_name = "URL", value_parser = parse_crl_base_url)]
+    crl_base_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +100,8 @@ struct VerifyArgs {
     /// The certificate to verify (eUICC, EUM, DPauth, DPpb or DPtls).
     #[arg(value_name = "CERT.pem")]
     cert: PathBuf,
+    #[command(flatten)]
+    revocation: crate::pki_crl_cmd::RevocationArgs,
 }
 
 /// Runs `ferrosim pki ...`.
@@ -95,6 +111,8 @@ pub fn run(args: PkiArgs) -> anyhow::Result<()> {
         PkiCommand::Show { file } => run_show(&file),
         PkiCommand::Verify(verify) => run_verify(verify),
         PkiCommand::TokenKeys(keys) => crate::pki_token_cmd::run(keys),
+        PkiCommand::Revoke(revoke) => crate::pki_crl_cmd::run_revoke(revoke),
+        PkiCommand::Crl(crl) => crate::pki_crl_cmd::run_crl(crl),
     }
 }
 
@@ -108,6 +126,7 @@ fn run_init(args: InitArgs) -> anyhow::Result<()> {
         smdp_oid: args.smdp_oid,
         not_before,
         not_after: now + Duration::from_secs(86_400) * args.validity_days,
+        crl_base_url: args.crl_base_url,
         ..TestPkiOptions::default()
     };
     let pki = TestPki::generate(&options).context("generating the test PKI")?;
@@ -129,6 +148,9 @@ fn run_init(args: InitArgs) -> anyhow::Result<()> {
     println!("  SM-DP+ address: {}", options.smdp_address);
     println!("  SM-DP+ OID:     {}", options.smdp_oid);
     println!("  EID range:      {}", options.eid_prefix);
+    if let Some(url) = &options.crl_base_url {
+        println!("  CRLs published: {url}/ci.crl, {url}/eum.crl");
+    }
     println!("  eUICCs:         {}", pki.euiccs.len());
     for eid in pki.eids() {
         println!("    {eid}");
@@ -137,8 +159,18 @@ fn run_init(args: InitArgs) -> anyhow::Result<()> {
 }
 
 fn run_show(file: &Path) -> anyhow::Result<()> {
-    let certs = load::certificates_from_file(file)
-        .with_context(|| format!("reading certificate {}", file.display()))?;
+    let certs = match load::certificates_from_file(file) {
+        Ok(certs) => certs,
+        Err(e) => {
+            // Not a certificate: perhaps a CRL.
+            let bytes = std::fs::read(file).unwrap_or_default();
+            if let Ok(crls) = ferrosim_pki::Crl::all_from_bytes(&bytes) {
+                crate::pki_crl_cmd::show_crls(&crls);
+                return Ok(());
+            }
+            return Err(e).with_context(|| format!("reading certificate {}", file.display()));
+        }
+    };
     for (i, cert) in certs.iter().enumerate() {
         if i > 0 {
             println!();
@@ -223,6 +255,12 @@ fn print_certificate(cert: &RspCertificate) {
     if !cert.dns_names().is_empty() {
         println!("DNS names:        {}", cert.dns_names().join(", "));
     }
+    if !cert.crl_distribution_points().is_empty() {
+        println!(
+            "CRL dist. points: {}",
+            cert.crl_distribution_points().join(", ")
+        );
+    }
     if !cert.ip_addresses().is_empty() {
         println!("IP addresses:     {}", join(cert.ip_addresses()));
     }
@@ -243,26 +281,42 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     let cert = load::certificate_from_file(&args.cert)
         .with_context(|| format!("reading certificate {}", args.cert.display()))?;
     let failed = || format!("{} does not verify", args.cert.display());
+    let eum = match (cert.role(), &args.eum) {
+        (Some(CertRole::Euicc), None) => bail!(
+            "{} is an eUICC certificate: give its EUM with --eum",
+            args.cert.display()
+        ),
+        (Some(CertRole::Euicc), Some(path)) => Some(
+            load::certificate_from_file(path)
+                .with_context(|| format!("reading EUM certificate {}", path.display()))?,
+        ),
+        _ => None,
+    };
+    let revocation = &args.revocation;
+    let certs: Vec<&RspCertificate> = std::iter::once(&cert).chain(eum.as_ref()).collect();
+    let awaiting = revocation.prepare(&mut trust, &certs, now)?;
+    let ci_of = |id: &ferrosim_pki::KeyId| trust.ci(id).cloned();
 
     match cert.role() {
         Some(CertRole::Euicc) => {
-            let Some(eum_path) = &args.eum else {
-                bail!(
-                    "{} is an eUICC certificate: give its EUM with --eum",
-                    args.cert.display()
-                );
-            };
-            let eum = load::certificate_from_file(eum_path)
-                .with_context(|| format!("reading EUM certificate {}", eum_path.display()))?;
+            let eum = eum.context("an eUICC certificate needs its EUM")?;
             let v = verify_euicc_certificates(&trust, &eum, &cert, now).with_context(failed)?;
             println!(
                 "OK: eUICC certificate, EID {} (EUM {}, CI {})",
                 v.eid, v.eum_key_id, v.ci_key_id
             );
+            if let Some(ci) = ci_of(&v.ci_key_id) {
+                revocation.report(&trust, &eum, CertRole::Eum, &ci, now);
+            }
+            revocation.report(&trust, &cert, CertRole::Euicc, &eum, now);
+            crate::pki_crl_cmd::print_warnings(&v.revocation_warnings);
         }
         Some(CertRole::Eum) => {
-            let ci = verify_eum(&trust, &cert, now).with_context(failed)?;
-            println!("OK: EUM certificate (CI {ci})");
+            let id = verify_eum(&trust, &cert, now).with_context(failed)?;
+            println!("OK: EUM certificate (CI {id})");
+            if let Some(ci) = ci_of(&id) {
+                revocation.report(&trust, &cert, CertRole::Eum, &ci, now);
+            }
         }
         Some(CertRole::Ci) => {
             // A CI verifies on its own (profile, self-signature, validity) and must be trusted.
@@ -292,6 +346,10 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
                 "OK: {role} certificate, SM-DP+ OID {}{dns} (CI {})",
                 v.smdp_oid, v.ci_key_id
             );
+            if let Some(ci) = ci_of(&v.ci_key_id) {
+                revocation.report(&trust, &cert, role, &ci, now);
+            }
+            crate::pki_crl_cmd::print_warnings(&v.revocation_warnings);
         }
         Some(role) => bail!(
             "{}: verifying {role} certificates is not supported",
@@ -302,6 +360,7 @@ fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
             args.cert.display()
         ),
     }
+    revocation.warn_unused(&trust, &awaiting);
     Ok(())
 }
 
@@ -324,6 +383,19 @@ fn parse_oid(s: &str) -> Result<Oid, String> {
 
 fn parse_eid_prefix(s: &str) -> Result<EidPrefix, String> {
     EidPrefix::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_crl_base_url(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) || s.len() > 1024 {
+        return Err(format!("{s:?}: expected an http:// or https:// URL"));
+    }
+    if s.chars().any(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "{s:?}: a URL has no spaces or non-ASCII characters"
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 fn parse_at(s: &str) -> Result<SystemTime, String> {

@@ -144,6 +144,21 @@ impl TrustStore {
         self.load_parsed(revocation, crl, issuer)
     }
 
+    /// Loads every CRL of a file ([`Crl::all_from_bytes`]: one CRL, a PEM
+    /// bundle or a DER `SegmentedCrlList`) as [`TrustStore::load_crl`] does,
+    /// in order; stops at the first that fails.
+    pub fn load_crls(
+        &self,
+        bytes: &[u8],
+        issuer: Option<&RspCertificate>,
+    ) -> Result<Vec<LoadOutcome>, CrlError> {
+        let revocation = self.revocation.as_ref().ok_or(CrlError::NotEnabled)?;
+        Crl::all_from_bytes(bytes)?
+            .into_iter()
+            .map(|crl| self.load_parsed(revocation, crl, issuer))
+            .collect()
+    }
+
     /// Hands the result of fetching `url` (as asked by
     /// [`Revocation::poll_fetch`]) to the revocation state: the CRL is
     /// parsed, must come from the CA expected there, and is put in force; a
@@ -158,14 +173,22 @@ impl TrustStore {
         let revocation = self.revocation.as_ref().ok_or(CrlError::NotEnabled)?;
         let (expected, issuer_cert) = revocation.url_issuer(url);
         let outcome = result.and_then(|bytes| {
-            let crl = Crl::from_bytes(&bytes)?;
+            let crls = Crl::all_from_bytes(&bytes)?;
             if let Some(expected) = &expected
-                && crl.authority_key_id() != expected
+                && crls.iter().any(|crl| crl.authority_key_id() != expected)
             {
                 return Err(CrlError::WrongIssuer("authority key identifier"));
             }
-            let outcome = self.load_parsed(revocation, crl.clone(), issuer_cert.as_ref())?;
-            Ok((crl, outcome))
+            let mut outcome = None;
+            for crl in &crls {
+                outcome = Some(self.load_parsed(revocation, crl.clone(), issuer_cert.as_ref())?);
+            }
+            // `all_from_bytes` returns at least one CRL.
+            let last = crls
+                .into_iter()
+                .last()
+                .ok_or(CrlError::Inconsistent("no CRL"))?;
+            Ok((last, outcome.ok_or(CrlError::Inconsistent("no CRL"))?))
         });
         match outcome {
             Ok((crl, outcome)) => {

@@ -142,9 +142,13 @@ async fn distribution_points_are_fetched_and_failures_follow_the_policy() {
     assert!(message.contains("timed out"), "{message}");
 
     // The EUM's CRL served where the CI's belongs.
-    let wrong = pki.issue_crl(CrlIssuer::Eum, &crl_request(1, vec![])).unwrap();
+    let wrong = pki
+        .issue_crl(CrlIssuer::Eum, &crl_request(1, vec![]))
+        .unwrap();
     *answer.lock().unwrap() = Answer::Body("200 OK", wrong.der().to_vec());
-    let reports = fetcher.fetch_due(later() + Duration::from_secs(10_800)).await;
+    let reports = fetcher
+        .fetch_due(later() + Duration::from_secs(10_800))
+        .await;
     assert!(matches!(reports[0].result, Err(CrlError::WrongIssuer(_))));
     assert!(dpauth(&trust, &pki).is_err());
 
@@ -163,11 +167,10 @@ async fn distribution_points_are_fetched_and_failures_follow_the_policy() {
         )
         .unwrap();
     *answer.lock().unwrap() = Answer::Body("200 OK", revoking.der().to_vec());
-    let reports = fetcher.fetch_due(later() + Duration::from_secs(14_400)).await;
-    assert!(matches!(
-        reports[0].result,
-        Ok(LoadOutcome::Loaded { .. })
-    ));
+    let reports = fetcher
+        .fetch_due(later() + Duration::from_secs(14_400))
+        .await;
+    assert!(matches!(reports[0].result, Ok(LoadOutcome::Loaded { .. })));
     assert!(matches!(
         dpauth(&trust, &pki),
         Err(Error::Revoked {
@@ -186,7 +189,9 @@ async fn distribution_points_are_fetched_and_failures_follow_the_policy() {
     // The server goes down: the CRL in force stays in force.
     server.abort();
     let _ = server.await;
-    let reports = fetcher.fetch_due(later() + Duration::from_secs(7 * 86_400)).await;
+    let reports = fetcher
+        .fetch_due(later() + Duration::from_secs(7 * 86_400))
+        .await;
     assert_eq!(reports.len(), 1);
     assert!(matches!(reports[0].result, Err(CrlError::Fetch { .. })));
     assert!(matches!(dpauth(&trust, &pki), Err(Error::Revoked { .. })));
@@ -213,7 +218,9 @@ async fn server_down_under_warn_policy_accepts_with_a_warning() {
     let v = dpauth(&trust, &pki).unwrap();
     assert_eq!(v.revocation_warnings.len(), 1);
     assert!(
-        v.revocation_warnings[0].to_string().contains("cannot connect"),
+        v.revocation_warnings[0]
+            .to_string()
+            .contains("cannot connect"),
         "{}",
         v.revocation_warnings[0]
     );

@@ -2,6 +2,7 @@
 //! and RFC 5280): CRLs issued by the CI (for EUM, DPauth, DPpb, DPtls
 //! certificates) and by each EUM (for its eUICC certificates).
 //!
+//! - [`entry`]: [`CrlNumber`], [`RevocationReason`], [`RevokedEntry`].
 //! - [`parse`]: [`Crl`], one parsed `CertificateList` (version 2,
 //!   ecdsa-with-SHA256, nextUpdate, authorityKeyIdentifier, cRLNumber,
 //!   issuingDistributionPoint scope, the RSP partial-CRL extensions).
@@ -13,11 +14,15 @@
 //!   [`RevocationPolicy`] for CRLs that are stale, incomplete or could not be
 //!   fetched, and the sans-IO fetch schedule (`poll_fetch` / `handle_fetch`).
 //! - [`issue`]: issuing signed CRLs for a hierarchy whose keys we hold.
+//! - [`authority`]: [`authority::CrlAuthority`], the CI or EUM of a
+//!   `ferrosim pki init` directory revoking certificates and issuing CRLs.
 //! - [`register`]: the revocation register of a `ferrosim pki init` directory.
 //! - `fetch` (feature `fetch`): the HTTP driver that fetches due CRLs.
 //!
 //! Nothing here reads the clock or the network: CRL bytes and `now` come in.
 
+pub mod authority;
+pub mod entry;
 pub mod issue;
 pub mod parse;
 pub mod register;
