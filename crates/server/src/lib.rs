@@ -17,6 +17,7 @@ mod es9;
 pub mod housekeeping;
 mod http;
 mod limits;
+mod ready;
 pub mod sandbox;
 pub mod telemetry;
 mod tls;
@@ -35,6 +36,7 @@ use tracing::info;
 
 pub use callbacks::CallbackOptions;
 pub use limits::{HttpLimits, MAX_REQUEST_BODY};
+pub use ready::ReadyCheck;
 pub use tls::{TlsCertificateProblem, TlsIdentity, check_tls_certificate};
 
 /// Why the server could not start.
@@ -115,17 +117,19 @@ impl RunningServer {
     }
 }
 
-/// The HTTP routes of an SM-DP+.
-pub fn router<S: Store + Clone>(smdp: Smdp<S>) -> Router {
+/// The HTTP routes of an SM-DP+: ES9+, ES2+, `/health` (the process runs)
+/// and `/ready` (its database is reachable and writable).
+pub fn router<S: Store + ReadyCheck + Clone>(smdp: Smdp<S>) -> Router {
     Router::new()
         .route("/gsma/rsp2/es9plus/{function}", post(es9::handle::<S>))
         .route("/gsma/rsp2/es2plus/{function}", post(es2::handle::<S>))
         .route("/health", get(http::health))
+        .route("/ready", get(ready::ready::<S>))
         .with_state(smdp)
 }
 
 /// Starts serving `smdp` on `listener` with TLS, plus the background workers.
-pub async fn start<S: Store + Clone>(
+pub async fn start<S: Store + ReadyCheck + Clone>(
     listener: std::net::TcpListener,
     smdp: Smdp<S>,
     options: ServerOptions,

@@ -112,6 +112,19 @@ pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
     Ok(out)
 }
 
+/// Runs `sql` (statements without parameters) on the server of
+/// `admin_url`, for tests that change the server under a store: refuse or
+/// allow connections, terminate backends. Returns the rows affected.
+pub async fn postgres_execute(admin_url: &str, sql: &str) -> anyhow::Result<u64> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    let done = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(done.rows_affected())
+}
+
 /// Creates a uniquely named database on the server of `admin_url`.
 pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<TestDatabase> {
     use sqlx::Connection;
