@@ -4,13 +4,16 @@
 //! list, download, enable, disable, delete, and notifications.
 
 use crate::pki_cmd::hex_upper;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
-use ferrosim_lpa::download::{Consent, DownloadRequest, download_profile};
+use ferrosim_lpa::download::{
+    Consent, DownloadFailure, DownloadRequest, ProfileMetadata, download_profile_asking,
+};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::es10::types::ProfileId;
 use ferrosim_lpa::es10::{Es10, Es10Options};
@@ -73,7 +76,9 @@ enum ProfileCommand {
         /// The activation code (`1$ADDRESS$MATCHING_ID[...]`, `LPA:` prefix allowed).
         #[arg(long)]
         activation_code: String,
-        /// The confirmation code, when the order requires one.
+        /// The confirmation code, when the order requires one. Without it,
+        /// the code is asked for on a terminal; otherwise the download is
+        /// postponed and the order stays open for a run with the code.
         #[arg(long)]
         confirmation_code: Option<String>,
     },
@@ -261,9 +266,12 @@ impl Prepared {
                 } => {
                     let code = ActivationCode::parse(activation_code)
                         .context("invalid activation code")?;
-                    if code.confirmation_code_required() && confirmation_code.is_none() {
+                    if code.confirmation_code_required()
+                        && confirmation_code.is_none()
+                        && !std::io::stdin().is_terminal()
+                    {
                         bail!(
-                            "this activation code requires a confirmation code: give --confirmation-code"
+                            "this activation code requires a confirmation code: give --confirmation-code CODE"
                         );
                     }
                     Self::Download {
@@ -301,7 +309,7 @@ impl Prepared {
                 es9,
             } => {
                 let request = DownloadRequest::new(&code, confirmation_code.as_deref());
-                let result = download_profile(es10, &es9, &request, |metadata| {
+                let consent = |metadata: &ProfileMetadata| {
                     println!(
                         "profile: {} / {} (ICCID {}, {})",
                         metadata.service_provider_name,
@@ -312,9 +320,18 @@ impl Prepared {
                             .map_or("undefined class".to_owned(), |c| c.to_string())
                     );
                     Consent::Accept
-                })
-                .await;
-                let outcome = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+                };
+                let result =
+                    download_profile_asking(es10, &es9, &request, consent, ask_confirmation_code)
+                        .await;
+                let outcome = result.map_err(|e| match e.failure {
+                    DownloadFailure::ConfirmationCodeRequired => anyhow::anyhow!(
+                        "{e}\nthe order requires a confirmation code: run again with \
+                         --confirmation-code CODE (the session was cancelled as postponed, \
+                         the order stays open)"
+                    ),
+                    _ => anyhow::anyhow!("{e}"),
+                })?;
                 println!("installed ICCID {}", outcome.iccid);
                 if !outcome.result_delivered {
                     println!(
@@ -481,4 +498,27 @@ fn pending_hint(es10: &mut Es10<Card>) -> anyhow::Result<()> {
 /// A notification's operation as the listings show it.
 fn operation_name(operation: Option<ferrosim_lpa::es10::types::NotificationOperation>) -> String {
     operation.map_or_else(|| "unknown".to_owned(), |op| op.to_string())
+}
+
+/// Asks the end user for the order's confirmation code when standard input
+/// is a terminal; `None` (the download is postponed, the order stays open)
+/// otherwise or when nothing is typed.
+fn ask_confirmation_code(metadata: &ProfileMetadata) -> Option<String> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return None;
+    }
+    let mut stderr = std::io::stderr();
+    let _ = write!(
+        stderr,
+        "the order for ICCID {} requires a confirmation code: ",
+        metadata.iccid
+    );
+    let _ = stderr.flush();
+    let mut line = String::new();
+    match stdin.lock().read_line(&mut line) {
+        Ok(n) if n > 0 => Some(line.trim().to_owned()).filter(|c| !c.is_empty()),
+        _ => None,
+    }
 }

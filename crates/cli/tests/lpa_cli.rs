@@ -145,6 +145,62 @@ async fn virtual_euicc_lifecycle_through_the_cli() {
     .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_confirmation_code_postpones_and_says_what_to_pass() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let (iccid, matching_id) = smdp.order(None, Some("4711")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("euicc.json");
+    let ci = dir.path().join("ci.pem");
+    std::fs::write(&ci, smdp.ci_pem()).unwrap();
+    let eid = smdp.pki.eids()[0].to_string();
+    let pki = path(&smdp.pki_dir).to_owned();
+    let transport = format!("inprocess:{},{pki}", path(&state));
+    let code = format!("1${}${matching_id}", smdp.address);
+
+    tokio::task::spawn_blocking(move || {
+        ok(&[
+            "euicc",
+            "init",
+            "--identity",
+            &pki,
+            "--eid",
+            &eid,
+            "--state",
+            path(&state),
+        ]);
+        let download = |extra: &[&str]| -> Vec<String> {
+            let mut v = vec![
+                "lpa",
+                "--transport",
+                &transport,
+                "--eid",
+                &eid,
+                "--ca",
+                path(&ci),
+                "profile",
+                "download",
+                "--activation-code",
+                &code,
+            ];
+            v.extend_from_slice(extra);
+            v.into_iter().map(str::to_owned).collect()
+        };
+        let args = download(&[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Standard input is not a terminal here: nobody to ask.
+        refused(&args, "--confirmation-code");
+        refused(&args, "postponed");
+        // The order survived: the same activation code with the code installs.
+        let args = download(&["--confirmation-code", "4711"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ok(&args);
+        assert!(out.contains(&format!("installed ICCID {iccid}")), "{out}");
+    })
+    .await
+    .unwrap();
+}
+
 fn smdp_address(code: &str) -> String {
     code.split('$').nth(1).unwrap_or_default().to_owned()
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
-use ferrosim_lpa::download::{Consent, DownloadFailure, DownloadRequest, Step, download_profile};
+use ferrosim_lpa::download::{
+    Consent, DownloadFailure, DownloadRequest, Step, download_profile, download_profile_asking,
+};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::es9::inprocess::InProcessEs9;
 use ferrosim_lpa::es9::{Es9Function, function};
@@ -227,8 +229,8 @@ async fn confirmation_codes() {
         OrderState::Installed
     );
 
-    // No code at all: the LPA refuses on the end user's behalf (endUserRejection),
-    // which ends the order.
+    // No code at all and nobody to ask: the LPA postpones (not
+    // endUserRejection, which would end the order), so the order stays open.
     let (iccid, matching_id) = smdp.order(None, Some("4711")).await.unwrap();
     let ac = code(&smdp, &matching_id);
     let e = download_profile(
@@ -243,10 +245,51 @@ async fn confirmation_codes() {
         matches!(e.failure, DownloadFailure::ConfirmationCodeRequired),
         "{e}"
     );
+    assert_eq!(e.step, Step::ConfirmProfile);
     let cancellation = e.cancellation.as_ref().unwrap();
-    assert_eq!(cancellation.reason, CancelSessionReason::EndUserRejection);
+    assert_eq!(cancellation.reason, CancelSessionReason::Postponed);
     assert!(cancellation.completed(), "{cancellation}");
-    assert_eq!(order_state(&smdp.store, &iccid).await, OrderState::Error);
+    assert_ne!(order_state(&smdp.store, &iccid).await, OrderState::Error);
+
+    // The end user is asked, gives nothing (blank): postponed again.
+    let mut asked = Vec::new();
+    let e = download_profile_asking(
+        &mut es10(&mut card),
+        &es9,
+        &DownloadRequest::new(&ac, None),
+        |_| Consent::Accept,
+        |m| {
+            asked.push(m.iccid.clone());
+            Some("  ".into())
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        e.failure,
+        DownloadFailure::ConfirmationCodeRequired
+    ));
+    assert_eq!(
+        e.cancellation.as_ref().map(|c| c.reason),
+        Some(CancelSessionReason::Postponed)
+    );
+    assert_eq!(asked, vec![iccid.clone()]);
+
+    // Asked again, the end user gives the code: the same order installs.
+    let outcome = download_profile_asking(
+        &mut es10(&mut card),
+        &es9,
+        &DownloadRequest::new(&ac, None),
+        |_| Consent::Accept,
+        |_| Some("4711".into()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.iccid, iccid);
+    assert_eq!(
+        order_state(&smdp.store, &iccid).await,
+        OrderState::Installed
+    );
 }
 
 #[tokio::test]

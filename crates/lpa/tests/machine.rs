@@ -147,6 +147,7 @@ async fn run_until(
                 machine.handle_es9_response(call.id, response, now);
             }
             Action::Confirm(_) => machine.handle_consent(Consent::Accept, rig.clock.now()),
+            Action::ConfirmationCode(_) => machine.handle_confirmation_code(None, rig.clock.now()),
             Action::WaitUntil(t) => {
                 rig.clock.set(t);
                 machine.handle_timeout(t);

@@ -21,17 +21,37 @@ use crate::es10::Es10;
 use crate::transport::Transport;
 
 /// Downloads and installs the profile the activation code points to.
-/// `consent` sees the profile metadata and decides.
+/// `consent` sees the profile metadata and decides. When the SM-DP+ wants a
+/// confirmation code and the request has none, the download is postponed
+/// (the order stays open); see [`download_profile_asking`] to ask for it.
 pub async fn download_profile<T, C, F>(
     es10: &mut Es10<T>,
     es9: &C,
     request: &DownloadRequest<'_>,
-    mut consent: F,
+    consent: F,
 ) -> Result<DownloadOutcome, DownloadError>
 where
     T: Transport,
     C: Es9Client,
     F: FnMut(&ProfileMetadata) -> Consent,
+{
+    download_profile_asking(es10, es9, request, consent, |_| None).await
+}
+
+/// [`download_profile`], asking `confirmation_code` for the code when the
+/// SM-DP+ requires one and the request has none (`None`: postpone).
+pub async fn download_profile_asking<T, C, F, A>(
+    es10: &mut Es10<T>,
+    es9: &C,
+    request: &DownloadRequest<'_>,
+    mut consent: F,
+    mut confirmation_code: A,
+) -> Result<DownloadOutcome, DownloadError>
+where
+    T: Transport,
+    C: Es9Client,
+    F: FnMut(&ProfileMetadata) -> Consent,
+    A: FnMut(&ProfileMetadata) -> Option<String>,
 {
     let mut machine =
         Download::new(request, es10.link(), Timestamp::now()).with_es9_timeout(request.es9_timeout);
@@ -73,6 +93,10 @@ where
             }
             Action::Confirm(metadata) => {
                 machine.handle_consent(consent(&metadata), Timestamp::now());
+            }
+            Action::ConfirmationCode(metadata) => {
+                let code = confirmation_code(&metadata);
+                machine.handle_confirmation_code(code, Timestamp::now());
             }
             Action::WaitUntil(t) => {
                 tokio::time::sleep(until(t)).await;

@@ -18,7 +18,8 @@
 //!
 //! Failures after initiateAuthentication cancel the session on both sides:
 //! ES10b CancelSession with the reason that fits (`endUserRejection` when the
-//! user refuses or has no confirmation code, `postponed`, `timeout`,
+//! user refuses, `postponed` when the user puts it off or no confirmation
+//! code can be had (the order stays open), `timeout`,
 //! `metadataMismatch`, `loadBppExecutionError` when loading the package
 //! breaks down, `undefinedReason` otherwise), then ES9+ cancelSession with the
 //! eUICC's signed answer. When the eUICC itself refuses (AuthenticateServer
@@ -87,7 +88,7 @@ pub fn hash_confirmation_code(code: &str, transaction_id: &[u8]) -> [u8; 32] {
 #[cfg(feature = "tokio")]
 mod driver;
 #[cfg(feature = "tokio")]
-pub use driver::download_profile;
+pub use driver::{download_profile, download_profile_asking};
 
 /// A transaction id as ES9+ carries it: 1 to 16 bytes in hex.
 fn parse_transaction_id(text: &str) -> Result<TransactionId, DownloadFailure> {

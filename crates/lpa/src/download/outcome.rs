@@ -202,8 +202,11 @@ pub enum DownloadFailure {
     /// The end user postponed the download.
     #[error("the end user postponed the download")]
     UserPostponed,
-    /// The SM-DP+ requires a confirmation code and none was given.
-    #[error("this order requires a confirmation code")]
+    /// The SM-DP+ requires a confirmation code and none was given; the
+    /// session was cancelled as `postponed`, so the order stays open.
+    #[error(
+        "this order requires a confirmation code (the download was postponed, the order stays open)"
+    )]
     ConfirmationCodeRequired,
     /// The driver stopped giving the download machine the inputs it waits
     /// for (a driver bug, never a peer's doing).

@@ -62,6 +62,11 @@ pub enum Action {
     /// Show the profile metadata to the end user; answer with
     /// [`Download::handle_consent`].
     Confirm(ProfileMetadata),
+    /// The SM-DP+ requires a confirmation code and the request has none:
+    /// ask the end user for it; answer with
+    /// [`Download::handle_confirmation_code`] (`None` when there is nobody
+    /// to ask, which postpones the download and leaves the order open).
+    ConfirmationCode(ProfileMetadata),
     /// Nothing to do until this time; then call [`Download::handle_timeout`].
     WaitUntil(Timestamp),
     /// The download ended (handed out once).
@@ -153,6 +158,7 @@ enum Waiting {
     Apdu(Box<Exchange>),
     Es9 { id: u64, deadline: Timestamp },
     Consent,
+    ConfirmationCode,
     Until(Timestamp),
 }
 
@@ -178,10 +184,12 @@ impl Failed {
     fn in_session(step: Step, failure: impl Into<DownloadFailure>) -> Self {
         let failure = failure.into();
         let reason = match (&failure, step) {
-            (DownloadFailure::UserRejected | DownloadFailure::ConfirmationCodeRequired, _) => {
-                CancelSessionReason::EndUserRejection
+            (DownloadFailure::UserRejected, _) => CancelSessionReason::EndUserRejection,
+            // Without its code the download is put off, not refused:
+            // endUserRejection would end the order for good.
+            (DownloadFailure::UserPostponed | DownloadFailure::ConfirmationCodeRequired, _) => {
+                CancelSessionReason::Postponed
             }
-            (DownloadFailure::UserPostponed, _) => CancelSessionReason::Postponed,
             (DownloadFailure::Smdp(Es9ClientError::Timeout { .. }), _) => {
                 CancelSessionReason::Timeout
             }
@@ -383,15 +391,66 @@ impl Download {
                 );
             }
         }
-        let hash_cc = match (cc_required, self.confirmation_code.as_deref()) {
-            (false, _) => None,
-            (true, Some(cc)) => Some(hash_confirmation_code(cc, self.tid_bytes())),
-            (true, None) => {
-                return self.fail(
-                    Failed::in_session(step, DownloadFailure::ConfirmationCodeRequired),
-                    now,
-                );
+        if cc_required && self.confirmation_code.is_none() {
+            self.outbox = Some(Action::ConfirmationCode(metadata.clone()));
+            self.waiting = Waiting::ConfirmationCode;
+            self.stage = Stage::Confirm {
+                authenticated,
+                metadata,
+                cc_required,
+            };
+            return;
+        }
+        self.prepare_download(&authenticated, metadata, cc_required, now);
+    }
+
+    /// The end user's answer to [`Action::ConfirmationCode`]: the code, or
+    /// `None` when none can be had. Without a code the session is cancelled
+    /// with reason `postponed`, so the order stays open for a later try
+    /// with the code.
+    pub fn handle_confirmation_code(&mut self, code: Option<String>, now: Timestamp) {
+        if !matches!(self.waiting, Waiting::ConfirmationCode) {
+            tracing::warn!("a confirmation code nobody asked for is dropped");
+            return;
+        }
+        self.waiting = Waiting::Nothing;
+        let Stage::Confirm {
+            authenticated,
+            metadata,
+            cc_required,
+        } = std::mem::replace(&mut self.stage, Stage::Finished)
+        else {
+            return;
+        };
+        match code.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()) {
+            Some(code) => {
+                self.confirmation_code = Some(code);
+                self.prepare_download(&authenticated, metadata, cc_required, now);
             }
+            None => self.fail(
+                Failed::in_session(
+                    Step::ConfirmProfile,
+                    DownloadFailure::ConfirmationCodeRequired,
+                ),
+                now,
+            ),
+        }
+    }
+}
+
+impl Download {
+    /// The end user agreed (and gave the code when one is required):
+    /// ES10b PrepareDownload.
+    fn prepare_download(
+        &mut self,
+        authenticated: &AuthenticateClientResponse,
+        metadata: ProfileMetadata,
+        cc_required: bool,
+        now: Timestamp,
+    ) {
+        let hash_cc = match (cc_required, self.confirmation_code.as_deref()) {
+            (true, Some(cc)) => Some(hash_confirmation_code(cc, self.tid_bytes())),
+            _ => None,
         };
         self.record(now);
         let input = PrepareDownloadInput {
