@@ -80,6 +80,8 @@ pub struct InstanceConfig {
     pub es2_client_auth: Vec<ClientAuthConfig>,
     /// Activation telemetry of `serve`.
     pub telemetry: TelemetryConfig,
+    /// CRLs the SM-DP+ checks eUICC and EUM certificates against.
+    pub revocation: crate::revocation_config::RevocationConfig,
 }
 
 /// One operator's ES2+ client-certificate credential: the CA that issues
@@ -367,6 +369,7 @@ impl Default for InstanceConfig {
             http: HttpConfig::default(),
             es2_client_auth: Vec::new(),
             telemetry: TelemetryConfig::default(),
+            revocation: crate::revocation_config::RevocationConfig::default(),
         }
     }
 }

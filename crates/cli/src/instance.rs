@@ -50,6 +50,8 @@ pub struct Instance {
     pub server_options: ServerOptions,
     /// The SM-DP+ address of the instance.
     pub smdp_address: String,
+    /// CRL reading and fetching to spawn when serving (revocation on).
+    pub crl_refresh: Option<crate::revocation_config::CrlRefresh>,
 }
 
 /// Where an instance is looked for, for messages: the data directory and
@@ -224,7 +226,8 @@ pub fn assemble(
     smdp_address: &str,
     access: Access,
 ) -> anyhow::Result<Instance> {
-    let identity = load_pki(cfg, smdp_address, access)?;
+    let mut identity = load_pki(cfg, smdp_address, access)?;
+    let crl_refresh = cfg.revocation.apply(&mut identity.trust)?;
     let mut config = SmdpConfig::new(
         smdp_address.to_owned(),
         identity.dpauth,
@@ -256,6 +259,7 @@ pub fn assemble(
         store,
         server_options,
         smdp_address: smdp_address.to_owned(),
+        crl_refresh,
     })
 }
 

@@ -22,6 +22,7 @@ mod pki_cmd;
 mod pki_crl_cmd;
 mod pki_token_cmd;
 mod report_cmd;
+mod revocation_config;
 mod serve_cmd;
 mod simulate_cmd;
 mod slo_cmd;

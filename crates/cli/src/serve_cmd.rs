@@ -57,6 +57,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             &address,
             cfg.pki.allow_tls_mismatch,
         )?;
+        if let Some(refresh) = inst.crl_refresh.take() {
+            refresh.spawn();
+        }
         let server = ferrosim_server::start(listener, inst.smdp, inst.server_options).await?;
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.

@@ -1,0 +1,219 @@
+//! `ferrosim serve` with `[revocation]`: the SM-DP+ refuses a revoked eUICC
+//! certificate at authenticateClient (8.1.3 / 6.1) while the other eUICCs
+//! of the same EUM download; a CRL file replaced while serving is read again;
+//! a distribution point that is down is refused or warned about per policy;
+//! a bad `[revocation]` section or CRL file stops the start with its name.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use common::{https_client, order_devices, seed, spawn};
+use ferrosim_pki::crl::issue::CrlRequest;
+use ferrosim_pki::crl::register::{CrlIssuer, entry};
+use ferrosim_pki::crl::{CrlNumber, CrlScope, RevokedEntry};
+use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_testkit::operator::SlowCallbackEndpoint;
+use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::{Es2Client, OPERATOR};
+
+const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
+
+fn crl(pki: &TestPki, issuer: CrlIssuer, number: u128, entries: Vec<RevokedEntry>) -> Vec<u8> {
+    let now = SystemTime::now();
+    pki.issue_crl(
+        issuer,
+        &CrlRequest {
+            number: CrlNumber::new(number),
+            this_update: now - Duration::from_secs(60),
+            next_update: now + Duration::from_secs(7 * 86_400),
+            entries,
+            scope: CrlScope::default(),
+        },
+    )
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+fn revoked(pki: &TestPki, i: usize) -> RevokedEntry {
+    entry(
+        pki.euiccs[i].certificate.serial_number().to_vec(),
+        SystemTime::now(),
+        None,
+    )
+}
+
+/// A hierarchy, a seeded database and a config file; returns the command to serve it.
+async fn instance(
+    dir: &Path,
+    options: TestPkiOptions,
+    revocation: &str,
+) -> (TestPki, ServeCommand, String, SlowCallbackEndpoint) {
+    let data_dir = dir.join("data");
+    let pki = TestPki::generate(&TestPkiOptions {
+        smdp_address: "localhost".into(),
+        ..options
+    })
+    .unwrap();
+    let pki_dir = dir.join("pki");
+    pki.write_to(&pki_dir).unwrap();
+    let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
+    let sink = SlowCallbackEndpoint::start(Duration::ZERO).await.unwrap();
+    let token = seed(&url, &sink.url, pki.euiccs.len() as u64).await;
+    let config = dir.join("ferrosim.toml");
+    std::fs::write(&config, format!("[revocation]\n{revocation}")).unwrap();
+    let command = ServeCommand::new(FERROSIM)
+        .data_dir(&data_dir)
+        .pki_dir(&pki_dir)
+        .config(&config);
+    (pki, command, token, sink)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_euicc_is_refused_at_authenticate_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let crl_path = dir.path().join("eum.crl");
+    let (pki, command, token, _sink) = instance(
+        dir.path(),
+        TestPkiOptions {
+            euicc_count: 3,
+            ..TestPkiOptions::default()
+        },
+        &format!(
+            "crl_files = [{:?}]\nreload_secs = 1\n",
+            crl_path.display().to_string()
+        ),
+    )
+    .await;
+    std::fs::write(
+        &crl_path,
+        crl(&pki, CrlIssuer::Eum, 1, vec![revoked(&pki, 0)]),
+    )
+    .unwrap();
+    let server = spawn(command).await;
+    let ci_pem = pki.ci.certificate_pem();
+    server
+        .wait_healthy(&ci_pem, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
+    let mut devices = order_devices(&pki, &[desk], server.smdp_address(), 1).await;
+    let https = https_client(&ci_pem);
+
+    let failure = devices[0].download(&https).await.unwrap_err();
+    assert!(failure.contains("authenticateClient"), "{failure}");
+    assert!(failure.contains("8.1.3"), "{failure}");
+    assert!(failure.contains("6.1"), "{failure}");
+    assert!(devices[0].installed().is_empty());
+    devices[1].download(&https).await.unwrap();
+    assert_eq!(devices[1].installed(), vec![devices[1].iccid.clone()]);
+
+    // The EUM publishes a new CRL revoking the third eUICC too: read again
+    // while serving (reload_secs = 1), the third is refused from then on.
+    std::fs::write(
+        &crl_path,
+        crl(
+            &pki,
+            CrlIssuer::Eum,
+            2,
+            vec![revoked(&pki, 0), revoked(&pki, 2)],
+        ),
+    )
+    .unwrap();
+    let mut refused = None;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match devices[2].download(&https).await {
+            Err(f) if f.contains("8.1.3") => {
+                refused = Some(f);
+                break;
+            }
+            Err(_) => {}
+            Ok(()) => panic!("the third eUICC downloaded although its certificate was revoked"),
+        }
+    }
+    assert!(refused.is_some(), "the new CRL was never read");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_distribution_point_follows_the_policy() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    for (policy, downloads) in [("refuse", false), ("warn", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (pki, command, token, _sink) = instance(
+            dir.path(),
+            TestPkiOptions {
+                euicc_count: 1,
+                crl_base_url: Some(format!("http://{closed}")),
+                ..TestPkiOptions::default()
+            },
+            &format!("fetch_distribution_points = true\non_stale = {policy:?}\n"),
+        )
+        .await;
+        let server = spawn(command).await;
+        let ci_pem = pki.ci.certificate_pem();
+        server
+            .wait_healthy(&ci_pem, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
+        let mut devices = order_devices(&pki, &[desk], server.smdp_address(), 1).await;
+        let result = devices[0].download(&https_client(&ci_pem)).await;
+        assert_eq!(result.is_ok(), downloads, "{policy}: {result:?}");
+        if let Err(f) = result {
+            assert!(f.contains("authenticateClient"), "{f}");
+        }
+        drop(server);
+    }
+}
+
+#[test]
+fn bad_revocation_settings_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.crl");
+    std::fs::write(&garbage, b"not a CRL").unwrap();
+    for (section, expected) in [
+        ("on_stale = \"sometimes\"\nenabled = true\n", "on_stale"),
+        (
+            "crl_files = [\"/nonexistent/ci.crl\"]\n",
+            "/nonexistent/ci.crl",
+        ),
+        (
+            &format!("crl_files = [{:?}]\n", garbage.display().to_string()),
+            "garbage.crl",
+        ),
+        ("crl_urls = [\"ftp://x/ci.crl\"]\n", "ftp://x/ci.crl"),
+        ("crl_url = []\n", "unknown field"),
+    ] {
+        let config = dir.path().join("bad.toml");
+        std::fs::write(&config, format!("[revocation]\n{section}")).unwrap();
+        let out = Command::new(FERROSIM)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("FERROSIM_LOG", "error")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{section}: {text}");
+        assert_ne!(out.status.code(), Some(101), "panic: {text}");
+        assert!(
+            text.contains(expected),
+            "{section}: expected {expected:?} in {text}"
+        );
+    }
+}
