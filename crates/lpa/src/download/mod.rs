@@ -77,11 +77,11 @@ impl<'a> DownloadRequest<'a> {
 }
 
 /// SHA-256(SHA-256(confirmation code) || transactionId), the `hashCc` of PrepareDownload.
-pub fn hash_confirmation_code(code: &str, transaction_id: &[u8]) -> [u8; 32] {
+pub fn hash_confirmation_code(code: &str, transaction_id: &TransactionId) -> [u8; 32] {
     let inner = Sha256::digest(code.as_bytes());
     let mut outer = Sha256::new();
     outer.update(inner);
-    outer.update(transaction_id);
+    outer.update(transaction_id.as_bytes());
     outer.finalize().into()
 }
 
@@ -145,7 +145,8 @@ mod tests {
         // SHA256(SHA256("1234") || 01 02) computed independently.
         let inner = Sha256::digest(b"1234");
         let expected: [u8; 32] = Sha256::digest([inner.as_slice(), &[1, 2]].concat()).into();
-        assert_eq!(hash_confirmation_code("1234", &[1, 2]), expected);
+        let tid = TransactionId::from_bytes(&[1, 2]).unwrap();
+        assert_eq!(hash_confirmation_code("1234", &tid), expected);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use ferrosim_asn1::tlv::Tlv;
+use ferrosim_ids::TransactionId;
 use thiserror::Error;
 
 use crate::es9::Es9ClientError;
@@ -144,7 +145,7 @@ pub struct DownloadOutcome {
     /// AID of its ISD-P.
     pub isdp_aid: Vec<u8>,
     /// The session's transaction id.
-    pub transaction_id: Vec<u8>,
+    pub transaction_id: TransactionId,
     /// The metadata accepted.
     pub metadata: ProfileMetadata,
     /// Whether the SM-DP+ acknowledged the installation result. When it did

@@ -15,8 +15,8 @@ use ferrosim_saip::Iccid;
 
 use super::decode::{children, integer, optional, outer, required, utf8};
 use super::function::{
-    CancelSession, Es10Function, GetEuiccChallenge, GetEuiccInfo1, ListNotification,
-    RemoveNotificationFromList, RetrieveNotificationsList,
+    CancelSession, GetEuiccChallenge, GetEuiccInfo1, ListNotification, RemoveNotificationFromList,
+    RetrieveNotificationsList,
 };
 use super::types::{
     CancelSessionReason, ConfiguredAddresses, DeviceInfo, EuiccInfo1, EuiccInfo2,
@@ -113,16 +113,11 @@ impl<T: Transport> Es10<T> {
     /// for ES9+ cancelSession.
     pub fn cancel_session(
         &mut self,
-        transaction_id: &[u8],
+        transaction_id: &TransactionId,
         reason: CancelSessionReason,
     ) -> Result<Vec<u8>, Es10Error> {
-        let transaction_id =
-            TransactionId::from_bytes(transaction_id).map_err(|e| Es10Error::InvalidRequest {
-                function: CancelSession::NAME,
-                reason: e.to_string(),
-            })?;
         self.call(&CancelSession {
-            transaction_id,
+            transaction_id: transaction_id.clone(),
             reason,
         })
     }

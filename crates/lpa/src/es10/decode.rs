@@ -284,7 +284,10 @@ impl InstallationResult {
         let items = children(F, &tlv)?;
         let data = required(F, &items, 0xBF27, "profileInstallationResultData")?;
         let fields = children(F, &data)?;
-        let transaction_id = required(F, &fields, 0x80, "transactionId")?.value.to_vec();
+        let transaction_id = ferrosim_ids::TransactionId::from_bytes(
+            required(F, &fields, 0x80, "transactionId")?.value,
+        )
+        .map_err(|e| Es10Error::bad(F, format!("transactionId: {e}")))?;
         let metadata = NotificationMetadata::decode(
             F,
             &required(F, &fields, 0xBF2F, "notificationMetadata")?,

@@ -4,7 +4,7 @@
 
 use ferrosim_asn1::tlv::{Tlv, tlv};
 
-use super::types::{NotificationOperation, ProfileId, ProfileState};
+use super::types::{InstallationResult, NotificationOperation, ProfileId, ProfileState};
 use super::*;
 
 /// A card that logs every APDU and answers with `respond`.
@@ -340,15 +340,12 @@ fn typed_functions_decode_and_report_refusals() {
     assert_eq!(profiles[0].iccid.as_deref(), Some("89041"));
     assert_eq!(profiles[0].state, Some(ProfileState::Enabled));
     assert_eq!(profiles[0].profile_name.as_deref(), Some("Test"));
+    let tid = ferrosim_ids::TransactionId::from_bytes(&[1, 2]).unwrap();
     let e = es10
-        .cancel_session(&[1, 2], types::CancelSessionReason::Timeout)
+        .cancel_session(&tid, types::CancelSessionReason::Timeout)
         .unwrap_err();
     assert!(e.to_string().contains("invalidTransactionId"));
     assert!(matches!(es10.get_eid(), Err(Es10Error::BadResponse { .. })));
-    assert!(matches!(
-        es10.cancel_session(&[], types::CancelSessionReason::Timeout),
-        Err(Es10Error::InvalidRequest { .. })
-    ));
 }
 
 mod robustness {
@@ -431,7 +428,9 @@ mod robustness {
             let _ = es10.configured_addresses();
             let _ = es10.set_default_dp_address("a.example");
             let _ = es10.memory_reset(types::MemoryResetOptions::default());
-            let _ = es10.cancel_session(&[1], types::CancelSessionReason::Timeout);
+            if let Ok(tid) = ferrosim_ids::TransactionId::from_bytes(&[1]) {
+                let _ = es10.cancel_session(&tid, types::CancelSessionReason::Timeout);
+            }
             let _ = es10.get_rat();
         }
 
@@ -449,5 +448,27 @@ mod robustness {
             let cut = cut % pir.len();
             prop_assert!(InstallationResult::decode(pir[..cut].to_vec()).is_err());
         }
+    }
+}
+
+#[test]
+fn installation_result_transaction_id_must_be_1_to_16_bytes() {
+    let pir = |tid: &[u8]| {
+        let mut meta = tlv(0x80, &[7]);
+        meta.extend(tlv(0x81, &[0x07, 0x80]));
+        meta.extend(tlv(0x0C, b"smdp.example.com"));
+        let mut data = tlv(0x80, tid);
+        data.extend(tlv(0xBF2F, &meta));
+        data.extend(tlv(0xA2, &tlv(0xA0, &tlv(0x4F, &[1; 16]))));
+        tlv(
+            0xBF37,
+            &[tlv(0xBF27, &data), tlv(0x5F37, &[0; 64])].concat(),
+        )
+    };
+    let ok = InstallationResult::decode(pir(&[1, 2, 3])).unwrap();
+    assert_eq!(ok.transaction_id.as_bytes(), [1, 2, 3]);
+    for bad in [&[][..], &[0; 17][..]] {
+        let e = InstallationResult::decode(pir(bad)).unwrap_err();
+        assert!(e.to_string().contains("transactionId"), "{e}");
     }
 }

@@ -152,7 +152,7 @@ pub struct InstallationResult {
     /// The whole `BF37` as received (sent with handleNotification).
     pub raw: Vec<u8>,
     /// Transaction id of the download.
-    pub transaction_id: Vec<u8>,
+    pub transaction_id: ferrosim_ids::TransactionId,
     /// Its notification header (sequence number, address, ICCID).
     pub metadata: NotificationMetadata,
     /// Success or failure.

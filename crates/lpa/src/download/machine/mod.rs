@@ -449,7 +449,10 @@ impl Download {
         now: Timestamp,
     ) {
         let hash_cc = match (cc_required, self.confirmation_code.as_deref()) {
-            (true, Some(cc)) => Some(hash_confirmation_code(cc, self.tid_bytes())),
+            (true, Some(cc)) => self
+                .transaction_id
+                .as_ref()
+                .map(|tid| hash_confirmation_code(cc, tid)),
             _ => None,
         };
         self.record(now);

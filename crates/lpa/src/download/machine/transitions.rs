@@ -407,7 +407,10 @@ impl Download {
                         .clone()
                         .unwrap_or_else(|| metadata.iccid.clone()),
                     isdp_aid,
-                    transaction_id: self.tid_bytes().to_vec(),
+                    transaction_id: self
+                        .transaction_id
+                        .clone()
+                        .unwrap_or_else(|| result.transaction_id.clone()),
                     metadata,
                     result_delivered: delivered,
                     timings: std::mem::take(&mut self.timings),
