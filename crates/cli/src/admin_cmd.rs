@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::ids::OperatorId;
@@ -56,6 +56,34 @@ enum ProfileTypeCommand {
         /// Profile owner MCC+MNC (5 or 6 digits); default from the package's IMSI.
         #[arg(long)]
         owner: Option<String>,
+        /// Replace the package and metadata of an existing profile type of
+        /// this name (refused while it has open orders).
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List profile types with their profiles per state.
+    List {
+        /// Only this operator's.
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Show a profile type: metadata, package size, profiles per state.
+    Show {
+        /// Owning operator.
+        #[arg(long)]
+        operator: String,
+        /// Profile type name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Remove a profile type that has no profiles.
+    Remove {
+        /// Owning operator.
+        #[arg(long)]
+        operator: String,
+        /// Profile type name.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -139,6 +167,7 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                 ppr1,
                 ppr2,
                 owner,
+                replace,
             } => {
                 let bytes = std::fs::read(&package)
                     .with_context(|| format!("reading {}", package.display()))?;
@@ -156,15 +185,95 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     },
                     owner_mcc_mnc: owner,
                 };
-                let t = inventory::import_profile_type(&store, import, Timestamp::now()).await?;
+                let t = if replace {
+                    inventory::replace_profile_type(&store, import, Timestamp::now()).await?
+                } else {
+                    inventory::import_profile_type(&store, import, Timestamp::now())
+                        .await
+                        .map_err(|e| match e {
+                            inventory::InventoryError::ProfileTypeExists(_) => {
+                                anyhow::anyhow!("{e}: add --replace")
+                            }
+                            other => other.into(),
+                        })?
+                };
                 println!(
-                    "profile type {} imported ({} bytes): \"{}\" by {}, class {:?}",
+                    "profile type {} {} ({} bytes): \"{}\" by {}, class {:?}",
                     t.name,
+                    if replace { "replaced" } else { "imported" },
                     t.package.len(),
                     t.metadata.profile_name,
                     t.metadata.service_provider_name,
                     t.metadata.profile_class
                 );
+            }
+            ProfileTypeCommand::List { operator } => {
+                let op = operator
+                    .map(OperatorId::new)
+                    .transpose()
+                    .context("--operator")?;
+                let types = store.list_profile_types(op.as_ref()).await?;
+                if types.is_empty() {
+                    println!("no profile types (import one with `ferrosim profile-type import`)");
+                }
+                for t in types {
+                    println!(
+                        "{:<16} {:<24} {:>8} bytes  {}",
+                        t.operator,
+                        t.name,
+                        t.package_len,
+                        counts_line(&t.profiles)
+                    );
+                }
+            }
+            ProfileTypeCommand::Show { operator, name } => {
+                let op = OperatorId::new(operator).context("--operator")?;
+                let Some(t) = store
+                    .list_profile_types(Some(&op))
+                    .await?
+                    .into_iter()
+                    .find(|t| t.name == name)
+                else {
+                    bail!(
+                        "no profile type {name} of operator {op} (see `ferrosim profile-type list`)"
+                    );
+                };
+                let m = &t.metadata;
+                println!("operator:          {}", t.operator);
+                println!("name:              {}", t.name);
+                println!("package:           {} bytes", t.package_len);
+                println!("imported:          {}", t.created_at.to_rfc3339());
+                println!("service provider:  {}", m.service_provider_name);
+                println!("profile name:      {}", m.profile_name);
+                println!("class:             {:?}", m.profile_class);
+                println!(
+                    "policy rules:      {}",
+                    match (
+                        m.policy_rules.disable_not_allowed,
+                        m.policy_rules.delete_not_allowed
+                    ) {
+                        (false, false) => "none",
+                        (true, false) => "PPR1 (no disable)",
+                        (false, true) => "PPR2 (no delete)",
+                        (true, true) => "PPR1 (no disable), PPR2 (no delete)",
+                    }
+                );
+                println!(
+                    "owner MCC+MNC:     {}",
+                    m.owner_mcc_mnc.as_deref().unwrap_or("-")
+                );
+                println!("profiles:          {}", counts_line(&t.profiles));
+            }
+            ProfileTypeCommand::Remove { operator, name } => {
+                let op = OperatorId::new(operator).context("--operator")?;
+                match store.remove_profile_type(&op, &name).await {
+                    Ok(true) => println!("profile type {name} of {op} removed"),
+                    Ok(false) => bail!("no profile type {name} of operator {op}"),
+                    Err(ferrosim_smdp::store::StoreError::Conflict(why)) => {
+                        bail!("profile type {name} not removed: {why}")
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         store.close().await;
@@ -291,6 +400,18 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
         store.close().await;
         Ok(())
     })
+}
+
+/// `available 3, installed 1` (or `no profiles`).
+fn counts_line(counts: &[(ProfileState, u64)]) -> String {
+    if counts.is_empty() {
+        return "no profiles".into();
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A failed import as an error for the user: a uniqueness conflict names the

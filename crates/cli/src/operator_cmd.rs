@@ -33,7 +33,9 @@ enum OperatorCommand {
         /// Display name (default: the id).
         #[arg(long)]
         name: Option<String>,
-        /// HTTPS URL that receives handleDownloadProgressInfo callbacks.
+        /// The operator's ES2+ base URL: callbacks go to
+        /// `<URL>/gsma/rsp2/es2plus/handleDownloadProgressInfo`. A URL that
+        /// already ends in `/handleDownloadProgressInfo` is used as given.
         #[arg(long, conflicts_with = "no_callback_url")]
         callback_url: Option<String>,
         /// Remove the callback URL (no callbacks are sent).
@@ -87,9 +89,12 @@ async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<(
             allow_http_callback,
         } => {
             let op = operator_id(&id)?;
-            if let Some(url) = &callback_url {
-                check_callback_url(url, allow_http_callback)?;
-            }
+            let callback_url = callback_url
+                .map(|url| {
+                    check_callback_url(&url, allow_http_callback)?;
+                    Ok::<_, anyhow::Error>(callback_endpoint(&url))
+                })
+                .transpose()?;
             if let Some(name) = &name {
                 check_name(name)?;
             }
@@ -255,6 +260,24 @@ pub fn check_callback_url(url: &str, allow_http: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The path of `handleDownloadProgressInfo` below an operator's ES2+ base.
+pub const CALLBACK_PATH: &str = "/gsma/rsp2/es2plus/handleDownloadProgressInfo";
+
+/// The URL callbacks are posted to: `url` itself when it already names the
+/// function (the full-URL form), else `url` as the operator's ES2+ base with
+/// [`CALLBACK_PATH`] appended (a query, if any, kept at the end).
+pub fn callback_endpoint(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let path = parsed.path().trim_end_matches('/').to_owned();
+    if path.ends_with("/handleDownloadProgressInfo") {
+        return url.to_owned();
+    }
+    parsed.set_path(&format!("{path}{CALLBACK_PATH}"));
+    parsed.to_string()
+}
+
 fn check_name(name: &str) -> anyhow::Result<()> {
     if name.trim().is_empty() || name.chars().count() > 128 || name.chars().any(char::is_control) {
         bail!("--name must be 1..=128 characters without control characters");
@@ -264,7 +287,27 @@ fn check_name(name: &str) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_callback_url;
+    use super::{callback_endpoint, check_callback_url};
+
+    #[test]
+    fn callback_base_and_full_urls() {
+        let full = "https://backoffice.example/gsma/rsp2/es2plus/handleDownloadProgressInfo";
+        for base in [
+            "https://backoffice.example",
+            "https://backoffice.example/",
+            full,
+        ] {
+            assert_eq!(callback_endpoint(base), full, "{base}");
+        }
+        assert_eq!(
+            callback_endpoint("https://h:8443/es2?x=1"),
+            "https://h:8443/es2/gsma/rsp2/es2plus/handleDownloadProgressInfo?x=1"
+        );
+        assert_eq!(
+            callback_endpoint("https://h/hooks/handleDownloadProgressInfo/"),
+            "https://h/hooks/handleDownloadProgressInfo/"
+        );
+    }
 
     #[test]
     fn callback_urls() {

@@ -11,7 +11,7 @@ use ferrosim_asn1::json::es2::{
 };
 use ferrosim_lpa::activation_code::{ActivationCode, SmdpAddress};
 use ferrosim_saip::Iccid;
-use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::ids::{MatchingId, OperatorId};
 use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
 
@@ -118,10 +118,25 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 no_release,
                 qr,
             } => {
-                if let Some(m) = &matching_id {
-                    check_matching_id(m)?;
-                }
+                // Everything that can be checked is checked before a profile
+                // is reserved, so a refused order leaves nothing behind.
+                let wanted = OrderArgsChecked::check(
+                    profile_type.as_deref(),
+                    iccid.as_deref(),
+                    eid.as_deref(),
+                    confirmation_code.as_deref(),
+                    matching_id.as_deref(),
+                    qr.as_deref(),
+                )?;
                 let op = operator_of(&operator).await?;
+                if let Some(m) = &wanted.matching_id
+                    && let Some(owner) = inst.store.matching_id_owner(m).await?
+                {
+                    bail!(
+                        "--matching-id {m} is already used by the order of ICCID {owner}; \
+                         nothing was reserved"
+                    );
+                }
                 let ordered = smdp
                     .download_order(
                         &op,
@@ -133,7 +148,8 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                         },
                         now,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| anyhow::anyhow!("order refused (downloadOrder): {e}"))?;
                 let cc_required = confirmation_code.is_some();
                 let confirmed = smdp
                     .confirm_order(
@@ -149,7 +165,34 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                         },
                         now,
                     )
-                    .await?;
+                    .await;
+                let confirmed = match confirmed {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Undo the reservation: the profile goes back to the pool.
+                        let undo = CancelOrderRequest {
+                            header: header(),
+                            iccid: ordered.iccid.clone(),
+                            eid: None,
+                            matching_id: None,
+                            final_profile_status_indicator: "Available".into(),
+                        };
+                        match smdp.cancel_order(&op, &undo, now).await {
+                            Ok(_) => bail!(
+                                "order for ICCID {} refused (confirmOrder): {e}; the profile is \
+                                 available again",
+                                ordered.iccid
+                            ),
+                            Err(undo_error) => bail!(
+                                "order for ICCID {} refused (confirmOrder): {e}; returning the \
+                                 profile to the pool failed too ({undo_error}): run `ferrosim \
+                                 order cancel --operator {operator} {}`",
+                                ordered.iccid,
+                                ordered.iccid
+                            ),
+                        }
+                    }
+                };
                 let code =
                     ActivationCode::new(SmdpAddress::new(&address)?, Some(&confirmed.matching_id))?
                         .with_confirmation_code_required(cc_required);
@@ -157,7 +200,12 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 println!("matching id:     {}", confirmed.matching_id);
                 println!("activation code: {}", code.to_qr_text());
                 if let Some(path) = qr {
-                    write_qr_png(&code.to_qr_text(), &path)?;
+                    write_qr_png(&code.to_qr_text(), &path).with_context(|| {
+                        format!(
+                            "the order for ICCID {} exists; only its QR code was not written",
+                            ordered.iccid
+                        )
+                    })?;
                     println!("QR code:         {}", path.display());
                 }
             }
@@ -235,6 +283,74 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
         inst.store.close().await;
         Ok(())
     })
+}
+
+/// The arguments of `order create`, checked before anything is reserved.
+#[derive(Debug)]
+struct OrderArgsChecked {
+    /// The matching id asked for, if any.
+    matching_id: Option<MatchingId>,
+}
+
+/// Longest confirmation code accepted (SGP.22 sets no limit; LPAs show a
+/// text field and real codes are short).
+const MAX_CONFIRMATION_CODE: usize = 64;
+
+impl OrderArgsChecked {
+    fn check(
+        profile_type: Option<&str>,
+        iccid: Option<&str>,
+        eid: Option<&str>,
+        confirmation_code: Option<&str>,
+        matching_id: Option<&str>,
+        qr: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        if let Some(t) = profile_type
+            && (t.trim().is_empty() || t.chars().any(char::is_control))
+        {
+            bail!("--type `{t}`: a profile type name is never empty or made of control characters");
+        }
+        if let Some(i) = iccid {
+            Iccid::new(i).with_context(|| format!("--iccid `{i}`"))?;
+        }
+        if let Some(e) = eid {
+            ferrosim_pki::Eid::parse(e).with_context(|| format!("--eid `{e}`"))?;
+        }
+        if let Some(c) = confirmation_code {
+            if c.trim().is_empty() {
+                bail!(
+                    "--confirmation-code is empty: give the code the end user must type, or \
+                     leave the option out for an order without one"
+                );
+            }
+            if c.chars().count() > MAX_CONFIRMATION_CODE || c.chars().any(char::is_control) {
+                bail!(
+                    "--confirmation-code must be 1 to {MAX_CONFIRMATION_CODE} characters \
+                     without control characters"
+                );
+            }
+        }
+        let matching_id = match matching_id {
+            Some(m) => {
+                check_matching_id(m)?;
+                Some(MatchingId::new(m).with_context(|| format!("--matching-id `{m}`"))?)
+            }
+            None => None,
+        };
+        if let Some(path) = qr {
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                bail!("--qr {}: no directory {}", path.display(), dir.display());
+            }
+            if path.is_dir() {
+                bail!("--qr {} is a directory; name a .png file", path.display());
+            }
+        }
+        Ok(Self { matching_id })
+    }
 }
 
 /// Shortest matching id accepted from the command line.

@@ -333,7 +333,7 @@ fn operators_keep_their_token_and_settings_unless_told() {
     let show = ok(&["operator", "show", "--id", "acme", "--data-dir", dd]);
     assert_eq!(
         field(&show, "callback URL:"),
-        "https://backoffice.example/esim"
+        "https://backoffice.example/esim/gsma/rsp2/es2plus/handleDownloadProgressInfo"
     );
     assert_eq!(field(&show, "name:"), "ACME");
 
@@ -349,7 +349,9 @@ fn operators_keep_their_token_and_settings_unless_told() {
         dd,
     ]);
     assert!(
-        out.contains("callback URL: https://backoffice.example/esim -> https://new.example/cb")
+        out.contains(
+            "callback URL: https://backoffice.example/esim/gsma/rsp2/es2plus/handleDownloadProgressInfo -> https://new.example/cb/gsma/rsp2/es2plus/handleDownloadProgressInfo"
+        )
             && out.contains("token is unchanged"),
         "{out}"
     );
@@ -405,7 +407,10 @@ fn operators_keep_their_token_and_settings_unless_told() {
     assert!(new_token.starts_with("fst_") && new_token != token, "{out}");
     assert!(out.contains("previous token no longer works"), "{out}");
     let show = ok(&["operator", "show", "--id", "acme", "--data-dir", dd]);
-    assert_eq!(field(&show, "callback URL:"), "https://new.example/cb");
+    assert_eq!(
+        field(&show, "callback URL:"),
+        "https://new.example/cb/gsma/rsp2/es2plus/handleDownloadProgressInfo"
+    );
     refused(
         &[
             "operator",

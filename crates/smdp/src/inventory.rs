@@ -13,8 +13,8 @@ use thiserror::Error;
 use crate::es2::token_hash;
 use crate::ids::OperatorId;
 use crate::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
-use crate::order::ProfileRecord;
-use crate::store::{NewProfile, Operator, ProfileTypeRecord, Store, StoreError};
+use crate::order::{ProfileRecord, ProfileState};
+use crate::store::{NewProfile, Operator, ProfileFilter, ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
 
 /// Why an import was refused.
@@ -43,6 +43,32 @@ pub enum InventoryError {
     /// A generated range does not fit (ICCID or IMSI digits overflow).
     #[error("number range: {0}")]
     Range(String),
+    /// A field of a profile type is invalid (the message names the field
+    /// and the rule); checked at import so that no download fails on it later.
+    #[error("{field}: {rule}")]
+    InvalidField {
+        /// The field, as the command line names it.
+        field: &'static str,
+        /// What is wrong.
+        rule: String,
+    },
+    /// The profile type has orders that are not finished: their downloads
+    /// would get another package than the one they were ordered with.
+    #[error(
+        "profile type {profile_type} has open orders ({}); its package cannot change under them: wait for them to finish or cancel them",
+        states.join(", ")
+    )]
+    OpenOrders {
+        /// The profile type.
+        profile_type: String,
+        /// The states with open orders.
+        states: Vec<String>,
+    },
+    /// A profile type of this name exists; replacing it must be asked for.
+    #[error(
+        "profile type {0} exists already; replacing its package and metadata must be asked for explicitly"
+    )]
+    ProfileTypeExists(String),
     /// The database refused (duplicate ICCID...).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -92,12 +118,53 @@ pub struct ProfileTypeImport {
     pub owner_mcc_mnc: Option<String>,
 }
 
-/// Validates a package and stores it as a profile type.
+/// Validates a package and every field of a profile type and stores it as
+/// a new profile type; a name the operator already uses is refused
+/// ([`InventoryError::ProfileTypeExists`]; see [`replace_profile_type`]).
 pub async fn import_profile_type<S: Store>(
     store: &S,
     import: ProfileTypeImport,
     now: Timestamp,
 ) -> Result<ProfileTypeRecord, InventoryError> {
+    import_or_replace(store, import, now, false).await
+}
+
+/// Like [`import_profile_type`], but an existing profile type of that name
+/// is replaced.
+pub async fn replace_profile_type<S: Store>(
+    store: &S,
+    import: ProfileTypeImport,
+    now: Timestamp,
+) -> Result<ProfileTypeRecord, InventoryError> {
+    import_or_replace(store, import, now, true).await
+}
+
+async fn import_or_replace<S: Store>(
+    store: &S,
+    import: ProfileTypeImport,
+    now: Timestamp,
+    replace: bool,
+) -> Result<ProfileTypeRecord, InventoryError> {
+    check_profile_type_name(&import.name)?;
+    if let Some(owner) = &import.owner_mcc_mnc {
+        check_mcc_mnc(owner)?;
+    }
+    if store
+        .profile_type(&import.operator, &import.name)
+        .await?
+        .is_some()
+    {
+        if !replace {
+            return Err(InventoryError::ProfileTypeExists(import.name));
+        }
+        let open = open_orders(store, &import.operator, &import.name).await?;
+        if !open.is_empty() {
+            return Err(InventoryError::OpenOrders {
+                profile_type: import.name,
+                states: open,
+            });
+        }
+    }
     let operator = store
         .operator(&import.operator)
         .await?
@@ -128,8 +195,103 @@ pub async fn import_profile_type<S: Store>(
         },
         created_at: now,
     };
+    check_metadata(&record.metadata)?;
     store.put_profile_type(&record).await?;
     Ok(record)
+}
+
+/// The states in which the type has open orders (at least one profile each).
+async fn open_orders<S: Store>(
+    store: &S,
+    operator: &OperatorId,
+    name: &str,
+) -> Result<Vec<String>, InventoryError> {
+    let mut out = Vec::new();
+    for state in ProfileState::ALL.into_iter().filter(|s| s.has_open_order()) {
+        let filter = ProfileFilter {
+            operator: Some(operator.clone()),
+            profile_type: Some(name.to_owned()),
+            state: Some(state),
+            limit: 1,
+        };
+        if !store.list_profiles(&filter).await?.is_empty() {
+            out.push(state.as_str().to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Longest profile type name (ES2+ `profileType` is free text; operators'
+/// systems commonly allow 64 characters).
+pub const MAX_PROFILE_TYPE_NAME: usize = 64;
+
+/// A profile type name: 1 to [`MAX_PROFILE_TYPE_NAME`] characters, no
+/// control characters, no blanks at either end (it is matched exactly
+/// against ES2+ `profileType`).
+pub fn check_profile_type_name(name: &str) -> Result<(), InventoryError> {
+    let bad = |rule: &str| InventoryError::InvalidField {
+        field: "--name",
+        rule: format!("`{name}`: {rule}"),
+    };
+    if name.is_empty() {
+        return Err(bad("a profile type name is never empty"));
+    }
+    if name.chars().count() > MAX_PROFILE_TYPE_NAME {
+        return Err(bad(&format!("at most {MAX_PROFILE_TYPE_NAME} characters")));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(bad(
+            "no control characters and no blanks at either end (ES2+ profileType is matched exactly)",
+        ));
+    }
+    Ok(())
+}
+
+/// A profile owner MCC+MNC: 3 MCC digits then 2 or 3 MNC digits (3GPP TS
+/// 23.003), what `profileOwner` carries in the metadata of every download.
+pub fn check_mcc_mnc(owner: &str) -> Result<(), InventoryError> {
+    let digits = owner.bytes().all(|b| b.is_ascii_digit());
+    if !digits || !(owner.len() == 5 || owner.len() == 6) {
+        return Err(InventoryError::InvalidField {
+            field: "--owner",
+            rule: format!(
+                "`{owner}` is not an MCC+MNC: 5 or 6 digits (3-digit MCC, 2- or 3-digit MNC), e.g. 00101 or 310410"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks metadata against what a download will encode (SGP.22
+/// `StoreMetadataRequest`: serviceProviderName at most 32 characters,
+/// profileName at most 64), and encodes it once as a download would.
+fn check_metadata(m: &ProfileTypeMetadata) -> Result<(), InventoryError> {
+    let sized = |field: &'static str, value: &str, max: usize| {
+        if value.chars().count() > max || value.chars().any(char::is_control) {
+            Err(InventoryError::InvalidField {
+                field,
+                rule: format!(
+                    "`{value}`: at most {max} characters without control characters (SGP.22 StoreMetadataRequest)"
+                ),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    sized("--service-provider", &m.service_provider_name, 32)?;
+    sized("--profile-name", &m.profile_name, 64)?;
+    if let Some(owner) = &m.owner_mcc_mnc {
+        check_mcc_mnc(owner)?;
+    }
+    let probe =
+        Iccid::from_body("894400000000000000").map_err(|e| InventoryError::Range(e.to_string()))?;
+    crate::metadata::store_metadata_der(&probe, m, "smdp.example").map_err(|e| {
+        InventoryError::InvalidField {
+            field: "metadata",
+            rule: e.to_string(),
+        }
+    })?;
+    Ok(())
 }
 
 /// Imports the profiles of an operator batch file (CSV, see `ferrosim_saip`)

@@ -29,6 +29,7 @@ mod lookups;
 mod operator_admin;
 mod operators;
 mod personalisation;
+mod profile_type_admin;
 mod profiles;
 mod rows;
 mod sessions;
@@ -39,6 +40,7 @@ mod writes;
 
 pub use connect::{Backend, Durability, StoreOptions};
 pub use health::{IntegrityCheck, READY_TIMEOUT};
+pub use profile_type_admin::ProfileTypeSummary;
 pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;

@@ -2,6 +2,7 @@
 //! are taken?), outside the SM-DP+'s own store trait.
 
 use ferrosim_saip::Iccid;
+use ferrosim_smdp::ids::MatchingId;
 use ferrosim_smdp::store::StoreError;
 
 use crate::SqlStore;
@@ -34,5 +35,19 @@ impl SqlStore {
             .filter(|i| found.contains(*i))
             .cloned()
             .collect())
+    }
+
+    /// The ICCID of the profile whose order uses `matching_id`, if any.
+    pub async fn matching_id_owner(
+        &self,
+        matching_id: &MatchingId,
+    ) -> Result<Option<Iccid>, StoreError> {
+        let row = sqlx::query("SELECT iccid FROM profiles WHERE matching_id = $1")
+            .bind(matching_id.as_str())
+            .fetch_optional(self.reader())
+            .await
+            .map_err(backend_err)?;
+        row.map(|r| col::<String>(&r, "iccid").and_then(|s| iccid(&s)))
+            .transpose()
     }
 }

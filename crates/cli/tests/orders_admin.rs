@@ -1,0 +1,447 @@
+//! What an operator's administrator does with orders and profile types on
+//! the command line, and what must never go wrong there: a profile type is
+//! never swapped silently, every field of a profile type is checked at
+//! import (not at the first download), a refused `order create` leaves no
+//! profile reserved and names the ICCID, callback URLs are the operator's
+//! ES2+ base. Every argument is also fed garbage: a clear refusal, never a
+//! panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::process::{Command, Output};
+
+const PACKAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
+);
+const OTHER_PACKAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/upp/TS48V3-SAIP2-3-NOBERTLV-UNIQUE.der"
+);
+
+/// `ferrosim ARGS` with no instance settings from the environment.
+fn ferrosim(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
+    command
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("FERROSIM_LOG", "warn");
+    for var in [
+        "FERROSIM_CONFIG",
+        "FERROSIM_DATA_DIR",
+        "FERROSIM_DATABASE_URL",
+        "FERROSIM_SMDP_ADDRESS",
+        "FERROSIM_PKI_DIR",
+        "FERROSIM_DURABILITY",
+        "FERROSIM_LISTEN",
+    ] {
+        command.env_remove(var);
+    }
+    command.output().expect("running ferrosim")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// An instance in a temporary directory; `run` adds `--data-dir`.
+struct Instance {
+    _root: tempfile::TempDir,
+    data: String,
+}
+
+impl Instance {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data").to_str().unwrap().to_owned();
+        let me = Self { _root: root, data };
+        me.ok(&["init", "--smdp-address", "smdp.example.com"]);
+        me
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", &self.data]);
+        ferrosim(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ferrosim {args:?} failed: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Fails with a message containing `expected`, without panicking.
+    fn refused(&self, args: &[&str], expected: &str) -> String {
+        let out = self.run(args);
+        let t = text(&out);
+        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
+        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
+        assert!(
+            t.contains(expected),
+            "ferrosim {args:?}: expected `{expected}` in: {t}"
+        );
+        t
+    }
+
+    /// The line of `profiles stats` for `state`, as a number.
+    fn count(&self, state: &str) -> u64 {
+        let stats = self.ok(&["profiles", "stats"]);
+        stats
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(state)).then(|| w.next().unwrap().parse().unwrap())
+            })
+            .unwrap_or(0)
+    }
+
+    /// operator acme, type ts48, `n` profiles.
+    fn stocked(n: u32) -> Self {
+        let i = Self::new();
+        i.ok(&["operator", "add", "--id", "acme"]);
+        i.ok(&[
+            "profile-type",
+            "import",
+            "--operator",
+            "acme",
+            "--name",
+            "ts48",
+            "--package",
+            PACKAGE,
+        ]);
+        i.ok(&[
+            "profiles",
+            "generate",
+            "--operator",
+            "acme",
+            "--type",
+            "ts48",
+            "--count",
+            &n.to_string(),
+            "--first-iccid",
+            "8944000000000000019",
+            "--first-imsi",
+            "001-01-0000000001",
+        ]);
+        i
+    }
+}
+
+/// The value after `label` on a line of `out`.
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+}
+
+fn import_args<'a>(name: &'a str, package: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "profile-type",
+        "import",
+        "--operator",
+        "acme",
+        "--name",
+        name,
+        "--package",
+        package,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn a_profile_type_is_never_replaced_silently() {
+    let i = Instance::stocked(3);
+    let before = i.ok(&[
+        "profile-type",
+        "show",
+        "--operator",
+        "acme",
+        "--name",
+        "ts48",
+    ]);
+
+    // Same name again: refused, nothing changed.
+    i.refused(
+        &import_args("ts48", OTHER_PACKAGE, &[]),
+        "profile type ts48 exists already",
+    );
+    assert_eq!(
+        i.ok(&[
+            "profile-type",
+            "show",
+            "--operator",
+            "acme",
+            "--name",
+            "ts48"
+        ]),
+        before
+    );
+
+    // With an open order, even --replace is refused: its download would get
+    // another package than it was ordered with.
+    let order = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
+    let iccid = field(&order, "iccid:").to_owned();
+    i.refused(
+        &import_args("ts48", OTHER_PACKAGE, &["--replace"]),
+        "has open orders (released)",
+    );
+    let now = i.ok(&[
+        "profile-type",
+        "show",
+        "--operator",
+        "acme",
+        "--name",
+        "ts48",
+    ]);
+    assert_eq!(field(&now, "package:"), field(&before, "package:"));
+
+    // Once the order is over, --replace replaces and says so.
+    i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
+    let out = i.ok(&import_args(
+        "ts48",
+        OTHER_PACKAGE,
+        &["--replace", "--profile-name", "Version two"],
+    ));
+    assert!(out.contains("profile type ts48 replaced"), "{out}");
+    let after = i.ok(&[
+        "profile-type",
+        "show",
+        "--operator",
+        "acme",
+        "--name",
+        "ts48",
+    ]);
+    assert_eq!(field(&after, "profile name:"), "Version two");
+    assert_eq!(field(&after, "profiles:"), "available 3");
+
+    // list / show / remove.
+    i.ok(&import_args("spare", PACKAGE, &[]));
+    let list = i.ok(&["profile-type", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains("ts48") && l.contains("available 3"))
+            && list
+                .lines()
+                .any(|l| l.contains("spare") && l.contains("no profiles")),
+        "{list}"
+    );
+    i.refused(
+        &[
+            "profile-type",
+            "remove",
+            "--operator",
+            "acme",
+            "--name",
+            "ts48",
+        ],
+        "has 3 profile(s)",
+    );
+    let out = i.ok(&[
+        "profile-type",
+        "remove",
+        "--operator",
+        "acme",
+        "--name",
+        "spare",
+    ]);
+    assert!(out.contains("removed"), "{out}");
+    i.refused(
+        &[
+            "profile-type",
+            "show",
+            "--operator",
+            "acme",
+            "--name",
+            "spare",
+        ],
+        "no profile type spare",
+    );
+    i.refused(
+        &[
+            "profile-type",
+            "remove",
+            "--operator",
+            "acme",
+            "--name",
+            "spare",
+        ],
+        "no profile type spare",
+    );
+    for bad in ["", "bad op", "\u{7}"] {
+        i.refused(&["profile-type", "list", "--operator", bad], "--operator");
+        i.refused(
+            &["profile-type", "show", "--operator", bad, "--name", "x"],
+            "--operator",
+        );
+    }
+}
+
+#[test]
+fn every_profile_type_field_is_checked_at_import() {
+    let i = Instance::new();
+    i.ok(&["operator", "add", "--id", "acme"]);
+    let long = "x".repeat(65);
+    let long_spn = "S".repeat(33);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (import_args("t", PACKAGE, &["--owner", "0010"]), "--owner"),
+        (
+            import_args("t", PACKAGE, &["--owner", "0010123"]),
+            "--owner",
+        ),
+        (import_args("t", PACKAGE, &["--owner", "00a01"]), "--owner"),
+        (import_args("t", PACKAGE, &["--owner", ""]), "--owner"),
+        (
+            import_args("t", PACKAGE, &["--owner", "００１０１"]),
+            "--owner",
+        ),
+        (import_args("", PACKAGE, &[]), "--name"),
+        (import_args(" t", PACKAGE, &[]), "--name"),
+        (import_args(&long, PACKAGE, &[]), "--name"),
+        (import_args("a\tb", PACKAGE, &[]), "--name"),
+        (
+            import_args("t", PACKAGE, &["--service-provider", &long_spn]),
+            "--service-provider",
+        ),
+        (
+            import_args("t", PACKAGE, &["--profile-name", &long]),
+            "--profile-name",
+        ),
+        (import_args("t", PACKAGE, &["--class", "gold"]), "--class"),
+        (
+            import_args("t", "/nonexistent.der", &[]),
+            "/nonexistent.der",
+        ),
+        (import_args("t", "/etc/hostname", &[]), "profile package"),
+    ];
+    for (args, expected) in &cases {
+        i.refused(args, expected);
+    }
+    let list = i.ok(&["profile-type", "list"]);
+    assert!(list.contains("no profile types"), "{list}");
+    // Valid values pass: a 3-digit MNC owner.
+    i.ok(&import_args("t", PACKAGE, &["--owner", "310410"]));
+    let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "t"]);
+    assert_eq!(field(&show, "owner MCC+MNC:"), "310410");
+}
+
+#[test]
+fn a_refused_order_leaves_no_profile_reserved_and_names_the_iccid() {
+    let i = Instance::stocked(3);
+    let first = i.ok(&[
+        "order",
+        "create",
+        "--operator",
+        "acme",
+        "--type",
+        "ts48",
+        "--matching-id",
+        "ABCDE-12345",
+    ]);
+    let first_iccid = field(&first, "iccid:").to_owned();
+    assert_eq!(i.count("available"), 2);
+
+    // Refused before anything is reserved.
+    let refusals: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--matching-id", "ABCDE-12345"],
+            "already used by the order of ICCID",
+        ),
+        (vec!["--matching-id", "1"], "a matching id must be"),
+        (
+            vec!["--confirmation-code", ""],
+            "--confirmation-code is empty",
+        ),
+        (
+            vec!["--confirmation-code", "   "],
+            "--confirmation-code is empty",
+        ),
+        (
+            vec!["--confirmation-code", "12\u{1}4"],
+            "--confirmation-code must be",
+        ),
+        (vec!["--eid", "1234"], "--eid"),
+        (vec!["--eid", "89049032123451234512345678901234"], "--eid"),
+        (vec!["--qr", "/nonexistent-dir/x.png"], "no directory"),
+        (vec!["--qr", "/tmp"], "is a directory"),
+    ];
+    for (extra, expected) in &refusals {
+        let mut args = vec!["order", "create", "--operator", "acme", "--type", "ts48"];
+        args.extend_from_slice(extra);
+        let t = i.refused(&args, expected);
+        if expected.contains("already used") {
+            assert!(t.contains(&first_iccid), "{t}");
+        }
+        assert_eq!(i.count("available"), 2, "after {extra:?}");
+        assert_eq!(i.count("allocated"), 0, "after {extra:?}");
+    }
+    for (extra, expected) in [
+        (vec!["--type", ""], "--type"),
+        (vec!["--type", "nope"], "profile type unknown"),
+        (vec!["--iccid", "123"], "--iccid"),
+        (vec!["--iccid", &first_iccid], "downloadOrder"),
+    ] {
+        let mut args = vec!["order", "create", "--operator", "acme"];
+        args.extend_from_slice(&extra);
+        i.refused(&args, expected);
+        assert_eq!(i.count("available"), 2, "after {extra:?}");
+    }
+    i.refused(
+        &["order", "create", "--operator", "nobody", "--type", "ts48"],
+        "unknown operator nobody",
+    );
+    assert_eq!(i.count("available"), 2);
+    // A good order still works afterwards.
+    i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
+    assert_eq!(i.count("available"), 1);
+}
+
+#[test]
+fn callback_urls_are_the_operators_es2_base() {
+    let i = Instance::new();
+    let full = "https://backoffice.example/gsma/rsp2/es2plus/handleDownloadProgressInfo";
+    i.ok(&[
+        "operator",
+        "add",
+        "--id",
+        "acme",
+        "--callback-url",
+        "https://backoffice.example",
+    ]);
+    let show = i.ok(&["operator", "show", "--id", "acme"]);
+    assert_eq!(field(&show, "callback URL:"), full);
+    // The full-URL form is kept as given.
+    i.ok(&[
+        "operator",
+        "add",
+        "--id",
+        "legacy",
+        "--callback-url",
+        "https://old.example/hooks/handleDownloadProgressInfo",
+    ]);
+    let show = i.ok(&["operator", "show", "--id", "legacy"]);
+    assert_eq!(
+        field(&show, "callback URL:"),
+        "https://old.example/hooks/handleDownloadProgressInfo"
+    );
+    // Setting the same base again changes nothing.
+    let out = i.ok(&[
+        "operator",
+        "add",
+        "--id",
+        "acme",
+        "--callback-url",
+        "https://backoffice.example/",
+    ]);
+    assert!(out.contains("nothing changed"), "{out}");
+}
