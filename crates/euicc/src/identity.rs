@@ -354,6 +354,12 @@ impl EuiccIdentity {
     pub(crate) fn sign_5f37(&self, message: &[u8]) -> Result<Vec<u8>, ferrosim_crypto::Error> {
         ferrosim_crypto::ecdsa::wrap_5f37(&self.key.sign_raw(message)?)
     }
+
+    /// Signs `message` with the eUICC key: the raw `r || s` (SGP.32 result
+    /// signatures euiccSignEPR / euiccSignEPE).
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], ferrosim_crypto::Error> {
+        self.key.sign_raw(message)
+    }
 }
 
 impl fmt::Debug for EuiccIdentity {

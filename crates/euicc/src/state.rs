@@ -48,6 +48,35 @@ pub struct EuiccState {
     pub root_smds_address: Option<String>,
     /// ISD-P AIDs handed out so far (each installation gets a fresh one).
     pub isdp_counter: u32,
+    /// The eIMs associated with this eUICC (SGP.32: AddInitialEim), each
+    /// with the key its packages are verified with and the last counter
+    /// value accepted. Empty on a consumer eUICC.
+    pub eims: Vec<EimEntry>,
+}
+
+/// One associated eIM, as the eUICC keeps it (SGP.32 EimConfigurationData
+/// reduced to what the eUICC needs to verify packages and answer
+/// GetEimConfigurationData).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct EimEntry {
+    /// `eimId`.
+    pub eim_id: String,
+    /// `eimFqdn`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    /// `eimIdType`, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_type: Option<i64>,
+    /// The last `counterValue` accepted (or the initial one configured):
+    /// a package must carry a greater one.
+    pub counter: u32,
+    /// The association token appended to signature inputs, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association_token: Option<i64>,
+    /// The eIM's P-256 public key (SEC1 uncompressed point), which
+    /// eimSignature is verified with.
+    #[serde(with = "hex_bytes")]
+    pub public_key: Vec<u8>,
 }
 
 /// A signed notification waiting to be delivered by the LPA.

@@ -18,6 +18,7 @@ mod auth;
 mod config;
 mod download;
 mod install;
+mod iot;
 mod notifications;
 mod profiles;
 
@@ -186,6 +187,9 @@ impl Isdr {
             0xBF3C => self.configured_addresses(cmd),
             0xBF3F => self.set_default_dp_address(cmd),
             0xBF43 => self.get_rat(cmd),
+            0xBF57 => self.add_initial_eim(cmd),
+            0xBF55 => self.get_eim_configuration_data(cmd),
+            0xBF51 => self.load_euicc_package(cmd),
             _ => Es10Reply::Status(StatusWord::DATA_NOT_FOUND),
         }
     }

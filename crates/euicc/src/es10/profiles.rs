@@ -15,7 +15,7 @@ use crate::codes::ProfileResult;
 use crate::profile::{NotificationOperation, ProfileClass, ProfileState, profile_info};
 
 /// A profile named by ISD-P AID or ICCID (the CHOICE of the requests).
-enum ProfileId<'a> {
+pub(super) enum ProfileId<'a> {
     Aid(&'a [u8]),
     Iccid(&'a [u8; 10]),
 }
@@ -71,7 +71,7 @@ impl Isdr {
         enable_result(self.enable(&id))
     }
 
-    fn enable(&mut self, id: &ProfileId<'_>) -> ProfileResult {
+    pub(super) fn enable(&mut self, id: &ProfileId<'_>) -> ProfileResult {
         let Some(target) = self.find(id) else {
             return ProfileResult::NotFound;
         };
@@ -108,19 +108,7 @@ impl Isdr {
             Id::iccid(iccid) => ProfileId::Iccid(&iccid.0),
             _ => return disable_result(ProfileResult::UndefinedError),
         };
-        let result = match self.find(&id) {
-            None => ProfileResult::NotFound,
-            Some(i) if self.state.profiles[i].state != ProfileState::Enabled => {
-                ProfileResult::WrongState
-            }
-            Some(i) if self.state.profiles[i].policy_rules.disable_not_allowed => {
-                ProfileResult::DisallowedByPolicy
-            }
-            Some(i) => {
-                self.set_state(i, ProfileState::Disabled);
-                ProfileResult::Ok
-            }
-        };
+        let result = self.disable(&id);
         disable_result(result)
     }
 
@@ -135,7 +123,31 @@ impl Isdr {
             rsp::DeleteProfileRequest::iccid(iccid) => ProfileId::Iccid(&iccid.0),
             _ => return delete_result(ProfileResult::UndefinedError),
         };
-        let result = match self.find(&id) {
+        let result = self.delete(&id);
+        delete_result(result)
+    }
+
+    /// Disables profile `id` (ES10c DisableProfile, SGP.32 PSMO disable).
+    pub(super) fn disable(&mut self, id: &ProfileId<'_>) -> ProfileResult {
+        match self.find(id) {
+            None => ProfileResult::NotFound,
+            Some(i) if self.state.profiles[i].state != ProfileState::Enabled => {
+                ProfileResult::WrongState
+            }
+            Some(i) if self.state.profiles[i].policy_rules.disable_not_allowed => {
+                ProfileResult::DisallowedByPolicy
+            }
+            Some(i) => {
+                self.set_state(i, ProfileState::Disabled);
+                ProfileResult::Ok
+            }
+        }
+    }
+
+    /// Deletes profile `id` when disabled and allowed (ES10c DeleteProfile,
+    /// SGP.32 PSMO delete).
+    pub(super) fn delete(&mut self, id: &ProfileId<'_>) -> ProfileResult {
+        match self.find(id) {
             None => ProfileResult::NotFound,
             Some(i) if self.state.profiles[i].state != ProfileState::Disabled => {
                 ProfileResult::WrongState
@@ -151,8 +163,7 @@ impl Isdr {
                 self.notify(NotificationOperation::Delete, &removed.iccid, address);
                 ProfileResult::Ok
             }
-        };
-        delete_result(result)
+        }
     }
 
     /// ES10c.SetNickname.

@@ -1,0 +1,500 @@
+//! The SGP.32 IoT functions of the virtual eUICC over APDUs: AddInitialEim,
+//! GetEimConfigurationData and LoadEuiccPackage, with every refusal and its
+//! spec code, and the eUICC's result signatures verified.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{card, es10, es10_sw, identity, open_isdr, pki};
+use ferrosim_asn1::esipa::Sgp32Version;
+use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
+use ferrosim_asn1::signed::sgp32::{
+    PackageResultSignature, eim_signature_input, euicc_package_request_from_parts,
+    euicc_package_result, result_signature_input,
+};
+use ferrosim_asn1::values::ProfileClass as AsnProfileClass;
+use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
+use ferrosim_crypto::ecdsa::VerifyingKey;
+use ferrosim_crypto::key::{KeySource, SoftwareKey};
+use ferrosim_euicc::profile::PolicyRules;
+use ferrosim_euicc::{EuiccState, InstalledProfile, ProfileClass, ProfileState, VirtualEuicc};
+
+const EIM_ID: &str = "eim.ferrosim.test";
+const TOKEN: i64 = 0x42;
+const FIRST_COUNTER: i64 = 10;
+
+/// `SubjectPublicKeyInfo` of a P-256 key.
+fn spki(key: &VerifyingKey) -> sgp32::EimConfigurationDataEimPublicKeyData {
+    let point = key.to_uncompressed().unwrap();
+    let mut der = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
+    der.extend_from_slice(&point);
+    sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(decode_der(&der).unwrap())
+}
+
+fn configuration(
+    eim_id: &str,
+    key: Option<&VerifyingKey>,
+    counter: Option<i64>,
+) -> sgp32::EimConfigurationData {
+    sgp32::EimConfigurationData::new(
+        eim_id.into(),
+        Some("eim.example".into()),
+        None,
+        counter.map(Integer::from),
+        Some(Integer::from(TOKEN)),
+        key.map(spki),
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
+}
+
+fn add_initial_eim(list: Vec<sgp32::EimConfigurationData>) -> Vec<u8> {
+    encode_der(&sgp32::AddInitialEimRequest::new(list)).unwrap()
+}
+
+fn iccid(n: u8) -> rsp::Iccid {
+    let iccid = ferrosim_saip::Iccid::from_body(&format!("89440000000000000{n:02}")).unwrap();
+    rsp::Iccid(FixedOctetString::new(iccid.to_bcd()))
+}
+
+fn profile(n: u8, enabled: bool) -> InstalledProfile {
+    let metadata = rsp::StoreMetadataRequest::new(
+        iccid(n),
+        "ferrosim".into(),
+        format!("profile {n}"),
+        None,
+        None,
+        AsnProfileClass::Operational.to_asn1(),
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    let mut isdp_aid = [0u8; 16];
+    isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
+    isdp_aid[15] = n;
+    let digits = ferrosim_saip::Iccid::from_body(&format!("89440000000000000{n:02}")).unwrap();
+    InstalledProfile {
+        iccid: digits.as_str().to_owned(),
+        isdp_aid,
+        state: if enabled {
+            ProfileState::Enabled
+        } else {
+            ProfileState::Disabled
+        },
+        nickname: None,
+        profile_class: ProfileClass::Operational,
+        policy_rules: PolicyRules::default(),
+        metadata_der: encode_der(&metadata).unwrap().into_boxed_slice(),
+        dp_oid: None,
+        smdp_address: "smdp.example".to_owned(),
+        smdp_oid: "2.999.10".to_owned(),
+        imsi: None,
+        aka_algorithm: None,
+        k: None,
+        opc: None,
+        pins: Vec::new(),
+        puks: Vec::new(),
+        spn: None,
+        apn: None,
+        package_len: 0,
+        package_sha256: [0; 32],
+        installed_at: 0,
+    }
+}
+
+/// A card with profile 1 enabled and profile 2 disabled, associated with
+/// the eIM whose key is returned.
+struct Iot {
+    card: VirtualEuicc,
+    channel: u8,
+    eim: SoftwareKey,
+    euicc_key: VerifyingKey,
+    eid: [u8; 16],
+}
+
+impl Iot {
+    fn new() -> Self {
+        let state = EuiccState {
+            profiles: vec![profile(1, true), profile(2, false)],
+            ..EuiccState::default()
+        };
+        let identity = identity();
+        let eid = identity.eid().to_bcd();
+        let mut card = VirtualEuicc::new(identity, state);
+        let channel = open_isdr(&mut card);
+        let eim = SoftwareKey::generate().unwrap();
+        let key = eim.verifying_key().unwrap();
+        let answer = es10(
+            &mut card,
+            channel,
+            &add_initial_eim(vec![configuration(EIM_ID, Some(&key), Some(FIRST_COUNTER))]),
+        );
+        let answer: sgp32::AddInitialEimResponse = decode_der(&answer).unwrap();
+        assert_eq!(
+            answer,
+            sgp32::AddInitialEimResponse::addInitialEimOk(
+                sgp32::AddInitialEimResponseAddInitialEimOk(vec![
+                    sgp32::AnonymousAddInitialEimResponseAddInitialEimOk::associationToken(
+                        Integer::from(TOKEN)
+                    )
+                ])
+            )
+        );
+        let euicc_key = pki().euiccs[0]
+            .signing_key()
+            .unwrap()
+            .verifying_key()
+            .unwrap();
+        Self {
+            card,
+            channel,
+            eim,
+            euicc_key,
+            eid,
+        }
+    }
+
+    /// A package signed by `key` (the eIM's unless another is given).
+    fn package(
+        &self,
+        eim_id: &str,
+        eid: [u8; 16],
+        counter: i64,
+        package: sgp32::EuiccPackage,
+        key: Option<&SoftwareKey>,
+    ) -> Vec<u8> {
+        let signed = sgp32::EuiccPackageSigned::new(
+            eim_id.into(),
+            rsp::Octet16(FixedOctetString::new(eid)),
+            Integer::from(counter),
+            None,
+            package,
+        );
+        let der = encode_der(&signed).unwrap();
+        let input = eim_signature_input(&der, Some(&Integer::from(TOKEN))).unwrap();
+        let signature = key.unwrap_or(&self.eim).sign_raw(&input).unwrap();
+        euicc_package_request_from_parts(&der, &signature)
+    }
+
+    fn load(&mut self, package: &[u8]) -> Vec<u8> {
+        es10(&mut self.card, self.channel, package)
+    }
+
+    /// The result's signed data, after checking the eUICC's signature
+    /// (v1.2 input: data then the association-token TLV).
+    fn verified(&self, result: &[u8]) -> (bool, Vec<u8>) {
+        let (error, part) = match euicc_package_result(result).unwrap() {
+            PackageResultSignature::Result(part) => (false, part),
+            PackageResultSignature::Error(part) => (true, part),
+            PackageResultSignature::Unsigned => panic!("unsigned result"),
+        };
+        let input = result_signature_input(
+            part.signed,
+            Sgp32Version::V1_2,
+            Some(&Integer::from(TOKEN)),
+            &[],
+        )
+        .unwrap();
+        self.euicc_key
+            .verify_raw(&input, part.signature)
+            .expect("the eUICC's result signature verifies");
+        (error, part.signed.to_vec())
+    }
+
+    fn signed_error_code(&self, result: &[u8]) -> i64 {
+        let (error, data) = self.verified(result);
+        assert!(error, "a signed error");
+        let data: sgp32::EuiccPackageErrorDataSigned = decode_der(&data).unwrap();
+        i64::try_from(&data.euicc_package_error_code.0).unwrap()
+    }
+
+    fn counter(&mut self) -> i64 {
+        let request = encode_der(&sgp32::GetEimConfigurationDataRequest::new(None)).unwrap();
+        let answer = es10(&mut self.card, self.channel, &request);
+        let answer: sgp32::GetEimConfigurationDataResponse = decode_der(&answer).unwrap();
+        assert_eq!(answer.eim_configuration_data_list.len(), 1);
+        let eim = &answer.eim_configuration_data_list[0];
+        assert_eq!(eim.eim_id, EIM_ID);
+        assert_eq!(eim.eim_fqdn.as_deref(), Some("eim.example"));
+        i64::try_from(eim.counter_value.as_ref().unwrap()).unwrap()
+    }
+}
+
+fn unsigned_error_code(result: &[u8]) -> i64 {
+    assert_eq!(
+        euicc_package_result(result).unwrap(),
+        PackageResultSignature::Unsigned
+    );
+    match decode_der::<sgp32::EuiccPackageResult>(result).unwrap() {
+        sgp32::EuiccPackageResult::euiccPackageErrorUnsigned(e) => {
+            assert_eq!(e.eim_id, EIM_ID);
+            i64::try_from(&e.euicc_package_unsigned_error_code.unwrap().0).unwrap()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn psmos(list: Vec<sgp32::Psmo>) -> sgp32::EuiccPackage {
+    sgp32::EuiccPackage::psmoList(list)
+}
+
+fn enable(n: u8) -> sgp32::Psmo {
+    sgp32::Psmo::enable(sgp32::PsmoEnable::new(iccid(n), None))
+}
+
+fn list() -> sgp32::Psmo {
+    sgp32::Psmo::listProfileInfo(rsp::ProfileInfoListRequest::new(None, None))
+}
+
+#[test]
+fn package_runs_and_its_result_is_signed() {
+    let mut iot = Iot::new();
+    assert_eq!(iot.counter(), FIRST_COUNTER);
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 1,
+        psmos(vec![enable(2), list()]),
+        None,
+    );
+    let result = iot.load(&package);
+    let (error, data) = iot.verified(&result);
+    assert!(!error);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    assert_eq!(data.eim_id, EIM_ID);
+    assert_eq!(data.counter_value, Integer::from(FIRST_COUNTER + 1));
+    assert_eq!(data.euicc_result.len(), 2);
+    assert_eq!(
+        data.euicc_result[0],
+        sgp32::EuiccResultData::enableResult(sgp32::EnableProfileResult(Integer::from(0)))
+    );
+    let sgp32::EuiccResultData::listProfileInfoResult(
+        sgp32::ProfileInfoListResponse::profileInfoListOk(profiles),
+    ) = &data.euicc_result[1]
+    else {
+        panic!("{:?}", data.euicc_result[1])
+    };
+    let enabled: Vec<_> = profiles
+        .iter()
+        .filter(|p| p.profile_state == Some(rsp::ProfileState(Integer::from(1))))
+        .map(|p| p.iccid.clone())
+        .collect();
+    assert_eq!(enabled, vec![Some(iccid(2))]);
+    assert_eq!(iot.counter(), FIRST_COUNTER + 1);
+    // Enabling 2 disabled 1, as ES10c EnableProfile does.
+    let states: Vec<ProfileState> = iot.card.state().profiles.iter().map(|p| p.state).collect();
+    assert_eq!(states, vec![ProfileState::Disabled, ProfileState::Enabled]);
+
+    // An eCO: listEim.
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 5,
+        sgp32::EuiccPackage::ecoList(vec![sgp32::Eco::listEim(sgp32::EcoListEim {})]),
+        None,
+    );
+    let result = iot.load(&package);
+    let (_, data) = iot.verified(&result);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    let sgp32::EuiccResultData::listEimResult(sgp32::ListEimResult::eimIdList(ids)) =
+        &data.euicc_result[0]
+    else {
+        panic!("{:?}", data.euicc_result)
+    };
+    assert_eq!(ids[0].eim_id, EIM_ID);
+    assert_eq!(iot.counter(), FIRST_COUNTER + 5, "counters may jump ahead");
+
+    // An operation this eUICC does not run ends the list, said so.
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 6,
+        psmos(vec![sgp32::Psmo::getRAT(sgp32::PsmoGetRAT {}), enable(1)]),
+        None,
+    );
+    let result = iot.load(&package);
+    let (_, data) = iot.verified(&result);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    assert_eq!(
+        data.euicc_result,
+        vec![sgp32::EuiccResultData::processingTerminated(Integer::from(
+            127
+        ))]
+    );
+}
+
+#[test]
+fn refusals_carry_their_spec_codes_and_keep_the_counter() {
+    let mut iot = Iot::new();
+    let good = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 1,
+        psmos(vec![list()]),
+        None,
+    );
+    let result = iot.load(&good);
+    assert!(!iot.verified(&result).0);
+
+    // replayError (4): the same package again, and an older counter.
+    let result = iot.load(&good);
+    assert_eq!(iot.signed_error_code(&result), 4);
+    let old = iot.package(EIM_ID, iot.eid, FIRST_COUNTER, psmos(vec![list()]), None);
+    let result = iot.load(&old);
+    assert_eq!(iot.signed_error_code(&result), 4);
+
+    // counterValueOutOfRange (6).
+    let far = iot.package(EIM_ID, iot.eid, 0x80_0000, psmos(vec![list()]), None);
+    let result = iot.load(&far);
+    assert_eq!(iot.signed_error_code(&result), 6);
+
+    // invalidEid (3): a package for another eUICC.
+    let mut other = iot.eid;
+    other[15] ^= 1;
+    let elsewhere = iot.package(
+        EIM_ID,
+        other,
+        FIRST_COUNTER + 2,
+        psmos(vec![enable(2)]),
+        None,
+    );
+    let result = iot.load(&elsewhere);
+    assert_eq!(iot.signed_error_code(&result), 3);
+
+    // Signed by another key, or from an eIM not associated: unsigned undefinedError (127).
+    let stranger = SoftwareKey::generate().unwrap();
+    let forged = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 2,
+        psmos(vec![enable(2)]),
+        Some(&stranger),
+    );
+    assert_eq!(unsigned_error_code(&iot.load(&forged)), 127);
+    let mut tampered = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 2,
+        psmos(vec![enable(2)]),
+        None,
+    );
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    assert_eq!(unsigned_error_code(&iot.load(&tampered)), 127);
+    let unknown = iot.package("other.eim", iot.eid, FIRST_COUNTER + 2, psmos(vec![]), None);
+    let result = iot.load(&unknown);
+    assert!(matches!(
+        decode_der::<sgp32::EuiccPackageResult>(&result).unwrap(),
+        sgp32::EuiccPackageResult::euiccPackageErrorUnsigned(e) if e.eim_id == "other.eim"
+    ));
+
+    // Nothing refused moved the counter or ran anything.
+    assert_eq!(iot.counter(), FIRST_COUNTER + 1);
+    let states: Vec<ProfileState> = iot.card.state().profiles.iter().map(|p| p.state).collect();
+    assert_eq!(states, vec![ProfileState::Enabled, ProfileState::Disabled]);
+
+    // Garbage is 6A80, not a result.
+    for garbage in [
+        &[0xBF, 0x51, 0x00][..],
+        &[0xBF, 0x51, 0x03, 0x30, 0x01, 0x00][..],
+        &[0xBF, 0x51, 0x05, 0x30, 0x00, 0x5F, 0x37, 0x00][..],
+    ] {
+        let (_, sw) = es10_sw(&mut iot.card, iot.channel, garbage, 120);
+        assert_eq!(sw, 0x6A80, "{garbage:02X?}");
+    }
+}
+
+#[test]
+fn add_initial_eim_refusals() {
+    let eim = SoftwareKey::generate().unwrap().verifying_key().unwrap();
+    let refused = |list: Vec<sgp32::EimConfigurationData>, expected: i64| {
+        let mut card = card();
+        let channel = open_isdr(&mut card);
+        let answer = es10(&mut card, channel, &add_initial_eim(list));
+        assert_eq!(
+            decode_der::<sgp32::AddInitialEimResponse>(&answer).unwrap(),
+            sgp32::AddInitialEimResponse::addInitialEimError(Integer::from(expected))
+        );
+        assert!(card.state().eims.is_empty());
+    };
+    // counterValueOutOfRange (6), commandError (7) without a key or with a
+    // key that is no P-256 point, or with nothing in the list;
+    // insufficientMemory (1) for more eIMs than the eUICC keeps.
+    refused(vec![configuration(EIM_ID, Some(&eim), Some(0x80_0000))], 6);
+    refused(vec![configuration(EIM_ID, Some(&eim), Some(-1))], 6);
+    refused(vec![configuration(EIM_ID, None, Some(1))], 7);
+    let mut bad_key = configuration(EIM_ID, Some(&eim), Some(1));
+    if let Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(spki)) =
+        &mut bad_key.eim_public_key_data
+    {
+        let mut point = spki.subject_public_key.as_raw_slice().to_vec();
+        point[10] ^= 0xFF;
+        spki.subject_public_key = ferrosim_asn1::rasn::types::BitString::from_vec(point);
+    }
+    refused(vec![bad_key], 7);
+    refused(vec![], 7);
+    refused(
+        (0..5)
+            .map(|i| configuration(&format!("eim{i}"), Some(&eim), None))
+            .collect(),
+        1,
+    );
+
+    // associatedEimAlreadyExists (2) once one is there.
+    let mut iot = Iot::new();
+    let answer = es10(
+        &mut iot.card,
+        iot.channel,
+        &add_initial_eim(vec![configuration("second", Some(&eim), None)]),
+    );
+    assert_eq!(
+        decode_der::<sgp32::AddInitialEimResponse>(&answer).unwrap(),
+        sgp32::AddInitialEimResponse::addInitialEimError(Integer::from(2))
+    );
+    // Not decodable: 6A80.
+    let (_, sw) = es10_sw(
+        &mut iot.card,
+        iot.channel,
+        &[0xBF, 0x57, 0x02, 0x01, 0x00],
+        120,
+    );
+    assert_eq!(sw, 0x6A80);
+    let (_, sw) = es10_sw(
+        &mut iot.card,
+        iot.channel,
+        &[0xBF, 0x55, 0x02, 0x01, 0x00],
+        120,
+    );
+    assert_eq!(sw, 0x6A80);
+}
+
+#[test]
+fn eim_configuration_survives_save_and_load() {
+    let mut iot = Iot::new();
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 3,
+        psmos(vec![list()]),
+        None,
+    );
+    iot.load(&package);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("euicc.json");
+    iot.card.state().save(&path).unwrap();
+    let loaded = EuiccState::load(&path).unwrap();
+    assert_eq!(&loaded, iot.card.state());
+    assert_eq!(loaded.eims[0].counter, (FIRST_COUNTER + 3) as u32);
+    assert_eq!(loaded.eims[0].association_token, Some(TOKEN));
+    // A replay after a power cycle is still refused.
+    let mut card = VirtualEuicc::new(identity(), loaded);
+    let channel = open_isdr(&mut card);
+    let result = es10(&mut card, channel, &package);
+    assert_eq!(iot.signed_error_code(&result), 4);
+}
