@@ -498,3 +498,102 @@ fn eim_configuration_survives_save_and_load() {
     let result = es10(&mut card, channel, &package);
     assert_eq!(iot.signed_error_code(&result), 4);
 }
+
+#[test]
+fn ecos_add_update_and_delete_eims() {
+    let mut iot = Iot::new();
+    let second = SoftwareKey::generate().unwrap();
+    let second_key = second.verifying_key().unwrap();
+    let mut update = configuration(EIM_ID, None, None);
+    update.eim_fqdn = Some("eim2.example".into());
+    update.association_token = None;
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 1,
+        sgp32::EuiccPackage::ecoList(vec![
+            sgp32::Eco::addEim(configuration("second", Some(&second_key), None)),
+            sgp32::Eco::addEim(configuration("second", Some(&second_key), None)),
+            sgp32::Eco::addEim(configuration("third", None, None)),
+            sgp32::Eco::updateEim(update),
+            sgp32::Eco::updateEim(configuration("nope", None, Some(0x80_0000))),
+            sgp32::Eco::deleteEim(sgp32::EcoDeleteEim::new("nope".into())),
+        ]),
+        None,
+    );
+    let result = iot.load(&package);
+    let (_, data) = iot.verified(&result);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    use sgp32::EuiccResultData as R;
+    let code = |c: i64| Integer::from(c);
+    assert_eq!(
+        data.euicc_result,
+        vec![
+            R::addEimResult(sgp32::AddEimResult::associationToken(code(TOKEN))),
+            // associatedEimAlreadyExists, then commandError (no key).
+            R::addEimResult(sgp32::AddEimResult::addEimResultCode(code(2))),
+            R::addEimResult(sgp32::AddEimResult::addEimResultCode(code(7))),
+            R::updateEimResult(sgp32::UpdateEimResult(code(0))),
+            // eimNotFound for an update and a delete of an unknown eIM.
+            R::updateEimResult(sgp32::UpdateEimResult(code(1))),
+            R::deleteEimResult(sgp32::DeleteEimResult(code(1))),
+        ]
+    );
+    let eims = &iot.card.state().eims;
+    assert_eq!(eims.len(), 2);
+    assert_eq!(eims[0].fqdn.as_deref(), Some("eim2.example"));
+    assert_eq!(
+        eims[0].association_token,
+        Some(TOKEN),
+        "kept when not given"
+    );
+
+    // The new eIM's packages are accepted with its own key and counter.
+    let package = iot.package("second", iot.eid, 1, psmos(vec![list()]), Some(&second));
+    let result = iot.load(&package);
+    assert!(!iot.verified(&result).0);
+
+    // Deleting: the second one (ok), then the last one (lastEimDeleted, 2).
+    let package = iot.package(
+        "second",
+        iot.eid,
+        2,
+        sgp32::EuiccPackage::ecoList(vec![sgp32::Eco::deleteEim(sgp32::EcoDeleteEim::new(
+            "second".into(),
+        ))]),
+        Some(&second),
+    );
+    let result = iot.load(&package);
+    let (_, data) = iot.verified(&result);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    assert_eq!(
+        data.euicc_result,
+        vec![R::deleteEimResult(sgp32::DeleteEimResult(code(0)))]
+    );
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 2,
+        sgp32::EuiccPackage::ecoList(vec![sgp32::Eco::deleteEim(sgp32::EcoDeleteEim::new(
+            EIM_ID.into(),
+        ))]),
+        None,
+    );
+    let result = iot.load(&package);
+    let (_, data) = iot.verified(&result);
+    let data: sgp32::EuiccPackageResultDataSigned = decode_der(&data).unwrap();
+    assert_eq!(
+        data.euicc_result,
+        vec![R::deleteEimResult(sgp32::DeleteEimResult(code(2)))]
+    );
+    assert!(iot.card.state().eims.is_empty());
+    // With no eIM left, a package is from an unknown eIM.
+    let package = iot.package(
+        EIM_ID,
+        iot.eid,
+        FIRST_COUNTER + 3,
+        psmos(vec![list()]),
+        None,
+    );
+    assert_eq!(unsigned_error_code(&iot.load(&package)), 127);
+}

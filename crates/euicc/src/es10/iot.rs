@@ -15,11 +15,12 @@
 //! association-token TLV).
 //!
 //! PSMOs run here: enable, disable, delete (the same rules and
-//! notifications as ES10c) and listProfileInfo; eCO listEim. The others
-//! (rollback flag bookkeeping, getRAT, configureImmediateEnable, fallback
-//! attribute, setDefaultDpAddress, addEim/updateEim/deleteEim) end the
-//! package with `processingTerminated` (undefinedError), the spec's way of
-//! saying the rest of the list was not run.
+//! notifications as ES10c) and listProfileInfo; every eCO (addEim,
+//! updateEim, deleteEim, listEim). The other PSMOs (rollback flag
+//! bookkeeping, getRAT, configureImmediateEnable, fallback attribute,
+//! setDefaultDpAddress) end the package with `processingTerminated`
+//! (undefinedError), the spec's way of saying the rest of the list was not
+//! run.
 
 use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_asn1::rasn::types::Integer;
@@ -257,7 +258,13 @@ impl Isdr {
                         })
                         .collect(),
                 )),
-                _ => R::processingTerminated(Integer::from(PROCESSING_UNDEFINED)),
+                sgp32::Eco::addEim(data) => R::addEimResult(self.add_eim(data)),
+                sgp32::Eco::updateEim(data) => {
+                    R::updateEimResult(sgp32::UpdateEimResult(Integer::from(self.update_eim(data))))
+                }
+                sgp32::Eco::deleteEim(d) => R::deleteEimResult(sgp32::DeleteEimResult(
+                    Integer::from(self.delete_eim(&d.eim_id)),
+                )),
             };
             let stop = matches!(result, R::processingTerminated(_));
             results.push(result);
@@ -266,6 +273,59 @@ impl Isdr {
             }
         }
         results
+    }
+
+    /// eCO addEim: one more eIM (its id must be new).
+    fn add_eim(&mut self, data: &sgp32::EimConfigurationData) -> sgp32::AddEimResult {
+        let code = |c: i64| sgp32::AddEimResult::addEimResultCode(Integer::from(c));
+        if self.state.eims.iter().any(|e| e.eim_id == data.eim_id) {
+            return code(add_initial_error::ASSOCIATED_EIM_ALREADY_EXISTS);
+        }
+        if self.state.eims.len() >= MAX_EIMS {
+            return code(add_initial_error::INSUFFICIENT_MEMORY);
+        }
+        match eim_entry(data) {
+            Ok(entry) => {
+                tracing::info!(eim = %entry.eim_id, "eIM added");
+                let token = entry.association_token;
+                self.state.eims.push(entry);
+                self.changed();
+                match token {
+                    Some(t) => sgp32::AddEimResult::associationToken(Integer::from(t)),
+                    None => code(0),
+                }
+            }
+            Err(c) => code(c),
+        }
+    }
+
+    /// eCO updateEim: the fields given replace the eIM's; `eimNotFound` (1).
+    fn update_eim(&mut self, data: &sgp32::EimConfigurationData) -> i64 {
+        let Some(i) = self.state.eims.iter().position(|e| e.eim_id == data.eim_id) else {
+            return 1;
+        };
+        let mut entry = self.state.eims[i].clone();
+        match update_entry(&mut entry, data) {
+            Ok(()) => {
+                tracing::info!(eim = %entry.eim_id, "eIM updated");
+                self.state.eims[i] = entry;
+                self.changed();
+                0
+            }
+            Err(c) => c,
+        }
+    }
+
+    /// eCO deleteEim: `eimNotFound` (1); `lastEimDeleted` (2) when it was
+    /// the last one (the eUICC then has no eIM).
+    fn delete_eim(&mut self, eim_id: &str) -> i64 {
+        let Some(i) = self.state.eims.iter().position(|e| e.eim_id == eim_id) else {
+            return 1;
+        };
+        self.state.eims.remove(i);
+        self.changed();
+        tracing::info!(eim = eim_id, "eIM deleted");
+        if self.state.eims.is_empty() { 2 } else { 0 }
     }
 
     /// listProfileInfo through the ES10c GetProfilesInfo of this eUICC (the
@@ -328,46 +388,61 @@ fn code(result: ProfileResult) -> Integer {
 }
 
 /// What the eUICC keeps of one EimConfigurationData, or the
-/// addInitialEimError it earns.
+/// addInitialEimError / addEimResultCode it earns (the codes are shared).
 fn eim_entry(data: &sgp32::EimConfigurationData) -> Result<EimEntry, i64> {
+    if data.eim_public_key_data.is_none() {
+        return Err(add_initial_error::COMMAND_ERROR);
+    }
+    let mut entry = EimEntry {
+        eim_id: data.eim_id.clone(),
+        fqdn: None,
+        id_type: None,
+        counter: 0,
+        association_token: None,
+        public_key: Vec::new(),
+    };
+    update_entry(&mut entry, data)?;
+    Ok(entry)
+}
+
+/// Applies the fields `data` carries to `entry` (eCO updateEim), checking
+/// each; on error `entry` may be half updated, so callers work on a copy.
+fn update_entry(entry: &mut EimEntry, data: &sgp32::EimConfigurationData) -> Result<(), i64> {
     use sgp32::EimConfigurationDataEimPublicKeyData as Key;
-    let spki = match &data.eim_public_key_data {
-        Some(Key::eimPublicKey(spki)) => spki,
-        Some(Key::eimCertificate(cert)) => &cert.tbs_certificate.subject_public_key_info,
-        None => return Err(add_initial_error::COMMAND_ERROR),
-    };
-    let point = spki.subject_public_key.as_raw_slice();
-    let key = VerifyingKey::from_sec1(point).map_err(|_| add_initial_error::COMMAND_ERROR)?;
-    let public_key = key
-        .to_uncompressed()
-        .map_err(|_| add_initial_error::COMMAND_ERROR)?
-        .to_vec();
-    let counter = match &data.counter_value {
-        None => 0,
-        Some(value) => u32::try_from(value)
-            .ok()
-            .filter(|c| *c <= MAX_COUNTER)
-            .ok_or(add_initial_error::COUNTER_VALUE_OUT_OF_RANGE)?,
-    };
-    let association_token = match &data.association_token {
-        None => None,
-        Some(t) => Some(i64::try_from(t).map_err(|_| add_initial_error::COMMAND_ERROR)?),
-    };
-    let id_type = match &data.eim_id_type {
-        None => None,
-        Some(t) => Some(i64::try_from(&t.0).map_err(|_| add_initial_error::COMMAND_ERROR)?),
-    };
     if data.eim_id.is_empty() || data.eim_id.len() > 128 {
         return Err(add_initial_error::COMMAND_ERROR);
     }
-    Ok(EimEntry {
-        eim_id: data.eim_id.clone(),
-        fqdn: data.eim_fqdn.clone(),
-        id_type,
-        counter,
-        association_token,
-        public_key,
-    })
+    let spki = match &data.eim_public_key_data {
+        Some(Key::eimPublicKey(spki)) => Some(spki),
+        Some(Key::eimCertificate(cert)) => Some(&cert.tbs_certificate.subject_public_key_info),
+        None => None,
+    };
+    if let Some(spki) = spki {
+        let point = spki.subject_public_key.as_raw_slice();
+        let key = VerifyingKey::from_sec1(point).map_err(|_| add_initial_error::COMMAND_ERROR)?;
+        entry.public_key = key
+            .to_uncompressed()
+            .map_err(|_| add_initial_error::COMMAND_ERROR)?
+            .to_vec();
+    }
+    if let Some(value) = &data.counter_value {
+        entry.counter = u32::try_from(value)
+            .ok()
+            .filter(|c| *c <= MAX_COUNTER)
+            .ok_or(add_initial_error::COUNTER_VALUE_OUT_OF_RANGE)?;
+    }
+    if let Some(token) = &data.association_token {
+        entry.association_token =
+            Some(i64::try_from(token).map_err(|_| add_initial_error::COMMAND_ERROR)?);
+    }
+    if let Some(id_type) = &data.eim_id_type {
+        entry.id_type =
+            Some(i64::try_from(&id_type.0).map_err(|_| add_initial_error::COMMAND_ERROR)?);
+    }
+    if data.eim_fqdn.is_some() {
+        entry.fqdn = data.eim_fqdn.clone();
+    }
+    Ok(())
 }
 
 /// The EimConfigurationData GetEimConfigurationData reports for `entry`.
