@@ -88,6 +88,52 @@ impl SharedIdentity {
         }))
     }
 
+    /// The shared part of eUICCs that support CRLs (SGP.22 `crlSupport`):
+    /// CRLs loaded with ES10b.LoadCRL ([`SharedIdentity::load_crl`]) are
+    /// checked whenever an SM-DP+ certificate is verified, and a revoked
+    /// DPauth or DPpb is refused (invalidCertificate). A card cannot fetch a
+    /// CRL itself, so a stale one still counts for what it lists and
+    /// `on_stale` decides about the others.
+    pub fn with_crl_support(
+        eum_cert_der: impl AsRef<[u8]>,
+        ci_certs_der: &[Vec<u8>],
+        on_stale: ferrosim_pki::StalePolicy,
+    ) -> Result<Arc<Self>, Error> {
+        let mut shared = Self::new(eum_cert_der, ci_certs_der)?;
+        // Just made: the only reference.
+        let this = Arc::get_mut(&mut shared).ok_or(Error::NoCi)?;
+        this.trust
+            .enable_revocation(ferrosim_pki::RevocationPolicy {
+                on_stale,
+                fetch_distribution_points: false,
+            });
+        Ok(shared)
+    }
+
+    /// Whether the eUICCs support CRLs (LoadCRL, revocation checks).
+    pub fn supports_crls(&self) -> bool {
+        self.trust.revocation().is_some()
+    }
+
+    /// ES10b.LoadCRL: verifies a CRL of a trusted CI (or of the EUM) and
+    /// puts it in force for every eUICC sharing this part.
+    pub fn load_crl(
+        &self,
+        crl_der: &[u8],
+    ) -> Result<ferrosim_pki::crl::LoadOutcome, ferrosim_pki::CrlError> {
+        let crl = ferrosim_pki::Crl::from_der(crl_der)?;
+        let issuer = crl.authority_key_id();
+        if self.trust.ci(issuer).is_none() && self.eum.subject_key_id() != Some(issuer) {
+            return Err(ferrosim_pki::CrlError::UnknownIssuer(issuer.clone()));
+        }
+        let outcome = self.trust.load_crl(crl_der, Some(&self.eum))?;
+        // Verifications cached before the CRL are not reused unchecked.
+        if let Ok(mut cache) = self.dp_cache.lock() {
+            cache.clear();
+        }
+        Ok(outcome)
+    }
+
     /// Loads the shared part from PEM or DER files: the EUM certificate and
     /// one or more CI certificates (each file may be a PEM bundle).
     pub fn load_files(eum_cert: &Path, ci_certs: &[PathBuf]) -> Result<Arc<Self>, Error> {
@@ -155,6 +201,10 @@ impl SharedIdentity {
         let ci = self.trust.ci(&hit.ci_key_id)?;
         check_validity(&hit.certificate, role, now).ok()?;
         check_validity(ci, CertRole::Ci, now).ok()?;
+        // With CRLs, revocation is checked again (a CRL may have become stale).
+        if let Some(revocation) = self.trust.revocation() {
+            revocation.check(&hit.certificate, role, ci, now).ok()?;
+        }
         Some(Arc::clone(hit))
     }
 }

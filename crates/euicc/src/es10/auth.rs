@@ -97,6 +97,17 @@ impl Isdr {
     }
 
     /// EUICCInfo2 as this eUICC describes itself now (free memory changes).
+    /// RspCapability bits: [`RSP_CAPABILITIES`], plus crlSupport (1) when
+    /// the eUICC supports CRLs.
+    fn rsp_capabilities(&self) -> Vec<usize> {
+        let mut bits = RSP_CAPABILITIES.to_vec();
+        if self.identity.shared().supports_crls() {
+            bits.push(1);
+            bits.sort_unstable();
+        }
+        bits
+    }
+
     pub(super) fn euicc_info2(&self) -> rsp::EUICCInfo2 {
         let used: usize = self
             .state
@@ -121,7 +132,7 @@ impl Isdr {
             UICCCapability(named_bits(&UICC_CAPABILITIES)),
             Some(version(TS102241_VERSION)),
             Some(version(GLOBALPLATFORM_VERSION)),
-            rsp::RspCapability(named_bits(&RSP_CAPABILITIES)),
+            rsp::RspCapability(named_bits(&self.rsp_capabilities())),
             key_ids(&self.identity.ci_key_ids_for_verification()),
             key_ids(&self.identity.ci_key_ids_for_signing()),
             None,

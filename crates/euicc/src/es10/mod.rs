@@ -16,6 +16,7 @@
 
 mod auth;
 mod config;
+mod crl;
 mod download;
 mod install;
 mod iot;
@@ -190,6 +191,7 @@ impl Isdr {
             0xBF57 => self.add_initial_eim(cmd),
             0xBF55 => self.get_eim_configuration_data(cmd),
             0xBF51 => self.load_euicc_package(cmd),
+            0xBF35 => self.load_crl(cmd),
             _ => Es10Reply::Status(StatusWord::DATA_NOT_FOUND),
         }
     }
