@@ -26,6 +26,7 @@ use crate::ids::Timestamp;
 use crate::ids::{Counter, Eid, EimId};
 use crate::package::PackageContent;
 use crate::record::{DeviceRecord, ResultRecord};
+use crate::relay::{self, Es9Relay, NoRelay};
 use crate::steps::Step;
 use crate::steps::associate::{AssociationRequest, associate, set_emulated};
 use crate::steps::enqueue::{
@@ -35,6 +36,11 @@ use crate::steps::enqueue::{
 use crate::steps::poll::{PollAnswer, package_error, poll};
 use crate::steps::provide::{ProvideReport, provide};
 use crate::store::{EimStore, StoreError, Versioned};
+
+mod relayed;
+mod reply;
+
+pub use reply::EsipaReply;
 
 /// How often a driver runs a step whose commit lost a race.
 pub const ATTEMPTS: usize = 4;
@@ -176,67 +182,61 @@ impl<S: EimStore> Eim<S> {
         Ok(self.load(eid).await?.record)
     }
 
-    /// Serves one ESipa message of the ASN.1 binding.
+    /// Serves one ESipa message of the ASN.1 binding without a relay:
+    /// relayed ES9+ steps (indirect download) are answered with their
+    /// `undefinedError`. Drivers with a relay use [`Eim::handle`].
     pub async fn handle_asn1(&self, der: &[u8], now: Timestamp) -> Result<EsipaAnswer, EimError> {
+        self.handle(der, &NoRelay, now).await?.into_asn1()
+    }
+
+    /// Serves one `EsipaMessageFromIpaToEim` (DER, as the ASN.1 binding
+    /// carries it or as rebuilt from the JSON binding), relaying ES9+ steps
+    /// through `relay`.
+    pub async fn handle(
+        &self,
+        der: &[u8],
+        relay: &impl Es9Relay,
+        now: Timestamp,
+    ) -> Result<EsipaReply, EimError> {
         let first = read_ipa_message(der, None)?;
+        let version = first.read_as;
         match &first.message {
             sgp32::EsipaMessageFromIpaToEim::getEimPackageRequest(request) => {
-                let answer = self
-                    .get_eim_package(der, first.read_as, request, now)
-                    .await?;
-                let message =
-                    sgp32::EsipaMessageFromEimToIpa::getEimPackageResponse(answer.response);
-                encoded(&message, answer.version)
+                let answer = self.get_eim_package(der, version, request, now).await?;
+                Ok(EsipaReply::Message {
+                    message: Box::new(sgp32::EsipaMessageFromEimToIpa::getEimPackageResponse(
+                        answer.response,
+                    )),
+                    version: answer.version,
+                })
             }
             sgp32::EsipaMessageFromIpaToEim::provideEimPackageResult(_)
             | sgp32::EsipaMessageFromIpaToEim::handleNotificationEsipa(
                 sgp32::HandleNotificationEsipa::provideEimPackageResult(_),
             ) => {
                 let report = self.provide_result(der, first, now).await?;
-                match report.response {
-                    Some(response) => encoded(
-                        &sgp32::EsipaMessageFromEimToIpa::provideEimPackageResultResponse(response),
-                        report.version,
-                    ),
-                    None => Ok(EsipaAnswer::NoContent),
-                }
-            }
-            sgp32::EsipaMessageFromIpaToEim::handleNotificationEsipa(_) => {
-                Err(EimError::UnexpectedMessage(
-                    "a profile notification for relay to its SM-DP+ (indirect notification delivery is not implemented yet)",
-                ))
+                Ok(match report.response {
+                    Some(response) => EsipaReply::Message {
+                        message: Box::new(
+                            sgp32::EsipaMessageFromEimToIpa::provideEimPackageResultResponse(
+                                response,
+                            ),
+                        ),
+                        version: report.version,
+                    },
+                    None => EsipaReply::NoContent,
+                })
             }
             sgp32::EsipaMessageFromIpaToEim::transferEimPackageResponse(_) => {
                 Err(EimError::UnexpectedMessage(
                     "a TransferEimPackageResponse (this eIM does not push packages)",
                 ))
             }
-            other => {
-                // Indirect profile download: the ES9+ relay is not part of
-                // this eIM yet; answer with the function's undefinedError.
-                let undefined = || Integer::from(127);
-                let message = match other {
-                    sgp32::EsipaMessageFromIpaToEim::initiateAuthenticationRequestEsipa(_) => {
-                        sgp32::EsipaMessageFromEimToIpa::initiateAuthenticationResponseEsipa(
-                            sgp32::InitiateAuthenticationResponseEsipa::initiateAuthenticationErrorEsipa(undefined()),
-                        )
-                    }
-                    sgp32::EsipaMessageFromIpaToEim::authenticateClientRequestEsipa(_) => {
-                        sgp32::EsipaMessageFromEimToIpa::authenticateClientResponseEsipa(
-                            sgp32::AuthenticateClientResponseEsipa::authenticateClientErrorEsipa(undefined()),
-                        )
-                    }
-                    sgp32::EsipaMessageFromIpaToEim::getBoundProfilePackageRequestEsipa(_) => {
-                        sgp32::EsipaMessageFromEimToIpa::getBoundProfilePackageResponseEsipa(
-                            sgp32::GetBoundProfilePackageResponseEsipa::getBoundProfilePackageErrorEsipa(undefined()),
-                        )
-                    }
-                    _ => sgp32::EsipaMessageFromEimToIpa::cancelSessionResponseEsipa(
-                        sgp32::CancelSessionResponseEsipa::cancelSessionError(undefined()),
-                    ),
-                };
-                warn!(read_as = %first.read_as, "indirect profile download requested: not implemented, answered undefinedError");
-                encoded(&message, first.read_as)
+            _ => {
+                let parsed = relay::parse(der)?.ok_or(EimError::UnexpectedMessage(
+                    "an ESipa message this eIM does not serve",
+                ))?;
+                self.relay_step(parsed, version, relay, now).await
             }
         }
     }
@@ -468,7 +468,7 @@ fn unknown_device(version: Sgp32Version) -> ProvideReport {
     }
 }
 
-fn encoded(
+pub(crate) fn encoded(
     message: &sgp32::EsipaMessageFromEimToIpa,
     version: Sgp32Version,
 ) -> Result<EsipaAnswer, EimError> {

@@ -29,11 +29,12 @@ pub mod ids;
 pub mod mem;
 pub mod package;
 pub mod record;
+pub mod relay;
 pub mod steps;
 pub mod store;
 pub mod suite;
 
-pub use eim::{ATTEMPTS, Eim, EimConfig, EsipaAnswer};
+pub use eim::{ATTEMPTS, Eim, EimConfig, EsipaAnswer, EsipaReply};
 pub use error::{EimError, ResultRefused};
 pub use ids::{Counter, Eid, EimId, EimTransactionId, Iccid, MAX_COUNTER, Timestamp};
 pub use mem::MemEimStore;
@@ -44,4 +45,4 @@ pub use record::{
 };
 pub use steps::associate::AssociationRequest;
 pub use steps::enqueue::{DataItem, DownloadTrigger, Queued};
-pub use store::{EimChanges, EimStore, StoreError, Version, Versioned};
+pub use store::{EimChanges, EimStore, RelaySession, StoreError, Version, Versioned};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::ids::{Counter, Eid};
 use crate::record::{DeviceRecord, NotificationRecord, ResultRecord};
 use crate::store::{
-    DeviceWrite, EimChanges, EimStore, StoreError, StoreResult, Version, Versioned,
+    DeviceWrite, EimChanges, EimStore, RelaySession, StoreError, StoreResult, Version, Versioned,
 };
 
 /// The eIM store in memory. Cheap to clone: clones share the data.
@@ -33,6 +33,7 @@ struct Tables {
     /// (device, counter) -> item id of its stored result.
     counters: HashMap<(Eid, u32), u64>,
     notifications: BTreeMap<(Eid, i64), NotificationRecord>,
+    relay_sessions: HashMap<String, RelaySession>,
 }
 
 impl MemEimStore {
@@ -102,6 +103,17 @@ impl EimStore for MemEimStore {
             .range((*eid, i64::MIN)..=(*eid, i64::MAX))
             .map(|(_, n)| n.clone())
             .collect())
+    }
+
+    async fn put_relay_session(&self, session: &RelaySession) -> StoreResult<()> {
+        self.tables()
+            .relay_sessions
+            .insert(session.transaction_id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn relay_session(&self, transaction_id: &str) -> StoreResult<Option<RelaySession>> {
+        Ok(self.tables().relay_sessions.get(transaction_id).cloned())
     }
 
     async fn commit(&self, changes: EimChanges) -> StoreResult<()> {

@@ -109,6 +109,21 @@ impl EimChanges {
     }
 }
 
+/// An indirect download the eIM relays: which SM-DP+ its ES9+ transaction
+/// id belongs to (so any eIM instance can relay its later steps) and, when
+/// known, the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySession {
+    /// The SM-DP+'s transaction id, upper-case hex as ES9+ carries it.
+    pub transaction_id: String,
+    /// The SM-DP+ (`host[:port]`).
+    pub smdp_address: String,
+    /// The device, when the eIM knows it.
+    pub eid: Option<Eid>,
+    /// When the session was opened.
+    pub created_at: crate::ids::Timestamp,
+}
+
 /// The eIM's store.
 pub trait EimStore: Send + Sync + 'static {
     /// One device, with its version.
@@ -146,6 +161,19 @@ pub trait EimStore: Send + Sync + 'static {
         &self,
         eid: &Eid,
     ) -> impl Future<Output = StoreResult<Vec<NotificationRecord>>> + Send;
+
+    /// Keeps a relayed download session (replacing one with the same
+    /// transaction id).
+    fn put_relay_session(
+        &self,
+        session: &RelaySession,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The relayed download session with this ES9+ transaction id.
+    fn relay_session(
+        &self,
+        transaction_id: &str,
+    ) -> impl Future<Output = StoreResult<Option<RelaySession>>> + Send;
 
     /// Writes `changes` in one transaction: the device record must still be
     /// at its expected version (then it moves to the next one), an inserted

@@ -12,7 +12,7 @@ use crate::record::{
     Association, DeviceRecord, EuiccData, ItemKind, ItemOutcome, ItemState, NotificationRecord,
     ProfileSnapshot, QueueItem, ResultRecord, Trust,
 };
-use crate::store::{DeviceWrite, EimChanges, EimStore, StoreError, Version};
+use crate::store::{DeviceWrite, EimChanges, EimStore, RelaySession, StoreError, Version};
 
 /// A valid EID numbered `n` (its check digits computed), for fixtures.
 pub fn test_eid(n: u32) -> Eid {
@@ -53,6 +53,7 @@ pub async fn run_all(store: &impl EimStore) -> Result<(), StoreError> {
     results_are_stored_once_and_commits_are_atomic(store).await?;
     notifications_keep_the_first_copy(store).await?;
     devices_are_listed_in_order(store).await?;
+    relay_sessions_are_kept(store).await?;
     Ok(())
 }
 
@@ -296,5 +297,33 @@ async fn devices_are_listed_in_order(store: &impl EimStore) -> Result<(), StoreE
         all.get(2),
         "the next page starts after the given EID"
     );
+    Ok(())
+}
+
+async fn relay_sessions_are_kept(store: &impl EimStore) -> Result<(), StoreError> {
+    let session = RelaySession {
+        transaction_id: "0A1B2C3D".to_owned(),
+        smdp_address: "smdp.example:8443".to_owned(),
+        eid: Some(test_eid(40)),
+        created_at: Timestamp(5_000),
+    };
+    assert_eq!(store.relay_session("0A1B2C3D").await?, None);
+    store.put_relay_session(&session).await?;
+    assert_eq!(
+        store.relay_session("0A1B2C3D").await?,
+        Some(session.clone())
+    );
+    let moved = RelaySession {
+        smdp_address: "other.example".to_owned(),
+        eid: None,
+        ..session
+    };
+    store.put_relay_session(&moved).await?;
+    assert_eq!(
+        store.relay_session("0A1B2C3D").await?,
+        Some(moved),
+        "a session with the same transaction id replaces the old one"
+    );
+    assert_eq!(store.relay_session("FFFF").await?, None);
     Ok(())
 }

@@ -10,6 +10,7 @@
 
 pub mod associate;
 pub mod enqueue;
+pub mod notify;
 pub mod poll;
 pub mod provide;
 
