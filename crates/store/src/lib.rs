@@ -20,9 +20,11 @@
 //! Activation telemetry (`ferrosim-telemetry` events) lives in the same
 //! database: [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`].
 
+mod api_tokens;
 mod callbacks;
 mod calls;
 mod connect;
+mod eim;
 mod group_commit;
 mod health;
 mod lookups;
@@ -38,6 +40,7 @@ mod smdp_store;
 mod telemetry;
 mod writes;
 
+pub use api_tokens::ApiTokenRow;
 pub use connect::{Backend, Durability, StoreOptions};
 pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use profile_type_admin::ProfileTypeSummary;
