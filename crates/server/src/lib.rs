@@ -7,17 +7,21 @@
 //! requests into calls of [`ferrosim_smdp::Smdp`] and answers into HTTP.
 //! Instances are stateless: any number can share one database.
 
+pub mod api;
 pub mod bootstrap;
 mod callbacks;
 pub mod client_auth;
 mod dashboard;
+pub mod eim_identity;
 mod es2;
 pub mod es2_client;
 mod es9;
+pub mod esipa;
 pub mod housekeeping;
 mod http;
 mod limits;
 mod ready;
+pub mod relay;
 pub mod sandbox;
 pub mod telemetry;
 mod tls;
@@ -134,6 +138,18 @@ pub async fn start<S: Store + ReadyCheck + Clone>(
     smdp: Smdp<S>,
     options: ServerOptions,
 ) -> Result<RunningServer, ServerError> {
+    start_with(listener, smdp, options, Router::new()).await
+}
+
+/// [`start`], with more routes served beside the SM-DP+'s on the same
+/// listener (the eIM's ESipa bindings and REST API: [`esipa::routes`],
+/// [`api`]).
+pub async fn start_with<S: Store + ReadyCheck + Clone>(
+    listener: std::net::TcpListener,
+    smdp: Smdp<S>,
+    options: ServerOptions,
+    extra: Router,
+) -> Result<RunningServer, ServerError> {
     let local_addr = listener.local_addr()?;
     let tls = tls::rustls_config(&options.tls, &options.client_auth)?;
     let authenticator = client_auth::ClientAuthenticator::new(
@@ -150,9 +166,15 @@ pub async fn start<S: Store + ReadyCheck + Clone>(
     if let Some(t) = &options.telemetry {
         app = telemetry::routes(app, t.clone());
     }
-    let app = app.layer(axum::Extension(Arc::new(authenticator))).layer(
-        axum::middleware::from_fn_with_state(limits, limits::read_body),
-    );
+    // The eIM's routes join after the telemetry layer: it observes the
+    // SM-DP+'s ES2+ and ES9+ traffic only.
+    let app = app
+        .merge(extra)
+        .layer(axum::Extension(Arc::new(authenticator)))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::read_body,
+        ));
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
         .handshake_timeout(limits.header_timeout)
         .acceptor(limits::ConnectionAcceptor::new(&limits));
