@@ -82,6 +82,49 @@ pub struct InstanceConfig {
     pub telemetry: TelemetryConfig,
     /// CRLs the SM-DP+ checks eUICC and EUM certificates against.
     pub revocation: crate::revocation_config::RevocationConfig,
+    /// The eIM (SGP.32): ESipa, its REST API, its key.
+    pub eim: EimSettings,
+}
+
+/// The eIM served beside the SM-DP+ (ESipa on the same HTTPS listener,
+/// its REST API under `/api/v1/eim`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EimSettings {
+    /// Serve the eIM.
+    pub enabled: bool,
+    /// The eIM id devices know it by (default: `eim.` and the SM-DP+ host).
+    pub eim_id: Option<String>,
+    /// The eIM certificate (PEM); default `<pki dir>/eIM/eim.pem`, generated
+    /// with its key on first start when missing.
+    pub certificate: Option<PathBuf>,
+    /// Its key (PEM); default `<pki dir>/eIM/eim.key.pem`.
+    pub key: Option<PathBuf>,
+    /// The eIM key's label in the `[pkcs11]` token (instead of the key file).
+    pub pkcs11_label: Option<String>,
+    /// Also serve ESipa over PLAIN HTTP on this address (a lab only).
+    pub lab_plain_http_listen: Option<SocketAddr>,
+    /// Relay indirect downloads to other SM-DP+s over HTTPS (the instance's
+    /// own SM-DP+ is always reached in process).
+    pub relay_remote: bool,
+    /// CA certificates the relay trusts for other SM-DP+s (default: the
+    /// instance's CI certificates).
+    pub relay_trust: Vec<PathBuf>,
+}
+
+impl Default for EimSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            eim_id: None,
+            certificate: None,
+            key: None,
+            pkcs11_label: None,
+            lab_plain_http_listen: None,
+            relay_remote: true,
+            relay_trust: Vec::new(),
+        }
+    }
 }
 
 /// One operator's ES2+ client-certificate credential: the CA that issues
@@ -370,6 +413,7 @@ impl Default for InstanceConfig {
             es2_client_auth: Vec::new(),
             telemetry: TelemetryConfig::default(),
             revocation: crate::revocation_config::RevocationConfig::default(),
+            eim: EimSettings::default(),
         }
     }
 }

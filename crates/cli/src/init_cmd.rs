@@ -43,6 +43,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<()> {
             }
         };
         let inst = instance::assemble(&cfg, store, &address, Access::Create)?;
+        if cfg.eim.enabled {
+            crate::eim_cmd::open_eim(&cfg, &inst, Access::Create)?;
+        }
         inst.store.close().await;
         println!(
             "{} ferrosim instance at {}",

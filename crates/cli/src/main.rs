@@ -6,10 +6,12 @@
 use clap::{Parser, Subcommand};
 
 mod admin_cmd;
+mod api_token_cmd;
 mod bench_cmd;
 mod bench_compare;
 mod config;
 mod demo_cmd;
+mod eim_cmd;
 mod euicc_cmd;
 mod fleet;
 mod init_cmd;
@@ -65,6 +67,10 @@ enum Command {
     Euicc(euicc_cmd::EuiccArgs),
     /// SLOs: Prometheus rules and burn-rate alerts from OpenSLO, the Grafana dashboard.
     Slo(slo_cmd::SloArgs),
+    /// The eIM (SGP.32): associate devices, queue packages and downloads, results, bootstrap.
+    Eim(eim_cmd::EimArgs),
+    /// API tokens of the REST APIs: create, list, revoke.
+    ApiToken(api_token_cmd::ApiTokenArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
     Report(report_cmd::ReportArgs),
     /// Simulate a city event (outage) in virtual time against the real fleet, eIM and eUICC code.
@@ -95,6 +101,8 @@ fn main() -> anyhow::Result<()> {
         Command::Slo(args) => slo_cmd::run(args)?,
         Command::Report(args) => report_cmd::run(args)?,
         Command::Simulate(args) => simulate_cmd::run(args)?,
+        Command::Eim(args) => eim_cmd::run(args)?,
+        Command::ApiToken(args) => api_token_cmd::run(args)?,
     }
     Ok(())
 }

@@ -60,7 +60,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(refresh) = inst.crl_refresh.take() {
             refresh.spawn();
         }
-        let server = ferrosim_server::start(listener, inst.smdp, inst.server_options).await?;
+        let eim = crate::eim_cmd::serve_routes(&cfg, &inst)?;
+        let server =
+            ferrosim_server::start_with(listener, inst.smdp, inst.server_options, eim.routes)
+                .await?;
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
         println!("ferrosim SM-DP+ listening on https://{local} as {address}");
@@ -70,6 +73,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         signal.await;
         info!("shutting down");
         server.shutdown(Duration::from_secs(10)).await;
+        if let Some(lab) = eim.lab {
+            lab.shutdown().await;
+        }
         inst.store.close().await;
         Ok(())
     })

@@ -1,0 +1,561 @@
+//! `ferrosim eim …`: the eIM of an instance — associate devices, queue
+//! eUICC packages (enable [--rollback], disable, delete, list-profiles,
+//! set-fallback, unset-fallback, eCOs), download triggers and data requests,
+//! show a device's queue, results and profiles, mark devices as emulated,
+//! and write a device's first eIM configuration (`bootstrap`).
+//!
+//! The commands open the instance's database and eIM key directly (like
+//! `ferrosim order`) and run the same operations as the REST API
+//! (`ferrosim_server::api::eim::ops`): every change is a compare-and-set
+//! commit, so they are safe beside any number of running `serve` instances
+//! on the same PostgreSQL (or the same SQLite file). Answers are printed as
+//! the REST API's JSON. Also here: assembling the eIM for `serve`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use ferrosim_asn1::rasn::types::{BitString, Integer};
+use ferrosim_asn1::{decode_der, encode_der, sgp32};
+use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
+use ferrosim_server::api::eim::ops;
+use ferrosim_server::api::eim::{
+    AssociateRequest, DataItemName, DeviceListQuery, EimConfigurationJson, QueueRequest, SgpVersion,
+};
+use ferrosim_server::bootstrap::PkiPaths;
+use ferrosim_server::eim_identity::{
+    EimIdentity, EimPaths, EimPkcs11, ensure_eim_identity, load_eim_identity,
+};
+use ferrosim_store::SqlStore;
+use serde::Serialize;
+
+use crate::admin_cmd::block_on;
+use crate::config::{InstanceArgs, InstanceConfig};
+use crate::instance::{Access, Instance, open_existing};
+
+/// `ferrosim eim …`
+#[derive(Debug, Args)]
+pub struct EimArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
+    #[command(subcommand)]
+    command: EimCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum EimCommand {
+    /// Associate a device: verify its eUICC certificate chain and keep the
+    /// counter value and association token of this eIM in its eUICC.
+    Associate {
+        /// EID (32 digits).
+        #[arg(long)]
+        eid: String,
+        /// CERT.EUICC.ECDSA (PEM or DER); default `<pki dir>/eUICC/<EID>.pem`.
+        #[arg(long)]
+        euicc_cert: Option<PathBuf>,
+        /// CERT.EUM.ECDSA (PEM or DER); default `<pki dir>/EUM/eum.pem`.
+        #[arg(long)]
+        eum_cert: Option<PathBuf>,
+        /// This eIM's counter value in the eUICC.
+        #[arg(long, default_value_t = 0)]
+        counter: u32,
+        /// The association token in the eUICC.
+        #[arg(long)]
+        association_token: Option<i64>,
+        /// The eUICC's SGP.32 version: v1.2 or v1.0.
+        #[arg(long, default_value = "v1.2")]
+        euicc_version: String,
+        /// The IPA emulates the IoT functions on a consumer eUICC (unsigned results).
+        #[arg(long)]
+        emulated: bool,
+    },
+    /// List associated devices.
+    Devices {
+        /// Start after this EID.
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show a device: association, queue, profiles, last poll.
+    Show(Eid),
+    /// Show a device's open queue.
+    Queue(Eid),
+    /// Show a device's stored results (verified or unsigned).
+    Results(Eid),
+    /// Show a device's profiles as last reported.
+    Profiles(Eid),
+    /// Queue a PSMO enable (with --rollback the IPA may roll back).
+    Enable {
+        #[command(flatten)]
+        target: Profile,
+        /// Grant ProfileRollback.
+        #[arg(long)]
+        rollback: bool,
+    },
+    /// Queue a PSMO disable.
+    Disable(Profile),
+    /// Queue a PSMO delete.
+    Delete(Profile),
+    /// Queue a PSMO listProfileInfo.
+    ListProfiles(Eid),
+    /// Queue a PSMO setFallbackAttribute.
+    SetFallback(Profile),
+    /// Queue a PSMO unsetFallbackAttribute.
+    UnsetFallback(Eid),
+    /// Queue a profile download trigger with an activation code.
+    Download {
+        #[command(flatten)]
+        device: Eid,
+        /// `1$<SM-DP+ address>$<matching id>`.
+        #[arg(long)]
+        activation_code: String,
+    },
+    /// Queue an eIM Configuration Operation.
+    Eco {
+        #[command(flatten)]
+        device: Eid,
+        #[command(subcommand)]
+        operation: EcoCommand,
+    },
+    /// Queue a request for eUICC data (notifications, package-results,
+    /// euicc-info1, euicc-info2, certificates, ...).
+    DataRequest {
+        #[command(flatten)]
+        device: Eid,
+        /// Items, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        item: Vec<String>,
+    },
+    /// Withdraw a queued item that was not delivered yet.
+    Withdraw {
+        #[command(flatten)]
+        device: Eid,
+        /// The item id.
+        #[arg(long)]
+        item: u64,
+    },
+    /// Mark a device as emulating the IoT functions on a consumer eUICC
+    /// (its results are accepted unsigned and shown as unsigned), or unmark it.
+    Emulated {
+        #[command(flatten)]
+        device: Eid,
+        /// `on` or `off`.
+        #[arg(long, value_parser = ["on", "off"])]
+        set: String,
+    },
+    /// Write the AddInitialEim request (DER) that installs this eIM as a
+    /// device's first eIM: its id, FQDN, counter value, association token
+    /// and public key.
+    Bootstrap {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The counter value the eUICC starts from.
+        #[arg(long, default_value_t = 0)]
+        counter: u32,
+        /// An association token.
+        #[arg(long)]
+        association_token: Option<i64>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Eid {
+    /// EID (32 digits).
+    #[arg(long)]
+    eid: String,
+}
+
+#[derive(Debug, Args)]
+struct Profile {
+    /// EID (32 digits).
+    #[arg(long)]
+    eid: String,
+    /// ICCID of the profile.
+    #[arg(long)]
+    iccid: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum EcoCommand {
+    /// Add an eIM.
+    #[command(name = "add-eim")]
+    Add(EcoEim),
+    /// Update an eIM.
+    #[command(name = "update-eim")]
+    Update(EcoEim),
+    /// Delete an eIM.
+    #[command(name = "delete-eim")]
+    Delete {
+        /// The eIM's id.
+        #[arg(long)]
+        eim_id: String,
+    },
+    /// List the eIMs.
+    #[command(name = "list-eim")]
+    List,
+}
+
+#[derive(Debug, Args)]
+struct EcoEim {
+    /// The eIM's id.
+    #[arg(long)]
+    eim_id: String,
+    /// Its FQDN.
+    #[arg(long)]
+    eim_fqdn: Option<String>,
+    /// Its counter value.
+    #[arg(long)]
+    counter: Option<u32>,
+    /// Its association token.
+    #[arg(long)]
+    association_token: Option<i64>,
+    /// Its certificate (PEM or DER).
+    #[arg(long)]
+    eim_certificate: Option<PathBuf>,
+}
+
+/// Runs `ferrosim eim`.
+pub fn run(args: EimArgs) -> anyhow::Result<()> {
+    let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    block_on(async move {
+        let inst = open_existing(&cfg).await?;
+        let result = command(&cfg, &inst, args.command).await;
+        inst.store.close().await;
+        result
+    })
+}
+
+fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn api(e: ferrosim_server::api::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.message())
+}
+
+async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> anyhow::Result<()> {
+    let (eim, identity) = open_eim(cfg, inst, Access::Existing)?;
+    let now = Timestamp::now();
+    let queue = |eid: String, request: QueueRequest| enqueue(&eim, eid, request);
+    match command {
+        EimCommand::Associate {
+            eid,
+            euicc_cert,
+            eum_cert,
+            counter,
+            association_token,
+            euicc_version,
+            emulated,
+        } => {
+            let euicc_cert = euicc_cert
+                .unwrap_or_else(|| cfg.pki_dir().join("eUICC").join(format!("{eid}.pem")));
+            let eum_cert = eum_cert.unwrap_or_else(|| cfg.pki_dir().join("EUM").join("eum.pem"));
+            let euicc_version = match euicc_version.as_str() {
+                "v1.2" => SgpVersion::V1_2,
+                "v1.0" => SgpVersion::V1_0,
+                other => bail!("--euicc-version is v1.2 or v1.0, not `{other}`"),
+            };
+            let request = AssociateRequest {
+                eid,
+                eum_certificate: cert_text(&eum_cert)?,
+                euicc_certificate: cert_text(&euicc_cert)?,
+                counter,
+                association_token,
+                euicc_version,
+                emulated,
+            };
+            print(&ops::associate(&eim, request, now).await.map_err(api)?)
+        }
+        EimCommand::Devices { after, limit } => {
+            let query = DeviceListQuery {
+                after,
+                limit: Some(limit),
+            };
+            print(&ops::list_devices(&eim, &query).await.map_err(api)?)
+        }
+        EimCommand::Show(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?),
+        EimCommand::Queue(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.queue),
+        EimCommand::Results(d) => print(&ops::results(&eim, &d.eid).await.map_err(api)?),
+        EimCommand::Profiles(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.profiles),
+        EimCommand::Enable { target, rollback } => {
+            queue(
+                target.eid,
+                QueueRequest::Enable {
+                    iccid: target.iccid,
+                    rollback,
+                },
+            )
+            .await
+        }
+        EimCommand::Disable(p) => queue(p.eid, QueueRequest::Disable { iccid: p.iccid }).await,
+        EimCommand::Delete(p) => queue(p.eid, QueueRequest::Delete { iccid: p.iccid }).await,
+        EimCommand::ListProfiles(d) => queue(d.eid, QueueRequest::ListProfiles {}).await,
+        EimCommand::SetFallback(p) => {
+            queue(p.eid, QueueRequest::SetFallback { iccid: p.iccid }).await
+        }
+        EimCommand::UnsetFallback(d) => queue(d.eid, QueueRequest::UnsetFallback {}).await,
+        EimCommand::Download {
+            device,
+            activation_code,
+        } => queue(device.eid, QueueRequest::Download { activation_code }).await,
+        EimCommand::Eco { device, operation } => {
+            let request = match operation {
+                EcoCommand::Add(e) => QueueRequest::AddEim { eim: eco_eim(e)? },
+                EcoCommand::Update(e) => QueueRequest::UpdateEim { eim: eco_eim(e)? },
+                EcoCommand::Delete { eim_id } => QueueRequest::DeleteEim { eim_id },
+                EcoCommand::List => QueueRequest::ListEim {},
+            };
+            queue(device.eid, request).await
+        }
+        EimCommand::DataRequest { device, item } => {
+            let items = item
+                .iter()
+                .map(|i| {
+                    serde_json::from_value::<DataItemName>(serde_json::Value::String(
+                        i.trim().to_owned(),
+                    ))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "unknown data item `{i}` (notifications, package-results, \
+                             default-smdp-address, root-smds-address, euicc-info1, euicc-info2, \
+                             association-token, certificates, ipa-capabilities, device-info)"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            queue(device.eid, QueueRequest::DataRequest { items }).await
+        }
+        EimCommand::Withdraw { device, item } => {
+            ops::withdraw(&eim, &device.eid, item).await.map_err(api)?;
+            println!("item {item} withdrawn");
+            Ok(())
+        }
+        EimCommand::Emulated { device, set } => {
+            let view = ops::set_emulated(&eim, &device.eid, set == "on")
+                .await
+                .map_err(api)?;
+            print(&view)
+        }
+        EimCommand::Bootstrap {
+            out,
+            counter,
+            association_token,
+        } => {
+            let der = add_initial_eim(
+                eim.config().eim_id.as_str(),
+                &inst.smdp_address,
+                &identity,
+                counter,
+                association_token,
+            )?;
+            std::fs::write(&out, &der).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "wrote AddInitialEim for eIM {} ({} bytes) to {}",
+                eim.config().eim_id,
+                der.len(),
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn enqueue(eim: &Eim<SqlStore>, eid: String, request: QueueRequest) -> anyhow::Result<()> {
+    let queued = ops::enqueue(eim, &eid, &request, &mut rand::rng(), Timestamp::now())
+        .await
+        .map_err(api)?;
+    print(&queued)
+}
+
+fn cert_text(path: &PathBuf) -> anyhow::Result<String> {
+    use base64::Engine;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => text.to_owned(),
+        _ => base64::engine::general_purpose::STANDARD.encode(&bytes),
+    })
+}
+
+fn eco_eim(e: EcoEim) -> anyhow::Result<EimConfigurationJson> {
+    use base64::Engine;
+    let eim_certificate = e
+        .eim_certificate
+        .map(|p| -> anyhow::Result<String> {
+            let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            let der = match pem::parse(&bytes) {
+                Ok(pem) => pem.into_contents(),
+                Err(_) => bytes,
+            };
+            Ok(base64::engine::general_purpose::STANDARD.encode(der))
+        })
+        .transpose()?;
+    Ok(EimConfigurationJson {
+        eim_id: e.eim_id,
+        eim_fqdn: e.eim_fqdn,
+        counter_value: e.counter,
+        association_token: e.association_token,
+        eim_public_key: None,
+        eim_certificate,
+    })
+}
+
+/// The AddInitialEimRequest (BF57) installing this eIM in a device: eIM id,
+/// FQDN (the instance's address), counter value, association token, the
+/// eIM's public key, retrieval over HTTPS.
+pub fn add_initial_eim(
+    eim_id: &str,
+    fqdn: &str,
+    identity: &EimIdentity,
+    counter: u32,
+    association_token: Option<i64>,
+) -> anyhow::Result<Vec<u8>> {
+    ferrosim_eim::Counter::new(counter.into()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let key = decode_der(&identity.public_key_spki()).context("the eIM public key")?;
+    // EimSupportedProtocol: eimRetrieveHttps (bit 0).
+    let mut protocols = BitString::repeat(false, 1);
+    protocols.set(0, true);
+    let config = sgp32::EimConfigurationData::new(
+        eim_id.to_owned(),
+        Some(fqdn.to_owned()),
+        None,
+        Some(Integer::from(counter)),
+        association_token.map(Integer::from),
+        Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
+            key,
+        )),
+        None,
+        Some(sgp32::EimSupportedProtocol(protocols)),
+        None,
+        None,
+        None,
+    );
+    let request = sgp32::AddInitialEimRequest::new(vec![config]);
+    Ok(encode_der(&request)?)
+}
+
+/// The eIM id in effect.
+pub fn eim_id(cfg: &InstanceConfig, smdp_address: &str) -> String {
+    cfg.eim.eim_id.clone().unwrap_or_else(|| {
+        let host = smdp_address
+            .rsplit_once(':')
+            .map_or(smdp_address, |(h, _)| h);
+        format!("eim.{host}")
+    })
+}
+
+/// The eIM's certificate and key files in effect.
+pub fn eim_paths(cfg: &InstanceConfig) -> EimPaths {
+    let default = EimPaths::in_dir(&cfg.pki_dir());
+    EimPaths {
+        certificate: cfg.eim.certificate.clone().unwrap_or(default.certificate),
+        key: cfg.eim.key.clone().unwrap_or(default.key),
+    }
+}
+
+fn eim_pkcs11(cfg: &InstanceConfig) -> anyhow::Result<Option<EimPkcs11>> {
+    let Some(label) = &cfg.eim.pkcs11_label else {
+        return Ok(None);
+    };
+    let Some(p) = &cfg.pkcs11 else {
+        bail!("eim.pkcs11_label is set but there is no [pkcs11] token configured");
+    };
+    let pin = std::env::var(&p.pin_env)
+        .with_context(|| format!("the PKCS#11 PIN must be in {}", p.pin_env))?;
+    Ok(Some(EimPkcs11 {
+        module: p.module.clone(),
+        token: p.token.clone(),
+        pin: zeroize::Zeroizing::new(pin),
+        label: label.clone(),
+    }))
+}
+
+/// The eIM of an instance: its identity (generated on first start with
+/// [`Access::Create`]) and the eIM over the instance's store.
+pub fn open_eim(
+    cfg: &InstanceConfig,
+    inst: &Instance,
+    access: Access,
+) -> anyhow::Result<(Eim<SqlStore>, EimIdentity)> {
+    let id = eim_id(cfg, &inst.smdp_address);
+    let eim_id = EimId::new(&id).map_err(|e| anyhow::anyhow!("eim.eim_id: {e}"))?;
+    let paths = eim_paths(cfg);
+    let pkcs11 = eim_pkcs11(cfg)?;
+    if access == Access::Create {
+        ensure_eim_identity(&paths, &id, &inst.smdp_address, pkcs11.as_ref())?;
+    } else if !paths.certificate.exists() {
+        bail!(
+            "the instance has no eIM identity yet ({} is missing): `ferrosim serve` creates it on its first start",
+            paths.certificate.display()
+        );
+    }
+    let identity = load_eim_identity(&paths, pkcs11.as_ref())
+        .with_context(|| format!("loading the eIM key ({})", paths.key.display()))?;
+    let config = EimConfig {
+        eim_id,
+        key: identity.key.clone(),
+        trust: inst.smdp.config().trust.clone(),
+    };
+    Ok((Eim::new(inst.store.clone(), config), identity))
+}
+
+/// What `serve` adds for the eIM.
+pub struct EimServing {
+    /// ESipa (both bindings), the eIM REST API and `/openapi.json`.
+    pub routes: axum::Router,
+    /// ESipa over plain HTTP, when configured for a lab.
+    pub lab: Option<ferrosim_server::esipa::LabHttp>,
+}
+
+/// Assembles the eIM of `serve` (creating its identity on first start).
+pub fn serve_routes(cfg: &InstanceConfig, inst: &Instance) -> anyhow::Result<EimServing> {
+    use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
+    use ferrosim_server::{api, esipa, relay::SmdpRelay};
+    if !cfg.eim.enabled {
+        return Ok(EimServing {
+            routes: axum::Router::new(),
+            lab: None,
+        });
+    }
+    let (eim, _identity) = open_eim(cfg, inst, Access::Create)?;
+    let remote = if cfg.eim.relay_remote {
+        let trust = if !cfg.eim.relay_trust.is_empty() {
+            cfg.eim.relay_trust.clone()
+        } else if !cfg.pki.ci_certs.is_empty() {
+            cfg.pki.ci_certs.clone()
+        } else {
+            PkiPaths::in_dir(&cfg.pki_dir()).ci_certs
+        };
+        let trust = TlsTrust::roots_from_files(&trust).context("eim.relay_trust")?;
+        Some(
+            HttpsEs9Client::new(&HttpsOptions::new(trust))
+                .context("the eIM relay's HTTPS client")?,
+        )
+    } else {
+        None
+    };
+    let relay = SmdpRelay::new(Some(inst.smdp.clone()), remote);
+    let esipa_routes = esipa::routes(eim.clone(), relay);
+    let lab = match cfg.eim.lab_plain_http_listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("eim.lab_plain_http_listen: cannot listen on {addr}"))?;
+            let relay = SmdpRelay::new(Some(inst.smdp.clone()), None);
+            let lab = esipa::LabHttp::start(listener, esipa::routes(eim.clone(), relay))?;
+            println!(
+                "ferrosim eIM ESipa on PLAIN HTTP (lab) at http://{}",
+                lab.local_addr()
+            );
+            Some(lab)
+        }
+        None => None,
+    };
+    tracing::info!(eim_id = %eim.config().eim_id, "eIM: ESipa at /gsma/rsp2/asn1 and /gsma/rsp2/esipa/*, REST at /api/v1/eim");
+    let routes = esipa_routes
+        .merge(api::eim::routes(eim, inst.store.clone()))
+        .merge(api::openapi_route());
+    Ok(EimServing { routes, lab })
+}

@@ -1,0 +1,269 @@
+//! `ferrosim eim` and `ferrosim api-token` on an instance made by `init`:
+//! associate a device of the instance's test PKI, queue packages and a
+//! download, read the queue, withdraw, mark as emulated, write the
+//! AddInitialEim file; tokens created, listed, revoked; bad arguments
+//! refused with the rule and a non-zero exit, never a panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::process::{Command, Output};
+
+use ferrosim_asn1::{decode_der, sgp32};
+use serde_json::Value;
+
+fn ferrosim(dir: &std::path::Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env("RUST_BACKTRACE", "0")
+        .env("FERROSIM_LOG", "warn");
+    for var in [
+        "FERROSIM_CONFIG",
+        "FERROSIM_DATA_DIR",
+        "FERROSIM_DATABASE_URL",
+        "FERROSIM_SMDP_ADDRESS",
+        "FERROSIM_PKI_DIR",
+        "FERROSIM_DURABILITY",
+        "FERROSIM_LISTEN",
+    ] {
+        command.env_remove(var);
+    }
+    command.output().expect("running ferrosim")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = ferrosim(dir, args);
+    assert!(
+        out.status.success(),
+        "ferrosim {args:?} failed: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(dir: &std::path::Path, args: &[&str]) -> Value {
+    let out = ok(dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+fn refused(dir: &std::path::Path, args: &[&str], expected: &str) {
+    let out = ferrosim(dir, args);
+    let all = text(&out);
+    assert!(!out.status.success(), "{args:?} should fail: {all}");
+    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected `{expected}` in: {all}"
+    );
+}
+
+#[test]
+fn the_eim_cli_runs_the_operations_of_the_rest_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    refused(&dir, &["eim", "devices"], "no ferrosim instance");
+    ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
+    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".pem")
+                .filter(|n| !n.ends_with(".key"))
+                .map(str::to_owned)
+        })
+        .next()
+        .expect("an eUICC in the test PKI");
+    let device = json(
+        &dir,
+        &[
+            "eim",
+            "associate",
+            "--eid",
+            &eid,
+            "--association-token",
+            "5",
+        ],
+    );
+    assert_eq!(device["eid"], eid.as_str());
+    assert_eq!(device["counter"], 0);
+    assert_eq!(device["eimId"], "eim.localhost");
+    refused(
+        &dir,
+        &["eim", "associate", "--eid", &eid],
+        "already associated",
+    );
+    let iccid = "89440000000000000010";
+    let queued = json(
+        &dir,
+        &[
+            "eim",
+            "enable",
+            "--eid",
+            &eid,
+            "--iccid",
+            iccid,
+            "--rollback",
+        ],
+    );
+    assert_eq!(queued["counter"], 1);
+    let queued = json(
+        &dir,
+        &["eim", "set-fallback", "--eid", &eid, "--iccid", iccid],
+    );
+    assert_eq!(queued["counter"], 2);
+    json(&dir, &["eim", "list-profiles", "--eid", &eid]);
+    json(
+        &dir,
+        &[
+            "eim",
+            "download",
+            "--eid",
+            &eid,
+            "--activation-code",
+            "1$localhost:8443$MATCH-1",
+        ],
+    );
+    json(
+        &dir,
+        &[
+            "eim",
+            "data-request",
+            "--eid",
+            &eid,
+            "--item",
+            "euicc-info2,certificates",
+        ],
+    );
+    json(&dir, &["eim", "eco", "--eid", &eid, "list-eim"]);
+    let queue = json(&dir, &["eim", "queue", "--eid", &eid]);
+    let items = queue.as_array().unwrap();
+    assert_eq!(items.len(), 6);
+    assert!(items.iter().all(|i| i["state"] == "queued"));
+    let last = items[5]["id"].to_string();
+    ok(&dir, &["eim", "withdraw", "--eid", &eid, "--item", &last]);
+    assert_eq!(
+        json(&dir, &["eim", "queue", "--eid", &eid])
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let marked = json(&dir, &["eim", "emulated", "--eid", &eid, "--set", "on"]);
+    assert_eq!(marked["resultsAre"], "unsigned");
+    assert_eq!(
+        json(&dir, &["eim", "results", "--eid", &eid]),
+        Value::Array(vec![])
+    );
+    let list = json(&dir, &["eim", "devices"]);
+    assert_eq!(list["eids"][0], eid.as_str());
+    // The AddInitialEim file names this eIM and carries its public key.
+    let file = tmp.path().join("first-eim.der");
+    ok(
+        &dir,
+        &[
+            "eim",
+            "bootstrap",
+            "--out",
+            file.to_str().unwrap(),
+            "--counter",
+            "0",
+            "--association-token",
+            "5",
+        ],
+    );
+    let request: sgp32::AddInitialEimRequest = decode_der(&std::fs::read(&file).unwrap()).unwrap();
+    let config = &request.eim_configuration_data_list[0];
+    assert_eq!(config.eim_id, "eim.localhost");
+    assert_eq!(config.eim_fqdn.as_deref(), Some("localhost:8443"));
+    assert!(matches!(
+        config.eim_public_key_data,
+        Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(_))
+    ));
+    // Refusals.
+    refused(&dir, &["eim", "show", "--eid", "123"], "not an EID");
+    refused(
+        &dir,
+        &["eim", "enable", "--eid", &eid, "--iccid", "12x"],
+        "not an ICCID",
+    );
+    refused(
+        &dir,
+        &[
+            "eim",
+            "download",
+            "--eid",
+            &eid,
+            "--activation-code",
+            "garbage",
+        ],
+        "activationCode",
+    );
+    refused(
+        &dir,
+        &["eim", "data-request", "--eid", &eid, "--item", "everything"],
+        "unknown data item",
+    );
+    refused(
+        &dir,
+        &["eim", "withdraw", "--eid", &eid, "--item", "999"],
+        "no withdrawable",
+    );
+    refused(
+        &dir,
+        &["eim", "associate", "--eid", &eid, "--euicc-version", "v3"],
+        "v1.2 or v1.0",
+    );
+    refused(
+        &dir,
+        &[
+            "eim",
+            "bootstrap",
+            "--out",
+            file.to_str().unwrap(),
+            "--counter",
+            "99999999",
+        ],
+        "counter",
+    );
+    // API tokens.
+    let created = ok(
+        &dir,
+        &[
+            "api-token",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "operator",
+        ],
+    );
+    assert!(created.contains("fsk_"), "{created}");
+    let id = created.split_whitespace().nth(2).unwrap().to_owned();
+    let listed = ok(&dir, &["api-token", "list"]);
+    assert!(
+        listed.contains(&id) && listed.contains("operator") && !listed.contains("fsk_"),
+        "{listed}"
+    );
+    ok(&dir, &["api-token", "revoke", "--id", &id]);
+    assert!(ok(&dir, &["api-token", "list"]).contains("revoked"));
+    refused(
+        &dir,
+        &["api-token", "revoke", "--id", &id],
+        "no active API token",
+    );
+    refused(
+        &dir,
+        &["api-token", "create", "--name", "x", "--scope", "root"],
+        "read-only, operator or admin",
+    );
+}
