@@ -12,7 +12,8 @@ use tracing::{Instrument, error, info, info_span};
 use crate::http::{failed, no_content, ok_json, parse_json};
 
 /// Dispatches one ES9+ call. Every failure, including garbage input, is a
-/// `Failed` JSON answer with its SGP.22 status code.
+/// `Failed` JSON answer with its SGP.22 status code, except a
+/// `handleNotification` the SM-DP+ cannot use: 204, logged and dropped.
 pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
@@ -44,10 +45,19 @@ pub(crate) async fn handle<S: Store + Clone>(
                 Err(resp) => return *resp,
             },
             "handleNotification" => match parse_json(&body) {
-                Ok(req) => smdp
-                    .handle_notification(&req, now)
-                    .await
-                    .map(|()| no_content()),
+                Ok(req) => match smdp.handle_notification(&req, now).await {
+                    Err(e) if dropped_notification(&e) => {
+                        // SGP.22 ES9+.HandleNotification has one answer, 204:
+                        // a notification the SM-DP+ cannot use (its session
+                        // unknown or ended, a signature or certificate that
+                        // does not verify) is logged and dropped, so the LPA
+                        // removes it instead of sending it again forever.
+                        let code = e.status();
+                        info!(error = %e, subject = code.subject, reason = code.reason, "notification dropped");
+                        Ok(no_content())
+                    }
+                    other => other.map(|()| no_content()),
+                },
                 Err(resp) => return *resp,
             },
             "cancelSession" => match parse_json(&body) {
@@ -60,6 +70,17 @@ pub(crate) async fn handle<S: Store + Clone>(
     }
     .instrument(span)
     .await
+}
+
+/// Whether a failed `handleNotification` is answered 204 (dropped): every
+/// refusal of a notification that decoded, but not an undecodable request
+/// (`Failed`, as any malformed ES9+ call) nor a failure on our side (`Failed`,
+/// so the LPA sends it again later).
+fn dropped_notification(e: &Es9Error) -> bool {
+    !matches!(
+        e,
+        Es9Error::BadRequest(_) | Es9Error::Store(_) | Es9Error::Internal(_)
+    )
 }
 
 fn failure(e: &Es9Error) -> Response {

@@ -170,3 +170,58 @@ proptest! {
         })?;
     }
 }
+
+/// A decodable installation result the SM-DP+ cannot use (its session is
+/// unknown, or it names another SM-DP+) gets the function's only answer,
+/// HTTP 204 with no body (SGP.22 ES9+.HandleNotification): the SM-DP+ drops
+/// it, and the LPA removes it instead of sending it again forever.
+#[tokio::test]
+async fn an_unusable_notification_is_acknowledged_with_204() {
+    use ferrosim_asn1::rasn::types::{
+        BitString, FixedOctetString, Integer, ObjectIdentifier, OctetString,
+    };
+    use ferrosim_asn1::{encode_der, rsp};
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let ours: Vec<u32> = smdp
+        .smdp
+        .config()
+        .oid()
+        .to_string()
+        .split('.')
+        .map(|a| a.parse().unwrap())
+        .collect();
+    for (tid, oid) in [
+        (vec![0x42; 16], ours.clone()),
+        (vec![0x01], ours.clone()),
+        (vec![0x42; 16], vec![2, 999, 77]),
+    ] {
+        let mut install = BitString::new();
+        install.push(true);
+        let pir = rsp::ProfileInstallationResult::new(
+            rsp::ProfileInstallationResultData::new(
+                rsp::TransactionId(OctetString::from(tid.clone())),
+                rsp::NotificationMetadata::new(
+                    Integer::from(3),
+                    rsp::NotificationEvent(install),
+                    smdp.address.clone(),
+                    Some(rsp::Iccid(FixedOctetString::new([
+                        0x98, 0x44, 0, 0, 0, 0, 0, 0, 0, 0x10,
+                    ]))),
+                ),
+                ObjectIdentifier::new(oid.clone()).unwrap(),
+                rsp::ProfileInstallationResultDataFinalResult::successResult(
+                    rsp::SuccessResult::new(
+                        OctetString::from(vec![0xA0; 16]),
+                        OctetString::from(vec![0]),
+                    ),
+                ),
+            ),
+            rsp::EuiccSignPIR(OctetString::from(vec![0x55; 64])),
+        );
+        let der = encode_der(&rsp::PendingNotification::profileInstallationResult(pir)).unwrap();
+        let body = json!({"pendingNotification": b64(&der)}).to_string();
+        let (code, text) = smdp.es9_raw("handleNotification", body).await.unwrap();
+        assert_eq!(code, 204, "tid {tid:02X?}, oid {oid:?}: {text}");
+        assert!(text.is_empty(), "{text}");
+    }
+}
