@@ -5,7 +5,11 @@
 //! operator's callback URL, and marks them delivered on a 2xx answer or
 //! schedules a retry with exponential backoff. A crash between sending and
 //! marking can repeat a callback once; its `functionCallIdentifier` (the
-//! outbox id) lets the operator drop the repeat.
+//! outbox id) lets the operator drop the repeat. One order's callbacks go
+//! out in the order they happened (the store leases only the oldest
+//! undelivered one of a profile); an endpoint that is down is left alone
+//! until its retry time (capped exponential backoff per endpoint, see
+//! [`crate::callback_endpoints`]), with one log line per minute.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,8 +21,12 @@ use ferrosim_smdp::Smdp;
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::store::{CallbackRecord, Store};
 use ferrosim_smdp::time::Timestamp;
-use rand::RngExt;
 use tokio::sync::watch;
+
+use crate::callback_endpoints::{Endpoints, LogLine, Outcome};
+
+/// At most one "endpoint failing" line per endpoint per interval.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 use tracing::{debug, error, info, warn};
 
 /// Settings of the callback worker.
@@ -73,6 +81,11 @@ pub(crate) async fn run<S: Store + Clone>(
         }
     };
     let mut urls = UrlCache::default();
+    let endpoints = std::sync::Mutex::new(Endpoints::new(
+        opts.initial_backoff,
+        opts.max_backoff,
+        SUMMARY_INTERVAL,
+    ));
     loop {
         tokio::select! {
             _ = stop.wait_for(|stopped| *stopped) => break,
@@ -104,7 +117,7 @@ pub(crate) async fn run<S: Store + Clone>(
             }
             let sends = batch.into_iter().map(|cb| {
                 let url = urls.get(&cb.event.operator);
-                deliver(&smdp, &client, &opts, cb, url)
+                deliver(&smdp, &client, &endpoints, cb, url)
             });
             let delivered: Vec<i64> = futures::future::join_all(sends)
                 .await
@@ -118,7 +131,9 @@ pub(crate) async fn run<S: Store + Clone>(
             {
                 warn!(error = %err, count = delivered.len(), "callbacks sent but not marked delivered; they may repeat");
             }
-            if !full {
+            // A delivered callback may have unblocked the next event of
+            // its order: look again at once.
+            if !full && delivered.is_empty() {
                 break;
             }
         }
@@ -160,7 +175,7 @@ impl UrlCache {
 async fn deliver<S: Store + Clone>(
     smdp: &Smdp<S>,
     client: &reqwest::Client,
-    opts: &CallbackOptions,
+    endpoints: &std::sync::Mutex<Endpoints>,
     cb: CallbackRecord,
     url: Option<Option<String>>,
 ) -> Option<i64> {
@@ -172,6 +187,22 @@ async fn deliver<S: Store + Clone>(
         debug!(id = cb.id, "operator has no callback URL");
         return Some(cb.id);
     };
+    // An endpoint that is down gets nothing before its retry time: the
+    // callback waits in the outbox until then, without a send or a log line.
+    let blocked = endpoints
+        .lock()
+        .ok()
+        .and_then(|e| e.blocked_until(&url, Timestamp::now()));
+    if let Some(until) = blocked {
+        let _ = store
+            .callback_failed(
+                cb.id,
+                until,
+                "endpoint unreachable: waiting for its retry time",
+            )
+            .await;
+        return None;
+    }
     let e = &cb.event;
     let body = HandleDownloadProgressInfoRequest {
         header: RequestHeader {
@@ -199,32 +230,44 @@ async fn deliver<S: Store + Clone>(
         .send()
         .await;
     let outcome = match result {
-        Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("HTTP {}", resp.status())),
-        Err(err) => Err(err.to_string()),
+        Ok(resp) if resp.status().is_success() => Outcome::Delivered,
+        Ok(resp)
+            if resp.status().is_server_error()
+                || resp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS =>
+        {
+            Outcome::EndpointDown(format!("HTTP {}", resp.status()))
+        }
+        Ok(resp) => Outcome::Refused(format!("HTTP {}", resp.status())),
+        Err(err) => Outcome::EndpointDown(err.to_string()),
     };
-    match outcome {
-        Ok(()) => {
+    let now = Timestamp::now();
+    let (retry_at, line) = match endpoints.lock() {
+        Ok(mut e) => e.record(&url, &outcome, now),
+        Err(_) => (Some(now.plus(Duration::from_secs(60))), None),
+    };
+    match line {
+        Some(LogLine::Down {
+            failed,
+            error,
+            retry_in,
+        }) => {
+            warn!(url = %url, failed_attempts = failed, error = %error, retry_in = ?retry_in, "callback endpoint failing; callbacks wait in the outbox");
+        }
+        Some(LogLine::Recovered { failures }) => {
+            info!(url = %url, failed_attempts = failures, "callback endpoint answers again");
+        }
+        None => {}
+    }
+    match (outcome, retry_at) {
+        (Outcome::Delivered, _) => {
             info!(id = cb.id, iccid = %e.iccid.as_str(), point = e.point.id(), "callback delivered");
             Some(cb.id)
         }
-        Err(why) => {
-            let delay = backoff(opts, cb.attempts);
-            let next = Timestamp::now().plus(delay);
-            warn!(id = cb.id, attempts = cb.attempts, error = %why, retry_in = ?delay, "callback delivery failed");
+        (Outcome::EndpointDown(why) | Outcome::Refused(why), retry_at) => {
+            debug!(id = cb.id, attempts = cb.attempts, error = %why, "callback delivery failed");
+            let next = retry_at.unwrap_or_else(|| now.plus(Duration::from_secs(60)));
             let _ = store.callback_failed(cb.id, next, &why).await;
             None
         }
     }
-}
-
-/// Exponential backoff with ±20% jitter.
-fn backoff(opts: &CallbackOptions, attempts: u32) -> Duration {
-    let exp = attempts.saturating_sub(1).min(20);
-    let base = opts
-        .initial_backoff
-        .saturating_mul(1u32 << exp)
-        .min(opts.max_backoff);
-    let jitter = rand::rng().random_range(0.8..1.2);
-    base.mul_f64(jitter)
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod bootstrap;
+mod callback_endpoints;
 mod callbacks;
 pub mod client_auth;
 mod dashboard;

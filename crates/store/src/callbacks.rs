@@ -4,7 +4,10 @@
 //! them, so none is lost. Delivery workers on any instance lease due rows
 //! (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite), so
 //! each event is sent by one instance at a time; a row is done once the
-//! operator acknowledged it.
+//! operator acknowledged it. One order's events are delivered in the order
+//! they happened (notification-point order): only the oldest undelivered
+//! event of a profile can be leased, so a later one waits while an earlier
+//! one is retried.
 
 use ferrosim_smdp::order::{NotificationPoint, ProgressEvent};
 use ferrosim_smdp::status::StatusCode;
@@ -56,8 +59,11 @@ impl SqlStore {
         // One statement, atomic on its own: no explicit transaction needed.
         let sql = format!(
             "UPDATE callbacks SET lease_until = $1, attempts = attempts + 1 WHERE id IN (
-               SELECT id FROM callbacks WHERE delivered_at IS NULL AND next_attempt_at <= $2
-               AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3{})
+               SELECT c.id FROM callbacks c WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $2
+               AND (c.lease_until IS NULL OR c.lease_until < $2)
+               AND NOT EXISTS (SELECT 1 FROM callbacks e WHERE e.iccid = c.iccid
+                               AND e.delivered_at IS NULL AND e.id < c.id)
+               ORDER BY c.id LIMIT $3{})
              RETURNING {CALLBACK_COLUMNS}",
             self.lock_clause(true)
         );
