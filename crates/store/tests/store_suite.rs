@@ -291,9 +291,14 @@ async fn callbacks_are_leased_once_and_retried() {
                         NotificationPoint::EligibilityCheck,
                         NotificationPoint::BppDownload,
                     ] {
+                        // Two orders' events (one order's would be leased one at a time).
+                        let iccid = match point {
+                            NotificationPoint::EligibilityCheck => p.iccid.clone(),
+                            _ => iccid(1),
+                        };
                         ev.push(ProgressEvent {
                             operator: op(),
-                            iccid: p.iccid.clone(),
+                            iccid,
                             eid: Some(eid),
                             profile_type: "t".into(),
                             point,
