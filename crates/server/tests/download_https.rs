@@ -167,7 +167,15 @@ async fn activation_installs_the_personalised_package_and_reports_to_the_operato
         .decode(got[2]["resultData"].as_str().unwrap())
         .unwrap();
     assert_eq!(pir[..2], [0xBF, 0x37]);
-    assert_eq!(smdp.store.pending_callbacks().await.unwrap(), 0);
+    // The worker marks a callback once the operator answered it: wait for that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while smdp.store.pending_callbacks().await.unwrap() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "callbacks never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
