@@ -18,6 +18,7 @@
 //! [`ferrosim_pki::crl::fetch::CrlFetcher`] at start and refreshed before
 //! nextUpdate, failures retried with backoff.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -146,21 +147,29 @@ impl CrlRefresh {
         }
         let (trust, files, reload) = (self.trust, self.files, self.reload);
         tokio::spawn(async move {
+            // What each file held when last read: only a changed file is loaded.
+            let mut last: HashMap<PathBuf, Vec<u8>> = HashMap::new();
+            for path in &files {
+                if let Ok(bytes) = tokio::fs::read(path).await {
+                    last.insert(path.clone(), bytes);
+                }
+            }
             let mut tick = tokio::time::interval(reload);
             tick.tick().await; // the files were read at start
             loop {
                 tick.tick().await;
                 for path in &files {
-                    reload_file(&trust, path).await;
+                    reload_file(&trust, path, &mut last).await;
                 }
             }
         });
     }
 }
 
-/// Reads a CRL file again; a new CRL is put in force, the same one is
-/// nothing to report, anything else is logged and the CRL in force stays.
-async fn reload_file(trust: &TrustStore, path: &PathBuf) {
+/// Reads a CRL file again; when it changed, its CRLs are loaded (a new one
+/// put in force, an EUM's verified when a certificate of that EUM is next
+/// checked); anything wrong is logged and the CRL in force stays.
+async fn reload_file(trust: &TrustStore, path: &PathBuf, last: &mut HashMap<PathBuf, Vec<u8>>) {
     let bytes = match tokio::fs::read(path).await {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -168,11 +177,22 @@ async fn reload_file(trust: &TrustStore, path: &PathBuf) {
             return;
         }
     };
+    if last.get(path) == Some(&bytes) {
+        return;
+    }
     match trust.load_crls(&bytes, None) {
         Ok(outcomes) => {
             for outcome in outcomes {
-                if let LoadOutcome::Loaded { number, .. } = outcome {
-                    info!(file = %path.display(), %number, "CRL loaded");
+                match outcome {
+                    LoadOutcome::Loaded { number, .. } => {
+                        info!(file = %path.display(), %number, "CRL file read: CRL loaded");
+                    }
+                    LoadOutcome::AwaitingIssuer { issuer } => info!(
+                        file = %path.display(),
+                        %issuer,
+                        "CRL file read: CRL kept until a certificate of its issuer verifies"
+                    ),
+                    LoadOutcome::Unchanged { .. } => {}
                 }
             }
         }
@@ -182,4 +202,5 @@ async fn reload_file(trust: &TrustStore, path: &PathBuf) {
             warn!(file = %path.display(), error = %e, "CRL file refused; the CRL in force stays");
         }
     }
+    last.insert(path.clone(), bytes);
 }

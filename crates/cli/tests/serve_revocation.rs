@@ -95,7 +95,8 @@ async fn revoked_euicc_is_refused_at_authenticate_client() {
         crl(&pki, CrlIssuer::Eum, 1, vec![revoked(&pki, 0)]),
     )
     .unwrap();
-    let server = spawn(command).await;
+    // Info logs name each CRL read while serving.
+    let server = spawn(command.env("FERROSIM_LOG", "info")).await;
     let ci_pem = pki.ci.certificate_pem();
     server
         .wait_healthy(&ci_pem, Duration::from_secs(30))
@@ -113,10 +114,12 @@ async fn revoked_euicc_is_refused_at_authenticate_client() {
     devices[1].download(&https).await.unwrap();
     assert_eq!(devices[1].installed(), vec![devices[1].iccid.clone()]);
 
-    // The EUM publishes a new CRL revoking the third eUICC too: read again
-    // while serving (reload_secs = 1), the third is refused from then on.
+    // The EUM publishes a new CRL revoking the third eUICC too (written
+    // whole, then renamed into place); once the server says it read it
+    // (reload_secs = 1), the third eUICC is refused.
+    let fresh = dir.path().join("eum.crl.new");
     std::fs::write(
-        &crl_path,
+        &fresh,
         crl(
             &pki,
             CrlIssuer::Eum,
@@ -125,19 +128,18 @@ async fn revoked_euicc_is_refused_at_authenticate_client() {
         ),
     )
     .unwrap();
-    let mut refused = None;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        match devices[2].download(&https).await {
-            Err(f) if f.contains("8.1.3") => {
-                refused = Some(f);
-                break;
-            }
-            Err(_) => {}
-            Ok(()) => panic!("the third eUICC downloaded although its certificate was revoked"),
+    std::fs::rename(&fresh, &crl_path).unwrap();
+    let mut read = false;
+    for _ in 0..100 {
+        if server.log().lines().any(|l| l.contains("CRL file read")) {
+            read = true;
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(refused.is_some(), "the new CRL was never read");
+    assert!(read, "the new CRL was never read: {}", server.log());
+    let failure = devices[2].download(&https).await.unwrap_err();
+    assert!(failure.contains("8.1.3"), "{failure}");
     drop(server);
 }
 
