@@ -1,7 +1,9 @@
 //! Indirect profile download: the LPA flow of a virtual eUICC whose ES9+
 //! calls travel as ESipa messages to the eIM, which relays them to the
 //! SM-DP+ — over HTTPS (any SM-DP+) and in process (its own) — until the
-//! order is `installed`; and the relay's refusals.
+//! order is `installed`, with the IPA's leg in process (both bindings'
+//! answers checked) and over loopback HTTPS on the JSON binding of a
+//! running server; and the relay's refusals.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -21,6 +23,8 @@ use ferrosim_lpa::es9::{Es9Client, Es9ClientError, Es9Function};
 use ferrosim_lpa::{ActivationCode, Es10, Es10Options, SmdpAddress};
 use ferrosim_saip::Iccid;
 use ferrosim_server::relay::SmdpRelay;
+use ferrosim_server::sandbox::tls_identity;
+use ferrosim_server::{ServerOptions, esipa};
 use ferrosim_smdp::order::ProfileState as OrderState;
 use ferrosim_smdp::store::Store;
 use ferrosim_store::SqlStore;
@@ -56,37 +60,37 @@ fn hex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-impl<R: Es9Relay> ViaEim<R> {
-    fn esipa_request(name: &str, request: &Value) -> Vec<u8> {
-        match name {
-            "initiateAuthentication" => {
-                let mut v = tlv(0x81, &b64(request, "euiccChallenge"));
-                v.extend(tlv(
-                    0x83,
-                    request["smdpAddress"].as_str().unwrap().as_bytes(),
-                ));
-                v.extend(b64(request, "euiccInfo1"));
-                tlv(0xBF39, &v)
-            }
-            "authenticateClient" => {
-                let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
-                v.extend(b64(request, "authenticateServerResponse"));
-                tlv(0xBF3B, &v)
-            }
-            "getBoundProfilePackage" => {
-                let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
-                v.extend(b64(request, "prepareDownloadResponse"));
-                tlv(0xBF3A, &v)
-            }
-            "cancelSession" => {
-                let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
-                let answer = b64(request, "cancelSessionResponse");
-                v.extend(tlv(0xA1, Tlv::parse_exact(&answer).unwrap().value));
-                tlv(0xBF41, &v)
-            }
-            "handleNotification" => tlv(0xBF3D, &tlv(0xA0, &b64(request, "pendingNotification"))),
-            other => panic!("{other}"),
+/// The ESipa request (DER) an IPA in indirect mode sends for the ES9+
+/// request `request` of function `name`.
+fn esipa_request(name: &str, request: &Value) -> Vec<u8> {
+    match name {
+        "initiateAuthentication" => {
+            let mut v = tlv(0x81, &b64(request, "euiccChallenge"));
+            v.extend(tlv(
+                0x83,
+                request["smdpAddress"].as_str().unwrap().as_bytes(),
+            ));
+            v.extend(b64(request, "euiccInfo1"));
+            tlv(0xBF39, &v)
         }
+        "authenticateClient" => {
+            let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
+            v.extend(b64(request, "authenticateServerResponse"));
+            tlv(0xBF3B, &v)
+        }
+        "getBoundProfilePackage" => {
+            let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
+            v.extend(b64(request, "prepareDownloadResponse"));
+            tlv(0xBF3A, &v)
+        }
+        "cancelSession" => {
+            let mut v = tlv(0x80, &hex(request["transactionId"].as_str().unwrap()));
+            let answer = b64(request, "cancelSessionResponse");
+            v.extend(tlv(0xA1, Tlv::parse_exact(&answer).unwrap().value));
+            tlv(0xBF41, &v)
+        }
+        "handleNotification" => tlv(0xBF3D, &tlv(0xA0, &b64(request, "pendingNotification"))),
+        other => panic!("{other}"),
     }
 }
 
@@ -97,7 +101,7 @@ impl<R: Es9Relay> Es9Client for ViaEim<R> {
         request: &F::Request,
     ) -> Result<F::Response, Es9ClientError> {
         let request = serde_json::to_value(request).unwrap();
-        let der = Self::esipa_request(F::NAME, &request);
+        let der = esipa_request(F::NAME, &request);
         match self
             .eim
             .handle(&der, &self.relay, Timestamp::now())
@@ -270,4 +274,78 @@ async fn relayed_steps_of_unknown_sessions_and_unreachable_smdps_get_their_error
         RelayFunction::from_tag(0xBF39),
         Some(RelayFunction::InitiateAuthentication)
     );
+}
+
+/// An IPA's ES9+ client in indirect mode over the network: each ES9+
+/// request travels to the eIM of a running server on the ESipa JSON binding
+/// (`POST /gsma/rsp2/esipa/<function>`, the ES9+ members as ESipa carries
+/// them), and the eIM's answer is read as the ES9+ answer.
+struct ViaEimOverHttps {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Es9Client for ViaEimOverHttps {
+    async fn call<F: Es9Function>(
+        &self,
+        _address: &SmdpAddress,
+        request: &F::Request,
+    ) -> Result<F::Response, Es9ClientError> {
+        let response = self
+            .http
+            .post(format!("{}/gsma/rsp2/esipa/{}", self.base, F::NAME))
+            .header("User-Agent", "field-ipa/3.1")
+            .json(request)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        F::decode(status, &body)
+    }
+}
+
+/// The eIM served by a second server over loopback HTTPS (ESipa JSON
+/// binding), relaying to the SM-DP+ of `smdp`: in process (the instance's
+/// own SM-DP+) and over HTTPS (another SM-DP+); each download ends with the
+/// order `installed`.
+#[tokio::test]
+async fn an_indirect_download_through_esipa_over_https_ends_installed() {
+    let smdp = TestSmdp::start(TestSmdpOptions {
+        euiccs: 2,
+        ..TestSmdpOptions::default()
+    })
+    .await
+    .unwrap();
+    let ci = reqwest::Certificate::from_pem(smdp.ci_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ci])
+        .build()
+        .unwrap();
+    let trust = TlsTrust::Roots(TlsTrust::roots_from_bytes(smdp.ci_pem().as_bytes()).unwrap());
+    let relays = [
+        SmdpRelay::<SqlStore>::new(
+            None,
+            Some(HttpsEs9Client::new(&HttpsOptions::new(trust)).unwrap()),
+        ),
+        SmdpRelay::new(Some(smdp.smdp.clone()), None),
+    ];
+    for (n, relay) in relays.into_iter().enumerate() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = ferrosim_server::start_with(
+            listener,
+            smdp.smdp.clone(),
+            ServerOptions::new(tls_identity(&smdp.pki)),
+            esipa::routes(eim(&smdp), relay),
+        )
+        .await
+        .unwrap();
+        let ipa = ViaEimOverHttps {
+            http: http.clone(),
+            base: format!("https://localhost:{port}"),
+        };
+        indirect_download(&smdp, &ipa, n).await;
+        server.shutdown(std::time::Duration::from_secs(1)).await;
+    }
 }
