@@ -597,3 +597,78 @@ fn ecos_add_update_and_delete_eims() {
     );
     assert_eq!(unsigned_error_code(&iot.load(&package)), 127);
 }
+
+#[test]
+fn get_certs_gives_the_chain_the_results_verify_with() {
+    let mut iot = Iot::new();
+    let request = encode_der(&sgp32::GetCertsRequest::new(None)).unwrap();
+    let answer = es10(&mut iot.card, iot.channel, &request);
+    let sgp32::GetCertsResponse::certs(certs) = decode_der(&answer).unwrap() else {
+        panic!("no certificates")
+    };
+    assert_eq!(
+        encode_der(&certs.euicc_certificate).unwrap(),
+        pki().euiccs[0].certificate.der()
+    );
+    assert_eq!(
+        encode_der(&certs.eum_certificate).unwrap(),
+        pki().eum.certificate.der()
+    );
+    // invalidCiPKId (1) for a CI this eUICC does not sign under.
+    let other = ferrosim_asn1::pkix::SubjectKeyIdentifier(ferrosim_asn1::pkix::KeyIdentifier(
+        ferrosim_asn1::rasn::types::OctetString::from_static(&[0xAB; 20]),
+    ));
+    let request = encode_der(&sgp32::GetCertsRequest::new(Some(other))).unwrap();
+    let answer = es10(&mut iot.card, iot.channel, &request);
+    assert_eq!(
+        decode_der::<sgp32::GetCertsResponse>(&answer).unwrap(),
+        sgp32::GetCertsResponse::getCertsError(Integer::from(1))
+    );
+}
+
+#[test]
+fn iot_memory_reset_clears_the_eim_configuration_on_request() {
+    let mut iot = Iot::new();
+    let reset = |bits: &[usize]| {
+        let mut options = ferrosim_asn1::rasn::types::BitString::repeat(false, 7);
+        for &b in bits {
+            options.set(b, true);
+        }
+        encode_der(&sgp32::EuiccMemoryResetRequest::new(options)).unwrap()
+    };
+    // Test profiles only: none, so nothingToDelete; the eIMs stay.
+    let answer = es10(&mut iot.card, iot.channel, &reset(&[1]));
+    let answer: sgp32::EuiccMemoryResetResponse = decode_der(&answer).unwrap();
+    assert_eq!(answer.reset_result, Integer::from(1));
+    assert_eq!(answer.reset_eim_result, None);
+    assert_eq!(iot.card.state().eims.len(), 1);
+    // Operational profiles, the eIM configuration and the immediate-enable
+    // configuration (not kept by this eUICC: resetIECNotSupported).
+    let answer = es10(&mut iot.card, iot.channel, &reset(&[0, 5, 6]));
+    let answer: sgp32::EuiccMemoryResetResponse = decode_der(&answer).unwrap();
+    assert_eq!(answer.reset_result, Integer::from(0));
+    assert_eq!(answer.reset_eim_result, Some(Integer::from(0)));
+    assert_eq!(
+        answer.reset_immediate_enable_config_result,
+        Some(Integer::from(1))
+    );
+    assert!(iot.card.state().profiles.is_empty());
+    assert!(iot.card.state().eims.is_empty());
+    // Again: nothing left to delete.
+    let answer = es10(&mut iot.card, iot.channel, &reset(&[5]));
+    let answer: sgp32::EuiccMemoryResetResponse = decode_der(&answer).unwrap();
+    assert_eq!(answer.reset_eim_result, Some(Integer::from(1)));
+    // A new first eIM can now be added.
+    let key = iot.eim.verifying_key().unwrap();
+    let answer = es10(
+        &mut iot.card,
+        iot.channel,
+        &add_initial_eim(vec![configuration(EIM_ID, Some(&key), Some(1))]),
+    );
+    assert!(matches!(
+        decode_der::<sgp32::AddInitialEimResponse>(&answer).unwrap(),
+        sgp32::AddInitialEimResponse::addInitialEimOk(_)
+    ));
+    let (_, sw) = es10_sw(&mut iot.card, iot.channel, &[0xBF, 0x64, 0x01, 0x00], 120);
+    assert_eq!(sw, 0x6A80);
+}

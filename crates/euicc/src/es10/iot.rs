@@ -1,6 +1,6 @@
 //! The IoT functions of SGP.32 on the virtual eUICC: ES10b AddInitialEim
-//! (`BF57`), GetEimConfigurationData (`BF55`) and LoadEuiccPackage
-//! (`BF51`).
+//! (`BF57`), GetEimConfigurationData (`BF55`), LoadEuiccPackage (`BF51`),
+//! GetCerts (`BF56`) and the IoT EuiccMemoryReset (`BF64`).
 //!
 //! A package is accepted only from an associated eIM, with a valid
 //! eimSignature (over the DER of `EuiccPackageSigned` followed by the
@@ -134,6 +134,63 @@ impl Isdr {
             .map(configuration_data)
             .collect();
         Es10Reply::encode(&sgp32::GetEimConfigurationDataResponse::new(list))
+    }
+
+    /// ES10b GetCerts: the EUM and eUICC certificates, for an eIM to
+    /// verify the eUICC's signatures; `invalidCiPKId` (1) when the CI key
+    /// named is not the one this eUICC signs under.
+    pub(super) fn get_certs(&self, cmd: &Tlv<'_>) -> Es10Reply {
+        let request: sgp32::GetCertsRequest = match decode(cmd) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let identity = self.identity();
+        if let Some(wanted) = &request.euicc_ci_pkid
+            && !identity
+                .ci_key_ids_for_signing()
+                .iter()
+                .any(|k| k.as_bytes() == wanted.0.0.as_ref())
+        {
+            return Es10Reply::encode(&sgp32::GetCertsResponse::getCertsError(Integer::from(1)));
+        }
+        let eum = decode_der(identity.eum_certificate().der());
+        let euicc = decode_der(identity.euicc_certificate_der());
+        match (eum, euicc) {
+            (Ok(eum), Ok(euicc)) => Es10Reply::encode(&sgp32::GetCertsResponse::certs(
+                sgp32::GetCertsResponseCerts::new(eum, euicc),
+            )),
+            _ => Es10Reply::encode(&sgp32::GetCertsResponse::getCertsError(Integer::from(127))),
+        }
+    }
+
+    /// ES10b EuiccMemoryReset of SGP.32 (`BF64`): the SGP.22 options plus
+    /// provisioning profiles, the eIM configuration (resetEimConfigData)
+    /// and the immediate-enable configuration, which this eUICC does not
+    /// keep (resetIECNotSupported).
+    pub(super) fn iot_memory_reset(&mut self, cmd: &Tlv<'_>) -> Es10Reply {
+        let request: sgp32::EuiccMemoryResetRequest = match decode(cmd) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let option = |i: usize| request.reset_options.get(i).is_some_and(|b| *b);
+        // Bit 3 (pre-loaded test profiles): this eUICC has none of its own.
+        let result = self.reset_memory(option(0), option(1), option(4), option(2));
+        let eim_result = option(5).then(|| {
+            if self.state.eims.is_empty() {
+                1
+            } else {
+                self.state.eims.clear();
+                self.changed();
+                tracing::info!("eIM configuration reset");
+                0
+            }
+        });
+        let iec_result = option(6).then_some(1);
+        Es10Reply::encode(&sgp32::EuiccMemoryResetResponse::new(
+            Integer::from(result.code()),
+            eim_result.map(Integer::from),
+            iec_result.map(Integer::from),
+        ))
     }
 
     /// ES10b LoadEuiccPackage: checks and runs an eUICC package, answering

@@ -192,6 +192,8 @@ impl Isdr {
             0xBF55 => self.get_eim_configuration_data(cmd),
             0xBF51 => self.load_euicc_package(cmd),
             0xBF35 => self.load_crl(cmd),
+            0xBF56 => self.get_certs(cmd),
+            0xBF64 => self.iot_memory_reset(cmd),
             _ => Es10Reply::Status(StatusWord::DATA_NOT_FOUND),
         }
     }

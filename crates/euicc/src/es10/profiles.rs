@@ -196,12 +196,26 @@ impl Isdr {
             Err(e) => return e,
         };
         let option = |i: usize| request.reset_options.get(i).is_some_and(|b| *b);
-        let (operational, test, address) = (option(0), option(1), option(2));
+        let result = self.reset_memory(option(0), option(1), false, option(2));
+        Es10Reply::encode(&rsp::EuiccMemoryResetResponse::new(Integer::from(
+            result.code(),
+        )))
+    }
+
+    /// Deletes the profiles of the classes named and forgets the default
+    /// SM-DP+ address if asked: `Ok`, or `NotFound` when nothing was there.
+    pub(super) fn reset_memory(
+        &mut self,
+        operational: bool,
+        test: bool,
+        provisioning: bool,
+        address: bool,
+    ) -> ProfileResult {
         let before = self.state.profiles.len();
         self.state.profiles.retain(|p| match p.profile_class {
             ProfileClass::Operational => !operational,
             ProfileClass::Test => !test,
-            ProfileClass::Provisioning => true,
+            ProfileClass::Provisioning => !provisioning,
         });
         let mut done = self.state.profiles.len() < before;
         if address && self.state.default_smdp_address.take().is_some() {
@@ -213,10 +227,15 @@ impl Isdr {
         } else {
             ProfileResult::NotFound
         };
-        tracing::info!(operational, test, address, ?result, "eUICC memory reset");
-        Es10Reply::encode(&rsp::EuiccMemoryResetResponse::new(Integer::from(
-            result.code(),
-        )))
+        tracing::info!(
+            operational,
+            test,
+            provisioning,
+            address,
+            ?result,
+            "eUICC memory reset"
+        );
+        result
     }
 
     fn find(&self, id: &ProfileId<'_>) -> Option<usize> {
