@@ -672,3 +672,28 @@ fn iot_memory_reset_clears_the_eim_configuration_on_request() {
     let (_, sw) = es10_sw(&mut iot.card, iot.channel, &[0xBF, 0x64, 0x01, 0x00], 120);
     assert_eq!(sw, 0x6A80);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// A package with any byte changed is never run: the answer is 6A80 or
+    /// a refusal, the counter and the profiles stay as they were.
+    #[test]
+    fn a_changed_byte_never_runs_a_package(at in 0usize..4096, xor in 1u8..=255) {
+        let mut iot = Iot::new();
+        let mut package = iot.package(EIM_ID, iot.eid, FIRST_COUNTER + 1, psmos(vec![enable(2)]), None);
+        let at = at % package.len();
+        package[at] ^= xor;
+        let (answer, sw) = es10_sw(&mut iot.card, iot.channel, &package, 120);
+        if sw == 0x9000 {
+            let executed = matches!(
+                euicc_package_result(&answer),
+                Ok(PackageResultSignature::Result(_))
+            );
+            proptest::prop_assert!(!executed, "a changed package ran (byte {})", at);
+        }
+        proptest::prop_assert_eq!(iot.counter(), FIRST_COUNTER);
+        let states: Vec<ProfileState> = iot.card.state().profiles.iter().map(|p| p.state).collect();
+        proptest::prop_assert_eq!(states, vec![ProfileState::Enabled, ProfileState::Disabled]);
+    }
+}
