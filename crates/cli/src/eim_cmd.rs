@@ -251,6 +251,7 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             euicc_version,
             emulated,
         } => {
+            ops::parse_eid(&eid).map_err(api)?;
             let euicc_cert = euicc_cert
                 .unwrap_or_else(|| cfg.pki_dir().join("eUICC").join(format!("{eid}.pem")));
             let eum_cert = eum_cert.unwrap_or_else(|| cfg.pki_dir().join("EUM").join("eum.pem"));

@@ -267,3 +267,143 @@ fn the_eim_cli_runs_the_operations_of_the_rest_api() {
         "read-only, operator or admin",
     );
 }
+
+/// Garbage in every argument of `ferrosim eim`: each is refused with a
+/// message naming what is wrong and a non-zero exit, never a panic, and
+/// nothing is queued.
+#[test]
+fn every_eim_argument_refuses_garbage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
+    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".pem")
+                .filter(|n| !n.ends_with(".key"))
+                .map(str::to_owned)
+        })
+        .next()
+        .unwrap();
+    ok(&dir, &["eim", "associate", "--eid", &eid]);
+    let junk = tmp.path().join("junk.pem");
+    std::fs::write(&junk, b"\x00\xffnot a certificate").unwrap();
+    let junk = junk.to_str().unwrap();
+    let missing = tmp.path().join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    // A valid EID with no certificate in the PKI and no association.
+    let other = "89049032000000000000000000000066";
+    let long_id = "e".repeat(300);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["associate", "--eid", "8904903200000000000000000000001"],
+            "EID",
+        ),
+        (vec!["associate", "--eid", "", "--euicc-cert", junk], "EID"),
+        (
+            vec!["associate", "--eid", other, "--euicc-cert", junk],
+            "certificate",
+        ),
+        (
+            vec!["associate", "--eid", other, "--euicc-cert", missing],
+            "missing.pem",
+        ),
+        (vec!["associate", "--eid", &eid, "--counter", "-1"], "-1"),
+        (
+            vec!["associate", "--eid", &eid, "--association-token", "x"],
+            "association-token",
+        ),
+        (vec!["devices", "--after", "zz"], "EID"),
+        (vec!["devices", "--limit", "0"], "limit"),
+        (vec!["devices", "--limit", "many"], "limit"),
+        (
+            vec!["show", "--eid", "89049032000000000000000000000000"],
+            "EID",
+        ),
+        (vec!["queue", "--eid", "\u{202e}123"], "EID"),
+        (vec!["results", "--eid", other], "no association"),
+        (vec!["profiles"], "--eid"),
+        (vec!["enable", "--eid", &eid, "--iccid", ""], "ICCID"),
+        (
+            vec!["disable", "--eid", &eid, "--iccid", "894400000000000001"],
+            "ICCID",
+        ),
+        (
+            vec!["delete", "--eid", &eid, "--iccid", "89440000000000000011"],
+            "ICCID",
+        ),
+        (
+            vec!["set-fallback", "--eid", &eid, "--iccid", "abc"],
+            "ICCID",
+        ),
+        (vec!["unset-fallback", "--eid", other], "no association"),
+        (vec!["list-profiles", "--eid", "1"], "EID"),
+        (
+            vec!["download", "--eid", &eid, "--activation-code", "1$$"],
+            "activationCode",
+        ),
+        (vec!["eco", "--eid", &eid, "add-eim", "--eim-id", ""], "eIM"),
+        (
+            vec![
+                "eco",
+                "--eid",
+                &eid,
+                "add-eim",
+                "--eim-id",
+                "x",
+                "--eim-certificate",
+                junk,
+            ],
+            "certificate",
+        ),
+        (
+            vec![
+                "eco",
+                "--eid",
+                &eid,
+                "update-eim",
+                "--eim-id",
+                "x",
+                "--eim-fqdn",
+                "not a host",
+            ],
+            "eIM FQDN",
+        ),
+        (
+            vec!["eco", "--eid", &eid, "delete-eim", "--eim-id", &long_id],
+            "eIM",
+        ),
+        (
+            vec!["data-request", "--eid", &eid, "--item", ""],
+            "data item",
+        ),
+        (vec!["withdraw", "--eid", &eid, "--item", "-3"], "item"),
+        (vec!["emulated", "--eid", &eid, "--set", "maybe"], "maybe"),
+        (
+            vec!["bootstrap", "--out", "/nonexistent-dir/x.der"],
+            "nonexistent-dir",
+        ),
+        (
+            vec!["bootstrap", "--out", junk, "--association-token", "1e9"],
+            "association-token",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (args, expected) in cases {
+        let mut all = vec!["eim"];
+        all.extend(args);
+        let out = ferrosim(&dir, &all);
+        let text = text(&out);
+        if out.status.success() || text.contains("panicked") || !text.contains(expected) {
+            wrong.push(format!("{all:?} (expected `{expected}`): {text}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
+    let device = json(&dir, &["eim", "show", "--eid", &eid]);
+    assert_eq!(
+        device["queue"].as_array().map(Vec::len),
+        Some(0),
+        "{device}"
+    );
+}

@@ -299,10 +299,16 @@ pub fn package_content(request: &QueueRequest) -> Result<PackageContent, ApiErro
 }
 
 fn fqdn(text: &str) -> Result<String, ApiError> {
+    host(text, "an SM-DP+ address")
+}
+
+/// `text` as a host name (with an optional `:port`), or the error saying
+/// it is not `what`.
+fn host(text: &str, what: &str) -> Result<String, ApiError> {
     let t = text.trim();
     if t.is_empty() || t.len() > 255 || t.contains(char::is_whitespace) || t.contains('/') {
         return Err(ApiError::bad_request(&format!(
-            "`{text}` is not an SM-DP+ address (host[:port])"
+            "`{text}` is not {what} (host[:port])"
         )));
     }
     Ok(t.to_owned())
@@ -339,9 +345,14 @@ pub fn eim_configuration(
     if let Some(counter) = c.counter_value {
         Counter::new(counter.into()).map_err(|e| ApiError::bad_request(&e.to_string()))?;
     }
+    let eim_fqdn = c
+        .eim_fqdn
+        .as_deref()
+        .map(|f| host(f, "an eIM FQDN"))
+        .transpose()?;
     Ok(sgp32::EimConfigurationData::new(
         c.eim_id.clone(),
-        c.eim_fqdn.clone(),
+        eim_fqdn,
         None,
         c.counter_value.map(Integer::from),
         c.association_token.map(Integer::from),
