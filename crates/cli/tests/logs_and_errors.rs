@@ -19,14 +19,8 @@ const PACKAGE: &str = concat!(
 fn ferrosim(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
     command.args(args).env("RUST_BACKTRACE", "0");
-    for var in [
-        "FERROSIM_CONFIG",
-        "FERROSIM_DATA_DIR",
-        "FERROSIM_DATABASE_URL",
-        "FERROSIM_SMDP_ADDRESS",
-        "FERROSIM_LOG",
-        "FERROSIM_LOG_FORMAT",
-    ] {
+    let logs = ["FERROSIM_LOG", "FERROSIM_LOG_FORMAT"];
+    for var in ferrosim_testkit::cli::INSTANCE_ENV.iter().chain(&logs) {
         command.env_remove(var);
     }
     command.envs(env.iter().copied());

@@ -8,7 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
 
 const PACKAGE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,31 +23,10 @@ const OTHER_PACKAGE: &str = concat!(
 
 /// `ferrosim ARGS` with no instance settings from the environment.
 fn ferrosim(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
-    command
+    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
         .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("FERROSIM_LOG", "warn");
-    for var in [
-        "FERROSIM_CONFIG",
-        "FERROSIM_DATA_DIR",
-        "FERROSIM_DATABASE_URL",
-        "FERROSIM_SMDP_ADDRESS",
-        "FERROSIM_PKI_DIR",
-        "FERROSIM_DURABILITY",
-        "FERROSIM_LISTEN",
-    ] {
-        command.env_remove(var);
-    }
-    command.output().expect("running ferrosim")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+        .output()
+        .expect("running ferrosim")
 }
 
 /// An instance in a temporary directory; `run` adds `--data-dir`.

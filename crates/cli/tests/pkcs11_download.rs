@@ -319,16 +319,7 @@ impl Runner {
             .env("SOFTHSM2_CONF", &self.softhsm_conf)
             .env("RUST_BACKTRACE", "0")
             .env("FERROSIM_LOG", "error");
-        for var in [
-            PIN_ENV,
-            "FERROSIM_CONFIG",
-            "FERROSIM_DATA_DIR",
-            "FERROSIM_DATABASE_URL",
-            "FERROSIM_PKI_DIR",
-            "FERROSIM_SMDP_ADDRESS",
-            "FERROSIM_LISTEN",
-            "FERROSIM_DURABILITY",
-        ] {
+        for var in ferrosim_testkit::cli::INSTANCE_ENV.iter().chain([&PIN_ENV]) {
             cmd.env_remove(var);
         }
         cmd.envs(env.iter().copied());

@@ -1,11 +1,12 @@
 //! Test helpers shared by the crates' integration tests (never used by the
 //! product): fixtures from the repository's `testdata/`, an SM-DP+ running on
 //! 127.0.0.1 with a fresh test PKI and SQLite database, and an operator
-//! endpoint that records ES2+ callbacks; `ferrosim serve` as a child process
-//! ([`serve`]), an operator's ES2+ client for it ([`operator`]), and
+//! endpoint that records ES2+ callbacks; the `ferrosim` binary with a clean
+//! environment ([`cli`]); `ferrosim serve` as a child process ([`serve`]), an operator's ES2+ client for it ([`operator`]), and
 //! read-only checks of what the database recorded ([`audit`]).
 
 pub mod audit;
+pub mod cli;
 pub mod namespace;
 pub mod operator;
 pub mod pcsc;
