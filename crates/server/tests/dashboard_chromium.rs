@@ -12,18 +12,14 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
-use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
-use ferrosim_lpa::download::{Consent, DownloadRequest, download_profile};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
-use ferrosim_lpa::es10::types::ProfileId;
-use ferrosim_lpa::notifications::{RetryPolicy, process_notifications};
-use ferrosim_lpa::{ActivationCode, Es10, Es10Options, SmdpAddress};
-use ferrosim_saip::Iccid;
 use ferrosim_testkit::{CallbackSink, TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};
+
+mod common;
 
 /// Headless flags that work in containers and CI.
 const FLAGS: [&str; 8] = [
@@ -183,31 +179,10 @@ async fn activate(
     mid: &str,
     enable: bool,
 ) -> bool {
-    let eid = smdp.pki.eids()[device].to_string();
-    let mut card = VirtualEuicc::new(
-        EuiccIdentity::load_from_dir(&smdp.pki_dir, Some(&eid)).unwrap(),
-        EuiccState::default(),
-    );
-    let mut es10 = Es10::open(
-        |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
-        &Es10Options::default(),
-    )
-    .unwrap();
-    let ac = ActivationCode::new(SmdpAddress::new(&smdp.address).unwrap(), Some(mid)).unwrap();
-    let Ok(outcome) = download_profile(&mut es10, es9, &DownloadRequest::new(&ac, None), |_| {
-        Consent::Accept
-    })
-    .await
-    else {
+    let Some(report) = common::activate(smdp, es9, device, mid, enable).await else {
         return false;
     };
-    if enable {
-        let iccid = Iccid::new(&outcome.iccid).unwrap();
-        es10.enable_profile(&ProfileId::Iccid(iccid), false)
-            .unwrap();
-        let report = process_notifications(&mut es10, es9, None, &RetryPolicy::immediate(2))
-            .await
-            .unwrap();
+    if let Some(report) = report {
         assert!(report.is_complete());
     }
     true
