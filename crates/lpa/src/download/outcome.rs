@@ -151,6 +151,9 @@ pub struct DownloadOutcome {
     /// Whether the SM-DP+ acknowledged the installation result. When it did
     /// not, the result stays on the eUICC as a pending notification.
     pub result_delivered: bool,
+    /// The signed ProfileInstallationResult (`BF37`) as the eUICC returned
+    /// it (an SGP.32 IPA returns it to its eIM).
+    pub installation_result: Vec<u8>,
     /// Each step in order with its duration.
     pub timings: Vec<StepTiming>,
 }

@@ -413,6 +413,7 @@ impl Download {
                         .unwrap_or_else(|| result.transaction_id.clone()),
                     metadata,
                     result_delivered: delivered,
+                    installation_result: result.raw.clone(),
                     timings: std::mem::take(&mut self.timings),
                 };
                 self.stage = Stage::Finished;

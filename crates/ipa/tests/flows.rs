@@ -1,0 +1,222 @@
+//! The IPA end to end with an eIM in the process and ferrosim's SM-DP+ over
+//! loopback HTTPS: download triggers carried out directly and through the
+//! eIM relay (orders end `installed`), queued PSMOs run on the virtual
+//! eUICC with results verified and acknowledged, and a power cut between a
+//! package and its result losing nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::SystemTime;
+
+use common::Lab;
+use ferrosim_eim::record::ItemOutcome;
+use ferrosim_eim::store::EimStore;
+use ferrosim_eim::{DownloadTrigger, Iccid as EimIccid, Operation, PackageContent, Timestamp};
+use ferrosim_euicc::{ProfileState, VirtualEuicc};
+use ferrosim_ipa::driver::{EsipaClient, MemoryStore, run_session};
+use ferrosim_ipa::{
+    DownloadPath, EimReply, EsipaError, EsipaRequest, Ipa, IpaConfig, ItemReport, PackageOutcome,
+    PendingState,
+};
+use ferrosim_lpa::es9::{Es9Request, Es9Response};
+use ferrosim_lpa::{Es10, Es10Options};
+use ferrosim_smdp::order::ProfileState as OrderState;
+use ferrosim_smdp::store::Store;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+fn config(path: DownloadPath) -> IpaConfig {
+    IpaConfig {
+        download_path: path,
+        notification_retry: ferrosim_lpa::RetryPolicy::immediate(1),
+        ..IpaConfig::default()
+    }
+}
+
+/// One session of an IPA over `card` (channel opened and closed around it).
+async fn session(
+    lab: &Lab,
+    card: &mut VirtualEuicc,
+    eim: &impl EsipaClient,
+    path: DownloadPath,
+    state: PendingState,
+    store: &mut MemoryStore,
+) -> ferrosim_ipa::SessionReport {
+    let mut es10 = Es10::open(
+        |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+        &Es10Options::default(),
+    )
+    .unwrap();
+    let mut ipa = Ipa::new(
+        config(path),
+        es10.link(),
+        state,
+        StdRng::seed_from_u64(1),
+        Timestamp::now(),
+    );
+    let report = run_session(&mut ipa, es10.transport_mut(), eim, &lab.direct, store)
+        .await
+        .unwrap();
+    let _ = es10.close();
+    report
+}
+
+async fn order_state(lab: &Lab, iccid: &str) -> OrderState {
+    lab.smdp
+        .store
+        .profile(&ferrosim_ids::Iccid::new(iccid).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+#[tokio::test]
+async fn triggers_install_directly_and_through_the_eim_then_packages_run() {
+    let lab = Lab::start(2).await;
+    let mut rng = StdRng::seed_from_u64(9);
+    for (n, path) in [(0, DownloadPath::Direct), (1, DownloadPath::ViaEim)] {
+        let eid = lab.eid(n);
+        let mut card = lab.device(n).await;
+        let (iccid, code) = lab.activation_code().await;
+        lab.eim
+            .eim
+            .enqueue_download(&eid, &DownloadTrigger::ActivationCode(code), &mut rng, Timestamp::now())
+            .await
+            .unwrap();
+        let mut store = MemoryStore::default();
+        let report = session(&lab, &mut card, &lab.eim, path, PendingState::default(), &mut store).await;
+        assert!(report.is_ok(), "{path:?}: {report:?}");
+        assert_eq!(report.eid, Some(eid));
+        assert!(
+            matches!(&report.items[..], [ItemReport::Download { outcome: Ok(i), .. }] if *i == iccid),
+            "{path:?}: {:?}",
+            report.items
+        );
+        assert_eq!(report.pending, 0, "the trigger result was taken");
+        assert_eq!(order_state(&lab, &iccid).await, OrderState::Installed, "{path:?}");
+        let results = lab.eim.eim.store().results(&eid).await.unwrap();
+        assert!(
+            matches!(&results[..], [r] if matches!(&r.outcome, ItemOutcome::Installed { ok: true, iccid: Some(i) } if i.as_str() == iccid)),
+            "{results:?}"
+        );
+
+        // The five PSMOs of the operator, in one session.
+        let profile = EimIccid::new(&iccid).unwrap();
+        let operations = [
+            Operation::Enable { iccid: profile.clone(), rollback: true },
+            Operation::ListProfiles,
+            Operation::Disable { iccid: profile.clone() },
+            Operation::SetFallback { iccid: profile.clone() },
+            Operation::Delete { iccid: profile.clone() },
+        ];
+        for op in operations {
+            lab.eim
+                .eim
+                .enqueue_package(&eid, &PackageContent::Psmos(vec![op]), &mut rng, Timestamp::now())
+                .await
+                .unwrap();
+        }
+        let report =
+            session(&lab, &mut card, &lab.eim, path, store.last.clone().unwrap(), &mut store).await;
+        assert!(report.is_ok(), "{report:?}");
+        let outcomes: Vec<&PackageOutcome> = report
+            .items
+            .iter()
+            .map(|i| match i {
+                ItemReport::Package { outcome, .. } => outcome,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, PackageOutcome::Executed { .. })),
+            "{outcomes:?}"
+        );
+        assert_eq!(report.acknowledged.len(), 5, "every result acknowledged");
+        assert_eq!(report.pending, 0);
+        let device = lab.eim.eim.device(&eid).await.unwrap();
+        assert!(device.queue.is_empty());
+        let results = lab.eim.eim.store().results(&eid).await.unwrap();
+        assert_eq!(results.len(), 6);
+        assert!(
+            results[1..]
+                .iter()
+                .all(|r| r.trust == Some(ferrosim_eim::record::Trust::Verified)),
+            "{results:?}"
+        );
+        // enable, list, disable ran (0 = ok); the profile is gone.
+        match &results[1].outcome {
+            ItemOutcome::Executed(codes) => assert_eq!(codes, &[Some(0)]),
+            other => panic!("{other:?}"),
+        }
+        assert!(card.state().profiles.is_empty(), "deleted");
+        let _ = ProfileState::Enabled;
+    }
+}
+
+/// An eIM that loses the first ProvideEimPackageResult (as if the device
+/// lost power right after the eUICC ran the package).
+struct LosesFirstResult<'a> {
+    inner: &'a common::LabEim,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl EsipaClient for LosesFirstResult<'_> {
+    async fn send(&self, request: &EsipaRequest) -> Result<EimReply, EsipaError> {
+        if matches!(request, EsipaRequest::ProvideEimPackageResult { .. })
+            && !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(EsipaError::Unreachable {
+                function: "provideEimPackageResult",
+                reason: "power cut".into(),
+            });
+        }
+        self.inner.send(request).await
+    }
+
+    async fn relay(&self, request: &Es9Request) -> Es9Response {
+        self.inner.relay(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_result_survives_a_power_cut_and_is_stored_once() {
+    let lab = Lab::start(1).await;
+    let mut rng = StdRng::seed_from_u64(3);
+    let eid = lab.eid(0);
+    let mut card = lab.device(0).await;
+    lab.eim
+        .eim
+        .enqueue_package(&eid, &PackageContent::Psmos(vec![Operation::ListProfiles]), &mut rng, Timestamp::now())
+        .await
+        .unwrap();
+    let flaky = LosesFirstResult {
+        inner: &lab.eim,
+        lost: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut store = MemoryStore::default();
+    let report =
+        session(&lab, &mut card, &flaky, DownloadPath::Direct, PendingState::default(), &mut store).await;
+    assert!(report.error.is_some(), "the session ends with the eIM unreachable");
+    assert_eq!(report.items.len(), 1, "the package ran");
+    let persisted = store.last.clone().unwrap();
+    assert_eq!(persisted.results.len(), 1, "its result was persisted before sending");
+    assert_eq!(persisted.failures, 1);
+    // After the power cut: a new IPA from what was on disk.
+    let restored = PendingState::from_json(&persisted.to_json()).unwrap();
+    let report = session(&lab, &mut card, &flaky, DownloadPath::Direct, restored, &mut store).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.items.is_empty(), "nothing ran twice");
+    assert_eq!(report.results_sent, 1);
+    assert_eq!(report.acknowledged.len(), 1);
+    assert_eq!(store.last.as_ref().unwrap().results.len(), 0);
+    assert_eq!(store.last.as_ref().unwrap().failures, 0);
+    let results = lab.eim.eim.store().results(&eid).await.unwrap();
+    assert_eq!(results.len(), 1, "stored once: {results:?}");
+    assert!(lab.eim.eim.device(&eid).await.unwrap().queue.is_empty());
+}
