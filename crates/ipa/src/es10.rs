@@ -138,7 +138,11 @@ mod tests {
         assert!(eid_of(&tlv(0xBF3E, &tlv(0x5A, &[1, 2]))).is_err());
         assert!(eid_of(b"\xBF\x3E").is_err());
         assert!(Command::GetEuiccInfo2.check(tlv(0xBF20, &[])).is_err());
-        assert!(Command::GetEuiccInfo2.check(vec![0xBF, 0x22, 0x05]).is_err());
+        assert!(
+            Command::GetEuiccInfo2
+                .check(vec![0xBF, 0x22, 0x05])
+                .is_err()
+        );
         assert!(Command::GetEuiccInfo2.check(tlv(0xBF22, &[])).is_ok());
     }
 }

@@ -162,7 +162,10 @@ impl EsipaRequest {
             }),
             Self::ProvideEimPackageResult { eid, element } => {
                 let value = [tlv(0x5A, &eid.to_bcd()), element.clone()].concat();
-                Ok(tlv(ferrosim_asn1::esipa::TAG_PROVIDE_EIM_PACKAGE_RESULT, &value))
+                Ok(tlv(
+                    ferrosim_asn1::esipa::TAG_PROVIDE_EIM_PACKAGE_RESULT,
+                    &value,
+                ))
             }
         }
     }
@@ -308,7 +311,10 @@ pub fn reply_from_json(
         });
     }
     if !header.status.starts_with("Executed") {
-        return Err(bad(format!("function execution status `{}`", header.status)));
+        return Err(bad(format!(
+            "function execution status `{}`",
+            header.status
+        )));
     }
     let element = |b: &Base64, tag: u32| -> Result<Vec<u8>, EsipaError> {
         Tlv::parse_exact(&b.0)

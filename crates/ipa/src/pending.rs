@@ -129,7 +129,13 @@ mod tests {
         let back = PendingState::from_json(&state.to_json()).unwrap();
         assert_eq!(back, state);
         assert_eq!(back.next_id, 2);
-        for garbage in [&b""[..], b"{", b"42", b"{\"results\":[{\"id\":1}]}", b"\xff\xfe"] {
+        for garbage in [
+            &b""[..],
+            b"{",
+            b"42",
+            b"{\"results\":[{\"id\":1}]}",
+            b"\xff\xfe",
+        ] {
             assert!(PendingState::from_json(garbage).is_err(), "{garbage:?}");
         }
         assert!(
@@ -138,6 +144,9 @@ mod tests {
             )
             .is_err()
         );
-        assert_eq!(PendingState::from_json(b"{}").unwrap(), PendingState::default());
+        assert_eq!(
+            PendingState::from_json(b"{}").unwrap(),
+            PendingState::default()
+        );
     }
 }

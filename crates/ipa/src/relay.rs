@@ -103,10 +103,9 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
     }
     let inner = Tlv::parse_exact(outer.value).map_err(|e| bad(e.to_string()))?;
     if inner.tag == error_tag {
-        let code = inner
-            .value
-            .iter()
-            .fold(0i64, |n, b| n.saturating_mul(256).saturating_add(i64::from(*b)));
+        let code = inner.value.iter().fold(0i64, |n, b| {
+            n.saturating_mul(256).saturating_add(i64::from(*b))
+        });
         return Err(Es9ClientError::Failed {
             function: name,
             subject_code: "ESipa".into(),
@@ -124,9 +123,8 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
     let hex_of = |t: &Tlv<'_>| hex::encode_upper(t.value);
     let raw = |t: &Tlv<'_>| Base64(t.raw.to_vec());
     let find = |tag: u32, nth: usize| children.iter().filter(|t| t.tag == tag).nth(nth);
-    let need = |tag: u32, nth: usize, what: &str| {
-        find(tag, nth).ok_or_else(|| bad(format!("no {what}")))
-    };
+    let need =
+        |tag: u32, nth: usize, what: &str| find(tag, nth).ok_or_else(|| bad(format!("no {what}")));
     let header = ResponseHeader::success();
     Ok(match name {
         function::INITIATE_AUTHENTICATION => {
@@ -258,7 +256,8 @@ mod tests {
         let error = tlv(0xBF3A, &tlv(0x81, &[95]));
         match response_from_der(&request, 200, &error) {
             Es9Response::GetBoundProfilePackage(Err(Es9ClientError::Failed {
-                reason_code, ..
+                reason_code,
+                ..
             })) => assert_eq!(reason_code, "95"),
             other => panic!("{other:?}"),
         }

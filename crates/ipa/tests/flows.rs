@@ -83,11 +83,24 @@ async fn triggers_install_directly_and_through_the_eim_then_packages_run() {
         let (iccid, code) = lab.activation_code().await;
         lab.eim
             .eim
-            .enqueue_download(&eid, &DownloadTrigger::ActivationCode(code), &mut rng, Timestamp::now())
+            .enqueue_download(
+                &eid,
+                &DownloadTrigger::ActivationCode(code),
+                &mut rng,
+                Timestamp::now(),
+            )
             .await
             .unwrap();
         let mut store = MemoryStore::default();
-        let report = session(&lab, &mut card, &lab.eim, path, PendingState::default(), &mut store).await;
+        let report = session(
+            &lab,
+            &mut card,
+            &lab.eim,
+            path,
+            PendingState::default(),
+            &mut store,
+        )
+        .await;
         assert!(report.is_ok(), "{path:?}: {report:?}");
         assert_eq!(report.eid, Some(eid));
         assert!(
@@ -96,7 +109,11 @@ async fn triggers_install_directly_and_through_the_eim_then_packages_run() {
             report.items
         );
         assert_eq!(report.pending, 0, "the trigger result was taken");
-        assert_eq!(order_state(&lab, &iccid).await, OrderState::Installed, "{path:?}");
+        assert_eq!(
+            order_state(&lab, &iccid).await,
+            OrderState::Installed,
+            "{path:?}"
+        );
         let results = lab.eim.eim.store().results(&eid).await.unwrap();
         assert!(
             matches!(&results[..], [r] if matches!(&r.outcome, ItemOutcome::Installed { ok: true, iccid: Some(i) } if i.as_str() == iccid)),
@@ -106,21 +123,42 @@ async fn triggers_install_directly_and_through_the_eim_then_packages_run() {
         // The five PSMOs of the operator, in one session.
         let profile = EimIccid::new(&iccid).unwrap();
         let operations = [
-            Operation::Enable { iccid: profile.clone(), rollback: true },
+            Operation::Enable {
+                iccid: profile.clone(),
+                rollback: true,
+            },
             Operation::ListProfiles,
-            Operation::Disable { iccid: profile.clone() },
-            Operation::SetFallback { iccid: profile.clone() },
-            Operation::Delete { iccid: profile.clone() },
+            Operation::Disable {
+                iccid: profile.clone(),
+            },
+            Operation::SetFallback {
+                iccid: profile.clone(),
+            },
+            Operation::Delete {
+                iccid: profile.clone(),
+            },
         ];
         for op in operations {
             lab.eim
                 .eim
-                .enqueue_package(&eid, &PackageContent::Psmos(vec![op]), &mut rng, Timestamp::now())
+                .enqueue_package(
+                    &eid,
+                    &PackageContent::Psmos(vec![op]),
+                    &mut rng,
+                    Timestamp::now(),
+                )
                 .await
                 .unwrap();
         }
-        let report =
-            session(&lab, &mut card, &lab.eim, path, store.last.clone().unwrap(), &mut store).await;
+        let report = session(
+            &lab,
+            &mut card,
+            &lab.eim,
+            path,
+            store.last.clone().unwrap(),
+            &mut store,
+        )
+        .await;
         assert!(report.is_ok(), "{report:?}");
         let outcomes: Vec<&PackageOutcome> = report
             .items
@@ -192,7 +230,12 @@ async fn a_result_survives_a_power_cut_and_is_stored_once() {
     let mut card = lab.device(0).await;
     lab.eim
         .eim
-        .enqueue_package(&eid, &PackageContent::Psmos(vec![Operation::ListProfiles]), &mut rng, Timestamp::now())
+        .enqueue_package(
+            &eid,
+            &PackageContent::Psmos(vec![Operation::ListProfiles]),
+            &mut rng,
+            Timestamp::now(),
+        )
         .await
         .unwrap();
     let flaky = LosesFirstResult {
@@ -200,16 +243,38 @@ async fn a_result_survives_a_power_cut_and_is_stored_once() {
         lost: std::sync::atomic::AtomicBool::new(false),
     };
     let mut store = MemoryStore::default();
-    let report =
-        session(&lab, &mut card, &flaky, DownloadPath::Direct, PendingState::default(), &mut store).await;
-    assert!(report.error.is_some(), "the session ends with the eIM unreachable");
+    let report = session(
+        &lab,
+        &mut card,
+        &flaky,
+        DownloadPath::Direct,
+        PendingState::default(),
+        &mut store,
+    )
+    .await;
+    assert!(
+        report.error.is_some(),
+        "the session ends with the eIM unreachable"
+    );
     assert_eq!(report.items.len(), 1, "the package ran");
     let persisted = store.last.clone().unwrap();
-    assert_eq!(persisted.results.len(), 1, "its result was persisted before sending");
+    assert_eq!(
+        persisted.results.len(),
+        1,
+        "its result was persisted before sending"
+    );
     assert_eq!(persisted.failures, 1);
     // After the power cut: a new IPA from what was on disk.
     let restored = PendingState::from_json(&persisted.to_json()).unwrap();
-    let report = session(&lab, &mut card, &flaky, DownloadPath::Direct, restored, &mut store).await;
+    let report = session(
+        &lab,
+        &mut card,
+        &flaky,
+        DownloadPath::Direct,
+        restored,
+        &mut store,
+    )
+    .await;
     assert!(report.is_ok(), "{report:?}");
     assert!(report.items.is_empty(), "nothing ran twice");
     assert_eq!(report.results_sent, 1);

@@ -195,15 +195,15 @@ impl EsipaClient for HttpsEsipa {
                 Es9Request::InitiateAuthentication(r) => Es9Response::InitiateAuthentication(
                     self.relay_json::<InitiateAuthentication>(r).await,
                 ),
-                Es9Request::AuthenticateClient(r) => Es9Response::AuthenticateClient(
-                    self.relay_json::<AuthenticateClient>(r).await,
-                ),
+                Es9Request::AuthenticateClient(r) => {
+                    Es9Response::AuthenticateClient(self.relay_json::<AuthenticateClient>(r).await)
+                }
                 Es9Request::GetBoundProfilePackage(r) => Es9Response::GetBoundProfilePackage(
                     self.relay_json::<GetBoundProfilePackage>(r).await,
                 ),
-                Es9Request::HandleNotification(r) => Es9Response::HandleNotification(
-                    self.relay_json::<HandleNotification>(r).await,
-                ),
+                Es9Request::HandleNotification(r) => {
+                    Es9Response::HandleNotification(self.relay_json::<HandleNotification>(r).await)
+                }
                 Es9Request::CancelSession(r) => {
                     Es9Response::CancelSession(self.relay_json::<CancelSession>(r).await)
                 }

@@ -18,8 +18,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use ferrosim_ids::Timestamp;
-use ferrosim_lpa::es9::{Es9Client, Es9Request, Es9Response};
 use ferrosim_lpa::Transport;
+use ferrosim_lpa::es9::{Es9Client, Es9Request, Es9Response};
 use rand::CryptoRng;
 use thiserror::Error;
 

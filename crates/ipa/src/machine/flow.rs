@@ -135,7 +135,8 @@ impl<R: CryptoRng> Ipa<R> {
         }
         if !s.notified {
             s.notified = true;
-            let machine = NotificationDelivery::new(self.link, None, self.config.notification_retry);
+            let machine =
+                NotificationDelivery::new(self.link, None, self.config.notification_retry);
             s.stage = Stage::Notifications {
                 machine: Box::new(machine),
             };
@@ -243,7 +244,9 @@ impl<R: CryptoRng> Ipa<R> {
                             Ok(plan) => self.gather(Box::new(plan), now),
                             Err(reason) => {
                                 tracing::warn!(%reason, "IpaEuiccDataRequest refused");
-                                s.report.items.push(ItemReport::EuiccData { tags: Vec::new() });
+                                s.report
+                                    .items
+                                    .push(ItemReport::EuiccData { tags: Vec::new() });
                                 match DataPlan::error_answer(None) {
                                     Ok(element) => {
                                         self.keep_result(ResultKind::EuiccData, element, None, now);
@@ -281,7 +284,10 @@ impl<R: CryptoRng> Ipa<R> {
             EimReply::Acknowledged(seqs) => (seqs, false),
             EimReply::Empty => (Vec::new(), false),
             EimReply::ProvideError(code) => {
-                tracing::warn!(code, "the eIM refused a result (provideEimPackageResultError)");
+                tracing::warn!(
+                    code,
+                    "the eIM refused a result (provideEimPackageResultError)"
+                );
                 (Vec::new(), true)
             }
             other => {
@@ -340,12 +346,7 @@ impl<R: CryptoRng> Ipa<R> {
     }
 
     /// The eUICC answered LoadEuiccPackage.
-    fn package_done(
-        &mut self,
-        package: &[u8],
-        result: Result<Vec<u8>, Es10Error>,
-        now: Timestamp,
-    ) {
+    fn package_done(&mut self, package: &[u8], result: Result<Vec<u8>, Es10Error>, now: Timestamp) {
         let (counter, transaction_id) = package_info(package);
         let (element, seq, outcome) = match result.and_then(|a| Command::LoadEuiccPackage.check(a))
         {
@@ -487,7 +488,9 @@ impl<R: CryptoRng> Ipa<R> {
                     }
                     // No end user: the eIM's trigger is the consent; a
                     // confirmation code cannot be asked for (postponed).
-                    Some(DownloadAction::Confirm(_)) => machine.handle_consent(Consent::Accept, now),
+                    Some(DownloadAction::Confirm(_)) => {
+                        machine.handle_consent(Consent::Accept, now)
+                    }
                     Some(DownloadAction::ConfirmationCode(_)) => {
                         machine.handle_confirmation_code(None, now);
                     }
@@ -567,8 +570,7 @@ impl<R: CryptoRng> Ipa<R> {
         report.pending = self.state.results.len();
         report.next_session = self.next_session;
         self.outbox.push_back(Action::Persist(self.state.clone()));
-        self.outbox
-            .push_back(Action::SessionDone(Box::new(report)));
+        self.outbox.push_back(Action::SessionDone(Box::new(report)));
     }
 }
 

@@ -125,7 +125,10 @@ enum Stage {
     /// LoadEuiccPackage of a package.
     LoadPackage { package: Vec<u8> },
     /// Reading what an IpaEuiccDataRequest asks for.
-    GatherData { plan: Box<DataPlan>, current: Command },
+    GatherData {
+        plan: Box<DataPlan>,
+        current: Command,
+    },
     /// A download trigger being carried out.
     Download {
         machine: Box<Download>,
@@ -347,7 +350,8 @@ impl<R: CryptoRng> Ipa<R> {
     fn jitter(&mut self, d: Duration, low: u64, high: u64) -> Duration {
         let span = high.saturating_sub(low) + 1;
         let permille = low + self.rng.next_u64() % span;
-        let millis = (d.as_millis().min(u128::from(u64::MAX)) as u64).saturating_mul(permille) / 1000;
+        let millis =
+            (d.as_millis().min(u128::from(u64::MAX)) as u64).saturating_mul(permille) / 1000;
         Duration::from_millis(millis)
     }
 }

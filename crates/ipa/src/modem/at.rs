@@ -61,7 +61,11 @@ pub fn cgla(channel: u8, apdu: &[u8]) -> String {
 
 /// `AT+CSIM=<length>,"<apdu>"` (the length counts hex digits).
 pub fn csim(apdu: &[u8]) -> String {
-    format!("AT+CSIM={},\"{}\"\r", apdu.len() * 2, hex::encode_upper(apdu))
+    format!(
+        "AT+CSIM={},\"{}\"\r",
+        apdu.len() * 2,
+        hex::encode_upper(apdu)
+    )
 }
 
 /// `AT+CCHC=<channel>`.
@@ -252,7 +256,10 @@ mod tests {
     #[test]
     fn errors_and_garbage_are_typed() {
         let cmd = cgla(1, &[0, 0, 0, 0]);
-        assert!(matches!(read(&cmd, "ERROR\r\n"), Err(AtError::Error { .. })));
+        assert!(matches!(
+            read(&cmd, "ERROR\r\n"),
+            Err(AtError::Error { .. })
+        ));
         match read(&cmd, "+CME ERROR: 4\r\n") {
             Err(AtError::Error { answer, command }) => {
                 assert_eq!(answer, "+CME ERROR: 4");
@@ -274,7 +281,12 @@ mod tests {
                 "{garbage:?}"
             );
         }
-        for garbage in ["+CCHO: 0\r\nOK\r\n", "x\r\nOK\r\n", "OK\r\n", "+CCHO: 99\r\nOK\r\n"] {
+        for garbage in [
+            "+CCHO: 0\r\nOK\r\n",
+            "x\r\nOK\r\n",
+            "OK\r\n",
+            "+CCHO: 99\r\nOK\r\n",
+        ] {
             let answer = read("AT+CCHO", garbage).unwrap().unwrap();
             assert!(channel_of("AT+CCHO", &answer).is_err(), "{garbage:?}");
         }

@@ -227,7 +227,9 @@ impl Interpreter {
         select.extend_from_slice(&aid);
         select.push(0x00);
         let selected = self.transmit(&select);
-        if selected.ends_with(&[0x90, 0x00]) || selected.get(selected.len().saturating_sub(2)) == Some(&0x61) {
+        if selected.ends_with(&[0x90, 0x00])
+            || selected.get(selected.len().saturating_sub(2)) == Some(&0x61)
+        {
             format!("\r\n+CCHO: {channel}{OK}")
         } else {
             self.transmit(&[0x00, 0x70, 0x80, channel]);

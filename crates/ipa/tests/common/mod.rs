@@ -12,7 +12,9 @@ use ferrosim_asn1::rasn::types::Integer;
 use ferrosim_asn1::{decode_der, encode_der, sgp32};
 use ferrosim_crypto::SoftwareKey;
 use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::{AssociationRequest, Counter, Eid, Eim, EimConfig, EimId, MemEimStore, Timestamp};
+use ferrosim_eim::{
+    AssociationRequest, Counter, Eid, Eim, EimConfig, EimId, MemEimStore, Timestamp,
+};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_ipa::driver::inprocess::InProcessEim;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
