@@ -16,6 +16,7 @@ mod euicc_cmd;
 mod fleet;
 mod init_cmd;
 mod instance;
+mod ipa_cmd;
 mod logging;
 mod lpa_cmd;
 mod operator_cmd;
@@ -69,6 +70,8 @@ enum Command {
     Slo(slo_cmd::SloArgs),
     /// The eIM (SGP.32): associate devices, queue packages and downloads, results, bootstrap.
     Eim(eim_cmd::EimArgs),
+    /// The IPA (SGP.32) of a device: poll the eIM once or run on a schedule, install the first eIM.
+    Ipa(ipa_cmd::IpaArgs),
     /// API tokens of the REST APIs: create, list, revoke.
     ApiToken(api_token_cmd::ApiTokenArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Command::Report(args) => report_cmd::run(args)?,
         Command::Simulate(args) => simulate_cmd::run(args)?,
         Command::Eim(args) => eim_cmd::run(args)?,
+        Command::Ipa(args) => ipa_cmd::run_command(args)?,
         Command::ApiToken(args) => api_token_cmd::run(args)?,
     }
     Ok(())

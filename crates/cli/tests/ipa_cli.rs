@@ -1,0 +1,551 @@
+//! `ferrosim ipa` end to end over loopback HTTPS, for each ESipa binding: a
+//! virtual IoT device gets its first eIM (`ipa add-initial-eim`), is
+//! associated with the eIM of a running server (REST API), a download
+//! trigger installs a profile from ferrosim's SM-DP+ directly (`ipa poll`),
+//! the operator's enable with rollback / list / set-fallback / disable /
+//! delete run in the next poll with every result verified at the eIM and
+//! the device's profile states reported, and a second trigger installs
+//! through the eIM relay (`--download via-eim`); both orders end
+//! `installed`. Bad arguments are refused with the rule.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ferrosim_asn1::rasn::types::Integer;
+use ferrosim_asn1::{decode_der, encode_der, sgp32};
+use ferrosim_crypto::SoftwareKey;
+use ferrosim_crypto::ecdsa::VerifyingKey;
+use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
+use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
+use ferrosim_server::relay::SmdpRelay;
+use ferrosim_server::sandbox::tls_identity;
+use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
+use ferrosim_smdp::order::ProfileState as OrderState;
+use ferrosim_smdp::store::Store;
+use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
+use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
+use serde_json::{Value, json};
+
+const EIM_ID: &str = "eim.ipa-cli.test";
+const TOKEN: i64 = 0x1F;
+
+fn ferrosim(args: &[&str]) -> Output {
+    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
+        .args(args)
+        .output()
+        .expect("running ferrosim")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ferrosim(args);
+    assert!(
+        out.status.success(),
+        "ferrosim {args:?} failed: {}",
+        text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(args: &[&str], expected: &str) {
+    let out = ferrosim(args);
+    let all = text(&out);
+    assert!(!out.status.success(), "{args:?} should fail: {all}");
+    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected `{expected}` in: {all}"
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Lab {
+    smdp: TestSmdp,
+    eim_key: VerifyingKey,
+    _server: RunningServer,
+    eim_address: String,
+    http: reqwest::Client,
+    operator: String,
+    dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+}
+
+impl Lab {
+    async fn start() -> Self {
+        let smdp = TestSmdp::start(TestSmdpOptions {
+            euiccs: 2,
+            ..TestSmdpOptions::default()
+        })
+        .await
+        .unwrap();
+        let key = SoftwareKey::generate().unwrap();
+        let eim_key = key.verifying_key().unwrap();
+        let eim = Eim::new(
+            smdp.store.clone(),
+            EimConfig {
+                eim_id: EimId::new(EIM_ID).unwrap(),
+                key: Arc::new(key),
+                trust: smdp.pki.trust_store().unwrap(),
+            },
+        );
+        let tokens = MemTokenStore::new();
+        let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
+        tokens.insert(token);
+        let relay = SmdpRelay::new(Some(smdp.smdp.clone()), None);
+        let routes = esipa::routes(eim.clone(), relay).merge(api::eim::routes(eim, tokens));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let eim_address = format!("localhost:{}", listener.local_addr().unwrap().port());
+        let server = ferrosim_server::start_with(
+            listener,
+            smdp.smdp.clone(),
+            ServerOptions::new(tls_identity(&smdp.pki)),
+            routes,
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ci.pem");
+        std::fs::write(&ca, smdp.ci_pem()).unwrap();
+        let http = smdp.https_client();
+        Self {
+            smdp,
+            eim_key,
+            _server: server,
+            eim_address,
+            http,
+            operator,
+            dir,
+            ca,
+        }
+    }
+
+    async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("https://{}{path}", self.eim_address);
+        let mut request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        }
+        .bearer_auth(&self.operator);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    async fn queue(&self, eid: &str, operation: Value) {
+        let (status, body) = self
+            .rest(
+                "POST",
+                &format!("/api/v1/eim/devices/{eid}/queue"),
+                Some(operation),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn order_state(&self, iccid: &str) -> OrderState {
+        self.smdp
+            .store
+            .profile(&ferrosim_saip::Iccid::new(iccid).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .state
+    }
+
+    /// The AddInitialEimRequest for this eIM (what `ferrosim eim bootstrap` writes).
+    fn add_initial_eim(&self) -> std::path::PathBuf {
+        let point = self.eim_key.to_uncompressed().unwrap();
+        let mut spki = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
+        spki.extend_from_slice(&point);
+        let config = sgp32::EimConfigurationData::new(
+            EIM_ID.into(),
+            Some(self.eim_address.clone()),
+            None,
+            Some(Integer::from(0)),
+            Some(Integer::from(TOKEN)),
+            Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
+                decode_der(&spki).unwrap(),
+            )),
+            None,
+            None,
+            None,
+            None,
+            None,
+        );
+        let file = self.dir.path().join("first-eim.der");
+        std::fs::write(
+            &file,
+            encode_der(&sgp32::AddInitialEimRequest::new(vec![config])).unwrap(),
+        )
+        .unwrap();
+        file
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
+    let lab = Lab::start().await;
+    let first_eim = lab.add_initial_eim();
+    for (n, binding) in ["asn1", "json"].into_iter().enumerate() {
+        let issued = &lab.smdp.pki.euiccs[n];
+        let eid = issued.certificate.eid().unwrap().digits();
+        let euicc_state = lab.dir.path().join(format!("euicc-{binding}.json"));
+        let ipa_state = lab.dir.path().join(format!("ipa-{binding}.json"));
+        let identity = path(&lab.smdp.pki_dir);
+        ok(&[
+            "euicc",
+            "init",
+            "--identity",
+            identity,
+            "--eid",
+            &eid,
+            "--state",
+            path(&euicc_state),
+        ]);
+        let device = [
+            "--euicc-state",
+            path(&euicc_state),
+            "--identity",
+            identity,
+            "--eid",
+            &eid,
+        ];
+        let with = |more: &[&'static str]| -> Vec<String> {
+            device
+                .iter()
+                .map(|s| s.to_string())
+                .chain(more.iter().map(|s| s.to_string()))
+                .collect()
+        };
+        let run = |args: Vec<String>| -> Value {
+            let args: Vec<&str> = ["ipa"]
+                .into_iter()
+                .chain(args.iter().map(String::as_str))
+                .collect();
+            serde_json::from_str(&ok(&args)).unwrap()
+        };
+        let mut add = vec!["ipa".to_string()];
+        add.extend(with(&["add-initial-eim", "--file"]));
+        add.push(path(&first_eim).into());
+        let add: Vec<&str> = add.iter().map(String::as_str).collect();
+        assert!(ok(&add).contains("initial eIM added"));
+        let (status, body) = lab
+            .rest(
+                "POST",
+                "/api/v1/eim/devices",
+                Some(json!({
+                    "eid": eid,
+                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
+                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
+                    "counter": 0,
+                    "associationToken": TOKEN,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let poll = |download: &'static str| -> Vec<String> {
+            let mut args = with(&["poll", "--eim"]);
+            args.push(lab.eim_address.clone());
+            args.extend(
+                [
+                    "--binding",
+                    binding,
+                    "--ca",
+                    path(&lab.ca),
+                    "--state",
+                    path(&ipa_state),
+                ]
+                .map(String::from),
+            );
+            args.extend(["--download", download, "--rplmn", "26201"].map(String::from));
+            args
+        };
+
+        // A download trigger, carried out directly.
+        let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
+        let code = format!("1${}${matching_id}", lab.smdp.address);
+        lab.queue(
+            &eid,
+            json!({"operation": "download", "activationCode": code}),
+        )
+        .await;
+        let session = run(poll("direct"));
+        assert_eq!(session["error"], Value::Null, "{session}");
+        assert_eq!(
+            session["items"][0]["download"]["installed"],
+            iccid.as_str(),
+            "{session}"
+        );
+        assert_eq!(session["pending"], 0);
+        assert_eq!(
+            lab.order_state(&iccid).await,
+            OrderState::Installed,
+            "{binding}: direct"
+        );
+
+        // The operator's PSMOs.
+        for op in [
+            json!({"operation": "enable", "iccid": iccid, "rollback": true}),
+            json!({"operation": "list-profiles"}),
+            json!({"operation": "set-fallback", "iccid": iccid}),
+            json!({"operation": "disable", "iccid": iccid}),
+            json!({"operation": "delete", "iccid": iccid}),
+        ] {
+            lab.queue(&eid, op).await;
+        }
+        let session = run(poll("direct"));
+        assert_eq!(session["error"], Value::Null, "{session}");
+        let items = session["items"].as_array().unwrap();
+        assert_eq!(items.len(), 5, "{session}");
+        assert_eq!(
+            session["acknowledged"].as_array().unwrap().len(),
+            5,
+            "{session}"
+        );
+        // enable (0 = ok), listProfileInfo (a list), then what the eUICC does today.
+        assert_eq!(
+            items[0]["package"]["outcome"]["executed"]["codes"],
+            json!([0])
+        );
+        let (_, results) = lab
+            .rest("GET", &format!("/api/v1/eim/devices/{eid}/results"), None)
+            .await;
+        let results = results.as_array().unwrap();
+        assert_eq!(
+            results.len(),
+            6,
+            "{binding}: the trigger and five packages, each once"
+        );
+        assert!(
+            results[1..]
+                .iter()
+                .all(|r| r["trust"] == "verified" && r["outcome"]["outcome"] == "executed"),
+            "{results:?}"
+        );
+        let (_, device) = lab
+            .rest("GET", &format!("/api/v1/eim/devices/{eid}"), None)
+            .await;
+        assert_eq!(device["queue"].as_array().unwrap().len(), 0, "{device}");
+        let (_, profiles) = lab
+            .rest("GET", &format!("/api/v1/eim/devices/{eid}/profiles"), None)
+            .await;
+        assert_eq!(
+            profiles["profiles"],
+            json!([]),
+            "the profile was deleted: {profiles}"
+        );
+
+        // A second trigger, through the eIM relay.
+        let (iccid2, matching_id) = lab.smdp.order(None, None).await.unwrap();
+        let code = format!("1${}${matching_id}", lab.smdp.address);
+        lab.queue(
+            &eid,
+            json!({"operation": "download", "activationCode": code}),
+        )
+        .await;
+        let session = run(poll("via-eim"));
+        assert_eq!(session["error"], Value::Null, "{session}");
+        assert_eq!(
+            session["items"][0]["download"]["installed"],
+            iccid2.as_str(),
+            "{session}"
+        );
+        assert_eq!(
+            lab.order_state(&iccid2).await,
+            OrderState::Installed,
+            "{binding}: via the eIM"
+        );
+
+        // Its state as the eUICC reports it: enabled, after an enable and a listing.
+        lab.queue(&eid, json!({"operation": "enable", "iccid": iccid2}))
+            .await;
+        lab.queue(&eid, json!({"operation": "list-profiles"})).await;
+        let session = run(poll("direct"));
+        assert_eq!(session["items"].as_array().unwrap().len(), 2, "{session}");
+        let (_, profiles) = lab
+            .rest("GET", &format!("/api/v1/eim/devices/{eid}/profiles"), None)
+            .await;
+        let listed = profiles["profiles"].as_array().unwrap();
+        assert!(
+            listed.len() == 1
+                && listed[0]["iccid"] == iccid2.as_str()
+                && listed[0]["enabled"] == true,
+            "{profiles}"
+        );
+
+        // Nothing left: a session that runs nothing.
+        let session = run(poll("direct"));
+        assert_eq!(session["items"], json!([]));
+        assert_eq!(session["error"], Value::Null);
+    }
+}
+
+#[test]
+fn bad_ipa_arguments_are_refused_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let state = dir.path().join("ipa.json");
+    std::fs::write(&state, "not json").unwrap();
+    let m = path(&missing);
+    let s = path(&state);
+    refused(&["ipa", "poll", "--eim", "x", "--state", s], "required");
+    refused(
+        &[
+            "ipa",
+            "--pcsc",
+            "--modem",
+            "/dev/null",
+            "poll",
+            "--eim",
+            "x",
+            "--state",
+            s,
+        ],
+        "cannot be used with",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            s,
+        ],
+        "not an IPA state file",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            m,
+        ],
+        "missing.json",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            "/dev/null",
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            m,
+        ],
+        "not a serial device",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--state",
+            m,
+        ],
+        "give --ca",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            m,
+            "--binding",
+            "xml",
+        ],
+        "unknown ESipa binding",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            m,
+            "--download",
+            "sideways",
+        ],
+        "direct or via-eim",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "localhost:1",
+            "--insecure",
+            "--state",
+            m,
+            "--rplmn",
+            "2620x",
+        ],
+        "MCC and MNC",
+    );
+    refused(
+        &[
+            "ipa",
+            "--modem",
+            m,
+            "poll",
+            "--eim",
+            "bad host",
+            "--insecure",
+            "--state",
+            m,
+        ],
+        "not an eIM address",
+    );
+    refused(
+        &[
+            "ipa",
+            "--euicc-state",
+            m,
+            "--identity",
+            m,
+            "add-initial-eim",
+            "--file",
+            s,
+        ],
+        "not an AddInitialEimRequest",
+    );
+    refused(
+        &["ipa", "--modem", m, "add-initial-eim", "--file", m],
+        "missing.json",
+    );
+}
