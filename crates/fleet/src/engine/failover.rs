@@ -3,21 +3,18 @@
 //! switches to its staged fallback, when it returns, and how fast (switch
 //! queues drained through a token bucket per target carrier).
 
-use std::cmp::Reverse;
-
 use ferrosim_ids::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Fleet, NO_REGION, Q_FAILOVER, Q_PROBE, Q_RETURN};
+use super::{Fleet, NO_REGION};
 use crate::catalog::{CarrierId, RegionId};
 use crate::decision::{Reason, What};
-use crate::device::{DeviceState, MarkState, Mode, PackedIccid, Secs, flags};
+use crate::device::{Mode, PackedIccid, Secs, flags};
 use crate::error::FleetError;
-use crate::limit;
 use crate::report::{DeviceReport, Registration, ReportKind, SwitchCause};
 
 /// Slots of the sliding window of registration outcomes.
-const SLOTS: usize = 10;
+pub(super) const SLOTS: usize = 10;
 
 /// A carrier's state in a region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +60,7 @@ impl RegionHealth {
         }
     }
 
-    fn rotate(&mut self, now: Timestamp, slot_ms: i64) {
+    pub(super) fn rotate(&mut self, now: Timestamp, slot_ms: i64) {
         let cur = now.millis().div_euclid(slot_ms.max(1));
         if self.head == i64::MIN || cur - self.head >= SLOTS as i64 {
             self.slots = [(0, 0); SLOTS];
@@ -322,7 +319,7 @@ impl Fleet {
         Ok(())
     }
 
-    fn resolve_place(
+    pub(super) fn resolve_place(
         &self,
         carrier: &str,
         region: Option<&str>,
@@ -362,7 +359,7 @@ impl Fleet {
         self.catalog.carrier_of(t)
     }
 
-    fn outage(&self, c: CarrierId, region: u16) -> Option<(Timestamp, bool)> {
+    pub(super) fn outage(&self, c: CarrierId, region: u16) -> Option<(Timestamp, bool)> {
         if let Some(since) = self.declared_everywhere[c.index()] {
             return Some((since, true));
         }
@@ -372,7 +369,7 @@ impl Fleet {
         }
     }
 
-    fn healthy_since(&self, c: CarrierId, region: u16) -> Option<Timestamp> {
+    pub(super) fn healthy_since(&self, c: CarrierId, region: u16) -> Option<Timestamp> {
         if self.declared_everywhere[c.index()].is_some() {
             return None;
         }
@@ -384,7 +381,13 @@ impl Fleet {
         }
     }
 
-    fn count_registration(&mut self, c: CarrierId, region: u16, ok: bool, now: Timestamp) {
+    pub(super) fn count_registration(
+        &mut self,
+        c: CarrierId,
+        region: u16,
+        ok: bool,
+        now: Timestamp,
+    ) {
         let cfg = self.catalog.outage;
         let slot_ms = cfg.window.millis_i64() / SLOTS as i64;
         let h = self
@@ -456,7 +459,7 @@ impl Fleet {
 
     /// Marks every device using carrier `c` (in `region`, or anywhere) for a
     /// look: an outage started. One pass over the fleet per outage.
-    fn mark_on_carrier(&mut self, c: CarrierId, region: Option<u16>) {
+    pub(super) fn mark_on_carrier(&mut self, c: CarrierId, region: Option<u16>) {
         for idx in 0..self.devices.len() as u32 {
             let d = &self.devices[idx as usize];
             if region.is_some_and(|r| Self::region_key(d) != r) {
@@ -470,7 +473,7 @@ impl Fleet {
 
     /// Wakes the devices that left carrier `c` in `region` when its dwell
     /// will have passed.
-    fn wake_returns(&mut self, c: CarrierId, region: Option<u16>, now: Timestamp) {
+    pub(super) fn wake_returns(&mut self, c: CarrierId, region: Option<u16>, now: Timestamp) {
         let keys: Vec<(CarrierId, u16)> = self
             .on_fallback
             .keys()
@@ -488,409 +491,6 @@ impl Fleet {
                 let d = &self.devices[idx as usize];
                 let dwell = self.rule_of(d).return_dwell;
                 self.wake_at(idx, now.plus(dwell.duration()));
-            }
-        }
-    }
-
-    /// Whether a device must leave the carrier it uses, and why.
-    fn trigger(&self, idx: u32, now: Timestamp) -> Option<Reason> {
-        let d = &self.devices[idx as usize];
-        let rule = self.rule_of(d);
-        let c = self.current_carrier(idx);
-        if rule.on_carrier_outage
-            && let Some((_, declared)) = self.outage(c, Self::region_key(d))
-        {
-            return Some(Reason::CarrierOutage {
-                carrier: c,
-                declared,
-            });
-        }
-        let h = &d.health;
-        if let Some(rf) = rule.registration_failures {
-            let within = h.reg_window_start.age(now);
-            if h.reg_failures >= rf.count && within <= rf.window.millis() / 1000 {
-                return Some(Reason::RegistrationFailures {
-                    failures: h.reg_failures,
-                    threshold: rf.count,
-                    within_s: within,
-                    window_s: rf.window.millis() / 1000,
-                });
-            }
-        }
-        if let Some(t) = rule.no_data_path {
-            let since = h.last_data_ok.age(now);
-            if h.data_failing && since >= t.millis() / 1000 {
-                return Some(Reason::NoDataPath {
-                    since_ok_s: since,
-                    bound_s: t.millis() / 1000,
-                });
-            }
-        }
-        if let Some(l) = rule.latency
-            && h.latency_streak >= l.consecutive
-        {
-            return Some(Reason::Latency {
-                latency_ms: h.last_latency_ms,
-                bound_ms: l.above_ms,
-                streak: h.latency_streak,
-            });
-        }
-        None
-    }
-
-    /// Whether a device on a fallback may return to its primary now; else
-    /// when to look again.
-    fn return_due(&self, idx: u32, now: Timestamp) -> Result<Reason, Option<Timestamp>> {
-        let d = &self.devices[idx as usize];
-        let rule = self.rule_of(d);
-        let c = self.catalog.carrier_of(d.desired.primary);
-        let Some(since) = self.healthy_since(c, Self::region_key(d)) else {
-            return Err(None);
-        };
-        let healthy_for =
-            u64::try_from(now.millis().saturating_sub(since.millis())).unwrap_or(0) / 1000;
-        let on_fallback = d.mode_since.age(now);
-        let dwell = rule.return_dwell.millis() / 1000;
-        let min_on = rule.min_on_fallback.millis() / 1000;
-        if d.switches.in_last_hour(now) >= rule.max_switches_per_hour {
-            // The switch budget is spent: look again when the oldest switch
-            // of the hour leaves it.
-            let oldest = d
-                .switches
-                .at
-                .iter()
-                .filter(|t| !t.is_never() && t.age(now) < 3600)
-                .min()
-                .copied();
-            let at = oldest.map_or(now, |t| t.ts().plus(std::time::Duration::from_secs(3601)));
-            return Err(Some(at));
-        }
-        if healthy_for >= dwell && on_fallback >= min_on {
-            return Ok(Reason::PrimaryHealthy {
-                healthy_for_s: healthy_for,
-                dwell_s: dwell,
-                on_fallback_s: on_fallback,
-                min_on_fallback_s: min_on,
-            });
-        }
-        let at = Timestamp(
-            since
-                .millis()
-                .saturating_add(rule.return_dwell.millis_i64()),
-        )
-        .max(d.mode_since.ts().plus(rule.min_on_fallback.duration()));
-        Err(Some(at.max(now.plus(std::time::Duration::from_secs(1)))))
-    }
-
-    /// The per-device part of failover: queue a switch or a return.
-    pub(super) fn failover_check<R: rand::CryptoRng + ?Sized>(
-        &mut self,
-        idx: u32,
-        now: Timestamp,
-        rng: &mut R,
-    ) {
-        let d = &self.devices[idx as usize];
-        if d.work.queued {
-            return;
-        }
-        let mode = d.desired.mode;
-        // A failover (or a further one from the fallback to the spare).
-        let next = match mode {
-            Mode::Primary => Some(Mode::Fallback),
-            Mode::Fallback
-                if d.desired
-                    .spare
-                    .is_some_and(|s| d.observed.of_type(s).is_some()) =>
-            {
-                Some(Mode::Spare)
-            }
-            _ => None,
-        };
-        // Only a device that actually uses the profile it should: a switch
-        // already under way is not judged on its old profile's reports.
-        let settled = d
-            .observed
-            .enabled()
-            .and_then(|p| p.profile_type)
-            .is_some_and(|t| t == d.desired.active());
-        if let (Some(next), true) = (next, settled)
-            && let Some(reason) = self.trigger(idx, now)
-        {
-            self.queue_failover(idx, next, reason, now, rng);
-            return;
-        }
-        if mode != Mode::Primary {
-            match self.return_due(idx, now) {
-                Ok(_) => self.enqueue(idx, Q_RETURN, now, rng),
-                Err(Some(at)) => self.wake_at(idx, at),
-                Err(None) => {}
-            }
-        }
-    }
-
-    fn hold(&mut self, idx: u32, now: Timestamp, reason: Reason) {
-        let d = &mut self.devices[idx as usize];
-        if !d.work.hold_logged.is_never() && d.work.hold_logged.age(now) < 3600 {
-            return;
-        }
-        d.work.hold_logged = Secs::of(now);
-        let (eid, rollout) = (d.eid, d.rollout.map(|m| m.rollout));
-        self.decide(now, Some(eid), rollout, What::Hold, reason);
-    }
-
-    fn queue_failover<R: rand::CryptoRng + ?Sized>(
-        &mut self,
-        idx: u32,
-        next: Mode,
-        reason: Reason,
-        now: Timestamp,
-        rng: &mut R,
-    ) {
-        let d = &self.devices[idx as usize];
-        if let Some(m) = d.rollout.filter(|m| m.state == MarkState::Applied) {
-            return self.hold(idx, now, Reason::InRolloutSoak { rollout: m.rollout });
-        }
-        let max = self.rule_of(d).max_switches_per_hour;
-        let used = d.switches.in_last_hour(now);
-        if used >= max {
-            let _ = reason;
-            return self.hold(
-                idx,
-                now,
-                Reason::SwitchBudget {
-                    switches_last_hour: used,
-                    max,
-                },
-            );
-        }
-        if next == Mode::Fallback && d.desired.fallback.is_none() {
-            // Nothing staged: provision a fallback afresh on the first
-            // pre-authorised carrier that has a profile type allowing it.
-            let primary = self.catalog.carrier_of(d.desired.primary);
-            let pick = self.pick_fallback(primary, &[primary]);
-            let Some(t) = pick else {
-                return self.hold(idx, now, Reason::NoStagedFallback);
-            };
-            self.count_carriers(idx, -1);
-            self.devices[idx as usize].desired.fallback = Some(t);
-            self.count_carriers(idx, 1);
-            let eid = self.devices[idx as usize].eid;
-            self.decide(
-                now,
-                Some(eid),
-                None,
-                What::Restage { spare: t },
-                Reason::NoStagedFallback,
-            );
-        }
-        let _ = next;
-        self.enqueue(idx, Q_FAILOVER, now, rng);
-    }
-
-    fn pick_fallback(
-        &self,
-        primary: CarrierId,
-        exclude: &[CarrierId],
-    ) -> Option<crate::catalog::ProfileTypeId> {
-        let cat = &self.catalog;
-        cat.carrier(primary)
-            .fallbacks
-            .iter()
-            .filter(|c| !exclude.contains(c))
-            .find_map(|c| {
-                cat.profile_types
-                    .iter()
-                    .position(|t| t.carrier == *c && t.fallback_allowed)
-                    .map(|i| crate::catalog::ProfileTypeId(i as u16))
-            })
-    }
-
-    fn enqueue<R: rand::CryptoRng + ?Sized>(
-        &mut self,
-        idx: u32,
-        kind: u8,
-        now: Timestamp,
-        rng: &mut R,
-    ) {
-        let d = &mut self.devices[idx as usize];
-        let target = match kind {
-            Q_FAILOVER => match d.desired.mode {
-                Mode::Primary => d.desired.fallback,
-                _ => d.desired.spare,
-            },
-            _ => Some(d.desired.primary),
-        };
-        let Some(target) = target else { return };
-        d.work.queued = true;
-        let jitter = limit::jitter(
-            self.catalog
-                .rule(d.desired.rule.unwrap_or(self.catalog.group(d.group).rule))
-                .jitter,
-            rng,
-        );
-        let c = self.catalog.carrier_of(target);
-        self.switch_queues[c.index()].push(Reverse((now.plus(jitter.duration()), idx, kind)));
-    }
-
-    /// Switches queued devices whose turn came, at each target carrier's
-    /// rate.
-    pub(super) fn drain_switch_queues(&mut self, now: Timestamp) {
-        for c in 0..self.switch_queues.len() {
-            while let Some(&Reverse((at, idx, kind))) = self.switch_queues[c].peek() {
-                if at > now {
-                    break;
-                }
-                // Still due? (Conditions may have cleared while it waited.)
-                let reason = match kind {
-                    Q_FAILOVER => {
-                        let d = &self.devices[idx as usize];
-                        let ok = d.desired.mode != Mode::Spare;
-                        if ok { self.trigger(idx, now) } else { None }
-                    }
-                    Q_RETURN => self.return_due(idx, now).ok(),
-                    _ => self.probe_due(idx, now),
-                };
-                let Some(reason) = reason else {
-                    self.switch_queues[c].pop();
-                    self.devices[idx as usize].work.queued = false;
-                    self.mark(idx);
-                    continue;
-                };
-                if self.switch_buckets[c].try_take(now).is_err() {
-                    break;
-                }
-                self.switch_queues[c].pop();
-                self.switch(idx, kind, reason, now);
-            }
-        }
-    }
-
-    fn switch(&mut self, idx: u32, kind: u8, reason: Reason, now: Timestamp) {
-        let method = self.rule_of(&self.devices[idx as usize]).method;
-        let restage = self
-            .rule_of(&self.devices[idx as usize])
-            .restage_after_switch;
-        let d = &mut self.devices[idx as usize];
-        d.work.queued = false;
-        let from = d.desired.active();
-        let failover = kind == Q_FAILOVER;
-        d.desired.mode = match (kind, d.desired.mode) {
-            (Q_FAILOVER, Mode::Primary) => Mode::Fallback,
-            (Q_FAILOVER, _) => Mode::Spare,
-            _ => Mode::Primary,
-        };
-        let to = d.desired.active();
-        d.mode_since = Secs::of(now);
-        d.switches.push(Secs::of(now));
-        d.work.attempts = 0;
-        d.work.not_before = Secs::NEVER;
-        let eid = d.eid;
-        let primary_carrier = self.catalog.carrier_of(d.desired.primary);
-        let key = (primary_carrier, Self::region_key(d));
-        if failover && from == d.desired.primary {
-            self.on_fallback.entry(key).or_default().push(idx);
-        }
-        self.decide(
-            now,
-            Some(eid),
-            None,
-            What::Switch {
-                from,
-                to,
-                method,
-                failover,
-            },
-            reason,
-        );
-        self.new_activation(idx, ferrosim_telemetry::ActivationKind::Failover, now);
-        if failover && restage && self.devices[idx as usize].desired.spare.is_none() {
-            let exclude = [primary_carrier, self.catalog.carrier_of(to)];
-            if let Some(spare) = self.pick_fallback(primary_carrier, &exclude) {
-                self.count_carriers(idx, -1);
-                self.devices[idx as usize].desired.spare = Some(spare);
-                self.count_carriers(idx, 1);
-                self.decide(
-                    now,
-                    Some(eid),
-                    None,
-                    What::Restage { spare },
-                    Reason::PreAuthorised {
-                        carrier: self.catalog.carrier_of(spare),
-                    },
-                );
-            }
-        }
-        if kind != Q_FAILOVER {
-            // Back on the primary: the spare is no longer wanted.
-            if self.devices[idx as usize].desired.spare.is_some() {
-                self.count_carriers(idx, -1);
-                self.devices[idx as usize].desired.spare = None;
-                self.count_carriers(idx, 1);
-            }
-        }
-        self.mark(idx);
-    }
-
-    fn probe_due(&self, idx: u32, now: Timestamp) -> Option<Reason> {
-        let d: &DeviceState = &self.devices[idx as usize];
-        if d.desired.mode == Mode::Primary {
-            return None;
-        }
-        let c = self.catalog.carrier_of(d.desired.primary);
-        match self.regions.get(&(c, Self::region_key(d))).map(|h| h.state) {
-            Some(RegionState::Outage {
-                since,
-                declared: false,
-            }) if self.declared_everywhere[c.index()].is_none() => {
-                let max = self.rule_of(d).max_switches_per_hour;
-                (d.switches.in_last_hour(now) < max).then(|| Reason::Probe {
-                    outage_for_s: u64::try_from(now.millis().saturating_sub(since.millis()))
-                        .unwrap_or(0)
-                        / 1000,
-                })
-            }
-            _ => None,
-        }
-    }
-
-    /// Detected outages with too few devices left on the carrier to measure
-    /// it: one device returns (with rollback) per probe interval.
-    pub(super) fn poll_probes(&mut self, now: Timestamp) {
-        let cfg = self.catalog.outage;
-        let due: Vec<(CarrierId, u16)> = self
-            .regions
-            .iter()
-            .filter(|(_, h)| h.next_probe.is_some_and(|p| p <= now))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            let slot_ms = cfg.window.millis_i64() / SLOTS as i64;
-            let Some(h) = self.regions.get_mut(&key) else {
-                continue;
-            };
-            h.rotate(now, slot_ms);
-            let (a, f) = h.totals();
-            h.next_probe = Some(now.plus(cfg.probe_interval.duration()));
-            if a.saturating_add(f) >= cfg.min_samples {
-                continue;
-            }
-            let Some(list) = self.on_fallback.get_mut(&key) else {
-                continue;
-            };
-            while let Some(idx) = list.pop() {
-                let d = &self.devices[idx as usize];
-                if d.desired.mode != Mode::Primary && !d.work.queued {
-                    if self.probe_due(idx, now).is_some() {
-                        self.devices[idx as usize].work.queued = true;
-                        let c = key.0;
-                        self.switch_queues[c.index()].push(Reverse((now, idx, Q_PROBE)));
-                        // Keep it listed: it returns for good only later.
-                        if let Some(list) = self.on_fallback.get_mut(&key) {
-                            list.insert(0, idx);
-                        }
-                    }
-                    break;
-                }
             }
         }
     }

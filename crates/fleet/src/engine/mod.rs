@@ -23,6 +23,7 @@ pub use reconcile as reconcile_step;
 mod results;
 mod rollouts;
 mod snapshot;
+mod switching;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
