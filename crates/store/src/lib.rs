@@ -19,12 +19,16 @@
 //!
 //! Activation telemetry (`ferrosim-telemetry` events) lives in the same
 //! database: [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`].
+//!
+//! Fleet control (`ferrosim-fleet`) too: [`SqlStore::fleet`] gives the
+//! [`SqlFleetStore`] (versioned compare-and-set commits).
 
 mod api_tokens;
 mod callbacks;
 mod calls;
 mod connect;
 mod eim;
+mod fleet;
 mod group_commit;
 mod health;
 mod lookups;
@@ -42,6 +46,7 @@ mod writes;
 
 pub use api_tokens::ApiTokenRow;
 pub use connect::{Backend, Durability, StoreOptions};
+pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use profile_type_admin::ProfileTypeSummary;
 pub use telemetry::SqlTelemetryStore;
