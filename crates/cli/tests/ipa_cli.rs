@@ -549,3 +549,135 @@ fn bad_ipa_arguments_are_refused_with_the_rule() {
         "missing.json",
     );
 }
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The IPA with its eUICC in a PC/SC reader: the virtual eUICC served to
+/// pcscd by `ferrosim euicc vpcd`. Needs pcscd with vsmartcard-vpcd; fails
+/// saying what to install without them, unless FERROSIM_SKIP_PCSC=1.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipa_poll_over_pcsc_installs_and_runs_a_package() {
+    use ferrosim_testkit::pcsc;
+    let _pcscd = match pcsc::pcscd() {
+        Ok(d) => d,
+        Err(why) => return pcsc::unavailable("ipa_poll_over_pcsc", &why),
+    };
+    let lab = Lab::start().await;
+    let issued = &lab.smdp.pki.euiccs[0];
+    let eid = issued.certificate.eid().unwrap().digits();
+    let state = lab.dir.path().join("euicc-pcsc.json");
+    let identity = path(&lab.smdp.pki_dir).to_owned();
+    ok(&[
+        "euicc",
+        "init",
+        "--identity",
+        &identity,
+        "--eid",
+        &eid,
+        "--state",
+        path(&state),
+    ]);
+    let first_eim = lab.add_initial_eim();
+    ok(&[
+        "ipa",
+        "--euicc-state",
+        path(&state),
+        "--identity",
+        &identity,
+        "--eid",
+        &eid,
+        "add-initial-eim",
+        "--file",
+        path(&first_eim),
+    ]);
+    let (status, body) = lab
+        .rest(
+            "POST",
+            "/api/v1/eim/devices",
+            Some(json!({
+                "eid": eid,
+                "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
+                "euiccCertificate": STANDARD.encode(issued.certificate.der()),
+                "counter": 0,
+                "associationToken": TOKEN,
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
+    let code = format!("1${}${matching_id}", lab.smdp.address);
+    lab.queue(
+        &eid,
+        json!({"operation": "download", "activationCode": code}),
+    )
+    .await;
+    lab.queue(
+        &eid,
+        json!({"operation": "enable", "iccid": iccid, "rollback": true}),
+    )
+    .await;
+
+    let card = std::process::Command::new(env!("CARGO_BIN_EXE_ferrosim"))
+        .args([
+            "euicc",
+            "vpcd",
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "--state",
+            path(&state),
+        ])
+        .env("FERROSIM_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _card = KillOnDrop(card);
+    let ca = path(&lab.ca).to_owned();
+    let ready = tokio::task::spawn_blocking({
+        let (ca, eid) = (ca.clone(), eid.clone());
+        move || {
+            pcsc::wait_until(
+                "the virtual card in a PC/SC reader",
+                std::time::Duration::from_secs(30),
+                || {
+                    let out = ferrosim(&["lpa", "--transport", "pcsc", "--ca", &ca, "chip-info"]);
+                    out.status.success() && text(&out).contains(&eid)
+                },
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ready.is_ok(), "{ready:?}");
+    let ipa_state = path(&lab.dir.path().join("ipa-pcsc.json")).to_owned();
+    let eim = lab.eim_address.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        ferrosim(&[
+            "ipa", "--pcsc", "poll", "--eim", &eim, "--ca", &ca, "--state", &ipa_state,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "ipa over PC/SC: {}", text(&out));
+    let session: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        session["items"][0]["download"]["installed"],
+        iccid.as_str(),
+        "{session}"
+    );
+    assert_eq!(
+        session["items"][1]["package"]["outcome"]["executed"]["codes"],
+        json!([0]),
+        "{session}"
+    );
+    assert_eq!(lab.order_state(&iccid).await, OrderState::Installed);
+}
