@@ -681,3 +681,94 @@ async fn ipa_poll_over_pcsc_installs_and_runs_a_package() {
     );
     assert_eq!(lab.order_state(&iccid).await, OrderState::Installed);
 }
+
+/// `ferrosim ipa run` against an eIM nobody answers: one JSON line per
+/// session, each with the error, the failures counted in the state file;
+/// Ctrl-C (SIGINT) stops it cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipa_run_backs_off_from_an_unreachable_eim_and_stops_on_sigint() {
+    use std::io::BufRead;
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let eid = smdp.pki.eids()[0].to_string();
+    let state = dir.path().join("euicc.json");
+    let ipa_state = dir.path().join("ipa.json");
+    let identity = path(&smdp.pki_dir).to_owned();
+    ok(&[
+        "euicc",
+        "init",
+        "--identity",
+        &identity,
+        "--eid",
+        &eid,
+        "--state",
+        path(&state),
+    ]);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let eim = format!("127.0.0.1:{port}");
+    let mut child = ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
+        .args([
+            "ipa",
+            "--euicc-state",
+            path(&state),
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+        ])
+        .args([
+            "run",
+            "--eim",
+            &eim,
+            "--insecure",
+            "--state",
+            path(&ipa_state),
+        ])
+        .args(["--backoff", "1", "--backoff-max", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let lines = tokio::task::spawn_blocking({
+        let stdout = child.stdout.take().unwrap();
+        move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .take(2)
+                .map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap())
+                .collect::<Vec<_>>()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert!(
+            line["error"]
+                .as_str()
+                .unwrap()
+                .contains("cannot reach the eIM"),
+            "{line}"
+        );
+    }
+    let saved: Value = serde_json::from_slice(&std::fs::read(&ipa_state).unwrap()).unwrap();
+    assert!(saved["failures"].as_u64().unwrap() >= 2, "{saved}");
+    assert_eq!(
+        saved["eid"],
+        eid.as_str(),
+        "the EID read from the eUICC is kept"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

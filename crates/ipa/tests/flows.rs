@@ -285,3 +285,115 @@ async fn a_result_survives_a_power_cut_and_is_stored_once() {
     assert_eq!(results.len(), 1, "stored once: {results:?}");
     assert!(lab.eim.eim.device(&eid).await.unwrap().queue.is_empty());
 }
+
+/// An eIM nobody can reach.
+struct Unreachable;
+
+impl EsipaClient for Unreachable {
+    async fn send(&self, request: &EsipaRequest) -> Result<EimReply, EsipaError> {
+        Err(EsipaError::Unreachable {
+            function: request.function(),
+            reason: "connection refused".into(),
+        })
+    }
+
+    async fn relay(&self, request: &Es9Request) -> Es9Response {
+        request.failed(ferrosim_lpa::Es9ClientError::Setup("unreachable".into()))
+    }
+}
+
+/// `run`: sessions as they fall due, until told to stop. Against an
+/// unreachable eIM the failures count up (each session backs off), then
+/// against the eIM a package queued meanwhile runs in the next session.
+#[tokio::test]
+async fn the_run_loop_backs_off_and_picks_up_new_work() {
+    use ferrosim_ipa::driver::run;
+    use std::time::Duration;
+    let lab = Lab::start(1).await;
+    let mut rng = StdRng::seed_from_u64(4);
+    let eid = lab.eid(0);
+    let mut card = lab.device(0).await;
+    let mut es10 = Es10::open(
+        |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+        &Es10Options::default(),
+    )
+    .unwrap();
+    let config = IpaConfig {
+        poll_interval: Duration::from_millis(50),
+        backoff: ferrosim_ipa::Backoff {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(80),
+        },
+        deliver_notifications: false,
+        ..IpaConfig::default()
+    };
+    let mut ipa = Ipa::new(
+        config,
+        es10.link(),
+        PendingState::default(),
+        StdRng::seed_from_u64(2),
+        Timestamp::now(),
+    );
+    let mut store = MemoryStore::default();
+    // Three failed sessions, then stop.
+    let (tx, rx) = tokio::sync::watch::channel(0usize);
+    let mut errors = Vec::new();
+    run(
+        &mut ipa,
+        es10.transport_mut(),
+        &Unreachable,
+        &lab.direct,
+        &mut store,
+        async {
+            let mut rx = rx.clone();
+            let _ = rx.wait_for(|n| *n >= 3).await;
+        },
+        |report| {
+            errors.push(report.error.as_ref().map(ToString::to_string));
+            tx.send_modify(|n| *n += 1);
+        },
+    )
+    .await
+    .unwrap();
+    assert!(errors.len() >= 3);
+    assert!(errors.iter().all(|e| {
+        e.as_ref()
+            .is_some_and(|e| e.contains("cannot reach the eIM"))
+    }));
+    assert!(store.last.as_ref().unwrap().failures >= 3);
+    // The eIM is back and has a package.
+    lab.eim
+        .eim
+        .enqueue_package(
+            &eid,
+            &PackageContent::Psmos(vec![Operation::ListProfiles]),
+            &mut rng,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(0usize);
+    let mut ran = 0;
+    run(
+        &mut ipa,
+        es10.transport_mut(),
+        &lab.eim,
+        &lab.direct,
+        &mut store,
+        async {
+            let mut rx = rx.clone();
+            let _ = rx.wait_for(|n| *n >= 1).await;
+        },
+        |report| {
+            assert!(report.is_ok(), "{report:?}");
+            ran += report.items.len();
+            tx.send_modify(|n| *n += 1);
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(ran, 1);
+    assert_eq!(store.last.as_ref().unwrap().failures, 0);
+    assert!(lab.eim.eim.device(&eid).await.unwrap().queue.is_empty());
+    let _ = es10.close();
+}
