@@ -84,6 +84,8 @@ pub struct InstanceConfig {
     pub revocation: crate::revocation_config::RevocationConfig,
     /// The eIM (SGP.32): ESipa, its REST API, its key.
     pub eim: EimSettings,
+    /// Fleet control (off without `fleet.config`).
+    pub fleet: crate::fleet_serve::FleetSettings,
 }
 
 /// The eIM served beside the SM-DP+ (ESipa on the same HTTPS listener,
@@ -414,6 +416,7 @@ impl Default for InstanceConfig {
             telemetry: TelemetryConfig::default(),
             revocation: crate::revocation_config::RevocationConfig::default(),
             eim: EimSettings::default(),
+            fleet: crate::fleet_serve::FleetSettings::default(),
         }
     }
 }

@@ -509,6 +509,8 @@ pub struct EimServing {
     pub routes: axum::Router,
     /// ESipa over plain HTTP, when configured for a lab.
     pub lab: Option<ferrosim_server::esipa::LabHttp>,
+    /// The eIM (for fleet control), when served.
+    pub eim: Option<Eim<SqlStore>>,
 }
 
 /// Assembles the eIM of `serve` (creating its identity on first start).
@@ -519,6 +521,7 @@ pub fn serve_routes(cfg: &InstanceConfig, inst: &Instance) -> anyhow::Result<Eim
         return Ok(EimServing {
             routes: axum::Router::new(),
             lab: None,
+            eim: None,
         });
     }
     let (eim, _identity) = open_eim(cfg, inst, Access::Create)?;
@@ -556,7 +559,11 @@ pub fn serve_routes(cfg: &InstanceConfig, inst: &Instance) -> anyhow::Result<Eim
     };
     tracing::info!(eim_id = %eim.config().eim_id, "eIM: ESipa at /gsma/rsp2/asn1 and /gsma/rsp2/esipa/*, REST at /api/v1/eim");
     let routes = esipa_routes
-        .merge(api::eim::routes(eim, inst.store.clone()))
+        .merge(api::eim::routes(eim.clone(), inst.store.clone()))
         .merge(api::openapi_route());
-    Ok(EimServing { routes, lab })
+    Ok(EimServing {
+        routes,
+        lab,
+        eim: Some(eim),
+    })
 }

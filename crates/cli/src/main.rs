@@ -14,6 +14,7 @@ mod demo_cmd;
 mod eim_cmd;
 mod euicc_cmd;
 mod fleet;
+mod fleet_serve;
 mod init_cmd;
 mod instance;
 mod ipa_cmd;

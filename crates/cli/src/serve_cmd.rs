@@ -60,10 +60,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(refresh) = inst.crl_refresh.take() {
             refresh.spawn();
         }
-        let eim = crate::eim_cmd::serve_routes(&cfg, &inst)?;
+        let mut eim = crate::eim_cmd::serve_routes(&cfg, &inst)?;
+        let fleet = crate::fleet_serve::start(&cfg, &inst, eim.eim.take()).await?;
+        let mut routes = eim.routes;
+        if let Some(f) = &fleet {
+            routes = routes.merge(f.routes.clone());
+            if !cfg.eim.enabled {
+                routes = routes.merge(ferrosim_server::api::openapi_route());
+            }
+        }
         let server =
-            ferrosim_server::start_with(listener, inst.smdp, inst.server_options, eim.routes)
-                .await?;
+            ferrosim_server::start_with(listener, inst.smdp, inst.server_options, routes).await?;
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
         println!("ferrosim SM-DP+ listening on https://{local} as {address}");
@@ -73,6 +80,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         signal.await;
         info!("shutting down");
         server.shutdown(Duration::from_secs(10)).await;
+        if let Some(f) = fleet {
+            f.shutdown().await;
+        }
         if let Some(lab) = eim.lab {
             lab.shutdown().await;
         }

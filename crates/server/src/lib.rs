@@ -18,6 +18,7 @@ mod es2;
 pub mod es2_client;
 mod es9;
 pub mod esipa;
+pub mod fleet;
 pub mod housekeeping;
 mod http;
 mod limits;

@@ -1,5 +1,5 @@
-//! The REST (JSON) APIs of `ferrosim serve` for operators: the eIM's now
-//! ([`eim`]), the fleet's next, sharing what is here:
+//! The REST (JSON) APIs of `ferrosim serve` for operators: the eIM's
+//! ([`eim`]) and the fleet's ([`fleet`]), sharing what is here:
 //!
 //! - [`auth`]: API tokens with scopes, checked on every call;
 //! - [`ApiError`]: every failure as `{"error": {"status", "code",
@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod eim;
+pub mod fleet;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -210,6 +211,7 @@ struct BaseDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = BaseDoc::openapi();
     doc.merge(eim::EimApiDoc::openapi());
+    doc.merge(fleet::FleetApiDoc::openapi());
     doc
 }
 

@@ -1,0 +1,225 @@
+//! The fleet API's JSON: requests (unknown fields refused) and answers.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /api/v1/fleet/devices` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Start after this EID.
+    pub after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/fleet/decisions` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionsQuery {
+    /// Only about this device (EID).
+    pub device: Option<String>,
+    /// Only about this rollout.
+    pub rollout: Option<u32>,
+    /// Only with a sequence number above this.
+    pub after: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A profile on a device as the fleet last observed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    /// ICCID.
+    pub iccid: String,
+    /// `carrier/profile-type@version`, when it is one of the catalog's.
+    pub profile_type: Option<String>,
+    /// Enabled.
+    pub enabled: bool,
+    /// Carries the fallback attribute.
+    pub fallback_attribute: bool,
+    /// Registered and passed a data-path check.
+    pub works: bool,
+}
+
+/// A device: what it is, what it should have, what it has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    /// EID.
+    pub eid: String,
+    /// Group.
+    pub group: String,
+    /// Region.
+    pub region: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Vendor, model, firmware.
+    pub vendor: String,
+    /// Model.
+    pub model: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// `primary` or `fallback`: which profile it should be using.
+    pub mode: String,
+    /// Desired primary profile type.
+    pub desired_primary: String,
+    /// Desired staged fallback.
+    pub desired_fallback: Option<String>,
+    /// Desired spare on a third carrier (after a failover).
+    pub desired_spare: Option<String>,
+    /// Profiles observed.
+    pub profiles: Vec<ProfileView>,
+    /// The action in flight, if any (`a<id>`).
+    pub in_flight: Option<String>,
+    /// Whether observed state matches desired.
+    pub converged: bool,
+    /// Switches in the last hour.
+    pub switches_last_hour: u8,
+    /// The rollout that touched it, if any.
+    pub rollout: Option<u32>,
+}
+
+/// A page of devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceList {
+    /// The devices, by EID.
+    pub devices: Vec<DeviceView>,
+    /// Pass as `after` for the next page.
+    pub next_after: Option<String>,
+}
+
+/// A rollout and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RolloutView {
+    /// Id.
+    pub id: u32,
+    /// Name.
+    pub name: String,
+    /// `awaiting_approval`, `running`, `paused`, `completed`, `halted`,
+    /// `aborted`...
+    pub state: String,
+    /// Current wave (0-based).
+    pub wave: Option<u8>,
+    /// Cumulative percentages per wave.
+    pub waves: Vec<u8>,
+    /// Devices selected and fit.
+    pub eligible: u64,
+    /// Devices skipped by compatibility filters.
+    pub skipped: u64,
+    /// Devices per wave so far.
+    pub wave_sizes: Vec<usize>,
+    /// Gate reports so far (measurements, checks and verdicts).
+    #[schema(value_type = Vec<Object>)]
+    pub gates: Vec<serde_json::Value>,
+    /// The definition.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// Created (ms since the Unix epoch).
+    pub created_ms: i64,
+}
+
+/// Decision records, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionList {
+    /// Each with `seq`, `at`, `device`, `rollout`, `what` and `reason`.
+    #[schema(value_type = Vec<Object>)]
+    pub decisions: Vec<serde_json::Value>,
+}
+
+/// A batch of device reports.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBatch {
+    /// Reports: `{"device": EID, "kind": {"type": "registration", "outcome":
+    /// {"result": "registered"|"rejected"|"no_response", "cause"?}, "plmn"?},
+    /// {"type": "data_path", "latency_ms", "loss_permille"}, {"type":
+    /// "handover_failure", "cause"}, {"type": "profile_switch", "enabled":
+    /// ICCID, "cause": "fallback_executed"|"returned_from_fallback"|
+    /// "rolled_back"|"other"}}`. At most 10 000.
+    #[schema(value_type = Vec<Object>)]
+    pub reports: Vec<ferrosim_fleet::DeviceReport>,
+}
+
+/// What an ingest took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Accepted {
+    /// Inputs taken.
+    pub accepted: usize,
+    /// Inputs ignored (a carrier event that maps to no report).
+    pub ignored: usize,
+}
+
+/// A carrier's connectivity event.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierEvent {
+    /// The subscription (ICCID) it concerns; or `eid`.
+    pub iccid: Option<String>,
+    /// The device (EID), when the carrier knows it.
+    pub eid: Option<String>,
+    /// `attach_accepted`, `attach_rejected`, `data_session_start`,
+    /// `data_session_end`.
+    pub event: String,
+    /// Reject cause (attach_rejected).
+    pub cause: Option<u16>,
+    /// Network (`310-410`).
+    pub plmn: Option<String>,
+    /// A data session that ended abnormally (no data path).
+    #[serde(default)]
+    pub abnormal: bool,
+}
+
+/// A batch of carrier events.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CarrierEvents {
+    /// The events (at most 10 000).
+    pub events: Vec<CarrierEvent>,
+}
+
+/// Declares a carrier outage, or declares it over.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutageRequest {
+    /// The carrier.
+    pub carrier: String,
+    /// A region (none: everywhere).
+    pub region: Option<String>,
+    /// `true` declares the outage, `false` ends it.
+    pub declared: bool,
+}
+
+/// A command for a device agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentCommand {
+    /// The action id to answer with.
+    pub action: String,
+    /// `agent.apnConfig`, `agent.executeFallbackMechanism`,
+    /// `agent.returnFromFallback`.
+    pub command: String,
+    /// The profile concerned.
+    pub iccid: String,
+    /// The APN settings (apnConfig).
+    #[schema(value_type = Option<Object>)]
+    pub apn: Option<serde_json::Value>,
+}
+
+/// Commands waiting for a device agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentCommands {
+    /// Oldest first.
+    pub commands: Vec<AgentCommand>,
+}
+
+/// A device agent's result for one command.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentResult {
+    /// The command's action id (`a<id>`).
+    pub action: String,
+    /// `true` if it was carried out.
+    pub ok: bool,
+    /// For a failure: the device could not (`not_found`, `wrong_state`,
+    /// `not_allowed`) or may retry (`unreachable`).
+    pub error: Option<String>,
+}

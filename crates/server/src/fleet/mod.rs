@@ -1,0 +1,437 @@
+//! The fleet control plane in `ferrosim serve`: a driver around the
+//! sans-IO [`ferrosim_fleet::Fleet`].
+//!
+//! Every change goes through [`FleetDriver::transact`]: under one lock the
+//! input is applied, the engine polled at `now`, gate measurements computed
+//! and handed back, and the resulting state committed to the
+//! [`FleetStore`] with the versions this instance read (see `persist`).
+//! Only after the commit succeeded are the actions carried out (`execute`):
+//! ES2+ orders at the carrier's SM-DP+ with the ES2+ client, eUICC packages
+//! and download triggers queued at the eIM, commands for the device agent
+//! kept for it to fetch. A commit refused because another instance wrote
+//! first reloads the fleet and applies the input again, so two instances on
+//! one database never both decide for the same device, and a decision is
+//! never acted on before it is stored.
+//!
+//! A background task ([`FleetDriver::spawn`]) polls at the engine's next
+//! wake-up (or every `tick`) and collects the eIM's results of queued items.
+
+mod execute;
+pub(crate) mod persist;
+pub mod webhooks;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrosim_eim::{Eim, EimStore};
+use ferrosim_fleet::action::{Action, ActionId, ActionResult};
+use ferrosim_fleet::decision::Decision;
+use ferrosim_fleet::store::FleetStore;
+use ferrosim_fleet::{Catalog, Fleet, FleetConfig, FleetError};
+use ferrosim_ids::{Clock, Eid, Timestamp};
+use ferrosim_telemetry::{Dictionary, Event};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use thiserror::Error;
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::{info, warn};
+
+use crate::es2_client::Es2Client;
+pub use webhooks::{WebhookEndpoint, WebhookEvent, Webhooks};
+
+/// Why a fleet operation failed.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// The fleet refused the input (unknown device, bad rollout...).
+    #[error("{0}")]
+    Refused(#[from] FleetError),
+    /// The store failed, or what it holds is unusable.
+    #[error("fleet store: {0}")]
+    Store(String),
+    /// Other instances kept writing first; try again.
+    #[error("the fleet state kept changing under this instance; try again")]
+    Busy,
+}
+
+/// How the driver runs.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Longest wait between two polls of the engine and of the eIM's
+    /// results.
+    pub tick: Duration,
+    /// ES2+ clients per carrier name (the carrier's SM-DP+ and credentials).
+    pub es2: HashMap<String, Es2Client>,
+    /// Telemetry events kept in memory for rollout gates.
+    pub events_kept: usize,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(1),
+            es2: HashMap::new(),
+            events_kept: 200_000,
+        }
+    }
+}
+
+/// One change applied inside [`FleetDriver::transact`].
+pub struct Tx<'a> {
+    /// The fleet.
+    pub fleet: &'a mut Fleet,
+    /// The time of the change.
+    pub now: Timestamp,
+    rng: &'a mut StdRng,
+    events: &'a mut Vec<Event>,
+}
+
+impl Tx<'_> {
+    /// An action's result.
+    pub fn handle_result(&mut self, result: &ActionResult) -> Result<(), FleetError> {
+        self.fleet.handle_result(result, self.now, &mut *self.rng)
+    }
+
+    /// Keeps a telemetry event (for rollout gates) once the change commits.
+    pub fn record(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) fleet: Fleet,
+    written: persist::Written,
+    rng: StdRng,
+    /// eIM items queued for actions: action -> (device, item id, action).
+    pub(crate) eim_items: HashMap<ActionId, (Eid, u64, Action)>,
+    /// ES2+ calls running.
+    es2_running: HashSet<ActionId>,
+    /// Commands waiting for each device agent.
+    pub(crate) agent: BTreeMap<Eid, Vec<Action>>,
+    /// Results waiting to be fed to the fleet by the background task.
+    answered: Vec<ActionResult>,
+    events: VecDeque<Event>,
+}
+
+pub(crate) struct Inner<F, E> {
+    pub(crate) store: F,
+    pub(crate) eim: Option<Eim<E>>,
+    es2: HashMap<u16, Es2Client>,
+    dict: Dictionary,
+    clock: Arc<dyn Clock>,
+    pub(crate) state: Mutex<State>,
+    wake: Notify,
+    options: FleetOptions,
+    hooks: Option<Webhooks>,
+}
+
+/// The fleet driver; cheap to clone.
+pub struct FleetDriver<F, E> {
+    pub(crate) inner: Arc<Inner<F, E>>,
+}
+
+impl<F, E> Clone for FleetDriver<F, E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
+    /// Opens the fleet stored in `store`, or starts one from `config` when
+    /// nothing is stored. A stored fleet keeps the configuration it was
+    /// made with (its ids refer to it); a different `config` is reported.
+    pub async fn open(
+        store: F,
+        eim: Option<Eim<E>>,
+        config: FleetConfig,
+        dict: Dictionary,
+        clock: Arc<dyn Clock>,
+        options: FleetOptions,
+        hooks: Option<Webhooks>,
+    ) -> Result<Self, DriverError> {
+        let now = clock.now();
+        let (fleet, written) = match persist::load(&store, dict.clone(), now)
+            .await
+            .map_err(DriverError::Store)?
+        {
+            Some((fleet, written)) => {
+                if fleet.catalog().config() != &config {
+                    warn!(
+                        "fleet: the stored fleet was made with another configuration; it is kept \
+                         (changes to carriers, groups and rules go through rollouts)"
+                    );
+                }
+                info!(devices = fleet.len(), "fleet: state loaded");
+                (fleet, written)
+            }
+            None => {
+                let catalog = Catalog::from_config(config, dict.clone())
+                    .map_err(|e| DriverError::Refused(FleetError::Snapshot(e.to_string())))?;
+                (Fleet::new(catalog, now), persist::Written::default())
+            }
+        };
+        let mut es2 = HashMap::new();
+        for (name, client) in &options.es2 {
+            match fleet.catalog().carrier_id(name) {
+                Some(id) => {
+                    es2.insert(id.0, client.clone());
+                }
+                None => warn!(carrier = %name, "fleet: ES2+ credentials for an unknown carrier"),
+            }
+        }
+        let state = State {
+            fleet,
+            written,
+            rng: StdRng::from_rng(&mut rand::rng()),
+            eim_items: HashMap::new(),
+            es2_running: HashSet::new(),
+            agent: BTreeMap::new(),
+            answered: Vec::new(),
+            events: VecDeque::new(),
+        };
+        let driver = Self {
+            inner: Arc::new(Inner {
+                store,
+                eim,
+                es2,
+                dict,
+                clock,
+                state: Mutex::new(state),
+                wake: Notify::new(),
+                options,
+                hooks,
+            }),
+        };
+        // First commit: the engine record (and the actions a restore issued
+        // again) are written, then carried out.
+        driver.transact(|_| Ok(())).await?;
+        Ok(driver)
+    }
+
+    /// The current time on the driver's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &F {
+        &self.inner.store
+    }
+
+    /// The webhooks, if configured.
+    pub fn webhooks(&self) -> Option<&Webhooks> {
+        self.inner.hooks.as_ref()
+    }
+
+    /// Reads the in-memory fleet and the commands waiting for device agents.
+    pub async fn read<R>(&self, f: impl FnOnce(&Fleet, &BTreeMap<Eid, Vec<Action>>) -> R) -> R {
+        let st = self.inner.state.lock().await;
+        f(&st.fleet, &st.agent)
+    }
+
+    /// Applies `f`, decides, commits, then carries the actions out (see the
+    /// module documentation). `f` runs again on a reloaded fleet when
+    /// another instance wrote first; on an error nothing is kept.
+    pub async fn transact<R>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R, FleetError>,
+    ) -> Result<R, DriverError> {
+        let inner = &self.inner;
+        for _ in 0..8 {
+            let mut guard = inner.state.lock().await;
+            let st = &mut *guard;
+            let now = inner.clock.now();
+            let mut events = Vec::new();
+            let applied = {
+                let mut tx = Tx {
+                    fleet: &mut st.fleet,
+                    now,
+                    rng: &mut st.rng,
+                    events: &mut events,
+                };
+                f(&mut tx)
+            };
+            let r = match applied {
+                Ok(r) => r,
+                Err(e) => {
+                    // Whatever `f` changed before failing is dropped.
+                    self.reload(st, now).await?;
+                    return Err(DriverError::Refused(e));
+                }
+            };
+            st.events.extend(events);
+            let (actions, decisions) = self.decide(st, now);
+            let kept = decisions.clone();
+            let Some(pending) = persist::diff(&st.fleet, &st.written, decisions, now) else {
+                self.dispatch(st, actions, now).await;
+                return Ok(r);
+            };
+            match persist::commit(&inner.store, &mut st.written, pending).await {
+                Ok(()) => {
+                    self.trim_events(st);
+                    self.dispatch(st, actions, now).await;
+                    if let Some(h) = &inner.hooks {
+                        h.decisions(&kept);
+                    }
+                    return Ok(r);
+                }
+                Err(e) if persist::is_stale(&e) => {
+                    self.reload(st, now).await?;
+                }
+                Err(e) => {
+                    self.reload(st, now).await?;
+                    return Err(DriverError::Store(e.to_string()));
+                }
+            }
+        }
+        Err(DriverError::Busy)
+    }
+
+    /// Replaces the in-memory fleet with the stored one. What a restore
+    /// issues again is dropped: those actions are out with whichever
+    /// instance issued them (and are issued again at their time-out).
+    async fn reload(&self, st: &mut State, now: Timestamp) -> Result<(), DriverError> {
+        let loaded = persist::load(&self.inner.store, self.inner.dict.clone(), now)
+            .await
+            .map_err(DriverError::Store)?;
+        let (mut fleet, written) = match loaded {
+            Some(x) => x,
+            None => {
+                let catalog = Catalog::from_config(
+                    st.fleet.catalog().config().clone(),
+                    self.inner.dict.clone(),
+                )
+                .map_err(|e| DriverError::Refused(FleetError::Snapshot(e.to_string())))?;
+                (Fleet::new(catalog, now), persist::Written::default())
+            }
+        };
+        while fleet.poll_action().is_some() {}
+        while fleet.poll_decision().is_some() {}
+        while fleet.poll_event().is_some() {}
+        st.fleet = fleet;
+        st.written = written;
+        Ok(())
+    }
+
+    /// Polls the engine and answers its gate queries until it is settled.
+    fn decide(&self, st: &mut State, now: Timestamp) -> (Vec<Action>, Vec<Decision>) {
+        st.fleet.poll(now, &mut st.rng);
+        for _ in 0..16 {
+            let mut asked = false;
+            while let Some(q) = st.fleet.poll_gate_query() {
+                asked = true;
+                let events = st.events.make_contiguous();
+                let dict = &self.inner.dict;
+                let wave =
+                    ferrosim_telemetry::metrics::compute_slice(events, &q.wave_query, dict).total;
+                let control =
+                    ferrosim_telemetry::metrics::compute_slice(events, &q.control_query, dict)
+                        .total;
+                if let Err(e) = st
+                    .fleet
+                    .handle_gate_metrics(q.rollout, q.wave, &wave, &control, now)
+                {
+                    warn!(error = %e, "fleet: gate metrics refused");
+                }
+            }
+            if !asked {
+                break;
+            }
+            st.fleet.poll(now, &mut st.rng);
+        }
+        let mut actions = Vec::new();
+        while let Some(a) = st.fleet.poll_action() {
+            actions.push(a);
+        }
+        let mut decisions = Vec::new();
+        while let Some(d) = st.fleet.poll_decision() {
+            decisions.push(d);
+        }
+        while let Some(e) = st.fleet.poll_event() {
+            st.events.push_back(e);
+        }
+        (actions, decisions)
+    }
+
+    fn trim_events(&self, st: &mut State) {
+        let keep = self.inner.options.events_kept;
+        while st.events.len() > keep {
+            st.events.pop_front();
+        }
+    }
+
+    /// Runs the driver's background work until `stop` turns true: polls at
+    /// the engine's wake-up (at most `tick` apart) and collects the eIM's
+    /// results.
+    pub fn spawn(&self, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let driver = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let mut results = driver.collect_eim_results().await;
+                results.append(&mut driver.inner.state.lock().await.answered);
+                let outcome = driver
+                    .transact(|tx| {
+                        for r in &results {
+                            // A result the fleet cannot use (its device was
+                            // removed) is logged, not retried.
+                            if let Err(e) = tx.fleet.handle_result(r, tx.now, &mut *tx.rng) {
+                                warn!(error = %e, action = %r.id, "fleet: result not taken");
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await;
+                match outcome {
+                    Ok(()) => {
+                        let mut st = driver.inner.state.lock().await;
+                        for r in &results {
+                            st.eim_items.remove(&r.id);
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "fleet: poll failed");
+                        // Kept for the next round (eIM results are read
+                        // again from the eIM).
+                        let mut st = driver.inner.state.lock().await;
+                        let st = &mut *st;
+                        let again: Vec<ActionResult> = results
+                            .into_iter()
+                            .filter(|r| !st.eim_items.contains_key(&r.id))
+                            .collect();
+                        st.answered.extend(again);
+                    }
+                }
+                let wait = driver.until_next(driver.inner.options.tick).await;
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(wait) => {}
+                    () = driver.inner.wake.notified() => {}
+                }
+            }
+        })
+    }
+
+    /// Time until the engine wants a poll, at most `max`.
+    async fn until_next(&self, max: Duration) -> Duration {
+        let st = self.inner.state.lock().await;
+        let now = self.inner.clock.now();
+        match st.fleet.next_wakeup() {
+            Some(at) if at <= now => Duration::ZERO,
+            Some(at) => Duration::from_millis(
+                u64::try_from(at.millis().saturating_sub(now.millis())).unwrap_or(u64::MAX),
+            )
+            .min(max),
+            None => max,
+        }
+    }
+
+    /// Asks the background task to poll now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+}

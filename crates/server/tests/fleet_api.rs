@@ -1,0 +1,676 @@
+//! Fleet control in the server: the driver over the SQL fleet store, its
+//! actions carried out by real components (ES2+ orders at two carriers'
+//! SM-DP+s over HTTPS, download triggers queued in the eIM), the REST API
+//! with scoped tokens and the OpenAPI document, garbage fed to every
+//! endpoint, and signed operator webhooks checked by a receiver that
+//! refuses altered and replayed ones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use ferrosim_asn1::esipa::Sgp32Version;
+use ferrosim_crypto::SoftwareKey;
+use ferrosim_eim::{AssociationRequest, Counter, Eim, EimConfig, EimId, QueueItem, Timestamp};
+use ferrosim_fleet::FleetConfig;
+use ferrosim_ids::SystemClock;
+use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
+use ferrosim_server::es2_client::Es2Client;
+use ferrosim_server::fleet::webhooks::{SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier, sign};
+use ferrosim_server::fleet::{FleetDriver, FleetOptions, WebhookEndpoint, Webhooks};
+use ferrosim_server::sandbox::{
+    OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions, smdp_config, tls_identity,
+};
+use ferrosim_server::{RunningServer, ServerOptions, api};
+use ferrosim_smdp::Smdp;
+use ferrosim_store::{SqlStore, StoreOptions};
+use serde_json::{Value, json};
+
+const SECRET: &[u8] = b"webhook-secret-for-the-test";
+
+/// A webhook receiver that verifies every request.
+#[derive(Clone)]
+struct Receiver {
+    verifier: Arc<Mutex<Verifier>>,
+    accepted: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let now = Timestamp::now().0 / 1000;
+    let verdict = r.verifier.lock().unwrap().verify(
+        h(TIMESTAMP_HEADER).as_deref(),
+        h(SIGNATURE_HEADER).as_deref(),
+        &body,
+        now,
+    );
+    match verdict {
+        Ok(()) => {
+            r.accepted.lock().unwrap().push((headers, body));
+            StatusCode::NO_CONTENT
+        }
+        Err(e) => {
+            r.refused.lock().unwrap().push(e.to_string());
+            StatusCode::UNAUTHORIZED
+        }
+    }
+}
+
+struct Lab {
+    a: Sandbox,
+    b: Sandbox,
+    eim: Eim<SqlStore>,
+    eid: String,
+    server: RunningServer,
+    base: String,
+    http: reqwest::Client,
+    read_only: String,
+    operator: String,
+    foreign: String,
+    receiver: Receiver,
+    receiver_url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn fleet_toml(a: &Sandbox, b: &Sandbox) -> String {
+    format!(
+        r#"
+regions = ["north"]
+[[carrier]]
+name = "carrier-a"
+mcc_mnc = ["310-410"]
+smdp_address = "{a}"
+es2_credentials = "file:a.toml"
+fallback_carriers = ["carrier-b"]
+[[carrier.apn]]
+name = "iot"
+apn = "iot.carrier-a.example"
+[[carrier.profile_type]]
+name = "{pt}"
+apn = "iot"
+[[carrier]]
+name = "carrier-b"
+mcc_mnc = ["234-15"]
+smdp_address = "{b}"
+es2_credentials = "file:b.toml"
+fallback_carriers = ["carrier-a"]
+[[carrier.apn]]
+name = "iot"
+apn = "m2m.carrier-b.example"
+[[carrier.profile_type]]
+name = "{pt}"
+apn = "iot"
+[[group]]
+name = "meters"
+rule = "default"
+primary = {{ carrier = "carrier-a", profile_type = "{pt}", version = 1 }}
+fallback = {{ carrier = "carrier-b", profile_type = "{pt}", version = 1 }}
+[[rule]]
+name = "default"
+registration_failures = {{ count = 3, window = "5m" }}
+return_dwell = "15m"
+min_on_fallback = "10m"
+max_switches_per_hour = 4
+max_fraction_per_minute = 0.5
+jitter = "1s"
+"#,
+        a = a.address,
+        b = b.address,
+        pt = PROFILE_TYPE
+    )
+}
+
+impl Lab {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SandboxOptions {
+            euiccs: 1,
+            profiles: 4,
+            ..SandboxOptions::default()
+        };
+        let a = Sandbox::start(options.clone()).await.unwrap();
+        let b = Sandbox::start(options).await.unwrap();
+        let mut trust = a.ci_pem().into_bytes();
+        trust.extend(b.ci_pem().as_bytes());
+        let es2_a = Es2Client::new(&a.base_url(), OPERATOR, &a.token, &trust).unwrap();
+        let es2_b = Es2Client::new(&b.base_url(), OPERATOR, &b.token, &trust).unwrap();
+
+        let pki = TestPki::generate(&TestPkiOptions {
+            euicc_count: 1,
+            smdp_address: "localhost".into(),
+            ..TestPkiOptions::default()
+        })
+        .unwrap();
+        let store = SqlStore::connect(
+            &format!("sqlite:{}", dir.path().join("fleet.db").display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("localhost:{}", listener.local_addr().unwrap().port());
+        let smdp = Smdp::new(smdp_config(&pki, &address, None).unwrap(), store.clone());
+        let eim = Eim::new(
+            store.clone(),
+            EimConfig {
+                eim_id: EimId::new("eim.fleet.test").unwrap(),
+                key: Arc::new(SoftwareKey::generate().unwrap()),
+                trust: pki.trust_store().unwrap(),
+            },
+        );
+        let issued = &pki.euiccs[0];
+        let eid = issued.certificate.eid().unwrap();
+        eim.associate(
+            AssociationRequest {
+                eid,
+                eum_certificate: pki.eum.certificate.der().to_vec(),
+                euicc_certificate: issued.certificate.der().to_vec(),
+                counter: Counter::new(10).unwrap(),
+                association_token: Some(0x42),
+                euicc_version: Sgp32Version::V1_2,
+                emulated: false,
+            },
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+
+        let receiver = Receiver {
+            verifier: Arc::new(Mutex::new(Verifier::new(SECRET, Duration::from_secs(300)))),
+            accepted: Arc::default(),
+            refused: Arc::default(),
+        };
+        let sink = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let receiver_url = format!("http://{}/hooks", sink.local_addr().unwrap());
+        let app = Router::new()
+            .route("/hooks", post(receive))
+            .with_state(receiver.clone());
+        tokio::spawn(async move { axum::serve(sink, app).await.unwrap() });
+
+        let clock: Arc<dyn ferrosim_ids::Clock> = Arc::new(SystemClock);
+        let hooks = Webhooks::new(
+            vec![WebhookEndpoint {
+                name: "ops".into(),
+                url: receiver_url.clone(),
+                secret: SECRET.to_vec(),
+            }],
+            Some(dir.path().join("cursors.json")),
+            reqwest::Client::new(),
+            clock.clone(),
+        )
+        .unwrap();
+        let config = FleetConfig::from_toml(&fleet_toml(&a, &b)).unwrap();
+        let driver = FleetDriver::open(
+            store.fleet(),
+            Some(eim.clone()),
+            config,
+            ferrosim_telemetry::Dictionary::new(),
+            clock,
+            FleetOptions {
+                tick: Duration::from_millis(50),
+                es2: HashMap::from([("carrier-a".into(), es2_a), ("carrier-b".into(), es2_b)]),
+                ..FleetOptions::default()
+            },
+            Some(hooks.clone()),
+        )
+        .await
+        .unwrap();
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        std::mem::forget(_stop);
+        driver.spawn(stopped.clone());
+        hooks.spawn(store.fleet(), stopped);
+
+        let tokens = MemTokenStore::new();
+        let mut rng = rand::rng();
+        let mut token = |scope| {
+            let (text, t) = new_token("test", scope, &mut rng, Timestamp(1));
+            tokens.insert(t);
+            text
+        };
+        let read_only = token(Scope::ReadOnly);
+        let operator = token(Scope::Operator);
+        // A well-formed token this server never issued.
+        let (foreign, _) = new_token("elsewhere", Scope::Admin, &mut rand::rng(), Timestamp(1));
+        let routes = api::fleet::routes(driver, tokens).merge(api::openapi_route());
+        let server = ferrosim_server::start_with(
+            listener,
+            smdp,
+            ServerOptions::new(tls_identity(&pki)),
+            routes,
+        )
+        .await
+        .unwrap();
+        let ci = reqwest::Certificate::from_pem(pki.ci.certificate_pem().as_bytes()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ci])
+            .build()
+            .unwrap();
+        Self {
+            a,
+            b,
+            eim,
+            eid: eid.to_string(),
+            server,
+            base: format!("https://{address}"),
+            http,
+            read_only,
+            operator,
+            foreign,
+            receiver,
+            receiver_url,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(&self.operator), Some(&body.to_string()))
+            .await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, Some(&self.read_only), None).await
+    }
+
+    /// The eIM queue of the device.
+    async fn queue(&self) -> Vec<QueueItem> {
+        self.eim
+            .device(&self.eid.parse().unwrap())
+            .await
+            .unwrap()
+            .queue
+    }
+}
+
+async fn wait_until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    for _ in 0..400 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn fleet_api_drives_es2_and_the_eim_and_signs_webhooks() {
+    let lab = Lab::start().await;
+    let eid = lab.eid.clone();
+
+    // A device without profiles: the fleet orders its primary at carrier
+    // A's SM-DP+ (ES2+ downloadOrder + confirmOrder over HTTPS) and queues
+    // the download trigger at the eIM with the activation code.
+    let spec = json!({
+        "eid": eid, "group": "meters", "vendor": "acme", "model": "m1", "firmware": "1.0.0",
+        "region": "north", "capabilities": {"sgp32_version": [1, 2, 0]}
+    });
+    let (s, v) = lab.post("/api/v1/fleet/devices", &spec).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        v["desired_primary"].as_str().unwrap(),
+        format!("carrier-a/{PROFILE_TYPE}@1")
+    );
+    let (s, v) = lab.post("/api/v1/fleet/devices", &spec).await;
+    assert_eq!(s, 409, "{v}");
+
+    wait_until("the download trigger at the eIM", || async {
+        !lab.queue().await.is_empty()
+    })
+    .await;
+    let queue = lab.queue().await;
+    let code = format!("1${}$", lab.a.address);
+    assert!(
+        queue[0]
+            .der
+            .windows(code.len())
+            .any(|w| w == code.as_bytes()),
+        "{queue:?}"
+    );
+    // The order is at carrier A's SM-DP+, none at B's.
+    let orders_a = ferrosim_testkit::audit::orders(&lab.a.store).await.unwrap();
+    let orders_b = ferrosim_testkit::audit::orders(&lab.b.store).await.unwrap();
+    assert!(
+        orders_a.values().any(|o| format!("{o:?}").contains(&eid)),
+        "{orders_a:?}"
+    );
+    assert!(orders_b.is_empty(), "{orders_b:?}");
+
+    let (s, v) = lab.get(&format!("/api/v1/fleet/devices/{eid}")).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["in_flight"].is_string(), "{v}");
+    let (s, v) = lab.get("/api/v1/fleet/devices?limit=10").await;
+    assert_eq!((s, v["devices"].as_array().unwrap().len()), (200, 1), "{v}");
+    let (s, v) = lab
+        .get(&format!("/api/v1/fleet/decisions?device={eid}"))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let commands: Vec<String> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["what"]["command"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        commands.contains(&"es2.downloadOrder".to_owned())
+            && commands.contains(&"es2.confirmOrder".to_owned())
+            && commands.contains(&"eim.profileDownloadTrigger".to_owned()),
+        "{commands:?}"
+    );
+
+    // Reports and carrier events are taken; the catalog reads back.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/reports",
+            &json!({"reports": [
+                {"device": eid, "kind": {"type": "registration", "outcome": {"result": "rejected", "cause": 15}}},
+                {"device": eid, "kind": {"type": "data_path", "latency_ms": 80, "loss_permille": 0}}
+            ]}),
+        )
+        .await;
+    assert_eq!((s, v["accepted"].as_u64()), (200, Some(2)), "{v}");
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/carriers/carrier-a/events",
+            &json!({"events": [
+                {"eid": eid, "event": "attach_rejected", "cause": 15, "plmn": "310-410"},
+                {"eid": eid, "event": "data_session_end"}
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["accepted"].as_u64(), v["ignored"].as_u64()),
+        (200, Some(1), Some(1)),
+        "{v}"
+    );
+    for part in ["carriers", "groups", "rules"] {
+        let (s, v) = lab.get(&format!("/api/v1/fleet/{part}")).await;
+        assert_eq!(s, 200, "{part}: {v}");
+        assert!(!v.as_array().unwrap().is_empty(), "{part}: {v}");
+    }
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/outages",
+            &json!({"carrier": "carrier-a", "region": "north", "declared": true}),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+
+    // Rollouts: created waiting for nothing, paused, resumed, aborted.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rollouts",
+            &json!({"name": "rule change", "change": {"kind": "rule", "rule": "default"},
+                    "waves": [50, 100], "manual_approval": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    let (s, v) = lab
+        .post(&format!("/api/v1/fleet/rollouts/{id}/pause"), &json!(null))
+        .await;
+    assert!(s == 200 || s == 409, "{s} {v}");
+    let (s, v) = lab
+        .post(&format!("/api/v1/fleet/rollouts/{id}/abort"), &json!(null))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["state"].as_str(), Some("aborted"), "{v}");
+    let (s, v) = lab
+        .post(&format!("/api/v1/fleet/rollouts/{id}/resume"), &json!(null))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    let (s, v) = lab.get("/api/v1/fleet/rollouts").await;
+    assert_eq!((s, v.as_array().unwrap().len()), (200, 1), "{v}");
+
+    // Webhooks: decisions arrive signed and verified; an altered body and
+    // a replayed request are refused by the receiver.
+    wait_until("signed webhooks", || async {
+        let got = lab.receiver.accepted.lock().unwrap();
+        got.iter()
+            .any(|(_, b)| String::from_utf8_lossy(b).contains("rollout."))
+            && got
+                .iter()
+                .any(|(_, b)| String::from_utf8_lossy(b).contains("device."))
+    })
+    .await;
+    assert!(lab.receiver.refused.lock().unwrap().is_empty());
+    let (headers, body) = lab.receiver.accepted.lock().unwrap()[0].clone();
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert!(event["id"].as_str().unwrap().starts_with('d'), "{event}");
+    let http = reqwest::Client::new();
+    let send = |ts: String, sig: String, body: Vec<u8>| {
+        http.post(&lab.receiver_url)
+            .header(TIMESTAMP_HEADER, ts)
+            .header(SIGNATURE_HEADER, sig)
+            .body(body)
+            .send()
+    };
+    let ts = headers[TIMESTAMP_HEADER].to_str().unwrap().to_owned();
+    let sig = headers[SIGNATURE_HEADER].to_str().unwrap().to_owned();
+    let replayed = send(ts.clone(), sig.clone(), body.to_vec()).await.unwrap();
+    assert_eq!(replayed.status(), 401);
+    let mut altered = body.to_vec();
+    altered[2] ^= 1;
+    assert_eq!(send(ts.clone(), sig, altered).await.unwrap().status(), 401);
+    let old = Timestamp::now().0 / 1000 - 3600;
+    let stale = send(old.to_string(), sign(SECRET, old, &body), body.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 401);
+    let refused = lab.receiver.refused.lock().unwrap().clone();
+    assert!(refused[0].contains("replayed"), "{refused:?}");
+    assert!(refused[1].contains("signature"), "{refused:?}");
+    assert!(refused[2].contains("replay window"), "{refused:?}");
+
+    // The OpenAPI document covers the fleet's and the eIM's... paths.
+    let doc: Value = lab
+        .http
+        .get(format!("{}/openapi.json", lab.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for p in [
+        "/api/v1/fleet/reports",
+        "/api/v1/fleet/rollouts/{id}/{command}",
+        "/api/v1/fleet/carriers/{carrier}/events",
+    ] {
+        assert!(doc["paths"].get(p).is_some(), "{p} missing");
+    }
+    drop(lab.server);
+}
+
+#[tokio::test]
+async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
+    let lab = Lab::start().await;
+    let eid = lab.eid.clone();
+    let posts = [
+        "/api/v1/fleet/devices",
+        "/api/v1/fleet/rollouts",
+        "/api/v1/fleet/rollouts/1/approve",
+        "/api/v1/fleet/outages",
+        "/api/v1/fleet/reports",
+        "/api/v1/fleet/carriers/carrier-a/events",
+        &format!("/api/v1/fleet/devices/{eid}/agent"),
+    ];
+    let gets = [
+        "/api/v1/fleet/carriers",
+        "/api/v1/fleet/groups",
+        "/api/v1/fleet/rules",
+        "/api/v1/fleet/devices",
+        "/api/v1/fleet/rollouts",
+        "/api/v1/fleet/rollouts/1",
+        "/api/v1/fleet/decisions",
+        &format!("/api/v1/fleet/devices/{eid}"),
+    ];
+    for p in posts.iter().chain(gets.iter()) {
+        let method = if posts.contains(p) { "POST" } else { "GET" };
+        for token in [None, Some(lab.foreign.as_str()), Some("fsk_garbage")] {
+            let (s, v) = lab.call(method, p, token, Some("{}")).await;
+            assert_eq!(s, 401, "{method} {p}: {v}");
+            assert_eq!(
+                v["error"]["code"].as_str(),
+                Some("unauthorized"),
+                "{p}: {v}"
+            );
+        }
+    }
+    for p in posts {
+        let (s, v) = lab.call("POST", p, Some(&lab.read_only), Some("{}")).await;
+        assert_eq!(s, 403, "{p}: {v}");
+        for garbage in ["{", "[]", "\u{0}", "{\"eid\": 5}", "null"] {
+            let (s, v) = lab
+                .call("POST", p, Some(&lab.operator), Some(garbage))
+                .await;
+            if p.ends_with("approve") {
+                // Takes no body: an unknown rollout.
+                assert_eq!(s, 404, "{p} {garbage:?}: {v}");
+            } else {
+                assert_eq!(s, 400, "{p} {garbage:?}: {v}");
+                assert!(v["error"]["message"].as_str().unwrap().len() > 5, "{v}");
+            }
+        }
+    }
+    // Unknown fields and out-of-range values, nothing taken.
+    let bad: &[(&str, Value, u16)] = &[
+        (
+            "/api/v1/fleet/devices",
+            json!({"eid": eid, "group": "meters", "vendor": "a", "model": "b",
+            "firmware": "1.0", "capabilities": {"sgp32_version": [1, 2, 0]}, "colour": "red"}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/devices",
+            json!({"eid": eid, "group": "nope", "vendor": "a", "model": "b",
+            "firmware": "1.0", "capabilities": {"sgp32_version": [1, 2, 0]}}),
+            422,
+        ),
+        (
+            "/api/v1/fleet/reports",
+            json!({"reports": [], "extra": 1}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/reports",
+            json!({"reports": [{"device": eid, "kind": {"type": "data_path",
+            "latency_ms": 1, "loss_permille": 2000}}]}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/reports",
+            json!({"reports": [{"device": "89049032123451234512345678901235",
+            "kind": {"type": "handover_failure", "cause": 1}}]}),
+            422,
+        ),
+        (
+            "/api/v1/fleet/outages",
+            json!({"carrier": "carrier-z", "declared": true}),
+            422,
+        ),
+        (
+            "/api/v1/fleet/outages",
+            json!({"carrier": "carrier-a", "declared": true, "why": 1}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/rollouts",
+            json!({"name": "x", "change": {"kind": "rule", "rule": "nope"}}),
+            422,
+        ),
+        (
+            "/api/v1/fleet/rollouts",
+            json!({"name": "x", "change": {"kind": "warp"}}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/carriers/carrier-z/events",
+            json!({"events": []}),
+            404,
+        ),
+        (
+            "/api/v1/fleet/carriers/carrier-a/events",
+            json!({"events": [{"eid": eid, "event": "boom"}]}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/carriers/carrier-a/events",
+            json!({"events": [{"iccid": "89", "event": "attach_accepted"}]}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/carriers/carrier-a/events",
+            json!({"events": [{"eid": eid, "event": "attach_rejected"}]}),
+            400,
+        ),
+    ];
+    for (p, body, want) in bad {
+        let (s, v) = lab.post(p, body).await;
+        assert_eq!(s, *want, "{p} {body}: {v}");
+    }
+    let (s, v) = lab.get("/api/v1/fleet/devices?limit=0").await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = lab.get("/api/v1/fleet/devices?after=12").await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = lab.get("/api/v1/fleet/decisions?colour=1").await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = lab.get("/api/v1/fleet/rollouts/x").await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = lab
+        .post("/api/v1/fleet/rollouts/1/launch", &json!(null))
+        .await;
+    assert_eq!(s, 404, "{v}");
+    // Wrong content type.
+    let resp = lab
+        .http
+        .post(format!("{}/api/v1/fleet/reports", lab.base))
+        .bearer_auth(&lab.operator)
+        .body("reports=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    // Nothing was registered by any of it.
+    let (s, v) = lab.get("/api/v1/fleet/devices").await;
+    assert_eq!((s, v["devices"].as_array().unwrap().len()), (200, 0), "{v}");
+    assert!(lab.queue().await.is_empty());
+}
