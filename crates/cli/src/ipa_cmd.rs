@@ -15,10 +15,11 @@ use clap::{Args, Subcommand};
 use ferrosim_eim::Timestamp;
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
 use ferrosim_ipa::driver::https::HttpsEsipa;
-use ferrosim_ipa::driver::{FileStore, run, run_session};
+use ferrosim_ipa::driver::{FileStore, StateStore, run, run_session};
 use ferrosim_ipa::modem::ModemTransport;
 use ferrosim_ipa::{
-    Backoff, Binding, DownloadPath, Ipa, IpaConfig, ItemReport, PackageOutcome, SessionReport,
+    Action, Backoff, Binding, DownloadPath, Ipa, IpaConfig, ItemReport, LocalOperation,
+    PackageOutcome, SessionReport,
 };
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::es10::{Es10, Es10Link, Es10Options};
@@ -126,6 +127,25 @@ enum IpaCommand {
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
         backoff_max: u64,
     },
+    /// Go back to the profile enabled before the last enable with rollback
+    /// (ES10b ProfileRollback), e.g. when the new one does not connect. The
+    /// eUICC's signed result goes to the eIM in the next session.
+    Rollback {
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// Enable the profile with the fallback attribute (ES10b
+    /// ExecuteFallbackMechanism), e.g. after losing connectivity; the next
+    /// session tells the eIM (notifyStateChange, cause fallback).
+    Fallback {
+        #[command(flatten)]
+        local: LocalArgs,
+    },
+    /// Go back from the fallback profile (ES10b ReturnFromFallback).
+    ReturnFromFallback {
+        #[command(flatten)]
+        local: LocalArgs,
+    },
     /// Install the device's first eIM: ES10b AddInitialEim with the request
     /// `ferrosim eim bootstrap` wrote.
     AddInitialEim {
@@ -133,6 +153,16 @@ enum IpaCommand {
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct LocalArgs {
+    /// The IPA's state file (what the next session tells the eIM).
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// Ask the eUICC for a REFRESH (a device whose modem then re-reads the profile).
+    #[arg(long)]
+    refresh: bool,
 }
 
 fn parse_path(text: &str) -> Result<DownloadPath, String> {
@@ -301,6 +331,15 @@ pub fn run_command(args: IpaArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        IpaCommand::Rollback { local } => {
+            local_operation(&args.device, &local, LocalOperation::ProfileRollback)
+        }
+        IpaCommand::Fallback { local } => {
+            local_operation(&args.device, &local, LocalOperation::ExecuteFallback)
+        }
+        IpaCommand::ReturnFromFallback { local } => {
+            local_operation(&args.device, &local, LocalOperation::ReturnFromFallback)
+        }
         IpaCommand::Poll { eim } => {
             let (config, clients) = prepare(&eim)?;
             let mut store = FileStore::new(&eim.state);
@@ -366,6 +405,50 @@ pub fn run_command(args: IpaArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Runs an operation the IPA starts itself and prints its session.
+fn local_operation(
+    device: &DeviceArgs,
+    local: &LocalArgs,
+    operation: LocalOperation,
+) -> anyhow::Result<()> {
+    let mut store = FileStore::new(&local.state);
+    let state = store.load()?;
+    let mut opened = Opened::open(device)?;
+    let mut ipa = Ipa::new(
+        IpaConfig::default(),
+        opened.link,
+        state,
+        rand::rng(),
+        Timestamp::now(),
+    );
+    ipa.start_local(operation, local.refresh, Timestamp::now());
+    let mut report = None;
+    while let Some(action) = ipa.poll() {
+        match action {
+            Action::Transmit(apdu) => {
+                let response = opened.card.transmit(&apdu);
+                ipa.handle_apdu_response(response, Timestamp::now());
+            }
+            Action::Persist(state) => store.save(&state)?,
+            Action::SessionDone(done) => report = Some(done),
+            other => bail!("unexpected action of a local operation: {other:?}"),
+        }
+    }
+    let closed = opened.close();
+    let report = report.context("the operation did not end")?;
+    println!("{}", serde_json::to_string_pretty(&report_json(&report))?);
+    closed?;
+    if let Some(e) = &report.error {
+        bail!("{} failed: {e}", operation.name());
+    }
+    match report.items.first() {
+        Some(ItemReport::Local { code, .. }) if *code != 0 => {
+            bail!("the eUICC refused {}: result {code}", operation.name())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One ES10 command over the open channel; the response data.
 fn es10_call(card: &mut Card, link: Es10Link, request: &[u8]) -> anyhow::Result<Vec<u8>> {
     use ferrosim_lpa::es10::{Exchange, Next};
@@ -425,6 +508,9 @@ fn report_json(report: &SessionReport) -> Value {
                     PackageOutcome::Unreadable { reason } => json!({"unreadable": reason}),
                 };
                 json!({"package": {"counter": counter, "outcome": outcome}})
+            }
+            ItemReport::Local { operation, code } => {
+                json!({"local": {"operation": operation, "result": code}})
             }
             ItemReport::EuiccData { tags } => json!({"euiccData": {
                 "tags": tags.iter().map(|t| format!("{t:X}")).collect::<Vec<_>>()

@@ -764,6 +764,25 @@ async fn ipa_run_backs_off_from_an_unreachable_eim_and_stops_on_sigint() {
         eid.as_str(),
         "the EID read from the eUICC is kept"
     );
+    // While it runs (another state file): a local rollback the eUICC refuses
+    // (no enable with rollback happened, or no such function yet) is an error
+    // naming it.
+    let other = dir.path().join("ipa-local.json");
+    refused(
+        &[
+            "ipa",
+            "--euicc-state",
+            path(&state),
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "rollback",
+            "--state",
+            path(&other),
+        ],
+        "ProfileRollback",
+    );
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid])
         .status()

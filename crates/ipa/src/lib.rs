@@ -41,7 +41,7 @@ pub mod modem;
 pub use config::{Backoff, DownloadPath, IpaConfig};
 pub use esipa::{Binding, EimReply, EsipaError, EsipaRequest};
 pub use machine::{
-    Action, EsipaCall, Ipa, ItemReport, NotificationSummary, PackageOutcome, SessionError,
-    SessionReport,
+    Action, EsipaCall, Ipa, ItemReport, LocalOperation, NotificationSummary, PackageOutcome,
+    SessionError, SessionReport,
 };
 pub use pending::{PendingResult, PendingState, ResultKind};

@@ -257,3 +257,95 @@ proptest! {
         let _ = PendingState::from_json(&bytes);
     }
 }
+
+/// The answer APDU carrying `value`'s DER.
+fn apdu_answer<T: ferrosim_asn1::rasn::Encode>(value: &T) -> Vec<u8> {
+    let mut answer = ferrosim_asn1::encode_der(value).unwrap();
+    answer.extend([0x90, 0x00]);
+    answer
+}
+
+/// Runs a local operation with the eUICC answering `answer`.
+fn local(
+    operation: ferrosim_ipa::LocalOperation,
+    answer: Vec<u8>,
+) -> (PendingState, SessionReport) {
+    let mut ipa = ipa(6, Some(eid()));
+    let before = ipa.next_session();
+    ipa.start_local(operation, false, T0);
+    let Some(Action::Transmit(apdu)) = ipa.poll() else {
+        panic!("one STORE DATA");
+    };
+    assert_eq!(apdu[1], 0xE2);
+    ipa.handle_apdu_response(Ok(answer), T0);
+    let end = session_end(&mut ipa);
+    assert_eq!(
+        ipa.next_session(),
+        before,
+        "the eIM's schedule is left alone"
+    );
+    end
+}
+
+#[test]
+fn local_rollback_and_fallback_are_told_to_the_eim_in_the_next_session() {
+    use ferrosim_asn1::rasn::types::Integer;
+    use ferrosim_asn1::sgp32;
+    use ferrosim_ipa::{ItemReport, LocalOperation};
+    // A rollback with the eUICC's (here unsigned) package result.
+    let result = sgp32::EuiccPackageResult::euiccPackageErrorUnsigned(
+        sgp32::EuiccPackageErrorUnsigned::new("eim.test".into(), None, None, None),
+    );
+    let (state, report) = local(
+        LocalOperation::ProfileRollback,
+        apdu_answer(&sgp32::ProfileRollbackResponse::new(
+            Integer::from(0),
+            Some(result),
+        )),
+    );
+    assert!(report.is_ok(), "{report:?}");
+    assert!(matches!(
+        &report.items[..],
+        [ItemReport::Local { code: 0, .. }]
+    ));
+    assert_eq!(
+        state.results.len(),
+        1,
+        "the result waits for the next session"
+    );
+    assert!(state.notify_state_change);
+    assert_eq!(state.state_change_cause, None);
+    // The Fallback Mechanism: cause fallback(1).
+    let (state, _) = local(
+        LocalOperation::ExecuteFallback,
+        apdu_answer(&sgp32::ExecuteFallbackMechanismResponse::new(
+            Integer::from(0),
+        )),
+    );
+    assert!(state.notify_state_change);
+    assert_eq!(state.state_change_cause, Some(1));
+    // Refused (fallbackNotAvailable): nothing to tell.
+    let (state, report) = local(
+        LocalOperation::ReturnFromFallback,
+        apdu_answer(&sgp32::ReturnFromFallbackResponse::new(Integer::from(6))),
+    );
+    assert!(matches!(
+        &report.items[..],
+        [ItemReport::Local { code: 6, .. }]
+    ));
+    assert!(!state.notify_state_change);
+    // An eUICC without the function, or garbage: a clear error.
+    let (_, report) = local(LocalOperation::ProfileRollback, vec![0x6A, 0x88]);
+    assert!(report.error.unwrap().to_string().contains("6A88"));
+    let (_, report) = local(
+        LocalOperation::ExecuteFallback,
+        vec![0xBF, 0x5D, 0x01, 0x90, 0x00],
+    );
+    assert!(
+        report
+            .error
+            .unwrap()
+            .to_string()
+            .contains("ExecuteFallbackMechanism"),
+    );
+}

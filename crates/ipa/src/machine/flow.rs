@@ -158,7 +158,7 @@ impl<R: CryptoRng> Ipa<R> {
     }
 
     /// Sends one ES10 command of the IPA's own.
-    fn send_es10(&mut self, request: Vec<u8>, now: Timestamp) {
+    pub(super) fn send_es10(&mut self, request: Vec<u8>, now: Timestamp) {
         match ferrosim_lpa::es10::Exchange::store_data(self.link, &request) {
             Ok((exchange, first)) => {
                 if let Some(s) = &mut self.session {
@@ -211,6 +211,7 @@ impl<R: CryptoRng> Ipa<R> {
                 }
                 self.remove_acked(seqs, now);
             }
+            Stage::Local { operation } => self.local_done(operation, result, now),
             other => {
                 s.stage = other;
                 tracing::warn!("an ES10 answer nobody waits for is dropped");
@@ -596,7 +597,7 @@ fn package_info(package: &[u8]) -> (Option<u64>, Option<rsp::TransactionId>) {
 }
 
 /// The sequence number and outcome of an EuiccPackageResult.
-fn package_outcome(result: &[u8]) -> (Option<i64>, PackageOutcome) {
+pub(super) fn package_outcome(result: &[u8]) -> (Option<i64>, PackageOutcome) {
     use sgp32::EuiccPackageResult as R;
     let small = |i: &Integer| i64::try_from(i.clone()).unwrap_or(-1);
     match decode_der::<R>(result) {

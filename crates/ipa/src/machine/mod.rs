@@ -28,6 +28,7 @@
 //! they are sent ([`crate::PendingState`]).
 
 mod flow;
+mod local;
 mod report;
 
 use std::collections::VecDeque;
@@ -39,6 +40,7 @@ use ferrosim_lpa::es10::{Es10Link, Exchange};
 use ferrosim_lpa::{Download, NotificationDelivery, TransportError};
 use rand::CryptoRng;
 
+pub use local::LocalOperation;
 pub use report::{ItemReport, NotificationSummary, PackageOutcome, SessionError, SessionReport};
 
 use crate::config::{DownloadPath, IpaConfig};
@@ -136,6 +138,8 @@ enum Stage {
     },
     /// Delivering the eUICC's pending notifications.
     Notifications { machine: Box<NotificationDelivery> },
+    /// An operation the IPA started itself.
+    Local { operation: LocalOperation },
 }
 
 /// What the session waits for.

@@ -82,6 +82,14 @@ pub enum ItemReport {
         /// The tags asked for.
         tags: Vec<u32>,
     },
+    /// An operation the IPA started itself (ProfileRollback, the Fallback
+    /// Mechanism, the return from it).
+    Local {
+        /// The ES10b function.
+        operation: &'static str,
+        /// Its result code (0 ok).
+        code: i64,
+    },
     /// A profile download trigger.
     Download {
         /// The activation code (or what the trigger asked for instead).
