@@ -30,6 +30,7 @@
 mod flow;
 mod local;
 mod report;
+mod sub;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -134,7 +135,7 @@ enum Stage {
     /// A download trigger being carried out.
     Download {
         machine: Box<Download>,
-        trigger: Box<flow::Trigger>,
+        trigger: Box<sub::Trigger>,
     },
     /// Delivering the eUICC's pending notifications.
     Notifications { machine: Box<NotificationDelivery> },
