@@ -397,3 +397,130 @@ async fn the_run_loop_backs_off_and_picks_up_new_work() {
     assert!(lab.eim.eim.device(&eid).await.unwrap().queue.is_empty());
     let _ = es10.close();
 }
+
+/// An IpaEuiccDataRequest for everything the IPA can read: the eUICC's
+/// info, certificates, addresses and notifications, and the device info,
+/// reported to the eIM, which keeps them.
+#[tokio::test]
+async fn euicc_data_requests_are_answered_from_the_euicc() {
+    use ferrosim_eim::DataItem;
+    let lab = Lab::start(1).await;
+    let mut rng = StdRng::seed_from_u64(8);
+    let eid = lab.eid(0);
+    let mut card = lab.device(0).await;
+    lab.eim
+        .eim
+        .enqueue_data_request(&eid, &DataItem::ALL, &mut rng, Timestamp::now())
+        .await
+        .unwrap();
+    let mut store = MemoryStore::default();
+    let report = session(
+        &lab,
+        &mut card,
+        &lab.eim,
+        DownloadPath::Direct,
+        PendingState::default(),
+        &mut store,
+    )
+    .await;
+    assert!(report.is_ok(), "{report:?}");
+    match &report.items[..] {
+        [ItemReport::EuiccData { tags }] => {
+            for tag in [0xA0, 0xA2, 0x81, 0x83, 0xBF20, 0xBF22, 0xA5, 0xA6, 0xA9] {
+                assert!(tags.contains(&tag), "{tag:X} asked: {tags:X?}");
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.pending, 0);
+    let device = lab.eim.eim.device(&eid).await.unwrap();
+    assert!(device.queue.is_empty());
+    let reported = &device.euicc;
+    assert!(reported.info1.is_some(), "EUICCInfo1");
+    assert!(reported.info2.is_some(), "EUICCInfo2");
+    assert_eq!(
+        reported.euicc_certificate.as_deref(),
+        Some(lab.smdp.pki.euiccs[0].certificate.der()),
+        "the eUICC certificate"
+    );
+    assert!(reported.eum_certificate.is_some());
+    assert!(
+        reported.root_smds_address.is_some(),
+        "the root SM-DS address"
+    );
+    assert!(reported.device_info.is_some());
+    let results = lab.eim.eim.store().results(&eid).await.unwrap();
+    assert!(
+        matches!(&results[..], [r] if matches!(r.outcome, ItemOutcome::DataReported(None))),
+        "{results:?}"
+    );
+}
+
+/// A result lost before it was persisted (the power went at the worst
+/// moment): the eIM hands the package out again, the eUICC refuses to run it
+/// twice (replayError), the eIM asks for the results the device still holds
+/// (IpaEuiccDataRequest), and the package ends with that evidence; the
+/// eUICC ran it once.
+#[tokio::test]
+async fn a_package_is_never_run_twice_even_when_its_result_is_lost() {
+    let lab = Lab::start(1).await;
+    let mut rng = StdRng::seed_from_u64(11);
+    let eid = lab.eid(0);
+    let mut card = lab.device(0).await;
+    lab.eim
+        .eim
+        .enqueue_package(
+            &eid,
+            &PackageContent::Psmos(vec![Operation::ListProfiles]),
+            &mut rng,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let flaky = LosesFirstResult {
+        inner: &lab.eim,
+        lost: std::sync::atomic::AtomicBool::new(false),
+    };
+    let mut store = MemoryStore::default();
+    let report = session(
+        &lab,
+        &mut card,
+        &flaky,
+        DownloadPath::Direct,
+        PendingState::default(),
+        &mut store,
+    )
+    .await;
+    assert!(report.error.is_some());
+    // The state file is lost with the result in it.
+    let report = session(
+        &lab,
+        &mut card,
+        &lab.eim,
+        DownloadPath::Direct,
+        PendingState::default(),
+        &mut store,
+    )
+    .await;
+    assert!(report.is_ok(), "{report:?}");
+    assert!(
+        matches!(
+            &report.items[..],
+            [
+                ItemReport::Package {
+                    outcome: PackageOutcome::Refused { code: 4 },
+                    ..
+                },
+                ItemReport::EuiccData { .. }
+            ]
+        ),
+        "replayError, then the eIM's request for held results: {:?}",
+        report.items
+    );
+    let results = lab.eim.eim.store().results(&eid).await.unwrap();
+    assert!(
+        matches!(&results[..], [r] if r.outcome == ItemOutcome::PackageError(4)),
+        "{results:?}"
+    );
+    assert!(lab.eim.eim.device(&eid).await.unwrap().queue.is_empty());
+}
