@@ -17,6 +17,9 @@
 //! `COMMIT` and fsync for all the transactions that arrived together, each
 //! caller answered after the commit, a failed transaction rolled back alone.
 //!
+//! The audit trail (`ferrosim-audit`) is in the same database too:
+//! [`SqlStore`] is a [`ferrosim_audit::AuditLog`].
+//!
 //! Activation telemetry (`ferrosim-telemetry` events) lives in the same
 //! database: [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`].
 //!
@@ -24,6 +27,7 @@
 //! [`SqlFleetStore`] (versioned compare-and-set commits).
 
 mod api_tokens;
+mod audit;
 mod callbacks;
 mod calls;
 mod connect;
