@@ -197,6 +197,13 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                             other => other.into(),
                         })?
                 };
+                crate::audit_cmd::record(
+                    &store,
+                    if replace { "profile-type.replace" } else { "profile-type.import" },
+                    &t.name,
+                    serde_json::json!({ "operator": t.operator.as_str(), "bytes": t.package.len() }),
+                )
+                .await;
                 println!(
                     "profile type {} {} ({} bytes): \"{}\" by {}, class {:?}",
                     t.name,
@@ -267,7 +274,16 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
             ProfileTypeCommand::Remove { operator, name } => {
                 let op = OperatorId::new(operator).context("--operator")?;
                 match store.remove_profile_type(&op, &name).await {
-                    Ok(true) => println!("profile type {name} of {op} removed"),
+                    Ok(true) => {
+                        crate::audit_cmd::record(
+                            &store,
+                            "profile-type.remove",
+                            &name,
+                            serde_json::json!({ "operator": op.as_str() }),
+                        )
+                        .await;
+                        println!("profile type {name} of {op} removed");
+                    }
                     Ok(false) => bail!("no profile type {name} of operator {op}"),
                     Err(ferrosim_smdp::store::StoreError::Conflict(why)) => {
                         bail!("profile type {name} not removed: {why}")
@@ -312,6 +328,13 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                         return Err(name_taken_iccids(&store, e, &iccids).await);
                     }
                 };
+                crate::audit_cmd::record(
+                    &store,
+                    "profiles.import",
+                    &profile_type,
+                    serde_json::json!({ "operator": op.as_str(), "count": n }),
+                )
+                .await;
                 println!("{n} profiles imported");
             }
             ProfilesCommand::Generate {
@@ -345,6 +368,13 @@ pub fn run_profiles(args: ProfilesArgs) -> anyhow::Result<()> {
                         return Err(name_taken_iccids(&store, e, &iccids).await);
                     }
                 };
+                crate::audit_cmd::record(
+                    &store,
+                    "profiles.generate",
+                    &profile_type,
+                    serde_json::json!({ "operator": op.as_str(), "count": n, "first_iccid": iccid.as_str() }),
+                )
+                .await;
                 println!("{n} profiles generated");
             }
             ProfilesCommand::List {

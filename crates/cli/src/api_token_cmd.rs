@@ -58,6 +58,13 @@ pub fn run(args: ApiTokenArgs) -> anyhow::Result<()> {
                     }
                     let (text, token) = new_token(name, scope, &mut rand::rng(), Timestamp::now());
                     store.insert_api_token(&to_row(&token)).await?;
+                    crate::audit_cmd::record(
+                        &store,
+                        "api-token.create",
+                        &token.id,
+                        serde_json::json!({ "name": token.name, "scope": scope.as_str() }),
+                    )
+                    .await;
                     println!(
                         "API token {} ({}, scope {scope}) created; it is shown once:\n{text}",
                         token.id, token.name
@@ -76,6 +83,8 @@ pub fn run(args: ApiTokenArgs) -> anyhow::Result<()> {
                     if !store.revoke_api_token(&id, Timestamp::now().0).await? {
                         bail!("no active API token with id `{id}`");
                     }
+                    crate::audit_cmd::record(&store, "api-token.revoke", &id, serde_json::Value::Null)
+                        .await;
                     println!("API token {id} revoked");
                 }
             }

@@ -86,6 +86,9 @@ pub struct BenchArgs {
     /// split between them).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
     rounds: u64,
+    /// Embedded SM-DP+: record the audit trail (as `serve` does by default).
+    #[arg(long)]
+    audit: bool,
 }
 
 /// Runs the benchmark.
@@ -130,6 +133,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     ..StoreOptions::default()
                 },
                 telemetry: args.telemetry == TelemetryMode::On,
+                audit: args.audit,
                 ..SandboxOptions::default()
             })
             .await?;
@@ -152,8 +156,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 format!("SQLite, durability {}", args.durability)
             };
             let label = format!(
-                "embedded SM-DP+, {} instance(s), {db}, telemetry {}",
+                "embedded SM-DP+, {} instance(s), {db}, audit {}, telemetry {}",
                 args.instances,
+                if args.audit { "on" } else { "off" },
                 if args.telemetry == TelemetryMode::On {
                     "on"
                 } else {

@@ -86,6 +86,8 @@ pub struct InstanceConfig {
     pub eim: EimSettings,
     /// Fleet control (off without `fleet.config`).
     pub fleet: crate::fleet_serve::FleetSettings,
+    /// The audit trail: recording, signed checkpoints.
+    pub audit: crate::audit_cmd::AuditConfig,
 }
 
 /// The eIM served beside the SM-DP+ (ESipa on the same HTTPS listener,
@@ -417,6 +419,7 @@ impl Default for InstanceConfig {
             revocation: crate::revocation_config::RevocationConfig::default(),
             eim: EimSettings::default(),
             fleet: crate::fleet_serve::FleetSettings::default(),
+            audit: crate::audit_cmd::AuditConfig::default(),
         }
     }
 }

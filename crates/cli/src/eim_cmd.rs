@@ -222,10 +222,38 @@ pub fn run(args: EimArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     block_on(async move {
         let inst = open_existing(&cfg).await?;
+        let audited = audit_of(&args.command);
         let result = command(&cfg, &inst, args.command).await;
+        if let (Ok(()), Some((action, subject))) = (&result, audited) {
+            crate::audit_cmd::record(&inst.store, &action, &subject, serde_json::Value::Null).await;
+        }
         inst.store.close().await;
         result
     })
+}
+
+/// The audit action (`eim.<command>`) and subject (the EID) of a command
+/// that changes something; `None` for the ones that only read.
+fn audit_of(command: &EimCommand) -> Option<(String, String)> {
+    let text = format!("{command:?}");
+    let name = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if matches!(
+        name.as_str(),
+        "Devices" | "Show" | "Queue" | "Results" | "Profiles" | "Bootstrap"
+    ) {
+        return None;
+    }
+    // The first 32-digit run is the device's EID.
+    let eid = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 32)
+        .unwrap_or_default()
+        .to_owned();
+    Some((format!("eim.{name}"), eid))
 }
 
 fn print<T: Serialize>(value: &T) -> anyhow::Result<()> {

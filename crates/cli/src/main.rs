@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod admin_cmd;
 mod api_token_cmd;
+mod audit_cmd;
 mod bench_cmd;
 mod bench_compare;
 mod config;
@@ -75,6 +76,8 @@ enum Command {
     Ipa(ipa_cmd::IpaArgs),
     /// API tokens of the REST APIs: create, list, revoke.
     ApiToken(api_token_cmd::ApiTokenArgs),
+    /// The audit trail: verify its hash chain and checkpoints, export it, sign a checkpoint.
+    Audit(audit_cmd::AuditArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
     Report(report_cmd::ReportArgs),
     /// Simulate a city event (outage) in virtual time against the real fleet, eIM and eUICC code.
@@ -108,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Command::Eim(args) => eim_cmd::run(args)?,
         Command::Ipa(args) => ipa_cmd::run_command(args)?,
         Command::ApiToken(args) => api_token_cmd::run(args)?,
+        Command::Audit(args) => audit_cmd::run(args)?,
     }
     Ok(())
 }

@@ -73,10 +73,24 @@ pub fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     block_on(async move {
         let store = open_store(&cfg, Access::Existing).await?;
+        let audited = audit_of(&args.command);
         let result = command(&store, args.command).await;
+        if let (Ok(()), Some((action, subject))) = (&result, audited) {
+            crate::audit_cmd::record(&store, action, &subject, serde_json::Value::Null).await;
+        }
         store.close().await;
         result
     })
+}
+
+/// The audit action and subject of a command that changes something.
+fn audit_of(command: &OperatorCommand) -> Option<(&'static str, String)> {
+    match command {
+        OperatorCommand::Add { id, .. } => Some(("operator.add", id.clone())),
+        OperatorCommand::RotateToken { id } => Some(("operator.rotate-token", id.clone())),
+        OperatorCommand::Remove { id } => Some(("operator.remove", id.clone())),
+        OperatorCommand::List | OperatorCommand::Show { .. } => None,
+    }
 }
 
 async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<()> {

@@ -196,6 +196,13 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 let code =
                     ActivationCode::new(SmdpAddress::new(&address)?, Some(&confirmed.matching_id))?
                         .with_confirmation_code_required(cc_required);
+                crate::audit_cmd::record(
+                    &inst.store,
+                    "order.create",
+                    &ordered.iccid,
+                    serde_json::json!({ "operator": operator, "released": !no_release }),
+                )
+                .await;
                 println!("iccid:           {}", ordered.iccid);
                 println!("matching id:     {}", confirmed.matching_id);
                 println!("activation code: {}", code.to_qr_text());
@@ -211,6 +218,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
             }
             OrderCommand::Release { operator, iccid } => {
                 let op = operator_of(&operator).await?;
+                let iccid_text = iccid.clone();
                 smdp.release_profile(
                     &op,
                     &ReleaseProfileRequest {
@@ -220,6 +228,13 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                     now,
                 )
                 .await?;
+                crate::audit_cmd::record(
+                    &inst.store,
+                    "order.release",
+                    &iccid_text,
+                    serde_json::json!({ "operator": operator }),
+                )
+                .await;
                 println!("released");
             }
             OrderCommand::Cancel {
@@ -241,6 +256,13 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                     .into(),
                 };
                 smdp.cancel_order(&op, &req, now).await?;
+                crate::audit_cmd::record(
+                    &inst.store,
+                    "order.cancel",
+                    &req.iccid,
+                    serde_json::json!({ "operator": operator, "final": req.final_profile_status_indicator }),
+                )
+                .await;
                 println!("cancelled");
             }
             OrderCommand::Show { iccid } => {

@@ -52,6 +52,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let address = instance::settle_address(&store, &cfg, local.port()).await?;
         let mut inst = instance::assemble(&cfg, store, &address, Access::Create)?;
         inst.server_options.telemetry = cfg.telemetry.build(&inst.store)?;
+        inst.server_options.audit = cfg.audit.start(&inst.store)?;
         check_tls(
             &inst.server_options.tls,
             &address,

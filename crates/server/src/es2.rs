@@ -12,7 +12,9 @@ use axum::body::Bytes;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
+use ferrosim_audit::{Actor, AuditRecord};
+use std::net::SocketAddr;
 use axum::http::{HeaderMap, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
@@ -27,6 +29,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::audit::Auditor;
 use crate::client_auth::ClientAuthenticator;
 use crate::http::{failed_body, json_response, parse_body, parse_json};
 
@@ -48,14 +51,29 @@ pub(crate) async fn handle<S: Store + Clone>(
     Path(function): Path<String>,
     tls: Option<Extension<Arc<TlsInfo>>>,
     clients: Option<Extension<Arc<ClientAuthenticator>>>,
+    audit: Option<Extension<Auditor>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let audit = audit.map(|Extension(a)| a).unwrap_or_default();
+    let peer = peer.map(|Extension(c)| c);
     if !FUNCTIONS.contains(&function.as_str()) {
         return HttpStatus::NOT_FOUND.into_response();
     }
     let span = info_span!("es2", function = %function);
     async move {
+        let refused = |why: &str| {
+            let record = AuditRecord::new(
+                Timestamp::now(),
+                crate::audit::client(peer.as_ref()),
+                "es2.auth-refused",
+                &function,
+            )
+            .with_details(serde_json::json!({ "reason": why }));
+            let audit = audit.clone();
+            async move { audit.record(record).await }
+        };
         let peer_chain = tls
             .as_ref()
             .map(|t| t.peer_certificates.as_slice())
@@ -67,7 +85,10 @@ pub(crate) async fn handle<S: Store + Clone>(
                     Ok(e) => (op, e),
                     Err(resp) => return *resp,
                 },
-                Err(Es2Error::NotAllowed) => return unauthorized(&function, "unknown token"),
+                Err(Es2Error::NotAllowed) => {
+                    refused("unknown token").await;
+                    return unauthorized(&function, "unknown token");
+                }
                 Err(e) => return json_response(HttpStatus::OK, failed_body(e.status(), None)),
             },
             (None, Some(chain), Some(Extension(clients))) => {
@@ -79,12 +100,16 @@ pub(crate) async fn handle<S: Store + Clone>(
                 let requester = envelope.header.function_requester_identifier.clone();
                 let id = match clients.authenticate(chain, &requester, UnixTime::now()) {
                     Ok(id) => id,
-                    Err(why) => return unauthorized(&function, &why),
+                    Err(why) => {
+                        refused(&why).await;
+                        return unauthorized(&function, &why);
+                    }
                 };
                 match smdp.store().operator(&id).await {
                     Ok(Some(op)) => (op, envelope),
                     Ok(None) => {
                         warn!(operator = %id, "client certificate of an operator that does not exist");
+                        refused("the client certificate's operator does not exist").await;
                         return unauthorized(&function, "the client certificate's operator does not exist");
                     }
                     Err(e) => {
@@ -95,14 +120,20 @@ pub(crate) async fn handle<S: Store + Clone>(
                     }
                 }
             }
-            _ => return unauthorized(&function, "missing bearer token or client certificate"),
+            _ => {
+                refused("missing bearer token or client certificate").await;
+                return unauthorized(&function, "missing bearer token or client certificate");
+            }
         };
         let now = Timestamp::now();
         let run = || execute(&smdp, &operator, &function, &body, now);
-        match smdp
+        let outcome = smdp
             .idempotent(&operator, &envelope.header, &function, &body, now, run)
-            .await
-        {
+            .await;
+        audit
+            .record(es2_record(&operator, &function, &body, outcome.as_ref().ok(), now))
+            .await;
+        match outcome {
             Ok(answer) => json_response(HttpStatus::OK, answer),
             Err(e) => {
                 warn!(operator = %operator.id, error = %e, "ES2+ call refused");
@@ -119,6 +150,45 @@ pub(crate) async fn handle<S: Store + Clone>(
     }
     .instrument(span)
     .await
+}
+
+/// The audit record of an ES2+ call: by the operator, on the ICCID (or
+/// EID, matching id) the request names, with the answer's status (or
+/// `refused` when the idempotency layer refused the call).
+fn es2_record(
+    operator: &Operator,
+    function: &str,
+    body: &[u8],
+    answer: Option<&String>,
+    now: Timestamp,
+) -> AuditRecord {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let answer: serde_json::Value = answer
+        .and_then(|a| serde_json::from_str(a).ok())
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    // The ICCID (the request's, or the one downloadOrder chose), else the
+    // EID or matching id.
+    let subject = text(&request, "iccid")
+        .or_else(|| text(&answer, "iccid"))
+        .or_else(|| text(&request, "eid"))
+        .or_else(|| text(&request, "matchingId"))
+        .unwrap_or_default();
+    let status = answer
+        .pointer("/header/functionExecutionStatus/status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("refused");
+    let call_id = request
+        .pointer("/header/functionCallIdentifier")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    AuditRecord::new(
+        now,
+        Actor::operator(operator.id.as_str()),
+        &format!("es2.{function}"),
+        &subject,
+    )
+    .with_details(serde_json::json!({ "status": status, "functionCallIdentifier": call_id }))
 }
 
 /// Runs the function and returns its JSON answer (success or failure), which

@@ -1,7 +1,11 @@
 //! `POST /gsma/rsp2/es9plus/{function}`: the ES9+ JSON binding.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
+use ferrosim_audit::AuditRecord;
 use axum::http::StatusCode as HttpStatus;
 use axum::response::{IntoResponse, Response};
 use ferrosim_smdp::store::Store;
@@ -17,10 +21,15 @@ use crate::http::{failed, no_content, ok_json, parse_json};
 pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
+    audit: Option<Extension<crate::audit::Auditor>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Bytes,
 ) -> Response {
     let span = info_span!("es9", function = %function);
-    async move {
+    let audited = ORDER_STEPS
+        .contains(&function.as_str())
+        .then(|| (function.clone(), body.clone()));
+    let response = async move {
         let now = Timestamp::now();
         let result = match function.as_str() {
             "initiateAuthentication" => match parse_json(&body) {
@@ -69,7 +78,57 @@ pub(crate) async fn handle<S: Store + Clone>(
         result.unwrap_or_else(|e| failure(&e))
     }
     .instrument(span)
-    .await
+    .await;
+    if let (Some((function, body)), Some(Extension(audit))) = (audited, audit) {
+        audit
+            .record(es9_record(&function, &body, &response, peer))
+            .await;
+    }
+    response
+}
+
+/// The ES9+ functions after which an order may have changed state
+/// (downloaded, installed, failed, cancelled): those are audited.
+const ORDER_STEPS: [&str; 4] = [
+    "authenticateClient",
+    "getBoundProfilePackage",
+    "handleNotification",
+    "cancelSession",
+];
+
+/// The audit record of an ES9+ step: by the client's address, on the
+/// session's transaction id, with the answer's HTTP status and, for a
+/// refusal, its SGP.22 subject/reason code.
+fn es9_record(
+    function: &str,
+    body: &[u8],
+    response: &Response,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> AuditRecord {
+    #[derive(serde::Deserialize)]
+    struct Tid {
+        #[serde(rename = "transactionId")]
+        transaction_id: Option<String>,
+    }
+    let tid = serde_json::from_slice::<Tid>(body)
+        .ok()
+        .and_then(|t| t.transaction_id)
+        .filter(|t| t.len() <= 64)
+        .unwrap_or_default();
+    let peer = peer.map(|Extension(c)| c);
+    AuditRecord::new(
+        Timestamp::now(),
+        crate::audit::client(peer.as_ref()),
+        &format!("es9.{function}"),
+        &tid,
+    )
+    .with_details(match response.extensions().get::<Refusal>() {
+        Some(Refusal(subject, reason)) => serde_json::json!({
+            "http": response.status().as_u16(),
+            "refused": format!("{subject}/{reason}"),
+        }),
+        None => serde_json::json!({ "http": response.status().as_u16() }),
+    })
 }
 
 /// Whether a failed `handleNotification` is answered 204 (dropped): every
@@ -83,7 +142,21 @@ fn dropped_notification(e: &Es9Error) -> bool {
     )
 }
 
+/// The SGP.22 status of a refused ES9+ call, kept on its response (not sent)
+/// for the audit record.
+#[derive(Debug, Clone, Copy)]
+struct Refusal(&'static str, &'static str);
+
 fn failure(e: &Es9Error) -> Response {
+    let code = e.status();
+    let mut response = failure_response(e);
+    response
+        .extensions_mut()
+        .insert(Refusal(code.subject, code.reason));
+    response
+}
+
+fn failure_response(e: &Es9Error) -> Response {
     let code = e.status();
     match e {
         Es9Error::Store(_) | Es9Error::Internal(_) => {

@@ -26,7 +26,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, State};
+use ferrosim_audit::AuditRecord;
 use axum::http::{HeaderMap, HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -70,10 +74,30 @@ async fn reply<S: EimStore, R: Es9Relay>(
     service: &EsipaService<S, R>,
     der: &[u8],
     binding: &'static str,
+    audit: Audit,
 ) -> EsipaReply {
     let now = Timestamp::now();
     let run = service.eim.handle(der, &service.relay, now);
-    match AssertUnwindSafe(run).catch_unwind().await {
+    let outcome = AssertUnwindSafe(run).catch_unwind().await;
+    // eUICC package results (ProvideEimPackageResult, tag BF50) are audited.
+    if der.starts_with(&[0xBF, 0x50])
+        && let (Some(Extension(auditor)), peer) = audit
+    {
+        let peer = peer.map(|Extension(c)| c);
+        let accepted = matches!(outcome, Ok(Ok(_)));
+        auditor
+            .record(
+                AuditRecord::new(
+                    now,
+                    crate::audit::client(peer.as_ref()),
+                    "esipa.provideEimPackageResult",
+                    "",
+                )
+                .with_details(serde_json::json!({ "binding": binding, "accepted": accepted })),
+            )
+            .await;
+    }
+    match outcome {
         Ok(Ok(reply)) => reply,
         Ok(Err(e @ (EimError::Malformed(_) | EimError::UnexpectedMessage(_)))) => {
             info!(binding, error = %e, "ESipa message refused: answered with the function's error");
@@ -93,16 +117,24 @@ async fn reply<S: EimStore, R: Es9Relay>(
     }
 }
 
+/// The auditor and the client's address of a request.
+type Audit = (
+    Option<Extension<crate::audit::Auditor>>,
+    Option<Extension<ConnectInfo<SocketAddr>>>,
+);
+
 /// `POST /gsma/rsp2/asn1`.
 async fn asn1<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
+    audit: Option<Extension<crate::audit::Auditor>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let span = info_span!("esipa", binding = "asn1");
     async move {
         note_headers(&headers);
-        let reply = reply(&service, &body, "asn1").await;
+        let reply = reply(&service, &body, "asn1", (audit, peer)).await;
         let answer = match reply.into_asn1() {
             Ok(a) => a,
             Err(e) => {
@@ -130,6 +162,8 @@ async fn asn1<S: EimStore, R: Es9Relay>(
 async fn json<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
     Path(function): Path<String>,
+    audit: Option<Extension<crate::audit::Auditor>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -157,7 +191,7 @@ async fn json<S: EimStore, R: Es9Relay>(
                 return failed(code, Some(e.to_string()));
             }
         };
-        match reply(&service, &der, "json").await {
+        match reply(&service, &der, "json", (audit, peer)).await {
             EsipaReply::Message { message, version } => {
                 match answer_from_message(&message, version) {
                     Ok(answer) => json_answer(&answer, version),

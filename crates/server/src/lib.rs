@@ -8,6 +8,7 @@
 //! Instances are stateless: any number can share one database.
 
 pub mod api;
+pub mod audit;
 pub mod bootstrap;
 mod callback_endpoints;
 mod callbacks;
@@ -75,6 +76,9 @@ pub struct ServerOptions {
     /// Activation telemetry: `/metrics`, the dashboard and its API, events
     /// recorded to a telemetry store. `None`: none of these.
     pub telemetry: Option<telemetry::Telemetry>,
+    /// Where privileged calls and state changes are recorded (see
+    /// [`audit`]); disabled by default.
+    pub audit: audit::Auditor,
 }
 
 impl ServerOptions {
@@ -88,6 +92,7 @@ impl ServerOptions {
             http: HttpLimits::default(),
             client_auth: Vec::new(),
             telemetry: None,
+            audit: audit::Auditor::disabled(),
         }
     }
 }
@@ -99,6 +104,7 @@ pub struct RunningServer {
     handle: axum_server::Handle<SocketAddr>,
     tasks: JoinSet<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    audit: audit::Auditor,
 }
 
 impl RunningServer {
@@ -114,6 +120,9 @@ impl RunningServer {
         // A state, not an edge: a worker that has not started yet still sees it.
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // What requests recorded is stored before the process goes (bounded:
+        // an unreachable database must not hold the shutdown forever).
+        let _ = tokio::time::timeout(grace.max(Duration::from_secs(1)), self.audit.flush()).await;
         info!("server stopped");
     }
 
@@ -173,6 +182,7 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
     let app = app
         .merge(extra)
         .layer(axum::Extension(Arc::new(authenticator)))
+        .layer(axum::Extension(options.audit.clone()))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             limits::read_body,
@@ -189,7 +199,7 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
         .http1()
         .header_read_timeout(limits.header_timeout);
     tasks.spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service()).await {
+        if let Err(e) = server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "HTTPS server failed");
         }
     });
@@ -219,5 +229,6 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
         handle,
         tasks,
         stop,
+        audit: options.audit,
     })
 }

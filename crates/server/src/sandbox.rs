@@ -83,6 +83,8 @@ pub struct SandboxOptions {
     /// Record activation telemetry (Prometheus `/metrics`, the dashboard,
     /// events in the database).
     pub telemetry: bool,
+    /// Record the audit trail in the sandbox's database.
+    pub audit: bool,
 }
 
 impl Default for SandboxOptions {
@@ -96,6 +98,7 @@ impl Default for SandboxOptions {
             order_ttl: None,
             callback_poll: Duration::from_millis(50),
             telemetry: false,
+            audit: false,
         }
     }
 }
@@ -159,6 +162,9 @@ impl Sandbox {
             )
         });
         server_options.telemetry = telemetry.clone();
+        if options.audit {
+            server_options.audit = crate::audit::Auditor::start(Arc::new(store.clone()));
+        }
         let server = crate::start(listener, smdp.clone(), server_options.clone()).await?;
         Ok(Self {
             dir,

@@ -35,10 +35,10 @@ pub struct EimApi<S, T> {
 }
 
 /// The eIM API's routes.
-pub fn routes<S: EimStore, T: TokenStore>(eim: Eim<S>, tokens: T) -> Router {
+pub fn routes<S: EimStore, T: TokenStore + Clone>(eim: Eim<S>, tokens: T) -> Router {
     let api = Arc::new(EimApi {
         eim,
-        auth: Authorizer::new(tokens),
+        auth: Authorizer::new(tokens.clone()),
     });
     Router::new()
         .route(
@@ -61,6 +61,10 @@ pub fn routes<S: EimStore, T: TokenStore>(eim: Eim<S>, tokens: T) -> Router {
             "/api/v1/eim/devices/{eid}/notifications",
             get(notifications::<S, T>),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            crate::audit::api_calls::<T>,
+        ))
         .with_state(api)
 }
 
