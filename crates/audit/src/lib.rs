@@ -39,5 +39,5 @@ mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointError, checkpoint_message, sign_checkpoint};
 pub use entry::{Actor, AuditEntry, AuditRecord, GENESIS_HASH, chain, entry_hash};
-pub use log::{AuditError, AuditLog, MemAuditLog};
-pub use verify::{Problem, VerifyReport, Verifier, verify};
+pub use log::{AuditError, AuditLog, Head, MemAuditLog};
+pub use verify::{Problem, Verifier, VerifyReport, verify};

@@ -9,10 +9,13 @@ use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint};
 use crate::entry::{AuditEntry, AuditRecord, GENESIS_HASH, chain};
-use crate::verify::{VerifyReport, Verifier};
+use crate::verify::{Verifier, VerifyReport};
 
 /// Entries read per page by [`verify_log`](AuditLog::verify).
 const PAGE: usize = 1000;
+
+/// The last entry's sequence number and hash (`None`: the log is empty).
+pub type Head = Option<(u64, [u8; 32])>;
 
 /// A failure of an audit log.
 #[derive(Debug, Error)]
@@ -46,7 +49,7 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'_, Result<Vec<AuditEntry>, AuditError>>;
 
     /// The last entry's sequence number and hash (`None`: empty).
-    fn head(&self) -> BoxFuture<'_, Result<Option<(u64, [u8; 32])>, AuditError>>;
+    fn head(&self) -> BoxFuture<'_, Result<Head, AuditError>>;
 
     /// Keeps a signed checkpoint.
     fn add_checkpoint(&self, checkpoint: Checkpoint) -> BoxFuture<'_, Result<(), AuditError>>;
@@ -151,7 +154,7 @@ impl AuditLog for MemAuditLog {
         Box::pin(async move { Ok(out) })
     }
 
-    fn head(&self) -> BoxFuture<'_, Result<Option<(u64, [u8; 32])>, AuditError>> {
+    fn head(&self) -> BoxFuture<'_, Result<Head, AuditError>> {
         let h = self.lock().0.last().map(|e| (e.seq, e.hash));
         Box::pin(async move { Ok(h) })
     }
@@ -180,14 +183,22 @@ mod tests {
         let mem = MemAuditLog::new();
         let log: &dyn AuditLog = &mem;
         for i in 0..2500 {
-            log.append(vec![AuditRecord::new(Timestamp(i), Actor::system(), "t", "")])
-                .await
-                .unwrap();
+            log.append(vec![AuditRecord::new(
+                Timestamp(i),
+                Actor::system(),
+                "t",
+                "",
+            )])
+            .await
+            .unwrap();
         }
         let key = SoftwareKey::generate().unwrap();
         let cp = log.checkpoint(&key, 9).await.unwrap().unwrap();
         assert_eq!(cp.seq, 2500);
-        let r = log.verify(vec![], Some(key.public_key_sec1().to_vec())).await.unwrap();
+        let r = log
+            .verify(vec![], Some(key.public_key_sec1().to_vec()))
+            .await
+            .unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!((r.entries, r.checkpoints), (2500, 1));
     }

@@ -78,11 +78,22 @@ pub enum Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Edited { seq } => write!(f, "entry {seq} was edited (its hash does not match its fields)"),
-            Self::Removed { first, last } if first == last => write!(f, "entry {first} was removed"),
+            Self::Edited { seq } => write!(
+                f,
+                "entry {seq} was edited (its hash does not match its fields)"
+            ),
+            Self::Removed { first, last } if first == last => {
+                write!(f, "entry {first} was removed")
+            }
             Self::Removed { first, last } => write!(f, "entries {first} to {last} were removed"),
-            Self::Reordered { stored_at, belongs_at } => {
-                write!(f, "entry {stored_at} was moved: it was appended as entry {belongs_at}")
+            Self::Reordered {
+                stored_at,
+                belongs_at,
+            } => {
+                write!(
+                    f,
+                    "entry {stored_at} was moved: it was appended as entry {belongs_at}"
+                )
             }
             Self::Renumbered { first, last, by } => write!(
                 f,
@@ -292,8 +303,13 @@ mod tests {
     fn log(n: i64) -> Vec<AuditEntry> {
         let recs: Vec<_> = (0..n)
             .map(|i| {
-                AuditRecord::new(Timestamp(1000 + i), Actor::system(), "test.step", &i.to_string())
-                    .with_details(serde_json::json!({"i": i}))
+                AuditRecord::new(
+                    Timestamp(1000 + i),
+                    Actor::system(),
+                    "test.step",
+                    &i.to_string(),
+                )
+                .with_details(serde_json::json!({"i": i}))
             })
             .collect();
         chain(0, GENESIS_HASH, &recs)
@@ -334,8 +350,14 @@ mod tests {
         assert_eq!(
             problems(&l),
             vec![
-                Problem::Reordered { stored_at: 3, belongs_at: 4 },
-                Problem::Reordered { stored_at: 4, belongs_at: 3 }
+                Problem::Reordered {
+                    stored_at: 3,
+                    belongs_at: 4
+                },
+                Problem::Reordered {
+                    stored_at: 4,
+                    belongs_at: 3
+                }
             ]
         );
 
@@ -347,7 +369,11 @@ mod tests {
         }
         assert_eq!(
             problems(&l),
-            vec![Problem::Renumbered { first: 5, last: 9, by: 1 }]
+            vec![Problem::Renumbered {
+                first: 5,
+                last: 9,
+                by: 1
+            }]
         );
     }
 
@@ -359,7 +385,13 @@ mod tests {
         let pk = Some(key.public_key_sec1().to_vec());
         assert!(verify(&l, vec![cp.clone()], pk.clone()).ok());
         let r = verify(&l[..7], vec![cp.clone()], pk.clone());
-        assert_eq!(r.problems, vec![Problem::Truncated { checkpoint: 10, last: 7 }]);
+        assert_eq!(
+            r.problems,
+            vec![Problem::Truncated {
+                checkpoint: 10,
+                last: 7
+            }]
+        );
         // A tail rewritten after the checkpoint was signed.
         let mut l2 = l.clone();
         l2[9].subject = "x".into();
@@ -371,6 +403,9 @@ mod tests {
         // A checkpoint signed by another key.
         let other = SoftwareKey::generate().unwrap();
         let r = verify(&l, vec![cp], Some(other.public_key_sec1().to_vec()));
-        assert!(matches!(r.problems[..], [Problem::BadCheckpoint { seq: 10, .. }]));
+        assert!(matches!(
+            r.problems[..],
+            [Problem::BadCheckpoint { seq: 10, .. }]
+        ));
     }
 }

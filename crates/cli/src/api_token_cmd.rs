@@ -83,8 +83,13 @@ pub fn run(args: ApiTokenArgs) -> anyhow::Result<()> {
                     if !store.revoke_api_token(&id, Timestamp::now().0).await? {
                         bail!("no active API token with id `{id}`");
                     }
-                    crate::audit_cmd::record(&store, "api-token.revoke", &id, serde_json::Value::Null)
-                        .await;
+                    crate::audit_cmd::record(
+                        &store,
+                        "api-token.revoke",
+                        &id,
+                        serde_json::Value::Null,
+                    )
+                    .await;
                     println!("API token {id} revoked");
                 }
             }

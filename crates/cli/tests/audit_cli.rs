@@ -24,7 +24,11 @@ fn ferrosim(dir: &std::path::Path, args: &[&str]) -> Output {
 
 fn ok(dir: &std::path::Path, args: &[&str]) -> String {
     let out = ferrosim(dir, args);
-    assert!(out.status.success(), "ferrosim {args:?} failed: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "ferrosim {args:?} failed: {}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -33,13 +37,18 @@ fn refused(dir: &std::path::Path, args: &[&str], expected: &str) -> String {
     let all = text(&out);
     assert!(!out.status.success(), "{args:?} should fail: {all}");
     assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
-    assert!(all.contains(expected), "{args:?}: expected `{expected}` in: {all}");
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected `{expected}` in: {all}"
+    );
     all
 }
 
 async fn tamper(dir: &std::path::Path, sql: &str) {
     let url = format!("sqlite:{}", dir.join("ferrosim.db").display());
-    let store = SqlStore::connect(&url, &StoreOptions::default()).await.unwrap();
+    let store = SqlStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(store.pool())
         .await
@@ -53,16 +62,31 @@ async fn audit_verify_export_checkpoint() {
     let dir = tmp.path().join("inst");
     ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
     ok(&dir, &["operator", "add", "--id", "acme"]);
-    let created = ok(&dir, &["api-token", "create", "--name", "ops", "--scope", "operator"]);
+    let created = ok(
+        &dir,
+        &[
+            "api-token",
+            "create",
+            "--name",
+            "ops",
+            "--scope",
+            "operator",
+        ],
+    );
     let token = created.lines().last().unwrap().trim().to_owned();
     assert!(token.starts_with("fsk_"));
     ok(&dir, &["operator", "list"]); // reads are not recorded
 
     let verified = ok(&dir, &["audit", "verify"]);
-    assert!(verified.contains("2 entries (last 2), 0 checkpoints: intact"), "{verified}");
+    assert!(
+        verified.contains("2 entries (last 2), 0 checkpoints: intact"),
+        "{verified}"
+    );
     let export = ok(&dir, &["audit", "export"]);
-    let lines: Vec<serde_json::Value> =
-        export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["action"], "operator.add");
     assert_eq!(lines[0]["subject"], "acme");
@@ -90,26 +114,53 @@ async fn audit_verify_export_checkpoint() {
     .await;
     let out = ferrosim(&dir, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("TAMPERED: entry 1 was edited"), "{}", text(&out));
+    assert!(
+        text(&out).contains("TAMPERED: entry 1 was edited"),
+        "{}",
+        text(&out)
+    );
     let report: serde_json::Value =
         serde_json::from_slice(&ferrosim(&dir, &["audit", "verify", "--json"]).stdout).unwrap();
     assert_eq!(report["problems"][0]["kind"], "edited");
-    tamper(&dir, "UPDATE audit_log SET actor = 'cli:alice' WHERE seq = 1").await;
+    tamper(
+        &dir,
+        "UPDATE audit_log SET actor = 'cli:alice' WHERE seq = 1",
+    )
+    .await;
     ok(&dir, &["audit", "verify"]);
 
     // The tail and the checkpoints in the database removed: the copy of the
     // checkpoints kept in the file still shows it.
-    tamper(&dir, "DELETE FROM audit_log WHERE seq = 3; DELETE FROM audit_checkpoints").await;
+    tamper(
+        &dir,
+        "DELETE FROM audit_log WHERE seq = 3; DELETE FROM audit_checkpoints",
+    )
+    .await;
     ok(&dir, &["audit", "verify"]);
-    let all = refused(&dir, &["audit", "verify", "--checkpoints", c, "--key", k], "TAMPERED");
-    assert!(all.contains("the log was truncated: a checkpoint names entry 3, the last entry is 2"), "{all}");
+    let all = refused(
+        &dir,
+        &["audit", "verify", "--checkpoints", c, "--key", k],
+        "TAMPERED",
+    );
+    assert!(
+        all.contains("the log was truncated: a checkpoint names entry 3, the last entry is 2"),
+        "{all}"
+    );
 
     // Garbage.
     let garbage = tmp.path().join("garbage");
     std::fs::write(&garbage, "not json\n").unwrap();
     let g = garbage.to_str().unwrap();
-    refused(&dir, &["audit", "verify", "--checkpoints", g], "line 1: not a checkpoint");
-    refused(&dir, &["audit", "verify", "--checkpoints", "/nonexistent/cps"], "checkpoints file");
+    refused(
+        &dir,
+        &["audit", "verify", "--checkpoints", g],
+        "line 1: not a checkpoint",
+    );
+    refused(
+        &dir,
+        &["audit", "verify", "--checkpoints", "/nonexistent/cps"],
+        "checkpoints file",
+    );
     refused(&dir, &["audit", "verify", "--key", g], "audit key");
     refused(&dir, &["audit", "checkpoint"], "--key");
     refused(&dir, &["audit", "export", "--after", "x"], "--after");

@@ -21,8 +21,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::Method;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use ferrosim_audit::{Actor, AuditLog, AuditRecord};
@@ -140,7 +141,35 @@ async fn append(log: &dyn AuditLog, batch: Vec<AuditRecord>) {
 
 /// The auditor a request carries (added by the server for every route).
 pub(crate) fn from_request(req: &Request) -> Auditor {
-    req.extensions().get::<Auditor>().cloned().unwrap_or_default()
+    req.extensions()
+        .get::<Auditor>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A handler's audit context: the request's auditor and its client as an
+/// actor. Never fails (no auditor: a disabled one; no address: `unknown`).
+#[derive(Debug, Clone)]
+pub(crate) struct AuditContext {
+    /// Where records go.
+    pub(crate) auditor: Auditor,
+    /// `client:<address>`.
+    pub(crate) client: Actor,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuditContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            auditor: parts
+                .extensions
+                .get::<Auditor>()
+                .cloned()
+                .unwrap_or_default(),
+            client: client(parts.extensions.get::<ConnectInfo<SocketAddr>>()),
+        })
+    }
 }
 
 /// The client's address, when the server was started with connection info.
@@ -212,13 +241,23 @@ mod tests {
         let auditor = Auditor::start(Arc::new(mem.clone()));
         for i in 0..3000 {
             auditor
-                .record(AuditRecord::new(Timestamp(i), Actor::system(), "t", &i.to_string()))
+                .record(AuditRecord::new(
+                    Timestamp(i),
+                    Actor::system(),
+                    "t",
+                    &i.to_string(),
+                ))
                 .await;
         }
         auditor.flush().await;
         let entries = mem.snapshot();
         assert_eq!(entries.len(), 3000);
-        assert!(entries.iter().enumerate().all(|(i, e)| e.subject == i.to_string()));
+        assert!(
+            entries
+                .iter()
+                .enumerate()
+                .all(|(i, e)| e.subject == i.to_string())
+        );
         let log: &dyn AuditLog = &mem;
         assert!(log.verify(vec![], None).await.unwrap().ok());
         // A disabled auditor drops records and its flush returns at once.

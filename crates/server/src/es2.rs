@@ -12,13 +12,12 @@ use axum::body::Bytes;
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{ConnectInfo, Path, State};
-use ferrosim_audit::{Actor, AuditRecord};
-use std::net::SocketAddr;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
 use ferrosim_asn1::json::es2::RequestHeader;
+use ferrosim_audit::{Actor, AuditRecord};
 use ferrosim_smdp::es2::CallAnswer;
 use ferrosim_smdp::status::StatusCode;
 use ferrosim_smdp::store::{Operator, Store};
@@ -29,7 +28,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::audit::Auditor;
+use crate::audit::AuditContext;
 use crate::client_auth::ClientAuthenticator;
 use crate::http::{failed_body, json_response, parse_body, parse_json};
 
@@ -51,13 +50,14 @@ pub(crate) async fn handle<S: Store + Clone>(
     Path(function): Path<String>,
     tls: Option<Extension<Arc<TlsInfo>>>,
     clients: Option<Extension<Arc<ClientAuthenticator>>>,
-    audit: Option<Extension<Auditor>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ctx: AuditContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let audit = audit.map(|Extension(a)| a).unwrap_or_default();
-    let peer = peer.map(|Extension(c)| c);
+    let AuditContext {
+        auditor: audit,
+        client,
+    } = ctx;
     if !FUNCTIONS.contains(&function.as_str()) {
         return HttpStatus::NOT_FOUND.into_response();
     }
@@ -66,7 +66,7 @@ pub(crate) async fn handle<S: Store + Clone>(
         let refused = |why: &str| {
             let record = AuditRecord::new(
                 Timestamp::now(),
-                crate::audit::client(peer.as_ref()),
+                client.clone(),
                 "es2.auth-refused",
                 &function,
             )
@@ -166,7 +166,8 @@ fn es2_record(
     let answer: serde_json::Value = answer
         .and_then(|a| serde_json::from_str(a).ok())
         .unwrap_or_default();
-    let text = |v: &serde_json::Value, k: &str| v.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let text =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     // The ICCID (the request's, or the one downloadOrder chose), else the
     // EID or matching id.
     let subject = text(&request, "iccid")

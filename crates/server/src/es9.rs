@@ -1,13 +1,10 @@
 //! `POST /gsma/rsp2/es9plus/{function}`: the ES9+ JSON binding.
 
 use axum::body::Bytes;
-use std::net::SocketAddr;
-
-use axum::Extension;
-use axum::extract::{ConnectInfo, Path, State};
-use ferrosim_audit::AuditRecord;
+use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::response::{IntoResponse, Response};
+use ferrosim_audit::AuditRecord;
 use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es9Error, Smdp};
@@ -21,8 +18,7 @@ use crate::http::{failed, no_content, ok_json, parse_json};
 pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
-    audit: Option<Extension<crate::audit::Auditor>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ctx: crate::audit::AuditContext,
     body: Bytes,
 ) -> Response {
     let span = info_span!("es9", function = %function);
@@ -79,10 +75,9 @@ pub(crate) async fn handle<S: Store + Clone>(
     }
     .instrument(span)
     .await;
-    if let (Some((function, body)), Some(Extension(audit))) = (audited, audit) {
-        audit
-            .record(es9_record(&function, &body, &response, peer))
-            .await;
+    if let Some((function, body)) = audited {
+        let record = es9_record(&function, &body, &response, ctx.client);
+        ctx.auditor.record(record).await;
     }
     response
 }
@@ -103,7 +98,7 @@ fn es9_record(
     function: &str,
     body: &[u8],
     response: &Response,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client: ferrosim_audit::Actor,
 ) -> AuditRecord {
     #[derive(serde::Deserialize)]
     struct Tid {
@@ -115,20 +110,15 @@ fn es9_record(
         .and_then(|t| t.transaction_id)
         .filter(|t| t.len() <= 64)
         .unwrap_or_default();
-    let peer = peer.map(|Extension(c)| c);
-    AuditRecord::new(
-        Timestamp::now(),
-        crate::audit::client(peer.as_ref()),
-        &format!("es9.{function}"),
-        &tid,
+    AuditRecord::new(Timestamp::now(), client, &format!("es9.{function}"), &tid).with_details(
+        match response.extensions().get::<Refusal>() {
+            Some(Refusal(subject, reason)) => serde_json::json!({
+                "http": response.status().as_u16(),
+                "refused": format!("{subject}/{reason}"),
+            }),
+            None => serde_json::json!({ "http": response.status().as_u16() }),
+        },
     )
-    .with_details(match response.extensions().get::<Refusal>() {
-        Some(Refusal(subject, reason)) => serde_json::json!({
-            "http": response.status().as_u16(),
-            "refused": format!("{subject}/{reason}"),
-        }),
-        None => serde_json::json!({ "http": response.status().as_u16() }),
-    })
 }
 
 /// Whether a failed `handleNotification` is answered 204 (dropped): every

@@ -26,16 +26,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use std::net::SocketAddr;
-
-use axum::Extension;
-use axum::extract::{ConnectInfo, Path, State};
-use ferrosim_audit::AuditRecord;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_asn1::json::esipa::{Function, JsonError, answer_from_message, request_to_der};
+use ferrosim_audit::AuditRecord;
 use ferrosim_eim::relay::Es9Relay;
 use ferrosim_eim::{Eim, EimError, EimStore, EsipaAnswer, EsipaReply, Timestamp};
 use ferrosim_smdp::status::StatusCode;
@@ -74,26 +71,19 @@ async fn reply<S: EimStore, R: Es9Relay>(
     service: &EsipaService<S, R>,
     der: &[u8],
     binding: &'static str,
-    audit: Audit,
+    audit: crate::audit::AuditContext,
 ) -> EsipaReply {
     let now = Timestamp::now();
     let run = service.eim.handle(der, &service.relay, now);
     let outcome = AssertUnwindSafe(run).catch_unwind().await;
     // eUICC package results (ProvideEimPackageResult, tag BF50) are audited.
-    if der.starts_with(&[0xBF, 0x50])
-        && let (Some(Extension(auditor)), peer) = audit
-    {
-        let peer = peer.map(|Extension(c)| c);
+    if der.starts_with(&[0xBF, 0x50]) {
         let accepted = matches!(outcome, Ok(Ok(_)));
-        auditor
+        audit
+            .auditor
             .record(
-                AuditRecord::new(
-                    now,
-                    crate::audit::client(peer.as_ref()),
-                    "esipa.provideEimPackageResult",
-                    "",
-                )
-                .with_details(serde_json::json!({ "binding": binding, "accepted": accepted })),
+                AuditRecord::new(now, audit.client, "esipa.provideEimPackageResult", "")
+                    .with_details(serde_json::json!({ "binding": binding, "accepted": accepted })),
             )
             .await;
     }
@@ -117,24 +107,17 @@ async fn reply<S: EimStore, R: Es9Relay>(
     }
 }
 
-/// The auditor and the client's address of a request.
-type Audit = (
-    Option<Extension<crate::audit::Auditor>>,
-    Option<Extension<ConnectInfo<SocketAddr>>>,
-);
-
 /// `POST /gsma/rsp2/asn1`.
 async fn asn1<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
-    audit: Option<Extension<crate::audit::Auditor>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    audit: crate::audit::AuditContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let span = info_span!("esipa", binding = "asn1");
     async move {
         note_headers(&headers);
-        let reply = reply(&service, &body, "asn1", (audit, peer)).await;
+        let reply = reply(&service, &body, "asn1", audit).await;
         let answer = match reply.into_asn1() {
             Ok(a) => a,
             Err(e) => {
@@ -162,8 +145,7 @@ async fn asn1<S: EimStore, R: Es9Relay>(
 async fn json<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
     Path(function): Path<String>,
-    audit: Option<Extension<crate::audit::Auditor>>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    audit: crate::audit::AuditContext,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -191,7 +173,7 @@ async fn json<S: EimStore, R: Es9Relay>(
                 return failed(code, Some(e.to_string()));
             }
         };
-        match reply(&service, &der, "json", (audit, peer)).await {
+        match reply(&service, &der, "json", audit).await {
             EsipaReply::Message { message, version } => {
                 match answer_from_message(&message, version) {
                     Ok(answer) => json_answer(&answer, version),

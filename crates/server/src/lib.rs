@@ -199,7 +199,10 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
         .http1()
         .header_read_timeout(limits.header_timeout);
     tasks.spawn(async move {
-        if let Err(e) = server.serve(app.into_make_service_with_connect_info::<SocketAddr>()).await {
+        if let Err(e) = server
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+        {
             tracing::error!(error = %e, "HTTPS server failed");
         }
     });

@@ -30,7 +30,10 @@ async fn privileged_calls_and_order_steps_are_recorded() {
     // A wrong token: refused, and recorded with the caller's address.
     let resp = smdp
         .https_client()
-        .post(format!("{}/gsma/rsp2/es2plus/downloadOrder", smdp.base_url()))
+        .post(format!(
+            "{}/gsma/rsp2/es2plus/downloadOrder",
+            smdp.base_url()
+        ))
         .bearer_auth("not-a-token")
         .header("Content-Type", "application/json")
         .body("{}")
@@ -51,7 +54,11 @@ async fn privileged_calls_and_order_steps_are_recorded() {
     let order = find("es2.downloadOrder");
     assert_eq!(order.actor, format!("operator:{OPERATOR}"));
     assert_eq!(order.subject, iccid);
-    assert!(order.details.contains("Executed-Success"), "{}", order.details);
+    assert!(
+        order.details.contains("Executed-Success"),
+        "{}",
+        order.details
+    );
     assert_eq!(find("es2.confirmOrder").subject, iccid);
     for step in [
         "es9.authenticateClient",

@@ -9,7 +9,9 @@
 //! Batching the records of many requests into one append (the server's
 //! `Auditor` does) keeps that turn-taking off the hot path.
 
-use ferrosim_audit::{AuditEntry, AuditError, AuditLog, AuditRecord, Checkpoint, GENESIS_HASH};
+use ferrosim_audit::{
+    AuditEntry, AuditError, AuditLog, AuditRecord, Checkpoint, GENESIS_HASH, Head,
+};
 use futures::future::BoxFuture;
 use sqlx::any::AnyRow;
 
@@ -125,13 +127,18 @@ impl SqlStore {
         rows.iter().map(entry).collect()
     }
 
-    async fn audit_head(&self) -> Result<Option<(u64, [u8; 32])>, AuditError> {
+    async fn audit_head(&self) -> Result<Head, AuditError> {
         let r = sqlx::query("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(self.reader())
             .await
             .map_err(storage)?;
-        r.map(|r| Ok((seq(c(&r, "seq")?)?, hash(c(&r, "entry_hash")?, "entry_hash")?)))
-            .transpose()
+        r.map(|r| {
+            Ok((
+                seq(c(&r, "seq")?)?,
+                hash(c(&r, "entry_hash")?, "entry_hash")?,
+            ))
+        })
+        .transpose()
     }
 
     async fn audit_add_checkpoint(&self, cp: Checkpoint) -> Result<(), AuditError> {
@@ -187,7 +194,7 @@ impl AuditLog for SqlStore {
         Box::pin(self.audit_entries(after, limit))
     }
 
-    fn head(&self) -> BoxFuture<'_, Result<Option<(u64, [u8; 32])>, AuditError>> {
+    fn head(&self) -> BoxFuture<'_, Result<Head, AuditError>> {
         Box::pin(self.audit_head())
     }
 

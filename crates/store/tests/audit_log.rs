@@ -22,7 +22,10 @@ async fn exec(store: &SqlStore, sql: &str) {
 
 async fn problems(store: &SqlStore, pk: &[u8]) -> Vec<Problem> {
     let log: &dyn AuditLog = store;
-    log.verify(vec![], Some(pk.to_vec())).await.unwrap().problems
+    log.verify(vec![], Some(pk.to_vec()))
+        .await
+        .unwrap()
+        .problems
 }
 
 fn record(i: usize) -> AuditRecord {
@@ -64,39 +67,70 @@ async fn chain_is_kept_and_tampering_is_named() {
         let log: &dyn AuditLog = &a;
         let report = log.verify(vec![], Some(pk.clone())).await.unwrap();
         assert!(report.ok(), "{}: {:?}", db.backend, report.problems);
-        assert_eq!((report.entries, report.last_seq), (40, 40), "{}", db.backend);
+        assert_eq!(
+            (report.entries, report.last_seq),
+            (40, 40),
+            "{}",
+            db.backend
+        );
 
         // The database refuses to change or delete an entry.
         for sql in [
             "UPDATE audit_log SET subject = 'x' WHERE seq = 5",
             "DELETE FROM audit_log WHERE seq = 5",
         ] {
-            let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(a.pool()).await;
+            let r = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(a.pool())
+                .await;
             assert!(r.is_err(), "{}: {sql} was allowed", db.backend);
         }
         // Someone who owns the database drops that protection.
         match a.backend() {
             Backend::Sqlite => {
-                exec(&a, "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete").await
+                exec(
+                    &a,
+                    "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete",
+                )
+                .await
             }
             Backend::Postgres => {
-                exec(&a, "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only").await
+                exec(
+                    &a,
+                    "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+                )
+                .await
             }
         }
 
         // Edit.
         let before = log.entries(4, 1).await.unwrap().remove(0);
-        exec(&a, "UPDATE audit_log SET subject = '89440000000000009999' WHERE seq = 5").await;
-        assert_eq!(problems(&a, &pk).await, vec![Problem::Edited { seq: 5 }], "{}", db.backend);
         exec(
             &a,
-            &format!("UPDATE audit_log SET subject = '{}' WHERE seq = 5", before.subject),
+            "UPDATE audit_log SET subject = '89440000000000009999' WHERE seq = 5",
+        )
+        .await;
+        assert_eq!(
+            problems(&a, &pk).await,
+            vec![Problem::Edited { seq: 5 }],
+            "{}",
+            db.backend
+        );
+        exec(
+            &a,
+            &format!(
+                "UPDATE audit_log SET subject = '{}' WHERE seq = 5",
+                before.subject
+            ),
         )
         .await;
         assert_eq!(problems(&a, &pk).await, vec![], "{}", db.backend);
 
         // Delete.
-        exec(&a, "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 7").await;
+        exec(
+            &a,
+            "CREATE TABLE saved AS SELECT * FROM audit_log WHERE seq = 7",
+        )
+        .await;
         exec(&a, "DELETE FROM audit_log WHERE seq = 7").await;
         assert_eq!(
             problems(&a, &pk).await,
@@ -104,7 +138,11 @@ async fn chain_is_kept_and_tampering_is_named() {
             "{}",
             db.backend
         );
-        exec(&a, "INSERT INTO audit_log SELECT * FROM saved; DROP TABLE saved").await;
+        exec(
+            &a,
+            "INSERT INTO audit_log SELECT * FROM saved; DROP TABLE saved",
+        )
+        .await;
         assert_eq!(problems(&a, &pk).await, vec![], "{}", db.backend);
 
         // Reorder: entries 3 and 4 change places.
@@ -115,8 +153,14 @@ async fn chain_is_kept_and_tampering_is_named() {
         assert_eq!(
             problems(&a, &pk).await,
             vec![
-                Problem::Reordered { stored_at: 3, belongs_at: 4 },
-                Problem::Reordered { stored_at: 4, belongs_at: 3 }
+                Problem::Reordered {
+                    stored_at: 3,
+                    belongs_at: 4
+                },
+                Problem::Reordered {
+                    stored_at: 4,
+                    belongs_at: 3
+                }
             ],
             "{}",
             db.backend
@@ -131,7 +175,10 @@ async fn chain_is_kept_and_tampering_is_named() {
         let log_b: &dyn AuditLog = &b;
         assert_eq!(
             problems(&a, &pk).await,
-            vec![Problem::Truncated { checkpoint: 40, last: 36 }],
+            vec![Problem::Truncated {
+                checkpoint: 40,
+                last: 36
+            }],
             "{}",
             db.backend
         );
@@ -139,7 +186,13 @@ async fn chain_is_kept_and_tampering_is_named() {
         exec(&a, "DELETE FROM audit_checkpoints").await;
         assert!(log_b.verify(vec![], None).await.unwrap().ok());
         let r = log_b.verify(vec![cp], Some(pk.clone())).await.unwrap();
-        assert_eq!(r.problems, vec![Problem::Truncated { checkpoint: 40, last: 36 }]);
+        assert_eq!(
+            r.problems,
+            vec![Problem::Truncated {
+                checkpoint: 40,
+                last: 36
+            }]
+        );
 
         // Appends continue the (shortened) chain.
         log_b.append(vec![record(99)]).await.unwrap();
