@@ -41,13 +41,13 @@ pub struct FleetApi<F, E, T> {
 type ApiState<F, E, T> = State<Arc<FleetApi<F, E, T>>>;
 
 /// The fleet API's routes.
-pub fn routes<F: FleetStore, E: EimStore, T: TokenStore>(
+pub fn routes<F: FleetStore, E: EimStore, T: TokenStore + Clone>(
     driver: FleetDriver<F, E>,
     tokens: T,
 ) -> Router {
     let api = Arc::new(FleetApi {
         driver,
-        auth: Authorizer::new(tokens),
+        auth: Authorizer::new(tokens.clone()),
     });
     Router::new()
         .route("/api/v1/fleet/carriers", get(carriers::<F, E, T>))
@@ -78,6 +78,11 @@ pub fn routes<F: FleetStore, E: EimStore, T: TokenStore>(
             "/api/v1/fleet/carriers/{carrier}/events",
             post(carrier_events::<F, E, T>),
         )
+        // Changing calls (devices, rollouts, outages...) go to the audit trail.
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            crate::audit::api_calls::<T>,
+        ))
         .with_state(api)
 }
 
