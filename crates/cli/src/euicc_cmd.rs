@@ -68,6 +68,18 @@ enum EuiccCommand {
         #[arg(long, default_value = vpcd::DEFAULT_ADDR)]
         addr: String,
     },
+    /// Serve the virtual eUICC as the SIM of a simulated cellular modem on a
+    /// pseudo-terminal, answering AT+CCHO, AT+CGLA, AT+CCHC and AT+CSIM
+    /// (for `ferrosim ipa --modem`). Prints the terminal's path, saves the
+    /// state within 50 ms of a change and when stopped, runs until interrupted.
+    Modem {
+        #[command(flatten)]
+        device: Device,
+        /// Answer AT+CCHO with ERROR, as modems without logical-channel
+        /// commands do (the IPA then uses AT+CSIM).
+        #[arg(long)]
+        no_logical_channels: bool,
+    },
 }
 
 /// Runs `ferrosim euicc …`.
@@ -75,6 +87,10 @@ pub fn run(args: EuiccArgs) -> anyhow::Result<()> {
     match args.command {
         EuiccCommand::Init { device, force } => init(&device, force),
         EuiccCommand::Vpcd { device, addr } => serve(&device, &addr),
+        EuiccCommand::Modem {
+            device,
+            no_logical_channels,
+        } => modem(&device, no_logical_channels),
     }
 }
 
@@ -156,6 +172,50 @@ fn serve(device: &Device, addr: &str) -> anyhow::Result<()> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+fn modem(device: &Device, no_logical_channels: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let id = identity(device)?;
+    let state = EuiccState::load(&device.state).with_context(|| {
+        format!(
+            "loading the eUICC state from {} (create it with `ferrosim euicc init`)",
+            device.state.display()
+        )
+    })?;
+    let eid = id.eid().to_string();
+    let modem = ferrosim_ipa::modem::simulated::SimulatedModem::start(VirtualEuicc::new(id, state))
+        .context("opening a pseudo-terminal")?;
+    modem.refuse_logical_channels(no_logical_channels);
+    println!("{}", modem.path().display());
+    std::io::stdout().flush().context("writing the path")?;
+    eprintln!(
+        "eUICC {eid} is the SIM of a modem at {} (Ctrl-C to stop)",
+        modem.path().display()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut saved = modem.card().state_revision();
+    runtime.block_on(async {
+        let stop = tokio::signal::ctrl_c();
+        tokio::pin!(stop);
+        loop {
+            let stopped = tokio::select! {
+                _ = &mut stop => true,
+                () = tokio::time::sleep(std::time::Duration::from_millis(50)) => false,
+            };
+            let card = modem.card();
+            if card.state_revision() != saved {
+                save(card.state(), &device.state)?;
+                saved = card.state_revision();
+            }
+            if stopped {
+                return Ok(());
+            }
+        }
+    })
 }
 
 fn save(state: &EuiccState, path: &Path) -> anyhow::Result<()> {

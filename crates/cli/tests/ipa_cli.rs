@@ -791,3 +791,119 @@ async fn ipa_run_backs_off_from_an_unreachable_eim_and_stops_on_sigint() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// `ferrosim ipa --modem`: the eUICC inside a (simulated) cellular modem,
+/// `ferrosim euicc modem` on a pseudo-terminal, reached with AT commands:
+/// a download trigger and a package complete over AT+CCHO/AT+CGLA, and
+/// again over AT+CSIM when the modem has no logical channels.
+#[tokio::test(flavor = "multi_thread")]
+async fn ipa_poll_over_a_modem_with_at_commands() {
+    use std::io::BufRead;
+    let lab = Lab::start().await;
+    let first_eim = lab.add_initial_eim();
+    for (n, flags) in [(0usize, &[][..]), (1, &["--no-logical-channels"][..])] {
+        let issued = &lab.smdp.pki.euiccs[n];
+        let eid = issued.certificate.eid().unwrap().digits();
+        let state = lab.dir.path().join(format!("euicc-modem-{n}.json"));
+        let identity = path(&lab.smdp.pki_dir).to_owned();
+        ok(&[
+            "euicc",
+            "init",
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "--state",
+            path(&state),
+        ]);
+        ok(&[
+            "ipa",
+            "--euicc-state",
+            path(&state),
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "add-initial-eim",
+            "--file",
+            path(&first_eim),
+        ]);
+        let (status, body) = lab
+            .rest(
+                "POST",
+                "/api/v1/eim/devices",
+                Some(json!({
+                    "eid": eid,
+                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
+                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
+                    "counter": 0,
+                    "associationToken": TOKEN,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
+        let code = format!("1${}${matching_id}", lab.smdp.address);
+        lab.queue(
+            &eid,
+            json!({"operation": "download", "activationCode": code}),
+        )
+        .await;
+        lab.queue(&eid, json!({"operation": "enable", "iccid": iccid}))
+            .await;
+        let mut modem = ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
+            .args([
+                "euicc",
+                "modem",
+                "--identity",
+                &identity,
+                "--eid",
+                &eid,
+                "--state",
+                path(&state),
+            ])
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut tty = String::new();
+        std::io::BufReader::new(modem.stdout.take().unwrap())
+            .read_line(&mut tty)
+            .unwrap();
+        let modem = KillOnDrop(modem);
+        let tty = tty.trim().to_owned();
+        assert!(tty.starts_with("/dev/"), "{tty}");
+        let ipa_state = path(&lab.dir.path().join(format!("ipa-modem-{n}.json"))).to_owned();
+        let (eim, ca) = (lab.eim_address.clone(), path(&lab.ca).to_owned());
+        let out = tokio::task::spawn_blocking(move || {
+            ferrosim(&[
+                "ipa", "--modem", &tty, "poll", "--eim", &eim, "--ca", &ca, "--state", &ipa_state,
+            ])
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "ipa over the modem: {}", text(&out));
+        let session: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            session["items"][0]["download"]["installed"],
+            iccid.as_str(),
+            "{session}"
+        );
+        assert_eq!(
+            session["items"][1]["package"]["outcome"]["executed"]["codes"],
+            json!([0])
+        );
+        assert_eq!(lab.order_state(&iccid).await, OrderState::Installed);
+        let mut modem = modem;
+        let pid = modem.0.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(modem.0.wait().unwrap().success(), "stopped by Ctrl-C");
+        // The modem's SIM kept what happened.
+        let kept: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        assert!(kept.to_string().contains(&iccid), "{kept}");
+    }
+}
