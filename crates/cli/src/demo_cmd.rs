@@ -7,9 +7,12 @@
 //! the SM-DP+ recorded during the run. The live dashboard is served while it
 //! runs (its URL is printed).
 
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ferrosim_telemetry::{EventQuery, MetricsReport, Timestamp, compute};
+use anyhow::Context;
+use ferrosim_telemetry::{Event, EventQuery, MetricsReport, Timestamp, compute, write_jsonl};
 
 use clap::Args;
 use ferrosim_server::sandbox::{CallbackSink, Sandbox, SandboxOptions};
@@ -42,6 +45,10 @@ pub struct DemoArgs {
     /// report.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     linger: u64,
+    /// Also write the run's telemetry events to this file, one JSON object
+    /// per line (input of `ferrosim report sla --events`).
+    #[arg(long, value_name = "FILE.jsonl")]
+    events_out: Option<std::path::PathBuf>,
 }
 
 /// Runs the demo.
@@ -114,8 +121,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let expected = results.iter().filter(|r| r.failure.is_none()).count() * 3;
         sink.wait_for(Duration::from_secs(10), |v| v.len() >= expected)
             .await;
-        let headline = headline(&sandbox, run_start).await?;
+        let (headline, events) = headline(&sandbox, run_start).await?;
         report(&sandbox, &results, wall, sink.received().len(), &headline).await?;
+        if let Some(path) = &args.events_out {
+            write_events(&sandbox, &events, path)?;
+        }
         if args.linger > 0 {
             println!();
             println!(
@@ -133,7 +143,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// The run's headline metrics, computed by the telemetry crate from the
 /// events the SM-DP+ recorded since `from`.
-async fn headline(sandbox: &Sandbox, from: Timestamp) -> anyhow::Result<(MetricsReport, usize)> {
+async fn headline(
+    sandbox: &Sandbox,
+    from: Timestamp,
+) -> anyhow::Result<((MetricsReport, usize), Vec<Event>)> {
     let telemetry = sandbox
         .telemetry
         .as_ref()
@@ -145,9 +158,34 @@ async fn headline(sandbox: &Sandbox, from: Timestamp) -> anyhow::Result<(Metrics
     let mut query = ferrosim_telemetry::MetricsQuery::window(from, to);
     query.as_of = now;
     Ok((
-        compute(&events, &query, telemetry.dictionary()),
-        events.len(),
+        (
+            compute(&events, &query, telemetry.dictionary()),
+            events.len(),
+        ),
+        events,
     ))
+}
+
+/// Writes the run's events as JSON lines to `path`.
+fn write_events(sandbox: &Sandbox, events: &[Event], path: &Path) -> anyhow::Result<()> {
+    let telemetry = sandbox
+        .telemetry
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the demo's SM-DP+ runs without telemetry"))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_jsonl(&mut out, events, telemetry.dictionary())
+        .with_context(|| format!("writing {}", path.display()))?;
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "  {} telemetry events written to {} (ferrosim report sla --events {} ...)",
+        events.len(),
+        path.display(),
+        path.display()
+    );
+    Ok(())
 }
 
 fn print_headline((report, events): &(MetricsReport, usize)) {

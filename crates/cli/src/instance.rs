@@ -38,6 +38,9 @@ pub enum Access {
     Create,
     /// Every other command: the instance must exist.
     Existing,
+    /// Readers of recorded data (`report sla`): the database must exist but
+    /// need not hold an initialised instance (`ferrosim demo`'s does not).
+    Recorded,
 }
 
 /// An opened instance.
@@ -88,7 +91,7 @@ fn no_instance(cfg: &InstanceConfig, why: &str) -> anyhow::Error {
 pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<SqlStore> {
     let url = cfg.database_url();
     match access {
-        Access::Existing => {
+        Access::Existing | Access::Recorded => {
             if let Some(file) = sqlite_file(&url)
                 && !file.exists()
             {
@@ -107,7 +110,7 @@ pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<
         // use it; other commands fail on the page they cannot read.
         integrity_check: match access {
             Access::Create => IntegrityCheck::Quick,
-            Access::Existing => IntegrityCheck::Off,
+            Access::Existing | Access::Recorded => IntegrityCheck::Off,
         },
         ..StoreOptions::default()
     };
@@ -312,7 +315,7 @@ fn load_pki(
             Access::Create => {
                 ensure_test_pki(&dir, smdp_address, oid.as_ref(), 4)?;
             }
-            Access::Existing => {
+            Access::Existing | Access::Recorded => {
                 if !PkiPaths::in_dir(&dir).dpauth_cert.exists() {
                     bail!(
                         "the instance's PKI is missing: {} holds no SM-DP+ certificates \

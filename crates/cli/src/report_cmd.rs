@@ -1,9 +1,10 @@
 //! `ferrosim report sla …`: SLA reports (HTML with SVG charts, CSV, JSON)
 //! from telemetry events.
 //!
-//! Events come from a JSON-lines file (`--events`, the format of
-//! `ferrosim_telemetry::record`) loaded into the in-memory telemetry store;
-//! the SQL telemetry store will be the default source once it exists.
+//! Events come from the instance's database (the activation telemetry
+//! `ferrosim serve` records), or from a JSON-lines file (`--events`, the
+//! format of `ferrosim_telemetry::record`, as `ferrosim demo --events-out`
+//! writes it) loaded into the in-memory telemetry store.
 
 use std::path::PathBuf;
 
@@ -12,7 +13,13 @@ use clap::{Args, Subcommand};
 use ferrosim_telemetry::report::render::{csv, html, json};
 use ferrosim_telemetry::report::{SlaQuery, SlaTargets, sla_report};
 use ferrosim_telemetry::time::parse_time;
-use ferrosim_telemetry::{Dictionary, Dimension, EventQuery, MemTelemetryStore, read_jsonl};
+use ferrosim_telemetry::{
+    Dictionary, Dimension, Event, EventQuery, MemTelemetryStore, TelemetryStore, Timestamp,
+    read_jsonl,
+};
+
+use crate::config::{InstanceArgs, InstanceConfig};
+use crate::instance::{Access, open_store};
 
 /// `ferrosim report …`
 #[derive(Debug, Args)]
@@ -30,6 +37,8 @@ enum ReportCommand {
 
 #[derive(Debug, Args)]
 struct SlaArgs {
+    #[command(flatten)]
+    instance: InstanceArgs,
     /// Period start: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC).
     #[arg(long)]
     from: String,
@@ -39,9 +48,10 @@ struct SlaArgs {
     /// One section per carrier, vendor, smdp (or model, firmware, group, rollout, wave).
     #[arg(long, default_value = "carrier")]
     by: String,
-    /// Telemetry events, one JSON object per line.
+    /// Telemetry events, one JSON object per line (default: the events the
+    /// instance's SM-DP+ recorded in its database).
     #[arg(long, value_name = "FILE.jsonl")]
-    events: PathBuf,
+    events: Option<PathBuf>,
     /// Directory to write sla.html, sla.csv and sla.json into (created).
     #[arg(long, value_name = "DIR")]
     out_dir: PathBuf,
@@ -92,19 +102,13 @@ fn sla(a: SlaArgs) -> anyhow::Result<()> {
     let bucket_hours = a
         .bucket_hours
         .map_or(if span_hours <= 48 { 1 } else { 24 }, i64::from);
-    let file = std::fs::File::open(&a.events)
-        .with_context(|| format!("reading {}", a.events.display()))?;
-    let dict = Dictionary::new();
-    let events = read_jsonl(std::io::BufReader::new(file), &dict)
-        .with_context(|| format!("reading {}", a.events.display()))?;
-    let store = MemTelemetryStore::with_dictionary(dict.clone());
-    store.record_all(&events);
     // Everything up to the end of the period: profile history from before it
     // decides which profiles were active.
-    let events = store.select(&EventQuery::between(
-        ferrosim_telemetry::Timestamp(i64::MIN),
-        to,
-    ))?;
+    let wanted = EventQuery::between(Timestamp(i64::MIN), to);
+    let (events, dict) = match &a.events {
+        Some(path) => events_from_file(path, &wanted)?,
+        None => events_from_instance(&a.instance, &wanted)?,
+    };
     let query = SlaQuery {
         from,
         to,
@@ -150,4 +154,38 @@ fn sla(a: SlaArgs) -> anyhow::Result<()> {
         a.out_dir.display()
     );
     Ok(())
+}
+
+/// The events of a JSON-lines file that `wanted` selects.
+fn events_from_file(
+    path: &std::path::Path,
+    wanted: &EventQuery,
+) -> anyhow::Result<(Vec<Event>, Dictionary)> {
+    let file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let dict = Dictionary::new();
+    let events = read_jsonl(std::io::BufReader::new(file), &dict)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let store = MemTelemetryStore::with_dictionary(dict.clone());
+    store.record_all(&events);
+    Ok((store.select(wanted)?, dict))
+}
+
+/// The events `wanted` selects from the instance's database (SQLite or
+/// PostgreSQL), as `ferrosim serve` recorded them.
+fn events_from_instance(
+    instance: &InstanceArgs,
+    wanted: &EventQuery,
+) -> anyhow::Result<(Vec<Event>, Dictionary)> {
+    let cfg = InstanceConfig::resolve(instance, None)?;
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let store = open_store(&cfg, Access::Recorded).await?;
+        let dict = Dictionary::new();
+        let events = store
+            .telemetry(dict.clone())
+            .query(wanted)
+            .await
+            .context("reading the activation telemetry from the database");
+        store.close().await;
+        Ok((events?, dict))
+    })
 }

@@ -179,3 +179,133 @@ fn report_sla_refuses_garbage() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// A demo run's telemetry becomes an SLA report twice: from the database the
+/// demo's SM-DP+ recorded into (the default source) and from the JSON lines
+/// `--events-out` wrote; both tell the same story.
+#[test]
+fn report_sla_from_a_demo_run_database_and_events_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite:{}", dir.path().join("demo.db").display());
+    let events = dir.path().join("events.jsonl");
+    let o = ferrosim(&[
+        "demo",
+        "--devices",
+        "3",
+        "--concurrency",
+        "3",
+        "--quiet",
+        "--database-url",
+        &db,
+        "--events-out",
+        events.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = std::fs::read_to_string(&events).unwrap();
+    assert!(lines.lines().count() >= 3, "{lines}");
+
+    // Yesterday and today, so the demo's events fall in the period even when
+    // the run spans midnight.
+    let from = utc_date(-1);
+    let to = utc_date(1);
+    let summaries: Vec<String> = [None, Some(events.to_str().unwrap())]
+        .into_iter()
+        .map(|file| {
+            let out = dir.path().join(if file.is_some() { "file" } else { "db" });
+            let mut args = vec![
+                "report",
+                "sla",
+                "--from",
+                &from,
+                "--to",
+                &to,
+                "--by",
+                "smdp",
+                "--out-dir",
+                out.to_str().unwrap(),
+            ];
+            match file {
+                Some(f) => args.extend(["--events", f]),
+                None => args.extend(["--database-url", &db]),
+            }
+            let o = ferrosim(&args);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let page = std::fs::read_to_string(out.join("sla.html")).unwrap();
+            assert!(page.contains("<svg"));
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        })
+        .collect();
+    assert!(
+        summaries[0].starts_with("3 activations, 3 within 60 s (100.00 %)"),
+        "{}",
+        summaries[0]
+    );
+    let strip = |s: &str| s.split("; wrote").next().unwrap().to_owned();
+    assert_eq!(strip(&summaries[0]), strip(&summaries[1]));
+
+    // By carrier: the demo's orders belong to the sandbox operator.
+    let out = dir.path().join("carrier");
+    let o = ferrosim(&[
+        "report",
+        "sla",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--by",
+        "carrier",
+        "--database-url",
+        &db,
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("sla.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("sandbox-operator,3,3,3,")),
+        "{csv}"
+    );
+
+    // No instance there: the error names the path it looked at.
+    let missing = format!("sqlite:{}", dir.path().join("none.db").display());
+    let o = ferrosim(&[
+        "report",
+        "sla",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--database-url",
+        &missing,
+        "--out-dir",
+        dir.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("none.db"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The UTC date `days` from now as YYYY-MM-DD (the demo stamps its events
+/// with the wall clock).
+fn utc_date(days: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + days * 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
