@@ -10,7 +10,7 @@ use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es9Error, Smdp};
 use tracing::{Instrument, error, info, info_span};
 
-use crate::http::{failed, no_content, ok_json, parse_json};
+use crate::http::{failed, no_content, ok_json, ok_json_with_tid, parse_json};
 
 /// Dispatches one ES9+ call. Every failure, including garbage input, is a
 /// `Failed` JSON answer with its SGP.22 status code, except a
@@ -32,7 +32,7 @@ pub(crate) async fn handle<S: Store + Clone>(
                 Ok(req) => smdp
                     .initiate_authentication(&req, now)
                     .await
-                    .map(|r| ok_json(&r)),
+                    .map(|r| ok_json_with_tid(&r, &r.transaction_id)),
                 Err(resp) => return *resp,
             },
             "authenticateClient" => match parse_json(&body) {

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use ferrosim_asn1::json::{ADMIN_PROTOCOL, HeaderOnly, ResponseHeader};
+use ferrosim_smdp::ids::TransactionId;
 use ferrosim_smdp::status::StatusCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,12 +28,37 @@ pub(crate) fn json_response(status: HttpStatus, body: String) -> Response {
     r
 }
 
+/// How a call ended, attached to its answer as a response extension by the
+/// handlers, so that the telemetry layer need not parse the answer (a bound
+/// profile package is hundreds of kilobytes of JSON) to learn it. An answer
+/// without one is parsed (ES2+ answers, which are small).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Outcome {
+    /// The status code of a `Failed` answer; `None` for a success.
+    pub(crate) failed: Option<StatusCode>,
+    /// The transaction id the answer names (`initiateAuthentication`'s).
+    pub(crate) transaction_id: Option<TransactionId>,
+}
+
 /// Serialises a successful answer.
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
     match serde_json::to_string(value) {
-        Ok(body) => json_response(HttpStatus::OK, body),
+        Ok(body) => {
+            let mut r = json_response(HttpStatus::OK, body);
+            r.extensions_mut().insert(Outcome::default());
+            r
+        }
         Err(_) => failed(StatusCode::EXECUTION_ERROR, None),
     }
+}
+
+/// [`ok_json`] for an answer that names its transaction id.
+pub(crate) fn ok_json_with_tid<T: Serialize>(value: &T, tid: &str) -> Response {
+    let mut r = ok_json(value);
+    if let Some(o) = r.extensions_mut().get_mut::<Outcome>() {
+        o.transaction_id = TransactionId::from_hex(tid).ok();
+    }
+    r
 }
 
 /// The JSON text of a `Failed` answer.
@@ -47,7 +73,12 @@ pub(crate) fn failed_body(code: StatusCode, message: Option<String>) -> String {
 
 /// A `Failed` answer (HTTP 200, as SGP.22 requires).
 pub(crate) fn failed(code: StatusCode, message: Option<String>) -> Response {
-    json_response(HttpStatus::OK, failed_body(code, message))
+    let mut r = json_response(HttpStatus::OK, failed_body(code, message));
+    r.extensions_mut().insert(Outcome {
+        failed: Some(code),
+        transaction_id: None,
+    });
+    r
 }
 
 /// Parses a JSON request body; a failure says whether a field was missing
@@ -74,5 +105,6 @@ pub(crate) fn no_content() -> Response {
     let mut r = HttpStatus::NO_CONTENT.into_response();
     r.headers_mut()
         .insert("X-Admin-Protocol", HeaderValue::from_static(ADMIN_PROTOCOL));
+    r.extensions_mut().insert(Outcome::default());
     r
 }

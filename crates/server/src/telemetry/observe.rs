@@ -2,15 +2,17 @@
 //! `/metrics`.
 //!
 //! For each call the layer measures the time to answer and the bytes of the
-//! request and answer, reads the status from the answer's
-//! `functionExecutionStatus` (HTTP 204 and other successes without one are
-//! `ok`; a failure without a valid code is `8.8/4.2`), counts the call in
+//! request and answer, takes the status (and `initiateAuthentication`'s
+//! transaction id) from the [`Outcome`] the handler attached to its answer,
+//! or else reads it from the answer's `functionExecutionStatus` (HTTP 204
+//! and other successes without one are `ok`; a failure without a valid code
+//! is `8.8/4.2`), counts the call in
 //! the Prometheus families, and offers it to the telemetry writer without
 //! waiting. The request and answer pass through unchanged.
 
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode as HttpStatus, header};
 use axum::middleware::Next;
@@ -20,6 +22,7 @@ use ferrosim_telemetry::{Function, Interface, StepStatus, Timestamp};
 use super::decode;
 use super::{Call, Input, Telemetry};
 use crate::MAX_REQUEST_BODY;
+use crate::http::Outcome;
 
 /// The function a request path names, if it is an ES2+/ES9+ function.
 pub(crate) fn function_of(path: &str) -> Option<Function> {
@@ -56,18 +59,46 @@ pub(crate) async fn observe(State(t): State<Telemetry>, request: Request, next: 
     let response = next
         .run(Request::from_parts(parts, Body::from(request_body.clone())))
         .await;
-    let (parts, body) = response.into_parts();
-    // Answers are whole JSON documents already in memory.
-    let answer = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_else(|_| Bytes::new());
+    let (mut parts, body) = response.into_parts();
     let duration_ms = saturate(started.elapsed().as_millis() as usize);
-    let (status, tid) = decode::answer(parts.status.is_success(), &answer);
+    // The handlers say how the call ended (an `Outcome` extension): the
+    // answer is neither parsed nor copied, only its length read. Answers
+    // without one (ES2+'s, small) are parsed.
+    let (status, tid, answer_len, body) = match parts.extensions.remove::<Outcome>() {
+        Some(outcome) => {
+            let status = match outcome.failed {
+                None => StepStatus::Ok,
+                Some(code) => StepStatus::Failed(
+                    format!("{}/{}", code.subject, code.reason)
+                        .parse()
+                        .unwrap_or_else(|_| decode::execution_error()),
+                ),
+            };
+            match body.size_hint().exact() {
+                Some(len) => (status, outcome.transaction_id, len as usize, body),
+                None => {
+                    let answer = axum::body::to_bytes(body, usize::MAX)
+                        .await
+                        .unwrap_or_else(|_| Bytes::new());
+                    let len = answer.len();
+                    (status, outcome.transaction_id, len, Body::from(answer))
+                }
+            }
+        }
+        None => {
+            // Answers are whole JSON documents already in memory.
+            let answer = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_else(|_| Bytes::new());
+            let (status, tid) = decode::answer(parts.status.is_success(), &answer);
+            (status, tid, answer.len(), Body::from(answer))
+        }
+    };
     let (signalling, bpp) =
         if function == Function::Es9GetBoundProfilePackage && status == StepStatus::Ok {
-            (saturate(request_body.len()), saturate(answer.len()))
+            (saturate(request_body.len()), saturate(answer_len))
         } else {
-            (saturate(request_body.len() + answer.len()), 0)
+            (saturate(request_body.len() + answer_len), 0)
         };
     t.prom()
         .observe_call(function, status, duration_ms, signalling, bpp);
@@ -83,7 +114,7 @@ pub(crate) async fn observe(State(t): State<Telemetry>, request: Request, next: 
             request: request_body,
         }));
     }
-    Response::from_parts(parts, Body::from(answer))
+    Response::from_parts(parts, body)
 }
 
 /// `GET /metrics`: every family, in the OpenMetrics text format when the
