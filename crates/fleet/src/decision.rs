@@ -232,6 +232,16 @@ pub enum Reason {
         /// Seconds since the outage started.
         outage_for_s: u64,
     },
+    /// A detected outage too thinly measured to be judged by its failure
+    /// rate (fewer than `min_samples` outcomes in the window, every device
+    /// of the region having left the carrier) ended: since the last probe
+    /// went out, the carrier's registrations there all succeeded.
+    ProbeSucceeded {
+        /// Successful registrations since the last probe went out.
+        registrations: u32,
+        /// Outcomes in the detection window (fewer than `min_samples`).
+        attempts: u32,
+    },
     /// The device reported the switch.
     DeviceReport {
         /// `fallback_executed`, `returned_from_fallback`, `rolled_back`...

@@ -46,6 +46,11 @@ pub struct RegionHealth {
     pub state: RegionState,
     /// When the next probe may go (detected outages only).
     pub next_probe: Option<Timestamp>,
+    /// Registrations (accepted, failed) since the last probe went out,
+    /// while a detected outage is probed: with fewer than `min_samples`
+    /// outcomes in the window, all accepted (at least one) ends it.
+    #[serde(default)]
+    pub since_probe: Option<(u32, u32)>,
 }
 
 impl RegionHealth {
@@ -57,6 +62,7 @@ impl RegionHealth {
                 since: Timestamp(i64::MIN),
             },
             next_probe: None,
+            since_probe: None,
         }
     }
 
@@ -258,6 +264,7 @@ impl Fleet {
                     declared: true,
                 };
                 h.next_probe = None;
+                h.since_probe = None;
             }
         }
         self.decide(
@@ -294,6 +301,7 @@ impl Fleet {
                 {
                     h.state = RegionState::Healthy { since: now };
                     h.next_probe = None;
+                    h.since_probe = None;
                 }
             }
             Some(r) => {
@@ -303,6 +311,7 @@ impl Fleet {
                     .or_insert_with(|| RegionHealth::new(now));
                 h.state = RegionState::Healthy { since: now };
                 h.next_probe = None;
+                h.since_probe = None;
             }
         }
         self.decide(
@@ -401,12 +410,41 @@ impl Fleet {
         } else {
             slot.1 = slot.1.saturating_add(1);
         }
+        if let Some((a, f)) = &mut h.since_probe {
+            if ok {
+                *a = a.saturating_add(1);
+            } else {
+                *f = f.saturating_add(1);
+            }
+        }
         if !cfg.enabled {
             return;
         }
         let (okc, fail) = h.totals();
         let attempts = okc.saturating_add(fail);
         if attempts < cfg.min_samples {
+            // Too few outcomes for a rate: every device of the region may
+            // have left the carrier. A detected outage then ends on its
+            // probes: at least one registration since the last probe went
+            // out, and none failed.
+            if let (
+                RegionState::Outage {
+                    declared: false, ..
+                },
+                Some((probed_ok, 0)),
+            ) = (h.state, h.since_probe)
+                && probed_ok > 0
+            {
+                self.end_detected(
+                    c,
+                    region,
+                    now,
+                    Reason::ProbeSucceeded {
+                        registrations: probed_ok,
+                        attempts,
+                    },
+                );
+            }
             return;
         }
         let rate = f64::from(fail) / f64::from(attempts);
@@ -417,6 +455,7 @@ impl Fleet {
                     declared: false,
                 };
                 h.next_probe = Some(now.plus(cfg.probe_interval.duration()));
+                h.since_probe = None;
                 let region = (region != NO_REGION).then_some(RegionId(region));
                 self.decide(
                     now,
@@ -434,27 +473,40 @@ impl Fleet {
             RegionState::Outage {
                 declared: false, ..
             } if rate <= cfg.recover_rate => {
-                h.state = RegionState::Healthy { since: now };
-                h.next_probe = None;
-                let region_id = (region != NO_REGION).then_some(RegionId(region));
-                self.decide(
+                self.end_detected(
+                    c,
+                    region,
                     now,
-                    None,
-                    None,
-                    What::OutageEnd {
-                        carrier: c,
-                        region: region_id,
-                    },
                     Reason::FailureRate {
                         failures: fail,
                         attempts,
                         threshold: cfg.recover_rate,
                     },
                 );
-                self.wake_returns(c, Some(region), now);
             }
             _ => {}
         }
+    }
+
+    /// A detected outage of `c` in `region` is over, for `reason`.
+    fn end_detected(&mut self, c: CarrierId, region: u16, now: Timestamp, reason: Reason) {
+        if let Some(h) = self.regions.get_mut(&(c, region)) {
+            h.state = RegionState::Healthy { since: now };
+            h.next_probe = None;
+            h.since_probe = None;
+        }
+        let region_id = (region != NO_REGION).then_some(RegionId(region));
+        self.decide(
+            now,
+            None,
+            None,
+            What::OutageEnd {
+                carrier: c,
+                region: region_id,
+            },
+            reason,
+        );
+        self.wake_returns(c, Some(region), now);
     }
 
     /// Marks every device using carrier `c` (in `region`, or anywhere) for a

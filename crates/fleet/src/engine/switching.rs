@@ -22,7 +22,8 @@ impl Fleet {
         let rule = self.rule_of(d);
         let c = self.current_carrier(idx);
         if rule.on_carrier_outage
-            && let Some((_, declared)) = self.outage(c, Self::region_key(d))
+            && let Some((since, declared)) = self.outage(c, Self::region_key(d))
+            && !(Self::measures_outage(d, since, declared))
         {
             return Some(Reason::CarrierOutage {
                 carrier: c,
@@ -60,6 +61,17 @@ impl Fleet {
             });
         }
         None
+    }
+
+    /// Whether a device is the measurement of a detected outage rather
+    /// than its casualty: it came back to its primary (a probe, or a
+    /// return) after the outage began. Its own reports judge it (its
+    /// registration and data-path triggers still apply, and the return
+    /// was an enable with rollback); sending it away again for the outage
+    /// would leave nobody to see the carrier recover.
+    fn measures_outage(d: &DeviceState, since: Timestamp, declared: bool) -> bool {
+        let last = d.switches.last();
+        !declared && d.desired.mode == Mode::Primary && !last.is_never() && last >= Secs::of(since)
     }
 
     /// Whether a device on a fallback may return to its primary now; else
@@ -398,23 +410,35 @@ impl Fleet {
             if a.saturating_add(f) >= cfg.min_samples {
                 continue;
             }
-            let Some(list) = self.on_fallback.get_mut(&key) else {
+            // A listed device that may switch now, from the end of the list
+            // (a probed device moves to its front: probes take turns); the
+            // others stay listed, to return when the outage ends.
+            let Some(list) = self.on_fallback.get(&key) else {
                 continue;
             };
-            while let Some(idx) = list.pop() {
+            let pick = list.iter().rev().copied().find(|&idx| {
                 let d = &self.devices[idx as usize];
-                if d.desired.mode != Mode::Primary && !d.work.queued {
-                    if self.probe_due(idx, now).is_some() {
-                        self.devices[idx as usize].work.queued = true;
-                        let c = key.0;
-                        self.switch_queues[c.index()].push(Reverse((now, idx, Q_PROBE)));
-                        // Keep it listed: it returns for good only later.
-                        if let Some(list) = self.on_fallback.get_mut(&key) {
-                            list.insert(0, idx);
-                        }
-                    }
-                    break;
+                d.desired.mode != Mode::Primary
+                    && !d.work.queued
+                    && self.probe_due(idx, now).is_some()
+            });
+            let Some(idx) = pick else {
+                continue;
+            };
+            // What the carrier does from now on decides the outage's end,
+            // if too few outcomes arrive for the failure rate to.
+            if let Some(h) = self.regions.get_mut(&key) {
+                h.since_probe = Some((0, 0));
+            }
+            self.devices[idx as usize].work.queued = true;
+            self.switch_queues[key.0.index()].push(Reverse((now, idx, Q_PROBE)));
+            // Keep it listed (it returns for good only later), last in
+            // line for the next probe.
+            if let Some(list) = self.on_fallback.get_mut(&key) {
+                if let Some(pos) = list.iter().rposition(|&i| i == idx) {
+                    list.remove(pos);
                 }
+                list.insert(0, idx);
             }
         }
     }
