@@ -88,6 +88,8 @@ pub struct InstanceConfig {
     pub fleet: crate::fleet_serve::FleetSettings,
     /// The audit trail: recording, signed checkpoints.
     pub audit: crate::audit_cmd::AuditConfig,
+    /// Per-client rate limits and lockouts.
+    pub access: crate::access_config::AccessConfig,
 }
 
 /// The eIM served beside the SM-DP+ (ESipa on the same HTTPS listener,
@@ -420,6 +422,7 @@ impl Default for InstanceConfig {
             eim: EimSettings::default(),
             fleet: crate::fleet_serve::FleetSettings::default(),
             audit: crate::audit_cmd::AuditConfig::default(),
+            access: crate::access_config::AccessConfig::default(),
         }
     }
 }

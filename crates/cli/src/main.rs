@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod access_config;
 mod admin_cmd;
 mod api_token_cmd;
 mod audit_cmd;

@@ -53,6 +53,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut inst = instance::assemble(&cfg, store, &address, Access::Create)?;
         inst.server_options.telemetry = cfg.telemetry.build(&inst.store)?;
         inst.server_options.audit = cfg.audit.start(&inst.store)?;
+        inst.server_options.access = cfg.access.build()?;
         check_tls(
             &inst.server_options.tls,
             &address,

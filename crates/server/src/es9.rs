@@ -135,14 +135,18 @@ fn dropped_notification(e: &Es9Error) -> bool {
 /// The SGP.22 status of a refused ES9+ call, kept on its response (not sent)
 /// for the audit record.
 #[derive(Debug, Clone, Copy)]
-struct Refusal(&'static str, &'static str);
+pub(crate) struct Refusal(&'static str, &'static str);
 
 fn failure(e: &Es9Error) -> Response {
     let code = e.status();
     let mut response = failure_response(e);
-    response
-        .extensions_mut()
-        .insert(Refusal(code.subject, code.reason));
+    // A refusal of the client's request (not a failure on our side) counts
+    // towards its lockout (see `crate::access`) and is audited with its code.
+    if !matches!(e, Es9Error::Store(_) | Es9Error::Internal(_)) {
+        response
+            .extensions_mut()
+            .insert(Refusal(code.subject, code.reason));
+    }
     response
 }
 

@@ -7,6 +7,7 @@
 //! requests into calls of [`ferrosim_smdp::Smdp`] and answers into HTTP.
 //! Instances are stateless: any number can share one database.
 
+pub mod access;
 pub mod api;
 pub mod audit;
 pub mod bootstrap;
@@ -79,6 +80,8 @@ pub struct ServerOptions {
     /// Where privileged calls and state changes are recorded (see
     /// [`audit`]); disabled by default.
     pub audit: audit::Auditor,
+    /// Per-client rate limits and lockouts (see [`access`]); none by default.
+    pub access: Option<access::Access>,
 }
 
 impl ServerOptions {
@@ -93,6 +96,7 @@ impl ServerOptions {
             client_auth: Vec::new(),
             telemetry: None,
             audit: audit::Auditor::disabled(),
+            access: None,
         }
     }
 }
@@ -179,7 +183,7 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
     }
     // The eIM's routes join after the telemetry layer: it observes the
     // SM-DP+'s ES2+ and ES9+ traffic only.
-    let app = app
+    let mut app = app
         .merge(extra)
         .layer(axum::Extension(Arc::new(authenticator)))
         .layer(axum::Extension(options.audit.clone()))
@@ -187,6 +191,16 @@ pub async fn start_with<S: Store + ReadyCheck + Clone>(
             limits,
             limits::read_body,
         ));
+    if let Some(access) = &options.access {
+        // Outermost: a limited or locked client is answered before its
+        // body is read; /metrics shows the access families too.
+        app =
+            app.layer(axum::Extension(access.clone()))
+                .layer(axum::middleware::from_fn_with_state(
+                    access.clone(),
+                    access::guard,
+                ));
+    }
     let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
         .handshake_timeout(limits.header_timeout)
         .acceptor(limits::ConnectionAcceptor::new(&limits));

@@ -85,6 +85,8 @@ pub struct SandboxOptions {
     pub telemetry: bool,
     /// Record the audit trail in the sandbox's database.
     pub audit: bool,
+    /// Per-client rate limits and lockouts.
+    pub access: Option<crate::access::AccessPolicy>,
 }
 
 impl Default for SandboxOptions {
@@ -99,6 +101,7 @@ impl Default for SandboxOptions {
             callback_poll: Duration::from_millis(50),
             telemetry: false,
             audit: false,
+            access: None,
         }
     }
 }
@@ -162,6 +165,7 @@ impl Sandbox {
             )
         });
         server_options.telemetry = telemetry.clone();
+        server_options.access = options.access.map(crate::access::Access::new);
         if options.audit {
             server_options.audit = crate::audit::Auditor::start(Arc::new(store.clone()));
         }

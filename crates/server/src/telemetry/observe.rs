@@ -122,8 +122,20 @@ pub(crate) async fn observe(State(t): State<Telemetry>, request: Request, next: 
 /// format 0.0.4.
 pub(crate) async fn metrics(
     State(t): State<Telemetry>,
+    access: Option<axum::Extension<crate::access::Access>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
+    // The access-control families (when on) join the telemetry's.
+    let encode = || -> Result<String, std::fmt::Error> {
+        let text = t.prom().encode()?;
+        match &access {
+            Some(axum::Extension(a)) => {
+                let body = text.strip_suffix("# EOF\n").unwrap_or(&text);
+                Ok(format!("{body}{}", a.encode_metrics()?))
+            }
+            None => Ok(text),
+        }
+    };
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -131,12 +143,12 @@ pub(crate) async fn metrics(
         .any(|v| v.contains("application/openmetrics-text"));
     let (text, kind) = if openmetrics {
         (
-            t.prom().encode(),
+            encode(),
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
     } else {
         (
-            t.prom().encode_prometheus(),
+            encode().map(|t| ferrosim_telemetry::prom::openmetrics_to_prometheus(&t)),
             "text/plain; version=0.0.4; charset=utf-8",
         )
     };
