@@ -18,10 +18,16 @@ fn bad_access_and_audit_settings_stop_the_start() {
         ("[access]\nmax_failures = \"many\"\n", "max_failures"),
         ("[access]\nper_eid = true\n", "unknown field"),
         (
-            &format!("[audit]\ncheckpoint_key = {:?}\n", garbage.display().to_string()),
+            &format!(
+                "[audit]\ncheckpoint_key = {:?}\n",
+                garbage.display().to_string()
+            ),
             "audit key",
         ),
-        ("[audit]\ncheckpoint_key = \"/nonexistent/key.pem\"\n", "/nonexistent/key.pem"),
+        (
+            "[audit]\ncheckpoint_key = \"/nonexistent/key.pem\"\n",
+            "/nonexistent/key.pem",
+        ),
         ("[audit]\nenabled = \"yes\"\n", "enabled"),
     ] {
         let file = dir.path().join("bad.toml");
@@ -36,7 +42,10 @@ fn bad_access_and_audit_settings_stop_the_start() {
         let text = output_text(&out);
         assert!(!out.status.success(), "{config}: {text}");
         assert_ne!(out.status.code(), Some(101), "panic: {text}");
-        assert!(text.contains(expected), "{config}: expected `{expected}` in {text}");
+        assert!(
+            text.contains(expected),
+            "{config}: expected `{expected}` in {text}"
+        );
         assert!(!text.contains("listening on"), "{config}: {text}");
     }
 }
