@@ -5,7 +5,8 @@
 //! enabling its profile afterwards; then the activation report with the
 //! three headline metrics, computed by `ferrosim-telemetry` from the events
 //! the SM-DP+ recorded during the run. The live dashboard is served while it
-//! runs (its URL is printed).
+//! runs (its URL is printed). A second act ([`crate::demo_fleet`]) shows IoT
+//! devices with staged fallbacks riding out a carrier outage.
 
 use std::io::Write;
 use std::path::Path;
@@ -41,6 +42,10 @@ pub struct DemoArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// IoT devices of the second act (a carrier outage they ride out on
+    /// their staged fallbacks, in virtual time); 0 skips it.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    iot_devices: u32,
     /// Keep the SM-DP+ and its dashboard up this many seconds after the
     /// report.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
@@ -125,6 +130,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         report(&sandbox, &results, wall, sink.received().len(), &headline).await?;
         if let Some(path) = &args.events_out {
             write_events(&sandbox, &events, path)?;
+        }
+        if args.iot_devices > 0 {
+            let iot = args.iot_devices;
+            tokio::task::spawn_blocking(move || crate::demo_fleet::run(iot)).await??;
         }
         if args.linger > 0 {
             println!();

@@ -13,6 +13,7 @@ mod bench_cmd;
 mod bench_compare;
 mod config;
 mod demo_cmd;
+mod demo_fleet;
 mod eim_cmd;
 mod euicc_cmd;
 mod fleet;
