@@ -166,3 +166,56 @@ async fn audit_verify_export_checkpoint() {
     refused(&dir, &["audit", "export", "--after", "x"], "--after");
     refused(&dir, &["audit", "frobnicate"], "unrecognized subcommand");
 }
+
+/// `serve` with `[audit] checkpoint_key`: signs checkpoints periodically,
+/// in the database and in `checkpoint_file`, which `audit verify` accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_signs_checkpoints_periodically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
+    ok(&dir, &["operator", "add", "--id", "acme"]);
+    let key = SoftwareKey::generate().unwrap();
+    let key_file = tmp.path().join("audit-key.pem");
+    std::fs::write(&key_file, key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+    let cps = tmp.path().join("cps.jsonl");
+    let config = tmp.path().join("ferrosim.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[audit]\ncheckpoint_key = {:?}\ncheckpoint_interval_secs = 1\ncheckpoint_file = {:?}\n",
+            key_file.display().to_string(),
+            cps.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = tokio::task::spawn_blocking({
+        let (dir, config) = (dir.clone(), config.clone());
+        move || {
+            ferrosim_testkit::serve::ServeCommand::new(env!("CARGO_BIN_EXE_ferrosim"))
+                .data_dir(&dir)
+                .config(&config)
+                .spawn()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let mut written = String::new();
+    for _ in 0..100 {
+        written = std::fs::read_to_string(&cps).unwrap_or_default();
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(server);
+    let cp: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    assert_eq!(cp["seq"], 1, "{written}");
+    let (k, c) = (key_file.to_str().unwrap(), cps.to_str().unwrap());
+    let out = ok(&dir, &["audit", "verify", "--checkpoints", c, "--key", k]);
+    assert!(
+        out.contains("1 entries (last 1), 1 checkpoints: intact"),
+        "{out}"
+    );
+}
