@@ -252,6 +252,9 @@ pub fn run(
                 continue;
             };
             c.actions += 1;
+            *c.actions_by_command
+                .entry(a.command.name().to_owned())
+                .or_default() += 1;
             shards[n as usize % options.shards].deliver(n, a);
         }
         // The shards' window.

@@ -101,6 +101,8 @@ pub struct Collected {
     pub decisions: u64,
     /// Fleet actions executed.
     pub actions: u64,
+    /// Fleet actions by command.
+    pub actions_by_command: BTreeMap<String, u64>,
     /// Failovers decided.
     pub failovers: u64,
     /// Returns decided.
@@ -151,6 +153,7 @@ impl Collected {
             buckets: Vec::new(),
             decisions: 0,
             actions: 0,
+            actions_by_command: BTreeMap::new(),
             failovers: 0,
             returns: 0,
             rollbacks: 0,
@@ -245,6 +248,8 @@ pub struct Summary {
     pub fleet_decisions: u64,
     /// Fleet actions executed.
     pub fleet_actions: u64,
+    /// Fleet actions by command.
+    pub fleet_actions_by_command: BTreeMap<String, u64>,
     /// Actions the simulator could not serve, by command.
     pub unserved_actions: BTreeMap<String, u64>,
     /// eUICCs made (devices the control plane reached through the eIM).
@@ -307,6 +312,7 @@ impl Summary {
                 .sum(),
             fleet_decisions: c.decisions,
             fleet_actions: c.actions,
+            fleet_actions_by_command: c.actions_by_command.clone(),
             unserved_actions: c.unserved.clone(),
             euiccs: c.cards_made,
             telemetry_events: c.events.len() as u64,

@@ -16,7 +16,10 @@ use serde::Deserialize;
 use crate::error::SimError;
 
 /// The scenarios shipped with ferrosim, by name.
-pub const BUILTIN: &[(&str, &str)] = &[("outage", include_str!("../scenarios/outage.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("outage", include_str!("../scenarios/outage.toml")),
+    ("storm", include_str!("../scenarios/storm.toml")),
+];
 
 /// One scenario file.
 #[derive(Debug, Clone, Deserialize)]
