@@ -17,6 +17,7 @@ mod demo_fleet;
 mod eim_cmd;
 mod euicc_cmd;
 mod fleet;
+mod fleet_cmd;
 mod fleet_serve;
 mod init_cmd;
 mod instance;
@@ -80,6 +81,8 @@ enum Command {
     ApiToken(api_token_cmd::ApiTokenArgs),
     /// The audit trail: verify its hash chain and checkpoints, export it, sign a checkpoint.
     Audit(audit_cmd::AuditArgs),
+    /// Fleet control over a running server's REST API: devices, reports, outages, rollouts, decisions.
+    Fleet(fleet_cmd::FleetArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
     Report(report_cmd::ReportArgs),
     /// Simulate a city event (outage) in virtual time against the real fleet, eIM and eUICC code.
@@ -114,6 +117,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ipa(args) => ipa_cmd::run_command(args)?,
         Command::ApiToken(args) => api_token_cmd::run(args)?,
         Command::Audit(args) => audit_cmd::run(args)?,
+        Command::Fleet(args) => fleet_cmd::run(args)?,
     }
     Ok(())
 }

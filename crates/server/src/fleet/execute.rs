@@ -106,8 +106,10 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                 }
             }
         }
-        for r in immediate {
-            self.answer(r).await;
+        // `st` is the locked state: no `answer` (it locks) from here.
+        if !immediate.is_empty() {
+            st.answered.extend(immediate);
+            self.inner.wake.notify_one();
         }
     }
 

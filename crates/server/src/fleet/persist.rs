@@ -27,12 +27,30 @@ pub(crate) struct Written {
 }
 
 /// Loads the fleet and the versions it was read at; `None` if nothing was
-/// ever stored.
+/// ever stored. The records are read one query after another: every commit
+/// rewrites the engine record, so a read is consistent when the engine's
+/// version is the same after it as before; otherwise it is read again.
 pub(crate) async fn load(
     store: &impl FleetStore,
     dict: Dictionary,
     now: Timestamp,
 ) -> Result<Option<(Fleet, Written)>, String> {
+    for _ in 0..20 {
+        let Some((snapshot, written)) = read(store).await? else {
+            return Ok(None);
+        };
+        let after = store.engine().await.map_err(|e| e.to_string())?;
+        let before = written.engine.as_ref().map(|(_, v)| *v);
+        if after.map(|v| v.version) != before {
+            continue;
+        }
+        let fleet = Fleet::restore(snapshot, dict, now).map_err(|e| e.to_string())?;
+        return Ok(Some((fleet, written)));
+    }
+    Err("the fleet kept changing while it was read".into())
+}
+
+async fn read(store: &impl FleetStore) -> Result<Option<(Snapshot, Written)>, String> {
     let Some(engine) = store.engine().await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };
@@ -83,8 +101,7 @@ pub(crate) async fn load(
         next_rollout: e.counters.2,
         next_activation: e.counters.3,
     };
-    let fleet = Fleet::restore(snapshot, dict, now).map_err(|e| e.to_string())?;
-    Ok(Some((fleet, written)))
+    Ok(Some((snapshot, written)))
 }
 
 /// What a commit of the fleet's current state writes: changed devices and

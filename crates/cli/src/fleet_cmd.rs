@@ -1,0 +1,282 @@
+//! `ferrosim fleet …`: fleet control over the REST API of a running
+//! `ferrosim serve` (`/api/v1/fleet`): the configuration, devices, reports,
+//! outages, rollouts and the decision log. Answers are printed as JSON; a
+//! refusal prints the server's message and exits with an error.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::admin_cmd::block_on;
+
+/// `ferrosim fleet …`
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// The server (`https://host:port`).
+    #[arg(long, env = "FERROSIM_URL", value_name = "URL")]
+    url: String,
+    /// An API token (`ferrosim api-token create`).
+    #[arg(
+        long,
+        env = "FERROSIM_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: String,
+    /// CA certificate(s) to trust for the server (PEM; the instance's CI).
+    #[arg(long, env = "FERROSIM_CA", value_name = "FILE")]
+    ca: PathBuf,
+    #[command(subcommand)]
+    command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// The carriers of the fleet configuration.
+    Carriers,
+    /// The device groups.
+    Groups,
+    /// The failover rules.
+    Rules,
+    /// Devices: list, show, add.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Send device reports (a JSON file `{"reports": [...]}`, `-` for stdin).
+    Report {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Declare a carrier outage, or its end.
+    Outage {
+        /// `declare` or `end`.
+        #[arg(value_parser = ["declare", "end"])]
+        action: String,
+        /// The carrier.
+        #[arg(long)]
+        carrier: String,
+        /// A region (default: everywhere).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Rollouts: list, show, create, approve, pause, resume, abort.
+    #[command(subcommand)]
+    Rollouts(RolloutsCommand),
+    /// The decision log.
+    Decisions {
+        /// Only about this device (EID).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only about this rollout.
+        #[arg(long)]
+        rollout: Option<u32>,
+        /// Only after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+        /// At most this many (1..=1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevicesCommand {
+    /// A page of devices.
+    List {
+        /// Start after this EID.
+        #[arg(long)]
+        after: Option<String>,
+        /// At most this many (1..=1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// One device.
+    Show {
+        /// EID.
+        eid: String,
+    },
+    /// Register a device from a JSON file (`-` for stdin).
+    Add {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutsCommand {
+    /// Every rollout.
+    List,
+    /// One rollout.
+    Show {
+        /// Its id.
+        id: u32,
+    },
+    /// Create a rollout from a JSON file (`-` for stdin).
+    Create {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Approve the next wave.
+    Approve {
+        /// Its id.
+        id: u32,
+    },
+    /// Pause.
+    Pause {
+        /// Its id.
+        id: u32,
+    },
+    /// Resume.
+    Resume {
+        /// Its id.
+        id: u32,
+    },
+    /// Abort (the waves done are rolled back).
+    Abort {
+        /// Its id.
+        id: u32,
+    },
+}
+
+fn read_json(file: &PathBuf) -> anyhow::Result<Value> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            v.as_ref().map(|v| {
+                let enc: String = v
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                format!("{k}={enc}")
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+/// Runs `ferrosim fleet`.
+pub fn run(args: FleetArgs) -> anyhow::Result<()> {
+    let url = args.url.trim_end_matches('/').to_owned();
+    if !url.starts_with("https://") {
+        bail!("--url must be https://host:port, not `{url}`");
+    }
+    let pem = std::fs::read(&args.ca).with_context(|| format!("--ca {}", args.ca.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--ca {}: not PEM certificates", args.ca.display()))?;
+    if roots.is_empty() {
+        bail!("--ca {}: no certificate in it", args.ca.display());
+    }
+    let http = reqwest::Client::builder().tls_certs_only(roots).build()?;
+    let (method, path, body) = match args.command {
+        FleetCommand::Carriers => ("GET", "/carriers".to_owned(), None),
+        FleetCommand::Groups => ("GET", "/groups".to_owned(), None),
+        FleetCommand::Rules => ("GET", "/rules".to_owned(), None),
+        FleetCommand::Devices(DevicesCommand::List { after, limit }) => (
+            "GET",
+            format!(
+                "/devices{}",
+                query(&[("after", after), ("limit", limit.map(|l| l.to_string()))])
+            ),
+            None,
+        ),
+        FleetCommand::Devices(DevicesCommand::Show { eid }) => {
+            if eid.is_empty() || !eid.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("`{eid}` is not an EID (32 digits)");
+            }
+            ("GET", format!("/devices/{eid}"), None)
+        }
+        FleetCommand::Devices(DevicesCommand::Add { file }) => {
+            ("POST", "/devices".to_owned(), Some(read_json(&file)?))
+        }
+        FleetCommand::Report { file } => ("POST", "/reports".to_owned(), Some(read_json(&file)?)),
+        FleetCommand::Outage {
+            action,
+            carrier,
+            region,
+        } => (
+            "POST",
+            "/outages".to_owned(),
+            Some(serde_json::json!({
+                "carrier": carrier, "region": region, "declared": action == "declare"
+            })),
+        ),
+        FleetCommand::Rollouts(c) => match c {
+            RolloutsCommand::List => ("GET", "/rollouts".to_owned(), None),
+            RolloutsCommand::Show { id } => ("GET", format!("/rollouts/{id}"), None),
+            RolloutsCommand::Create { file } => {
+                ("POST", "/rollouts".to_owned(), Some(read_json(&file)?))
+            }
+            RolloutsCommand::Approve { id } => ("POST", format!("/rollouts/{id}/approve"), None),
+            RolloutsCommand::Pause { id } => ("POST", format!("/rollouts/{id}/pause"), None),
+            RolloutsCommand::Resume { id } => ("POST", format!("/rollouts/{id}/resume"), None),
+            RolloutsCommand::Abort { id } => ("POST", format!("/rollouts/{id}/abort"), None),
+        },
+        FleetCommand::Decisions {
+            device,
+            rollout,
+            after,
+            limit,
+        } => (
+            "GET",
+            format!(
+                "/decisions{}",
+                query(&[
+                    ("device", device),
+                    ("rollout", rollout.map(|r| r.to_string())),
+                    ("after", after.map(|a| a.to_string())),
+                    ("limit", limit.map(|l| l.to_string())),
+                ])
+            ),
+            None,
+        ),
+    };
+    let full = format!("{url}/api/v1/fleet{path}");
+    block_on(async move {
+        let mut request = match method {
+            "GET" => http.get(&full),
+            _ => http.post(&full),
+        }
+        .bearer_auth(&args.token);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{} refused ({}): {message}", full, status.as_u16());
+        }
+        if !text.is_empty() {
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        Ok(())
+    })
+}
