@@ -163,8 +163,13 @@ impl InstalledProfile {
 
     /// The StoreMetadata request, decoded. `None` only for a state file
     /// edited by hand: installation and loading check that it decodes.
+    /// The SGP.32 data objects (`fallbackAllowed` `9F67`,
+    /// `iotSpecificMetadata` `BF64`) are left out: the SGP.22 type has
+    /// none of them.
     pub fn metadata(&self) -> Option<rsp::StoreMetadataRequest> {
-        decode_der(&self.metadata_der).ok()
+        decode_der(&self.metadata_der)
+            .ok()
+            .or_else(|| decode_der(&sgp22_metadata(&self.metadata_der)?).ok())
     }
 
     /// `serviceProviderName` of the metadata.
@@ -342,4 +347,18 @@ mod tests {
         assert_eq!(oid_to_dotted(&oid), "2.999.10");
         assert!(dotted_to_oid("2.x").is_none());
     }
+}
+
+/// StoreMetadata (`BF25`) without its SGP.32-only top-level data objects.
+fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
+    use ferrosim_asn1::tlv::{Tlv, tlv};
+    let outer = Tlv::parse_exact(der).ok()?;
+    let mut value = Vec::with_capacity(outer.value.len());
+    for child in outer.children() {
+        let child = child.ok()?;
+        if !matches!(child.tag, 0x9F67 | 0xBF64) {
+            value.extend_from_slice(child.raw);
+        }
+    }
+    Some(tlv(outer.tag, &value))
 }

@@ -52,6 +52,75 @@ pub struct EuiccState {
     /// with the key its packages are verified with and the last counter
     /// value accepted. Empty on a consumer eUICC.
     pub eims: Vec<EimEntry>,
+    /// SGP.32 profile switching (fallback profile, rollback point, Fallback
+    /// Mechanism in use, immediate enable): boxed and absent until first
+    /// used, so a consumer eUICC pays one pointer for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switching: Option<Box<Switching>>,
+}
+
+/// What an IoT eUICC remembers about profile switching (SGP.32 v1.2).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug, Default)]
+#[serde(default)]
+pub struct Switching {
+    /// ICCID (digits) of the one profile with the fallback attribute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Set by an enable with rollbackFlag: what ProfileRollback returns to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackPoint>,
+    /// Set while the Fallback Mechanism is in use: the profile enabled
+    /// before it (ReturnFromFallback enables it again), if there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_fallback: Option<FallbackPoint>,
+    /// Immediate profile enabling, as configured by the eIM
+    /// (configureImmediateEnable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub immediate_enable: Option<ImmediateEnableConfig>,
+    /// The profile installed last, until it is enabled or another profile
+    /// operation happens: what ImmediateEnable enables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub just_installed: Option<String>,
+}
+
+impl Switching {
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What an enable with rollbackFlag left for ProfileRollback.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct RollbackPoint {
+    /// The profile the package enabled.
+    pub enabled: String,
+    /// The profile enabled before it (none: no profile was enabled).
+    pub previous: Option<String>,
+    /// The eIM whose package granted the rollback.
+    pub eim_id: String,
+    /// That package's counter value (the rollback's result carries it).
+    pub counter: u32,
+    /// That package's eimTransactionId, when it had one.
+    #[serde(with = "hex_bytes::option", default)]
+    pub transaction_id: Option<Vec<u8>>,
+}
+
+/// The Fallback Mechanism in use.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct FallbackPoint {
+    /// The profile enabled before the fallback profile, if any.
+    pub previous: Option<String>,
+}
+
+/// configureImmediateEnable as the eUICC keeps it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct ImmediateEnableConfig {
+    /// immediateEnableFlag: ImmediateEnable is allowed.
+    pub allowed: bool,
+    /// defaultSmdpAddress, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_smdp_address: Option<String>,
 }
 
 /// One associated eIM, as the eUICC keeps it (SGP.32 EimConfigurationData

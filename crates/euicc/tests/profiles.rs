@@ -412,7 +412,7 @@ fn euicc_data_info_and_rat() {
         std::slice::from_ref(&ci)
     );
 
-    let info2: rsp::EUICCInfo2 = decode_der(&es10(&mut c, ch, &[0xBF, 0x22, 0x00])).unwrap();
+    let info2 = sgp22_info2(&es10(&mut c, ch, &[0xBF, 0x22, 0x00]));
     assert_eq!(ids(&info2.euicc_ci_pkid_list_for_verification), [ci]);
     // Free memory shrinks when a profile is installed.
     let free = |info: &rsp::EUICCInfo2| {
@@ -426,7 +426,7 @@ fn euicc_data_info_and_rat() {
     };
     let before = free(&info2);
     FakeSmdp::new(pki()).install(&mut c, ch, &fixture().0, NO_RULES);
-    let info2: rsp::EUICCInfo2 = decode_der(&es10(&mut c, ch, &[0xBF, 0x22, 0x00])).unwrap();
+    let info2 = sgp22_info2(&es10(&mut c, ch, &[0xBF, 0x22, 0x00]));
     assert_eq!(before - free(&info2), fixture().0.len() as u32);
 
     let rat: rsp::GetRatResponse = decode_der(&es10(&mut c, ch, &[0xBF, 0x43, 0x00])).unwrap();
@@ -642,4 +642,14 @@ fn version_1_state_files_are_migrated() {
             Err(ferrosim_euicc::Error::StateContent { .. })
         ));
     }
+}
+
+/// EUICCInfo2 as an SGP.22 reader sees it: the SGP.32 fields (ipaMode,
+/// iotSpecificInfo) left out.
+fn sgp22_info2(der: &[u8]) -> rsp::EUICCInfo2 {
+    let mut info: ferrosim_asn1::sgp32::EUICCInfo2 = decode_der(der).unwrap();
+    assert!(info.ipa_mode.is_some() && info.iot_specific_info.is_some());
+    info.ipa_mode = None;
+    info.iot_specific_info = None;
+    decode_der(&ferrosim_asn1::encode_der(&info).unwrap()).unwrap()
 }

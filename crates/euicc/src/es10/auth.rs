@@ -18,7 +18,7 @@ use ferrosim_asn1::pkix::{KeyIdentifier, SubjectKeyIdentifier};
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed::{self, SignedPart};
 use ferrosim_asn1::tlv::{Tlv, tlv};
-use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp};
+use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp, sgp32};
 use std::sync::Arc;
 
 use ferrosim_pki::{CertRole, KeyId, VerifiedDp};
@@ -31,6 +31,10 @@ use crate::codes::AuthenticateErrorCode;
 
 /// SGP.22 version this eUICC implements (SVN), v2.2.2.
 pub(crate) const SVN: [u8; 3] = [2, 2, 2];
+/// SGP.32 version of the IoT functions (v1.2.0), in `iotVersion`.
+const SGP32_VERSION: [u8; 3] = [1, 2, 0];
+/// `IpaMode` ipad(0): the IPA runs in the device.
+const IPA_MODE_IPAD: i64 = 0;
 /// SAIP profile package version supported (v2.3.1).
 const PROFILE_VERSION: [u8; 3] = [2, 3, 1];
 /// ETSI TS 102 241 version (v9.2.0).
@@ -93,7 +97,27 @@ impl Isdr {
         if let Err(e) = expect_empty(cmd) {
             return e;
         }
-        Es10Reply::encode(&self.euicc_info2())
+        match self.euicc_info2_der() {
+            Some(der) => Es10Reply::Data(der),
+            None => Es10Reply::Status(StatusWord(0x6F00)),
+        }
+    }
+
+    /// EUICCInfo2 as sent: the SGP.22 fields, then the SGP.32 ones
+    /// (`ipaMode` ipad: the IPA runs in the device; `iotSpecificInfo`: the
+    /// SGP.32 version and fallbackSupported). An SGP.22 reader skips them
+    /// (the LPA and the SM-DP+ read EUICCInfo2 by tag).
+    pub(super) fn euicc_info2_der(&self) -> Option<Vec<u8>> {
+        let sgp22 = encode_der(&self.euicc_info2()).ok()?;
+        let mut info: sgp32::EUICCInfo2 = decode_der(&sgp22).ok()?;
+        info.ipa_mode = Some(sgp32::IpaMode(Integer::from(IPA_MODE_IPAD)));
+        info.iot_specific_info = Some(sgp32::IoTSpecificInfo::new(
+            vec![decode_der(&tlv(0x04, &SGP32_VERSION)).ok()?],
+            None,
+            Some(()),
+            None,
+        ));
+        encode_der(&info).ok()
     }
 
     /// EUICCInfo2 as this eUICC describes itself now (free memory changes).
@@ -189,7 +213,7 @@ impl Isdr {
         // as the LPA sent it.
         let signed1 = Tlv::parse_exact(parts.signed).map_err(|_| malformed())?;
         let field = |tag| signed1.require(tag).map(|t| t.raw).map_err(|_| malformed());
-        let info2 = encode_der(&self.euicc_info2()).map_err(|_| malformed())?;
+        let info2 = self.euicc_info2_der().ok_or_else(malformed)?;
         let euicc_signed1 = tlv(
             0x30,
             &[

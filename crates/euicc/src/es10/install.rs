@@ -171,7 +171,9 @@ impl Isdr {
             installed_at: unix_seconds(now),
         });
         info!(iccid = %profile.iccid, name = %loaded.metadata.profile_name, "profile installed");
+        let iccid = profile.iccid.clone();
         self.state.profiles.push(profile);
+        self.note_installed(&iccid);
         self.changed();
         Ok(isdp_aid)
     }

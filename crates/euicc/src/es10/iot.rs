@@ -14,13 +14,13 @@
 //! are signed (euiccSignEPR, v1.2 input: the result data followed by the
 //! association-token TLV).
 //!
-//! PSMOs run here: enable, disable, delete (the same rules and
-//! notifications as ES10c) and listProfileInfo; every eCO (addEim,
-//! updateEim, deleteEim, listEim). The other PSMOs (rollback flag
-//! bookkeeping, getRAT, configureImmediateEnable, fallback attribute,
-//! setDefaultDpAddress) end the package with `processingTerminated`
-//! (undefinedError), the spec's way of saying the rest of the list was not
-//! run.
+//! PSMOs run here: enable (with rollbackFlag), disable, delete (the same
+//! rules and notifications as ES10c), listProfileInfo (with the fallback
+//! attribute), configureImmediateEnable, setFallbackAttribute and
+//! unsetFallbackAttribute (their rules in [`super::switching`]); every eCO
+//! (addEim, updateEim, deleteEim, listEim). getRAT and setDefaultDpAddress
+//! end the package with `processingTerminated` (undefinedError), the
+//! spec's way of saying the rest of the list was not run.
 
 use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_asn1::rasn::types::Integer;
@@ -32,6 +32,7 @@ use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
 use ferrosim_crypto::ecdsa::VerifyingKey;
 
 use super::profiles::ProfileId;
+use super::switching::PackageContext;
 use super::{Es10Reply, Isdr, decode};
 use crate::apdu::StatusWord;
 use crate::codes::ProfileResult;
@@ -165,8 +166,8 @@ impl Isdr {
 
     /// ES10b EuiccMemoryReset of SGP.32 (`BF64`): the SGP.22 options plus
     /// provisioning profiles, the eIM configuration (resetEimConfigData)
-    /// and the immediate-enable configuration, which this eUICC does not
-    /// keep (resetIECNotSupported).
+    /// and the immediate-enable configuration (resetImmediateEnableConfig:
+    /// ok, or 1 when there was none to reset).
     pub(super) fn iot_memory_reset(&mut self, cmd: &Tlv<'_>) -> Es10Reply {
         let request: sgp32::EuiccMemoryResetRequest = match decode(cmd) {
             Ok(r) => r,
@@ -185,7 +186,7 @@ impl Isdr {
                 0
             }
         });
-        let iec_result = option(6).then_some(1);
+        let iec_result = option(6).then(|| if self.reset_immediate_enable() { 0 } else { 1 });
         Es10Reply::encode(&sgp32::EuiccMemoryResetResponse::new(
             Integer::from(result.code()),
             eim_result.map(Integer::from),
@@ -249,12 +250,19 @@ impl Isdr {
         }
         // Accepted: the counter moves before anything runs, so a replay of
         // this package is refused whatever its operations did.
-        self.state.eims[index].counter = counter
+        let accepted = counter
             .and_then(|c| u32::try_from(c).ok())
             .unwrap_or(MAX_COUNTER);
+        self.state.eims[index].counter = accepted;
+        self.end_rollback();
         self.changed();
+        let context = PackageContext {
+            eim_id: &signed.eim_id,
+            counter: accepted,
+            transaction_id: signed.eim_transaction_id.as_ref().map(|t| t.0.as_ref()),
+        };
         let results = match &signed.euicc_package {
-            sgp32::EuiccPackage::psmoList(psmos) => self.run_psmos(psmos),
+            sgp32::EuiccPackage::psmoList(psmos) => self.run_psmos(psmos, &context),
             sgp32::EuiccPackage::ecoList(ecos) => self.run_ecos(ecos),
         };
         self.state.last_seq_number += 1;
@@ -269,20 +277,39 @@ impl Isdr {
         self.signed_result(false, &data, token.as_ref(), part.signature_tlv)
     }
 
-    fn run_psmos(&mut self, psmos: &[sgp32::Psmo]) -> Vec<sgp32::EuiccResultData> {
+    fn run_psmos(
+        &mut self,
+        psmos: &[sgp32::Psmo],
+        context: &PackageContext<'_>,
+    ) -> Vec<sgp32::EuiccResultData> {
         use sgp32::EuiccResultData as R;
         let mut results = Vec::with_capacity(psmos.len());
         for psmo in psmos {
             let result = match psmo {
                 sgp32::Psmo::enable(p) => R::enableResult(sgp32::EnableProfileResult(code(
-                    self.enable(&ProfileId::Iccid(&p.iccid.0)),
+                    self.psmo_enable(&p.iccid.0, p.rollback_flag.is_some(), context),
                 ))),
                 sgp32::Psmo::disable(p) => R::disableResult(sgp32::DisableProfileResult(code(
                     self.disable(&ProfileId::Iccid(&p.iccid.0)),
                 ))),
-                sgp32::Psmo::delete(p) => R::deleteResult(sgp32::DeleteProfileResult(code(
-                    self.delete(&ProfileId::Iccid(&p.iccid.0)),
-                ))),
+                sgp32::Psmo::delete(p) => {
+                    R::deleteResult(sgp32::DeleteProfileResult(self.psmo_delete(&p.iccid.0)))
+                }
+                sgp32::Psmo::setFallbackAttribute(p) => {
+                    R::setFallbackAttributeResult(sgp32::SetFallbackAttributeResult(Integer::from(
+                        self.set_fallback_attribute(&p.iccid.0),
+                    )))
+                }
+                sgp32::Psmo::unsetFallbackAttribute(_) => {
+                    R::unsetFallbackAttributeResult(sgp32::UnsetFallbackAttributeResult(
+                        Integer::from(self.unset_fallback_attribute()),
+                    ))
+                }
+                sgp32::Psmo::configureImmediateEnable(c) => {
+                    R::configureImmediateEnableResult(sgp32::ConfigureImmediateEnableResult(
+                        Integer::from(self.configure_immediate_enable(c)),
+                    ))
+                }
                 sgp32::Psmo::listProfileInfo(request) => match self.list_profiles(request) {
                     Some(list) => R::listProfileInfoResult(list),
                     None => R::processingTerminated(Integer::from(PROCESSING_UNDEFINED)),
@@ -393,10 +420,24 @@ impl Isdr {
     ) -> Option<sgp32::ProfileInfoListResponse> {
         let der = encode_der(request).ok()?;
         let tlv = Tlv::parse_exact(&der).ok()?;
-        match self.get_profiles_info(&tlv) {
-            Es10Reply::Data(answer) => decode_der(&answer).ok(),
-            _ => None,
+        let mut list: sgp32::ProfileInfoListResponse = match self.get_profiles_info(&tlv) {
+            Es10Reply::Data(answer) => decode_der(&answer).ok()?,
+            _ => return None,
+        };
+        if let sgp32::ProfileInfoListResponse::profileInfoListOk(infos) = &mut list {
+            for info in infos {
+                let digits = info
+                    .iccid
+                    .as_ref()
+                    .and_then(|i| self.state.profiles.iter().find(|p| p.iccid_bytes() == *i.0));
+                if let Some(profile) = digits {
+                    info.fallback_attribute = self.is_fallback(&profile.iccid);
+                    info.fallback_allowed =
+                        Some(super::switching::fallback_allowed(&profile.metadata_der));
+                }
+            }
         }
+        Some(list)
     }
 
     /// `BF51 { A0|A1 { data, 5F37 signature } }` signed with the eUICC key
@@ -408,19 +449,31 @@ impl Isdr {
         token: Option<&Integer>,
         eim_signature_tlv: &[u8],
     ) -> Es10Reply {
-        let signed = encode_der(data).ok().and_then(|der| {
-            let input =
-                result_signature_input(&der, Sgp32Version::V1_2, token, eim_signature_tlv).ok()?;
-            let signature = self.identity().sign_raw(&input).ok()?;
-            Some(package_result_from_parts(error, &der, &signature))
-        });
-        match signed {
+        match self.sign_result(error, data, token, eim_signature_tlv) {
             Some(result) => Es10Reply::Data(result),
             None => {
                 tracing::error!("cannot sign an eUICC package result");
                 Es10Reply::Status(StatusWord(0x6F00))
             }
         }
+    }
+}
+
+impl Isdr {
+    /// The DER of `BF51 { A0|A1 { data, 5F37 signature } }` (see
+    /// [`Isdr::signed_result`]); `None` if it cannot be built.
+    pub(super) fn sign_result<T: ferrosim_asn1::rasn::Encode>(
+        &self,
+        error: bool,
+        data: &T,
+        token: Option<&Integer>,
+        eim_signature_tlv: &[u8],
+    ) -> Option<Vec<u8>> {
+        let der = encode_der(data).ok()?;
+        let input =
+            result_signature_input(&der, Sgp32Version::V1_2, token, eim_signature_tlv).ok()?;
+        let signature = self.identity().sign_raw(&input).ok()?;
+        Some(package_result_from_parts(error, &der, &signature))
     }
 }
 

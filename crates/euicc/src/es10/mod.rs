@@ -9,6 +9,9 @@
 //! - [`notifications`]: ListNotification, RetrieveNotificationsList,
 //!   NotificationSent, and the signing of notifications.
 //! - [`config`]: GetEID, configured addresses, SetDefaultDpAddress, GetRAT.
+//! - [`iot`]: the SGP.32 IoT functions (eIM configuration, eUICC packages,
+//!   GetCerts, IoT memory reset); [`switching`]: ProfileRollback, the
+//!   Fallback Mechanism and ImmediateEnable.
 //!
 //! Malformed commands are answered with `6A80`, unknown ones with `6A88`;
 //! a well-formed command that fails is answered with its response's error
@@ -22,6 +25,7 @@ mod install;
 mod iot;
 mod notifications;
 mod profiles;
+mod switching;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -194,6 +198,10 @@ impl Isdr {
             0xBF35 => self.load_crl(cmd),
             0xBF56 => self.get_certs(cmd),
             0xBF64 => self.iot_memory_reset(cmd),
+            0xBF58 => self.profile_rollback(cmd),
+            0xBF5D => self.execute_fallback(cmd),
+            0xBF5E => self.return_from_fallback(cmd),
+            0xBF5A => self.immediate_enable(cmd),
             _ => Es10Reply::Status(StatusWord::DATA_NOT_FOUND),
         }
     }

@@ -157,6 +157,7 @@ impl Isdr {
             }
             Some(i) => {
                 let removed = self.state.profiles.remove(i);
+                self.profile_switched(Some(&removed.iccid));
                 self.changed();
                 tracing::info!(iccid = %removed.iccid, "profile deleted");
                 let address = removed.notification_address(NotificationOperation::Delete);
@@ -218,6 +219,9 @@ impl Isdr {
             ProfileClass::Provisioning => !provisioning,
         });
         let mut done = self.state.profiles.len() < before;
+        if done {
+            self.reset_switching_profiles();
+        }
         if address && self.state.default_smdp_address.take().is_some() {
             done = true;
         }
@@ -256,6 +260,7 @@ impl Isdr {
         let iccid = profile.iccid.clone();
         let address = profile.notification_address(op);
         tracing::info!(%iccid, ?state, "profile state changed");
+        self.profile_switched(None);
         self.changed();
         self.notify(op, &iccid, address);
     }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod iot;
+
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
