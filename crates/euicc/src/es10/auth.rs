@@ -105,8 +105,9 @@ impl Isdr {
 
     /// EUICCInfo2 as sent: the SGP.22 fields, then the SGP.32 ones
     /// (`ipaMode` ipad: the IPA runs in the device; `iotSpecificInfo`: the
-    /// SGP.32 version and fallbackSupported). An SGP.22 reader skips them
-    /// (the LPA and the SM-DP+ read EUICCInfo2 by tag).
+    /// SGP.32 version and fallbackSupported), as GetEUICCInfo2 answers it
+    /// (ferrosim's LPA reads it by tag; AuthenticateServer signs the
+    /// SGP.22 form).
     pub(super) fn euicc_info2_der(&self) -> Option<Vec<u8>> {
         let sgp22 = encode_der(&self.euicc_info2()).ok()?;
         let mut info: sgp32::EUICCInfo2 = decode_der(&sgp22).ok()?;
@@ -213,7 +214,9 @@ impl Isdr {
         // as the LPA sent it.
         let signed1 = Tlv::parse_exact(parts.signed).map_err(|_| malformed())?;
         let field = |tag| signed1.require(tag).map(|t| t.raw).map_err(|_| malformed());
-        let info2 = self.euicc_info2_der().ok_or_else(malformed)?;
+        // The SGP.22 EUICCInfo2 here: SM-DP+s of SGP.22 v2 decode
+        // euiccSigned1 whole and have no SGP.32 fields.
+        let info2 = encode_der(&self.euicc_info2()).map_err(|_| malformed())?;
         let euicc_signed1 = tlv(
             0x30,
             &[
