@@ -337,18 +337,6 @@ pub(crate) fn oid_to_dotted(oid: &ferrosim_asn1::rasn::types::ObjectIdentifier) 
     oid.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oids() {
-        let oid = dotted_to_oid("2.999.10").unwrap();
-        assert_eq!(oid_to_dotted(&oid), "2.999.10");
-        assert!(dotted_to_oid("2.x").is_none());
-    }
-}
-
 /// StoreMetadata (`BF25`) without its SGP.32-only top-level data objects.
 fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
     use ferrosim_asn1::tlv::{Tlv, tlv};
@@ -361,4 +349,16 @@ fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(tlv(outer.tag, &value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oids() {
+        let oid = dotted_to_oid("2.999.10").unwrap();
+        assert_eq!(oid_to_dotted(&oid), "2.999.10");
+        assert!(dotted_to_oid("2.x").is_none());
+    }
 }
