@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod access_config;
 mod admin_cmd;
+mod admin_lists_cmd;
 mod api_token_cmd;
 mod audit_cmd;
 mod bench_cmd;
@@ -65,7 +66,7 @@ enum Command {
     ProfileType(admin_cmd::ProfileTypeArgs),
     /// Personalised profiles: import a batch file, generate, list.
     Profiles(admin_cmd::ProfilesArgs),
-    /// Orders: create (with activation code and QR), release, cancel, show.
+    /// Orders: create (with activation code and QR), release, cancel, show, list.
     Order(order_cmd::OrderArgs),
     /// The LPA: chip info, profiles, download, notifications, on a virtual or PC/SC eUICC.
     Lpa(lpa_cmd::LpaArgs),
@@ -85,6 +86,10 @@ enum Command {
     Fleet(fleet_cmd::FleetArgs),
     /// Reports: SLA (targets against actuals) as HTML with charts, CSV and JSON.
     Report(report_cmd::ReportArgs),
+    /// The ES2+ callback outbox: pending and delivered callbacks.
+    Callbacks(admin_lists_cmd::CallbacksArgs),
+    /// Notifications devices sent to the SM-DP+ (enable, disable, delete...).
+    Notifications(admin_lists_cmd::NotificationsArgs),
     /// Simulate a city event (outage) in virtual time against the real fleet, eIM and eUICC code.
     Simulate(simulate_cmd::SimulateArgs),
 }
@@ -118,6 +123,8 @@ fn main() -> anyhow::Result<()> {
         Command::ApiToken(args) => api_token_cmd::run(args)?,
         Command::Audit(args) => audit_cmd::run(args)?,
         Command::Fleet(args) => fleet_cmd::run(args)?,
+        Command::Callbacks(args) => admin_lists_cmd::run_callbacks(args)?,
+        Command::Notifications(args) => admin_lists_cmd::run_notifications(args)?,
     }
     Ok(())
 }

@@ -76,6 +76,8 @@ enum OrderCommand {
         #[arg(long)]
         unavailable: bool,
     },
+    /// List orders: by state, operator, profile type, creation time; paged.
+    List(crate::admin_lists_cmd::OrderListArgs),
     /// Show a profile's order.
     Show {
         /// The profile.
@@ -264,6 +266,9 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 )
                 .await;
                 println!("cancelled");
+            }
+            OrderCommand::List(list) => {
+                crate::admin_lists_cmd::order_list(&inst.store, list).await?
             }
             OrderCommand::Show { iccid } => {
                 let iccid = Iccid::new(&iccid).context("ICCID")?;

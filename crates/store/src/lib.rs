@@ -26,6 +26,7 @@
 //! Fleet control (`ferrosim-fleet`) too: [`SqlStore::fleet`] gives the
 //! [`SqlFleetStore`] (versioned compare-and-set commits).
 
+mod admin_lists;
 mod api_tokens;
 mod audit;
 mod callbacks;
@@ -35,6 +36,7 @@ mod eim;
 mod fleet;
 mod group_commit;
 mod health;
+mod imsi_uniqueness;
 mod lookups;
 mod operator_admin;
 mod operators;
@@ -48,6 +50,10 @@ mod smdp_store;
 mod telemetry;
 mod writes;
 
+pub use admin_lists::{
+    CallbackEntry, CallbackQuery, CallbackStatus, ListError, MAX_PAGE, NotificationEntry,
+    NotificationQuery, OrderQuery,
+};
 pub use api_tokens::ApiTokenRow;
 pub use connect::{Backend, Durability, StoreOptions};
 pub use fleet::SqlFleetStore;

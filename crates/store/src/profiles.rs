@@ -55,6 +55,7 @@ impl SqlStore {
             profile_write(&mut writes, &p.record);
             writes.execute(&mut tx, self.backend).await?;
         }
+        crate::imsi_uniqueness::claim_imsis(&mut tx, self.backend, profiles).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(profiles.len() as u64)
     }
