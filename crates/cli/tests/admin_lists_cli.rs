@@ -258,7 +258,7 @@ fn callbacks_and_notifications_are_listed_and_garbage_is_refused() {
             "--status `maybe`: expected one of pending, delivered",
         ),
         (
-            vec!["callbacks", "list", "--after", "-3"],
+            vec!["callbacks", "list", "--after=-3"],
             "--after `-3`: expected a row id",
         ),
         (vec!["callbacks", "list", "--after", "abc"], "--after `abc`"),
