@@ -242,7 +242,7 @@ pub fn run_callbacks(args: CallbacksArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| {
             let valid: Vec<&str> = CallbackStatus::ALL.iter().map(|c| c.as_str()).collect();
-            one_of("--status", s, &valid).map(|v| CallbackStatus::parse(v))
+            one_of("--status", s, &valid).map(CallbackStatus::parse)
         })
         .transpose()?
         .flatten();

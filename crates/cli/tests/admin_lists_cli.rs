@@ -110,7 +110,7 @@ fn a_batch_reusing_an_imsi_is_refused_whole() {
     // generate: new ICCIDs, IMSIs 001010000000002..4 (taken).
     i.refused(
         &generate("8944000000000001009", "001-01-0000000002", "3"),
-        &format!("IMSI 001010000000002 is already used by ICCID 894400000000000002"),
+        "IMSI 001010000000002 is already used by ICCID 894400000000000002",
     );
     assert_eq!(i.profiles(), 4, "nothing of the refused batch stored");
     // import: a CSV whose second row has a taken IMSI.
