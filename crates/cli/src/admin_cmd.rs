@@ -10,7 +10,7 @@ use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, ProfileTypeImport};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
 use ferrosim_smdp::order::ProfileState;
-use ferrosim_smdp::store::{ProfileFilter, Store};
+use ferrosim_smdp::store::{ProfileFilter, ProfileStore};
 use ferrosim_smdp::time::Timestamp;
 
 use crate::config::{InstanceArgs, InstanceConfig};

@@ -18,7 +18,7 @@ use ferrosim_telemetry::{Event, EventQuery, MetricsReport, Timestamp, compute, w
 use clap::Args;
 use ferrosim_server::sandbox::{CallbackSink, Sandbox, SandboxOptions};
 use ferrosim_smdp::order::ProfileState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::StoreOptions;
 
 use crate::admin_cmd::block_on;

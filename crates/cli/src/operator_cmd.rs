@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory;
-use ferrosim_smdp::store::{Operator, Store};
+use ferrosim_smdp::store::{CatalogStore, Operator, ProfileStore};
 use ferrosim_store::SqlStore;
 
 use crate::admin_cmd::block_on;

@@ -12,7 +12,7 @@ use ferrosim_asn1::json::es2::{
 use ferrosim_lpa::activation_code::{ActivationCode, SmdpAddress};
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::ids::{MatchingId, OperatorId};
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::{CatalogStore, ProfileStore};
 use ferrosim_smdp::time::Timestamp;
 
 use crate::admin_cmd::block_on;

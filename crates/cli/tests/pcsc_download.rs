@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::order::ProfileState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use ferrosim_testkit::pcsc;
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 

@@ -27,7 +27,7 @@ use ferrosim_smdp::es2::token_hash;
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::metadata::PolicyRules;
 use ferrosim_smdp::order::{ProfileRecord, ProfileState as OrderState};
-use ferrosim_smdp::store::{NewProfile, Operator, ProfileTypeRecord, Store};
+use ferrosim_smdp::store::{CatalogStore, NewProfile, Operator, ProfileStore, ProfileTypeRecord};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Credential, Smdp, SmdpConfig};
 use ferrosim_store::{SqlStore, StoreOptions};

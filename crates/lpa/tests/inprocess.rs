@@ -24,7 +24,7 @@ use ferrosim_lpa::{ActivationCode, Es9Client, Es9ClientError, Es10, Es10Options,
 use ferrosim_saip::{Iccid, ProfilePackage};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::{CatalogStore, ProfileStore};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_store::SqlStore;
 use ferrosim_testkit::{OPERATOR, PROFILE_TYPE, TestSmdp, TestSmdpOptions};

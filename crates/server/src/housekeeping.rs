@@ -1,12 +1,12 @@
 //! Periodic upkeep of an instance: expire orders whose time is up (the
 //! operator is told through the callback outbox) and purge old sessions.
-//! Safe to run on every instance at once: each expiry is its own locked
-//! transaction and a second run finds nothing left to do.
+//! Safe to run on every instance at once: each expiry is committed against
+//! the version it read, and a second run finds nothing left to do.
 
 use std::time::Duration;
 
 use ferrosim_smdp::Smdp;
-use ferrosim_smdp::store::{ProfileSelector, Store};
+use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -48,18 +48,5 @@ pub async fn expire_orders<S: Store>(
     smdp: &Smdp<S>,
     now: Timestamp,
 ) -> Result<u64, ferrosim_smdp::store::StoreError> {
-    let mut expired = 0;
-    for iccid in smdp.store().due_expiries(now, EXPIRY_BATCH).await? {
-        let selector = ProfileSelector::Iccid(iccid, None);
-        let ended = smdp
-            .store()
-            .update_profile(&selector, now, move |p, events| {
-                p.expire_if_due(now).map(|ev| events.push(ev)).is_some()
-            })
-            .await?;
-        if ended == Some(true) {
-            expired += 1;
-        }
-    }
-    Ok(expired)
+    smdp.expire_orders(now, EXPIRY_BATCH).await
 }

@@ -26,7 +26,7 @@ use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, ProfileRange, ProfileTypeImport};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
 use ferrosim_smdp::order::ProfileState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::{CatalogStore, OutboxStore, ProfileStore};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_testkit::{
     CallbackSink, OPERATOR, PROFILE_TYPE, TestSmdp, TestSmdpOptions, upp_fixtures,

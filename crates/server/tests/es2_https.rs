@@ -83,7 +83,7 @@ async fn order_life_cycle_and_errors() {
     assert_eq!(mid.len(), 23);
     assert_eq!(r["smdpAddress"], smdp.address.as_str());
     let p = smdp.smdp.store();
-    let rec = ferrosim_smdp::store::Store::profile(p, &iccid.parse().unwrap())
+    let rec = ferrosim_smdp::store::ProfileStore::profile(p, &iccid.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -132,7 +132,7 @@ async fn order_life_cycle_and_errors() {
         .await
         .unwrap();
     assert_eq!(status(&r).0, "Executed-Success", "{r}");
-    let rec = ferrosim_smdp::store::Store::profile(p, &iccid.parse().unwrap())
+    let rec = ferrosim_smdp::store::ProfileStore::profile(p, &iccid.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -157,7 +157,7 @@ async fn matching_ids_are_unique_and_profiles_run_out() {
         .await
         .unwrap();
     let b = r["iccid"].as_str().unwrap().to_owned();
-    let mid_a = ferrosim_smdp::store::Store::profile(smdp.smdp.store(), &a.parse().unwrap())
+    let mid_a = ferrosim_smdp::store::ProfileStore::profile(smdp.smdp.store(), &a.parse().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -190,7 +190,7 @@ async fn function_call_identifier_makes_calls_idempotent() {
     let (_, first) = smdp.es2("downloadOrder", &body).await.unwrap();
     let (_, again) = smdp.es2("downloadOrder", &body).await.unwrap();
     assert_eq!(first, again, "a repeated call returns the first answer");
-    let counts = ferrosim_smdp::store::Store::count_profiles(smdp.smdp.store(), None)
+    let counts = ferrosim_smdp::store::ProfileStore::count_profiles(smdp.smdp.store(), None)
         .await
         .unwrap();
     let allocated: u64 = counts

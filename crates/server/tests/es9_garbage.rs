@@ -59,7 +59,7 @@ async fn malformed_bodies_fail_cleanly() {
             }
         }
     }
-    let counts = ferrosim_smdp::store::Store::count_profiles(smdp.smdp.store(), None)
+    let counts = ferrosim_smdp::store::ProfileStore::count_profiles(smdp.smdp.store(), None)
         .await
         .unwrap();
     assert!(

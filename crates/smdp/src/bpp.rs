@@ -12,7 +12,10 @@
 //!
 //! Every package gets a fresh one-time key pair (ECKA with the eUICC's
 //! one-time key), fresh session keys and fresh random profile protection
-//! keys, so no two packages share key material.
+//! keys, so no two packages share key material. The one-time private key and
+//! the profile protection keys are drawn from the `rng` passed in, so a
+//! seeded generator makes the whole package repeat except smdpSign (an
+//! ECDSA signature, whose nonce the signing backend draws itself).
 
 use ferrosim_asn1::tlv::{tlv, write_tlv};
 use ferrosim_crypto::bsp::BspEncryptor;
@@ -58,7 +61,7 @@ pub fn build_bpp(
     input: &BppInput<'_>,
     rng: &mut impl rand::CryptoRng,
 ) -> Result<Vec<u8>, BppError> {
-    let ot = OneTimeKeyPair::generate()?;
+    let ot = one_time_key(rng)?;
     let shared = ot.agree(input.euicc_otpk).map_err(BppError::BadEuiccOtpk)?;
     let session_keys = derive_session_keys(&shared, input.host_id, input.eid)?;
 
@@ -122,4 +125,21 @@ pub fn build_bpp(
         body.extend_from_slice(part);
     }
     Ok(tlv(0xBF36, &body))
+}
+
+/// otSK/otPK.DP.ECKA from 32 random bytes of `rng` (drawn again in the
+/// negligible case that they are not a valid P-256 scalar).
+fn one_time_key(rng: &mut impl rand::CryptoRng) -> Result<OneTimeKeyPair, BppError> {
+    let mut scalar = Zeroizing::new([0u8; 32]);
+    let mut last = None;
+    for _ in 0..4 {
+        rng.fill_bytes(scalar.as_mut_slice());
+        match OneTimeKeyPair::from_scalar(scalar.as_slice()) {
+            Ok(key) => return Ok(key),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(BppError::Crypto(
+        last.unwrap_or(ferrosim_crypto::Error::Backend("one-time key")),
+    ))
 }

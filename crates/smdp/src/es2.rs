@@ -1,6 +1,8 @@
-//! ES2+: the functions an operator's back office calls (SGP.22 5.3), as
-//! methods of [`Smdp`], plus operator authentication and the idempotency of
-//! calls by `functionCallIdentifier`.
+//! ES2+: the functions an operator's back office calls (SGP.22 5.3), as pure
+//! steps ([`download_order`], [`confirm_order`], [`cancel_order`],
+//! [`release_profile`]: see [`crate::step`]) with their drivers on [`Smdp`],
+//! plus operator authentication and the idempotency of calls by
+//! `functionCallIdentifier`.
 //!
 //! Operators authenticate with a bearer token per operator (see
 //! [`Smdp::authenticate_operator`]); the `functionRequesterIdentifier` of each
@@ -18,11 +20,19 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tracing::info;
 
+use rand::{CryptoRng, RngExt};
+
 use crate::Smdp;
 use crate::ids::MatchingId;
-use crate::order::{Confirmation, ConfirmationCode, FinalProfileStatus, OrderError};
+use crate::order::{
+    Confirmation, ConfirmationCode, FinalProfileStatus, OrderError, OrderPolicy, ProfileRecord,
+};
 use crate::status::StatusCode;
-use crate::store::{CallSlot, Operator, ProfileSelector, Store, StoreError};
+use crate::step::{ATTEMPTS, Outcome};
+use crate::store::{
+    CallSlot, Changes, Operator, ProfileSelector, ProfileWrite, Store, StoreError, Version,
+    Versioned,
+};
 use crate::time::Timestamp;
 
 /// How long an ES2+ call may stay "in progress" before a retry takes it over
@@ -172,65 +182,212 @@ impl<S: Store> Smdp<S> {
         }
     }
 
-    /// `downloadOrder`: reserves a profile (by ICCID, or any of a type),
-    /// optionally linked to an EID.
+    /// `downloadOrder`: loads the profile named by ICCID, or picks one of
+    /// the first [`CANDIDATES`] available profiles of the type at random
+    /// (so concurrent orders of one type rarely race for the same row), runs
+    /// [`download_order`], commits. A lost race tries another candidate.
     pub async fn download_order(
         &self,
         operator: &Operator,
         req: &DownloadOrderRequest,
         now: Timestamp,
     ) -> Result<DownloadOrderResponse, Es2Error> {
-        let eid = parse_eid(req.eid.as_deref())?;
-        let selector = match (req.iccid.as_deref(), req.profile_type.as_deref()) {
-            (Some(iccid), _) => {
-                ProfileSelector::Iccid(parse_iccid(iccid)?, Some(operator.id.clone()))
-            }
-            (None, Some(t)) => {
+        let (_, target) = parse_download_order(req)?;
+        let policy = &self.config.policy;
+        let (selector, attempts) = match target {
+            OrderTarget::Iccid(iccid) => (
+                Some(ProfileSelector::Iccid(iccid, Some(operator.id.clone()))),
+                ATTEMPTS,
+            ),
+            OrderTarget::ProfileType(t) => {
                 if self.store.profile_type(&operator.id, t).await?.is_none() {
                     return Err(Es2Error::UnknownProfileType);
                 }
-                ProfileSelector::FirstAvailable {
-                    operator: operator.id.clone(),
-                    profile_type: t.to_owned(),
-                }
+                (None, ORDER_ATTEMPTS)
             }
-            (None, None) => return Err(Es2Error::Missing("iccid or profileType")),
         };
-        let wanted_type = req.profile_type.clone();
-        let policy = self.config.policy;
-        let iccid = self
-            .store
-            .update_profile(&selector, now, move |p, _| {
-                if let Some(t) = &wanted_type
-                    && &p.profile_type != t
-                {
-                    return Err(Es2Error::Invalid(
-                        "profileType does not match the ICCID's type",
-                    ));
+        for _ in 0..attempts {
+            let profile = match (&selector, req.profile_type.as_deref()) {
+                (Some(selector), _) => self.store.find_profile(selector).await?,
+                (None, Some(t)) => {
+                    let mut candidates = self
+                        .store
+                        .available_profiles(&operator.id, t, CANDIDATES)
+                        .await?;
+                    match candidates.len() {
+                        0 => None,
+                        n => {
+                            let pick = self.randomness.for_call().random_range(0..n);
+                            Some(candidates.swap_remove(pick))
+                        }
+                    }
                 }
-                p.allocate(eid, now, &policy)?;
-                Ok(p.iccid.clone())
-            })
-            .await?
-            .ok_or(match selector {
-                ProfileSelector::FirstAvailable { .. } => Es2Error::Exhausted,
-                _ => Es2Error::UnknownIccid,
-            })??;
-        info!(operator = %operator.id, iccid = %iccid.as_str(), "order allocated");
-        Ok(DownloadOrderResponse {
-            header: ResponseHeader::success(),
-            iccid: iccid.as_str().to_owned(),
-        })
+                (None, None) => None,
+            };
+            let outcome = download_order(policy, operator, req, profile, now);
+            if let Some(answer) = self.settle(outcome).await? {
+                info!(operator = %operator.id, iccid = %answer.iccid, "order allocated");
+                return Ok(answer);
+            }
+        }
+        Err(Es2Error::Store(StoreError::Stale))
     }
 
-    /// `confirmOrder`: sets the matching id (generated when absent) and the
-    /// confirmation code, and confirms or releases the order.
+    /// `confirmOrder`: loads the profile, runs [`confirm_order`] (which
+    /// generates a matching id when the operator sent none), commits.
     pub async fn confirm_order(
         &self,
         operator: &Operator,
         req: &ConfirmOrderRequest,
         now: Timestamp,
     ) -> Result<ConfirmOrderResponse, Es2Error> {
+        let selector = ProfileSelector::Iccid(parse_iccid(&req.iccid)?, Some(operator.id.clone()));
+        for _ in 0..ATTEMPTS {
+            let profile = self.store.find_profile(&selector).await?;
+            let outcome = confirm_order(
+                &self.config.address,
+                operator,
+                req,
+                profile,
+                now,
+                &mut self.randomness.for_call(),
+            );
+            match self.settle(outcome).await {
+                Ok(Some(answer)) => return Ok(answer),
+                Ok(None) => continue,
+                Err(Es2Error::Store(StoreError::Conflict(_))) => {
+                    return Err(Es2Error::MatchingIdInUse);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Es2Error::Store(StoreError::Stale))
+    }
+
+    /// `cancelOrder`: loads the profile, runs [`cancel_order`], commits.
+    pub async fn cancel_order(
+        &self,
+        operator: &Operator,
+        req: &CancelOrderRequest,
+        now: Timestamp,
+    ) -> Result<HeaderOnly, Es2Error> {
+        let selector = ProfileSelector::Iccid(parse_iccid(&req.iccid)?, Some(operator.id.clone()));
+        for _ in 0..ATTEMPTS {
+            let profile = self.store.find_profile(&selector).await?;
+            if let Some(answer) = self
+                .settle(cancel_order(operator, req, profile, now))
+                .await?
+            {
+                return Ok(answer);
+            }
+        }
+        Err(Es2Error::Store(StoreError::Stale))
+    }
+
+    /// `releaseProfile`: loads the profile, runs [`release_profile`], commits.
+    pub async fn release_profile(
+        &self,
+        operator: &Operator,
+        req: &ReleaseProfileRequest,
+        now: Timestamp,
+    ) -> Result<HeaderOnly, Es2Error> {
+        let selector = ProfileSelector::Iccid(parse_iccid(&req.iccid)?, Some(operator.id.clone()));
+        for _ in 0..ATTEMPTS {
+            let profile = self.store.find_profile(&selector).await?;
+            if let Some(answer) = self
+                .settle(release_profile(operator, req, profile, now))
+                .await?
+            {
+                return Ok(answer);
+            }
+        }
+        Err(Es2Error::Store(StoreError::Stale))
+    }
+}
+
+/// Available profiles a `downloadOrder` by type chooses from.
+pub const CANDIDATES: u32 = 16;
+
+/// Tries of a `downloadOrder` by type before it gives up on contention.
+const ORDER_ATTEMPTS: usize = 16;
+
+/// What a `downloadOrder` names.
+enum OrderTarget<'a> {
+    Iccid(Iccid),
+    ProfileType(&'a str),
+}
+
+fn parse_download_order(
+    req: &DownloadOrderRequest,
+) -> Result<(Option<Eid>, OrderTarget<'_>), Es2Error> {
+    let eid = parse_eid(req.eid.as_deref())?;
+    let target = match (req.iccid.as_deref(), req.profile_type.as_deref()) {
+        (Some(iccid), _) => OrderTarget::Iccid(parse_iccid(iccid)?),
+        (None, Some(t)) => OrderTarget::ProfileType(t),
+        (None, None) => return Err(Es2Error::Missing("iccid or profileType")),
+    };
+    Ok((eid, target))
+}
+
+/// The `downloadOrder` step: reserves `profile` (the one named by ICCID, or
+/// the candidate of the type), optionally linked to an EID.
+pub fn download_order(
+    policy: &OrderPolicy,
+    operator: &Operator,
+    req: &DownloadOrderRequest,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<DownloadOrderResponse, Es2Error> {
+    let (eid, target) = match parse_download_order(req) {
+        Ok(t) => t,
+        Err(e) => return Outcome::refuse(e),
+    };
+    let (missing, named) = match &target {
+        OrderTarget::Iccid(i) => (
+            Es2Error::UnknownIccid,
+            profile.filter(|p| p.record.iccid == *i),
+        ),
+        OrderTarget::ProfileType(t) => (
+            Es2Error::Exhausted,
+            profile.filter(|p| p.record.profile_type == *t),
+        ),
+    };
+    let Some(Versioned {
+        record: mut p,
+        version,
+    }) = named.filter(|p| p.record.operator == operator.id)
+    else {
+        return Outcome::refuse(missing);
+    };
+    if let Some(t) = &req.profile_type
+        && p.profile_type != *t
+    {
+        return Outcome::refuse(Es2Error::Invalid(
+            "profileType does not match the ICCID's type",
+        ));
+    }
+    if let Err(e) = p.allocate(eid, now, policy) {
+        return Outcome::refuse(e.into());
+    }
+    let answer = DownloadOrderResponse {
+        header: ResponseHeader::success(),
+        iccid: p.iccid.as_str().to_owned(),
+    };
+    Outcome::new(profile_change(p, version), Ok(answer))
+}
+
+/// The `confirmOrder` step: sets the matching id (drawn from `rng` when the
+/// operator sent none) and the confirmation code, and confirms or releases
+/// the order. `smdp_address` is returned to the operator.
+pub fn confirm_order(
+    smdp_address: &str,
+    operator: &Operator,
+    req: &ConfirmOrderRequest,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+    rng: &mut impl CryptoRng,
+) -> Outcome<ConfirmOrderResponse, Es2Error> {
+    let decided = (|| {
         let iccid = parse_iccid(&req.iccid)?;
         let eid = parse_eid(req.eid.as_deref())?;
         let matching_id = match req
@@ -240,7 +397,7 @@ impl<S: Store> Smdp<S> {
             .filter(|m| !m.is_empty())
         {
             Some(m) => MatchingId::new(m).map_err(|_| Es2Error::Invalid("matchingId"))?,
-            None => MatchingId::generate(&mut rand::rng()),
+            None => MatchingId::generate(rng),
         };
         let confirmation_code = match req.confirmation_code.as_deref() {
             Some("") => return Err(Es2Error::Invalid("confirmationCode")),
@@ -254,39 +411,36 @@ impl<S: Store> Smdp<S> {
             smds_address: req.smds_address.clone(),
             release: req.release_flag,
         };
-        let selector = ProfileSelector::Iccid(iccid, Some(operator.id.clone()));
-        let outcome = self
-            .store
-            .update_profile(&selector, now, move |p, _| {
-                p.confirm(confirmation, now)?;
-                let order = p.order.as_ref();
-                Ok::<_, Es2Error>((
-                    order.and_then(|o| o.eid),
-                    order.and_then(|o| o.matching_id.clone()),
-                ))
-            })
-            .await;
-        let (eid, matching_id) = match outcome {
-            Err(StoreError::Conflict(_)) => return Err(Es2Error::MatchingIdInUse),
-            other => other?.ok_or(Es2Error::UnknownIccid)??,
-        };
-        let matching_id = matching_id.ok_or(Es2Error::Invalid("matchingId"))?;
-        Ok(ConfirmOrderResponse {
+        let Versioned {
+            record: mut p,
+            version,
+        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        p.confirm(confirmation, now)?;
+        let order = p.order.as_ref();
+        let eid = order.and_then(|o| o.eid);
+        let matching_id = order
+            .and_then(|o| o.matching_id.clone())
+            .ok_or(Es2Error::Invalid("matchingId"))?;
+        let answer = ConfirmOrderResponse {
             header: ResponseHeader::success(),
             eid: eid.map(|e| e.to_string()),
             matching_id: matching_id.to_string(),
-            smdp_address: Some(self.config.address.clone()),
-        })
-    }
+            smdp_address: Some(smdp_address.to_owned()),
+        };
+        Ok((profile_change(p, version), answer))
+    })();
+    decided.into()
+}
 
-    /// `cancelOrder`: ends the order; the profile becomes available again or
-    /// unavailable for good.
-    pub async fn cancel_order(
-        &self,
-        operator: &Operator,
-        req: &CancelOrderRequest,
-        now: Timestamp,
-    ) -> Result<HeaderOnly, Es2Error> {
+/// The `cancelOrder` step: ends the order; the profile becomes available
+/// again or unavailable for good.
+pub fn cancel_order(
+    operator: &Operator,
+    req: &CancelOrderRequest,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<HeaderOnly, Es2Error> {
+    let decided = (|| {
         let iccid = parse_iccid(&req.iccid)?;
         let eid = parse_eid(req.eid.as_deref())?;
         let matching_id = req
@@ -300,34 +454,54 @@ impl<S: Store> Smdp<S> {
             "Unavailable" => FinalProfileStatus::Unavailable,
             _ => return Err(Es2Error::Invalid("finalProfileStatusIndicator")),
         };
-        let selector = ProfileSelector::Iccid(iccid, Some(operator.id.clone()));
-        self.store
-            .update_profile(&selector, now, move |p, _| {
-                p.cancel(status, eid.as_ref(), matching_id.as_ref(), now)
-            })
-            .await?
-            .ok_or(Es2Error::UnknownIccid)??;
-        Ok(HeaderOnly {
-            header: ResponseHeader::success(),
-        })
-    }
+        let Versioned {
+            record: mut p,
+            version,
+        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        p.cancel(status, eid.as_ref(), matching_id.as_ref(), now)?;
+        Ok((profile_change(p, version), success()))
+    })();
+    decided.into()
+}
 
-    /// `releaseProfile`: a confirmed order becomes downloadable.
-    pub async fn release_profile(
-        &self,
-        operator: &Operator,
-        req: &ReleaseProfileRequest,
-        now: Timestamp,
-    ) -> Result<HeaderOnly, Es2Error> {
+/// The `releaseProfile` step: a confirmed order becomes downloadable.
+pub fn release_profile(
+    operator: &Operator,
+    req: &ReleaseProfileRequest,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<HeaderOnly, Es2Error> {
+    let decided = (|| {
         let iccid = parse_iccid(&req.iccid)?;
-        let selector = ProfileSelector::Iccid(iccid, Some(operator.id.clone()));
-        self.store
-            .update_profile(&selector, now, move |p, _| p.release(now))
-            .await?
-            .ok_or(Es2Error::UnknownIccid)??;
-        Ok(HeaderOnly {
-            header: ResponseHeader::success(),
-        })
+        let Versioned {
+            record: mut p,
+            version,
+        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        p.release(now)?;
+        Ok((profile_change(p, version), success()))
+    })();
+    decided.into()
+}
+
+/// The loaded profile, if it is the one named and the operator's.
+fn owned(
+    profile: Option<Versioned<ProfileRecord>>,
+    iccid: &Iccid,
+    operator: &Operator,
+) -> Option<Versioned<ProfileRecord>> {
+    profile.filter(|p| p.record.iccid == *iccid && p.record.operator == operator.id)
+}
+
+fn profile_change(record: ProfileRecord, expected: Version) -> Changes {
+    Changes {
+        profile: Some(ProfileWrite { expected, record }),
+        ..Changes::default()
+    }
+}
+
+fn success() -> HeaderOnly {
+    HeaderOnly {
+        header: ResponseHeader::success(),
     }
 }
 

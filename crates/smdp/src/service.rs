@@ -8,6 +8,7 @@ use ferrosim_saip::ProfilePackage;
 use crate::config::SmdpConfig;
 use crate::ids::OperatorId;
 use crate::metadata::ProfileTypeMetadata;
+use crate::randomness::Randomness;
 use crate::store::{ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
 
@@ -15,28 +16,43 @@ use crate::time::Timestamp;
 /// every instance at most this long after the import.
 const TYPE_CACHE_MS: i64 = 30_000;
 
-/// The SM-DP+: ES2+ and ES9+ functions over a [`Store`].
+/// The SM-DP+: the ES2+ and ES9+ drivers over a [`Store`] (see [`crate::step`]).
 ///
 /// Cheap to clone; the HTTP layer keeps one and calls its methods from many
-/// tasks at once. Time comes in with each call; randomness from the
-/// operating system's generator.
+/// tasks at once. Time comes in with each call; randomness from its
+/// [`Randomness`] (the operating system's generator unless given another).
 #[derive(Debug)]
 pub struct Smdp<S> {
     pub(crate) config: Arc<SmdpConfig>,
     pub(crate) store: S,
+    pub(crate) randomness: Randomness,
     types: Arc<Mutex<TypeCache>>,
 }
 
-/// Cached profile types by (operator, name), with the time they were loaded.
-type TypeCache = HashMap<(OperatorId, String), (Timestamp, Arc<CachedType>)>;
+/// Cached profile types by operator and name, with the time they were loaded.
+type TypeCache = HashMap<OperatorId, HashMap<String, (Timestamp, Arc<ProfileTemplate>)>>;
 
-/// A profile type with its package parsed once, shared by downloads.
+/// A profile type as downloads use it: its metadata and its package parsed
+/// once (cached by [`Smdp`] and shared by concurrent downloads).
 #[derive(Debug)]
-pub(crate) struct CachedType {
+pub struct ProfileTemplate {
     /// The type's profile metadata.
     pub metadata: ProfileTypeMetadata,
     /// The package, parsed (it owns the stored bytes).
     pub package: ProfilePackage,
+}
+
+impl ProfileTemplate {
+    /// Parses a stored profile type.
+    pub fn from_record(record: ProfileTypeRecord) -> Result<Self, ferrosim_saip::Error> {
+        let ProfileTypeRecord {
+            metadata, package, ..
+        } = record;
+        Ok(Self {
+            metadata,
+            package: ProfilePackage::from_vec(package)?,
+        })
+    }
 }
 
 impl<S: Clone> Clone for Smdp<S> {
@@ -44,6 +60,7 @@ impl<S: Clone> Clone for Smdp<S> {
         Self {
             config: Arc::clone(&self.config),
             store: self.store.clone(),
+            randomness: self.randomness.clone(),
             types: Arc::clone(&self.types),
         }
     }
@@ -64,11 +81,20 @@ pub(crate) enum TypeError {
 }
 
 impl<S: Store> Smdp<S> {
-    /// An SM-DP+ with this configuration and store.
+    /// An SM-DP+ with this configuration and store, drawing randomness from
+    /// the operating system.
     pub fn new(config: SmdpConfig, store: S) -> Self {
+        Self::with_randomness(config, store, Randomness::os())
+    }
+
+    /// An SM-DP+ drawing its randomness (transaction ids, challenges,
+    /// matching ids, one-time keys, profile protection keys, every random
+    /// choice) from `randomness`; [`Randomness::seeded`] makes runs repeat.
+    pub fn with_randomness(config: SmdpConfig, store: S, randomness: Randomness) -> Self {
         Self {
             config: Arc::new(config),
             store,
+            randomness,
             types: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -84,15 +110,14 @@ impl<S: Store> Smdp<S> {
     }
 
     /// A profile type, from the cache when fresh.
-    pub(crate) async fn profile_type(
+    pub(crate) async fn profile_template(
         &self,
         operator: &OperatorId,
         name: &str,
         now: Timestamp,
-    ) -> Result<Arc<CachedType>, TypeError> {
-        let key = (operator.clone(), name.to_owned());
+    ) -> Result<Arc<ProfileTemplate>, TypeError> {
         if let Ok(cache) = self.types.lock()
-            && let Some((at, t)) = cache.get(&key)
+            && let Some((at, t)) = cache.get(operator).and_then(|types| types.get(name))
             && now.millis().saturating_sub(at.millis()) < TYPE_CACHE_MS
         {
             return Ok(Arc::clone(t));
@@ -102,16 +127,17 @@ impl<S: Store> Smdp<S> {
             .profile_type(operator, name)
             .await?
             .ok_or_else(|| TypeError::Missing(name.to_owned()))?;
-        let ProfileTypeRecord {
-            metadata, package, ..
-        } = record;
-        let package = ProfilePackage::from_vec(package).map_err(|source| TypeError::Package {
-            name: name.to_owned(),
-            source,
-        })?;
-        let entry = Arc::new(CachedType { metadata, package });
+        let entry = Arc::new(ProfileTemplate::from_record(record).map_err(|source| {
+            TypeError::Package {
+                name: name.to_owned(),
+                source,
+            }
+        })?);
         if let Ok(mut cache) = self.types.lock() {
-            cache.insert(key, (now, Arc::clone(&entry)));
+            cache
+                .entry(operator.clone())
+                .or_default()
+                .insert(name.to_owned(), (now, Arc::clone(&entry)));
         }
         Ok(entry)
     }

@@ -1,15 +1,21 @@
 //! ES9+ download sessions, kept in the store between the steps.
 //!
 //! Any SM-DP+ instance can serve any step: everything a later step needs is
-//! in the [`SessionRecord`], nothing is held in memory.
+//! in the [`SessionRecord`], nothing is held in memory. What a session holds
+//! depends on where it is ([`SessionPhase`]): the two challenges and the
+//! agreed CI until the eUICC is authenticated, then the [`Binding`] of the
+//! authenticated eUICC to an order. Transitions are methods that refuse to
+//! leave a phase they do not start from ([`WrongPhase`]).
 
+use ferrosim_ids::CiKeyId;
 use ferrosim_pki::Eid;
 use ferrosim_saip::Iccid;
 
 use crate::ids::TransactionId;
 use crate::time::Timestamp;
 
-/// Where a download session is.
+/// Where a download session is, without the data of the phase (the name the
+/// stores keep).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionState {
     /// `initiateAuthentication` answered; waiting for `authenticateClient`.
@@ -50,37 +56,73 @@ impl SessionState {
     }
 }
 
+/// What `authenticateClient` established and every later step relies on:
+/// who the eUICC is and which order it downloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The authenticated eUICC.
+    pub eid: Eid,
+    /// Its public key (SEC1), which verifies its later signatures.
+    pub euicc_public_key: Vec<u8>,
+    /// The profile whose order is bound to the session.
+    pub iccid: Iccid,
+    /// Whether the order needs a confirmation code.
+    pub cc_required: bool,
+    /// smdpSignature2 as sent (the whole 5F37 TLV): euiccSignature2 covers it.
+    pub smdp_signature2: Vec<u8>,
+    /// The eUICC's one-time key (otPK.EUICC.ECKA) the last package of the
+    /// session was bound to; `None` until a package is issued. It tells
+    /// which sessions were handed a package, and a retry may bind to it again.
+    pub euicc_otpk: Option<Vec<u8>>,
+}
+
+/// Where a session is, with the data that phase needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionPhase {
+    /// `initiateAuthentication` answered; waiting for `authenticateClient`.
+    Initiated {
+        /// The eUICC's challenge, echoed in serverSigned1.
+        euicc_challenge: [u8; 16],
+        /// Our challenge, which the eUICC must sign.
+        server_challenge: [u8; 16],
+        /// The CI key id agreed with the eUICC: its chain must end there.
+        ci_key_id: CiKeyId,
+    },
+    /// The eUICC is authenticated and an order is bound.
+    Authenticated(Binding),
+    /// The Bound Profile Package was handed out (a repeated request of the
+    /// same session gets a new one).
+    PackageIssued(Binding),
+    /// The installation result arrived; repeats are still verified with the binding.
+    Completed(Binding),
+    /// Cancelled by the device or ended by the eUICC's refusal; the binding,
+    /// if there was one, still verifies a late installation result.
+    Cancelled(Option<Binding>),
+}
+
+/// A transition was asked of a session in a phase it does not start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session is {found:?}, not where `{action}` starts")]
+pub struct WrongPhase {
+    /// The session's state.
+    pub found: SessionState,
+    /// What was attempted.
+    pub action: &'static str,
+}
+
 /// One ES9+ session, from `initiateAuthentication` to the installation result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     /// The session id.
     pub transaction_id: TransactionId,
-    /// Where the session is.
-    pub state: SessionState,
     /// When it started.
     pub created_at: Timestamp,
     /// After this time the session is unknown to ES9+.
     pub expires_at: Timestamp,
-    /// The eUICC's challenge (16 bytes), echoed in serverSigned1.
-    pub euicc_challenge: Vec<u8>,
-    /// Our challenge (16 bytes), which the eUICC must sign.
-    pub server_challenge: Vec<u8>,
-    /// The CI key id agreed with the eUICC.
-    pub ci_key_id: Vec<u8>,
-    /// EID, once the eUICC is authenticated.
-    pub eid: Option<Eid>,
-    /// The eUICC's public key (SEC1), once authenticated.
-    pub euicc_public_key: Option<Vec<u8>>,
-    /// The profile bound to the session.
-    pub iccid: Option<Iccid>,
-    /// Whether the order needs a confirmation code.
-    pub cc_required: bool,
-    /// smdpSignature2 as sent (the whole 5F37 TLV): euiccSignature2 covers it.
-    pub smdp_signature2: Option<Vec<u8>>,
-    /// The eUICC's one-time public key, once a package was built for it.
-    pub euicc_otpk: Option<Vec<u8>>,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Where it is, with that phase's data.
+    pub phase: SessionPhase,
 }
 
 impl SessionRecord {
@@ -89,32 +131,131 @@ impl SessionRecord {
     /// yet, usable until `expires_at`.
     pub fn initiated(
         transaction_id: TransactionId,
-        euicc_challenge: Vec<u8>,
-        server_challenge: Vec<u8>,
-        ci_key_id: Vec<u8>,
+        euicc_challenge: [u8; 16],
+        server_challenge: [u8; 16],
+        ci_key_id: CiKeyId,
         now: Timestamp,
         expires_at: Timestamp,
     ) -> Self {
         Self {
             transaction_id,
-            state: SessionState::Initiated,
             created_at: now,
             expires_at,
-            euicc_challenge,
-            server_challenge,
-            ci_key_id,
-            eid: None,
-            euicc_public_key: None,
-            iccid: None,
-            cc_required: false,
-            smdp_signature2: None,
-            euicc_otpk: None,
             updated_at: now,
+            phase: SessionPhase::Initiated {
+                euicc_challenge,
+                server_challenge,
+                ci_key_id,
+            },
+        }
+    }
+
+    /// The phase's name.
+    pub fn state(&self) -> SessionState {
+        match self.phase {
+            SessionPhase::Initiated { .. } => SessionState::Initiated,
+            SessionPhase::Authenticated(_) => SessionState::Authenticated,
+            SessionPhase::PackageIssued(_) => SessionState::PackageIssued,
+            SessionPhase::Completed(_) => SessionState::Completed,
+            SessionPhase::Cancelled(_) => SessionState::Cancelled,
+        }
+    }
+
+    /// The eUICC and order bound to the session, once authenticated.
+    pub fn binding(&self) -> Option<&Binding> {
+        match &self.phase {
+            SessionPhase::Initiated { .. } | SessionPhase::Cancelled(None) => None,
+            SessionPhase::Authenticated(b)
+            | SessionPhase::PackageIssued(b)
+            | SessionPhase::Completed(b)
+            | SessionPhase::Cancelled(Some(b)) => Some(b),
         }
     }
 
     /// Whether the session is still usable at `now`.
     pub fn is_live(&self, now: Timestamp) -> bool {
-        now <= self.expires_at && !matches!(self.state, SessionState::Cancelled)
+        now <= self.expires_at && self.state() != SessionState::Cancelled
+    }
+
+    /// `authenticateClient` succeeded: the eUICC and its order are bound.
+    pub fn authenticate(&mut self, binding: Binding, now: Timestamp) -> Result<(), WrongPhase> {
+        self.require(&[SessionState::Initiated], "authenticateClient")?;
+        self.phase = SessionPhase::Authenticated(binding);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// `getBoundProfilePackage` handed out a package bound to `euicc_otpk`
+    /// (again, for a repeat).
+    pub fn issue_package(&mut self, euicc_otpk: Vec<u8>, now: Timestamp) -> Result<(), WrongPhase> {
+        self.move_bound(
+            &[SessionState::Authenticated, SessionState::PackageIssued],
+            "getBoundProfilePackage",
+            SessionPhase::PackageIssued,
+            now,
+        )?;
+        if let SessionPhase::PackageIssued(b) = &mut self.phase {
+            b.euicc_otpk = Some(euicc_otpk);
+        }
+        Ok(())
+    }
+
+    /// The installation result arrived (a repeat keeps the session completed).
+    pub fn complete(&mut self, now: Timestamp) -> Result<(), WrongPhase> {
+        let from = [
+            SessionState::Authenticated,
+            SessionState::PackageIssued,
+            SessionState::Completed,
+            SessionState::Cancelled,
+        ];
+        self.move_bound(&from, "handleNotification", SessionPhase::Completed, now)
+    }
+
+    /// The device cancelled, or the eUICC refused the binding: the session
+    /// ends, keeping its binding for a late installation result.
+    pub fn cancel(&mut self, now: Timestamp) {
+        let phase = std::mem::replace(&mut self.phase, SessionPhase::Cancelled(None));
+        self.phase = SessionPhase::Cancelled(match phase {
+            SessionPhase::Initiated { .. } => None,
+            SessionPhase::Cancelled(b) => b,
+            SessionPhase::Authenticated(b)
+            | SessionPhase::PackageIssued(b)
+            | SessionPhase::Completed(b) => Some(b),
+        });
+        self.updated_at = now;
+    }
+
+    fn move_bound(
+        &mut self,
+        from: &[SessionState],
+        action: &'static str,
+        to: fn(Binding) -> SessionPhase,
+        now: Timestamp,
+    ) -> Result<(), WrongPhase> {
+        self.require(from, action)?;
+        let found = self.state();
+        match std::mem::replace(&mut self.phase, SessionPhase::Cancelled(None)) {
+            SessionPhase::Authenticated(b)
+            | SessionPhase::PackageIssued(b)
+            | SessionPhase::Completed(b)
+            | SessionPhase::Cancelled(Some(b)) => {
+                self.phase = to(b);
+                self.updated_at = now;
+                Ok(())
+            }
+            unbound => {
+                self.phase = unbound;
+                Err(WrongPhase { found, action })
+            }
+        }
+    }
+
+    fn require(&self, from: &[SessionState], action: &'static str) -> Result<(), WrongPhase> {
+        let found = self.state();
+        if from.contains(&found) {
+            Ok(())
+        } else {
+            Err(WrongPhase { found, action })
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Cost of the store operations one download makes, per backend: a session
-//! insert, a session read, and a locked session+profile transaction with an
-//! outbox event (what authenticateClient, getBoundProfilePackage and
-//! handleNotification each commit).
+//! insert, a session read, and a compare-and-set commit of a session and a
+//! profile with an outbox event (what authenticateClient,
+//! getBoundProfilePackage and handleNotification each commit).
 //!
 //! `cargo bench -p ferrosim-store`; set FERROSIM_TEST_POSTGRES_URL to also
 //! measure PostgreSQL.
@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use ferrosim_ids::CiKeyId;
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::{OperatorId, TransactionId};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
@@ -22,18 +23,14 @@ fn session(n: u64) -> SessionRecord {
     let mut tid = [0u8; 16];
     tid[..8].copy_from_slice(&n.to_be_bytes());
     tid[8] = rand::random();
-    SessionRecord {
-        euicc_public_key: Some(vec![4; 65]),
-        smdp_signature2: Some(vec![5; 67]),
-        ..SessionRecord::initiated(
-            TransactionId::from_bytes(&tid).unwrap(),
-            vec![1; 16],
-            vec![2; 16],
-            vec![3; 20],
-            Timestamp(1),
-            Timestamp(i64::MAX),
-        )
-    }
+    SessionRecord::initiated(
+        TransactionId::from_bytes(&tid).unwrap(),
+        [1; 16],
+        [2; 16],
+        CiKeyId::from_bytes(&[3; 20]).unwrap(),
+        Timestamp(1),
+        Timestamp(i64::MAX),
+    )
 }
 
 async fn seeded(url: &str, durability: Durability) -> SqlStore {
@@ -89,14 +86,18 @@ fn bench_backend(c: &mut Criterion, name: &str, url: String, durability: Durabil
     let iccid = Iccid::from_body("894400000000000001").unwrap();
     let mut n = 0u64;
     let mut g = c.benchmark_group(format!("store/{name}"));
+    let insert = |s: SessionRecord| Changes {
+        session: Some(SessionWrite::Insert(s)),
+        ..Changes::default()
+    };
     g.bench_function("insert_session", |b| {
         b.iter(|| {
             n += 1;
-            rt.block_on(store.insert_session(&session(n))).unwrap();
+            rt.block_on(store.commit(insert(session(n)))).unwrap();
         })
     });
     let s = session(u64::MAX);
-    rt.block_on(store.insert_session(&s)).unwrap();
+    rt.block_on(store.commit(insert(s.clone()))).unwrap();
     g.bench_function("read_session", |b| {
         b.iter(|| {
             rt.block_on(store.session(&s.transaction_id))
@@ -105,30 +106,39 @@ fn bench_backend(c: &mut Criterion, name: &str, url: String, durability: Durabil
         })
     });
     let sel = ProfileSelector::Iccid(iccid.clone(), None);
-    g.bench_function("session_and_profile_transaction", |b| {
+    g.bench_function("session_and_profile_commit", |b| {
         b.iter(|| {
-            rt.block_on(store.update_session(
-                &s.transaction_id,
-                Some(&sel),
-                Timestamp(2),
-                |s, p, ev| {
-                    s.updated_at = Timestamp(s.updated_at.0 + 1);
-                    if let Some(p) = p {
-                        p.updated_at = Timestamp(p.updated_at.0 + 1);
-                        ev.push(ProgressEvent {
-                            operator: p.operator.clone(),
-                            iccid: p.iccid.clone(),
-                            eid: None,
-                            profile_type: "t".into(),
-                            point: NotificationPoint::BppDownload,
-                            failure: None,
-                            result_data: None,
-                            at: Timestamp(2),
-                        });
-                    }
-                },
-            ))
-            .unwrap()
+            rt.block_on(async {
+                let mut session = store.session(&s.transaction_id).await.unwrap().unwrap();
+                let mut profile = store.find_profile(&sel).await.unwrap().unwrap();
+                session.record.updated_at = Timestamp(session.record.updated_at.0 + 1);
+                profile.record.updated_at = Timestamp(profile.record.updated_at.0 + 1);
+                let event = ProgressEvent {
+                    operator: profile.record.operator.clone(),
+                    iccid: profile.record.iccid.clone(),
+                    eid: None,
+                    profile_type: "t".into(),
+                    point: NotificationPoint::BppDownload,
+                    failure: None,
+                    result_data: None,
+                    at: Timestamp(2),
+                };
+                store
+                    .commit(Changes {
+                        session: Some(SessionWrite::Update {
+                            expected: session.version,
+                            record: session.record,
+                        }),
+                        profile: Some(ProfileWrite {
+                            expected: profile.version,
+                            record: profile.record,
+                        }),
+                        events: vec![event],
+                        notification: None,
+                    })
+                    .await
+                    .unwrap()
+            })
         })
     });
     g.finish();

@@ -1,5 +1,5 @@
 //! Idempotency of ES2+ calls by `functionCallIdentifier`, and the record of
-//! notifications.
+//! device notifications.
 
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::store::{CallSlot, NotificationRecord, StoreError};
@@ -7,6 +7,7 @@ use ferrosim_smdp::time::Timestamp;
 
 use crate::SqlStore;
 use crate::rows::{backend_err, col};
+use crate::writes::Writes;
 
 impl SqlStore {
     pub(crate) async fn begin_call_impl(
@@ -112,25 +113,24 @@ impl SqlStore {
         .map_err(backend_err)?;
         Ok(())
     }
+}
 
-    pub(crate) async fn record_notification_impl(
-        &self,
-        n: &NotificationRecord,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO notifications (seq_number, operation, iccid, eid, address, raw, received_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(n.seq_number)
-        .bind(&n.operation)
-        .bind(n.iccid.as_ref().map(|i| i.as_str().to_owned()))
-        .bind(n.eid.as_ref().map(|e| e.to_string()))
-        .bind(&n.address)
-        .bind(n.raw.clone())
-        .bind(n.received_at.millis())
-        .execute(&self.pool)
-        .await
-        .map_err(backend_err)?;
-        Ok(())
-    }
+/// Keeps a device notification.
+const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (seq_number, operation, iccid, eid, \
+     address, raw, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Queues the insert of a device notification with a commit's other writes.
+pub(crate) fn notification_write(w: &mut Writes, n: &NotificationRecord) {
+    w.push(
+        INSERT_NOTIFICATION,
+        vec![
+            n.seq_number.into(),
+            n.operation.as_str().into(),
+            n.iccid.as_ref().map(|i| i.as_str().to_owned()).into(),
+            n.eid.as_ref().map(|e| e.to_string()).into(),
+            n.address.as_str().into(),
+            n.raw.clone().into(),
+            n.received_at.millis().into(),
+        ],
+    );
 }

@@ -10,7 +10,8 @@
 //! Durability: SQLite runs in WAL mode with `synchronous=FULL` by default, so
 //! a committed change survives a crash of the process or of the machine;
 //! PostgreSQL commits are durable by its own configuration. Every state change
-//! is one transaction (see `ferrosim_smdp::store`).
+//! is one short transaction that only checks versions and writes (see
+//! `ferrosim_smdp::store`): no row lock is held while the SM-DP+ signs.
 //!
 //! Throughput: SQLite has one writer connection; its write transactions run
 //! in one task and commit in groups (module `group_commit`): one `BEGIN`,
@@ -31,6 +32,7 @@ mod api_tokens;
 mod audit;
 mod callbacks;
 mod calls;
+mod commit;
 mod connect;
 mod eim;
 mod fleet;
@@ -60,6 +62,8 @@ pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use profile_type_admin::ProfileTypeSummary;
 pub use telemetry::SqlTelemetryStore;
+/// The in-memory store of every SM-DP+ store trait, beside the SQL one.
+pub use ferrosim_smdp::memstore::MemStore;
 
 use sqlx::AnyPool;
 

@@ -1,30 +1,30 @@
-//! Profiles and their orders: import, queries and the locked read-modify-write
-//! that every order transition goes through.
+//! Profiles and their orders: import, the loads of a step, listings, and
+//! the compare-and-set rewrite a commit makes.
 
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::order::{
-    ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState, ProgressEvent,
+use ferrosim_smdp::order::{ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState};
+use ferrosim_smdp::store::{
+    NewProfile, ProfileFilter, ProfileSelector, StoreError, Version, Versioned,
 };
-use ferrosim_smdp::store::{NewProfile, ProfileFilter, ProfileSelector, StoreError};
 use ferrosim_smdp::time::Timestamp;
+use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::Backend;
 use crate::SqlStore;
-use crate::callbacks::event_writes;
 use crate::personalisation::{decode_personalisation, encode_personalisation};
 use crate::rows::{
     backend_err, col, corrupt, hash32, iccid, operator, opt_eid, opt_matching_id, opt_tid, u32_of,
+    version,
 };
-use crate::writes::Writes;
+use crate::sessions::version_val;
+use crate::writes::{Val, Writes};
 
 /// The columns of a profile row that make up a [`ProfileRecord`].
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
      matching_id, cc_hash, cc_failed_attempts, smds_address, order_created_at, order_expires_at, \
      session_tid, download_attempts, failure_bpp_command_id, failure_error_reason, \
-     failure_message, updated_at";
+     failure_message, updated_at, version";
 
 impl SqlStore {
     pub(crate) async fn insert_profiles_impl(
@@ -52,7 +52,7 @@ impl SqlStore {
                     p.record.updated_at.millis().into(),
                 ],
             );
-            profile_write(&mut writes, &p.record);
+            writes.push(FILL_PROFILE, profile_vals(&p.record));
             writes.execute(&mut tx, self.backend).await?;
         }
         crate::imsi_uniqueness::claim_imsis(&mut tx, self.backend, profiles).await?;
@@ -133,32 +133,62 @@ impl SqlStore {
             .collect()
     }
 
-    pub(crate) async fn update_profile_impl<T, F>(
+    pub(crate) async fn find_profile_impl(
         &self,
         selector: &ProfileSelector,
-        f: F,
-    ) -> Result<Option<T>, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send + 'static,
-    {
-        let backend = self.backend;
-        let selector = selector.clone();
-        self.write(move |conn| {
-            Box::pin(async move {
-                let Some(mut record) = select_profile(conn, backend, &selector).await? else {
-                    return Ok(None);
-                };
-                let before = record.clone();
-                let mut events = Vec::new();
-                let out = f(&mut record, &mut events);
-                let mut writes = Writes::default();
-                profile_change_writes(&mut writes, &before, &record, &events)?;
-                writes.execute(conn, backend).await?;
-                Ok(Some(out))
-            })
-        })
-        .await
+    ) -> Result<Option<Versioned<ProfileRecord>>, StoreError> {
+        let row = match selector {
+            ProfileSelector::Iccid(iccid, op) => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2)"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(iccid.as_str())
+                    .bind(op.as_ref().map(|o| o.as_str().to_owned()))
+                    .fetch_optional(self.reader())
+                    .await
+            }
+            ProfileSelector::MatchingId(m) => {
+                let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1");
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(m.as_str())
+                    .fetch_optional(self.reader())
+                    .await
+            }
+            ProfileSelector::ReleasedForEid(eid) => {
+                let sql = format!(
+                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
+                     ORDER BY order_created_at, iccid LIMIT 1"
+                );
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(eid.to_string())
+                    .fetch_optional(self.reader())
+                    .await
+            }
+        }
+        .map_err(backend_err)?;
+        row.map(|r| versioned_profile_row(&r)).transpose()
+    }
+
+    pub(crate) async fn available_profiles_impl(
+        &self,
+        operator: &OperatorId,
+        profile_type: &str,
+        limit: u32,
+    ) -> Result<Vec<Versioned<ProfileRecord>>, StoreError> {
+        let sql = format!(
+            "SELECT {PROFILE_COLUMNS} FROM profiles
+             WHERE operator = $1 AND profile_type = $2 AND state = 'available'
+             ORDER BY iccid LIMIT $3"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(operator.as_str())
+            .bind(profile_type)
+            .bind(i64::from(limit))
+            .fetch_all(self.reader())
+            .await
+            .map_err(backend_err)?;
+        rows.iter().map(versioned_profile_row).collect()
     }
 
     pub(crate) async fn due_expiries_impl(
@@ -181,132 +211,69 @@ impl SqlStore {
     }
 }
 
-/// Selects and locks the profile row chosen by `selector`.
-pub(crate) async fn select_profile(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    selector: &ProfileSelector,
-) -> Result<Option<ProfileRecord>, StoreError> {
-    let row = match selector {
-        ProfileSelector::Iccid(iccid, op) => {
-            let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2){}",
-                backend.lock_clause(false)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(iccid.as_str())
-                .bind(op.as_ref().map(|o| o.as_str().to_owned()))
-                .fetch_optional(&mut *conn)
-                .await
-        }
-        ProfileSelector::MatchingId(m) => {
-            let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1{}",
-                backend.lock_clause(false)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(m.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-        }
-        ProfileSelector::FirstAvailable {
-            operator,
-            profile_type,
-        } => {
-            let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles
-                 WHERE operator = $1 AND profile_type = $2 AND state = 'available'
-                 ORDER BY iccid LIMIT 1{}",
-                backend.lock_clause(true)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(operator.as_str())
-                .bind(profile_type.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-        }
-        ProfileSelector::ReleasedForEid(eid) => {
-            let sql = format!(
-                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
-                 ORDER BY order_created_at, iccid LIMIT 1{}",
-                backend.lock_clause(false)
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(eid.to_string())
-                .fetch_optional(&mut *conn)
-                .await
-        }
-    }
-    .map_err(backend_err)?;
-    row.map(|r| profile_row(&r)).transpose()
-}
-
-/// Adds to `writes` what a transition changed: the record if it differs from
-/// `before`, and the outbox rows of `events`. Refuses a change of the row's
-/// identity.
-pub(crate) fn profile_change_writes(
-    writes: &mut Writes,
-    before: &ProfileRecord,
-    after: &ProfileRecord,
-    events: &[ProgressEvent],
-) -> Result<(), StoreError> {
-    if after.iccid != before.iccid || after.operator != before.operator {
-        return Err(StoreError::Corrupt(
-            "a transition tried to change a profile's ICCID or operator".into(),
-        ));
-    }
-    if after != before {
-        profile_write(writes, after);
-    }
-    event_writes(writes, events);
-    Ok(())
-}
-
 /// A new profile row (its order columns follow with [`profile_write`]).
 const INSERT_PROFILE: &str = "INSERT INTO profiles (iccid, operator, profile_type, state, personalisation, updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-/// Updates every mutable column of a profile record.
-const UPDATE_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \
+/// Sets every mutable column of a profile just inserted.
+const FILL_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \
      cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10, \
      session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, failure_error_reason = $14, \
      failure_message = $15, updated_at = $16 WHERE iccid = $1";
 
-/// Queues the update of every mutable column of a profile record.
-pub(crate) fn profile_write(w: &mut Writes, r: &ProfileRecord) {
+/// Rewrites every mutable column of a profile still at version `$17`.
+const UPDATE_PROFILE: &str = "UPDATE profiles SET version = version + 1, state = $2, has_order = $3, eid = $4, \
+     matching_id = $5, cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, \
+     order_expires_at = $10, session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, \
+     failure_error_reason = $14, failure_message = $15, updated_at = $16 WHERE iccid = $1 AND version = $17";
+
+/// Queues the compare-and-set rewrite of a profile read at `expected`.
+pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Version) {
+    let mut vals = profile_vals(r);
+    vals.push(version_val(expected));
+    w.push_checked(UPDATE_PROFILE, vals);
+}
+
+/// The values `$1..$16` of a profile's mutable columns.
+fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
     let o = r.order.as_ref();
     let failure = o.and_then(|o| o.failure.as_ref());
-    w.push(
-        UPDATE_PROFILE,
-        vec![
-            r.iccid.as_str().into(),
-            r.state.as_str().into(),
-            i64::from(o.is_some()).into(),
-            o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()).into(),
-            o.and_then(|o| o.matching_id.as_ref())
-                .map(|m| m.as_str().to_owned())
-                .into(),
-            o.and_then(|o| o.confirmation.as_ref())
-                .map(|c| c.hash.to_vec())
-                .into(),
-            i64::from(
-                o.and_then(|o| o.confirmation.as_ref())
-                    .map_or(0, |c| c.failed_attempts),
-            )
+    vec![
+        r.iccid.as_str().into(),
+        r.state.as_str().into(),
+        i64::from(o.is_some()).into(),
+        o.and_then(|o| o.eid.as_ref()).map(|e| e.to_string()).into(),
+        o.and_then(|o| o.matching_id.as_ref())
+            .map(|m| m.as_str().to_owned())
             .into(),
-            o.and_then(|o| o.smds_address.clone()).into(),
-            o.map(|o| o.created_at.millis()).into(),
-            o.map(|o| o.expires_at.millis()).into(),
-            o.and_then(|o| o.session.as_ref())
-                .map(|t| t.as_bytes().to_vec())
-                .into(),
-            i64::from(o.map_or(0, |o| o.download_attempts)).into(),
-            failure.and_then(|f| f.bpp_command_id).into(),
-            failure.and_then(|f| f.error_reason).into(),
-            failure.map(|f| f.message.clone()).into(),
-            r.updated_at.millis().into(),
-        ],
-    );
+        o.and_then(|o| o.confirmation.as_ref())
+            .map(|c| c.hash.to_vec())
+            .into(),
+        i64::from(
+            o.and_then(|o| o.confirmation.as_ref())
+                .map_or(0, |c| c.failed_attempts),
+        )
+        .into(),
+        o.and_then(|o| o.smds_address.clone()).into(),
+        o.map(|o| o.created_at.millis()).into(),
+        o.map(|o| o.expires_at.millis()).into(),
+        o.and_then(|o| o.session.as_ref())
+            .map(|t| t.as_bytes().to_vec())
+            .into(),
+        i64::from(o.map_or(0, |o| o.download_attempts)).into(),
+        failure.and_then(|f| f.bpp_command_id).into(),
+        failure.and_then(|f| f.error_reason).into(),
+        failure.map(|f| f.message.clone()).into(),
+        r.updated_at.millis().into(),
+    ]
+}
+
+/// Reads a [`ProfileRecord`] and its version from a row selected with [`PROFILE_COLUMNS`].
+fn versioned_profile_row(r: &AnyRow) -> Result<Versioned<ProfileRecord>, StoreError> {
+    Ok(Versioned::new(
+        profile_row(r)?,
+        version(col(r, "version")?)?,
+    ))
 }
 
 /// Reads a [`ProfileRecord`] from a row selected with [`PROFILE_COLUMNS`].

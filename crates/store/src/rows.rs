@@ -3,16 +3,20 @@
 use ferrosim_pki::Eid;
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::ids::{MatchingId, OperatorId, TransactionId};
-use ferrosim_smdp::store::StoreError;
+use ferrosim_smdp::store::{StoreError, Version};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-/// Maps a sqlx error: unique violations become [`StoreError::Conflict`].
+/// Maps a sqlx error: unique violations become [`StoreError::Conflict`], the
+/// compare-and-set guard of SQLite [`StoreError::Stale`].
 pub(crate) fn backend_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict(db.message().to_owned());
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(db.message().to_owned());
+        }
+        if db.message().contains(crate::writes::STALE_MARKER) {
+            return StoreError::Stale;
+        }
     }
     StoreError::Backend(e.to_string())
 }
@@ -58,6 +62,13 @@ pub(crate) fn opt_matching_id(s: Option<String>) -> Result<Option<MatchingId>, S
 pub(crate) fn opt_tid(b: Option<Vec<u8>>) -> Result<Option<TransactionId>, StoreError> {
     b.map(|v| TransactionId::from_bytes(&v).map_err(|_| corrupt("transaction id", hex::encode(&v))))
         .transpose()
+}
+
+/// A stored version.
+pub(crate) fn version(v: i64) -> Result<Version, StoreError> {
+    u64::try_from(v)
+        .map(Version::new)
+        .map_err(|_| corrupt("version", v))
 }
 
 pub(crate) fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {

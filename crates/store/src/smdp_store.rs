@@ -1,19 +1,20 @@
-//! `ferrosim_smdp::store::Store` for [`SqlStore`]: each method forwards to the
-//! room that implements it.
+//! The store traits of `ferrosim_smdp::store` for [`SqlStore`]: each method
+//! forwards to the room that implements it.
 
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::{OperatorId, TransactionId};
-use ferrosim_smdp::order::{ProfileRecord, ProfileState, ProgressEvent};
+use ferrosim_smdp::order::{ProfileRecord, ProfileState};
 use ferrosim_smdp::session::SessionRecord;
 use ferrosim_smdp::store::{
-    CallSlot, CallbackRecord, NewProfile, NotificationRecord, Operator, ProfileFilter,
-    ProfileSelector, ProfileTypeRecord, Store, StoreResult,
+    CallSlot, CallbackRecord, CatalogStore, Changes, CommitStore, NewProfile, Operator,
+    OutboxStore, ProfileFilter, ProfileSelector, ProfileStore, ProfileTypeRecord, SessionStore,
+    StoreResult, Versioned,
 };
 use ferrosim_smdp::time::Timestamp;
 
 use crate::SqlStore;
 
-impl Store for SqlStore {
+impl CatalogStore for SqlStore {
     async fn put_operator(&self, operator: &Operator) -> StoreResult<()> {
         self.put_operator_impl(operator).await
     }
@@ -37,13 +38,32 @@ impl Store for SqlStore {
     ) -> StoreResult<Option<ProfileTypeRecord>> {
         self.profile_type_impl(operator, name).await
     }
+}
 
+impl ProfileStore for SqlStore {
     async fn insert_profiles(&self, profiles: &[NewProfile]) -> StoreResult<u64> {
         self.insert_profiles_impl(profiles).await
     }
 
     async fn profile(&self, iccid: &Iccid) -> StoreResult<Option<ProfileRecord>> {
         self.profile_impl(iccid).await
+    }
+
+    async fn find_profile(
+        &self,
+        selector: &ProfileSelector,
+    ) -> StoreResult<Option<Versioned<ProfileRecord>>> {
+        self.find_profile_impl(selector).await
+    }
+
+    async fn available_profiles(
+        &self,
+        operator: &OperatorId,
+        profile_type: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Versioned<ProfileRecord>>> {
+        self.available_profiles_impl(operator, profile_type, limit)
+            .await
     }
 
     async fn personalisation(&self, iccid: &Iccid) -> StoreResult<Option<Personalisation>> {
@@ -61,51 +81,22 @@ impl Store for SqlStore {
         self.count_profiles_impl(operator).await
     }
 
-    async fn update_profile<T, F>(
-        &self,
-        selector: &ProfileSelector,
-        _now: Timestamp,
-        f: F,
-    ) -> StoreResult<Option<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut ProfileRecord, &mut Vec<ProgressEvent>) -> T + Send + 'static,
-    {
-        self.update_profile_impl(selector, f).await
+    async fn due_expiries(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Iccid>> {
+        self.due_expiries_impl(now, limit).await
     }
+}
 
-    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
-        self.insert_session_impl(session).await
-    }
-
-    async fn session(&self, tid: &TransactionId) -> StoreResult<Option<SessionRecord>> {
+impl SessionStore for SqlStore {
+    async fn session(&self, tid: &TransactionId) -> StoreResult<Option<Versioned<SessionRecord>>> {
         self.session_impl(tid).await
-    }
-
-    async fn update_session<T, F>(
-        &self,
-        tid: &TransactionId,
-        profile: Option<&ProfileSelector>,
-        _now: Timestamp,
-        f: F,
-    ) -> StoreResult<Option<T>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut SessionRecord, Option<&mut ProfileRecord>, &mut Vec<ProgressEvent>) -> T
-            + Send
-            + 'static,
-    {
-        self.update_session_impl(tid, profile, f).await
     }
 
     async fn purge_sessions(&self, before: Timestamp) -> StoreResult<u64> {
         self.purge_sessions_impl(before).await
     }
+}
 
-    async fn record_notification(&self, n: &NotificationRecord) -> StoreResult<()> {
-        self.record_notification_impl(n).await
-    }
-
+impl OutboxStore for SqlStore {
     async fn claim_callbacks(
         &self,
         now: Timestamp,
@@ -158,8 +149,10 @@ impl Store for SqlStore {
     async fn abandon_call(&self, operator: &OperatorId, call_id: &str) -> StoreResult<()> {
         self.abandon_call_impl(operator, call_id).await
     }
+}
 
-    async fn due_expiries(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<Iccid>> {
-        self.due_expiries_impl(now, limit).await
+impl CommitStore for SqlStore {
+    async fn commit(&self, changes: Changes) -> StoreResult<()> {
+        self.commit_impl(changes).await
     }
 }

@@ -70,13 +70,44 @@ impl From<Option<Vec<u8>>> for Val {
 /// Statements (each with placeholders `$1..$n`) and their values.
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
-    statements: Vec<(&'static str, Vec<Val>)>,
+    statements: Vec<Statement>,
 }
+
+#[derive(Debug)]
+struct Statement {
+    sql: &'static str,
+    vals: Vec<Val>,
+    /// A compare-and-set: it must change exactly one row, or the record is stale.
+    checked: bool,
+}
+
+/// What SQLite runs after a compare-and-set statement: the `ferrosim_cas`
+/// trigger (see the migrations) raises [`STALE_MARKER`] unless the statement
+/// changed exactly one row.
+const SQLITE_CAS_GUARD: &str = "INSERT INTO ferrosim_cas (changed) VALUES (changes())";
+
+/// The message of the `ferrosim_cas` trigger.
+pub(crate) const STALE_MARKER: &str = "ferrosim: stale record";
 
 impl Writes {
     /// Adds a statement.
     pub(crate) fn push(&mut self, sql: &'static str, vals: Vec<Val>) {
-        self.statements.push((sql, vals));
+        self.statements.push(Statement {
+            sql,
+            vals,
+            checked: false,
+        });
+    }
+
+    /// Adds a compare-and-set statement: if it changes no row (the record
+    /// is not at the version it names), the whole write fails with
+    /// [`StoreError::Stale`] and nothing of it is kept.
+    pub(crate) fn push_checked(&mut self, sql: &'static str, vals: Vec<Val>) {
+        self.statements.push(Statement {
+            sql,
+            vals,
+            checked: true,
+        });
     }
 
     /// Runs every statement on `conn`, which is inside a transaction: all of
@@ -93,10 +124,14 @@ impl Writes {
             Backend::Sqlite => {
                 let mut sql = String::from("SAVEPOINT writes;\n");
                 let mut args = Vec::new();
-                for (stmt, vals) in self.statements {
-                    sql.push_str(&renumber(stmt, args.len()));
+                for stmt in self.statements {
+                    sql.push_str(&renumber(stmt.sql, args.len()));
                     sql.push_str(";\n");
-                    args.extend(vals);
+                    if stmt.checked {
+                        sql.push_str(SQLITE_CAS_GUARD);
+                        sql.push_str(";\n");
+                    }
+                    args.extend(stmt.vals);
                 }
                 sql.push_str("RELEASE writes;");
                 let result = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
@@ -112,11 +147,15 @@ impl Writes {
                 }
             }
             Backend::Postgres => {
-                for (stmt, vals) in self.statements {
-                    bind_all(sqlx::query(stmt), vals)
+                for stmt in self.statements {
+                    let done = bind_all(sqlx::query(stmt.sql), stmt.vals)
                         .execute(&mut *conn)
                         .await
                         .map_err(backend_err)?;
+                    if stmt.checked && done.rows_affected() != 1 {
+                        // The caller's transaction is rolled back on this error.
+                        return Err(StoreError::Stale);
+                    }
                 }
             }
         }

@@ -1,21 +1,21 @@
-//! The store's behaviour, run against every backend: SQLite always,
-//! PostgreSQL on the server FERROSIM_TEST_POSTGRES_URL names (the tests fail
-//! without it, unless FERROSIM_SKIP_POSTGRES=1).
+//! The store's behaviour, run against every backend: the in-memory store and
+//! SQLite always, PostgreSQL on the server FERROSIM_TEST_POSTGRES_URL names
+//! (the tests fail without it, unless FERROSIM_SKIP_POSTGRES=1).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use ferrosim_ids::CiKeyId;
 use ferrosim_pki::Eid;
 use ferrosim_saip::{Iccid, Imsi, Personalisation};
 use ferrosim_smdp::ids::{MatchingId, OperatorId, TransactionId};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use ferrosim_smdp::order::*;
-use ferrosim_smdp::session::{SessionRecord, SessionState};
+use ferrosim_smdp::session::{Binding, SessionRecord, SessionState};
 use ferrosim_smdp::store::*;
 use ferrosim_smdp::time::Timestamp;
-use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_store::{MemStore, SqlStore, StoreOptions};
 use ferrosim_testkit::databases;
 
 fn op() -> OperatorId {
@@ -26,10 +26,30 @@ fn iccid(n: u64) -> Iccid {
     Iccid::from_body(&format!("89440000000000{n:04}")).unwrap()
 }
 
-async fn seeded(url: &str, profiles: u64) -> SqlStore {
-    let store = SqlStore::connect(url, &StoreOptions::default())
+fn eid() -> Eid {
+    Eid::from_body("890490320000000000000000000001").unwrap()
+}
+
+/// Runs `$check(&store, label)` on a seeded store of every backend.
+macro_rules! on_every_store {
+    ($profiles:expr, $check:ident) => {{
+        let mem = seed(MemStore::new(), $profiles).await;
+        $check(&mem, "memory").await;
+        for db in databases().await.unwrap() {
+            let store = seed(connect(&db.url).await, $profiles).await;
+            $check(&store, db.backend).await;
+            store.close().await;
+        }
+    }};
+}
+
+async fn connect(url: &str) -> SqlStore {
+    SqlStore::connect(url, &StoreOptions::default())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn seed<S: Store>(store: S, profiles: u64) -> S {
     store
         .put_operator(&Operator {
             id: op(),
@@ -69,138 +89,205 @@ async fn seeded(url: &str, profiles: u64) -> SqlStore {
     store
 }
 
-#[tokio::test]
-async fn records_round_trip() {
-    for db in databases().await.unwrap() {
-        let store = seeded(&db.url, 3).await;
-        assert_eq!(
-            store.operator_by_token(&[7; 32]).await.unwrap().unwrap().id,
-            op()
-        );
-        assert!(store.operator_by_token(&[8; 32]).await.unwrap().is_none());
-        let t = store.profile_type(&op(), "t").await.unwrap().unwrap();
-        assert_eq!(t.package, vec![1, 2, 3]);
-        let p = store.personalisation(&iccid(1)).await.unwrap().unwrap();
-        assert_eq!(p.iccid, iccid(1));
-        assert_eq!(p.imsi.unwrap().mnc_len(), Some(2));
-        assert!(p.k.is_some() && p.opc.is_some());
+async fn load<S: Store>(store: &S, n: u64) -> Versioned<ProfileRecord> {
+    store
+        .find_profile(&ProfileSelector::Iccid(iccid(n), None))
+        .await
+        .unwrap()
+        .unwrap()
+}
 
-        // A full order record survives a write and a read.
-        let eid = Eid::from_body("890490320000000000000000000001").unwrap();
-        let policy = OrderPolicy::default();
-        let tid = TransactionId::from_bytes(&[5; 16]).unwrap();
-        let bound_tid = tid.clone();
-        let out = store
-            .update_profile(
-                &ProfileSelector::Iccid(iccid(1), Some(op())),
-                Timestamp(10),
-                move |p, ev| {
-                    p.allocate(Some(eid), Timestamp(10), &policy)?;
-                    p.confirm(
-                        Confirmation {
-                            eid: None,
-                            matching_id: MatchingId::new("ABCDE-12345").unwrap(),
-                            confirmation_code: Some(ConfirmationCode::from_code("42")),
-                            smds_address: Some("smds.example".into()),
-                            release: true,
-                        },
-                        Timestamp(10),
-                    )?;
-                    p.bind_session(&bound_tid, &eid, Timestamp(11), &policy, ev)
-                        .map(|_| p.clone())
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let back = store.profile(&iccid(1)).await.unwrap().unwrap();
-        assert_eq!(back, out, "{}", db.backend);
-        let by_mid = store
-            .update_profile(
-                &ProfileSelector::MatchingId(MatchingId::new("ABCDE-12345").unwrap()),
-                Timestamp(12),
-                |p, _| p.iccid.clone(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(by_mid, Some(iccid(1)));
-        let by_eid = store
-            .update_profile(
-                &ProfileSelector::ReleasedForEid(eid),
-                Timestamp(12),
-                |p, _| p.iccid.clone(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(by_eid, Some(iccid(1)));
-        assert_eq!(
-            store.pending_callbacks().await.unwrap(),
-            1,
-            "the eligibility event is queued"
-        );
+fn profile_change(p: Versioned<ProfileRecord>, events: Vec<ProgressEvent>) -> Changes {
+    Changes {
+        profile: Some(ProfileWrite {
+            expected: p.version,
+            record: p.record,
+        }),
+        events,
+        ..Changes::default()
+    }
+}
 
-        // Sessions.
-        let s = SessionRecord::initiated(
-            tid.clone(),
-            vec![1; 16],
-            vec![2; 16],
-            vec![3; 20],
-            Timestamp(1),
-            Timestamp(100),
-        );
-        store.insert_session(&s).await.unwrap();
-        assert!(matches!(
-            store.insert_session(&s).await,
-            Err(StoreError::Conflict(_))
-        ));
-        store
-            .update_session(
-                &tid,
-                Some(&ProfileSelector::Iccid(iccid(1), None)),
-                Timestamp(2),
-                move |s, p, _| {
-                    s.state = SessionState::Authenticated;
-                    s.eid = Some(eid);
-                    s.euicc_public_key = Some(vec![4; 65]);
-                    s.iccid = p.map(|p| p.iccid.clone());
-                    s.cc_required = true;
-                },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        let s2 = store.session(&tid).await.unwrap().unwrap();
-        assert_eq!(s2.state, SessionState::Authenticated);
-        assert_eq!(s2.iccid, Some(iccid(1)));
-        assert!(s2.cc_required);
-        assert_eq!(store.purge_sessions(Timestamp(50)).await.unwrap(), 0);
-        assert_eq!(store.purge_sessions(Timestamp(101)).await.unwrap(), 1);
-        assert!(store.session(&tid).await.unwrap().is_none());
-        store.close().await;
+fn insert(session: SessionRecord) -> Changes {
+    Changes {
+        session: Some(SessionWrite::Insert(session)),
+        ..Changes::default()
+    }
+}
+
+fn update(session: Versioned<SessionRecord>) -> Changes {
+    Changes {
+        session: Some(SessionWrite::Update {
+            expected: session.version,
+            record: session.record,
+        }),
+        ..Changes::default()
+    }
+}
+
+fn session_record(n: u8) -> SessionRecord {
+    SessionRecord::initiated(
+        TransactionId::from_bytes(&[n; 16]).unwrap(),
+        [n; 16],
+        [2; 16],
+        CiKeyId::from_bytes(&[3; 20]).unwrap(),
+        Timestamp(1),
+        Timestamp(i64::MAX),
+    )
+}
+
+fn binding(iccid: Iccid) -> Binding {
+    Binding {
+        eid: eid(),
+        euicc_public_key: vec![4; 65],
+        iccid,
+        cc_required: true,
+        smdp_signature2: vec![5; 67],
+        euicc_otpk: Some(vec![6; 65]),
     }
 }
 
 #[tokio::test]
+async fn records_round_trip() {
+    on_every_store!(3, records_round_trip_on);
+}
+
+async fn records_round_trip_on<S: Store>(store: &S, backend: &str) {
+    assert_eq!(
+        store.operator_by_token(&[7; 32]).await.unwrap().unwrap().id,
+        op()
+    );
+    assert!(store.operator_by_token(&[8; 32]).await.unwrap().is_none());
+    let t = store.profile_type(&op(), "t").await.unwrap().unwrap();
+    assert_eq!(t.package, vec![1, 2, 3]);
+    let p = store.personalisation(&iccid(1)).await.unwrap().unwrap();
+    assert_eq!(p.iccid, iccid(1));
+    assert_eq!(p.imsi.unwrap().mnc_len(), Some(2));
+    assert!(p.k.is_some() && p.opc.is_some());
+
+    // A full order record survives a commit and a read.
+    let policy = OrderPolicy::default();
+    let tid = TransactionId::from_bytes(&[5; 16]).unwrap();
+    let mut loaded = load(store, 1).await;
+    assert_eq!(loaded.version, Version::INITIAL, "{backend}");
+    let p = &mut loaded.record;
+    let mut events = Vec::new();
+    p.allocate(Some(eid()), Timestamp(10), &policy).unwrap();
+    p.confirm(
+        Confirmation {
+            eid: None,
+            matching_id: MatchingId::new("ABCDE-12345").unwrap(),
+            confirmation_code: Some(ConfirmationCode::from_code("42")),
+            smds_address: Some("smds.example".into()),
+            release: true,
+        },
+        Timestamp(10),
+    )
+    .unwrap();
+    p.bind_session(&tid, &eid(), Timestamp(11), &policy, &mut events)
+        .unwrap();
+    let out = loaded.record.clone();
+    store.commit(profile_change(loaded, events)).await.unwrap();
+    let back = store.profile(&iccid(1)).await.unwrap().unwrap();
+    assert_eq!(back, out, "{backend}");
+    assert_eq!(load(store, 1).await.version, Version::INITIAL.next());
+    let by_mid = store
+        .find_profile(&ProfileSelector::MatchingId(
+            MatchingId::new("ABCDE-12345").unwrap(),
+        ))
+        .await
+        .unwrap()
+        .map(|p| p.record.iccid);
+    assert_eq!(by_mid, Some(iccid(1)), "{backend}");
+    let by_eid = store
+        .find_profile(&ProfileSelector::ReleasedForEid(eid()))
+        .await
+        .unwrap()
+        .map(|p| p.record.iccid);
+    assert_eq!(by_eid, Some(iccid(1)), "{backend}");
+    let other_operator = store
+        .find_profile(&ProfileSelector::Iccid(
+            iccid(1),
+            Some(OperatorId::new("op2").unwrap()),
+        ))
+        .await
+        .unwrap();
+    assert!(other_operator.is_none(), "{backend}");
+    assert_eq!(
+        store.pending_callbacks().await.unwrap(),
+        1,
+        "{backend}: the eligibility event is queued"
+    );
+
+    // Sessions.
+    let s = SessionRecord::initiated(
+        tid.clone(),
+        [1; 16],
+        [2; 16],
+        CiKeyId::from_bytes(&[3; 20]).unwrap(),
+        Timestamp(1),
+        Timestamp(100),
+    );
+    store.commit(insert(s.clone())).await.unwrap();
+    assert!(
+        matches!(
+            store.commit(insert(s.clone())).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{backend}"
+    );
+    let read = store.session(&tid).await.unwrap().unwrap();
+    assert_eq!(read.record, s, "{backend}");
+    assert_eq!(read.version, Version::INITIAL);
+    let mut authenticated = read.clone();
+    authenticated
+        .record
+        .authenticate(binding(iccid(1)), Timestamp(2))
+        .unwrap();
+    store.commit(update(authenticated)).await.unwrap();
+    let s2 = store.session(&tid).await.unwrap().unwrap();
+    assert_eq!(s2.record.state(), SessionState::Authenticated, "{backend}");
+    assert_eq!(s2.record.binding(), Some(&binding(iccid(1))), "{backend}");
+    assert_eq!(s2.version, Version::INITIAL.next());
+    // The version read before that commit is stale now.
+    let mut late = read;
+    late.record.cancel(Timestamp(3));
+    assert!(
+        matches!(store.commit(update(late)).await, Err(StoreError::Stale)),
+        "{backend}"
+    );
+    assert_eq!(
+        store.session(&tid).await.unwrap().unwrap().record,
+        s2.record
+    );
+    assert_eq!(store.purge_sessions(Timestamp(50)).await.unwrap(), 0);
+    assert_eq!(store.purge_sessions(Timestamp(101)).await.unwrap(), 1);
+    assert!(store.session(&tid).await.unwrap().is_none(), "{backend}");
+}
+
+#[tokio::test]
 async fn duplicates_and_unique_matching_ids_are_conflicts() {
-    for db in databases().await.unwrap() {
-        let store = seeded(&db.url, 2).await;
-        let dup = NewProfile {
-            record: ProfileRecord::new_available(iccid(0), op(), "t".into(), Timestamp(1)),
-            personalisation: Personalisation::new(iccid(0)),
-        };
-        assert!(
-            matches!(
-                store.insert_profiles(&[dup]).await,
-                Err(StoreError::Conflict(_))
-            ),
-            "{}",
-            db.backend
-        );
-        let policy = OrderPolicy::default();
-        let confirm = move |p: &mut ProfileRecord| {
-            p.allocate(None, Timestamp(1), &policy).unwrap();
-            p.confirm(
+    on_every_store!(2, duplicates_on);
+}
+
+async fn duplicates_on<S: Store>(store: &S, backend: &str) {
+    let dup = NewProfile {
+        record: ProfileRecord::new_available(iccid(0), op(), "t".into(), Timestamp(1)),
+        personalisation: Personalisation::new(iccid(0)),
+    };
+    assert!(
+        matches!(
+            store.insert_profiles(&[dup]).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "{backend}"
+    );
+    let confirm = |mut p: Versioned<ProfileRecord>| {
+        p.record
+            .allocate(None, Timestamp(1), &OrderPolicy::default())
+            .unwrap();
+        p.record
+            .confirm(
                 Confirmation {
                     eid: None,
                     matching_id: MatchingId::new("SAME").unwrap(),
@@ -211,231 +298,277 @@ async fn duplicates_and_unique_matching_ids_are_conflicts() {
                 Timestamp(1),
             )
             .unwrap();
-        };
-        store
-            .update_profile(
-                &ProfileSelector::Iccid(iccid(0), None),
-                Timestamp(1),
-                move |p, _| confirm(p),
-            )
-            .await
-            .unwrap();
-        let second = store
-            .update_profile(
-                &ProfileSelector::Iccid(iccid(1), None),
-                Timestamp(1),
-                move |p, _| confirm(p),
-            )
-            .await;
-        assert!(
-            matches!(second, Err(StoreError::Conflict(_))),
-            "{}",
-            db.backend
-        );
-        // The failed transaction changed nothing.
-        assert_eq!(
-            store.profile(&iccid(1)).await.unwrap().unwrap().state,
-            ProfileState::Available
-        );
-        store.close().await;
-    }
+        profile_change(p, Vec::new())
+    };
+    store.commit(confirm(load(store, 0).await)).await.unwrap();
+    let second = store.commit(confirm(load(store, 1).await)).await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "{backend}");
+    // The failed commit changed nothing.
+    let p = load(store, 1).await;
+    assert_eq!(p.record.state, ProfileState::Available, "{backend}");
+    assert_eq!(p.version, Version::INITIAL, "{backend}");
+}
+
+/// A commit whose session is stale writes none of its parts: not the
+/// profile, not the events, not the notification.
+#[tokio::test]
+async fn a_stale_commit_writes_nothing() {
+    on_every_store!(1, stale_commit_on);
+}
+
+async fn stale_commit_on<S: Store>(store: &S, backend: &str) {
+    store.commit(insert(session_record(1))).await.unwrap();
+    let tid = TransactionId::from_bytes(&[1; 16]).unwrap();
+    let read = store.session(&tid).await.unwrap().unwrap();
+    let mut first = read.clone();
+    first.record.cancel(Timestamp(2));
+    store.commit(update(first)).await.unwrap();
+
+    let mut profile = load(store, 0).await;
+    profile
+        .record
+        .allocate(None, Timestamp(3), &OrderPolicy::default())
+        .unwrap();
+    let event = ProgressEvent {
+        operator: op(),
+        iccid: iccid(0),
+        eid: None,
+        profile_type: "t".into(),
+        point: NotificationPoint::EligibilityCheck,
+        failure: None,
+        result_data: None,
+        at: Timestamp(3),
+    };
+    let mut stale = read;
+    stale.record.cancel(Timestamp(3));
+    let changes = Changes {
+        notification: Some(NotificationRecord {
+            seq_number: 1,
+            operation: "enable".into(),
+            iccid: Some(iccid(0)),
+            eid: Some(eid()),
+            address: "smdp.example".into(),
+            raw: vec![1, 2, 3],
+            received_at: Timestamp(3),
+        }),
+        ..Changes {
+            session: update(stale).session,
+            ..profile_change(profile, vec![event])
+        }
+    };
+    assert!(
+        matches!(store.commit(changes).await, Err(StoreError::Stale)),
+        "{backend}"
+    );
+    let p = load(store, 0).await;
+    assert_eq!(p.record.state, ProfileState::Available, "{backend}");
+    assert_eq!(p.version, Version::INITIAL, "{backend}");
+    assert_eq!(store.pending_callbacks().await.unwrap(), 0, "{backend}");
+    // And a stale profile alone is refused the same way.
+    let mut a = load(store, 0).await;
+    let mut b = a.clone();
+    a.record
+        .allocate(None, Timestamp(4), &OrderPolicy::default())
+        .unwrap();
+    b.record
+        .allocate(Some(eid()), Timestamp(4), &OrderPolicy::default())
+        .unwrap();
+    store.commit(profile_change(a, Vec::new())).await.unwrap();
+    assert!(
+        matches!(
+            store.commit(profile_change(b, Vec::new())).await,
+            Err(StoreError::Stale)
+        ),
+        "{backend}"
+    );
+    assert_eq!(
+        load(store, 0).await.record.state,
+        ProfileState::Allocated,
+        "{backend}: the first writer's change stays"
+    );
+    assert!(store.commit(Changes::default()).await.is_ok());
 }
 
 #[tokio::test]
 async fn concurrent_allocation_gives_each_profile_once() {
+    let mem = Arc::new(seed(MemStore::new(), 20).await);
+    allocate_concurrently(&mem, "memory").await;
     for db in databases().await.unwrap() {
-        let store = Arc::new(seeded(&db.url, 20).await);
-        let mut tasks = Vec::new();
-        for _ in 0..30 {
-            let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(async move {
-                let sel = ProfileSelector::FirstAvailable {
-                    operator: op(),
-                    profile_type: "t".into(),
-                };
-                store
-                    .update_profile(&sel, Timestamp(1), |p, _| {
-                        p.allocate(None, Timestamp(1), &OrderPolicy::default())
-                            .map(|()| p.iccid.clone())
-                    })
-                    .await
-                    .unwrap()
-            }));
-        }
-        let mut got = Vec::new();
-        for t in tasks {
-            if let Some(Ok(i)) = t.await.unwrap() {
-                got.push(i);
-            }
-        }
-        got.sort();
-        let n = got.len();
-        got.dedup();
-        assert_eq!(got.len(), n, "{}: an ICCID was allocated twice", db.backend);
-        assert_eq!(n, 20, "{}: every profile allocated once", db.backend);
+        let store = Arc::new(seed(connect(&db.url).await, 20).await);
+        allocate_concurrently(&store, db.backend).await;
         store.close().await;
     }
+}
+
+/// 30 tasks order from 20 profiles: each loads candidates, allocates one
+/// and commits; a commit that lost the race tries again.
+async fn allocate_concurrently<S: Store>(store: &Arc<S>, backend: &str) {
+    let mut tasks = Vec::new();
+    for task in 0..30usize {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            for attempt in 0..200usize {
+                let candidates = store.available_profiles(&op(), "t", 4).await.unwrap();
+                if candidates.is_empty() {
+                    return None;
+                }
+                let mut p = candidates[(task + attempt) % candidates.len()].clone();
+                p.record
+                    .allocate(None, Timestamp(1), &OrderPolicy::default())
+                    .unwrap();
+                let iccid = p.record.iccid.clone();
+                match store.commit(profile_change(p, Vec::new())).await {
+                    Ok(()) => return Some(iccid),
+                    Err(StoreError::Stale) => continue,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            panic!("no allocation after 200 attempts");
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        if let Some(i) = t.await.unwrap() {
+            got.push(i);
+        }
+    }
+    got.sort();
+    let n = got.len();
+    got.dedup();
+    assert_eq!(got.len(), n, "{backend}: an ICCID was allocated twice");
+    assert_eq!(n, 20, "{backend}: every profile allocated once");
 }
 
 #[tokio::test]
 async fn callbacks_are_leased_once_and_retried() {
-    for db in databases().await.unwrap() {
-        let store = seeded(&db.url, 1).await;
-        let eid = Eid::from_body("890490320000000000000000000001").unwrap();
+    on_every_store!(1, callbacks_on);
+}
+
+async fn callbacks_on<S: Store>(store: &S, backend: &str) {
+    let p = load(store, 0).await;
+    let events = [
+        NotificationPoint::EligibilityCheck,
+        NotificationPoint::BppDownload,
+    ]
+    .into_iter()
+    .map(|point| ProgressEvent {
+        operator: op(),
+        // Two orders' events (one order's would be leased one at a time).
+        iccid: match point {
+            NotificationPoint::EligibilityCheck => p.record.iccid.clone(),
+            _ => iccid(1),
+        },
+        eid: Some(eid()),
+        profile_type: "t".into(),
+        point,
+        failure: Some(ferrosim_smdp::status::StatusCode::EID_REFUSED),
+        result_data: Some(vec![9, 9]),
+        at: Timestamp(1),
+    })
+    .collect();
+    store.commit(profile_change(p, events)).await.unwrap();
+    let a = store
+        .claim_callbacks(Timestamp(10), 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 2, "{backend}");
+    assert_eq!(
+        a[0].event.failure,
+        Some(ferrosim_smdp::status::StatusCode::EID_REFUSED)
+    );
+    assert_eq!(a[0].event.result_data, Some(vec![9, 9]));
+    assert_eq!(a[0].event.point, NotificationPoint::EligibilityCheck);
+    // Leased: nobody else gets them until the lease ends.
+    assert!(
         store
-            .update_profile(
-                &ProfileSelector::Iccid(iccid(0), None),
-                Timestamp(1),
-                move |p, ev| {
-                    for point in [
-                        NotificationPoint::EligibilityCheck,
-                        NotificationPoint::BppDownload,
-                    ] {
-                        // Two orders' events (one order's would be leased one at a time).
-                        let iccid = match point {
-                            NotificationPoint::EligibilityCheck => p.iccid.clone(),
-                            _ => iccid(1),
-                        };
-                        ev.push(ProgressEvent {
-                            operator: op(),
-                            iccid,
-                            eid: Some(eid),
-                            profile_type: "t".into(),
-                            point,
-                            failure: Some(ferrosim_smdp::status::StatusCode::EID_REFUSED),
-                            result_data: Some(vec![9, 9]),
-                            at: Timestamp(1),
-                        });
-                    }
-                },
-            )
+            .claim_callbacks(Timestamp(20), 1000, 10)
             .await
-            .unwrap();
-        let a = store
-            .claim_callbacks(Timestamp(10), 1000, 10)
-            .await
-            .unwrap();
-        assert_eq!(a.len(), 2, "{}", db.backend);
-        assert_eq!(
-            a[0].event.failure,
-            Some(ferrosim_smdp::status::StatusCode::EID_REFUSED)
-        );
-        assert_eq!(a[0].event.result_data, Some(vec![9, 9]));
-        // Leased: nobody else gets them until the lease ends.
-        assert!(
-            store
-                .claim_callbacks(Timestamp(20), 1000, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .callbacks_delivered(&[a[0].id], Timestamp(30))
+        .await
+        .unwrap();
+    store
+        .callback_failed(a[1].id, Timestamp(500), "HTTP 503")
+        .await
+        .unwrap();
+    assert!(
         store
-            .callbacks_delivered(&[a[0].id], Timestamp(30))
+            .claim_callbacks(Timestamp(100), 1000, 10)
             .await
-            .unwrap();
-        store
-            .callback_failed(a[1].id, Timestamp(500), "HTTP 503")
-            .await
-            .unwrap();
-        assert!(
-            store
-                .claim_callbacks(Timestamp(100), 1000, 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        let again = store
-            .claim_callbacks(Timestamp(600), 1000, 10)
-            .await
-            .unwrap();
-        assert_eq!(again.len(), 1);
-        assert_eq!(again[0].attempts, 2);
-        assert_eq!(store.pending_callbacks().await.unwrap(), 1);
-        store.close().await;
-    }
+            .unwrap()
+            .is_empty()
+    );
+    let again = store
+        .claim_callbacks(Timestamp(600), 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "{backend}");
+    assert_eq!(again[0].attempts, 2);
+    assert_eq!(store.pending_callbacks().await.unwrap(), 1);
 }
 
 #[tokio::test]
 async fn es2_call_slots() {
-    for db in databases().await.unwrap() {
-        let store = seeded(&db.url, 0).await;
-        let h = [1; 32];
-        assert_eq!(
-            store
-                .begin_call(&op(), "c1", "downloadOrder", &h, Timestamp(1), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Fresh
-        );
-        assert_eq!(
-            store
-                .begin_call(&op(), "c1", "downloadOrder", &h, Timestamp(2), 1000)
-                .await
-                .unwrap(),
-            CallSlot::InProgress
-        );
-        assert_eq!(
-            store
-                .begin_call(&op(), "c1", "confirmOrder", &h, Timestamp(2), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Mismatch
-        );
-        // A stale in-progress slot is taken over.
-        assert_eq!(
-            store
-                .begin_call(&op(), "c1", "downloadOrder", &h, Timestamp(5000), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Fresh
-        );
-        store.finish_call(&op(), "c1", "{\"ok\":1}").await.unwrap();
-        assert_eq!(
-            store
-                .begin_call(&op(), "c1", "downloadOrder", &h, Timestamp(6000), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Replay("{\"ok\":1}".into())
-        );
-        assert_eq!(
-            store
-                .begin_call(&op(), "c2", "downloadOrder", &h, Timestamp(1), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Fresh
-        );
-        store.abandon_call(&op(), "c2").await.unwrap();
-        assert_eq!(
-            store
-                .begin_call(&op(), "c2", "downloadOrder", &h, Timestamp(2), 1000)
-                .await
-                .unwrap(),
-            CallSlot::Fresh
-        );
-        store.close().await;
-    }
+    on_every_store!(0, call_slots_on);
+}
+
+async fn call_slots_on<S: Store>(store: &S, backend: &str) {
+    let h = [1; 32];
+    let op = op();
+    let slot = |call: &'static str, function: &'static str, at: i64| {
+        store.begin_call(&op, call, function, &h, Timestamp(at), 1000)
+    };
+    assert_eq!(
+        slot("c1", "downloadOrder", 1).await.unwrap(),
+        CallSlot::Fresh
+    );
+    assert_eq!(
+        slot("c1", "downloadOrder", 2).await.unwrap(),
+        CallSlot::InProgress,
+        "{backend}"
+    );
+    assert_eq!(
+        slot("c1", "confirmOrder", 2).await.unwrap(),
+        CallSlot::Mismatch
+    );
+    // A stale in-progress slot is taken over.
+    assert_eq!(
+        slot("c1", "downloadOrder", 5000).await.unwrap(),
+        CallSlot::Fresh
+    );
+    store.finish_call(&op, "c1", "{\"ok\":1}").await.unwrap();
+    assert_eq!(
+        slot("c1", "downloadOrder", 6000).await.unwrap(),
+        CallSlot::Replay("{\"ok\":1}".into())
+    );
+    assert_eq!(
+        slot("c2", "downloadOrder", 1).await.unwrap(),
+        CallSlot::Fresh
+    );
+    store.abandon_call(&op, "c2").await.unwrap();
+    assert_eq!(
+        slot("c2", "downloadOrder", 2).await.unwrap(),
+        CallSlot::Fresh
+    );
 }
 
 #[tokio::test]
 async fn restart_keeps_everything() {
     for db in databases().await.unwrap() {
-        let store = seeded(&db.url, 2).await;
-        store
-            .update_profile(
-                &ProfileSelector::Iccid(iccid(0), None),
-                Timestamp(1),
-                |p, _| p.allocate(None, Timestamp(1), &OrderPolicy::default()),
-            )
-            .await
+        let store = seed(connect(&db.url).await, 2).await;
+        let mut p = load(&store, 0).await;
+        p.record
+            .allocate(None, Timestamp(1), &OrderPolicy::default())
             .unwrap();
+        store.commit(profile_change(p, Vec::new())).await.unwrap();
         store.close().await;
-        let again = SqlStore::connect(&db.url, &StoreOptions::default())
-            .await
-            .unwrap();
-        assert_eq!(
-            again.profile(&iccid(0)).await.unwrap().unwrap().state,
-            ProfileState::Allocated
-        );
+        let again = connect(&db.url).await;
+        let p = load(&again, 0).await;
+        assert_eq!(p.record.state, ProfileState::Allocated, "{}", db.backend);
+        assert_eq!(p.version, Version::INITIAL.next(), "{}", db.backend);
         assert_eq!(
             again
                 .count_profiles(None)
@@ -447,117 +580,111 @@ async fn restart_keeps_everything() {
             2
         );
         again.close().await;
-        let _ = Duration::ZERO;
     }
 }
 
-fn session_record(n: u8) -> SessionRecord {
-    SessionRecord::initiated(
-        TransactionId::from_bytes(&[n; 16]).unwrap(),
-        vec![n; 16],
-        vec![2; 16],
-        vec![3; 20],
-        Timestamp(1),
-        Timestamp(i64::MAX),
-    )
-}
-
-/// Many write transactions at once (on SQLite they commit in groups): each
-/// one that fails (a duplicate) leaves nothing and fails alone; every other
-/// one is stored and acknowledged.
+/// Many commits at once (on SQLite they commit in groups): each one that
+/// fails (a duplicate, a lost race) leaves nothing and fails alone; every
+/// other one is stored and acknowledged.
 #[tokio::test]
 async fn concurrent_writes_fail_alone() {
+    let mem = Arc::new(seed(MemStore::new(), 0).await);
+    concurrent_writes_on(&mem, "memory").await;
     for db in databases().await.unwrap() {
-        let store = Arc::new(seeded(&db.url, 0).await);
-        let mut tasks = Vec::new();
-        // Sessions 1..=40, and a second insert of each of 1..=8 racing the first.
-        for n in (1..=40u8).chain(1..=8u8) {
-            let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(async move {
-                (n, store.insert_session(&session_record(n)).await)
-            }));
-        }
-        let mut ok = 0;
-        let mut conflicts = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                (_, Ok(())) => ok += 1,
-                (_, Err(StoreError::Conflict(_))) => conflicts += 1,
-                (n, Err(e)) => panic!("{}: session {n}: {e}", db.backend),
-            }
-        }
-        assert_eq!((ok, conflicts), (40, 8), "{}", db.backend);
-        // Every acknowledged session is there and intact, then all are
-        // updated concurrently.
-        let mut tasks = Vec::new();
-        for n in 1..=40u8 {
-            let store = Arc::clone(&store);
-            tasks.push(tokio::spawn(async move {
-                let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
-                store
-                    .update_session(&tid, None, Timestamp(2), move |s, _, _| {
-                        assert_eq!(s.euicc_challenge, vec![n; 16]);
-                        s.state = SessionState::Authenticated;
-                    })
-                    .await
-            }));
-        }
-        for t in tasks {
-            assert!(t.await.unwrap().unwrap().is_some(), "{}", db.backend);
-        }
-        for n in 1..=40u8 {
-            let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
-            let s = store.session(&tid).await.unwrap().unwrap();
-            assert_eq!(s.state, SessionState::Authenticated, "{}", db.backend);
-        }
+        let store = Arc::new(seed(connect(&db.url).await, 0).await);
+        concurrent_writes_on(&store, db.backend).await;
         store.close().await;
     }
 }
 
-/// A transaction whose step panics changes nothing, and the store keeps
-/// serving writes afterwards.
+async fn concurrent_writes_on<S: Store>(store: &Arc<S>, backend: &str) {
+    let mut tasks = Vec::new();
+    // Sessions 1..=40, and a second insert of each of 1..=8 racing the first.
+    for n in (1..=40u8).chain(1..=8u8) {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move {
+            (n, store.commit(insert(session_record(n))).await)
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (_, Ok(())) => ok += 1,
+            (_, Err(StoreError::Conflict(_))) => conflicts += 1,
+            (n, Err(e)) => panic!("{backend}: session {n}: {e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (40, 8), "{backend}");
+    // Every acknowledged session is there and intact; then each is updated
+    // twice at once from the same version: exactly one of the two wins.
+    let mut tasks = Vec::new();
+    for n in 1..=40u8 {
+        let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
+        let read = store.session(&tid).await.unwrap().unwrap();
+        assert_eq!(read.record, session_record(n), "{backend}");
+        for _ in 0..2 {
+            let store = Arc::clone(store);
+            let mut s = read.clone();
+            s.record.cancel(Timestamp(2));
+            tasks.push(tokio::spawn(async move { store.commit(update(s)).await }));
+        }
+    }
+    let (mut won, mut lost) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Stale) => lost += 1,
+            Err(e) => panic!("{backend}: {e}"),
+        }
+    }
+    assert_eq!((won, lost), (40, 40), "{backend}");
+    for n in 1..=40u8 {
+        let tid = TransactionId::from_bytes(&[n; 16]).unwrap();
+        let s = store.session(&tid).await.unwrap().unwrap();
+        assert_eq!(s.record.state(), SessionState::Cancelled, "{backend}");
+        assert_eq!(s.version, Version::INITIAL.next(), "{backend}");
+    }
+}
+
+/// A step that panics never reaches its commit: nothing changes, and the
+/// store keeps serving writes afterwards.
 #[tokio::test]
 async fn a_panicking_step_changes_nothing() {
+    let mem = Arc::new(seed(MemStore::new(), 1).await);
+    panicking_step_on(&mem, "memory").await;
     for db in databases().await.unwrap() {
-        let store = Arc::new(seeded(&db.url, 1).await);
-        store.insert_session(&session_record(1)).await.unwrap();
-        let tid = TransactionId::from_bytes(&[1; 16]).unwrap();
-        let panicking = {
-            let store = Arc::clone(&store);
-            let tid = tid.clone();
-            tokio::spawn(async move {
-                store
-                    .update_session(&tid, None, Timestamp(2), |s, _, _| {
-                        s.state = SessionState::Authenticated;
-                        panic!("a bug in a step");
-                    })
-                    .await
-            })
-        };
-        // Either the panic reaches the caller's task, or (SQLite, where the
-        // step runs in the writer task) the caller gets an error.
-        match panicking.await {
-            Err(join) => assert!(join.is_panic(), "{}", db.backend),
-            Ok(result) => assert!(result.is_err(), "{}", db.backend),
-        }
-        assert_eq!(
-            store.session(&tid).await.unwrap().unwrap().state,
-            SessionState::Initiated,
-            "{}",
-            db.backend
-        );
-        store.insert_session(&session_record(2)).await.unwrap();
-        store
-            .update_session(&tid, None, Timestamp(3), |s, _, _| {
-                s.state = SessionState::Authenticated;
-            })
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            store.session(&tid).await.unwrap().unwrap().state,
-            SessionState::Authenticated
-        );
+        let store = Arc::new(seed(connect(&db.url).await, 1).await);
+        panicking_step_on(&store, db.backend).await;
         store.close().await;
     }
+}
+
+async fn panicking_step_on<S: Store>(store: &Arc<S>, backend: &str) {
+    store.commit(insert(session_record(1))).await.unwrap();
+    let tid = TransactionId::from_bytes(&[1; 16]).unwrap();
+    let panicking = {
+        let store = Arc::clone(store);
+        let tid = tid.clone();
+        tokio::spawn(async move {
+            let mut s = store.session(&tid).await.unwrap().unwrap();
+            s.record.cancel(Timestamp(2));
+            if s.record.state() == SessionState::Cancelled {
+                panic!("a bug in a step");
+            }
+            store.commit(update(s)).await
+        })
+    };
+    assert!(panicking.await.unwrap_err().is_panic(), "{backend}");
+    let s = store.session(&tid).await.unwrap().unwrap();
+    assert_eq!(s.record.state(), SessionState::Initiated, "{backend}");
+    store.commit(insert(session_record(2))).await.unwrap();
+    let mut s = s;
+    s.record.cancel(Timestamp(3));
+    store.commit(update(s)).await.unwrap();
+    assert_eq!(
+        store.session(&tid).await.unwrap().unwrap().record.state(),
+        SessionState::Cancelled,
+        "{backend}"
+    );
 }

@@ -18,7 +18,7 @@ use ferrosim_lpa::{
 };
 use ferrosim_pki::TestPki;
 use ferrosim_server::sandbox::{self, SandboxOptions};
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::OutboxStore;
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::Es2Client;
 use ferrosim_testkit::PROFILE_TYPE;

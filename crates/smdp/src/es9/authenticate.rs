@@ -6,141 +6,302 @@ use ferrosim_asn1::rasn::types::OctetString;
 use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::{encode_der, rsp, signed};
 use ferrosim_crypto::ecdsa::wrap_5f37;
-use ferrosim_pki::verify_euicc_chain;
+use ferrosim_pki::{RspCertificate, verify_euicc_chain};
 use tracing::{debug, info};
 
 use super::{Es9Error, bad_der, parse_tid};
 use crate::Smdp;
-use crate::ids::MatchingId;
+use crate::config::SmdpConfig;
+use crate::ids::{MatchingId, TransactionId};
 use crate::metadata::store_metadata_der;
-use crate::session::SessionState;
-use crate::store::{ProfileSelector, Store};
+use crate::order::ProfileRecord;
+use crate::service::ProfileTemplate;
+use crate::session::{Binding, SessionPhase, SessionRecord};
+use crate::step::{ATTEMPTS, Outcome};
+use crate::store::{
+    Changes, ProfileSelector, ProfileWrite, SessionWrite, Store, StoreError, Versioned,
+};
 use crate::time::Timestamp;
 
+/// What an `authenticateClient` request asks the driver to load: the
+/// session, and the order by matching id or, without one, the released order
+/// of the EID in the eUICC certificate (read here without verification; the
+/// step verifies the chain). `None` when the request does not say.
+pub fn authenticate_client_loads(
+    req: &AuthenticateClientRequest,
+) -> Result<(TransactionId, Option<ProfileSelector>), Es9Error> {
+    let tid = parse_tid(&req.transaction_id)?;
+    let bytes = &req.authenticate_server_response.0;
+    let fields = EuiccSigned1Fields::read(bytes)?;
+    let selector = match fields.matching_id.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => MatchingId::new(m).ok().map(ProfileSelector::MatchingId),
+        None => certificates(bytes)
+            .ok()
+            .and_then(|(euicc, _)| RspCertificate::from_der(euicc).ok())
+            .and_then(|c| c.eid().ok())
+            .map(ProfileSelector::ReleasedForEid),
+    };
+    Ok((tid, selector))
+}
+
+/// The step: authenticates the eUICC (certificate chain to the agreed CI,
+/// EID range, euiccSignature1, our challenge, our address), binds its order
+/// to the session and signs smdpSigned2 with DPpb. `session` and `profile`
+/// are what [`authenticate_client_loads`] named; `template` is the profile's type.
+pub fn authenticate_client(
+    cfg: &SmdpConfig,
+    req: &AuthenticateClientRequest,
+    session: Option<Versioned<SessionRecord>>,
+    profile: Option<Versioned<ProfileRecord>>,
+    template: Option<&ProfileTemplate>,
+    now: Timestamp,
+) -> Outcome<AuthenticateClientResponse, Es9Error> {
+    let verified = match verify(cfg, req, session, now) {
+        Ok(v) => v,
+        Err(e) => return Outcome::refuse(e),
+    };
+    bind(cfg, verified, profile, template, now)
+}
+
+/// What the checks of the eUICC established.
+struct Verified {
+    tid: TransactionId,
+    session: Versioned<SessionRecord>,
+    eid: ferrosim_pki::Eid,
+    public_key: Vec<u8>,
+    signature1_tlv: Vec<u8>,
+    matching_id: Option<String>,
+}
+
+fn verify(
+    cfg: &SmdpConfig,
+    req: &AuthenticateClientRequest,
+    session: Option<Versioned<SessionRecord>>,
+    now: Timestamp,
+) -> Result<Verified, Es9Error> {
+    let tid = parse_tid(&req.transaction_id)?;
+    let bytes = &req.authenticate_server_response.0;
+    // Read by tag rather than decoded whole: euiccInfo2 grows with every
+    // SGP.22 version, and an eUICC newer than our ASN.1 module must still
+    // authenticate. What is signed is checked over the received bytes.
+    let ok = EuiccSigned1Fields::read(bytes)?;
+    let unknown = || Es9Error::UnknownTransaction(tid.to_hex());
+    let session = session
+        .filter(|s| s.record.transaction_id == tid && s.record.is_live(now))
+        .ok_or_else(unknown)?;
+    let SessionPhase::Initiated {
+        server_challenge,
+        ci_key_id,
+        ..
+    } = &session.record.phase
+    else {
+        return Err(unknown());
+    };
+    if ok.transaction_id != tid.as_bytes() {
+        return Err(unknown());
+    }
+
+    // The certificate chain and the signature, over the bytes as received.
+    let parts = signed::euicc_signed1(bytes).map_err(bad_der("authenticateServerResponse"))?;
+    let (euicc_der, eum_der) = certificates(bytes)?;
+    let euicc = verify_euicc_chain(&cfg.trust, eum_der, euicc_der, now.to_system_time())?;
+    if euicc.ci_key_id != *ci_key_id {
+        return Err(Es9Error::CiMismatch);
+    }
+    euicc
+        .certificate
+        .verifying_key()
+        .verify_raw(parts.signed, parts.signature)
+        .map_err(|_| Es9Error::EuiccSignature("euiccSigned1"))?;
+    if ok.server_challenge != server_challenge.as_slice() {
+        return Err(Es9Error::ServerChallengeMismatch);
+    }
+    if !cfg.is_our_address(&ok.server_address) {
+        return Err(Es9Error::AddressRefused(ok.server_address));
+    }
+    let signature1_tlv =
+        wrap_5f37(parts.signature).map_err(|e| Es9Error::Internal(e.to_string()))?;
+    Ok(Verified {
+        tid,
+        session,
+        eid: euicc.eid,
+        public_key: euicc.public_key_sec1,
+        signature1_tlv,
+        matching_id: ok.matching_id.filter(|m| !m.is_empty()),
+    })
+}
+
+/// Binds the verified eUICC's order and signs smdpSigned2.
+fn bind(
+    cfg: &SmdpConfig,
+    v: Verified,
+    profile: Option<Versioned<ProfileRecord>>,
+    template: Option<&ProfileTemplate>,
+    now: Timestamp,
+) -> Outcome<AuthenticateClientResponse, Es9Error> {
+    // The order the request names: by matching id, or the EID's released order.
+    let named = |p: &ProfileRecord| match &v.matching_id {
+        Some(m) => p.matching_id().map(MatchingId::as_str) == Some(m.as_str()),
+        None => p.order.as_ref().and_then(|o| o.eid) == Some(v.eid),
+    };
+    let Some(Versioned {
+        record: mut profile,
+        version,
+    }) = profile.filter(|p| named(&p.record))
+    else {
+        return Outcome::refuse(Es9Error::MatchingIdRefused);
+    };
+    let mut events = Vec::new();
+    let cc_required = match profile.bind_session(&v.tid, &v.eid, now, &cfg.policy, &mut events) {
+        Ok(cc) => cc,
+        Err(e) => return refused_with(profile, version, events, e.into()),
+    };
+    let signed = sign_smdp_signed2(cfg, &v.tid, cc_required, &v.signature1_tlv).and_then(
+        |(signed2_der, signature2)| {
+            let template = template.ok_or_else(|| {
+                Es9Error::Internal(format!("profile type {} missing", profile.profile_type))
+            })?;
+            let metadata = store_metadata_der(&profile.iccid, &template.metadata, &cfg.address)
+                .map_err(|e| Es9Error::Internal(e.to_string()))?;
+            Ok((signed2_der, signature2, metadata))
+        },
+    );
+    let (signed2_der, signature2, metadata) = match signed {
+        Ok(s) => s,
+        Err(e) => return Outcome::refuse(e),
+    };
+    let mut session = v.session;
+    let binding = Binding {
+        eid: v.eid,
+        euicc_public_key: v.public_key,
+        iccid: profile.iccid.clone(),
+        cc_required,
+        smdp_signature2: signature2.clone(),
+        euicc_otpk: None,
+    };
+    if let Err(e) = session.record.authenticate(binding, now) {
+        return Outcome::refuse(Es9Error::UnknownTransaction(e.to_string()));
+    }
+    let changes = Changes {
+        session: Some(SessionWrite::Update {
+            expected: session.version,
+            record: session.record,
+        }),
+        profile: Some(ProfileWrite {
+            expected: version,
+            record: profile,
+        }),
+        events,
+        notification: None,
+    };
+    Outcome::new(
+        changes,
+        Ok(AuthenticateClientResponse {
+            header: ResponseHeader::success(),
+            transaction_id: v.tid.to_hex(),
+            profile_metadata: Base64(metadata),
+            smdp_signed2: Base64(signed2_der),
+            smdp_signature2: Base64(signature2),
+            smdp_certificate: Base64(cfg.dppb.certificate.der().to_vec()),
+        }),
+    )
+}
+
+/// A refusal by the order rules: the profile is written when the rule
+/// produced events (a counted attempt, an ended order, an event for the
+/// operator), so the events and the state they describe commit together.
+pub(super) fn refused_with<A>(
+    profile: ProfileRecord,
+    version: crate::store::Version,
+    events: Vec<crate::order::ProgressEvent>,
+    error: Es9Error,
+) -> Outcome<A, Es9Error> {
+    if events.is_empty() {
+        return Outcome::refuse(error);
+    }
+    let changes = Changes {
+        profile: Some(ProfileWrite {
+            expected: version,
+            record: profile,
+        }),
+        events,
+        ..Changes::default()
+    };
+    Outcome::new(changes, Err(error))
+}
+
+/// smdpSigned2 for the session and its signature by DPpb, over
+/// `smdpSigned2 || 5F37 euiccSignature1` (as a 5F37 TLV).
+fn sign_smdp_signed2(
+    cfg: &SmdpConfig,
+    tid: &TransactionId,
+    cc_required: bool,
+    signature1_tlv: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), Es9Error> {
+    let signed2 = rsp::SmdpSigned2::new(
+        rsp::TransactionId(OctetString::from_slice(tid.as_bytes())),
+        cc_required,
+        None,
+    );
+    let signed2_der = encode_der(&signed2).map_err(|e| Es9Error::Internal(e.to_string()))?;
+    let mut to_sign = Vec::with_capacity(signed2_der.len() + signature1_tlv.len());
+    to_sign.extend_from_slice(&signed2_der);
+    to_sign.extend_from_slice(signature1_tlv);
+    let sig = cfg
+        .dppb
+        .key
+        .sign_raw(&to_sign)
+        .map_err(|e| Es9Error::Internal(format!("DPpb signing failed: {e}")))?;
+    let sig_tlv = wrap_5f37(&sig).map_err(|e| Es9Error::Internal(e.to_string()))?;
+    Ok((signed2_der, sig_tlv))
+}
+
 impl<S: Store> Smdp<S> {
-    /// Authenticates the eUICC (certificate chain, EID range, signature,
-    /// challenge), binds its order to the session and signs smdpSigned2 with
-    /// DPpb.
+    /// Authenticates the eUICC and binds its order: loads the session and
+    /// the order, runs [`authenticate_client`], commits.
     pub async fn authenticate_client(
         &self,
         req: &AuthenticateClientRequest,
         now: Timestamp,
     ) -> Result<AuthenticateClientResponse, Es9Error> {
-        let cfg = &self.config;
-        let tid = parse_tid(&req.transaction_id)?;
-        let bytes = &req.authenticate_server_response.0;
-        // Read by tag rather than decoded whole: euiccInfo2 grows with every
-        // SGP.22 version, and an eUICC newer than our ASN.1 module must still
-        // authenticate. What is signed is checked over the received bytes.
-        let ok = EuiccSigned1Fields::read(bytes)?;
-        let session = self
-            .store
-            .session(&tid)
-            .await?
-            .filter(|s| s.is_live(now) && s.state == SessionState::Initiated)
-            .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        if ok.transaction_id != tid.as_bytes() {
-            return Err(Es9Error::UnknownTransaction(tid.to_hex()));
-        }
-
-        // The certificate chain and the signature, over the bytes as received.
-        let parts = signed::euicc_signed1(bytes).map_err(bad_der("authenticateServerResponse"))?;
-        let (euicc_der, eum_der) = certificates(bytes)?;
-        let euicc = verify_euicc_chain(&cfg.trust, eum_der, euicc_der, now.to_system_time())?;
-        if euicc.ci_key_id.as_bytes() != session.ci_key_id.as_slice() {
-            return Err(Es9Error::CiMismatch);
-        }
-        euicc
-            .certificate
-            .verifying_key()
-            .verify_raw(parts.signed, parts.signature)
-            .map_err(|_| Es9Error::EuiccSignature("euiccSigned1"))?;
-        if ok.server_challenge != session.server_challenge.as_slice() {
-            return Err(Es9Error::ServerChallengeMismatch);
-        }
-        if !cfg.is_our_address(&ok.server_address) {
-            return Err(Es9Error::AddressRefused(ok.server_address.clone()));
-        }
-
-        // Which order: by matching id, or (none given) the EID's released order.
-        let selector = match ok.matching_id.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => ProfileSelector::MatchingId(
-                MatchingId::new(m).map_err(|_| Es9Error::MatchingIdRefused)?,
-            ),
-            None => ProfileSelector::ReleasedForEid(euicc.eid),
-        };
-
-        let eid = euicc.eid;
-        let public_key = euicc.public_key_sec1.clone();
-        let policy = cfg.policy;
-        let dppb = cfg.dppb.key.clone();
-        let signature1_tlv =
-            wrap_5f37(parts.signature).map_err(|e| Es9Error::Internal(e.to_string()))?;
-        let outcome = self
-            .store
-            .update_session(
-                &tid,
-                Some(&selector),
+        let (tid, selector) = authenticate_client_loads(req)?;
+        for _ in 0..ATTEMPTS {
+            let session = self.store.session(&tid).await?;
+            let profile = match (&session, &selector) {
+                (Some(_), Some(sel)) => self.store.find_profile(sel).await?,
+                _ => None,
+            };
+            let template = match &profile {
+                Some(p) => Some(
+                    self.profile_template(&p.record.operator, &p.record.profile_type, now)
+                        .await
+                        .map_err(|e| Es9Error::Internal(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let outcome = authenticate_client(
+                &self.config,
+                req,
+                session,
+                profile,
+                template.as_deref(),
                 now,
-                move |session, profile, events| {
-                    if session.state != SessionState::Initiated {
-                        return Err(Es9Error::UnknownTransaction(
-                            session.transaction_id.to_hex(),
-                        ));
-                    }
-                    let profile = profile.ok_or(Es9Error::MatchingIdRefused)?;
-                    let cc_required = profile.bind_session(
-                        &session.transaction_id,
-                        &eid,
-                        now,
-                        &policy,
-                        events,
-                    )?;
-                    let signed2 = rsp::SmdpSigned2::new(
-                        rsp::TransactionId(OctetString::from_slice(
-                            session.transaction_id.as_bytes(),
-                        )),
-                        cc_required,
-                        None,
-                    );
-                    let signed2_der =
-                        encode_der(&signed2).map_err(|e| Es9Error::Internal(e.to_string()))?;
-                    let mut to_sign = signed2_der.clone();
-                    to_sign.extend_from_slice(&signature1_tlv);
-                    let sig = dppb
-                        .sign_raw(&to_sign)
-                        .map_err(|e| Es9Error::Internal(format!("DPpb signing failed: {e}")))?;
-                    let sig_tlv = wrap_5f37(&sig).map_err(|e| Es9Error::Internal(e.to_string()))?;
-                    session.state = SessionState::Authenticated;
-                    session.eid = Some(eid);
-                    session.euicc_public_key = Some(public_key);
-                    session.iccid = Some(profile.iccid.clone());
-                    session.cc_required = cc_required;
-                    session.smdp_signature2 = Some(sig_tlv.clone());
-                    session.updated_at = now;
-                    Ok((profile.clone(), signed2_der, sig_tlv))
-                },
-            )
-            .await?
-            .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        let (profile, signed2_der, sig_tlv) = outcome?;
+            );
+            if let Some(answer) = self.settle(outcome).await? {
+                info!(transaction_id = %tid, "eUICC authenticated, order bound");
+                debug!(selector = ?selector.as_ref().map(selector_kind), "order selected");
+                return Ok(answer);
+            }
+        }
+        Err(Es9Error::Store(StoreError::Stale))
+    }
+}
 
-        let profile_type = self
-            .profile_type(&profile.operator, &profile.profile_type, now)
-            .await
-            .map_err(|e| Es9Error::Internal(e.to_string()))?;
-        let metadata = store_metadata_der(&profile.iccid, &profile_type.metadata, &cfg.address)
-            .map_err(|e| Es9Error::Internal(e.to_string()))?;
-        info!(transaction_id = %tid, iccid = %profile.iccid.as_str(), "eUICC authenticated, order bound");
-        debug!(eid = %euicc.eid, "authenticated eUICC");
-        Ok(AuthenticateClientResponse {
-            header: ResponseHeader::success(),
-            transaction_id: tid.to_hex(),
-            profile_metadata: Base64(metadata),
-            smdp_signed2: Base64(signed2_der),
-            smdp_signature2: Base64(sig_tlv),
-            smdp_certificate: Base64(cfg.dppb.certificate.der().to_vec()),
-        })
+fn selector_kind(s: &ProfileSelector) -> &'static str {
+    match s {
+        ProfileSelector::Iccid(..) => "iccid",
+        ProfileSelector::MatchingId(_) => "matching id",
+        ProfileSelector::ReleasedForEid(_) => "released for EID",
     }
 }
 
@@ -151,15 +312,14 @@ fn certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
     };
     let outer = Tlv::parse_exact(bytes).map_err(bad)?;
     let ok = outer.require(0xA0).map_err(bad)?;
-    let certs: Vec<&[u8]> = ok
+    let mut certs = ok
         .children()
         .filter_map(Result::ok)
         .filter(|t| t.tag == 0x30)
         .skip(1)
-        .map(|t| t.raw)
-        .collect();
-    match certs.as_slice() {
-        [euicc, eum, ..] => Ok((euicc, eum)),
+        .map(|t| t.raw);
+    match (certs.next(), certs.next()) {
+        (Some(euicc), Some(eum)) => Ok((euicc, eum)),
         _ => Err(Es9Error::BadRequest(
             "authenticateServerResponse lacks certificates".into(),
         )),

@@ -8,78 +8,142 @@ use tracing::info;
 
 use super::{Es9Error, bad_der, parse_tid};
 use crate::Smdp;
-use crate::order::CancelSessionReason;
-use crate::session::SessionState;
-use crate::store::{ProfileSelector, Store};
+use crate::config::SmdpConfig;
+use crate::order::{CancelSessionReason, ProfileRecord};
+use crate::session::{SessionRecord, SessionState};
+use crate::step::{ATTEMPTS, Outcome};
+use crate::store::{
+    Changes, ProfileSelector, ProfileWrite, SessionWrite, Store, StoreError, Versioned,
+};
 use crate::time::Timestamp;
 
+/// The step: ends a session at the device's request, after checking the
+/// eUICC's signature over the cancellation. Postponed, timed-out and
+/// undefined (e.g. lost connection) cancellations leave the order open for
+/// another attempt, also after its package was issued (by the same eUICC
+/// only); other reasons end the order in `error`. `profile` is the profile
+/// bound to the session, if any.
+pub fn cancel_session(
+    cfg: &SmdpConfig,
+    req: &CancelSessionRequest,
+    session: Option<Versioned<SessionRecord>>,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<CancelSessionResponse, Es9Error> {
+    decide(cfg, req, session, profile, now).unwrap_or_else(Outcome::refuse)
+}
+
+fn decide(
+    cfg: &SmdpConfig,
+    req: &CancelSessionRequest,
+    session: Option<Versioned<SessionRecord>>,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Result<Outcome<CancelSessionResponse, Es9Error>, Es9Error> {
+    let tid = parse_tid(&req.transaction_id)?;
+    let bytes = &req.cancel_session_response.0;
+    let response: rsp::CancelSessionResponse =
+        decode_der(bytes).map_err(bad_der("cancelSessionResponse"))?;
+    let unknown = || Es9Error::UnknownTransaction(tid.to_hex());
+    let mut session = session
+        .filter(|s| {
+            s.record.transaction_id == tid
+                && s.record.is_live(now)
+                && s.record.state() != SessionState::Completed
+        })
+        .ok_or_else(unknown)?;
+    let ok = match response {
+        rsp::CancelSessionResponse::cancelSessionResponseOk(ok) => ok,
+        rsp::CancelSessionResponse::cancelSessionResponseError(code) => {
+            return Err(Es9Error::EuiccError {
+                message: "CancelSessionResponse",
+                code: i64::try_from(&code).unwrap_or(-1),
+            });
+        }
+        _ => return Err(Es9Error::BadRequest("unknown CancelSessionResponse".into())),
+    };
+    let signed_part = &ok.euicc_cancel_session_signed;
+    if signed_part.transaction_id.0.as_ref() != tid.as_bytes() {
+        return Err(unknown());
+    }
+    if !cfg.is_our_oid(&signed_part.smdp_oid) {
+        return Err(Es9Error::OidMismatch);
+    }
+    // Before authenticateClient the eUICC is not known yet: nothing to verify
+    // with, and no order is bound.
+    let binding = session.record.binding().cloned();
+    if let Some(b) = &binding {
+        let parts = cancel_signed_part(bytes)?;
+        VerifyingKey::from_sec1(&b.euicc_public_key)
+            .and_then(|k| k.verify_raw(parts.signed, parts.signature))
+            .map_err(|_| Es9Error::EuiccSignature("euiccCancelSessionSigned"))?;
+    }
+    let reason = CancelSessionReason::from_asn1(&signed_part.reason);
+    session.record.cancel(now);
+    let mut changes = Changes {
+        session: Some(SessionWrite::Update {
+            expected: session.version,
+            record: session.record,
+        }),
+        ..Changes::default()
+    };
+    if let (
+        Some(b),
+        Some(Versioned {
+            record: mut p,
+            version,
+        }),
+    ) = (
+        &binding,
+        profile.filter(|p| binding.as_ref().is_some_and(|b| b.iccid == p.record.iccid)),
+    ) {
+        let mut events = Vec::new();
+        // A superseded session may not touch the order: then it stays as it is.
+        if p.cancel_session(&tid, Some(&b.eid), reason, now, &mut events)
+            .is_ok()
+        {
+            changes.profile = Some(ProfileWrite {
+                expected: version,
+                record: p,
+            });
+            changes.events = events;
+        }
+    }
+    Ok(Outcome::new(
+        changes,
+        Ok(CancelSessionResponse {
+            header: ResponseHeader::success(),
+            transaction_id: Some(tid.to_hex()),
+        }),
+    ))
+}
+
 impl<S: Store> Smdp<S> {
-    /// Ends a session at the device's request, after checking the eUICC's
-    /// signature over the cancellation. Postponed, timed-out and undefined
-    /// (e.g. lost connection) cancellations leave the order open for another
-    /// attempt, also after its package was issued (by the same eUICC only);
-    /// other reasons end the order in `error`.
+    /// Ends a session at the device's request: loads the session and its
+    /// bound profile, runs [`cancel_session`], commits.
     pub async fn cancel_session(
         &self,
         req: &CancelSessionRequest,
         now: Timestamp,
     ) -> Result<CancelSessionResponse, Es9Error> {
         let tid = parse_tid(&req.transaction_id)?;
-        let bytes = &req.cancel_session_response.0;
-        let response: rsp::CancelSessionResponse =
-            decode_der(bytes).map_err(bad_der("cancelSessionResponse"))?;
-        let session = self
-            .store
-            .session(&tid)
-            .await?
-            .filter(|s| s.is_live(now) && !matches!(s.state, SessionState::Completed))
-            .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        let ok = match response {
-            rsp::CancelSessionResponse::cancelSessionResponseOk(ok) => ok,
-            rsp::CancelSessionResponse::cancelSessionResponseError(code) => {
-                return Err(Es9Error::EuiccError {
-                    message: "CancelSessionResponse",
-                    code: i64::try_from(&code).unwrap_or(-1),
-                });
-            }
-            _ => return Err(Es9Error::BadRequest("unknown CancelSessionResponse".into())),
-        };
-        let signed_part = &ok.euicc_cancel_session_signed;
-        if signed_part.transaction_id.0.as_ref() != tid.as_bytes() {
-            return Err(Es9Error::UnknownTransaction(tid.to_hex()));
-        }
-        if !self.config.is_our_oid(&signed_part.smdp_oid) {
-            return Err(Es9Error::OidMismatch);
-        }
-        // Before authenticateClient the eUICC is not known yet: nothing to verify
-        // with, and no order is bound.
-        if let Some(public_key) = session.euicc_public_key.as_deref() {
-            let parts = cancel_signed_part(bytes)?;
-            VerifyingKey::from_sec1(public_key)
-                .and_then(|k| k.verify_raw(parts.signed, parts.signature))
-                .map_err(|_| Es9Error::EuiccSignature("euiccCancelSessionSigned"))?;
-        }
-        let reason = CancelSessionReason::from_asn1(&signed_part.reason);
-        let selector = session
-            .iccid
-            .clone()
-            .map(|i| ProfileSelector::Iccid(i, None));
-        self.store
-            .update_session(&tid, selector.as_ref(), now, move |s, p, events| {
-                s.state = SessionState::Cancelled;
-                s.updated_at = now;
-                if let Some(p) = p {
-                    // A superseded session may not touch the order: ignore its error.
-                    let _ =
-                        p.cancel_session(&s.transaction_id, s.eid.as_ref(), reason, now, events);
+        for _ in 0..ATTEMPTS {
+            let session = self.store.session(&tid).await?;
+            let profile = match session.as_ref().and_then(|s| s.record.binding()) {
+                Some(b) => {
+                    self.store
+                        .find_profile(&ProfileSelector::Iccid(b.iccid.clone(), None))
+                        .await?
                 }
-            })
-            .await?;
-        info!(transaction_id = %tid, ?reason, "session cancelled by the device");
-        Ok(CancelSessionResponse {
-            header: ResponseHeader::success(),
-            transaction_id: Some(tid.to_hex()),
-        })
+                None => None,
+            };
+            let outcome = cancel_session(&self.config, req, session, profile, now);
+            if let Some(answer) = self.settle(outcome).await? {
+                info!(transaction_id = %tid, "session cancelled by the device");
+                return Ok(answer);
+            }
+        }
+        Err(Es9Error::Store(StoreError::Stale))
     }
 }
 

@@ -1,7 +1,11 @@
 //! ES9+: the functions a device's LPA calls to download a profile
-//! (SGP.22 section 5.6), as methods of [`crate::Smdp`].
+//! (SGP.22 section 5.6).
 //!
-//! Each function checks everything common mutual authentication requires,
+//! Each function is a pure step ([`initiate_authentication`],
+//! [`authenticate_client`], [`get_bound_profile_package`],
+//! [`handle_notification`], [`cancel_session`]: see [`crate::step`]) and an
+//! async driver of the same name on [`crate::Smdp`] that loads, steps and
+//! commits. Each checks everything common mutual authentication requires,
 //! over the bytes as received, and fails with an [`Es9Error`] that names what
 //! went wrong and maps to its SGP.22 status code.
 
@@ -10,6 +14,12 @@ mod cancel;
 mod initiate;
 mod notification;
 mod package;
+
+pub use authenticate::{authenticate_client, authenticate_client_loads};
+pub use cancel::cancel_session;
+pub use initiate::initiate_authentication;
+pub use notification::{ReceivedNotification, handle_notification};
+pub use package::{PackageInputs, get_bound_profile_package};
 
 use ferrosim_pki::CertRole;
 use thiserror::Error;

@@ -9,142 +9,252 @@ use ferrosim_pki::verify_euicc_chain;
 use ferrosim_saip::Iccid;
 use tracing::{info, warn};
 
+use super::authenticate::refused_with;
 use super::{Es9Error, bad_der};
 use crate::Smdp;
+use crate::config::SmdpConfig;
 use crate::ids::TransactionId;
-use crate::order::FailureInfo;
-use crate::session::SessionState;
-use crate::store::{NotificationRecord, ProfileSelector, Store};
+use crate::order::{FailureInfo, ProfileRecord};
+use crate::session::SessionRecord;
+use crate::step::{ATTEMPTS, Outcome};
+use crate::store::{
+    Changes, NotificationRecord, ProfileSelector, ProfileWrite, SessionWrite, Store, StoreError,
+    Versioned,
+};
 use crate::time::Timestamp;
 
 /// Names of the `NotificationEvent` bits.
 const OPERATIONS: [&str; 4] = ["install", "enable", "disable", "delete"];
 
+/// A `pendingNotification` as received: its bytes (signatures are checked
+/// over them) and its decoded form.
+#[derive(Debug)]
+pub struct ReceivedNotification<'a> {
+    bytes: &'a [u8],
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Installation(Box<rsp::ProfileInstallationResult>, TransactionId),
+    Other(Box<rsp::OtherSignedNotification>),
+}
+
+impl<'a> ReceivedNotification<'a> {
+    /// Decodes the notification of a request.
+    pub fn parse(req: &'a HandleNotificationRequest) -> Result<Self, Es9Error> {
+        let bytes = req.pending_notification.0.as_slice();
+        let notification: rsp::PendingNotification =
+            decode_der(bytes).map_err(bad_der("pendingNotification"))?;
+        let kind = match notification {
+            rsp::PendingNotification::profileInstallationResult(pir) => {
+                let tid = TransactionId::from_bytes(
+                    pir.profile_installation_result_data
+                        .transaction_id
+                        .0
+                        .as_ref(),
+                )
+                .map_err(|e| Es9Error::BadRequest(e.to_string()))?;
+                Kind::Installation(Box::new(pir), tid)
+            }
+            rsp::PendingNotification::otherSignedNotification(other) => {
+                Kind::Other(Box::new(other))
+            }
+            _ => return Err(Es9Error::BadRequest("unknown pendingNotification".into())),
+        };
+        Ok(Self { bytes, kind })
+    }
+
+    /// The session an installation result belongs to (what to load);
+    /// `None` for other notifications, which need no stored record.
+    pub fn transaction_id(&self) -> Option<&TransactionId> {
+        match &self.kind {
+            Kind::Installation(_, tid) => Some(tid),
+            Kind::Other(_) => None,
+        }
+    }
+}
+
+/// The step. An installation result, verified with the session's eUICC
+/// key, moves its order to `installed` or `error` and completes the session;
+/// other notifications are verified against the eUICC certificate chain
+/// they carry and kept. `session` and `profile` are the installation
+/// result's session and the profile bound to it.
+pub fn handle_notification(
+    cfg: &SmdpConfig,
+    notification: &ReceivedNotification<'_>,
+    session: Option<Versioned<SessionRecord>>,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<(), Es9Error> {
+    match &notification.kind {
+        Kind::Installation(pir, tid) => {
+            installation_result(cfg, notification.bytes, pir, tid, session, profile, now)
+        }
+        Kind::Other(other) => other_notification(cfg, notification.bytes, other, now).into(),
+    }
+}
+
+fn installation_result(
+    cfg: &SmdpConfig,
+    bytes: &[u8],
+    pir: &rsp::ProfileInstallationResult,
+    tid: &TransactionId,
+    session: Option<Versioned<SessionRecord>>,
+    profile: Option<Versioned<ProfileRecord>>,
+    now: Timestamp,
+) -> Outcome<(), Es9Error> {
+    let data = &pir.profile_installation_result_data;
+    if !cfg.is_our_oid(&data.smdp_oid) {
+        return Outcome::refuse(Es9Error::OidMismatch);
+    }
+    let unknown = || Es9Error::UnknownTransaction(tid.to_hex());
+    let Some(mut session) = session.filter(|s| s.record.transaction_id == *tid) else {
+        return Outcome::refuse(unknown());
+    };
+    let Some(binding) = session.record.binding().cloned() else {
+        return Outcome::refuse(unknown());
+    };
+    let verified = signed::profile_installation_result(bytes)
+        .map_err(bad_der("pendingNotification"))
+        .and_then(|parts| {
+            VerifyingKey::from_sec1(&binding.euicc_public_key)
+                .and_then(|k| k.verify_raw(parts.signed, parts.signature))
+                .map_err(|_| Es9Error::EuiccSignature("profileInstallationResultData"))
+        });
+    if let Err(e) = verified {
+        return Outcome::refuse(e);
+    }
+    let result = match &data.final_result {
+        rsp::ProfileInstallationResultDataFinalResult::successResult(_) => Ok(()),
+        rsp::ProfileInstallationResultDataFinalResult::errorResult(e) => Err(FailureInfo {
+            bpp_command_id: i64::try_from(&e.bpp_command_id.0).ok(),
+            error_reason: i64::try_from(&e.error_reason.0).ok(),
+            message: "installation failed on the eUICC".into(),
+        }),
+        _ => return Outcome::refuse(Es9Error::BadRequest("unknown finalResult".into())),
+    };
+    let Some(Versioned {
+        record: mut profile,
+        version,
+    }) = profile.filter(|p| p.record.iccid == binding.iccid)
+    else {
+        return Outcome::refuse(Es9Error::Internal("profile vanished".into()));
+    };
+    let mut events = Vec::new();
+    if let Err(e) = profile.record_installation(tid, &binding.eid, result, bytes, now, &mut events)
+    {
+        return refused_with(profile, version, events, e.into());
+    }
+    if let Err(e) = session.record.complete(now) {
+        return Outcome::refuse(Es9Error::UnknownTransaction(e.to_string()));
+    }
+    let changes = Changes {
+        session: Some(SessionWrite::Update {
+            expected: session.version,
+            record: session.record,
+        }),
+        profile: Some(ProfileWrite {
+            expected: version,
+            record: profile,
+        }),
+        events,
+        notification: None,
+    };
+    Outcome::new(changes, Ok(()))
+}
+
+fn other_notification(
+    cfg: &SmdpConfig,
+    bytes: &[u8],
+    other: &rsp::OtherSignedNotification,
+    now: Timestamp,
+) -> Result<(Changes, ()), Es9Error> {
+    let (euicc_der, eum_der) = notification_certificates(bytes)?;
+    let euicc = verify_euicc_chain(&cfg.trust, eum_der, euicc_der, now.to_system_time())?;
+    let parts = signed::other_signed_notification(bytes)
+        .map_err(|e| Es9Error::BadRequest(format!("pendingNotification: {e}")))?;
+    euicc
+        .certificate
+        .verifying_key()
+        .verify_raw(parts.signed, parts.signature)
+        .map_err(|_| Es9Error::EuiccSignature("tbsOtherNotification"))?;
+    let meta = &other.tbs_other_notification;
+    let operation = meta
+        .profile_management_operation
+        .0
+        .iter()
+        .position(|b| *b)
+        .and_then(|i| OPERATIONS.get(i))
+        .copied()
+        .unwrap_or("unknown");
+    let iccid = meta
+        .iccid
+        .as_ref()
+        .map(|i| Iccid::from_bcd(i.0.as_ref()))
+        .transpose()
+        .map_err(|e| Es9Error::BadRequest(format!("notification ICCID: {e}")))?;
+    let record = NotificationRecord {
+        seq_number: i64::try_from(&meta.seq_number).unwrap_or(-1),
+        operation: operation.to_owned(),
+        iccid,
+        eid: Some(euicc.eid),
+        address: meta.notification_address.clone(),
+        raw: bytes.to_vec(),
+        received_at: now,
+    };
+    let changes = Changes {
+        notification: Some(record),
+        ..Changes::default()
+    };
+    Ok((changes, ()))
+}
+
 impl<S: Store> Smdp<S> {
-    /// Records a notification. An installation result moves its order to
-    /// `installed` or `error`; other notifications are verified against the
-    /// eUICC certificate chain they carry and kept.
+    /// Records a notification: loads the session and the bound profile of
+    /// an installation result, runs [`handle_notification`], commits.
     pub async fn handle_notification(
         &self,
         req: &HandleNotificationRequest,
         now: Timestamp,
     ) -> Result<(), Es9Error> {
-        let bytes = &req.pending_notification.0;
-        let notification: rsp::PendingNotification =
-            decode_der(bytes).map_err(bad_der("pendingNotification"))?;
-        match notification {
-            rsp::PendingNotification::profileInstallationResult(pir) => {
-                self.installation_result(bytes, pir, now).await
+        let notification = ReceivedNotification::parse(req)?;
+        for _ in 0..ATTEMPTS {
+            let (session, profile) = match notification.transaction_id() {
+                Some(tid) => {
+                    let session = self.store.session(tid).await?;
+                    let profile = match session.as_ref().and_then(|s| s.record.binding()) {
+                        Some(b) => {
+                            self.store
+                                .find_profile(&ProfileSelector::Iccid(b.iccid.clone(), None))
+                                .await?
+                        }
+                        None => None,
+                    };
+                    (session, profile)
+                }
+                None => (None, None),
+            };
+            let outcome = handle_notification(&self.config, &notification, session, profile, now);
+            let installed = outcome
+                .changes
+                .profile
+                .as_ref()
+                .map(|p| (p.record.iccid.clone(), p.record.state));
+            if self.settle(outcome).await?.is_some() {
+                match installed {
+                    Some((iccid, crate::order::ProfileState::Installed)) => {
+                        info!(iccid = %iccid.as_str(), "profile installed");
+                    }
+                    Some((iccid, state)) => {
+                        warn!(iccid = %iccid.as_str(), %state, "profile installation failed");
+                    }
+                    None => info!("notification recorded"),
+                }
+                return Ok(());
             }
-            rsp::PendingNotification::otherSignedNotification(other) => {
-                self.other_notification(bytes, other, now).await
-            }
-            _ => Err(Es9Error::BadRequest("unknown pendingNotification".into())),
         }
-    }
-
-    async fn installation_result(
-        &self,
-        bytes: &[u8],
-        pir: rsp::ProfileInstallationResult,
-        now: Timestamp,
-    ) -> Result<(), Es9Error> {
-        let data = &pir.profile_installation_result_data;
-        let tid = TransactionId::from_bytes(data.transaction_id.0.as_ref())
-            .map_err(|e| Es9Error::BadRequest(e.to_string()))?;
-        if !self.config.is_our_oid(&data.smdp_oid) {
-            return Err(Es9Error::OidMismatch);
-        }
-        let session = self
-            .store
-            .session(&tid)
-            .await?
-            .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))?;
-        let (Some(public_key), Some(eid), Some(iccid)) = (
-            session.euicc_public_key.as_deref(),
-            session.eid,
-            session.iccid.clone(),
-        ) else {
-            return Err(Es9Error::UnknownTransaction(tid.to_hex()));
-        };
-        let parts =
-            signed::profile_installation_result(bytes).map_err(bad_der("pendingNotification"))?;
-        VerifyingKey::from_sec1(public_key)
-            .and_then(|k| k.verify_raw(parts.signed, parts.signature))
-            .map_err(|_| Es9Error::EuiccSignature("profileInstallationResultData"))?;
-        let result = match &data.final_result {
-            rsp::ProfileInstallationResultDataFinalResult::successResult(_) => Ok(()),
-            rsp::ProfileInstallationResultDataFinalResult::errorResult(e) => Err(FailureInfo {
-                bpp_command_id: i64::try_from(&e.bpp_command_id.0).ok(),
-                error_reason: i64::try_from(&e.error_reason.0).ok(),
-                message: "installation failed on the eUICC".into(),
-            }),
-            _ => return Err(Es9Error::BadRequest("unknown finalResult".into())),
-        };
-        let success = result.is_ok();
-        let pir_bytes = bytes.to_vec();
-        let selector = ProfileSelector::Iccid(iccid.clone(), None);
-        self.store
-            .update_session(&tid, Some(&selector), now, move |s, p, events| {
-                let p = p.ok_or_else(|| Es9Error::Internal("profile vanished".into()))?;
-                p.record_installation(&s.transaction_id, &eid, result, &pir_bytes, now, events)?;
-                s.state = SessionState::Completed;
-                s.updated_at = now;
-                Ok::<(), Es9Error>(())
-            })
-            .await?
-            .ok_or_else(|| Es9Error::UnknownTransaction(tid.to_hex()))??;
-        if success {
-            info!(transaction_id = %tid, iccid = %iccid.as_str(), "profile installed");
-        } else {
-            warn!(transaction_id = %tid, iccid = %iccid.as_str(), "profile installation failed");
-        }
-        Ok(())
-    }
-
-    async fn other_notification(
-        &self,
-        bytes: &[u8],
-        other: rsp::OtherSignedNotification,
-        now: Timestamp,
-    ) -> Result<(), Es9Error> {
-        let (euicc_der, eum_der) = notification_certificates(bytes)?;
-        let euicc =
-            verify_euicc_chain(&self.config.trust, eum_der, euicc_der, now.to_system_time())?;
-        let parts = signed::other_signed_notification(bytes)
-            .map_err(|e| Es9Error::BadRequest(format!("pendingNotification: {e}")))?;
-        euicc
-            .certificate
-            .verifying_key()
-            .verify_raw(parts.signed, parts.signature)
-            .map_err(|_| Es9Error::EuiccSignature("tbsOtherNotification"))?;
-        let meta = &other.tbs_other_notification;
-        let operation = meta
-            .profile_management_operation
-            .0
-            .iter()
-            .position(|b| *b)
-            .and_then(|i| OPERATIONS.get(i))
-            .copied()
-            .unwrap_or("unknown");
-        let iccid = meta
-            .iccid
-            .as_ref()
-            .map(|i| Iccid::from_bcd(i.0.as_ref()))
-            .transpose()
-            .map_err(|e| Es9Error::BadRequest(format!("notification ICCID: {e}")))?;
-        let record = NotificationRecord {
-            seq_number: i64::try_from(&meta.seq_number).unwrap_or(-1),
-            operation: operation.to_owned(),
-            iccid,
-            eid: Some(euicc.eid),
-            address: meta.notification_address.clone(),
-            raw: bytes.to_vec(),
-            received_at: now,
-        };
-        self.store.record_notification(&record).await?;
-        info!(operation, eid = %euicc.eid, "notification recorded");
-        Ok(())
+        Err(Es9Error::Store(StoreError::Stale))
     }
 }
 
