@@ -61,9 +61,9 @@ pub use connect::{Backend, Durability, StoreOptions};
 pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use profile_type_admin::ProfileTypeSummary;
-pub use telemetry::SqlTelemetryStore;
 /// The in-memory store of every SM-DP+ store trait, beside the SQL one.
 pub use ferrosim_smdp::memstore::MemStore;
+pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;
 

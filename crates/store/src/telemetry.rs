@@ -70,6 +70,8 @@ fn from_smdp(e: ferrosim_smdp::store::StoreError) -> StoreError {
     match e {
         S::Corrupt(m) => StoreError::Corrupt(m),
         S::Backend(m) | S::Conflict(m) => StoreError::Backend(m),
+        // Telemetry rows are appended, never compared and set.
+        S::Stale => StoreError::Backend(S::Stale.to_string()),
     }
 }
 

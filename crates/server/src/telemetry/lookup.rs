@@ -42,7 +42,10 @@ pub(crate) struct StoreLookup<S>(pub S);
 impl<S: Store + Clone> Lookup for StoreLookup<S> {
     async fn session(&self, tid: &TransactionId) -> Result<Option<(Eid, Iccid)>, String> {
         let session = self.0.session(tid).await.map_err(|e| e.to_string())?;
-        Ok(session.and_then(|s| Some((s.eid?, s.iccid?))))
+        Ok(session.and_then(|s| {
+            let binding = s.record.binding()?;
+            Some((binding.eid, binding.iccid.clone()))
+        }))
     }
 
     async fn order(&self, iccid: &Iccid) -> Result<Option<OrderInfo>, String> {
