@@ -24,7 +24,7 @@ use ferrosim_lpa::es10::Es10Link;
 use ferrosim_lpa::es10::types::CancelSessionReason;
 use ferrosim_lpa::{ActivationCode, Es9ClientError, Es10, Es10Options, SmdpAddress, Transport};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::SqlStore;
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 
