@@ -14,7 +14,8 @@ use crate::http::{failed, no_content, ok_json, ok_json_with_tid, parse_json};
 
 /// Dispatches one ES9+ call. Every failure, including garbage input, is a
 /// `Failed` JSON answer with its SGP.22 status code, except a
-/// `handleNotification` the SM-DP+ cannot use: 204, logged and dropped.
+/// `handleNotification` the SM-DP+ cannot use: 204, logged and dropped
+/// ([`ferrosim_smdp::es9::NotificationHandled::Dropped`]).
 pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
@@ -50,19 +51,12 @@ pub(crate) async fn handle<S: Store + Clone>(
                 Err(resp) => return *resp,
             },
             "handleNotification" => match parse_json(&body) {
-                Ok(req) => match smdp.handle_notification(&req, now).await {
-                    Err(e) if dropped_notification(&e) => {
-                        // SGP.22 ES9+.HandleNotification has one answer, 204:
-                        // a notification the SM-DP+ cannot use (its session
-                        // unknown or ended, a signature or certificate that
-                        // does not verify) is logged and dropped, so the LPA
-                        // removes it instead of sending it again forever.
-                        let code = e.status();
-                        info!(error = %e, subject = code.subject, reason = code.reason, "notification dropped");
-                        Ok(no_content())
-                    }
-                    other => other.map(|()| no_content()),
-                },
+                // Recorded or dropped (logged by the SM-DP+ core), the
+                // answer is 204: SGP.22 ES9+.HandleNotification has no other.
+                Ok(req) => smdp
+                    .handle_notification(&req, now)
+                    .await
+                    .map(|_| no_content()),
                 Err(resp) => return *resp,
             },
             "cancelSession" => match parse_json(&body) {
@@ -118,17 +112,6 @@ fn es9_record(
             }),
             None => serde_json::json!({ "http": response.status().as_u16() }),
         },
-    )
-}
-
-/// Whether a failed `handleNotification` is answered 204 (dropped): every
-/// refusal of a notification that decoded, but not an undecodable request
-/// (`Failed`, as any malformed ES9+ call) nor a failure on our side (`Failed`,
-/// so the LPA sends it again later).
-fn dropped_notification(e: &Es9Error) -> bool {
-    !matches!(
-        e,
-        Es9Error::BadRequest(_) | Es9Error::Store(_) | Es9Error::Internal(_)
     )
 }
 

@@ -13,11 +13,11 @@ use ferrosim_asn1::values::{CancelSessionReason, NotificationOperation};
 use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::Es9Error;
+use ferrosim_smdp::es9::NotificationHandled;
 use ferrosim_smdp::order::{NotificationPoint, ProfileState};
 use ferrosim_smdp::session::SessionState;
 use ferrosim_smdp::status::StatusCode;
 use ferrosim_smdp::store::{OutboxStore, SessionStore};
-use ferrosim_smdp::time::Timestamp;
 use support::*;
 
 /// A device authenticated against an order: what the later steps start from.
@@ -66,9 +66,7 @@ async fn session_state(world: &World, tid_hex: &str) -> SessionState {
 async fn events(world: &World) -> Vec<(i64, Option<StatusCode>)> {
     world
         .store
-        .claim_callbacks(Timestamp(i64::MAX / 2), 1, 1000)
-        .await
-        .unwrap()
+        .queued_callbacks()
         .into_iter()
         .map(|c| (c.event.point.id(), c.event.failure))
         .collect()
@@ -554,17 +552,14 @@ async fn handle_notification_records_the_installation() {
     let pir = a
         .device
         .installation_result(&a.auth.transaction_id, &oid, &a.iccid, Ok(()));
-    world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    assert!(matches!(handled, NotificationHandled::Recorded));
     assert_eq!(world.profile(&a.iccid).await.state, ProfileState::Installed);
     assert_eq!(
         session_state(&world, &a.auth.transaction_id).await,
         SessionState::Completed
     );
-    let delivered = world
-        .store
-        .claim_callbacks(Timestamp(i64::MAX / 2), 1, 10)
-        .await
-        .unwrap();
+    let delivered = world.store.queued_callbacks();
     let install = delivered
         .iter()
         .find(|c| c.event.point == NotificationPoint::BppInstallation)
@@ -591,8 +586,15 @@ async fn handle_notification_failures_and_other_notifications() {
         .get_bound_profile_package(&a.device.prepare_download(&a.auth, None), NOW)
         .await
         .unwrap();
-    let refuse = async |req: HandleNotificationRequest| {
-        status(&world.smdp.handle_notification(&req, NOW).await.unwrap_err())
+    // Refused notifications are dropped (HTTP 204, the LPA removes them);
+    // only a malformed request is an error.
+    let refuse = async |req: HandleNotificationRequest| match world
+        .smdp
+        .handle_notification(&req, NOW)
+        .await
+    {
+        Ok(NotificationHandled::Dropped(e)) => status(&e),
+        other => panic!("not dropped: {other:?}"),
     };
     // Signed by another eUICC key: refused.
     let stranger = Device::new(&support::pki(1), 0);
@@ -609,7 +611,8 @@ async fn handle_notification_failures_and_other_notifications() {
     let garbage = HandleNotificationRequest {
         pending_notification: Base64(vec![0xBF, 0x37, 0x00]),
     };
-    assert_eq!(refuse(garbage).await, ("1.2", "2.1"));
+    let malformed = world.smdp.handle_notification(&garbage, NOW).await;
+    assert_eq!(status(&malformed.unwrap_err()), ("1.2", "2.1"));
     assert_eq!(
         world.profile(&a.iccid).await.state,
         ProfileState::Downloaded

@@ -11,8 +11,7 @@ use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::values::{CancelSessionReason, NotificationOperation};
 use ferrosim_pki::TestPki;
 use ferrosim_smdp::Randomness;
-use ferrosim_smdp::store::{OutboxStore, ProfileFilter, ProfileStore};
-use ferrosim_smdp::time::Timestamp;
+use ferrosim_smdp::store::{ProfileFilter, ProfileStore};
 use serde_json::{Value, json};
 use support::*;
 
@@ -75,9 +74,7 @@ async fn scenario(pki: &TestPki, randomness: Randomness) -> Transcript {
 
     let events: Vec<Value> = world
         .store
-        .claim_callbacks(Timestamp(i64::MAX / 2), 1, 100)
-        .await
-        .unwrap()
+        .queued_callbacks()
         .into_iter()
         .map(|c| json!(format!("{} {:?}", c.id, c.event)))
         .collect();

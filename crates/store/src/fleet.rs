@@ -59,6 +59,7 @@ fn from_smdp(e: ferrosim_smdp::store::StoreError) -> StoreError {
         S::Corrupt(m) => StoreError::Corrupt(m),
         S::Conflict(m) => StoreError::Conflict(m),
         S::Backend(m) => StoreError::Backend(m),
+        S::Stale => StoreError::Stale,
     }
 }
 

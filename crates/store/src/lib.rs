@@ -58,11 +58,11 @@ pub use admin_lists::{
 };
 pub use api_tokens::ApiTokenRow;
 pub use connect::{Backend, Durability, StoreOptions};
-pub use fleet::SqlFleetStore;
-pub use profile_type_admin::ProfileTypeSummary;
 /// The in-memory store of every SM-DP+ store trait, beside the SQL one.
 pub use ferrosim_smdp::memstore::MemStore;
+pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
+pub use profile_type_admin::ProfileTypeSummary;
 pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;

@@ -510,6 +510,86 @@ async fn callbacks_on<S: Store>(store: &S, backend: &str) {
     assert_eq!(store.pending_callbacks().await.unwrap(), 1);
 }
 
+/// One order's callbacks leave the outbox in the order they happened
+/// (notification-point order): only the oldest undelivered event of a
+/// profile is leased, so a later event waits while an earlier one is
+/// retried; other orders are not held up.
+#[tokio::test]
+async fn one_orders_callbacks_leave_in_order() {
+    on_every_store!(2, callback_order_on);
+}
+
+async fn callback_order_on<S: Store>(store: &S, backend: &str) {
+    let (a, b) = (iccid(0), iccid(1));
+    let event = |iccid: &Iccid, point, at| ProgressEvent {
+        operator: op(),
+        iccid: iccid.clone(),
+        eid: None,
+        profile_type: "t".into(),
+        point,
+        failure: None,
+        result_data: None,
+        at: Timestamp(at),
+    };
+    let p = load(store, 0).await;
+    let events = vec![
+        event(&a, NotificationPoint::EligibilityCheck, 10),
+        event(&b, NotificationPoint::EligibilityCheck, 11),
+        event(&a, NotificationPoint::BppDownload, 12),
+        event(&a, NotificationPoint::BppInstallation, 13),
+    ];
+    store.commit(profile_change(p, events)).await.unwrap();
+    let points = |claimed: &[CallbackRecord]| -> Vec<(Iccid, i64)> {
+        claimed
+            .iter()
+            .map(|c| (c.event.iccid.clone(), c.event.point.id()))
+            .collect()
+    };
+    let now = Timestamp(1_000);
+    let first = store.claim_callbacks(now, 50, 10).await.unwrap();
+    assert_eq!(
+        points(&first),
+        vec![(a.clone(), 1), (b.clone(), 1)],
+        "{backend}: one callback per order, the oldest"
+    );
+    // A's first event fails and waits; B's is delivered.
+    let a1 = first[0].id;
+    store
+        .callback_failed(a1, Timestamp(5_000), "HTTP 503")
+        .await
+        .unwrap();
+    store
+        .callbacks_delivered(&[first[1].id], now)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_callbacks(Timestamp(2_000), 50, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{backend}: A's later events wait for its first"
+    );
+    let again = store
+        .claim_callbacks(Timestamp(5_000), 50, 10)
+        .await
+        .unwrap();
+    assert_eq!(points(&again), vec![(a.clone(), 1)], "{backend}");
+    store.callbacks_delivered(&[a1], now).await.unwrap();
+    for want in [
+        NotificationPoint::BppDownload,
+        NotificationPoint::BppInstallation,
+    ] {
+        let next = store
+            .claim_callbacks(Timestamp(6_000), 50, 10)
+            .await
+            .unwrap();
+        assert_eq!(points(&next), vec![(a.clone(), want.id())], "{backend}");
+        store.callbacks_delivered(&[next[0].id], now).await.unwrap();
+    }
+    assert_eq!(store.pending_callbacks().await.unwrap(), 0, "{backend}");
+}
+
 #[tokio::test]
 async fn es2_call_slots() {
     on_every_store!(0, call_slots_on);

@@ -18,7 +18,7 @@ mod package;
 pub use authenticate::{authenticate_client, authenticate_client_loads};
 pub use cancel::cancel_session;
 pub use initiate::initiate_authentication;
-pub use notification::{ReceivedNotification, handle_notification};
+pub use notification::{NotificationHandled, ReceivedNotification, handle_notification};
 pub use package::{PackageInputs, get_bound_profile_package};
 
 use ferrosim_pki::CertRole;

@@ -75,24 +75,56 @@ impl<'a> ReceivedNotification<'a> {
     }
 }
 
+/// What `handleNotification` did with a notification that decoded. Either
+/// way the ES9+ answer is HTTP 204: SGP.22 ES9+.HandleNotification has no
+/// other, and a refusal would only make the LPA send the notification again.
+#[derive(Debug)]
+#[must_use]
+pub enum NotificationHandled {
+    /// Verified and recorded.
+    Recorded,
+    /// Not usable (its session unknown or ended, another SM-DP+'s OID, a
+    /// signature or certificate that does not verify): nothing recorded,
+    /// the reason is for the log. The LPA removes the notification.
+    Dropped(Es9Error),
+}
+
 /// The step. An installation result, verified with the session's eUICC
 /// key, moves its order to `installed` or `error` and completes the session;
 /// other notifications are verified against the eUICC certificate chain
 /// they carry and kept. `session` and `profile` are the installation
-/// result's session and the profile bound to it.
+/// result's session and the profile bound to it. A notification that cannot
+/// be used is [`NotificationHandled::Dropped`]; a malformed one
+/// ([`Es9Error::BadRequest`]) and a failure on our side are errors.
 pub fn handle_notification(
     cfg: &SmdpConfig,
     notification: &ReceivedNotification<'_>,
     session: Option<Versioned<SessionRecord>>,
     profile: Option<Versioned<ProfileRecord>>,
     now: Timestamp,
-) -> Outcome<(), Es9Error> {
-    match &notification.kind {
+) -> Outcome<NotificationHandled, Es9Error> {
+    let outcome = match &notification.kind {
         Kind::Installation(pir, tid) => {
             installation_result(cfg, notification.bytes, pir, tid, session, profile, now)
         }
         Kind::Other(other) => other_notification(cfg, notification.bytes, other, now).into(),
-    }
+    };
+    let answer = match outcome.answer {
+        Ok(()) => Ok(NotificationHandled::Recorded),
+        Err(e) if dropped(&e) => Ok(NotificationHandled::Dropped(e)),
+        Err(e) => Err(e),
+    };
+    Outcome::new(outcome.changes, answer)
+}
+
+/// Whether a refusal drops the notification: every refusal but a malformed
+/// one ([`Es9Error::BadRequest`], `Failed` as any malformed ES9+ call) and a
+/// failure on our side (which the LPA should retry).
+fn dropped(e: &Es9Error) -> bool {
+    !matches!(
+        e,
+        Es9Error::BadRequest(_) | Es9Error::Store(_) | Es9Error::Internal(_)
+    )
 }
 
 fn installation_result(
@@ -212,12 +244,15 @@ fn other_notification(
 
 impl<S: Store> Smdp<S> {
     /// Records a notification: loads the session and the bound profile of
-    /// an installation result, runs [`handle_notification`], commits.
+    /// an installation result, runs [`handle_notification`], commits. An
+    /// undecodable request is [`Es9Error::BadRequest`]; a notification
+    /// that decoded but cannot be used is logged and
+    /// [`NotificationHandled::Dropped`].
     pub async fn handle_notification(
         &self,
         req: &HandleNotificationRequest,
         now: Timestamp,
-    ) -> Result<(), Es9Error> {
+    ) -> Result<NotificationHandled, Es9Error> {
         let notification = ReceivedNotification::parse(req)?;
         for _ in 0..ATTEMPTS {
             let (session, profile) = match notification.transaction_id() {
@@ -241,17 +276,21 @@ impl<S: Store> Smdp<S> {
                 .profile
                 .as_ref()
                 .map(|p| (p.record.iccid.clone(), p.record.state));
-            if self.settle(outcome).await?.is_some() {
-                match installed {
-                    Some((iccid, crate::order::ProfileState::Installed)) => {
+            if let Some(handled) = self.settle(outcome).await? {
+                match (&handled, installed) {
+                    (NotificationHandled::Dropped(e), _) => {
+                        let code = e.status();
+                        info!(error = %e, subject = code.subject, reason = code.reason, "notification dropped");
+                    }
+                    (_, Some((iccid, crate::order::ProfileState::Installed))) => {
                         info!(iccid = %iccid.as_str(), "profile installed");
                     }
-                    Some((iccid, state)) => {
+                    (_, Some((iccid, state))) => {
                         warn!(iccid = %iccid.as_str(), %state, "profile installation failed");
                     }
-                    None => info!("notification recorded"),
+                    (_, None) => info!("notification recorded"),
                 }
-                return Ok(());
+                return Ok(handled);
             }
         }
         Err(Es9Error::Store(StoreError::Stale))

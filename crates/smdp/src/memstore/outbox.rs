@@ -1,6 +1,6 @@
 //! The callback outbox, device notifications and ES2+ call slots in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::MemStore;
 use crate::ids::OperatorId;
@@ -60,6 +60,21 @@ impl MemStore {
     pub fn notifications(&self) -> Vec<NotificationRecord> {
         self.outbox().notifications.clone()
     }
+
+    /// Every callback not yet delivered, oldest first, leased or not (what
+    /// an operator's outbox listing shows; `claim_callbacks` hands out only
+    /// the oldest of each order).
+    pub fn queued_callbacks(&self) -> Vec<CallbackRecord> {
+        self.outbox()
+            .callbacks
+            .iter()
+            .map(|(id, q)| CallbackRecord {
+                id: *id,
+                event: q.event.clone(),
+                attempts: q.attempts,
+            })
+            .collect()
+    }
 }
 
 impl OutboxStore for MemStore {
@@ -71,9 +86,13 @@ impl OutboxStore for MemStore {
     ) -> StoreResult<Vec<CallbackRecord>> {
         let lease_until = Timestamp(now.millis().saturating_add(lease_ms));
         let mut out = self.outbox();
+        // One order's callbacks leave in the order they happened: only the
+        // oldest undelivered event of a profile may be leased.
+        let mut seen = HashSet::new();
         Ok(out
             .callbacks
             .iter_mut()
+            .filter(|(_, q)| seen.insert(q.event.iccid.clone()))
             .filter(|(_, q)| q.next_attempt_at <= now && q.lease_until.is_none_or(|l| l < now))
             .take(limit as usize)
             .map(|(id, q)| {
@@ -175,3 +194,4 @@ impl OutboxStore for MemStore {
         Ok(())
     }
 }
+

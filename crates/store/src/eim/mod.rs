@@ -33,6 +33,7 @@ fn eim_err(e: ferrosim_smdp::store::StoreError) -> StoreError {
         S::Conflict(m) => StoreError::Conflict(m),
         S::Corrupt(m) => StoreError::Corrupt(m),
         S::Backend(m) => StoreError::Backend(m),
+        S::Stale => StoreError::Stale,
     }
 }
 
