@@ -24,6 +24,7 @@ use ferrosim_asn1::{decode_der, rsp};
 use ferrosim_euicc::{ProfileState, VirtualEuicc};
 use ferrosim_saip::{Iccid, Imsi, Key128, Personalisation, Pin, ProfilePackage};
 use ferrosim_smdp::es2::token_hash;
+use ferrosim_smdp::es9::NotificationHandled;
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::metadata::PolicyRules;
 use ferrosim_smdp::order::{ProfileRecord, ProfileState as OrderState};
@@ -334,7 +335,7 @@ async fn full_download_installs_the_personalised_package() {
         pir.as_slice(),
         "the stored notification is the BF37 sent"
     );
-    world
+    let handled = world
         .smdp
         .handle_notification(
             &HandleNotificationRequest {
@@ -344,6 +345,10 @@ async fn full_download_installs_the_personalised_package() {
         )
         .await
         .unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     assert_eq!(world.order_state().await, OrderState::Installed);
     let sent = ferrosim_asn1::encode_der(&rsp::NotificationSentRequest::new(seq)).unwrap();
     let answer = es10(&mut card, channel, &sent);
@@ -380,7 +385,7 @@ async fn download_with_a_confirmation_code() {
     let bpp = fetch_bpp(&world, &mut card, channel, &matching_id, Some("12345678")).await;
     let (pir, _) = load_bpp(&mut card, channel, &bpp);
     assert!(pir_result(&pir).is_ok());
-    world
+    let handled = world
         .smdp
         .handle_notification(
             &HandleNotificationRequest {
@@ -390,6 +395,10 @@ async fn download_with_a_confirmation_code() {
         )
         .await
         .unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     assert_eq!(world.order_state().await, OrderState::Installed);
 }
 
@@ -432,7 +441,7 @@ async fn a_tampered_segment_fails_the_installation() {
     let (_, sw) = common::es10_sw(&mut card, channel, &pieces[target + 1], 255);
     assert_eq!(sw, 0x6985);
     // The failure reaches the SM-DP+, which ends the order in error.
-    world
+    let handled = world
         .smdp
         .handle_notification(
             &HandleNotificationRequest {
@@ -442,6 +451,10 @@ async fn a_tampered_segment_fails_the_installation() {
         )
         .await
         .unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     assert_eq!(world.order_state().await, OrderState::Error);
 }
 
@@ -515,7 +528,7 @@ async fn profile_operations_notify_the_smdp() {
     // The installation result is accepted by the SM-DP+. (Its
     // handleNotification cannot take the other notifications yet: see the
     // crate's report on `other_signed_part`.)
-    world
+    let handled = world
         .smdp
         .handle_notification(
             &HandleNotificationRequest {
@@ -525,6 +538,10 @@ async fn profile_operations_notify_the_smdp() {
         )
         .await
         .unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     assert_eq!(world.order_state().await, OrderState::Installed);
 }
 

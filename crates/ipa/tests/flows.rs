@@ -23,7 +23,7 @@ use ferrosim_ipa::{
 use ferrosim_lpa::es9::{Es9Request, Es9Response};
 use ferrosim_lpa::{Es10, Es10Options};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 

@@ -26,7 +26,7 @@ use ferrosim_server::relay::SmdpRelay;
 use ferrosim_server::sandbox::tls_identity;
 use ferrosim_server::{ServerOptions, esipa};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::SqlStore;
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::Value;

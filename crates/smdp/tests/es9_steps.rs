@@ -570,7 +570,11 @@ async fn handle_notification_records_the_installation() {
     );
     // A repeat is accepted and changes nothing.
     let pending = world.store.pending_callbacks().await.unwrap();
-    world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     assert_eq!(world.profile(&a.iccid).await.state, ProfileState::Installed);
     assert_eq!(world.store.pending_callbacks().await.unwrap(), pending);
 }
@@ -622,7 +626,11 @@ async fn handle_notification_failures_and_other_notifications() {
     let failed = a
         .device
         .installation_result(&a.auth.transaction_id, &oid, &a.iccid, Err((3, 8)));
-    world.smdp.handle_notification(&failed, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&failed, NOW).await.unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     let p = world.profile(&a.iccid).await;
     assert_eq!(p.state, ProfileState::Error);
     let failure = p.order.unwrap().failure.unwrap();
@@ -640,7 +648,11 @@ async fn handle_notification_failures_and_other_notifications() {
     let enable = a
         .device
         .other_notification(NotificationOperation::Enable, &a.iccid, 7);
-    world.smdp.handle_notification(&enable, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&enable, NOW).await.unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     let kept = world.store.notifications();
     assert_eq!(kept.len(), 1);
     assert_eq!(

@@ -11,6 +11,7 @@ use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::values::{CancelSessionReason, NotificationOperation};
 use ferrosim_pki::TestPki;
 use ferrosim_smdp::Randomness;
+use ferrosim_smdp::es9::NotificationHandled;
 use ferrosim_smdp::store::{ProfileFilter, ProfileStore};
 use serde_json::{Value, json};
 use support::*;
@@ -52,9 +53,17 @@ async fn scenario(pki: &TestPki, randomness: Randomness) -> Transcript {
         .unwrap();
     t.push(("getBoundProfilePackage", json!(bpp)));
     let pir = device.installation_result(&auth.transaction_id, &oid, &iccid, Ok(()));
-    world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
     let enable = device.other_notification(NotificationOperation::Enable, &iccid, 2);
-    world.smdp.handle_notification(&enable, NOW).await.unwrap();
+    let handled = world.smdp.handle_notification(&enable, NOW).await.unwrap();
+    assert!(
+        matches!(handled, NotificationHandled::Recorded),
+        "{handled:?}"
+    );
 
     let init = world
         .smdp

@@ -336,7 +336,8 @@ pub mod function {
             request: &HandleNotificationRequest,
             now: ferrosim_smdp::time::Timestamp,
         ) -> impl Future<Output = Result<(), ferrosim_smdp::Es9Error>> + Send {
-            smdp.handle_notification(request, now)
+            // Recorded or dropped, the LPA's answer is the same: done.
+            async move { smdp.handle_notification(request, now).await.map(|_| ()) }
         }
     }
 }

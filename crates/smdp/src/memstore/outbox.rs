@@ -194,4 +194,3 @@ impl OutboxStore for MemStore {
         Ok(())
     }
 }
-
