@@ -331,13 +331,13 @@ pub mod function {
         }
 
         #[cfg(feature = "inprocess")]
-        fn serve<S: ferrosim_smdp::store::Store>(
+        async fn serve<S: ferrosim_smdp::store::Store>(
             smdp: &ferrosim_smdp::Smdp<S>,
             request: &HandleNotificationRequest,
             now: ferrosim_smdp::time::Timestamp,
-        ) -> impl Future<Output = Result<(), ferrosim_smdp::Es9Error>> + Send {
+        ) -> Result<(), ferrosim_smdp::Es9Error> {
             // Recorded or dropped, the LPA's answer is the same: done.
-            async move { smdp.handle_notification(request, now).await.map(|_| ()) }
+            smdp.handle_notification(request, now).await.map(|_| ())
         }
     }
 }
