@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use ferrosim_audit::AuditLog;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_saip::Iccid;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::ProfileStore;
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 
 mod common;
