@@ -1,7 +1,8 @@
 //! `ferrosim bench`: full profile downloads per second and per-function
 //! latency at a chosen concurrency, against the embedded SM-DP+ (SQLite or
 //! PostgreSQL, one or more instances) or any SM-DP+ URL, with kept-alive or
-//! new TLS connections.
+//! new TLS connections; or (`--in-memory`) the SM-DP+'s pure steps on an
+//! in-memory store with the devices in the same process and no HTTP.
 
 use std::time::{Duration, Instant};
 
@@ -89,12 +90,33 @@ pub struct BenchArgs {
     /// Embedded SM-DP+: record the audit trail (as `serve` does by default).
     #[arg(long)]
     audit: bool,
+    /// No HTTP and no database: the SM-DP+'s ES9+ steps on an in-memory
+    /// store, the LPAs and virtual eUICCs in this process; prints the
+    /// elliptic-curve lower bound and the eUICC heap per device beside the rate.
+    #[arg(long, conflicts_with_all = ["smdp_address", "database_url", "instances", "connections", "telemetry", "durability", "audit"])]
+    in_memory: bool,
+    /// `--in-memory`: profiles each virtual device downloads (one after the other).
+    #[arg(long, default_value_t = 2, requires = "in_memory", value_parser = clap::value_parser!(u64).range(1..=16))]
+    profiles_per_device: u64,
+    /// `--in-memory`: seed every random choice of the SM-DP+ and the eUICCs
+    /// (the ECDSA signatures of aws-lc stay random).
+    #[arg(long, requires = "in_memory")]
+    seed: Option<u64>,
+    /// `--in-memory`: worker threads (default: the cores of the machine).
+    #[arg(long, requires = "in_memory", value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: Option<u64>,
+    /// Print the figures as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.telemetry != TelemetryMode::Off && args.smdp_address.is_some() {
         bail!("--telemetry applies to the embedded SM-DP+, not to --smdp-address");
+    }
+    if args.in_memory {
+        return in_memory(&args);
     }
     let connections = match args.connections {
         ConnMode::KeepAlive => Connections::KeepAlive,
@@ -168,10 +190,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             sandbox_holder = Some(sandbox);
             (devices, ci, targets, label)
         };
-        println!(
-            "ferrosim bench: {n} downloads, concurrency {}, {:?} connections, {label}",
-            args.concurrency, args.connections
-        );
+        if !args.json {
+            println!(
+                "ferrosim bench: {n} downloads, concurrency {}, {:?} connections, {label}",
+                args.concurrency, args.connections
+            );
+        }
         let cpu_before = process_cpu();
         let t = Instant::now();
         let results = fleet::activate(
@@ -185,7 +209,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?;
         let wall = t.elapsed();
         let cpu = process_cpu().saturating_sub(cpu_before);
-        report(&results, wall, cpu, args.smdp_address.is_none());
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&figures(&results, wall, cpu, args.smdp_address.is_none()))?
+            );
+        } else {
+            report(&results, wall, cpu, args.smdp_address.is_none());
+        }
         for i in extra_instances {
             i.shutdown(Duration::from_secs(5)).await;
         }
@@ -198,6 +229,70 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             bail!("{failed} of {n} downloads failed (reasons above)");
         }
         Ok(())
+    })
+}
+
+fn in_memory(args: &BenchArgs) -> anyhow::Result<()> {
+    let options = crate::bench_memory::Options {
+        downloads: usize::try_from(args.downloads)?,
+        concurrency: usize::try_from(args.concurrency)?,
+        profiles_per_device: usize::try_from(args.profiles_per_device)?,
+        seed: args.seed,
+        live_heap_bytes: crate::live_heap_bytes(),
+    };
+    let threads = match args.threads {
+        Some(t) => usize::try_from(t)?,
+        None => cores(),
+    };
+    let figures = crate::bench_memory::run(&options, threads)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        crate::bench_memory::print(&figures);
+    }
+    if figures.failed > 0 {
+        bail!(
+            "{} of {} downloads failed (reasons above)",
+            figures.failed,
+            figures.downloads
+        );
+    }
+    Ok(())
+}
+
+/// The figures of an HTTPS run, for `--json`.
+fn figures(
+    results: &[fleet::Activation],
+    wall: Duration,
+    cpu: Duration,
+    embedded: bool,
+) -> serde_json::Value {
+    let ok = results.iter().filter(|r| r.failure.is_none()).count();
+    let mut times: Vec<Duration> = results
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .map(|r| r.elapsed)
+        .collect();
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    serde_json::json!({
+        "mode": if embedded { "https-embedded" } else { "https-external" },
+        "downloads": results.len(),
+        "completed": ok,
+        "failed": results.len() - ok,
+        "wall_s": wall.as_secs_f64(),
+        "downloads_per_s": ok as f64 / wall.as_secs_f64().max(1e-9),
+        // The process's CPU only covers the SM-DP+ when it is embedded.
+        "cpu_us_per_download": embedded.then(|| cpu.as_secs_f64() * 1e6 / ok.max(1) as f64),
+        "p50_ms": ms(percentile(&times, 50.0)),
+        "p99_ms": ms(percentile(&times, 99.0)),
+        "failures": fleet::failures_by_reason(results),
+        "steps": fleet::step_latencies(results)
+            .into_iter()
+            .map(|(name, p50, p99, n)| serde_json::json!({
+                "step": name, "p50_ms": ms(p50), "p99_ms": ms(p99), "count": n
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 

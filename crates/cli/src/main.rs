@@ -12,6 +12,7 @@ mod api_token_cmd;
 mod audit_cmd;
 mod bench_cmd;
 mod bench_compare;
+mod bench_memory;
 mod config;
 mod demo_cmd;
 mod demo_fleet;
@@ -36,6 +37,25 @@ mod serve_cmd;
 mod simulate_cmd;
 mod slo_cmd;
 mod version_cmd;
+
+/// With the feature `heap-count`, a counting global allocator, so that
+/// `ferrosim bench --in-memory` can report the heap one virtual eUICC takes.
+/// Off by default: it adds an atomic update to every allocation.
+#[cfg(feature = "heap-count")]
+#[global_allocator]
+static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+
+/// A reader of the live heap bytes, when this build counts them.
+fn live_heap_bytes() -> Option<fn() -> usize> {
+    #[cfg(feature = "heap-count")]
+    {
+        Some(|| ALLOCATOR.allocated())
+    }
+    #[cfg(not(feature = "heap-count"))]
+    {
+        None
+    }
+}
 
 /// ferrosim: eSIM activation platform (GSMA SGP.22 SM-DP+, virtual eUICC, LPA).
 #[derive(Debug, Parser)]
