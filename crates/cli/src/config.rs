@@ -364,6 +364,9 @@ pub struct OrdersConfig {
     pub max_download_attempts: u32,
     /// Lifetime of an ES9+ session, in seconds.
     pub session_ttl_secs: u64,
+    /// Most ES9+ sessions waiting for `authenticateClient` at once; further
+    /// `initiateAuthentication` calls are refused (8.8/4.2) meanwhile.
+    pub max_pending_sessions: u64,
 }
 
 impl Default for OrdersConfig {
@@ -373,6 +376,7 @@ impl Default for OrdersConfig {
             max_confirmation_attempts: 5,
             max_download_attempts: 10,
             session_ttl_secs: 600,
+            max_pending_sessions: ferrosim_smdp::config::DEFAULT_MAX_PENDING_SESSIONS,
         }
     }
 }

@@ -243,6 +243,7 @@ pub fn assemble(
         order_ttl: Duration::from_secs(cfg.orders.ttl_hours.saturating_mul(3600)),
     };
     config.session_ttl = Duration::from_secs(cfg.orders.session_ttl_secs);
+    config.max_pending_sessions = cfg.orders.max_pending_sessions;
     let mut server_options = ServerOptions::new(identity.tls);
     server_options.http = cfg.http.limits();
     server_options.client_auth = cfg

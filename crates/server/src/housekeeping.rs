@@ -1,5 +1,6 @@
 //! Periodic upkeep of an instance: expire orders whose time is up (the
-//! operator is told through the callback outbox) and purge old sessions.
+//! operator is told through the callback outbox) and purge sessions that
+//! serve no more (unauthenticated ones as soon as they expire).
 //! Safe to run on every instance at once: each expiry is committed against
 //! the version it read, and a second run finds nothing left to do.
 
@@ -31,15 +32,45 @@ pub(crate) async fn run<S: Store + Clone>(
             Ok(n) => info!(expired = n, "orders expired"),
             Err(e) => warn!(error = %e, "order expiry failed"),
         }
-        let before = Timestamp(
-            now.millis()
-                .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)),
-        );
-        match smdp.store().purge_sessions(before).await {
+        match purge_sessions(&smdp, now, retention, &stop).await {
             Ok(0) => {}
-            Ok(n) => info!(purged = n, "old sessions purged"),
+            Ok(n) => info!(purged = n, "expired sessions purged"),
             Err(e) => warn!(error = %e, "session purge failed"),
         }
+    }
+}
+
+/// Sessions deleted per transaction.
+pub const PURGE_CHUNK: u32 = 1000;
+
+/// Deletes the sessions that serve no more (see
+/// [`ferrosim_smdp::store::SessionStore::purge_sessions`]): unauthenticated
+/// ones as soon as they expire, the others `retention` after they expired;
+/// in chunks of [`PURGE_CHUNK`], each its own short transaction with a
+/// pause between them, until none is left or the server stops. Returns how
+/// many it deleted.
+pub async fn purge_sessions<S: Store>(
+    smdp: &Smdp<S>,
+    now: Timestamp,
+    retention: Duration,
+    stop: &watch::Receiver<bool>,
+) -> Result<u64, ferrosim_smdp::store::StoreError> {
+    let ended_before = Timestamp(
+        now.millis()
+            .saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)),
+    );
+    let mut purged = 0;
+    loop {
+        let n = smdp
+            .store()
+            .purge_sessions(now, ended_before, PURGE_CHUNK)
+            .await?;
+        purged += n;
+        if n < u64::from(PURGE_CHUNK) || *stop.borrow() {
+            return Ok(purged);
+        }
+        // Let the requests waiting for the writer go first.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

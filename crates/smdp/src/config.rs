@@ -48,6 +48,9 @@ pub enum ConfigError {
     EmptyAddress,
 }
 
+/// Default of [`SmdpConfig::max_pending_sessions`].
+pub const DEFAULT_MAX_PENDING_SESSIONS: u64 = 10_000;
+
 /// The configuration of the SM-DP+ logic.
 #[derive(Debug, Clone)]
 pub struct SmdpConfig {
@@ -62,6 +65,10 @@ pub struct SmdpConfig {
     pub trust: TrustStore,
     /// How long an ES9+ session may last.
     pub session_ttl: Duration,
+    /// Most sessions waiting for `authenticateClient` at once (opened by
+    /// unauthenticated `initiateAuthentication` calls); more are refused
+    /// with 8.8/4.2 until some authenticate, end or expire.
+    pub max_pending_sessions: u64,
     /// Order limits.
     pub policy: OrderPolicy,
     /// HostId used in the BPP's control reference template.
@@ -115,6 +122,7 @@ impl SmdpConfig {
             dppb,
             trust,
             session_ttl: Duration::from_secs(600),
+            max_pending_sessions: DEFAULT_MAX_PENDING_SESSIONS,
             policy: OrderPolicy::default(),
             host_id: b"ferrosim".to_vec(),
             oid,

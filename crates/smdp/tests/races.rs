@@ -70,8 +70,16 @@ impl SessionStore for Racing {
     async fn session(&self, tid: &TransactionId) -> StoreResult<Option<Versioned<SessionRecord>>> {
         self.inner.session(tid).await
     }
-    async fn purge_sessions(&self, before: Timestamp) -> StoreResult<u64> {
-        self.inner.purge_sessions(before).await
+    async fn purge_sessions(
+        &self,
+        now: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        self.inner.purge_sessions(now, ended_before, limit).await
+    }
+    async fn pending_sessions(&self, now: Timestamp, up_to: u64) -> StoreResult<u64> {
+        self.inner.pending_sessions(now, up_to).await
     }
 }
 

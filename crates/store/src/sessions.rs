@@ -31,13 +31,48 @@ impl SqlStore {
         row.map(|r| session_row(&r)).transpose()
     }
 
-    pub(crate) async fn purge_sessions_impl(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
-            .bind(before.millis())
-            .execute(&self.pool)
-            .await
-            .map_err(backend_err)?;
+    /// One bounded `DELETE` (its own short transaction, so the purge of a
+    /// large backlog never holds the writer for long).
+    pub(crate) async fn purge_sessions_impl(
+        &self,
+        now: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "DELETE FROM sessions WHERE transaction_id IN (
+                 SELECT transaction_id FROM sessions
+                 WHERE state = 'initiated' AND expires_at < $1
+                 UNION ALL
+                 SELECT transaction_id FROM sessions
+                 WHERE state <> 'initiated' AND expires_at < $2
+                 LIMIT $3)",
+        )
+        .bind(now.millis())
+        .bind(ended_before.millis())
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(backend_err)?;
         Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn pending_sessions_impl(
+        &self,
+        now: Timestamp,
+        up_to: u64,
+    ) -> Result<u64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
+             WHERE state = 'initiated' AND expires_at >= $1 LIMIT $2) pending",
+        )
+        .bind(now.millis())
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_one(self.reader())
+        .await
+        .map_err(backend_err)?;
+        let n: i64 = col(&row, "n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -91,8 +91,17 @@ impl SessionStore for SqlStore {
         self.session_impl(tid).await
     }
 
-    async fn purge_sessions(&self, before: Timestamp) -> StoreResult<u64> {
-        self.purge_sessions_impl(before).await
+    async fn purge_sessions(
+        &self,
+        now: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        self.purge_sessions_impl(now, ended_before, limit).await
+    }
+
+    async fn pending_sessions(&self, now: Timestamp, up_to: u64) -> StoreResult<u64> {
+        self.pending_sessions_impl(now, up_to).await
     }
 }
 

@@ -260,9 +260,122 @@ async fn records_round_trip_on<S: Store>(store: &S, backend: &str) {
         store.session(&tid).await.unwrap().unwrap().record,
         s2.record
     );
-    assert_eq!(store.purge_sessions(Timestamp(50)).await.unwrap(), 0);
-    assert_eq!(store.purge_sessions(Timestamp(101)).await.unwrap(), 1);
+    // An authenticated session is kept until `ended_before` passes its expiry.
+    assert_eq!(
+        store
+            .purge_sessions(Timestamp(500), Timestamp(50), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_sessions(Timestamp(500), Timestamp(101), 10)
+            .await
+            .unwrap(),
+        1
+    );
     assert!(store.session(&tid).await.unwrap().is_none(), "{backend}");
+}
+
+#[tokio::test]
+async fn unauthenticated_sessions_are_counted_and_purged_once_expired() {
+    on_every_store!(1, unauthenticated_sessions_on);
+}
+
+/// A session opened at 1 that expires at `expires`.
+fn expiring(n: u8, expires: i64) -> SessionRecord {
+    let mut s = session_record(n);
+    s.expires_at = Timestamp(expires);
+    s
+}
+
+async fn unauthenticated_sessions_on<S: Store>(store: &S, backend: &str) {
+    // 25 unauthenticated sessions expiring at 100, 5 at 1000, and one
+    // authenticated session that expired at 100.
+    for n in 0..25 {
+        store.commit(insert(expiring(n, 100))).await.unwrap();
+    }
+    for n in 25..30 {
+        store.commit(insert(expiring(n, 1000))).await.unwrap();
+    }
+    store.commit(insert(expiring(30, 100))).await.unwrap();
+    let mut authenticated = store
+        .session(&session_record(30).transaction_id)
+        .await
+        .unwrap()
+        .unwrap();
+    authenticated
+        .record
+        .authenticate(binding(iccid(0)), Timestamp(2))
+        .unwrap();
+    store.commit(update(authenticated)).await.unwrap();
+
+    // Pending: the unauthenticated ones not expired, counted up to a bound.
+    assert_eq!(
+        store.pending_sessions(Timestamp(50), 1000).await.unwrap(),
+        30,
+        "{backend}"
+    );
+    assert_eq!(
+        store.pending_sessions(Timestamp(50), 7).await.unwrap(),
+        7,
+        "{backend}"
+    );
+    assert_eq!(
+        store.pending_sessions(Timestamp(100), 1000).await.unwrap(),
+        30,
+        "{backend}"
+    );
+    assert_eq!(
+        store.pending_sessions(Timestamp(101), 1000).await.unwrap(),
+        5,
+        "{backend}"
+    );
+
+    // At 101 the 25 expired unauthenticated sessions go, in chunks; the
+    // authenticated one stays for its retention (ended_before = 0).
+    let (now, ended_before) = (Timestamp(101), Timestamp(0));
+    assert_eq!(
+        store.purge_sessions(now, ended_before, 10).await.unwrap(),
+        10,
+        "{backend}"
+    );
+    assert_eq!(
+        store.purge_sessions(now, ended_before, 10).await.unwrap(),
+        10,
+        "{backend}"
+    );
+    assert_eq!(
+        store.purge_sessions(now, ended_before, 10).await.unwrap(),
+        5,
+        "{backend}"
+    );
+    assert_eq!(
+        store.purge_sessions(now, ended_before, 10).await.unwrap(),
+        0,
+        "{backend}"
+    );
+    for n in 0..25 {
+        let tid = session_record(n).transaction_id;
+        assert!(
+            store.session(&tid).await.unwrap().is_none(),
+            "{backend}: {n}"
+        );
+    }
+    for n in 25..31 {
+        let tid = session_record(n).transaction_id;
+        assert!(
+            store.session(&tid).await.unwrap().is_some(),
+            "{backend}: {n}"
+        );
+    }
+    // Its retention over, the authenticated session goes too.
+    assert_eq!(
+        store.purge_sessions(now, Timestamp(101), 10).await.unwrap(),
+        1,
+        "{backend}"
+    );
 }
 
 #[tokio::test]

@@ -117,6 +117,15 @@ fn decide(
     ))
 }
 
+/// Whether one more session may wait for `authenticateClient` when
+/// `pending` wait already and at most `cap` may.
+pub fn admit_session(pending: u64, cap: u64) -> Result<(), Es9Error> {
+    if pending >= cap {
+        return Err(Es9Error::TooManySessions(pending));
+    }
+    Ok(())
+}
+
 impl<S: Store> Smdp<S> {
     /// Starts a download session: runs [`initiate_authentication`] and
     /// stores the session. A transaction id that exists already (a broken
@@ -126,6 +135,13 @@ impl<S: Store> Smdp<S> {
         req: &InitiateAuthenticationRequest,
         now: Timestamp,
     ) -> Result<InitiateAuthenticationResponse, Es9Error> {
+        // Bound what unauthenticated callers can store: a session waits for
+        // authenticateClient at most session_ttl, and at most
+        // max_pending_sessions wait at once (concurrent calls may pass the
+        // check together, so the bound holds up to the calls in flight).
+        let cap = self.config.max_pending_sessions;
+        let pending = self.store.pending_sessions(now, cap).await?;
+        admit_session(pending, cap)?;
         for _ in 0..ATTEMPTS {
             let outcome =
                 initiate_authentication(&self.config, req, now, &mut self.randomness.for_call());

@@ -79,6 +79,9 @@ pub enum Es9Error {
     /// The order does not allow this step.
     #[error(transparent)]
     Order(#[from] OrderError),
+    /// Too many sessions wait for `authenticateClient` already.
+    #[error("too many download sessions pending ({0}); retry later")]
+    TooManySessions(u64),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -131,7 +134,9 @@ impl Es9Error {
             Self::MatchingIdRefused => StatusCode::MATCHING_ID_REFUSED,
             Self::OidMismatch => StatusCode::SMDP_OID_INVALID,
             Self::Order(e) => e.status(),
-            Self::Store(_) | Self::Internal(_) => StatusCode::EXECUTION_ERROR,
+            Self::TooManySessions(_) | Self::Store(_) | Self::Internal(_) => {
+                StatusCode::EXECUTION_ERROR
+            }
         }
     }
 }

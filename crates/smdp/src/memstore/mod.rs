@@ -31,7 +31,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::ids::TransactionId;
-use crate::session::SessionRecord;
+use crate::session::{SessionRecord, SessionState};
 use crate::store::{SessionStore, StoreResult, Version, Versioned};
 use crate::time::Timestamp;
 
@@ -134,14 +134,50 @@ impl SessionStore for MemStore {
         Ok(self.session_shard(tid).get(tid).map(Stored::versioned))
     }
 
-    async fn purge_sessions(&self, before: Timestamp) -> StoreResult<u64> {
+    async fn purge_sessions(
+        &self,
+        now: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
         let mut purged = 0u64;
         for shard in &self.inner.sessions {
             let mut shard = lock(shard);
-            let len = shard.len();
-            shard.retain(|_, s| s.record.expires_at >= before);
-            purged += (len - shard.len()) as u64;
+            let mut doomed: Vec<TransactionId> = shard
+                .iter()
+                .filter(|(_, s)| {
+                    let r = &s.record;
+                    if r.state() == SessionState::Initiated {
+                        r.expires_at < now
+                    } else {
+                        r.expires_at < ended_before
+                    }
+                })
+                .map(|(tid, _)| tid.clone())
+                .collect();
+            doomed.truncate(usize::try_from(u64::from(limit) - purged).unwrap_or(usize::MAX));
+            for tid in doomed {
+                shard.remove(&tid);
+                purged += 1;
+            }
+            if purged >= u64::from(limit) {
+                break;
+            }
         }
         Ok(purged)
+    }
+
+    async fn pending_sessions(&self, now: Timestamp, up_to: u64) -> StoreResult<u64> {
+        let mut pending = 0u64;
+        for shard in &self.inner.sessions {
+            pending += lock(shard)
+                .values()
+                .filter(|s| s.record.state() == SessionState::Initiated && s.record.is_live(now))
+                .count() as u64;
+            if pending >= up_to {
+                return Ok(up_to);
+            }
+        }
+        Ok(pending)
     }
 }

@@ -6,6 +6,8 @@ use std::future::Future;
 use super::{StoreResult, Versioned};
 use crate::ids::TransactionId;
 use crate::session::SessionRecord;
+#[allow(unused_imports)] // linked from the docs
+use crate::session::SessionState;
 use crate::time::Timestamp;
 
 /// ES9+ download sessions.
@@ -15,6 +17,24 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         tid: &TransactionId,
     ) -> impl Future<Output = StoreResult<Option<Versioned<SessionRecord>>>> + Send;
-    /// Deletes sessions that expired before `before`; returns how many.
-    fn purge_sessions(&self, before: Timestamp) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Deletes at most `limit` sessions that serve no more: those never
+    /// authenticated (still [`SessionState::Initiated`]) that expired before
+    /// `now`, and the others that expired before `ended_before` (kept
+    /// longer so that late installation results still verify). Returns how
+    /// many it deleted; fewer than `limit` means none is left. Each call is
+    /// one short transaction.
+    fn purge_sessions(
+        &self,
+        now: Timestamp,
+        ended_before: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// How many sessions wait for `authenticateClient` (state
+    /// [`SessionState::Initiated`], not expired at `now`), counting at most
+    /// `up_to`.
+    fn pending_sessions(
+        &self,
+        now: Timestamp,
+        up_to: u64,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 }
