@@ -1,6 +1,6 @@
 //! `ferrosim serve` with `[revocation]`: the SM-DP+ refuses a revoked eUICC
 //! certificate at authenticateClient (8.1.3 / 6.1) while the other eUICCs
-//! of the same EUM download; a CRL file replaced while serving is read again;
+//! of the same EUM download, and a revoked EUM certificate (8.1.2 / 6.1); a CRL file replaced while serving is read again;
 //! a distribution point that is down is refused or warned about per policy;
 //! a bad `[revocation]` section or CRL file stops the start with its name.
 
@@ -140,6 +140,43 @@ async fn revoked_euicc_is_refused_at_authenticate_client() {
     assert!(read, "the new CRL was never read: {}", server.log());
     let failure = devices[2].download(&https).await.unwrap_err();
     assert!(failure.contains("8.1.3"), "{failure}");
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_eum_is_refused_at_authenticate_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let crl_path = dir.path().join("ci.crl");
+    let (pki, command, token, _sink) = instance(
+        dir.path(),
+        TestPkiOptions {
+            euicc_count: 1,
+            ..TestPkiOptions::default()
+        },
+        &format!("crl_files = [{:?}]\n", crl_path.display().to_string()),
+    )
+    .await;
+    let eum = entry(
+        pki.eum.certificate.serial_number().to_vec(),
+        SystemTime::now(),
+        None,
+    );
+    std::fs::write(&crl_path, crl(&pki, CrlIssuer::Ci, 1, vec![eum])).unwrap();
+    let server = spawn(command).await;
+    let ci_pem = pki.ci.certificate_pem();
+    server
+        .wait_healthy(&ci_pem, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let desk = Es2Client::new(&server.base_url(), OPERATOR, &token, ci_pem.as_bytes()).unwrap();
+    let mut devices = order_devices(&pki, &[desk], server.smdp_address(), 1).await;
+    let failure = devices[0]
+        .download(&https_client(&ci_pem))
+        .await
+        .unwrap_err();
+    assert!(failure.contains("authenticateClient"), "{failure}");
+    assert!(failure.contains("8.1.2"), "EUM certificate: {failure}");
+    assert!(failure.contains("6.1"), "{failure}");
     drop(server);
 }
 

@@ -125,6 +125,14 @@ impl Es9Error {
                     expected: CertRole::Eum,
                     ..
                 } => StatusCode::EUM_CERT_INVALID,
+                // A revoked certificate, or one whose CRL is stale or missing
+                // under the `refuse` policy, fails verification (reason 6.1)
+                // of the certificate concerned: EUM 8.1.2, eUICC 8.1.3.
+                P::Revoked { cert, .. } | P::RevocationUnknown { cert, .. }
+                    if *cert == CertRole::Eum =>
+                {
+                    StatusCode::EUM_CERT_INVALID
+                }
                 _ => StatusCode::EUICC_CERT_INVALID,
             },
             Self::CiMismatch => StatusCode::CI_KEY_UNKNOWN,
