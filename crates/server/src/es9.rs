@@ -136,7 +136,14 @@ fn failure(e: &Es9Error) -> Response {
 fn failure_response(e: &Es9Error) -> Response {
     let code = e.status();
     match e {
-        Es9Error::Store(_) | Es9Error::Internal(_) => {
+        Es9Error::Store(_) => {
+            error!(error = %e, subject = code.subject, reason = code.reason, "ES9+ call failed on our side");
+            failed(
+                code,
+                Some(ferrosim_smdp::es2::STORE_FAILURE_MESSAGE.to_owned()),
+            )
+        }
+        Es9Error::Internal(_) => {
             error!(error = %e, subject = code.subject, reason = code.reason, "ES9+ call failed on our side");
             failed(code, None)
         }

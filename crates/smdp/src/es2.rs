@@ -102,11 +102,18 @@ impl Es2Error {
     /// The JSON `statusCodeData` of this failure.
     pub fn status_code_data(&self) -> StatusCodeData {
         self.status().to_data(match self {
-            Self::Store(_) => None,
+            // The cause is in the SM-DP+'s log; the operator learns that
+            // nothing was done and that it may try again.
+            Self::Store(_) => Some(STORE_FAILURE_MESSAGE.to_owned()),
             other => Some(other.to_string()),
         })
     }
 }
+
+/// The message of an ES2+ or ES9+ failure answer when the SM-DP+'s
+/// database failed (the cause itself is logged, not sent).
+pub const STORE_FAILURE_MESSAGE: &str =
+    "the SM-DP+ could not use its database; nothing was changed, retry later";
 
 /// The JSON answer of an ES2+ function, for [`Smdp::idempotent`].
 #[derive(Debug, Clone, PartialEq, Eq)]
