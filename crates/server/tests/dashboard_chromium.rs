@@ -11,166 +11,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
+use ferrosim_testkit::webdriver::Browser;
 use ferrosim_testkit::{CallbackSink, TestSmdp, TestSmdpOptions};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod common;
-
-/// Headless flags that work in containers and CI.
-const FLAGS: [&str; 8] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-];
-
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            let name = candidates.first()?.rsplit('/').next()?;
-            let out = Command::new("which").arg(name).output().ok()?;
-            let path = String::from_utf8(out.stdout).ok()?;
-            let path = path.trim();
-            (!path.is_empty()).then(|| PathBuf::from(path))
-        })
-}
-
-/// chromedriver, killed when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-    session: Option<String>,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Driver {
-    async fn start(chromedriver: &PathBuf) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            session: None,
-        };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = driver
-                .http
-                .get(format!("{}/status", driver.url))
-                .send()
-                .await
-                && let Ok(v) = r.json::<Value>().await
-                && v["value"]["ready"] == true
-            {
-                return driver;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "chromedriver never became ready"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = match &self.session {
-            Some(s) => format!("{}/session/{s}{path}", self.url),
-            None => format!("{}{path}", self.url),
-        };
-        let mut req = self.http.request(method, url);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "WebDriver {path}: {status} {v}");
-        v["value"].clone()
-    }
-
-    async fn new_session(&mut self, chromium: &PathBuf, profile: &std::path::Path) {
-        let mut args: Vec<String> = FLAGS.iter().map(|s| (*s).to_owned()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        args.push("--window-size=1400,2400".to_owned());
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "acceptInsecureCerts": true,
-            "goog:chromeOptions": {"binary": chromium, "args": args},
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let v = self
-            .call(reqwest::Method::POST, "/session", Some(caps))
-            .await;
-        self.session = Some(v["sessionId"].as_str().unwrap().to_owned());
-    }
-
-    async fn script(&self, script: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
-    }
-
-    async fn wait_for(&self, what: &str, script: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let v = self.script(script).await;
-            if !v.is_null() && v != false {
-                return v;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Browser console entries at level SEVERE (errors) since the last call.
-    async fn console_errors(&self) -> Vec<String> {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/se/log",
-                Some(json!({"type": "browser"})),
-            )
-            .await;
-        v.as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
 
 async fn activate(
     smdp: &TestSmdp,
@@ -190,17 +38,8 @@ async fn activate(
 
 #[tokio::test]
 async fn dashboard_in_headless_chromium() {
-    let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
-    let chromedriver = find(&["/usr/bin/chromedriver"]);
-    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
-        if std::env::var("FERROSIM_SKIP_CHROMIUM").as_deref() == Ok("1") {
-            eprintln!("chromium or chromedriver not found: skipped (FERROSIM_SKIP_CHROMIUM=1)");
-            return;
-        }
-        panic!(
-            "chromium or chromedriver not found: install Debian's `chromium` and `chromium-driver`, \
-             or set FERROSIM_SKIP_CHROMIUM=1"
-        );
+    let Some(browser) = Browser::find_or_skip() else {
+        return;
     };
 
     // Activity: two activations (one profile enabled), one refused.
@@ -230,14 +69,11 @@ async fn dashboard_in_headless_chromium() {
     smdp.telemetry.as_ref().unwrap().flush().await;
 
     let profile = tempfile::tempdir().unwrap();
-    let mut driver = Driver::start(&chromedriver).await;
-    driver.new_session(&chromium, profile.path()).await;
+    let driver = browser
+        .open(profile.path(), &["--window-size=1400,2400"])
+        .await;
     driver
-        .call(
-            reqwest::Method::POST,
-            "/url",
-            Some(json!({"url": format!("{}/dashboard", smdp.base_url())})),
-        )
+        .navigate(&format!("{}/dashboard", smdp.base_url()))
         .await;
     let as_of = driver
         .wait_for(
@@ -373,13 +209,10 @@ async fn dashboard_in_headless_chromium() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
 
     // The screenshot, kept as a test artifact.
-    let png = driver.call(reqwest::Method::GET, "/screenshot", None).await;
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(png.as_str().unwrap())
-        .unwrap();
+    let png = driver.screenshot_png().await;
     assert!(png.starts_with(b"\x89PNG"));
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&path, &png).unwrap();
     eprintln!("dashboard screenshot: {}", path.display());
-    driver.call(reqwest::Method::DELETE, "", None).await;
+    driver.quit().await;
 }
