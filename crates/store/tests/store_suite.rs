@@ -422,6 +422,66 @@ async fn duplicates_on<S: Store>(store: &S, backend: &str) {
     assert_eq!(p.version, Version::INITIAL, "{backend}");
 }
 
+/// One IMSI, one profile, on every store: an import that reuses a stored
+/// IMSI, or gives one IMSI twice in its batch, is refused whole (naming the
+/// IMSI and the ICCID holding it) and stores nothing.
+#[tokio::test]
+async fn an_imsi_is_given_to_one_profile() {
+    on_every_store!(2, imsi_uniqueness_on);
+}
+
+async fn imsi_uniqueness_on<S: Store>(store: &S, backend: &str) {
+    let with_imsi = |n: u64, imsi: &str| {
+        let mut p = Personalisation::new(iccid(n));
+        p.imsi = Some(Imsi::with_mnc_len(imsi, 2).unwrap());
+        NewProfile {
+            record: ProfileRecord::new_available(iccid(n), op(), "t".into(), Timestamp(1)),
+            personalisation: p,
+        }
+    };
+    // Profile 1 holds 001010000000001 (see `seed`).
+    let reused = store
+        .insert_profiles(&[
+            with_imsi(10, "001010000099999"),
+            with_imsi(11, "001010000000001"),
+        ])
+        .await;
+    match reused {
+        Err(StoreError::Conflict(why)) => assert!(
+            why.contains("001010000000001") && why.contains(iccid(1).as_str()),
+            "{backend}: {why}"
+        ),
+        other => panic!("{backend}: {other:?}"),
+    }
+    let twice = store
+        .insert_profiles(&[
+            with_imsi(12, "001010000077777"),
+            with_imsi(13, "001010000077777"),
+        ])
+        .await;
+    match twice {
+        Err(StoreError::Conflict(why)) => assert!(
+            why.contains("001010000077777") && why.contains(iccid(13).as_str()),
+            "{backend}: {why}"
+        ),
+        other => panic!("{backend}: {other:?}"),
+    }
+    for n in [10, 11, 12, 13] {
+        assert!(
+            store.profile(&iccid(n)).await.unwrap().is_none(),
+            "{backend}: {n}"
+        );
+    }
+    // The refused batches claimed nothing: their fresh IMSIs are still free.
+    let ok = store
+        .insert_profiles(&[
+            with_imsi(10, "001010000099999"),
+            with_imsi(12, "001010000077777"),
+        ])
+        .await;
+    assert_eq!(ok.unwrap(), 2, "{backend}");
+}
+
 /// A commit whose session is stale writes none of its parts: not the
 /// profile, not the events, not the notification.
 #[tokio::test]

@@ -32,6 +32,9 @@ pub(super) struct ProfileTable {
     released_by_eid: HashMap<Eid, BTreeSet<(Timestamp, Iccid)>>,
     /// Open, not yet downloaded orders by expiry.
     open_by_expiry: BTreeSet<(Timestamp, Iccid)>,
+    /// The profile holding each IMSI (one IMSI, one profile, as the SQL
+    /// stores' unique index on `profiles.imsi`).
+    by_imsi: HashMap<String, Iccid>,
 }
 
 impl ProfileTable {
@@ -178,6 +181,31 @@ impl ProfileStore for MemStore {
             {
                 return Err(StoreError::Conflict(format!("matching id {m} in use")));
             }
+        }
+        let mut batch_imsis: HashMap<&str, &Iccid> = HashMap::new();
+        for p in profiles {
+            let Some(imsi) = p.personalisation.imsi.as_ref() else {
+                continue;
+            };
+            let iccid = &p.record.iccid;
+            if let Some(first) = batch_imsis.insert(imsi.as_str(), iccid) {
+                return Err(StoreError::Conflict(format!(
+                    "IMSI {} is given to two profiles of the batch: ICCID {} and ICCID {}",
+                    imsi.as_str(),
+                    first.as_str(),
+                    iccid.as_str()
+                )));
+            }
+            if let Some(holder) = t.by_imsi.get(imsi.as_str()) {
+                return Err(StoreError::Conflict(format!(
+                    "IMSI {} is already used by ICCID {}",
+                    imsi.as_str(),
+                    holder.as_str()
+                )));
+            }
+        }
+        for (imsi, iccid) in batch_imsis {
+            t.by_imsi.insert(imsi.to_owned(), iccid.clone());
         }
         for p in profiles {
             t.rows.insert(
