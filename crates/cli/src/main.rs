@@ -28,6 +28,7 @@ mod logging;
 mod lpa_cmd;
 mod operator_cmd;
 mod order_cmd;
+mod order_history_cmd;
 mod pki_cmd;
 mod pki_crl_cmd;
 mod pki_token_cmd;

@@ -78,6 +78,9 @@ enum OrderCommand {
     },
     /// List orders: by state, operator, profile type, creation time; paged.
     List(crate::admin_lists_cmd::OrderListArgs),
+    /// What happened to a profile's orders: ES2+ calls, download steps and
+    /// their callbacks, device notifications; oldest first.
+    History(crate::order_history_cmd::OrderHistoryArgs),
     /// Show a profile's order.
     Show {
         /// The profile.
@@ -269,6 +272,9 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
             }
             OrderCommand::List(list) => {
                 crate::admin_lists_cmd::order_list(&inst.store, list).await?
+            }
+            OrderCommand::History(history) => {
+                crate::order_history_cmd::order_history(&inst.store, history).await?
             }
             OrderCommand::Show { iccid } => {
                 let iccid = Iccid::new(&iccid).context("ICCID")?;

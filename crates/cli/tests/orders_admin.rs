@@ -426,3 +426,81 @@ fn callback_urls_are_the_operators_es2_base() {
     ]);
     assert!(out.contains("nothing changed"), "{out}");
 }
+
+#[test]
+fn an_orders_history_is_read_by_iccid_or_matching_id() {
+    let i = Instance::stocked(1);
+    let created = i.ok(&[
+        "order",
+        "create",
+        "--operator",
+        "acme",
+        "--type",
+        "ts48",
+        "--matching-id",
+        "HIST-000001",
+        "--no-release",
+    ]);
+    let iccid = field(&created, "iccid:").to_owned();
+    let by_matching_id = i.ok(&["order", "history", "HIST-000001"]);
+    assert!(
+        by_matching_id.contains(&format!("ICCID {iccid}"))
+            && by_matching_id.contains("state confirmed")
+            && by_matching_id.contains("order.create"),
+        "{by_matching_id}"
+    );
+    i.ok(&["order", "release", "--operator", "acme", &iccid]);
+    i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
+    let by_iccid = i.ok(&["order", "history", &iccid]);
+    let actions: Vec<&str> = by_iccid
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|w| w.starts_with("order."))
+        .collect();
+    assert_eq!(
+        actions,
+        ["order.create", "order.release", "order.cancel"],
+        "{by_iccid}"
+    );
+    assert!(by_iccid.contains("state available"), "{by_iccid}");
+    // The cancelled order's matching id names no order any more.
+    i.refused(
+        &["order", "history", "HIST-000001"],
+        "no profile has ICCID or matching id",
+    );
+
+    // Garbage: a clear refusal, never a panic.
+    let long = "9".repeat(200);
+    for (args, expected) in [
+        (vec!["order", "history", ""], "neither an ICCID"),
+        (
+            vec!["order", "history", "x"],
+            "no profile has ICCID or matching id",
+        ),
+        (vec!["order", "history", "\u{1}\u{7f}"], "neither an ICCID"),
+        (vec!["order", "history", &long], "neither an ICCID"),
+        (
+            vec!["order", "history", "8944000000000009999"],
+            "no profile has ICCID",
+        ),
+        (
+            vec!["order", "history", &iccid, "--limit", "0"],
+            "--limit 0",
+        ),
+        (
+            vec!["order", "history", &iccid, "--limit", "1001"],
+            "--limit 1001",
+        ),
+        (
+            vec!["order", "history", &iccid, "--limit", "-1"],
+            "unexpected argument",
+        ),
+        (
+            vec!["order", "history", &iccid, "--limit", "many"],
+            "--limit",
+        ),
+        (vec!["order", "history"], "ICCID|MATCHING-ID"),
+    ] {
+        i.refused(&args, expected);
+    }
+}

@@ -42,6 +42,7 @@ mod imsi_uniqueness;
 mod lookups;
 mod operator_admin;
 mod operators;
+mod order_history;
 mod personalisation;
 mod profile_type_admin;
 mod profiles;
@@ -62,6 +63,7 @@ pub use connect::{Backend, Durability, StoreOptions};
 pub use ferrosim_smdp::memstore::MemStore;
 pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
+pub use order_history::{OrderEvent, OrderHistory};
 pub use profile_type_admin::ProfileTypeSummary;
 pub use telemetry::SqlTelemetryStore;
 

@@ -14,7 +14,8 @@ use ferrosim_smdp::order::{ProfileRecord, ProfileState};
 use ferrosim_smdp::store::*;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_store::{
-    CallbackQuery, CallbackStatus, ListError, NotificationQuery, OrderQuery, SqlStore, StoreOptions,
+    CallbackQuery, CallbackStatus, ListError, MAX_PAGE, NotificationQuery, OrderEvent, OrderQuery,
+    SqlStore, StoreOptions,
 };
 use ferrosim_testkit::databases;
 
@@ -422,6 +423,65 @@ async fn callbacks_and_notifications_are_listed() {
             .await
             .unwrap();
         assert_eq!(window.len(), 1, "{b}");
+
+        // The history of i0: its audit entries, callbacks and notifications
+        // merged by time; nothing about i1.
+        let log: &dyn ferrosim_audit::AuditLog = &store;
+        let rec = |at: i64, action: &str, subject: &Iccid| {
+            ferrosim_audit::AuditRecord::new(
+                ferrosim_ids::Timestamp(at),
+                ferrosim_audit::Actor::operator("op1"),
+                action,
+                subject.as_str(),
+            )
+        };
+        log.append(vec![
+            rec(50, "es2.downloadOrder", &i0),
+            rec(60, "es2.downloadOrder", &i1),
+            rec(1500, "es2.cancelOrder", &i0),
+        ])
+        .await
+        .unwrap();
+        let history = store.order_history(&i0, 100).await.unwrap();
+        assert!(!history.truncated, "{b}");
+        let seen: Vec<(i64, String)> = history
+            .events
+            .iter()
+            .map(|e| {
+                let what = match e {
+                    OrderEvent::Audited(a) => a.action.clone(),
+                    OrderEvent::Progress(c) => format!("point {}", c.point),
+                    OrderEvent::Notification(n) => n.operation.clone(),
+                };
+                (e.at().millis(), what)
+            })
+            .collect();
+        let expected: Vec<(i64, String)> = [
+            (50, "es2.downloadOrder"),
+            (100, "point 1"),
+            (110, "point 3"),
+            (1000, "disable"),
+            (1500, "es2.cancelOrder"),
+            (2000, "delete"),
+        ]
+        .into_iter()
+        .map(|(t, w)| (t, w.to_owned()))
+        .collect();
+        assert_eq!(seen, expected, "{b}");
+        let short = store.order_history(&i0, 1).await.unwrap();
+        assert!(short.truncated, "{b}");
+        assert_eq!(short.events.len(), 3, "{b}: one of each source");
+        for bad in [0, MAX_PAGE + 1] {
+            assert!(
+                matches!(
+                    store.order_history(&i0, bad).await,
+                    Err(ListError::PageSize(_))
+                ),
+                "{b}: {bad}"
+            );
+        }
+        let none = store.order_history(&iccid(99), 100).await.unwrap();
+        assert!(none.events.is_empty(), "{b}");
         store.close().await;
     }
 }
