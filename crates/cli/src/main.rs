@@ -27,6 +27,7 @@ mod ipa_cmd;
 mod logging;
 mod lpa_cmd;
 mod operator_cmd;
+mod operator_token_cmd;
 mod order_cmd;
 mod order_history_cmd;
 mod pki_cmd;

@@ -46,11 +46,18 @@ enum OperatorCommand {
         #[arg(long)]
         allow_http_callback: bool,
     },
-    /// Issue a new ES2+ token; the previous one stops working at once.
+    /// Issue a new `default` ES2+ token; the previous default stops working
+    /// at once (tokens added with `operator token add` are unchanged).
     RotateToken {
         /// The operator's id.
         #[arg(long)]
         id: String,
+    },
+    /// An operator's named ES2+ tokens: add, list, revoke (rotation
+    /// without downtime: add, move the clients, revoke the old one).
+    Token {
+        #[command(subcommand)]
+        command: crate::operator_token_cmd::TokenCommand,
     },
     /// List the operators.
     List,
@@ -89,6 +96,7 @@ fn audit_of(command: &OperatorCommand) -> Option<(&'static str, String)> {
         OperatorCommand::Add { id, .. } => Some(("operator.add", id.clone())),
         OperatorCommand::RotateToken { id } => Some(("operator.rotate-token", id.clone())),
         OperatorCommand::Remove { id } => Some(("operator.remove", id.clone())),
+        OperatorCommand::Token { command } => crate::operator_token_cmd::audit_of(command),
         OperatorCommand::List | OperatorCommand::Show { .. } => None,
     }
 }
@@ -162,8 +170,12 @@ async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<(
             )
             .await?;
             println!(
-                "operator {id}: new ES2+ token (shown once; the previous token no longer works):\n{token}"
+                "operator {id}: new default ES2+ token (shown once; the previous default token no \
+                 longer works, tokens added with `operator token add` still do):\n{token}"
             );
+        }
+        OperatorCommand::Token { command } => {
+            crate::operator_token_cmd::run(store, command).await?;
         }
         OperatorCommand::List => {
             let operators = store.list_operators().await?;
@@ -189,7 +201,17 @@ async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<(
                 "callback URL:  {}",
                 op.callback_url.as_deref().unwrap_or("(none)")
             );
-            println!("ES2+ token:    set (only its SHA-256 is stored)");
+            let tokens = store.operator_tokens(&op.id).await?;
+            let active: Vec<&str> = tokens
+                .iter()
+                .filter(|t| t.revoked_at.is_none())
+                .map(|t| t.name.as_str())
+                .collect();
+            println!(
+                "ES2+ tokens:   {} active ({}); only their SHA-256 is stored",
+                active.len(),
+                active.join(", ")
+            );
             println!(
                 "profile types: {}",
                 if types.is_empty() {
@@ -222,11 +244,11 @@ async fn command(store: &SqlStore, command: OperatorCommand) -> anyhow::Result<(
     Ok(())
 }
 
-fn operator_id(id: &str) -> anyhow::Result<OperatorId> {
+pub(crate) fn operator_id(id: &str) -> anyhow::Result<OperatorId> {
     OperatorId::new(id).with_context(|| format!("--id `{id}`"))
 }
 
-async fn existing(store: &SqlStore, id: &str) -> anyhow::Result<Operator> {
+pub(crate) async fn existing(store: &SqlStore, id: &str) -> anyhow::Result<Operator> {
     let op = operator_id(id)?;
     store
         .operator(&op)

@@ -386,7 +386,10 @@ fn operators_keep_their_token_and_settings_unless_told() {
     let out = ok(&["operator", "rotate-token", "--id", "acme", "--data-dir", dd]);
     let new_token = out.lines().last().unwrap().trim();
     assert!(new_token.starts_with("fst_") && new_token != token, "{out}");
-    assert!(out.contains("previous token no longer works"), "{out}");
+    assert!(
+        out.contains("previous default token no longer works"),
+        "{out}"
+    );
     let show = ok(&["operator", "show", "--id", "acme", "--data-dir", dd]);
     assert_eq!(
         field(&show, "callback URL:"),
@@ -403,6 +406,70 @@ fn operators_keep_their_token_and_settings_unless_told() {
         ],
         "no operator nobody",
     );
+
+    // Named tokens beside the default one: add (shown once), list, revoke;
+    // never the last active one; garbage names refused.
+    fn token_args<'a>(dd: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["operator", "token"];
+        v.extend_from_slice(rest);
+        v.extend(["--data-dir", dd]);
+        v
+    }
+    let token = |rest: &[&'static str]| token_args(dd, rest);
+    let out = ok(&token(&["add", "--id", "acme", "--name", "ci-2026.12"]));
+    let ci = out.lines().last().unwrap().trim();
+    assert!(ci.starts_with("fst_") && ci != new_token, "{out}");
+    refused(
+        &token(&["add", "--id", "acme", "--name", "ci-2026.12"]),
+        "already has a token named ci-2026.12",
+    );
+    let list = ok(&token(&["list", "--id", "acme"]));
+    assert_eq!(list.matches("active").count(), 2, "{list}");
+    let out = ok(&token(&["revoke", "--id", "acme", "--name", "default"]));
+    assert!(out.contains("token default revoked"), "{out}");
+    let list = ok(&token(&["list", "--id", "acme"]));
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("default") && l.contains("revoked")),
+        "{list}"
+    );
+    refused(
+        &token(&["revoke", "--id", "acme", "--name", "ci-2026.12"]),
+        "last active token",
+    );
+    refused(
+        &token(&["revoke", "--id", "acme", "--name", "default"]),
+        "no active token named default",
+    );
+    let show = ok(&["operator", "show", "--id", "acme", "--data-dir", dd]);
+    assert!(show.contains("1 active (ci-2026.12)"), "{show}");
+    let long = "n".repeat(65);
+    for (args, expected) in [
+        (token(&["add", "--id", "acme", "--name", ""]), "--name"),
+        (
+            token(&["add", "--id", "acme", "--name", "has space"]),
+            "--name",
+        ),
+        (token(&["add", "--id", "acme", "--name", "\u{1}"]), "--name"),
+        (
+            token_args(dd, &["add", "--id", "acme", "--name", &long]),
+            "--name",
+        ),
+        (
+            token(&["add", "--id", "nobody", "--name", "x"]),
+            "no operator nobody",
+        ),
+        (token(&["add", "--id", "", "--name", "x"]), "--id"),
+        (token(&["list", "--id", "nobody"]), "no operator nobody"),
+        (
+            token(&["revoke", "--id", "acme", "--name", "a/b"]),
+            "--name",
+        ),
+        (token(&["add", "--id", "acme"]), "--name"),
+        (token(&["frobnicate"]), "unrecognized subcommand"),
+    ] {
+        refused(&args, expected);
+    }
 
     // list, remove (refused while it owns profile types).
     let list = ok(&["operator", "list", "--data-dir", dd]);

@@ -409,3 +409,62 @@ async fn typed_es2_client_orders_and_reports_status_codes() {
         Err(Es2ClientError::Setup(_))
     ));
 }
+
+/// Several ES2+ tokens per operator over HTTPS: a named token added beside
+/// the operator's default one works at once; after the default is revoked
+/// the named one goes on working (rotation without downtime) and the
+/// revoked one gets 401.
+#[tokio::test]
+async fn every_active_token_of_an_operator_is_accepted() {
+    let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
+    let client = smdp.https_client();
+    let url = format!("{}/gsma/rsp2/es2plus/downloadOrder", smdp.base_url());
+    let op = ferrosim_smdp::ids::OperatorId::new(ferrosim_testkit::OPERATOR).unwrap();
+    let second = ferrosim_smdp::inventory::new_operator_token(&mut rand::rng());
+    smdp.store
+        .add_operator_token(
+            &op,
+            "rotation-2026-12",
+            &ferrosim_smdp::es2::token_hash(&second),
+            ferrosim_smdp::time::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let order_with = |token: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body = json!({"header": header(), "profileType": PROFILE_TYPE});
+            let r = client
+                .post(&url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (
+                code,
+                v["header"]["functionExecutionStatus"]["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+    };
+    let ok = (200, "Executed-Success".to_owned());
+    assert_eq!(order_with(smdp.token.clone()).await, ok);
+    assert_eq!(order_with(second.clone()).await, ok);
+    assert!(
+        smdp.store
+            .revoke_operator_token(
+                &op,
+                ferrosim_store::DEFAULT_TOKEN,
+                ferrosim_smdp::time::Timestamp::now()
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(order_with(smdp.token.clone()).await.0, 401);
+    assert_eq!(order_with(second).await, ok);
+}

@@ -83,9 +83,7 @@ pub async fn add_operator<S: Store>(
     callback_url: Option<String>,
     rng: &mut impl CryptoRng,
 ) -> Result<String, InventoryError> {
-    let mut raw = [0u8; 32];
-    rng.fill_bytes(&mut raw);
-    let token = format!("fst_{}", hex::encode(raw));
+    let token = new_operator_token(rng);
     store
         .put_operator(&Operator {
             id,
@@ -95,6 +93,14 @@ pub async fn add_operator<S: Store>(
         })
         .await?;
     Ok(token)
+}
+
+/// A new ES2+ API token for an operator: `fst_` and 64 hex digits (256
+/// random bits). Store only its [`token_hash`].
+pub fn new_operator_token(rng: &mut impl CryptoRng) -> String {
+    let mut raw = [0u8; 32];
+    rng.fill_bytes(&mut raw);
+    format!("fst_{}", hex::encode(raw))
 }
 
 /// What to import as a profile type.

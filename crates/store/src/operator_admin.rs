@@ -53,6 +53,11 @@ impl SqlStore {
                 "operator {id} owns {types} profile type(s); remove them first"
             )));
         }
+        sqlx::query("DELETE FROM operator_tokens WHERE operator = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
         sqlx::query("DELETE FROM es2_calls WHERE operator = $1")
             .bind(id.as_str())
             .execute(&mut *tx)

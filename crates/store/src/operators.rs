@@ -10,7 +10,12 @@ use crate::SqlStore;
 use crate::rows::{backend_err, col, hash32, operator};
 
 impl SqlStore {
+    /// Writes the operator and its `default` token (see
+    /// [`crate::operator_tokens`]) in one transaction. The same token hash
+    /// as before leaves the token as it was (revoked stays revoked); a new
+    /// one replaces it, active.
     pub(crate) async fn put_operator_impl(&self, op: &Operator) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO operators (id, name, token_hash, callback_url) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, token_hash = excluded.token_hash,
@@ -20,18 +25,39 @@ impl SqlStore {
         .bind(&op.name)
         .bind(op.token_hash.to_vec())
         .bind(op.callback_url.clone())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend_err)?;
+        sqlx::query(
+            "INSERT INTO operator_tokens (operator, name, token_hash, created_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (operator, name) DO UPDATE SET
+               revoked_at = CASE WHEN operator_tokens.token_hash = excluded.token_hash
+                            THEN operator_tokens.revoked_at ELSE NULL END,
+               created_at = CASE WHEN operator_tokens.token_hash = excluded.token_hash
+                            THEN operator_tokens.created_at ELSE excluded.created_at END,
+               token_hash = excluded.token_hash",
+        )
+        .bind(op.id.as_str())
+        .bind(crate::operator_tokens::DEFAULT_TOKEN)
+        .bind(op.token_hash.to_vec())
+        .bind(Timestamp::now().millis())
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
         Ok(())
     }
 
+    /// The operator of an active (not revoked) token, any of its names.
     pub(crate) async fn operator_by_token_impl(
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<Operator>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, token_hash, callback_url FROM operators WHERE token_hash = $1",
+            "SELECT o.id, o.name, t.token_hash, o.callback_url
+             FROM operator_tokens t JOIN operators o ON o.id = t.operator
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
         .bind(token_hash.to_vec())
         .fetch_optional(self.reader())

@@ -14,8 +14,8 @@ use ferrosim_smdp::order::{ProfileRecord, ProfileState};
 use ferrosim_smdp::store::*;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_store::{
-    CallbackQuery, CallbackStatus, ListError, MAX_PAGE, NotificationQuery, OrderEvent, OrderQuery,
-    SqlStore, StoreOptions,
+    CallbackQuery, CallbackStatus, DEFAULT_TOKEN, ListError, MAX_PAGE, NotificationQuery,
+    OrderEvent, OrderQuery, SqlStore, StoreOptions,
 };
 use ferrosim_testkit::databases;
 
@@ -482,6 +482,123 @@ async fn callbacks_and_notifications_are_listed() {
         }
         let none = store.order_history(&iccid(99), 100).await.unwrap();
         assert!(none.events.is_empty(), "{b}");
+        store.close().await;
+    }
+}
+
+/// Several ES2+ tokens per operator: each one authenticates
+/// (`operator_by_token` is what ES2+ authentication asks), a revoked one no
+/// longer does, a rotation of the default token leaves the named ones alone,
+/// and rewriting the operator with its current token does not bring a
+/// revoked default back. Names and hashes are unique; the last active token
+/// cannot be revoked.
+#[tokio::test]
+async fn an_operator_has_several_tokens() {
+    let hash = ferrosim_smdp::es2::token_hash;
+    for db in databases().await.unwrap() {
+        let store = seeded(&db.url).await;
+        let b = db.backend;
+        let who = |t: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .operator_by_token(&hash(t))
+                    .await
+                    .unwrap()
+                    .map(|o| o.id)
+            }
+        };
+        let mut op1 = store.operator(&op("op1")).await.unwrap().unwrap();
+        op1.token_hash = hash("first");
+        store.put_operator(&op1).await.unwrap();
+        store
+            .add_operator_token(&op("op1"), "ci", &hash("second"), Timestamp(10))
+            .await
+            .unwrap();
+        assert_eq!(who("first").await, Some(op("op1")), "{b}");
+        assert_eq!(who("second").await, Some(op("op1")), "{b}");
+        assert_eq!(who("nothing").await, None, "{b}");
+        let names: Vec<String> = store
+            .operator_tokens(&op("op1"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["ci", DEFAULT_TOKEN], "{b}");
+
+        // Refusals, nothing changed by them.
+        for (name, h) in [("ci", hash("third")), ("other", hash("second"))] {
+            assert!(
+                matches!(
+                    store
+                        .add_operator_token(&op("op1"), name, &h, Timestamp(11))
+                        .await,
+                    Err(StoreError::Conflict(_))
+                ),
+                "{b}: {name}"
+            );
+        }
+        assert!(matches!(
+            store
+                .add_operator_token(&op("nobody"), "x", &hash("x"), Timestamp(11))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(
+            !store
+                .revoke_operator_token(&op("op1"), "nope", Timestamp(12))
+                .await
+                .unwrap(),
+            "{b}"
+        );
+
+        // Revoke the default: the named token goes on working.
+        assert!(
+            store
+                .revoke_operator_token(&op("op1"), DEFAULT_TOKEN, Timestamp(20))
+                .await
+                .unwrap()
+        );
+        assert_eq!(who("first").await, None, "{b}");
+        assert_eq!(who("second").await, Some(op("op1")), "{b}");
+        // Rewriting the operator (a new name) keeps the revoked default revoked.
+        let mut renamed = store.operator(&op("op1")).await.unwrap().unwrap();
+        renamed.name = "Renamed".into();
+        store.put_operator(&renamed).await.unwrap();
+        assert_eq!(who("first").await, None, "{b}");
+        let listed = store.operator_tokens(&op("op1")).await.unwrap();
+        assert_eq!(listed[1].revoked_at, Some(Timestamp(20)), "{b}");
+        // The last active token cannot be revoked.
+        assert!(matches!(
+            store
+                .revoke_operator_token(&op("op1"), "ci", Timestamp(21))
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(who("second").await, Some(op("op1")), "{b}");
+        // A rotation issues a new, active default.
+        renamed.token_hash = hash("fourth");
+        store.put_operator(&renamed).await.unwrap();
+        assert_eq!(who("fourth").await, Some(op("op1")), "{b}");
+        assert_eq!(who("second").await, Some(op("op1")), "{b}");
+        assert_eq!(who("first").await, None, "{b}");
+        // Another operator's tokens are its own.
+        assert_eq!(who("nothing").await, None, "{b}");
+        assert_eq!(
+            store
+                .operator_by_token(&[2; 32])
+                .await
+                .unwrap()
+                .map(|o| o.id),
+            Some(op("op2")),
+            "{b}"
+        );
+        // Removing an operator removes its tokens.
+        assert!(
+            store.remove_operator(&op("op2")).await.is_err(),
+            "{b}: it owns type t"
+        );
         store.close().await;
     }
 }
