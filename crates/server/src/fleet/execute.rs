@@ -21,7 +21,9 @@ use ferrosim_fleet::action::{
 };
 use ferrosim_fleet::store::FleetStore;
 use ferrosim_ids::{Iccid, MatchingId, Timestamp};
-use ferrosim_telemetry::StatusCode;
+use ferrosim_telemetry::{
+    CorrelationId, EuiccOutcome, Event, EventKind, ProfileChange, ProfileKey, Source, StatusCode,
+};
 use tracing::{debug, warn};
 
 use super::{FleetDriver, State};
@@ -182,6 +184,57 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         }
         out
     }
+}
+
+/// What an eIM result says the eUICC did, as a telemetry fact: a profile
+/// installed, or enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ResultFact {
+    /// A download ended installed.
+    Installed(Iccid),
+    /// An enable PSMO was executed.
+    Enabled(Iccid),
+}
+
+/// The fact of a result of `command`, if it has one.
+pub(super) fn result_fact(command: Option<&Command>, outcome: &Outcome) -> Option<ResultFact> {
+    match (command?, outcome) {
+        (_, Outcome::Installed { iccid }) => Some(ResultFact::Installed(iccid.clone())),
+        (Command::EimEnable { iccid, .. }, Outcome::Done) => {
+            Some(ResultFact::Enabled(iccid.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// The telemetry event of a fact, in the device's current activation (the
+/// rollout gates count an activation a success from the installation, or
+/// for a switch the enable, and the first registration on the profile).
+pub(super) fn fact_event(
+    fleet: &ferrosim_fleet::Fleet,
+    result: &ActionResult,
+    fact: &ResultFact,
+    now: Timestamp,
+) -> Option<Event> {
+    let d = fleet.device(&result.device)?;
+    let kind = match fact {
+        ResultFact::Installed(iccid) => EventKind::Euicc {
+            profile: ProfileKey::from_digits(iccid.as_str()),
+            outcome: EuiccOutcome::Installed,
+        },
+        ResultFact::Enabled(iccid) => EventKind::Profile {
+            profile: ProfileKey::from_digits(iccid.as_str())?,
+            change: ProfileChange::Enabled,
+        },
+    };
+    Some(Event {
+        at: ferrosim_telemetry::Timestamp(now.millis()),
+        activation: CorrelationId::new(d.work.activation),
+        device: result.device,
+        source: Source::Eim,
+        dims: fleet.dims(&result.device)?,
+        kind,
+    })
 }
 
 enum EimWork {

@@ -373,10 +373,29 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     break;
                 }
                 let mut results = driver.collect_eim_results().await;
-                results.append(&mut driver.inner.state.lock().await.answered);
+                let facts = {
+                    let mut st = driver.inner.state.lock().await;
+                    results.append(&mut st.answered);
+                    results
+                        .iter()
+                        .map(|r| {
+                            let command = st.eim_items.get(&r.id).map(|(_, _, a)| &a.command);
+                            execute::result_fact(command, &r.outcome)
+                        })
+                        .collect::<Vec<_>>()
+                };
                 let outcome = driver
                     .transact(|tx| {
-                        for r in &results {
+                        for (r, fact) in results.iter().zip(&facts) {
+                            // What the eUICC did, for the gates of the
+                            // activation it belongs to (recorded before
+                            // the result may end that activation).
+                            if let Some(event) = fact
+                                .as_ref()
+                                .and_then(|f| execute::fact_event(tx.fleet, r, f, tx.now))
+                            {
+                                tx.record(event);
+                            }
                             // A result the fleet cannot use (its device was
                             // removed) is logged, not retried.
                             if let Err(e) = tx.fleet.handle_result(r, tx.now, &mut *tx.rng) {
