@@ -206,7 +206,7 @@ pub async fn order_list(store: &SqlStore, args: OrderListArgs) -> anyhow::Result
     for p in &orders {
         let o = p.order.as_ref();
         println!(
-            "{}  {:<11} {:<16} {:<12} created={} expires={} eid={} matching_id={} downloads={}",
+            "{}  {:<11} {:<16} {:<12} created={} expires={} eid={} matching_id={} downloads={} device={}",
             p.iccid,
             p.state,
             p.operator,
@@ -218,6 +218,7 @@ pub async fn order_list(store: &SqlStore, args: OrderListArgs) -> anyhow::Result
             o.and_then(|o| o.matching_id.as_ref())
                 .map_or("-".into(), ToString::to_string),
             o.map_or(0, |o| o.download_attempts),
+            p.device_state().unwrap_or("-"),
         );
     }
     if orders.len() == query.limit as usize

@@ -304,6 +304,15 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                     );
                     println!("expires:      {}", o.expires_at.to_rfc3339());
                     println!("downloads:    {}", o.download_attempts);
+                    match (p.device_state(), o.device) {
+                        (Some(state), Some(d)) => println!(
+                            "device:       {state} (notification seq {} received {})",
+                            d.seq_number,
+                            d.at.to_rfc3339()
+                        ),
+                        (Some(state), None) => println!("device:       {state}"),
+                        (None, _) => {}
+                    }
                     if let Some(f) = &o.failure {
                         println!(
                             "failure:      {} (bppCommandId {:?}, errorReason {:?})",

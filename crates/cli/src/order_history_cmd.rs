@@ -33,8 +33,12 @@ pub async fn order_history(store: &SqlStore, args: OrderHistoryArgs) -> anyhow::
     let history = store.order_history(&profile.iccid, args.limit).await?;
     let order = profile.order.as_ref();
     println!(
-        "ICCID {}  operator {}  type {}  state {}",
-        profile.iccid, profile.operator, profile.profile_type, profile.state
+        "ICCID {}  operator {}  type {}  state {}  device {}",
+        profile.iccid,
+        profile.operator,
+        profile.profile_type,
+        profile.state,
+        profile.device_state().unwrap_or("-")
     );
     if let Some(o) = order {
         println!(
@@ -132,6 +136,7 @@ fn point_name(id: i64) -> &'static str {
         Some(NotificationPoint::ConfirmationFailure) => "(confirmation code)",
         Some(NotificationPoint::BppDownload) => "(package download)",
         Some(NotificationPoint::BppInstallation) => "(installation)",
+        Some(NotificationPoint::DeviceNotification) => "(device notification)",
         None => "",
     }
 }

@@ -24,7 +24,10 @@ use ferrosim_saip::Iccid;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub use device::{DeviceProfileState, DeviceReport};
 pub use ferrosim_asn1::values::CancelSessionReason;
+
+mod device;
 
 use crate::ids::{MatchingId, OperatorId, TransactionId};
 use crate::status::StatusCode;
@@ -185,6 +188,9 @@ pub struct Order {
     pub download_attempts: u32,
     /// Why the order ended in `Error`, if it did.
     pub failure: Option<FailureInfo>,
+    /// What the device last reported about the installed profile (enable,
+    /// disable, delete notifications), if anything.
+    pub device: Option<DeviceReport>,
 }
 
 /// One personalised profile with its order.
@@ -236,6 +242,10 @@ pub enum NotificationPoint {
     BppDownload = 3,
     /// 4: Bound Profile Package installation (the installation result).
     BppInstallation = 4,
+    /// 5: a notification from the device about the installed profile
+    /// (enabled, disabled, deleted), received with ES9+ `handleNotification`;
+    /// `resultData` carries it as the eUICC signed it.
+    DeviceNotification = 5,
 }
 
 impl NotificationPoint {
@@ -251,6 +261,7 @@ impl NotificationPoint {
             2 => Some(Self::ConfirmationFailure),
             3 => Some(Self::BppDownload),
             4 => Some(Self::BppInstallation),
+            5 => Some(Self::DeviceNotification),
             _ => None,
         }
     }
@@ -403,6 +414,7 @@ impl ProfileRecord {
             session: None,
             download_attempts: 0,
             failure: None,
+            device: None,
         });
         self.updated_at = now;
         Ok(())

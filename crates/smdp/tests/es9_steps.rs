@@ -741,3 +741,112 @@ async fn cancel_session_ends_the_session_and_follows_the_reason() {
     world.smdp.cancel_session(&reject, NOW).await.unwrap();
     assert_eq!(world.profile(&b.iccid).await.state, ProfileState::Error);
 }
+
+/// Issue 15 item 16: enable, disable and delete notifications of an
+/// installed profile update its state on the device and are forwarded to
+/// the operator (notification point 5, the signed notification as
+/// `resultData`), once each and in the eUICC's sequence order; one from
+/// another eUICC, an older or repeated one, or one about a profile that is
+/// not installed is kept but changes and forwards nothing.
+#[tokio::test]
+async fn device_notifications_track_the_profile_and_reach_the_operator() {
+    let pki = pki(2);
+    let world = World::new(&pki, 2).await;
+    let oid = world.smdp.config().oid().clone();
+    let a = authenticated(&world, &pki, None).await;
+    world
+        .smdp
+        .get_bound_profile_package(&a.device.prepare_download(&a.auth, None), NOW)
+        .await
+        .unwrap();
+    let pir = a
+        .device
+        .installation_result(&a.auth.transaction_id, &oid, &a.iccid, Ok(()));
+    let handled = world.smdp.handle_notification(&pir, NOW).await.unwrap();
+    assert!(matches!(handled, NotificationHandled::Recorded));
+    assert_eq!(
+        world.profile(&a.iccid).await.device_state(),
+        Some("installed")
+    );
+    let forwarded = || {
+        world
+            .store
+            .queued_callbacks()
+            .into_iter()
+            .filter(|c| c.event.point == NotificationPoint::DeviceNotification)
+            .map(|c| c.event)
+            .collect::<Vec<_>>()
+    };
+    let send = async |device: &Device, op: NotificationOperation, seq: i64| {
+        let n = device.other_notification(op, &a.iccid, seq);
+        let handled = world.smdp.handle_notification(&n, NOW).await.unwrap();
+        assert!(
+            matches!(handled, NotificationHandled::Recorded),
+            "{handled:?}"
+        );
+        n.pending_notification.0
+    };
+
+    let enable = send(&a.device, NotificationOperation::Enable, 10).await;
+    let p = world.profile(&a.iccid).await;
+    assert_eq!(p.device_state(), Some("enabled"));
+    assert_eq!(
+        p.state,
+        ProfileState::Installed,
+        "the order stays installed"
+    );
+    let sent = forwarded();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].eid, sent[0].failure, sent[0].result_data.as_deref()),
+        (Some(a.device.eid), None, Some(enable.as_slice()))
+    );
+    // Repeated, or older than the last one applied: nothing changes.
+    send(&a.device, NotificationOperation::Enable, 10).await;
+    send(&a.device, NotificationOperation::Disable, 9).await;
+    assert_eq!(
+        world.profile(&a.iccid).await.device_state(),
+        Some("enabled")
+    );
+    assert_eq!(forwarded().len(), 1);
+    // Another eUICC (a valid chain) naming this profile: kept, not applied.
+    let other = Device::new(&pki, 1);
+    send(&other, NotificationOperation::Delete, 50).await;
+    assert_eq!(
+        world.profile(&a.iccid).await.device_state(),
+        Some("enabled")
+    );
+    assert_eq!(forwarded().len(), 1);
+
+    send(&a.device, NotificationOperation::Disable, 11).await;
+    assert_eq!(
+        world.profile(&a.iccid).await.device_state(),
+        Some("disabled")
+    );
+    send(&a.device, NotificationOperation::Delete, 12).await;
+    let p = world.profile(&a.iccid).await;
+    assert_eq!(p.device_state(), Some("deleted"));
+    let report = p.order.unwrap().device.unwrap();
+    assert_eq!((report.seq_number, report.at), (12, NOW));
+    assert_eq!(forwarded().len(), 3);
+    assert_eq!(
+        world.store.notifications().len(),
+        6,
+        "every verified one is kept"
+    );
+
+    // A profile that is only downloaded (no installation result yet).
+    let b = authenticated(&world, &pki, None).await;
+    world
+        .smdp
+        .get_bound_profile_package(&b.device.prepare_download(&b.auth, None), NOW)
+        .await
+        .unwrap();
+    let n = b
+        .device
+        .other_notification(NotificationOperation::Enable, &b.iccid, 20);
+    let handled = world.smdp.handle_notification(&n, NOW).await.unwrap();
+    assert!(matches!(handled, NotificationHandled::Recorded));
+    assert_eq!(world.profile(&b.iccid).await.device_state(), None);
+    assert_eq!(forwarded().len(), 3);
+}

@@ -3,7 +3,10 @@
 
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::order::{ConfirmationCode, FailureInfo, Order, ProfileRecord, ProfileState};
+use ferrosim_smdp::order::{
+    ConfirmationCode, DeviceProfileState, DeviceReport, FailureInfo, Order, ProfileRecord,
+    ProfileState,
+};
 use ferrosim_smdp::store::{
     NewProfile, ProfileFilter, ProfileSelector, StoreError, Version, Versioned,
 };
@@ -24,7 +27,7 @@ use crate::writes::{Val, Writes};
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
      matching_id, cc_hash, cc_failed_attempts, smds_address, order_created_at, order_expires_at, \
      session_tid, download_attempts, failure_bpp_command_id, failure_error_reason, \
-     failure_message, updated_at, version";
+     failure_message, updated_at, device_state, device_seq, device_at, version";
 
 impl SqlStore {
     pub(crate) async fn insert_profiles_impl(
@@ -219,13 +222,15 @@ const INSERT_PROFILE: &str = "INSERT INTO profiles (iccid, operator, profile_typ
 const FILL_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \
      cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10, \
      session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, failure_error_reason = $14, \
-     failure_message = $15, updated_at = $16 WHERE iccid = $1";
+     failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, device_at = $19 \
+     WHERE iccid = $1";
 
-/// Rewrites every mutable column of a profile still at version `$17`.
+/// Rewrites every mutable column of a profile still at version `$20`.
 const UPDATE_PROFILE: &str = "UPDATE profiles SET version = version + 1, state = $2, has_order = $3, eid = $4, \
      matching_id = $5, cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, \
      order_expires_at = $10, session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, \
-     failure_error_reason = $14, failure_message = $15, updated_at = $16 WHERE iccid = $1 AND version = $17";
+     failure_error_reason = $14, failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, \
+     device_at = $19 WHERE iccid = $1 AND version = $20";
 
 /// Queues the compare-and-set rewrite of a profile read at `expected`.
 pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Version) {
@@ -234,10 +239,11 @@ pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Versio
     w.push_checked(UPDATE_PROFILE, vals);
 }
 
-/// The values `$1..$16` of a profile's mutable columns.
+/// The values `$1..$19` of a profile's mutable columns.
 fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
     let o = r.order.as_ref();
     let failure = o.and_then(|o| o.failure.as_ref());
+    let device = o.and_then(|o| o.device);
     vec![
         r.iccid.as_str().into(),
         r.state.as_str().into(),
@@ -265,6 +271,9 @@ fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
         failure.and_then(|f| f.error_reason).into(),
         failure.map(|f| f.message.clone()).into(),
         r.updated_at.millis().into(),
+        device.map(|d| d.state.as_str().to_owned()).into(),
+        device.map(|d| d.seq_number).into(),
+        device.map(|d| d.at.millis()).into(),
     ]
 }
 
@@ -301,6 +310,17 @@ pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
                 })
             })
             .transpose()?;
+        let device_state: Option<String> = col(r, "device_state")?;
+        let device = device_state
+            .map(|s| -> Result<DeviceReport, StoreError> {
+                Ok(DeviceReport {
+                    state: DeviceProfileState::parse(&s)
+                        .ok_or_else(|| corrupt("device state", &s))?,
+                    seq_number: col::<Option<i64>>(r, "device_seq")?.unwrap_or(-1),
+                    at: Timestamp(col::<Option<i64>>(r, "device_at")?.unwrap_or(0)),
+                })
+            })
+            .transpose()?;
         let created: Option<i64> = col(r, "order_created_at")?;
         let expires: Option<i64> = col(r, "order_expires_at")?;
         Some(Order {
@@ -313,6 +333,7 @@ pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
             session: opt_tid(col(r, "session_tid")?)?,
             download_attempts: u32_of(col(r, "download_attempts")?, "download attempts")?,
             failure,
+            device,
         })
     } else {
         None

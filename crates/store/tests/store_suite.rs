@@ -482,6 +482,48 @@ async fn imsi_uniqueness_on<S: Store>(store: &S, backend: &str) {
     assert_eq!(ok.unwrap(), 2, "{backend}");
 }
 
+/// The profile's state on the device (issue 15 item 16) is stored with its
+/// order and read back as written, and a device-notification event (point
+/// 5) goes through the outbox with its signed notification, on every store.
+#[tokio::test]
+async fn device_reports_are_kept_with_the_order() {
+    on_every_store!(1, device_reports_on);
+}
+
+async fn device_reports_on<S: Store>(store: &S, backend: &str) {
+    let mut p = load(store, 0).await;
+    p.record
+        .allocate(Some(eid()), Timestamp(2), &OrderPolicy::default())
+        .unwrap();
+    let order = p.record.order.as_mut().unwrap();
+    order.device = Some(DeviceReport {
+        state: DeviceProfileState::Disabled,
+        seq_number: 42,
+        at: Timestamp(5),
+    });
+    let expected = p.record.clone();
+    let event = ProgressEvent {
+        operator: op(),
+        iccid: iccid(0),
+        eid: Some(eid()),
+        profile_type: "t".into(),
+        point: NotificationPoint::DeviceNotification,
+        failure: None,
+        result_data: Some(vec![0x30, 0x01, 0x02]),
+        at: Timestamp(5),
+    };
+    store
+        .commit(profile_change(p, vec![event.clone()]))
+        .await
+        .unwrap();
+    let back = load(store, 0).await;
+    assert_eq!(back.record, expected, "{backend}");
+    assert_eq!(back.record.device_state(), Some("disabled"), "{backend}");
+    let claimed = store.claim_callbacks(Timestamp(6), 1000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{backend}");
+    assert_eq!(claimed[0].event, event, "{backend}");
+}
+
 /// A commit whose session is stale writes none of its parts: not the
 /// profile, not the events, not the notification.
 #[tokio::test]

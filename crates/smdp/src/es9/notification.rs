@@ -14,7 +14,7 @@ use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::config::SmdpConfig;
 use crate::ids::TransactionId;
-use crate::order::{FailureInfo, ProfileRecord};
+use crate::order::{DeviceProfileState, FailureInfo, ProfileRecord};
 use crate::session::SessionRecord;
 use crate::step::{ATTEMPTS, Outcome};
 use crate::store::{
@@ -65,6 +65,18 @@ impl<'a> ReceivedNotification<'a> {
         Ok(Self { bytes, kind })
     }
 
+    /// The profile another notification names (what to load), if any.
+    pub fn named_iccid(&self) -> Option<Iccid> {
+        match &self.kind {
+            Kind::Installation(..) => None,
+            Kind::Other(other) => other
+                .tbs_other_notification
+                .iccid
+                .as_ref()
+                .and_then(|i| Iccid::from_bcd(i.0.as_ref()).ok()),
+        }
+    }
+
     /// The session an installation result belongs to (what to load);
     /// `None` for other notifications, which need no stored record.
     pub fn transaction_id(&self) -> Option<&TransactionId> {
@@ -107,7 +119,9 @@ pub fn handle_notification(
         Kind::Installation(pir, tid) => {
             installation_result(cfg, notification.bytes, pir, tid, session, profile, now)
         }
-        Kind::Other(other) => other_notification(cfg, notification.bytes, other, now).into(),
+        Kind::Other(other) => {
+            other_notification(cfg, notification.bytes, other, profile, now).into()
+        }
     };
     let answer = match outcome.answer {
         Ok(()) => Ok(NotificationHandled::Recorded),
@@ -196,10 +210,16 @@ fn installation_result(
     Outcome::new(changes, Ok(()))
 }
 
+/// A verified enable, disable or delete notification is kept; when it
+/// names a profile installed by this SM-DP+ on the same eUICC (`profile`,
+/// loaded by the ICCID it names) and is newer than the last one applied, the
+/// profile's state on the device is updated and the notification forwarded
+/// to the operator (notification point 5) in the same commit.
 fn other_notification(
     cfg: &SmdpConfig,
     bytes: &[u8],
     other: &rsp::OtherSignedNotification,
+    profile: Option<Versioned<ProfileRecord>>,
     now: Timestamp,
 ) -> Result<(Changes, ()), Es9Error> {
     let (euicc_der, eum_der) = notification_certificates(bytes)?;
@@ -226,19 +246,32 @@ fn other_notification(
         .map(|i| Iccid::from_bcd(i.0.as_ref()))
         .transpose()
         .map_err(|e| Es9Error::BadRequest(format!("notification ICCID: {e}")))?;
-    let record = NotificationRecord {
-        seq_number: i64::try_from(&meta.seq_number).unwrap_or(-1),
+    let seq_number = i64::try_from(&meta.seq_number).unwrap_or(-1);
+    let mut changes = Changes::default();
+    if let (Some(named), Some(state)) = (
+        iccid.as_ref(),
+        DeviceProfileState::after_operation(operation),
+    ) && let Some(Versioned {
+        record: mut p,
+        version,
+    }) = profile.filter(|p| p.record.iccid == *named)
+        && let Some(event) = p.record_device_notification(&euicc.eid, state, seq_number, bytes, now)
+    {
+        changes.profile = Some(ProfileWrite {
+            expected: version,
+            record: p,
+        });
+        changes.events.push(event);
+    }
+    changes.notification = Some(NotificationRecord {
+        seq_number,
         operation: operation.to_owned(),
         iccid,
         eid: Some(euicc.eid),
         address: meta.notification_address.clone(),
         raw: bytes.to_vec(),
         received_at: now,
-    };
-    let changes = Changes {
-        notification: Some(record),
-        ..Changes::default()
-    };
+    });
     Ok((changes, ()))
 }
 
@@ -268,14 +301,28 @@ impl<S: Store> Smdp<S> {
                     };
                     (session, profile)
                 }
-                None => (None, None),
+                None => match notification.named_iccid() {
+                    Some(iccid) => {
+                        let profile = self
+                            .store
+                            .find_profile(&ProfileSelector::Iccid(iccid, None))
+                            .await?;
+                        (None, profile)
+                    }
+                    None => (None, None),
+                },
             };
             let outcome = handle_notification(&self.config, &notification, session, profile, now);
-            let installed = outcome
+            let changed = outcome
                 .changes
                 .profile
                 .as_ref()
                 .map(|p| (p.record.iccid.clone(), p.record.state));
+            let (installed, forwarded) = if notification.transaction_id().is_some() {
+                (changed, None)
+            } else {
+                (None, changed.map(|(iccid, _)| iccid))
+            };
             if let Some(handled) = self.settle(outcome).await? {
                 match (&handled, installed) {
                     (NotificationHandled::Dropped(e), _) => {
@@ -288,7 +335,13 @@ impl<S: Store> Smdp<S> {
                     (_, Some((iccid, state))) => {
                         warn!(iccid = %iccid.as_str(), %state, "profile installation failed");
                     }
-                    (_, None) => info!("notification recorded"),
+                    (_, None) => match forwarded {
+                        Some(iccid) => info!(
+                            iccid = %iccid.as_str(),
+                            "device notification recorded and forwarded to the operator"
+                        ),
+                        None => info!("notification recorded"),
+                    },
                 }
                 return Ok(handled);
             }
