@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use ferrosim_crypto::key::KeySource;
 use ferrosim_pki::generate::layout;
-use ferrosim_pki::verify::{check_validity, verify_euicc_certificates};
+use ferrosim_pki::verify::{check_validity, verify_euicc_chain};
 use ferrosim_pki::{CertRole, Eid, KeyId, RspCertificate, TrustStore, VerifiedDp, load};
 
 use crate::error::Error;
@@ -348,7 +348,9 @@ impl EuiccIdentity {
             .into_iter()
             .max()
             .unwrap_or(std::time::UNIX_EPOCH);
-        let verified = verify_euicc_certificates(&shared.trust, &shared.eum, &euicc, at)
+        // The EUM -> CI step is verified once per shared identity (the trust
+        // store caches it); each eUICC certificate is checked against the EUM.
+        let verified = verify_euicc_chain(&shared.trust, shared.eum.der(), euicc.der(), at)
             .map_err(Error::Chain)?;
         Ok(Self {
             eid: verified.eid,
