@@ -111,11 +111,22 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             summary.return_completion_s.count,
             summary.rollbacks
         );
+        if summary.downloads > 0 || !summary.download_failures.is_empty() {
+            println!(
+                "downloads {} (scan to profile enabled: p50 {}, p99 {}, max {}), failed {}",
+                summary.downloads,
+                secs(summary.download_completion_s.p50),
+                secs(summary.download_completion_s.p99),
+                secs(summary.download_completion_s.max),
+                summary.download_failures.values().sum::<u64>()
+            );
+        }
         println!(
-            "signature work: {} signs, {} verifies, {} key generations = {:.1} s on {} threads (lower bound); the run took {:.2}x that",
+            "signature work: {} signs, {} verifies, {} key generations, {} key agreements = {:.1} s on {} threads (lower bound); the run took {:.2}x that",
             summary.ec_operations[0],
             summary.ec_operations[1],
             summary.ec_operations[2],
+            summary.ec_operations[3],
             summary.lower_bound.seconds,
             summary.lower_bound.threads,
             summary.lower_bound.ratio

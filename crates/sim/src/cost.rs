@@ -17,6 +17,8 @@ pub struct EcCosts {
     pub verify_us: f64,
     /// P-256 key generation.
     pub keygen_us: f64,
+    /// ECDH key agreement with a one-time key (consumer downloads).
+    pub agreement_us: f64,
 }
 
 impl EcCosts {
@@ -44,7 +46,16 @@ impl EcCosts {
                 })
                 .fold(f64::INFINITY, f64::min)
         };
+        let Ok(ours) = ferrosim_crypto::ecka::OneTimeKeyPair::from_scalar(&[0x11; 32]) else {
+            return Self::default();
+        };
+        let Ok(peer) = ferrosim_crypto::ecka::OneTimeKeyPair::generate() else {
+            return Self::default();
+        };
         Self {
+            agreement_us: best(100, &|| {
+                let _ = std::hint::black_box(ours.agree(peer.public_sec1()));
+            }),
             sign_us: best(200, &|| {
                 let _ = std::hint::black_box(key.sign_raw(&message));
             }),
@@ -72,11 +83,12 @@ pub struct LowerBound {
 }
 
 impl LowerBound {
-    /// From the counts (signs, verifies, key generations).
-    pub fn of(counts: (u64, u64, u64), costs: EcCosts, threads: usize, wall_s: f64) -> Self {
+    /// From the counts (signs, verifies, key generations, key agreements).
+    pub fn of(counts: (u64, u64, u64, u64), costs: EcCosts, threads: usize, wall_s: f64) -> Self {
         let cpu_s = (counts.0 as f64 * costs.sign_us
             + counts.1 as f64 * costs.verify_us
-            + counts.2 as f64 * costs.keygen_us)
+            + counts.2 as f64 * costs.keygen_us
+            + counts.3 as f64 * costs.agreement_us)
             / 1e6;
         let threads = threads.max(1);
         let seconds = cpu_s / threads as f64;

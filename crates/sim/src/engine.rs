@@ -25,6 +25,7 @@ use ferrosim_telemetry::{
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use crate::consumer::Downloads;
 use crate::error::SimError;
 use crate::iot::Factory;
 use crate::network::{Load, Network};
@@ -102,6 +103,14 @@ pub fn run(
     let network = Network::new(scenario);
     let population = Population::new(scenario, &fleet_config, &network, devices, seed)?;
     let factory = Factory::new(EID_PREFIX)?;
+    let downloads = if population.has_consumers() {
+        let consumer: Vec<bool> = (0..devices)
+            .map(|n| population.device(n).consumer)
+            .collect();
+        Some(Downloads::new(&factory, &consumer, seed, Timestamp(T0))?)
+    } else {
+        None
+    };
     let window = scenario.scenario.window.millis_i64();
     let duration = scenario.scenario.duration.millis_i64();
     let bucket_ms = scenario.scenario.bucket.millis_i64();
@@ -111,6 +120,10 @@ pub fn run(
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
     for n in 0..devices {
         let d = population.device(n);
+        if d.consumer {
+            // Phones are not fleet devices.
+            continue;
+        }
         let group = fleet_config
             .groups
             .iter()
@@ -263,6 +276,7 @@ pub fn run(
             load: &load,
             population: &population,
             factory: &factory,
+            downloads: downloads.as_ref(),
             t0: T0,
         };
         run_shards(&mut shards, threads, t, end, &ctx)?;
@@ -375,6 +389,11 @@ pub fn run(
     }
     for s in &shards {
         c.cards_made += s.cards_made;
+        c.downloads += s.downloads_done;
+        c.download_completion_ms.extend_from_slice(&s.download_ms);
+        for (cause, n) in &s.download_failures {
+            *c.download_failures.entry(cause.clone()).or_default() += n;
+        }
         for (name, n) in &s.unserved {
             *c.unserved.entry((*name).to_owned()).or_default() += n;
         }

@@ -34,11 +34,16 @@ pub struct DeviceSeed {
     /// When it arrives (ms from the start; 0: there from the start).
     pub arrival_ms: i64,
     /// Its profiles as deployed (ICCID, carrier); the first is enabled.
+    /// A consumer phone holds none yet: its one entry is the profile it
+    /// will download (the ICCID the SM-DP+ assigns replaces this one).
     pub profiles: Vec<(Iccid, CarrierIx)>,
+    /// A consumer phone with an LPA (else an IoT device with an IPA).
+    pub consumer: bool,
 }
 
 #[derive(Debug, Clone)]
 struct ResolvedMix {
+    consumer: bool,
     group: String,
     primary: CarrierIx,
     fallback: Option<CarrierIx>,
@@ -63,6 +68,11 @@ pub struct Population {
     poll_within_ms: i64,
     /// The IPA reaches the eIM without service.
     pub poll_without_service: bool,
+    scan_within_ms: i64,
+    /// Virtual time of one APDU exchange with a consumer phone's eUICC.
+    pub apdu_ms: i64,
+    /// The SM-DP+'s own time per ES9+ call.
+    pub es9_server_ms: i64,
 }
 
 impl Population {
@@ -93,6 +103,7 @@ impl Population {
                 })
             };
             mixes.push(ResolvedMix {
+                consumer: m.kind == crate::scenario::DeviceKind::Consumer,
                 group: m.group.clone(),
                 primary: carrier(&group.primary.carrier)?,
                 fallback: group
@@ -141,6 +152,9 @@ impl Population {
             give_up_after: p.give_up_after,
             poll_within_ms: p.poll_within.millis_i64(),
             poll_without_service: p.poll_without_service,
+            scan_within_ms: p.scan_within.millis_i64(),
+            apdu_ms: i64::from(p.apdu_ms),
+            es9_server_ms: i64::from(p.es9_server_ms),
         })
     }
 
@@ -180,7 +194,7 @@ impl Population {
             Iccid::from_body(&format!("8944000{k}{n:010}")).unwrap_or_else(|_| unreachable!())
         };
         let mut profiles = vec![(iccid(1), m.primary)];
-        if let Some(f) = m.fallback {
+        if let (Some(f), false) = (m.fallback, m.consumer) {
             profiles.push((iccid(2), f));
         }
         let arrival_ms = if self.arrival_cdf.is_empty() {
@@ -200,7 +214,13 @@ impl Population {
             mix,
             arrival_ms,
             profiles,
+            consumer: m.consumer,
         }
+    }
+
+    /// Whether any mix is of consumer phones (the run needs an SM-DP+).
+    pub fn has_consumers(&self) -> bool {
+        self.mixes.iter().any(|m| m.consumer)
     }
 
     /// The fleet group of a mix.
@@ -233,6 +253,11 @@ impl Population {
             .min(self.retry_max_ms)
             .max(2);
         nominal / 2 + rng.random_range(0..=nominal / 2)
+    }
+
+    /// Delay from a consumer arriving to scanning the QR code.
+    pub fn scan_delay_ms(&self, rng: &mut StdRng) -> i64 {
+        rng.random_range(1000..=self.scan_within_ms.max(1000))
     }
 
     /// Delay from a package being queued to the IPA fetching it.

@@ -120,8 +120,15 @@ pub struct Collected {
     pub cards_made: u64,
     /// Actions not served, by command.
     pub unserved: BTreeMap<String, u64>,
-    /// EC operations (signs, verifies, key generations).
-    pub ec: (u64, u64, u64),
+    /// Consumer downloads installed and enabled.
+    pub downloads: u64,
+    /// Consumer downloads failed, by cause.
+    pub download_failures: BTreeMap<String, u64>,
+    /// Consumer download times, from the QR code scanned to the profile
+    /// enabled (ms).
+    pub download_completion_ms: Vec<i64>,
+    /// EC operations (signs, verifies, key generations, key agreements).
+    pub ec: (u64, u64, u64, u64),
     /// Setup wall time (s).
     pub setup_s: f64,
     /// Event-loop wall time (s).
@@ -162,7 +169,10 @@ impl Collected {
             return_completion_ms: Vec::new(),
             cards_made: 0,
             unserved: BTreeMap::new(),
-            ec: (0, 0, 0),
+            downloads: 0,
+            download_failures: BTreeMap::new(),
+            download_completion_ms: Vec::new(),
+            ec: (0, 0, 0, 0),
             setup_s: 0.0,
             loop_s: 0.0,
         }
@@ -252,12 +262,21 @@ pub struct Summary {
     pub fleet_actions_by_command: BTreeMap<String, u64>,
     /// Actions the simulator could not serve, by command.
     pub unserved_actions: BTreeMap<String, u64>,
-    /// eUICCs made (devices the control plane reached through the eIM).
+    /// eUICCs made (devices the control plane reached through the eIM,
+    /// consumer phones that scanned their QR code).
     pub euiccs: u64,
+    /// Consumer downloads through the SM-DP+ installed and enabled.
+    pub downloads: u64,
+    /// Consumer downloads failed, by cause.
+    pub download_failures: BTreeMap<String, u64>,
+    /// Consumer download time, from the QR code scanned to the profile
+    /// enabled (s).
+    pub download_completion_s: SecondsPercentiles,
     /// Telemetry events.
     pub telemetry_events: u64,
-    /// EC operations: signatures, verifications, key generations.
-    pub ec_operations: [u64; 3],
+    /// EC operations: signatures, verifications, key generations, key
+    /// agreements.
+    pub ec_operations: [u64; 4],
     /// Measured: each operation's cost (µs).
     pub ec_cost: EcCosts,
     /// Measured: the lower bound of the run's wall time set by its EC work.
@@ -315,8 +334,11 @@ impl Summary {
             fleet_actions_by_command: c.actions_by_command.clone(),
             unserved_actions: c.unserved.clone(),
             euiccs: c.cards_made,
+            downloads: c.downloads,
+            download_failures: c.download_failures.clone(),
+            download_completion_s: seconds(&c.download_completion_ms),
             telemetry_events: c.events.len() as u64,
-            ec_operations: [c.ec.0, c.ec.1, c.ec.2],
+            ec_operations: [c.ec.0, c.ec.1, c.ec.2, c.ec.3],
             ec_cost: costs,
             lower_bound,
             wall_s,
@@ -439,6 +461,18 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                          td { (num(summary.return_completion_s.p50, "s")) } td { (num(summary.return_completion_s.p90, "s")) }
                          td { (num(summary.return_completion_s.p99, "s")) } td { (num(summary.return_completion_s.max, "s")) } }
                 }
+                @if summary.downloads > 0 || !summary.download_failures.is_empty() {
+                    h2 { "Consumer downloads (SM-DP+, LPA, eUICC)" }
+                    table {
+                        tr { th { "" } th { "done" } th { "p50" } th { "p90" } th { "p99" } th { "max" } }
+                        tr { td { "scan to profile enabled" } td { (summary.downloads) }
+                             td { (num(summary.download_completion_s.p50, "s")) } td { (num(summary.download_completion_s.p90, "s")) }
+                             td { (num(summary.download_completion_s.p99, "s")) } td { (num(summary.download_completion_s.max, "s")) } }
+                    }
+                    @for (cause, n) in &summary.download_failures {
+                        p { "Failed: " (n) " × " (cause) }
+                    }
+                }
                 p { "Rollbacks by the IPA: " (summary.rollbacks) ". Peak devices without service: "
                     (summary.peak_without_service) ". Attaches refused for signalling limits: " (summary.congestion_refusals) "." }
                 h2 { "Failed activations by cause (ferrosim-telemetry)" }
@@ -453,8 +487,8 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 }
                 h2 { "Signature work" }
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
-                    (summary.ec_operations[2]) " key generations; measured costs "
-                    (format!("{:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us))
+                    (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; measured costs "
+                    (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us, summary.ec_cost.agreement_us))
                     " µs; lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
                     (summary.lower_bound.threads) " threads; the run took "
                     (format!("{:.2}", summary.lower_bound.ratio)) "x that." }

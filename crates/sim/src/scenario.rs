@@ -19,6 +19,7 @@ use crate::error::SimError;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("outage", include_str!("../scenarios/outage.toml")),
     ("storm", include_str!("../scenarios/storm.toml")),
+    ("festival", include_str!("../scenarios/festival.toml")),
 ];
 
 /// One scenario file.
@@ -176,6 +177,18 @@ pub struct Population {
     /// false a device without service fetches nothing until it has service.
     #[serde(default = "yes")]
     pub poll_without_service: bool,
+    /// Consumer phones: from arriving to scanning the QR code of their
+    /// eSIM (uniform up to this).
+    #[serde(default = "default_scan_within")]
+    pub scan_within: Span,
+    /// Consumer phones: one APDU exchange between the LPA and the eUICC
+    /// (the modem's logical channel), in virtual time.
+    #[serde(default = "default_apdu_ms")]
+    pub apdu_ms: u32,
+    /// Consumer phones: the SM-DP+'s own time per ES9+ call, added to the
+    /// data path's round trips.
+    #[serde(default = "default_es9_server_ms")]
+    pub es9_server_ms: u32,
 }
 
 /// A kind of device and its share.
@@ -196,6 +209,10 @@ pub struct Mix {
 pub enum DeviceKind {
     /// An IoT device with an IPA (SGP.32).
     Iot,
+    /// A consumer phone with an LPA (SGP.22): it arrives, scans the QR
+    /// code of a profile its operator ordered (ES2+) and downloads it
+    /// from the SM-DP+ (ES9+), then registers with it.
+    Consumer,
 }
 
 /// A device vendor (model and firmware) and how often its devices fail.
@@ -285,6 +302,21 @@ fn default_retry_max() -> Span {
 /// An IPA polls within seconds of a wake-up: up to 10 s.
 fn default_poll_within() -> Span {
     Span::secs(10)
+}
+/// People scan the QR code of their event eSIM within a few minutes of
+/// arriving (entering the venue, leaving the plane): up to 3 minutes.
+fn default_scan_within() -> Span {
+    Span::mins(3)
+}
+/// An APDU through the phone's modem to the eUICC and back takes ~10-40 ms
+/// (ISO 7816 T=1 at the UICC clock, plus the modem's AT/QMI path): 25 ms.
+fn default_apdu_ms() -> u32 {
+    25
+}
+/// The SM-DP+'s own time per call (signing, database), as ferrosim serve
+/// answers over HTTPS at moderate load (BENCHMARKS.md): 30 ms.
+fn default_es9_server_ms() -> u32 {
+    30
 }
 fn default_model() -> String {
     "m1".into()
@@ -437,6 +469,11 @@ impl Scenario {
         }
         if p.retry_base.millis() == 0 || p.retry_max < p.retry_base {
             return bad("population.retry_base must be above 0 and at most retry_max".into());
+        }
+        if p.apdu_ms > 10_000 || p.es9_server_ms > 60_000 {
+            return bad(
+                "population.apdu_ms must be at most 10000 and es9_server_ms at most 60000".into(),
+            );
         }
         if p.poll_within.millis() < 1000 {
             return bad("population.poll_within must be at least 1s".into());

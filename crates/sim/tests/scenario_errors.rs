@@ -46,6 +46,18 @@ fn garbage_and_wrong_fields_are_refused() {
     assert!(e.contains("weight"), "{e}");
     let e = error_of(&OUTAGE.replacen("duration = \"1h30m\"", "duration = \"90\"", 1));
     assert!(e.contains("unit") || e.contains("duration"), "{e}");
+    // Consumer phones' parameters.
+    let festival = ferrosim_sim::scenario::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "festival")
+        .unwrap()
+        .1;
+    let e = error_of(&festival.replacen("scan_within = \"3m\"", "apdu_ms = 99999", 1));
+    assert!(e.contains("apdu_ms"), "{e}");
+    let e = error_of(&festival.replacen("kind = \"consumer\"", "kind = \"tablet\"", 1));
+    assert!(e.contains("tablet") || e.contains("variant"), "{e}");
+    let e = error_of(&festival.replacen("scan_within = \"3m\"", "scan_within = -3", 1));
+    assert!(e.contains("scan_within") || e.contains("invalid"), "{e}");
 }
 
 #[test]

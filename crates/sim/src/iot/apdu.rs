@@ -38,7 +38,7 @@ pub(super) fn op_of(psmo: &sgp32::Psmo) -> Op {
 
 /// The first INTEGER of an ES10c response (its result code), 127 when it
 /// cannot be read.
-pub(super) fn result_code(answer: &[u8]) -> i64 {
+pub(crate) fn result_code(answer: &[u8]) -> i64 {
     // BFxx len 80 01 code
     let Some(pos) = answer.windows(2).position(|w| w == [0x80, 0x01]) else {
         return 127;
@@ -73,7 +73,7 @@ fn transmit(
     }
 }
 
-pub(super) fn open_isdr(card: &mut VirtualEuicc, now: Timestamp) -> Result<u8, SimError> {
+pub(crate) fn open_isdr(card: &mut VirtualEuicc, now: Timestamp) -> Result<u8, SimError> {
     let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(0);
     let (data, sw) = transmit(card, &[0x00, 0x70, 0x00, 0x00, 0x01], now, &mut rng);
     let channel = match (sw, data.first()) {
@@ -97,7 +97,7 @@ pub(super) fn open_isdr(card: &mut VirtualEuicc, now: Timestamp) -> Result<u8, S
 }
 
 /// One ES10 command as STORE DATA blocks; the response data.
-pub(super) fn es10(
+pub(crate) fn es10(
     card: &mut VirtualEuicc,
     channel: u8,
     command: &[u8],

@@ -40,12 +40,12 @@ use rand::rngs::StdRng;
 
 use crate::error::SimError;
 
-mod apdu;
+pub(crate) mod apdu;
 
 use apdu::{deployed_profile, es10, op_of, open_isdr, result_code};
 
 /// SM-DP+ address written in the deployed profiles' metadata.
-const SMDP_ADDRESS: &str = "smdp.ferrosim.test";
+pub(crate) const SMDP_ADDRESS: &str = "smdp.ferrosim.test";
 /// The eIM counter the eUICCs start from (their `EimConfigurationData`).
 const FIRST_COUNTER: u32 = 1;
 /// The association token the eUICCs hold for the eIM.
@@ -60,8 +60,10 @@ pub struct EcCount {
     /// ECDSA verifications (eIM signatures on the eUICC, eUICC results on
     /// the eIM, certificate chains).
     pub verifies: AtomicU64,
-    /// Key pairs generated (eUICC keys).
+    /// Key pairs generated (eUICC keys, one-time keys of downloads).
     pub keygens: AtomicU64,
+    /// ECDH key agreements (downloads).
+    pub agreements: AtomicU64,
 }
 
 impl EcCount {
@@ -71,12 +73,19 @@ impl EcCount {
         self.keygens.fetch_add(keygens, Ordering::Relaxed);
     }
 
-    /// (signs, verifies, key generations) so far.
-    pub fn get(&self) -> (u64, u64, u64) {
+    /// Adds one download's operations (both sides).
+    pub fn add_download(&self, signs: u64, verifies: u64, keygens: u64, agreements: u64) {
+        self.add(signs, verifies, keygens);
+        self.agreements.fetch_add(agreements, Ordering::Relaxed);
+    }
+
+    /// (signs, verifies, key generations, key agreements) so far.
+    pub fn get(&self) -> (u64, u64, u64, u64) {
         (
             self.signs.load(Ordering::Relaxed),
             self.verifies.load(Ordering::Relaxed),
             self.keygens.load(Ordering::Relaxed),
+            self.agreements.load(Ordering::Relaxed),
         )
     }
 }
@@ -94,6 +103,8 @@ pub struct Factory {
     pub ec: Arc<EcCount>,
     /// The certificates' validity start.
     not_before: SystemTime,
+    /// The scenario's PKI (its SM-DP+ certificates serve consumer phones).
+    pub pki: TestPki,
 }
 
 impl std::fmt::Debug for Factory {
@@ -113,6 +124,7 @@ impl Factory {
                 .parse()
                 .map_err(|e| SimError::Setup(format!("EID prefix: {e}")))?,
             not_before,
+            smdp_address: SMDP_ADDRESS.into(),
             ..TestPkiOptions::default()
         };
         let pki = TestPki::generate(&options).map_err(setup("test PKI"))?;
@@ -137,18 +149,13 @@ impl Factory {
             eim_key,
             ec: Arc::new(EcCount::default()),
             not_before,
+            pki,
         })
     }
 
-    /// Makes the eUICC of device `eid` holding `profiles` (the first
-    /// `enabled`), and associates it with the eIM.
-    pub fn make(
-        &self,
-        eid: Eid,
-        profiles: &[Iccid],
-        enabled: usize,
-        now: Timestamp,
-    ) -> Result<IotCard, SimError> {
+    /// A new eUICC key pair and its certificate issued by the scenario's EUM
+    /// for `eid`, as the factory personalised it, and the eUICC identity.
+    fn identity(&self, eid: Eid) -> Result<(EuiccIdentity, Arc<SoftwareKey>, Vec<u8>), SimError> {
         let key = SoftwareKey::generate().map_err(setup("eUICC key"))?;
         let mut request = CertificateRequest::new(
             CertRole::Euicc,
@@ -172,6 +179,28 @@ impl Factory {
             Arc::clone(&key) as Arc<dyn KeySource>,
         )
         .map_err(setup("eUICC identity"))?;
+        // Key generation; the EUM's signature on the certificate; the chain
+        // checked by the eUICC identity.
+        self.ec.add(1, 1, 1);
+        Ok((identity, key, certificate.der().to_vec()))
+    }
+
+    /// The empty eUICC of consumer phone `eid` (no profile yet).
+    pub fn phone(&self, eid: Eid) -> Result<VirtualEuicc, SimError> {
+        let (identity, _, _) = self.identity(eid)?;
+        Ok(VirtualEuicc::new(identity, EuiccState::default()))
+    }
+
+    /// Makes the eUICC of device `eid` holding `profiles` (the first
+    /// `enabled`), and associates it with the eIM.
+    pub fn make(
+        &self,
+        eid: Eid,
+        profiles: &[Iccid],
+        enabled: usize,
+        now: Timestamp,
+    ) -> Result<IotCard, SimError> {
+        let (identity, key, certificate) = self.identity(eid)?;
         let mut state = EuiccState::default();
         for (i, iccid) in profiles.iter().enumerate() {
             state
@@ -182,7 +211,7 @@ impl Factory {
         let association = AssociationRequest {
             eid,
             eum_certificate: self.eum_certificate.der().to_vec(),
-            euicc_certificate: certificate.der().to_vec(),
+            euicc_certificate: certificate,
             counter: Counter::new(u64::from(FIRST_COUNTER)).map_err(setup("counter"))?,
             association_token: Some(ASSOCIATION_TOKEN),
             euicc_version: Sgp32Version::V1_2,
@@ -190,9 +219,8 @@ impl Factory {
         };
         futures::executor::block_on(self.eim.associate(association, now))
             .map_err(|e| SimError::Setup(format!("eIM association: {e}")))?;
-        // Key generation; the EUM's signature on the certificate; the chain
-        // checked by the eUICC identity and by the eIM.
-        self.ec.add(1, 2, 1);
+        // The chain checked again by the eIM.
+        self.ec.add(0, 1, 0);
         let mut card = VirtualEuicc::new(identity, state);
         let channel = open_isdr(&mut card, now)?;
         Ok(IotCard {

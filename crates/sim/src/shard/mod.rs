@@ -25,6 +25,7 @@ use crate::network::{ATTACH_TIMEOUT_MS, Attach, AttachBudget, CarrierIx, Load, N
 use crate::population::{DeviceSeed, Population};
 
 mod actions;
+mod phone;
 
 /// Attempts on a newly enabled profile before the IPA rolls back.
 const ROLLBACK_AFTER: u8 = 3;
@@ -61,6 +62,8 @@ pub struct Ctx<'a> {
     pub population: &'a Population,
     /// The eIM and the eUICC factory.
     pub factory: &'a Factory,
+    /// The SM-DP+ of consumer phones, when the scenario has some.
+    pub downloads: Option<&'a crate::consumer::Downloads>,
     /// The scenario's epoch.
     pub t0: i64,
 }
@@ -78,6 +81,8 @@ enum Ev {
     DataCheck,
     /// The IPA polls the eIM.
     Poll,
+    /// A consumer scans the QR code: the LPA downloads the profile.
+    Download,
 }
 
 /// [`Attach`] in a form that orders (for the heap).
@@ -111,6 +116,9 @@ struct Device {
     generation: u16,
     card: Option<Box<IotCard>>,
     pending: Option<Box<Pending>>,
+    /// A consumer phone's activation (download, then registration) under
+    /// way: its telemetry correlation id.
+    activation: Option<u64>,
 }
 
 /// One shard.
@@ -133,6 +141,13 @@ pub struct Shard {
     /// Actions the simulator cannot serve (ES2+ and downloads need an
     /// SM-DP+, device-agent commands a device agent), by command name.
     pub unserved: Vec<(&'static str, u64)>,
+    /// Consumer downloads ended: installed and enabled, failed (by cause).
+    pub downloads_done: u64,
+    /// Failed downloads by cause.
+    pub download_failures: Vec<(String, u64)>,
+    /// Virtual time of each completed download, from the scan to the
+    /// profile enabled (ms).
+    pub download_ms: Vec<i64>,
 }
 
 impl Shard {
@@ -154,7 +169,8 @@ impl Shard {
         let mut seq = 0;
         while (g as usize) < population.len() {
             let seed_ = population.device(g);
-            let present = seed_.arrival_ms == 0;
+            // A consumer phone arrives (and scans) even when there from the start.
+            let present = seed_.arrival_ms == 0 && !seed_.consumer;
             let profiles = seed_.profiles.clone();
             if present {
                 load_delta.add(profiles[0].1, seed_.area, 1);
@@ -178,6 +194,7 @@ impl Shard {
                 generation: 0,
                 card: None,
                 pending: None,
+                activation: None,
             });
             g += shards as u32;
         }
@@ -196,6 +213,9 @@ impl Shard {
             shards,
             cards_made: 0,
             unserved: Vec::new(),
+            downloads_done: 0,
+            download_failures: Vec::new(),
+            download_ms: Vec::new(),
         }
     }
 
@@ -280,7 +300,7 @@ impl Shard {
         let within = ctx.population.detect_within_ms().max(1);
         for local in 0..self.devices.len() {
             let d = &self.devices[local];
-            if !d.present || d.check_queued || !areas[usize::from(d.seed.area)] {
+            if !d.present || d.check_queued || !areas[usize::from(d.seed.area)] || !d.installed() {
                 continue;
             }
             if d.profiles[usize::from(d.enabled)].1 != carrier {
@@ -298,8 +318,14 @@ impl Shard {
             Ev::Arrive => {
                 self.devices[local].present = true;
                 self.devices[local].registered = false;
-                self.attempt(t, local, ctx);
+                if self.devices[local].seed.consumer {
+                    let at = t + ctx.population.scan_delay_ms(&mut self.rng);
+                    self.push(at, local, Ev::Download);
+                } else {
+                    self.attempt(t, local, ctx);
+                }
             }
+            Ev::Download => self.download(t, local, ctx)?,
             Ev::Check(generation) => {
                 if generation != self.devices[local].generation {
                     return Ok(());
@@ -330,17 +356,25 @@ impl Shard {
                         ctx.network
                             .data_path(carrier, d.seed.area, t, ctx.load, &mut self.rng);
                     let activation = d.pending.as_ref().and_then(|p| p.action.activation);
-                    self.emit(
-                        t,
-                        local,
+                    let kind = if d.seed.consumer {
+                        // Not a fleet device: telemetry only.
+                        OutKind::Event(
+                            EventKind::DataPath {
+                                latency_ms,
+                                loss_permille,
+                            },
+                            activation,
+                        )
+                    } else {
                         OutKind::Report(
                             ReportKind::DataPath {
                                 latency_ms,
                                 loss_permille,
                             },
                             activation,
-                        ),
-                    );
+                        )
+                    };
+                    self.emit(t, local, kind);
                 }
             }
             Ev::Poll => self.poll(t, local, ctx)?,
@@ -405,7 +439,8 @@ impl Shard {
         let activation = self.devices[local]
             .pending
             .as_ref()
-            .and_then(|p| p.action.activation);
+            .and_then(|p| p.action.activation)
+            .or(self.devices[local].activation);
         let outcome = match answer {
             AttachKey::Registered => Registration::Registered,
             AttachKey::Rejected(cause) => Registration::Rejected { cause },
@@ -426,19 +461,22 @@ impl Shard {
                 activation,
             ),
         );
-        self.emit(
-            t,
-            local,
-            OutKind::Report(
-                ReportKind::Registration {
-                    outcome,
-                    plmn: None,
-                },
-                activation,
-            ),
-        );
+        if !self.devices[local].seed.consumer {
+            self.emit(
+                t,
+                local,
+                OutKind::Report(
+                    ReportKind::Registration {
+                        outcome,
+                        plmn: None,
+                    },
+                    activation,
+                ),
+            );
+        }
         if outcome == Registration::Registered {
             let d = &mut self.devices[local];
+            d.activation = None;
             d.registered = true;
             d.attempts = 0;
             let carrier = d.profiles[usize::from(d.enabled)].1;
@@ -524,6 +562,13 @@ impl Shard {
         );
         self.attempt(t, local, ctx);
         Ok(())
+    }
+}
+
+impl Device {
+    /// Whether it holds its profile (a consumer phone only once downloaded).
+    fn installed(&self) -> bool {
+        !self.seed.consumer || self.generation > 0
     }
 }
 
