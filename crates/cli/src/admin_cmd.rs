@@ -56,8 +56,9 @@ enum ProfileTypeCommand {
         /// Profile owner MCC+MNC (5 or 6 digits); default from the package's IMSI.
         #[arg(long)]
         owner: Option<String>,
-        /// Replace the package and metadata of an existing profile type of
-        /// this name (refused while it has open orders).
+        /// Add a new version to an existing profile type of this name:
+        /// orders made from now on use it, earlier orders keep the version
+        /// they were made with (every version is kept).
         #[arg(long)]
         replace: bool,
     },
@@ -201,13 +202,18 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     &store,
                     if replace { "profile-type.replace" } else { "profile-type.import" },
                     &t.name,
-                    serde_json::json!({ "operator": t.operator.as_str(), "bytes": t.package.len() }),
+                    serde_json::json!({ "operator": t.operator.as_str(), "bytes": t.package.len(), "version": t.version }),
                 )
                 .await;
                 println!(
-                    "profile type {} {} ({} bytes): \"{}\" by {}, class {:?}",
+                    "profile type {} version {} {} ({} bytes): \"{}\" by {}, class {:?}",
                     t.name,
-                    if replace { "replaced" } else { "imported" },
+                    t.version,
+                    if t.version > 1 {
+                        "imported; new orders use it, earlier orders keep their version"
+                    } else {
+                        "imported"
+                    },
                     t.package.len(),
                     t.metadata.profile_name,
                     t.metadata.service_provider_name,
@@ -270,6 +276,21 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     m.owner_mcc_mnc.as_deref().unwrap_or("-")
                 );
                 println!("profiles:          {}", counts_line(&t.profiles));
+                println!("version:           {} (new orders use it)", t.version);
+                println!("versions:");
+                for v in store.profile_type_versions(&op, &name).await? {
+                    println!(
+                        "  {:<3} imported {}  {} bytes  sha256 {}  orders {}",
+                        v.version,
+                        v.created_at.to_rfc3339(),
+                        v.package_len,
+                        v.package_sha256[..8]
+                            .iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<String>(),
+                        v.orders
+                    );
+                }
             }
             ProfileTypeCommand::Remove { operator, name } => {
                 let op = OperatorId::new(operator).context("--operator")?;

@@ -283,7 +283,14 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 };
                 println!("iccid:        {}", p.iccid);
                 println!("operator:     {}", p.operator);
-                println!("profile type: {}", p.profile_type);
+                println!(
+                    "profile type: {}{}",
+                    p.profile_type,
+                    p.order
+                        .as_ref()
+                        .and_then(|o| o.type_version)
+                        .map_or(String::new(), |v| format!(" (version {v})"))
+                );
                 println!("state:        {}", p.state);
                 if let Some(o) = &p.order {
                     println!(

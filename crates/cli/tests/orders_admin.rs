@@ -169,32 +169,20 @@ fn a_profile_type_is_never_replaced_silently() {
         before
     );
 
-    // With an open order, even --replace is refused: its download would get
-    // another package than it was ordered with.
+    // --replace adds version 2; an order made before keeps version 1 (its
+    // download gets the package it was ordered with), later orders take 2,
+    // and version 1 stays listed.
     let order = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
     let iccid = field(&order, "iccid:").to_owned();
-    i.refused(
-        &import_args("ts48", OTHER_PACKAGE, &["--replace"]),
-        "has open orders (released)",
-    );
-    let now = i.ok(&[
-        "profile-type",
-        "show",
-        "--operator",
-        "acme",
-        "--name",
-        "ts48",
-    ]);
-    assert_eq!(field(&now, "package:"), field(&before, "package:"));
-
-    // Once the order is over, --replace replaces and says so.
-    i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
     let out = i.ok(&import_args(
         "ts48",
         OTHER_PACKAGE,
         &["--replace", "--profile-name", "Version two"],
     ));
-    assert!(out.contains("profile type ts48 replaced"), "{out}");
+    assert!(
+        out.contains("profile type ts48 version 2 imported"),
+        "{out}"
+    );
     let after = i.ok(&[
         "profile-type",
         "show",
@@ -204,7 +192,37 @@ fn a_profile_type_is_never_replaced_silently() {
         "ts48",
     ]);
     assert_eq!(field(&after, "profile name:"), "Version two");
-    assert_eq!(field(&after, "profiles:"), "available 3");
+    assert_ne!(field(&after, "package:"), field(&before, "package:"));
+    assert!(after.contains("version:           2"), "{after}");
+    let versions: Vec<&str> = after
+        .lines()
+        .filter(|l| l.starts_with("  1 ") || l.starts_with("  2 "))
+        .collect();
+    assert_eq!(versions.len(), 2, "{after}");
+    assert!(versions[0].ends_with("orders 1"), "{after}");
+    assert!(versions[1].ends_with("orders 0"), "{after}");
+    let show = i.ok(&["order", "show", &iccid]);
+    assert_eq!(field(&show, "profile type:"), "ts48 (version 1)");
+    let later = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
+    let later = field(&later, "iccid:").to_owned();
+    let show = i.ok(&["order", "show", &later]);
+    assert_eq!(field(&show, "profile type:"), "ts48 (version 2)");
+    i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
+    i.ok(&["order", "cancel", "--operator", "acme", &later]);
+    assert_eq!(
+        field(
+            &i.ok(&[
+                "profile-type",
+                "show",
+                "--operator",
+                "acme",
+                "--name",
+                "ts48"
+            ]),
+            "profiles:"
+        ),
+        "available 3"
+    );
 
     // list / show / remove.
     i.ok(&import_args("spare", PACKAGE, &[]));

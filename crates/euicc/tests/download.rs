@@ -80,6 +80,7 @@ impl World {
                 package: fixture().0,
                 metadata: type_metadata(rules),
                 created_at: now,
+                version: 1,
             })
             .await
             .unwrap();

@@ -9,6 +9,8 @@
 //! call must name the same operator, and an operator only ever sees its own
 //! profiles.
 
+use std::collections::HashMap;
+
 use ferrosim_asn1::json::es2::{
     CancelOrderRequest, ConfirmOrderRequest, ConfirmOrderResponse, DownloadOrderRequest,
     DownloadOrderResponse, ReleaseProfileRequest, RequestHeader,
@@ -213,6 +215,9 @@ impl<S: Store> Smdp<S> {
                 (None, ORDER_ATTEMPTS)
             }
         };
+        // The order pins the latest version of its profile type (read once
+        // per type and call; a version imported later goes to later orders).
+        let mut latest: HashMap<String, Option<u32>> = HashMap::new();
         for _ in 0..attempts {
             let profile = match (&selector, req.profile_type.as_deref()) {
                 (Some(selector), _) => self.store.find_profile(selector).await?,
@@ -231,7 +236,22 @@ impl<S: Store> Smdp<S> {
                 }
                 (None, None) => None,
             };
-            let outcome = download_order(policy, operator, req, profile, now);
+            let type_version = match &profile {
+                Some(p) => match latest.get(&p.record.profile_type) {
+                    Some(v) => *v,
+                    None => {
+                        let v = self
+                            .store
+                            .profile_type(&operator.id, &p.record.profile_type)
+                            .await?
+                            .map(|t| t.version);
+                        latest.insert(p.record.profile_type.clone(), v);
+                        v
+                    }
+                },
+                None => None,
+            };
+            let outcome = download_order(policy, operator, req, profile, type_version, now);
             if let Some(answer) = self.settle(outcome).await? {
                 info!(operator = %operator.id, iccid = %answer.iccid, "order allocated");
                 return Ok(answer);
@@ -343,6 +363,7 @@ pub fn download_order(
     operator: &Operator,
     req: &DownloadOrderRequest,
     profile: Option<Versioned<ProfileRecord>>,
+    type_version: Option<u32>,
     now: Timestamp,
 ) -> Outcome<DownloadOrderResponse, Es2Error> {
     let (eid, target) = match parse_download_order(req) {
@@ -375,6 +396,9 @@ pub fn download_order(
     }
     if let Err(e) = p.allocate(eid, now, policy) {
         return Outcome::refuse(e.into());
+    }
+    if let Some(order) = p.order.as_mut() {
+        order.type_version = type_version;
     }
     let answer = DownloadOrderResponse {
         header: ResponseHeader::success(),

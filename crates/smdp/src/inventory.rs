@@ -13,8 +13,8 @@ use thiserror::Error;
 use crate::es2::token_hash;
 use crate::ids::OperatorId;
 use crate::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
-use crate::order::{ProfileRecord, ProfileState};
-use crate::store::{NewProfile, Operator, ProfileFilter, ProfileTypeRecord, Store, StoreError};
+use crate::order::ProfileRecord;
+use crate::store::{NewProfile, Operator, ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
 
 /// Why an import was refused.
@@ -52,22 +52,8 @@ pub enum InventoryError {
         /// What is wrong.
         rule: String,
     },
-    /// The profile type has orders that are not finished: their downloads
-    /// would get another package than the one they were ordered with.
-    #[error(
-        "profile type {profile_type} has open orders ({}); its package cannot change under them: wait for them to finish or cancel them",
-        states.join(", ")
-    )]
-    OpenOrders {
-        /// The profile type.
-        profile_type: String,
-        /// The states with open orders.
-        states: Vec<String>,
-    },
     /// A profile type of this name exists; replacing it must be asked for.
-    #[error(
-        "profile type {0} exists already; replacing its package and metadata must be asked for explicitly"
-    )]
+    #[error("profile type {0} exists already; a new version of it must be asked for explicitly")]
     ProfileTypeExists(String),
     /// The database refused (duplicate ICCID...).
     #[error(transparent)]
@@ -136,7 +122,8 @@ pub async fn import_profile_type<S: Store>(
 }
 
 /// Like [`import_profile_type`], but an existing profile type of that name
-/// is replaced.
+/// gets a new version: orders made from now on use it, the orders made
+/// before keep the version they were made with (all versions are kept).
 pub async fn replace_profile_type<S: Store>(
     store: &S,
     import: ProfileTypeImport,
@@ -155,22 +142,12 @@ async fn import_or_replace<S: Store>(
     if let Some(owner) = &import.owner_mcc_mnc {
         check_mcc_mnc(owner)?;
     }
-    if store
-        .profile_type(&import.operator, &import.name)
-        .await?
-        .is_some()
-    {
-        if !replace {
-            return Err(InventoryError::ProfileTypeExists(import.name));
-        }
-        let open = open_orders(store, &import.operator, &import.name).await?;
-        if !open.is_empty() {
-            return Err(InventoryError::OpenOrders {
-                profile_type: import.name,
-                states: open,
-            });
-        }
-    }
+    let version = match store.profile_type(&import.operator, &import.name).await? {
+        Some(_) if !replace => return Err(InventoryError::ProfileTypeExists(import.name)),
+        // A new version: the orders made so far keep theirs.
+        Some(latest) => latest.version.saturating_add(1),
+        None => 1,
+    };
     let operator = store
         .operator(&import.operator)
         .await?
@@ -200,31 +177,11 @@ async fn import_or_replace<S: Store>(
             owner_mcc_mnc: owner,
         },
         created_at: now,
+        version,
     };
     check_metadata(&record.metadata)?;
     store.put_profile_type(&record).await?;
     Ok(record)
-}
-
-/// The states in which the type has open orders (at least one profile each).
-async fn open_orders<S: Store>(
-    store: &S,
-    operator: &OperatorId,
-    name: &str,
-) -> Result<Vec<String>, InventoryError> {
-    let mut out = Vec::new();
-    for state in ProfileState::ALL.into_iter().filter(|s| s.has_open_order()) {
-        let filter = ProfileFilter {
-            operator: Some(operator.clone()),
-            profile_type: Some(name.to_owned()),
-            state: Some(state),
-            limit: 1,
-        };
-        if !store.list_profiles(&filter).await?.is_empty() {
-            out.push(state.as_str().to_owned());
-        }
-    }
-    Ok(out)
 }
 
 /// Longest profile type name (ES2+ `profileType` is free text; operators'

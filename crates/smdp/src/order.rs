@@ -191,6 +191,10 @@ pub struct Order {
     /// What the device last reported about the installed profile (enable,
     /// disable, delete notifications), if anything.
     pub device: Option<DeviceReport>,
+    /// The version of the profile type the order was made with (its
+    /// downloads get that version's package and metadata); `None` for an
+    /// order from before profile types had versions (the latest is used).
+    pub type_version: Option<u32>,
 }
 
 /// One personalised profile with its order.
@@ -415,6 +419,7 @@ impl ProfileRecord {
             download_attempts: 0,
             failure: None,
             device: None,
+            type_version: None,
         });
         self.updated_at = now;
         Ok(())

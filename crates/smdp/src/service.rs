@@ -8,6 +8,7 @@ use ferrosim_saip::ProfilePackage;
 use crate::config::SmdpConfig;
 use crate::ids::OperatorId;
 use crate::metadata::ProfileTypeMetadata;
+use crate::order::ProfileRecord;
 use crate::randomness::Randomness;
 use crate::store::{ProfileTypeRecord, Store, StoreError};
 use crate::time::Timestamp;
@@ -29,8 +30,10 @@ pub struct Smdp<S> {
     types: Arc<Mutex<TypeCache>>,
 }
 
-/// Cached profile types by operator and name, with the time they were loaded.
-type TypeCache = HashMap<OperatorId, HashMap<String, (Timestamp, Arc<ProfileTemplate>)>>;
+/// Cached profile types by operator, name and version (`None`: the latest),
+/// with the time they were loaded.
+type TypeCache =
+    HashMap<OperatorId, HashMap<(String, Option<u32>), (Timestamp, Arc<ProfileTemplate>)>>;
 
 /// A profile type as downloads use it: its metadata and its package parsed
 /// once (cached by [`Smdp`] and shared by concurrent downloads).
@@ -109,24 +112,29 @@ impl<S: Store> Smdp<S> {
         &self.store
     }
 
-    /// A profile type, from the cache when fresh.
+    /// The profile type a profile's order was made with (the version it
+    /// pinned; the latest for an order from before versions), from the
+    /// cache when fresh.
     pub(crate) async fn profile_template(
         &self,
-        operator: &OperatorId,
-        name: &str,
+        profile: &ProfileRecord,
         now: Timestamp,
     ) -> Result<Arc<ProfileTemplate>, TypeError> {
+        let operator = &profile.operator;
+        let name = profile.profile_type.as_str();
+        let version = profile.order.as_ref().and_then(|o| o.type_version);
+        let key = (name.to_owned(), version);
         if let Ok(cache) = self.types.lock()
-            && let Some((at, t)) = cache.get(operator).and_then(|types| types.get(name))
+            && let Some((at, t)) = cache.get(operator).and_then(|types| types.get(&key))
             && now.millis().saturating_sub(at.millis()) < TYPE_CACHE_MS
         {
             return Ok(Arc::clone(t));
         }
-        let record = self
-            .store
-            .profile_type(operator, name)
-            .await?
-            .ok_or_else(|| TypeError::Missing(name.to_owned()))?;
+        let record = match version {
+            Some(v) => self.store.profile_type_version(operator, name, v).await?,
+            None => self.store.profile_type(operator, name).await?,
+        }
+        .ok_or_else(|| TypeError::Missing(name.to_owned()))?;
         let entry = Arc::new(ProfileTemplate::from_record(record).map_err(|source| {
             TypeError::Package {
                 name: name.to_owned(),
@@ -137,7 +145,7 @@ impl<S: Store> Smdp<S> {
             cache
                 .entry(operator.clone())
                 .or_default()
-                .insert(name.to_owned(), (now, Arc::clone(&entry)));
+                .insert(key, (now, Arc::clone(&entry)));
         }
         Ok(entry)
     }

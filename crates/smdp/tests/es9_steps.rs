@@ -17,7 +17,7 @@ use ferrosim_smdp::es9::NotificationHandled;
 use ferrosim_smdp::order::{NotificationPoint, ProfileState};
 use ferrosim_smdp::session::SessionState;
 use ferrosim_smdp::status::StatusCode;
-use ferrosim_smdp::store::{OutboxStore, SessionStore};
+use ferrosim_smdp::store::{CatalogStore, OutboxStore, SessionStore};
 use support::*;
 
 /// A device authenticated against an order: what the later steps start from.
@@ -849,4 +849,89 @@ async fn device_notifications_track_the_profile_and_reach_the_operator() {
     assert!(matches!(handled, NotificationHandled::Recorded));
     assert_eq!(world.profile(&b.iccid).await.device_state(), None);
     assert_eq!(forwarded().len(), 3);
+}
+
+/// Issue 15 item 5: a new version of a profile type does not change the
+/// orders made before it. An order keeps the version it was made with (its
+/// authenticateClient gets that version's metadata and its package is built
+/// from that version); an order made after the import gets the new one.
+#[tokio::test]
+async fn an_order_keeps_the_profile_type_version_it_was_made_with() {
+    use ferrosim_smdp::inventory::{self, ProfileTypeImport};
+    use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
+    let pki = pki(1);
+    let world = World::new(&pki, 2).await;
+    let device = Device::new(&pki, 0);
+    let (iccid, matching_id) = world.order(None, None).await;
+    let v2 = inventory::replace_profile_type(
+        &world.store,
+        ProfileTypeImport {
+            operator: world.operator.id.clone(),
+            name: PROFILE_TYPE.into(),
+            package: PACKAGE.to_vec(),
+            service_provider_name: Some("Test SP".into()),
+            profile_name: Some("Version two".into()),
+            profile_class: ProfileClass::Operational,
+            policy_rules: PolicyRules::default(),
+            owner_mcc_mnc: None,
+        },
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert_eq!(v2.version, 2);
+    let name_in = |auth: &AuthenticateClientResponse| {
+        let m: ferrosim_asn1::rsp::StoreMetadataRequest =
+            ferrosim_asn1::decode_der(&auth.profile_metadata.0).unwrap();
+        m.profile_name
+    };
+
+    let init = world
+        .smdp
+        .initiate_authentication(&device.initiate(ADDRESS), NOW)
+        .await
+        .unwrap();
+    let auth = world
+        .smdp
+        .authenticate_client(&device.authenticate(&init, Some(&matching_id)), NOW)
+        .await
+        .unwrap();
+    assert_eq!(name_in(&auth), "TS.48", "the order was made with version 1");
+    assert_eq!(
+        world.profile(&iccid).await.order.unwrap().type_version,
+        Some(1)
+    );
+    world
+        .smdp
+        .get_bound_profile_package(&device.prepare_download(&auth, None), NOW)
+        .await
+        .unwrap();
+
+    let later = authenticated(&world, &pki, None).await;
+    assert_eq!(name_in(&later.auth), "Version two");
+    assert_eq!(
+        world
+            .profile(&later.iccid)
+            .await
+            .order
+            .unwrap()
+            .type_version,
+        Some(2)
+    );
+    // Version 1 is still there, for the record.
+    let v1 = world
+        .store
+        .profile_type_version(&world.operator.id, PROFILE_TYPE, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v1.metadata.profile_name, "TS.48");
+    assert!(
+        world
+            .store
+            .profile_type_version(&world.operator.id, PROFILE_TYPE, 3)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

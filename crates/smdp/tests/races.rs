@@ -143,6 +143,16 @@ impl CatalogStore for Racing {
     ) -> StoreResult<Option<ProfileTypeRecord>> {
         self.inner.profile_type(operator, name).await
     }
+    async fn profile_type_version(
+        &self,
+        operator: &OperatorId,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Option<ProfileTypeRecord>> {
+        self.inner
+            .profile_type_version(operator, name, version)
+            .await
+    }
 }
 
 impl OutboxStore for Racing {

@@ -66,6 +66,7 @@ async fn seeded(url: &str, durability: Durability) -> SqlStore {
                 owner_mcc_mnc: None,
             },
             created_at: Timestamp(1),
+            version: 1,
         })
         .await
         .unwrap();

@@ -66,7 +66,7 @@ pub use fleet::SqlFleetStore;
 pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use operator_tokens::{DEFAULT_TOKEN, OperatorToken};
 pub use order_history::{OrderEvent, OrderHistory};
-pub use profile_type_admin::ProfileTypeSummary;
+pub use profile_type_admin::{ProfileTypeSummary, ProfileTypeVersion};
 pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;

@@ -7,7 +7,7 @@ use ferrosim_smdp::time::Timestamp;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
-use crate::rows::{backend_err, col, hash32, operator};
+use crate::rows::{backend_err, col, corrupt, hash32, operator};
 
 impl SqlStore {
     /// Writes the operator and its `default` token (see
@@ -79,40 +79,94 @@ impl SqlStore {
         row.map(|r| operator_row(&r)).transpose()
     }
 
+    /// Stores version `t.version` of a profile type, in one transaction:
+    /// it must be the latest + 1 (1 for a new name), else a
+    /// [`StoreError::Conflict`] (two imports racing: the second one loses).
     pub(crate) async fn put_profile_type_impl(
         &self,
         t: &ProfileTypeRecord,
     ) -> Result<(), StoreError> {
         let metadata =
             serde_json::to_string(&t.metadata).map_err(|e| StoreError::Backend(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO profile_types (operator, name, package, metadata, created_at)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (operator, name) DO UPDATE SET package = excluded.package,
-             metadata = excluded.metadata",
+        let mut tx = self.begin_write().await?;
+        let latest: Option<i64> = sqlx::query_scalar(
+            "SELECT version FROM profile_types WHERE operator = $1 AND name = $2",
         )
         .bind(t.operator.as_str())
         .bind(&t.name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend_err)?;
+        let latest = latest.unwrap_or(0);
+        if i64::from(t.version) != latest + 1 {
+            return Err(StoreError::Conflict(format!(
+                "profile type {} is at version {latest}; the next version is {}, not {}",
+                t.name,
+                latest + 1,
+                t.version
+            )));
+        }
+        if latest == 0 {
+            sqlx::query(
+                "INSERT INTO profile_types (operator, name, package, metadata, created_at, version)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(t.operator.as_str())
+            .bind(&t.name)
+            .bind(t.package.clone())
+            .bind(metadata.clone())
+            .bind(t.created_at.millis())
+            .bind(i64::from(t.version))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        } else {
+            sqlx::query(
+                "UPDATE profile_types SET package = $3, metadata = $4, version = $5
+                 WHERE operator = $1 AND name = $2",
+            )
+            .bind(t.operator.as_str())
+            .bind(&t.name)
+            .bind(t.package.clone())
+            .bind(metadata.clone())
+            .bind(i64::from(t.version))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_err)?;
+        }
+        sqlx::query(
+            "INSERT INTO profile_type_versions (operator, name, version, package, metadata, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.operator.as_str())
+        .bind(&t.name)
+        .bind(i64::from(t.version))
         .bind(t.package.clone())
         .bind(metadata)
         .bind(t.created_at.millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend_err)?;
+        tx.commit().await.map_err(backend_err)?;
         Ok(())
     }
 
+    /// One version of a profile type, or (`None`) its latest.
     pub(crate) async fn profile_type_impl(
         &self,
         op: &OperatorId,
         name: &str,
+        version: Option<u32>,
     ) -> Result<Option<ProfileTypeRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT operator, name, package, metadata, created_at FROM profile_types
-             WHERE operator = $1 AND name = $2",
+            "SELECT v.operator, v.name, v.version, v.package, v.metadata, v.created_at
+             FROM profile_type_versions v JOIN profile_types t
+               ON t.operator = v.operator AND t.name = v.name
+             WHERE v.operator = $1 AND v.name = $2 AND v.version = COALESCE($3, t.version)",
         )
         .bind(op.as_str())
         .bind(name)
+        .bind(version.map(i64::from))
         .fetch_optional(self.reader())
         .await
         .map_err(backend_err)?;
@@ -120,12 +174,15 @@ impl SqlStore {
         let metadata: String = col(&r, "metadata")?;
         let metadata: ProfileTypeMetadata = serde_json::from_str(&metadata)
             .map_err(|e| StoreError::Corrupt(format!("profile type metadata: {e}")))?;
+        let version: i64 = col(&r, "version")?;
         Ok(Some(ProfileTypeRecord {
             operator: operator(col(&r, "operator")?)?,
             name: col(&r, "name")?,
             package: col(&r, "package")?,
             metadata,
             created_at: Timestamp(col(&r, "created_at")?),
+            version: u32::try_from(version)
+                .map_err(|_| corrupt("profile type version", version))?,
         }))
     }
 }

@@ -27,7 +27,7 @@ use crate::writes::{Val, Writes};
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
      matching_id, cc_hash, cc_failed_attempts, smds_address, order_created_at, order_expires_at, \
      session_tid, download_attempts, failure_bpp_command_id, failure_error_reason, \
-     failure_message, updated_at, device_state, device_seq, device_at, version";
+     failure_message, updated_at, device_state, device_seq, device_at, type_version, version";
 
 impl SqlStore {
     pub(crate) async fn insert_profiles_impl(
@@ -222,15 +222,15 @@ const INSERT_PROFILE: &str = "INSERT INTO profiles (iccid, operator, profile_typ
 const FILL_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid = $4, matching_id = $5, \
      cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, order_expires_at = $10, \
      session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, failure_error_reason = $14, \
-     failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, device_at = $19 \
-     WHERE iccid = $1";
+     failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, device_at = $19, \
+     type_version = $20 WHERE iccid = $1";
 
-/// Rewrites every mutable column of a profile still at version `$20`.
+/// Rewrites every mutable column of a profile still at version `$21`.
 const UPDATE_PROFILE: &str = "UPDATE profiles SET version = version + 1, state = $2, has_order = $3, eid = $4, \
      matching_id = $5, cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, \
      order_expires_at = $10, session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, \
      failure_error_reason = $14, failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, \
-     device_at = $19 WHERE iccid = $1 AND version = $20";
+     device_at = $19, type_version = $20 WHERE iccid = $1 AND version = $21";
 
 /// Queues the compare-and-set rewrite of a profile read at `expected`.
 pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Version) {
@@ -239,7 +239,7 @@ pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Versio
     w.push_checked(UPDATE_PROFILE, vals);
 }
 
-/// The values `$1..$19` of a profile's mutable columns.
+/// The values `$1..$20` of a profile's mutable columns.
 fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
     let o = r.order.as_ref();
     let failure = o.and_then(|o| o.failure.as_ref());
@@ -274,6 +274,7 @@ fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
         device.map(|d| d.state.as_str().to_owned()).into(),
         device.map(|d| d.seq_number).into(),
         device.map(|d| d.at.millis()).into(),
+        o.and_then(|o| o.type_version).map(i64::from).into(),
     ]
 }
 
@@ -334,6 +335,9 @@ pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
             download_attempts: u32_of(col(r, "download_attempts")?, "download attempts")?,
             failure,
             device,
+            type_version: col::<Option<i64>>(r, "type_version")?
+                .map(|v| u32::try_from(v).map_err(|_| corrupt("type version", v)))
+                .transpose()?,
         })
     } else {
         None

@@ -36,7 +36,16 @@ impl CatalogStore for SqlStore {
         operator: &OperatorId,
         name: &str,
     ) -> StoreResult<Option<ProfileTypeRecord>> {
-        self.profile_type_impl(operator, name).await
+        self.profile_type_impl(operator, name, None).await
+    }
+
+    async fn profile_type_version(
+        &self,
+        operator: &OperatorId,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Option<ProfileTypeRecord>> {
+        self.profile_type_impl(operator, name, Some(version)).await
     }
 }
 

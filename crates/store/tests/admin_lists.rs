@@ -75,6 +75,7 @@ async fn seeded(url: &str) -> SqlStore {
                     owner_mcc_mnc: None,
                 },
                 created_at: Timestamp(1),
+                version: 1,
             })
             .await
             .unwrap();

@@ -72,6 +72,7 @@ async fn seed<S: Store>(store: S, profiles: u64) -> S {
                 owner_mcc_mnc: None,
             },
             created_at: Timestamp(1),
+            version: 1,
         })
         .await
         .unwrap();
@@ -522,6 +523,72 @@ async fn device_reports_on<S: Store>(store: &S, backend: &str) {
     let claimed = store.claim_callbacks(Timestamp(6), 1000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1, "{backend}");
     assert_eq!(claimed[0].event, event, "{backend}");
+}
+
+/// Profile-type versions on every store: a new version becomes the latest,
+/// every version stays readable, a version number out of turn is a
+/// conflict, and an order's pinned version is kept with it.
+#[tokio::test]
+async fn profile_type_versions_are_kept() {
+    on_every_store!(1, type_versions_on);
+}
+
+async fn type_versions_on<S: Store>(store: &S, backend: &str) {
+    let v1 = store.profile_type(&op(), "t").await.unwrap().unwrap();
+    assert_eq!(v1.version, 1, "{backend}");
+    let mut v2 = v1.clone();
+    v2.version = 2;
+    v2.package = vec![9, 9];
+    v2.metadata.profile_name = "P2".into();
+    v2.created_at = Timestamp(7);
+    store.put_profile_type(&v2).await.unwrap();
+    assert_eq!(
+        store.profile_type(&op(), "t").await.unwrap(),
+        Some(v2.clone()),
+        "{backend}"
+    );
+    assert_eq!(
+        store.profile_type_version(&op(), "t", 1).await.unwrap(),
+        Some(v1.clone()),
+        "{backend}"
+    );
+    assert_eq!(
+        store.profile_type_version(&op(), "t", 2).await.unwrap(),
+        Some(v2.clone()),
+        "{backend}"
+    );
+    for n in [0, 3, u32::MAX] {
+        assert_eq!(
+            store.profile_type_version(&op(), "t", n).await.unwrap(),
+            None,
+            "{backend}: {n}"
+        );
+    }
+    for n in [1, 2, 4] {
+        let mut again = v2.clone();
+        again.version = n;
+        assert!(
+            matches!(
+                store.put_profile_type(&again).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{backend}: version {n}"
+        );
+    }
+    assert_eq!(
+        store.profile_type(&op(), "t").await.unwrap(),
+        Some(v2),
+        "{backend}"
+    );
+
+    let mut p = load(store, 0).await;
+    p.record
+        .allocate(None, Timestamp(2), &OrderPolicy::default())
+        .unwrap();
+    p.record.order.as_mut().unwrap().type_version = Some(1);
+    let expected = p.record.clone();
+    store.commit(profile_change(p, vec![])).await.unwrap();
+    assert_eq!(load(store, 0).await.record, expected, "{backend}");
 }
 
 /// A commit whose session is stale writes none of its parts: not the

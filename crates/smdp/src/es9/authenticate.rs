@@ -273,7 +273,7 @@ impl<S: Store> Smdp<S> {
             };
             let template = match &profile {
                 Some(p) => Some(
-                    self.profile_template(&p.record.operator, &p.record.profile_type, now)
+                    self.profile_template(&p.record, now)
                         .await
                         .map_err(|e| Es9Error::Internal(e.to_string()))?,
                 ),

@@ -274,7 +274,7 @@ impl<S: Store> Smdp<S> {
                     .await?;
                 if let Some(p) = &profile {
                     template = Some(
-                        self.profile_template(&p.record.operator, &p.record.profile_type, now)
+                        self.profile_template(&p.record, now)
                             .await
                             .map_err(|e| Es9Error::Internal(e.to_string()))?,
                     );

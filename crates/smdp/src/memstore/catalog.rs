@@ -11,7 +11,8 @@ use crate::store::{CatalogStore, Operator, ProfileTypeRecord, StoreError, StoreR
 pub(super) struct Catalog {
     operators: HashMap<OperatorId, Operator>,
     by_token: HashMap<[u8; 32], OperatorId>,
-    types: HashMap<OperatorId, HashMap<String, ProfileTypeRecord>>,
+    /// Every version of each type, version `n` at index `n - 1`.
+    types: HashMap<OperatorId, HashMap<String, Vec<ProfileTypeRecord>>>,
 }
 
 impl Catalog {
@@ -83,18 +84,26 @@ impl CatalogStore for MemStore {
                 t.operator, t.name
             )));
         }
-        let types = c.types.entry(t.operator.clone()).or_default();
-        match types.get_mut(&t.name) {
-            // As the SQL stores do: a re-import replaces package and
-            // metadata and keeps the creation time.
-            Some(existing) => {
-                existing.package.clone_from(&t.package);
-                existing.metadata.clone_from(&t.metadata);
-            }
-            None => {
-                types.insert(t.name.clone(), t.clone());
-            }
+        let stored = c
+            .types
+            .get(&t.operator)
+            .and_then(|types| types.get(&t.name))
+            .map_or(0, Vec::len);
+        let next = u32::try_from(stored).unwrap_or(u32::MAX).saturating_add(1);
+        if t.version != next {
+            return Err(StoreError::Conflict(format!(
+                "profile type {} is at version {}; the next version is {next}, not {}",
+                t.name,
+                next - 1,
+                t.version
+            )));
         }
+        c.types
+            .entry(t.operator.clone())
+            .or_default()
+            .entry(t.name.clone())
+            .or_default()
+            .push(t.clone());
         Ok(())
     }
 
@@ -108,6 +117,23 @@ impl CatalogStore for MemStore {
             .types
             .get(operator)
             .and_then(|types| types.get(name))
+            .and_then(|versions| versions.last())
+            .cloned())
+    }
+
+    async fn profile_type_version(
+        &self,
+        operator: &OperatorId,
+        name: &str,
+        version: u32,
+    ) -> StoreResult<Option<ProfileTypeRecord>> {
+        let index = usize::try_from(version).ok().and_then(|v| v.checked_sub(1));
+        Ok(self
+            .catalog_read()
+            .types
+            .get(operator)
+            .and_then(|types| types.get(name))
+            .and_then(|versions| index.and_then(|i| versions.get(i)))
             .cloned())
     }
 }

@@ -32,8 +32,11 @@ pub struct ProfileTypeRecord {
     pub package: Vec<u8>,
     /// Metadata (service provider, name, class, PPRs).
     pub metadata: ProfileTypeMetadata,
-    /// When it was imported.
+    /// When this version was imported.
     pub created_at: Timestamp,
+    /// 1 for the first import of the name, one more for each new version.
+    /// Every version is kept: an order keeps the version it was made with.
+    pub version: u32,
 }
 
 /// Operators and profile types.
@@ -52,15 +55,25 @@ pub trait CatalogStore: Send + Sync + 'static {
         id: &OperatorId,
     ) -> impl Future<Output = StoreResult<Option<Operator>>> + Send;
 
-    /// Creates or replaces a profile type of an existing operator.
+    /// Stores a new version of a profile type of an existing operator:
+    /// `t.version` must be 1 for a new name, else the latest version + 1
+    /// ([`super::StoreError::Conflict`] otherwise, e.g. when another import
+    /// took that number first). Earlier versions are kept.
     fn put_profile_type(
         &self,
         t: &ProfileTypeRecord,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// One profile type of an operator.
+    /// The latest version of one profile type of an operator.
     fn profile_type(
         &self,
         operator: &OperatorId,
         name: &str,
+    ) -> impl Future<Output = StoreResult<Option<ProfileTypeRecord>>> + Send;
+    /// One version of a profile type.
+    fn profile_type_version(
+        &self,
+        operator: &OperatorId,
+        name: &str,
+        version: u32,
     ) -> impl Future<Output = StoreResult<Option<ProfileTypeRecord>>> + Send;
 }
