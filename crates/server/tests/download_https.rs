@@ -528,3 +528,79 @@ async fn every_fixture_package_imports_personalises_and_downloads() {
         assert_eq!(euicc.state().profiles[0].iccid, iccid, "{name}");
     }
 }
+
+/// Issue 15 item 16 end to end: after the download, the device enables,
+/// disables and deletes the profile; the LPA delivers the eUICC's signed
+/// notifications to the SM-DP+ over HTTPS, the order's device state follows
+/// them (the order stays installed), and the operator receives each as a
+/// `handleDownloadProgressInfo` with notification point 5, in order, with
+/// the notification in `resultData`.
+#[tokio::test]
+async fn device_notifications_reach_the_operator_and_the_order() {
+    use ferrosim_lpa::es10::types::ProfileId;
+    use ferrosim_lpa::notifications::{RetryPolicy, process_notifications};
+    let sink = CallbackSink::start().await.unwrap();
+    let smdp = TestSmdp::start(TestSmdpOptions {
+        callback_url: Some(sink.url.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let eid = smdp.pki.eids()[0].to_string();
+    let (iccid, mid) = smdp.order(Some(&eid), None).await.unwrap();
+    let mut euicc = card(&smdp, 0);
+    let es9 = client(&smdp);
+    download(&mut euicc, &es9, &code(&smdp, &mid, false), None)
+        .await
+        .unwrap();
+    let profile = |smdp: &TestSmdp| {
+        let store = smdp.store.clone();
+        let iccid = Iccid::new(&iccid).unwrap();
+        async move { store.profile(&iccid).await.unwrap().unwrap() }
+    };
+    assert_eq!(profile(&smdp).await.device_state(), Some("installed"));
+
+    let id = ProfileId::Iccid(Iccid::new(&iccid).unwrap());
+    let mut es10 = Es10::open(
+        |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now()),
+        &Es10Options::default(),
+    )
+    .unwrap();
+    let deliver = async |es10: &mut Es10<_>| {
+        let report = process_notifications(es10, &es9, None, &RetryPolicy::immediate(2))
+            .await
+            .unwrap();
+        assert!(report.undelivered.is_empty(), "{:?}", report.undelivered);
+    };
+    es10.enable_profile(&id, false).unwrap();
+    deliver(&mut es10).await;
+    assert_eq!(profile(&smdp).await.device_state(), Some("enabled"));
+    es10.disable_profile(&id, false).unwrap();
+    es10.delete_profile(&id).unwrap();
+    deliver(&mut es10).await;
+    let p = profile(&smdp).await;
+    assert_eq!(p.device_state(), Some("deleted"));
+    assert_eq!(p.state, ProfileState::Installed);
+
+    assert!(
+        sink.wait_for(Duration::from_secs(10), |v| v.len() >= 6)
+            .await,
+        "{:?}",
+        sink.received()
+    );
+    let got = sink.received();
+    let points: Vec<i64> = got
+        .iter()
+        .map(|v| v["notificationPointId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(points, vec![1, 3, 4, 5, 5, 5]);
+    for v in &got[3..] {
+        assert_eq!(v["iccid"], iccid.as_str());
+        assert_eq!(v["eid"], eid.as_str());
+        assert_eq!(v["notificationPointStatus"]["status"], "Executed-Success");
+        let signed = base64::engine::general_purpose::STANDARD
+            .decode(v["resultData"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(signed[0], 0x30, "an OtherSignedNotification");
+    }
+}
