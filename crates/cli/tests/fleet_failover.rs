@@ -71,7 +71,7 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
     let mut seen_on_b = Vec::new();
     loop {
         lab.settle(true).await;
-        let now = lab.clock.now();
+        let now = lab.clock.as_ref().unwrap().now();
         let on_b = lab.on(B_ICCIDS).await;
         seen_on_b.push((now.millis() - failed_at.millis(), on_b));
         // On the eUICCs: never more switched than the limit allows so far.
@@ -131,7 +131,7 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
         )
         .await;
     assert_eq!(s, 204, "{v}");
-    let recovered_at = lab.clock.now();
+    let recovered_at = lab.clock.as_ref().unwrap().now();
     loop {
         let now = lab.advance(Duration::from_secs(30)).await;
         lab.settle(false).await;

@@ -263,3 +263,34 @@ fn operators_approve_pause_resume_and_abort() {
             .is_err()
     );
 }
+
+#[test]
+fn a_wave_is_not_passed_before_its_devices_carry_the_change() {
+    let mut w = fleet(31);
+    // Not gated on activations (whose events a restart may have lost).
+    let mut spec = to_version(3);
+    spec.gate.min_activation_success = 0.0;
+    let id = w.fleet.create_rollout(spec, w.now).unwrap();
+    // The canary's steps never come back (its device is unreachable); its
+    // good reports on the old profile must not pass the gate.
+    w.hold_results = true;
+    w.run_for(Duration::from_secs(20 * 60));
+    let r = w.fleet.rollout(id).unwrap();
+    assert_eq!((r.state, r.wave), (RolloutState::Running, Some(0)));
+    assert!(
+        !w.decisions
+            .iter()
+            .any(|d| matches!(d.what, What::GatePass { .. })),
+        "passed without the change in place"
+    );
+    // By max_wait (30 min) the gate fails on it.
+    w.run_for(Duration::from_secs(15 * 60));
+    let r = w.fleet.rollout(id).unwrap();
+    assert_eq!(r.state, RolloutState::Halted);
+    let check = r.gates[0]
+        .checks
+        .iter()
+        .find(|c| c.metric == "devices_with_the_change")
+        .unwrap();
+    assert!(!check.passed && check.wave == Some(0.0), "{check:?}");
+}

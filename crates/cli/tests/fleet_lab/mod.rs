@@ -136,7 +136,12 @@ jitter = "{jitter}s"
 
 /// One operator on the SM-DP+ with its profile type and profiles; its
 /// ES2+ token.
-async fn seed_operator(store: &SqlStore, name: &str, profile_type: &str, first: &str) -> String {
+pub async fn seed_operator(
+    store: &SqlStore,
+    name: &str,
+    profile_type: &str,
+    first: &str,
+) -> String {
     let op = OperatorId::new(name).unwrap();
     let token = inventory::add_operator(store, op.clone(), name.into(), None, &mut rand::rng())
         .await
@@ -251,16 +256,18 @@ impl Device {
 }
 
 pub struct Lab {
-    pub clock: ManualClock,
-    pub driver: FleetDriver<SqlFleetStore, SqlStore>,
+    /// The fleet's clock and driver when the lab runs them in the process
+    /// (`None` against a `ferrosim serve` process, on real time).
+    pub clock: Option<ManualClock>,
+    pub driver: Option<FleetDriver<SqlFleetStore, SqlStore>>,
     pub devices: Vec<Device>,
     pub base: String,
     pub http: reqwest::Client,
     pub operator: String,
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _server: RunningServer,
-    _dir: tempfile::TempDir,
+    _server: Option<RunningServer>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Lab {
@@ -377,35 +384,87 @@ impl Lab {
             });
         }
         let mut lab = Self {
-            clock,
-            driver,
+            clock: Some(clock),
+            driver: Some(driver),
             devices,
             base,
             http,
             operator,
             stop: Arc::default(),
             tasks: Vec::new(),
-            _server: server,
-            _dir: dir,
+            _server: Some(server),
+            _dir: Some(dir),
         };
+        lab.spawn_devices(&address, &ci_pem);
+        lab
+    }
+
+    /// A lab of devices against a running server at `address` (a
+    /// `ferrosim serve` process) whose eIM each device was associated with:
+    /// eUICCs `eids` of the PKI in `pki_dir`, given the AddInitialEim
+    /// request `add_initial_eim`; `operator` is a fleet API token.
+    pub fn attach(
+        address: &str,
+        ci_pem: &str,
+        operator: &str,
+        pki_dir: &std::path::Path,
+        eids: &[Eid],
+        add_initial_eim: &[u8],
+    ) -> Self {
+        let ci = reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap();
+        let http = reqwest::Client::builder()
+            .tls_certs_only([ci])
+            .build()
+            .unwrap();
+        let devices = eids
+            .iter()
+            .map(|eid| {
+                let identity = EuiccIdentity::load_from_dir(pki_dir, Some(&eid.digits())).unwrap();
+                let mut card = VirtualEuicc::new(identity, EuiccState::default());
+                let answer = es10(&mut card, add_initial_eim);
+                assert_eq!(&answer[..2], &[0xBF, 0x57], "AddInitialEim: {answer:02X?}");
+                Device {
+                    eid: *eid,
+                    card: Arc::new(Mutex::new(card)),
+                    apns: Arc::default(),
+                }
+            })
+            .collect();
+        let mut lab = Self {
+            clock: None,
+            driver: None,
+            devices,
+            base: format!("https://{address}"),
+            http,
+            operator: operator.to_owned(),
+            stop: Arc::default(),
+            tasks: Vec::new(),
+            _server: None,
+            _dir: None,
+        };
+        lab.spawn_devices(address, ci_pem);
+        lab
+    }
+
+    /// Starts every device's software (IPA sessions, agent).
+    fn spawn_devices(&mut self, address: &str, ci_pem: &str) {
         let trust = TlsTrust::Roots(TlsTrust::roots_from_bytes(ci_pem.as_bytes()).unwrap());
         let esipa =
-            HttpsEsipa::new(&address, Binding::Asn1, &trust, Duration::from_secs(20)).unwrap();
+            HttpsEsipa::new(address, Binding::Asn1, &trust, Duration::from_secs(20)).unwrap();
         let direct = HttpsEs9Client::new(&HttpsOptions::new(trust)).unwrap();
-        for (n, device) in lab.devices.clone().into_iter().enumerate() {
+        for (n, device) in self.devices.clone().into_iter().enumerate() {
             let task = tokio::spawn(device_loop(
                 n as u64,
                 device,
                 esipa.clone(),
                 direct.clone(),
-                lab.http.clone(),
-                lab.base.clone(),
-                lab.operator.clone(),
-                lab.stop.clone(),
+                self.http.clone(),
+                self.base.clone(),
+                self.operator.clone(),
+                self.stop.clone(),
             ));
-            lab.tasks.push(task);
+            self.tasks.push(task);
         }
-        lab
     }
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -468,12 +527,22 @@ impl Lab {
         n
     }
 
-    /// Advances the fleet's clock and lets the driver poll.
+    /// Advances the fleet's clock and lets the driver poll (against a
+    /// server process: lets 150 ms of real time pass).
     pub async fn advance(&self, by: Duration) -> Timestamp {
-        let now = self.clock.advance(by);
-        self.driver.wake();
+        let now = match &self.clock {
+            Some(clock) => clock.advance(by),
+            None => Timestamp::now(),
+        };
+        self.wake();
         tokio::time::sleep(Duration::from_millis(150)).await;
         now
+    }
+
+    fn wake(&self) {
+        if let Some(d) = &self.driver {
+            d.wake();
+        }
     }
 
     /// Waits (real time) until the eUICCs carry out every switch the fleet
@@ -500,7 +569,7 @@ impl Lab {
             {
                 return;
             }
-            self.driver.wake();
+            self.wake();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let got: Vec<Vec<String>> = self
@@ -670,35 +739,34 @@ async fn device_loop(
                 .unwrap();
             let _ = es10.close();
         }
-        let commands: Value = http
-            .get(&agent)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // The server may be down (restarting): the agent tries again later.
+        let Ok(resp) = http.get(&agent).bearer_auth(&token).send().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let commands: Value = resp.json().await.unwrap_or(Value::Null);
         for c in commands["commands"].as_array().cloned().unwrap_or_default() {
             if c["command"] == "agent.apnConfig" {
-                device
-                    .apns
-                    .lock()
-                    .unwrap()
-                    .push(c["apn"]["apn"].as_str().unwrap_or_default().to_owned());
+                let apn = c["apn"]["apn"].as_str().unwrap_or_default().to_owned();
+                let mut apns = device.apns.lock().unwrap();
+                // A command given again (its result was lost) is applied once.
+                if apns.last() != Some(&apn) {
+                    apns.push(apn);
+                }
             }
-            let resp = http
+            let sent = http
                 .post(&agent)
                 .bearer_auth(&token)
                 .json(&json!({"action": c["action"], "ok": true}))
                 .send()
-                .await
-                .unwrap();
-            assert!(
-                resp.status().is_success(),
-                "agent result: {}",
-                resp.status()
-            );
+                .await;
+            if let Ok(resp) = sent {
+                assert!(
+                    resp.status().is_success() || resp.status().as_u16() == 404,
+                    "agent result: {}",
+                    resp.status()
+                );
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -213,6 +213,35 @@ impl Fleet {
         let mut report = evaluate(&r.spec.gate, wave_metrics, control);
         let started = r.wave_started.unwrap_or(now);
         let out_of_time = now >= started.plus(r.spec.max_wait.duration());
+        // A wave is judged on devices that carry the change: while one of
+        // them has not got there (a download retrying, a result not yet
+        // in), its good reports on the old profile prove nothing.
+        let members = r
+            .members
+            .get(usize::from(wave))
+            .cloned()
+            .unwrap_or_default();
+        let in_place = members
+            .iter()
+            .filter(|eid| {
+                self.index
+                    .get(eid)
+                    .is_some_and(|&idx| self.change_in_place(idx, now))
+            })
+            .count();
+        if in_place < members.len() && report.verdict != Verdict::Fail {
+            report.checks.push(crate::gate::GateCheck {
+                metric: "devices_with_the_change".into(),
+                wave: Some(in_place as f64 / members.len() as f64),
+                control: None,
+                bound: 1.0,
+                passed: false,
+            });
+            report.verdict = Verdict::Insufficient;
+        }
+        let Some(r) = self.rollouts.get_mut(&id) else {
+            return Ok(());
+        };
         if report.verdict == Verdict::Insufficient {
             if !out_of_time {
                 self.rollout_timers.push(Reverse((now.plus(REQUERY), id)));
@@ -305,6 +334,18 @@ impl Fleet {
             self.roll_back(id, &members, "gate failed", now);
         }
         Ok(())
+    }
+
+    /// Whether a device's desired active profile is the enabled one and
+    /// nothing is in flight or waiting to be retried for it.
+    fn change_in_place(&self, idx: u32, now: Timestamp) -> bool {
+        let d = &self.devices[idx as usize];
+        let active = d.desired.active();
+        d.observed
+            .enabled()
+            .is_some_and(|p| p.profile_type == Some(active))
+            && d.work.in_flight.is_none()
+            && (d.work.not_before.is_never() || d.work.not_before.ts() <= now)
     }
 
     /// Rollouts whose timer came: start a wave, or ask for a gate.

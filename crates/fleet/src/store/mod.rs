@@ -102,6 +102,11 @@ pub struct EngineState {
     pub switch_buckets: Vec<TokenBucket>,
     /// Id counters: action, decision, rollout, activation.
     pub counters: (u64, u64, u32, u64),
+    /// The eIM queue items carrying in-flight actions (action, item id),
+    /// kept by the driver that queued them so that after a restart it
+    /// collects their results instead of queuing them again.
+    #[serde(default)]
+    pub eim_items: Vec<(ActionId, u64)>,
 }
 
 /// A record written by a commit.
@@ -237,6 +242,7 @@ pub async fn save(store: &impl FleetStore, fleet: &Fleet, now: Timestamp) -> Sto
                 snap.next_rollout,
                 snap.next_activation,
             ),
+            eim_items: Vec::new(),
         },
     ));
     store.commit(changes).await

@@ -77,6 +77,12 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     }
                 }
                 _ => {
+                    if let Some(item) = st.recovered.remove(&id) {
+                        // Queued before a restart: its result is collected.
+                        debug!(action = %id, item, "fleet: eIM item adopted");
+                        st.eim_items.insert(id, (action.device, item, action));
+                        continue;
+                    }
                     let Some(eim) = &self.inner.eim else {
                         immediate.push(failed(&action, Failure::Unreachable, true));
                         continue;

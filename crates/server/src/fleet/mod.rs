@@ -35,7 +35,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use thiserror::Error;
 use tokio::sync::{Mutex, Notify, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::es2_client::Es2Client;
 pub use webhooks::{WebhookEndpoint, WebhookEvent, Webhooks};
@@ -104,6 +104,10 @@ pub(crate) struct State {
     rng: StdRng,
     /// eIM items queued for actions: action -> (device, item id, action).
     pub(crate) eim_items: HashMap<ActionId, (Eid, u64, Action)>,
+    /// eIM items of in-flight actions read from the store (queued before a
+    /// restart, or by another instance), adopted when the action is issued
+    /// again instead of queuing a second item.
+    recovered: HashMap<ActionId, u64>,
     /// ES2+ calls running.
     es2_running: HashSet<ActionId>,
     /// Commands waiting for each device agent.
@@ -136,6 +140,19 @@ impl<F, E> Clone for FleetDriver<F, E> {
             inner: self.inner.clone(),
         }
     }
+}
+
+/// The eIM items of in-flight actions this instance knows: the ones it
+/// queued and the ones read from the store.
+fn eim_items(st: &State) -> Vec<(ActionId, u64)> {
+    let mut items: Vec<(ActionId, u64)> = st
+        .eim_items
+        .iter()
+        .map(|(id, (_, item, _))| (*id, *item))
+        .chain(st.recovered.iter().map(|(id, item)| (*id, *item)))
+        .collect();
+    items.sort_unstable();
+    items
 }
 
 impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
@@ -181,11 +198,13 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                 None => warn!(carrier = %name, "fleet: ES2+ credentials for an unknown carrier"),
             }
         }
+        let recovered = persist::stored_eim_items(&written).into_iter().collect();
         let state = State {
             fleet,
             written,
             rng: StdRng::from_rng(&mut rand::rng()),
             eim_items: HashMap::new(),
+            recovered,
             es2_running: HashSet::new(),
             agent: BTreeMap::new(),
             answered: Vec::new(),
@@ -264,14 +283,18 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             st.events.extend(events);
             let (actions, decisions) = self.decide(st, now);
             let kept = decisions.clone();
-            let Some(pending) = persist::diff(&st.fleet, &st.written, decisions, now) else {
+            let items = eim_items(st);
+            let Some(pending) = persist::diff(&st.fleet, &st.written, decisions, &items, now)
+            else {
                 self.dispatch(st, actions, now).await;
+                self.keep_eim_items(st, now).await;
                 return Ok(r);
             };
             match persist::commit(&inner.store, &mut st.written, pending).await {
                 Ok(()) => {
                     self.trim_events(st);
                     self.dispatch(st, actions, now).await;
+                    self.keep_eim_items(st, now).await;
                     if let Some(h) = &inner.hooks {
                         h.decisions(&kept);
                     }
@@ -310,9 +333,30 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         while fleet.poll_action().is_some() {}
         while fleet.poll_decision().is_some() {}
         while fleet.poll_event().is_some() {}
+        for (id, item) in persist::stored_eim_items(&written) {
+            if !st.eim_items.contains_key(&id) {
+                st.recovered.insert(id, item);
+            }
+        }
         st.fleet = fleet;
         st.written = written;
         Ok(())
+    }
+
+    /// Writes the eIM items just queued for actions to the store at once
+    /// (in the engine record), so that a crash right after queuing them
+    /// does not queue them twice. A refused write is left to the next
+    /// commit (which always carries the items).
+    async fn keep_eim_items(&self, st: &mut State, now: Timestamp) {
+        let items = eim_items(st);
+        if items == persist::stored_eim_items(&st.written) {
+            return;
+        }
+        if let Some(pending) = persist::diff(&st.fleet, &st.written, Vec::new(), &items, now)
+            && let Err(e) = persist::commit(&self.inner.store, &mut st.written, pending).await
+        {
+            debug!(error = %e, "fleet: eIM items not written yet");
+        }
     }
 
     /// Polls the engine and answers its gate queries until it is settled.

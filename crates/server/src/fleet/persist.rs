@@ -115,11 +115,22 @@ pub(crate) struct Pending {
     in_flight: HashSet<ActionId>,
 }
 
-/// The changes between `fleet` and what was written.
+/// The eIM items of in-flight actions the stored engine record names.
+pub(crate) fn stored_eim_items(written: &Written) -> Vec<(ActionId, u64)> {
+    written
+        .engine
+        .as_ref()
+        .map(|(e, _)| e.eim_items.clone())
+        .unwrap_or_default()
+}
+
+/// The changes between `fleet` (with the eIM items of its in-flight
+/// actions) and what was written.
 pub(crate) fn diff(
     fleet: &Fleet,
     written: &Written,
     decisions: Vec<Decision>,
+    eim_items: &[(ActionId, u64)],
     now: Timestamp,
 ) -> Option<Pending> {
     let snap = fleet.snapshot(now);
@@ -192,6 +203,16 @@ pub(crate) fn diff(
             snap.next_rollout,
             snap.next_activation,
         ),
+        eim_items: {
+            let mut items: Vec<(ActionId, u64)> = eim_items
+                .iter()
+                .filter(|(id, _)| in_flight.contains(id))
+                .copied()
+                .collect();
+            items.sort_unstable();
+            items.dedup();
+            items
+        },
     };
     let engine_same = written.engine.as_ref().is_some_and(|(old, _)| {
         let mut old = old.clone();
