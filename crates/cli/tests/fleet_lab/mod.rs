@@ -74,6 +74,10 @@ pub fn fleet_toml(address: &str) -> String {
     format!(
         r#"
 regions = ["north"]
+# Retries of actions that failed while a server restarted come soon.
+[reconciler]
+retry_base = "1s"
+retry_max = "4s"
 [outage_detection]
 enabled = false
 [[carrier]]
