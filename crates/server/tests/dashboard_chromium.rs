@@ -205,6 +205,17 @@ async fn dashboard_in_headless_chromium() {
         "the refusal is device 2's only recorded event"
     );
 
+    // The success chart is a percentage: its y axis spans 0-100, never
+    // more (uPlot pads a flat line to twice its value unless told).
+    let y = driver
+        .wait_for(
+            "the success chart",
+            "const c = state.charts['chart-success']; \
+             return c && c.scales.y.max != null ? [c.scales.y.min, c.scales.y.max] : null",
+        )
+        .await;
+    assert_eq!(y, serde_json::json!([0, 100]), "success chart y range");
+
     let errors = driver.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
 

@@ -91,12 +91,18 @@ function renderOverview(o) {
   $("as-of").textContent = "as of " + fmtTime(o.as_of) + " UTC" + (o.truncated ? " (events cut)" : "");
 }
 
-function chart(id, label, color, data) {
+// The y range of a chart from zero: a percentage stays within 0-100;
+// other values get 10 % head room (uPlot's own range pads a flat line to
+// twice its value, so a steady 100 % success would reach 200).
+function percentRange() { return [0, 100]; }
+function fromZero(u, min, max) { return [0, max > 0 ? max * 1.1 : 1]; }
+
+function chart(id, label, color, data, yRange) {
   const el = $(id);
   if (state.charts[id]) { state.charts[id].setData(data); return; }
   const opts = {
     width: Math.max(260, el.clientWidth || 300), height: 160,
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, y: { range: yRange || fromZero } },
     series: [{}, { label: label, stroke: color, width: 2, spanGaps: false, points: { show: true } }],
     axes: [{}, { size: 60 }],
     legend: { show: false },
@@ -107,7 +113,7 @@ function chart(id, label, color, data) {
 function renderSeries(s) {
   const xs = s.buckets.map(b => b.to / 1000);
   chart("chart-success", "success within 60 s", "#1a7f37",
-    [xs, s.buckets.map(b => b.success_ratio == null ? null : b.success_ratio * 100)]);
+    [xs, s.buckets.map(b => b.success_ratio == null ? null : b.success_ratio * 100)], percentRange);
   chart("chart-mttr", "MTTR", "#cf222e",
     [xs, s.buckets.map(b => b.mttr_ms == null ? null : b.mttr_ms / 1000)]);
   chart("chart-bytes", "bytes per active profile", "#0b5cad",
