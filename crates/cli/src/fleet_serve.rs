@@ -188,6 +188,7 @@ pub async fn start(
     let options = FleetOptions {
         tick: Duration::from_millis(cfg.fleet.tick_ms.unwrap_or(1000).max(10)),
         es2,
+        audit: inst.server_options.audit.clone(),
         ..FleetOptions::default()
     };
     let store: SqlFleetStore = inst.store.fleet();

@@ -165,4 +165,32 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
         );
     }
     lab.wait_apn(A_APN).await;
+
+    // Every switch, and the outage's end, is in the audit trail (whose
+    // hash chain verifies), with the decision's reason.
+    let (auditor, store) = lab.audit.as_ref().unwrap();
+    auditor.flush().await;
+    let log: &dyn ferrosim_audit::AuditLog = store;
+    let entries = log.entries(0, 10_000).await.unwrap();
+    for d in &lab.devices {
+        let switches: Vec<_> = entries
+            .iter()
+            .filter(|e| e.action == "fleet.switch" && e.subject == d.eid.to_string())
+            .collect();
+        assert_eq!(switches.len(), 2, "{}: {switches:#?}", d.eid);
+        assert!(
+            switches[0].details.contains("registration_failures"),
+            "{}",
+            switches[0].details
+        );
+        assert_eq!(switches[0].actor, "system");
+    }
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.action == "fleet.outage_end" && e.subject == "fleet"),
+        "{entries:#?}"
+    );
+    assert!(!entries.iter().any(|e| e.action == "fleet.issue"));
+    log.verify(vec![], None).await.unwrap();
 }

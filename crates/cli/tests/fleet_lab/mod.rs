@@ -33,6 +33,7 @@ use ferrosim_lpa::{Es10, Es10Options};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
+use ferrosim_server::audit::Auditor;
 use ferrosim_server::es2_client::Es2Client;
 use ferrosim_server::fleet::{FleetDriver, FleetOptions};
 use ferrosim_server::relay::SmdpRelay;
@@ -264,6 +265,9 @@ pub struct Lab {
     /// (`None` against a `ferrosim serve` process, on real time).
     pub clock: Option<ManualClock>,
     pub driver: Option<FleetDriver<SqlFleetStore, SqlStore>>,
+    /// The audit trail the in-process fleet records its decisions in (in
+    /// the instance's database).
+    pub audit: Option<(Auditor, SqlStore)>,
     pub devices: Vec<Device>,
     pub base: String,
     pub http: reqwest::Client,
@@ -312,6 +316,7 @@ impl Lab {
 
         let clock = ManualClock::new(Timestamp::now());
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+        let auditor = Auditor::start(Arc::new(store.clone()));
         let es2 = |operator: &str, token: &str| {
             Es2Client::new(&base, operator, token, ci_pem.as_bytes()).unwrap()
         };
@@ -327,6 +332,7 @@ impl Lab {
                     ("carrier-a".into(), es2("carrier-a", &token_a)),
                     ("carrier-b".into(), es2("carrier-b", &token_b)),
                 ]),
+                audit: auditor.clone(),
                 ..FleetOptions::default()
             },
             None,
@@ -390,6 +396,7 @@ impl Lab {
         let mut lab = Self {
             clock: Some(clock),
             driver: Some(driver),
+            audit: Some((auditor, store.clone())),
             devices,
             base,
             http,
@@ -437,6 +444,7 @@ impl Lab {
         let mut lab = Self {
             clock: None,
             driver: None,
+            audit: None,
             devices,
             base: format!("https://{address}"),
             http,

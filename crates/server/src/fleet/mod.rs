@@ -64,6 +64,9 @@ pub struct FleetOptions {
     pub es2: HashMap<String, Es2Client>,
     /// Telemetry events kept in memory for rollout gates.
     pub events_kept: usize,
+    /// Where the fleet's decisions about devices, carriers and rollouts
+    /// are recorded (the instance's audit trail; disabled by default).
+    pub audit: crate::audit::Auditor,
 }
 
 impl Default for FleetOptions {
@@ -72,6 +75,7 @@ impl Default for FleetOptions {
             tick: Duration::from_secs(1),
             es2: HashMap::new(),
             events_kept: 200_000,
+            audit: crate::audit::Auditor::disabled(),
         }
     }
 }
@@ -139,6 +143,39 @@ impl<F, E> Clone for FleetDriver<F, E> {
         Self {
             inner: self.inner.clone(),
         }
+    }
+}
+
+/// Records the decisions that change what a device uses, a carrier's state
+/// or a rollout in the audit trail (as `fleet.<decision>` by `system`, on
+/// the device's EID, `rollout/<id>` or `fleet`, the decision as details).
+/// The mechanics of carrying actions out (issue, reissue, retry) stay in the
+/// fleet's own decision log.
+async fn audit_decisions(audit: &crate::audit::Auditor, decisions: &[Decision]) {
+    if !audit.is_enabled() {
+        return;
+    }
+    for d in decisions {
+        let Ok(details) = serde_json::to_value(d) else {
+            continue;
+        };
+        let name = details["what"]["decision"].as_str().unwrap_or("decision");
+        if matches!(name, "issue" | "reissue" | "retry") {
+            continue;
+        }
+        let subject = match (d.device, d.rollout) {
+            (Some(eid), _) => eid.to_string(),
+            (None, Some(r)) => format!("rollout/{r}"),
+            (None, None) => "fleet".to_owned(),
+        };
+        let record = ferrosim_audit::AuditRecord::new(
+            d.at,
+            ferrosim_audit::Actor::system(),
+            &format!("fleet.{name}"),
+            &subject,
+        )
+        .with_details(details);
+        audit.record(record).await;
     }
 }
 
@@ -298,6 +335,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     if let Some(h) = &inner.hooks {
                         h.decisions(&kept);
                     }
+                    audit_decisions(&inner.options.audit, &kept).await;
                     return Ok(r);
                 }
                 Err(e) if persist::is_stale(&e) => {
