@@ -33,6 +33,7 @@ mod order_history_cmd;
 mod pki_cmd;
 mod pki_crl_cmd;
 mod pki_token_cmd;
+mod profile_eol_cmd;
 mod report_cmd;
 mod revocation_config;
 mod serve_cmd;
@@ -90,6 +91,8 @@ enum Command {
     Profiles(admin_cmd::ProfilesArgs),
     /// Orders: create (with activation code and QR), release, cancel, show, list.
     Order(order_cmd::OrderArgs),
+    /// A profile's end of life: revoke, show, list, reuse policy.
+    Profile(profile_eol_cmd::ProfileArgs),
     /// The LPA: chip info, profiles, download, notifications, on a virtual or PC/SC eUICC.
     Lpa(lpa_cmd::LpaArgs),
     /// The virtual eUICC: create its state, serve it to PC/SC through vpcd.
@@ -135,6 +138,7 @@ fn main() -> anyhow::Result<()> {
         Command::ProfileType(args) => admin_cmd::run_profile_type(args)?,
         Command::Profiles(args) => admin_cmd::run_profiles(args)?,
         Command::Order(args) => order_cmd::run(args)?,
+        Command::Profile(args) => profile_eol_cmd::run(args)?,
         Command::Lpa(args) => lpa_cmd::run(args)?,
         Command::Euicc(args) => euicc_cmd::run(args)?,
         Command::Slo(args) => slo_cmd::run(args)?,

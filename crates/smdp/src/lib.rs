@@ -41,6 +41,7 @@
 
 pub mod bpp;
 pub mod config;
+pub mod end_of_life;
 pub mod es2;
 pub mod es9;
 pub mod housekeeping;

@@ -47,6 +47,7 @@ mod order_history;
 mod personalisation;
 mod profile_type_admin;
 mod profiles;
+mod revocations;
 mod rows;
 mod sessions;
 mod settings;

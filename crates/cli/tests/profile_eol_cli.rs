@@ -1,0 +1,238 @@
+//! A profile's end of life on the command line: `ferrosim profile revoke`
+//! ends an open order (the profile becomes unavailable) and retires or
+//! quarantines the ICCID under the operator's reuse policy; unknown ICCIDs,
+//! another operator's profile, a second revocation and garbage arguments are
+//! refused clearly and change nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::process::Output;
+
+use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
+
+const PACKAGE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
+);
+
+/// `ferrosim ARGS` with no instance settings from the environment.
+fn ferrosim(args: &[&str]) -> Output {
+    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
+        .args(args)
+        .output()
+        .expect("running ferrosim")
+}
+
+/// An instance in a temporary directory; `run` adds `--data-dir`.
+struct Instance {
+    _root: tempfile::TempDir,
+    data: String,
+}
+
+impl Instance {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data").to_str().unwrap().to_owned();
+        let me = Self { _root: root, data };
+        me.ok(&["init", "--smdp-address", "smdp.example.com"]);
+        me
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", &self.data]);
+        ferrosim(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "ferrosim {args:?} failed: {}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Fails with a message containing `expected`, without panicking.
+    fn refused(&self, args: &[&str], expected: &str) -> String {
+        let out = self.run(args);
+        let t = text(&out);
+        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
+        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
+        assert!(
+            t.contains(expected),
+            "ferrosim {args:?}: expected `{expected}` in: {t}"
+        );
+        t
+    }
+
+    /// operator acme, type ts48, `n` profiles.
+    fn stocked(n: u32) -> Self {
+        let i = Self::new();
+        i.ok(&["operator", "add", "--id", "acme"]);
+        i.ok(&[
+            "profile-type",
+            "import",
+            "--operator",
+            "acme",
+            "--name",
+            "ts48",
+            "--package",
+            PACKAGE,
+        ]);
+        i.ok(&[
+            "profiles",
+            "generate",
+            "--operator",
+            "acme",
+            "--type",
+            "ts48",
+            "--count",
+            &n.to_string(),
+            "--first-iccid",
+            "8944000000000000019",
+            "--first-imsi",
+            "001-01-0000000001",
+        ]);
+        i
+    }
+}
+
+/// The value after `label` on a line of `out`.
+fn field<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no `{label}` in {out}"))
+}
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn revoking_ends_the_order_and_follows_the_reuse_policy() {
+    let i = Instance::stocked(3);
+    i.ok(&["operator", "add", "--id", "other"]);
+    let shown = json(&i.ok(&["profile", "reuse-policy", "--operator", "acme"]));
+    assert_eq!(shown["policy"], "retire");
+    let set = json(&i.ok(&[
+        "profile",
+        "reuse-policy",
+        "--operator",
+        "acme",
+        "quarantine",
+        "--quarantine-days",
+        "30",
+    ]));
+    assert_eq!(set["quarantine_seconds"], 30 * 86_400);
+
+    let order = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
+    let iccid = field(&order, "iccid:").to_owned();
+
+    // Refusals first: each changes nothing.
+    i.refused(
+        &["profile", "revoke", &iccid, "--operator", "other"],
+        "unknown ICCID for this operator",
+    );
+    i.refused(
+        &[
+            "profile",
+            "revoke",
+            "8944000000000099995",
+            "--operator",
+            "acme",
+        ],
+        "unknown ICCID for this operator",
+    );
+    i.refused(
+        &["profile", "revoke", &iccid, "--operator", "nobody"],
+        "unknown operator",
+    );
+    i.refused(
+        &["profile", "revoke", "12ab", "--operator", "acme"],
+        "ICCID",
+    );
+    i.refused(
+        &[
+            "profile",
+            "revoke",
+            &iccid,
+            "--operator",
+            "acme",
+            "--policy",
+            "reuse",
+        ],
+        "unknown reuse policy",
+    );
+    i.refused(
+        &[
+            "profile",
+            "revoke",
+            &iccid,
+            "--operator",
+            "acme",
+            "--policy",
+            "quarantine",
+            "--quarantine-days=-3",
+        ],
+        "out of range",
+    );
+    i.refused(&["profile", "show", &iccid], "is not revoked");
+    i.refused(&["profile", "list", "--state", "gone"], "--state is");
+    let shown = i.ok(&["order", "show", &iccid]);
+    assert!(shown.contains("released"), "{shown}");
+
+    let revoked = json(&i.ok(&[
+        "profile",
+        "revoke",
+        &iccid,
+        "--operator",
+        "acme",
+        "--reason",
+        "contract ended",
+    ]));
+    assert_eq!(revoked["state"], "quarantined", "{revoked}");
+    assert_eq!(revoked["previous_state"], "released");
+    assert_eq!(revoked["policy"], "quarantine");
+    assert_eq!(revoked["reusable_now"], false);
+    assert!(revoked.get("device_delete").is_none(), "never on a device");
+    let shown = i.ok(&["order", "show", &iccid]);
+    assert!(shown.contains("unavailable"), "{shown}");
+
+    i.refused(
+        &["profile", "revoke", &iccid, "--operator", "acme"],
+        "revoked already",
+    );
+    let list = json(&i.ok(&["profile", "list", "--operator", "acme"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["reason"], "contract ended");
+    let again = json(&i.ok(&["profile", "show", &iccid]));
+    assert_eq!(again["revoked_at_ms"], revoked["revoked_at_ms"]);
+
+    // A confirmed (unreleased) order under an explicit retire policy.
+    let free = i.ok(&[
+        "order",
+        "create",
+        "--operator",
+        "acme",
+        "--type",
+        "ts48",
+        "--no-release",
+    ]);
+    let second = field(&free, "iccid:").to_owned();
+    let retired = json(&i.ok(&[
+        "profile",
+        "revoke",
+        &second,
+        "--operator",
+        "acme",
+        "--policy",
+        "retire",
+    ]));
+    assert_eq!(retired["state"], "retired");
+    assert_eq!(retired["reusable_from_ms"], serde_json::Value::Null);
+    let audit = i.ok(&["audit", "export"]);
+    assert!(audit.contains("profile.revoke"), "{audit}");
+}
