@@ -242,11 +242,11 @@ pub fn revoke(
         return Err(EndOfLifeError::ReasonTooLong);
     }
     use ProfileState::*;
-    let order_eid = profile.order.as_ref().and_then(|o| o.eid.clone());
+    let order_eid = profile.order.as_ref().and_then(|o| o.eid);
     // The device the profile may be on: installed, or its package handed
     // out (a download that may still complete).
     let on_device = match profile.state {
-        Installed | Downloaded => order_eid.clone(),
+        Installed | Downloaded => order_eid,
         _ => None,
     };
     let changed = match profile.state {
