@@ -50,6 +50,10 @@ enum OrderCommand {
         /// Use this matching id instead of a generated one (10..=64 of 0-9, A-Z, '-').
         #[arg(long)]
         matching_id: Option<String>,
+        /// Make the order with this version of the profile type (see
+        /// `profile-type show`) instead of the latest.
+        #[arg(long, value_name = "N")]
+        type_version: Option<u32>,
         /// Confirm only; release later with `order release`.
         #[arg(long)]
         no_release: bool,
@@ -120,9 +124,15 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 eid,
                 confirmation_code,
                 matching_id,
+                type_version,
                 no_release,
                 qr,
             } => {
+                if type_version == Some(0) {
+                    bail!(
+                        "--type-version 0: versions are numbered from 1 (see `ferrosim profile-type show`)"
+                    );
+                }
                 // Everything that can be checked is checked before a profile
                 // is reserved, so a refused order leaves nothing behind.
                 let wanted = OrderArgsChecked::check(
@@ -143,7 +153,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                     );
                 }
                 let ordered = smdp
-                    .download_order(
+                    .download_order_of_version(
                         &op,
                         &DownloadOrderRequest {
                             header: header(),
@@ -151,6 +161,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                             iccid,
                             profile_type,
                         },
+                        type_version,
                         now,
                     )
                     .await

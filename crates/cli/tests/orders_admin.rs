@@ -207,8 +207,47 @@ fn a_profile_type_is_never_replaced_silently() {
     let later = field(&later, "iccid:").to_owned();
     let show = i.ok(&["order", "show", &later]);
     assert_eq!(field(&show, "profile type:"), "ts48 (version 2)");
+    // An order may pin an earlier version explicitly; garbage is refused
+    // before anything is reserved.
+    let pinned = i.ok(&[
+        "order",
+        "create",
+        "--operator",
+        "acme",
+        "--type",
+        "ts48",
+        "--type-version",
+        "1",
+    ]);
+    let pinned = field(&pinned, "iccid:").to_owned();
+    let show = i.ok(&["order", "show", &pinned]);
+    assert_eq!(field(&show, "profile type:"), "ts48 (version 1)");
+    for (bad, expected) in [
+        ("0", "--type-version 0"),
+        ("3", "profile type version 3 unknown"),
+        ("-1", "unexpected argument"),
+        ("one", "--type-version"),
+        ("99999999999", "--type-version"),
+        ("", "--type-version"),
+    ] {
+        i.refused(
+            &[
+                "order",
+                "create",
+                "--operator",
+                "acme",
+                "--type",
+                "ts48",
+                "--type-version",
+                bad,
+            ],
+            expected,
+        );
+        assert_eq!(i.count("available"), 0, "after --type-version {bad:?}");
+    }
     i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
     i.ok(&["order", "cancel", "--operator", "acme", &later]);
+    i.ok(&["order", "cancel", "--operator", "acme", &pinned]);
     assert_eq!(
         field(
             &i.ok(&[

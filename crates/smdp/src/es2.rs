@@ -62,6 +62,9 @@ pub enum Es2Error {
     /// No such profile type for this operator.
     #[error("profile type unknown")]
     UnknownProfileType,
+    /// The profile type has no such version (an order pinned to one).
+    #[error("profile type version {0} unknown")]
+    UnknownProfileTypeVersion(u32),
     /// No available profile of the type is left.
     #[error("no available profile of this type")]
     Exhausted,
@@ -91,7 +94,9 @@ impl Es2Error {
             Self::Invalid(_) => StatusCode::INVALID_REQUEST_FORMAT,
             Self::InvalidEid => StatusCode::EID_INVALID,
             Self::UnknownIccid => StatusCode::ICCID_UNKNOWN,
-            Self::UnknownProfileType => StatusCode::PROFILE_TYPE_UNKNOWN,
+            Self::UnknownProfileType | Self::UnknownProfileTypeVersion(_) => {
+                StatusCode::PROFILE_TYPE_UNKNOWN
+            }
             Self::Exhausted => StatusCode::PROFILE_TYPE_EXHAUSTED,
             Self::MatchingIdInUse => StatusCode::MATCHING_ID_IN_USE,
             Self::Order(e) => e.status(),
@@ -201,6 +206,22 @@ impl<S: Store> Smdp<S> {
         req: &DownloadOrderRequest,
         now: Timestamp,
     ) -> Result<DownloadOrderResponse, Es2Error> {
+        self.download_order_of_version(operator, req, None, now)
+            .await
+    }
+
+    /// [`Smdp::download_order`] with the profile type's version the order
+    /// is made with: `None` for the latest (what ES2+ does), or an earlier
+    /// one the operator pins (an administrator's `order create
+    /// --type-version`). A version the type does not have is
+    /// [`Es2Error::UnknownProfileTypeVersion`].
+    pub async fn download_order_of_version(
+        &self,
+        operator: &Operator,
+        req: &DownloadOrderRequest,
+        pinned: Option<u32>,
+        now: Timestamp,
+    ) -> Result<DownloadOrderResponse, Es2Error> {
         let (_, target) = parse_download_order(req)?;
         let policy = &self.config.policy;
         let (selector, attempts) = match target {
@@ -211,6 +232,15 @@ impl<S: Store> Smdp<S> {
             OrderTarget::ProfileType(t) => {
                 if self.store.profile_type(&operator.id, t).await?.is_none() {
                     return Err(Es2Error::UnknownProfileType);
+                }
+                if let Some(v) = pinned
+                    && self
+                        .store
+                        .profile_type_version(&operator.id, t, v)
+                        .await?
+                        .is_none()
+                {
+                    return Err(Es2Error::UnknownProfileTypeVersion(v));
                 }
                 (None, ORDER_ATTEMPTS)
             }
@@ -237,6 +267,18 @@ impl<S: Store> Smdp<S> {
                 (None, None) => None,
             };
             let type_version = match &profile {
+                Some(p) if pinned.is_some() => {
+                    let v = pinned.unwrap_or_default();
+                    if self
+                        .store
+                        .profile_type_version(&operator.id, &p.record.profile_type, v)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(Es2Error::UnknownProfileTypeVersion(v));
+                    }
+                    Some(v)
+                }
                 Some(p) => match latest.get(&p.record.profile_type) {
                     Some(v) => *v,
                     None => {
