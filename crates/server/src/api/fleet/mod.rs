@@ -126,6 +126,21 @@ fn config_part(
         .unwrap_or(serde_json::Value::Array(Vec::new())))
 }
 
+/// One part of the fleet configuration (`carrier`, `group`, `rule`), for
+/// read-only tokens and above.
+async fn catalog_part<F: FleetStore, E: EimStore, T: TokenStore>(
+    api: &FleetApi<F, E, T>,
+    headers: &HeaderMap,
+    part: &str,
+) -> Response {
+    authorize!(api, *headers, Scope::ReadOnly);
+    let r = api
+        .driver
+        .read(|f, _| config_part(f.catalog().config(), part))
+        .await;
+    answer(StatusCode::OK, r)
+}
+
 /// The carriers: networks, SM-DP+, the ES2+ credentials reference, APN
 /// settings, profile types, rate limits, pre-authorised fallbacks.
 #[utoipa::path(get, path = "/api/v1/fleet/carriers", tag = "fleet",
@@ -134,12 +149,7 @@ async fn carriers<F: FleetStore, E: EimStore, T: TokenStore>(
     State(api): ApiState<F, E, T>,
     headers: HeaderMap,
 ) -> Response {
-    authorize!(api, headers, Scope::ReadOnly);
-    let r = api
-        .driver
-        .read(|f, _| config_part(f.catalog().config(), "carrier"))
-        .await;
-    answer(StatusCode::OK, r)
+    catalog_part(&api, &headers, "carrier").await
 }
 
 /// The device groups (rule, primary and fallback profile types).
@@ -149,12 +159,7 @@ async fn groups<F: FleetStore, E: EimStore, T: TokenStore>(
     State(api): ApiState<F, E, T>,
     headers: HeaderMap,
 ) -> Response {
-    authorize!(api, headers, Scope::ReadOnly);
-    let r = api
-        .driver
-        .read(|f, _| config_part(f.catalog().config(), "group"))
-        .await;
-    answer(StatusCode::OK, r)
+    catalog_part(&api, &headers, "group").await
 }
 
 /// The failover rules (when, how, return, how fast, how often).
@@ -164,12 +169,7 @@ async fn rules<F: FleetStore, E: EimStore, T: TokenStore>(
     State(api): ApiState<F, E, T>,
     headers: HeaderMap,
 ) -> Response {
-    authorize!(api, headers, Scope::ReadOnly);
-    let r = api
-        .driver
-        .read(|f, _| config_part(f.catalog().config(), "rule"))
-        .await;
-    answer(StatusCode::OK, r)
+    catalog_part(&api, &headers, "rule").await
 }
 
 /// Devices by EID, paged.
