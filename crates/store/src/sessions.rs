@@ -1,7 +1,7 @@
 //! ES9+ download sessions: one row per session, its phase's data in columns
 //! that other phases leave empty, and a version for compare-and-set.
 
-use ferrosim_ids::CiKeyId;
+use ferrosim_ids::{CiKeyId, Eid, Iccid};
 use ferrosim_smdp::ids::TransactionId;
 use ferrosim_smdp::session::{Binding, SessionPhase, SessionRecord, SessionState};
 use ferrosim_smdp::store::{StoreError, Version, Versioned};
@@ -12,6 +12,9 @@ use sqlx::any::AnyRow;
 use crate::SqlStore;
 use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid, version};
 use crate::writes::{Val, Writes};
+
+/// Transaction ids per `SELECT` of [`SqlStore::session_bindings_impl`].
+const BINDINGS_PER_SELECT: usize = 256;
 
 const SESSION_COLUMNS: &str = "transaction_id, version, state, created_at, expires_at, \
      updated_at, euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, \
@@ -29,6 +32,43 @@ impl SqlStore {
             .await
             .map_err(backend_err)?;
         row.map(|r| session_row(&r)).transpose()
+    }
+
+    /// The bindings of `tids` in one `SELECT` of three columns (in chunks
+    /// of [`BINDINGS_PER_SELECT`]): what telemetry asks for a batch of calls.
+    pub(crate) async fn session_bindings_impl(
+        &self,
+        tids: &[TransactionId],
+    ) -> Result<Vec<(TransactionId, Eid, Iccid)>, StoreError> {
+        let mut out = Vec::with_capacity(tids.len());
+        for chunk in tids.chunks(BINDINGS_PER_SELECT) {
+            let mut sql = String::from(
+                "SELECT transaction_id, eid, iccid FROM sessions \
+                 WHERE eid IS NOT NULL AND iccid IS NOT NULL AND transaction_id IN (",
+            );
+            for i in 1..=chunk.len() {
+                if i > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push('$');
+                sql.push_str(&i.to_string());
+            }
+            sql.push(')');
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for tid in chunk {
+                q = q.bind(tid.as_bytes().to_vec());
+            }
+            let rows = q.fetch_all(self.reader()).await.map_err(backend_err)?;
+            for r in &rows {
+                let tid: Vec<u8> = col(r, "transaction_id")?;
+                let tid = TransactionId::from_bytes(&tid)
+                    .map_err(|_| corrupt("transaction id", hex::encode(&tid)))?;
+                let eid: String = col(r, "eid")?;
+                let iccid: String = col(r, "iccid")?;
+                out.push((tid, crate::rows::eid(&eid)?, crate::rows::iccid(&iccid)?));
+            }
+        }
+        Ok(out)
     }
 
     /// One bounded `DELETE` (its own short transaction, so the purge of a

@@ -100,6 +100,13 @@ impl SessionStore for SqlStore {
         self.session_impl(tid).await
     }
 
+    async fn session_bindings(
+        &self,
+        tids: &[TransactionId],
+    ) -> StoreResult<Vec<(TransactionId, ferrosim_ids::Eid, ferrosim_ids::Iccid)>> {
+        self.session_bindings_impl(tids).await
+    }
+
     async fn purge_sessions(
         &self,
         now: Timestamp,

@@ -1050,3 +1050,44 @@ async fn panicking_step_on<S: Store>(store: &Arc<S>, backend: &str) {
         "{backend}"
     );
 }
+
+#[tokio::test]
+async fn session_bindings_are_read_in_one_go() {
+    on_every_store!(1, session_bindings_on);
+}
+
+async fn session_bindings_on<S: Store>(store: &S, backend: &str) {
+    // Session 40 waits for authenticateClient, 41 is bound; 300 ids asked
+    // (more than one SELECT's worth), the others unknown.
+    store.commit(insert(session_record(40))).await.unwrap();
+    store.commit(insert(session_record(41))).await.unwrap();
+    let mut bound = store
+        .session(&session_record(41).transaction_id)
+        .await
+        .unwrap()
+        .unwrap();
+    bound
+        .record
+        .authenticate(binding(iccid(0)), Timestamp(2))
+        .unwrap();
+    store.commit(update(bound)).await.unwrap();
+    let mut tids: Vec<TransactionId> = (0..298u16)
+        .map(|n| {
+            let mut b = [0xA0; 16];
+            b[..2].copy_from_slice(&n.to_be_bytes());
+            TransactionId::from_bytes(&b).unwrap()
+        })
+        .collect();
+    tids.push(session_record(40).transaction_id);
+    tids.push(session_record(41).transaction_id);
+    let found = store.session_bindings(&tids).await.unwrap();
+    assert_eq!(
+        found,
+        vec![(session_record(41).transaction_id, eid(), iccid(0))],
+        "{backend}"
+    );
+    assert!(
+        store.session_bindings(&[]).await.unwrap().is_empty(),
+        "{backend}"
+    );
+}

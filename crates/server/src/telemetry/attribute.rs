@@ -6,7 +6,8 @@
 //! calls. The [`Attributor`] joins them, off the request path:
 //!
 //! - a session's calls are tied to the eUICC and profile the session is
-//!   bound to, asked of the SM-DP+'s store once per session (calls made
+//!   bound to, asked of the SM-DP+'s store once per session, and for all
+//!   the sessions of a batch of calls in one read ([`Attributor::prefetch`]; calls made
 //!   before the binding, `initiateAuthentication`, wait for it; those of a
 //!   session that never binds are counted as unattributed and dropped);
 //! - the **activation** is the download of one profile by one eUICC: its
@@ -114,6 +115,47 @@ fn status_of(code: &SmdpStatus) -> StatusCode {
         .unwrap_or_else(|()| decode::execution_error())
 }
 
+/// What an ES9+ call names, read from its request (or answer) once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Named {
+    /// A download session: the call is one of its steps.
+    Session(TransactionId),
+    /// An enable, disable or delete notification about a profile.
+    Profile {
+        /// The profile.
+        iccid: Iccid,
+        /// What happened to it.
+        change: ferrosim_telemetry::ProfileChange,
+    },
+    /// Nothing telemetry can tie to a device (or an ES2+ call).
+    Nothing,
+}
+
+/// Reads what `call` names: the transaction id of its session (from the
+/// answer of `initiateAuthentication`, the request of the others, the
+/// installation result of `handleNotification`) or the profile of a
+/// notification.
+pub(crate) fn named(call: &Call) -> Named {
+    if call.function.interface() != Interface::Es9Plus {
+        return Named::Nothing;
+    }
+    if call.function == Function::Es9HandleNotification {
+        return match decode::notification(&call.request) {
+            Some(Notification::InstallationResult(tid)) => Named::Session(tid),
+            Some(Notification::ProfileChange { iccid, change }) => Named::Profile { iccid, change },
+            None => Named::Nothing,
+        };
+    }
+    match call
+        .tid
+        .clone()
+        .or_else(|| decode::request_tid(&call.request))
+    {
+        Some(tid) => Named::Session(tid),
+        None => Named::Nothing,
+    }
+}
+
 /// Joins calls and progress events into attributed [`Event`]s.
 pub(crate) struct Attributor<L> {
     lookup: L,
@@ -123,6 +165,9 @@ pub(crate) struct Attributor<L> {
     /// The carrier (operator) of each profile seen in a progress event or
     /// an order.
     carriers: HashMap<Iccid, Option<Sym>>,
+    /// Session bindings read for the batch being attributed (`None`: not
+    /// bound when read).
+    prefetched: HashMap<TransactionId, Option<(Eid, Iccid)>>,
     /// Calls and notifications that could not be tied to a device.
     pub unattributed: u64,
 }
@@ -137,6 +182,7 @@ impl<L: Lookup> Attributor<L> {
             smdp,
             sessions: HashMap::new(),
             carriers: HashMap::new(),
+            prefetched: HashMap::new(),
             unattributed: 0,
         }
     }
@@ -195,58 +241,113 @@ impl<L: Lookup> Attributor<L> {
     }
 
     /// Takes one observed call; appends the events it makes to `out`.
-    pub(crate) async fn call(&mut self, mut call: Call, out: &mut Vec<Event>) {
+    #[cfg(test)]
+    pub(crate) async fn call(&mut self, call: Call, out: &mut Vec<Event>) {
+        let named = named(&call);
+        self.attribute(call, named, out).await;
+    }
+
+    /// Whether a call of `function` on session `tid` would ask the store
+    /// for the session's binding (it is not bound here yet, and the call is
+    /// not the `initiateAuthentication` that opens it).
+    pub(crate) fn needs_lookup(&self, function: Function, tid: &TransactionId) -> bool {
+        function.interface() == Interface::Es9Plus
+            && function != Function::Es9InitiateAuthentication
+            && !matches!(self.sessions.get(tid), Some(Session::Bound { .. }))
+    }
+
+    /// Reads in one lookup the bindings of the sessions that the batch of
+    /// `calls` (each call's function and what it names) needs, and forgets
+    /// those read for the previous batch. Each batch's calls were answered
+    /// before they were offered, so a session found unbound here stays
+    /// unbound for them. Returns how many sessions it asked for.
+    pub(crate) async fn prefetch<'a>(
+        &mut self,
+        calls: impl IntoIterator<Item = (Function, &'a Named)>,
+    ) -> usize {
+        self.prefetched.clear();
+        let mut tids = Vec::new();
+        for (function, named) in calls {
+            if let Named::Session(tid) = named
+                && self.needs_lookup(function, tid)
+                && !self.prefetched.contains_key(tid)
+            {
+                self.prefetched.insert(tid.clone(), None);
+                tids.push(tid.clone());
+            }
+        }
+        if tids.is_empty() {
+            return 0;
+        }
+        match self.lookup.sessions(&tids).await {
+            Ok(bound) => self
+                .prefetched
+                .extend(bound.into_iter().map(|(t, b)| (t, Some(b)))),
+            Err(e) => {
+                // Each call asks on its own.
+                self.prefetched.clear();
+                warn!(error = %e, "telemetry: cannot read sessions");
+            }
+        }
+        tids.len()
+    }
+
+    /// The binding of session `tid`: read in this batch's prefetch, else
+    /// asked of the store.
+    async fn binding(&self, tid: &TransactionId) -> Option<(Eid, Iccid)> {
+        if let Some(known) = self.prefetched.get(tid) {
+            return known.clone();
+        }
+        match self.lookup.session(tid).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "telemetry: cannot read a session");
+                None
+            }
+        }
+    }
+
+    /// Takes one observed call and what it names ([`named`]); appends the
+    /// events it makes to `out`.
+    pub(crate) async fn attribute(&mut self, call: Call, named: Named, out: &mut Vec<Event>) {
         if call.function.interface() != Interface::Es9Plus {
             // ES2+ calls are the operator's, not a device's: they are in the
             // per-function families only.
             return;
         }
-        if call.function == Function::Es9HandleNotification {
-            match decode::notification(&call.request) {
-                Some(Notification::InstallationResult(tid)) => call.tid = Some(tid),
-                Some(Notification::ProfileChange { iccid, change }) => {
-                    return self.profile_change(call, &iccid, change, out).await;
-                }
-                None => {
-                    self.unattributed += 1;
-                    return;
-                }
+        let tid = match named {
+            Named::Session(tid) => tid,
+            Named::Profile { iccid, change } => {
+                return self.profile_change(call, &iccid, change, out).await;
             }
-        }
-        if call.tid.is_none() {
-            call.tid = decode::request_tid(&call.request);
-        }
-        let Some(tid) = call.tid.clone() else {
-            self.unattributed += 1;
-            return;
+            Named::Nothing => {
+                self.unattributed += 1;
+                return;
+            }
         };
         if let Some(Session::Bound { activation, .. }) = self.sessions.get(&tid) {
             let a = *activation;
             out.push(self.step(&a, true, &call));
             return;
         }
-        if call.function != Function::Es9InitiateAuthentication {
-            match self.lookup.session(&tid).await {
-                Ok(Some((eid, iccid))) => {
-                    let a = self.activation(eid, &iccid);
-                    if let Some(Session::Waiting { calls, .. }) = self.sessions.remove(&tid) {
-                        for c in &calls {
-                            out.push(self.step(&a, true, c));
-                        }
-                    }
-                    out.push(self.step(&a, true, &call));
-                    self.remember(
-                        tid,
-                        Session::Bound {
-                            since: call.at,
-                            activation: a,
-                        },
-                    );
-                    return;
+        if call.function != Function::Es9InitiateAuthentication
+            && let Some((eid, iccid)) = self.binding(&tid).await
+        {
+            let a = self.activation(eid, &iccid);
+            if let Some(Session::Waiting { calls, .. }) = self.sessions.remove(&tid) {
+                for c in &calls {
+                    out.push(self.step(&a, true, c));
                 }
-                Ok(None) => {}
-                Err(e) => warn!(error = %e, "telemetry: cannot read a session"),
             }
+            out.push(self.step(&a, true, &call));
+            self.remember(
+                tid,
+                Session::Bound {
+                    since: call.at,
+                    activation: a,
+                },
+            );
+            return;
         }
         match self.sessions.get_mut(&tid) {
             Some(Session::Waiting { calls, .. }) if calls.len() < MAX_PARKED_PER_SESSION => {

@@ -22,6 +22,17 @@ impl Lookup for Fake {
         self.asked.fetch_add(1, Ordering::Relaxed);
         Ok(self.sessions.lock().unwrap().get(tid).cloned())
     }
+    async fn sessions(
+        &self,
+        tids: &[TransactionId],
+    ) -> Result<HashMap<TransactionId, (Eid, Iccid)>, String> {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        let known = self.sessions.lock().unwrap();
+        Ok(tids
+            .iter()
+            .filter_map(|t| Some((t.clone(), known.get(t)?.clone())))
+            .collect())
+    }
     async fn order(&self, iccid: &Iccid) -> Result<Option<OrderInfo>, String> {
         self.asked.fetch_add(1, Ordering::Relaxed);
         Ok(self.orders.lock().unwrap().get(iccid).cloned())
@@ -273,4 +284,92 @@ fn activation_ids_name_downloads() {
     assert_ne!(a, activation_id(&iccid(), &test_eid(2)));
     let other = Iccid::from_body("894400000000000002").unwrap();
     assert_ne!(a, activation_id(&other, &test_eid(1)));
+}
+
+#[tokio::test]
+async fn the_sessions_of_a_batch_are_read_in_one_lookup() {
+    let (fake, mut a, _dict) = setup();
+    let mut out = Vec::new();
+    for n in 1..=3u8 {
+        let c = call(
+            Function::Es9InitiateAuthentication,
+            1_000 + i64::from(n),
+            StepStatus::Ok,
+            Some(tid(n)),
+        );
+        a.call(c, &mut out).await;
+    }
+    assert_eq!(fake.asked.load(Ordering::Relaxed), 0);
+    // Sessions 1 and 2 bind; session 3's authenticateClient failed.
+    for n in 1..=2u8 {
+        fake.sessions
+            .lock()
+            .unwrap()
+            .insert(tid(n), (test_eid(u32::from(n)), iccid()));
+    }
+    let mut batch: Vec<Call> = (1..=3u8)
+        .map(|n| {
+            call(
+                Function::Es9AuthenticateClient,
+                1_100 + i64::from(n),
+                StepStatus::Ok,
+                Some(tid(n)),
+            )
+        })
+        .collect();
+    batch.push(call(
+        Function::Es9GetBoundProfilePackage,
+        1_200,
+        StepStatus::Ok,
+        Some(tid(1)),
+    ));
+    batch.push(call(
+        Function::Es9GetBoundProfilePackage,
+        1_201,
+        StepStatus::Ok,
+        None,
+    ));
+    let names: Vec<Named> = batch.iter().map(named).collect();
+    assert_eq!(names[4], Named::Nothing, "no transaction id");
+    let asked = a
+        .prefetch(batch.iter().map(|c| c.function).zip(names.iter()))
+        .await;
+    assert_eq!(asked, 3, "three sessions, each once");
+    for (c, n) in batch.into_iter().zip(names) {
+        a.attribute(c, n, &mut out).await;
+    }
+    assert_eq!(fake.asked.load(Ordering::Relaxed), 1, "one lookup");
+    // Two initiateAuthentication and two authenticateClient calls of the
+    // bound sessions, and session 1's getBoundProfilePackage.
+    assert_eq!(out.len(), 5);
+    assert!(out.iter().all(|e| e.activation.is_some()));
+    assert_eq!(a.unattributed, 1, "the call naming no session");
+    assert_eq!(a.sessions(), 3, "session 3 still waits for its binding");
+    // The next batch does not reuse what this one read: session 3 binds
+    // now and is asked again.
+    fake.sessions
+        .lock()
+        .unwrap()
+        .insert(tid(3), (test_eid(3), iccid()));
+    let c = call(
+        Function::Es9GetBoundProfilePackage,
+        1_300,
+        StepStatus::Ok,
+        Some(tid(3)),
+    );
+    let n = named(&c);
+    assert_eq!(a.prefetch([(c.function, &n)]).await, 1);
+    a.attribute(c, n, &mut out).await;
+    assert_eq!(fake.asked.load(Ordering::Relaxed), 2);
+    assert_eq!(out.len(), 8, "session 3's two parked calls and this one");
+    // A batch whose sessions are all bound asks nothing.
+    let c = call(
+        Function::Es9GetBoundProfilePackage,
+        1_400,
+        StepStatus::Ok,
+        Some(tid(2)),
+    );
+    let n = named(&c);
+    assert_eq!(a.prefetch([(c.function, &n)]).await, 0);
+    assert_eq!(fake.asked.load(Ordering::Relaxed), 2);
 }

@@ -1,8 +1,10 @@
 //! What telemetry asks the SM-DP+'s store to tie a call to a device: the
-//! eUICC and profile a download session is bound to (once per session), and
+//! eUICC and profile a download session is bound to (once per session, the
+//! sessions of a whole batch of calls in one read), and
 //! the order on a profile (once per enable, disable or delete
 //! notification). Only the telemetry writer asks, off the request path.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use ferrosim_pki::Eid;
@@ -28,6 +30,23 @@ pub(crate) trait Lookup: Send + Sync + 'static {
         tid: &TransactionId,
     ) -> impl Future<Output = Result<Option<(Eid, Iccid)>, String>> + Send;
 
+    /// The bindings of several sessions in one read: those not bound (or
+    /// unknown) are absent. This default asks session by session.
+    fn sessions(
+        &self,
+        tids: &[TransactionId],
+    ) -> impl Future<Output = Result<HashMap<TransactionId, (Eid, Iccid)>, String>> + Send {
+        async move {
+            let mut out = HashMap::with_capacity(tids.len());
+            for tid in tids {
+                if let Some(b) = self.session(tid).await? {
+                    out.insert(tid.clone(), b);
+                }
+            }
+            Ok(out)
+        }
+    }
+
     /// The order on profile `iccid`, if it has one.
     fn order(
         &self,
@@ -46,6 +65,21 @@ impl<S: Store + Clone> Lookup for StoreLookup<S> {
             let binding = s.record.binding()?;
             Some((binding.eid, binding.iccid.clone()))
         }))
+    }
+
+    async fn sessions(
+        &self,
+        tids: &[TransactionId],
+    ) -> Result<HashMap<TransactionId, (Eid, Iccid)>, String> {
+        let bound = self
+            .0
+            .session_bindings(tids)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bound
+            .into_iter()
+            .map(|(tid, eid, iccid)| (tid, (eid, iccid)))
+            .collect())
     }
 
     async fn order(&self, iccid: &Iccid) -> Result<Option<OrderInfo>, String> {

@@ -1,7 +1,9 @@
 //! The telemetry writer task and the maintenance task beside it.
 //!
-//! The writer drains the queue the request path fills: it attributes calls
-//! and progress events ([`super::attribute`]), counts the events in the
+//! The writer drains the queue the request path fills, a batch at a time
+//! (everything queued, up to `options.batch`): it reads the bindings of the
+//! batch's sessions in one lookup, attributes calls and progress events
+//! ([`super::attribute`]), counts the events in the
 //! Prometheus families, drives the [`ActivationTracker`] (activation time and
 //! outcomes), and appends events to the store in batches (at most
 //! `options.batch` events, at most `options.flush_interval` late). Once a
@@ -26,7 +28,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
 use tracing::{debug, warn};
 
-use super::attribute::Attributor;
+use super::attribute::{Attributor, Named, named};
 use super::lookup::StoreLookup;
 use super::{Input, Telemetry};
 
@@ -111,7 +113,18 @@ pub(crate) async fn run<S: Store + Clone>(
             biased;
             () = stopped(&mut stop) => break,
             input = rx.recv() => match input {
-                Some(input) => w.handle(input).await,
+                Some(input) => {
+                    // Everything already queued joins this batch: its
+                    // sessions are read in one lookup.
+                    let mut inputs = vec![input];
+                    while inputs.len() < options.batch.max(1) {
+                        match rx.try_recv() {
+                            Ok(input) => inputs.push(input),
+                            Err(_) => break,
+                        }
+                    }
+                    w.handle_batch(inputs).await;
+                }
                 None => break,
             },
             _ = flush.tick() => w.append().await,
@@ -124,16 +137,47 @@ pub(crate) async fn run<S: Store + Clone>(
             w.append().await;
         }
     }
+    let mut rest = Vec::new();
     while let Ok(input) = rx.try_recv() {
-        w.handle(input).await;
+        rest.push(input);
     }
+    w.handle_batch(rest).await;
     w.append().await;
 }
 
 impl<S: Store + Clone> Writer<S> {
-    async fn handle(&mut self, input: Input) {
+    /// Handles a batch of inputs in their order, after reading the
+    /// bindings of every session they need in one lookup.
+    async fn handle_batch(&mut self, inputs: Vec<Input>) {
+        let prepared: Vec<(Input, Option<Named>)> = inputs
+            .into_iter()
+            .map(|input| match input {
+                Input::Call(call) => {
+                    let n = named(&call);
+                    (Input::Call(call), Some(n))
+                }
+                other => (other, None),
+            })
+            .collect();
+        self.attributor
+            .prefetch(prepared.iter().filter_map(|(input, n)| match (input, n) {
+                (Input::Call(call), Some(n)) => Some((call.function, n)),
+                _ => None,
+            }))
+            .await;
+        for (input, n) in prepared {
+            self.handle(input, n).await;
+        }
+    }
+
+    async fn handle(&mut self, input: Input, named: Option<Named>) {
         match input {
-            Input::Call(call) => self.attributor.call(call, &mut self.fresh).await,
+            Input::Call(call) => {
+                let named = named.unwrap_or_else(|| super::attribute::named(&call));
+                self.attributor
+                    .attribute(call, named, &mut self.fresh)
+                    .await;
+            }
             Input::Progress(ev) => self.attributor.progress(&ev, &mut self.fresh).await,
             Input::Flush(reply) => {
                 self.append().await;
@@ -148,6 +192,9 @@ impl<S: Store + Clone> Writer<S> {
         self.batch.extend_from_slice(&fresh);
         self.fresh = fresh;
         self.fresh.clear();
+        if self.batch.len() >= self.telemetry.inner.options.batch {
+            self.append().await;
+        }
     }
 
     fn observe(&mut self, e: &Event) {

@@ -3,6 +3,9 @@
 
 use std::future::Future;
 
+use ferrosim_pki::Eid;
+use ferrosim_saip::Iccid;
+
 use super::{StoreResult, Versioned};
 use crate::ids::TransactionId;
 use crate::session::SessionRecord;
@@ -17,6 +20,28 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         tid: &TransactionId,
     ) -> impl Future<Output = StoreResult<Option<Versioned<SessionRecord>>>> + Send;
+    /// The eUICC and profile each of `tids` is bound to, for those that
+    /// are (authenticated once; unknown and never-bound sessions are left
+    /// out), in any order. Telemetry ties a batch of calls to devices with
+    /// one such read instead of one [`SessionStore::session`] per session;
+    /// stores that can should answer it in one query (this default asks
+    /// session by session).
+    fn session_bindings(
+        &self,
+        tids: &[TransactionId],
+    ) -> impl Future<Output = StoreResult<Vec<(TransactionId, Eid, Iccid)>>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(tids.len());
+            for tid in tids {
+                if let Some(s) = self.session(tid).await?
+                    && let Some(b) = s.record.binding()
+                {
+                    out.push((tid.clone(), b.eid, b.iccid.clone()));
+                }
+            }
+            Ok(out)
+        }
+    }
     /// Deletes at most `limit` sessions that serve no more: those never
     /// authenticated (still [`SessionState::Initiated`]) that expired before
     /// `now`, and the others that expired before `ended_before` (kept
