@@ -122,9 +122,10 @@ async fn metrics_and_events_after_real_downloads() {
     // of no order, counted per function only.
     assert!(!download(&smdp, &es9, 2, "NO-SUCH-ORDER", false).await);
 
-    // Eligibility, download and installation per success, and the refusal.
+    // Eligibility, download and installation per success, device 0's
+    // enable notification (point 5), and the refusal.
     assert!(
-        sink.wait_for(Duration::from_secs(20), |v| v.len() >= 7)
+        sink.wait_for(Duration::from_secs(20), |v| v.len() >= 8)
             .await,
         "callbacks: {}",
         sink.received().len()
