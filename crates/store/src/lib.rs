@@ -49,6 +49,7 @@ mod profile_type_admin;
 mod profiles;
 mod revocations;
 mod rows;
+pub mod sealed_personalisation;
 mod sessions;
 mod settings;
 mod smdp_store;
