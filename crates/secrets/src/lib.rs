@@ -19,8 +19,10 @@
 //! as associated data. Nonces are random (96 bits): a data key seals far
 //! fewer than 2^32 values before a new one is made ([`Keyring::add_data_key`]).
 //!
-//! Not yet: the store encrypting its columns with this, `ferrosim keys
-//! rotate`, migrating a database in place (see the README's status).
+//! The store seals profile secrets with this when given a KEK
+//! (`ferrosim_store::SqlStore::with_kek`), and re-seals rows in place for
+//! rotation and migration. Not yet: the CLI (`ferrosim keys`) and `serve`
+//! loading a KEK (see the README's status).
 
 use std::collections::BTreeMap;
 
@@ -202,6 +204,23 @@ impl Keyring {
             .iter()
             .map(|(id, k)| Ok((*id, wrap_key(new_kek, *id, k, rng)?)))
             .collect()
+    }
+
+    /// Whether the keyring holds data key `id`.
+    pub fn has_data_key(&self, id: u32) -> bool {
+        self.keys.contains_key(&id)
+    }
+
+    /// The data key new values are sealed under, if any.
+    pub fn newest_data_key(&self) -> Option<u32> {
+        self.keys.keys().next_back().copied()
+    }
+
+    /// A copy of the keyring (to add a key to while this one keeps serving).
+    pub fn clone_keys(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+        }
     }
 
     /// Seals `plaintext` under the newest data key, bound to `aad`.

@@ -192,6 +192,7 @@ impl SqlStore {
             read_pool,
             writer,
             backend,
+            at_rest: None,
         })
     }
 

@@ -50,6 +50,7 @@ mod profiles;
 mod revocations;
 mod rows;
 pub mod sealed_personalisation;
+mod secrets_at_rest;
 mod sessions;
 mod settings;
 mod smdp_store;
@@ -69,6 +70,7 @@ pub use health::{IntegrityCheck, READY_TIMEOUT};
 pub use operator_tokens::{DEFAULT_TOKEN, OperatorToken};
 pub use order_history::{OrderEvent, OrderHistory};
 pub use profile_type_admin::{ProfileTypeSummary, ProfileTypeVersion};
+pub use secrets_at_rest::ResealReport;
 pub use telemetry::SqlTelemetryStore;
 
 use sqlx::AnyPool;
@@ -85,6 +87,8 @@ pub struct SqlStore {
     /// SQLite only: the queue of write transactions that commit in groups.
     writer: Option<group_commit::WriteQueue>,
     backend: Backend,
+    /// With a key-encryption key: profile secrets sealed at rest.
+    at_rest: Option<std::sync::Arc<secrets_at_rest::AtRest>>,
 }
 
 impl SqlStore {

@@ -15,7 +15,6 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
-use crate::personalisation::{decode_personalisation, encode_personalisation};
 use crate::rows::{
     backend_err, col, corrupt, hash32, iccid, operator, opt_eid, opt_matching_id, opt_tid, u32_of,
     version,
@@ -51,7 +50,7 @@ impl SqlStore {
                     p.record.operator.as_str().into(),
                     p.record.profile_type.as_str().into(),
                     p.record.state.as_str().into(),
-                    encode_personalisation(&p.personalisation).into(),
+                    self.personalisation_text(&p.personalisation)?.into(),
                     p.record.updated_at.millis().into(),
                 ],
             );
@@ -85,8 +84,13 @@ impl SqlStore {
             .fetch_optional(self.reader())
             .await
             .map_err(backend_err)?;
-        row.map(|r| decode_personalisation(&col::<String>(&r, "personalisation")?))
-            .transpose()
+        match row {
+            Some(r) => {
+                let text: String = col(&r, "personalisation")?;
+                self.open_personalisation_text(iccid, &text).await.map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn list_profiles_impl(
