@@ -51,6 +51,7 @@ mod revocations;
 mod rows;
 pub mod sealed_personalisation;
 mod secrets_at_rest;
+mod secrets_purge;
 mod sessions;
 mod settings;
 mod smdp_store;

@@ -244,3 +244,103 @@ async fn secrets_sealed_migrated_and_rotated_in_place() {
         keyless.close().await;
     }
 }
+
+/// Issue 15 item 2: the secrets of installed profiles are purged after the
+/// retention; other profiles, the ICCID and the IMSI are kept.
+#[tokio::test]
+async fn installed_profiles_lose_their_secrets_after_the_retention() {
+    use ferrosim_saip::Imsi;
+    for db in databases().await.unwrap() {
+        let b = db.backend;
+        seeded(&db.url).await.close().await;
+        for sealed in [false, true] {
+            let store = SqlStore::connect(&db.url, &StoreOptions::default())
+                .await
+                .unwrap();
+            let store = if sealed {
+                store.with_kek(Kek::from_bytes([9u8; 32])).await.unwrap()
+            } else {
+                store
+            };
+            let base = if sealed { 100 } else { 200 };
+            let mut profiles = batch(base..base + 4);
+            for p in &mut profiles {
+                let n = p.record.iccid.as_str()[14..18].parse::<u64>().unwrap();
+                p.personalisation.imsi =
+                    Some(Imsi::with_mnc_len(&format!("0010100000{n:05}"), 2).unwrap());
+            }
+            store.insert_profiles(&profiles).await.unwrap();
+            // Profiles base and base+1 installed at t=1000 and t=5000,
+            // base+2 downloaded (not installed), base+3 available.
+            for (n, state, at) in [
+                (0, "installed", 1000),
+                (1, "installed", 5000),
+                (2, "downloaded", 1000),
+            ] {
+                sqlx::query("UPDATE profiles SET state = $1, updated_at = $2 WHERE iccid = $3")
+                    .bind(state)
+                    .bind(at as i64)
+                    .bind(iccid(base + n).as_str())
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+            // Retention: purge what was installed before t=2000.
+            let before = Timestamp(2000);
+            assert_eq!(
+                store
+                    .purge_installed_secrets(before, Timestamp(9000), 10)
+                    .await
+                    .unwrap(),
+                1,
+                "{b}"
+            );
+            assert_eq!(
+                store
+                    .purge_installed_secrets(before, Timestamp(9000), 10)
+                    .await
+                    .unwrap(),
+                0,
+                "{b}: done"
+            );
+            let purged = store.personalisation(&iccid(base)).await.unwrap().unwrap();
+            assert!(
+                purged.k.is_none() && purged.opc.is_none() && purged.pin1.is_none(),
+                "{b}"
+            );
+            assert!(purged.puk1.is_none() && purged.adm1.is_none(), "{b}");
+            assert_eq!(purged.iccid, iccid(base));
+            assert!(purged.imsi.is_some(), "{b}: IMSI kept");
+            let column = column(&store).await;
+            if !sealed {
+                for s in needles(base) {
+                    assert!(!column.contains(&s), "{b}: {s} still stored");
+                }
+                for n in 1..4 {
+                    assert!(
+                        column.contains(&needles(base + n)[0]),
+                        "{b}: profile {n} kept"
+                    );
+                }
+            }
+            for n in 1..4 {
+                let kept = store
+                    .personalisation(&iccid(base + n))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(kept.k.is_some(), "{b}: profile {n} keeps its K");
+            }
+            // Later, with a retention passed for the second one too.
+            assert_eq!(
+                store
+                    .purge_installed_secrets(Timestamp(6000), Timestamp(9000), 10)
+                    .await
+                    .unwrap(),
+                1,
+                "{b}"
+            );
+            store.close().await;
+        }
+    }
+}
