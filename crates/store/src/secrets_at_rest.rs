@@ -36,12 +36,15 @@ impl std::fmt::Debug for AtRest {
 }
 
 /// What one chunk of re-sealing did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResealReport {
     /// Rows sealed under the newest data key by this chunk.
     pub resealed: u64,
-    /// Rows changed by someone else meanwhile (looked at again next chunk).
+    /// Rows changed by someone else meanwhile (looked at again next pass).
     pub skipped: u64,
+    /// The last ICCID looked at: where the next chunk of this pass starts
+    /// (`None` when the pass is over).
+    pub next_after: Option<String>,
 }
 
 fn secret_err(e: SecretError) -> StoreError {
@@ -188,19 +191,38 @@ impl SqlStore {
         a.ring.read().ok()?.newest_data_key()
     }
 
+    /// How many rows are not (yet) sealed under the newest data key.
+    pub async fn rows_to_reseal(&self) -> Result<u64, StoreError> {
+        let newest = self.newest_data_key().ok_or(SealError::NoKeyring)?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM profiles WHERE personalisation NOT LIKE $1")
+                .bind(newest_pattern(newest))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend_err)?;
+        Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
+    }
+
     /// Re-seals up to `limit` rows not yet under the newest data key (clear
-    /// rows included) in one short transaction. Zero resealed and zero
-    /// skipped means every row is under the newest key.
-    pub async fn reseal_chunk(&self, limit: u32) -> Result<ResealReport, StoreError> {
+    /// rows included), the ICCIDs after `after` in order, in one short
+    /// transaction. A pass goes from `None` until
+    /// [`ResealReport::next_after`] is `None`; [`SqlStore::rows_to_reseal`]
+    /// then says whether rows written meanwhile by an instance that had not
+    /// yet seen the new key need another pass.
+    pub async fn reseal_chunk(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ResealReport, StoreError> {
         let a = self.at_rest.as_ref().ok_or(SealError::NoKeyring)?;
         let newest = self.newest_data_key().ok_or(SealError::NoKeyring)?;
-        let current = format!("{SEALED_PREFIX}01{}%", hex::encode(newest.to_be_bytes()));
         let rows = sqlx::query(
             "SELECT iccid, personalisation FROM profiles
-             WHERE personalisation <> '' AND personalisation NOT LIKE $1
-             ORDER BY iccid LIMIT $2",
+             WHERE iccid > $1 AND personalisation NOT LIKE $2
+             ORDER BY iccid LIMIT $3",
         )
-        .bind(&current)
+        .bind(after.unwrap_or(""))
+        .bind(newest_pattern(newest))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -208,6 +230,9 @@ impl SqlStore {
         let mut report = ResealReport::default();
         if rows.is_empty() {
             return Ok(report);
+        }
+        if rows.len() == limit as usize {
+            report.next_after = Some(col(&rows[rows.len() - 1], "iccid")?);
         }
         let mut updates = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -263,6 +288,11 @@ impl SqlStore {
         }
         Ok(())
     }
+}
+
+/// `LIKE` pattern of the values sealed under data key `id`.
+fn newest_pattern(id: u32) -> String {
+    format!("{SEALED_PREFIX}01{}%", hex::encode(id.to_be_bytes()))
 }
 
 fn poisoned() -> StoreError {

@@ -139,12 +139,14 @@ async fn all_open(store: &SqlStore) {
     }
 }
 
-async fn reseal_all(store: &SqlStore) -> u64 {
+async fn reseal_all(store: &SqlStore, mut after: Option<String>) -> u64 {
     let mut total = 0;
     loop {
-        let r = store.reseal_chunk(5).await.unwrap();
+        let r = store.reseal_chunk(after.as_deref(), 5).await.unwrap();
         total += r.resealed;
-        if r.resealed == 0 && r.skipped == 0 {
+        after = r.next_after;
+        if after.is_none() {
+            assert_eq!(store.rows_to_reseal().await.unwrap(), 0);
             return total;
         }
     }
@@ -182,7 +184,7 @@ async fn secrets_sealed_migrated_and_rotated_in_place() {
             .unwrap();
         all_open(&store).await;
         assert_eq!(
-            reseal_all(&store).await,
+            reseal_all(&store, None).await,
             PROFILES / 2,
             "{b}: clear rows migrated"
         );
@@ -198,11 +200,13 @@ async fn secrets_sealed_migrated_and_rotated_in_place() {
         let old = store.newest_data_key().unwrap();
         let new = store.add_data_key().await.unwrap();
         assert!(new > old);
-        let first = store.reseal_chunk(5).await.unwrap();
+        let first = store.reseal_chunk(None, 5).await.unwrap();
         assert_eq!(first.resealed, 5, "{b}");
+        assert_eq!(store.rows_to_reseal().await.unwrap(), PROFILES - 5, "{b}");
         all_open(&store).await;
+        // Resumed after the first chunk (as after a crash).
         assert_eq!(
-            reseal_all(&store).await,
+            reseal_all(&store, first.next_after).await,
             PROFILES - 5,
             "{b}: rotation finished"
         );
