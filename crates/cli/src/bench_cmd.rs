@@ -37,6 +37,28 @@ pub(crate) enum TelemetryMode {
     Compare,
 }
 
+/// Where the embedded SM-DP+'s telemetry events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TelemetryDb {
+    /// A database of their own (on SQLite a second file), as `serve` does.
+    Own,
+    /// The SM-DP+'s database, in its commits.
+    Shared,
+    /// In memory (isolates the cost of the SQL writes).
+    Memory,
+}
+
+impl TelemetryDb {
+    pub(crate) fn choice(self) -> ferrosim_server::sandbox::TelemetryDatabase {
+        use ferrosim_server::sandbox::TelemetryDatabase as D;
+        match self {
+            Self::Own => D::Own,
+            Self::Shared => D::Shared,
+            Self::Memory => D::Memory,
+        }
+    }
+}
+
 /// Arguments of `ferrosim bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -85,8 +107,13 @@ pub struct BenchArgs {
     telemetry: TelemetryMode,
     /// `--telemetry compare`: rounds per configuration (the downloads are
     /// split between them).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=100))]
     rounds: u64,
+    /// Embedded SM-DP+ with telemetry: where the events go, `own` (a
+    /// database of their own, as `serve` does on SQLite), `shared` (the
+    /// SM-DP+'s database, in its commits) or `memory`.
+    #[arg(long, value_enum, default_value_t = TelemetryDb::Own)]
+    telemetry_database: TelemetryDb,
     /// Embedded SM-DP+: record the audit trail (as `serve` does by default).
     #[arg(long)]
     audit: bool,
@@ -135,6 +162,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             connections,
             durability: args.durability.parse().map_err(anyhow::Error::msg)?,
             durability_name: args.durability.clone(),
+            database: args.telemetry_database,
         });
     }
     block_on(async move {
@@ -155,6 +183,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                     ..StoreOptions::default()
                 },
                 telemetry: args.telemetry == TelemetryMode::On,
+                telemetry_database: args.telemetry_database.choice(),
                 audit: args.audit,
                 ..SandboxOptions::default()
             })

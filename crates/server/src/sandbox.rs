@@ -83,6 +83,8 @@ pub struct SandboxOptions {
     /// Record activation telemetry (Prometheus `/metrics`, the dashboard,
     /// events in the database).
     pub telemetry: bool,
+    /// Where the telemetry events go (with [`SandboxOptions::telemetry`]).
+    pub telemetry_database: TelemetryDatabase,
     /// Record the audit trail in the sandbox's database.
     pub audit: bool,
     /// Per-client rate limits and lockouts.
@@ -100,10 +102,27 @@ impl Default for SandboxOptions {
             order_ttl: None,
             callback_poll: Duration::from_millis(50),
             telemetry: false,
+            telemetry_database: TelemetryDatabase::default(),
             audit: false,
             access: None,
         }
     }
+}
+
+/// Where a sandbox's telemetry events are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TelemetryDatabase {
+    /// A database of their own beside the SM-DP+'s (on SQLite a second
+    /// file with its own writer, so that telemetry appends never wait in,
+    /// or lengthen, the SM-DP+'s commits; on PostgreSQL a pool of its own),
+    /// as `ferrosim serve` does.
+    #[default]
+    Own,
+    /// The SM-DP+'s database, through its writer (on SQLite, one slot of
+    /// the SM-DP+'s group commit per append).
+    Shared,
+    /// In memory (nothing written; isolates the SQL cost in measurements).
+    Memory,
 }
 
 /// A running sandbox SM-DP+.
@@ -122,12 +141,49 @@ pub struct Sandbox {
     pub server: Option<RunningServer>,
     /// Its telemetry, when [`SandboxOptions::telemetry`] asked for it.
     pub telemetry: Option<Telemetry>,
+    /// The database holding the telemetry events when it is not
+    /// [`Sandbox::store`] ([`TelemetryDatabase::Own`]).
+    pub telemetry_store: Option<SqlStore>,
     /// `localhost:PORT`.
     pub address: String,
     /// The operator's ES2+ token.
     pub token: String,
     /// How every instance of this sandbox runs (TLS identity, callbacks).
     server_options: ServerOptions,
+}
+
+/// The sandbox's telemetry and, for [`TelemetryDatabase::Own`], the
+/// database of its events (`telemetry.db` in the sandbox's directory, or a
+/// pool of its own on the given database).
+async fn start_telemetry(
+    options: &SandboxOptions,
+    store: &SqlStore,
+    url: &str,
+    dir: &std::path::Path,
+) -> Result<(Option<Telemetry>, Option<SqlStore>), SandboxError> {
+    if !options.telemetry {
+        return Ok((None, None));
+    }
+    let dict = ferrosim_telemetry::Dictionary::new();
+    let t = |s| Telemetry::new(s, TelemetryOptions::default());
+    Ok(match options.telemetry_database {
+        TelemetryDatabase::Shared => (Some(t(store.telemetry(dict))), None),
+        TelemetryDatabase::Memory => (
+            Some(Telemetry::new(
+                ferrosim_telemetry::MemTelemetryStore::with_dictionary(dict),
+                TelemetryOptions::default(),
+            )),
+            None,
+        ),
+        TelemetryDatabase::Own => {
+            let own_url = match options.database_url {
+                Some(_) => url.to_string(),
+                None => format!("sqlite:{}", dir.join("telemetry.db").display()),
+            };
+            let own = SqlStore::connect(&own_url, &options.store).await?;
+            (Some(t(own.telemetry(dict))), Some(own))
+        }
+    })
 }
 
 impl Sandbox {
@@ -158,12 +214,8 @@ impl Sandbox {
         let mut server_options = ServerOptions::new(tls_identity(&pki));
         server_options.callbacks.poll_interval = options.callback_poll;
         server_options.callbacks.initial_backoff = Duration::from_millis(100);
-        let telemetry = options.telemetry.then(|| {
-            Telemetry::new(
-                store.telemetry(ferrosim_telemetry::Dictionary::new()),
-                TelemetryOptions::default(),
-            )
-        });
+        let (telemetry, telemetry_store) =
+            start_telemetry(&options, &store, &url, dir.path()).await?;
         server_options.telemetry = telemetry.clone();
         server_options.access = options.access.map(crate::access::Access::new);
         if options.audit {
@@ -178,6 +230,7 @@ impl Sandbox {
             store,
             server: Some(server),
             telemetry,
+            telemetry_store,
             address,
             token,
             server_options,

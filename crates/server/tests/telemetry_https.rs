@@ -230,9 +230,19 @@ async fn metrics_and_events_after_real_downloads() {
         assert!(!text.contains(iccid.as_str()));
     }
 
-    // The events in the database: each successful order is one activation
-    // with its four ES9+ steps and the installation.
-    let store = smdp.store.telemetry(telemetry.dictionary().clone());
+    // The events in the database (the telemetry's own, beside the SM-DP+'s:
+    // none in the SM-DP+'s): each successful order is one activation with
+    // its four ES9+ steps and the installation.
+    let own = smdp.telemetry_store.as_ref().unwrap();
+    let store = own.telemetry(telemetry.dictionary().clone());
+    assert!(
+        smdp.store
+            .telemetry(telemetry.dictionary().clone())
+            .query(&EventQuery::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut bpp_total = 0u64;
     for (device, iccid) in orders.iter().enumerate() {
         let iccid = Iccid::new(iccid).unwrap();

@@ -119,6 +119,31 @@ pub(crate) struct Counters {
     pub dropped: AtomicU64,
     /// Calls that could not be tied to a device.
     pub unattributed: AtomicU64,
+    /// Appends to the store (successful or not).
+    pub appends: AtomicU64,
+    /// Microseconds the writer spent in appends, from the call to the
+    /// store's answer (on a shared SQLite database this includes the wait in
+    /// the commit queue behind the SM-DP+'s own writes).
+    pub append_micros: AtomicU64,
+    /// The longest single append, in microseconds.
+    pub append_max_micros: AtomicU64,
+}
+
+/// What the telemetry writer did so far: see [`Telemetry::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TelemetryStats {
+    /// Events appended to the store.
+    pub written: u64,
+    /// Observations dropped because the writer's queue was full.
+    pub dropped: u64,
+    /// Calls that could not be tied to a device.
+    pub unattributed: u64,
+    /// Appends to the store (one transaction each).
+    pub appends: u64,
+    /// Time the writer spent waiting for the store's appends, in total.
+    pub append_time: Duration,
+    /// The longest single append.
+    pub append_max: Duration,
 }
 
 pub(crate) struct Inner {
@@ -207,6 +232,20 @@ impl Telemetry {
     /// Observations dropped because the writer's queue was full.
     pub fn dropped(&self) -> u64 {
         self.inner.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// What the writer did so far: events written and dropped, appends and
+    /// the time they took (`ferrosim bench --telemetry compare` reports it).
+    pub fn stats(&self) -> TelemetryStats {
+        let c = &self.inner.counters;
+        TelemetryStats {
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            unattributed: c.unattributed.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            append_time: Duration::from_micros(c.append_micros.load(Ordering::Relaxed)),
+            append_max: Duration::from_micros(c.append_max_micros.load(Ordering::Relaxed)),
+        }
     }
 
     /// Offers an input to the writer without waiting.

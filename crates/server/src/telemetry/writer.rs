@@ -254,7 +254,19 @@ impl<S: Store + Clone> Writer<S> {
             return;
         }
         let inner = &self.telemetry.inner;
-        match inner.store.append(&self.batch).await {
+        let started = Instant::now();
+        let result = inner.store.append(&self.batch).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        inner.counters.appends.fetch_add(1, Ordering::Relaxed);
+        inner
+            .counters
+            .append_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        inner
+            .counters
+            .append_max_micros
+            .fetch_max(micros, Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 inner
                     .counters
