@@ -39,6 +39,9 @@ struct Totals {
     failed: usize,
     wall: Duration,
     cpu: Duration,
+    /// Of `wall`, the wait for the telemetry writer to store the round's
+    /// events after the last download.
+    flush: Duration,
 }
 
 impl Totals {
@@ -55,6 +58,7 @@ impl Totals {
         self.failed += r.failed;
         self.wall += r.wall;
         self.cpu += r.cpu;
+        self.flush += r.flush;
     }
 }
 
@@ -82,11 +86,22 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The first and third quartiles of `values` (medians of the lower and
+/// upper halves; the middle value of an odd count is in neither).
+fn quartiles(values: &[f64]) -> (f64, f64) {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    let half = v.len() / 2;
+    (median(&v[..half]), median(&v[v.len() - half..]))
+}
+
 /// Smallest and largest of `values`.
 fn range(values: &[f64]) -> (f64, f64) {
-    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
-        (lo.min(x), hi.max(x))
-    })
+    values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
 }
 
 /// The 1-minute load average of the machine, when it can be read.
@@ -146,13 +161,16 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 (measure(&off, chunk_off, args, None).await?, r_on)
             } else {
                 let r_off = measure(&off, chunk_off, args, None).await?;
-                (r_off, measure(&on, chunk_on, args, telemetry.as_ref()).await?)
+                (
+                    r_off,
+                    measure(&on, chunk_on, args, telemetry.as_ref()).await?,
+                )
             };
             let (c, cpu_c) = cost(&r_off, &r_on);
             costs.push(c);
             cpu_costs.push(cpu_c);
             println!(
-                "  round {:>2} ({}): off {} in {} ({:.1}/s) | on {} in {} ({:.1}/s) | cost {c:.1} %, CPU {cpu_c:+.1} %",
+                "  round {:>2} ({}): off {} in {} ({:.1}/s) | on {} in {} ({:.1}/s, flush {}) | cost {c:.1} %, CPU {cpu_c:+.1} %",
                 round + 1,
                 if on_first { "on first " } else { "off first" },
                 r_off.ok,
@@ -160,7 +178,8 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
                 r_off.rate(),
                 r_on.ok,
                 ms(r_on.wall),
-                r_on.rate()
+                r_on.rate(),
+                ms(r_on.flush)
             );
             t_off.add(&r_off);
             t_on.add(&r_on);
@@ -177,11 +196,14 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         }
         let (total_cost, total_cpu) = cost(&t_off, &t_on);
         let (lo, hi) = range(&costs);
+        let (q1, q3) = quartiles(&costs);
         println!(
-            "  telemetry cost: median {:.1} % of throughput over {rounds} rounds (rounds {lo:.1} to {hi:.1} %), \
-             median {:+.1} % CPU per download; all rounds together {total_cost:.1} %, {total_cpu:+.1} % CPU",
+            "  telemetry cost: median {:.1} % of throughput over {rounds} rounds (quartiles {q1:.1} to {q3:.1} %, \
+             rounds {lo:.1} to {hi:.1} %), median {:+.1} % CPU per download; all rounds together {total_cost:.1} %, \
+             {total_cpu:+.1} % CPU; waiting for the writer's last append of each round: {} in all",
             median(&costs),
-            median(&cpu_costs)
+            median(&cpu_costs),
+            ms(t_on.flush)
         );
         if let Some(t) = &telemetry {
             report_writer(t).await?;
@@ -252,6 +274,7 @@ async fn measure(
         &indicatif::ProgressBar::hidden(),
     )
     .await?;
+    let downloaded = t.elapsed();
     if let Some(t) = telemetry {
         t.flush().await;
     }
@@ -265,12 +288,13 @@ async fn measure(
         failed,
         wall,
         cpu: process_cpu().saturating_sub(cpu),
+        flush: wall.saturating_sub(downloaded),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{median, range};
+    use super::{median, quartiles, range};
 
     #[test]
     fn median_of_odd_and_even_counts() {
@@ -279,5 +303,8 @@ mod tests {
         assert!(median(&[]).is_nan());
         assert_eq!(median(&[f64::NAN, 5.0]), 5.0);
         assert_eq!(range(&[2.0, -1.0, 7.5]), (-1.0, 7.5));
+        assert_eq!(quartiles(&[5.0, 1.0, 3.0, 2.0, 4.0]), (1.5, 4.5));
+        assert_eq!(quartiles(&[4.0, 1.0, 3.0, 2.0]), (1.5, 3.5));
+        assert!(quartiles(&[1.0]).0.is_nan());
     }
 }

@@ -207,6 +207,13 @@ pub struct TelemetryConfig {
     /// Calls waiting for the telemetry writer; beyond, they are dropped and
     /// counted (`ferrosim_telemetry_events_dropped_total`).
     pub queue: usize,
+    /// Where the events are stored. Unset: on SQLite a file of their own
+    /// beside the instance's database (`ferrosim.db` ->
+    /// `ferrosim-telemetry.db`), with its own writer, so that telemetry
+    /// never waits in or lengthens the SM-DP+'s commits; on PostgreSQL the
+    /// instance's database. Set it to the instance's own URL to keep them
+    /// there on SQLite too.
+    pub database_url: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -215,16 +222,37 @@ impl Default for TelemetryConfig {
             enabled: true,
             retention_days: 90,
             queue: 16_384,
+            database_url: None,
         }
     }
 }
 
 impl TelemetryConfig {
-    /// The telemetry of an instance on `store`, or `None` when disabled.
-    pub fn build(
+    /// The database of the events of an instance whose own database is at
+    /// `instance_url`; `None` when it is that database.
+    pub fn own_database_url(&self, instance_url: &str) -> Option<String> {
+        match &self.database_url {
+            Some(url) if url == instance_url => None,
+            Some(url) => Some(url.clone()),
+            None => ferrosim_store::telemetry_database_url(instance_url),
+        }
+    }
+
+    /// The telemetry of an instance on `store` (whose URL is `instance_url`),
+    /// or `None` when disabled; with the database of its own it opened, if
+    /// any (close it after the server).
+    pub async fn build(
         &self,
         store: &ferrosim_store::SqlStore,
-    ) -> anyhow::Result<Option<ferrosim_server::telemetry::Telemetry>> {
+        instance_url: &str,
+        store_options: &ferrosim_store::StoreOptions,
+    ) -> anyhow::Result<
+        Option<(
+            ferrosim_server::telemetry::Telemetry,
+            Option<ferrosim_store::SqlStore>,
+        )>,
+    > {
+        use anyhow::Context;
         use ferrosim_server::telemetry::{Telemetry, TelemetryOptions};
         if !self.enabled {
             return Ok(None);
@@ -239,10 +267,21 @@ impl TelemetryConfig {
             queue: self.queue,
             ..TelemetryOptions::default()
         };
-        Ok(Some(Telemetry::new(
-            store.telemetry(ferrosim_telemetry::Dictionary::new()),
-            options,
-        )))
+        let dict = ferrosim_telemetry::Dictionary::new();
+        Ok(Some(match self.own_database_url(instance_url) {
+            None => (Telemetry::new(store.telemetry(dict), options), None),
+            Some(url) => {
+                let own = ferrosim_store::SqlStore::connect(&url, store_options)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "opening the telemetry database {}",
+                            crate::instance::redact(&url)
+                        )
+                    })?;
+                (Telemetry::new(own.telemetry(dict), options), Some(own))
+            }
+        }))
     }
 }
 
@@ -512,6 +551,25 @@ impl InstanceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn telemetry_database_defaults_beside_sqlite_and_inside_postgres() {
+        let mut t = TelemetryConfig::default();
+        let main = "sqlite:/srv/y/ferrosim.db";
+        assert_eq!(
+            t.own_database_url(main).as_deref(),
+            Some("sqlite:/srv/y/ferrosim-telemetry.db")
+        );
+        assert_eq!(t.own_database_url("postgres://u@h/db"), None);
+        assert_eq!(t.own_database_url("sqlite::memory:"), None);
+        t.database_url = Some(main.into());
+        assert_eq!(t.own_database_url(main), None);
+        t.database_url = Some("sqlite:/var/events.db".into());
+        assert_eq!(
+            t.own_database_url(main).as_deref(),
+            Some("sqlite:/var/events.db")
+        );
+    }
 
     #[test]
     fn file_then_flags() {

@@ -146,6 +146,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
         sandbox.stop().await;
         sandbox.store.close().await;
+        if let Some(events) = &sandbox.telemetry_store {
+            events.close().await;
+        }
         Ok(())
     })
 }

@@ -68,7 +68,7 @@ pub fn location(cfg: &InstanceConfig) -> String {
 }
 
 /// The file of a `sqlite:` URL (`None` for PostgreSQL and `:memory:`).
-fn sqlite_file(url: &str) -> Option<PathBuf> {
+pub(crate) fn sqlite_file(url: &str) -> Option<PathBuf> {
     let path = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
@@ -125,6 +125,19 @@ pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<
         ));
     }
     Ok(store)
+}
+
+/// Settings of the telemetry database of its own (`[telemetry]
+/// database_url`): the instance's durability, a small pool (one writer task
+/// appends in batches; the dashboard and reports read).
+pub fn telemetry_store_options(cfg: &InstanceConfig) -> anyhow::Result<StoreOptions> {
+    Ok(StoreOptions {
+        durability: cfg.durability.parse().map_err(anyhow::Error::msg)?,
+        max_connections: cfg.max_db_connections.clamp(1, 4),
+        sqlite_readers: 2,
+        integrity_check: IntegrityCheck::Off,
+        ..StoreOptions::default()
+    })
 }
 
 /// Creates the data directory 0700 when the database or the PKI lives in

@@ -19,7 +19,8 @@ use ferrosim_telemetry::{
 };
 
 use crate::config::{InstanceArgs, InstanceConfig};
-use crate::instance::{Access, open_store};
+use crate::instance::{Access, open_store, redact, telemetry_store_options};
+use ferrosim_store::SqlStore;
 
 /// `ferrosim report …`
 #[derive(Debug, Args)]
@@ -170,8 +171,11 @@ fn events_from_file(
     Ok((store.select(wanted)?, dict))
 }
 
-/// The events `wanted` selects from the instance's database (SQLite or
-/// PostgreSQL), as `ferrosim serve` recorded them.
+/// The events `wanted` selects from the instance's telemetry database
+/// (SQLite or PostgreSQL), as `ferrosim serve` recorded them: its own
+/// (`[telemetry] database_url`, on SQLite `NAME-telemetry.db` by default) and
+/// the instance's database, where events were kept before they had a
+/// database of their own, in time order.
 fn events_from_instance(
     instance: &InstanceArgs,
     wanted: &EventQuery,
@@ -186,6 +190,27 @@ fn events_from_instance(
             .await
             .context("reading the activation telemetry from the database");
         store.close().await;
-        Ok((events?, dict))
+        let mut events = events?;
+        let own_url = cfg.telemetry.own_database_url(&cfg.database_url());
+        let own_exists = own_url
+            .as_deref()
+            .is_some_and(|u| crate::instance::sqlite_file(u).is_none_or(|f| f.exists()));
+        if let (Some(url), true) = (own_url, own_exists) {
+            let own = SqlStore::connect(&url, &telemetry_store_options(&cfg)?)
+                .await
+                .with_context(|| format!("opening the telemetry database {}", redact(&url)))?;
+            let more = own
+                .telemetry(dict.clone())
+                .query(wanted)
+                .await
+                .context("reading the activation telemetry from its database");
+            own.close().await;
+            events.extend(more?);
+            events.sort_by_key(|e| e.at);
+            if let Some(limit) = wanted.limit {
+                events.truncate(limit);
+            }
+        }
+        Ok((events, dict))
     })
 }

@@ -51,7 +51,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let store = instance::open_store(&cfg, Access::Create).await?;
         let address = instance::settle_address(&store, &cfg, local.port()).await?;
         let mut inst = instance::assemble(&cfg, store, &address, Access::Create)?;
-        inst.server_options.telemetry = cfg.telemetry.build(&inst.store)?;
+        let mut telemetry_db = None;
+        if let Some((telemetry, own)) = cfg
+            .telemetry
+            .build(
+                &inst.store,
+                &cfg.database_url(),
+                &instance::telemetry_store_options(&cfg)?,
+            )
+            .await?
+        {
+            inst.server_options.telemetry = Some(telemetry);
+            telemetry_db = own;
+        }
         inst.server_options.audit = cfg.audit.start(&inst.store)?;
         inst.server_options.access = cfg.access.build()?;
         check_tls(
@@ -89,6 +101,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             lab.shutdown().await;
         }
         inst.store.close().await;
+        if let Some(db) = telemetry_db {
+            db.close().await;
+        }
         Ok(())
     })
 }

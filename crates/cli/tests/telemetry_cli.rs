@@ -243,6 +243,54 @@ fn report_sla_from_a_demo_run_database_and_events_file() {
     let strip = |s: &str| s.split("; wrote").next().unwrap().to_owned();
     assert_eq!(strip(&summaries[0]), strip(&summaries[1]));
 
+    // The events went to the telemetry database beside the instance's
+    // (demo-telemetry.db), none to the instance's own. Moved there, as a
+    // version that kept them in one database left them, the report still
+    // finds them.
+    let own = ferrosim_store::telemetry_database_url(&db).unwrap();
+    assert!(own.ends_with("demo-telemetry.db"), "{own}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use ferrosim_telemetry::{Dictionary, EventQuery, TelemetryStore, Timestamp};
+        let options = ferrosim_store::StoreOptions::default();
+        let main = ferrosim_store::SqlStore::connect(&db, &options)
+            .await
+            .unwrap();
+        let events_db = ferrosim_store::SqlStore::connect(&own, &options)
+            .await
+            .unwrap();
+        let dict = Dictionary::new();
+        let (in_main, in_own) = (main.telemetry(dict.clone()), events_db.telemetry(dict));
+        assert!(in_main.query(&EventQuery::all()).await.unwrap().is_empty());
+        let events = in_own.query(&EventQuery::all()).await.unwrap();
+        assert!(events.len() >= 3, "{events:?}");
+        in_main.append(&events).await.unwrap();
+        let far = Timestamp::from_millis(i64::MAX / 2);
+        assert_eq!(in_own.purge_before(far).await.unwrap(), events.len() as u64);
+        main.close().await;
+        events_db.close().await;
+    });
+    let out = dir.path().join("moved");
+    let o = ferrosim(&[
+        "report",
+        "sla",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--by",
+        "smdp",
+        "--database-url",
+        &db,
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        strip(&String::from_utf8_lossy(&o.stdout)),
+        strip(&summaries[0])
+    );
+
     // By carrier: the demo's orders belong to the sandbox operator.
     let out = dir.path().join("carrier");
     let o = ferrosim(&[

@@ -112,10 +112,10 @@ impl Default for SandboxOptions {
 /// Where a sandbox's telemetry events are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TelemetryDatabase {
-    /// A database of their own beside the SM-DP+'s (on SQLite a second
-    /// file with its own writer, so that telemetry appends never wait in,
-    /// or lengthen, the SM-DP+'s commits; on PostgreSQL a pool of its own),
-    /// as `ferrosim serve` does.
+    /// On SQLite a database of their own beside the SM-DP+'s (a second file
+    /// with its own writer, so that telemetry appends never wait in, or
+    /// lengthen, the SM-DP+'s commits), as `ferrosim serve` does; on
+    /// PostgreSQL the SM-DP+'s database.
     #[default]
     Own,
     /// The SM-DP+'s database, through its writer (on SQLite, one slot of
@@ -142,7 +142,7 @@ pub struct Sandbox {
     /// Its telemetry, when [`SandboxOptions::telemetry`] asked for it.
     pub telemetry: Option<Telemetry>,
     /// The database holding the telemetry events when it is not
-    /// [`Sandbox::store`] ([`TelemetryDatabase::Own`]).
+    /// [`Sandbox::store`] ([`TelemetryDatabase::Own`] on SQLite).
     pub telemetry_store: Option<SqlStore>,
     /// `localhost:PORT`.
     pub address: String,
@@ -152,14 +152,13 @@ pub struct Sandbox {
     server_options: ServerOptions,
 }
 
-/// The sandbox's telemetry and, for [`TelemetryDatabase::Own`], the
-/// database of its events (`telemetry.db` in the sandbox's directory, or a
-/// pool of its own on the given database).
+/// The sandbox's telemetry and, for [`TelemetryDatabase::Own`] on SQLite,
+/// the database of its events (`NAME-telemetry.db` beside the SM-DP+'s, as
+/// `ferrosim serve` does).
 async fn start_telemetry(
     options: &SandboxOptions,
     store: &SqlStore,
     url: &str,
-    dir: &std::path::Path,
 ) -> Result<(Option<Telemetry>, Option<SqlStore>), SandboxError> {
     if !options.telemetry {
         return Ok((None, None));
@@ -175,14 +174,14 @@ async fn start_telemetry(
             )),
             None,
         ),
-        TelemetryDatabase::Own => {
-            let own_url = match options.database_url {
-                Some(_) => url.to_string(),
-                None => format!("sqlite:{}", dir.join("telemetry.db").display()),
-            };
-            let own = SqlStore::connect(&own_url, &options.store).await?;
-            (Some(t(own.telemetry(dict))), Some(own))
-        }
+        TelemetryDatabase::Own => match ferrosim_store::telemetry_database_url(url) {
+            Some(own_url) => {
+                let own = SqlStore::connect(&own_url, &options.store).await?;
+                (Some(t(own.telemetry(dict))), Some(own))
+            }
+            // PostgreSQL (writers do not queue behind each other).
+            None => (Some(t(store.telemetry(dict))), None),
+        },
     })
 }
 
@@ -214,8 +213,7 @@ impl Sandbox {
         let mut server_options = ServerOptions::new(tls_identity(&pki));
         server_options.callbacks.poll_interval = options.callback_poll;
         server_options.callbacks.initial_backoff = Duration::from_millis(100);
-        let (telemetry, telemetry_store) =
-            start_telemetry(&options, &store, &url, dir.path()).await?;
+        let (telemetry, telemetry_store) = start_telemetry(&options, &store, &url).await?;
         server_options.telemetry = telemetry.clone();
         server_options.access = options.access.map(crate::access::Access::new);
         if options.audit {

@@ -21,8 +21,11 @@
 //! The audit trail (`ferrosim-audit`) is in the same database too:
 //! [`SqlStore`] is a [`ferrosim_audit::AuditLog`].
 //!
-//! Activation telemetry (`ferrosim-telemetry` events) lives in the same
-//! database: [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`].
+//! Activation telemetry (`ferrosim-telemetry` events) has the same schema:
+//! [`SqlStore::telemetry`] gives the [`SqlTelemetryStore`] of a database. On
+//! SQLite `ferrosim serve` keeps the events in a database of their own
+//! ([`telemetry_database_url`]), so that their appends never queue in the
+//! SM-DP+'s single writer.
 //!
 //! Fleet control (`ferrosim-fleet`) too: [`SqlStore::fleet`] gives the
 //! [`SqlFleetStore`] (versioned compare-and-set commits).
@@ -72,7 +75,7 @@ pub use operator_tokens::{DEFAULT_TOKEN, OperatorToken};
 pub use order_history::{OrderEvent, OrderHistory};
 pub use profile_type_admin::{ProfileTypeSummary, ProfileTypeVersion};
 pub use secrets_at_rest::ResealReport;
-pub use telemetry::SqlTelemetryStore;
+pub use telemetry::{SqlTelemetryStore, telemetry_database_url};
 
 use sqlx::AnyPool;
 

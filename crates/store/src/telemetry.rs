@@ -162,6 +162,48 @@ async fn insert_all(
     Ok(())
 }
 
+/// The default database of the telemetry events of an instance whose
+/// database is at `url`: on SQLite a file of their own beside it
+/// (`sqlite:DIR/NAME.db` -> `sqlite:DIR/NAME-telemetry.db`, query string
+/// kept), so that the events have a writer of their own and never wait in,
+/// or lengthen, the SM-DP+'s group commits; `None` (the instance's own
+/// database) on PostgreSQL, whose writers do not queue behind each other,
+/// and for an in-memory SQLite database.
+pub fn telemetry_database_url(url: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("sqlite://") {
+        ("sqlite://", rest)
+    } else {
+        ("sqlite:", url.strip_prefix("sqlite:")?)
+    };
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.is_empty() || path.starts_with(':') || path.ends_with('/') {
+        return None;
+    }
+    let (dir, file) = path.rsplit_once('/').map_or(("", path), |(d, f)| (d, f));
+    let (stem, ext) = match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => (stem, Some(ext)),
+        _ => (file, None),
+    };
+    let mut out = String::from(scheme);
+    if path.contains('/') {
+        out.push_str(dir);
+        out.push('/');
+    }
+    out.push_str(stem);
+    out.push_str("-telemetry");
+    if let Some(ext) = ext {
+        out.push('.');
+        out.push_str(ext);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Some(out)
+}
+
 impl SqlTelemetryStore {
     /// The SQL of a query and its bind values; device sets too large for the
     /// statement are returned to be applied after reading.
@@ -344,7 +386,34 @@ impl TelemetryStore for SqlTelemetryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::insert_sql;
+    use super::{insert_sql, telemetry_database_url};
+
+    #[test]
+    fn telemetry_database_beside_a_sqlite_file() {
+        let t = |u| telemetry_database_url(u);
+        assert_eq!(
+            t("sqlite:d/f.db").as_deref(),
+            Some("sqlite:d/f-telemetry.db")
+        );
+        assert_eq!(
+            t("sqlite:///abs/f.db?mode=rwc").as_deref(),
+            Some("sqlite:///abs/f-telemetry.db?mode=rwc")
+        );
+        assert_eq!(t("sqlite:f").as_deref(), Some("sqlite:f-telemetry"));
+        assert_eq!(
+            t("sqlite:/a.b/f").as_deref(),
+            Some("sqlite:/a.b/f-telemetry")
+        );
+        assert_eq!(
+            t("sqlite:.hidden").as_deref(),
+            Some("sqlite:.hidden-telemetry")
+        );
+        assert_eq!(t("sqlite::memory:"), None);
+        assert_eq!(t("sqlite:"), None);
+        assert_eq!(t("sqlite:dir/"), None);
+        assert_eq!(t("postgres://u:p@h/db"), None);
+        assert_eq!(t("garbage"), None);
+    }
 
     #[test]
     fn insert_placeholders_are_numbered_per_row() {
