@@ -157,6 +157,24 @@ async fn sql_particulars() {
         assert_eq!(n, 500, "{backend}");
         assert_eq!(store.purge_before(Timestamp(i64::MAX)).await.unwrap(), 207);
         assert!(store.query(&EventQuery::all()).await.unwrap().is_empty());
+
+        // Appends cut into statements of every size (64, 16, 4 and 1 rows:
+        // 2 x 64 + 16 + 2 x 4 + 3 = 155) keep every row and its order.
+        for n in [155u32, 1, 4, 16, 64, 85] {
+            let batch: Vec<Event> = (0..n)
+                .map(|i| step(&dict, 200_000 + i64::from(i), 77, i))
+                .collect();
+            store.append(&batch).await.unwrap();
+            let back = store
+                .timeline(CorrelationId::new(77).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(back, batch, "{backend}: append of {n}");
+            assert_eq!(
+                store.purge_before(Timestamp(i64::MAX)).await.unwrap(),
+                u64::from(n)
+            );
+        }
         sql.close().await;
     }
 }
