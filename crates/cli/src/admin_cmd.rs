@@ -474,11 +474,15 @@ async fn name_taken_iccids(
     iccids: &[Iccid],
 ) -> anyhow::Error {
     use ferrosim_smdp::store::StoreError;
-    if !matches!(
-        error,
-        inventory::InventoryError::Store(StoreError::Conflict(_))
-    ) {
-        return error.into();
+    match &error {
+        // The store's own refusal of a revoked ICCID already names it and why.
+        inventory::InventoryError::Store(StoreError::Conflict(why))
+            if why.starts_with("ICCID ") =>
+        {
+            return anyhow::anyhow!("nothing imported: {why}");
+        }
+        inventory::InventoryError::Store(StoreError::Conflict(_)) => {}
+        _ => return error.into(),
     }
     match store.existing_iccids(iccids).await {
         Ok(taken) if !taken.is_empty() => {

@@ -236,3 +236,66 @@ fn revoking_ends_the_order_and_follows_the_reuse_policy() {
     let audit = i.ok(&["audit", "export"]);
     assert!(audit.contains("profile.revoke"), "{audit}");
 }
+
+#[test]
+fn a_revoked_iccid_is_imported_again_only_under_its_reuse_policy() {
+    let i = Instance::stocked(1);
+    let order = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
+    let iccid = field(&order, "iccid:").to_owned();
+    let generate = |imsi: &str| {
+        i.run(&[
+            "profiles",
+            "generate",
+            "--operator",
+            "acme",
+            "--type",
+            "ts48",
+            "--count",
+            "1",
+            "--first-iccid",
+            &iccid,
+            "--first-imsi",
+            imsi,
+        ])
+    };
+    // Not revoked: the ICCID is taken.
+    assert!(!generate("001-01-0000000007").status.success());
+
+    // A quarantine of zero days for a profile never on a device: reusable at once.
+    let revoked = json(&i.ok(&[
+        "profile",
+        "revoke",
+        &iccid,
+        "--operator",
+        "acme",
+        "--policy",
+        "quarantine",
+        "--quarantine-days",
+        "0",
+    ]));
+    assert_eq!(revoked["reusable_now"], true, "{revoked}");
+    // Same ICCID and IMSI: the old profile is replaced by a fresh one.
+    let out = generate("001-01-0000000001");
+    assert!(out.status.success(), "{}", text(&out));
+    i.refused(&["profile", "show", &iccid], "is not revoked");
+    let shown = i.ok(&["order", "show", &iccid]);
+    assert!(shown.contains("available"), "{shown}");
+
+    // Retired: never imported again, and the refusal stores nothing.
+    i.ok(&[
+        "profile",
+        "revoke",
+        &iccid,
+        "--operator",
+        "acme",
+        "--policy",
+        "retire",
+    ]);
+    let out = generate("001-01-0000000002");
+    let t = text(&out);
+    assert!(!out.status.success(), "{t}");
+    assert!(!t.contains("panicked"), "{t}");
+    assert!(t.contains(&format!("ICCID {iccid} is retired")), "{t}");
+    let still = json(&i.ok(&["profile", "show", &iccid]));
+    assert_eq!(still["state"], "retired");
+}

@@ -41,6 +41,7 @@ mod eim;
 mod fleet;
 mod group_commit;
 mod health;
+mod iccid_reuse;
 mod imsi_uniqueness;
 mod lookups;
 mod operator_admin;

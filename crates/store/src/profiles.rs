@@ -34,6 +34,7 @@ impl SqlStore {
         profiles: &[NewProfile],
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
+        crate::iccid_reuse::release_reusable_iccids(&mut tx, profiles).await?;
         for p in profiles {
             if p.personalisation.iccid != p.record.iccid {
                 return Err(StoreError::Conflict(format!(

@@ -27,7 +27,11 @@ macro_rules! columns {
     };
 }
 
-fn revocation(row: &AnyRow) -> Result<Revocation, StoreError> {
+/// The columns [`revocation`] reads.
+pub(crate) const REVOCATION_COLUMNS: &str = columns!();
+
+/// A stored revocation row.
+pub(crate) fn revocation(row: &AnyRow) -> Result<Revocation, StoreError> {
     let previous: String = col(row, "previous_state")?;
     let state: String = col(row, "state")?;
     let policy: String = col(row, "policy")?;

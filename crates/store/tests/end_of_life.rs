@@ -8,11 +8,15 @@
 use std::time::Duration;
 
 use ferrosim_pki::Eid;
-use ferrosim_saip::Iccid;
+use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::end_of_life::{EndOfLifeState, ReusePolicy, revoke};
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::order::{OrderPolicy, ProfileRecord};
-use ferrosim_smdp::store::{Changes, CommitStore, NotificationRecord, StoreError};
+use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
+use ferrosim_smdp::order::{OrderPolicy, ProfileRecord, ProfileState};
+use ferrosim_smdp::store::{
+    CatalogStore, Changes, CommitStore, NewProfile, NotificationRecord, Operator, ProfileStore,
+    ProfileTypeRecord, StoreError,
+};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::databases;
@@ -133,6 +137,175 @@ async fn revocations_are_stored_once_and_settled_by_the_delete_notification() {
             "{b}"
         );
         assert_eq!(store.revocation(&installed(2).iccid).await.unwrap(), None);
+        store.close().await;
+    }
+}
+
+/// A new profile `n` of `operator` imported at `at` (fresh keys).
+fn fresh(n: u64, operator: &str, at: i64) -> NewProfile {
+    let mut record = installed(n);
+    record = ProfileRecord::new_available(
+        record.iccid,
+        op(operator),
+        "t".into(),
+        Timestamp::from_millis(at),
+    );
+    NewProfile {
+        personalisation: Personalisation::new(record.iccid.clone())
+            .with_random_keys(&mut rand::rng()),
+        record,
+    }
+}
+
+/// Operators `op1` and `op2`, each with profile type `t`.
+async fn seed(store: &SqlStore) {
+    for (k, name) in [(1u8, "op1"), (2u8, "op2")] {
+        store
+            .put_operator(&Operator {
+                id: op(name),
+                name: name.into(),
+                token_hash: [k; 32],
+                callback_url: None,
+            })
+            .await
+            .unwrap();
+        store
+            .put_profile_type(&ProfileTypeRecord {
+                operator: op(name),
+                name: "t".into(),
+                package: vec![1, 2, 3],
+                metadata: ProfileTypeMetadata {
+                    service_provider_name: "SP".into(),
+                    profile_name: "P".into(),
+                    profile_class: ProfileClass::Operational,
+                    policy_rules: PolicyRules::default(),
+                    owner_mcc_mnc: None,
+                },
+                created_at: Timestamp::from_millis(1),
+                version: 1,
+            })
+            .await
+            .unwrap();
+    }
+}
+
+async fn import(store: &SqlStore, batch: &[NewProfile]) -> Result<u64, StoreError> {
+    store.insert_profiles(batch).await
+}
+
+fn refusal(r: Result<u64, StoreError>) -> String {
+    match r {
+        Err(StoreError::Conflict(why)) => why,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
+    const DAY_MS: i64 = 86_400_000;
+    for db in databases().await.unwrap() {
+        let b = db.backend;
+        let store = SqlStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap();
+        seed(&store).await;
+        let day = ReusePolicy::Quarantine(Duration::from_secs(86_400));
+        // Profile 3: imported, never ordered, revoked with a day's quarantine.
+        let first = fresh(3, "op1", 1_000);
+        import(&store, std::slice::from_ref(&first)).await.unwrap();
+        let revoked_at = Timestamp::from_millis(10_000);
+        let (_, r) = revoke(Some(&first.record), None, &op("op1"), day, "", revoked_at).unwrap();
+        assert_eq!(r.state, EndOfLifeState::Quarantined, "{b}");
+        store.insert_revocation(&r).await.unwrap();
+        // Profile 4: an ordinary profile.
+        import(&store, &[fresh(4, "op1", 1_000)]).await.unwrap();
+
+        // In quarantine: refused, nothing changed.
+        let why = refusal(import(&store, &[fresh(3, "op1", 10_000 + DAY_MS - 1)]).await);
+        assert!(why.contains("quarantined until"), "{b}: {why}");
+        assert_eq!(
+            store.revocation(&first.record.iccid).await.unwrap(),
+            Some(r.clone())
+        );
+        // Another operator, after the quarantine: refused.
+        let why = refusal(import(&store, &[fresh(3, "op2", 10_000 + DAY_MS)]).await);
+        assert!(why.contains("another operator"), "{b}: {why}");
+        // Reusable, but in a batch with a duplicate: refused whole, the
+        // revocation and the old profile kept.
+        let err = import(
+            &store,
+            &[
+                fresh(3, "op1", 10_000 + DAY_MS),
+                fresh(4, "op1", 10_000 + DAY_MS),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{b}: {err}");
+        assert!(
+            store
+                .revocation(&first.record.iccid)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .personalisation(&first.record.iccid)
+                .await
+                .unwrap()
+                .unwrap()
+                .k,
+            first.personalisation.k,
+            "{b}"
+        );
+        // Quarantine over: imported afresh with its new keys, the
+        // revocation gone.
+        let again = fresh(3, "op1", 10_000 + DAY_MS);
+        assert_eq!(
+            import(&store, std::slice::from_ref(&again)).await.unwrap(),
+            1
+        );
+        assert_eq!(store.revocation(&again.record.iccid).await.unwrap(), None);
+        let stored = store.profile(&again.record.iccid).await.unwrap().unwrap();
+        assert_eq!(stored.state, ProfileState::Available, "{b}");
+        assert_eq!(stored.updated_at, again.record.updated_at, "{b}");
+        assert_eq!(
+            store
+                .personalisation(&again.record.iccid)
+                .await
+                .unwrap()
+                .unwrap()
+                .k,
+            again.personalisation.k,
+            "{b}"
+        );
+
+        // Retired: never again.
+        let five = fresh(5, "op1", 1_000);
+        import(&store, std::slice::from_ref(&five)).await.unwrap();
+        let (_, r5) = revoke(
+            Some(&five.record),
+            None,
+            &op("op1"),
+            ReusePolicy::Retire,
+            "",
+            revoked_at,
+        )
+        .unwrap();
+        store.insert_revocation(&r5).await.unwrap();
+        let why = refusal(import(&store, &[fresh(5, "op1", 400 * DAY_MS)]).await);
+        assert!(why.contains("retired"), "{b}: {why}");
+
+        // Still on a device (no delete notification yet): refused even with
+        // a zero quarantine.
+        let six = installed(6);
+        let zero = ReusePolicy::Quarantine(Duration::ZERO);
+        let (_, r6) = revoke(Some(&six), None, &op("op1"), zero, "", revoked_at).unwrap();
+        assert_eq!(r6.state, EndOfLifeState::AwaitingDeviceDelete, "{b}");
+        store.insert_revocation(&r6).await.unwrap();
+        let why = refusal(import(&store, &[fresh(6, "op1", 400 * DAY_MS)]).await);
+        assert!(why.contains("still be on device"), "{b}: {why}");
         store.close().await;
     }
 }
