@@ -18,7 +18,7 @@ use ferrosim_smdp::end_of_life::{
     EndOfLifeState, ReusePolicy, Revocation, RevokeError, device_to_clean,
 };
 use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::store::CatalogStore;
+use ferrosim_smdp::store::{CatalogStore, EndOfLifeStore};
 use ferrosim_smdp::time::Timestamp;
 use serde_json::json;
 

@@ -24,7 +24,7 @@ use ferrosim_server::relay::SmdpRelay;
 use ferrosim_server::sandbox::tls_identity;
 use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::ProfileStore;
+use ferrosim_smdp::store::{EndOfLifeStore, ProfileStore};
 use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};

@@ -183,6 +183,50 @@ impl Revocation {
     }
 }
 
+/// Whether the ICCID of revocation `r` may be imported again by `operator`
+/// at `now`: only by the operator that revoked it, only once
+/// [`Revocation::reusable_at`] (a quarantine that is over). Both stores
+/// enforce it at import and refuse with this error's text.
+pub fn check_reuse(
+    r: &Revocation,
+    operator: &OperatorId,
+    now: Timestamp,
+) -> Result<(), ReuseRefused> {
+    let iccid = r.iccid.as_str();
+    let refuse = |why: String| Err(ReuseRefused(format!("ICCID {iccid} {why}")));
+    if *operator != r.operator {
+        return refuse(format!(
+            "belongs to a profile revoked by operator {}: another operator may not reuse it",
+            r.operator
+        ));
+    }
+    if r.reusable_at(now) {
+        return Ok(());
+    }
+    match (r.state, r.reusable_from()) {
+        (EndOfLifeState::AwaitingDeviceDelete, _) => refuse(format!(
+            "is revoked and its profile may still be on device {}: not reusable before the device's delete notification",
+            r.eid
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "(unknown)".into())
+        )),
+        (EndOfLifeState::Quarantined, Some(from)) => refuse(format!(
+            "is quarantined until {from} (revoked {})",
+            r.revoked_at
+        )),
+        _ => refuse(format!(
+            "is retired (revoked {}): the operator's policy never reuses it",
+            r.revoked_at
+        )),
+    }
+}
+
+/// A revoked ICCID that may not be imported (yet): the text names the
+/// ICCID and why.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct ReuseRefused(pub String);
+
 fn settled(policy: ReusePolicy) -> EndOfLifeState {
     match policy {
         ReusePolicy::Retire => EndOfLifeState::Retired,

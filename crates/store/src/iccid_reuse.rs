@@ -2,9 +2,9 @@
 //! back only when its operator's reuse policy allows it.
 //!
 //! A profile whose ICCID has a revocation (table `profile_revocations`) is
-//! imported again only by the operator that revoked it and only once
-//! [`Revocation::reusable_at`] the import time (the records' `updated_at`):
-//! a quarantine that is over. The old profile row and its revocation are
+//! imported again only when [`ferrosim_smdp::end_of_life::check_reuse`]
+//! allows it at the import time (the records' `updated_at`): by the
+//! operator that revoked it, once its quarantine is over. The old profile row and its revocation are
 //! then removed in the import's transaction, so the ICCID starts afresh (its
 //! notifications and callbacks stay, as history). A retired ICCID, one still
 //! waiting for the device's delete notification, one in quarantine, or one
@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use ferrosim_smdp::end_of_life::{EndOfLifeState, Revocation};
+use ferrosim_smdp::end_of_life::{Revocation, check_reuse};
 use ferrosim_smdp::store::{NewProfile, StoreError};
 use sqlx::{AnyConnection, AssertSqlSafe};
 
@@ -71,32 +71,5 @@ pub(crate) async fn release_reusable_iccids(
 
 /// Why the revoked ICCID of `p` may not be imported now, if it may not.
 fn check_reusable(r: &Revocation, p: &NewProfile) -> Result<(), StoreError> {
-    let iccid = r.iccid.as_str();
-    let refuse = |why: String| Err(StoreError::Conflict(format!("ICCID {iccid} {why}")));
-    if p.record.operator != r.operator {
-        return refuse(format!(
-            "belongs to a profile revoked by operator {}: another operator may not reuse it",
-            r.operator
-        ));
-    }
-    let now = p.record.updated_at;
-    if r.reusable_at(now) {
-        return Ok(());
-    }
-    match (r.state, r.reusable_from()) {
-        (EndOfLifeState::AwaitingDeviceDelete, _) => refuse(format!(
-            "is revoked and its profile may still be on device {}: not reusable before the device's delete notification",
-            r.eid
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "(unknown)".into())
-        )),
-        (EndOfLifeState::Quarantined, Some(from)) => refuse(format!(
-            "is quarantined until {from} (revoked {})",
-            r.revoked_at
-        )),
-        _ => refuse(format!(
-            "is retired (revoked {}): the operator's policy never reuses it",
-            r.revoked_at
-        )),
-    }
+    check_reuse(r, &p.record.operator, p.record.updated_at).map_err(|e| StoreError::Conflict(e.0))
 }

@@ -6,14 +6,14 @@
 //!
 //! The SM-DP+ learns that the device deleted a revoked profile from the
 //! signed delete notification it verified and recorded (table
-//! `notifications`): [`SqlStore::settle_device_deletes`] moves each waiting
+//! `notifications`): [`EndOfLifeStore::settle_device_deletes`] moves each waiting
 //! revocation whose delete notification has arrived to its policy's state.
 
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::end_of_life::{EndOfLifeState, ReusePolicy, Revocation};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::order::ProfileState;
-use ferrosim_smdp::store::StoreError;
+use ferrosim_smdp::store::{EndOfLifeStore, StoreError};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::any::AnyRow;
 
@@ -52,9 +52,9 @@ pub(crate) fn revocation(row: &AnyRow) -> Result<Revocation, StoreError> {
     })
 }
 
-impl SqlStore {
+impl EndOfLifeStore for SqlStore {
     /// The revocation of `iccid`, if it was revoked.
-    pub async fn revocation(&self, iccid: &Iccid) -> Result<Option<Revocation>, StoreError> {
+    async fn revocation(&self, iccid: &Iccid) -> Result<Option<Revocation>, StoreError> {
         let sql = concat!(
             "SELECT ",
             columns!(),
@@ -70,7 +70,7 @@ impl SqlStore {
 
     /// Stores a new revocation. A profile revoked already is a
     /// [`StoreError::Conflict`] and changes nothing.
-    pub async fn insert_revocation(&self, r: &Revocation) -> Result<(), StoreError> {
+    async fn insert_revocation(&self, r: &Revocation) -> Result<(), StoreError> {
         let sql = concat!(
             "INSERT INTO profile_revocations (",
             columns!(),
@@ -100,7 +100,7 @@ impl SqlStore {
 
     /// Revocations, oldest first; only those in `state` when given, only
     /// those of `operator` when given (at most 1,000).
-    pub async fn revocations(
+    async fn revocations(
         &self,
         state: Option<EndOfLifeState>,
         operator: Option<&OperatorId>,
@@ -125,7 +125,7 @@ impl SqlStore {
     /// notification (same ICCID, same EID when known, received at or after
     /// the revocation) the SM-DP+ has recorded to its policy's state.
     /// Returns the revocations that moved.
-    pub async fn settle_device_deletes(&self) -> Result<Vec<Revocation>, StoreError> {
+    async fn settle_device_deletes(&self) -> Result<Vec<Revocation>, StoreError> {
         let waiting = self
             .revocations(Some(EndOfLifeState::AwaitingDeviceDelete), None)
             .await?;
@@ -163,7 +163,7 @@ impl SqlStore {
     }
 
     /// The operator's reuse policy for revoked ICCIDs (retire when none was set).
-    pub async fn reuse_policy(&self, op: &OperatorId) -> Result<ReusePolicy, StoreError> {
+    async fn reuse_policy(&self, op: &OperatorId) -> Result<ReusePolicy, StoreError> {
         let row = sqlx::query(
             "SELECT policy, quarantine_seconds FROM iccid_reuse_policies WHERE operator = $1",
         )
@@ -180,7 +180,7 @@ impl SqlStore {
     }
 
     /// Sets the operator's reuse policy (for revocations from now on).
-    pub async fn set_reuse_policy(
+    async fn set_reuse_policy(
         &self,
         op: &OperatorId,
         policy: ReusePolicy,

@@ -1,7 +1,8 @@
 //! Profile end of life in the database: revocations stored once, the
 //! operator's reuse policy, and a waiting revocation settled by the device's
-//! delete notification as the SM-DP+ records it; on SQLite always and on
-//! PostgreSQL when FERROSIM_TEST_POSTGRES_URL names a server.
+//! delete notification as the SM-DP+ records it, and the reuse policy
+//! enforced at import; in memory and on SQLite always, on PostgreSQL when
+//! FERROSIM_TEST_POSTGRES_URL names a server (the same checks for each).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -14,11 +15,11 @@ use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata};
 use ferrosim_smdp::order::{OrderPolicy, ProfileRecord, ProfileState};
 use ferrosim_smdp::store::{
-    CatalogStore, Changes, CommitStore, NewProfile, NotificationRecord, Operator, ProfileStore,
-    ProfileTypeRecord, StoreError,
+    CatalogStore, Changes, CommitStore, EndOfLifeStore, NewProfile, NotificationRecord, Operator,
+    ProfileStore, ProfileTypeRecord, Store, StoreError,
 };
 use ferrosim_smdp::time::Timestamp;
-use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_store::{MemStore, SqlStore, StoreOptions};
 use ferrosim_testkit::databases;
 
 fn op(name: &str) -> OperatorId {
@@ -42,7 +43,7 @@ fn installed(n: u64) -> ProfileRecord {
     p
 }
 
-async fn notify(store: &SqlStore, operation: &str, iccid: &Iccid, at: i64) {
+async fn notify(store: &impl CommitStore, operation: &str, iccid: &Iccid, at: i64) {
     store
         .commit(Changes {
             notification: Some(NotificationRecord {
@@ -62,11 +63,18 @@ async fn notify(store: &SqlStore, operation: &str, iccid: &Iccid, at: i64) {
 
 #[tokio::test]
 async fn revocations_are_stored_once_and_settled_by_the_delete_notification() {
+    stored_once_and_settled(&MemStore::new(), "memory").await;
     for db in databases().await.unwrap() {
-        let b = db.backend;
         let store = SqlStore::connect(&db.url, &StoreOptions::default())
             .await
             .unwrap();
+        stored_once_and_settled(&store, db.backend).await;
+        store.close().await;
+    }
+}
+
+async fn stored_once_and_settled<S: Store + EndOfLifeStore>(store: &S, b: &str) {
+    {
         assert_eq!(
             store.reuse_policy(&op("op1")).await.unwrap(),
             ReusePolicy::Retire
@@ -95,13 +103,13 @@ async fn revocations_are_stored_once_and_settled_by_the_delete_notification() {
         );
 
         // A disable, and a delete older than the revocation, settle nothing.
-        notify(&store, "disable", &p.iccid, 11_000).await;
-        notify(&store, "delete", &p.iccid, 9_000).await;
+        notify(store, "disable", &p.iccid, 11_000).await;
+        notify(store, "delete", &p.iccid, 9_000).await;
         assert!(
             store.settle_device_deletes().await.unwrap().is_empty(),
             "{b}"
         );
-        notify(&store, "delete", &p.iccid, 12_000).await;
+        notify(store, "delete", &p.iccid, 12_000).await;
         let moved = store.settle_device_deletes().await.unwrap();
         assert_eq!(moved.len(), 1, "{b}");
         let stored = store.revocation(&p.iccid).await.unwrap().unwrap();
@@ -137,7 +145,6 @@ async fn revocations_are_stored_once_and_settled_by_the_delete_notification() {
             "{b}"
         );
         assert_eq!(store.revocation(&installed(2).iccid).await.unwrap(), None);
-        store.close().await;
     }
 }
 
@@ -158,7 +165,7 @@ fn fresh(n: u64, operator: &str, at: i64) -> NewProfile {
 }
 
 /// Operators `op1` and `op2`, each with profile type `t`.
-async fn seed(store: &SqlStore) {
+async fn seed(store: &impl CatalogStore) {
     for (k, name) in [(1u8, "op1"), (2u8, "op2")] {
         store
             .put_operator(&Operator {
@@ -189,7 +196,7 @@ async fn seed(store: &SqlStore) {
     }
 }
 
-async fn import(store: &SqlStore, batch: &[NewProfile]) -> Result<u64, StoreError> {
+async fn import(store: &impl ProfileStore, batch: &[NewProfile]) -> Result<u64, StoreError> {
     store.insert_profiles(batch).await
 }
 
@@ -202,38 +209,45 @@ fn refusal(r: Result<u64, StoreError>) -> String {
 
 #[tokio::test]
 async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
-    const DAY_MS: i64 = 86_400_000;
+    reuse_enforced(&MemStore::new(), "memory").await;
     for db in databases().await.unwrap() {
-        let b = db.backend;
         let store = SqlStore::connect(&db.url, &StoreOptions::default())
             .await
             .unwrap();
-        seed(&store).await;
+        reuse_enforced(&store, db.backend).await;
+        store.close().await;
+    }
+}
+
+async fn reuse_enforced<S: Store + EndOfLifeStore>(store: &S, b: &str) {
+    const DAY_MS: i64 = 86_400_000;
+    {
+        seed(store).await;
         let day = ReusePolicy::Quarantine(Duration::from_secs(86_400));
         // Profile 3: imported, never ordered, revoked with a day's quarantine.
         let first = fresh(3, "op1", 1_000);
-        import(&store, std::slice::from_ref(&first)).await.unwrap();
+        import(store, std::slice::from_ref(&first)).await.unwrap();
         let revoked_at = Timestamp::from_millis(10_000);
         let (_, r) = revoke(Some(&first.record), None, &op("op1"), day, "", revoked_at).unwrap();
         assert_eq!(r.state, EndOfLifeState::Quarantined, "{b}");
         store.insert_revocation(&r).await.unwrap();
         // Profile 4: an ordinary profile.
-        import(&store, &[fresh(4, "op1", 1_000)]).await.unwrap();
+        import(store, &[fresh(4, "op1", 1_000)]).await.unwrap();
 
         // In quarantine: refused, nothing changed.
-        let why = refusal(import(&store, &[fresh(3, "op1", 10_000 + DAY_MS - 1)]).await);
+        let why = refusal(import(store, &[fresh(3, "op1", 10_000 + DAY_MS - 1)]).await);
         assert!(why.contains("quarantined until"), "{b}: {why}");
         assert_eq!(
             store.revocation(&first.record.iccid).await.unwrap(),
             Some(r.clone())
         );
         // Another operator, after the quarantine: refused.
-        let why = refusal(import(&store, &[fresh(3, "op2", 10_000 + DAY_MS)]).await);
+        let why = refusal(import(store, &[fresh(3, "op2", 10_000 + DAY_MS)]).await);
         assert!(why.contains("another operator"), "{b}: {why}");
         // Reusable, but in a batch with a duplicate: refused whole, the
         // revocation and the old profile kept.
         let err = import(
-            &store,
+            store,
             &[
                 fresh(3, "op1", 10_000 + DAY_MS),
                 fresh(4, "op1", 10_000 + DAY_MS),
@@ -263,7 +277,7 @@ async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
         // revocation gone.
         let again = fresh(3, "op1", 10_000 + DAY_MS);
         assert_eq!(
-            import(&store, std::slice::from_ref(&again)).await.unwrap(),
+            import(store, std::slice::from_ref(&again)).await.unwrap(),
             1
         );
         assert_eq!(store.revocation(&again.record.iccid).await.unwrap(), None);
@@ -283,7 +297,7 @@ async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
 
         // Retired: never again.
         let five = fresh(5, "op1", 1_000);
-        import(&store, std::slice::from_ref(&five)).await.unwrap();
+        import(store, std::slice::from_ref(&five)).await.unwrap();
         let (_, r5) = revoke(
             Some(&five.record),
             None,
@@ -294,7 +308,7 @@ async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
         )
         .unwrap();
         store.insert_revocation(&r5).await.unwrap();
-        let why = refusal(import(&store, &[fresh(5, "op1", 400 * DAY_MS)]).await);
+        let why = refusal(import(store, &[fresh(5, "op1", 400 * DAY_MS)]).await);
         assert!(why.contains("retired"), "{b}: {why}");
 
         // Still on a device (no delete notification yet): refused even with
@@ -304,8 +318,7 @@ async fn a_revoked_iccid_is_imported_again_only_when_its_policy_allows() {
         let (_, r6) = revoke(Some(&six), None, &op("op1"), zero, "", revoked_at).unwrap();
         assert_eq!(r6.state, EndOfLifeState::AwaitingDeviceDelete, "{b}");
         store.insert_revocation(&r6).await.unwrap();
-        let why = refusal(import(&store, &[fresh(6, "op1", 400 * DAY_MS)]).await);
+        let why = refusal(import(store, &[fresh(6, "op1", 400 * DAY_MS)]).await);
         assert!(why.contains("still be on device"), "{b}: {why}");
-        store.close().await;
     }
 }

@@ -5,7 +5,8 @@
 //! It keeps the same rules as the SQL stores (the store suite of
 //! `ferrosim-store` runs against all three): versions checked on commit,
 //! unique ICCIDs, transaction ids, matching ids and operator tokens, a
-//! profile type per operator, all-or-nothing commits and imports.
+//! profile type per operator, all-or-nothing commits and imports, and
+//! profile revocations with the ICCID reuse policy enforced at import.
 //!
 //! Layout, for many concurrent callers and many records:
 //! - sessions, the hottest records (every ES9+ step reads and writes one),
@@ -23,6 +24,7 @@
 
 mod catalog;
 mod commit;
+mod end_of_life;
 mod outbox;
 mod profiles;
 

@@ -49,6 +49,26 @@ impl Outbox {
         }
     }
 
+    /// When the first delete notification for `iccid` (from `eid` when
+    /// given) received at or after `since` arrived.
+    pub(super) fn first_delete(
+        &self,
+        iccid: &ferrosim_saip::Iccid,
+        eid: Option<&ferrosim_pki::Eid>,
+        since: Timestamp,
+    ) -> Option<Timestamp> {
+        self.notifications
+            .iter()
+            .filter(|n| {
+                n.operation == "delete"
+                    && n.iccid.as_ref() == Some(iccid)
+                    && n.received_at >= since
+                    && eid.is_none_or(|e| n.eid.as_ref() == Some(e))
+            })
+            .map(|n| n.received_at)
+            .min()
+    }
+
     /// Keeps a device notification.
     pub(super) fn push_notification(&mut self, n: NotificationRecord) {
         self.notifications.push(n);

@@ -1,11 +1,12 @@
 //! Profiles in memory, with the indexes the selectors and housekeeping use.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use ferrosim_pki::Eid;
 use ferrosim_saip::{Iccid, Personalisation};
 
 use super::{MemStore, Stored};
+use crate::end_of_life::{ReusePolicy, Revocation, check_reuse};
 use crate::ids::{MatchingId, OperatorId};
 use crate::order::{ProfileRecord, ProfileState};
 use crate::store::{
@@ -35,6 +36,11 @@ pub(super) struct ProfileTable {
     /// The profile holding each IMSI (one IMSI, one profile, as the SQL
     /// stores' unique index on `profiles.imsi`).
     by_imsi: HashMap<String, Iccid>,
+    /// Revoked profiles' end of life, by ICCID (under the same lock as the
+    /// rows, so an import checks and frees a revoked ICCID atomically).
+    pub(super) revocations: BTreeMap<Iccid, Revocation>,
+    /// Each operator's reuse policy.
+    pub(super) reuse_policies: HashMap<OperatorId, ReusePolicy>,
 }
 
 impl ProfileTable {
@@ -84,6 +90,20 @@ impl ProfileTable {
         row.stored.version = row.stored.version.next();
         self.index(&row.stored.record);
         self.rows.insert(write.record.iccid, row);
+    }
+
+    /// Removes a revoked profile whose ICCID is reused: its row, its
+    /// indexes, its IMSI and its revocation.
+    fn free_revoked(&mut self, iccid: &Iccid) {
+        if let Some(row) = self.rows.remove(iccid) {
+            self.unindex(&row.stored.record);
+            if let Some(imsi) = row.personalisation.imsi.as_ref()
+                && self.by_imsi.get(imsi.as_str()) == Some(iccid)
+            {
+                self.by_imsi.remove(imsi.as_str());
+            }
+        }
+        self.revocations.remove(iccid);
     }
 
     fn unindex(&mut self, r: &ProfileRecord) {
@@ -163,6 +183,8 @@ impl ProfileStore for MemStore {
         }
         let mut t = self.profiles_write();
         let mut seen = HashSet::with_capacity(profiles.len());
+        // Revoked ICCIDs the policy lets come back: replaced below.
+        let mut freed: HashSet<&Iccid> = HashSet::new();
         for p in profiles {
             if p.personalisation.iccid != p.record.iccid {
                 return Err(StoreError::Conflict(format!(
@@ -170,7 +192,13 @@ impl ProfileStore for MemStore {
                     p.record.iccid.as_str()
                 )));
             }
-            if t.rows.contains_key(&p.record.iccid) || !seen.insert(&p.record.iccid) {
+            if let Some(r) = t.revocations.get(&p.record.iccid) {
+                check_reuse(r, &p.record.operator, p.record.updated_at)
+                    .map_err(|e| StoreError::Conflict(e.0))?;
+                freed.insert(&p.record.iccid);
+            }
+            let taken = t.rows.contains_key(&p.record.iccid) && !freed.contains(&p.record.iccid);
+            if taken || !seen.insert(&p.record.iccid) {
                 return Err(StoreError::Conflict(format!(
                     "ICCID {} exists",
                     p.record.iccid.as_str()
@@ -196,13 +224,18 @@ impl ProfileStore for MemStore {
                     iccid.as_str()
                 )));
             }
-            if let Some(holder) = t.by_imsi.get(imsi.as_str()) {
+            if let Some(holder) = t.by_imsi.get(imsi.as_str())
+                && !freed.contains(holder)
+            {
                 return Err(StoreError::Conflict(format!(
                     "IMSI {} is already used by ICCID {}",
                     imsi.as_str(),
                     holder.as_str()
                 )));
             }
+        }
+        for iccid in freed {
+            t.free_revoked(iccid);
         }
         for (imsi, iccid) in batch_imsis {
             t.by_imsi.insert(imsi.to_owned(), iccid.clone());

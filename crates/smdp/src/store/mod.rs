@@ -28,6 +28,7 @@
 
 mod catalog;
 mod commit;
+mod end_of_life;
 mod outbox;
 mod profiles;
 mod sessions;
@@ -36,6 +37,7 @@ use thiserror::Error;
 
 pub use catalog::{CatalogStore, Operator, ProfileTypeRecord};
 pub use commit::{Changes, CommitStore, ProfileWrite, SessionWrite};
+pub use end_of_life::EndOfLifeStore;
 pub use outbox::{CallSlot, CallbackRecord, NotificationRecord, OutboxStore};
 pub use profiles::{NewProfile, ProfileFilter, ProfileSelector, ProfileStore};
 pub use sessions::SessionStore;
