@@ -18,9 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum_server::tls::TlsInfo;
 use ferrosim_asn1::json::es2::RequestHeader;
 use ferrosim_audit::{Actor, AuditRecord};
+use ferrosim_smdp::end_of_life::RevokeProfileRequest;
 use ferrosim_smdp::es2::CallAnswer;
 use ferrosim_smdp::status::StatusCode;
-use ferrosim_smdp::store::{Operator, Store};
+use ferrosim_smdp::store::{EndOfLifeStore, Operator, Store};
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es2Error, Smdp};
 use rustls::pki_types::UnixTime;
@@ -32,11 +33,14 @@ use crate::audit::AuditContext;
 use crate::client_auth::ClientAuthenticator;
 use crate::http::{failed_body, json_response, parse_body, parse_json};
 
-const FUNCTIONS: [&str; 4] = [
+/// SGP.22's four ES2+ functions, and `revokeProfile` (a ferrosim
+/// extension: [`ferrosim_smdp::end_of_life::RevokeProfileRequest`]).
+const FUNCTIONS: [&str; 5] = [
     "downloadOrder",
     "confirmOrder",
     "cancelOrder",
     "releaseProfile",
+    "revokeProfile",
 ];
 
 #[derive(Deserialize)]
@@ -45,7 +49,7 @@ struct Envelope {
 }
 
 /// Dispatches one ES2+ call.
-pub(crate) async fn handle<S: Store + Clone>(
+pub(crate) async fn handle<S: Store + EndOfLifeStore + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
     tls: Option<Extension<Arc<TlsInfo>>>,
@@ -194,7 +198,7 @@ fn es2_record(
 
 /// Runs the function and returns its JSON answer (success or failure), which
 /// the idempotency layer stores.
-async fn execute<S: Store + Clone>(
+async fn execute<S: Store + EndOfLifeStore + Clone>(
     smdp: &Smdp<S>,
     operator: &Operator,
     function: &str,
@@ -219,6 +223,10 @@ async fn execute<S: Store + Clone>(
         },
         "releaseProfile" => match parse::<ReleaseProfileRequest>(body) {
             Ok(r) => answer(smdp.release_profile(operator, &r, now).await),
+            Err(a) => Err(a),
+        },
+        "revokeProfile" => match parse::<RevokeProfileRequest>(body) {
+            Ok(r) => answer(smdp.revoke_profile_es2(operator, &r, now).await),
             Err(a) => Err(a),
         },
         _ => Err(CallAnswer::Final(failed_body(

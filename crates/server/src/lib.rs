@@ -37,7 +37,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use ferrosim_smdp::Smdp;
-use ferrosim_smdp::store::Store;
+use ferrosim_smdp::store::{EndOfLifeStore, Store};
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tracing::info;
@@ -138,7 +138,7 @@ impl RunningServer {
 
 /// The HTTP routes of an SM-DP+: ES9+, ES2+, `/health` (the process runs)
 /// and `/ready` (its database is reachable and writable).
-pub fn router<S: Store + ReadyCheck + Clone>(smdp: Smdp<S>) -> Router {
+pub fn router<S: Store + EndOfLifeStore + ReadyCheck + Clone>(smdp: Smdp<S>) -> Router {
     Router::new()
         .route("/gsma/rsp2/es9plus/{function}", post(es9::handle::<S>))
         .route("/gsma/rsp2/es2plus/{function}", post(es2::handle::<S>))
@@ -148,7 +148,7 @@ pub fn router<S: Store + ReadyCheck + Clone>(smdp: Smdp<S>) -> Router {
 }
 
 /// Starts serving `smdp` on `listener` with TLS, plus the background workers.
-pub async fn start<S: Store + ReadyCheck + Clone>(
+pub async fn start<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
     listener: std::net::TcpListener,
     smdp: Smdp<S>,
     options: ServerOptions,
@@ -159,7 +159,7 @@ pub async fn start<S: Store + ReadyCheck + Clone>(
 /// [`start`], with more routes served beside the SM-DP+'s on the same
 /// listener (the eIM's ESipa bindings and REST API: [`esipa::routes`],
 /// [`api`]).
-pub async fn start_with<S: Store + ReadyCheck + Clone>(
+pub async fn start_with<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
     listener: std::net::TcpListener,
     smdp: Smdp<S>,
     options: ServerOptions,

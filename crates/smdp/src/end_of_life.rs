@@ -390,5 +390,8 @@ impl<S: Store> Smdp<S> {
     }
 }
 
+mod es2;
+pub use es2::{RevokeProfileRequest, RevokeProfileResponse};
+
 #[cfg(test)]
 mod tests;

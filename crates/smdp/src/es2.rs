@@ -80,6 +80,9 @@ pub enum Es2Error {
     /// The same call is executing.
     #[error("functionCallIdentifier is being executed")]
     CallInProgress,
+    /// `revokeProfile` refused the revocation.
+    #[error(transparent)]
+    EndOfLife(crate::end_of_life::EndOfLifeError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,6 +105,7 @@ impl Es2Error {
             Self::Order(e) => e.status(),
             Self::CallIdReused => StatusCode::FUNCTION_CALL_ID_REUSED,
             Self::CallInProgress => StatusCode::FUNCTION_CALL_IN_PROGRESS,
+            Self::EndOfLife(e) => e.status(),
             Self::Store(_) => StatusCode::EXECUTION_ERROR,
         }
     }
