@@ -1,8 +1,9 @@
 //! Profile revocation end to end over loopback HTTPS: a virtual IoT device
 //! driven by the real IPA (`ferrosim ipa poll`) gets a profile from the
 //! SM-DP+ through an eIM download trigger (order -> installed); the operator
-//! revokes it (order ended, ICCID awaiting the device); the signed disable +
-//! delete package the revocation queues at the eIM runs on the eUICC in the
+//! revokes it over ES2+ `revokeProfile` (order ended, ICCID awaiting the
+//! device the answer names); the disable and delete queued for that device
+//! through the eIM's REST API run on the eUICC as signed packages in the
 //! next poll; the device's delete notification reaches the SM-DP+, which then
 //! moves the ICCID to the operator's policy state (quarantine from the delete).
 
@@ -55,7 +56,6 @@ fn path(p: &Path) -> &str {
 
 struct Lab {
     smdp: TestSmdp,
-    eim: Eim<ferrosim_store::SqlStore>,
     eim_key: VerifyingKey,
     _server: RunningServer,
     eim_address: String,
@@ -104,7 +104,6 @@ impl Lab {
         let http = smdp.https_client();
         Self {
             smdp,
-            eim,
             eim_key,
             _server: server,
             eim_address,
@@ -184,9 +183,7 @@ impl Lab {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
-    use ferrosim_eim::package::{Operation, PackageContent};
-    use ferrosim_smdp::end_of_life::{EndOfLifeState, ReusePolicy, device_to_clean};
-    use ferrosim_smdp::ids::OperatorId;
+    use ferrosim_smdp::end_of_life::{EndOfLifeState, device_to_clean};
 
     let lab = Lab::start().await;
     let first_eim = lab.add_initial_eim();
@@ -271,38 +268,56 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
         .await;
     assert_eq!(poll()["error"], Value::Null);
 
-    // revoke (as `ferrosim profile revoke` does)
+    // revoke over ES2+ (revokeProfile), on the listener that serves the eIM too
     let store = &lab.smdp.store;
-    let op = OperatorId::new(ferrosim_testkit::OPERATOR).unwrap();
     let icc = ferrosim_saip::Iccid::new(&iccid).unwrap();
-    let policy = ReusePolicy::Quarantine(std::time::Duration::from_secs(3600));
-    let revocation = lab
-        .smdp
-        .smdp
-        .revoke_profile(&op, &icc, None, policy, "stolen", Timestamp::now())
-        .await
-        .unwrap();
-    assert_eq!(revocation.state, EndOfLifeState::AwaitingDeviceDelete);
-    store.insert_revocation(&revocation).await.unwrap();
-    let again = store.revocation(&icc).await.unwrap();
-    assert!(
-        lab.smdp
-            .smdp
-            .revoke_profile(&op, &icc, again.as_ref(), policy, "", Timestamp::now())
-            .await
-            .is_err(),
-        "revoked twice"
+    let es2 = |body: Value| {
+        let request = lab
+            .http
+            .post(format!(
+                "https://{}/gsma/rsp2/es2plus/revokeProfile",
+                lab.eim_address
+            ))
+            .bearer_auth(&lab.smdp.token)
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let answer = es2(json!({
+        "header": ferrosim_testkit::header(),
+        "iccid": iccid,
+        "reason": "stolen",
+        "reusePolicy": "quarantine",
+        "quarantineSeconds": 3600,
+    }))
+    .await;
+    assert_eq!(
+        answer["header"]["functionExecutionStatus"]["status"], "Executed-Success",
+        "{answer}"
     );
-    let target = *device_to_clean(&revocation).expect("on a device");
-    assert_eq!(target.digits(), eid);
-    let content = PackageContent::Psmos(vec![
-        Operation::Disable { iccid: icc.clone() },
-        Operation::Delete { iccid: icc.clone() },
-    ]);
-    lab.eim
-        .enqueue_package(&target, &content, &mut rand::rng(), Timestamp::now())
-        .await
-        .unwrap();
+    assert_eq!(
+        answer["endOfLifeState"], "awaiting-device-delete",
+        "{answer}"
+    );
+    assert_eq!(answer["deleteOnDevice"], eid.as_str(), "{answer}");
+    let revocation = store.revocation(&icc).await.unwrap().unwrap();
+    assert_eq!(revocation.state, EndOfLifeState::AwaitingDeviceDelete);
+    assert_eq!(revocation.reason, "stolen");
+    let twice = es2(json!({"header": ferrosim_testkit::header(), "iccid": iccid})).await;
+    assert_eq!(
+        twice["header"]["functionExecutionStatus"]["status"], "Failed",
+        "revoked twice: {twice}"
+    );
+    let target = device_to_clean(&revocation).expect("on a device").digits();
+    assert_eq!(target, eid);
+    // the device named in the answer: disable + delete through the eIM's REST API
+    lab.queue(&target, json!({"operation": "disable", "iccid": iccid}))
+        .await;
+    lab.queue(&target, json!({"operation": "delete", "iccid": iccid}))
+        .await;
     assert!(
         store.settle_device_deletes().await.unwrap().is_empty(),
         "not yet deleted"
@@ -311,11 +326,13 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     // deleted on the device; the notification reaches the SM-DP+
     let session = poll();
     assert_eq!(session["error"], Value::Null, "{session}");
-    assert_eq!(
-        session["items"][0]["package"]["outcome"]["executed"]["codes"],
-        json!([0, 0]),
-        "{session}"
-    );
+    for item in 0..2 {
+        assert_eq!(
+            session["items"][item]["package"]["outcome"]["executed"]["codes"],
+            json!([0]),
+            "{session}"
+        );
+    }
     let (_, profiles) = lab
         .rest("GET", &format!("/api/v1/eim/devices/{eid}/profiles"), None)
         .await;
