@@ -238,13 +238,15 @@ async fn report_writer(t: &Telemetry) -> anyhow::Result<()> {
         appends,
         append_time,
         append_max,
+        lookups,
     } = t.stats();
     println!(
         "  telemetry events recorded: {recorded} (written {written}), dropped: queue full {dropped}, \
          unattributed {unattributed}"
     );
     println!(
-        "  telemetry writer: {appends} appends, {} in appends (mean {:.2} ms, longest {})",
+        "  telemetry writer: {appends} appends, {} in appends (mean {:.2} ms, longest {}), \
+         {lookups} session look-ups",
         ms(append_time),
         append_time.as_secs_f64() * 1e3 / appends.max(1) as f64,
         ms(append_max)

@@ -47,6 +47,11 @@ pub struct TelemetryOptions {
     pub queue: usize,
     /// Events appended to the store at once.
     pub batch: usize,
+    /// How long the writer lets observations gather after the first of a
+    /// batch before it handles them: the bindings of every session in the
+    /// batch are then read in one look-up of the SM-DP+'s store instead of
+    /// one per download (zero: handle at once what is queued).
+    pub gather: Duration,
     /// Longest time an event waits before it is appended.
     pub flush_interval: Duration,
     /// How long events are kept.
@@ -70,6 +75,7 @@ impl Default for TelemetryOptions {
         Self {
             queue: 16_384,
             batch: 512,
+            gather: Duration::from_millis(20),
             flush_interval: Duration::from_millis(500),
             retention: Retention::default(),
             purge_interval: Duration::from_secs(3600),
@@ -127,6 +133,8 @@ pub(crate) struct Counters {
     pub append_micros: AtomicU64,
     /// The longest single append, in microseconds.
     pub append_max_micros: AtomicU64,
+    /// Reads of session bindings from the SM-DP+'s store.
+    pub lookups: AtomicU64,
 }
 
 /// What the telemetry writer did so far: see [`Telemetry::stats`].
@@ -144,6 +152,9 @@ pub struct TelemetryStats {
     pub append_time: Duration,
     /// The longest single append.
     pub append_max: Duration,
+    /// Reads of session bindings from the SM-DP+'s store (one per batch of
+    /// calls that needs any).
+    pub lookups: u64,
 }
 
 pub(crate) struct Inner {
@@ -245,6 +256,7 @@ impl Telemetry {
             appends: c.appends.load(Ordering::Relaxed),
             append_time: Duration::from_micros(c.append_micros.load(Ordering::Relaxed)),
             append_max: Duration::from_micros(c.append_max_micros.load(Ordering::Relaxed)),
+            lookups: c.lookups.load(Ordering::Relaxed),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The telemetry writer task and the maintenance task beside it.
 //!
 //! The writer drains the queue the request path fills, a batch at a time
-//! (everything queued, up to `options.batch`): it reads the bindings of the
+//! (everything queued and what arrives within `options.gather`, up to
+//! `options.batch`): it reads the bindings of the
 //! batch's sessions in one lookup, attributes calls and progress events
 //! ([`super::attribute`]), counts the events in the
 //! Prometheus families, drives the [`ActivationTracker`] (activation time and
@@ -114,13 +115,27 @@ pub(crate) async fn run<S: Store + Clone>(
             () = stopped(&mut stop) => break,
             input = rx.recv() => match input {
                 Some(input) => {
-                    // Everything already queued joins this batch: its
+                    // What is queued, and what arrives within `gather`
+                    // (unless a flush waits), joins this batch: its
                     // sessions are read in one lookup.
                     let mut inputs = vec![input];
-                    while inputs.len() < options.batch.max(1) {
-                        match rx.try_recv() {
-                            Ok(input) => inputs.push(input),
-                            Err(_) => break,
+                    let limit = options.batch.max(1);
+                    drain(&mut rx, &mut inputs, limit);
+                    let deadline = Instant::now() + options.gather;
+                    // A flush waiting ends the gathering at once.
+                    while inputs.len() < limit
+                        && !inputs.iter().any(|i| matches!(i, Input::Flush(_)))
+                    {
+                        tokio::select! {
+                            biased;
+                            () = stopped(&mut stop) => break,
+                            next = tokio::time::timeout_at(deadline, rx.recv()) => match next {
+                                Ok(Some(input)) => {
+                                    inputs.push(input);
+                                    drain(&mut rx, &mut inputs, limit);
+                                }
+                                Ok(None) | Err(_) => break,
+                            },
                         }
                     }
                     w.handle_batch(inputs).await;
@@ -145,6 +160,16 @@ pub(crate) async fn run<S: Store + Clone>(
     w.append().await;
 }
 
+/// Moves what is queued into `inputs`, up to `limit` in all.
+fn drain(rx: &mut tokio::sync::mpsc::Receiver<Input>, inputs: &mut Vec<Input>, limit: usize) {
+    while inputs.len() < limit {
+        match rx.try_recv() {
+            Ok(input) => inputs.push(input),
+            Err(_) => break,
+        }
+    }
+}
+
 impl<S: Store + Clone> Writer<S> {
     /// Handles a batch of inputs in their order, after reading the
     /// bindings of every session they need in one lookup.
@@ -159,12 +184,20 @@ impl<S: Store + Clone> Writer<S> {
                 other => (other, None),
             })
             .collect();
-        self.attributor
+        let asked = self
+            .attributor
             .prefetch(prepared.iter().filter_map(|(input, n)| match (input, n) {
                 (Input::Call(call), Some(n)) => Some((call.function, n)),
                 _ => None,
             }))
             .await;
+        if asked > 0 {
+            self.telemetry
+                .inner
+                .counters
+                .lookups
+                .fetch_add(1, Ordering::Relaxed);
+        }
         for (input, n) in prepared {
             self.handle(input, n).await;
         }
