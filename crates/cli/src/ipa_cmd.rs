@@ -146,6 +146,15 @@ enum IpaCommand {
         #[command(flatten)]
         local: LocalArgs,
     },
+    /// Wipe the eUICC for a hand-over (ES10b EuiccMemoryReset, SGP.32):
+    /// the chosen profiles, the default SM-DP+ address, the eIM
+    /// configuration, the immediate-enable configuration. Prints what the
+    /// eUICC answered for each part as JSON.
+    MemoryReset {
+        /// What to reset (comma-separated, at least one).
+        #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+        reset: Vec<crate::ipa_reset::ResetOption>,
+    },
     /// Install the device's first eIM: ES10b AddInitialEim with the request
     /// `ferrosim eim bootstrap` wrote.
     AddInitialEim {
@@ -330,6 +339,15 @@ pub fn run_command(args: IpaArgs) -> anyhow::Result<()> {
                     bail!("the eUICC refused AddInitialEim: addInitialEimError {code}")
                 }
             }
+        }
+        IpaCommand::MemoryReset { reset } => {
+            let request = crate::ipa_reset::request(&reset)?;
+            let mut opened = Opened::open(&args.device)?;
+            let answer = es10_call(&mut opened.card, opened.link, &request);
+            opened.close()?;
+            let report = crate::ipa_reset::report(&reset, &answer.context("EuiccMemoryReset")?)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
         }
         IpaCommand::Rollback { local } => {
             local_operation(&args.device, &local, LocalOperation::ProfileRollback)

@@ -24,6 +24,7 @@ mod fleet_serve;
 mod init_cmd;
 mod instance;
 mod ipa_cmd;
+mod ipa_reset;
 mod logging;
 mod lpa_cmd;
 mod operator_cmd;

@@ -350,4 +350,45 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
         done.reusable_from(),
         Some(deleted_at.plus(std::time::Duration::from_secs(3600)))
     );
+
+    // The device leaves the fleet: the IPA wipes the eUICC (EuiccMemoryReset).
+    let reset = |options: &str| -> Output {
+        let mut args: Vec<&str> = vec!["ipa"];
+        args.extend(device);
+        args.extend(["memory-reset", "--reset", options]);
+        ferrosim(&args)
+    };
+    for garbage in ["bogus", "", "eim-config,nothing", "EIM_CONFIG"] {
+        let out = reset(garbage);
+        let t = text(&out);
+        assert!(!out.status.success(), "{garbage}: {t}");
+        assert!(!t.contains("panicked"), "{garbage}: {t}");
+    }
+    let mut bare: Vec<&str> = vec!["ipa"];
+    bare.extend(device);
+    bare.push("memory-reset");
+    assert!(!ferrosim(&bare).status.success(), "--reset is required");
+    let options = "operational-profiles,test-profiles,default-smdp-address,eim-config,immediate-enable-config";
+    let before = std::fs::read_to_string(&euicc_state).unwrap();
+    assert!(before.contains(EIM_ID), "associated before the reset");
+    let out = reset(options);
+    assert!(out.status.success(), "{}", text(&out));
+    let wiped: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The revoked profile was deleted already: nothing left to delete;
+    // the eIM the device was associated with is forgotten.
+    assert_eq!(
+        wiped["profiles_and_address"], "nothing-to-delete",
+        "{wiped}"
+    );
+    assert_eq!(wiped["eim_config"], "ok", "{wiped}");
+    assert_ne!(wiped["immediate_enable_config"], Value::Null, "{wiped}");
+    let state = std::fs::read_to_string(&euicc_state).unwrap();
+    assert!(
+        !state.contains(EIM_ID),
+        "the eIM is gone from the eUICC: {state}"
+    );
+    // Again: nothing of either left.
+    let again: Value = serde_json::from_slice(&reset("eim-config").stdout).unwrap();
+    assert_eq!(again["eim_config"], "nothing-to-reset", "{again}");
+    assert_eq!(again["immediate_enable_config"], Value::Null, "{again}");
 }
