@@ -97,6 +97,31 @@ fn renders_html_csv_and_json() {
 }
 
 #[test]
+fn a_period_of_one_bucket_still_shows_its_points_and_readable_check_names() {
+    let dict = Dictionary::new();
+    let events = read_jsonl(EVENTS.as_bytes(), &dict).unwrap();
+    let mut q = query(Dimension::Carrier);
+    q.bucket_ms = 2 * DAY;
+    let r = sla_report(&events, &q, &dict).unwrap();
+    assert_eq!(r.total.series.len(), 1, "one bucket");
+    let page = html(&r).unwrap();
+    let success_chart = &page[..page.find("MTTR of failed activations (s)").unwrap()];
+    // One marker per group and bucket (total, acme, globex): a single
+    // bucket draws no line, so without markers the chart would look empty.
+    assert_eq!(
+        success_chart.matches("<circle").count(),
+        3,
+        "{success_chart}"
+    );
+    assert!(page.contains("<td>MTTR of failed activations</td>"));
+    assert!(page.contains("<td>activations successful within 60 s</td>"));
+    assert!(
+        !page.contains("<td>mttr_ms</td>"),
+        "machine names stay in CSV/JSON"
+    );
+}
+
+#[test]
 fn labels_are_escaped_in_html() {
     let dict = Dictionary::new();
     let line = EVENTS

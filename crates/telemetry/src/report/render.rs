@@ -140,7 +140,7 @@ pub fn html(report: &SlaReport) -> Result<String, RenderError> {
                             @for c in &s.checks {
                                 @let is_ratio = c.name != "mttr_ms" && c.name != "bytes_per_active_profile";
                                 tr class=(match c.met { Some(true) => "met", Some(false) => "missed", None => "" }) {
-                                    td { (c.name) }
+                                    td { (check_label(c.name)) }
                                     td { @if is_ratio { (pct(Some(c.target))) } @else if c.name == "mttr_ms" { (secs(Some(c.target))) } @else { (format!("{:.0}", c.target)) } }
                                     td { @if is_ratio { (pct(c.actual)) } @else if c.name == "mttr_ms" { (secs(c.actual)) } @else { (c.actual.map_or("–".to_owned(), |v| format!("{v:.0}"))) } }
                                     td { (match c.met { Some(true) => "yes", Some(false) => "NO", None => "–" }) }
@@ -165,7 +165,7 @@ pub fn html(report: &SlaReport) -> Result<String, RenderError> {
                                 tr { th { "bucket" } th { "target" } th { "actual" } th { "goal" } }
                                 @for b in &s.breaches {
                                     tr.missed {
-                                        td { (b.from) } td { (b.check) }
+                                        td { (b.from) } td { (check_label(b.check)) }
                                         td { @if b.check == "mttr_ms" { (secs(Some(b.actual))) } @else { (pct(Some(b.actual))) } }
                                         td { @if b.check == "mttr_ms" { (secs(Some(b.target))) } @else { (pct(Some(b.target))) } }
                                     }
@@ -205,6 +205,17 @@ pub fn html(report: &SlaReport) -> Result<String, RenderError> {
 
 const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}tr.met td:last-child{color:#070}tr.missed td{color:#b00}.chart{margin:1em 0}";
 
+/// The reader's name of a check; the JSON and CSV keep the machine name.
+fn check_label(name: &str) -> &str {
+    match name {
+        "success_within_60s" => "activations successful within 60 s",
+        "mttr_ms" => "MTTR of failed activations",
+        "registration_success" => "registration success",
+        "bytes_per_active_profile" => "bytes per active profile",
+        other => other,
+    }
+}
+
 fn day(t: Timestamp) -> String {
     t.to_string().chars().take(16).collect()
 }
@@ -226,7 +237,9 @@ fn success_chart(report: &SlaReport) -> Result<String, RenderError> {
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f64..n as f64, y0..1.0f64)
+            // A little headroom above 100 %, so a line at 100 % is not
+            // hidden in the frame.
+            .build_cartesian_2d(0f64..n as f64, y0..1.005f64)
             .map_err(chart_err)?;
         let series = &report.total.series;
         chart
@@ -255,16 +268,25 @@ fn success_chart(report: &SlaReport) -> Result<String, RenderError> {
             .enumerate()
         {
             let color = Palette99::pick(i).to_rgba();
-            let points = s
+            let points: Vec<(f64, f64)> = s
                 .series
                 .iter()
                 .enumerate()
-                .filter_map(|(k, p)| p.success_ratio.map(|r| (k as f64 + 0.5, r)));
+                .filter_map(|(k, p)| p.success_ratio.map(|r| (k as f64 + 0.5, r)))
+                .collect();
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(chart_err)?
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color));
+            // A marker per bucket: a bucket alone (activations in one hour
+            // of the period) draws no line.
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(chart_err)?;
         }
         chart
             .configure_series_labels()
