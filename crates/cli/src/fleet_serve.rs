@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use ferrosim_eim::Eim;
 use ferrosim_fleet::FleetConfig;
 use ferrosim_server::es2_client::Es2Client;
-use ferrosim_server::fleet::{FleetDriver, FleetOptions, WebhookEndpoint, Webhooks};
+use ferrosim_server::fleet::{FleetDriver, FleetEvents, FleetOptions, WebhookEndpoint, Webhooks};
 use ferrosim_store::{SqlFleetStore, SqlStore};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -185,9 +185,23 @@ pub async fn start(
                 .map_err(anyhow::Error::msg)?,
         )
     };
+    // The fleet's telemetry events (device reports, eIM results, its
+    // activations) go to the instance's telemetry store, or with telemetry
+    // off to the events table of the instance's database (purged with the
+    // same retention): rollout gates read them there, so a restart or
+    // another instance still sees a wave's outcomes.
+    let events = match &inst.server_options.telemetry {
+        Some(t) => FleetEvents::shared(t),
+        None => FleetEvents::new(inst.store.telemetry(ferrosim_telemetry::Dictionary::new()))
+            .purging(Duration::from_secs(
+                u64::from(cfg.telemetry.retention_days.max(1)) * 86_400,
+            )),
+    };
+    let dict = events.dictionary().clone();
     let options = FleetOptions {
         tick: Duration::from_millis(cfg.fleet.tick_ms.unwrap_or(1000).max(10)),
         es2,
+        events: Some(events),
         audit: inst.server_options.audit.clone(),
         ..FleetOptions::default()
     };
@@ -196,7 +210,7 @@ pub async fn start(
         store.clone(),
         eim,
         config,
-        ferrosim_telemetry::Dictionary::new(),
+        dict,
         clock,
         options,
         hooks.clone(),

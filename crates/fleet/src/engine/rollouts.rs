@@ -427,6 +427,7 @@ impl Fleet {
             };
             previous.push((d.eid, d.desired));
             members.push(d.eid);
+            let switches_profile = next.active() != d.desired.active();
             self.count_carriers(idx, -1);
             let d = &mut self.devices[idx as usize];
             d.desired.primary = next.primary;
@@ -440,7 +441,14 @@ impl Fleet {
             });
             d.work.converged = false;
             self.count_carriers(idx, 1);
-            self.new_activation(idx, ActivationKind::RolloutStep, now);
+            // Only a step that moves the device to another profile is an
+            // activation (its success: the profile installed or enabled,
+            // then registered on). A new APN, rule or staged fallback
+            // leaves the device on its profile: the gate judges its
+            // registrations and data path.
+            if switches_profile {
+                self.new_activation(idx, ActivationKind::RolloutStep, now);
+            }
             self.mark(idx);
         }
         let n = members.len() as u64;
@@ -491,6 +499,7 @@ impl Fleet {
             {
                 continue;
             }
+            let switches_profile = prev.active() != d.desired.active();
             self.count_carriers(idx, -1);
             let d = &mut self.devices[idx as usize];
             d.desired.primary = prev.primary;
@@ -504,7 +513,9 @@ impl Fleet {
             d.work.attempts = 0;
             d.work.not_before = crate::device::Secs::NEVER;
             self.count_carriers(idx, 1);
-            self.new_activation(idx, ActivationKind::RolloutStep, now);
+            if switches_profile {
+                self.new_activation(idx, ActivationKind::RolloutStep, now);
+            }
             self.decide(
                 now,
                 Some(*eid),

@@ -16,6 +16,7 @@
 //! A background task ([`FleetDriver::spawn`]) polls at the engine's next
 //! wake-up (or every `tick`) and collects the eIM's results of queued items.
 
+mod events;
 mod execute;
 pub(crate) mod persist;
 pub mod webhooks;
@@ -38,6 +39,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tracing::{debug, info, warn};
 
 use crate::es2_client::Es2Client;
+pub use events::{FleetEvents, GATE_LOOKBACK};
 pub use webhooks::{WebhookEndpoint, WebhookEvent, Webhooks};
 
 /// Why a fleet operation failed.
@@ -62,7 +64,13 @@ pub struct FleetOptions {
     pub tick: Duration,
     /// ES2+ clients per carrier name (the carrier's SM-DP+ and credentials).
     pub es2: HashMap<String, Es2Client>,
-    /// Telemetry events kept in memory for rollout gates.
+    /// Where the fleet's telemetry events are kept and its rollout gates
+    /// read them from (see [`FleetEvents`]); `None`: in memory only, lost
+    /// on a restart and unseen by other instances.
+    pub events: Option<FleetEvents>,
+    /// Telemetry events kept in memory for rollout gates without
+    /// [`FleetOptions::events`] (and, with it, events waiting to be written
+    /// after a failed append).
     pub events_kept: usize,
     /// Where the fleet's decisions about devices, carriers and rollouts
     /// are recorded (the instance's audit trail; disabled by default).
@@ -74,6 +82,7 @@ impl Default for FleetOptions {
         Self {
             tick: Duration::from_secs(1),
             es2: HashMap::new(),
+            events: None,
             events_kept: 200_000,
             audit: crate::audit::Auditor::disabled(),
         }
@@ -118,7 +127,11 @@ pub(crate) struct State {
     pub(crate) agent: BTreeMap<Eid, Vec<Action>>,
     /// Results waiting to be fed to the fleet by the background task.
     answered: Vec<ActionResult>,
+    /// Committed events: the recent ones without an event store, the ones
+    /// not yet written with one.
     events: VecDeque<Event>,
+    /// When events past retention were last purged.
+    purged: Option<Timestamp>,
 }
 
 pub(crate) struct Inner<F, E> {
@@ -205,6 +218,12 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         options: FleetOptions,
         hooks: Option<Webhooks>,
     ) -> Result<Self, DriverError> {
+        // The fleet names its events' dimensions with the store's
+        // dictionary.
+        let dict = options
+            .events
+            .as_ref()
+            .map_or(dict, |e| e.dictionary().clone());
         let now = clock.now();
         let (fleet, written) = match persist::load(&store, dict.clone(), now)
             .await
@@ -246,6 +265,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             agent: BTreeMap::new(),
             answered: Vec::new(),
             events: VecDeque::new(),
+            purged: None,
         };
         let driver = Self {
             inner: Arc::new(Inner {
@@ -317,19 +337,22 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     return Err(DriverError::Refused(e));
                 }
             };
-            st.events.extend(events);
-            let (actions, decisions) = self.decide(st, now);
+            let (actions, decisions) = self.decide(st, now, &mut events).await;
             let kept = decisions.clone();
             let items = eim_items(st);
             let Some(pending) = persist::diff(&st.fleet, &st.written, decisions, &items, now)
             else {
+                self.keep_events(st, events).await;
                 self.dispatch(st, actions, now).await;
                 self.keep_eim_items(st, now).await;
                 return Ok(r);
             };
             match persist::commit(&inner.store, &mut st.written, pending).await {
                 Ok(()) => {
-                    self.trim_events(st);
+                    // The events of a change are kept once it is stored
+                    // (a change refused as stale is applied again, and
+                    // records them again).
+                    self.keep_events(st, events).await;
                     self.dispatch(st, actions, now).await;
                     self.keep_eim_items(st, now).await;
                     if let Some(h) = &inner.hooks {
@@ -398,19 +421,24 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
     }
 
     /// Polls the engine and answers its gate queries until it is settled.
-    fn decide(&self, st: &mut State, now: Timestamp) -> (Vec<Action>, Vec<Decision>) {
+    /// `events` are the change's telemetry events (not kept yet); the
+    /// fleet's own are added to them.
+    async fn decide(
+        &self,
+        st: &mut State,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) -> (Vec<Action>, Vec<Decision>) {
         st.fleet.poll(now, &mut st.rng);
         for _ in 0..16 {
+            while let Some(e) = st.fleet.poll_event() {
+                events.push(e);
+            }
             let mut asked = false;
             while let Some(q) = st.fleet.poll_gate_query() {
                 asked = true;
-                let events = st.events.make_contiguous();
-                let dict = &self.inner.dict;
-                let wave =
-                    ferrosim_telemetry::metrics::compute_slice(events, &q.wave_query, dict).total;
-                let control =
-                    ferrosim_telemetry::metrics::compute_slice(events, &q.control_query, dict)
-                        .total;
+                let wave = self.gate_metrics(st, &q.wave_query, events).await;
+                let control = self.gate_metrics(st, &q.control_query, events).await;
                 if let Err(e) = st
                     .fleet
                     .handle_gate_metrics(q.rollout, q.wave, &wave, &control, now)
@@ -432,15 +460,83 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             decisions.push(d);
         }
         while let Some(e) = st.fleet.poll_event() {
-            st.events.push_back(e);
+            events.push(e);
         }
         (actions, decisions)
     }
 
-    fn trim_events(&self, st: &mut State) {
+    /// The metrics of one side of a gate: over the event store's events
+    /// (when there is one), the committed events not written yet, and the
+    /// current change's. A store that cannot be read gives no samples: the
+    /// gate waits (and fails at its rollout's `max_wait`), never passes on
+    /// a part of the data.
+    async fn gate_metrics(
+        &self,
+        st: &State,
+        query: &ferrosim_telemetry::metrics::MetricsQuery,
+        current: &[Event],
+    ) -> ferrosim_telemetry::Metrics {
+        let dict = &self.inner.dict;
+        let stored = match &self.inner.options.events {
+            Some(store) => match store.for_gate(query).await {
+                Ok(events) => events,
+                Err(e) => {
+                    warn!(error = %e, "fleet: events for a rollout gate unreadable");
+                    return ferrosim_telemetry::Metrics::default();
+                }
+            },
+            None => Vec::new(),
+        };
+        let all = stored.iter().chain(st.events.iter()).chain(current.iter());
+        ferrosim_telemetry::metrics::compute(all, query, dict).total
+    }
+
+    /// Keeps a committed change's events: appended to the event store (with
+    /// any an earlier append failed to write), or kept in memory.
+    async fn keep_events(&self, st: &mut State, events: Vec<Event>) {
+        st.events.extend(events);
+        if let Some(store) = &self.inner.options.events
+            && !st.events.is_empty()
+        {
+            let batch = st.events.make_contiguous();
+            match store.append(batch).await {
+                Ok(()) => st.events.clear(),
+                Err(e) => warn!(error = %e, waiting = batch.len(),
+                    "fleet: telemetry events not written yet"),
+            }
+        }
         let keep = self.inner.options.events_kept;
         while st.events.len() > keep {
             st.events.pop_front();
+        }
+    }
+
+    /// Purges the event store's events past its retention, at most hourly
+    /// (only for a store the driver looks after, see
+    /// [`FleetEvents::purging`]).
+    async fn purge_events(&self, now: Timestamp) {
+        let Some(store) = &self.inner.options.events else {
+            return;
+        };
+        let Some(keep) = store.retention() else {
+            return;
+        };
+        {
+            let mut st = self.inner.state.lock().await;
+            if st
+                .purged
+                .is_some_and(|at| now.millis() < at.millis().saturating_add(3_600_000))
+            {
+                return;
+            }
+            st.purged = Some(now);
+        }
+        let keep = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = ferrosim_telemetry::Timestamp(now.millis().saturating_sub(keep));
+        match store.purge_before(cutoff).await {
+            Ok(n) if n > 0 => debug!(purged = n, "fleet: telemetry events past retention"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "fleet: telemetry events not purged"),
         }
     }
 
@@ -507,6 +603,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                         st.answered.extend(again);
                     }
                 }
+                driver.purge_events(driver.now()).await;
                 let wait = driver.until_next(driver.inner.options.tick).await;
                 tokio::select! {
                     _ = stop.changed() => {}

@@ -1,0 +1,274 @@
+//! A rollout gate after a restart: the outcomes a wave's devices reported
+//! before the fleet driver restarted are read back from the telemetry
+//! store, so the gate judges them instead of starting from nothing.
+//!
+//! A rollout of a new APN in two waves on SQLite (the fleet store and the
+//! telemetry events in the same database). The canary device takes the
+//! change and reports its registrations and data-path checks during the
+//! soak; then the driver is dropped and a new one opened on the same
+//! database with a fresh dictionary (as a restarted `ferrosim serve`). No
+//! device reports anything after the restart: at the end of the soak the
+//! gate passes on exactly the pre-restart samples and the second wave
+//! starts. A second rollout, whose canary reported a dead data path before
+//! the restart, fails its gate on the data path after the restart and is
+//! rolled back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrosim_fleet::action::{ActionResult, Outcome};
+use ferrosim_fleet::gate::Verdict;
+use ferrosim_fleet::report::{DeviceReport, Registration, ReportKind};
+use ferrosim_fleet::rollout::{RolloutSpec, RolloutState};
+use ferrosim_fleet::{DeviceSpec, FleetConfig};
+use ferrosim_ids::{Eid, Iccid, ManualClock, Timestamp};
+use ferrosim_server::fleet::{FleetDriver, FleetEvents, FleetOptions};
+use ferrosim_store::{SqlFleetStore, SqlStore, StoreOptions};
+
+const CONFIG: &str = r#"
+[[carrier]]
+name = "carrier-a"
+mcc_mnc = ["310-410"]
+smdp_address = "smdp.carrier-a.example"
+es2_credentials = "vault:a"
+[[carrier.apn]]
+name = "iot"
+apn = "iot.carrier-a.example"
+[[carrier.apn]]
+name = "iot-new"
+apn = "iot2.carrier-a.example"
+[[carrier.apn]]
+name = "iot-broken"
+apn = "iot.carrier-a.exmaple"
+[[carrier.profile_type]]
+name = "iot"
+apn = "iot"
+[[group]]
+name = "meters"
+rule = "default"
+primary = { carrier = "carrier-a", profile_type = "iot", version = 1 }
+[[rule]]
+name = "default"
+registration_failures = { count = 50, window = "5m" }
+"#;
+
+type Driver = FleetDriver<SqlFleetStore, SqlStore>;
+
+fn eid(n: u32) -> Eid {
+    Eid::from_body(&format!("890490321234512345123456{n:06}")).unwrap()
+}
+
+async fn open(store: &SqlStore, clock: &ManualClock) -> Driver {
+    // A new dictionary, as in a new process: the events are read back by
+    // their names.
+    let events = FleetEvents::new(store.telemetry(ferrosim_telemetry::Dictionary::new()));
+    FleetDriver::open(
+        store.fleet(),
+        None,
+        FleetConfig::from_toml(CONFIG).unwrap(),
+        ferrosim_telemetry::Dictionary::new(),
+        Arc::new(clock.clone()),
+        FleetOptions {
+            events: Some(events),
+            ..FleetOptions::default()
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+/// The device agents: every command waiting for one is carried out.
+async fn agents(driver: &Driver) {
+    for _ in 0..4 {
+        let waiting: Vec<(Eid, Vec<ferrosim_fleet::action::ActionId>)> = driver
+            .read(|_, agent| {
+                agent
+                    .iter()
+                    .map(|(eid, list)| (*eid, list.iter().map(|a| a.id).collect()))
+                    .collect()
+            })
+            .await;
+        if waiting.is_empty() {
+            return;
+        }
+        for (device, ids) in waiting {
+            for id in ids {
+                driver.take_agent_command(&device, id).await.unwrap();
+                let result = ActionResult {
+                    id,
+                    device,
+                    outcome: Outcome::Done,
+                };
+                driver
+                    .transact(|tx| tx.handle_result(&result))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn report(driver: &Driver, device: Eid, data_ok: bool) {
+    let reports = [
+        ReportKind::Registration {
+            outcome: Registration::Registered,
+            plmn: None,
+        },
+        ReportKind::DataPath {
+            latency_ms: 40,
+            loss_permille: if data_ok { 0 } else { 1000 },
+        },
+    ];
+    // Through the ingest path of `POST /api/v1/fleet/reports`.
+    let reports = reports
+        .into_iter()
+        .map(|kind| DeviceReport { device, kind })
+        .collect();
+    ferrosim_server::api::fleet::ops::ingest(driver, reports)
+        .await
+        .unwrap();
+}
+
+async fn poll(driver: &Driver) {
+    driver.transact(|_| Ok(())).await.unwrap();
+}
+
+async fn rollout(driver: &Driver, id: u32) -> ferrosim_fleet::rollout::Rollout {
+    driver
+        .read(|fleet, _| fleet.rollout(id).cloned())
+        .await
+        .unwrap()
+}
+
+async fn start_rollout(driver: &Driver, apn: &str, seed: u64) -> u32 {
+    let spec: RolloutSpec = serde_json::from_value(serde_json::json!({
+        "name": format!("apn {apn}"),
+        "change": {"kind": "apn", "apn": apn},
+        "waves": [50, 100], "soak": "10m", "max_wait": "30m", "seed": seed,
+        "gate": {"min_samples": 2}
+    }))
+    .unwrap();
+    driver
+        .transact(|tx| tx.fleet.create_rollout(spec.clone(), tx.now))
+        .await
+        .unwrap()
+}
+
+/// Runs a rollout's canary wave up to 5 minutes into its soak with the
+/// canary reporting `data_ok` twice, restarts the driver, and lets the
+/// soak end with no further report. Returns the new driver.
+async fn canary_then_restart(
+    store: &SqlStore,
+    clock: &ManualClock,
+    driver: Driver,
+    apn: &str,
+    seed: u64,
+    data_ok: bool,
+) -> (Driver, u32, Eid) {
+    let id = start_rollout(&driver, apn, seed).await;
+    clock.advance(Duration::from_secs(1));
+    poll(&driver).await;
+    agents(&driver).await;
+    let r = rollout(&driver, id).await;
+    assert_eq!(r.wave, Some(0));
+    assert_eq!(r.members[0].len(), 1, "one canary of two devices");
+    let canary = r.members[0][0];
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(60));
+        report(&driver, canary, data_ok).await;
+    }
+    clock.advance(Duration::from_secs(180));
+    poll(&driver).await;
+    assert_eq!(rollout(&driver, id).await.gates.len(), 0, "still soaking");
+
+    drop(driver);
+    let driver = open(store, clock).await;
+    let r = rollout(&driver, id).await;
+    assert_eq!((r.state, r.wave), (RolloutState::Running, Some(0)));
+    clock.advance(Duration::from_secs(5 * 60 + 1));
+    poll(&driver).await;
+    (driver, id, canary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_after_a_restart_judges_the_outcomes_reported_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("fleet.db").display());
+    let store = SqlStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let clock = ManualClock::new(Timestamp::now());
+    let driver = open(&store, &clock).await;
+    for n in 0..2 {
+        let spec: DeviceSpec = serde_json::from_value(serde_json::json!({
+            "eid": eid(n).to_string(), "group": "meters", "vendor": "acme", "model": "m1",
+            "firmware": "1.0.0", "capabilities": {"sgp32_version": [1, 2, 0]},
+            "profiles": [{"iccid": Iccid::from_body(&format!("8944000000000000{n:02}")).unwrap().to_string(),
+                          "profile_type": {"carrier": "carrier-a", "profile_type": "iot", "version": 1},
+                          "enabled": true, "works": true}]
+        }))
+        .unwrap();
+        driver
+            .transact(|tx| tx.fleet.add_device(&spec, tx.now))
+            .await
+            .unwrap();
+    }
+    poll(&driver).await;
+    agents(&driver).await;
+
+    // A healthy change: passes on the samples from before the restart.
+    let (driver, id, _) = canary_then_restart(&store, &clock, driver, "iot-new", 1, true).await;
+    let r = rollout(&driver, id).await;
+    assert_eq!(r.gates.len(), 1, "{r:#?}");
+    let gate = &r.gates[0];
+    assert_eq!(gate.verdict, Verdict::Pass, "{gate:#?}");
+    assert_eq!((gate.registrations, gate.data_path_checks), (2, 2));
+    assert_eq!(r.wave, Some(1), "the second wave started");
+    // Let it complete.
+    for _ in 0..4 {
+        agents(&driver).await;
+        clock.advance(Duration::from_secs(60));
+        for n in 0..2 {
+            report(&driver, eid(n), true).await;
+        }
+    }
+    clock.advance(Duration::from_secs(10 * 60));
+    poll(&driver).await;
+    assert_eq!(rollout(&driver, id).await.state, RolloutState::Completed);
+
+    // A broken change: the dead data path reported before the restart
+    // fails the gate after it.
+    let (driver, id, canary) =
+        canary_then_restart(&store, &clock, driver, "iot-broken", 2, false).await;
+    let r = rollout(&driver, id).await;
+    assert_eq!(r.state, RolloutState::Halted, "{r:#?}");
+    let gate = &r.gates[0];
+    assert_eq!(gate.verdict, Verdict::Fail, "{gate:#?}");
+    assert_eq!((gate.registrations, gate.data_path_checks), (2, 2));
+    let failed: Vec<&str> = gate
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| c.metric.as_str())
+        .collect();
+    assert!(
+        failed.iter().all(|m| m.contains("data_path")),
+        "only the data path fails: {failed:?}"
+    );
+    // The canary is rolled back to the APN the first rollout gave it.
+    agents(&driver).await;
+    let apn = driver
+        .read(|fleet, _| {
+            let d = fleet.device(&canary).unwrap();
+            d.desired
+                .primary_apn
+                .map(|a| fleet.catalog().apns[a.index()].settings.name.clone())
+        })
+        .await;
+    assert_eq!(apn.as_deref(), Some("iot-new"));
+    drop(driver);
+    store.close().await;
+}
