@@ -20,7 +20,7 @@ use ferrosim_fleet::{Catalog, DeviceReport, Fleet, What};
 use ferrosim_ids::Timestamp;
 use ferrosim_telemetry::{
     ActivationKind, CorrelationId, Dictionary, Event, EventKind, ProfileChange, ProfileKey,
-    RegistrationOutcome, Source,
+    RegistrationOutcome, Source, compute,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -30,7 +30,7 @@ use crate::error::SimError;
 use crate::iot::Factory;
 use crate::network::{Load, Network};
 use crate::population::{EID_PREFIX, Population};
-use crate::report::{Bucket, Collected};
+use crate::report::{Bucket, Collected, RolloutOutcome};
 use crate::scenario::Scenario;
 use crate::shard::{Ctx, OutKind, Shard};
 
@@ -115,6 +115,19 @@ pub fn run(
     let duration = scenario.scenario.duration.millis_i64();
     let bucket_ms = scenario.scenario.bucket.millis_i64();
 
+    // Which APN settings of the catalog the carriers' cores serve.
+    let apn_served: Vec<bool> = catalog
+        .apns
+        .iter()
+        .map(|a| {
+            let carrier = &catalog.carrier(a.carrier).name;
+            scenario
+                .carriers
+                .iter()
+                .find(|c| c.name == *carrier)
+                .is_none_or(|c| c.apns.is_empty() || c.apns.contains(&a.settings.apn))
+        })
+        .collect();
     // The fleet, with every device as deployed: primary enabled and working,
     // fallback staged with the attribute.
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
@@ -214,9 +227,21 @@ pub fn run(
         }
     }
     declarations.sort_by_key(|d| d.0);
+    // Rollouts by name, once created: their fleet id.
+    let mut rollout_ids: Vec<(String, u32)> = Vec::new();
     let mut t = 0;
     while t < duration {
         let end = (t + window).min(duration);
+        for r in scenario
+            .rollouts
+            .iter()
+            .filter(|r| r.start.millis_i64() >= t && r.start.millis_i64() < end)
+        {
+            let id = fleet
+                .create_rollout(r.spec.clone(), Timestamp(T0 + t))
+                .map_err(|e| SimError::Fleet(format!("rollout {:?}: {e}", r.spec.name)))?;
+            rollout_ids.push((r.spec.name.clone(), id));
+        }
         for (_, start, carrier, region) in declarations.iter().filter(|d| d.0 >= t && d.0 < end) {
             let now = Timestamp(T0 + t);
             let r = if *start {
@@ -257,8 +282,15 @@ pub fn run(
             }
             c.events.push(e);
         }
-        while fleet.poll_gate_query().is_some() {
+        while let Some(q) = fleet.poll_gate_query() {
+            // The gate's numbers from ferrosim-telemetry over the events so
+            // far, as a deployment's driver computes them.
             c.gate_queries += 1;
+            let wave = compute(&c.events, &q.wave_query, &dict).total;
+            let control = compute(&c.events, &q.control_query, &dict).total;
+            fleet
+                .handle_gate_metrics(q.rollout, q.wave, &wave, &control, Timestamp(T0 + t))
+                .map_err(|e| SimError::Fleet(format!("gate of rollout {}: {e}", q.rollout)))?;
         }
         while let Some(a) = fleet.poll_action() {
             let Some(n) = population.index_of(&a.device) else {
@@ -278,6 +310,7 @@ pub fn run(
             factory: &factory,
             downloads: downloads.as_ref(),
             t0: T0,
+            apn_served: &apn_served,
         };
         run_shards(&mut shards, threads, t, end, &ctx)?;
         // Merge in (time, device) order.
@@ -348,9 +381,11 @@ pub fn run(
                                     let took = o.t - start;
                                     if failover {
                                         c.failover_completion_ms.push(took);
+                                        c.failover_done.push((o.dev, took));
                                         bucket.failovers_done += 1;
                                     } else {
                                         c.return_completion_ms.push(took);
+                                        c.return_done.push((o.dev, took));
                                         bucket.returns_done += 1;
                                     }
                                 }
@@ -387,6 +422,19 @@ pub fn run(
             });
         }
     }
+    for s in &mut shards {
+        let open = s.close_bad_apns(duration);
+        c.bad_apn_at_end.extend(open);
+        c.bad_apn_exposure.extend_from_slice(&s.bad_apn_exposure);
+    }
+    c.bad_apn_exposure.sort_unstable();
+    c.bad_apn_at_end.sort_unstable();
+    c.rollouts = rollout_ids
+        .iter()
+        .filter_map(|(name, id)| fleet.rollout(*id).map(|r| RolloutOutcome::of(name, r)))
+        .collect();
+    c.duration_ms = duration;
+    c.comparisons = crate::compare::measure(scenario, &population, &c, &dict);
     for s in &shards {
         c.cards_made += s.cards_made;
         c.downloads += s.downloads_done;

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod charts;
+pub mod compare;
 pub mod consumer;
 pub mod cost;
 pub mod engine;

@@ -73,6 +73,8 @@ pub struct Population {
     pub apdu_ms: i64,
     /// The SM-DP+'s own time per ES9+ call.
     pub es9_server_ms: i64,
+    /// How long a device stays after arriving (0: to the end).
+    pub stay_ms: i64,
 }
 
 impl Population {
@@ -155,6 +157,7 @@ impl Population {
             scan_within_ms: p.scan_within.millis_i64(),
             apdu_ms: i64::from(p.apdu_ms),
             es9_server_ms: i64::from(p.es9_server_ms),
+            stay_ms: p.stay.millis_i64(),
         })
     }
 

@@ -129,6 +129,19 @@ pub struct Collected {
     pub download_completion_ms: Vec<i64>,
     /// EC operations (signs, verifies, key generations, key agreements).
     pub ec: (u64, u64, u64, u64),
+    /// Failovers completed: device index and time (ms), in completion order.
+    pub failover_done: Vec<(u32, i64)>,
+    /// Returns completed: device index and time (ms).
+    pub return_done: Vec<(u32, i64)>,
+    /// Devices whose agent held an APN their carrier does not serve: device
+    /// index and for how long (ms; one entry per stretch).
+    pub bad_apn_exposure: Vec<(u32, i64)>,
+    /// Devices still on such an APN at the end.
+    pub bad_apn_at_end: Vec<u32>,
+    /// The scenario's rollouts as they ended.
+    pub rollouts: Vec<RolloutOutcome>,
+    /// The scenario's comparisons, measured.
+    pub comparisons: Vec<crate::compare::ComparisonReport>,
     /// Setup wall time (s).
     pub setup_s: f64,
     /// Event-loop wall time (s).
@@ -173,6 +186,12 @@ impl Collected {
             download_failures: BTreeMap::new(),
             download_completion_ms: Vec::new(),
             ec: (0, 0, 0, 0),
+            failover_done: Vec::new(),
+            return_done: Vec::new(),
+            bad_apn_exposure: Vec::new(),
+            bad_apn_at_end: Vec::new(),
+            rollouts: Vec::new(),
+            comparisons: Vec::new(),
             setup_s: 0.0,
             loop_s: 0.0,
         }
@@ -186,6 +205,73 @@ impl Collected {
         );
         q.as_of = q.to;
         compute(&self.events, &q, &self.dictionary)
+    }
+}
+
+/// A rollout as it ended (from the fleet's own record of it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RolloutOutcome {
+    /// Its name.
+    pub name: String,
+    /// Where it ended (`completed`, `halted`, ...).
+    pub state: String,
+    /// Its waves (cumulative percentages).
+    pub waves: Vec<u8>,
+    /// Waves started.
+    pub waves_started: u64,
+    /// Devices the rollout gave the change (every started wave's members).
+    pub devices_changed: u64,
+    /// Devices eligible for it.
+    pub eligible: u64,
+    /// The gates judged, in order.
+    pub gates: Vec<GateOutcome>,
+}
+
+/// One judged gate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateOutcome {
+    /// Verdict (`pass`, `fail`, `insufficient`).
+    pub verdict: String,
+    /// Registrations and data-path checks measured in the wave.
+    pub registrations: u64,
+    /// Data-path checks measured.
+    pub data_path_checks: u64,
+    /// The checks that failed: metric, the wave's value, the bound.
+    pub failed: Vec<(String, Option<f64>, f64)>,
+}
+
+impl RolloutOutcome {
+    /// From the fleet's rollout.
+    pub fn of(name: &str, r: &ferrosim_fleet::rollout::Rollout) -> Self {
+        let started = r.wave.map_or(0, |w| u64::from(w) + 1);
+        Self {
+            name: name.to_owned(),
+            state: r.state.name().to_owned(),
+            waves: r.spec.waves.clone(),
+            waves_started: started,
+            devices_changed: r.members.iter().map(|m| m.len() as u64).sum(),
+            eligible: r.eligible,
+            gates: r
+                .gates
+                .iter()
+                .map(|g| GateOutcome {
+                    verdict: match g.verdict {
+                        ferrosim_fleet::gate::Verdict::Pass => "pass",
+                        ferrosim_fleet::gate::Verdict::Fail => "fail",
+                        ferrosim_fleet::gate::Verdict::Insufficient => "insufficient",
+                    }
+                    .to_owned(),
+                    registrations: g.registrations,
+                    data_path_checks: g.data_path_checks,
+                    failed: g
+                        .checks
+                        .iter()
+                        .filter(|c| !c.passed)
+                        .map(|c| (c.metric.clone(), c.wave, c.bound))
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -204,7 +290,8 @@ pub struct SecondsPercentiles {
     pub max: Option<f64>,
 }
 
-fn seconds(sample: &[i64]) -> SecondsPercentiles {
+/// Percentiles of a sample of milliseconds, in seconds.
+pub fn seconds(sample: &[i64]) -> SecondsPercentiles {
     let mut v: Vec<u64> = sample.iter().map(|&x| x.max(0) as u64).collect();
     let p = Percentiles::of(&mut v);
     let s = |x: Option<u64>| x.map(|ms| ms as f64 / 1000.0);
@@ -272,6 +359,10 @@ pub struct Summary {
     /// Consumer download time, from the QR code scanned to the profile
     /// enabled (s).
     pub download_completion_s: SecondsPercentiles,
+    /// Rollouts as they ended.
+    pub rollouts: Vec<RolloutOutcome>,
+    /// The scenario's comparisons of two arms of this run, measured.
+    pub comparisons: Vec<crate::compare::ComparisonReport>,
     /// Telemetry events.
     pub telemetry_events: u64,
     /// EC operations: signatures, verifications, key generations, key
@@ -337,6 +428,8 @@ impl Summary {
             downloads: c.downloads,
             download_failures: c.download_failures.clone(),
             download_completion_s: seconds(&c.download_completion_ms),
+            rollouts: c.rollouts.clone(),
+            comparisons: c.comparisons.clone(),
             telemetry_events: c.events.len() as u64,
             ec_operations: [c.ec.0, c.ec.1, c.ec.2, c.ec.3],
             ec_cost: costs,
@@ -475,6 +568,20 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 }
                 p { "Rollbacks by the IPA: " (summary.rollbacks) ". Peak devices without service: "
                     (summary.peak_without_service) ". Attaches refused for signalling limits: " (summary.congestion_refusals) "." }
+                @if !summary.rollouts.is_empty() {
+                    h2 { "Rollouts (ferrosim-fleet)" }
+                    table {
+                        tr { th { "rollout" } th { "waves" } th { "state" } th { "waves started" } th { "devices changed / eligible" } th { "gates" } }
+                        @for r in &summary.rollouts {
+                            tr { td { (r.name) } td { (format!("{:?}", r.waves)) } td { (r.state) } td { (r.waves_started) }
+                                 td { (r.devices_changed) " / " (r.eligible) }
+                                 td { (crate::compare::gates_text(&r.gates)) } }
+                        }
+                    }
+                }
+                @for cmp in &summary.comparisons {
+                    (PreEscaped(crate::compare::html(cmp)))
+                }
                 h2 { "Failed activations by cause (ferrosim-telemetry)" }
                 table {
                     tr { th { "cause" } th { "failed" } th { "recovered" } th { "MTTR" } }

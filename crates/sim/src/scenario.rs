@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use ferrosim_fleet::Span;
+use ferrosim_fleet::{RolloutSpec, Span};
 use serde::Deserialize;
 
 use crate::error::SimError;
@@ -20,6 +20,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("outage", include_str!("../scenarios/outage.toml")),
     ("storm", include_str!("../scenarios/storm.toml")),
     ("festival", include_str!("../scenarios/festival.toml")),
+    ("airport", include_str!("../scenarios/airport.toml")),
+    ("rollout", include_str!("../scenarios/rollout.toml")),
 ];
 
 /// One scenario file.
@@ -42,6 +44,47 @@ pub struct Scenario {
     /// The fleet catalog (`ferrosim-fleet` TOML: carriers with their
     /// profile types and APNs, groups, failover rules), inline.
     pub fleet: toml::Table,
+    /// Staged rollouts an operator starts during the run.
+    #[serde(default, rename = "rollout")]
+    pub rollouts: Vec<RolloutAt>,
+    /// Comparisons of two arms of the same run, measured in the report.
+    #[serde(default, rename = "comparison")]
+    pub comparisons: Vec<Comparison>,
+}
+
+/// A staged rollout (`ferrosim-fleet`'s [`RolloutSpec`]) created at `start`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutAt {
+    /// When the operator creates it (simulated time from the start).
+    pub start: Span,
+    /// The rollout as the fleet API takes it.
+    pub spec: RolloutSpec,
+}
+
+/// Two arms of one run set side by side in the report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// What is compared (`staged rollout vs big bang`).
+    pub name: String,
+    /// `failover`: two fleet groups whose devices fail over (arms are group
+    /// names); `rollout`: two rollouts (arms are rollout names).
+    pub kind: ComparisonKind,
+    /// The first arm (the one expected to do better).
+    pub a: String,
+    /// The second arm.
+    pub b: String,
+}
+
+/// Kinds of comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComparisonKind {
+    /// Failover of two groups.
+    Failover,
+    /// Two rollouts.
+    Rollout,
 }
 
 /// Name, length and defaults of a run.
@@ -112,6 +155,11 @@ pub struct CarrierNetwork {
     /// falls and latency grows.
     #[serde(default = "default_congestion_knee")]
     pub congestion_knee: f64,
+    /// The APNs (3GPP TS 23.003 names) the carrier's core serves: a device
+    /// using another one registers but gets no data session. Empty (the
+    /// default): every APN.
+    #[serde(default)]
+    pub apns: Vec<String>,
 }
 
 /// A carrier failing in some areas from `start` to `end` (simulated time
@@ -189,6 +237,11 @@ pub struct Population {
     /// data path's round trips.
     #[serde(default = "default_es9_server_ms")]
     pub es9_server_ms: u32,
+    /// How long a device stays after arriving before it leaves the
+    /// simulated area (switches off or moves away: off the cells, no more
+    /// events); `0s` (the default) keeps every device to the end.
+    #[serde(default = "default_stay")]
+    pub stay: Span,
 }
 
 /// A kind of device and its share.
@@ -317,6 +370,10 @@ fn default_apdu_ms() -> u32 {
 /// answers over HTTPS at moderate load (BENCHMARKS.md): 30 ms.
 fn default_es9_server_ms() -> u32 {
     30
+}
+/// Devices stay to the end of the run unless the scenario says otherwise.
+fn default_stay() -> Span {
+    Span::secs(0)
 }
 fn default_model() -> String {
     "m1".into()
@@ -477,6 +534,40 @@ impl Scenario {
         }
         if p.poll_within.millis() < 1000 {
             return bad("population.poll_within must be at least 1s".into());
+        }
+        let mut rollouts = BTreeSet::new();
+        for r in &self.rollouts {
+            let field = |f: &str| format!("rollout {:?}: {f}", r.spec.name);
+            if !rollouts.insert(r.spec.name.as_str()) {
+                return bad(field("declared twice"));
+            }
+            if r.start >= self.scenario.duration {
+                return bad(field("start must lie within the duration"));
+            }
+            ferrosim_fleet::rollout::Rollout::validate(&r.spec)
+                .map_err(|e| SimError::Scenario(field(&e)))?;
+        }
+        let groups: BTreeSet<&str> = p.mixes.iter().map(|m| m.group.as_str()).collect();
+        for c in &self.comparisons {
+            let field = |f: &str| format!("comparison {:?}: {f}", c.name);
+            if c.a == c.b {
+                return bad(field("a and b must differ"));
+            }
+            for arm in [&c.a, &c.b] {
+                let known = match c.kind {
+                    ComparisonKind::Failover => groups.contains(arm.as_str()),
+                    ComparisonKind::Rollout => rollouts.contains(arm.as_str()),
+                };
+                if !known {
+                    return bad(field(&format!(
+                        "no such {} {arm:?}",
+                        match c.kind {
+                            ComparisonKind::Failover => "population.mix group",
+                            ComparisonKind::Rollout => "[[rollout]]",
+                        }
+                    )));
+                }
+            }
         }
         Ok(())
     }

@@ -114,3 +114,75 @@ fn bad_fleet_and_run_parameters_are_refused() {
         ));
     }
 }
+
+#[test]
+fn bad_rollouts_comparisons_and_new_fields_are_refused() {
+    let rollout = include_str!("../scenarios/rollout.toml");
+    let airport = include_str!("../scenarios/airport.toml");
+    let cases = [
+        (
+            rollout.replacen("name = \"staged\"", "name = \"staged\"\nflavour = 1", 1),
+            "flavour",
+        ),
+        (
+            rollout.replacen("waves = [1, 10, 50, 100]", "waves = [50, 10]", 1),
+            "waves must rise",
+        ),
+        (
+            rollout.replacen("start = \"5m\"", "start = \"2h\"", 1),
+            "start must lie within",
+        ),
+        (
+            rollout.replacen("name = \"big-bang\"", "name = \"staged\"", 1),
+            "declared twice",
+        ),
+        (
+            rollout.replacen("a = \"staged\"", "a = \"ghost\"", 1),
+            "no such [[rollout]] \"ghost\"",
+        ),
+        (
+            rollout.replacen("b = \"big-bang\"", "b = \"staged\"", 1),
+            "a and b must differ",
+        ),
+        (
+            rollout.replacen("kind = \"rollout\"", "kind = \"vibes\"", 1),
+            "vibes",
+        ),
+        (
+            rollout.replacen(
+                "apns = [\"iot.carrier-a.example\"]",
+                "apns = \"iot.carrier-a.example\"",
+                1,
+            ),
+            "expected a sequence",
+        ),
+        (
+            airport.replacen("stay = \"45m\"", "stay = \"soon\"", 1),
+            "soon",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = error_of(&text);
+        assert!(e.contains(expected), "{expected:?} not in {e:?}");
+    }
+    let storm = include_str!("../scenarios/storm.toml");
+    let e = error_of(&storm.replacen("b = \"meters-storm\"", "b = \"nobody\"", 1));
+    assert!(e.contains("no such population.mix group \"nobody\""), "{e}");
+    // A change the fleet cannot resolve is refused when the rollout starts.
+    let scenario =
+        Scenario::from_toml(&rollout.replacen("apn = \"iot-2027\" }", "apn = \"nope\" }", 1))
+            .unwrap();
+    let e = run(
+        &scenario,
+        &RunOptions {
+            devices: Some(10),
+            ..RunOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, SimError::Fleet(_)) && e.to_string().contains("staged"),
+        "{e}"
+    );
+}

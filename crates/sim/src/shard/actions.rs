@@ -43,10 +43,24 @@ impl Shard {
             },
             Command::EimUnsetFallbackAttribute { .. } => Operation::UnsetFallback,
             Command::EimListProfileInfo => Operation::ListProfiles,
-            Command::AgentApnConfig { .. } => {
+            Command::AgentApnConfig { iccid, apn } => {
                 // The device agent takes the APN with its next contact.
                 let at = t + ctx.population.poll_delay_ms(&mut self.rng);
-                let _ = at;
+                let served = ctx.apn_served.get(apn.index()).copied().unwrap_or(true);
+                self.set_apn(at, local, iccid, served);
+                let d = &mut self.devices[local];
+                let apn = u16::try_from(apn.index()).unwrap_or(u16::MAX);
+                if let Some(idx) = d.profiles.iter().position(|(i, _)| i == iccid) {
+                    let idx = idx as u8;
+                    let before = d.apn.replace((idx, apn));
+                    // A different APN for the enabled profile than the one
+                    // the agent had: it re-attaches with it. (The first
+                    // settings a device gets are those it was deployed
+                    // with; a profile switched to gets its own.)
+                    if idx == d.enabled && before.is_some_and(|(p, a)| p == idx && a != apn) {
+                        self.push(at, local, Ev::Reattach);
+                    }
+                }
                 self.emit(
                     t,
                     local,
@@ -238,6 +252,11 @@ impl Shard {
                     if usize::from(d.enabled) > idx {
                         d.enabled -= 1;
                     }
+                    d.apn = match d.apn {
+                        Some((p, _)) if usize::from(p) == idx => None,
+                        Some((p, a)) if usize::from(p) > idx => Some((p - 1, a)),
+                        other => other,
+                    };
                 }
                 if let Some(profile) = ProfileKey::from_digits(iccid.as_str()) {
                     self.emit(

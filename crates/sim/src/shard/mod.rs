@@ -66,6 +66,9 @@ pub struct Ctx<'a> {
     pub downloads: Option<&'a crate::consumer::Downloads>,
     /// The scenario's epoch.
     pub t0: i64,
+    /// Per APN setting of the fleet catalog (by its index): whether its
+    /// carrier's core serves that APN.
+    pub apn_served: &'a [bool],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +86,11 @@ enum Ev {
     Poll,
     /// A consumer scans the QR code: the LPA downloads the profile.
     Download,
+    /// The device leaves (its `stay` is over).
+    Leave,
+    /// The device agent re-attaches with new APN settings (the default
+    /// bearer's APN is set at attach).
+    Reattach,
 }
 
 /// [`Attach`] in a form that orders (for the heap).
@@ -106,6 +114,11 @@ struct Device {
     profiles: Vec<(Iccid, CarrierIx)>,
     enabled: u8,
     present: bool,
+    /// It left (after its `stay`): no more events.
+    left: bool,
+    /// The APN setting (catalog index) its agent last took, for which
+    /// profile (index into `profiles`).
+    apn: Option<(u8, u16)>,
     registered: bool,
     /// Registration attempts since the last success.
     attempts: u16,
@@ -148,6 +161,12 @@ pub struct Shard {
     /// Virtual time of each completed download, from the scan to the
     /// profile enabled (ms).
     pub download_ms: Vec<i64>,
+    /// Devices whose device agent holds an APN their carrier does not
+    /// serve for a profile: the profile and since when.
+    bad_apn: std::collections::HashMap<u32, (Iccid, i64)>,
+    /// Devices that used such an APN on their enabled profile: global
+    /// index, and the time it spent so (ms).
+    pub bad_apn_exposure: Vec<(u32, i64)>,
 }
 
 impl Shard {
@@ -174,6 +193,15 @@ impl Shard {
             let profiles = seed_.profiles.clone();
             if present {
                 load_delta.add(profiles[0].1, seed_.area, 1);
+                if population.stay_ms > 0 {
+                    heap.push(Reverse((
+                        population.stay_ms,
+                        seq,
+                        devices.len() as u32,
+                        Ev::Leave,
+                    )));
+                    seq += 1;
+                }
             } else {
                 heap.push(Reverse((
                     seed_.arrival_ms,
@@ -188,6 +216,8 @@ impl Shard {
                 profiles,
                 enabled: 0,
                 present,
+                left: false,
+                apn: None,
                 registered: present,
                 attempts: 0,
                 check_queued: false,
@@ -216,6 +246,8 @@ impl Shard {
             downloads_done: 0,
             download_failures: Vec::new(),
             download_ms: Vec::new(),
+            bad_apn: std::collections::HashMap::new(),
+            bad_apn_exposure: Vec::new(),
         }
     }
 
@@ -314,10 +346,31 @@ impl Shard {
     }
 
     fn handle(&mut self, t: i64, local: usize, ev: Ev, ctx: &Ctx<'_>) -> Result<(), SimError> {
+        if self.devices[local].left {
+            return Ok(());
+        }
         match ev {
+            Ev::Reattach => {
+                if self.devices[local].present {
+                    self.switch_to(local, self.devices[local].enabled);
+                    self.attempt(t, local, ctx);
+                }
+            }
+            Ev::Leave => {
+                self.deregister(local);
+                let d = &mut self.devices[local];
+                d.present = false;
+                d.left = true;
+                d.check_queued = false;
+                d.generation = d.generation.wrapping_add(1);
+            }
             Ev::Arrive => {
                 self.devices[local].present = true;
                 self.devices[local].registered = false;
+                let stay = ctx.population.stay_ms;
+                if stay > 0 {
+                    self.push(t + stay, local, Ev::Leave);
+                }
                 if self.devices[local].seed.consumer {
                     let at = t + ctx.population.scan_delay_ms(&mut self.rng);
                     self.push(at, local, Ev::Download);
@@ -352,9 +405,13 @@ impl Shard {
                 let d = &self.devices[local];
                 if d.registered {
                     let carrier = d.profiles[usize::from(d.enabled)].1;
-                    let (latency_ms, loss_permille) =
+                    let (latency_ms, mut loss_permille) =
                         ctx.network
                             .data_path(carrier, d.seed.area, t, ctx.load, &mut self.rng);
+                    if self.on_bad_apn(local) {
+                        // The core refuses the PDN connection: no data at all.
+                        loss_permille = 1000;
+                    }
                     let activation = d.pending.as_ref().and_then(|p| p.action.activation);
                     let kind = if d.seed.consumer {
                         // Not a fleet device: telemetry only.
@@ -380,6 +437,53 @@ impl Shard {
             Ev::Poll => self.poll(t, local, ctx)?,
         }
         Ok(())
+    }
+
+    /// Whether the device's enabled profile has an APN its carrier does not
+    /// serve.
+    fn on_bad_apn(&self, local: usize) -> bool {
+        let d = &self.devices[local];
+        self.bad_apn
+            .get(&(local as u32))
+            .is_some_and(|(iccid, _)| *iccid == d.profiles[usize::from(d.enabled)].0)
+    }
+
+    /// The device agent now uses an APN for `iccid` that the carrier
+    /// serves or not; whether that changed anything.
+    pub(super) fn set_apn(&mut self, t: i64, local: usize, iccid: &Iccid, served: bool) -> bool {
+        let key = local as u32;
+        match (served, self.bad_apn.get(&key)) {
+            (false, Some((held, _))) if held == iccid => false,
+            (false, _) => {
+                self.end_bad_apn(t, local);
+                self.bad_apn.insert(key, (iccid.clone(), t));
+                true
+            }
+            (true, Some((held, _))) if held == iccid => {
+                self.end_bad_apn(t, local);
+                true
+            }
+            (true, _) => false,
+        }
+    }
+
+    fn end_bad_apn(&mut self, t: i64, local: usize) {
+        if let Some((_, since)) = self.bad_apn.remove(&(local as u32)) {
+            let global = self.global(local);
+            self.bad_apn_exposure.push((global, t - since));
+        }
+    }
+
+    /// Closes the exposures still open at the end of the run; the devices
+    /// they belong to (global indices).
+    pub fn close_bad_apns(&mut self, end: i64) -> Vec<u32> {
+        let mut open: Vec<u32> = self.bad_apn.keys().copied().collect();
+        open.sort_unstable();
+        let globals = open.iter().map(|l| self.global(*l as usize)).collect();
+        for local in open {
+            self.end_bad_apn(end, local as usize);
+        }
+        globals
     }
 
     /// Enables profile `idx` on the device's side: off the old network,
