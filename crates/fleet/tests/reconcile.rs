@@ -288,3 +288,114 @@ proptest! {
         }
     }
 }
+
+/// The most events of `times` (sorted) in any window of one minute.
+fn most_in_a_minute(times: &[i64]) -> usize {
+    let mut most = 0;
+    let mut start = 0;
+    for (end, &t) in times.iter().enumerate() {
+        while times[start] <= t - 60_000 {
+            start += 1;
+        }
+        most = most.max(end + 1 - start);
+    }
+    most
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// ES2+ calls at each carrier and download triggers at each SM-DP+ —
+    /// first issues and re-issues alike, through lost results (time-outs),
+    /// failed calls and a restart with actions in flight — never exceed
+    /// their limits: in any minute at most the bucket's burst plus its rate
+    /// per minute.
+    #[test]
+    fn es2_calls_and_downloads_stay_within_the_rate_limits(
+        seed in 0u64..1000,
+        es2_rate in 1u32..=20,
+        es2_burst in 1u32..=5,
+        download_rate in 1u32..=20,
+        download_burst in 1u32..=5,
+        fail_percent in 0u32..30,
+        lost_for in 0u64..600,
+        restart_after in 0u64..1200,
+    ) {
+        let config = common::EXAMPLE
+            .replace(
+                "rate_limits = { es2_per_minute = 6000, es2_burst = 100 }",
+                &format!("rate_limits = {{ es2_per_minute = {es2_rate}, es2_burst = {es2_burst} }}"),
+            )
+            .replace(
+                "downloads_per_minute = 6000\nburst = 100",
+                &format!("downloads_per_minute = {download_rate}\nburst = {download_burst}"),
+            );
+        let mut w = World::new(&config, seed);
+        w.fail_percent = fail_percent;
+        w.step = Duration::from_secs(5);
+        for n in 0..24 {
+            w.add(spec(n, "meters", if n % 2 == 0 { "north" } else { "south" }));
+        }
+        // Results lost for a while: the calls out time out and go again.
+        w.hold_results = true;
+        w.run_for(Duration::from_secs(lost_for));
+        w.hold_results = false;
+        w.held.clear();
+        w.run_for(Duration::from_secs(restart_after));
+        // A restart with whatever is in flight.
+        let json = serde_json::to_string(&w.fleet.snapshot(w.now)).unwrap();
+        let snap: Snapshot = serde_json::from_str(&json).unwrap();
+        w.fleet = Fleet::restore(snap, w.dict.clone(), w.now).unwrap();
+        w.run_for(Duration::from_secs(3600));
+
+        let catalog = w.fleet.catalog();
+        for (c, carrier) in catalog.carriers.iter().enumerate() {
+            let mut times: Vec<i64> = w
+                .actions
+                .iter()
+                .filter(|(_, a)| match &a.command {
+                    ferrosim_fleet::Command::Es2DownloadOrder { carrier, .. }
+                    | ferrosim_fleet::Command::Es2ConfirmOrder { carrier, .. } => carrier.index() == c,
+                    _ => false,
+                })
+                .map(|(t, _)| t.millis())
+                .collect();
+            times.sort_unstable();
+            let bound = (carrier.limits.es2_per_minute + carrier.limits.es2_burst) as usize;
+            prop_assert!(
+                most_in_a_minute(&times) <= bound,
+                "carrier {}: {} ES2+ calls in a minute, limit {bound}",
+                carrier.name, most_in_a_minute(&times)
+            );
+        }
+        for (s, smdp) in catalog.smdps.iter().enumerate() {
+            if smdp.downloads_per_minute == 0 {
+                continue;
+            }
+            let mut times: Vec<i64> = w
+                .actions
+                .iter()
+                .filter(|(_, a)| matches!(&a.command,
+                    ferrosim_fleet::Command::EimDownloadTrigger { activation_code, .. }
+                        if activation_code.smdp.index() == s))
+                .map(|(t, _)| t.millis())
+                .collect();
+            times.sort_unstable();
+            let bound = (smdp.downloads_per_minute + smdp.burst) as usize;
+            prop_assert!(
+                most_in_a_minute(&times) <= bound,
+                "SM-DP+ {}: {} downloads in a minute, limit {bound}",
+                smdp.address, most_in_a_minute(&times)
+            );
+        }
+        // Not vacuous: carrier A had more to send than one minute allows.
+        let a = w.carrier("carrier-a");
+        let at_a = w
+            .actions
+            .iter()
+            .filter(|(_, x)| matches!(&x.command,
+                ferrosim_fleet::Command::Es2DownloadOrder { carrier, .. } if *carrier == a))
+            .count();
+        prop_assert!(at_a >= 24, "only {at_a} orders at carrier A");
+    }
+}

@@ -67,6 +67,9 @@ struct Flight {
     device: u32,
     action: Action,
     deadline: Timestamp,
+    /// Restored by a restart and not re-issued yet (it waits for a token
+    /// of its rate limit): its re-issue gives the restart as reason.
+    restart: bool,
 }
 
 /// Kind of a switch-queue entry.

@@ -246,35 +246,13 @@ impl Fleet {
             Step::Issue(c, n, t) => (c, n, t),
         };
         // Rate limits: ES2+ per carrier, downloads per SM-DP+.
-        let carriers = self.es2_buckets.len();
-        let slot = match &command {
-            Command::Es2DownloadOrder { carrier, .. }
-            | Command::Es2ConfirmOrder { carrier, .. } => Some(carrier.index()),
-            Command::EimDownloadTrigger {
-                activation_code, ..
-            } => Some(carriers + activation_code.smdp.index()),
-            _ => None,
-        };
-        if let Some(slot) = slot {
-            let b = if slot < carriers {
-                &mut self.es2_buckets[slot]
-            } else {
-                &mut self.smdp_buckets[slot - carriers]
-            };
-            if let Err(next) = b.try_take(now) {
-                // Each waiting device gets its own later slot (one token
-                // interval after the last one handed out), with a little
-                // jitter, so a queue of devices wakes one by one instead of
-                // all of them at every token.
-                let interval = (60_000 / i64::from(b.rate_per_minute.max(1))).max(1);
-                let after_last = self.waiting_until[slot].millis().saturating_add(interval);
-                let at = Timestamp(next.millis().max(after_last));
-                self.waiting_until[slot] = at;
-                let spread =
-                    limit::jitter(Span(u64::try_from(interval.min(1000)).unwrap_or(1)), rng);
-                self.wake_at(idx, at.plus(spread.duration()));
-                return;
-            }
+        if let Some(slot) = self.limit_slot(&command)
+            && let Err((at, interval)) = self.take_token(slot, now)
+        {
+            // A little jitter, so a queue of devices wakes one by one.
+            let spread = limit::jitter(Span(u64::try_from(interval.min(1000)).unwrap_or(1)), rng);
+            self.wake_at(idx, at.plus(spread.duration()));
+            return;
         }
         let id = crate::action::ActionId(self.next_action);
         self.next_action += 1;
@@ -314,6 +292,7 @@ impl Fleet {
                 device: idx,
                 action: action.clone(),
                 deadline,
+                restart: false,
             },
         );
         self.actions.push_back(action);
@@ -330,25 +309,78 @@ impl Fleet {
         );
     }
 
+    /// The rate limit a command is under: its carrier's ES2+ bucket, or
+    /// its SM-DP+'s download bucket (slots after the carriers').
+    pub(super) fn limit_slot(&self, command: &Command) -> Option<usize> {
+        match command {
+            Command::Es2DownloadOrder { carrier, .. }
+            | Command::Es2ConfirmOrder { carrier, .. } => Some(carrier.index()),
+            Command::EimDownloadTrigger {
+                activation_code, ..
+            } => Some(self.es2_buckets.len() + activation_code.smdp.index()),
+            _ => None,
+        }
+    }
+
+    /// Takes a token of limit `slot` at `now`, or says when to come back
+    /// (and the bucket's token interval): each waiter gets its own later
+    /// slot, one token interval after the last one handed out, so a queue
+    /// wakes one by one instead of all of it at every token.
+    pub(super) fn take_token(
+        &mut self,
+        slot: usize,
+        now: Timestamp,
+    ) -> Result<(), (Timestamp, i64)> {
+        let carriers = self.es2_buckets.len();
+        let b = if slot < carriers {
+            &mut self.es2_buckets[slot]
+        } else {
+            &mut self.smdp_buckets[slot - carriers]
+        };
+        let Err(next) = b.try_take(now) else {
+            return Ok(());
+        };
+        let interval = (60_000 / i64::from(b.rate_per_minute.max(1))).max(1);
+        let after_last = self.waiting_until[slot].millis().saturating_add(interval);
+        let at = Timestamp(next.millis().max(after_last));
+        self.waiting_until[slot] = at;
+        Err((at, interval))
+    }
+
     /// Re-issues actions whose time-out passed (same id: the driver
-    /// executes it at most once).
+    /// executes it at most once), and actions a restart left to re-issue.
+    /// A re-issued ES2+ call or download trigger reaches the SM-DP+ again:
+    /// it takes a token like a first one, and waits for it.
     pub(super) fn expire_flights(&mut self, now: Timestamp) {
         while let Some(&std::cmp::Reverse((at, id))) = self.deadlines.peek() {
             if at > now {
                 break;
             }
             self.deadlines.pop();
-            let Some(f) = self.in_flight.get_mut(&id) else {
+            let Some(f) = self.in_flight.get(&id) else {
                 continue;
             };
             if f.deadline != at {
                 continue;
             }
+            if let Some(slot) = self.limit_slot(&f.action.command)
+                && let Err((later, _)) = self.take_token(slot, now)
+            {
+                if let Some(f) = self.in_flight.get_mut(&id) {
+                    f.deadline = later;
+                }
+                self.deadlines.push(std::cmp::Reverse((later, id)));
+                continue;
+            }
+            let Some(f) = self.in_flight.get_mut(&id) else {
+                continue;
+            };
             let timeout = if f.action.command.is_es2() {
                 self.catalog.reconciler.es2_timeout
             } else {
                 self.catalog.reconciler.eim_timeout
             };
+            let restart = std::mem::take(&mut f.restart);
             f.deadline = now.plus(timeout.duration());
             f.action.reissue = true;
             let action = f.action.clone();
@@ -357,14 +389,19 @@ impl Fleet {
             self.actions.push_back(action);
             let d = &self.devices[idx as usize];
             let (eid, rollout) = (d.eid, d.rollout.map(|m| m.rollout));
+            let reason = if restart {
+                Reason::Restart
+            } else {
+                Reason::Timeout {
+                    timeout_ms: timeout.millis(),
+                }
+            };
             self.decide(
                 now,
                 Some(eid),
                 rollout,
                 What::Reissue { action: id },
-                Reason::Timeout {
-                    timeout_ms: timeout.millis(),
-                },
+                reason,
             );
         }
     }

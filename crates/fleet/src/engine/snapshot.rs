@@ -192,6 +192,24 @@ impl Fleet {
                 )));
             }
             action.reissue = true;
+            // An ES2+ call or download trigger goes out again under its
+            // rate limit: what finds no token waits for one (a restart
+            // with many actions in flight is no burst at the SM-DP+).
+            if let Some(slot) = fleet.limit_slot(&action.command)
+                && let Err((later, _)) = fleet.take_token(slot, now)
+            {
+                fleet.deadlines.push(Reverse((later, action.id)));
+                fleet.in_flight.insert(
+                    action.id,
+                    Flight {
+                        device: idx,
+                        action,
+                        deadline: later,
+                        restart: true,
+                    },
+                );
+                continue;
+            }
             let timeout = if action.command.is_es2() {
                 fleet.catalog.reconciler.es2_timeout
             } else {
@@ -214,6 +232,7 @@ impl Fleet {
                     device: idx,
                     action,
                     deadline,
+                    restart: false,
                 },
             );
         }
