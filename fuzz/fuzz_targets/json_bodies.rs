@@ -1,4 +1,4 @@
-//! ES9+ and ES2+ JSON bodies as the SM-DP+ (and the LPA, for answers) parse
+//! ES9+ and ES2+ JSON bodies (with ferrosim's `revokeProfile`) as the SM-DP+ (and the LPA, for answers) parse
 //! them: any bytes must give a value or an error, never a panic, and a parsed
 //! value must serialise again.
 #![no_main]
@@ -27,5 +27,7 @@ fuzz_target!(|data: &[u8]| {
     body::<es2::CancelOrderRequest>(data);
     body::<es2::ReleaseProfileRequest>(data);
     body::<es2::HandleDownloadProgressInfoRequest>(data);
+    body::<ferrosim_smdp::end_of_life::RevokeProfileRequest>(data);
+    body::<ferrosim_smdp::end_of_life::RevokeProfileResponse>(data);
     body::<HeaderOnly>(data);
 });
