@@ -2,7 +2,9 @@
 //! eUICC packages (enable [--rollback], disable, delete, list-profiles,
 //! set-fallback, unset-fallback, eCOs), download triggers and data requests,
 //! show a device's queue, results and profiles, mark devices as emulated,
-//! and write a device's first eIM configuration (`bootstrap`).
+//! sanitize a device leaving the fleet, read its report and release it
+//! (see [`crate::eim_sanitize_cmd`]), and write a device's first eIM
+//! configuration (`bootstrap`).
 //!
 //! The commands open the instance's database and eIM key directly (like
 //! `ferrosim order`) and run the same operations as the REST API
@@ -145,6 +147,39 @@ enum EimCommand {
         #[arg(long, value_parser = ["on", "off"])]
         set: String,
     },
+    /// Sanitize a device leaving the fleet or changing hands: withdraw what
+    /// was not delivered, disable and delete every profile the eIM knows of
+    /// in one signed package whose signed result also lists what is left, and
+    /// list the eIMs the eUICC knows. Prints the report.
+    Sanitize {
+        #[command(flatten)]
+        device: Eid,
+        /// Keep provisioning profiles (class 1).
+        #[arg(long)]
+        keep_provisioning_profiles: bool,
+        /// Print the REST API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The report of a device's last sanitization: what was wiped and kept,
+    /// read from the eUICC's signed results.
+    SanitizeReport {
+        #[command(flatten)]
+        device: Eid,
+        /// Print the REST API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a device whose sanitization is clean: queue the signed
+    /// deleteEim of this eIM; once the eUICC confirms, the device can be
+    /// associated again.
+    Release {
+        #[command(flatten)]
+        device: Eid,
+        /// Print the REST API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the AddInitialEim request (DER) that installs this eIM as a
     /// device's first eIM: its id, FQDN, counter value, association token
     /// and public key.
@@ -243,7 +278,7 @@ fn audit_of(command: &EimCommand) -> Option<(String, String)> {
         .to_owned();
     if matches!(
         name.as_str(),
-        "Devices" | "Show" | "Queue" | "Results" | "Profiles" | "Bootstrap"
+        "Devices" | "Show" | "Queue" | "Results" | "Profiles" | "Bootstrap" | "SanitizeReport"
     ) {
         return None;
     }
@@ -369,6 +404,29 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
                 .map_err(api)?;
             print(&view)
         }
+        EimCommand::Sanitize {
+            device,
+            keep_provisioning_profiles,
+            json,
+        } => {
+            let request = ferrosim_server::api::eim::SanitizeRequest {
+                keep_provisioning_profiles,
+            };
+            let report = ops::sanitize(&eim, &device.eid, &request, &mut rand::rng(), now)
+                .await
+                .map_err(api)?;
+            show_report(&report, json)
+        }
+        EimCommand::SanitizeReport { device, json } => {
+            let report = ops::sanitize_report(&eim, &device.eid).await.map_err(api)?;
+            show_report(&report, json)
+        }
+        EimCommand::Release { device, json } => {
+            let report = ops::release(&eim, &device.eid, &mut rand::rng(), now)
+                .await
+                .map_err(api)?;
+            show_report(&report, json)
+        }
         EimCommand::Bootstrap {
             out,
             counter,
@@ -391,6 +449,17 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             Ok(())
         }
     }
+}
+
+fn show_report(
+    report: &ferrosim_server::api::eim::SanitizeReportView,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return print(report);
+    }
+    print!("{}", crate::eim_sanitize_cmd::report_text(report));
+    Ok(())
 }
 
 async fn enqueue(eim: &Eim<SqlStore>, eid: String, request: QueueRequest) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ mod config;
 mod demo_cmd;
 mod demo_fleet;
 mod eim_cmd;
+mod eim_sanitize_cmd;
 mod euicc_cmd;
 mod fleet;
 mod fleet_cmd;

@@ -10,7 +10,7 @@ use std::process::Output;
 
 use ferrosim_asn1::{decode_der, sgp32};
 use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn ferrosim(dir: &std::path::Path, args: &[&str]) -> Output {
     ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
@@ -385,5 +385,107 @@ fn every_eim_argument_refuses_garbage() {
         device["queue"].as_array().map(Vec::len),
         Some(0),
         "{device}"
+    );
+}
+
+#[test]
+fn sanitize_release_and_the_report_from_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("inst");
+    ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
+    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".pem")
+                .filter(|n| !n.ends_with(".key"))
+                .map(str::to_owned)
+        })
+        .next()
+        .unwrap();
+    ok(&dir, &["eim", "associate", "--eid", &eid]);
+    let other = "89049032000000000000000000000066";
+    for (args, expected) in [
+        (
+            vec!["sanitize-report", "--eid", eid.as_str()],
+            "no sanitization",
+        ),
+        (vec!["release", "--eid", eid.as_str()], "no sanitization"),
+        (vec!["sanitize", "--eid", "x"], "EID"),
+        (vec!["sanitize"], "--eid"),
+        (vec!["sanitize", "--eid", other], "no association"),
+        (
+            vec![
+                "sanitize",
+                "--eid",
+                eid.as_str(),
+                "--keep-provisioning-profiles",
+                "yes",
+            ],
+            "yes",
+        ),
+        (
+            vec!["sanitize", "--eid", eid.as_str(), "--wipe-all"],
+            "--wipe-all",
+        ),
+        (vec!["sanitize-report", "--eid", "1"], "EID"),
+        (vec!["sanitize-report", "--eid", other], "no association"),
+        (vec!["release", "--eid", "\u{202e}1"], "EID"),
+        (vec!["release", "--eid", other], "no association"),
+    ] {
+        let mut all = vec!["eim"];
+        all.extend(args);
+        refused(&dir, &all, expected);
+    }
+    json(
+        &dir,
+        &[
+            "eim",
+            "download",
+            "--eid",
+            &eid,
+            "--activation-code",
+            "1$localhost:8443$ABC",
+        ],
+    );
+    let text = ok(&dir, &["eim", "sanitize", "--eid", &eid]);
+    assert!(
+        text.contains(&format!("Sanitization of EID {eid}: awaiting-results")),
+        "{text}"
+    );
+    assert!(
+        text.contains("undelivered queue items withdrawn: 1"),
+        "{text}"
+    );
+    assert!(text.contains("list-profiles"), "{text}");
+    assert!(
+        text.contains("Next: the device runs the packages"),
+        "{text}"
+    );
+    refused(&dir, &["eim", "release", "--eid", &eid], "not clean");
+    let report = json(&dir, &["eim", "sanitize-report", "--eid", &eid, "--json"]);
+    assert_eq!(report["verdict"], "awaiting-results", "{report}");
+    assert_eq!(
+        report["wiped"]["queueItemsWithdrawn"],
+        json!([1]),
+        "{report}"
+    );
+    assert_eq!(report["keepProvisioningProfiles"], false, "{report}");
+    let again = json(
+        &dir,
+        &[
+            "eim",
+            "sanitize",
+            "--eid",
+            &eid,
+            "--keep-provisioning-profiles",
+            "--json",
+        ],
+    );
+    assert_eq!(again["keepProvisioningProfiles"], true, "{again}");
+    assert_eq!(
+        again["wiped"]["queueItemsWithdrawn"],
+        json!([report["wipeItem"], report["eimListItem"]]),
+        "an undelivered sanitization is replaced: {again}"
     );
 }

@@ -28,13 +28,14 @@ use crate::package::PackageContent;
 use crate::record::{DeviceRecord, ResultRecord};
 use crate::relay::{self, Es9Relay, NoRelay};
 use crate::steps::Step;
-use crate::steps::associate::{AssociationRequest, associate, set_emulated};
+use crate::steps::associate::{AssociationRequest, associate, reassociate, set_emulated};
 use crate::steps::enqueue::{
     DataItem, DownloadTrigger, Queued, enqueue_data_request, enqueue_download, enqueue_package,
     withdraw,
 };
 use crate::steps::poll::{PollAnswer, package_error, poll};
 use crate::steps::provide::{ProvideReport, provide};
+use crate::steps::sanitize::{self, Release, SanitizeOptions, SanitizeReport};
 use crate::store::{EimStore, StoreError, Versioned};
 
 mod relayed;
@@ -109,13 +110,28 @@ impl<S: EimStore> Eim<S> {
     ) -> Result<(), EimError> {
         let existing = self.store.device(&request.eid).await?;
         let eid = request.eid;
-        let step = associate(
-            existing.as_ref(),
-            request,
-            &self.config.eim_id,
-            &self.config.trust,
-            now,
-        )?;
+        let step = match &existing {
+            Some(device) if device.record.release_ordered() => {
+                let results = self.store.results(&eid).await?;
+                let released = sanitize::report(&device.record, &results)
+                    .is_some_and(|r| r.verdict == sanitize::Verdict::Released);
+                reassociate(
+                    device,
+                    released,
+                    request,
+                    &self.config.eim_id,
+                    &self.config.trust,
+                    now,
+                )?
+            }
+            _ => associate(
+                existing.as_ref(),
+                request,
+                &self.config.eim_id,
+                &self.config.trust,
+                now,
+            )?,
+        };
         match self.store.commit(step.changes).await {
             Err(StoreError::Conflict(_)) => Err(EimError::AlreadyAssociated(eid)),
             other => Ok(other?),
@@ -175,6 +191,51 @@ impl<S: EimStore> Eim<S> {
     pub async fn withdraw(&self, eid: &Eid, item_id: u64) -> Result<(), EimError> {
         self.on_device(eid, |device| withdraw(device, item_id))
             .await
+    }
+
+    /// Starts a sanitization of a device (see [`crate::steps::sanitize`]):
+    /// withdraws what was not delivered, queues the signed wipe package and
+    /// the listEim; answers the sanitization as ordered.
+    pub async fn sanitize(
+        &self,
+        eid: &Eid,
+        options: SanitizeOptions,
+        rng: &mut impl CryptoRng,
+        now: Timestamp,
+    ) -> Result<crate::record::Sanitization, EimError> {
+        let key = self.config.key.clone();
+        self.on_device(eid, |device| {
+            sanitize::start(device, options, key.as_ref(), &mut *rng, now)
+        })
+        .await
+    }
+
+    /// The report of a device's last sanitization, from the eUICC's stored
+    /// results ([`EimError::NotSanitized`] if it never had one).
+    pub async fn sanitize_report(&self, eid: &Eid) -> Result<SanitizeReport, EimError> {
+        let device = self.load(eid).await?;
+        let results = self.store.results(eid).await?;
+        sanitize::report(&device.record, &results).ok_or(EimError::NotSanitized(*eid))
+    }
+
+    /// Orders the release of a device whose sanitization is clean: the
+    /// signed eCO deleteEim of this eIM.
+    pub async fn release(
+        &self,
+        eid: &Eid,
+        rng: &mut impl CryptoRng,
+        now: Timestamp,
+    ) -> Result<Release, EimError> {
+        let key = self.config.key.clone();
+        for _ in 0..ATTEMPTS {
+            let device = self.load(eid).await?;
+            let results = self.store.results(eid).await?;
+            let step = sanitize::release(&device, &results, key.as_ref(), &mut *rng, now)?;
+            if self.settle(step.changes).await? {
+                return Ok(step.answer);
+            }
+        }
+        Err(StoreError::Stale.into())
     }
 
     /// One device's record.

@@ -25,6 +25,24 @@ pub enum EimError {
     /// The EID already has an association.
     #[error("EID {0} is already associated")]
     AlreadyAssociated(Eid),
+    /// The device's release was ordered (this eIM asked its eUICC to
+    /// forget it): nothing more can be queued; associate it again once the
+    /// release is confirmed.
+    #[error(
+        "EID {0} is being released from this eIM: associate it again once its release is confirmed"
+    )]
+    Released(Eid),
+    /// Delivered items still await their results: a sanitization starts
+    /// once they end (a package being run cannot be called back).
+    #[error("{0} delivered item(s) still await their results: sanitize once they have ended")]
+    Busy(usize),
+    /// The device was never sanitized.
+    #[error("EID {0} has no sanitization")]
+    NotSanitized(Eid),
+    /// The sanitization does not (yet) show a clean eUICC, so the device is
+    /// not released.
+    #[error("the sanitization is not clean: {0}")]
+    NotClean(String),
     /// The eUICC's certificate chain does not verify.
     #[error("the eUICC certificate chain does not verify: {0}")]
     CertificateChain(#[from] ferrosim_pki::Error),

@@ -10,7 +10,8 @@
 //!
 //! - [`steps`]: the functions as pure steps over records (`now`, a
 //!   `CryptoRng` and the eIM key passed in): [`steps::associate`],
-//!   [`steps::enqueue`], [`steps::poll`], [`steps::provide`].
+//!   [`steps::enqueue`], [`steps::poll`], [`steps::provide`], and
+//!   [`steps::sanitize`] (wipe, verify from signed results, release).
 //! - [`Eim`]: their drivers over an [`EimStore`] (load, step, commit with a
 //!   compare-and-set, again on a lost race), and the ESipa ASN.1 binding
 //!   ([`Eim::handle_asn1`]).
@@ -41,8 +42,9 @@ pub use mem::MemEimStore;
 pub use package::{EimOperation, Operation, PackageContent};
 pub use record::{
     Association, DeviceRecord, ItemKind, ItemOutcome, ItemState, NotificationRecord, ProfileEntry,
-    ProfileSnapshot, QueueItem, ResultRecord, Trust,
+    ProfileSnapshot, QueueItem, Release, ResultRecord, Sanitization, Trust, WipeStep,
 };
 pub use steps::associate::AssociationRequest;
 pub use steps::enqueue::{DataItem, DownloadTrigger, Queued};
+pub use steps::sanitize::{SanitizeOptions, SanitizeReport, StepOutcome, Verdict};
 pub use store::{EimChanges, EimStore, RelaySession, StoreError, Version, Versioned};

@@ -43,9 +43,21 @@ pub struct DeviceRecord {
     pub last_poll: Option<PollInfo>,
     /// When the association was made.
     pub created_at: Timestamp,
+    /// The last sanitization the operator ordered (kept after the device is
+    /// released and associated again, for its report).
+    pub sanitization: Option<Sanitization>,
 }
 
 impl DeviceRecord {
+    /// Whether the eIM asked the eUICC to forget it (a sanitization's
+    /// release) and the device was not associated again since: nothing more
+    /// may be queued for it.
+    pub fn release_ordered(&self) -> bool {
+        self.sanitization
+            .as_ref()
+            .is_some_and(|s| s.release.is_some() && s.reassociated_at.is_none())
+    }
+
     /// The open item with this counter.
     pub fn item_with_counter(&self, counter: Counter) -> Option<&QueueItem> {
         self.queue.iter().find(|i| i.counter == Some(counter))
@@ -278,4 +290,55 @@ pub struct NotificationRecord {
     pub der: Vec<u8>,
     /// When it was stored.
     pub received_at: Timestamp,
+}
+
+/// One operation of a sanitization's wipe package, in package order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WipeStep {
+    /// unsetFallbackAttribute (v1.2 eUICCs, when a profile carries it).
+    UnsetFallback,
+    /// disable of an enabled profile.
+    Disable(Iccid),
+    /// delete of a profile.
+    Delete(Iccid),
+    /// The closing listProfileInfo: what is left, signed by the eUICC in
+    /// the same result as the deletes.
+    ListProfiles,
+}
+
+/// A sanitization: a device leaving the fleet or changing hands is wiped
+/// through the eIM (its profiles disabled and deleted, what is left listed
+/// by the eUICC), then released (this eIM's configuration deleted from the
+/// eUICC) so that it can be associated again. What it did is read from the
+/// eUICC's signed results (see [`crate::steps::sanitize::report`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sanitization {
+    /// When the operator ordered it.
+    pub started_at: Timestamp,
+    /// Undelivered items it withdrew from the queue (their ids).
+    pub withdrawn: Vec<u64>,
+    /// The profiles the eIM knew of when it started.
+    pub known_profiles: Vec<ProfileEntry>,
+    /// Provisioning profiles (class 1) are kept (the device's bootstrap
+    /// connectivity).
+    pub keep_provisioning: bool,
+    /// The wipe package's item id.
+    pub wipe_item: u64,
+    /// Its operations, in order.
+    pub wipe_steps: Vec<WipeStep>,
+    /// The listEim eCO package's item id: which eIMs the eUICC still knows.
+    pub eim_list_item: u64,
+    /// The release (deleteEim of this eIM), once ordered.
+    pub release: Option<Release>,
+    /// When the device was associated again after its release.
+    pub reassociated_at: Option<Timestamp>,
+}
+
+/// The release of a sanitized device: an eCO deleteEim of this eIM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The deleteEim package's item id.
+    pub item_id: u64,
+    /// When it was ordered.
+    pub ordered_at: Timestamp,
 }

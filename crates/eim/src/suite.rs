@@ -42,6 +42,7 @@ pub fn test_device(n: u32) -> DeviceRecord {
         euicc: EuiccData::default(),
         last_poll: None,
         created_at: Timestamp(1_000),
+        sanitization: None,
     }
 }
 
@@ -54,6 +55,7 @@ pub async fn run_all(store: &impl EimStore) -> Result<(), StoreError> {
     notifications_keep_the_first_copy(store).await?;
     devices_are_listed_in_order(store).await?;
     relay_sessions_are_kept(store).await?;
+    sanitizations_read_back(store).await?;
     Ok(())
 }
 
@@ -126,6 +128,49 @@ async fn devices_are_inserted_once(store: &impl EimStore) -> Result<(), StoreErr
         "a second association of one EID is a conflict, got {again:?}"
     );
     store.commit(EimChanges::default()).await?;
+    Ok(())
+}
+
+async fn sanitizations_read_back(store: &impl EimStore) -> Result<(), StoreError> {
+    use crate::ids::Iccid;
+    use crate::record::{ProfileEntry, Release, Sanitization, WipeStep};
+    let mut device = test_device(50);
+    let iccid = Iccid::new("8949449999999990023").expect("a valid ICCID");
+    device.sanitization = Some(Sanitization {
+        started_at: Timestamp(6_000),
+        withdrawn: vec![3, 4],
+        known_profiles: vec![ProfileEntry {
+            iccid: iccid.clone(),
+            enabled: true,
+            fallback: true,
+            class: Some(2),
+            name: Some("ops".to_owned()),
+            service_provider: None,
+        }],
+        keep_provisioning: true,
+        wipe_item: 5,
+        wipe_steps: vec![
+            WipeStep::UnsetFallback,
+            WipeStep::Disable(iccid.clone()),
+            WipeStep::Delete(iccid),
+            WipeStep::ListProfiles,
+        ],
+        eim_list_item: 6,
+        release: Some(Release {
+            item_id: 7,
+            ordered_at: Timestamp(7_000),
+        }),
+        reassociated_at: Some(Timestamp(8_000)),
+    });
+    store.commit(insert(device.clone())).await?;
+    let read = store
+        .device(&device.eid)
+        .await?
+        .expect("the inserted device");
+    assert_eq!(
+        read.record, device,
+        "a device with a sanitization reads back as written"
+    );
     Ok(())
 }
 

@@ -620,9 +620,12 @@ async fn the_openapi_document_describes_the_eim_api() {
         "/api/v1/eim/devices/{eid}/queue/{item}",
         "/api/v1/eim/devices/{eid}/results",
         "/api/v1/eim/devices/{eid}/emulated",
+        "/api/v1/eim/devices/{eid}/sanitize",
+        "/api/v1/eim/devices/{eid}/release",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
+    assert!(doc["components"]["schemas"]["SanitizeReportView"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_token"].is_object());
     assert!(doc["components"]["schemas"]["QueueRequest"].is_object());
 }

@@ -51,6 +51,51 @@ pub fn associate(
     if existing.is_some() {
         return Err(EimError::AlreadyAssociated(request.eid));
     }
+    let record = fresh_record(request, eim_id, trust, now)?;
+    let changes = EimChanges {
+        device: Some(DeviceWrite::Insert(record)),
+        ..EimChanges::default()
+    };
+    Ok(Step::new(changes, ()))
+}
+
+/// Associates a device again after its release was confirmed (`released`:
+/// the eUICC's deleteEim result arrived, see
+/// [`crate::steps::sanitize::report`]). The new association replaces the old
+/// one; item ids go on from where they were (the old results stay stored
+/// under theirs) and the sanitization is kept, marked re-associated.
+pub fn reassociate(
+    existing: &Versioned<DeviceRecord>,
+    released: bool,
+    request: AssociationRequest,
+    eim_id: &EimId,
+    trust: &TrustStore,
+    now: Timestamp,
+) -> Result<Step<()>, EimError> {
+    let old = &existing.record;
+    if !released {
+        return Err(if old.release_ordered() {
+            EimError::Released(old.eid)
+        } else {
+            EimError::AlreadyAssociated(old.eid)
+        });
+    }
+    let mut record = fresh_record(request, eim_id, trust, now)?;
+    record.next_item = old.next_item;
+    record.sanitization = old.sanitization.clone().map(|mut s| {
+        s.reassociated_at = Some(now);
+        s
+    });
+    Ok(Step::new(update(existing, record), ()))
+}
+
+/// A new device record after verifying the request's certificates.
+fn fresh_record(
+    request: AssociationRequest,
+    eim_id: &EimId,
+    trust: &TrustStore,
+    now: Timestamp,
+) -> Result<DeviceRecord, EimError> {
     let verified = verify_euicc_chain(
         trust,
         &request.eum_certificate,
@@ -63,7 +108,7 @@ pub fn associate(
             certificate: verified.eid,
         });
     }
-    let record = DeviceRecord {
+    Ok(DeviceRecord {
         eid: request.eid,
         association: Association {
             eim_id: eim_id.clone(),
@@ -83,12 +128,8 @@ pub fn associate(
         euicc: EuiccData::default(),
         last_poll: None,
         created_at: now,
-    };
-    let changes = EimChanges {
-        device: Some(DeviceWrite::Insert(record)),
-        ..EimChanges::default()
-    };
-    Ok(Step::new(changes, ()))
+        sanitization: None,
+    })
 }
 
 /// Marks (or unmarks) a device as an IPA emulating the IoT functions on a

@@ -41,7 +41,29 @@ pub fn enqueue_package(
     rng: &mut impl CryptoRng,
     now: Timestamp,
 ) -> Result<Step<Queued>, EimError> {
+    open_for_work(&device.record)?;
     let mut record = device.record.clone();
+    let queued = sign_and_push(&mut record, content, key, rng, now)?;
+    Ok(Step::new(update(device, record), queued))
+}
+
+/// Refuses work for a device whose release was ordered (the eIM asked its
+/// eUICC to forget it): it has to be associated again first.
+pub(crate) fn open_for_work(record: &DeviceRecord) -> Result<(), EimError> {
+    if record.release_ordered() {
+        return Err(EimError::Released(record.eid));
+    }
+    Ok(())
+}
+
+/// Signs `content` with the next counter value and appends it to the queue.
+pub(crate) fn sign_and_push(
+    record: &mut DeviceRecord,
+    content: &PackageContent,
+    key: &dyn KeySource,
+    rng: &mut impl CryptoRng,
+    now: Timestamp,
+) -> Result<Queued, EimError> {
     content.check(record.association.euicc_version)?;
     let counter = record.association.counter.next()?;
     let transaction_id = EimTransactionId::random(rng);
@@ -54,15 +76,14 @@ pub fn enqueue_package(
         key,
     )?;
     record.association.counter = counter;
-    let queued = push(
-        &mut record,
+    Ok(push(
+        record,
         ItemKind::Package,
         Some(counter),
         transaction_id,
         der,
         now,
-    );
-    Ok(Step::new(update(device, record), queued))
+    ))
 }
 
 /// Where a triggered download takes its profile from.
@@ -98,6 +119,7 @@ pub fn enqueue_download(
             sgp32::ProfileDownloadDataContactSmds::new(address.clone()),
         ),
     };
+    open_for_work(&device.record)?;
     let transaction_id = EimTransactionId::random(rng);
     let request =
         sgp32::ProfileDownloadTriggerRequest::new(Some(data), Some(transaction_id.to_asn1()));
@@ -217,6 +239,7 @@ pub fn enqueue_data_request(
             "an IpaEuiccDataRequest asks for at least one item",
         ));
     }
+    open_for_work(&device.record)?;
     let transaction_id = EimTransactionId::random(rng);
     let request = data_request(items, device.record.ipa_version, transaction_id);
     let der = encode_der(&request)?;

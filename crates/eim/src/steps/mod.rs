@@ -13,6 +13,7 @@ pub mod enqueue;
 pub mod notify;
 pub mod poll;
 pub mod provide;
+pub mod sanitize;
 
 mod profiles;
 mod verify;

@@ -154,7 +154,8 @@ fn entry(snapshot: &mut ProfileSnapshot, iccid: Iccid) -> &mut ProfileEntry {
     &mut snapshot.profiles[position]
 }
 
-fn listed(info: &sgp32::ProfileInfo) -> Option<ProfileEntry> {
+/// A listed profile as the eIM keeps it.
+pub(super) fn listed(info: &sgp32::ProfileInfo) -> Option<ProfileEntry> {
     Some(ProfileEntry {
         iccid: iccid(info.iccid.as_ref()?)?,
         enabled: info

@@ -3,7 +3,8 @@
 //! attribute, eCOs...), download triggers and data requests, withdraw what
 //! was not delivered, and read a device's queue, results (verified or
 //! unsigned) and profiles; mark devices that emulate the IoT functions on a
-//! consumer eUICC.
+//! consumer eUICC; sanitize a device leaving the fleet, read the report and
+//! release it for a new association.
 //!
 //! The operations are plain functions over an [`Eim`] ([`ops`]) that the
 //! HTTP handlers and the `ferrosim eim` CLI share; the request and answer
@@ -61,6 +62,11 @@ pub fn routes<S: EimStore, T: TokenStore + Clone>(eim: Eim<S>, tokens: T) -> Rou
             "/api/v1/eim/devices/{eid}/notifications",
             get(notifications::<S, T>),
         )
+        .route(
+            "/api/v1/eim/devices/{eid}/sanitize",
+            post(sanitize::<S, T>).get(sanitize_report::<S, T>),
+        )
+        .route("/api/v1/eim/devices/{eid}/release", post(release::<S, T>))
         .route_layer(axum::middleware::from_fn_with_state(
             tokens,
             crate::audit::api_calls::<T>,
@@ -277,14 +283,89 @@ async fn notifications<S: EimStore, T: TokenStore>(
     answer(ops::notifications(&api.eim, &eid).await)
 }
 
+/// Sanitize a device leaving the fleet or changing hands: undelivered items
+/// are withdrawn; one signed package disables and deletes every profile the
+/// eIM knows of and has the eUICC list what is left (in the same signed
+/// result); a listEim shows which eIMs the eUICC still knows. Answers the
+/// report (verdict `awaiting-results` until the device has run them).
+#[utoipa::path(post, path = "/api/v1/eim/devices/{eid}/sanitize", tag = "eim",
+    params(("eid" = String, Path, description = "EID, 32 digits")),
+    request_body = SanitizeRequest,
+    responses((status = 201, body = SanitizeReportView), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "delivered items await results, or the device is being released", body = ErrorBody)))]
+async fn sanitize<S: EimStore, T: TokenStore>(
+    State(api): ApiState<S, T>,
+    headers: HeaderMap,
+    Path(eid): Path<String>,
+    body: Result<ApiJson<SanitizeRequest>, ApiError>,
+) -> Response {
+    if let Err(e) = api.auth.authorize(&headers, Scope::Operator).await {
+        return e.into_response();
+    }
+    let ApiJson(request) = match body {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    match ops::sanitize(&api.eim, &eid, &request, &mut rng, Timestamp::now()).await {
+        Ok(v) => json(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The report of a device's last sanitization, read from the eUICC's stored
+/// results: what was wiped, what was kept, whether the signatures verified,
+/// and the verdict (`awaiting-results`, `clean`, `not-clean` with reasons,
+/// `release-ordered`, `released`).
+#[utoipa::path(get, path = "/api/v1/eim/devices/{eid}/sanitize", tag = "eim",
+    params(("eid" = String, Path, description = "EID, 32 digits")),
+    responses((status = 200, body = SanitizeReportView), (status = 400, body = ErrorBody),
+        (status = 404, description = "unknown device, or never sanitized", body = ErrorBody)))]
+async fn sanitize_report<S: EimStore, T: TokenStore>(
+    State(api): ApiState<S, T>,
+    headers: HeaderMap,
+    Path(eid): Path<String>,
+) -> Response {
+    if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
+        return e.into_response();
+    }
+    answer(ops::sanitize_report(&api.eim, &eid).await)
+}
+
+/// Release a sanitized device (its report must be `clean`): queues the
+/// signed eCO deleteEim of this eIM. Once the eUICC's result arrives the
+/// device can be associated again (`POST /api/v1/eim/devices`).
+#[utoipa::path(post, path = "/api/v1/eim/devices/{eid}/release", tag = "eim",
+    params(("eid" = String, Path, description = "EID, 32 digits")),
+    responses((status = 201, body = SanitizeReportView), (status = 400, body = ErrorBody),
+        (status = 404, description = "unknown device, or never sanitized", body = ErrorBody),
+        (status = 409, description = "the sanitization is not clean, or the release was ordered already", body = ErrorBody)))]
+async fn release<S: EimStore, T: TokenStore>(
+    State(api): ApiState<S, T>,
+    headers: HeaderMap,
+    Path(eid): Path<String>,
+) -> Response {
+    if let Err(e) = api.auth.authorize(&headers, Scope::Operator).await {
+        return e.into_response();
+    }
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    match ops::release(&api.eim, &eid, &mut rng, Timestamp::now()).await {
+        Ok(v) => json(StatusCode::CREATED, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The eIM API's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(associate, list_devices, device, emulated, enqueue, queue, withdraw, results, profiles, notifications),
+    paths(associate, list_devices, device, emulated, enqueue, queue, withdraw, results, profiles, notifications,
+        sanitize, sanitize_report, release),
     components(schemas(
         AssociateRequest, EmulatedRequest, QueueRequest, EimConfigurationJson, DataItemName,
         DeviceView, DeviceList, ItemView, QueuedView, ResultView, ProfilesView, ProfileView,
-        PollView, NotificationView, SgpVersion
+        PollView, NotificationView, SgpVersion, SanitizeRequest, SanitizeReportView,
+        WipeOperationView, WipedView, KeptView, SanitizeTrustView
     )),
     tags((name = "eim", description = "SGP.32 eIM: devices, queues, results"))
 )]

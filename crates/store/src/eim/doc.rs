@@ -11,7 +11,8 @@ use ferrosim_eim::record::{EuiccData, PollInfo};
 use ferrosim_eim::store::StoreError;
 use ferrosim_eim::{
     Association, Counter, DeviceRecord, Eid, EimId, EimTransactionId, Iccid, ItemKind, ItemOutcome,
-    ItemState, ProfileEntry, ProfileSnapshot, QueueItem, Timestamp, Trust,
+    ItemState, ProfileEntry, ProfileSnapshot, QueueItem, Release, Sanitization, Timestamp, Trust,
+    WipeStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,25 @@ pub(crate) struct DeviceDoc {
     euicc: EuiccDoc,
     last_poll: Option<PollDoc>,
     created_at: i64,
+    /// Absent in records written before sanitizations existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sanitization: Option<SanitizationDoc>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SanitizationDoc {
+    started_at: i64,
+    withdrawn: Vec<u64>,
+    known_profiles: Vec<ProfileDoc>,
+    keep_provisioning: bool,
+    wipe_item: u64,
+    /// `unset_fallback`, `disable:<ICCID>`, `delete:<ICCID>`, `list_profiles`.
+    wipe_steps: Vec<String>,
+    eim_list_item: u64,
+    release_item: Option<u64>,
+    release_ordered_at: Option<i64>,
+    reassociated_at: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -175,14 +195,7 @@ impl DeviceDoc {
                 .profiles
                 .profiles
                 .iter()
-                .map(|p| ProfileDoc {
-                    iccid: p.iccid.as_str().to_owned(),
-                    enabled: p.enabled,
-                    fallback: p.fallback,
-                    class: p.class,
-                    name: p.name.clone(),
-                    service_provider: p.service_provider.clone(),
-                })
+                .map(ProfileDoc::from_entry)
                 .collect(),
             profiles_reported_at: r.profiles.reported_at.map(|t| t.0),
             profiles_stale: r.profiles.stale,
@@ -204,6 +217,22 @@ impl DeviceDoc {
                 read_as: version_text(p.read_as).to_owned(),
             }),
             created_at: r.created_at.0,
+            sanitization: r.sanitization.as_ref().map(|s| SanitizationDoc {
+                started_at: s.started_at.0,
+                withdrawn: s.withdrawn.clone(),
+                known_profiles: s
+                    .known_profiles
+                    .iter()
+                    .map(ProfileDoc::from_entry)
+                    .collect(),
+                keep_provisioning: s.keep_provisioning,
+                wipe_item: s.wipe_item,
+                wipe_steps: s.wipe_steps.iter().map(step_text).collect(),
+                eim_list_item: s.eim_list_item,
+                release_item: s.release.as_ref().map(|r| r.item_id),
+                release_ordered_at: s.release.as_ref().map(|r| r.ordered_at.0),
+                reassociated_at: s.reassociated_at.map(|t| t.0),
+            }),
         }
     }
 
@@ -216,16 +245,7 @@ impl DeviceDoc {
         let profiles = self
             .profiles
             .into_iter()
-            .map(|p| {
-                Ok(ProfileEntry {
-                    iccid: Iccid::new(&p.iccid).map_err(|e| corrupt("ICCID", e))?,
-                    enabled: p.enabled,
-                    fallback: p.fallback,
-                    class: p.class,
-                    name: p.name,
-                    service_provider: p.service_provider,
-                })
-            })
+            .map(ProfileDoc::into_entry)
             .collect::<Result<_, StoreError>>()?;
         let e = self.euicc;
         Ok(DeviceRecord {
@@ -272,6 +292,91 @@ impl DeviceDoc {
                 })
                 .transpose()?,
             created_at: Timestamp(self.created_at),
+            sanitization: self
+                .sanitization
+                .map(SanitizationDoc::into_sanitization)
+                .transpose()?,
+        })
+    }
+}
+
+fn step_text(step: &WipeStep) -> String {
+    match step {
+        WipeStep::UnsetFallback => "unset_fallback".to_owned(),
+        WipeStep::Disable(i) => format!("disable:{}", i.as_str()),
+        WipeStep::Delete(i) => format!("delete:{}", i.as_str()),
+        WipeStep::ListProfiles => "list_profiles".to_owned(),
+    }
+}
+
+fn step_of(text: &str) -> Result<WipeStep, StoreError> {
+    let iccid = |t: &str| Iccid::new(t).map_err(|e| corrupt("wipe step ICCID", e));
+    match text.split_once(':') {
+        None if text == "unset_fallback" => Ok(WipeStep::UnsetFallback),
+        None if text == "list_profiles" => Ok(WipeStep::ListProfiles),
+        Some(("disable", i)) => Ok(WipeStep::Disable(iccid(i)?)),
+        Some(("delete", i)) => Ok(WipeStep::Delete(iccid(i)?)),
+        _ => Err(corrupt("wipe step", text)),
+    }
+}
+
+impl SanitizationDoc {
+    fn into_sanitization(self) -> Result<Sanitization, StoreError> {
+        let release = match (self.release_item, self.release_ordered_at) {
+            (Some(item_id), Some(at)) => Some(Release {
+                item_id,
+                ordered_at: Timestamp(at),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "sanitization",
+                    "a release without its item or time",
+                ));
+            }
+        };
+        Ok(Sanitization {
+            started_at: Timestamp(self.started_at),
+            withdrawn: self.withdrawn,
+            known_profiles: self
+                .known_profiles
+                .into_iter()
+                .map(ProfileDoc::into_entry)
+                .collect::<Result<_, _>>()?,
+            keep_provisioning: self.keep_provisioning,
+            wipe_item: self.wipe_item,
+            wipe_steps: self
+                .wipe_steps
+                .iter()
+                .map(|t| step_of(t))
+                .collect::<Result<_, _>>()?,
+            eim_list_item: self.eim_list_item,
+            release,
+            reassociated_at: self.reassociated_at.map(Timestamp),
+        })
+    }
+}
+
+impl ProfileDoc {
+    fn from_entry(p: &ProfileEntry) -> Self {
+        Self {
+            iccid: p.iccid.as_str().to_owned(),
+            enabled: p.enabled,
+            fallback: p.fallback,
+            class: p.class,
+            name: p.name.clone(),
+            service_provider: p.service_provider.clone(),
+        }
+    }
+
+    fn into_entry(self) -> Result<ProfileEntry, StoreError> {
+        Ok(ProfileEntry {
+            iccid: Iccid::new(&self.iccid).map_err(|e| corrupt("ICCID", e))?,
+            enabled: self.enabled,
+            fallback: self.fallback,
+            class: self.class,
+            name: self.name,
+            service_provider: self.service_provider,
         })
     }
 }

@@ -11,7 +11,7 @@ use ferrosim_eim::record::ItemState;
 use ferrosim_eim::{
     AssociationRequest, Counter, DataItem, DeviceRecord, DownloadTrigger, Eid, Eim, EimError,
     EimId, EimOperation, EimStore, Iccid, ItemKind, ItemOutcome, Operation, PackageContent,
-    StoreError, Timestamp, Trust,
+    SanitizeOptions, SanitizeReport, StoreError, Timestamp, Trust, Verdict, WipeStep,
 };
 use rand::CryptoRng;
 
@@ -64,7 +64,11 @@ fn sgp_version(v: Sgp32Version) -> SgpVersion {
 pub fn eim_error(e: EimError) -> ApiError {
     match &e {
         EimError::UnknownDevice(_) | EimError::NoSuchItem(_) => ApiError::not_found(&e.to_string()),
-        EimError::AlreadyAssociated(_) => ApiError::conflict(&e.to_string()),
+        EimError::NotSanitized(_) => ApiError::not_found(&e.to_string()),
+        EimError::AlreadyAssociated(_)
+        | EimError::Released(_)
+        | EimError::Busy(_)
+        | EimError::NotClean(_) => ApiError::conflict(&e.to_string()),
         EimError::Store(StoreError::Stale) => {
             ApiError::conflict("the device changed concurrently too often; try again")
         }
@@ -397,19 +401,7 @@ pub fn device_view(r: &DeviceRecord) -> DeviceView {
             })
             .collect(),
         profiles: ProfilesView {
-            profiles: r
-                .profiles
-                .profiles
-                .iter()
-                .map(|p| ProfileView {
-                    iccid: p.iccid.as_str().to_owned(),
-                    enabled: p.enabled,
-                    fallback: p.fallback,
-                    class: p.class,
-                    name: p.name.clone(),
-                    service_provider: p.service_provider.clone(),
-                })
-                .collect(),
+            profiles: r.profiles.profiles.iter().map(profile_view).collect(),
             reported_at_ms: r.profiles.reported_at.map(|t| t.0),
             stale: r.profiles.stale,
         },
@@ -458,4 +450,161 @@ fn outcome(o: &ItemOutcome) -> serde_json::Value {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts a sanitization of a device and answers its report.
+pub async fn sanitize<S: EimStore>(
+    eim: &Eim<S>,
+    eid: &str,
+    request: &SanitizeRequest,
+    rng: &mut impl CryptoRng,
+    now: Timestamp,
+) -> Result<SanitizeReportView, ApiError> {
+    let parsed = parse_eid(eid)?;
+    let options = SanitizeOptions {
+        keep_provisioning: request.keep_provisioning_profiles,
+    };
+    eim.sanitize(&parsed, options, rng, now)
+        .await
+        .map_err(eim_error)?;
+    sanitize_report(eim, eid).await
+}
+
+/// The report of a device's last sanitization.
+pub async fn sanitize_report<S: EimStore>(
+    eim: &Eim<S>,
+    eid: &str,
+) -> Result<SanitizeReportView, ApiError> {
+    let parsed = parse_eid(eid)?;
+    let report = eim.sanitize_report(&parsed).await.map_err(eim_error)?;
+    let record = eim.device(&parsed).await.map_err(eim_error)?;
+    Ok(report_view(
+        &parsed,
+        record.association.eim_id.as_str(),
+        &report,
+    ))
+}
+
+/// Orders the release of a sanitized device (deleteEim of this eIM) and
+/// answers the report.
+pub async fn release<S: EimStore>(
+    eim: &Eim<S>,
+    eid: &str,
+    rng: &mut impl CryptoRng,
+    now: Timestamp,
+) -> Result<SanitizeReportView, ApiError> {
+    let parsed = parse_eid(eid)?;
+    eim.release(&parsed, rng, now).await.map_err(eim_error)?;
+    sanitize_report(eim, eid).await
+}
+
+fn trust_name(t: Option<Trust>) -> Option<String> {
+    t.map(|t| {
+        match t {
+            Trust::Verified => "verified",
+            Trust::Unsigned => "unsigned",
+        }
+        .to_owned()
+    })
+}
+
+/// What the eIM cannot or does not wipe.
+const UNTOUCHED: [&str; 3] = [
+    "the eUICC's identity: EID, certificates and keys (they make the device re-associable)",
+    "device-local state no eUICC package reaches: the default SM-DP+ address, the immediate-enable configuration and preloaded test profiles (the IPA's EuiccMemoryReset: `ferrosim ipa memory-reset`)",
+    "this eIM's history of the device: its stored results and notifications",
+];
+
+/// The API view of a sanitization report.
+pub fn report_view(eid: &Eid, eim_id: &str, r: &SanitizeReport) -> SanitizeReportView {
+    let s = &r.sanitization;
+    let operations = r
+        .steps
+        .iter()
+        .map(|o| {
+            let (operation, iccid) = match &o.step {
+                WipeStep::UnsetFallback => ("unset-fallback", None),
+                WipeStep::Disable(i) => ("disable", Some(i.as_str().to_owned())),
+                WipeStep::Delete(i) => ("delete", Some(i.as_str().to_owned())),
+                WipeStep::ListProfiles => ("list-profiles", None),
+            };
+            WipeOperationView {
+                operation: operation.to_owned(),
+                iccid,
+                code: o.code,
+            }
+        })
+        .collect();
+    let done = |want: fn(&WipeStep) -> Option<&Iccid>| -> Vec<String> {
+        r.steps
+            .iter()
+            .filter(|o| o.code == Some(0))
+            .filter_map(|o| want(&o.step).map(|i| i.as_str().to_owned()))
+            .collect()
+    };
+    let wiped = WipedView {
+        profiles_deleted: done(|s| match s {
+            WipeStep::Delete(i) => Some(i),
+            _ => None,
+        }),
+        profiles_disabled: done(|s| match s {
+            WipeStep::Disable(i) => Some(i),
+            _ => None,
+        }),
+        fallback_unset: r
+            .steps
+            .iter()
+            .any(|o| o.step == WipeStep::UnsetFallback && o.code == Some(0)),
+        eim_configuration: match r.release_code {
+            Some(0) => Some("deleted".to_owned()),
+            Some(2) => Some("deleted-last-eim".to_owned()),
+            _ => None,
+        },
+        queue_items_withdrawn: s.withdrawn.clone(),
+    };
+    let kept = KeptView {
+        profiles: r
+            .remaining_profiles
+            .as_ref()
+            .map(|list| list.iter().map(profile_view).collect()),
+        other_eims: r
+            .eims
+            .as_ref()
+            .map(|ids| ids.iter().filter(|id| *id != eim_id).cloned().collect()),
+        untouched: UNTOUCHED.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    SanitizeReportView {
+        eid: eid.digits(),
+        verdict: r.verdict.name().to_owned(),
+        reasons: match &r.verdict {
+            Verdict::NotClean(reasons) => reasons.clone(),
+            _ => Vec::new(),
+        },
+        started_at_ms: s.started_at.0,
+        keep_provisioning_profiles: s.keep_provisioning,
+        wipe_item: s.wipe_item,
+        eim_list_item: s.eim_list_item,
+        release_item: s.release.as_ref().map(|r| r.item_id),
+        release_ordered_at_ms: s.release.as_ref().map(|r| r.ordered_at.0),
+        reassociated_at_ms: s.reassociated_at.map(|t| t.0),
+        operations,
+        wiped,
+        kept,
+        signatures: SanitizeTrustView {
+            wipe: trust_name(r.wipe_trust),
+            eim_list: trust_name(r.eims_trust),
+            release: trust_name(r.release_trust),
+        },
+    }
+}
+
+fn profile_view(p: &ferrosim_eim::ProfileEntry) -> ProfileView {
+    ProfileView {
+        iccid: p.iccid.as_str().to_owned(),
+        enabled: p.enabled,
+        fallback: p.fallback,
+        class: p.class,
+        name: p.name.clone(),
+        service_provider: p.service_provider.clone(),
+    }
 }

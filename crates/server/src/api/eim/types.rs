@@ -346,3 +346,104 @@ pub struct NotificationView {
     /// The PendingNotification (base64 DER).
     pub der: String,
 }
+
+/// `POST /api/v1/eim/devices/{eid}/sanitize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SanitizeRequest {
+    /// Keep provisioning profiles (class 1, as the eUICC last listed them):
+    /// the device's bootstrap connectivity for its next owner.
+    #[serde(default)]
+    pub keep_provisioning_profiles: bool,
+}
+
+/// One operation of a sanitization's wipe package and the eUICC's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WipeOperationView {
+    /// `unset-fallback`, `disable`, `delete` or `list-profiles`.
+    pub operation: String,
+    /// The profile it addresses.
+    pub iccid: Option<String>,
+    /// The eUICC's result code (`0` ok; none before the result, and for the
+    /// list).
+    pub code: Option<i64>,
+}
+
+/// What a sanitization wiped, read from the eUICC's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WipedView {
+    /// Profiles the eUICC deleted (result code 0).
+    pub profiles_deleted: Vec<String>,
+    /// Profiles it disabled first.
+    pub profiles_disabled: Vec<String>,
+    /// The fallback attribute was unset.
+    pub fallback_unset: bool,
+    /// This eIM's configuration in the eUICC: `deleted`, `deleted-last-eim`
+    /// (the eUICC has no eIM left), or none (not released yet).
+    pub eim_configuration: Option<String>,
+    /// Queue items withdrawn before delivery.
+    pub queue_items_withdrawn: Vec<u64>,
+}
+
+/// What a sanitization kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptView {
+    /// Profiles the eUICC listed after the deletes (signed with the deletes);
+    /// none before that result.
+    pub profiles: Option<Vec<ProfileView>>,
+    /// Other eIMs the eUICC still knows (its signed listEim, without this
+    /// one); none before that result.
+    pub other_eims: Option<Vec<String>>,
+    /// What the eIM does not touch, and why.
+    pub untouched: Vec<String>,
+}
+
+/// Signature checks of the sanitization's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SanitizeTrustView {
+    /// The wipe result: `verified` (eUICC signature checked) or `unsigned`.
+    pub wipe: Option<String>,
+    /// The listEim result.
+    pub eim_list: Option<String>,
+    /// The deleteEim result.
+    pub release: Option<String>,
+}
+
+/// The report of a device's last sanitization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SanitizeReportView {
+    /// The device.
+    pub eid: String,
+    /// `awaiting-results`, `clean`, `not-clean`, `release-ordered` or
+    /// `released`.
+    pub verdict: String,
+    /// Why it is not clean.
+    pub reasons: Vec<String>,
+    /// When it was ordered (Unix ms).
+    pub started_at_ms: i64,
+    /// Provisioning profiles were kept.
+    pub keep_provisioning_profiles: bool,
+    /// The wipe package's item id.
+    pub wipe_item: u64,
+    /// The listEim package's item id.
+    pub eim_list_item: u64,
+    /// The deleteEim package's item id, once the release was ordered.
+    pub release_item: Option<u64>,
+    /// When the release was ordered (Unix ms).
+    pub release_ordered_at_ms: Option<i64>,
+    /// When the device was associated again (Unix ms).
+    pub reassociated_at_ms: Option<i64>,
+    /// The wipe package's operations and their codes.
+    pub operations: Vec<WipeOperationView>,
+    /// What was wiped.
+    pub wiped: WipedView,
+    /// What was kept.
+    pub kept: KeptView,
+    /// Whether the eUICC's signatures were verified.
+    pub signatures: SanitizeTrustView,
+}
