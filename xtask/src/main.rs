@@ -1,11 +1,12 @@
 //! `cargo xtask`: project tasks that need more than cargo.
 //!
 //! - `cargo xtask test [ARGS…]` runs the whole test suite with nothing
-//!   skipped: installs the Debian packages the tests need when they are
-//!   missing, starts a throwaway PostgreSQL on 127.0.0.1 and pcscd (when none
-//!   runs), runs `cargo test --workspace` (or `cargo test ARGS…`) with the
-//!   environment that makes every test run, and stops what it started — also
-//!   when a test fails or on Ctrl-C. Exits with cargo's status.
+//!   skipped: installs the Debian packages (and the Python checkers) the
+//!   tests need when they are missing, starts a throwaway PostgreSQL on
+//!   127.0.0.1 and pcscd (when none runs), runs `cargo test --workspace` (or
+//!   `cargo test ARGS…`) with the environment that makes every test run, and
+//!   stops what it started — also when a test fails or on Ctrl-C. Exits with
+//!   cargo's status.
 //! - `cargo xtask deps` only installs the missing packages (CI runs it before
 //!   clippy, which already links libpcsclite).
 //!
@@ -31,7 +32,7 @@ tasks:
   test [ARGS…]  install missing packages, start PostgreSQL and pcscd, run
                 `cargo test --workspace` (or `cargo test ARGS…`) with nothing
                 skipped, stop what was started; exits with cargo's status
-  deps          install the missing Debian packages only
+  deps          install the missing Debian and Python packages only
   help          this text";
 
 /// Variables a test reads to skip itself; the whole suite runs none of them.
@@ -54,6 +55,7 @@ fn run(args: &[String]) -> anyhow::Result<ExitCode> {
         Some("deps") => {
             let signals = Signals::register()?;
             packages::ensure(&signals)?;
+            packages::ensure_python(&signals)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("help" | "-h" | "--help") => {
@@ -70,6 +72,7 @@ fn test(cargo_args: &[String]) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let signals = Signals::register()?;
     packages::ensure(&signals)?;
+    packages::ensure_python(&signals)?;
     signals.check()?;
 
     // Guards: dropped in reverse order at the end, on error and on Ctrl-C.

@@ -101,6 +101,43 @@ pub fn ensure(signals: &Signals) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Python packages the suite runs as independent checkers, with what for:
+/// `(import name, pip name, why)`.
+pub const PYTHON_PACKAGES: &[(&str, &str, &str)] = &[(
+    "openapi_spec_validator",
+    "openapi-spec-validator",
+    "validates the served OpenAPI 3.1 document",
+)];
+
+/// Installs the missing [`PYTHON_PACKAGES`] with `python3 -m pip`; fails
+/// with what to do when that does not work.
+pub fn ensure_python(signals: &Signals) -> anyhow::Result<()> {
+    let importable = |module: &str| {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    for (module, package, why) in PYTHON_PACKAGES {
+        if importable(module) {
+            continue;
+        }
+        eprintln!("xtask: installing the Python package {package} ({why})");
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", package])
+            .status()
+            .context("running python3 -m pip")?;
+        signals.check()?;
+        if !status.success() || !importable(module) {
+            bail!(
+                "the Python package {package} is missing and `python3 -m pip install {package}` \
+                 did not install it ({status}); install it by hand for the python3 on PATH"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The names among `names` that dpkg does not list as installed.
 fn missing<'a>(names: &[&'a str]) -> anyhow::Result<Vec<&'a str>> {
     // dpkg-query exits 1 when some name is unknown to it; the listing of the

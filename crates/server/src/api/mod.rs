@@ -212,7 +212,41 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = BaseDoc::openapi();
     doc.merge(eim::EimApiDoc::openapi());
     doc.merge(fleet::FleetApiDoc::openapi());
+    describe_responses(&mut doc);
     doc
+}
+
+/// OpenAPI requires a `description` on every response; utoipa leaves it out
+/// when the annotation gives none. Those get the status's reason phrase
+/// (`Unauthorized`, `Not Found`...).
+fn describe_responses(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (code, response) in &mut op.responses.responses {
+                if let utoipa::openapi::RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = code
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .and_then(|c| c.canonical_reason())
+                        .unwrap_or("Response")
+                        .to_owned();
+                }
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json` (no token needed).

@@ -186,6 +186,7 @@ pub enum QueueRequest {
 /// `GET /api/v1/eim/devices` query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceListQuery {
     /// Start after this EID.
     pub after: Option<String>,

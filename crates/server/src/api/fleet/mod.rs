@@ -173,7 +173,7 @@ async fn rules<F: FleetStore, E: EimStore, T: TokenStore>(
 }
 
 /// Devices by EID, paged.
-#[utoipa::path(get, path = "/api/v1/fleet/devices", tag = "fleet", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/fleet/devices", tag = "fleet", operation_id = "fleet_list_devices", params(PageQuery),
     responses((status = 200, body = DeviceList), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 async fn list_devices<F: FleetStore, E: EimStore, T: TokenStore>(
@@ -211,7 +211,7 @@ async fn add_device<F: FleetStore, E: EimStore, T: TokenStore>(
 }
 
 /// One device.
-#[utoipa::path(get, path = "/api/v1/fleet/devices/{eid}", tag = "fleet",
+#[utoipa::path(get, path = "/api/v1/fleet/devices/{eid}", tag = "fleet", operation_id = "fleet_device",
     params(("eid" = String, Path, description = "EID")),
     responses((status = 200, body = DeviceView), (status = 404, body = ErrorBody)))]
 async fn device<F: FleetStore, E: EimStore, T: TokenStore>(

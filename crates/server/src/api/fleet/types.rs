@@ -6,6 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 /// `GET /api/v1/fleet/devices` query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Start after this EID.
     pub after: Option<String>,
@@ -16,6 +17,7 @@ pub struct PageQuery {
 /// `GET /api/v1/fleet/decisions` query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DecisionsQuery {
     /// Only about this device (EID).
     pub device: Option<String>,
