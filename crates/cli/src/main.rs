@@ -117,7 +117,7 @@ enum Command {
     Callbacks(admin_lists_cmd::CallbacksArgs),
     /// Notifications devices sent to the SM-DP+ (enable, disable, delete...).
     Notifications(admin_lists_cmd::NotificationsArgs),
-    /// Simulate a city event (outage, storm, festival, airport, rollout) in virtual time against the real fleet, eIM and eUICC code.
+    /// Simulate a city event (outage, storm, festival, airport, rollout, fallback) in virtual time against the real fleet, eIM and eUICC code.
     Simulate(simulate_cmd::SimulateArgs),
 }
 

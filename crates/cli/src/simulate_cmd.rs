@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// `ferrosim simulate …`
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// A shipped scenario (outage, storm, festival, airport, rollout) or the path of a scenario file.
+    /// A shipped scenario (outage, storm, festival, airport, rollout, fallback) or the path of a scenario file.
     scenario: String,
     /// Devices (the scenario's default otherwise).
     #[arg(long)]

@@ -77,6 +77,23 @@ pub struct FailoverArm {
     pub completed_after_refusal: u64,
     /// Returns to the primary completed and their completion times (s).
     pub return_s: SecondsPercentiles,
+    /// Profiles provisioned afresh for its devices: from the ES2+ order to
+    /// the profile installed on the eUICC (s).
+    pub provisioning_s: SecondsPercentiles,
+    /// Mean provisioning time (s).
+    pub provisioning_mean_s: Option<f64>,
+    /// Mean time from a failover's switch to the fleet issuing the enable:
+    /// the profile's provisioning and the control plane's reaction to it
+    /// (about 0 for a staged fallback) (s).
+    pub waiting_for_provisioning_mean_s: Option<f64>,
+    /// Mean failover completion without that wait: from the enable to the
+    /// registration (s).
+    pub completion_without_provisioning_mean_s: Option<f64>,
+    /// ES2+ and ES9+ calls of that provisioning (telemetry steps).
+    pub provisioning_calls: u64,
+    /// Their measured time in all (s): ES2+ answers and ES9+ round trips
+    /// with the SM-DP+'s own time.
+    pub provisioning_calls_s: f64,
 }
 
 /// A rollout arm's own numbers.
@@ -170,12 +187,38 @@ fn arm(
             refused_devices.insert(e.device);
         }
     }
+    // The provisioning steps of the arm's devices (ES2+ and ES9+ calls).
+    let (mut calls, mut calls_ms) = (0u64, 0u64);
+    for e in &c.events {
+        if let EventKind::Step {
+            function,
+            duration_ms,
+            ..
+        } = e.kind
+            && matches!(
+                function.interface(),
+                ferrosim_telemetry::Interface::Es2Plus | ferrosim_telemetry::Interface::Es9Plus
+            )
+            && eid_set.contains(&e.device)
+        {
+            calls += 1;
+            calls_ms += u64::from(duration_ms);
+        }
+    }
     let failover = (cmp.kind == ComparisonKind::Failover).then(|| {
         let done: Vec<(u32, i64)> = c
             .failover_done
             .iter()
-            .copied()
-            .filter(|(n, _)| is_member(*n))
+            .filter(|(n, ..)| is_member(*n))
+            .map(|(n, took, _)| (*n, *took))
+            .collect();
+        // How long each failover waited before the fleet could issue the
+        // enable: the profile's provisioning, when it had to be provisioned.
+        let waits: Vec<i64> = c
+            .failover_done
+            .iter()
+            .filter(|(n, ..)| is_member(*n))
+            .map(|(_, _, wait)| *wait)
             .collect();
         let returned: Vec<(u32, i64)> = c
             .return_done
@@ -183,10 +226,15 @@ fn arm(
             .copied()
             .filter(|(n, _)| is_member(*n))
             .collect();
+        let provisioned: Vec<i64> = c
+            .provisioned
+            .iter()
+            .filter(|(n, ..)| is_member(*n))
+            .map(|(_, ordered, installed)| installed - ordered)
+            .collect();
         let switched: BTreeSet<u32> = done.iter().chain(&returned).map(|(n, _)| *n).collect();
         let times: Vec<i64> = done.iter().map(|(_, ms)| *ms).collect();
-        let mean = (!times.is_empty())
-            .then(|| times.iter().sum::<i64>() as f64 / times.len() as f64 / 1000.0);
+        let mean = mean_s(&times);
         FailoverArm {
             completion_s: seconds(&times),
             completion_mean_s: mean,
@@ -195,6 +243,18 @@ fn arm(
                 .filter(|n| refused_devices.contains(&Population::eid(**n)))
                 .count() as u64,
             return_s: seconds(&returned.iter().map(|(_, ms)| *ms).collect::<Vec<_>>()),
+            provisioning_s: seconds(&provisioned),
+            provisioning_mean_s: mean_s(&provisioned),
+            waiting_for_provisioning_mean_s: mean_s(&waits),
+            completion_without_provisioning_mean_s: mean_s(
+                &times
+                    .iter()
+                    .zip(&waits)
+                    .map(|(t, w)| t - w)
+                    .collect::<Vec<_>>(),
+            ),
+            provisioning_calls: calls,
+            provisioning_calls_s: calls_ms as f64 / 1000.0,
         }
     });
     let rollout = (cmp.kind == ComparisonKind::Rollout).then(|| {
@@ -238,6 +298,11 @@ fn arm(
         failover,
         rollout,
     }
+}
+
+/// The mean of a sample of milliseconds, in seconds.
+fn mean_s(ms: &[i64]) -> Option<f64> {
+    (!ms.is_empty()).then(|| ms.iter().sum::<i64>() as f64 / ms.len() as f64 / 1000.0)
 }
 
 /// A rollout's gates in a line: `wave 1 fail (data_path_success 0.000 <
@@ -316,6 +381,31 @@ pub fn html(cmp: &ComparisonReport) -> String {
             p(&b.completion_s),
         ));
         rows.push(("returns completed".into(), p(&a.return_s), p(&b.return_s)));
+        rows.push((
+            "profiles provisioned (ES2+ order to installed)".into(),
+            p(&a.provisioning_s),
+            p(&b.provisioning_s),
+        ));
+        rows.push((
+            "mean provisioning".into(),
+            opt(a.provisioning_mean_s, " s"),
+            opt(b.provisioning_mean_s, " s"),
+        ));
+        rows.push((
+            "mean time from the switch to the enable".into(),
+            opt(a.waiting_for_provisioning_mean_s, " s"),
+            opt(b.waiting_for_provisioning_mean_s, " s"),
+        ));
+        rows.push((
+            "mean time from the enable to the registration".into(),
+            opt(a.completion_without_provisioning_mean_s, " s"),
+            opt(b.completion_without_provisioning_mean_s, " s"),
+        ));
+        rows.push((
+            "ES2+ and ES9+ calls (their time)".into(),
+            format!("{} ({:.1} s)", a.provisioning_calls, a.provisioning_calls_s),
+            format!("{} ({:.1} s)", b.provisioning_calls, b.provisioning_calls_s),
+        ));
         rows.push((
             "mean failover completion".into(),
             opt(a.completion_mean_s, " s"),

@@ -52,11 +52,27 @@ const PROFILE_TYPE: &str = "event-esim";
 /// key agreements (see `ferrosim bench --in-memory`).
 pub const EC_PER_DOWNLOAD: (u64, u64, u64, u64) = (6, 7, 2, 2);
 
-/// The SM-DP+ of the consumer phones and their activation codes.
+/// The SM-DP+ of the consumer phones and their activation codes, and the
+/// fleet's ES2+ counterpart for IoT devices provisioned during the run.
 pub struct Downloads {
     smdp: Smdp<MemStore>,
     /// Activation code by device index (`None`: not a consumer phone).
     codes: Vec<Option<ActivationCode>>,
+    /// The fleet's carriers as operators of this SM-DP+ (used between
+    /// windows only, by the engine).
+    fleet: std::sync::Mutex<FleetSide>,
+}
+
+/// Profiles generated per batch when a fleet profile type runs out.
+const FLEET_BATCH: u64 = 1000;
+
+/// The fleet's carriers at the SM-DP+: an operator each, their profile
+/// types imported on first order and profiles generated in batches.
+#[derive(Default)]
+struct FleetSide {
+    operators: std::collections::HashMap<String, ferrosim_smdp::store::Operator>,
+    /// Per SM-DP+ profile type name: (its index, profiles generated, ordered).
+    types: std::collections::HashMap<String, (u64, u64, u64)>,
 }
 
 impl std::fmt::Debug for Downloads {
@@ -132,6 +148,7 @@ impl Downloads {
             return Ok(Self {
                 smdp: Smdp::with_randomness(config, store, randomness),
                 codes,
+                fleet: std::sync::Mutex::default(),
             });
         }
         let operator_id =
@@ -226,8 +243,176 @@ impl Downloads {
                         .map_err(setup("activation code"))?,
                 );
             }
-            Ok(Self { smdp, codes })
+            Ok(Self {
+                smdp,
+                codes,
+                fleet: std::sync::Mutex::default(),
+            })
         })
+    }
+
+    /// ES2+ downloadOrder by the fleet for `carrier`'s profile type
+    /// `profile_type` (the SM-DP+'s name for it), `call` being the
+    /// functionCallIdentifier: the reserved profile's ICCID, or the
+    /// SGP.22 status the SM-DP+ answered. The carrier's operator and the
+    /// profile type (the TS.48 test profile) are set up on first use, and
+    /// profiles generated in batches as orders use them up.
+    pub fn fleet_order(
+        &self,
+        carrier: &str,
+        profile_type: &str,
+        call: &str,
+        now: Timestamp,
+    ) -> Result<Iccid, String> {
+        let mut side = self
+            .fleet
+            .lock()
+            .map_err(|_| "SM-DP+ state poisoned".to_owned())?;
+        let store = self.smdp.store();
+        let randomness = Randomness::seeded([0x46; 32]);
+        futures::executor::block_on(async {
+            let operator_id =
+                ferrosim_smdp::ids::OperatorId::new(carrier).map_err(|e| e.to_string())?;
+            if !side.operators.contains_key(carrier) {
+                let token = inventory::add_operator(
+                    store,
+                    operator_id.clone(),
+                    carrier.into(),
+                    None,
+                    &mut randomness.for_call(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let operator = self
+                    .smdp
+                    .authenticate_operator(&token)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                side.operators.insert(carrier.to_owned(), operator);
+            }
+            let next_index = side.types.len() as u64;
+            let (index, generated, ordered) = *side
+                .types
+                .entry(profile_type.to_owned())
+                .or_insert((next_index, 0, 0));
+            if generated == 0 {
+                inventory::import_profile_type(
+                    store,
+                    ProfileTypeImport {
+                        operator: operator_id.clone(),
+                        name: profile_type.into(),
+                        package: TS48_PACKAGE.to_vec(),
+                        service_provider_name: Some(carrier.into()),
+                        profile_name: Some(profile_type.into()),
+                        profile_class: ProfileClass::Operational,
+                        policy_rules: PolicyRules::default(),
+                        owner_mcc_mnc: None,
+                    },
+                    now,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            }
+            let mut generated_now = generated;
+            if ordered >= generated {
+                // ICCIDs 894401 <type: 2 digits> <10 digits>, IMSIs 00102
+                // <type: 2 digits> <8 digits>: apart from the phones'.
+                let first = (index % 100) * 10_000_000_000 + generated + 1;
+                inventory::generate_profiles(
+                    store,
+                    &operator_id,
+                    profile_type,
+                    &ProfileRange {
+                        count: FLEET_BATCH,
+                        first_iccid: Iccid::from_body(&format!("894401{first:012}"))
+                            .map_err(|e| e.to_string())?,
+                        first_imsi: Imsi::with_mnc_len(
+                            &format!("00102{:02}{:08}", index % 100, generated + 1),
+                            2,
+                        )
+                        .map_err(|e| e.to_string())?,
+                    },
+                    &mut randomness.for_call(),
+                    now,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                generated_now += FLEET_BATCH;
+            }
+            side.types
+                .insert(profile_type.to_owned(), (index, generated_now, ordered + 1));
+            let operator = side
+                .operators
+                .get(carrier)
+                .ok_or_else(|| "no operator".to_owned())?;
+            let reserved = self
+                .smdp
+                .download_order(
+                    operator,
+                    &DownloadOrderRequest {
+                        header: RequestHeader {
+                            function_requester_identifier: carrier.into(),
+                            function_call_identifier: call.into(),
+                        },
+                        eid: None,
+                        iccid: None,
+                        profile_type: Some(profile_type.into()),
+                    },
+                    now,
+                )
+                .await
+                .map_err(|e| {
+                    let c = e.status();
+                    format!("{}/{}", c.subject, c.reason)
+                })?;
+            Iccid::new(&reserved.iccid).map_err(|e| e.to_string())
+        })
+    }
+
+    /// ES2+ confirmOrder (released) by the fleet for `carrier`: the order's
+    /// matching id, or the SGP.22 status the SM-DP+ answered.
+    pub fn fleet_confirm(
+        &self,
+        carrier: &str,
+        iccid: &Iccid,
+        call: &str,
+        now: Timestamp,
+    ) -> Result<String, String> {
+        let side = self
+            .fleet
+            .lock()
+            .map_err(|_| "SM-DP+ state poisoned".to_owned())?;
+        let operator = side
+            .operators
+            .get(carrier)
+            .ok_or_else(|| "8.1.1/3.8".to_owned())?;
+        let confirmed = futures::executor::block_on(self.smdp.confirm_order(
+            operator,
+            &ConfirmOrderRequest {
+                header: RequestHeader {
+                    function_requester_identifier: carrier.into(),
+                    function_call_identifier: call.into(),
+                },
+                iccid: iccid.as_str().into(),
+                eid: None,
+                matching_id: None,
+                confirmation_code: None,
+                smds_address: None,
+                release_flag: true,
+            },
+            now,
+        ))
+        .map_err(|e| {
+            let c = e.status();
+            format!("{}/{}", c.subject, c.reason)
+        })?;
+        Ok(confirmed.matching_id)
+    }
+
+    /// The activation code of a matching id at this SM-DP+.
+    pub fn code_for(&self, matching_id: &str) -> Result<ActivationCode, String> {
+        let address = SmdpAddress::new(crate::iot::SMDP_ADDRESS).map_err(|e| e.to_string())?;
+        ActivationCode::new(address, Some(matching_id)).map_err(|e| e.to_string())
     }
 
     /// Device `n`'s activation code, if it is a consumer phone.
@@ -249,6 +434,7 @@ impl Downloads {
         server_ms: i64,
         round_trip_ms: &mut dyn FnMut(i64) -> i64,
         card_rng: &mut StdRng,
+        enable: bool,
     ) -> Result<Downloaded, SimError> {
         let clock = Arc::new(AtomicI64::new(t0 + start_ms));
         let seen = Arc::clone(&clock);
@@ -314,6 +500,16 @@ impl Downloads {
                 }
             }
         };
+        if !enable {
+            // An IPA's download: the eIM enables the profile later. Free
+            // the logical channel.
+            let _ = es10.close();
+            return Ok(Downloaded {
+                end_ms: t,
+                steps,
+                outcome,
+            });
+        }
         // The user enables the new profile in the LPA (ES10c.EnableProfile).
         let outcome = outcome.and_then(|iccid| {
             let enable = ferrosim_asn1::encode_der(&rsp::EnableProfileRequest::new(

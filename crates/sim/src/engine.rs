@@ -13,14 +13,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use ferrosim_fleet::action::Failure;
 use ferrosim_fleet::config::FleetConfig;
 use ferrosim_fleet::device::{Capabilities, DeviceSpec, KnownProfile, Version};
 use ferrosim_fleet::report::ReportKind;
-use ferrosim_fleet::{Catalog, DeviceReport, Fleet, What};
+use ferrosim_fleet::{Action, ActionResult, Catalog, Command, DeviceReport, Fleet, Outcome, What};
 use ferrosim_ids::Timestamp;
 use ferrosim_telemetry::{
-    ActivationKind, CorrelationId, Dictionary, Event, EventKind, ProfileChange, ProfileKey,
-    RegistrationOutcome, Source, compute,
+    ActivationKind, CorrelationId, Dictionary, Event, EventKind, Function, ProfileChange,
+    ProfileKey, RegistrationOutcome, Source, StatusCode, StepStatus, compute,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -103,14 +104,17 @@ pub fn run(
     let network = Network::new(scenario);
     let population = Population::new(scenario, &fleet_config, &network, devices, seed)?;
     let factory = Factory::new(EID_PREFIX)?;
-    let downloads = if population.has_consumers() {
-        let consumer: Vec<bool> = (0..devices)
+    // The SM-DP+: the consumer phones' orders placed before the event, and
+    // the fleet's ES2+ orders during it.
+    let consumer: Vec<bool> = if population.has_consumers() {
+        (0..devices)
             .map(|n| population.device(n).consumer)
-            .collect();
-        Some(Downloads::new(&factory, &consumer, seed, Timestamp(T0))?)
+            .collect()
     } else {
-        None
+        Vec::new()
     };
+    let downloads = Some(Downloads::new(&factory, &consumer, seed, Timestamp(T0))?);
+    drop(consumer);
     let window = scenario.scenario.window.millis_i64();
     let duration = scenario.scenario.duration.millis_i64();
     let bucket_ms = scenario.scenario.bucket.millis_i64();
@@ -128,6 +132,20 @@ pub fn run(
                 .is_none_or(|c| c.apns.is_empty() || c.apns.contains(&a.settings.apn))
         })
         .collect();
+    // Each catalog profile type: its carrier's name, the SM-DP+'s name for
+    // it, and the carrier's network.
+    let profile_types: Vec<(String, String, Option<u8>)> = catalog
+        .profile_types
+        .iter()
+        .map(|t| {
+            let carrier = catalog.carrier(t.carrier).name.clone();
+            let network_ix = network.carrier(&carrier);
+            let name = format!("{carrier}-{}-v{}", t.name, t.version);
+            (carrier, name, network_ix)
+        })
+        .collect();
+    let type_carrier: Vec<Option<u8>> = profile_types.iter().map(|t| t.2).collect();
+    let carrier_names: Vec<String> = catalog.carriers.iter().map(|c| c.name.clone()).collect();
     // The fleet, with every device as deployed: primary enabled and working,
     // fallback staged with the attribute.
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
@@ -229,6 +247,12 @@ pub fn run(
     declarations.sort_by_key(|d| d.0);
     // Rollouts by name, once created: their fleet id.
     let mut rollout_ids: Vec<(String, u32)> = Vec::new();
+    // Outputs stamped past the window they were made in.
+    let mut later: Vec<crate::shard::Out> = Vec::new();
+    // When each device's provisioning (ES2+ order) started.
+    let mut provision_start: HashMap<u32, i64> = HashMap::new();
+    // When the fleet last issued an enable to each device.
+    let mut enable_issued: HashMap<u32, i64> = HashMap::new();
     let mut t = 0;
     while t < duration {
         let end = (t + window).min(duration);
@@ -300,6 +324,27 @@ pub fn run(
             *c.actions_by_command
                 .entry(a.command.name().to_owned())
                 .or_default() += 1;
+            if matches!(
+                a.command,
+                Command::EimEnable { .. } | Command::AgentExecuteFallback { .. }
+            ) {
+                enable_issued.insert(n, t);
+            }
+            if a.command.is_es2() {
+                // ES2+ is the fleet's call to the carrier's SM-DP+, made
+                // here between windows (in action order: deterministic).
+                if matches!(a.command, Command::Es2DownloadOrder { .. }) {
+                    provision_start.entry(n).or_insert(t);
+                }
+                let es2 = Es2 {
+                    downloads: downloads.as_ref(),
+                    carriers: &carrier_names,
+                    profile_types: &profile_types,
+                    took_ms: ES2_ROUND_TRIP_MS + population.es9_server_ms,
+                };
+                later.extend(es2.call(t, n, &a, &mut c.events, &fleet));
+                continue;
+            }
             shards[n as usize % options.shards].deliver(n, a);
         }
         // The shards' window.
@@ -311,10 +356,16 @@ pub fn run(
             downloads: downloads.as_ref(),
             t0: T0,
             apn_served: &apn_served,
+            type_carrier: &type_carrier,
         };
         run_shards(&mut shards, threads, t, end, &ctx)?;
         // Merge in (time, device) order.
-        let mut outs: Vec<_> = shards.iter_mut().flat_map(|s| s.out.drain(..)).collect();
+        // What lies beyond this window (a download's end, an ES2+ answer)
+        // waits for its window.
+        let mut outs: Vec<_> = std::mem::take(&mut later);
+        outs.extend(shards.iter_mut().flat_map(|s| s.out.drain(..)));
+        let (mut outs, beyond): (Vec<_>, Vec<_>) = outs.into_iter().partition(|o| o.t < end);
+        later = beyond;
         outs.sort_by_key(|o| (o.t, o.dev));
         for s in &shards {
             load.merge(&s.load_delta);
@@ -366,6 +417,11 @@ pub fn run(
                         .map_err(|e| SimError::Device(format!("fleet report: {e}")))?;
                 }
                 OutKind::Result(result) => {
+                    if let Outcome::Installed { .. } = result.outcome
+                        && let Some(start) = provision_start.remove(&o.dev)
+                    {
+                        c.provisioned.push((o.dev, start, o.t));
+                    }
                     fleet
                         .handle_result(&result, at, &mut fleet_rng)
                         .map_err(|e| SimError::Device(format!("fleet result: {e}")))?;
@@ -381,7 +437,10 @@ pub fn run(
                                     let took = o.t - start;
                                     if failover {
                                         c.failover_completion_ms.push(took);
-                                        c.failover_done.push((o.dev, took));
+                                        let wait = enable_issued
+                                            .get(&o.dev)
+                                            .map_or(0, |at| (at - start).clamp(0, took));
+                                        c.failover_done.push((o.dev, took, wait));
                                         bucket.failovers_done += 1;
                                     } else {
                                         c.return_completion_ms.push(took);
@@ -500,4 +559,90 @@ fn run_shards(
         }
         result
     })
+}
+
+/// An ES2+ call's round trip between the fleet and an SM-DP+ (HTTPS
+/// between two data centres), besides the SM-DP+'s own time.
+const ES2_ROUND_TRIP_MS: i64 = 100;
+
+/// The fleet's ES2+ calls at the scenario's SM-DP+.
+struct Es2<'a> {
+    downloads: Option<&'a Downloads>,
+    carriers: &'a [String],
+    profile_types: &'a [(String, String, Option<u8>)],
+    took_ms: i64,
+}
+
+impl Es2<'_> {
+    /// Carries out `a` (downloadOrder or confirmOrder) at `t`: its result
+    /// and the ES2+ step for telemetry, stamped when the answer arrives.
+    fn call(
+        &self,
+        t: i64,
+        n: u32,
+        a: &Action,
+        events: &mut Vec<Event>,
+        fleet: &Fleet,
+    ) -> Vec<crate::shard::Out> {
+        let now = Timestamp(T0 + t);
+        let call = format!("fleet-{}", a.id.0);
+        let (function, outcome) = match (&a.command, self.downloads) {
+            (_, None) => (Function::Es2DownloadOrder, Err("no SM-DP+".to_owned())),
+            (Command::Es2DownloadOrder { profile_type, .. }, Some(d)) => {
+                let (carrier, name, _) = &self.profile_types[profile_type.index()];
+                (
+                    Function::Es2DownloadOrder,
+                    d.fleet_order(carrier, name, &call, now)
+                        .map(|iccid| Outcome::OrderReserved { iccid }),
+                )
+            }
+            (Command::Es2ConfirmOrder { carrier, iccid, .. }, Some(d)) => (
+                Function::Es2ConfirmOrder,
+                d.fleet_confirm(&self.carriers[carrier.index()], iccid, &call, now)
+                    .and_then(|m| {
+                        ferrosim_ids::MatchingId::new(&m)
+                            .map(|matching_id| Outcome::OrderConfirmed { matching_id })
+                            .map_err(|e| e.to_string())
+                    }),
+            ),
+            _ => (Function::Es2DownloadOrder, Err("not ES2+".to_owned())),
+        };
+        let at = t + self.took_ms;
+        let status = match &outcome {
+            Ok(_) => StepStatus::Ok,
+            Err(code) => code
+                .parse::<StatusCode>()
+                .map_or(StepStatus::Unreachable, StepStatus::Failed),
+        };
+        events.push(Event {
+            at: ferrosim_telemetry::Timestamp(T0 + at),
+            activation: a.correlation(),
+            device: a.device,
+            source: Source::Smdp,
+            dims: fleet.dims(&a.device).unwrap_or_default(),
+            kind: EventKind::Step {
+                function,
+                status,
+                duration_ms: u32::try_from(self.took_ms).unwrap_or(u32::MAX),
+                signalling_bytes: 0,
+                bpp_bytes: 0,
+            },
+        });
+        let outcome = outcome.unwrap_or_else(|code| Outcome::Failed {
+            failure: match code.parse::<StatusCode>() {
+                Ok(code) => Failure::Es2 { code },
+                Err(()) => Failure::Unreachable,
+            },
+            retryable: true,
+        });
+        vec![crate::shard::Out {
+            t: at,
+            dev: n,
+            kind: OutKind::Result(ActionResult {
+                id: a.id,
+                device: a.device,
+                outcome,
+            }),
+        }]
+    }
 }

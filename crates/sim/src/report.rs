@@ -129,10 +129,15 @@ pub struct Collected {
     pub download_completion_ms: Vec<i64>,
     /// EC operations (signs, verifies, key generations, key agreements).
     pub ec: (u64, u64, u64, u64),
-    /// Failovers completed: device index and time (ms), in completion order.
-    pub failover_done: Vec<(u32, i64)>,
+    /// Failovers completed: device index, how long it took and how much of
+    /// that passed before the fleet issued the enable (ms), in completion
+    /// order.
+    pub failover_done: Vec<(u32, i64, i64)>,
     /// Returns completed: device index and time (ms).
     pub return_done: Vec<(u32, i64)>,
+    /// Profiles provisioned for fleet devices: device index, when the ES2+
+    /// order went out and when the profile was installed (ms).
+    pub provisioned: Vec<(u32, i64, i64)>,
     /// Devices whose agent held an APN their carrier does not serve: device
     /// index and for how long (ms; one entry per stretch).
     pub bad_apn_exposure: Vec<(u32, i64)>,
@@ -188,6 +193,7 @@ impl Collected {
             ec: (0, 0, 0, 0),
             failover_done: Vec::new(),
             return_done: Vec::new(),
+            provisioned: Vec::new(),
             bad_apn_exposure: Vec::new(),
             bad_apn_at_end: Vec::new(),
             rollouts: Vec::new(),

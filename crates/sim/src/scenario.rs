@@ -22,6 +22,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("festival", include_str!("../scenarios/festival.toml")),
     ("airport", include_str!("../scenarios/airport.toml")),
     ("rollout", include_str!("../scenarios/rollout.toml")),
+    ("fallback", include_str!("../scenarios/fallback.toml")),
 ];
 
 /// One scenario file.

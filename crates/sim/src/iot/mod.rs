@@ -352,6 +352,11 @@ impl IotCard {
         self.card.state()
     }
 
+    /// The virtual eUICC itself (for the IPA's downloads through ES10b).
+    pub fn euicc_mut(&mut self) -> &mut VirtualEuicc {
+        &mut self.card
+    }
+
     /// The enabled profile's ICCID.
     pub fn enabled(&self) -> Option<String> {
         self.card

@@ -107,9 +107,18 @@ impl Shard {
                 self.attempt(t, local, ctx);
                 return Ok(());
             }
-            Command::Es2DownloadOrder { .. }
-            | Command::Es2ConfirmOrder { .. }
-            | Command::EimDownloadTrigger { .. } => {
+            Command::EimDownloadTrigger { .. } => {
+                // The IPA gets the trigger with its next poll and downloads.
+                self.ensure_card(local, now, ctx)?;
+                self.devices[local].pending = Some(Box::new(Pending {
+                    action,
+                    trying: None,
+                }));
+                let at = t + ctx.population.poll_delay_ms(&mut self.rng);
+                self.push(at, local, Ev::Poll);
+                return Ok(());
+            }
+            Command::Es2DownloadOrder { .. } | Command::Es2ConfirmOrder { .. } => {
                 let name = action.command.name();
                 match self.unserved.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, c)) => *c += 1,
@@ -168,6 +177,13 @@ impl Shard {
             let at = t + ctx.population.poll_delay_ms(&mut self.rng);
             self.push(at, local, Ev::Poll);
             return Ok(());
+        }
+        if self.devices[local]
+            .pending
+            .as_ref()
+            .is_some_and(|p| matches!(p.action.command, Command::EimDownloadTrigger { .. }))
+        {
+            return self.download_triggered(t, local, ctx);
         }
         let now = Timestamp(ctx.t0 + t);
         let Some(mut card) = self.devices[local].card.take() else {

@@ -26,6 +26,7 @@ use crate::population::{DeviceSeed, Population};
 
 mod actions;
 mod phone;
+mod provision;
 
 /// Attempts on a newly enabled profile before the IPA rolls back.
 const ROLLBACK_AFTER: u8 = 3;
@@ -69,6 +70,9 @@ pub struct Ctx<'a> {
     /// Per APN setting of the fleet catalog (by its index): whether its
     /// carrier's core serves that APN.
     pub apn_served: &'a [bool],
+    /// Per profile type of the fleet catalog (by its index): its carrier's
+    /// network.
+    pub type_carrier: &'a [Option<CarrierIx>],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,6 +171,8 @@ pub struct Shard {
     /// Devices that used such an APN on their enabled profile: global
     /// index, and the time it spent so (ms).
     pub bad_apn_exposure: Vec<(u32, i64)>,
+    /// ES9+ calls of the IoT devices' downloads.
+    pub fleet_download_steps: u64,
 }
 
 impl Shard {
@@ -248,6 +254,7 @@ impl Shard {
             download_ms: Vec::new(),
             bad_apn: std::collections::HashMap::new(),
             bad_apn_exposure: Vec::new(),
+            fleet_download_steps: 0,
         }
     }
 

@@ -57,6 +57,7 @@ impl Shard {
             ctx.population.es9_server_ms,
             &mut round_trip,
             &mut card_rng,
+            true,
         )?;
         let (s, v, k, a) = crate::consumer::EC_PER_DOWNLOAD;
         let mut at = t;
