@@ -15,7 +15,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ferrosim_fleet::action::{ActionResult, Outcome};
@@ -26,6 +28,7 @@ use ferrosim_fleet::{DeviceSpec, FleetConfig};
 use ferrosim_ids::{Eid, Iccid, ManualClock, Timestamp};
 use ferrosim_server::fleet::{FleetDriver, FleetEvents, FleetOptions};
 use ferrosim_store::{SqlFleetStore, SqlStore, StoreOptions};
+use ferrosim_telemetry::{Event, EventQuery, MemTelemetryStore, StoreError, TelemetryStore};
 
 const CONFIG: &str = r#"
 [[carrier]]
@@ -64,6 +67,10 @@ async fn open(store: &SqlStore, clock: &ManualClock) -> Driver {
     // A new dictionary, as in a new process: the events are read back by
     // their names.
     let events = FleetEvents::new(store.telemetry(ferrosim_telemetry::Dictionary::new()));
+    open_with(store, clock, events).await
+}
+
+async fn open_with(store: &SqlStore, clock: &ManualClock, events: FleetEvents) -> Driver {
     FleetDriver::open(
         store.fleet(),
         None,
@@ -130,6 +137,64 @@ async fn report(driver: &Driver, device: Eid, data_ok: bool) {
     ferrosim_server::api::fleet::ops::ingest(driver, reports)
         .await
         .unwrap();
+}
+
+/// A telemetry store whose appends fail while `failing` is set.
+#[derive(Clone)]
+struct Flaky {
+    inner: Arc<MemTelemetryStore>,
+    failing: Arc<AtomicBool>,
+}
+
+impl TelemetryStore for Flaky {
+    fn dictionary(&self) -> &ferrosim_telemetry::Dictionary {
+        self.inner.dictionary()
+    }
+    fn append(&self, events: &[Event]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let failing = self.failing.load(Ordering::SeqCst);
+        let inner = self.inner.clone();
+        let events = events.to_vec();
+        async move {
+            if failing {
+                return Err(StoreError::Backend("down".into()));
+            }
+            inner.append(&events).await
+        }
+    }
+    fn query(
+        &self,
+        query: &EventQuery,
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
+        let got = self.inner.select(query);
+        async move { got }
+    }
+    fn purge_before(
+        &self,
+        cutoff: ferrosim_telemetry::Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let inner = self.inner.clone();
+        async move { inner.purge_before(cutoff).await }
+    }
+}
+
+/// Two meters on carrier A's profile, known to work, with their APN.
+async fn add_devices(driver: &Driver) {
+    for n in 0..2 {
+        let spec: DeviceSpec = serde_json::from_value(serde_json::json!({
+            "eid": eid(n).to_string(), "group": "meters", "vendor": "acme", "model": "m1",
+            "firmware": "1.0.0", "capabilities": {"sgp32_version": [1, 2, 0]},
+            "profiles": [{"iccid": Iccid::from_body(&format!("8944000000000000{n:02}")).unwrap().to_string(),
+                          "profile_type": {"carrier": "carrier-a", "profile_type": "iot", "version": 1},
+                          "enabled": true, "works": true}]
+        }))
+        .unwrap();
+        driver
+            .transact(|tx| tx.fleet.add_device(&spec, tx.now))
+            .await
+            .unwrap();
+    }
+    poll(driver).await;
+    agents(driver).await;
 }
 
 async fn poll(driver: &Driver) {
@@ -202,22 +267,7 @@ async fn a_gate_after_a_restart_judges_the_outcomes_reported_before_it() {
         .unwrap();
     let clock = ManualClock::new(Timestamp::now());
     let driver = open(&store, &clock).await;
-    for n in 0..2 {
-        let spec: DeviceSpec = serde_json::from_value(serde_json::json!({
-            "eid": eid(n).to_string(), "group": "meters", "vendor": "acme", "model": "m1",
-            "firmware": "1.0.0", "capabilities": {"sgp32_version": [1, 2, 0]},
-            "profiles": [{"iccid": Iccid::from_body(&format!("8944000000000000{n:02}")).unwrap().to_string(),
-                          "profile_type": {"carrier": "carrier-a", "profile_type": "iot", "version": 1},
-                          "enabled": true, "works": true}]
-        }))
-        .unwrap();
-        driver
-            .transact(|tx| tx.fleet.add_device(&spec, tx.now))
-            .await
-            .unwrap();
-    }
-    poll(&driver).await;
-    agents(&driver).await;
+    add_devices(&driver).await;
 
     // A healthy change: passes on the samples from before the restart.
     let (driver, id, _) = canary_then_restart(&store, &clock, driver, "iot-new", 1, true).await;
@@ -269,6 +319,59 @@ async fn a_gate_after_a_restart_judges_the_outcomes_reported_before_it() {
         })
         .await;
     assert_eq!(apn.as_deref(), Some("iot-new"));
+    drop(driver);
+    store.close().await;
+}
+
+/// While the telemetry store refuses appends, the fleet keeps the events:
+/// its gates still see them, and they are written once the store is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_in_memory_while_the_telemetry_store_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("fleet.db").display());
+    let store = SqlStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let clock = ManualClock::new(Timestamp::now());
+    let flaky = Flaky {
+        inner: Arc::new(MemTelemetryStore::with_dictionary(
+            ferrosim_telemetry::Dictionary::new(),
+        )),
+        failing: Arc::new(AtomicBool::new(true)),
+    };
+    let driver = open_with(&store, &clock, FleetEvents::new(flaky.clone())).await;
+    add_devices(&driver).await;
+    let id = start_rollout(&driver, "iot-new", 1).await;
+    clock.advance(Duration::from_secs(1));
+    poll(&driver).await;
+    agents(&driver).await;
+    let canary = rollout(&driver, id).await.members[0][0];
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(60));
+        report(&driver, canary, true).await;
+    }
+    assert_eq!(
+        flaky.inner.len(),
+        0,
+        "nothing written while the store is down"
+    );
+    clock.advance(Duration::from_secs(10 * 60));
+    poll(&driver).await;
+    let r = rollout(&driver, id).await;
+    let gate = &r.gates[0];
+    assert_eq!(gate.verdict, Verdict::Pass, "{gate:#?}");
+    assert_eq!((gate.registrations, gate.data_path_checks), (2, 2));
+    // The store is back: the waiting events are written with the next
+    // change.
+    flaky.failing.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(10));
+    report(&driver, canary, true).await;
+    let stored = flaky.inner.select(&EventQuery::all()).unwrap();
+    let reports = stored
+        .iter()
+        .filter(|e| e.device == canary && e.source == ferrosim_telemetry::Source::Device)
+        .count();
+    assert_eq!(reports, 6, "the 4 reports of the soak and the 2 after it");
     drop(driver);
     store.close().await;
 }

@@ -89,6 +89,9 @@ impl Default for FleetOptions {
     }
 }
 
+/// How long after a failed append of telemetry events the next is tried.
+const APPEND_RETRY_MS: i64 = 5_000;
+
 /// One change applied inside [`FleetDriver::transact`].
 pub struct Tx<'a> {
     /// The fleet.
@@ -132,6 +135,9 @@ pub(crate) struct State {
     events: VecDeque<Event>,
     /// When events past retention were last purged.
     purged: Option<Timestamp>,
+    /// When an append of events last failed: the next try waits a few
+    /// seconds (the events wait in memory, and gates still see them).
+    append_failed: Option<Timestamp>,
 }
 
 pub(crate) struct Inner<F, E> {
@@ -266,6 +272,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             answered: Vec::new(),
             events: VecDeque::new(),
             purged: None,
+            append_failed: None,
         };
         let driver = Self {
             inner: Arc::new(Inner {
@@ -342,7 +349,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             let items = eim_items(st);
             let Some(pending) = persist::diff(&st.fleet, &st.written, decisions, &items, now)
             else {
-                self.keep_events(st, events).await;
+                self.keep_events(st, events, now).await;
                 self.dispatch(st, actions, now).await;
                 self.keep_eim_items(st, now).await;
                 return Ok(r);
@@ -352,7 +359,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     // The events of a change are kept once it is stored
                     // (a change refused as stale is applied again, and
                     // records them again).
-                    self.keep_events(st, events).await;
+                    self.keep_events(st, events, now).await;
                     self.dispatch(st, actions, now).await;
                     self.keep_eim_items(st, now).await;
                     if let Some(h) = &inner.hooks {
@@ -493,16 +500,26 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
 
     /// Keeps a committed change's events: appended to the event store (with
     /// any an earlier append failed to write), or kept in memory.
-    async fn keep_events(&self, st: &mut State, events: Vec<Event>) {
+    async fn keep_events(&self, st: &mut State, events: Vec<Event>, now: Timestamp) {
         st.events.extend(events);
+        let retry_at = st
+            .append_failed
+            .map(|at| at.millis().saturating_add(APPEND_RETRY_MS));
         if let Some(store) = &self.inner.options.events
             && !st.events.is_empty()
+            && retry_at.is_none_or(|at| now.millis() >= at)
         {
             let batch = st.events.make_contiguous();
             match store.append(batch).await {
-                Ok(()) => st.events.clear(),
-                Err(e) => warn!(error = %e, waiting = batch.len(),
-                    "fleet: telemetry events not written yet"),
+                Ok(()) => {
+                    st.events.clear();
+                    st.append_failed = None;
+                }
+                Err(e) => {
+                    warn!(error = %e, waiting = batch.len(),
+                        "fleet: telemetry events not written yet");
+                    st.append_failed = Some(now);
+                }
             }
         }
         let keep = self.inner.options.events_kept;
