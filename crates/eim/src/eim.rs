@@ -29,6 +29,7 @@ use crate::record::{DeviceRecord, ResultRecord};
 use crate::relay::{self, Es9Relay, NoRelay};
 use crate::steps::Step;
 use crate::steps::associate::{AssociationRequest, associate, reassociate, set_emulated};
+use crate::steps::certificates::check_device;
 use crate::steps::enqueue::{
     DataItem, DownloadTrigger, Queued, enqueue_data_request, enqueue_download, enqueue_package,
     withdraw,
@@ -318,6 +319,9 @@ impl<S: EimStore> Eim<S> {
                 info!(eid = %short(&eid), %read_as, "GetEimPackage from an unknown EID");
                 return Ok(PollAnswer::error(package_error::EID_NOT_FOUND, read_as));
             };
+            if !self.certificates_good(&device.record, "GetEimPackage", now) {
+                return Ok(PollAnswer::error(package_error::UNDEFINED_ERROR, read_as));
+            }
             let (request, read_as) = reread_poll(der, &device.record, request, read_as);
             let step = poll(&device, &request, read_as, now)?;
             if self.settle(step.changes).await? {
@@ -342,9 +346,12 @@ impl<S: EimStore> Eim<S> {
         };
         for _ in 0..ATTEMPTS {
             let device = self.load(&eid).await?;
+            if !self.certificates_good(&device.record, "ProvideEimPackageResult", now) {
+                return Ok(refused_device(&first));
+            }
             let message = reread(der, &device.record, &first);
             let known = self.known_results(&device.record, &message).await?;
-            let step = provide(&device, &message, &known, now)?;
+            let step = provide(&device, &message, &known, &self.config.trust, now)?;
             if self.settle(step.changes).await? {
                 let report = step.answer;
                 info!(
@@ -358,10 +365,37 @@ impl<S: EimStore> Eim<S> {
                 for (index, reason) in &report.refused {
                     warn!(eid = %short(&eid), index, %reason, "package result refused");
                 }
+                for warning in &report.warnings {
+                    warn!(eid = %short(&eid), %warning, "reported eUICC certificates accepted per the stale-CRL policy");
+                }
                 return Ok(report);
             }
         }
         Err(StoreError::Stale.into())
+    }
+
+    /// Whether the association's eUICC and EUM certificates may still be
+    /// relied on (see [`crate::steps::certificates`]): `false` (logged) when
+    /// one is revoked, or its revocation status is unknown under the
+    /// `refuse` policy; accepted with a logged warning under `warn`.
+    pub(crate) fn certificates_good(
+        &self,
+        record: &DeviceRecord,
+        function: &'static str,
+        now: Timestamp,
+    ) -> bool {
+        match check_device(record, &self.config.trust, now) {
+            Ok(warnings) => {
+                for warning in warnings {
+                    warn!(eid = %short(&record.eid), function, %warning, "eUICC certificates accepted per the stale-CRL policy");
+                }
+                true
+            }
+            Err(error) => {
+                warn!(eid = %short(&record.eid), function, %error, "refused: the device's eUICC certificates are refused by revocation checking");
+                false
+            }
+        }
     }
 
     /// The device a result names: its EID, or the device of an open item
@@ -515,6 +549,24 @@ fn counter_of(result: &sgp32::EuiccPackageResult) -> Option<Counter> {
     Counter::from_integer(value).ok()
 }
 
+/// The answer to the results of a device whose certificates are refused:
+/// nothing is stored or acknowledged; `provideEimPackageResultError
+/// undefinedError(127)` (SGP.32 has no code for a revoked certificate on
+/// ESipa), no answer for a HandleNotification.
+fn refused_device(first: &IpaMessage) -> ProvideReport {
+    let answered = matches!(
+        first.message,
+        sgp32::EsipaMessageFromIpaToEim::provideEimPackageResult(_)
+    );
+    let mut report = unknown_device(first.read_as);
+    report.response = answered.then(|| {
+        sgp32::ProvideEimPackageResultResponse::provideEimPackageResultError(Integer::from(
+            package_error::UNDEFINED_ERROR,
+        ))
+    });
+    report
+}
+
 /// `provideEimPackageResultError eidNotFound(2)`.
 fn unknown_device(version: Sgp32Version) -> ProvideReport {
     ProvideReport {
@@ -526,6 +578,7 @@ fn unknown_device(version: Sgp32Version) -> ProvideReport {
         acknowledged: Vec::new(),
         refused: Vec::new(),
         unmatched: Vec::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -540,7 +593,7 @@ pub(crate) fn encoded(
 }
 
 /// The EID as logged: its first 8 and last 4 digits.
-fn short(eid: &Eid) -> String {
+pub(crate) fn short(eid: &Eid) -> String {
     let digits = eid.digits();
     format!("{}..{}", &digits[..8], &digits[digits.len() - 4..])
 }

@@ -41,7 +41,7 @@ async fn delivered(lab: &mut Lab, device: &mut Device) -> common::Ran {
 async fn refusals(lab: &Lab, device: &Device, message: &[u8]) -> Vec<ResultRefused> {
     let read = read_ipa_message(message, Some(device.ipa_version)).unwrap();
     let record = lab.eim.store().device(&device.eid).await.unwrap().unwrap();
-    let step = provide(&record, &read, &[], now()).unwrap();
+    let step = provide(&record, &read, &[], &lab.eim.config().trust, now()).unwrap();
     assert!(
         step.changes.results.is_empty(),
         "a refused result is not stored"

@@ -89,7 +89,12 @@ async fn reply<S: EimStore, R: Es9Relay>(
     }
     match outcome {
         Ok(Ok(reply)) => reply,
-        Ok(Err(e @ (EimError::Malformed(_) | EimError::UnexpectedMessage(_)))) => {
+        Ok(Err(
+            e @ (EimError::Malformed(_)
+            | EimError::UnexpectedMessage(_)
+            | EimError::CertificateChain(_)
+            | EimError::CertificateForOtherEid { .. }),
+        )) => {
             info!(binding, error = %e, "ESipa message refused: answered with the function's error");
             EsipaReply::error_for(der)
         }

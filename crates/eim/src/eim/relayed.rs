@@ -10,6 +10,7 @@ use super::{Eim, EsipaReply};
 use crate::error::EimError;
 use crate::ids::Timestamp;
 use crate::relay::{self, Es9Relay};
+use crate::steps::certificates::check_device;
 use crate::steps::notify;
 use crate::store::{EimStore, RelaySession};
 
@@ -115,6 +116,14 @@ impl<S: EimStore> Eim<S> {
                     info!(%version, function = function.name(), "relayed step of an unknown session");
                     return relayed(relay::unknown_transaction(function, version));
                 };
+                if function == F::AuthenticateClient
+                    && let Some(eid) = session.eid
+                    && let Some(device) = self.store.device(&eid).await?
+                    && let Err(e) = check_device(&device.record, &self.config.trust, now)
+                {
+                    warn!(%version, %e, "relayed authenticateClient refused: the device's eUICC certificates are refused by revocation checking");
+                    return relayed(refused_certificates(&e, version));
+                }
                 let request = relay::RelayRequest {
                     function,
                     address: session.smdp_address,
@@ -162,6 +171,35 @@ impl<S: EimStore> Eim<S> {
             }
         }
     }
+}
+
+/// The ESipa authenticateClient error for a device whose certificates the
+/// eIM refuses: `eumCertificateInvalid(1)` with SGP.22's 8.1.2/6.1 for the
+/// EUM, `euiccCertificateInvalid(3)` with 8.1.3/6.1 for the eUICC, as the
+/// SM-DP+ answers at authenticateClient.
+fn refused_certificates(e: &ferrosim_pki::Error, version: Sgp32Version) -> relay::RelayAnswer {
+    let eum = matches!(
+        e,
+        ferrosim_pki::Error::Revoked {
+            cert: ferrosim_pki::CertRole::Eum,
+            ..
+        } | ferrosim_pki::Error::RevocationUnknown {
+            cert: ferrosim_pki::CertRole::Eum,
+            ..
+        }
+    );
+    let (code, subject) = if eum { (1, "8.1.2") } else { (3, "8.1.3") };
+    relay::error_answer(
+        relay::RelayFunction::AuthenticateClient,
+        code,
+        Some(ferrosim_asn1::json::StatusCodeData {
+            subject_code: subject.to_owned(),
+            reason_code: "6.1".to_owned(),
+            subject_identifier: None,
+            message: Some(format!("refused by the eIM: {e}")),
+        }),
+        version,
+    )
 }
 
 /// The SM-DP+ address and matching id of a queued download trigger's

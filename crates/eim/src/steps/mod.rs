@@ -9,6 +9,7 @@
 //! the commit found a record changed.
 
 pub mod associate;
+pub mod certificates;
 pub mod enqueue;
 pub mod notify;
 pub mod poll;

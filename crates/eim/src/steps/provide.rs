@@ -13,9 +13,11 @@
 use ferrosim_asn1::esipa::{IpaMessage, ReceivedPackageResult, Sgp32Version};
 use ferrosim_asn1::rasn::types::Integer;
 use ferrosim_asn1::{encode_der, rsp, sgp32};
+use ferrosim_pki::TrustStore;
+use ferrosim_pki::crl::RevocationWarning;
 
 use super::associate::update;
-use super::{Step, profiles, verify};
+use super::{Step, certificates, profiles, verify};
 use crate::error::{EimError, ResultRefused};
 use crate::ids::Counter;
 use crate::ids::Timestamp;
@@ -43,16 +45,22 @@ pub struct ProvideReport {
     pub refused: Vec<(usize, ResultRefused)>,
     /// Parts of the message that matched no open item (logged, not stored).
     pub unmatched: Vec<&'static str>,
+    /// Reported eUICC certificates accepted although their revocation
+    /// status is unknown (policy `warn`; logged).
+    pub warnings: Vec<RevocationWarning>,
 }
 
 /// Handles a ProvideEimPackageResult of an associated device. `message`
 /// must be a provideEimPackageResult or a handleNotificationEsipa carrying
 /// one; `known` holds the stored results of the counters it names that are
-/// no longer open (to recognise a result sent again).
+/// no longer open (to recognise a result sent again). eUICC certificates
+/// reported in IpaEuiccData are verified against `trust` (with its CRLs)
+/// before they are stored: a chain that does not verify refuses the message.
 pub fn provide(
     device: &Versioned<DeviceRecord>,
     message: &IpaMessage,
     known: &[ResultRecord],
+    trust: &TrustStore,
     now: Timestamp,
 ) -> Result<Step<ProvideReport>, EimError> {
     let (provide, answered) = match &message.message {
@@ -63,6 +71,7 @@ pub fn provide(
         _ => return Err(EimError::UnexpectedMessage("not a ProvideEimPackageResult")),
     };
     let mut work = Work {
+        trust,
         record: device.record.clone(),
         read_as: message.read_as,
         now,
@@ -76,6 +85,7 @@ pub fn provide(
             acknowledged: Vec::new(),
             refused: Vec::new(),
             unmatched: Vec::new(),
+            warnings: Vec::new(),
         },
     };
     for (index, received) in message.package_results.iter().enumerate() {
@@ -97,7 +107,8 @@ pub fn provide(
     Ok(work.finish(device, answered))
 }
 
-struct Work {
+struct Work<'a> {
+    trust: &'a TrustStore,
     record: DeviceRecord,
     read_as: Sgp32Version,
     now: Timestamp,
@@ -107,7 +118,7 @@ struct Work {
     report: ProvideReport,
 }
 
-impl Work {
+impl Work<'_> {
     /// One eUICC package result.
     fn package_result(
         &mut self,
@@ -350,6 +361,16 @@ impl Work {
     /// What IpaEuiccData says about the eUICC; the SGP.32 version in
     /// EUICCInfo2 becomes the association's (it decides signature inputs).
     fn euicc_data(&mut self, d: &sgp32::IpaEuiccData) -> Result<(), EimError> {
+        let eum = d.eum_certificate.as_ref().map(encode_der).transpose()?;
+        let euicc = d.euicc_certificate.as_ref().map(encode_der).transpose()?;
+        let warnings = certificates::check_reported(
+            &self.record,
+            eum.as_deref(),
+            euicc.as_deref(),
+            self.trust,
+            self.now,
+        )?;
+        self.report.warnings.extend(warnings);
         let e = &mut self.record.euicc;
         if let Some(v) = &d.euicc_info1 {
             e.info1 = Some(encode_der(v)?);
@@ -372,11 +393,11 @@ impl Work {
         if let Some(v) = &d.root_smds_address {
             e.root_smds_address = Some(v.clone());
         }
-        if let Some(v) = &d.eum_certificate {
-            e.eum_certificate = Some(encode_der(v)?);
+        if let Some(v) = eum {
+            e.eum_certificate = Some(v);
         }
-        if let Some(v) = &d.euicc_certificate {
-            e.euicc_certificate = Some(encode_der(v)?);
+        if let Some(v) = euicc {
+            e.euicc_certificate = Some(v);
         }
         if let Some(v) = &d.ipa_capabilities {
             e.ipa_capabilities = Some(encode_der(v)?);

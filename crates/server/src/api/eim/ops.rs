@@ -73,6 +73,17 @@ pub fn eim_error(e: EimError) -> ApiError {
             ApiError::conflict("the device changed concurrently too often; try again")
         }
         EimError::Store(_) | EimError::Signing(_) => ApiError::internal(&e.to_string()),
+        // A certificate refused by revocation checking says so in its code.
+        EimError::CertificateChain(ferrosim_pki::Error::Revoked { .. }) => ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "certificate_revoked",
+            &e.to_string(),
+        ),
+        EimError::CertificateChain(ferrosim_pki::Error::RevocationUnknown { .. }) => ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "revocation_unknown",
+            &e.to_string(),
+        ),
         _ => ApiError::refused(&e.to_string()),
     }
 }
