@@ -33,13 +33,26 @@ pub struct FleetArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Add a failover rule (a JSON file, `-` for stdin).
+    Add {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum FleetCommand {
     /// The carriers of the fleet configuration.
     Carriers,
     /// The device groups.
     Groups,
-    /// The failover rules.
-    Rules,
+    /// The failover rules; `rules add FILE` adds one (the TOML's
+    /// `[[rule]]` as JSON; devices get it through a rollout of kind `rule`).
+    Rules {
+        #[command(subcommand)]
+        command: Option<RulesCommand>,
+    },
     /// Devices: list, show, add.
     #[command(subcommand)]
     Devices(DevicesCommand),
@@ -190,7 +203,10 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     let (method, path, body) = match args.command {
         FleetCommand::Carriers => ("GET", "/carriers".to_owned(), None),
         FleetCommand::Groups => ("GET", "/groups".to_owned(), None),
-        FleetCommand::Rules => ("GET", "/rules".to_owned(), None),
+        FleetCommand::Rules { command: None } => ("GET", "/rules".to_owned(), None),
+        FleetCommand::Rules {
+            command: Some(RulesCommand::Add { file }),
+        } => ("POST", "/rules".to_owned(), Some(read_json(&file)?)),
         FleetCommand::Devices(DevicesCommand::List { after, limit }) => (
             "GET",
             format!(

@@ -145,6 +145,20 @@ fn fleet_cli_over_serve() {
 
     let carriers = ok(&fleet(&["carriers"]));
     assert!(carriers.contains("carrier-b"), "{carriers}");
+    let rule = write(
+        dir.path(),
+        "rule.json",
+        r#"{"name": "strict", "registration_failures": {"count": 2, "window": "1m"}}"#,
+    );
+    let added = ok(&fleet(&["rules", "add", &rule]));
+    assert!(added.contains("\"strict\""), "{added}");
+    let e = refused(&fleet(&["rules", "add", &rule]));
+    assert!(e.contains("409") && e.contains("exists"), "{e}");
+    let rules = ok(&fleet(&["rules"]));
+    assert!(
+        rules.contains("strict") && rules.contains("default"),
+        "{rules}"
+    );
     let device = write(
         dir.path(),
         "device.json",

@@ -108,4 +108,10 @@ pub enum FleetError {
     /// A state snapshot could not be restored.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A failover rule of that name exists already.
+    #[error("rule {0:?} exists already")]
+    DuplicateRule(String),
+    /// A new failover rule is not valid.
+    #[error("{0}")]
+    InvalidRule(String),
 }

@@ -74,6 +74,7 @@ struct Lab {
     a: Sandbox,
     b: Sandbox,
     eim: Eim<SqlStore>,
+    store: SqlStore,
     eid: String,
     server: RunningServer,
     base: String,
@@ -263,6 +264,7 @@ impl Lab {
             a,
             b,
             eim,
+            store: store.clone(),
             eid: eid.to_string(),
             server,
             base: format!("https://{address}"),
@@ -525,6 +527,7 @@ async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
     let lab = Lab::start().await;
     let eid = lab.eid.clone();
     let posts = [
+        "/api/v1/fleet/rules",
         "/api/v1/fleet/devices",
         "/api/v1/fleet/rollouts",
         "/api/v1/fleet/rollouts/1/approve",
@@ -608,6 +611,18 @@ async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
             422,
         ),
         (
+            "/api/v1/fleet/rules",
+            json!({"name": "strict", "registration_failures": {"count": 2, "window": "1m"},
+            "colour": "red"}),
+            400,
+        ),
+        (
+            "/api/v1/fleet/rules",
+            json!({"name": "strict", "max_switches_per_hour": 0}),
+            422,
+        ),
+        ("/api/v1/fleet/rules", json!({"name": "default"}), 409),
+        (
             "/api/v1/fleet/outages",
             json!({"carrier": "carrier-a", "declared": true, "why": 1}),
             400,
@@ -673,4 +688,63 @@ async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
     let (s, v) = lab.get("/api/v1/fleet/devices").await;
     assert_eq!((s, v["devices"].as_array().unwrap().len()), (200, 0), "{v}");
     assert!(lab.queue().await.is_empty());
+    let (s, v) = lab.get("/api/v1/fleet/rules").await;
+    assert_eq!((s, v.as_array().unwrap().len()), (200, 1), "{v}");
+}
+
+/// A failover rule added over REST is checked like the TOML's, kept in
+/// the fleet's stored configuration, and devices move to it through a rule
+/// rollout.
+#[tokio::test]
+async fn a_rule_added_over_rest_is_rolled_out_to_devices() {
+    let lab = Lab::start().await;
+    let rule = json!({"name": "strict", "registration_failures": {"count": 2, "window": "1m"},
+        "return_dwell": "20m", "max_switches_per_hour": 2});
+    let (s, v) = lab.post("/api/v1/fleet/rules", &rule).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["name"], "strict");
+    assert_eq!(v["max_switches_per_hour"], 2);
+    let (s, v) = lab.post("/api/v1/fleet/rules", &rule).await;
+    assert_eq!(s, 409, "{v}");
+    let (_, rules) = lab.get("/api/v1/fleet/rules").await;
+    let names: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "strict"]);
+    // Kept in the stored fleet: a driver opened on the same database has
+    // it.
+    let stored = ferrosim_fleet::store::load(
+        &lab.store.fleet(),
+        ferrosim_telemetry::Dictionary::new(),
+        ferrosim_ids::Timestamp::now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(stored.catalog().rule_id("strict").is_some());
+    // A device moves to it through a rule rollout.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/devices",
+            &json!({"eid": lab.eid, "group": "meters", "vendor": "acme", "model": "m1",
+                "firmware": "1.0.0", "capabilities": {"sgp32_version": [1, 2, 0]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["rule"], "default", "{v:#}");
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rollouts",
+            &json!({"name": "strict rule", "change": {"kind": "rule", "rule": "strict"},
+                "waves": [100], "soak": "1m"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["wave_sizes"], json!([1]), "{v:#}");
+    let (s, v) = lab.get(&format!("/api/v1/fleet/devices/{}", lab.eid)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["rule"], "strict", "{v:#}");
 }

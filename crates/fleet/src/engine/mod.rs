@@ -189,6 +189,28 @@ impl Fleet {
         &self.catalog
     }
 
+    /// Adds a failover rule to the catalog (an operator's REST call),
+    /// checked like the TOML's. It is appended, so every id in the fleet's
+    /// state keeps its meaning, and it becomes part of the configuration
+    /// the fleet's state is stored with. No device uses it until a rollout
+    /// of kind `rule` moves devices to it (staged and gated like any
+    /// change).
+    pub fn add_rule(&mut self, rule: crate::config::RuleConfig) -> Result<RuleId, FleetError> {
+        if self.catalog.rule_id(&rule.name).is_some() {
+            return Err(FleetError::DuplicateRule(rule.name));
+        }
+        let name = rule.name.clone();
+        let mut config = self.catalog.config().clone();
+        config.rules.push(rule);
+        let catalog = Catalog::from_config(config, self.catalog.dictionary().clone())
+            .map_err(|e| FleetError::InvalidRule(e.to_string()))?;
+        let id = catalog
+            .rule_id(&name)
+            .ok_or_else(|| FleetError::InvalidRule(format!("rule {name:?} not in the catalog")))?;
+        self.catalog = Arc::new(catalog);
+        Ok(id)
+    }
+
     /// The vendor/model/firmware name table.
     pub fn names(&self) -> &Names {
         &self.names

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrosim_eim::EimStore;
+use ferrosim_fleet::config::RuleConfig;
 use ferrosim_fleet::store::FleetStore;
 use ferrosim_fleet::{DeviceSpec, RolloutSpec};
 use utoipa::OpenApi;
@@ -52,7 +53,10 @@ pub fn routes<F: FleetStore, E: EimStore, T: TokenStore + Clone>(
     Router::new()
         .route("/api/v1/fleet/carriers", get(carriers::<F, E, T>))
         .route("/api/v1/fleet/groups", get(groups::<F, E, T>))
-        .route("/api/v1/fleet/rules", get(rules::<F, E, T>))
+        .route(
+            "/api/v1/fleet/rules",
+            get(rules::<F, E, T>).post(add_rule::<F, E, T>),
+        )
         .route(
             "/api/v1/fleet/devices",
             get(list_devices::<F, E, T>).post(add_device::<F, E, T>),
@@ -170,6 +174,27 @@ async fn rules<F: FleetStore, E: EimStore, T: TokenStore>(
     headers: HeaderMap,
 ) -> Response {
     catalog_part(&api, &headers, "rule").await
+}
+
+/// Adds a failover rule (the TOML's `[[rule]]` as JSON: `name`, `when`
+/// triggers, `method`, `return_dwell`, `min_on_fallback`,
+/// `max_switches_per_hour`, `max_fraction_per_minute`, `jitter`,
+/// `restage_after_switch`), checked like the configuration's. Devices get
+/// it through a rollout of kind `rule` (staged and gated).
+#[utoipa::path(post, path = "/api/v1/fleet/rules", tag = "fleet",
+    request_body(content = Object, description = "a failover rule (see docs/FLEET.md)"),
+    responses((status = 201, body = Object), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "a rule of that name exists", body = ErrorBody),
+        (status = 422, description = "not a valid rule", body = ErrorBody)))]
+async fn add_rule<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    headers: HeaderMap,
+    b: Result<ApiJson<RuleConfig>, ApiError>,
+) -> Response {
+    authorize!(api, headers, Scope::Operator);
+    let rule = body!(b);
+    answer(StatusCode::CREATED, ops::add_rule(&api.driver, rule).await)
 }
 
 /// Devices by EID, paged.
@@ -398,7 +423,7 @@ async fn carrier_events<F: FleetStore, E: EimStore, T: TokenStore>(
 /// The fleet API's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(carriers, groups, rules, list_devices, add_device, device, agent_commands,
+    paths(carriers, groups, rules, add_rule, list_devices, add_device, device, agent_commands,
         agent_result, rollouts, create_rollout, rollout, rollout_command, decisions, outage,
         reports, carrier_events),
     components(schemas(DeviceView, DeviceList, ProfileView, RolloutView, DecisionList,

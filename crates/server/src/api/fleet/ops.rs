@@ -32,6 +32,7 @@ pub fn driver_error(e: DriverError) -> ApiError {
             ApiError::not_found(&format!("unknown rollout {r}"))
         }
         DriverError::Refused(e @ FleetError::DuplicateDevice(_))
+        | DriverError::Refused(e @ FleetError::DuplicateRule(_))
         | DriverError::Refused(e @ FleetError::RolloutState { .. }) => {
             ApiError::conflict(&e.to_string())
         }
@@ -39,6 +40,30 @@ pub fn driver_error(e: DriverError) -> ApiError {
         DriverError::Busy => ApiError::conflict(&DriverError::Busy.to_string()),
         DriverError::Store(e) => ApiError::internal(&e),
     }
+}
+
+/// Adds a failover rule; answers it as stored.
+pub async fn add_rule<F: FleetStore, E: EimStore>(
+    driver: &FleetDriver<F, E>,
+    rule: ferrosim_fleet::config::RuleConfig,
+) -> Result<serde_json::Value, ApiError> {
+    let name = rule.name.clone();
+    driver
+        .transact(|tx| tx.fleet.add_rule(rule.clone()).map(|_| ()))
+        .await
+        .map_err(driver_error)?;
+    driver
+        .read(|fleet, _| {
+            fleet
+                .catalog()
+                .config()
+                .rules
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| serde_json::to_value(r).ok())
+        })
+        .await
+        .ok_or_else(|| ApiError::internal("the added rule is not in the catalog"))
 }
 
 /// Parses an EID from a path or field.
@@ -71,6 +96,10 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
             _ => "fallback",
         }
         .to_owned(),
+        rule: {
+            let rule = d.desired.rule.unwrap_or(cat.group(d.group).rule);
+            cat.rules[rule.index()].name.clone()
+        },
         desired_primary: label(d.desired.primary),
         desired_fallback: d.desired.fallback.map(label),
         desired_spare: d.desired.spare.map(label),

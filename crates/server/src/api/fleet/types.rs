@@ -79,6 +79,10 @@ pub struct DeviceView {
     pub switches_last_hour: u8,
     /// The rollout that touched it, if any.
     pub rollout: Option<u32>,
+    /// The failover rule in force (its group's, or one a rule rollout
+    /// gave it).
+    #[serde(default)]
+    pub rule: String,
 }
 
 /// A page of devices.
