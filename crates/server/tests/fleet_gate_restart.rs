@@ -11,7 +11,8 @@
 //! gate passes on exactly the pre-restart samples and the second wave
 //! starts. A second rollout, whose canary reported a dead data path before
 //! the restart, fails its gate on the data path after the restart and is
-//! rolled back.
+//! rolled back. Two instances on one database: the reports go through one,
+//! the other answers the gate from the stored events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -373,5 +374,56 @@ async fn events_wait_in_memory_while_the_telemetry_store_is_down() {
         .count();
     assert_eq!(reports, 6, "the 4 reports of the soak and the 2 after it");
     drop(driver);
+    store.close().await;
+}
+
+/// Two instances on one database: the rollout runs on one, the canary
+/// reports through the other (which learns of the devices from the store),
+/// and the first judges the gate on those reports, read from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instance_judges_a_gate_on_the_reports_the_first_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("fleet.db").display());
+    let store = SqlStore::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let clock = ManualClock::new(Timestamp::now());
+    let one = open(&store, &clock).await;
+    let two = open(&store, &clock).await;
+    add_devices(&one).await;
+    let id = start_rollout(&one, "iot-new", 1).await;
+    clock.advance(Duration::from_secs(1));
+    poll(&one).await;
+    agents(&one).await;
+    let canary = rollout(&one, id).await.members[0][0];
+    for _ in 0..2 {
+        clock.advance(Duration::from_secs(60));
+        report(&two, canary, true).await;
+    }
+    clock.advance(Duration::from_secs(10 * 60));
+    poll(&one).await;
+    let r = rollout(&one, id).await;
+    assert_eq!(r.gates.len(), 1, "{r:#?}");
+    let gate = &r.gates[0];
+    assert_eq!(gate.verdict, Verdict::Pass, "{gate:#?}");
+    assert_eq!((gate.registrations, gate.data_path_checks), (2, 2));
+    // Stored once, with the measurements.
+    let decisions = ferrosim_fleet::store::FleetStore::decisions(
+        &store.fleet(),
+        &ferrosim_fleet::store::DecisionQuery {
+            device: None,
+            rollout: Some(id),
+            after_seq: 0,
+            limit: 1000,
+        },
+    )
+    .await
+    .unwrap();
+    let passes: Vec<_> = decisions
+        .iter()
+        .filter(|d| matches!(d.what, ferrosim_fleet::What::GatePass { .. }))
+        .collect();
+    assert_eq!(passes.len(), 1, "{decisions:#?}");
+    drop((one, two));
     store.close().await;
 }

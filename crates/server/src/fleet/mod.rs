@@ -380,6 +380,23 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         Err(DriverError::Busy)
     }
 
+    /// Catches up with what other instances stored: reloads the fleet when
+    /// the stored engine record moved since this instance read or wrote it
+    /// (one small read otherwise). For inputs naming what this instance
+    /// may not know yet (a device another instance registered).
+    pub async fn refresh(&self) -> Result<(), DriverError> {
+        let mut guard = self.inner.state.lock().await;
+        let st = &mut *guard;
+        if persist::moved(&self.inner.store, &st.written)
+            .await
+            .map_err(DriverError::Store)?
+        {
+            let now = self.inner.clock.now();
+            self.reload(st, now).await?;
+        }
+        Ok(())
+    }
+
     /// Replaces the in-memory fleet with the stored one. What a restore
     /// issues again is dropped: those actions are out with whichever
     /// instance issued them (and are issued again at their time-out).

@@ -26,6 +26,13 @@ pub(crate) struct Written {
     in_flight: HashSet<ActionId>,
 }
 
+/// Whether the stored engine record is no longer the one this instance
+/// read or wrote (another instance committed since).
+pub(crate) async fn moved(store: &impl FleetStore, written: &Written) -> Result<bool, String> {
+    let stored = store.engine().await.map_err(|e| e.to_string())?;
+    Ok(stored.map(|v| v.version) != written.engine.as_ref().map(|(_, v)| *v))
+}
+
 /// Loads the fleet and the versions it was read at; `None` if nothing was
 /// ever stored. The records are read one query after another: every commit
 /// rewrites the engine record, so a read is consistent when the engine's

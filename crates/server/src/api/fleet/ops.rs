@@ -348,6 +348,8 @@ pub async fn ingest<F: FleetStore, E: EimStore>(
             .validate()
             .map_err(|e| ApiError::bad_request(&format!("reports[{i}]: {e}")))?;
     }
+    // Devices another instance registered are known after this.
+    driver.refresh().await.map_err(driver_error)?;
     let unknown = driver
         .read(|fleet, _| {
             reports
@@ -393,6 +395,7 @@ pub async fn carrier_events<F: FleetStore, E: EimStore>(
             events.len()
         )));
     }
+    driver.refresh().await.map_err(driver_error)?;
     let known = driver
         .read(|fleet, _| fleet.catalog().carrier_id(carrier).is_some())
         .await;
