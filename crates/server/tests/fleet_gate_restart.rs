@@ -394,8 +394,56 @@ async fn another_instance_judges_a_gate_on_the_reports_the_first_took() {
     let id = start_rollout(&one, "iot-new", 1).await;
     clock.advance(Duration::from_secs(1));
     poll(&one).await;
-    agents(&one).await;
     let canary = rollout(&one, id).await.members[0][0];
+    // The canary's agent asks the second instance for the new APN the
+    // first one issued, and answers there.
+    use ferrosim_server::api::fleet::ops;
+    let waiting = ops::agent_commands(&two, &canary.to_string())
+        .await
+        .unwrap();
+    assert_eq!(waiting.commands.len(), 1, "{waiting:?}");
+    let command = &waiting.commands[0];
+    assert_eq!(command.command, "agent.apnConfig");
+    assert_eq!(
+        command.apn.as_ref().unwrap()["apn"],
+        "iot2.carrier-a.example"
+    );
+    let result: ferrosim_server::api::fleet::AgentResult =
+        serde_json::from_value(serde_json::json!({"action": command.action, "ok": true})).unwrap();
+    ops::agent_result(&two, &canary.to_string(), &result)
+        .await
+        .unwrap();
+    // Answered once: not listed again, a second answer refused.
+    assert!(
+        ops::agent_commands(&two, &canary.to_string())
+            .await
+            .unwrap()
+            .commands
+            .is_empty()
+    );
+    assert!(
+        ops::agent_result(&two, &canary.to_string(), &result)
+            .await
+            .is_err()
+    );
+    // The second instance's background task feeds the result to the
+    // fleet; the first sees it once it catches up.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = two.spawn(stopped);
+    let mut taken = false;
+    for _ in 0..200 {
+        one.refresh().await.unwrap();
+        taken = one
+            .read(|fleet, _| fleet.in_flight().all(|a| a.device != canary))
+            .await;
+        if taken {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(taken, "the agent's result never reached the fleet");
+    stop.send(true).unwrap();
+    task.await.unwrap();
     for _ in 0..2 {
         clock.advance(Duration::from_secs(60));
         report(&two, canary, true).await;

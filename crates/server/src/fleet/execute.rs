@@ -29,6 +29,16 @@ use tracing::{debug, warn};
 use super::{FleetDriver, State};
 use crate::es2_client::Es2ClientError;
 
+/// Whether the device agent carries `command` out.
+fn is_agent_command(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::AgentApnConfig { .. }
+            | Command::AgentExecuteFallback { .. }
+            | Command::AgentReturnFromFallback { .. }
+    )
+}
+
 fn failed(action: &Action, failure: Failure, retryable: bool) -> ActionResult {
     ActionResult {
         id: action.id,
@@ -121,20 +131,57 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         }
     }
 
-    /// Removes a command waiting for a device's agent (its result came).
+    /// Takes the result of a command for a device's agent: one this
+    /// instance keeps for the agent, or one another instance issued (an
+    /// agent may reach any instance); `None` when no such command is in
+    /// flight, or its result came already.
     pub async fn take_agent_command(
         &self,
         eid: &ferrosim_ids::Eid,
         id: ActionId,
     ) -> Option<ActionId> {
-        let mut st = self.inner.state.lock().await;
-        let list = st.agent.get_mut(eid)?;
-        let at = list.iter().position(|a| a.id == id)?;
-        list.remove(at);
-        if list.is_empty() {
+        let mut guard = self.inner.state.lock().await;
+        let st = &mut *guard;
+        if st.agent_done.contains(&id) {
+            return None;
+        }
+        let kept = st.agent.get_mut(eid).and_then(|list| {
+            list.iter()
+                .position(|a| a.id == id)
+                .map(|at| list.remove(at))
+        });
+        if st.agent.get(eid).is_some_and(Vec::is_empty) {
             st.agent.remove(eid);
         }
+        let in_flight = kept.is_some()
+            || st
+                .fleet
+                .in_flight()
+                .any(|a| a.id == id && a.device == *eid && is_agent_command(&a.command));
+        if !in_flight {
+            return None;
+        }
+        st.agent_done.insert(id);
         Some(id)
+    }
+
+    /// The commands in flight for a device's agent (whichever instance
+    /// issued them), less those whose result came; `None` for an unknown
+    /// device.
+    pub async fn agent_commands(&self, eid: &ferrosim_ids::Eid) -> Option<Vec<Action>> {
+        let st = self.inner.state.lock().await;
+        st.fleet.device(eid)?;
+        Some(
+            st.fleet
+                .in_flight()
+                .filter(|a| {
+                    a.device == *eid
+                        && is_agent_command(&a.command)
+                        && !st.agent_done.contains(&a.id)
+                })
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Hands a result to the background task (which feeds it to the fleet).

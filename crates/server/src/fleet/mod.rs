@@ -128,6 +128,9 @@ pub(crate) struct State {
     es2_running: HashSet<ActionId>,
     /// Commands waiting for each device agent.
     pub(crate) agent: BTreeMap<Eid, Vec<Action>>,
+    /// Agent commands whose result came through this instance, until the
+    /// fleet took it (they are still in flight until then).
+    agent_done: HashSet<ActionId>,
     /// Results waiting to be fed to the fleet by the background task.
     answered: Vec<ActionResult>,
     /// Committed events: the recent ones without an event store, the ones
@@ -269,6 +272,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             recovered,
             es2_running: HashSet::new(),
             agent: BTreeMap::new(),
+            agent_done: HashSet::new(),
             answered: Vec::new(),
             events: VecDeque::new(),
             purged: None,
@@ -425,6 +429,14 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         }
         st.fleet = fleet;
         st.written = written;
+        // Agent commands no longer in flight (answered through another
+        // instance) are dropped.
+        let in_flight: HashSet<ActionId> = st.fleet.in_flight().map(|a| a.id).collect();
+        st.agent.retain(|_, list| {
+            list.retain(|a| in_flight.contains(&a.id));
+            !list.is_empty()
+        });
+        st.agent_done.retain(|id| in_flight.contains(id));
         Ok(())
     }
 
@@ -622,6 +634,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                         let mut st = driver.inner.state.lock().await;
                         for r in &results {
                             st.eim_items.remove(&r.id);
+                            st.agent_done.remove(&r.id);
                         }
                     }
                     Err(e) => {

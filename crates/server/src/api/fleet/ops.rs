@@ -494,38 +494,34 @@ pub async fn agent_commands<F: FleetStore, E: EimStore>(
     eid: &str,
 ) -> Result<AgentCommands, ApiError> {
     let eid = parse_eid(eid)?;
+    // Commands another instance issued are known after this.
+    driver.refresh().await.map_err(driver_error)?;
+    let list = driver
+        .agent_commands(&eid)
+        .await
+        .ok_or_else(|| ApiError::not_found(&format!("unknown device {eid}")))?;
     driver
-        .read(|fleet, agent| {
-            fleet
-                .device(&eid)
-                .ok_or_else(|| ApiError::not_found(&format!("unknown device {eid}")))?;
-            let commands = agent
-                .get(&eid)
-                .map(|list| {
-                    list.iter()
-                        .filter_map(|a| {
-                            let (iccid, apn) = match &a.command {
-                                Command::AgentApnConfig { iccid, apn } => (
-                                    iccid,
-                                    serde_json::to_value(
-                                        &fleet.catalog().apns[apn.index()].settings,
-                                    )
-                                    .ok(),
-                                ),
-                                Command::AgentExecuteFallback { iccid }
-                                | Command::AgentReturnFromFallback { iccid } => (iccid, None),
-                                _ => return None,
-                            };
-                            Some(AgentCommand {
-                                action: a.id.to_string(),
-                                command: a.command.name().to_owned(),
-                                iccid: iccid.to_string(),
-                                apn,
-                            })
-                        })
-                        .collect()
+        .read(|fleet, _| {
+            let commands = list
+                .iter()
+                .filter_map(|a| {
+                    let (iccid, apn) = match &a.command {
+                        Command::AgentApnConfig { iccid, apn } => (
+                            iccid,
+                            serde_json::to_value(&fleet.catalog().apns[apn.index()].settings).ok(),
+                        ),
+                        Command::AgentExecuteFallback { iccid }
+                        | Command::AgentReturnFromFallback { iccid } => (iccid, None),
+                        _ => return None,
+                    };
+                    Some(AgentCommand {
+                        action: a.id.to_string(),
+                        command: a.command.name().to_owned(),
+                        iccid: iccid.to_string(),
+                        apn,
+                    })
                 })
-                .unwrap_or_default();
+                .collect();
             Ok(AgentCommands { commands })
         })
         .await
@@ -568,6 +564,7 @@ pub async fn agent_result<F: FleetStore, E: EimStore>(
             retryable,
         }
     };
+    driver.refresh().await.map_err(driver_error)?;
     let waiting = driver
         .take_agent_command(&eid, id)
         .await
