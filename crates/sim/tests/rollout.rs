@@ -4,7 +4,7 @@
 //! the bad APN the staged rollout halts at its canary (its gate failing on
 //! the data-path checks the run measured) and the big bang reaches every
 //! device of its group before its gate; with the APN served (the same
-//! scenario, the typo added to the carrier's APNs) both complete and no
+//! scenario, the typos added to the carriers' APNs) both complete and no
 //! device loses data, so what stops the staged rollout is the APN, not
 //! the staging.
 
@@ -18,9 +18,11 @@ const DEVICES: u32 = 1200;
 fn run(serve_the_new_apn: bool) -> ComparisonReport {
     let mut scenario = Scenario::builtin("rollout").unwrap();
     if serve_the_new_apn {
-        scenario.carriers[0]
-            .apns
-            .push("iot.carrier-a.exmaple".into());
+        for c in &mut scenario.carriers {
+            if let Some(good) = c.apns.first().cloned() {
+                c.apns.push(good.replace("example", "exmaple"));
+            }
+        }
     }
     let options = RunOptions {
         devices: Some(DEVICES),
