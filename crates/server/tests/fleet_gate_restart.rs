@@ -472,6 +472,20 @@ async fn another_instance_judges_a_gate_on_the_reports_the_first_took() {
         .filter(|d| matches!(d.what, ferrosim_fleet::What::GatePass { .. }))
         .collect();
     assert_eq!(passes.len(), 1, "{decisions:#?}");
+    // A rule added on the first instance and rolled out there shows in the
+    // second's view of the device.
+    let rule: ferrosim_fleet::config::RuleConfig =
+        serde_json::from_value(serde_json::json!({"name": "strict"})).unwrap();
+    ops::add_rule(&one, rule).await.unwrap();
+    let spec: RolloutSpec = serde_json::from_value(serde_json::json!({
+        "name": "strict", "change": {"kind": "rule", "rule": "strict"}, "waves": [100]
+    }))
+    .unwrap();
+    one.transact(|tx| tx.fleet.create_rollout(spec.clone(), tx.now))
+        .await
+        .unwrap();
+    let view = ops::device(&two, &canary.to_string()).await.unwrap();
+    assert_eq!(view.rule, "strict");
     drop((one, two));
     store.close().await;
 }

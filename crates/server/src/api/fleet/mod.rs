@@ -138,6 +138,10 @@ async fn catalog_part<F: FleetStore, E: EimStore, T: TokenStore>(
     part: &str,
 ) -> Response {
     authorize!(api, *headers, Scope::ReadOnly);
+    // Rules another instance added are known after this.
+    if let Err(e) = api.driver.refresh().await {
+        return ops::driver_error(e).into_response();
+    }
     let r = api
         .driver
         .read(|f, _| config_part(f.catalog().config(), part))

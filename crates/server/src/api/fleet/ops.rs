@@ -98,7 +98,11 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
         .to_owned(),
         rule: {
             let rule = d.desired.rule.unwrap_or(cat.group(d.group).rule);
-            cat.rules[rule.index()].name.clone()
+            // A rule another instance added is known once this one
+            // caught up (the views do first).
+            cat.rules
+                .get(rule.index())
+                .map_or_else(|| "?".to_owned(), |r| r.name.clone())
         },
         desired_primary: label(d.desired.primary),
         desired_fallback: d.desired.fallback.map(label),
@@ -159,6 +163,7 @@ pub async fn list_devices<F: FleetStore, E: EimStore>(
 ) -> Result<DeviceList, ApiError> {
     let after = q.after.as_deref().map(parse_eid).transpose()?;
     let n = limit(q.limit)?;
+    driver.refresh().await.map_err(driver_error)?;
     let page = driver
         .store()
         .devices(after, n)
@@ -182,6 +187,7 @@ pub async fn device<F: FleetStore, E: EimStore>(
     eid: &str,
 ) -> Result<DeviceView, ApiError> {
     let eid = parse_eid(eid)?;
+    driver.refresh().await.map_err(driver_error)?;
     let d = driver
         .store()
         .device(&eid)
