@@ -9,6 +9,9 @@
 //! max_failures = 100        # refused ES9+ calls, 401/403 ...
 //! failure_window_secs = 600 # ... within this window lock the client out
 //! lockout_secs = 900
+//! eid_rate_per_sec = 20.0   # per device (EID): ESipa polls, ES9+ authenticateClient
+//! eid_burst = 200
+//! eid_max_failures = 20     # refusals after the eUICC proved its EID
 //! ```
 
 use std::time::Duration;
@@ -34,6 +37,14 @@ pub struct AccessConfig {
     pub failure_window_secs: u64,
     /// How long a client stays locked out.
     pub lockout_secs: u64,
+    /// Requests per second one device (by EID) may sustain.
+    pub eid_rate_per_sec: f64,
+    /// Requests one device may make at once after being idle.
+    pub eid_burst: u32,
+    /// Refusals of one device after its eUICC proved its EID (matching ids
+    /// refused, order rules broken) within `failure_window_secs` that lock
+    /// it out.
+    pub eid_max_failures: u32,
 }
 
 impl Default for AccessConfig {
@@ -46,6 +57,9 @@ impl Default for AccessConfig {
             max_failures: p.max_failures,
             failure_window_secs: p.failure_window.as_secs(),
             lockout_secs: p.lockout.as_secs(),
+            eid_rate_per_sec: p.eid_rate_per_sec,
+            eid_burst: p.eid_burst,
+            eid_max_failures: p.eid_max_failures,
         }
     }
 }
@@ -62,6 +76,12 @@ impl AccessConfig {
         if self.burst == 0 || self.max_failures == 0 {
             bail!("[access] burst and max_failures must be at least 1");
         }
+        if !(self.eid_rate_per_sec.is_finite() && self.eid_rate_per_sec > 0.0) {
+            bail!("[access] eid_rate_per_sec must be a positive number");
+        }
+        if self.eid_burst == 0 || self.eid_max_failures == 0 {
+            bail!("[access] eid_burst and eid_max_failures must be at least 1");
+        }
         if self.failure_window_secs == 0 || self.lockout_secs == 0 {
             bail!("[access] failure_window_secs and lockout_secs must be at least 1");
         }
@@ -72,6 +92,9 @@ impl AccessConfig {
                 max_failures: self.max_failures,
                 failure_window: Duration::from_secs(self.failure_window_secs),
                 lockout: Duration::from_secs(self.lockout_secs),
+                eid_rate_per_sec: self.eid_rate_per_sec,
+                eid_burst: self.eid_burst,
+                eid_max_failures: self.eid_max_failures,
             },
         )))
     }

@@ -17,6 +17,9 @@ fn bad_access_and_audit_settings_stop_the_start() {
         ("[access]\nlockout_secs = 0\n", "lockout_secs"),
         ("[access]\nmax_failures = \"many\"\n", "max_failures"),
         ("[access]\nper_eid = true\n", "unknown field"),
+        ("[access]\neid_rate_per_sec = 0.0\n", "eid_rate_per_sec"),
+        ("[access]\neid_burst = 0\n", "eid_burst"),
+        ("[access]\neid_max_failures = -3\n", "eid_max_failures"),
         (
             &format!(
                 "[audit]\ncheckpoint_key = {:?}\n",

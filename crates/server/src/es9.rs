@@ -1,15 +1,19 @@
 //! `POST /gsma/rsp2/es9plus/{function}`: the ES9+ JSON binding.
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode as HttpStatus;
 use axum::response::{IntoResponse, Response};
+use ferrosim_asn1::json::es9::AuthenticateClientRequest;
+use ferrosim_asn1::tlv::Tlv;
 use ferrosim_audit::AuditRecord;
 use ferrosim_smdp::store::Store;
 use ferrosim_smdp::time::Timestamp;
 use ferrosim_smdp::{Es9Error, Smdp};
 use tracing::{Instrument, error, info, info_span};
 
+use crate::access::Access;
 use crate::http::{failed, no_content, ok_json, ok_json_with_tid, parse_json};
 
 /// Dispatches one ES9+ call. Every failure, including garbage input, is a
@@ -20,6 +24,7 @@ pub(crate) async fn handle<S: Store + Clone>(
     State(smdp): State<Smdp<S>>,
     Path(function): Path<String>,
     ctx: crate::audit::AuditContext,
+    access: Option<Extension<Access>>,
     body: Bytes,
 ) -> Response {
     let span = info_span!("es9", function = %function);
@@ -36,11 +41,26 @@ pub(crate) async fn handle<S: Store + Clone>(
                     .map(|r| ok_json_with_tid(&r, &r.transaction_id)),
                 Err(resp) => return *resp,
             },
-            "authenticateClient" => match parse_json(&body) {
-                Ok(req) => smdp
-                    .authenticate_client(&req, now)
-                    .await
-                    .map(|r| ok_json(&r)),
+            "authenticateClient" => match parse_json::<AuthenticateClientRequest>(&body) {
+                Ok(req) => {
+                    // The device's own limits, by the EID its certificate
+                    // names, before any signature check.
+                    let device = access.as_ref().and_then(|Extension(a)| {
+                        certificate_eid(&req.authenticate_server_response.0).map(|e| (a, e))
+                    });
+                    if let Some((access, eid)) = &device
+                        && let Some(refused) = access.admit_eid("es9", eid)
+                    {
+                        return refused;
+                    }
+                    let result = smdp.authenticate_client(&req, now).await;
+                    if let (Err(e), Some((access, eid))) = (&result, &device)
+                        && after_euicc_proved_its_eid(e)
+                    {
+                        access.eid_failed("es9", eid);
+                    }
+                    result.map(|r| ok_json(&r))
+                }
                 Err(resp) => return *resp,
             },
             "getBoundProfilePackage" => match parse_json(&body) {
@@ -74,6 +94,32 @@ pub(crate) async fn handle<S: Store + Clone>(
         ctx.auditor.record(record).await;
     }
     response
+}
+
+/// The EID (32 digits) of the eUICC certificate in an
+/// AuthenticateServerResponse (`BF38 { A0 { euiccSigned1,
+/// euiccSignature1, euiccCertificate, eumCertificate } }`), not verified:
+/// the key of the device's rate limit. `None` when it cannot be read (the
+/// SM-DP+ refuses such a call anyway).
+fn certificate_eid(authenticate_server_response: &[u8]) -> Option<String> {
+    let outer = Tlv::parse_exact(authenticate_server_response).ok()?;
+    let ok = outer.children().next()?.ok()?;
+    if ok.tag != 0xA0 {
+        return None;
+    }
+    let certificate = ok.children().nth(2)?.ok()?;
+    let eid = ferrosim_pki::RspCertificate::from_der(certificate.raw)
+        .ok()?
+        .eid()
+        .ok()?;
+    Some(eid.to_string())
+}
+
+/// Whether an authenticateClient refusal came after the eUICC's signature
+/// (and so its EID) verified: a matching id refused, an order rule broken.
+/// Only those count towards the device's lockout.
+fn after_euicc_proved_its_eid(e: &Es9Error) -> bool {
+    matches!(e, Es9Error::MatchingIdRefused | Es9Error::Order(_))
 }
 
 /// The ES9+ functions after which an order may have changed state

@@ -24,12 +24,12 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode as HttpStatus, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_asn1::json::esipa::{Function, JsonError, answer_from_message, request_to_der};
 use ferrosim_audit::AuditRecord;
@@ -39,6 +39,9 @@ use ferrosim_smdp::status::StatusCode;
 use futures::FutureExt;
 use tracing::{Instrument, debug, error, info, info_span};
 
+use ferrosim_asn1::tlv::Tlv;
+
+use crate::access::Access;
 use crate::http::{failed, json_response};
 
 /// The media type of the ASN.1 binding.
@@ -116,12 +119,16 @@ async fn reply<S: EimStore, R: Es9Relay>(
 async fn asn1<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
     audit: crate::audit::AuditContext,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let span = info_span!("esipa", binding = "asn1");
     async move {
         note_headers(&headers);
+        if let Some(refused) = admit_device(access.as_ref(), &body) {
+            return refused;
+        }
         let reply = reply(&service, &body, "asn1", audit).await;
         let answer = match reply.into_asn1() {
             Ok(a) => a,
@@ -151,6 +158,7 @@ async fn json<S: EimStore, R: Es9Relay>(
     State(service): State<Arc<EsipaService<S, R>>>,
     Path(function): Path<String>,
     audit: crate::audit::AuditContext,
+    access: Option<Extension<Access>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -178,6 +186,9 @@ async fn json<S: EimStore, R: Es9Relay>(
                 return failed(code, Some(e.to_string()));
             }
         };
+        if let Some(refused) = admit_device(access.as_ref(), &der) {
+            return refused;
+        }
         match reply(&service, &der, "json", audit).await {
             EsipaReply::Message { message, version } => {
                 match answer_from_message(&message, version) {
@@ -194,6 +205,20 @@ async fn json<S: EimStore, R: Es9Relay>(
     }
     .instrument(span)
     .await
+}
+
+/// The device's own rate limit (see [`crate::access`]): a GetEimPackage or
+/// ProvideEimPackageResult is counted against the EID it carries (`5A`),
+/// before the eIM reads its store. `Some` is the `429` to answer.
+fn admit_device(access: Option<&Extension<Access>>, der: &[u8]) -> Option<Response> {
+    let Extension(access) = access?;
+    let message = Tlv::parse_exact(der).ok()?;
+    if !matches!(message.tag, 0xBF4F | 0xBF50) {
+        return None;
+    }
+    let eid = message.find(0x5A).ok()??;
+    let eid = ferrosim_eim::Eid::from_bcd(eid.value).ok()?;
+    access.admit_eid("esipa", &eid.digits())
 }
 
 /// Logs (at debug) headers that differ from the specification's; nothing

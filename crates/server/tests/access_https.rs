@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrosim_audit::AuditLog;
@@ -47,6 +48,7 @@ async fn a_brute_force_is_locked_out_early_and_others_are_served() {
             max_failures: MAX_FAILURES,
             failure_window: Duration::from_secs(600),
             lockout: Duration::from_secs(600),
+            ..AccessPolicy::default()
         }),
         ..TestSmdpOptions::default()
     })
@@ -163,4 +165,172 @@ async fn a_brute_force_is_locked_out_early_and_others_are_served() {
         baseline.as_secs_f64() * 1000.0,
         during.as_secs_f64() * 1000.0,
     );
+}
+
+/// A genuine eUICC guessing matching ids: each guess is refused after its
+/// signature verified, so it counts against its EID; after
+/// `eid_max_failures` guesses the device is locked out (429 before the
+/// SM-DP+ runs anything), while its address — far from its own limit — and
+/// another device behind it are served as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_guessing_matching_ids_is_locked_out_by_its_eid() {
+    const EID_MAX_FAILURES: u32 = 5;
+    let smdp = TestSmdp::start(TestSmdpOptions {
+        euiccs: 2,
+        profiles: 2,
+        telemetry: true,
+        access: Some(AccessPolicy {
+            max_failures: 100,
+            eid_max_failures: EID_MAX_FAILURES,
+            ..AccessPolicy::default()
+        }),
+        ..TestSmdpOptions::default()
+    })
+    .await
+    .unwrap();
+    let roots = TlsTrust::roots_from_bytes(smdp.ci_pem().as_bytes()).unwrap();
+    let es9 = HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(roots))).unwrap();
+    let eids = smdp.pki.eids();
+    // Device 0 guesses: every guess is refused by the SM-DP+ (8.2.6/3.8).
+    for i in 0..EID_MAX_FAILURES {
+        let guess = format!("GUESS-{i:04}");
+        assert!(
+            common::activate(&smdp, &es9, 0, &guess, false)
+                .await
+                .is_none()
+        );
+    }
+    // Its own order would now be refused too: the device is locked out.
+    let (_, mid) = smdp.order(Some(&eids[0].to_string()), None).await.unwrap();
+    assert!(
+        common::activate(&smdp, &es9, 0, &mid, false)
+            .await
+            .is_none()
+    );
+    // Another device from the same address downloads.
+    let (_, mid) = smdp.order(Some(&eids[1].to_string()), None).await.unwrap();
+    assert!(
+        common::activate(&smdp, &es9, 1, &mid, false)
+            .await
+            .is_some()
+    );
+
+    let text = smdp
+        .https_client()
+        .get(format!("{}/metrics", smdp.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "ferrosim_access_lockouts_total{surface=\"es9\",key=\"eid\"} 1",
+        "ferrosim_access_refused_total{surface=\"es9\",key=\"eid\",reason=\"locked\"} 1",
+        "ferrosim_access_locked_keys 1",
+    ] {
+        assert!(text.contains(line), "{line} not in:\n{text}");
+    }
+    assert!(
+        !text.contains("ferrosim_access_lockouts_total{surface=\"es9\",key=\"address\"}"),
+        "the address is not locked out:\n{text}"
+    );
+}
+
+/// ESipa polls are counted against the EID they carry: one device polling
+/// beyond its burst gets 429 with `Retry-After` before the eIM reads its
+/// store, while another device polls as usual from the same address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esipa_polls_are_limited_per_device() {
+    use ferrosim_asn1::rasn::types::FixedOctetString;
+    use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
+    use ferrosim_eim::relay::NoRelay;
+    use ferrosim_eim::{Eim, EimConfig, EimId};
+    use ferrosim_server::access::Access;
+    use ferrosim_server::sandbox::{smdp_config, tls_identity};
+    use ferrosim_server::{ServerOptions, esipa};
+    use ferrosim_store::{SqlStore, StoreOptions};
+
+    const EID_BURST: u32 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ferrosim_pki::TestPki::generate(&ferrosim_pki::TestPkiOptions {
+        euicc_count: 2,
+        smdp_address: "localhost".into(),
+        ..ferrosim_pki::TestPkiOptions::default()
+    })
+    .unwrap();
+    let store = SqlStore::connect(
+        &format!("sqlite:{}", dir.path().join("eim.db").display()),
+        &StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("localhost:{}", listener.local_addr().unwrap().port());
+    let smdp = ferrosim_smdp::Smdp::new(smdp_config(&pki, &address, None).unwrap(), store.clone());
+    let eim = Eim::new(
+        store.clone(),
+        EimConfig {
+            eim_id: EimId::new("eim.access.test").unwrap(),
+            key: Arc::new(ferrosim_crypto::SoftwareKey::generate().unwrap()),
+            trust: pki.trust_store().unwrap(),
+        },
+    );
+    let mut options = ServerOptions::new(tls_identity(&pki));
+    let access = Access::new(AccessPolicy {
+        eid_burst: EID_BURST,
+        eid_rate_per_sec: 0.001,
+        ..AccessPolicy::default()
+    });
+    options.access = Some(access.clone());
+    let server = ferrosim_server::start_with(listener, smdp, options, esipa::routes(eim, NoRelay))
+        .await
+        .unwrap();
+    let ci = reqwest::Certificate::from_pem(pki.ci.certificate_pem().as_bytes()).unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ci])
+        .build()
+        .unwrap();
+    let poll = |n: usize| {
+        let eid = pki.euiccs[n].certificate.eid().unwrap();
+        let der = encode_der(&sgp32::EsipaMessageFromIpaToEim::getEimPackageRequest(
+            sgp32::GetEimPackageRequest::new(
+                rsp::Octet16(FixedOctetString::new(eid.to_bcd())),
+                None,
+                None,
+                None,
+            ),
+        ))
+        .unwrap();
+        let request = http
+            .post(format!("https://{address}/gsma/rsp2/asn1"))
+            .header("Content-Type", "application/x-gsma-rsp-asn1")
+            .body(der);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").is_some();
+            let body = r.bytes().await.unwrap();
+            if status == 200 {
+                // Not associated: eidNotFound, from the eIM's store.
+                assert!(matches!(
+                    decode_der::<sgp32::EsipaMessageFromEimToIpa>(&body).unwrap(),
+                    sgp32::EsipaMessageFromEimToIpa::getEimPackageResponse(
+                        sgp32::GetEimPackageResponse::eimPackageError(_)
+                    )
+                ));
+            }
+            (status, retry)
+        }
+    };
+    for _ in 0..EID_BURST {
+        assert_eq!(poll(0).await, (200, false));
+    }
+    assert_eq!(poll(0).await, (429, true));
+    assert_eq!(poll(0).await, (429, true));
+    assert_eq!(poll(1).await, (200, false));
+    let text = access.encode_metrics().unwrap();
+    let line = "ferrosim_access_refused_total{surface=\"esipa\",key=\"eid\",reason=\"rate\"} 2";
+    assert!(text.contains(line), "{line} not in:\n{text}");
+    server.shutdown(Duration::from_secs(1)).await;
 }

@@ -21,6 +21,15 @@ pub struct AccessPolicy {
     pub failure_window: Duration,
     /// How long a key stays locked out.
     pub lockout: Duration,
+    /// Requests per second one device (by EID) may sustain: a device makes
+    /// few calls (a download is four ES9+ calls, an IPA polls every few
+    /// minutes), so its bucket is smaller than an address's.
+    pub eid_rate_per_sec: f64,
+    /// Requests one device may make at once after being idle.
+    pub eid_burst: u32,
+    /// Failures of one device (refusals after its eUICC proved its EID)
+    /// within `failure_window` that lock it out.
+    pub eid_max_failures: u32,
 }
 
 impl Default for AccessPolicy {
@@ -31,6 +40,27 @@ impl Default for AccessPolicy {
             max_failures: 100,
             failure_window: Duration::from_secs(600),
             lockout: Duration::from_secs(900),
+            eid_rate_per_sec: 20.0,
+            eid_burst: 200,
+            eid_max_failures: 20,
+        }
+    }
+}
+
+impl AccessPolicy {
+    /// The token bucket (rate per second, burst) of `key`'s kind.
+    pub fn bucket(&self, key: &ClientKey) -> (f64, u32) {
+        match key {
+            ClientKey::Eid(_) => (self.eid_rate_per_sec, self.eid_burst),
+            ClientKey::Address(_) | ClientKey::Token(_) => (self.rate_per_sec, self.burst),
+        }
+    }
+
+    /// The failures within the window that lock `key` out.
+    pub fn max_failures(&self, key: &ClientKey) -> u32 {
+        match key {
+            ClientKey::Eid(_) => self.eid_max_failures,
+            ClientKey::Address(_) | ClientKey::Token(_) => self.max_failures,
         }
     }
 }
@@ -43,7 +73,11 @@ pub enum ClientKey {
     /// A bearer token (its SHA-256's first 16 bytes: the token itself is
     /// never kept).
     Token([u8; 16]),
-    /// A device by EID.
+    /// A device by EID (32 digits): the EID an ESipa message names, or the
+    /// one in the eUICC certificate of an ES9+ authenticateClient. Only
+    /// failures after the eUICC proved its EID (its signature verified)
+    /// count towards an EID's lockout, so nobody can lock out a device by
+    /// naming it.
     Eid(String),
 }
 
@@ -117,7 +151,7 @@ impl AccessControl {
 
     /// Decides on a request of `key` at `now` (taking one token if allowed).
     pub fn check(&mut self, key: &ClientKey, now: i64) -> Verdict {
-        let policy = self.policy;
+        let (rate, burst) = self.policy.bucket(key);
         let Some(s) = self.state(key, now) else {
             return Verdict::Allow;
         };
@@ -127,13 +161,13 @@ impl AccessControl {
             };
         }
         let elapsed = (now - s.refilled_at).max(0) as f64 / 1000.0;
-        s.tokens = (s.tokens + elapsed * policy.rate_per_sec).min(f64::from(policy.burst));
+        s.tokens = (s.tokens + elapsed * rate).min(f64::from(burst));
         s.refilled_at = now;
         if s.tokens >= 1.0 {
             s.tokens -= 1.0;
             Verdict::Allow
         } else {
-            let wait = (1.0 - s.tokens) / policy.rate_per_sec.max(f64::MIN_POSITIVE);
+            let wait = (1.0 - s.tokens) / rate.max(f64::MIN_POSITIVE);
             Verdict::Limited {
                 retry_after_ms: (wait * 1000.0).ceil() as i64,
             }
@@ -143,6 +177,7 @@ impl AccessControl {
     /// Records a failure of `key` at `now`; `true` when it locked the key.
     pub fn failed(&mut self, key: &ClientKey, now: i64) -> bool {
         let policy = self.policy;
+        let max_failures = policy.max_failures(key);
         let Some(s) = self.state(key, now) else {
             return false;
         };
@@ -152,7 +187,7 @@ impl AccessControl {
             s.failures = 0;
         }
         s.failures += 1;
-        if s.failures >= policy.max_failures && s.locked_until <= now {
+        if s.failures >= max_failures && s.locked_until <= now {
             let lockout = i64::try_from(policy.lockout.as_millis()).unwrap_or(i64::MAX);
             s.locked_until = now.saturating_add(lockout);
             s.failures = 0;
@@ -171,10 +206,11 @@ impl AccessControl {
             if self.keys.len() >= self.max_keys {
                 return None;
             }
+            let (_, burst) = self.policy.bucket(key);
             self.keys.insert(
                 key.clone(),
                 State {
-                    tokens: f64::from(self.policy.burst),
+                    tokens: f64::from(burst),
                     refilled_at: now,
                     failures: 0,
                     window_start: now,
@@ -190,11 +226,12 @@ impl AccessControl {
     pub fn forget_idle(&mut self, now: i64) {
         let p = self.policy;
         let window = i64::try_from(p.failure_window.as_millis()).unwrap_or(i64::MAX);
-        self.keys.retain(|_, s| {
-            let refilled = s.tokens + (now - s.refilled_at).max(0) as f64 / 1000.0 * p.rate_per_sec;
+        self.keys.retain(|key, s| {
+            let (rate, burst) = p.bucket(key);
+            let refilled = s.tokens + (now - s.refilled_at).max(0) as f64 / 1000.0 * rate;
             s.locked_until > now
                 || (s.failures > 0 && now - s.window_start <= window)
-                || refilled < f64::from(p.burst)
+                || refilled < f64::from(burst)
         });
     }
 
@@ -215,6 +252,9 @@ mod tests {
             max_failures: 3,
             failure_window: Duration::from_secs(60),
             lockout: Duration::from_secs(300),
+            eid_rate_per_sec: 1.0,
+            eid_burst: 2,
+            eid_max_failures: 2,
         }
     }
 
@@ -235,6 +275,25 @@ mod tests {
         // Another key is not affected.
         let other = ClientKey::Eid("89049032000000000000000000000163".into());
         assert_eq!(c.check(&other, 0), Verdict::Allow);
+    }
+
+    #[test]
+    fn a_device_has_its_own_smaller_bucket() {
+        let mut c = AccessControl::new(policy(), 100);
+        let eid = ClientKey::Eid("89049032000000000000000000000163".into());
+        assert_eq!(c.check(&eid, 0), Verdict::Allow);
+        assert_eq!(c.check(&eid, 0), Verdict::Allow);
+        assert_eq!(
+            c.check(&eid, 0),
+            Verdict::Limited {
+                retry_after_ms: 1_000
+            }
+        );
+        assert_eq!(c.check(&eid, 1_000), Verdict::Allow);
+        // Failures lock a device out after its own maximum.
+        assert!(!c.failed(&eid, 2_000));
+        assert!(c.failed(&eid, 2_001));
+        assert!(matches!(c.check(&eid, 3_000), Verdict::Locked { .. }));
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! Every request to those interfaces is counted against its client's IP
 //! address and, when it carries a bearer token, against the token (keys of
 //! [`ClientKey`]); each key has a token bucket (a sustained rate and a
-//! burst). Requests that fail in a way a guesser's would — a refused ES9+
+//! burst). Requests that name a device are also counted against its EID,
+//! with a smaller bucket ([`Access::admit_eid`]: ESipa messages by the EID
+//! they carry, ES9+ authenticateClient by the EID of its eUICC
+//! certificate), and ES9+ refusals after the eUICC proved its EID count as
+//! that device's failures ([`Access::eid_failed`]). Requests that fail in a way a guesser's would — a refused ES9+
 //! call (unknown matching id or transaction, wrong confirmation code, a
 //! certificate refused), a 401 or 403 — count as failures of the request's
 //! keys; too many within a window lock the keys out for a while. A limited
@@ -118,6 +122,29 @@ impl Access {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Admits a request of the device `eid` (32 digits) on `surface`,
+    /// taking one token from its bucket: `None` to go on, or the `429` to
+    /// answer (counted in the metrics with `key="eid"`). Handlers call it as
+    /// soon as they have read the EID, before any signature check or
+    /// database access.
+    pub fn admit_eid(&self, surface: &'static str, eid: &str) -> Option<Response> {
+        let key = ClientKey::Eid(eid.to_owned());
+        let verdict = self.control().check(&key, Timestamp::now().0);
+        (verdict != Verdict::Allow).then(|| refuse(self, surface, &key, verdict))
+    }
+
+    /// Records a failure of the device `eid` on `surface` — only after the
+    /// device proved its EID (an ES9+ call refused once the eUICC's
+    /// signature verified: a matching id refused, an order rule broken), so
+    /// that naming a device does not lock it out.
+    pub fn eid_failed(&self, surface: &'static str, eid: &str) {
+        let key = ClientKey::Eid(eid.to_owned());
+        let locked = self.control().failed(&key, Timestamp::now().0);
+        if locked {
+            note_lockout(self, surface, &key);
+        }
+    }
+
     /// The metrics in the OpenMetrics text format (ending `# EOF`).
     pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
         let locked = self.control().locked(Timestamp::now().0);
@@ -204,22 +231,27 @@ pub async fn guard(State(access): State<Access>, req: Request, next: Next) -> Re
     if is_failure(&response) {
         let now = Timestamp::now().0;
         let mut control = access.control();
-        for k in &keys {
-            if control.failed(k, now) {
-                access
-                    .inner
-                    .lockouts
-                    .get_or_create(&LockoutLabels {
-                        surface,
-                        key: k.kind(),
-                    })
-                    .inc();
-                let lockout = control.policy().lockout.as_secs();
-                warn!(surface, key = k.kind(), client = %describe(k), lockout_secs = lockout, "client locked out after repeated failures");
-            }
+        let locked: Vec<&ClientKey> = keys.iter().filter(|k| control.failed(k, now)).collect();
+        drop(control);
+        for k in locked {
+            note_lockout(&access, surface, k);
         }
     }
     response
+}
+
+/// Counts and logs a key just locked out.
+fn note_lockout(access: &Access, surface: &'static str, key: &ClientKey) {
+    access
+        .inner
+        .lockouts
+        .get_or_create(&LockoutLabels {
+            surface,
+            key: key.kind(),
+        })
+        .inc();
+    let lockout = access.control().policy().lockout.as_secs();
+    warn!(surface, key = key.kind(), client = %describe(key), lockout_secs = lockout, "client locked out after repeated failures");
 }
 
 /// A key for a log line: the address, or the token's hash prefix.
