@@ -53,7 +53,7 @@ enum FleetCommand {
         #[command(subcommand)]
         command: Option<RulesCommand>,
     },
-    /// Devices: list, show, add.
+    /// Devices: list, show, add, revoke a profile.
     #[command(subcommand)]
     Devices(DevicesCommand),
     /// Send device reports (a JSON file `{"reports": [...]}`, `-` for stdin).
@@ -113,6 +113,24 @@ enum DevicesCommand {
     Add {
         /// The file.
         file: PathBuf,
+    },
+    /// Revoke a profile the fleet ordered for a device: ES2+ revokeProfile
+    /// at its carrier, then the fleet replaces it with a fresh one and
+    /// deletes it from the device.
+    Revoke {
+        /// EID.
+        eid: String,
+        /// The profile's ICCID.
+        iccid: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// `retire` or `quarantine` (default: the operator's policy at its SM-DP+).
+        #[arg(long)]
+        reuse_policy: Option<String>,
+        /// Quarantine period in seconds (with `--reuse-policy quarantine`).
+        #[arg(long)]
+        quarantine_seconds: Option<i64>,
     },
 }
 
@@ -220,6 +238,28 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
                 bail!("`{eid}` is not an EID (32 digits)");
             }
             ("GET", format!("/devices/{eid}"), None)
+        }
+        FleetCommand::Devices(DevicesCommand::Revoke {
+            eid,
+            iccid,
+            reason,
+            reuse_policy,
+            quarantine_seconds,
+        }) => {
+            if eid.is_empty() || !eid.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("`{eid}` is not an EID (32 digits)");
+            }
+            if iccid.is_empty() || !iccid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!("`{iccid}` is not an ICCID");
+            }
+            (
+                "POST",
+                format!("/devices/{eid}/profiles/{iccid}/revoke"),
+                Some(serde_json::json!({
+                    "reason": reason, "reuse_policy": reuse_policy,
+                    "quarantine_seconds": quarantine_seconds
+                })),
+            )
         }
         FleetCommand::Devices(DevicesCommand::Add { file }) => {
             ("POST", "/devices".to_owned(), Some(read_json(&file)?))

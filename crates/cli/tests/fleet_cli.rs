@@ -216,6 +216,35 @@ fn fleet_cli_over_serve() {
     assert!(e.contains("cannot read"), "{e}");
     let e = refused(&fleet(&["rollouts", "show", "x"]));
     assert!(e.contains("invalid value"), "{e}");
+    let e = refused(&fleet(&[
+        "devices",
+        "revoke",
+        "nope",
+        "8944000000000000001",
+    ]));
+    assert!(e.contains("not an EID"), "{e}");
+    let e = refused(&fleet(&["devices", "revoke", EID, "89/../x"]));
+    assert!(e.contains("not an ICCID"), "{e}");
+    let e = refused(&fleet(&["devices", "revoke", EID, "89440000000000000010"]));
+    assert!(e.contains("422") && e.contains("not on device"), "{e}");
+    let e = refused(&fleet(&[
+        "devices",
+        "revoke",
+        EID,
+        "89440000000000000010",
+        "--reuse-policy",
+        "forever",
+    ]));
+    assert!(e.contains("400") && e.contains("reuse_policy"), "{e}");
+    let e = refused(&fleet(&[
+        "devices",
+        "revoke",
+        EID,
+        "89440000000000000010",
+        "--quarantine-seconds",
+        "x",
+    ]));
+    assert!(e.contains("quarantine-seconds"), "{e}");
     let e = refused(
         &ferrosim()
             .args([

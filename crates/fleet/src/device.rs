@@ -248,6 +248,9 @@ pub mod flags {
     pub const VIA_FALLBACK: u8 = 1 << 3;
     /// Registered at least once while enabled (data path not yet proven).
     pub const REGISTERED: u8 = 1 << 4;
+    /// Revoked by the operator at its SM-DP+: never used again, replaced by
+    /// a fresh profile of its type, deleted once that one is in place.
+    pub const REVOKED: u8 = 1 << 5;
 }
 
 /// A profile installed on a device, as last known.
@@ -292,9 +295,10 @@ impl Observed {
         self.iter().find(|p| p.has(flags::ENABLED))
     }
 
-    /// The installed profile of this type.
+    /// The installed profile of this type (a revoked one does not count).
     pub fn of_type(&self, t: ProfileTypeId) -> Option<&ObservedProfile> {
-        self.iter().find(|p| p.profile_type == Some(t))
+        self.iter()
+            .find(|p| p.profile_type == Some(t) && !p.has(flags::REVOKED))
     }
 
     /// The profile with this ICCID.

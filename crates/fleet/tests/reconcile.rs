@@ -399,3 +399,97 @@ proptest! {
         prop_assert!(at_a >= 24, "only {at_a} orders at carrier A");
     }
 }
+
+#[test]
+fn a_revoked_profile_is_replaced_then_deleted_and_the_device_stays_connected() {
+    let mut w = World::new(common::EXAMPLE, 3);
+    w.add(spec(1, "meters", "north"));
+    w.run_for(Duration::from_secs(60));
+    let e = common::eid(1);
+    let d = *w.fleet.device(&e).unwrap();
+    assert!(d.work.converged);
+    let primary = d.observed.enabled().unwrap().iccid.iccid().unwrap();
+    let fallback = d
+        .observed
+        .of_type(d.desired.fallback.unwrap())
+        .unwrap()
+        .iccid
+        .iccid()
+        .unwrap();
+
+    // Refusals change nothing.
+    assert!(w.fleet.revoke_profile(&common::eid(9), &primary).is_err());
+    let stranger = ferrosim_ids::Iccid::from_body("894400999999999999").unwrap();
+    assert!(w.fleet.revoke_profile(&e, &stranger).is_err());
+
+    // The staged fallback (with the fallback attribute) is revoked.
+    let t = w.fleet.revoke_profile(&e, &fallback).unwrap();
+    assert_eq!(Some(t), d.desired.fallback);
+    assert!(
+        w.fleet.revoke_profile(&e, &fallback).is_err(),
+        "revoked twice"
+    );
+    let n = w.actions.len();
+    w.run_for(Duration::from_secs(120));
+    let names: Vec<&str> = w.actions[n..]
+        .iter()
+        .map(|(_, a)| a.command.name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "es2.downloadOrder",
+            "es2.confirmOrder",
+            "eim.profileDownloadTrigger",
+            "eim.unsetFallbackAttribute",
+            "eim.setFallbackAttribute",
+            "eim.delete",
+        ],
+        "a fresh fallback first, the attribute moved, then the revoked one deleted"
+    );
+    let d = w.fleet.device(&e).unwrap();
+    assert!(d.work.converged);
+    assert!(
+        d.observed
+            .by_iccid(ferrosim_fleet::device::PackedIccid::new(&fallback))
+            .is_none()
+    );
+    let new_fallback = d.observed.of_type(d.desired.fallback.unwrap()).unwrap();
+    assert!(new_fallback.has(flags::FALLBACK_ATTR));
+    assert!(!w.devices[&e].profiles.iter().any(|p| p.iccid == fallback));
+
+    // The enabled primary is revoked: a fresh one is enabled (with
+    // rollback) before the revoked one is deleted.
+    w.fleet.revoke_profile(&e, &primary).unwrap();
+    let n = w.actions.len();
+    w.run_for(Duration::from_secs(300));
+    let names: Vec<&str> = w.actions[n..]
+        .iter()
+        .map(|(_, a)| a.command.name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "es2.downloadOrder",
+            "es2.confirmOrder",
+            "eim.profileDownloadTrigger",
+            "eim.enable",
+            "agent.apnConfig",
+            "eim.delete",
+        ]
+    );
+    assert!(matches!(
+        w.actions[n + 3].1.command,
+        ferrosim_fleet::Command::EimEnable { rollback: true, .. }
+    ));
+    let d = w.fleet.device(&e).unwrap();
+    assert!(d.work.converged);
+    let enabled = d.observed.enabled().unwrap();
+    assert_ne!(enabled.iccid.iccid().unwrap(), primary);
+    assert_eq!(enabled.profile_type, Some(d.desired.primary));
+    assert!(
+        w.deletes.iter().all(|(_, connected, _)| *connected),
+        "never deleted its way offline: {:?}",
+        w.deletes
+    );
+}

@@ -171,6 +171,16 @@ impl Es2Client {
             .map(drop)
     }
 
+    /// `revokeProfile` (ferrosim's ES2+ extension): ends the profile's
+    /// order and records its end of life at the SM-DP+; the answer names the
+    /// device to delete it from.
+    pub async fn revoke_profile(
+        &self,
+        request: &ferrosim_smdp::end_of_life::RevokeProfileRequest,
+    ) -> Result<ferrosim_smdp::end_of_life::RevokeProfileResponse, Es2ClientError> {
+        self.call("revokeProfile", request).await
+    }
+
     /// The usual order: `downloadOrder` of any profile of `profile_type`
     /// (linked to `eid` when given), then `confirmOrder` with release and
     /// the optional confirmation code. Returns the ICCID and the matching

@@ -516,6 +516,7 @@ async fn fleet_api_drives_es2_and_the_eim_and_signs_webhooks() {
         "/api/v1/fleet/reports",
         "/api/v1/fleet/rollouts/{id}/{command}",
         "/api/v1/fleet/carriers/{carrier}/events",
+        "/api/v1/fleet/devices/{eid}/profiles/{iccid}/revoke",
     ] {
         assert!(doc["paths"].get(p).is_some(), "{p} missing");
     }

@@ -21,6 +21,7 @@ mod names;
 pub mod reconcile;
 pub use reconcile as reconcile_step;
 mod results;
+mod revoke;
 mod rollouts;
 mod snapshot;
 mod switching;

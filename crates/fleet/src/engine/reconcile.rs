@@ -5,7 +5,7 @@
 //! pending download. The order of steps keeps a device connected: first
 //! the profile it should use is installed and enabled (with rollback) and
 //! its APN delivered, then fallbacks are staged and marked, and only then
-//! are profiles no longer wanted removed — never the enabled one, never
+//! are profiles no longer wanted (or revoked) removed — never the enabled one, never
 //! while the enabled one has not been proven working, never a profile the
 //! fleet did not order, and never one a soaking rollout may roll back to.
 
@@ -137,11 +137,12 @@ pub fn next_step(
         }
     }
 
-    // 5. Profiles the fleet ordered and no longer wants.
+    // 5. Profiles the fleet ordered and no longer wants, and revoked ones.
     let soaking = d.rollout.is_some_and(|m| m.state == MarkState::Applied);
-    let stray = o
-        .iter()
-        .find(|p| p.profile_type.is_some_and(|t| !want.holds(t)) && !p.has(flags::ENABLED));
+    let stray = o.iter().find(|p| {
+        (p.has(flags::REVOKED) || p.profile_type.is_some_and(|t| !want.holds(t)))
+            && !p.has(flags::ENABLED)
+    });
     if let Some(p) = stray {
         if soaking {
             return Step::Converged;

@@ -121,7 +121,11 @@ impl Fleet {
                         .filter(|(i, _)| *i == p.iccid)
                         .map(|(_, t)| *t));
                     let mut f = known.map_or(0, |k| {
-                        k.flags & (flags::WORKS | flags::REGISTERED | flags::VIA_FALLBACK)
+                        k.flags
+                            & (flags::WORKS
+                                | flags::REGISTERED
+                                | flags::VIA_FALLBACK
+                                | flags::REVOKED)
                     });
                     if p.enabled {
                         f |= flags::ENABLED;

@@ -93,6 +93,12 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
     }
 
+    /// `502`: a service this call depends on (a carrier's SM-DP+) failed
+    /// or could not be reached.
+    pub fn upstream(message: &str) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream", message)
+    }
+
     /// `500`: a failure on the server's side (details are logged, not shown).
     pub fn internal(detail: &str) -> Self {
         tracing::error!(detail, "API call failed on the server's side");

@@ -302,6 +302,11 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         self.inner.clock.now()
     }
 
+    /// The ES2+ client of a carrier, when its credentials are configured.
+    pub fn es2_client(&self, carrier: ferrosim_fleet::catalog::CarrierId) -> Option<Es2Client> {
+        self.inner.es2.get(&carrier.0).cloned()
+    }
+
     /// The store.
     pub fn store(&self) -> &F {
         &self.inner.store

@@ -1,6 +1,7 @@
 //! The fleet's REST API (`/api/v1/fleet/...`): the catalog (carriers,
 //! groups, rules), devices with their desired and observed state,
-//! rollouts (create, approve, pause, resume, abort), the decision log,
+//! rollouts (create, approve, pause, resume, abort), profile revocation
+//! (ES2+ at the carrier, then replaced and deleted), the decision log,
 //! outage declarations, the authenticated ingest of device reports and of
 //! carrier connectivity events, and the device-agent channel (commands
 //! such as APN settings and their results).
@@ -62,6 +63,10 @@ pub fn routes<F: FleetStore, E: EimStore, T: TokenStore + Clone>(
             get(list_devices::<F, E, T>).post(add_device::<F, E, T>),
         )
         .route("/api/v1/fleet/devices/{eid}", get(device::<F, E, T>))
+        .route(
+            "/api/v1/fleet/devices/{eid}/profiles/{iccid}/revoke",
+            post(revoke_profile::<F, E, T>),
+        )
         .route(
             "/api/v1/fleet/devices/{eid}/agent",
             get(agent_commands::<F, E, T>).post(agent_result::<F, E, T>),
@@ -252,6 +257,35 @@ async fn device<F: FleetStore, E: EimStore, T: TokenStore>(
     answer(StatusCode::OK, ops::device(&api.driver, &eid).await)
 }
 
+/// Revoke a profile the fleet ordered for a device: ES2+ `revokeProfile` at
+/// its carrier's SM-DP+ (the carrier's credentials), then the fleet orders a
+/// fresh profile of its type, puts it in the revoked one's place (enabled
+/// with rollback if the revoked one was in use, fallback attribute moved),
+/// and deletes the revoked one from the device once its enabled profile
+/// works; the delete notification settles the revocation at the SM-DP+.
+#[utoipa::path(post, path = "/api/v1/fleet/devices/{eid}/profiles/{iccid}/revoke", tag = "fleet",
+    params(("eid" = String, Path, description = "EID"), ("iccid" = String, Path, description = "ICCID")),
+    request_body = RevokeRequest,
+    responses((status = 200, body = RevokeView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "unknown device", body = ErrorBody),
+        (status = 409, description = "revoked already", body = ErrorBody),
+        (status = 422, description = "not a fleet profile of the device, or refused by the SM-DP+", body = ErrorBody),
+        (status = 502, description = "the carrier's SM-DP+ failed", body = ErrorBody)))]
+async fn revoke_profile<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    headers: HeaderMap,
+    Path((eid, iccid)): Path<(String, String)>,
+    b: Result<ApiJson<RevokeRequest>, ApiError>,
+) -> Response {
+    authorize!(api, headers, Scope::Operator);
+    let r = body!(b);
+    answer(
+        StatusCode::OK,
+        ops::revoke_profile(&api.driver, &eid, &iccid, &r).await,
+    )
+}
+
 /// Commands waiting for the device's agent (APN settings, fallback, return).
 #[utoipa::path(get, path = "/api/v1/fleet/devices/{eid}/agent", tag = "fleet",
     params(("eid" = String, Path, description = "EID")),
@@ -427,12 +461,12 @@ async fn carrier_events<F: FleetStore, E: EimStore, T: TokenStore>(
 /// The fleet API's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(carriers, groups, rules, add_rule, list_devices, add_device, device, agent_commands,
+    paths(carriers, groups, rules, add_rule, list_devices, add_device, device, revoke_profile, agent_commands,
         agent_result, rollouts, create_rollout, rollout, rollout_command, decisions, outage,
         reports, carrier_events),
     components(schemas(DeviceView, DeviceList, ProfileView, RolloutView, DecisionList,
         ReportBatch, Accepted, CarrierEvent, CarrierEvents, OutageRequest, AgentCommand,
-        AgentCommands, AgentResult)),
+        AgentCommands, AgentResult, RevokeRequest, RevokeView)),
     tags((name = "fleet", description = "Fleet control: carriers, devices, failover, rollouts"))
 )]
 pub struct FleetApiDoc;

@@ -116,6 +116,7 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
                 enabled: p.has(flags::ENABLED),
                 fallback_attribute: p.has(flags::FALLBACK_ATTR),
                 works: p.has(flags::WORKS),
+                revoked: p.has(flags::REVOKED),
             })
             .collect(),
         in_flight: d.work.in_flight.map(|a| a.to_string()),
@@ -582,4 +583,111 @@ pub async fn agent_result<F: FleetStore, E: EimStore>(
     };
     driver.answer(result).await;
     Ok(())
+}
+
+/// Revokes a profile the fleet ordered for a device: ES2+ `revokeProfile`
+/// at its carrier's SM-DP+ (with the carrier's credentials), then the fleet
+/// marks it revoked: the reconciler orders a fresh profile of its type,
+/// enables it if the revoked one was in use, moves the fallback attribute,
+/// and deletes the revoked profile once the device's enabled profile works
+/// (its delete notification settles the revocation at the SM-DP+). A refusal
+/// at the SM-DP+ changes nothing in the fleet.
+pub async fn revoke_profile<F: FleetStore, E: EimStore>(
+    driver: &FleetDriver<F, E>,
+    eid: &str,
+    iccid: &str,
+    request: &RevokeRequest,
+) -> Result<RevokeView, ApiError> {
+    use ferrosim_smdp::end_of_life::{MAX_REASON, ReusePolicy, RevokeProfileRequest};
+    let eid = parse_eid(eid)?;
+    let iccid = Iccid::new(iccid.trim())
+        .map_err(|e| ApiError::bad_request(&format!("{iccid:?} is not an ICCID: {e}")))?;
+    if let Some(name) = &request.reuse_policy {
+        ReusePolicy::parse(name, request.quarantine_seconds.unwrap_or(0))
+            .map_err(|e| ApiError::bad_request(&format!("reuse_policy: {e}")))?;
+    } else if request.quarantine_seconds.is_some() {
+        return Err(ApiError::bad_request(
+            "quarantine_seconds goes with reuse_policy \"quarantine\"",
+        ));
+    }
+    if request
+        .reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REASON || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(&format!(
+            "reason: at most {MAX_REASON} characters, no control characters"
+        )));
+    }
+    let (carrier, carrier_name, label) = driver
+        .read(|fleet, _| {
+            let d = fleet
+                .device(&eid)
+                .ok_or_else(|| ApiError::not_found(&format!("unknown device {eid}")))?;
+            let p = d
+                .observed
+                .by_iccid(ferrosim_fleet::device::PackedIccid::new(&iccid))
+                .ok_or_else(|| {
+                    ApiError::refused(&format!(
+                        "profile {} is not on device {eid} as the fleet knows it",
+                        iccid.as_str()
+                    ))
+                })?;
+            let t = p.profile_type.ok_or_else(|| {
+                ApiError::refused(&format!(
+                    "profile {} was not ordered by the fleet: revoke it at its operator",
+                    iccid.as_str()
+                ))
+            })?;
+            if p.has(flags::REVOKED) {
+                return Err(ApiError::conflict(&format!(
+                    "profile {} is revoked already",
+                    iccid.as_str()
+                )));
+            }
+            let cat = fleet.catalog();
+            let carrier = cat.carrier_of(t);
+            Ok((
+                carrier,
+                cat.carrier(carrier).name.clone(),
+                cat.profile_label(t),
+            ))
+        })
+        .await?;
+    let client = driver.es2_client(carrier).ok_or_else(|| {
+        ApiError::refused(&format!(
+            "no ES2+ credentials for carrier {carrier_name}: revoke the profile at its SM-DP+"
+        ))
+    })?;
+    let answer = client
+        .revoke_profile(&RevokeProfileRequest {
+            header: client.header(),
+            iccid: iccid.as_str().to_owned(),
+            reason: request.reason.clone(),
+            reuse_policy: request.reuse_policy.clone(),
+            quarantine_seconds: request.quarantine_seconds,
+        })
+        .await
+        .map_err(|e| match e {
+            crate::es2_client::Es2ClientError::Failed { .. } => {
+                ApiError::refused(&format!("carrier {carrier_name} refused: {e}"))
+            }
+            other => ApiError::upstream(&format!("carrier {carrier_name}: {other}")),
+        })?;
+    driver
+        .transact(|tx| tx.fleet.revoke_profile(&eid, &iccid).map(drop))
+        .await
+        .map_err(driver_error)?;
+    Ok(RevokeView {
+        eid: eid.to_string(),
+        iccid: iccid.as_str().to_owned(),
+        carrier: carrier_name,
+        profile_type: label.clone(),
+        end_of_life_state: answer.end_of_life_state,
+        reuse_policy: answer.reuse_policy,
+        quarantine_seconds: answer.quarantine_seconds,
+        replacement: format!(
+            "a fresh {label} profile is ordered and put in its place; the revoked one is deleted from the device once its enabled profile works"
+        ),
+    })
 }

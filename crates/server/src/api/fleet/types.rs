@@ -42,6 +42,9 @@ pub struct ProfileView {
     pub fallback_attribute: bool,
     /// Registered and passed a data-path check.
     pub works: bool,
+    /// Revoked by its operator: being replaced and deleted.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// A device: what it is, what it should have, what it has.
@@ -228,4 +231,42 @@ pub struct AgentResult {
     /// For a failure: the device could not (`not_found`, `wrong_state`,
     /// `not_allowed`) or may retry (`unreachable`).
     pub error: Option<String>,
+}
+
+/// `POST /api/v1/fleet/devices/{eid}/profiles/{iccid}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Why (kept with the revocation at the SM-DP+).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `retire` or `quarantine`; the operator's policy at its SM-DP+ when
+    /// absent.
+    #[serde(default)]
+    pub reuse_policy: Option<String>,
+    /// The quarantine period in seconds (with `quarantine`).
+    #[serde(default)]
+    pub quarantine_seconds: Option<i64>,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RevokeView {
+    /// The device.
+    pub eid: String,
+    /// The revoked profile.
+    pub iccid: String,
+    /// Its carrier.
+    pub carrier: String,
+    /// Its profile type (`carrier/profile-type@version`).
+    pub profile_type: String,
+    /// The ICCID's state at the carrier's SM-DP+ (`awaiting-device-delete`
+    /// until the device's delete notification arrives).
+    pub end_of_life_state: String,
+    /// The reuse policy the SM-DP+ applied.
+    pub reuse_policy: String,
+    /// Its quarantine period in seconds.
+    pub quarantine_seconds: i64,
+    /// What the fleet does now.
+    pub replacement: String,
 }
