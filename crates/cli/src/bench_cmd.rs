@@ -2,7 +2,9 @@
 //! latency at a chosen concurrency, against the embedded SM-DP+ (SQLite or
 //! PostgreSQL, one or more instances) or any SM-DP+ URL, with kept-alive or
 //! new TLS connections; or (`--in-memory`) the SM-DP+'s pure steps on an
-//! in-memory store with the devices in the same process and no HTTP.
+//! in-memory store with the devices in the same process and no HTTP; or
+//! (`--eim`) eUICC packages through the eIM and the IPAs of virtual IoT
+//! devices, over HTTPS or (`--eim --in-memory`) in memory.
 
 use std::time::{Duration, Instant};
 
@@ -132,15 +134,47 @@ pub struct BenchArgs {
     /// `--in-memory`: worker threads (default: the cores of the machine).
     #[arg(long, requires = "in_memory", value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,
+    /// Benchmark the eIM instead of downloads: eUICC packages (disable,
+    /// enable, list profiles) signed and queued by the eIM, run by the IPAs
+    /// of virtual IoT devices, their signed results verified and stored.
+    /// Over HTTPS with the eIM of `ferrosim serve` in this process (SQLite
+    /// unless --database-url), or with --in-memory on the eIM core alone.
+    #[arg(long, conflicts_with_all = ["smdp_address", "instances", "connections", "telemetry", "audit", "profiles_per_device", "seed", "downloads", "concurrency"])]
+    eim: bool,
+    /// `--eim`: packages to run in all.
+    #[arg(long, default_value_t = 10_000, requires = "eim", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    packages: u64,
+    /// `--eim`: virtual IoT devices; over HTTPS their IPAs all poll at once.
+    #[arg(long, default_value_t = 64, requires = "eim", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    devices: u64,
+    /// `--eim`: packages queued for a device before its IPA polls (one
+    /// session runs them, then finds the queue empty).
+    #[arg(long, default_value_t = 1, requires = "eim", value_parser = clap::value_parser!(u64).range(1..=64))]
+    packages_per_session: u64,
+    /// `--eim` over HTTPS: the ESipa binding the IPAs speak.
+    #[arg(long, value_enum, default_value_t = EsipaBinding::Asn1, requires = "eim", conflicts_with = "in_memory")]
+    binding: EsipaBinding,
     /// Print the figures as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The ESipa bindings (`--eim --binding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EsipaBinding {
+    /// DER messages on `POST /gsma/rsp2/asn1`.
+    Asn1,
+    /// JSON on `POST /gsma/rsp2/esipa/<function>`.
+    Json,
 }
 
 /// Runs the benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.telemetry != TelemetryMode::Off && args.smdp_address.is_some() {
         bail!("--telemetry applies to the embedded SM-DP+, not to --smdp-address");
+    }
+    if args.eim {
+        return eim(&args);
     }
     if args.in_memory {
         return in_memory(&args);
@@ -284,6 +318,49 @@ fn in_memory(args: &BenchArgs) -> anyhow::Result<()> {
             "{} of {} downloads failed (reasons above)",
             figures.failed,
             figures.downloads
+        );
+    }
+    Ok(())
+}
+
+fn eim(args: &BenchArgs) -> anyhow::Result<()> {
+    let options = crate::bench_eim::Options {
+        packages: args.packages,
+        devices: args.devices,
+        per_session: args.packages_per_session,
+    };
+    options.check()?;
+    let figures = if args.in_memory {
+        let threads = match args.threads {
+            Some(t) => usize::try_from(t)?,
+            None => cores(),
+        };
+        crate::bench_eim_memory::run(&options, threads)?
+    } else {
+        crate::bench_eim_https::run(
+            &options,
+            &crate::bench_eim_https::Serving {
+                database_url: args.database_url.clone(),
+                durability: args.durability.parse().map_err(anyhow::Error::msg)?,
+                durability_name: args.durability.clone(),
+                db_connections: args.db_connections,
+                binding: match args.binding {
+                    EsipaBinding::Asn1 => ferrosim_ipa::Binding::Asn1,
+                    EsipaBinding::Json => ferrosim_ipa::Binding::Json,
+                },
+            },
+        )?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&figures)?);
+    } else {
+        crate::bench_eim::print(&figures);
+    }
+    if figures.failed > 0 {
+        bail!(
+            "{} of {} packages failed (reasons above)",
+            figures.failed,
+            figures.packages
         );
     }
     Ok(())
