@@ -20,10 +20,11 @@ use ferrosim_eim::{
     StoreError, Timestamp, Version, Versioned,
 };
 use ferrosim_ids::Eid;
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
-use crate::{Backend, SqlStore};
+use crate::SqlStore;
+use crate::writes::Writes;
 use doc::{DeviceDoc, OutcomeDoc};
 
 /// A store error of the SM-DP+ rooms as the eIM's.
@@ -230,16 +231,10 @@ impl EimStore for SqlStore {
             return Ok(());
         }
         let backend = self.backend();
-        let prepared = Prepared::new(changes)?;
-        let written = self
-            .write(move |conn| Box::pin(async move { prepared.run(conn, backend).await }))
+        let writes = Prepared::new(changes)?.writes();
+        self.write(move |conn| Box::pin(async move { writes.execute(conn, backend).await }))
             .await
-            .map_err(eim_err)?;
-        if written {
-            Ok(())
-        } else {
-            Err(StoreError::Stale)
-        }
+            .map_err(eim_err)
     }
 }
 
@@ -327,124 +322,82 @@ impl Prepared {
         })
     }
 
-    /// Runs the statements on `conn` (inside a transaction); `false` when
-    /// the device was stale (nothing written: the compare-and-set is the
-    /// first statement). On SQLite they run inside a savepoint, rolled back
-    /// when one fails or the device is stale, so a failed commit leaves
-    /// nothing in the group it shares; on PostgreSQL a failure rolls the
-    /// transaction back.
-    async fn run(
-        self,
-        conn: &mut AnyConnection,
-        backend: Backend,
-    ) -> Result<bool, ferrosim_smdp::store::StoreError> {
-        if backend == Backend::Sqlite {
-            sqlx::query("SAVEPOINT eim_commit")
-                .execute(&mut *conn)
-                .await
-                .map_err(crate::rows::backend_err)?;
-        }
-        let result = self.statements(conn).await;
-        if backend == Backend::Sqlite {
-            let end = if result.is_ok() {
-                "RELEASE eim_commit"
-            } else {
-                "ROLLBACK TO eim_commit; RELEASE eim_commit;"
-            };
-            sqlx::query(end)
-                .execute(&mut *conn)
-                .await
-                .map_err(crate::rows::backend_err)?;
-        }
-        match result {
-            Ok(()) => Ok(true),
-            Err(StoreError::Stale) => Ok(false),
-            Err(StoreError::Conflict(m)) => Err(ferrosim_smdp::store::StoreError::Conflict(m)),
-            Err(StoreError::Corrupt(m)) => Err(ferrosim_smdp::store::StoreError::Corrupt(m)),
-            Err(StoreError::Backend(m)) => Err(ferrosim_smdp::store::StoreError::Backend(m)),
-        }
-    }
-
-    async fn statements(self, conn: &mut AnyConnection) -> StoreResult<()> {
-        if let Some(d) = &self.device {
+    /// The commit's statements: on SQLite they go to the writer as one
+    /// query (one hand-off to its connection thread instead of one per
+    /// statement), inside a savepoint rolled back when one fails or the
+    /// device is stale, so a failed commit leaves nothing in the group it
+    /// shares; on PostgreSQL one by one, a failure rolling the transaction
+    /// back. The device's compare-and-set comes first: a stale device fails
+    /// the commit with [`StoreError::Stale`] before anything is written.
+    fn writes(self) -> Writes {
+        let mut writes = Writes::default();
+        if let Some(d) = self.device {
             match d.expected {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO eim_devices (eid, version, record, created_at, updated_at) \
-                         VALUES ($1, 0, $2, $3, $4)",
-                    )
-                    .bind(d.eid.clone())
-                    .bind(d.record.clone())
-                    .bind(d.created_at)
-                    .bind(d.updated_at)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                }
+                None => writes.push(
+                    "INSERT INTO eim_devices (eid, version, record, created_at, updated_at) \
+                     VALUES ($1, 0, $2, $3, $4)",
+                    vec![
+                        d.eid.clone().into(),
+                        d.record.into(),
+                        d.created_at.into(),
+                        d.updated_at.into(),
+                    ],
+                ),
                 Some(expected) => {
-                    let done = sqlx::query(
+                    writes.push_checked(
                         "UPDATE eim_devices SET version = version + 1, record = $1, \
                          updated_at = $2 WHERE eid = $3 AND version = $4",
-                    )
-                    .bind(d.record.clone())
-                    .bind(d.updated_at)
-                    .bind(d.eid.clone())
-                    .bind(expected)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
-                    if done.rows_affected() != 1 {
-                        return Err(StoreError::Stale);
-                    }
-                    sqlx::query("DELETE FROM eim_transactions WHERE eid = $1")
-                        .bind(d.eid.clone())
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(db_err)?;
+                        vec![
+                            d.record.into(),
+                            d.updated_at.into(),
+                            d.eid.clone().into(),
+                            expected.into(),
+                        ],
+                    );
+                    writes.push(
+                        "DELETE FROM eim_transactions WHERE eid = $1",
+                        vec![d.eid.clone().into()],
+                    );
                 }
             }
-            for tid in &d.transactions {
-                sqlx::query("INSERT INTO eim_transactions (transaction_id, eid) VALUES ($1, $2)")
-                    .bind(tid.clone())
-                    .bind(d.eid.clone())
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(db_err)?;
+            for tid in d.transactions {
+                writes.push(
+                    "INSERT INTO eim_transactions (transaction_id, eid) VALUES ($1, $2)",
+                    vec![tid.into(), d.eid.clone().into()],
+                );
             }
         }
         for r in self.results {
-            let sql = format!(
-                "INSERT INTO eim_results ({RESULT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            writes.push(
+                "INSERT INTO eim_results (eid, item_id, kind, counter, seq_number, trust, \
+                 outcome, der, read_as, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                vec![
+                    r.eid.into(),
+                    r.item_id.into(),
+                    r.kind.into(),
+                    r.counter.into(),
+                    r.seq_number.into(),
+                    r.trust.map(str::to_owned).into(),
+                    r.outcome.into(),
+                    r.der.into(),
+                    r.read_as.into(),
+                    r.received_at.into(),
+                ],
             );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(r.eid)
-                .bind(r.item_id)
-                .bind(r.kind.to_owned())
-                .bind(r.counter)
-                .bind(r.seq_number)
-                .bind(r.trust.map(str::to_owned))
-                .bind(r.outcome)
-                .bind(r.der)
-                .bind(r.read_as.to_owned())
-                .bind(r.received_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(db_err)?;
         }
         for n in self.notifications {
-            sqlx::query(
+            writes.push(
                 "INSERT INTO eim_notifications (eid, seq_number, der, received_at) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (eid, seq_number) DO NOTHING",
-            )
-            .bind(n.eid.digits())
-            .bind(n.seq_number)
-            .bind(n.der)
-            .bind(n.received_at.0)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
+                vec![
+                    n.eid.digits().into(),
+                    n.seq_number.into(),
+                    n.der.into(),
+                    n.received_at.0.into(),
+                ],
+            );
         }
-        Ok(())
+        writes
     }
 }
