@@ -90,6 +90,8 @@ pub struct InstanceConfig {
     pub audit: crate::audit_cmd::AuditConfig,
     /// Per-client rate limits and lockouts.
     pub access: crate::access_config::AccessConfig,
+    /// Profile secrets: how long installed profiles keep them.
+    pub secrets: crate::secrets_config::SecretsConfig,
 }
 
 /// The eIM served beside the SM-DP+ (ESipa on the same HTTPS listener,
@@ -406,6 +408,9 @@ pub struct OrdersConfig {
     /// Most ES9+ sessions waiting for `authenticateClient` at once; further
     /// `initiateAuthentication` calls are refused (8.8/4.2) meanwhile.
     pub max_pending_sessions: u64,
+    /// Seconds between two housekeeping rounds of `serve` (orders expired,
+    /// sessions purged, installed profiles' secrets purged).
+    pub housekeeping_interval_secs: u64,
 }
 
 impl Default for OrdersConfig {
@@ -416,6 +421,7 @@ impl Default for OrdersConfig {
             max_download_attempts: 10,
             session_ttl_secs: 600,
             max_pending_sessions: ferrosim_smdp::config::DEFAULT_MAX_PENDING_SESSIONS,
+            housekeeping_interval_secs: 30,
         }
     }
 }
@@ -466,6 +472,7 @@ impl Default for InstanceConfig {
             fleet: crate::fleet_serve::FleetSettings::default(),
             audit: crate::audit_cmd::AuditConfig::default(),
             access: crate::access_config::AccessConfig::default(),
+            secrets: crate::secrets_config::SecretsConfig::default(),
         }
     }
 }
@@ -524,6 +531,10 @@ impl InstanceConfig {
         if self.orders.max_confirmation_attempts == 0 || self.orders.max_download_attempts == 0 {
             bail!("order attempt limits must be at least 1");
         }
+        if self.orders.housekeeping_interval_secs == 0 {
+            bail!("orders.housekeeping_interval_secs must be at least 1");
+        }
+        self.secrets.retention()?;
         Ok(())
     }
 

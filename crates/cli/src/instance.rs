@@ -259,6 +259,9 @@ pub fn assemble(
     config.max_pending_sessions = cfg.orders.max_pending_sessions;
     let mut server_options = ServerOptions::new(identity.tls);
     server_options.http = cfg.http.limits();
+    server_options.housekeeping_interval =
+        Duration::from_secs(cfg.orders.housekeeping_interval_secs);
+    server_options.secrets_retention = cfg.secrets.retention()?;
     server_options.client_auth = cfg
         .es2_client_auth
         .iter()

@@ -41,6 +41,7 @@ mod pki_token_cmd;
 mod profile_eol_cmd;
 mod report_cmd;
 mod revocation_config;
+mod secrets_config;
 mod serve_cmd;
 mod simulate_cmd;
 mod slo_cmd;

@@ -66,6 +66,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         inst.server_options.audit = cfg.audit.start(&inst.store)?;
         inst.server_options.access = cfg.access.build()?;
+        match inst.server_options.secrets_retention {
+            Some(_) => info!(
+                after_install = %cfg.secrets.purge_after_install,
+                housekeeping_every_secs = cfg.orders.housekeeping_interval_secs,
+                "K, OPc, PIN/PUK and ADM keys of installed profiles are purged"
+            ),
+            None => warn!(
+                "[secrets] purge_after_install = \"off\": installed profiles keep their K, OPc, PIN/PUK and ADM keys in the database"
+            ),
+        }
         check_tls(
             &inst.server_options.tls,
             &address,

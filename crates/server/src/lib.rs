@@ -69,6 +69,11 @@ pub struct ServerOptions {
     pub housekeeping_interval: Duration,
     /// How long ended sessions are kept (late installation results still verify).
     pub session_retention: Duration,
+    /// How long after its installation a profile keeps its K, OPc, PIN/PUK
+    /// and ADM keys in the database (purged by housekeeping; the ICCID and
+    /// IMSI stay). `None` (the default here) keeps them; `ferrosim serve`
+    /// purges at once unless configured otherwise.
+    pub secrets_retention: Option<Duration>,
     /// Timeouts and the connection limit of the HTTPS listener.
     pub http: HttpLimits,
     /// Operators that may authenticate to ES2+ with a TLS client
@@ -92,6 +97,7 @@ impl ServerOptions {
             callbacks: CallbackOptions::default(),
             housekeeping_interval: Duration::from_secs(30),
             session_retention: Duration::from_secs(7 * 24 * 3600),
+            secrets_retention: None,
             http: HttpLimits::default(),
             client_auth: Vec::new(),
             telemetry: None,
@@ -148,7 +154,9 @@ pub fn router<S: Store + EndOfLifeStore + ReadyCheck + Clone>(smdp: Smdp<S>) -> 
 }
 
 /// Starts serving `smdp` on `listener` with TLS, plus the background workers.
-pub async fn start<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
+pub async fn start<
+    S: Store + EndOfLifeStore + ReadyCheck + housekeeping::InstalledSecretsPurge + Clone,
+>(
     listener: std::net::TcpListener,
     smdp: Smdp<S>,
     options: ServerOptions,
@@ -159,7 +167,9 @@ pub async fn start<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
 /// [`start`], with more routes served beside the SM-DP+'s on the same
 /// listener (the eIM's ESipa bindings and REST API: [`esipa::routes`],
 /// [`api`]).
-pub async fn start_with<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
+pub async fn start_with<
+    S: Store + EndOfLifeStore + ReadyCheck + housekeeping::InstalledSecretsPurge + Clone,
+>(
     listener: std::net::TcpListener,
     smdp: Smdp<S>,
     options: ServerOptions,
@@ -236,8 +246,11 @@ pub async fn start_with<S: Store + EndOfLifeStore + ReadyCheck + Clone>(
     }
     tasks.spawn(housekeeping::run(
         smdp,
-        options.housekeeping_interval,
-        options.session_retention,
+        housekeeping::Upkeep {
+            interval: options.housekeeping_interval,
+            session_retention: options.session_retention,
+            secrets_retention: options.secrets_retention,
+        },
         stopped.clone(),
     ));
     info!(%local_addr, "SM-DP+ listening (HTTPS, HTTP/1.1 and HTTP/2)");

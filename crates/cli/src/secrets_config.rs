@@ -1,0 +1,90 @@
+//! `[secrets]` of the instance configuration: how long installed profiles
+//! keep their K, OPc, PIN/PUK and ADM keys in the database.
+//!
+//! ```toml
+//! [secrets]
+//! purge_after_install = "0s"   # a duration (30m, 12h, 7d) or "off"
+//! ```
+//!
+//! By default `serve` purges them at its next housekeeping round after the
+//! installation (`[orders] housekeeping_interval_secs`): an installed
+//! profile is never built again and the operator's systems keep their
+//! copy. `off` keeps them.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use ferrosim_fleet::Span;
+use serde::{Deserialize, Serialize};
+
+/// The value of `purge_after_install` that keeps the secrets.
+pub const KEEP: &str = "off";
+
+/// The `[secrets]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// How long after its installation a profile keeps its K, OPc, PIN/PUK
+    /// and ADM keys: a duration (`0s`, `12h`, `7d`) or `off` (kept).
+    pub purge_after_install: String,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            purge_after_install: "0s".into(),
+        }
+    }
+}
+
+impl SecretsConfig {
+    /// The retention `serve` applies (`None`: secrets kept), or a clear
+    /// error for a value that is neither a duration nor `off`.
+    pub fn retention(&self) -> anyhow::Result<Option<Duration>> {
+        let text = self.purge_after_install.trim();
+        if text == KEEP {
+            return Ok(None);
+        }
+        Span::parse(text).map(|s| Some(s.duration())).map_err(|e| {
+            anyhow!(
+                "[secrets] purge_after_install = {:?}: {e}; give a duration such as \
+                 \"0s\", \"12h\" or \"7d\", or \"off\" to keep the secrets of installed profiles",
+                self.purge_after_install
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_off_and_garbage() {
+        let with = |v: &str| SecretsConfig {
+            purge_after_install: v.into(),
+        };
+        assert_eq!(
+            SecretsConfig::default().retention().unwrap(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            with("7d").retention().unwrap(),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(with("off").retention().unwrap(), None);
+        for bad in [
+            "",
+            "7",
+            "7x",
+            "-1d",
+            "never",
+            "OFF ",
+            "1d-",
+            "99999999999999999999d",
+        ] {
+            let e = with(bad).retention().unwrap_err().to_string();
+            assert!(e.contains("purge_after_install"), "{bad}: {e}");
+        }
+    }
+}
