@@ -48,6 +48,10 @@ pub struct InstanceArgs {
         value_name = "full|normal"
     )]
     pub durability: Option<String>,
+    /// File holding the key-encryption key that protects profile secrets
+    /// at rest (`ferrosim keys init` makes one); same as `[secrets] kek_file`.
+    #[arg(long, global = true, env = "FERROSIM_KEK_FILE", value_name = "FILE")]
+    pub kek_file: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -498,6 +502,9 @@ impl InstanceConfig {
         }
         if let Some(v) = &args.durability {
             cfg.durability = v.clone();
+        }
+        if let Some(v) = &args.kek_file {
+            cfg.secrets.kek_file = Some(v.clone());
         }
         if let Some(v) = listen {
             cfg.listen = v;

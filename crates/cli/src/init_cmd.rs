@@ -26,7 +26,7 @@ pub struct InitArgs {
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, args.listen)?;
     crate::admin_cmd::block_on(async move {
-        let existed = instance::open_store(&cfg, Access::Existing).await;
+        let existed = instance::connect_store(&cfg, Access::Existing).await;
         let existed = match existed {
             Ok(store) => {
                 store.close().await;

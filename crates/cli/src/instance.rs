@@ -84,11 +84,20 @@ fn no_instance(cfg: &InstanceConfig, why: &str) -> anyhow::Error {
     )
 }
 
-/// Connects to the instance's database. With [`Access::Existing`] it
-/// refuses when the SQLite file is missing or the database holds no
-/// instance; with [`Access::Create`] it creates the data directory (0700)
-/// and the database.
+/// Connects to the instance's database with its key-encryption key
+/// (`[secrets] kek_file`), so that profile secrets are sealed (see
+/// [`crate::kek::apply`]). With [`Access::Existing`] it refuses when the
+/// SQLite file is missing or the database holds no instance; with
+/// [`Access::Create`] it creates the data directory (0700) and the
+/// database.
 pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<SqlStore> {
+    let store = connect_store(cfg, access).await?;
+    crate::kek::apply(store, cfg.secrets.kek_file.as_deref()).await
+}
+
+/// [`open_store`] without the key-encryption key: for what reads no
+/// profile secret (`--print-config`, `keys status`).
+pub async fn connect_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<SqlStore> {
     let url = cfg.database_url();
     match access {
         Access::Existing | Access::Recorded => {

@@ -29,6 +29,8 @@ mod init_cmd;
 mod instance;
 mod ipa_cmd;
 mod ipa_reset;
+mod kek;
+mod keys_cmd;
 mod logging;
 mod lpa_cmd;
 mod operator_cmd;
@@ -42,6 +44,7 @@ mod profile_eol_cmd;
 mod report_cmd;
 mod revocation_config;
 mod secrets_config;
+mod secrets_reseal;
 mod serve_cmd;
 mod simulate_cmd;
 mod slo_cmd;
@@ -111,6 +114,8 @@ enum Command {
     Ipa(ipa_cmd::IpaArgs),
     /// API tokens of the REST APIs: create, list, revoke.
     ApiToken(api_token_cmd::ApiTokenArgs),
+    /// Keys of profile secrets at rest: init a key-encryption key, status, rotate.
+    Keys(keys_cmd::KeysArgs),
     /// The audit trail: verify its hash chain and checkpoints, export it, sign a checkpoint.
     Audit(audit_cmd::AuditArgs),
     /// Fleet control over a running server's REST API: devices, reports, outages, rollouts, decisions.
@@ -154,6 +159,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ipa(args) => ipa_cmd::run_command(args)?,
         Command::ApiToken(args) => api_token_cmd::run(args)?,
         Command::Audit(args) => audit_cmd::run(args)?,
+        Command::Keys(args) => keys_cmd::run(args)?,
         Command::Fleet(args) => fleet_cmd::run(args)?,
         Command::Callbacks(args) => admin_lists_cmd::run_callbacks(args)?,
         Command::Notifications(args) => admin_lists_cmd::run_notifications(args)?,

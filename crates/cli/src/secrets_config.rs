@@ -1,9 +1,11 @@
 //! `[secrets]` of the instance configuration: how long installed profiles
-//! keep their K, OPc, PIN/PUK and ADM keys in the database.
+//! keep their K, OPc, PIN/PUK and ADM keys in the database, and the
+//! key-encryption key that seals them at rest.
 //!
 //! ```toml
 //! [secrets]
 //! purge_after_install = "0s"   # a duration (30m, 12h, 7d) or "off"
+//! kek_file = "/etc/ferrosim/kek"   # or FERROSIM_KEK_FILE / --kek-file
 //! ```
 //!
 //! By default `serve` purges them at its next housekeeping round after the
@@ -11,6 +13,7 @@
 //! profile is never built again and the operator's systems keep their
 //! copy. `off` keeps them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -27,12 +30,18 @@ pub struct SecretsConfig {
     /// How long after its installation a profile keeps its K, OPc, PIN/PUK
     /// and ADM keys: a duration (`0s`, `12h`, `7d`) or `off` (kept).
     pub purge_after_install: String,
+    /// The key-encryption key file (`ferrosim keys init`): with it, every
+    /// command that opens the instance seals profile secrets in the
+    /// database (AES-256-GCM under data keys it wraps), and `serve` seals
+    /// the rows an older database holds in clear.
+    pub kek_file: Option<PathBuf>,
 }
 
 impl Default for SecretsConfig {
     fn default() -> Self {
         Self {
             purge_after_install: "0s".into(),
+            kek_file: None,
         }
     }
 }
@@ -63,6 +72,7 @@ mod tests {
     fn durations_off_and_garbage() {
         let with = |v: &str| SecretsConfig {
             purge_after_install: v.into(),
+            kek_file: None,
         };
         assert_eq!(
             SecretsConfig::default().retention().unwrap(),

@@ -50,6 +50,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         let store = instance::open_store(&cfg, Access::Create).await?;
         let address = instance::settle_address(&store, &cfg, local.port()).await?;
+        if let Some(id) = store.kek_id() {
+            info!(kek = %id, "profile secrets sealed at rest under data keys wrapped by the key-encryption key");
+        } else {
+            warn!("no key-encryption key ([secrets] kek_file): profile secrets are stored in clear");
+        }
+        let migration = crate::secrets_reseal::spawn_migration(&store).await?;
         let mut inst = instance::assemble(&cfg, store, &address, Access::Create)?;
         let mut telemetry_db = None;
         if let Some((telemetry, own)) = cfg
@@ -103,6 +109,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         signal.await;
         info!("shutting down");
+        if let Some(m) = migration {
+            // Each chunk is its own transaction: the next start resumes.
+            m.abort();
+        }
         server.shutdown(Duration::from_secs(10)).await;
         if let Some(f) = fleet {
             f.shutdown().await;
@@ -147,7 +157,7 @@ fn check_tls(tls: &TlsIdentity, address: &str, allow: bool) -> anyhow::Result<()
 /// nothing.
 async fn print_config(cfg: &InstanceConfig) -> anyhow::Result<()> {
     let mut shown = cfg.clone();
-    let note = match instance::open_store(cfg, Access::Existing).await {
+    let note = match instance::connect_store(cfg, Access::Existing).await {
         Ok(store) => {
             let stored = instance::stored_address(&store).await;
             store.close().await;

@@ -21,8 +21,10 @@
 //!
 //! The store seals profile secrets with this when given a KEK
 //! (`ferrosim_store::SqlStore::with_kek`), and re-seals rows in place for
-//! rotation and migration. Not yet: the CLI (`ferrosim keys`) and `serve`
-//! loading a KEK (see the README's status).
+//! rotation and migration; `ferrosim serve` and every command opening an
+//! instance load the KEK from `[secrets] kek_file`, and `ferrosim keys`
+//! makes, shows and rotates the keys. A KEK in a PKCS#11 token is not
+//! supported yet.
 
 use std::collections::BTreeMap;
 

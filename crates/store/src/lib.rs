@@ -55,6 +55,7 @@ mod revocations;
 mod rows;
 pub mod sealed_personalisation;
 mod secrets_at_rest;
+mod secrets_keys;
 mod secrets_purge;
 mod sessions;
 mod settings;
@@ -76,6 +77,7 @@ pub use operator_tokens::{DEFAULT_TOKEN, OperatorToken};
 pub use order_history::{OrderEvent, OrderHistory};
 pub use profile_type_admin::{ProfileTypeSummary, ProfileTypeVersion};
 pub use secrets_at_rest::ResealReport;
+pub use secrets_keys::{DataKeyInfo, SecretsCensus};
 pub use telemetry::{SqlTelemetryStore, telemetry_database_url};
 
 use sqlx::AnyPool;

@@ -25,8 +25,8 @@ use crate::sealed_personalisation::{
 
 /// The key-encryption key and the data keys it unwrapped.
 pub(crate) struct AtRest {
-    kek: Kek,
-    ring: RwLock<Keyring>,
+    pub(crate) kek: Kek,
+    pub(crate) ring: RwLock<Keyring>,
 }
 
 impl std::fmt::Debug for AtRest {
@@ -47,7 +47,7 @@ pub struct ResealReport {
     pub next_after: Option<String>,
 }
 
-fn secret_err(e: SecretError) -> StoreError {
+pub(crate) fn secret_err(e: SecretError) -> StoreError {
     SealError::from(e).into()
 }
 
@@ -86,7 +86,7 @@ impl SqlStore {
         self.at_rest.is_some()
     }
 
-    async fn load_keyring(&self, kek: &Kek) -> Result<Option<Keyring>, StoreError> {
+    pub(crate) async fn load_keyring(&self, kek: &Kek) -> Result<Option<Keyring>, StoreError> {
         let rows = sqlx::query("SELECT id, wrapped FROM data_keys ORDER BY id")
             .fetch_all(&self.pool)
             .await
@@ -295,11 +295,11 @@ fn newest_pattern(id: u32) -> String {
     format!("{SEALED_PREFIX}01{}%", hex::encode(id.to_be_bytes()))
 }
 
-fn poisoned() -> StoreError {
+pub(crate) fn poisoned() -> StoreError {
     StoreError::Backend("keyring lock poisoned".into())
 }
 
-fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -218,8 +218,43 @@ async fn secrets_sealed_migrated_and_rotated_in_place() {
             "{b}: all under key {new}"
         );
         all_open(&store).await;
+        let census = store.secrets_census().await.unwrap();
+        assert_eq!(census.clear, 0, "{b}");
+        assert_eq!(census.sealed.get(&new), Some(&PROFILES), "{b}");
         store.scrub_free_space().await.unwrap();
+
+        // KEK rotation: the data keys re-wrapped, no row touched.
+        let new_kek = Kek::from_bytes([6u8; 32]);
+        assert_eq!(
+            store.rewrap_data_keys(&new_kek).await.unwrap(),
+            vec![old, new],
+            "{b}"
+        );
+        assert_eq!(column(&store).await, text, "{b}: rows untouched");
+        assert!(
+            store
+                .data_keys()
+                .await
+                .unwrap()
+                .iter()
+                .all(|k| k.kek_id == new_kek.id_hex()),
+            "{b}"
+        );
         store.close().await;
+        let rewrapped = SqlStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap()
+            .with_kek(Kek::from_bytes([6u8; 32]))
+            .await
+            .unwrap();
+        all_open(&rewrapped).await;
+        rewrapped.close().await;
+        let old_kek = SqlStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap()
+            .with_kek(Kek::from_bytes(kek_bytes))
+            .await;
+        assert!(matches!(old_kek, Err(StoreError::Corrupt(_))), "{b}");
 
         if b == "sqlite" {
             assert_eq!(

@@ -16,6 +16,7 @@ pub const INSTANCE_ENV: &[&str] = &[
     "FERROSIM_PKI_DIR",
     "FERROSIM_DURABILITY",
     "FERROSIM_LISTEN",
+    "FERROSIM_KEK_FILE",
 ];
 
 /// `program` (the test's `env!("CARGO_BIN_EXE_ferrosim")`) with the
