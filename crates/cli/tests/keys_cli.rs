@@ -6,8 +6,9 @@
 //! and `keys rotate --new-kek` (re-wrapped data keys) without stopping
 //! `serve`; a missing, garbage or wrong KEK file is a clear error that
 //! changes nothing; and no K or OPc reaches the logs at debug/trace level.
-//! On PostgreSQL (when the test environment has one) the same commands seal
-//! and migrate the column.
+//! On PostgreSQL (when the test environment has one) an import with the
+//! KEK is sealed, `serve` migrates the clear rows and `keys rotate`
+//! re-seals every row.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -441,6 +442,22 @@ async fn postgres_sealed_by_import_and_migrated_by_rotate() {
     let (column, _) = stored(&db.url).await;
     assert_eq!(found(&column, &imported), Vec::<&String>::new());
     assert_eq!(found(&column, &old_keys).len(), 4, "old rows still clear");
+
+    // serve with the KEK seals the clear rows in the background.
+    let server = start(
+        ServeCommand::new(FERROSIM)
+            .database_url(&db.url)
+            .data_dir(root)
+            .pki_dir(&pki_dir)
+            .env("FERROSIM_LOG", "info")
+            .env("FERROSIM_KEK_FILE", &kek),
+    )
+    .await
+    .unwrap();
+    wait_for_log(&server, "profile secrets sealed in place").await;
+    drop(server);
+    let (column, _) = stored(&db.url).await;
+    assert_eq!(found(&column, &old_keys), Vec::<&String>::new());
     let out = ok(&[&["keys", "rotate"][..], &args].concat());
     assert!(out.contains("4 profile rows re-sealed"), "{out}");
     let (column, _) = stored(&db.url).await;
