@@ -92,7 +92,7 @@ fn no_instance(cfg: &InstanceConfig, why: &str) -> anyhow::Error {
 /// database.
 pub async fn open_store(cfg: &InstanceConfig, access: Access) -> anyhow::Result<SqlStore> {
     let store = connect_store(cfg, access).await?;
-    crate::kek::apply(store, cfg.secrets.kek_file.as_deref()).await
+    crate::kek::apply(store, &cfg.secrets).await
 }
 
 /// [`open_store`] without the key-encryption key: for what reads no

@@ -33,8 +33,12 @@ enum KeysCommand {
     /// Write a new random key-encryption key (64 hex digits) to a new file, mode 0600.
     Init {
         /// The file to create (default: the configured `[secrets] kek_file`).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "pkcs11_label")]
         out: Option<PathBuf>,
+        /// Instead of a file: generate an AES-256 key with this label inside the
+        /// token of `[secrets.kek_pkcs11]` (sensitive, never extractable).
+        #[arg(long, value_name = "LABEL")]
+        pkcs11_label: Option<String>,
     },
     /// The KEK given, the data keys stored, and the profile rows clear or sealed under each key.
     Status,
@@ -42,8 +46,12 @@ enum KeysCommand {
     /// with --new-kek, re-wrap the data keys under another KEK instead.
     Rotate {
         /// Re-wrap every data key under the KEK in this file (made by `keys init`).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "new_kek_pkcs11_label")]
         new_kek: Option<PathBuf>,
+        /// Re-wrap every data key under this key of the `[secrets.kek_pkcs11]`
+        /// token (made by `keys init --pkcs11-label`).
+        #[arg(long, value_name = "LABEL")]
+        new_kek_pkcs11_label: Option<String>,
     },
 }
 
@@ -51,15 +59,48 @@ enum KeysCommand {
 pub fn run(args: KeysArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
     match args.command {
-        KeysCommand::Init { out } => {
+        KeysCommand::Init {
+            pkcs11_label: Some(label),
+            ..
+        } => {
+            let kek = crate::kek::token_key(&cfg.secrets, &label, true)?;
+            println!(
+                "key-encryption key {} generated as {label:?} in PKCS#11 token {:?} (never \
+                 extractable). Give it to every command of the instance with [secrets] \
+                 kek_pkcs11_label = {label:?}; `ferrosim serve` then seals the rows the \
+                 database holds in clear.",
+                kek.id_hex(),
+                cfg.secrets
+                    .kek_pkcs11
+                    .as_ref()
+                    .map(|t| t.token.as_str())
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        KeysCommand::Init { out, .. } => {
             let path = out.or_else(|| cfg.secrets.kek_file.clone()).context(
                 "give the file to write with --out (or configure [secrets] kek_file, \
-                 FERROSIM_KEK_FILE or --kek-file)",
+                 FERROSIM_KEK_FILE or --kek-file), or a token key with --pkcs11-label",
             )?;
             init(&path)
         }
         KeysCommand::Status => block_on(status(cfg)),
-        KeysCommand::Rotate { new_kek } => block_on(rotate(cfg, new_kek)),
+        KeysCommand::Rotate {
+            new_kek,
+            new_kek_pkcs11_label,
+        } => {
+            // Open the new KEK before anything else: a bad one changes nothing.
+            let new = match (&new_kek, &new_kek_pkcs11_label) {
+                (Some(path), _) => Some((crate::kek::load(path)?, path.display().to_string())),
+                (None, Some(label)) => Some((
+                    crate::kek::token_key(&cfg.secrets, label, false)?,
+                    format!("token key {label:?}"),
+                )),
+                (None, None) => None,
+            };
+            block_on(rotate(cfg, new))
+        }
     }
 }
 
@@ -80,7 +121,10 @@ fn init(path: &Path) -> anyhow::Result<()> {
             ),
             _ => anyhow::Error::new(e).context(format!("creating {}", path.display())),
         })?;
-    let text = zeroize::Zeroizing::new(format!("{}\n", kek.to_hex().as_str()));
+    let hex = kek
+        .to_hex()
+        .context("a generated key-encryption key has its bytes")?;
+    let text = zeroize::Zeroizing::new(format!("{}\n", hex.as_str()));
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
@@ -100,14 +144,13 @@ async fn status(cfg: InstanceConfig) -> anyhow::Result<()> {
     let result = async {
         let keys = store.data_keys().await?;
         let census = store.secrets_census().await?;
-        match &cfg.secrets.kek_file {
-            Some(path) => {
-                let kek = crate::kek::load(path)?;
+        match crate::kek::configured(&cfg.secrets)? {
+            Some(kek) => {
                 let wraps = !keys.is_empty() && keys.iter().all(|k| k.kek_id == kek.id_hex());
                 println!(
                     "key-encryption key: {} from {}{}",
                     kek.id_hex(),
-                    path.display(),
+                    crate::kek::describe(&cfg.secrets),
                     if keys.is_empty() {
                         " (no data key yet: the next command that opens the instance makes one)"
                     } else if wraps {
@@ -117,7 +160,9 @@ async fn status(cfg: InstanceConfig) -> anyhow::Result<()> {
                     }
                 );
             }
-            None => println!("key-encryption key: none configured ([secrets] kek_file)"),
+            None => println!(
+                "key-encryption key: none configured ([secrets] kek_file or kek_pkcs11_label)"
+            ),
         }
         if keys.is_empty() {
             println!("data keys: none (profile secrets are stored in clear)");
@@ -151,28 +196,21 @@ async fn status(cfg: InstanceConfig) -> anyhow::Result<()> {
     result
 }
 
-async fn rotate(cfg: InstanceConfig, new_kek: Option<PathBuf>) -> anyhow::Result<()> {
-    if cfg.secrets.kek_file.is_none() {
+async fn rotate(cfg: InstanceConfig, new_kek: Option<(Kek, String)>) -> anyhow::Result<()> {
+    if cfg.secrets.kek_file.is_none() && cfg.secrets.kek_pkcs11_label.is_none() {
         bail!(
             "no key-encryption key configured: create one with `ferrosim keys init --out FILE` \
-             and give it with [secrets] kek_file, FERROSIM_KEK_FILE or --kek-file"
+             and give it with [secrets] kek_file, FERROSIM_KEK_FILE or --kek-file (or a token \
+             key: [secrets] kek_pkcs11_label)"
         );
     }
-    // Read the new KEK before anything is opened: a bad file changes nothing.
-    let new_kek = match &new_kek {
-        Some(path) => Some((crate::kek::load(path)?, path.clone())),
-        None => None,
-    };
     let store = open_store(&cfg, Access::Existing).await?;
     let result = async {
         match new_kek {
-            Some((kek, path)) => {
+            Some((kek, place)) => {
                 let old = store.kek_id().unwrap_or_default();
                 if old == kek.id_hex() {
-                    bail!(
-                        "{} holds the key-encryption key in use already",
-                        path.display()
-                    );
+                    bail!("{place} holds the key-encryption key in use already");
                 }
                 let ids = store.rewrap_data_keys(&kek).await?;
                 crate::audit_cmd::record(
@@ -183,12 +221,12 @@ async fn rotate(cfg: InstanceConfig, new_kek: Option<PathBuf>) -> anyhow::Result
                 )
                 .await;
                 println!(
-                    "data keys {ids:?} re-wrapped: key-encryption key {old} -> {} ({}). Running \
-                     instances keep serving with the data keys they hold; give every instance \
-                     and command the new file ([secrets] kek_file, FERROSIM_KEK_FILE or \
-                     --kek-file) before they next start, then retire the old one.",
-                    kek.id_hex(),
-                    path.display()
+                    "data keys {ids:?} re-wrapped: key-encryption key {old} -> {} ({place}). \
+                     Running instances keep serving with the data keys they hold; give every \
+                     instance and command the new key ([secrets] kek_file, FERROSIM_KEK_FILE, \
+                     --kek-file or kek_pkcs11_label) before they next start, then retire the \
+                     old one.",
+                    kek.id_hex()
                 );
             }
             None => {

@@ -6,6 +6,11 @@
 //! [secrets]
 //! purge_after_install = "0s"   # a duration (30m, 12h, 7d) or "off"
 //! kek_file = "/etc/ferrosim/kek"   # or FERROSIM_KEK_FILE / --kek-file
+//! # or a key in a PKCS#11 token:
+//! # kek_pkcs11_label = "ferrosim-kek"
+//! # [secrets.kek_pkcs11]
+//! # module = "/usr/lib/softhsm/libsofthsm2.so"
+//! # token = "ferrosim"             # PIN in FERROSIM_PKCS11_PIN (pin_env)
 //! ```
 //!
 //! By default `serve` purges them at its next housekeeping round after the
@@ -35,6 +40,29 @@ pub struct SecretsConfig {
     /// database (AES-256-GCM under data keys it wraps), and `serve` seals
     /// the rows an older database holds in clear.
     pub kek_file: Option<PathBuf>,
+    /// Instead of `kek_file`: the label of the key-encryption key (an
+    /// AES-256 key, `ferrosim keys init --pkcs11-label`) in the token of
+    /// `[secrets.kek_pkcs11]`; it never leaves the token.
+    pub kek_pkcs11_label: Option<String>,
+    /// The PKCS#11 token holding key-encryption keys.
+    pub kek_pkcs11: Option<KekTokenConfig>,
+}
+
+/// `[secrets.kek_pkcs11]`: the token holding key-encryption keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KekTokenConfig {
+    /// Module path, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// Token label.
+    pub token: String,
+    /// Environment variable holding the user PIN.
+    #[serde(default = "default_pin_env")]
+    pub pin_env: String,
+}
+
+fn default_pin_env() -> String {
+    "FERROSIM_PKCS11_PIN".into()
 }
 
 impl Default for SecretsConfig {
@@ -42,6 +70,8 @@ impl Default for SecretsConfig {
         Self {
             purge_after_install: "0s".into(),
             kek_file: None,
+            kek_pkcs11_label: None,
+            kek_pkcs11: None,
         }
     }
 }
@@ -72,7 +102,7 @@ mod tests {
     fn durations_off_and_garbage() {
         let with = |v: &str| SecretsConfig {
             purge_after_install: v.into(),
-            kek_file: None,
+            ..SecretsConfig::default()
         };
         assert_eq!(
             SecretsConfig::default().retention().unwrap(),

@@ -21,6 +21,7 @@ pub mod error;
 pub mod kdf;
 pub mod key;
 pub mod pkcs11;
+pub mod pkcs11_aes;
 
 pub use error::{Error, Result};
 pub use kdf::SessionKeys;

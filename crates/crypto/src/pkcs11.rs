@@ -265,7 +265,7 @@ impl std::fmt::Debug for Pkcs11Key {
 }
 
 /// Logged-in sessions on one token, handed out one caller at a time.
-struct SessionPool {
+pub(crate) struct SessionPool {
     ctx: Pkcs11,
     slot: Slot,
     pin: AuthPin,
@@ -273,7 +273,7 @@ struct SessionPool {
 }
 
 impl SessionPool {
-    fn open(module: &Path, token_label: &str, pin: &str) -> Result<Self> {
+    pub(crate) fn open(module: &Path, token_label: &str, pin: &str) -> Result<Self> {
         let ctx = module_context(module)?;
         let slot = find_token(&ctx, token_label)?;
         let pool = Self {
@@ -289,7 +289,7 @@ impl SessionPool {
         Ok(pool)
     }
 
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         let session = match self.lock().pop() {
             Some(session) => session,
             None => self.new_session()?,
@@ -448,7 +448,7 @@ fn ec_point_to_sec1(value: &[u8]) -> Result<[u8; UNCOMPRESSED_POINT_LEN]> {
 }
 
 /// Maps a cryptoki error to [`Error::Pkcs11`] with what was being done.
-fn ck(operation: &'static str) -> impl Fn(CkError) -> Error {
+pub(crate) fn ck(operation: &'static str) -> impl Fn(CkError) -> Error {
     move |source| Error::Pkcs11 { operation, source }
 }
 

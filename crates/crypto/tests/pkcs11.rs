@@ -30,7 +30,7 @@ const CHILD_ENV: &str = "FERROSIM_PKCS11_CHILD";
 /// Label of a key imported with `softhsm2-util --import` before the tests run.
 const IMPORTED_LABEL: &str = "imported-dpauth";
 /// Number of `in_token_*` tests below; the parent checks that all ran.
-const IN_TOKEN_TESTS: usize = 7;
+const IN_TOKEN_TESTS: usize = 8;
 
 #[test]
 fn softhsm_suite() {
@@ -300,4 +300,47 @@ fn in_token_debug_shows_no_secrets() {
     let dbg = format!("{key:?}");
     assert!(dbg.contains(IMPORTED_LABEL));
     assert!(!dbg.contains(PIN));
+}
+
+#[test]
+#[ignore = "run by softhsm_suite with SOFTHSM2_CONF set"]
+fn in_token_aes_gcm_key() {
+    use ferrosim_crypto::pkcs11_aes::{GCM_TAG_LEN, NOT_AUTHENTIC, Pkcs11AesKey};
+    if !in_child() {
+        return;
+    }
+    let key = Pkcs11AesKey::generate(MODULE, TOKEN, PIN, "kek-generated").unwrap();
+    assert_eq!(key.key_label(), "kek-generated");
+    let nonce = [9u8; 12];
+    let sealed = key.seal(&nonce, b"data key 1", &[0x42; 32]).unwrap();
+    assert_eq!(sealed.len(), 32 + GCM_TAG_LEN);
+    assert_ne!(&sealed[..32], &[0x42; 32]);
+    let again = Pkcs11AesKey::open(MODULE, TOKEN, PIN, "kek-generated").unwrap();
+    assert_eq!(
+        again.open_sealed(&nonce, b"data key 1", &sealed).unwrap(),
+        vec![0x42; 32]
+    );
+    let mut changed = sealed.clone();
+    changed[0] ^= 1;
+    for (nonce, aad, value) in [
+        (nonce, &b"data key 2"[..], &sealed),
+        (nonce, &b"data key 1"[..], &changed),
+        ([8u8; 12], &b"data key 1"[..], &sealed),
+    ] {
+        let r = again.open_sealed(&nonce, aad, value);
+        let shown = format!("{r:?}");
+        assert!(
+            matches!(r, Err(Error::Pkcs11Object(m)) if m == NOT_AUTHENTIC),
+            "{shown}"
+        );
+    }
+    assert!(matches!(
+        Pkcs11AesKey::generate(MODULE, TOKEN, PIN, "kek-generated"),
+        Err(Error::Pkcs11Object(_))
+    ));
+    assert!(matches!(
+        Pkcs11AesKey::open(MODULE, TOKEN, PIN, "no-such-kek"),
+        Err(Error::Pkcs11Object(_))
+    ));
+    assert!(!format!("{key:?}").contains("42"));
 }

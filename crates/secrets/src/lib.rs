@@ -1,7 +1,8 @@
 //! Envelope encryption of secrets at rest (profile K, OPc, PIN/PUK, ADM
 //! keys): each secret is sealed with AES-256-GCM under a *data key*; data
 //! keys are stored only *wrapped* (AES-256-GCM) by a *key-encryption key*
-//! (KEK) that lives outside the database (a file; a PKCS#11 token later).
+//! (KEK) that lives outside the database (a file, or a key in a PKCS#11
+//! token through [`KekCipher`]).
 //!
 //! - [`Keyring::seal`] binds a ciphertext to its place with associated data
 //!   (say the ICCID and the column), so a sealed value copied to another row
@@ -22,9 +23,8 @@
 //! The store seals profile secrets with this when given a KEK
 //! (`ferrosim_store::SqlStore::with_kek`), and re-seals rows in place for
 //! rotation and migration; `ferrosim serve` and every command opening an
-//! instance load the KEK from `[secrets] kek_file`, and `ferrosim keys`
-//! makes, shows and rotates the keys. A KEK in a PKCS#11 token is not
-//! supported yet.
+//! instance load the KEK (`[secrets] kek_file`, or a key in a PKCS#11
+//! token), and `ferrosim keys` makes, shows and rotates the keys.
 
 use std::collections::BTreeMap;
 
@@ -71,9 +71,40 @@ pub enum SecretError {
     Crypto,
 }
 
-/// A key-encryption key: 32 bytes, wiped on drop.
+/// AES-256-GCM under a key held elsewhere (a PKCS#11 token): the KEK
+/// never enters this process; only the short values given are sealed and
+/// opened.
+pub trait KekCipher: Send + Sync {
+    /// `plaintext` sealed under the key: ciphertext followed by the
+    /// 16-byte tag.
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SecretError>;
+    /// Opens what [`KekCipher::seal`] made with the same nonce and `aad`;
+    /// [`SecretError::Forged`] when it does not authenticate.
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError>;
+}
+
+/// Where a KEK's key material is.
+enum KekKey {
+    /// In this process (from a file), wiped on drop.
+    Bytes(Zeroizing<[u8; KEY_LEN]>),
+    /// Outside (a token).
+    External(Box<dyn KekCipher>),
+}
+
+/// A key-encryption key: 32 bytes (wiped on drop), or a key in a token
+/// ([`Kek::external`]).
 pub struct Kek {
-    key: Zeroizing<[u8; KEY_LEN]>,
+    key: KekKey,
     id: [u8; 8],
 }
 
@@ -90,9 +121,23 @@ impl Kek {
         let mut id = [0u8; 8];
         id.copy_from_slice(&digest[..8]);
         Self {
-            key: Zeroizing::new(bytes),
+            key: KekKey::Bytes(Zeroizing::new(bytes)),
             id,
         }
+    }
+
+    /// A KEK held outside the process (a PKCS#11 token). Its id is derived
+    /// from a fixed value it seals (a key check value), so it names the key
+    /// itself, as for a KEK from a file.
+    pub fn external(cipher: Box<dyn KekCipher>) -> Result<Self, SecretError> {
+        let check = cipher.seal(&[0u8; NONCE_LEN], b"ferrosim-kek-id", &[])?;
+        let digest = Sha256::digest([b"ferrosim-kek-id-external".as_slice(), &check].concat());
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        Ok(Self {
+            key: KekKey::External(cipher),
+            id,
+        })
     }
 
     /// A KEK from a file's content: 32 raw bytes, or 64 hex digits (with or
@@ -127,9 +172,13 @@ impl Kek {
         Self::from_bytes(*k)
     }
 
-    /// The KEK's bytes as hex (to write a KEK file).
-    pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(*self.key))
+    /// The KEK's bytes as hex (to write a KEK file); `None` for a key
+    /// held in a token.
+    pub fn to_hex(&self) -> Option<Zeroizing<String>> {
+        match &self.key {
+            KekKey::Bytes(k) => Some(Zeroizing::new(hex::encode(**k))),
+            KekKey::External(_) => None,
+        }
     }
 
     /// Its identifier (not secret): names which KEK wrapped a data key.
@@ -261,7 +310,11 @@ impl Keyring {
         let key = self.keys.get(&id).ok_or(SecretError::UnknownDataKey(id))?;
         let mut buf = Zeroizing::new(body.to_vec());
         let len = aead(key)?
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
             .map_err(|_| SecretError::Forged)?
             .len();
         buf.truncate(len);
@@ -278,8 +331,11 @@ impl Keyring {
     }
 }
 
+/// The parts of a sealed or wrapped value: id, nonce, body.
+type Parts<'a> = (&'a [u8], [u8; NONCE_LEN], &'a [u8]);
+
 /// `version || id (id_len) || nonce || body (at least the tag)`.
-fn split(v: &[u8], id_len: usize) -> Result<(&[u8], Nonce, &[u8]), SecretError> {
+fn split(v: &[u8], id_len: usize) -> Result<Parts<'_>, SecretError> {
     let (&version, rest) = v.split_first().ok_or(SecretError::Malformed("empty"))?;
     if version != VERSION {
         return Err(SecretError::Malformed("unknown version"));
@@ -289,8 +345,9 @@ fn split(v: &[u8], id_len: usize) -> Result<(&[u8], Nonce, &[u8]), SecretError> 
     }
     let (id, rest) = rest.split_at(id_len);
     let (nonce, body) = rest.split_at(NONCE_LEN);
-    let nonce =
-        Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::Malformed("nonce"))?;
+    let nonce: [u8; NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| SecretError::Malformed("nonce"))?;
     Ok((id, nonce, body))
 }
 
@@ -302,14 +359,20 @@ fn wrap_key(
 ) -> Result<Vec<u8>, SecretError> {
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let mut body = key.to_vec();
-    aead(&kek.key)?
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(dek_aad(id)),
-            &mut body,
-        )
-        .map_err(|_| SecretError::Crypto)?;
+    let body = match &kek.key {
+        KekKey::Bytes(k) => {
+            let mut body = key.to_vec();
+            aead(k)?
+                .seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(dek_aad(id)),
+                    &mut body,
+                )
+                .map_err(|_| SecretError::Crypto)?;
+            body
+        }
+        KekKey::External(c) => c.seal(&nonce, &dek_aad(id), key)?,
+    };
     let mut out = vec![VERSION];
     out.extend_from_slice(&kek.id);
     out.extend_from_slice(&nonce);
@@ -325,11 +388,24 @@ fn unwrap_key(kek: &Kek, id: u32, wrapped: &[u8]) -> Result<Zeroizing<[u8; KEY_L
             kek: hex::encode(kek_id),
         });
     }
-    let mut buf = Zeroizing::new(body.to_vec());
-    let plain = aead(&kek.key)?
-        .open_in_place(nonce, Aad::from(dek_aad(id)), &mut buf)
-        .map_err(|_| SecretError::Forged)?;
-    let key: [u8; KEY_LEN] = (&*plain)
+    let plain = match &kek.key {
+        KekKey::Bytes(k) => {
+            let mut buf = Zeroizing::new(body.to_vec());
+            let len = aead(k)?
+                .open_in_place(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(dek_aad(id)),
+                    &mut buf,
+                )
+                .map_err(|_| SecretError::Forged)?
+                .len();
+            buf.truncate(len);
+            buf
+        }
+        KekKey::External(c) => c.open(&nonce, &dek_aad(id), body)?,
+    };
+    let key: [u8; KEY_LEN] = plain
+        .as_slice()
         .try_into()
         .map_err(|_| SecretError::Malformed("data key length"))?;
     Ok(Zeroizing::new(key))

@@ -80,7 +80,8 @@ fn kek_rotation_rewraps_without_touching_sealed_values() {
 #[test]
 fn kek_files_and_bad_input() {
     let kek = Kek::generate(&mut rand::rng());
-    let again = Kek::from_file_content(format!("{}\n", kek.to_hex().as_str()).as_bytes()).unwrap();
+    let again =
+        Kek::from_file_content(format!("{}\n", kek.to_hex().unwrap().as_str()).as_bytes()).unwrap();
     assert_eq!(again.id(), kek.id());
     assert_eq!(
         Kek::from_file_content(&[7; 32]).unwrap().id(),
@@ -92,7 +93,7 @@ fn kek_files_and_bad_input() {
             Err(SecretError::BadKek(_))
         ));
     }
-    assert!(!format!("{kek:?}").contains(kek.to_hex().as_str()));
+    assert!(!format!("{kek:?}").contains(kek.to_hex().unwrap().as_str()));
     let empty = Keyring::unwrap_all(&kek, []).unwrap();
     assert_eq!(
         empty.seal(b"", K, &mut rand::rng()),
@@ -121,4 +122,79 @@ proptest! {
         prop_assert!(r.open(b"x", &bytes).is_err());
         prop_assert!(Keyring::unwrap_all(&kek, [(1, bytes.clone())]).is_err());
     }
+}
+
+/// A KEK held "elsewhere": AES-GCM through [`KekCipher`], as a token does.
+struct Elsewhere([u8; KEY_LEN]);
+
+impl KekCipher for Elsewhere {
+    fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SecretError> {
+        let mut body = plaintext.to_vec();
+        aead(&self.0)?
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .map_err(|_| SecretError::Crypto)?;
+        Ok(body)
+    }
+
+    fn open(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+        let mut buf = Zeroizing::new(sealed.to_vec());
+        let len = aead(&self.0)?
+            .open_in_place(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .map_err(|_| SecretError::Forged)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
+#[test]
+fn an_external_kek_wraps_and_rotation_moves_keys_to_it() {
+    let mut rng = rand::rng();
+    let file_kek = Kek::from_bytes([3u8; KEY_LEN]);
+    let token = Kek::external(Box::new(Elsewhere([4u8; KEY_LEN]))).unwrap();
+    let again = Kek::external(Box::new(Elsewhere([4u8; KEY_LEN]))).unwrap();
+    let other = Kek::external(Box::new(Elsewhere([5u8; KEY_LEN]))).unwrap();
+    assert_eq!(token.id(), again.id(), "the id names the key");
+    assert_ne!(token.id(), other.id());
+    assert!(token.to_hex().is_none(), "a token key is not exported");
+
+    let mut ring = Keyring::unwrap_all(&file_kek, []).unwrap();
+    let (id, _) = ring.add_data_key(&file_kek, &mut rng).unwrap();
+    let sealed = ring.seal(b"row", b"K and OPc", &mut rng).unwrap();
+    // KEK rotation from the file to the token.
+    let moved = ring.rewrap(&token, &mut rng).unwrap();
+    let from_token = Keyring::unwrap_all(&again, moved.clone()).unwrap();
+    assert_eq!(&*from_token.open(b"row", &sealed).unwrap(), b"K and OPc");
+    assert_eq!(from_token.newest_data_key(), Some(id));
+    assert!(matches!(
+        Keyring::unwrap_all(&file_kek, moved.clone()),
+        Err(SecretError::OtherKek { .. })
+    ));
+    // A token key that claims the id but is another key does not open it.
+    let impostor = Kek {
+        key: KekKey::External(Box::new(Elsewhere([5u8; KEY_LEN]))),
+        id: token.id(),
+    };
+    assert_eq!(
+        Keyring::unwrap_all(&impostor, moved).unwrap_err(),
+        SecretError::Forged
+    );
 }
