@@ -541,7 +541,7 @@ impl InstanceConfig {
         if self.orders.housekeeping_interval_secs == 0 {
             bail!("orders.housekeeping_interval_secs must be at least 1");
         }
-        self.secrets.retention()?;
+        self.secrets.check()?;
         Ok(())
     }
 

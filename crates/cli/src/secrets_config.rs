@@ -77,6 +77,23 @@ impl Default for SecretsConfig {
 }
 
 impl SecretsConfig {
+    /// Refuses settings that contradict each other: a KEK file and a token
+    /// key at once, a token key without its token.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.retention()?;
+        if self.kek_file.is_some() && self.kek_pkcs11_label.is_some() {
+            anyhow::bail!(
+                "[secrets]: give kek_file (FERROSIM_KEK_FILE, --kek-file) or kek_pkcs11_label, not both"
+            );
+        }
+        if self.kek_pkcs11_label.is_some() && self.kek_pkcs11.is_none() {
+            anyhow::bail!(
+                "[secrets] kek_pkcs11_label needs [secrets.kek_pkcs11] with `module` and `token`"
+            );
+        }
+        Ok(())
+    }
+
     /// The retention `serve` applies (`None`: secrets kept), or a clear
     /// error for a value that is neither a duration nor `off`.
     pub fn retention(&self) -> anyhow::Result<Option<Duration>> {
