@@ -50,13 +50,13 @@ fn fleet(n: u32, config: &str) -> (Fleet, StdRng, Timestamp) {
             firmware: "2.1.0".into(),
             region: Some(if i % 2 == 0 { "north" } else { "south" }.into()),
             tags: vec![],
-            capabilities: Capabilities {
+            capabilities: Some(Capabilities {
                 sgp32_version: Version([1, 2, 0]),
                 fallback_supported: true,
                 rollback_supported: true,
                 ipa_features: 2,
                 ipa_protocols: 1,
-            },
+            }),
             profiles: vec![
                 KnownProfile {
                     iccid: Iccid::from_body(&format!("89440001{i:010}")).unwrap(),

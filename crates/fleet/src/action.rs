@@ -4,6 +4,7 @@
 //! call: ES2+ functions at a carrier's SM-DP+ (SGP.22 5.3), eIM packages of
 //! SGP.32 PSMOs (enable [3] with rollbackFlag, delete [5],
 //! setFallbackAttribute [8], unsetFallbackAttribute [9], listProfileInfo),
+//! an IpaEuiccDataRequest (BF52) for the device's capabilities,
 //! an eIM profileDownloadTriggerRequest (BF54) with an activation code, and
 //! commands to the device agent (ExecuteFallbackMechanism BF5D,
 //! ReturnFromFallback BF5E, APN configuration).
@@ -103,6 +104,10 @@ pub enum Command {
     /// PSMO listProfileInfo: learn the eUICC's profiles (after a result
     /// went missing).
     EimListProfileInfo,
+    /// eIM IpaEuiccDataRequest for EUICCInfo2 (SGP.32 version, fallback
+    /// support), IpaCapabilities and DeviceInfo: learn what the device can
+    /// do. Answered with [`Outcome::Capabilities`].
+    EimReadCapabilities,
     /// Device agent: run ExecuteFallbackMechanism on the eUICC.
     AgentExecuteFallback {
         /// The fallback profile expected to become enabled.
@@ -135,6 +140,7 @@ impl Command {
             Self::EimSetFallbackAttribute { .. } => "eim.setFallbackAttribute",
             Self::EimUnsetFallbackAttribute { .. } => "eim.unsetFallbackAttribute",
             Self::EimListProfileInfo => "eim.listProfileInfo",
+            Self::EimReadCapabilities => "eim.readCapabilities",
             Self::AgentExecuteFallback { .. } => "agent.executeFallbackMechanism",
             Self::AgentReturnFromFallback { .. } => "agent.returnFromFallback",
             Self::AgentApnConfig { .. } => "agent.apnConfig",
@@ -271,6 +277,12 @@ pub enum Outcome {
     ProfileList {
         /// The eUICC's profiles.
         profiles: Vec<ListedProfile>,
+    },
+    /// The capabilities the IPA reported (answer to
+    /// [`Command::EimReadCapabilities`]).
+    Capabilities {
+        /// What the device can do.
+        capabilities: crate::device::Capabilities,
     },
     /// It failed.
     Failed {

@@ -149,6 +149,8 @@ pub enum Need {
     Remove,
     /// The eUICC's profiles are not known for sure.
     Resync,
+    /// The device's capabilities were not read through its IPA yet.
+    Capabilities,
 }
 
 /// Why, with the inputs used.

@@ -468,6 +468,14 @@ pub struct Work {
     /// The activation (failover, rollout step) its current work belongs
     /// to, for telemetry (0: none).
     pub activation: u64,
+    /// Its capabilities must be read through its IPA (EUICCInfo2,
+    /// IpaCapabilities) before anything else is done for it.
+    #[serde(default)]
+    pub read_caps: bool,
+    /// [`DeviceState::caps`] are what the IPA reported (they replaced the
+    /// registered ones).
+    #[serde(default)]
+    pub caps_from_ipa: bool,
     /// A hold was logged at this time (logged again an hour later at most).
     pub hold_logged: Secs,
 }
@@ -491,7 +499,9 @@ pub struct DeviceState {
     pub firmware: NameId,
     /// Firmware version, for compatibility filters.
     pub firmware_version: Version,
-    /// Capabilities.
+    /// Capabilities: as the device's IPA reported them when
+    /// [`Work::caps_from_ipa`], else as registered (the defaults when the
+    /// registration left them out).
     pub caps: Capabilities,
     /// What the fleet wants.
     pub desired: Desired,
@@ -529,8 +539,11 @@ pub struct DeviceSpec {
     /// Tag names.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Capabilities read through the IPA.
-    pub capabilities: Capabilities,
+    /// Capabilities, when the operator knows them. Left out, the fleet
+    /// reads them through the device's IPA (an IpaEuiccDataRequest for
+    /// EUICCInfo2 and IpaCapabilities) before doing anything else for it.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
     /// Profiles already on the eUICC (from listProfileInfo), if known.
     #[serde(default)]
     pub profiles: Vec<KnownProfile>,

@@ -225,17 +225,19 @@ impl Compat {
                 )));
             }
         }
+        let caps = device.caps;
+        let caps_unknown = device.work.read_caps;
+        if caps_unknown && (self.min_sgp32.is_some() || self.requires_fallback_support) {
+            return Ok(Some("capabilities not read through the IPA yet".into()));
+        }
         if let Some(min) = &self.min_sgp32 {
             let min =
                 Version::parse(min).ok_or_else(|| format!("min_sgp32 {min:?} is not a version"))?;
-            if device.caps.sgp32_version < min {
-                return Ok(Some(format!(
-                    "SGP.32 {} < {min}",
-                    device.caps.sgp32_version
-                )));
+            if caps.sgp32_version < min {
+                return Ok(Some(format!("SGP.32 {} < {min}", caps.sgp32_version)));
             }
         }
-        if self.requires_fallback_support && !device.caps.fallback_supported {
+        if self.requires_fallback_support && !caps.fallback_supported {
             return Ok(Some("no fallback mechanism".into()));
         }
         Ok(None)

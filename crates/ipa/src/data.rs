@@ -6,17 +6,18 @@
 //! eUICC package results the IPA still holds (`A2`), EUICCInfo1/2 (`BF20`,
 //! `BF22`), the default SM-DP+ and root SM-DS addresses (`81`, `83`,
 //! GetEuiccConfiguredAddresses), the EUM and eUICC certificates (`A5`, `A6`,
-//! GetCerts) and the device info (`A9`). The association token (`84`) and
-//! the IPA capabilities (`A8`) are left out: the eUICC does not give the
-//! former to the IPA, and this IPA announces no optional capability.
+//! GetCerts), the IPA capabilities (`A8`, [`ipa_capabilities`]) and the
+//! device info (`A9`). The association token (`84`) is left out: the eUICC
+//! does not give it to the IPA.
 
 use std::collections::VecDeque;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
 use ferrosim_asn1::tlv::Tlv;
-use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
+use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp, sgp32};
 use ferrosim_lpa::es10::types::DeviceInfo;
 
+use crate::config::DownloadPath;
 use crate::es10::Command;
 
 /// What one IpaEuiccDataRequest needs from the eUICC.
@@ -89,6 +90,7 @@ impl DataPlan {
         &self,
         package_results: &[Vec<u8>],
         device_info: &DeviceInfo,
+        download_path: DownloadPath,
     ) -> Result<Vec<u8>, String> {
         let asked = |tag: u32| self.tags.contains(&tag);
         let c = &self.collected;
@@ -134,6 +136,9 @@ impl DataPlan {
             if asked(0x83) {
                 data.root_smds_address = Some(addresses.root_ds_address);
             }
+        }
+        if asked(0xA8) {
+            data.ipa_capabilities = Some(ipa_capabilities(download_path));
         }
         if asked(0xA9) {
             data.device_info = Some(device_info_value(device_info));
@@ -197,6 +202,19 @@ fn notifications(answer: &[u8]) -> Vec<sgp32::PendingNotification> {
         .filter_map(|t| t.ok())
         .filter_map(|t| decode_der(t.raw).ok())
         .collect()
+}
+
+/// What this IPA does (SGP.32 IpaCapabilities): the configured way to the
+/// SM-DP+ (directRspServerCommunication (0) or
+/// indirectRspServerCommunication (1)), eimDownloadDataHandling (2): it
+/// downloads on an eIM's profileDownloadTriggerRequest; it retrieves eIM
+/// packages over HTTPS (ipaSupportedProtocols ipaRetrieveHttps (0)).
+pub fn ipa_capabilities(download_path: DownloadPath) -> sgp32::IpaCapabilities {
+    let path = match download_path {
+        DownloadPath::Direct => 0,
+        DownloadPath::ViaEim => 1,
+    };
+    sgp32::IpaCapabilities::new(named_bits(&[path, 2]), Some(named_bits(&[0])), None)
 }
 
 fn device_info_value(info: &DeviceInfo) -> rsp::DeviceInfo {

@@ -185,13 +185,13 @@ pub fn run(
             firmware: vendor.firmware.clone(),
             region: Some(scenario.areas[usize::from(d.area)].name.clone()),
             tags: vec![],
-            capabilities: Capabilities {
+            capabilities: Some(Capabilities {
                 sgp32_version: Version([1, 2, 0]),
                 fallback_supported: true,
                 rollback_supported: true,
                 ipa_features: 0,
                 ipa_protocols: 1,
-            },
+            }),
             profiles,
         };
         fleet

@@ -38,8 +38,8 @@ use crate::action::{Action, ActionId};
 use crate::catalog::{CarrierId, Catalog, ProfileTypeId, RegionId, RuleId};
 use crate::decision::{Decision, Reason, What};
 use crate::device::{
-    Desired, DeviceSpec, DeviceState, Health, Mode, Observed, ObservedProfile, PackedIccid, Secs,
-    SwitchLog, Version, Work, flags,
+    Capabilities, Desired, DeviceSpec, DeviceState, Health, Mode, Observed, ObservedProfile,
+    PackedIccid, Secs, SwitchLog, Version, Work, flags,
 };
 use crate::error::FleetError;
 use crate::gate::GateQuery;
@@ -371,7 +371,12 @@ impl Fleet {
             model: ids[1],
             firmware: ids[2],
             firmware_version,
-            caps: spec.capabilities,
+            // Unknown until the IPA answers: nothing but the enable's
+            // rollback flag (as a registration that leaves it out).
+            caps: spec.capabilities.unwrap_or(Capabilities {
+                rollback_supported: true,
+                ..Capabilities::default()
+            }),
             desired,
             observed,
             health: Health {
@@ -380,7 +385,10 @@ impl Fleet {
             },
             switches: SwitchLog::default(),
             mode_since: Secs::of(now),
-            work: Work::default(),
+            work: Work {
+                read_caps: spec.capabilities.is_none(),
+                ..Work::default()
+            },
             rollout: None,
         });
         self.index.insert(spec.eid, idx);

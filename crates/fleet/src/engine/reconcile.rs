@@ -42,6 +42,10 @@ pub fn next_step(
     if d.work.resync {
         return Step::Issue(Command::EimListProfileInfo, Need::Resync, None);
     }
+    if d.work.read_caps {
+        return Step::Issue(Command::EimReadCapabilities, Need::Capabilities, None);
+    }
+    let caps = d.caps;
     let want = d.desired;
     let o = &d.observed;
     let active = want.active();
@@ -55,7 +59,7 @@ pub fn next_step(
         return Step::Issue(Command::EimListProfileInfo, Need::Resync, None);
     };
     if !target.has(flags::ENABLED) {
-        let device_local = method == SwitchMethod::DeviceLocal && d.caps.fallback_supported;
+        let device_local = method == SwitchMethod::DeviceLocal && caps.fallback_supported;
         if device_local
             && target.has(flags::FALLBACK_ATTR)
             && want.mode != crate::device::Mode::Primary
@@ -73,7 +77,7 @@ pub fn next_step(
                 Some(active),
             );
         }
-        let rollback = d.caps.rollback_supported && enabled.is_some();
+        let rollback = caps.rollback_supported && enabled.is_some();
         return Step::Issue(
             Command::EimEnable { iccid, rollback },
             Need::Enable,
@@ -106,7 +110,7 @@ pub fn next_step(
     }
 
     // 4. The fallback attribute on the right profile.
-    if d.caps.fallback_supported {
+    if caps.fallback_supported {
         let target = want
             .fallback_target()
             .filter(|t| cat.profile_type(*t).fallback_allowed)

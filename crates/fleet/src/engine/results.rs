@@ -105,6 +105,17 @@ impl Fleet {
                 self.rolled_back(idx, now, rng);
                 return;
             }
+            Outcome::Capabilities { capabilities } => {
+                let d = &mut self.devices[idx as usize];
+                // Rollback support is not among what the IPA reports: the
+                // registered value stays.
+                d.caps = crate::device::Capabilities {
+                    rollback_supported: d.caps.rollback_supported,
+                    ..*capabilities
+                };
+                d.work.read_caps = false;
+                d.work.caps_from_ipa = true;
+            }
             Outcome::ProfileList { profiles } => {
                 let pending = self
                     .downloads
@@ -202,7 +213,8 @@ impl Fleet {
             Command::Es2DownloadOrder { .. }
             | Command::Es2ConfirmOrder { .. }
             | Command::EimDownloadTrigger { .. }
-            | Command::EimListProfileInfo => return false,
+            | Command::EimListProfileInfo
+            | Command::EimReadCapabilities => return false,
         }
         true
     }
@@ -274,6 +286,11 @@ impl Fleet {
                     self.devices[idx as usize]
                         .observed
                         .remove(PackedIccid::new(iccid));
+                }
+                // The IPA cannot tell (an error answer that will stay):
+                // the registered capabilities are used.
+                (Command::EimReadCapabilities, _) => {
+                    self.devices[idx as usize].work.read_caps = false;
                 }
                 // What was known of the eUICC is wrong: read it again.
                 (_, Failure::Psmo { .. }) => self.devices[idx as usize].work.resync = true,

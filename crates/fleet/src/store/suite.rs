@@ -40,7 +40,7 @@ pub fn fixture_fleet(n: u32, now: Timestamp) -> Fleet {
             firmware: "2.0.0".into(),
             region: Some("north".into()),
             tags: vec![],
-            capabilities: Capabilities::default(),
+            capabilities: Some(Capabilities::default()),
             profiles: vec![],
         };
         fleet

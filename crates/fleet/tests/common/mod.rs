@@ -58,7 +58,7 @@ pub fn spec(n: u32, group: &str, region: &str) -> DeviceSpec {
         firmware: "2.1.0".into(),
         region: Some(region.into()),
         tags: vec!["meter".into()],
-        capabilities: caps(true),
+        capabilities: Some(caps(true)),
         profiles: Vec::new(),
     }
 }
@@ -78,6 +78,9 @@ pub struct SimDevice {
     pub region: String,
     pub profiles: Vec<SimProfile>,
     pub apn: Option<(Iccid, ApnId)>,
+    /// What its IPA reports when asked (`None`: it answers without
+    /// EUICCInfo2).
+    pub ipa_caps: Option<Capabilities>,
 }
 
 impl SimDevice {
@@ -163,6 +166,7 @@ impl World {
             spec.eid,
             SimDevice {
                 region: spec.region.clone().unwrap_or_default(),
+                ipa_caps: Some(spec.capabilities.unwrap_or(caps(true))),
                 ..SimDevice::default()
             },
         );
@@ -385,6 +389,10 @@ impl World {
                 self.devices.get_mut(&a.device).unwrap().apn = Some((iccid.clone(), *apn));
                 Outcome::Done
             }
+            Command::EimReadCapabilities => match self.devices[&a.device].ipa_caps {
+                Some(capabilities) => Outcome::Capabilities { capabilities },
+                None => psmo(PsmoError::Other(127)),
+            },
         }
     }
 

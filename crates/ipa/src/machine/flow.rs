@@ -319,7 +319,11 @@ impl<R: CryptoRng> Ipa<R> {
                 tags: plan.tags.clone(),
             });
         }
-        match plan.answer(&package_results, &self.config.device_info) {
+        match plan.answer(
+            &package_results,
+            &self.config.device_info,
+            self.config.download_path,
+        ) {
             Ok(element) => self.keep_result(ResultKind::EuiccData, element, None, now),
             Err(e) => self.finish(Some(SessionError::Internal(e)), now),
         }

@@ -15,7 +15,7 @@
 //! carries it out is not started twice.
 
 use ferrosim_asn1::json::es2::{ConfirmOrderRequest, DownloadOrderRequest};
-use ferrosim_eim::{DownloadTrigger, EimStore, ItemOutcome, Operation, PackageContent};
+use ferrosim_eim::{DataItem, DownloadTrigger, EimStore, ItemOutcome, Operation, PackageContent};
 use ferrosim_fleet::action::{
     Action, ActionId, ActionResult, Command, Failure, ListedProfile, Outcome, PsmoError,
 };
@@ -100,6 +100,10 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     let queued = match eim_content(&action, st) {
                         EimWork::Package(content) => {
                             eim.enqueue_package(&action.device, &content, &mut st.rng, now)
+                                .await
+                        }
+                        EimWork::Data(items) => {
+                            eim.enqueue_data_request(&action.device, items, &mut st.rng, now)
                                 .await
                         }
                         EimWork::Download(code) => {
@@ -215,6 +219,40 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             let Some(r) = results.iter().find(|r| r.item_id == item_id) else {
                 continue;
             };
+            if matches!(action.command, Command::EimReadCapabilities) {
+                let outcome = match &r.outcome {
+                    ItemOutcome::DataReported(None) => match eim.device(&eid).await {
+                        Ok(d) => match super::capabilities::read(&d.euicc) {
+                            Some(capabilities) => Outcome::Capabilities { capabilities },
+                            // Answered without EUICCInfo2: the IPA cannot
+                            // tell; the registered capabilities stay.
+                            None => Outcome::Failed {
+                                failure: Failure::Psmo {
+                                    error: PsmoError::Other(127),
+                                },
+                                retryable: false,
+                            },
+                        },
+                        Err(e) => {
+                            warn!(error = %e, "fleet: eIM device unreadable");
+                            continue;
+                        }
+                    },
+                    ItemOutcome::DataReported(Some(code)) => Outcome::Failed {
+                        failure: Failure::Psmo {
+                            error: PsmoError::Other(u8::try_from(*code).unwrap_or(u8::MAX)),
+                        },
+                        retryable: false,
+                    },
+                    other => eim_outcome(&action, other, None),
+                };
+                out.push(ActionResult {
+                    id: action.id,
+                    device: eid,
+                    outcome,
+                });
+                continue;
+            }
             let profiles = match &action.command {
                 Command::EimListProfileInfo => eim.device(&eid).await.ok().map(|d| {
                     d.profiles
@@ -293,7 +331,15 @@ pub(super) fn fact_event(
 enum EimWork {
     Package(PackageContent),
     Download(String),
+    Data(&'static [DataItem]),
 }
+
+/// What [`Command::EimReadCapabilities`] asks the IPA for.
+const CAPABILITY_ITEMS: &[DataItem] = &[
+    DataItem::EuiccInfo2,
+    DataItem::IpaCapabilities,
+    DataItem::DeviceInfo,
+];
 
 fn eim_content(action: &Action, st: &State) -> EimWork {
     let op = match &action.command {
@@ -314,6 +360,7 @@ fn eim_content(action: &Action, st: &State) -> EimWork {
             iccid: iccid.clone(),
         },
         Command::EimUnsetFallbackAttribute { .. } => Operation::UnsetFallback,
+        Command::EimReadCapabilities => return EimWork::Data(CAPABILITY_ITEMS),
         _ => Operation::ListProfiles,
     };
     EimWork::Package(PackageContent::Psmos(vec![op]))

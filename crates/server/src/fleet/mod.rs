@@ -16,6 +16,7 @@
 //! A background task ([`FleetDriver::spawn`]) polls at the engine's next
 //! wake-up (or every `tick`) and collects the eIM's results of queued items.
 
+mod capabilities;
 mod events;
 mod execute;
 pub(crate) mod persist;

@@ -118,7 +118,12 @@ impl Shard {
                 self.push(at, local, Ev::Poll);
                 return Ok(());
             }
-            Command::Es2DownloadOrder { .. } | Command::Es2ConfirmOrder { .. } => {
+            // The simulator registers its devices with their capabilities,
+            // so the fleet never asks it to read them; counted as unserved
+            // like ES2+ if it ever does.
+            Command::Es2DownloadOrder { .. }
+            | Command::Es2ConfirmOrder { .. }
+            | Command::EimReadCapabilities => {
                 let name = action.command.name();
                 match self.unserved.iter_mut().find(|(n, _)| *n == name) {
                     Some((_, c)) => *c += 1,

@@ -464,7 +464,7 @@ async fn carrier_events<F: FleetStore, E: EimStore, T: TokenStore>(
     paths(carriers, groups, rules, add_rule, list_devices, add_device, device, revoke_profile, agent_commands,
         agent_result, rollouts, create_rollout, rollout, rollout_command, decisions, outage,
         reports, carrier_events),
-    components(schemas(DeviceView, DeviceList, ProfileView, RolloutView, DecisionList,
+    components(schemas(DeviceView, CapabilitiesView, DeviceList, ProfileView, RolloutView, DecisionList,
         ReportBatch, Accepted, CarrierEvent, CarrierEvents, OutageRequest, AgentCommand,
         AgentCommands, AgentResult, RevokeRequest, RevokeView)),
     tags((name = "fleet", description = "Fleet control: carriers, devices, failover, rollouts"))

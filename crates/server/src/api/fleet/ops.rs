@@ -123,6 +123,30 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
         converged: d.work.converged,
         switches_last_hour: d.switches.in_last_hour(Timestamp::now()),
         rollout: d.rollout.map(|m| m.rollout),
+        capabilities: Some(capabilities_view(d)),
+    }
+}
+
+/// A device's capabilities and where they come from.
+fn capabilities_view(d: &DeviceState) -> CapabilitiesView {
+    fn bits(v: u8) -> Vec<u8> {
+        (0..8).filter(|i| v & (1 << i) != 0).collect()
+    }
+    let c = &d.caps;
+    let source = if d.work.caps_from_ipa {
+        "ipa"
+    } else if d.work.read_caps {
+        "pending"
+    } else {
+        "registered"
+    };
+    CapabilitiesView {
+        source: source.to_owned(),
+        sgp32_version: c.sgp32_version.to_string(),
+        fallback_supported: c.fallback_supported,
+        rollback_supported: c.rollback_supported,
+        ipa_features: bits(c.ipa_features),
+        ipa_protocols: bits(c.ipa_protocols),
     }
 }
 

@@ -86,6 +86,29 @@ pub struct DeviceView {
     /// gave it).
     #[serde(default)]
     pub rule: String,
+    /// What the device can do, as its decisions use it.
+    #[serde(default)]
+    pub capabilities: Option<CapabilitiesView>,
+}
+
+/// A device's capabilities and where they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapabilitiesView {
+    /// `ipa` (read through the device's IPA: EUICCInfo2, IpaCapabilities;
+    /// they replaced the registered ones), `registered` (as given when the
+    /// device was registered, or the defaults when the IPA could not
+    /// tell), or `pending` (being read; the registration gave none).
+    pub source: String,
+    /// Highest SGP.32 version of the eUICC (`1.2.0`).
+    pub sgp32_version: String,
+    /// The eUICC has the Fallback Mechanism.
+    pub fallback_supported: bool,
+    /// The IPA honours the enable's rollback flag.
+    pub rollback_supported: bool,
+    /// `ipaFeatures` bits set (bit 0 first).
+    pub ipa_features: Vec<u8>,
+    /// `ipaSupportedProtocols` bits set.
+    pub ipa_protocols: Vec<u8>,
 }
 
 /// A page of devices.

@@ -1,0 +1,177 @@
+//! Capabilities read through the IPA: a device registered without them is
+//! asked first (EUICCInfo2, IpaCapabilities), what its IPA reports wins over
+//! what the operator typed, and rollout compatibility filters use it.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::time::Duration;
+
+use common::{World, caps, spec};
+use ferrosim_fleet::config::ProfileRef;
+use ferrosim_fleet::decision::{Need, Reason, What};
+use ferrosim_fleet::device::{Capabilities, Version};
+use ferrosim_fleet::rollout::{ChangeSpec, Compat};
+use ferrosim_fleet::{RolloutSpec, Span};
+
+fn old_euicc() -> Capabilities {
+    Capabilities {
+        sgp32_version: Version([1, 0, 0]),
+        fallback_supported: false,
+        rollback_supported: true,
+        ipa_features: 0b1,
+        ipa_protocols: 0b1,
+    }
+}
+
+fn needing(compat: Compat) -> RolloutSpec {
+    RolloutSpec {
+        name: "iot-v2".into(),
+        groups: vec!["meters".into()],
+        tags_any: vec![],
+        change: ChangeSpec::ProfileType {
+            to: ProfileRef {
+                carrier: "carrier-a".into(),
+                profile_type: "iot".into(),
+                version: 2,
+            },
+        },
+        waves: vec![100],
+        soak: Span::mins(10),
+        max_wait: Span::mins(30),
+        gate: Default::default(),
+        compat,
+        manual_approval: false,
+        seed: 7,
+    }
+}
+
+#[test]
+fn a_device_registered_without_capabilities_is_asked_for_them_first() {
+    let mut w = World::new(common::EXAMPLE, 31);
+    let mut s = spec(1, "meters", "north");
+    s.capabilities = None;
+    w.add(s);
+    let e = common::eid(1);
+    assert!(w.fleet.device(&e).unwrap().work.read_caps);
+    w.run_for(Duration::from_secs(60));
+    assert_eq!(w.actions[0].1.command.name(), "eim.readCapabilities");
+    assert!(matches!(
+        w.decisions
+            .iter()
+            .find(|d| matches!(d.what, What::Issue { .. }))
+            .unwrap()
+            .reason,
+        Reason::Gap {
+            need: Need::Capabilities,
+            ..
+        }
+    ));
+    let d = w.fleet.device(&e).unwrap();
+    assert_eq!(d.caps, caps(true));
+    assert!(d.work.caps_from_ipa && !d.work.read_caps);
+    assert!(d.work.converged, "then provisioned as usual");
+    let asked = w
+        .actions
+        .iter()
+        .filter(|(_, a)| a.command.name() == "eim.readCapabilities")
+        .count();
+    assert_eq!(asked, 1, "asked once");
+    // Its fallback is staged with the attribute: the IPA said it can.
+    assert!(
+        w.actions
+            .iter()
+            .any(|(_, a)| a.command.name() == "eim.setFallbackAttribute")
+    );
+}
+
+#[test]
+fn what_the_ipa_reports_wins_over_what_was_typed() {
+    let mut w = World::new(common::EXAMPLE, 32);
+    let mut s = spec(1, "meters", "north");
+    s.capabilities = None;
+    w.add(s);
+    let e = common::eid(1);
+    w.devices.get_mut(&e).unwrap().ipa_caps = Some(old_euicc());
+    w.run_for(Duration::from_secs(60));
+    let d = w.fleet.device(&e).unwrap();
+    assert_eq!(d.caps.sgp32_version, Version([1, 0, 0]));
+    assert!(d.work.converged);
+    // No fallback mechanism on this eUICC: no fallback attribute is set.
+    assert!(
+        !w.actions
+            .iter()
+            .any(|(_, a)| a.command.name() == "eim.setFallbackAttribute")
+    );
+    // Rollout filters read the reported values.
+    let id = w
+        .fleet
+        .create_rollout(
+            needing(Compat {
+                min_sgp32: Some("1.2".into()),
+                ..Compat::default()
+            }),
+            w.now,
+        )
+        .unwrap();
+    w.poll();
+    let r = w.fleet.rollout(id).unwrap();
+    assert_eq!((r.eligible, r.skipped), (0, 1));
+    assert!(w.decisions.iter().any(|d| matches!(
+        &d.reason,
+        Reason::Incompatible { filter } if filter == "SGP.32 1.0.0 < 1.2.0"
+    )));
+}
+
+#[test]
+fn an_ipa_without_an_answer_leaves_the_registered_capabilities_in_use() {
+    let mut w = World::new(common::EXAMPLE, 33);
+    let mut s = spec(1, "meters", "north");
+    s.capabilities = None;
+    w.add(s);
+    let e = common::eid(1);
+    w.devices.get_mut(&e).unwrap().ipa_caps = None;
+    w.run_for(Duration::from_secs(120));
+    let d = w.fleet.device(&e).unwrap();
+    assert!(!d.work.caps_from_ipa);
+    assert_eq!(d.caps.sgp32_version, Version([0, 0, 0]), "the defaults");
+    assert!(!d.work.read_caps, "not asked again and again");
+    assert!(d.work.converged);
+    // Filters needing capabilities skip it, saying so, until it is known...
+    let mut unknown = World::new(common::EXAMPLE, 34);
+    let mut s = spec(2, "meters", "north");
+    s.capabilities = None;
+    unknown.add(s);
+    let id = unknown
+        .fleet
+        .create_rollout(
+            needing(Compat {
+                requires_fallback_support: true,
+                ..Compat::default()
+            }),
+            unknown.now,
+        )
+        .unwrap();
+    unknown.poll();
+    assert_eq!(unknown.fleet.rollout(id).unwrap().skipped, 1);
+    assert!(unknown.decisions.iter().any(|d| matches!(
+        &d.reason,
+        Reason::Incompatible { filter } if filter.contains("not read through the IPA")
+    )));
+}
+
+#[test]
+fn typed_capabilities_are_used_without_asking() {
+    let mut w = World::new(common::EXAMPLE, 35);
+    w.add(spec(1, "meters", "north"));
+    w.run_for(Duration::from_secs(60));
+    assert!(
+        !w.actions
+            .iter()
+            .any(|(_, a)| a.command.name() == "eim.readCapabilities")
+    );
+    let d = w.fleet.device(&common::eid(1)).unwrap();
+    assert!(!d.work.caps_from_ipa);
+    assert_eq!(d.caps, caps(true));
+}
