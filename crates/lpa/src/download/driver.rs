@@ -56,6 +56,9 @@ where
     let mut machine =
         Download::new(request, es10.link(), Timestamp::now()).with_es9_timeout(request.es9_timeout);
     let mut timer = StepTimer::default();
+    // One monotonic reading per action: the end of one action is the start
+    // of the next (a download makes ~70 of them, mostly APDUs).
+    let mut mark = Instant::now();
     loop {
         let step = machine.step();
         let Some(action) = machine.poll() else {
@@ -70,7 +73,6 @@ where
                     .collect(),
             });
         };
-        let started = Instant::now();
         match action {
             Action::Transmit(apdu) => {
                 let response = es10.transport_mut().transmit(&apdu);
@@ -115,9 +117,11 @@ where
                 };
             }
         }
+        let done = Instant::now();
         if let Some(step) = step {
-            timer.add(step, started.elapsed());
+            timer.add(step, done.saturating_duration_since(mark));
         }
+        mark = done;
     }
 }
 
