@@ -33,45 +33,28 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use ferrosim_asn1::rasn::types::FixedOctetString;
-use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
 use ferrosim_eim::{EimStore, ItemOutcome, Trust};
-use ferrosim_euicc::profile::PolicyRules;
-use ferrosim_euicc::{
-    EuiccIdentity, EuiccState, InstalledProfile, ProfileClass, ProfileState, VirtualEuicc,
-};
-use ferrosim_ids::{Eid, Iccid, Timestamp};
-use ferrosim_ipa::driver::https::HttpsEsipa;
-use ferrosim_ipa::driver::{EsipaClient, MemoryStore, run_session};
-use ferrosim_ipa::{
-    Backoff, Binding, EimReply, EsipaError, EsipaRequest, Ipa, IpaConfig, ItemReport,
-    PackageOutcome, PendingState,
-};
-use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
-use ferrosim_lpa::es9::{Es9Request, Es9Response};
-use ferrosim_lpa::{Es10, Es10Options, Transport, TransportError};
+use ferrosim_euicc::ProfileState;
+use ferrosim_ipa::{Binding, PackageOutcome};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
-use ferrosim_testkit::cli::{ferrosim_command, output_text};
 use ferrosim_testkit::fresh_postgres;
 use ferrosim_testkit::serve::ServeCommand;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
+use common::iot::{
+    Eims, IotDevice, Operator, add_initial_eim, direct_client, operator_token, p1, p2,
+};
 use common::{FERROSIM, restart, spawn};
 
 const DEVICES: usize = 100;
-const ASSOCIATION_TOKEN: i64 = 7;
-/// Results acknowledged before the kill (of `DEVICES * OPERATIONS.len()`).
+/// Results acknowledged before the kill (of `DEVICES * operations().len()`).
 const KILL_AFTER_ACKS: usize = DEVICES * 5 / 3;
-/// Sessions a device may take in all (a bound, not a timing).
-const MAX_SESSIONS: usize = 400;
 
 /// One crash at a time: each run keeps both cores busy.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -91,14 +74,6 @@ async fn kill_9_while_iot_devices_poll_on_postgres() {
     let _one = ONE_AT_A_TIME.lock().await;
     let db = fresh_postgres(&admin).await.unwrap();
     crash_and_recover(Some(db.url)).await;
-}
-
-fn p1() -> Iccid {
-    Iccid::from_body("894400000000000001").unwrap()
-}
-
-fn p2() -> Iccid {
-    Iccid::from_body("894400000000000002").unwrap()
 }
 
 /// The packages queued for every device, in order, as REST bodies, with
@@ -125,207 +100,8 @@ fn operations() -> [(Value, Option<i64>); 5] {
     ]
 }
 
-/// A profile as the eUICC keeps it after an installation (metadata
-/// without notification addresses: enabling and disabling leave no
-/// notification).
-fn installed(iccid: &Iccid, n: u8, enabled: bool) -> InstalledProfile {
-    let metadata = rsp::StoreMetadataRequest::new(
-        rsp::Iccid(FixedOctetString::new(iccid.to_bcd())),
-        "ferrosim crash test".into(),
-        format!("profile {n}"),
-        None,
-        None,
-        ProfileClass::Operational.to_asn1(),
-        None,
-        None,
-        None,
-        None,
-        None,
-    );
-    let mut isdp_aid = [0u8; 16];
-    isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
-    isdp_aid[15] = n;
-    InstalledProfile {
-        iccid: iccid.as_str().to_owned(),
-        isdp_aid,
-        state: if enabled {
-            ProfileState::Enabled
-        } else {
-            ProfileState::Disabled
-        },
-        nickname: None,
-        profile_class: ProfileClass::Operational,
-        policy_rules: PolicyRules::default(),
-        metadata_der: encode_der(&metadata).unwrap().into_boxed_slice(),
-        dp_oid: None,
-        smdp_address: "smdp.crash.invalid".to_owned(),
-        smdp_oid: "2.999.10".to_owned(),
-        imsi: None,
-        aka_algorithm: None,
-        k: None,
-        opc: None,
-        pins: Vec::new(),
-        puks: Vec::new(),
-        spn: None,
-        apn: None,
-        package_len: 0,
-        package_sha256: [0; 32],
-        installed_at: 0,
-    }
-}
-
-/// The virtual eUICC as the IPA's APDU transport.
-struct Card(VirtualEuicc);
-
-impl Transport for Card {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        Ok(self.0.handle_apdu(command, SystemTime::now()))
-    }
-}
-
-/// The eIM over HTTPS, counting the results it acknowledged (to time the kill).
-#[derive(Clone)]
-struct CountingEim {
-    inner: HttpsEsipa,
-    acknowledged: Arc<AtomicUsize>,
-}
-
-impl EsipaClient for CountingEim {
-    async fn send(&self, request: &EsipaRequest) -> Result<EimReply, EsipaError> {
-        let reply = self.inner.send(request).await;
-        if let Ok(EimReply::Acknowledged(seqs)) = &reply {
-            self.acknowledged.fetch_add(seqs.len(), Ordering::SeqCst);
-        }
-        reply
-    }
-
-    async fn relay(&self, request: &Es9Request) -> Es9Response {
-        self.inner.relay(request).await
-    }
-}
-
-/// One virtual IoT device and what its IPA saw.
-struct Device {
-    eid: Eid,
-    es10: Es10<Card>,
-    ipa: Ipa<StdRng>,
-    state: MemoryStore,
-    /// Per counter value: the outcomes the eUICC gave, over all sessions.
-    runs: BTreeMap<u64, Vec<PackageOutcome>>,
-    /// Sessions that ended with an error (the eIM away).
-    failed_sessions: usize,
-    /// Sessions in all.
-    sessions: usize,
-    /// ProvideEimPackageResult calls made (a result sent again counts again).
-    results_sent: usize,
-}
-
-impl Device {
-    fn new(identity: EuiccIdentity, add_initial_eim: &[u8]) -> Self {
-        let eid = *identity.eid();
-        let state = EuiccState {
-            profiles: vec![installed(&p1(), 1, true), installed(&p2(), 2, false)],
-            ..EuiccState::default()
-        };
-        let mut es10 = Es10::open(
-            Card(VirtualEuicc::new(identity, state)),
-            &Es10Options::default(),
-        )
-        .unwrap();
-        let answer: sgp32::AddInitialEimResponse =
-            decode_der(&es10.transmit_es10(add_initial_eim).unwrap()).unwrap();
-        assert!(
-            matches!(answer, sgp32::AddInitialEimResponse::addInitialEimOk(_)),
-            "{answer:?}"
-        );
-        let config = IpaConfig {
-            eid: Some(eid),
-            deliver_notifications: false,
-            max_items_per_session: 1,
-            backoff: Backoff {
-                first: Duration::from_millis(100),
-                max: Duration::from_millis(800),
-            },
-            ..IpaConfig::default()
-        };
-        let ipa = Ipa::new(
-            config,
-            es10.link(),
-            PendingState::default(),
-            StdRng::from_rng(&mut rand::rng()),
-            Timestamp::now(),
-        );
-        Self {
-            eid,
-            es10,
-            ipa,
-            state: MemoryStore::default(),
-            runs: BTreeMap::new(),
-            failed_sessions: 0,
-            sessions: 0,
-            results_sent: 0,
-        }
-    }
-
-    /// Polls until a session finds nothing to run and nothing pending,
-    /// waiting out the IPA's backoff after a failed session.
-    async fn run(mut self, eim: CountingEim, direct: HttpsEs9Client) -> Self {
-        loop {
-            assert!(
-                self.sessions < MAX_SESSIONS,
-                "{}: still polling after {MAX_SESSIONS} sessions",
-                self.eid
-            );
-            let report = run_session(
-                &mut self.ipa,
-                self.es10.transport_mut(),
-                &eim,
-                &direct,
-                &mut self.state,
-            )
-            .await
-            .unwrap();
-            self.sessions += 1;
-            self.results_sent += report.results_sent;
-            for item in &report.items {
-                match item {
-                    ItemReport::Package {
-                        counter: Some(counter),
-                        outcome,
-                    } => self.runs.entry(*counter).or_default().push(outcome.clone()),
-                    other => panic!("{}: unexpected item {other:?}", self.eid),
-                }
-            }
-            assert!(report.abandoned.is_empty(), "{}: {report:?}", self.eid);
-            if report.error.is_some() {
-                self.failed_sessions += 1;
-                tokio::time::sleep(self.ipa.next_session().since(Timestamp::now())).await;
-                continue;
-            }
-            if report.items.is_empty() && report.pending == 0 {
-                return self;
-            }
-        }
-    }
-
-    fn card(&mut self) -> &EuiccState {
-        self.es10.transport_mut().0.state()
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs `ferrosim` on the instance; its stdout.
-fn ferrosim_ok(instance: &[&str], args: &[&str]) -> String {
-    let out = ferrosim_command(FERROSIM)
-        .args(args)
-        .args(instance)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", output_text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
 }
 
 async fn crash_and_recover(database_url: Option<String>) {
@@ -351,11 +127,11 @@ async fn crash_and_recover(database_url: Option<String>) {
         .clone()
         .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("ferrosim.db").display()));
     let mut instance = vec![
-        "--data-dir",
+        "--data-dir".to_owned(),
         path(&data_dir),
-        "--pki-dir",
+        "--pki-dir".to_owned(),
         path(&pki_dir),
-        "--config",
+        "--config".to_owned(),
         path(&config),
     ];
     let mut command = ServeCommand::new(FERROSIM)
@@ -364,7 +140,7 @@ async fn crash_and_recover(database_url: Option<String>) {
         .config(&config);
     if let Some(url) = &database_url {
         command = command.database_url(url);
-        instance.extend(["--database-url", url.as_str()]);
+        instance.extend(["--database-url".to_owned(), url.clone()]);
     }
     let server = spawn(command.clone()).await;
     server
@@ -375,74 +151,27 @@ async fn crash_and_recover(database_url: Option<String>) {
 
     // The operator's token and the eIM's AddInitialEim for the devices
     // (the eIM identity was made by serve's first start).
-    let token = ferrosim_ok(
-        &instance,
-        &[
-            "api-token",
-            "create",
-            "--name",
-            "ops",
-            "--scope",
-            "operator",
-        ],
-    )
-    .lines()
-    .last()
-    .unwrap()
-    .trim()
-    .to_owned();
-    let first_eim = dir.path().join("first-eim.der");
-    ferrosim_ok(
-        &instance,
-        &[
-            "eim",
-            "bootstrap",
-            "--out",
-            path(&first_eim),
-            "--association-token",
-            &ASSOCIATION_TOKEN.to_string(),
-        ],
-    );
-    let add_initial_eim = std::fs::read(&first_eim).unwrap();
-    let devices: Vec<Device> = common::identities(&pki)
+    let token = operator_token(&instance);
+    let first_eim = add_initial_eim(&instance, dir.path());
+    let devices: Vec<IotDevice> = common::identities(&pki)
         .into_iter()
-        .map(|identity| Device::new(identity, &add_initial_eim))
+        .map(|identity| IotDevice::new(identity, &first_eim))
         .collect();
 
     // Associate every device and queue its packages over the REST API.
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    let base = server.base_url();
+    let operator = Operator::new(&server.base_url(), &token, &ci_pem);
     let sem = Arc::new(Semaphore::new(8));
     let mut tasks = JoinSet::new();
     for (i, device) in devices.iter().enumerate() {
-        let (http, base, token, sem) = (http.clone(), base.clone(), token.clone(), sem.clone());
-        let eid = device.eid.to_string();
-        let body = json!({
-            "eid": eid,
-            "eumCertificate": pki.eum.certificate_pem(),
-            "euiccCertificate": pki.euiccs[i].certificate_pem(),
-            "associationToken": ASSOCIATION_TOKEN,
-        });
+        let (operator, sem, eid) = (operator.clone(), sem.clone(), device.eid);
+        let eum = pki.eum.certificate_pem();
+        let euicc = pki.euiccs[i].certificate_pem();
         tasks.spawn(async move {
             let _permit = sem.acquire_owned().await.unwrap();
-            let post = |path: String, body: Value| {
-                http.post(format!("{base}{path}"))
-                    .bearer_auth(&token)
-                    .json(&body)
-                    .send()
-            };
-            let r = post("/api/v1/eim/devices".into(), body).await.unwrap();
-            assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
-            for (n, (operation, _)) in operations().into_iter().enumerate() {
-                let r = post(format!("/api/v1/eim/devices/{eid}/queue"), operation)
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 201);
-                let queued: Value = r.json().await.unwrap();
-                assert_eq!(queued["counter"], n + 1, "{queued}");
+            operator.associate(&eid, &eum, &euicc).await;
+            for (n, (operation, _)) in operations().iter().enumerate() {
+                let (counter, _) = operator.queue(&eid, operation).await;
+                assert_eq!(counter as usize, n + 1, "{eid}");
             }
         });
     }
@@ -450,9 +179,10 @@ async fn crash_and_recover(database_url: Option<String>) {
 
     // The devices poll, all at once; the server dies once a third of the
     // results are acknowledged.
-    let roots = TlsTrust::roots_from_bytes(ci_pem.as_bytes()).unwrap();
     let acknowledged = Arc::new(AtomicUsize::new(0));
-    let direct = HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::Roots(roots.clone()))).unwrap();
+    let direct = direct_client(&ci_pem);
+    // Everything is queued: a device is done once it finds nothing more.
+    let more_coming = Arc::new(AtomicBool::new(false));
     let mut polling = JoinSet::new();
     for (i, device) in devices.into_iter().enumerate() {
         let binding = if i % 2 == 0 {
@@ -460,17 +190,14 @@ async fn crash_and_recover(database_url: Option<String>) {
         } else {
             Binding::Json
         };
-        let eim = CountingEim {
-            inner: HttpsEsipa::new(
-                &address,
-                binding,
-                &TlsTrust::Roots(roots.clone()),
-                Duration::from_secs(30),
-            )
-            .unwrap(),
-            acknowledged: acknowledged.clone(),
-        };
-        polling.spawn(device.run(eim, direct.clone()));
+        let eim = Eims::new(
+            std::slice::from_ref(&address),
+            binding,
+            &ci_pem,
+            0,
+            acknowledged.clone(),
+        );
+        polling.spawn(device.run(eim, direct.clone(), more_coming.clone()));
     }
     let total = DEVICES * operations().len();
     let mut server = server;
@@ -489,7 +216,7 @@ async fn crash_and_recover(database_url: Option<String>) {
     assert!(acked_at_kill < total, "every package ended before the kill");
 
     let server = restart(&command, &server).await;
-    let mut devices: Vec<Device> = polling.join_all().await;
+    let mut devices: Vec<IotDevice> = polling.join_all().await;
     devices.sort_by_key(|d| d.eid);
 
     // The eIM's store, read beside the restarted server.
@@ -539,16 +266,16 @@ async fn crash_and_recover(database_url: Option<String>) {
         );
 
         // The eUICC: each package run once, in order; none refused.
-        for (counter, outcomes) in &device.runs {
+        for (counter, outcome) in &device.runs {
             assert!(
-                matches!(outcomes.as_slice(), [PackageOutcome::Executed { .. }]),
-                "{eid}: counter {counter} ran as {outcomes:?}"
+                matches!(outcome, PackageOutcome::Executed { .. }),
+                "{eid}: counter {counter} ran as {outcome:?}"
             );
         }
         assert_eq!(
-            device.runs.keys().copied().collect::<Vec<_>>(),
+            device.runs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
             (1..=expected.len() as u64).collect::<Vec<_>>(),
-            "{eid}"
+            "{eid}: each package run once, in order"
         );
         let card = device.card();
         assert_eq!(

@@ -1,24 +1,38 @@
-//! Two `ferrosim serve` processes on one PostgreSQL database are one SM-DP+:
-//! the same address, PKI and database, and any instance serves any step.
+//! Several `ferrosim serve` processes on one database are one SM-DP+ and
+//! one eIM: the same address, PKI, eIM key and database, and any instance
+//! serves any step.
 //!
-//! 200 virtual devices download their profile while every ES9+ call of a
-//! download goes to the other instance than the call before (so each
-//! download crosses between the processes at every step). All succeed; the
-//! database shows each order installed on its own EID, one Bound Profile
-//! Package per profile; the operator's endpoint receives every ES2+
-//! callback of the outbox exactly once, although both instances run a
+//! SM-DP+ (PostgreSQL): 200 virtual devices download their profile while
+//! every ES9+ call of a download goes to the other instance than the call
+//! before (so each download crosses between the processes at every step).
+//! All succeed; the database shows each order installed on its own EID, one
+//! Bound Profile Package per profile; the operator's endpoint receives every
+//! ES2+ callback of the outbox exactly once, although both instances run a
 //! callback worker on the same outbox.
 //!
-//! Needs `FERROSIM_TEST_POSTGRES_URL` (set by `cargo xtask test`); without it the
-//! test fails naming the variable, unless `FERROSIM_SKIP_POSTGRES=1`.
+//! eIM (one SQLite file, and PostgreSQL): three instances; the operator
+//! queues packages for the same devices through all three at once while
+//! the devices' IPAs poll, each ESipa call going to the next instance. Every
+//! counter value of a device is issued exactly once (1, 2, ... with no gap),
+//! the eUICC runs them in strictly increasing order, each once, and the eIM
+//! stores one verified result per package, in queue order.
+//!
+//! The PostgreSQL parts need `FERROSIM_TEST_POSTGRES_URL` (set by `cargo
+//! xtask test`); without it they fail naming the variable, unless
+//! `FERROSIM_SKIP_POSTGRES=1`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use ferrosim_eim::{EimStore, ItemOutcome, Trust};
+use ferrosim_ipa::{Binding, PackageOutcome};
 use ferrosim_lpa::SmdpAddress;
 use ferrosim_lpa::es9::RoundRobin;
 use ferrosim_pki::{TestPki, TestPkiOptions};
@@ -29,6 +43,7 @@ use ferrosim_testkit::serve::ServeCommand;
 use ferrosim_testkit::{Es2Client, OPERATOR};
 use ferrosim_testkit::{audit, fresh_postgres};
 
+use common::iot::{Eims, IotDevice, Operator, add_initial_eim, direct_client, operator_token};
 use common::{
     Counting, FERROSIM, download_all, https_client, order_devices, spawn, wait_for_outbox,
 };
@@ -214,4 +229,225 @@ async fn two_instances_serve_one_smdp() {
     let (mut a, mut b) = (a, b);
     assert!(a.is_running() && b.is_running());
     store.close().await;
+}
+
+/// eIM instances on one database.
+const EIM_INSTANCES: usize = 3;
+/// IoT devices the eIM instances share.
+const IOT_DEVICES: usize = 12;
+/// Packages queued per device, all at once, spread over the instances.
+const PACKAGES_PER_DEVICE: usize = 9;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_eim_instances_on_one_sqlite_file_issue_each_counter_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("shared.db").display());
+    eim_instances_share_counters(&url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_eim_instances_on_postgres_issue_each_counter_once() {
+    let Some(admin) =
+        common::postgres_admin_url("three_eim_instances_on_postgres_issue_each_counter_once")
+    else {
+        return;
+    };
+    let db = fresh_postgres(&admin).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    eim_instances_share_counters(&db.url, dir.path()).await;
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// [`EIM_INSTANCES`] `serve` processes on the database `url`: packages
+/// queued through all of them at once for the same devices while the
+/// devices poll all of them.
+async fn eim_instances_share_counters(url: &str, dir: &Path) {
+    let pki = TestPki::generate(&TestPkiOptions {
+        euicc_count: IOT_DEVICES,
+        smdp_address: "localhost".into(),
+        ..TestPkiOptions::default()
+    })
+    .unwrap();
+    let pki_dir = dir.join("pki");
+    pki.write_to(&pki_dir).unwrap();
+    let ci_pem = pki.ci.certificate_pem();
+    // The operator and every device share one address.
+    let config = dir.join("ferrosim.toml");
+    std::fs::write(
+        &config,
+        "[access]\nrate_per_sec = 100000.0\nburst = 100000\n",
+    )
+    .unwrap();
+    let command = ServeCommand::new(FERROSIM)
+        .database_url(url)
+        .pki_dir(&pki_dir)
+        .config(&config);
+    // The first instance makes the schema and the eIM identity (in the
+    // shared PKI directory); the others serve as the same SM-DP+ and eIM.
+    let first = spawn(command.clone().data_dir(dir.join("i0"))).await;
+    first
+        .wait_healthy(&ci_pem, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let address = first.smdp_address().to_owned();
+    let mut instances = vec![first];
+    for i in 1..EIM_INSTANCES {
+        let next = spawn(
+            command
+                .clone()
+                .data_dir(dir.join(format!("i{i}")))
+                .smdp_address(&address),
+        )
+        .await;
+        next.wait_healthy(&ci_pem, Duration::from_secs(30))
+            .await
+            .unwrap();
+        instances.push(next);
+    }
+    let cli = vec![
+        "--data-dir".to_owned(),
+        path(&dir.join("i0")),
+        "--pki-dir".to_owned(),
+        path(&pki_dir),
+        "--config".to_owned(),
+        path(&config),
+        "--database-url".to_owned(),
+        url.to_owned(),
+    ];
+    let token = operator_token(&cli);
+    let first_eim = add_initial_eim(&cli, dir);
+    let operators: Vec<Operator> = instances
+        .iter()
+        .map(|i| Operator::new(&i.base_url(), &token, &ci_pem))
+        .collect();
+    let eims: Vec<String> = instances.iter().map(|i| i.instance_address()).collect();
+    let devices: Vec<IotDevice> = common::identities(&pki)
+        .into_iter()
+        .map(|identity| IotDevice::new(identity, &first_eim))
+        .collect();
+    for (i, device) in devices.iter().enumerate() {
+        operators[i % EIM_INSTANCES]
+            .associate(
+                &device.eid,
+                &pki.eum.certificate_pem(),
+                &pki.euiccs[i].certificate_pem(),
+            )
+            .await;
+    }
+
+    // The devices poll (each ESipa call to the next instance) while every
+    // package of every device is queued at once, package n of device i
+    // through instance (i + n) % EIM_INSTANCES.
+    let more_coming = Arc::new(AtomicBool::new(true));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let direct = direct_client(&ci_pem);
+    let mut polling = tokio::task::JoinSet::new();
+    let eids: Vec<_> = devices.iter().map(|d| d.eid).collect();
+    for (i, device) in devices.into_iter().enumerate() {
+        let binding = if i % 2 == 0 {
+            Binding::Asn1
+        } else {
+            Binding::Json
+        };
+        let eim = Eims::new(&eims, binding, &ci_pem, i, acknowledged.clone());
+        polling.spawn(device.run(eim, direct.clone(), more_coming.clone()));
+    }
+    let mut queuing = tokio::task::JoinSet::new();
+    for (i, eid) in eids.iter().enumerate() {
+        for n in 0..PACKAGES_PER_DEVICE {
+            let instance = (i + n) % EIM_INSTANCES;
+            let (operator, eid) = (operators[instance].clone(), *eid);
+            queuing.spawn(async move {
+                let (counter, conflicts) = operator
+                    .queue(&eid, &serde_json::json!({"operation": "list-profiles"}))
+                    .await;
+                (eid, counter, instance, conflicts)
+            });
+        }
+    }
+    let issued = queuing.join_all().await;
+    more_coming.store(false, Ordering::SeqCst);
+    let mut devices: Vec<IotDevice> = polling.join_all().await;
+    devices.sort_by_key(|d| d.eid);
+
+    // Issued: per device, 1..=PACKAGES_PER_DEVICE, each once, by every instance.
+    let store = SqlStore::connect(url, &StoreOptions::default())
+        .await
+        .unwrap();
+    let expected: Vec<u32> = (1..=PACKAGES_PER_DEVICE as u32).collect();
+    for device in &mut devices {
+        let eid = device.eid;
+        let mut counters: Vec<u32> = issued
+            .iter()
+            .filter(|(e, ..)| *e == eid)
+            .map(|(_, c, ..)| *c)
+            .collect();
+        counters.sort_unstable();
+        assert_eq!(counters, expected, "{eid}: counters issued");
+        let by: BTreeSet<usize> = issued
+            .iter()
+            .filter(|(e, ..)| *e == eid)
+            .map(|(.., instance, _)| *instance)
+            .collect();
+        assert_eq!(by.len(), EIM_INSTANCES, "{eid}: issued by every instance");
+
+        // Delivered and run in strictly increasing counter order, each once.
+        let ran: Vec<u64> = device.runs.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            ran,
+            expected.iter().map(|c| u64::from(*c)).collect::<Vec<_>>(),
+            "{eid}: the order the eUICC ran them in"
+        );
+        assert!(
+            device
+                .runs
+                .iter()
+                .all(|(_, o)| matches!(o, PackageOutcome::Executed { .. })),
+            "{eid}: {:?}",
+            device.runs
+        );
+        let card = device.card();
+        assert_eq!(card.last_seq_number, PACKAGES_PER_DEVICE as u64, "{eid}");
+        assert_eq!(card.eims[0].counter, PACKAGES_PER_DEVICE as u32, "{eid}");
+
+        // Stored: one verified result per package, in queue order.
+        let results = store.results(&eid).await.unwrap();
+        let stored: Vec<u32> = results
+            .iter()
+            .map(|r| r.counter.expect("a package result has its counter").get())
+            .collect();
+        assert_eq!(stored, expected, "{eid}: results in queue order");
+        assert!(
+            results.iter().all(|r| r.trust == Some(Trust::Verified)
+                && matches!(&r.outcome, ItemOutcome::Executed(codes) if codes == &[None])),
+            "{eid}: {results:?}"
+        );
+        let record = store.device(&eid).await.unwrap().unwrap().record;
+        assert!(record.queue.is_empty(), "{eid}: {:?}", record.queue);
+        assert_eq!(
+            record.association.counter.get(),
+            PACKAGES_PER_DEVICE as u32,
+            "{eid}"
+        );
+    }
+    let conflicts: usize = issued.iter().map(|(.., c)| *c).sum();
+    eprintln!(
+        "{}: {} packages queued through {EIM_INSTANCES} instances at once ({conflicts} retried \
+         after a 409), {} ESipa sessions ({} failed and retried); every counter issued once",
+        if url.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "PostgreSQL"
+        },
+        issued.len(),
+        devices.iter().map(|d| d.sessions).sum::<usize>(),
+        devices.iter().map(|d| d.failed_sessions).sum::<usize>(),
+    );
+    store.close().await;
+    for mut instance in instances {
+        assert!(instance.is_running(), "an instance died");
+    }
 }

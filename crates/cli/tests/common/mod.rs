@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod iot;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
