@@ -47,6 +47,7 @@ mod secrets_config;
 mod secrets_reseal;
 mod serve_cmd;
 mod simulate_cmd;
+mod simulate_live;
 mod slo_cmd;
 mod version_cmd;
 
@@ -126,7 +127,7 @@ enum Command {
     Callbacks(admin_lists_cmd::CallbacksArgs),
     /// Notifications devices sent to the SM-DP+ (enable, disable, delete...).
     Notifications(admin_lists_cmd::NotificationsArgs),
-    /// Simulate a city event (outage, storm, festival, airport, rollout, fallback) in virtual time against the real fleet, eIM and eUICC code.
+    /// Simulate a city event (outage, storm, festival, airport, rollout, fallback) in virtual time against the real fleet, eIM and eUICC code, or (--target) its phones against a running SM-DP+ over HTTPS.
     Simulate(simulate_cmd::SimulateArgs),
 }
 

@@ -3,7 +3,8 @@
 //! (HTML with SVG charts, JSON, CSV) written to `--out`.
 //!
 //! `<scenario>` is a shipped scenario's name (`outage`) or a scenario file
-//! (TOML, docs/SIMULATOR.md).
+//! (TOML, docs/SIMULATOR.md). With `--target` the scenario's phones run in
+//! full fidelity against that SM-DP+ instead ([`crate::simulate_live`]).
 
 use std::path::{Path, PathBuf};
 
@@ -25,10 +26,10 @@ pub struct SimulateArgs {
     seed: Option<u64>,
     /// Shards the devices are split into (the result depends on it, not
     /// on the machine's cores).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, conflicts_with = "target")]
     shards: usize,
     /// Threads running the shards (default: the machine's cores, at most --shards).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target")]
     threads: Option<usize>,
     /// Directory for report.html, report.json and series.csv.
     #[arg(long, default_value = "simulation")]
@@ -36,10 +37,69 @@ pub struct SimulateArgs {
     /// Print the summary as one JSON object on standard output (no progress bar).
     #[arg(long)]
     json: bool,
+    /// Full fidelity: run the scenario's consumer phones against this
+    /// SM-DP+ over real HTTPS (`https://host:port`, its ES2+ and ES9+;
+    /// loopback only unless --allow-remote). --devices defaults to 100 here.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// --target off loopback: allowed.
+    #[arg(long, requires = "target")]
+    allow_remote: bool,
+    /// --target: the test PKI directory (`ferrosim pki init` layout) whose
+    /// EUM the target trusts; each phone's eUICC gets a certificate from it.
+    #[arg(long, value_name = "DIR", requires = "target")]
+    pki: Option<PathBuf>,
+    /// --target: PEM certificate(s) its TLS certificate chains to (default: the --pki CI).
+    #[arg(long, value_name = "FILE", requires = "target")]
+    ca: Option<PathBuf>,
+    /// --target: the operator (ES2+ functionRequesterIdentifier) whose orders the phones download.
+    #[arg(long, requires = "target")]
+    operator: Option<String>,
+    /// --target: the operator's ES2+ token.
+    #[arg(long, env = "FERROSIM_ES2_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// --target: the profile type ordered (default: the phones' fleet group's).
+    #[arg(long, requires = "target")]
+    profile_type: Option<String>,
+    /// --target: scenario seconds per wall-clock second for the arrival
+    /// schedule (default: the scenario fits in half of --max-duration);
+    /// each phone's activation runs in real time.
+    #[arg(long, requires = "target")]
+    time_scale: Option<f64>,
+    /// --target: the run ends by then (seconds, orders included); phones
+    /// not done are cut off and reported.
+    #[arg(long, default_value_t = 300, requires = "target",
+          value_parser = clap::value_parser!(u64).range(1..=ferrosim_sim::live::MAX_DURATION_S))]
+    max_duration: u64,
+    /// --target: downloads in flight at once.
+    #[arg(long, default_value_t = 64, requires = "target",
+          value_parser = clap::value_parser!(u64).range(1..=ferrosim_sim::live::MAX_CONCURRENCY as u64))]
+    concurrency: u64,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = load(&args.scenario)?;
+    if let Some(target) = args.target {
+        return crate::simulate_live::run(
+            &scenario,
+            crate::simulate_live::LiveArgs {
+                target,
+                allow_remote: args.allow_remote,
+                pki: args.pki,
+                ca: args.ca,
+                operator: args.operator,
+                token: args.token,
+                profile_type: args.profile_type,
+                devices: args.devices,
+                seed: args.seed,
+                time_scale: args.time_scale,
+                max_duration: args.max_duration,
+                concurrency: args.concurrency,
+                out: args.out,
+                json: args.json,
+            },
+        );
+    }
     if !(1..=64).contains(&args.shards) {
         bail!("--shards must be 1..=64");
     }

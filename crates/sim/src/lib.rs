@@ -15,6 +15,10 @@
 //! as JSON, CSV and a self-contained HTML page with SVG charts, and
 //! [`cost`] sets the run's wall time against the lower bound its signature
 //! work sets.
+//!
+//! [`live`] is the full-fidelity mode: the same scenario's consumer phones
+//! against a running SM-DP+ over real HTTPS, in real time, with the
+//! network still modelled on the device side.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +29,7 @@ pub mod cost;
 pub mod engine;
 pub mod error;
 pub mod iot;
+pub mod live;
 pub mod network;
 pub mod population;
 pub mod report;
@@ -49,5 +54,25 @@ pub fn simulate(
     let wall_s = started.elapsed().as_secs_f64();
     let costs = cost::EcCosts::measure();
     let summary = Summary::new(&collected, &metrics, costs, wall_s);
+    Ok((collected, metrics, summary))
+}
+
+/// Runs `scenario` in full fidelity against `options.target` ([`live`])
+/// and builds its summary, marked as such: what `ferrosim simulate
+/// --target` does before writing the report. The signature work happens
+/// at the target and is not counted here.
+pub async fn simulate_live<D: live::OrderDesk>(
+    scenario: &Scenario,
+    options: &live::LiveOptions,
+    issuer: std::sync::Arc<live::EumIssuer>,
+    desk: std::sync::Arc<D>,
+    progress: &mut dyn FnMut(&live::LiveProgress),
+) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
+    let started = std::time::Instant::now();
+    let (collected, figures) = live::run(scenario, options, issuer, desk, progress).await?;
+    let metrics = collected.metrics();
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut summary = Summary::new(&collected, &metrics, cost::EcCosts::default(), wall_s);
+    summary.full_fidelity = Some(figures);
     Ok((collected, metrics, summary))
 }

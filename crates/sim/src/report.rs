@@ -386,6 +386,9 @@ pub struct Summary {
     pub loop_s: f64,
     /// Measured: peak resident memory (bytes; 0 where unknown).
     pub peak_rss_bytes: u64,
+    /// A full-fidelity run's target and figures (absent in virtual time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_fidelity: Option<crate::live::FullFidelity>,
 }
 
 impl Summary {
@@ -444,6 +447,7 @@ impl Summary {
             setup_s: c.setup_s,
             loop_s: c.loop_s,
             peak_rss_bytes: peak_rss_bytes(),
+            full_fidelity: None,
         }
     }
 }
@@ -536,11 +540,21 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 style { (PreEscaped(CSS)) }
             }
             body {
-                h1 { "Scenario " (summary.scenario) }
-                p { (summary.devices) " devices, seed " (summary.seed) ", " (summary.shards) " shards, "
-                    (format!("{:.0}", summary.simulated_s / 60.0)) " simulated minutes in "
-                    (format!("{:.1}", summary.wall_s)) " s wall time, peak memory "
-                    (summary.peak_rss_bytes / 1_000_000) " MB." }
+                @if let Some(ff) = &summary.full_fidelity {
+                    h1 { "Scenario " (summary.scenario) ", full-fidelity against " (ff.target) }
+                    p { (summary.devices) " phones, seed " (summary.seed) ", over real HTTPS to " (ff.target)
+                        (if ff.loopback { " (loopback)" } else { " (remote)" }) "; arrivals on the scenario's clock at "
+                        (format!("{:.1}", ff.time_scale)) "x, each phone's activation in real time; "
+                        (format!("{:.0}", summary.simulated_s / 60.0)) " scenario minutes in "
+                        (format!("{:.1}", summary.wall_s)) " s wall time." }
+                    (PreEscaped(crate::live::html(ff)))
+                } @else {
+                    h1 { "Scenario " (summary.scenario) }
+                    p { (summary.devices) " devices, seed " (summary.seed) ", " (summary.shards) " shards, "
+                        (format!("{:.0}", summary.simulated_s / 60.0)) " simulated minutes in "
+                        (format!("{:.1}", summary.wall_s)) " s wall time, peak memory "
+                        (summary.peak_rss_bytes / 1_000_000) " MB." }
+                }
                 h2 { "Headline metrics (ferrosim-telemetry)" }
                 table {
                     tr { th { "activation success within 60 s" } td { (pct(summary.activation_success_within_60s)) } }
@@ -598,6 +612,7 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 @for chart in &charts {
                     div class="chart" { (PreEscaped(chart)) }
                 }
+                @if summary.full_fidelity.is_none() {
                 h2 { "Signature work" }
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
                     (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; measured costs "
@@ -605,6 +620,7 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                     " µs; lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
                     (summary.lower_bound.threads) " threads; the run took "
                     (format!("{:.2}", summary.lower_bound.ratio)) "x that." }
+                }
             }
         }
     };

@@ -1,0 +1,209 @@
+//! `ferrosim simulate <scenario> --target https://host:port`: the
+//! scenario's consumer phones against a running SM-DP+ over real HTTPS
+//! (`ferrosim_sim::live`), with the operator's ES2+ credentials for their
+//! orders and the EUM the SM-DP+ trusts for their eUICCs; the report is
+//! the virtual mode's, marked full-fidelity.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use ferrosim_server::es2_client::Es2Client;
+use ferrosim_sim::live::{EumIssuer, LiveOptions, LiveProgress, OrderDesk, Target};
+use ferrosim_sim::{Scenario, Summary};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::admin_cmd::block_on;
+
+/// Phones of a full-fidelity run when `--devices` is not given.
+pub const DEFAULT_DEVICES: u32 = 100;
+
+/// The full-fidelity arguments, checked by the caller's parser.
+pub struct LiveArgs {
+    pub target: String,
+    pub allow_remote: bool,
+    pub pki: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub operator: Option<String>,
+    pub token: Option<String>,
+    pub profile_type: Option<String>,
+    pub devices: Option<u32>,
+    pub seed: Option<u64>,
+    pub time_scale: Option<f64>,
+    pub max_duration: u64,
+    pub concurrency: u64,
+    pub out: PathBuf,
+    pub json: bool,
+}
+
+/// The operator's back office: orders over the target's ES2+.
+struct Es2Desk(Es2Client);
+
+impl OrderDesk for Es2Desk {
+    fn order(&self, profile_type: &str) -> impl Future<Output = Result<String, String>> + Send {
+        let client = self.0.clone();
+        let profile_type = profile_type.to_owned();
+        async move {
+            client
+                .order_released(&profile_type, None, None)
+                .await
+                .map(|(_, matching_id)| matching_id)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Runs it.
+pub fn run(scenario: &Scenario, args: LiveArgs) -> anyhow::Result<()> {
+    let target = Target::parse(&args.target, args.allow_remote)?;
+    let mut options = LiveOptions {
+        target: target.clone(),
+        devices: args.devices.unwrap_or(DEFAULT_DEVICES),
+        seed: args.seed,
+        time_scale: args.time_scale,
+        max_duration: Duration::from_secs(args.max_duration),
+        concurrency: usize::try_from(args.concurrency)?,
+        profile_type: args.profile_type.clone(),
+        tls_roots_pem: Vec::new(),
+    };
+    let time_scale = options.check(scenario)?;
+    let Some(pki) = &args.pki else {
+        bail!(
+            "--target needs --pki DIR: the test PKI whose EUM the target trusts (CI/ci.pem, EUM/eum.pem, EUM/eum.key.pem)"
+        );
+    };
+    let Some(operator) = args.operator.as_deref().filter(|o| !o.trim().is_empty()) else {
+        bail!("--target needs --operator ID: the operator whose ES2+ orders the phones download");
+    };
+    let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+        bail!("--target needs --token (or FERROSIM_ES2_TOKEN): the operator's ES2+ token");
+    };
+    let issuer = Arc::new(EumIssuer::from_pki_dir(pki)?);
+    let ca = args.ca.clone().unwrap_or_else(|| pki.join("CI/ci.pem"));
+    let tls_roots_pem =
+        std::fs::read(&ca).with_context(|| format!("--ca: cannot read {}", ca.display()))?;
+    options.tls_roots_pem = tls_roots_pem.clone();
+    let es2 =
+        Es2Client::new(&target.base_url, operator, token, &tls_roots_pem).context("ES2+ client")?;
+    let desk = Arc::new(Es2Desk(es2));
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        println!(
+            "ferrosim simulate {} in full fidelity against {}: {} phones, arrivals at {time_scale:.1}x, at most {} s",
+            scenario.scenario.name, target.base_url, options.devices, args.max_duration
+        );
+        let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} scenario {pos}/{len} s [{bar:30}] {elapsed} wall  {msg}",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let mut progress = |p: &LiveProgress| {
+        bar.set_position(u64::try_from(p.sim_ms / 1000).unwrap_or(0));
+        bar.set_message(format!(
+            "{} started, {} enabled, {} failed, {} registered",
+            p.started, p.done, p.failed, p.registered
+        ));
+    };
+    let mut outcome = None;
+    block_on(async {
+        outcome = Some(
+            ferrosim_sim::simulate_live(scenario, &options, issuer, desk, &mut progress).await?,
+        );
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let Some((collected, metrics, summary)) = outcome else {
+        bail!("the run ended without a result");
+    };
+    ferrosim_sim::report::write(&args.out, &summary, &metrics, &collected)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print(&summary, &args.out);
+    }
+    if let Some(ff) = &summary.full_fidelity
+        && ff.orders == 0
+    {
+        bail!(
+            "no ES2+ order could be placed at {}: {}",
+            ff.target,
+            ff.orders_failed
+                .iter()
+                .map(|(cause, n)| format!("{n} × {cause}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn print(summary: &Summary, out: &std::path::Path) {
+    let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.2} %", v * 100.0));
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
+    let Some(ff) = &summary.full_fidelity else {
+        return;
+    };
+    println!(
+        "{}: full-fidelity against {}: {} phones, {:.0} scenario minutes in {:.1} s wall (orders {:.1} s)",
+        summary.scenario,
+        ff.target,
+        summary.devices,
+        summary.simulated_s / 60.0,
+        summary.wall_s,
+        ff.orders_s
+    );
+    println!(
+        "orders {} placed, {} failed; phones {} scheduled, {} started, {} not started (past --max-duration), {} cut off",
+        ff.orders,
+        ff.orders_failed.values().sum::<u64>(),
+        ff.scheduled,
+        ff.started,
+        ff.not_started,
+        ff.cut_off
+    );
+    println!(
+        "downloads {} (scan to profile enabled: p50 {}, p99 {}, max {}), failed {}, {:.2} per second; registered {}",
+        summary.downloads,
+        secs(summary.download_completion_s.p50),
+        secs(summary.download_completion_s.p99),
+        secs(summary.download_completion_s.max),
+        summary.download_failures.values().sum::<u64>(),
+        ff.downloads_per_s,
+        ff.registered
+    );
+    for (cause, n) in &summary.download_failures {
+        println!("  failed {n:>6}: {cause}");
+    }
+    println!(
+        "activation success within 60 s {}, MTTR {}, bytes per active profile {}",
+        pct(summary.activation_success_within_60s),
+        secs(summary.mttr_s),
+        summary
+            .bytes_per_active_profile
+            .map_or("-".to_owned(), |b| format!("{b:.0}"))
+    );
+    println!(
+        "waited for a download slot: p50 {}, p99 {}; network delay injected {:.1} s in all",
+        secs(ff.start_delay_s.p50),
+        secs(ff.start_delay_s.p99),
+        ff.injected_delay_s
+    );
+    for (name, c) in &ff.es9_calls {
+        println!(
+            "  {name:<36} {:>6} calls, {:>4} failed, p50 {}, p99 {}",
+            c.calls,
+            c.failed,
+            secs(c.duration_s.p50),
+            secs(c.duration_s.p99)
+        );
+    }
+    println!("report: {}", out.join("report.html").display());
+}

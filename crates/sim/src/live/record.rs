@@ -1,0 +1,283 @@
+//! From what the phones of a full-fidelity run did to the report's input:
+//! the telemetry events (each phone's stamped on the scenario's clock at
+//! its scan, plus the real time since), the time series and the
+//! full-fidelity figures.
+
+use std::collections::BTreeMap;
+
+use ferrosim_telemetry::{
+    CorrelationId, Dictionary, Dims, Event, EventKind, RegistrationOutcome, Source, Sym,
+};
+
+use super::phone::{Plan, Record, Stage};
+use super::{CallStats, FullFidelity, Target};
+use crate::engine::T0;
+use crate::error::SimError;
+use crate::network::Network;
+use crate::population::Population;
+use crate::report::{Bucket, Collected, seconds};
+use crate::scenario::Scenario;
+
+/// Telemetry correlation ids of the phones' activations: this bit set, the
+/// device index below it (as in the virtual mode).
+const CONSUMER_ACTIVATION: u64 = 1 << 62;
+
+/// The failure cause of a phone the run's bound cut off.
+pub const CUT_OFF: &str = "cut off at --max-duration";
+
+/// The telemetry dimensions of the phones.
+pub(crate) struct Dimensions {
+    /// The dictionary naming them.
+    pub dictionary: Dictionary,
+    vendors: Vec<[Option<Sym>; 3]>,
+    carriers: Vec<Option<Sym>>,
+    groups: Vec<Option<Sym>>,
+    smdp: Option<Sym>,
+}
+
+impl Dimensions {
+    /// Vendors, models and firmware, carriers, groups and the SM-DP+.
+    pub fn new(
+        scenario: &Scenario,
+        population: &Population,
+        network: &Network,
+        smdp: &str,
+    ) -> Result<Self, SimError> {
+        let dictionary = Dictionary::new();
+        let sym = |name: &str| {
+            dictionary
+                .intern(name)
+                .map(Some)
+                .map_err(|e| SimError::Setup(format!("telemetry dimension {name:?}: {e}")))
+        };
+        let mut vendors = Vec::new();
+        for v in 0..scenario.population.vendors.len() {
+            let v = population.vendor(v as u8);
+            vendors.push([sym(&v.name)?, sym(&v.model)?, sym(&v.firmware)?]);
+        }
+        let mut carriers = Vec::new();
+        for c in 0..network.carriers() {
+            carriers.push(sym(network.carrier_name(c as u8))?);
+        }
+        let mut groups = Vec::new();
+        for m in 0..scenario.population.mixes.len() {
+            groups.push(sym(population.group(m as u8))?);
+        }
+        let smdp = sym(smdp)?;
+        Ok(Self {
+            dictionary,
+            vendors,
+            carriers,
+            groups,
+            smdp,
+        })
+    }
+
+    /// A phone's dimensions.
+    pub fn of(&self, plan: &Plan) -> Dims {
+        let [vendor, model, firmware] = self
+            .vendors
+            .get(usize::from(plan.vendor))
+            .copied()
+            .unwrap_or_default();
+        Dims {
+            carrier: self
+                .carriers
+                .get(usize::from(plan.carrier))
+                .copied()
+                .flatten(),
+            smdp: self.smdp,
+            vendor,
+            model,
+            firmware,
+            group: self.groups.get(usize::from(plan.mix)).copied().flatten(),
+            rollout: None,
+            wave: None,
+        }
+    }
+}
+
+/// The run as the report's input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn collect(
+    scenario: &Scenario,
+    devices: u32,
+    seed: u64,
+    network: &Network,
+    dims: &Dimensions,
+    records: &[Record],
+    reached_ms: i64,
+    stay_ms: i64,
+) -> Collected {
+    let mut c = Collected::new(scenario, devices, seed, 1, 1, network);
+    c.dictionary = dims.dictionary.clone();
+    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    for r in records {
+        let base = r.plan.scan_ms;
+        let event = |t: i64, kind| Event {
+            at: ferrosim_telemetry::Timestamp(T0 + base + t),
+            activation: CorrelationId::new(CONSUMER_ACTIVATION | u64::from(r.plan.n)),
+            device: r.plan.eid,
+            source: Source::Device,
+            dims: r.dims,
+            kind,
+        };
+        for (t, kind) in &r.events {
+            c.events.push(event(*t, *kind));
+        }
+        for call in &r.calls {
+            c.events.push(event(
+                call.end_ms,
+                EventKind::Step {
+                    function: call.function,
+                    status: call.status,
+                    duration_ms: call.duration_ms,
+                    signalling_bytes: call.request_bytes,
+                    bpp_bytes: 0,
+                },
+            ));
+        }
+        // A phone that started made its eUICC.
+        if r.start_delay_ms.is_some() {
+            c.cards_made += 1;
+        }
+        match (&r.outcome, r.stage) {
+            (Some(Ok(_)), _) => {
+                c.downloads += 1;
+                c.download_completion_ms.push(r.enabled_ms.unwrap_or(0));
+            }
+            (Some(Err(why)), _) => {
+                *failures.entry(why.chars().take(120).collect()).or_default() += 1;
+            }
+            (None, Stage::CutOff) => *failures.entry(CUT_OFF.to_owned()).or_default() += 1,
+            (None, _) => {}
+        }
+    }
+    c.download_failures = failures;
+    c.events.sort_by_key(|e| (e.at, e.device));
+    let last = c.events.last().map_or(0, |e| e.at.0 - T0);
+    c.duration_ms = reached_ms.max(last + 1);
+    c.buckets = buckets(scenario, network, records, c.duration_ms, stay_ms);
+    c
+}
+
+/// The time series on the scenario's clock.
+fn buckets(
+    scenario: &Scenario,
+    network: &Network,
+    records: &[Record],
+    duration_ms: i64,
+    stay_ms: i64,
+) -> Vec<Bucket> {
+    let width = scenario.scenario.bucket.millis_i64().max(1);
+    let count = (duration_ms + width - 1) / width;
+    let carriers = network.carriers();
+    let mut out: Vec<Bucket> = (0..count)
+        .map(|i| Bucket::new(i * width, carriers))
+        .collect();
+    for r in records {
+        let base = r.plan.scan_ms;
+        for (t, outcome, refused) in &r.registrations {
+            let Some(b) = out.get_mut(usize::try_from((base + t) / width).unwrap_or(usize::MAX))
+            else {
+                continue;
+            };
+            b.registrations += 1;
+            match outcome {
+                RegistrationOutcome::Registered => {}
+                RegistrationOutcome::Rejected { .. } => b.rejected += 1,
+                RegistrationOutcome::NoResponse => b.no_response += 1,
+            }
+            if *refused {
+                b.congestion_refusals[usize::from(r.plan.carrier)] += 1;
+            }
+        }
+        let left = (stay_ms > 0).then(|| r.plan.arrival_ms + stay_ms);
+        let registered = r.registered_ms.map(|t| base + t);
+        for b in &mut out {
+            let end = b.start + width;
+            if r.plan.arrival_ms > end || left.is_some_and(|l| l <= end) {
+                continue;
+            }
+            if registered.is_some_and(|t| t <= end) {
+                b.attached[usize::from(r.plan.carrier)] += 1;
+            } else {
+                b.without_service += 1;
+            }
+        }
+    }
+    out
+}
+
+/// What the full-fidelity figures are made from besides the records.
+pub(crate) struct Settings<'a> {
+    pub target: &'a Target,
+    pub time_scale: f64,
+    pub max_duration_s: f64,
+    pub concurrency: usize,
+    pub profile_type: String,
+    pub orders_failed: BTreeMap<String, u64>,
+    pub orders_s: f64,
+    pub scheduled: u64,
+    pub loop_s: f64,
+}
+
+/// The full-fidelity figures of the run.
+pub(crate) fn figures(records: &[Record], s: Settings<'_>) -> FullFidelity {
+    let ordered = records
+        .iter()
+        .filter(|r| !matches!(&r.outcome, Some(Err(why)) if why.starts_with("ES2+ order")))
+        .count() as u64;
+    let mut by_function: BTreeMap<String, (u64, u64, Vec<i64>)> = BTreeMap::new();
+    let mut injected_ms = 0u64;
+    for call in records.iter().flat_map(|r| &r.calls) {
+        let entry = by_function.entry(call.function.to_string()).or_default();
+        entry.0 += 1;
+        if call.status != ferrosim_telemetry::StepStatus::Ok {
+            entry.1 += 1;
+        }
+        entry.2.push(i64::from(call.duration_ms));
+        injected_ms += u64::from(call.injected_ms);
+    }
+    let delays: Vec<i64> = records.iter().filter_map(|r| r.start_delay_ms).collect();
+    let downloads = records
+        .iter()
+        .filter(|r| matches!(r.outcome, Some(Ok(_))))
+        .count() as f64;
+    FullFidelity {
+        target: s.target.base_url.clone(),
+        loopback: s.target.loopback,
+        time_scale: s.time_scale,
+        max_duration_s: s.max_duration_s,
+        concurrency: s.concurrency,
+        profile_type: s.profile_type,
+        orders: ordered,
+        orders_failed: s.orders_failed,
+        orders_s: s.orders_s,
+        scheduled: s.scheduled,
+        started: delays.len() as u64,
+        not_started: records
+            .iter()
+            .filter(|r| r.stage == Stage::NotStarted && r.outcome.is_none())
+            .count() as u64,
+        cut_off: records.iter().filter(|r| r.stage == Stage::CutOff).count() as u64,
+        registered: records.iter().filter(|r| r.registered_ms.is_some()).count() as u64,
+        notifications_undelivered: records.iter().map(|r| r.undelivered).sum(),
+        start_delay_s: seconds(&delays),
+        es9_calls: by_function
+            .into_iter()
+            .map(|(name, (calls, failed, durations))| {
+                (
+                    name,
+                    CallStats {
+                        calls,
+                        failed,
+                        duration_s: seconds(&durations),
+                    },
+                )
+            })
+            .collect(),
+        injected_delay_s: injected_ms as f64 / 1000.0,
+        downloads_per_s: downloads / s.loop_s.max(1e-9),
+    }
+}
