@@ -391,6 +391,193 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
     }
 }
 
+/// A ProfileRollback the device runs on its own reaches the eIM, for each
+/// binding: after an enable with rollback run through the eIM (two
+/// profiles downloaded, the first enabled, then the second with rollback),
+/// `ferrosim ipa rollback` returns the eUICC to the first profile and keeps
+/// its signed result; the next `ipa poll` delivers it, the eIM verifies and
+/// stores it (kind `rollback`, with the enabling package's counter) and
+/// acknowledges it, and its view of the profiles goes back. The rollback is
+/// then no longer possible on the eUICC.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_rollback_result_is_verified_and_stored_by_the_eim() {
+    let lab = Lab::start().await;
+    let first_eim = lab.add_initial_eim();
+    for (n, binding) in ["asn1", "json"].into_iter().enumerate() {
+        let issued = &lab.smdp.pki.euiccs[n];
+        let eid = issued.certificate.eid().unwrap().digits();
+        let euicc_state = lab
+            .dir
+            .path()
+            .join(format!("rollback-euicc-{binding}.json"));
+        let ipa_state = lab.dir.path().join(format!("rollback-ipa-{binding}.json"));
+        let identity = path(&lab.smdp.pki_dir).to_owned();
+        ok(&[
+            "euicc",
+            "init",
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "--state",
+            path(&euicc_state),
+        ]);
+        let ipa = |more: &[&str]| -> Value {
+            let mut args = vec![
+                "ipa",
+                "--euicc-state",
+                path(&euicc_state),
+                "--identity",
+                &identity,
+                "--eid",
+                &eid,
+            ];
+            args.extend_from_slice(more);
+            let out = ferrosim(&args);
+            assert!(out.status.success(), "{more:?}: {}", text(&out));
+            serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+        };
+        ipa(&["add-initial-eim", "--file", path(&first_eim)]);
+        let (status, body) = lab
+            .rest(
+                "POST",
+                "/api/v1/eim/devices",
+                Some(json!({
+                    "eid": eid,
+                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
+                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
+                    "counter": 0,
+                    "associationToken": TOKEN,
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (p1, m1) = lab.smdp.order(None, None).await.unwrap();
+        let (p2, m2) = lab.smdp.order(None, None).await.unwrap();
+        for matching_id in [m1, m2] {
+            let code = format!("1${}${matching_id}", lab.smdp.address);
+            lab.queue(
+                &eid,
+                json!({"operation": "download", "activationCode": code}),
+            )
+            .await;
+        }
+        lab.queue(&eid, json!({"operation": "enable", "iccid": p1}))
+            .await;
+        lab.queue(
+            &eid,
+            json!({"operation": "enable", "iccid": p2, "rollback": true}),
+        )
+        .await;
+        let ca = path(&lab.ca).to_owned();
+        let poll = [
+            "poll",
+            "--eim",
+            &lab.eim_address,
+            "--binding",
+            binding,
+            "--ca",
+            &ca,
+            "--state",
+            path(&ipa_state),
+        ];
+        let session = ipa(&poll);
+        assert_eq!(session["error"], Value::Null, "{session}");
+        let items = session["items"].as_array().unwrap();
+        assert_eq!(items.len(), 4, "{session}");
+        let enabling = &items[3]["package"];
+        assert_eq!(enabling["outcome"]["executed"]["codes"], json!([0]));
+        let counter = enabling["counter"].clone();
+        let enabled = |profiles: &Value| -> Vec<(String, bool)> {
+            let mut list: Vec<(String, bool)> = profiles["profiles"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["iccid"].as_str().unwrap().to_owned(),
+                        p["enabled"].as_bool().unwrap(),
+                    )
+                })
+                .collect();
+            list.sort();
+            list
+        };
+        let profiles_path = format!("/api/v1/eim/devices/{eid}/profiles");
+        let (_, profiles) = lab.rest("GET", &profiles_path, None).await;
+        let mut expected = vec![(p1.clone(), false), (p2.clone(), true)];
+        expected.sort();
+        assert_eq!(enabled(&profiles), expected, "{profiles}");
+
+        // The new profile "does not connect": the device rolls back on its own.
+        let local = ipa(&["rollback", "--state", path(&ipa_state)]);
+        assert_eq!(
+            local["items"],
+            json!([{"local": {"operation": "ProfileRollback", "result": 0}}]),
+            "{local}"
+        );
+        assert_eq!(local["pending"], 1, "the eUICC's signed result is kept");
+
+        // The next session delivers it; the eIM verifies, stores, acknowledges.
+        let session = ipa(&poll);
+        assert_eq!(session["error"], Value::Null, "{session}");
+        assert_eq!(session["resultsSent"], 1, "{session}");
+        assert_eq!(session["acknowledged"].as_array().unwrap().len(), 1);
+        assert_eq!(session["pending"], 0, "{session}");
+        let (_, results) = lab
+            .rest("GET", &format!("/api/v1/eim/devices/{eid}/results"), None)
+            .await;
+        let results = results.as_array().unwrap();
+        assert_eq!(results.len(), 5, "{results:?}");
+        let rollback = &results[4];
+        assert_eq!(rollback["kind"], "rollback", "{rollback}");
+        assert_eq!(
+            rollback["counter"], counter,
+            "the enabling package's counter"
+        );
+        assert_eq!(rollback["trust"], "verified");
+        assert_eq!(rollback["outcome"]["outcome"], "executed");
+        assert_eq!(rollback["outcome"]["codes"], json!([0]));
+        assert_eq!(rollback["seqNumber"], session["acknowledged"][0]);
+        let (_, profiles) = lab.rest("GET", &profiles_path, None).await;
+        let mut expected = vec![(p1.clone(), true), (p2.clone(), false)];
+        expected.sort();
+        assert_eq!(
+            enabled(&profiles),
+            expected,
+            "{binding}: back to the first profile: {profiles}"
+        );
+        assert_eq!(
+            profiles["stale"], true,
+            "the IPA told the eIM the state changed"
+        );
+
+        // The rollback is spent: the eUICC refuses another.
+        let out = ferrosim(&[
+            "ipa",
+            "--euicc-state",
+            path(&euicc_state),
+            "--identity",
+            &identity,
+            "--eid",
+            &eid,
+            "rollback",
+            "--state",
+            path(&ipa_state),
+        ]);
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("refused ProfileRollback"),
+            "{}",
+            text(&out)
+        );
+        // Nothing more for the eIM.
+        let session = ipa(&poll);
+        assert_eq!(session["resultsSent"], 0, "{session}");
+        assert_eq!(session["items"], json!([]));
+    }
+}
+
 #[test]
 fn bad_ipa_arguments_are_refused_with_the_rule() {
     let dir = tempfile::tempdir().unwrap();

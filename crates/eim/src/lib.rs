@@ -42,7 +42,8 @@ pub use mem::MemEimStore;
 pub use package::{EimOperation, Operation, PackageContent};
 pub use record::{
     Association, DeviceRecord, ItemKind, ItemOutcome, ItemState, NotificationRecord, ProfileEntry,
-    ProfileSnapshot, QueueItem, Release, ResultRecord, Sanitization, Trust, WipeStep,
+    ProfileSnapshot, QueueItem, Release, ResultRecord, RollbackGrant, Sanitization, Trust,
+    WipeStep,
 };
 pub use steps::associate::AssociationRequest;
 pub use steps::enqueue::{DataItem, DownloadTrigger, Queued};

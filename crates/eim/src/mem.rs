@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{Counter, Eid};
-use crate::record::{DeviceRecord, NotificationRecord, ResultRecord};
+use crate::record::{DeviceRecord, ItemKind, NotificationRecord, ResultRecord};
 use crate::store::{
     DeviceWrite, EimChanges, EimStore, RelaySession, StoreError, StoreResult, Version, Versioned,
 };
@@ -154,23 +154,24 @@ impl EimStore for MemEimStore {
             };
             if let Some((old, _)) = tables.devices.get(&record.eid) {
                 let stale: Vec<Vec<u8>> = old
-                    .queue
-                    .iter()
-                    .map(|i| i.transaction_id.as_bytes().to_vec())
+                    .transaction_ids()
+                    .map(|t| t.as_bytes().to_vec())
                     .collect();
                 for id in stale {
                     tables.transactions.remove(&id);
                 }
             }
-            for item in &record.queue {
+            for tid in record.transaction_ids() {
                 tables
                     .transactions
-                    .insert(item.transaction_id.as_bytes().to_vec(), record.eid);
+                    .insert(tid.as_bytes().to_vec(), record.eid);
             }
             tables.devices.insert(record.eid, (record, version));
         }
         for result in changes.results {
-            if let Some(counter) = result.counter {
+            if let Some(counter) = result.counter
+                && result.kind != ItemKind::Rollback
+            {
                 tables
                     .counters
                     .insert((result.eid, counter.get()), result.item_id);

@@ -46,6 +46,10 @@ pub struct DeviceRecord {
     /// The last sanitization the operator ordered (kept after the device is
     /// released and associated again, for its report).
     pub sanitization: Option<Sanitization>,
+    /// The last enable with rollbackFlag the eUICC ran, while a
+    /// ProfileRollback back from it is still possible (no later package
+    /// run): what the eUICC's signed rollback result is checked against.
+    pub rollback: Option<RollbackGrant>,
 }
 
 impl DeviceRecord {
@@ -61,6 +65,17 @@ impl DeviceRecord {
     /// The open item with this counter.
     pub fn item_with_counter(&self, counter: Counter) -> Option<&QueueItem> {
         self.queue.iter().find(|i| i.counter == Some(counter))
+    }
+
+    /// The eIM transaction ids a result of this device may name: its open
+    /// items', and the one of the package a rollback is possible from (a
+    /// v1.0 IPA names the device of a rollback result only by it). What the
+    /// stores index for [`crate::EimStore::device_by_transaction`].
+    pub fn transaction_ids(&self) -> impl Iterator<Item = &EimTransactionId> {
+        self.queue
+            .iter()
+            .map(|i| &i.transaction_id)
+            .chain(self.rollback.as_ref().map(|g| &g.transaction_id))
     }
 
     /// The open item with this eIM transaction id.
@@ -103,6 +118,36 @@ pub enum ItemKind {
     DownloadTrigger,
     /// A request for eUICC data (`IpaEuiccDataRequest`, BF52).
     DataRequest,
+    /// A ProfileRollback the IPA ran on its own after an enable with
+    /// rollbackFlag: never queued, only the kind of the eUICC's signed
+    /// result (`rollbackResult`, with the enabling package's counter value),
+    /// stored under an item id of its own.
+    Rollback,
+}
+
+/// An enable with rollbackFlag that the eUICC ran (its signed result
+/// stored): the IPA may return to the profile enabled before
+/// (ES10b ProfileRollback) until the eUICC runs another package. The eUICC
+/// then signs a `rollbackResult` with the counter value and eimTransactionId
+/// of this package and a new sequence number, which the IPA delivers in a
+/// ProvideEimPackageResult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackGrant {
+    /// The enabling package's counter value.
+    pub counter: Counter,
+    /// Its eIM transaction id.
+    pub transaction_id: EimTransactionId,
+    /// Its `eimSignature` element (`5F37` TLV): part of the result
+    /// signature input of v1.0 eUICCs.
+    pub eim_signature: Vec<u8>,
+    /// The profile the package enabled.
+    pub enabled: Iccid,
+    /// The profile enabled before it, as the eIM knew (none: none enabled,
+    /// or not known).
+    pub previous: Option<Iccid>,
+    /// The sequence number of the rollback result once stored (the same
+    /// result sent again is acknowledged again, another one refused).
+    pub rolled_back: Option<i64>,
 }
 
 /// Where an item is.

@@ -132,8 +132,9 @@ pub trait EimStore: Send + Sync + 'static {
         eid: &Eid,
     ) -> impl Future<Output = StoreResult<Option<Versioned<DeviceRecord>>>> + Send;
 
-    /// The device with an open item carrying this eIM transaction id (how a
-    /// result without an EID finds its device).
+    /// The device with an open item (or a possible rollback, see
+    /// [`DeviceRecord::transaction_ids`]) carrying this eIM transaction id
+    /// (how a result without an EID finds its device).
     fn device_by_transaction(
         &self,
         transaction_id: &[u8],
@@ -146,7 +147,10 @@ pub trait EimStore: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = StoreResult<Vec<Eid>>> + Send;
 
-    /// The stored result of the package with this counter, if any.
+    /// The stored result of the package with this counter, if any (the
+    /// latest package's): never a rollback result, which carries the
+    /// counter of the package that enabled with rollbackFlag
+    /// ([`crate::ItemKind::Rollback`]).
     fn package_result(
         &self,
         eid: &Eid,

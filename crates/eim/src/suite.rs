@@ -43,6 +43,7 @@ pub fn test_device(n: u32) -> DeviceRecord {
         last_poll: None,
         created_at: Timestamp(1_000),
         sanitization: None,
+        rollback: None,
     }
 }
 
@@ -56,6 +57,7 @@ pub async fn run_all(store: &impl EimStore) -> Result<(), StoreError> {
     devices_are_listed_in_order(store).await?;
     relay_sessions_are_kept(store).await?;
     sanitizations_read_back(store).await?;
+    rollbacks_read_back(store).await?;
     Ok(())
 }
 
@@ -170,6 +172,61 @@ async fn sanitizations_read_back(store: &impl EimStore) -> Result<(), StoreError
     assert_eq!(
         read.record, device,
         "a device with a sanitization reads back as written"
+    );
+    Ok(())
+}
+
+/// A rollback grant reads back as written; a rollback result (a second
+/// result with its package's counter, under an item id of its own) is
+/// stored beside the package's result, and the package's own result is
+/// still the one found by the counter.
+async fn rollbacks_read_back(store: &impl EimStore) -> Result<(), StoreError> {
+    use crate::ids::Iccid;
+    use crate::record::RollbackGrant;
+    let mut device = test_device(60);
+    let eid = device.eid;
+    device.rollback = Some(RollbackGrant {
+        counter: Counter::new(11).expect("in range"),
+        transaction_id: EimTransactionId::from_slice(&[0xC1; EimTransactionId::LEN])
+            .expect("the length of eIM transaction ids"),
+        eim_signature: vec![0x5F, 0x37, 0x01, 0x00],
+        enabled: Iccid::new("8949449999999990031").expect("a valid ICCID"),
+        previous: Some(Iccid::new("8949449999999990049").expect("a valid ICCID")),
+        rolled_back: None,
+    });
+    let mut changes = insert(device.clone());
+    changes.results.push(result(eid, 1, 11));
+    store.commit(changes).await?;
+    let read = store.device(&eid).await?.expect("the inserted device");
+    assert_eq!(
+        read.record, device,
+        "a device with a rollback grant reads back as written"
+    );
+    if let Some(grant) = &mut device.rollback {
+        grant.rolled_back = Some(1_101);
+        grant.previous = None;
+    }
+    device.next_item = 3;
+    let mut changes = update(read.version, device.clone());
+    let mut rollback = result(eid, 2, 11);
+    rollback.kind = ItemKind::Rollback;
+    rollback.seq_number = Some(1_101);
+    changes.results.push(rollback.clone());
+    store.commit(changes).await?;
+    assert_eq!(
+        store.device(&eid).await?.expect("the device").record,
+        device
+    );
+    assert_eq!(
+        store.results(&eid).await?,
+        vec![result(eid, 1, 11), rollback]
+    );
+    assert_eq!(
+        store
+            .package_result(&eid, Counter::new(11).expect("in range"))
+            .await?,
+        Some(result(eid, 1, 11)),
+        "the counter finds the package's own result"
     );
     Ok(())
 }

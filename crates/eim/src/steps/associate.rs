@@ -128,6 +128,7 @@ fn fresh_record(
         euicc: EuiccData::default(),
         last_poll: None,
         created_at: now,
+        rollback: None,
         sanitization: None,
     })
 }

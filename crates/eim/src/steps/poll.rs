@@ -98,6 +98,12 @@ pub fn poll(
         (ItemKind::DataRequest, _) => {
             sgp32::GetEimPackageResponse::ipaEuiccDataRequest(decode_der(&head.der)?)
         }
+        // Only the kind of a stored result, never queued.
+        (ItemKind::Rollback, _) => {
+            return Err(EimError::InvalidRequest(
+                "a rollback result is not a queue item",
+            ));
+        }
     };
     head.state = match head.state {
         ItemState::Queued => ItemState::Delivered {

@@ -9,31 +9,48 @@ use crate::ids::Iccid;
 use crate::ids::Timestamp;
 use crate::record::{ProfileEntry, ProfileSnapshot};
 
+/// A successful enable with rollbackFlag: the profile it enabled and the
+/// one enabled just before it, as the eIM knew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RollbackEnable {
+    /// The profile enabled.
+    pub enabled: Iccid,
+    /// The profile enabled before it.
+    pub previous: Option<Iccid>,
+}
+
 /// Applies the results of a package (its request as delivered, and the
-/// eUICC's results in the order of its operations).
+/// eUICC's results in the order of its operations); returns the last
+/// successful enable with rollbackFlag among them.
 pub(super) fn apply_results(
     snapshot: &mut ProfileSnapshot,
     package: &[u8],
     results: &[sgp32::EuiccResultData],
     now: Timestamp,
-) {
+) -> Option<RollbackEnable> {
     let Ok(request) = decode_der::<sgp32::EuiccPackageRequest>(package) else {
-        return;
+        return None;
     };
     let sgp32::EuiccPackage::psmoList(operations) = request.euicc_package_signed.euicc_package
     else {
-        return;
+        return None;
     };
     use sgp32::EuiccResultData as R;
     use sgp32::Psmo as P;
+    let mut rollback = None;
     for (operation, result) in operations.iter().zip(results) {
         match (operation, result) {
             (P::enable(e), R::enableResult(code)) if ok(&code.0) => {
                 if let Some(iccid) = iccid(&e.iccid) {
+                    let previous = enabled(snapshot).filter(|p| *p != iccid);
                     for p in &mut snapshot.profiles {
                         p.enabled = false;
                     }
-                    entry(snapshot, iccid).enabled = true;
+                    entry(snapshot, iccid.clone()).enabled = true;
+                    rollback = e.rollback_flag.is_some().then_some(RollbackEnable {
+                        enabled: iccid,
+                        previous,
+                    });
                 }
             }
             (P::disable(d), R::disableResult(code)) if ok(&code.0) => {
@@ -70,6 +87,35 @@ pub(super) fn apply_results(
         }
         snapshot.reported_at = Some(now);
     }
+    rollback
+}
+
+/// Applies a ProfileRollback the eUICC confirmed: `enabled` (what the
+/// enable with rollbackFlag enabled) is disabled and `previous`, if any,
+/// enabled again.
+pub(super) fn apply_rollback(
+    snapshot: &mut ProfileSnapshot,
+    enabled: &Iccid,
+    previous: Option<&Iccid>,
+    now: Timestamp,
+) {
+    for p in &mut snapshot.profiles {
+        p.enabled = false;
+    }
+    entry(snapshot, enabled.clone());
+    if let Some(previous) = previous {
+        entry(snapshot, previous.clone()).enabled = true;
+    }
+    snapshot.reported_at = Some(now);
+}
+
+/// The profile enabled, as the eIM knows.
+fn enabled(snapshot: &ProfileSnapshot) -> Option<Iccid> {
+    snapshot
+        .profiles
+        .iter()
+        .find(|p| p.enabled)
+        .map(|p| p.iccid.clone())
 }
 
 /// Applies a profile notification; returns its sequence number.

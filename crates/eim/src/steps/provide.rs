@@ -12,6 +12,7 @@
 
 use ferrosim_asn1::esipa::{IpaMessage, ReceivedPackageResult, Sgp32Version};
 use ferrosim_asn1::rasn::types::Integer;
+use ferrosim_asn1::signed::sgp32::euicc_package_request;
 use ferrosim_asn1::{encode_der, rsp, sgp32};
 use ferrosim_pki::TrustStore;
 use ferrosim_pki::crl::RevocationWarning;
@@ -22,7 +23,8 @@ use crate::error::{EimError, ResultRefused};
 use crate::ids::Counter;
 use crate::ids::Timestamp;
 use crate::record::{
-    DeviceRecord, ItemKind, ItemOutcome, ItemState, NotificationRecord, ResultRecord, Trust,
+    DeviceRecord, ItemKind, ItemOutcome, ItemState, NotificationRecord, ResultRecord,
+    RollbackGrant, Trust,
 };
 use crate::store::Versioned;
 
@@ -181,7 +183,12 @@ impl Work<'_> {
                     .position(|i| i.counter == Some(counter))
                 {
                     Some(index) => index,
-                    None => return self.answered_before(known, counter, received),
+                    None => {
+                        if let Some(rollback) = self.rollback(&value, counter, tid, received) {
+                            return rollback;
+                        }
+                        return self.answered_before(known, counter, received);
+                    }
                 }
             }
             // An unsigned error names its package by transaction id only.
@@ -217,12 +224,27 @@ impl Work<'_> {
             return Ok(());
         }
         if let R::euiccPackageResultSigned(s) = &value {
-            profiles::apply_results(
+            let enabled = profiles::apply_results(
                 &mut self.record.profiles,
                 &item.der,
                 &s.euicc_package_result_data_signed.euicc_result,
                 self.now,
             );
+            // The eUICC ran this package: a rollback is possible from its
+            // enable with rollbackFlag, and no longer from an earlier one.
+            self.record.rollback = match (enabled, item.counter) {
+                (Some(enabled), Some(counter)) => Some(RollbackGrant {
+                    counter,
+                    transaction_id: item.transaction_id,
+                    eim_signature: euicc_package_request(&item.der)
+                        .map(|p| p.signature_tlv.to_vec())
+                        .unwrap_or_default(),
+                    enabled: enabled.enabled,
+                    previous: enabled.previous,
+                    rolled_back: None,
+                }),
+                _ => None,
+            };
         }
         let item = self.record.queue.remove(index);
         self.report.ended.push(item.id);
@@ -235,6 +257,93 @@ impl Work<'_> {
             seq_number: seq,
             trust: Some(trust),
             outcome,
+            der: received.alternative().to_vec(),
+            read_as: self.read_as,
+            received_at: self.now,
+        });
+        Ok(())
+    }
+
+    /// A rollback result: the eUICC's signed `rollbackResult` after a
+    /// ProfileRollback the IPA ran on its own, carrying the counter value
+    /// of the package that enabled with rollbackFlag (ended earlier).
+    /// `None` when `value` is not one or that package granted no rollback
+    /// the eIM knows of (then it is a result for a closed counter).
+    fn rollback(
+        &mut self,
+        value: &sgp32::EuiccPackageResult,
+        counter: Counter,
+        tid: Option<&rsp::TransactionId>,
+        received: &ReceivedPackageResult,
+    ) -> Option<Result<(), ResultRefused>> {
+        let sgp32::EuiccPackageResult::euiccPackageResultSigned(s) = value else {
+            return None;
+        };
+        let data = &s.euicc_package_result_data_signed;
+        let [sgp32::EuiccResultData::rollbackResult(code)] = data.euicc_result.as_slice() else {
+            return None;
+        };
+        let grant = self
+            .record
+            .rollback
+            .clone()
+            .filter(|g| g.counter == counter)?;
+        Some(self.accept_rollback(
+            grant,
+            small(&code.0),
+            small(&data.seq_number),
+            tid,
+            received,
+        ))
+    }
+
+    /// Checks and stores a rollback result for `grant` (see [`Self::rollback`]).
+    fn accept_rollback(
+        &mut self,
+        grant: RollbackGrant,
+        code: Option<i64>,
+        seq: Option<i64>,
+        tid: Option<&rsp::TransactionId>,
+        received: &ReceivedPackageResult,
+    ) -> Result<(), ResultRefused> {
+        if tid.is_some_and(|t| t.0.as_ref() != grant.transaction_id.as_bytes()) {
+            return Err(ResultRefused::TransactionMismatch);
+        }
+        let seq = seq.ok_or_else(|| {
+            ResultRefused::Malformed("rollback result: sequence number out of range".into())
+        })?;
+        let trust = verify::check_with(&self.record, &grant.eim_signature, received)?;
+        match grant.rolled_back {
+            // The same result sent again (its acknowledgement got lost).
+            Some(stored) if stored == seq => {
+                self.acks.push(seq);
+                return Ok(());
+            }
+            Some(_) => return Err(ResultRefused::AlreadyAnswered(grant.counter.get())),
+            None => {}
+        }
+        if code == Some(0) {
+            profiles::apply_rollback(
+                &mut self.record.profiles,
+                &grant.enabled,
+                grant.previous.as_ref(),
+                self.now,
+            );
+        }
+        let item_id = self.record.next_item;
+        self.record.next_item += 1;
+        if let Some(g) = &mut self.record.rollback {
+            g.rolled_back = Some(seq);
+        }
+        self.acks.push(seq);
+        self.results.push(ResultRecord {
+            eid: self.record.eid,
+            item_id,
+            kind: ItemKind::Rollback,
+            counter: Some(grant.counter),
+            seq_number: Some(seq),
+            trust: Some(trust),
+            outcome: ItemOutcome::Executed(vec![code]),
             der: received.alternative().to_vec(),
             read_as: self.read_as,
             received_at: self.now,

@@ -23,6 +23,20 @@ pub(super) fn check(
     package: &[u8],
     received: &ReceivedPackageResult,
 ) -> Result<Trust, ResultRefused> {
+    let eim_signature = euicc_package_request(package)
+        .map(|p| p.signature_tlv)
+        .map_err(|_| ResultRefused::BadSignature)?;
+    check_with(record, eim_signature, received)
+}
+
+/// As [`check`], for a result answering the package whose `eimSignature`
+/// element (`5F37` TLV) is `eim_signature`: a rollback result, which
+/// answers the package that enabled with rollbackFlag, long after it ended.
+pub(super) fn check_with(
+    record: &DeviceRecord,
+    eim_signature: &[u8],
+    received: &ReceivedPackageResult,
+) -> Result<Trust, ResultRefused> {
     if record.emulated {
         return Ok(Trust::Unsigned);
     }
@@ -31,9 +45,6 @@ pub(super) fn check(
         Ok(PackageResultSignature::Unsigned) => return Err(ResultRefused::Unsigned),
         Err(_) => return Err(ResultRefused::BadSignature),
     };
-    let eim_signature = euicc_package_request(package)
-        .map(|p| p.signature_tlv)
-        .map_err(|_| ResultRefused::BadSignature)?;
     let token = record.association.association_token.map(Integer::from);
     let input = result_signature_input(
         part.signed,

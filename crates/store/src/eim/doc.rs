@@ -11,8 +11,8 @@ use ferrosim_eim::record::{EuiccData, PollInfo};
 use ferrosim_eim::store::StoreError;
 use ferrosim_eim::{
     Association, Counter, DeviceRecord, Eid, EimId, EimTransactionId, Iccid, ItemKind, ItemOutcome,
-    ItemState, ProfileEntry, ProfileSnapshot, QueueItem, Release, Sanitization, Timestamp, Trust,
-    WipeStep,
+    ItemState, ProfileEntry, ProfileSnapshot, QueueItem, Release, RollbackGrant, Sanitization,
+    Timestamp, Trust, WipeStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,7 @@ pub(crate) fn kind_text(k: ItemKind) -> &'static str {
         ItemKind::Package => "package",
         ItemKind::DownloadTrigger => "download_trigger",
         ItemKind::DataRequest => "data_request",
+        ItemKind::Rollback => "rollback",
     }
 }
 
@@ -46,6 +47,7 @@ pub(crate) fn kind_of(text: &str) -> Result<ItemKind, StoreError> {
         "package" => Ok(ItemKind::Package),
         "download_trigger" => Ok(ItemKind::DownloadTrigger),
         "data_request" => Ok(ItemKind::DataRequest),
+        "rollback" => Ok(ItemKind::Rollback),
         other => Err(corrupt("item kind", other)),
     }
 }
@@ -106,6 +108,49 @@ pub(crate) struct DeviceDoc {
     /// Absent in records written before sanitizations existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sanitization: Option<SanitizationDoc>,
+    /// Absent when no rollback is possible (and in records written before
+    /// rollback results were accepted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rollback: Option<RollbackDoc>,
+}
+
+/// A [`RollbackGrant`] as stored.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackDoc {
+    counter: u32,
+    transaction_id: String,
+    eim_signature: String,
+    enabled: String,
+    previous: Option<String>,
+    rolled_back: Option<i64>,
+}
+
+impl RollbackDoc {
+    fn from_grant(g: &RollbackGrant) -> Self {
+        Self {
+            counter: g.counter.get(),
+            transaction_id: hex::encode(g.transaction_id.as_bytes()),
+            eim_signature: hex::encode(&g.eim_signature),
+            enabled: g.enabled.as_str().to_owned(),
+            previous: g.previous.as_ref().map(|i| i.as_str().to_owned()),
+            rolled_back: g.rolled_back,
+        }
+    }
+
+    fn into_grant(self) -> Result<RollbackGrant, StoreError> {
+        let tid = unhex(&self.transaction_id, "rollback eIM transaction id")?;
+        let iccid = |t: &str| Iccid::new(t).map_err(|e| corrupt("rollback ICCID", e));
+        Ok(RollbackGrant {
+            counter: counter(self.counter)?,
+            transaction_id: EimTransactionId::from_slice(&tid)
+                .ok_or_else(|| corrupt("rollback eIM transaction id", hex::encode(&tid)))?,
+            eim_signature: unhex(&self.eim_signature, "rollback eimSignature")?,
+            enabled: iccid(&self.enabled)?,
+            previous: self.previous.as_deref().map(iccid).transpose()?,
+            rolled_back: self.rolled_back,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -233,6 +278,7 @@ impl DeviceDoc {
                 release_ordered_at: s.release.as_ref().map(|r| r.ordered_at.0),
                 reassociated_at: s.reassociated_at.map(|t| t.0),
             }),
+            rollback: r.rollback.as_ref().map(RollbackDoc::from_grant),
         }
     }
 
@@ -296,6 +342,7 @@ impl DeviceDoc {
                 .sanitization
                 .map(SanitizationDoc::into_sanitization)
                 .transpose()?,
+            rollback: self.rollback.map(RollbackDoc::into_grant).transpose()?,
         })
     }
 }

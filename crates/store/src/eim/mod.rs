@@ -145,8 +145,10 @@ impl EimStore for SqlStore {
         eid: &Eid,
         counter: Counter,
     ) -> StoreResult<Option<ResultRecord>> {
-        let sql =
-            format!("SELECT {RESULT_COLUMNS} FROM eim_results WHERE eid = $1 AND counter = $2");
+        let sql = format!(
+            "SELECT {RESULT_COLUMNS} FROM eim_results WHERE eid = $1 AND counter = $2 \
+                     AND kind <> 'rollback' ORDER BY item_id DESC LIMIT 1"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(eid.digits())
             .bind(i64::from(counter.get()))
@@ -289,9 +291,8 @@ impl Prepared {
                     created_at: record.created_at.0,
                     updated_at: now,
                     transactions: record
-                        .queue
-                        .iter()
-                        .map(|i| i.transaction_id.as_bytes().to_vec())
+                        .transaction_ids()
+                        .map(|t| t.as_bytes().to_vec())
                         .collect(),
                 })
             })

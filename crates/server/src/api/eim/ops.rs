@@ -431,6 +431,7 @@ fn kind(k: ItemKind) -> &'static str {
         ItemKind::Package => "package",
         ItemKind::DownloadTrigger => "download_trigger",
         ItemKind::DataRequest => "data_request",
+        ItemKind::Rollback => "rollback",
     }
 }
 

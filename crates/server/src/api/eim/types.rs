@@ -270,9 +270,11 @@ pub struct QueuedView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResultView {
-    /// The item it ends.
+    /// The item it ends (for a `rollback`: an id of its own).
     pub item_id: u64,
-    /// `package`, `download_trigger` or `data_request`.
+    /// `package`, `download_trigger`, `data_request`, or `rollback`: the
+    /// eUICC's signed result of a ProfileRollback the device ran on its own
+    /// after an enable with rollback (with that package's counter value).
     pub kind: String,
     /// The package's counter value.
     pub counter: Option<u32>,
