@@ -49,7 +49,7 @@ pub struct DeviceRecord {
     /// The last enable with rollbackFlag the eUICC ran, while a
     /// ProfileRollback back from it is still possible (no later package
     /// run): what the eUICC's signed rollback result is checked against.
-    pub rollback: Option<RollbackGrant>,
+    pub rollback: Option<Box<RollbackGrant>>,
 }
 
 impl DeviceRecord {

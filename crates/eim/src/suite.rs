@@ -185,7 +185,7 @@ async fn rollbacks_read_back(store: &impl EimStore) -> Result<(), StoreError> {
     use crate::record::RollbackGrant;
     let mut device = test_device(60);
     let eid = device.eid;
-    device.rollback = Some(RollbackGrant {
+    device.rollback = Some(Box::new(RollbackGrant {
         counter: Counter::new(11).expect("in range"),
         transaction_id: EimTransactionId::from_slice(&[0xC1; EimTransactionId::LEN])
             .expect("the length of eIM transaction ids"),
@@ -193,7 +193,7 @@ async fn rollbacks_read_back(store: &impl EimStore) -> Result<(), StoreError> {
         enabled: Iccid::new("8949449999999990031").expect("a valid ICCID"),
         previous: Some(Iccid::new("8949449999999990049").expect("a valid ICCID")),
         rolled_back: None,
-    });
+    }));
     let mut changes = insert(device.clone());
     changes.results.push(result(eid, 1, 11));
     store.commit(changes).await?;

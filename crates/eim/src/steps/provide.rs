@@ -233,7 +233,7 @@ impl Work<'_> {
             // The eUICC ran this package: a rollback is possible from its
             // enable with rollbackFlag, and no longer from an earlier one.
             self.record.rollback = match (enabled, item.counter) {
-                (Some(enabled), Some(counter)) => Some(RollbackGrant {
+                (Some(enabled), Some(counter)) => Some(Box::new(RollbackGrant {
                     counter,
                     transaction_id: item.transaction_id,
                     eim_signature: euicc_package_request(&item.der)
@@ -242,7 +242,7 @@ impl Work<'_> {
                     enabled: enabled.enabled,
                     previous: enabled.previous,
                     rolled_back: None,
-                }),
+                })),
                 _ => None,
             };
         }
@@ -289,7 +289,7 @@ impl Work<'_> {
             .clone()
             .filter(|g| g.counter == counter)?;
         Some(self.accept_rollback(
-            grant,
+            *grant,
             small(&code.0),
             small(&data.seq_number),
             tid,

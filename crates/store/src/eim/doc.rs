@@ -278,7 +278,7 @@ impl DeviceDoc {
                 release_ordered_at: s.release.as_ref().map(|r| r.ordered_at.0),
                 reassociated_at: s.reassociated_at.map(|t| t.0),
             }),
-            rollback: r.rollback.as_ref().map(RollbackDoc::from_grant),
+            rollback: r.rollback.as_deref().map(RollbackDoc::from_grant),
         }
     }
 
@@ -342,7 +342,10 @@ impl DeviceDoc {
                 .sanitization
                 .map(SanitizationDoc::into_sanitization)
                 .transpose()?,
-            rollback: self.rollback.map(RollbackDoc::into_grant).transpose()?,
+            rollback: self
+                .rollback
+                .map(|d| d.into_grant().map(Box::new))
+                .transpose()?,
         })
     }
 }
