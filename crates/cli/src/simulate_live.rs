@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use ferrosim_server::es2_client::Es2Client;
-use ferrosim_sim::live::{EumIssuer, LiveOptions, LiveProgress, OrderDesk, Target};
+use ferrosim_asn1::json::es2::{ConfirmOrderRequest, DownloadOrderRequest};
+use ferrosim_server::es2_client::{Es2Client, Es2ClientError};
+use ferrosim_sim::live::{EumIssuer, LiveOptions, LiveProgress, OrderDesk, Ordered, Target};
 use ferrosim_sim::{Scenario, Summary};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -38,19 +39,74 @@ pub struct LiveArgs {
     pub json: bool,
 }
 
-/// The operator's back office: orders over the target's ES2+.
+/// Longest pause before an ES2+ call the target throttled is sent again.
+const MAX_THROTTLE_PAUSE: Duration = Duration::from_secs(5);
+
+/// The operator's back office: orders over the target's ES2+, each call
+/// sent again after a growing pause while the target answers 429 (its rate
+/// limit for the operator: the request did not reach the SM-DP+, so
+/// sending it again reserves nothing twice).
 struct Es2Desk(Es2Client);
 
 impl OrderDesk for Es2Desk {
-    fn order(&self, profile_type: &str) -> impl Future<Output = Result<String, String>> + Send {
+    fn order(&self, profile_type: &str) -> impl Future<Output = Result<Ordered, String>> + Send {
         let client = self.0.clone();
         let profile_type = profile_type.to_owned();
         async move {
-            client
-                .order_released(&profile_type, None, None)
-                .await
-                .map(|(_, matching_id)| matching_id)
-                .map_err(|e| e.to_string())
+            let mut throttled = 0;
+            let client = &client;
+            let ordered = throttle_aware(&mut throttled, || {
+                let request = DownloadOrderRequest {
+                    header: client.header(),
+                    eid: None,
+                    iccid: None,
+                    profile_type: Some(profile_type.clone()),
+                };
+                async move { client.download_order(&request).await }
+            })
+            .await?;
+            let confirmed = throttle_aware(&mut throttled, || {
+                let request = ConfirmOrderRequest {
+                    header: client.header(),
+                    iccid: ordered.iccid.clone(),
+                    eid: None,
+                    matching_id: None,
+                    confirmation_code: None,
+                    smds_address: None,
+                    release_flag: true,
+                };
+                async move { client.confirm_order(&request).await }
+            })
+            .await?;
+            Ok(Ordered {
+                matching_id: confirmed.matching_id,
+                throttled,
+            })
+        }
+    }
+}
+
+/// `call`, sent again after a pause (100 ms doubling to
+/// [`MAX_THROTTLE_PAUSE`], with jitter) for as long as the target answers
+/// 429; the caller bounds the whole in time.
+async fn throttle_aware<T, F, Fut>(throttled: &mut u32, mut call: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Es2ClientError>>,
+{
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(Es2ClientError::Http { source, .. })
+                if source.status() == Some(reqwest::StatusCode::TOO_MANY_REQUESTS) =>
+            {
+                *throttled += 1;
+                let jitter =
+                    Duration::from_millis(rand::random_range(0..=pause.as_millis() as u64 / 2));
+                tokio::time::sleep(pause + jitter).await;
+                pause = (pause * 2).min(MAX_THROTTLE_PAUSE);
+            }
+            other => return other.map_err(|e| e.to_string()),
         }
     }
 }
@@ -161,9 +217,10 @@ fn print(summary: &Summary, out: &std::path::Path) {
         ff.orders_s
     );
     println!(
-        "orders {} placed, {} failed; phones {} scheduled, {} started, {} not started (past --max-duration), {} cut off",
+        "orders {} placed, {} failed, {} calls throttled by the target and sent again; phones {} scheduled, {} started, {} not started (past --max-duration), {} cut off",
         ff.orders,
         ff.orders_failed.values().sum::<u64>(),
+        ff.orders_throttled,
         ff.scheduled,
         ff.started,
         ff.not_started,

@@ -149,6 +149,7 @@ async fn festival_phones_download_from_serve_over_https() {
     assert_eq!(ff["profile_type"], PROFILE_TYPE);
     assert_eq!(ff["orders"], scheduled);
     assert_eq!(ff["orders_failed"], serde_json::json!({}));
+    assert!(ff["orders_throttled"].is_u64(), "{ff}");
     assert_eq!(ff["started"], scheduled);
     assert_eq!(ff["not_started"], 0);
     assert_eq!(ff["cut_off"], 0);

@@ -69,8 +69,19 @@ pub const MAX_TIME_SCALE: f64 = 1_000_000.0;
 /// placed (an HTTPS client with the operator's credentials in the CLI).
 pub trait OrderDesk: Send + Sync + 'static {
     /// ES2+ downloadOrder of a profile of `profile_type` and confirmOrder
-    /// with release: the order's matching id, or why it failed.
-    fn order(&self, profile_type: &str) -> impl Future<Output = Result<String, String>> + Send;
+    /// with release (each retried while the target throttles the operator):
+    /// the order, or why it failed.
+    fn order(&self, profile_type: &str) -> impl Future<Output = Result<Ordered, String>> + Send;
+}
+
+/// An order placed and released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordered {
+    /// Its matching id (the phone's activation code carries it).
+    pub matching_id: String,
+    /// Calls the target refused for the operator's rate limit (HTTP 429)
+    /// and that were sent again after a pause.
+    pub throttled: u32,
 }
 
 /// How to run a scenario in full fidelity.
@@ -170,6 +181,9 @@ pub struct FullFidelity {
     pub orders: u64,
     /// ES2+ orders that failed, by cause.
     pub orders_failed: BTreeMap<String, u64>,
+    /// ES2+ calls the target refused for the operator's rate limit (HTTP
+    /// 429) and that were sent again after a pause.
+    pub orders_throttled: u64,
     /// Wall time of placing the orders (s).
     pub orders_s: f64,
     /// Phones whose scan fell inside the scenario's duration.
@@ -383,7 +397,7 @@ pub async fn run<D: OrderDesk>(
 
     // Before the event: one order per phone.
     let orders_started = Instant::now();
-    let codes = order_all(
+    let (codes, orders_throttled) = order_all(
         &plans,
         &desk,
         &profile_type,
@@ -475,6 +489,7 @@ pub async fn run<D: OrderDesk>(
             concurrency: options.concurrency,
             profile_type,
             orders_failed,
+            orders_throttled,
             orders_s,
             scheduled,
             loop_s,
@@ -483,8 +498,9 @@ pub async fn run<D: OrderDesk>(
     Ok((collected, figures))
 }
 
-/// Places one order per phone, at most `concurrency` at a time, until
-/// `deadline`: each phone's activation code or why it has none.
+/// Places one order per phone, at most `concurrency` (and 64) at a time,
+/// until `deadline`: each phone's activation code or why it has none, and
+/// the calls the target throttled.
 async fn order_all<D: OrderDesk>(
     plans: &[phone::Plan],
     desk: &Arc<D>,
@@ -492,7 +508,7 @@ async fn order_all<D: OrderDesk>(
     address: &SmdpAddress,
     concurrency: usize,
     deadline: tokio::time::Instant,
-) -> Vec<Result<ActivationCode, String>> {
+) -> (Vec<Result<ActivationCode, String>>, u64) {
     let slots = Arc::new(Semaphore::new(concurrency.min(64)));
     let mut tasks = JoinSet::new();
     for (i, _) in plans.iter().enumerate() {
@@ -507,22 +523,25 @@ async fn order_all<D: OrderDesk>(
             })
             .await
             .unwrap_or_else(|_| Err("not placed within --max-duration".into()));
-            let code = ordered.and_then(|matching_id| {
-                ActivationCode::new(address, Some(&matching_id)).map_err(|e| e.to_string())
+            let throttled = ordered.as_ref().map_or(0, |o| o.throttled);
+            let code = ordered.and_then(|o| {
+                ActivationCode::new(address, Some(&o.matching_id)).map_err(|e| e.to_string())
             });
-            (i, code.map_err(|e| format!("ES2+ order: {e}")))
+            (i, code.map_err(|e| format!("ES2+ order: {e}")), throttled)
         });
     }
     let mut codes: Vec<Result<ActivationCode, String>> = plans
         .iter()
         .map(|_| Err("ES2+ order: not placed".into()))
         .collect();
+    let mut throttled = 0;
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, code)) = joined {
+        if let Ok((i, code, t)) = joined {
             codes[i] = code;
+            throttled += u64::from(t);
         }
     }
-    codes
+    (codes, throttled)
 }
 
 /// The full-fidelity section of the HTML report.
@@ -534,7 +553,7 @@ pub fn html(ff: &FullFidelity) -> String {
             tr { th { "target" } td { (ff.target) } }
             tr { th { "profile type ordered" } td { (ff.profile_type) } }
             tr { th { "ES2+ orders placed / failed" } td { (ff.orders) " / " (ff.orders_failed.values().sum::<u64>())
-                 " in " (format!("{:.1}", ff.orders_s)) " s" } }
+                 " in " (format!("{:.1}", ff.orders_s)) " s (" (ff.orders_throttled) " calls throttled by the target and sent again)" } }
             tr { th { "phones scheduled / started / not started (past the bound) / cut off" }
                  td { (ff.scheduled) " / " (ff.started) " / " (ff.not_started) " / " (ff.cut_off) } }
             tr { th { "registered on their carrier" } td { (ff.registered) } }
