@@ -72,7 +72,7 @@ pub struct SimulateArgs {
           value_parser = clap::value_parser!(u64).range(1..=ferrosim_sim::live::MAX_DURATION_S))]
     max_duration: u64,
     /// --target: downloads in flight at once.
-    #[arg(long, default_value_t = 64, requires = "target",
+    #[arg(long, default_value_t = 256, requires = "target",
           value_parser = clap::value_parser!(u64).range(1..=ferrosim_sim::live::MAX_CONCURRENCY as u64))]
     concurrency: u64,
 }

@@ -283,3 +283,154 @@ pub(crate) fn figures(records: &[Record], s: Settings<'_>) -> FullFidelity {
         downloads_per_s: downloads / s.loop_s.max(1e-9),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::link::Call;
+    use ferrosim_telemetry::{Function, StepStatus};
+
+    const MIN: i64 = 60_000;
+
+    fn record(n: u32, arrival_ms: i64, scan_ms: i64, stage: Stage) -> Record {
+        Record {
+            plan: Plan {
+                n,
+                eid: Population::eid(n),
+                area: 0,
+                vendor: 0,
+                mix: 0,
+                carrier: 0,
+                arrival_ms,
+                scan_ms,
+                rng_seed: 0,
+            },
+            dims: Dims::default(),
+            stage,
+            start_delay_ms: (stage != Stage::NotStarted).then_some(3),
+            events: Vec::new(),
+            calls: Vec::new(),
+            outcome: None,
+            enabled_ms: None,
+            registered_ms: None,
+            registrations: Vec::new(),
+            undelivered: 0,
+        }
+    }
+
+    /// A phone registered, one whose download failed, one that never
+    /// started and one cut off after a refused attach.
+    fn records() -> Vec<Record> {
+        let mut ok = record(0, 0, 1000, Stage::Ended);
+        ok.outcome = Some(Ok("8944000000000000019".into()));
+        ok.enabled_ms = Some(4000);
+        ok.registered_ms = Some(5000);
+        ok.registrations = vec![(5000, RegistrationOutcome::Registered, false)];
+        ok.events = vec![(
+            0,
+            EventKind::ActivationStarted {
+                kind: ferrosim_telemetry::ActivationKind::OrderDownload,
+                iot: true,
+            },
+        )];
+        ok.calls = vec![Call {
+            function: Function::Es9InitiateAuthentication,
+            status: StepStatus::Ok,
+            end_ms: 300,
+            duration_ms: 300,
+            injected_ms: 240,
+            request_bytes: 100,
+        }];
+        let mut failed = record(1, 0, 2000, Stage::Ended);
+        failed.outcome = Some(Err("authenticateClient: refused".into()));
+        let never = record(2, 11 * MIN, 12 * MIN, Stage::NotStarted);
+        let mut cut = record(3, 0, 3000, Stage::CutOff);
+        cut.registrations = vec![(500, RegistrationOutcome::Rejected { cause: 22 }, true)];
+        vec![ok, failed, never, cut]
+    }
+
+    #[test]
+    fn the_series_counts_who_is_attached_and_who_is_without_service() {
+        let scenario = Scenario::builtin("festival").expect("festival");
+        let network = Network::new(&scenario);
+        let b = buckets(&scenario, &network, &records(), 15 * MIN, 0);
+        assert_eq!(b.len(), 3, "5-minute buckets");
+        assert_eq!(
+            (
+                b[0].registrations,
+                b[0].rejected,
+                b[0].congestion_refusals[0]
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!((b[0].attached[0], b[0].without_service), (1, 2));
+        assert_eq!(
+            (b[1].registrations, b[1].attached[0], b[1].without_service),
+            (0, 1, 2)
+        );
+        // The late arrival is there from 11 minutes on, without service.
+        assert_eq!((b[2].attached[0], b[2].without_service), (1, 3));
+        // Staying 7 minutes: the first three have left by the second
+        // bucket's end; the late arrival stays past the last one's.
+        let b = buckets(&scenario, &network, &records(), 15 * MIN, 7 * MIN);
+        assert_eq!((b[0].attached[0], b[0].without_service), (1, 2));
+        assert_eq!((b[1].attached[0], b[1].without_service), (0, 0));
+        assert_eq!((b[2].attached[0], b[2].without_service), (0, 1));
+    }
+
+    #[test]
+    fn the_collection_and_figures_count_each_phone_once() {
+        let scenario = Scenario::builtin("festival").expect("festival");
+        let network = Network::new(&scenario);
+        let fleet =
+            ferrosim_fleet::config::FleetConfig::from_toml(&scenario.fleet_toml()).expect("fleet");
+        let population = Population::new(&scenario, &fleet, &network, 4, 1).expect("population");
+        let dims = Dimensions::new(&scenario, &population, &network, "localhost:1").expect("dims");
+        let records = records();
+        let c = collect(&scenario, 4, 1, &network, &dims, &records, 12 * MIN, 0);
+        assert_eq!(c.downloads, 1);
+        assert_eq!(c.download_completion_ms, vec![4000]);
+        assert_eq!(c.cards_made, 3);
+        assert_eq!(
+            c.download_failures,
+            BTreeMap::from([
+                ("authenticateClient: refused".to_owned(), 1),
+                (CUT_OFF.to_owned(), 1)
+            ])
+        );
+        // The started event, the step (stamped at the scan plus the real
+        // time since) and the registration events are in the record's
+        // events only when the phone made them: two here.
+        assert_eq!(c.events.len(), 2);
+        assert_eq!(c.events[0].at.0, T0 + 1000);
+        assert_eq!(c.events[1].at.0, T0 + 1300);
+        assert_eq!(c.duration_ms, 12 * MIN);
+        let target = Target::parse_with("https://localhost:1", false, &|_| {
+            Ok(vec!["127.0.0.1:1".parse().expect("addr")])
+        })
+        .expect("target");
+        let ff = figures(
+            &records,
+            Settings {
+                target: &target,
+                time_scale: 100.0,
+                max_duration_s: 60.0,
+                concurrency: 8,
+                profile_type: "festival".into(),
+                orders_failed: BTreeMap::new(),
+                orders_throttled: 0,
+                orders_s: 0.5,
+                scheduled: 4,
+                loop_s: 2.0,
+            },
+        );
+        assert_eq!(
+            (ff.orders, ff.started, ff.not_started, ff.cut_off),
+            (4, 3, 1, 1)
+        );
+        assert_eq!(ff.registered, 1);
+        assert_eq!(ff.es9_calls["es9plus.initiateAuthentication"].calls, 1);
+        assert!((ff.injected_delay_s - 0.24).abs() < 1e-9);
+        assert!((ff.downloads_per_s - 0.5).abs() < 1e-9);
+    }
+}
