@@ -188,6 +188,41 @@ async fn festival_phones_download_from_serve_over_https() {
         "{html}"
     );
     assert!(!html.contains("Signature work"));
+    browse(&out_dir.join("report.html"), &target).await;
+}
+
+/// The full-fidelity report opens in headless Chromium without console
+/// errors and shows its charts and the target (skipped, as the
+/// simulator's report test, where FERROSIM_SKIP_CHROMIUM=1 allows it).
+async fn browse(page: &Path, target: &str) {
+    let Some(browser) = ferrosim_testkit::webdriver::Browser::find_or_skip() else {
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let driver = browser.open(profile.path(), &[]).await;
+        driver.navigate(&format!("file://{}", page.display())).await;
+        assert_eq!(
+            driver.script("return document.title").await,
+            serde_json::json!("ferrosim simulate festival")
+        );
+        let svgs = driver
+            .script("return document.querySelectorAll('div.chart svg').length")
+            .await;
+        assert_eq!(svgs, serde_json::json!(6), "every chart is drawn");
+        let text = driver.script("return document.body.innerText").await;
+        let text = text.as_str().unwrap();
+        assert!(
+            text.contains(&format!("full-fidelity against {target}")),
+            "{text}"
+        );
+        assert!(text.contains("es9plus.getBoundProfilePackage"), "{text}");
+        let errors = driver.console_errors().await;
+        assert!(errors.is_empty(), "console errors: {errors:?}");
+        driver.quit().await;
+    })
+    .await
+    .expect("the browser part finishes within its time limit");
 }
 
 #[test]
