@@ -125,6 +125,12 @@ pub fn run(scenario: &Scenario, args: LiveArgs) -> anyhow::Result<()> {
         tls_roots_pem: Vec::new(),
     };
     let time_scale = options.check(scenario)?;
+    if !target.loopback && !args.json {
+        eprintln!(
+            "warning: {} is not on loopback (--allow-remote): this run sends real ES2+ orders and downloads to it",
+            target.base_url
+        );
+    }
     let Some(pki) = &args.pki else {
         bail!(
             "--target needs --pki DIR: the test PKI whose EUM the target trusts (CI/ci.pem, EUM/eum.pem, EUM/eum.key.pem)"
@@ -238,6 +244,12 @@ fn print(summary: &Summary, out: &std::path::Path) {
     );
     for (cause, n) in &summary.download_failures {
         println!("  failed {n:>6}: {cause}");
+    }
+    if ff.iot_not_run > 0 {
+        println!(
+            "{} IoT devices of the scenario not run (their IPAs against an eIM over HTTPS are not run yet)",
+            ff.iot_not_run
+        );
     }
     println!(
         "activation success within 60 s {}, MTTR {}, bytes per active profile {}",

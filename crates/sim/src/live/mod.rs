@@ -188,6 +188,9 @@ pub struct FullFidelity {
     pub orders_s: f64,
     /// Phones whose scan fell inside the scenario's duration.
     pub scheduled: u64,
+    /// The scenario's IoT devices among `--devices`: not run in full
+    /// fidelity (their IPAs against an eIM over HTTPS are not run yet).
+    pub iot_not_run: u64,
     /// Phones that started their download.
     pub started: u64,
     /// Phones whose scan time came after the run's bound.
@@ -355,10 +358,12 @@ pub async fn run<D: OrderDesk>(
     let duration_ms = scenario.scenario.duration.millis_i64();
     // The phones and their schedule on the scenario's clock.
     let mut plans = Vec::new();
+    let mut iot_not_run = 0;
     let mut profile_type = options.profile_type.clone();
     for n in 0..devices {
         let d = population.device(n);
         if !d.consumer {
+            iot_not_run += 1;
             continue;
         }
         if profile_type.is_none() {
@@ -492,6 +497,7 @@ pub async fn run<D: OrderDesk>(
             orders_throttled,
             orders_s,
             scheduled,
+            iot_not_run,
             loop_s,
         },
     );
@@ -557,6 +563,9 @@ pub fn html(ff: &FullFidelity) -> String {
             tr { th { "phones scheduled / started / not started (past the bound) / cut off" }
                  td { (ff.scheduled) " / " (ff.started) " / " (ff.not_started) " / " (ff.cut_off) } }
             tr { th { "registered on their carrier" } td { (ff.registered) } }
+            @if ff.iot_not_run > 0 {
+                tr { th { "IoT devices of the scenario not run (no eIM over HTTPS yet)" } td { (ff.iot_not_run) } }
+            }
             tr { th { "notifications left undelivered" } td { (ff.notifications_undelivered) } }
             tr { th { "downloads per second" } td { (format!("{:.2}", ff.downloads_per_s)) } }
             tr { th { "bound, concurrency" } td { (format!("{:.0}", ff.max_duration_s)) " s, " (ff.concurrency) " downloads at once" } }

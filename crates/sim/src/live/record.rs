@@ -220,6 +220,7 @@ pub(crate) struct Settings<'a> {
     pub orders_throttled: u64,
     pub orders_s: f64,
     pub scheduled: u64,
+    pub iot_not_run: u64,
     pub loop_s: f64,
 }
 
@@ -257,6 +258,7 @@ pub(crate) fn figures(records: &[Record], s: Settings<'_>) -> FullFidelity {
         orders_throttled: s.orders_throttled,
         orders_s: s.orders_s,
         scheduled: s.scheduled,
+        iot_not_run: s.iot_not_run,
         started: delays.len() as u64,
         not_started: records
             .iter()
@@ -421,6 +423,7 @@ mod tests {
                 orders_throttled: 0,
                 orders_s: 0.5,
                 scheduled: 4,
+                iot_not_run: 0,
                 loop_s: 2.0,
             },
         );
