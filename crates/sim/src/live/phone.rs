@@ -87,6 +87,8 @@ pub(crate) struct Record {
     pub registrations: Vec<(i64, RegistrationOutcome, bool)>,
     /// Notifications left undelivered on its eUICC.
     pub undelivered: u64,
+    /// When the run's bound cut it off (ms from its scan).
+    pub cut_at_ms: Option<i64>,
 }
 
 /// Runs one phone until it ends or `deadline`.
@@ -111,6 +113,7 @@ pub(crate) async fn run(
         registered_ms: None,
         registrations: Vec::new(),
         undelivered: 0,
+        cut_at_ms: None,
     };
     let code = match code {
         Ok(code) => code,
@@ -145,8 +148,9 @@ pub(crate) async fn run(
     .await;
     // The calls are kept when the run's bound cut the phone off too.
     rec.calls = link.take_calls();
-    if ended.is_ok() {
-        rec.stage = Stage::Ended;
+    match ended {
+        Ok(()) => rec.stage = Stage::Ended,
+        Err(_) => rec.cut_at_ms = Some(ms(started.elapsed())),
     }
     rec
 }

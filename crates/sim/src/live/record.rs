@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use ferrosim_telemetry::metrics::DEFAULT_TARGET_MS;
 use ferrosim_telemetry::{
     CorrelationId, Dictionary, Dims, Event, EventKind, RegistrationOutcome, Source, Sym,
 };
@@ -114,9 +115,16 @@ pub(crate) fn collect(
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     for r in records {
         let base = r.plan.scan_ms;
+        // A phone the run's bound cut off before its activation's target
+        // time (60 s) passed is undecided, not failed: its events stay
+        // (their steps and bytes happened) outside any activation.
+        let undecided = r.cut_at_ms.is_some_and(|t| t < DEFAULT_TARGET_MS as i64);
+        let activation = (!undecided)
+            .then(|| CorrelationId::new(CONSUMER_ACTIVATION | u64::from(r.plan.n)))
+            .flatten();
         let event = |t: i64, kind| Event {
             at: ferrosim_telemetry::Timestamp(T0 + base + t),
-            activation: CorrelationId::new(CONSUMER_ACTIVATION | u64::from(r.plan.n)),
+            activation,
             device: r.plan.eid,
             source: Source::Device,
             dims: r.dims,
@@ -317,6 +325,7 @@ mod tests {
             registered_ms: None,
             registrations: Vec::new(),
             undelivered: 0,
+            cut_at_ms: None,
         }
     }
 
@@ -348,6 +357,14 @@ mod tests {
         let never = record(2, 11 * MIN, 12 * MIN, Stage::NotStarted);
         let mut cut = record(3, 0, 3000, Stage::CutOff);
         cut.registrations = vec![(500, RegistrationOutcome::Rejected { cause: 22 }, true)];
+        cut.events = vec![(
+            500,
+            EventKind::Registration {
+                profile: None,
+                outcome: RegistrationOutcome::Rejected { cause: 22 },
+            },
+        )];
+        cut.cut_at_ms = Some(700);
         vec![ok, failed, never, cut]
     }
 
@@ -400,12 +417,16 @@ mod tests {
                 (CUT_OFF.to_owned(), 1)
             ])
         );
-        // The started event, the step (stamped at the scan plus the real
-        // time since) and the registration events are in the record's
-        // events only when the phone made them: two here.
-        assert_eq!(c.events.len(), 2);
+        // The events the phones made, stamped at the scan plus the real
+        // time since: the first phone's start and step, the cut-off
+        // phone's refused attach.
+        assert_eq!(c.events.len(), 3);
         assert_eq!(c.events[0].at.0, T0 + 1000);
         assert_eq!(c.events[1].at.0, T0 + 1300);
+        assert!(c.events[..2].iter().all(|e| e.activation.is_some()));
+        // Cut off 0.7 s after its scan: undecided, outside any activation.
+        assert_eq!(c.events[2].at.0, T0 + 3500);
+        assert_eq!(c.events[2].activation, None);
         assert_eq!(c.duration_ms, 12 * MIN);
         let target = Target::parse_with("https://localhost:1", false, &|_| {
             Ok(vec!["127.0.0.1:1".parse().expect("addr")])
