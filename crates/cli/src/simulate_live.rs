@@ -233,12 +233,13 @@ fn print(summary: &Summary, out: &std::path::Path) {
         ff.cut_off
     );
     println!(
-        "downloads {} (scan to profile enabled: p50 {}, p99 {}, max {}), failed {}, {:.2} per second; registered {}",
+        "downloads {} (scan to profile enabled: p50 {}, p99 {}, max {}), failed {}, {} tried again, {:.2} per second; registered {}",
         summary.downloads,
         secs(summary.download_completion_s.p50),
         secs(summary.download_completion_s.p99),
         secs(summary.download_completion_s.max),
         summary.download_failures.values().sum::<u64>(),
+        ff.download_retries,
         ff.downloads_per_s,
         ff.registered
     );

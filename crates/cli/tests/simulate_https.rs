@@ -154,6 +154,7 @@ async fn festival_phones_download_from_serve_over_https() {
     assert_eq!(ff["not_started"], 0);
     assert_eq!(ff["cut_off"], 0);
     assert_eq!(ff["iot_not_run"], 0);
+    assert_eq!(ff["download_retries"], 0);
     assert_eq!(ff["notifications_undelivered"], 0);
     // Four ES9+ calls a download and the enable notification, all ok.
     let calls = &ff["es9_calls"];

@@ -199,6 +199,9 @@ pub struct FullFidelity {
     pub cut_off: u64,
     /// Phones registered on their carrier with the new profile.
     pub registered: u64,
+    /// Downloads tried again by their user after a transient failure
+    /// (unreachable, time-out, 429, 5xx), with the population's backoff.
+    pub download_retries: u64,
     /// Notifications the phones could not deliver to the SM-DP+.
     pub notifications_undelivered: u64,
     /// How long phones waited for a download slot (`concurrency`) after
@@ -563,6 +566,7 @@ pub fn html(ff: &FullFidelity) -> String {
             tr { th { "phones scheduled / started / not started (past the bound) / cut off" }
                  td { (ff.scheduled) " / " (ff.started) " / " (ff.not_started) " / " (ff.cut_off) } }
             tr { th { "registered on their carrier" } td { (ff.registered) } }
+            tr { th { "downloads tried again after a transient failure" } td { (ff.download_retries) } }
             @if ff.iot_not_run > 0 {
                 tr { th { "IoT devices of the scenario not run (no eIM over HTTPS yet)" } td { (ff.iot_not_run) } }
             }

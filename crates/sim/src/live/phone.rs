@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
+use ferrosim_euicc::VirtualEuicc;
 use ferrosim_ids::{Eid, Timestamp};
-use ferrosim_lpa::download::{Action, Consent, Download, DownloadRequest};
+use ferrosim_lpa::download::{Action, Consent, Download, DownloadFailure, DownloadRequest};
 use ferrosim_lpa::es10::types::ProfileId;
 use ferrosim_lpa::notifications::{RetryPolicy, process_notifications};
 use ferrosim_lpa::{ActivationCode, Es10, Es10Options, Transport};
@@ -16,7 +17,7 @@ use ferrosim_telemetry::{
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::Ctx;
 use super::identity::EumIssuer;
@@ -87,6 +88,8 @@ pub(crate) struct Record {
     pub registrations: Vec<(i64, RegistrationOutcome, bool)>,
     /// Notifications left undelivered on its eUICC.
     pub undelivered: u64,
+    /// Download attempts (the user scans again after a transient failure).
+    pub attempts: u32,
     /// When the run's bound cut it off (ms from its scan).
     pub cut_at_ms: Option<i64>,
 }
@@ -113,6 +116,7 @@ pub(crate) async fn run(
         registered_ms: None,
         registrations: Vec::new(),
         undelivered: 0,
+        attempts: 0,
         cut_at_ms: None,
     };
     let code = match code {
@@ -131,7 +135,7 @@ pub(crate) async fn run(
     }
     tokio::time::sleep_until(scan_at).await;
     let slot = tokio::time::timeout_at(deadline, slots.acquire()).await;
-    let Ok(Ok(_slot)) = slot else {
+    let Ok(Ok(slot)) = slot else {
         return rec;
     };
     rec.start_delay_ms = Some(ms(scan_at.elapsed()));
@@ -143,7 +147,16 @@ pub(crate) async fn run(
     let link = Link::new(ctx, rec.plan.carrier, rec.plan.area, started, link_rng);
     let ended = tokio::time::timeout_at(
         deadline,
-        activate(&mut rec, &link, &mut rng, &code, ctx, issuer, started),
+        activate(
+            &mut rec,
+            &link,
+            &mut rng,
+            &code,
+            ctx,
+            issuer,
+            (slots, Some(slot)),
+            started,
+        ),
     )
     .await;
     // The calls are kept when the run's bound cut the phone off too.
@@ -156,15 +169,21 @@ pub(crate) async fn run(
 }
 
 /// The phone's activation from its scan on.
-async fn activate(
+/// `slot` is the download slot the phone holds (and the slots to take one
+/// again from): held while the phone works with the SM-DP+, given back
+/// while its user waits to try again and for the registration.
+#[allow(clippy::too_many_arguments)]
+async fn activate<'s>(
     rec: &mut Record,
     link: &Link<'_>,
     rng: &mut StdRng,
     code: &ActivationCode,
     ctx: &Ctx,
     issuer: &EumIssuer,
+    slot: (&'s Semaphore, Option<SemaphorePermit<'s>>),
     started: Instant,
 ) {
+    let (slots, mut permit) = slot;
     let at = || ms(started.elapsed());
     rec.events.push((
         0,
@@ -173,13 +192,46 @@ async fn activate(
             iot: true,
         },
     ));
-    let downloaded = download(link, code, ctx, issuer, rec.plan.eid, rng).await;
-    let (iccid, mut es10) = match downloaded {
-        Ok(ok) => ok,
-        Err(why) => {
-            rec.outcome = Some(Err(why));
+    let mut card = match issuer.card(rec.plan.eid) {
+        Ok(card) => card,
+        Err(e) => {
+            rec.outcome = Some(Err(e.to_string()));
             ctx.failed.fetch_add(1, Ordering::Relaxed);
             return;
+        }
+    };
+    let mut card_rng = StdRng::seed_from_u64(rand::RngExt::random(rng));
+    // The user scans again after a failure the SM-DP+ may not repeat
+    // (unreachable, time-out, 429, 5xx), with the population's backoff,
+    // until the population's give-up count (0: never; the run's bound
+    // ends it).
+    let give_up = ctx.population.give_up_after();
+    let mut attempt: u16 = 0;
+    let (iccid, mut es10) = loop {
+        attempt = attempt.saturating_add(1);
+        rec.attempts = u32::from(attempt);
+        if permit.is_none() {
+            match slots.acquire().await {
+                Ok(p) => permit = Some(p),
+                Err(e) => {
+                    rec.outcome = Some(Err(format!("no download slot: {e}")));
+                    ctx.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        match download(link, code, ctx, &mut card, &mut card_rng).await {
+            Ok(ok) => break ok,
+            Err((why, transient)) => {
+                if !transient || (give_up > 0 && u32::from(attempt) >= give_up) {
+                    rec.outcome = Some(Err(why));
+                    ctx.failed.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                drop(permit.take());
+                let backoff = ctx.population.retry_delay_ms(attempt, rng);
+                tokio::time::sleep(Duration::from_millis(backoff.max(0) as u64)).await;
+            }
         }
     };
     let profile = ProfileKey::from_digits(&iccid);
@@ -225,24 +277,23 @@ async fn activate(
             Err(_) => 1,
         };
     let _ = es10.close();
+    drop(permit);
     register(rec, ctx, profile, rng, started).await;
 }
 
-/// The download: the phone's eUICC, the LPA's machine over APDUs and ES9+.
-async fn download(
+/// One download attempt: the LPA's machine over APDUs to the phone's
+/// eUICC and ES9+ to the SM-DP+. A failure says whether trying again may
+/// help (the SM-DP+ was unreachable, timed out or refused for load).
+async fn download<'c>(
     link: &Link<'_>,
     code: &ActivationCode,
     ctx: &Ctx,
-    issuer: &EumIssuer,
-    eid: Eid,
-    rng: &mut StdRng,
-) -> Result<(String, Es10<impl Transport + Send + use<>>), String> {
-    let mut card = issuer.card(eid).map_err(|e| e.to_string())?;
-    let mut card_rng = StdRng::seed_from_u64(rand::RngExt::random(rng));
-    let transport =
-        move |apdu: &[u8]| card.handle_apdu_with_rng(apdu, SystemTime::now(), &mut card_rng);
+    card: &'c mut VirtualEuicc,
+    card_rng: &'c mut StdRng,
+) -> Result<(String, Es10<impl Transport + Send + use<'c>>), (String, bool)> {
+    let transport = move |apdu: &[u8]| card.handle_apdu_with_rng(apdu, SystemTime::now(), card_rng);
     let mut es10 = Es10::open(transport, &Es10Options::default())
-        .map_err(|e| format!("opening the ISD-R: {e}"))?;
+        .map_err(|e| (format!("opening the ISD-R: {e}"), false))?;
     let apdu_delay = Duration::from_millis(u64::try_from(ctx.population.apdu_ms).unwrap_or(0));
     let request = DownloadRequest::new(code, None);
     let mut machine = Download::new(&request, es10.link(), Timestamp::now());
@@ -250,10 +301,10 @@ async fn download(
     loop {
         turns += 1;
         if turns > MAX_TURNS {
-            return Err("the download did not end".into());
+            return Err(("the download did not end".into(), false));
         }
         let Some(action) = machine.poll() else {
-            return Err("the download stalled".into());
+            return Err(("the download stalled".into(), false));
         };
         match action {
             Action::Transmit(apdu) => {
@@ -275,7 +326,13 @@ async fn download(
             Action::Done(result) => {
                 return match *result {
                     Ok(done) => Ok((done.iccid, es10)),
-                    Err(e) => Err(format!("{}: {}", e.step, e.failure)),
+                    Err(e) => {
+                        let transient = matches!(
+                            &e.failure,
+                            DownloadFailure::Smdp(call) if call.is_transient()
+                        );
+                        Err((format!("{}: {}", e.step, e.failure), transient))
+                    }
                 };
             }
         }

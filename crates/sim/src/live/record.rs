@@ -274,6 +274,10 @@ pub(crate) fn figures(records: &[Record], s: Settings<'_>) -> FullFidelity {
             .count() as u64,
         cut_off: records.iter().filter(|r| r.stage == Stage::CutOff).count() as u64,
         registered: records.iter().filter(|r| r.registered_ms.is_some()).count() as u64,
+        download_retries: records
+            .iter()
+            .map(|r| u64::from(r.attempts.saturating_sub(1)))
+            .sum(),
         notifications_undelivered: records.iter().map(|r| r.undelivered).sum(),
         start_delay_s: seconds(&delays),
         es9_calls: by_function
@@ -325,6 +329,7 @@ mod tests {
             registered_ms: None,
             registrations: Vec::new(),
             undelivered: 0,
+            attempts: u32::from(stage != Stage::NotStarted),
             cut_at_ms: None,
         }
     }
@@ -354,6 +359,7 @@ mod tests {
         }];
         let mut failed = record(1, 0, 2000, Stage::Ended);
         failed.outcome = Some(Err("authenticateClient: refused".into()));
+        failed.attempts = 3;
         let never = record(2, 11 * MIN, 12 * MIN, Stage::NotStarted);
         let mut cut = record(3, 0, 3000, Stage::CutOff);
         cut.registrations = vec![(500, RegistrationOutcome::Rejected { cause: 22 }, true)];
@@ -453,6 +459,7 @@ mod tests {
             (4, 3, 1, 1)
         );
         assert_eq!(ff.registered, 1);
+        assert_eq!(ff.download_retries, 2);
         assert_eq!(ff.es9_calls["es9plus.initiateAuthentication"].calls, 1);
         assert!((ff.injected_delay_s - 0.24).abs() < 1e-9);
         assert!((ff.downloads_per_s - 0.5).abs() < 1e-9);
