@@ -134,12 +134,14 @@ pub(crate) async fn run(
         return rec;
     }
     tokio::time::sleep_until(scan_at).await;
+    // Scanned: from now on the bound cuts the phone off (while it waits
+    // for a download slot too).
+    rec.stage = Stage::CutOff;
     let slot = tokio::time::timeout_at(deadline, slots.acquire()).await;
     let Ok(Ok(slot)) = slot else {
         return rec;
     };
     rec.start_delay_ms = Some(ms(scan_at.elapsed()));
-    rec.stage = Stage::CutOff;
     ctx.started.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(rec.plan.rng_seed);
