@@ -645,12 +645,12 @@ pub fn serve_routes(cfg: &InstanceConfig, inst: &Instance) -> anyhow::Result<Eim
             let listener = std::net::TcpListener::bind(addr)
                 .with_context(|| format!("eim.lab_plain_http_listen: cannot listen on {addr}"))?;
             let relay = SmdpRelay::new(Some(inst.smdp.clone()), None);
-            let lab = esipa::LabHttp::start(listener, esipa::routes(eim.clone(), relay))?;
-            println!(
-                "ferrosim eIM ESipa on PLAIN HTTP (lab) at http://{}",
-                lab.local_addr()
-            );
-            Some(lab)
+            // Announced by `serve` after its listening line, which stays
+            // the first line of its output.
+            Some(esipa::LabHttp::start(
+                listener,
+                esipa::routes(eim.clone(), relay),
+            )?)
         }
         None => None,
     };

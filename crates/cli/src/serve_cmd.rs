@@ -104,6 +104,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let signal = shutdown_signal();
         // A line for scripts and tests to learn the bound port.
         println!("ferrosim SM-DP+ listening on https://{local} as {address}");
+        if let Some(lab) = &eim.lab {
+            println!(
+                "ferrosim eIM ESipa on PLAIN HTTP (lab) at http://{}",
+                lab.local_addr()
+            );
+        }
         if cfg.telemetry.enabled {
             info!("live dashboard at https://{local}/dashboard, Prometheus metrics at https://{local}/metrics");
         }
