@@ -180,6 +180,12 @@ enum EimCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Generate the eIM's key pair inside the `[pkcs11]` token under the
+    /// label `[eim] pkcs11_label` (P-256, private half sensitive and never
+    /// extractable). Run it before the first `serve`, which then issues the
+    /// eIM's certificate for that key; refused when the label is taken or
+    /// the eIM already has a certificate.
+    KeyGenerate,
     /// Write the AddInitialEim request (DER) that installs this eIM as a
     /// device's first eIM: its id, FQDN, counter value, association token
     /// and public key.
@@ -255,6 +261,9 @@ struct EcoEim {
 /// Runs `ferrosim eim`.
 pub fn run(args: EimArgs) -> anyhow::Result<()> {
     let cfg = InstanceConfig::resolve(&args.instance, None)?;
+    if matches!(args.command, EimCommand::KeyGenerate) {
+        return key_generate(&cfg);
+    }
     block_on(async move {
         let inst = open_existing(&cfg).await?;
         let audited = audit_of(&args.command);
@@ -427,6 +436,7 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
                 .map_err(api)?;
             show_report(&report, json)
         }
+        EimCommand::KeyGenerate => key_generate(cfg),
         EimCommand::Bootstrap {
             out,
             counter,
@@ -552,6 +562,61 @@ pub fn eim_paths(cfg: &InstanceConfig) -> EimPaths {
         certificate: cfg.eim.certificate.clone().unwrap_or(default.certificate),
         key: cfg.eim.key.clone().unwrap_or(default.key),
     }
+}
+
+/// `ferrosim eim key-generate`: the eIM's key pair, generated in the token.
+fn key_generate(cfg: &InstanceConfig) -> anyhow::Result<()> {
+    use ferrosim_crypto::pkcs11::Pkcs11Key;
+    let Some(k) = eim_pkcs11(cfg)? else {
+        bail!(
+            "set [eim] pkcs11_label (and a [pkcs11] token) to generate the eIM key in a token; \
+             without it `ferrosim serve` generates a key file on its first start"
+        );
+    };
+    let paths = eim_paths(cfg);
+    if paths.certificate.exists() {
+        bail!(
+            "the eIM already has a certificate ({}), for another key: a new key would not match it",
+            paths.certificate.display()
+        );
+    }
+    if Pkcs11Key::open(&k.module, &k.token, &k.pin, &k.label).is_ok() {
+        bail!(
+            "token {:?} already holds a key pair labelled {:?}: keys are never replaced; \
+             choose another [eim] pkcs11_label, or delete the old key with the token's own tool",
+            k.token,
+            k.label
+        );
+    }
+    let key = Pkcs11Key::generate(&k.module, &k.token, &k.pin, &k.label).with_context(|| {
+        format!(
+            "generating the eIM key {:?} in token {:?}",
+            k.label, k.token
+        )
+    })?;
+    let protection = key
+        .protection()
+        .with_context(|| format!("reading the attributes of {:?}", k.label))?;
+    if !protection.sensitive || protection.extractable {
+        bail!(
+            "the token did not make the eIM key {:?} sensitive and non-extractable \
+             (CKA_SENSITIVE {}, CKA_EXTRACTABLE {}): delete it with the token's own tool",
+            k.label,
+            protection.sensitive,
+            protection.extractable
+        );
+    }
+    let point: String = ferrosim_crypto::KeySource::public_key_sec1(&key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!(
+        "eIM key {:?} generated in token {:?} (sensitive, not extractable)",
+        k.label, k.token
+    );
+    println!("  public key: {point}");
+    println!("next: `ferrosim serve` issues the eIM certificate for it on its first start");
+    Ok(())
 }
 
 fn eim_pkcs11(cfg: &InstanceConfig) -> anyhow::Result<Option<EimPkcs11>> {
