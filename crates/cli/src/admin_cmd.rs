@@ -56,6 +56,11 @@ enum ProfileTypeCommand {
         /// Profile owner MCC+MNC (5 or 6 digits); default from the package's IMSI.
         #[arg(long)]
         owner: Option<String>,
+        /// The profile owner allows the SGP.32 fallback attribute on these
+        /// profiles: their metadata carries `fallbackAllowed`, without
+        /// which an IoT eUICC refuses to make one the fallback profile.
+        #[arg(long)]
+        fallback_allowed: bool,
         /// Add a new version to an existing profile type of this name:
         /// orders made from now on use it, earlier orders keep the version
         /// they were made with (every version is kept).
@@ -168,6 +173,7 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                 ppr1,
                 ppr2,
                 owner,
+                fallback_allowed,
                 replace,
             } => {
                 let bytes = std::fs::read(&package)
@@ -185,6 +191,7 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                         ..PolicyRules::default()
                     },
                     owner_mcc_mnc: owner,
+                    fallback_allowed,
                 };
                 let t = if replace {
                     inventory::replace_profile_type(&store, import, Timestamp::now()).await?
@@ -202,11 +209,11 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     &store,
                     if replace { "profile-type.replace" } else { "profile-type.import" },
                     &t.name,
-                    serde_json::json!({ "operator": t.operator.as_str(), "bytes": t.package.len(), "version": t.version }),
+                    serde_json::json!({ "operator": t.operator.as_str(), "bytes": t.package.len(), "version": t.version, "fallback_allowed": t.metadata.fallback_allowed }),
                 )
                 .await;
                 println!(
-                    "profile type {} version {} {} ({} bytes): \"{}\" by {}, class {:?}",
+                    "profile type {} version {} {} ({} bytes): \"{}\" by {}, class {:?}{}",
                     t.name,
                     t.version,
                     if t.version > 1 {
@@ -217,7 +224,12 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                     t.package.len(),
                     t.metadata.profile_name,
                     t.metadata.service_provider_name,
-                    t.metadata.profile_class
+                    t.metadata.profile_class,
+                    if t.metadata.fallback_allowed {
+                        ", fallback allowed"
+                    } else {
+                        ""
+                    }
                 );
             }
             ProfileTypeCommand::List { operator } => {
@@ -231,11 +243,16 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                 }
                 for t in types {
                     println!(
-                        "{:<16} {:<24} {:>8} bytes  {}",
+                        "{:<16} {:<24} {:>8} bytes  {}{}",
                         t.operator,
                         t.name,
                         t.package_len,
-                        counts_line(&t.profiles)
+                        counts_line(&t.profiles),
+                        if t.metadata.fallback_allowed {
+                            "  fallback allowed"
+                        } else {
+                            ""
+                        }
                     );
                 }
             }
@@ -274,6 +291,14 @@ pub fn run_profile_type(args: ProfileTypeArgs) -> anyhow::Result<()> {
                 println!(
                     "owner MCC+MNC:     {}",
                     m.owner_mcc_mnc.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "fallback allowed:  {}",
+                    if m.fallback_allowed {
+                        "yes (SGP.32 fallbackAllowed in every download's metadata)"
+                    } else {
+                        "no"
+                    }
                 );
                 println!("profiles:          {}", counts_line(&t.profiles));
                 println!("version:           {} (new orders use it)", t.version);

@@ -351,6 +351,7 @@ async fn prepare(options: &Options) -> anyhow::Result<Bench> {
             profile_class: ProfileClass::Operational,
             policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
+            fallback_allowed: false,
         },
         now,
     )

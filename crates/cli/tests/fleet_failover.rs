@@ -5,10 +5,11 @@
 //!
 //! The fleet orders every device's primary profile at A and its fallback
 //! at B over ES2+, has the eIM trigger both downloads, enables the primary
-//! and leaves the fallback installed and disabled (staged). (The fallback
-//! attribute is not set here: ferrosim's SM-DP+ does not yet put SGP.32's
-//! `fallbackAllowed` in a profile's metadata, and the eUICC refuses the
-//! attribute without it.) Then the devices report that A
+//! and leaves the fallback installed and disabled (staged) with SGP.32's
+//! fallback attribute: the devices report `fallbackSupported`, and the
+//! eUICCs accept the attribute because B's profile type allows it, so
+//! the SM-DP+ wrote `fallbackAllowed` into the profile's metadata. Then
+//! the devices report that A
 //! rejects their registrations: each switches to its staged fallback within
 //! the rule's bound, never more than the rule's limit per minute onto B
 //! (checked on the fleet's decisions and on what the eUICCs really have
@@ -41,8 +42,13 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
     let lab = Lab::start(DEVICES).await;
 
     // Each device gets its primary on A, enabled with A's APN, and its
-    // fallback on B staged, on the eUICC itself.
-    lab.register_and_converge().await;
+    // fallback on B staged with the fallback attribute, on the eUICC
+    // itself.
+    lab.register_and_converge_with(true).await;
+    lab.quiesce().await;
+    for d in &lab.devices {
+        assert_fallback_on_b(&lab, d).await;
+    }
     // Working on A.
     lab.report_connectivity().await;
     lab.advance(STEP).await;
@@ -165,6 +171,23 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
         );
     }
     lab.wait_apn(A_APN).await;
+    // Back on A, each staged fallback carries the attribute again.
+    for _ in 0..400 {
+        let mut all = true;
+        for d in &lab.devices {
+            let (enabled, fallback) = d.profiles().await;
+            all &= enabled.is_some_and(|i| i.starts_with(A_ICCIDS))
+                && fallback.is_some_and(|i| i.starts_with(B_ICCIDS));
+        }
+        if all {
+            break;
+        }
+        lab.advance(Duration::from_millis(200)).await;
+    }
+    lab.quiesce().await;
+    for d in &lab.devices {
+        assert_fallback_on_b(&lab, d).await;
+    }
 
     // Every switch, and the outage's end, is in the audit trail (whose
     // hash chain verifies), with the decision's reason.
@@ -193,4 +216,29 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
     );
     assert!(!entries.iter().any(|e| e.action == "fleet.issue"));
     log.verify(vec![], None).await.unwrap();
+}
+
+/// The device's eUICC holds the fallback attribute on its profile from B
+/// (and on no other), and the fleet's view of the device, built from the
+/// eUICC's signed results, says so.
+async fn assert_fallback_on_b(lab: &fleet_lab::Lab, d: &fleet_lab::Device) {
+    let (enabled, fallback) = d.profiles().await;
+    assert!(
+        enabled.as_deref().is_some_and(|i| i.starts_with(A_ICCIDS)),
+        "{}: {enabled:?}",
+        d.eid
+    );
+    let fallback = fallback.unwrap_or_else(|| panic!("{}: no fallback attribute", d.eid));
+    assert!(fallback.starts_with(B_ICCIDS), "{}: {fallback}", d.eid);
+    let (s, v) = lab
+        .call("GET", &format!("/api/v1/fleet/devices/{}", d.eid), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let profiles = v["profiles"].as_array().unwrap();
+    let holders: Vec<&str> = profiles
+        .iter()
+        .filter(|p| p["fallback_attribute"] == true)
+        .map(|p| p["iccid"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders, [fallback.as_str()], "{v:#}");
 }

@@ -361,6 +361,19 @@ fn every_profile_type_field_is_checked_at_import() {
             "/nonexistent.der",
         ),
         (import_args("t", "/etc/hostname", &[]), "profile package"),
+        // A switch: no value, and never twice.
+        (
+            import_args("t", PACKAGE, &["--fallback-allowed=yes"]),
+            "--fallback-allowed",
+        ),
+        (
+            import_args("t", PACKAGE, &["--fallback-allowed=false"]),
+            "--fallback-allowed",
+        ),
+        (
+            import_args("t", PACKAGE, &["--fallback-allowed", "--fallback-allowed"]),
+            "--fallback-allowed",
+        ),
     ];
     for (args, expected) in &cases {
         i.refused(args, expected);
@@ -371,6 +384,29 @@ fn every_profile_type_field_is_checked_at_import() {
     i.ok(&import_args("t", PACKAGE, &["--owner", "310410"]));
     let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "t"]);
     assert_eq!(field(&show, "owner MCC+MNC:"), "310410");
+    assert_eq!(field(&show, "fallback allowed:"), "no");
+}
+
+#[test]
+fn a_profile_type_allows_the_fallback_attribute_only_when_told() {
+    let i = Instance::new();
+    i.ok(&["operator", "add", "--id", "acme"]);
+    let out = i.ok(&import_args("iot", PACKAGE, &["--fallback-allowed"]));
+    assert!(out.contains("fallback allowed"), "{out}");
+    let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "iot"]);
+    assert!(
+        field(&show, "fallback allowed:").starts_with("yes"),
+        "{show}"
+    );
+    let list = i.ok(&["profile-type", "list"]);
+    assert!(list.contains("fallback allowed"), "{list}");
+    // A new version without the switch withdraws it: orders made from now
+    // on get metadata without fallbackAllowed.
+    i.ok(&import_args("iot", PACKAGE, &["--replace"]));
+    let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "iot"]);
+    assert_eq!(field(&show, "fallback allowed:"), "no");
+    let list = i.ok(&["profile-type", "list"]);
+    assert!(!list.contains("fallback allowed"), "{list}");
 }
 
 #[test]

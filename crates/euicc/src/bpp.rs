@@ -333,8 +333,15 @@ impl BppLoader {
                 self.stage = Stage::GroupHeader(Group::StoreMetadata);
             }
             Group::StoreMetadata => {
-                let request: rsp::StoreMetadataRequest =
-                    decode_der(&self.metadata).map_err(|_| {
+                // An SGP.32 SM-DP+ adds fallbackAllowed (9F67) and
+                // iotSpecificMetadata (BF64): the SGP.22 fields are read
+                // without them, the stored DER keeps them.
+                let request: rsp::StoreMetadataRequest = decode_der(&self.metadata)
+                    .ok()
+                    .or_else(|| {
+                        decode_der(&crate::profile::sgp22_metadata(&self.metadata)?).ok()
+                    })
+                    .ok_or_else(|| {
                         fail(
                             BppCommandId::StoreMetadata,
                             InstallErrorReason::IncorrectInputValues,

@@ -338,7 +338,7 @@ pub(crate) fn oid_to_dotted(oid: &ferrosim_asn1::rasn::types::ObjectIdentifier) 
 }
 
 /// StoreMetadata (`BF25`) without its SGP.32-only top-level data objects.
-fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
     use ferrosim_asn1::tlv::{Tlv, tlv};
     let outer = Tlv::parse_exact(der).ok()?;
     let mut value = Vec::with_capacity(outer.value.len());

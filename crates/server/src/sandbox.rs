@@ -315,6 +315,7 @@ pub async fn seed(store: &SqlStore, options: &SandboxOptions) -> Result<String, 
             profile_class: ProfileClass::Operational,
             policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
+            fallback_allowed: false,
         },
         Timestamp::now(),
     )

@@ -478,6 +478,7 @@ async fn every_fixture_package_imports_personalises_and_downloads() {
                 profile_class: ProfileClass::Operational,
                 policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
+                fallback_allowed: false,
             },
             Timestamp::now(),
         )

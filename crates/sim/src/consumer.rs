@@ -174,6 +174,7 @@ impl Downloads {
                     profile_class: ProfileClass::Operational,
                     policy_rules: PolicyRules::default(),
                     owner_mcc_mnc: None,
+                    fallback_allowed: false,
                 },
                 now,
             )
@@ -307,6 +308,7 @@ impl Downloads {
                         profile_class: ProfileClass::Operational,
                         policy_rules: PolicyRules::default(),
                         owner_mcc_mnc: None,
+                        fallback_allowed: false,
                     },
                     now,
                 )

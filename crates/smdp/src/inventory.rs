@@ -108,6 +108,9 @@ pub struct ProfileTypeImport {
     pub policy_rules: PolicyRules,
     /// MCC+MNC of the profile owner; defaults to the package's IMSI's.
     pub owner_mcc_mnc: Option<String>,
+    /// The profile owner allows the SGP.32 fallback attribute on these
+    /// profiles: every download's metadata carries `fallbackAllowed`.
+    pub fallback_allowed: bool,
 }
 
 /// Validates a package and every field of a profile type and stores it as
@@ -175,6 +178,7 @@ async fn import_or_replace<S: Store>(
             profile_class: import.profile_class,
             policy_rules: import.policy_rules,
             owner_mcc_mnc: owner,
+            fallback_allowed: import.fallback_allowed,
         },
         created_at: now,
         version,

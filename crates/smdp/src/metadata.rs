@@ -1,5 +1,7 @@
 //! Profile metadata: what the end user sees before accepting a profile
-//! (SGP.22 `StoreMetadataRequest`, tag BF25), per profile type.
+//! (SGP.22 `StoreMetadataRequest`, tag BF25), per profile type, with
+//! SGP.32's `fallbackAllowed` (`9F67`) where the profile owner allows an
+//! IoT eUICC to give the profile the fallback attribute.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,13 @@ pub struct ProfileTypeMetadata {
     pub policy_rules: PolicyRules,
     /// `profileOwner` MCC+MNC digits (5 or 6), if given.
     pub owner_mcc_mnc: Option<String>,
+    /// SGP.32 `fallbackAllowed` (`9F67`): the profile owner allows the
+    /// fallback attribute on these profiles. An IoT eUICC refuses
+    /// setFallbackAttribute (fallbackNotAllowed) for a profile whose
+    /// metadata does not carry it TRUE. Absent in metadata stored before
+    /// the property existed, which reads as not allowed.
+    #[serde(default)]
+    pub fallback_allowed: bool,
 }
 
 /// Why metadata could not be encoded.
@@ -73,7 +82,16 @@ pub fn store_metadata_der(
         None,
         None,
     );
-    Ok(ferrosim_asn1::encode_der(&request)?)
+    let der = ferrosim_asn1::encode_der(&request)?;
+    if !m.fallback_allowed {
+        return Ok(der);
+    }
+    // SGP.32 extends StoreMetadataRequest with fallbackAllowed (after
+    // ecallIndication, before iotSpecificMetadata): the same SGP.22 fields
+    // read as the SGP.32 type, which places and encodes it.
+    let mut iot: ferrosim_asn1::sgp32::StoreMetadataRequest = ferrosim_asn1::decode_der(&der)?;
+    iot.fallback_allowed = Some(true);
+    Ok(ferrosim_asn1::encode_der(&iot)?)
 }
 
 /// MCC+MNC digits as the 3 bytes of 3GPP TS 24.008 (MNC digit 3 = F when absent).
@@ -96,5 +114,93 @@ mod tests {
         assert_eq!(mcc_mnc_bytes("310410").unwrap(), [0x13, 0x00, 0x14]);
         assert!(mcc_mnc_bytes("0010").is_err());
         assert!(mcc_mnc_bytes("00a01").is_err());
+    }
+
+    fn metadata(fallback_allowed: bool) -> ProfileTypeMetadata {
+        ProfileTypeMetadata {
+            service_provider_name: "Carrier B".into(),
+            profile_name: "IoT fallback".into(),
+            profile_class: ProfileClass::Operational,
+            policy_rules: PolicyRules::default(),
+            owner_mcc_mnc: Some("23415".into()),
+            fallback_allowed,
+        }
+    }
+
+    fn der(fallback_allowed: bool) -> Vec<u8> {
+        let iccid = ferrosim_saip::Iccid::from_body("894410000000000001").unwrap();
+        store_metadata_der(&iccid, &metadata(fallback_allowed), "smdp.example").unwrap()
+    }
+
+    /// The direct children (tag, value) of the BF25 TLV.
+    fn children(der: &[u8]) -> Vec<(u32, Vec<u8>)> {
+        let outer = ferrosim_asn1::tlv::Tlv::parse_exact(der).unwrap();
+        assert_eq!(outer.tag, 0xBF25);
+        let mut rest = outer.value;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (child, after) = ferrosim_asn1::tlv::Tlv::parse(rest).unwrap();
+            out.push((child.tag, child.value.to_vec()));
+            rest = after;
+        }
+        out
+    }
+
+    #[test]
+    fn fallback_allowed_is_in_the_metadata_iff_the_type_allows_it() {
+        let allowed = children(&der(true));
+        let not = children(&der(false));
+        let tags = |c: &[(u32, Vec<u8>)]| c.iter().map(|(t, _)| *t).collect::<Vec<_>>();
+        // Exactly once, TRUE (DER: FF), and last: after every SGP.22 field.
+        assert_eq!(allowed.last(), Some(&(0x9F67, vec![0xFF])));
+        assert_eq!(tags(&allowed).iter().filter(|t| **t == 0x9F67).count(), 1);
+        assert!(!tags(&not).contains(&0x9F67));
+        // Everything else is the same.
+        assert_eq!(allowed[..allowed.len() - 1], not[..]);
+    }
+
+    #[test]
+    fn metadata_with_fallback_allowed_reads_as_both_versions() {
+        let der = der(true);
+        let iot: ferrosim_asn1::sgp32::StoreMetadataRequest =
+            ferrosim_asn1::decode_der(&der).unwrap();
+        assert_eq!(iot.fallback_allowed, Some(true));
+        assert_eq!(iot.service_provider_name, "Carrier B");
+        // The plain SGP.22 fields are unchanged for an SGP.22 reader that
+        // skips the extension.
+        let plain: ferrosim_asn1::sgp32::StoreMetadataRequest =
+            ferrosim_asn1::decode_der(&super::store_metadata_der(
+                &ferrosim_saip::Iccid::from_body("894410000000000001").unwrap(),
+                &metadata(false),
+                "smdp.example",
+            )
+            .unwrap())
+            .unwrap();
+        assert_eq!(plain.fallback_allowed, None);
+        assert_eq!(
+            ferrosim_asn1::sgp32::StoreMetadataRequest {
+                fallback_allowed: None,
+                ..iot
+            },
+            plain
+        );
+    }
+
+    #[test]
+    fn metadata_stored_before_the_property_reads_as_not_allowed() {
+        // Stored metadata is this struct's JSON; rows written before the
+        // property existed lack the field.
+        let mut v = serde_json::to_value(metadata(true)).unwrap();
+        assert!(v.as_object_mut().unwrap().remove("fallback_allowed").is_some());
+        let m: ProfileTypeMetadata = serde_json::from_value(v).unwrap();
+        assert!(!m.fallback_allowed);
+        assert!(!children(&store_metadata_der(
+            &ferrosim_saip::Iccid::from_body("894410000000000001").unwrap(),
+            &m,
+            "smdp.example"
+        )
+        .unwrap())
+        .iter()
+        .any(|(t, _)| *t == 0x9F67));
     }
 }

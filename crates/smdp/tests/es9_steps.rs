@@ -874,6 +874,7 @@ async fn an_order_keeps_the_profile_type_version_it_was_made_with() {
             profile_class: ProfileClass::Operational,
             policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
+            fallback_allowed: false,
         },
         NOW,
     )

@@ -73,6 +73,7 @@ async fn seeded(url: &str) -> SqlStore {
                     profile_class: ProfileClass::Operational,
                     policy_rules: PolicyRules::default(),
                     owner_mcc_mnc: None,
+                    fallback_allowed: false,
                 },
                 created_at: Timestamp(1),
                 version: 1,

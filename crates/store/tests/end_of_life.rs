@@ -187,6 +187,7 @@ async fn seed(store: &impl CatalogStore) {
                     profile_class: ProfileClass::Operational,
                     policy_rules: PolicyRules::default(),
                     owner_mcc_mnc: None,
+                    fallback_allowed: false,
                 },
                 created_at: Timestamp::from_millis(1),
                 version: 1,

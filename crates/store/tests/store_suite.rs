@@ -70,6 +70,7 @@ async fn seed<S: Store>(store: S, profiles: u64) -> S {
                 profile_class: ProfileClass::Operational,
                 policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
+                fallback_allowed: false,
             },
             created_at: Timestamp(1),
             version: 1,

@@ -119,6 +119,7 @@ apn = "m2m.carrier-b.example"
 [[carrier.profile_type]]
 name = "iot-b"
 apn = "iot"
+fallback_allowed = true
 [[group]]
 name = "meters"
 rule = "failover"
@@ -140,7 +141,9 @@ jitter = "{jitter}s"
 }
 
 /// One operator on the SM-DP+ with its profile type and profiles; its
-/// ES2+ token.
+/// ES2+ token. The type allows the SGP.32 fallback attribute (its
+/// profiles' metadata carries `fallbackAllowed`), as the fleet's
+/// configuration says of it.
 pub async fn seed_operator(
     store: &SqlStore,
     name: &str,
@@ -162,6 +165,7 @@ pub async fn seed_operator(
             profile_class: ProfileClass::Operational,
             policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
+            fallback_allowed: true,
         },
         ferrosim_smdp::time::Timestamp::now(),
     )
@@ -618,6 +622,15 @@ impl Lab {
     /// its primary on A enabled, its fallback on B installed (disabled),
     /// and its agent A's APN.
     pub async fn register_and_converge(&self) {
+        self.register_and_converge_with(false).await;
+    }
+
+    /// Like [`Self::register_and_converge`], the devices registered as
+    /// `fallbackSupported` when `fallback_supported`: the fleet then also
+    /// gives each staged fallback on B the fallback attribute, which the
+    /// eUICC accepts because the SM-DP+ wrote `fallbackAllowed` into the
+    /// profile's metadata.
+    pub async fn register_and_converge_with(&self, fallback_supported: bool) {
         for d in &self.devices {
             let (s, v) = self
                 .call(
@@ -626,7 +639,8 @@ impl Lab {
                     Some(json!({
                         "eid": d.eid.to_string(), "group": "meters", "vendor": "acme",
                         "model": "m1", "firmware": "1.0.0", "region": "north",
-                        "capabilities": {"sgp32_version": [1, 2, 0]}
+                        "capabilities": {"sgp32_version": [1, 2, 0],
+                            "fallback_supported": fallback_supported}
                     })),
                 )
                 .await;
@@ -637,9 +651,17 @@ impl Lab {
             for d in &self.devices {
                 let (enabled, fallback) = d.profiles().await;
                 let installed = d.installed().await;
+                let staged = installed
+                    .iter()
+                    .find(|i| i.starts_with(B_ICCIDS))
+                    .cloned();
                 all &= enabled.is_some_and(|i| i.starts_with(A_ICCIDS))
-                    && fallback.is_none()
-                    && installed.iter().any(|i| i.starts_with(B_ICCIDS));
+                    && staged.is_some()
+                    && if fallback_supported {
+                        fallback == staged
+                    } else {
+                        fallback.is_none()
+                    };
             }
             if all {
                 self.wait_apn(A_APN).await;

@@ -291,6 +291,7 @@ pub fn type_metadata(policy_rules: PolicyRules) -> ProfileTypeMetadata {
         profile_class: ProfileClass::Operational,
         policy_rules,
         owner_mcc_mnc: Some("00101".into()),
+        fallback_allowed: false,
     }
 }
 

@@ -119,6 +119,7 @@ impl World {
                 profile_class: ProfileClass::Operational,
                 policy_rules: PolicyRules::default(),
                 owner_mcc_mnc: None,
+                fallback_allowed: false,
             },
             NOW,
         )
