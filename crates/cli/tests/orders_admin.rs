@@ -393,7 +393,14 @@ fn a_profile_type_allows_the_fallback_attribute_only_when_told() {
     i.ok(&["operator", "add", "--id", "acme"]);
     let out = i.ok(&import_args("iot", PACKAGE, &["--fallback-allowed"]));
     assert!(out.contains("fallback allowed"), "{out}");
-    let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "iot"]);
+    let show = i.ok(&[
+        "profile-type",
+        "show",
+        "--operator",
+        "acme",
+        "--name",
+        "iot",
+    ]);
     assert!(
         field(&show, "fallback allowed:").starts_with("yes"),
         "{show}"
@@ -403,7 +410,14 @@ fn a_profile_type_allows_the_fallback_attribute_only_when_told() {
     // A new version without the switch withdraws it: orders made from now
     // on get metadata without fallbackAllowed.
     i.ok(&import_args("iot", PACKAGE, &["--replace"]));
-    let show = i.ok(&["profile-type", "show", "--operator", "acme", "--name", "iot"]);
+    let show = i.ok(&[
+        "profile-type",
+        "show",
+        "--operator",
+        "acme",
+        "--name",
+        "iot",
+    ]);
     assert_eq!(field(&show, "fallback allowed:"), "no");
     let list = i.ok(&["profile-type", "list"]);
     assert!(!list.contains("fallback allowed"), "{list}");

@@ -338,9 +338,7 @@ impl BppLoader {
                 // without them, the stored DER keeps them.
                 let request: rsp::StoreMetadataRequest = decode_der(&self.metadata)
                     .ok()
-                    .or_else(|| {
-                        decode_der(&crate::profile::sgp22_metadata(&self.metadata)?).ok()
-                    })
+                    .or_else(|| decode_der(&crate::profile::sgp22_metadata(&self.metadata)?).ok())
                     .ok_or_else(|| {
                         fail(
                             BppCommandId::StoreMetadata,

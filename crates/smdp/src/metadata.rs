@@ -168,14 +168,15 @@ mod tests {
         assert_eq!(iot.service_provider_name, "Carrier B");
         // The plain SGP.22 fields are unchanged for an SGP.22 reader that
         // skips the extension.
-        let plain: ferrosim_asn1::sgp32::StoreMetadataRequest =
-            ferrosim_asn1::decode_der(&super::store_metadata_der(
+        let plain: ferrosim_asn1::sgp32::StoreMetadataRequest = ferrosim_asn1::decode_der(
+            &super::store_metadata_der(
                 &ferrosim_saip::Iccid::from_body("894410000000000001").unwrap(),
                 &metadata(false),
                 "smdp.example",
             )
-            .unwrap())
-            .unwrap();
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(plain.fallback_allowed, None);
         assert_eq!(
             ferrosim_asn1::sgp32::StoreMetadataRequest {
@@ -191,16 +192,25 @@ mod tests {
         // Stored metadata is this struct's JSON; rows written before the
         // property existed lack the field.
         let mut v = serde_json::to_value(metadata(true)).unwrap();
-        assert!(v.as_object_mut().unwrap().remove("fallback_allowed").is_some());
+        assert!(
+            v.as_object_mut()
+                .unwrap()
+                .remove("fallback_allowed")
+                .is_some()
+        );
         let m: ProfileTypeMetadata = serde_json::from_value(v).unwrap();
         assert!(!m.fallback_allowed);
-        assert!(!children(&store_metadata_der(
-            &ferrosim_saip::Iccid::from_body("894410000000000001").unwrap(),
-            &m,
-            "smdp.example"
-        )
-        .unwrap())
-        .iter()
-        .any(|(t, _)| *t == 0x9F67));
+        assert!(
+            !children(
+                &store_metadata_der(
+                    &ferrosim_saip::Iccid::from_body("894410000000000001").unwrap(),
+                    &m,
+                    "smdp.example"
+                )
+                .unwrap()
+            )
+            .iter()
+            .any(|(t, _)| *t == 0x9F67)
+        );
     }
 }

@@ -651,10 +651,7 @@ impl Lab {
             for d in &self.devices {
                 let (enabled, fallback) = d.profiles().await;
                 let installed = d.installed().await;
-                let staged = installed
-                    .iter()
-                    .find(|i| i.starts_with(B_ICCIDS))
-                    .cloned();
+                let staged = installed.iter().find(|i| i.starts_with(B_ICCIDS)).cloned();
                 all &= enabled.is_some_and(|i| i.starts_with(A_ICCIDS))
                     && staged.is_some()
                     && if fallback_supported {
