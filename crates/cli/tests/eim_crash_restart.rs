@@ -288,7 +288,7 @@ async fn crash_and_recover(database_url: Option<String>) {
         let on_card: BTreeMap<String, bool> = card
             .profiles
             .iter()
-            .map(|p| (p.iccid.clone(), p.state == ProfileState::Enabled))
+            .map(|p| (p.iccid.to_string(), p.state == ProfileState::Enabled))
             .collect();
         assert_eq!(on_card, profiles, "{eid}: the card and the eIM agree");
         assert_eq!(

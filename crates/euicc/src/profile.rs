@@ -16,6 +16,7 @@ use std::fmt;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::{decode_der, rsp};
+use ferrosim_ids::Iccid;
 use ferrosim_saip::{ProfilePackage, ProfileSummary, bcd};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -50,8 +51,8 @@ impl fmt::Debug for CodeValue {
 /// A profile installed on the eUICC.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct InstalledProfile {
-    /// ICCID digits.
-    pub iccid: String,
+    /// The profile's ICCID.
+    pub iccid: Iccid,
     /// AID of the ISD-P holding the profile.
     #[serde(with = "hex_bytes::fixed")]
     pub isdp_aid: [u8; 16],
@@ -105,7 +106,7 @@ pub struct InstalledProfile {
 
 /// What a successful installation hands to [`InstalledProfile::new`].
 pub(crate) struct InstallInput<'a> {
-    pub iccid: String,
+    pub iccid: Iccid,
     pub metadata_der: &'a [u8],
     pub metadata: &'a rsp::StoreMetadataRequest,
     pub package: &'a ProfilePackage,
@@ -200,7 +201,7 @@ impl InstalledProfile {
             .metadata()
             .ok_or_else(|| format!("profile {}: the metadata does not decode", self.iccid))?;
         let coded = m.iccid.0.as_ref();
-        let names_it = |d: Result<String, _>| d.is_ok_and(|d| d == self.iccid);
+        let names_it = |d: Result<String, _>| d.is_ok_and(|d| self.iccid == d);
         if !names_it(bcd::swapped_digits(coded)) && !names_it(bcd::in_order_digits(coded)) {
             return Err(format!(
                 "profile {}: the metadata names another ICCID",
@@ -212,7 +213,7 @@ impl InstalledProfile {
 
     /// The ICCID as the 10 bytes of EF.ICCID (nibble-swapped BCD, `F` padded).
     pub fn iccid_bytes(&self) -> [u8; 10] {
-        bcd::swapped_bytes(&self.iccid)
+        self.iccid.to_bcd()
     }
 
     /// The PIN (or ADM key) with this key reference.

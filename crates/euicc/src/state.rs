@@ -22,6 +22,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use ferrosim_ids::Iccid;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -65,7 +66,7 @@ pub struct EuiccState {
 pub struct Switching {
     /// ICCID (digits) of the one profile with the fallback attribute.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fallback: Option<String>,
+    pub fallback: Option<Iccid>,
     /// Set by an enable with rollbackFlag: what ProfileRollback returns to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackPoint>,
@@ -80,7 +81,7 @@ pub struct Switching {
     /// The profile installed last, until it is enabled or another profile
     /// operation happens: what ImmediateEnable enables.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub just_installed: Option<String>,
+    pub just_installed: Option<Iccid>,
 }
 
 impl Switching {
@@ -94,9 +95,9 @@ impl Switching {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct RollbackPoint {
     /// The profile the package enabled.
-    pub enabled: String,
+    pub enabled: Iccid,
     /// The profile enabled before it (none: no profile was enabled).
-    pub previous: Option<String>,
+    pub previous: Option<Iccid>,
     /// The eIM whose package granted the rollback.
     pub eim_id: String,
     /// That package's counter value (the rollback's result carries it).
@@ -110,7 +111,7 @@ pub struct RollbackPoint {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct FallbackPoint {
     /// The profile enabled before the fallback profile, if any.
-    pub previous: Option<String>,
+    pub previous: Option<Iccid>,
 }
 
 /// configureImmediateEnable as the eUICC keeps it.
@@ -158,7 +159,7 @@ pub struct StoredNotification {
     /// Where the LPA must send it (FQDN).
     pub address: String,
     /// The profile concerned, when known.
-    pub iccid: Option<String>,
+    pub iccid: Option<Iccid>,
     /// What the eUICC signed: a whole ProfileInstallationResult (`BF37`),
     /// or for the other operations `tbsOtherNotification` (`BF2F`) followed
     /// by its signature (`5F37`). The eUICC and EUM certificates that
@@ -264,8 +265,9 @@ impl EuiccState {
         result.map_err(io)
     }
 
-    /// The installed profile with this ICCID (digits).
-    pub fn profile(&self, iccid: &str) -> Option<&InstalledProfile> {
+    /// The installed profile with this ICCID (an [`Iccid`] or its digits).
+    pub fn profile<I: AsRef<str> + ?Sized>(&self, iccid: &I) -> Option<&InstalledProfile> {
+        let iccid = iccid.as_ref();
         self.profiles.iter().find(|p| p.iccid == iccid)
     }
 
@@ -417,7 +419,7 @@ mod tests {
             seq_number,
             operation: NotificationOperation::Enable,
             address: "smdp.example.com".into(),
-            iccid: Some("8949449999999990049".into()),
+            iccid: Some("8949449999999990049".parse().unwrap()),
             signed: vec![0x30, 0x00],
         });
         state.save(&path).unwrap();

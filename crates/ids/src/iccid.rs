@@ -116,6 +116,54 @@ impl fmt::Debug for Iccid {
 
 serde_as_text!(Iccid, "an ICCID of 19 or 20 digits");
 
+/// Compares the digits with text, so code and tests holding digits as text
+/// can check a typed ICCID without converting.
+impl PartialEq<str> for Iccid {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Iccid {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Iccid {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Iccid> for String {
+    fn eq(&self, other: &Iccid) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Iccid> for &str {
+    fn eq(&self, other: &Iccid) -> bool {
+        *self == other.as_str()
+    }
+}
+
+/// Reads as its digits (`Option<Iccid>::as_deref` gives the digits), as a
+/// validated ICCID is always valid text.
+impl std::ops::Deref for Iccid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Iccid {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 /// The Luhn check digit (ISO/IEC 7812) of a string of decimal digits.
 ///
 /// Characters that are not digits count as their value modulo 10 (the

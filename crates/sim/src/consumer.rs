@@ -496,7 +496,7 @@ impl Downloads {
                 }
                 Action::Done(result) => {
                     break match *result {
-                        Ok(done) => Iccid::new(&done.iccid).map_err(|e| e.to_string()),
+                        Ok(done) => Ok(done.iccid),
                         Err(e) => Err(format!("{}: {}", e.step, e.failure)),
                     };
                 }

@@ -69,7 +69,7 @@ fn installed(iccid: &Iccid, n: u8, enabled: bool) -> InstalledProfile {
     isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
     isdp_aid[15] = n;
     InstalledProfile {
-        iccid: iccid.as_str().to_owned(),
+        iccid: iccid.clone(),
         isdp_aid,
         state: if enabled {
             ProfileState::Enabled

@@ -56,7 +56,7 @@ impl Device {
             .state()
             .profiles
             .iter()
-            .map(|p| p.iccid.clone())
+            .map(|p| p.iccid.to_string())
             .collect()
     }
 

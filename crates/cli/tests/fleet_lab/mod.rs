@@ -241,8 +241,12 @@ impl Device {
             .profiles
             .iter()
             .find(|p| p.state == ProfileState::Enabled)
-            .map(|p| p.iccid.clone());
-        let fallback = state.switching.as_ref().and_then(|s| s.fallback.clone());
+            .map(|p| p.iccid.to_string());
+        let fallback = state
+            .switching
+            .as_ref()
+            .and_then(|s| s.fallback.as_ref())
+            .map(ToString::to_string);
         (enabled, fallback)
     }
 
@@ -252,7 +256,7 @@ impl Device {
         card.state()
             .profiles
             .iter()
-            .map(|p| p.iccid.clone())
+            .map(|p| p.iccid.to_string())
             .collect()
     }
 

@@ -11,6 +11,7 @@ use ferrosim_asn1::pe;
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::tlv::tlv;
 use ferrosim_asn1::{encode_der, rsp};
+use ferrosim_ids::Iccid;
 use ferrosim_saip::{ProfilePackage, bcd};
 use tracing::{info, warn};
 
@@ -136,9 +137,10 @@ impl Isdr {
             .map_err(|_| fail(InstallErrorReason::PeProcessingError))?;
         // The metadata ICCID is coded as in EF.ICCID; some SM-DP+ write it
         // in plain BCD, which is accepted when it names the same profile.
-        let iccid = package.header().iccid_digits.clone();
+        let iccid = Iccid::new(&package.header().iccid_digits)
+            .map_err(|_| fail(InstallErrorReason::PeProcessingError))?;
         let coded = loaded.metadata.iccid.0.as_ref();
-        let names_it = |digits: Result<String, _>| digits.is_ok_and(|d| d == iccid);
+        let names_it = |digits: Result<String, _>| digits.is_ok_and(|d| iccid == d);
         if !names_it(bcd::swapped_digits(coded)) && !names_it(bcd::in_order_digits(coded)) {
             return Err(fail(InstallErrorReason::DataMismatch));
         }
@@ -237,7 +239,7 @@ impl Isdr {
             seq_number: seq,
             operation: NotificationOperation::Install,
             address: outcome.address,
-            iccid: outcome.iccid.and_then(|i| bcd::swapped_digits(&i).ok()),
+            iccid: outcome.iccid.and_then(|i| Iccid::from_bcd(&i).ok()),
             signed: pir.clone(),
         });
         self.changed();

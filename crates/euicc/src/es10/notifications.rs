@@ -16,7 +16,7 @@ use ferrosim_asn1::{encode_der, rsp};
 use tracing::{debug, error};
 
 use super::{Es10Reply, Isdr, decode};
-use ferrosim_saip::bcd;
+use ferrosim_ids::Iccid;
 
 use crate::identity::EuiccIdentity;
 use crate::profile::NotificationOperation;
@@ -89,11 +89,11 @@ impl Isdr {
     pub(super) fn notify(
         &mut self,
         op: NotificationOperation,
-        iccid: &str,
+        iccid: &Iccid,
         address: Option<String>,
     ) {
         let Some(address) = address else {
-            debug!(?op, iccid, "no notification address configured");
+            debug!(?op, %iccid, "no notification address configured");
             return;
         };
         let seq = self.state.next_seq_number();
@@ -101,21 +101,21 @@ impl Isdr {
             Integer::from(seq),
             op.event(),
             address.clone(),
-            Some(rsp::Iccid(FixedOctetString::new(bcd::swapped_bytes(iccid)))),
+            Some(rsp::Iccid(FixedOctetString::new(iccid.to_bcd()))),
         );
         let signed = encode_der(&metadata).ok().and_then(|tbs| {
             let signature = self.identity.sign_5f37(&tbs).ok()?;
             Some([tbs, signature].concat())
         });
         let Some(signed) = signed else {
-            error!(?op, iccid, "cannot sign a notification");
+            error!(?op, %iccid, "cannot sign a notification");
             return;
         };
         self.state.notifications.push(StoredNotification {
             seq_number: seq,
             operation: op,
             address,
-            iccid: Some(iccid.to_owned()),
+            iccid: Some(iccid.clone()),
             signed,
         });
         self.changed();

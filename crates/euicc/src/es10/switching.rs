@@ -45,6 +45,8 @@ use ferrosim_asn1::{decode_der, rsp, sgp32};
 
 use super::profiles::ProfileId;
 use super::{Es10Reply, Isdr, decode};
+use ferrosim_ids::Iccid;
+
 use crate::codes::ProfileResult;
 use crate::profile::ProfileState;
 use crate::state::{FallbackPoint, ImmediateEnableConfig, RollbackPoint, Switching};
@@ -98,14 +100,14 @@ impl Isdr {
     /// A profile changed state or was deleted: a pending rollback, the
     /// Fallback Mechanism's "in use" and a pending immediate enable end
     /// (the operations that set them do so after their profile changes).
-    pub(super) fn profile_switched(&mut self, deleted: Option<&str>) {
+    pub(super) fn profile_switched(&mut self, deleted: Option<&Iccid>) {
         let Some(s) = self.state.switching.as_deref_mut() else {
             return;
         };
         s.rollback = None;
         s.in_fallback = None;
         s.just_installed = None;
-        if deleted.is_some() && s.fallback.as_deref() == deleted {
+        if deleted.is_some() && s.fallback.as_ref() == deleted {
             s.fallback = None;
         }
         self.tidy_switching();
@@ -123,14 +125,14 @@ impl Isdr {
 
     /// A profile was installed: what ImmediateEnable would enable (IoT
     /// eUICCs only; a consumer eUICC keeps nothing).
-    pub(super) fn note_installed(&mut self, iccid: &str) {
+    pub(super) fn note_installed(&mut self, iccid: &Iccid) {
         if !self.state.eims.is_empty() {
-            self.switching_mut().just_installed = Some(iccid.to_owned());
+            self.switching_mut().just_installed = Some(iccid.clone());
         }
     }
 
-    /// The ICCID digits of the enabled profile.
-    fn enabled_iccid(&self) -> Option<String> {
+    /// The ICCID of the enabled profile.
+    fn enabled_iccid(&self) -> Option<Iccid> {
         self.state.enabled_profile().map(|p| p.iccid.clone())
     }
 
@@ -144,7 +146,9 @@ impl Isdr {
         let previous = self.enabled_iccid();
         let result = self.enable(&ProfileId::Iccid(iccid));
         if rollback && result == ProfileResult::Ok {
-            let enabled = self.enabled_iccid().unwrap_or_default();
+            let Some(enabled) = self.enabled_iccid() else {
+                return result;
+            };
             tracing::info!(%enabled, ?previous, "enabled with rollback granted");
             self.switching_mut().rollback = Some(RollbackPoint {
                 enabled,
@@ -162,13 +166,13 @@ impl Isdr {
     /// pending rollback returns to.
     pub(super) fn psmo_delete(&mut self, iccid: &[u8; 10]) -> Integer {
         let digits = self.iccid_digits(iccid);
-        if let (Some(s), Some(digits)) = (self.switching(), digits.as_deref()) {
-            if s.fallback.as_deref() == Some(digits) {
+        if let (Some(s), Some(digits)) = (self.switching(), digits.as_ref()) {
+            if s.fallback.as_ref() == Some(digits) {
                 return Integer::from(codes::RETURN_FALLBACK_PROFILE);
             }
             if s.rollback
                 .as_ref()
-                .is_some_and(|r| r.previous.as_deref() == Some(digits))
+                .is_some_and(|r| r.previous.as_ref() == Some(digits))
             {
                 return Integer::from(codes::ROLLBACK_NOT_AVAILABLE);
             }
@@ -191,8 +195,8 @@ impl Isdr {
             tracing::warn!(iccid = %digits, "fallback attribute refused: not allowed by the profile's metadata");
             return codes::FALLBACK_NOT_ALLOWED;
         }
-        match self.switching().and_then(|s| s.fallback.as_deref()) {
-            Some(current) if current == digits => codes::OK,
+        match self.switching().and_then(|s| s.fallback.as_ref()) {
+            Some(current) if *current == digits => codes::OK,
             Some(current) => {
                 tracing::warn!(iccid = %digits, %current, "fallback attribute refused: another profile has it");
                 codes::FALLBACK_NOT_ALLOWED
@@ -256,7 +260,7 @@ impl Isdr {
     /// of profiles): nothing refers to deleted profiles.
     pub(super) fn reset_switching_profiles(&mut self) {
         if let Some(s) = self.state.switching.as_deref_mut() {
-            let keep: Vec<String> = self
+            let keep: Vec<Iccid> = self
                 .state
                 .profiles
                 .iter()
@@ -284,7 +288,7 @@ impl Isdr {
             ))
         };
         let point = self.switching().and_then(|s| s.rollback.clone());
-        let Some(point) = point.filter(|p| self.enabled_iccid().as_deref() == Some(&p.enabled))
+        let Some(point) = point.filter(|p| self.enabled_iccid().as_ref() == Some(&p.enabled))
         else {
             tracing::warn!("ProfileRollback refused: no enable with rollbackFlag to go back from");
             return answer(codes::ROLLBACK_NOT_ALLOWED, None);
@@ -375,8 +379,10 @@ impl Isdr {
         let Some(point) = s.in_fallback.clone() else {
             return answer(codes::COMMAND_ERROR);
         };
-        let fallback = s.fallback.clone().unwrap_or_default();
-        let result = match point.previous.as_deref() {
+        let Some(fallback) = s.fallback.clone() else {
+            return answer(codes::FALLBACK_NOT_AVAILABLE);
+        };
+        let result = match point.previous.as_ref() {
             Some(previous) if self.profile_index(previous).is_some() => {
                 self.enable_digits(previous)
             }
@@ -422,17 +428,17 @@ impl Isdr {
     }
 
     /// Whether the profile `digits` carries the fallback attribute.
-    pub(super) fn is_fallback(&self, digits: &str) -> bool {
+    pub(super) fn is_fallback(&self, iccid: &Iccid) -> bool {
         self.switching()
-            .and_then(|s| s.fallback.as_deref())
-            .is_some_and(|f| f == digits)
+            .and_then(|s| s.fallback.as_ref())
+            .is_some_and(|f| f == iccid)
     }
 
-    fn profile_index(&self, digits: &str) -> Option<usize> {
-        self.state.profiles.iter().position(|p| p.iccid == digits)
+    fn profile_index(&self, iccid: &Iccid) -> Option<usize> {
+        self.state.profiles.iter().position(|p| &p.iccid == iccid)
     }
 
-    fn iccid_digits(&self, iccid: &[u8; 10]) -> Option<String> {
+    fn iccid_digits(&self, iccid: &[u8; 10]) -> Option<Iccid> {
         self.state
             .profiles
             .iter()
@@ -440,7 +446,7 @@ impl Isdr {
             .map(|p| p.iccid.clone())
     }
 
-    fn enable_digits(&mut self, digits: &str) -> ProfileResult {
+    fn enable_digits(&mut self, digits: &Iccid) -> ProfileResult {
         match self.profile_index(digits) {
             Some(i) => {
                 let bytes = self.state.profiles[i].iccid_bytes();
@@ -450,7 +456,7 @@ impl Isdr {
         }
     }
 
-    fn disable_digits(&mut self, digits: &str) -> ProfileResult {
+    fn disable_digits(&mut self, digits: &Iccid) -> ProfileResult {
         match self.profile_index(digits) {
             Some(i) if self.state.profiles[i].state == ProfileState::Enabled => {
                 let bytes = self.state.profiles[i].iccid_bytes();

@@ -95,7 +95,7 @@ pub fn profile_with(n: u8, enabled: bool, fallback_allowed: bool) -> InstalledPr
     isdp_aid[15] = n;
     let digits = ferrosim_saip::Iccid::from_body(&format!("89440000000000000{n:02}")).unwrap();
     InstalledProfile {
-        iccid: digits.as_str().to_owned(),
+        iccid: digits.clone(),
         isdp_aid,
         state: if enabled {
             ProfileState::Enabled

@@ -1,6 +1,6 @@
 //! What a session did: [`SessionReport`].
 
-use ferrosim_ids::{Eid, Timestamp};
+use ferrosim_ids::{Eid, Iccid, Timestamp};
 use ferrosim_lpa::Es10Error;
 use thiserror::Error;
 
@@ -95,7 +95,7 @@ pub enum ItemReport {
         /// The activation code (or what the trigger asked for instead).
         activation_code: String,
         /// The ICCID installed, or why not.
-        outcome: Result<String, String>,
+        outcome: Result<Iccid, String>,
     },
 }
 

@@ -5,7 +5,7 @@
 
 use ferrosim_asn1::rasn::types::Integer;
 use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
-use ferrosim_ids::Timestamp;
+use ferrosim_ids::{Iccid, Timestamp};
 use ferrosim_lpa::download::{Action as DownloadAction, Consent, DownloadError, DownloadOutcome};
 use ferrosim_lpa::notifications::NotificationAction;
 use ferrosim_lpa::{ActivationCode, Download, DownloadRequest};
@@ -65,7 +65,7 @@ impl Trigger {
     fn result(
         &self,
         outcome: Result<&DownloadOutcome, &str>,
-    ) -> Result<(Vec<u8>, Result<String, String>), String> {
+    ) -> Result<(Vec<u8>, Result<Iccid, String>), String> {
         use sgp32::ProfileDownloadTriggerResultProfileDownloadTriggerResultData as D;
         let (data, summary) = match outcome {
             Ok(done) => match decode_der(&done.installation_result) {

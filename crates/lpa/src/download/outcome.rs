@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use ferrosim_asn1::tlv::Tlv;
-use ferrosim_ids::TransactionId;
+use ferrosim_ids::{Iccid, TransactionId};
 use thiserror::Error;
 
 use crate::es9::Es9ClientError;
@@ -84,8 +84,9 @@ pub struct StepTiming {
 /// what the end user is asked to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileMetadata {
-    /// ICCID digits.
-    pub iccid: String,
+    /// The profile's ICCID (a metadata ICCID that is not a valid ICCID,
+    /// check digit included, fails the decoding).
+    pub iccid: Iccid,
     /// Service provider name.
     pub service_provider_name: String,
     /// Profile name.
@@ -106,7 +107,8 @@ impl ProfileMetadata {
         let top = Tlv::parse_tagged(&raw, 0xBF25).map_err(|e| Es10Error::bad(F, e))?;
         let items = children(F, &top)?;
         let metadata = Self {
-            iccid: iccid_digits(F, required(F, &items, 0x5A, "iccid")?.value)?,
+            iccid: Iccid::new(&iccid_digits(F, required(F, &items, 0x5A, "iccid")?.value)?)
+                .map_err(|e| Es10Error::bad(F, e))?,
             service_provider_name: utf8(
                 F,
                 required(F, &items, 0x91, "serviceProviderName")?.value,
@@ -141,7 +143,7 @@ pub enum Consent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DownloadOutcome {
     /// ICCID of the installed profile.
-    pub iccid: String,
+    pub iccid: Iccid,
     /// AID of its ISD-P.
     pub isdp_aid: Vec<u8>,
     /// The session's transaction id.

@@ -164,7 +164,7 @@ pub(super) fn deployed_profile(
     isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
     isdp_aid[15] = n as u8 + 1;
     Ok(InstalledProfile {
-        iccid: iccid.as_str().to_owned(),
+        iccid: iccid.clone(),
         isdp_aid,
         state: if enabled {
             ProfileState::Enabled

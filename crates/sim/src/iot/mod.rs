@@ -358,7 +358,7 @@ impl IotCard {
     }
 
     /// The enabled profile's ICCID.
-    pub fn enabled(&self) -> Option<String> {
+    pub fn enabled(&self) -> Option<Iccid> {
         self.card
             .state()
             .profiles

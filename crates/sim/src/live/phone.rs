@@ -249,19 +249,16 @@ async fn activate<'s>(
         u64::try_from(ctx.population.apdu_ms).unwrap_or(0),
     ))
     .await;
-    let enabled = ferrosim_saip::Iccid::new(&iccid)
-        .map_err(|e| format!("installed ICCID: {e}"))
-        .and_then(|i| {
-            es10.enable_profile(&ProfileId::Iccid(i), false)
-                .map_err(|e| format!("EnableProfile: {e}"))
-        });
+    let enabled = es10
+        .enable_profile(&ProfileId::Iccid(iccid.clone()), false)
+        .map_err(|e| format!("EnableProfile: {e}"));
     if let Err(why) = enabled {
         rec.outcome = Some(Err(why));
         ctx.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
     rec.enabled_ms = Some(at());
-    rec.outcome = Some(Ok(iccid));
+    rec.outcome = Some(Ok(iccid.to_string()));
     ctx.done.fetch_add(1, Ordering::Relaxed);
     if let Some(profile) = profile {
         rec.events.push((
@@ -292,7 +289,7 @@ async fn download<'c>(
     ctx: &Ctx,
     card: &'c mut VirtualEuicc,
     card_rng: &'c mut StdRng,
-) -> Result<(String, Es10<impl Transport + Send + use<'c>>), (String, bool)> {
+) -> Result<(ferrosim_saip::Iccid, Es10<impl Transport + Send + use<'c>>), (String, bool)> {
     let transport = move |apdu: &[u8]| card.handle_apdu_with_rng(apdu, SystemTime::now(), card_rng);
     let mut es10 = Es10::open(transport, &Es10Options::default())
         .map_err(|e| (format!("opening the ISD-R: {e}"), false))?;

@@ -357,13 +357,10 @@ fn list(card: &IotCard) -> Vec<ListedProfile> {
     card.state()
         .profiles
         .iter()
-        .filter_map(|p| {
-            let iccid = Iccid::new(&p.iccid).ok()?;
-            Some(ListedProfile {
-                fallback_attribute: card.fallback.as_ref() == Some(&iccid),
-                enabled: p.state == ferrosim_asn1::values::ProfileState::Enabled,
-                iccid,
-            })
+        .map(|p| ListedProfile {
+            fallback_attribute: card.fallback.as_ref() == Some(&p.iccid),
+            enabled: p.state == ferrosim_asn1::values::ProfileState::Enabled,
+            iccid: p.iccid.clone(),
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use ferrosim_asn1::json::es9::{
     AuthenticateClientRequest, CancelSessionRequest, GetBoundProfilePackageRequest,
     HandleNotificationRequest, InitiateAuthenticationRequest,
 };
-use ferrosim_ids::Timestamp;
+use ferrosim_ids::{Iccid, Timestamp};
 
 use super::{Action, Download, Failed, Stage, Waiting, piece_ranges};
 use crate::download::outcome::{
@@ -404,7 +404,8 @@ impl Download {
                     iccid: result
                         .metadata
                         .iccid
-                        .clone()
+                        .as_deref()
+                        .and_then(|digits| Iccid::new(digits).ok())
                         .unwrap_or_else(|| metadata.iccid.clone()),
                     isdp_aid,
                     transaction_id: self
