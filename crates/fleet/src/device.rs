@@ -251,6 +251,13 @@ pub mod flags {
     /// Revoked by the operator at its SM-DP+: never used again, replaced by
     /// a fresh profile of its type, deleted once that one is in place.
     pub const REVOKED: u8 = 1 << 5;
+    /// The eUICC refused the fallback attribute on it
+    /// (setFallbackAttribute `fallbackNotAllowed`: its metadata does not
+    /// carry SGP.32's `fallbackAllowed`). The reconciler stops asking, the
+    /// profile stays staged without the attribute, and the device view
+    /// says so; a listing that shows another profile holding the attribute
+    /// clears it (that, not the metadata, may have been the refusal).
+    pub const FALLBACK_REFUSED: u8 = 1 << 6;
 }
 
 /// A profile installed on a device, as last known.

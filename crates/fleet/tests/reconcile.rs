@@ -73,6 +73,50 @@ fn a_new_device_is_provisioned_in_order_and_converges() {
 }
 
 #[test]
+fn a_refused_fallback_attribute_is_recorded_and_not_asked_again() {
+    // The fallback's metadata lacks fallbackAllowed (an SM-DP+ that does
+    // not write it): the eUICC answers setFallbackAttribute with
+    // fallbackNotAllowed.
+    let mut w = World::new(common::EXAMPLE, 7);
+    w.add(spec(1, "meters", "north"));
+    let e = common::eid(1);
+    let fallback = w.fleet.device(&e).unwrap().desired.fallback.unwrap();
+    w.no_fallback_allowed.insert(fallback);
+    w.run_for(Duration::from_secs(600));
+    let sets = w
+        .actions
+        .iter()
+        .filter(|(_, a)| a.command.name() == "eim.setFallbackAttribute")
+        .count();
+    assert_eq!(sets, 1, "asked once, never again");
+    let d = w.fleet.device(&e).unwrap();
+    assert!(d.work.converged, "the device settles without the attribute");
+    let fb = d.observed.of_type(fallback).unwrap();
+    assert!(fb.has(flags::FALLBACK_REFUSED), "{fb:?}");
+    assert!(!fb.has(flags::FALLBACK_ATTR));
+    // Still staged: installed, disabled, on the eUICC.
+    let dev = &w.devices[&e];
+    assert!(
+        dev.profiles
+            .iter()
+            .any(|p| w.iccid_types[&p.iccid] == fallback && !p.enabled && !p.fallback)
+    );
+    // The refusal is in the decision log with its reason.
+    assert!(w.decisions.iter().any(|d| matches!(
+        d.reason,
+        Reason::ActionFailed {
+            failure: Failure::Psmo {
+                error: ferrosim_fleet::action::PsmoError::NotAllowed
+            },
+            ..
+        }
+    )));
+    let n = w.actions.len();
+    w.run_for(Duration::from_secs(600));
+    assert_eq!(w.actions.len(), n, "nothing more once settled");
+}
+
+#[test]
 fn the_same_result_twice_issues_nothing_twice() {
     let mut w = World::new(common::EXAMPLE, 2);
     w.hold_results = true;

@@ -150,6 +150,18 @@ pub async fn seed_operator(
     profile_type: &str,
     first: &str,
 ) -> String {
+    seed_operator_with(store, name, profile_type, first, true).await
+}
+
+/// Like [`seed_operator`], the profile type allowing the fallback
+/// attribute only when `fallback_allowed`.
+pub async fn seed_operator_with(
+    store: &SqlStore,
+    name: &str,
+    profile_type: &str,
+    first: &str,
+    fallback_allowed: bool,
+) -> String {
     let op = OperatorId::new(name).unwrap();
     let token = inventory::add_operator(store, op.clone(), name.into(), None, &mut rand::rng())
         .await
@@ -165,7 +177,7 @@ pub async fn seed_operator(
             profile_class: ProfileClass::Operational,
             policy_rules: PolicyRules::default(),
             owner_mcc_mnc: None,
-            fallback_allowed: true,
+            fallback_allowed,
         },
         ferrosim_smdp::time::Timestamp::now(),
     )
@@ -288,6 +300,13 @@ pub struct Lab {
 
 impl Lab {
     pub async fn start(count: usize) -> Self {
+        Self::start_with(count, true).await
+    }
+
+    /// A lab whose carrier B profile type allows the fallback attribute
+    /// at the SM-DP+ (`fallbackAllowed` in its metadata) only when
+    /// `b_fallback_allowed`; the fleet's configuration says it does.
+    pub async fn start_with(count: usize, b_fallback_allowed: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(&TestPkiOptions {
             euicc_count: count,
@@ -305,7 +324,8 @@ impl Lab {
         .await
         .unwrap();
         let token_a = seed_operator(&store, "carrier-a", "iot-a", A_ICCIDS).await;
-        let token_b = seed_operator(&store, "carrier-b", "iot-b", B_ICCIDS).await;
+        let token_b =
+            seed_operator_with(&store, "carrier-b", "iot-b", B_ICCIDS, b_fallback_allowed).await;
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = format!("localhost:{}", listener.local_addr().unwrap().port());
@@ -635,6 +655,13 @@ impl Lab {
     /// eUICC accepts because the SM-DP+ wrote `fallbackAllowed` into the
     /// profile's metadata.
     pub async fn register_and_converge_with(&self, fallback_supported: bool) {
+        self.register(fallback_supported).await;
+        self.converge(fallback_supported).await;
+    }
+
+    /// Registers every device in group `meters` (SGP.32 1.2.0, with the
+    /// Fallback Mechanism when `fallback_supported`).
+    pub async fn register(&self, fallback_supported: bool) {
         for d in &self.devices {
             let (s, v) = self
                 .call(
@@ -650,6 +677,12 @@ impl Lab {
                 .await;
             assert_eq!(s, 201, "{v}");
         }
+    }
+
+    /// Waits until every device has its primary on A enabled, its
+    /// fallback on B installed (disabled; with the fallback attribute when
+    /// `with_attribute`), and its agent A's APN.
+    pub async fn converge(&self, with_attribute: bool) {
         for _ in 0..600 {
             let mut all = true;
             for d in &self.devices {
@@ -658,7 +691,7 @@ impl Lab {
                 let staged = installed.iter().find(|i| i.starts_with(B_ICCIDS)).cloned();
                 all &= enabled.is_some_and(|i| i.starts_with(A_ICCIDS))
                     && staged.is_some()
-                    && if fallback_supported {
+                    && if with_attribute {
                         fallback == staged
                     } else {
                         fallback.is_none()

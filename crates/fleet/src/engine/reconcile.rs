@@ -114,7 +114,8 @@ pub fn next_step(
         let target = want
             .fallback_target()
             .filter(|t| cat.profile_type(*t).fallback_allowed)
-            .and_then(|t| o.of_type(t));
+            .and_then(|t| o.of_type(t))
+            .filter(|p| !p.has(flags::FALLBACK_REFUSED));
         let holder = o.iter().find(|p| p.has(flags::FALLBACK_ATTR));
         match (holder, target) {
             (Some(h), Some(t)) if h.iccid == t.iccid => {}

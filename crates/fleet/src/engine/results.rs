@@ -136,7 +136,8 @@ impl Fleet {
                             & (flags::WORKS
                                 | flags::REGISTERED
                                 | flags::VIA_FALLBACK
-                                | flags::REVOKED)
+                                | flags::REVOKED
+                                | flags::FALLBACK_REFUSED)
                     });
                     if p.enabled {
                         f |= flags::ENABLED;
@@ -151,6 +152,13 @@ impl Fleet {
                         profile_type,
                         flags: f,
                     });
+                }
+                // Another profile holds the attribute: that may have been
+                // why the eUICC refused it, so the refusal is not kept.
+                if d.observed.iter().any(|p| p.has(flags::FALLBACK_ATTR)) {
+                    for p in d.observed.profiles.iter_mut().flatten() {
+                        p.flags &= !flags::FALLBACK_REFUSED;
+                    }
                 }
                 d.work.resync = false;
                 if pending.is_some_and(|(i, _)| d.observed.by_iccid(PackedIccid::new(&i)).is_some())
@@ -189,6 +197,7 @@ impl Fleet {
                 for p in d.observed.profiles.iter_mut().flatten() {
                     if p.iccid == PackedIccid::new(iccid) {
                         p.flags |= flags::FALLBACK_ATTR;
+                        p.flags &= !flags::FALLBACK_REFUSED;
                     } else {
                         p.flags &= !flags::FALLBACK_ATTR;
                     }
@@ -286,6 +295,22 @@ impl Fleet {
                     self.devices[idx as usize]
                         .observed
                         .remove(PackedIccid::new(iccid));
+                }
+                // The eUICC refuses the attribute on this profile
+                // (fallbackNotAllowed): remembered on the profile so the
+                // reconciler stops asking, and the profiles are read again
+                // (in case another profile holds the attribute).
+                (
+                    Command::EimSetFallbackAttribute { iccid },
+                    Failure::Psmo {
+                        error: PsmoError::NotAllowed,
+                    },
+                ) => {
+                    let d = &mut self.devices[idx as usize];
+                    if let Some(p) = d.observed.by_iccid_mut(PackedIccid::new(iccid)) {
+                        p.flags |= flags::FALLBACK_REFUSED;
+                    }
+                    d.work.resync = true;
                 }
                 // The IPA cannot tell (an error answer that will stay):
                 // the registered capabilities are used.

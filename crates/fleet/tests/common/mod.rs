@@ -128,6 +128,9 @@ pub struct World {
     /// profile enabled and working, or a staged fallback left — profiles
     /// left).
     pub deletes: Vec<(Eid, bool, usize)>,
+    /// Profile types whose metadata lacks `fallbackAllowed`: the eUICCs
+    /// refuse the fallback attribute on their profiles.
+    pub no_fallback_allowed: HashSet<ProfileTypeId>,
 }
 
 impl World {
@@ -154,6 +157,7 @@ impl World {
             switches: HashMap::new(),
             fail_percent: 0,
             deletes: Vec::new(),
+            no_fallback_allowed: HashSet::new(),
         }
     }
 
@@ -361,6 +365,13 @@ impl World {
                 }
             }
             Command::EimSetFallbackAttribute { iccid } => {
+                if self
+                    .iccid_types
+                    .get(iccid)
+                    .is_some_and(|t| self.no_fallback_allowed.contains(t))
+                {
+                    return psmo(PsmoError::NotAllowed);
+                }
                 let dev = self.devices.get_mut(&a.device).unwrap();
                 for p in &mut dev.profiles {
                     p.fallback = &p.iccid == iccid;

@@ -399,12 +399,21 @@ fn eim_outcome(
             Some(code) => {
                 // SGP.32 PSMO result codes: 1 iccidOrAidNotFound,
                 // 2 profileNotInDisabledState / profileNotInEnabledState,
-                // 3 disallowedByPolicy, 4 ... rollbackNotAllowed (enable).
-                let error = match code {
-                    1 => PsmoError::NotFound,
-                    2 => PsmoError::WrongState,
-                    3 | 4 => PsmoError::NotAllowed,
-                    c => PsmoError::Other(u8::try_from(c).unwrap_or(u8::MAX)),
+                // 3 disallowedByPolicy, 4 ... rollbackNotAllowed (enable);
+                // the fallback attribute's differ: set 2 fallbackNotAllowed,
+                // 3 fallbackProfileEnabled; unset 2 noFallbackAttribute,
+                // 3 fallbackProfileEnabled.
+                let error = match (&action.command, code) {
+                    (_, 1) => PsmoError::NotFound,
+                    (Command::EimSetFallbackAttribute { .. }, 2) => PsmoError::NotAllowed,
+                    (
+                        Command::EimSetFallbackAttribute { .. }
+                        | Command::EimUnsetFallbackAttribute { .. },
+                        3,
+                    ) => PsmoError::WrongState,
+                    (_, 2) => PsmoError::WrongState,
+                    (_, 3 | 4) => PsmoError::NotAllowed,
+                    (_, c) => PsmoError::Other(u8::try_from(c).unwrap_or(u8::MAX)),
                 };
                 fail(Failure::Psmo { error }, false)
             }

@@ -115,6 +115,7 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
                 profile_type: p.profile_type.map(label),
                 enabled: p.has(flags::ENABLED),
                 fallback_attribute: p.has(flags::FALLBACK_ATTR),
+                fallback_refused: p.has(flags::FALLBACK_REFUSED),
                 works: p.has(flags::WORKS),
                 revoked: p.has(flags::REVOKED),
             })

@@ -40,6 +40,11 @@ pub struct ProfileView {
     pub enabled: bool,
     /// Carries the fallback attribute.
     pub fallback_attribute: bool,
+    /// The eUICC refused the fallback attribute on it
+    /// (`fallbackNotAllowed`: its metadata lacks SGP.32's
+    /// `fallbackAllowed`); the fleet no longer asks for it.
+    #[serde(default)]
+    pub fallback_refused: bool,
     /// Registered and passed a data-path check.
     pub works: bool,
     /// Revoked by its operator: being replaced and deleted.
