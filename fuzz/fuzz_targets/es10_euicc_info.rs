@@ -9,5 +9,5 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     common::decode_round_trip::<rsp::EUICCInfo1>(data);
     common::decode_round_trip::<rsp::EUICCInfo2>(data);
-    common::decode_round_trip::<sgp32::SGP32EUICCInfo2>(data);
+    common::decode_round_trip::<sgp32::EUICCInfo2>(data);
 });
