@@ -192,12 +192,14 @@ impl Factory {
     }
 
     /// Makes the eUICC of device `eid` holding `profiles` (the first
-    /// `enabled`), and associates it with the eIM.
+    /// `enabled`, `fallback` carrying the fallback attribute as staged
+    /// before the event), and associates it with the eIM.
     pub fn make(
         &self,
         eid: Eid,
         profiles: &[Iccid],
         enabled: usize,
+        fallback: Option<Iccid>,
         now: Timestamp,
     ) -> Result<IotCard, SimError> {
         let (identity, key, certificate) = self.identity(eid)?;
@@ -229,7 +231,8 @@ impl Factory {
             channel,
             last_counter: FIRST_COUNTER,
             seq: 0,
-            fallback: None,
+            fallback,
+            before_fallback: None,
         })
     }
 
@@ -333,6 +336,9 @@ pub struct IotCard {
     seq: i64,
     /// The profile carrying the fallback attribute.
     pub fallback: Option<Iccid>,
+    /// The profile enabled before ExecuteFallbackMechanism, for
+    /// ReturnFromFallback.
+    before_fallback: Option<Iccid>,
 }
 
 impl std::fmt::Debug for IotCard {
@@ -377,6 +383,57 @@ impl IotCard {
         ec: &EcCount,
     ) -> Result<i64, SimError> {
         self.profile_op(&Op::Enable(iccid.clone(), false), now, rng, ec)
+    }
+
+    /// SGP.32 ExecuteFallbackMechanism, as the eUICC runs it when the IPA
+    /// asks: the profile holding the fallback attribute, which must be
+    /// disabled, is enabled (ES10c, with its signed notifications); the
+    /// profile enabled before is remembered for ReturnFromFallback. The
+    /// result code (0 ok, 2 profileNotInDisabledState, 6
+    /// fallbackNotAvailable) and the profile enabled.
+    pub fn execute_fallback(
+        &mut self,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<(i64, Option<Iccid>), SimError> {
+        let Some(fallback) = self.fallback.clone() else {
+            return Ok((6, None));
+        };
+        let previous = self.enabled();
+        if previous.as_deref() == Some(fallback.as_str()) {
+            return Ok((2, None));
+        }
+        let code = self.enable_local(&fallback, now, rng, ec)?;
+        if code != 0 {
+            return Ok((code, None));
+        }
+        self.before_fallback = previous.and_then(|p| Iccid::new(&p).ok());
+        Ok((0, Some(fallback)))
+    }
+
+    /// SGP.32 ReturnFromFallback: the profile enabled before the fallback
+    /// mechanism ran is enabled again. The result code (0 ok, 6
+    /// fallbackNotAvailable, 7 commandError when the fallback mechanism
+    /// was not used) and the profile enabled.
+    pub fn return_from_fallback(
+        &mut self,
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<(i64, Option<Iccid>), SimError> {
+        if self.fallback.is_none() {
+            return Ok((6, None));
+        }
+        let Some(previous) = self.before_fallback.take() else {
+            return Ok((7, None));
+        };
+        let code = self.enable_local(&previous, now, rng, ec)?;
+        Ok(if code == 0 {
+            (0, Some(previous))
+        } else {
+            (code, None)
+        })
     }
 
     /// Runs a delivered EuiccPackageRequest as the eUICC does.

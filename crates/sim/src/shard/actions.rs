@@ -72,34 +72,54 @@ impl Shard {
                 );
                 return Ok(());
             }
-            Command::AgentExecuteFallback { iccid }
-            | Command::AgentReturnFromFallback { iccid } => {
-                // The device agent switches the eUICC itself (ES10c enable
-                // stands for ExecuteFallbackMechanism / ReturnFromFallback).
+            Command::AgentExecuteFallback { .. } | Command::AgentReturnFromFallback { .. } => {
+                // The device agent has the IPA run the eUICC's SGP.32
+                // ExecuteFallbackMechanism (or ReturnFromFallback): the
+                // eUICC enables the profile holding the fallback attribute
+                // (or the one enabled before it) and signs the disable and
+                // enable notifications; no eIM package is involved.
                 self.ensure_card(local, now, ctx)?;
-                let Some(idx) = self.devices[local]
-                    .profiles
-                    .iter()
-                    .position(|(i, _)| i == iccid)
-                else {
+                let to_fallback = matches!(action.command, Command::AgentExecuteFallback { .. });
+                let (code, enabled) = match self.devices[local].card.as_mut() {
+                    Some(card) if to_fallback => {
+                        card.execute_fallback(now, &mut self.rng, &ctx.factory.ec)?
+                    }
+                    Some(card) => card.return_from_fallback(now, &mut self.rng, &ctx.factory.ec)?,
+                    None => (127, None),
+                };
+                let idx = enabled.as_ref().and_then(|iccid| {
+                    self.devices[local]
+                        .profiles
+                        .iter()
+                        .position(|(i, _)| i == iccid)
+                });
+                let (Some(iccid), Some(idx), 0) = (enabled, idx, code) else {
+                    // The eUICC refused the switch (no fallback attribute,
+                    // the profile not disabled, ...): the device stays
+                    // where it is and the agent says why.
+                    let error = if code == 0 {
+                        PsmoError::NotFound
+                    } else {
+                        psmo_error(code)
+                    };
+                    self.emit(t, local, failed(&action, Failure::Psmo { error }, false));
+                    return Ok(());
+                };
+                let previous = self.devices[local].enabled;
+                self.switch_to(local, idx as u8);
+                if let Some(profile) = ProfileKey::from_digits(iccid.as_str()) {
                     self.emit(
                         t,
                         local,
-                        failed(
-                            &action,
-                            Failure::Psmo {
-                                error: PsmoError::NotFound,
+                        OutKind::Event(
+                            EventKind::Profile {
+                                profile,
+                                change: ProfileChange::Enabled,
                             },
-                            false,
+                            action.activation,
                         ),
                     );
-                    return Ok(());
-                };
-                if let Some(card) = self.devices[local].card.as_mut() {
-                    card.enable_local(iccid, now, &mut self.rng, &ctx.factory.ec)?;
                 }
-                let previous = self.devices[local].enabled;
-                self.switch_to(local, idx as u8);
                 self.devices[local].pending = Some(Box::new(Pending {
                     action: action.clone(),
                     trying: Some((previous, false, 0)),
@@ -160,9 +180,14 @@ impl Shard {
         if self.devices[local].card.is_none() {
             let d = &self.devices[local];
             let iccids: Vec<Iccid> = d.profiles.iter().map(|(i, _)| i.clone()).collect();
-            let card = ctx
-                .factory
-                .make(d.seed.eid, &iccids, usize::from(d.enabled), now)?;
+            let card = ctx.factory.make(
+                d.seed.eid,
+                &iccids,
+                usize::from(d.enabled),
+                // The staged fallback carries the attribute as deployed.
+                d.seed.profiles.get(1).map(|(i, _)| i.clone()),
+                now,
+            )?;
             self.devices[local].card = Some(Box::new(card));
             self.cards_made += 1;
         }
@@ -216,12 +241,7 @@ impl Shard {
             return Ok(());
         };
         if code != 0 {
-            let error = match code {
-                1 => PsmoError::NotFound,
-                2 => PsmoError::WrongState,
-                3 => PsmoError::NotAllowed,
-                c => PsmoError::Other(u8::try_from(c).unwrap_or(u8::MAX)),
-            };
+            let error = psmo_error(code);
             self.emit(t, local, failed(&action, Failure::Psmo { error }, false));
             return Ok(());
         }
@@ -363,6 +383,16 @@ fn list(card: &IotCard) -> Vec<ListedProfile> {
             iccid: p.iccid.clone(),
         })
         .collect()
+}
+
+/// The fleet's reading of an eUICC result code.
+fn psmo_error(code: i64) -> PsmoError {
+    match code {
+        1 => PsmoError::NotFound,
+        2 => PsmoError::WrongState,
+        3 => PsmoError::NotAllowed,
+        c => PsmoError::Other(u8::try_from(c).unwrap_or(u8::MAX)),
+    }
 }
 
 fn failed(action: &Action, failure: Failure, retryable: bool) -> OutKind {
