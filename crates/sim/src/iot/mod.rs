@@ -210,6 +210,14 @@ impl Factory {
                 .push(deployed_profile(iccid, i, i == enabled)?);
         }
         state.isdp_counter = profiles.len() as u32;
+        // The eUICC's own record of the fallback attribute, which its
+        // ExecuteFallbackMechanism uses.
+        if let Some(f) = &fallback {
+            state.switching = Some(Box::new(ferrosim_euicc::state::Switching {
+                fallback: Some(f.clone()),
+                ..Default::default()
+            }));
+        }
         let association = AssociationRequest {
             eid,
             eum_certificate: self.eum_certificate.der().to_vec(),
@@ -232,7 +240,6 @@ impl Factory {
             last_counter: FIRST_COUNTER,
             seq: 0,
             fallback,
-            before_fallback: None,
         })
     }
 
@@ -336,9 +343,6 @@ pub struct IotCard {
     seq: i64,
     /// The profile carrying the fallback attribute.
     pub fallback: Option<Iccid>,
-    /// The profile enabled before ExecuteFallbackMechanism, for
-    /// ReturnFromFallback.
-    before_fallback: Option<Iccid>,
 }
 
 impl std::fmt::Debug for IotCard {
@@ -385,52 +389,48 @@ impl IotCard {
         self.profile_op(&Op::Enable(iccid.clone(), false), now, rng, ec)
     }
 
-    /// SGP.32 ExecuteFallbackMechanism, as the eUICC runs it when the IPA
-    /// asks: the profile holding the fallback attribute, which must be
-    /// disabled, is enabled (ES10c, with its signed notifications); the
-    /// profile enabled before is remembered for ReturnFromFallback. The
-    /// result code (0 ok, 2 profileNotInDisabledState, 6
-    /// fallbackNotAvailable) and the profile enabled.
+    /// SGP.32 ExecuteFallbackMechanism (ES10b `BF5D`) sent by the IPA to
+    /// the virtual eUICC, which enables the profile holding the fallback
+    /// attribute and signs its notifications. The eUICC's result code (0
+    /// ok, 2 profileNotInDisabledState, 6 fallbackNotAvailable) and the
+    /// profile then enabled.
     pub fn execute_fallback(
         &mut self,
         now: Timestamp,
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<(i64, Option<Iccid>), SimError> {
-        let Some(fallback) = self.fallback.clone() else {
-            return Ok((6, None));
-        };
-        let previous = self.enabled();
-        if previous.as_deref() == Some(fallback.as_str()) {
-            return Ok((2, None));
-        }
-        let code = self.enable_local(&fallback, now, rng, ec)?;
-        if code != 0 {
-            return Ok((code, None));
-        }
-        self.before_fallback = previous.and_then(|p| Iccid::new(&p).ok());
-        Ok((0, Some(fallback)))
+        let command = encode_der(&sgp32::ExecuteFallbackMechanismRequest::new(false))
+            .map_err(|e| SimError::Device(format!("ES10b: {e}")))?;
+        self.switch_locally(&command, now, rng, ec)
     }
 
-    /// SGP.32 ReturnFromFallback: the profile enabled before the fallback
-    /// mechanism ran is enabled again. The result code (0 ok, 6
-    /// fallbackNotAvailable, 7 commandError when the fallback mechanism
-    /// was not used) and the profile enabled.
+    /// SGP.32 ReturnFromFallback (ES10b `BF5E`): the eUICC enables the
+    /// profile used before the Fallback Mechanism. Its result code (0 ok,
+    /// 6 fallbackNotAvailable, 7 commandError when the mechanism is not in
+    /// use) and the profile then enabled.
     pub fn return_from_fallback(
         &mut self,
         now: Timestamp,
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<(i64, Option<Iccid>), SimError> {
-        if self.fallback.is_none() {
-            return Ok((6, None));
-        }
-        let Some(previous) = self.before_fallback.take() else {
-            return Ok((7, None));
-        };
-        let code = self.enable_local(&previous, now, rng, ec)?;
+        let command = encode_der(&sgp32::ReturnFromFallbackRequest::new(false))
+            .map_err(|e| SimError::Device(format!("ES10b: {e}")))?;
+        self.switch_locally(&command, now, rng, ec)
+    }
+
+    fn switch_locally(
+        &mut self,
+        command: &[u8],
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<(i64, Option<Iccid>), SimError> {
+        let code = self.es10_signed(command, now, rng, ec)?;
+        let enabled = self.enabled().and_then(|i| Iccid::new(&i).ok());
         Ok(if code == 0 {
-            (0, Some(previous))
+            (0, enabled)
         } else {
             (code, None)
         })
@@ -637,8 +637,21 @@ impl IotCard {
             _ => return Ok(127),
         }
         .map_err(|e| SimError::Device(format!("ES10c: {e}")))?;
+        self.es10_signed(&command, now, rng, ec)
+    }
+
+    /// An ES10 command that may leave signed notifications: its result
+    /// code; the notifications counted and then removed with
+    /// NotificationSent (the simulator does not deliver them).
+    fn es10_signed(
+        &mut self,
+        command: &[u8],
+        now: Timestamp,
+        rng: &mut StdRng,
+        ec: &EcCount,
+    ) -> Result<i64, SimError> {
         let before = self.card.state().notifications.len();
-        let answer = es10(&mut self.card, self.channel, &command, now, rng)?;
+        let answer = es10(&mut self.card, self.channel, command, now, rng)?;
         let code = result_code(&answer);
         let signed = self.card.state().notifications.len().saturating_sub(before);
         ec.add(signed as u64, 0, 0);
