@@ -39,16 +39,57 @@ enum RulesCommand {
         /// The file.
         file: PathBuf,
     },
+    #[command(flatten)]
+    Item(ItemCommand),
+}
+
+/// Changes of one carrier, group or rule. A change of an existing item
+/// needs the version `show` printed (`--if-match`): the server refuses it
+/// when the item changed since.
+#[derive(Debug, Subcommand)]
+enum ItemCommand {
+    /// One item with its version.
+    Show {
+        /// Its name.
+        name: String,
+    },
+    /// Create or replace an item (a JSON file, `-` for stdin, as the
+    /// TOML's table in JSON).
+    Update {
+        /// Its name.
+        name: String,
+        /// The file.
+        file: PathBuf,
+        /// The version read (required to replace an existing item).
+        #[arg(long, value_name = "VERSION")]
+        if_match: Option<String>,
+    },
+    /// Delete an item (refused while it is in use).
+    Delete {
+        /// Its name.
+        name: String,
+        /// The version read.
+        #[arg(long, value_name = "VERSION")]
+        if_match: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum FleetCommand {
-    /// The carriers of the fleet configuration.
-    Carriers,
-    /// The device groups.
-    Groups,
+    /// The carriers of the fleet configuration; `carriers show|update|delete
+    /// NAME` for one (changes need an `admin` token).
+    Carriers {
+        #[command(subcommand)]
+        command: Option<ItemCommand>,
+    },
+    /// The device groups; `groups show|update|delete NAME` for one.
+    Groups {
+        #[command(subcommand)]
+        command: Option<ItemCommand>,
+    },
     /// The failover rules; `rules add FILE` adds one (the TOML's
-    /// `[[rule]]` as JSON; devices get it through a rollout of kind `rule`).
+    /// `[[rule]]` as JSON; devices get it through a rollout of kind `rule`),
+    /// `rules show|update|delete NAME` for one.
     Rules {
         #[command(subcommand)]
         command: Option<RulesCommand>,
@@ -205,6 +246,54 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
+/// The call of an item command on `kind` (`carriers`, `groups`,
+/// `rules`); `version` takes its `If-Match`.
+fn item_call(
+    kind: &str,
+    command: ItemCommand,
+    version: &mut Option<String>,
+) -> anyhow::Result<(&'static str, String, Option<Value>)> {
+    let path = |name: &str| -> anyhow::Result<String> {
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            bail!("`{name}` is not a name (1 to 64 characters, no control characters)");
+        }
+        // One path segment: everything but unreserved characters escaped.
+        let segment: String = name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        Ok(format!("/{kind}/{segment}"))
+    };
+    let check = |v: &str| -> anyhow::Result<String> {
+        let v = v.trim().trim_matches('"');
+        if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--if-match: `{v}` is not a version (as `show` prints it)");
+        }
+        Ok(v.to_owned())
+    };
+    Ok(match command {
+        ItemCommand::Show { name } => ("GET", path(&name)?, None),
+        ItemCommand::Update {
+            name,
+            file,
+            if_match,
+        } => {
+            *version = if_match.as_deref().map(check).transpose()?;
+            ("PUT", path(&name)?, Some(read_json(&file)?))
+        }
+        ItemCommand::Delete { name, if_match } => {
+            *version = Some(check(&if_match)?);
+            ("DELETE", path(&name)?, None)
+        }
+    })
+}
+
 /// Runs `ferrosim fleet`.
 pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     let url = args.url.trim_end_matches('/').to_owned();
@@ -218,13 +307,19 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
         bail!("--ca {}: no certificate in it", args.ca.display());
     }
     let http = reqwest::Client::builder().tls_certs_only(roots).build()?;
+    let mut version = None;
     let (method, path, body) = match args.command {
-        FleetCommand::Carriers => ("GET", "/carriers".to_owned(), None),
-        FleetCommand::Groups => ("GET", "/groups".to_owned(), None),
+        FleetCommand::Carriers { command: None } => ("GET", "/carriers".to_owned(), None),
+        FleetCommand::Groups { command: None } => ("GET", "/groups".to_owned(), None),
         FleetCommand::Rules { command: None } => ("GET", "/rules".to_owned(), None),
         FleetCommand::Rules {
             command: Some(RulesCommand::Add { file }),
         } => ("POST", "/rules".to_owned(), Some(read_json(&file)?)),
+        FleetCommand::Carriers { command: Some(c) } => item_call("carriers", c, &mut version)?,
+        FleetCommand::Groups { command: Some(c) } => item_call("groups", c, &mut version)?,
+        FleetCommand::Rules {
+            command: Some(RulesCommand::Item(c)),
+        } => item_call("rules", c, &mut version)?,
         FleetCommand::Devices(DevicesCommand::List { after, limit }) => (
             "GET",
             format!(
@@ -310,9 +405,14 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
     block_on(async move {
         let mut request = match method {
             "GET" => http.get(&full),
+            "PUT" => http.put(&full),
+            "DELETE" => http.delete(&full),
             _ => http.post(&full),
         }
         .bearer_auth(&args.token);
+        if let Some(v) = &version {
+            request = request.header(reqwest::header::IF_MATCH, format!("\"{v}\""));
+        }
         if let Some(b) = body {
             request = request.json(&b);
         }

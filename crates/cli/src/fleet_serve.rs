@@ -9,7 +9,9 @@
 //! `url` (default `https://<smdp_address>`) and `trust` (CA certificate
 //! files; default the instance's CI certificates). Other schemes are not
 //! read by `serve`: that carrier's ES2+ actions fail as unreachable and are
-//! retried.
+//! retried. A carrier created or changed over the REST API is read the same
+//! way (a relative `file:` path from the fleet configuration's directory)
+//! when the fleet first needs its client.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,6 +90,42 @@ impl FleetServing {
     }
 }
 
+/// The ES2+ client of carrier `c` from its `file:` credentials reference
+/// (relative to `dir`, the fleet configuration's directory).
+fn es2_client(
+    c: &ferrosim_fleet::config::CarrierConfig,
+    dir: &Path,
+    default_trust: &[PathBuf],
+) -> anyhow::Result<Es2Client> {
+    let Some(file) = c.es2_credentials.strip_prefix("file:") else {
+        bail!(
+            "carrier {}: only file: ES2+ credential references are read, not {:?}",
+            c.name,
+            c.es2_credentials
+        );
+    };
+    let file = relative(dir, Path::new(file));
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("carrier {}: ES2+ credentials {}", c.name, file.display()))?;
+    let creds: Es2Credentials = toml::from_str(&text)
+        .with_context(|| format!("carrier {}: ES2+ credentials {}", c.name, file.display()))?;
+    let trust: Vec<PathBuf> = if creds.trust.is_empty() {
+        default_trust.to_vec()
+    } else {
+        creds.trust.iter().map(|p| relative(dir, p)).collect()
+    };
+    let mut pem = Vec::new();
+    for t in &trust {
+        pem.extend(std::fs::read(t).with_context(|| format!("trust {}", t.display()))?);
+    }
+    let url = creds
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", c.smdp_address));
+    Es2Client::new(&url, &creds.operator, &creds.token, &pem)
+        .with_context(|| format!("carrier {}: ES2+ client", c.name))
+}
+
 fn relative(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -115,35 +153,25 @@ pub async fn start(
     } else {
         cfg.pki.ci_certs.clone()
     };
+    // The carriers of the TOML are checked now; carriers created or changed
+    // over the REST API get their client when the fleet first needs it.
     let mut es2 = HashMap::new();
     for c in &config.carriers {
-        let Some(file) = c.es2_credentials.strip_prefix("file:") else {
+        if !c.es2_credentials.starts_with("file:") {
             tracing::warn!(carrier = %c.name, reference = %c.es2_credentials,
                 "fleet: only file: ES2+ credential references are read; this carrier's orders will fail");
             continue;
-        };
-        let file = relative(dir, Path::new(file));
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("carrier {}: ES2+ credentials {}", c.name, file.display()))?;
-        let creds: Es2Credentials = toml::from_str(&text)
-            .with_context(|| format!("carrier {}: ES2+ credentials {}", c.name, file.display()))?;
-        let trust = if creds.trust.is_empty() {
-            default_trust.clone()
-        } else {
-            creds.trust.iter().map(|p| relative(dir, p)).collect()
-        };
-        let mut pem = Vec::new();
-        for t in &trust {
-            pem.extend(std::fs::read(t).with_context(|| format!("trust {}", t.display()))?);
         }
-        let url = creds
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", c.smdp_address));
-        let client = Es2Client::new(&url, &creds.operator, &creds.token, &pem)
-            .with_context(|| format!("carrier {}: ES2+ client", c.name))?;
-        es2.insert(c.name.clone(), client);
+        es2.insert(c.name.clone(), es2_client(c, dir, &default_trust)?);
     }
+    let resolver = {
+        let dir = dir.to_path_buf();
+        ferrosim_server::fleet::Es2Resolver(Arc::new(
+            move |c: &ferrosim_fleet::config::CarrierConfig| {
+                es2_client(c, &dir, &default_trust).map_err(|e| format!("{e:#}"))
+            },
+        ))
+    };
     let clock: Arc<dyn ferrosim_ids::Clock> = Arc::new(ferrosim_ids::SystemClock);
     let hooks = if cfg.fleet.webhook.is_empty() {
         None
@@ -201,6 +229,7 @@ pub async fn start(
     let options = FleetOptions {
         tick: Duration::from_millis(cfg.fleet.tick_ms.unwrap_or(1000).max(10)),
         es2,
+        es2_resolver: Some(resolver),
         events: Some(events),
         audit: inst.server_options.audit.clone(),
         ..FleetOptions::default()

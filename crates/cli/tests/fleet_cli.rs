@@ -159,6 +159,59 @@ fn fleet_cli_over_serve() {
         rules.contains("strict") && rules.contains("default"),
         "{rules}"
     );
+    // One rule changed with its version: without it, with a stale one,
+    // and a delete refused while a group uses the rule.
+    let version = |shown: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(shown).unwrap();
+        v["version"].as_str().unwrap().to_owned()
+    };
+    let v1 = version(&ok(&fleet(&["rules", "show", "strict"])));
+    let changed = write(
+        dir.path(),
+        "strict.json",
+        r#"{"name": "strict", "registration_failures": {"count": 5, "window": "1m"}}"#,
+    );
+    let e = refused(&fleet(&["rules", "update", "strict", &changed]));
+    assert!(e.contains("428") && e.contains("If-Match"), "{e}");
+    let updated = ok(&fleet(&[
+        "rules",
+        "update",
+        "strict",
+        &changed,
+        "--if-match",
+        &v1,
+    ]));
+    assert!(updated.contains("\"count\": 5"), "{updated}");
+    let v2 = version(&updated);
+    assert_ne!(v1, v2);
+    let e = refused(&fleet(&[
+        "rules",
+        "update",
+        "strict",
+        &changed,
+        "--if-match",
+        &v1,
+    ]));
+    assert!(e.contains("412") && e.contains("changed since"), "{e}");
+    let vd = version(&ok(&fleet(&["rules", "show", "default"])));
+    let e = refused(&fleet(&["rules", "delete", "default", "--if-match", &vd]));
+    assert!(e.contains("409") && e.contains("group"), "{e}");
+    ok(&fleet(&["rules", "delete", "strict", "--if-match", &v2]));
+    let e = refused(&fleet(&["rules", "show", "strict"]));
+    assert!(e.contains("404"), "{e}");
+    // Carriers are changed with an admin token only.
+    let va = version(&ok(&fleet(&["carriers", "show", "carrier-a"])));
+    let e = refused(&fleet(&[
+        "carriers",
+        "delete",
+        "carrier-a",
+        "--if-match",
+        &va,
+    ]));
+    assert!(e.contains("403"), "{e}");
+    let e = refused(&fleet(&["groups", "delete", "meters", "--if-match", "zz"]));
+    assert!(e.contains("not a version"), "{e}");
+
     let device = write(
         dir.path(),
         "device.json",

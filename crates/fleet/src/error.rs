@@ -114,4 +114,24 @@ pub enum FleetError {
     /// A new failover rule is not valid.
     #[error("{0}")]
     InvalidRule(String),
+    /// A carrier, group or rule named by an operator's change does not
+    /// exist.
+    #[error("unknown {kind} {name:?}")]
+    UnknownItem {
+        /// `carrier`, `group` or `rule`.
+        kind: &'static str,
+        /// The name.
+        name: String,
+    },
+    /// A changed catalog is not a valid configuration (nothing changed).
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A change would strand devices or a rollout: what it removes is
+    /// still in use (nothing changed).
+    #[error("{0}")]
+    InUse(String),
+    /// The item changed since the operator read it (compare-and-set of
+    /// its version failed; nothing changed).
+    #[error("{0}")]
+    Stale(String),
 }

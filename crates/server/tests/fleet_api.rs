@@ -81,6 +81,7 @@ struct Lab {
     http: reqwest::Client,
     read_only: String,
     operator: String,
+    admin: String,
     foreign: String,
     receiver: Receiver,
     receiver_url: String,
@@ -244,6 +245,7 @@ impl Lab {
         };
         let read_only = token(Scope::ReadOnly);
         let operator = token(Scope::Operator);
+        let admin = token(Scope::Admin);
         // A well-formed token this server never issued.
         let (foreign, _) = new_token("elsewhere", Scope::Admin, &mut rand::rng(), Timestamp(1));
         let routes = api::fleet::routes(driver, tokens).merge(api::openapi_route());
@@ -271,6 +273,7 @@ impl Lab {
             http,
             read_only,
             operator,
+            admin,
             foreign,
             receiver,
             receiver_url,
@@ -302,6 +305,42 @@ impl Lab {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A call with any method and an optional `If-Match`; the status, the
+    /// body and the `ETag`.
+    async fn call_versioned(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&str>,
+        if_match: Option<&str>,
+    ) -> (u16, Value, Option<String>) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(v) = if_match {
+            r = r.header("if-match", format!("\"{v}\""));
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let etag = resp
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().trim_matches('"').to_owned());
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            etag,
+        )
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -748,4 +787,301 @@ async fn a_rule_added_over_rest_is_rolled_out_to_devices() {
     let (s, v) = lab.get(&format!("/api/v1/fleet/devices/{}", lab.eid)).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["rule"], "strict", "{v:#}");
+}
+
+#[tokio::test]
+async fn carriers_groups_and_rules_change_over_rest_with_versions() {
+    use ferrosim_fleet::store::FleetStore;
+    use reqwest::Method;
+    let lab = Lab::start().await;
+    let (put, del, get) = (Method::PUT, Method::DELETE, Method::GET);
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+    // A carrier read with its version (body and ETag alike).
+    let (s, a, etag) = lab
+        .call_versioned(
+            get.clone(),
+            "/api/v1/fleet/carriers/carrier-a",
+            &lab.read_only,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let v1 = a["version"].as_str().unwrap().to_owned();
+    assert_eq!(etag.as_deref(), Some(v1.as_str()));
+    let mut carrier = a["item"].clone();
+    carrier["rate_limits"]["es2_per_minute"] = json!(120);
+    let body = carrier.to_string();
+    let path = "/api/v1/fleet/carriers/carrier-a";
+    // Read-only and operator tokens may not change carriers; foreign ones
+    // are unknown.
+    for (t, want) in [
+        (&lab.read_only, 403),
+        (&lab.operator, 403),
+        (&lab.foreign, 401),
+    ] {
+        let (s, v, _) = lab
+            .call_versioned(put.clone(), path, t, Some(&body), Some(&v1))
+            .await;
+        assert_eq!(s, want, "{v}");
+    }
+    // Without its version: 428; garbage and unknown fields: 400; another
+    // name in the body: 422.
+    let (s, v, _) = lab
+        .call_versioned(put.clone(), path, &lab.admin, Some(&body), None)
+        .await;
+    assert_eq!((s, code(&v).as_str()), (428, "version_required"), "{v}");
+    for garbage in ["{", "[]", "null", r#"{"name": "carrier-a"}"#] {
+        let (s, v, _) = lab
+            .call_versioned(put.clone(), path, &lab.admin, Some(garbage), Some(&v1))
+            .await;
+        assert_eq!(s, 400, "{garbage}: {v}");
+    }
+    let mut unknown = carrier.clone();
+    unknown["colour"] = json!("red");
+    let (s, v, _) = lab
+        .call_versioned(
+            put.clone(),
+            path,
+            &lab.admin,
+            Some(&unknown.to_string()),
+            Some(&v1),
+        )
+        .await;
+    assert!(s == 400 && v.to_string().contains("colour"), "{s} {v}");
+    let mut renamed = carrier.clone();
+    renamed["name"] = json!("carrier-z");
+    let (s, v, _) = lab
+        .call_versioned(
+            put.clone(),
+            path,
+            &lab.admin,
+            Some(&renamed.to_string()),
+            Some(&v1),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    // The change with the version read.
+    let (s, v, etag) = lab
+        .call_versioned(put.clone(), path, &lab.admin, Some(&body), Some(&v1))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let v2 = etag.unwrap();
+    assert_ne!(v1, v2);
+    assert_eq!(v["item"]["rate_limits"]["es2_per_minute"], 120);
+    let (_, listed) = lab.get("/api/v1/fleet/carriers").await;
+    assert_eq!(listed[0]["rate_limits"]["es2_per_minute"], 120, "{listed}");
+    // A second writer with the old version is refused; nothing changes.
+    carrier["rate_limits"]["es2_per_minute"] = json!(7);
+    let (s, v, _) = lab
+        .call_versioned(
+            put.clone(),
+            path,
+            &lab.admin,
+            Some(&carrier.to_string()),
+            Some(&v1),
+        )
+        .await;
+    assert_eq!((s, code(&v).as_str()), (412, "stale_version"), "{v}");
+    let (_, v, _) = lab
+        .call_versioned(get.clone(), path, &lab.read_only, None, None)
+        .await;
+    assert_eq!(v["version"], json!(v2));
+    // Deletes that would strand devices or groups: 409.
+    let (s, v, _) = lab
+        .call_versioned(del.clone(), path, &lab.admin, None, Some(&v2))
+        .await;
+    assert!(s == 409 && v.to_string().contains("carrier-a"), "{s} {v}");
+    let (s, v, _) = lab
+        .call_versioned(del.clone(), path, &lab.admin, None, None)
+        .await;
+    assert_eq!(s, 428, "{v}");
+    // A new carrier: created without If-Match (201), then deleted.
+    let mut c = carrier.clone();
+    c["name"] = json!("carrier-c");
+    c["fallback_carriers"] = json!([]);
+    let (s, v, etag) = lab
+        .call_versioned(
+            put.clone(),
+            "/api/v1/fleet/carriers/carrier-c",
+            &lab.admin,
+            Some(&c.to_string()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let vc = etag.unwrap();
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/carriers/carrier-c",
+            &lab.operator,
+            None,
+            Some(&vc),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/carriers/carrier-c",
+            &lab.admin,
+            None,
+            Some(&vc),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, _, _) = lab
+        .call_versioned(
+            get.clone(),
+            "/api/v1/fleet/carriers/carrier-c",
+            &lab.read_only,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/carriers/carrier-c",
+            &lab.admin,
+            None,
+            Some(&vc),
+        )
+        .await;
+    assert_eq!(s, 412, "it is gone");
+
+    // A device in group meters: the group is not deleted; a group without
+    // devices is created, changed and deleted by an operator.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/devices",
+            &json!({"eid": lab.eid, "group": "meters", "vendor": "acme", "model": "m1",
+                "firmware": "1.0.0", "capabilities": {"sgp32_version": [1, 2, 0]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (_, g, _) = lab
+        .call_versioned(
+            get.clone(),
+            "/api/v1/fleet/groups/meters",
+            &lab.read_only,
+            None,
+            None,
+        )
+        .await;
+    let vg = g["version"].as_str().unwrap().to_owned();
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/groups/meters",
+            &lab.operator,
+            None,
+            Some(&vg),
+        )
+        .await;
+    assert!(s == 409 && v.to_string().contains("device"), "{s} {v}");
+    let mut spare = g["item"].clone();
+    spare["name"] = json!("spare");
+    let (s, v, etag) = lab
+        .call_versioned(
+            put.clone(),
+            "/api/v1/fleet/groups/spare",
+            &lab.operator,
+            Some(&spare.to_string()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v, _) = lab
+        .call_versioned(
+            put.clone(),
+            "/api/v1/fleet/groups/spare",
+            &lab.read_only,
+            Some(&spare.to_string()),
+            etag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 403, "{v}");
+    // A rule no group uses is deleted; the group's rule is not.
+    let rule = json!({"name": "strict", "registration_failures": {"count": 2, "window": "1m"}});
+    let (s, v, vr) = lab
+        .call_versioned(
+            put.clone(),
+            "/api/v1/fleet/rules/strict",
+            &lab.operator,
+            Some(&rule.to_string()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    spare["rule"] = json!("strict");
+    let (s, v, vs) = lab
+        .call_versioned(
+            put.clone(),
+            "/api/v1/fleet/groups/spare",
+            &lab.operator,
+            Some(&spare.to_string()),
+            etag.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/rules/strict",
+            &lab.operator,
+            None,
+            vr.as_deref(),
+        )
+        .await;
+    assert!(s == 409 && v.to_string().contains("spare"), "{s} {v}");
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/groups/spare",
+            &lab.operator,
+            None,
+            vs.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    let (s, v, _) = lab
+        .call_versioned(
+            del.clone(),
+            "/api/v1/fleet/rules/strict",
+            &lab.operator,
+            None,
+            vr.as_deref(),
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    // The changes are in the stored configuration (a restart keeps them).
+    let stored = lab.store.fleet().engine().await.unwrap().unwrap();
+    let a = stored
+        .record
+        .config
+        .carriers
+        .iter()
+        .find(|c| c.name == "carrier-a")
+        .unwrap();
+    assert_eq!(a.rate_limits.es2_per_minute, 120);
+    assert!(
+        stored
+            .record
+            .config
+            .groups
+            .iter()
+            .all(|g| g.name != "spare")
+    );
+    // The OpenAPI document names the new operations.
+    let (s, doc) = lab.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        doc["paths"]["/api/v1/fleet/carriers/{name}"]["put"].is_object(),
+        "{}",
+        doc["paths"]
+    );
+    assert!(doc["paths"]["/api/v1/fleet/rules/{name}"]["delete"].is_object());
 }

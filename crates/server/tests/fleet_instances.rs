@@ -2,7 +2,8 @@
 //! PostgreSQL: registering devices and taking reports at the same time
 //! through both, no device is ever decided for twice (each device's first
 //! order is issued exactly once, by one of them), nothing is lost, and both
-//! end up seeing the same fleet.
+//! end up seeing the same fleet; a catalog change made from a stale read
+//! through the other instance is refused (compare-and-set of its version).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -175,5 +176,56 @@ async fn two_instances_never_decide_for_the_same_device() {
             .unwrap();
             assert_eq!(d.read(|f, _| f.len()).await, 12, "{}", db.backend);
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_never_overwrite_each_others_catalog_change() {
+    use ferrosim_server::api::fleet::catalog::{self, Item, Kind};
+    for db in ferrosim_testkit::databases().await.unwrap() {
+        let one = driver(&db.url).await;
+        let two = driver(&db.url).await;
+        // Both read the rule at the same version.
+        let read = catalog::get(&one, Kind::Rule, "default").await.unwrap();
+        let seen = catalog::get(&two, Kind::Rule, "default").await.unwrap();
+        assert_eq!(read.version, seen.version, "{}", db.backend);
+        let mut rule: ferrosim_fleet::config::RuleConfig =
+            serde_json::from_value(read.item.clone()).unwrap();
+        rule.max_switches_per_hour = 2;
+        let changed = catalog::put(
+            &one,
+            "default",
+            Item::Rule(rule.clone()),
+            Some(&read.version),
+        )
+        .await
+        .unwrap();
+        assert!(!changed.created, "{}", db.backend);
+        // The other instance, which has not reloaded yet, writes from the
+        // version it read: refused, and the first change stays.
+        rule.max_switches_per_hour = 3;
+        let e = catalog::put(&two, "default", Item::Rule(rule), Some(&seen.version))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status().as_u16(), 412, "{}: {e}", db.backend);
+        for d in [&one, &two] {
+            let now = catalog::get(d, Kind::Rule, "default").await.unwrap();
+            assert_eq!(now.item["max_switches_per_hour"], 2, "{}", db.backend);
+            assert_eq!(
+                Some(now.version),
+                changed.after.as_ref().map(|a| a.version.clone())
+            );
+        }
+        // A delete from a stale read is refused the same way; the group
+        // still uses the rule, so a current one is refused as in use.
+        let e = catalog::delete(&two, Kind::Rule, "default", Some(&seen.version))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status().as_u16(), 412, "{}: {e}", db.backend);
+        let current = changed.after.unwrap().version;
+        let e = catalog::delete(&two, Kind::Rule, "default", Some(&current))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status().as_u16(), 409, "{}: {e}", db.backend);
     }
 }

@@ -263,6 +263,11 @@ impl Catalog {
         self.find("carrier", name).map(CarrierId)
     }
 
+    /// The SM-DP+ at `address`.
+    pub fn smdp_id(&self, address: &str) -> Option<SmdpId> {
+        self.find("smdp", address).map(SmdpId)
+    }
+
     /// The group named `name`.
     pub fn group_id(&self, name: &str) -> Option<GroupId> {
         self.find("group", name).map(GroupId)

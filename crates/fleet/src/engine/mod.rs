@@ -19,6 +19,7 @@
 mod failover;
 mod names;
 pub mod reconcile;
+mod reconfigure;
 pub use reconcile as reconcile_step;
 mod results;
 mod revoke;

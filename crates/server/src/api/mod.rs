@@ -88,6 +88,21 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// `412`: the `If-Match` version is not the current one (someone
+    /// changed the item since it was read).
+    pub fn precondition_failed(message: &str) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, "stale_version", message)
+    }
+
+    /// `428`: a change of an existing item needs its version (`If-Match`).
+    pub fn precondition_required(message: &str) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "version_required",
+            message,
+        )
+    }
+
     /// `422`: well-formed, but refused by the service.
     pub fn refused(message: &str) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)

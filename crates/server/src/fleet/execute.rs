@@ -60,7 +60,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             match &action.command {
                 Command::Es2DownloadOrder { carrier, .. }
                 | Command::Es2ConfirmOrder { carrier, .. } => {
-                    let Some(client) = self.inner.es2.get(&carrier.0).cloned() else {
+                    let Some(client) = self.es2_client(st.fleet.catalog(), *carrier) else {
                         warn!(action = %id, "fleet: no ES2+ credentials for the carrier");
                         immediate.push(failed(&action, Failure::Unreachable, true));
                         continue;

@@ -63,8 +63,13 @@ pub struct FleetOptions {
     /// Longest wait between two polls of the engine and of the eIM's
     /// results.
     pub tick: Duration,
-    /// ES2+ clients per carrier name (the carrier's SM-DP+ and credentials).
+    /// ES2+ clients per carrier name (the carrier's SM-DP+ and credentials),
+    /// used when there is no [`FleetOptions::es2_resolver`].
     pub es2: HashMap<String, Es2Client>,
+    /// Makes the ES2+ client of a carrier from its configuration (its
+    /// SM-DP+ address and credentials reference), for carriers created or
+    /// changed over the REST API too; asked again when either changes.
+    pub es2_resolver: Option<Es2Resolver>,
     /// Where the fleet's telemetry events are kept and its rollout gates
     /// read them from (see [`FleetEvents`]); `None`: in memory only, lost
     /// on a restart and unseen by other instances.
@@ -83,11 +88,34 @@ impl Default for FleetOptions {
         Self {
             tick: Duration::from_secs(1),
             es2: HashMap::new(),
+            es2_resolver: None,
             events: None,
             events_kept: 200_000,
             audit: crate::audit::Auditor::disabled(),
         }
     }
+}
+
+/// Makes a carrier's ES2+ client from its configuration (see
+/// [`FleetOptions::es2_resolver`]); an error says why there is none.
+#[derive(Clone)]
+pub struct Es2Resolver(pub Arc<Es2ResolverFn>);
+
+/// What an [`Es2Resolver`] calls.
+pub type Es2ResolverFn =
+    dyn Fn(&ferrosim_fleet::config::CarrierConfig) -> Result<Es2Client, String> + Send + Sync;
+
+impl std::fmt::Debug for Es2Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Es2Resolver")
+    }
+}
+
+/// A resolved ES2+ client with what it was made from.
+struct ResolvedEs2 {
+    smdp_address: String,
+    credentials: String,
+    client: Option<Es2Client>,
 }
 
 /// How long after a failed append of telemetry events the next is tried.
@@ -147,7 +175,8 @@ pub(crate) struct State {
 pub(crate) struct Inner<F, E> {
     pub(crate) store: F,
     pub(crate) eim: Option<Eim<E>>,
-    es2: HashMap<u16, Es2Client>,
+    /// Clients made by the resolver, by carrier name.
+    resolved: std::sync::Mutex<HashMap<String, ResolvedEs2>>,
     dict: Dictionary,
     clock: Arc<dyn Clock>,
     pub(crate) state: Mutex<State>,
@@ -255,13 +284,9 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                 (Fleet::new(catalog, now), persist::Written::default())
             }
         };
-        let mut es2 = HashMap::new();
-        for (name, client) in &options.es2 {
-            match fleet.catalog().carrier_id(name) {
-                Some(id) => {
-                    es2.insert(id.0, client.clone());
-                }
-                None => warn!(carrier = %name, "fleet: ES2+ credentials for an unknown carrier"),
+        for name in options.es2.keys() {
+            if fleet.catalog().carrier_id(name).is_none() {
+                warn!(carrier = %name, "fleet: ES2+ credentials for an unknown carrier");
             }
         }
         let recovered = persist::stored_eim_items(&written).into_iter().collect();
@@ -283,7 +308,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             inner: Arc::new(Inner {
                 store,
                 eim,
-                es2,
+                resolved: std::sync::Mutex::new(HashMap::new()),
                 dict,
                 clock,
                 state: Mutex::new(state),
@@ -303,9 +328,45 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
         self.inner.clock.now()
     }
 
-    /// The ES2+ client of a carrier, when its credentials are configured.
-    pub fn es2_client(&self, carrier: ferrosim_fleet::catalog::CarrierId) -> Option<Es2Client> {
-        self.inner.es2.get(&carrier.0).cloned()
+    /// The ES2+ client of a carrier of `catalog`, when its credentials are
+    /// configured (by name: a carrier keeps its client when the catalog
+    /// changes; one whose SM-DP+ or credentials changed gets a new one).
+    pub fn es2_client(
+        &self,
+        catalog: &Catalog,
+        carrier: ferrosim_fleet::catalog::CarrierId,
+    ) -> Option<Es2Client> {
+        let c = catalog.config().carriers.get(carrier.index())?;
+        let Some(resolver) = &self.inner.options.es2_resolver else {
+            return self.inner.options.es2.get(&c.name).cloned();
+        };
+        let mut resolved = self
+            .inner
+            .resolved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = resolved.get(&c.name)
+            && r.smdp_address == c.smdp_address
+            && r.credentials == c.es2_credentials
+        {
+            return r.client.clone();
+        }
+        let client = match (resolver.0)(c) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                warn!(carrier = %c.name, error = %e, "fleet: no ES2+ client for the carrier");
+                None
+            }
+        };
+        resolved.insert(
+            c.name.clone(),
+            ResolvedEs2 {
+                smdp_address: c.smdp_address.clone(),
+                credentials: c.es2_credentials.clone(),
+                client: client.clone(),
+            },
+        );
+        client
     }
 
     /// The store.

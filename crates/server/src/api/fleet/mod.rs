@@ -7,9 +7,12 @@
 //! such as APN settings and their results).
 //!
 //! Every call needs an API token (`ferrosim api-token`): reads `read-only`,
-//! everything else `operator`. Bodies must be JSON of the exact type
+//! changes of carriers `admin` (they say where ES2+ orders and credentials
+//! go), everything else `operator`. Carriers, groups and rules are changed
+//! with their version as `If-Match` (see [`catalog`]). Bodies must be JSON of the exact type
 //! (unknown fields refused); a refused input changes nothing.
 
+pub mod catalog;
 pub mod ops;
 pub mod types;
 
@@ -23,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferrosim_eim::EimStore;
 use ferrosim_fleet::config::RuleConfig;
+use ferrosim_fleet::config::{CarrierConfig, GroupConfig};
 use ferrosim_fleet::store::FleetStore;
 use ferrosim_fleet::{DeviceSpec, RolloutSpec};
 use utoipa::OpenApi;
@@ -53,10 +57,28 @@ pub fn routes<F: FleetStore, E: EimStore, T: TokenStore + Clone>(
     });
     Router::new()
         .route("/api/v1/fleet/carriers", get(carriers::<F, E, T>))
+        .route(
+            "/api/v1/fleet/carriers/{name}",
+            get(get_carrier::<F, E, T>)
+                .put(put_carrier::<F, E, T>)
+                .delete(delete_carrier::<F, E, T>),
+        )
         .route("/api/v1/fleet/groups", get(groups::<F, E, T>))
+        .route(
+            "/api/v1/fleet/groups/{name}",
+            get(get_group::<F, E, T>)
+                .put(put_group::<F, E, T>)
+                .delete(delete_group::<F, E, T>),
+        )
         .route(
             "/api/v1/fleet/rules",
             get(rules::<F, E, T>).post(add_rule::<F, E, T>),
+        )
+        .route(
+            "/api/v1/fleet/rules/{name}",
+            get(get_rule::<F, E, T>)
+                .put(put_rule::<F, E, T>)
+                .delete(delete_rule::<F, E, T>),
         )
         .route(
             "/api/v1/fleet/devices",
@@ -204,6 +226,304 @@ async fn add_rule<F: FleetStore, E: EimStore, T: TokenStore>(
     authorize!(api, headers, Scope::Operator);
     let rule = body!(b);
     answer(StatusCode::CREATED, ops::add_rule(&api.driver, rule).await)
+}
+
+/// Answers one catalog item with its version (body and `ETag`).
+fn versioned(status: StatusCode, v: &catalog::Versioned) -> Response {
+    let mut r = (
+        status,
+        axum::Json(CatalogItem {
+            version: v.version.clone(),
+            item: v.item.clone(),
+        }),
+    )
+        .into_response();
+    if let Ok(tag) = axum::http::HeaderValue::from_str(&format!("\"{}\"", v.version)) {
+        r.headers_mut().insert(axum::http::header::ETAG, tag);
+    }
+    r
+}
+
+async fn get_item<F: FleetStore, E: EimStore, T: TokenStore>(
+    api: &FleetApi<F, E, T>,
+    headers: &HeaderMap,
+    kind: catalog::Kind,
+    name: &str,
+) -> Response {
+    authorize!(api, *headers, Scope::ReadOnly);
+    match catalog::get(&api.driver, kind, name).await {
+        Ok(v) => versioned(StatusCode::OK, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The scope changing a kind of catalog item needs: carriers say where
+/// ES2+ orders and credentials go (`admin`); groups and rules `operator`.
+fn change_scope(kind: catalog::Kind) -> Scope {
+    match kind {
+        catalog::Kind::Carrier => Scope::Admin,
+        catalog::Kind::Group | catalog::Kind::Rule => Scope::Operator,
+    }
+}
+
+/// Records a catalog change in the audit trail: `fleet.<kind>.<created|
+/// updated|deleted>` by the token, on `<kind>/<name>`, with the versions
+/// before and after.
+async fn audit_change(
+    audit: &crate::audit::AuditContext,
+    token: &super::auth::ApiToken,
+    kind: catalog::Kind,
+    name: &str,
+    changed: &catalog::Changed,
+) {
+    let what = match (&changed.after, changed.created) {
+        (None, _) => "deleted",
+        (Some(_), true) => "created",
+        (Some(_), false) => "updated",
+    };
+    let record = ferrosim_audit::AuditRecord::new(
+        ferrosim_ids::Timestamp::now(),
+        ferrosim_audit::Actor::token(&token.id),
+        &format!("fleet.{}.{what}", kind.name()),
+        &format!("{}/{name}", kind.name()),
+    )
+    .with_details(serde_json::json!({
+        "before": changed.before,
+        "after": changed.after.as_ref().map(|a| &a.version),
+    }));
+    audit.auditor.record(record).await;
+}
+
+async fn put_item<F: FleetStore, E: EimStore, T: TokenStore>(
+    api: &FleetApi<F, E, T>,
+    audit: &crate::audit::AuditContext,
+    headers: &HeaderMap,
+    kind: catalog::Kind,
+    name: &str,
+    item: Result<catalog::Item, ApiError>,
+) -> Response {
+    let token = match api.auth.authorize(headers, change_scope(kind)).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let item = match item {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let expected = match catalog::if_match(headers) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    match catalog::put(&api.driver, name, item, expected.as_deref()).await {
+        Ok(changed) => {
+            audit_change(audit, &token, kind, name, &changed).await;
+            let status = if changed.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            match &changed.after {
+                Some(v) => versioned(status, v),
+                None => {
+                    ApiError::internal("the changed item is not in the catalog").into_response()
+                }
+            }
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn delete_item<F: FleetStore, E: EimStore, T: TokenStore>(
+    api: &FleetApi<F, E, T>,
+    audit: &crate::audit::AuditContext,
+    headers: &HeaderMap,
+    kind: catalog::Kind,
+    name: &str,
+) -> Response {
+    let token = match api.auth.authorize(headers, change_scope(kind)).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let expected = match catalog::if_match(headers) {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
+    match catalog::delete(&api.driver, kind, name, expected.as_deref()).await {
+        Ok(changed) => {
+            audit_change(audit, &token, kind, name, &changed).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// One carrier with its version (also the `ETag`).
+#[utoipa::path(get, path = "/api/v1/fleet/carriers/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "carrier name")),
+    responses((status = 200, body = CatalogItem), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_carrier<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    get_item(&api, &headers, catalog::Kind::Carrier, &name).await
+}
+
+/// Creates (no `If-Match`) or replaces (`If-Match`: its version) a carrier:
+/// the TOML's `[[carrier]]` as JSON (`name`, `mcc_mnc`, `smdp_address`,
+/// `es2_credentials` — a reference such as `file:PATH`, never the
+/// credentials —, `fallback_carriers`, `rate_limits`, `apn`,
+/// `profile_type`). `admin` scope.
+#[utoipa::path(put, path = "/api/v1/fleet/carriers/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "carrier name"),
+        ("If-Match" = Option<String>, Header, description = "the version read (required to replace)")),
+    request_body(content = Object, description = "a carrier (see docs/FLEET.md)"),
+    responses((status = 200, description = "replaced", body = CatalogItem),
+        (status = 201, description = "created", body = CatalogItem),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "it would strand devices or a rollout", body = ErrorBody),
+        (status = 412, description = "changed since the version was read", body = ErrorBody),
+        (status = 422, description = "not a valid configuration", body = ErrorBody),
+        (status = 428, description = "If-Match missing", body = ErrorBody)))]
+async fn put_carrier<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<ApiJson<CarrierConfig>, ApiError>,
+) -> Response {
+    let item = b.map(|ApiJson(c)| catalog::Item::Carrier(c));
+    put_item(&api, &audit, &headers, catalog::Kind::Carrier, &name, item).await
+}
+
+/// Deletes a carrier (`If-Match`: its version; `admin` scope); refused
+/// while a group, another carrier's fallbacks, a device, an action or an
+/// unfinished rollout refers to it.
+#[utoipa::path(delete, path = "/api/v1/fleet/carriers/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "carrier name"),
+        ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "still in use", body = ErrorBody),
+        (status = 412, description = "changed since the version was read", body = ErrorBody),
+        (status = 428, description = "If-Match missing", body = ErrorBody)))]
+async fn delete_carrier<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    delete_item(&api, &audit, &headers, catalog::Kind::Carrier, &name).await
+}
+
+/// One device group with its version (also the `ETag`).
+#[utoipa::path(get, path = "/api/v1/fleet/groups/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200, body = CatalogItem), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_group<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    get_item(&api, &headers, catalog::Kind::Group, &name).await
+}
+
+/// Creates or replaces a device group (the TOML's `[[group]]` as JSON:
+/// `name`, `rule`, `primary`, `fallback`, `tags`); `If-Match` to replace.
+/// Its primary and fallback apply to devices registered from then on.
+#[utoipa::path(put, path = "/api/v1/fleet/groups/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "group name"),
+        ("If-Match" = Option<String>, Header, description = "the version read (required to replace)")),
+    request_body(content = Object, description = "a group (see docs/FLEET.md)"),
+    responses((status = 200, description = "replaced", body = CatalogItem),
+        (status = 201, description = "created", body = CatalogItem),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 428, body = ErrorBody)))]
+async fn put_group<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<ApiJson<GroupConfig>, ApiError>,
+) -> Response {
+    let item = b.map(|ApiJson(g)| catalog::Item::Group(g));
+    put_item(&api, &audit, &headers, catalog::Kind::Group, &name, item).await
+}
+
+/// Deletes a device group (`If-Match`: its version); refused while it has
+/// devices or an unfinished rollout selects it.
+#[utoipa::path(delete, path = "/api/v1/fleet/groups/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "group name"),
+        ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
+async fn delete_group<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    delete_item(&api, &audit, &headers, catalog::Kind::Group, &name).await
+}
+
+/// One failover rule with its version (also the `ETag`).
+#[utoipa::path(get, path = "/api/v1/fleet/rules/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200, body = CatalogItem), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn get_rule<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    get_item(&api, &headers, catalog::Kind::Rule, &name).await
+}
+
+/// Creates or replaces a failover rule (as `POST /rules` takes it);
+/// `If-Match` to replace. A changed rule applies at once to the devices
+/// that follow it.
+#[utoipa::path(put, path = "/api/v1/fleet/rules/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "rule name"),
+        ("If-Match" = Option<String>, Header, description = "the version read (required to replace)")),
+    request_body(content = Object, description = "a failover rule (see docs/FLEET.md)"),
+    responses((status = 200, description = "replaced", body = CatalogItem),
+        (status = 201, description = "created", body = CatalogItem),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 428, body = ErrorBody)))]
+async fn put_rule<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<ApiJson<RuleConfig>, ApiError>,
+) -> Response {
+    let item = b.map(|ApiJson(r)| catalog::Item::Rule(r));
+    put_item(&api, &audit, &headers, catalog::Kind::Rule, &name, item).await
+}
+
+/// Deletes a failover rule (`If-Match`: its version); refused while a
+/// group names it, devices follow it, or an unfinished rollout rolls it out.
+#[utoipa::path(delete, path = "/api/v1/fleet/rules/{name}", tag = "fleet",
+    params(("name" = String, Path, description = "rule name"),
+        ("If-Match" = String, Header, description = "the version read")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
+async fn delete_rule<F: FleetStore, E: EimStore, T: TokenStore>(
+    State(api): ApiState<F, E, T>,
+    audit: crate::audit::AuditContext,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    delete_item(&api, &audit, &headers, catalog::Kind::Rule, &name).await
 }
 
 /// Devices by EID, paged.
@@ -461,10 +781,11 @@ async fn carrier_events<F: FleetStore, E: EimStore, T: TokenStore>(
 /// The fleet API's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(carriers, groups, rules, add_rule, list_devices, add_device, device, revoke_profile, agent_commands,
+    paths(carriers, groups, rules, add_rule, get_carrier, put_carrier, delete_carrier, get_group,
+        put_group, delete_group, get_rule, put_rule, delete_rule, list_devices, add_device, device, revoke_profile, agent_commands,
         agent_result, rollouts, create_rollout, rollout, rollout_command, decisions, outage,
         reports, carrier_events),
-    components(schemas(DeviceView, CapabilitiesView, DeviceList, ProfileView, RolloutView, DecisionList,
+    components(schemas(CatalogItem, DeviceView, CapabilitiesView, DeviceList, ProfileView, RolloutView, DecisionList,
         ReportBatch, Accepted, CarrierEvent, CarrierEvents, OutageRequest, AgentCommand,
         AgentCommands, AgentResult, RevokeRequest, RevokeView)),
     tags((name = "fleet", description = "Fleet control: carriers, devices, failover, rollouts"))

@@ -644,7 +644,7 @@ pub async fn revoke_profile<F: FleetStore, E: EimStore>(
             "reason: at most {MAX_REASON} characters, no control characters"
         )));
     }
-    let (carrier, carrier_name, label) = driver
+    let (client, carrier_name, label) = driver
         .read(|fleet, _| {
             let d = fleet
                 .device(&eid)
@@ -673,13 +673,13 @@ pub async fn revoke_profile<F: FleetStore, E: EimStore>(
             let cat = fleet.catalog();
             let carrier = cat.carrier_of(t);
             Ok((
-                carrier,
+                driver.es2_client(cat, carrier),
                 cat.carrier(carrier).name.clone(),
                 cat.profile_label(t),
             ))
         })
         .await?;
-    let client = driver.es2_client(carrier).ok_or_else(|| {
+    let client = client.ok_or_else(|| {
         ApiError::refused(&format!(
             "no ES2+ credentials for carrier {carrier_name}: revoke the profile at its SM-DP+"
         ))

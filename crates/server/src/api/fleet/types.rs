@@ -298,3 +298,14 @@ pub struct RevokeView {
     /// What the fleet does now.
     pub replacement: String,
 }
+
+/// A carrier, group or rule with its version (send it back as `If-Match`
+/// to change or delete the item).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatalogItem {
+    /// The item's version.
+    pub version: String,
+    /// The item (as in the fleet configuration, in JSON).
+    #[schema(value_type = Object)]
+    pub item: serde_json::Value,
+}
