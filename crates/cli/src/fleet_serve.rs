@@ -41,8 +41,9 @@ pub struct FleetSettings {
     pub tick_ms: Option<u64>,
     /// Webhooks to operators for device and rollout events.
     pub webhook: Vec<WebhookSettings>,
-    /// Where webhook delivery cursors are kept (default
-    /// `<data dir>/fleet-webhooks.json`).
+    /// Obsolete and ignored: webhook delivery cursors are kept in the
+    /// instance's database, shared by every instance on it (a warning is
+    /// logged when set). Still accepted so older configurations load.
     pub webhook_cursor_file: Option<PathBuf>,
 }
 
@@ -203,15 +204,13 @@ pub async fn start(
                 secret,
             });
         }
-        let cursor = cfg
-            .fleet
-            .webhook_cursor_file
-            .clone()
-            .unwrap_or_else(|| cfg.data_dir.join("fleet-webhooks.json"));
-        Some(
-            Webhooks::new(endpoints, Some(cursor), builder.build()?, clock.clone())
-                .map_err(anyhow::Error::msg)?,
-        )
+        if let Some(old) = &cfg.fleet.webhook_cursor_file {
+            tracing::warn!(
+                file = %old.display(),
+                "[fleet] webhook_cursor_file is ignored: webhook cursors are kept in the database"
+            );
+        }
+        Some(Webhooks::new(endpoints, builder.build()?, clock.clone()))
     };
     // The fleet's telemetry events (device reports, eIM results, its
     // activations) go to the instance's telemetry store, or with telemetry

@@ -210,11 +210,9 @@ impl Lab {
                 url: receiver_url.clone(),
                 secret: SECRET.to_vec(),
             }],
-            Some(dir.path().join("cursors.json")),
             reqwest::Client::new(),
             clock.clone(),
-        )
-        .unwrap();
+        );
         let config = FleetConfig::from_toml(&fleet_toml(&a, &b)).unwrap();
         let driver = FleetDriver::open(
             store.fleet(),

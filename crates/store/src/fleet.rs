@@ -23,7 +23,7 @@ use ferrosim_fleet::device::DeviceState;
 use ferrosim_fleet::rollout::Rollout;
 use ferrosim_fleet::store::{
     DecisionQuery, EngineState, FleetChanges, FleetStore, StoreError, StoreResult, Version,
-    Versioned, Write,
+    Versioned, WebhookCursor, Write,
 };
 use ferrosim_ids::Eid;
 use serde::Serialize;
@@ -392,6 +392,37 @@ fn decision_row(row: &AnyRow) -> StoreResult<Decision> {
     Ok(d)
 }
 
+const WEBHOOK_COLUMNS: &str =
+    "endpoint, delivered_seq, failures, next_attempt_at, holder, lease_until, last_error";
+
+fn webhook_row(row: &AnyRow) -> StoreResult<WebhookCursor> {
+    const T: &str = "fleet_webhook_cursors";
+    let seq: i64 = col(row, T, "delivered_seq")?;
+    let failures: i64 = col(row, T, "failures")?;
+    Ok(WebhookCursor {
+        endpoint: col(row, T, "endpoint")?,
+        delivered_seq: u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("{T}.delivered_seq {seq}")))?,
+        failures: u32::try_from(failures)
+            .map_err(|_| StoreError::Corrupt(format!("{T}.failures {failures}")))?,
+        next_attempt_ms: col(row, T, "next_attempt_at")?,
+        holder: col(row, T, "holder")?,
+        lease_until_ms: col(row, T, "lease_until")?,
+        last_error: col(row, T, "last_error")?,
+    })
+}
+
+impl SqlFleetStore {
+    /// Runs one statement on the writer pool (each statement is atomic on
+    /// its own) and returns the rows it reports.
+    async fn write_one(&self, sql: String, vals: Vec<Val>) -> StoreResult<Vec<AnyRow>> {
+        bind_all(sqlx::query(AssertSqlSafe(sql)), vals)
+            .fetch_all(self.store.pool())
+            .await
+            .map_err(backend)
+    }
+}
+
 impl FleetStore for SqlFleetStore {
     async fn device(&self, eid: &Eid) -> StoreResult<Option<Versioned<DeviceState>>> {
         let rows = self
@@ -536,5 +567,111 @@ impl FleetStore for SqlFleetStore {
             .await
             .map_err(from_smdp)?;
         outcome.map_err(StoreError::from)
+    }
+
+    async fn claim_webhook(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<WebhookCursor>> {
+        self.write_one(
+            "INSERT INTO fleet_webhook_cursors (endpoint, delivered_seq, failures, \
+             next_attempt_at, holder, lease_until, last_error) VALUES ($1, 0, 0, 0, NULL, 0, NULL) \
+             ON CONFLICT (endpoint) DO NOTHING"
+                .into(),
+            vec![endpoint.into()],
+        )
+        .await?;
+        // One UPDATE: on PostgreSQL a concurrent claim waits for the row
+        // lock and then sees the lease taken; SQLite runs one writer.
+        let rows = self
+            .write_one(
+                format!(
+                    "UPDATE fleet_webhook_cursors SET holder = $2, lease_until = $3 \
+                     WHERE endpoint = $1 AND next_attempt_at <= $4 \
+                     AND (holder IS NULL OR holder = $2 OR lease_until < $4) \
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ),
+                vec![
+                    endpoint.into(),
+                    holder.into(),
+                    Val::Int(Some(now_ms.saturating_add(lease_ms))),
+                    Val::Int(Some(now_ms)),
+                ],
+            )
+            .await?;
+        rows.first().map(webhook_row).transpose()
+    }
+
+    async fn webhook_delivered(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        seq: u64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        let rows = self
+            .write_one(
+                "UPDATE fleet_webhook_cursors SET delivered_seq = $3, failures = 0, \
+                 next_attempt_at = 0, last_error = NULL, lease_until = $4 \
+                 WHERE endpoint = $1 AND holder = $2 AND delivered_seq < $3 RETURNING endpoint"
+                    .into(),
+                vec![
+                    endpoint.into(),
+                    holder.into(),
+                    Val::Int(Some(id64(seq, "decision number")?)),
+                    Val::Int(Some(now_ms.saturating_add(lease_ms))),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn webhook_failed(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> StoreResult<bool> {
+        let rows = self
+            .write_one(
+                "UPDATE fleet_webhook_cursors SET failures = failures + 1, next_attempt_at = $3, \
+                 last_error = $4, holder = NULL, lease_until = 0 \
+                 WHERE endpoint = $1 AND holder = $2 RETURNING endpoint"
+                    .into(),
+                vec![
+                    endpoint.into(),
+                    holder.into(),
+                    Val::Int(Some(next_attempt_ms)),
+                    error.into(),
+                ],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    async fn release_webhook(&self, endpoint: &str, holder: &str) -> StoreResult<()> {
+        self.write_one(
+            "UPDATE fleet_webhook_cursors SET holder = NULL, lease_until = 0 \
+             WHERE endpoint = $1 AND holder = $2 RETURNING endpoint"
+                .into(),
+            vec![endpoint.into(), holder.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn webhook_cursors(&self) -> StoreResult<Vec<WebhookCursor>> {
+        let rows = self
+            .fetch_all(
+                format!("SELECT {WEBHOOK_COLUMNS} FROM fleet_webhook_cursors ORDER BY endpoint"),
+                vec![],
+            )
+            .await?;
+        rows.iter().map(webhook_row).collect()
     }
 }

@@ -8,7 +8,7 @@ use ferrosim_ids::Eid;
 
 use super::{
     DecisionQuery, EngineState, FleetChanges, FleetStore, StoreError, StoreResult, Version,
-    Versioned, Write,
+    Versioned, WebhookCursor, Write,
 };
 use crate::action::{Action, ActionId};
 use crate::decision::Decision;
@@ -28,6 +28,7 @@ struct Inner {
     engine: Option<(EngineState, Version)>,
     in_flight: BTreeMap<ActionId, Action>,
     decisions: Vec<Decision>,
+    webhooks: BTreeMap<String, WebhookCursor>,
 }
 
 impl MemFleetStore {
@@ -221,5 +222,91 @@ impl FleetStore for MemFleetStore {
         }
         inner.decisions.extend(changes.decisions);
         Ok(())
+    }
+
+    async fn claim_webhook(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<Option<WebhookCursor>> {
+        let mut inner = self.lock();
+        let c = inner
+            .webhooks
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| WebhookCursor {
+                endpoint: endpoint.to_owned(),
+                delivered_seq: 0,
+                failures: 0,
+                next_attempt_ms: 0,
+                holder: None,
+                lease_until_ms: 0,
+                last_error: None,
+            });
+        let free = c.holder.as_deref().is_none_or(|h| h == holder) || c.lease_until_ms < now_ms;
+        if c.next_attempt_ms > now_ms || !free {
+            return Ok(None);
+        }
+        c.holder = Some(holder.to_owned());
+        c.lease_until_ms = now_ms.saturating_add(lease_ms);
+        Ok(Some(c.clone()))
+    }
+
+    async fn webhook_delivered(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        seq: u64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        match inner.webhooks.get_mut(endpoint) {
+            Some(c) if c.holder.as_deref() == Some(holder) && c.delivered_seq < seq => {
+                c.delivered_seq = seq;
+                c.failures = 0;
+                c.next_attempt_ms = 0;
+                c.last_error = None;
+                c.lease_until_ms = now_ms.saturating_add(lease_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn webhook_failed(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        match inner.webhooks.get_mut(endpoint) {
+            Some(c) if c.holder.as_deref() == Some(holder) => {
+                c.failures = c.failures.saturating_add(1);
+                c.next_attempt_ms = next_attempt_ms;
+                c.last_error = Some(error.to_owned());
+                c.holder = None;
+                c.lease_until_ms = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_webhook(&self, endpoint: &str, holder: &str) -> StoreResult<()> {
+        if let Some(c) = self.lock().webhooks.get_mut(endpoint)
+            && c.holder.as_deref() == Some(holder)
+        {
+            c.holder = None;
+            c.lease_until_ms = 0;
+        }
+        Ok(())
+    }
+
+    async fn webhook_cursors(&self) -> StoreResult<Vec<WebhookCursor>> {
+        Ok(self.lock().webhooks.values().cloned().collect())
     }
 }

@@ -153,6 +153,26 @@ pub struct DecisionQuery {
     pub limit: u32,
 }
 
+/// Where delivery of operator webhooks to one endpoint stands, shared by
+/// every instance on the database (the decision log is the outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookCursor {
+    /// The endpoint's name.
+    pub endpoint: String,
+    /// The last decision sequence number the endpoint acknowledged (2xx).
+    pub delivered_seq: u64,
+    /// Failed attempts since the last success (drives the backoff).
+    pub failures: u32,
+    /// No attempt before this time (ms since the Unix epoch).
+    pub next_attempt_ms: i64,
+    /// The instance holding the delivery lease, if any.
+    pub holder: Option<String>,
+    /// The lease ends at this time (ms since the Unix epoch).
+    pub lease_until_ms: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
 /// Persistence of the fleet.
 pub trait FleetStore: Send + Sync + 'static {
     /// One device.
@@ -184,6 +204,49 @@ pub trait FleetStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<Decision>>> + Send;
     /// Writes `changes` atomically (see the module documentation).
     fn commit(&self, changes: FleetChanges) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Claims delivery to webhook `endpoint` for `holder` until
+    /// `now_ms + lease_ms`, atomically: granted (the cursor returned, a new
+    /// endpoint starting at 0) when no attempt is due later than `now_ms`
+    /// and the lease is free, expired or already `holder`'s; else `None`.
+    /// So one instance at a time sends an endpoint's events.
+    fn claim_webhook(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = StoreResult<Option<WebhookCursor>>> + Send;
+    /// Records that `endpoint` acknowledged decision `seq`: moves the
+    /// cursor on, clears the failures and extends the lease to
+    /// `now_ms + lease_ms`, only while `holder` holds the claim (and `seq`
+    /// is past the cursor). `false`: the claim was lost, nothing written.
+    fn webhook_delivered(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        seq: u64,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records a failed attempt by `holder`: one more failure, no attempt
+    /// before `next_attempt_ms`, the lease released (any instance may
+    /// retry then). `false`: the claim was lost, nothing written.
+    fn webhook_failed(
+        &self,
+        endpoint: &str,
+        holder: &str,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Gives `holder`'s claim on `endpoint` up (an instance stopping), so
+    /// another instance need not wait for the lease to run out.
+    fn release_webhook(
+        &self,
+        endpoint: &str,
+        holder: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every endpoint's cursor, by name.
+    fn webhook_cursors(&self) -> impl Future<Output = StoreResult<Vec<WebhookCursor>>> + Send;
 }
 
 /// Writes a whole fleet: every device, rollout and in-flight action and

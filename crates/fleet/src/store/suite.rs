@@ -95,6 +95,93 @@ pub async fn run_all(store: &impl FleetStore) -> StoreResult<()> {
     compare_and_set(store).await?;
     in_flight_and_decisions(store).await?;
     whole_fleet_round_trip(store).await?;
+    webhook_claims(store).await?;
+    Ok(())
+}
+
+/// Webhook delivery cursors: one holder at a time, a lease that expires,
+/// a cursor that only the holder moves and only forward, a backoff that
+/// holds every instance off.
+async fn webhook_claims(store: &impl FleetStore) -> StoreResult<()> {
+    let a = store.claim_webhook("ops", "a", 1_000, 100).await?;
+    let a = a.expect("a new endpoint is claimed");
+    assert_eq!(
+        (a.delivered_seq, a.failures),
+        (0, 0),
+        "a new endpoint starts at 0"
+    );
+    assert!(
+        store.claim_webhook("ops", "b", 1_050, 100).await?.is_none(),
+        "held by a"
+    );
+    assert!(
+        store.claim_webhook("ops", "a", 1_050, 100).await?.is_some(),
+        "a renews"
+    );
+    assert!(store.webhook_delivered("ops", "a", 3, 1_060, 100).await?);
+    assert!(
+        !store.webhook_delivered("ops", "a", 2, 1_060, 100).await?,
+        "never backwards"
+    );
+    assert!(
+        !store.webhook_delivered("ops", "b", 4, 1_060, 100).await?,
+        "b holds nothing"
+    );
+    // a's lease (extended to 1_160) runs out: b takes over where a stood.
+    let b = store.claim_webhook("ops", "b", 1_161, 100).await?;
+    assert_eq!(b.map(|c| c.delivered_seq), Some(3), "b resumes after 3");
+    assert!(
+        !store.webhook_delivered("ops", "a", 4, 1_170, 100).await?,
+        "a lost the claim"
+    );
+    assert!(
+        store
+            .webhook_failed("ops", "b", 2_000, "answered 500")
+            .await?
+    );
+    assert!(
+        !store.webhook_failed("ops", "b", 2_000, "again").await?,
+        "released"
+    );
+    assert!(
+        store.claim_webhook("ops", "a", 1_999, 100).await?.is_none(),
+        "backing off"
+    );
+    let c = store.claim_webhook("ops", "a", 2_000, 100).await?;
+    let c = c.expect("due again");
+    assert_eq!((c.delivered_seq, c.failures), (3, 1));
+    assert_eq!(c.last_error.as_deref(), Some("answered 500"));
+    assert!(store.webhook_delivered("ops", "a", 4, 2_010, 100).await?);
+    assert!(
+        store.claim_webhook("ops", "b", 2_020, 100).await?.is_none(),
+        "a holds it"
+    );
+    store.release_webhook("ops", "b").await?;
+    assert!(
+        store.claim_webhook("ops", "b", 2_020, 100).await?.is_none(),
+        "only a releases"
+    );
+    store.release_webhook("ops", "a").await?;
+    assert!(
+        store.claim_webhook("ops", "b", 2_020, 100).await?.is_some(),
+        "released"
+    );
+    assert!(
+        store
+            .claim_webhook("other", "b", 2_010, 100)
+            .await?
+            .is_some()
+    );
+    let all = store.webhook_cursors().await?;
+    let names: Vec<(&str, u64, u32)> = all
+        .iter()
+        .map(|c| (c.endpoint.as_str(), c.delivered_seq, c.failures))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("ops", 4, 0), ("other", 0, 0)],
+        "cursors by name"
+    );
     Ok(())
 }
 

@@ -4,20 +4,24 @@
 //! Every decision the fleet commits becomes one [`WebhookEvent`]
 //! (`device.<decision>` or `rollout.<decision>`, its id `d<seq>`). The
 //! decision log in the fleet store is the outbox: each endpoint has a
-//! cursor (the last sequence number it acknowledged with a 2xx), events are
-//! sent in order, and a failing endpoint is retried with capped exponential
-//! backoff without holding the others up. The cursors are kept in a small
-//! JSON file when one is configured, so a restart resumes where delivery
-//! stood; several instances on one database each deliver, so receivers
-//! deduplicate by the event id.
+//! cursor in the same store (the last sequence number it acknowledged with
+//! a 2xx), events are sent in order, and a failing endpoint is retried with
+//! capped exponential backoff without holding the others up. Several
+//! instances on one database share the cursors: an instance sends an
+//! endpoint's events only while it holds that endpoint's lease
+//! ([`FleetStore::claim_webhook`]), renewed with every acknowledged event,
+//! so each event is sent once; a stopping instance gives its claims up, and
+//! another instance (or the restarted one) resumes after the last
+//! acknowledged event, after a crash once the 30 s lease ran out. An event can
+//! only be sent twice when an instance dies between the receiver's answer
+//! and the cursor's update: receivers deduplicate by the event id.
 //!
 //! A request carries `X-Ferrosim-Timestamp` (Unix seconds) and
 //! `X-Ferrosim-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
 //! [`Verifier`] is the receiving side: it refuses a bad signature, a
 //! timestamp outside the replay window and a signature it has seen.
 
-use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +32,7 @@ use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 type HmacSha256 = hmac::Hmac<Sha256>;
@@ -185,12 +189,18 @@ impl Verifier {
     }
 }
 
+/// How long a claim on an endpoint lasts without an acknowledged event:
+/// well above one request's time-out, so a live holder never loses it.
+const LEASE: Duration = Duration::from_secs(30);
+/// One request's time-out.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Delivery of events to the configured endpoints.
 #[derive(Clone)]
 pub struct Webhooks {
     endpoints: Arc<Vec<WebhookEndpoint>>,
-    cursors: Arc<Mutex<HashMap<String, u64>>>,
-    cursor_file: Option<PathBuf>,
+    holder: String,
+    retry_base: Duration,
     http: reqwest::Client,
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
@@ -200,35 +210,42 @@ impl std::fmt::Debug for Webhooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Webhooks")
             .field("endpoints", &self.endpoints)
+            .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
 }
 
 impl Webhooks {
-    /// Webhooks to `endpoints`; cursors kept in `cursor_file` when given
-    /// (read now; a missing file starts every endpoint at sequence 0).
+    /// Webhooks to `endpoints`, delivered by this instance under a random
+    /// holder name; the cursors live in the fleet store given to
+    /// [`Webhooks::spawn`]. A failing endpoint is retried after 1 s,
+    /// doubling up to 256 s.
     pub fn new(
         endpoints: Vec<WebhookEndpoint>,
-        cursor_file: Option<PathBuf>,
         http: reqwest::Client,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, String> {
-        let cursors = match &cursor_file {
-            Some(p) if p.exists() => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?
-            }
-            _ => HashMap::new(),
-        };
-        Ok(Self {
+    ) -> Self {
+        Self {
             endpoints: Arc::new(endpoints),
-            cursors: Arc::new(Mutex::new(cursors)),
-            cursor_file,
+            holder: format!("instance-{:016x}", rand::random::<u64>()),
+            retry_base: Duration::from_secs(1),
             http,
             wake: Arc::new(Notify::new()),
             clock,
-        })
+        }
+    }
+
+    /// The first retry delay (doubled after each further failure, at most
+    /// 256 times this).
+    #[must_use]
+    pub fn retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
+    }
+
+    /// The name this instance claims endpoints under.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// New decisions were committed: deliver soon.
@@ -246,30 +263,34 @@ impl Webhooks {
     ) -> tokio::task::JoinHandle<()> {
         let hooks = self.clone();
         tokio::spawn(async move {
-            let mut backoff: HashMap<String, (u32, i64)> = HashMap::new();
+            let mut failing = vec![false; hooks.endpoints.len()];
             loop {
                 if *stop.borrow() {
+                    for ep in hooks.endpoints.iter() {
+                        if let Err(e) = store.release_webhook(&ep.name, &hooks.holder).await {
+                            warn!(endpoint = %ep.name, error = %e, "webhook claim not released");
+                        }
+                    }
                     break;
                 }
                 let mut busy = false;
-                for ep in hooks.endpoints.iter() {
-                    let now = hooks.clock.now().millis();
-                    if backoff.get(&ep.name).is_some_and(|(_, until)| *until > now) {
-                        continue;
-                    }
+                for (i, ep) in hooks.endpoints.iter().enumerate() {
                     match hooks.deliver_some(&store, ep).await {
                         Ok(more) => {
-                            if backoff.remove(&ep.name).is_some() {
-                                info!(endpoint = %ep.name, "webhook endpoint recovered");
-                            }
                             busy |= more;
                         }
-                        Err(e) => {
-                            let (n, _) = backoff.get(&ep.name).copied().unwrap_or((0, 0));
-                            let delay = 1000i64 << n.min(8);
-                            warn!(endpoint = %ep.name, error = %e, retry_in_ms = delay, "webhook delivery failed");
-                            backoff.insert(ep.name.clone(), (n + 1, now + delay));
+                        Err(Failure::Receiver(e)) => {
+                            failing[i] = true;
+                            warn!(endpoint = %ep.name, error = %e, "webhook delivery failed");
+                            continue;
                         }
+                        Err(Failure::Store(e)) => {
+                            warn!(endpoint = %ep.name, error = %e, "webhook cursor not read or written");
+                            continue;
+                        }
+                    }
+                    if std::mem::take(&mut failing[i]) {
+                        info!(endpoint = %ep.name, "webhook endpoint recovered");
                     }
                 }
                 if busy {
@@ -278,70 +299,103 @@ impl Webhooks {
                 tokio::select! {
                     _ = stop.changed() => {}
                     () = hooks.wake.notified() => {}
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    () = tokio::time::sleep(Duration::from_millis(500).min(hooks.retry_base)) => {}
                 }
             }
         })
     }
 
-    /// Sends up to 100 events to one endpoint; whether more may be waiting.
+    /// Claims `ep` and sends it up to 100 events; whether more may be
+    /// waiting. Nothing is sent when another instance holds the endpoint or
+    /// its retry is not due.
     async fn deliver_some<F: FleetStore>(
         &self,
         store: &F,
         ep: &WebhookEndpoint,
-    ) -> Result<bool, String> {
-        let after = self
-            .cursors
-            .lock()
+    ) -> Result<bool, Failure> {
+        let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let now = self.clock.now().millis();
+        let Some(cursor) = store
+            .claim_webhook(&ep.name, &self.holder, now, lease_ms)
             .await
-            .get(&ep.name)
-            .copied()
-            .unwrap_or(0);
+            .map_err(|e| Failure::Store(e.to_string()))?
+        else {
+            return Ok(false);
+        };
         let batch = store
             .decisions(&DecisionQuery {
-                after_seq: after,
+                after_seq: cursor.delivered_seq,
                 limit: 100,
                 ..DecisionQuery::default()
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Store(e.to_string()))?;
         let full = batch.len() == 100;
         for d in batch {
-            let body = serde_json::to_vec(&WebhookEvent::of(&d)).map_err(|e| e.to_string())?;
-            let ts = self.clock.now().millis() / 1000;
-            let answer = self
-                .http
-                .post(&ep.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(TIMESTAMP_HEADER, ts.to_string())
-                .header(SIGNATURE_HEADER, sign(&ep.secret, ts, &body))
-                .timeout(Duration::from_secs(10))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !answer.status().is_success() {
-                return Err(format!("answered {}", answer.status()));
+            if let Err(e) = self.send(ep, &d).await {
+                let delay = self
+                    .retry_base
+                    .saturating_mul(1u32 << cursor.failures.min(8));
+                let next = self
+                    .clock
+                    .now()
+                    .millis()
+                    .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                store
+                    .webhook_failed(&ep.name, &self.holder, next, &e)
+                    .await
+                    .map_err(|e| Failure::Store(e.to_string()))?;
+                return Err(Failure::Receiver(format!(
+                    "{e} (retry in {} ms)",
+                    delay.as_millis()
+                )));
             }
-            self.advance(&ep.name, d.seq).await;
+            let still_ours = store
+                .webhook_delivered(
+                    &ep.name,
+                    &self.holder,
+                    d.seq,
+                    self.clock.now().millis(),
+                    lease_ms,
+                )
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            if !still_ours {
+                // Another instance took the endpoint over: it goes on.
+                return Ok(false);
+            }
         }
         Ok(full)
     }
 
-    async fn advance(&self, endpoint: &str, seq: u64) {
-        let mut cursors = self.cursors.lock().await;
-        cursors.insert(endpoint.to_owned(), seq);
-        if let Some(path) = &self.cursor_file {
-            let text = serde_json::to_string(&*cursors).unwrap_or_default();
-            let tmp = path.with_extension("tmp");
-            if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
-                warn!(error = %e, "webhook cursor file not written");
-            }
+    /// POSTs one decision's event, signed; an answer other than 2xx fails.
+    async fn send(&self, ep: &WebhookEndpoint, d: &Decision) -> Result<(), String> {
+        let body = serde_json::to_vec(&WebhookEvent::of(d)).map_err(|e| e.to_string())?;
+        let ts = self.clock.now().millis() / 1000;
+        let answer = self
+            .http
+            .post(&ep.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(SIGNATURE_HEADER, sign(&ep.secret, ts, &body))
+            .timeout(REQUEST_TIMEOUT)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {}", answer.status()))
         }
     }
+}
 
-    /// Where each endpoint stands (last delivered decision sequence).
-    pub async fn cursors(&self) -> HashMap<String, u64> {
-        self.cursors.lock().await.clone()
-    }
+/// Why one round of delivery to an endpoint stopped.
+#[derive(Debug)]
+enum Failure {
+    /// The receiver failed or was unreachable (backoff recorded).
+    Receiver(String),
+    /// The fleet store failed.
+    Store(String),
 }
