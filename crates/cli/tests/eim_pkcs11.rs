@@ -14,40 +14,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use ferrosim_pki::load;
 use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::softhsm::{self, MODULE, PIN_ENV, Runner};
 use serde_json::Value;
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "ferrosim-eim";
 const PIN: &str = "pin-6502-user";
 const SO_PIN: &str = "so-pin-6809";
-const PIN_ENV: &str = "FERROSIM_PKCS11_PIN";
 
 #[test]
 fn serve_signs_eim_packages_with_a_key_in_the_token() {
-    if !softhsm_available() {
+    if !softhsm::available("PKCS#11 eIM test") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let run = Runner::new(root);
-    softhsm_util(
-        &run.softhsm_conf,
-        &[
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ],
-    );
+    let run = Runner::new(env!("CARGO_BIN_EXE_ferrosim"), root);
+    run.init_token(TOKEN, SO_PIN, PIN);
     let pin = [(PIN_ENV, PIN)];
 
     // A PKI whose DPauth/DPpb keys live in the token (what `[pkcs11]` means).
@@ -236,109 +222,11 @@ fn serve_signs_eim_packages_with_a_key_in_the_token() {
     assert!(!server.log().contains(PIN), "the server log holds the PIN");
 }
 
-/// Whether SoftHSM2 is installed; without it, fails unless skipping is asked for.
-fn softhsm_available() -> bool {
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    let missing = match (Path::new(MODULE).exists(), util) {
-        (true, Ok(out)) if out.status.success() => return true,
-        (false, _) => MODULE,
-        _ => "softhsm2-util",
-    };
-    if std::env::var("FERROSIM_SKIP_PKCS11").as_deref() == Ok("1") {
-        eprintln!("PKCS#11 eIM test skipped: {missing} missing and FERROSIM_SKIP_PKCS11=1");
-        return false;
-    }
-    panic!(
-        "SoftHSM2 is not installed ({missing} missing): install the softhsm2 package, \
-         or set FERROSIM_SKIP_PKCS11=1 to skip the PKCS#11 tests"
-    );
-}
-
-/// Runs the `ferrosim` binary with a clean, private environment.
-struct Runner {
-    softhsm_conf: PathBuf,
-}
-
-impl Runner {
-    fn new(root: &Path) -> Self {
-        let tokens = root.join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let softhsm_conf = root.join("softhsm2.conf");
-        std::fs::write(
-            &softhsm_conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
-                 slots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        Self { softhsm_conf }
-    }
-
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
-        cmd.args(args)
-            .env("SOFTHSM2_CONF", &self.softhsm_conf)
-            .env("RUST_BACKTRACE", "0")
-            .env("FERROSIM_LOG", "error");
-        for var in ferrosim_testkit::cli::INSTANCE_ENV.iter().chain([&PIN_ENV]) {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env.iter().copied());
-        cmd
-    }
-
-    fn output(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(args, env).output().expect("running ferrosim")
-    }
-
-    fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = self.output(args, env);
-        let t = text(&out);
-        assert!(out.status.success(), "ferrosim {args:?} failed: {t}");
-        t
-    }
-
-    /// Fails with `expected` in the message, without panicking.
-    fn refused(&self, args: &[&str], env: &[(&str, &str)], expected: &str) {
-        let out = self.output(args, env);
-        let t = text(&out);
-        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
-        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
-        assert!(
-            t.contains(expected),
-            "ferrosim {args:?}: expected `{expected}` in: {t}"
-        );
-    }
-}
-
-fn softhsm_util(conf: &Path, args: &[&str]) {
-    let out = Command::new("softhsm2-util")
-        .args(args)
-        .env("SOFTHSM2_CONF", conf)
-        .output()
-        .expect("running softhsm2-util");
-    assert!(
-        out.status.success(),
-        "softhsm2-util {args:?} failed: {}",
-        text(&out)
-    );
-}
-
 fn public_key(cert: &Path) -> Vec<u8> {
     load::certificate_from_file(cert)
         .unwrap()
         .public_key_sec1()
         .to_vec()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

@@ -13,8 +13,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use ferrosim_pki::{TestPki, TestPkiOptions};
@@ -24,69 +24,21 @@ use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::cli::{ferrosim_command, output_text};
 use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
+use ferrosim_testkit::softhsm::{self, CONF_ENV, MODULE, PIN_ENV};
 use ferrosim_testkit::{Es2Client, OPERATOR};
 
 use common::{FERROSIM, https_client, order_devices, seed};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "ferrosim-kek";
 const PIN: &str = "pin-2718-user";
+const SO_PIN: &str = "so-1414";
 
-/// Whether SoftHSM2 is installed; without it, fails unless skipping is asked for.
-fn softhsm_available() -> bool {
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    let missing = match (Path::new(MODULE).exists(), util) {
-        (true, Ok(out)) if out.status.success() => return true,
-        (false, _) => MODULE,
-        _ => "softhsm2-util",
-    };
-    if std::env::var("FERROSIM_SKIP_PKCS11").as_deref() == Ok("1") {
-        eprintln!("PKCS#11 KEK test skipped: {missing} missing and FERROSIM_SKIP_PKCS11=1");
-        return false;
-    }
-    panic!(
-        "SoftHSM2 is not installed ({missing} missing): install the softhsm2 package, \
-         or set FERROSIM_SKIP_PKCS11=1 to skip the PKCS#11 tests"
-    );
-}
-
-/// A private SoftHSM2 configuration with one initialised token.
-fn softhsm(root: &Path) -> PathBuf {
-    let tokens = root.join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = root.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
-             slots.removable = false\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            "so-1414",
-            "--pin",
-            PIN,
-        ])
-        .env("SOFTHSM2_CONF", &conf)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    conf
-}
-
+/// `ferrosim ARGS` on the tokens of `conf`, with the user PIN `pin`.
 fn run(conf: &Path, args: &[&str], pin: &str) -> Output {
     ferrosim_command(FERROSIM)
         .args(args)
-        .env("SOFTHSM2_CONF", conf)
-        .env("FERROSIM_PKCS11_PIN", pin)
+        .env(CONF_ENV, conf)
+        .env(PIN_ENV, pin)
         .output()
         .unwrap()
 }
@@ -110,8 +62,8 @@ async fn serve(
         .data_dir(data_dir)
         .pki_dir(pki_dir)
         .config(config)
-        .env("SOFTHSM2_CONF", conf)
-        .env("FERROSIM_PKCS11_PIN", PIN)
+        .env(CONF_ENV, conf)
+        .env(PIN_ENV, PIN)
         .env(
             "FERROSIM_LOG",
             "debug,ferrosim_store=trace,ferrosim_smdp=trace",
@@ -129,12 +81,13 @@ async fn serve(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kek_in_a_token_seals_and_moves_to_a_file_while_serving() {
-    if !softhsm_available() {
+    if !softhsm::available("PKCS#11 KEK test") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let conf = softhsm(root);
+    let conf = softhsm::private_config(root);
+    softhsm::init_token(&conf, TOKEN, SO_PIN, PIN);
     let data_dir = root.join("data");
     let db = data_dir.join("ferrosim.db");
     let url = format!("sqlite:{}", db.display());

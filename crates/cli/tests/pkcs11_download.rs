@@ -24,17 +24,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use ferrosim_crypto::KeySource;
 use ferrosim_pki::load;
+use ferrosim_testkit::cli::output_text;
 use ferrosim_testkit::serve::ServeCommand;
+use ferrosim_testkit::softhsm::{self, MODULE, PIN_ENV, Runner};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "ferrosim";
 const PIN: &str = "pin-5150-user";
 const SO_PIN: &str = "so-pin-8086";
-const PIN_ENV: &str = "FERROSIM_PKCS11_PIN";
 const PACKAGE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
@@ -42,25 +41,13 @@ const PACKAGE: &str = concat!(
 
 #[test]
 fn download_signed_by_softhsm_token_keys() {
-    if !softhsm_available() {
+    if !softhsm::available("PKCS#11 download test") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
-    let run = Runner::new(root);
-    softhsm_util(
-        &run.softhsm_conf,
-        &[
-            "--init-token",
-            "--free",
-            "--label",
-            TOKEN,
-            "--so-pin",
-            SO_PIN,
-            "--pin",
-            PIN,
-        ],
-    );
+    let run = Runner::new(env!("CARGO_BIN_EXE_ferrosim"), root);
+    run.init_token(TOKEN, SO_PIN, PIN);
 
     // A test PKI whose TLS certificate names the loopback host.
     let pki = root.join("pki");
@@ -103,7 +90,7 @@ fn download_signed_by_softhsm_token_keys() {
 
     // The keys move into the token.
     let generated = run.output(&token_keys, &[(PIN_ENV, PIN)]);
-    assert!(generated.status.success(), "{}", text(&generated));
+    assert!(generated.status.success(), "{}", output_text(&generated));
     let out = String::from_utf8_lossy(&generated.stdout).into_owned();
     assert!(
         out.contains(
@@ -273,96 +260,6 @@ fn download_signed_by_softhsm_token_keys() {
     assert_eq!(private_keys, 5);
 }
 
-/// Whether SoftHSM2 is installed; without it, fails unless skipping is asked for.
-fn softhsm_available() -> bool {
-    let util = Command::new("softhsm2-util").arg("--version").output();
-    let missing = match (Path::new(MODULE).exists(), util) {
-        (true, Ok(out)) if out.status.success() => return true,
-        (false, _) => MODULE,
-        _ => "softhsm2-util",
-    };
-    if std::env::var("FERROSIM_SKIP_PKCS11").as_deref() == Ok("1") {
-        eprintln!("PKCS#11 download test skipped: {missing} missing and FERROSIM_SKIP_PKCS11=1");
-        return false;
-    }
-    panic!(
-        "SoftHSM2 is not installed ({missing} missing): install the softhsm2 package, \
-         or set FERROSIM_SKIP_PKCS11=1 to skip the PKCS#11 tests"
-    );
-}
-
-/// Runs the `ferrosim` binary with a clean, private environment.
-struct Runner {
-    softhsm_conf: PathBuf,
-}
-
-impl Runner {
-    fn new(root: &Path) -> Self {
-        let tokens = root.join("tokens");
-        std::fs::create_dir(&tokens).unwrap();
-        let softhsm_conf = root.join("softhsm2.conf");
-        std::fs::write(
-            &softhsm_conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
-                 slots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .unwrap();
-        Self { softhsm_conf }
-    }
-
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrosim"));
-        cmd.args(args)
-            .env("SOFTHSM2_CONF", &self.softhsm_conf)
-            .env("RUST_BACKTRACE", "0")
-            .env("FERROSIM_LOG", "error");
-        for var in ferrosim_testkit::cli::INSTANCE_ENV.iter().chain([&PIN_ENV]) {
-            cmd.env_remove(var);
-        }
-        cmd.envs(env.iter().copied());
-        cmd
-    }
-
-    fn output(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        self.command(args, env).output().expect("running ferrosim")
-    }
-
-    fn ok(&self, args: &[&str], env: &[(&str, &str)]) -> String {
-        let out = self.output(args, env);
-        let t = text(&out);
-        assert!(out.status.success(), "ferrosim {args:?} failed: {t}");
-        t
-    }
-
-    /// Fails with `expected` in the message, without panicking.
-    fn refused(&self, args: &[&str], env: &[(&str, &str)], expected: &str) {
-        let out = self.output(args, env);
-        let t = text(&out);
-        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
-        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
-        assert!(
-            t.contains(expected),
-            "ferrosim {args:?}: expected `{expected}` in: {t}"
-        );
-    }
-}
-
-fn softhsm_util(conf: &Path, args: &[&str]) {
-    let out = Command::new("softhsm2-util")
-        .args(args)
-        .env("SOFTHSM2_CONF", conf)
-        .output()
-        .expect("running softhsm2-util");
-    assert!(
-        out.status.success(),
-        "softhsm2-util {args:?} failed: {}",
-        text(&out)
-    );
-}
-
 fn public_key(cert: &Path) -> Vec<u8> {
     load::certificate_from_file(cert)
         .unwrap()
@@ -396,14 +293,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn hex_upper(bytes: &[u8]) -> String {

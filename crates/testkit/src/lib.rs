@@ -3,7 +3,8 @@
 //! 127.0.0.1 with a fresh test PKI and SQLite database, and an operator
 //! endpoint that records ES2+ callbacks; the `ferrosim` binary with a clean
 //! environment ([`cli`]); `ferrosim serve` as a child process ([`serve`]), an operator's ES2+ client for it ([`operator`]), and
-//! read-only checks of what the database recorded ([`audit`]); headless Chromium over WebDriver ([`webdriver`]).
+//! read-only checks of what the database recorded ([`audit`]); SoftHSM2 tokens
+//! ([`softhsm`]); headless Chromium over WebDriver ([`webdriver`]).
 
 pub mod audit;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod namespace;
 pub mod operator;
 pub mod pcsc;
 pub mod serve;
+pub mod softhsm;
 pub mod webdriver;
 
 use std::path::PathBuf;
