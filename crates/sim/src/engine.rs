@@ -495,6 +495,12 @@ pub fn run(
     c.duration_ms = duration;
     c.comparisons = crate::compare::measure(scenario, &population, &c, &dict);
     for s in &shards {
+        let (signed, pending) = s.notifications();
+        c.notifications.signed += signed;
+        c.notifications.pending_at_end += pending;
+        c.notifications.handed_on += s.notification_wait_ms.len() as u64;
+        c.notification_wait_ms
+            .extend_from_slice(&s.notification_wait_ms);
         c.cards_made += s.cards_made;
         c.downloads += s.downloads_done;
         c.download_completion_ms.extend_from_slice(&s.download_ms);

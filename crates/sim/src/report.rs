@@ -147,10 +147,39 @@ pub struct Collected {
     pub rollouts: Vec<RolloutOutcome>,
     /// The scenario's comparisons, measured.
     pub comparisons: Vec<crate::compare::ComparisonReport>,
+    /// Notifications the IoT devices' eUICCs signed (switches, enables,
+    /// disables, deletes), of those handed on by their IPA once the device
+    /// had service again, and still pending at the end.
+    pub notifications: NotificationCounts,
+    /// How long each notification handed on had waited on its eUICC (ms).
+    pub notification_wait_ms: Vec<i64>,
     /// Setup wall time (s).
     pub setup_s: f64,
     /// Event-loop wall time (s).
     pub loop_s: f64,
+}
+
+/// What became of the notifications the IoT devices' eUICCs signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NotificationCounts {
+    /// Signed by the eUICCs.
+    pub signed: u64,
+    /// Handed on by the IPA (and removed from the eUICC with
+    /// NotificationSent) once the device was registered again.
+    pub handed_on: u64,
+    /// Still on the eUICC at the end: the device had no service since.
+    pub pending_at_end: u64,
+}
+
+/// The notifications of the summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notifications {
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: NotificationCounts,
+    /// How long the ones handed on waited for the device to have service
+    /// (s, the run's clock).
+    pub wait_s: SecondsPercentiles,
 }
 
 impl Collected {
@@ -198,6 +227,8 @@ impl Collected {
             bad_apn_at_end: Vec::new(),
             rollouts: Vec::new(),
             comparisons: Vec::new(),
+            notifications: NotificationCounts::default(),
+            notification_wait_ms: Vec::new(),
             setup_s: 0.0,
             loop_s: 0.0,
         }
@@ -369,6 +400,10 @@ pub struct Summary {
     pub rollouts: Vec<RolloutOutcome>,
     /// The scenario's comparisons of two arms of this run, measured.
     pub comparisons: Vec<crate::compare::ComparisonReport>,
+    /// The IoT devices' eUICC notifications: signed, handed on once the
+    /// device had service again, pending at the end, and how long they
+    /// waited.
+    pub notifications: Notifications,
     /// Telemetry events.
     pub telemetry_events: u64,
     /// EC operations: signatures, verifications, key generations, key
@@ -439,6 +474,10 @@ impl Summary {
             download_completion_s: seconds(&c.download_completion_ms),
             rollouts: c.rollouts.clone(),
             comparisons: c.comparisons.clone(),
+            notifications: Notifications {
+                counts: c.notifications,
+                wait_s: seconds(&c.notification_wait_ms),
+            },
             telemetry_events: c.events.len() as u64,
             ec_operations: [c.ec.0, c.ec.1, c.ec.2, c.ec.3],
             ec_cost: costs,
@@ -573,6 +612,12 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                     tr { td { "return" } td { (summary.returns) } td { (summary.return_completion_s.count) }
                          td { (num(summary.return_completion_s.p50, "s")) } td { (num(summary.return_completion_s.p90, "s")) }
                          td { (num(summary.return_completion_s.p99, "s")) } td { (num(summary.return_completion_s.max, "s")) } }
+                }
+                @let n = &summary.notifications;
+                @if n.counts.signed > 0 {
+                    p { "eUICC notifications: " (n.counts.signed) " signed, " (n.counts.handed_on)
+                        " handed on by the IPA once the device had service again (waited p50 " (num(n.wait_s.p50, "s"))
+                        ", max " (num(n.wait_s.max, "s")) "), " (n.counts.pending_at_end) " still pending on the eUICC at the end." }
                 }
                 @if summary.downloads > 0 || !summary.download_failures.is_empty() {
                     h2 { "Consumer downloads (SM-DP+, LPA, eUICC)" }

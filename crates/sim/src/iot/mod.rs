@@ -240,6 +240,8 @@ impl Factory {
             last_counter: FIRST_COUNTER,
             seq: 0,
             fallback,
+            unsent: Vec::new(),
+            notifications_signed: 0,
         })
     }
 
@@ -343,6 +345,11 @@ pub struct IotCard {
     seq: i64,
     /// The profile carrying the fallback attribute.
     pub fallback: Option<Iccid>,
+    /// Notifications the eUICC signed that the IPA has not handed on yet:
+    /// sequence number and when signed (ms, the run's clock).
+    unsent: Vec<(u64, i64)>,
+    /// Notifications the eUICC signed in all.
+    notifications_signed: u64,
 }
 
 impl std::fmt::Debug for IotCard {
@@ -613,9 +620,8 @@ impl IotCard {
     }
 
     /// An ES10c profile operation on the virtual eUICC; its result code.
-    /// The eUICC signs a notification of it, which the IPA then hands on
-    /// (NotificationSent: the simulator does not relay notifications to an
-    /// SM-DP+).
+    /// The eUICC signs a notification of it, which stays pending until
+    /// the IPA hands it on ([`Self::hand_on_notifications`]).
     fn profile_op(
         &mut self,
         op: &Op,
@@ -641,8 +647,10 @@ impl IotCard {
     }
 
     /// An ES10 command that may leave signed notifications: its result
-    /// code; the notifications counted and then removed with
-    /// NotificationSent (the simulator does not deliver them).
+    /// code. The notifications stay on the eUICC, pending, until the IPA
+    /// hands them on ([`Self::hand_on_notifications`]) once the device has
+    /// service again: a switch happens because the device lost its
+    /// network, so it cannot send them at that moment.
     fn es10_signed(
         &mut self,
         command: &[u8],
@@ -650,24 +658,54 @@ impl IotCard {
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<i64, SimError> {
-        let before = self.card.state().notifications.len();
-        let answer = es10(&mut self.card, self.channel, command, now, rng)?;
-        let code = result_code(&answer);
-        let signed = self.card.state().notifications.len().saturating_sub(before);
-        ec.add(signed as u64, 0, 0);
-        let seqs: Vec<u64> = self
+        let known: Vec<u64> = self
             .card
             .state()
             .notifications
             .iter()
             .map(|n| n.seq_number)
             .collect();
-        for seq in seqs {
+        let answer = es10(&mut self.card, self.channel, command, now, rng)?;
+        let code = result_code(&answer);
+        let mut signed = 0;
+        for n in &self.card.state().notifications {
+            if !known.contains(&n.seq_number) {
+                self.unsent.push((n.seq_number, now.0));
+                signed += 1;
+            }
+        }
+        self.notifications_signed += signed;
+        ec.add(signed, 0, 0);
+        Ok(code)
+    }
+
+    /// Notifications signed and not handed on yet.
+    pub fn pending_notifications(&self) -> u64 {
+        self.unsent.len() as u64
+    }
+
+    /// Notifications the eUICC signed in all.
+    pub fn notifications_signed(&self) -> u64 {
+        self.notifications_signed
+    }
+
+    /// The IPA hands on the notifications still pending on the eUICC (the
+    /// device has service again) and removes them with NotificationSent;
+    /// how long each waited since it was signed (ms). Their receiver (the
+    /// profile's SM-DP+, which would verify each) is not modelled.
+    pub fn hand_on_notifications(
+        &mut self,
+        now: Timestamp,
+        rng: &mut StdRng,
+    ) -> Result<Vec<i64>, SimError> {
+        let mut waited = Vec::with_capacity(self.unsent.len());
+        for (seq, signed_at) in std::mem::take(&mut self.unsent) {
             let sent = encode_der(&rsp::NotificationSentRequest::new(Integer::from(seq)))
                 .map_err(|e| SimError::Device(format!("NotificationSent: {e}")))?;
             es10(&mut self.card, self.channel, &sent, now, rng)?;
+            waited.push(now.0 - signed_at);
         }
-        Ok(code)
+        Ok(waited)
     }
 }
 

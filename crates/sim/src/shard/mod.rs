@@ -173,6 +173,9 @@ pub struct Shard {
     pub bad_apn_exposure: Vec<(u32, i64)>,
     /// ES9+ calls of the IoT devices' downloads.
     pub fleet_download_steps: u64,
+    /// How long each notification the IPAs handed on had waited on its
+    /// eUICC for the device to have service again (ms).
+    pub notification_wait_ms: Vec<i64>,
 }
 
 impl Shard {
@@ -255,12 +258,24 @@ impl Shard {
             bad_apn: std::collections::HashMap::new(),
             bad_apn_exposure: Vec::new(),
             fleet_download_steps: 0,
+            notification_wait_ms: Vec::new(),
         }
     }
 
     /// Devices in this shard.
     pub fn len(&self) -> usize {
         self.devices.len()
+    }
+
+    /// Notifications the eUICCs of this shard signed, and of those the
+    /// ones still pending (not handed on: the device had no service since).
+    pub fn notifications(&self) -> (u64, u64) {
+        self.devices
+            .iter()
+            .filter_map(|d| d.card.as_deref())
+            .fold((0, 0), |(s, p), c| {
+                (s + c.notifications_signed(), p + c.pending_notifications())
+            })
     }
 
     /// Whether it has no device.
@@ -594,6 +609,14 @@ impl Shard {
             self.load_delta.add(carrier, d.seed.area, 1);
             let latency = self.rng.random_range(50..500);
             self.push(t + latency, local, Ev::DataCheck);
+            // With service again, the IPA hands on what its eUICC signed
+            // meanwhile (a switch's disable and enable notifications).
+            if let Some(card) = self.devices[local].card.as_mut()
+                && card.pending_notifications() > 0
+            {
+                let waited = card.hand_on_notifications(Timestamp(ctx.t0 + t), &mut self.rng)?;
+                self.notification_wait_ms.extend(waited);
+            }
             // A profile being tried now works: the enable is done.
             if let Some(p) = self.devices[local].pending.take_if(|p| p.trying.is_some()) {
                 self.emit(
