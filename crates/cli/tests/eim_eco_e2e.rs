@@ -11,174 +11,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
+mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ferrosim_asn1::rasn::types::Integer;
-use ferrosim_asn1::{decode_der, encode_der, sgp32};
+use ferrosim_asn1::{decode_der, sgp32};
 use ferrosim_crypto::SoftwareKey;
-use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
 use ferrosim_euicc::EuiccState;
-use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::relay::SmdpRelay;
-use ferrosim_server::sandbox::tls_identity;
-use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
-use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};
+
+use common::eim_lab::{EimLab, spki};
+use common::{ok, path};
 
 const EIM_ID: &str = "eim.eco.test";
 const SECOND_EIM: &str = "eim.second.test";
 const TOKEN: i64 = 0x33;
-
-fn ok(args: &[&str]) -> String {
-    let out: Output = ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim");
-    assert!(
-        out.status.success(),
-        "ferrosim {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The DER SubjectPublicKeyInfo of a P-256 key.
-fn spki(key: &VerifyingKey) -> Vec<u8> {
-    let mut der = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
-    der.extend_from_slice(&key.to_uncompressed().unwrap());
-    der
-}
-
-struct Lab {
-    smdp: TestSmdp,
-    eim_key: VerifyingKey,
-    _server: RunningServer,
-    eim_address: String,
-    http: reqwest::Client,
-    operator: String,
-    dir: tempfile::TempDir,
-    ca: PathBuf,
-}
-
-impl Lab {
-    async fn start() -> Self {
-        let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
-        let key = SoftwareKey::generate().unwrap();
-        let eim_key = key.verifying_key().unwrap();
-        let eim = Eim::new(
-            smdp.store.clone(),
-            EimConfig {
-                eim_id: EimId::new(EIM_ID).unwrap(),
-                key: Arc::new(key),
-                trust: smdp.pki.trust_store().unwrap(),
-            },
-        );
-        let tokens = MemTokenStore::new();
-        let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
-        tokens.insert(token);
-        let relay = SmdpRelay::new(Some(smdp.smdp.clone()), None);
-        let routes = esipa::routes(eim.clone(), relay).merge(api::eim::routes(eim, tokens));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let eim_address = format!("localhost:{}", listener.local_addr().unwrap().port());
-        let server = ferrosim_server::start_with(
-            listener,
-            smdp.smdp.clone(),
-            ServerOptions::new(tls_identity(&smdp.pki)),
-            routes,
-        )
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ci.pem");
-        std::fs::write(&ca, smdp.ci_pem()).unwrap();
-        let http = smdp.https_client();
-        Self {
-            smdp,
-            eim_key,
-            _server: server,
-            eim_address,
-            http,
-            operator,
-            dir,
-            ca,
-        }
-    }
-
-    async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://{}{path}", self.eim_address);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        }
-        .bearer_auth(&self.operator);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    /// Queues `operations` for `eid`, each answered `201`.
-    async fn queue(&self, eid: &str, operations: &[Value]) {
-        for operation in operations {
-            let (status, body) = self
-                .rest(
-                    "POST",
-                    &format!("/api/v1/eim/devices/{eid}/queue"),
-                    Some(operation.clone()),
-                )
-                .await;
-            assert_eq!(status, 201, "{operation}: {body}");
-        }
-    }
-
-    /// Every result the eIM stored for `eid`.
-    async fn results(&self, eid: &str) -> Vec<Value> {
-        let (status, results) = self
-            .rest("GET", &format!("/api/v1/eim/devices/{eid}/results"), None)
-            .await;
-        assert_eq!(status, 200, "{results}");
-        results.as_array().unwrap().clone()
-    }
-
-    /// The AddInitialEimRequest for this eIM (what `ferrosim eim bootstrap` writes).
-    fn add_initial_eim(&self) -> PathBuf {
-        let config = sgp32::EimConfigurationData::new(
-            EIM_ID.into(),
-            Some(self.eim_address.clone()),
-            None,
-            Some(Integer::from(0)),
-            Some(Integer::from(TOKEN)),
-            Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
-                decode_der(&spki(&self.eim_key)).unwrap(),
-            )),
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
-        let file = self.dir.path().join("first-eim.der");
-        std::fs::write(
-            &file,
-            encode_der(&sgp32::AddInitialEimRequest::new(vec![config])).unwrap(),
-        )
-        .unwrap();
-        file
-    }
-}
 
 /// The operations of a verified, signed package result (`der`: base64 of
 /// the EuiccPackageResult the eIM stored).
@@ -215,10 +63,9 @@ fn listed_eims(result: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let issued = &lab.smdp.pki.euiccs[0];
-    let eid = issued.certificate.eid().unwrap().digits();
+    let eid = lab.eid(0);
     let euicc_state = lab.dir.path().join("euicc.json");
     let ipa_state = lab.dir.path().join("ipa.json");
     let identity = path(&lab.smdp.pki_dir);
@@ -244,20 +91,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     add.extend(device);
     add.extend(["add-initial-eim", "--file", path(&first_eim)]);
     assert!(ok(&add).contains("initial eIM added"));
-    let (status, body) = lab
-        .rest(
-            "POST",
-            "/api/v1/eim/devices",
-            Some(json!({
-                "eid": eid,
-                "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                "counter": 0,
-                "associationToken": TOKEN,
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    lab.associate_ok(0).await;
     // Runs what is queued; the results it added at the eIM, in order.
     let mut seen = 0;
     let mut poll = async |expected: usize| -> Vec<Value> {
@@ -297,7 +131,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     // addEim: a second eIM with its key, FQDN, counter and association token.
     let second_key = SoftwareKey::generate().unwrap().verifying_key().unwrap();
     let second_spki = STANDARD.encode(spki(&second_key));
-    lab.queue(
+    lab.queue_all(
         &eid,
         &[
             json!({"operation": "add-eim", "eim": {
@@ -334,7 +168,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     );
 
     // A second addEim of the same id: associatedEimAlreadyExists (2).
-    lab.queue(
+    lab.queue_all(
         &eid,
         &[json!({"operation": "add-eim", "eim": {
             "eimId": SECOND_EIM,
@@ -361,7 +195,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     );
 
     // updateEim: a new FQDN and counter value; the key stays.
-    lab.queue(
+    lab.queue_all(
         &eid,
         &[
             json!({"operation": "update-eim", "eim": {
@@ -398,7 +232,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     );
 
     // deleteEim: the second eIM goes; deleting it again is eimNotFound (1).
-    lab.queue(
+    lab.queue_all(
         &eid,
         &[
             json!({"operation": "delete-eim", "eimId": SECOND_EIM}),
@@ -432,7 +266,8 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
         .await;
     assert_eq!(view["queue"], json!([]), "{view}");
     assert_eq!(view["counter"], 9, "{view}");
-    lab.queue(&eid, &[json!({"operation": "list-eim"})]).await;
+    lab.queue_all(&eid, &[json!({"operation": "list-eim"})])
+        .await;
     let results = poll(1).await;
     assert_eq!(listed_eims(&results[0]), [EIM_ID]);
 }

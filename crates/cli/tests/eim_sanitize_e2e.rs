@@ -10,202 +10,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
+mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ferrosim_asn1::rasn::types::Integer;
-use ferrosim_asn1::{decode_der, encode_der, sgp32};
-use ferrosim_crypto::SoftwareKey;
-use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
-use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::relay::SmdpRelay;
-use ferrosim_server::sandbox::tls_identity;
-use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::ProfileStore;
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
-use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};
+
+use common::eim_lab::EimLab;
+use common::{ok, path};
 
 const EIM_ID: &str = "eim.sanitize.test";
 const TOKEN: i64 = 0x2A;
-
-fn ok(args: &[&str]) -> String {
-    let out: Output = ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim");
-    assert!(
-        out.status.success(),
-        "ferrosim {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-struct Lab {
-    smdp: TestSmdp,
-    eim_key: VerifyingKey,
-    _server: RunningServer,
-    eim_address: String,
-    http: reqwest::Client,
-    operator: String,
-    reader: String,
-    dir: tempfile::TempDir,
-    ca: PathBuf,
-}
-
-impl Lab {
-    async fn start() -> Self {
-        let smdp = TestSmdp::start(TestSmdpOptions::default()).await.unwrap();
-        let key = SoftwareKey::generate().unwrap();
-        let eim_key = key.verifying_key().unwrap();
-        let eim = Eim::new(
-            smdp.store.clone(),
-            EimConfig {
-                eim_id: EimId::new(EIM_ID).unwrap(),
-                key: Arc::new(key),
-                trust: smdp.pki.trust_store().unwrap(),
-            },
-        );
-        let tokens = MemTokenStore::new();
-        let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
-        tokens.insert(token);
-        let (reader, token) = new_token("ro", Scope::ReadOnly, &mut rand::rng(), Timestamp(1));
-        tokens.insert(token);
-        let relay = SmdpRelay::new(Some(smdp.smdp.clone()), None);
-        let routes = esipa::routes(eim.clone(), relay).merge(api::eim::routes(eim.clone(), tokens));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let eim_address = format!("localhost:{}", listener.local_addr().unwrap().port());
-        let server = ferrosim_server::start_with(
-            listener,
-            smdp.smdp.clone(),
-            ServerOptions::new(tls_identity(&smdp.pki)),
-            routes,
-        )
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ci.pem");
-        std::fs::write(&ca, smdp.ci_pem()).unwrap();
-        let http = smdp.https_client();
-        Self {
-            smdp,
-            eim_key,
-            _server: server,
-            eim_address,
-            http,
-            operator,
-            reader,
-            dir,
-            ca,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> (u16, Value) {
-        let url = format!("https://{}{path}", self.eim_address);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        };
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(b.to_owned());
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        self.call(method, path, Some(&self.operator), body.as_deref())
-            .await
-    }
-
-    async fn queue(&self, eid: &str, operation: Value) -> (u16, Value) {
-        self.rest(
-            "POST",
-            &format!("/api/v1/eim/devices/{eid}/queue"),
-            Some(operation),
-        )
-        .await
-    }
-
-    async fn associate(&self, eid: &str) -> (u16, Value) {
-        let issued = &self.smdp.pki.euiccs[0];
-        self.rest(
-            "POST",
-            "/api/v1/eim/devices",
-            Some(json!({
-                "eid": eid,
-                "eumCertificate": self.smdp.pki.eum.certificate_pem(),
-                "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                "counter": 0,
-                "associationToken": TOKEN,
-            })),
-        )
-        .await
-    }
-
-    async fn order_state(&self, iccid: &str) -> OrderState {
-        self.smdp
-            .store
-            .profile(&ferrosim_saip::Iccid::new(iccid).unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .state
-    }
-
-    /// The AddInitialEimRequest for this eIM (what `ferrosim eim bootstrap` writes).
-    fn add_initial_eim(&self) -> PathBuf {
-        let point = self.eim_key.to_uncompressed().unwrap();
-        let mut spki = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
-        spki.extend_from_slice(&point);
-        let config = sgp32::EimConfigurationData::new(
-            EIM_ID.into(),
-            Some(self.eim_address.clone()),
-            None,
-            Some(Integer::from(0)),
-            Some(Integer::from(TOKEN)),
-            Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
-                decode_der(&spki).unwrap(),
-            )),
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
-        let file = self.dir.path().join("first-eim.der");
-        std::fs::write(
-            &file,
-            encode_der(&sgp32::AddInitialEimRequest::new(vec![config])).unwrap(),
-        )
-        .unwrap();
-        file
-    }
-}
 
 /// method, path, token, body, expected status, expected text in the answer.
 type Case<'a> = (
@@ -219,7 +33,7 @@ type Case<'a> = (
 
 /// Every malformed or misplaced call to the sanitization endpoints gets a
 /// clear 4xx, never a 500.
-async fn garbage_is_refused(lab: &Lab, eid: &str) {
+async fn garbage_is_refused(lab: &EimLab, eid: &str) {
     let sanitize = format!("/api/v1/eim/devices/{eid}/sanitize");
     let release = format!("/api/v1/eim/devices/{eid}/release");
     let op = Some(lab.operator.as_str());
@@ -317,9 +131,9 @@ async fn garbage_is_refused(lab: &Lab, eid: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_is_wiped_verified_released_and_provisioned_afresh() {
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let eid = lab.smdp.pki.euiccs[0].certificate.eid().unwrap().digits();
+    let eid = lab.eid(0);
     let euicc_state = lab.dir.path().join("euicc.json");
     let ipa_state = lab.dir.path().join("ipa.json");
     let identity = path(&lab.smdp.pki_dir);
@@ -368,7 +182,7 @@ async fn a_device_is_wiped_verified_released_and_provisioned_afresh() {
         session
     };
     add_eim();
-    let (status, body) = lab.associate(&eid).await;
+    let (status, body) = lab.associate(0).await;
     assert_eq!(status, 201, "{body}");
     garbage_is_refused(&lab, &eid).await;
 
@@ -485,7 +299,7 @@ async fn a_device_is_wiped_verified_released_and_provisioned_afresh() {
         status, 409,
         "nothing more for a device being released: {body}"
     );
-    let (status, body) = lab.associate(&eid).await;
+    let (status, body) = lab.associate(0).await;
     assert_eq!(
         status, 409,
         "not associated again before the release: {body}"
@@ -505,7 +319,7 @@ async fn a_device_is_wiped_verified_released_and_provisioned_afresh() {
 
     // Re-associated and provisioned afresh.
     add_eim();
-    let (status, body) = lab.associate(&eid).await;
+    let (status, body) = lab.associate(0).await;
     assert_eq!(status, 201, "{body}");
     let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
     let code = format!("1${}${matching_id}", lab.smdp.address);

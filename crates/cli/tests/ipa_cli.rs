@@ -10,196 +10,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::path::Path;
-use std::process::Output;
-use std::sync::Arc;
+mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ferrosim_asn1::rasn::types::Integer;
-use ferrosim_asn1::{decode_der, encode_der, sgp32};
-use ferrosim_crypto::SoftwareKey;
-use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
-use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::relay::SmdpRelay;
-use ferrosim_server::sandbox::tls_identity;
-use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::ProfileStore;
 use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};
 
+use common::eim_lab::EimLab;
+use common::{ferrosim, ok, path, refused};
+
 const EIM_ID: &str = "eim.ipa-cli.test";
 const TOKEN: i64 = 0x1F;
 
-fn ferrosim(args: &[&str]) -> Output {
-    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ferrosim(args);
-    assert!(
-        out.status.success(),
-        "ferrosim {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refused(args: &[&str], expected: &str) {
-    let out = ferrosim(args);
-    let all = text(&out);
-    assert!(!out.status.success(), "{args:?} should fail: {all}");
-    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
-    assert!(
-        all.contains(expected),
-        "{args:?}: expected `{expected}` in: {all}"
-    );
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-struct Lab {
-    smdp: TestSmdp,
-    eim_key: VerifyingKey,
-    _server: RunningServer,
-    eim_address: String,
-    http: reqwest::Client,
-    operator: String,
-    dir: tempfile::TempDir,
-    ca: std::path::PathBuf,
-}
-
-impl Lab {
-    async fn start() -> Self {
-        let smdp = TestSmdp::start(TestSmdpOptions {
-            euiccs: 2,
-            ..TestSmdpOptions::default()
-        })
-        .await
-        .unwrap();
-        let key = SoftwareKey::generate().unwrap();
-        let eim_key = key.verifying_key().unwrap();
-        let eim = Eim::new(
-            smdp.store.clone(),
-            EimConfig {
-                eim_id: EimId::new(EIM_ID).unwrap(),
-                key: Arc::new(key),
-                trust: smdp.pki.trust_store().unwrap(),
-            },
-        );
-        let tokens = MemTokenStore::new();
-        let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
-        tokens.insert(token);
-        let relay = SmdpRelay::new(Some(smdp.smdp.clone()), None);
-        let routes = esipa::routes(eim.clone(), relay).merge(api::eim::routes(eim, tokens));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let eim_address = format!("localhost:{}", listener.local_addr().unwrap().port());
-        let server = ferrosim_server::start_with(
-            listener,
-            smdp.smdp.clone(),
-            ServerOptions::new(tls_identity(&smdp.pki)),
-            routes,
-        )
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ci.pem");
-        std::fs::write(&ca, smdp.ci_pem()).unwrap();
-        let http = smdp.https_client();
-        Self {
-            smdp,
-            eim_key,
-            _server: server,
-            eim_address,
-            http,
-            operator,
-            dir,
-            ca,
-        }
-    }
-
-    async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://{}{path}", self.eim_address);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        }
-        .bearer_auth(&self.operator);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    async fn queue(&self, eid: &str, operation: Value) {
-        let (status, body) = self
-            .rest(
-                "POST",
-                &format!("/api/v1/eim/devices/{eid}/queue"),
-                Some(operation),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-
-    async fn order_state(&self, iccid: &str) -> OrderState {
-        self.smdp
-            .store
-            .profile(&ferrosim_saip::Iccid::new(iccid).unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .state
-    }
-
-    /// The AddInitialEimRequest for this eIM (what `ferrosim eim bootstrap` writes).
-    fn add_initial_eim(&self) -> std::path::PathBuf {
-        let point = self.eim_key.to_uncompressed().unwrap();
-        let mut spki = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
-        spki.extend_from_slice(&point);
-        let config = sgp32::EimConfigurationData::new(
-            EIM_ID.into(),
-            Some(self.eim_address.clone()),
-            None,
-            Some(Integer::from(0)),
-            Some(Integer::from(TOKEN)),
-            Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
-                decode_der(&spki).unwrap(),
-            )),
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
-        let file = self.dir.path().join("first-eim.der");
-        std::fs::write(
-            &file,
-            encode_der(&sgp32::AddInitialEimRequest::new(vec![config])).unwrap(),
-        )
-        .unwrap();
-        file
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
     for (n, binding) in ["asn1", "json"].into_iter().enumerate() {
-        let issued = &lab.smdp.pki.euiccs[n];
-        let eid = issued.certificate.eid().unwrap().digits();
+        let eid = lab.eid(n);
         let euicc_state = lab.dir.path().join(format!("euicc-{binding}.json"));
         let ipa_state = lab.dir.path().join(format!("ipa-{binding}.json"));
         let identity = path(&lab.smdp.pki_dir);
@@ -240,20 +69,7 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
         add.push(path(&first_eim).into());
         let add: Vec<&str> = add.iter().map(String::as_str).collect();
         assert!(ok(&add).contains("initial eIM added"));
-        let (status, body) = lab
-            .rest(
-                "POST",
-                "/api/v1/eim/devices",
-                Some(json!({
-                    "eid": eid,
-                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                    "counter": 0,
-                    "associationToken": TOKEN,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        lab.associate_ok(n).await;
         let poll = |download: &'static str| -> Vec<String> {
             let mut args = with(&["poll", "--eim"]);
             args.push(lab.eim_address.clone());
@@ -275,7 +91,7 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
         // A download trigger, carried out directly.
         let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
         let code = format!("1${}${matching_id}", lab.smdp.address);
-        lab.queue(
+        lab.queue_ok(
             &eid,
             json!({"operation": "download", "activationCode": code}),
         )
@@ -302,7 +118,7 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
             json!({"operation": "disable", "iccid": iccid}),
             json!({"operation": "delete", "iccid": iccid}),
         ] {
-            lab.queue(&eid, op).await;
+            lab.queue_ok(&eid, op).await;
         }
         let session = run(poll("direct"));
         assert_eq!(session["error"], Value::Null, "{session}");
@@ -349,7 +165,7 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
         // A second trigger, through the eIM relay.
         let (iccid2, matching_id) = lab.smdp.order(None, None).await.unwrap();
         let code = format!("1${}${matching_id}", lab.smdp.address);
-        lab.queue(
+        lab.queue_ok(
             &eid,
             json!({"operation": "download", "activationCode": code}),
         )
@@ -368,9 +184,10 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
         );
 
         // Its state as the eUICC reports it: enabled, after an enable and a listing.
-        lab.queue(&eid, json!({"operation": "enable", "iccid": iccid2}))
+        lab.queue_ok(&eid, json!({"operation": "enable", "iccid": iccid2}))
             .await;
-        lab.queue(&eid, json!({"operation": "list-profiles"})).await;
+        lab.queue_ok(&eid, json!({"operation": "list-profiles"}))
+            .await;
         let session = run(poll("direct"));
         assert_eq!(session["items"].as_array().unwrap().len(), 2, "{session}");
         let (_, profiles) = lab
@@ -401,11 +218,10 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
 /// then no longer possible on the eUICC.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_local_rollback_result_is_verified_and_stored_by_the_eim() {
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
     for (n, binding) in ["asn1", "json"].into_iter().enumerate() {
-        let issued = &lab.smdp.pki.euiccs[n];
-        let eid = issued.certificate.eid().unwrap().digits();
+        let eid = lab.eid(n);
         let euicc_state = lab
             .dir
             .path()
@@ -438,33 +254,20 @@ async fn a_local_rollback_result_is_verified_and_stored_by_the_eim() {
             serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
         };
         ipa(&["add-initial-eim", "--file", path(&first_eim)]);
-        let (status, body) = lab
-            .rest(
-                "POST",
-                "/api/v1/eim/devices",
-                Some(json!({
-                    "eid": eid,
-                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                    "counter": 0,
-                    "associationToken": TOKEN,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        lab.associate_ok(n).await;
         let (p1, m1) = lab.smdp.order(None, None).await.unwrap();
         let (p2, m2) = lab.smdp.order(None, None).await.unwrap();
         for matching_id in [m1, m2] {
             let code = format!("1${}${matching_id}", lab.smdp.address);
-            lab.queue(
+            lab.queue_ok(
                 &eid,
                 json!({"operation": "download", "activationCode": code}),
             )
             .await;
         }
-        lab.queue(&eid, json!({"operation": "enable", "iccid": p1}))
+        lab.queue_ok(&eid, json!({"operation": "enable", "iccid": p1}))
             .await;
-        lab.queue(
+        lab.queue_ok(
             &eid,
             json!({"operation": "enable", "iccid": p2, "rollback": true}),
         )
@@ -756,9 +559,8 @@ async fn ipa_poll_over_pcsc_installs_and_runs_a_package() {
         Ok(d) => d,
         Err(why) => return pcsc::unavailable("ipa_poll_over_pcsc", &why),
     };
-    let lab = Lab::start().await;
-    let issued = &lab.smdp.pki.euiccs[0];
-    let eid = issued.certificate.eid().unwrap().digits();
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
+    let eid = lab.eid(0);
     let state = lab.dir.path().join("euicc-pcsc.json");
     let identity = path(&lab.smdp.pki_dir).to_owned();
     ok(&[
@@ -784,28 +586,15 @@ async fn ipa_poll_over_pcsc_installs_and_runs_a_package() {
         "--file",
         path(&first_eim),
     ]);
-    let (status, body) = lab
-        .rest(
-            "POST",
-            "/api/v1/eim/devices",
-            Some(json!({
-                "eid": eid,
-                "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                "counter": 0,
-                "associationToken": TOKEN,
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    lab.associate_ok(0).await;
     let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
     let code = format!("1${}${matching_id}", lab.smdp.address);
-    lab.queue(
+    lab.queue_ok(
         &eid,
         json!({"operation": "download", "activationCode": code}),
     )
     .await;
-    lab.queue(
+    lab.queue_ok(
         &eid,
         json!({"operation": "enable", "iccid": iccid, "rollback": true}),
     )
@@ -986,11 +775,10 @@ async fn ipa_run_backs_off_from_an_unreachable_eim_and_stops_on_sigint() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ipa_poll_over_a_modem_with_at_commands() {
     use std::io::BufRead;
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
     for (n, flags) in [(0usize, &[][..]), (1, &["--no-logical-channels"][..])] {
-        let issued = &lab.smdp.pki.euiccs[n];
-        let eid = issued.certificate.eid().unwrap().digits();
+        let eid = lab.eid(n);
         let state = lab.dir.path().join(format!("euicc-modem-{n}.json"));
         let identity = path(&lab.smdp.pki_dir).to_owned();
         ok(&[
@@ -1015,28 +803,15 @@ async fn ipa_poll_over_a_modem_with_at_commands() {
             "--file",
             path(&first_eim),
         ]);
-        let (status, body) = lab
-            .rest(
-                "POST",
-                "/api/v1/eim/devices",
-                Some(json!({
-                    "eid": eid,
-                    "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                    "counter": 0,
-                    "associationToken": TOKEN,
-                })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        lab.associate_ok(n).await;
         let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
         let code = format!("1${}${matching_id}", lab.smdp.address);
-        lab.queue(
+        lab.queue_ok(
             &eid,
             json!({"operation": "download", "activationCode": code}),
         )
         .await;
-        lab.queue(&eid, json!({"operation": "enable", "iccid": iccid}))
+        lab.queue_ok(&eid, json!({"operation": "enable", "iccid": iccid}))
             .await;
         let mut modem = ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
             .args([

@@ -9,186 +9,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::path::Path;
-use std::process::Output;
-use std::sync::Arc;
+mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use ferrosim_asn1::rasn::types::Integer;
-use ferrosim_asn1::{decode_der, encode_der, sgp32};
-use ferrosim_crypto::SoftwareKey;
-use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
-use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::relay::SmdpRelay;
-use ferrosim_server::sandbox::tls_identity;
-use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
+use std::process::Output;
+
 use ferrosim_smdp::order::ProfileState as OrderState;
-use ferrosim_smdp::store::{EndOfLifeStore, ProfileStore};
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
-use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
+use ferrosim_smdp::store::EndOfLifeStore;
+use ferrosim_testkit::cli::output_text as text;
 use serde_json::{Value, json};
+
+use common::eim_lab::EimLab;
+use common::{ferrosim, ok, path};
 
 const EIM_ID: &str = "eim.revoke.test";
 const TOKEN: i64 = 0x1F;
-
-fn ferrosim(args: &[&str]) -> Output {
-    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ferrosim(args);
-    assert!(
-        out.status.success(),
-        "ferrosim {args:?} failed: {}",
-        text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-struct Lab {
-    smdp: TestSmdp,
-    eim_key: VerifyingKey,
-    _server: RunningServer,
-    eim_address: String,
-    http: reqwest::Client,
-    operator: String,
-    dir: tempfile::TempDir,
-    ca: std::path::PathBuf,
-}
-
-impl Lab {
-    async fn start() -> Self {
-        let smdp = TestSmdp::start(TestSmdpOptions {
-            euiccs: 2,
-            ..TestSmdpOptions::default()
-        })
-        .await
-        .unwrap();
-        let key = SoftwareKey::generate().unwrap();
-        let eim_key = key.verifying_key().unwrap();
-        let eim = Eim::new(
-            smdp.store.clone(),
-            EimConfig {
-                eim_id: EimId::new(EIM_ID).unwrap(),
-                key: Arc::new(key),
-                trust: smdp.pki.trust_store().unwrap(),
-            },
-        );
-        let tokens = MemTokenStore::new();
-        let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
-        tokens.insert(token);
-        let relay = SmdpRelay::new(Some(smdp.smdp.clone()), None);
-        let routes = esipa::routes(eim.clone(), relay).merge(api::eim::routes(eim.clone(), tokens));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let eim_address = format!("localhost:{}", listener.local_addr().unwrap().port());
-        let server = ferrosim_server::start_with(
-            listener,
-            smdp.smdp.clone(),
-            ServerOptions::new(tls_identity(&smdp.pki)),
-            routes,
-        )
-        .await
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ci.pem");
-        std::fs::write(&ca, smdp.ci_pem()).unwrap();
-        let http = smdp.https_client();
-        Self {
-            smdp,
-            eim_key,
-            _server: server,
-            eim_address,
-            http,
-            operator,
-            dir,
-            ca,
-        }
-    }
-
-    async fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://{}{path}", self.eim_address);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            _ => self.http.post(url),
-        }
-        .bearer_auth(&self.operator);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-    }
-
-    async fn queue(&self, eid: &str, operation: Value) {
-        let (status, body) = self
-            .rest(
-                "POST",
-                &format!("/api/v1/eim/devices/{eid}/queue"),
-                Some(operation),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-
-    async fn order_state(&self, iccid: &str) -> OrderState {
-        self.smdp
-            .store
-            .profile(&ferrosim_saip::Iccid::new(iccid).unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .state
-    }
-
-    /// The AddInitialEimRequest for this eIM (what `ferrosim eim bootstrap` writes).
-    fn add_initial_eim(&self) -> std::path::PathBuf {
-        let point = self.eim_key.to_uncompressed().unwrap();
-        let mut spki = hex::decode("3059301306072A8648CE3D020106082A8648CE3D030107034200").unwrap();
-        spki.extend_from_slice(&point);
-        let config = sgp32::EimConfigurationData::new(
-            EIM_ID.into(),
-            Some(self.eim_address.clone()),
-            None,
-            Some(Integer::from(0)),
-            Some(Integer::from(TOKEN)),
-            Some(sgp32::EimConfigurationDataEimPublicKeyData::eimPublicKey(
-                decode_der(&spki).unwrap(),
-            )),
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
-        let file = self.dir.path().join("first-eim.der");
-        std::fs::write(
-            &file,
-            encode_der(&sgp32::AddInitialEimRequest::new(vec![config])).unwrap(),
-        )
-        .unwrap();
-        file
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     use ferrosim_smdp::end_of_life::{EndOfLifeState, device_to_clean};
 
-    let lab = Lab::start().await;
+    let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let issued = &lab.smdp.pki.euiccs[0];
-    let eid = issued.certificate.eid().unwrap().digits();
+    let eid = lab.eid(0);
     let euicc_state = lab.dir.path().join("euicc.json");
     let ipa_state = lab.dir.path().join("ipa.json");
     let identity = path(&lab.smdp.pki_dir);
@@ -214,20 +56,7 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     add.extend(device);
     add.extend(["add-initial-eim", "--file", path(&first_eim)]);
     assert!(ok(&add).contains("initial eIM added"));
-    let (status, body) = lab
-        .rest(
-            "POST",
-            "/api/v1/eim/devices",
-            Some(json!({
-                "eid": eid,
-                "eumCertificate": lab.smdp.pki.eum.certificate_pem(),
-                "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                "counter": 0,
-                "associationToken": TOKEN,
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    lab.associate_ok(0).await;
     let poll = || -> Value {
         let mut args: Vec<&str> = vec!["ipa"];
         args.extend(device);
@@ -252,7 +81,7 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     // order -> installed
     let (iccid, matching_id) = lab.smdp.order(None, None).await.unwrap();
     let code = format!("1${}${matching_id}", lab.smdp.address);
-    lab.queue(
+    lab.queue_ok(
         &eid,
         json!({"operation": "download", "activationCode": code}),
     )
@@ -264,7 +93,7 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
         "{session}"
     );
     assert_eq!(lab.order_state(&iccid).await, OrderState::Installed);
-    lab.queue(&eid, json!({"operation": "enable", "iccid": iccid}))
+    lab.queue_ok(&eid, json!({"operation": "enable", "iccid": iccid}))
         .await;
     assert_eq!(poll()["error"], Value::Null);
 
@@ -273,7 +102,8 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     let icc = ferrosim_saip::Iccid::new(&iccid).unwrap();
     let es2 = |body: Value| {
         let request = lab
-            .http
+            .smdp
+            .https_client()
             .post(format!(
                 "https://{}/gsma/rsp2/es2plus/revokeProfile",
                 lab.eim_address
@@ -314,9 +144,9 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
     let target = device_to_clean(&revocation).expect("on a device").digits();
     assert_eq!(target, eid);
     // the device named in the answer: disable + delete through the eIM's REST API
-    lab.queue(&target, json!({"operation": "disable", "iccid": iccid}))
+    lab.queue_ok(&target, json!({"operation": "disable", "iccid": iccid}))
         .await;
-    lab.queue(&target, json!({"operation": "delete", "iccid": iccid}))
+    lab.queue_ok(&target, json!({"operation": "delete", "iccid": iccid}))
         .await;
     assert!(
         store.settle_device_deletes().await.unwrap().is_empty(),

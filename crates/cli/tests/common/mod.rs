@@ -1,13 +1,18 @@
 //! Virtual devices for the multi-process tests: each a virtual eUICC from a
 //! test PKI with the activation code of its order, downloading through the
 //! real LPA over any ES9+ client, and delivering its pending notifications
-//! later when the SM-DP+ was away.
+//! later when the SM-DP+ was away. Also the `ferrosim` binary run with a
+//! clean environment ([`ferrosim`], [`ok`], [`refused`]), an eIM lab for the
+//! IPA's end-to-end tests ([`eim_lab`]) and virtual IoT devices ([`iot`]).
 
 #![allow(dead_code)]
 
+pub mod eim_lab;
 pub mod iot;
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -24,12 +29,51 @@ use ferrosim_smdp::store::OutboxStore;
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::Es2Client;
 use ferrosim_testkit::PROFILE_TYPE;
+use ferrosim_testkit::cli::{ferrosim_command, output_text};
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// The `ferrosim` binary under test.
 pub const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
+
+/// Runs `ferrosim ARGS` to its end, with none of the developer's instance
+/// settings (see [`ferrosim_command`]).
+pub fn ferrosim(args: &[&str]) -> Output {
+    ferrosim_command(FERROSIM)
+        .args(args)
+        .output()
+        .expect("running ferrosim")
+}
+
+/// Runs `ferrosim ARGS`, which must succeed; returns its standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = ferrosim(args);
+    assert!(
+        out.status.success(),
+        "ferrosim {args:?} failed: {}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ferrosim ARGS`, which must fail with `expected` in what it
+/// printed, without panicking.
+pub fn refused(args: &[&str], expected: &str) {
+    let out = ferrosim(args);
+    let all = output_text(&out);
+    assert!(!out.status.success(), "{args:?} should fail: {all}");
+    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected `{expected}` in: {all}"
+    );
+}
+
+/// A path as text for a command line (the tests' temporary paths are UTF-8).
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
 
 /// One device: its eUICC (kept across attempts, like a real one) and its order.
 pub struct Device {
