@@ -7,69 +7,39 @@
 
 #[path = "../../eim/tests/common/mod.rs"]
 mod common;
-
-use std::sync::Arc;
+mod eim_server;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ferrosim_asn1::esipa::{Sgp32Version, read_eim_message};
 use ferrosim_asn1::sgp32;
-use ferrosim_crypto::SoftwareKey;
-use ferrosim_crypto::ecdsa::VerifyingKey;
-use ferrosim_eim::relay::NoRelay;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
-use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_eim::Timestamp;
 use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::sandbox::{smdp_config, tls_identity};
-use ferrosim_server::{RunningServer, ServerOptions, api, esipa};
-use ferrosim_smdp::Smdp;
-use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_server::{api, esipa};
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use common::Device;
+use eim_server::EimServer;
 
+/// The eIM of [`EimServer`] with an API token of each scope and a revoked one.
 struct Lab {
-    pki: TestPki,
-    eim_key: VerifyingKey,
-    server: RunningServer,
-    base: String,
-    http: reqwest::Client,
+    eim: EimServer,
     read_only: String,
     operator: String,
     admin: String,
     revoked: String,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = EimServer;
+    fn deref(&self) -> &EimServer {
+        &self.eim
+    }
 }
 
 impl Lab {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = TestPki::generate(&TestPkiOptions {
-            euicc_count: 3,
-            smdp_address: "localhost".into(),
-            ..TestPkiOptions::default()
-        })
-        .unwrap();
-        let store = SqlStore::connect(
-            &format!("sqlite:{}", dir.path().join("eim.db").display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = format!("localhost:{}", listener.local_addr().unwrap().port());
-        let smdp = Smdp::new(smdp_config(&pki, &address, None).unwrap(), store.clone());
-        let key = SoftwareKey::generate().unwrap();
-        let eim_key = key.verifying_key().unwrap();
-        let eim = Eim::new(
-            store.clone(),
-            EimConfig {
-                eim_id: EimId::new(common::EIM_ID).unwrap(),
-                key: Arc::new(key),
-                trust: pki.trust_store().unwrap(),
-            },
-        );
         let tokens = MemTokenStore::new();
         let mut rng = rand::rng();
         let mut token = |scope| {
@@ -84,61 +54,14 @@ impl Lab {
         let revoked_id = t.id.clone();
         tokens.insert(t);
         tokens.revoke(&revoked_id, Timestamp(2));
-        let routes = esipa::routes(eim.clone(), NoRelay)
-            .merge(api::eim::routes(eim, tokens))
-            .merge(api::openapi_route());
-        let server = ferrosim_server::start_with(
-            listener,
-            smdp,
-            ServerOptions::new(tls_identity(&pki)),
-            routes,
-        )
-        .await
-        .unwrap();
-        let ci = reqwest::Certificate::from_pem(pki.ci.certificate_pem().as_bytes()).unwrap();
-        let http = reqwest::Client::builder()
-            .tls_certs_only([ci])
-            .build()
-            .unwrap();
+        let eim = EimServer::start(3, common::EIM_ID, tokens, api::openapi_route()).await;
         Self {
-            pki,
-            eim_key,
-            server,
-            base: format!("https://{address}"),
-            http,
+            eim,
             read_only,
             operator,
             admin,
             revoked,
-            _dir: dir,
         }
-    }
-
-    async fn rest(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut request = match method {
-            "GET" => self.http.get(url),
-            "POST" => self.http.post(url),
-            "PUT" => self.http.put(url),
-            "DELETE" => self.http.delete(url),
-            other => panic!("{other}"),
-        };
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
     async fn raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
@@ -184,13 +107,7 @@ impl Lab {
                 "POST",
                 "/api/v1/eim/devices",
                 Some(&self.operator),
-                Some(json!({
-                    "eid": eid.digits(),
-                    "eumCertificate": self.pki.eum.certificate_pem(),
-                    "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-                    "counter": 10,
-                    "associationToken": 0x42,
-                })),
+                Some(self.association(n)),
             )
             .await;
         assert_eq!(status, 201, "{body}");
@@ -728,5 +645,8 @@ async fn garbage_gets_a_well_formed_esipa_answer_on_both_bindings() {
     let (status, answer) = lab.asn1(&device.get_eim_package()).await;
     assert_eq!(status, 200);
     eim_message(&answer);
-    lab.server.shutdown(std::time::Duration::from_secs(1)).await;
+    lab.eim
+        .server
+        .shutdown(std::time::Duration::from_secs(1))
+        .await;
 }

@@ -11,25 +11,19 @@
 
 #[path = "../../eim/tests/common/mod.rs"]
 mod common;
+mod eim_server;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use ferrosim_asn1::esipa::Sgp32Version;
-use ferrosim_crypto::SoftwareKey;
-use ferrosim_eim::relay::NoRelay;
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
-use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_eim::Timestamp;
 use ferrosim_server::api::auth::{MemTokenStore, Scope, new_token};
-use ferrosim_server::sandbox::{smdp_config, tls_identity};
-use ferrosim_server::{ServerOptions, api, esipa};
-use ferrosim_smdp::Smdp;
-use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_server::esipa;
 use serde_json::{Value, json};
 
 use common::{Device, package_of};
+use eim_server::EimServer;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -60,64 +54,13 @@ async fn a_v1_0_ipa_over_https_is_answered_in_v1_0_and_logged_as_read_as_v1_0() 
         .with_ansi(false)
         .init();
 
-    let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 1,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let store = SqlStore::connect(
-        &format!("sqlite:{}", dir.path().join("eim.db").display()),
-        &StoreOptions::default(),
-    )
-    .await
-    .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("localhost:{}", listener.local_addr().unwrap().port());
-    let smdp = Smdp::new(smdp_config(&pki, &address, None).unwrap(), store.clone());
-    let key = SoftwareKey::generate().unwrap();
-    let eim_key = key.verifying_key().unwrap();
-    let eim = Eim::new(
-        store.clone(),
-        EimConfig {
-            eim_id: EimId::new(common::EIM_ID).unwrap(),
-            key: Arc::new(key),
-            trust: pki.trust_store().unwrap(),
-        },
-    );
     let tokens = MemTokenStore::new();
     let (operator, token) = new_token("ops", Scope::Operator, &mut rand::rng(), Timestamp(1));
     tokens.insert(token);
-    let routes = esipa::routes(eim.clone(), NoRelay).merge(api::eim::routes(eim, tokens));
-    let _server = ferrosim_server::start_with(
-        listener,
-        smdp,
-        ServerOptions::new(tls_identity(&pki)),
-        routes,
-    )
-    .await
-    .unwrap();
-    let ci = reqwest::Certificate::from_pem(pki.ci.certificate_pem().as_bytes()).unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([ci])
-        .build()
-        .unwrap();
-    let base = format!("https://{address}");
+    let eim = EimServer::start(1, common::EIM_ID, tokens, axum::Router::new()).await;
+    let (pki, http, base) = (&eim.pki, &eim.http, &eim.base);
     let rest = async |method: &str, path: &str, body: Option<Value>| -> (u16, Value) {
-        let url = format!("{base}{path}");
-        let mut request = match method {
-            "GET" => http.get(url),
-            _ => http.post(url),
-        }
-        .bearer_auth(&operator);
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        eim.rest(method, path, Some(&operator), body).await
     };
     // One ESipa message over the ASN.1 binding, as a v1.0 IPA sends it:
     // the answer's bytes and its X-Admin-Protocol.
@@ -141,19 +84,9 @@ async fn a_v1_0_ipa_over_https_is_answered_in_v1_0_and_logged_as_read_as_v1_0() 
     // A v1.0 device, associated with a disable queued.
     let issued = &pki.euiccs[0];
     let eid = issued.certificate.eid().unwrap();
-    let (status, body) = rest(
-        "POST",
-        "/api/v1/eim/devices",
-        Some(json!({
-            "eid": eid.digits(),
-            "eumCertificate": pki.eum.certificate_pem(),
-            "euiccCertificate": STANDARD.encode(issued.certificate.der()),
-            "counter": 10,
-            "associationToken": 0x42,
-            "euiccVersion": "v1.0",
-        })),
-    )
-    .await;
+    let mut association = eim.association(0);
+    association["euiccVersion"] = json!("v1.0");
+    let (status, body) = rest("POST", "/api/v1/eim/devices", Some(association)).await;
     assert_eq!(status, 201, "{body}");
     let mut device = Device {
         eid,
@@ -163,7 +96,7 @@ async fn a_v1_0_ipa_over_https_is_answered_in_v1_0_and_logged_as_read_as_v1_0() 
         token: Some(0x42),
         last_counter: 10,
         seq: 0,
-        eim_key,
+        eim_key: eim.eim_key.clone(),
     };
     let iccid = common::iccid(2);
     let (status, body) = rest(
