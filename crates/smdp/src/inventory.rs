@@ -30,7 +30,7 @@ pub enum InventoryError {
     #[error("profile {iccid}: {source}")]
     Personalise {
         /// The profile.
-        iccid: String,
+        iccid: Iccid,
         /// Why.
         source: ferrosim_saip::Error,
     },
@@ -331,7 +331,7 @@ async fn insert<S: Store>(
         package
             .personalise(&p)
             .map_err(|source| InventoryError::Personalise {
-                iccid: p.iccid.to_string(),
+                iccid: p.iccid.clone(),
                 source,
             })?;
         rows.push(NewProfile {

@@ -9,6 +9,8 @@
 
 use ferrosim_asn1::json::ResponseHeader;
 use ferrosim_asn1::json::es2::RequestHeader;
+use ferrosim_pki::Eid;
+use ferrosim_saip::Iccid;
 use serde::{Deserialize, Serialize};
 
 use super::{EndOfLifeError, ReusePolicy, RevokeError, device_to_clean};
@@ -24,8 +26,9 @@ use crate::time::Timestamp;
 pub struct RevokeProfileRequest {
     /// Header.
     pub header: RequestHeader,
-    /// The profile.
-    pub iccid: String,
+    /// The profile (an ICCID with a correct Luhn digit: anything else is
+    /// refused while the body is read).
+    pub iccid: Iccid,
     /// Why (kept with the revocation; at most [`super::MAX_REASON`] characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -44,7 +47,7 @@ pub struct RevokeProfileResponse {
     /// Header (`Executed-Success`).
     pub header: ResponseHeader,
     /// The profile.
-    pub iccid: String,
+    pub iccid: Iccid,
     /// `awaiting-device-delete`, `retired` or `quarantined`.
     pub end_of_life_state: String,
     /// The policy applied: `retire` or `quarantine`.
@@ -55,7 +58,7 @@ pub struct RevokeProfileResponse {
     /// as an eUICC package through the eIM), when it may be on one; the
     /// revocation completes when its delete notification arrives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delete_on_device: Option<String>,
+    pub delete_on_device: Option<Eid>,
     /// When the ICCID may be reused (RFC 3339), when that is known already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reusable_from: Option<String>,
@@ -87,8 +90,7 @@ impl<S: Store + EndOfLifeStore> Smdp<S> {
         req: &RevokeProfileRequest,
         now: Timestamp,
     ) -> Result<RevokeProfileResponse, Es2Error> {
-        let iccid =
-            ferrosim_saip::Iccid::new(req.iccid.trim()).map_err(|_| Es2Error::Invalid("iccid"))?;
+        let iccid = &req.iccid;
         let policy = match (&req.reuse_policy, req.quarantine_seconds) {
             (Some(name), secs) => {
                 if name == "retire" && secs.is_some_and(|s| s != 0) {
@@ -105,10 +107,10 @@ impl<S: Store + EndOfLifeStore> Smdp<S> {
             }
             (None, None) => self.store.reuse_policy(&operator.id).await?,
         };
-        let existing = self.store.revocation(&iccid).await?;
+        let existing = self.store.revocation(iccid).await?;
         let reason = req.reason.as_deref().unwrap_or("");
         let revocation = match self
-            .revoke_profile(&operator.id, &iccid, existing.as_ref(), policy, reason, now)
+            .revoke_profile(&operator.id, iccid, existing.as_ref(), policy, reason, now)
             .await
         {
             Ok(r) => r,
@@ -118,11 +120,11 @@ impl<S: Store + EndOfLifeStore> Smdp<S> {
         self.store.insert_revocation(&revocation).await?;
         Ok(RevokeProfileResponse {
             header: ResponseHeader::success(),
-            iccid: iccid.as_str().to_owned(),
+            iccid: iccid.clone(),
             end_of_life_state: revocation.state.as_str().to_owned(),
             reuse_policy: policy.name().to_owned(),
             quarantine_seconds: policy.quarantine_seconds(),
-            delete_on_device: device_to_clean(&revocation).map(ToString::to_string),
+            delete_on_device: device_to_clean(&revocation).copied(),
             reusable_from: revocation.reusable_from().map(Timestamp::to_rfc3339),
         })
     }

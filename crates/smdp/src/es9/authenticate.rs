@@ -70,7 +70,7 @@ struct Verified {
     eid: ferrosim_pki::Eid,
     public_key: Vec<u8>,
     signature1_tlv: Vec<u8>,
-    matching_id: Option<String>,
+    matching_id: Option<MatchingId>,
 }
 
 fn verify(
@@ -97,7 +97,7 @@ fn verify(
     else {
         return Err(unknown());
     };
-    if ok.transaction_id != tid.as_bytes() {
+    if ok.transaction_id.as_ref() != Some(&tid) {
         return Err(unknown());
     }
 
@@ -127,7 +127,12 @@ fn verify(
         eid: euicc.eid,
         public_key: euicc.public_key_sec1,
         signature1_tlv,
-        matching_id: ok.matching_id.filter(|m| !m.is_empty()),
+        // An invalid matching id names no order: refused as such.
+        matching_id: ok
+            .matching_id
+            .filter(|m| !m.is_empty())
+            .map(MatchingId::new)
+            .transpose()?,
     })
 }
 
@@ -141,7 +146,7 @@ fn bind(
 ) -> Outcome<AuthenticateClientResponse, Es9Error> {
     // The order the request names: by matching id, or the EID's released order.
     let named = |p: &ProfileRecord| match &v.matching_id {
-        Some(m) => p.matching_id().map(MatchingId::as_str) == Some(m.as_str()),
+        Some(m) => p.matching_id() == Some(m),
         None => p.order.as_ref().and_then(|o| o.eid) == Some(v.eid),
     };
     let Some(Versioned {
@@ -329,7 +334,9 @@ fn certificates(bytes: &[u8]) -> Result<(&[u8], &[u8]), Es9Error> {
 /// The fields of an AuthenticateServerResponse (BF38) the SM-DP+ acts on,
 /// read by tag from the received bytes.
 struct EuiccSigned1Fields {
-    transaction_id: Vec<u8>,
+    /// `None` when the signed bytes hold no valid transaction id (1 to 16
+    /// octets): then it matches no session.
+    transaction_id: Option<TransactionId>,
     server_address: String,
     server_challenge: Vec<u8>,
     matching_id: Option<String>,
@@ -373,7 +380,8 @@ impl EuiccSigned1Fields {
             |t: Tlv<'_>| String::from_utf8(t.value.to_vec()).map_err(|_| bad("text is not UTF-8"));
         let ctx = signed1.require(0xA0).map_err(tlv)?;
         Ok(Self {
-            transaction_id: signed1.require(0x80).map_err(tlv)?.value.to_vec(),
+            transaction_id: TransactionId::from_bytes(signed1.require(0x80).map_err(tlv)?.value)
+                .ok(),
             server_address: utf8(signed1.require(0x83).map_err(tlv)?)?,
             server_challenge: signed1.require(0x84).map_err(tlv)?.value.to_vec(),
             matching_id: ctx.find(0x80).map_err(tlv)?.map(utf8).transpose()?,

@@ -687,7 +687,7 @@ pub async fn revoke_profile<F: FleetStore, E: EimStore>(
     let answer = client
         .revoke_profile(&RevokeProfileRequest {
             header: client.header(),
-            iccid: iccid.as_str().to_owned(),
+            iccid: iccid.clone(),
             reason: request.reason.clone(),
             reuse_policy: request.reuse_policy.clone(),
             quarantine_seconds: request.quarantine_seconds,
