@@ -22,7 +22,7 @@ use ferrosim_euicc::EuiccState;
 use serde_json::{Value, json};
 
 use common::eim_lab::{EimLab, spki};
-use common::{ok, path};
+use common::ok;
 
 const EIM_ID: &str = "eim.eco.test";
 const SECOND_EIM: &str = "eim.second.test";
@@ -65,49 +65,21 @@ fn listed_eims(result: &Value) -> Vec<String> {
 async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let eid = lab.eid(0);
-    let euicc_state = lab.dir.path().join("euicc.json");
+    let card = lab.euicc_init(0, "euicc.json");
+    let (eid, euicc_state) = (card.eid.clone(), card.euicc_state.clone());
     let ipa_state = lab.dir.path().join("ipa.json");
-    let identity = path(&lab.smdp.pki_dir);
-    ok(&[
-        "euicc",
-        "init",
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-        "--state",
-        path(&euicc_state),
-    ]);
-    let device = [
-        "--euicc-state",
-        path(&euicc_state),
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-    ];
-    let mut add: Vec<&str> = vec!["ipa"];
-    add.extend(device);
-    add.extend(["add-initial-eim", "--file", path(&first_eim)]);
-    assert!(ok(&add).contains("initial eIM added"));
+    let device = card.args();
+    assert!(
+        card.add_initial_eim(&first_eim)
+            .contains("initial eIM added")
+    );
     lab.associate_ok(0).await;
     // Runs what is queued; the results it added at the eIM, in order.
     let mut seen = 0;
     let mut poll = async |expected: usize| -> Vec<Value> {
         let mut args: Vec<&str> = vec!["ipa"];
         args.extend(device);
-        args.extend([
-            "poll",
-            "--eim",
-            &lab.eim_address,
-            "--binding",
-            "asn1",
-            "--ca",
-            path(&lab.ca),
-            "--state",
-            path(&ipa_state),
-        ]);
+        args.extend(lab.poll_args("asn1", &ipa_state));
         let session: Value = serde_json::from_str(&ok(&args)).unwrap();
         assert_eq!(session["error"], Value::Null, "{session}");
         assert_eq!(

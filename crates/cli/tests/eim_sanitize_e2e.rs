@@ -16,7 +16,7 @@ use ferrosim_smdp::order::ProfileState as OrderState;
 use serde_json::{Value, json};
 
 use common::eim_lab::EimLab;
-use common::{ok, path};
+use common::ok;
 
 const EIM_ID: &str = "eim.sanitize.test";
 const TOKEN: i64 = 0x2A;
@@ -133,50 +133,21 @@ async fn garbage_is_refused(lab: &EimLab, eid: &str) {
 async fn a_device_is_wiped_verified_released_and_provisioned_afresh() {
     let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let eid = lab.eid(0);
-    let euicc_state = lab.dir.path().join("euicc.json");
+    let card = lab.euicc_init(0, "euicc.json");
+    let (eid, euicc_state) = (card.eid.clone(), card.euicc_state.clone());
     let ipa_state = lab.dir.path().join("ipa.json");
-    let identity = path(&lab.smdp.pki_dir);
-    ok(&[
-        "euicc",
-        "init",
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-        "--state",
-        path(&euicc_state),
-    ]);
-    let device = [
-        "--euicc-state",
-        path(&euicc_state),
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-    ];
+    let device = card.args();
     let add_eim = || {
-        let mut add: Vec<&str> = vec!["ipa"];
-        add.extend(device);
-        add.extend(["add-initial-eim", "--file", path(&first_eim)]);
-        assert!(ok(&add).contains("initial eIM added"));
+        assert!(
+            card.add_initial_eim(&first_eim)
+                .contains("initial eIM added")
+        );
     };
     let poll = || -> Value {
         let mut args: Vec<&str> = vec!["ipa"];
         args.extend(device);
-        args.extend([
-            "poll",
-            "--eim",
-            &lab.eim_address,
-            "--binding",
-            "asn1",
-            "--ca",
-            path(&lab.ca),
-            "--state",
-            path(&ipa_state),
-            "--download",
-            "direct",
-        ]);
+        args.extend(lab.poll_args("asn1", &ipa_state));
+        args.extend(["--download", "direct"]);
         let session: Value = serde_json::from_str(&ok(&args)).unwrap();
         assert_eq!(session["error"], Value::Null, "{session}");
         session

@@ -28,28 +28,10 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
     let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
     for (n, binding) in ["asn1", "json"].into_iter().enumerate() {
-        let eid = lab.eid(n);
-        let euicc_state = lab.dir.path().join(format!("euicc-{binding}.json"));
+        let card = lab.euicc_init(n, &format!("euicc-{binding}.json"));
+        let eid = card.eid.clone();
         let ipa_state = lab.dir.path().join(format!("ipa-{binding}.json"));
-        let identity = path(&lab.smdp.pki_dir);
-        ok(&[
-            "euicc",
-            "init",
-            "--identity",
-            identity,
-            "--eid",
-            &eid,
-            "--state",
-            path(&euicc_state),
-        ]);
-        let device = [
-            "--euicc-state",
-            path(&euicc_state),
-            "--identity",
-            identity,
-            "--eid",
-            &eid,
-        ];
+        let device = card.args();
         let with = |more: &[&'static str]| -> Vec<String> {
             device
                 .iter()
@@ -64,11 +46,10 @@ async fn ipa_poll_runs_the_eims_queue_over_both_bindings() {
                 .collect();
             serde_json::from_str(&ok(&args)).unwrap()
         };
-        let mut add = vec!["ipa".to_string()];
-        add.extend(with(&["add-initial-eim", "--file"]));
-        add.push(path(&first_eim).into());
-        let add: Vec<&str> = add.iter().map(String::as_str).collect();
-        assert!(ok(&add).contains("initial eIM added"));
+        assert!(
+            card.add_initial_eim(&first_eim)
+                .contains("initial eIM added")
+        );
         lab.associate_ok(n).await;
         let poll = |download: &'static str| -> Vec<String> {
             let mut args = with(&["poll", "--eim"]);

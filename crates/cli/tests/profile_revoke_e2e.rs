@@ -19,7 +19,7 @@ use ferrosim_testkit::cli::output_text as text;
 use serde_json::{Value, json};
 
 use common::eim_lab::EimLab;
-use common::{ferrosim, ok, path};
+use common::{ferrosim, ok};
 
 const EIM_ID: &str = "eim.revoke.test";
 const TOKEN: i64 = 0x1F;
@@ -30,51 +30,20 @@ async fn a_revoked_profile_is_deleted_on_the_device_and_the_smdp_knows() {
 
     let lab = EimLab::start(EIM_ID, TOKEN).await;
     let first_eim = lab.add_initial_eim();
-    let eid = lab.eid(0);
-    let euicc_state = lab.dir.path().join("euicc.json");
+    let card = lab.euicc_init(0, "euicc.json");
+    let (eid, euicc_state) = (card.eid.clone(), card.euicc_state.clone());
     let ipa_state = lab.dir.path().join("ipa.json");
-    let identity = path(&lab.smdp.pki_dir);
-    ok(&[
-        "euicc",
-        "init",
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-        "--state",
-        path(&euicc_state),
-    ]);
-    let device = [
-        "--euicc-state",
-        path(&euicc_state),
-        "--identity",
-        identity,
-        "--eid",
-        &eid,
-    ];
-    let mut add: Vec<&str> = vec!["ipa"];
-    add.extend(device);
-    add.extend(["add-initial-eim", "--file", path(&first_eim)]);
-    assert!(ok(&add).contains("initial eIM added"));
+    let device = card.args();
+    assert!(
+        card.add_initial_eim(&first_eim)
+            .contains("initial eIM added")
+    );
     lab.associate_ok(0).await;
     let poll = || -> Value {
         let mut args: Vec<&str> = vec!["ipa"];
         args.extend(device);
-        args.extend([
-            "poll",
-            "--eim",
-            &lab.eim_address,
-            "--binding",
-            "asn1",
-            "--ca",
-            path(&lab.ca),
-            "--state",
-            path(&ipa_state),
-            "--download",
-            "direct",
-            "--rplmn",
-            "26201",
-        ]);
+        args.extend(lab.poll_args("asn1", &ipa_state));
+        args.extend(["--download", "direct", "--rplmn", "26201"]);
         serde_json::from_str(&ok(&args)).unwrap()
     };
 

@@ -4,7 +4,7 @@
 //! read-only API token; plus the REST calls and the first-eIM file the
 //! tests make against it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
@@ -22,6 +22,8 @@ use ferrosim_smdp::order::ProfileState as OrderState;
 use ferrosim_smdp::store::ProfileStore;
 use ferrosim_testkit::{TestSmdp, TestSmdpOptions};
 use serde_json::{Value, json};
+
+use super::{ok, path};
 
 /// The DER SubjectPublicKeyInfo of a P-256 public key (what an eIM
 /// configuration carries as `eimPublicKey`).
@@ -115,6 +117,43 @@ impl EimLab {
             .eid()
             .expect("EID in the eUICC certificate")
             .digits()
+    }
+
+    /// `ferrosim euicc init` of the PKI's eUICC number `n`, its state in
+    /// the file `state_file` of [`EimLab::dir`].
+    pub fn euicc_init(&self, n: usize, state_file: &str) -> CliDevice {
+        let device = CliDevice {
+            eid: self.eid(n),
+            euicc_state: self.dir.path().join(state_file),
+            identity: path(&self.smdp.pki_dir).to_owned(),
+        };
+        ok(&[
+            "euicc",
+            "init",
+            "--identity",
+            &device.identity,
+            "--eid",
+            &device.eid,
+            "--state",
+            path(&device.euicc_state),
+        ]);
+        device
+    }
+
+    /// `poll --eim ADDRESS --binding BINDING --ca CI --state IPA_STATE`:
+    /// the arguments of `ferrosim ipa … poll` against this eIM.
+    pub fn poll_args<'a>(&'a self, binding: &'a str, ipa_state: &'a Path) -> [&'a str; 9] {
+        [
+            "poll",
+            "--eim",
+            &self.eim_address,
+            "--binding",
+            binding,
+            "--ca",
+            path(&self.ca),
+            "--state",
+            path(ipa_state),
+        ]
     }
 
     /// A call to the eIM: `GET` or (any other `method`) `POST` of `path`,
@@ -246,5 +285,39 @@ impl EimLab {
         )
         .expect("writing the first eIM");
         file
+    }
+}
+
+/// A virtual IoT eUICC of the lab's PKI kept in a state file, as the
+/// `ferrosim ipa` commands drive it.
+pub struct CliDevice {
+    /// Its EID (digits).
+    pub eid: String,
+    /// The file holding the eUICC's state.
+    pub euicc_state: PathBuf,
+    identity: String,
+}
+
+impl CliDevice {
+    /// `--euicc-state FILE --identity DIR --eid EID`: what every `ferrosim
+    /// ipa` command for this device starts with.
+    pub fn args(&self) -> [&str; 6] {
+        [
+            "--euicc-state",
+            path(&self.euicc_state),
+            "--identity",
+            &self.identity,
+            "--eid",
+            &self.eid,
+        ]
+    }
+
+    /// `ferrosim ipa … add-initial-eim --file FILE`, which must succeed;
+    /// returns its standard output.
+    pub fn add_initial_eim(&self, file: &Path) -> String {
+        let mut args = vec!["ipa"];
+        args.extend(self.args());
+        args.extend(["add-initial-eim", "--file", path(file)]);
+        ok(&args)
     }
 }
