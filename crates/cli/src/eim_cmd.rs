@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_asn1::rasn::types::{BitString, Integer};
 use ferrosim_asn1::{decode_der, encode_der, sgp32};
-use ferrosim_eim::{Eim, EimConfig, EimId, Timestamp};
+use ferrosim_eim::{Eim, EimConfig, EimId, Iccid, Timestamp};
 use ferrosim_server::api::eim::ops;
 use ferrosim_server::api::eim::{
     AssociateRequest, DataItemName, DeviceListQuery, EimConfigurationJson, QueueRequest, SgpVersion,
@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::admin_cmd::block_on;
 use crate::config::{InstanceArgs, InstanceConfig};
+use crate::id_args;
 use crate::instance::{Access, Instance, open_existing};
 
 /// `ferrosim eim …`
@@ -50,8 +51,8 @@ enum EimCommand {
     /// counter value and association token of this eIM in its eUICC.
     Associate {
         /// EID (32 digits).
-        #[arg(long)]
-        eid: String,
+        #[arg(long, value_parser = id_args::eid)]
+        eid: ferrosim_ids::Eid,
         /// CERT.EUICC.ECDSA (PEM or DER); default `<pki dir>/eUICC/<EID>.pem`.
         #[arg(long)]
         euicc_cert: Option<PathBuf>,
@@ -205,18 +206,18 @@ enum EimCommand {
 #[derive(Debug, Args)]
 struct Eid {
     /// EID (32 digits).
-    #[arg(long)]
-    eid: String,
+    #[arg(long, value_parser = id_args::eid)]
+    eid: ferrosim_ids::Eid,
 }
 
 #[derive(Debug, Args)]
 struct Profile {
     /// EID (32 digits).
-    #[arg(long)]
-    eid: String,
+    #[arg(long, value_parser = id_args::eid)]
+    eid: ferrosim_ids::Eid,
     /// ICCID of the profile.
-    #[arg(long)]
-    iccid: String,
+    #[arg(long, value_parser = id_args::iccid)]
+    iccid: Iccid,
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,7 +313,7 @@ fn api(e: ferrosim_server::api::ApiError) -> anyhow::Error {
 async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> anyhow::Result<()> {
     let (eim, identity) = open_eim(cfg, inst, Access::Existing)?;
     let now = Timestamp::now();
-    let queue = |eid: String, request: QueueRequest| enqueue(&eim, eid, request);
+    let queue = |eid: ferrosim_ids::Eid, request: QueueRequest| enqueue(&eim, eid, request);
     match command {
         EimCommand::Associate {
             eid,
@@ -323,7 +324,6 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             euicc_version,
             emulated,
         } => {
-            ops::parse_eid(&eid).map_err(api)?;
             let euicc_cert = euicc_cert
                 .unwrap_or_else(|| cfg.pki_dir().join("eUICC").join(format!("{eid}.pem")));
             let eum_cert = eum_cert.unwrap_or_else(|| cfg.pki_dir().join("EUM").join("eum.pem"));
@@ -350,10 +350,22 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             };
             print(&ops::list_devices(&eim, &query).await.map_err(api)?)
         }
-        EimCommand::Show(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?),
-        EimCommand::Queue(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.queue),
-        EimCommand::Results(d) => print(&ops::results(&eim, &d.eid).await.map_err(api)?),
-        EimCommand::Profiles(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.profiles),
+        EimCommand::Show(d) => print(&ops::device(&eim, &d.eid.to_string()).await.map_err(api)?),
+        EimCommand::Queue(d) => print(
+            &ops::device(&eim, &d.eid.to_string())
+                .await
+                .map_err(api)?
+                .queue,
+        ),
+        EimCommand::Results(d) => {
+            print(&ops::results(&eim, &d.eid.to_string()).await.map_err(api)?)
+        }
+        EimCommand::Profiles(d) => print(
+            &ops::device(&eim, &d.eid.to_string())
+                .await
+                .map_err(api)?
+                .profiles,
+        ),
         EimCommand::Enable { target, rollback } => {
             queue(
                 target.eid,
@@ -403,12 +415,14 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             queue(device.eid, QueueRequest::DataRequest { items }).await
         }
         EimCommand::Withdraw { device, item } => {
-            ops::withdraw(&eim, &device.eid, item).await.map_err(api)?;
+            ops::withdraw(&eim, &device.eid.to_string(), item)
+                .await
+                .map_err(api)?;
             println!("item {item} withdrawn");
             Ok(())
         }
         EimCommand::Emulated { device, set } => {
-            let view = ops::set_emulated(&eim, &device.eid, set == "on")
+            let view = ops::set_emulated(&eim, &device.eid.to_string(), set == "on")
                 .await
                 .map_err(api)?;
             print(&view)
@@ -421,17 +435,25 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             let request = ferrosim_server::api::eim::SanitizeRequest {
                 keep_provisioning_profiles,
             };
-            let report = ops::sanitize(&eim, &device.eid, &request, &mut rand::rng(), now)
+            let report = ops::sanitize(
+                &eim,
+                &device.eid.to_string(),
+                &request,
+                &mut rand::rng(),
+                now,
+            )
+            .await
+            .map_err(api)?;
+            show_report(&report, json)
+        }
+        EimCommand::SanitizeReport { device, json } => {
+            let report = ops::sanitize_report(&eim, &device.eid.to_string())
                 .await
                 .map_err(api)?;
             show_report(&report, json)
         }
-        EimCommand::SanitizeReport { device, json } => {
-            let report = ops::sanitize_report(&eim, &device.eid).await.map_err(api)?;
-            show_report(&report, json)
-        }
         EimCommand::Release { device, json } => {
-            let report = ops::release(&eim, &device.eid, &mut rand::rng(), now)
+            let report = ops::release(&eim, &device.eid.to_string(), &mut rand::rng(), now)
                 .await
                 .map_err(api)?;
             show_report(&report, json)
@@ -472,10 +494,20 @@ fn show_report(
     Ok(())
 }
 
-async fn enqueue(eim: &Eim<SqlStore>, eid: String, request: QueueRequest) -> anyhow::Result<()> {
-    let queued = ops::enqueue(eim, &eid, &request, &mut rand::rng(), Timestamp::now())
-        .await
-        .map_err(api)?;
+async fn enqueue(
+    eim: &Eim<SqlStore>,
+    eid: ferrosim_ids::Eid,
+    request: QueueRequest,
+) -> anyhow::Result<()> {
+    let queued = ops::enqueue(
+        eim,
+        &eid.to_string(),
+        &request,
+        &mut rand::rng(),
+        Timestamp::now(),
+    )
+    .await
+    .map_err(api)?;
     print(&queued)
 }
 

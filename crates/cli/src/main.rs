@@ -25,6 +25,7 @@ mod euicc_cmd;
 mod fleet;
 mod fleet_cmd;
 mod fleet_serve;
+mod id_args;
 mod init_cmd;
 mod instance;
 mod ipa_cmd;

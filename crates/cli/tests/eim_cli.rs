@@ -173,6 +173,18 @@ fn the_eim_cli_runs_the_operations_of_the_rest_api() {
     refused(&dir, &["eim", "show", "--eid", "123"], "not an EID");
     refused(
         &dir,
+        &[
+            "eim",
+            "disable",
+            "--eid",
+            "89049032123451234512345678901234",
+            "--iccid",
+            "8944000000000000001",
+        ],
+        "not an EID",
+    );
+    refused(
+        &dir,
         &["eim", "enable", "--eid", &eid, "--iccid", "12x"],
         "not an ICCID",
     );

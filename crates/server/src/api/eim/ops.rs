@@ -28,11 +28,6 @@ pub fn parse_eid(text: &str) -> Result<Eid, ApiError> {
         .map_err(|e| ApiError::bad_request(&format!("`{text}` is not an EID: {e}")))
 }
 
-fn parse_iccid(text: &str) -> Result<Iccid, ApiError> {
-    Iccid::new(text.trim())
-        .map_err(|e| ApiError::bad_request(&format!("`{text}` is not an ICCID: {e}")))
-}
-
 /// A certificate given as PEM or as base64 of its DER.
 pub fn certificate_bytes(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
     let text = text.trim();
@@ -94,9 +89,8 @@ pub async fn associate<S: EimStore>(
     request: AssociateRequest,
     now: Timestamp,
 ) -> Result<DeviceView, ApiError> {
-    let eid = parse_eid(&request.eid)?;
     let association = AssociationRequest {
-        eid,
+        eid: request.eid,
         eum_certificate: certificate_bytes(&request.eum_certificate, "eumCertificate")?,
         euicc_certificate: certificate_bytes(&request.euicc_certificate, "euiccCertificate")?,
         counter: Counter::new(request.counter.into()).map_err(eim_error)?,
@@ -105,7 +99,8 @@ pub async fn associate<S: EimStore>(
         emulated: request.emulated,
     };
     eim.associate(association, now).await.map_err(eim_error)?;
-    device(eim, &request.eid).await
+    let record = eim.device(&request.eid).await.map_err(eim_error)?;
+    Ok(device_view(&record))
 }
 
 /// One device.
@@ -276,19 +271,19 @@ pub fn package_content(request: &QueueRequest) -> Result<PackageContent, ApiErro
     let eco = |op| Ok(PackageContent::Ecos(vec![op]));
     match request {
         QueueRequest::Enable { iccid, rollback } => psmo(Operation::Enable {
-            iccid: parse_iccid(iccid)?,
+            iccid: iccid.clone(),
             rollback: *rollback,
         }),
         QueueRequest::Disable { iccid } => psmo(Operation::Disable {
-            iccid: parse_iccid(iccid)?,
+            iccid: iccid.clone(),
         }),
         QueueRequest::Delete { iccid } => psmo(Operation::Delete {
-            iccid: parse_iccid(iccid)?,
+            iccid: iccid.clone(),
         }),
         QueueRequest::ListProfiles {} => psmo(Operation::ListProfiles),
         QueueRequest::GetRat {} => psmo(Operation::GetRat),
         QueueRequest::SetFallback { iccid } => psmo(Operation::SetFallback {
-            iccid: parse_iccid(iccid)?,
+            iccid: iccid.clone(),
         }),
         QueueRequest::UnsetFallback {} => psmo(Operation::UnsetFallback),
         QueueRequest::SetDefaultDpAddress { address } => psmo(Operation::SetDefaultDpAddress {

@@ -1,6 +1,7 @@
 //! The JSON of the eIM API: requests (camelCase, unknown fields refused)
 //! and the views of devices, queues and results.
 
+use ferrosim_eim::{Eid, Iccid};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,8 +21,10 @@ pub enum SgpVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AssociateRequest {
-    /// EID, 32 digits.
-    pub eid: String,
+    /// EID, 32 digits with valid check digits (anything else is refused
+    /// with 400 while the body is read).
+    #[schema(value_type = String)]
+    pub eid: Eid,
     /// CERT.EUM.ECDSA: PEM, or base64 of the DER.
     pub eum_certificate: String,
     /// CERT.EUICC.ECDSA: PEM, or base64 of the DER.
@@ -113,21 +116,24 @@ pub enum QueueRequest {
     /// PSMO enable; with `rollback`, the IPA may return to the previous
     /// profile if the new one does not connect.
     Enable {
-        /// The profile's ICCID.
-        iccid: String,
+        /// The profile's ICCID (refused with 400 unless valid).
+        #[schema(value_type = String)]
+        iccid: Iccid,
         /// Grant ProfileRollback.
         #[serde(default)]
         rollback: bool,
     },
     /// PSMO disable.
     Disable {
-        /// The profile's ICCID.
-        iccid: String,
+        /// The profile's ICCID (refused with 400 unless valid).
+        #[schema(value_type = String)]
+        iccid: Iccid,
     },
     /// PSMO delete.
     Delete {
-        /// The profile's ICCID.
-        iccid: String,
+        /// The profile's ICCID (refused with 400 unless valid).
+        #[schema(value_type = String)]
+        iccid: Iccid,
     },
     /// PSMO listProfileInfo (every profile).
     ListProfiles {},
@@ -135,8 +141,9 @@ pub enum QueueRequest {
     GetRat {},
     /// PSMO setFallbackAttribute (SGP.32 v1.2 eUICCs).
     SetFallback {
-        /// The profile's ICCID.
-        iccid: String,
+        /// The profile's ICCID (refused with 400 unless valid).
+        #[schema(value_type = String)]
+        iccid: Iccid,
     },
     /// PSMO unsetFallbackAttribute (SGP.32 v1.2 eUICCs).
     UnsetFallback {},
