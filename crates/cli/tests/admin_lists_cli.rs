@@ -6,77 +6,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::process::Output;
+use ferrosim_testkit::cli::{Instance, ferrosim_command, output_text as text};
 
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
+const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
 
-const PACKAGE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
-);
-
-/// An instance in a temporary directory with operator acme, type ts48 and
-/// four profiles (IMSIs 001-01-0000000001..4); `run` adds `--data-dir`.
-struct Instance {
-    root: tempfile::TempDir,
-    data: String,
+/// An instance with operator acme, type ts48 and four profiles (IMSIs
+/// 001-01-0000000001..4).
+fn stocked() -> Instance {
+    Instance::stocked(FERROSIM, 4)
 }
 
-impl Instance {
-    fn stocked() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let data = root.path().join("data").to_str().unwrap().to_owned();
-        let me = Self { root, data };
-        me.ok(&["init", "--smdp-address", "smdp.example.com"]);
-        me.ok(&["operator", "add", "--id", "acme"]);
-        me.ok(&[
-            "profile-type",
-            "import",
-            "--operator",
-            "acme",
-            "--name",
-            "ts48",
-            "--package",
-            PACKAGE,
-        ]);
-        me.ok(&generate("8944000000000000019", "001-01-0000000001", "4"));
-        me
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--data-dir", &self.data]);
-        ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-            .args(&all)
-            .output()
-            .expect("running ferrosim")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ferrosim {args:?} failed: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Fails with a message containing `expected`, without panicking.
-    fn refused(&self, args: &[&str], expected: &str) {
-        let out = self.run(args);
-        let t = text(&out);
-        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
-        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
-        assert!(
-            t.contains(expected),
-            "ferrosim {args:?}: expected `{expected}` in: {t}"
-        );
-    }
-
-    fn profiles(&self) -> usize {
-        self.ok(&["profiles", "list"]).lines().count()
-    }
+/// How many profiles the instance lists.
+fn profiles(i: &Instance) -> usize {
+    i.ok(&["profiles", "list"]).lines().count()
 }
 
 fn generate<'a>(first_iccid: &'a str, first_imsi: &'a str, count: &'a str) -> Vec<&'a str> {
@@ -98,8 +40,8 @@ fn generate<'a>(first_iccid: &'a str, first_imsi: &'a str, count: &'a str) -> Ve
 
 #[test]
 fn a_batch_reusing_an_imsi_is_refused_whole() {
-    let i = Instance::stocked();
-    assert_eq!(i.profiles(), 4);
+    let i = stocked();
+    assert_eq!(profiles(&i), 4);
     // The third profile of the first batch has IMSI 001010000000003.
     let holder = i
         .ok(&["profiles", "list"])
@@ -112,9 +54,9 @@ fn a_batch_reusing_an_imsi_is_refused_whole() {
         &generate("8944000000000001009", "001-01-0000000002", "3"),
         "IMSI 001010000000002 is already used by ICCID 894400000000000002",
     );
-    assert_eq!(i.profiles(), 4, "nothing of the refused batch stored");
+    assert_eq!(profiles(&i), 4, "nothing of the refused batch stored");
     // import: a CSV whose second row has a taken IMSI.
-    let csv = i.root.path().join("batch.csv");
+    let csv = i.root().join("batch.csv");
     std::fs::write(
         &csv,
         "iccid,imsi,ki,opc\n\
@@ -137,15 +79,15 @@ fn a_batch_reusing_an_imsi_is_refused_whole() {
         &args,
         &format!("IMSI 001010000000003 is already used by ICCID {holder}"),
     );
-    assert_eq!(i.profiles(), 4, "nothing of the refused batch stored");
+    assert_eq!(profiles(&i), 4, "nothing of the refused batch stored");
     // Fresh IMSIs go in.
     i.ok(&generate("8944000000000001009", "001-01-0000000005", "2"));
-    assert_eq!(i.profiles(), 6);
+    assert_eq!(profiles(&i), 6);
 }
 
 #[test]
 fn orders_are_listed_and_paged_and_garbage_is_refused() {
-    let i = Instance::stocked();
+    let i = stocked();
     assert_eq!(i.ok(&["order", "list"]), "", "no orders yet");
     i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
     i.ok(&[
@@ -227,7 +169,7 @@ fn orders_are_listed_and_paged_and_garbage_is_refused() {
 
 #[test]
 fn callbacks_and_notifications_are_listed_and_garbage_is_refused() {
-    let i = Instance::stocked();
+    let i = stocked();
     assert_eq!(i.ok(&["callbacks", "list"]), "");
     assert_eq!(
         i.ok(&[

@@ -8,9 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::process::Output;
+use ferrosim_testkit::cli::Instance;
 
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
+const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
 
 const PACKAGE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,100 +21,16 @@ const OTHER_PACKAGE: &str = concat!(
     "/../../testdata/upp/TS48V3-SAIP2-3-NOBERTLV-UNIQUE.der"
 );
 
-/// `ferrosim ARGS` with no instance settings from the environment.
-fn ferrosim(args: &[&str]) -> Output {
-    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim")
-}
-
-/// An instance in a temporary directory; `run` adds `--data-dir`.
-struct Instance {
-    _root: tempfile::TempDir,
-    data: String,
-}
-
-impl Instance {
-    fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let data = root.path().join("data").to_str().unwrap().to_owned();
-        let me = Self { _root: root, data };
-        me.ok(&["init", "--smdp-address", "smdp.example.com"]);
-        me
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--data-dir", &self.data]);
-        ferrosim(&all)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ferrosim {args:?} failed: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Fails with a message containing `expected`, without panicking.
-    fn refused(&self, args: &[&str], expected: &str) -> String {
-        let out = self.run(args);
-        let t = text(&out);
-        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
-        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
-        assert!(
-            t.contains(expected),
-            "ferrosim {args:?}: expected `{expected}` in: {t}"
-        );
-        t
-    }
-
-    /// The line of `profiles stats` for `state`, as a number.
-    fn count(&self, state: &str) -> u64 {
-        let stats = self.ok(&["profiles", "stats"]);
-        stats
-            .lines()
-            .find_map(|l| {
-                let mut w = l.split_whitespace();
-                (w.next() == Some(state)).then(|| w.next().unwrap().parse().unwrap())
-            })
-            .unwrap_or(0)
-    }
-
-    /// operator acme, type ts48, `n` profiles.
-    fn stocked(n: u32) -> Self {
-        let i = Self::new();
-        i.ok(&["operator", "add", "--id", "acme"]);
-        i.ok(&[
-            "profile-type",
-            "import",
-            "--operator",
-            "acme",
-            "--name",
-            "ts48",
-            "--package",
-            PACKAGE,
-        ]);
-        i.ok(&[
-            "profiles",
-            "generate",
-            "--operator",
-            "acme",
-            "--type",
-            "ts48",
-            "--count",
-            &n.to_string(),
-            "--first-iccid",
-            "8944000000000000019",
-            "--first-imsi",
-            "001-01-0000000001",
-        ]);
-        i
-    }
+/// The line of `profiles stats` for `state`, as a number.
+fn count(i: &Instance, state: &str) -> u64 {
+    let stats = i.ok(&["profiles", "stats"]);
+    stats
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(state)).then(|| w.next().unwrap().parse().unwrap())
+        })
+        .unwrap_or(0)
 }
 
 /// The value after `label` on a line of `out`.
@@ -142,7 +58,7 @@ fn import_args<'a>(name: &'a str, package: &'a str, extra: &[&'a str]) -> Vec<&'
 
 #[test]
 fn a_profile_type_is_never_replaced_silently() {
-    let i = Instance::stocked(3);
+    let i = Instance::stocked(FERROSIM, 3);
     let before = i.ok(&[
         "profile-type",
         "show",
@@ -243,7 +159,7 @@ fn a_profile_type_is_never_replaced_silently() {
             ],
             expected,
         );
-        assert_eq!(i.count("available"), 0, "after --type-version {bad:?}");
+        assert_eq!(count(&i, "available"), 0, "after --type-version {bad:?}");
     }
     i.ok(&["order", "cancel", "--operator", "acme", &iccid]);
     i.ok(&["order", "cancel", "--operator", "acme", &later]);
@@ -327,7 +243,7 @@ fn a_profile_type_is_never_replaced_silently() {
 
 #[test]
 fn every_profile_type_field_is_checked_at_import() {
-    let i = Instance::new();
+    let i = Instance::new(FERROSIM);
     i.ok(&["operator", "add", "--id", "acme"]);
     let long = "x".repeat(65);
     let long_spn = "S".repeat(33);
@@ -389,7 +305,7 @@ fn every_profile_type_field_is_checked_at_import() {
 
 #[test]
 fn a_profile_type_allows_the_fallback_attribute_only_when_told() {
-    let i = Instance::new();
+    let i = Instance::new(FERROSIM);
     i.ok(&["operator", "add", "--id", "acme"]);
     let out = i.ok(&import_args("iot", PACKAGE, &["--fallback-allowed"]));
     assert!(out.contains("fallback allowed"), "{out}");
@@ -425,7 +341,7 @@ fn a_profile_type_allows_the_fallback_attribute_only_when_told() {
 
 #[test]
 fn a_refused_order_leaves_no_profile_reserved_and_names_the_iccid() {
-    let i = Instance::stocked(3);
+    let i = Instance::stocked(FERROSIM, 3);
     let first = i.ok(&[
         "order",
         "create",
@@ -437,7 +353,7 @@ fn a_refused_order_leaves_no_profile_reserved_and_names_the_iccid() {
         "ABCDE-12345",
     ]);
     let first_iccid = field(&first, "iccid:").to_owned();
-    assert_eq!(i.count("available"), 2);
+    assert_eq!(count(&i, "available"), 2);
 
     // Refused before anything is reserved.
     let refusals: Vec<(Vec<&str>, &str)> = vec![
@@ -470,8 +386,8 @@ fn a_refused_order_leaves_no_profile_reserved_and_names_the_iccid() {
         if expected.contains("already used") {
             assert!(t.contains(&first_iccid), "{t}");
         }
-        assert_eq!(i.count("available"), 2, "after {extra:?}");
-        assert_eq!(i.count("allocated"), 0, "after {extra:?}");
+        assert_eq!(count(&i, "available"), 2, "after {extra:?}");
+        assert_eq!(count(&i, "allocated"), 0, "after {extra:?}");
     }
     for (extra, expected) in [
         (vec!["--type", ""], "--type"),
@@ -482,21 +398,21 @@ fn a_refused_order_leaves_no_profile_reserved_and_names_the_iccid() {
         let mut args = vec!["order", "create", "--operator", "acme"];
         args.extend_from_slice(&extra);
         i.refused(&args, expected);
-        assert_eq!(i.count("available"), 2, "after {extra:?}");
+        assert_eq!(count(&i, "available"), 2, "after {extra:?}");
     }
     i.refused(
         &["order", "create", "--operator", "nobody", "--type", "ts48"],
         "unknown operator nobody",
     );
-    assert_eq!(i.count("available"), 2);
+    assert_eq!(count(&i, "available"), 2);
     // A good order still works afterwards.
     i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
-    assert_eq!(i.count("available"), 1);
+    assert_eq!(count(&i, "available"), 1);
 }
 
 #[test]
 fn callback_urls_are_the_operators_es2_base() {
-    let i = Instance::new();
+    let i = Instance::new(FERROSIM);
     let full = "https://backoffice.example/gsma/rsp2/es2plus/handleDownloadProgressInfo";
     i.ok(&[
         "operator",
@@ -536,7 +452,7 @@ fn callback_urls_are_the_operators_es2_base() {
 
 #[test]
 fn an_orders_history_is_read_by_iccid_or_matching_id() {
-    let i = Instance::stocked(1);
+    let i = Instance::stocked(FERROSIM, 1);
     let created = i.ok(&[
         "order",
         "create",

@@ -6,98 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-use std::process::Output;
+use ferrosim_testkit::cli::{Instance, output_text as text};
 
-use ferrosim_testkit::cli::{ferrosim_command, output_text as text};
-
-const PACKAGE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der"
-);
-
-/// `ferrosim ARGS` with no instance settings from the environment.
-fn ferrosim(args: &[&str]) -> Output {
-    ferrosim_command(env!("CARGO_BIN_EXE_ferrosim"))
-        .args(args)
-        .output()
-        .expect("running ferrosim")
-}
-
-/// An instance in a temporary directory; `run` adds `--data-dir`.
-struct Instance {
-    _root: tempfile::TempDir,
-    data: String,
-}
-
-impl Instance {
-    fn new() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        let data = root.path().join("data").to_str().unwrap().to_owned();
-        let me = Self { _root: root, data };
-        me.ok(&["init", "--smdp-address", "smdp.example.com"]);
-        me
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--data-dir", &self.data]);
-        ferrosim(&all)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "ferrosim {args:?} failed: {}",
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Fails with a message containing `expected`, without panicking.
-    fn refused(&self, args: &[&str], expected: &str) -> String {
-        let out = self.run(args);
-        let t = text(&out);
-        assert!(!out.status.success(), "ferrosim {args:?} succeeded: {t}");
-        assert!(!t.contains("panicked"), "ferrosim {args:?} panicked: {t}");
-        assert!(
-            t.contains(expected),
-            "ferrosim {args:?}: expected `{expected}` in: {t}"
-        );
-        t
-    }
-
-    /// operator acme, type ts48, `n` profiles.
-    fn stocked(n: u32) -> Self {
-        let i = Self::new();
-        i.ok(&["operator", "add", "--id", "acme"]);
-        i.ok(&[
-            "profile-type",
-            "import",
-            "--operator",
-            "acme",
-            "--name",
-            "ts48",
-            "--package",
-            PACKAGE,
-        ]);
-        i.ok(&[
-            "profiles",
-            "generate",
-            "--operator",
-            "acme",
-            "--type",
-            "ts48",
-            "--count",
-            &n.to_string(),
-            "--first-iccid",
-            "8944000000000000019",
-            "--first-imsi",
-            "001-01-0000000001",
-        ]);
-        i
-    }
-}
+const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
 
 /// The value after `label` on a line of `out`.
 fn field<'a>(out: &'a str, label: &str) -> &'a str {
@@ -113,7 +24,7 @@ fn json(out: &str) -> serde_json::Value {
 
 #[test]
 fn revoking_ends_the_order_and_follows_the_reuse_policy() {
-    let i = Instance::stocked(3);
+    let i = Instance::stocked(FERROSIM, 3);
     i.ok(&["operator", "add", "--id", "other"]);
     let shown = json(&i.ok(&["profile", "reuse-policy", "--operator", "acme"]));
     assert_eq!(shown["policy"], "retire");
@@ -239,7 +150,7 @@ fn revoking_ends_the_order_and_follows_the_reuse_policy() {
 
 #[test]
 fn a_revoked_iccid_is_imported_again_only_under_its_reuse_policy() {
-    let i = Instance::stocked(1);
+    let i = Instance::stocked(FERROSIM, 1);
     let order = i.ok(&["order", "create", "--operator", "acme", "--type", "ts48"]);
     let iccid = field(&order, "iccid:").to_owned();
     let generate = |imsi: &str| {
