@@ -21,6 +21,7 @@ use ferrosim_asn1::tlv::{Tlv, tlv};
 use ferrosim_asn1::{decode_der, encode_der, named_bits, rsp, sgp32};
 use std::sync::Arc;
 
+use ferrosim_ids::TransactionId;
 use ferrosim_pki::{CertRole, KeyId, VerifiedDp};
 use rand::CryptoRng;
 use tracing::info;
@@ -240,9 +241,14 @@ impl Isdr {
             self.identity.eum_certificate().der(),
         ]
         .concat();
+        // The ASN.1 type bounds it to 1 to 16 octets, as TransactionId does.
+        let Ok(transaction_id) = TransactionId::from_bytes(&tid) else {
+            self.session = None;
+            return Ok(auth_error(&tid, AuthenticateErrorCode::UndefinedError));
+        };
         if let Some(session) = self.session.as_mut() {
             session.server = Some(ServerSession {
-                transaction_id: tid,
+                transaction_id,
                 server_address: server_signed1.server_address.clone(),
                 smdp_oid: verified.smdp_oid.to_string(),
                 ci_key_id: verified.ci_key_id.clone(),

@@ -145,7 +145,7 @@ impl Isdr {
                 parts.signature,
             )
             .map_err(|_| E::InvalidSignature)?;
-        if smdp_signed2.transaction_id.0.as_ref() != server.transaction_id.as_slice() {
+        if smdp_signed2.transaction_id.0.as_ref() != server.transaction_id.as_bytes() {
             return Err(E::InvalidTransactionId);
         }
         if smdp_signed2.cc_required_flag && hash_cc.is_none() {
@@ -169,7 +169,7 @@ impl Isdr {
         let Some(server) = self.session.as_ref().and_then(|s| s.server.clone()) else {
             return invalid();
         };
-        if request.transaction_id.0.as_ref() != server.transaction_id.as_slice() {
+        if request.transaction_id.0.as_ref() != server.transaction_id.as_bytes() {
             return invalid();
         }
         let Some(smdp_oid) = dotted_to_oid(&server.smdp_oid) else {

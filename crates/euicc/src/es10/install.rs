@@ -80,7 +80,7 @@ impl Isdr {
         };
         let eid = identity.eid().to_bcd();
         let binding = SessionBinding {
-            transaction_id: &server.transaction_id,
+            transaction_id: server.transaction_id.as_bytes(),
             dppb: download.dppb.certificate.verifying_key(),
             one_time_key: &download.one_time_key,
             eid: &eid,
@@ -216,7 +216,7 @@ impl Isdr {
             }
         };
         let data = rsp::ProfileInstallationResultData::new(
-            rsp::TransactionId(OctetString::from(server.transaction_id.clone())),
+            rsp::TransactionId(OctetString::from(server.transaction_id.as_bytes().to_vec())),
             rsp::NotificationMetadata::new(
                 Integer::from(seq),
                 NotificationOperation::Install.event(),

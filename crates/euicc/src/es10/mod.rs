@@ -34,6 +34,7 @@ use ferrosim_asn1::rasn::{Decode, Encode};
 use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::{decode_der, encode_der};
 use ferrosim_crypto::ecka::OneTimeKeyPair;
+use ferrosim_ids::TransactionId;
 use ferrosim_pki::{KeyId, VerifiedDp};
 use rand::CryptoRng;
 use tracing::debug;
@@ -89,7 +90,7 @@ pub(crate) struct Session {
 /// What AuthenticateServer established.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerSession {
-    transaction_id: Vec<u8>,
+    transaction_id: TransactionId,
     server_address: String,
     /// The SM-DP+ OID of CERT.DPauth, dotted.
     smdp_oid: String,
