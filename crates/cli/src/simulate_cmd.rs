@@ -58,6 +58,15 @@ pub struct SimulateArgs {
     /// --target: the operator's ES2+ token.
     #[arg(long, env = "FERROSIM_ES2_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// --target, IoT scenarios: an operator API token of the target (its
+    /// fleet and eIM REST APIs: associations, devices, reports, outages).
+    #[arg(long, env = "FERROSIM_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// --target, IoT scenarios: the AddInitialEim request (DER, from
+    /// `ferrosim eim bootstrap --out`) that gives each device's eUICC the
+    /// target's eIM.
+    #[arg(long, value_name = "FILE", requires = "target")]
+    add_initial_eim: Option<PathBuf>,
     /// --target: the profile type ordered (default: the phones' fleet group's).
     #[arg(long, requires = "target")]
     profile_type: Option<String>,
@@ -89,6 +98,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
                 ca: args.ca,
                 operator: args.operator,
                 token: args.token,
+                api_token: args.api_token,
+                add_initial_eim: args.add_initial_eim,
                 profile_type: args.profile_type,
                 devices: args.devices,
                 seed: args.seed,

@@ -29,6 +29,8 @@ pub struct LiveArgs {
     pub ca: Option<PathBuf>,
     pub operator: Option<String>,
     pub token: Option<String>,
+    pub api_token: Option<String>,
+    pub add_initial_eim: Option<PathBuf>,
     pub profile_type: Option<String>,
     pub devices: Option<u32>,
     pub seed: Option<u64>,
@@ -136,6 +138,14 @@ pub fn run(scenario: &Scenario, args: LiveArgs) -> anyhow::Result<()> {
             "--target needs --pki DIR: the test PKI whose EUM the target trusts (CI/ci.pem, EUM/eum.pem, EUM/eum.key.pem)"
         );
     };
+    let iot_only = !scenario
+        .population
+        .mixes
+        .iter()
+        .any(|m| matches!(m.kind, ferrosim_sim::scenario::DeviceKind::Consumer));
+    if iot_only {
+        return run_iot(scenario, &args, options, pki, time_scale);
+    }
     let Some(operator) = args.operator.as_deref().filter(|o| !o.trim().is_empty()) else {
         bail!("--target needs --operator ID: the operator whose ES2+ orders the phones download");
     };
@@ -207,6 +217,118 @@ pub fn run(scenario: &Scenario, args: LiveArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The IoT devices of `scenario` against the target's eIM, fleet and
+/// SM-DP+ (`ferrosim_sim::live::iot`).
+fn run_iot(
+    scenario: &Scenario,
+    args: &LiveArgs,
+    mut options: LiveOptions,
+    pki: &std::path::Path,
+    time_scale: f64,
+) -> anyhow::Result<()> {
+    let Some(api_token) = args.api_token.as_deref().filter(|t| !t.trim().is_empty()) else {
+        bail!(
+            "--target with an IoT scenario needs --api-token (or FERROSIM_API_TOKEN): an operator API token of the target"
+        );
+    };
+    let Some(add_initial_eim) = &args.add_initial_eim else {
+        bail!(
+            "--target with an IoT scenario needs --add-initial-eim FILE: the target's AddInitialEim request (ferrosim eim bootstrap --out FILE)"
+        );
+    };
+    let add_initial_eim = std::fs::read(add_initial_eim).with_context(|| {
+        format!(
+            "--add-initial-eim: cannot read {}",
+            add_initial_eim.display()
+        )
+    })?;
+    let issuer = Arc::new(EumIssuer::from_pki_dir(pki)?);
+    let ca = args.ca.clone().unwrap_or_else(|| pki.join("CI/ci.pem"));
+    options.tls_roots_pem =
+        std::fs::read(&ca).with_context(|| format!("--ca: cannot read {}", ca.display()))?;
+    let access = ferrosim_sim::live::iot::IotAccess {
+        api_token: api_token.to_owned(),
+        add_initial_eim,
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        println!(
+            "ferrosim simulate {} in full fidelity against {}: {} IoT devices, the event at {time_scale:.1}x, at most {} s",
+            scenario.scenario.name, options.target.base_url, options.devices, args.max_duration
+        );
+        let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} scenario {pos}/{len} s [{bar:30}] {elapsed} wall  {msg}",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
+        bar
+    };
+    let mut progress = |p: &LiveProgress| {
+        bar.set_position(u64::try_from(p.sim_ms / 1000).unwrap_or(0));
+        bar.set_message(if p.sim_ms == 0 {
+            format!(
+                "{} in the fleet, {} with primary and fallback",
+                p.started, p.done
+            )
+        } else {
+            format!(
+                "{} registrations, {} on their fallback",
+                p.done, p.registered
+            )
+        });
+    };
+    let mut outcome = None;
+    block_on(async {
+        outcome = Some(
+            ferrosim_sim::simulate_live_iot(scenario, &options, access, issuer, &mut progress)
+                .await?,
+        );
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let Some((collected, metrics, summary)) = outcome else {
+        bail!("the run ended without a result");
+    };
+    ferrosim_sim::report::write(&args.out, &summary, &metrics, &collected)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else if let Some(ff) = &summary.full_fidelity_iot {
+        let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
+        println!(
+            "{}: full-fidelity against {}: {} IoT devices ({} associated, {} in the fleet, {} with primary and fallback after {:.1} s), {:.0} scenario minutes in {:.1} s of event",
+            summary.scenario,
+            ff.target,
+            ff.devices,
+            ff.associated,
+            ff.registered_in_fleet,
+            ff.converged,
+            ff.converge_s,
+            summary.simulated_s / 60.0,
+            ff.event_s
+        );
+        println!(
+            "failovers decided {}, completed {} (p50 {}, p99 {}, max {}); returns decided {}, completed {}; {} on their fallback at the end",
+            ff.failovers_decided,
+            summary.failover_completion_s.count,
+            secs(summary.failover_completion_s.p50),
+            secs(summary.failover_completion_s.p99),
+            secs(summary.failover_completion_s.max),
+            ff.returns_decided,
+            summary.return_completion_s.count,
+            ff.on_fallback_at_end
+        );
+        for (cause, n) in &ff.setup_failures {
+            println!("  setup failed {n:>4}: {cause}");
+        }
+        println!("report: {}", args.out.join("report.html").display());
+    }
+    Ok(())
+}
+
 fn print(summary: &Summary, out: &std::path::Path) {
     let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.2} %", v * 100.0));
     let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
@@ -248,7 +370,7 @@ fn print(summary: &Summary, out: &std::path::Path) {
     }
     if ff.iot_not_run > 0 {
         println!(
-            "{} IoT devices of the scenario not run (their IPAs against an eIM over HTTPS are not run yet)",
+            "{} IoT devices of the scenario not run (a mixed scenario runs its phones only)",
             ff.iot_not_run
         );
     }

@@ -324,9 +324,11 @@ fn garbage_arguments_are_refused_clearly() {
     bad_pki[4] = dir.path().join("nowhere").to_str().unwrap().to_owned();
     refused(bad_pki, "--pki");
     refused(base(&["--ca", "/nonexistent/ca.pem"]), "--ca: cannot read");
+    // An IoT scenario runs against the target's eIM and fleet: it needs
+    // their API token (simulate_https_iot.rs runs it).
     let mut iot = base(&[]);
     iot[0] = "outage".into();
-    refused(iot, "consumer phones");
+    refused(iot, "--api-token");
     // A loopback target where nothing listens: every order fails, said so.
     refused(base(&["--devices", "3"]), "no ES2+ order could be placed");
 }

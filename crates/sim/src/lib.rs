@@ -76,3 +76,23 @@ pub async fn simulate_live<D: live::OrderDesk>(
     summary.full_fidelity = Some(figures);
     Ok((collected, metrics, summary))
 }
+
+/// Runs `scenario`'s IoT devices in full fidelity against
+/// `options.target`'s eIM, fleet and SM-DP+ ([`live::iot`]) and builds its
+/// summary, marked as such. The signature work happens at the target and
+/// in the devices' eUICCs and is not counted here.
+pub async fn simulate_live_iot(
+    scenario: &Scenario,
+    options: &live::LiveOptions,
+    access: live::iot::IotAccess,
+    issuer: std::sync::Arc<live::EumIssuer>,
+    progress: &mut dyn FnMut(&live::LiveProgress),
+) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
+    let started = std::time::Instant::now();
+    let (collected, figures) = live::iot::run(scenario, options, access, issuer, progress).await?;
+    let metrics = collected.metrics();
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut summary = Summary::new(&collected, &metrics, cost::EcCosts::default(), wall_s);
+    summary.full_fidelity_iot = Some(figures);
+    Ok((collected, metrics, summary))
+}

@@ -424,6 +424,10 @@ pub struct Summary {
     /// A full-fidelity run's target and figures (absent in virtual time).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_fidelity: Option<crate::live::FullFidelity>,
+    /// A full-fidelity run of IoT devices: the target and figures (absent
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_fidelity_iot: Option<crate::live::iot::IotFullFidelity>,
 }
 
 impl Summary {
@@ -487,6 +491,7 @@ impl Summary {
             loop_s: c.loop_s,
             peak_rss_bytes: peak_rss_bytes(),
             full_fidelity: None,
+            full_fidelity_iot: None,
         }
     }
 }
@@ -587,6 +592,14 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                         (format!("{:.0}", summary.simulated_s / 60.0)) " scenario minutes in "
                         (format!("{:.1}", summary.wall_s)) " s wall time." }
                     (PreEscaped(crate::live::html(ff)))
+                } @else if let Some(ff) = &summary.full_fidelity_iot {
+                    h1 { "Scenario " (summary.scenario) ", full-fidelity against " (ff.target) }
+                    p { (ff.devices) " IoT devices, seed " (summary.seed) ", their IPAs and agents over real HTTPS to the eIM, fleet and SM-DP+ of "
+                        (ff.target) (if ff.loopback { " (loopback)" } else { " (remote)" }) "; the event on the scenario's clock at "
+                        (format!("{:.1}", ff.time_scale)) "x, the devices' software and the target in real time; "
+                        (format!("{:.0}", summary.simulated_s / 60.0)) " scenario minutes in "
+                        (format!("{:.1}", ff.event_s)) " s of event after " (format!("{:.1}", ff.converge_s)) " s of provisioning." }
+                    (PreEscaped(crate::live::iot::html(ff)))
                 } @else {
                     h1 { "Scenario " (summary.scenario) }
                     p { (summary.devices) " devices, seed " (summary.seed) ", " (summary.shards) " shards, "
@@ -657,7 +670,7 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 @for chart in &charts {
                     div class="chart" { (PreEscaped(chart)) }
                 }
-                @if summary.full_fidelity.is_none() {
+                @if summary.full_fidelity.is_none() && summary.full_fidelity_iot.is_none() {
                 h2 { "Signature work" }
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
                     (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; measured costs "

@@ -92,6 +92,11 @@ impl EumIssuer {
 
     /// Phone `n`'s EID: the EUM's prefix, zeros, `n`.
     pub fn eid(&self, n: u32) -> Result<Eid, SimError> {
+        self.eid_at(u64::from(n))
+    }
+
+    /// The EID of number `n` in the EUM's range: its prefix, zeros, `n`.
+    pub fn eid_at(&self, n: u64) -> Result<Eid, SimError> {
         let free = EID_BODY_DIGITS.saturating_sub(self.prefix.len());
         let digits = n.to_string();
         if digits.len() > free {

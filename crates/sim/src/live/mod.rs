@@ -27,6 +27,7 @@
 //! refused unless allowed ([`target`]).
 
 pub mod identity;
+pub mod iot;
 mod link;
 mod phone;
 mod record;
@@ -188,8 +189,9 @@ pub struct FullFidelity {
     pub orders_s: f64,
     /// Phones whose scan fell inside the scenario's duration.
     pub scheduled: u64,
-    /// The scenario's IoT devices among `--devices`: not run in full
-    /// fidelity (their IPAs against an eIM over HTTPS are not run yet).
+    /// The scenario's IoT devices among `--devices`: not run in a scenario
+    /// that mixes them with phones (a scenario of IoT devices only runs
+    /// them against the target's eIM and fleet, [`iot`]).
     pub iot_not_run: u64,
     /// Phones that started their download.
     pub started: u64,
@@ -353,8 +355,8 @@ pub async fn run<D: OrderDesk>(
     let population = Population::new(scenario, &fleet_config, &network, devices, seed)?;
     if !population.has_consumers() {
         return Err(SimError::Parameter(format!(
-            "full-fidelity mode runs a scenario's consumer phones (festival, airport); {} has none \
-             (its IoT devices' IPAs are not run against an eIM over HTTPS yet)",
+            "full-fidelity mode runs a scenario's consumer phones here; {} has none among these \
+             devices (a scenario of IoT devices only runs them against the target's eIM and fleet)",
             scenario.scenario.name
         )));
     }
@@ -568,7 +570,7 @@ pub fn html(ff: &FullFidelity) -> String {
             tr { th { "registered on their carrier" } td { (ff.registered) } }
             tr { th { "downloads tried again after a transient failure" } td { (ff.download_retries) } }
             @if ff.iot_not_run > 0 {
-                tr { th { "IoT devices of the scenario not run (no eIM over HTTPS yet)" } td { (ff.iot_not_run) } }
+                tr { th { "IoT devices of the scenario not run (a mixed scenario runs its phones only)" } td { (ff.iot_not_run) } }
             }
             tr { th { "notifications left undelivered" } td { (ff.notifications_undelivered) } }
             tr { th { "downloads per second" } td { (format!("{:.2}", ff.downloads_per_s)) } }

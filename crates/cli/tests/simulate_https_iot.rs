@@ -1,0 +1,431 @@
+//! `ferrosim simulate outage --target`: the outage's IoT devices against a
+//! running `ferrosim serve` (its eIM, fleet and SM-DP+) over real HTTPS.
+//!
+//! The server is a real process with the scenario's fleet catalog (its
+//! three carriers as operators of its SM-DP+, each with a profile type
+//! that allows the fallback attribute), the rule's timings shortened for
+//! the compressed event. The simulator associates each device with the
+//! eIM, registers it in the fleet, lets the fleet provision its primary
+//! and staged fallback through the devices' real IPAs, then plays the
+//! outage: the devices report what the network model says, the fleet
+//! decides the failovers and returns, the devices' agents have their IPAs
+//! run them on the eUICCs. The test checks the outcome in the server's own
+//! records and the report's consistency; and refuses garbage arguments.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+mod fleet_lab;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::iot::{add_initial_eim, operator_token};
+use common::{FERROSIM, spawn};
+use ferrosim_pki::{TestPki, TestPkiOptions};
+use ferrosim_saip::{Iccid, Imsi};
+use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::inventory::{self, ProfileRange};
+use ferrosim_store::{SqlStore, StoreOptions};
+use ferrosim_testkit::cli::{ferrosim_command, output_text};
+use ferrosim_testkit::serve::ServeCommand;
+use serde_json::Value;
+
+/// IoT devices of the run.
+const DEVICES: &str = "20";
+/// The carriers of the outage scenario and the ICCID prefixes of their
+/// profiles at the SM-DP+.
+const CARRIERS: [(&str, &str); 3] = [
+    ("carrier-a", "894400"),
+    ("carrier-b", "894410"),
+    ("carrier-c", "894420"),
+];
+
+/// `ferrosim ARGS` must fail, naming `expected`, without a panic.
+fn refused(args: &[&str], expected: &str) {
+    let out = ferrosim_command(FERROSIM).args(args).output().unwrap();
+    let all = output_text(&out);
+    assert!(!out.status.success(), "{args:?} should fail: {all}");
+    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected `{expected}` in: {all}"
+    );
+}
+
+fn p(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+/// The outage scenario's fleet catalog for the server: its carriers'
+/// SM-DP+ is the server's (credentials in files), the rule's timings
+/// shortened for an event compressed 200 times (no jitter, no per-minute
+/// limit, a 3 s dwell).
+fn fleet_toml(address: &str, dir: &Path) -> String {
+    let scenario = ferrosim_sim::Scenario::builtin("outage").unwrap();
+    let mut fleet: toml::Table = toml::from_str(&scenario.fleet_toml()).unwrap();
+    for carrier in fleet["carrier"].as_array_mut().unwrap() {
+        let c = carrier.as_table_mut().unwrap();
+        let name = c["name"].as_str().unwrap().to_owned();
+        c.insert("smdp_address".into(), address.into());
+        c.insert("smdp_is_ferrosim".into(), true.into());
+        c.insert(
+            "es2_credentials".into(),
+            format!("file:{}", p(&dir.join(format!("{name}.toml")))).into(),
+        );
+        c.remove("rate_limits");
+        // The SM-DP+'s profile types allow the fallback attribute.
+        for t in c["profile_type"].as_array_mut().unwrap() {
+            t.as_table_mut()
+                .unwrap()
+                .insert("fallback_allowed".into(), true.into());
+        }
+    }
+    for rule in fleet["rule"].as_array_mut().unwrap() {
+        let r = rule.as_table_mut().unwrap();
+        r.insert("return_dwell".into(), "3s".into());
+        r.insert("min_on_fallback".into(), "2s".into());
+        r.insert("max_fraction_per_minute".into(), 1.0.into());
+        r.insert("jitter".into(), "0s".into());
+    }
+    let reconciler = fleet["reconciler"].as_table_mut().unwrap();
+    reconciler.insert("retry_base".into(), "1s".into());
+    reconciler.insert("retry_max".into(), "4s".into());
+    toml::to_string(&fleet).unwrap()
+}
+
+/// Each carrier an operator of the SM-DP+ with its profile type `iot`
+/// (allowing the fallback attribute) and enough profiles for every device;
+/// its ES2+ credentials in `dir`.
+async fn seed(url: &str, dir: &Path) {
+    let store = SqlStore::connect(url, &StoreOptions::default())
+        .await
+        .unwrap();
+    for (carrier, first) in CARRIERS {
+        let token = fleet_lab::seed_operator(&store, carrier, "iot", first).await;
+        inventory::generate_profiles(
+            &store,
+            &OperatorId::new(carrier).unwrap(),
+            "iot",
+            &ProfileRange {
+                count: 40,
+                first_iccid: Iccid::from_body(&format!("{first}000000000101")).unwrap(),
+                first_imsi: Imsi::with_mnc_len(&format!("00101{}00000101", &first[4..]), 2)
+                    .unwrap(),
+            },
+            &mut rand::rng(),
+            ferrosim_smdp::time::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{carrier}.toml")),
+            format!("operator = {carrier:?}\ntoken = {token:?}\n"),
+        )
+        .unwrap();
+    }
+    store.close().await;
+}
+
+async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
+    let resp = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_devices_fail_over_and_return_through_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let pki = TestPki::generate(&TestPkiOptions {
+        euicc_count: 1,
+        smdp_address: "localhost".into(),
+        ..TestPkiOptions::default()
+    })
+    .unwrap();
+    pki.write_to(&pki_dir).unwrap();
+    let ci_pem = pki.ci.certificate_pem();
+    // The fleet's configuration names the SM-DP+ by its address: a port
+    // the system gave, free again for the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("localhost:{port}");
+    let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
+    seed(&url, dir.path()).await;
+    let fleet = dir.path().join("fleet.toml");
+    std::fs::write(&fleet, fleet_toml(&address, dir.path())).unwrap();
+    // All the devices share the simulator's address: no per-address limit.
+    let config = dir.path().join("ferrosim.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[access]\nenabled = false\n[eim]\nenabled = true\n[fleet]\nconfig = {:?}\ntick_ms = 100\n",
+            p(&fleet)
+        ),
+    )
+    .unwrap();
+    let instance = vec![
+        "--data-dir".to_owned(),
+        p(&data_dir),
+        "--pki-dir".to_owned(),
+        p(&pki_dir),
+        "--config".to_owned(),
+        p(&config),
+    ];
+    let server = spawn(
+        ServeCommand::new(FERROSIM)
+            .data_dir(&data_dir)
+            .pki_dir(&pki_dir)
+            .config(&config)
+            .listen(([127, 0, 0, 1], port).into()),
+    )
+    .await;
+    server
+        .wait_healthy(&ci_pem, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let token = operator_token(&instance);
+    let first_eim = dir.path().join("first-eim.der");
+    std::fs::write(&first_eim, add_initial_eim(&instance, dir.path())).unwrap();
+
+    let target = format!("https://{address}");
+    let out_dir = dir.path().join("report");
+    let args = [
+        "outage",
+        "--target",
+        &target,
+        "--pki",
+        &p(&pki_dir),
+        "--api-token",
+        &token,
+        "--add-initial-eim",
+        &p(&first_eim),
+        "--devices",
+        DEVICES,
+        // The outage's 90 minutes in 27 s.
+        "--time-scale",
+        "200",
+        "--seed",
+        "3",
+        "--max-duration",
+        "180",
+        "--out",
+        &p(&out_dir),
+        "--json",
+    ]
+    .map(str::to_owned);
+    let run = tokio::task::spawn_blocking(move || {
+        ferrosim_command(FERROSIM)
+            .arg("simulate")
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = output_text(&run);
+    assert!(run.status.success(), "{text}");
+    let summary: Value = serde_json::from_slice(&run.stdout).expect(&text);
+    let ff = &summary["full_fidelity_iot"];
+    eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap());
+    let devices: u64 = DEVICES.parse().unwrap();
+
+    // Every device associated, in the fleet, holding its primary and its
+    // staged fallback before the event; the event ran to its end.
+    assert_eq!(ff["devices"], devices, "{ff:#}");
+    assert_eq!(ff["associated"], devices, "{ff:#}");
+    assert_eq!(ff["registered_in_fleet"], devices, "{ff:#}");
+    assert_eq!(ff["converged"], devices, "{ff:#}");
+    assert_eq!(ff["cut_off"], false, "{ff:#}");
+    assert_eq!(ff["setup_failures"], serde_json::json!({}), "{ff:#}");
+    // Two profiles downloaded by each device's IPA.
+    assert!(ff["downloads"].as_u64().unwrap() >= 2 * devices, "{ff:#}");
+
+    // The server's own records: the devices of group `meters` (primary on
+    // A) failed over and came back, each once, decided by its fleet.
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let listed = get(&http, &target, &token, "/api/v1/fleet/devices?limit=1000").await;
+    let listed = listed["devices"].as_array().unwrap().clone();
+    assert_eq!(listed.len() as u64, devices);
+    let meters: Vec<String> = listed
+        .iter()
+        .filter(|d| d["group"] == "meters")
+        .map(|d| d["eid"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!meters.is_empty(), "no device of group meters: {listed:#?}");
+    // The decisions of the event (the devices ran on for a few seconds
+    // after it to carry out the last ones; the fleet may have decided more
+    // meanwhile).
+    let ended_at = ff["ended_at_ms"].as_i64().unwrap();
+    let mut switches: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut later = Vec::new();
+    let decisions = get(&http, &target, &token, "/api/v1/fleet/decisions?limit=1000").await;
+    for d in decisions["decisions"].as_array().unwrap() {
+        if d["what"]["decision"] == "switch" && d["at"].as_i64().unwrap() > ended_at {
+            later.push(d["device"].as_str().unwrap().to_owned());
+        } else if d["what"]["decision"] == "switch" {
+            let e = switches
+                .entry(d["device"].as_str().unwrap().to_owned())
+                .or_default();
+            if d["what"]["failover"] == true {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    // Only devices on A switched, each at most once each way: the rule
+    // spaces the switches onto a carrier evenly over a real minute (at most
+    // as many a minute as devices are staged there), so at this speed-up
+    // not every device's turn comes inside the compressed outage.
+    for (eid, s) in &switches {
+        assert!(meters.contains(eid), "{eid} is not on A: {switches:?}");
+        assert!(*s == (1, 0) || *s == (1, 1), "{eid}: {switches:?}");
+    }
+    let failovers = switches.len() as u64;
+    let returns = switches.values().filter(|s| s.1 == 1).count() as u64;
+    assert!(failovers >= 1 && returns >= 1, "{switches:?}");
+    for eid in meters.iter().filter(|e| !later.contains(e)) {
+        // On the fallback if it failed over and has not returned, on the
+        // primary otherwise, as the eUICC's results and the agent told the
+        // fleet; the eIM holds the eUICC's verified results.
+        let on_fallback = switches.get(eid) == Some(&(1, 0));
+        let v = get(
+            &http,
+            &target,
+            &token,
+            &format!("/api/v1/fleet/devices/{eid}"),
+        )
+        .await;
+        let profiles = v["profiles"].as_array().unwrap();
+        let enabled: Vec<&str> = profiles
+            .iter()
+            .filter(|p| p["enabled"] == true)
+            .map(|p| p["iccid"].as_str().unwrap())
+            .collect();
+        let expected = if on_fallback {
+            CARRIERS[1].1
+        } else {
+            CARRIERS[0].1
+        };
+        assert!(
+            enabled.len() == 1 && enabled[0].starts_with(expected),
+            "{eid}: {v:#}"
+        );
+        let results = get(
+            &http,
+            &target,
+            &token,
+            &format!("/api/v1/eim/devices/{eid}/results"),
+        )
+        .await;
+        assert!(
+            results.as_array().is_some_and(|r| !r.is_empty()),
+            "{eid}: no verified result at the eIM: {results:#}"
+        );
+    }
+
+    // The report: the failovers and returns as the server decided them,
+    // each completed, with measured times; the agents ran them on the
+    // eUICCs; the devices' reports and the outage's declarations reached
+    // the fleet.
+    assert_eq!(summary["failovers"], failovers, "{summary:#}");
+    assert_eq!(summary["returns"], returns, "{summary:#}");
+    assert_eq!(ff["failovers_decided"], failovers);
+    assert_eq!(ff["returns_decided"], returns);
+    assert_eq!(summary["failover_completion_s"]["count"], failovers);
+    assert_eq!(summary["return_completion_s"]["count"], returns);
+    let p50 = summary["failover_completion_s"]["p50"].as_f64().unwrap();
+    let max = summary["failover_completion_s"]["max"].as_f64().unwrap();
+    assert!(p50 > 0.0 && p50 <= max && max < 60.0, "{summary:#}");
+    let executed = ff["agent_commands"]["agent.executeFallbackMechanism"]
+        .as_u64()
+        .unwrap_or(0);
+    let returned = ff["agent_commands"]["agent.returnFromFallback"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(executed >= failovers && returned >= returns, "{ff:#}");
+    assert_eq!(ff["local_switches"], executed + returned, "{ff:#}");
+    assert_eq!(ff["local_refusals"], 0, "{ff:#}");
+    assert_eq!(ff["on_fallback_at_end"], executed - returned, "{ff:#}");
+    assert!(ff["reports_sent"].as_u64().unwrap() > 2 * devices, "{ff:#}");
+    assert_eq!(ff["report_failures"], 0, "{ff:#}");
+    // Carrier A's outage declared and declared over in each of the
+    // scenario's eight areas.
+    assert_eq!(ff["declarations"], 16, "{ff:#}");
+    assert_eq!(ff["declaration_failures"], 0, "{ff:#}");
+    let rate = summary["registration_success_rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 1.0, "{summary:#}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains(&format!("full-fidelity against {target}")));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["summary"]["full_fidelity_iot"], *ff);
+
+    // Garbage: refused with a message naming what is missing or wrong.
+    let pki_arg = p(&pki_dir);
+    let eim_arg = p(&first_eim);
+    let base = ["simulate", "outage", "--target", &target, "--pki", &pki_arg];
+    refused(
+        &[&base[..], &["--add-initial-eim", &eim_arg]].concat(),
+        "--api-token",
+    );
+    refused(
+        &[&base[..], &["--api-token", &token]].concat(),
+        "--add-initial-eim",
+    );
+    let garbage = dir.path().join("garbage.der");
+    std::fs::write(&garbage, b"\x30\x03\x02\x01\x00").unwrap();
+    refused(
+        &[
+            &base[..],
+            &["--api-token", &token, "--add-initial-eim", &p(&garbage)],
+        ]
+        .concat(),
+        "--add-initial-eim",
+    );
+    refused(
+        &[
+            &base[..],
+            &[
+                "--api-token",
+                &token,
+                "--add-initial-eim",
+                &eim_arg,
+                "--devices",
+                "501",
+            ],
+        ]
+        .concat(),
+        "--devices",
+    );
+    refused(
+        &[
+            &base[..],
+            &[
+                "--api-token",
+                "wrong",
+                "--add-initial-eim",
+                &eim_arg,
+                "--devices",
+                "2",
+            ],
+        ]
+        .concat(),
+        "/api/v1/fleet/groups",
+    );
+}
