@@ -12,7 +12,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::audit;
 use ferrosim_testkit::operator::SlowCallbackEndpoint;
@@ -20,7 +19,8 @@ use ferrosim_testkit::serve::ServeCommand;
 use ferrosim_testkit::{Es2Client, OPERATOR};
 
 use common::{
-    FERROSIM, download_all, https_client, order_devices, restart, seed, spawn, wait_for_outbox,
+    FERROSIM, download_all, https_client, loopback_pki, order_devices, restart, seed, spawn,
+    wait_for_outbox,
 };
 
 const DEVICES: usize = 5;
@@ -33,15 +33,7 @@ const CALLBACK_CONFIG: &str =
 async fn callbacks_survive_an_operator_outage_and_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: DEVICES,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.path().join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), DEVICES);
     let config = dir.path().join("ferrosim.toml");
     std::fs::write(&config, CALLBACK_CONFIG).unwrap();
 

@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use ferrosim_lpa::es9::{Es9Function, function};
 use ferrosim_lpa::{Es9Client, Es9ClientError, SmdpAddress};
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::ServeCommand;
@@ -40,7 +39,8 @@ use ferrosim_testkit::{audit, fresh_postgres};
 use tokio::sync::Mutex;
 
 use common::{
-    Device, FERROSIM, https_client, order_devices, restart, seed, spawn, wait_for_outbox,
+    Device, FERROSIM, https_client, loopback_pki, order_devices, restart, seed, spawn,
+    wait_for_outbox,
 };
 
 const DEVICES: usize = 100;
@@ -78,15 +78,7 @@ async fn kill_9_mid_downloads_on_postgres() {
 async fn lost_package_answer_is_downloaded_again() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 1,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.path().join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), 1);
     let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
     let sink = SlowCallbackEndpoint::start(Duration::ZERO).await.unwrap();
     let token = seed(&url, &sink.url, 1).await;
@@ -163,15 +155,7 @@ impl<C: Es9Client> Es9Client for LosePackageAnswer<C> {
 async fn crash_and_recover(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: DEVICES,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.path().join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), DEVICES);
 
     // Seed the database the server will open: its default SQLite file in the
     // data directory, or the PostgreSQL database.

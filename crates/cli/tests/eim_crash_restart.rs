@@ -39,7 +39,6 @@ use std::time::Duration;
 use ferrosim_eim::{EimStore, ItemOutcome, Trust};
 use ferrosim_euicc::ProfileState;
 use ferrosim_ipa::{Binding, PackageOutcome};
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::fresh_postgres;
 use ferrosim_testkit::serve::ServeCommand;
@@ -50,7 +49,7 @@ use tokio::task::JoinSet;
 use common::iot::{
     Eims, IotDevice, Operator, add_initial_eim, direct_client, operator_token, p1, p2,
 };
-use common::{FERROSIM, restart, spawn};
+use common::{FERROSIM, loopback_pki, restart, spawn};
 
 const DEVICES: usize = 100;
 /// Results acknowledged before the kill (of `DEVICES * operations().len()`).
@@ -106,15 +105,8 @@ fn path(p: &Path) -> String {
 
 async fn crash_and_recover(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: DEVICES,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let data_dir = dir.path().join("data");
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), DEVICES);
     // All the devices and the operator share one address: limits above
     // what they make, as for a fleet behind one NAT.
     let config = dir.path().join("ferrosim.toml");

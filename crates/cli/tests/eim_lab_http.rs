@@ -14,12 +14,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_testkit::serve::ServeCommand;
 use serde_json::Value;
 
 use common::iot::{ASSOCIATION_TOKEN, add_initial_eim, ferrosim_ok};
-use common::{FERROSIM, spawn};
+use common::{FERROSIM, loopback_pki, spawn};
 
 fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
@@ -39,15 +38,8 @@ fn lab_address(log: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ipa_polls_over_plain_http_only_when_a_lab_listener_is_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 1,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let data_dir = dir.path().join("data");
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), 1);
     let ca = dir.path().join("ci.pem");
     std::fs::write(&ca, &ci_pem).unwrap();
     let http = reqwest::Client::new();

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -27,7 +26,7 @@ use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use ferrosim_testkit::{Es2Client, OPERATOR, PROFILE_TYPE};
 
-use common::{FERROSIM, https_client, order_devices, seed};
+use common::{FERROSIM, https_client, loopback_pki, order_devices, seed};
 
 /// Imported with the KEK: K and OPc that must never be stored in clear.
 const IMPORTED: [(&str, &str); 2] = [
@@ -181,15 +180,7 @@ async fn sealed_migrated_rotated_and_downloads_keep_working() {
     let data_dir = root.join("data");
     let db = data_dir.join("ferrosim.db");
     let url = format!("sqlite:{}", db.display());
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 3,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = root.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(root, 3);
     let config = root.join("ferrosim.toml");
     std::fs::write(
         &config,

@@ -17,7 +17,6 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -27,7 +26,7 @@ use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use ferrosim_testkit::softhsm::{self, CONF_ENV, MODULE, PIN_ENV};
 use ferrosim_testkit::{Es2Client, OPERATOR};
 
-use common::{FERROSIM, https_client, order_devices, seed};
+use common::{FERROSIM, https_client, loopback_pki, order_devices, seed};
 
 const TOKEN: &str = "ferrosim-kek";
 const PIN: &str = "pin-2718-user";
@@ -91,15 +90,7 @@ async fn a_kek_in_a_token_seals_and_moves_to_a_file_while_serving() {
     let data_dir = root.join("data");
     let db = data_dir.join("ferrosim.db");
     let url = format!("sqlite:{}", db.display());
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 2,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = root.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(root, 2);
     let head =
         "[orders]\nhousekeeping_interval_secs = 1\n[secrets]\npurge_after_install = \"off\"\n";
     let token_table = format!("[secrets.kek_pkcs11]\nmodule = \"{MODULE}\"\ntoken = \"{TOKEN}\"\n");

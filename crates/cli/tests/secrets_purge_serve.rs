@@ -13,7 +13,6 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Personalisation};
 use ferrosim_smdp::store::ProfileStore;
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -21,7 +20,7 @@ use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use ferrosim_testkit::{Es2Client, OPERATOR};
 
-use common::{FERROSIM, https_client, order_devices, seed, spawn};
+use common::{FERROSIM, https_client, loopback_pki, order_devices, seed, spawn};
 
 /// The clear forms of a profile's K and OPc (hex) as a grep would look for them.
 fn key_needles(p: &Personalisation) -> Vec<String> {
@@ -84,15 +83,7 @@ async fn serve(data_dir: &Path, pki_dir: &Path, config: &Path, ci_pem: &str) -> 
 async fn installed_profiles_lose_their_keys_unless_configured_off() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 1,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.path().join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), 1);
     let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
     let sink = SlowCallbackEndpoint::start(Duration::ZERO).await.unwrap();
     let token = seed(&url, &sink.url, 2).await;

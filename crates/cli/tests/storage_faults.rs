@@ -20,7 +20,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_server::es2_client::Es2ClientError;
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::namespace::{self, Place};
@@ -28,7 +27,7 @@ use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::{ServeCommand, ServeProcess};
 use ferrosim_testkit::{Es2Client, OPERATOR, PROFILE_TYPE, audit};
 
-use common::{FERROSIM, https_client, order_devices, seed, spawn};
+use common::{FERROSIM, https_client, loopback_pki, order_devices, seed, spawn};
 
 #[test]
 fn serve_refuses_a_damaged_database() {
@@ -144,15 +143,7 @@ async fn ready(server: &ServeProcess, ci_pem: &str) -> (u16, String) {
 /// when `database_url` is `None`): `fault(true)` starts the fault,
 /// `fault(false)` ends it.
 async fn scenario(root: &Path, url: &str, database_url: Option<&str>, fault: impl Fn(bool)) {
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 2,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = root.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(root, 2);
     let sink = SlowCallbackEndpoint::start(Duration::ZERO).await.unwrap();
     let token = seed(url, &sink.url, 6).await;
     let mut command = ServeCommand::new(FERROSIM)

@@ -35,7 +35,6 @@ use ferrosim_eim::{EimStore, ItemOutcome, Trust};
 use ferrosim_ipa::{Binding, PackageOutcome};
 use ferrosim_lpa::SmdpAddress;
 use ferrosim_lpa::es9::RoundRobin;
-use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_store::{SqlStore, StoreOptions};
 use ferrosim_testkit::operator::SlowCallbackEndpoint;
@@ -45,7 +44,8 @@ use ferrosim_testkit::{audit, fresh_postgres};
 
 use common::iot::{Eims, IotDevice, Operator, add_initial_eim, direct_client, operator_token};
 use common::{
-    Counting, FERROSIM, download_all, https_client, order_devices, spawn, wait_for_outbox,
+    Counting, FERROSIM, download_all, https_client, loopback_pki, order_devices, spawn,
+    wait_for_outbox,
 };
 
 const DEVICES: usize = 200;
@@ -63,15 +63,7 @@ async fn two_instances_serve_one_smdp() {
     let dir = tempfile::tempdir().unwrap();
 
     // One PKI for both instances, with an eUICC certificate per device.
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: DEVICES,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.path().join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir.path(), DEVICES);
 
     // The operator, the profile type and the profiles, with callbacks to a
     // recording (slow) endpoint.
@@ -265,15 +257,7 @@ fn path(p: &Path) -> String {
 /// queued through all of them at once for the same devices while the
 /// devices poll all of them.
 async fn eim_instances_share_counters(url: &str, dir: &Path) {
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: IOT_DEVICES,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    let pki_dir = dir.join("pki");
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
+    let (pki, pki_dir, ci_pem) = loopback_pki(dir, IOT_DEVICES);
     // The operator and every device share one address.
     let config = dir.join("ferrosim.toml");
     std::fs::write(

@@ -11,7 +11,7 @@ pub mod eim_lab;
 pub mod iot;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,7 +23,7 @@ use ferrosim_lpa::{
     ActivationCode, DownloadRequest, Es9Client, Es9ClientError, Es10, Es10Options, RetryPolicy,
     SmdpAddress, download_profile, process_notifications,
 };
-use ferrosim_pki::TestPki;
+use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_smdp::store::OutboxStore;
 use ferrosim_store::{SqlStore, StoreOptions};
@@ -163,6 +163,22 @@ impl Device {
         let _ = es10.close();
         left
     }
+}
+
+/// A fresh test PKI of `euiccs` eUICCs whose TLS certificate names
+/// `localhost`, written to `root/pki`; returns the PKI, that directory and
+/// the CI certificate (PEM) a client trusts.
+pub fn loopback_pki(root: &Path, euiccs: usize) -> (TestPki, PathBuf, String) {
+    let pki = TestPki::generate(&TestPkiOptions {
+        euicc_count: euiccs,
+        smdp_address: "localhost".into(),
+        ..TestPkiOptions::default()
+    })
+    .expect("test PKI");
+    let pki_dir = root.join("pki");
+    pki.write_to(&pki_dir).expect("writing the test PKI");
+    let ci_pem = pki.ci.certificate_pem();
+    (pki, pki_dir, ci_pem)
 }
 
 /// The eUICC identities of a test PKI, in EID order.
