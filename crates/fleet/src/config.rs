@@ -326,6 +326,12 @@ pub struct RuleConfig {
     /// detected outage.
     #[serde(default = "yes")]
     pub on_carrier_outage: bool,
+    /// Switch after the device has been registered only on networks that
+    /// are not its profile's carrier's (roaming: its carrier's network is
+    /// not available where it is) for this long, counted from its first
+    /// such registration. Off when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roaming: Option<Span>,
     /// How to switch.
     #[serde(default)]
     pub method: SwitchMethod,

@@ -115,6 +115,13 @@ pub enum What {
     },
     /// A device's rollout change is undone.
     RollBack,
+    /// The device's capabilities as its IPA reported them replace the
+    /// ones in use (the first answer, or a later report: a firmware
+    /// update).
+    Capabilities {
+        /// The capabilities now in use.
+        capabilities: crate::device::Capabilities,
+    },
     /// A rollout changed state on an operator's command or completed.
     RolloutState {
         /// New state name.
@@ -194,6 +201,21 @@ pub enum Reason {
         within_s: u64,
         /// The rule's window (s).
         window_s: u64,
+    },
+    /// Registered only on networks that are not its carrier's for at
+    /// least the rule's time (its carrier's network is not available where
+    /// it is).
+    Roaming {
+        /// The network of its last registration.
+        plmn: crate::catalog::MccMnc,
+        /// The carrier that network belongs to, if the catalog has it.
+        network_carrier: Option<CarrierId>,
+        /// The carrier of the profile it uses.
+        carrier: CarrierId,
+        /// Seconds since its first registration away from home.
+        for_s: u64,
+        /// The rule's time (s).
+        bound_s: u64,
     },
     /// No working data path for at least the rule's time.
     NoDataPath {

@@ -391,10 +391,97 @@ pub struct Health {
     pub data_failing: bool,
     /// Data-path checks above the latency bound in a row.
     pub latency_streak: u8,
-    /// The last latency reported (ms).
-    pub last_latency_ms: u32,
-    /// When the device last reported anything.
-    pub last_report: Secs,
+    /// The last latency reported (ms, at most 65,535).
+    #[serde(deserialize_with = "saturating_u16")]
+    pub last_latency_ms: u16,
+    /// Since when it has been registered only on networks that are not its
+    /// current profile's carrier's (roaming; never while it registers at
+    /// home, or has not said where).
+    #[serde(default)]
+    pub roaming_since: Secs,
+    /// The network of its last accepted registration, when it said.
+    #[serde(default)]
+    pub registered_plmn: PackedPlmn,
+}
+
+/// A number stored as `u16`, read from any unsigned number (records
+/// written when it was wider), saturating.
+fn saturating_u16<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    let n = u64::deserialize(d)?;
+    Ok(u16::try_from(n).unwrap_or(u16::MAX))
+}
+
+/// A network (MCC-MNC) packed in the three BCD bytes of 3GPP TS 24.008
+/// (10.5.1.13), or none (all `F`s). Serialised as an optional
+/// [`crate::catalog::MccMnc`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PackedPlmn([u8; 3]);
+
+impl Default for PackedPlmn {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl PackedPlmn {
+    /// No network.
+    pub const NONE: PackedPlmn = PackedPlmn([0xFF; 3]);
+
+    /// Packs a network (none if its codes have more than three digits).
+    pub fn new(n: crate::catalog::MccMnc) -> Self {
+        if n.mcc > 999 || n.mnc > 999 || (!n.three_digit_mnc && n.mnc > 99) {
+            return Self::NONE;
+        }
+        let d = |v: u16, i: u32| (v / 10u16.pow(i) % 10) as u8;
+        let (m1, m2, m3) = (d(n.mcc, 2), d(n.mcc, 1), d(n.mcc, 0));
+        let (n1, n2, n3) = if n.three_digit_mnc {
+            (d(n.mnc, 2), d(n.mnc, 1), d(n.mnc, 0))
+        } else {
+            (d(n.mnc, 1), d(n.mnc, 0), 0xF)
+        };
+        Self([m2 << 4 | m1, n3 << 4 | m3, n2 << 4 | n1])
+    }
+
+    /// The network, if any.
+    pub fn get(self) -> Option<crate::catalog::MccMnc> {
+        if self == Self::NONE {
+            return None;
+        }
+        let [a, b, c] = self.0;
+        let mcc = u16::from(a & 0xF) * 100 + u16::from(a >> 4) * 10 + u16::from(b & 0xF);
+        let three = b >> 4 != 0xF;
+        let mnc = if three {
+            u16::from(c & 0xF) * 100 + u16::from(c >> 4) * 10 + u16::from(b >> 4)
+        } else {
+            u16::from(c & 0xF) * 10 + u16::from(c >> 4)
+        };
+        Some(crate::catalog::MccMnc {
+            mcc,
+            mnc,
+            three_digit_mnc: three,
+        })
+    }
+}
+
+impl fmt::Debug for PackedPlmn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.get() {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+impl Serialize for PackedPlmn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PackedPlmn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<crate::catalog::MccMnc>::deserialize(d)?.map_or(Self::NONE, Self::new))
+    }
 }
 
 /// The last switches of a device (ring of [`crate::rules::MAX_SWITCHES_PER_HOUR`]).
@@ -584,6 +671,55 @@ mod tests {
     fn device_state_is_compact() {
         let size = std::mem::size_of::<DeviceState>();
         assert!(size <= 256, "DeviceState is {size} bytes");
+    }
+
+    #[test]
+    fn networks_pack_into_three_bcd_bytes_and_back() {
+        use crate::catalog::MccMnc;
+        for text in [
+            "310-410", "234-15", "001-01", "999-999", "262-01", "310-041",
+        ] {
+            let n = MccMnc::parse(text).unwrap();
+            let p = PackedPlmn::new(n);
+            assert_eq!(p.get(), Some(n), "{text}");
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<PackedPlmn>(&json).unwrap(), p);
+        }
+        // 3GPP TS 24.008's coding of 310-410 and 234-15.
+        assert_eq!(
+            PackedPlmn::new(MccMnc::parse("310-410").unwrap()).0,
+            [0x13, 0x00, 0x14]
+        );
+        assert_eq!(
+            PackedPlmn::new(MccMnc::parse("234-15").unwrap()).0,
+            [0x32, 0xF4, 0x51]
+        );
+        assert_eq!(PackedPlmn::default().get(), None);
+        // JSON: the text, also as six digits or the object form.
+        let n = MccMnc::parse("310-410").unwrap();
+        assert_eq!(serde_json::to_string(&n).unwrap(), "\"310-410\"");
+        for text in [
+            "\"310-410\"",
+            "\"310410\"",
+            r#"{"mcc": 310, "mnc": 410, "three_digit_mnc": true}"#,
+        ] {
+            assert_eq!(serde_json::from_str::<MccMnc>(text).unwrap(), n, "{text}");
+        }
+        for bad in [
+            "\"31-0410\"",
+            "\"\"",
+            "310410",
+            r#"{"mcc": 3100, "mnc": 1, "three_digit_mnc": false}"#,
+            r#"{"mcc": 310, "mnc": 100, "three_digit_mnc": false}"#,
+        ] {
+            assert!(serde_json::from_str::<MccMnc>(bad).is_err(), "{bad}");
+        }
+        let odd = MccMnc {
+            mcc: 1000,
+            mnc: 1,
+            three_digit_mnc: false,
+        };
+        assert_eq!(PackedPlmn::new(odd), PackedPlmn::NONE);
     }
 
     #[test]

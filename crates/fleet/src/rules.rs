@@ -22,6 +22,9 @@ pub struct Rule {
     pub latency: Option<LatencyTrigger>,
     /// Declared or detected carrier outages trigger a switch.
     pub on_carrier_outage: bool,
+    /// Registered only on other carriers' or unknown networks this long
+    /// triggers a switch.
+    pub roaming: Option<Span>,
     /// How devices switch.
     pub method: SwitchMethod,
     /// Primary carrier healthy this long before devices return.
@@ -68,8 +71,12 @@ impl Rule {
                 "above_ms and consecutive must be above 0",
             ));
         }
+        if r.roaming.is_some_and(|s| s.millis() == 0) {
+            return Err(ConfigError::invalid(&item, "roaming", "must be above 0"));
+        }
         if r.registration_failures.is_none()
             && r.no_data_path.is_none()
+            && r.roaming.is_none()
             && r.latency.is_none()
             && !r.on_carrier_outage
         {
@@ -112,6 +119,7 @@ impl Rule {
             no_data_path: r.no_data_path,
             latency: r.latency,
             on_carrier_outage: r.on_carrier_outage,
+            roaming: r.roaming,
             method: r.method,
             return_dwell: r.return_dwell,
             min_on_fallback: r.min_on_fallback,

@@ -175,3 +175,72 @@ fn typed_capabilities_are_used_without_asking() {
     assert!(!d.work.caps_from_ipa);
     assert_eq!(d.caps, caps(true));
 }
+
+#[test]
+fn capabilities_the_ipa_reports_later_replace_the_old_ones_everywhere() {
+    // An old eUICC: SGP.32 1.0.0, no fallback mechanism; the rollout
+    // needing 1.2 skips it and no fallback attribute is set.
+    let mut w = World::new(common::EXAMPLE, 36);
+    let mut s = spec(1, "meters", "north");
+    s.capabilities = None;
+    w.add(s);
+    let e = common::eid(1);
+    w.devices.get_mut(&e).unwrap().ipa_caps = Some(old_euicc());
+    w.run_for(Duration::from_secs(60));
+    assert!(w.fleet.device(&e).unwrap().work.converged);
+    let v12 = || Compat {
+        min_sgp32: Some("1.2".into()),
+        requires_fallback_support: true,
+        ..Compat::default()
+    };
+    let first = w.fleet.create_rollout(needing(v12()), w.now).unwrap();
+    w.poll();
+    assert_eq!(w.fleet.rollout(first).unwrap().skipped, 1);
+    let set_attribute = |w: &World| {
+        w.actions
+            .iter()
+            .filter(|(_, a)| a.command.name() == "eim.setFallbackAttribute")
+            .count()
+    };
+    assert_eq!(set_attribute(&w), 0);
+    // A firmware update: the IPA reports SGP.32 1.2.0 with the fallback
+    // mechanism (to a data request the operator queued at the eIM).
+    let new = caps(true);
+    w.devices.get_mut(&e).unwrap().ipa_caps = Some(new);
+    assert!(w.fleet.refresh_capabilities(&e, &new, w.now).unwrap());
+    w.run_for(Duration::from_secs(60));
+    let d = w.fleet.device(&e).unwrap();
+    assert_eq!(d.caps, new);
+    assert!(d.work.caps_from_ipa && d.work.converged);
+    // Logged, with the new values and why.
+    let logged = w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::Capabilities { .. }))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        logged.len(),
+        2,
+        "the first answer and the update: {logged:?}"
+    );
+    assert!(
+        matches!(
+            (&logged[1].what, &logged[1].reason),
+            (What::Capabilities { capabilities }, Reason::DeviceReport { event })
+                if *capabilities == new && event == "ipa_euicc_data"
+        ),
+        "{:?}",
+        logged[1]
+    );
+    // Used at once: the staged fallback gets the attribute now...
+    assert_eq!(set_attribute(&w), 1);
+    // ...and a rollout needing 1.2 with the fallback mechanism takes it.
+    let second = w.fleet.create_rollout(needing(v12()), w.now).unwrap();
+    w.poll();
+    let r = w.fleet.rollout(second).unwrap();
+    assert_eq!((r.eligible, r.skipped), (1, 0));
+    // The same report again changes nothing and logs nothing.
+    assert!(!w.fleet.refresh_capabilities(&e, &new, w.now).unwrap());
+    let unknown = common::eid(99);
+    assert!(w.fleet.refresh_capabilities(&unknown, &new, w.now).is_err());
+}

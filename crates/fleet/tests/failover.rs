@@ -476,6 +476,70 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A carrier whose network comes and goes while its devices roam on
+    /// an unknown network in between (a rule switching after 2 minutes of
+    /// roaming): no device switches more often than its rule allows in
+    /// any hour, every roaming switch names the network and waited the
+    /// rule's time, and the roaming never counts as the carrier's health.
+    #[test]
+    fn roaming_on_and_off_never_makes_a_device_flap(
+        seed in 0u64..1000,
+        toggles in proptest::collection::vec(30u64..1200, 4..24),
+    ) {
+        let config = common::EXAMPLE.replacen(
+            "no_data_path = \"10m\"\n",
+            "no_data_path = \"10m\"\nroaming = \"2m\"\n",
+            1,
+        );
+        let mut w = World::new(&config, seed);
+        for i in 0..8 {
+            w.add(spec(i, "meters", "north"));
+        }
+        w.run_for(Duration::from_secs(120));
+        prop_assert_eq!(w.converged(), 8);
+        w.step = Duration::from_secs(5);
+        let a = w.carrier("carrier-a");
+        w.roam.insert(a, network("001-01"));
+        for (i, gap) in toggles.iter().enumerate() {
+            if i % 2 == 0 { w.down.insert((a, "*".into())); } else { w.down.clear(); }
+            w.run_for(Duration::from_secs(*gap));
+        }
+        w.down.clear();
+        w.run_for(Duration::from_secs(1800));
+        if toggles.iter().step_by(2).any(|g| *g >= 240) {
+            prop_assert!(!w.switches.is_empty(), "no switch despite 4 minutes of roaming");
+        }
+        for (e, list) in &w.switches {
+            let times: Vec<_> = list.iter().map(|s| s.0).collect();
+            for (i, t) in times.iter().enumerate() {
+                let in_hour = times[i..].iter().take_while(|x| x.millis() < t.millis() + 3_600_000).count();
+                prop_assert!(in_hour <= 4, "device {e} switched {in_hour} times in an hour: {times:?}");
+            }
+        }
+        for d in &w.decisions {
+            match (&d.what, &d.reason) {
+                (What::Switch { failover: true, .. }, Reason::Roaming { plmn, network_carrier, carrier, for_s, bound_s }) => {
+                    prop_assert_eq!((*plmn, *network_carrier, *carrier), (network("001-01"), None, a));
+                    prop_assert!(for_s >= bound_s && *bound_s == 120, "{d:?}");
+                }
+                (What::Switch { failover: false, .. }, Reason::PrimaryHealthy { healthy_for_s, dwell_s, on_fallback_s, min_on_fallback_s }) => {
+                    prop_assert!(healthy_for_s >= dwell_s && on_fallback_s >= min_on_fallback_s);
+                }
+                (What::Switch { .. }, Reason::CarrierOutage { .. } | Reason::Probe { .. }) => {
+                    prop_assert!(false, "roaming devices made an outage of A: {d:?}");
+                }
+                (What::Switch { failover: true, .. }, Reason::RegistrationFailures { .. } | Reason::NoDataPath { .. }) => {}
+                (What::Switch { .. }, other) => prop_assert!(false, "switch with reason {other:?}"),
+                (What::Hold, Reason::SwitchBudget { switches_last_hour, max }) => prop_assert!(switches_last_hour >= max),
+                _ => {}
+            }
+        }
+    }
+}
+
 #[test]
 fn latency_and_a_dead_data_path_trigger_their_rules() {
     let mut w = fleet_of(2, "meters", 16);
@@ -527,4 +591,172 @@ fn latency_and_a_dead_data_path_trigger_their_rules() {
         )));
     assert!(reasons.iter().any(|(d, r)| *d == Some(dead)
         && matches!(r, Reason::NoDataPath { since_ok_s, bound_s: 600 } if *since_ok_s >= 600)));
+}
+
+fn network(text: &str) -> ferrosim_fleet::catalog::MccMnc {
+    ferrosim_fleet::catalog::MccMnc::parse(text).unwrap()
+}
+
+fn registration(
+    device: ferrosim_ids::Eid,
+    outcome: ferrosim_fleet::report::Registration,
+    plmn: Option<&str>,
+) -> ferrosim_fleet::DeviceReport {
+    ferrosim_fleet::DeviceReport {
+        device,
+        kind: ferrosim_fleet::report::ReportKind::Registration {
+            outcome,
+            plmn: plmn.map(network),
+        },
+    }
+}
+
+#[test]
+fn registrations_on_other_networks_neither_hide_nor_end_an_outage_of_the_home_network() {
+    use ferrosim_fleet::report::Registration;
+    let mut w = fleet_of(40, "meters", 5);
+    let (a, b) = (w.carrier("carrier-a"), w.carrier("carrier-b"));
+    let north = w.fleet.catalog().region_id("north");
+    // Past the window of the registrations while they were provisioned,
+    // 20 devices find no network of A: an outage of A in the north.
+    w.now = w.now.plus(Duration::from_secs(6 * 60));
+    for i in 0..20 {
+        let r = registration(common::eid(i), Registration::NoResponse, None);
+        w.fleet.handle_report(&r, w.now).unwrap();
+    }
+    let h = *w.fleet.region_health(a, north).unwrap();
+    assert!(h.in_outage() && h.totals() == (0, 20), "{h:?}");
+    // Every device then registers on a network that is not A's (an
+    // unknown one), five times: none of it is a sample of A's network.
+    // Counted as A's successes, as they were before the fleet looked at
+    // the network, they would have ended the outage (20 failures in 200
+    // is the recover rate of 0.1).
+    for _ in 0..5 {
+        for i in 0..40 {
+            let r = registration(common::eid(i), Registration::Registered, Some("001-01"));
+            w.fleet.handle_report(&r, w.now).unwrap();
+        }
+    }
+    // B's network refuses some of them (roaming not allowed): that is
+    // policy, not a sample of B's health either.
+    for i in 0..20 {
+        let r = registration(
+            common::eid(i),
+            Registration::Rejected { cause: 11 },
+            Some("234-15"),
+        );
+        w.fleet.handle_report(&r, w.now).unwrap();
+    }
+    let h = *w.fleet.region_health(a, north).unwrap();
+    assert!(h.in_outage() && h.totals() == (0, 20), "{h:?}");
+    assert!(
+        w.fleet.region_health(b, north).is_none(),
+        "B's health measured from roaming refusals"
+    );
+    let d = w.fleet.device(&common::eid(1)).unwrap();
+    assert_eq!(d.health.registered_plmn.get(), Some(network("001-01")));
+    assert!(!d.health.roaming_since.is_never());
+    // Registrations on A's own networks (both of them) end it, on the
+    // failure rate.
+    for i in 0..200u32 {
+        let plmn = if i % 2 == 0 { "310-410" } else { "310150" };
+        let r = registration(common::eid(i % 40), Registration::Registered, Some(plmn));
+        w.fleet.handle_report(&r, w.now).unwrap();
+    }
+    let h = *w.fleet.region_health(a, north).unwrap();
+    assert!(!h.in_outage() && h.totals() == (200, 20), "{h:?}");
+    assert!(
+        w.fleet
+            .device(&common::eid(1))
+            .unwrap()
+            .health
+            .roaming_since
+            .is_never(),
+        "back at home"
+    );
+    w.poll();
+    let ends: Vec<_> = w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::OutageEnd { carrier, .. } if carrier == a))
+        .collect();
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert!(
+        matches!(
+            ends[0].reason,
+            Reason::FailureRate {
+                failures: 20,
+                attempts: 200,
+                ..
+            }
+        ),
+        "{:?}",
+        ends[0]
+    );
+}
+
+#[test]
+fn a_device_roaming_away_from_its_carrier_switches_after_the_rules_time() {
+    let config = common::EXAMPLE.replacen(
+        "no_data_path = \"10m\"\n",
+        "no_data_path = \"10m\"\nroaming = \"10m\"\n",
+        1,
+    );
+    let mut w = World::new(&config, 8);
+    for i in 0..8 {
+        let region = if i < 4 { "north" } else { "south" };
+        w.add(spec(i, "meters", region));
+    }
+    w.run_for(Duration::from_secs(120));
+    assert_eq!(w.converged(), 8, "provisioned");
+    let (a, b) = (w.carrier("carrier-a"), w.carrier("carrier-b"));
+    // A's network is gone in the north; its devices there register on a
+    // network the catalog does not know, with a working data path, and
+    // report no failure at all.
+    w.down.insert((a, "north".into()));
+    w.roam.insert(a, network("001-01"));
+    let roaming_from = w.now;
+    w.run_for(Duration::from_secs(20 * 60));
+    let switches: Vec<_> = w
+        .decisions
+        .iter()
+        .filter(|d| matches!(d.what, What::Switch { failover: true, .. }))
+        .collect();
+    assert_eq!(switches.len(), 4, "{switches:?}");
+    for d in &switches {
+        let n = (0..4).find(|&i| d.device == Some(common::eid(i)));
+        assert!(n.is_some(), "only the north's devices: {d:?}");
+        match d.reason {
+            Reason::Roaming {
+                plmn,
+                network_carrier: None,
+                carrier,
+                for_s,
+                bound_s: 600,
+            } => {
+                assert_eq!((plmn, carrier), (network("001-01"), a), "{d:?}");
+                assert!(for_s >= 600, "{d:?}");
+                assert!(
+                    d.at.since(roaming_from) >= Duration::from_secs(600),
+                    "{d:?}"
+                );
+            }
+            ref other => panic!("switched for {other:?}"),
+        }
+    }
+    for i in 0..4 {
+        assert_eq!(w.enabled_carrier(&common::eid(i)), Some(b), "device {i}");
+    }
+    for i in 4..8 {
+        assert_eq!(w.enabled_carrier(&common::eid(i)), Some(a), "device {i}");
+    }
+    // Its carrier's health was never measured from the roaming devices.
+    let north = w.fleet.catalog().region_id("north");
+    assert!(
+        w.fleet
+            .region_health(a, north)
+            .is_none_or(|h| !h.in_outage() && h.totals().1 == 0),
+        "{:?}",
+        w.fleet.region_health(a, north)
+    );
 }

@@ -1083,3 +1083,204 @@ async fn carriers_groups_and_rules_change_over_rest_with_versions() {
     );
     assert!(doc["paths"]["/api/v1/fleet/rules/{name}"]["delete"].is_object());
 }
+
+/// EUICCInfo2 of an eUICC speaking SGP.32 `version`, with or without the
+/// fallback mechanism (`iotSpecificInfo`).
+fn euicc_info2(version: [u8; 3], fallback: bool) -> Vec<u8> {
+    use ferrosim_asn1::rasn::types::{FixedOctetString, OctetString};
+    use ferrosim_asn1::{rsp, sgp32};
+    let v = |b: [u8; 3]| rsp::VersionType(FixedOctetString::new(b));
+    let info = sgp32::EUICCInfo2::new(
+        v([2, 3, 0]),
+        v([2, 3, 0]),
+        v([1, 0, 0]),
+        OctetString::from(Vec::new()),
+        ferrosim_asn1::pe::UICCCapability(Default::default()),
+        None,
+        None,
+        rsp::RspCapability(Default::default()),
+        vec![],
+        vec![],
+        None,
+        None,
+        v([1, 0, 0]),
+        String::new(),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(sgp32::IoTSpecificInfo::new(
+            vec![v(version)],
+            None,
+            fallback.then_some(()),
+            None,
+        )),
+        None,
+    );
+    ferrosim_asn1::encode_der(&info).unwrap()
+}
+
+impl Lab {
+    /// Stores EUICCInfo2 in the eIM's record of the device, as the eIM
+    /// does when the device's IPA answers an IpaEuiccDataRequest.
+    async fn ipa_reports(&self, info2: Vec<u8>) {
+        use ferrosim_eim::store::DeviceWrite;
+        use ferrosim_eim::{EimChanges, EimStore};
+        let eid = self.eid.parse().unwrap();
+        let read = EimStore::device(&self.store, &eid).await.unwrap().unwrap();
+        let mut record = read.record;
+        record.euicc.info2 = Some(info2);
+        record.euicc.reported_at = Some(Timestamp::now());
+        EimStore::commit(
+            &self.store,
+            EimChanges {
+                device: Some(DeviceWrite::Update {
+                    expected: read.version,
+                    record,
+                }),
+                ..EimChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn capabilities_an_ipa_reports_later_are_taken_and_used_by_rollouts() {
+    let lab = Lab::start().await;
+    let eid = lab.eid.clone();
+    // Registered as an old eUICC: SGP.32 1.0, no fallback mechanism.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/devices",
+            &json!({"eid": eid, "group": "meters", "vendor": "acme", "model": "m1",
+                "firmware": "1.0.0", "region": "north",
+                "capabilities": {"sgp32_version": [1, 0, 0]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["capabilities"]["source"], "registered", "{v}");
+    let rollout = json!({"name": "needs 1.2", "change": {"kind": "rule", "rule": "default"},
+        "waves": [100], "compat": {"min_sgp32": "1.2", "requires_fallback_support": true}});
+    let (s, v) = lab.post("/api/v1/fleet/rollouts", &rollout).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["eligible"].as_u64(), v["skipped"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+
+    // A firmware update: the IPA reports SGP.32 1.2.0 with the fallback
+    // mechanism. The driver takes it from the eIM's record.
+    lab.ipa_reports(euicc_info2([1, 2, 0], true)).await;
+    let path = format!("/api/v1/fleet/devices/{eid}");
+    wait_until("the refreshed capabilities", || async {
+        let (_, v) = lab.get(&path).await;
+        v["capabilities"]["source"] == "ipa"
+    })
+    .await;
+    let (_, v) = lab.get(&path).await;
+    let caps = &v["capabilities"];
+    assert_eq!(
+        (
+            &caps["sgp32_version"],
+            &caps["fallback_supported"],
+            &caps["rollback_supported"]
+        ),
+        (&json!("1.2.0"), &json!(true), &json!(true)),
+        "{v:#}"
+    );
+    let (_, v) = lab
+        .get(&format!("/api/v1/fleet/decisions?device={eid}"))
+        .await;
+    let logged: Vec<&Value> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["what"]["decision"] == "capabilities")
+        .collect();
+    assert_eq!(logged.len(), 1, "{v:#}");
+    assert_eq!(
+        logged[0]["reason"]["event"], "ipa_euicc_data",
+        "{:#}",
+        logged[0]
+    );
+    assert_eq!(
+        logged[0]["what"]["capabilities"]["sgp32_version"],
+        json!([1, 2, 0])
+    );
+    // A rollout needing them takes the device now.
+    let (s, v) = lab.post("/api/v1/fleet/rollouts", &rollout).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (v["eligible"].as_u64(), v["skipped"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+
+    // A later report of an older version (a firmware downgrade) is taken
+    // too; one without readable EUICCInfo2 changes nothing.
+    lab.ipa_reports(euicc_info2([1, 1, 0], false)).await;
+    wait_until("the second refresh", || async {
+        let (_, v) = lab.get(&path).await;
+        v["capabilities"]["sgp32_version"] == "1.1.0"
+    })
+    .await;
+    lab.ipa_reports(vec![0xBF, 0x22, 0x01, 0x00]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, v) = lab.get(&path).await;
+    assert_eq!(v["capabilities"]["sgp32_version"], "1.1.0", "{v:#}");
+    assert_eq!(v["capabilities"]["fallback_supported"], false, "{v:#}");
+}
+
+#[tokio::test]
+async fn the_registered_network_of_a_report_shows_in_the_device_view() {
+    let lab = Lab::start().await;
+    let eid = lab.eid.clone();
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/devices",
+            &json!({"eid": eid, "group": "meters", "vendor": "acme", "model": "m1",
+                "firmware": "1.0.0", "region": "north",
+                "capabilities": {"sgp32_version": [1, 2, 0]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(
+        (&v["registered_plmn"], &v["roaming"]),
+        (&Value::Null, &json!(false))
+    );
+    let path = format!("/api/v1/fleet/devices/{eid}");
+    let registered = |plmn: &str| {
+        json!({"reports": [{"device": eid, "kind": {"type": "registration",
+            "outcome": {"result": "registered"}, "plmn": plmn}}]})
+    };
+    // Until its profile is enabled the device counts as on its primary's
+    // carrier (A: 310-410). On B's network it is roaming.
+    for (plmn, roaming) in [("234-15", true), ("310410", false), ("001-01", true)] {
+        let (s, v) = lab.post("/api/v1/fleet/reports", &registered(plmn)).await;
+        assert_eq!(s, 200, "{v}");
+        let (_, v) = lab.get(&path).await;
+        let shown = ferrosim_fleet::catalog::MccMnc::parse(plmn)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            (&v["registered_plmn"], &v["roaming"]),
+            (&json!(shown), &json!(roaming)),
+            "{plmn}: {v:#}"
+        );
+    }
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/reports",
+            &json!({"reports": [{"device": eid, "kind": {"type": "registration",
+                "outcome": {"result": "registered"}, "plmn": "31-0410"}}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+}

@@ -73,8 +73,10 @@ pub const MAX_ITEMS: usize = u16::MAX as usize;
 /// Most tags (a device's tags are a 64-bit set).
 pub const MAX_TAGS: usize = 64;
 
-/// A network: mobile country code and mobile network code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A network: mobile country code and mobile network code. In JSON the
+/// text `"310-410"` (read also as `"310410"`, or as the object
+/// `{"mcc", "mnc", "three_digit_mnc"}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MccMnc {
     /// Mobile country code (3 digits).
     pub mcc: u16,
@@ -102,6 +104,40 @@ impl MccMnc {
             mnc,
             three_digit_mnc: digits.len() == 6,
         })
+    }
+}
+
+impl Serialize for MccMnc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MccMnc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Text(String),
+            Parts {
+                mcc: u16,
+                mnc: u16,
+                three_digit_mnc: bool,
+            },
+        }
+        let parsed = match Form::deserialize(d)? {
+            Form::Text(text) => Self::parse(&text),
+            Form::Parts {
+                mcc,
+                mnc,
+                three_digit_mnc,
+            } => (mcc <= 999 && mnc <= if three_digit_mnc { 999 } else { 99 }).then_some(Self {
+                mcc,
+                mnc,
+                three_digit_mnc,
+            }),
+        };
+        parsed.ok_or_else(|| serde::de::Error::custom("not an MCC-MNC (310-410)"))
     }
 }
 
@@ -308,6 +344,16 @@ impl Catalog {
     /// A profile type.
     pub fn profile_type(&self, id: ProfileTypeId) -> &ProfileType {
         &self.profile_types[id.index()]
+    }
+
+    /// The first carrier that lists `network` among its networks
+    /// (`mcc_mnc`), if any: whose network a device registered on.
+    pub fn carrier_of_network(&self, network: MccMnc) -> Option<CarrierId> {
+        self.carriers
+            .iter()
+            .position(|c| c.networks.contains(&network))
+            .and_then(|i| u16::try_from(i).ok())
+            .map(CarrierId)
     }
 
     /// The carrier of a profile type.

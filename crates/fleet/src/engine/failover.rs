@@ -114,15 +114,34 @@ impl Fleet {
                 problem,
             })?;
         let rule = self.rule_of(&self.devices[idx as usize]).clone();
+        // Whose network answered a registration: the carrier of the
+        // profile in use (or unsaid: taken as that), or another network
+        // (roaming on another carrier's or an unknown one).
+        let carrier = self.current_carrier(idx);
+        let at_home = match &report.kind {
+            ReportKind::Registration {
+                plmn: Some(plmn), ..
+            } => self.catalog.carrier(carrier).networks.contains(plmn),
+            _ => true,
+        };
         let d = &mut self.devices[idx as usize];
-        d.health.last_report = Secs::of(now);
         match &report.kind {
-            ReportKind::Registration { outcome, .. } => {
+            ReportKind::Registration { outcome, plmn } => {
                 let ok = *outcome == Registration::Registered;
                 let h = &mut d.health;
+                let mut started_roaming = false;
                 if ok {
                     h.reg_failures = 0;
                     h.reg_window_start = Secs::NEVER;
+                    if let Some(plmn) = plmn {
+                        h.registered_plmn = crate::device::PackedPlmn::new(*plmn);
+                    }
+                    if at_home {
+                        h.roaming_since = Secs::NEVER;
+                    } else if h.roaming_since.is_never() {
+                        h.roaming_since = Secs::of(now);
+                        started_roaming = true;
+                    }
                     if let Some(p) = d
                         .observed
                         .profiles
@@ -142,11 +161,20 @@ impl Fleet {
                     }
                     h.reg_failures = h.reg_failures.saturating_add(1);
                 }
-                let carrier = self.current_carrier(idx);
-                let region = Self::region_key(&self.devices[idx as usize]);
-                self.count_registration(carrier, region, ok, now);
+                // A carrier's health in a region is measured on its own
+                // networks: a registration elsewhere shows neither that its
+                // network works (devices roaming away would hide its
+                // outage, and bring devices back too early) nor that the
+                // other network fails (a roaming refusal is policy).
+                if at_home {
+                    let region = Self::region_key(&self.devices[idx as usize]);
+                    self.count_registration(carrier, region, ok, now);
+                }
                 if !ok {
                     self.mark(idx);
+                }
+                if started_roaming && let Some(bound) = rule.roaming {
+                    self.wake_at(idx, now.plus(bound.duration()));
                 }
             }
             ReportKind::DataPath {
@@ -154,7 +182,7 @@ impl Fleet {
                 loss_permille,
             } => {
                 let h = &mut d.health;
-                h.last_latency_ms = *latency_ms;
+                h.last_latency_ms = u16::try_from(*latency_ms).unwrap_or(u16::MAX);
                 let over = rule.latency.is_some_and(|l| *latency_ms > l.above_ms);
                 h.latency_streak = if over {
                     h.latency_streak.saturating_add(1)
@@ -195,7 +223,6 @@ impl Fleet {
                 }
                 d.health = crate::device::Health {
                     last_data_ok: Secs::of(now),
-                    last_report: Secs::of(now),
                     ..Default::default()
                 };
                 let t = d.observed.by_iccid(packed).and_then(|p| p.profile_type);

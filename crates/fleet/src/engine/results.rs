@@ -10,6 +10,63 @@ use crate::device::{Mode, ObservedProfile, PackedIccid, Secs, flags};
 use crate::error::FleetError;
 
 impl Fleet {
+    /// The device's IPA reported its capabilities (EUICCInfo2
+    /// `iotSpecificInfo`, IpaCapabilities) on its own account: in answer
+    /// to a data request someone else queued, or after a firmware update.
+    /// They replace what the fleet had (registered or read before) wherever
+    /// it decides — device-local switching, the fallback attribute, rollout
+    /// compatibility filters — and a change is logged as a decision with
+    /// the new values. Returns whether anything changed.
+    pub fn refresh_capabilities(
+        &mut self,
+        eid: &ferrosim_ids::Eid,
+        capabilities: &crate::device::Capabilities,
+        now: Timestamp,
+    ) -> Result<bool, FleetError> {
+        let Some(&idx) = self.index.get(eid) else {
+            return Err(FleetError::UnknownDevice(eid.to_string()));
+        };
+        let changed = self.take_capabilities(idx, capabilities, now);
+        if changed {
+            self.mark(idx);
+        }
+        Ok(changed)
+    }
+
+    /// Takes capabilities the device's IPA reported; whether they differ
+    /// from the ones in use.
+    fn take_capabilities(
+        &mut self,
+        idx: u32,
+        capabilities: &crate::device::Capabilities,
+        now: Timestamp,
+    ) -> bool {
+        let d = &mut self.devices[idx as usize];
+        // Rollback support is not among what the IPA reports: the
+        // registered value stays.
+        let caps = crate::device::Capabilities {
+            rollback_supported: d.caps.rollback_supported,
+            ..*capabilities
+        };
+        let changed = d.caps != caps || !d.work.caps_from_ipa;
+        d.caps = caps;
+        d.work.read_caps = false;
+        d.work.caps_from_ipa = true;
+        if changed {
+            let (eid, rollout) = (d.eid, d.rollout.map(|m| m.rollout));
+            self.decide(
+                now,
+                Some(eid),
+                rollout,
+                What::Capabilities { capabilities: caps },
+                Reason::DeviceReport {
+                    event: "ipa_euicc_data".into(),
+                },
+            );
+        }
+        changed
+    }
+
     /// A driver's result for an action. A result for an action that is not
     /// in flight (a duplicate, or for an action replaced after a restart) is
     /// ignored: nothing is done twice.
@@ -106,15 +163,7 @@ impl Fleet {
                 return;
             }
             Outcome::Capabilities { capabilities } => {
-                let d = &mut self.devices[idx as usize];
-                // Rollback support is not among what the IPA reports: the
-                // registered value stays.
-                d.caps = crate::device::Capabilities {
-                    rollback_supported: d.caps.rollback_supported,
-                    ..*capabilities
-                };
-                d.work.read_caps = false;
-                d.work.caps_from_ipa = true;
+                self.take_capabilities(idx, capabilities, now);
             }
             Outcome::ProfileList { profiles } => {
                 let pending = self
@@ -180,7 +229,6 @@ impl Fleet {
                 d.observed.set_enabled(PackedIccid::new(iccid), false);
                 d.health = crate::device::Health {
                     last_data_ok: Secs::of(now),
-                    last_report: d.health.last_report,
                     ..Default::default()
                 };
             }
@@ -188,7 +236,6 @@ impl Fleet {
                 d.observed.set_enabled(PackedIccid::new(iccid), true);
                 d.health = crate::device::Health {
                     last_data_ok: Secs::of(now),
-                    last_report: d.health.last_report,
                     ..Default::default()
                 };
             }

@@ -51,11 +51,23 @@ impl Fleet {
                 });
             }
         }
+        if let (Some(bound), Some(plmn)) = (rule.roaming, h.registered_plmn.get())
+            && !h.roaming_since.is_never()
+            && h.roaming_since.age(now) >= bound.millis() / 1000
+        {
+            return Some(Reason::Roaming {
+                plmn,
+                network_carrier: self.catalog.carrier_of_network(plmn),
+                carrier: c,
+                for_s: h.roaming_since.age(now),
+                bound_s: bound.millis() / 1000,
+            });
+        }
         if let Some(l) = rule.latency
             && h.latency_streak >= l.consecutive
         {
             return Some(Reason::Latency {
-                latency_ms: h.last_latency_ms,
+                latency_ms: u32::from(h.last_latency_ms),
                 bound_ms: l.above_ms,
                 streak: h.latency_streak,
             });

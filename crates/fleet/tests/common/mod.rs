@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ferrosim_fleet::action::{Failure, ListedProfile, PsmoError};
-use ferrosim_fleet::catalog::{ApnId, CarrierId, ProfileTypeId};
+use ferrosim_fleet::catalog::{ApnId, CarrierId, MccMnc, ProfileTypeId};
 use ferrosim_fleet::device::{Capabilities, DeviceSpec, Version};
 use ferrosim_fleet::report::{Registration, ReportKind, SwitchCause};
 use ferrosim_fleet::{
@@ -131,6 +131,9 @@ pub struct World {
     /// Profile types whose metadata lacks `fallbackAllowed`: the eUICCs
     /// refuse the fallback attribute on their profiles.
     pub no_fallback_allowed: HashSet<ProfileTypeId>,
+    /// Where a carrier is down, its devices register on this network
+    /// instead (roaming), with a working data path.
+    pub roam: HashMap<CarrierId, MccMnc>,
 }
 
 impl World {
@@ -158,6 +161,7 @@ impl World {
             fail_percent: 0,
             deletes: Vec::new(),
             no_fallback_allowed: HashSet::new(),
+            roam: HashMap::new(),
         }
     }
 
@@ -422,7 +426,7 @@ impl World {
             cat.apns[a.index()].carrier == c
                 && !cat.apns[a.index()].settings.apn.contains("exmaple")
         });
-        self.carrier_up(c, &dev.region) && apn_ok
+        (self.carrier_up(c, &dev.region) || self.roam.contains_key(&c)) && apn_ok
     }
 
     /// Every device reports one registration and one data-path check.
@@ -435,7 +439,15 @@ impl World {
                 continue;
             };
             let c = self.fleet.catalog().carrier_of(p.profile_type);
-            let registered = self.carrier_up(c, &dev.region);
+            let at_home = self.carrier_up(c, &dev.region);
+            // The network it registers on: its carrier's, or one it roams
+            // on while its carrier is down.
+            let plmn = if at_home {
+                self.fleet.catalog().carrier(c).networks.first().copied()
+            } else {
+                self.roam.get(&c).copied()
+            };
+            let registered = plmn.is_some();
             let data_ok = self.data_ok(&e);
             let activation = self.fleet.device(&e).unwrap().work.activation;
             let reg = self.event(
@@ -458,10 +470,7 @@ impl World {
             };
             let report = DeviceReport {
                 device: e,
-                kind: ReportKind::Registration {
-                    outcome,
-                    plmn: None,
-                },
+                kind: ReportKind::Registration { outcome, plmn },
             };
             self.fleet.handle_report(&report, self.now).unwrap();
             if !registered {

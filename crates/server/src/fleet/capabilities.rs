@@ -1,11 +1,109 @@
 //! A device's capabilities as its IPA reported them to the eIM
 //! (IpaEuiccData: EUICCInfo2 `iotSpecificInfo`, IpaCapabilities), in the
-//! fleet's terms.
+//! fleet's terms, and the sweep that hands the fleet the ones an IPA
+//! reports later (to a data request someone else queued, after a firmware
+//! update).
 
 use ferrosim_asn1::codec::decode_der;
 use ferrosim_asn1::generated::sgp32;
+use ferrosim_eim::EimStore;
 use ferrosim_eim::record::EuiccData;
 use ferrosim_fleet::device::{Capabilities, Version};
+use ferrosim_fleet::store::FleetStore;
+use tracing::{info, warn};
+
+use super::FleetDriver;
+
+/// Devices whose eIM record one round of the sweep reads.
+const SWEEP_PAGE: usize = 128;
+/// Least real time between two rounds of the sweep.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
+    /// One round of the capabilities sweep: reads the eIM records of the
+    /// next [`SWEEP_PAGE`] devices of the fleet (going round), and hands
+    /// the fleet the capabilities of each whose IpaEuiccData was reported
+    /// since the sweep last saw it. The fleet replaces the ones it uses
+    /// when they differ (logged as a `capabilities` decision) and uses them
+    /// from then on: rollout compatibility filters, the fallback attribute,
+    /// device-local switching. A record without readable EUICCInfo2 is
+    /// passed over. After a restart the first round of each device hands
+    /// over what the eIM holds; unchanged capabilities change nothing.
+    pub(super) async fn sweep_capabilities(&self) {
+        let Some(eim) = &self.inner.eim else {
+            return;
+        };
+        let page: Vec<ferrosim_ids::Eid> = {
+            let mut st = self.inner.state.lock().await;
+            let n = st.fleet.len();
+            if n == 0 || st.caps_swept.is_some_and(|t| t.elapsed() < SWEEP_EVERY) {
+                return;
+            }
+            st.caps_swept = Some(std::time::Instant::now());
+            if st.caps_cursor >= n {
+                st.caps_cursor = 0;
+            }
+            let from = st.caps_cursor;
+            let page: Vec<_> = st
+                .fleet
+                .devices()
+                .skip(from)
+                .take(SWEEP_PAGE)
+                .map(|d| d.eid)
+                .collect();
+            st.caps_cursor = from + page.len();
+            page
+        };
+        let mut fresh = Vec::new();
+        for eid in page {
+            let Ok(record) = eim.device(&eid).await else {
+                continue; // not associated with this eIM (yet)
+            };
+            let Some(at) = record.euicc.reported_at else {
+                continue;
+            };
+            {
+                let st = self.inner.state.lock().await;
+                if st.caps_seen.get(&eid) == Some(&at) {
+                    continue;
+                }
+            }
+            if let Some(caps) = read(&record.euicc) {
+                fresh.push((eid, at, caps));
+            } else {
+                self.inner.state.lock().await.caps_seen.insert(eid, at);
+            }
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let outcome = self
+            .transact(|tx| {
+                let mut changed = Vec::new();
+                for (eid, _, caps) in &fresh {
+                    // A device removed meanwhile is passed over.
+                    if let Ok(true) = tx.fleet.refresh_capabilities(eid, caps, tx.now) {
+                        changed.push(*eid);
+                    }
+                }
+                Ok(changed)
+            })
+            .await;
+        match outcome {
+            Ok(changed) => {
+                for eid in &changed {
+                    info!(eid = %eid, "fleet: capabilities reported by the IPA taken");
+                }
+                let mut st = self.inner.state.lock().await;
+                for (eid, at, _) in fresh {
+                    st.caps_seen.insert(eid, at);
+                }
+            }
+            // Read again in the next round that reaches them.
+            Err(e) => warn!(error = %e, "fleet: capabilities not taken"),
+        }
+    }
+}
 
 /// The capabilities in `data`, or `None` when it holds no readable
 /// EUICCInfo2 with an SGP.32 version (IpaCapabilities alone do not say

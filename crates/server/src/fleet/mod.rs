@@ -170,6 +170,15 @@ pub(crate) struct State {
     /// When an append of events last failed: the next try waits a few
     /// seconds (the events wait in memory, and gates still see them).
     append_failed: Option<Timestamp>,
+    /// Per device, when the IpaEuiccData the fleet last took its
+    /// capabilities from was reported (see `capabilities::sweep`).
+    caps_seen: HashMap<Eid, ferrosim_eim::Timestamp>,
+    /// Where the next capabilities sweep goes on (a device's place in the
+    /// fleet's registration order).
+    caps_cursor: usize,
+    /// When the last round of the sweep ran (rounds are a second apart at
+    /// least).
+    caps_swept: Option<std::time::Instant>,
 }
 
 pub(crate) struct Inner<F, E> {
@@ -303,6 +312,9 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
             events: VecDeque::new(),
             purged: None,
             append_failed: None,
+            caps_seen: HashMap::new(),
+            caps_cursor: 0,
+            caps_swept: None,
         };
         let driver = Self {
             inner: Arc::new(Inner {
@@ -718,6 +730,7 @@ impl<F: FleetStore, E: EimStore> FleetDriver<F, E> {
                     }
                 }
                 driver.purge_events(driver.now()).await;
+                driver.sweep_capabilities().await;
                 let wait = driver.until_next(driver.inner.options.tick).await;
                 tokio::select! {
                     _ = stop.changed() => {}

@@ -125,6 +125,8 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
         switches_last_hour: d.switches.in_last_hour(Timestamp::now()),
         rollout: d.rollout.map(|m| m.rollout),
         capabilities: Some(capabilities_view(d)),
+        registered_plmn: d.health.registered_plmn.get().map(|n| n.to_string()),
+        roaming: !d.health.roaming_since.is_never(),
     }
 }
 

@@ -94,6 +94,15 @@ pub struct DeviceView {
     /// What the device can do, as its decisions use it.
     #[serde(default)]
     pub capabilities: Option<CapabilitiesView>,
+    /// The network (MCC-MNC) of its last accepted registration, when its
+    /// reports named one.
+    #[serde(default)]
+    pub registered_plmn: Option<String>,
+    /// Registered on a network that is not its profile's carrier's
+    /// (roaming): such registrations do not count as that carrier's
+    /// health, and a rule's `roaming` trigger counts from the first.
+    #[serde(default)]
+    pub roaming: bool,
 }
 
 /// A device's capabilities and where they come from.
