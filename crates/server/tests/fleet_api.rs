@@ -569,6 +569,9 @@ async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
         "/api/v1/fleet/devices",
         "/api/v1/fleet/rollouts",
         "/api/v1/fleet/rollouts/1/approve",
+        "/api/v1/fleet/rollouts/1/pause",
+        "/api/v1/fleet/rollouts/1/resume",
+        "/api/v1/fleet/rollouts/1/abort",
         "/api/v1/fleet/outages",
         "/api/v1/fleet/reports",
         "/api/v1/fleet/carriers/carrier-a/events",
@@ -603,7 +606,7 @@ async fn every_endpoint_refuses_garbage_and_foreign_tokens() {
             let (s, v) = lab
                 .call("POST", p, Some(&lab.operator), Some(garbage))
                 .await;
-            if p.ends_with("approve") {
+            if p.contains("/rollouts/1/") {
                 // Takes no body: an unknown rollout.
                 assert_eq!(s, 404, "{p} {garbage:?}: {v}");
             } else {
@@ -1283,4 +1286,240 @@ async fn the_registered_network_of_a_report_shows_in_the_device_view() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
+}
+
+impl Lab {
+    /// Registers a device that already holds its primary profile (enabled,
+    /// working) and its staged fallback, so it converges without the eIM.
+    async fn add_converged(&self, eid: &str, n: u64) {
+        let iccid =
+            |c: u64| ferrosim_ids::Iccid::from_body(&format!("89440000{c:02}{n:09}")).unwrap();
+        let profile = |carrier: &str| json!({"carrier": carrier, "profile_type": PROFILE_TYPE});
+        let (s, v) = self
+            .post(
+                "/api/v1/fleet/devices",
+                &json!({"eid": eid, "group": "meters", "vendor": "acme", "model": "m1",
+                "firmware": "1.0.0", "region": "north",
+                "capabilities": {"sgp32_version": [1, 2, 0]},
+                "profiles": [
+                    {"iccid": iccid(1).to_string(), "profile_type": profile("carrier-a"),
+                     "enabled": true, "works": true},
+                    {"iccid": iccid(2).to_string(), "profile_type": profile("carrier-b")}
+                ]}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    /// What the devices' agents and modems do: every command answered as
+    /// carried out, a registration on A's network and a good data path
+    /// reported.
+    async fn tend(&self, eids: &[String]) {
+        for eid in eids {
+            let path = format!("/api/v1/fleet/devices/{eid}/agent");
+            let (_, v) = self.call("GET", &path, Some(&self.operator), None).await;
+            for c in v["commands"].as_array().into_iter().flatten() {
+                let body = json!({"action": c["action"], "ok": true});
+                let (s, v) = self.post(&path, &body).await;
+                assert!(s == 204 || s == 200 || s == 409, "{s} {v}");
+            }
+            let (s, v) = self
+                .post(
+                    "/api/v1/fleet/reports",
+                    &json!({"reports": [
+                        {"device": eid, "kind": {"type": "registration",
+                            "outcome": {"result": "registered"}, "plmn": "310-410"}},
+                        {"device": eid, "kind": {"type": "data_path",
+                            "latency_ms": 40, "loss_permille": 0}}
+                    ]}),
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        }
+    }
+
+    /// Tends the devices until the rollout is in `state`; its view.
+    async fn rollout_reaches(&self, id: u64, state: &str, eids: &[String]) -> Value {
+        for _ in 0..400 {
+            let (_, v) = self.get(&format!("/api/v1/fleet/rollouts/{id}")).await;
+            if v["state"] == state {
+                return v;
+            }
+            assert!(
+                !matches!(v["state"].as_str(), Some("halted" | "aborted")),
+                "waiting for {state}: {v:#}"
+            );
+            self.tend(eids).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("rollout {id} never {state}");
+    }
+
+    async fn command(&self, id: u64, command: &str) -> (u16, Value) {
+        self.post(
+            &format!("/api/v1/fleet/rollouts/{id}/{command}"),
+            &json!(null),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn approve_pause_resume_and_abort_move_a_real_rollout() {
+    let lab = Lab::start().await;
+    let second = ferrosim_ids::Eid::from_body(&format!("{}7", &lab.eid[..29]))
+        .unwrap()
+        .to_string();
+    let eids = [lab.eid.clone(), second];
+    for (n, eid) in eids.iter().enumerate() {
+        lab.add_converged(eid, n as u64).await;
+    }
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rules",
+            &json!({"name": "strict", "registration_failures": {"count": 2, "window": "1m"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rollouts",
+            &json!({"name": "strict rule", "change": {"kind": "rule", "rule": "strict"},
+                "waves": [50, 100], "soak": "4s", "max_wait": "10m", "manual_approval": true}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    assert_eq!(
+        (&v["state"], &v["wave_sizes"]),
+        (&json!("running"), &json!([1])),
+        "{v:#}"
+    );
+
+    // The canary's gate passes; the next wave waits for an approval.
+    let v = lab.rollout_reaches(id, "awaiting_approval", &eids).await;
+    assert_eq!(v["gates"].as_array().unwrap().len(), 1, "{v:#}");
+    let (s, v) = lab.command(id, "pause").await;
+    assert_eq!(s, 409, "only a running rollout pauses: {v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting_approval"),
+        "{v}"
+    );
+    let (s, v) = lab.command(id, "approve").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["state"], &v["wave_sizes"]),
+        (&json!("running"), &json!([1, 1])),
+        "{v:#}"
+    );
+    let (s, _) = lab.command(id, "approve").await;
+    assert_eq!(s, 409, "approved once");
+
+    // Paused: the soak passes, good reports come, no verdict is given.
+    let (s, v) = lab.command(id, "pause").await;
+    assert_eq!((s, &v["state"]), (200, &json!("paused")), "{v}");
+    let paused = std::time::Instant::now();
+    while paused.elapsed() < Duration::from_secs(5) {
+        lab.tend(&eids).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, v) = lab.get(&format!("/api/v1/fleet/rollouts/{id}")).await;
+    assert_eq!(
+        (&v["state"], v["gates"].as_array().unwrap().len()),
+        (&json!("paused"), 1),
+        "{v:#}"
+    );
+    // Resumed: the second wave's gate is judged (its soak is over: at
+    // once, possibly before the answer) and the rollout completes.
+    let (s, v) = lab.command(id, "resume").await;
+    assert!(
+        s == 200 && (v["state"] == "running" || v["state"] == "completed"),
+        "{s} {v}"
+    );
+    let v = lab.rollout_reaches(id, "completed", &eids).await;
+    assert_eq!(v["gates"].as_array().unwrap().len(), 2, "{v:#}");
+    for command in ["pause", "resume", "approve", "abort"] {
+        let (s, v) = lab.command(id, command).await;
+        assert_eq!(s, 409, "{command} on a completed rollout: {v}");
+    }
+    for eid in &eids {
+        let (_, v) = lab.get(&format!("/api/v1/fleet/devices/{eid}")).await;
+        assert_eq!(v["rule"], "strict", "{v:#}");
+    }
+    // Each command is in the decision log with the operator as its reason.
+    let (_, v) = lab
+        .get(&format!("/api/v1/fleet/decisions?rollout={id}"))
+        .await;
+    let states: Vec<(String, String)> = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["what"]["decision"] == "rollout_state")
+        .map(|d| {
+            (
+                d["what"]["state"].as_str().unwrap().to_owned(),
+                d["reason"]["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for state in ["running", "paused"] {
+        assert!(
+            states.iter().any(|(s, r)| s == state && r == "operator"),
+            "{state}: {states:?}"
+        );
+    }
+    let gates = v["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["what"]["decision"] == "gate_pass")
+        .count();
+    assert_eq!(gates, 2, "{v:#}");
+
+    // Abort: a rollout back to the default rule is stopped in its canary
+    // wave and its device rolled back to the rule it had.
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rollouts",
+            &json!({"name": "back", "change": {"kind": "rule", "rule": "default"},
+                "waves": [50, 100], "soak": "10m", "max_wait": "20m"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let back = v["id"].as_u64().unwrap();
+    let (s, v) = lab.command(back, "abort").await;
+    assert_eq!((s, &v["state"]), (200, &json!("aborted")), "{v}");
+    let (_, v) = lab
+        .get(&format!("/api/v1/fleet/decisions?rollout={back}"))
+        .await;
+    assert!(
+        v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["what"]["decision"] == "roll_back"),
+        "{v:#}"
+    );
+    for eid in &eids {
+        let (_, v) = lab.get(&format!("/api/v1/fleet/devices/{eid}")).await;
+        assert_eq!(v["rule"], "strict", "rolled back: {v:#}");
+    }
+    // Commands on an unknown rollout, an unknown command, and tokens that
+    // may not or are not known.
+    let (s, _) = lab.command(99, "pause").await;
+    assert_eq!(s, 404);
+    let (s, _) = lab.command(back, "launch").await;
+    assert_eq!(s, 404);
+    for command in ["approve", "pause", "resume", "abort"] {
+        let path = format!("/api/v1/fleet/rollouts/{id}/{command}");
+        let (s, v) = lab.call("POST", &path, Some(&lab.read_only), None).await;
+        assert_eq!(s, 403, "{command}: {v}");
+        for token in [lab.foreign.as_str(), "fsk_garbage"] {
+            let (s, v) = lab.call("POST", &path, Some(token), None).await;
+            assert_eq!(s, 401, "{command}: {v}");
+        }
+    }
 }
