@@ -294,3 +294,118 @@ fn a_wave_is_not_passed_before_its_devices_carry_the_change() {
         .unwrap();
     assert!(!check.passed && check.wave == Some(0.0), "{check:?}");
 }
+
+fn restage_on_c(waves: Vec<u8>) -> RolloutSpec {
+    RolloutSpec {
+        name: "fallbacks to C".into(),
+        groups: vec!["meters".into()],
+        tags_any: vec![],
+        change: ChangeSpec::RestageFallback {
+            to: ProfileRef {
+                carrier: "carrier-c".into(),
+                profile_type: "fallback".into(),
+                version: 1,
+            },
+        },
+        waves,
+        soak: Span::mins(10),
+        max_wait: Span::mins(30),
+        gate: Default::default(),
+        compat: Compat::default(),
+        manual_approval: false,
+        seed: 3,
+    }
+}
+
+/// Per device: the carriers of its profiles with the fallback attribute,
+/// and of the others that are not enabled.
+fn staged(w: &World, e: &Eid) -> (Vec<String>, Vec<String>) {
+    let cat = w.fleet.catalog();
+    let name = |t| cat.carrier(cat.carrier_of(t)).name.clone();
+    let dev = &w.devices[e];
+    let with: Vec<String> = dev
+        .profiles
+        .iter()
+        .filter(|p| p.fallback)
+        .map(|p| name(p.profile_type))
+        .collect();
+    let without: Vec<String> = dev
+        .profiles
+        .iter()
+        .filter(|p| !p.fallback && !p.enabled)
+        .map(|p| name(p.profile_type))
+        .collect();
+    (with, without)
+}
+
+#[test]
+fn fallbacks_restaged_on_another_carrier_in_waves_and_an_abort_puts_the_old_ones_back() {
+    let mut w = World::new(common::EXAMPLE, 41);
+    for i in 0..20 {
+        w.add(spec(i, "meters", "north"));
+    }
+    w.run_for(Duration::from_secs(120));
+    assert_eq!(w.converged(), 20);
+    let c = w.carrier("carrier-c");
+    let id = w
+        .fleet
+        .create_rollout(restage_on_c(vec![10, 100]), w.now)
+        .unwrap();
+    w.run_for(Duration::from_secs(40 * 60));
+    let r = w.fleet.rollout(id).unwrap();
+    assert_eq!(r.state, RolloutState::Completed, "{r:?}");
+    assert_eq!(r.members.iter().map(Vec::len).collect::<Vec<_>>(), [2, 18]);
+    for i in 0..20 {
+        let e = common::eid(i);
+        // Still on its primary; the fallback on C carries the attribute,
+        // the one on B is gone.
+        assert_eq!(w.enabled_carrier(&e), Some(w.carrier("carrier-a")), "{i}");
+        assert_eq!(staged(&w, &e), (vec!["carrier-c".into()], vec![]), "{i}");
+        let d = w.fleet.device(&e).unwrap();
+        assert_eq!(
+            d.desired.fallback.map(|t| w.fleet.catalog().carrier_of(t)),
+            Some(c)
+        );
+    }
+    assert!(w.switches.is_empty(), "no device switched");
+    let ordered_at_c = w
+        .actions
+        .iter()
+        .filter(|(_, a)| {
+            matches!(&a.command, ferrosim_fleet::Command::Es2DownloadOrder { profile_type, .. }
+                if w.fleet.catalog().carrier_of(*profile_type) == c)
+        })
+        .count();
+    assert_eq!(ordered_at_c, 20, "one order per device at C");
+
+    // Aborted during its canary's soak: the canary's fallback goes back to
+    // B (with the attribute), C's is removed, nobody else was touched.
+    let mut w = World::new(common::EXAMPLE, 42);
+    for i in 0..20 {
+        w.add(spec(i, "meters", "north"));
+    }
+    w.run_for(Duration::from_secs(120));
+    let id = w
+        .fleet
+        .create_rollout(restage_on_c(vec![10, 100]), w.now)
+        .unwrap();
+    w.run_for(Duration::from_secs(5 * 60));
+    let canary: Vec<Eid> = w.fleet.rollout(id).unwrap().members[0].clone();
+    assert_eq!(canary.len(), 2);
+    for e in &canary {
+        assert_eq!(
+            staged(&w, e).0,
+            vec!["carrier-c".to_owned()],
+            "restaged before the abort"
+        );
+    }
+    w.fleet.abort_rollout(id, w.now).unwrap();
+    w.run_for(Duration::from_secs(10 * 60));
+    assert_eq!(w.fleet.rollout(id).unwrap().state, RolloutState::Aborted);
+    for i in 0..20 {
+        let e = common::eid(i);
+        assert_eq!(staged(&w, &e), (vec!["carrier-b".into()], vec![]), "{i}");
+    }
+    assert!(w.decisions.iter().any(|d| d.what == What::RollBack));
+    assert!(w.switches.is_empty(), "no device switched");
+}

@@ -1523,3 +1523,86 @@ async fn approve_pause_resume_and_abort_move_a_real_rollout() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_fallback_restage_rollout_orders_at_the_new_fallback_through_the_driver() {
+    let lab = Lab::start().await;
+    let eid = lab.eid.clone();
+    lab.add_converged(&eid, 0).await;
+    // Carrier B offers a second version of its profile type (a change of
+    // the carrier, with an admin token and its version).
+    let path = "/api/v1/fleet/carriers/carrier-b";
+    let (s, b, _) = lab
+        .call_versioned(reqwest::Method::GET, path, &lab.read_only, None, None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let mut carrier = b["item"].clone();
+    carrier["profile_type"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": PROFILE_TYPE, "version": 2, "apn": "iot"}));
+    let (s, v, _) = lab
+        .call_versioned(
+            reqwest::Method::PUT,
+            path,
+            &lab.admin,
+            Some(&carrier.to_string()),
+            b["version"].as_str(),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let view = format!("/api/v1/fleet/devices/{eid}");
+    let fallback = |version: u16| json!(format!("carrier-b/{PROFILE_TYPE}@{version}"));
+    let (_, v) = lab.get(&view).await;
+    assert_eq!(v["desired_fallback"], fallback(1), "{v:#}");
+
+    let (s, v) = lab
+        .post(
+            "/api/v1/fleet/rollouts",
+            &json!({"name": "restage", "waves": [100], "soak": "10m", "max_wait": "20m",
+                "change": {"kind": "restage_fallback",
+                    "to": {"carrier": "carrier-b", "profile_type": PROFILE_TYPE, "version": 2}}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_u64().unwrap();
+    assert_eq!(v["wave_sizes"], json!([1]), "{v:#}");
+    let (_, v) = lab.get(&view).await;
+    assert_eq!(v["desired_fallback"], fallback(2), "{v:#}");
+    // The driver orders the new fallback at B's SM-DP+ over ES2+ and
+    // queues its download trigger at the eIM (once the device's agent has
+    // taken its APN); nothing goes to A.
+    let code = format!("1${}$", lab.b.address);
+    let devices = [eid.clone()];
+    wait_until("the new fallback's download trigger at the eIM", || async {
+        lab.tend(&devices).await;
+        lab.queue()
+            .await
+            .iter()
+            .any(|q| q.der.windows(code.len()).any(|w| w == code.as_bytes()))
+    })
+    .await;
+    let orders_b = ferrosim_testkit::audit::orders(&lab.b.store).await.unwrap();
+    assert!(
+        orders_b.values().any(|o| format!("{o:?}").contains(&eid)),
+        "{orders_b:?}"
+    );
+    let orders_a = ferrosim_testkit::audit::orders(&lab.a.store).await.unwrap();
+    assert!(orders_a.is_empty(), "{orders_a:?}");
+    let (_, v) = lab
+        .get(&format!("/api/v1/fleet/decisions?device={eid}"))
+        .await;
+    assert!(
+        v["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["rollout"] == id && d["what"]["command"] == "es2.downloadOrder"),
+        "{v:#}"
+    );
+    // Aborted: the device's fallback is the one it had again.
+    let (s, v) = lab.command(id, "abort").await;
+    assert_eq!((s, &v["state"]), (200, &json!("aborted")), "{v}");
+    let (_, v) = lab.get(&view).await;
+    assert_eq!(v["desired_fallback"], fallback(1), "{v:#}");
+}
