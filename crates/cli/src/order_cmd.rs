@@ -9,6 +9,7 @@ use ferrosim_asn1::json::es2::{
     CancelOrderRequest, ConfirmOrderRequest, DownloadOrderRequest, ReleaseProfileRequest,
     RequestHeader,
 };
+use ferrosim_ids::Eid;
 use ferrosim_lpa::activation_code::{ActivationCode, SmdpAddress};
 use ferrosim_saip::Iccid;
 use ferrosim_smdp::ids::{MatchingId, OperatorId};
@@ -39,11 +40,11 @@ enum OrderCommand {
         #[arg(long = "type", required_unless_present = "iccid")]
         profile_type: Option<String>,
         /// ...or this profile.
-        #[arg(long)]
-        iccid: Option<String>,
+        #[arg(long, value_parser = crate::id_args::iccid)]
+        iccid: Option<Iccid>,
         /// Link the order to this EID.
-        #[arg(long)]
-        eid: Option<String>,
+        #[arg(long, value_parser = crate::id_args::eid)]
+        eid: Option<Eid>,
         /// Require this confirmation code from the end user.
         #[arg(long)]
         confirmation_code: Option<String>,
@@ -67,7 +68,8 @@ enum OrderCommand {
         #[arg(long)]
         operator: String,
         /// The profile.
-        iccid: String,
+        #[arg(value_parser = crate::id_args::iccid)]
+        iccid: Iccid,
     },
     /// Cancel an order.
     Cancel {
@@ -75,7 +77,8 @@ enum OrderCommand {
         #[arg(long)]
         operator: String,
         /// The profile.
-        iccid: String,
+        #[arg(value_parser = crate::id_args::iccid)]
+        iccid: Iccid,
         /// Withdraw the profile for good instead of returning it to the pool.
         #[arg(long)]
         unavailable: bool,
@@ -88,7 +91,8 @@ enum OrderCommand {
     /// Show a profile's order.
     Show {
         /// The profile.
-        iccid: String,
+        #[arg(value_parser = crate::id_args::iccid)]
+        iccid: Iccid,
     },
 }
 
@@ -137,8 +141,6 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 // is reserved, so a refused order leaves nothing behind.
                 let wanted = OrderArgsChecked::check(
                     profile_type.as_deref(),
-                    iccid.as_deref(),
-                    eid.as_deref(),
                     confirmation_code.as_deref(),
                     matching_id.as_deref(),
                     qr.as_deref(),
@@ -157,8 +159,8 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                         &op,
                         &DownloadOrderRequest {
                             header: header(),
-                            eid: eid.clone(),
-                            iccid,
+                            eid: eid.as_ref().map(ToString::to_string),
+                            iccid: iccid.as_ref().map(ToString::to_string),
                             profile_type,
                         },
                         type_version,
@@ -173,7 +175,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                         &ConfirmOrderRequest {
                             header: header(),
                             iccid: ordered.iccid.clone(),
-                            eid,
+                            eid: eid.as_ref().map(ToString::to_string),
                             matching_id,
                             confirmation_code,
                             smds_address: None,
@@ -234,12 +236,11 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
             }
             OrderCommand::Release { operator, iccid } => {
                 let op = operator_of(&operator).await?;
-                let iccid_text = iccid.clone();
                 smdp.release_profile(
                     &op,
                     &ReleaseProfileRequest {
                         header: header(),
-                        iccid,
+                        iccid: iccid.to_string(),
                     },
                     now,
                 )
@@ -247,7 +248,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 crate::audit_cmd::record(
                     &inst.store,
                     "order.release",
-                    &iccid_text,
+                    &iccid,
                     serde_json::json!({ "operator": operator }),
                 )
                 .await;
@@ -261,7 +262,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 let op = operator_of(&operator).await?;
                 let req = CancelOrderRequest {
                     header: header(),
-                    iccid,
+                    iccid: iccid.to_string(),
                     eid: None,
                     matching_id: None,
                     final_profile_status_indicator: if unavailable {
@@ -288,7 +289,6 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
                 crate::order_history_cmd::order_history(&inst.store, history).await?
             }
             OrderCommand::Show { iccid } => {
-                let iccid = Iccid::new(&iccid).context("ICCID")?;
                 let Some(p) = inst.store.profile(&iccid).await? else {
                     bail!("no profile {iccid}");
                 };
@@ -359,8 +359,6 @@ const MAX_CONFIRMATION_CODE: usize = 64;
 impl OrderArgsChecked {
     fn check(
         profile_type: Option<&str>,
-        iccid: Option<&str>,
-        eid: Option<&str>,
         confirmation_code: Option<&str>,
         matching_id: Option<&str>,
         qr: Option<&Path>,
@@ -369,12 +367,6 @@ impl OrderArgsChecked {
             && (t.trim().is_empty() || t.chars().any(char::is_control))
         {
             bail!("--type `{t}`: a profile type name is never empty or made of control characters");
-        }
-        if let Some(i) = iccid {
-            Iccid::new(i).with_context(|| format!("--iccid `{i}`"))?;
-        }
-        if let Some(e) = eid {
-            ferrosim_pki::Eid::parse(e).with_context(|| format!("--eid `{e}`"))?;
         }
         if let Some(c) = confirmation_code {
             if c.trim().is_empty() {

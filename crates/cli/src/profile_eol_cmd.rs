@@ -41,7 +41,8 @@ enum ProfileCommand {
     /// eIM, retire or quarantine its ICCID.
     Revoke {
         /// The profile's ICCID.
-        iccid: String,
+        #[arg(value_parser = crate::id_args::iccid)]
+        iccid: Iccid,
         /// The operator owning it.
         #[arg(long)]
         operator: String,
@@ -58,7 +59,8 @@ enum ProfileCommand {
     /// Where a revoked profile's ICCID is.
     Show {
         /// The profile's ICCID.
-        iccid: String,
+        #[arg(value_parser = crate::id_args::iccid)]
+        iccid: Iccid,
     },
     /// Revoked profiles, oldest first.
     List {
@@ -127,7 +129,6 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
                 policy,
                 quarantine_days,
             } => {
-                let iccid = Iccid::new(&iccid).context("ICCID")?;
                 let op = operator_of(&operator)?;
                 if store.operator(&op).await?.is_none() {
                     bail!("unknown operator {op}");
@@ -166,7 +167,6 @@ pub fn run(args: ProfileArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             }
             ProfileCommand::Show { iccid } => {
-                let iccid = Iccid::new(&iccid).context("ICCID")?;
                 store.settle_device_deletes().await?;
                 let Some(r) = store.revocation(&iccid).await? else {
                     bail!("{} is not revoked", iccid.as_str());
