@@ -13,12 +13,10 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::spawn;
+use common::{crl, spawn};
 use ferrosim_asn1::rasn::types::FixedOctetString;
 use ferrosim_asn1::{decode_der, encode_der, rsp, sgp32};
-use ferrosim_pki::crl::issue::CrlRequest;
 use ferrosim_pki::crl::register::{CrlIssuer, entry};
-use ferrosim_pki::crl::{CrlNumber, CrlScope};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_testkit::cli::{ferrosim_command, output_text};
 use ferrosim_testkit::serve::ServeCommand;
@@ -39,19 +37,7 @@ fn eum_crl(pki: &TestPki, number: u128, revoked: &[usize]) -> Vec<u8> {
             )
         })
         .collect();
-    pki.issue_crl(
-        CrlIssuer::Eum,
-        &CrlRequest {
-            number: CrlNumber::new(number),
-            this_update: now - Duration::from_secs(60),
-            next_update: now + Duration::from_secs(7 * 86_400),
-            entries,
-            scope: CrlScope::default(),
-        },
-    )
-    .unwrap()
-    .der()
-    .to_vec()
+    crl(pki, CrlIssuer::Eum, number, entries)
 }
 
 fn path(p: &Path) -> &str {

@@ -12,33 +12,15 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{https_client, order_devices, seed, spawn};
-use ferrosim_pki::crl::issue::CrlRequest;
+use common::{crl, https_client, order_devices, seed, spawn};
+use ferrosim_pki::crl::RevokedEntry;
 use ferrosim_pki::crl::register::{CrlIssuer, entry};
-use ferrosim_pki::crl::{CrlNumber, CrlScope, RevokedEntry};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_testkit::operator::SlowCallbackEndpoint;
 use ferrosim_testkit::serve::ServeCommand;
 use ferrosim_testkit::{Es2Client, OPERATOR};
 
 const FERROSIM: &str = env!("CARGO_BIN_EXE_ferrosim");
-
-fn crl(pki: &TestPki, issuer: CrlIssuer, number: u128, entries: Vec<RevokedEntry>) -> Vec<u8> {
-    let now = SystemTime::now();
-    pki.issue_crl(
-        issuer,
-        &CrlRequest {
-            number: CrlNumber::new(number),
-            this_update: now - Duration::from_secs(60),
-            next_update: now + Duration::from_secs(7 * 86_400),
-            entries,
-            scope: CrlScope::default(),
-        },
-    )
-    .unwrap()
-    .der()
-    .to_vec()
-}
 
 fn revoked(pki: &TestPki, i: usize) -> RevokedEntry {
     entry(

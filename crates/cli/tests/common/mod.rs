@@ -23,6 +23,9 @@ use ferrosim_lpa::{
     ActivationCode, DownloadRequest, Es9Client, Es9ClientError, Es10, Es10Options, RetryPolicy,
     SmdpAddress, download_profile, process_notifications,
 };
+use ferrosim_pki::crl::issue::CrlRequest;
+use ferrosim_pki::crl::register::CrlIssuer;
+use ferrosim_pki::crl::{CrlNumber, CrlScope, RevokedEntry};
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_server::sandbox::{self, SandboxOptions};
 use ferrosim_smdp::store::OutboxStore;
@@ -179,6 +182,25 @@ pub fn loopback_pki(root: &Path, euiccs: usize) -> (TestPki, PathBuf, String) {
     pki.write_to(&pki_dir).expect("writing the test PKI");
     let ci_pem = pki.ci.certificate_pem();
     (pki, pki_dir, ci_pem)
+}
+
+/// A CRL (DER) of `issuer` in `pki`, numbered `number`, listing `entries`;
+/// valid from a minute ago for a week.
+pub fn crl(pki: &TestPki, issuer: CrlIssuer, number: u128, entries: Vec<RevokedEntry>) -> Vec<u8> {
+    let now = SystemTime::now();
+    pki.issue_crl(
+        issuer,
+        &CrlRequest {
+            number: CrlNumber::new(number),
+            this_update: now - Duration::from_secs(60),
+            next_update: now + Duration::from_secs(7 * 86_400),
+            entries,
+            scope: CrlScope::default(),
+        },
+    )
+    .expect("issuing a CRL")
+    .der()
+    .to_vec()
 }
 
 /// The eUICC identities of a test PKI, in EID order.
