@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use ferrosim_asn1::json::es2::{ConfirmOrderRequest, DownloadOrderRequest};
+use ferrosim_ids::MatchingId;
 use ferrosim_server::es2_client::{Es2Client, Es2ClientError};
 use ferrosim_sim::live::{EumIssuer, LiveOptions, LiveProgress, OrderDesk, Ordered, Target};
 use ferrosim_sim::{Scenario, Summary};
@@ -80,8 +81,10 @@ impl OrderDesk for Es2Desk {
                 async move { client.confirm_order(&request).await }
             })
             .await?;
+            let matching_id = MatchingId::new(&confirmed.matching_id)
+                .map_err(|e| format!("confirmOrder answered a matching id no LPA can use: {e}"))?;
             Ok(Ordered {
-                matching_id: confirmed.matching_id,
+                matching_id,
                 throttled,
             })
         }

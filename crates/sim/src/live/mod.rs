@@ -40,6 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferrosim_fleet::config::FleetConfig;
+use ferrosim_ids::MatchingId;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::{ActivationCode, SmdpAddress};
 use rand::SeedableRng;
@@ -79,7 +80,7 @@ pub trait OrderDesk: Send + Sync + 'static {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ordered {
     /// Its matching id (the phone's activation code carries it).
-    pub matching_id: String,
+    pub matching_id: MatchingId,
     /// Calls the target refused for the operator's rate limit (HTTP 429)
     /// and that were sent again after a pause.
     pub throttled: u32,
@@ -536,7 +537,8 @@ async fn order_all<D: OrderDesk>(
             .unwrap_or_else(|_| Err("not placed within --max-duration".into()));
             let throttled = ordered.as_ref().map_or(0, |o| o.throttled);
             let code = ordered.and_then(|o| {
-                ActivationCode::new(address, Some(&o.matching_id)).map_err(|e| e.to_string())
+                ActivationCode::new(address, Some(o.matching_id.as_str()))
+                    .map_err(|e| e.to_string())
             });
             (i, code.map_err(|e| format!("ES2+ order: {e}")), throttled)
         });
