@@ -27,7 +27,10 @@ use ferrosim_fleet::FleetConfig;
 use ferrosim_ids::{Clock, Eid, ManualClock, Timestamp};
 use ferrosim_ipa::driver::https::HttpsEsipa;
 use ferrosim_ipa::driver::{MemoryStore, run_session};
-use ferrosim_ipa::{Binding, DownloadPath, Ipa, IpaConfig, PendingState};
+use ferrosim_ipa::{
+    Action as IpaAction, Binding, DownloadPath, Ipa, IpaConfig, ItemReport, LocalOperation,
+    PendingState,
+};
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
 use ferrosim_lpa::{Es10, Es10Options};
 use ferrosim_pki::{TestPki, TestPkiOptions};
@@ -72,6 +75,12 @@ pub const A_ICCIDS: &str = "894400";
 pub const B_ICCIDS: &str = "894410";
 
 pub fn fleet_toml(address: &str) -> String {
+    fleet_toml_with(address, "eim_enable_with_rollback")
+}
+
+/// The fleet's configuration with the failover rule switching by `method`
+/// (`eim_enable_with_rollback` or `device_local`).
+pub fn fleet_toml_with(address: &str, method: &str) -> String {
     format!(
         r#"
 regions = ["north"]
@@ -133,6 +142,7 @@ min_on_fallback = "{min}s"
 max_switches_per_hour = 4
 max_fraction_per_minute = {FRACTION_PER_MINUTE}
 jitter = "{jitter}s"
+method = "{method}"
 "#,
         dwell = RETURN_DWELL.as_secs(),
         min = MIN_ON_FALLBACK.as_secs(),
@@ -307,6 +317,11 @@ impl Lab {
     /// at the SM-DP+ (`fallbackAllowed` in its metadata) only when
     /// `b_fallback_allowed`; the fleet's configuration says it does.
     pub async fn start_with(count: usize, b_fallback_allowed: bool) -> Self {
+        Self::start_opts(count, b_fallback_allowed, "eim_enable_with_rollback").await
+    }
+
+    /// A lab whose failover rule switches devices by `method`.
+    pub async fn start_opts(count: usize, b_fallback_allowed: bool, method: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(&TestPkiOptions {
             euicc_count: count,
@@ -351,7 +366,7 @@ impl Lab {
         let driver = FleetDriver::open(
             store.fleet(),
             Some(eim.clone()),
-            FleetConfig::from_toml(&fleet_toml(&address)).unwrap(),
+            FleetConfig::from_toml(&fleet_toml_with(&address, method)).unwrap(),
             ferrosim_telemetry::Dictionary::new(),
             shared,
             FleetOptions {
@@ -764,8 +779,9 @@ impl Drop for Lab {
 
 /// A device's software: IPA sessions against the eIM (the eIM's packages
 /// run on the eUICC, triggers downloaded straight from the SM-DP+), then
-/// the agent fetches the fleet's commands for it (APN settings) and
-/// answers them.
+/// the agent fetches the fleet's commands for it (APN settings; the
+/// Fallback Mechanism and the return from it, which the IPA runs on the
+/// eUICC) and answers them.
 #[allow(clippy::too_many_arguments)]
 async fn device_loop(
     n: u64,
@@ -814,6 +830,21 @@ async fn device_loop(
         };
         let commands: Value = resp.json().await.unwrap_or(Value::Null);
         for c in commands["commands"].as_array().cloned().unwrap_or_default() {
+            // The fallback mechanism and the return from it: the IPA runs
+            // them on the eUICC (ES10b), the agent says how it went.
+            let local = match c["command"].as_str() {
+                Some("agent.executeFallbackMechanism") => Some(LocalOperation::ExecuteFallback),
+                Some("agent.returnFromFallback") => Some(LocalOperation::ReturnFromFallback),
+                _ => None,
+            };
+            let mut answer = json!({"action": c["action"], "ok": true});
+            if let Some(op) = local {
+                let seed = rand::RngExt::random(&mut rng);
+                if let Err(e) = run_local(&device, &mut store, &config, seed, op).await {
+                    eprintln!("{}: {} refused: {e}", device.eid, op.name());
+                    answer = json!({"action": c["action"], "ok": false, "error": "wrong_state"});
+                }
+            }
             if c["command"] == "agent.apnConfig" {
                 let apn = c["apn"]["apn"].as_str().unwrap_or_default().to_owned();
                 let mut apns = device.apns.lock().unwrap();
@@ -825,7 +856,7 @@ async fn device_loop(
             let sent = http
                 .post(&agent)
                 .bearer_auth(&token)
-                .json(&json!({"action": c["action"], "ok": true}))
+                .json(&answer)
                 .send()
                 .await;
             if let Ok(resp) = sent {
@@ -837,5 +868,54 @@ async fn device_loop(
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs an operation the IPA starts itself (ExecuteFallbackMechanism,
+/// ReturnFromFallback) on the device's eUICC; what the eIM must learn goes
+/// with the IPA's next session.
+async fn run_local(
+    device: &Device,
+    store: &mut MemoryStore,
+    config: &IpaConfig,
+    seed: u64,
+    operation: LocalOperation,
+) -> Result<(), String> {
+    use ferrosim_ipa::driver::StateStore;
+    use ferrosim_lpa::Transport;
+    let mut card = device.card.lock().await;
+    let mut es10 = Es10::open(
+        |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+        &Es10Options::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let state = store.last.clone().unwrap_or_default();
+    let mut ipa = Ipa::new(
+        config.clone(),
+        es10.link(),
+        state,
+        StdRng::seed_from_u64(seed),
+        Timestamp::now(),
+    );
+    ipa.start_local(operation, false, Timestamp::now());
+    let mut report = None;
+    while let Some(action) = ipa.poll() {
+        match action {
+            IpaAction::Transmit(apdu) => {
+                let response = es10.transport_mut().transmit(&apdu);
+                ipa.handle_apdu_response(response, Timestamp::now());
+            }
+            IpaAction::Persist(state) => store.save(&state).map_err(|e| e.to_string())?,
+            IpaAction::SessionDone(done) => report = Some(done),
+            other => return Err(format!("unexpected action {other:?}")),
+        }
+    }
+    let _ = es10.close();
+    match report {
+        Some(r) if r.error.is_none() => match r.items.first() {
+            Some(ItemReport::Local { code: 0, .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+        other => Err(format!("{other:?}")),
     }
 }
