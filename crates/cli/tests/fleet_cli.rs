@@ -1,5 +1,6 @@
 //! `ferrosim serve` with `[fleet]` and the `ferrosim fleet` CLI over its
-//! REST API: devices registered and listed, a rollout created and aborted,
+//! REST API: devices registered and listed, a rollout created, paused,
+//! resumed and aborted (each state shown and in the decision log),
 //! the decision log read; bad arguments, bad files and bad tokens refused
 //! with the server's reason, nothing registered by them.
 
@@ -239,8 +240,40 @@ fn fleet_cli_over_serve() {
     );
     let created = ok(&fleet(&["rollouts", "create", &rollout]));
     assert!(created.contains("\"id\": 1"), "{created}");
+    // Its canary wave runs (the device is still being provisioned, so no
+    // gate passes): pause and resume move it, approve has nothing to
+    // approve, each state shows, and each command is in the decision log.
+    let state = |out: &str| {
+        serde_json::from_str::<serde_json::Value>(out).unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(state(&ok(&fleet(&["rollouts", "pause", "1"]))), "paused");
+    assert_eq!(state(&ok(&fleet(&["rollouts", "show", "1"]))), "paused");
+    let e = refused(&fleet(&["rollouts", "pause", "1"]));
+    assert!(e.contains("409") && e.contains("paused"), "{e}");
+    assert_eq!(state(&ok(&fleet(&["rollouts", "resume", "1"]))), "running");
+    let e = refused(&fleet(&["rollouts", "approve", "1"]));
+    assert!(
+        e.contains("409") && e.contains("cannot approve while running"),
+        "{e}"
+    );
+    let e = refused(&fleet(&["rollouts", "pause", "7"]));
+    assert!(e.contains("404"), "{e}");
+    let e = refused(&fleet(&["rollouts", "resume", "x"]));
+    assert!(e.contains("invalid value"), "{e}");
     let aborted = ok(&fleet(&["rollouts", "abort", "1"]));
     assert!(aborted.contains("aborted"), "{aborted}");
+    let e = refused(&fleet(&["rollouts", "resume", "1"]));
+    assert!(e.contains("409") && e.contains("aborted"), "{e}");
+    let log = ok(&fleet(&["decisions", "--rollout", "1"]));
+    for state in ["paused", "running", "aborted"] {
+        assert!(
+            log.contains(&format!("\"state\": \"{state}\"")),
+            "{state}: {log}"
+        );
+    }
     let decisions = ok(&fleet(&["decisions", "--device", EID]));
     assert!(decisions.contains("es2.downloadOrder"), "{decisions}");
     let report = write(
