@@ -34,13 +34,23 @@ use serde_json::Value;
 
 /// IoT devices of the run.
 const DEVICES: &str = "20";
-/// The carriers of the outage scenario and the ICCID prefixes of their
-/// profiles at the SM-DP+.
-const CARRIERS: [(&str, &str); 3] = [
-    ("carrier-a", "894400"),
-    ("carrier-b", "894410"),
-    ("carrier-c", "894420"),
-];
+/// The ICCID prefix of the profiles of the scenario's `i`-th carrier at
+/// the SM-DP+ (carrier A's 894400, B's 894410, ...).
+fn prefix(i: usize) -> String {
+    format!("8944{i}0")
+}
+
+/// The scenario's carriers (its fleet catalog's, in order).
+fn carriers(scenario: &str) -> Vec<String> {
+    let s = ferrosim_sim::Scenario::builtin(scenario).unwrap();
+    let fleet: toml::Table = toml::from_str(&s.fleet_toml()).unwrap();
+    fleet["carrier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
 
 /// `ferrosim ARGS` must fail, naming `expected`, without a panic.
 fn refused(args: &[&str], expected: &str) {
@@ -58,12 +68,12 @@ fn p(path: &Path) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// The outage scenario's fleet catalog for the server: its carriers'
+/// The scenario's fleet catalog for the server: its carriers'
 /// SM-DP+ is the server's (credentials in files), the rule's timings
 /// shortened for an event compressed 200 times (no jitter, no per-minute
 /// limit, a 3 s dwell).
-fn fleet_toml(address: &str, dir: &Path) -> String {
-    let scenario = ferrosim_sim::Scenario::builtin("outage").unwrap();
+fn fleet_toml(scenario: &str, address: &str, dir: &Path) -> String {
+    let scenario = ferrosim_sim::Scenario::builtin(scenario).unwrap();
     let mut fleet: toml::Table = toml::from_str(&scenario.fleet_toml()).unwrap();
     for carrier in fleet["carrier"].as_array_mut().unwrap() {
         let c = carrier.as_table_mut().unwrap();
@@ -98,12 +108,14 @@ fn fleet_toml(address: &str, dir: &Path) -> String {
 /// Each carrier an operator of the SM-DP+ with its profile type `iot`
 /// (allowing the fallback attribute) and enough profiles for every device;
 /// its ES2+ credentials in `dir`.
-async fn seed(url: &str, dir: &Path) {
+async fn seed(url: &str, dir: &Path, carriers: &[String]) {
     let store = SqlStore::connect(url, &StoreOptions::default())
         .await
         .unwrap();
-    for (carrier, first) in CARRIERS {
-        let token = fleet_lab::seed_operator(&store, carrier, "iot", first).await;
+    for (i, carrier) in carriers.iter().enumerate() {
+        let first = prefix(i);
+        let carrier = carrier.as_str();
+        let token = fleet_lab::seed_operator(&store, carrier, "iot", &first).await;
         inventory::generate_profiles(
             &store,
             &OperatorId::new(carrier).unwrap(),
@@ -139,8 +151,24 @@ async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Val
     resp.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outage_devices_fail_over_and_return_through_serve() {
+/// A `ferrosim serve` process with a scenario's fleet catalog, and the
+/// simulator's run of the scenario against it.
+struct Run {
+    summary: Value,
+    http: reqwest::Client,
+    token: String,
+    target: String,
+    out_dir: std::path::PathBuf,
+    pki_dir: std::path::PathBuf,
+    first_eim: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    _server: ferrosim_testkit::serve::ServeProcess,
+}
+
+/// Starts the server with `scenario`'s catalog and runs `ferrosim
+/// simulate SCENARIO --target` against it with [`DEVICES`] devices at
+/// `time_scale`.
+async fn run_against_serve(scenario: &str, time_scale: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -161,9 +189,9 @@ async fn outage_devices_fail_over_and_return_through_serve() {
         .port();
     let address = format!("localhost:{port}");
     let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
-    seed(&url, dir.path()).await;
+    seed(&url, dir.path(), &carriers(scenario)).await;
     let fleet = dir.path().join("fleet.toml");
-    std::fs::write(&fleet, fleet_toml(&address, dir.path())).unwrap();
+    std::fs::write(&fleet, fleet_toml(scenario, &address, dir.path())).unwrap();
     // All the devices share the simulator's address: no per-address limit.
     let config = dir.path().join("ferrosim.toml");
     std::fs::write(
@@ -201,7 +229,7 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     let target = format!("https://{address}");
     let out_dir = dir.path().join("report");
     let args = [
-        "outage",
+        scenario,
         "--target",
         &target,
         "--pki",
@@ -212,9 +240,8 @@ async fn outage_devices_fail_over_and_return_through_serve() {
         &p(&first_eim),
         "--devices",
         DEVICES,
-        // The outage's 90 minutes in 27 s.
         "--time-scale",
-        "200",
+        time_scale,
         "--seed",
         "3",
         "--max-duration",
@@ -236,57 +263,106 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     let text = output_text(&run);
     assert!(run.status.success(), "{text}");
     let summary: Value = serde_json::from_slice(&run.stdout).expect(&text);
-    let ff = &summary["full_fidelity_iot"];
     eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    let devices: u64 = DEVICES.parse().unwrap();
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    Run {
+        summary,
+        http,
+        token,
+        target,
+        out_dir,
+        pki_dir,
+        first_eim,
+        dir,
+        _server: server,
+    }
+}
 
-    // Every device associated, in the fleet, holding its primary and its
-    // staged fallback before the event; the event ran to its end.
+/// The event's switch decisions per device (failovers, returns), and the
+/// devices with a switch decided after it (while the devices ran on).
+async fn switches(r: &Run) -> (BTreeMap<String, (u64, u64)>, Vec<String>) {
+    let ended_at = r.summary["full_fidelity_iot"]["ended_at_ms"]
+        .as_i64()
+        .unwrap();
+    let mut switches: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut later = Vec::new();
+    let decisions = get(
+        &r.http,
+        &r.target,
+        &r.token,
+        "/api/v1/fleet/decisions?limit=1000",
+    )
+    .await;
+    for d in decisions["decisions"].as_array().unwrap() {
+        if d["what"]["decision"] != "switch" {
+            continue;
+        }
+        let eid = d["device"].as_str().unwrap().to_owned();
+        if d["at"].as_i64().unwrap() > ended_at {
+            later.push(eid);
+            continue;
+        }
+        let e = switches.entry(eid).or_default();
+        if d["what"]["failover"] == true {
+            e.0 += 1;
+        } else {
+            e.1 += 1;
+        }
+    }
+    (switches, later)
+}
+
+/// The devices of `group`, as the server's fleet lists them.
+async fn group(r: &Run, group: &str) -> Vec<String> {
+    let listed = get(
+        &r.http,
+        &r.target,
+        &r.token,
+        "/api/v1/fleet/devices?limit=1000",
+    )
+    .await;
+    let listed = listed["devices"].as_array().unwrap().clone();
+    assert_eq!(listed.len() as u64, DEVICES.parse::<u64>().unwrap());
+    listed
+        .iter()
+        .filter(|d| d["group"] == group)
+        .map(|d| d["eid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every device associated, in the fleet, holding its primary and its
+/// staged fallback before the event, two downloads each; the event ran to
+/// its end.
+fn assert_provisioned(ff: &Value) {
+    let devices: u64 = DEVICES.parse().unwrap();
     assert_eq!(ff["devices"], devices, "{ff:#}");
     assert_eq!(ff["associated"], devices, "{ff:#}");
     assert_eq!(ff["registered_in_fleet"], devices, "{ff:#}");
     assert_eq!(ff["converged"], devices, "{ff:#}");
     assert_eq!(ff["cut_off"], false, "{ff:#}");
     assert_eq!(ff["setup_failures"], serde_json::json!({}), "{ff:#}");
-    // Two profiles downloaded by each device's IPA.
     assert!(ff["downloads"].as_u64().unwrap() >= 2 * devices, "{ff:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_devices_fail_over_and_return_through_serve() {
+    // The outage's 90 minutes in 27 s.
+    let r = run_against_serve("outage", "200").await;
+    let (summary, http, token, target, out_dir) =
+        (&r.summary, &r.http, &r.token, &r.target, &r.out_dir);
+    let (pki_dir, first_eim, dir) = (&r.pki_dir, &r.first_eim, &r.dir);
+    let ff = &summary["full_fidelity_iot"];
+
+    assert_provisioned(ff);
 
     // The server's own records: the devices of group `meters` (primary on
-    // A) failed over and came back, each once, decided by its fleet.
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    let listed = get(&http, &target, &token, "/api/v1/fleet/devices?limit=1000").await;
-    let listed = listed["devices"].as_array().unwrap().clone();
-    assert_eq!(listed.len() as u64, devices);
-    let meters: Vec<String> = listed
-        .iter()
-        .filter(|d| d["group"] == "meters")
-        .map(|d| d["eid"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(!meters.is_empty(), "no device of group meters: {listed:#?}");
-    // The decisions of the event (the devices ran on for a few seconds
-    // after it to carry out the last ones; the fleet may have decided more
-    // meanwhile).
-    let ended_at = ff["ended_at_ms"].as_i64().unwrap();
-    let mut switches: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut later = Vec::new();
-    let decisions = get(&http, &target, &token, "/api/v1/fleet/decisions?limit=1000").await;
-    for d in decisions["decisions"].as_array().unwrap() {
-        if d["what"]["decision"] == "switch" && d["at"].as_i64().unwrap() > ended_at {
-            later.push(d["device"].as_str().unwrap().to_owned());
-        } else if d["what"]["decision"] == "switch" {
-            let e = switches
-                .entry(d["device"].as_str().unwrap().to_owned())
-                .or_default();
-            if d["what"]["failover"] == true {
-                e.0 += 1;
-            } else {
-                e.1 += 1;
-            }
-        }
-    }
+    // A) failed over and came back, decided by its fleet.
+    let meters = group(&r, "meters").await;
+    assert!(!meters.is_empty(), "no device of group meters");
+    let (switches, later) = switches(&r).await;
     // Only devices on A switched, each at most once each way: the rule
     // spaces the switches onto a carrier evenly over a real minute (at most
     // as many a minute as devices are staged there), so at this speed-up
@@ -303,32 +379,22 @@ async fn outage_devices_fail_over_and_return_through_serve() {
         // primary otherwise, as the eUICC's results and the agent told the
         // fleet; the eIM holds the eUICC's verified results.
         let on_fallback = switches.get(eid) == Some(&(1, 0));
-        let v = get(
-            &http,
-            &target,
-            &token,
-            &format!("/api/v1/fleet/devices/{eid}"),
-        )
-        .await;
+        let v = get(http, target, token, &format!("/api/v1/fleet/devices/{eid}")).await;
         let profiles = v["profiles"].as_array().unwrap();
         let enabled: Vec<&str> = profiles
             .iter()
             .filter(|p| p["enabled"] == true)
             .map(|p| p["iccid"].as_str().unwrap())
             .collect();
-        let expected = if on_fallback {
-            CARRIERS[1].1
-        } else {
-            CARRIERS[0].1
-        };
+        let expected = if on_fallback { prefix(1) } else { prefix(0) };
         assert!(
-            enabled.len() == 1 && enabled[0].starts_with(expected),
+            enabled.len() == 1 && enabled[0].starts_with(&expected),
             "{eid}: {v:#}"
         );
         let results = get(
-            &http,
-            &target,
-            &token,
+            http,
+            target,
+            token,
             &format!("/api/v1/eim/devices/{eid}/results"),
         )
         .await;
@@ -361,7 +427,10 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     assert_eq!(ff["local_switches"], executed + returned, "{ff:#}");
     assert_eq!(ff["local_refusals"], 0, "{ff:#}");
     assert_eq!(ff["on_fallback_at_end"], executed - returned, "{ff:#}");
-    assert!(ff["reports_sent"].as_u64().unwrap() > 2 * devices, "{ff:#}");
+    assert!(
+        ff["reports_sent"].as_u64().unwrap() > 2 * ff["devices"].as_u64().unwrap(),
+        "{ff:#}"
+    );
     assert_eq!(ff["report_failures"], 0, "{ff:#}");
     // Carrier A's outage declared and declared over in each of the
     // scenario's eight areas.
@@ -371,21 +440,22 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     assert!(rate > 0.0 && rate < 1.0, "{summary:#}");
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains(&format!("full-fidelity against {target}")));
+    let _ = dir;
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
             .unwrap();
     assert_eq!(json["summary"]["full_fidelity_iot"], *ff);
 
     // Garbage: refused with a message naming what is missing or wrong.
-    let pki_arg = p(&pki_dir);
-    let eim_arg = p(&first_eim);
-    let base = ["simulate", "outage", "--target", &target, "--pki", &pki_arg];
+    let pki_arg = p(pki_dir);
+    let eim_arg = p(first_eim);
+    let base = ["simulate", "outage", "--target", target, "--pki", &pki_arg];
     refused(
         &[&base[..], &["--add-initial-eim", &eim_arg]].concat(),
         "--api-token",
     );
     refused(
-        &[&base[..], &["--api-token", &token]].concat(),
+        &[&base[..], &["--api-token", token]].concat(),
         "--add-initial-eim",
     );
     let garbage = dir.path().join("garbage.der");
@@ -393,7 +463,7 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     refused(
         &[
             &base[..],
-            &["--api-token", &token, "--add-initial-eim", &p(&garbage)],
+            &["--api-token", token, "--add-initial-eim", &p(&garbage)],
         ]
         .concat(),
         "--add-initial-eim",
@@ -403,7 +473,7 @@ async fn outage_devices_fail_over_and_return_through_serve() {
             &base[..],
             &[
                 "--api-token",
-                &token,
+                token,
                 "--add-initial-eim",
                 &eim_arg,
                 "--devices",
@@ -428,4 +498,49 @@ async fn outage_devices_fail_over_and_return_through_serve() {
         .concat(),
         "/api/v1/fleet/groups",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_devices_switch_by_eim_enable_through_serve() {
+    // The storm's two arms against one server: `meters` (A to B, under
+    // the outage's rule) and `meters-storm` (E to D, no limit), A and E
+    // down together. Both rules switch by an eIM enable with rollback: the
+    // eIM signs the package, the device's IPA fetches it, the eUICC runs
+    // it and signs its result, the eIM verifies it.
+    let r = run_against_serve("storm", "200").await;
+    let ff = &r.summary["full_fidelity_iot"];
+    assert_provisioned(ff);
+    let mut arms = group(&r, "meters").await;
+    arms.extend(group(&r, "meters-storm").await);
+    let (switches, _) = switches(&r).await;
+    for (eid, s) in &switches {
+        assert!(
+            arms.contains(eid),
+            "{eid} is on neither A nor E: {switches:?}"
+        );
+        assert!(*s == (1, 0) || *s == (1, 1), "{eid}: {switches:?}");
+    }
+    let failovers = switches.len() as u64;
+    let returns = switches.values().filter(|s| s.1 == 1).count() as u64;
+    assert!(failovers >= 1, "{switches:?}");
+    // Every switch came through the eIM, none through the agent.
+    assert_eq!(ff["local_switches"], 0, "{ff:#}");
+    assert_eq!(r.summary["failovers"], failovers);
+    assert_eq!(r.summary["returns"], returns);
+    assert_eq!(r.summary["failover_completion_s"]["count"], failovers);
+    assert_eq!(r.summary["return_completion_s"]["count"], returns);
+    for eid in switches.keys() {
+        let results = get(
+            &r.http,
+            &r.target,
+            &r.token,
+            &format!("/api/v1/eim/devices/{eid}/results"),
+        )
+        .await;
+        // The downloads' enable, the fallback's attribute and the switch.
+        assert!(
+            results.as_array().is_some_and(|v| v.len() >= 3),
+            "{eid}: {results:#}"
+        );
+    }
 }
