@@ -3,7 +3,7 @@
 //! GET RESPONSE) are handled here, STORE DATA is reassembled here and its
 //! ES10 command handed to the ISD-R ([`crate::es10`]).
 
-use std::time::SystemTime;
+use ferrosim_ids::Timestamp;
 
 use rand::CryptoRng;
 use tracing::trace;
@@ -75,7 +75,9 @@ impl VirtualEuicc {
     /// Never panics on any input: malformed commands get an error status word.
     /// Challenges and one-time keys come from the operating system's
     /// generator (through `rand`'s thread-local generator, seeded by it).
-    pub fn handle_apdu(&mut self, command: &[u8], now: SystemTime) -> Vec<u8> {
+    /// `now` is a [`Timestamp`] (a `SystemTime` converts too): what
+    /// certificate validity is checked against and installation times record.
+    pub fn handle_apdu(&mut self, command: &[u8], now: impl Into<Timestamp>) -> Vec<u8> {
         self.handle_apdu_with_rng(command, now, &mut rand::rng())
     }
 
@@ -87,10 +89,10 @@ impl VirtualEuicc {
     pub fn handle_apdu_with_rng(
         &mut self,
         command: &[u8],
-        now: SystemTime,
+        now: impl Into<Timestamp>,
         rng: &mut dyn CryptoRng,
     ) -> Vec<u8> {
-        let out = self.dispatch(command, now, rng);
+        let out = self.dispatch(command, now.into(), rng);
         trace!(
             command_len = command.len(),
             response_len = out.len(),
@@ -137,7 +139,7 @@ impl VirtualEuicc {
         crate::es10::pending_notification(self.isdr.identity(), notification)
     }
 
-    fn dispatch(&mut self, command: &[u8], now: SystemTime, rng: &mut dyn CryptoRng) -> Vec<u8> {
+    fn dispatch(&mut self, command: &[u8], now: Timestamp, rng: &mut dyn CryptoRng) -> Vec<u8> {
         let apdu = match CommandApdu::parse(command) {
             Ok(a) => a,
             Err(sw) => return response(&[], sw),
@@ -254,7 +256,7 @@ impl VirtualEuicc {
         &mut self,
         on: u8,
         apdu: &CommandApdu<'_>,
-        now: SystemTime,
+        now: Timestamp,
         rng: &mut dyn CryptoRng,
     ) -> Vec<u8> {
         let Some(channel) = self.channels.get_mut(on) else {

@@ -104,6 +104,14 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// [`Timestamp::from_system_time`]: lets APIs that take `impl Into<Timestamp>`
+/// accept a `SystemTime` too.
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        Self::from_system_time(t)
+    }
+}
+
 impl FromStr for Timestamp {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {

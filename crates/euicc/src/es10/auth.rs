@@ -11,7 +11,7 @@
 //! way breaks serverSignature1; an empty or malformed one is refused here
 //! with `undefinedError`.
 
-use std::time::SystemTime;
+use ferrosim_ids::Timestamp;
 
 use ferrosim_asn1::pe::UICCCapability;
 use ferrosim_asn1::pkix::{KeyIdentifier, SubjectKeyIdentifier};
@@ -173,14 +173,14 @@ impl Isdr {
     }
 
     /// ES10b.AuthenticateServer (SGP.22 5.7.13).
-    pub(super) fn authenticate_server(&mut self, cmd: &Tlv<'_>, now: SystemTime) -> Es10Reply {
+    pub(super) fn authenticate_server(&mut self, cmd: &Tlv<'_>, now: Timestamp) -> Es10Reply {
         reply(self.try_authenticate_server(cmd, now))
     }
 
     fn try_authenticate_server(
         &mut self,
         cmd: &Tlv<'_>,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<Es10Reply, Es10Reply> {
         let malformed = || Es10Reply::Status(StatusWord::WRONG_DATA);
         let parts = signed::server_signed1(cmd.raw).map_err(|_| malformed())?;
@@ -268,7 +268,7 @@ impl Isdr {
         parts: &SignedPart<'_>,
         ci_id: &[u8],
         certificate: &[u8],
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<Arc<VerifiedDp>, AuthenticateErrorCode> {
         use AuthenticateErrorCode as E;
         let ci_id = KeyId::from_bytes(ci_id).map_err(|_| E::CiPkUnknown)?;
@@ -278,7 +278,7 @@ impl Isdr {
         let verified = self
             .identity
             .shared()
-            .verify_dp(certificate, CertRole::DpAuth, now)
+            .verify_dp(certificate, CertRole::DpAuth, now.to_system_time())
             .map_err(|e| certificate_error(&e))?;
         if verified.ci_key_id != ci_id {
             return Err(E::InvalidCertificate);

@@ -5,8 +5,8 @@
 //! and the transaction id, then makes the one-time key pair and signs
 //! euiccSigned2 over `euiccSigned2 || smdpSignature2`.
 
+use ferrosim_ids::Timestamp;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::signed;
@@ -28,7 +28,7 @@ impl Isdr {
     pub(super) fn prepare_download(
         &mut self,
         cmd: &Tlv<'_>,
-        now: SystemTime,
+        now: Timestamp,
         rng: &mut dyn CryptoRng,
     ) -> Es10Reply {
         reply(self.try_prepare_download(cmd, now, rng))
@@ -37,7 +37,7 @@ impl Isdr {
     fn try_prepare_download(
         &mut self,
         cmd: &Tlv<'_>,
-        now: SystemTime,
+        now: Timestamp,
         rng: &mut dyn CryptoRng,
     ) -> Result<Es10Reply, Es10Reply> {
         let malformed = || Es10Reply::Status(StatusWord::WRONG_DATA);
@@ -114,7 +114,7 @@ impl Isdr {
         parts: &signed::SignedPart<'_>,
         hash_cc: Option<&[u8]>,
         certificate: &[u8],
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<Arc<VerifiedDp>, DownloadErrorCode> {
         use DownloadErrorCode as E;
         let server = self
@@ -125,7 +125,7 @@ impl Isdr {
         let verified = self
             .identity
             .shared()
-            .verify_dp(certificate, CertRole::DpPb, now)
+            .verify_dp(certificate, CertRole::DpPb, now.to_system_time())
             .map_err(|e| match e {
                 ferrosim_pki::Error::UnsupportedPublicKey(_)
                 | ferrosim_pki::Error::UnsupportedSignatureAlgorithm(_) => E::UnsupportedCurve,

@@ -5,7 +5,7 @@
 //! (`BF37`), answers the last piece with it and keeps it as a pending
 //! notification.
 
-use std::time::SystemTime;
+use ferrosim_ids::Timestamp;
 
 use ferrosim_asn1::pe;
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
@@ -47,7 +47,7 @@ impl Isdr {
         &mut self,
         tag: u32,
         piece: &[u8],
-        now: SystemTime,
+        now: Timestamp,
     ) -> Es10Reply {
         let Isdr {
             session,
@@ -127,7 +127,7 @@ impl Isdr {
         &mut self,
         server: &ServerSession,
         loaded: Loaded,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<[u8; 16], LoadFailure> {
         let fail = |reason| LoadFailure {
             command: BppCommandId::LoadProfileElements,

@@ -27,8 +27,8 @@ mod notifications;
 mod profiles;
 mod switching;
 
+use ferrosim_ids::Timestamp;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use ferrosim_asn1::rasn::{Decode, Encode};
 use ferrosim_asn1::tlv::Tlv;
@@ -150,7 +150,7 @@ impl Isdr {
     pub(crate) fn handle(
         &mut self,
         command: &[u8],
-        now: SystemTime,
+        now: Timestamp,
         rng: &mut dyn CryptoRng,
     ) -> Es10Reply {
         let Ok((tag, _, _)) = ferrosim_asn1::tlv::read_header(command) else {
@@ -172,7 +172,7 @@ impl Isdr {
         reply
     }
 
-    fn dispatch(&mut self, cmd: &Tlv<'_>, now: SystemTime, rng: &mut dyn CryptoRng) -> Es10Reply {
+    fn dispatch(&mut self, cmd: &Tlv<'_>, now: Timestamp, rng: &mut dyn CryptoRng) -> Es10Reply {
         match cmd.tag {
             0xBF2E => self.get_euicc_challenge(cmd, rng),
             0xBF20 => self.get_euicc_info1(cmd),
@@ -260,8 +260,6 @@ fn reply(result: Result<Es10Reply, Es10Reply>) -> Es10Reply {
 }
 
 /// Seconds since the Unix epoch (0 before it).
-fn unix_seconds(now: SystemTime) -> u64 {
-    now.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+fn unix_seconds(now: Timestamp) -> u64 {
+    u64::try_from(now.millis() / 1000).unwrap_or(0)
 }
