@@ -253,6 +253,7 @@ pub fn run(
     let mut provision_start: HashMap<u32, i64> = HashMap::new();
     // When the fleet last issued an enable to each device.
     let mut enable_issued: HashMap<u32, i64> = HashMap::new();
+    let mut shards_s = 0.0;
     let mut t = 0;
     while t < duration {
         let end = (t + window).min(duration);
@@ -358,7 +359,9 @@ pub fn run(
             apn_served: &apn_served,
             type_carrier: &type_carrier,
         };
+        let shards_started = Instant::now();
         run_shards(&mut shards, threads, t, end, &ctx)?;
+        shards_s += shards_started.elapsed().as_secs_f64();
         // Merge in (time, device) order.
         // What lies beyond this window (a download's end, an ES2+ answer)
         // waits for its window.
@@ -515,6 +518,7 @@ pub fn run(
     c.dictionary = dict;
     c.setup_s = setup_s;
     c.loop_s = loop_started.elapsed().as_secs_f64();
+    c.shards_s = shards_s;
     c.duration_ms = duration;
     Ok(c)
 }
