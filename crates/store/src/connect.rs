@@ -93,6 +93,22 @@ impl Default for StoreOptions {
 
 static DRIVERS: Once = Once::new();
 
+/// Pool options every pool of the store starts from.
+///
+/// Connections are neither closed when idle nor recycled by age: with either
+/// time set, sqlx 0.9.0 runs a maintenance task whose sweep counts idle
+/// connections with a counter that a concurrent release and acquire can wrap
+/// below zero, after which the task spins on one core for good and the
+/// process hangs at exit (sqlx issue 3645). Neither time is of use to the
+/// store: SQLite connections are a local file, and the PostgreSQL pool is
+/// bounded by `max_connections`.
+fn base_pool_options(options: &StoreOptions) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .acquire_timeout(options.acquire_timeout)
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
+
 impl SqlStore {
     /// Connects to `url` (`sqlite:PATH`, `sqlite://PATH`, `postgres://...`),
     /// creating the SQLite file and its directory if needed, and applies the
@@ -123,7 +139,7 @@ impl SqlStore {
         let connect_options =
             AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Backend(e.to_string()))?;
         let durability = options.durability;
-        let pool_options = AnyPoolOptions::new().acquire_timeout(options.acquire_timeout);
+        let pool_options = base_pool_options(options);
         let pool_options = match backend {
             Backend::Sqlite => pool_options
                 .max_connections(1)
@@ -169,8 +185,7 @@ impl SqlStore {
         let read_pool = if backend == Backend::Sqlite && !url.contains(":memory:") {
             let read_options = AnyConnectOptions::from_str(&url)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let readers = AnyPoolOptions::new()
-                .acquire_timeout(options.acquire_timeout)
+            let readers = base_pool_options(options)
                 .max_connections(options.sqlite_readers.max(1))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
