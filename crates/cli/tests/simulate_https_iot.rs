@@ -283,6 +283,13 @@ async fn run_against_serve(scenario: &str, time_scale: &str) -> Run {
 
 /// The event's switch decisions per device (failovers, returns), and the
 /// devices with a switch decided after it (while the devices ran on).
+/// Whether a device's (failovers, returns) can come from switches that
+/// alternate, starting with a failover: as many returns as failovers, or
+/// one fewer while the device is still on its fallback.
+fn alternating((failovers, returns): (u64, u64)) -> bool {
+    failovers >= 1 && (failovers == returns || failovers == returns + 1)
+}
+
 async fn switches(r: &Run) -> (BTreeMap<String, (u64, u64)>, Vec<String>) {
     let ended_at = r.summary["full_fidelity_iot"]["ended_at_ms"]
         .as_i64()
@@ -363,22 +370,24 @@ async fn outage_devices_fail_over_and_return_through_serve() {
     let meters = group(&r, "meters").await;
     assert!(!meters.is_empty(), "no device of group meters");
     let (switches, later) = switches(&r).await;
-    // Only devices on A switched, each at most once each way: the rule
-    // spaces the switches onto a carrier evenly over a real minute (at most
-    // as many a minute as devices are staged there), so at this speed-up
-    // not every device's turn comes inside the compressed outage.
+    // Only devices on A switched, failovers and returns alternating: the
+    // rule spaces the switches onto a carrier evenly over a real minute (at
+    // most as many a minute as devices are staged there), so at this
+    // speed-up not every device's turn comes inside the compressed outage,
+    // and a device back after the 3 s dwell may leave again while an area
+    // of A is still down.
     for (eid, s) in &switches {
         assert!(meters.contains(eid), "{eid} is not on A: {switches:?}");
-        assert!(*s == (1, 0) || *s == (1, 1), "{eid}: {switches:?}");
+        assert!(alternating(*s), "{eid}: {switches:?}");
     }
-    let failovers = switches.len() as u64;
-    let returns = switches.values().filter(|s| s.1 == 1).count() as u64;
+    let failovers: u64 = switches.values().map(|s| s.0).sum();
+    let returns: u64 = switches.values().map(|s| s.1).sum();
     assert!(failovers >= 1 && returns >= 1, "{switches:?}");
     for eid in meters.iter().filter(|e| !later.contains(e)) {
         // On the fallback if it failed over and has not returned, on the
         // primary otherwise, as the eUICC's results and the agent told the
         // fleet; the eIM holds the eUICC's verified results.
-        let on_fallback = switches.get(eid) == Some(&(1, 0));
+        let on_fallback = switches.get(eid).is_some_and(|s| s.0 > s.1);
         let v = get(http, target, token, &format!("/api/v1/fleet/devices/{eid}")).await;
         let profiles = v["profiles"].as_array().unwrap();
         let enabled: Vec<&str> = profiles
@@ -518,10 +527,10 @@ async fn storm_devices_switch_by_eim_enable_through_serve() {
             arms.contains(eid),
             "{eid} is on neither A nor E: {switches:?}"
         );
-        assert!(*s == (1, 0) || *s == (1, 1), "{eid}: {switches:?}");
+        assert!(alternating(*s), "{eid}: {switches:?}");
     }
-    let failovers = switches.len() as u64;
-    let returns = switches.values().filter(|s| s.1 == 1).count() as u64;
+    let failovers: u64 = switches.values().map(|s| s.0).sum();
+    let returns: u64 = switches.values().map(|s| s.1).sum();
     assert!(failovers >= 1, "{switches:?}");
     // Every switch came through the eIM, none through the agent.
     assert_eq!(ff["local_switches"], 0, "{ff:#}");
