@@ -53,14 +53,8 @@ fn the_eim_cli_runs_the_operations_of_the_rest_api() {
     let dir = tmp.path().join("inst");
     refused(&dir, &["eim", "devices"], "no ferrosim instance");
     ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
-    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".pem")
-                .filter(|n| !n.ends_with(".key"))
-                .map(str::to_owned)
-        })
+    let eid = ferrosim_testkit::cli::euicc_eids(&dir.join("pki"))
+        .into_iter()
         .next()
         .expect("an eUICC in the test PKI");
     let device = json(
@@ -268,14 +262,8 @@ fn every_eim_argument_refuses_garbage() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("inst");
     ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
-    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".pem")
-                .filter(|n| !n.ends_with(".key"))
-                .map(str::to_owned)
-        })
+    let eid = ferrosim_testkit::cli::euicc_eids(&dir.join("pki"))
+        .into_iter()
         .next()
         .unwrap();
     ok(&dir, &["eim", "associate", "--eid", &eid]);
@@ -405,14 +393,8 @@ fn sanitize_release_and_the_report_from_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("inst");
     ok(&dir, &["init", "--smdp-address", "localhost:8443"]);
-    let eid = std::fs::read_dir(dir.join("pki/eUICC"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".pem")
-                .filter(|n| !n.ends_with(".key"))
-                .map(str::to_owned)
-        })
+    let eid = ferrosim_testkit::cli::euicc_eids(&dir.join("pki"))
+        .into_iter()
         .next()
         .unwrap();
     ok(&dir, &["eim", "associate", "--eid", &eid]);

@@ -149,12 +149,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     )
     .await;
     let results = poll(1).await;
-    assert_eq!(
-        results[0]["outcome"]["codes"],
-        json!([2]),
-        "{:?}",
-        results[0]
-    );
+    assert_codes(&results[..1], &[2]);
     assert!(matches!(
         &signed_results(&results[0])[..],
         [sgp32::EuiccResultData::addEimResult(sgp32::AddEimResult::addEimResultCode(c))]
@@ -181,18 +176,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     )
     .await;
     let results = poll(3).await;
-    assert_eq!(
-        results[0]["outcome"]["codes"],
-        json!([0]),
-        "{:?}",
-        results[0]
-    );
-    assert_eq!(
-        results[1]["outcome"]["codes"],
-        json!([1]),
-        "eimNotFound: {:?}",
-        results[1]
-    );
+    assert_codes(&results[..2], &[0, 1]);
     assert_eq!(listed_eims(&results[2]), [EIM_ID, SECOND_EIM]);
     let eims = eims_on_card();
     assert_eq!(eims[1].fqdn.as_deref(), Some("moved.example:9443"));
@@ -214,18 +198,7 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
     )
     .await;
     let results = poll(3).await;
-    assert_eq!(
-        results[0]["outcome"]["codes"],
-        json!([0]),
-        "{:?}",
-        results[0]
-    );
-    assert_eq!(
-        results[1]["outcome"]["codes"],
-        json!([1]),
-        "{:?}",
-        results[1]
-    );
+    assert_codes(&results[..2], &[0, 1]);
     assert_eq!(listed_eims(&results[2]), [EIM_ID]);
     let eims = eims_on_card();
     assert_eq!(eims.len(), 1, "{eims:?}");
@@ -242,4 +215,13 @@ async fn add_update_and_delete_eim_run_on_the_euicc_with_verified_results() {
         .await;
     let results = poll(1).await;
     assert_eq!(listed_eims(&results[0]), [EIM_ID]);
+}
+
+/// Asserts that each result carries the one eUICC result code given for it,
+/// in order (0 ok, 1 eimNotFound, 2 associatedEimAlreadyExists).
+fn assert_codes(results: &[Value], codes: &[u64]) {
+    assert_eq!(results.len(), codes.len());
+    for (result, code) in results.iter().zip(codes) {
+        assert_eq!(result["outcome"]["codes"], json!([code]), "{result:?}");
+    }
 }

@@ -123,14 +123,8 @@ fn serve_signs_eim_packages_with_a_key_in_the_token() {
     run.refused(&key_generate, &pin, "already has a certificate");
 
     // A virtual IoT eUICC given this eIM, associated, one package queued.
-    let eid = std::fs::read_dir(pki.join("eUICC"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".pem")
-                .filter(|n| !n.ends_with(".key"))
-                .map(str::to_owned)
-        })
+    let eid = ferrosim_testkit::cli::euicc_eids(&pki)
+        .into_iter()
         .next()
         .expect("an eUICC in the PKI");
     let first_eim = root.join("first-eim.der");

@@ -87,14 +87,9 @@ async fn kill_9_mid_rollout_resumes_where_it_was() {
     ]);
     let instance = ["--data-dir", p(&data), "--pki-dir", p(&pki)];
     ferrosim(&[&["init", "--smdp-address", &address][..], &instance].concat());
-    let mut eids: Vec<Eid> = std::fs::read_dir(pki.join("eUICC"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
-            name.strip_suffix(".pem")
-                .filter(|n| !n.ends_with(".key"))
-                .and_then(|n| n.parse().ok())
-        })
+    let mut eids: Vec<Eid> = ferrosim_testkit::cli::euicc_eids(&pki)
+        .iter()
+        .filter_map(|n| n.parse().ok())
         .collect();
     eids.sort();
     assert_eq!(eids.len(), DEVICES);

@@ -152,3 +152,19 @@ impl Instance {
         t
     }
 }
+
+/// The EIDs of the eUICCs a test PKI holds (`DIR/eUICC/<EID>.pem`, beside
+/// their `<EID>.key.pem`), sorted, so a test can take one it did not name.
+pub fn euicc_eids(pki_dir: &Path) -> Vec<String> {
+    let mut eids: Vec<String> = std::fs::read_dir(pki_dir.join("eUICC"))
+        .expect("the test PKI's eUICC directory")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".pem")
+                .filter(|n| !n.ends_with(".key"))
+                .map(str::to_owned)
+        })
+        .collect();
+    eids.sort();
+    eids
+}
