@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use ferrosim_ids::{Eid, Iccid};
 use serde_json::Value;
 
 use crate::admin_cmd::block_on;
+use crate::id_args;
 
 /// `ferrosim fleet …`
 #[derive(Debug, Args)]
@@ -120,8 +122,8 @@ enum FleetCommand {
     /// The decision log.
     Decisions {
         /// Only about this device (EID).
-        #[arg(long)]
-        device: Option<String>,
+        #[arg(long, value_name = "EID", value_parser = id_args::eid)]
+        device: Option<Eid>,
         /// Only about this rollout.
         #[arg(long)]
         rollout: Option<u32>,
@@ -139,8 +141,8 @@ enum DevicesCommand {
     /// A page of devices.
     List {
         /// Start after this EID.
-        #[arg(long)]
-        after: Option<String>,
+        #[arg(long, value_name = "EID", value_parser = id_args::eid)]
+        after: Option<Eid>,
         /// At most this many (1..=1000).
         #[arg(long)]
         limit: Option<u32>,
@@ -148,7 +150,8 @@ enum DevicesCommand {
     /// One device.
     Show {
         /// EID.
-        eid: String,
+        #[arg(value_parser = id_args::eid)]
+        eid: Eid,
     },
     /// Register a device from a JSON file (`-` for stdin).
     Add {
@@ -160,9 +163,11 @@ enum DevicesCommand {
     /// deletes it from the device.
     Revoke {
         /// EID.
-        eid: String,
+        #[arg(value_parser = id_args::eid)]
+        eid: Eid,
         /// The profile's ICCID.
-        iccid: String,
+        #[arg(value_parser = id_args::iccid)]
+        iccid: Iccid,
         /// Why.
         #[arg(long)]
         reason: Option<String>,
@@ -324,14 +329,14 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
             "GET",
             format!(
                 "/devices{}",
-                query(&[("after", after), ("limit", limit.map(|l| l.to_string()))])
+                query(&[
+                    ("after", after.map(|e| e.to_string())),
+                    ("limit", limit.map(|l| l.to_string())),
+                ])
             ),
             None,
         ),
         FleetCommand::Devices(DevicesCommand::Show { eid }) => {
-            if eid.is_empty() || !eid.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("`{eid}` is not an EID (32 digits)");
-            }
             ("GET", format!("/devices/{eid}"), None)
         }
         FleetCommand::Devices(DevicesCommand::Revoke {
@@ -340,22 +345,14 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
             reason,
             reuse_policy,
             quarantine_seconds,
-        }) => {
-            if eid.is_empty() || !eid.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("`{eid}` is not an EID (32 digits)");
-            }
-            if iccid.is_empty() || !iccid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                bail!("`{iccid}` is not an ICCID");
-            }
-            (
-                "POST",
-                format!("/devices/{eid}/profiles/{iccid}/revoke"),
-                Some(serde_json::json!({
-                    "reason": reason, "reuse_policy": reuse_policy,
-                    "quarantine_seconds": quarantine_seconds
-                })),
-            )
-        }
+        }) => (
+            "POST",
+            format!("/devices/{eid}/profiles/{iccid}/revoke"),
+            Some(serde_json::json!({
+                "reason": reason, "reuse_policy": reuse_policy,
+                "quarantine_seconds": quarantine_seconds
+            })),
+        ),
         FleetCommand::Devices(DevicesCommand::Add { file }) => {
             ("POST", "/devices".to_owned(), Some(read_json(&file)?))
         }
@@ -392,7 +389,7 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
             format!(
                 "/decisions{}",
                 query(&[
-                    ("device", device),
+                    ("device", device.map(|e| e.to_string())),
                     ("rollout", rollout.map(|r| r.to_string())),
                     ("after", after.map(|a| a.to_string())),
                     ("limit", limit.map(|l| l.to_string())),
@@ -435,4 +432,64 @@ pub fn run(args: FleetArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        fleet: FleetArgs,
+    }
+
+    const EID: &str = "89049032123451234512345678901235";
+
+    fn parse(args: &[&str]) -> Result<FleetCommand, String> {
+        let base = [
+            "ferrosim",
+            "--url",
+            "https://h:1",
+            "--token",
+            "t",
+            "--ca",
+            "c",
+        ];
+        Cli::try_parse_from(base.iter().chain(args))
+            .map(|c| c.fleet.command)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn ids_are_parsed_by_the_argument_parser() {
+        match parse(&["devices", "revoke", EID, "8944000000000000001"]).unwrap() {
+            FleetCommand::Devices(DevicesCommand::Revoke { eid, iccid, .. }) => {
+                assert_eq!(eid.to_string(), EID);
+                assert_eq!(iccid.as_str(), "8944000000000000001");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["devices", "list", "--after", EID]).is_ok());
+        assert!(parse(&["decisions", "--device", EID]).is_ok());
+        for (args, want) in [
+            (vec!["devices", "show", "nope"], "is not an EID"),
+            (vec!["devices", "list", "--after", "12"], "is not an EID"),
+            (vec!["decisions", "--device", &EID[1..]], "is not an EID"),
+            (
+                vec!["decisions", "--device", "89049032123451234512345678901234"],
+                "is not an EID",
+            ),
+            (vec!["devices", "revoke", EID, "89/../x"], "is not an ICCID"),
+            (
+                vec!["devices", "revoke", EID, "8944000000000000002"],
+                "is not an ICCID",
+            ),
+        ] {
+            let e = parse(&args).unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
 }

@@ -195,9 +195,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::bad_request(&format!("the body could not be read: {e}")))?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(&format!("invalid JSON body: {e}")))
+        // The error names the field (`events[2].iccid: ...`), so a bad
+        // identifier deep in a batch is found at once.
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| ApiError::bad_request(&format!("invalid JSON body: {e}")))?;
+        de.end()
+            .map_err(|e| ApiError::bad_request(&format!("invalid JSON body: {e}")))?;
+        Ok(ApiJson(value))
     }
 }
 

@@ -66,11 +66,11 @@ pub async fn add_rule<F: FleetStore, E: EimStore>(
         .ok_or_else(|| ApiError::internal("the added rule is not in the catalog"))
 }
 
-/// Parses an EID from a path or field.
+/// Parses an EID from a path segment: `400` naming what is wrong with it.
 pub fn parse_eid(text: &str) -> Result<Eid, ApiError> {
     text.trim()
         .parse()
-        .map_err(|_| ApiError::bad_request(&format!("{text:?} is not an EID (32 digits)")))
+        .map_err(|e| ApiError::bad_request(&format!("{text:?} is not an EID: {e}")))
 }
 
 /// The view of one device.
@@ -78,7 +78,7 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
     let cat = fleet.catalog();
     let label = |t| cat.profile_label(t);
     DeviceView {
-        eid: d.eid.to_string(),
+        eid: d.eid,
         group: cat.group(d.group).name.clone(),
         region: d.region.map(|r| cat.regions[r.index()].clone()),
         tags: cat
@@ -110,8 +110,10 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
         profiles: d
             .observed
             .iter()
-            .map(|p| ProfileView {
-                iccid: p.iccid.iccid().map(|i| i.to_string()).unwrap_or_default(),
+            // A packed ICCID was validated when packed: every one unpacks.
+            .filter_map(|p| Some((p, p.iccid.iccid()?)))
+            .map(|(p, iccid)| ProfileView {
+                iccid,
                 profile_type: p.profile_type.map(label),
                 enabled: p.has(flags::ENABLED),
                 fallback_attribute: p.has(flags::FALLBACK_ATTR),
@@ -189,16 +191,15 @@ pub async fn list_devices<F: FleetStore, E: EimStore>(
     driver: &FleetDriver<F, E>,
     q: &PageQuery,
 ) -> Result<DeviceList, ApiError> {
-    let after = q.after.as_deref().map(parse_eid).transpose()?;
     let n = limit(q.limit)?;
     driver.refresh().await.map_err(driver_error)?;
     let page = driver
         .store()
-        .devices(after, n)
+        .devices(q.after, n)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
     let next_after = (page.len() == n as usize)
-        .then(|| page.last().map(|v| v.record.eid.to_string()))
+        .then(|| page.last().map(|v| v.record.eid))
         .flatten();
     let devices = driver
         .read(|fleet, _| page.iter().map(|v| device_view(fleet, &v.record)).collect())
@@ -311,7 +312,7 @@ pub async fn decisions<F: FleetStore, E: EimStore>(
     q: &DecisionsQuery,
 ) -> Result<DecisionList, ApiError> {
     let query = DecisionQuery {
-        device: q.device.as_deref().map(parse_eid).transpose()?,
+        device: q.device,
         rollout: q.rollout,
         after_seq: q.after.unwrap_or(0),
         limit: limit(q.limit)?,
@@ -444,11 +445,10 @@ pub async fn carrier_events<F: FleetStore, E: EimStore>(
             Some(p) => Some(MccMnc::parse(p).ok_or_else(|| bad("plmn is not an MCC-MNC"))?),
             None => None,
         };
-        let device = match (&e.eid, &e.iccid) {
-            (Some(eid), _) => parse_eid(eid).map_err(|_| bad("eid is not an EID"))?,
+        let device = match (e.eid, &e.iccid) {
+            (Some(eid), _) => eid,
             (None, Some(iccid)) => {
-                let iccid: Iccid = iccid.parse().map_err(|_| bad("iccid is not an ICCID"))?;
-                let packed = ferrosim_fleet::device::PackedIccid::new(&iccid);
+                let packed = ferrosim_fleet::device::PackedIccid::new(iccid);
                 driver
                     .read(|fleet, _| {
                         fleet
@@ -551,7 +551,7 @@ pub async fn agent_commands<F: FleetStore, E: EimStore>(
                     Some(AgentCommand {
                         action: a.id.to_string(),
                         command: a.command.name().to_owned(),
-                        iccid: iccid.to_string(),
+                        iccid: iccid.clone(),
                         apn,
                     })
                 })
@@ -706,8 +706,8 @@ pub async fn revoke_profile<F: FleetStore, E: EimStore>(
         .await
         .map_err(driver_error)?;
     Ok(RevokeView {
-        eid: eid.to_string(),
-        iccid: iccid.as_str().to_owned(),
+        eid,
+        iccid,
         carrier: carrier_name,
         profile_type: label.clone(),
         end_of_life_state: answer.end_of_life_state,

@@ -1,5 +1,10 @@
 //! The fleet API's JSON: requests (unknown fields refused) and answers.
+//!
+//! EIDs and ICCIDs are typed ([`Eid`], [`Iccid`]): they travel as their
+//! digits, as before, and a request carrying one that is not valid is
+//! refused with `400` naming the field and what is wrong with it.
 
+use ferrosim_ids::{Eid, Iccid};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -9,7 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Start after this EID.
-    pub after: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub after: Option<Eid>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<u32>,
 }
@@ -20,7 +26,8 @@ pub struct PageQuery {
 #[into_params(parameter_in = Query)]
 pub struct DecisionsQuery {
     /// Only about this device (EID).
-    pub device: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub device: Option<Eid>,
     /// Only about this rollout.
     pub rollout: Option<u32>,
     /// Only with a sequence number above this.
@@ -33,7 +40,8 @@ pub struct DecisionsQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProfileView {
     /// ICCID.
-    pub iccid: String,
+    #[schema(value_type = String)]
+    pub iccid: Iccid,
     /// `carrier/profile-type@version`, when it is one of the catalog's.
     pub profile_type: Option<String>,
     /// Enabled.
@@ -56,7 +64,8 @@ pub struct ProfileView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeviceView {
     /// EID.
-    pub eid: String,
+    #[schema(value_type = String)]
+    pub eid: Eid,
     /// Group.
     pub group: String,
     /// Region.
@@ -131,7 +140,8 @@ pub struct DeviceList {
     /// The devices, by EID.
     pub devices: Vec<DeviceView>,
     /// Pass as `after` for the next page.
-    pub next_after: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub next_after: Option<Eid>,
 }
 
 /// A rollout and where it stands.
@@ -200,9 +210,11 @@ pub struct Accepted {
 #[serde(deny_unknown_fields)]
 pub struct CarrierEvent {
     /// The subscription (ICCID) it concerns; or `eid`.
-    pub iccid: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub iccid: Option<Iccid>,
     /// The device (EID), when the carrier knows it.
-    pub eid: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub eid: Option<Eid>,
     /// `attach_accepted`, `attach_rejected`, `data_session_start`,
     /// `data_session_end`.
     pub event: String,
@@ -244,7 +256,8 @@ pub struct AgentCommand {
     /// `agent.returnFromFallback`.
     pub command: String,
     /// The profile concerned.
-    pub iccid: String,
+    #[schema(value_type = String)]
+    pub iccid: Iccid,
     /// The APN settings (apnConfig).
     #[schema(value_type = Option<Object>)]
     pub apn: Option<serde_json::Value>,
@@ -290,9 +303,11 @@ pub struct RevokeRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RevokeView {
     /// The device.
-    pub eid: String,
+    #[schema(value_type = String)]
+    pub eid: Eid,
     /// The revoked profile.
-    pub iccid: String,
+    #[schema(value_type = String)]
+    pub iccid: Iccid,
     /// Its carrier.
     pub carrier: String,
     /// Its profile type (`carrier/profile-type@version`).
@@ -317,4 +332,88 @@ pub struct CatalogItem {
     /// The item (as in the fleet configuration, in JSON).
     #[schema(value_type = Object)]
     pub item: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::Query;
+    use axum::http::Uri;
+    use serde_json::json;
+
+    use super::*;
+
+    const EID: &str = "89049032123451234512345678901235";
+    const ICCID: &str = "8944000000000000001";
+
+    #[test]
+    fn typed_ids_travel_as_their_digits() {
+        let view = AgentCommand {
+            action: "a1".into(),
+            command: "agent.returnFromFallback".into(),
+            iccid: Iccid::new(ICCID).unwrap(),
+            apn: None,
+        };
+        assert_eq!(serde_json::to_value(&view).unwrap()["iccid"], json!(ICCID));
+        let list = DeviceList {
+            devices: Vec::new(),
+            next_after: Some(EID.parse().unwrap()),
+        };
+        assert_eq!(
+            serde_json::to_value(&list).unwrap(),
+            json!({"devices": [], "next_after": EID})
+        );
+        let events: CarrierEvents = serde_json::from_value(json!({"events": [
+            {"eid": EID, "event": "attach_accepted"},
+            {"iccid": ICCID, "event": "data_session_start"},
+        ]}))
+        .unwrap();
+        assert_eq!(events.events[0].eid.unwrap().to_string(), EID);
+        assert_eq!(events.events[1].iccid.as_ref().unwrap().as_str(), ICCID);
+    }
+
+    #[test]
+    fn bad_ids_in_bodies_are_refused_naming_the_field() {
+        for (event, field) in [
+            (json!({"eid": "123", "event": "attach_accepted"}), "eid"),
+            (json!({"eid": 5, "event": "attach_accepted"}), "eid"),
+            (
+                json!({"eid": "89049032123451234512345678901234", "event": "attach_accepted"}),
+                "eid",
+            ),
+            (json!({"iccid": "89", "event": "attach_accepted"}), "iccid"),
+            (
+                json!({"iccid": "8944000000000000002", "event": "attach_accepted"}),
+                "iccid",
+            ),
+            (
+                json!({"iccid": "89/../x\u{0}", "event": "attach_accepted"}),
+                "iccid",
+            ),
+        ] {
+            let body = json!({"events": [{"event": "data_session_start", "eid": EID}, event]});
+            let text = body.to_string();
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let e = serde_path_to_error::deserialize::<_, CarrierEvents>(&mut de).unwrap_err();
+            assert_eq!(e.path().to_string(), format!("events[1].{field}"), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_ids_in_queries_are_refused() {
+        let uri = |q: &str| format!("http://h/x?{q}").parse::<Uri>().unwrap();
+        let page = Query::<PageQuery>::try_from_uri(&uri(&format!("after={EID}&limit=5"))).unwrap();
+        assert_eq!(page.0.after.unwrap().to_string(), EID);
+        let decisions =
+            Query::<DecisionsQuery>::try_from_uri(&uri(&format!("device={EID}"))).unwrap();
+        assert_eq!(decisions.0.device.unwrap().to_string(), EID);
+        for q in ["after=12", "after=", "after=%00", &format!("after={EID}0")] {
+            assert!(Query::<PageQuery>::try_from_uri(&uri(q)).is_err(), "{q}");
+        }
+        for q in ["device=x", "device=89049032123451234512345678901234"] {
+            assert!(
+                Query::<DecisionsQuery>::try_from_uri(&uri(q)).is_err(),
+                "{q}"
+            );
+        }
+    }
 }
