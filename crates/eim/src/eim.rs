@@ -23,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::error::EimError;
 use crate::ids::Timestamp;
-use crate::ids::{Counter, Eid, EimId};
+use crate::ids::{Counter, Eid, EimId, EimTransactionId};
 use crate::package::PackageContent;
 use crate::record::{DeviceRecord, ResultRecord};
 use crate::relay::{self, Es9Relay, NoRelay};
@@ -412,6 +412,10 @@ impl<S: EimStore> Eim<S> {
             return Ok(Eid::from_bcd(eid.0.as_slice()).ok());
         }
         for tid in transaction_ids(message) {
+            // Only ids of this eIM's length can be in its index.
+            let Some(tid) = EimTransactionId::from_slice(&tid) else {
+                continue;
+            };
             if let Some(eid) = self.store.device_by_transaction(&tid).await? {
                 return Ok(Some(eid));
             }

@@ -12,6 +12,9 @@ pub enum EimError {
     /// An eIM id must have 1 to 128 characters.
     #[error("an eIM id has 1 to 128 characters, not {0}")]
     InvalidEimId(usize),
+    /// Text that is not an eIM transaction id (16 hex digits).
+    #[error("`{0}` is not an eIM transaction id (16 hex digits)")]
+    InvalidTransactionId(String),
     /// A counter value outside `0..=0x7FFFFF`.
     #[error("counter value {0} is outside 0..=0x7FFFFF")]
     CounterOutOfRange(u64),

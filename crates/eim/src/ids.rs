@@ -1,13 +1,14 @@
 //! The eIM's identifiers: its own id, counter values, eIM transaction ids,
-//! and the EID, ICCID and time it shares with the other crates
-//! (`ferrosim-ids`).
+//! and the EID, ICCID, ES9+ transaction id and time it shares with the other
+//! crates (`ferrosim-ids`).
 
 use std::fmt;
+use std::str::FromStr;
 
 use ferrosim_asn1::rasn::types::Integer;
 use rand::CryptoRng;
 
-pub use ferrosim_ids::{Eid, Iccid, Timestamp};
+pub use ferrosim_ids::{Eid, Iccid, Timestamp, TransactionId};
 
 use crate::error::EimError;
 
@@ -95,6 +96,9 @@ impl fmt::Display for Counter {
 /// An `eimTransactionId` (SGP.22 TransactionId, 1 to 16 bytes). The eIM puts
 /// a fresh random one on every item it delivers, and finds the device of a
 /// result that carries no EID (every v1.0 result) by it.
+///
+/// As text (`Display`, `FromStr`, serde: the eIM API's views and the stored
+/// records) it is lower-case hex of its 8 bytes; either case is read.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EimTransactionId([u8; Self::LEN]);
 
@@ -128,12 +132,95 @@ impl EimTransactionId {
     }
 }
 
-impl fmt::Debug for EimTransactionId {
+impl fmt::Display for EimTransactionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EimTransactionId(")?;
         for b in self.0 {
             write!(f, "{b:02x}")?;
         }
-        write!(f, ")")
+        Ok(())
+    }
+}
+
+impl FromStr for EimTransactionId {
+    type Err = EimError;
+
+    /// Reads the hex of an id this eIM made (16 hex digits).
+    fn from_str(text: &str) -> Result<Self, EimError> {
+        let invalid = || EimError::InvalidTransactionId(text.chars().take(64).collect());
+        if text.len() != 2 * Self::LEN || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid());
+        }
+        let mut bytes = [0; Self::LEN];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
+        }
+        Ok(Self(bytes))
+    }
+}
+
+impl serde::Serialize for EimTransactionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EimTransactionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = EimTransactionId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an eIM transaction id: 16 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EimTransactionId, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Hex)
+    }
+}
+
+impl fmt::Debug for EimTransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EimTransactionId({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn eim_transaction_ids_read_back_from_their_text_and_refuse_garbage() {
+        let id = EimTransactionId([0x0A, 0x1B, 0x2C, 0x3D, 0x4E, 0x5F, 0x60, 0xFF]);
+        assert_eq!(id.to_string(), "0a1b2c3d4e5f60ff");
+        assert_eq!("0a1b2c3d4e5f60ff".parse::<EimTransactionId>().unwrap(), id);
+        assert_eq!("0A1B2C3D4E5F60FF".parse::<EimTransactionId>().unwrap(), id);
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"0a1b2c3d4e5f60ff\"");
+        assert_eq!(
+            serde_json::from_str::<EimTransactionId>("\"0a1b2c3d4e5f60ff\"").unwrap(),
+            id
+        );
+        for bad in [
+            "",
+            "0a",
+            "0a1b2c3d4e5f60f",
+            "0a1b2c3d4e5f60ff00",
+            "0a1b2c3d4e5f60fg",
+            "+a1b2c3d4e5f60ff",
+            "ü0a1b2c3d4e5f60",
+            "0a1b2c3d 4e5f60f",
+        ] {
+            assert!(
+                matches!(
+                    bad.parse::<EimTransactionId>(),
+                    Err(EimError::InvalidTransactionId(_))
+                ),
+                "{bad:?}"
+            );
+            assert!(serde_json::from_str::<EimTransactionId>(&format!("{bad:?}")).is_err());
+        }
+        assert!(serde_json::from_str::<EimTransactionId>("42").is_err());
     }
 }

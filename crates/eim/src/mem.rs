@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::ids::{Counter, Eid};
+use crate::ids::{Counter, Eid, EimTransactionId, TransactionId};
 use crate::record::{DeviceRecord, ItemKind, NotificationRecord, ResultRecord};
 use crate::store::{
     DeviceWrite, EimChanges, EimStore, RelaySession, StoreError, StoreResult, Version, Versioned,
@@ -28,12 +28,12 @@ impl std::fmt::Debug for MemEimStore {
 struct Tables {
     devices: BTreeMap<Eid, (DeviceRecord, Version)>,
     /// Open items' eIM transaction ids -> device.
-    transactions: HashMap<Vec<u8>, Eid>,
+    transactions: HashMap<EimTransactionId, Eid>,
     results: BTreeMap<(Eid, u64), ResultRecord>,
     /// (device, counter) -> item id of its stored result.
     counters: HashMap<(Eid, u32), u64>,
     notifications: BTreeMap<(Eid, i64), NotificationRecord>,
-    relay_sessions: HashMap<String, RelaySession>,
+    relay_sessions: HashMap<TransactionId, RelaySession>,
 }
 
 impl MemEimStore {
@@ -61,7 +61,10 @@ impl EimStore for MemEimStore {
             }))
     }
 
-    async fn device_by_transaction(&self, transaction_id: &[u8]) -> StoreResult<Option<Eid>> {
+    async fn device_by_transaction(
+        &self,
+        transaction_id: &EimTransactionId,
+    ) -> StoreResult<Option<Eid>> {
         Ok(self.tables().transactions.get(transaction_id).copied())
     }
 
@@ -112,7 +115,10 @@ impl EimStore for MemEimStore {
         Ok(())
     }
 
-    async fn relay_session(&self, transaction_id: &str) -> StoreResult<Option<RelaySession>> {
+    async fn relay_session(
+        &self,
+        transaction_id: &TransactionId,
+    ) -> StoreResult<Option<RelaySession>> {
         Ok(self.tables().relay_sessions.get(transaction_id).cloned())
     }
 
@@ -153,18 +159,13 @@ impl EimStore for MemEimStore {
                 DeviceWrite::Update { expected, record } => (record, expected.next()),
             };
             if let Some((old, _)) = tables.devices.get(&record.eid) {
-                let stale: Vec<Vec<u8>> = old
-                    .transaction_ids()
-                    .map(|t| t.as_bytes().to_vec())
-                    .collect();
+                let stale: Vec<EimTransactionId> = old.transaction_ids().copied().collect();
                 for id in stale {
                     tables.transactions.remove(&id);
                 }
             }
             for tid in record.transaction_ids() {
-                tables
-                    .transactions
-                    .insert(tid.as_bytes().to_vec(), record.eid);
+                tables.transactions.insert(*tid, record.eid);
             }
             tables.devices.insert(record.eid, (record, version));
         }

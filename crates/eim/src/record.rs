@@ -79,10 +79,8 @@ impl DeviceRecord {
     }
 
     /// The open item with this eIM transaction id.
-    pub fn item_with_transaction(&self, id: &[u8]) -> Option<&QueueItem> {
-        self.queue
-            .iter()
-            .find(|i| i.transaction_id.as_bytes() == id)
+    pub fn item_with_transaction(&self, id: &EimTransactionId) -> Option<&QueueItem> {
+        self.queue.iter().find(|i| i.transaction_id == *id)
     }
 }
 

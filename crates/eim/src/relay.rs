@@ -26,6 +26,7 @@ use ferrosim_asn1::json::{Base64, FunctionExecutionStatus, ResponseHeader, Statu
 use ferrosim_asn1::tlv::{Tlv, tlv};
 
 use crate::error::EimError;
+use crate::ids::{EimTransactionId, TransactionId};
 
 /// The relayed ES9+ function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -192,15 +193,17 @@ pub enum Parsed {
         smdp_address: Option<String>,
         /// EUICCInfo1 TLV (`BF20`), when the IPA gave it.
         euicc_info1: Option<Vec<u8>>,
-        /// The eIM transaction id of the download trigger it follows.
-        eim_transaction_id: Option<Vec<u8>>,
+        /// The eIM transaction id of the download trigger it follows
+        /// (`None` too for an id of a length this eIM never makes: no item
+        /// of it can carry that id).
+        eim_transaction_id: Option<EimTransactionId>,
     },
     /// A later step of an open session.
     Step {
         /// Which.
         function: RelayFunction,
-        /// The SM-DP+ transaction id (hex, as ES9+ carries it).
-        transaction_id: String,
+        /// The SM-DP+ transaction id.
+        transaction_id: TransactionId,
         /// The eUICC's answer as ES9+ carries it (BF38, BF21, BF41).
         euicc_answer: Vec<u8>,
     },
@@ -211,7 +214,7 @@ pub enum Parsed {
         /// Where it goes (its notificationAddress), when it names one.
         address: Option<String>,
         /// The SM-DP+ transaction id of a ProfileInstallationResult.
-        transaction_id: Option<String>,
+        transaction_id: Option<TransactionId>,
     },
 }
 
@@ -244,7 +247,7 @@ pub fn parse(der: &[u8]) -> Result<Option<Parsed>, EimError> {
                 .transpose()
                 .map_err(|_| malformed("an smdpAddress that is not UTF-8"))?,
             euicc_info1: find(0xBF20).map(|c| c.raw.to_vec()),
-            eim_transaction_id: find(0x82).map(|c| c.value.to_vec()),
+            eim_transaction_id: find(0x82).and_then(|c| EimTransactionId::from_slice(c.value)),
         },
         RelayFunction::HandleNotification => {
             let Some(inner) = find(0xA0) else {
@@ -262,7 +265,8 @@ pub fn parse(der: &[u8]) -> Result<Option<Parsed>, EimError> {
         step => {
             let tid = children
                 .first()
-                .filter(|c| c.tag == 0x80 && !c.value.is_empty() && c.value.len() <= 16)
+                .filter(|c| c.tag == 0x80)
+                .and_then(|c| TransactionId::from_bytes(c.value).ok())
                 .ok_or_else(|| malformed("a relayed step without a transactionId"))?;
             let answer = children
                 .get(1)
@@ -278,7 +282,7 @@ pub fn parse(der: &[u8]) -> Result<Option<Parsed>, EimError> {
             };
             Parsed::Step {
                 function: step,
-                transaction_id: hex_upper(tid.value),
+                transaction_id: tid,
                 euicc_answer,
             }
         }
@@ -287,7 +291,7 @@ pub fn parse(der: &[u8]) -> Result<Option<Parsed>, EimError> {
 
 /// The notificationAddress and the PIR's transaction id of a
 /// PendingNotification, where it has them.
-fn notification_facts(note: &Tlv<'_>) -> (Option<String>, Option<String>) {
+fn notification_facts(note: &Tlv<'_>) -> (Option<String>, Option<TransactionId>) {
     // ProfileInstallationResult BF37 { BF27 { 80 tid, BF2F metadata, ... } }
     // OtherSignedNotification 30 { BF2F metadata, ... }
     let data = match note.tag {
@@ -302,7 +306,7 @@ fn notification_facts(note: &Tlv<'_>) -> (Option<String>, Option<String>) {
         .ok()
         .flatten()
         .filter(|_| note.tag == 0xBF37)
-        .map(|t| hex_upper(t.value));
+        .and_then(|t| TransactionId::from_bytes(t.value).ok());
     let address = data
         .find(0xBF2F)
         .ok()
@@ -315,10 +319,11 @@ fn notification_facts(note: &Tlv<'_>) -> (Option<String>, Option<String>) {
 /// The ES9+ request for a later step.
 pub fn step_request(
     function: RelayFunction,
-    transaction_id: String,
+    transaction_id: &TransactionId,
     euicc_answer: Vec<u8>,
 ) -> Es9Request {
     let answer = Base64(euicc_answer);
+    let transaction_id = transaction_id.to_hex();
     match function {
         RelayFunction::AuthenticateClient => {
             Es9Request::AuthenticateClient(es9::AuthenticateClientRequest {
@@ -569,11 +574,6 @@ fn empty_answer(header: ResponseHeader) -> Answer {
     }
 }
 
-/// Upper-case hex, as ES9+ transaction ids travel.
-pub fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
     if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > 32 {
         return None;
@@ -585,4 +585,58 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
                 .and_then(|p| u8::from_str_radix(p, 16).ok())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// An ESipa authenticateClient request with this transactionId value.
+    fn authenticate_client(tid: &[u8]) -> Vec<u8> {
+        let answer = tlv(0xBF38, &tlv(0xA0, &[]));
+        tlv(0xBF3B, &[tlv(0x80, tid), answer].concat())
+    }
+
+    #[test]
+    fn a_step_carries_a_typed_transaction_id_and_garbage_ones_are_refused() {
+        let parsed = parse(&authenticate_client(&[0xAB; 16])).unwrap();
+        match parsed {
+            Some(Parsed::Step { transaction_id, .. }) => {
+                assert_eq!(transaction_id.to_hex(), "AB".repeat(16));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [&[][..], &[0x01; 17][..]] {
+            assert!(
+                matches!(
+                    parse(&authenticate_client(bad)),
+                    Err(EimError::UnexpectedMessage(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_eim_transaction_id_this_eim_never_makes_names_no_trigger() {
+        let initiate = |tid: &[u8]| tlv(0xBF39, &[tlv(0x81, &[7; 16]), tlv(0x82, tid)].concat());
+        match parse(&initiate(&[9; EimTransactionId::LEN])).unwrap() {
+            Some(Parsed::Initiate {
+                eim_transaction_id, ..
+            }) => assert_eq!(
+                eim_transaction_id,
+                EimTransactionId::from_slice(&[9; EimTransactionId::LEN])
+            ),
+            other => panic!("{other:?}"),
+        }
+        for other_length in [&[][..], &[9; 3][..], &[9; 16][..]] {
+            match parse(&initiate(other_length)).unwrap() {
+                Some(Parsed::Initiate {
+                    eim_transaction_id, ..
+                }) => assert_eq!(eim_transaction_id, None),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

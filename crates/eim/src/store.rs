@@ -18,7 +18,7 @@ use std::future::Future;
 
 use thiserror::Error;
 
-use crate::ids::{Counter, Eid};
+use crate::ids::{Counter, Eid, EimTransactionId, TransactionId};
 use crate::record::{DeviceRecord, NotificationRecord, ResultRecord};
 
 /// A persistence failure.
@@ -114,8 +114,8 @@ impl EimChanges {
 /// known, the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelaySession {
-    /// The SM-DP+'s transaction id, upper-case hex as ES9+ carries it.
-    pub transaction_id: String,
+    /// The SM-DP+'s transaction id (upper-case hex as ES9+ carries it).
+    pub transaction_id: TransactionId,
     /// The SM-DP+ (`host[:port]`).
     pub smdp_address: String,
     /// The device, when the eIM knows it.
@@ -137,7 +137,7 @@ pub trait EimStore: Send + Sync + 'static {
     /// (how a result without an EID finds its device).
     fn device_by_transaction(
         &self,
-        transaction_id: &[u8],
+        transaction_id: &EimTransactionId,
     ) -> impl Future<Output = StoreResult<Option<Eid>>> + Send;
 
     /// Up to `limit` associated EIDs in ascending order, after `after`.
@@ -176,7 +176,7 @@ pub trait EimStore: Send + Sync + 'static {
     /// The relayed download session with this ES9+ transaction id.
     fn relay_session(
         &self,
-        transaction_id: &str,
+        transaction_id: &TransactionId,
     ) -> impl Future<Output = StoreResult<Option<RelaySession>>> + Send;
 
     /// Writes `changes` in one transaction: the device record must still be

@@ -7,7 +7,7 @@
 use ferrosim_asn1::esipa::Sgp32Version;
 
 use crate::ids::Timestamp;
-use crate::ids::{Counter, Eid, EimId, EimTransactionId};
+use crate::ids::{Counter, Eid, EimId, EimTransactionId, TransactionId};
 use crate::record::{
     Association, DeviceRecord, EuiccData, ItemKind, ItemOutcome, ItemState, NotificationRecord,
     ProfileSnapshot, QueueItem, ResultRecord, Trust,
@@ -271,26 +271,31 @@ async fn updates_compare_and_set(store: &impl EimStore) -> Result<(), StoreError
     Ok(())
 }
 
+/// The eIM transaction id of eight `byte`s.
+fn tid(byte: u8) -> EimTransactionId {
+    EimTransactionId::from_slice(&[byte; EimTransactionId::LEN]).expect("eight bytes")
+}
+
 async fn transaction_ids_find_open_items(store: &impl EimStore) -> Result<(), StoreError> {
     let mut device = test_device(3);
     device.queue = vec![item(1, 11, 0xA1), item(2, 12, 0xA2)];
     store.commit(insert(device.clone())).await?;
     assert_eq!(
-        store.device_by_transaction(&[0xA2; 8]).await?,
+        store.device_by_transaction(&tid(0xA2)).await?,
         Some(device.eid)
     );
-    assert_eq!(store.device_by_transaction(&[0xEE; 8]).await?, None);
+    assert_eq!(store.device_by_transaction(&tid(0xEE)).await?, None);
     device.queue.remove(0);
     store
         .commit(update(Version::INITIAL, device.clone()))
         .await?;
     assert_eq!(
-        store.device_by_transaction(&[0xA1; 8]).await?,
+        store.device_by_transaction(&tid(0xA1)).await?,
         None,
         "an item that left the queue is no longer found by its transaction id"
     );
     assert_eq!(
-        store.device_by_transaction(&[0xA2; 8]).await?,
+        store.device_by_transaction(&tid(0xA2)).await?,
         Some(device.eid)
     );
     Ok(())
@@ -403,16 +408,17 @@ async fn devices_are_listed_in_order(store: &impl EimStore) -> Result<(), StoreE
 }
 
 async fn relay_sessions_are_kept(store: &impl EimStore) -> Result<(), StoreError> {
+    let es9_tid = |hex: &str| TransactionId::from_hex(hex).expect("a transaction id");
     let session = RelaySession {
-        transaction_id: "0A1B2C3D".to_owned(),
+        transaction_id: es9_tid("0A1B2C3D"),
         smdp_address: "smdp.example:8443".to_owned(),
         eid: Some(test_eid(40)),
         created_at: Timestamp(5_000),
     };
-    assert_eq!(store.relay_session("0A1B2C3D").await?, None);
+    assert_eq!(store.relay_session(&es9_tid("0A1B2C3D")).await?, None);
     store.put_relay_session(&session).await?;
     assert_eq!(
-        store.relay_session("0A1B2C3D").await?,
+        store.relay_session(&es9_tid("0A1B2C3D")).await?,
         Some(session.clone())
     );
     let moved = RelaySession {
@@ -422,10 +428,10 @@ async fn relay_sessions_are_kept(store: &impl EimStore) -> Result<(), StoreError
     };
     store.put_relay_session(&moved).await?;
     assert_eq!(
-        store.relay_session("0A1B2C3D").await?,
+        store.relay_session(&es9_tid("0A1B2C3D")).await?,
         Some(moved),
         "a session with the same transaction id replaces the old one"
     );
-    assert_eq!(store.relay_session("FFFF").await?, None);
+    assert_eq!(store.relay_session(&es9_tid("FFFF")).await?, None);
     Ok(())
 }

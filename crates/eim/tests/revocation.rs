@@ -316,7 +316,7 @@ async fn a_relayed_authenticate_client_of_a_revoked_device_is_answered_by_the_ei
         lab.eim
             .store()
             .put_relay_session(&RelaySession {
-                transaction_id: tid.iter().map(|b| format!("{b:02X}")).collect(),
+                transaction_id: ferrosim_eim::ids::TransactionId::from_bytes(&tid).unwrap(),
                 smdp_address: "smdp.example".into(),
                 eid: Some(device.eid),
                 created_at: now(),

@@ -210,3 +210,164 @@ async fn two_eims_on_one_database_sign_each_counter_once() {
         b.store().close().await;
     }
 }
+
+/// Stored identifiers that are not valid (an ICCID with a wrong check
+/// digit, an eIM transaction id that is not hex, an EID column of garbage)
+/// are refused as corrupt data when read back, never a panic.
+#[tokio::test]
+async fn corrupt_stored_identifiers_are_refused_as_corrupt() {
+    use ferrosim_eim::record::{ItemKind, ItemOutcome, ItemState, ProfileEntry, QueueItem};
+    use ferrosim_eim::suite::test_eid;
+    use ferrosim_eim::{EimTransactionId, Iccid, RelaySession, ResultRecord, Timestamp};
+    use ferrosim_ids::TransactionId;
+
+    const GOOD_ICCID: &str = "8944000000000000001";
+    const BAD_ICCID: &str = "8944000000000000002";
+    for db in databases().await.unwrap() {
+        let store = SqlStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let backend = db.backend;
+        let mut device = test_device(60);
+        device.profiles.profiles = vec![ProfileEntry {
+            iccid: Iccid::new(GOOD_ICCID).unwrap(),
+            enabled: true,
+            fallback: false,
+            class: Some(2),
+            name: None,
+            service_provider: None,
+        }];
+        let mut queued = test_device(61);
+        queued.queue = vec![QueueItem {
+            id: 1,
+            kind: ItemKind::Package,
+            counter: Some(Counter::new(11).unwrap()),
+            transaction_id: EimTransactionId::from_slice(&[0xA7; 8]).unwrap(),
+            der: vec![0xBF, 0x51, 0x00],
+            state: ItemState::Queued,
+            replay_error: None,
+            created_at: Timestamp(1_000),
+        }];
+        let result = ResultRecord {
+            eid: device.eid,
+            item_id: 1,
+            kind: ItemKind::DownloadTrigger,
+            counter: None,
+            seq_number: None,
+            trust: None,
+            outcome: ItemOutcome::Installed {
+                ok: true,
+                iccid: Some(Iccid::new(GOOD_ICCID).unwrap()),
+            },
+            der: vec![0xBF, 0x54, 0x00],
+            read_as: ferrosim_asn1::esipa::Sgp32Version::V1_2,
+            received_at: Timestamp(2_000),
+        };
+        for d in [&device, &queued] {
+            store
+                .commit(EimChanges {
+                    device: Some(DeviceWrite::Insert(d.clone())),
+                    ..EimChanges::default()
+                })
+                .await
+                .unwrap();
+        }
+        store
+            .commit(EimChanges {
+                results: vec![result],
+                ..EimChanges::default()
+            })
+            .await
+            .unwrap();
+        let tamper = |table: &'static str, column: &'static str, eid: String, from, to| {
+            let pool = store.pool().clone();
+            async move {
+                let select = format!("SELECT {column} FROM {table} WHERE eid = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                    .bind(eid.clone())
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                let text: String = sqlx::Row::get(&row, column);
+                assert!(text.contains(from), "{text}");
+                let update = format!("UPDATE {table} SET {column} = $1 WHERE eid = $2");
+                sqlx::query(sqlx::AssertSqlSafe(update))
+                    .bind(text.replace(from, to))
+                    .bind(eid)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+        };
+        // A profile's ICCID with a wrong check digit.
+        tamper(
+            "eim_devices",
+            "record",
+            device.eid.digits(),
+            GOOD_ICCID,
+            BAD_ICCID,
+        )
+        .await;
+        let err = store.device(&device.eid).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{backend}: {err}");
+        // A queue item's eIM transaction id that is not hex.
+        tamper(
+            "eim_devices",
+            "record",
+            queued.eid.digits(),
+            "a7a7a7a7a7a7a7a7",
+            "a7a7a7a7a7a7a7zz",
+        )
+        .await;
+        let err = store.device(&queued.eid).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{backend}: {err}");
+        // A result outcome's ICCID.
+        tamper(
+            "eim_results",
+            "outcome",
+            device.eid.digits(),
+            GOOD_ICCID,
+            "89440000x0000000001",
+        )
+        .await;
+        let err = store.results(&device.eid).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{backend}: {err}");
+        // A relayed session's EID.
+        let tid = TransactionId::from_hex("0A0B0C0D").unwrap();
+        store
+            .put_relay_session(&RelaySession {
+                transaction_id: tid.clone(),
+                smdp_address: "smdp.example".to_owned(),
+                eid: Some(test_eid(62)),
+                created_at: Timestamp(3_000),
+            })
+            .await
+            .unwrap();
+        let relayed = test_eid(62).digits();
+        tamper(
+            "eim_relay_sessions",
+            "eid",
+            relayed.clone(),
+            &relayed,
+            "8904903200000000000000000000000X",
+        )
+        .await;
+        let err = store.relay_session(&tid).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{backend}: {err}");
+        // A device row keyed by garbage: the listing refuses it.
+        // (a device no other table refers to)
+        let lone = test_device(63);
+        store
+            .commit(EimChanges {
+                device: Some(DeviceWrite::Insert(lone.clone())),
+                ..EimChanges::default()
+            })
+            .await
+            .unwrap();
+        let listed = lone.eid.digits();
+        tamper("eim_devices", "eid", listed.clone(), &listed, "not an EID").await;
+        let err = store.devices(None, 10).await.unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{backend}: {err}");
+        store.close().await;
+    }
+}

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::{Eim, EsipaReply};
 use crate::error::EimError;
-use crate::ids::Timestamp;
+use crate::ids::{Timestamp, TransactionId};
 use crate::relay::{self, Es9Relay};
 use crate::steps::certificates::check_device;
 use crate::steps::notify;
@@ -93,10 +93,15 @@ impl<S: EimStore> Eim<S> {
                     version,
                 };
                 let outcome = es9.call(&request).await;
-                if let Ok(relay::Es9Response::InitiateAuthentication(r)) = &outcome {
+                // An answer whose transactionId is not 1 to 16 bytes of hex
+                // opens no session: it is answered as an error (see
+                // relay::answer).
+                if let Ok(relay::Es9Response::InitiateAuthentication(r)) = &outcome
+                    && let Ok(transaction_id) = TransactionId::from_hex(&r.transaction_id)
+                {
                     self.store
                         .put_relay_session(&RelaySession {
-                            transaction_id: r.transaction_id.to_ascii_uppercase(),
+                            transaction_id,
                             smdp_address: address.clone(),
                             eid: device.as_ref().map(|d| d.record.eid),
                             created_at: now,
@@ -127,7 +132,7 @@ impl<S: EimStore> Eim<S> {
                 let request = relay::RelayRequest {
                     function,
                     address: session.smdp_address,
-                    request: relay::step_request(function, transaction_id, euicc_answer),
+                    request: relay::step_request(function, &transaction_id, euicc_answer),
                     version,
                 };
                 let outcome = es9.call(&request).await;

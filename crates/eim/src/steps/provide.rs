@@ -20,8 +20,8 @@ use ferrosim_pki::crl::RevocationWarning;
 use super::associate::update;
 use super::{Step, certificates, profiles, verify};
 use crate::error::{EimError, ResultRefused};
-use crate::ids::Counter;
 use crate::ids::Timestamp;
+use crate::ids::{Counter, EimTransactionId};
 use crate::record::{
     DeviceRecord, ItemKind, ItemOutcome, ItemState, NotificationRecord, ResultRecord,
     RollbackGrant, Trust,
@@ -417,9 +417,9 @@ impl Work<'_> {
             ),
         };
         let index = match tid {
-            Some(t) => self
-                .record
-                .item_with_transaction(t.0.as_ref())
+            // An id of another length than this eIM's names none of its items.
+            Some(t) => EimTransactionId::from_slice(t.0.as_ref())
+                .and_then(|t| self.record.item_with_transaction(&t))
                 .map(|i| i.id),
             None => self
                 .record

@@ -4,7 +4,9 @@
 //! The documents are written and read here only, with every field named, so
 //! the stored format does not change when a Rust type of `ferrosim-eim` is
 //! refactored; a document that does not read back is
-//! [`StoreError::Corrupt`].
+//! [`StoreError::Corrupt`]. Identifiers are read into their validating types
+//! ([`Iccid`], [`EimTransactionId`]) as the document is parsed, so a stored
+//! value that is not one is refused there too.
 
 use ferrosim_asn1::esipa::Sgp32Version;
 use ferrosim_eim::record::{EuiccData, PollInfo};
@@ -119,10 +121,10 @@ pub(crate) struct DeviceDoc {
 #[serde(deny_unknown_fields)]
 struct RollbackDoc {
     counter: u32,
-    transaction_id: String,
+    transaction_id: EimTransactionId,
     eim_signature: String,
-    enabled: String,
-    previous: Option<String>,
+    enabled: Iccid,
+    previous: Option<Iccid>,
     rolled_back: Option<i64>,
 }
 
@@ -130,24 +132,21 @@ impl RollbackDoc {
     fn from_grant(g: &RollbackGrant) -> Self {
         Self {
             counter: g.counter.get(),
-            transaction_id: hex::encode(g.transaction_id.as_bytes()),
+            transaction_id: g.transaction_id,
             eim_signature: hex::encode(&g.eim_signature),
-            enabled: g.enabled.as_str().to_owned(),
-            previous: g.previous.as_ref().map(|i| i.as_str().to_owned()),
+            enabled: g.enabled.clone(),
+            previous: g.previous.clone(),
             rolled_back: g.rolled_back,
         }
     }
 
     fn into_grant(self) -> Result<RollbackGrant, StoreError> {
-        let tid = unhex(&self.transaction_id, "rollback eIM transaction id")?;
-        let iccid = |t: &str| Iccid::new(t).map_err(|e| corrupt("rollback ICCID", e));
         Ok(RollbackGrant {
             counter: counter(self.counter)?,
-            transaction_id: EimTransactionId::from_slice(&tid)
-                .ok_or_else(|| corrupt("rollback eIM transaction id", hex::encode(&tid)))?,
+            transaction_id: self.transaction_id,
             eim_signature: unhex(&self.eim_signature, "rollback eimSignature")?,
-            enabled: iccid(&self.enabled)?,
-            previous: self.previous.as_deref().map(iccid).transpose()?,
+            enabled: self.enabled,
+            previous: self.previous,
             rolled_back: self.rolled_back,
         })
     }
@@ -175,7 +174,7 @@ struct ItemDoc {
     id: u64,
     kind: String,
     counter: Option<u32>,
-    transaction_id: String,
+    transaction_id: EimTransactionId,
     der: String,
     /// `queued`, `delivered` or `awaiting_result`.
     state: String,
@@ -189,7 +188,7 @@ struct ItemDoc {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProfileDoc {
-    iccid: String,
+    iccid: Iccid,
     enabled: bool,
     fallback: bool,
     class: Option<i64>,
@@ -410,7 +409,7 @@ impl SanitizationDoc {
 impl ProfileDoc {
     fn from_entry(p: &ProfileEntry) -> Self {
         Self {
-            iccid: p.iccid.as_str().to_owned(),
+            iccid: p.iccid.clone(),
             enabled: p.enabled,
             fallback: p.fallback,
             class: p.class,
@@ -421,7 +420,7 @@ impl ProfileDoc {
 
     fn into_entry(self) -> Result<ProfileEntry, StoreError> {
         Ok(ProfileEntry {
-            iccid: Iccid::new(&self.iccid).map_err(|e| corrupt("ICCID", e))?,
+            iccid: self.iccid,
             enabled: self.enabled,
             fallback: self.fallback,
             class: self.class,
@@ -442,7 +441,7 @@ impl ItemDoc {
             id: i.id,
             kind: kind_text(i.kind).to_owned(),
             counter: i.counter.map(Counter::get),
-            transaction_id: hex::encode(i.transaction_id.as_bytes()),
+            transaction_id: i.transaction_id,
             der: hex::encode(&i.der),
             state: state.to_owned(),
             at,
@@ -464,13 +463,11 @@ impl ItemDoc {
             },
             (other, _, _) => return Err(corrupt("item state", other)),
         };
-        let tid = unhex(&self.transaction_id, "eIM transaction id")?;
         Ok(QueueItem {
             id: self.id,
             kind: kind_of(&self.kind)?,
             counter: self.counter.map(counter).transpose()?,
-            transaction_id: EimTransactionId::from_slice(&tid)
-                .ok_or_else(|| corrupt("eIM transaction id", hex::encode(&tid)))?,
+            transaction_id: self.transaction_id,
             der: unhex(&self.der, "item DER")?,
             state,
             replay_error: opt_unhex(&self.replay_error, "replayError")?,
@@ -486,7 +483,7 @@ pub(crate) enum OutcomeDoc {
     Executed { codes: Vec<Option<i64>> },
     PackageError { code: i64 },
     Rejected { code: i64 },
-    Installed { ok: bool, iccid: Option<String> },
+    Installed { ok: bool, iccid: Option<Iccid> },
     DownloadFailed { reason: i64 },
     DataReported { error: Option<i64> },
 }
@@ -501,7 +498,7 @@ impl OutcomeDoc {
             ItemOutcome::Rejected(code) => Self::Rejected { code: *code },
             ItemOutcome::Installed { ok, iccid } => Self::Installed {
                 ok: *ok,
-                iccid: iccid.as_ref().map(|i| i.as_str().to_owned()),
+                iccid: iccid.clone(),
             },
             ItemOutcome::DownloadFailed(reason) => Self::DownloadFailed { reason: *reason },
             ItemOutcome::DataReported(error) => Self::DataReported { error: *error },
@@ -513,12 +510,7 @@ impl OutcomeDoc {
             Self::Executed { codes } => ItemOutcome::Executed(codes),
             Self::PackageError { code } => ItemOutcome::PackageError(code),
             Self::Rejected { code } => ItemOutcome::Rejected(code),
-            Self::Installed { ok, iccid } => ItemOutcome::Installed {
-                ok,
-                iccid: iccid
-                    .map(|i| Iccid::new(&i).map_err(|e| corrupt("ICCID", e)))
-                    .transpose()?,
-            },
+            Self::Installed { ok, iccid } => ItemOutcome::Installed { ok, iccid },
             Self::DownloadFailed { reason } => ItemOutcome::DownloadFailed(reason),
             Self::DataReported { error } => ItemOutcome::DataReported(error),
         })

@@ -16,10 +16,10 @@ mod doc;
 
 use ferrosim_eim::store::{DeviceWrite, StoreResult};
 use ferrosim_eim::{
-    Counter, DeviceRecord, EimChanges, EimStore, NotificationRecord, RelaySession, ResultRecord,
-    StoreError, Timestamp, Version, Versioned,
+    Counter, DeviceRecord, EimChanges, EimStore, EimTransactionId, NotificationRecord,
+    RelaySession, ResultRecord, StoreError, Timestamp, Version, Versioned,
 };
-use ferrosim_ids::Eid;
+use ferrosim_ids::{Eid, TransactionId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -117,9 +117,12 @@ impl EimStore for SqlStore {
         }))
     }
 
-    async fn device_by_transaction(&self, transaction_id: &[u8]) -> StoreResult<Option<Eid>> {
+    async fn device_by_transaction(
+        &self,
+        transaction_id: &EimTransactionId,
+    ) -> StoreResult<Option<Eid>> {
         let row = sqlx::query("SELECT eid FROM eim_transactions WHERE transaction_id = $1")
-            .bind(transaction_id.to_vec())
+            .bind(transaction_id.as_bytes().to_vec())
             .fetch_optional(self.reader())
             .await
             .map_err(db_err)?;
@@ -197,7 +200,7 @@ impl EimStore for SqlStore {
              smdp_address = excluded.smdp_address, eid = excluded.eid, \
              created_at = excluded.created_at",
         )
-        .bind(session.transaction_id.clone())
+        .bind(session.transaction_id.to_hex())
         .bind(session.smdp_address.clone())
         .bind(session.eid.map(|e| e.digits()))
         .bind(session.created_at.0)
@@ -207,19 +210,25 @@ impl EimStore for SqlStore {
         Ok(())
     }
 
-    async fn relay_session(&self, transaction_id: &str) -> StoreResult<Option<RelaySession>> {
+    async fn relay_session(
+        &self,
+        transaction_id: &TransactionId,
+    ) -> StoreResult<Option<RelaySession>> {
         let row = sqlx::query(
             "SELECT transaction_id, smdp_address, eid, created_at FROM eim_relay_sessions \
              WHERE transaction_id = $1",
         )
-        .bind(transaction_id.to_owned())
+        .bind(transaction_id.to_hex())
         .fetch_optional(self.reader())
         .await
         .map_err(db_err)?;
         row.map(|r| {
             let eid: Option<String> = get(&r, "eid")?;
+            let tid: String = get(&r, "transaction_id")?;
             Ok(RelaySession {
-                transaction_id: get(&r, "transaction_id")?,
+                transaction_id: TransactionId::from_hex(&tid).map_err(|_| {
+                    StoreError::Corrupt(format!("invalid relayed ES9+ transaction id `{tid}`"))
+                })?,
                 smdp_address: get(&r, "smdp_address")?,
                 eid: eid.as_deref().map(eid_of).transpose()?,
                 created_at: Timestamp(get(&r, "created_at")?),
