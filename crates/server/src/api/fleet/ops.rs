@@ -129,6 +129,11 @@ pub fn device_view(fleet: &Fleet, d: &DeviceState) -> DeviceView {
         capabilities: Some(capabilities_view(d)),
         registered_plmn: d.health.registered_plmn.get().map(|n| n.to_string()),
         roaming: !d.health.roaming_since.is_never(),
+        apn: d
+            .observed
+            .apn_delivered
+            .and_then(|(_, apn)| cat.apns.get(apn.index()))
+            .map(|a| a.settings.apn.clone()),
     }
 }
 

@@ -112,6 +112,11 @@ pub struct DeviceView {
     /// health, and a rule's `roaming` trigger counts from the first.
     #[serde(default)]
     pub roaming: bool,
+    /// The access point name last delivered to the device's agent and
+    /// acknowledged (`agent.apnConfig`), for the profile type it was
+    /// delivered for; `None` before any.
+    #[serde(default)]
+    pub apn: Option<String>,
 }
 
 /// A device's capabilities and where they come from.
