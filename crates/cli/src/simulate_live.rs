@@ -324,6 +324,48 @@ fn run_iot(
             summary.return_completion_s.count,
             ff.on_fallback_at_end
         );
+        for r in &ff.rollouts {
+            match (r.id, &r.error) {
+                (Some(id), _) => println!(
+                    "rollout {:?} (the target's {id}, soak {:.1} s, max wait {:.1} s): {}, {} wave(s) started, {} devices changed, {} rolled back; gates: {}",
+                    r.name,
+                    r.soak_s,
+                    r.max_wait_s,
+                    r.state,
+                    r.waves_started,
+                    r.devices_changed,
+                    r.rolled_back,
+                    if r.gate_verdicts.is_empty() {
+                        "none judged".to_owned()
+                    } else {
+                        r.gate_verdicts.join(", ")
+                    }
+                ),
+                (None, error) => println!(
+                    "rollout {:?}: refused by the target: {}",
+                    r.name,
+                    error.as_deref().unwrap_or("?")
+                ),
+            }
+        }
+        for cmp in &summary.comparisons {
+            if let (Some(a), Some(b)) = (&cmp.a.rollout, &cmp.b.rollout) {
+                println!(
+                    "{}: {} vs {}: devices that got the unserved APN {} vs {}, device-minutes on it (scenario clock) {:.1} vs {:.1}, still on it at the end {} vs {}; data-path checks failed {} vs {}",
+                    cmp.name,
+                    cmp.a.name,
+                    cmp.b.name,
+                    a.devices_with_bad_apn,
+                    b.devices_with_bad_apn,
+                    a.bad_apn_device_minutes,
+                    b.bad_apn_device_minutes,
+                    a.devices_on_bad_apn_at_end,
+                    b.devices_on_bad_apn_at_end,
+                    cmp.a.data_path_failures,
+                    cmp.b.data_path_failures
+                );
+            }
+        }
         for (cause, n) in &ff.setup_failures {
             println!("  setup failed {n:>4}: {cause}");
         }

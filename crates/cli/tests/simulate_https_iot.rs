@@ -16,270 +16,15 @@
 
 mod common;
 mod fleet_lab;
+mod sim_target;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Duration;
 
-use common::iot::{add_initial_eim, operator_token};
-use common::{FERROSIM, spawn};
-use ferrosim_pki::{TestPki, TestPkiOptions};
-use ferrosim_saip::{Iccid, Imsi};
-use ferrosim_smdp::ids::OperatorId;
-use ferrosim_smdp::inventory::{self, ProfileRange};
-use ferrosim_store::{SqlStore, StoreOptions};
-use ferrosim_testkit::cli::{ferrosim_command, output_text};
-use ferrosim_testkit::serve::ServeCommand;
 use serde_json::Value;
+use sim_target::{Run, get, p, prefix, refused, run_against_serve};
 
 /// IoT devices of the run.
-const DEVICES: &str = "20";
-/// The ICCID prefix of the profiles of the scenario's `i`-th carrier at
-/// the SM-DP+ (carrier A's 894400, B's 894410, ...).
-fn prefix(i: usize) -> String {
-    format!("8944{i}0")
-}
-
-/// The scenario's carriers (its fleet catalog's, in order).
-fn carriers(scenario: &str) -> Vec<String> {
-    let s = ferrosim_sim::Scenario::builtin(scenario).unwrap();
-    let fleet: toml::Table = toml::from_str(&s.fleet_toml()).unwrap();
-    fleet["carrier"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// `ferrosim ARGS` must fail, naming `expected`, without a panic.
-fn refused(args: &[&str], expected: &str) {
-    let out = ferrosim_command(FERROSIM).args(args).output().unwrap();
-    let all = output_text(&out);
-    assert!(!out.status.success(), "{args:?} should fail: {all}");
-    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
-    assert!(
-        all.contains(expected),
-        "{args:?}: expected `{expected}` in: {all}"
-    );
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
-
-/// The scenario's fleet catalog for the server: its carriers'
-/// SM-DP+ is the server's (credentials in files), the rule's timings
-/// shortened for an event compressed 200 times (no jitter, no per-minute
-/// limit, a 3 s dwell).
-fn fleet_toml(scenario: &str, address: &str, dir: &Path) -> String {
-    let scenario = ferrosim_sim::Scenario::builtin(scenario).unwrap();
-    let mut fleet: toml::Table = toml::from_str(&scenario.fleet_toml()).unwrap();
-    for carrier in fleet["carrier"].as_array_mut().unwrap() {
-        let c = carrier.as_table_mut().unwrap();
-        let name = c["name"].as_str().unwrap().to_owned();
-        c.insert("smdp_address".into(), address.into());
-        c.insert("smdp_is_ferrosim".into(), true.into());
-        c.insert(
-            "es2_credentials".into(),
-            format!("file:{}", p(&dir.join(format!("{name}.toml")))).into(),
-        );
-        c.remove("rate_limits");
-        // The SM-DP+'s profile types allow the fallback attribute.
-        for t in c["profile_type"].as_array_mut().unwrap() {
-            t.as_table_mut()
-                .unwrap()
-                .insert("fallback_allowed".into(), true.into());
-        }
-    }
-    for rule in fleet["rule"].as_array_mut().unwrap() {
-        let r = rule.as_table_mut().unwrap();
-        r.insert("return_dwell".into(), "3s".into());
-        r.insert("min_on_fallback".into(), "2s".into());
-        r.insert("max_fraction_per_minute".into(), 1.0.into());
-        r.insert("jitter".into(), "0s".into());
-    }
-    let reconciler = fleet["reconciler"].as_table_mut().unwrap();
-    reconciler.insert("retry_base".into(), "1s".into());
-    reconciler.insert("retry_max".into(), "4s".into());
-    toml::to_string(&fleet).unwrap()
-}
-
-/// Each carrier an operator of the SM-DP+ with its profile type `iot`
-/// (allowing the fallback attribute) and enough profiles for every device;
-/// its ES2+ credentials in `dir`.
-async fn seed(url: &str, dir: &Path, carriers: &[String]) {
-    let store = SqlStore::connect(url, &StoreOptions::default())
-        .await
-        .unwrap();
-    for (i, carrier) in carriers.iter().enumerate() {
-        let first = prefix(i);
-        let carrier = carrier.as_str();
-        let token = fleet_lab::seed_operator(&store, carrier, "iot", &first).await;
-        inventory::generate_profiles(
-            &store,
-            &OperatorId::new(carrier).unwrap(),
-            "iot",
-            &ProfileRange {
-                count: 40,
-                first_iccid: Iccid::from_body(&format!("{first}000000000101")).unwrap(),
-                first_imsi: Imsi::with_mnc_len(&format!("00101{}00000101", &first[4..]), 2)
-                    .unwrap(),
-            },
-            &mut rand::rng(),
-            ferrosim_smdp::time::Timestamp::now(),
-        )
-        .await
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{carrier}.toml")),
-            format!("operator = {carrier:?}\ntoken = {token:?}\n"),
-        )
-        .unwrap();
-    }
-    store.close().await;
-}
-
-async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
-    let resp = http
-        .get(format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{path}");
-    resp.json().await.unwrap()
-}
-
-/// A `ferrosim serve` process with a scenario's fleet catalog, and the
-/// simulator's run of the scenario against it.
-struct Run {
-    summary: Value,
-    http: reqwest::Client,
-    token: String,
-    target: String,
-    out_dir: std::path::PathBuf,
-    pki_dir: std::path::PathBuf,
-    first_eim: std::path::PathBuf,
-    dir: tempfile::TempDir,
-    _server: ferrosim_testkit::serve::ServeProcess,
-}
-
-/// Starts the server with `scenario`'s catalog and runs `ferrosim
-/// simulate SCENARIO --target` against it with [`DEVICES`] devices at
-/// `time_scale`.
-async fn run_against_serve(scenario: &str, time_scale: &str) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
-    std::fs::create_dir_all(&data_dir).unwrap();
-    let pki = TestPki::generate(&TestPkiOptions {
-        euicc_count: 1,
-        smdp_address: "localhost".into(),
-        ..TestPkiOptions::default()
-    })
-    .unwrap();
-    pki.write_to(&pki_dir).unwrap();
-    let ci_pem = pki.ci.certificate_pem();
-    // The fleet's configuration names the SM-DP+ by its address: a port
-    // the system gave, free again for the server.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("localhost:{port}");
-    let url = format!("sqlite:{}", data_dir.join("ferrosim.db").display());
-    seed(&url, dir.path(), &carriers(scenario)).await;
-    let fleet = dir.path().join("fleet.toml");
-    std::fs::write(&fleet, fleet_toml(scenario, &address, dir.path())).unwrap();
-    // All the devices share the simulator's address: no per-address limit.
-    let config = dir.path().join("ferrosim.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[access]\nenabled = false\n[eim]\nenabled = true\n[fleet]\nconfig = {:?}\ntick_ms = 100\n",
-            p(&fleet)
-        ),
-    )
-    .unwrap();
-    let instance = vec![
-        "--data-dir".to_owned(),
-        p(&data_dir),
-        "--pki-dir".to_owned(),
-        p(&pki_dir),
-        "--config".to_owned(),
-        p(&config),
-    ];
-    let server = spawn(
-        ServeCommand::new(FERROSIM)
-            .data_dir(&data_dir)
-            .pki_dir(&pki_dir)
-            .config(&config)
-            .listen(([127, 0, 0, 1], port).into()),
-    )
-    .await;
-    server
-        .wait_healthy(&ci_pem, Duration::from_secs(30))
-        .await
-        .unwrap();
-    let token = operator_token(&instance);
-    let first_eim = dir.path().join("first-eim.der");
-    std::fs::write(&first_eim, add_initial_eim(&instance, dir.path())).unwrap();
-
-    let target = format!("https://{address}");
-    let out_dir = dir.path().join("report");
-    let args = [
-        scenario,
-        "--target",
-        &target,
-        "--pki",
-        &p(&pki_dir),
-        "--api-token",
-        &token,
-        "--add-initial-eim",
-        &p(&first_eim),
-        "--devices",
-        DEVICES,
-        "--time-scale",
-        time_scale,
-        "--seed",
-        "3",
-        "--max-duration",
-        "180",
-        "--out",
-        &p(&out_dir),
-        "--json",
-    ]
-    .map(str::to_owned);
-    let run = tokio::task::spawn_blocking(move || {
-        ferrosim_command(FERROSIM)
-            .arg("simulate")
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = output_text(&run);
-    assert!(run.status.success(), "{text}");
-    let summary: Value = serde_json::from_slice(&run.stdout).expect(&text);
-    eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap());
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    Run {
-        summary,
-        http,
-        token,
-        target,
-        out_dir,
-        pki_dir,
-        first_eim,
-        dir,
-        _server: server,
-    }
-}
+const DEVICES: u32 = 20;
 
 /// The event's switch decisions per device (failovers, returns), and the
 /// devices with a switch decided after it (while the devices ran on).
@@ -332,7 +77,7 @@ async fn group(r: &Run, group: &str) -> Vec<String> {
     )
     .await;
     let listed = listed["devices"].as_array().unwrap().clone();
-    assert_eq!(listed.len() as u64, DEVICES.parse::<u64>().unwrap());
+    assert_eq!(listed.len() as u64, u64::from(DEVICES));
     listed
         .iter()
         .filter(|d| d["group"] == group)
@@ -344,7 +89,7 @@ async fn group(r: &Run, group: &str) -> Vec<String> {
 /// staged fallback before the event, two downloads each; the event ran to
 /// its end.
 fn assert_provisioned(ff: &Value) {
-    let devices: u64 = DEVICES.parse().unwrap();
+    let devices = u64::from(DEVICES);
     assert_eq!(ff["devices"], devices, "{ff:#}");
     assert_eq!(ff["associated"], devices, "{ff:#}");
     assert_eq!(ff["registered_in_fleet"], devices, "{ff:#}");
@@ -357,7 +102,7 @@ fn assert_provisioned(ff: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_devices_fail_over_and_return_through_serve() {
     // The outage's 90 minutes in 27 s.
-    let r = run_against_serve("outage", "200").await;
+    let r = run_against_serve("outage", DEVICES, "200").await;
     let (summary, http, token, target, out_dir) =
         (&r.summary, &r.http, &r.token, &r.target, &r.out_dir);
     let (pki_dir, first_eim, dir) = (&r.pki_dir, &r.first_eim, &r.dir);
@@ -516,7 +261,7 @@ async fn storm_devices_switch_by_eim_enable_through_serve() {
     // down together. Both rules switch by an eIM enable with rollback: the
     // eIM signs the package, the device's IPA fetches it, the eUICC runs
     // it and signs its result, the eIM verifies it.
-    let r = run_against_serve("storm", "200").await;
+    let r = run_against_serve("storm", DEVICES, "200").await;
     let ff = &r.summary["full_fidelity_iot"];
     assert_provisioned(ff);
     let mut arms = group(&r, "meters").await;

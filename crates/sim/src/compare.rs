@@ -122,14 +122,28 @@ pub fn measure(
     let groups: Vec<String> = (0..population.len() as u32)
         .map(|n| population.group(population.device(n).mix).to_owned())
         .collect();
+    let eids: Vec<Eid> = (0..groups.len() as u32).map(Population::eid).collect();
+    measure_devices(scenario, &groups, &eids, c, dict)
+}
+
+/// Measures the scenario's comparisons over a finished run whose device
+/// `n` is in fleet group `groups[n]` and has EID `eids[n]` (a
+/// full-fidelity run gives its devices fresh EIDs at the target).
+pub fn measure_devices(
+    scenario: &Scenario,
+    groups: &[String],
+    eids: &[Eid],
+    c: &Collected,
+    dict: &Dictionary,
+) -> Vec<ComparisonReport> {
     scenario
         .comparisons
         .iter()
         .map(|cmp| ComparisonReport {
             name: cmp.name.clone(),
             kind: cmp.kind,
-            a: arm(scenario, cmp, &cmp.a, &groups, c, dict),
-            b: arm(scenario, cmp, &cmp.b, &groups, c, dict),
+            a: arm(scenario, cmp, &cmp.a, groups, eids, c, dict),
+            b: arm(scenario, cmp, &cmp.b, groups, eids, c, dict),
         })
         .collect()
 }
@@ -139,6 +153,7 @@ fn arm(
     cmp: &Comparison,
     name: &str,
     groups: &[String],
+    all_eids: &[Eid],
     c: &Collected,
     dict: &Dictionary,
 ) -> Arm {
@@ -159,7 +174,7 @@ fn arm(
     let is_member = |n: u32| member.get(n as usize).copied().unwrap_or(false);
     let eids: Vec<Eid> = (0..groups.len() as u32)
         .filter(|n| is_member(*n))
-        .map(Population::eid)
+        .filter_map(|n| all_eids.get(n as usize).copied())
         .collect();
     let devices = eids.len() as u64;
     let eid_set: BTreeSet<Eid> = eids.iter().copied().collect();
@@ -240,7 +255,11 @@ fn arm(
             completion_mean_s: mean,
             completed_after_refusal: switched
                 .iter()
-                .filter(|n| refused_devices.contains(&Population::eid(**n)))
+                .filter(|n| {
+                    all_eids
+                        .get(**n as usize)
+                        .is_some_and(|e| refused_devices.contains(e))
+                })
                 .count() as u64,
             return_s: seconds(&returned.iter().map(|(_, ms)| *ms).collect::<Vec<_>>()),
             provisioning_s: seconds(&provisioned),

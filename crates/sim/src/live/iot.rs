@@ -1,4 +1,4 @@
-//! Full-fidelity mode for IoT scenarios (`outage`, `storm`, ...): the
+//! Full-fidelity mode for IoT scenarios (`outage`, `storm`, `rollout`): the
 //! scenario's IoT devices against a running `ferrosim serve` (its eIM, its
 //! fleet and its SM-DP+) over real HTTPS.
 //!
@@ -29,6 +29,10 @@
 //! from `GET /api/v1/fleet/decisions`) to the device's registration on
 //! the profile it switched to.
 //!
+//! A scenario's rollouts are created at the target's fleet at their
+//! scenario times and run by its rollout engine; the devices' agents take
+//! the APN settings it sends ([`super::rollout`]).
+//!
 //! The radio's timers (detection of a lost network, T3410, the
 //! registration backoff) run on the scenario's clock; everything the
 //! device's software and the target do takes real time. Bounded: at most
@@ -58,6 +62,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::rollout::{self, AgentApns, LiveRollout};
 use super::{Ctx, EumIssuer, LiveNet, LiveOptions, LiveProgress, Target};
 use crate::engine::T0;
 use crate::error::SimError;
@@ -155,6 +160,16 @@ pub struct IotFullFidelity {
     /// Failover completion (real s, from the fleet's decision to the
     /// registration on the fallback).
     pub failover_completion_s: SecondsPercentiles,
+    /// Data-path checks the devices made after registering (and reported).
+    pub data_path_checks: u64,
+    /// ... failed (no data at all: an outage, or an APN the carrier does
+    /// not serve).
+    pub data_path_failures: u64,
+    /// APN settings the devices' agents took (`agent.apnConfig`).
+    pub apn_settings_taken: u64,
+    /// The scenario's rollouts as the target ran them (rollout scenarios).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<LiveRollout>,
 }
 
 /// One device's plan.
@@ -193,6 +208,13 @@ struct Record {
     registrations: Vec<(i64, Iccid, bool)>,
     /// Attachment changes: scenario ms, the carrier attached to (None: none).
     attached: Vec<(i64, Option<CarrierIx>)>,
+    /// Data-path checks: scenario ms, latency, loss (per mille), carrier.
+    data_paths: Vec<(i64, u32, u16, CarrierIx)>,
+    /// The APN settings its agent took, and its time on unserved ones.
+    apns: AgentApns,
+    apn_settings_taken: u64,
+    /// Still on an unserved APN when it stopped.
+    bad_apn_at_end: bool,
     on_fallback: bool,
 }
 
@@ -207,6 +229,8 @@ struct Shared {
     population: Population,
     /// The scenario's area names (the devices' fleet regions).
     areas: Vec<String>,
+    /// The APNs each carrier's core serves (empty: any).
+    served_apns: Vec<Vec<String>>,
     counter: u32,
     association_token: Option<i64>,
     poll: Duration,
@@ -336,6 +360,10 @@ pub async fn run(
                 .collect()
         })
         .unwrap_or_default();
+    if !scenario.rollouts.is_empty() {
+        let devices = list_devices(&http, &options.target, &access).await?;
+        rollout::check_groups_empty(scenario, &devices)?;
+    }
     let run_id = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() % 1_000_000_000);
@@ -386,6 +414,7 @@ pub async fn run(
         issuer,
         population: population.clone(),
         areas: scenario.areas.iter().map(|a| a.name.clone()).collect(),
+        served_apns: scenario.carriers.iter().map(|c| c.apns.clone()).collect(),
         counter,
         association_token,
         poll,
@@ -456,6 +485,9 @@ pub async fn run(
         + Duration::from_secs_f64(duration_ms as f64 / 1000.0 / time_scale))
     .min(deadline);
     let (mut declared, mut declaration_failures) = (0, 0);
+    // The scenario's rollouts, created at the target at their times.
+    let mut planned = rollout::plan(scenario, time_scale);
+    let mut created: Vec<LiveRollout> = Vec::new();
     while Instant::now() < event_end {
         tick.tick().await;
         let now_ms = ctx.sim_ms();
@@ -469,6 +501,10 @@ pub async fn run(
                 Ok((s, _)) if (200..300).contains(&s) => {}
                 _ => declaration_failures += 1,
             }
+        }
+        while planned.first().is_some_and(|p| p.at_ms <= now_ms) {
+            let p = planned.remove(0);
+            created.push(create_rollout(&shared, &p.spec).await);
         }
         progress(&LiveProgress {
             sim_ms: now_ms.min(duration_ms),
@@ -506,8 +542,30 @@ pub async fn run(
         .enumerate()
         .filter_map(|(i, r)| r.eid.map(|e| (e.to_string(), i)))
         .collect();
+    let ids: Vec<u32> = created.iter().filter_map(|r| r.id).collect();
+    let logged = decisions(&shared, &ours, &ids).await?;
+    // The rollouts as the target ran them: its view, its rollbacks.
+    let mut outcomes = Vec::new();
+    for r in &mut created {
+        let Some(id) = r.id else { continue };
+        let path = format!("/api/v1/fleet/rollouts/{id}");
+        let (status, view) = shared
+            .call(false, &path, None)
+            .await
+            .map_err(SimError::Device)?;
+        if status != 200 {
+            return Err(SimError::Device(format!("GET {path}: {status} {view}")));
+        }
+        let o = rollout::outcome(&r.name, &view);
+        r.state.clone_from(&o.state);
+        r.waves_started = o.waves_started;
+        r.devices_changed = o.devices_changed;
+        r.gate_verdicts = o.gates.iter().map(|g| g.verdict.clone()).collect();
+        r.rolled_back = rollout::rolled_back(&logged, id);
+        outcomes.push(o);
+    }
     // Decided during the event; the ones of the grace period are not its.
-    let mut decisions = decisions(&shared, &ours).await?;
+    let mut decisions = switches(&logged, &ours);
     decisions.retain(|d| d.1 <= ended_at_ms);
     let mut c = Collected::new(scenario, options.devices, seed, 1, 1, &network);
     let carrier_syms: Vec<_> = (0..network.carriers())
@@ -530,6 +588,28 @@ pub async fn run(
                     outcome: *outcome,
                 },
             });
+        }
+        for (t, latency_ms, loss_permille, carrier) in &r.data_paths {
+            c.events.push(Event {
+                at: ferrosim_telemetry::Timestamp(T0 + t),
+                activation: None,
+                device: eid,
+                source: Source::Device,
+                dims: Dims {
+                    carrier: carrier_syms.get(usize::from(*carrier)).copied().flatten(),
+                    ..Dims::default()
+                },
+                kind: EventKind::DataPath {
+                    latency_ms: *latency_ms,
+                    loss_permille: *loss_permille,
+                },
+            });
+        }
+        for ms in &r.apns.exposure {
+            c.bad_apn_exposure.push((r.n, *ms));
+        }
+        if r.bad_apn_at_end {
+            c.bad_apn_at_end.push(r.n);
         }
     }
     c.events.sort_by_key(|e| (e.at, e.device));
@@ -600,6 +680,18 @@ pub async fn run(
         }
     }
     c.buckets = buckets;
+    c.rollouts = outcomes;
+    // The comparisons over this run's devices, by their EIDs at the target.
+    let groups: Vec<String> = (0..options.devices)
+        .map(|n| population.group(population.device(n).mix).to_owned())
+        .collect();
+    let mut eids: Vec<Eid> = (0..options.devices).map(Population::eid).collect();
+    for r in &records {
+        if let (Some(slot), Some(eid)) = (eids.get_mut(r.n as usize), r.eid) {
+            *slot = eid;
+        }
+    }
+    c.comparisons = crate::compare::measure_devices(scenario, &groups, &eids, &c, &c.dictionary);
     c.failovers = decisions.iter().filter(|d| d.2).count() as u64;
     c.returns = decisions.len() as u64 - c.failovers;
     c.decisions = decisions.len() as u64;
@@ -634,6 +726,10 @@ pub async fn run(
         returns_decided: c.returns,
         on_fallback_at_end: records.iter().filter(|r| r.on_fallback).count() as u64,
         failover_completion_s: seconds(&c.failover_completion_ms),
+        data_path_checks: 0,
+        data_path_failures: 0,
+        apn_settings_taken: 0,
+        rollouts: created,
     };
     for r in &records {
         if let Some(e) = &r.setup_error {
@@ -649,6 +745,9 @@ pub async fn run(
         figures.local_switches += r.local_switches;
         figures.local_refusals += r.local_refusals;
         figures.reports_sent += r.reports_sent;
+        figures.data_path_checks += r.data_paths.len() as u64;
+        figures.data_path_failures += r.data_paths.iter().filter(|d| d.2 >= 1000).count() as u64;
+        figures.apn_settings_taken += r.apn_settings_taken;
         figures.report_failures += r.report_failures;
     }
     c.actions = figures.agent_commands.values().sum();
@@ -661,6 +760,46 @@ pub async fn run(
         )));
     }
     Ok((c, figures))
+}
+
+/// Creates a rollout at the target: its id, or why the target refused it.
+async fn create_rollout(shared: &Shared, spec: &ferrosim_fleet::RolloutSpec) -> LiveRollout {
+    let mut r = LiveRollout {
+        name: spec.name.clone(),
+        id: None,
+        error: None,
+        soak_s: spec.soak.millis() as f64 / 1000.0,
+        max_wait_s: spec.max_wait.millis() as f64 / 1000.0,
+        state: "not created".into(),
+        waves_started: 0,
+        devices_changed: 0,
+        rolled_back: 0,
+        gate_verdicts: Vec::new(),
+    };
+    let body = match serde_json::to_value(spec) {
+        Ok(b) => b,
+        Err(e) => {
+            r.error = Some(e.to_string());
+            return r;
+        }
+    };
+    match shared
+        .call(true, "/api/v1/fleet/rollouts", Some(body))
+        .await
+    {
+        Ok((201, v)) => match v["id"].as_u64().and_then(|id| u32::try_from(id).ok()) {
+            Some(id) => r.id = Some(id),
+            None => r.error = Some(format!("201 without an id: {v}")),
+        },
+        Ok((status, v)) => {
+            r.error = Some(format!(
+                "{status} {}",
+                v["message"].as_str().unwrap_or_default()
+            ));
+        }
+        Err(e) => r.error = Some(e),
+    }
+    r
 }
 
 /// The PEM blocks of `pem` (each certificate on its own).
@@ -698,6 +837,34 @@ async fn fetch(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
+/// Every device of the target's fleet (`GET /api/v1/fleet/devices`, page
+/// by page).
+async fn list_devices(
+    http: &reqwest::Client,
+    target: &Target,
+    access: &IotAccess,
+) -> Result<Vec<Value>, SimError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/fleet/devices?limit=1000&after={a}"),
+            None => "/api/v1/fleet/devices?limit=1000".to_owned(),
+        };
+        let (status, v) = fetch(http, target, access, &path).await?;
+        if status != 200 {
+            return Err(SimError::Parameter(format!(
+                "--target: GET {path} answered {status} ({v})"
+            )));
+        }
+        out.extend(v["devices"].as_array().cloned().unwrap_or_default());
+        match v["next_after"].as_str() {
+            Some(next) if Some(next) != after.as_deref() => after = Some(next.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// The outages' declarations and ends: scenario ms, carrier, region (the
 /// area), declared.
 fn declarations(scenario: &Scenario) -> Vec<(i64, String, String, bool)> {
@@ -733,10 +900,29 @@ fn declarations(scenario: &Scenario) -> Vec<(i64, String, String, bool)> {
 
 /// The fleet's switch decisions about `ours`: device (index into the
 /// records), when (epoch ms), failover (or return).
+fn switches(decisions: &[Value], ours: &HashMap<String, usize>) -> Vec<(usize, i64, bool)> {
+    let mut out = Vec::new();
+    for d in decisions {
+        if d["what"]["decision"] != "switch" {
+            continue;
+        }
+        let Some(&device) = d["device"].as_str().and_then(|e| ours.get(e)) else {
+            continue;
+        };
+        let (Some(at), Some(failover)) = (d["at"].as_i64(), d["what"]["failover"].as_bool()) else {
+            continue;
+        };
+        out.push((device, at, failover));
+    }
+    out
+}
+
+/// The fleet's decisions about `ours` or one of `rollouts`, oldest first.
 async fn decisions(
     shared: &Shared,
     ours: &HashMap<String, usize>,
-) -> Result<Vec<(usize, i64, bool)>, SimError> {
+    rollouts: &[u32],
+) -> Result<Vec<Value>, SimError> {
     let mut out = Vec::new();
     let mut after = 0u64;
     loop {
@@ -754,17 +940,14 @@ async fn decisions(
             after = last;
         }
         for d in page {
-            if d["what"]["decision"] != "switch" {
-                continue;
+            let device = d["device"].as_str().is_some_and(|e| ours.contains_key(e));
+            let rollout = d["rollout"]
+                .as_u64()
+                .and_then(|r| u32::try_from(r).ok())
+                .is_some_and(|r| rollouts.contains(&r));
+            if device || rollout {
+                out.push(d);
             }
-            let Some(&device) = d["device"].as_str().and_then(|e| ours.get(e)) else {
-                continue;
-            };
-            let (Some(at), Some(failover)) = (d["at"].as_i64(), d["what"]["failover"].as_bool())
-            else {
-                continue;
-            };
-            out.push((device, at, failover));
         }
         if !full {
             return Ok(out);
@@ -781,6 +964,8 @@ struct Radio {
     next_attempt: i64,
     /// It noticed its network is gone at this time (scenario ms).
     lose_at: Option<i64>,
+    /// The APN of its enabled profile changed: it re-attaches with it.
+    reattach: bool,
 }
 
 /// One device from setup to the end of the run.
@@ -814,6 +999,7 @@ async fn device(plan: Plan, shared: &Shared, event: watch::Receiver<Option<Arc<C
         attempts: 0,
         next_attempt: 0,
         lose_at: None,
+        reattach: false,
     };
     while !shared.stop.load(Ordering::SeqCst) && Instant::now() < shared.deadline {
         // The IPA's session with the eIM.
@@ -870,6 +1056,19 @@ async fn device(plan: Plan, shared: &Shared, event: watch::Receiver<Option<Arc<C
                     "agent.returnFromFallback" => Some(LocalOperation::ReturnFromFallback),
                     _ => None,
                 };
+                if name == "agent.apnConfig" {
+                    let ctx = event.borrow().clone();
+                    take_apn(
+                        &c,
+                        &plan,
+                        shared,
+                        &card,
+                        primary_iccid.as_ref(),
+                        ctx.as_deref(),
+                        &mut record,
+                        &mut radio,
+                    );
+                }
                 let (ok, error) = match local {
                     Some(op) => {
                         let code = local_operation(&mut card, &config, &mut store, op, &mut rng);
@@ -933,6 +1132,8 @@ async fn device(plan: Plan, shared: &Shared, event: watch::Receiver<Option<Arc<C
         let jitter = rng.random_range(0.8..1.2);
         tokio::time::sleep(shared.poll.mul_f64(jitter)).await;
     }
+    let end = event.borrow().as_ref().map_or(0, |ctx| ctx.sim_ms());
+    record.bad_apn_at_end = record.apns.close(end);
     record
 }
 
@@ -961,6 +1162,14 @@ async fn radio_step(
             record.attached.push((t, None));
         }
     };
+    if std::mem::take(&mut radio.reattach) {
+        // A new APN for the enabled profile: the modem detaches and
+        // registers again with it.
+        detach(radio, record);
+        radio.next_attempt = t;
+        radio.attempts = 0;
+        radio.lose_at = None;
+    }
     match &radio.on {
         Some((iccid, _)) if iccid != enabled => {
             // The eUICC switched: the modem re-attaches with the new profile.
@@ -1019,7 +1228,14 @@ async fn radio_step(
             shared.failovers_done.fetch_add(1, Ordering::Relaxed);
         }
         ctx.registered.fetch_add(1, Ordering::Relaxed);
-        let (latency_ms, loss_permille) = ctx.data_path(carrier, plan.area, rng);
+        let (latency_ms, mut loss_permille) = ctx.data_path(carrier, plan.area, rng);
+        if record.apns.on_bad(enabled) {
+            // The core refuses the PDN connection: no data at all.
+            loss_permille = 1000;
+        }
+        record
+            .data_paths
+            .push((t, latency_ms, loss_permille, carrier));
         reports.push(json!({"device": plan.eid.to_string(),
             "kind": {"type": "data_path", "latency_ms": latency_ms, "loss_permille": loss_permille}}));
     } else {
@@ -1041,6 +1257,46 @@ async fn radio_step(
     {
         Ok((200, _)) => record.reports_sent += reports.len() as u64,
         _ => record.report_failures += reports.len() as u64,
+    }
+}
+
+/// The device's agent takes the APN setting of an `agent.apnConfig`
+/// command: the network model says whether the profile's carrier serves
+/// it; a changed APN of the enabled profile makes the modem re-attach.
+#[allow(clippy::too_many_arguments)]
+fn take_apn(
+    command: &Value,
+    plan: &Plan,
+    shared: &Shared,
+    card: &VirtualEuicc,
+    primary: Option<&Iccid>,
+    ctx: Option<&Ctx>,
+    record: &mut Record,
+    radio: &mut Radio,
+) {
+    let (Some(iccid), Some(apn)) = (
+        command["iccid"]
+            .as_str()
+            .and_then(|i| i.parse::<Iccid>().ok()),
+        command["apn"]["apn"].as_str(),
+    ) else {
+        return;
+    };
+    // The primary until the device holds both (the fleet enables and
+    // configures the primary first).
+    let carrier = match primary {
+        Some(p) if *p != iccid => plan.fallback.unwrap_or(plan.primary),
+        _ => plan.primary,
+    };
+    let served = shared
+        .served_apns
+        .get(usize::from(carrier))
+        .is_none_or(|apns| apns.is_empty() || apns.iter().any(|a| a == apn));
+    let t = ctx.map_or(0, Ctx::sim_ms);
+    record.apn_settings_taken += 1;
+    let changed = record.apns.take(&iccid, apn, served, t);
+    if changed && profiles(card).0.as_ref() == Some(&iccid) {
+        radio.reattach = true;
     }
 }
 
@@ -1185,6 +1441,20 @@ pub fn html(ff: &IotFullFidelity) -> String {
             tr { th { "outage declarations sent (failed)" } td { (ff.declarations) " (" (ff.declaration_failures) ")" } }
             tr { th { "on their fallback at the end" } td { (ff.on_fallback_at_end) } }
             tr { th { "poll interval, bound" } td { (format!("{:.2}", ff.poll_interval_s)) " s, " (format!("{:.0}", ff.max_duration_s)) " s" } }
+        }
+        @if !ff.rollouts.is_empty() {
+            table {
+                tr { th { "rollout" } th { "target's id" } th { "soak / max wait sent" } th { "state" }
+                     th { "waves started" } th { "devices changed" } th { "rolled back" } th { "gates" } }
+                @for r in &ff.rollouts {
+                    tr { td { (r.name) } td { (r.id.map_or_else(|| format!("refused: {}", r.error.as_deref().unwrap_or("?")), |id| id.to_string())) }
+                         td { (format!("{:.1} s / {:.1} s", r.soak_s, r.max_wait_s)) } td { (r.state) }
+                         td { (r.waves_started) } td { (r.devices_changed) } td { (r.rolled_back) }
+                         td { (r.gate_verdicts.join(", ")) } }
+                }
+            }
+            p { "Data-path checks " (ff.data_path_checks) ", failed " (ff.data_path_failures)
+                "; APN settings taken by the agents " (ff.apn_settings_taken) "." }
         }
         @for (command, n) in &ff.agent_commands {
             p { "Agent command " (command) ": " (n) }

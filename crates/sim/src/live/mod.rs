@@ -31,6 +31,7 @@ pub mod iot;
 mod link;
 mod phone;
 mod record;
+pub mod rollout;
 pub mod target;
 
 use std::collections::BTreeMap;
