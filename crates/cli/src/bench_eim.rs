@@ -261,7 +261,7 @@ fn installed(iccid: &Iccid, n: u8, enabled: bool) -> anyhow::Result<InstalledPro
         apn: None,
         package_len: 0,
         package_sha256: [0; 32],
-        installed_at: 0,
+        installed_at: ferrosim_ids::Timestamp::EPOCH,
     })
 }
 

@@ -16,12 +16,12 @@ use std::fmt;
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer, OctetString};
 use ferrosim_asn1::{decode_der, rsp};
-use ferrosim_ids::Iccid;
+use ferrosim_ids::{Iccid, Timestamp};
 use ferrosim_saip::{ProfilePackage, ProfileSummary, bcd};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::state::hex_bytes;
+use crate::state::{hex_bytes, unix_seconds};
 
 pub use ferrosim_asn1::values::{NotificationOperation, PolicyRules, ProfileClass, ProfileState};
 
@@ -100,8 +100,10 @@ pub struct InstalledProfile {
     /// without keeping it.
     #[serde(with = "hex_bytes::fixed")]
     pub package_sha256: [u8; 32],
-    /// Installation time, seconds since the Unix epoch.
-    pub installed_at: u64,
+    /// Installation time, to the second. State files keep it as seconds
+    /// since the Unix epoch (an integer), as they always have.
+    #[serde(with = "unix_seconds")]
+    pub installed_at: Timestamp,
 }
 
 /// What a successful installation hands to [`InstalledProfile::new`].
@@ -115,7 +117,7 @@ pub(crate) struct InstallInput<'a> {
     pub dp_oid: Option<String>,
     pub smdp_address: &'a str,
     pub smdp_oid: &'a str,
-    pub installed_at: u64,
+    pub installed_at: Timestamp,
 }
 
 impl InstalledProfile {
@@ -158,7 +160,7 @@ impl InstalledProfile {
             apn: s.apns.first().cloned(),
             package_len: u32::try_from(input.package.as_bytes().len()).unwrap_or(u32::MAX),
             package_sha256: package_digest(input.package.as_bytes()),
-            installed_at: input.installed_at,
+            installed_at: unix_seconds::whole_seconds(input.installed_at),
         }
     }
 

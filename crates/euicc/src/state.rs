@@ -22,7 +22,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ferrosim_ids::Iccid;
+use ferrosim_ids::{Iccid, TransactionId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
@@ -103,8 +103,8 @@ pub struct RollbackPoint {
     /// That package's counter value (the rollback's result carries it).
     pub counter: u32,
     /// That package's eimTransactionId, when it had one.
-    #[serde(with = "hex_bytes::option", default)]
-    pub transaction_id: Option<Vec<u8>>,
+    #[serde(with = "hex_bytes::transaction_id", default)]
+    pub transaction_id: Option<TransactionId>,
 }
 
 /// The Fallback Mechanism in use.
@@ -328,6 +328,38 @@ fn sync_parent(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Serde helper: a [`Timestamp`](ferrosim_ids::Timestamp) kept as whole
+/// seconds since the Unix epoch (an unsigned integer), the form state files
+/// have always had for installation times.
+pub(crate) mod unix_seconds {
+    use ferrosim_ids::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// `t` truncated to a whole second, and never before the epoch (what
+    /// the stored form can hold).
+    pub fn whole_seconds(t: Timestamp) -> Timestamp {
+        Timestamp::from_millis(t.millis().max(0) / 1000 * 1000)
+    }
+
+    /// Serialises the whole seconds since the epoch (0 before it).
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(t.millis().max(0) / 1000).unwrap_or(0))
+    }
+
+    /// Deserialises seconds since the epoch; a count too large for a
+    /// [`Timestamp`] is refused.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let seconds = u64::deserialize(d)?;
+        i64::try_from(seconds)
+            .ok()
+            .and_then(|s| s.checked_mul(1000))
+            .map(Timestamp::from_millis)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("installation time {seconds} s is out of range"))
+            })
+    }
+}
+
 /// Serde helpers: bytes as lower-case hex strings.
 pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -379,6 +411,34 @@ pub(crate) mod hex_bytes {
             <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| {
                 serde::de::Error::custom(format!("expected {N} bytes, got {}", bytes.len()))
             })
+        }
+    }
+
+    /// An optional [`TransactionId`](ferrosim_ids::TransactionId) as
+    /// lower-case hex or null (the form state files had when it was bytes);
+    /// hex that is not 1 to 16 bytes is refused.
+    pub mod transaction_id {
+        use ferrosim_ids::TransactionId;
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Serialises the id as lower-case hex or null.
+        pub fn serialize<S: Serializer>(
+            id: &Option<TransactionId>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match id {
+                Some(id) => s.serialize_some(&hex::encode(id.as_bytes())),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserialises hex (either case) or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<TransactionId>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|t| TransactionId::from_hex(t.trim()).map_err(serde::de::Error::custom))
+                .transpose()
         }
     }
 

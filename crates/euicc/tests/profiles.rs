@@ -653,3 +653,92 @@ fn sgp22_info2(der: &[u8]) -> rsp::EUICCInfo2 {
     info.iot_specific_info = None;
     decode_der(&ferrosim_asn1::encode_der(&info).unwrap()).unwrap()
 }
+
+/// Installation times are a `Timestamp` in memory and whole seconds in state
+/// files (as files written before always had them); a rollback point's
+/// eimTransactionId is a `TransactionId` kept as lower-case hex. Old files
+/// load; values that are not such are refused as a format error.
+#[test]
+fn state_files_keep_seconds_and_hex_and_refuse_garbage() {
+    let (c, _, _, _) = two_profiles(NO_RULES);
+    let installed = c.state().profiles[0].installed_at;
+    assert_eq!(installed.millis() % 1000, 0, "kept to the second");
+    assert!(installed > ferrosim_ids::Timestamp::from_millis(1_577_836_800_000));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    c.state().save(&path).unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        saved["profiles"][0]["installed_at"],
+        serde_json::json!(installed.millis() / 1000)
+    );
+
+    // A file written by an earlier version: seconds and lower-case hex.
+    let mut old = saved.clone();
+    old["profiles"][0]["installed_at"] = serde_json::json!(1_733_000_000u64);
+    let enabled = c.state().profiles[0].iccid.to_string();
+    old["switching"] = serde_json::json!({"rollback": {
+        "enabled": enabled, "previous": null, "eim_id": "eim.example",
+        "counter": 7, "transaction_id": "0a0b0c"}});
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    let loaded = EuiccState::load(&path).unwrap();
+    assert_eq!(
+        loaded.profiles[0].installed_at,
+        ferrosim_ids::Timestamp::from_millis(1_733_000_000_000)
+    );
+    let rollback = loaded
+        .switching
+        .as_ref()
+        .unwrap()
+        .rollback
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        rollback.transaction_id.as_ref().unwrap().as_bytes(),
+        [10, 11, 12]
+    );
+    loaded.save(&path).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        again["profiles"][0]["installed_at"],
+        old["profiles"][0]["installed_at"]
+    );
+    assert_eq!(again["switching"], old["switching"]);
+    assert_eq!(EuiccState::load(&path).unwrap(), loaded);
+
+    for (pointer, garbage) in [
+        ("/profiles/0/installed_at", serde_json::json!(-5)),
+        ("/profiles/0/installed_at", serde_json::json!("1733000000")),
+        ("/profiles/0/installed_at", serde_json::json!(1.5)),
+        ("/profiles/0/installed_at", serde_json::json!(u64::MAX)),
+        (
+            "/profiles/0/installed_at",
+            serde_json::json!(i64::MAX as u64 / 1000 + 1),
+        ),
+        ("/switching/rollback/transaction_id", serde_json::json!("")),
+        (
+            "/switching/rollback/transaction_id",
+            serde_json::json!("zz"),
+        ),
+        (
+            "/switching/rollback/transaction_id",
+            serde_json::json!("0a0"),
+        ),
+        (
+            "/switching/rollback/transaction_id",
+            serde_json::json!("00".repeat(17)),
+        ),
+        ("/switching/rollback/transaction_id", serde_json::json!(12)),
+    ] {
+        let mut broken = old.clone();
+        *broken.pointer_mut(pointer).unwrap() = garbage.clone();
+        std::fs::write(&path, serde_json::to_vec(&broken).unwrap()).unwrap();
+        assert!(
+            matches!(
+                EuiccState::load(&path),
+                Err(ferrosim_euicc::Error::StateFormat { .. })
+            ),
+            "{pointer} = {garbage}"
+        );
+    }
+}

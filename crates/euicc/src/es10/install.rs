@@ -16,7 +16,7 @@ use ferrosim_saip::{ProfilePackage, bcd};
 use tracing::{info, warn};
 
 use super::auth::PROFILE_MEMORY_BYTES;
-use super::{Es10Reply, Isdr, ServerSession, unix_seconds};
+use super::{Es10Reply, Isdr, ServerSession};
 use crate::apdu::StatusWord;
 use crate::bpp::{BppLoader, LoadFailure, Loaded, Progress, SessionBinding, TAG_BPP};
 use crate::codes::{BppCommandId, InstallErrorReason};
@@ -170,7 +170,7 @@ impl Isdr {
             dp_oid: loaded.dp_oid,
             smdp_address: &server.server_address,
             smdp_oid: &server.smdp_oid,
-            installed_at: unix_seconds(now),
+            installed_at: now,
         });
         info!(iccid = %profile.iccid, name = %loaded.metadata.profile_name, "profile installed");
         let iccid = profile.iccid.clone();

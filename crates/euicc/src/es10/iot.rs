@@ -37,6 +37,7 @@ use super::{Es10Reply, Isdr, decode};
 use crate::apdu::StatusWord;
 use crate::codes::ProfileResult;
 use crate::state::EimEntry;
+use ferrosim_ids::TransactionId;
 
 /// Largest counter value an eIM may use (SGP.32: `counterValueOutOfRange`
 /// above it).
@@ -259,7 +260,11 @@ impl Isdr {
         let context = PackageContext {
             eim_id: &signed.eim_id,
             counter: accepted,
-            transaction_id: signed.eim_transaction_id.as_ref().map(|t| t.0.as_ref()),
+            // The decoder holds eimTransactionId to its 1 to 16 bytes.
+            transaction_id: signed
+                .eim_transaction_id
+                .as_ref()
+                .and_then(|t| TransactionId::from_bytes(&t.0).ok()),
         };
         let results = match &signed.euicc_package {
             sgp32::EuiccPackage::psmoList(psmos) => self.run_psmos(psmos, &context),

@@ -258,8 +258,3 @@ fn expect_empty(cmd: &Tlv<'_>) -> Result<(), Es10Reply> {
 fn reply(result: Result<Es10Reply, Es10Reply>) -> Es10Reply {
     result.unwrap_or_else(|e| e)
 }
-
-/// Seconds since the Unix epoch (0 before it).
-fn unix_seconds(now: Timestamp) -> u64 {
-    u64::try_from(now.millis() / 1000).unwrap_or(0)
-}

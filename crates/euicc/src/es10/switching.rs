@@ -45,7 +45,7 @@ use ferrosim_asn1::{decode_der, rsp, sgp32};
 
 use super::profiles::ProfileId;
 use super::{Es10Reply, Isdr, decode};
-use ferrosim_ids::Iccid;
+use ferrosim_ids::{Iccid, TransactionId};
 
 use crate::codes::ProfileResult;
 use crate::profile::ProfileState;
@@ -77,7 +77,7 @@ mod codes {
 pub(super) struct PackageContext<'a> {
     pub eim_id: &'a str,
     pub counter: u32,
-    pub transaction_id: Option<&'a [u8]>,
+    pub transaction_id: Option<TransactionId>,
 }
 
 impl Isdr {
@@ -155,7 +155,7 @@ impl Isdr {
                 previous,
                 eim_id: package.eim_id.to_owned(),
                 counter: package.counter,
-                transaction_id: package.transaction_id.map(<[u8]>::to_vec),
+                transaction_id: package.transaction_id.clone(),
             });
             self.changed();
         }
@@ -326,7 +326,7 @@ impl Isdr {
             point
                 .transaction_id
                 .as_ref()
-                .map(|t| rsp::TransactionId(t.clone().into())),
+                .map(|t| rsp::TransactionId(t.as_bytes().to_vec().into())),
             Integer::from(self.state.last_seq_number),
             vec![sgp32::EuiccResultData::rollbackResult(
                 sgp32::RollbackProfileResult(Integer::from(codes::OK)),

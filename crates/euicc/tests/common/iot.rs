@@ -119,7 +119,7 @@ pub fn profile_with(n: u8, enabled: bool, fallback_allowed: bool) -> InstalledPr
         apn: None,
         package_len: 0,
         package_sha256: [0; 32],
-        installed_at: 0,
+        installed_at: ferrosim_ids::Timestamp::EPOCH,
     }
 }
 

@@ -4,7 +4,8 @@
 //! response APDU (data followed by SW1 SW2) out. Implementations:
 //!
 //! - any closure `FnMut(&[u8]) -> Vec<u8>`: the in-process transport, e.g.
-//!   `|apdu| euicc.handle_apdu(apdu, SystemTime::now())` over a virtual eUICC;
+//!   `|apdu| euicc.handle_apdu(apdu, clock.now())` over a virtual eUICC (any
+//!   `ferrosim_ids::Clock`: the system clock, or a manual one in tests);
 //! - [`pcsc::PcscTransport`] (feature `pcsc`): a card in a PC/SC reader;
 //! - the other direction, `vpcd` (feature `vpcd`): serving a virtual card *to* the vpcd
 //!   driver of vsmartcard, so that every PC/SC program sees it in a reader.

@@ -188,6 +188,6 @@ pub(super) fn deployed_profile(
         apn: None,
         package_len: 0,
         package_sha256: [0; 32],
-        installed_at: 0,
+        installed_at: ferrosim_ids::Timestamp::EPOCH,
     })
 }
