@@ -4,6 +4,9 @@
 //!
 //! Each listing prints one line per row, oldest first, and when the page is
 //! full a last line `next page: --after X` with the cursor to pass.
+//!
+//! ICCIDs, EIDs, operator ids and times are parsed by the argument parser
+//! into their types, so a bad one is refused before the store is opened.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -18,6 +21,7 @@ use ferrosim_store::{
 
 use crate::admin_cmd::block_on;
 use crate::config::{InstanceArgs, InstanceConfig};
+use crate::id_args;
 use crate::instance::{Access, open_store};
 
 /// The notification operations a device reports (SGP.22 `NotificationEvent`).
@@ -30,23 +34,23 @@ pub struct OrderListArgs {
     #[arg(long)]
     state: Option<String>,
     /// Only this operator's orders.
-    #[arg(long)]
-    operator: Option<String>,
+    #[arg(long, value_parser = id_args::operator)]
+    operator: Option<OperatorId>,
     /// Only orders of this profile type.
     #[arg(long = "profile-type", alias = "type")]
     profile_type: Option<String>,
     /// Only orders created at or after this time (RFC 3339, or a date YYYY-MM-DD in UTC).
-    #[arg(long, value_name = "TIME")]
-    since: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = id_args::time)]
+    since: Option<Timestamp>,
     /// Only orders created before this time (RFC 3339, or a date YYYY-MM-DD in UTC).
-    #[arg(long, value_name = "TIME")]
-    until: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = id_args::time)]
+    until: Option<Timestamp>,
     /// At most this many orders (1..=1000).
     #[arg(long, default_value_t = 100)]
     limit: u32,
     /// The next page: orders after this ICCID (the last one of the previous page).
-    #[arg(long, value_name = "ICCID")]
-    after: Option<String>,
+    #[arg(long, value_name = "ICCID", value_parser = id_args::iccid)]
+    after: Option<Iccid>,
 }
 
 /// `ferrosim callbacks …`
@@ -67,11 +71,11 @@ enum CallbacksCommand {
         #[arg(long)]
         status: Option<String>,
         /// Only callbacks to this operator.
-        #[arg(long)]
-        operator: Option<String>,
+        #[arg(long, value_parser = id_args::operator)]
+        operator: Option<OperatorId>,
         /// Only callbacks about this profile.
-        #[arg(long)]
-        iccid: Option<String>,
+        #[arg(long, value_parser = id_args::iccid)]
+        iccid: Option<Iccid>,
         /// At most this many (1..=1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -98,17 +102,17 @@ enum NotificationsCommand {
         #[arg(long)]
         operation: Option<String>,
         /// Only about this profile.
-        #[arg(long)]
-        iccid: Option<String>,
+        #[arg(long, value_parser = id_args::iccid)]
+        iccid: Option<Iccid>,
         /// Only from this device.
-        #[arg(long)]
-        eid: Option<String>,
+        #[arg(long, value_parser = id_args::eid)]
+        eid: Option<Eid>,
         /// Only received at or after this time (RFC 3339, or YYYY-MM-DD).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = id_args::time)]
+        since: Option<Timestamp>,
         /// Only received before this time (RFC 3339, or YYYY-MM-DD).
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = id_args::time)]
+        until: Option<Timestamp>,
         /// At most this many (1..=1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -118,45 +122,11 @@ enum NotificationsCommand {
     },
 }
 
-/// A time argument: RFC 3339 (`2026-12-04T21:00:00Z`) or a UTC date.
-fn parse_time(flag: &str, text: &str) -> anyhow::Result<Timestamp> {
-    let full = if text.len() == 10 {
-        format!("{text}T00:00:00Z")
-    } else {
-        text.to_owned()
-    };
-    Timestamp::parse_rfc3339(&full).map_err(|_| {
-        anyhow::anyhow!(
-            "{flag} `{text}`: expected an RFC 3339 time (2026-12-04T21:00:00Z) or a date (2026-12-04)"
-        )
-    })
-}
-
-fn parse_times(
-    since: Option<&str>,
-    until: Option<&str>,
-) -> anyhow::Result<(Option<Timestamp>, Option<Timestamp>)> {
-    Ok((
-        since.map(|t| parse_time("--since", t)).transpose()?,
-        until.map(|t| parse_time("--until", t)).transpose()?,
-    ))
-}
-
 fn check_limit(limit: u32) -> anyhow::Result<u32> {
     if limit == 0 || limit > MAX_PAGE {
         bail!("--limit {limit}: expected 1..={MAX_PAGE}");
     }
     Ok(limit)
-}
-
-fn parse_operator(text: Option<String>) -> anyhow::Result<Option<OperatorId>> {
-    text.map(|o| OperatorId::new(o.clone()).with_context(|| format!("--operator `{o}`")))
-        .transpose()
-}
-
-fn parse_iccid(flag: &str, text: Option<&str>) -> anyhow::Result<Option<Iccid>> {
-    text.map(|i| Iccid::new(i).with_context(|| format!("{flag} `{i}`")))
-        .transpose()
 }
 
 fn parse_id(text: Option<&str>) -> anyhow::Result<Option<i64>> {
@@ -192,14 +162,13 @@ pub async fn order_list(store: &SqlStore, args: OrderListArgs) -> anyhow::Result
             })
         })
         .transpose()?;
-    let (since, until) = parse_times(args.since.as_deref(), args.until.as_deref())?;
     let query = OrderQuery {
         state,
-        operator: parse_operator(args.operator)?,
+        operator: args.operator,
         profile_type: args.profile_type,
-        since,
-        until,
-        after: parse_iccid("--after", args.after.as_deref())?,
+        since: args.since,
+        until: args.until,
+        after: args.after,
         limit: check_limit(args.limit)?,
     };
     let orders = store.list_orders(&query).await?;
@@ -249,8 +218,8 @@ pub fn run_callbacks(args: CallbacksArgs) -> anyhow::Result<()> {
         .flatten();
     let query = CallbackQuery {
         status,
-        operator: parse_operator(operator)?,
-        iccid: parse_iccid("--iccid", iccid.as_deref())?,
+        operator,
+        iccid,
         after: parse_id(after.as_deref())?,
         limit: check_limit(limit)?,
     };
@@ -300,20 +269,13 @@ pub fn run_notifications(args: NotificationsArgs) -> anyhow::Result<()> {
         limit,
         after,
     } = args.command;
-    let (since, until) = parse_times(since.as_deref(), until.as_deref())?;
     let query = NotificationQuery {
         operation: operation
             .as_deref()
             .map(|o| one_of("--operation", o, &OPERATIONS).map(str::to_owned))
             .transpose()?,
-        iccid: parse_iccid("--iccid", iccid.as_deref())?,
-        eid: eid
-            .as_deref()
-            .map(|e| {
-                e.parse::<Eid>()
-                    .map_err(|err| anyhow::anyhow!("--eid `{e}`: {err}"))
-            })
-            .transpose()?,
+        iccid,
+        eid,
         since,
         until,
         after: parse_id(after.as_deref())?,

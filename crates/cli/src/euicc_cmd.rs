@@ -5,12 +5,14 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_ids::{Clock, Eid, SystemClock};
 use ferrosim_lpa::transport::vpcd::{self, VpcdEvent};
+
+use crate::id_args;
 
 /// `ferrosim euicc …`
 #[derive(Debug, Args)]
@@ -29,8 +31,8 @@ struct Device {
     #[arg(long, value_name = "PKI_DIR", conflicts_with_all = ["euicc_cert", "euicc_key", "eum_cert", "ci_cert"])]
     identity: Option<PathBuf>,
     /// Which eUICC of the directory (its EID); needed when it holds several.
-    #[arg(long, requires = "identity")]
-    eid: Option<String>,
+    #[arg(long, requires = "identity", value_name = "EID", value_parser = id_args::eid)]
+    eid: Option<Eid>,
     /// The eUICC certificate (CERT.EUICC.ECDSA), PEM or DER.
     #[arg(long, value_name = "FILE", requires_all = ["euicc_key", "eum_cert", "ci_cert"])]
     euicc_cert: Option<PathBuf>,
@@ -101,8 +103,10 @@ fn identity(device: &Device) -> anyhow::Result<EuiccIdentity> {
         &device.euicc_key,
         &device.eum_cert,
     ) {
-        (Some(dir), ..) => EuiccIdentity::load_from_dir(dir, device.eid.as_deref())
-            .with_context(|| format!("loading the eUICC identity from {}", dir.display())),
+        (Some(dir), ..) => {
+            EuiccIdentity::load_from_dir(dir, device.eid.map(|e| e.digits()).as_deref())
+                .with_context(|| format!("loading the eUICC identity from {}", dir.display()))
+        }
         (None, Some(cert), Some(key), Some(eum)) if !device.ci_cert.is_empty() => {
             EuiccIdentity::load_files(cert, key, eum, &device.ci_cert)
                 .context("loading the eUICC identity")
@@ -154,7 +158,7 @@ fn serve(device: &Device, addr: &str) -> anyhow::Result<()> {
             Vec::new()
         }
         VpcdEvent::Apdu(apdu) => {
-            let response = euicc.handle_apdu(apdu, SystemTime::now());
+            let response = euicc.handle_apdu(apdu, SystemClock.now());
             if euicc.state_revision() != saved_revision {
                 match save(euicc.state(), &device.state) {
                     Ok(()) => saved_revision = euicc.state_revision(),

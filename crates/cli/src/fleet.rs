@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ferrosim_euicc::{EuiccIdentity, EuiccState, SharedIdentity, VirtualEuicc};
+use ferrosim_ids::{Clock, SystemClock};
 use ferrosim_lpa::download::{Consent, StepTiming};
 use ferrosim_lpa::es9::RoundRobin;
 use ferrosim_lpa::es9::https::{HttpsEs9Client, HttpsOptions, TlsTrust};
@@ -221,7 +222,7 @@ async fn activate_one(
 ) -> Activation {
     let start = Instant::now();
     let mut euicc = VirtualEuicc::new(device.identity, EuiccState::default());
-    let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemTime::now());
+    let transport = move |apdu: &[u8]| euicc.handle_apdu(apdu, SystemClock.now());
     let mut es10 = match Es10::open(transport, &Es10Options::default()) {
         Ok(e) => e,
         Err(e) => {

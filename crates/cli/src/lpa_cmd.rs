@@ -3,14 +3,15 @@
 //! PC/SC reader (`--transport pcsc[:READER]`): chip information, profile
 //! list, download, enable, disable, delete, and notifications.
 
+use crate::id_args;
 use crate::pki_cmd::hex_upper;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_ids::{Clock, Eid, SystemClock};
 use ferrosim_lpa::download::{
     Consent, DownloadFailure, DownloadRequest, ProfileMetadata, download_profile_asking,
 };
@@ -32,8 +33,8 @@ pub struct LpaArgs {
     #[arg(long, default_value = "pcsc", value_parser = parse_transport)]
     transport: TransportSpec,
     /// With `inprocess`: the EID to use when IDENTITY_DIR holds several eUICCs.
-    #[arg(long)]
-    eid: Option<String>,
+    #[arg(long, value_name = "EID", value_parser = id_args::eid)]
+    eid: Option<Eid>,
     /// Trust this CI or CA certificate (PEM or DER) for the SM-DP+'s TLS
     /// certificate; repeatable.
     #[arg(long = "ca", value_name = "PEM")]
@@ -85,7 +86,8 @@ enum ProfileCommand {
     /// Enable a profile.
     Enable {
         /// ICCID of the profile.
-        iccid: String,
+        #[arg(value_parser = id_args::iccid)]
+        iccid: Iccid,
         /// Ask the eUICC to REFRESH the terminal (only where a modem is attached).
         #[arg(long)]
         refresh: bool,
@@ -93,7 +95,8 @@ enum ProfileCommand {
     /// Disable a profile.
     Disable {
         /// ICCID of the profile.
-        iccid: String,
+        #[arg(value_parser = id_args::iccid)]
+        iccid: Iccid,
         /// Ask the eUICC to REFRESH the terminal (only where a modem is attached).
         #[arg(long)]
         refresh: bool,
@@ -101,7 +104,8 @@ enum ProfileCommand {
     /// Delete a (disabled) profile.
     Delete {
         /// ICCID of the profile.
-        iccid: String,
+        #[arg(value_parser = id_args::iccid)]
+        iccid: Iccid,
     },
 }
 
@@ -164,7 +168,7 @@ enum Card {
 impl Transport for Card {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         match self {
-            Card::Virtual { euicc, .. } => Ok(euicc.handle_apdu(command, SystemTime::now())),
+            Card::Virtual { euicc, .. } => Ok(euicc.handle_apdu(command, SystemClock.now())),
             Card::Pcsc(reader) => reader.transmit(command),
         }
     }
@@ -174,9 +178,11 @@ impl Card {
     fn connect(args: &LpaArgs) -> anyhow::Result<Self> {
         match &args.transport {
             TransportSpec::InProcess { state, identity } => {
-                let id = EuiccIdentity::load_from_dir(identity, args.eid.as_deref()).with_context(
-                    || format!("loading the eUICC identity from {}", identity.display()),
-                )?;
+                let id =
+                    EuiccIdentity::load_from_dir(identity, args.eid.map(|e| e.digits()).as_deref())
+                        .with_context(|| {
+                            format!("loading the eUICC identity from {}", identity.display())
+                        })?;
                 if !state.exists() {
                     bail!(
                         "no eUICC state at {} (create it with `ferrosim euicc init`)",
@@ -254,8 +260,6 @@ enum Prepared {
 
 impl Prepared {
     fn new(args: &LpaArgs) -> anyhow::Result<Self> {
-        let iccid =
-            |text: &str| Iccid::new(text.trim()).with_context(|| format!("invalid ICCID `{text}`"));
         Ok(match &args.command {
             LpaCommand::ChipInfo => Self::ChipInfo,
             LpaCommand::Profile { command } => match command {
@@ -280,9 +284,11 @@ impl Prepared {
                         es9: es9_client(args)?,
                     }
                 }
-                ProfileCommand::Enable { iccid: i, refresh } => Self::Enable(iccid(i)?, *refresh),
-                ProfileCommand::Disable { iccid: i, refresh } => Self::Disable(iccid(i)?, *refresh),
-                ProfileCommand::Delete { iccid: i } => Self::Delete(iccid(i)?),
+                ProfileCommand::Enable { iccid, refresh } => Self::Enable(iccid.clone(), *refresh),
+                ProfileCommand::Disable { iccid, refresh } => {
+                    Self::Disable(iccid.clone(), *refresh)
+                }
+                ProfileCommand::Delete { iccid } => Self::Delete(iccid.clone()),
             },
             LpaCommand::Notification { command } => match command {
                 NotificationCommand::List => Self::NotificationList,

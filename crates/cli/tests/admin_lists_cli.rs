@@ -146,7 +146,10 @@ fn orders_are_listed_and_paged_and_garbage_is_refused() {
     for (args, expected) in [
         (vec!["--state", "bogus"], "--state `bogus`: expected one of"),
         (vec!["--since", "yesterday"], "expected an RFC 3339 time"),
-        (vec!["--until", "2026-13-45"], "--until `2026-13-45`"),
+        (
+            vec!["--until", "2026-13-45"],
+            "'--until <TIME>': `2026-13-45`",
+        ),
         (
             vec!["--since", "2026-01-02", "--until", "2026-01-01"],
             "empty time range",
@@ -154,7 +157,10 @@ fn orders_are_listed_and_paged_and_garbage_is_refused() {
         (vec!["--limit", "0"], "--limit 0: expected 1..=1000"),
         (vec!["--limit", "5000"], "--limit 5000"),
         (vec!["--limit", "-1"], "-1"),
-        (vec!["--after", "not-an-iccid"], "--after `not-an-iccid`"),
+        (
+            vec!["--after", "not-an-iccid"],
+            "'--after <ICCID>': `not-an-iccid` is not an ICCID",
+        ),
         (
             vec!["--after", "8944000000000002007"],
             "no order has ICCID 8944000000000002007",
@@ -204,16 +210,22 @@ fn callbacks_and_notifications_are_listed_and_garbage_is_refused() {
             "--after `-3`: expected a row id",
         ),
         (vec!["callbacks", "list", "--after", "abc"], "--after `abc`"),
-        (vec!["callbacks", "list", "--iccid", "12"], "--iccid `12`"),
+        (
+            vec!["callbacks", "list", "--iccid", "12"],
+            "'--iccid <ICCID>': `12` is not an ICCID",
+        ),
         (vec!["callbacks", "list", "--limit", "0"], "--limit 0"),
         (
             vec!["notifications", "list", "--operation", "explode"],
             "--operation `explode`: expected one of install, enable, disable, delete",
         ),
-        (vec!["notifications", "list", "--eid", "123"], "--eid `123`"),
+        (
+            vec!["notifications", "list", "--eid", "123"],
+            "'--eid <EID>': `123` is not an EID",
+        ),
         (
             vec!["notifications", "list", "--until", "tomorrow"],
-            "--until `tomorrow`",
+            "'--until <TIME>': `tomorrow`",
         ),
         (
             vec![

@@ -235,7 +235,7 @@ fn bad_arguments_are_refused_clearly() {
         &["lpa", "--transport", &inproc(&bad_state), "chip-info"],
         "identity",
     );
-    refused(&["lpa", "profile", "enable", "123"], "invalid ICCID");
+    refused(&["lpa", "profile", "enable", "123"], "is not an ICCID");
     refused(
         &["lpa", "profile", "enable", "89440000000000000011"],
         "check digit",
