@@ -173,7 +173,27 @@ pub struct Run {
 /// simulate SCENARIO --target` against it with `devices` devices at
 /// `time_scale`.
 pub async fn run_against_serve(scenario: &str, devices: u32, time_scale: &str) -> Run {
+    run_file_against_serve(scenario, None, devices, time_scale).await
+}
+
+/// Like [`run_against_serve`], the simulator given the scenario file
+/// `file` (TOML text) instead of the shipped scenario, whose fleet catalog
+/// the server gets.
+pub async fn run_file_against_serve(
+    scenario: &str,
+    file: Option<&str>,
+    devices: u32,
+    time_scale: &str,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    let scenario_arg = match file {
+        Some(text) => {
+            let path = dir.path().join(format!("{scenario}.toml"));
+            std::fs::write(&path, text).unwrap();
+            p(&path)
+        }
+        None => scenario.to_owned(),
+    };
     let (data_dir, pki_dir) = (dir.path().join("data"), dir.path().join("pki"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let pki = TestPki::generate(&TestPkiOptions {
@@ -233,7 +253,7 @@ pub async fn run_against_serve(scenario: &str, devices: u32, time_scale: &str) -
     let target = format!("https://{address}");
     let out_dir = dir.path().join("report");
     let args = [
-        scenario,
+        scenario_arg.as_str(),
         "--target",
         &target,
         "--pki",
