@@ -31,7 +31,7 @@ use std::time::SystemTime;
 
 use ferrosim_crypto::key::KeySource;
 use ferrosim_pki::generate::layout;
-use ferrosim_pki::verify::{check_validity, verify_euicc_chain};
+use ferrosim_pki::verify::{check_validity, verify_parsed_euicc_chain};
 use ferrosim_pki::{CertRole, Eid, KeyId, RspCertificate, TrustStore, VerifiedDp, load};
 
 use crate::error::Error;
@@ -325,9 +325,11 @@ impl EuiccIdentity {
     ) -> Result<Self, Error> {
         // Check the eUICC's own parts first: a wrong certificate or key is
         // the more useful error.
-        check_euicc_certificate(euicc_cert_der.as_ref(), euicc_key.as_ref())?;
+        let euicc =
+            RspCertificate::from_der(euicc_cert_der.as_ref()).map_err(pki("eUICC certificate"))?;
+        let euicc = check_euicc_certificate(euicc, euicc_key.as_ref())?;
         let shared = SharedIdentity::new(eum_cert_der, &ci_certs_der)?;
-        Self::with_shared(shared, euicc_cert_der, euicc_key)
+        Self::with_shared_certificate(shared, euicc, euicc_key)
     }
 
     /// The identity of one eUICC of the manufacturer `shared` describes: its
@@ -338,7 +340,19 @@ impl EuiccIdentity {
         euicc_cert_der: impl AsRef<[u8]>,
         euicc_key: Arc<dyn KeySource>,
     ) -> Result<Self, Error> {
-        let euicc = check_euicc_certificate(euicc_cert_der.as_ref(), euicc_key.as_ref())?;
+        let euicc =
+            RspCertificate::from_der(euicc_cert_der.as_ref()).map_err(pki("eUICC certificate"))?;
+        Self::with_shared_certificate(shared, euicc, euicc_key)
+    }
+
+    /// [`Self::with_shared`] for a certificate already parsed (a factory
+    /// that just issued it), with the same checks.
+    pub fn with_shared_certificate(
+        shared: Arc<SharedIdentity>,
+        euicc: RspCertificate,
+        euicc_key: Arc<dyn KeySource>,
+    ) -> Result<Self, Error> {
+        let euicc = check_euicc_certificate(euicc, euicc_key.as_ref())?;
         let ci = shared
             .trust
             .ci(&shared.ci_for_signing)
@@ -350,11 +364,11 @@ impl EuiccIdentity {
             .unwrap_or(std::time::UNIX_EPOCH);
         // The EUM -> CI step is verified once per shared identity (the trust
         // store caches it); each eUICC certificate is checked against the EUM.
-        let verified = verify_euicc_chain(&shared.trust, shared.eum.der(), euicc.der(), at)
+        let verified = verify_parsed_euicc_chain(&shared.trust, shared.eum.der(), euicc, at)
             .map_err(Error::Chain)?;
         Ok(Self {
             eid: verified.eid,
-            certificate: euicc.der().into(),
+            certificate: verified.certificate.der().into(),
             key: euicc_key,
             shared,
         })
@@ -425,8 +439,10 @@ impl fmt::Debug for EuiccIdentity {
 }
 
 /// Parses the eUICC certificate and checks its role and that `key` is its key.
-fn check_euicc_certificate(der: &[u8], key: &dyn KeySource) -> Result<RspCertificate, Error> {
-    let euicc = RspCertificate::from_der(der).map_err(pki("eUICC certificate"))?;
+fn check_euicc_certificate(
+    euicc: RspCertificate,
+    key: &dyn KeySource,
+) -> Result<RspCertificate, Error> {
     if euicc.role() != Some(CertRole::Euicc) {
         return Err(Error::WrongRole {
             what: "the eUICC certificate",

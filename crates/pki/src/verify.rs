@@ -75,8 +75,19 @@ pub fn verify_euicc_chain(
     euicc_der: &[u8],
     now: SystemTime,
 ) -> Result<VerifiedEuicc> {
+    verify_parsed_euicc_chain(trust, eum_der, RspCertificate::from_der(euicc_der)?, now)
+}
+
+/// [`verify_euicc_chain`] for an eUICC certificate its holder has already
+/// parsed (a factory personalising the eUICC it just issued it for), so it
+/// is not parsed again. The checks are the same.
+pub fn verify_parsed_euicc_chain(
+    trust: &TrustStore,
+    eum_der: &[u8],
+    euicc: RspCertificate,
+    now: SystemTime,
+) -> Result<VerifiedEuicc> {
     let eum = trust.verified_eum(eum_der)?;
-    let euicc = RspCertificate::from_der(euicc_der)?;
     finish_euicc_chain(trust, &eum, euicc, now)
 }
 

@@ -173,16 +173,18 @@ impl Factory {
         )
         .map_err(setup("eUICC certificate"))?;
         let key = Arc::new(key);
-        let identity = EuiccIdentity::with_shared(
+        let der = certificate.der().to_vec();
+        // The eUICC takes the certificate as issued (parsed once here).
+        let identity = EuiccIdentity::with_shared_certificate(
             Arc::clone(&self.shared),
-            certificate.der(),
+            certificate,
             Arc::clone(&key) as Arc<dyn KeySource>,
         )
         .map_err(setup("eUICC identity"))?;
         // Key generation; the EUM's signature on the certificate; the chain
         // checked by the eUICC identity.
         self.ec.add(1, 1, 1);
-        Ok((identity, key, certificate.der().to_vec()))
+        Ok((identity, key, der))
     }
 
     /// The empty eUICC of consumer phone `eid` (no profile yet).
