@@ -83,6 +83,27 @@ pub fn run(
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Collected, SimError> {
+    run_keeping(scenario, options, progress).map(|(c, _)| c)
+}
+
+/// What a run leaves behind to be freed: its devices and their eUICCs, the
+/// fleet and the eIM. [`run_keeping`] hands it back so that the caller can
+/// free it alongside other work (at a million devices freeing takes
+/// seconds).
+pub struct Leftovers(#[allow(dead_code)] Box<dyn Send>);
+
+impl std::fmt::Debug for Leftovers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leftovers").finish_non_exhaustive()
+    }
+}
+
+/// [`run`], handing back what the run leaves to free.
+pub fn run_keeping(
+    scenario: &Scenario,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<(Collected, Leftovers), SimError> {
     let started = Instant::now();
     let devices = options.devices.unwrap_or(scenario.scenario.devices);
     if devices == 0 || devices > 50_000_000 {
@@ -146,70 +167,37 @@ pub fn run(
         .collect();
     let type_carrier: Vec<Option<u8>> = profile_types.iter().map(|t| t.2).collect();
     let carrier_names: Vec<String> = catalog.carriers.iter().map(|c| c.name.clone()).collect();
-    // The fleet, with every device as deployed: primary enabled and working,
-    // fallback staged with the attribute.
-    let mut fleet = Fleet::new(catalog, Timestamp(T0));
-    for n in 0..devices {
-        let d = population.device(n);
-        if d.consumer {
-            // Phones are not fleet devices.
-            continue;
-        }
-        let group = fleet_config
-            .groups
-            .iter()
-            .find(|g| g.name == population.group(d.mix))
-            .ok_or_else(|| SimError::Fleet("group vanished".into()))?;
-        let vendor = population.vendor(d.vendor);
-        let mut profiles = vec![KnownProfile {
-            iccid: d.profiles[0].0.clone(),
-            profile_type: Some(group.primary.clone()),
-            enabled: true,
-            fallback_attribute: false,
-            works: true,
-        }];
-        if let (Some(f), Some(p)) = (&group.fallback, d.profiles.get(1)) {
-            profiles.push(KnownProfile {
-                iccid: p.0.clone(),
-                profile_type: Some(f.clone()),
-                enabled: false,
-                fallback_attribute: true,
-                works: false,
-            });
-        }
-        let spec = DeviceSpec {
-            eid: d.eid,
-            group: group.name.clone(),
-            vendor: vendor.name.clone(),
-            model: vendor.model.clone(),
-            firmware: vendor.firmware.clone(),
-            region: Some(scenario.areas[usize::from(d.area)].name.clone()),
-            tags: vec![],
-            capabilities: Some(Capabilities {
-                sgp32_version: Version([1, 2, 0]),
-                fallback_supported: true,
-                rollback_supported: true,
-                ipa_features: 0,
-                ipa_protocols: 1,
-            }),
-            profiles,
-        };
-        fleet
-            .add_device(&spec, Timestamp(T0))
-            .map_err(|e| SimError::Fleet(e.to_string()))?;
-    }
-    let mut shards: Vec<Shard> = (0..options.shards)
-        .map(|i| {
-            Shard::new(
-                i,
-                options.shards,
-                &population,
-                &network,
-                window as u64,
-                seed,
-            )
+    // The fleet (on this thread) and the shards (on another when the run
+    // has two threads): each reads only the population, so the result does
+    // not depend on which is done first.
+    let make_shards = || -> Vec<Shard> {
+        (0..options.shards)
+            .map(|i| {
+                Shard::new(
+                    i,
+                    options.shards,
+                    &population,
+                    &network,
+                    window as u64,
+                    seed,
+                )
+            })
+            .collect()
+    };
+    let (fleet, shards) = if threads > 1 {
+        std::thread::scope(|scope| {
+            let shards = scope.spawn(make_shards);
+            let fleet = deployed_fleet(catalog, &fleet_config, &population, scenario);
+            let shards = shards
+                .join()
+                .map_err(|_| SimError::Setup("a thread making the shards panicked".into()));
+            (fleet, shards)
         })
-        .collect();
+    } else {
+        let fleet = deployed_fleet(catalog, &fleet_config, &population, scenario);
+        (fleet, Ok(make_shards()))
+    };
+    let (mut fleet, mut shards) = (fleet?, shards?);
     let mut load = Load::new(network.carriers(), network.areas());
     for s in &shards {
         load.merge(&s.load_delta);
@@ -254,6 +242,8 @@ pub fn run(
     // When the fleet last issued an enable to each device.
     let mut enable_issued: HashMap<u32, i64> = HashMap::new();
     let mut shards_s = 0.0;
+    // Actions sent to devices, by command name (few names).
+    let mut actions_by_command: Vec<(&'static str, u64)> = Vec::new();
     let mut t = 0;
     while t < duration {
         let end = (t + window).min(duration);
@@ -322,9 +312,11 @@ pub fn run(
                 continue;
             };
             c.actions += 1;
-            *c.actions_by_command
-                .entry(a.command.name().to_owned())
-                .or_default() += 1;
+            let name = a.command.name();
+            match actions_by_command.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, count)) => *count += 1,
+                None => actions_by_command.push((name, 1)),
+            }
             if matches!(
                 a.command,
                 Command::EimEnable { .. } | Command::AgentExecuteFallback { .. }
@@ -484,6 +476,9 @@ pub fn run(
             });
         }
     }
+    for (name, n) in actions_by_command {
+        *c.actions_by_command.entry(name.to_owned()).or_default() += n;
+    }
     for s in &mut shards {
         let open = s.close_bad_apns(duration);
         c.bad_apn_at_end.extend(open);
@@ -520,7 +515,71 @@ pub fn run(
     c.loop_s = loop_started.elapsed().as_secs_f64();
     c.shards_s = shards_s;
     c.duration_ms = duration;
-    Ok(c)
+    Ok((
+        c,
+        Leftovers(Box::new((shards, fleet, factory, downloads, population))),
+    ))
+}
+
+/// The fleet with every device of `population` as deployed: primary
+/// enabled and working, fallback staged with the attribute.
+fn deployed_fleet(
+    catalog: Catalog,
+    fleet_config: &FleetConfig,
+    population: &Population,
+    scenario: &Scenario,
+) -> Result<Fleet, SimError> {
+    let mut fleet = Fleet::new(catalog, Timestamp(T0));
+    for n in 0..population.len() as u32 {
+        let d = population.device(n);
+        if d.consumer {
+            // Phones are not fleet devices.
+            continue;
+        }
+        let group = fleet_config
+            .groups
+            .iter()
+            .find(|g| g.name == population.group(d.mix))
+            .ok_or_else(|| SimError::Fleet("group vanished".into()))?;
+        let vendor = population.vendor(d.vendor);
+        let mut profiles = vec![KnownProfile {
+            iccid: d.profiles[0].0.clone(),
+            profile_type: Some(group.primary.clone()),
+            enabled: true,
+            fallback_attribute: false,
+            works: true,
+        }];
+        if let (Some(f), Some(p)) = (&group.fallback, d.profiles.get(1)) {
+            profiles.push(KnownProfile {
+                iccid: p.0.clone(),
+                profile_type: Some(f.clone()),
+                enabled: false,
+                fallback_attribute: true,
+                works: false,
+            });
+        }
+        let spec = DeviceSpec {
+            eid: d.eid,
+            group: group.name.clone(),
+            vendor: vendor.name.clone(),
+            model: vendor.model.clone(),
+            firmware: vendor.firmware.clone(),
+            region: Some(scenario.areas[usize::from(d.area)].name.clone()),
+            tags: vec![],
+            capabilities: Some(Capabilities {
+                sgp32_version: Version([1, 2, 0]),
+                fallback_supported: true,
+                rollback_supported: true,
+                ipa_features: 0,
+                ipa_protocols: 1,
+            }),
+            profiles,
+        };
+        fleet
+            .add_device(&spec, Timestamp(T0))
+            .map_err(|e| SimError::Fleet(e.to_string()))?;
+    }
+    Ok(fleet)
 }
 
 /// Runs one window of every shard, on up to `threads` threads.

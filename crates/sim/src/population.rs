@@ -171,17 +171,39 @@ impl Population {
         self.devices == 0
     }
 
-    /// The EID of device `n`.
+    /// The EID of device `n`: [`EID_PREFIX`], fourteen zeros, `n` in eight
+    /// digits and the check digits. Built on the stack (the control plane
+    /// asks for an EID per event of the run) and checked by [`Eid::parse`].
     pub fn eid(n: u32) -> Eid {
-        // 30 digits of body: always valid.
-        Eid::from_body(&format!("{EID_PREFIX}00000000000000{n:08}"))
-            .unwrap_or_else(|_| unreachable!())
+        let mut digits = [b'0'; 32];
+        digits[..EID_PREFIX.len()].copy_from_slice(EID_PREFIX.as_bytes());
+        let mut v = n % 100_000_000;
+        for d in digits[22..30].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        // ISO 7064 MOD 97-10 over the body followed by "00".
+        let r = digits[..30]
+            .iter()
+            .chain(b"00")
+            .fold(0u32, |r, d| (r * 10 + u32::from(d - b'0')) % 97);
+        let check = 98 - r;
+        digits[30] = b'0' + (check / 10) as u8;
+        digits[31] = b'0' + (check % 10) as u8;
+        // Only ASCII digits were written; the check digits are right.
+        std::str::from_utf8(&digits)
+            .ok()
+            .and_then(|s| Eid::parse(s).ok())
+            .unwrap_or_else(|| unreachable!())
     }
 
     /// The index of the device with this EID, if it is one of ours.
     pub fn index_of(&self, eid: &Eid) -> Option<u32> {
-        let digits = eid.digits();
-        let n: u32 = digits.get(22..30)?.parse().ok()?;
+        // Digits 22..30 are bytes 11..15 of the card encoding.
+        let n = eid.to_bcd()[11..15].iter().try_fold(0u32, |n, b| {
+            let (hi, lo) = (u32::from(b >> 4), u32::from(b & 0x0F));
+            (hi < 10 && lo < 10).then_some(n * 100 + hi * 10 + lo)
+        })?;
         (n < self.devices && Self::eid(n) == *eid).then_some(n)
     }
 
@@ -284,4 +306,36 @@ fn cdf(weights: impl Iterator<Item = f64>) -> Vec<f64> {
 
 fn pick(cdf: &[f64], u: f64) -> usize {
     cdf.partition_point(|c| *c <= u).min(cdf.len() - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eids_are_the_prefix_zeros_index_and_check_digits() {
+        for n in [
+            0, 1, 9, 10, 97, 12_345, 999_999, 1_000_000, 49_999_999, 99_999_999,
+        ] {
+            let expected = Eid::from_body(&format!("{EID_PREFIX}00000000000000{n:08}")).unwrap();
+            assert_eq!(Population::eid(n), expected, "device {n}");
+        }
+    }
+
+    #[test]
+    fn index_of_finds_only_the_run_s_devices() {
+        let scenario = Scenario::builtin("outage").unwrap();
+        let fleet = FleetConfig::from_toml(&scenario.fleet_toml()).unwrap();
+        let network = Network::new(&scenario);
+        let population = Population::new(&scenario, &fleet, &network, 1000, 1).unwrap();
+        for n in [0, 1, 500, 999] {
+            assert_eq!(population.index_of(&Population::eid(n)), Some(n));
+        }
+        // Past the run's devices, another EUM's range, a wrong middle.
+        assert_eq!(population.index_of(&Population::eid(1000)), None);
+        let other = Eid::from_body("890490320000010000000000000001").unwrap();
+        assert_eq!(population.index_of(&other), None);
+        let foreign = Eid::from_body("890440000000000000000000000001").unwrap();
+        assert_eq!(population.index_of(&foreign), None);
+    }
 }

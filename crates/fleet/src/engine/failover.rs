@@ -3,10 +3,12 @@
 //! switches to its staged fallback, when it returns, and how fast (switch
 //! queues drained through a token bucket per target carrier).
 
+use std::sync::Arc;
+
 use ferrosim_ids::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{Fleet, NO_REGION};
+use super::{Fleet, NO_REGION, rule_in};
 use crate::catalog::{CarrierId, RegionId};
 use crate::decision::{Reason, What};
 use crate::device::{Mode, PackedIccid, Secs, flags};
@@ -113,7 +115,10 @@ impl Fleet {
                 eid: report.device.to_string(),
                 problem,
             })?;
-        let rule = self.rule_of(&self.devices[idx as usize]).clone();
+        // The rule is read from a handle on the catalog (not copied: this
+        // runs for every report of every device).
+        let catalog = Arc::clone(&self.catalog);
+        let rule = rule_in(&catalog, &self.devices[idx as usize]);
         // Whose network answered a registration: the carrier of the
         // profile in use (or unsaid: taken as that), or another network
         // (roaming on another carrier's or an unknown one).

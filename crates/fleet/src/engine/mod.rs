@@ -130,6 +130,13 @@ fn pop_and_shrink<T>(q: &mut VecDeque<T>) -> Option<T> {
     item
 }
 
+/// The failover rule device `d` follows in `catalog`: its own (set by a
+/// rollout) or its group's.
+fn rule_in<'c>(catalog: &'c Catalog, d: &DeviceState) -> &'c Rule {
+    let id: RuleId = d.desired.rule.unwrap_or(catalog.group(d.group).rule);
+    catalog.rule(id)
+}
+
 /// Region key of a device without a region.
 const NO_REGION: u16 = u16::MAX;
 
@@ -526,8 +533,7 @@ impl Fleet {
     // ---- helpers shared by the submodules ----
 
     fn rule_of(&self, d: &DeviceState) -> &Rule {
-        let id: RuleId = d.desired.rule.unwrap_or(self.catalog.group(d.group).rule);
-        self.catalog.rule(id)
+        rule_in(&self.catalog, d)
     }
 
     fn mark(&mut self, idx: u32) {
