@@ -332,10 +332,13 @@ impl SqlFleetStore {
 
 fn device_row(row: &AnyRow) -> StoreResult<Versioned<DeviceState>> {
     const T: &str = "fleet_devices";
-    let eid: String = col(row, T, "eid")?;
+    let key: String = col(row, T, "eid")?;
+    let eid: Eid = key
+        .parse()
+        .map_err(|e| StoreError::Corrupt(format!("{T}.eid {key:?}: {e}")))?;
     let payload: String = col(row, T, "payload")?;
     let record: DeviceState = from_json(&payload, "fleet_devices.payload")?;
-    if record.eid.to_string() != eid {
+    if record.eid != eid {
         return Err(StoreError::Corrupt(format!(
             "fleet_devices row {eid} holds device {}",
             record.eid

@@ -82,6 +82,52 @@ async fn corrupt_rows_are_reported() {
     }
 }
 
+#[tokio::test]
+async fn a_stored_key_that_is_not_an_eid_is_corrupt() {
+    for db in databases().await.unwrap() {
+        let sql = SqlStore::connect(&db.url, &StoreOptions::default())
+            .await
+            .unwrap();
+        let store = sql.fleet();
+        let backend = db.backend;
+        let fleet = fixture_fleet(1, Timestamp(1_000));
+        let device = *fleet.devices().next().unwrap();
+        store
+            .commit(FleetChanges {
+                devices: vec![Write::Insert(device)],
+                ..FleetChanges::default()
+            })
+            .await
+            .unwrap();
+        let payload = serde_json::to_string(&device).unwrap();
+        for key in [
+            "",
+            "x",
+            "89049032123451234512345678901234",
+            "8904903212345123451234567890123é",
+        ] {
+            sqlx::query("INSERT INTO fleet_devices (eid, version, payload) VALUES ($1, 0, $2)")
+                .bind(key)
+                .bind(&payload)
+                .execute(sql.pool())
+                .await
+                .unwrap();
+            let err = store.devices(None, 10).await.unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt(m) if m.contains("fleet_devices.eid")),
+                "{backend} {key:?}: {err}"
+            );
+            sqlx::query("DELETE FROM fleet_devices WHERE eid = $1")
+                .bind(key)
+                .execute(sql.pool())
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.devices(None, 10).await.unwrap().len(), 1, "{backend}");
+        sql.close().await;
+    }
+}
+
 /// Two instances (two connections to one database) read the same device and
 /// both commit a decision for it: exactly one wins, the other is stale and
 /// wrote nothing.
