@@ -21,7 +21,7 @@
 //! deliver: what is measured is the eIM's control channel only.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
@@ -35,7 +35,7 @@ use ferrosim_euicc::profile::PolicyRules;
 use ferrosim_euicc::{
     EuiccIdentity, EuiccState, InstalledProfile, ProfileClass, ProfileState, VirtualEuicc,
 };
-use ferrosim_ids::{Iccid, Timestamp};
+use ferrosim_ids::{Clock, Iccid, SystemClock, Timestamp};
 use ferrosim_ipa::driver::MemoryStore;
 use ferrosim_ipa::{Ipa, IpaConfig, ItemReport, PackageOutcome, PendingState, SessionReport};
 use ferrosim_lpa::{Es10, Es10Options, Transport, TransportError};
@@ -138,7 +138,7 @@ pub struct Card(pub VirtualEuicc);
 
 impl Transport for Card {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        Ok(self.0.handle_apdu(command, SystemTime::now()))
+        Ok(self.0.handle_apdu(command, SystemClock.now()))
     }
 }
 

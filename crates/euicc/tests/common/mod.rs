@@ -15,6 +15,7 @@ use ferrosim_asn1::{decode_der, encode_der, rsp, signed};
 use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_crypto::key::{KeySource, SoftwareKey};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_ids::Timestamp;
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, ProfilePackage};
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass, ProfileTypeMetadata, store_metadata_der};
@@ -86,11 +87,11 @@ pub fn split(response: &[u8]) -> (Vec<u8>, u16) {
 
 /// Sends one APDU and follows `61xx` with GET RESPONSE, collecting the data.
 pub fn transmit(card: &mut VirtualEuicc, apdu: &[u8]) -> (Vec<u8>, u16) {
-    let (mut data, mut sw) = split(&card.handle_apdu(apdu, SystemTime::now()));
+    let (mut data, mut sw) = split(&card.handle_apdu(apdu, Timestamp::now()));
     while sw >> 8 == 0x61 {
         let le = (sw & 0xFF) as u8;
         let get = [apdu[0], 0xC0, 0x00, 0x00, le];
-        let (more, next) = split(&card.handle_apdu(&get, SystemTime::now()));
+        let (more, next) = split(&card.handle_apdu(&get, Timestamp::now()));
         data.extend_from_slice(&more);
         sw = next;
     }
@@ -176,10 +177,10 @@ pub fn es10_with_rng(
         ];
         apdu.extend_from_slice(chunk);
         apdu.push(0x00);
-        let (mut part, mut sw) = split(&card.handle_apdu_with_rng(&apdu, SystemTime::now(), rng));
+        let (mut part, mut sw) = split(&card.handle_apdu_with_rng(&apdu, Timestamp::now(), rng));
         while sw >> 8 == 0x61 {
             let get = [apdu[0], 0xC0, 0x00, 0x00, (sw & 0xFF) as u8];
-            let (more, next) = split(&card.handle_apdu(&get, SystemTime::now()));
+            let (more, next) = split(&card.handle_apdu(&get, Timestamp::now()));
             part.extend_from_slice(&more);
             sw = next;
         }
