@@ -425,11 +425,12 @@ pub mod es2 {
     pub struct HandleDownloadProgressInfoRequest {
         /// Header (the SM-DP+ is the requester).
         pub header: RequestHeader,
-        /// The device, when known.
+        /// The device, when known (its 32 digits on the wire; a receiver
+        /// refuses anything else while reading the body).
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        pub eid: Option<String>,
-        /// The profile.
-        pub iccid: String,
+        pub eid: Option<ferrosim_ids::Eid>,
+        /// The profile (its digits on the wire).
+        pub iccid: ferrosim_ids::Iccid,
         /// Its profile type.
         pub profile_type: String,
         /// When the step happened (RFC 3339).
@@ -518,5 +519,43 @@ mod tests {
             v["header"]["functionExecutionStatus"]["status"],
             "Executed-Success"
         );
+    }
+
+    #[test]
+    fn progress_callbacks_carry_ids_as_digits_and_refuse_garbage() {
+        let eid = "89049032123451234512345678901235";
+        let iccid = "8944000000000000001";
+        let body = es2::HandleDownloadProgressInfoRequest {
+            header: es2::RequestHeader {
+                function_requester_identifier: "smdp.example".into(),
+                function_call_identifier: "call-1".into(),
+            },
+            eid: Some(eid.parse().unwrap()),
+            iccid: iccid.parse().unwrap(),
+            profile_type: "t".into(),
+            timestamp: "2026-01-31T12:00:00Z".into(),
+            notification_point_id: 4,
+            notification_point_status: FunctionExecutionStatus::success(),
+            result_data: None,
+        };
+        let v = serde_json::to_value(&body).unwrap();
+        assert_eq!(v["eid"], eid);
+        assert_eq!(v["iccid"], iccid);
+        let back: es2::HandleDownloadProgressInfoRequest =
+            serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(back, body);
+        for (field, bad) in [
+            ("eid", "89049032123451234512345678901234"),
+            ("eid", "x"),
+            ("iccid", "8944000000000000002"),
+            ("iccid", ""),
+        ] {
+            let mut garbage = v.clone();
+            garbage[field] = bad.into();
+            assert!(
+                serde_json::from_value::<es2::HandleDownloadProgressInfoRequest>(garbage).is_err(),
+                "{field}: {bad}"
+            );
+        }
     }
 }

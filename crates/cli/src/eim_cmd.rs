@@ -75,8 +75,8 @@ enum EimCommand {
     /// List associated devices.
     Devices {
         /// Start after this EID.
-        #[arg(long)]
-        after: Option<String>,
+        #[arg(long, value_parser = id_args::eid)]
+        after: Option<ferrosim_ids::Eid>,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: usize,
@@ -350,22 +350,10 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             };
             print(&ops::list_devices(&eim, &query).await.map_err(api)?)
         }
-        EimCommand::Show(d) => print(&ops::device(&eim, &d.eid.to_string()).await.map_err(api)?),
-        EimCommand::Queue(d) => print(
-            &ops::device(&eim, &d.eid.to_string())
-                .await
-                .map_err(api)?
-                .queue,
-        ),
-        EimCommand::Results(d) => {
-            print(&ops::results(&eim, &d.eid.to_string()).await.map_err(api)?)
-        }
-        EimCommand::Profiles(d) => print(
-            &ops::device(&eim, &d.eid.to_string())
-                .await
-                .map_err(api)?
-                .profiles,
-        ),
+        EimCommand::Show(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?),
+        EimCommand::Queue(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.queue),
+        EimCommand::Results(d) => print(&ops::results(&eim, &d.eid).await.map_err(api)?),
+        EimCommand::Profiles(d) => print(&ops::device(&eim, &d.eid).await.map_err(api)?.profiles),
         EimCommand::Enable { target, rollback } => {
             queue(
                 target.eid,
@@ -415,14 +403,12 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             queue(device.eid, QueueRequest::DataRequest { items }).await
         }
         EimCommand::Withdraw { device, item } => {
-            ops::withdraw(&eim, &device.eid.to_string(), item)
-                .await
-                .map_err(api)?;
+            ops::withdraw(&eim, &device.eid, item).await.map_err(api)?;
             println!("item {item} withdrawn");
             Ok(())
         }
         EimCommand::Emulated { device, set } => {
-            let view = ops::set_emulated(&eim, &device.eid.to_string(), set == "on")
+            let view = ops::set_emulated(&eim, &device.eid, set == "on")
                 .await
                 .map_err(api)?;
             print(&view)
@@ -435,25 +421,17 @@ async fn command(cfg: &InstanceConfig, inst: &Instance, command: EimCommand) -> 
             let request = ferrosim_server::api::eim::SanitizeRequest {
                 keep_provisioning_profiles,
             };
-            let report = ops::sanitize(
-                &eim,
-                &device.eid.to_string(),
-                &request,
-                &mut rand::rng(),
-                now,
-            )
-            .await
-            .map_err(api)?;
-            show_report(&report, json)
-        }
-        EimCommand::SanitizeReport { device, json } => {
-            let report = ops::sanitize_report(&eim, &device.eid.to_string())
+            let report = ops::sanitize(&eim, &device.eid, &request, &mut rand::rng(), now)
                 .await
                 .map_err(api)?;
             show_report(&report, json)
         }
+        EimCommand::SanitizeReport { device, json } => {
+            let report = ops::sanitize_report(&eim, &device.eid).await.map_err(api)?;
+            show_report(&report, json)
+        }
         EimCommand::Release { device, json } => {
-            let report = ops::release(&eim, &device.eid.to_string(), &mut rand::rng(), now)
+            let report = ops::release(&eim, &device.eid, &mut rand::rng(), now)
                 .await
                 .map_err(api)?;
             show_report(&report, json)
@@ -499,15 +477,9 @@ async fn enqueue(
     eid: ferrosim_ids::Eid,
     request: QueueRequest,
 ) -> anyhow::Result<()> {
-    let queued = ops::enqueue(
-        eim,
-        &eid.to_string(),
-        &request,
-        &mut rand::rng(),
-        Timestamp::now(),
-    )
-    .await
-    .map_err(api)?;
+    let queued = ops::enqueue(eim, &eid, &request, &mut rand::rng(), Timestamp::now())
+        .await
+        .map_err(api)?;
     print(&queued)
 }
 

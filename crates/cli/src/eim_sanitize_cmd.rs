@@ -14,11 +14,15 @@ fn time(ms: i64) -> String {
     Timestamp(ms).to_rfc3339()
 }
 
-fn list(items: &[String]) -> String {
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
-        items.join(", ")
+        items
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -92,7 +96,7 @@ pub fn report_text(r: &SanitizeReportView) -> String {
                 &p.iter()
                     .map(|p| match p.class {
                         Some(c) => format!("{} (class {c})", p.iccid),
-                        None => p.iccid.clone(),
+                        None => p.iccid.to_string(),
                     })
                     .collect::<Vec<_>>(),
             )

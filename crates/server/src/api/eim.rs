@@ -149,6 +149,10 @@ async fn device<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::device(&api.eim, &eid).await)
 }
 
@@ -168,7 +172,10 @@ async fn emulated<S: EimStore, T: TokenStore>(
         return e.into_response();
     }
     match body {
-        Ok(ApiJson(r)) => answer(ops::set_emulated(&api.eim, &eid, r.emulated).await),
+        Ok(ApiJson(r)) => match ops::parse_eid(&eid) {
+            Ok(eid) => answer(ops::set_emulated(&api.eim, &eid, r.emulated).await),
+            Err(e) => e.into_response(),
+        },
         Err(e) => e.into_response(),
     }
 }
@@ -195,6 +202,10 @@ async fn enqueue<S: EimStore, T: TokenStore>(
     };
     // A Send rng: the handler's future holds it across awaits.
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     match ops::enqueue(&api.eim, &eid, &request, &mut rng, Timestamp::now()).await {
         Ok(v) => json(StatusCode::CREATED, &v),
         Err(e) => e.into_response(),
@@ -213,6 +224,10 @@ async fn queue<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::device(&api.eim, &eid).await.map(|d| d.queue))
 }
 
@@ -230,6 +245,10 @@ async fn withdraw<S: EimStore, T: TokenStore>(
     }
     let Ok(item) = item.parse::<u64>() else {
         return ApiError::bad_request("the item id is a number").into_response();
+    };
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
     };
     match ops::withdraw(&api.eim, &eid, item).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -250,6 +269,10 @@ async fn results<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::results(&api.eim, &eid).await)
 }
 
@@ -265,6 +288,10 @@ async fn profiles<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::device(&api.eim, &eid).await.map(|d| d.profiles))
 }
 
@@ -280,6 +307,10 @@ async fn notifications<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::notifications(&api.eim, &eid).await)
 }
 
@@ -308,6 +339,10 @@ async fn sanitize<S: EimStore, T: TokenStore>(
         Err(e) => return e.into_response(),
     };
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     match ops::sanitize(&api.eim, &eid, &request, &mut rng, Timestamp::now()).await {
         Ok(v) => json(StatusCode::CREATED, &v),
         Err(e) => e.into_response(),
@@ -330,6 +365,10 @@ async fn sanitize_report<S: EimStore, T: TokenStore>(
     if let Err(e) = api.auth.authorize(&headers, Scope::ReadOnly).await {
         return e.into_response();
     }
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     answer(ops::sanitize_report(&api.eim, &eid).await)
 }
 
@@ -350,6 +389,10 @@ async fn release<S: EimStore, T: TokenStore>(
         return e.into_response();
     }
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_rng(&mut rand::rng());
+    let eid = match ops::parse_eid(&eid) {
+        Ok(eid) => eid,
+        Err(e) => return e.into_response(),
+    };
     match ops::release(&api.eim, &eid, &mut rng, Timestamp::now()).await {
         Ok(v) => json(StatusCode::CREATED, &v),
         Err(e) => e.into_response(),

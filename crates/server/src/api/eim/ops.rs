@@ -1,6 +1,9 @@
 //! The eIM API's operations over an [`Eim`], shared by the HTTP handlers
 //! and the `ferrosim eim` CLI: parse what the operator gave, call the eIM,
 //! turn its records into views and its refusals into [`ApiError`]s.
+//!
+//! Devices are named by an [`Eid`]: the handlers parse the path's text with
+//! [`parse_eid`] (400 for anything else), the CLI with its value parser.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -104,9 +107,8 @@ pub async fn associate<S: EimStore>(
 }
 
 /// One device.
-pub async fn device<S: EimStore>(eim: &Eim<S>, eid: &str) -> Result<DeviceView, ApiError> {
-    let eid = parse_eid(eid)?;
-    let record = eim.device(&eid).await.map_err(eim_error)?;
+pub async fn device<S: EimStore>(eim: &Eim<S>, eid: &Eid) -> Result<DeviceView, ApiError> {
+    let record = eim.device(eid).await.map_err(eim_error)?;
     Ok(device_view(&record))
 }
 
@@ -121,79 +123,69 @@ pub async fn list_devices<S: EimStore>(
             "limit must be 1..={MAX_PAGE}"
         )));
     }
-    let after = query.after.as_deref().map(parse_eid).transpose()?;
     let eids = eim
         .store()
-        .devices(after, limit)
+        .devices(query.after, limit)
         .await
         .map_err(|e| eim_error(e.into()))?;
     let next = (eids.len() == limit)
-        .then(|| eids.last().map(Eid::digits))
+        .then(|| eids.last().copied())
         .flatten();
-    Ok(DeviceList {
-        eids: eids.iter().map(Eid::digits).collect(),
-        next,
-    })
+    Ok(DeviceList { eids, next })
 }
 
 /// Marks or unmarks a device as emulated.
 pub async fn set_emulated<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
     emulated: bool,
 ) -> Result<DeviceView, ApiError> {
-    let parsed = parse_eid(eid)?;
-    eim.set_emulated(&parsed, emulated)
-        .await
-        .map_err(eim_error)?;
+    eim.set_emulated(eid, emulated).await.map_err(eim_error)?;
     device(eim, eid).await
 }
 
 /// Queues what `request` asks for.
 pub async fn enqueue<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
     request: &QueueRequest,
     rng: &mut impl CryptoRng,
     now: Timestamp,
 ) -> Result<QueuedView, ApiError> {
-    let eid = parse_eid(eid)?;
     let queued = match request {
         QueueRequest::Download { activation_code } => {
             check_activation_code(activation_code)?;
             let trigger = DownloadTrigger::ActivationCode(activation_code.trim().to_owned());
-            eim.enqueue_download(&eid, &trigger, rng, now).await
+            eim.enqueue_download(eid, &trigger, rng, now).await
         }
         QueueRequest::DataRequest { items } => {
             let items: Vec<DataItem> = items.iter().map(|i| data_item(*i)).collect();
-            eim.enqueue_data_request(&eid, &items, rng, now).await
+            eim.enqueue_data_request(eid, &items, rng, now).await
         }
         other => {
             let content = package_content(other)?;
-            eim.enqueue_package(&eid, &content, rng, now).await
+            eim.enqueue_package(eid, &content, rng, now).await
         }
     }
     .map_err(eim_error)?;
     Ok(QueuedView {
         item_id: queued.item_id,
         counter: queued.counter.map(Counter::get),
-        transaction_id: hex(queued.transaction_id.as_bytes()),
+        transaction_id: queued.transaction_id,
     })
 }
 
 /// Withdraws an undelivered item.
-pub async fn withdraw<S: EimStore>(eim: &Eim<S>, eid: &str, item: u64) -> Result<(), ApiError> {
-    let eid = parse_eid(eid)?;
-    eim.withdraw(&eid, item).await.map_err(eim_error)
+pub async fn withdraw<S: EimStore>(eim: &Eim<S>, eid: &Eid, item: u64) -> Result<(), ApiError> {
+    eim.withdraw(eid, item).await.map_err(eim_error)
 }
 
 /// A device's results.
-pub async fn results<S: EimStore>(eim: &Eim<S>, eid: &str) -> Result<Vec<ResultView>, ApiError> {
-    let parsed = parse_eid(eid)?;
-    eim.device(&parsed).await.map_err(eim_error)?;
+pub async fn results<S: EimStore>(eim: &Eim<S>, eid: &Eid) -> Result<Vec<ResultView>, ApiError> {
+    eim.device(eid).await.map_err(eim_error)?;
     let results = eim
         .store()
-        .results(&parsed)
+        .results(eid)
         .await
         .map_err(|e| eim_error(e.into()))?;
     Ok(results
@@ -215,13 +207,12 @@ pub async fn results<S: EimStore>(eim: &Eim<S>, eid: &str) -> Result<Vec<ResultV
 /// A device's notifications.
 pub async fn notifications<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
 ) -> Result<Vec<NotificationView>, ApiError> {
-    let parsed = parse_eid(eid)?;
-    eim.device(&parsed).await.map_err(eim_error)?;
+    eim.device(eid).await.map_err(eim_error)?;
     let stored = eim
         .store()
-        .notifications(&parsed)
+        .notifications(eid)
         .await
         .map_err(|e| eim_error(e.into()))?;
     Ok(stored
@@ -378,7 +369,7 @@ pub fn eim_configuration(
 /// The view of a device record.
 pub fn device_view(r: &DeviceRecord) -> DeviceView {
     DeviceView {
-        eid: r.eid.digits(),
+        eid: r.eid,
         eim_id: r.association.eim_id.as_str().to_owned(),
         counter: r.association.counter.get(),
         association_token: r.association.association_token,
@@ -399,7 +390,7 @@ pub fn device_view(r: &DeviceRecord) -> DeviceView {
                     id: i.id,
                     kind: kind(i.kind).to_owned(),
                     counter: i.counter.map(Counter::get),
-                    transaction_id: hex(i.transaction_id.as_bytes()),
+                    transaction_id: i.transaction_id,
                     state: state.to_owned(),
                     deliveries,
                     created_at_ms: i.created_at.0,
@@ -462,16 +453,15 @@ fn hex(bytes: &[u8]) -> String {
 /// Starts a sanitization of a device and answers its report.
 pub async fn sanitize<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
     request: &SanitizeRequest,
     rng: &mut impl CryptoRng,
     now: Timestamp,
 ) -> Result<SanitizeReportView, ApiError> {
-    let parsed = parse_eid(eid)?;
     let options = SanitizeOptions {
         keep_provisioning: request.keep_provisioning_profiles,
     };
-    eim.sanitize(&parsed, options, rng, now)
+    eim.sanitize(eid, options, rng, now)
         .await
         .map_err(eim_error)?;
     sanitize_report(eim, eid).await
@@ -480,13 +470,12 @@ pub async fn sanitize<S: EimStore>(
 /// The report of a device's last sanitization.
 pub async fn sanitize_report<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
 ) -> Result<SanitizeReportView, ApiError> {
-    let parsed = parse_eid(eid)?;
-    let report = eim.sanitize_report(&parsed).await.map_err(eim_error)?;
-    let record = eim.device(&parsed).await.map_err(eim_error)?;
+    let report = eim.sanitize_report(eid).await.map_err(eim_error)?;
+    let record = eim.device(eid).await.map_err(eim_error)?;
     Ok(report_view(
-        &parsed,
+        eid,
         record.association.eim_id.as_str(),
         &report,
     ))
@@ -496,12 +485,11 @@ pub async fn sanitize_report<S: EimStore>(
 /// answers the report.
 pub async fn release<S: EimStore>(
     eim: &Eim<S>,
-    eid: &str,
+    eid: &Eid,
     rng: &mut impl CryptoRng,
     now: Timestamp,
 ) -> Result<SanitizeReportView, ApiError> {
-    let parsed = parse_eid(eid)?;
-    eim.release(&parsed, rng, now).await.map_err(eim_error)?;
+    eim.release(eid, rng, now).await.map_err(eim_error)?;
     sanitize_report(eim, eid).await
 }
 
@@ -531,8 +519,8 @@ pub fn report_view(eid: &Eid, eim_id: &str, r: &SanitizeReport) -> SanitizeRepor
         .map(|o| {
             let (operation, iccid) = match &o.step {
                 WipeStep::UnsetFallback => ("unset-fallback", None),
-                WipeStep::Disable(i) => ("disable", Some(i.as_str().to_owned())),
-                WipeStep::Delete(i) => ("delete", Some(i.as_str().to_owned())),
+                WipeStep::Disable(i) => ("disable", Some(i.clone())),
+                WipeStep::Delete(i) => ("delete", Some(i.clone())),
                 WipeStep::ListProfiles => ("list-profiles", None),
             };
             WipeOperationView {
@@ -542,11 +530,11 @@ pub fn report_view(eid: &Eid, eim_id: &str, r: &SanitizeReport) -> SanitizeRepor
             }
         })
         .collect();
-    let done = |want: fn(&WipeStep) -> Option<&Iccid>| -> Vec<String> {
+    let done = |want: fn(&WipeStep) -> Option<&Iccid>| -> Vec<Iccid> {
         r.steps
             .iter()
             .filter(|o| o.code == Some(0))
-            .filter_map(|o| want(&o.step).map(|i| i.as_str().to_owned()))
+            .filter_map(|o| want(&o.step).cloned())
             .collect()
     };
     let wiped = WipedView {
@@ -581,7 +569,7 @@ pub fn report_view(eid: &Eid, eim_id: &str, r: &SanitizeReport) -> SanitizeRepor
         untouched: UNTOUCHED.iter().map(|t| (*t).to_owned()).collect(),
     };
     SanitizeReportView {
-        eid: eid.digits(),
+        eid: *eid,
         verdict: r.verdict.name().to_owned(),
         reasons: match &r.verdict {
             Verdict::NotClean(reasons) => reasons.clone(),
@@ -607,7 +595,7 @@ pub fn report_view(eid: &Eid, eim_id: &str, r: &SanitizeReport) -> SanitizeRepor
 
 fn profile_view(p: &ferrosim_eim::ProfileEntry) -> ProfileView {
     ProfileView {
-        iccid: p.iccid.as_str().to_owned(),
+        iccid: p.iccid.clone(),
         enabled: p.enabled,
         fallback: p.fallback,
         class: p.class,

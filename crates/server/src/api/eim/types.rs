@@ -1,7 +1,13 @@
 //! The JSON of the eIM API: requests (camelCase, unknown fields refused)
 //! and the views of devices, queues and results.
+//!
+//! Identifiers are their validating types ([`Eid`], [`Iccid`],
+//! [`EimTransactionId`]): on the wire they are the same text as ever (EID
+//! and ICCID digits, transaction ids as lower-case hex), and a request or
+//! query carrying one that is not valid is refused with 400 while it is
+//! read.
 
-use ferrosim_eim::{Eid, Iccid};
+use ferrosim_eim::{Eid, EimTransactionId, Iccid};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -195,8 +201,9 @@ pub enum QueueRequest {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeviceListQuery {
-    /// Start after this EID.
-    pub after: Option<String>,
+    /// Start after this EID (32 digits; anything else is refused with 400).
+    #[param(value_type = Option<String>)]
+    pub after: Option<Eid>,
     /// At most this many (default 100, at most 1000).
     pub limit: Option<usize>,
 }
@@ -206,9 +213,11 @@ pub struct DeviceListQuery {
 #[serde(rename_all = "camelCase")]
 pub struct DeviceList {
     /// EIDs in ascending order.
-    pub eids: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub eids: Vec<Eid>,
     /// The `after` of the next page, if there may be one.
-    pub next: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub next: Option<Eid>,
 }
 
 /// One device.
@@ -216,7 +225,8 @@ pub struct DeviceList {
 #[serde(rename_all = "camelCase")]
 pub struct DeviceView {
     /// EID.
-    pub eid: String,
+    #[schema(value_type = String)]
+    pub eid: Eid,
     /// The eIM id of the association.
     pub eim_id: String,
     /// The last counter value used.
@@ -252,7 +262,8 @@ pub struct ItemView {
     /// The package's counter value.
     pub counter: Option<u32>,
     /// The eIM transaction id (hex).
-    pub transaction_id: String,
+    #[schema(value_type = String)]
+    pub transaction_id: EimTransactionId,
     /// `queued`, `delivered` or `awaiting_result`.
     pub state: String,
     /// How often it was handed to the IPA.
@@ -270,7 +281,8 @@ pub struct QueuedView {
     /// The package's counter value.
     pub counter: Option<u32>,
     /// The eIM transaction id (hex).
-    pub transaction_id: String,
+    #[schema(value_type = String)]
+    pub transaction_id: EimTransactionId,
 }
 
 /// A stored result.
@@ -318,7 +330,8 @@ pub struct ProfilesView {
 #[serde(rename_all = "camelCase")]
 pub struct ProfileView {
     /// ICCID.
-    pub iccid: String,
+    #[schema(value_type = String)]
+    pub iccid: Iccid,
     /// Enabled.
     pub enabled: bool,
     /// Carries the fallback attribute.
@@ -374,7 +387,8 @@ pub struct WipeOperationView {
     /// `unset-fallback`, `disable`, `delete` or `list-profiles`.
     pub operation: String,
     /// The profile it addresses.
-    pub iccid: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub iccid: Option<Iccid>,
     /// The eUICC's result code (`0` ok; none before the result, and for the
     /// list).
     pub code: Option<i64>,
@@ -385,9 +399,11 @@ pub struct WipeOperationView {
 #[serde(rename_all = "camelCase")]
 pub struct WipedView {
     /// Profiles the eUICC deleted (result code 0).
-    pub profiles_deleted: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub profiles_deleted: Vec<Iccid>,
     /// Profiles it disabled first.
-    pub profiles_disabled: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub profiles_disabled: Vec<Iccid>,
     /// The fallback attribute was unset.
     pub fallback_unset: bool,
     /// This eIM's configuration in the eUICC: `deleted`, `deleted-last-eim`
@@ -428,7 +444,8 @@ pub struct SanitizeTrustView {
 #[serde(rename_all = "camelCase")]
 pub struct SanitizeReportView {
     /// The device.
-    pub eid: String,
+    #[schema(value_type = String)]
+    pub eid: Eid,
     /// `awaiting-results`, `clean`, `not-clean`, `release-ordered` or
     /// `released`.
     pub verdict: String,
