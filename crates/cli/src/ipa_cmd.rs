@@ -48,8 +48,8 @@ struct DeviceArgs {
     #[arg(long, value_name = "PKI_DIR")]
     identity: Option<PathBuf>,
     /// With `--identity`: which eUICC of the directory (its EID).
-    #[arg(long)]
-    eid: Option<String>,
+    #[arg(long, value_name = "EID", value_parser = crate::id_args::eid)]
+    eid: Option<ferrosim_ids::Eid>,
     /// A card in a PC/SC reader (the first one, or `--reader`).
     #[arg(long)]
     pcsc: bool,
@@ -264,10 +264,13 @@ impl Opened {
                     .identity
                     .as_ref()
                     .context("--euicc-state needs --identity PKI_DIR")?;
-                let identity = EuiccIdentity::load_from_dir(identity_dir, device.eid.as_deref())
-                    .with_context(|| {
-                        format!("loading the eUICC identity from {}", identity_dir.display())
-                    })?;
+                let identity = EuiccIdentity::load_from_dir(
+                    identity_dir,
+                    device.eid.map(|e| e.digits()).as_deref(),
+                )
+                .with_context(|| {
+                    format!("loading the eUICC identity from {}", identity_dir.display())
+                })?;
                 let st = EuiccState::load(state).with_context(|| {
                     format!(
                         "loading the eUICC state from {} (create it with `ferrosim euicc init`)",

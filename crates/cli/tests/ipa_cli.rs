@@ -371,6 +371,25 @@ fn bad_ipa_arguments_are_refused_with_the_rule() {
     let m = path(&missing);
     let s = path(&state);
     refused(&["ipa", "poll", "--eim", "x", "--state", s], "required");
+    for bad_eid in ["123", "89049032123451234512345678901234", ""] {
+        refused(
+            &[
+                "ipa",
+                "--euicc-state",
+                s,
+                "--identity",
+                m,
+                "--eid",
+                bad_eid,
+                "poll",
+                "--eim",
+                "x",
+                "--state",
+                s,
+            ],
+            "is not an EID",
+        );
+    }
     refused(
         &[
             "ipa",

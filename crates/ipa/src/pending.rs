@@ -10,6 +10,7 @@
 //! without one, a well-formed answer), or after
 //! [`crate::IpaConfig::max_result_attempts`] sessions without.
 
+use ferrosim_ids::Eid;
 use serde::{Deserialize, Serialize};
 
 /// The kind of a result the IPA holds.
@@ -46,9 +47,10 @@ pub struct PendingResult {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingState {
-    /// The EID, once read from the eUICC (32 digits).
+    /// The EID, once read from the eUICC (stored as its 32 digits; a state
+    /// whose EID is not valid does not read back).
     #[serde(default)]
-    pub eid: Option<String>,
+    pub eid: Option<Eid>,
     /// The next GetEimPackage carries `notifyStateChange`.
     #[serde(default)]
     pub notify_state_change: bool,
@@ -120,7 +122,7 @@ mod tests {
     #[test]
     fn round_trips_through_json_and_refuses_garbage() {
         let mut state = PendingState {
-            eid: Some("89049032123451234512345678901235".into()),
+            eid: Some("89049032123451234512345678901235".parse().unwrap()),
             notify_state_change: true,
             ..PendingState::default()
         };
@@ -148,5 +150,36 @@ mod tests {
             PendingState::from_json(b"{}").unwrap(),
             PendingState::default()
         );
+    }
+
+    #[test]
+    fn the_eid_is_stored_as_its_digits_and_a_bad_one_does_not_read_back() {
+        let eid = "89049032123451234512345678901235";
+        let state = PendingState {
+            eid: Some(eid.parse().unwrap()),
+            ..PendingState::default()
+        };
+        let json: serde_json::Value = serde_json::from_slice(&state.to_json()).unwrap();
+        assert_eq!(json["eid"], eid);
+        let with = |eid: &str| format!(r#"{{"eid":{eid}}}"#);
+        assert_eq!(
+            PendingState::from_json(with("null").as_bytes())
+                .unwrap()
+                .eid,
+            None
+        );
+        for bad in [
+            r#""89049032123451234512345678901234""#,
+            r#""8904903212345123451234567890123""#,
+            r#""""#,
+            r#""x""#,
+            "42",
+            "[]",
+        ] {
+            assert!(
+                PendingState::from_json(with(bad).as_bytes()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

@@ -100,7 +100,7 @@ impl<R: CryptoRng> Ipa<R> {
                     tracing::info!(%eid, "EID read from the eUICC");
                     self.eid = Some(eid);
                     s.report.eid = Some(eid);
-                    self.state.eid = Some(eid.digits());
+                    self.state.eid = Some(eid);
                     self.outbox.push_back(Action::Persist(self.state.clone()));
                     self.next_step(now);
                 }

@@ -167,9 +167,7 @@ impl<R: CryptoRng> Ipa<R> {
         rng: R,
         now: Timestamp,
     ) -> Self {
-        let eid = config
-            .eid
-            .or_else(|| state.eid.as_deref().and_then(|e| Eid::parse(e).ok()));
+        let eid = config.eid.or(state.eid);
         Self {
             config,
             link,
