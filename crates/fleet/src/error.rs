@@ -1,6 +1,7 @@
 //! Errors of the fleet's interfaces: configuration, device registration,
 //! operator commands.
 
+use ferrosim_ids::Eid;
 use thiserror::Error;
 
 /// Why a configuration was refused. Each variant names the item and field.
@@ -69,15 +70,15 @@ impl ConfigError {
 pub enum FleetError {
     /// The device is already registered.
     #[error("device {0} is already registered")]
-    DuplicateDevice(String),
+    DuplicateDevice(Eid),
     /// No device with this EID.
     #[error("unknown device {0}")]
-    UnknownDevice(String),
+    UnknownDevice(Eid),
     /// A field of a device description names nothing known or is malformed.
     #[error("device {eid}: {problem}")]
     InvalidDevice {
-        /// The device's EID (as given).
-        eid: String,
+        /// The device's EID.
+        eid: Eid,
         /// What is wrong.
         problem: String,
     },

@@ -106,13 +106,13 @@ impl Fleet {
         now: Timestamp,
     ) -> Result<(), FleetError> {
         let Some(&idx) = self.index.get(&report.device) else {
-            return Err(FleetError::UnknownDevice(report.device.to_string()));
+            return Err(FleetError::UnknownDevice(report.device));
         };
         report
             .kind
             .validate()
             .map_err(|problem| FleetError::InvalidDevice {
-                eid: report.device.to_string(),
+                eid: report.device,
                 problem,
             })?;
         // The rule is read from a handle on the catalog (not copied: this

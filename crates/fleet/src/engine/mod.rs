@@ -284,11 +284,11 @@ impl Fleet {
     /// Registers a device; its desired state is its group's.
     pub fn add_device(&mut self, spec: &DeviceSpec, now: Timestamp) -> Result<(), FleetError> {
         let bad = |problem: String| FleetError::InvalidDevice {
-            eid: spec.eid.to_string(),
+            eid: spec.eid,
             problem,
         };
         if self.index.contains_key(&spec.eid) {
-            return Err(FleetError::DuplicateDevice(spec.eid.to_string()));
+            return Err(FleetError::DuplicateDevice(spec.eid));
         }
         let cat = self.catalog.clone();
         let group = cat

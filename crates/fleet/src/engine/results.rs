@@ -24,7 +24,7 @@ impl Fleet {
         now: Timestamp,
     ) -> Result<bool, FleetError> {
         let Some(&idx) = self.index.get(eid) else {
-            return Err(FleetError::UnknownDevice(eid.to_string()));
+            return Err(FleetError::UnknownDevice(*eid));
         };
         let changed = self.take_capabilities(idx, capabilities, now);
         if changed {
@@ -77,7 +77,7 @@ impl Fleet {
         rng: &mut R,
     ) -> Result<(), FleetError> {
         let Some(&idx) = self.index.get(&result.device) else {
-            return Err(FleetError::UnknownDevice(result.device.to_string()));
+            return Err(FleetError::UnknownDevice(result.device));
         };
         if self.devices[idx as usize].work.in_flight != Some(result.id) {
             return Ok(());

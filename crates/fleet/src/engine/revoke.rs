@@ -23,14 +23,8 @@ impl Fleet {
         eid: &Eid,
         iccid: &Iccid,
     ) -> Result<ProfileTypeId, FleetError> {
-        let idx = *self
-            .index
-            .get(eid)
-            .ok_or_else(|| FleetError::UnknownDevice(eid.to_string()))?;
-        let refused = |problem: String| FleetError::InvalidDevice {
-            eid: eid.to_string(),
-            problem,
-        };
+        let idx = *self.index.get(eid).ok_or(FleetError::UnknownDevice(*eid))?;
+        let refused = |problem: String| FleetError::InvalidDevice { eid: *eid, problem };
         let d = &mut self.devices[idx as usize];
         let Some(p) = d.observed.by_iccid_mut(PackedIccid::new(iccid)) else {
             return Err(refused(format!(
