@@ -66,6 +66,8 @@ impl CommitStore for Racing {
     }
 }
 
+impl StepLoadStore for Racing {}
+
 impl SessionStore for Racing {
     async fn session(&self, tid: &TransactionId) -> StoreResult<Option<Versioned<SessionRecord>>> {
         self.inner.session(tid).await

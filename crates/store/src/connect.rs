@@ -182,7 +182,7 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        let read_pool = if backend == Backend::Sqlite && !url.contains(":memory:") {
+        let (read_pool, readers) = if backend == Backend::Sqlite && !url.contains(":memory:") {
             let read_options = AnyConnectOptions::from_str(&url)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             let readers = base_pool_options(options)
@@ -197,14 +197,22 @@ impl SqlStore {
                 .connect_with(read_options)
                 .await
                 .map_err(backend_err)?;
-            Some(readers)
+            let hot = crate::readers::Readers::open(
+                AnyConnectOptions::from_str(&url)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+                options.sqlite_readers,
+            )
+            .await
+            .map_err(backend_err)?;
+            (Some(readers), Some(std::sync::Arc::new(hot)))
         } else {
-            None
+            (None, None)
         };
         let writer = (backend == Backend::Sqlite).then(|| WriteQueue::start(pool.clone()));
         Ok(Self {
             pool,
             read_pool,
+            readers,
             writer,
             backend,
             at_rest: None,

@@ -51,6 +51,7 @@ mod order_history;
 mod personalisation;
 mod profile_type_admin;
 mod profiles;
+mod readers;
 mod revocations;
 mod rows;
 pub mod sealed_personalisation;
@@ -60,6 +61,7 @@ mod secrets_purge;
 mod sessions;
 mod settings;
 mod smdp_store;
+mod step_loads;
 mod telemetry;
 mod writes;
 
@@ -91,6 +93,9 @@ pub struct SqlStore {
     /// writer instead of queueing behind it (WAL lets readers see every
     /// committed transaction).
     read_pool: Option<AnyPool>,
+    /// SQLite only: read-only connections outside the pool, for the hot
+    /// reads of ES9+ steps (one hand-off per query instead of three).
+    readers: Option<std::sync::Arc<readers::Readers>>,
     /// SQLite only: the queue of write transactions that commit in groups.
     writer: Option<group_commit::WriteQueue>,
     backend: Backend,
@@ -114,8 +119,36 @@ impl SqlStore {
         self.read_pool.as_ref().unwrap_or(&self.pool)
     }
 
+    /// Runs a hot read (the loads of an ES9+ step): on SQLite on a reader
+    /// outside the pool, else on [`SqlStore::reader`]'s pool.
+    pub(crate) async fn hot_fetch_optional(
+        &self,
+        query: writes::AnyQuery<'_>,
+    ) -> Result<Option<sqlx::any::AnyRow>, ferrosim_smdp::store::StoreError> {
+        match &self.readers {
+            Some(r) => r.fetch_optional(query).await,
+            None => query.fetch_optional(self.reader()).await,
+        }
+        .map_err(rows::backend_err)
+    }
+
+    /// Every row of a hot read (on SQLite possibly several statements).
+    pub(crate) async fn hot_fetch_all(
+        &self,
+        query: writes::AnyQuery<'_>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, ferrosim_smdp::store::StoreError> {
+        match &self.readers {
+            Some(r) => r.fetch_all(query).await,
+            None => query.fetch_all(self.reader()).await,
+        }
+        .map_err(rows::backend_err)
+    }
+
     /// Closes every connection (after a checkpoint on SQLite).
     pub async fn close(&self) {
+        if let Some(r) = &self.readers {
+            r.close().await;
+        }
         if self.backend == Backend::Sqlite {
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)

@@ -20,7 +20,7 @@ use crate::rows::{
     version,
 };
 use crate::sessions::version_val;
-use crate::writes::{Val, Writes};
+use crate::writes::{Val, Writes, bind_all};
 
 /// The columns of a profile row that make up a [`ProfileRecord`].
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
@@ -80,11 +80,12 @@ impl SqlStore {
         &self,
         iccid: &Iccid,
     ) -> Result<Option<Personalisation>, StoreError> {
-        let row = sqlx::query("SELECT personalisation FROM profiles WHERE iccid = $1")
-            .bind(iccid.as_str())
-            .fetch_optional(self.reader())
-            .await
-            .map_err(backend_err)?;
+        let row = self
+            .hot_fetch_optional(
+                sqlx::query("SELECT personalisation FROM profiles WHERE iccid = $1")
+                    .bind(iccid.as_str()),
+            )
+            .await?;
         match row {
             Some(r) => {
                 let text: String = col(&r, "personalisation")?;
@@ -145,36 +146,10 @@ impl SqlStore {
         &self,
         selector: &ProfileSelector,
     ) -> Result<Option<Versioned<ProfileRecord>>, StoreError> {
-        let row = match selector {
-            ProfileSelector::Iccid(iccid, op) => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = $1 AND ($2 IS NULL OR operator = $2)"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(iccid.as_str())
-                    .bind(op.as_ref().map(|o| o.as_str().to_owned()))
-                    .fetch_optional(self.reader())
-                    .await
-            }
-            ProfileSelector::MatchingId(m) => {
-                let sql = format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = $1");
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(m.as_str())
-                    .fetch_optional(self.reader())
-                    .await
-            }
-            ProfileSelector::ReleasedForEid(eid) => {
-                let sql = format!(
-                    "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = $1 AND state = 'released'
-                     ORDER BY order_created_at, iccid LIMIT 1"
-                );
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(eid.to_string())
-                    .fetch_optional(self.reader())
-                    .await
-            }
-        }
-        .map_err(backend_err)?;
+        let (sql, vals) = select_profile(selector, 1);
+        let row = self
+            .hot_fetch_optional(bind_all(sqlx::query(AssertSqlSafe(sql)), vals))
+            .await?;
         row.map(|r| versioned_profile_row(&r)).transpose()
     }
 
@@ -216,6 +191,36 @@ impl SqlStore {
         rows.iter()
             .map(|r| iccid(&col::<String>(r, "iccid")?))
             .collect()
+    }
+}
+
+/// The `SELECT` of the profile `selector` names, its placeholders
+/// numbered from `$first`, and their values.
+pub(crate) fn select_profile(selector: &ProfileSelector, first: usize) -> (String, Vec<Val>) {
+    let p = first;
+    match selector {
+        ProfileSelector::Iccid(iccid, op) => (
+            format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE iccid = ${p} \
+                 AND (${q} IS NULL OR operator = ${q})",
+                q = p + 1
+            ),
+            vec![
+                iccid.as_str().into(),
+                op.as_ref().map(|o| o.as_str().to_owned()).into(),
+            ],
+        ),
+        ProfileSelector::MatchingId(m) => (
+            format!("SELECT {PROFILE_COLUMNS} FROM profiles WHERE matching_id = ${p}"),
+            vec![m.as_str().into()],
+        ),
+        ProfileSelector::ReleasedForEid(eid) => (
+            format!(
+                "SELECT {PROFILE_COLUMNS} FROM profiles WHERE eid = ${p} AND state = 'released' \
+                 ORDER BY order_created_at, iccid LIMIT 1"
+            ),
+            vec![eid.to_string().into()],
+        ),
     }
 }
 
@@ -284,7 +289,7 @@ fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
 }
 
 /// Reads a [`ProfileRecord`] and its version from a row selected with [`PROFILE_COLUMNS`].
-fn versioned_profile_row(r: &AnyRow) -> Result<Versioned<ProfileRecord>, StoreError> {
+pub(crate) fn versioned_profile_row(r: &AnyRow) -> Result<Versioned<ProfileRecord>, StoreError> {
     Ok(Versioned::new(
         profile_row(r)?,
         version(col(r, "version")?)?,

@@ -16,7 +16,7 @@ use crate::writes::{Val, Writes};
 /// Transaction ids per `SELECT` of [`SqlStore::session_bindings_impl`].
 const BINDINGS_PER_SELECT: usize = 256;
 
-const SESSION_COLUMNS: &str = "transaction_id, version, state, created_at, expires_at, \
+pub(crate) const SESSION_COLUMNS: &str = "transaction_id, version, state, created_at, expires_at, \
      updated_at, euicc_challenge, server_challenge, ci_key_id, eid, euicc_public_key, iccid, \
      cc_required, smdp_signature2, euicc_otpk";
 
@@ -26,11 +26,9 @@ impl SqlStore {
         tid: &TransactionId,
     ) -> Result<Option<Versioned<SessionRecord>>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(tid.as_bytes().to_vec())
-            .fetch_optional(self.reader())
-            .await
-            .map_err(backend_err)?;
+        let row = self
+            .hot_fetch_optional(sqlx::query(AssertSqlSafe(sql)).bind(tid.as_bytes().to_vec()))
+            .await?;
         row.map(|r| session_row(&r)).transpose()
     }
 
@@ -102,15 +100,17 @@ impl SqlStore {
         now: Timestamp,
         up_to: u64,
     ) -> Result<u64, StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
-             WHERE state = 'initiated' AND expires_at >= $1 LIMIT $2) pending",
-        )
-        .bind(now.millis())
-        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-        .fetch_one(self.reader())
-        .await
-        .map_err(backend_err)?;
+        let row = self
+            .hot_fetch_optional(
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
+                     WHERE state = 'initiated' AND expires_at >= $1 LIMIT $2) pending",
+                )
+                .bind(now.millis())
+                .bind(i64::try_from(up_to).unwrap_or(i64::MAX)),
+            )
+            .await?
+            .ok_or_else(|| StoreError::Backend("COUNT gave no row".into()))?;
         let n: i64 = col(&row, "n")?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -174,7 +174,7 @@ pub(crate) fn session_vals(s: &SessionRecord) -> Vec<Val> {
     ]
 }
 
-fn session_row(r: &AnyRow) -> Result<Versioned<SessionRecord>, StoreError> {
+pub(crate) fn session_row(r: &AnyRow) -> Result<Versioned<SessionRecord>, StoreError> {
     let tid: Vec<u8> = col(r, "transaction_id")?;
     let transaction_id = TransactionId::from_bytes(&tid)
         .map_err(|_| corrupt("transaction id", hex::encode(&tid)))?;

@@ -163,7 +163,8 @@ impl Writes {
     }
 }
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
+/// A query of the `Any` driver with its bind values.
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, Any, AnyArguments>;
 
 pub(crate) fn bind_all(mut q: AnyQuery<'_>, vals: Vec<Val>) -> AnyQuery<'_> {
     for v in vals {

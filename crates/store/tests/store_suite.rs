@@ -1092,3 +1092,156 @@ async fn session_bindings_on<S: Store>(store: &S, backend: &str) {
         "{backend}"
     );
 }
+
+#[tokio::test]
+async fn step_loads_give_what_record_by_record_loads_give() {
+    on_every_store!(3, step_loads_on);
+}
+
+/// What [`StepLoadStore::session_and_profile`] must give: the session, and
+/// the profile `selector` names when the session exists.
+async fn by_records_for_client<S: Store>(
+    store: &S,
+    tid: &TransactionId,
+    selector: Option<&ProfileSelector>,
+) -> (
+    Option<Versioned<SessionRecord>>,
+    Option<Versioned<ProfileRecord>>,
+) {
+    let session = store.session(tid).await.unwrap();
+    let profile = match (&session, selector) {
+        (Some(_), Some(sel)) => store.find_profile(sel).await.unwrap(),
+        _ => None,
+    };
+    (session, profile)
+}
+
+/// What [`StepLoadStore::session_and_bound_profile`] must give.
+async fn by_records_for_bound<S: Store>(
+    store: &S,
+    tid: &TransactionId,
+    personalisation: bool,
+) -> (
+    Option<Versioned<SessionRecord>>,
+    Option<Versioned<ProfileRecord>>,
+    Option<Personalisation>,
+) {
+    let session = store.session(tid).await.unwrap();
+    let bound = session
+        .as_ref()
+        .and_then(|s| s.record.binding())
+        .map(|b| b.iccid.clone());
+    let profile = match &bound {
+        Some(i) => store
+            .find_profile(&ProfileSelector::Iccid(i.clone(), None))
+            .await
+            .unwrap(),
+        None => None,
+    };
+    let values = match (&bound, personalisation && profile.is_some()) {
+        (Some(i), true) => store.personalisation(i).await.unwrap(),
+        _ => None,
+    };
+    (session, profile, values)
+}
+
+async fn step_loads_on<S: Store>(store: &S, backend: &str) {
+    // Profile 0 released by matching id to eid(); session 60 waits for
+    // authenticateClient, 61 is bound to profile 0, 62 to profile 2 (which
+    // has no order), 63 cancelled before it was bound; 64 is unknown.
+    let mut p = load(store, 0).await;
+    let policy = OrderPolicy::default();
+    p.record.allocate(None, Timestamp(2), &policy).unwrap();
+    p.record
+        .confirm(
+            Confirmation {
+                eid: Some(eid()),
+                matching_id: MatchingId::new("STEP-LOADS").unwrap(),
+                confirmation_code: None,
+                smds_address: None,
+                release: true,
+            },
+            Timestamp(2),
+        )
+        .unwrap();
+    store.commit(profile_change(p, Vec::new())).await.unwrap();
+    for n in 60..=63 {
+        store.commit(insert(session_record(n))).await.unwrap();
+    }
+    for (n, profile) in [(61, 0), (62, 2)] {
+        let mut s = store
+            .session(&session_record(n).transaction_id)
+            .await
+            .unwrap()
+            .unwrap();
+        s.record
+            .authenticate(binding(iccid(profile)), Timestamp(3))
+            .unwrap();
+        store.commit(update(s)).await.unwrap();
+    }
+    let mut cancelled = store
+        .session(&session_record(63).transaction_id)
+        .await
+        .unwrap()
+        .unwrap();
+    cancelled.record.cancel(Timestamp(3));
+    store.commit(update(cancelled)).await.unwrap();
+
+    let selectors = [
+        None,
+        Some(ProfileSelector::MatchingId(
+            MatchingId::new("STEP-LOADS").unwrap(),
+        )),
+        Some(ProfileSelector::MatchingId(
+            MatchingId::new("NONE").unwrap(),
+        )),
+        Some(ProfileSelector::ReleasedForEid(eid())),
+        Some(ProfileSelector::Iccid(iccid(1), Some(op()))),
+        Some(ProfileSelector::Iccid(
+            iccid(1),
+            Some(OperatorId::new("other").unwrap()),
+        )),
+    ];
+    for n in 60..=64 {
+        let tid = session_record(n).transaction_id;
+        for selector in &selectors {
+            let got = store
+                .session_and_profile(&tid, selector.as_ref())
+                .await
+                .unwrap();
+            let want = by_records_for_client(store, &tid, selector.as_ref()).await;
+            assert_eq!(
+                (got.session, got.profile),
+                want,
+                "{backend}: session {n}, {selector:?}"
+            );
+            assert!(got.personalisation.is_none(), "{backend}");
+        }
+        for personalisation in [false, true] {
+            let got = store
+                .session_and_bound_profile(&tid, personalisation)
+                .await
+                .unwrap();
+            let want = by_records_for_bound(store, &tid, personalisation).await;
+            assert_eq!(
+                (got.session, got.profile, got.personalisation),
+                want,
+                "{backend}: session {n}, personalisation {personalisation}"
+            );
+        }
+    }
+    // The cases above are not vacuous: a bound session finds its profile
+    // and its values, the waiting one its order by matching id.
+    let bound = store
+        .session_and_bound_profile(&session_record(61).transaction_id, true)
+        .await
+        .unwrap();
+    assert_eq!(bound.profile.unwrap().record.iccid, iccid(0), "{backend}");
+    assert_eq!(bound.personalisation.unwrap().iccid, iccid(0), "{backend}");
+    let waiting = store
+        .session_and_profile(&session_record(60).transaction_id, selectors[1].as_ref())
+        .await
+        .unwrap();
+    assert!(waiting.session.is_some(), "{backend}");
+    assert_eq!(waiting.profile.unwrap().record.iccid, iccid(0), "{backend}");
+}

@@ -19,7 +19,7 @@ use crate::service::ProfileTemplate;
 use crate::session::{Binding, SessionPhase, SessionRecord};
 use crate::step::{ATTEMPTS, Outcome};
 use crate::store::{
-    Changes, ProfileSelector, ProfileWrite, SessionWrite, Store, StoreError, Versioned,
+    Changes, ProfileSelector, ProfileWrite, SessionWrite, StepRecords, Store, StoreError, Versioned,
 };
 use crate::time::Timestamp;
 
@@ -271,11 +271,12 @@ impl<S: Store> Smdp<S> {
     ) -> Result<AuthenticateClientResponse, Es9Error> {
         let (tid, selector) = authenticate_client_loads(req)?;
         for _ in 0..ATTEMPTS {
-            let session = self.store.session(&tid).await?;
-            let profile = match (&session, &selector) {
-                (Some(_), Some(sel)) => self.store.find_profile(sel).await?,
-                _ => None,
-            };
+            let StepRecords {
+                session, profile, ..
+            } = self
+                .store
+                .session_and_profile(&tid, selector.as_ref())
+                .await?;
             let template = match &profile {
                 Some(p) => Some(
                     self.profile_template(&p.record, now)

@@ -290,16 +290,8 @@ impl<S: Store> Smdp<S> {
         for _ in 0..ATTEMPTS {
             let (session, profile) = match notification.transaction_id() {
                 Some(tid) => {
-                    let session = self.store.session(tid).await?;
-                    let profile = match session.as_ref().and_then(|s| s.record.binding()) {
-                        Some(b) => {
-                            self.store
-                                .find_profile(&ProfileSelector::Iccid(b.iccid.clone(), None))
-                                .await?
-                        }
-                        None => None,
-                    };
-                    (session, profile)
+                    let records = self.store.session_and_bound_profile(tid, false).await?;
+                    (records.session, records.profile)
                 }
                 None => match notification.named_iccid() {
                     Some(iccid) => {

@@ -19,7 +19,7 @@ use crate::service::ProfileTemplate;
 use crate::session::{Binding, SessionRecord, SessionState};
 use crate::step::{ATTEMPTS, Outcome};
 use crate::store::{
-    Changes, ProfileSelector, ProfileWrite, SessionWrite, Store, StoreError, Versioned,
+    Changes, ProfileWrite, SessionWrite, StepRecords, Store, StoreError, Versioned,
 };
 use crate::time::Timestamp;
 
@@ -261,26 +261,19 @@ impl<S: Store> Smdp<S> {
     ) -> Result<GetBoundProfilePackageResponse, Es9Error> {
         let tid = parse_tid(&req.transaction_id)?;
         for _ in 0..ATTEMPTS {
-            let session = self.store.session(&tid).await?;
-            let iccid = session
-                .as_ref()
-                .and_then(|s| s.record.binding())
-                .map(|b| b.iccid.clone());
-            let (mut profile, mut template, mut personalisation) = (None, None, None);
-            if let Some(iccid) = iccid {
-                profile = self
-                    .store
-                    .find_profile(&ProfileSelector::Iccid(iccid.clone(), None))
-                    .await?;
-                if let Some(p) = &profile {
-                    template = Some(
-                        self.profile_template(&p.record, now)
-                            .await
-                            .map_err(|e| Es9Error::Internal(e.to_string()))?,
-                    );
-                    personalisation = self.store.personalisation(&iccid).await?;
-                }
-            }
+            let StepRecords {
+                session,
+                profile,
+                personalisation,
+            } = self.store.session_and_bound_profile(&tid, true).await?;
+            let template = match &profile {
+                Some(p) => Some(
+                    self.profile_template(&p.record, now)
+                        .await
+                        .map_err(|e| Es9Error::Internal(e.to_string()))?,
+                ),
+                None => None,
+            };
             let inputs = PackageInputs {
                 session,
                 profile,

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use crate::ids::TransactionId;
 use crate::session::{SessionRecord, SessionState};
-use crate::store::{SessionStore, StoreResult, Version, Versioned};
+use crate::store::{SessionStore, StepLoadStore, StoreResult, Version, Versioned};
 use crate::time::Timestamp;
 
 use catalog::Catalog;
@@ -130,6 +130,9 @@ impl MemStore {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Record by record: each load is a lookup in memory.
+impl StepLoadStore for MemStore {}
 
 impl SessionStore for MemStore {
     async fn session(&self, tid: &TransactionId) -> StoreResult<Option<Versioned<SessionRecord>>> {

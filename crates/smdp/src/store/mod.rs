@@ -20,6 +20,8 @@
 //! - [`ProfileStore`]: profiles and the orders on them.
 //! - [`SessionStore`]: ES9+ download sessions.
 //! - [`OutboxStore`]: the ES2+ callback outbox and ES2+ call slots.
+//! - [`StepLoadStore`]: the loads of an ES9+ step asked for together (one
+//!   round trip where the store can), with record-by-record defaults.
 //! - [`CommitStore`]: the one write path of versioned records, which spans
 //!   sessions, profiles, callbacks and notifications in one transaction.
 //!
@@ -32,6 +34,7 @@ mod end_of_life;
 mod outbox;
 mod profiles;
 mod sessions;
+mod step_loads;
 
 use thiserror::Error;
 
@@ -41,6 +44,7 @@ pub use end_of_life::EndOfLifeStore;
 pub use outbox::{CallSlot, CallbackRecord, NotificationRecord, OutboxStore};
 pub use profiles::{NewProfile, ProfileFilter, ProfileSelector, ProfileStore};
 pub use sessions::SessionStore;
+pub use step_loads::{StepLoadStore, StepRecords};
 
 /// A persistence failure.
 #[derive(Debug, Error)]
@@ -105,6 +109,12 @@ impl<T> Versioned<T> {
 }
 
 /// Every store the SM-DP+ uses: what [`crate::Smdp`] runs on.
-pub trait Store: CatalogStore + ProfileStore + SessionStore + OutboxStore + CommitStore {}
+pub trait Store:
+    CatalogStore + ProfileStore + SessionStore + StepLoadStore + OutboxStore + CommitStore
+{
+}
 
-impl<T> Store for T where T: CatalogStore + ProfileStore + SessionStore + OutboxStore + CommitStore {}
+impl<T> Store for T where
+    T: CatalogStore + ProfileStore + SessionStore + StepLoadStore + OutboxStore + CommitStore
+{
+}
