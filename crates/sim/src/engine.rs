@@ -83,27 +83,6 @@ pub fn run(
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Collected, SimError> {
-    run_keeping(scenario, options, progress).map(|(c, _)| c)
-}
-
-/// What a run leaves behind to be freed: its devices and their eUICCs, the
-/// fleet and the eIM. [`run_keeping`] hands it back so that the caller can
-/// free it alongside other work (at a million devices freeing takes
-/// seconds).
-pub struct Leftovers(#[allow(dead_code)] Box<dyn Send>);
-
-impl std::fmt::Debug for Leftovers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Leftovers").finish_non_exhaustive()
-    }
-}
-
-/// [`run`], handing back what the run leaves to free.
-pub fn run_keeping(
-    scenario: &Scenario,
-    options: &RunOptions,
-    progress: &mut dyn FnMut(&Progress),
-) -> Result<(Collected, Leftovers), SimError> {
     let started = Instant::now();
     let devices = options.devices.unwrap_or(scenario.scenario.devices);
     if devices == 0 || devices > 50_000_000 {
@@ -515,10 +494,7 @@ pub fn run_keeping(
     c.loop_s = loop_started.elapsed().as_secs_f64();
     c.shards_s = shards_s;
     c.duration_ms = duration;
-    Ok((
-        c,
-        Leftovers(Box::new((shards, fleet, factory, downloads, population))),
-    ))
+    Ok(c)
 }
 
 /// The fleet with every device of `population` as deployed: primary

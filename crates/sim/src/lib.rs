@@ -36,7 +36,7 @@ pub mod report;
 pub mod scenario;
 pub mod shard;
 
-pub use engine::{Leftovers, Progress, RunOptions, run, run_keeping};
+pub use engine::{Progress, RunOptions, run};
 pub use error::SimError;
 pub use report::{Collected, Summary};
 pub use scenario::Scenario;
@@ -49,19 +49,8 @@ pub fn simulate(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
     let started = std::time::Instant::now();
-    let (collected, leftovers) = engine::run_keeping(scenario, options, progress)?;
-    // The run's devices, eUICCs and fleet are freed on another thread while
-    // this one computes the metrics (when the run may use two); both are
-    // done before the wall time is taken.
-    let metrics = if collected.threads > 1 {
-        std::thread::scope(|scope| {
-            scope.spawn(move || drop(leftovers));
-            collected.metrics()
-        })
-    } else {
-        drop(leftovers);
-        collected.metrics()
-    };
+    let collected = run(scenario, options, progress)?;
+    let metrics = collected.metrics();
     let wall_s = started.elapsed().as_secs_f64();
     let costs = cost::EcCosts::measure();
     let summary = Summary::new(&collected, &metrics, costs, wall_s);
