@@ -27,15 +27,23 @@
 use std::any::Any as StdAny;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use ferrosim_smdp::store::StoreError;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs in one group: bounds the time a caller waits for the commit.
 const MAX_GROUP: usize = 64;
+
+/// How long the writer keeps the pool's one connection for groups that
+/// follow each other without a pause, before it gives other users of the
+/// pool (imports, purges, maintenance) their turn. Taking the connection
+/// from the pool and giving it back cost a hand-off to its thread each.
+const HOLD: Duration = Duration::from_millis(20);
 
 /// What a job gives back, type-erased on the way through the queue.
 type Output = Box<dyn StdAny + Send>;
@@ -109,25 +117,76 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
                 None => return,
             }
         }
-        run_group(&pool, &mut pending, &mut rx).await;
+        let mut writer = match pool.acquire().await {
+            Ok(conn) => Writer {
+                conn,
+                unsafe_to_reuse: false,
+            },
+            Err(e) => {
+                fail_all(&mut pending, &mut rx, &e.to_string());
+                continue;
+            }
+        };
+        // Group after group on this connection while jobs keep coming, for
+        // at most HOLD, so that other users of the pool get their turn.
+        let held = Instant::now();
+        loop {
+            writer.unsafe_to_reuse = true;
+            if !run_group(&mut writer.conn, &mut pending, &mut rx).await {
+                // Closed rather than given back (see `run_group`).
+                break;
+            }
+            writer.unsafe_to_reuse = false;
+            if held.elapsed() >= HOLD {
+                break;
+            }
+            if pending.is_empty() {
+                match rx.try_recv() {
+                    Ok(job) => pending.push_back(job),
+                    Err(_) => break,
+                }
+            }
+        }
     }
 }
 
-/// Runs one group: the pending jobs and whatever arrives meanwhile, up to
-/// [`MAX_GROUP`], then commits.
+/// The writer's connection while it runs groups. It is closed rather than
+/// given back to the pool when it may be inside a group's transaction: after
+/// a failed group, or when the writer stops half-way through one (the
+/// runtime shutting down drops its task).
+struct Writer {
+    conn: PoolConnection<Any>,
+    unsafe_to_reuse: bool,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.unsafe_to_reuse {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Runs one group on `conn`: the pending jobs and whatever arrives
+/// meanwhile, up to [`MAX_GROUP`], then commits. `false` when the
+/// connection must not be used again: a job panicked or the commit failed
+/// (SQLite may then have left the transaction open, its `ROLLBACK` failing
+/// as its `COMMIT` did, and a connection inside a transaction would refuse
+/// every later `BEGIN`).
+///
+/// `BEGIN` and `COMMIT` are plain statements rather than sqlx's
+/// transaction, whose begin and commit each hold the connection's thread
+/// until the caller took the answer.
 async fn run_group(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     pending: &mut VecDeque<Job>,
     rx: &mut mpsc::UnboundedReceiver<Job>,
-) {
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c,
-        Err(e) => return fail_all(pending, rx, &e.to_string()),
-    };
-    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(pending, rx, &e.to_string()),
-    };
+) -> bool {
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        fail_all(pending, rx, &e.to_string());
+        // A connection that cannot begin is not trusted with the next group.
+        return false;
+    }
     let mut done: Vec<(oneshot::Sender<Result<Output, StoreError>>, Output)> = Vec::new();
     // Why a job of the group failed on the database's side (a full disk, an
     // I/O error): SQLite may then have rolled back the whole transaction,
@@ -137,7 +196,10 @@ async fn run_group(
         let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
             break;
         };
-        match AssertUnwindSafe((job.body)(&mut tx)).catch_unwind().await {
+        match AssertUnwindSafe((job.body)(&mut *conn))
+            .catch_unwind()
+            .await
+        {
             Ok(Ok(out)) => done.push((job.reply, out)),
             Ok(Err(e)) => {
                 if let StoreError::Backend(why) = &e {
@@ -152,28 +214,25 @@ async fn run_group(
                 let _ = job.reply.send(Err(StoreError::Backend(
                     "a write transaction panicked".into(),
                 )));
-                let _ = tx.rollback().await;
-                conn.close_on_drop();
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
                 for (reply, _) in done {
                     let _ = reply.send(Err(StoreError::Backend(
                         "rolled back: another write of the same group panicked".into(),
                     )));
                 }
-                return;
+                return false;
             }
         }
     }
-    match tx.commit().await {
-        Ok(()) => {
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => {
             for (reply, out) in done {
                 let _ = reply.send(Ok(out));
             }
+            true
         }
         Err(e) => {
-            // Nothing of the group is stored. The connection may still be
-            // inside the transaction (its ROLLBACK can fail as its COMMIT
-            // did): close it, so that the next group starts on a fresh one.
-            conn.close_on_drop();
+            // Nothing of the group is stored.
             let msg = match cause {
                 Some(cause) => format!("not stored, the transaction was rolled back: {cause}"),
                 None => format!("commit failed, nothing stored: {e}"),
@@ -182,6 +241,7 @@ async fn run_group(
             for (reply, _) in done {
                 let _ = reply.send(Err(StoreError::Backend(msg.clone())));
             }
+            false
         }
     }
 }
