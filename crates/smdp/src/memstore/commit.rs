@@ -1,7 +1,5 @@
 //! Committing a step's changes in memory: check everything, then apply.
 
-use std::collections::hash_map::Entry;
-
 use super::{MemStore, Stored};
 use crate::store::{Changes, CommitStore, SessionWrite, StoreError, StoreResult, Version};
 
@@ -48,19 +46,18 @@ impl CommitStore for MemStore {
         if let (Some(shard), Some(write)) = (shard.as_deref_mut(), session) {
             match write {
                 SessionWrite::Insert(record) => {
-                    shard.insert(
-                        record.transaction_id.clone(),
-                        Stored {
-                            record,
-                            version: Version::INITIAL,
-                        },
-                    );
+                    shard.put(Stored {
+                        record,
+                        version: Version::INITIAL,
+                    });
                 }
                 SessionWrite::Update { record, .. } => {
-                    if let Entry::Occupied(mut e) = shard.entry(record.transaction_id.clone()) {
-                        let stored = e.get_mut();
-                        stored.version = stored.version.next();
-                        stored.record = record;
+                    // Checked above: the record is there, at the expected version.
+                    if let Some(version) = shard.get(&record.transaction_id).map(|s| s.version) {
+                        shard.put(Stored {
+                            record,
+                            version: version.next(),
+                        });
                     }
                 }
             }

@@ -10,7 +10,10 @@
 //!
 //! Layout, for many concurrent callers and many records:
 //! - sessions, the hottest records (every ES9+ step reads and writes one),
-//!   in [`SESSION_SHARDS`] maps behind their own locks;
+//!   in [`SESSION_SHARDS`] maps behind their own locks, each with the
+//!   expiry times of its sessions still waiting for `authenticateClient`,
+//!   so that counting them (every `initiateAuthentication` does) reads only
+//!   those and not every session kept;
 //! - profiles in one map with the indexes the selectors need (matching id,
 //!   released orders per EID, available profiles per type, open orders by
 //!   expiry), maintained on every write, so no lookup scans;
@@ -28,7 +31,7 @@ mod end_of_life;
 mod outbox;
 mod profiles;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -79,8 +82,62 @@ impl Default for Inner {
     }
 }
 
-/// One lock's worth of sessions.
-type SessionShard = HashMap<TransactionId, Stored<SessionRecord>>;
+/// One lock's worth of sessions, and the expiry times of those of them
+/// that wait for `authenticateClient` (state [`SessionState::Initiated`]).
+#[derive(Default)]
+struct SessionShard {
+    records: HashMap<TransactionId, Stored<SessionRecord>>,
+    /// Expiry time -> number of waiting sessions expiring then. Kept in step
+    /// with `records` by every change below.
+    waiting: BTreeMap<Timestamp, u32>,
+}
+
+impl SessionShard {
+    fn get(&self, tid: &TransactionId) -> Option<&Stored<SessionRecord>> {
+        self.records.get(tid)
+    }
+
+    fn contains_key(&self, tid: &TransactionId) -> bool {
+        self.records.contains_key(tid)
+    }
+
+    /// Stores `stored` under its transaction id, replacing a record there.
+    fn put(&mut self, stored: Stored<SessionRecord>) {
+        self.note(&stored.record, true);
+        let tid = stored.record.transaction_id.clone();
+        if let Some(old) = self.records.insert(tid, stored) {
+            self.note(&old.record, false);
+        }
+    }
+
+    fn remove(&mut self, tid: &TransactionId) {
+        if let Some(old) = self.records.remove(tid) {
+            self.note(&old.record, false);
+        }
+    }
+
+    /// Counts `record` in (`add`) or out of the waiting sessions, if it waits.
+    fn note(&mut self, record: &SessionRecord, add: bool) {
+        if record.state() != SessionState::Initiated {
+            return;
+        }
+        let at = record.expires_at;
+        if add {
+            *self.waiting.entry(at).or_default() += 1;
+        } else if let Some(n) = self.waiting.get_mut(&at) {
+            *n -= 1;
+            if *n == 0 {
+                self.waiting.remove(&at);
+            }
+        }
+    }
+
+    /// Waiting sessions not expired at `now` (an `Initiated` session is
+    /// live until its expiry time, inclusive).
+    fn waiting_at(&self, now: Timestamp) -> u64 {
+        self.waiting.range(now..).map(|(_, n)| u64::from(*n)).sum()
+    }
+}
 
 /// A record and its version.
 #[derive(Debug, Clone)]
@@ -149,6 +206,7 @@ impl SessionStore for MemStore {
         for shard in &self.inner.sessions {
             let mut shard = lock(shard);
             let mut doomed: Vec<TransactionId> = shard
+                .records
                 .iter()
                 .filter(|(_, s)| {
                     let r = &s.record;
@@ -175,14 +233,114 @@ impl SessionStore for MemStore {
     async fn pending_sessions(&self, now: Timestamp, up_to: u64) -> StoreResult<u64> {
         let mut pending = 0u64;
         for shard in &self.inner.sessions {
-            pending += lock(shard)
-                .values()
-                .filter(|s| s.record.state() == SessionState::Initiated && s.record.is_live(now))
-                .count() as u64;
+            pending += lock(shard).waiting_at(now);
             if pending >= up_to {
                 return Ok(up_to);
             }
         }
         Ok(pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use ferrosim_ids::CiKeyId;
+
+    use super::*;
+    use crate::store::{Changes, CommitStore, SessionWrite};
+
+    fn initiated(n: u8, expires: i64) -> SessionRecord {
+        SessionRecord::initiated(
+            TransactionId::from_bytes(&[n; 16]).unwrap(),
+            [n; 16],
+            [2; 16],
+            CiKeyId::from_bytes(&[3; 20]).unwrap(),
+            Timestamp(1),
+            Timestamp(expires),
+        )
+    }
+
+    async fn write(store: &MemStore, session: SessionWrite) {
+        let changes = Changes {
+            session: Some(session),
+            ..Changes::default()
+        };
+        store.commit(changes).await.unwrap();
+    }
+
+    /// The waiting index follows every change: inserts count, a cancel and
+    /// a purge take a session out, a refused insert changes nothing.
+    #[tokio::test]
+    async fn waiting_sessions_follow_every_change() {
+        let store = MemStore::new();
+        for n in 0..10 {
+            write(
+                &store,
+                SessionWrite::Insert(initiated(n, 100 + i64::from(n % 3))),
+            )
+            .await;
+        }
+        assert_eq!(
+            store.pending_sessions(Timestamp(100), 1000).await.unwrap(),
+            10
+        );
+        assert_eq!(
+            store.pending_sessions(Timestamp(101), 1000).await.unwrap(),
+            6
+        );
+        assert_eq!(
+            store.pending_sessions(Timestamp(102), 1000).await.unwrap(),
+            3
+        );
+        assert_eq!(
+            store.pending_sessions(Timestamp(103), 1000).await.unwrap(),
+            0
+        );
+
+        // A cancelled session no longer waits.
+        let tid = TransactionId::from_bytes(&[2; 16]).unwrap();
+        let mut stored = store.session(&tid).await.unwrap().unwrap();
+        stored.record.cancel(Timestamp(50));
+        let expected = stored.version;
+        write(
+            &store,
+            SessionWrite::Update {
+                expected,
+                record: stored.record,
+            },
+        )
+        .await;
+        assert_eq!(
+            store.pending_sessions(Timestamp(100), 1000).await.unwrap(),
+            9
+        );
+        assert_eq!(
+            store.pending_sessions(Timestamp(102), 1000).await.unwrap(),
+            2
+        );
+
+        // A second insert of a transaction id is refused and counts nothing.
+        let again = Changes {
+            session: Some(SessionWrite::Insert(initiated(3, 500))),
+            ..Changes::default()
+        };
+        assert!(store.commit(again).await.is_err());
+        assert_eq!(
+            store.pending_sessions(Timestamp(103), 1000).await.unwrap(),
+            0
+        );
+
+        // The purge removes the expired waiting ones and the index with them.
+        assert_eq!(
+            store
+                .purge_sessions(Timestamp(101), Timestamp(0), 1000)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(store.pending_sessions(Timestamp(0), 1000).await.unwrap(), 5);
+        assert_eq!(store.pending_sessions(Timestamp(0), 3).await.unwrap(), 3);
     }
 }
