@@ -42,23 +42,49 @@ impl<'a> Node<'a> {
         sequence(self.tlv.value, self.value_offset())
     }
 
-    /// The first child with `tag`, if any.
+    /// The first child with `tag`, if any. Like [`Node::children`], every
+    /// child is read (a malformed one is an error even after the match),
+    /// without collecting them.
     pub fn find(&self, tag: u32) -> Result<Option<Node<'a>>, Error> {
-        Ok(self.children()?.into_iter().find(|c| c.tag() == tag))
+        let mut found = None;
+        for_each_in(self.tlv.value, self.value_offset(), |child| {
+            if found.is_none() && child.tag() == tag {
+                found = Some(child);
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// The first child, if any, without reading the others.
+    pub fn first_child(&self) -> Result<Option<Node<'a>>, Error> {
+        let value = self.tlv.value;
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let offset = self.value_offset();
+        let (tlv, _) = Tlv::parse(value).map_err(|e| Error::tlv(offset, e))?;
+        Ok(Some(Node { tlv, offset }))
     }
 }
 
 /// Splits `bytes` (found at `base` in the package) into consecutive TLVs.
 pub(crate) fn sequence(bytes: &[u8], base: usize) -> Result<Vec<Node<'_>>, Error> {
     let mut out = Vec::new();
+    for_each_in(bytes, base, |node| out.push(node))?;
+    Ok(out)
+}
+
+/// Calls `f` with each of the consecutive TLVs of `bytes` (found at `base`
+/// in the package), stopping at the first malformed one.
+fn for_each_in<'a>(bytes: &'a [u8], base: usize, mut f: impl FnMut(Node<'a>)) -> Result<(), Error> {
     let mut rest = bytes;
     while !rest.is_empty() {
         let offset = base + (bytes.len() - rest.len());
         let (tlv, tail) = Tlv::parse(rest).map_err(|e| Error::tlv(offset, e))?;
-        out.push(Node { tlv, offset });
+        f(Node { tlv, offset });
         rest = tail;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Checks that every constructed value inside `node` is itself a sequence of

@@ -7,6 +7,8 @@
 
 use std::ops::Range;
 
+use zeroize::Zeroize;
+
 use crate::element::{ElementKind, ProfileElement};
 use crate::error::Error;
 use crate::header::ProfileHeader;
@@ -36,32 +38,27 @@ impl ProfilePackage {
         Self::from_vec(bytes.to_vec())
     }
 
-    /// As [`ProfilePackage::parse`], taking ownership of the bytes.
-    pub fn from_vec(bytes: Vec<u8>) -> Result<Self, Error> {
-        let (elements, header) = {
-            let nodes = sequence(&bytes, 0)?;
-            let (first, last) = match (nodes.first(), nodes.last()) {
-                (Some(first), Some(last)) => (*first, *last),
-                _ => return Err(Error::EmptyPackage),
-            };
-            if first.tag() != ElementKind::Header.tag() {
-                return Err(Error::HeaderNotFirst { found: first.tag() });
+    /// As [`ProfilePackage::parse`], taking ownership of the bytes. The
+    /// bytes of a refused package are wiped (a package carries keys).
+    pub fn from_vec(mut bytes: Vec<u8>) -> Result<Self, Error> {
+        match index(&bytes) {
+            Ok((elements, header)) => Ok(ProfilePackage {
+                bytes,
+                elements,
+                header,
+            }),
+            Err(e) => {
+                bytes.zeroize();
+                Err(e)
             }
-            if last.tag() != ElementKind::End.tag() || nodes.len() < 2 {
-                return Err(Error::EndNotLast { found: last.tag() });
-            }
-            let mut elements = Vec::with_capacity(nodes.len());
-            for (index, node) in nodes.iter().enumerate() {
-                elements.push(entry(index, node, nodes.len())?);
-            }
-            let header = ProfileHeader::decode(&first)?;
-            (elements, header)
-        };
-        Ok(ProfilePackage {
-            bytes,
-            elements,
-            header,
-        })
+        }
+    }
+
+    /// Wipes the bytes (they carry keys and PINs) and forgets the elements;
+    /// the header stays. For a package that has served its purpose.
+    pub fn wipe(&mut self) {
+        self.bytes.zeroize();
+        self.elements.clear();
     }
 
     /// The package bytes, exactly as parsed.
@@ -112,6 +109,27 @@ impl ProfilePackage {
     }
 }
 
+/// Locates and validates the elements of `bytes` and decodes the header.
+fn index(bytes: &[u8]) -> Result<(Vec<ElementEntry>, ProfileHeader), Error> {
+    let nodes = sequence(bytes, 0)?;
+    let (first, last) = match (nodes.first(), nodes.last()) {
+        (Some(first), Some(last)) => (*first, *last),
+        _ => return Err(Error::EmptyPackage),
+    };
+    if first.tag() != ElementKind::Header.tag() {
+        return Err(Error::HeaderNotFirst { found: first.tag() });
+    }
+    if last.tag() != ElementKind::End.tag() || nodes.len() < 2 {
+        return Err(Error::EndNotLast { found: last.tag() });
+    }
+    let mut elements = Vec::with_capacity(nodes.len());
+    for (index, node) in nodes.iter().enumerate() {
+        elements.push(entry(index, node, nodes.len())?);
+    }
+    let header = ProfileHeader::decode(&first)?;
+    Ok((elements, header))
+}
+
 /// Validates one top-level element and records where it is.
 fn entry(index: usize, node: &Node<'_>, count: usize) -> Result<ElementEntry, Error> {
     let kind = ElementKind::from_tag(node.tag())
@@ -143,7 +161,7 @@ fn entry(index: usize, node: &Node<'_>, count: usize) -> Result<ElementEntry, Er
 /// Reads the `PEHeader` (first field, `[0]`) of a non-header element.
 /// Elements of kinds this module version does not know may lack it.
 fn pe_header(kind: ElementKind, node: &Node<'_>) -> Result<(Option<u16>, bool), Error> {
-    let first = node.children()?.into_iter().next();
+    let first = node.first_child()?;
     let header = match first {
         Some(h) if h.tag() == 0xA0 => h,
         _ if matches!(kind, ElementKind::Unknown(_)) => return Ok((None, false)),
@@ -206,6 +224,17 @@ mod tests {
         assert_eq!(end.identification, Some(1));
         assert!(end.mandated);
         assert_eq!(p.as_bytes(), &bytes[..]);
+    }
+
+    #[test]
+    fn wiped_package_is_empty() {
+        let bytes = [header_bytes(), end_bytes(1)].concat();
+        let mut p = ProfilePackage::from_vec(bytes).unwrap();
+        p.wipe();
+        assert!(p.as_bytes().is_empty());
+        assert!(p.is_empty());
+        assert_eq!(p.elements().count(), 0);
+        assert_eq!(p.header().iccid().unwrap().as_str(), "8949449999999990049");
     }
 
     #[test]

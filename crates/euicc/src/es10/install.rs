@@ -126,15 +126,21 @@ impl Isdr {
     fn install(
         &mut self,
         server: &ServerSession,
-        loaded: Loaded,
+        mut loaded: Loaded,
         now: Timestamp,
     ) -> Result<[u8; 16], LoadFailure> {
         let fail = |reason| LoadFailure {
             command: BppCommandId::LoadProfileElements,
             reason,
         };
-        let package = ProfilePackage::parse(&loaded.package)
-            .map_err(|_| fail(InstallErrorReason::PeProcessingError))?;
+        // The decrypted bytes are checked where they are, not copied; they
+        // are wiped when the installation ends, as is a refused package.
+        let plain = std::mem::take(&mut *loaded.package);
+        let package = WipedOnDrop(
+            ProfilePackage::from_vec(plain)
+                .map_err(|_| fail(InstallErrorReason::PeProcessingError))?,
+        );
+        let package = &package.0;
         // The metadata ICCID is coded as in EF.ICCID; some SM-DP+ write it
         // in plain BCD, which is accepted when it names the same profile.
         let iccid = Iccid::new(&package.header().iccid_digits)
@@ -164,7 +170,7 @@ impl Isdr {
             iccid,
             metadata_der: &loaded.metadata_der,
             metadata: &loaded.metadata,
-            package: &package,
+            package,
             summary: &summary,
             isdp_aid,
             dp_oid: loaded.dp_oid,
@@ -244,6 +250,16 @@ impl Isdr {
         });
         self.changed();
         Es10Reply::Data(pir)
+    }
+}
+
+/// A received profile package whose bytes (keys, PINs) are wiped when it
+/// is dropped.
+struct WipedOnDrop(ProfilePackage);
+
+impl Drop for WipedOnDrop {
+    fn drop(&mut self) {
+        self.0.wipe();
     }
 }
 
