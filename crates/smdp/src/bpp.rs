@@ -17,7 +17,7 @@
 //! seeded generator makes the whole package repeat except smdpSign (an
 //! ECDSA signature, whose nonce the signing backend draws itself).
 
-use ferrosim_asn1::tlv::{tlv, write_tlv};
+use ferrosim_asn1::tlv::{tlv, write_length, write_tag};
 use ferrosim_crypto::bsp::BspEncryptor;
 use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_crypto::ecka::OneTimeKeyPair;
@@ -113,18 +113,31 @@ pub fn build_bpp(
     ));
     let replace_keys = tlv(0xA2, &session.encrypt_and_mac(0x87, &replace)?);
 
+    // The profile segments, then the package around them: the segments
+    // (most of the package) are copied once, into the package.
     let mut profile = BspEncryptor::new(&profile_keys);
-    let segments = profile.encrypt_and_mac_segments(0x86, input.profile)?;
-    let mut profile_part = Vec::with_capacity(input.profile.len() + segments.len() * 32 + 8);
-    write_tlv(&mut profile_part, 0xA3, &segments.concat());
+    let mut segments = Vec::new();
+    profile.encrypt_and_mac_segments_into(0x86, input.profile, &mut segments)?;
+    let mut a3_header = Vec::with_capacity(8);
+    write_tag(&mut a3_header, 0xA3);
+    write_length(&mut a3_header, segments.len());
 
-    let mut body = Vec::with_capacity(
-        init.len() + configure.len() + metadata.len() + replace_keys.len() + profile_part.len(),
-    );
-    for part in [&init, &configure, &metadata, &replace_keys, &profile_part] {
-        body.extend_from_slice(part);
+    let parts: [&[u8]; 6] = [
+        &init,
+        &configure,
+        &metadata,
+        &replace_keys,
+        &a3_header,
+        &segments,
+    ];
+    let body_len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut bpp = Vec::with_capacity(body_len + 8);
+    write_tag(&mut bpp, 0xBF36);
+    write_length(&mut bpp, body_len);
+    for part in parts {
+        bpp.extend_from_slice(part);
     }
-    Ok(tlv(0xBF36, &body))
+    Ok(bpp)
 }
 
 /// otSK/otPK.DP.ECKA from 32 random bytes of `rng` (drawn again in the
