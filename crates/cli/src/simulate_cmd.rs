@@ -129,15 +129,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
-        let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} simulated {pos}/{len} s [{bar:30}] {elapsed} wall  {msg}",
-            )
-            .context("progress bar template")?
-            .progress_chars("=> "),
-        );
-        bar
+        scenario_bar(&scenario, "simulated")?
     };
     let mut progress = |p: &Progress| {
         bar.set_position(u64::try_from(p.sim_ms / 1000).unwrap_or(0));
@@ -208,6 +200,20 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// A shipped scenario by name, or a file.
+/// The progress bar of a run over `scenario`'s duration in seconds, its
+/// position shown as "`clock` {pos}/{len} s".
+pub(crate) fn scenario_bar(scenario: &Scenario, clock: &str) -> anyhow::Result<ProgressBar> {
+    let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {clock} {{pos}}/{{len}} s [{{bar:30}}] {{elapsed}} wall  {{msg}}"
+        ))
+        .context("progress bar template")?
+        .progress_chars("=> "),
+    );
+    Ok(bar)
+}
+
 fn load(name: &str) -> anyhow::Result<Scenario> {
     let path = Path::new(name);
     if path.extension().is_some_and(|e| e == "toml") || path.exists() {

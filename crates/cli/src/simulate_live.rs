@@ -15,9 +15,10 @@ use ferrosim_ids::MatchingId;
 use ferrosim_server::es2_client::{Es2Client, Es2ClientError};
 use ferrosim_sim::live::{EumIssuer, LiveOptions, LiveProgress, OrderDesk, Ordered, Target};
 use ferrosim_sim::{Scenario, Summary};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::admin_cmd::block_on;
+use crate::simulate_cmd::scenario_bar;
 
 /// Phones of a full-fidelity run when `--devices` is not given.
 pub const DEFAULT_DEVICES: u32 = 100;
@@ -170,15 +171,7 @@ pub fn run(scenario: &Scenario, args: LiveArgs) -> anyhow::Result<()> {
             "ferrosim simulate {} in full fidelity against {}: {} phones, arrivals at {time_scale:.1}x, at most {} s",
             scenario.scenario.name, target.base_url, options.devices, args.max_duration
         );
-        let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} scenario {pos}/{len} s [{bar:30}] {elapsed} wall  {msg}",
-            )
-            .context("progress bar template")?
-            .progress_chars("=> "),
-        );
-        bar
+        scenario_bar(scenario, "scenario")?
     };
     let mut progress = |p: &LiveProgress| {
         bar.set_position(u64::try_from(p.sim_ms / 1000).unwrap_or(0));
@@ -260,15 +253,7 @@ fn run_iot(
             "ferrosim simulate {} in full fidelity against {}: {} IoT devices, the event at {time_scale:.1}x, at most {} s",
             scenario.scenario.name, options.target.base_url, options.devices, args.max_duration
         );
-        let bar = ProgressBar::new(scenario.scenario.duration.millis() / 1000);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} scenario {pos}/{len} s [{bar:30}] {elapsed} wall  {msg}",
-            )
-            .context("progress bar template")?
-            .progress_chars("=> "),
-        );
-        bar
+        scenario_bar(scenario, "scenario")?
     };
     let mut progress = |p: &LiveProgress| {
         bar.set_position(u64::try_from(p.sim_ms / 1000).unwrap_or(0));

@@ -39,8 +39,8 @@
 //! [`MAX_IOT_DEVICES`] devices and the run's `max_duration`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
@@ -63,10 +63,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::rollout::{self, AgentApns, LiveRollout};
-use super::{Ctx, EumIssuer, LiveNet, LiveOptions, LiveProgress, Target};
+use super::{Ctx, EumIssuer, LiveOptions, LiveProgress, Target};
 use crate::engine::T0;
 use crate::error::SimError;
-use crate::network::{AreaIx, Attach, CarrierIx, Load, Network};
+use crate::network::{AreaIx, Attach, CarrierIx, Network};
 use crate::population::Population;
 use crate::report::{Bucket, Collected, SecondsPercentiles, seconds};
 use crate::scenario::Scenario;
@@ -460,23 +460,13 @@ pub async fn run(
     let event_start = Instant::now();
     let event_epoch_ms = Timestamp::now().0;
     let converged_at_start = shared.converged.load(Ordering::Relaxed);
-    let ctx = Arc::new(Ctx {
-        network: network.clone(),
-        population: population.clone(),
-        client: shared.direct.clone(),
-        net: Mutex::new(LiveNet {
-            load: Load::new(network.carriers(), network.areas()),
-            budget: network.budget(1000, 1),
-            window: event_start,
-            leaves: Vec::new(),
-        }),
+    let ctx = Arc::new(Ctx::new(
+        &network,
+        &population,
+        shared.direct.clone(),
         event_start,
         time_scale,
-        started: AtomicU64::new(0),
-        done: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        registered: AtomicU64::new(0),
-    });
+    ));
     let _ = event_tx.send(Some(Arc::clone(&ctx)));
 
     // The outages' declarations at their scenario times.
@@ -573,37 +563,37 @@ pub async fn run(
         .collect();
     for r in &records {
         let Some(eid) = r.eid else { continue };
+        // A report of the device's own, at scenario time `t` on carrier index `carrier`.
+        let device_event = |t: &i64, carrier: &CarrierIx, kind: EventKind| Event {
+            at: ferrosim_telemetry::Timestamp(T0 + t),
+            activation: None,
+            device: eid,
+            source: Source::Device,
+            dims: Dims {
+                carrier: carrier_syms.get(usize::from(*carrier)).copied().flatten(),
+                ..Dims::default()
+            },
+            kind,
+        };
         for (t, outcome, carrier, profile) in &r.attempts {
-            c.events.push(Event {
-                at: ferrosim_telemetry::Timestamp(T0 + t),
-                activation: None,
-                device: eid,
-                source: Source::Device,
-                dims: Dims {
-                    carrier: carrier_syms.get(usize::from(*carrier)).copied().flatten(),
-                    ..Dims::default()
-                },
-                kind: EventKind::Registration {
+            c.events.push(device_event(
+                t,
+                carrier,
+                EventKind::Registration {
                     profile: *profile,
                     outcome: *outcome,
                 },
-            });
+            ));
         }
         for (t, latency_ms, loss_permille, carrier) in &r.data_paths {
-            c.events.push(Event {
-                at: ferrosim_telemetry::Timestamp(T0 + t),
-                activation: None,
-                device: eid,
-                source: Source::Device,
-                dims: Dims {
-                    carrier: carrier_syms.get(usize::from(*carrier)).copied().flatten(),
-                    ..Dims::default()
-                },
-                kind: EventKind::DataPath {
+            c.events.push(device_event(
+                t,
+                carrier,
+                EventKind::DataPath {
                     latency_ms: *latency_ms,
                     loss_permille: *loss_permille,
                 },
-            });
+            ));
         }
         for ms in &r.apns.exposure {
             c.bad_apn_exposure.push((r.n, *ms));

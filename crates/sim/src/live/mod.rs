@@ -254,6 +254,34 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// A run's shared context with its event starting at `event_start`, no
+    /// device counted yet and the network's load empty.
+    pub(crate) fn new(
+        network: &Network,
+        population: &Population,
+        client: HttpsEs9Client,
+        event_start: Instant,
+        time_scale: f64,
+    ) -> Self {
+        Self {
+            network: network.clone(),
+            population: population.clone(),
+            client,
+            net: Mutex::new(LiveNet {
+                load: Load::new(network.carriers(), network.areas()),
+                budget: network.budget(1000, 1),
+                window: event_start,
+                leaves: Vec::new(),
+            }),
+            event_start,
+            time_scale,
+            started: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            registered: AtomicU64::new(0),
+        }
+    }
+
     /// The scenario's clock now (ms from its start).
     fn sim_ms(&self) -> i64 {
         (self.event_start.elapsed().as_secs_f64() * 1000.0 * self.time_scale) as i64
@@ -428,23 +456,13 @@ pub async fn run<D: OrderDesk>(
 
     // The event.
     let event_start = Instant::now();
-    let ctx = Arc::new(Ctx {
-        network: network.clone(),
-        population: population.clone(),
+    let ctx = Arc::new(Ctx::new(
+        &network,
+        &population,
         client,
-        net: Mutex::new(LiveNet {
-            load: Load::new(network.carriers(), network.areas()),
-            budget: network.budget(1000, 1),
-            window: event_start,
-            leaves: Vec::new(),
-        }),
         event_start,
         time_scale,
-        started: AtomicU64::new(0),
-        done: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        registered: AtomicU64::new(0),
-    });
+    ));
     let dims = record::Dimensions::new(scenario, &population, &network, &options.target.address)?;
     let slots = Arc::new(Semaphore::new(options.concurrency));
     let mut tasks = JoinSet::new();

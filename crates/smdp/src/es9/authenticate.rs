@@ -277,14 +277,7 @@ impl<S: Store> Smdp<S> {
                 .store
                 .session_and_profile(&tid, selector.as_ref())
                 .await?;
-            let template = match &profile {
-                Some(p) => Some(
-                    self.profile_template(&p.record, now)
-                        .await
-                        .map_err(|e| Es9Error::Internal(e.to_string()))?,
-                ),
-                None => None,
-            };
+            let template = self.step_template(profile.as_ref(), now).await?;
             let outcome = authenticate_client(
                 &self.config,
                 req,

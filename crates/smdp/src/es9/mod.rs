@@ -158,3 +158,23 @@ pub(crate) fn parse_tid(text: &str) -> Result<TransactionId, Es9Error> {
 pub(crate) fn bad_der(what: &'static str) -> impl Fn(ferrosim_asn1::Error) -> Es9Error {
     move |e| Es9Error::BadRequest(format!("{what}: {e}"))
 }
+
+impl<S: crate::store::Store> crate::Smdp<S> {
+    /// The profile type a step's profile (if it found one) is built from,
+    /// from the cache when fresh; a type that cannot be loaded is an
+    /// internal error of the step.
+    pub(crate) async fn step_template(
+        &self,
+        profile: Option<&crate::store::Versioned<crate::order::ProfileRecord>>,
+        now: crate::time::Timestamp,
+    ) -> Result<Option<std::sync::Arc<crate::service::ProfileTemplate>>, Es9Error> {
+        match profile {
+            Some(p) => self
+                .profile_template(&p.record, now)
+                .await
+                .map(Some)
+                .map_err(|e| Es9Error::Internal(e.to_string())),
+            None => Ok(None),
+        }
+    }
+}

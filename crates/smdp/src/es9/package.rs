@@ -266,14 +266,7 @@ impl<S: Store> Smdp<S> {
                 profile,
                 personalisation,
             } = self.store.session_and_bound_profile(&tid, true).await?;
-            let template = match &profile {
-                Some(p) => Some(
-                    self.profile_template(&p.record, now)
-                        .await
-                        .map_err(|e| Es9Error::Internal(e.to_string()))?,
-                ),
-                None => None,
-            };
+            let template = self.step_template(profile.as_ref(), now).await?;
             let inputs = PackageInputs {
                 session,
                 profile,
