@@ -19,7 +19,7 @@ use ferrosim_testkit::serve::ServeCommand;
 use ferrosim_testkit::{OPERATOR, PROFILE_TYPE, audit};
 use serde_json::Value;
 
-use common::{FERROSIM, seed, spawn};
+use common::{FERROSIM, seed, simulate_json, spawn};
 
 /// Phones of the run (and profiles in the SM-DP+'s stock).
 const PHONES: u64 = 20;
@@ -93,18 +93,7 @@ async fn festival_phones_download_from_serve_over_https() {
         "--json",
     ]
     .map(str::to_owned);
-    let run = tokio::task::spawn_blocking(move || {
-        ferrosim_command(FERROSIM)
-            .arg("simulate")
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = output_text(&run);
-    assert!(run.status.success(), "{text}");
-    let summary: Value = serde_json::from_slice(&run.stdout).expect(&text);
+    let summary = simulate_json(args.to_vec()).await;
 
     // Every phone's order was placed at the SM-DP+, downloaded, installed
     // and enabled, as the SM-DP+'s own store records it.

@@ -20,8 +20,9 @@ mod sim_target;
 
 use std::collections::BTreeMap;
 
+use common::refused;
 use serde_json::Value;
-use sim_target::{Run, get, p, prefix, refused, run_against_serve};
+use sim_target::{Run, get, p, prefix, run_against_serve};
 
 /// IoT devices of the run.
 const DEVICES: u32 = 20;

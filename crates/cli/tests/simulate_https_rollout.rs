@@ -24,8 +24,9 @@ mod sim_target;
 
 use std::collections::BTreeSet;
 
+use common::refused;
 use serde_json::Value;
-use sim_target::{Run, get, refused, run_against_serve};
+use sim_target::{Run, get, run_against_serve};
 
 /// Devices of the run (about half in each group).
 const DEVICES: u32 = 30;

@@ -73,6 +73,24 @@ pub fn refused(args: &[&str], expected: &str) {
     );
 }
 
+/// Runs `ferrosim simulate ARGS` on a blocking thread (the test's runtime
+/// keeps serving while it runs); it must succeed and print its summary as
+/// one JSON object, which is returned.
+pub async fn simulate_json(args: Vec<String>) -> serde_json::Value {
+    let run = tokio::task::spawn_blocking(move || {
+        ferrosim_command(FERROSIM)
+            .arg("simulate")
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = output_text(&run);
+    assert!(run.status.success(), "{text}");
+    serde_json::from_slice(&run.stdout).expect(&text)
+}
+
 /// A path as text for a command line (the tests' temporary paths are UTF-8).
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")

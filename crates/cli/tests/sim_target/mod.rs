@@ -11,14 +11,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::iot::{add_initial_eim, operator_token};
-use crate::common::{FERROSIM, spawn};
+use crate::common::{FERROSIM, simulate_json, spawn};
 use crate::fleet_lab;
 use ferrosim_pki::{TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi};
 use ferrosim_smdp::ids::OperatorId;
 use ferrosim_smdp::inventory::{self, ProfileRange};
 use ferrosim_store::{SqlStore, StoreOptions};
-use ferrosim_testkit::cli::{ferrosim_command, output_text};
 use ferrosim_testkit::serve::ServeCommand;
 use serde_json::Value;
 
@@ -38,18 +37,6 @@ pub fn carriers(scenario: &str) -> Vec<String> {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// `ferrosim ARGS` must fail, naming `expected`, without a panic.
-pub fn refused(args: &[&str], expected: &str) {
-    let out = ferrosim_command(FERROSIM).args(args).output().unwrap();
-    let all = output_text(&out);
-    assert!(!out.status.success(), "{args:?} should fail: {all}");
-    assert!(!all.contains("panicked"), "{args:?} panicked: {all}");
-    assert!(
-        all.contains(expected),
-        "{args:?}: expected `{expected}` in: {all}"
-    );
 }
 
 pub fn p(path: &Path) -> String {
@@ -276,18 +263,7 @@ pub async fn run_file_against_serve(
     ]
     .map(str::to_owned);
     let all = args.to_vec();
-    let run = tokio::task::spawn_blocking(move || {
-        ferrosim_command(FERROSIM)
-            .arg("simulate")
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let text = output_text(&run);
-    assert!(run.status.success(), "{text}");
-    let summary: Value = serde_json::from_slice(&run.stdout).expect(&text);
+    let summary = simulate_json(args.to_vec()).await;
     eprintln!("{}", serde_json::to_string_pretty(&summary).unwrap());
     let http = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ci_pem.as_bytes()).unwrap()])
