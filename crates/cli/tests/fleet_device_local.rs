@@ -47,17 +47,7 @@ async fn device_local_fallback_switches_through_the_ipa_and_returns_after_the_dw
 
     // A rejects every registration: three failures per device.
     let failed_at = lab.clock.as_ref().unwrap().now().millis();
-    let failures: Vec<Value> = lab
-        .devices
-        .iter()
-        .flat_map(|d| {
-            (0..3).map(move |_| {
-                json!({"device": d.eid.to_string(), "kind": {"type": "registration",
-                    "outcome": {"result": "rejected", "cause": 15}}})
-            })
-        })
-        .collect();
-    lab.report(failures).await;
+    lab.report_rejections(3).await;
     for _ in 0..100 {
         lab.settle(true).await;
         if lab.on(B_ICCIDS).await == DEVICES {

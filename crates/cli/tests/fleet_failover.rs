@@ -29,7 +29,7 @@ use ferrosim_ids::Clock;
 use fleet_lab::{
     A_APN, A_ICCIDS, B_APN, B_ICCIDS, FRACTION_PER_MINUTE, JITTER, Lab, RETURN_DWELL, STEP,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const DEVICES: usize = 4;
 
@@ -55,17 +55,7 @@ async fn carrier_outage_fails_devices_over_and_back_within_the_rule() {
 
     // A rejects every registration: three failures per device.
     let failed_at = lab.advance(STEP).await;
-    let failures: Vec<Value> = lab
-        .devices
-        .iter()
-        .flat_map(|d| {
-            (0..3).map(move |_| {
-                json!({"device": d.eid.to_string(), "kind": {"type": "registration",
-                    "outcome": {"result": "rejected", "cause": 15}}})
-            })
-        })
-        .collect();
-    lab.report(failures).await;
+    lab.report_rejections(3).await;
 
     // Step the fleet's clock; after each step every decided switch is
     // carried out by the eUICC before the next.

@@ -756,6 +756,22 @@ impl Lab {
         self.report(reports).await;
     }
 
+    /// Every device reports `per_device` registrations its carrier rejected
+    /// (EMM cause 15: no suitable cells in the tracking area).
+    pub async fn report_rejections(&self, per_device: usize) {
+        let rejections = self
+            .devices
+            .iter()
+            .flat_map(|d| {
+                (0..per_device).map(move |_| {
+                    json!({"device": d.eid.to_string(), "kind": {"type": "registration",
+                        "outcome": {"result": "rejected", "cause": 15}}})
+                })
+            })
+            .collect();
+        self.report(rejections).await;
+    }
+
     pub async fn report(&self, reports: Vec<Value>) {
         let (s, v) = self
             .call(
