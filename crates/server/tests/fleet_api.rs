@@ -1128,6 +1128,21 @@ fn euicc_info2(version: [u8; 3], fallback: bool) -> Vec<u8> {
 }
 
 impl Lab {
+    /// Registers the lab's device in `meters` (an acme m1 on firmware 1.0.0
+    /// in `north`) declaring SGP.32 `sgp32_version`; returns its view.
+    async fn register_meter(&self, sgp32_version: [u8; 3]) -> Value {
+        let (s, v) = self
+            .post(
+                "/api/v1/fleet/devices",
+                &json!({"eid": self.eid, "group": "meters", "vendor": "acme", "model": "m1",
+                    "firmware": "1.0.0", "region": "north",
+                    "capabilities": {"sgp32_version": sgp32_version}}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
     /// Stores EUICCInfo2 in the eIM's record of the device, as the eIM
     /// does when the device's IPA answers an IpaEuiccDataRequest.
     async fn ipa_reports(&self, info2: Vec<u8>) {
@@ -1158,15 +1173,7 @@ async fn capabilities_an_ipa_reports_later_are_taken_and_used_by_rollouts() {
     let lab = Lab::start().await;
     let eid = lab.eid.clone();
     // Registered as an old eUICC: SGP.32 1.0, no fallback mechanism.
-    let (s, v) = lab
-        .post(
-            "/api/v1/fleet/devices",
-            &json!({"eid": eid, "group": "meters", "vendor": "acme", "model": "m1",
-                "firmware": "1.0.0", "region": "north",
-                "capabilities": {"sgp32_version": [1, 0, 0]}}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    let v = lab.register_meter([1, 0, 0]).await;
     assert_eq!(v["capabilities"]["source"], "registered", "{v}");
     let rollout = json!({"name": "needs 1.2", "change": {"kind": "rule", "rule": "default"},
         "waves": [100], "compat": {"min_sgp32": "1.2", "requires_fallback_support": true}});
@@ -1245,15 +1252,7 @@ async fn capabilities_an_ipa_reports_later_are_taken_and_used_by_rollouts() {
 async fn the_registered_network_of_a_report_shows_in_the_device_view() {
     let lab = Lab::start().await;
     let eid = lab.eid.clone();
-    let (s, v) = lab
-        .post(
-            "/api/v1/fleet/devices",
-            &json!({"eid": eid, "group": "meters", "vendor": "acme", "model": "m1",
-                "firmware": "1.0.0", "region": "north",
-                "capabilities": {"sgp32_version": [1, 2, 0]}}),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    let v = lab.register_meter([1, 2, 0]).await;
     assert_eq!(
         (&v["registered_plmn"], &v["roaming"]),
         (&Value::Null, &json!(false))
