@@ -425,6 +425,39 @@ fn without_a_staged_fallback_one_is_provisioned_afresh() {
     );
 }
 
+/// Takes carrier `a` down everywhere and up again in turn, for the given
+/// gaps in seconds (down first), then leaves it up for half an hour.
+fn toggle_then_settle(w: &mut World, a: ferrosim_fleet::catalog::CarrierId, toggles: &[u64]) {
+    for (i, gap) in toggles.iter().enumerate() {
+        if i % 2 == 0 {
+            w.down.insert((a, "*".into()));
+        } else {
+            w.down.clear();
+        }
+        w.run_for(Duration::from_secs(*gap));
+    }
+    w.down.clear();
+    w.run_for(Duration::from_secs(1800));
+}
+
+/// No device switched more than `max` times within any hour.
+fn at_most_switches_an_hour(w: &World, max: usize) -> Result<(), TestCaseError> {
+    for (e, list) in &w.switches {
+        let times: Vec<_> = list.iter().map(|s| s.0).collect();
+        for (i, t) in times.iter().enumerate() {
+            let in_hour = times[i..]
+                .iter()
+                .take_while(|x| x.millis() < t.millis() + 3_600_000)
+                .count();
+            prop_assert!(
+                in_hour <= max,
+                "device {e} switched {in_hour} times in an hour: {times:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -440,23 +473,12 @@ proptest! {
         let mut w = fleet_of(8, "meters", seed);
         w.step = Duration::from_secs(5);
         let a = w.carrier("carrier-a");
-        for (i, gap) in toggles.iter().enumerate() {
-            if i % 2 == 0 { w.down.insert((a, "*".into())); } else { w.down.clear(); }
-            w.run_for(Duration::from_secs(*gap));
-        }
-        w.down.clear();
-        w.run_for(Duration::from_secs(1800));
+        toggle_then_settle(&mut w, a, &toggles);
         // Not vacuous: a long enough outage made devices switch.
         if toggles.iter().step_by(2).any(|g| *g >= 240) {
             prop_assert!(!w.switches.is_empty(), "no switch despite a 4-minute outage");
         }
-        for (e, list) in &w.switches {
-            let times: Vec<_> = list.iter().map(|s| s.0).collect();
-            for (i, t) in times.iter().enumerate() {
-                let in_hour = times[i..].iter().take_while(|x| x.millis() < t.millis() + 3_600_000).count();
-                prop_assert!(in_hour <= 4, "device {e} switched {in_hour} times in an hour: {times:?}");
-            }
-        }
+        at_most_switches_an_hour(&w, 4)?;
         for d in &w.decisions {
             match (&d.what, &d.reason) {
                 (What::Switch { failover: true, .. }, Reason::CarrierOutage { .. }) => {}
@@ -503,22 +525,11 @@ proptest! {
         w.step = Duration::from_secs(5);
         let a = w.carrier("carrier-a");
         w.roam.insert(a, network("001-01"));
-        for (i, gap) in toggles.iter().enumerate() {
-            if i % 2 == 0 { w.down.insert((a, "*".into())); } else { w.down.clear(); }
-            w.run_for(Duration::from_secs(*gap));
-        }
-        w.down.clear();
-        w.run_for(Duration::from_secs(1800));
+        toggle_then_settle(&mut w, a, &toggles);
         if toggles.iter().step_by(2).any(|g| *g >= 240) {
             prop_assert!(!w.switches.is_empty(), "no switch despite 4 minutes of roaming");
         }
-        for (e, list) in &w.switches {
-            let times: Vec<_> = list.iter().map(|s| s.0).collect();
-            for (i, t) in times.iter().enumerate() {
-                let in_hour = times[i..].iter().take_while(|x| x.millis() < t.millis() + 3_600_000).count();
-                prop_assert!(in_hour <= 4, "device {e} switched {in_hour} times in an hour: {times:?}");
-            }
-        }
+        at_most_switches_an_hour(&w, 4)?;
         for d in &w.decisions {
             match (&d.what, &d.reason) {
                 (What::Switch { failover: true, .. }, Reason::Roaming { plmn, network_carrier, carrier, for_s, bound_s }) => {
