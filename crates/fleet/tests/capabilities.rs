@@ -47,13 +47,19 @@ fn needing(compat: Compat) -> RolloutSpec {
     }
 }
 
-#[test]
-fn a_device_registered_without_capabilities_is_asked_for_them_first() {
-    let mut w = World::new(common::EXAMPLE, 31);
+/// A world of one device in `meters` registered without capabilities (so
+/// the fleet asks its IPA for them), seeded with `seed`; and its EID.
+fn one_device_without_declared_capabilities(seed: u64) -> (World, ferrosim_ids::Eid) {
+    let mut w = World::new(common::EXAMPLE, seed);
     let mut s = spec(1, "meters", "north");
     s.capabilities = None;
     w.add(s);
-    let e = common::eid(1);
+    (w, common::eid(1))
+}
+
+#[test]
+fn a_device_registered_without_capabilities_is_asked_for_them_first() {
+    let (mut w, e) = one_device_without_declared_capabilities(31);
     assert!(w.fleet.device(&e).unwrap().work.read_caps);
     w.run_for(Duration::from_secs(60));
     assert_eq!(w.actions[0].1.command.name(), "eim.readCapabilities");
@@ -88,11 +94,7 @@ fn a_device_registered_without_capabilities_is_asked_for_them_first() {
 
 #[test]
 fn what_the_ipa_reports_wins_over_what_was_typed() {
-    let mut w = World::new(common::EXAMPLE, 32);
-    let mut s = spec(1, "meters", "north");
-    s.capabilities = None;
-    w.add(s);
-    let e = common::eid(1);
+    let (mut w, e) = one_device_without_declared_capabilities(32);
     w.devices.get_mut(&e).unwrap().ipa_caps = Some(old_euicc());
     w.run_for(Duration::from_secs(60));
     let d = w.fleet.device(&e).unwrap();
@@ -126,11 +128,7 @@ fn what_the_ipa_reports_wins_over_what_was_typed() {
 
 #[test]
 fn an_ipa_without_an_answer_leaves_the_registered_capabilities_in_use() {
-    let mut w = World::new(common::EXAMPLE, 33);
-    let mut s = spec(1, "meters", "north");
-    s.capabilities = None;
-    w.add(s);
-    let e = common::eid(1);
+    let (mut w, e) = one_device_without_declared_capabilities(33);
     w.devices.get_mut(&e).unwrap().ipa_caps = None;
     w.run_for(Duration::from_secs(120));
     let d = w.fleet.device(&e).unwrap();
@@ -180,11 +178,7 @@ fn typed_capabilities_are_used_without_asking() {
 fn capabilities_the_ipa_reports_later_replace_the_old_ones_everywhere() {
     // An old eUICC: SGP.32 1.0.0, no fallback mechanism; the rollout
     // needing 1.2 skips it and no fallback attribute is set.
-    let mut w = World::new(common::EXAMPLE, 36);
-    let mut s = spec(1, "meters", "north");
-    s.capabilities = None;
-    w.add(s);
-    let e = common::eid(1);
+    let (mut w, e) = one_device_without_declared_capabilities(36);
     w.devices.get_mut(&e).unwrap().ipa_caps = Some(old_euicc());
     w.run_for(Duration::from_secs(60));
     assert!(w.fleet.device(&e).unwrap().work.converged);
