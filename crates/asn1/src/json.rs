@@ -3,7 +3,8 @@
 //!
 //! Field names are exactly those of the specification (camelCase). Binary
 //! values travel as standard base64 of their DER encoding ([`Base64`]);
-//! transaction ids as hex. Every response carries
+//! transaction ids as hex, read into a [`ferrosim_ids::TransactionId`] (1
+//! to 16 bytes, checked while the body is parsed). Every response carries
 //! `header.functionExecutionStatus`; on ES9+ a failure is still HTTP 200.
 //! Unknown fields are ignored, so newer peers interoperate.
 
@@ -195,6 +196,7 @@ pub fn read_answer<T: serde::de::DeserializeOwned>(body: &[u8]) -> Answer<T> {
 /// ES9+ request and response bodies.
 pub mod es9 {
     use super::{Base64, ResponseHeader};
+    use ferrosim_ids::TransactionId;
     use serde::{Deserialize, Serialize};
 
     /// `POST /gsma/rsp2/es9plus/initiateAuthentication`.
@@ -215,8 +217,8 @@ pub mod es9 {
     pub struct InitiateAuthenticationResponse {
         /// Status.
         pub header: ResponseHeader,
-        /// New session id (hex).
-        pub transaction_id: String,
+        /// New session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// ServerSigned1 DER.
         pub server_signed1: Base64,
         /// ServerSignature1 (5F37 TLV).
@@ -232,8 +234,8 @@ pub mod es9 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct AuthenticateClientRequest {
-        /// Session id (hex).
-        pub transaction_id: String,
+        /// Session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// AuthenticateServerResponse (BF38) from the eUICC.
         pub authenticate_server_response: Base64,
     }
@@ -244,8 +246,8 @@ pub mod es9 {
     pub struct AuthenticateClientResponse {
         /// Status.
         pub header: ResponseHeader,
-        /// Session id (hex).
-        pub transaction_id: String,
+        /// Session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// StoreMetadataRequest (BF25).
         pub profile_metadata: Base64,
         /// SmdpSigned2 DER.
@@ -260,8 +262,8 @@ pub mod es9 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct GetBoundProfilePackageRequest {
-        /// Session id (hex).
-        pub transaction_id: String,
+        /// Session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// PrepareDownloadResponse (BF21) from the eUICC.
         pub prepare_download_response: Base64,
     }
@@ -272,8 +274,8 @@ pub mod es9 {
     pub struct GetBoundProfilePackageResponse {
         /// Status.
         pub header: ResponseHeader,
-        /// Session id (hex).
-        pub transaction_id: String,
+        /// Session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// BoundProfilePackage (BF36).
         pub bound_profile_package: Base64,
     }
@@ -291,8 +293,8 @@ pub mod es9 {
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[serde(rename_all = "camelCase")]
     pub struct CancelSessionRequest {
-        /// Session id (hex).
-        pub transaction_id: String,
+        /// Session id (hex on the wire).
+        pub transaction_id: TransactionId,
         /// CancelSessionResponse (BF41) from the eUICC.
         pub cancel_session_response: Base64,
     }
@@ -303,9 +305,9 @@ pub mod es9 {
     pub struct CancelSessionResponse {
         /// Status.
         pub header: ResponseHeader,
-        /// Session id (hex).
+        /// Session id (hex on the wire).
         #[serde(skip_serializing_if = "Option::is_none", default)]
-        pub transaction_id: Option<String>,
+        pub transaction_id: Option<TransactionId>,
     }
 }
 
@@ -499,7 +501,7 @@ mod tests {
     fn field_names_follow_the_spec() {
         let r = es9::InitiateAuthenticationResponse {
             header: ResponseHeader::success(),
-            transaction_id: "01".into(),
+            transaction_id: ferrosim_ids::TransactionId::from_bytes(&[1]).unwrap(),
             server_signed1: Base64(vec![1]),
             server_signature1: Base64(vec![2]),
             euicc_ci_pkid_to_be_used: Base64(vec![3]),

@@ -323,7 +323,7 @@ pub fn step_request(
     euicc_answer: Vec<u8>,
 ) -> Es9Request {
     let answer = Base64(euicc_answer);
-    let transaction_id = transaction_id.to_hex();
+    let transaction_id = transaction_id.clone();
     match function {
         RelayFunction::AuthenticateClient => {
             Es9Request::AuthenticateClient(es9::AuthenticateClientRequest {
@@ -466,7 +466,7 @@ fn assemble(
     let mut put = |name: &str, value: String| {
         members.insert(name.to_owned(), serde_json::Value::String(value));
     };
-    let tid = |hex: &str| hex_bytes(hex).map(|b| tlv(0x80, &b));
+    let tid = |t: &TransactionId| Some(tlv(0x80, t.as_bytes()));
     let element = |b: &Base64| Tlv::parse_exact(&b.0).ok().map(|t| t.raw.to_vec());
     let ok = |tag: u32, children: Vec<u8>| Some(tlv(tag, &tlv(0xA0, &children)));
     let der = match response {
@@ -480,7 +480,7 @@ fn assemble(
                 c.extend(tlv(0x0C, m.as_bytes()));
                 put("matchingId", m.to_owned());
             }
-            put("transactionId", r.transaction_id.clone());
+            put("transactionId", r.transaction_id.to_hex());
             put("serverSigned1", r.server_signed1.encode());
             put("serverSignature1", r.server_signature1.encode());
             put("euiccCiPKIdToBeUsed", r.euicc_ci_pkid_to_be_used.encode());
@@ -493,7 +493,7 @@ fn assemble(
             c.extend(element(&r.smdp_signed2)?);
             c.extend(element(&r.smdp_signature2)?);
             c.extend(element(&r.smdp_certificate)?);
-            put("transactionId", r.transaction_id.clone());
+            put("transactionId", r.transaction_id.to_hex());
             put("profileMetadata", r.profile_metadata.encode());
             put("smdpSigned2", r.smdp_signed2.encode());
             put("smdpSignature2", r.smdp_signature2.encode());
@@ -503,13 +503,13 @@ fn assemble(
         Es9Response::GetBoundProfilePackage(r) => {
             let mut c = tid(&r.transaction_id)?;
             c.extend(element(&r.bound_profile_package)?);
-            put("transactionId", r.transaction_id.clone());
+            put("transactionId", r.transaction_id.to_hex());
             put("boundProfilePackage", r.bound_profile_package.encode());
             ok(0xBF3A, c)
         }
         Es9Response::CancelSession(r) => {
             if let Some(t) = &r.transaction_id {
-                put("transactionId", t.clone());
+                put("transactionId", t.to_hex());
             }
             ok(0xBF41, Vec::new())
         }
@@ -572,19 +572,6 @@ fn empty_answer(header: ResponseHeader) -> Answer {
         provide_eim_package_result_error: None,
         relay: Members::new(),
     }
-}
-
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > 32 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
-        .collect()
 }
 
 #[cfg(test)]

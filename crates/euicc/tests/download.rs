@@ -229,7 +229,7 @@ async fn fetch_bpp(
     // What the LPA shows the user before asking for consent.
     let metadata: rsp::StoreMetadataRequest = decode_der(&client.profile_metadata.0).unwrap();
     assert_eq!(metadata.profile_name, "TS.48 test profile");
-    let tid = hex::decode(&client.transaction_id).unwrap();
+    let tid = client.transaction_id.as_bytes().to_vec();
     let hash_cc: Option<[u8; 32]> = confirmation_code.map(|code| {
         let mut h = Sha256::new();
         h.update(Sha256::digest(code.as_bytes()));
@@ -553,7 +553,7 @@ async fn a_postponed_download_is_cancelled_and_retried() {
     let mut card = card();
     let channel = open_isdr(&mut card);
     let client = authenticate(&world, &mut card, channel, &matching_id).await;
-    let tid = hex::decode(&client.transaction_id).unwrap();
+    let tid = client.transaction_id.as_bytes().to_vec();
     // The end user postpones: CancelSession(postponed).
     let request = ferrosim_asn1::encode_der(&rsp::CancelSessionRequest::new(
         rsp::TransactionId(tid.clone().into()),

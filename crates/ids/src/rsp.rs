@@ -177,8 +177,17 @@ impl fmt::Debug for TransactionId {
 }
 
 impl fmt::Display for TransactionId {
+    /// Upper-case hex, written without a heap allocation (this is how serde
+    /// writes the id into every ES9+ answer).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+        let mut text = [0u8; 32];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(self.as_bytes()) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0F)];
+        }
+        let len = self.as_bytes().len() * 2;
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -324,6 +333,12 @@ mod tests {
         );
         assert_eq!(TransactionId::from_bytes(&[]), Err(IdError::TransactionId));
         assert!(TransactionId::from_bytes(&[0; 16]).is_ok());
+        let full = TransactionId::from_bytes(&[
+            0xF0, 0x0F, 0xA5, 0x5A, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0xFF,
+        ])
+        .unwrap();
+        assert_eq!(full.to_string(), hex::encode_upper(full.as_bytes()));
+        assert_eq!(full.to_string(), full.to_hex());
         assert!(
             TransactionId::from_bytes(&[0; 1]).unwrap()
                 < TransactionId::from_bytes(&[0; 2]).unwrap()

@@ -17,6 +17,7 @@ use ferrosim_asn1::json::es9::{
 };
 use ferrosim_asn1::json::{Base64, ResponseHeader};
 use ferrosim_asn1::tlv::{Tlv, tlv};
+use ferrosim_ids::TransactionId;
 use ferrosim_lpa::es9::{Es9ClientError, Es9Request, Es9Response, function};
 
 /// The ESipa DER message carrying the ES9+ request `request`.
@@ -31,11 +32,7 @@ pub fn request_to_der(request: &Es9Request) -> Result<Vec<u8>, Es9ClientError> {
             .map(|t| t.raw.to_vec())
             .map_err(|e| bad(e.to_string()))
     };
-    let tid = |hex_text: &str| -> Result<Vec<u8>, Es9ClientError> {
-        hex::decode(hex_text.trim())
-            .map(|b| tlv(0x80, &b))
-            .map_err(|e| bad(e.to_string()))
-    };
+    let tid = |t: &TransactionId| tlv(0x80, t.as_bytes());
     Ok(match request {
         Es9Request::InitiateAuthentication(r) => {
             let mut v = tlv(0x81, &r.euicc_challenge.0);
@@ -44,19 +41,19 @@ pub fn request_to_der(request: &Es9Request) -> Result<Vec<u8>, Es9ClientError> {
             tlv(0xBF39, &v)
         }
         Es9Request::AuthenticateClient(r) => {
-            let mut v = tid(&r.transaction_id)?;
+            let mut v = tid(&r.transaction_id);
             v.extend(element(&r.authenticate_server_response)?);
             tlv(0xBF3B, &v)
         }
         Es9Request::GetBoundProfilePackage(r) => {
-            let mut v = tid(&r.transaction_id)?;
+            let mut v = tid(&r.transaction_id);
             v.extend(element(&r.prepare_download_response)?);
             tlv(0xBF3A, &v)
         }
         Es9Request::CancelSession(r) => {
             // cancelSessionResponse is the second component: [1], its
             // content as the eUICC signed it.
-            let mut v = tid(&r.transaction_id)?;
+            let mut v = tid(&r.transaction_id);
             let answer =
                 Tlv::parse_exact(&r.cancel_session_response.0).map_err(|e| bad(e.to_string()))?;
             v.extend(tlv(0xA1, answer.value));
@@ -120,7 +117,7 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
         .children()
         .collect::<Result<_, _>>()
         .map_err(|e| bad(e.to_string()))?;
-    let hex_of = |t: &Tlv<'_>| hex::encode_upper(t.value);
+    let tid_of = |t: &Tlv<'_>| TransactionId::from_bytes(t.value).map_err(|e| bad(e.to_string()));
     let raw = |t: &Tlv<'_>| Base64(t.raw.to_vec());
     let find = |tag: u32, nth: usize| children.iter().filter(|t| t.tag == tag).nth(nth);
     let need =
@@ -131,12 +128,12 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
             let signed1 = need(0x30, 0, "serverSigned1")?;
             // transactionId [0], or the one inside serverSigned1.
             let transaction_id = match find(0x80, 0) {
-                Some(t) => hex_of(t),
+                Some(t) => tid_of(t)?,
                 None => signed1
                     .children()
                     .find_map(|c| c.ok().filter(|c| c.tag == 0x80))
-                    .map(|t| hex_of(&t))
-                    .ok_or_else(|| bad("no transactionId".into()))?,
+                    .map(|t| tid_of(&t))
+                    .ok_or_else(|| bad("no transactionId".into()))??,
             };
             Es9Response::InitiateAuthentication(Ok(InitiateAuthenticationResponse {
                 header,
@@ -150,12 +147,12 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
         function::AUTHENTICATE_CLIENT => {
             let signed2 = need(0x30, 0, "smdpSigned2")?;
             let transaction_id = match find(0x80, 0) {
-                Some(t) => hex_of(t),
+                Some(t) => tid_of(t)?,
                 None => signed2
                     .children()
                     .find_map(|c| c.ok().filter(|c| c.tag == 0x80))
-                    .map(|t| hex_of(&t))
-                    .ok_or_else(|| bad("no transactionId".into()))?,
+                    .map(|t| tid_of(&t))
+                    .ok_or_else(|| bad("no transactionId".into()))??,
             };
             Es9Response::AuthenticateClient(Ok(AuthenticateClientResponse {
                 header,
@@ -169,14 +166,14 @@ fn read(name: &'static str, status: u16, body: &[u8]) -> Result<Es9Response, Es9
         function::GET_BOUND_PROFILE_PACKAGE => {
             let bpp = need(0xBF36, 0, "boundProfilePackage")?;
             let transaction_id = match find(0x80, 0) {
-                Some(t) => hex_of(t),
+                Some(t) => tid_of(t)?,
                 None => bpp
                     .find(0xBF23)
                     .ok()
                     .flatten()
                     .and_then(|init| init.find(0x80).ok().flatten())
-                    .map(|t| hex_of(&t))
-                    .ok_or_else(|| bad("no transactionId".into()))?,
+                    .map(|t| tid_of(&t))
+                    .ok_or_else(|| bad("no transactionId".into()))??,
             };
             Es9Response::GetBoundProfilePackage(Ok(GetBoundProfilePackageResponse {
                 header,
@@ -222,25 +219,20 @@ mod tests {
         // Garbage in the eUICC's answer is refused, not sent.
         assert!(
             request_to_der(&Es9Request::AuthenticateClient(AuthenticateClientRequest {
-                transaction_id: "01".into(),
+                transaction_id: "01".parse().unwrap(),
                 authenticate_server_response: Base64(vec![0xBF]),
             }))
             .is_err()
         );
-        assert!(
-            request_to_der(&Es9Request::AuthenticateClient(AuthenticateClientRequest {
-                transaction_id: "zz".into(),
-                authenticate_server_response: Base64(tlv(0xBF38, &[])),
-            }))
-            .is_err()
-        );
+        // A transaction id that is not hex cannot even be put in a request.
+        assert!("zz".parse::<TransactionId>().is_err());
     }
 
     #[test]
     fn answers_and_errors_read_back() {
         let request = Es9Request::GetBoundProfilePackage(
             ferrosim_asn1::json::es9::GetBoundProfilePackageRequest {
-                transaction_id: "0102".into(),
+                transaction_id: "0102".parse().unwrap(),
                 prepare_download_response: Base64(tlv(0xBF21, &[])),
             },
         );
@@ -248,7 +240,7 @@ mod tests {
         let ok = tlv(0xBF3A, &tlv(0xA0, &bpp));
         match response_from_der(&request, 200, &ok) {
             Es9Response::GetBoundProfilePackage(Ok(r)) => {
-                assert_eq!(r.transaction_id, "0102");
+                assert_eq!(r.transaction_id.to_hex(), "0102");
                 assert_eq!(r.bound_profile_package.0, bpp);
             }
             other => panic!("{other:?}"),
@@ -261,7 +253,11 @@ mod tests {
             })) => assert_eq!(reason_code, "95"),
             other => panic!("{other:?}"),
         }
+        // A transaction id of 17 bytes is not one.
+        let long = tlv(0xBF36, &tlv(0xBF23, &tlv(0x80, &[1; 17])));
+        let long = tlv(0xBF3A, &tlv(0xA0, &long));
         for garbage in [
+            &long[..],
             &b""[..],
             b"\x30\x00",
             b"\xBF\x3A",

@@ -378,7 +378,7 @@ async fn bad_smdp_answers_cancel_the_session() {
     assert!(machine.poll_timeout().is_some());
 
     // The SM-DP+ answers with another session's transaction id.
-    authenticated.transaction_id = "0102030405060708".into();
+    authenticated.transaction_id = "0102030405060708".parse().unwrap();
     machine.handle_es9_response(
         call.id,
         Es9Response::AuthenticateClient(Ok(authenticated)),

@@ -53,10 +53,10 @@ pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
 }
 
 /// [`ok_json`] for an answer that names its transaction id.
-pub(crate) fn ok_json_with_tid<T: Serialize>(value: &T, tid: &str) -> Response {
+pub(crate) fn ok_json_with_tid<T: Serialize>(value: &T, tid: &TransactionId) -> Response {
     let mut r = ok_json(value);
     if let Some(o) = r.extensions_mut().get_mut::<Outcome>() {
-        o.transaction_id = TransactionId::from_hex(tid).ok();
+        o.transaction_id = Some(tid.clone());
     }
     r
 }

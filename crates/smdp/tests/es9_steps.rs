@@ -50,11 +50,10 @@ async fn authenticated(
     }
 }
 
-async fn session_state(world: &World, tid_hex: &str) -> SessionState {
-    let tid = ferrosim_smdp::ids::TransactionId::from_hex(tid_hex).unwrap();
+async fn session_state(world: &World, tid: &ferrosim_smdp::ids::TransactionId) -> SessionState {
     world
         .store
-        .session(&tid)
+        .session(tid)
         .await
         .unwrap()
         .unwrap()
@@ -82,7 +81,7 @@ async fn initiate_authentication_signs_and_opens_a_session() {
         .initiate_authentication(&device.initiate(&ADDRESS.to_uppercase()), NOW)
         .await
         .unwrap();
-    assert_eq!(init.transaction_id.len(), 32);
+    assert_eq!(init.transaction_id.as_bytes().len(), 16);
     // serverSigned1 echoes the eUICC's challenge and verifies with DPauth.
     let signed1: ferrosim_asn1::rsp::ServerSigned1 =
         ferrosim_asn1::decode_der(&init.server_signed1.0).unwrap();
@@ -195,7 +194,7 @@ async fn authenticate_client_binds_the_order_and_signs() {
 
     let p = world.profile(&a.iccid).await;
     let order = p.order.unwrap();
-    assert_eq!(order.session.unwrap().to_hex(), a.auth.transaction_id);
+    assert_eq!(order.session.unwrap(), a.auth.transaction_id);
     assert_eq!(order.download_attempts, 1);
     assert_eq!(
         session_state(&world, &a.auth.transaction_id).await,
@@ -256,10 +255,10 @@ async fn authenticate_client_refusals() {
     // Unknown transaction, with a well-formed and with a malformed body.
     let i = init().await;
     let mut unknown = device.authenticate(&i, Some(&matching_id));
-    unknown.transaction_id = "00112233".into();
+    unknown.transaction_id = "00112233".parse().unwrap();
     assert_eq!(refuse(unknown).await, ("8.10.1", "3.9"));
     let empty = AuthenticateClientRequest {
-        transaction_id: "00112233".into(),
+        transaction_id: "00112233".parse().unwrap(),
         authenticate_server_response: Base64(vec![0xBF, 0x38, 0x00]),
     };
     assert_eq!(refuse(empty).await.0, "1.2");
@@ -412,7 +411,7 @@ async fn get_bound_profile_package_delivers_the_personalised_profile() {
         .device
         .open_bpp(&answer.bound_profile_package.0, &host_id, dppb)
         .unwrap();
-    assert_eq!(hex::encode_upper(tid), a.auth.transaction_id);
+    assert_eq!(hex::encode_upper(tid), a.auth.transaction_id.to_hex());
     assert_eq!(package, world.personalised(&a.iccid).await);
     assert_eq!(
         world.profile(&a.iccid).await.state,
@@ -510,7 +509,7 @@ async fn get_bound_profile_package_refusals() {
     assert_eq!(refuse(forged).await, ("8.1", "6.1"));
     // Unknown transaction; garbage.
     let mut unknown = a.device.prepare_download(&a.auth, None);
-    unknown.transaction_id = "0011".into();
+    unknown.transaction_id = "0011".parse().unwrap();
     assert_eq!(refuse(unknown).await, ("8.10.1", "3.9"));
     let garbage = GetBoundProfilePackageRequest {
         transaction_id: a.auth.transaction_id.clone(),
@@ -610,7 +609,9 @@ async fn handle_notification_failures_and_other_notifications() {
         .device
         .installation_result(&a.auth.transaction_id, &other_oid, &a.iccid, Ok(()));
     assert_eq!(refuse(wrong).await, ("8.8", "3.10"));
-    let unknown = a.device.installation_result("0A0B", &oid, &a.iccid, Ok(()));
+    let unknown = a
+        .device
+        .installation_result(&"0A0B".parse().unwrap(), &oid, &a.iccid, Ok(()));
     assert_eq!(refuse(unknown).await, ("8.10.1", "3.9"));
     let garbage = HandleNotificationRequest {
         pending_notification: Base64(vec![0xBF, 0x37, 0x00]),
@@ -680,10 +681,7 @@ async fn cancel_session_ends_the_session_and_follows_the_reason() {
         .unwrap();
     let cancel = device.cancel(&init.transaction_id, &oid, CancelSessionReason::Postponed);
     let answer = world.smdp.cancel_session(&cancel, NOW).await.unwrap();
-    assert_eq!(
-        answer.transaction_id.as_deref(),
-        Some(init.transaction_id.as_str())
-    );
+    assert_eq!(answer.transaction_id.as_ref(), Some(&init.transaction_id));
     assert_eq!(
         session_state(&world, &init.transaction_id).await,
         SessionState::Cancelled
@@ -728,9 +726,11 @@ async fn cancel_session_ends_the_session_and_follows_the_reason() {
         CancelSessionReason::EndUserRejection,
     );
     assert_eq!(refuse(wrong).await, ("8.8", "3.10"));
-    let unknown = b
-        .device
-        .cancel("0A0B", &oid, CancelSessionReason::EndUserRejection);
+    let unknown = b.device.cancel(
+        &"0A0B".parse().unwrap(),
+        &oid,
+        CancelSessionReason::EndUserRejection,
+    );
     assert_eq!(refuse(unknown).await, ("8.10.1", "3.9"));
     assert_eq!(world.profile(&b.iccid).await.state, ProfileState::Released);
     let reject = b.device.cancel(

@@ -288,10 +288,7 @@ async fn a_package_is_not_issued_to_a_superseded_session() {
     let p = r.world.profile(&iccid).await;
     assert_eq!(p.state, ProfileState::Released, "no package was issued");
     let second = second.lock().unwrap().take().unwrap();
-    assert_eq!(
-        p.order.unwrap().session.unwrap().to_hex(),
-        second.transaction_id
-    );
+    assert_eq!(p.order.unwrap().session.unwrap(), second.transaction_id);
     r.smdp
         .get_bound_profile_package(&device.prepare_download(&second, None), NOW)
         .await

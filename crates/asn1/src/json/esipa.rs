@@ -2,6 +2,10 @@
 //! /gsma/rsp2/esipa/<function>` with the message's fields as JSON members,
 //! ASN.1 values as base64 of their DER (as in ES9+), the EID and transaction
 //! ids as hex, and every answer carrying `header.functionExecutionStatus`.
+//! Transaction ids are read into a [`TransactionId`], so a bad one is refused
+//! with the body. The EID stays text until the eIM reads it: an EID that is
+//! 32 hex digits but not a valid EID gets the spec's answer (`eimPackageError`
+//! invalidEid), not a malformed-body failure.
 //!
 //! Member names follow the ASN.1 field names, as deployed IPAs send them
 //! (`eidValue`, `notifyStateChange`, `stateChangeCause`, `rPlmn`,
@@ -14,6 +18,7 @@
 //! [`crate::esipa::read_ipa_message`]. [`answer_from_message`] does the
 //! opposite for the eIM's answer.
 
+use ferrosim_ids::TransactionId;
 use serde::{Deserialize, Serialize};
 
 use super::{Base64, ResponseHeader};
@@ -114,9 +119,9 @@ pub struct InitiateAuthenticationRequest {
     /// SM-DP+ address.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub smdp_address: Option<String>,
-    /// eIM transaction id (hex).
+    /// eIM transaction id (hex on the wire, 1 to 16 bytes).
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub eim_transaction_id: Option<String>,
+    pub eim_transaction_id: Option<TransactionId>,
 }
 
 /// `authenticateClient`, `getBoundProfilePackage` and `cancelSession`
@@ -124,8 +129,8 @@ pub struct InitiateAuthenticationRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayRequest {
-    /// SM-DP+ transaction id (hex).
-    pub transaction_id: String,
+    /// SM-DP+ transaction id (hex on the wire, 1 to 16 bytes).
+    pub transaction_id: TransactionId,
     /// AuthenticateServerResponse (BF38) DER, for `authenticateClient`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub authenticate_server_response: Option<Base64>,
@@ -238,7 +243,7 @@ pub fn request_to_der(function: Function, body: &[u8]) -> Result<Vec<u8>, JsonEr
                 value.extend_from_slice(element(&info.0, "initiateAuthentication")?);
             }
             if let Some(id) = &r.eim_transaction_id {
-                value.extend(tlv(0x82, &hex_bytes(id, "initiateAuthentication")?));
+                value.extend(tlv(0x82, id.as_bytes()));
             }
             Ok(tlv(0xBF39, &value))
         }
@@ -336,7 +341,7 @@ fn relay(
     // transactionId [0] (or untagged in cancelSession, automatic [0] too),
     // then the eUICC's answer re-tagged [1] (AUTOMATIC TAGS of the ESipa
     // request; its own tag is replaced, its content kept as received).
-    let mut value = tlv(0x80, &hex_bytes(&r.transaction_id, function)?);
+    let mut value = tlv(0x80, r.transaction_id.as_bytes());
     let received =
         Tlv::parse_exact(&euicc_answer.0).map_err(|e| malformed(function, &e.to_string()))?;
     value.extend(match tag {

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 
 use super::{Eim, EsipaReply};
 use crate::error::EimError;
-use crate::ids::{Timestamp, TransactionId};
+use crate::ids::Timestamp;
 use crate::relay::{self, Es9Relay};
 use crate::steps::certificates::check_device;
 use crate::steps::notify;
@@ -94,14 +94,12 @@ impl<S: EimStore> Eim<S> {
                 };
                 let outcome = es9.call(&request).await;
                 // An answer whose transactionId is not 1 to 16 bytes of hex
-                // opens no session: it is answered as an error (see
-                // relay::answer).
-                if let Ok(relay::Es9Response::InitiateAuthentication(r)) = &outcome
-                    && let Ok(transaction_id) = TransactionId::from_hex(&r.transaction_id)
-                {
+                // is refused while it is read (a malformed answer), so it
+                // opens no session.
+                if let Ok(relay::Es9Response::InitiateAuthentication(r)) = &outcome {
                     self.store
                         .put_relay_session(&RelaySession {
-                            transaction_id,
+                            transaction_id: r.transaction_id.clone(),
                             smdp_address: address.clone(),
                             eid: device.as_ref().map(|d| d.record.eid),
                             created_at: now,

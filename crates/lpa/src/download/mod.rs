@@ -90,16 +90,6 @@ mod driver;
 #[cfg(feature = "tokio")]
 pub use driver::{download_profile, download_profile_asking};
 
-/// A transaction id as ES9+ carries it: 1 to 16 bytes in hex.
-fn parse_transaction_id(text: &str) -> Result<TransactionId, DownloadFailure> {
-    TransactionId::from_hex(text.trim()).map_err(|_| {
-        DownloadFailure::InvalidSmdpAnswer(format!(
-            "transaction id `{}` is not 1 to 16 bytes of hex",
-            text.chars().take(40).collect::<String>()
-        ))
-    })
-}
-
 /// `ccRequiredFlag` of smdpSigned2 (`30 { 80 tid, 01 flag, [5F49 otpk] }`).
 fn cc_required_flag(smdp_signed2: &[u8]) -> Result<bool, DownloadFailure> {
     let bad =
@@ -161,11 +151,28 @@ mod tests {
         assert!(cc_required_flag(&[0x31]).is_err());
     }
 
+    /// An SM-DP+ answer's transaction id is read while the answer is: 1 to
+    /// 16 bytes in hex, or the answer is malformed.
     #[test]
     fn transaction_ids() {
-        assert_eq!(parse_transaction_id("0A0b").unwrap().as_bytes(), [10, 11]);
-        assert!(parse_transaction_id("").is_err());
-        assert!(parse_transaction_id("zz").is_err());
-        assert!(parse_transaction_id(&"00".repeat(17)).is_err());
+        use ferrosim_asn1::json::es9::CancelSessionResponse;
+        use ferrosim_asn1::json::{Answer, read_answer};
+        let answer = |tid: &str| {
+            read_answer::<CancelSessionResponse>(
+                format!(
+                    r#"{{"header":{{"functionExecutionStatus":{{"status":"Executed-Success"}}}},"transactionId":"{tid}"}}"#
+                )
+                .as_bytes(),
+            )
+        };
+        match answer("0A0b") {
+            Answer::Executed(r) => {
+                assert_eq!(r.transaction_id.unwrap().as_bytes(), [10, 11]);
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in ["", "zz", &"00".repeat(17)] {
+            assert!(matches!(answer(bad), Answer::Malformed(_)), "{bad:?}");
+        }
     }
 }

@@ -305,7 +305,7 @@ mod tests {
     fn other_answers() {
         let ok = br#"{"header":{"functionExecutionStatus":{"status":"Executed-Success"}},"transactionId":"01"}"#;
         let r: CancelSessionResponse = decode_answer("cancelSession", 200, ok).unwrap();
-        assert_eq!(r.transaction_id.as_deref(), Some("01"));
+        assert_eq!(r.transaction_id.map(|t| t.to_hex()).as_deref(), Some("01"));
         let e = decode_answer::<CancelSessionResponse>("cancelSession", 503, b"busy").unwrap_err();
         assert!(matches!(e, Es9ClientError::HttpStatus { status: 503, .. }));
         assert!(e.is_transient());

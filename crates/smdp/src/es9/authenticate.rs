@@ -9,7 +9,7 @@ use ferrosim_crypto::ecdsa::wrap_5f37;
 use ferrosim_pki::{RspCertificate, verify_euicc_chain};
 use tracing::{debug, info};
 
-use super::{Es9Error, bad_der, parse_tid};
+use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::config::SmdpConfig;
 use crate::ids::{MatchingId, TransactionId};
@@ -30,7 +30,7 @@ use crate::time::Timestamp;
 pub fn authenticate_client_loads(
     req: &AuthenticateClientRequest,
 ) -> Result<(TransactionId, Option<ProfileSelector>), Es9Error> {
-    let tid = parse_tid(&req.transaction_id)?;
+    let tid = req.transaction_id.clone();
     let bytes = &req.authenticate_server_response.0;
     let fields = EuiccSigned1Fields::read(bytes)?;
     let selector = match fields.matching_id.as_deref().filter(|m| !m.is_empty()) {
@@ -79,7 +79,7 @@ fn verify(
     session: Option<Versioned<SessionRecord>>,
     now: Timestamp,
 ) -> Result<Verified, Es9Error> {
-    let tid = parse_tid(&req.transaction_id)?;
+    let tid = req.transaction_id.clone();
     let bytes = &req.authenticate_server_response.0;
     // Read by tag rather than decoded whole: euiccInfo2 grows with every
     // SGP.22 version, and an eUICC newer than our ASN.1 module must still
@@ -203,7 +203,7 @@ fn bind(
         changes,
         Ok(AuthenticateClientResponse {
             header: ResponseHeader::success(),
-            transaction_id: v.tid.to_hex(),
+            transaction_id: v.tid.clone(),
             profile_metadata: Base64(metadata),
             smdp_signed2: Base64(signed2_der),
             smdp_signature2: Base64(signature2),

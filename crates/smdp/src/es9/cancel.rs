@@ -6,7 +6,7 @@ use ferrosim_asn1::{decode_der, rsp, signed};
 use ferrosim_crypto::ecdsa::VerifyingKey;
 use tracing::info;
 
-use super::{Es9Error, bad_der, parse_tid};
+use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::config::SmdpConfig;
 use crate::order::{CancelSessionReason, ProfileRecord};
@@ -40,7 +40,7 @@ fn decide(
     profile: Option<Versioned<ProfileRecord>>,
     now: Timestamp,
 ) -> Result<Outcome<CancelSessionResponse, Es9Error>, Es9Error> {
-    let tid = parse_tid(&req.transaction_id)?;
+    let tid = req.transaction_id.clone();
     let bytes = &req.cancel_session_response.0;
     let response: rsp::CancelSessionResponse =
         decode_der(bytes).map_err(bad_der("cancelSessionResponse"))?;
@@ -113,7 +113,7 @@ fn decide(
         changes,
         Ok(CancelSessionResponse {
             header: ResponseHeader::success(),
-            transaction_id: Some(tid.to_hex()),
+            transaction_id: Some(tid),
         }),
     ))
 }
@@ -126,7 +126,7 @@ impl<S: Store> Smdp<S> {
         req: &CancelSessionRequest,
         now: Timestamp,
     ) -> Result<CancelSessionResponse, Es9Error> {
-        let tid = parse_tid(&req.transaction_id)?;
+        let tid = req.transaction_id.clone();
         for _ in 0..ATTEMPTS {
             let session = self.store.session(&tid).await?;
             let profile = match session.as_ref().and_then(|s| s.record.binding()) {

@@ -108,7 +108,7 @@ fn decide(
         changes,
         InitiateAuthenticationResponse {
             header: ResponseHeader::success(),
-            transaction_id: tid.to_hex(),
+            transaction_id: tid.clone(),
             server_signed1: Base64(signed1_der),
             server_signature1: Base64(signature_tlv),
             euicc_ci_pkid_to_be_used: Base64(ski),

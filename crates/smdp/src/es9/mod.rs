@@ -24,7 +24,6 @@ pub use package::{PackageInputs, get_bound_profile_package};
 use ferrosim_pki::CertRole;
 use thiserror::Error;
 
-use crate::ids::TransactionId;
 use crate::order::OrderError;
 use crate::status::StatusCode;
 use crate::store::StoreError;
@@ -147,11 +146,6 @@ impl Es9Error {
             }
         }
     }
-}
-
-/// Parses the hex transaction id of a JSON request.
-pub(crate) fn parse_tid(text: &str) -> Result<TransactionId, Es9Error> {
-    TransactionId::from_hex(text).map_err(|e| Es9Error::BadRequest(e.to_string()))
 }
 
 /// Maps a decoding failure of a received structure.

@@ -9,7 +9,7 @@ use rand::CryptoRng;
 use tracing::info;
 
 use super::authenticate::refused_with;
-use super::{Es9Error, bad_der, parse_tid};
+use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::bpp::{BppError, BppInput, build_bpp};
 use crate::config::SmdpConfig;
@@ -54,10 +54,7 @@ pub fn get_bound_profile_package(
         template,
         personalisation,
     } = inputs;
-    let tid = match parse_tid(&req.transaction_id) {
-        Ok(t) => t,
-        Err(e) => return Outcome::refuse(e),
-    };
+    let tid = req.transaction_id.clone();
     let bytes = &req.prepare_download_response.0;
     let response: rsp::PrepareDownloadResponse = match decode_der(bytes) {
         Ok(r) => r,
@@ -159,7 +156,7 @@ pub fn get_bound_profile_package(
         changes,
         Ok(GetBoundProfilePackageResponse {
             header: ResponseHeader::success(),
-            transaction_id: tid.to_hex(),
+            transaction_id: tid.clone(),
             bound_profile_package: Base64(bpp),
         }),
     )
@@ -259,7 +256,7 @@ impl<S: Store> Smdp<S> {
         req: &GetBoundProfilePackageRequest,
         now: Timestamp,
     ) -> Result<GetBoundProfilePackageResponse, Es9Error> {
-        let tid = parse_tid(&req.transaction_id)?;
+        let tid = req.transaction_id.clone();
         for _ in 0..ATTEMPTS {
             let StepRecords {
                 session,

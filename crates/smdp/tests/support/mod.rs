@@ -26,7 +26,7 @@ use ferrosim_crypto::kdf::derive_session_keys;
 use ferrosim_pki::{Eid, Oid, TestPki, TestPkiOptions};
 use ferrosim_saip::{Iccid, Imsi, ProfilePackage};
 use ferrosim_smdp::es2::token_hash;
-use ferrosim_smdp::ids::OperatorId;
+use ferrosim_smdp::ids::{OperatorId, TransactionId};
 use ferrosim_smdp::inventory::{self, ProfileRange, ProfileTypeImport};
 use ferrosim_smdp::memstore::MemStore;
 use ferrosim_smdp::metadata::{PolicyRules, ProfileClass};
@@ -291,13 +291,13 @@ impl Device {
     /// signed bytes after they were signed.
     pub fn authenticate_with(
         &self,
-        tid_hex: &str,
+        transaction_id: &TransactionId,
         address: &str,
         server_challenge: &[u8],
         matching_id: Option<&str>,
         tamper: impl Fn(&[u8]) -> Vec<u8>,
     ) -> AuthenticateClientRequest {
-        let tid = hex::decode(tid_hex).unwrap();
+        let tid = transaction_id.as_bytes().to_vec();
         // EUICCInfo2 is read by no SM-DP+ check; a minimal one (its SVN).
         let info2 = tlv(0xBF22, &tlv(0x82, &[2, 2, 0]));
         let device_info = tlv(
@@ -328,17 +328,21 @@ impl Device {
         ]
         .concat();
         AuthenticateClientRequest {
-            transaction_id: tid_hex.to_owned(),
+            transaction_id: transaction_id.clone(),
             authenticate_server_response: Base64(tlv(0xBF38, &tlv(0xA0, &ok))),
         }
     }
 
     /// The eUICC refused AuthenticateServer with `code`.
-    pub fn authenticate_error(&self, tid_hex: &str, code: u8) -> AuthenticateClientRequest {
-        let tid = hex::decode(tid_hex).unwrap();
+    pub fn authenticate_error(
+        &self,
+        transaction_id: &TransactionId,
+        code: u8,
+    ) -> AuthenticateClientRequest {
+        let tid = transaction_id.as_bytes().to_vec();
         let error = tlv(0xA1, &[tlv(0x80, &tid), tlv(0x02, &[code])].concat());
         AuthenticateClientRequest {
-            transaction_id: tid_hex.to_owned(),
+            transaction_id: transaction_id.clone(),
             authenticate_server_response: Base64(tlv(0xBF38, &error)),
         }
     }
@@ -385,8 +389,12 @@ impl Device {
     }
 
     /// The eUICC refused PrepareDownload with `code`.
-    pub fn refuse_download(&self, tid_hex: &str, code: i64) -> GetBoundProfilePackageRequest {
-        let tid = hex::decode(tid_hex).unwrap();
+    pub fn refuse_download(
+        &self,
+        transaction_id: &TransactionId,
+        code: i64,
+    ) -> GetBoundProfilePackageRequest {
+        let tid = transaction_id.as_bytes().to_vec();
         let refusal = rsp::PrepareDownloadResponse::downloadResponseError(
             rsp::PrepareDownloadResponseError::new(
                 rsp::TransactionId(OctetString::from(tid)),
@@ -394,16 +402,16 @@ impl Device {
             ),
         );
         GetBoundProfilePackageRequest {
-            transaction_id: tid_hex.to_owned(),
+            transaction_id: transaction_id.clone(),
             prepare_download_response: Base64(encode_der(&refusal).unwrap()),
         }
     }
 
-    /// The signed ProfileInstallationResult of session `tid_hex`: success,
+    /// The signed ProfileInstallationResult of session `transaction_id`: success,
     /// or `Err((bppCommandId, errorReason))`.
     pub fn installation_result(
         &self,
-        tid_hex: &str,
+        transaction_id: &TransactionId,
         smdp_oid: &Oid,
         iccid: &Iccid,
         outcome: Result<(), (i64, i64)>,
@@ -424,7 +432,7 @@ impl Device {
             }
         };
         let data = rsp::ProfileInstallationResultData::new(
-            rsp::TransactionId(OctetString::from(hex::decode(tid_hex).unwrap())),
+            rsp::TransactionId(OctetString::from(transaction_id.as_bytes().to_vec())),
             rsp::NotificationMetadata::new(
                 Integer::from(1),
                 NotificationOperation::Install.event(),
@@ -472,22 +480,22 @@ impl Device {
         }
     }
 
-    /// cancelSession of `tid_hex` for `reason`.
+    /// cancelSession of `transaction_id` for `reason`.
     pub fn cancel(
         &self,
-        tid_hex: &str,
+        transaction_id: &TransactionId,
         smdp_oid: &Oid,
         reason: CancelSessionReason,
     ) -> CancelSessionRequest {
         let signed = encode_der(&rsp::EuiccCancelSessionSigned::new(
-            rsp::TransactionId(OctetString::from(hex::decode(tid_hex).unwrap())),
+            rsp::TransactionId(OctetString::from(transaction_id.as_bytes().to_vec())),
             asn1_oid(smdp_oid),
             reason.to_asn1(),
         ))
         .unwrap();
         let signature = self.sign(&signed);
         CancelSessionRequest {
-            transaction_id: tid_hex.to_owned(),
+            transaction_id: transaction_id.clone(),
             cancel_session_response: Base64(tlv(0xBF41, &tlv(0xA0, &[signed, signature].concat()))),
         }
     }

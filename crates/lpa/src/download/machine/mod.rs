@@ -34,7 +34,7 @@ use super::outcome::{
     Cancellation, Consent, DownloadError, DownloadFailure, DownloadOutcome, ProfileMetadata, Step,
     StepTiming,
 };
-use super::{DownloadRequest, hash_confirmation_code, parse_transaction_id};
+use super::{DownloadRequest, hash_confirmation_code};
 use crate::activation_code::{ActivationCode, SmdpAddress};
 use crate::es9::{Es9Call, Es9ClientError, Es9Request, Es9Response};
 use crate::es10::commands::PrepareDownloadInput;
@@ -117,6 +117,7 @@ enum Stage {
     },
     PrepareDownload {
         metadata: ProfileMetadata,
+        transaction_id: TransactionId,
     },
     /// The eUICC refused PrepareDownload: its answer goes to the SM-DP+.
     ReportPrepareError {
@@ -143,6 +144,7 @@ enum Stage {
     CancelEuicc {
         failed: Failed,
         reason: CancelSessionReason,
+        transaction_id: TransactionId,
     },
     CancelSmdp {
         failed: Failed,
@@ -462,7 +464,10 @@ impl Download {
             hash_cc,
             smdp_certificate: &authenticated.smdp_certificate.0,
         };
-        self.stage = Stage::PrepareDownload { metadata };
+        self.stage = Stage::PrepareDownload {
+            metadata,
+            transaction_id: authenticated.transaction_id.clone(),
+        };
         if let Err(e) = self.start_es10(Step::PrepareDownload, &input, now) {
             self.fail(Failed::in_session(Step::PrepareDownload, e), now);
         }
@@ -480,7 +485,11 @@ impl Download {
                     reason,
                 };
                 let started = self.start_es10(Step::CancelSessionEuicc, &cancel, now);
-                self.stage = Stage::CancelEuicc { failed, reason };
+                self.stage = Stage::CancelEuicc {
+                    failed,
+                    reason,
+                    transaction_id: cancel.transaction_id,
+                };
                 if let Err(e) = started {
                     self.es10_done(Err(e), now);
                 }
@@ -561,9 +570,9 @@ impl Download {
     }
 
     /// The SM-DP+ must answer with the session's transaction id.
-    fn check_tid(&self, step: Step, received: &str) -> Result<(), Failed> {
-        match parse_transaction_id(received) {
-            Ok(tid) if Some(&tid) == self.transaction_id.as_ref() => Ok(()),
+    fn check_tid(&self, step: Step, received: &TransactionId) -> Result<(), Failed> {
+        match self.transaction_id.as_ref() {
+            Some(tid) if tid == received => Ok(()),
             _ => Err(Failed::in_session(
                 step,
                 DownloadFailure::InvalidSmdpAnswer(format!(
@@ -571,16 +580,6 @@ impl Download {
                 )),
             )),
         }
-    }
-
-    fn tid_bytes(&self) -> &[u8] {
-        self.transaction_id
-            .as_ref()
-            .map_or(&[][..], TransactionId::as_bytes)
-    }
-
-    fn tid_hex(&self) -> String {
-        hex::encode_upper(self.tid_bytes())
     }
 
     /// The function of the outstanding ES9+ call.

@@ -12,7 +12,7 @@ use super::{Action, Download, Failed, Stage, Waiting, piece_ranges};
 use crate::download::outcome::{
     Cancellation, DownloadFailure, DownloadOutcome, ProfileMetadata, Step,
 };
-use crate::download::{cc_required_flag, check_smdp_oid, parse_transaction_id};
+use crate::download::{cc_required_flag, check_smdp_oid};
 use crate::es9::{Es9Request, Es9Response};
 use crate::es10::Es10Error;
 use crate::es10::commands::{AuthenticateServerInput, PrepareDownloadInput, ctx_params1};
@@ -66,7 +66,7 @@ impl Download {
                 };
                 self.record(now);
                 let request = AuthenticateClientRequest {
-                    transaction_id: self.tid_hex(),
+                    transaction_id: initiated.transaction_id.clone(),
                     authenticate_server_response: Base64(answer.raw),
                 };
                 if let Some(code) = answer.error {
@@ -86,7 +86,10 @@ impl Download {
                     now,
                 );
             }
-            Stage::PrepareDownload { metadata } => {
+            Stage::PrepareDownload {
+                metadata,
+                transaction_id,
+            } => {
                 let step = Step::PrepareDownload;
                 let answer = match data.and_then(PrepareDownloadInput::decode) {
                     Ok(answer) => answer,
@@ -94,7 +97,7 @@ impl Download {
                 };
                 self.record(now);
                 let request = GetBoundProfilePackageRequest {
-                    transaction_id: self.tid_hex(),
+                    transaction_id,
                     prepare_download_response: Base64(answer.raw),
                 };
                 if let Some(code) = answer.error {
@@ -166,11 +169,15 @@ impl Download {
                 self.record(now);
                 self.finish_installation(metadata, result, true, now);
             }
-            Stage::CancelEuicc { failed, reason } => match data.and_then(CancelSession::decode) {
+            Stage::CancelEuicc {
+                failed,
+                reason,
+                transaction_id,
+            } => match data.and_then(CancelSession::decode) {
                 Ok(signed) => {
                     self.record(now);
                     let request = CancelSessionRequest {
-                        transaction_id: self.tid_hex(),
+                        transaction_id,
                         cancel_session_response: Base64(signed),
                     };
                     self.stage = Stage::CancelSmdp { failed, reason };
@@ -207,11 +214,8 @@ impl Download {
                     Err(e) => return self.fail(Failed::early(step, e), now),
                 };
                 self.record(now);
-                match parse_transaction_id(&initiated.transaction_id) {
-                    Ok(tid) => self.transaction_id = Some(tid),
-                    Err(e) => return self.fail(Failed::early(step, e), now),
-                }
-                tracing::info!(transaction_id = %self.tid_hex(), address = %self.address, "download session started");
+                self.transaction_id = Some(initiated.transaction_id.clone());
+                tracing::info!(transaction_id = %initiated.transaction_id, address = %self.address, "download session started");
                 let step = Step::AuthenticateServer;
                 let ctx = match ctx_params1(self.code.matching_id(), &self.device_info) {
                     Ok(ctx) => ctx,
