@@ -8,12 +8,13 @@
 //! bootstrap` writes).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ferrosim_eim::Timestamp;
 use ferrosim_euicc::{EuiccIdentity, EuiccState, VirtualEuicc};
+use ferrosim_ids::{Clock, SystemClock};
 use ferrosim_ipa::driver::https::HttpsEsipa;
 use ferrosim_ipa::driver::{FileStore, StateStore, run, run_session};
 use ferrosim_ipa::modem::ModemTransport;
@@ -220,7 +221,7 @@ impl Transport for Card {
                 state,
                 saved,
             } => {
-                let response = euicc.handle_apdu(command, SystemTime::now());
+                let response = euicc.handle_apdu(command, SystemClock.now());
                 // Like a card's non-volatile memory: what changed is kept.
                 if euicc.state_revision() != *saved {
                     euicc.state().save(&*state).map_err(|e| {

@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ferrosim_euicc::VirtualEuicc;
+use ferrosim_ids::{Clock, SystemClock};
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 
@@ -50,8 +51,16 @@ pub struct SimulatedModem {
 }
 
 impl SimulatedModem {
-    /// A modem whose SIM is `card`, on a new pseudo-terminal.
+    /// A modem whose SIM is `card`, on a new pseudo-terminal; the card sees
+    /// the system time.
     pub fn start(card: VirtualEuicc) -> std::io::Result<Self> {
+        Self::start_with_clock(card, Arc::new(SystemClock))
+    }
+
+    /// [`SimulatedModem::start`] with the card reading the time from
+    /// `clock` (a `ManualClock` in tests of certificate expiry, the
+    /// simulator's virtual clock).
+    pub fn start_with_clock(card: VirtualEuicc, clock: Arc<dyn Clock>) -> std::io::Result<Self> {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
         grantpt(&master)?;
         unlockpt(&master)?;
@@ -69,6 +78,7 @@ impl SimulatedModem {
                 card: Arc::clone(&card),
                 settings: Arc::clone(&settings),
                 apdus: Arc::clone(&apdus),
+                clock,
             };
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
@@ -163,6 +173,7 @@ struct Interpreter {
     card: Arc<Mutex<VirtualEuicc>>,
     settings: Arc<Mutex<Settings>>,
     apdus: Arc<AtomicUsize>,
+    clock: Arc<dyn Clock>,
 }
 
 const OK: &str = "\r\nOK\r\n";
@@ -202,7 +213,7 @@ impl Interpreter {
     }
 
     fn transmit(&self, apdu: &[u8]) -> Vec<u8> {
-        lock(&self.card).handle_apdu(apdu, SystemTime::now())
+        lock(&self.card).handle_apdu(apdu, self.clock.now())
     }
 
     fn ccho(&self, aid: &str) -> String {

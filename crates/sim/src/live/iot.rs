@@ -995,7 +995,7 @@ async fn device(plan: Plan, shared: &Shared, event: watch::Receiver<Option<Arc<C
         // The IPA's session with the eIM.
         {
             let mut es10 = match Es10::open(
-                |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+                |apdu: &[u8]| card.handle_apdu(apdu, Timestamp::now()),
                 &Es10Options::default(),
             ) {
                 Ok(e) => e,
@@ -1309,7 +1309,7 @@ async fn setup(plan: &Plan, shared: &Shared, record: &mut Record) -> Result<Virt
     let mut card = shared.issuer.card(plan.eid).map_err(|e| e.to_string())?;
     let answer = {
         let mut es10 = Es10::open(
-            |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+            |apdu: &[u8]| card.handle_apdu(apdu, Timestamp::now()),
             &Es10Options::default(),
         )
         .map_err(|e| format!("eUICC: {e}"))?;
@@ -1376,7 +1376,7 @@ fn local_operation(
     rng: &mut StdRng,
 ) -> Result<i64, String> {
     let mut es10 = Es10::open(
-        |apdu: &[u8]| card.handle_apdu(apdu, SystemTime::now()),
+        |apdu: &[u8]| card.handle_apdu(apdu, Timestamp::now()),
         &Es10Options::default(),
     )
     .map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use ferrosim_euicc::VirtualEuicc;
 use ferrosim_ids::{Eid, Timestamp};
@@ -290,7 +290,7 @@ async fn download<'c>(
     card: &'c mut VirtualEuicc,
     card_rng: &'c mut StdRng,
 ) -> Result<(ferrosim_saip::Iccid, Es10<impl Transport + Send + use<'c>>), (String, bool)> {
-    let transport = move |apdu: &[u8]| card.handle_apdu_with_rng(apdu, SystemTime::now(), card_rng);
+    let transport = move |apdu: &[u8]| card.handle_apdu_with_rng(apdu, Timestamp::now(), card_rng);
     let mut es10 = Es10::open(transport, &Es10Options::default())
         .map_err(|e| (format!("opening the ISD-R: {e}"), false))?;
     let apdu_delay = Duration::from_millis(u64::try_from(ctx.population.apdu_ms).unwrap_or(0));
