@@ -89,7 +89,77 @@ fn for_each_in<'a>(bytes: &'a [u8], base: usize, mut f: impl FnMut(Node<'a>)) ->
 
 /// Checks that every constructed value inside `node` is itself a sequence of
 /// well-formed TLVs, down to `MAX_DEPTH` levels.
+///
+/// A package is checked on every installation and is almost always well
+/// formed, so a quick walk that only answers yes or no goes first; when it
+/// says no, the detailed walk finds the offending element and its offset.
 pub(crate) fn check_well_formed(node: &Node<'_>, depth: usize) -> Result<(), Error> {
+    if !node.tlv.is_constructed() {
+        return Ok(());
+    }
+    if depth < MAX_DEPTH && values_well_formed(node.value(), depth) {
+        return Ok(());
+    }
+    check_well_formed_detailed(node, depth)
+}
+
+/// Whether `value`, the value of a constructed element `depth` levels deep,
+/// is a sequence of TLVs whose constructed values are so too, down to
+/// `MAX_DEPTH` levels. Accepts exactly what [`check_well_formed_detailed`]
+/// accepts (tags of at most 4 bytes, definite lengths of at most 4 bytes),
+/// without building the elements or the errors.
+fn values_well_formed(value: &[u8], depth: usize) -> bool {
+    let end = value.len();
+    let mut i = 0;
+    while i < end {
+        let first = value[i];
+        let mut j = i + 1;
+        if first & 0x1F == 0x1F {
+            loop {
+                let Some(&b) = value.get(j) else {
+                    return false;
+                };
+                if j - i >= 4 {
+                    return false;
+                }
+                j += 1;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+        }
+        let Some(&l) = value.get(j) else {
+            return false;
+        };
+        j += 1;
+        let len = if l < 0x80 {
+            usize::from(l)
+        } else {
+            let n = usize::from(l & 0x7F);
+            if n == 0 || n > 4 || end - j < n {
+                return false;
+            }
+            let len = value[j..j + n]
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            j += n;
+            len
+        };
+        if len > end - j {
+            return false;
+        }
+        if first & 0x20 != 0
+            && (depth + 1 >= MAX_DEPTH || !values_well_formed(&value[j..j + len], depth + 1))
+        {
+            return false;
+        }
+        i = j + len;
+    }
+    true
+}
+
+/// [`check_well_formed`] element by element, naming the first malformed one.
+fn check_well_formed_detailed(node: &Node<'_>, depth: usize) -> Result<(), Error> {
     if !node.tlv.is_constructed() {
         return Ok(());
     }
@@ -106,7 +176,7 @@ pub(crate) fn check_well_formed(node: &Node<'_>, depth: usize) -> Result<(), Err
         let offset = base + (value.len() - rest.len());
         let (tlv, tail) = Tlv::parse(rest).map_err(|e| Error::tlv(offset, e))?;
         if tlv.is_constructed() {
-            check_well_formed(&Node { tlv, offset }, depth + 1)?;
+            check_well_formed_detailed(&Node { tlv, offset }, depth + 1)?;
         }
         rest = tail;
     }
@@ -187,5 +257,61 @@ mod tests {
             check_well_formed(&top[0], 0),
             Err(Error::MalformedTlv { offset: 2, .. })
         ));
+    }
+
+    /// The quick walk agrees with the detailed one on every input: nested
+    /// elements cut short, multi-byte tags and lengths, nesting at and past
+    /// the limit, and every one-byte change of a small nested element.
+    #[test]
+    fn quick_walk_agrees_with_the_detailed_walk() {
+        fn nested(levels: usize) -> Vec<u8> {
+            let mut v = vec![0x80, 0x01, 0x07];
+            for _ in 0..levels {
+                let mut outer = vec![0xA0, v.len() as u8];
+                outer.extend_from_slice(&v);
+                v = outer;
+            }
+            v
+        }
+        let agree = |bytes: &[u8]| {
+            let Ok((tlv, _)) = Tlv::parse(bytes) else {
+                return;
+            };
+            let node = Node { tlv, offset: 0 };
+            let detailed = check_well_formed_detailed(&node, 0).is_ok();
+            let quick = !tlv.is_constructed() || values_well_formed(tlv.value, 0);
+            assert_eq!(quick, detailed, "{bytes:02X?}");
+            assert_eq!(
+                check_well_formed(&node, 0).is_ok(),
+                detailed,
+                "{bytes:02X?}"
+            );
+        };
+        let mut samples = vec![
+            vec![0xBF, 0x22, 0x05, 0x9F, 0x70, 0x02, 0xAA, 0xBB],
+            vec![0xBF, 0x22, 0x06, 0xBF, 0xFF, 0xFF, 0xFF, 0x01, 0x00],
+            vec![0xBF, 0x22, 0x05, 0xBF, 0xFF, 0xFF, 0x7F, 0x00],
+            vec![0xA0, 0x05, 0x81, 0x82, 0x00, 0x01, 0xCC],
+            vec![0xA0, 0x04, 0x81, 0x80, 0x00, 0x00],
+            vec![0xA0, 0x08, 0x81, 0x85, 0x00, 0x00, 0x00, 0x00, 0x01, 0xCC],
+            vec![0xA0, 0x03, 0xA1, 0x81, 0x00],
+            vec![0xA0, 0x03, 0xA1, 0x05, 0x00],
+        ];
+        for levels in [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1] {
+            samples.push(nested(levels));
+        }
+        let base = nested(3);
+        for i in 0..base.len() {
+            for b in [
+                0x00, 0x1F, 0x20, 0x3F, 0x7F, 0x80, 0x81, 0x84, 0x85, 0xBF, 0xFF,
+            ] {
+                let mut m = base.clone();
+                m[i] = b;
+                samples.push(m);
+            }
+        }
+        for s in &samples {
+            agree(s);
+        }
     }
 }

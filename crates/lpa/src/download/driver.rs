@@ -53,12 +53,14 @@ where
     F: FnMut(&ProfileMetadata) -> Consent,
     A: FnMut(&ProfileMetadata) -> Option<String>,
 {
-    let mut machine =
-        Download::new(request, es10.link(), Timestamp::now()).with_es9_timeout(request.es9_timeout);
+    let clock = DriverClock::start();
+    let mut machine = Download::new(request, es10.link(), clock.wall(clock.started))
+        .with_es9_timeout(request.es9_timeout);
     let mut timer = StepTimer::default();
-    // One monotonic reading per action: the end of one action is the start
-    // of the next (a download makes ~70 of them, mostly APDUs).
-    let mut mark = Instant::now();
+    // One clock reading per action: the end of one action is the start of
+    // the next (a download makes ~70 of them, mostly APDUs), and the same
+    // reading gives the machine its time.
+    let mut mark = clock.started;
     loop {
         let step = machine.step();
         let Some(action) = machine.poll() else {
@@ -73,36 +75,53 @@ where
                     .collect(),
             });
         };
-        match action {
+        let done = match action {
             Action::Transmit(apdu) => {
                 let response = es10.transport_mut().transmit(&apdu);
-                machine.handle_apdu_response(response, Timestamp::now());
+                let done = Instant::now();
+                machine.handle_apdu_response(response, clock.wall(done));
+                done
             }
             Action::Es9(call) => {
                 let answer = call.request.send(es9, &call.address);
                 match machine.poll_timeout() {
-                    Some(deadline) => match tokio::time::timeout(until(deadline), answer).await {
-                        Ok(response) => {
-                            machine.handle_es9_response(call.id, response, Timestamp::now());
+                    Some(deadline) => {
+                        let wait = deadline.since(clock.wall(Instant::now()));
+                        let answer = tokio::time::timeout(wait, answer).await;
+                        let done = Instant::now();
+                        match answer {
+                            Ok(response) => {
+                                machine.handle_es9_response(call.id, response, clock.wall(done));
+                            }
+                            Err(_) => machine.handle_timeout(clock.wall(done).max(deadline)),
                         }
-                        Err(_) => machine.handle_timeout(Timestamp::now().max(deadline)),
-                    },
+                        done
+                    }
                     None => {
                         let response = answer.await;
-                        machine.handle_es9_response(call.id, response, Timestamp::now());
+                        let done = Instant::now();
+                        machine.handle_es9_response(call.id, response, clock.wall(done));
+                        done
                     }
                 }
             }
             Action::Confirm(metadata) => {
-                machine.handle_consent(consent(&metadata), Timestamp::now());
+                let consent = consent(&metadata);
+                let done = Instant::now();
+                machine.handle_consent(consent, clock.wall(done));
+                done
             }
             Action::ConfirmationCode(metadata) => {
                 let code = confirmation_code(&metadata);
-                machine.handle_confirmation_code(code, Timestamp::now());
+                let done = Instant::now();
+                machine.handle_confirmation_code(code, clock.wall(done));
+                done
             }
             Action::WaitUntil(t) => {
-                tokio::time::sleep(until(t)).await;
-                machine.handle_timeout(Timestamp::now().max(t));
+                tokio::time::sleep(t.since(clock.wall(Instant::now()))).await;
+                let done = Instant::now();
+                machine.handle_timeout(clock.wall(done).max(t));
+                done
             }
             Action::Done(result) => {
                 return match *result {
@@ -116,8 +135,7 @@ where
                     }
                 };
             }
-        }
-        let done = Instant::now();
+        };
         if let Some(step) = step {
             timer.add(step, done.saturating_duration_since(mark));
         }
@@ -125,9 +143,28 @@ where
     }
 }
 
-/// How long from now until `t` (zero when past).
-fn until(t: Timestamp) -> Duration {
-    t.since(Timestamp::now())
+/// The time a download sees: the wall-clock time when it started plus the
+/// monotonic time since, so that one monotonic reading per action serves
+/// both the step timings and the machine, and the machine's time never goes
+/// backwards during a download (even if the system clock is set back).
+struct DriverClock {
+    started: Instant,
+    started_wall: Timestamp,
+}
+
+impl DriverClock {
+    fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            started_wall: Timestamp::now(),
+        }
+    }
+
+    /// The wall-clock time at the monotonic reading `at`.
+    fn wall(&self, at: Instant) -> Timestamp {
+        self.started_wall
+            .plus(at.saturating_duration_since(self.started))
+    }
 }
 
 /// Wall-clock time per step, consecutive actions of one step summed.
