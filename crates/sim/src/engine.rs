@@ -149,8 +149,10 @@ pub fn run(
     // The fleet (on this thread) and the shards (on another when the run
     // has two threads): each reads only the population, so the result does
     // not depend on which is done first.
-    let make_shards = || -> Vec<Shard> {
-        (0..options.shards)
+    // The shards, and the devices' EIDs (the control plane names a device
+    // by EID in every event, report and result it hands on).
+    let make_shards = || -> (Vec<Shard>, Eids) {
+        let shards = (0..options.shards)
             .map(|i| {
                 Shard::new(
                     i,
@@ -161,7 +163,8 @@ pub fn run(
                     seed,
                 )
             })
-            .collect()
+            .collect();
+        (shards, Eids::of(devices))
     };
     let (fleet, shards) = if threads > 1 {
         std::thread::scope(|scope| {
@@ -176,7 +179,7 @@ pub fn run(
         let fleet = deployed_fleet(catalog, &fleet_config, &population, scenario);
         (fleet, Ok(make_shards()))
     };
-    let (mut fleet, mut shards) = (fleet?, shards?);
+    let (mut fleet, (mut shards, eids)) = (fleet?, shards?);
     let mut load = Load::new(network.carriers(), network.areas());
     for s in &shards {
         load.merge(&s.load_delta);
@@ -287,7 +290,7 @@ pub fn run(
                 .map_err(|e| SimError::Fleet(format!("gate of rollout {}: {e}", q.rollout)))?;
         }
         while let Some(a) = fleet.poll_action() {
-            let Some(n) = population.index_of(&a.device) else {
+            let Some(n) = eids.index_of(&a.device) else {
                 continue;
             };
             c.actions += 1;
@@ -348,7 +351,7 @@ pub fn run(
             }
         }
         for o in outs {
-            let eid = Population::eid(o.dev);
+            let eid = eids.get(o.dev);
             let at = Timestamp(T0 + o.t);
             let dims = fleet.dims(&eid).unwrap_or_default();
             let event = |kind, activation: Option<u64>| Event {
@@ -556,6 +559,33 @@ fn deployed_fleet(
             .map_err(|e| SimError::Fleet(e.to_string()))?;
     }
     Ok(fleet)
+}
+
+/// Every device's EID by device number, made once ([`Population::eid`]
+/// builds and checks one; the control plane needs one per event, report,
+/// result and action).
+struct Eids(Vec<ferrosim_ids::Eid>);
+
+impl Eids {
+    /// The EIDs of devices `0..devices`.
+    fn of(devices: u32) -> Self {
+        Self((0..devices).map(Population::eid).collect())
+    }
+
+    /// The EID of device `n` (of the run).
+    fn get(&self, n: u32) -> ferrosim_ids::Eid {
+        self.0
+            .get(n as usize)
+            .copied()
+            .unwrap_or_else(|| Population::eid(n))
+    }
+
+    /// The number of the run's device with this EID, as
+    /// [`Population::index_of`].
+    fn index_of(&self, eid: &ferrosim_ids::Eid) -> Option<u32> {
+        let n = Population::number_in(eid)?;
+        (self.0.get(n as usize) == Some(eid)).then_some(n)
+    }
 }
 
 /// Runs one window of every shard, on up to `threads` threads.

@@ -199,12 +199,19 @@ impl Population {
 
     /// The index of the device with this EID, if it is one of ours.
     pub fn index_of(&self, eid: &Eid) -> Option<u32> {
+        let n = Self::number_in(eid)?;
+        (n < self.devices && Self::eid(n) == *eid).then_some(n)
+    }
+
+    /// The device number an EID of ours would carry (its digits 22..30),
+    /// without checking that the rest is ours: [`Population::index_of`]
+    /// checks it against [`Population::eid`].
+    pub fn number_in(eid: &Eid) -> Option<u32> {
         // Digits 22..30 are bytes 11..15 of the card encoding.
-        let n = eid.to_bcd()[11..15].iter().try_fold(0u32, |n, b| {
+        eid.to_bcd()[11..15].iter().try_fold(0u32, |n, b| {
             let (hi, lo) = (u32::from(b >> 4), u32::from(b & 0x0F));
             (hi < 10 && lo < 10).then_some(n * 100 + hi * 10 + lo)
-        })?;
-        (n < self.devices && Self::eid(n) == *eid).then_some(n)
+        })
     }
 
     /// Device `n`.
