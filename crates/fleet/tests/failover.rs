@@ -207,16 +207,7 @@ fn carrier_a_fails_devices_switch_to_b_at_its_rate_and_return_after_the_dwell() 
     }
     assert_eq!(w.converged(), 40);
     // Nobody switched more than the rule allows in any hour.
-    for list in w.switches.values() {
-        let times: Vec<_> = list.iter().map(|s| s.0).collect();
-        for (i, t) in times.iter().enumerate() {
-            let in_hour = times[i..]
-                .iter()
-                .take_while(|x| x.millis() < t.millis() + 3_600_000)
-                .count();
-            assert!(in_hour <= 4);
-        }
-    }
+    at_most_switches_an_hour(&w, 4).unwrap();
 }
 
 #[test]
