@@ -65,6 +65,19 @@ pub struct RspCertificate {
     crl_distribution_points: Vec<String>,
 }
 
+/// The fields of a certificate issued from a template that differ from
+/// its prototype's.
+pub(crate) struct Reissued {
+    pub(crate) der: Vec<u8>,
+    pub(crate) tbs: Range<usize>,
+    pub(crate) signature: Vec<u8>,
+    pub(crate) serial_number: Vec<u8>,
+    pub(crate) subject: Name,
+    pub(crate) public_key: VerifyingKey,
+    pub(crate) subject_key_id: KeyId,
+    pub(crate) subject_serial_number: String,
+}
+
 impl PartialEq for RspCertificate {
     /// Two parsed certificates are equal when their DER is.
     fn eq(&self, other: &Self) -> bool {
@@ -169,6 +182,27 @@ impl RspCertificate {
     /// The certificate as received (DER).
     pub fn der(&self) -> &[u8] {
         &self.der
+    }
+
+    /// Where the TBSCertificate lies in [`Self::der`].
+    pub(crate) fn tbs_range(&self) -> Range<usize> {
+        self.tbs.clone()
+    }
+
+    /// This certificate with the fields a certificate template writes
+    /// replaced (see [`crate::generate::EuiccCertificateTemplate`]): the
+    /// rest (issuer, validity, policies, extensions) is the same.
+    pub(crate) fn reissued(&self, parts: Reissued) -> Self {
+        let mut cert = self.clone();
+        cert.der = parts.der;
+        cert.tbs = parts.tbs;
+        cert.signature = parts.signature;
+        cert.serial_number = parts.serial_number;
+        cert.subject = parts.subject;
+        cert.public_key = parts.public_key;
+        cert.subject_key_id = Some(parts.subject_key_id);
+        cert.subject_serial_number = Some(parts.subject_serial_number);
+        cert
     }
 
     /// The signed part (TBSCertificate), exactly as received.

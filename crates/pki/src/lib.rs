@@ -37,7 +37,10 @@ pub use const_oid::ObjectIdentifier;
 pub use crl::{Crl, CrlError, Revocation, RevocationPolicy, RevocationReason, StalePolicy};
 pub use eid::{Eid, EidPrefix};
 pub use error::{Error, Result};
-pub use generate::{CertificateRequest, Issued, TestPki, TestPkiOptions, issue_for_public_key};
+pub use generate::{
+    CertificateRequest, EuiccCertificateTemplate, Issued, TestPki, TestPkiOptions,
+    issue_for_public_key,
+};
 pub use oid::Oid;
 pub use profile::{CertRole, KeyId, KeyUsage};
 pub use timefmt::{format_time, parse_time};

@@ -1,7 +1,8 @@
 //! Test PKI generation: a complete RSP hierarchy shaped like the GSMA SGP.26
 //! test set — one CI, one EUM with an EID range, N eUICCs, and the three
 //! SM-DP+ certificates (DPauth, DPpb, DPtls) — plus issuing single
-//! certificates for keys held elsewhere ([`issue_for_public_key`]).
+//! certificates for keys held elsewhere ([`issue_for_public_key`]), many at
+//! a time from one shape ([`EuiccCertificateTemplate`]).
 //!
 //! Generation happens in memory ([`TestPki::generate`]); [`TestPki::write_to`]
 //! and [`TestPki::load_from`] store and read it as PEM files (layout in
@@ -11,6 +12,7 @@
 mod files;
 mod issue;
 mod signer;
+mod template;
 
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +25,7 @@ pub use issue::{
     validate_dns_name,
 };
 pub use signer::KeySourceSigner;
+pub use template::EuiccCertificateTemplate;
 
 use crate::cert::RspCertificate;
 use crate::crl::register::CrlIssuer;

@@ -2,7 +2,8 @@
 //! eUICC and the real eIM.
 //!
 //! [`Factory`] makes a device's eUICC when the device first needs one: a new
-//! P-256 key, a certificate issued by the scenario's EUM, a
+//! P-256 key, a certificate issued by the scenario's EUM (from a template of
+//! the eUICC certificate, signed for each device), a
 //! [`VirtualEuicc`] (whose identity checks that chain) holding the
 //! device's profiles as deployed before the event, and the eIM's
 //! association (which verifies the chain again). [`IotCard::fetch`] is one
@@ -20,7 +21,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use ferrosim_asn1::esipa::{Sgp32Version, encode_eim_message, read_ipa_message};
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
@@ -35,7 +36,9 @@ use ferrosim_crypto::{KeySource, SoftwareKey};
 use ferrosim_eim::{AssociationRequest, Counter, Eim, EsipaAnswer, MemEimStore, Timestamp};
 use ferrosim_euicc::{EuiccIdentity, EuiccState, SharedIdentity, VirtualEuicc};
 use ferrosim_ids::{Eid, Iccid};
-use ferrosim_pki::{CertRole, CertificateRequest, RspCertificate, TestPki, TestPkiOptions};
+use ferrosim_pki::{
+    CertRole, CertificateRequest, EuiccCertificateTemplate, RspCertificate, TestPki, TestPkiOptions,
+};
 use rand::rngs::StdRng;
 
 use crate::error::SimError;
@@ -101,8 +104,9 @@ pub struct Factory {
     eim_key: VerifyingKey,
     /// EC operations done.
     pub ec: Arc<EcCount>,
-    /// The certificates' validity start.
-    not_before: SystemTime,
+    /// Issues the eUICC certificates (from the EUM, for each device's key
+    /// and EID).
+    euicc_certificates: EuiccCertificateTemplate,
     /// The scenario's PKI (its SM-DP+ certificates serve consumer phones).
     pub pki: TestPki,
 }
@@ -129,6 +133,22 @@ impl Factory {
         };
         let pki = TestPki::generate(&options).map_err(setup("test PKI"))?;
         let eum_key = pki.eum.signing_key().map_err(setup("EUM key"))?;
+        let mut request = CertificateRequest::new(
+            CertRole::Euicc,
+            "ferrosim simulated eUICC",
+            not_before,
+            ferrosim_pki::generate::end_of_time(),
+        );
+        request.organization = Some("ferrosim Test EUM".into());
+        // The prototype's EID (the first of the range); each device's
+        // certificate carries its own.
+        request.eid = Some(
+            Eid::from_body(&format!("{eid_prefix:0<30}"))
+                .map_err(|e| SimError::Setup(format!("EID prefix: {e}")))?,
+        );
+        let euicc_certificates =
+            EuiccCertificateTemplate::new(&request, &pki.eum.certificate, &eum_key)
+                .map_err(setup("eUICC certificate template"))?;
         let shared = SharedIdentity::new(
             pki.eum.certificate.der(),
             &[pki.ci.certificate.der().to_vec()],
@@ -148,7 +168,7 @@ impl Factory {
             eim: Eim::new(MemEimStore::new(), config),
             eim_key,
             ec: Arc::new(EcCount::default()),
-            not_before,
+            euicc_certificates,
             pki,
         })
     }
@@ -157,21 +177,12 @@ impl Factory {
     /// for `eid`, as the factory personalised it, and the eUICC identity.
     fn identity(&self, eid: Eid) -> Result<(EuiccIdentity, Arc<SoftwareKey>, Vec<u8>), SimError> {
         let key = SoftwareKey::generate().map_err(setup("eUICC key"))?;
-        let mut request = CertificateRequest::new(
-            CertRole::Euicc,
-            "ferrosim simulated eUICC",
-            self.not_before,
-            ferrosim_pki::generate::end_of_time(),
-        );
-        request.organization = Some("ferrosim Test EUM".into());
-        request.eid = Some(eid);
-        let certificate = ferrosim_pki::issue_for_public_key(
-            &request,
-            key.public_key_sec1(),
-            &self.eum_certificate,
-            &self.eum_key,
-        )
-        .map_err(setup("eUICC certificate"))?;
+        // A real certificate for the device's own key and EID, signed by
+        // the EUM (laid out as the template's prototype).
+        let certificate = self
+            .euicc_certificates
+            .issue(&eid, key.public_key_sec1(), &self.eum_key)
+            .map_err(setup("eUICC certificate"))?;
         let key = Arc::new(key);
         let der = certificate.der().to_vec();
         // The eUICC takes the certificate as issued (parsed once here).
