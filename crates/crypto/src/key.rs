@@ -11,6 +11,7 @@
 //! [`Zeroizing`] buffers. The PKCS#11 implementation is in [`crate::pkcs11`].
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::encoding::AsDer;
@@ -78,7 +79,10 @@ impl std::fmt::Debug for SharedSecret {
 /// the backend's own.
 pub struct SoftwareKey {
     signing: EcdsaKeyPair,
-    agreement: agreement::PrivateKey,
+    /// The same key for ECDH, made from the signing key on first use: most
+    /// keys only sign (an eUICC's, an SM-DP+'s), and reading the key into a
+    /// second object re-checks it with a full scalar multiplication.
+    agreement: OnceLock<agreement::PrivateKey>,
     public: [u8; UNCOMPRESSED_POINT_LEN],
 }
 
@@ -90,12 +94,11 @@ const PEM_SEC1: &str = "EC PRIVATE KEY";
 impl SoftwareKey {
     /// Generates a fresh random P-256 key pair.
     pub fn generate() -> Result<Self> {
+        // Used as generated: exporting and reading it back would only check
+        // again what the backend just made.
         let signing = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| Error::Backend("key generation"))?;
-        let pkcs8 = signing
-            .to_pkcs8v1()
-            .map_err(|_| Error::Backend("key export"))?;
-        Self::from_der(pkcs8.as_ref())
+        Self::from_signing(signing)
     }
 
     /// Loads a private key from DER: PKCS#8 `PrivateKeyInfo` or SEC1 `ECPrivateKey`.
@@ -105,8 +108,10 @@ impl SoftwareKey {
         let signing =
             EcdsaKeyPair::from_private_key_der(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der)
                 .map_err(|_| Error::InvalidPrivateKey("not a PKCS#8 or SEC1 P-256 private key"))?;
-        let agreement = agreement::PrivateKey::from_private_key_der(&agreement::ECDH_P256, der)
-            .map_err(|_| Error::InvalidPrivateKey("not a PKCS#8 or SEC1 P-256 private key"))?;
+        Self::from_signing(signing)
+    }
+
+    fn from_signing(signing: EcdsaKeyPair) -> Result<Self> {
         let public = signing
             .public_key()
             .as_ref()
@@ -114,9 +119,24 @@ impl SoftwareKey {
             .map_err(|_| Error::Backend("public key export"))?;
         Ok(Self {
             signing,
-            agreement,
+            agreement: OnceLock::new(),
             public,
         })
+    }
+
+    /// The key for ECDH (read from the signing key the first time).
+    fn agreement(&self) -> Result<&agreement::PrivateKey> {
+        if let Some(key) = self.agreement.get() {
+            return Ok(key);
+        }
+        let pkcs8 = self
+            .signing
+            .to_pkcs8v1()
+            .map_err(|_| Error::Backend("key export"))?;
+        let key =
+            agreement::PrivateKey::from_private_key_der(&agreement::ECDH_P256, pkcs8.as_ref())
+                .map_err(|_| Error::Backend("ECDH key"))?;
+        Ok(self.agreement.get_or_init(|| key))
     }
 
     /// Loads a private key from PEM text.
@@ -195,7 +215,7 @@ impl KeySource for SoftwareKey {
     }
 
     fn ecdh(&self, peer_public_sec1: &[u8]) -> Result<SharedSecret> {
-        crate::ecka::agree_with(&self.agreement, peer_public_sec1)
+        crate::ecka::agree_with(self.agreement()?, peer_public_sec1)
     }
 }
 
