@@ -7,6 +7,9 @@
 //! authenticated eUICC to an order. Transitions are methods that refuse to
 //! leave a phase they do not start from ([`WrongPhase`]).
 
+use std::sync::{Arc, OnceLock};
+
+use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_ids::CiKeyId;
 use ferrosim_pki::Eid;
 use ferrosim_saip::Iccid;
@@ -63,7 +66,7 @@ pub struct Binding {
     /// The authenticated eUICC.
     pub eid: Eid,
     /// Its public key (SEC1), which verifies its later signatures.
-    pub euicc_public_key: Vec<u8>,
+    pub euicc_public_key: EuiccPublicKey,
     /// The profile whose order is bound to the session.
     pub iccid: Iccid,
     /// Whether the order needs a confirmation code.
@@ -74,6 +77,69 @@ pub struct Binding {
     /// session was bound to; `None` until a package is issued. It tells
     /// which sessions were handed a package, and a retry may bind to it again.
     pub euicc_otpk: Option<Vec<u8>>,
+}
+
+/// The authenticated eUICC's public key: the SEC1 bytes the stores keep,
+/// and the key parsed from them once, on first use, kept with the bytes
+/// while the record stays in memory (a store that keeps only the bytes gets
+/// a key parsed again on the first verification after loading).
+///
+/// Clones share the bytes and the parsed key; equality is that of the bytes.
+#[derive(Clone)]
+pub struct EuiccPublicKey(Arc<ParsedOnce>);
+
+struct ParsedOnce {
+    sec1: Vec<u8>,
+    parsed: OnceLock<VerifyingKey>,
+}
+
+impl EuiccPublicKey {
+    /// A key already parsed (from the verified eUICC certificate).
+    pub fn parsed(key: VerifyingKey) -> Self {
+        Self(Arc::new(ParsedOnce {
+            sec1: key.sec1().to_vec(),
+            parsed: OnceLock::from(key),
+        }))
+    }
+
+    /// The SEC1 bytes as stored.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0.sec1
+    }
+
+    /// The key, parsed from the bytes on the first call (an invalid point
+    /// is an error on every call).
+    pub fn verifying_key(&self) -> Result<&VerifyingKey, ferrosim_crypto::Error> {
+        if let Some(key) = self.0.parsed.get() {
+            return Ok(key);
+        }
+        let key = VerifyingKey::from_sec1(&self.0.sec1)?;
+        Ok(self.0.parsed.get_or_init(|| key))
+    }
+}
+
+impl From<Vec<u8>> for EuiccPublicKey {
+    /// The bytes as stored; parsed when first used.
+    fn from(sec1: Vec<u8>) -> Self {
+        Self(Arc::new(ParsedOnce {
+            sec1,
+            parsed: OnceLock::new(),
+        }))
+    }
+}
+
+impl PartialEq for EuiccPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EuiccPublicKey {}
+
+impl std::fmt::Debug for EuiccPublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_bytes().fmt(f)
+    }
 }
 
 /// Where a session is, with the data that phase needs.

@@ -166,7 +166,9 @@ pub(crate) fn session_vals(s: &SessionRecord) -> Vec<Val> {
         challenges.map(|c| c.1.to_vec()).into(),
         challenges.map(|c| c.2.as_bytes().to_vec()).into(),
         binding.map(|b| b.eid.to_string()).into(),
-        binding.map(|b| b.euicc_public_key.clone()).into(),
+        binding
+            .map(|b| b.euicc_public_key.as_bytes().to_vec())
+            .into(),
         binding.map(|b| b.iccid.as_str().to_owned()).into(),
         i64::from(binding.is_some_and(|b| b.cc_required)).into(),
         binding.map(|b| b.smdp_signature2.clone()).into(),
@@ -227,7 +229,7 @@ fn optional_binding(r: &AnyRow) -> Result<Option<Binding>, StoreError> {
     Ok(match (eid, key, iccid, signature) {
         (Some(eid), Some(euicc_public_key), Some(iccid), Some(smdp_signature2)) => Some(Binding {
             eid,
-            euicc_public_key,
+            euicc_public_key: euicc_public_key.into(),
             iccid,
             cc_required: col::<i64>(r, "cc_required")? != 0,
             smdp_signature2,

@@ -141,7 +141,7 @@ fn session_record(n: u8) -> SessionRecord {
 fn binding(iccid: Iccid) -> Binding {
     Binding {
         eid: eid(),
-        euicc_public_key: vec![4; 65],
+        euicc_public_key: vec![4; 65].into(),
         iccid,
         cc_required: true,
         smdp_signature2: vec![5; 67],

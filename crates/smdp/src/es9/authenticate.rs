@@ -16,7 +16,7 @@ use crate::ids::{MatchingId, TransactionId};
 use crate::metadata::store_metadata_der;
 use crate::order::ProfileRecord;
 use crate::service::ProfileTemplate;
-use crate::session::{Binding, SessionPhase, SessionRecord};
+use crate::session::{Binding, EuiccPublicKey, SessionPhase, SessionRecord};
 use crate::step::{ATTEMPTS, Outcome};
 use crate::store::{
     Changes, ProfileSelector, ProfileWrite, SessionWrite, StepRecords, Store, StoreError, Versioned,
@@ -68,7 +68,7 @@ struct Verified {
     tid: TransactionId,
     session: Versioned<SessionRecord>,
     eid: ferrosim_pki::Eid,
-    public_key: Vec<u8>,
+    public_key: EuiccPublicKey,
     signature1_tlv: Vec<u8>,
     matching_id: Option<MatchingId>,
 }
@@ -125,7 +125,7 @@ fn verify(
         tid,
         session,
         eid: euicc.eid,
-        public_key: euicc.public_key_sec1,
+        public_key: EuiccPublicKey::parsed(euicc.certificate.verifying_key().clone()),
         signature1_tlv,
         // An invalid matching id names no order: refused as such.
         matching_id: ok

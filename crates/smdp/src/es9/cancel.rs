@@ -3,7 +3,6 @@
 use ferrosim_asn1::json::ResponseHeader;
 use ferrosim_asn1::json::es9::{CancelSessionRequest, CancelSessionResponse};
 use ferrosim_asn1::{decode_der, rsp, signed};
-use ferrosim_crypto::ecdsa::VerifyingKey;
 use tracing::info;
 
 use super::{Es9Error, bad_der};
@@ -74,7 +73,8 @@ fn decide(
     let binding = session.record.binding().cloned();
     if let Some(b) = &binding {
         let parts = cancel_signed_part(bytes)?;
-        VerifyingKey::from_sec1(&b.euicc_public_key)
+        b.euicc_public_key
+            .verifying_key()
             .and_then(|k| k.verify_raw(parts.signed, parts.signature))
             .map_err(|_| Es9Error::EuiccSignature("euiccCancelSessionSigned"))?;
     }

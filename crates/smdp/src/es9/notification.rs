@@ -4,7 +4,6 @@
 use ferrosim_asn1::json::es9::HandleNotificationRequest;
 use ferrosim_asn1::tlv::Tlv;
 use ferrosim_asn1::{decode_der, rsp, signed};
-use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_pki::verify_euicc_chain;
 use ferrosim_saip::Iccid;
 use tracing::{info, warn};
@@ -164,7 +163,9 @@ fn installation_result(
     let verified = signed::profile_installation_result(bytes)
         .map_err(bad_der("pendingNotification"))
         .and_then(|parts| {
-            VerifyingKey::from_sec1(&binding.euicc_public_key)
+            binding
+                .euicc_public_key
+                .verifying_key()
                 .and_then(|k| k.verify_raw(parts.signed, parts.signature))
                 .map_err(|_| Es9Error::EuiccSignature("profileInstallationResultData"))
         });

@@ -3,7 +3,6 @@
 use ferrosim_asn1::json::es9::{GetBoundProfilePackageRequest, GetBoundProfilePackageResponse};
 use ferrosim_asn1::json::{Base64, ResponseHeader};
 use ferrosim_asn1::{decode_der, rsp, signed};
-use ferrosim_crypto::ecdsa::VerifyingKey;
 use ferrosim_saip::Personalisation;
 use rand::CryptoRng;
 use tracing::info;
@@ -95,7 +94,9 @@ pub fn get_bound_profile_package(
             let mut signed_data = Vec::with_capacity(parts.signed.len() + 67);
             signed_data.extend_from_slice(parts.signed);
             signed_data.extend_from_slice(&binding.smdp_signature2);
-            VerifyingKey::from_sec1(&binding.euicc_public_key)
+            binding
+                .euicc_public_key
+                .verifying_key()
                 .and_then(|k| k.verify_raw(&signed_data, parts.signature))
                 .map_err(|_| Es9Error::EuiccSignature("euiccSigned2"))
         });
