@@ -762,3 +762,21 @@ fn a_device_roaming_away_from_its_carrier_switches_after_the_rules_time() {
         w.fleet.region_health(a, north)
     );
 }
+
+#[test]
+fn dims_at_a_position_are_the_dims_of_the_device_registered_there() {
+    let mut w = fleet_of(6, "meters", 3);
+    let a = w.carrier("carrier-a");
+    w.down.insert((a, "*".into()));
+    w.run_for(Duration::from_secs(15 * 60));
+    let b = w.carrier("carrier-b");
+    let eids: Vec<_> = w.fleet.devices().map(|d| d.eid).collect();
+    assert!(eids.iter().any(|e| w.enabled_carrier(e) == Some(b)));
+    for (i, eid) in eids.iter().enumerate() {
+        let at = w.fleet.dims_at(i as u32);
+        assert!(at.is_some());
+        assert_eq!(at, w.fleet.dims(eid), "device {i}");
+    }
+    assert_eq!(w.fleet.dims_at(6), None);
+    assert_eq!(w.fleet.dims_at(u32::MAX), None);
+}

@@ -10,7 +10,6 @@
 //! shard count is a run parameter (not the machine's core count), so the
 //! same scenario, seed and shard count give the same report on any machine.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use ferrosim_fleet::action::Failure;
@@ -20,7 +19,7 @@ use ferrosim_fleet::report::ReportKind;
 use ferrosim_fleet::{Action, ActionResult, Catalog, Command, DeviceReport, Fleet, Outcome, What};
 use ferrosim_ids::Timestamp;
 use ferrosim_telemetry::{
-    ActivationKind, CorrelationId, Dictionary, Event, EventKind, Function, ProfileChange,
+    ActivationKind, CorrelationId, Dictionary, Dims, Event, EventKind, Function, ProfileChange,
     ProfileKey, RegistrationOutcome, Source, StatusCode, StepStatus, compute,
 };
 use rand::SeedableRng;
@@ -179,7 +178,7 @@ pub fn run(
         let fleet = deployed_fleet(catalog, &fleet_config, &population, scenario);
         (fleet, Ok(make_shards()))
     };
-    let (mut fleet, (mut shards, eids)) = (fleet?, shards?);
+    let ((mut fleet, positions), (mut shards, eids)) = (fleet?, shards?);
     let mut load = Load::new(network.carriers(), network.areas());
     for s in &shards {
         load.merge(&s.load_delta);
@@ -189,8 +188,11 @@ pub fn run(
     let setup_s = started.elapsed().as_secs_f64();
     let loop_started = Instant::now();
 
-    let mut activation_start: HashMap<u64, (i64, bool)> = HashMap::new();
-    let mut last_switch: HashMap<ferrosim_ids::Eid, bool> = HashMap::new();
+    // Per activation id (the fleet numbers them 1, 2, ...): when its
+    // switch was decided and whether it is a failover (else a return).
+    let mut activation_start: Vec<Option<(i64, bool)>> = Vec::new();
+    // Per device number: the kind of the last switch decided for it.
+    let mut last_switch: Vec<Option<bool>> = vec![None; devices as usize];
     let mut bucket = Bucket::new(0, network.carriers());
     let mut last_progress = -60_000;
     // Declarations of outages to the fleet: (when, start?, carrier, region).
@@ -219,10 +221,10 @@ pub fn run(
     let mut rollout_ids: Vec<(String, u32)> = Vec::new();
     // Outputs stamped past the window they were made in.
     let mut later: Vec<crate::shard::Out> = Vec::new();
-    // When each device's provisioning (ES2+ order) started.
-    let mut provision_start: HashMap<u32, i64> = HashMap::new();
-    // When the fleet last issued an enable to each device.
-    let mut enable_issued: HashMap<u32, i64> = HashMap::new();
+    // Per device number: when its provisioning (ES2+ order) started.
+    let mut provision_start: Vec<Option<i64>> = vec![None; devices as usize];
+    // Per device number: when the fleet last issued an enable to it.
+    let mut enable_issued: Vec<Option<i64>> = vec![None; devices as usize];
     let mut shards_s = 0.0;
     // Actions sent to devices, by command name (few names).
     let mut actions_by_command: Vec<(&'static str, u64)> = Vec::new();
@@ -260,8 +262,8 @@ pub fn run(
                     bucket.returns += 1;
                     c.returns += 1;
                 }
-                if let Some(eid) = d.device {
-                    last_switch.insert(eid, failover);
+                if let Some(n) = d.device.and_then(|eid| eids.index_of(&eid)) {
+                    last_switch[n as usize] = Some(failover);
                 }
             }
         }
@@ -274,8 +276,15 @@ pub fn run(
                 Some(a),
             ) = (e.kind, e.activation)
             {
-                let failover = last_switch.get(&e.device).copied().unwrap_or(true);
-                activation_start.insert(a.get(), (t, failover));
+                let failover = eids
+                    .index_of(&e.device)
+                    .and_then(|n| last_switch[n as usize])
+                    .unwrap_or(true);
+                let slot = usize::try_from(a.get()).unwrap_or(usize::MAX);
+                if slot >= activation_start.len() {
+                    activation_start.resize(slot.saturating_add(1), None);
+                }
+                activation_start[slot] = Some((t, failover));
             }
             c.events.push(e);
         }
@@ -303,13 +312,13 @@ pub fn run(
                 a.command,
                 Command::EimEnable { .. } | Command::AgentExecuteFallback { .. }
             ) {
-                enable_issued.insert(n, t);
+                enable_issued[n as usize] = Some(t);
             }
             if a.command.is_es2() {
                 // ES2+ is the fleet's call to the carrier's SM-DP+, made
                 // here between windows (in action order: deterministic).
                 if matches!(a.command, Command::Es2DownloadOrder { .. }) {
-                    provision_start.entry(n).or_insert(t);
+                    provision_start[n as usize].get_or_insert(t);
                 }
                 let es2 = Es2 {
                     downloads: downloads.as_ref(),
@@ -317,7 +326,8 @@ pub fn run(
                     profile_types: &profile_types,
                     took_ms: ES2_ROUND_TRIP_MS + population.es9_server_ms,
                 };
-                later.extend(es2.call(t, n, &a, &mut c.events, &fleet));
+                let dims = fleet_dims(&fleet, &positions, n);
+                later.extend(es2.call(t, n, &a, &mut c.events, dims));
                 continue;
             }
             shards[n as usize % options.shards].deliver(n, a);
@@ -353,13 +363,14 @@ pub fn run(
         for o in outs {
             let eid = eids.get(o.dev);
             let at = Timestamp(T0 + o.t);
-            let dims = fleet.dims(&eid).unwrap_or_default();
+            // The device's dimensions as the fleet has them now (before
+            // the output changes its state), read only for an event.
             let event = |kind, activation: Option<u64>| Event {
                 at,
                 activation: activation.and_then(CorrelationId::new),
                 device: eid,
                 source: Source::Device,
-                dims,
+                dims: fleet_dims(&fleet, &positions, o.dev),
                 kind,
             };
             match o.kind {
@@ -395,7 +406,7 @@ pub fn run(
                 }
                 OutKind::Result(result) => {
                     if let Outcome::Installed { .. } = result.outcome
-                        && let Some(start) = provision_start.remove(&o.dev)
+                        && let Some(start) = provision_start[o.dev as usize].take()
                     {
                         c.provisioned.push((o.dev, start, o.t));
                     }
@@ -409,13 +420,15 @@ pub fn run(
                         match outcome {
                             RegistrationOutcome::Registered => {
                                 if let Some(a) = activation
-                                    && let Some((start, failover)) = activation_start.remove(&a)
+                                    && let Some((start, failover)) = usize::try_from(a)
+                                        .ok()
+                                        .and_then(|a| activation_start.get_mut(a))
+                                        .and_then(Option::take)
                                 {
                                     let took = o.t - start;
                                     if failover {
                                         c.failover_completion_ms.push(took);
-                                        let wait = enable_issued
-                                            .get(&o.dev)
+                                        let wait = enable_issued[o.dev as usize]
                                             .map_or(0, |at| (at - start).clamp(0, took));
                                         c.failover_done.push((o.dev, took, wait));
                                         bucket.failovers_done += 1;
@@ -458,6 +471,8 @@ pub fn run(
             });
         }
     }
+    let loop_s = loop_started.elapsed().as_secs_f64();
+    let post_started = Instant::now();
     for (name, n) in actions_by_command {
         *c.actions_by_command.entry(name.to_owned()).or_default() += n;
     }
@@ -494,27 +509,44 @@ pub fn run(
     c.ec = factory.ec.get();
     c.dictionary = dict;
     c.setup_s = setup_s;
-    c.loop_s = loop_started.elapsed().as_secs_f64();
+    c.loop_s = loop_s;
     c.shards_s = shards_s;
+    c.control_s = (loop_s - shards_s).max(0.0);
     c.duration_ms = duration;
+    // The run's world (a million devices' eUICCs, eIM and fleet state) is
+    // freed on another thread while the caller computes the metrics.
+    let world = (
+        shards, fleet, population, downloads, factory, eids, positions,
+    );
+    if threads > 1 {
+        std::thread::spawn(move || drop(world));
+    } else {
+        drop(world);
+    }
+    c.metrics_s = post_started.elapsed().as_secs_f64();
     Ok(c)
 }
 
 /// The fleet with every device of `population` as deployed: primary
-/// enabled and working, fallback staged with the attribute.
+/// enabled and working, fallback staged with the attribute; and each
+/// device's position in the fleet by device number ([`NOT_IN_FLEET`] for
+/// phones).
 fn deployed_fleet(
     catalog: Catalog,
     fleet_config: &FleetConfig,
     population: &Population,
     scenario: &Scenario,
-) -> Result<Fleet, SimError> {
+) -> Result<(Fleet, Vec<u32>), SimError> {
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
+    let mut positions = Vec::with_capacity(population.len());
     for n in 0..population.len() as u32 {
         let d = population.device(n);
         if d.consumer {
             // Phones are not fleet devices.
+            positions.push(NOT_IN_FLEET);
             continue;
         }
+        positions.push(u32::try_from(fleet.len()).unwrap_or(NOT_IN_FLEET));
         let group = fleet_config
             .groups
             .iter()
@@ -558,7 +590,19 @@ fn deployed_fleet(
             .add_device(&spec, Timestamp(T0))
             .map_err(|e| SimError::Fleet(e.to_string()))?;
     }
-    Ok(fleet)
+    Ok((fleet, positions))
+}
+
+/// The position of a device that is not in the fleet (a phone).
+const NOT_IN_FLEET: u32 = u32::MAX;
+
+/// The telemetry dimensions of device `n` as the fleet has them now
+/// (none for a phone).
+fn fleet_dims(fleet: &Fleet, positions: &[u32], n: u32) -> Dims {
+    positions
+        .get(n as usize)
+        .and_then(|&p| fleet.dims_at(p))
+        .unwrap_or_default()
 }
 
 /// Every device's EID by device number, made once ([`Population::eid`]
@@ -657,7 +701,7 @@ impl Es2<'_> {
         n: u32,
         a: &Action,
         events: &mut Vec<Event>,
-        fleet: &Fleet,
+        dims: Dims,
     ) -> Vec<crate::shard::Out> {
         let now = Timestamp(T0 + t);
         let call = format!("fleet-{}", a.id.0);
@@ -694,7 +738,7 @@ impl Es2<'_> {
             activation: a.correlation(),
             device: a.device,
             source: Source::Smdp,
-            dims: fleet.dims(&a.device).unwrap_or_default(),
+            dims,
             kind: EventKind::Step {
                 function,
                 status,

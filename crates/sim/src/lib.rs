@@ -49,8 +49,10 @@ pub fn simulate(
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
     let started = std::time::Instant::now();
-    let collected = run(scenario, options, progress)?;
+    let mut collected = run(scenario, options, progress)?;
+    let metrics_started = std::time::Instant::now();
     let metrics = collected.metrics();
+    collected.metrics_s += metrics_started.elapsed().as_secs_f64();
     let wall_s = started.elapsed().as_secs_f64();
     let costs = cost::EcCosts::measure();
     let summary = Summary::new(&collected, &metrics, costs, wall_s);

@@ -24,6 +24,8 @@ pub const MEASURED_FIELDS: &[&str] = &[
     "setup_s",
     "loop_s",
     "shards_s",
+    "control_s",
+    "metrics_s",
     "peak_rss_bytes",
     "ec_cost",
     "lower_bound",
@@ -162,6 +164,13 @@ pub struct Collected {
     /// rest is the control plane (fleet, telemetry) between windows, which
     /// runs on one thread.
     pub shards_s: f64,
+    /// Of the event loop, the control plane's wall time between the
+    /// windows (s).
+    pub control_s: f64,
+    /// Wall time after the event loop until the metrics are computed (s):
+    /// the shards' figures gathered, the comparisons measured and the
+    /// headline metrics computed over the run's events.
+    pub metrics_s: f64,
 }
 
 /// What became of the notifications the IoT devices' eUICCs signed.
@@ -237,6 +246,8 @@ impl Collected {
             setup_s: 0.0,
             loop_s: 0.0,
             shards_s: 0.0,
+            control_s: 0.0,
+            metrics_s: 0.0,
         }
     }
 
@@ -428,6 +439,12 @@ pub struct Summary {
     /// Measured: of the event loop, the shards' windows (s); the rest is
     /// the control plane between windows, on one thread.
     pub shards_s: f64,
+    /// Measured: of the event loop, the control plane between the windows
+    /// (s): the fleet's decisions and the telemetry events.
+    pub control_s: f64,
+    /// Measured: after the event loop, gathering the run's figures and
+    /// computing the metrics over its events (s).
+    pub metrics_s: f64,
     /// Measured: peak resident memory (bytes; 0 where unknown).
     pub peak_rss_bytes: u64,
     /// A full-fidelity run's target and figures (absent in virtual time).
@@ -499,6 +516,8 @@ impl Summary {
             setup_s: c.setup_s,
             loop_s: c.loop_s,
             shards_s: c.shards_s,
+            control_s: c.control_s,
+            metrics_s: c.metrics_s,
             peak_rss_bytes: peak_rss_bytes(),
             full_fidelity: None,
             full_fidelity_iot: None,

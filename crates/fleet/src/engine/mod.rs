@@ -502,6 +502,15 @@ impl Fleet {
         Some(self.dims_of(d))
     }
 
+    /// Telemetry dimensions of the device at `position` in registration
+    /// order (as [`Fleet::devices`] lists them), as [`Fleet::dims`]: for
+    /// drivers that number their devices the way they registered them and
+    /// read dimensions for every event they log.
+    pub fn dims_at(&self, position: u32) -> Option<Dims> {
+        let d = self.devices.get(position as usize)?;
+        Some(self.dims_of(d))
+    }
+
     fn dims_of(&self, d: &DeviceState) -> Dims {
         let t = d
             .observed
