@@ -142,6 +142,8 @@ struct Device {
 pub struct Shard {
     index: usize,
     devices: Vec<Device>,
+    /// Devices present (kept as they arrive and leave).
+    present_count: u64,
     heap: BinaryHeap<Reverse<(i64, u64, u32, Ev)>>,
     seq: u64,
     rng: StdRng,
@@ -195,12 +197,14 @@ impl Shard {
         let mut load_delta = Load::new(network.carriers(), network.areas());
         let mut g = index as u32;
         let mut seq = 0;
+        let mut present_count = 0;
         while (g as usize) < population.len() {
             let seed_ = population.device(g);
             // A consumer phone arrives (and scans) even when there from the start.
             let present = seed_.arrival_ms == 0 && !seed_.consumer;
             let profiles = seed_.profiles.clone();
             if present {
+                present_count += 1;
                 load_delta.add(profiles[0].1, seed_.area, 1);
                 if population.stay_ms > 0 {
                     heap.push(Reverse((
@@ -240,6 +244,7 @@ impl Shard {
         Self {
             index,
             devices,
+            present_count,
             heap,
             seq,
             rng: <StdRng as rand::SeedableRng>::seed_from_u64(
@@ -293,7 +298,7 @@ impl Shard {
 
     /// Devices present (arrived).
     pub fn present(&self) -> u64 {
-        self.devices.iter().filter(|d| d.present).count() as u64
+        self.present_count
     }
 
     /// Whether anything is due before `end` (an action, a queued event).
@@ -381,12 +386,18 @@ impl Shard {
             Ev::Leave => {
                 self.deregister(local);
                 let d = &mut self.devices[local];
+                if d.present {
+                    self.present_count -= 1;
+                }
                 d.present = false;
                 d.left = true;
                 d.check_queued = false;
                 d.generation = d.generation.wrapping_add(1);
             }
             Ev::Arrive => {
+                if !self.devices[local].present {
+                    self.present_count += 1;
+                }
                 self.devices[local].present = true;
                 self.devices[local].registered = false;
                 let stay = ctx.population.stay_ms;
