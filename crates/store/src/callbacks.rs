@@ -63,14 +63,16 @@ impl SqlStore {
                AND (c.lease_until IS NULL OR c.lease_until < $2)
                AND NOT EXISTS (SELECT 1 FROM callbacks e WHERE e.iccid = c.iccid
                                AND e.delivered_at IS NULL AND e.id < c.id)
-               ORDER BY c.id LIMIT $3{})
+               ORDER BY c.id LIMIT {limit}{})
              RETURNING {CALLBACK_COLUMNS}",
             self.lock_clause(true)
         );
+        // The limit is in the text rather than bound: SQLite plans a bound
+        // `LIMIT` with its value and compiles the statement again at every
+        // bind (see `pending_sessions_impl`); the batch size is a setting.
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(now.millis().saturating_add(lease_ms))
             .bind(now.millis())
-            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(backend_err)?;

@@ -100,15 +100,18 @@ impl SqlStore {
         now: Timestamp,
         up_to: u64,
     ) -> Result<u64, StoreError> {
+        // The bound is part of the SQL text, not a bind value: SQLite
+        // (with STAT4, as built here) plans a bound `LIMIT` with its value
+        // and so compiles the statement again every time the value is
+        // bound. The cap is a setting, so the text stays the same and the
+        // prepared statement is reused.
+        let limit = i64::try_from(up_to).unwrap_or(i64::MAX);
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
+             WHERE state = 'initiated' AND expires_at >= $1 LIMIT {limit}) pending"
+        );
         let row = self
-            .hot_fetch_optional(
-                sqlx::query(
-                    "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
-                     WHERE state = 'initiated' AND expires_at >= $1 LIMIT $2) pending",
-                )
-                .bind(now.millis())
-                .bind(i64::try_from(up_to).unwrap_or(i64::MAX)),
-            )
+            .hot_fetch_optional(sqlx::query(AssertSqlSafe(sql)).bind(now.millis()))
             .await?
             .ok_or_else(|| StoreError::Backend("COUNT gave no row".into()))?;
         let n: i64 = col(&row, "n")?;
