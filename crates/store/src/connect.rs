@@ -206,13 +206,7 @@ impl SqlStore {
                 .connect_with(read_options)
                 .await
                 .map_err(backend_err)?;
-            let hot = crate::readers::Readers::open(
-                AnyConnectOptions::from_str(&url)
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
-                options.sqlite_readers,
-            )
-            .await
-            .map_err(backend_err)?;
+            let hot = crate::readers::Readers::open(sqlite_path(&url), options.sqlite_readers)?;
             (Some(readers), Some(std::sync::Arc::new(hot)))
         } else {
             (None, None)

@@ -93,8 +93,8 @@ pub struct SqlStore {
     /// writer instead of queueing behind it (WAL lets readers see every
     /// committed transaction).
     read_pool: Option<AnyPool>,
-    /// SQLite only: read-only connections outside the pool, for the hot
-    /// reads of ES9+ steps (one hand-off per query instead of three).
+    /// SQLite only: read-only connections outside sqlx, for the hot reads
+    /// of ES9+ steps (run on the caller's thread, without a hand-off).
     readers: Option<std::sync::Arc<readers::Readers>>,
     /// SQLite only: the queue of write transactions that commit in groups.
     writer: Option<group_commit::WriteQueue>,
@@ -119,35 +119,33 @@ impl SqlStore {
         self.read_pool.as_ref().unwrap_or(&self.pool)
     }
 
-    /// Runs a hot read (the loads of an ES9+ step): on SQLite on a reader
-    /// outside the pool, else on [`SqlStore::reader`]'s pool.
-    pub(crate) async fn hot_fetch_optional(
+    /// Runs a hot read (the loads of an ES9+ step) and gives its first row
+    /// to `parse`: on SQLite on a hot reader, on this thread (see
+    /// [`readers`]), else on [`SqlStore::reader`]'s pool. `sql` is one
+    /// statement with placeholders `$1..$n`, each taking its value from
+    /// `vals` by number.
+    pub(crate) async fn hot_first<T>(
         &self,
-        query: writes::AnyQuery<'_>,
-    ) -> Result<Option<sqlx::any::AnyRow>, ferrosim_smdp::store::StoreError> {
-        match &self.readers {
-            Some(r) => r.fetch_optional(query).await,
-            None => query.fetch_optional(self.reader()).await,
+        sql: String,
+        vals: Vec<writes::Val>,
+        parse: impl FnOnce(&readers::HotRow<'_>) -> Result<T, ferrosim_smdp::store::StoreError>,
+    ) -> Result<Option<T>, ferrosim_smdp::store::StoreError> {
+        if let Some(r) = &self.readers {
+            return r.read(|s| s.first(&sql, &vals, parse));
         }
-        .map_err(rows::backend_err)
-    }
-
-    /// Every row of a hot read (on SQLite possibly several statements).
-    pub(crate) async fn hot_fetch_all(
-        &self,
-        query: writes::AnyQuery<'_>,
-    ) -> Result<Vec<sqlx::any::AnyRow>, ferrosim_smdp::store::StoreError> {
-        match &self.readers {
-            Some(r) => r.fetch_all(query).await,
-            None => query.fetch_all(self.reader()).await,
-        }
-        .map_err(rows::backend_err)
+        let row = writes::bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), vals)
+            .fetch_optional(self.reader())
+            .await
+            .map_err(rows::backend_err)?;
+        row.as_ref()
+            .map(|r| parse(&readers::HotRow::Any(r)))
+            .transpose()
     }
 
     /// Closes every connection (after a checkpoint on SQLite).
     pub async fn close(&self) {
         if let Some(r) = &self.readers {
-            r.close().await;
+            r.close();
         }
         if self.backend == Backend::Sqlite {
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

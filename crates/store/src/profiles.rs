@@ -12,15 +12,14 @@ use ferrosim_smdp::store::{
 };
 use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 
 use crate::SqlStore;
 use crate::rows::{
-    backend_err, col, corrupt, hash32, iccid, operator, opt_eid, opt_matching_id, opt_tid, u32_of,
-    version,
+    StoreRow, backend_err, col, corrupt, get, hash32, iccid, operator, opt_eid, opt_matching_id,
+    opt_tid, u32_of, version,
 };
 use crate::sessions::version_val;
-use crate::writes::{Val, Writes, bind_all};
+use crate::writes::{Val, Writes};
 
 /// The columns of a profile row that make up a [`ProfileRecord`].
 pub(crate) const PROFILE_COLUMNS: &str = "iccid, operator, profile_type, state, has_order, eid, \
@@ -80,17 +79,15 @@ impl SqlStore {
         &self,
         iccid: &Iccid,
     ) -> Result<Option<Personalisation>, StoreError> {
-        let row = self
-            .hot_fetch_optional(
-                sqlx::query("SELECT personalisation FROM profiles WHERE iccid = $1")
-                    .bind(iccid.as_str()),
+        let text: Option<String> = self
+            .hot_first(
+                "SELECT personalisation FROM profiles WHERE iccid = $1".to_owned(),
+                vec![iccid.as_str().into()],
+                |r| get(r, "personalisation"),
             )
             .await?;
-        match row {
-            Some(r) => {
-                let text: String = col(&r, "personalisation")?;
-                self.open_personalisation_text(iccid, &text).await.map(Some)
-            }
+        match text {
+            Some(text) => self.open_personalisation_text(iccid, &text).await.map(Some),
             None => Ok(None),
         }
     }
@@ -147,10 +144,8 @@ impl SqlStore {
         selector: &ProfileSelector,
     ) -> Result<Option<Versioned<ProfileRecord>>, StoreError> {
         let (sql, vals) = select_profile(selector, 1);
-        let row = self
-            .hot_fetch_optional(bind_all(sqlx::query(AssertSqlSafe(sql)), vals))
-            .await?;
-        row.map(|r| versioned_profile_row(&r)).transpose()
+        self.hot_first(sql, vals, |r| versioned_profile_row(r))
+            .await
     }
 
     pub(crate) async fn available_profiles_impl(
@@ -289,63 +284,65 @@ fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
 }
 
 /// Reads a [`ProfileRecord`] and its version from a row selected with [`PROFILE_COLUMNS`].
-pub(crate) fn versioned_profile_row(r: &AnyRow) -> Result<Versioned<ProfileRecord>, StoreError> {
+pub(crate) fn versioned_profile_row<R: StoreRow + ?Sized>(
+    r: &R,
+) -> Result<Versioned<ProfileRecord>, StoreError> {
     Ok(Versioned::new(
         profile_row(r)?,
-        version(col(r, "version")?)?,
+        version(get(r, "version")?)?,
     ))
 }
 
 /// Reads a [`ProfileRecord`] from a row selected with [`PROFILE_COLUMNS`].
-pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
-    let state: String = col(r, "state")?;
+pub(crate) fn profile_row<R: StoreRow + ?Sized>(r: &R) -> Result<ProfileRecord, StoreError> {
+    let state: String = get(r, "state")?;
     let state = ProfileState::parse(&state).ok_or_else(|| corrupt("profile state", &state))?;
-    let has_order: i64 = col(r, "has_order")?;
+    let has_order: i64 = get(r, "has_order")?;
     let order = if has_order != 0 {
-        let cc_hash: Option<Vec<u8>> = col(r, "cc_hash")?;
+        let cc_hash: Option<Vec<u8>> = get(r, "cc_hash")?;
         let confirmation = cc_hash
             .map(|h| -> Result<ConfirmationCode, StoreError> {
                 Ok(ConfirmationCode {
                     hash: hash32(h, "confirmation code hash")?,
-                    failed_attempts: u32_of(col(r, "cc_failed_attempts")?, "attempts")?,
+                    failed_attempts: u32_of(get(r, "cc_failed_attempts")?, "attempts")?,
                 })
             })
             .transpose()?;
-        let failure_message: Option<String> = col(r, "failure_message")?;
+        let failure_message: Option<String> = get(r, "failure_message")?;
         let failure = failure_message
             .map(|message| -> Result<FailureInfo, StoreError> {
                 Ok(FailureInfo {
-                    bpp_command_id: col(r, "failure_bpp_command_id")?,
-                    error_reason: col(r, "failure_error_reason")?,
+                    bpp_command_id: get(r, "failure_bpp_command_id")?,
+                    error_reason: get(r, "failure_error_reason")?,
                     message,
                 })
             })
             .transpose()?;
-        let device_state: Option<String> = col(r, "device_state")?;
+        let device_state: Option<String> = get(r, "device_state")?;
         let device = device_state
             .map(|s| -> Result<DeviceReport, StoreError> {
                 Ok(DeviceReport {
                     state: DeviceProfileState::parse(&s)
                         .ok_or_else(|| corrupt("device state", &s))?,
-                    seq_number: col::<Option<i64>>(r, "device_seq")?.unwrap_or(-1),
-                    at: Timestamp(col::<Option<i64>>(r, "device_at")?.unwrap_or(0)),
+                    seq_number: get::<_, Option<i64>>(r, "device_seq")?.unwrap_or(-1),
+                    at: Timestamp(get::<_, Option<i64>>(r, "device_at")?.unwrap_or(0)),
                 })
             })
             .transpose()?;
-        let created: Option<i64> = col(r, "order_created_at")?;
-        let expires: Option<i64> = col(r, "order_expires_at")?;
+        let created: Option<i64> = get(r, "order_created_at")?;
+        let expires: Option<i64> = get(r, "order_expires_at")?;
         Some(Order {
-            eid: opt_eid(col(r, "eid")?)?,
-            matching_id: opt_matching_id(col(r, "matching_id")?)?,
+            eid: opt_eid(get(r, "eid")?)?,
+            matching_id: opt_matching_id(get(r, "matching_id")?)?,
             confirmation,
-            smds_address: col(r, "smds_address")?,
+            smds_address: get(r, "smds_address")?,
             created_at: Timestamp(created.unwrap_or_default()),
             expires_at: Timestamp(expires.unwrap_or_default()),
-            session: opt_tid(col(r, "session_tid")?)?,
-            download_attempts: u32_of(col(r, "download_attempts")?, "download attempts")?,
+            session: opt_tid(get(r, "session_tid")?)?,
+            download_attempts: u32_of(get(r, "download_attempts")?, "download attempts")?,
             failure,
             device,
-            type_version: col::<Option<i64>>(r, "type_version")?
+            type_version: get::<_, Option<i64>>(r, "type_version")?
                 .map(|v| u32::try_from(v).map_err(|_| corrupt("type version", v)))
                 .transpose()?,
         })
@@ -353,11 +350,11 @@ pub(crate) fn profile_row(r: &AnyRow) -> Result<ProfileRecord, StoreError> {
         None
     };
     Ok(ProfileRecord {
-        iccid: iccid(&col::<String>(r, "iccid")?)?,
-        operator: operator(col(r, "operator")?)?,
-        profile_type: col(r, "profile_type")?,
+        iccid: iccid(&get::<_, String>(r, "iccid")?)?,
+        operator: operator(get(r, "operator")?)?,
+        profile_type: get(r, "profile_type")?,
         state,
         order,
-        updated_at: Timestamp(col(r, "updated_at")?),
+        updated_at: Timestamp(get(r, "updated_at")?),
     })
 }

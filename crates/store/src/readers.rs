@@ -1,32 +1,48 @@
 //! SQLite: the read-only connections the SM-DP+'s hot reads (the loads of
-//! an ES9+ step) run on, used without sqlx's pool.
+//! an ES9+ step) run on, called directly from the request's task.
 //!
-//! Every SQLite connection of sqlx has a thread of its own, and every
-//! command is a hand-off to that thread and back. sqlx's pool adds two more
-//! per query: a ping when a connection is taken (`test_before_acquire`) and
-//! another when it is given back (in a task spawned for it). For a local
-//! file neither is of use, so these readers are plain connections behind
-//! async mutexes: one command per query.
+//! Every SQLite connection of sqlx has a thread of its own, and every query
+//! is a hand-off to that thread and back (a wake-up and a sleep on both
+//! sides), with each row and each statement's result sent over a channel.
+//! For a point lookup in a local file that costs more than the lookup
+//! itself, so these readers are plain SQLite connections (rusqlite, on the
+//! same SQLite library as sqlx) behind `std` mutexes, and a query runs on
+//! the calling thread with its statement prepared once and cached.
 //!
-//! A query whose caller goes away half-way leaves the connection usable:
-//! its thread still runs the command to its end (or stops sending rows) and
-//! resets the statement, and the next command queues behind it. A
-//! connection whose thread is gone is replaced on its next use.
+//! A query blocks its thread for as long as SQLite takes: a few indexed
+//! lookups, tens of microseconds. In WAL mode a reader does not wait for
+//! the writer; only a checkpoint that resets the WAL at the same instant
+//! can make one wait (SQLite's busy handler, bounded by `busy_timeout`).
+//!
+//! A connection that fails for another reason than the query's own (an I/O
+//! error, a damaged file) is dropped and replaced on its next use.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyRow};
-use sqlx::{AnyConnection, Connection, Executor};
-use tokio::sync::{Mutex, MutexGuard};
+use rusqlite::types::{FromSql, ToSqlOutput, Value};
+use rusqlite::{CachedStatement, Connection, OpenFlags, Row};
+use sqlx::any::AnyRow;
 
-use crate::writes::AnyQuery;
+use ferrosim_smdp::store::StoreError;
+
+use crate::rows::{ColValue, StoreRow, col};
+use crate::writes::Val;
+
+/// Prepared statements each connection keeps (the hot reads use a handful).
+const STATEMENT_CACHE: usize = 64;
+
+/// How long a reader waits for a lock SQLite holds briefly (a checkpoint
+/// resetting the WAL), as the other connections do.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read-only connections (at least one).
 pub(crate) struct Readers {
-    options: AnyConnectOptions,
-    /// `None` once closed, or after the connection's thread stopped.
-    slots: Box<[Mutex<Option<AnyConnection>>]>,
-    /// Where a caller that finds every connection busy queues.
+    path: String,
+    /// `None` when not opened yet, or after a connection failed.
+    slots: Box<[Mutex<Option<Connection>>]>,
+    /// Where a caller that finds every connection busy waits.
     next: AtomicUsize,
     /// Set by [`Readers::close`]: no connection is opened again.
     closed: AtomicBool,
@@ -40,96 +56,161 @@ impl std::fmt::Debug for Readers {
     }
 }
 
+/// A row of a hot read: from sqlx (PostgreSQL, in-memory SQLite) or from a
+/// hot reader; the record parsers read both alike.
+pub(crate) enum HotRow<'a> {
+    /// A row through sqlx.
+    Any(&'a AnyRow),
+    /// A row of a hot reader.
+    Lite(&'a Row<'a>),
+}
+
+impl StoreRow for HotRow<'_> {
+    fn value<T: ColValue>(&self, name: &str) -> Result<T, StoreError> {
+        match self {
+            HotRow::Any(row) => col(row, name),
+            HotRow::Lite(row) => lite_col(row, name),
+        }
+    }
+}
+
+/// A column of a hot reader's row, or a corruption error naming it.
+fn lite_col<T: FromSql>(row: &Row<'_>, name: &str) -> Result<T, StoreError> {
+    row.get(name)
+        .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+}
+
+/// The queries of one read, run one after the other on one connection.
+pub(crate) struct ReadSession<'c> {
+    conn: &'c Connection,
+}
+
+impl ReadSession<'_> {
+    /// Runs `sql` (one statement, placeholders `$1..$n` taken from `vals`
+    /// by number) and gives its first row to `parse`, if there is one.
+    pub(crate) fn first<T>(
+        &self,
+        sql: &str,
+        vals: &[Val],
+        parse: impl FnOnce(&HotRow<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut stmt = self.prepare(sql, vals)?;
+        let mut rows = stmt.raw_query();
+        match rows.next().map_err(lite_err)? {
+            Some(row) => parse(&HotRow::Lite(row)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn prepare(&self, sql: &str, vals: &[Val]) -> Result<CachedStatement<'_>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(lite_err)?;
+        for i in 1..=stmt.parameter_count() {
+            let val = stmt
+                .parameter_name(i)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| vals.get(n))
+                .ok_or_else(|| {
+                    StoreError::Backend(format!("hot read: no value for parameter {i} of {sql}"))
+                })?;
+            stmt.raw_bind_parameter(i, sql_value(val))
+                .map_err(lite_err)?;
+        }
+        Ok(stmt)
+    }
+}
+
+/// A bind value as rusqlite takes it.
+fn sql_value(val: &Val) -> ToSqlOutput<'_> {
+    use rusqlite::types::ValueRef;
+    match val {
+        Val::Int(Some(i)) => ToSqlOutput::Owned(Value::Integer(*i)),
+        Val::Text(Some(t)) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+        Val::Bytes(Some(b)) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        Val::Int(None) | Val::Text(None) | Val::Bytes(None) => ToSqlOutput::Owned(Value::Null),
+    }
+}
+
 impl Readers {
-    /// Opens `n` (at least one) read-only connections.
-    pub(crate) async fn open(options: AnyConnectOptions, n: u32) -> Result<Self, sqlx::Error> {
+    /// Opens `n` (at least one) read-only connections to the SQLite file at
+    /// `path`, so that a file that cannot be read fails here.
+    pub(crate) fn open(path: &str, n: u32) -> Result<Self, StoreError> {
         let mut slots = Vec::new();
         for _ in 0..n.max(1) {
-            slots.push(Mutex::new(Some(connect(&options).await?)));
+            slots.push(Mutex::new(Some(connect(path)?)));
         }
         Ok(Self {
-            options,
+            path: path.to_owned(),
             slots: slots.into_boxed_slice(),
             next: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         })
     }
 
-    /// Runs `query` (one or more statements) and gives every row.
-    pub(crate) async fn fetch_all(&self, query: AnyQuery<'_>) -> Result<Vec<AnyRow>, sqlx::Error> {
-        let mut slot = self.slot().await;
-        let conn = self.open_slot(&mut slot).await?;
-        let result = query.fetch_all(&mut *conn).await;
-        forget_if_broken(&mut slot, &result);
-        result
-    }
-
-    /// Runs `query` and gives its first row, if any.
-    pub(crate) async fn fetch_optional(
+    /// Runs `read` on a free connection (opened again if it had failed).
+    pub(crate) fn read<T>(
         &self,
-        query: AnyQuery<'_>,
-    ) -> Result<Option<AnyRow>, sqlx::Error> {
-        let mut slot = self.slot().await;
-        let conn = self.open_slot(&mut slot).await?;
-        let result = query.fetch_optional(&mut *conn).await;
-        forget_if_broken(&mut slot, &result);
+        read: impl FnOnce(&ReadSession<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.slot();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Backend("the SQLite readers are closed".into()));
+        }
+        if slot.is_none() {
+            *slot = Some(connect(&self.path)?);
+        }
+        let Some(conn) = slot.as_ref() else {
+            return Err(StoreError::Backend("the SQLite readers are closed".into()));
+        };
+        let result = read(&ReadSession { conn });
+        if let Err(StoreError::Backend(_)) = &result
+            && broken(conn)
+        {
+            *slot = None;
+        }
         result
     }
 
-    /// Closes every connection; later queries fail.
-    pub(crate) async fn close(&self) {
+    /// Closes every connection; later reads fail.
+    pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         for slot in &self.slots {
-            if let Some(conn) = slot.lock().await.take() {
-                let _ = conn.close().await;
-            }
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take();
         }
     }
 
     /// A free connection, or the next one in turn once it is free.
-    async fn slot(&self) -> MutexGuard<'_, Option<AnyConnection>> {
+    fn slot(&self) -> MutexGuard<'_, Option<Connection>> {
         for slot in &self.slots {
             if let Ok(guard) = slot.try_lock() {
                 return guard;
             }
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        self.slots[i].lock().await
-    }
-
-    /// The slot's connection, opened again if its thread had stopped.
-    async fn open_slot<'s>(
-        &self,
-        slot: &'s mut Option<AnyConnection>,
-    ) -> Result<&'s mut AnyConnection, sqlx::Error> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
-        }
-        if slot.is_none() {
-            *slot = Some(connect(&self.options).await?);
-        }
-        slot.as_mut().ok_or(sqlx::Error::PoolClosed)
+        // A reader never panics while holding its connection (the parsers
+        // return errors), and a poisoned slot's connection is still usable.
+        self.slots[i].lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// A new read-only connection.
-async fn connect(options: &AnyConnectOptions) -> Result<AnyConnection, sqlx::Error> {
-    let mut conn = AnyConnection::connect_with(options).await?;
-    conn.execute("PRAGMA query_only = ON").await?;
-    conn.execute("PRAGMA busy_timeout = 10000").await?;
+/// A new read-only connection: read-write at the file level (a WAL reader
+/// writes its locks to the `-shm` file) but refusing every write.
+fn connect(path: &str) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(lite_err)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(lite_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(lite_err)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
-/// After a failure that is not the database's answer (the connection's
-/// thread stopped, an I/O error), the connection is dropped and the next
-/// use opens a new one.
-fn forget_if_broken<T>(slot: &mut Option<AnyConnection>, result: &Result<T, sqlx::Error>) {
-    if let Err(e) = result
-        && !matches!(
-            e,
-            sqlx::Error::Database(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
-        )
-    {
-        *slot = None;
-    }
+/// Whether the connection still answers a trivial query.
+fn broken(conn: &Connection) -> bool {
+    conn.query_row("SELECT 1", [], |_| Ok(())).is_err()
+}
+
+fn lite_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
 }

@@ -30,6 +30,35 @@ where
         .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
 }
 
+/// A value the record parsers read from a row: decodable both from sqlx's
+/// rows and from the hot readers' (see [`crate::readers`]).
+pub(crate) trait ColValue:
+    for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+impl<T> ColValue for T where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any> + rusqlite::types::FromSql
+{
+}
+
+/// A row the record parsers read by column name.
+pub(crate) trait StoreRow {
+    /// The column `name`, or a corruption error naming it.
+    fn value<T: ColValue>(&self, name: &str) -> Result<T, StoreError>;
+}
+
+impl StoreRow for AnyRow {
+    fn value<T: ColValue>(&self, name: &str) -> Result<T, StoreError> {
+        col(self, name)
+    }
+}
+
+/// The column `name` of `row` (of either kind), or a corruption error.
+pub(crate) fn get<R: StoreRow + ?Sized, T: ColValue>(row: &R, name: &str) -> Result<T, StoreError> {
+    row.value(name)
+}
+
 pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("invalid {what} `{value}`"))
 }

@@ -7,10 +7,9 @@ use ferrosim_smdp::session::{Binding, SessionPhase, SessionRecord, SessionState}
 use ferrosim_smdp::store::{StoreError, Version, Versioned};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
 
 use crate::SqlStore;
-use crate::rows::{backend_err, col, corrupt, opt_eid, opt_iccid, version};
+use crate::rows::{StoreRow, backend_err, col, corrupt, get, opt_eid, opt_iccid, version};
 use crate::writes::{Val, Writes};
 
 /// Transaction ids per `SELECT` of [`SqlStore::session_bindings_impl`].
@@ -26,10 +25,10 @@ impl SqlStore {
         tid: &TransactionId,
     ) -> Result<Option<Versioned<SessionRecord>>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1");
-        let row = self
-            .hot_fetch_optional(sqlx::query(AssertSqlSafe(sql)).bind(tid.as_bytes().to_vec()))
-            .await?;
-        row.map(|r| session_row(&r)).transpose()
+        self.hot_first(sql, vec![tid.as_bytes().to_vec().into()], |r| {
+            session_row(r)
+        })
+        .await
     }
 
     /// The bindings of `tids` in one `SELECT` of three columns (in chunks
@@ -110,11 +109,10 @@ impl SqlStore {
             "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM sessions
              WHERE state = 'initiated' AND expires_at >= $1 LIMIT {limit}) pending"
         );
-        let row = self
-            .hot_fetch_optional(sqlx::query(AssertSqlSafe(sql)).bind(now.millis()))
+        let n: i64 = self
+            .hot_first(sql, vec![now.millis().into()], |r| get(r, "n"))
             .await?
             .ok_or_else(|| StoreError::Backend("COUNT gave no row".into()))?;
-        let n: i64 = col(&row, "n")?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
@@ -179,21 +177,23 @@ pub(crate) fn session_vals(s: &SessionRecord) -> Vec<Val> {
     ]
 }
 
-pub(crate) fn session_row(r: &AnyRow) -> Result<Versioned<SessionRecord>, StoreError> {
-    let tid: Vec<u8> = col(r, "transaction_id")?;
+pub(crate) fn session_row<R: StoreRow + ?Sized>(
+    r: &R,
+) -> Result<Versioned<SessionRecord>, StoreError> {
+    let tid: Vec<u8> = get(r, "transaction_id")?;
     let transaction_id = TransactionId::from_bytes(&tid)
         .map_err(|_| corrupt("transaction id", hex::encode(&tid)))?;
-    let state: String = col(r, "state")?;
+    let state: String = get(r, "state")?;
     let state = SessionState::parse(&state).ok_or_else(|| corrupt("session state", &state))?;
     let phase = match state {
         SessionState::Initiated => {
             let challenge = |name: &str| -> Result<[u8; 16], StoreError> {
-                let v: Option<Vec<u8>> = col(r, name)?;
+                let v: Option<Vec<u8>> = get(r, name)?;
                 v.as_deref()
                     .and_then(|v| <[u8; 16]>::try_from(v).ok())
                     .ok_or_else(|| corrupt(name, hex::encode(v.unwrap_or_default())))
             };
-            let ci_key_id: Option<Vec<u8>> = col(r, "ci_key_id")?;
+            let ci_key_id: Option<Vec<u8>> = get(r, "ci_key_id")?;
             let ci_key_id = ci_key_id.unwrap_or_default();
             SessionPhase::Initiated {
                 euicc_challenge: challenge("euicc_challenge")?,
@@ -210,33 +210,33 @@ pub(crate) fn session_row(r: &AnyRow) -> Result<Versioned<SessionRecord>, StoreE
     Ok(Versioned::new(
         SessionRecord {
             transaction_id,
-            created_at: Timestamp(col(r, "created_at")?),
-            expires_at: Timestamp(col(r, "expires_at")?),
-            updated_at: Timestamp(col(r, "updated_at")?),
+            created_at: Timestamp(get(r, "created_at")?),
+            expires_at: Timestamp(get(r, "expires_at")?),
+            updated_at: Timestamp(get(r, "updated_at")?),
             phase,
         },
-        version(col(r, "version")?)?,
+        version(get(r, "version")?)?,
     ))
 }
 
-fn binding(r: &AnyRow, state: SessionState) -> Result<Binding, StoreError> {
+fn binding<R: StoreRow + ?Sized>(r: &R, state: SessionState) -> Result<Binding, StoreError> {
     optional_binding(r)?.ok_or_else(|| corrupt("binding of a session", state.as_str()))
 }
 
 /// The binding columns, `None` when the session was never authenticated.
-fn optional_binding(r: &AnyRow) -> Result<Option<Binding>, StoreError> {
-    let eid = opt_eid(col(r, "eid")?)?;
-    let key: Option<Vec<u8>> = col(r, "euicc_public_key")?;
-    let iccid = opt_iccid(col(r, "iccid")?)?;
-    let signature: Option<Vec<u8>> = col(r, "smdp_signature2")?;
+fn optional_binding<R: StoreRow + ?Sized>(r: &R) -> Result<Option<Binding>, StoreError> {
+    let eid = opt_eid(get(r, "eid")?)?;
+    let key: Option<Vec<u8>> = get(r, "euicc_public_key")?;
+    let iccid = opt_iccid(get(r, "iccid")?)?;
+    let signature: Option<Vec<u8>> = get(r, "smdp_signature2")?;
     Ok(match (eid, key, iccid, signature) {
         (Some(eid), Some(euicc_public_key), Some(iccid), Some(smdp_signature2)) => Some(Binding {
             eid,
             euicc_public_key: euicc_public_key.into(),
             iccid,
-            cc_required: col::<i64>(r, "cc_required")? != 0,
+            cc_required: get::<_, i64>(r, "cc_required")? != 0,
             smdp_signature2,
-            euicc_otpk: col(r, "euicc_otpk")?,
+            euicc_otpk: get(r, "euicc_otpk")?,
         }),
         _ => None,
     })

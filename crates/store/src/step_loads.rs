@@ -2,9 +2,10 @@
 //! ([`StepLoadStore`]).
 //!
 //! On SQLite the session's `SELECT` and the profile's (with its
-//! personalisation for `getBoundProfilePackage`) go as one query of two
-//! statements on one of the hot readers: one hand-off to the connection's
-//! thread instead of two or three. The profile bound to a session is
+//! personalisation for `getBoundProfilePackage`) run one after the other on
+//! one of the hot readers, on the calling thread (see [`crate::readers`]);
+//! without hot readers (an in-memory database) they go as one query of two
+//! statements on the read pool. The profile bound to a session is
 //! selected through the session's row (`WHERE iccid = (SELECT iccid FROM
 //! sessions ...)`), so it needs nothing the first `SELECT` returned.
 //! PostgreSQL prepares each statement, so there the two go one after the
@@ -14,13 +15,15 @@
 //! loads, a commit then checks that neither record changed since.
 
 use ferrosim_smdp::ids::TransactionId;
-use ferrosim_smdp::store::{ProfileSelector, StepLoadStore, StepRecords, StoreError};
+use ferrosim_smdp::order::ProfileRecord;
+use ferrosim_smdp::store::{ProfileSelector, StepLoadStore, StepRecords, StoreError, Versioned};
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 use sqlx::{Column, Row};
 
 use crate::profiles::{PROFILE_COLUMNS, select_profile, versioned_profile_row};
-use crate::rows::col;
+use crate::readers::HotRow;
+use crate::rows::{backend_err, get};
 use crate::sessions::{SESSION_COLUMNS, session_row};
 use crate::writes::{Val, bind_all};
 use crate::{Backend, SqlStore};
@@ -99,45 +102,58 @@ impl SqlStore {
     ) -> Result<StepRecords, StoreError> {
         let session_sql =
             format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE transaction_id = $1");
-        let (session_row_, profile_row) = match self.backend {
-            Backend::Sqlite => {
+        let profile_of =
+            |r: &HotRow<'_>| -> Result<(Versioned<ProfileRecord>, Option<String>), StoreError> {
+                let text = if personalisation {
+                    Some(get::<_, String>(r, "personalisation")?)
+                } else {
+                    None
+                };
+                Ok((versioned_profile_row(r)?, text))
+            };
+        let (session, profile) = match (&self.readers, self.backend) {
+            // Both statements on one hot reader, on this thread.
+            (Some(readers), _) => readers.read(|s| {
+                let session = s.first(&session_sql, &vals, |r| session_row(r))?;
+                let profile = s.first(profile_sql, &vals, profile_of)?;
+                Ok((session, profile))
+            })?,
+            (None, Backend::Sqlite) => {
+                // One query of two statements on the read pool.
                 let sql = format!("{session_sql};\n{profile_sql}");
-                let rows = self
-                    .hot_fetch_all(bind_all(sqlx::query(AssertSqlSafe(sql)), vals))
-                    .await?;
-                split_rows(rows)
+                let rows = bind_all(sqlx::query(AssertSqlSafe(sql)), vals)
+                    .fetch_all(self.reader())
+                    .await
+                    .map_err(backend_err)?;
+                let (session, profile) = split_rows(rows);
+                (
+                    session.as_ref().map(session_row).transpose()?,
+                    profile
+                        .as_ref()
+                        .map(|r| profile_of(&HotRow::Any(r)))
+                        .transpose()?,
+                )
             }
-            Backend::Postgres => {
+            (None, Backend::Postgres) => {
                 // Only the session's `$1` here (see `session_and_profile`).
                 let session = self
-                    .hot_fetch_optional(bind_all(
-                        sqlx::query(AssertSqlSafe(session_sql)),
-                        vals.clone(),
-                    ))
+                    .hot_first(session_sql, vals.clone(), |r| session_row(r))
                     .await?;
                 let profile = self
-                    .hot_fetch_optional(bind_all(
-                        sqlx::query(AssertSqlSafe(profile_sql.to_owned())),
-                        vals,
-                    ))
+                    .hot_first(profile_sql.to_owned(), vals, profile_of)
                     .await?;
                 (session, profile)
             }
         };
-        let session = session_row_.as_ref().map(session_row).transpose()?;
-        let profile = profile_row
-            .as_ref()
-            .map(versioned_profile_row)
-            .transpose()?;
-        let personalisation = match (&profile, &profile_row) {
-            (Some(p), Some(r)) if personalisation => {
-                let text: String = col(r, "personalisation")?;
-                Some(
-                    self.open_personalisation_text(&p.record.iccid, &text)
-                        .await?,
-                )
+        let (profile, personalisation) = match profile {
+            Some((p, Some(text))) => {
+                let opened = self
+                    .open_personalisation_text(&p.record.iccid, &text)
+                    .await?;
+                (Some(p), Some(opened))
             }
-            _ => None,
+            Some((p, None)) => (Some(p), None),
+            None => (None, None),
         };
         Ok(StepRecords {
             session,
