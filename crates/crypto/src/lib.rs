@@ -9,10 +9,9 @@
 //! - [`bsp`]: SCP03t segment protection of the Bound Profile Package.
 //!
 //! Elliptic-curve work, hashing and random numbers come from `aws-lc-rs` (the
-//! backend rustls already links); the AES block function of the BSP from the
-//! RustCrypto `aes` crate, with CBC and CMAC computed over it in one pass per
-//! segment ([`bsp`]). `BENCHMARKS.md` has the measurements behind both
-//! choices.
+//! backend rustls already links); AES-CBC and AES-CMAC from the RustCrypto
+//! `aes`/`cbc`/`cmac` crates. `BENCHMARKS.md` has the measurements behind
+//! both choices.
 #![forbid(unsafe_code)]
 
 pub mod bsp;
