@@ -1,39 +1,35 @@
 //! The SCP03t chaining state shared by both directions: keys, MAC chaining
-//! value and block counter, and the per-segment AES work.
+//! value and block counter, and the per-segment AES work (aws-lc-rs).
 //!
-//! A segment needs two chains of AES-128 block operations over the same
-//! blocks: CBC under S-ENC and CMAC under S-MAC. Both chains are serial
-//! (each block waits for the one before), so they are computed in one pass
-//! over the segment, block by block, with the CMAC one block behind the CBC
-//! encryption: the two chains do not depend on each other within a step, and
-//! the processor runs their AES rounds side by side. The AES block function
-//! is the `aes` crate's (AES-NI when the processor has it, else a
-//! constant-time software implementation); CMAC is NIST SP 800-38B on top of
-//! it, checked against independent implementations and the known-answer
-//! vectors in the tests.
+//! The AES and CMAC keys are expanded on the first segment rather than in the
+//! constructor, so that starting a session cannot fail; a backend failure
+//! (which aws-lc reports only for allocation failures) surfaces as
+//! [`Error::Backend`] from the segment operation.
 
-use aes::Aes128;
-use aes::cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aws_lc_rs::cipher::{
+    AES_128, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
+};
+use aws_lc_rs::cmac;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{MAC_LEN, VerifiedSegment, check_len, wire};
 use crate::error::{Error, Result};
 use crate::kdf::SessionKeys;
 
-/// AES block size.
-const BLOCK: usize = 16;
-
 /// MCV, block counter and the keys.
 pub(super) struct State {
-    keys: Box<AesKeys>,
-    mcv: [u8; BLOCK],
+    keys: Keys,
+    mcv: [u8; 16],
     counter: u128,
 }
 
 impl State {
     pub(super) fn new(keys: &SessionKeys) -> Self {
         Self {
-            keys: Box::new(AesKeys::new(&keys.s_enc, &keys.s_mac)),
+            keys: Keys::Pending {
+                s_enc: Zeroizing::new(keys.s_enc),
+                s_mac: Zeroizing::new(keys.s_mac),
+            },
             mcv: keys.initial_mcv,
             counter: 1,
         }
@@ -53,7 +49,7 @@ impl State {
         let seg_len = wire::encrypted_segment_len(plain.len());
         check_len(seg_len)?;
         let next_counter = self.next_counter()?;
-        let keys = &self.keys;
+        let keys = self.keys.ready()?;
         let padded_len = wire::padded_len(plain.len());
         let start = out.len();
         out.reserve(seg_len);
@@ -63,30 +59,24 @@ impl State {
         // ISO/IEC 7816-4 padding: 80, then zeros up to the block boundary.
         out.push(0x80);
         out.resize(body + padded_len, 0);
-
-        let mut mac = keys.mac.start(&self.mcv);
-        mac.update(&out[start..body]);
-        // CBC under S-ENC; the CMAC takes each ciphertext block one step
-        // later, so that its AES call does not wait for the current one.
-        let mut chain = Zeroizing::new(keys.icv(self.counter));
-        let mut behind: Option<[u8; BLOCK]> = None;
-        for block in out[body..].chunks_exact_mut(BLOCK) {
-            let mut b = Array::from(xor(block, &chain));
-            keys.enc.encrypt_block(&mut b);
-            block.copy_from_slice(&b);
-            if let Some(previous) = behind {
-                mac.update(&previous);
+        let protected = keys.icv(self.counter).and_then(|icv| {
+            keys.cbc_enc
+                .less_safe_encrypt(&mut out[body..], EncryptionContext::Iv128(icv.into()))
+                .map_err(|_| Error::Backend("CBC encryption"))?;
+            keys.cmac(&self.mcv, &out[start..])
+        });
+        match protected {
+            Ok(full) => {
+                out.extend_from_slice(&full[..MAC_LEN]);
+                self.advance(full, next_counter);
+                Ok(())
             }
-            chain.copy_from_slice(&b);
-            behind = Some(b.into());
+            Err(e) => {
+                out[start..].zeroize();
+                out.truncate(start);
+                Err(e)
+            }
         }
-        if let Some(last) = behind {
-            mac.update(&last);
-        }
-        let full = mac.finish();
-        out.extend_from_slice(&full[..MAC_LEN]);
-        self.advance(full, next_counter);
-        Ok(())
     }
 
     pub(super) fn mac_only_into(&mut self, tag: u8, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -94,14 +84,22 @@ impl State {
         let seg_len = wire::mac_only_segment_len(plain.len());
         check_len(seg_len)?;
         let next_counter = self.next_counter()?;
+        let keys = self.keys.ready()?;
         let start = out.len();
         out.reserve(seg_len);
         wire::write_header(out, tag, plain.len() + MAC_LEN);
         out.extend_from_slice(plain);
-        let full = self.keys.mac.compute(&self.mcv, &out[start..]);
-        out.extend_from_slice(&full[..MAC_LEN]);
-        self.advance(full, next_counter);
-        Ok(())
+        match keys.cmac(&self.mcv, &out[start..]) {
+            Ok(full) => {
+                out.extend_from_slice(&full[..MAC_LEN]);
+                self.advance(full, next_counter);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
     }
 
     pub(super) fn verify_and_decrypt_into(
@@ -111,35 +109,21 @@ impl State {
         out: &mut Vec<u8>,
     ) -> Result<u8> {
         let parsed = wire::parse_segment(segment, max_len)?;
-        let (cipher, received_mac) = parsed.data_and_mac();
-        if cipher.is_empty() || cipher.len() % BLOCK != 0 {
+        let (cipher, _) = parsed.data_and_mac();
+        if cipher.is_empty() || cipher.len() % 16 != 0 {
             return Err(Error::BadPadding);
         }
         let next_counter = self.next_counter()?;
-        let keys = &self.keys;
-        let mac_start = parsed.mac_start();
-        let header = &segment[..mac_start - cipher.len()];
-        let mut mac = keys.mac.start(&self.mcv);
-        mac.update(header);
-        // CMAC over the ciphertext and CBC decryption of it in one pass: the
-        // two do not depend on each other, so they run side by side. The
-        // plaintext is kept only if the C-MAC verifies.
+        let keys = self.keys.ready()?;
+        let full = keys.verify_mac(&self.mcv, segment, parsed.mac_start())?;
+        let icv = keys.icv(self.counter)?;
         let start = out.len();
         out.extend_from_slice(cipher);
-        let mut chain = Zeroizing::new(keys.icv(self.counter));
-        for block in out[start..].chunks_exact_mut(BLOCK) {
-            let ciphertext: [u8; BLOCK] = block_of(block);
-            mac.update(&ciphertext);
-            let mut b = Array::from(ciphertext);
-            keys.enc.decrypt_block(&mut b);
-            block.copy_from_slice(&xor(&b, &chain));
-            *chain = ciphertext;
-        }
-        let full = mac.finish();
-        let plain_len =
-            aws_lc_rs::constant_time::verify_slices_are_equal(&full[..MAC_LEN], received_mac)
-                .map_err(|_| Error::MacMismatch)
-                .and_then(|()| unpad_len(&out[start..]).ok_or(Error::BadPadding));
+        let plain_len = keys
+            .cbc_dec
+            .decrypt(&mut out[start..], DecryptionContext::Iv128(icv.into()))
+            .map_err(|_| Error::Backend("CBC decryption"))
+            .and_then(|plain| unpad_len(plain).ok_or(Error::BadPadding));
         match plain_len {
             Ok(len) => {
                 out.truncate(start + len);
@@ -161,10 +145,8 @@ impl State {
     ) -> Result<VerifiedSegment<'a>> {
         let parsed = wire::parse_segment(segment, max_len)?;
         let next_counter = self.next_counter()?;
-        let mac_start = parsed.mac_start();
-        let full = self.keys.mac.compute(&self.mcv, &segment[..mac_start]);
-        aws_lc_rs::constant_time::verify_slices_are_equal(&full[..MAC_LEN], &segment[mac_start..])
-            .map_err(|_| Error::MacMismatch)?;
+        let keys = self.keys.ready()?;
+        let full = keys.verify_mac(&self.mcv, segment, parsed.mac_start())?;
         self.advance(full, next_counter);
         let (data, _) = parsed.data_and_mac();
         Ok(VerifiedSegment {
@@ -177,7 +159,7 @@ impl State {
         self.counter.checked_add(1).ok_or(Error::CounterExhausted)
     }
 
-    fn advance(&mut self, full_mac: [u8; BLOCK], next_counter: u128) {
+    fn advance(&mut self, full_mac: [u8; 16], next_counter: u128) {
         self.mcv = full_mac;
         self.counter = next_counter;
     }
@@ -189,140 +171,77 @@ impl Drop for State {
     }
 }
 
-/// Expanded keys (the `aes` crate wipes its round keys when dropped).
+/// Key bytes until the first segment, expanded aws-lc-rs keys after.
+enum Keys {
+    Pending {
+        s_enc: Zeroizing<[u8; 16]>,
+        s_mac: Zeroizing<[u8; 16]>,
+    },
+    Ready(Box<AesKeys>),
+}
+
+impl Keys {
+    fn ready(&mut self) -> Result<&AesKeys> {
+        if let Keys::Pending { s_enc, s_mac } = self {
+            *self = Keys::Ready(Box::new(AesKeys::new(s_enc, s_mac)?));
+        }
+        match self {
+            Keys::Ready(keys) => Ok(keys),
+            Keys::Pending { .. } => Err(Error::Backend("AES key setup")),
+        }
+    }
+}
+
+/// Expanded keys; aws-lc-rs wipes them when dropped.
 struct AesKeys {
-    /// AES under S-ENC: the ICV, CBC encryption and decryption.
-    enc: Aes128,
-    mac: CmacKey,
+    /// AES-ECB under S-ENC, for the ICV.
+    icv: EncryptingKey,
+    cbc_enc: EncryptingKey,
+    cbc_dec: DecryptingKey,
+    mac: cmac::Key,
 }
 
 impl AesKeys {
-    fn new(s_enc: &[u8; BLOCK], s_mac: &[u8; BLOCK]) -> Self {
-        Self {
-            enc: Aes128::new(&Array::from(*s_enc)),
-            mac: CmacKey::new(s_mac),
-        }
+    fn new(s_enc: &[u8; 16], s_mac: &[u8; 16]) -> Result<Self> {
+        let setup = |_| Error::Backend("AES key setup");
+        let aes = || UnboundCipherKey::new(&AES_128, s_enc).map_err(setup);
+        Ok(Self {
+            icv: EncryptingKey::ecb(aes()?).map_err(setup)?,
+            cbc_enc: EncryptingKey::cbc(aes()?).map_err(setup)?,
+            cbc_dec: DecryptingKey::cbc(aes()?).map_err(setup)?,
+            mac: cmac::Key::new(cmac::AES_128, s_mac).map_err(setup)?,
+        })
     }
 
-    /// ICV = AES(S-ENC, counter as 16 big-endian bytes).
-    fn icv(&self, counter: u128) -> [u8; BLOCK] {
-        let mut block = Array::from(counter.to_be_bytes());
-        self.enc.encrypt_block(&mut block);
-        block.into()
-    }
-}
-
-/// An AES-128 CMAC key (NIST SP 800-38B): the cipher and the two subkeys.
-struct CmacKey {
-    aes: Aes128,
-    /// K1, for a message whose last block is complete.
-    k1: Zeroizing<[u8; BLOCK]>,
-    /// K2, for a message whose last block is padded.
-    k2: Zeroizing<[u8; BLOCK]>,
-}
-
-impl CmacKey {
-    fn new(key: &[u8; BLOCK]) -> Self {
-        let aes = Aes128::new(&Array::from(*key));
-        let mut l = Array::from([0u8; BLOCK]);
-        aes.encrypt_block(&mut l);
-        let l = Zeroizing::new(<[u8; BLOCK]>::from(l));
-        let k1 = Zeroizing::new(double(&l));
-        let k2 = Zeroizing::new(double(&k1));
-        Self { aes, k1, k2 }
+    /// ICV = AES-ECB(S-ENC, counter as 16 big-endian bytes).
+    fn icv(&self, counter: u128) -> Result<[u8; 16]> {
+        let mut block = counter.to_be_bytes();
+        self.icv
+            .less_safe_encrypt(&mut block, EncryptionContext::None)
+            .map_err(|_| Error::Backend("ICV computation"))?;
+        Ok(block)
     }
 
-    /// A CMAC over `mcv` followed by what is passed to [`Cmac::update`].
-    fn start(&self, mcv: &[u8; BLOCK]) -> Cmac<'_> {
-        // The MCV is one whole block and never the last one, so it can be
-        // taken in as the first block right away.
-        let mut x = Array::from(*mcv);
-        self.aes.encrypt_block(&mut x);
-        Cmac {
-            key: self,
-            x: x.into(),
-            pending: [0; BLOCK],
-            used: 0,
-        }
+    /// AES-CMAC(S-MAC, MCV || header || data).
+    fn cmac(&self, mcv: &[u8; 16], header_and_data: &[u8]) -> Result<[u8; 16]> {
+        let failed = |_| Error::Backend("CMAC computation");
+        let mut ctx = cmac::Context::with_key(&self.mac);
+        ctx.update(mcv).map_err(failed)?;
+        ctx.update(header_and_data).map_err(failed)?;
+        let tag = ctx.sign().map_err(failed)?;
+        tag.as_ref()
+            .try_into()
+            .map_err(|_| Error::Backend("CMAC length"))
     }
 
-    /// AES-CMAC(key, MCV || data).
-    fn compute(&self, mcv: &[u8; BLOCK], data: &[u8]) -> [u8; BLOCK] {
-        let mut mac = self.start(mcv);
-        mac.update(data);
-        mac.finish()
+    /// Recomputes the CMAC over everything before `mac_start` and compares its
+    /// first 8 bytes with the segment's C-MAC in constant time.
+    fn verify_mac(&self, mcv: &[u8; 16], segment: &[u8], mac_start: usize) -> Result<[u8; 16]> {
+        let full = self.cmac(mcv, &segment[..mac_start])?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&full[..MAC_LEN], &segment[mac_start..])
+            .map_err(|_| Error::MacMismatch)?;
+        Ok(full)
     }
-}
-
-/// A CMAC being computed. The last block (whole or not) is held back until
-/// [`Cmac::finish`], which treats it with K1 or K2.
-struct Cmac<'k> {
-    key: &'k CmacKey,
-    /// The chaining value: AES of every block taken in so far.
-    x: [u8; BLOCK],
-    /// Bytes not taken in yet (at most one block).
-    pending: [u8; BLOCK],
-    used: usize,
-}
-
-impl Cmac<'_> {
-    fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            if self.used == BLOCK {
-                let mut b = Array::from(xor(&self.x, &self.pending));
-                self.key.aes.encrypt_block(&mut b);
-                self.x = b.into();
-                self.used = 0;
-            }
-            let take = (BLOCK - self.used).min(data.len());
-            self.pending[self.used..self.used + take].copy_from_slice(&data[..take]);
-            self.used += take;
-            data = &data[take..];
-        }
-    }
-
-    fn finish(mut self) -> [u8; BLOCK] {
-        let last = if self.used == BLOCK {
-            xor(&self.pending, &self.key.k1)
-        } else {
-            self.pending[self.used] = 0x80;
-            self.pending[self.used + 1..].fill(0);
-            xor(&self.pending, &self.key.k2)
-        };
-        let mut b = Array::from(xor(&self.x, &last));
-        self.key.aes.encrypt_block(&mut b);
-        b.into()
-    }
-}
-
-impl Drop for Cmac<'_> {
-    fn drop(&mut self) {
-        self.x.zeroize();
-        self.pending.zeroize();
-    }
-}
-
-/// Multiplication by x in GF(2^128) (the CMAC subkey step), in constant time.
-fn double(block: &[u8; BLOCK]) -> [u8; BLOCK] {
-    let v = u128::from_be_bytes(*block);
-    let carry = v >> 127;
-    ((v << 1) ^ (0x87 & carry.wrapping_neg())).to_be_bytes()
-}
-
-/// `a XOR b` for two blocks (`a` may be a slice of exactly one block).
-fn xor(a: &[u8], b: &[u8; BLOCK]) -> [u8; BLOCK] {
-    let mut out = block_of(a);
-    for (o, k) in out.iter_mut().zip(b) {
-        *o ^= k;
-    }
-    out
-}
-
-/// The first block of `bytes` (callers pass exactly one block).
-fn block_of(bytes: &[u8]) -> [u8; BLOCK] {
-    let mut out = [0u8; BLOCK];
-    out.iter_mut().zip(bytes).for_each(|(o, b)| *o = *b);
-    out
 }
 
 /// Length of `padded` without its ISO/IEC 7816-4 padding (`80 00..`, 1 to 16
@@ -337,48 +256,7 @@ fn unpad_len(padded: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{CmacKey, unpad_len};
-
-    fn hex16(s: &str) -> [u8; 16] {
-        let v: Vec<u8> = (0..32)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect();
-        v.try_into().unwrap()
-    }
-
-    /// RFC 4493 section 4: the subkeys and the 40- and 64-byte examples (the
-    /// first block of the message standing in for the MCV).
-    #[test]
-    fn cmac_matches_rfc_4493() {
-        let key = CmacKey::new(&hex16("2b7e151628aed2a6abf7158809cf4f3c"));
-        assert_eq!(*key.k1, hex16("fbeed618357133667c85e08f7236a8de"));
-        assert_eq!(*key.k2, hex16("f7ddac306ae266ccf90bc11ee46d513b"));
-        let message: Vec<u8> = [
-            "6bc1bee22e409f96e93d7e117393172a",
-            "ae2d8a571e03ac9c9eb76fac45af8e51",
-            "30c81c46a35ce411e5fbc1191a0a52ef",
-            "f69f2445df4f9b17ad2b417be66c3710",
-        ]
-        .iter()
-        .flat_map(|b| hex16(b))
-        .collect();
-        let mcv: [u8; 16] = message[..16].try_into().unwrap();
-        assert_eq!(
-            key.compute(&mcv, &message[16..40]),
-            hex16("dfa66747de9ae63030ca32611497c827")
-        );
-        assert_eq!(
-            key.compute(&mcv, &message[16..]),
-            hex16("51f0bebf7e3b9d92fc49741779363cfe")
-        );
-        // Fed in pieces of any size, the same.
-        let mut mac = key.start(&mcv);
-        for piece in message[16..].chunks(7) {
-            mac.update(piece);
-        }
-        assert_eq!(mac.finish(), hex16("51f0bebf7e3b9d92fc49741779363cfe"));
-    }
+    use super::unpad_len;
 
     #[test]
     fn unpadding() {
