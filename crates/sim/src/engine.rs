@@ -63,6 +63,14 @@ impl Default for RunOptions {
     }
 }
 
+impl RunOptions {
+    /// The threads that run the shards: `threads`, at least 1 and at most
+    /// `shards`.
+    pub fn shard_threads(&self) -> usize {
+        self.threads.clamp(1, self.shards.max(1))
+    }
+}
+
 /// Where a run is, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -93,7 +101,7 @@ pub fn run(
         return Err(SimError::Parameter("shards must be 1..=64".into()));
     }
     let seed = options.seed.unwrap_or(scenario.scenario.seed);
-    let threads = options.threads.clamp(1, options.shards);
+    let threads = options.shard_threads();
     let fleet_text = scenario.fleet_toml();
     let fleet_config =
         FleetConfig::from_toml(&fleet_text).map_err(|e| SimError::Fleet(e.to_string()))?;

@@ -41,20 +41,23 @@ pub use error::SimError;
 pub use report::{Collected, Summary};
 pub use scenario::Scenario;
 
-/// Runs `scenario` and builds its summary (measuring the EC costs after
-/// the run): what `ferrosim simulate` does before writing the report.
+/// Measures the EC costs on the threads the run will use
+/// ([`cost::EcCosts::measure_on`], in the fresh process, before any of the
+/// run's state exists), then runs `scenario` and builds its summary: what
+/// `ferrosim simulate` does before writing the report. The run's wall time
+/// starts after the measurement.
 pub fn simulate(
     scenario: &Scenario,
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
+    let costs = cost::EcCosts::measure_on(options.shard_threads());
     let started = std::time::Instant::now();
     let mut collected = run(scenario, options, progress)?;
     let metrics_started = std::time::Instant::now();
     let metrics = collected.metrics();
     collected.metrics_s += metrics_started.elapsed().as_secs_f64();
     let wall_s = started.elapsed().as_secs_f64();
-    let costs = cost::EcCosts::measure();
     let summary = Summary::new(&collected, &metrics, costs, wall_s);
     Ok((collected, metrics, summary))
 }

@@ -426,7 +426,8 @@ pub struct Summary {
     /// EC operations: signatures, verifications, key generations, key
     /// agreements.
     pub ec_operations: [u64; 4],
-    /// Measured: each operation's cost (µs).
+    /// Measured: each operation's cost (µs), before the run on the threads
+    /// that run the shards ([`EcCosts::measure_on`]).
     pub ec_cost: EcCosts,
     /// Measured: the lower bound of the run's wall time set by its EC work.
     pub lower_bound: LowerBound,
@@ -702,9 +703,9 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 @if summary.full_fidelity.is_none() && summary.full_fidelity_iot.is_none() {
                 h2 { "Signature work" }
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
-                    (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; measured costs "
+                    (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; costs "
                     (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us, summary.ec_cost.agreement_us))
-                    " µs; lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
+                    " µs each (measured before the run on its " (summary.lower_bound.threads) " threads, fastest batch); lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
                     (summary.lower_bound.threads) " threads; the run took "
                     (format!("{:.2}", summary.lower_bound.ratio)) "x that." }
                 }
