@@ -10,6 +10,7 @@
 //! shard count is a run parameter (not the machine's core count), so the
 //! same scenario, seed and shard count give the same report on any machine.
 
+use std::sync::mpsc;
 use std::time::Instant;
 
 use ferrosim_fleet::action::Failure;
@@ -237,248 +238,253 @@ pub fn run(
     // Actions sent to devices, by command name (few names).
     let mut actions_by_command: Vec<(&'static str, u64)> = Vec::new();
     let mut t = 0;
-    while t < duration {
-        let end = (t + window).min(duration);
-        for r in scenario
-            .rollouts
-            .iter()
-            .filter(|r| r.start.millis_i64() >= t && r.start.millis_i64() < end)
-        {
-            let id = fleet
-                .create_rollout(r.spec.clone(), Timestamp(T0 + t))
-                .map_err(|e| SimError::Fleet(format!("rollout {:?}: {e}", r.spec.name)))?;
-            rollout_ids.push((r.spec.name.clone(), id));
-        }
-        for (_, start, carrier, region) in declarations.iter().filter(|d| d.0 >= t && d.0 < end) {
-            let now = Timestamp(T0 + t);
-            let r = if *start {
-                fleet.declare_outage(carrier, region.as_deref(), now)
-            } else {
-                fleet.end_outage(carrier, region.as_deref(), now)
-            };
-            r.map_err(|e| SimError::Fleet(format!("declaring an outage of {carrier}: {e}")))?;
-        }
-        // The fleet's decisions due now, to the shards.
-        fleet.poll(Timestamp(T0 + t), &mut fleet_rng);
-        while let Some(d) = fleet.poll_decision() {
-            c.decisions += 1;
-            if let What::Switch { failover, .. } = d.what {
-                if failover {
-                    bucket.failovers += 1;
-                    c.failovers += 1;
-                } else {
-                    bucket.returns += 1;
-                    c.returns += 1;
-                }
-                if let Some(n) = d.device.and_then(|eid| eids.index_of(&eid)) {
-                    last_switch[n as usize] = Some(failover);
-                }
-            }
-        }
-        while let Some(e) = fleet.poll_event() {
-            if let (
-                EventKind::ActivationStarted {
-                    kind: ActivationKind::Failover,
-                    ..
-                },
-                Some(a),
-            ) = (e.kind, e.activation)
+    let env = Env {
+        network: &network,
+        population: &population,
+        factory: &factory,
+        downloads: downloads.as_ref(),
+        apn_served: &apn_served,
+        type_carrier: &type_carrier,
+    };
+    // The threads that run shards besides this one, started once for the
+    // whole loop.
+    std::thread::scope(|scope| -> Result<(), SimError> {
+        let pool = Pool::start(scope, threads - 1, &env);
+        while t < duration {
+            let end = (t + window).min(duration);
+            for r in scenario
+                .rollouts
+                .iter()
+                .filter(|r| r.start.millis_i64() >= t && r.start.millis_i64() < end)
             {
-                let failover = eids
-                    .index_of(&e.device)
-                    .and_then(|n| last_switch[n as usize])
-                    .unwrap_or(true);
-                let slot = usize::try_from(a.get()).unwrap_or(usize::MAX);
-                if slot >= activation_start.len() {
-                    activation_start.resize(slot.saturating_add(1), None);
-                }
-                activation_start[slot] = Some((t, failover));
+                let id = fleet
+                    .create_rollout(r.spec.clone(), Timestamp(T0 + t))
+                    .map_err(|e| SimError::Fleet(format!("rollout {:?}: {e}", r.spec.name)))?;
+                rollout_ids.push((r.spec.name.clone(), id));
             }
-            c.events.push(e);
-        }
-        while let Some(q) = fleet.poll_gate_query() {
-            // The gate's numbers from ferrosim-telemetry over the events so
-            // far, as a deployment's driver computes them.
-            c.gate_queries += 1;
-            let wave = compute(&c.events, &q.wave_query, &dict).total;
-            let control = compute(&c.events, &q.control_query, &dict).total;
-            fleet
-                .handle_gate_metrics(q.rollout, q.wave, &wave, &control, Timestamp(T0 + t))
-                .map_err(|e| SimError::Fleet(format!("gate of rollout {}: {e}", q.rollout)))?;
-        }
-        while let Some(a) = fleet.poll_action() {
-            let Some(n) = eids.index_of(&a.device) else {
-                continue;
-            };
-            c.actions += 1;
-            let name = a.command.name();
-            match actions_by_command.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, count)) => *count += 1,
-                None => actions_by_command.push((name, 1)),
-            }
-            if matches!(
-                a.command,
-                Command::EimEnable { .. } | Command::AgentExecuteFallback { .. }
-            ) {
-                enable_issued[n as usize] = Some(t);
-            }
-            if a.command.is_es2() {
-                // ES2+ is the fleet's call to the carrier's SM-DP+, made
-                // here between windows (in action order: deterministic).
-                if matches!(a.command, Command::Es2DownloadOrder { .. }) {
-                    provision_start[n as usize].get_or_insert(t);
-                }
-                let es2 = Es2 {
-                    downloads: downloads.as_ref(),
-                    carriers: &carrier_names,
-                    profile_types: &profile_types,
-                    took_ms: ES2_ROUND_TRIP_MS + population.es9_server_ms,
+            for (_, start, carrier, region) in declarations.iter().filter(|d| d.0 >= t && d.0 < end)
+            {
+                let now = Timestamp(T0 + t);
+                let r = if *start {
+                    fleet.declare_outage(carrier, region.as_deref(), now)
+                } else {
+                    fleet.end_outage(carrier, region.as_deref(), now)
                 };
-                let dims = fleet_dims(&fleet, &positions, n);
-                later.extend(es2.call(t, n, &a, &mut c.events, dims));
-                continue;
+                r.map_err(|e| SimError::Fleet(format!("declaring an outage of {carrier}: {e}")))?;
             }
-            shards[n as usize % options.shards].deliver(n, a);
-        }
-        // The shards' window.
-        let ctx = Ctx {
-            network: &network,
-            load: &load,
-            population: &population,
-            factory: &factory,
-            downloads: downloads.as_ref(),
-            t0: T0,
-            apn_served: &apn_served,
-            type_carrier: &type_carrier,
-        };
-        let shards_started = Instant::now();
-        run_shards(&mut shards, threads, t, end, &ctx)?;
-        shards_s += shards_started.elapsed().as_secs_f64();
-        // Merge in (time, device) order.
-        // What lies beyond this window (a download's end, an ES2+ answer)
-        // waits for its window.
-        let mut outs: Vec<_> = std::mem::take(&mut later);
-        outs.extend(shards.iter_mut().flat_map(|s| s.out.drain(..)));
-        let (mut outs, beyond): (Vec<_>, Vec<_>) = outs.into_iter().partition(|o| o.t < end);
-        later = beyond;
-        outs.sort_by_key(|o| (o.t, o.dev));
-        for s in &shards {
-            load.merge(&s.load_delta);
-            for (i, r) in s.budget.refused.iter().enumerate() {
-                bucket.congestion_refusals[i] += *r;
+            // The fleet's decisions due now, to the shards.
+            fleet.poll(Timestamp(T0 + t), &mut fleet_rng);
+            while let Some(d) = fleet.poll_decision() {
+                c.decisions += 1;
+                if let What::Switch { failover, .. } = d.what {
+                    if failover {
+                        bucket.failovers += 1;
+                        c.failovers += 1;
+                    } else {
+                        bucket.returns += 1;
+                        c.returns += 1;
+                    }
+                    if let Some(n) = d.device.and_then(|eid| eids.index_of(&eid)) {
+                        last_switch[n as usize] = Some(failover);
+                    }
+                }
             }
-        }
-        for o in outs {
-            let eid = eids.get(o.dev);
-            let at = Timestamp(T0 + o.t);
-            // The device's dimensions as the fleet has them now (before
-            // the output changes its state), read only for an event.
-            let event = |kind, activation: Option<u64>| Event {
-                at,
-                activation: activation.and_then(CorrelationId::new),
-                device: eid,
-                source: Source::Device,
-                dims: fleet_dims(&fleet, &positions, o.dev),
-                kind,
-            };
-            match o.kind {
-                OutKind::Report(kind, activation) => {
-                    match &kind {
-                        ReportKind::DataPath {
-                            latency_ms,
-                            loss_permille,
-                        } => c.events.push(event(
-                            EventKind::DataPath {
-                                latency_ms: *latency_ms,
-                                loss_permille: *loss_permille,
-                            },
-                            activation,
-                        )),
-                        ReportKind::ProfileSwitch { enabled, .. } => {
-                            c.rollbacks += 1;
-                            if let Some(profile) = ProfileKey::from_digits(enabled.as_str()) {
-                                c.events.push(event(
-                                    EventKind::Profile {
-                                        profile,
-                                        change: ProfileChange::Enabled,
-                                    },
-                                    activation,
-                                ));
-                            }
-                        }
-                        _ => {}
+            while let Some(e) = fleet.poll_event() {
+                if let (
+                    EventKind::ActivationStarted {
+                        kind: ActivationKind::Failover,
+                        ..
+                    },
+                    Some(a),
+                ) = (e.kind, e.activation)
+                {
+                    let failover = eids
+                        .index_of(&e.device)
+                        .and_then(|n| last_switch[n as usize])
+                        .unwrap_or(true);
+                    let slot = usize::try_from(a.get()).unwrap_or(usize::MAX);
+                    if slot >= activation_start.len() {
+                        activation_start.resize(slot.saturating_add(1), None);
                     }
-                    fleet
-                        .handle_report(&DeviceReport { device: eid, kind }, at)
-                        .map_err(|e| SimError::Device(format!("fleet report: {e}")))?;
+                    activation_start[slot] = Some((t, failover));
                 }
-                OutKind::Result(result) => {
-                    if let Outcome::Installed { .. } = result.outcome
-                        && let Some(start) = provision_start[o.dev as usize].take()
-                    {
-                        c.provisioned.push((o.dev, start, o.t));
+                c.events.push(e);
+            }
+            while let Some(q) = fleet.poll_gate_query() {
+                // The gate's numbers from ferrosim-telemetry over the events so
+                // far, as a deployment's driver computes them.
+                c.gate_queries += 1;
+                let wave = compute(&c.events, &q.wave_query, &dict).total;
+                let control = compute(&c.events, &q.control_query, &dict).total;
+                fleet
+                    .handle_gate_metrics(q.rollout, q.wave, &wave, &control, Timestamp(T0 + t))
+                    .map_err(|e| SimError::Fleet(format!("gate of rollout {}: {e}", q.rollout)))?;
+            }
+            while let Some(a) = fleet.poll_action() {
+                let Some(n) = eids.index_of(&a.device) else {
+                    continue;
+                };
+                c.actions += 1;
+                let name = a.command.name();
+                match actions_by_command.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => actions_by_command.push((name, 1)),
+                }
+                if matches!(
+                    a.command,
+                    Command::EimEnable { .. } | Command::AgentExecuteFallback { .. }
+                ) {
+                    enable_issued[n as usize] = Some(t);
+                }
+                if a.command.is_es2() {
+                    // ES2+ is the fleet's call to the carrier's SM-DP+, made
+                    // here between windows (in action order: deterministic).
+                    if matches!(a.command, Command::Es2DownloadOrder { .. }) {
+                        provision_start[n as usize].get_or_insert(t);
                     }
-                    fleet
-                        .handle_result(&result, at, &mut fleet_rng)
-                        .map_err(|e| SimError::Device(format!("fleet result: {e}")))?;
+                    let es2 = Es2 {
+                        downloads: downloads.as_ref(),
+                        carriers: &carrier_names,
+                        profile_types: &profile_types,
+                        took_ms: ES2_ROUND_TRIP_MS + population.es9_server_ms,
+                    };
+                    let dims = fleet_dims(&fleet, &positions, n);
+                    later.extend(es2.call(t, n, &a, &mut c.events, dims));
+                    continue;
                 }
-                OutKind::Event(kind, activation) => {
-                    if let EventKind::Registration { outcome, .. } = kind {
-                        bucket.registrations += 1;
-                        match outcome {
-                            RegistrationOutcome::Registered => {
-                                if let Some(a) = activation
-                                    && let Some((start, failover)) = usize::try_from(a)
-                                        .ok()
-                                        .and_then(|a| activation_start.get_mut(a))
-                                        .and_then(Option::take)
-                                {
-                                    let took = o.t - start;
-                                    if failover {
-                                        c.failover_completion_ms.push(took);
-                                        let wait = enable_issued[o.dev as usize]
-                                            .map_or(0, |at| (at - start).clamp(0, took));
-                                        c.failover_done.push((o.dev, took, wait));
-                                        bucket.failovers_done += 1;
-                                    } else {
-                                        c.return_completion_ms.push(took);
-                                        c.return_done.push((o.dev, took));
-                                        bucket.returns_done += 1;
-                                    }
+                shards[n as usize % options.shards].deliver(n, a);
+            }
+            // The shards' window.
+            let shards_started = Instant::now();
+            pool.run(&mut shards, t, end, &load, &env)?;
+            shards_s += shards_started.elapsed().as_secs_f64();
+            // Merge in (time, device) order.
+            // What lies beyond this window (a download's end, an ES2+ answer)
+            // waits for its window.
+            let mut outs: Vec<_> = std::mem::take(&mut later);
+            outs.extend(shards.iter_mut().flat_map(|s| s.out.drain(..)));
+            let (mut outs, beyond): (Vec<_>, Vec<_>) = outs.into_iter().partition(|o| o.t < end);
+            later = beyond;
+            outs.sort_by_key(|o| (o.t, o.dev));
+            for s in &shards {
+                load.merge(&s.load_delta);
+                for (i, r) in s.budget.refused.iter().enumerate() {
+                    bucket.congestion_refusals[i] += *r;
+                }
+            }
+            for o in outs {
+                let eid = eids.get(o.dev);
+                let at = Timestamp(T0 + o.t);
+                // The device's dimensions as the fleet has them now (before
+                // the output changes its state), read only for an event.
+                let event = |kind, activation: Option<u64>| Event {
+                    at,
+                    activation: activation.and_then(CorrelationId::new),
+                    device: eid,
+                    source: Source::Device,
+                    dims: fleet_dims(&fleet, &positions, o.dev),
+                    kind,
+                };
+                match o.kind {
+                    OutKind::Report(kind, activation) => {
+                        match &kind {
+                            ReportKind::DataPath {
+                                latency_ms,
+                                loss_permille,
+                            } => c.events.push(event(
+                                EventKind::DataPath {
+                                    latency_ms: *latency_ms,
+                                    loss_permille: *loss_permille,
+                                },
+                                activation,
+                            )),
+                            ReportKind::ProfileSwitch { enabled, .. } => {
+                                c.rollbacks += 1;
+                                if let Some(profile) = ProfileKey::from_digits(enabled.as_str()) {
+                                    c.events.push(event(
+                                        EventKind::Profile {
+                                            profile,
+                                            change: ProfileChange::Enabled,
+                                        },
+                                        activation,
+                                    ));
                                 }
                             }
-                            RegistrationOutcome::Rejected { .. } => bucket.rejected += 1,
-                            RegistrationOutcome::NoResponse => bucket.no_response += 1,
+                            _ => {}
                         }
+                        fleet
+                            .handle_report(&DeviceReport { device: eid, kind }, at)
+                            .map_err(|e| SimError::Device(format!("fleet report: {e}")))?;
                     }
-                    c.events.push(event(kind, activation));
+                    OutKind::Result(result) => {
+                        if let Outcome::Installed { .. } = result.outcome
+                            && let Some(start) = provision_start[o.dev as usize].take()
+                        {
+                            c.provisioned.push((o.dev, start, o.t));
+                        }
+                        fleet
+                            .handle_result(&result, at, &mut fleet_rng)
+                            .map_err(|e| SimError::Device(format!("fleet result: {e}")))?;
+                    }
+                    OutKind::Event(kind, activation) => {
+                        if let EventKind::Registration { outcome, .. } = kind {
+                            bucket.registrations += 1;
+                            match outcome {
+                                RegistrationOutcome::Registered => {
+                                    if let Some(a) = activation
+                                        && let Some((start, failover)) = usize::try_from(a)
+                                            .ok()
+                                            .and_then(|a| activation_start.get_mut(a))
+                                            .and_then(Option::take)
+                                    {
+                                        let took = o.t - start;
+                                        if failover {
+                                            c.failover_completion_ms.push(took);
+                                            let wait = enable_issued[o.dev as usize]
+                                                .map_or(0, |at| (at - start).clamp(0, took));
+                                            c.failover_done.push((o.dev, took, wait));
+                                            bucket.failovers_done += 1;
+                                        } else {
+                                            c.return_completion_ms.push(took);
+                                            c.return_done.push((o.dev, took));
+                                            bucket.returns_done += 1;
+                                        }
+                                    }
+                                }
+                                RegistrationOutcome::Rejected { .. } => bucket.rejected += 1,
+                                RegistrationOutcome::NoResponse => bucket.no_response += 1,
+                            }
+                        }
+                        c.events.push(event(kind, activation));
+                    }
                 }
             }
+            t = end;
+            if t - bucket.start >= bucket_ms || t >= duration {
+                let present: u64 = shards.iter().map(Shard::present).sum();
+                let attached: i64 = (0..network.carriers())
+                    .map(|k| load.attached_to(k as u8))
+                    .sum();
+                bucket.without_service = present.saturating_sub(attached.max(0) as u64);
+                bucket.attached = (0..network.carriers())
+                    .map(|k| load.attached_to(k as u8).max(0) as u64)
+                    .collect();
+                let next = Bucket::new(t, network.carriers());
+                c.buckets.push(std::mem::replace(&mut bucket, next));
+            }
+            if t - last_progress >= 60_000 || t >= duration {
+                last_progress = t;
+                let without_service = c.buckets.last().map_or(0, |b| b.without_service);
+                progress(&Progress {
+                    sim_ms: t,
+                    duration_ms: duration,
+                    without_service,
+                    switches: c.failovers + c.returns,
+                });
+            }
         }
-        t = end;
-        if t - bucket.start >= bucket_ms || t >= duration {
-            let present: u64 = shards.iter().map(Shard::present).sum();
-            let attached: i64 = (0..network.carriers())
-                .map(|k| load.attached_to(k as u8))
-                .sum();
-            bucket.without_service = present.saturating_sub(attached.max(0) as u64);
-            bucket.attached = (0..network.carriers())
-                .map(|k| load.attached_to(k as u8).max(0) as u64)
-                .collect();
-            let next = Bucket::new(t, network.carriers());
-            c.buckets.push(std::mem::replace(&mut bucket, next));
-        }
-        if t - last_progress >= 60_000 || t >= duration {
-            last_progress = t;
-            let without_service = c.buckets.last().map_or(0, |b| b.without_service);
-            progress(&Progress {
-                sim_ms: t,
-                duration_ms: duration,
-                without_service,
-                switches: c.failovers + c.returns,
-            });
-        }
-    }
+        Ok(())
+    })?;
     let loop_s = loop_started.elapsed().as_secs_f64();
     let post_started = Instant::now();
     for (name, n) in actions_by_command {
@@ -640,52 +646,146 @@ impl Eids {
     }
 }
 
-/// Runs one window of every shard, on up to `threads` threads.
-fn run_shards(
-    shards: &mut [Shard],
-    threads: usize,
+/// What the shards read and do not change during the loop (all of
+/// [`Ctx`] but the load, which changes between windows).
+struct Env<'a> {
+    network: &'a Network,
+    population: &'a Population,
+    factory: &'a Factory,
+    downloads: Option<&'a Downloads>,
+    apn_served: &'a [bool],
+    type_carrier: &'a [Option<u8>],
+}
+
+impl Env<'_> {
+    /// The shards' context for a window that starts with `load`.
+    fn ctx<'b>(&'b self, load: &'b Load) -> Ctx<'b> {
+        Ctx {
+            network: self.network,
+            load,
+            population: self.population,
+            factory: self.factory,
+            downloads: self.downloads,
+            t0: T0,
+            apn_served: self.apn_served,
+            type_carrier: self.type_carrier,
+        }
+    }
+}
+
+/// One window of some shards, for a worker: the shards move to it and
+/// back ([`Done`]).
+struct Job {
+    shards: Vec<Shard>,
     start: i64,
     end: i64,
-    ctx: &Ctx<'_>,
-) -> Result<(), SimError> {
-    let busy = shards.iter().filter(|s| s.has_work_before(end)).count();
-    if threads <= 1 || busy <= 1 {
-        for s in shards.iter_mut() {
-            s.run_window(start, end, ctx)?;
-        }
-        return Ok(());
-    }
-    let per = shards.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut chunks = shards.chunks_mut(per);
-        let first = chunks.next();
-        let handles: Vec<_> = chunks
-            .map(|chunk| {
-                scope.spawn(move || -> Result<(), SimError> {
-                    for s in chunk {
-                        s.run_window(start, end, ctx)?;
+    load: Load,
+}
+
+/// A worker's answer: its shards back, and how their window went.
+struct Done {
+    shards: Vec<Shard>,
+    result: Result<(), SimError>,
+}
+
+/// The worker threads that run shards' windows beside the calling thread,
+/// started once per run (not a thread per shard per window). A window's
+/// shards are split in the same chunks on any run, and their order is kept,
+/// so the pool changes nothing in the result.
+struct Pool {
+    workers: Vec<(mpsc::Sender<Job>, mpsc::Receiver<Done>)>,
+}
+
+impl Pool {
+    /// `n` workers in `scope`, reading `env`.
+    fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        n: usize,
+        env: &'env Env<'env>,
+    ) -> Self {
+        let workers = (0..n)
+            .map(|_| {
+                let (jobs, job_rx) = mpsc::channel::<Job>();
+                let (done_tx, done) = mpsc::channel::<Done>();
+                scope.spawn(move || {
+                    while let Ok(Job {
+                        mut shards,
+                        start,
+                        end,
+                        load,
+                    }) = job_rx.recv()
+                    {
+                        let ctx = env.ctx(&load);
+                        let result = shards
+                            .iter_mut()
+                            .try_for_each(|s| s.run_window(start, end, &ctx));
+                        if done_tx.send(Done { shards, result }).is_err() {
+                            break;
+                        }
                     }
-                    Ok(())
-                })
+                });
+                (jobs, done)
             })
             .collect();
+        Self { workers }
+    }
+
+    /// Runs the window `[start, end)` of every shard: the first chunk of
+    /// shards on this thread, the others on the workers (all on this
+    /// thread when at most one shard has work in it).
+    fn run(
+        &self,
+        shards: &mut Vec<Shard>,
+        start: i64,
+        end: i64,
+        load: &Load,
+        env: &Env<'_>,
+    ) -> Result<(), SimError> {
+        let ctx = env.ctx(load);
+        let busy = shards.iter().filter(|s| s.has_work_before(end)).count();
+        if self.workers.is_empty() || busy <= 1 {
+            return shards
+                .iter_mut()
+                .try_for_each(|s| s.run_window(start, end, &ctx));
+        }
+        let per = shards.len().div_ceil(self.workers.len() + 1);
+        let mut rest = shards.split_off(per.min(shards.len()));
+        let mut sent = 0;
+        for (jobs, _) in &self.workers {
+            if rest.is_empty() {
+                break;
+            }
+            let tail = rest.split_off(per.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            jobs.send(Job {
+                shards: chunk,
+                start,
+                end,
+                load: load.clone(),
+            })
+            .map_err(|_| SimError::Device("a shard thread ended".into()))?;
+            sent += 1;
+        }
         let mut result = Ok(());
-        if let Some(chunk) = first {
-            for s in chunk {
-                if let Err(e) = s.run_window(start, end, ctx) {
-                    result = Err(e);
-                }
+        for s in shards.iter_mut() {
+            if let Err(e) = s.run_window(start, end, &ctx) {
+                result = Err(e);
             }
         }
-        for h in handles {
-            match h.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e),
-                Err(_) => result = Err(SimError::Device("a shard thread panicked".into())),
+        for (_, done) in &self.workers[..sent] {
+            let Done {
+                shards: back,
+                result: r,
+            } = done
+                .recv()
+                .map_err(|_| SimError::Device("a shard thread panicked".into()))?;
+            shards.extend(back);
+            if let Err(e) = r {
+                result = Err(e);
             }
         }
         result
-    })
+    }
 }
 
 /// An ES2+ call's round trip between the fleet and an SM-DP+ (HTTPS
