@@ -16,6 +16,7 @@ use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
+use crate::group_commit::WriteBody;
 use crate::writes::Writes;
 
 use crate::SqlStore;
@@ -56,7 +57,8 @@ impl SqlStore {
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        // One statement, atomic on its own: no explicit transaction needed.
+        // One statement, atomic on its own: no transaction of its own needed
+        // (on SQLite it runs inside a commit group, see `outbox_write`).
         let sql = format!(
             "UPDATE callbacks SET lease_until = $1, attempts = attempts + 1 WHERE id IN (
                SELECT c.id FROM callbacks c WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $2
@@ -70,16 +72,20 @@ impl SqlStore {
         // The limit is in the text rather than bound: SQLite plans a bound
         // `LIMIT` with its value and compiles the statement again at every
         // bind (see `pending_sessions_impl`); the batch size is a setting.
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(now.millis().saturating_add(lease_ms))
-            .bind(now.millis())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend_err)?;
-        let mut out = rows
-            .iter()
-            .map(callback_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (until, now) = (now.millis().saturating_add(lease_ms), now.millis());
+        let mut out = self
+            .outbox_write(move |conn| {
+                Box::pin(async move {
+                    let rows = sqlx::query(AssertSqlSafe(sql))
+                        .bind(until)
+                        .bind(now)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(backend_err)?;
+                    rows.iter().map(callback_row).collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .await?;
         out.sort_by_key(|c| c.id);
         Ok(out)
     }
@@ -97,12 +103,18 @@ impl SqlStore {
             "UPDATE callbacks SET delivered_at = $1, lease_until = NULL, last_error = NULL WHERE id IN ({})",
             placeholders.join(", ")
         );
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now.millis());
-        for id in ids {
-            q = q.bind(*id);
-        }
-        q.execute(&self.pool).await.map_err(backend_err)?;
-        Ok(())
+        let (ids, now) = (ids.to_vec(), now.millis());
+        self.outbox_write(move |conn| {
+            Box::pin(async move {
+                let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *conn).await.map_err(backend_err)?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     pub(crate) async fn callback_failed_impl(
@@ -111,16 +123,22 @@ impl SqlStore {
         next_attempt: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE callbacks SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(next_attempt.millis())
-        .bind(error)
-        .execute(&self.pool)
+        let (next, error) = (next_attempt.millis(), error.to_owned());
+        self.outbox_write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE callbacks SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(next)
+                .bind(error)
+                .execute(&mut *conn)
+                .await
+                .map_err(backend_err)?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(backend_err)?;
-        Ok(())
     }
 
     pub(crate) async fn pending_callbacks_impl(&self) -> Result<u64, StoreError> {
@@ -129,6 +147,25 @@ impl SqlStore {
             .await
             .map_err(backend_err)?;
         Ok(u64::try_from(col::<i64>(&row, "n")?).unwrap_or(0))
+    }
+}
+
+impl SqlStore {
+    /// Runs one statement of the delivery worker: on SQLite inside the
+    /// writer's next commit group (see [`crate::group_commit`]), so that it
+    /// neither takes the single writer connection away from the groups nor
+    /// pays a commit and an fsync of its own; elsewhere as an autocommit
+    /// statement on the pool (on PostgreSQL `FOR UPDATE SKIP LOCKED` needs
+    /// no more).
+    async fn outbox_write<R: Send + 'static>(
+        &self,
+        body: impl WriteBody<R>,
+    ) -> Result<R, StoreError> {
+        if self.writer.is_some() {
+            return self.write(body).await;
+        }
+        let mut conn = self.pool.acquire().await.map_err(backend_err)?;
+        body(&mut conn).await
     }
 }
 

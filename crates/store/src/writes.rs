@@ -12,6 +12,9 @@
 //! nothing behind even when it shares its SQLite transaction with others
 //! (group commit, see [`crate::group_commit`]).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use sqlx::any::AnyArguments;
 use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
@@ -122,18 +125,12 @@ impl Writes {
         }
         match backend {
             Backend::Sqlite => {
-                let mut sql = String::from("SAVEPOINT writes;\n");
-                let mut args = Vec::new();
+                let sql = sqlite_text(&self.statements);
+                let mut args =
+                    Vec::with_capacity(self.statements.iter().map(|s| s.vals.len()).sum());
                 for stmt in self.statements {
-                    sql.push_str(&renumber(stmt.sql, args.len()));
-                    sql.push_str(";\n");
-                    if stmt.checked {
-                        sql.push_str(SQLITE_CAS_GUARD);
-                        sql.push_str(";\n");
-                    }
                     args.extend(stmt.vals);
                 }
-                sql.push_str("RELEASE writes;");
                 let result = bind_all(sqlx::query(AssertSqlSafe(sql)), args)
                     .execute(&mut *conn)
                     .await;
@@ -161,6 +158,61 @@ impl Writes {
         }
         Ok(())
     }
+}
+
+/// The statements a SQLite query of `statements` runs, in order, and
+/// how many values it takes and whether it is a compare-and-set: what the
+/// query's text depends on.
+type Shape = Box<[(usize, usize, usize, bool)]>;
+
+/// Most query texts [`sqlite_text`] keeps: commits have a handful of
+/// shapes (which records a step rewrites, how many outbox events).
+const SHAPES: usize = 256;
+
+/// The one SQLite query that runs `statements` inside a savepoint, their
+/// placeholders renumbered to follow each other (the values go in the same
+/// order).
+///
+/// A commit's statements are constants, so the same few combinations come
+/// back at every download: their text is built once and kept, keyed by the
+/// statements' addresses (a `&'static str` at one address and length is
+/// always the same text), instead of renumbering every statement character
+/// by character per commit.
+fn sqlite_text(statements: &[Statement]) -> Arc<str> {
+    static TEXTS: Mutex<Option<HashMap<Shape, Arc<str>>>> = Mutex::new(None);
+    let shape: Shape = statements
+        .iter()
+        .map(|s| {
+            (
+                s.sql.as_ptr() as usize,
+                s.sql.len(),
+                s.vals.len(),
+                s.checked,
+            )
+        })
+        .collect();
+    let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let texts = texts.get_or_insert_with(HashMap::new);
+    if let Some(text) = texts.get(&shape) {
+        return Arc::clone(text);
+    }
+    let mut sql = String::from("SAVEPOINT writes;\n");
+    let mut offset = 0;
+    for stmt in statements {
+        sql.push_str(&renumber(stmt.sql, offset));
+        sql.push_str(";\n");
+        if stmt.checked {
+            sql.push_str(SQLITE_CAS_GUARD);
+            sql.push_str(";\n");
+        }
+        offset += stmt.vals.len();
+    }
+    sql.push_str("RELEASE writes;");
+    let text: Arc<str> = sql.into();
+    if texts.len() < SHAPES {
+        texts.insert(shape, Arc::clone(&text));
+    }
+    text
 }
 
 /// A query of the `Any` driver with its bind values.
