@@ -1,8 +1,8 @@
 //! Hot paths of the download: signatures, ECDH with one-time key generation,
 //! the KDF, and BSP over a 12 KB profile. Each EC operation is measured with
 //! the production backend (aws-lc-rs) and with RustCrypto `p256` for
-//! comparison; the AES segment work likewise with RustCrypto `aes`/`cbc`/`cmac`
-//! (production) and aws-lc-rs.
+//! comparison; the AES segment work likewise with aws-lc-rs (production: CBC,
+//! and the CMAC built from CBC in `bsp`) and RustCrypto `aes`/`cbc`/`cmac`.
 //!
 //! Run: `cargo bench -p ferrosim-crypto --bench crypto -- --quick`.
 

@@ -8,10 +8,10 @@
 //! - [`kdf`]: the X9.63 KDF giving the BSP [`SessionKeys`].
 //! - [`bsp`]: SCP03t segment protection of the Bound Profile Package.
 //!
-//! Elliptic-curve work, hashing and random numbers come from `aws-lc-rs` (the
-//! backend rustls already links); AES-CBC and AES-CMAC from the RustCrypto
-//! `aes`/`cbc`/`cmac` crates. `BENCHMARKS.md` has the measurements behind
-//! both choices.
+//! Elliptic-curve work, hashing, random numbers and AES come from `aws-lc-rs`
+//! (the backend rustls already links); the BSP's AES-CMAC is computed from
+//! aws-lc's AES-CBC over whole segments (see `bsp`). `BENCHMARKS.md` has the
+//! measurements behind these choices.
 #![forbid(unsafe_code)]
 
 pub mod bsp;

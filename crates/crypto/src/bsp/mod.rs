@@ -21,7 +21,7 @@ mod wire;
 
 use crate::error::{Error, Result};
 use crate::kdf::SessionKeys;
-use state::State;
+use state::{Direction, State};
 
 pub use wire::{
     TAG_REPLACE_SESSION_KEYS, decode_replace_session_keys, encode_replace_session_keys,
@@ -86,7 +86,7 @@ impl BspEncryptor {
     /// Starts a session with the keys from [`crate::kdf::derive_session_keys`].
     pub fn new(keys: &SessionKeys) -> Self {
         Self {
-            state: State::new(keys),
+            state: State::new(keys, Direction::Send),
         }
     }
 
@@ -155,7 +155,7 @@ impl BspEncryptor {
     /// Switches to the profile protection keys sent in `ReplaceSessionKeys`
     /// (PPK-ENC, PPK-MAC, initial MCV); the block counter restarts at 1.
     pub fn replace_session_keys(&mut self, ppk: &SessionKeys) {
-        self.state = State::new(ppk);
+        self.state = State::new(ppk, Direction::Send);
     }
 
     /// The block counter the next segment will use.
@@ -183,7 +183,7 @@ impl BspDecryptor {
     /// refusing segments longer than [`MAX_SEGMENT_LEN`].
     pub fn new(keys: &SessionKeys) -> Self {
         Self {
-            state: State::new(keys),
+            state: State::new(keys, Direction::Receive),
             max_segment_len: MAX_SEGMENT_LEN,
         }
     }
@@ -222,7 +222,7 @@ impl BspDecryptor {
     /// Switches to the profile protection keys received in
     /// `ReplaceSessionKeys`; the block counter restarts at 1.
     pub fn replace_session_keys(&mut self, ppk: &SessionKeys) {
-        self.state = State::new(ppk);
+        self.state = State::new(ppk, Direction::Receive);
     }
 
     /// The block counter the next segment must use.

@@ -5,16 +5,32 @@
 //! constructor, so that starting a session cannot fail; a backend failure
 //! (which aws-lc reports only for allocation failures) surfaces as
 //! [`Error::Backend`] from the segment operation.
+//!
+//! The CMAC (RFC 4493) is computed here from aws-lc's AES-CBC rather than
+//! with aws-lc's CMAC API, which makes one EVP cipher call per 16-byte
+//! block: a CMAC is the last block of an AES-CBC encryption (IV zero) of the
+//! message whose last block is masked with a subkey, so a whole segment
+//! takes one CBC call over a scratch copy (hardware AES where the CPU has
+//! it) and one for the last block.
 
 use aws_lc_rs::cipher::{
     AES_128, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey,
 };
-use aws_lc_rs::cmac;
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{MAC_LEN, VerifiedSegment, check_len, wire};
 use crate::error::{Error, Result};
 use crate::kdf::SessionKeys;
+
+/// Which way a state protects segments: the sending side never decrypts,
+/// so it does not expand a decryption key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// The SM-DP+: encrypts and MACs.
+    Send,
+    /// The eUICC: verifies and decrypts.
+    Receive,
+}
 
 /// MCV, block counter and the keys.
 pub(super) struct State {
@@ -24,11 +40,12 @@ pub(super) struct State {
 }
 
 impl State {
-    pub(super) fn new(keys: &SessionKeys) -> Self {
+    pub(super) fn new(keys: &SessionKeys, direction: Direction) -> Self {
         Self {
             keys: Keys::Pending {
                 s_enc: Zeroizing::new(keys.s_enc),
                 s_mac: Zeroizing::new(keys.s_mac),
+                direction,
             },
             mcv: keys.initial_mcv,
             counter: 1,
@@ -117,10 +134,13 @@ impl State {
         let keys = self.keys.ready()?;
         let full = keys.verify_mac(&self.mcv, segment, parsed.mac_start())?;
         let icv = keys.icv(self.counter)?;
+        let cbc_dec = keys
+            .cbc_dec
+            .as_ref()
+            .ok_or(Error::Backend("no decryption key on the sending side"))?;
         let start = out.len();
         out.extend_from_slice(cipher);
-        let plain_len = keys
-            .cbc_dec
+        let plain_len = cbc_dec
             .decrypt(&mut out[start..], DecryptionContext::Iv128(icv.into()))
             .map_err(|_| Error::Backend("CBC decryption"))
             .and_then(|plain| unpad_len(plain).ok_or(Error::BadPadding));
@@ -176,14 +196,20 @@ enum Keys {
     Pending {
         s_enc: Zeroizing<[u8; 16]>,
         s_mac: Zeroizing<[u8; 16]>,
+        direction: Direction,
     },
     Ready(Box<AesKeys>),
 }
 
 impl Keys {
     fn ready(&mut self) -> Result<&AesKeys> {
-        if let Keys::Pending { s_enc, s_mac } = self {
-            *self = Keys::Ready(Box::new(AesKeys::new(s_enc, s_mac)?));
+        if let Keys::Pending {
+            s_enc,
+            s_mac,
+            direction,
+        } = self
+        {
+            *self = Keys::Ready(Box::new(AesKeys::new(s_enc, s_mac, *direction)?));
         }
         match self {
             Keys::Ready(keys) => Ok(keys),
@@ -194,44 +220,42 @@ impl Keys {
 
 /// Expanded keys; aws-lc-rs wipes them when dropped.
 struct AesKeys {
-    /// AES-ECB under S-ENC, for the ICV.
-    icv: EncryptingKey,
+    /// AES-CBC encryption under S-ENC: the segments (sending side) and the
+    /// ICV (both sides).
     cbc_enc: EncryptingKey,
-    cbc_dec: DecryptingKey,
-    mac: cmac::Key,
+    /// AES-CBC decryption under S-ENC (receiving side only).
+    cbc_dec: Option<DecryptingKey>,
+    mac: Cmac,
 }
 
 impl AesKeys {
-    fn new(s_enc: &[u8; 16], s_mac: &[u8; 16]) -> Result<Self> {
+    fn new(s_enc: &[u8; 16], s_mac: &[u8; 16], direction: Direction) -> Result<Self> {
         let setup = |_| Error::Backend("AES key setup");
         let aes = || UnboundCipherKey::new(&AES_128, s_enc).map_err(setup);
+        let cbc_dec = match direction {
+            Direction::Receive => Some(DecryptingKey::cbc(aes()?).map_err(setup)?),
+            Direction::Send => None,
+        };
         Ok(Self {
-            icv: EncryptingKey::ecb(aes()?).map_err(setup)?,
             cbc_enc: EncryptingKey::cbc(aes()?).map_err(setup)?,
-            cbc_dec: DecryptingKey::cbc(aes()?).map_err(setup)?,
-            mac: cmac::Key::new(cmac::AES_128, s_mac).map_err(setup)?,
+            cbc_dec,
+            mac: Cmac::new(s_mac)?,
         })
     }
 
-    /// ICV = AES-ECB(S-ENC, counter as 16 big-endian bytes).
+    /// ICV = AES-ECB(S-ENC, counter as 16 big-endian bytes), computed as
+    /// the CBC encryption of that one block under a zero IV (the same thing).
     fn icv(&self, counter: u128) -> Result<[u8; 16]> {
         let mut block = counter.to_be_bytes();
-        self.icv
-            .less_safe_encrypt(&mut block, EncryptionContext::None)
+        self.cbc_enc
+            .less_safe_encrypt(&mut block, EncryptionContext::Iv128([0u8; 16].into()))
             .map_err(|_| Error::Backend("ICV computation"))?;
         Ok(block)
     }
 
     /// AES-CMAC(S-MAC, MCV || header || data).
     fn cmac(&self, mcv: &[u8; 16], header_and_data: &[u8]) -> Result<[u8; 16]> {
-        let failed = |_| Error::Backend("CMAC computation");
-        let mut ctx = cmac::Context::with_key(&self.mac);
-        ctx.update(mcv).map_err(failed)?;
-        ctx.update(header_and_data).map_err(failed)?;
-        let tag = ctx.sign().map_err(failed)?;
-        tag.as_ref()
-            .try_into()
-            .map_err(|_| Error::Backend("CMAC length"))
+        self.mac.sign(mcv, header_and_data)
     }
 
     /// Recomputes the CMAC over everything before `mac_start` and compares its
@@ -242,6 +266,107 @@ impl AesKeys {
             .map_err(|_| Error::MacMismatch)?;
         Ok(full)
     }
+}
+
+/// Bytes of the message CBC-encrypted per call: a full segment and its MCV
+/// in one go, on the stack.
+const CMAC_CHUNK: usize = 1088;
+
+/// AES-128-CMAC (RFC 4493) over aws-lc's AES-CBC.
+struct Cmac {
+    /// AES-CBC under the MAC key; every call passes its own IV.
+    cbc: EncryptingKey,
+    /// Subkey K1 (masks a complete last block).
+    k1: Zeroizing<[u8; 16]>,
+    /// Subkey K2 (masks a padded last block).
+    k2: Zeroizing<[u8; 16]>,
+}
+
+impl Cmac {
+    fn new(key: &[u8; 16]) -> Result<Self> {
+        let setup = |_| Error::Backend("AES key setup");
+        let cbc = EncryptingKey::cbc(UnboundCipherKey::new(&AES_128, key).map_err(setup)?)
+            .map_err(setup)?;
+        // L = AES(K, 0^128): one CBC block with a zero IV is one ECB block.
+        let mut l = Zeroizing::new([0u8; 16]);
+        cbc.less_safe_encrypt(l.as_mut_slice(), EncryptionContext::Iv128([0u8; 16].into()))
+            .map_err(setup)?;
+        let k1 = Zeroizing::new(double(&l));
+        let k2 = Zeroizing::new(double(&k1));
+        Ok(Self { cbc, k1, k2 })
+    }
+
+    /// The CMAC of `prefix || data` (the MCV and the segment), without
+    /// copying them together first.
+    fn sign(&self, prefix: &[u8], data: &[u8]) -> Result<[u8; 16]> {
+        let failed = |_| Error::Backend("CMAC computation");
+        let total = prefix.len() + data.len();
+        // The last block is complete (masked with K1) unless the message is
+        // empty or ends in a partial block (padded, masked with K2).
+        let complete = total > 0 && total % 16 == 0;
+        let body_len = if complete {
+            total - 16
+        } else {
+            total / 16 * 16
+        };
+        let mut scratch = Zeroizing::new([0u8; CMAC_CHUNK]);
+        let mut chain = [0u8; 16];
+        let mut offset = 0;
+        while offset < body_len {
+            let n = (body_len - offset).min(CMAC_CHUNK);
+            let chunk = &mut scratch[..n];
+            copy_message(prefix, data, offset, chunk);
+            self.cbc
+                .less_safe_encrypt(chunk, EncryptionContext::Iv128(chain.into()))
+                .map_err(failed)?;
+            chain.copy_from_slice(&chunk[n - 16..]);
+            offset += n;
+        }
+        let mut last = [0u8; 16];
+        let rest = total - body_len;
+        copy_message(prefix, data, body_len, &mut last[..rest]);
+        let mask = if complete {
+            &self.k1
+        } else {
+            last[rest] = 0x80;
+            &self.k2
+        };
+        for (b, m) in last.iter_mut().zip(mask.iter()) {
+            *b ^= m;
+        }
+        self.cbc
+            .less_safe_encrypt(&mut last, EncryptionContext::Iv128(chain.into()))
+            .map_err(failed)?;
+        chain.zeroize();
+        Ok(last)
+    }
+}
+
+/// Multiplication by x in GF(2^128) as RFC 4493 defines it for the subkeys:
+/// shift left by one bit, and if a bit fell out, XOR `0x87` into the last byte.
+fn double(block: &[u8; 16]) -> [u8; 16] {
+    let v = u128::from_be_bytes(*block);
+    // All ones when the top bit is set, without a branch on key material.
+    let carry = 0u128.wrapping_sub(v >> 127);
+    ((v << 1) ^ (carry & 0x87)).to_be_bytes()
+}
+
+/// Copies `out.len()` bytes of `prefix || data`, starting at `offset`, into `out`.
+fn copy_message(prefix: &[u8], data: &[u8], offset: usize, out: &mut [u8]) {
+    let mut out = out;
+    let mut offset = offset;
+    if offset < prefix.len() {
+        let n = (prefix.len() - offset).min(out.len());
+        let (head, tail) = out.split_at_mut(n);
+        head.copy_from_slice(&prefix[offset..offset + n]);
+        out = tail;
+        offset += n;
+        if out.is_empty() {
+            return;
+        }
+    }
+    let start = offset - prefix.len();
+    out.copy_from_slice(&data[start..start + out.len()]);
 }
 
 /// Length of `padded` without its ISO/IEC 7816-4 padding (`80 00..`, 1 to 16
@@ -256,7 +381,72 @@ fn unpad_len(padded: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::unpad_len;
+    use super::{Cmac, unpad_len};
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 4493 section 4: AES-128 subkeys and the four example MACs, each
+    /// message also split at every point between the prefix and the data.
+    #[test]
+    fn cmac_matches_rfc_4493() {
+        let key: [u8; 16] = hex("2b7e1516 28aed2a6 abf71588 09cf4f3c")
+            .try_into()
+            .unwrap();
+        let cmac = Cmac::new(&key).unwrap();
+        assert_eq!(cmac.k1.to_vec(), hex("fbeed618 35713366 7c85e08f 7236a8de"));
+        assert_eq!(cmac.k2.to_vec(), hex("f7ddac30 6ae266cc f90bc11e e46d513b"));
+        let message = hex(
+            "6bc1bee2 2e409f96 e93d7e11 7393172a ae2d8a57 1e03ac9c 9eb76fac 45af8e51
+             30c81c46 a35ce411 e5fbc119 1a0a52ef f69f2445 df4f9b17 ad2b417b e66c3710",
+        );
+        let cases = [
+            (0, "bb1d6929 e9593728 7fa37d12 9b756746"),
+            (16, "070a16b4 6b4d4144 f79bdd9d d04a287c"),
+            (40, "dfa66747 de9ae630 30ca3261 1497c827"),
+            (64, "51f0bebf 7e3b9d92 fc497417 79363cfe"),
+        ];
+        for (len, mac) in cases {
+            let m = &message[..len];
+            for split in 0..=len {
+                let (prefix, data) = m.split_at(split);
+                assert_eq!(
+                    cmac.sign(prefix, data).unwrap().to_vec(),
+                    hex(mac),
+                    "length {len}, split {split}"
+                );
+            }
+        }
+    }
+
+    /// Messages longer than one scratch chunk chain across CBC calls: the
+    /// result equals aws-lc's own CMAC.
+    #[test]
+    fn cmac_matches_aws_lc_across_chunks() {
+        let key = [0x42u8; 16];
+        let cmac = Cmac::new(&key).unwrap();
+        let reference = aws_lc_rs::cmac::Key::new(aws_lc_rs::cmac::AES_128, &key).unwrap();
+        let message: Vec<u8> = (0..3000u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in [
+            1, 15, 16, 17, 1087, 1088, 1089, 1104, 1105, 2176, 2177, 3000,
+        ] {
+            let m = &message[..len];
+            let expected = aws_lc_rs::cmac::sign(&reference, m).unwrap();
+            for split in [0, 1, 16.min(len), len] {
+                let (prefix, data) = m.split_at(split);
+                assert_eq!(
+                    cmac.sign(prefix, data).unwrap().as_slice(),
+                    expected.as_ref(),
+                    "length {len}, split {split}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn unpadding() {
