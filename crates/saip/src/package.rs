@@ -6,6 +6,7 @@
 //! to the bound profile package) is byte-identical to what was imported.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use zeroize::Zeroize;
 
@@ -13,6 +14,7 @@ use crate::element::{ElementKind, ProfileElement};
 use crate::error::Error;
 use crate::header::ProfileHeader;
 use crate::node::{Node, check_well_formed, decode_uint, sequence};
+use crate::personalise::Plan;
 
 /// A parsed and validated unprotected profile package (SAIP DER).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,7 +22,23 @@ pub struct ProfilePackage {
     bytes: Vec<u8>,
     elements: Vec<ElementEntry>,
     header: ProfileHeader,
+    /// Where personalisation writes, found on the first personalisation.
+    plan: PlanCache,
 }
+
+/// The package's personalisation plan, made once on first use (a profile
+/// type's package is personalised once per download). Derived from the
+/// bytes, so it takes no part in comparisons.
+#[derive(Debug, Clone, Default)]
+struct PlanCache(OnceLock<Plan>);
+
+impl PartialEq for PlanCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PlanCache {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ElementEntry {
@@ -46,6 +64,7 @@ impl ProfilePackage {
                 bytes,
                 elements,
                 header,
+                plan: PlanCache::default(),
             }),
             Err(e) => {
                 bytes.zeroize();
@@ -59,6 +78,7 @@ impl ProfilePackage {
     pub fn wipe(&mut self) {
         self.bytes.zeroize();
         self.elements.clear();
+        self.plan = PlanCache::default();
     }
 
     /// The package bytes, exactly as parsed.
@@ -100,6 +120,11 @@ impl ProfilePackage {
     /// The elements of one kind, in package order.
     pub fn elements_of(&self, kind: ElementKind) -> impl Iterator<Item = ProfileElement<'_>> + '_ {
         self.elements().filter(move |e| e.kind == kind)
+    }
+
+    /// Where personalisation writes into this package, found on first use.
+    pub(crate) fn personalisation_plan(&self) -> &Plan {
+        self.plan.0.get_or_init(|| Plan::new(self))
     }
 
     /// The elements as nodes with absolute offsets, for the decoders of this crate.

@@ -82,59 +82,211 @@ impl Personalisation {
 impl ProfilePackage {
     /// Writes `p` into a copy of the package and returns the new DER bytes.
     /// Fails with [`Error::NotInPackage`] when a value has no place to go.
+    ///
+    /// Where each value goes is found by walking the package the first time
+    /// and kept with it ([`Plan`]), so personalising many subscriptions from
+    /// one profile type only writes values; the result is the same.
     pub fn personalise(&self, p: &Personalisation) -> Result<Vec<u8>, Error> {
-        let nodes = self.nodes()?;
-        let mut patches = Vec::new();
-        let mut targets = Targets::default();
-        for (kind, node) in &nodes {
+        self.personalisation_plan().write(self.as_bytes(), p)
+    }
+
+    /// As [`ProfilePackage::personalise`], parsing the result into a package.
+    pub fn personalised(&self, p: &Personalisation) -> Result<ProfilePackage, Error> {
+        ProfilePackage::from_vec(self.personalise(p)?)
+    }
+}
+
+/// Where a package takes each personalised value: one step per element that
+/// takes one, in package order, so that writing a personalisation meets the
+/// package's problems in the same order (and with the same errors) as a walk
+/// of the package would. Only positions and the structure kept around new
+/// file contents are stored, no value that personalisation replaces.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// The package is malformed here: personalising fails with this error.
+    Fail(Error),
+    /// `header.iccid` (the TLV at this offset).
+    HeaderIccid(usize),
+    /// EF.ICCID of `mf` or `iot`, if the element has the file field.
+    EfIccid(Option<FileSlot>),
+    /// EF.IMSI (and EF.AD) of `usim` or `iot`; consulted only with an IMSI.
+    Imsi(Result<Option<ImsiSlot>, Error>),
+    /// `key` and `opc` of an `akaParameter` (with an `algoParameter`).
+    Aka {
+        key: Option<KeySlot>,
+        opc: Option<KeySlot>,
+    },
+    /// `pinValue`s by key reference.
+    Pins(Vec<CodeSlot>),
+    /// `pukValue`s by key reference.
+    Puks(Vec<CodeSlot>),
+}
+
+/// A template file whose content is replaced: its entries other than the
+/// fill entries stay, one `fillFileContent` follows them.
+#[derive(Debug, Clone)]
+struct FileSlot {
+    offset: usize,
+    kept: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct ImsiSlot {
+    file: FileSlot,
+    /// EF.AD's fill segment holding byte 4 (for the MNC length).
+    ad: Result<AdSlot, Error>,
+}
+
+#[derive(Debug, Clone)]
+struct AdSlot {
+    offset: usize,
+    value: Vec<u8>,
+    byte: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeySlot {
+    offset: usize,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CodeSlot {
+    key_reference: u8,
+    offset: usize,
+}
+
+impl Plan {
+    /// Walks `package` once. Never fails: a malformed element becomes a
+    /// [`Step::Fail`] where the walk met it.
+    pub(crate) fn new(package: &ProfilePackage) -> Self {
+        let mut steps = Vec::new();
+        if let Err(e) = Self::walk(package, &mut steps) {
+            steps.push(Step::Fail(e));
+        }
+        Plan { steps }
+    }
+
+    fn walk(package: &ProfilePackage, steps: &mut Vec<Step>) -> Result<(), Error> {
+        for (kind, node) in &package.nodes()? {
             match kind {
                 ElementKind::Header => {
                     let iccid = crate::node::require(node, 0x83, ElementKind::Header, "iccid")?;
-                    patches.push(ValuePatch::new(&iccid, p.iccid.to_header_bcd().to_vec()));
+                    steps.push(Step::HeaderIccid(iccid.offset));
                 }
                 ElementKind::Mf => {
-                    targets.ef_iccid |=
-                        replace_file(node, field::MF_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
+                    steps.push(Step::EfIccid(FileSlot::find(node, field::MF_EF_ICCID)?));
                 }
                 ElementKind::Iot => {
-                    targets.ef_iccid |=
-                        replace_file(node, field::IOT_EF_ICCID, &p.iccid.to_bcd(), &mut patches)?;
-                    if let Some(imsi) = &p.imsi {
-                        targets.ef_imsi |= write_imsi(
-                            node,
-                            field::IOT_EF_IMSI,
-                            field::IOT_EF_AD,
-                            imsi,
-                            &mut patches,
-                        )?;
-                    }
+                    steps.push(Step::EfIccid(FileSlot::find(node, field::IOT_EF_ICCID)?));
+                    steps.push(Step::Imsi(ImsiSlot::find(
+                        node,
+                        field::IOT_EF_IMSI,
+                        field::IOT_EF_AD,
+                    )));
                 }
-                ElementKind::Usim => {
-                    if let Some(imsi) = &p.imsi {
-                        targets.ef_imsi |= write_imsi(
-                            node,
-                            field::USIM_EF_IMSI,
-                            field::USIM_EF_AD,
-                            imsi,
-                            &mut patches,
-                        )?;
-                    }
-                }
+                ElementKind::Usim => steps.push(Step::Imsi(ImsiSlot::find(
+                    node,
+                    field::USIM_EF_IMSI,
+                    field::USIM_EF_AD,
+                ))),
                 ElementKind::AkaParameter => {
                     let aka = aka::decode(node)?;
-                    if let Some(key_node) = aka.key {
-                        targets.algo = true;
-                        if let Some(k) = &p.k {
-                            patches.push(key_patch("K", &key_node, k)?);
-                        }
-                    }
-                    if let (Some(opc_node), Some(opc)) = (aka.opc, &p.opc) {
-                        patches.push(key_patch("OPc", &opc_node, opc)?);
-                    }
+                    let slot = |n: Node<'_>| KeySlot {
+                        offset: n.offset,
+                        len: n.value().len(),
+                    };
+                    steps.push(Step::Aka {
+                        key: aka.key.map(slot),
+                        opc: aka.opc.map(slot),
+                    });
                 }
                 ElementKind::PinCodes => {
-                    for code in codes::decode_pins(node, None)? {
-                        let value = match code.entry.key_reference {
+                    let codes = codes::decode_pins(node, None)?;
+                    steps.push(Step::Pins(
+                        codes
+                            .iter()
+                            .map(|c| CodeSlot {
+                                key_reference: c.entry.key_reference,
+                                offset: c.value.offset,
+                            })
+                            .collect(),
+                    ));
+                }
+                ElementKind::PukCodes => {
+                    let codes = codes::decode_puks(node)?;
+                    steps.push(Step::Puks(
+                        codes
+                            .iter()
+                            .map(|c| CodeSlot {
+                                key_reference: c.entry.key_reference,
+                                offset: c.value.offset,
+                            })
+                            .collect(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `p` into `bytes` (the package the plan was made from).
+    fn write(&self, bytes: &[u8], p: &Personalisation) -> Result<Vec<u8>, Error> {
+        let mut patches = Vec::new();
+        let mut targets = Targets::default();
+        for step in &self.steps {
+            match step {
+                Step::Fail(e) => return Err(e.clone()),
+                Step::HeaderIccid(offset) => {
+                    patches.push(ValuePatch {
+                        tlv_offset: *offset,
+                        value: p.iccid.to_header_bcd().to_vec(),
+                    });
+                }
+                Step::EfIccid(slot) => {
+                    if let Some(slot) = slot {
+                        patches.push(slot.patch(&p.iccid.to_bcd()));
+                        targets.ef_iccid = true;
+                    }
+                }
+                Step::Imsi(slot) => {
+                    let Some(imsi) = &p.imsi else { continue };
+                    let Some(slot) = slot.as_ref().map_err(Clone::clone)? else {
+                        continue;
+                    };
+                    patches.push(slot.file.patch(&imsi.to_ef_imsi()));
+                    targets.ef_imsi = true;
+                    if let Some(mnc_len) = imsi.mnc_len() {
+                        let ad = slot.ad.as_ref().map_err(Clone::clone)?;
+                        let mut value = ad.value.clone();
+                        let byte = &mut value[ad.byte];
+                        *byte = (*byte & 0xF0) | mnc_len as u8;
+                        patches.push(ValuePatch {
+                            tlv_offset: ad.offset,
+                            value,
+                        });
+                    }
+                }
+                Step::Aka { key, opc } => {
+                    if let Some(slot) = key {
+                        targets.algo = true;
+                        if let Some(k) = &p.k {
+                            patches.push(slot.patch("K", k)?);
+                        }
+                    }
+                    if let (Some(slot), Some(opc)) = (opc, &p.opc) {
+                        patches.push(slot.patch("OPc", opc)?);
+                    }
+                }
+                Step::Pins(slots) => {
+                    for slot in slots {
+                        let value = match slot.key_reference {
                             KEY_REF_PIN1 => {
                                 p.pin1.as_ref().map(|v| (v.as_bytes(), &mut targets.pin1))
                             }
@@ -148,13 +300,16 @@ impl ProfilePackage {
                         };
                         if let Some((bytes, found)) = value {
                             *found = true;
-                            patches.push(ValuePatch::new(&code.value, bytes.to_vec()));
+                            patches.push(ValuePatch {
+                                tlv_offset: slot.offset,
+                                value: bytes.to_vec(),
+                            });
                         }
                     }
                 }
-                ElementKind::PukCodes => {
-                    for code in codes::decode_puks(node)? {
-                        let value = match code.entry.key_reference {
+                Step::Puks(slots) => {
+                    for slot in slots {
+                        let value = match slot.key_reference {
                             KEY_REF_PIN1 => {
                                 p.puk1.as_ref().map(|v| (v.as_bytes(), &mut targets.puk1))
                             }
@@ -165,20 +320,97 @@ impl ProfilePackage {
                         };
                         if let Some((bytes, found)) = value {
                             *found = true;
-                            patches.push(ValuePatch::new(&code.value, bytes.to_vec()));
+                            patches.push(ValuePatch {
+                                tlv_offset: slot.offset,
+                                value: bytes.to_vec(),
+                            });
                         }
                     }
                 }
-                _ => {}
             }
         }
         targets.check(p)?;
-        patch::apply(self.as_bytes(), patches)
+        patch::apply(bytes, patches)
+    }
+}
+
+impl FileSlot {
+    /// The file field `index` of `element`, if present.
+    fn find(element: &Node<'_>, index: u32) -> Result<Option<Self>, Error> {
+        let Some(file) = template_file(element, index)? else {
+            return Ok(None);
+        };
+        let mut kept = Vec::with_capacity(file.node.value().len());
+        for child in file.node.children()? {
+            if !matches!(child.tag(), 0x82 | 0x83) {
+                kept.extend_from_slice(child.tlv.raw);
+            }
+        }
+        Ok(Some(FileSlot {
+            offset: file.node.offset,
+            kept,
+        }))
     }
 
-    /// As [`ProfilePackage::personalise`], parsing the result into a package.
-    pub fn personalised(&self, p: &Personalisation) -> Result<ProfilePackage, Error> {
-        ProfilePackage::from_vec(self.personalise(p)?)
+    /// The file with `content` as its whole content.
+    fn patch(&self, content: &[u8]) -> ValuePatch {
+        let mut value = Vec::with_capacity(self.kept.len() + content.len() + 4);
+        value.extend_from_slice(&self.kept);
+        ferrosim_asn1::tlv::write_tlv(&mut value, 0x83, content);
+        ValuePatch {
+            tlv_offset: self.offset,
+            value,
+        }
+    }
+}
+
+impl ImsiSlot {
+    /// EF.IMSI (field `imsi_index`) and, for the MNC length, the EF.AD
+    /// (field `ad_index`) segment holding byte 4.
+    fn find(element: &Node<'_>, imsi_index: u32, ad_index: u32) -> Result<Option<Self>, Error> {
+        let Some(file) = FileSlot::find(element, imsi_index)? else {
+            return Ok(None);
+        };
+        let ad = template_file(element, ad_index).and_then(|ad| {
+            let ad = ad.ok_or(Error::NotInPackage {
+                what: "EF.AD content (for the MNC length)",
+            })?;
+            ad_slot(&ad)
+        });
+        Ok(Some(ImsiSlot { file, ad }))
+    }
+}
+
+/// The fill segment of EF.AD that holds byte 4 (whose low nibble is the MNC length).
+fn ad_slot(ad: &FileView<'_>) -> Result<AdSlot, Error> {
+    const BYTE4: usize = 3;
+    let (start, segment) = ad
+        .segments
+        .iter()
+        .find(|(start, seg)| *start <= BYTE4 && BYTE4 < start + seg.value().len())
+        .ok_or(Error::NotInPackage {
+            what: "EF.AD content (for the MNC length)",
+        })?;
+    Ok(AdSlot {
+        offset: segment.offset,
+        value: segment.value().to_vec(),
+        byte: BYTE4 - start,
+    })
+}
+
+impl KeySlot {
+    fn patch(&self, field: &'static str, key: &Key128) -> Result<ValuePatch, Error> {
+        if self.len != key.as_bytes().len() {
+            return Err(Error::KeyLengthMismatch {
+                field,
+                package: self.len,
+                supplied: key.as_bytes().len(),
+            });
+        }
+        Ok(ValuePatch {
+            tlv_offset: self.offset,
+            value: key.as_bytes().to_vec(),
+        })
     }
 }
 
@@ -220,72 +452,4 @@ impl Targets {
             None => Ok(()),
         }
     }
-}
-
-/// Replaces the whole content of the template file `index` of `element`:
-/// its fill entries give way to one `fillFileContent`; `doNotCreate` and the
-/// FCP stay as they are. Returns whether the file field exists.
-fn replace_file(
-    element: &Node<'_>,
-    index: u32,
-    content: &[u8],
-    patches: &mut Vec<ValuePatch>,
-) -> Result<bool, Error> {
-    let Some(file) = template_file(element, index)? else {
-        return Ok(false);
-    };
-    let mut value = Vec::with_capacity(file.node.value().len() + content.len());
-    for child in file.node.children()? {
-        if !matches!(child.tag(), 0x82 | 0x83) {
-            value.extend_from_slice(child.tlv.raw);
-        }
-    }
-    ferrosim_asn1::tlv::write_tlv(&mut value, 0x83, content);
-    patches.push(ValuePatch::new(&file.node, value));
-    Ok(true)
-}
-
-/// Writes EF.IMSI and, when the IMSI carries its MNC length, EF.AD byte 4.
-fn write_imsi(
-    element: &Node<'_>,
-    imsi_index: u32,
-    ad_index: u32,
-    imsi: &Imsi,
-    patches: &mut Vec<ValuePatch>,
-) -> Result<bool, Error> {
-    let found = replace_file(element, imsi_index, &imsi.to_ef_imsi(), patches)?;
-    if let (true, Some(mnc_len)) = (found, imsi.mnc_len()) {
-        let ad = template_file(element, ad_index)?.ok_or(Error::NotInPackage {
-            what: "EF.AD content (for the MNC length)",
-        })?;
-        patches.push(mnc_length_patch(&ad, mnc_len as u8)?);
-    }
-    Ok(found)
-}
-
-/// Sets the low nibble of EF.AD byte 4 in the fill segment that holds it.
-fn mnc_length_patch(ad: &FileView<'_>, mnc_len: u8) -> Result<ValuePatch, Error> {
-    const BYTE4: usize = 3;
-    let (start, segment) = ad
-        .segments
-        .iter()
-        .find(|(start, seg)| *start <= BYTE4 && BYTE4 < start + seg.value().len())
-        .ok_or(Error::NotInPackage {
-            what: "EF.AD content (for the MNC length)",
-        })?;
-    let mut value = segment.value().to_vec();
-    let byte = &mut value[BYTE4 - start];
-    *byte = (*byte & 0xF0) | mnc_len;
-    Ok(ValuePatch::new(segment, value))
-}
-
-fn key_patch(field: &'static str, node: &Node<'_>, key: &Key128) -> Result<ValuePatch, Error> {
-    if node.value().len() != key.as_bytes().len() {
-        return Err(Error::KeyLengthMismatch {
-            field,
-            package: node.value().len(),
-            supplied: key.as_bytes().len(),
-        });
-    }
-    Ok(ValuePatch::new(node, key.as_bytes().to_vec()))
 }
