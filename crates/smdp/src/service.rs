@@ -1,13 +1,13 @@
 //! [`Smdp`]: the SM-DP+ logic bound to a configuration and a store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ferrosim_saip::ProfilePackage;
 
 use crate::config::SmdpConfig;
 use crate::ids::OperatorId;
-use crate::metadata::ProfileTypeMetadata;
+use crate::metadata::{MetadataError, ProfileTypeMetadata, store_metadata_der};
 use crate::order::ProfileRecord;
 use crate::randomness::Randomness;
 use crate::store::{ProfileTypeRecord, Store, StoreError};
@@ -43,6 +43,19 @@ pub struct ProfileTemplate {
     pub metadata: ProfileTypeMetadata,
     /// The package, parsed (it owns the stored bytes).
     pub package: ProfilePackage,
+    /// The StoreMetadataRequest of this type, encoded once: what differs
+    /// between its profiles is only the ICCID, always 10 bytes at the same
+    /// place (see [`ProfileTemplate::store_metadata_der`]).
+    metadata_der: OnceLock<Option<MetadataDer>>,
+}
+
+/// A StoreMetadataRequest of a profile type for one SM-DP+ address, and
+/// where its ICCID value lies.
+#[derive(Debug)]
+struct MetadataDer {
+    address: String,
+    der: Vec<u8>,
+    iccid_at: usize,
 }
 
 impl ProfileTemplate {
@@ -54,6 +67,49 @@ impl ProfileTemplate {
         Ok(Self {
             metadata,
             package: ProfilePackage::from_vec(package)?,
+            metadata_der: OnceLock::new(),
+        })
+    }
+
+    /// The StoreMetadataRequest (BF25) DER of one of this type's profiles,
+    /// exactly as [`store_metadata_der`] encodes it, from the type's
+    /// encoding made on first use with the ICCID written in.
+    pub fn store_metadata_der(
+        &self,
+        iccid: &ferrosim_saip::Iccid,
+        smdp_address: &str,
+    ) -> Result<Vec<u8>, MetadataError> {
+        let cached = self
+            .metadata_der
+            .get_or_init(|| MetadataDer::new(&self.metadata, iccid, smdp_address));
+        match cached {
+            Some(m) if m.address == smdp_address => {
+                let mut der = m.der.clone();
+                der[m.iccid_at..m.iccid_at + 10].copy_from_slice(&iccid.to_bcd());
+                Ok(der)
+            }
+            _ => store_metadata_der(iccid, &self.metadata, smdp_address),
+        }
+    }
+}
+
+impl MetadataDer {
+    /// Encodes the metadata once and finds the ICCID (`5A 0A`, the first
+    /// field of BF25); `None` if the encoding fails or has another shape,
+    /// in which case every call encodes in full.
+    fn new(m: &ProfileTypeMetadata, iccid: &ferrosim_saip::Iccid, address: &str) -> Option<Self> {
+        use ferrosim_asn1::tlv::Tlv;
+        let der = store_metadata_der(iccid, m, address).ok()?;
+        let outer = Tlv::parse_exact(&der).ok().filter(|t| t.tag == 0xBF25)?;
+        let first = outer.children().next()?.ok()?;
+        if first.tag != 0x5A || first.value != iccid.to_bcd().as_slice() {
+            return None;
+        }
+        let iccid_at = outer.header().len() + first.header().len();
+        Some(Self {
+            address: address.to_owned(),
+            der,
+            iccid_at,
         })
     }
 }
@@ -148,5 +204,60 @@ impl<S: Store> Smdp<S> {
                 .insert(key, (now, Arc::clone(&entry)));
         }
         Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{PolicyRules, ProfileClass};
+
+    const PACKAGE: &[u8] = include_bytes!("../../../testdata/upp/TS48V2-SAIP2-1-BERTLV-UNIQUE.der");
+
+    fn template(fallback_allowed: bool, owner: Option<&str>) -> ProfileTemplate {
+        ProfileTemplate::from_record(ProfileTypeRecord {
+            operator: OperatorId::new("op").unwrap(),
+            name: "t".into(),
+            package: PACKAGE.to_vec(),
+            metadata: ProfileTypeMetadata {
+                service_provider_name: "Carrier".into(),
+                profile_name: "Profile".into(),
+                profile_class: ProfileClass::Operational,
+                policy_rules: PolicyRules::default(),
+                owner_mcc_mnc: owner.map(str::to_owned),
+                fallback_allowed,
+            },
+            created_at: Timestamp::from_millis(0),
+            version: 1,
+        })
+        .unwrap()
+    }
+
+    /// The cached encoding with the ICCID written in is byte for byte what
+    /// a full encoding gives, for every ICCID, with and without the SGP.32
+    /// field, and for another address than the one cached.
+    #[test]
+    fn cached_metadata_equals_full_encoding() {
+        for (fallback, owner) in [
+            (false, None),
+            (true, Some("23415")),
+            (false, Some("310410")),
+        ] {
+            let t = template(fallback, owner);
+            for body in [
+                "894410000000000001",
+                "894410000000000019",
+                "8944199999999999999",
+            ] {
+                let iccid = ferrosim_saip::Iccid::from_body(body).unwrap();
+                for address in ["smdp.example", "smdp.example", "other.example"] {
+                    assert_eq!(
+                        t.store_metadata_der(&iccid, address).unwrap(),
+                        store_metadata_der(&iccid, &t.metadata, address).unwrap(),
+                        "{body} at {address}"
+                    );
+                }
+            }
+        }
     }
 }

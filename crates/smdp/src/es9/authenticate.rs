@@ -13,7 +13,6 @@ use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::config::SmdpConfig;
 use crate::ids::{MatchingId, TransactionId};
-use crate::metadata::store_metadata_der;
 use crate::order::ProfileRecord;
 use crate::service::ProfileTemplate;
 use crate::session::{Binding, EuiccPublicKey, SessionPhase, SessionRecord};
@@ -166,7 +165,8 @@ fn bind(
             let template = template.ok_or_else(|| {
                 Es9Error::Internal(format!("profile type {} missing", profile.profile_type))
             })?;
-            let metadata = store_metadata_der(&profile.iccid, &template.metadata, &cfg.address)
+            let metadata = template
+                .store_metadata_der(&profile.iccid, &cfg.address)
                 .map_err(|e| Es9Error::Internal(e.to_string()))?;
             Ok((signed2_der, signature2, metadata))
         },

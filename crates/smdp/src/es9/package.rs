@@ -12,7 +12,6 @@ use super::{Es9Error, bad_der};
 use crate::Smdp;
 use crate::bpp::{BppError, BppInput, build_bpp};
 use crate::config::SmdpConfig;
-use crate::metadata::store_metadata_der;
 use crate::order::{CancelSessionReason, ProfileRecord};
 use crate::service::ProfileTemplate;
 use crate::session::{Binding, SessionRecord, SessionState};
@@ -228,7 +227,8 @@ fn build_package(
         .package
         .personalise(personalisation)
         .map_err(|e| Es9Error::Internal(format!("personalising {}: {e}", iccid.as_str())))?;
-    let metadata = store_metadata_der(iccid, &template.metadata, &cfg.address)
+    let metadata = template
+        .store_metadata_der(iccid, &cfg.address)
         .map_err(|e| Es9Error::Internal(e.to_string()))?;
     build_bpp(
         &BppInput {
