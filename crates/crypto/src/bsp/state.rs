@@ -303,7 +303,7 @@ impl Cmac {
         let total = prefix.len() + data.len();
         // The last block is complete (masked with K1) unless the message is
         // empty or ends in a partial block (padded, masked with K2).
-        let complete = total > 0 && total % 16 == 0;
+        let complete = total > 0 && total.is_multiple_of(16);
         let body_len = if complete {
             total - 16
         } else {
