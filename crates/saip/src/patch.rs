@@ -17,16 +17,6 @@ pub(crate) struct ValuePatch {
     pub value: Vec<u8>,
 }
 
-impl ValuePatch {
-    /// A patch setting the value of `node` to `value`.
-    pub fn new(node: &Node<'_>, value: Vec<u8>) -> Self {
-        ValuePatch {
-            tlv_offset: node.offset,
-            value,
-        }
-    }
-}
-
 /// Applies `patches` to a sequence of TLVs (a whole package). Targets must be
 /// distinct and none may lie inside another target.
 pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8>, Error> {
