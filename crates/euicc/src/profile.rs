@@ -188,12 +188,14 @@ impl InstalledProfile {
     }
 
     /// The notification address configured for `op`, if any.
+    ///
+    /// Read from the metadata's `notificationConfigurationInfo` (`B6`)
+    /// alone, without decoding the rest of it: every profile operation
+    /// asks, and the whole StoreMetadata decoded cost more than the
+    /// operation itself. Installation and loading check that the metadata
+    /// decodes, so this finds what [`InstalledProfile::metadata`] would.
     pub fn notification_address(&self, op: NotificationOperation) -> Option<String> {
-        self.metadata()?
-            .notification_configuration_info?
-            .into_iter()
-            .find(|n| op.is_in(&n.profile_management_operation))
-            .map(|n| n.notification_address)
+        notification_address_in(&self.metadata_der, op)
     }
 
     /// Checks what a state file may have changed: the metadata decodes and
@@ -354,6 +356,43 @@ pub(crate) fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
     Some(tlv(outer.tag, &value))
 }
 
+/// `notificationConfigurationInfo` [22] of StoreMetadata (`B6`).
+const TAG_NOTIFICATION_CONFIGURATION: u32 = 0xB6;
+
+/// The address of the first NotificationConfigurationInformation of the
+/// StoreMetadata `metadata_der` whose event has `op`'s bit set. Its
+/// components are automatically tagged: `profileManagementOperation` [0]
+/// (BIT STRING, `80`), `notificationAddress` [1] (UTF8String, `81`).
+fn notification_address_in(metadata_der: &[u8], op: NotificationOperation) -> Option<String> {
+    use ferrosim_asn1::tlv::Tlv;
+    let metadata = Tlv::parse_exact(metadata_der).ok()?;
+    let list = metadata.find(TAG_NOTIFICATION_CONFIGURATION).ok()??;
+    for info in list.children() {
+        let info = info.ok()?;
+        let mut parts = info.children();
+        let event = parts.next()?.ok()?;
+        let address = parts.next()?.ok()?;
+        if event.tag != 0x80 || address.tag != 0x81 {
+            return None;
+        }
+        if bit_is_set(event.value, op.bit())? {
+            return std::str::from_utf8(address.value).ok().map(str::to_owned);
+        }
+    }
+    None
+}
+
+/// Whether bit `bit` of the BIT STRING contents `value` (unused-bits
+/// octet, then the bits) is set; `None` when the contents are malformed.
+fn bit_is_set(value: &[u8], bit: usize) -> Option<bool> {
+    let (&unused, bits) = value.split_first()?;
+    if unused > 7 || (bits.is_empty() && unused != 0) {
+        return None;
+    }
+    let len = bits.len() * 8 - usize::from(unused);
+    Some(bit < len && bits[bit / 8] & (0x80 >> (bit % 8)) != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +402,89 @@ mod tests {
         let oid = dotted_to_oid("2.999.10").unwrap();
         assert_eq!(oid_to_dotted(&oid), "2.999.10");
         assert!(dotted_to_oid("2.x").is_none());
+    }
+
+    /// The address as the whole metadata decoded gives it.
+    fn decoded_address(der: &[u8], op: NotificationOperation) -> Option<String> {
+        let m: rsp::StoreMetadataRequest = decode_der(der)
+            .ok()
+            .or_else(|| decode_der(&sgp22_metadata(der)?).ok())?;
+        m.notification_configuration_info?
+            .into_iter()
+            .find(|n| op.is_in(&n.profile_management_operation))
+            .map(|n| n.notification_address)
+    }
+
+    #[test]
+    fn notification_addresses_read_as_the_decoded_metadata_gives_them() {
+        use ferrosim_asn1::{encode_der, named_bits};
+        let info = |bits: &[usize], address: &str| {
+            rsp::NotificationConfigurationInformation::new(
+                rsp::NotificationEvent(named_bits(bits)),
+                address.to_owned(),
+            )
+        };
+        let configurations = [
+            None,
+            Some(vec![]),
+            Some(vec![info(&[0, 1, 2, 3], "all.example")]),
+            Some(vec![
+                info(&[1], "enable.example"),
+                info(&[2, 3], "disable-delete.example"),
+                info(&[1, 2], "second.example"),
+            ]),
+            Some(vec![
+                info(&[], "none.example"),
+                info(&[3], "délété.example"),
+            ]),
+        ];
+        for configuration in configurations {
+            let metadata = rsp::StoreMetadataRequest::new(
+                rsp::Iccid(FixedOctetString::new([
+                    0x98, 0x10, 0, 0, 0, 0, 0, 0, 0, 0xF1,
+                ])),
+                "SP".into(),
+                "name".into(),
+                None,
+                None,
+                ProfileClass::Operational.to_asn1(),
+                configuration,
+                None,
+                None,
+                None,
+                None,
+            );
+            let der = encode_der(&metadata).unwrap();
+            // The SGP.32 form, with fallbackAllowed after the SGP.22 fields.
+            let outer = ferrosim_asn1::tlv::Tlv::parse_exact(&der).unwrap();
+            let sgp32 = ferrosim_asn1::tlv::tlv(
+                outer.tag,
+                &[outer.value, &[0x9F, 0x67, 0x01, 0xFF]].concat(),
+            );
+            for der in [der.clone(), sgp32] {
+                for op in NotificationOperation::ALL {
+                    assert_eq!(
+                        notification_address_in(&der, op),
+                        decoded_address(&der, op),
+                        "{op:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            notification_address_in(&[0xBF, 0x25, 0x01], NotificationOperation::Enable),
+            None
+        );
+    }
+
+    #[test]
+    fn bit_string_contents() {
+        assert_eq!(bit_is_set(&[0x04, 0x40], 1), Some(true));
+        assert_eq!(bit_is_set(&[0x04, 0x40], 0), Some(false));
+        assert_eq!(bit_is_set(&[0x04, 0x40], 4), Some(false));
+        assert_eq!(bit_is_set(&[0x00], 0), Some(false));
+        assert_eq!(bit_is_set(&[0x01], 0), None);
+        assert_eq!(bit_is_set(&[0x08, 0xFF], 0), None);
+        assert_eq!(bit_is_set(&[], 0), None);
     }
 }

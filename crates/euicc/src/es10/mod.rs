@@ -222,7 +222,7 @@ impl Es10Reply {
     /// The DER of `value`, or `6F00` (no precise diagnosis) if it cannot be
     /// encoded, which would be a bug: every value here is built by this crate.
     fn encode<T: Encode>(value: &T) -> Self {
-        match encode_der(value) {
+        match der(value) {
             Ok(der) => Self::Data(der),
             Err(e) => {
                 tracing::error!(error = %e, "cannot encode an ES10 response");
@@ -238,6 +238,28 @@ impl Es10Reply {
             Self::Status(sw) => sw.to_string(),
         }
     }
+}
+
+/// The DER of `value` in a vector of its own size.
+///
+/// The encoder starts every value in a buffer of a kilobyte; the ISD-R's
+/// answers and notifications are a few dozen bytes, made for every profile
+/// operation. So they are encoded in this thread's buffer, kept between
+/// calls, and copied out: one small allocation instead of a kilobyte
+/// allocated and given back each time. Same bytes as [`encode_der`].
+pub(crate) fn der<T: Encode>(value: &T) -> Result<Vec<u8>, ferrosim_asn1::Error> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buffer) => match ferrosim_asn1::rasn::der::encode_buf(value, &mut *buffer) {
+            Ok(()) => Ok(buffer.as_slice().to_vec()),
+            // The error as encode_der words it.
+            Err(_) => encode_der(value),
+        },
+        // Only if encoding a value encoded another (it does not).
+        Err(_) => encode_der(value),
+    })
 }
 
 /// Decodes a whole ES10 command as `T`; `6A80` when it does not decode.

@@ -11,8 +11,8 @@
 //! ([`pending_notification`]).
 
 use ferrosim_asn1::rasn::types::{FixedOctetString, Integer};
+use ferrosim_asn1::rsp;
 use ferrosim_asn1::tlv::{Tlv, tlv};
-use ferrosim_asn1::{encode_der, rsp};
 use tracing::{debug, error};
 
 use super::{Es10Reply, Isdr, decode};
@@ -103,7 +103,7 @@ impl Isdr {
             address.clone(),
             Some(rsp::Iccid(FixedOctetString::new(iccid.to_bcd()))),
         );
-        let signed = encode_der(&metadata).ok().and_then(|tbs| {
+        let signed = super::der(&metadata).ok().and_then(|tbs| {
             let signature = self.identity.sign_5f37(&tbs).ok()?;
             Some([tbs, signature].concat())
         });

@@ -130,14 +130,10 @@ pub(crate) fn es10(
     Ok(Vec::new())
 }
 
-/// A profile as deployed before the event: what the eUICC kept of an
-/// installation (metadata naming the ICCID, class, no policy rules), for
-/// the ISD-P numbered `n`.
-pub(super) fn deployed_profile(
-    iccid: &Iccid,
-    n: usize,
-    enabled: bool,
-) -> Result<InstalledProfile, SimError> {
+/// The StoreMetadata of the deployed profile in ISD-P `n` (names the
+/// ICCID, class, a notification address for every operation), for
+/// `iccid`.
+pub(super) fn deployed_metadata(iccid: &Iccid, n: usize) -> Result<Vec<u8>, SimError> {
     let notifications = NotificationOperation::ALL
         .iter()
         .map(|op| {
@@ -157,9 +153,59 @@ pub(super) fn deployed_profile(
         None,
         None,
     );
-    let metadata_der = encode_der(&metadata)
-        .map_err(|e| SimError::Setup(format!("profile metadata: {e}")))?
-        .into_boxed_slice();
+    encode_der(&metadata).map_err(|e| SimError::Setup(format!("profile metadata: {e}")))
+}
+
+/// [`deployed_metadata`] of ISD-P `n` encoded once, for any ICCID: the
+/// ICCID is a fixed-size OCTET STRING at a fixed place (the first
+/// component), so each device's metadata is the template with its ICCID
+/// written over the prototype's, byte for byte what encoding it again
+/// would give.
+pub(super) struct MetadataTemplate {
+    der: Vec<u8>,
+    /// Where the ICCID's 10 octets start.
+    iccid_at: usize,
+}
+
+impl MetadataTemplate {
+    /// The template of ISD-P `n`.
+    pub(super) fn new(n: usize) -> Result<Self, SimError> {
+        let prototype = Iccid::from_body("8900000000000000000")
+            .map_err(|e| SimError::Setup(format!("prototype ICCID: {e}")))?;
+        let der = deployed_metadata(&prototype, n)?;
+        let outer = ferrosim_asn1::tlv::Tlv::parse_exact(&der)
+            .map_err(|e| SimError::Setup(format!("profile metadata: {e}")))?;
+        let iccid_at = outer.header().len() + 2;
+        if outer.value.get(..2) != Some(&[0x5A, 0x0A][..]) {
+            return Err(SimError::Setup(
+                "profile metadata: the ICCID is not its first component".into(),
+            ));
+        }
+        Ok(Self { der, iccid_at })
+    }
+
+    /// The metadata for `iccid`.
+    fn for_iccid(&self, iccid: &Iccid) -> Box<[u8]> {
+        let mut der = self.der.clone().into_boxed_slice();
+        der[self.iccid_at..self.iccid_at + 10].copy_from_slice(&iccid.to_bcd());
+        der
+    }
+}
+
+/// A profile as deployed before the event: what the eUICC kept of an
+/// installation (metadata naming the ICCID, class, no policy rules), for
+/// the ISD-P numbered `n` (its metadata from `template` when there is one
+/// for `n`).
+pub(super) fn deployed_profile(
+    iccid: &Iccid,
+    n: usize,
+    enabled: bool,
+    template: Option<&MetadataTemplate>,
+) -> Result<InstalledProfile, SimError> {
+    let metadata_der = match template {
+        Some(t) => t.for_iccid(iccid),
+        None => deployed_metadata(iccid, n)?.into_boxed_slice(),
+    };
     let mut isdp_aid = [0u8; 16];
     isdp_aid[..9].copy_from_slice(&[0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF]);
     isdp_aid[15] = n as u8 + 1;
@@ -190,4 +236,24 @@ pub(super) fn deployed_profile(
         package_sha256: [0; 32],
         installed_at: ferrosim_ids::Timestamp::EPOCH,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_from_the_template_is_the_metadata_encoded() {
+        for n in 0..3 {
+            let template = MetadataTemplate::new(n).unwrap();
+            // 19 and 20 digits (the 20th BCD nibble F-padded or a digit).
+            for body in ["894400000000000001", "8901234567890123456"] {
+                let iccid = Iccid::from_body(body).unwrap();
+                assert_eq!(
+                    &*template.for_iccid(&iccid),
+                    deployed_metadata(&iccid, n).unwrap().as_slice()
+                );
+            }
+        }
+    }
 }

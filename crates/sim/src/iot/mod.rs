@@ -19,8 +19,8 @@
 //! here. Every elliptic-curve operation of that path is counted in
 //! [`EcCount`], for the run's lower bound.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use ferrosim_asn1::esipa::{Sgp32Version, encode_eim_message, read_ipa_message};
@@ -45,7 +45,7 @@ use crate::error::SimError;
 
 pub(crate) mod apdu;
 
-use apdu::{deployed_profile, es10, op_of, open_isdr, result_code};
+use apdu::{MetadataTemplate, deployed_profile, es10, op_of, open_isdr, result_code};
 
 /// SM-DP+ address written in the deployed profiles' metadata.
 pub(crate) const SMDP_ADDRESS: &str = "smdp.ferrosim.test";
@@ -109,7 +109,13 @@ pub struct Factory {
     euicc_certificates: EuiccCertificateTemplate,
     /// The scenario's PKI (its SM-DP+ certificates serve consumer phones).
     pub pki: TestPki,
+    /// The deployed profiles' metadata, per ISD-P, encoded once.
+    metadata: Vec<MetadataTemplate>,
 }
+
+/// ISD-Ps whose deployed metadata the factory encodes once (the scenarios
+/// deploy one or two profiles; more are encoded per device).
+const METADATA_TEMPLATES: usize = 4;
 
 impl std::fmt::Debug for Factory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,6 +176,9 @@ impl Factory {
             ec: Arc::new(EcCount::default()),
             euicc_certificates,
             pki,
+            metadata: (0..METADATA_TEMPLATES)
+                .map(MetadataTemplate::new)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -218,9 +227,12 @@ impl Factory {
         let (identity, key, certificate) = self.identity(eid)?;
         let mut state = EuiccState::default();
         for (i, iccid) in profiles.iter().enumerate() {
-            state
-                .profiles
-                .push(deployed_profile(iccid, i, i == enabled)?);
+            state.profiles.push(deployed_profile(
+                iccid,
+                i,
+                i == enabled,
+                self.metadata.get(i),
+            )?);
         }
         state.isdp_counter = profiles.len() as u32;
         // The eUICC's own record of the fallback attribute, which its
@@ -371,6 +383,18 @@ impl std::fmt::Debug for IotCard {
     }
 }
 
+/// ExecuteFallbackMechanismRequest (`BF5D`), the same for every device:
+/// encoded once.
+static EXECUTE_FALLBACK: LazyLock<Result<Vec<u8>, String>> = LazyLock::new(|| {
+    encode_der(&sgp32::ExecuteFallbackMechanismRequest::new(false)).map_err(|e| e.to_string())
+});
+
+/// ReturnFromFallbackRequest (`BF5E`), the same for every device: encoded
+/// once.
+static RETURN_FROM_FALLBACK: LazyLock<Result<Vec<u8>, String>> = LazyLock::new(|| {
+    encode_der(&sgp32::ReturnFromFallbackRequest::new(false)).map_err(|e| e.to_string())
+});
+
 struct Ran {
     result: Vec<u8>,
     operations: Vec<(Op, i64)>,
@@ -420,9 +444,10 @@ impl IotCard {
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<(i64, Option<Iccid>), SimError> {
-        let command = encode_der(&sgp32::ExecuteFallbackMechanismRequest::new(false))
+        let command = EXECUTE_FALLBACK
+            .as_deref()
             .map_err(|e| SimError::Device(format!("ES10b: {e}")))?;
-        self.switch_locally(&command, now, rng, ec)
+        self.switch_locally(command, now, rng, ec)
     }
 
     /// SGP.32 ReturnFromFallback (ES10b `BF5E`): the eUICC enables the
@@ -435,9 +460,10 @@ impl IotCard {
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<(i64, Option<Iccid>), SimError> {
-        let command = encode_der(&sgp32::ReturnFromFallbackRequest::new(false))
+        let command = RETURN_FROM_FALLBACK
+            .as_deref()
             .map_err(|e| SimError::Device(format!("ES10b: {e}")))?;
-        self.switch_locally(&command, now, rng, ec)
+        self.switch_locally(command, now, rng, ec)
     }
 
     fn switch_locally(
@@ -671,18 +697,14 @@ impl IotCard {
         rng: &mut StdRng,
         ec: &EcCount,
     ) -> Result<i64, SimError> {
-        let known: Vec<u64> = self
-            .card
-            .state()
-            .notifications
-            .iter()
-            .map(|n| n.seq_number)
-            .collect();
+        // The eUICC numbers its notifications from a counter that only
+        // grows: those signed by this command come after its last value.
+        let last = self.card.state().last_seq_number;
         let answer = es10(&mut self.card, self.channel, command, now, rng)?;
         let code = result_code(&answer);
         let mut signed = 0;
         for n in &self.card.state().notifications {
-            if !known.contains(&n.seq_number) {
+            if n.seq_number > last {
                 self.unsent.push((n.seq_number, now.0));
                 signed += 1;
             }
@@ -712,9 +734,15 @@ impl IotCard {
         rng: &mut StdRng,
     ) -> Result<Vec<i64>, SimError> {
         let mut waited = Vec::with_capacity(self.unsent.len());
+        // One buffer for the commands (the encoder starts each in a
+        // kilobyte).
+        let mut sent = Vec::new();
         for (seq, signed_at) in std::mem::take(&mut self.unsent) {
-            let sent = encode_der(&rsp::NotificationSentRequest::new(Integer::from(seq)))
-                .map_err(|e| SimError::Device(format!("NotificationSent: {e}")))?;
+            ferrosim_asn1::rasn::der::encode_buf(
+                &rsp::NotificationSentRequest::new(Integer::from(seq)),
+                &mut sent,
+            )
+            .map_err(|e| SimError::Device(format!("NotificationSent: {e}")))?;
             es10(&mut self.card, self.channel, &sent, now, rng)?;
             waited.push(now.0 - signed_at);
         }
