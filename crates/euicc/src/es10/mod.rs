@@ -252,7 +252,7 @@ pub(crate) fn der<T: Encode>(value: &T) -> Result<Vec<u8>, ferrosim_asn1::Error>
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut buffer) => match ferrosim_asn1::rasn::der::encode_buf(value, &mut *buffer) {
+        Ok(mut buffer) => match ferrosim_asn1::rasn::der::encode_buf(value, &mut buffer) {
             Ok(()) => Ok(buffer.as_slice().to_vec()),
             // The error as encode_der words it.
             Err(_) => encode_der(value),
