@@ -12,8 +12,8 @@ use ferrosim_ids::{Eid, Timestamp};
 use ferrosim_ipa::esipa::{reply_from_asn1, reply_from_json};
 use ferrosim_ipa::modem::at::AnswerReader;
 use ferrosim_ipa::{
-    Action, Backoff, EimReply, EsipaError, EsipaRequest, Ipa, IpaConfig, PendingState,
-    SessionError, SessionReport,
+    Action, Backoff, EimReply, EsipaError, EsipaRequest, Ipa, IpaConfig, PendingResult,
+    PendingState, ResultKind, SessionError, SessionReport,
 };
 use ferrosim_lpa::TransportError;
 use ferrosim_lpa::es10::Es10Link;
@@ -169,6 +169,87 @@ fn garbage_from_the_eim_ends_the_session_with_a_clear_error_and_a_backoff() {
             .unwrap()
             .to_string()
             .contains("unexpected answer")
+    );
+}
+
+#[test]
+fn a_refused_result_ends_the_session_instead_of_fetching_its_package_again() {
+    // A result the eUICC signed that the eIM has not stored yet.
+    let element = vec![0xBF, 0x51, 0x03, 0x80, 0x01, 0x01];
+    let pending = PendingState {
+        results: vec![PendingResult {
+            id: 1,
+            kind: ResultKind::Package,
+            element: element.clone(),
+            seq_number: None,
+            attempts: 0,
+        }],
+        next_id: 2,
+        ..PendingState::default()
+    };
+    let config = IpaConfig {
+        eid: Some(eid()),
+        backoff: Backoff {
+            first: Duration::from_secs(10),
+            max: Duration::from_secs(80),
+        },
+        deliver_notifications: false,
+        ..IpaConfig::default()
+    };
+    let mut ipa = Ipa::new(
+        config,
+        Es10Link::new(1, 120).unwrap(),
+        pending,
+        StdRng::seed_from_u64(5),
+        T0,
+    );
+    ipa.start_session(T0);
+    let (id, request) = esipa_call(&mut ipa);
+    assert!(
+        matches!(&request, EsipaRequest::ProvideEimPackageResult { element: e, .. } if *e == element),
+        "the pending result goes first: {request:?}"
+    );
+    // The eIM could not store it (undefinedError): no GetEimPackage follows,
+    // which would only fetch the same package again for the eUICC to refuse
+    // as a replay.
+    ipa.handle_esipa_response(id, Ok(EimReply::ProvideError(127)), T0);
+    let (state, report) = session_end(&mut ipa);
+    assert!(
+        matches!(report.error, Some(SessionError::ResultRefused(127))),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(state.failures, 1);
+    assert_eq!(state.results.len(), 1, "the result is kept");
+    assert_eq!(state.results[0].attempts, 1);
+    assert_eq!(report.pending, 1);
+    let wait = report.next_session.since(T0);
+    assert!(
+        wait >= Duration::from_secs(5) && wait <= Duration::from_secs(10),
+        "backed off: {wait:?}"
+    );
+
+    // The next session sends it again first; once stored, the IPA polls.
+    let now = report.next_session;
+    ipa.handle_timeout(now);
+    let (id, request) = esipa_call(&mut ipa);
+    assert!(matches!(
+        &request,
+        EsipaRequest::ProvideEimPackageResult { element: e, .. } if *e == element
+    ));
+    ipa.handle_esipa_response(id, Ok(EimReply::Empty), now);
+    let mut persisted = None;
+    let request = loop {
+        match ipa.poll() {
+            Some(Action::Persist(state)) => persisted = Some(state),
+            Some(Action::Esipa(call)) => break call.request,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(persisted.unwrap().results.is_empty(), "stored: dropped");
+    assert!(
+        matches!(request, EsipaRequest::GetEimPackage { .. }),
+        "{request:?}"
     );
 }
 

@@ -201,14 +201,14 @@ impl<R: CryptoRng> Ipa<R> {
     /// The eIM answered the ProvideEimPackageResult of result `id`.
     fn provided(&mut self, id: u64, reply: EimReply, now: Timestamp) {
         let (acked, refused) = match reply {
-            EimReply::Acknowledged(seqs) => (seqs, false),
-            EimReply::Empty => (Vec::new(), false),
+            EimReply::Acknowledged(seqs) => (seqs, None),
+            EimReply::Empty => (Vec::new(), None),
             EimReply::ProvideError(code) => {
                 tracing::warn!(
                     code,
                     "the eIM refused a result (provideEimPackageResultError)"
                 );
-                (Vec::new(), true)
+                (Vec::new(), Some(code))
             }
             other => {
                 return self.finish(Some(unexpected("provideEimPackageResult", &other)), now);
@@ -223,7 +223,7 @@ impl<R: CryptoRng> Ipa<R> {
                 Some(seq) => acked.contains(&seq),
                 // Results without a sequence number are done once the eIM
                 // answered them without an error.
-                None => r.id == id && !refused,
+                None => r.id == id && refused.is_none(),
             };
             if acknowledged {
                 removed_seqs.extend(r.seq_number);
@@ -249,6 +249,14 @@ impl<R: CryptoRng> Ipa<R> {
         }
         if self.state.results.len() != before {
             self.outbox.push_back(Action::Persist(self.state.clone()));
+        }
+        if let Some(code) = refused {
+            // The eIM did not store this result, so the package it answers is
+            // still the head of the device's queue: polling now would only
+            // fetch that package again for the eUICC to refuse as a replay.
+            // End the session; the result goes first in the next one, after
+            // the backoff.
+            return self.finish(Some(SessionError::ResultRefused(code)), now);
         }
         self.remove_acked(removed_seqs, now);
     }

@@ -24,7 +24,11 @@
 //!
 //! A session that cannot reach the eIM (or gets garbage from it, or loses
 //! the eUICC) ends with the error; the next one is scheduled after a
-//! backoff with jitter ([`crate::Backoff`]). Results are persisted before
+//! backoff with jitter ([`crate::Backoff`]). So does a session whose result
+//! the eIM refuses (`provideEimPackageResultError`): the eIM has not stored
+//! it, so the package it answers is still at the head of the device's queue
+//! and polling would only fetch it again for the eUICC to refuse as a
+//! replay; the kept result goes first in the next session. Results are persisted before
 //! they are sent ([`crate::PendingState`]).
 
 mod flow;

@@ -17,6 +17,12 @@ pub enum SessionError {
     /// invalidEid, 4 missingEid, 127 undefinedError).
     #[error("the eIM refused GetEimPackage with eimPackageError {0}{name}", name = package_error_name(*.0))]
     EimRefused(i64),
+    /// The eIM refused a result (`provideEimPackageResultError`, e.g. 127
+    /// undefinedError when it could not store it): the result is kept and
+    /// sent first in the next session, after the backoff; no new work is
+    /// fetched meanwhile.
+    #[error("the eIM refused a result with provideEimPackageResultError {0}; it is kept and sent again")]
+    ResultRefused(i64),
     /// The eUICC could not be reached or answered garbage.
     #[error("eUICC: {0}")]
     Euicc(#[from] Es10Error),
