@@ -21,7 +21,9 @@ pub enum SessionError {
     /// undefinedError when it could not store it): the result is kept and
     /// sent first in the next session, after the backoff; no new work is
     /// fetched meanwhile.
-    #[error("the eIM refused a result with provideEimPackageResultError {0}; it is kept and sent again")]
+    #[error(
+        "the eIM refused a result with provideEimPackageResultError {0}; it is kept and sent again"
+    )]
     ResultRefused(i64),
     /// The eUICC could not be reached or answered garbage.
     #[error("eUICC: {0}")]
