@@ -28,6 +28,8 @@ mod actions;
 mod phone;
 mod provision;
 
+pub use phone::{DownloadEnd, DownloadJob};
+
 /// Attempts on a newly enabled profile before the IPA rolls back.
 const ROLLBACK_AFTER: u8 = 3;
 
@@ -136,6 +138,9 @@ struct Device {
     /// A consumer phone's activation (download, then registration) under
     /// way: its telemetry correlation id.
     activation: Option<u64>,
+    /// Its download is queued to run with the window's others: its events
+    /// wait until the download's end is applied.
+    downloading: bool,
 }
 
 /// One shard.
@@ -145,6 +150,11 @@ pub struct Shard {
     /// Devices present (kept as they arrive and leave).
     present_count: u64,
     heap: BinaryHeap<Reverse<(i64, u64, u32, Ev)>>,
+    /// Events of devices whose download is queued, back to the heap when
+    /// the downloads' ends are applied.
+    waiting: Vec<(i64, u64, u32, Ev)>,
+    /// Downloads started in this window and not yet run.
+    downloads_due: Vec<DownloadJob>,
     seq: u64,
     rng: StdRng,
     /// Attach budget of this window.
@@ -238,6 +248,7 @@ impl Shard {
                 card: None,
                 pending: None,
                 activation: None,
+                downloading: false,
             });
             g += shards as u32;
         }
@@ -246,6 +257,8 @@ impl Shard {
             devices,
             present_count,
             heap,
+            waiting: Vec::new(),
+            downloads_due: Vec::new(),
             seq,
             rng: <StdRng as rand::SeedableRng>::seed_from_u64(
                 seed ^ (0x5348_4152_4400_0000 + index as u64),
@@ -331,7 +344,7 @@ impl Shard {
     }
 
     /// Runs the window `[start, end)`: network changes, the actions
-    /// delivered, then every queued event before `end`.
+    /// delivered, then every queued event before `end` ([`Shard::run_events`]).
     pub fn run_window(&mut self, start: i64, end: i64, ctx: &Ctx<'_>) -> Result<(), SimError> {
         self.out.clear();
         self.load_delta.clear();
@@ -344,10 +357,23 @@ impl Shard {
         for (global, action) in std::mem::take(&mut self.inbox) {
             self.start_action(start, global, action, ctx)?;
         }
+        self.run_events(end, ctx)
+    }
+
+    /// Handles every queued event before `end`, in time order; the events
+    /// of a phone whose download is queued ([`Shard::take_downloads`]) wait
+    /// for its end. Called again after the downloads' ends are applied
+    /// when events before `end` remain.
+    pub fn run_events(&mut self, end: i64, ctx: &Ctx<'_>) -> Result<(), SimError> {
         while self.heap.peek().is_some_and(|Reverse((t, ..))| *t < end) {
-            let Some(Reverse((t, _, local, ev))) = self.heap.pop() else {
+            let Some(Reverse(item)) = self.heap.pop() else {
                 break;
             };
+            let (t, _, local, ev) = item;
+            if self.devices[local as usize].downloading {
+                self.waiting.push(item);
+                continue;
+            }
             self.handle(t, local as usize, ev, ctx)?;
         }
         Ok(())
