@@ -104,9 +104,16 @@ impl Oid {
 }
 
 impl fmt::Display for Oid {
+    /// The dotted form, arc by arc without building strings first (the
+    /// eUICC and the SM-DP+ write OIDs on every download).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let arcs: Vec<String> = self.arcs().iter().map(u64::to_string).collect();
-        f.write_str(&arcs.join("."))
+        for (i, arc) in self.arcs().iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            write!(f, "{arc}")?;
+        }
+        Ok(())
     }
 }
 

@@ -137,8 +137,13 @@ impl SmdpConfig {
 
     /// Whether a received OBJECT IDENTIFIER is this SM-DP+'s OID.
     pub fn is_our_oid(&self, oid: &ferrosim_asn1::rasn::types::ObjectIdentifier) -> bool {
-        let dotted: Vec<String> = oid.iter().map(u32::to_string).collect();
-        dotted.join(".") == self.oid.to_string()
+        // Arc by arc, without writing either out (every notification asks).
+        let ours = self.oid.arcs();
+        ours.len() == oid.len()
+            && ours
+                .iter()
+                .zip(oid.iter())
+                .all(|(a, b)| *a == u64::from(*b))
     }
 
     /// Key id of the CI above our DPauth certificate.
