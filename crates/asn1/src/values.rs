@@ -185,6 +185,56 @@ impl NotificationOperation {
         bits.first_one()
             .and_then(|i| Self::ALL.into_iter().find(|op| op.bit() == i))
     }
+
+    /// [`NotificationOperation::is_in`] on the DER contents of a
+    /// `NotificationEvent` BIT STRING (the unused-bits octet, then the
+    /// bits), read without decoding it; `None` when the contents are
+    /// malformed.
+    pub fn is_in_contents(self, contents: &[u8]) -> Option<bool> {
+        bit_is_set(contents, self.bit())
+    }
+
+    /// The address of the first NotificationConfigurationInformation of
+    /// the StoreMetadataRequest (`BF25`) DER `metadata_der` whose event has
+    /// this operation's bit set, read from its `notificationConfigurationInfo`
+    /// (`B6`) alone, without decoding the rest: a device asks on every
+    /// profile operation, and the whole StoreMetadata decoded costs more
+    /// than the operation. The components are automatically tagged:
+    /// `profileManagementOperation` \[0\] (BIT STRING, `80`),
+    /// `notificationAddress` \[1\] (UTF8String, `81`). `None` when there is
+    /// none, or when the part read is malformed.
+    pub fn address_in_metadata(self, metadata_der: &[u8]) -> Option<String> {
+        use crate::tlv::Tlv;
+        let metadata = Tlv::parse_exact(metadata_der).ok()?;
+        let list = metadata.find(TAG_NOTIFICATION_CONFIGURATION).ok()??;
+        for info in list.children() {
+            let info = info.ok()?;
+            let mut parts = info.children();
+            let event = parts.next()?.ok()?;
+            let address = parts.next()?.ok()?;
+            if event.tag != 0x80 || address.tag != 0x81 {
+                return None;
+            }
+            if self.is_in_contents(event.value)? {
+                return std::str::from_utf8(address.value).ok().map(str::to_owned);
+            }
+        }
+        None
+    }
+}
+
+/// `notificationConfigurationInfo` \[22\] of StoreMetadata (`B6`).
+const TAG_NOTIFICATION_CONFIGURATION: u32 = 0xB6;
+
+/// Whether bit `bit` of the BIT STRING contents `value` (unused-bits
+/// octet, then the bits) is set; `None` when the contents are malformed.
+fn bit_is_set(value: &[u8], bit: usize) -> Option<bool> {
+    let (&unused, bits) = value.split_first()?;
+    if unused > 7 || (bits.is_empty() && unused != 0) {
+        return None;
+    }
+    let len = bits.len() * 8 - usize::from(unused);
+    Some(bit < len && bits[bit / 8] & (0x80 >> (bit % 8)) != 0)
 }
 
 impl fmt::Display for NotificationOperation {
@@ -415,5 +465,16 @@ mod tests {
             CancelSessionReason::PprNotAllowed.to_string(),
             "pprNotAllowed"
         );
+    }
+
+    #[test]
+    fn bit_string_contents() {
+        assert_eq!(bit_is_set(&[0x04, 0x40], 1), Some(true));
+        assert_eq!(bit_is_set(&[0x04, 0x40], 0), Some(false));
+        assert_eq!(bit_is_set(&[0x04, 0x40], 4), Some(false));
+        assert_eq!(bit_is_set(&[0x00], 0), Some(false));
+        assert_eq!(bit_is_set(&[0x01], 0), None);
+        assert_eq!(bit_is_set(&[0x08, 0xFF], 0), None);
+        assert_eq!(bit_is_set(&[], 0), None);
     }
 }

@@ -195,7 +195,7 @@ impl InstalledProfile {
     /// operation itself. Installation and loading check that the metadata
     /// decodes, so this finds what [`InstalledProfile::metadata`] would.
     pub fn notification_address(&self, op: NotificationOperation) -> Option<String> {
-        notification_address_in(&self.metadata_der, op)
+        op.address_in_metadata(&self.metadata_der)
     }
 
     /// Checks what a state file may have changed: the metadata decodes and
@@ -356,43 +356,6 @@ pub(crate) fn sgp22_metadata(der: &[u8]) -> Option<Vec<u8>> {
     Some(tlv(outer.tag, &value))
 }
 
-/// `notificationConfigurationInfo` [22] of StoreMetadata (`B6`).
-const TAG_NOTIFICATION_CONFIGURATION: u32 = 0xB6;
-
-/// The address of the first NotificationConfigurationInformation of the
-/// StoreMetadata `metadata_der` whose event has `op`'s bit set. Its
-/// components are automatically tagged: `profileManagementOperation` [0]
-/// (BIT STRING, `80`), `notificationAddress` [1] (UTF8String, `81`).
-fn notification_address_in(metadata_der: &[u8], op: NotificationOperation) -> Option<String> {
-    use ferrosim_asn1::tlv::Tlv;
-    let metadata = Tlv::parse_exact(metadata_der).ok()?;
-    let list = metadata.find(TAG_NOTIFICATION_CONFIGURATION).ok()??;
-    for info in list.children() {
-        let info = info.ok()?;
-        let mut parts = info.children();
-        let event = parts.next()?.ok()?;
-        let address = parts.next()?.ok()?;
-        if event.tag != 0x80 || address.tag != 0x81 {
-            return None;
-        }
-        if bit_is_set(event.value, op.bit())? {
-            return std::str::from_utf8(address.value).ok().map(str::to_owned);
-        }
-    }
-    None
-}
-
-/// Whether bit `bit` of the BIT STRING contents `value` (unused-bits
-/// octet, then the bits) is set; `None` when the contents are malformed.
-fn bit_is_set(value: &[u8], bit: usize) -> Option<bool> {
-    let (&unused, bits) = value.split_first()?;
-    if unused > 7 || (bits.is_empty() && unused != 0) {
-        return None;
-    }
-    let len = bits.len() * 8 - usize::from(unused);
-    Some(bit < len && bits[bit / 8] & (0x80 >> (bit % 8)) != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,7 +427,7 @@ mod tests {
             for der in [der.clone(), sgp32] {
                 for op in NotificationOperation::ALL {
                     assert_eq!(
-                        notification_address_in(&der, op),
+                        op.address_in_metadata(&der),
                         decoded_address(&der, op),
                         "{op:?}"
                     );
@@ -472,19 +435,8 @@ mod tests {
             }
         }
         assert_eq!(
-            notification_address_in(&[0xBF, 0x25, 0x01], NotificationOperation::Enable),
+            NotificationOperation::Enable.address_in_metadata(&[0xBF, 0x25, 0x01]),
             None
         );
-    }
-
-    #[test]
-    fn bit_string_contents() {
-        assert_eq!(bit_is_set(&[0x04, 0x40], 1), Some(true));
-        assert_eq!(bit_is_set(&[0x04, 0x40], 0), Some(false));
-        assert_eq!(bit_is_set(&[0x04, 0x40], 4), Some(false));
-        assert_eq!(bit_is_set(&[0x00], 0), Some(false));
-        assert_eq!(bit_is_set(&[0x01], 0), None);
-        assert_eq!(bit_is_set(&[0x08, 0xFF], 0), None);
-        assert_eq!(bit_is_set(&[], 0), None);
     }
 }
