@@ -36,6 +36,7 @@ mod error;
 pub mod esipa;
 pub mod generated;
 pub mod json;
+pub mod metadata;
 pub mod signed;
 pub mod tlv;
 pub mod values;

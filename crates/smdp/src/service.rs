@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use ferrosim_asn1::metadata::IccidTemplate;
 use ferrosim_saip::ProfilePackage;
 
 use crate::config::SmdpConfig;
@@ -49,13 +50,12 @@ pub struct ProfileTemplate {
     metadata_der: OnceLock<Option<MetadataDer>>,
 }
 
-/// A StoreMetadataRequest of a profile type for one SM-DP+ address, and
-/// where its ICCID value lies.
+/// A StoreMetadataRequest of a profile type for one SM-DP+ address, with
+/// its ICCID to be written over.
 #[derive(Debug)]
 struct MetadataDer {
     address: String,
-    der: Vec<u8>,
-    iccid_at: usize,
+    template: IccidTemplate,
 }
 
 impl ProfileTemplate {
@@ -83,11 +83,7 @@ impl ProfileTemplate {
             .metadata_der
             .get_or_init(|| MetadataDer::new(&self.metadata, iccid, smdp_address));
         match cached {
-            Some(m) if m.address == smdp_address => {
-                let mut der = m.der.clone();
-                der[m.iccid_at..m.iccid_at + 10].copy_from_slice(&iccid.to_bcd());
-                Ok(der)
-            }
+            Some(m) if m.address == smdp_address => Ok(m.template.with_iccid(&iccid.to_bcd())),
             _ => store_metadata_der(iccid, &self.metadata, smdp_address),
         }
     }
@@ -98,18 +94,11 @@ impl MetadataDer {
     /// field of BF25); `None` if the encoding fails or has another shape,
     /// in which case every call encodes in full.
     fn new(m: &ProfileTypeMetadata, iccid: &ferrosim_saip::Iccid, address: &str) -> Option<Self> {
-        use ferrosim_asn1::tlv::Tlv;
         let der = store_metadata_der(iccid, m, address).ok()?;
-        let outer = Tlv::parse_exact(&der).ok().filter(|t| t.tag == 0xBF25)?;
-        let first = outer.children().next()?.ok()?;
-        if first.tag != 0x5A || first.value != iccid.to_bcd().as_slice() {
-            return None;
-        }
-        let iccid_at = outer.header().len() + first.header().len();
+        let template = IccidTemplate::new(der, &iccid.to_bcd()).ok()?;
         Some(Self {
             address: address.to_owned(),
-            der,
-            iccid_at,
+            template,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::SystemTime;
 
+use ferrosim_asn1::metadata::IccidTemplate;
 use ferrosim_asn1::rasn::types::FixedOctetString;
 use ferrosim_asn1::values::{NotificationOperation, PolicyRules, ProfileClass, ProfileState};
 use ferrosim_asn1::{encode_der, rsp, sgp32};
@@ -161,11 +162,7 @@ pub(super) fn deployed_metadata(iccid: &Iccid, n: usize) -> Result<Vec<u8>, SimE
 /// component), so each device's metadata is the template with its ICCID
 /// written over the prototype's, byte for byte what encoding it again
 /// would give.
-pub(super) struct MetadataTemplate {
-    der: Vec<u8>,
-    /// Where the ICCID's 10 octets start.
-    iccid_at: usize,
-}
+pub(super) struct MetadataTemplate(IccidTemplate);
 
 impl MetadataTemplate {
     /// The template of ISD-P `n`.
@@ -173,22 +170,14 @@ impl MetadataTemplate {
         let prototype = Iccid::from_body("8900000000000000000")
             .map_err(|e| SimError::Setup(format!("prototype ICCID: {e}")))?;
         let der = deployed_metadata(&prototype, n)?;
-        let outer = ferrosim_asn1::tlv::Tlv::parse_exact(&der)
-            .map_err(|e| SimError::Setup(format!("profile metadata: {e}")))?;
-        let iccid_at = outer.header().len() + 2;
-        if outer.value.get(..2) != Some(&[0x5A, 0x0A][..]) {
-            return Err(SimError::Setup(
-                "profile metadata: the ICCID is not its first component".into(),
-            ));
-        }
-        Ok(Self { der, iccid_at })
+        IccidTemplate::new(der, &prototype.to_bcd())
+            .map(Self)
+            .map_err(|e| SimError::Setup(format!("profile metadata: {e}")))
     }
 
     /// The metadata for `iccid`.
     fn for_iccid(&self, iccid: &Iccid) -> Box<[u8]> {
-        let mut der = self.der.clone().into_boxed_slice();
-        der[self.iccid_at..self.iccid_at + 10].copy_from_slice(&iccid.to_bcd());
-        der
+        self.0.with_iccid(&iccid.to_bcd()).into_boxed_slice()
     }
 }
 
