@@ -122,9 +122,9 @@ pub struct BenchArgs {
     /// No HTTP and no database: the SM-DP+'s ES9+ steps on an in-memory
     /// store, the LPAs and virtual eUICCs in this process; prints the
     /// elliptic-curve lower bound and the eUICC heap per device beside the rate.
-    /// The bound's P-256 costs are timed before the downloads on as many
-    /// threads at once as the run uses, in interleaved rounds of batches
-    /// timed on each thread's CPU clock; the fastest batch counts.
+    /// The bound's P-256 costs are timed before and after the downloads on
+    /// as many threads at once as the run uses, in interleaved rounds of
+    /// batches timed on each thread's CPU clock; the fastest batch counts.
     #[arg(long, conflicts_with_all = ["smdp_address", "database_url", "instances", "connections", "telemetry", "durability", "audit"])]
     in_memory: bool,
     /// `--in-memory`: profiles each virtual device downloads (one after the other).
