@@ -17,6 +17,7 @@
 //! A connection that fails for another reason than the query's own (an I/O
 //! error, a damaged file) is dropped and replaced on its next use.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -62,22 +63,59 @@ pub(crate) enum HotRow<'a> {
     /// A row through sqlx.
     Any(&'a AnyRow),
     /// A row of a hot reader.
-    Lite(&'a Row<'a>),
+    Lite(LiteRow<'a>),
 }
 
 impl StoreRow for HotRow<'_> {
     fn value<T: ColValue>(&self, name: &str) -> Result<T, StoreError> {
         match self {
             HotRow::Any(row) => col(row, name),
-            HotRow::Lite(row) => lite_col(row, name),
+            HotRow::Lite(row) => row.get(name),
         }
     }
 }
 
-/// A column of a hot reader's row, or a corruption error naming it.
-fn lite_col<T: FromSql>(row: &Row<'_>, name: &str) -> Result<T, StoreError> {
-    row.get(name)
-        .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+/// A row of a hot reader, read column by column by name.
+///
+/// rusqlite finds a column by name by asking SQLite for every column's
+/// name from the first until one matches, so the 15 to 24 columns of a
+/// session or profile row read by name cost hundreds of name look-ups per
+/// step. The record parsers read the columns in the order the `SELECT`
+/// lists them, so the search starts at the column after the last one
+/// found: one look-up per column in the usual case, any order still works.
+pub(crate) struct LiteRow<'a> {
+    row: &'a Row<'a>,
+    /// Where the next search starts.
+    next: Cell<usize>,
+}
+
+impl<'a> LiteRow<'a> {
+    fn new(row: &'a Row<'a>) -> Self {
+        Self {
+            row,
+            next: Cell::new(0),
+        }
+    }
+
+    /// The column `name`, or a corruption error naming it.
+    fn get<T: FromSql>(&self, name: &str) -> Result<T, StoreError> {
+        let stmt = self.row.as_ref();
+        let n = stmt.column_count();
+        let start = self.next.get();
+        let index = (0..n).map(|k| (start + k) % n).find(|&i| {
+            stmt.column_name(i)
+                .is_ok_and(|c| c.eq_ignore_ascii_case(name))
+        });
+        let Some(i) = index else {
+            return Err(StoreError::Corrupt(format!(
+                "column {name}: no such column"
+            )));
+        };
+        self.next.set(i + 1);
+        self.row
+            .get(i)
+            .map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
+    }
 }
 
 /// The queries of one read, run one after the other on one connection.
@@ -97,7 +135,7 @@ impl ReadSession<'_> {
         let mut stmt = self.prepare(sql, vals)?;
         let mut rows = stmt.raw_query();
         match rows.next().map_err(lite_err)? {
-            Some(row) => parse(&HotRow::Lite(row)).map(Some),
+            Some(row) => parse(&HotRow::Lite(LiteRow::new(row))).map(Some),
             None => Ok(None),
         }
     }
