@@ -16,8 +16,8 @@ pub(crate) async fn health() -> &'static str {
 }
 
 /// A JSON answer with the GSMA headers.
-pub(crate) fn json_response(status: HttpStatus, body: String) -> Response {
-    let mut r = Response::new(Body::from(body));
+pub(crate) fn json_response(status: HttpStatus, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(
@@ -40,11 +40,17 @@ pub(crate) struct Outcome {
     pub(crate) transaction_id: Option<TransactionId>,
 }
 
+/// First capacity of an answer's JSON text: most ES9+ answers (certificates,
+/// signatures) fit, and a bound profile package grows from there in a few
+/// doublings rather than from serde_json's 128 bytes.
+const ANSWER_CAPACITY: usize = 4096;
+
 /// Serialises a successful answer.
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
-    match serde_json::to_string(value) {
-        Ok(body) => {
-            let mut r = json_response(HttpStatus::OK, body);
+    let mut text = Vec::with_capacity(ANSWER_CAPACITY);
+    match serde_json::to_writer(&mut text, value) {
+        Ok(()) => {
+            let mut r = json_response(HttpStatus::OK, text);
             r.extensions_mut().insert(Outcome::default());
             r
         }
