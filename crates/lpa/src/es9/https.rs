@@ -195,7 +195,14 @@ impl HttpsEs9Client {
             .await
             .map_err(failure)?;
         let status = response.status().as_u16();
-        let mut received = Vec::new();
+        // Sized once from the announced length (a bound profile package
+        // arrives in several frames), instead of growing chunk by chunk.
+        let announced = response
+            .content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+            .min(MAX_BODY);
+        let mut received = Vec::with_capacity(announced);
         while let Some(chunk) = response.chunk().await.map_err(failure)? {
             if received.len() + chunk.len() > MAX_BODY {
                 return Err(Es9ClientError::BadResponse {
