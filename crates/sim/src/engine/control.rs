@@ -2,13 +2,17 @@
 //! decisions and actions, the reports and results it is handed) and the
 //! run's telemetry log and time series, on one thread.
 //!
-//! Per window, in this order: [`Control::begin_window`] (rollouts started
-//! and outages declared in it), [`Control::decide`] (the fleet's decisions
-//! due at the window's start, its actions to the shards), then after the
-//! shards ran, [`Control::merge`] (their outputs in (time, device) order)
-//! and [`Control::apply`] (each output to the fleet and the telemetry
-//! log), and [`Control::end_window`] (the time series' bucket and the
-//! progress bar).
+//! It runs beside the shards, one window behind them: while the shards run
+//! window `k`, the control plane applies window `k-1`'s outputs
+//! ([`Control::apply`]: each to the fleet and the telemetry log), closes
+//! the time series' bucket and calls the progress bar
+//! ([`Control::end_window`]), starts the window's rollouts and outage
+//! declarations ([`Control::begin_window`]) and lets the fleet decide at
+//! window `k`'s start ([`Control::decide`]). When the shards are done,
+//! [`Control::merge`] takes their outputs in (time, device) order and
+//! [`Control::deliver`] hands them the actions decided, which they carry
+//! out from window `k+1`'s start: an action reaches its device one window
+//! after the fleet decided it.
 
 use ferrosim_fleet::action::Failure;
 use ferrosim_fleet::report::ReportKind;
@@ -76,6 +80,9 @@ pub(super) struct Control<'a> {
     enable_issued: Vec<Option<i64>>,
     /// Actions sent to devices, by command name (few names).
     pub actions_by_command: Vec<(&'static str, u64)>,
+    /// Actions decided for devices, to be delivered to their shards for
+    /// the next window, by device number.
+    outbox: Vec<(u32, Action)>,
 }
 
 impl<'a> Control<'a> {
@@ -118,6 +125,7 @@ impl<'a> Control<'a> {
             provision_start: vec![None; devices as usize],
             enable_issued: vec![None; devices as usize],
             actions_by_command: Vec::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -152,15 +160,25 @@ impl<'a> Control<'a> {
 
     /// The fleet polls at `t`: its decisions are counted, its events
     /// logged, its rollout gates answered from the events so far, and its
-    /// actions handed to the shards of their devices (ES2+ calls are made
-    /// here, at the SM-DP+, their answers stamped when they arrive).
-    pub fn decide(&mut self, t: i64, shards: &mut [Shard]) -> Result<(), SimError> {
+    /// actions kept for the shards of their devices ([`Control::deliver`];
+    /// ES2+ calls are made here, at the SM-DP+, their answers stamped when
+    /// they arrive).
+    pub fn decide(&mut self, t: i64) -> Result<(), SimError> {
         self.fleet.poll(Timestamp(T0 + t), &mut self.fleet_rng);
         self.count_decisions();
         self.log_fleet_events(t);
         self.answer_gates(t)?;
-        self.send_actions(t, shards);
+        self.send_actions(t);
         Ok(())
+    }
+
+    /// The actions decided so far to the shards of their devices, which
+    /// start them at their next window's start.
+    pub fn deliver(&mut self, shards: &mut [Shard]) {
+        for (n, a) in self.outbox.drain(..) {
+            let shard = n as usize % shards.len();
+            shards[shard].deliver(n, a);
+        }
     }
 
     /// The fleet's decisions: switches counted per kind and remembered per
@@ -225,9 +243,8 @@ impl<'a> Control<'a> {
     }
 
     /// The fleet's actions: ES2+ calls made now at the SM-DP+ (in action
-    /// order: deterministic), the others delivered to their device's shard
-    /// for the next window.
-    fn send_actions(&mut self, t: i64, shards: &mut [Shard]) {
+    /// order: deterministic), the others kept for their device's shard.
+    fn send_actions(&mut self, t: i64) {
         while let Some(a) = self.fleet.poll_action() {
             let Some(n) = self.eids.index_of(&a.device) else {
                 continue;
@@ -253,8 +270,7 @@ impl<'a> Control<'a> {
                 self.later.extend(answers);
                 continue;
             }
-            let shard = n as usize % shards.len();
-            shards[shard].deliver(n, a);
+            self.outbox.push((n, a));
         }
     }
 
@@ -391,19 +407,18 @@ impl<'a> Control<'a> {
         }
     }
 
-    /// The window ended at `t` (`duration` the run's): the time series'
-    /// bucket is closed when full (devices present and attached counted
-    /// from the shards and the load), and the progress bar called about
-    /// every simulated minute.
+    /// The window ended at `t` (`duration` the run's) with `present`
+    /// devices present: the time series' bucket is closed when full
+    /// (devices attached counted from the load), and the progress bar
+    /// called about every simulated minute.
     pub fn end_window(
         &mut self,
         t: i64,
         duration: i64,
-        shards: &[Shard],
+        present: u64,
         progress: &mut dyn FnMut(&Progress),
     ) {
         if t - self.bucket.start >= self.bucket_ms || t >= duration {
-            let present: u64 = shards.iter().map(Shard::present).sum();
             let attached: i64 = (0..self.carriers)
                 .map(|k| self.load.attached_to(k as u8))
                 .sum();

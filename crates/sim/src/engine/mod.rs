@@ -27,13 +27,13 @@ use crate::network::{Load, Network};
 use crate::population::{EID_PREFIX, Population};
 use crate::report::{Collected, RolloutOutcome};
 use crate::scenario::Scenario;
-use crate::shard::Shard;
+use crate::shard::{Out, Shard};
 
 mod control;
 mod pool;
 
 use control::{Control, Es2};
-use pool::{Env, Pool};
+use pool::{Env, Pool, Runner};
 
 /// The scenario's epoch: 2026-07-01T00:00:00Z (only the offsets matter).
 pub const T0: i64 = 1_782_864_000_000;
@@ -89,13 +89,15 @@ pub struct Progress {
 ///
 /// The steps: setup (`World::new`: population, SM-DP+ and its orders;
 /// `World::fleet_and_shards`: the deployed fleet and the shards), then per
-/// window `Control::begin_window` and `Control::decide` (the control plane
-/// at the window's start: the fleet's decisions and actions to the
-/// shards), `Pool::run` (the shards' window, in parallel), `Control::merge`
-/// and `Control::apply` (their outputs in order to the fleet and the
-/// telemetry log) and `Control::end_window` (time series, progress), and
-/// at the end `finish` (the run's figures gathered from the shards and the
-/// fleet).
+/// window `Pool::run` (the shards' window, in parallel, on the `Runner`'s
+/// thread) and beside it the control plane one window behind
+/// (`Control::apply`: the previous window's outputs to the fleet and the
+/// telemetry log; `Control::end_window`: time series, progress;
+/// `Control::begin_window` and `Control::decide`: the fleet's decisions
+/// at the window's start), then `Control::merge` (the window's outputs in
+/// order) and `Control::deliver` (the actions decided, to the shards for
+/// the next window); and at the end `finish` (the run's figures gathered
+/// from the shards and the fleet).
 pub fn run(
     scenario: &Scenario,
     options: &RunOptions,
@@ -152,23 +154,58 @@ pub fn run(
     let duration = scenario.scenario.duration.millis_i64();
     let window = scenario.scenario.window.millis_i64();
     let env = world.env();
-    let mut shards_s = 0.0;
-    // The threads that run shards besides this one, started once for the
-    // whole loop.
+    let (mut shards_s, mut control_s) = (0.0, 0.0);
     std::thread::scope(|scope| -> Result<(), SimError> {
-        let pool = Pool::start(scope, threads - 1, &env);
+        // The shards' windows run on a thread of their own (with the
+        // pool's workers) when the run has two threads, so that the
+        // control plane works beside them; on one thread, one after the
+        // other, with the same result.
+        let runner = (threads > 1).then(|| Runner::start(scope, threads - 1, &env));
+        let serial = Pool::start(scope, 0, &env);
+        // The previous window's outputs and the devices present after it.
+        let mut previous: Option<(Vec<Out>, u64)> = None;
         let mut t = 0;
         while t < duration {
             let end = (t + window).min(duration);
+            // The shards' window [t, end), with the actions the fleet
+            // decided at the previous window's start.
+            match &runner {
+                Some(r) => r.send(std::mem::take(&mut shards), t, end, control.load.clone())?,
+                None => {
+                    let started = Instant::now();
+                    serial.run(&mut shards, t, end, &control.load, &env)?;
+                    shards_s += started.elapsed().as_secs_f64();
+                }
+            }
+            // Meanwhile the control plane: the previous window's outputs,
+            // then the fleet's decisions at this window's start.
+            let started = Instant::now();
+            if let Some((outs, present)) = previous.take() {
+                control.apply(outs)?;
+                control.end_window(t, duration, present, progress);
+            }
             control.begin_window(t, end)?;
-            control.decide(t, &mut shards)?;
-            let shards_started = Instant::now();
-            pool.run(&mut shards, t, end, &control.load, &env)?;
-            shards_s += shards_started.elapsed().as_secs_f64();
+            control.decide(t)?;
+            control_s += started.elapsed().as_secs_f64();
+            if let Some(r) = &runner {
+                let ran = r.recv()?;
+                shards = ran.shards;
+                shards_s += ran.took_s;
+                ran.result?;
+            }
+            let started = Instant::now();
             let outs = control.merge(&mut shards, end);
-            control.apply(outs)?;
+            let present = shards.iter().map(Shard::present).sum();
+            control.deliver(&mut shards);
+            previous = Some((outs, present));
+            control_s += started.elapsed().as_secs_f64();
             t = end;
-            control.end_window(t, duration, &shards, progress);
+        }
+        if let Some((outs, present)) = previous.take() {
+            let started = Instant::now();
+            control.apply(outs)?;
+            control.end_window(t, duration, present, progress);
+            control_s += started.elapsed().as_secs_f64();
         }
         Ok(())
     })?;
@@ -179,7 +216,7 @@ pub fn run(
     c.setup_s = setup_s;
     c.loop_s = loop_s;
     c.shards_s = shards_s;
-    c.control_s = (loop_s - shards_s).max(0.0);
+    c.control_s = control_s;
     // The run's world (a million devices' eUICCs, eIM and fleet state) is
     // freed on another thread while the caller computes the metrics.
     let world = (shards, fleet, world);

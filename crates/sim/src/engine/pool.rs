@@ -291,3 +291,90 @@ impl Pool {
         result
     }
 }
+
+/// A window for the [`Runner`]: the shards move to its thread and back
+/// ([`Ran`]).
+struct Window {
+    shards: Vec<Shard>,
+    start: i64,
+    end: i64,
+    load: Load,
+}
+
+/// The shards back from a window, how it went, and its wall time (s).
+pub(super) struct Ran {
+    pub shards: Vec<Shard>,
+    pub result: Result<(), SimError>,
+    pub took_s: f64,
+}
+
+/// The shards' windows on a thread of their own (with a [`Pool`]'s
+/// workers), so that the control plane runs on the calling thread beside
+/// them: [`Runner::send`] starts a window, [`Runner::recv`] waits for it.
+pub(super) struct Runner {
+    windows: mpsc::Sender<Window>,
+    ran: mpsc::Receiver<Ran>,
+}
+
+impl Runner {
+    /// The runner's thread in `scope`, with `workers` pool workers beside
+    /// it, reading `env`.
+    pub fn start<'scope, 'env: 'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        workers: usize,
+        env: &'env Env<'env>,
+    ) -> Self {
+        let (windows, window_rx) = mpsc::channel::<Window>();
+        let (ran_tx, ran) = mpsc::channel::<Ran>();
+        scope.spawn(move || {
+            let pool = Pool::start(scope, workers, env);
+            while let Ok(Window {
+                mut shards,
+                start,
+                end,
+                load,
+            }) = window_rx.recv()
+            {
+                let started = std::time::Instant::now();
+                let result = pool.run(&mut shards, start, end, &load, env);
+                let took_s = started.elapsed().as_secs_f64();
+                if ran_tx
+                    .send(Ran {
+                        shards,
+                        result,
+                        took_s,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Self { windows, ran }
+    }
+
+    /// Starts the window `[start, end)` of `shards` with `load`.
+    pub fn send(
+        &self,
+        shards: Vec<Shard>,
+        start: i64,
+        end: i64,
+        load: Load,
+    ) -> Result<(), SimError> {
+        self.windows
+            .send(Window {
+                shards,
+                start,
+                end,
+                load,
+            })
+            .map_err(|_| SimError::Device("the shards' thread ended".into()))
+    }
+
+    /// Waits for the window started last.
+    pub fn recv(&self) -> Result<Ran, SimError> {
+        self.ran
+            .recv()
+            .map_err(|_| SimError::Device("the shards' thread panicked".into()))
+    }
+}
