@@ -55,10 +55,12 @@ pub fn next_step(
     let Some(target) = o.of_type(active) else {
         return download(cat, active, pending);
     };
-    let Some(iccid) = target.iccid.iccid() else {
-        return Step::Issue(Command::EimListProfileInfo, Need::Resync, None);
-    };
+    // The target's ICCID is decoded (digits and check digit) only for a
+    // command that names it: most calls find the device converged.
     if !target.has(flags::ENABLED) {
+        let Some(iccid) = target.iccid.iccid() else {
+            return Step::Issue(Command::EimListProfileInfo, Need::Resync, None);
+        };
         let device_local = method == SwitchMethod::DeviceLocal && caps.fallback_supported;
         if device_local
             && target.has(flags::FALLBACK_ATTR)
@@ -92,6 +94,9 @@ pub fn next_step(
         cat.profile_type(active).apn
     };
     if o.apn_delivered != Some((active, apn)) {
+        let Some(iccid) = target.iccid.iccid() else {
+            return Step::Issue(Command::EimListProfileInfo, Need::Resync, None);
+        };
         return Step::Issue(
             Command::AgentApnConfig { iccid, apn },
             Need::Apn,
