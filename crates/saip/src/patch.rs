@@ -21,6 +21,9 @@ pub(crate) struct ValuePatch {
 /// distinct and none may lie inside another target.
 pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8>, Error> {
     patches.sort_by_key(|p| p.tlv_offset);
+    if let Some(out) = in_place(bytes, &patches) {
+        return Ok(out);
+    }
     let growth: usize = patches.iter().map(|p| p.value.len()).sum();
     let mut out = Vec::with_capacity(bytes.len() + growth);
     let applied = rebuild(bytes, 0, &patches, &mut out)?;
@@ -33,6 +36,61 @@ pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8
         return Err(Error::PatchTarget { offset: missed });
     }
     Ok(out)
+}
+
+/// The usual personalisation, where every new value has its target's
+/// length (ICCID, IMSI, keys, PINs): no length field changes, so the
+/// result is the package copied once with the values written over, what
+/// [`rebuild`] writes with one copy of each patched element per nesting
+/// level. The targets are found by the same walk as [`rebuild`]'s; `None`
+/// (a length changes, or a target is not a TLV or lies inside another, or
+/// the walk meets a malformed TLV) leaves the patches to [`rebuild`], which
+/// applies them or says what is wrong.
+fn in_place(bytes: &[u8], patches: &[ValuePatch]) -> Option<Vec<u8>> {
+    let mut values = Vec::with_capacity(patches.len());
+    locate(bytes, 0, patches, &mut values)?;
+    if values.len() != patches.len()
+        || values
+            .iter()
+            .zip(patches)
+            .any(|(range, p)| range.len() != p.value.len())
+    {
+        return None;
+    }
+    let mut out = bytes.to_vec();
+    for (range, p) in values.into_iter().zip(patches) {
+        out[range].copy_from_slice(&p.value);
+    }
+    Some(out)
+}
+
+/// Where the values of the TLVs `patches` target lie in `seq` (found at
+/// `base`), in patch order: [`rebuild`]'s walk without the writing.
+fn locate(
+    seq: &[u8],
+    base: usize,
+    patches: &[ValuePatch],
+    values: &mut Vec<std::ops::Range<usize>>,
+) -> Option<()> {
+    for node in sequence(seq, base).ok()? {
+        let start = node.offset;
+        let end = start + node.tlv.raw.len();
+        let lo = patches.partition_point(|p| p.tlv_offset < start);
+        let hi = patches.partition_point(|p| p.tlv_offset < end);
+        match &patches[lo..hi] {
+            [] => {}
+            [only] if only.tlv_offset == start => {
+                let at = node.value_offset();
+                values.push(at..at + node.value().len());
+            }
+            [first, ..] if first.tlv_offset == start => return None,
+            inner if node.tlv.is_constructed() => {
+                locate(node.value(), node.value_offset(), inner, values)?;
+            }
+            _ => return None,
+        }
+    }
+    Some(())
 }
 
 /// Writes `seq` (found at `base`) to `out` with the patches inside it
@@ -178,5 +236,42 @@ mod tests {
             Err(Error::PatchTarget { offset: 2 })
         );
         assert_eq!(apply(&bytes, vec![]).unwrap(), bytes);
+    }
+
+    /// Same-length patches written in place give what the rebuild gives,
+    /// nested or not, one or several, alone or beside a length change.
+    #[test]
+    fn in_place_writes_what_the_rebuild_writes() {
+        let bytes = [
+            tlv(
+                0xA0,
+                &[tlv(0x80, &[1, 2]), tlv(0xA1, &tlv(0x82, &[3, 4, 5]))].concat(),
+            ),
+            tlv(0x81, &[6]),
+        ]
+        .concat();
+        let patch = |tlv_offset, value: &[u8]| ValuePatch {
+            tlv_offset,
+            value: value.to_vec(),
+        };
+        let cases = [
+            vec![patch(2, &[9, 9])],
+            vec![patch(8, &[7, 7, 7])],
+            vec![patch(13, &[8]), patch(2, &[9, 9]), patch(8, &[7, 7, 7])],
+            vec![patch(2, &[9, 9]), patch(13, &[8, 8])],
+        ];
+        for patches in cases {
+            let mut sorted = patches.clone();
+            sorted.sort_by_key(|p| p.tlv_offset);
+            let growth: usize = sorted.iter().map(|p| p.value.len()).sum();
+            let mut rebuilt = Vec::with_capacity(bytes.len() + growth);
+            let applied = rebuild(&bytes, 0, &sorted, &mut rebuilt).unwrap();
+            assert_eq!(applied, sorted.len());
+            assert_eq!(apply(&bytes, patches).unwrap(), rebuilt);
+        }
+        // A length change or a target that is no TLV: not in place.
+        assert_eq!(in_place(&bytes, &[patch(13, &[8, 8])]), None);
+        assert_eq!(in_place(&bytes, &[patch(3, &[1])]), None);
+        assert!(in_place(&bytes, &[patch(13, &[5])]).is_some());
     }
 }
