@@ -220,6 +220,13 @@ impl BppLoader {
                     self.stage = Stage::InGroup(group, len);
                     self.account(header_len.saturating_add(len))?;
                     self.segments_in_group = 0;
+                    if group == Group::Profile {
+                        // The group's length bounds the plaintext: one
+                        // allocation for the whole package, so that its
+                        // growth neither copies it again nor leaves copies
+                        // of decrypted parts behind in freed memory.
+                        self.profile.reserve(len.min(MAX_PROFILE_PACKAGE_LEN));
+                    }
                     if len == 0 {
                         self.finish_group(group, check_metadata)?;
                     }
