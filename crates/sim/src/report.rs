@@ -160,12 +160,11 @@ pub struct Collected {
     pub setup_s: f64,
     /// Event-loop wall time (s).
     pub loop_s: f64,
-    /// Of the event loop, the wall time of the shards' windows (s); the
-    /// rest is the control plane (fleet, telemetry) between windows, which
-    /// runs on one thread.
+    /// Of the event loop, the wall time of the shards' windows (s).
     pub shards_s: f64,
-    /// Of the event loop, the control plane's wall time between the
-    /// windows (s).
+    /// Of the event loop, the control plane's wall time (fleet,
+    /// telemetry, on one thread beside the shards' windows, so it overlaps
+    /// `shards_s`) (s).
     pub control_s: f64,
     /// Wall time after the event loop until the metrics are computed (s):
     /// the shards' figures gathered, the comparisons measured and the
@@ -437,11 +436,11 @@ pub struct Summary {
     pub setup_s: f64,
     /// Measured: event loop (s).
     pub loop_s: f64,
-    /// Measured: of the event loop, the shards' windows (s); the rest is
-    /// the control plane between windows, on one thread.
+    /// Measured: of the event loop, the shards' windows (s).
     pub shards_s: f64,
-    /// Measured: of the event loop, the control plane between the windows
-    /// (s): the fleet's decisions and the telemetry events.
+    /// Measured: of the event loop, the control plane (s): the fleet's
+    /// decisions and the telemetry events, on one thread beside the
+    /// shards' windows (so it overlaps `shards_s`).
     pub control_s: f64,
     /// Measured: after the event loop, gathering the run's figures and
     /// computing the metrics over its events (s).

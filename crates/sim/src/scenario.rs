@@ -104,9 +104,10 @@ pub struct Meta {
     /// Seed when `--seed` is not given.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// Lockstep window of the shards and reaction time of the control
-    /// plane: inputs reach the fleet and eIM at the end of the window they
-    /// happen in, actions reach devices at the start of the next.
+    /// Lockstep window of the shards and the control plane's step: inputs
+    /// reach the fleet at the end of the window they happen in, the fleet
+    /// decides at the start of the next and its actions reach devices at
+    /// the start of the one after.
     #[serde(default = "default_window")]
     pub window: Span,
     /// Width of a time-series bucket in the report.

@@ -1,12 +1,13 @@
 //! The run: shards advanced in lockstep windows, the control plane (fleet
-//! and telemetry) between windows.
+//! and telemetry) beside them, one window behind.
 //!
 //! Each window `[T, T+W)`: the shards run in parallel (each its devices'
-//! events before `T+W`, the actions the fleet sent at `T`, the eIM
-//! exchanges of its devices); their outputs are merged in (time, device)
-//! order and handed to the fleet with their times (reports, action
-//! results) and to the telemetry log; the fleet then polls at `T+W` and
-//! its actions go to the shards of their devices for the next window. The
+//! events before `T+W`, the actions the fleet decided at `T-W`, the eIM
+//! exchanges of its devices) while the control plane hands the previous
+//! window's outputs, merged in (time, device) order, to the fleet with
+//! their times (reports, action results) and to the telemetry log, and the
+//! fleet polls at `T`; its actions go to the shards of their devices for
+//! the next window. The
 //! shard count is a run parameter (not the machine's core count), so the
 //! same scenario, seed and shard count give the same report on any machine.
 
