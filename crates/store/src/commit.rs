@@ -37,9 +37,7 @@ impl SqlStore {
                 .map_err(crate::rows::backend_err)?;
             return Ok(());
         }
-        let writes = writes_of(&changes);
-        self.write(move |conn| Box::pin(async move { writes.execute(conn, backend).await }))
-            .await
+        self.commit_writes(writes_of(&changes)).await
     }
 }
 

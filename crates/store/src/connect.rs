@@ -12,7 +12,9 @@ use sqlx::{Any, Connection, Executor, Transaction};
 use crate::SqlStore;
 use crate::group_commit::{WriteBody, WriteQueue};
 use crate::health::{IntegrityCheck, preflight_postgres, preflight_sqlite};
+use crate::lite_writer::LiteWriter;
 use crate::rows::backend_err;
+use crate::writes::Writes;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -211,7 +213,19 @@ impl SqlStore {
         } else {
             (None, None)
         };
-        let writer = (backend == Backend::Sqlite).then(|| WriteQueue::start(pool.clone()));
+        let writer = match backend {
+            Backend::Sqlite => {
+                // Plain writes on a connection of their own, for a file (an
+                // in-memory database has no second connection to its data).
+                let lite = if url.contains(":memory:") {
+                    None
+                } else {
+                    Some(LiteWriter::start(sqlite_path(&url), durability)?)
+                };
+                Some(WriteQueue::start(pool.clone(), lite))
+            }
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             read_pool,
@@ -256,6 +270,23 @@ impl SqlStore {
         let out = body(&mut tx).await?;
         tx.commit().await.map_err(backend_err)?;
         Ok(out)
+    }
+}
+
+impl SqlStore {
+    /// Runs the plain statements of `writes` as one write transaction and
+    /// returns once they are committed; if one fails, none is stored.
+    ///
+    /// On a SQLite file they join a group of the writer's own thread (see
+    /// [`crate::lite_writer`]); elsewhere they run as [`SqlStore::write`]
+    /// runs a transaction.
+    pub(crate) async fn commit_writes(&self, writes: Writes) -> Result<(), StoreError> {
+        if let Some(queue) = &self.writer {
+            return queue.commit_writes(writes).await;
+        }
+        let backend = self.backend;
+        self.write(move |conn| Box::pin(async move { writes.execute(conn, backend).await }))
+            .await
     }
 }
 

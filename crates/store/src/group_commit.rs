@@ -10,10 +10,12 @@
 //! - a caller gets its result only after the group's `COMMIT` succeeded, so a
 //!   success is durable; if the commit fails, every caller of the group gets
 //!   the error and none of their changes is stored;
-//! - a job that fails leaves nothing behind: its writes run inside a savepoint
-//!   (see [`crate::writes`]) that is rolled back, and the group is committed
-//!   right after it, so a job never runs after one that failed in the same
-//!   transaction;
+//! - a job that fails leaves nothing behind: through sqlx its writes run
+//!   inside a savepoint (see [`crate::writes`]) that is rolled back, and the
+//!   group is committed right after it, so a job never runs after one that
+//!   failed in the same transaction; on the [`LiteWriter`] the transaction
+//!   is rolled back and the jobs before it run again (see
+//!   [`crate::lite_writer`]);
 //! - a job that panics rolls the whole group back and every caller of the
 //!   group gets an error;
 //! - after a failed `COMMIT` (a full disk, an I/O error) the writer
@@ -23,6 +25,15 @@
 //!
 //! The jobs run in one task that owns the transaction, so a request that is
 //! cancelled half-way (its client went away) cannot leave a transaction open.
+//!
+//! Two kinds of jobs share the queue, in the order they came: bodies of
+//! sqlx statements (and reads), run by this task on sqlx's writer
+//! connection, and plain statements ([`Writes`], the commits of ES9+ steps
+//! and eIM sessions), which on a SQLite file go as whole groups to the
+//! [`LiteWriter`]'s thread and connection, without a hand-off to sqlx's
+//! thread per statement. A group holds jobs of one kind; the task holds
+//! sqlx's writer connection while either kind runs, so that no other
+//! writer of this store runs a transaction meanwhile.
 
 use std::any::Any as StdAny;
 use std::collections::VecDeque;
@@ -36,6 +47,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::Backend;
+use crate::lite_writer::{LiteJob, LiteWriter};
+use crate::writes::Writes;
+
 /// Most jobs in one group: bounds the time a caller waits for the commit.
 const MAX_GROUP: usize = 64;
 
@@ -46,7 +61,7 @@ const MAX_GROUP: usize = 64;
 const HOLD: Duration = Duration::from_millis(20);
 
 /// What a job gives back, type-erased on the way through the queue.
-type Output = Box<dyn StdAny + Send>;
+pub(crate) type Output = Box<dyn StdAny + Send>;
 
 /// The body of a write transaction as callers give it: runs its statements
 /// on the connection it is handed (inside the transaction) and gives `R`.
@@ -65,8 +80,16 @@ impl<R, F> WriteBody<R> for F where
 /// A [`WriteBody`] with its result type erased, as the queue carries it.
 type ErasedBody = Box<dyn WriteBody<Output>>;
 
+/// What a job runs.
+enum Body {
+    /// Statements and reads through sqlx, on its writer connection.
+    Sqlx(ErasedBody),
+    /// Plain statements, on the [`LiteWriter`]'s connection.
+    Lite(Writes),
+}
+
 struct Job {
-    body: ErasedBody,
+    body: Body,
     reply: oneshot::Sender<Result<Output, StoreError>>,
 }
 
@@ -75,15 +98,39 @@ struct Job {
 #[derive(Debug, Clone)]
 pub(crate) struct WriteQueue {
     jobs: mpsc::UnboundedSender<Job>,
+    /// Whether plain statements go to a [`LiteWriter`] (a SQLite file; an
+    /// in-memory database has no second connection to the same data).
+    lite: bool,
 }
 
 impl WriteQueue {
     /// Starts the task that runs groups on connections of `pool` (the single
-    /// SQLite writer connection).
-    pub(crate) fn start(pool: AnyPool) -> Self {
+    /// SQLite writer connection) and, with `lite`, the groups of plain
+    /// statements on that writer's own thread and connection.
+    pub(crate) fn start(pool: AnyPool, lite: Option<LiteWriter>) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
-        Self { jobs }
+        let queue = Self {
+            jobs,
+            lite: lite.is_some(),
+        };
+        tokio::spawn(run(pool, lite, rx));
+        queue
+    }
+
+    /// Runs `writes` as part of a group and returns once the group is
+    /// committed: on the [`LiteWriter`] when there is one, else through sqlx.
+    pub(crate) async fn commit_writes(&self, writes: Writes) -> Result<(), StoreError> {
+        if !self.lite {
+            return self
+                .write(move |conn| {
+                    Box::pin(async move { writes.execute(conn, Backend::Sqlite).await })
+                })
+                .await;
+        }
+        let (reply, answer) = oneshot::channel();
+        let body = Body::Lite(writes);
+        self.jobs.send(Job { body, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map(drop)
     }
 
     /// Runs `body` as part of a group and returns its result once the group
@@ -93,9 +140,9 @@ impl WriteQueue {
         body: impl WriteBody<R>,
     ) -> Result<R, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let body: ErasedBody = Box::new(move |conn| {
+        let body = Body::Sqlx(Box::new(move |conn| {
             async move { body(conn).await.map(|r| Box::new(r) as Output) }.boxed()
-        });
+        }));
         self.jobs.send(Job { body, reply }).map_err(|_| stopped())?;
         let out = answer.await.map_err(|_| stopped())??;
         out.downcast::<R>()
@@ -108,7 +155,7 @@ fn stopped() -> StoreError {
     StoreError::Backend("the SQLite writer stopped".into())
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(pool: AnyPool, lite: Option<LiteWriter>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut pending: VecDeque<Job> = VecDeque::new();
     loop {
         if pending.is_empty() {
@@ -128,15 +175,31 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         };
         // Group after group on this connection while jobs keep coming, for
-        // at most HOLD, so that other users of the pool get their turn.
+        // at most HOLD, so that other users of the pool get their turn. The
+        // groups of plain statements run on the LiteWriter meanwhile: holding
+        // the pool's connection keeps every other writer of this store out.
         let held = Instant::now();
         loop {
-            writer.unsafe_to_reuse = true;
-            if !run_group(&mut writer.conn, &mut pending, &mut rx).await {
-                // Closed rather than given back (see `run_group`).
-                break;
+            match (&lite, pending.front()) {
+                (
+                    Some(lite),
+                    Some(Job {
+                        body: Body::Lite(_),
+                        ..
+                    }),
+                ) => {
+                    lite.run_group(lite_group(&mut pending, &mut rx)).await;
+                }
+                _ => {
+                    writer.unsafe_to_reuse = true;
+                    let ok = run_group(&mut writer.conn, &mut pending, &mut rx, lite.is_some());
+                    if !ok.await {
+                        // Closed rather than given back (see `run_group`).
+                        break;
+                    }
+                    writer.unsafe_to_reuse = false;
+                }
             }
-            writer.unsafe_to_reuse = false;
             if held.elapsed() >= HOLD {
                 break;
             }
@@ -181,6 +244,7 @@ async fn run_group(
     conn: &mut AnyConnection,
     pending: &mut VecDeque<Job>,
     rx: &mut mpsc::UnboundedReceiver<Job>,
+    lite: bool,
 ) -> bool {
     if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         fail_all(pending, rx, &e.to_string());
@@ -196,10 +260,30 @@ async fn run_group(
         let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
             break;
         };
-        match AssertUnwindSafe((job.body)(&mut *conn))
-            .catch_unwind()
-            .await
-        {
+        let body = match job.body {
+            Body::Sqlx(body) => body,
+            Body::Lite(writes) => {
+                // Through sqlx when there is no LiteWriter (see `start`);
+                // else the next group's.
+                if lite {
+                    pending.push_front(Job {
+                        body: Body::Lite(writes),
+                        reply: job.reply,
+                    });
+                    break;
+                }
+                erase(move |conn| {
+                    async move {
+                        writes
+                            .execute(conn, Backend::Sqlite)
+                            .await
+                            .map(|()| Box::new(()) as Output)
+                    }
+                    .boxed()
+                })
+            }
+        };
+        match AssertUnwindSafe(body(&mut *conn)).catch_unwind().await {
             Ok(Ok(out)) => done.push((job.reply, out)),
             Ok(Err(e)) => {
                 if let StoreError::Backend(why) = &e {
@@ -244,6 +328,37 @@ async fn run_group(
             false
         }
     }
+}
+
+/// `body` as the queue carries it.
+fn erase(body: impl WriteBody<Output>) -> ErasedBody {
+    Box::new(body)
+}
+
+/// The jobs of plain statements at the head of the queue, and those that
+/// arrive meanwhile, up to [`MAX_GROUP`]: the next group of the
+/// [`LiteWriter`]. Stops at the first job of another kind.
+fn lite_group(pending: &mut VecDeque<Job>, rx: &mut mpsc::UnboundedReceiver<Job>) -> Vec<LiteJob> {
+    let mut group = Vec::with_capacity(pending.len().clamp(1, MAX_GROUP));
+    while group.len() < MAX_GROUP {
+        let Some(job) = pending.pop_front().or_else(|| rx.try_recv().ok()) else {
+            break;
+        };
+        match job.body {
+            Body::Lite(writes) => group.push(LiteJob {
+                writes,
+                reply: job.reply,
+            }),
+            body @ Body::Sqlx(_) => {
+                pending.push_front(Job {
+                    body,
+                    reply: job.reply,
+                });
+                break;
+            }
+        }
+    }
+    group
 }
 
 /// No connection or no transaction: every waiting job gets the error.

@@ -235,15 +235,9 @@ impl SqlStore {
                               ON CONFLICT (name) DO UPDATE SET value = excluded.value";
         match self.backend {
             Backend::Sqlite => {
-                let backend = self.backend;
-                self.write(move |conn| {
-                    Box::pin(async move {
-                        let mut writes = Writes::default();
-                        writes.push(UPSERT, vec![PROBE_SETTING.into(), value.into()]);
-                        writes.execute(conn, backend).await
-                    })
-                })
-                .await
+                let mut writes = Writes::default();
+                writes.push(UPSERT, vec![PROBE_SETTING.into(), value.into()]);
+                self.commit_writes(writes).await
             }
             Backend::Postgres => {
                 sqlx::query(UPSERT)

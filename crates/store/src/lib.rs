@@ -43,6 +43,7 @@ mod group_commit;
 mod health;
 mod iccid_reuse;
 mod imsi_uniqueness;
+mod lite_writer;
 mod lookups;
 mod operator_admin;
 mod operator_tokens;

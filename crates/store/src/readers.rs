@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, ToSqlOutput, Value};
-use rusqlite::{CachedStatement, Connection, OpenFlags, Row};
+use rusqlite::{CachedStatement, Connection, OpenFlags, Row, Statement};
 use sqlx::any::AnyRow;
 
 use ferrosim_smdp::store::StoreError;
@@ -142,21 +142,30 @@ impl ReadSession<'_> {
 
     fn prepare(&self, sql: &str, vals: &[Val]) -> Result<CachedStatement<'_>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(lite_err)?;
-        for i in 1..=stmt.parameter_count() {
-            let val = stmt
-                .parameter_name(i)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| n.checked_sub(1))
-                .and_then(|n| vals.get(n))
-                .ok_or_else(|| {
-                    StoreError::Backend(format!("hot read: no value for parameter {i} of {sql}"))
-                })?;
-            stmt.raw_bind_parameter(i, sql_value(val))
-                .map_err(lite_err)?;
-        }
+        bind_numbered(&mut stmt, sql, vals)?;
         Ok(stmt)
     }
+}
+
+/// Binds `vals` to the placeholders `$1..$n` of `stmt` (the text `sql`),
+/// each placeholder taking its value by number, as sqlx binds them.
+pub(crate) fn bind_numbered(
+    stmt: &mut Statement<'_>,
+    sql: &str,
+    vals: &[Val],
+) -> Result<(), StoreError> {
+    for i in 1..=stmt.parameter_count() {
+        let val = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| vals.get(n))
+            .ok_or_else(|| StoreError::Backend(format!("no value for parameter {i} of {sql}")))?;
+        stmt.raw_bind_parameter(i, sql_value(val))
+            .map_err(lite_err)?;
+    }
+    Ok(())
 }
 
 /// A bind value as rusqlite takes it.

@@ -10,7 +10,10 @@
 //! On SQLite the query is wrapped in a savepoint: if one of its statements
 //! fails, the ones before it are rolled back, so a failed transaction leaves
 //! nothing behind even when it shares its SQLite transaction with others
-//! (group commit, see [`crate::group_commit`]).
+//! (group commit, see [`crate::group_commit`]). On a SQLite file the
+//! commits of [`Writes`] skip sqlx altogether: [`Writes::run_on`] runs them
+//! statement by statement on the writer's own connection
+//! ([`crate::lite_writer`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -154,6 +157,27 @@ impl Writes {
                         return Err(StoreError::Stale);
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every statement, one by one with its prepared statement cached,
+    /// on the SQLite writer's own connection (see [`crate::lite_writer`]),
+    /// which is inside a transaction. A compare-and-set is checked here by
+    /// the count of changed rows. On an error the statements before it are
+    /// not undone: the caller rolls the transaction back.
+    pub(crate) fn run_on(&self, conn: &rusqlite::Connection) -> Result<(), StoreError> {
+        for stmt in &self.statements {
+            let mut prepared = conn
+                .prepare_cached(stmt.sql)
+                .map_err(crate::lite_writer::write_err)?;
+            crate::readers::bind_numbered(&mut prepared, stmt.sql, &stmt.vals)?;
+            let changed = prepared
+                .raw_execute()
+                .map_err(crate::lite_writer::write_err)?;
+            if stmt.checked && changed != 1 {
+                return Err(StoreError::Stale);
             }
         }
         Ok(())

@@ -241,11 +241,8 @@ impl EimStore for SqlStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let backend = self.backend();
         let writes = Prepared::new(changes)?.writes();
-        self.write(move |conn| Box::pin(async move { writes.execute(conn, backend).await }))
-            .await
-            .map_err(eim_err)
+        self.commit_writes(writes).await.map_err(eim_err)
     }
 }
 
