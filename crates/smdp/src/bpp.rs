@@ -113,30 +113,24 @@ pub fn build_bpp(
     ));
     let replace_keys = tlv(0xA2, &session.encrypt_and_mac(0x87, &replace)?);
 
-    // The profile segments, then the package around them: the segments
-    // (most of the package) are copied once, into the package.
-    let mut profile = BspEncryptor::new(&profile_keys);
-    let mut segments = Vec::new();
-    profile.encrypt_and_mac_segments_into(0x86, input.profile, &mut segments)?;
+    // The package is written once into a buffer of its final size: the
+    // headers first (their lengths are known before the segments are
+    // protected), then the profile segments, most of the package, straight
+    // after them.
+    let segments_len = BspEncryptor::encrypted_segments_len(input.profile.len());
     let mut a3_header = Vec::with_capacity(8);
     write_tag(&mut a3_header, 0xA3);
-    write_length(&mut a3_header, segments.len());
-
-    let parts: [&[u8]; 6] = [
-        &init,
-        &configure,
-        &metadata,
-        &replace_keys,
-        &a3_header,
-        &segments,
-    ];
-    let body_len: usize = parts.iter().map(|p| p.len()).sum();
+    write_length(&mut a3_header, segments_len);
+    let parts: [&[u8]; 5] = [&init, &configure, &metadata, &replace_keys, &a3_header];
+    let body_len = parts.iter().map(|p| p.len()).sum::<usize>() + segments_len;
     let mut bpp = Vec::with_capacity(body_len + 8);
     write_tag(&mut bpp, 0xBF36);
     write_length(&mut bpp, body_len);
     for part in parts {
         bpp.extend_from_slice(part);
     }
+    let mut profile = BspEncryptor::new(&profile_keys);
+    profile.encrypt_and_mac_segments_into(0x86, input.profile, &mut bpp)?;
     Ok(bpp)
 }
 

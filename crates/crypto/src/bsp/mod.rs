@@ -129,6 +129,21 @@ impl BspEncryptor {
             .collect()
     }
 
+    /// Bytes [`Self::encrypt_and_mac_segments_into`] appends for `plain_len`
+    /// bytes of input, so that a caller can write the length of what
+    /// encloses the segments (the BPP's `A3` and `BF36`) before them and the
+    /// segments straight into their final buffer.
+    pub fn encrypted_segments_len(plain_len: usize) -> usize {
+        let full = plain_len / MAX_ENCRYPTED_PLAIN_LEN;
+        let rest = plain_len % MAX_ENCRYPTED_PLAIN_LEN;
+        let last = if rest > 0 || full == 0 {
+            wire::encrypted_segment_len(rest)
+        } else {
+            0
+        };
+        full * wire::encrypted_segment_len(MAX_ENCRYPTED_PLAIN_LEN) + last
+    }
+
     /// Like [`Self::encrypt_and_mac_segments`], appending the segments back to
     /// back to `out`; returns how many were written.
     pub fn encrypt_and_mac_segments_into(
@@ -138,7 +153,7 @@ impl BspEncryptor {
         out: &mut Vec<u8>,
     ) -> Result<usize> {
         let count = plain.len().div_ceil(MAX_ENCRYPTED_PLAIN_LEN).max(1);
-        out.reserve(count * MAX_SEGMENT_LEN);
+        out.reserve(Self::encrypted_segments_len(plain.len()));
         for chunk in chunks(plain, MAX_ENCRYPTED_PLAIN_LEN) {
             self.encrypt_and_mac_into(tag, chunk, out)?;
         }

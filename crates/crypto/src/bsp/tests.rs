@@ -91,6 +91,23 @@ fn splitting_uses_largest_chunks() {
         .unwrap();
     assert_eq!(n, segments.len());
     assert_eq!(joined, segments.concat());
+    assert_eq!(
+        BspEncryptor::encrypted_segments_len(plain.len()),
+        joined.len()
+    );
+    // The announced length matches what is written for every size around
+    // the segment boundaries, the empty input included.
+    for len in [0, 1, 15, 16, 1006, 1007, 1008, 2014, 2015, 4000] {
+        let (mut enc, _) = pair();
+        let mut out = Vec::new();
+        enc.encrypt_and_mac_segments_into(0x86, &vec![0x5A; len], &mut out)
+            .unwrap();
+        assert_eq!(
+            BspEncryptor::encrypted_segments_len(len),
+            out.len(),
+            "{len}"
+        );
+    }
 
     let (mut enc3, _) = pair();
     assert_eq!(enc3.encrypt_and_mac_segments(0x86, &[]).unwrap().len(), 1);
