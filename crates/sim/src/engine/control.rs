@@ -4,13 +4,14 @@
 //!
 //! It runs beside the shards, one window behind them: while the shards run
 //! window `k`, the control plane applies window `k-1`'s outputs
-//! ([`Control::apply`]: each to the fleet and the telemetry log), closes
+//! ([`Control::apply`]: put in (time, device) order, each to the fleet and
+//! the telemetry log), closes
 //! the time series' bucket and calls the progress bar
 //! ([`Control::end_window`]), starts the window's rollouts and outage
 //! declarations ([`Control::begin_window`]) and lets the fleet decide at
 //! window `k`'s start ([`Control::decide`]). When the shards are done,
-//! [`Control::merge`] takes their outputs in (time, device) order and
-//! [`Control::deliver`] hands them the actions decided, which they carry
+//! [`Control::collect`] takes their outputs (sorted later, beside the next
+//! window, so the shards do not wait for it) and [`Control::deliver`] hands them the actions decided, which they carry
 //! out from window `k+1`'s start: an action reaches its device one window
 //! after the fleet decided it.
 
@@ -37,6 +38,13 @@ use super::{Eids, Progress, T0, fleet_dims};
 /// An outage's start or end as the fleet is told it: when (ms), whether
 /// it starts, the carrier and the region (`None`: everywhere).
 type Declaration = (i64, bool, String, Option<String>);
+
+/// A window's outputs as the shards left them (one list per shard), and
+/// the window's end.
+pub(super) struct Window {
+    outs: Vec<Vec<Out>>,
+    end: i64,
+}
 
 /// The control plane's state during the loop.
 pub(super) struct Control<'a> {
@@ -74,6 +82,10 @@ pub(super) struct Control<'a> {
     last_switch: Vec<Option<bool>>,
     /// Outputs stamped past the window they were made in.
     later: Vec<Out>,
+    /// A window's outputs in order (kept for its buffer).
+    merged: Vec<Out>,
+    /// Emptied output lists, handed back to the shards.
+    spare: Vec<Vec<Out>>,
     /// Per device number: when its provisioning (ES2+ order) started.
     provision_start: Vec<Option<i64>>,
     /// Per device number: when the fleet last issued an enable to it.
@@ -122,6 +134,8 @@ impl<'a> Control<'a> {
             activation_start: Vec::new(),
             last_switch: vec![None; devices as usize],
             later: Vec::new(),
+            merged: Vec::new(),
+            spare: Vec::new(),
             provision_start: vec![None; devices as usize],
             enable_issued: vec![None; devices as usize],
             actions_by_command: Vec::new(),
@@ -274,33 +288,55 @@ impl<'a> Control<'a> {
         }
     }
 
-    /// The shards' outputs of the window ending at `end` and those kept
-    /// from earlier windows, in (time, device) order; what lies beyond the
-    /// window (a download's end, an ES2+ answer) is kept for its window.
-    /// The shards' load changes and congestion refusals are added up.
-    pub fn merge(&mut self, shards: &mut [Shard], end: i64) -> Vec<Out> {
-        let mut outs: Vec<_> = std::mem::take(&mut self.later);
-        outs.extend(shards.iter_mut().flat_map(|s| s.out.drain(..)));
-        let (mut outs, beyond): (Vec<_>, Vec<_>) = outs.into_iter().partition(|o| o.t < end);
-        self.later = beyond;
-        outs.sort_by_key(|o| (o.t, o.dev));
+    /// Takes the shards' outputs of the window ending at `end` (to be put
+    /// in order by [`Control::apply`], beside the next window), giving
+    /// each shard an emptied list of an earlier window for its next one,
+    /// and adds up their load changes and congestion refusals.
+    pub fn collect(&mut self, shards: &mut [Shard], end: i64) -> Window {
+        let outs = shards
+            .iter_mut()
+            .map(|s| std::mem::replace(&mut s.out, self.spare.pop().unwrap_or_default()))
+            .collect();
         for s in shards.iter() {
             self.load.merge(&s.load_delta);
             for (i, r) in s.budget.refused.iter().enumerate() {
                 self.bucket.congestion_refusals[i] += *r;
             }
         }
-        outs
+        Window { outs, end }
     }
 
-    /// Hands each output, in order, to the fleet (reports, action results)
-    /// and to the telemetry log, and counts registrations and completed
-    /// failovers and returns.
-    pub fn apply(&mut self, outs: Vec<Out>) -> Result<(), SimError> {
-        for o in outs {
-            self.apply_one(o)?;
+    /// A window's outputs and those kept from earlier windows, in (time,
+    /// device) order, into `self.merged`; what lies beyond the window (a
+    /// download's end, an ES2+ answer) is kept for its window. (The order
+    /// is the same as sorting the outputs before the window's end apart:
+    /// the sort is stable and those come first.)
+    fn merge(&mut self, window: Window) {
+        let Window { outs: shards, end } = window;
+        let mut outs = std::mem::take(&mut self.merged);
+        outs.clear();
+        outs.append(&mut self.later);
+        outs.reserve(shards.iter().map(Vec::len).sum());
+        for mut o in shards {
+            outs.append(&mut o);
+            self.spare.push(o);
         }
-        Ok(())
+        outs.sort_by_key(|o| (o.t, o.dev));
+        let cut = outs.partition_point(|o| o.t < end);
+        self.later.extend(outs.drain(cut..));
+        self.merged = outs;
+    }
+
+    /// Puts a window's outputs in order ([`Control::merge`]) and hands
+    /// each, in order, to the fleet (reports, action results) and to the
+    /// telemetry log, and counts registrations and completed failovers and
+    /// returns.
+    pub fn apply(&mut self, window: Window) -> Result<(), SimError> {
+        self.merge(window);
+        let mut outs = std::mem::take(&mut self.merged);
+        let result = outs.drain(..).try_for_each(|o| self.apply_one(o));
+        self.merged = outs;
+        result
     }
 
     /// One output (see [`Control::apply`]).

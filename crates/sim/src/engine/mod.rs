@@ -28,7 +28,7 @@ use crate::network::{Load, Network};
 use crate::population::{EID_PREFIX, Population};
 use crate::report::{Collected, RolloutOutcome};
 use crate::scenario::Scenario;
-use crate::shard::{Out, Shard};
+use crate::shard::Shard;
 
 mod control;
 mod pool;
@@ -92,12 +92,12 @@ pub struct Progress {
 /// `World::fleet_and_shards`: the deployed fleet and the shards), then per
 /// window `Pool::run` (the shards' window, in parallel, on the `Runner`'s
 /// thread) and beside it the control plane one window behind
-/// (`Control::apply`: the previous window's outputs to the fleet and the
-/// telemetry log; `Control::end_window`: time series, progress;
-/// `Control::begin_window` and `Control::decide`: the fleet's decisions
-/// at the window's start), then `Control::merge` (the window's outputs in
-/// order) and `Control::deliver` (the actions decided, to the shards for
-/// the next window); and at the end `finish` (the run's figures gathered
+/// (`Control::apply`: the previous window's outputs put in order and
+/// handed to the fleet and the telemetry log; `Control::end_window`: time
+/// series, progress; `Control::begin_window` and `Control::decide`: the
+/// fleet's decisions at the window's start), then `Control::collect` (the
+/// window's outputs taken, the load added up) and `Control::deliver` (the
+/// actions decided, to the shards for the next window); and at the end `finish` (the run's figures gathered
 /// from the shards and the fleet).
 pub fn run(
     scenario: &Scenario,
@@ -164,7 +164,7 @@ pub fn run(
         let runner = (threads > 1).then(|| Runner::start(scope, threads - 1, &env));
         let serial = Pool::start(scope, 0, &env);
         // The previous window's outputs and the devices present after it.
-        let mut previous: Option<(Vec<Out>, u64)> = None;
+        let mut previous: Option<(control::Window, u64)> = None;
         let mut t = 0;
         while t < duration {
             let end = (t + window).min(duration);
@@ -194,8 +194,11 @@ pub fn run(
                 shards_s += ran.took_s;
                 ran.result?;
             }
+            // Between the windows only what the next one needs: the
+            // outputs taken (put in order beside it), the load added up and
+            // the actions delivered.
             let started = Instant::now();
-            let outs = control.merge(&mut shards, end);
+            let outs = control.collect(&mut shards, end);
             let present = shards.iter().map(Shard::present).sum();
             control.deliver(&mut shards);
             previous = Some((outs, present));
