@@ -99,6 +99,10 @@ enum Ev {
     Reattach,
 }
 
+/// A queued event: when (ms), its sequence number, the device (local
+/// index), what.
+type Item = (i64, u64, u32, Ev);
+
 /// [`Attach`] in a form that orders (for the heap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum AttachKey {
@@ -149,10 +153,21 @@ pub struct Shard {
     devices: Vec<Device>,
     /// Devices present (kept as they arrive and leave).
     present_count: u64,
-    heap: BinaryHeap<Reverse<(i64, u64, u32, Ev)>>,
+    /// Events before `horizon`, in (time, sequence) order.
+    heap: BinaryHeap<Reverse<Item>>,
+    /// Events at or after `horizon`, by window (their time over the
+    /// window's length), moved to the heap when their window comes: the
+    /// heap stays the size of a window's events, not the run's. As the
+    /// order of the heap is total (each event has its own sequence
+    /// number), the events are handled in the same order as from one heap.
+    calendar: std::collections::BTreeMap<i64, Vec<Item>>,
+    /// The time before which every queued event is in the heap.
+    horizon: i64,
+    /// The windows' length (ms), the calendar's slot.
+    window_ms: i64,
     /// Events of devices whose download is queued, back to the heap when
     /// the downloads' ends are applied.
-    waiting: Vec<(i64, u64, u32, Ev)>,
+    waiting: Vec<Item>,
     /// Downloads started in this window and not yet run.
     downloads_due: Vec<DownloadJob>,
     seq: u64,
@@ -203,7 +218,7 @@ impl Shard {
         seed: u64,
     ) -> Self {
         let mut devices = Vec::new();
-        let mut heap = BinaryHeap::new();
+        let mut queued: Vec<Item> = Vec::new();
         let mut load_delta = Load::new(network.carriers(), network.areas());
         let mut g = index as u32;
         let mut seq = 0;
@@ -217,21 +232,11 @@ impl Shard {
                 present_count += 1;
                 load_delta.add(profiles[0].1, seed_.area, 1);
                 if population.stay_ms > 0 {
-                    heap.push(Reverse((
-                        population.stay_ms,
-                        seq,
-                        devices.len() as u32,
-                        Ev::Leave,
-                    )));
+                    queued.push((population.stay_ms, seq, devices.len() as u32, Ev::Leave));
                     seq += 1;
                 }
             } else {
-                heap.push(Reverse((
-                    seed_.arrival_ms,
-                    seq,
-                    devices.len() as u32,
-                    Ev::Arrive,
-                )));
+                queued.push((seed_.arrival_ms, seq, devices.len() as u32, Ev::Arrive));
                 seq += 1;
             }
             devices.push(Device {
@@ -252,11 +257,15 @@ impl Shard {
             });
             g += shards as u32;
         }
-        Self {
+        let slot_ms = i64::try_from(window_ms).unwrap_or(i64::MAX).max(1);
+        let mut shard = Self {
             index,
             devices,
             present_count,
-            heap,
+            heap: BinaryHeap::new(),
+            calendar: std::collections::BTreeMap::new(),
+            horizon: 0,
+            window_ms: slot_ms,
             waiting: Vec::new(),
             downloads_due: Vec::new(),
             seq,
@@ -277,7 +286,11 @@ impl Shard {
             bad_apn_exposure: Vec::new(),
             fleet_download_steps: 0,
             notification_wait_ms: Vec::new(),
+        };
+        for item in queued {
+            shard.queue(item);
         }
+        shard
     }
 
     /// Devices in this shard.
@@ -316,7 +329,12 @@ impl Shard {
 
     /// Whether anything is due before `end` (an action, a queued event).
     pub fn has_work_before(&self, end: i64) -> bool {
-        !self.inbox.is_empty() || self.heap.peek().is_some_and(|Reverse((t, ..))| *t < end)
+        !self.inbox.is_empty()
+            || self.heap.peek().is_some_and(|Reverse((t, ..))| *t < end)
+            || self
+                .calendar
+                .range(..end.div_euclid(self.window_ms) + 1)
+                .any(|(_, items)| items.iter().any(|i| i.0 < end))
     }
 
     /// Hands the shard an action for one of its devices (delivered at the
@@ -334,8 +352,34 @@ impl Shard {
     }
 
     fn push(&mut self, t: i64, local: usize, ev: Ev) {
-        self.heap.push(Reverse((t, self.seq, local as u32, ev)));
+        self.queue((t, self.seq, local as u32, ev));
         self.seq += 1;
+    }
+
+    /// Queues an event: in the heap when before the horizon, else in its
+    /// window's calendar slot.
+    fn queue(&mut self, item: Item) {
+        if item.0 < self.horizon {
+            self.heap.push(Reverse(item));
+        } else {
+            self.calendar
+                .entry(item.0.div_euclid(self.window_ms))
+                .or_default()
+                .push(item);
+        }
+    }
+
+    /// Moves the events of the windows that start before `end` from the
+    /// calendar to the heap.
+    fn advance(&mut self, end: i64) {
+        let slots = end.div_euclid(self.window_ms) + i64::from(end % self.window_ms != 0);
+        while let Some(slot) = self.calendar.first_entry() {
+            if *slot.key() >= slots {
+                break;
+            }
+            self.heap.extend(slot.remove().into_iter().map(Reverse));
+        }
+        self.horizon = self.horizon.max(slots.saturating_mul(self.window_ms));
     }
 
     fn emit(&mut self, t: i64, local: usize, kind: OutKind) {
@@ -349,6 +393,7 @@ impl Shard {
         self.out.clear();
         self.load_delta.clear();
         self.budget.refill();
+        self.advance(end);
         for (t, carrier, areas) in ctx.network.changes() {
             if t >= start && t < end {
                 self.network_change(t, carrier, &areas, ctx);

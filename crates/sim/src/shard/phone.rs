@@ -86,7 +86,7 @@ impl Shard {
             }
         }
         for item in std::mem::take(&mut self.waiting) {
-            self.heap.push(std::cmp::Reverse(item));
+            self.queue(item);
         }
         result
     }
