@@ -28,7 +28,7 @@ use crate::package::PackageContent;
 use crate::record::{DeviceRecord, ResultRecord};
 use crate::relay::{self, Es9Relay, NoRelay};
 use crate::steps::Step;
-use crate::steps::associate::{AssociationRequest, associate, reassociate, set_emulated};
+use crate::steps::associate::{AssociationRequest, associate_parsed, reassociate, set_emulated};
 use crate::steps::certificates::check_device;
 use crate::steps::enqueue::{
     DataItem, DownloadTrigger, Queued, enqueue_data_request, enqueue_download, enqueue_package,
@@ -109,6 +109,18 @@ impl<S: EimStore> Eim<S> {
         request: AssociationRequest,
         now: Timestamp,
     ) -> Result<(), EimError> {
+        self.associate_parsed(request, None, now).await
+    }
+
+    /// [`Eim::associate`] with the eUICC certificate its caller already
+    /// parsed (see [`crate::steps::associate::associate_parsed`]: the same
+    /// checks, without parsing the certificate again).
+    pub async fn associate_parsed(
+        &self,
+        request: AssociationRequest,
+        parsed: Option<ferrosim_pki::RspCertificate>,
+        now: Timestamp,
+    ) -> Result<(), EimError> {
         let existing = self.store.device(&request.eid).await?;
         let eid = request.eid;
         let step = match &existing {
@@ -120,14 +132,16 @@ impl<S: EimStore> Eim<S> {
                     device,
                     released,
                     request,
+                    parsed,
                     &self.config.eim_id,
                     &self.config.trust,
                     now,
                 )?
             }
-            _ => associate(
+            _ => associate_parsed(
                 existing.as_ref(),
                 request,
+                parsed,
                 &self.config.eim_id,
                 &self.config.trust,
                 now,

@@ -6,7 +6,8 @@
 //! trusted CI, the EID it names, and the public key that signs its results.
 
 use ferrosim_asn1::esipa::Sgp32Version;
-use ferrosim_pki::{TrustStore, verify_euicc_chain};
+use ferrosim_pki::verify::verify_parsed_euicc_chain;
+use ferrosim_pki::{RspCertificate, TrustStore, verify_euicc_chain};
 
 use super::Step;
 use crate::error::EimError;
@@ -48,10 +49,27 @@ pub fn associate(
     trust: &TrustStore,
     now: Timestamp,
 ) -> Result<Step<()>, EimError> {
+    associate_parsed(existing, request, None, eim_id, trust, now)
+}
+
+/// [`associate`] with the eUICC certificate already parsed by its caller
+/// (`parsed`: used only when its DER is the request's
+/// `euicc_certificate`, else that is parsed), so that a caller that just
+/// parsed it (the simulator's factory, which issued it) does not pay for
+/// the parse twice. The checks are the same: the chain's signatures are
+/// verified and the EID compared.
+pub fn associate_parsed(
+    existing: Option<&Versioned<DeviceRecord>>,
+    request: AssociationRequest,
+    parsed: Option<RspCertificate>,
+    eim_id: &EimId,
+    trust: &TrustStore,
+    now: Timestamp,
+) -> Result<Step<()>, EimError> {
     if existing.is_some() {
         return Err(EimError::AlreadyAssociated(request.eid));
     }
-    let record = fresh_record(request, eim_id, trust, now)?;
+    let record = fresh_record(request, parsed, eim_id, trust, now)?;
     let changes = EimChanges {
         device: Some(DeviceWrite::Insert(record)),
         ..EimChanges::default()
@@ -68,6 +86,7 @@ pub fn reassociate(
     existing: &Versioned<DeviceRecord>,
     released: bool,
     request: AssociationRequest,
+    parsed: Option<RspCertificate>,
     eim_id: &EimId,
     trust: &TrustStore,
     now: Timestamp,
@@ -80,7 +99,7 @@ pub fn reassociate(
             EimError::AlreadyAssociated(old.eid)
         });
     }
-    let mut record = fresh_record(request, eim_id, trust, now)?;
+    let mut record = fresh_record(request, parsed, eim_id, trust, now)?;
     record.next_item = old.next_item;
     record.sanitization = old.sanitization.clone().map(|mut s| {
         s.reassociated_at = Some(now);
@@ -89,19 +108,28 @@ pub fn reassociate(
     Ok(Step::new(update(existing, record), ()))
 }
 
-/// A new device record after verifying the request's certificates.
+/// A new device record after verifying the request's certificates (the
+/// eUICC's as `parsed` when that is the request's, see
+/// [`associate_parsed`]).
 fn fresh_record(
     request: AssociationRequest,
+    parsed: Option<RspCertificate>,
     eim_id: &EimId,
     trust: &TrustStore,
     now: Timestamp,
 ) -> Result<DeviceRecord, EimError> {
-    let verified = verify_euicc_chain(
-        trust,
-        &request.eum_certificate,
-        &request.euicc_certificate,
-        now.to_system_time(),
-    )?;
+    let now_time = now.to_system_time();
+    let verified = match parsed {
+        Some(euicc) if euicc.der() == request.euicc_certificate.as_slice() => {
+            verify_parsed_euicc_chain(trust, &request.eum_certificate, euicc, now_time)?
+        }
+        _ => verify_euicc_chain(
+            trust,
+            &request.eum_certificate,
+            &request.euicc_certificate,
+            now_time,
+        )?,
+    };
     if verified.eid != request.eid {
         return Err(EimError::CertificateForOtherEid {
             requested: request.eid,

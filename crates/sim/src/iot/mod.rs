@@ -183,8 +183,23 @@ impl Factory {
     }
 
     /// A new eUICC key pair and its certificate issued by the scenario's EUM
-    /// for `eid`, as the factory personalised it, and the eUICC identity.
-    fn identity(&self, eid: Eid) -> Result<(EuiccIdentity, Arc<SoftwareKey>, Vec<u8>), SimError> {
+    /// for `eid`, as the factory personalised it, and the eUICC identity;
+    /// with `for_eim`, the certificate as parsed too (for the eIM's
+    /// association, which then need not parse it again).
+    #[allow(clippy::type_complexity)]
+    fn identity(
+        &self,
+        eid: Eid,
+        for_eim: bool,
+    ) -> Result<
+        (
+            EuiccIdentity,
+            Arc<SoftwareKey>,
+            Vec<u8>,
+            Option<RspCertificate>,
+        ),
+        SimError,
+    > {
         let key = SoftwareKey::generate().map_err(setup("eUICC key"))?;
         // A real certificate for the device's own key and EID, signed by
         // the EUM (laid out as the template's prototype).
@@ -194,6 +209,7 @@ impl Factory {
             .map_err(setup("eUICC certificate"))?;
         let key = Arc::new(key);
         let der = certificate.der().to_vec();
+        let parsed = for_eim.then(|| certificate.clone());
         // The eUICC takes the certificate as issued (parsed once here).
         let identity = EuiccIdentity::with_shared_certificate(
             Arc::clone(&self.shared),
@@ -204,12 +220,12 @@ impl Factory {
         // Key generation; the EUM's signature on the certificate; the chain
         // checked by the eUICC identity.
         self.ec.add(1, 1, 1);
-        Ok((identity, key, der))
+        Ok((identity, key, der, parsed))
     }
 
     /// The empty eUICC of consumer phone `eid` (no profile yet).
     pub fn phone(&self, eid: Eid) -> Result<VirtualEuicc, SimError> {
-        let (identity, _, _) = self.identity(eid)?;
+        let (identity, ..) = self.identity(eid, false)?;
         Ok(VirtualEuicc::new(identity, EuiccState::default()))
     }
 
@@ -224,7 +240,7 @@ impl Factory {
         fallback: Option<Iccid>,
         now: Timestamp,
     ) -> Result<IotCard, SimError> {
-        let (identity, key, certificate) = self.identity(eid)?;
+        let (identity, key, certificate, parsed) = self.identity(eid, true)?;
         let mut state = EuiccState::default();
         for (i, iccid) in profiles.iter().enumerate() {
             state.profiles.push(deployed_profile(
@@ -252,7 +268,9 @@ impl Factory {
             euicc_version: Sgp32Version::V1_2,
             emulated: false,
         };
-        futures::executor::block_on(self.eim.associate(association, now))
+        // The eIM checks the chain again (its signatures and the EID) on the
+        // certificate as the factory parsed it when issuing it.
+        futures::executor::block_on(self.eim.associate_parsed(association, parsed, now))
             .map_err(|e| SimError::Setup(format!("eIM association: {e}")))?;
         // The chain checked again by the eIM.
         self.ec.add(0, 1, 0);
