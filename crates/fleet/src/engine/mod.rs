@@ -74,6 +74,12 @@ struct Flight {
     restart: bool,
 }
 
+/// The fleet's hash maps: keyed by EIDs, action ids and device positions
+/// the engine made itself (no attacker chooses them), so a fast hasher
+/// with a fixed seed, which also keeps any iteration order the same from
+/// run to run.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Kind of a switch-queue entry.
 const Q_FAILOVER: u8 = 0;
 const Q_RETURN: u8 = 1;
@@ -85,9 +91,9 @@ pub struct Fleet {
     catalog: Arc<Catalog>,
     names: Names,
     devices: Vec<DeviceState>,
-    index: HashMap<Eid, u32>,
-    downloads: HashMap<u32, PendingDownload>,
-    in_flight: HashMap<ActionId, Flight>,
+    index: FastMap<Eid, u32>,
+    downloads: FastMap<u32, PendingDownload>,
+    in_flight: FastMap<ActionId, Flight>,
     deadlines: BinaryHeap<Reverse<(Timestamp, ActionId)>>,
     es2_buckets: Vec<TokenBucket>,
     smdp_buckets: Vec<TokenBucket>,
@@ -104,10 +110,10 @@ pub struct Fleet {
     timers: BinaryHeap<Reverse<(Timestamp, u32)>>,
     dirty: Vec<u32>,
     dirty_bits: Vec<u64>,
-    regions: HashMap<(CarrierId, u16), RegionHealth>,
+    regions: FastMap<(CarrierId, u16), RegionHealth>,
     declared_everywhere: Vec<Option<Timestamp>>,
     healthy_everywhere_since: Vec<Timestamp>,
-    on_fallback: HashMap<(CarrierId, u16), Vec<u32>>,
+    on_fallback: FastMap<(CarrierId, u16), Vec<u32>>,
     rollouts: BTreeMap<u32, Rollout>,
     rollout_timers: BinaryHeap<Reverse<(Timestamp, u32)>>,
     next_action: u64,
@@ -171,15 +177,15 @@ impl Fleet {
             catalog: Arc::new(catalog),
             names,
             devices: Vec::new(),
-            index: HashMap::new(),
-            downloads: HashMap::new(),
-            in_flight: HashMap::new(),
+            index: FastMap::default(),
+            downloads: FastMap::default(),
+            in_flight: FastMap::default(),
             deadlines: BinaryHeap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             dirty_bits: Vec::new(),
-            regions: HashMap::new(),
-            on_fallback: HashMap::new(),
+            regions: FastMap::default(),
+            on_fallback: FastMap::default(),
             rollouts: BTreeMap::new(),
             rollout_timers: BinaryHeap::new(),
             next_action: 1,

@@ -18,12 +18,12 @@
 //! networks and SM-DP+ apply to the next decisions. Decision records keep
 //! the catalog indices of the moment they were taken.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use ferrosim_ids::Timestamp;
 
-use super::{Fleet, NO_REGION};
+use super::{FastMap, Fleet, NO_REGION};
 use crate::action::{Action, Command};
 use crate::catalog::{ApnId, CarrierId, Catalog, GroupId, ProfileTypeId, RegionId, RuleId, SmdpId};
 use crate::config::{CarrierConfig, FleetConfig, GroupConfig, ProfileRef, RuleConfig};
@@ -178,7 +178,8 @@ impl Fleet {
         for d in &self.devices {
             devices.push(remap_device(d, &map, &old, &labels).map_err(in_use)?);
         }
-        let mut downloads = HashMap::with_capacity(self.downloads.len());
+        let mut downloads =
+            FastMap::with_capacity_and_hasher(self.downloads.len(), Default::default());
         for (idx, p) in &self.downloads {
             let mut p = p.clone();
             p.profile_type = map.profile_type(p.profile_type).ok_or_else(|| {
@@ -190,7 +191,8 @@ impl Fleet {
             })?;
             downloads.insert(*idx, p);
         }
-        let mut in_flight = HashMap::with_capacity(self.in_flight.len());
+        let mut in_flight =
+            FastMap::with_capacity_and_hasher(self.in_flight.len(), Default::default());
         for (id, f) in &self.in_flight {
             let mut f = f.clone();
             f.action = remap_action(&f.action, &map).map_err(in_use)?;
