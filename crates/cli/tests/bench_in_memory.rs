@@ -63,6 +63,9 @@ fn seeded_in_memory_runs_repeat_their_counts() {
         assert!(number(run, "p99_ms") >= number(run, "p50_ms"));
         assert!(number(run, "ec_us_per_download") > 0.0);
         assert!(number(run, "ec_bound_downloads_per_s") > 0.0);
+        // The median batch never reads below the fastest one.
+        assert!(number(run, "ec_us_per_download_median") >= number(run, "ec_us_per_download"));
+        assert!(number(run, "ec_share_at_median") > 0.0);
         // Present (null unless built with the counting allocator).
         assert!(run.get("euicc_heap_bytes_per_device").is_some(), "{run}");
         assert_eq!(run["ec_per_download"]["signs"], 6);
