@@ -21,6 +21,9 @@ use crate::event::{
 };
 use crate::time::Timestamp;
 
+/// A hash map with foldhash's fixed-seed hasher.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
 /// Computes the metrics of `query` over `events` (any order; events after
 /// `query.as_of` are ignored), naming groups with `dict`.
 pub fn compute<'a>(
@@ -33,7 +36,9 @@ pub fn compute<'a>(
         events.sort_by_key(|e| e.at); // stable: arrival order within an instant
     }
 
-    let mut activations: HashMap<CorrelationId, Activation> = HashMap::new();
+    // The engine's own keys (correlation ids, group and profile keys), in
+    // maps with a fast fixed-seed hasher: a city run has millions of events.
+    let mut activations: FastMap<CorrelationId, Activation> = FastMap::default();
     for e in &events {
         if let Some(id) = e.activation {
             activations
@@ -43,8 +48,8 @@ pub fn compute<'a>(
         }
     }
 
-    let mut groups: HashMap<GroupKey, Acc> = HashMap::new();
-    let mut profiles: HashMap<ProfileKey, ProfileUse> = HashMap::new();
+    let mut groups: FastMap<GroupKey, Acc> = FastMap::default();
+    let mut profiles: FastMap<ProfileKey, ProfileUse> = FastMap::default();
     let in_window = |t: Timestamp| t >= query.from && t < query.to;
     for e in &events {
         let dims = e
