@@ -9,18 +9,18 @@
 //! event of a profile can be leased, so a later one waits while an earlier
 //! one is retried.
 
+use crate::group_commit::WriteBody;
+use crate::lite_writer::write_err;
+use crate::readers::{HotRow, LiteRow, bind_numbered};
+use crate::writes::{Val, Writes};
 use ferrosim_smdp::order::{NotificationPoint, ProgressEvent};
 use ferrosim_smdp::status::StatusCode;
 use ferrosim_smdp::store::{CallbackRecord, StoreError};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
-use sqlx::any::AnyRow;
-
-use crate::group_commit::WriteBody;
-use crate::writes::Writes;
 
 use crate::SqlStore;
-use crate::rows::{backend_err, col, corrupt, iccid, operator, opt_eid, u32_of};
+use crate::rows::{StoreRow, backend_err, col, corrupt, get, iccid, operator, opt_eid, u32_of};
 
 /// Appends an event to the outbox.
 const INSERT_EVENT: &str = "INSERT INTO callbacks (operator, iccid, eid, profile_type, point, failure_subject, \
@@ -73,8 +73,19 @@ impl SqlStore {
         // `LIMIT` with its value and compiles the statement again at every
         // bind (see `pending_sessions_impl`); the batch size is a setting.
         let (until, now) = (now.millis().saturating_add(lease_ms), now.millis());
+        let lite_sql = sql.clone();
+        let lite = move |conn: &rusqlite::Connection| {
+            let mut stmt = conn.prepare_cached(&lite_sql).map_err(write_err)?;
+            bind_numbered(&mut stmt, &lite_sql, &[until.into(), now.into()])?;
+            let mut rows = stmt.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(write_err)? {
+                out.push(callback_row(&HotRow::Lite(LiteRow::new(row)))?);
+            }
+            Ok(out)
+        };
         let mut out = self
-            .outbox_write(move |conn| {
+            .outbox_write(lite, move |conn| {
                 Box::pin(async move {
                     let rows = sqlx::query(AssertSqlSafe(sql))
                         .bind(until)
@@ -104,7 +115,16 @@ impl SqlStore {
             placeholders.join(", ")
         );
         let (ids, now) = (ids.to_vec(), now.millis());
-        self.outbox_write(move |conn| {
+        let lite_sql = sql.clone();
+        let mut vals: Vec<Val> = vec![now.into()];
+        vals.extend(ids.iter().map(|&id| Val::from(id)));
+        let lite = move |conn: &rusqlite::Connection| {
+            let mut stmt = conn.prepare_cached(&lite_sql).map_err(write_err)?;
+            bind_numbered(&mut stmt, &lite_sql, &vals)?;
+            stmt.raw_execute().map_err(write_err)?;
+            Ok(())
+        };
+        self.outbox_write(lite, move |conn| {
             Box::pin(async move {
                 let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
                 for id in ids {
@@ -123,18 +143,24 @@ impl SqlStore {
         next_attempt: Timestamp,
         error: &str,
     ) -> Result<(), StoreError> {
+        const FAILED: &str = "UPDATE callbacks SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1";
         let (next, error) = (next_attempt.millis(), error.to_owned());
-        self.outbox_write(move |conn| {
+        let vals: Vec<Val> = vec![id.into(), next.into(), error.clone().into()];
+        let lite = move |conn: &rusqlite::Connection| {
+            let mut stmt = conn.prepare_cached(FAILED).map_err(write_err)?;
+            bind_numbered(&mut stmt, FAILED, &vals)?;
+            stmt.raw_execute().map_err(write_err)?;
+            Ok(())
+        };
+        self.outbox_write(lite, move |conn| {
             Box::pin(async move {
-                sqlx::query(
-                    "UPDATE callbacks SET next_attempt_at = $2, lease_until = NULL, last_error = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(next)
-                .bind(error)
-                .execute(&mut *conn)
-                .await
-                .map_err(backend_err)?;
+                sqlx::query(FAILED)
+                    .bind(id)
+                    .bind(next)
+                    .bind(error)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend_err)?;
                 Ok(())
             })
         })
@@ -154,14 +180,19 @@ impl SqlStore {
     /// Runs one statement of the delivery worker: on SQLite inside the
     /// writer's next commit group (see [`crate::group_commit`]), so that it
     /// neither takes the single writer connection away from the groups nor
-    /// pays a commit and an fsync of its own; elsewhere as an autocommit
-    /// statement on the pool (on PostgreSQL `FOR UPDATE SKIP LOCKED` needs
-    /// no more).
+    /// pays a commit and an fsync of its own: `lite` on a SQLite file (in
+    /// the groups of the step commits, see [`crate::lite_writer`]), else
+    /// `body`; elsewhere `body` as an autocommit statement on the pool (on
+    /// PostgreSQL `FOR UPDATE SKIP LOCKED` needs no more).
     async fn outbox_write<R: Send + 'static>(
         &self,
+        lite: impl Fn(&rusqlite::Connection) -> Result<R, StoreError> + Send + 'static,
         body: impl WriteBody<R>,
     ) -> Result<R, StoreError> {
-        if self.writer.is_some() {
+        if let Some(queue) = &self.writer {
+            if let Some(out) = queue.write_lite(lite).await {
+                return out;
+            }
             return self.write(body).await;
         }
         let mut conn = self.pool.acquire().await.map_err(backend_err)?;
@@ -169,10 +200,10 @@ impl SqlStore {
     }
 }
 
-fn callback_row(r: &AnyRow) -> Result<CallbackRecord, StoreError> {
-    let point: i64 = col(r, "point")?;
-    let subject: Option<String> = col(r, "failure_subject")?;
-    let reason: Option<String> = col(r, "failure_reason")?;
+fn callback_row<R: StoreRow + ?Sized>(r: &R) -> Result<CallbackRecord, StoreError> {
+    let point: i64 = get(r, "point")?;
+    let subject: Option<String> = get(r, "failure_subject")?;
+    let reason: Option<String> = get(r, "failure_reason")?;
     let failure = match (subject, reason) {
         (Some(s), Some(rc)) => Some(
             StatusCode::lookup(&s, &rc)
@@ -181,18 +212,18 @@ fn callback_row(r: &AnyRow) -> Result<CallbackRecord, StoreError> {
         _ => None,
     };
     Ok(CallbackRecord {
-        id: col(r, "id")?,
-        attempts: u32_of(col(r, "attempts")?, "attempts")?,
+        id: get(r, "id")?,
+        attempts: u32_of(get(r, "attempts")?, "attempts")?,
         event: ProgressEvent {
-            operator: operator(col(r, "operator")?)?,
-            iccid: iccid(&col::<String>(r, "iccid")?)?,
-            eid: opt_eid(col(r, "eid")?)?,
-            profile_type: col(r, "profile_type")?,
+            operator: operator(get(r, "operator")?)?,
+            iccid: iccid(&get::<_, String>(r, "iccid")?)?,
+            eid: opt_eid(get(r, "eid")?)?,
+            profile_type: get(r, "profile_type")?,
             point: NotificationPoint::from_id(point)
                 .ok_or_else(|| corrupt("notification point", point))?,
             failure,
-            result_data: col(r, "result_data")?,
-            at: Timestamp(col(r, "event_at")?),
+            result_data: get(r, "result_data")?,
+            at: Timestamp(get(r, "event_at")?),
         },
     })
 }

@@ -48,7 +48,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
-use crate::lite_writer::{LiteJob, LiteWriter};
+use crate::lite_writer::{LiteBody, LiteJob, LiteWriter};
 use crate::writes::Writes;
 
 /// Most jobs in one group: bounds the time a caller waits for the commit.
@@ -84,8 +84,8 @@ type ErasedBody = Box<dyn WriteBody<Output>>;
 enum Body {
     /// Statements and reads through sqlx, on its writer connection.
     Sqlx(ErasedBody),
-    /// Plain statements, on the [`LiteWriter`]'s connection.
-    Lite(Writes),
+    /// Statements on the [`LiteWriter`]'s connection.
+    Lite(LiteBody),
 }
 
 struct Job {
@@ -127,10 +127,37 @@ impl WriteQueue {
                 })
                 .await;
         }
+        self.write_lite(move |conn| writes.run_on(conn))
+            .await
+            .unwrap_or_else(|| Err(StoreError::Backend("no SQLite writer thread".into())))
+    }
+
+    /// Runs `body` on the [`LiteWriter`]'s connection as part of a group and
+    /// returns its result once the group is committed; `None` without a
+    /// [`LiteWriter`] (an in-memory database). `body` may run more
+    /// than once (see [`crate::lite_writer`]).
+    pub(crate) async fn write_lite<R: Send + 'static>(
+        &self,
+        body: impl Fn(&rusqlite::Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Option<Result<R, StoreError>> {
+        if !self.lite {
+            return None;
+        }
         let (reply, answer) = oneshot::channel();
-        let body = Body::Lite(writes);
-        self.jobs.send(Job { body, reply }).map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?.map(drop)
+        let body = Body::Lite(Box::new(move |conn| {
+            body(conn).map(|r| Box::new(r) as Output)
+        }));
+        if self.jobs.send(Job { body, reply }).is_err() {
+            return Some(Err(stopped()));
+        }
+        let Ok(out) = answer.await else {
+            return Some(Err(stopped()));
+        };
+        Some(out.and_then(|out| {
+            out.downcast::<R>()
+                .map(|r| *r)
+                .map_err(|_| StoreError::Backend("write queue returned a foreign result".into()))
+        }))
     }
 
     /// Runs `body` as part of a group and returns its result once the group
@@ -262,25 +289,20 @@ async fn run_group(
         };
         let body = match job.body {
             Body::Sqlx(body) => body,
-            Body::Lite(writes) => {
-                // Through sqlx when there is no LiteWriter (see `start`);
-                // else the next group's.
+            Body::Lite(body) => {
+                // The next group's, on the LiteWriter. (Without one no such
+                // job is queued, see `write_lite`.)
                 if lite {
                     pending.push_front(Job {
-                        body: Body::Lite(writes),
+                        body: Body::Lite(body),
                         reply: job.reply,
                     });
                     break;
                 }
-                erase(move |conn| {
-                    async move {
-                        writes
-                            .execute(conn, Backend::Sqlite)
-                            .await
-                            .map(|()| Box::new(()) as Output)
-                    }
-                    .boxed()
-                })
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Backend("no SQLite writer thread".into())));
+                continue;
             }
         };
         match AssertUnwindSafe(body(&mut *conn)).catch_unwind().await {
@@ -330,11 +352,6 @@ async fn run_group(
     }
 }
 
-/// `body` as the queue carries it.
-fn erase(body: impl WriteBody<Output>) -> ErasedBody {
-    Box::new(body)
-}
-
 /// The jobs of plain statements at the head of the queue, and those that
 /// arrive meanwhile, up to [`MAX_GROUP`]: the next group of the
 /// [`LiteWriter`]. Stops at the first job of another kind.
@@ -345,8 +362,8 @@ fn lite_group(pending: &mut VecDeque<Job>, rx: &mut mpsc::UnboundedReceiver<Job>
             break;
         };
         match job.body {
-            Body::Lite(writes) => group.push(LiteJob {
-                writes,
+            Body::Lite(body) => group.push(LiteJob {
+                body,
                 reply: job.reply,
             }),
             body @ Body::Sqlx(_) => {

@@ -1,4 +1,5 @@
-//! SQLite: the thread that commits groups of plain writes ([`Writes`]) on a
+//! SQLite: the thread that commits groups of write jobs (the plain
+//! statements of [`crate::writes::Writes`], the outbox's leases) on a
 //! connection of its own, outside sqlx.
 //!
 //! Every statement through sqlx is a hand-off to its connection's thread
@@ -10,9 +11,9 @@
 //! once the group is committed.
 //!
 //! Jobs run without savepoints. When a job fails, the transaction is rolled
-//! back and the jobs before it in the group are run again (their statements
-//! are kept until the commit), so a failed job leaves nothing behind and
-//! the others are stored as if it had never run. Savepoints cost a copy of
+//! back and the jobs before it in the group are run again (a job can run
+//! more than once; its answer is that of its last run), so a failed job
+//! leaves nothing behind and the others are stored as if it had never run. Savepoints cost a copy of
 //! every page a job touches into SQLite's sub-journal; failures are rare
 //! (a stale record, a conflict).
 //!
@@ -29,7 +30,6 @@ use tokio::sync::oneshot;
 
 use crate::connect::Durability;
 use crate::group_commit::Output;
-use crate::writes::Writes;
 
 /// Prepared statements the writer keeps (a commit has a handful of shapes).
 const STATEMENT_CACHE: usize = 128;
@@ -38,9 +38,15 @@ const STATEMENT_CACHE: usize = 128;
 /// instance on the same file), as sqlx's connections do.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One job: its statements and where its result goes.
+/// What a job runs, inside the group's transaction: its statements on the
+/// writer's connection. It may run again after another job of the group
+/// failed (on the state from before its first run), so it must have the
+/// same effect each time.
+pub(crate) type LiteBody = Box<dyn Fn(&Connection) -> Result<Output, StoreError> + Send>;
+
+/// One job: what it runs and where its result goes.
 pub(crate) struct LiteJob {
-    pub(crate) writes: Writes,
+    pub(crate) body: LiteBody,
     pub(crate) reply: oneshot::Sender<Result<Output, StoreError>>,
 }
 
@@ -138,16 +144,16 @@ fn run_group(conn: &Connection, jobs: Vec<LiteJob>) -> bool {
         fail(jobs, &e.to_string());
         return false;
     }
-    let mut stored: Vec<LiteJob> = Vec::with_capacity(jobs.len());
+    let mut stored: Vec<(LiteJob, Output)> = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match job.writes.run_on(conn) {
-            Ok(()) => stored.push(job),
+        match (job.body)(conn) {
+            Ok(out) => stored.push((job, out)),
             Err(e) => {
                 let _ = job.reply.send(Err(e));
                 // Undo its statements that ran: the whole transaction goes,
                 // and the jobs before it run again.
-                if let Err(why) = restart(conn, &stored) {
-                    fail(stored, &why);
+                if let Err(why) = restart(conn, &mut stored) {
+                    fail(stored.into_iter().map(|(job, _)| job).collect(), &why);
                     return false;
                 }
             }
@@ -158,14 +164,15 @@ fn run_group(conn: &Connection, jobs: Vec<LiteJob>) -> bool {
         .and_then(|mut s| s.execute([]))
     {
         Ok(_) => {
-            for job in stored {
-                let _ = job.reply.send(Ok(Box::new(())));
+            for (job, out) in stored {
+                let _ = job.reply.send(Ok(out));
             }
             true
         }
         Err(e) => {
             tracing::warn!(error = %e, jobs = stored.len(), "SQLite writer: commit failed");
-            fail(stored, &format!("commit failed, nothing stored: {e}"));
+            let jobs = stored.into_iter().map(|(job, _)| job).collect();
+            fail(jobs, &format!("commit failed, nothing stored: {e}"));
             false
         }
     }
@@ -179,16 +186,15 @@ fn begin(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Rolls the transaction back (unless SQLite already did) and runs the
-/// jobs of `stored` again in a new one.
-fn restart(conn: &Connection, stored: &[LiteJob]) -> Result<(), String> {
+/// jobs of `stored` again in a new one, each keeping its new answer.
+fn restart(conn: &Connection, stored: &mut [(LiteJob, Output)]) -> Result<(), String> {
     if !conn.is_autocommit() {
         conn.execute_batch("ROLLBACK")
             .map_err(|e| format!("not stored, the transaction could not be rolled back: {e}"))?;
     }
     begin(conn).map_err(|e| format!("not stored, the transaction was rolled back: {e}"))?;
-    for job in stored {
-        job.writes
-            .run_on(conn)
+    for (job, out) in stored.iter_mut() {
+        *out = (job.body)(conn)
             .map_err(|e| format!("not stored, the transaction was rolled back: {e}"))?;
     }
     Ok(())
@@ -220,10 +226,13 @@ pub(crate) fn write_err(e: rusqlite::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::writes::Writes;
 
     fn job(writes: Writes) -> (LiteJob, oneshot::Receiver<Result<Output, StoreError>>) {
         let (reply, answer) = oneshot::channel();
-        (LiteJob { writes, reply }, answer)
+        let body: LiteBody =
+            Box::new(move |conn| writes.run_on(conn).map(|()| Box::new(()) as Output));
+        (LiteJob { body, reply }, answer)
     }
 
     fn insert(name: &str) -> Writes {

@@ -90,7 +90,8 @@ pub(crate) struct LiteRow<'a> {
 }
 
 impl<'a> LiteRow<'a> {
-    fn new(row: &'a Row<'a>) -> Self {
+    /// Reads `row` column by column.
+    pub(crate) fn new(row: &'a Row<'a>) -> Self {
         Self {
             row,
             next: Cell::new(0),
