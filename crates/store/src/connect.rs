@@ -68,9 +68,11 @@ impl FromStr for Durability {
 pub struct StoreOptions {
     /// SQLite commit durability.
     pub durability: Durability,
-    /// Pool size for PostgreSQL (SQLite always uses one writer connection:
-    /// SQLite admits one writer at a time, and queueing in the pool is
-    /// cheaper than SQLite's busy-wait retries).
+    /// Pool size for PostgreSQL (SQLite always uses one writer connection
+    /// in its pool, beside the writer thread's, which only writes while the
+    /// group-commit task holds the pool's: SQLite admits one writer at a
+    /// time, and queueing in the pool is cheaper than SQLite's busy-wait
+    /// retries).
     pub max_connections: u32,
     /// How long to wait for a connection.
     pub acquire_timeout: Duration,

@@ -13,10 +13,14 @@
 //! is one short transaction that only checks versions and writes (see
 //! `ferrosim_smdp::store`): no row lock is held while the SM-DP+ signs.
 //!
-//! Throughput: SQLite has one writer connection; its write transactions run
+//! Throughput: SQLite has one writer at a time; its write transactions run
 //! in one task and commit in groups (module `group_commit`): one `BEGIN`,
 //! `COMMIT` and fsync for all the transactions that arrived together, each
 //! caller answered after the commit, a failed transaction rolled back alone.
+//! On a SQLite file the step commits and the outbox's leases run, a group at
+//! a time, on a writer thread with a connection of its own (module
+//! `lite_writer`) while that task holds sqlx's single writer connection, so
+//! the two never write at once.
 //!
 //! The audit trail (`ferrosim-audit`) is in the same database too:
 //! [`SqlStore`] is a [`ferrosim_audit::AuditLog`].
