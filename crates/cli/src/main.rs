@@ -52,12 +52,28 @@ mod simulate_live;
 mod slo_cmd;
 mod version_cmd;
 
-/// With the feature `heap-count`, a counting global allocator, so that
-/// `ferrosim bench --in-memory` can report the heap one virtual eUICC takes.
-/// Off by default: it adds an atomic update to every allocation.
+/// The allocator under the process: mimalloc by default (feature `mimalloc`),
+/// else the system's.
+#[cfg(feature = "mimalloc")]
+type BaseAllocator = mimalloc::MiMalloc;
+#[cfg(feature = "mimalloc")]
+const BASE_ALLOCATOR: BaseAllocator = mimalloc::MiMalloc;
+#[cfg(not(feature = "mimalloc"))]
+type BaseAllocator = std::alloc::System;
+#[cfg(not(feature = "mimalloc"))]
+const BASE_ALLOCATOR: BaseAllocator = std::alloc::System;
+
+/// With the feature `heap-count`, a counting global allocator over the base
+/// one, so that `ferrosim bench --in-memory` can report the heap one virtual
+/// eUICC takes. Off by default: it adds an atomic update to every allocation.
 #[cfg(feature = "heap-count")]
 #[global_allocator]
-static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
+static ALLOCATOR: cap::Cap<BaseAllocator> = cap::Cap::new(BASE_ALLOCATOR, usize::MAX);
+
+/// Without `heap-count`, the base allocator itself.
+#[cfg(not(feature = "heap-count"))]
+#[global_allocator]
+static ALLOCATOR: BaseAllocator = BASE_ALLOCATOR;
 
 /// A reader of the live heap bytes, when this build counts them.
 fn live_heap_bytes() -> Option<fn() -> usize> {
