@@ -67,7 +67,7 @@ async fn kill_9_mid_downloads_on_postgres() {
     };
     let _one = ONE_AT_A_TIME.lock().await;
     let db = fresh_postgres(&admin).await.unwrap();
-    crash_and_recover(Some(db.url)).await;
+    crash_and_recover(Some(db.url.clone())).await;
 }
 
 /// The narrowest crash window, made deterministic: the SM-DP+ committed

@@ -72,7 +72,7 @@ async fn kill_9_while_iot_devices_poll_on_postgres() {
     };
     let _one = ONE_AT_A_TIME.lock().await;
     let db = fresh_postgres(&admin).await.unwrap();
-    crash_and_recover(Some(db.url)).await;
+    crash_and_recover(Some(db.url.clone())).await;
 }
 
 /// The packages queued for every device, in order, as REST bodies, with

@@ -93,6 +93,45 @@ pub struct TestDatabase {
     /// The URL to connect to.
     pub url: String,
     _dir: Option<TempDir>,
+    /// For a PostgreSQL database: the server's admin URL and the database's
+    /// name, so that dropping this value drops the database too.
+    postgres: Option<(String, String)>,
+}
+
+impl Drop for TestDatabase {
+    /// A PostgreSQL test database is dropped with its value (`WITH (FORCE)`:
+    /// servers a test started may still hold connections), so repeated local
+    /// runs do not pile databases up on the server. A failure to drop only
+    /// leaves the database behind, with a line on standard error.
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Its own thread and runtime: drop may run inside or outside a tokio
+        // runtime, and may not block one of its workers on a future.
+        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+            use sqlx::Connection;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
+                conn.close().await?;
+                Ok(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test database left behind: {e:#}"),
+            Err(_) => eprintln!("test database left behind: the dropping thread panicked"),
+        }
+    }
 }
 
 /// One database per available backend: SQLite always, PostgreSQL when
@@ -105,6 +144,7 @@ pub async fn databases() -> anyhow::Result<Vec<TestDatabase>> {
         backend: "sqlite",
         url: format!("sqlite:{}", dir.path().join("test.db").display()),
         _dir: Some(dir),
+        postgres: None,
     }];
     let test = std::thread::current()
         .name()
@@ -143,6 +183,7 @@ pub async fn fresh_postgres(admin_url: &str) -> anyhow::Result<TestDatabase> {
         backend: "postgres",
         url: format!("{base}/{name}"),
         _dir: None,
+        postgres: Some((admin_url.to_owned(), name)),
     })
 }
 
