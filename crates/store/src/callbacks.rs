@@ -10,7 +10,7 @@
 //! one is retried.
 
 use crate::group_commit::WriteBody;
-use crate::lite_writer::write_err;
+use crate::lite_writer::lite_err;
 use crate::readers::{HotRow, LiteRow, bind_numbered};
 use crate::writes::{Val, Writes};
 use ferrosim_smdp::order::{NotificationPoint, ProgressEvent};
@@ -75,11 +75,11 @@ impl SqlStore {
         let (until, now) = (now.millis().saturating_add(lease_ms), now.millis());
         let lite_sql = sql.clone();
         let lite = move |conn: &rusqlite::Connection| {
-            let mut stmt = conn.prepare_cached(&lite_sql).map_err(write_err)?;
+            let mut stmt = conn.prepare_cached(&lite_sql).map_err(lite_err)?;
             bind_numbered(&mut stmt, &lite_sql, &[until.into(), now.into()])?;
             let mut rows = stmt.raw_query();
             let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(write_err)? {
+            while let Some(row) = rows.next().map_err(lite_err)? {
                 out.push(callback_row(&HotRow::Lite(LiteRow::new(row)))?);
             }
             Ok(out)
@@ -119,9 +119,9 @@ impl SqlStore {
         let mut vals: Vec<Val> = vec![now.into()];
         vals.extend(ids.iter().map(|&id| Val::from(id)));
         let lite = move |conn: &rusqlite::Connection| {
-            let mut stmt = conn.prepare_cached(&lite_sql).map_err(write_err)?;
+            let mut stmt = conn.prepare_cached(&lite_sql).map_err(lite_err)?;
             bind_numbered(&mut stmt, &lite_sql, &vals)?;
-            stmt.raw_execute().map_err(write_err)?;
+            stmt.raw_execute().map_err(lite_err)?;
             Ok(())
         };
         self.outbox_write(lite, move |conn| {
@@ -147,9 +147,9 @@ impl SqlStore {
         let (next, error) = (next_attempt.millis(), error.to_owned());
         let vals: Vec<Val> = vec![id.into(), next.into(), error.clone().into()];
         let lite = move |conn: &rusqlite::Connection| {
-            let mut stmt = conn.prepare_cached(FAILED).map_err(write_err)?;
+            let mut stmt = conn.prepare_cached(FAILED).map_err(lite_err)?;
             bind_numbered(&mut stmt, FAILED, &vals)?;
-            stmt.raw_execute().map_err(write_err)?;
+            stmt.raw_execute().map_err(lite_err)?;
             Ok(())
         };
         self.outbox_write(lite, move |conn| {

@@ -35,8 +35,8 @@ use crate::group_commit::Output;
 const STATEMENT_CACHE: usize = 128;
 
 /// How long the writer waits for a lock another connection holds (another
-/// instance on the same file), as sqlx's connections do.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// instance on the same file), as sqlx's connections and the readers do.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a job runs, inside the group's transaction: its statements on the
 /// writer's connection. It may run again after another job of the group
@@ -104,15 +104,15 @@ struct Opener {
 impl Opener {
     fn open(&mut self) -> Result<Connection, StoreError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(write_err)?;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(lite_err)?;
         // As sqlx's writer connection (see `connect`): the file is already
         // in WAL mode, commits are as durable as asked.
         conn.execute_batch(&format!(
             "{}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
             self.durability.pragma()
         ))
-        .map_err(write_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(write_err)?;
+        .map_err(lite_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(lite_err)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -182,7 +182,7 @@ fn begin(conn: &Connection) -> Result<(), StoreError> {
     conn.prepare_cached("BEGIN IMMEDIATE")
         .and_then(|mut s| s.execute([]))
         .map(drop)
-        .map_err(write_err)
+        .map_err(lite_err)
 }
 
 /// Rolls the transaction back (unless SQLite already did) and runs the
@@ -209,9 +209,10 @@ fn fail(jobs: Vec<LiteJob>, msg: &str) {
     }
 }
 
-/// Maps a rusqlite error as [`crate::rows::backend_err`] maps sqlx's: a
-/// unique violation is a [`StoreError::Conflict`].
-pub(crate) fn write_err(e: rusqlite::Error) -> StoreError {
+/// Maps a rusqlite error (the writer's and the readers') as
+/// [`crate::rows::backend_err`] maps sqlx's: a unique violation is a
+/// [`StoreError::Conflict`], anything else a backend error.
+pub(crate) fn lite_err(e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(f, msg) = &e
         && matches!(
             f.extended_code,

@@ -20,7 +20,6 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use rusqlite::types::{FromSql, ToSqlOutput, Value};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Row, Statement};
@@ -28,15 +27,12 @@ use sqlx::any::AnyRow;
 
 use ferrosim_smdp::store::StoreError;
 
+use crate::lite_writer::{BUSY_TIMEOUT, lite_err};
 use crate::rows::{ColValue, StoreRow, col};
 use crate::writes::Val;
 
 /// Prepared statements each connection keeps (the hot reads use a handful).
 const STATEMENT_CACHE: usize = 64;
-
-/// How long a reader waits for a lock SQLite holds briefly (a checkpoint
-/// resetting the WAL), as the other connections do.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The read-only connections (at least one).
 pub(crate) struct Readers {
@@ -249,6 +245,8 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags).map_err(lite_err)?;
     conn.pragma_update(None, "query_only", true)
         .map_err(lite_err)?;
+    // A reader waits as long as the writer for a lock SQLite holds briefly
+    // (a checkpoint resetting the WAL).
     conn.busy_timeout(BUSY_TIMEOUT).map_err(lite_err)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
@@ -257,8 +255,4 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
 /// Whether the connection still answers a trivial query.
 fn broken(conn: &Connection) -> bool {
     conn.query_row("SELECT 1", [], |_| Ok(())).is_err()
-}
-
-fn lite_err(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
 }

@@ -171,11 +171,11 @@ impl Writes {
         for stmt in &self.statements {
             let mut prepared = conn
                 .prepare_cached(stmt.sql)
-                .map_err(crate::lite_writer::write_err)?;
+                .map_err(crate::lite_writer::lite_err)?;
             crate::readers::bind_numbered(&mut prepared, stmt.sql, &stmt.vals)?;
             let changed = prepared
                 .raw_execute()
-                .map_err(crate::lite_writer::write_err)?;
+                .map_err(crate::lite_writer::lite_err)?;
             if stmt.checked && changed != 1 {
                 return Err(StoreError::Stale);
             }
