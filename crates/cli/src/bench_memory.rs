@@ -8,23 +8,24 @@
 //! Beside the rate it prints the elliptic-curve lower bound: the P-256
 //! operations one download performs on both sides ([`EC_PER_DOWNLOAD`]),
 //! each timed on this machine in the same run, before and after the
-//! downloads ([`EcCosts::measure_on`]: on as many threads at once as the
-//! run uses, interleaved rounds of batches, each batch timed on its
-//! thread's CPU clock; the fastest batch of either timing counts), so that
-//! the achieved CPU per download can be read against what the signatures
-//! alone cost. Beside it, not part of the bound, it prints the same
-//! operations at their median batch ([`EcBatches::median`]): on a VM whose
-//! speed moves from second to second, the fastest batch reads below what
-//! the operations usually cost, in the timing and in the downloads alike.
+//! downloads, by [`ferrosim_crypto::ec_cost`] (on as many threads at once
+//! as the run uses, interleaved rounds of batches, each batch timed on its
+//! thread's CPU clock), so that the achieved CPU per download can be read
+//! against what the signatures alone cost. The bound counts each
+//! operation at its median batch of the two timings: a central estimate of
+//! what it costs, as criterion reports one, not a minimum. Beside it the
+//! run prints the same bound at each operation's fastest batch
+//! (`ec_us_per_download_fastest`, `ec_bound_ratio_fastest`): on a VM whose
+//! speed moves from second to second, the fastest batch reads 10-25 %
+//! below what the operations usually cost, in the timing and in the
+//! downloads alike.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use ferrosim_asn1::json::es2::{ConfirmOrderRequest, DownloadOrderRequest, RequestHeader};
-use ferrosim_crypto::ecka::OneTimeKeyPair;
-use ferrosim_crypto::key::KeySource;
-use ferrosim_crypto::key::SoftwareKey;
+use ferrosim_crypto::ec_cost;
 use ferrosim_euicc::footprint::{HeapFootprint, measure_by_drop};
 use ferrosim_euicc::{EuiccState, VirtualEuicc};
 use ferrosim_lpa::download::Consent;
@@ -85,7 +86,8 @@ pub struct EcCounts {
 }
 
 /// Cost of each P-256 operation on this machine (µs), with the production
-/// backend (aws-lc through `ferrosim-crypto`).
+/// backend (aws-lc through `ferrosim-crypto`), from a timing of
+/// [`ferrosim_crypto::ec_cost`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EcCosts {
     /// ECDSA signature (raw r||s).
@@ -98,44 +100,12 @@ pub struct EcCosts {
     pub key_agreement_us: f64,
 }
 
-/// Rounds of batches per measuring thread: each round times one batch of
-/// every operation, so that a slow spell of the machine hits all four alike.
-const EC_ROUNDS: u32 = 9;
-
-/// Operations per batch: sign, verify, one-time key pair, key agreement
-/// (each batch some 3-10 ms on this class of machine).
-const EC_PER_BATCH: [u32; 4] = [200, 80, 200, 80];
-
 impl EcCosts {
-    /// [`EcCosts::measure_on`] on this thread alone.
+    /// Each operation's median batch of a timing on this thread alone
+    /// ([`ec_cost::measure_on`] with one thread): what the operations
+    /// usually cost here.
     pub fn measure() -> anyhow::Result<Self> {
-        Self::measure_on(1)
-    }
-
-    /// Times each operation on `threads` threads at once (this one and
-    /// `threads - 1` more: a run's downloads keep that many cores busy, and
-    /// an operation timed beside an idle core can read faster than it runs
-    /// beside a busy one). Each thread runs [`EC_ROUNDS`] rounds of one
-    /// batch per operation, interleaved (a sign batch, a verify batch, a
-    /// key-pair batch, an agreement batch, then again), each batch timed on
-    /// the thread's own CPU clock, so that time the machine gave other work
-    /// does not count; an operation's cost is its fastest batch on any
-    /// thread, the one least disturbed by the rest of the machine. The
-    /// operations are those a download performs, with the same backend:
-    /// an ECDSA signature and a verification with a parsed key over 300
-    /// bytes, a one-time key pair from a 32-byte scalar (as both sides make
-    /// theirs), an ECDH agreement with a one-time key.
-    pub fn measure_on(threads: usize) -> anyhow::Result<Self> {
-        Ok(EcBatches::measure_on(threads)?.fastest())
-    }
-
-    fn from_array(costs: [f64; 4]) -> Self {
-        Self {
-            sign_us: costs[0],
-            verify_us: costs[1],
-            key_generation_us: costs[2],
-            key_agreement_us: costs[3],
-        }
+        Ok(ec_cost::measure_on(1)?.median().into())
     }
 
     /// CPU time (µs) of `counts`.
@@ -147,104 +117,15 @@ impl EcCosts {
     }
 }
 
-/// Every batch of one or more timings ([`EcCosts::measure_on`]): for each
-/// operation (sign, verify, one-time key pair, key agreement), the cost of
-/// each batch on each thread, in µs per operation.
-#[derive(Debug, Clone, Default)]
-pub struct EcBatches([Vec<f64>; 4]);
-
-impl EcBatches {
-    /// The batches of one timing on `threads` threads at once, as
-    /// [`EcCosts::measure_on`] runs it.
-    pub fn measure_on(threads: usize) -> anyhow::Result<Self> {
-        let threads = threads.max(1);
-        let per_thread: Vec<anyhow::Result<[Vec<f64>; 4]>> = std::thread::scope(|scope| {
-            let others: Vec<_> = (1..threads).map(|_| scope.spawn(thread_batches)).collect();
-            let mut all = vec![thread_batches()];
-            all.extend(others.into_iter().map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an EC timing thread panicked")))
-            }));
-            all
-        });
-        let mut batches = Self::default();
-        for costs in per_thread {
-            for (all, mine) in batches.0.iter_mut().zip(costs?) {
-                all.extend(mine);
-            }
-        }
-        Ok(batches)
-    }
-
-    /// Adds the batches of another timing.
-    pub fn extend(&mut self, other: Self) {
-        for (all, more) in self.0.iter_mut().zip(other.0) {
-            all.extend(more);
+impl From<ec_cost::PerOperation<f64>> for EcCosts {
+    fn from(us: ec_cost::PerOperation<f64>) -> Self {
+        Self {
+            sign_us: us.sign,
+            verify_us: us.verify,
+            key_generation_us: us.key_pair,
+            key_agreement_us: us.agreement,
         }
     }
-
-    /// Each operation's fastest batch: the costs the EC bound counts.
-    pub fn fastest(&self) -> EcCosts {
-        EcCosts::from_array(
-            self.0
-                .each_ref()
-                .map(|b| b.iter().copied().fold(f64::INFINITY, f64::min)),
-        )
-    }
-
-    /// Each operation's median batch: what the operation usually cost in
-    /// the timing, as opposed to the fastest batch the bound counts.
-    pub fn median(&self) -> EcCosts {
-        EcCosts::from_array(self.0.each_ref().map(|b| {
-            let mut sorted = b.clone();
-            sorted.sort_by(f64::total_cmp);
-            match sorted.len() {
-                0 => f64::INFINITY,
-                n if n % 2 == 1 => sorted[n / 2],
-                n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-            }
-        }))
-    }
-}
-
-/// This thread's batches of each operation (µs per operation: sign,
-/// verify, one-time key pair, key agreement), [`EC_ROUNDS`] interleaved
-/// rounds ([`EcCosts::measure_on`]).
-fn thread_batches() -> anyhow::Result<[Vec<f64>; 4]> {
-    let key = SoftwareKey::generate()?;
-    let verifying = key.verifying_key()?;
-    let message = [0x5Au8; 300];
-    let signature = key.sign_raw(&message)?;
-    let peer = OneTimeKeyPair::generate()?;
-    let ours = OneTimeKeyPair::from_scalar(&[0x11; 32])?;
-    let batch = |n: u32, f: &dyn Fn()| {
-        let cpu = crate::bench_eim::thread_cpu();
-        for _ in 0..n {
-            f();
-        }
-        (crate::bench_eim::thread_cpu().saturating_sub(cpu)).as_secs_f64() * 1e6 / f64::from(n)
-    };
-    let mut all: [Vec<f64>; 4] = Default::default();
-    for _ in 0..EC_ROUNDS {
-        let costs = [
-            batch(EC_PER_BATCH[0], &|| {
-                let _ = std::hint::black_box(key.sign_raw(&message));
-            }),
-            batch(EC_PER_BATCH[1], &|| {
-                let _ = std::hint::black_box(verifying.verify_raw(&message, &signature));
-            }),
-            batch(EC_PER_BATCH[2], &|| {
-                let _ = std::hint::black_box(OneTimeKeyPair::from_scalar(&[0x22; 32]));
-            }),
-            batch(EC_PER_BATCH[3], &|| {
-                let _ = std::hint::black_box(ours.agree(peer.public_sec1()));
-            }),
-        ];
-        for (a, c) in all.iter_mut().zip(costs) {
-            a.push(c);
-        }
-    }
-    Ok(all)
 }
 
 /// What to run.
@@ -293,25 +174,30 @@ pub struct Figures {
     pub p99_ms: f64,
     /// P-256 operations per download.
     pub ec_per_download: EcCounts,
-    /// Their measured costs.
+    /// Their costs: each operation's median batch of the timings before
+    /// and after the downloads (µs each).
     pub ec_costs_us: EcCosts,
-    /// EC CPU per download (µs).
+    /// EC CPU per download at those costs (µs).
     pub ec_us_per_download: f64,
-    /// The same operations at their median batch over both timings (µs
-    /// each): what they usually cost in the timing, where the bound counts
-    /// the fastest batch. Not part of the bound.
-    pub ec_costs_median_us: EcCosts,
-    /// EC CPU per download at the median batch costs (µs).
-    pub ec_us_per_download_median: f64,
-    /// `ec_us_per_download_median / cpu_us_per_download`: the EC share of
-    /// the download CPU if the operations cost in the downloads what they
-    /// usually cost in the timing (read beside `ec_bound_ratio`, which uses
-    /// the fastest batch).
-    pub ec_share_at_median: f64,
+    /// `ec_us_per_download / cpu_us_per_download`: the EC share of the
+    /// download CPU.
+    pub ec_share: f64,
     /// The rate the EC work alone allows on `threads` threads.
     pub ec_bound_downloads_per_s: f64,
     /// `downloads_per_s / ec_bound_downloads_per_s`.
     pub ec_bound_ratio: f64,
+    /// Batches each operation's costs are taken from (both timings, all
+    /// threads).
+    pub ec_batches: usize,
+    /// The same operations at their fastest batch (µs each): the least
+    /// disturbed reading, below what they usually cost. Not the bound.
+    pub ec_costs_fastest_us: EcCosts,
+    /// EC CPU per download at the fastest batches (µs).
+    pub ec_us_per_download_fastest: f64,
+    /// The rate the EC work allows at the fastest batches.
+    pub ec_bound_downloads_per_s_fastest: f64,
+    /// `downloads_per_s / ec_bound_downloads_per_s_fastest`.
+    pub ec_bound_ratio_fastest: f64,
     /// Heap per virtual eUICC after its downloads (shared identity parts
     /// not counted); `None` without a counting allocator.
     pub euicc_heap_bytes_per_device: Option<usize>,
@@ -339,7 +225,7 @@ pub fn run(options: &Options, threads: usize) -> anyhow::Result<Figures> {
         .enable_all()
         .build()?;
     let mut bench = runtime.block_on(prepare(options))?;
-    let mut ec_batches = EcBatches::measure_on(threads.max(1))?;
+    let mut ec_batches = ec_cost::measure_on(threads.max(1))?;
     let devices = options.downloads.div_ceil(options.profiles_per_device);
     let cpu_before = crate::bench_cmd::process_cpu();
     let t = Instant::now();
@@ -350,11 +236,11 @@ pub fn run(options: &Options, threads: usize) -> anyhow::Result<Figures> {
     let heap = options
         .live_heap_bytes
         .map(|live| heap_per_device(cards, live));
-    // Timed again after the downloads (and the heap count), and each
-    // operation's fastest batch of the two timings counts: the VM has slow
-    // spells of some seconds in which every operation runs ~25 % slower,
-    // and one of them during a single timing decided the bound alone.
-    ec_batches.extend(EcBatches::measure_on(threads.max(1))?);
+    // Timed again after the downloads (and the heap count), and the
+    // batches of both timings count: the VM has slow spells of some
+    // seconds in which every operation runs ~25 % slower, and one of them
+    // during a single timing would decide the reading alone.
+    ec_batches.extend(ec_cost::measure_on(threads.max(1))?);
     Ok(figures(
         options,
         threads,
@@ -375,11 +261,11 @@ fn figures(
     results: &[Activation],
     wall: Duration,
     cpu: Duration,
-    ec_batches: &EcBatches,
+    ec_batches: &ec_cost::Batches,
     heap: Option<HeapFootprint>,
 ) -> Figures {
-    let ec_costs = ec_batches.fastest();
-    let ec_median = ec_batches.median();
+    let ec_costs = EcCosts::from(ec_batches.median());
+    let ec_fastest = EcCosts::from(ec_batches.fastest());
     let completed = results.iter().filter(|r| r.failure.is_none()).count();
     let mut times: Vec<Duration> = results
         .iter()
@@ -389,14 +275,24 @@ fn figures(
     times.sort();
     let wall_s = wall.as_secs_f64().max(1e-9);
     let downloads_per_s = completed as f64 / wall_s;
-    let ec_us = ec_costs.of(EC_PER_DOWNLOAD);
-    let ec_us_median = ec_median.of(EC_PER_DOWNLOAD);
     let cpu_us_per_download = cpu.as_secs_f64() * 1e6 / completed.max(1) as f64;
-    let ec_bound = if ec_us > 0.0 {
-        threads as f64 * 1e6 / ec_us
-    } else {
-        0.0
+    let ec_us = ec_costs.of(EC_PER_DOWNLOAD);
+    let ec_us_fastest = ec_fastest.of(EC_PER_DOWNLOAD);
+    let bound = |ec_us: f64| {
+        if ec_us > 0.0 {
+            threads as f64 * 1e6 / ec_us
+        } else {
+            0.0
+        }
     };
+    let ratio = |bound: f64| {
+        if bound > 0.0 {
+            downloads_per_s / bound
+        } else {
+            0.0
+        }
+    };
+    let (ec_bound, ec_bound_fastest) = (bound(ec_us), bound(ec_us_fastest));
     Figures {
         mode: "in-memory",
         downloads: options.downloads,
@@ -414,19 +310,18 @@ fn figures(
         ec_per_download: EC_PER_DOWNLOAD,
         ec_costs_us: ec_costs,
         ec_us_per_download: ec_us,
-        ec_costs_median_us: ec_median,
-        ec_us_per_download_median: ec_us_median,
-        ec_share_at_median: if cpu_us_per_download > 0.0 {
-            ec_us_median / cpu_us_per_download
+        ec_share: if cpu_us_per_download > 0.0 {
+            ec_us / cpu_us_per_download
         } else {
             0.0
         },
         ec_bound_downloads_per_s: ec_bound,
-        ec_bound_ratio: if ec_bound > 0.0 {
-            downloads_per_s / ec_bound
-        } else {
-            0.0
-        },
+        ec_bound_ratio: ratio(ec_bound),
+        ec_batches: ec_batches.all().sign.len(),
+        ec_costs_fastest_us: ec_fastest,
+        ec_us_per_download_fastest: ec_us_fastest,
+        ec_bound_downloads_per_s_fastest: ec_bound_fastest,
+        ec_bound_ratio_fastest: ratio(ec_bound_fastest),
         euicc_heap_bytes_per_device: heap.map(|h| h.bytes_per_device()),
         profiles_per_device: options.profiles_per_device,
         failures: fleet::failures_by_reason(results),
@@ -708,7 +603,7 @@ pub fn print(f: &Figures) {
     let c = &f.ec_costs_us;
     let n = &f.ec_per_download;
     println!(
-        "  EC lower bound:   {} signs x {:.1} + {} verifies x {:.1} + {} key pairs x {:.1} + {} agreements x {:.1} = {:.0} µs per download",
+        "  EC lower bound:   {} signs x {:.1} + {} verifies x {:.1} + {} key pairs x {:.1} + {} agreements x {:.1} = {:.0} µs per download ({:.0}% of the CPU; each operation's median of {} batches)",
         n.signs,
         c.sign_us,
         n.verifies,
@@ -717,7 +612,9 @@ pub fn print(f: &Figures) {
         c.key_generation_us,
         n.key_agreements,
         c.key_agreement_us,
-        f.ec_us_per_download
+        f.ec_us_per_download,
+        f.ec_share * 100.0,
+        f.ec_batches
     );
     println!(
         "                    {:.0} downloads/s on {} threads; achieved {:.0}% of it",
@@ -725,15 +622,16 @@ pub fn print(f: &Figures) {
         f.threads,
         f.ec_bound_ratio * 100.0
     );
-    let m = &f.ec_costs_median_us;
+    let m = &f.ec_costs_fastest_us;
     println!(
-        "  EC at median:     {:.1} / {:.1} / {:.1} / {:.1} µs = {:.0} µs per download, {:.0}% of the CPU (each operation's median batch; the bound counts the fastest)",
+        "  EC at fastest:    {:.1} / {:.1} / {:.1} / {:.1} µs = {:.0} µs per download, {:.0} downloads/s; achieved {:.0}% of it (each operation's fastest batch, not the bound)",
         m.sign_us,
         m.verify_us,
         m.key_generation_us,
         m.key_agreement_us,
-        f.ec_us_per_download_median,
-        f.ec_share_at_median * 100.0
+        f.ec_us_per_download_fastest,
+        f.ec_bound_downloads_per_s_fastest,
+        f.ec_bound_ratio_fastest * 100.0
     );
     match f.euicc_heap_bytes_per_device {
         Some(bytes) => println!(

@@ -63,9 +63,19 @@ fn seeded_in_memory_runs_repeat_their_counts() {
         assert!(number(run, "p99_ms") >= number(run, "p50_ms"));
         assert!(number(run, "ec_us_per_download") > 0.0);
         assert!(number(run, "ec_bound_downloads_per_s") > 0.0);
-        // The median batch never reads below the fastest one.
-        assert!(number(run, "ec_us_per_download_median") >= number(run, "ec_us_per_download"));
-        assert!(number(run, "ec_share_at_median") > 0.0);
+        assert!(number(run, "ec_bound_ratio") > 0.0);
+        assert!(number(run, "ec_share") > 0.0);
+        // Both timings (before and after), on every thread, every round.
+        assert!(number(run, "ec_batches") >= 18.0, "{run}");
+        // The bound counts the median batch, which never reads below the
+        // fastest one printed beside it.
+        assert!(number(run, "ec_us_per_download_fastest") > 0.0);
+        assert!(number(run, "ec_us_per_download") >= number(run, "ec_us_per_download_fastest"));
+        assert!(
+            number(run, "ec_bound_downloads_per_s_fastest")
+                >= number(run, "ec_bound_downloads_per_s")
+        );
+        assert!(number(run, "ec_bound_ratio_fastest") <= number(run, "ec_bound_ratio"));
         // Present (null unless built with the counting allocator).
         assert!(run.get("euicc_heap_bytes_per_device").is_some(), "{run}");
         assert_eq!(run["ec_per_download"]["signs"], 6);
@@ -91,6 +101,8 @@ fn in_memory_text_report_names_the_lower_bound() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("completed:        1/1"), "{text}");
     assert!(text.contains("EC lower bound:"), "{text}");
+    assert!(text.contains("median of 18 batches"), "{text}");
+    assert!(text.contains("EC at fastest:"), "{text}");
     assert!(text.contains("eUICC heap:"), "{text}");
 }
 

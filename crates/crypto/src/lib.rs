@@ -7,6 +7,8 @@
 //! - [`ecka`]: one-time key pairs and ECDH with peer point validation.
 //! - [`kdf`]: the X9.63 KDF giving the BSP [`SessionKeys`].
 //! - [`bsp`]: SCP03t segment protection of the Bound Profile Package.
+//! - [`ec_cost`]: what the P-256 operations of a download cost on this
+//!   machine (every batch of a timing), for the elliptic-curve lower bounds.
 //!
 //! Elliptic-curve work, hashing, random numbers and AES come from `aws-lc-rs`
 //! (the backend rustls already links); the BSP's AES-CMAC is computed from
@@ -15,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bsp;
+pub mod ec_cost;
 pub mod ecdsa;
 pub mod ecka;
 pub mod error;

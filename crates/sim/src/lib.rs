@@ -42,7 +42,7 @@ pub use report::{Collected, Summary};
 pub use scenario::Scenario;
 
 /// Measures the EC costs on the threads the run will use
-/// ([`cost::EcCosts::measure_on`], in the fresh process, before any of the
+/// ([`cost::MeasuredCosts::measure_on`], in the fresh process, before any of the
 /// run's state exists), then runs `scenario` and builds its summary: what
 /// `ferrosim simulate` does before writing the report. The run's wall time
 /// starts after the measurement.
@@ -51,7 +51,7 @@ pub fn simulate(
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
-    let costs = cost::EcCosts::measure_on(options.shard_threads());
+    let costs = cost::MeasuredCosts::measure_on(options.shard_threads());
     let started = std::time::Instant::now();
     let mut collected = run(scenario, options, progress)?;
     let metrics_started = std::time::Instant::now();
@@ -77,7 +77,7 @@ pub async fn simulate_live<D: live::OrderDesk>(
     let (collected, figures) = live::run(scenario, options, issuer, desk, progress).await?;
     let metrics = collected.metrics();
     let wall_s = started.elapsed().as_secs_f64();
-    let mut summary = Summary::new(&collected, &metrics, cost::EcCosts::default(), wall_s);
+    let mut summary = Summary::new(&collected, &metrics, cost::MeasuredCosts::default(), wall_s);
     summary.full_fidelity = Some(figures);
     Ok((collected, metrics, summary))
 }
@@ -97,7 +97,7 @@ pub async fn simulate_live_iot(
     let (collected, figures) = live::iot::run(scenario, options, access, issuer, progress).await?;
     let metrics = collected.metrics();
     let wall_s = started.elapsed().as_secs_f64();
-    let mut summary = Summary::new(&collected, &metrics, cost::EcCosts::default(), wall_s);
+    let mut summary = Summary::new(&collected, &metrics, cost::MeasuredCosts::default(), wall_s);
     summary.full_fidelity_iot = Some(figures);
     Ok((collected, metrics, summary))
 }
