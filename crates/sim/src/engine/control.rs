@@ -10,8 +10,9 @@
 //! ([`Control::end_window`]), starts the window's rollouts and outage
 //! declarations ([`Control::begin_window`]) and lets the fleet decide at
 //! window `k`'s start ([`Control::decide`]). When the shards are done,
-//! [`Control::collect`] takes their outputs (sorted later, beside the next
-//! window, so the shards do not wait for it) and [`Control::deliver`] hands them the actions decided, which they carry
+//! [`Control::collect`] takes their outputs (each shard's list sorted on
+//! its own thread, the lists merged later, beside the next window, so the
+//! shards do not wait for it) and [`Control::deliver`] hands them the actions decided, which they carry
 //! out from window `k+1`'s start: an action reaches its device one window
 //! after the fleet decided it.
 
@@ -308,20 +309,27 @@ impl<'a> Control<'a> {
 
     /// A window's outputs and those kept from earlier windows, in (time,
     /// device) order, into `self.merged`; what lies beyond the window (a
-    /// download's end, an ES2+ answer) is kept for its window. (The order
-    /// is the same as sorting the outputs before the window's end apart:
-    /// the sort is stable and those come first.)
+    /// download's end, an ES2+ answer) is kept for its window. The order
+    /// is that of a stable sort of the kept outputs followed by each
+    /// shard's: the shards sort their own lists on their threads
+    /// ([`Shard::sort_out`]), so here the lists are only merged, equal keys
+    /// taken from the earlier list first. (Sorting the outputs before the
+    /// window's end apart gives the same order: those come first.)
     fn merge(&mut self, window: Window) {
         let Window { outs: shards, end } = window;
         let mut outs = std::mem::take(&mut self.merged);
         outs.clear();
-        outs.append(&mut self.later);
-        outs.reserve(shards.iter().map(Vec::len).sum());
-        for mut o in shards {
-            outs.append(&mut o);
-            self.spare.push(o);
+        let mut lists = Vec::with_capacity(shards.len() + 1);
+        lists.push(std::mem::take(&mut self.later));
+        lists.extend(shards);
+        for list in &mut lists {
+            sort_outs(list);
         }
-        outs.sort_by_key(|o| (o.t, o.dev));
+        outs.reserve(lists.iter().map(Vec::len).sum());
+        merge_sorted(&mut lists, &mut outs);
+        let mut emptied = lists.into_iter();
+        self.later = emptied.next().unwrap_or_default();
+        self.spare.extend(emptied);
         let cut = outs.partition_point(|o| o.t < end);
         self.later.extend(outs.drain(cut..));
         self.merged = outs;
@@ -480,6 +488,43 @@ impl<'a> Control<'a> {
     }
 }
 
+/// Sorts `outs` by (time, device), stably, unless they are in that order.
+pub(crate) fn sort_outs(outs: &mut [Out]) {
+    if !outs.is_sorted_by_key(|o| (o.t, o.dev)) {
+        outs.sort_by_key(|o| (o.t, o.dev));
+    }
+}
+
+/// Moves the outputs of `lists` (each in (time, device) order) into
+/// `into` in (time, device) order, an output of an earlier list before an
+/// equal one of a later list: the order of a stable sort of the lists one
+/// after the other. The lists are left empty (with their buffers).
+fn merge_sorted(lists: &mut [Vec<Out>], into: &mut Vec<Out>) {
+    let mut heads: Vec<_> = lists.iter_mut().map(|l| l.drain(..).peekable()).collect();
+    loop {
+        let mut best: Option<(usize, (i64, u32))> = None;
+        let mut open = 0;
+        for (i, head) in heads.iter_mut().enumerate() {
+            if let Some(o) = head.peek() {
+                open += 1;
+                let key = (o.t, o.dev);
+                if best.is_none_or(|(_, b)| key < b) {
+                    best = Some((i, key));
+                }
+            }
+        }
+        match best {
+            None => break,
+            // One list left: the rest of it as it is.
+            Some((i, _)) if open == 1 => {
+                into.extend(heads[i].by_ref());
+                break;
+            }
+            Some((i, _)) => into.extend(heads[i].next()),
+        }
+    }
+}
+
 /// The scenario's outage declarations to the fleet (start and end, per
 /// declared area), by time.
 fn declarations(scenario: &Scenario) -> Vec<Declaration> {
@@ -600,5 +645,58 @@ impl<'a> Es2<'a> {
                 outcome,
             }),
         }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output at `t` of device `dev`, told apart by `tag`.
+    fn out(t: i64, dev: u32, tag: u32) -> Out {
+        Out {
+            t,
+            dev,
+            kind: OutKind::Event(
+                EventKind::DataPath {
+                    latency_ms: tag,
+                    loss_permille: 0,
+                },
+                None,
+            ),
+        }
+    }
+
+    fn tags(outs: &[Out]) -> Vec<(i64, u32, u32)> {
+        outs.iter()
+            .map(|o| match o.kind {
+                OutKind::Event(EventKind::DataPath { latency_ms, .. }, _) => {
+                    (o.t, o.dev, latency_ms)
+                }
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merging_sorted_lists_is_a_stable_sort_of_them_one_after_the_other() {
+        // Equal keys within a list and across lists, an empty list, lists
+        // out of order before their sort.
+        let lists = vec![
+            vec![out(5, 1, 0), out(3, 2, 1), out(5, 1, 2)],
+            vec![],
+            vec![out(5, 1, 3), out(1, 0, 4), out(3, 2, 5), out(9, 9, 6)],
+            vec![out(3, 1, 7), out(5, 1, 8), out(0, 4, 9)],
+        ];
+        let mut expected: Vec<Out> = lists.iter().flatten().cloned().collect();
+        expected.sort_by_key(|o| (o.t, o.dev));
+        let mut lists = lists;
+        for list in &mut lists {
+            sort_outs(list);
+        }
+        let mut merged = Vec::new();
+        merge_sorted(&mut lists, &mut merged);
+        assert_eq!(tags(&merged), tags(&expected));
+        assert!(lists.iter().all(Vec::is_empty));
     }
 }

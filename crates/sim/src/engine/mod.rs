@@ -24,8 +24,8 @@ use rand::rngs::StdRng;
 use crate::consumer::Downloads;
 use crate::error::SimError;
 use crate::iot::Factory;
-use crate::network::{Load, Network};
-use crate::population::{EID_PREFIX, Population};
+use crate::network::{AreaIx, Load, Network};
+use crate::population::{DeviceSeed, EID_PREFIX, Population};
 use crate::report::{Collected, RolloutOutcome};
 use crate::scenario::Scenario;
 use crate::shard::Shard;
@@ -33,6 +33,7 @@ use crate::shard::Shard;
 mod control;
 mod pool;
 
+pub(crate) use control::sort_outs;
 use control::{Control, Es2};
 use pool::{Env, Pool, Runner};
 
@@ -116,9 +117,10 @@ pub fn run(
     }
     let seed = options.seed.unwrap_or(scenario.scenario.seed);
     let threads = options.shard_threads();
-    let (world, catalog) = World::new(scenario, devices, seed)?;
+    let (world, catalog, seeds) = World::new(scenario, devices, seed, threads)?;
     let (fleet, positions, mut shards, eids) =
-        world.fleet_and_shards(catalog, scenario, options, seed)?;
+        world.fleet_and_shards(catalog, &seeds, scenario, options, seed)?;
+    drop(seeds);
     let mut load = Load::new(world.network.carriers(), world.network.areas());
     for s in &shards {
         load.merge(&s.load_delta);
@@ -257,9 +259,15 @@ struct World {
 impl World {
     /// The world of `scenario` with `devices` devices and `seed`: the
     /// population, and the SM-DP+ with the consumer phones' orders placed
-    /// before the event (and the fleet's ES2+ orders during it); and the
-    /// fleet catalog, for the fleet.
-    fn new(scenario: &Scenario, devices: u32, seed: u64) -> Result<(Self, Catalog), SimError> {
+    /// before the event (and the fleet's ES2+ orders during it); the fleet
+    /// catalog, for the fleet; and every device's seed, made once on
+    /// `threads` threads ([`seeds`]), for the fleet and the shards.
+    fn new(
+        scenario: &Scenario,
+        devices: u32,
+        seed: u64,
+        threads: usize,
+    ) -> Result<(Self, Catalog, Vec<DeviceSeed>), SimError> {
         let fleet_text = scenario.fleet_toml();
         let fleet_config =
             FleetConfig::from_toml(&fleet_text).map_err(|e| SimError::Fleet(e.to_string()))?;
@@ -268,11 +276,10 @@ impl World {
             .map_err(|e| SimError::Fleet(e.to_string()))?;
         let network = Network::new(scenario);
         let population = Population::new(scenario, &fleet_config, &network, devices, seed)?;
+        let seeds = seeds(&population, threads);
         let factory = Factory::new(EID_PREFIX)?;
         let consumer: Vec<bool> = if population.has_consumers() {
-            (0..devices)
-                .map(|n| population.device(n).consumer)
-                .collect()
+            seeds.iter().map(|d| d.consumer).collect()
         } else {
             Vec::new()
         };
@@ -313,25 +320,26 @@ impl World {
             type_carrier,
             carrier_names,
         };
-        Ok((world, catalog))
+        Ok((world, catalog, seeds))
     }
 
     /// The fleet with every device deployed (and each device's position in
     /// it), the shards, and the devices' EIDs (the control plane names a
-    /// device by EID in every event, report and result it hands on). The
-    /// fleet is made on this thread and the shards on another when the run
-    /// has two threads: each reads only the population, so the result does
+    /// device by EID in every event, report and result it hands on), all
+    /// from the devices' `seeds` (by device number). The fleet is made on
+    /// this thread and the shards on another when the run has two threads:
+    /// each only reads the population and the seeds, so the result does
     /// not depend on which is done first.
     #[allow(clippy::type_complexity)]
     fn fleet_and_shards(
         &self,
         catalog: Catalog,
+        seeds: &[DeviceSeed],
         scenario: &Scenario,
         options: &RunOptions,
         seed: u64,
     ) -> Result<(Fleet, Vec<u32>, Vec<Shard>, Eids), SimError> {
         let window = scenario.scenario.window.millis_i64();
-        let devices = self.population.len() as u32;
         let make_shards = || -> (Vec<Shard>, Eids) {
             let shards = (0..options.shards)
                 .map(|i| {
@@ -339,15 +347,24 @@ impl World {
                         i,
                         options.shards,
                         &self.population,
+                        seeds,
                         &self.network,
                         window as u64,
                         seed,
                     )
                 })
                 .collect();
-            (shards, Eids::of(devices))
+            (shards, Eids::of(seeds))
         };
-        let deploy = || deployed_fleet(catalog, &self.fleet_config, &self.population, scenario);
+        let deploy = || {
+            deployed_fleet(
+                catalog,
+                &self.fleet_config,
+                &self.population,
+                seeds,
+                scenario,
+            )
+        };
         let (fleet, shards) = if options.shard_threads() > 1 {
             std::thread::scope(|scope| {
                 let shards = scope.spawn(make_shards);
@@ -435,70 +452,122 @@ fn finish(
     (c, fleet)
 }
 
-/// The fleet with every device of `population` as deployed: primary
-/// enabled and working, fallback staged with the attribute; and each
-/// device's position in the fleet by device number ([`NOT_IN_FLEET`] for
-/// phones).
+/// Every device's seed by device number ([`Population::device`]), made
+/// once for the fleet, the shards and the EID table, on two threads when
+/// the run has two (each device's seed depends only on its number).
+fn seeds(population: &Population, threads: usize) -> Vec<DeviceSeed> {
+    let devices = population.len() as u32;
+    let make = |range: std::ops::Range<u32>| -> Vec<DeviceSeed> {
+        range.map(|n| population.device(n)).collect()
+    };
+    if threads < 2 || devices < 2 {
+        return make(0..devices);
+    }
+    let half = devices / 2;
+    std::thread::scope(|scope| {
+        let upper = scope.spawn(|| make(half..devices));
+        let mut seeds = make(0..half);
+        // A panicking half panics here too, as it would on one thread.
+        seeds.extend(
+            upper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+        );
+        seeds
+    })
+}
+
+/// The fleet with every device of `population` (their `seeds`, by device
+/// number) as deployed: primary enabled and working, fallback staged with
+/// the attribute; and each device's position in the fleet by device number
+/// ([`NOT_IN_FLEET`] for phones).
 fn deployed_fleet(
     catalog: Catalog,
     fleet_config: &FleetConfig,
     population: &Population,
+    seeds: &[DeviceSeed],
     scenario: &Scenario,
 ) -> Result<(Fleet, Vec<u32>), SimError> {
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
-    let mut positions = Vec::with_capacity(population.len());
-    for n in 0..population.len() as u32 {
-        let d = population.device(n);
+    let mut positions = Vec::with_capacity(seeds.len());
+    // The devices of one mix, vendor and area differ only in their EID and
+    // ICCIDs: one spec each, made once and reused (no strings copied per
+    // device).
+    let mut specs: std::collections::HashMap<(u8, u8, AreaIx), DeviceSpec> =
+        std::collections::HashMap::new();
+    for d in seeds {
         if d.consumer {
             // Phones are not fleet devices.
             positions.push(NOT_IN_FLEET);
             continue;
         }
         positions.push(u32::try_from(fleet.len()).unwrap_or(NOT_IN_FLEET));
-        let group = fleet_config
-            .groups
-            .iter()
-            .find(|g| g.name == population.group(d.mix))
-            .ok_or_else(|| SimError::Fleet("group vanished".into()))?;
-        let vendor = population.vendor(d.vendor);
-        let mut profiles = vec![KnownProfile {
-            iccid: d.profiles[0].0.clone(),
-            profile_type: Some(group.primary.clone()),
-            enabled: true,
-            fallback_attribute: false,
-            works: true,
-        }];
-        if let (Some(f), Some(p)) = (&group.fallback, d.profiles.get(1)) {
-            profiles.push(KnownProfile {
-                iccid: p.0.clone(),
-                profile_type: Some(f.clone()),
-                enabled: false,
-                fallback_attribute: true,
-                works: false,
-            });
-        }
-        let spec = DeviceSpec {
-            eid: d.eid,
-            group: group.name.clone(),
-            vendor: vendor.name.clone(),
-            model: vendor.model.clone(),
-            firmware: vendor.firmware.clone(),
-            region: Some(scenario.areas[usize::from(d.area)].name.clone()),
-            tags: vec![],
-            capabilities: Some(Capabilities {
-                sgp32_version: Version([1, 2, 0]),
-                fallback_supported: true,
-                rollback_supported: true,
-                ipa_features: 0,
-                ipa_protocols: 1,
-            }),
-            profiles,
+        let key = (d.mix, d.vendor, d.area);
+        let spec = match specs.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(deployed_spec(fleet_config, population, scenario, d)?)
+            }
         };
+        spec.eid = d.eid;
+        for (known, (iccid, _)) in spec.profiles.iter_mut().zip(&d.profiles) {
+            known.iccid = iccid.clone();
+        }
         fleet
-            .add_device(&spec, Timestamp(T0))
+            .add_device(spec, Timestamp(T0))
             .map_err(|e| SimError::Fleet(e.to_string()))?;
     }
     Ok((fleet, positions))
+}
+
+/// Device `d` (an IoT device of `population`) as deployed, for the fleet:
+/// its group's primary enabled and working, the group's fallback staged
+/// with the attribute.
+fn deployed_spec(
+    fleet_config: &FleetConfig,
+    population: &Population,
+    scenario: &Scenario,
+    d: &DeviceSeed,
+) -> Result<DeviceSpec, SimError> {
+    let group = fleet_config
+        .groups
+        .iter()
+        .find(|g| g.name == population.group(d.mix))
+        .ok_or_else(|| SimError::Fleet("group vanished".into()))?;
+    let vendor = population.vendor(d.vendor);
+    let mut profiles = vec![KnownProfile {
+        iccid: d.profiles[0].0.clone(),
+        profile_type: Some(group.primary.clone()),
+        enabled: true,
+        fallback_attribute: false,
+        works: true,
+    }];
+    if let (Some(f), Some(p)) = (&group.fallback, d.profiles.get(1)) {
+        profiles.push(KnownProfile {
+            iccid: p.0.clone(),
+            profile_type: Some(f.clone()),
+            enabled: false,
+            fallback_attribute: true,
+            works: false,
+        });
+    }
+    Ok(DeviceSpec {
+        eid: d.eid,
+        group: group.name.clone(),
+        vendor: vendor.name.clone(),
+        model: vendor.model.clone(),
+        firmware: vendor.firmware.clone(),
+        region: Some(scenario.areas[usize::from(d.area)].name.clone()),
+        tags: vec![],
+        capabilities: Some(Capabilities {
+            sgp32_version: Version([1, 2, 0]),
+            fallback_supported: true,
+            rollback_supported: true,
+            ipa_features: 0,
+            ipa_protocols: 1,
+        }),
+        profiles,
+    })
 }
 
 /// The position of a device that is not in the fleet (a phone).
@@ -519,9 +588,9 @@ fn fleet_dims(fleet: &Fleet, positions: &[u32], n: u32) -> Dims {
 struct Eids(Vec<ferrosim_ids::Eid>);
 
 impl Eids {
-    /// The EIDs of devices `0..devices`.
-    fn of(devices: u32) -> Self {
-        Self((0..devices).map(Population::eid).collect())
+    /// The EIDs of the devices whose `seeds` these are (by device number).
+    fn of(seeds: &[DeviceSeed]) -> Self {
+        Self(seeds.iter().map(|d| d.eid).collect())
     }
 
     /// The EID of device `n` (of the run).

@@ -89,7 +89,9 @@ impl Batch {
     }
 }
 
-/// Runs the window `[start, end)` of `shards` (or resumes it).
+/// Runs the window `[start, end)` of `shards` (or resumes it), each
+/// shard's output then put in order on this thread ([`Shard::sort_out`]),
+/// for the control plane to merge.
 fn run_shards(
     shards: &mut [Shard],
     start: i64,
@@ -99,10 +101,12 @@ fn run_shards(
 ) -> Result<(), SimError> {
     shards.iter_mut().try_for_each(|s| {
         if resume {
-            s.run_events(end, ctx)
+            s.run_events(end, ctx)?;
         } else {
-            s.run_window(start, end, ctx)
+            s.run_window(start, end, ctx)?;
         }
+        s.sort_out();
+        Ok(())
     })
 }
 

@@ -207,24 +207,25 @@ pub struct Shard {
 
 impl Shard {
     /// Shard `index` of `shards`, holding devices `index`, `index +
-    /// shards`, ... of the population, with its generator seeded from the
-    /// run's seed.
+    /// shards`, ... of the population (as `seeds`, every device's by
+    /// device number, have them), with its generator seeded from the run's
+    /// seed.
     pub fn new(
         index: usize,
         shards: usize,
         population: &Population,
+        seeds: &[DeviceSeed],
         network: &Network,
         window_ms: u64,
         seed: u64,
     ) -> Self {
-        let mut devices = Vec::new();
-        let mut queued: Vec<Item> = Vec::new();
+        let mut devices = Vec::with_capacity(seeds.len().div_ceil(shards.max(1)));
+        let mut queued: Vec<Item> = Vec::with_capacity(devices.capacity());
         let mut load_delta = Load::new(network.carriers(), network.areas());
-        let mut g = index as u32;
         let mut seq = 0;
         let mut present_count = 0;
-        while (g as usize) < population.len() {
-            let seed_ = population.device(g);
+        for seed_ in seeds.iter().skip(index).step_by(shards.max(1)) {
+            let seed_ = seed_.clone();
             // A consumer phone arrives (and scans) even when there from the start.
             let present = seed_.arrival_ms == 0 && !seed_.consumer;
             let profiles = seed_.profiles.clone();
@@ -255,7 +256,6 @@ impl Shard {
                 activation: None,
                 downloading: false,
             });
-            g += shards as u32;
         }
         let slot_ms = i64::try_from(window_ms).unwrap_or(i64::MAX).max(1);
         let mut shard = Self {
@@ -335,6 +335,13 @@ impl Shard {
                 .calendar
                 .range(..end.div_euclid(self.window_ms) + 1)
                 .any(|(_, items)| items.iter().any(|i| i.0 < end))
+    }
+
+    /// Puts this window's output in (time, device) order (a stable sort;
+    /// nothing to do when it is in order), so that the control plane only
+    /// merges the shards' lists.
+    pub fn sort_out(&mut self) {
+        crate::engine::sort_outs(&mut self.out);
     }
 
     /// Hands the shard an action for one of its devices (delivered at the
