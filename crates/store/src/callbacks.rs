@@ -47,6 +47,33 @@ pub(crate) fn event_writes(w: &mut Writes, events: &[ProgressEvent]) {
     }
 }
 
+/// The lease of up to `limit` due callbacks, oldest due first, at most one
+/// per order (the oldest undelivered one of its profile).
+///
+/// Due callbacks are found through the partial index `callbacks_due`
+/// (`next_attempt_at` of undelivered rows), in its order: ordered by `id`,
+/// SQLite instead walked the whole table in `id` order, delivered rows
+/// included, at every lease (with no callback URL the worker leases again
+/// as soon as a round delivered anything, so the outbox of a busy SM-DP+
+/// was scanned hundreds of times per second, a scan that grows with every
+/// download ever made). Order across profiles is not promised; within
+/// one profile the `NOT EXISTS` keeps events in the order they happened.
+///
+/// The limit is in the text rather than bound: SQLite plans a bound `LIMIT`
+/// with its value and compiles the statement again at every bind (see
+/// `pending_sessions_impl`); the batch size is a setting.
+fn lease_sql(limit: u32, lock_clause: &str) -> String {
+    format!(
+        "UPDATE callbacks SET lease_until = $1, attempts = attempts + 1 WHERE id IN (
+           SELECT c.id FROM callbacks c WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $2
+           AND (c.lease_until IS NULL OR c.lease_until < $2)
+           AND NOT EXISTS (SELECT 1 FROM callbacks e WHERE e.iccid = c.iccid
+                           AND e.delivered_at IS NULL AND e.id < c.id)
+           ORDER BY c.next_attempt_at, c.id LIMIT {limit}{lock_clause})
+         RETURNING {CALLBACK_COLUMNS}"
+    )
+}
+
 const CALLBACK_COLUMNS: &str = "id, operator, iccid, eid, profile_type, point, failure_subject, \
      failure_reason, result_data, event_at, attempts";
 
@@ -59,19 +86,7 @@ impl SqlStore {
     ) -> Result<Vec<CallbackRecord>, StoreError> {
         // One statement, atomic on its own: no transaction of its own needed
         // (on SQLite it runs inside a commit group, see `outbox_write`).
-        let sql = format!(
-            "UPDATE callbacks SET lease_until = $1, attempts = attempts + 1 WHERE id IN (
-               SELECT c.id FROM callbacks c WHERE c.delivered_at IS NULL AND c.next_attempt_at <= $2
-               AND (c.lease_until IS NULL OR c.lease_until < $2)
-               AND NOT EXISTS (SELECT 1 FROM callbacks e WHERE e.iccid = c.iccid
-                               AND e.delivered_at IS NULL AND e.id < c.id)
-               ORDER BY c.id LIMIT {limit}{})
-             RETURNING {CALLBACK_COLUMNS}",
-            self.lock_clause(true)
-        );
-        // The limit is in the text rather than bound: SQLite plans a bound
-        // `LIMIT` with its value and compiles the statement again at every
-        // bind (see `pending_sessions_impl`); the batch size is a setting.
+        let sql = lease_sql(limit, self.lock_clause(true));
         let (until, now) = (now.millis().saturating_add(lease_ms), now.millis());
         let lite_sql = sql.clone();
         let lite = move |conn: &rusqlite::Connection| {
@@ -226,4 +241,37 @@ fn callback_row<R: StoreRow + ?Sized>(r: &R) -> Result<CallbackRecord, StoreErro
             at: Timestamp(get(r, "event_at")?),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lease finds due callbacks through `callbacks_due` on SQLite,
+    /// never by walking the whole outbox (delivered rows included).
+    #[test]
+    fn the_lease_reads_only_due_callbacks() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for m in crate::connect::SQLITE_MIGRATIONS.iter() {
+            conn.execute_batch(m.sql.as_str()).unwrap();
+        }
+        let sql = lease_sql(64, "");
+        let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let steps: Vec<String> = plan
+            .query_map([0i64, 0i64], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.contains("USING INDEX callbacks_due")),
+            "{steps:?}"
+        );
+        assert!(!steps.iter().any(|s| s.starts_with("SCAN")), "{steps:?}");
+        assert!(
+            !steps.iter().any(|s| s.contains("TEMP B-TREE")),
+            "no sort: {steps:?}"
+        );
+    }
 }
