@@ -13,11 +13,13 @@
 //! exists for tests against throw-away servers and must be asked for
 //! explicitly. One client keeps a pool of kept-alive connections per SM-DP+.
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ferrosim_asn1::json::ADMIN_PROTOCOL;
+use reqwest::header::{HeaderName, HeaderValue};
 use rustls::RootCertStore;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -31,6 +33,8 @@ use crate::activation_code::SmdpAddress;
 
 /// `User-Agent` of GSMA LPAs; some SM-DP+ servers expect it.
 pub const USER_AGENT: &str = "gsma-rsp-lpad";
+/// The `X-Admin-Protocol` header's name, lower case as `HeaderName` wants it.
+const ADMIN_PROTOCOL_HEADER: &str = "x-admin-protocol";
 /// Largest answer body accepted (a bound profile package is far smaller).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -114,7 +118,12 @@ impl HttpsOptions {
 #[derive(Debug, Clone)]
 pub struct HttpsEs9Client {
     http: reqwest::Client,
+    /// The URLs called so far, parsed: per SM-DP+ address, per function.
+    urls: Arc<Mutex<HashMap<String, HashMap<&'static str, reqwest::Url>>>>,
 }
+
+/// Most SM-DP+ addresses whose URLs are kept (an LPA talks to a few).
+const CACHED_ADDRESSES: usize = 64;
 
 impl HttpsEs9Client {
     /// Builds the client; refuses an empty set of roots.
@@ -156,7 +165,29 @@ impl HttpsEs9Client {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| Es9ClientError::Setup(error_chain(&e)))?;
-        Ok(Self { http })
+        Ok(Self {
+            http,
+            urls: Arc::default(),
+        })
+    }
+
+    /// `https://{address}/gsma/rsp2/es9plus/{function}`, parsed once per
+    /// address and function rather than at every call; `Err` with the
+    /// text when it does not parse (the request then fails as before).
+    fn url(&self, address: &SmdpAddress, function: &'static str) -> Result<reqwest::Url, String> {
+        let mut urls = self.urls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(url) = urls.get(address.as_str()).and_then(|f| f.get(function)) {
+            return Ok(url.clone());
+        }
+        let text = format!("https://{}/gsma/rsp2/es9plus/{function}", address.as_str());
+        let url = reqwest::Url::parse(&text).map_err(|_| text)?;
+        if urls.len() >= CACHED_ADDRESSES && !urls.contains_key(address.as_str()) {
+            urls.clear();
+        }
+        urls.entry(address.as_str().to_owned())
+            .or_default()
+            .insert(function, url.clone());
+        Ok(url)
     }
 
     /// POSTs `request` and returns the HTTP status and the body.
@@ -170,7 +201,7 @@ impl HttpsEs9Client {
             function,
             reason: format!("cannot encode the request: {e}"),
         })?;
-        let url = format!("https://{}/gsma/rsp2/es9plus/{function}", address.as_str());
+        let url = self.url(address, function);
         let failure = |e: reqwest::Error| {
             if e.is_timeout() {
                 Es9ClientError::Timeout {
@@ -185,11 +216,19 @@ impl HttpsEs9Client {
                 }
             }
         };
-        let mut response = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Admin-Protocol", ADMIN_PROTOCOL)
+        let request = match url {
+            Ok(url) => self.http.post(url),
+            Err(text) => self.http.post(text),
+        };
+        let mut response = request
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .header(
+                HeaderName::from_static(ADMIN_PROTOCOL_HEADER),
+                HeaderValue::from_static(ADMIN_PROTOCOL),
+            )
             .body(body)
             .send()
             .await
@@ -324,6 +363,39 @@ mod tests {
         let e = decode_answer::<InitiateAuthenticationResponse>("initiateAuthentication", 200, ok)
             .unwrap_err();
         assert!(matches!(e, Es9ClientError::BadResponse { .. }));
+    }
+
+    #[test]
+    fn urls_are_parsed_once_per_address_and_function() {
+        let client =
+            HttpsEs9Client::new(&HttpsOptions::new(TlsTrust::InsecureAcceptAnyCertificate))
+                .unwrap();
+        let a = SmdpAddress::new("smdp.example.com").unwrap();
+        let b = SmdpAddress::new("localhost:8443").unwrap();
+        let url = client.url(&a, "initiateAuthentication").unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://smdp.example.com/gsma/rsp2/es9plus/initiateAuthentication"
+        );
+        assert_eq!(client.url(&a, "initiateAuthentication").unwrap(), url);
+        assert_eq!(
+            client.url(&b, "handleNotification").unwrap().as_str(),
+            "https://localhost:8443/gsma/rsp2/es9plus/handleNotification"
+        );
+        let urls = client.urls.lock().unwrap();
+        assert_eq!(urls.len(), 2);
+        assert_eq!(urls["smdp.example.com"].len(), 1);
+    }
+
+    #[test]
+    fn an_executed_answer_with_a_warning_is_read() {
+        let body = br#"{"header":{"functionExecutionStatus":{"status":"Executed-WithWarning",
+            "statusCodeData":{"subjectCode":"8.1","reasonCode":"1.1"}}},"transactionId":"0A0B"}"#;
+        let r: CancelSessionResponse = decode_answer("cancelSession", 200, body).unwrap();
+        assert_eq!(
+            r.transaction_id.map(|t| t.to_hex()).as_deref(),
+            Some("0A0B")
+        );
     }
 
     #[test]
