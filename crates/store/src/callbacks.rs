@@ -91,11 +91,11 @@ impl SqlStore {
         let lite_sql = sql.clone();
         let lite = move |conn: &rusqlite::Connection| {
             let mut stmt = conn.prepare_cached(&lite_sql).map_err(lite_err)?;
-            bind_numbered(&mut stmt, &lite_sql, &[until.into(), now.into()])?;
+            let shape = bind_numbered(&mut stmt, &lite_sql, &[until.into(), now.into()])?;
             let mut rows = stmt.raw_query();
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(lite_err)? {
-                out.push(callback_row(&HotRow::Lite(LiteRow::new(row)))?);
+                out.push(callback_row(&HotRow::Lite(LiteRow::new(row, &shape)))?);
             }
             Ok(out)
         };

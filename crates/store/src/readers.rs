@@ -18,8 +18,9 @@
 //! error, a damaged file) is dropped and replaced on its next use.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::types::{FromSql, ToSqlOutput, Value};
 use rusqlite::{CachedStatement, Connection, OpenFlags, Row, Statement};
@@ -79,30 +80,33 @@ impl StoreRow for HotRow<'_> {
 /// step. The record parsers read the columns in the order the `SELECT`
 /// lists them, so the search starts at the column after the last one
 /// found: one look-up per column in the usual case, any order still works.
+/// The names come from the statement's [`Shape`], read from SQLite once
+/// per statement text.
 pub(crate) struct LiteRow<'a> {
     row: &'a Row<'a>,
+    /// The names of the row's columns, in order.
+    columns: &'a [Box<str>],
     /// Where the next search starts.
     next: Cell<usize>,
 }
 
 impl<'a> LiteRow<'a> {
-    /// Reads `row` column by column.
-    pub(crate) fn new(row: &'a Row<'a>) -> Self {
+    /// Reads `row` (of a statement of this `shape`) column by column.
+    pub(crate) fn new(row: &'a Row<'a>, shape: &'a Shape) -> Self {
         Self {
             row,
+            columns: &shape.columns,
             next: Cell::new(0),
         }
     }
 
     /// The column `name`, or a corruption error naming it.
     fn get<T: FromSql>(&self, name: &str) -> Result<T, StoreError> {
-        let stmt = self.row.as_ref();
-        let n = stmt.column_count();
+        let n = self.columns.len();
         let start = self.next.get();
-        let index = (0..n).map(|k| (start + k) % n).find(|&i| {
-            stmt.column_name(i)
-                .is_ok_and(|c| c.eq_ignore_ascii_case(name))
-        });
+        let index = (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.columns[i].eq_ignore_ascii_case(name));
         let Some(i) = index else {
             return Err(StoreError::Corrupt(format!(
                 "column {name}: no such column"
@@ -129,40 +133,93 @@ impl ReadSession<'_> {
         vals: &[Val],
         parse: impl FnOnce(&HotRow<'_>) -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let mut stmt = self.prepare(sql, vals)?;
+        let (mut stmt, shape) = self.prepare(sql, vals)?;
         let mut rows = stmt.raw_query();
         match rows.next().map_err(lite_err)? {
-            Some(row) => parse(&HotRow::Lite(LiteRow::new(row))).map(Some),
+            Some(row) => parse(&HotRow::Lite(LiteRow::new(row, &shape))).map(Some),
             None => Ok(None),
         }
     }
 
-    fn prepare(&self, sql: &str, vals: &[Val]) -> Result<CachedStatement<'_>, StoreError> {
+    fn prepare(
+        &self,
+        sql: &str,
+        vals: &[Val],
+    ) -> Result<(CachedStatement<'_>, Arc<Shape>), StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(lite_err)?;
-        bind_numbered(&mut stmt, sql, vals)?;
-        Ok(stmt)
+        let shape = bind_numbered(&mut stmt, sql, vals)?;
+        Ok((stmt, shape))
     }
 }
 
+/// What a statement's text says about its placeholders and columns, read
+/// from SQLite once per text and kept (see [`shape_of`]).
+#[derive(Debug)]
+pub(crate) struct Shape {
+    /// For each placeholder in SQLite's order, the index in the values of
+    /// the number it names (`$3` takes the third value).
+    params: Box<[Option<usize>]>,
+    /// The names of the result columns, in order.
+    columns: Box<[Box<str>]>,
+}
+
+/// Most statement texts whose [`Shape`] is kept (the SM-DP+ and eIM run a
+/// few dozen; texts past this are read from SQLite at every use).
+const SHAPES: usize = 512;
+
+/// The [`Shape`] of `stmt`, whose text is `sql`: from the process-wide
+/// cache, or read from SQLite (one call per placeholder and per column,
+/// each with a C string's length and UTF-8 check) and kept. The shape of a
+/// text does not depend on the connection: every connection of every
+/// store runs the same schema.
+pub(crate) fn shape_of(stmt: &Statement<'_>, sql: &str) -> Arc<Shape> {
+    type Cache = HashMap<Box<str>, Arc<Shape>, foldhash::fast::RandomState>;
+    static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+    if let Some(shape) = CACHE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .and_then(|c| c.get(sql))
+    {
+        return Arc::clone(shape);
+    }
+    let params = (1..=stmt.parameter_count())
+        .map(|i| {
+            stmt.parameter_name(i)
+                .and_then(|name| name.strip_prefix('$'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| n.checked_sub(1))
+        })
+        .collect();
+    let columns = (0..stmt.column_count())
+        .map(|i| stmt.column_name(i).unwrap_or_default().into())
+        .collect();
+    let shape = Arc::new(Shape { params, columns });
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    let cache = cache.get_or_insert_with(Cache::default);
+    if cache.len() < SHAPES {
+        cache.insert(sql.into(), Arc::clone(&shape));
+    }
+    shape
+}
+
 /// Binds `vals` to the placeholders `$1..$n` of `stmt` (the text `sql`),
-/// each placeholder taking its value by number, as sqlx binds them.
+/// each placeholder taking its value by number, as sqlx binds them, and
+/// gives the statement's [`Shape`].
 pub(crate) fn bind_numbered(
     stmt: &mut Statement<'_>,
     sql: &str,
     vals: &[Val],
-) -> Result<(), StoreError> {
-    for i in 1..=stmt.parameter_count() {
-        let val = stmt
-            .parameter_name(i)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|n| vals.get(n))
-            .ok_or_else(|| StoreError::Backend(format!("no value for parameter {i} of {sql}")))?;
-        stmt.raw_bind_parameter(i, sql_value(val))
+) -> Result<Arc<Shape>, StoreError> {
+    let shape = shape_of(stmt, sql);
+    for (i, n) in shape.params.iter().enumerate() {
+        let val = n.and_then(|n| vals.get(n)).ok_or_else(|| {
+            StoreError::Backend(format!("no value for parameter {} of {sql}", i + 1))
+        })?;
+        stmt.raw_bind_parameter(i + 1, sql_value(val))
             .map_err(lite_err)?;
     }
-    Ok(())
+    Ok(shape)
 }
 
 /// A bind value as rusqlite takes it.
