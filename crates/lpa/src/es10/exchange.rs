@@ -83,9 +83,10 @@ pub struct Exchange {
     blocks: Vec<CommandApdu>,
     /// Index in `blocks` of the command now being answered.
     current: usize,
-    /// The command APDU now waiting for its response (for a `6Cxx` repeat).
-    waiting: CommandApdu,
-    /// Whether `waiting` is already a `6Cxx` repeat or a GET RESPONSE.
+    /// Whether `blocks[current]` itself is waiting for its response, or a
+    /// `6Cxx` repeat of it or a GET RESPONSE after it. (The command a `6Cxx`
+    /// asks to repeat is always `blocks[current]`, so no copy of the
+    /// waiting command is kept: one fewer allocation and copy per block.)
     phase: Phase,
     /// Response data collected so far.
     data: Vec<u8>,
@@ -146,7 +147,7 @@ impl Exchange {
         link: Es10Link,
         blocks: Vec<CommandApdu>,
     ) -> Result<(Self, Vec<u8>), Es10Error> {
-        let first = blocks.first().cloned().ok_or(Es10Error::InvalidRequest {
+        let first = blocks.first().ok_or(Es10Error::InvalidRequest {
             function: command,
             reason: "no command".into(),
         })?;
@@ -157,7 +158,6 @@ impl Exchange {
                 link,
                 blocks,
                 current: 0,
-                waiting: first,
                 phase: Phase::Command,
                 data: Vec::new(),
             },
@@ -170,14 +170,16 @@ impl Exchange {
     pub fn handle_response(&mut self, response: Vec<u8>) -> Result<Next, Es10Error> {
         let response = ResponseApdu::parse(response)?;
         let sw = response.sw;
-        if sw.sw1() == 0x6C && self.phase == Phase::Command {
+        if sw.sw1() == 0x6C
+            && self.phase == Phase::Command
+            && let Some(waiting) = self.blocks.get(self.current)
+        {
             // Wrong Le: the same command again with the Le the card wants.
             let retry = CommandApdu {
                 le: Some(sw.sw2()),
-                ..self.waiting.clone()
+                ..waiting.clone()
             };
             let bytes = retry.to_bytes()?;
-            self.waiting = retry;
             self.phase = Phase::Repeated;
             return Ok(Next::Transmit(bytes));
         }
@@ -205,7 +207,6 @@ impl Exchange {
                 le: Some(sw.sw2()),
             };
             let bytes = get.to_bytes()?;
-            self.waiting = get;
             self.phase = Phase::GetResponse(rounds);
             return Ok(Next::Transmit(bytes));
         }
@@ -219,7 +220,6 @@ impl Exchange {
         match self.blocks.get(self.current) {
             Some(next) => {
                 let bytes = next.to_bytes()?;
-                self.waiting = next.clone();
                 self.phase = Phase::Command;
                 Ok(Next::Transmit(bytes))
             }
