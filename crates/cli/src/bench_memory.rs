@@ -21,7 +21,7 @@
 //! downloads alike.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ferrosim_asn1::json::es2::{ConfirmOrderRequest, DownloadOrderRequest, RequestHeader};
@@ -518,21 +518,20 @@ async fn device(
     sem: &Semaphore,
 ) -> (VirtualEuicc, Vec<Activation>) {
     let mut out = Vec::with_capacity(codes.len());
-    // The card's clock, read once per download rather than per APDU (a
-    // download is ~70 APDUs within a millisecond or two).
-    let clock = std::sync::atomic::AtomicU64::new(0);
+    // The card's clock (ms since the epoch, as the eUICC keeps time), read
+    // once per download rather than per APDU (a download is some 130 APDUs
+    // within a millisecond or two).
+    let clock = std::sync::atomic::AtomicI64::new(0);
     let set_clock = || {
-        let since_epoch = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let nanos = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
-        clock.store(nanos, std::sync::atomic::Ordering::Relaxed);
+        clock.store(
+            Timestamp::now().millis(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     };
     set_clock();
     {
         let transport = |apdu: &[u8]| {
-            let nanos = clock.load(std::sync::atomic::Ordering::Relaxed);
-            let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos);
+            let now = Timestamp::from_millis(clock.load(std::sync::atomic::Ordering::Relaxed));
             card.handle_apdu_with_rng(apdu, now, &mut rng)
         };
         let mut es10 = match Es10::open(transport, &Es10Options::default()) {
