@@ -388,6 +388,26 @@ mod tests {
     }
 
     #[test]
+    fn functions_read_executed_answers_in_one_pass_and_the_rest_as_before() {
+        use crate::es9::Es9Function;
+        use crate::es9::function::{CancelSession, InitiateAuthentication};
+        let ok = br#"{"header":{"functionExecutionStatus":{"status":"Executed-Success"}},"transactionId":"01"}"#;
+        let r = CancelSession::decode(200, ok).unwrap();
+        assert_eq!(r.transaction_id.map(|t| t.to_hex()).as_deref(), Some("01"));
+        // A failure that also parses as the response type is still a failure.
+        let failed = br#"{"header":{"functionExecutionStatus":{"status":"Failed",
+            "statusCodeData":{"subjectCode":"8.10.1","reasonCode":"3.9"}}},"transactionId":"01"}"#;
+        let e = CancelSession::decode(200, failed).unwrap_err();
+        assert_eq!(e.status_codes(), Some(("8.10.1", "3.9")));
+        let e = InitiateAuthentication::decode(200, ok).unwrap_err();
+        assert!(matches!(e, Es9ClientError::BadResponse { .. }), "{e:?}");
+        let e = CancelSession::decode(503, ok).unwrap_err();
+        assert!(matches!(e, Es9ClientError::HttpStatus { status: 503, .. }));
+        let e = CancelSession::decode(200, b"<html>").unwrap_err();
+        assert!(matches!(e, Es9ClientError::BadResponse { .. }));
+    }
+
+    #[test]
     fn an_executed_answer_with_a_warning_is_read() {
         let body = br#"{"header":{"functionExecutionStatus":{"status":"Executed-WithWarning",
             "statusCodeData":{"subjectCode":"8.1","reasonCode":"1.1"}}},"transactionId":"0A0B"}"#;

@@ -211,23 +211,11 @@ impl Es9ClientError {
 /// Interprets an ES9+ answer: a `Failed` header becomes
 /// [`Es9ClientError::Failed`] whatever the HTTP status; otherwise HTTP 200
 /// with the full response structure is required.
-///
-/// An executed answer with HTTP 200 (every answer of a download that goes
-/// well) is read straight into `Resp`, after a first pass that reads only
-/// its status and skips everything else without allocating. Anything else
-/// goes through [`read_answer`], which builds the whole document as a
-/// `serde_json::Value` first (its status code data, what is malformed).
 pub fn decode_answer<Resp: DeserializeOwned>(
     function: &'static str,
     status: u16,
     body: &[u8],
 ) -> Result<Resp, Es9ClientError> {
-    if status == 200 && executed(body) {
-        return serde_json::from_slice(body).map_err(|e| Es9ClientError::BadResponse {
-            function,
-            reason: e.to_string(),
-        });
-    }
     match read_answer::<Resp>(body) {
         Answer::Failed(data) => Err(Es9ClientError::Failed {
             function,
@@ -239,28 +227,6 @@ pub fn decode_answer<Resp: DeserializeOwned>(
         Answer::Executed(output) => Ok(output),
         Answer::Malformed(reason) => Err(Es9ClientError::BadResponse { function, reason }),
     }
-}
-
-/// Whether `body` is JSON whose `header.functionExecutionStatus.status`
-/// says the function executed; other members are skipped unread.
-fn executed(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        header: Header<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Header<'a> {
-        #[serde(borrow, rename = "functionExecutionStatus")]
-        status: Status<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Status<'a> {
-        #[serde(borrow)]
-        status: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<Probe<'_>>(body)
-        .is_ok_and(|p| p.header.status.status.starts_with("Executed-"))
 }
 
 /// The ES9+ functions, as [`Es9Function`]s, and their names as they appear
@@ -298,7 +264,18 @@ pub mod function {
                 type Request = $req;
                 type Response = $resp;
 
+                /// An executed answer with HTTP 200 (every answer of a
+                /// download that goes well) is read in one pass, straight
+                /// into the response type; anything else (a failure, a body
+                /// that is not the function's output) goes through
+                /// [`decode_answer`] for its status code or the reason.
                 fn decode(status: u16, body: &[u8]) -> Result<$resp, Es9ClientError> {
+                    if status == 200
+                        && let Ok(answer) = serde_json::from_slice::<$resp>(body)
+                        && answer.header.function_execution_status.is_success()
+                    {
+                        return Ok(answer);
+                    }
                     decode_answer(Self::NAME, status, body)
                 }
 
