@@ -26,7 +26,9 @@ impl std::fmt::Debug for MemEimStore {
 
 #[derive(Default)]
 struct Tables {
-    devices: BTreeMap<Eid, (DeviceRecord, Version)>,
+    /// Records boxed: a B-tree node then holds keys and pointers, so
+    /// lookups touch less memory and an insert shifts pointers, not records.
+    devices: BTreeMap<Eid, Box<(DeviceRecord, Version)>>,
     /// Open items' eIM transaction ids -> device.
     transactions: HashMap<EimTransactionId, Eid>,
     results: BTreeMap<(Eid, u64), ResultRecord>,
@@ -51,14 +53,10 @@ impl MemEimStore {
 
 impl EimStore for MemEimStore {
     async fn device(&self, eid: &Eid) -> StoreResult<Option<Versioned<DeviceRecord>>> {
-        Ok(self
-            .tables()
-            .devices
-            .get(eid)
-            .map(|(record, version)| Versioned {
-                record: record.clone(),
-                version: *version,
-            }))
+        Ok(self.tables().devices.get(eid).map(|entry| Versioned {
+            record: entry.0.clone(),
+            version: entry.1,
+        }))
     }
 
     async fn device_by_transaction(
@@ -137,7 +135,7 @@ impl EimStore for MemEimStore {
             }
             Some(DeviceWrite::Update { expected, record }) => match tables.devices.get(&record.eid)
             {
-                Some((_, version)) if version == expected => {}
+                Some(entry) if entry.1 == *expected => {}
                 _ => return Err(StoreError::Stale),
             },
             _ => {}
@@ -158,8 +156,8 @@ impl EimStore for MemEimStore {
                 DeviceWrite::Insert(record) => (record, Version::INITIAL),
                 DeviceWrite::Update { expected, record } => (record, expected.next()),
             };
-            if let Some((old, _)) = tables.devices.get(&record.eid) {
-                let stale: Vec<EimTransactionId> = old.transaction_ids().copied().collect();
+            if let Some(old) = tables.devices.get(&record.eid) {
+                let stale: Vec<EimTransactionId> = old.0.transaction_ids().copied().collect();
                 for id in stale {
                     tables.transactions.remove(&id);
                 }
@@ -167,7 +165,9 @@ impl EimStore for MemEimStore {
             for tid in record.transaction_ids() {
                 tables.transactions.insert(*tid, record.eid);
             }
-            tables.devices.insert(record.eid, (record, version));
+            tables
+                .devices
+                .insert(record.eid, Box::new((record, version)));
         }
         for result in changes.results {
             if let Some(counter) = result.counter
