@@ -249,7 +249,10 @@ pub struct Catalog {
     pub reconciler: ReconcilerConfig,
     /// Outage detection.
     pub outage: OutageDetectionConfig,
-    by_name: HashMap<(&'static str, String), u16>,
+    /// Ids by kind ("carrier", "group", ...) and then by name: looked up
+    /// with a borrowed name, no key built per lookup (the fleet looks up a
+    /// device's group, region and profile types as it adds each device).
+    by_name: HashMap<&'static str, HashMap<String, u16>>,
 }
 
 impl Catalog {
@@ -271,7 +274,16 @@ impl Catalog {
             regions: b.regions,
             reconciler: b.reconciler,
             outage: b.outage,
-            by_name: b.by_name,
+            by_name: b
+                .by_name
+                .into_iter()
+                .fold(HashMap::new(), |mut kinds, ((kind, name), id)| {
+                    kinds
+                        .entry(kind)
+                        .or_insert_with(HashMap::new)
+                        .insert(name, id);
+                    kinds
+                }),
         })
     }
 
@@ -291,7 +303,7 @@ impl Catalog {
     }
 
     fn find(&self, kind: &'static str, name: &str) -> Option<u16> {
-        self.by_name.get(&(kind, name.to_owned())).copied()
+        self.by_name.get(kind)?.get(name).copied()
     }
 
     /// The carrier named `name`.

@@ -130,8 +130,10 @@ pub struct Fleet {
 /// large (a fleet-wide outage, a rollout wave) gives its memory back.
 fn pop_and_shrink<T>(q: &mut VecDeque<T>) -> Option<T> {
     let item = q.pop_front();
-    if item.is_none() && q.capacity() > 4096 {
-        q.shrink_to(1024);
+    // Only a queue far larger than a busy poll's keeps its memory from
+    // being given back at every drain and grown again at the next.
+    if item.is_none() && q.capacity() > 65_536 {
+        q.shrink_to(4096);
     }
     item
 }
@@ -285,6 +287,14 @@ impl Fleet {
     pub fn switch_rate(&mut self, carrier: CarrierId, now: Timestamp) -> u32 {
         self.refresh_rates(now);
         self.switch_limits[carrier.index()]
+    }
+
+    /// Makes room for `additional` more devices, so that adding a large
+    /// fleet device by device ([`Fleet::add_device`]) does not grow its
+    /// tables step by step (each step copying what is there).
+    pub fn reserve(&mut self, additional: usize) {
+        self.devices.reserve(additional);
+        self.index.reserve(additional);
     }
 
     /// Registers a device; its desired state is its group's.

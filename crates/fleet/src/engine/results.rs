@@ -93,8 +93,12 @@ impl Fleet {
                 .iter()
                 .map(|(id, f)| std::cmp::Reverse((f.deadline, *id)))
                 .collect();
-            if self.in_flight.capacity() > 4 * self.in_flight.len() + 4096 {
-                self.in_flight.shrink_to_fit();
+            // Given back only when far larger than what is in flight (a
+            // drained fleet-wide wave), with room to spare: shrunk to fit,
+            // the map was grown again (each step rehashing and copying
+            // every flight) a few windows later.
+            if self.in_flight.capacity() > 8 * self.in_flight.len() + 65_536 {
+                self.in_flight.shrink_to(2 * self.in_flight.len() + 4096);
             }
         }
         let d = &mut self.devices[idx as usize];

@@ -489,6 +489,7 @@ fn deployed_fleet(
     scenario: &Scenario,
 ) -> Result<(Fleet, Vec<u32>), SimError> {
     let mut fleet = Fleet::new(catalog, Timestamp(T0));
+    fleet.reserve(seeds.iter().filter(|d| !d.consumer).count());
     let mut positions = Vec::with_capacity(seeds.len());
     // The devices of one mix, vendor and area differ only in their EID and
     // ICCIDs: one spec each, made once and reused (no strings copied per
