@@ -36,6 +36,11 @@ use crate::shard::{Out, OutKind, Shard};
 
 use super::{Eids, Progress, T0, fleet_dims};
 
+/// Telemetry events reserved per device at the start ([`Control::new`]).
+const EVENTS_PER_DEVICE: usize = 4;
+/// At most this many events reserved at the start.
+const MAX_EVENTS_RESERVED: usize = 16_000_000;
+
 /// An outage's start or end as the fleet is told it: when (ms), whether
 /// it starts, the carrier and the region (`None`: everywhere).
 type Declaration = (i64, bool, String, Option<String>);
@@ -116,6 +121,16 @@ impl<'a> Control<'a> {
         devices: u32,
     ) -> Self {
         let bucket_ms = scenario.scenario.bucket.millis_i64();
+        let mut c = c;
+        // Room for a few events per device up front (the log of a 1M-device
+        // outage holds about three million): grown by doubling, the log was
+        // copied whole at every step on this thread. Pages not written stay
+        // unbacked, and a run with more events grows it as before.
+        c.events.reserve(
+            (devices as usize)
+                .saturating_mul(EVENTS_PER_DEVICE)
+                .min(MAX_EVENTS_RESERVED),
+        );
         Self {
             scenario,
             fleet,
