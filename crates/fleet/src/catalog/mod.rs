@@ -338,6 +338,15 @@ impl Catalog {
 
     /// The profile type `profile_type` version `version` of carrier `carrier`.
     pub fn profile_type_id(&self, r: &ProfileRef) -> Option<ProfileTypeId> {
+        // A catalog names a few profile types: compared in place, without
+        // building the lookup key (an allocation per device the fleet adds).
+        if self.profile_types.len() <= SCANNED_PROFILE_TYPES {
+            let carrier = self.carrier_id(&r.carrier)?;
+            let i = self.profile_types.iter().position(|t| {
+                t.carrier == carrier && t.version == r.version && t.name == r.profile_type
+            })?;
+            return u16::try_from(i).ok().map(ProfileTypeId);
+        }
         self.find("profile type", &profile_key(r))
             .map(ProfileTypeId)
     }
@@ -394,6 +403,10 @@ impl Catalog {
         format!("{}/{}@{}", self.carrier(t.carrier).name, t.name, t.version)
     }
 }
+
+/// Up to this many profile types, [`Catalog::profile_type_id`] compares
+/// them in place instead of looking up a key.
+const SCANNED_PROFILE_TYPES: usize = 32;
 
 pub(super) fn profile_key(r: &ProfileRef) -> String {
     format!("{}\u{0}{}\u{0}{}", r.carrier, r.profile_type, r.version)
