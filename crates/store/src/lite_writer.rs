@@ -145,7 +145,8 @@ fn run_group(conn: &Connection, jobs: Vec<LiteJob>) -> bool {
         return false;
     }
     let mut stored: Vec<(LiteJob, Output)> = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut jobs = jobs.into_iter();
+    while let Some(job) = jobs.next() {
         match (job.body)(conn) {
             Ok(out) => stored.push((job, out)),
             Err(e) => {
@@ -153,7 +154,10 @@ fn run_group(conn: &Connection, jobs: Vec<LiteJob>) -> bool {
                 // Undo its statements that ran: the whole transaction goes,
                 // and the jobs before it run again.
                 if let Err(why) = restart(conn, &mut stored) {
-                    fail(stored.into_iter().map(|(job, _)| job).collect(), &why);
+                    // Every job not yet answered gets the error, those that
+                    // had not run yet included.
+                    let unanswered = stored.into_iter().map(|(job, _)| job).chain(jobs);
+                    fail(unanswered.collect(), &why);
                     return false;
                 }
             }
@@ -187,17 +191,33 @@ fn begin(conn: &Connection) -> Result<(), StoreError> {
 
 /// Rolls the transaction back (unless SQLite already did) and runs the
 /// jobs of `stored` again in a new one, each keeping its new answer.
-fn restart(conn: &Connection, stored: &mut [(LiteJob, Output)]) -> Result<(), String> {
-    if !conn.is_autocommit() {
-        conn.execute_batch("ROLLBACK")
-            .map_err(|e| format!("not stored, the transaction could not be rolled back: {e}"))?;
+///
+/// A job can fail when it runs again: another process writing the same
+/// file may have committed between the rollback and the new transaction
+/// (its compare-and-set now finds a newer version). That job gets its own
+/// error (a [`StoreError::Stale`] its caller retries, say), leaves the
+/// group, and the others start over once more. `Err` only when the
+/// transaction itself cannot be rolled back or begun.
+fn restart(conn: &Connection, stored: &mut Vec<(LiteJob, Output)>) -> Result<(), String> {
+    'again: loop {
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(|e| {
+                format!("not stored, the transaction could not be rolled back: {e}")
+            })?;
+        }
+        begin(conn).map_err(|e| format!("not stored, the transaction was rolled back: {e}"))?;
+        for i in 0..stored.len() {
+            match (stored[i].0.body)(conn) {
+                Ok(out) => stored[i].1 = out,
+                Err(e) => {
+                    let (job, _) = stored.remove(i);
+                    let _ = job.reply.send(Err(e));
+                    continue 'again;
+                }
+            }
+        }
+        return Ok(());
     }
-    begin(conn).map_err(|e| format!("not stored, the transaction was rolled back: {e}"))?;
-    for (job, out) in stored.iter_mut() {
-        *out = (job.body)(conn)
-            .map_err(|e| format!("not stored, the transaction was rolled back: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Every job gets the error.
@@ -302,5 +322,51 @@ mod tests {
         assert!(run_group(&conn, vec![j5]));
         assert_eq!(outcome(a5), Ok(()));
         assert_eq!(names(&conn), ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn a_job_stale_when_run_again_gets_its_own_error_and_the_rest_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let path = path.to_str().unwrap();
+        Connection::open(path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (name TEXT PRIMARY KEY, v INTEGER)",
+            )
+            .unwrap();
+        let conn = Opener {
+            path: path.to_owned(),
+            durability: Durability::Full,
+        }
+        .open()
+        .unwrap();
+
+        // The second job stores "b" the first time it runs; when it runs
+        // again (after the third job's conflict rolled the group back),
+        // another writer has committed first and its compare-and-set fails.
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (reply, a2) = oneshot::channel();
+        let seen = std::sync::Arc::clone(&runs);
+        let body: LiteBody = Box::new(move |conn| {
+            if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+                return Err(StoreError::Stale);
+            }
+            insert("b").run_on(conn).map(|()| Box::new(()) as Output)
+        });
+        let j2 = LiteJob { body, reply };
+        let (j1, a1) = job(insert("a"));
+        let (j3, a3) = job(insert("a"));
+        let (j4, a4) = job(insert("c"));
+        assert!(run_group(&conn, vec![j1, j2, j3, j4]));
+
+        assert_eq!(outcome(a1), Ok(()));
+        assert_eq!(outcome(a2), Err("Stale".into()));
+        let conflict = outcome(a3).unwrap_err();
+        assert!(conflict.starts_with("Conflict("), "{conflict}");
+        assert_eq!(outcome(a4), Ok(()));
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(names(&conn), ["a", "c"]);
+        assert!(conn.is_autocommit(), "the group's transaction is committed");
     }
 }
