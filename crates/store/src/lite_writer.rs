@@ -278,8 +278,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failed_job_leaves_nothing_and_the_others_of_its_group_are_stored() {
+    /// A writer connection to a new WAL file with the table `t` (the
+    /// directory holding it goes with the returned guard).
+    fn writer_on_new_file() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
         let path = path.to_str().unwrap();
@@ -295,6 +296,12 @@ mod tests {
         }
         .open()
         .unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_failed_job_leaves_nothing_and_the_others_of_its_group_are_stored() {
+        let (_dir, conn) = writer_on_new_file();
 
         // The second job inserts a row, then its compare-and-set finds no
         // row at version 7: stale. The third repeats the first's key.
@@ -326,21 +333,7 @@ mod tests {
 
     #[test]
     fn a_job_stale_when_run_again_gets_its_own_error_and_the_rest_are_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let path = path.to_str().unwrap();
-        Connection::open(path)
-            .unwrap()
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (name TEXT PRIMARY KEY, v INTEGER)",
-            )
-            .unwrap();
-        let conn = Opener {
-            path: path.to_owned(),
-            durability: Durability::Full,
-        }
-        .open()
-        .unwrap();
+        let (_dir, conn) = writer_on_new_file();
 
         // The second job stores "b" the first time it runs; when it runs
         // again (after the third job's conflict rolled the group back),
