@@ -2,6 +2,9 @@
 //! rewrite only the length fields of their ancestors, and only when a length
 //! actually changes. Every other byte is copied as it was.
 
+use std::ops::Range;
+use std::sync::OnceLock;
+
 use ferrosim_asn1::tlv::{write_length, write_tag};
 
 use crate::error::Error;
@@ -19,9 +22,59 @@ pub(crate) struct ValuePatch {
 
 /// Applies `patches` to a sequence of TLVs (a whole package). Targets must be
 /// distinct and none may lie inside another target.
-pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8>, Error> {
+#[cfg(test)]
+pub(crate) fn apply(bytes: &[u8], patches: Vec<ValuePatch>) -> Result<Vec<u8>, Error> {
+    apply_cached(bytes, patches, None)
+}
+
+/// Where the values of one set of patch targets lie in a package: the
+/// targets' offsets (sorted) and their value ranges, in the same order, as
+/// [`locate`] finds them; no ranges when a target is not a TLV or lies
+/// inside another, or the walk meets a malformed TLV. The walk depends only
+/// on the bytes and the offsets, so for one package and the same targets
+/// (a profile type's package, personalised once per download at the same
+/// places) it is found once and kept ([`LocateCache`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Located {
+    offsets: Vec<usize>,
+    values: Option<Vec<Range<usize>>>,
+}
+
+/// The [`Located`] targets of the first patches applied to one package.
+pub(crate) type LocateCache = OnceLock<Located>;
+
+impl Located {
+    /// Walks `bytes` for the targets of `patches` (sorted by offset).
+    fn find(bytes: &[u8], patches: &[ValuePatch]) -> Self {
+        let mut values = Vec::with_capacity(patches.len());
+        let found = locate(bytes, 0, patches, &mut values).is_some();
+        Located {
+            offsets: patches.iter().map(|p| p.tlv_offset).collect(),
+            values: (found && values.len() == patches.len()).then_some(values),
+        }
+    }
+
+    /// Whether these are the targets of `patches` (sorted by offset).
+    fn is_for(&self, patches: &[ValuePatch]) -> bool {
+        self.offsets.len() == patches.len()
+            && self
+                .offsets
+                .iter()
+                .zip(patches)
+                .all(|(offset, p)| *offset == p.tlv_offset)
+    }
+}
+
+/// [`apply`] to the package `cache` belongs to (`bytes`): where the targets
+/// lie is read from `cache` when it holds these targets, and kept there on
+/// first use. The result is the same as without the cache.
+pub(crate) fn apply_cached(
+    bytes: &[u8],
+    mut patches: Vec<ValuePatch>,
+    cache: Option<&LocateCache>,
+) -> Result<Vec<u8>, Error> {
     patches.sort_by_key(|p| p.tlv_offset);
-    if let Some(out) = in_place(bytes, &patches) {
+    if let Some(out) = in_place(bytes, &patches, cache) {
         return Ok(out);
     }
     let growth: usize = patches.iter().map(|p| p.value.len()).sum();
@@ -46,20 +99,26 @@ pub(crate) fn apply(bytes: &[u8], mut patches: Vec<ValuePatch>) -> Result<Vec<u8
 /// (a length changes, or a target is not a TLV or lies inside another, or
 /// the walk meets a malformed TLV) leaves the patches to [`rebuild`], which
 /// applies them or says what is wrong.
-fn in_place(bytes: &[u8], patches: &[ValuePatch]) -> Option<Vec<u8>> {
-    let mut values = Vec::with_capacity(patches.len());
-    locate(bytes, 0, patches, &mut values)?;
-    if values.len() != patches.len()
-        || values
-            .iter()
-            .zip(patches)
-            .any(|(range, p)| range.len() != p.value.len())
+fn in_place(bytes: &[u8], patches: &[ValuePatch], cache: Option<&LocateCache>) -> Option<Vec<u8>> {
+    let fresh;
+    let located = match cache.map(|c| c.get_or_init(|| Located::find(bytes, patches))) {
+        Some(kept) if kept.is_for(patches) => kept,
+        _ => {
+            fresh = Located::find(bytes, patches);
+            &fresh
+        }
+    };
+    let values = located.values.as_ref()?;
+    if values
+        .iter()
+        .zip(patches)
+        .any(|(range, p)| range.len() != p.value.len())
     {
         return None;
     }
     let mut out = bytes.to_vec();
-    for (range, p) in values.into_iter().zip(patches) {
-        out[range].copy_from_slice(&p.value);
+    for (range, p) in values.iter().zip(patches) {
+        out[range.clone()].copy_from_slice(&p.value);
     }
     Some(out)
 }
@@ -70,7 +129,7 @@ fn locate(
     seq: &[u8],
     base: usize,
     patches: &[ValuePatch],
-    values: &mut Vec<std::ops::Range<usize>>,
+    values: &mut Vec<Range<usize>>,
 ) -> Option<()> {
     for node in sequence(seq, base).ok()? {
         let start = node.offset;
@@ -270,8 +329,46 @@ mod tests {
             assert_eq!(apply(&bytes, patches).unwrap(), rebuilt);
         }
         // A length change or a target that is no TLV: not in place.
-        assert_eq!(in_place(&bytes, &[patch(13, &[8, 8])]), None);
-        assert_eq!(in_place(&bytes, &[patch(3, &[1])]), None);
-        assert!(in_place(&bytes, &[patch(13, &[5])]).is_some());
+        assert_eq!(in_place(&bytes, &[patch(13, &[8, 8])], None), None);
+        assert_eq!(in_place(&bytes, &[patch(3, &[1])], None), None);
+        assert!(in_place(&bytes, &[patch(13, &[5])], None).is_some());
+    }
+
+    /// With a kept walk, patches give what they give without one: the same
+    /// targets again (other values, same or other lengths), other targets
+    /// (walked afresh), and targets the walk refused (left to the rebuild,
+    /// which says what is wrong).
+    #[test]
+    fn kept_targets_give_what_a_fresh_walk_gives() {
+        let bytes = sample();
+        let patch = |tlv_offset, value: &[u8]| ValuePatch {
+            tlv_offset,
+            value: value.to_vec(),
+        };
+        let cache = LocateCache::default();
+        let runs = [
+            vec![patch(6, &[1]), patch(2, &[5, 5])],
+            vec![patch(2, &[6, 6]), patch(6, &[2])],
+            vec![patch(2, &[6, 6, 6]), patch(6, &[2])],
+            vec![patch(8, &[0x81, 0x01])],
+            vec![patch(3, &[])],
+            vec![patch(2, &[4, 4])],
+        ];
+        for patches in runs {
+            assert_eq!(
+                apply_cached(&bytes, patches.clone(), Some(&cache)),
+                apply(&bytes, patches)
+            );
+        }
+        assert_eq!(cache.get().map(|l| l.offsets.clone()), Some(vec![2, 6]));
+
+        let refused = LocateCache::default();
+        for _ in 0..2 {
+            assert_eq!(
+                apply_cached(&bytes, vec![patch(3, &[])], Some(&refused)),
+                Err(Error::PatchTarget { offset: 3 })
+            );
+        }
+        assert!(refused.get().is_some_and(|l| l.values.is_none()));
     }
 }

@@ -104,6 +104,10 @@ impl ProfilePackage {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Plan {
     steps: Vec<Step>,
+    /// Where the values of the first personalisation's targets lie (the
+    /// same targets every time a package is personalised with the same
+    /// kinds of values), so later ones skip that walk.
+    located: patch::LocateCache,
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +173,10 @@ impl Plan {
         if let Err(e) = Self::walk(package, &mut steps) {
             steps.push(Step::Fail(e));
         }
-        Plan { steps }
+        Plan {
+            steps,
+            located: patch::LocateCache::default(),
+        }
     }
 
     fn walk(package: &ProfilePackage, steps: &mut Vec<Step>) -> Result<(), Error> {
@@ -330,7 +337,7 @@ impl Plan {
             }
         }
         targets.check(p)?;
-        patch::apply(bytes, patches)
+        patch::apply_cached(bytes, patches, Some(&self.located))
     }
 }
 
