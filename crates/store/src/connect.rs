@@ -457,4 +457,41 @@ mod tests {
         assert_eq!(mode(&db), 0o600);
         store.close().await;
     }
+
+    /// The files of `db` (with its `-wal` and `-shm`) this process has open.
+    fn open_files_of(db: &Path) -> Vec<std::path::PathBuf> {
+        let name = db.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| {
+                target.parent() == db.parent()
+                    && target
+                        .file_name()
+                        .is_some_and(|f| f.to_string_lossy().starts_with(&name))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn closing_a_sqlite_store_closes_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().canonicalize().unwrap().join("c.db");
+        let store = SqlStore::connect(
+            &format!("sqlite:{}", db.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap();
+        store.set_setting("k", "v").await.unwrap();
+        assert!(!open_files_of(&db).is_empty());
+        store.close().await;
+        // Closed before the store is dropped: the writer thread's own
+        // connection included (a read-only remount right after a close
+        // once failed with "mount point is busy").
+        assert_eq!(open_files_of(&db), Vec::<std::path::PathBuf>::new());
+        let err = store.set_setting("k", "w").await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend(_)), "{err}");
+        drop(store);
+    }
 }

@@ -48,7 +48,7 @@ use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Backend;
-use crate::lite_writer::{LiteBody, LiteJob, LiteWriter};
+use crate::lite_writer::{LiteBody, LiteCloser, LiteJob, LiteWriter};
 use crate::writes::Writes;
 
 /// Most jobs in one group: bounds the time a caller waits for the commit.
@@ -101,6 +101,8 @@ pub(crate) struct WriteQueue {
     /// Whether plain statements go to a [`LiteWriter`] (a SQLite file; an
     /// in-memory database has no second connection to the same data).
     lite: bool,
+    /// Closes the [`LiteWriter`]'s connection (see [`WriteQueue::close`]).
+    lite_closer: Option<LiteCloser>,
 }
 
 impl WriteQueue {
@@ -112,9 +114,19 @@ impl WriteQueue {
         let queue = Self {
             jobs,
             lite: lite.is_some(),
+            lite_closer: lite.as_ref().map(LiteWriter::closer),
         };
         tokio::spawn(run(pool, lite, rx));
         queue
+    }
+
+    /// Closes the [`LiteWriter`]'s connection to the file once the groups
+    /// already sent to it have ended (the store is closing; writes after
+    /// this fail). sqlx's connections are closed with their pool.
+    pub(crate) async fn close(&self) {
+        if let Some(closer) = &self.lite_closer {
+            closer.close().await;
+        }
     }
 
     /// Runs `writes` as part of a group and returns once the group is

@@ -152,6 +152,12 @@ impl SqlStore {
         if let Some(r) = &self.readers {
             r.close();
         }
+        // The writer thread's connection is closed here rather than when
+        // the last clone of the store is dropped (later, on another thread):
+        // once `close` returns, nothing of this store has the file open.
+        if let Some(w) = &self.writer {
+            w.close().await;
+        }
         if self.backend == Backend::Sqlite {
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)

@@ -54,6 +54,9 @@ pub(crate) struct LiteJob {
 struct Group {
     jobs: Vec<LiteJob>,
     done: oneshot::Sender<()>,
+    /// The store is closing: the thread closes its connection, answers
+    /// `done` and ends (`jobs` is empty).
+    close: bool,
 }
 
 /// The sending side of the writer thread; the thread ends when it is dropped.
@@ -83,7 +86,11 @@ impl LiteWriter {
     /// ended (each job's caller is answered from there).
     pub(crate) async fn run_group(&self, jobs: Vec<LiteJob>) {
         let (done, ended) = oneshot::channel();
-        if let Err(mpsc::SendError(group)) = self.groups.send(Group { jobs, done }) {
+        if let Err(mpsc::SendError(group)) = self.groups.send(Group {
+            jobs,
+            done,
+            close: false,
+        }) {
             for job in group.jobs {
                 let _ = job
                     .reply
@@ -92,6 +99,39 @@ impl LiteWriter {
             return;
         }
         let _ = ended.await;
+    }
+
+    /// A handle that closes the writer's connection and ends its thread
+    /// (see [`LiteCloser::close`]).
+    pub(crate) fn closer(&self) -> LiteCloser {
+        LiteCloser {
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+/// Closes a [`LiteWriter`]'s connection from outside the task that owns
+/// the writer, so that [`crate::SqlStore::close`] returns only once the
+/// database file is no longer open for writing here.
+#[derive(Debug, Clone)]
+pub(crate) struct LiteCloser {
+    groups: mpsc::Sender<Group>,
+}
+
+impl LiteCloser {
+    /// Waits for the groups sent before to end, then closes the writer's
+    /// connection and ends its thread; later groups get "the SQLite writer
+    /// stopped". Returns at once if the thread has already ended.
+    pub(crate) async fn close(&self) {
+        let (done, ended) = oneshot::channel();
+        let close = Group {
+            jobs: Vec::new(),
+            done,
+            close: true,
+        };
+        if self.groups.send(close).is_ok() {
+            let _ = ended.await;
+        }
     }
 }
 
@@ -120,6 +160,11 @@ impl Opener {
 
 fn run(mut opener: Opener, mut conn: Option<Connection>, rx: &mpsc::Receiver<Group>) {
     while let Ok(group) = rx.recv() {
+        if group.close {
+            drop(conn.take());
+            let _ = group.done.send(());
+            return;
+        }
         let c = match conn.take() {
             Some(c) => Ok(c),
             None => opener.open(),
