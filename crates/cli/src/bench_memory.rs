@@ -186,6 +186,14 @@ pub struct Figures {
     pub ec_bound_downloads_per_s: f64,
     /// `downloads_per_s / ec_bound_downloads_per_s`.
     pub ec_bound_ratio: f64,
+    /// The process's CPU time over the downloads' wall time on `threads`
+    /// threads: how busy the run kept them. `ec_bound_ratio` is
+    /// `ec_share x cpu_utilisation`, so a ratio below the EC share means
+    /// the threads waited: on other work of the machine (their run queue)
+    /// or idle. Measured on this 2-core VM: about 0.99 with nothing else
+    /// running, lower when other processes share the cores (the main
+    /// thread's little CPU counts too, so it can read a hair above 1).
+    pub cpu_utilisation: f64,
     /// Batches each operation's costs are taken from (both timings, all
     /// threads).
     pub ec_batches: usize,
@@ -317,6 +325,7 @@ fn figures(
         },
         ec_bound_downloads_per_s: ec_bound,
         ec_bound_ratio: ratio(ec_bound),
+        cpu_utilisation: cpu.as_secs_f64() / (wall_s * threads.max(1) as f64),
         ec_batches: ec_batches.all().sign.len(),
         ec_costs_fastest_us: ec_fastest,
         ec_us_per_download_fastest: ec_us_fastest,
@@ -620,6 +629,11 @@ pub fn print(f: &Figures) {
         f.ec_bound_downloads_per_s,
         f.threads,
         f.ec_bound_ratio * 100.0
+    );
+    println!(
+        "                    (= EC share x CPU utilisation {:.0}%: the process's CPU over {} threads' wall time)",
+        f.cpu_utilisation * 100.0,
+        f.threads
     );
     let m = &f.ec_costs_fastest_us;
     println!(

@@ -65,6 +65,7 @@ fn seeded_in_memory_runs_repeat_their_counts() {
         assert!(number(run, "ec_bound_downloads_per_s") > 0.0);
         assert!(number(run, "ec_bound_ratio") > 0.0);
         assert!(number(run, "ec_share") > 0.0);
+        assert!(number(run, "cpu_utilisation") > 0.0);
         // Both timings (before and after), on every thread, every round.
         assert!(number(run, "ec_batches") >= 18.0, "{run}");
         // The bound counts the median batch, which never reads below the
