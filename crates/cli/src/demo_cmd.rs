@@ -126,7 +126,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let expected = results.iter().filter(|r| r.failure.is_none()).count() * 3;
         sink.wait_for(Duration::from_secs(10), |v| v.len() >= expected)
             .await;
-        let (headline, events) = headline(&sandbox, run_start).await?;
+        let successes = results.iter().filter(|r| r.failure.is_none()).count();
+        let (headline, events) = headline(&sandbox, run_start, successes).await?;
         report(&sandbox, &results, wall, sink.received().len(), &headline).await?;
         if let Some(path) = &args.events_out {
             write_events(&sandbox, &events, path)?;
@@ -153,29 +154,41 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     })
 }
 
+/// How long the headline waits for the events of the activations that
+/// succeeded to be recorded (the last ones arrive with the devices'
+/// notifications, after the downloads returned).
+const EVENTS_SETTLE: Duration = Duration::from_secs(10);
+
 /// The run's headline metrics, computed by the telemetry crate from the
-/// events the SM-DP+ recorded since `from`.
+/// events the SM-DP+ recorded since `from`, once the `successes` the devices
+/// saw are all recorded as successful activations (or after
+/// [`EVENTS_SETTLE`]): computed earlier, an activation whose last event was
+/// still on its way counted as not successful.
 async fn headline(
     sandbox: &Sandbox,
     from: Timestamp,
+    successes: usize,
 ) -> anyhow::Result<((MetricsReport, usize), Vec<Event>)> {
     let telemetry = sandbox
         .telemetry
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("the demo's SM-DP+ runs without telemetry"))?;
-    telemetry.flush().await;
-    let now = Timestamp::now();
-    let to = Timestamp(now.millis() + 1);
-    let events = telemetry.query(&EventQuery::between(from, to)).await?;
-    let mut query = ferrosim_telemetry::MetricsQuery::window(from, to);
-    query.as_of = now;
-    Ok((
-        (
-            compute(&events, &query, telemetry.dictionary()),
-            events.len(),
-        ),
-        events,
-    ))
+    let settle_until = Instant::now() + EVENTS_SETTLE;
+    loop {
+        telemetry.flush().await;
+        let now = Timestamp::now();
+        let to = Timestamp(now.millis() + 1);
+        let events = telemetry.query(&EventQuery::between(from, to)).await?;
+        let mut query = ferrosim_telemetry::MetricsQuery::window(from, to);
+        query.as_of = now;
+        let metrics = compute(&events, &query, telemetry.dictionary());
+        let a = &metrics.total.activations;
+        let recorded = a.within_target + a.late;
+        if recorded >= successes as u64 || Instant::now() >= settle_until {
+            return Ok(((metrics, events.len()), events));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Writes the run's events as JSON lines to `path`.
