@@ -420,6 +420,16 @@ mod tests {
         assert!("fast".parse::<Durability>().is_err());
     }
 
+    /// A store on the SQLite file `db`, with the default options.
+    async fn open_sqlite(db: &Path) -> SqlStore {
+        SqlStore::connect(
+            &format!("sqlite:{}", db.display()),
+            &StoreOptions::default(),
+        )
+        .await
+        .unwrap()
+    }
+
     #[tokio::test]
     async fn sqlite_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
@@ -431,12 +441,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data/sub");
         let db = data.join("f.db");
-        let store = SqlStore::connect(
-            &format!("sqlite:{}", db.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = open_sqlite(&db).await;
         store.set_setting("k", "v").await.unwrap();
         assert_eq!(mode(&dir.path().join("data")), 0o700);
         assert_eq!(mode(&data), 0o700);
@@ -446,12 +451,7 @@ mod tests {
         store.close().await;
         // A database left readable by others is narrowed on the next open.
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let store = SqlStore::connect(
-            &format!("sqlite:{}", db.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = open_sqlite(&db).await;
         assert_eq!(store.setting("k").await.unwrap().as_deref(), Some("v"));
         assert_eq!(store.setting("missing").await.unwrap(), None);
         assert_eq!(mode(&db), 0o600);
@@ -477,12 +477,7 @@ mod tests {
     async fn closing_a_sqlite_store_closes_its_files() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().canonicalize().unwrap().join("c.db");
-        let store = SqlStore::connect(
-            &format!("sqlite:{}", db.display()),
-            &StoreOptions::default(),
-        )
-        .await
-        .unwrap();
+        let store = open_sqlite(&db).await;
         store.set_setting("k", "v").await.unwrap();
         assert!(!open_files_of(&db).is_empty());
         store.close().await;

@@ -344,6 +344,27 @@ mod tests {
         (dir, conn)
     }
 
+    /// Runs the group "a", `stale` (answering on `stale_answer`), "a"
+    /// again (a conflict), "c" and checks each answer and that "a" and "c"
+    /// are stored.
+    fn stale_second_of_four(
+        conn: &Connection,
+        stale: LiteJob,
+        stale_answer: oneshot::Receiver<Result<Output, StoreError>>,
+    ) {
+        let (j1, a1) = job(insert("a"));
+        let (j3, a3) = job(insert("a"));
+        let (j4, a4) = job(insert("c"));
+        assert!(run_group(conn, vec![j1, stale, j3, j4]));
+
+        assert_eq!(outcome(a1), Ok(()));
+        assert_eq!(outcome(stale_answer), Err("Stale".into()));
+        let conflict = outcome(a3).unwrap_err();
+        assert!(conflict.starts_with("Conflict("), "{conflict}");
+        assert_eq!(outcome(a4), Ok(()));
+        assert_eq!(names(conn), ["a", "c"]);
+    }
+
     #[test]
     fn a_failed_job_leaves_nothing_and_the_others_of_its_group_are_stored() {
         let (_dir, conn) = writer_on_new_file();
@@ -355,18 +376,8 @@ mod tests {
             "UPDATE t SET v = v + 1 WHERE name = $1 AND v = $2",
             vec!["a".into(), 7i64.into()],
         );
-        let (j1, a1) = job(insert("a"));
         let (j2, a2) = job(stale);
-        let (j3, a3) = job(insert("a"));
-        let (j4, a4) = job(insert("c"));
-        assert!(run_group(&conn, vec![j1, j2, j3, j4]));
-
-        assert_eq!(outcome(a1), Ok(()));
-        assert_eq!(outcome(a2), Err("Stale".into()));
-        let conflict = outcome(a3).unwrap_err();
-        assert!(conflict.starts_with("Conflict("), "{conflict}");
-        assert_eq!(outcome(a4), Ok(()));
-        assert_eq!(names(&conn), ["a", "c"]);
+        stale_second_of_four(&conn, j2, a2);
         assert!(conn.is_autocommit(), "the group's transaction is committed");
 
         // The connection goes on with the next group.
@@ -392,19 +403,8 @@ mod tests {
             }
             insert("b").run_on(conn).map(|()| Box::new(()) as Output)
         });
-        let j2 = LiteJob { body, reply };
-        let (j1, a1) = job(insert("a"));
-        let (j3, a3) = job(insert("a"));
-        let (j4, a4) = job(insert("c"));
-        assert!(run_group(&conn, vec![j1, j2, j3, j4]));
-
-        assert_eq!(outcome(a1), Ok(()));
-        assert_eq!(outcome(a2), Err("Stale".into()));
-        let conflict = outcome(a3).unwrap_err();
-        assert!(conflict.starts_with("Conflict("), "{conflict}");
-        assert_eq!(outcome(a4), Ok(()));
+        stale_second_of_four(&conn, LiteJob { body, reply }, a2);
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert_eq!(names(&conn), ["a", "c"]);
         assert!(conn.is_autocommit(), "the group's transaction is committed");
     }
 }
