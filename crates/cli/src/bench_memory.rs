@@ -7,12 +7,13 @@
 //!
 //! Beside the rate it prints the elliptic-curve lower bound: the P-256
 //! operations one download performs on both sides ([`EC_PER_DOWNLOAD`]),
-//! each timed on this machine in the same run, before and after the
-//! downloads, by [`ferrosim_crypto::ec_cost`] (on as many threads at once
-//! as the run uses, interleaved rounds of batches, each batch timed on its
-//! thread's CPU clock), so that the achieved CPU per download can be read
-//! against what the signatures alone cost. The bound counts each
-//! operation at its median batch of the two timings: a central estimate of
+//! each timed on this machine in the same run, before the downloads,
+//! between their waves (one round of smaller batches while no download
+//! runs, [`WAVES`]) and after them, by [`ferrosim_crypto::ec_cost`] (on as
+//! many threads at once as the run uses, each batch timed on its thread's
+//! CPU clock), so that the achieved CPU per download can be read against
+//! what the signatures alone cost while the downloads ran. The bound counts
+//! each operation at its median batch of all those timings: a central estimate of
 //! what it costs, as criterion reports one, not a minimum. Beside it the
 //! run prints the same bound at each operation's fastest batch
 //! (`ec_us_per_download_fastest`, `ec_bound_ratio_fastest`): on a VM whose
@@ -174,8 +175,8 @@ pub struct Figures {
     pub p99_ms: f64,
     /// P-256 operations per download.
     pub ec_per_download: EcCounts,
-    /// Their costs: each operation's median batch of the timings before
-    /// and after the downloads (µs each).
+    /// Their costs: each operation's median batch of the timings before,
+    /// between the waves of and after the downloads (µs each).
     pub ec_costs_us: EcCosts,
     /// EC CPU per download at those costs (µs).
     pub ec_us_per_download: f64,
@@ -194,7 +195,7 @@ pub struct Figures {
     /// running, lower when other processes share the cores (the main
     /// thread's little CPU counts too, so it can read a hair above 1).
     pub cpu_utilisation: f64,
-    /// Batches each operation's costs are taken from (both timings, all
+    /// Batches each operation's costs are taken from (all timings, all
     /// threads).
     pub ec_batches: usize,
     /// The same operations at their fastest batch (µs each): the least
@@ -235,19 +236,18 @@ pub fn run(options: &Options, threads: usize) -> anyhow::Result<Figures> {
     let mut bench = runtime.block_on(prepare(options))?;
     let mut ec_batches = ec_cost::measure_on(threads.max(1))?;
     let devices = options.downloads.div_ceil(options.profiles_per_device);
-    let cpu_before = crate::bench_cmd::process_cpu();
-    let t = Instant::now();
-    let (cards, results) = runtime.block_on(download_all(&mut bench, options, devices))?;
-    let wall = t.elapsed();
-    let cpu = crate::bench_cmd::process_cpu().saturating_sub(cpu_before);
+    let waves = runtime.block_on(download_all(&mut bench, options, devices, threads.max(1)))?;
     drop(runtime);
+    let (wall, cpu) = (waves.wall, waves.cpu);
+    ec_batches.extend(waves.ec_samples);
     let heap = options
         .live_heap_bytes
-        .map(|live| heap_per_device(cards, live));
+        .map(|live| heap_per_device(waves.cards, live));
+    let results = waves.results;
     // Timed again after the downloads (and the heap count), and the
-    // batches of both timings count: the VM has slow spells of some
-    // seconds in which every operation runs ~25 % slower, and one of them
-    // during a single timing would decide the reading alone.
+    // batches of all timings count: the VM has slow spells of seconds to
+    // minutes in which every operation runs 25-40 % slower, and one of
+    // them during a single timing would decide the reading alone.
     ec_batches.extend(ec_cost::measure_on(threads.max(1))?);
     Ok(figures(
         options,
@@ -476,18 +476,82 @@ async fn order(
     Ok(codes)
 }
 
-/// Every device downloads its profiles, `concurrency` downloads at a time.
+/// Waves the downloads run in, with a round of EC timing batches between
+/// two waves ([`ec_cost::sample_on`]) while no download runs.
+const WAVES: usize = 8;
+
+/// The downloads' outcome: the cards and results, the waves' wall and
+/// process CPU time added up (the timing rounds between them not
+/// counted), and those timing rounds.
+struct Waves {
+    cards: Vec<VirtualEuicc>,
+    results: Vec<Activation>,
+    wall: Duration,
+    cpu: Duration,
+    ec_samples: ec_cost::Batches,
+}
+
+/// Every device downloads its profiles, `concurrency` downloads at a time,
+/// in [`WAVES`] waves of devices, and between two waves times one round of EC
+/// batches on `threads` threads, so that the bound's costs follow the
+/// machine's speed through the downloads rather than only before and after
+/// them. A wave's last downloads leave a thread idle for at most one
+/// download (about a millisecond), which the wall time counts.
 async fn download_all(
     bench: &mut Bench,
     options: &Options,
     devices: usize,
-) -> anyhow::Result<(Vec<VirtualEuicc>, Vec<Activation>)> {
-    let identities = std::mem::take(&mut bench.identities);
+    threads: usize,
+) -> anyhow::Result<Waves> {
+    let mut identities = std::mem::take(&mut bench.identities)
+        .into_iter()
+        .take(devices)
+        .enumerate();
     let es9 = InProcessEs9::new(bench.smdp.clone());
     let sem = Arc::new(Semaphore::new(options.concurrency));
     let mut codes = bench.codes.iter();
-    let mut tasks = Vec::with_capacity(devices);
-    for (n, identity) in identities.into_iter().enumerate().take(devices) {
+    let mut out = Waves {
+        cards: Vec::with_capacity(devices),
+        results: Vec::with_capacity(options.downloads),
+        wall: Duration::ZERO,
+        cpu: Duration::ZERO,
+        ec_samples: ec_cost::Batches::default(),
+    };
+    let per_wave = devices.div_ceil(WAVES).max(1);
+    for wave in 0..WAVES {
+        if wave > 0 {
+            // Between two waves: no download runs.
+            out.ec_samples.extend(ec_cost::sample_on(threads)?);
+        }
+        let cpu_before = crate::bench_cmd::process_cpu();
+        let t = Instant::now();
+        let (cards, results) = wave_of(
+            identities.by_ref().take(per_wave),
+            &mut codes,
+            options,
+            &es9,
+            &sem,
+        )
+        .await?;
+        out.wall += t.elapsed();
+        out.cpu += crate::bench_cmd::process_cpu().saturating_sub(cpu_before);
+        out.cards.extend(cards);
+        out.results.extend(results);
+    }
+    Ok(out)
+}
+
+/// One wave: the downloads of `identities` (numbered in the run), each
+/// device's next `profiles_per_device` activation codes from `codes`.
+async fn wave_of<'a>(
+    identities: impl Iterator<Item = (usize, ferrosim_euicc::EuiccIdentity)>,
+    codes: &mut impl Iterator<Item = &'a ActivationCode>,
+    options: &Options,
+    es9: &InProcessEs9<MemStore>,
+    sem: &Arc<Semaphore>,
+) -> anyhow::Result<(Vec<VirtualEuicc>, Vec<Activation>)> {
+    let mut tasks = Vec::new();
+    for (n, identity) in identities {
         let mine: Vec<ActivationCode> = codes
             .by_ref()
             .take(options.profiles_per_device)
@@ -503,13 +567,13 @@ async fn download_all(
         };
         let card = VirtualEuicc::new(identity, EuiccState::default());
         let es9 = es9.clone();
-        let sem = Arc::clone(&sem);
+        let sem = Arc::clone(sem);
         tasks.push(tokio::spawn(async move {
             device(card, rng, mine, &es9, &sem).await
         }));
     }
     let mut cards = Vec::with_capacity(tasks.len());
-    let mut results = Vec::with_capacity(options.downloads);
+    let mut results = Vec::with_capacity(tasks.len() * options.profiles_per_device);
     for t in tasks {
         let (card, activations) = t.await?;
         cards.push(card);

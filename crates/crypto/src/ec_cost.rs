@@ -116,10 +116,38 @@ impl Batches {
 /// Takes about `threads x` 0.15 s of CPU. Fails only if the backend fails
 /// (or a timing thread panics).
 pub fn measure_on(threads: usize) -> Result<Batches> {
+    on_threads(threads, ROUNDS, PER_BATCH)
+}
+
+/// Operations per batch of a [`sample_on`]: a fifth of [`PER_BATCH`], so
+/// that a round takes some 4 ms of a thread.
+pub const PER_SAMPLE_BATCH: PerOperation<u32> = PerOperation {
+    sign: PER_BATCH.sign / 5,
+    verify: PER_BATCH.verify / 5,
+    key_pair: PER_BATCH.key_pair / 5,
+    agreement: PER_BATCH.agreement / 5,
+};
+
+/// One round of smaller batches ([`PER_SAMPLE_BATCH`]) on `threads`
+/// threads at once, timed as [`measure_on`] times its rounds: the sample a
+/// long run takes now and then between its own steps (while they wait),
+/// so that the costs its bound counts follow the machine's speed through
+/// the run rather than one moment before it. This VM has spells of seconds
+/// to minutes in which every operation costs 25-40 % more, and a timing
+/// of a fraction of a second read a run's costs 10-25 % off either way.
+pub fn sample_on(threads: usize) -> Result<Batches> {
+    on_threads(threads, 1, PER_SAMPLE_BATCH)
+}
+
+/// `rounds` rounds of batches of `per_batch` on `threads` threads at once
+/// (this one and `threads - 1` more; at least one), all batches together.
+fn on_threads(threads: usize, rounds: u32, per_batch: PerOperation<u32>) -> Result<Batches> {
     let threads = threads.max(1);
     let per_thread: Vec<Result<Batches>> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..threads).map(|_| scope.spawn(thread_batches)).collect();
-        let mut all = vec![thread_batches()];
+        let others: Vec<_> = (1..threads)
+            .map(|_| scope.spawn(move || thread_batches(rounds, per_batch)))
+            .collect();
+        let mut all = vec![thread_batches(rounds, per_batch)];
         all.extend(others.into_iter().map(|h| {
             h.join()
                 .unwrap_or(Err(Error::Backend("an EC timing thread (it panicked)")))
@@ -133,8 +161,8 @@ pub fn measure_on(threads: usize) -> Result<Batches> {
     Ok(batches)
 }
 
-/// This thread's [`ROUNDS`] interleaved rounds of batches.
-fn thread_batches() -> Result<Batches> {
+/// This thread's `rounds` interleaved rounds of batches of `per_batch`.
+fn thread_batches(rounds: u32, per_batch: PerOperation<u32>) -> Result<Batches> {
     let key = SoftwareKey::generate()?;
     let verifying: VerifyingKey = key.verifying_key()?;
     let message = [0x5Au8; 300];
@@ -142,21 +170,21 @@ fn thread_batches() -> Result<Batches> {
     let peer = OneTimeKeyPair::generate()?;
     let ours = OneTimeKeyPair::from_scalar(&[0x11; 32])?;
     let mut all = Batches::default();
-    for _ in 0..ROUNDS {
-        all.0.sign.push(batch(PER_BATCH.sign, || {
+    for _ in 0..rounds {
+        all.0.sign.push(batch(per_batch.sign, || {
             std::hint::black_box(key.sign_raw(std::hint::black_box(&message))).is_ok()
         })?);
-        all.0.verify.push(batch(PER_BATCH.verify, || {
+        all.0.verify.push(batch(per_batch.verify, || {
             std::hint::black_box(verifying.verify_raw(std::hint::black_box(&message), &signature))
                 .is_ok()
         })?);
-        all.0.key_pair.push(batch(PER_BATCH.key_pair, || {
+        all.0.key_pair.push(batch(per_batch.key_pair, || {
             std::hint::black_box(OneTimeKeyPair::from_scalar(std::hint::black_box(
                 &[0x22; 32],
             )))
             .is_ok()
         })?);
-        all.0.agreement.push(batch(PER_BATCH.agreement, || {
+        all.0.agreement.push(batch(per_batch.agreement, || {
             std::hint::black_box(ours.agree(std::hint::black_box(peer.public_sec1()))).is_ok()
         })?);
     }
@@ -223,6 +251,19 @@ mod tests {
             ] {
                 assert!(f > 0.0 && m >= f, "median {median:?} fastest {fastest:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_sample_times_one_batch_of_each_operation_on_each_thread() {
+        let b = sample_on(2).unwrap();
+        let all = b.all();
+        for batches in [&all.sign, &all.verify, &all.key_pair, &all.agreement] {
+            assert_eq!(batches.len(), 2);
+            assert!(
+                batches.iter().all(|us| us.is_finite() && *us > 0.0),
+                "{b:?}"
+            );
         }
     }
 

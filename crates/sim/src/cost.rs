@@ -3,25 +3,31 @@
 //! threads the run used.
 //!
 //! The costs are measured on this machine with the same backend (aws-lc
-//! through `ferrosim-crypto`) **before the run**, in the fresh process, by
-//! [`ferrosim_crypto::ec_cost`], the timing every EC bound of ferrosim
-//! uses: on as many threads at once as will run the shards, interleaved
-//! rounds of one batch per operation, each batch timed on the thread's CPU
-//! clock (where the platform has one), so that time the machine gave other
-//! work does not count. [`MeasuredCosts::measure_on`] keeps both readings
-//! of its batches: each operation's median batch, which the bound counts
-//! (a central estimate of what the operation costs, as criterion reports
-//! one), and its fastest batch, a second bound printed beside it (on a VM
-//! whose speed moves it reads 10-25 % below what the operations usually
-//! cost). A key generation is timed as a one-time key pair from a scalar
-//! (what a download makes); a device's identity key, generated once at
-//! setup, costs the same base-point multiplication and pair check.
+//! through `ferrosim-crypto`) by [`ferrosim_crypto::ec_cost`], the timing
+//! every EC bound of ferrosim uses: on as many threads at once as run the
+//! shards, batches of each operation, each timed on the thread's CPU clock
+//! (where the platform has one), so that time the machine gave other work
+//! does not count. A run is timed twice over:
 //!
-//! Measured at the end of a 1,000,000-device run instead, a signature read
-//! 21.7-29.0 µs against 15.4-15.9 µs in a fresh process (probably the C
-//! heap's state after gigabytes of churn: aws-lc allocates from it), which
-//! made the bound higher and the run's ratio to it flatter. The
-//! measurement is not part of the run's wall time.
+//! - **before the run**, in the fresh process ([`ec_cost::measure_on`]:
+//!   interleaved rounds of one batch per operation), and
+//! - **during it**: every couple of seconds of wall time, between two
+//!   windows while the shards and the control plane wait, one round of
+//!   smaller batches on as many threads ([`ec_cost::sample_on`], some 4 ms).
+//!
+//! This VM's speed moves by 25-40 % over spells of seconds to minutes (a
+//! signature 15-18 µs in a fast phase, 22-30 µs in a slow one), so a
+//! timing of a fraction of a second before a 70-second run read the
+//! run's EC cost 10-25 % off in either direction (two 1M-device runs back
+//! to back: bounds of 56.8 and 44.7 s). [`MeasuredCosts::of`] counts each
+//! operation at its median batch over both timings (a central estimate of
+//! what it cost while the run ran, as criterion reports one) and keeps the
+//! fastest batch (a second bound printed beside it) and the timing before
+//! the run alone, so that a report shows all three. The rounds during the
+//! run are part of its wall time. A key generation is timed as a one-time
+//! key pair from a scalar (what a download makes); a device's identity
+//! key, generated once at setup, costs the same base-point multiplication
+//! and pair check.
 
 use ferrosim_crypto::ec_cost;
 use serde::Serialize;
@@ -50,29 +56,59 @@ impl From<ec_cost::PerOperation<f64>> for EcCosts {
     }
 }
 
-/// One timing's two readings of the costs.
+/// How many batches of each operation a run's costs are taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct EcBatchCounts {
+    /// Timed before the run (rounds x threads).
+    pub before_run: usize,
+    /// Timed during the run (rounds x threads).
+    pub during_run: usize,
+}
+
+/// A run's readings of the costs.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MeasuredCosts {
-    /// Each operation's median batch: the costs the lower bound counts.
+    /// Each operation's median batch over the timings before and during
+    /// the run: the costs the lower bound counts.
     pub median: EcCosts,
-    /// Each operation's fastest batch: the least disturbed reading, below
-    /// what the operations usually cost.
+    /// Each operation's fastest batch of the same timings: the least
+    /// disturbed reading, below what the operations usually cost.
     pub fastest: EcCosts,
+    /// Each operation's median batch of the timing before the run alone.
+    pub before_run: EcCosts,
+    /// The batches behind these readings.
+    pub batches: EcBatchCounts,
+}
+
+/// Times each operation on `threads` threads at once (this one and
+/// `threads - 1` more; the shards of a run use that many) with
+/// [`ec_cost::measure_on`], before a run. No batches if the backend fails
+/// (the bound is then 0 and its ratio 0: unknown).
+pub fn measure_before_run(threads: usize) -> ec_cost::Batches {
+    ec_cost::measure_on(threads).unwrap_or_default()
 }
 
 impl MeasuredCosts {
-    /// Times each operation on `threads` threads at once (this one and
-    /// `threads - 1` more; the shards of a run use that many) with
-    /// [`ec_cost::measure_on`]. Zero costs if the backend fails (the bound
-    /// is then 0 and its ratio 0: unknown).
-    pub fn measure_on(threads: usize) -> Self {
-        match ec_cost::measure_on(threads) {
-            Ok(batches) => Self {
-                median: batches.median().into(),
-                fastest: batches.fastest().into(),
+    /// The readings of the timing `before` the run and the rounds taken
+    /// `during` it.
+    pub fn of(before: &ec_cost::Batches, during: &ec_cost::Batches) -> Self {
+        let mut all = before.clone();
+        all.extend(during.clone());
+        Self {
+            median: all.median().into(),
+            fastest: all.fastest().into(),
+            before_run: before.median().into(),
+            batches: EcBatchCounts {
+                before_run: before.all().sign.len(),
+                during_run: during.all().sign.len(),
             },
-            Err(_) => Self::default(),
         }
+    }
+
+    /// Times each operation on `threads` threads at once, as before a run,
+    /// with no rounds during one.
+    pub fn measure_on(threads: usize) -> Self {
+        Self::of(&measure_before_run(threads), &ec_cost::Batches::default())
     }
 }
 
@@ -128,6 +164,29 @@ mod tests {
                 assert!(median.is_finite() && median >= fastest, "{m:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_rounds_during_a_run_count_beside_the_timing_before_it() {
+        let before = ec_cost::measure_on(1).unwrap();
+        let mut during = ec_cost::Batches::default();
+        for _ in 0..3 {
+            during.extend(ec_cost::sample_on(1).unwrap());
+        }
+        let m = MeasuredCosts::of(&before, &during);
+        assert_eq!(
+            m.batches,
+            EcBatchCounts {
+                before_run: ec_cost::ROUNDS as usize,
+                during_run: 3
+            }
+        );
+        assert_eq!(m.before_run, EcCosts::from(before.median()));
+        let mut all = before.clone();
+        all.extend(during);
+        assert_eq!(m.median, EcCosts::from(all.median()));
+        assert_eq!(m.fastest, EcCosts::from(all.fastest()));
+        assert!(m.fastest.sign_us > 0.0 && m.median.sign_us >= m.fastest.sign_us);
     }
 
     #[test]

@@ -42,22 +42,25 @@ pub use report::{Collected, Summary};
 pub use scenario::Scenario;
 
 /// Measures the EC costs on the threads the run will use
-/// ([`cost::MeasuredCosts::measure_on`], in the fresh process, before any of the
-/// run's state exists), then runs `scenario` and builds its summary: what
-/// `ferrosim simulate` does before writing the report. The run's wall time
-/// starts after the measurement.
+/// ([`cost::measure_before_run`], in the fresh process, before any of the
+/// run's state exists), then runs `scenario` (whose shards' threads time
+/// more rounds during the loop) and builds its summary with the costs of
+/// both timings ([`cost::MeasuredCosts::of`]): what `ferrosim simulate`
+/// does before writing the report. The run's wall time starts after the
+/// first measurement.
 pub fn simulate(
     scenario: &Scenario,
     options: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<(Collected, ferrosim_telemetry::MetricsReport, Summary), SimError> {
-    let costs = cost::MeasuredCosts::measure_on(options.shard_threads());
+    let before = cost::measure_before_run(options.shard_threads());
     let started = std::time::Instant::now();
     let mut collected = run(scenario, options, progress)?;
     let metrics_started = std::time::Instant::now();
     let metrics = collected.metrics();
     collected.metrics_s += metrics_started.elapsed().as_secs_f64();
     let wall_s = started.elapsed().as_secs_f64();
+    let costs = cost::MeasuredCosts::of(&before, &collected.ec_samples);
     let summary = Summary::new(&collected, &metrics, costs, wall_s);
     Ok((collected, metrics, summary))
 }

@@ -11,7 +11,7 @@ use ferrosim_telemetry::{Dictionary, Event, MetricsQuery, MetricsReport, compute
 use maud::{DOCTYPE, PreEscaped, html};
 use serde::Serialize;
 
-use crate::cost::{EcCosts, LowerBound, MeasuredCosts};
+use crate::cost::{EcBatchCounts, EcCosts, LowerBound, MeasuredCosts};
 use crate::engine::T0;
 use crate::error::SimError;
 use crate::network::Network;
@@ -31,6 +31,9 @@ pub const MEASURED_FIELDS: &[&str] = &[
     "lower_bound",
     "ec_cost_fastest",
     "lower_bound_fastest",
+    "ec_batches",
+    "ec_cost_before_run",
+    "lower_bound_before_run",
 ];
 
 /// One time-series bucket.
@@ -172,6 +175,10 @@ pub struct Collected {
     /// the shards' figures gathered, the comparisons measured and the
     /// headline metrics computed over the run's events.
     pub metrics_s: f64,
+    /// The EC timing rounds taken between windows during the loop (every
+    /// couple of seconds, [`ferrosim_crypto::ec_cost::sample_on`]), for the
+    /// run's bound ([`crate::cost`]).
+    pub ec_samples: ferrosim_crypto::ec_cost::Batches,
 }
 
 /// What became of the notifications the IoT devices' eUICCs signed.
@@ -249,6 +256,7 @@ impl Collected {
             shards_s: 0.0,
             control_s: 0.0,
             metrics_s: 0.0,
+            ec_samples: ferrosim_crypto::ec_cost::Batches::default(),
         }
     }
 
@@ -427,18 +435,26 @@ pub struct Summary {
     /// EC operations: signatures, verifications, key generations, key
     /// agreements.
     pub ec_operations: [u64; 4],
-    /// Measured: each operation's cost (µs, its median batch), before the
-    /// run on the threads that run the shards
-    /// ([`MeasuredCosts::measure_on`]).
+    /// Measured: each operation's cost (µs, its median batch) on the
+    /// threads that run the shards, over the timing before the run and the
+    /// rounds taken during it ([`MeasuredCosts`]).
     pub ec_cost: EcCosts,
     /// Measured: the lower bound of the run's wall time set by its EC work
     /// at `ec_cost`.
     pub lower_bound: LowerBound,
-    /// Measured: each operation's fastest batch of the same timing (µs),
+    /// Measured: each operation's fastest batch of the same timings (µs),
     /// below what the operations usually cost. Not the bound.
     pub ec_cost_fastest: EcCosts,
     /// Measured: the same bound at `ec_cost_fastest`.
     pub lower_bound_fastest: LowerBound,
+    /// Measured: the batches each operation's costs are taken from: before
+    /// the run, and during it.
+    pub ec_batches: EcBatchCounts,
+    /// Measured: each operation's median batch of the timing before the run
+    /// alone (µs): one moment of the machine's speed.
+    pub ec_cost_before_run: EcCosts,
+    /// Measured: the bound at `ec_cost_before_run`.
+    pub lower_bound_before_run: LowerBound,
     /// Measured: wall time (s).
     pub wall_s: f64,
     /// Measured: setup (s).
@@ -470,6 +486,7 @@ impl Summary {
     pub fn new(c: &Collected, metrics: &MetricsReport, costs: MeasuredCosts, wall_s: f64) -> Self {
         let m = &metrics.total;
         let lower_bound = LowerBound::of(c.ec, costs.median, c.threads, wall_s);
+        let lower_bound_before_run = LowerBound::of(c.ec, costs.before_run, c.threads, wall_s);
         Self {
             scenario: c.scenario.clone(),
             devices: c.devices,
@@ -523,6 +540,9 @@ impl Summary {
             lower_bound,
             ec_cost_fastest: costs.fastest,
             lower_bound_fastest: LowerBound::of(c.ec, costs.fastest, c.threads, wall_s),
+            ec_batches: costs.batches,
+            ec_cost_before_run: costs.before_run,
+            lower_bound_before_run,
             wall_s,
             setup_s: c.setup_s,
             loop_s: c.loop_s,
@@ -715,12 +735,16 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
                     (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; costs "
                     (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us, summary.ec_cost.agreement_us))
-                    " µs each (measured before the run on its " (summary.lower_bound.threads) " threads, each operation's median batch); lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
+                    " µs each (timed on the run's " (summary.lower_bound.threads) " threads before the run and every couple of seconds during it, each operation's median of "
+                    (summary.ec_batches.before_run + summary.ec_batches.during_run) " batches); lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
                     (summary.lower_bound.threads) " threads; the run took "
                     (format!("{:.2}", summary.lower_bound.ratio)) "x that. At each operation's fastest batch ("
                     (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost_fastest.sign_us, summary.ec_cost_fastest.verify_us, summary.ec_cost_fastest.keygen_us, summary.ec_cost_fastest.agreement_us))
                     " µs, below what they usually cost) the bound would be " (format!("{:.1}", summary.lower_bound_fastest.seconds)) " s and the run "
-                    (format!("{:.2}", summary.lower_bound_fastest.ratio)) "x that." }
+                    (format!("{:.2}", summary.lower_bound_fastest.ratio)) "x that; at the timing before the run alone ("
+                    (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost_before_run.sign_us, summary.ec_cost_before_run.verify_us, summary.ec_cost_before_run.keygen_us, summary.ec_cost_before_run.agreement_us))
+                    " µs) " (format!("{:.1}", summary.lower_bound_before_run.seconds)) " s, the run "
+                    (format!("{:.2}", summary.lower_bound_before_run.ratio)) "x that." }
                 }
             }
         }

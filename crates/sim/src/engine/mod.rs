@@ -13,6 +13,7 @@
 
 use std::time::Instant;
 
+use ferrosim_crypto::ec_cost;
 use ferrosim_fleet::config::FleetConfig;
 use ferrosim_fleet::device::{Capabilities, DeviceSpec, KnownProfile, Version};
 use ferrosim_fleet::{Catalog, Fleet};
@@ -158,6 +159,12 @@ pub fn run(
     let window = scenario.scenario.window.millis_i64();
     let env = world.env();
     let (mut shards_s, mut control_s) = (0.0, 0.0);
+    // EC timing rounds on as many threads as run the shards, now and then
+    // (`SAMPLE_EVERY` of wall time), between two windows while nothing
+    // else of the run works, for the run's bound: they change nothing in
+    // the run's result.
+    let mut ec_samples = ec_cost::Batches::default();
+    let mut last_sample = Instant::now();
     std::thread::scope(|scope| -> Result<(), SimError> {
         // The shards' windows run on a thread of their own (with the
         // pool's workers) when the run has two threads, so that the
@@ -170,6 +177,10 @@ pub fn run(
         let mut t = 0;
         while t < duration {
             let end = (t + window).min(duration);
+            if last_sample.elapsed() >= SAMPLE_EVERY {
+                ec_samples.extend(ec_cost::sample_on(threads).unwrap_or_default());
+                last_sample = Instant::now();
+            }
             // The shards' window [t, end), with the actions the fleet
             // decided at the previous window's start.
             match &runner {
@@ -223,6 +234,7 @@ pub fn run(
     c.loop_s = loop_s;
     c.shards_s = shards_s;
     c.control_s = control_s;
+    c.ec_samples = ec_samples;
     // The run's world (a million devices' eUICCs, eIM and fleet state) is
     // freed on another thread while the caller computes the metrics.
     let world = (shards, fleet, world);
@@ -570,6 +582,11 @@ fn deployed_spec(
         profiles,
     })
 }
+
+/// How often (wall time) the loop takes a round of EC timing batches on
+/// the run's threads ([`ec_cost::sample_on`], some 4 ms: about 0.2 % of
+/// the run).
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The position of a device that is not in the fleet (a phone).
 const NOT_IN_FLEET: u32 = u32::MAX;
