@@ -326,7 +326,7 @@ fn figures(
         ec_bound_downloads_per_s: ec_bound,
         ec_bound_ratio: ratio(ec_bound),
         cpu_utilisation: cpu.as_secs_f64() / (wall_s * threads.max(1) as f64),
-        ec_batches: ec_batches.all().sign.len(),
+        ec_batches: ec_batches.per_operation(),
         ec_costs_fastest_us: ec_fastest,
         ec_us_per_download_fastest: ec_us_fastest,
         ec_bound_downloads_per_s_fastest: ec_bound_fastest,

@@ -123,10 +123,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let wall = t.elapsed();
 
         // Let the outbox deliver the last callbacks.
-        let expected = results.iter().filter(|r| r.failure.is_none()).count() * 3;
+        let successes = results.iter().filter(|r| r.failure.is_none()).count();
+        let expected = successes * 3;
         sink.wait_for(Duration::from_secs(10), |v| v.len() >= expected)
             .await;
-        let successes = results.iter().filter(|r| r.failure.is_none()).count();
         let (headline, events) = headline(&sandbox, run_start, successes).await?;
         report(&sandbox, &results, wall, sink.received().len(), &headline).await?;
         if let Some(path) = &args.events_out {

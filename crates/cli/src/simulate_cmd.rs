@@ -185,35 +185,26 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "signature work: {} signs, {} verifies, {} key generations, {} key agreements at {:.1} / {:.1} / {:.1} / {:.1} µs (timed before the run and during it, each operation's median of {} batches) = {:.1} s on {} threads (lower bound); the run took {:.2}x that",
+            "signature work: {} signs, {} verifies, {} key generations, {} key agreements at {} µs (timed before the run and during it, each operation's median of {} batches) = {:.1} s on {} threads (lower bound); the run took {:.2}x that",
             summary.ec_operations[0],
             summary.ec_operations[1],
             summary.ec_operations[2],
             summary.ec_operations[3],
-            summary.ec_cost.sign_us,
-            summary.ec_cost.verify_us,
-            summary.ec_cost.keygen_us,
-            summary.ec_cost.agreement_us,
-            summary.ec_batches.before_run + summary.ec_batches.during_run,
+            summary.ec_cost,
+            summary.ec_batches.total(),
             summary.lower_bound.seconds,
             summary.lower_bound.threads,
             summary.lower_bound.ratio
         );
         println!(
-            "  at each operation's fastest batch ({:.1} / {:.1} / {:.1} / {:.1} µs, below what they usually cost): {:.1} s, the run {:.2}x that",
-            summary.ec_cost_fastest.sign_us,
-            summary.ec_cost_fastest.verify_us,
-            summary.ec_cost_fastest.keygen_us,
-            summary.ec_cost_fastest.agreement_us,
+            "  at each operation's fastest batch ({} µs, below what they usually cost): {:.1} s, the run {:.2}x that",
+            summary.ec_cost_fastest,
             summary.lower_bound_fastest.seconds,
             summary.lower_bound_fastest.ratio
         );
         println!(
-            "  at the timing before the run alone ({:.1} / {:.1} / {:.1} / {:.1} µs): {:.1} s, the run {:.2}x that",
-            summary.ec_cost_before_run.sign_us,
-            summary.ec_cost_before_run.verify_us,
-            summary.ec_cost_before_run.keygen_us,
-            summary.ec_cost_before_run.agreement_us,
+            "  at the timing before the run alone ({} µs): {:.1} s, the run {:.2}x that",
+            summary.ec_cost_before_run,
             summary.lower_bound_before_run.seconds,
             summary.lower_bound_before_run.ratio
         );

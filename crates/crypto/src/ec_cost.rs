@@ -80,6 +80,12 @@ impl Batches {
         &self.0
     }
 
+    /// How many batches each operation has (every timing times all four
+    /// alike).
+    pub fn per_operation(&self) -> usize {
+        self.0.sign.len()
+    }
+
     /// Adds the batches of another timing (say one before and one after a
     /// run, so that one slow spell does not decide the reading alone).
     pub fn extend(&mut self, other: Self) {

@@ -45,6 +45,18 @@ pub struct EcCosts {
     pub agreement_us: f64,
 }
 
+/// The four costs as a report prints them: "sign / verify / key generation
+/// / agreement" in µs, one decimal each.
+impl std::fmt::Display for EcCosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} / {:.1} / {:.1} / {:.1}",
+            self.sign_us, self.verify_us, self.keygen_us, self.agreement_us
+        )
+    }
+}
+
 impl From<ec_cost::PerOperation<f64>> for EcCosts {
     fn from(us: ec_cost::PerOperation<f64>) -> Self {
         Self {
@@ -63,6 +75,13 @@ pub struct EcBatchCounts {
     pub before_run: usize,
     /// Timed during the run (rounds x threads).
     pub during_run: usize,
+}
+
+impl EcBatchCounts {
+    /// All of them: the batches each operation's median is taken over.
+    pub fn total(&self) -> usize {
+        self.before_run + self.during_run
+    }
 }
 
 /// A run's readings of the costs.
@@ -99,16 +118,10 @@ impl MeasuredCosts {
             fastest: all.fastest().into(),
             before_run: before.median().into(),
             batches: EcBatchCounts {
-                before_run: before.all().sign.len(),
-                during_run: during.all().sign.len(),
+                before_run: before.per_operation(),
+                during_run: during.per_operation(),
             },
         }
-    }
-
-    /// Times each operation on `threads` threads at once, as before a run,
-    /// with no rounds during one.
-    pub fn measure_on(threads: usize) -> Self {
-        Self::of(&measure_before_run(threads), &ec_cost::Batches::default())
     }
 }
 
@@ -151,7 +164,7 @@ mod tests {
     #[test]
     fn every_cost_is_measured_on_every_thread_count() {
         for threads in [1, 2] {
-            let m = MeasuredCosts::measure_on(threads);
+            let m = MeasuredCosts::of(&measure_before_run(threads), &ec_cost::Batches::default());
             println!("{threads} threads: {m:?}");
             let (c, f) = (m.median, m.fastest);
             for (median, fastest) in [
@@ -187,6 +200,17 @@ mod tests {
         assert_eq!(m.median, EcCosts::from(all.median()));
         assert_eq!(m.fastest, EcCosts::from(all.fastest()));
         assert!(m.fastest.sign_us > 0.0 && m.median.sign_us >= m.fastest.sign_us);
+    }
+
+    #[test]
+    fn costs_print_as_four_figures_of_one_decimal() {
+        let c = EcCosts {
+            sign_us: 24.119,
+            verify_us: 75.85,
+            keygen_us: 25.0,
+            agreement_us: 58.36,
+        };
+        assert_eq!(c.to_string(), "24.1 / 75.8 / 25.0 / 58.4");
     }
 
     #[test]

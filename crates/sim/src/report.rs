@@ -734,15 +734,15 @@ pub fn html(summary: &Summary, metrics: &MetricsReport, c: &Collected) -> Result
                 h2 { "Signature work" }
                 p { (summary.ec_operations[0]) " signatures, " (summary.ec_operations[1]) " verifications, "
                     (summary.ec_operations[2]) " key generations, " (summary.ec_operations[3]) " key agreements; costs "
-                    (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost.sign_us, summary.ec_cost.verify_us, summary.ec_cost.keygen_us, summary.ec_cost.agreement_us))
+                    (summary.ec_cost.to_string())
                     " µs each (timed on the run's " (summary.lower_bound.threads) " threads before the run and every couple of seconds during it, each operation's median of "
-                    (summary.ec_batches.before_run + summary.ec_batches.during_run) " batches); lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
+                    (summary.ec_batches.total()) " batches); lower bound " (format!("{:.1}", summary.lower_bound.seconds)) " s on "
                     (summary.lower_bound.threads) " threads; the run took "
                     (format!("{:.2}", summary.lower_bound.ratio)) "x that. At each operation's fastest batch ("
-                    (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost_fastest.sign_us, summary.ec_cost_fastest.verify_us, summary.ec_cost_fastest.keygen_us, summary.ec_cost_fastest.agreement_us))
+                    (summary.ec_cost_fastest.to_string())
                     " µs, below what they usually cost) the bound would be " (format!("{:.1}", summary.lower_bound_fastest.seconds)) " s and the run "
                     (format!("{:.2}", summary.lower_bound_fastest.ratio)) "x that; at the timing before the run alone ("
-                    (format!("{:.1} / {:.1} / {:.1} / {:.1}", summary.ec_cost_before_run.sign_us, summary.ec_cost_before_run.verify_us, summary.ec_cost_before_run.keygen_us, summary.ec_cost_before_run.agreement_us))
+                    (summary.ec_cost_before_run.to_string())
                     " µs) " (format!("{:.1}", summary.lower_bound_before_run.seconds)) " s, the run "
                     (format!("{:.2}", summary.lower_bound_before_run.ratio)) "x that." }
                 }
