@@ -14,7 +14,11 @@ use ferrosim_smdp::{Es9Error, Smdp};
 use tracing::{Instrument, error, info, info_span};
 
 use crate::access::Access;
-use crate::http::{failed, no_content, ok_json, ok_json_with_tid, parse_json};
+use crate::http::{failed, no_content, ok_json, ok_json_sized, ok_json_with_tid, parse_json};
+
+/// Room for the JSON of a `getBoundProfilePackage` answer around the
+/// package's base64 text (header, transaction id, field names).
+const ANSWER_FRAME: usize = 512;
 
 /// Dispatches one ES9+ call. Every failure, including garbage input, is a
 /// `Failed` JSON answer with its SGP.22 status code, except a
@@ -28,8 +32,9 @@ pub(crate) async fn handle<S: Store + Clone>(
     body: Bytes,
 ) -> Response {
     let span = info_span!("es9", function = %function);
-    let audited = ORDER_STEPS
-        .contains(&function.as_str())
+    // The record is built only for an auditor that keeps it: it reads the
+    // request's JSON once more for its transaction id.
+    let audited = (ctx.auditor.is_enabled() && ORDER_STEPS.contains(&function.as_str()))
         .then(|| (function.clone(), body.clone()));
     let response = async move {
         let now = Timestamp::now();
@@ -64,10 +69,11 @@ pub(crate) async fn handle<S: Store + Clone>(
                 Err(resp) => return *resp,
             },
             "getBoundProfilePackage" => match parse_json(&body) {
-                Ok(req) => smdp
-                    .get_bound_profile_package(&req, now)
-                    .await
-                    .map(|r| ok_json(&r)),
+                Ok(req) => smdp.get_bound_profile_package(&req, now).await.map(|r| {
+                    // The package's base64 text and the header around it.
+                    let base64 = r.bound_profile_package.0.len().div_ceil(3) * 4;
+                    ok_json_sized(&r, base64 + ANSWER_FRAME)
+                }),
                 Err(resp) => return *resp,
             },
             "handleNotification" => match parse_json(&body) {

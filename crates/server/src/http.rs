@@ -47,7 +47,14 @@ const ANSWER_CAPACITY: usize = 4096;
 
 /// Serialises a successful answer.
 pub(crate) fn ok_json<T: Serialize>(value: &T) -> Response {
-    let mut text = Vec::with_capacity(ANSWER_CAPACITY);
+    ok_json_sized(value, ANSWER_CAPACITY)
+}
+
+/// [`ok_json`] into a buffer of `capacity` bytes: for an answer whose size
+/// is known beforehand (a bound profile package's base64 text), serialised
+/// without the copies of growing the buffer.
+pub(crate) fn ok_json_sized<T: Serialize>(value: &T, capacity: usize) -> Response {
+    let mut text = Vec::with_capacity(capacity);
     match serde_json::to_writer(&mut text, value) {
         Ok(()) => {
             let mut r = json_response(HttpStatus::OK, text);
