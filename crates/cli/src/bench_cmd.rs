@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use ferrosim_crypto::ec_cost;
 use ferrosim_euicc::EuiccIdentity;
 use ferrosim_lpa::SmdpAddress;
 use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
 use ferrosim_store::{Durability, StoreOptions};
 
 use crate::admin_cmd::block_on;
+use crate::bench_memory::{EC_PER_DOWNLOAD, EcCosts};
 use crate::fleet::{self, Connections, Device, ms, percentile};
 
 /// Connection handling of the virtual devices.
@@ -262,6 +264,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 args.concurrency, args.connections
             );
         }
+        // The EC lower bound needs server and devices in this process.
+        let embedded = args.smdp_address.is_none();
+        let mut ec_batches = embedded.then(|| ec_cost::measure_on(cores())).transpose()?;
         let cpu_before = process_cpu();
         let t = Instant::now();
         let results = fleet::activate(
@@ -275,13 +280,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?;
         let wall = t.elapsed();
         let cpu = process_cpu().saturating_sub(cpu_before);
+        // Timed again after the downloads: the VM's speed moves in spells,
+        // and the batches of both timings count.
+        if let Some(batches) = &mut ec_batches {
+            batches.extend(ec_cost::measure_on(cores())?);
+        }
+        let ok = results.iter().filter(|r| r.failure.is_none()).count();
+        let ec = ec_batches
+            .as_ref()
+            .map(|b| EcBound::of(b, ok, wall, cpu, cores()));
         if args.json {
             println!(
                 "{}",
-                serde_json::to_string(&figures(&results, wall, cpu, args.smdp_address.is_none()))?
+                serde_json::to_string(&figures(&results, wall, cpu, embedded, ec.as_ref()))?
             );
         } else {
-            report(&results, wall, cpu, args.smdp_address.is_none());
+            report(&results, wall, cpu, embedded, ec.as_ref());
         }
         for i in extra_instances {
             i.shutdown(Duration::from_secs(5)).await;
@@ -369,12 +383,72 @@ fn eim(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How an embedded HTTPS run compares with the P-256 work its downloads
+/// cannot avoid: the operations of one download on both sides
+/// ([`EC_PER_DOWNLOAD`]) at this machine's cost, each operation's median
+/// batch of a timing before and one after the downloads, on as many
+/// threads at once as the machine has cores. It puts a run's rate beside
+/// the VM's speed at the time (its P-256 costs move by a third between
+/// spells), and says how much of the CPU the protocol's own crypto takes.
+#[derive(Debug, Clone, Copy)]
+struct EcBound {
+    /// Cost of each operation (µs).
+    costs: EcCosts,
+    /// P-256 CPU time of one download (µs).
+    us_per_download: f64,
+    /// Share of the run's CPU per download that is this P-256 work.
+    share: f64,
+    /// Downloads per second the cores could do with nothing but it.
+    downloads_per_s: f64,
+    /// The run's rate over that bound.
+    ratio: f64,
+    /// Batches timed per operation.
+    batches: usize,
+}
+
+impl EcBound {
+    fn of(
+        batches: &ec_cost::Batches,
+        ok: usize,
+        wall: Duration,
+        cpu: Duration,
+        cores: usize,
+    ) -> Self {
+        let costs = EcCosts::from(batches.median());
+        let us_per_download = costs.of(EC_PER_DOWNLOAD);
+        let cpu_us = cpu.as_secs_f64() * 1e6 / ok.max(1) as f64;
+        let downloads_per_s = if us_per_download > 0.0 {
+            cores as f64 * 1e6 / us_per_download
+        } else {
+            0.0
+        };
+        let rate = ok as f64 / wall.as_secs_f64().max(1e-9);
+        Self {
+            costs,
+            us_per_download,
+            share: if cpu_us > 0.0 {
+                us_per_download / cpu_us
+            } else {
+                0.0
+            },
+            downloads_per_s,
+            ratio: if downloads_per_s > 0.0 {
+                rate / downloads_per_s
+            } else {
+                0.0
+            },
+            batches: batches.per_operation(),
+        }
+    }
+}
+
 /// The figures of an HTTPS run, for `--json`.
 fn figures(
     results: &[fleet::Activation],
     wall: Duration,
     cpu: Duration,
     embedded: bool,
+    ec: Option<&EcBound>,
 ) -> serde_json::Value {
     let ok = results.iter().filter(|r| r.failure.is_none()).count();
     let mut times: Vec<Duration> = results
@@ -395,6 +469,14 @@ fn figures(
         "cpu_us_per_download": embedded.then(|| cpu.as_secs_f64() * 1e6 / ok.max(1) as f64),
         "p50_ms": ms(percentile(&times, 50.0)),
         "p99_ms": ms(percentile(&times, 99.0)),
+        // The EC lower bound: only with the SM-DP+ embedded (`null` else).
+        "ec_per_download": ec.map(|_| EC_PER_DOWNLOAD),
+        "ec_costs_us": ec.map(|e| e.costs),
+        "ec_us_per_download": ec.map(|e| e.us_per_download),
+        "ec_share": ec.map(|e| e.share),
+        "ec_bound_downloads_per_s": ec.map(|e| e.downloads_per_s),
+        "ec_bound_ratio": ec.map(|e| e.ratio),
+        "ec_batches": ec.map(|e| e.batches),
         "failures": fleet::failures_by_reason(results),
         "steps": fleet::step_latencies(results)
             .into_iter()
@@ -467,7 +549,13 @@ async fn external(
     ))
 }
 
-fn report(results: &[fleet::Activation], wall: Duration, cpu: Duration, embedded: bool) {
+fn report(
+    results: &[fleet::Activation],
+    wall: Duration,
+    cpu: Duration,
+    embedded: bool,
+    ec: Option<&EcBound>,
+) {
     let ok = results.iter().filter(|r| r.failure.is_none()).count();
     let mut times: Vec<Duration> = results
         .iter()
@@ -493,6 +581,24 @@ fn report(results: &[fleet::Activation], wall: Duration, cpu: Duration, embedded
             cpu.as_secs_f64() * 1e6 / ok.max(1) as f64,
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9) / cores() as f64,
             cores()
+        );
+    }
+    if let Some(ec) = ec {
+        println!(
+            "  EC lower bound:   {:.0} µs per download ({:.0}% of the CPU; sign {:.1}, verify {:.1}, key pair {:.1}, agreement {:.1} µs, each operation's median of {} batches)",
+            ec.us_per_download,
+            ec.share * 100.0,
+            ec.costs.sign_us,
+            ec.costs.verify_us,
+            ec.costs.key_generation_us,
+            ec.costs.key_agreement_us,
+            ec.batches
+        );
+        println!(
+            "                    {:.0} downloads/s on {} cores with nothing else; this run reached {:.0}% of it",
+            ec.downloads_per_s,
+            cores(),
+            ec.ratio * 100.0
         );
     }
     for (reason, count) in fleet::failures_by_reason(results) {

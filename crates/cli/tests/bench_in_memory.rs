@@ -124,6 +124,45 @@ fn https_bench_prints_json() {
         run["steps"].as_array().is_some_and(|s| !s.is_empty()),
         "{run}"
     );
+    // The EC lower bound beside the rate: the same operations per download
+    // as in memory, timed on this machine before and after the downloads.
+    assert_eq!(run["ec_per_download"]["signs"], 6, "{run}");
+    assert_eq!(run["ec_per_download"]["verifies"], 7, "{run}");
+    for op in [
+        "sign_us",
+        "verify_us",
+        "key_generation_us",
+        "key_agreement_us",
+    ] {
+        assert!(
+            run["ec_costs_us"][op].as_f64().is_some_and(|us| us > 0.0),
+            "{op}: {run}"
+        );
+    }
+    let ec_us = number(&run, "ec_us_per_download");
+    assert!(ec_us > 0.0);
+    let share = number(&run, "ec_share");
+    assert!(share > 0.0 && share <= 1.5, "{run}");
+    let bound = number(&run, "ec_bound_downloads_per_s");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    assert!((bound - cores * 1e6 / ec_us).abs() < 1e-6 * bound, "{run}");
+    let ratio = number(&run, "ec_bound_ratio");
+    assert!(
+        (ratio - number(&run, "downloads_per_s") / bound).abs() < 1e-9,
+        "{run}"
+    );
+    // Two timings (before and after the downloads) of nine rounds on each core.
+    assert_eq!(number(&run, "ec_batches"), 18.0 * cores, "{run}");
+}
+
+/// The text report of the HTTPS benchmark prints the EC lower bound too.
+#[test]
+fn https_bench_report_prints_the_ec_bound() {
+    let out = ferrosim(&["bench", "--downloads", "2", "--concurrency", "2"]);
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("EC lower bound:"), "{text}");
+    assert!(text.contains("this run reached"), "{text}");
 }
 
 #[test]
