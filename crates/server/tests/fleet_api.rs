@@ -1144,27 +1144,37 @@ impl Lab {
     }
 
     /// Stores EUICCInfo2 in the eIM's record of the device, as the eIM
-    /// does when the device's IPA answers an IpaEuiccDataRequest.
+    /// does when the device's IPA answers an IpaEuiccDataRequest. The
+    /// server's own work may rewrite the record between the read and the
+    /// compare-and-set: like the eIM's steps, the write is then made again
+    /// on the record as it is now.
     async fn ipa_reports(&self, info2: Vec<u8>) {
-        use ferrosim_eim::store::DeviceWrite;
+        use ferrosim_eim::store::{DeviceWrite, StoreError};
         use ferrosim_eim::{EimChanges, EimStore};
         let eid = self.eid.parse().unwrap();
-        let read = EimStore::device(&self.store, &eid).await.unwrap().unwrap();
-        let mut record = read.record;
-        record.euicc.info2 = Some(info2);
-        record.euicc.reported_at = Some(Timestamp::now());
-        EimStore::commit(
-            &self.store,
-            EimChanges {
-                device: Some(DeviceWrite::Update {
-                    expected: read.version,
-                    record,
-                }),
-                ..EimChanges::default()
-            },
-        )
-        .await
-        .unwrap();
+        for _ in 0..20 {
+            let read = EimStore::device(&self.store, &eid).await.unwrap().unwrap();
+            let mut record = read.record;
+            record.euicc.info2 = Some(info2.clone());
+            record.euicc.reported_at = Some(Timestamp::now());
+            let written = EimStore::commit(
+                &self.store,
+                EimChanges {
+                    device: Some(DeviceWrite::Update {
+                        expected: read.version,
+                        record,
+                    }),
+                    ..EimChanges::default()
+                },
+            )
+            .await;
+            match written {
+                Ok(()) => return,
+                Err(StoreError::Stale) => continue,
+                Err(e) => panic!("storing EUICCInfo2: {e}"),
+            }
+        }
+        panic!("the device record kept changing under the EUICCInfo2 write");
     }
 }
 
