@@ -17,7 +17,7 @@ use ferrosim_server::sandbox::{OPERATOR, PROFILE_TYPE, Sandbox, SandboxOptions};
 use ferrosim_store::{Durability, StoreOptions};
 
 use crate::admin_cmd::block_on;
-use crate::bench_memory::{EC_PER_DOWNLOAD, EcCosts};
+use crate::bench_memory::{EC_PER_DOWNLOAD, EcBound, EcCosts};
 use crate::fleet::{self, Connections, Device, ms, percentile};
 
 /// Connection handling of the virtual devices.
@@ -285,17 +285,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         if let Some(batches) = &mut ec_batches {
             batches.extend(ec_cost::measure_on(cores())?);
         }
-        let ok = results.iter().filter(|r| r.failure.is_none()).count();
-        let ec = ec_batches
-            .as_ref()
-            .map(|b| EcBound::of(b, ok, wall, cpu, cores()));
+        let totals = fleet::RunTotals::of(&results, wall, cpu);
+        // The P-256 work of a download beside the run (embedded only):
+        // the same bound as `--in-memory`, on all cores.
+        let ec = ec_batches.as_ref().map(|b| {
+            let bound = EcBound::new(
+                EcCosts::from(b.median()),
+                cores(),
+                totals.per_s,
+                totals.cpu_us_each,
+            );
+            (bound, b.per_operation())
+        });
         if args.json {
             println!(
                 "{}",
-                serde_json::to_string(&figures(&results, wall, cpu, embedded, ec.as_ref()))?
+                serde_json::to_string(&figures(&results, &totals, wall, embedded, ec))?
             );
         } else {
-            report(&results, wall, cpu, embedded, ec.as_ref());
+            report(&results, &totals, wall, cpu, embedded, ec);
         }
         for i in extra_instances {
             i.shutdown(Duration::from_secs(5)).await;
@@ -383,80 +391,16 @@ fn eim(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How an embedded HTTPS run compares with the P-256 work its downloads
-/// cannot avoid: the operations of one download on both sides
-/// ([`EC_PER_DOWNLOAD`]) at this machine's cost, each operation's median
-/// batch of a timing before and one after the downloads, on as many
-/// threads at once as the machine has cores. It puts a run's rate beside
-/// the VM's speed at the time (its P-256 costs move by a third between
-/// spells), and says how much of the CPU the protocol's own crypto takes.
-#[derive(Debug, Clone, Copy)]
-struct EcBound {
-    /// Cost of each operation (µs).
-    costs: EcCosts,
-    /// P-256 CPU time of one download (µs).
-    us_per_download: f64,
-    /// Share of the run's CPU per download that is this P-256 work.
-    share: f64,
-    /// Downloads per second the cores could do with nothing but it.
-    downloads_per_s: f64,
-    /// The run's rate over that bound.
-    ratio: f64,
-    /// Batches timed per operation.
-    batches: usize,
-}
-
-impl EcBound {
-    fn of(
-        batches: &ec_cost::Batches,
-        ok: usize,
-        wall: Duration,
-        cpu: Duration,
-        cores: usize,
-    ) -> Self {
-        let costs = EcCosts::from(batches.median());
-        let us_per_download = costs.of(EC_PER_DOWNLOAD);
-        let cpu_us = cpu.as_secs_f64() * 1e6 / ok.max(1) as f64;
-        let downloads_per_s = if us_per_download > 0.0 {
-            cores as f64 * 1e6 / us_per_download
-        } else {
-            0.0
-        };
-        let rate = ok as f64 / wall.as_secs_f64().max(1e-9);
-        Self {
-            costs,
-            us_per_download,
-            share: if cpu_us > 0.0 {
-                us_per_download / cpu_us
-            } else {
-                0.0
-            },
-            downloads_per_s,
-            ratio: if downloads_per_s > 0.0 {
-                rate / downloads_per_s
-            } else {
-                0.0
-            },
-            batches: batches.per_operation(),
-        }
-    }
-}
-
-/// The figures of an HTTPS run, for `--json`.
+/// The figures of an HTTPS run, for `--json`; `ec` is the EC lower bound
+/// and the batches it is taken from (embedded SM-DP+ only).
 fn figures(
     results: &[fleet::Activation],
+    totals: &fleet::RunTotals,
     wall: Duration,
-    cpu: Duration,
     embedded: bool,
-    ec: Option<&EcBound>,
+    ec: Option<(EcBound, usize)>,
 ) -> serde_json::Value {
-    let ok = results.iter().filter(|r| r.failure.is_none()).count();
-    let mut times: Vec<Duration> = results
-        .iter()
-        .filter(|r| r.failure.is_none())
-        .map(|r| r.elapsed)
-        .collect();
-    times.sort();
+    let (ok, times) = (totals.completed, &totals.times);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     serde_json::json!({
         "mode": if embedded { "https-embedded" } else { "https-external" },
@@ -464,19 +408,19 @@ fn figures(
         "completed": ok,
         "failed": results.len() - ok,
         "wall_s": wall.as_secs_f64(),
-        "downloads_per_s": ok as f64 / wall.as_secs_f64().max(1e-9),
+        "downloads_per_s": totals.per_s,
         // The process's CPU only covers the SM-DP+ when it is embedded.
-        "cpu_us_per_download": embedded.then(|| cpu.as_secs_f64() * 1e6 / ok.max(1) as f64),
-        "p50_ms": ms(percentile(&times, 50.0)),
-        "p99_ms": ms(percentile(&times, 99.0)),
+        "cpu_us_per_download": embedded.then_some(totals.cpu_us_each),
+        "p50_ms": ms(percentile(times, 50.0)),
+        "p99_ms": ms(percentile(times, 99.0)),
         // The EC lower bound: only with the SM-DP+ embedded (`null` else).
         "ec_per_download": ec.map(|_| EC_PER_DOWNLOAD),
-        "ec_costs_us": ec.map(|e| e.costs),
-        "ec_us_per_download": ec.map(|e| e.us_per_download),
-        "ec_share": ec.map(|e| e.share),
-        "ec_bound_downloads_per_s": ec.map(|e| e.downloads_per_s),
-        "ec_bound_ratio": ec.map(|e| e.ratio),
-        "ec_batches": ec.map(|e| e.batches),
+        "ec_costs_us": ec.map(|(e, _)| e.costs),
+        "ec_us_per_download": ec.map(|(e, _)| e.us_per_download),
+        "ec_share": ec.map(|(e, _)| e.share),
+        "ec_bound_downloads_per_s": ec.map(|(e, _)| e.downloads_per_s),
+        "ec_bound_ratio": ec.map(|(e, _)| e.ratio),
+        "ec_batches": ec.map(|(_, batches)| batches),
         "failures": fleet::failures_by_reason(results),
         "steps": fleet::step_latencies(results)
             .into_iter()
@@ -551,39 +495,31 @@ async fn external(
 
 fn report(
     results: &[fleet::Activation],
+    totals: &fleet::RunTotals,
     wall: Duration,
     cpu: Duration,
     embedded: bool,
-    ec: Option<&EcBound>,
+    ec: Option<(EcBound, usize)>,
 ) {
-    let ok = results.iter().filter(|r| r.failure.is_none()).count();
-    let mut times: Vec<Duration> = results
-        .iter()
-        .filter(|r| r.failure.is_none())
-        .map(|r| r.elapsed)
-        .collect();
-    times.sort();
+    let (ok, times) = (totals.completed, &totals.times);
     println!("  completed:        {ok}/{} in {}", results.len(), ms(wall));
-    println!(
-        "  throughput:       {:.1} full downloads/s",
-        ok as f64 / wall.as_secs_f64().max(1e-9)
-    );
+    println!("  throughput:       {:.1} full downloads/s", totals.per_s);
     println!(
         "  download time:    p50 {}  p99 {}  max {}",
-        ms(percentile(&times, 50.0)),
-        ms(percentile(&times, 99.0)),
+        ms(percentile(times, 50.0)),
+        ms(percentile(times, 99.0)),
         ms(times.last().copied().unwrap_or_default())
     );
     if embedded {
         println!(
             "  CPU (server and devices in this process): {:.2} s, {:.0} µs per download, {:.0}% of {} cores",
             cpu.as_secs_f64(),
-            cpu.as_secs_f64() * 1e6 / ok.max(1) as f64,
+            totals.cpu_us_each,
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9) / cores() as f64,
             cores()
         );
     }
-    if let Some(ec) = ec {
+    if let Some((ec, batches)) = ec {
         println!(
             "  EC lower bound:   {:.0} µs per download ({:.0}% of the CPU; sign {:.1}, verify {:.1}, key pair {:.1}, agreement {:.1} µs, each operation's median of {} batches)",
             ec.us_per_download,
@@ -592,7 +528,7 @@ fn report(
             ec.costs.verify_us,
             ec.costs.key_generation_us,
             ec.costs.key_agreement_us,
-            ec.batches
+            batches
         );
         println!(
             "                    {:.0} downloads/s on {} cores with nothing else; this run reached {:.0}% of it",

@@ -48,7 +48,7 @@ use rand::rngs::StdRng;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::fleet::{self, Activation, percentile};
+use crate::fleet::{self, Activation, RunTotals, percentile};
 
 /// The SM-DP+ address of the in-memory run (never resolved: no network).
 const ADDRESS: &str = "smdp.bench.invalid";
@@ -125,6 +125,59 @@ impl From<ec_cost::PerOperation<f64>> for EcCosts {
             verify_us: us.verify,
             key_generation_us: us.key_pair,
             key_agreement_us: us.agreement,
+        }
+    }
+}
+
+/// A run beside the P-256 work its downloads cannot avoid: the operations
+/// of one download ([`EC_PER_DOWNLOAD`]) at `costs`, the rate `threads`
+/// threads could reach doing nothing else, and how much of it the run
+/// reached. Both benchmarks print it (`--in-memory` and HTTPS against the
+/// embedded SM-DP+).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EcBound {
+    /// Cost of each operation (µs).
+    pub costs: EcCosts,
+    /// P-256 CPU time of one download at `costs` (µs).
+    pub us_per_download: f64,
+    /// Share of the run's CPU per download that is this P-256 work.
+    pub share: f64,
+    /// Downloads per second the threads could do with nothing but it.
+    pub downloads_per_s: f64,
+    /// The run's rate over that bound.
+    pub ratio: f64,
+}
+
+impl EcBound {
+    /// The bound at `costs` on `threads` threads, for a run of
+    /// `downloads_per_s` at `cpu_us_per_download`. Zero costs give a zero
+    /// bound and ratio (unknown).
+    pub fn new(
+        costs: EcCosts,
+        threads: usize,
+        downloads_per_s: f64,
+        cpu_us_per_download: f64,
+    ) -> Self {
+        let us_per_download = costs.of(EC_PER_DOWNLOAD);
+        let bound = if us_per_download > 0.0 {
+            threads as f64 * 1e6 / us_per_download
+        } else {
+            0.0
+        };
+        Self {
+            costs,
+            us_per_download,
+            share: if cpu_us_per_download > 0.0 {
+                us_per_download / cpu_us_per_download
+            } else {
+                0.0
+            },
+            downloads_per_s: bound,
+            ratio: if bound > 0.0 {
+                downloads_per_s / bound
+            } else {
+                0.0
+            },
         }
     }
 }
@@ -272,35 +325,22 @@ fn figures(
     ec_batches: &ec_cost::Batches,
     heap: Option<HeapFootprint>,
 ) -> Figures {
-    let ec_costs = EcCosts::from(ec_batches.median());
-    let ec_fastest = EcCosts::from(ec_batches.fastest());
-    let completed = results.iter().filter(|r| r.failure.is_none()).count();
-    let mut times: Vec<Duration> = results
-        .iter()
-        .filter(|r| r.failure.is_none())
-        .map(|r| r.elapsed)
-        .collect();
-    times.sort();
+    let totals = RunTotals::of(results, wall, cpu);
+    let (completed, times) = (totals.completed, &totals.times);
     let wall_s = wall.as_secs_f64().max(1e-9);
-    let downloads_per_s = completed as f64 / wall_s;
-    let cpu_us_per_download = cpu.as_secs_f64() * 1e6 / completed.max(1) as f64;
-    let ec_us = ec_costs.of(EC_PER_DOWNLOAD);
-    let ec_us_fastest = ec_fastest.of(EC_PER_DOWNLOAD);
-    let bound = |ec_us: f64| {
-        if ec_us > 0.0 {
-            threads as f64 * 1e6 / ec_us
-        } else {
-            0.0
-        }
-    };
-    let ratio = |bound: f64| {
-        if bound > 0.0 {
-            downloads_per_s / bound
-        } else {
-            0.0
-        }
-    };
-    let (ec_bound, ec_bound_fastest) = (bound(ec_us), bound(ec_us_fastest));
+    let (downloads_per_s, cpu_us_per_download) = (totals.per_s, totals.cpu_us_each);
+    let median = EcBound::new(
+        EcCosts::from(ec_batches.median()),
+        threads,
+        downloads_per_s,
+        cpu_us_per_download,
+    );
+    let fastest = EcBound::new(
+        EcCosts::from(ec_batches.fastest()),
+        threads,
+        downloads_per_s,
+        cpu_us_per_download,
+    );
     Figures {
         mode: "in-memory",
         downloads: options.downloads,
@@ -313,24 +353,20 @@ fn figures(
         wall_s,
         downloads_per_s,
         cpu_us_per_download,
-        p50_ms: percentile(&times, 50.0).as_secs_f64() * 1e3,
-        p99_ms: percentile(&times, 99.0).as_secs_f64() * 1e3,
+        p50_ms: percentile(times, 50.0).as_secs_f64() * 1e3,
+        p99_ms: percentile(times, 99.0).as_secs_f64() * 1e3,
         ec_per_download: EC_PER_DOWNLOAD,
-        ec_costs_us: ec_costs,
-        ec_us_per_download: ec_us,
-        ec_share: if cpu_us_per_download > 0.0 {
-            ec_us / cpu_us_per_download
-        } else {
-            0.0
-        },
-        ec_bound_downloads_per_s: ec_bound,
-        ec_bound_ratio: ratio(ec_bound),
+        ec_costs_us: median.costs,
+        ec_us_per_download: median.us_per_download,
+        ec_share: median.share,
+        ec_bound_downloads_per_s: median.downloads_per_s,
+        ec_bound_ratio: median.ratio,
         cpu_utilisation: cpu.as_secs_f64() / (wall_s * threads.max(1) as f64),
         ec_batches: ec_batches.per_operation(),
-        ec_costs_fastest_us: ec_fastest,
-        ec_us_per_download_fastest: ec_us_fastest,
-        ec_bound_downloads_per_s_fastest: ec_bound_fastest,
-        ec_bound_ratio_fastest: ratio(ec_bound_fastest),
+        ec_costs_fastest_us: fastest.costs,
+        ec_us_per_download_fastest: fastest.us_per_download,
+        ec_bound_downloads_per_s_fastest: fastest.downloads_per_s,
+        ec_bound_ratio_fastest: fastest.ratio,
         euicc_heap_bytes_per_device: heap.map(|h| h.bytes_per_device()),
         profiles_per_device: options.profiles_per_device,
         failures: fleet::failures_by_reason(results),

@@ -294,6 +294,40 @@ pub fn progress_bar(n: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// What a benchmark reads off its activations: how many completed, their
+/// times (sorted, for percentiles), the rate over `wall` and the process
+/// CPU `cpu` per completed one.
+#[derive(Debug, Clone)]
+pub struct RunTotals {
+    /// Activations without a failure.
+    pub completed: usize,
+    /// Their durations, shortest first.
+    pub times: Vec<Duration>,
+    /// Completed activations per second of `wall`.
+    pub per_s: f64,
+    /// CPU per completed activation (µs).
+    pub cpu_us_each: f64,
+}
+
+impl RunTotals {
+    /// The totals of `results`, which took `wall` and `cpu`.
+    pub fn of(results: &[Activation], wall: Duration, cpu: Duration) -> Self {
+        let mut times: Vec<Duration> = results
+            .iter()
+            .filter(|r| r.failure.is_none())
+            .map(|r| r.elapsed)
+            .collect();
+        times.sort();
+        let completed = times.len();
+        Self {
+            completed,
+            times,
+            per_s: completed as f64 / wall.as_secs_f64().max(1e-9),
+            cpu_us_each: cpu.as_secs_f64() * 1e6 / completed.max(1) as f64,
+        }
+    }
+}
+
 /// Percentile `p` (0..=100) of sorted durations.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
