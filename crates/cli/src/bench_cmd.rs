@@ -550,23 +550,14 @@ pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// CPU time (user + system) this process has used, from /proc/self/stat.
+/// CPU time (user + system) this process has used, from the kernel's
+/// per-process CPU clock: nanosecond resolution, so a run of a few
+/// milliseconds still reads its CPU (the 10 ms ticks of /proc/self/stat
+/// read zero for it).
 pub(crate) fn process_cpu() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may contain spaces) start after ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
-    let total = ticks(11) + ticks(12);
-    Duration::from_millis(total * 10)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }

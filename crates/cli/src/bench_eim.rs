@@ -673,14 +673,17 @@ pub fn thread_cpu() -> Duration {
     )
 }
 
-/// CPU time (user + system) of this process's threads whose name starts
-/// with `prefix`, plus the main thread's, from /proc/self/task.
+/// CPU time of this process's threads whose name starts with `prefix`,
+/// plus the main thread's, from /proc/self/task. Each thread's time is the
+/// scheduler's run time in nanoseconds (`schedstat`), so a run of a few
+/// milliseconds still reads its CPU; where a kernel has no `schedstat`,
+/// its user + system time in 10 ms ticks (`stat`).
 pub fn threads_cpu(prefix: &str) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
     let pid = std::process::id().to_string();
-    let mut ticks = 0u64;
+    let mut total = Duration::ZERO;
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
             continue;
@@ -693,15 +696,27 @@ pub fn threads_cpu(prefix: &str) -> Duration {
         if !name.starts_with(prefix) && task.file_name().to_string_lossy() != pid {
             continue;
         }
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // utime and stime: fields 14 and 15 of the line, 12 and 13 after ')'.
-        ticks += field(11) + field(12);
+        total += run_time(&task.path()).unwrap_or_else(|| stat_ticks(&stat[close + 1..]));
     }
-    Duration::from_millis(ticks * 10)
+    total
+}
+
+/// A thread's time on a CPU, from the first field of its `schedstat`.
+fn run_time(task: &std::path::Path) -> Option<Duration> {
+    let schedstat = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    let nanos = schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// User + system time from the fields of a `stat` line after the name's
+/// closing parenthesis (fields 14 and 15 of the line, 12 and 13 there).
+fn stat_ticks(after_name: &str) -> Duration {
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((field(11) + field(12)) * 10)
 }
