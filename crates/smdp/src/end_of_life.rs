@@ -374,10 +374,7 @@ impl<S: Store> Smdp<S> {
                 return Ok(revocation);
             };
             let changes = Changes {
-                profile: Some(ProfileWrite {
-                    expected: v.version,
-                    record,
-                }),
+                profile: Some(ProfileWrite::new(v, record)),
                 ..Changes::default()
             };
             match self.store.commit(changes).await {

@@ -32,8 +32,7 @@ use crate::order::{
 use crate::status::StatusCode;
 use crate::step::{ATTEMPTS, Outcome};
 use crate::store::{
-    CallSlot, Changes, Operator, ProfileSelector, ProfileWrite, Store, StoreError, Version,
-    Versioned,
+    CallSlot, Changes, Operator, ProfileSelector, ProfileWrite, Store, StoreError, Versioned,
 };
 use crate::time::Timestamp;
 
@@ -426,13 +425,10 @@ pub fn download_order(
             profile.filter(|p| p.record.profile_type == *t),
         ),
     };
-    let Some(Versioned {
-        record: mut p,
-        version,
-    }) = named.filter(|p| p.record.operator == operator.id)
-    else {
+    let Some(read) = named.filter(|p| p.record.operator == operator.id) else {
         return Outcome::refuse(missing);
     };
+    let mut p = read.record.clone();
     if let Some(t) = &req.profile_type
         && p.profile_type != *t
     {
@@ -450,7 +446,7 @@ pub fn download_order(
         header: ResponseHeader::success(),
         iccid: p.iccid.as_str().to_owned(),
     };
-    Outcome::new(profile_change(p, version), Ok(answer))
+    Outcome::new(profile_change(read, p), Ok(answer))
 }
 
 /// The `confirmOrder` step: sets the matching id (drawn from `rng` when the
@@ -488,10 +484,8 @@ pub fn confirm_order(
             smds_address: req.smds_address.clone(),
             release: req.release_flag,
         };
-        let Versioned {
-            record: mut p,
-            version,
-        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let read = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let mut p = read.record.clone();
         p.confirm(confirmation, now)?;
         let order = p.order.as_ref();
         let eid = order.and_then(|o| o.eid);
@@ -504,7 +498,7 @@ pub fn confirm_order(
             matching_id: matching_id.to_string(),
             smdp_address: Some(smdp_address.to_owned()),
         };
-        Ok((profile_change(p, version), answer))
+        Ok((profile_change(read, p), answer))
     })();
     decided.into()
 }
@@ -531,12 +525,10 @@ pub fn cancel_order(
             "Unavailable" => FinalProfileStatus::Unavailable,
             _ => return Err(Es2Error::Invalid("finalProfileStatusIndicator")),
         };
-        let Versioned {
-            record: mut p,
-            version,
-        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let read = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let mut p = read.record.clone();
         p.cancel(status, eid.as_ref(), matching_id.as_ref(), now)?;
-        Ok((profile_change(p, version), success()))
+        Ok((profile_change(read, p), success()))
     })();
     decided.into()
 }
@@ -550,12 +542,10 @@ pub fn release_profile(
 ) -> Outcome<HeaderOnly, Es2Error> {
     let decided = (|| {
         let iccid = parse_iccid(&req.iccid)?;
-        let Versioned {
-            record: mut p,
-            version,
-        } = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let read = owned(profile, &iccid, operator).ok_or(Es2Error::UnknownIccid)?;
+        let mut p = read.record.clone();
         p.release(now)?;
-        Ok((profile_change(p, version), success()))
+        Ok((profile_change(read, p), success()))
     })();
     decided.into()
 }
@@ -569,9 +559,9 @@ fn owned(
     profile.filter(|p| p.record.iccid == *iccid && p.record.operator == operator.id)
 }
 
-fn profile_change(record: ProfileRecord, expected: Version) -> Changes {
+fn profile_change(read: Versioned<ProfileRecord>, record: ProfileRecord) -> Changes {
     Changes {
-        profile: Some(ProfileWrite { expected, record }),
+        profile: Some(ProfileWrite::new(read, record)),
         ..Changes::default()
     }
 }

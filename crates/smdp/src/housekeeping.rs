@@ -14,20 +14,14 @@ pub fn expire_order(
     profile: Option<Versioned<ProfileRecord>>,
     now: Timestamp,
 ) -> Outcome<bool, StoreError> {
-    let Some(Versioned {
-        record: mut p,
-        version,
-    }) = profile
-    else {
+    let Some(read) = profile else {
         return Outcome::new(Changes::default(), Ok(false));
     };
+    let mut p = read.record.clone();
     match p.expire_if_due(now) {
         Some(event) => Outcome::new(
             Changes {
-                profile: Some(ProfileWrite {
-                    expected: version,
-                    record: p,
-                }),
+                profile: Some(ProfileWrite::new(read, p)),
                 events: vec![event],
                 ..Changes::default()
             },

@@ -346,10 +346,7 @@ async fn a_harmless_race_is_retried_and_succeeds_once() {
                     .unwrap();
                 store
                     .commit(Changes {
-                        profile: Some(ProfileWrite {
-                            expected: p.version,
-                            record: p.record,
-                        }),
+                        profile: Some(ProfileWrite::new(p.clone(), p.record)),
                         ..Changes::default()
                     })
                     .await
@@ -414,10 +411,7 @@ async fn endless_contention_ends_in_a_typed_error() {
                     .unwrap();
                 let _ = store
                     .commit(Changes {
-                        profile: Some(ProfileWrite {
-                            expected: p.version,
-                            record: p.record,
-                        }),
+                        profile: Some(ProfileWrite::new(p.clone(), p.record)),
                         ..Changes::default()
                     })
                     .await;

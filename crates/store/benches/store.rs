@@ -112,12 +112,13 @@ fn bench_backend(c: &mut Criterion, name: &str, url: String, durability: Durabil
         b.iter(|| {
             rt.block_on(async {
                 let mut session = store.session(&s.transaction_id).await.unwrap().unwrap();
-                let mut profile = store.find_profile(&sel).await.unwrap().unwrap();
+                let read = store.find_profile(&sel).await.unwrap().unwrap();
+                let mut profile = read.record.clone();
                 session.record.updated_at = Timestamp(session.record.updated_at.0 + 1);
-                profile.record.updated_at = Timestamp(profile.record.updated_at.0 + 1);
+                profile.updated_at = Timestamp(profile.updated_at.0 + 1);
                 let event = ProgressEvent {
-                    operator: profile.record.operator.clone(),
-                    iccid: profile.record.iccid.clone(),
+                    operator: profile.operator.clone(),
+                    iccid: profile.iccid.clone(),
                     eid: None,
                     profile_type: "t".into(),
                     point: NotificationPoint::BppDownload,
@@ -131,10 +132,7 @@ fn bench_backend(c: &mut Criterion, name: &str, url: String, durability: Durabil
                             expected: session.version,
                             record: session.record,
                         }),
-                        profile: Some(ProfileWrite {
-                            expected: profile.version,
-                            record: profile.record,
-                        }),
+                        profile: Some(ProfileWrite::new(read, profile)),
                         events: vec![event],
                         notification: None,
                     })

@@ -11,7 +11,7 @@ use ferrosim_smdp::store::{Changes, SessionWrite, StoreError};
 
 use crate::callbacks::event_writes;
 use crate::calls::notification_write;
-use crate::profiles::update_profile;
+use crate::profile_update::update_profile;
 use crate::sessions::{INSERT_SESSION, insert_session, update_session};
 use crate::writes::{Writes, bind_all};
 use crate::{Backend, SqlStore};
@@ -52,7 +52,7 @@ fn writes_of(changes: &Changes) -> Writes {
         None => {}
     }
     if let Some(p) = &changes.profile {
-        update_profile(&mut w, &p.record, p.expected);
+        update_profile(&mut w, &p.previous, &p.record, p.expected);
     }
     event_writes(&mut w, &changes.events);
     if let Some(n) = &changes.notification {

@@ -55,6 +55,7 @@ mod operators;
 mod order_history;
 mod personalisation;
 mod profile_type_admin;
+mod profile_update;
 mod profiles;
 mod readers;
 mod revocations;

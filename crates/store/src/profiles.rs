@@ -7,9 +7,7 @@ use ferrosim_smdp::order::{
     ConfirmationCode, DeviceProfileState, DeviceReport, FailureInfo, Order, ProfileRecord,
     ProfileState,
 };
-use ferrosim_smdp::store::{
-    NewProfile, ProfileFilter, ProfileSelector, StoreError, Version, Versioned,
-};
+use ferrosim_smdp::store::{NewProfile, ProfileFilter, ProfileSelector, StoreError, Versioned};
 use ferrosim_smdp::time::Timestamp;
 use sqlx::AssertSqlSafe;
 
@@ -18,7 +16,6 @@ use crate::rows::{
     StoreRow, backend_err, col, corrupt, get, hash32, iccid, operator, opt_eid, opt_matching_id,
     opt_tid, u32_of, version,
 };
-use crate::sessions::version_val;
 use crate::writes::{Val, Writes};
 
 /// The columns of a profile row that make up a [`ProfileRecord`].
@@ -230,22 +227,8 @@ const FILL_PROFILE: &str = "UPDATE profiles SET state = $2, has_order = $3, eid 
      failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, device_at = $19, \
      type_version = $20 WHERE iccid = $1";
 
-/// Rewrites every mutable column of a profile still at version `$21`.
-const UPDATE_PROFILE: &str = "UPDATE profiles SET version = version + 1, state = $2, has_order = $3, eid = $4, \
-     matching_id = $5, cc_hash = $6, cc_failed_attempts = $7, smds_address = $8, order_created_at = $9, \
-     order_expires_at = $10, session_tid = $11, download_attempts = $12, failure_bpp_command_id = $13, \
-     failure_error_reason = $14, failure_message = $15, updated_at = $16, device_state = $17, device_seq = $18, \
-     device_at = $19, type_version = $20 WHERE iccid = $1 AND version = $21";
-
-/// Queues the compare-and-set rewrite of a profile read at `expected`.
-pub(crate) fn update_profile(w: &mut Writes, r: &ProfileRecord, expected: Version) {
-    let mut vals = profile_vals(r);
-    vals.push(version_val(expected));
-    w.push_checked(UPDATE_PROFILE, vals);
-}
-
 /// The values `$1..$20` of a profile's mutable columns.
-fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
+pub(crate) fn profile_vals(r: &ProfileRecord) -> Vec<Val> {
     let o = r.order.as_ref();
     let failure = o.and_then(|o| o.failure.as_ref());
     let device = o.and_then(|o| o.device);

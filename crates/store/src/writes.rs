@@ -27,7 +27,7 @@ use crate::Backend;
 use crate::rows::backend_err;
 
 /// A bind value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Val {
     /// An integer (or NULL).
     Int(Option<i64>),

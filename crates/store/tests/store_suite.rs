@@ -99,10 +99,16 @@ async fn load<S: Store>(store: &S, n: u64) -> Versioned<ProfileRecord> {
         .unwrap()
 }
 
-fn profile_change(p: Versioned<ProfileRecord>, events: Vec<ProgressEvent>) -> Changes {
+/// The rewrite of `read` (as loaded) into `p` (changed from a copy of it).
+fn profile_change(
+    read: Versioned<ProfileRecord>,
+    p: Versioned<ProfileRecord>,
+    events: Vec<ProgressEvent>,
+) -> Changes {
     Changes {
         profile: Some(ProfileWrite {
             expected: p.version,
+            previous: read.record,
             record: p.record,
         }),
         events,
@@ -170,7 +176,8 @@ async fn records_round_trip_on<S: Store>(store: &S, backend: &str) {
     // A full order record survives a commit and a read.
     let policy = OrderPolicy::default();
     let tid = TransactionId::from_bytes(&[5; 16]).unwrap();
-    let mut loaded = load(store, 1).await;
+    let read = load(store, 1).await;
+    let mut loaded = read.clone();
     assert_eq!(loaded.version, Version::INITIAL, "{backend}");
     let p = &mut loaded.record;
     let mut events = Vec::new();
@@ -189,7 +196,10 @@ async fn records_round_trip_on<S: Store>(store: &S, backend: &str) {
     p.bind_session(&tid, &eid(), Timestamp(11), &policy, &mut events)
         .unwrap();
     let out = loaded.record.clone();
-    store.commit(profile_change(loaded, events)).await.unwrap();
+    store
+        .commit(profile_change(read, loaded, events))
+        .await
+        .unwrap();
     let back = store.profile(&iccid(1)).await.unwrap().unwrap();
     assert_eq!(back, out, "{backend}");
     assert_eq!(load(store, 1).await.version, Version::INITIAL.next());
@@ -397,7 +407,8 @@ async fn duplicates_on<S: Store>(store: &S, backend: &str) {
         ),
         "{backend}"
     );
-    let confirm = |mut p: Versioned<ProfileRecord>| {
+    let confirm = |read: Versioned<ProfileRecord>| {
+        let mut p = read.clone();
         p.record
             .allocate(None, Timestamp(1), &OrderPolicy::default())
             .unwrap();
@@ -413,7 +424,7 @@ async fn duplicates_on<S: Store>(store: &S, backend: &str) {
                 Timestamp(1),
             )
             .unwrap();
-        profile_change(p, Vec::new())
+        profile_change(read, p, Vec::new())
     };
     store.commit(confirm(load(store, 0).await)).await.unwrap();
     let second = store.commit(confirm(load(store, 1).await)).await;
@@ -427,6 +438,92 @@ async fn duplicates_on<S: Store>(store: &S, backend: &str) {
 /// One IMSI, one profile, on every store: an import that reuses a stored
 /// IMSI, or gives one IMSI twice in its batch, is refused whole (naming the
 /// IMSI and the ICCID holding it) and stores nothing.
+/// A profile write names in SQL only the indexed columns that changed
+/// (SQLite rewrites the index entries of every column an UPDATE names):
+/// what it leaves out stays as stored, and what changes is found by its
+/// index, on every store.
+#[tokio::test]
+async fn profile_writes_keep_the_indexed_columns_they_do_not_change() {
+    on_every_store!(2, unchanged_columns_on);
+}
+
+async fn unchanged_columns_on<S: Store>(store: &S, backend: &str) {
+    let policy = OrderPolicy::default();
+    let keep = MatchingId::new("KEEP-1").unwrap();
+    let by_matching_id = ProfileSelector::MatchingId(keep.clone());
+    let by_eid = ProfileSelector::ReleasedForEid(eid());
+    let confirmed = |read: &Versioned<ProfileRecord>| {
+        let mut p = read.clone();
+        p.record
+            .allocate(Some(eid()), Timestamp(2), &policy)
+            .unwrap();
+        p.record
+            .confirm(
+                Confirmation {
+                    eid: None,
+                    matching_id: keep.clone(),
+                    confirmation_code: None,
+                    smds_address: None,
+                    release: true,
+                },
+                Timestamp(2),
+            )
+            .unwrap();
+        p
+    };
+    // A released order: state, EID, matching id and expiry all change.
+    let read = load(store, 0).await;
+    let p = confirmed(&read);
+    store
+        .commit(profile_change(read, p, Vec::new()))
+        .await
+        .unwrap();
+    // A session binds it: only unindexed columns change.
+    let read = load(store, 0).await;
+    let mut p = read.clone();
+    let tid = TransactionId::from_bytes(&[9; 16]).unwrap();
+    let mut events = Vec::new();
+    p.record
+        .bind_session(&tid, &eid(), Timestamp(3), &policy, &mut events)
+        .unwrap();
+    assert_eq!(p.record.state, read.record.state, "{backend}");
+    let bound = p.record.clone();
+    store.commit(profile_change(read, p, events)).await.unwrap();
+    assert_eq!(load(store, 0).await.record, bound, "{backend}");
+    let found = store.find_profile(&by_matching_id).await.unwrap().unwrap();
+    assert_eq!(found.record, bound, "{backend}");
+    let found = store.find_profile(&by_eid).await.unwrap().unwrap();
+    assert_eq!(found.record, bound, "{backend}");
+    // The order ends: neither its matching id nor the EID finds it, and
+    // another order may take the matching id.
+    let read = load(store, 0).await;
+    let mut p = read.clone();
+    p.record
+        .cancel(FinalProfileStatus::Available, None, None, Timestamp(4))
+        .unwrap();
+    store
+        .commit(profile_change(read, p, Vec::new()))
+        .await
+        .unwrap();
+    assert!(
+        store.find_profile(&by_matching_id).await.unwrap().is_none(),
+        "{backend}"
+    );
+    assert!(
+        store.find_profile(&by_eid).await.unwrap().is_none(),
+        "{backend}"
+    );
+    let read = load(store, 1).await;
+    let p = confirmed(&read);
+    let other = p.record.clone();
+    store
+        .commit(profile_change(read, p, Vec::new()))
+        .await
+        .unwrap();
+    let found = store.find_profile(&by_matching_id).await.unwrap().unwrap();
+    assert_eq!(found.record, other, "{backend}");
+}
+
 #[tokio::test]
 async fn an_imsi_is_given_to_one_profile() {
     on_every_store!(2, imsi_uniqueness_on);
@@ -493,7 +590,8 @@ async fn device_reports_are_kept_with_the_order() {
 }
 
 async fn device_reports_on<S: Store>(store: &S, backend: &str) {
-    let mut p = load(store, 0).await;
+    let read = load(store, 0).await;
+    let mut p = read.clone();
     p.record
         .allocate(Some(eid()), Timestamp(2), &OrderPolicy::default())
         .unwrap();
@@ -515,7 +613,7 @@ async fn device_reports_on<S: Store>(store: &S, backend: &str) {
         at: Timestamp(5),
     };
     store
-        .commit(profile_change(p, vec![event.clone()]))
+        .commit(profile_change(read, p, vec![event.clone()]))
         .await
         .unwrap();
     let back = load(store, 0).await;
@@ -582,13 +680,14 @@ async fn type_versions_on<S: Store>(store: &S, backend: &str) {
         "{backend}"
     );
 
-    let mut p = load(store, 0).await;
+    let read = load(store, 0).await;
+    let mut p = read.clone();
     p.record
         .allocate(None, Timestamp(2), &OrderPolicy::default())
         .unwrap();
     p.record.order.as_mut().unwrap().type_version = Some(1);
     let expected = p.record.clone();
-    store.commit(profile_change(p, vec![])).await.unwrap();
+    store.commit(profile_change(read, p, vec![])).await.unwrap();
     assert_eq!(load(store, 0).await.record, expected, "{backend}");
 }
 
@@ -607,7 +706,8 @@ async fn stale_commit_on<S: Store>(store: &S, backend: &str) {
     first.record.cancel(Timestamp(2));
     store.commit(update(first)).await.unwrap();
 
-    let mut profile = load(store, 0).await;
+    let profile_read = load(store, 0).await;
+    let mut profile = profile_read.clone();
     profile
         .record
         .allocate(None, Timestamp(3), &OrderPolicy::default())
@@ -636,7 +736,7 @@ async fn stale_commit_on<S: Store>(store: &S, backend: &str) {
         }),
         ..Changes {
             session: update(stale).session,
-            ..profile_change(profile, vec![event])
+            ..profile_change(profile_read, profile, vec![event])
         }
     };
     assert!(
@@ -648,18 +748,22 @@ async fn stale_commit_on<S: Store>(store: &S, backend: &str) {
     assert_eq!(p.version, Version::INITIAL, "{backend}");
     assert_eq!(store.pending_callbacks().await.unwrap(), 0, "{backend}");
     // And a stale profile alone is refused the same way.
-    let mut a = load(store, 0).await;
-    let mut b = a.clone();
+    let read = load(store, 0).await;
+    let mut a = read.clone();
+    let mut b = read.clone();
     a.record
         .allocate(None, Timestamp(4), &OrderPolicy::default())
         .unwrap();
     b.record
         .allocate(Some(eid()), Timestamp(4), &OrderPolicy::default())
         .unwrap();
-    store.commit(profile_change(a, Vec::new())).await.unwrap();
+    store
+        .commit(profile_change(read.clone(), a, Vec::new()))
+        .await
+        .unwrap();
     assert!(
         matches!(
-            store.commit(profile_change(b, Vec::new())).await,
+            store.commit(profile_change(read, b, Vec::new())).await,
             Err(StoreError::Stale)
         ),
         "{backend}"
@@ -695,12 +799,13 @@ async fn allocate_concurrently<S: Store>(store: &Arc<S>, backend: &str) {
                 if candidates.is_empty() {
                     return None;
                 }
-                let mut p = candidates[(task + attempt) % candidates.len()].clone();
+                let read = candidates[(task + attempt) % candidates.len()].clone();
+                let mut p = read.clone();
                 p.record
                     .allocate(None, Timestamp(1), &OrderPolicy::default())
                     .unwrap();
                 let iccid = p.record.iccid.clone();
-                match store.commit(profile_change(p, Vec::new())).await {
+                match store.commit(profile_change(read, p, Vec::new())).await {
                     Ok(()) => return Some(iccid),
                     Err(StoreError::Stale) => continue,
                     Err(e) => panic!("{e}"),
@@ -749,7 +854,10 @@ async fn callbacks_on<S: Store>(store: &S, backend: &str) {
         at: Timestamp(1),
     })
     .collect();
-    store.commit(profile_change(p, events)).await.unwrap();
+    store
+        .commit(profile_change(p.clone(), p, events))
+        .await
+        .unwrap();
     let a = store
         .claim_callbacks(Timestamp(10), 1000, 10)
         .await
@@ -821,7 +929,10 @@ async fn callback_order_on<S: Store>(store: &S, backend: &str) {
         event(&a, NotificationPoint::BppDownload, 12),
         event(&a, NotificationPoint::BppInstallation, 13),
     ];
-    store.commit(profile_change(p, events)).await.unwrap();
+    store
+        .commit(profile_change(p.clone(), p, events))
+        .await
+        .unwrap();
     let points = |claimed: &[CallbackRecord]| -> Vec<(Iccid, i64)> {
         claimed
             .iter()
@@ -922,11 +1033,15 @@ async fn call_slots_on<S: Store>(store: &S, backend: &str) {
 async fn restart_keeps_everything() {
     for db in databases().await.unwrap() {
         let store = seed(connect(&db.url).await, 2).await;
-        let mut p = load(&store, 0).await;
+        let read = load(&store, 0).await;
+        let mut p = read.clone();
         p.record
             .allocate(None, Timestamp(1), &OrderPolicy::default())
             .unwrap();
-        store.commit(profile_change(p, Vec::new())).await.unwrap();
+        store
+            .commit(profile_change(read, p, Vec::new()))
+            .await
+            .unwrap();
         store.close().await;
         let again = connect(&db.url).await;
         let p = load(&again, 0).await;
@@ -1149,7 +1264,8 @@ async fn step_loads_on<S: Store>(store: &S, backend: &str) {
     // Profile 0 released by matching id to eid(); session 60 waits for
     // authenticateClient, 61 is bound to profile 0, 62 to profile 2 (which
     // has no order), 63 cancelled before it was bound; 64 is unknown.
-    let mut p = load(store, 0).await;
+    let read = load(store, 0).await;
+    let mut p = read.clone();
     let policy = OrderPolicy::default();
     p.record.allocate(None, Timestamp(2), &policy).unwrap();
     p.record
@@ -1164,7 +1280,10 @@ async fn step_loads_on<S: Store>(store: &S, backend: &str) {
             Timestamp(2),
         )
         .unwrap();
-    store.commit(profile_change(p, Vec::new())).await.unwrap();
+    store
+        .commit(profile_change(read, p, Vec::new()))
+        .await
+        .unwrap();
     for n in 60..=63 {
         store.commit(insert(session_record(n))).await.unwrap();
     }

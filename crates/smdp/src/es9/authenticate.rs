@@ -148,17 +148,14 @@ fn bind(
         Some(m) => p.matching_id() == Some(m),
         None => p.order.as_ref().and_then(|o| o.eid) == Some(v.eid),
     };
-    let Some(Versioned {
-        record: mut profile,
-        version,
-    }) = profile.filter(|p| named(&p.record))
-    else {
+    let Some(read) = profile.filter(|p| named(&p.record)) else {
         return Outcome::refuse(Es9Error::MatchingIdRefused);
     };
+    let mut profile = read.record.clone();
     let mut events = Vec::new();
     let cc_required = match profile.bind_session(&v.tid, &v.eid, now, &cfg.policy, &mut events) {
         Ok(cc) => cc,
-        Err(e) => return refused_with(profile, version, events, e.into()),
+        Err(e) => return refused_with(read, profile, events, e.into()),
     };
     let signed = sign_smdp_signed2(cfg, &v.tid, cc_required, &v.signature1_tlv).and_then(
         |(signed2_der, signature2)| {
@@ -192,10 +189,7 @@ fn bind(
             expected: session.version,
             record: session.record,
         }),
-        profile: Some(ProfileWrite {
-            expected: version,
-            record: profile,
-        }),
+        profile: Some(ProfileWrite::new(read, profile)),
         events,
         notification: None,
     };
@@ -212,12 +206,13 @@ fn bind(
     )
 }
 
-/// A refusal by the order rules: the profile is written when the rule
-/// produced events (a counted attempt, an ended order, an event for the
-/// operator), so the events and the state they describe commit together.
+/// A refusal by the order rules: the profile (`read`, now `profile`) is
+/// written when the rule produced events (a counted attempt, an ended order,
+/// an event for the operator), so the events and the state they describe
+/// commit together.
 pub(super) fn refused_with<A>(
+    read: Versioned<ProfileRecord>,
     profile: ProfileRecord,
-    version: crate::store::Version,
     events: Vec<crate::order::ProgressEvent>,
     error: Es9Error,
 ) -> Outcome<A, Es9Error> {
@@ -225,10 +220,7 @@ pub(super) fn refused_with<A>(
         return Outcome::refuse(error);
     }
     let changes = Changes {
-        profile: Some(ProfileWrite {
-            expected: version,
-            record: profile,
-        }),
+        profile: Some(ProfileWrite::new(read, profile)),
         events,
         ..Changes::default()
     };

@@ -87,25 +87,17 @@ fn decide(
         }),
         ..Changes::default()
     };
-    if let (
-        Some(b),
-        Some(Versioned {
-            record: mut p,
-            version,
-        }),
-    ) = (
+    if let (Some(b), Some(read)) = (
         &binding,
         profile.filter(|p| binding.as_ref().is_some_and(|b| b.iccid == p.record.iccid)),
     ) {
+        let mut p = read.record.clone();
         let mut events = Vec::new();
         // A superseded session may not touch the order: then it stays as it is.
         if p.cancel_session(&tid, Some(&b.eid), reason, now, &mut events)
             .is_ok()
         {
-            changes.profile = Some(ProfileWrite {
-                expected: version,
-                record: p,
-            });
+            changes.profile = Some(ProfileWrite::new(read, p));
             changes.events = events;
         }
     }

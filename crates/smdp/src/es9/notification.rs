@@ -181,17 +181,14 @@ fn installation_result(
         }),
         _ => return Outcome::refuse(Es9Error::BadRequest("unknown finalResult".into())),
     };
-    let Some(Versioned {
-        record: mut profile,
-        version,
-    }) = profile.filter(|p| p.record.iccid == binding.iccid)
-    else {
+    let Some(read) = profile.filter(|p| p.record.iccid == binding.iccid) else {
         return Outcome::refuse(Es9Error::Internal("profile vanished".into()));
     };
+    let mut profile = read.record.clone();
     let mut events = Vec::new();
     if let Err(e) = profile.record_installation(tid, &binding.eid, result, bytes, now, &mut events)
     {
-        return refused_with(profile, version, events, e.into());
+        return refused_with(read, profile, events, e.into());
     }
     if let Err(e) = session.record.complete(now) {
         return Outcome::refuse(Es9Error::UnknownTransaction(e.to_string()));
@@ -201,10 +198,7 @@ fn installation_result(
             expected: session.version,
             record: session.record,
         }),
-        profile: Some(ProfileWrite {
-            expected: version,
-            record: profile,
-        }),
+        profile: Some(ProfileWrite::new(read, profile)),
         events,
         notification: None,
     };
@@ -252,16 +246,11 @@ fn other_notification(
     if let (Some(named), Some(state)) = (
         iccid.as_ref(),
         DeviceProfileState::after_operation(operation),
-    ) && let Some(Versioned {
-        record: mut p,
-        version,
-    }) = profile.filter(|p| p.record.iccid == *named)
+    ) && let Some(read) = profile.filter(|p| p.record.iccid == *named)
+        && let mut p = read.record.clone()
         && let Some(event) = p.record_device_notification(&euicc.eid, state, seq_number, bytes, now)
     {
-        changes.profile = Some(ProfileWrite {
-            expected: version,
-            record: p,
-        });
+        changes.profile = Some(ProfileWrite::new(read, p));
         changes.events.push(event);
     }
     changes.notification = Some(NotificationRecord {

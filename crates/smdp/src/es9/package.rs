@@ -102,16 +102,13 @@ pub fn get_bound_profile_package(
     if let Err(e) = verified {
         return Outcome::refuse(e);
     }
-    let Some(Versioned {
-        record: mut profile,
-        version,
-    }) = profile.filter(|p| p.record.iccid == binding.iccid)
-    else {
+    let Some(read) = profile.filter(|p| p.record.iccid == binding.iccid) else {
         return Outcome::refuse(Es9Error::Internal(format!(
             "profile {} vanished",
             binding.iccid.as_str()
         )));
     };
+    let mut profile = read.record.clone();
 
     // The order rules first: a wrong code is counted even though no package is built.
     let hashed_cc = ok.euicc_signed2.hash_cc.as_ref().map(|h| h.0.as_ref());
@@ -120,7 +117,7 @@ pub fn get_bound_profile_package(
         .check_confirmation_code(&tid, &binding.eid, hashed_cc, now, &cfg.policy, &mut events)
         .and_then(|()| profile.mark_downloaded(&tid, &binding.eid, now, &mut events));
     if let Err(e) = rules {
-        return refused_with(profile, version, events, e.into());
+        return refused_with(read, profile, events, e.into());
     }
 
     // Then the package; if it cannot be built, nothing changes.
@@ -145,10 +142,7 @@ pub fn get_bound_profile_package(
             expected: session.version,
             record: session.record,
         }),
-        profile: Some(ProfileWrite {
-            expected: version,
-            record: profile,
-        }),
+        profile: Some(ProfileWrite::new(read, profile)),
         events,
         notification: None,
     };
@@ -181,21 +175,15 @@ fn refused_by_euicc(
         }),
         ..Changes::default()
     };
-    if let Some(Versioned {
-        record: mut p,
-        version,
-    }) = profile.filter(|p| p.record.iccid == binding.iccid)
-    {
+    if let Some(read) = profile.filter(|p| p.record.iccid == binding.iccid) {
+        let mut p = read.record.clone();
         let mut events = Vec::new();
         let reason = CancelSessionReason::Other(code);
         // A superseded session may not touch the order: then nothing changes.
         if p.cancel_session(&tid, Some(&binding.eid), reason, now, &mut events)
             .is_ok()
         {
-            changes.profile = Some(ProfileWrite {
-                expected: version,
-                record: p,
-            });
+            changes.profile = Some(ProfileWrite::new(read, p));
             changes.events = events;
         }
     }

@@ -67,6 +67,12 @@ impl ProfileTable {
         if row.stored.version != write.expected {
             return Err(StoreError::Stale);
         }
+        // The SQL stores write only the indexed columns that differ from
+        // `previous`: a step must pass the record it read.
+        debug_assert_eq!(
+            row.stored.record, write.previous,
+            "a ProfileWrite's previous record is not the one stored at its version"
+        );
         if let Some(m) = write.record.matching_id()
             && let Some(holder) = self.by_matching_id.get(m)
             && holder != iccid

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{NotificationRecord, StoreResult, Version};
+use super::{NotificationRecord, StoreResult, Version, Versioned};
 use crate::order::{ProfileRecord, ProgressEvent};
 use crate::session::SessionRecord;
 
@@ -26,8 +26,24 @@ pub enum SessionWrite {
 pub struct ProfileWrite {
     /// The version the step read.
     pub expected: Version,
+    /// The record as the step read it at `expected`. A store may write only
+    /// what differs from it: SQLite rewrites the index entries of every
+    /// indexed column an UPDATE names, changed or not, and each rewritten
+    /// entry costs a page in the write-ahead log.
+    pub previous: ProfileRecord,
     /// The new record (same ICCID; its state, order and change time are written).
     pub record: ProfileRecord,
+}
+
+impl ProfileWrite {
+    /// The rewrite of `read` into `record`.
+    pub fn new(read: Versioned<ProfileRecord>, record: ProfileRecord) -> Self {
+        Self {
+            expected: read.version,
+            previous: read.record,
+            record,
+        }
+    }
 }
 
 /// Everything one step writes, all or nothing.
