@@ -555,7 +555,12 @@ pub(crate) fn cores() -> usize {
 /// milliseconds still reads its CPU (the 10 ms ticks of /proc/self/stat
 /// read zero for it).
 pub(crate) fn process_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    cpu_clock(rustix::time::ClockId::ProcessCPUTime)
+}
+
+/// The time a kernel CPU clock (this process's or this thread's) reads.
+pub(crate) fn cpu_clock(clock: rustix::time::ClockId) -> Duration {
+    let t = rustix::time::clock_gettime(clock);
     Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
         u32::try_from(t.tv_nsec).unwrap_or(0),

@@ -666,11 +666,7 @@ pub fn load_average() -> Option<f64> {
 
 /// CPU time this thread has used (for the eIM's share in memory).
 pub fn thread_cpu() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(
-        u64::try_from(t.tv_sec).unwrap_or(0),
-        u32::try_from(t.tv_nsec).unwrap_or(0),
-    )
+    crate::bench_cmd::cpu_clock(rustix::time::ClockId::ThreadCPUTime)
 }
 
 /// CPU time of this process's threads whose name starts with `prefix`,
