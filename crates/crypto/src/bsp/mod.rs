@@ -21,7 +21,7 @@ mod wire;
 
 use crate::error::{Error, Result};
 use crate::kdf::SessionKeys;
-use state::{Direction, State};
+use state::State;
 
 pub use wire::{
     TAG_REPLACE_SESSION_KEYS, decode_replace_session_keys, encode_replace_session_keys,
@@ -86,7 +86,7 @@ impl BspEncryptor {
     /// Starts a session with the keys from [`crate::kdf::derive_session_keys`].
     pub fn new(keys: &SessionKeys) -> Self {
         Self {
-            state: State::new(keys, Direction::Send),
+            state: State::new(keys),
         }
     }
 
@@ -170,7 +170,7 @@ impl BspEncryptor {
     /// Switches to the profile protection keys sent in `ReplaceSessionKeys`
     /// (PPK-ENC, PPK-MAC, initial MCV); the block counter restarts at 1.
     pub fn replace_session_keys(&mut self, ppk: &SessionKeys) {
-        self.state = State::new(ppk, Direction::Send);
+        self.state = State::new(ppk);
     }
 
     /// The block counter the next segment will use.
@@ -198,7 +198,7 @@ impl BspDecryptor {
     /// refusing segments longer than [`MAX_SEGMENT_LEN`].
     pub fn new(keys: &SessionKeys) -> Self {
         Self {
-            state: State::new(keys, Direction::Receive),
+            state: State::new(keys),
             max_segment_len: MAX_SEGMENT_LEN,
         }
     }
@@ -237,7 +237,7 @@ impl BspDecryptor {
     /// Switches to the profile protection keys received in
     /// `ReplaceSessionKeys`; the block counter restarts at 1.
     pub fn replace_session_keys(&mut self, ppk: &SessionKeys) {
-        self.state = State::new(ppk, Direction::Receive);
+        self.state = State::new(ppk);
     }
 
     /// The block counter the next segment must use.
