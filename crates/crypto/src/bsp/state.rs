@@ -374,7 +374,7 @@ fn seal(
     out
 }
 
-/// [`seal`] once the S-ENC backend is chosen; [`SealWith`] once both are.
+/// [`seal`] once the S-ENC backend is chosen ([`WithMacBackend`] once both are).
 struct Seal<'a> {
     cmac: &'a Cmac,
     counter: u128,
@@ -392,22 +392,16 @@ impl BlockCipherEncClosure for Seal<'_> {
     #[inline(always)]
     fn call<E: BlockCipherEncBackend<BlockSize = U16>>(self, enc: &E) {
         let cmac = self.cmac;
-        cmac.aes.encrypt_with_backend(SealWith { seal: self, enc });
+        cmac.aes.encrypt_with_backend(ThenMac {
+            job: self,
+            s_enc: enc,
+        });
     }
 }
 
-struct SealWith<'a, 'b, E> {
-    seal: Seal<'a>,
-    enc: &'b E,
-}
-
-impl<E> BlockSizeUser for SealWith<'_, '_, E> {
-    type BlockSize = U16;
-}
-
-impl<E: BlockCipherEncBackend<BlockSize = U16>> BlockCipherEncClosure for SealWith<'_, '_, E> {
+impl<E: BlockCipherEncBackend<BlockSize = U16>> WithMacBackend<E> for Seal<'_> {
     #[inline(always)]
-    fn call<M: BlockCipherEncBackend<BlockSize = U16>>(self, mac: &M) {
+    fn run<M: BlockCipherEncBackend<BlockSize = U16>>(self, enc: &E, mac: &M) {
         let Seal {
             cmac,
             counter,
@@ -415,7 +409,7 @@ impl<E: BlockCipherEncBackend<BlockSize = U16>> BlockCipherEncClosure for SealWi
             segment,
             header_len,
             out,
-        } = self.seal;
+        } = self;
         debug_assert!(header_len <= 16, "a segment header is 2 to 4 bytes");
         let mut chain = MacChain::new(segment.len());
         chain.absorb_block(mac, mcv);
@@ -431,11 +425,11 @@ impl<E: BlockCipherEncBackend<BlockSize = U16>> BlockCipherEncClosure for SealWi
             .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
         // CBC starts from the ICV: AES(S-ENC, counter).
         let mut block = counter.to_be_bytes();
-        encrypt(self.enc, &mut block);
+        encrypt(enc, &mut block);
         let (blocks, _) = body.as_chunks_mut::<16>();
         for plain in blocks {
             xor_into(&mut block, plain);
-            encrypt(self.enc, &mut block);
+            encrypt(enc, &mut block);
             *plain = block;
             let cipher = u128::from_be_bytes(block);
             let message = carry.checked_shl(tail_bits).unwrap_or(0)
@@ -473,7 +467,7 @@ fn open(
     out
 }
 
-/// [`open`] once the S-ENC backend is chosen; [`OpenWith`] once both are.
+/// [`open`] once the S-ENC backend is chosen ([`WithMacBackend`] once both are).
 struct Open<'a> {
     cmac: &'a Cmac,
     icv: &'a [u8; 16],
@@ -492,22 +486,16 @@ impl BlockCipherDecClosure for Open<'_> {
     #[inline(always)]
     fn call<D: BlockCipherDecBackend<BlockSize = U16>>(self, dec: &D) {
         let cmac = self.cmac;
-        cmac.aes.encrypt_with_backend(OpenWith { open: self, dec });
+        cmac.aes.encrypt_with_backend(ThenMac {
+            job: self,
+            s_enc: dec,
+        });
     }
 }
 
-struct OpenWith<'a, 'b, D> {
-    open: Open<'a>,
-    dec: &'b D,
-}
-
-impl<D> BlockSizeUser for OpenWith<'_, '_, D> {
-    type BlockSize = U16;
-}
-
-impl<D: BlockCipherDecBackend<BlockSize = U16>> BlockCipherEncClosure for OpenWith<'_, '_, D> {
+impl<D: BlockCipherDecBackend<BlockSize = U16>> WithMacBackend<D> for Open<'_> {
     #[inline(always)]
-    fn call<M: BlockCipherEncBackend<BlockSize = U16>>(self, mac: &M) {
+    fn run<M: BlockCipherEncBackend<BlockSize = U16>>(self, dec: &D, mac: &M) {
         let Open {
             cmac,
             icv,
@@ -516,7 +504,7 @@ impl<D: BlockCipherDecBackend<BlockSize = U16>> BlockCipherEncClosure for OpenWi
             cipher_start,
             plain,
             out,
-        } = self.open;
+        } = self;
         let mut chain = MacChain::new(segment.len());
         let (ciphers, _) = segment
             .get(cipher_start..)
@@ -528,8 +516,7 @@ impl<D: BlockCipherDecBackend<BlockSize = U16>> BlockCipherEncClosure for OpenWi
         for (cipher, plain) in ciphers.iter().zip(plains) {
             // CBC: AES^-1 of this block XOR the previous one (the ICV first).
             *plain = *cipher;
-            self.dec
-                .decrypt_block_inplace(Array::cast_from_core_mut(plain));
+            dec.decrypt_block_inplace(Array::cast_from_core_mut(plain));
             xor_into(plain, previous);
             previous = cipher;
             // The MAC of every message block up to the end of this one (the
@@ -538,6 +525,30 @@ impl<D: BlockCipherDecBackend<BlockSize = U16>> BlockCipherEncClosure for OpenWi
             chain.absorb(mac, mcv, segment, ciphertext_end);
         }
         *out = chain.finish(mac, cmac, mcv, segment);
+    }
+}
+
+/// Work on a segment that needs the S-ENC backend `B` (encrypting for
+/// [`seal`], decrypting for [`open`]) and the S-MAC one at the same time.
+trait WithMacBackend<B> {
+    fn run<M: BlockCipherEncBackend<BlockSize = U16>>(self, s_enc: &B, mac: &M);
+}
+
+/// Runs `job` once the S-MAC backend is chosen, beside `s_enc`, the S-ENC
+/// backend chosen before.
+struct ThenMac<'b, J, B> {
+    job: J,
+    s_enc: &'b B,
+}
+
+impl<J, B> BlockSizeUser for ThenMac<'_, J, B> {
+    type BlockSize = U16;
+}
+
+impl<J: WithMacBackend<B>, B> BlockCipherEncClosure for ThenMac<'_, J, B> {
+    #[inline(always)]
+    fn call<M: BlockCipherEncBackend<BlockSize = U16>>(self, mac: &M) {
+        self.job.run(self.s_enc, mac);
     }
 }
 
