@@ -126,13 +126,9 @@ impl State {
             mac_start - cipher.len(),
             &mut out[start..],
         );
-        let checked = aws_lc_rs::constant_time::verify_slices_are_equal(
-            &full[..MAC_LEN],
-            &segment[mac_start..],
-        )
-        .map_err(|_| Error::MacMismatch)
-        // The padding is read only once the MAC has verified.
-        .and_then(|()| unpad_len(&out[start..]).ok_or(Error::BadPadding));
+        let checked = check_mac(&full, &segment[mac_start..])
+            // The padding is read only once the MAC has verified.
+            .and_then(|()| unpad_len(&out[start..]).ok_or(Error::BadPadding));
         match checked {
             Ok(len) => {
                 out.truncate(start + len);
@@ -156,8 +152,7 @@ impl State {
         let next_counter = self.next_counter()?;
         let mac_start = parsed.mac_start();
         let full = self.mac.sign(&self.mcv, &segment[..mac_start]);
-        aws_lc_rs::constant_time::verify_slices_are_equal(&full[..MAC_LEN], &segment[mac_start..])
-            .map_err(|_| Error::MacMismatch)?;
+        check_mac(&full, &segment[mac_start..])?;
         self.advance(full, next_counter);
         let (data, _) = parsed.data_and_mac();
         Ok(VerifiedSegment {
@@ -423,7 +418,8 @@ impl<E: BlockCipherEncBackend<BlockSize = U16>> WithMacBackend<E> for Seal<'_> {
         let mut carry = header
             .iter()
             .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-        // CBC starts from the ICV: AES(S-ENC, counter).
+        // CBC starts from the ICV, as `State::icv` computes it, here on the
+        // backend already chosen (one backend dispatch less per segment).
         let mut block = counter.to_be_bytes();
         encrypt(enc, &mut block);
         let (blocks, _) = body.as_chunks_mut::<16>();
@@ -563,6 +559,13 @@ fn encrypt<B: BlockCipherEncBackend<BlockSize = U16>>(backend: &B, block: &mut [
 fn xor_into(block: &mut [u8; 16], other: &[u8; 16]) {
     // As one 128-bit value: one vector XOR rather than sixteen byte ones.
     *block = (u128::from_ne_bytes(*block) ^ u128::from_ne_bytes(*other)).to_ne_bytes();
+}
+
+/// Compares a segment's C-MAC, `received`, with the first 8 bytes of the
+/// CMAC computed over it, in constant time.
+fn check_mac(full: &[u8; 16], received: &[u8]) -> Result<()> {
+    aws_lc_rs::constant_time::verify_slices_are_equal(&full[..MAC_LEN], received)
+        .map_err(|_| Error::MacMismatch)
 }
 
 /// Multiplication by x in GF(2^128) as RFC 4493 defines it for the subkeys:
